@@ -58,6 +58,7 @@ public final class Libc {
     private static final MethodHandle SETSOCKOPT = capture(LibC.setsockopt$address(), LibC.setsockopt$descriptor());
     private static final MethodHandle GETSOCKOPT = capture(LibC.getsockopt$address(), LibC.getsockopt$descriptor());
     private static final MethodHandle GETSOCKNAME = capture(LibC.getsockname$address(), LibC.getsockname$descriptor());
+    private static final MethodHandle GETPEERNAME = capture(LibC.getpeername$address(), LibC.getpeername$descriptor());
     private static final MethodHandle SHUTDOWN = capture(LibC.shutdown$address(), LibC.shutdown$descriptor());
     private static final MethodHandle EVENTFD = capture(LibC.eventfd$address(), LibC.eventfd$descriptor());
     private static final MethodHandle GETRLIMIT = capture(LibC.getrlimit$address(), LibC.getrlimit$descriptor());
@@ -433,6 +434,16 @@ public final class Libc {
         MemorySegment st = CAPTURE.get();
         try {
             return result((int) GETSOCKNAME.invokeExact(st, fd, addr, addrLen), st);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** getpeername(2) into {@code addr} (capacity in {@code addrLen[0]}, updated). */
+    public static int getpeername(int fd, MemorySegment addr, MemorySegment addrLen) {
+        MemorySegment st = CAPTURE.get();
+        try {
+            return result((int) GETPEERNAME.invokeExact(st, fd, addr, addrLen), st);
         } catch (Throwable t) {
             throw rethrow(t);
         }

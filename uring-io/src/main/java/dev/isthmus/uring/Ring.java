@@ -967,6 +967,11 @@ public final class Ring implements IoDriver {
         return ringFd;
     }
 
+    /** Whether {@link #close()} has begun: no new operations are accepted. */
+    public boolean isClosed() {
+        return closed;
+    }
+
     /** Operations queued or in flight. */
     public int inFlight() {
         return inFlight;

@@ -2487,6 +2487,68 @@ public class LibC extends LibC$shared {
         }
     }
 
+    private static class getpeername {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibC.C_INT,
+            LibC.C_INT,
+            LibC.C_POINTER,
+            LibC.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.find("getpeername").orElseThrow(() -> new UnsatisfiedLinkError("symbol not found: getpeername"));
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * extern int getpeername(int __fd, struct sockaddr *restrict __addr, socklen_t *restrict __len)
+     * }
+     */
+    public static FunctionDescriptor getpeername$descriptor() {
+        return getpeername.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * extern int getpeername(int __fd, struct sockaddr *restrict __addr, socklen_t *restrict __len)
+     * }
+     */
+    public static MethodHandle getpeername$handle() {
+        return getpeername.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * extern int getpeername(int __fd, struct sockaddr *restrict __addr, socklen_t *restrict __len)
+     * }
+     */
+    public static MemorySegment getpeername$address() {
+        return getpeername.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * extern int getpeername(int __fd, struct sockaddr *restrict __addr, socklen_t *restrict __len)
+     * }
+     */
+    public static int getpeername(int __fd, MemorySegment __addr, MemorySegment __len) {
+        var mh$ = getpeername.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("getpeername", __fd, __addr, __len);
+            }
+            return (int)mh$.invokeExact(__fd, __addr, __len);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class getsockopt {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             LibC.C_INT,

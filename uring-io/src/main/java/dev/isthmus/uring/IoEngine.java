@@ -1,0 +1,52 @@
+package dev.isthmus.uring;
+
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+
+/**
+ * A shard's I/O engine: the {@link IoDriver} its loop drives plus the files and sockets it serves. One
+ * implementation over io_uring ({@link UringEngine}) and one portable ({@link PortableEngine}) pass the same
+ * tests. Created on, and owned by, one thread; every completion is delivered on that thread.
+ */
+public interface IoEngine extends IoDriver {
+
+    /** Creates the engine for {@code backend} on the calling thread. */
+    static IoEngine create(IoBackend backend, RingConfig config) {
+        return switch (backend.resolve()) {
+            case IO_URING -> {
+                dev.isthmus.ffi.IoUringSupport s = dev.isthmus.ffi.IoUringSupport.probe();
+                if (!s.usable()) {
+                    throw new IllegalStateException("io_uring backend requested but unusable: " + s.reason());
+                }
+                yield new UringEngine(Ring.create(config));
+            }
+            case PORTABLE -> new PortableEngine(config.maxInFlight());
+            case AUTO -> throw new IllegalStateException("AUTO resolves to a concrete backend");
+        };
+    }
+
+    /** Creates the engine chosen by {@link IoBackend#AUTO} with default ring settings. */
+    static IoEngine create() {
+        return create(IoBackend.AUTO, RingConfig.defaults());
+    }
+
+    /**
+     * Opens (and with {@code create}, creates) {@code path} for direct I/O (O_DIRECT: no page cache). The
+     * open itself is a short synchronous call.
+     *
+     * @throws dev.isthmus.ffi.ErrnoException the open failed (message names the path and errno)
+     */
+    DmaFile openDmaFile(Path path, boolean create);
+
+    /**
+     * Listens on {@code address} (port 0 picks a free one) and accepts connections for as long as the
+     * listener is open; each connection (or -errno) reaches {@code handler} on this engine's thread.
+     *
+     * @param reusePort SO_REUSEPORT, so that every shard can listen on the same port and the kernel spreads
+     *                  connections across them
+     */
+    TcpListener listen(InetSocketAddress address, boolean reusePort, int backlog, TcpListener.AcceptHandler handler);
+
+    /** Connects to {@code address}; the connection or -errno reaches {@code handler} on this engine's thread. */
+    void connect(InetSocketAddress address, TcpConnection.ConnectHandler handler);
+}

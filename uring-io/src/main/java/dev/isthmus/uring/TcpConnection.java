@@ -1,0 +1,69 @@
+package dev.isthmus.uring;
+
+import java.lang.foreign.MemorySegment;
+import java.net.InetSocketAddress;
+
+/**
+ * A connected TCP socket on one engine. Owner: the engine's thread; all callbacks run there.
+ *
+ * <h2>Receiving</h2>
+ * {@link #startReceiving(ReceiveHandler)} delivers data as it arrives in buffers owned by the engine (a
+ * provided-buffer ring on io_uring), without a per-connection receive buffer. The handler releases each
+ * buffer with {@link #releaseBuffer(int)} when it has consumed or copied the bytes; while the engine is out
+ * of buffers, receiving pauses (back-pressure) and resumes as buffers are released.
+ *
+ * <h2>Sending</h2>
+ * {@link #send} transmits every byte of its parts (short sends are continued internally) and completes with
+ * the total or -errno. One send at a time per connection: queue the next from the completion.
+ */
+public interface TcpConnection extends AutoCloseable {
+
+    /** Receives the outcome of {@link IoEngine#connect}. */
+    @FunctionalInterface
+    interface ConnectHandler {
+        /** @param connection the connection, or null when {@code result} is -errno */
+        void onConnect(TcpConnection connection, int result);
+    }
+
+    /** Receives data and the end of the stream. */
+    interface ReceiveHandler {
+        /**
+         * {@code length} bytes arrived at {@code memory[offset, offset + length)}; call
+         * {@link #releaseBuffer(int)} with {@code bufferId} once they are consumed.
+         */
+        void onReceive(TcpConnection connection, MemorySegment memory, long offset, int length, int bufferId);
+
+        /** The stream ended: 0 when the peer closed it, -errno on an error. No more data follows. */
+        void onClosed(TcpConnection connection, int result);
+    }
+
+    /** Starts delivering received data to {@code handler}. Once per connection. */
+    void startReceiving(ReceiveHandler handler);
+
+    /** Returns a receive buffer to the engine. */
+    void releaseBuffer(int bufferId);
+
+    /**
+     * Sends {@code parts[0..count)} in order (gather; nothing is copied). The parts must stay untouched until
+     * the completion, which carries the total bytes sent or -errno. Returns an operation id or -EBUSY.
+     *
+     * @throws IllegalStateException a send is already in flight on this connection
+     */
+    long send(MemorySegment[] parts, int count, CompletionHandler handler, long attachment);
+
+    /** Sends one buffer; see {@link #send(MemorySegment[], int, CompletionHandler, long)}. */
+    long send(MemorySegment data, CompletionHandler handler, long attachment);
+
+    /** Shuts down the sending side (the peer reads end of stream). */
+    void shutdownOutput();
+
+    InetSocketAddress remoteAddress();
+
+    InetSocketAddress localAddress();
+
+    boolean isOpen();
+
+    /** Closes the socket; an active receive ends with {@link ReceiveHandler#onClosed} (-ECANCELED or 0). */
+    @Override
+    void close();
+}

@@ -1,0 +1,177 @@
+package dev.isthmus.uring;
+
+import dev.isthmus.ffi.ErrnoException;
+import dev.isthmus.ffi.Libc;
+import dev.isthmus.ffi.gen.libc.statx;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+
+/**
+ * {@link IoEngine} over one {@link Ring}: direct-I/O files, listeners with multishot accept, connections
+ * with multishot receive into a shared provided-buffer ring. Owner: the thread that created the ring.
+ */
+public final class UringEngine implements IoEngine {
+    /** Receive buffers shared by all connections of this engine. */
+    public static final int RECEIVE_BUFFER_COUNT = 256;
+    public static final int RECEIVE_BUFFER_BYTES = 16 * 1024;
+    private static final int RECEIVE_GROUP = 0;
+
+    private final Ring ring;
+    private BufferRing receiveBuffers;
+    /** Connections whose multishot receive ended with -ENOBUFS, waiting for released buffers. */
+    private final ArrayDeque<UringTcpConnection> starved = new ArrayDeque<>();
+
+    public UringEngine(Ring ring) {
+        this.ring = ring;
+    }
+
+    /** The ring, for operations this interface does not cover. */
+    public Ring ring() {
+        return ring;
+    }
+
+    @Override
+    public int reap() {
+        return ring.reap();
+    }
+
+    @Override
+    public int submitAndWait(long timeoutNs) {
+        return ring.submitAndWait(timeoutNs);
+    }
+
+    @Override
+    public void wakeup() {
+        ring.wakeup();
+    }
+
+    @Override
+    public void signal(IoDriver target) {
+        ring.signal(target instanceof UringEngine e ? e.ring : target);
+    }
+
+    @Override
+    public String backendName() {
+        return ring.backendName();
+    }
+
+    @Override
+    public DmaFile openDmaFile(Path path, boolean create) {
+        int flags = Libc.O_RDWR | Libc.O_DIRECT | Libc.O_CLOEXEC | (create ? Libc.O_CREAT : 0);
+        int fd = Libc.check(Libc.open(path.toString(), flags, 0644), "open(" + path + ", O_DIRECT)");
+        return new UringDmaFile(ring, fd, path, directIoAlignment(fd, path));
+    }
+
+    /** The O_DIRECT alignment of an open file: statx STATX_DIOALIGN, or 4096 when the file system does not say. */
+    static int directIoAlignment(int fd, Path path) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment st = a.allocate(statx.layout());
+            int r = Libc.statx(fd, a.allocateFrom(""), Libc.AT_EMPTY_PATH, Libc.STATX_DIOALIGN, st);
+            if (r == 0 && (statx.stx_mask(st) & Libc.STATX_DIOALIGN) != 0) {
+                int mem = statx.stx_dio_mem_align(st);
+                int off = statx.stx_dio_offset_align(st);
+                if (off == 0) {
+                    Libc.close(fd);
+                    throw new IllegalArgumentException("the file system of " + path + " does not support direct I/O");
+                }
+                return Math.max(mem, off);
+            }
+            return 4096;
+        }
+    }
+
+    static long fileSize(int fd, Path path) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment st = a.allocate(statx.layout());
+            Libc.check(Libc.statx(fd, a.allocateFrom(""), Libc.AT_EMPTY_PATH, Libc.STATX_SIZE, st), "statx(" + path + ")");
+            return statx.stx_size(st);
+        }
+    }
+
+    @Override
+    public TcpListener listen(InetSocketAddress address, boolean reusePort, int backlog,
+                              TcpListener.AcceptHandler handler) {
+        int fd = SocketAddresses.tcpSocket(address);
+        try (Arena a = Arena.ofConfined()) {
+            Libc.check(Libc.setsockoptInt(fd, Libc.SOL_SOCKET, Libc.SO_REUSEADDR, 1), "setsockopt(SO_REUSEADDR)");
+            if (reusePort) {
+                Libc.check(Libc.setsockoptInt(fd, Libc.SOL_SOCKET, Libc.SO_REUSEPORT, 1), "setsockopt(SO_REUSEPORT)");
+            }
+            MemorySegment sa = a.allocate(SocketAddresses.MAX_BYTES, 8);
+            int len = SocketAddresses.write(address, sa);
+            Libc.check(Libc.bind(fd, sa, len), "bind(" + address + ")");
+            Libc.check(Libc.listen(fd, backlog), "listen(" + address + ")");
+        } catch (RuntimeException e) {
+            Libc.close(fd);
+            throw e;
+        }
+        UringTcpListener l = new UringTcpListener(this, fd, handler);
+        l.arm();
+        return l;
+    }
+
+    @Override
+    public void connect(InetSocketAddress address, TcpConnection.ConnectHandler handler) {
+        int fd = SocketAddresses.tcpSocket(address);
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment sa = a.allocate(SocketAddresses.MAX_BYTES, 8);
+            int len = SocketAddresses.write(address, sa);
+            long r = ring.connect(fd, sa.asSlice(0, len), (res, flags, att) -> {
+                if (res < 0) {
+                    Libc.close(fd);
+                    handler.onConnect(null, res);
+                } else {
+                    handler.onConnect(newConnection(fd), 0);
+                }
+            }, 0);
+            if (r < 0) {
+                Libc.close(fd);
+                handler.onConnect(null, (int) r);
+            }
+        }
+    }
+
+    UringTcpConnection newConnection(int fd) {
+        Libc.setsockoptInt(fd, Libc.IPPROTO_TCP, Libc.TCP_NODELAY, 1);
+        return new UringTcpConnection(this, fd);
+    }
+
+    BufferRing receiveBuffers() {
+        if (receiveBuffers == null) {
+            receiveBuffers = BufferRing.create(ring, RECEIVE_GROUP, RECEIVE_BUFFER_COUNT, RECEIVE_BUFFER_BYTES);
+        }
+        return receiveBuffers;
+    }
+
+    void starved(UringTcpConnection c) {
+        starved.add(c);
+    }
+
+    void bufferReleased() {
+        UringTcpConnection c = starved.poll();
+        if (c != null) {
+            c.rearm();
+        }
+    }
+
+    @Override
+    public void close() {
+        ring.close();
+        if (receiveBuffers != null) {
+            receiveBuffers.close();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "UringEngine{" + ring + "}";
+    }
+
+    static ErrnoException failure(String call, long r) {
+        return new ErrnoException(call, (int) -r);
+    }
+}
