@@ -1,0 +1,368 @@
+package dev.isthmus.log;
+
+import dev.isthmus.ffi.Errno;
+import dev.isthmus.uring.CompletionHandler;
+import dev.isthmus.uring.DmaFile;
+import dev.isthmus.uring.Verify;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Appends bytes to one segment file with O_DIRECT, through aligned write-behind chunks.
+ *
+ * <pre>
+ *  file:  | chunk k (full, written) | chunk k+1 (full, in flight) | chunk k+2 (tail, partly filled) |
+ *                                                                   ^ filled        ^ aligned length
+ *  written --------------------------^ (contiguous prefix of completed writes)
+ *  durable ----------------^ (covered by a completed fdatasync)
+ * </pre>
+ *
+ * <ul>
+ * <li>Bytes are copied into the tail chunk; a full chunk is written at once, and several chunk writes are
+ *     in flight together, completing in any order (technique 3).</li>
+ * <li>{@link #flush()} writes the partly filled tail chunk, padded to the alignment with zeros; the tail is
+ *     rewritten as it grows. At most one write per chunk is in flight (two writes of the same range could
+ *     land in either order), so a rewrite waits for the previous one.</li>
+ * <li>{@link #written()} advances only over a contiguous prefix of completed writes; then one fdatasync
+ *     covers everything written so far, however many appends and flushes asked for it (technique 6).</li>
+ * <li>The file is grown ahead of the writer with fallocate in {@code fallocateStepBytes} steps, so steady
+ *     state writes overwrite allocated space (technique 5).</li>
+ * </ul>
+ *
+ * <p>Owner: the shard thread of the file's engine. Not thread-safe.
+ */
+public final class SegmentAppender implements CompletionHandler {
+
+    /** What the appender reports to its log. */
+    public interface Listener {
+        /** Everything before file position {@code durable} is on stable storage. */
+        void onDurable(long durable);
+
+        /** A write, fallocate or fdatasync failed; the segment accepts no more appends. */
+        void onFailure(String what, int errno);
+
+        /** Chunks were freed: an append that was refused for lack of memory may be retried. */
+        void onSpaceAvailable();
+    }
+
+    private static final long TAG_WRITE = 0L;
+    private static final long TAG_SYNC = 1L << 40;
+    private static final long TAG_FALLOCATE = 2L << 40;
+    private static final long TAG_MASK = 3L << 40;
+
+    private final DmaFile file;
+    private final ChunkPool pool;
+    private final Listener listener;
+    private final int chunkBytes;
+    private final int alignment;
+    private final long fallocateStepBytes;
+    private final long maxBytes;
+
+    // Chunk table, indexed by chunk id (pool ids): file position, fill, write state.
+    private final long[] chunkFilePos;
+    private final int[] chunkFilled;
+    private final boolean[] chunkInFlight;
+    private final boolean[] chunkNeedsWrite;
+    private final int[] chunkWriteLen;
+
+    // Writes in dispatch order (a ring): the logical end each covers, and whether it completed.
+    private final long[] opEnd;
+    private final boolean[] opDone;
+    private final int[] opChunk;
+    private int opHead;
+    private int opTail;
+
+    private int tailChunk = -1;
+    private long position;
+    private long written;
+    private long durable;
+    private long syncRequested;
+    private long syncing = -1;
+    private long allocatedEnd;
+    private boolean fallocating;
+    private boolean failed;
+    private int inFlight;
+
+    /**
+     * @param file               the segment file, open for direct I/O
+     * @param startPosition      where appends continue (the validated end of the existing data)
+     * @param existingTail       ends with the bytes [startPosition rounded down to the chunk size, startPosition)
+     *                           already in the file, which the first tail-chunk write rewrites; may be empty
+     *                           when startPosition is a multiple of the chunk size
+     * @param allocatedBytes     the file's current size (already allocated space)
+     * @param fallocateStepBytes grow the file by this much ahead of the writer (a multiple of the alignment)
+     * @param maxBytes           the segment's size limit (fallocate never goes past it)
+     */
+    public SegmentAppender(DmaFile file, ChunkPool pool, Listener listener, long startPosition,
+                           MemorySegment existingTail, long allocatedBytes, long fallocateStepBytes, long maxBytes) {
+        this.file = file;
+        this.pool = pool;
+        this.listener = listener;
+        this.chunkBytes = pool.chunkBytes();
+        this.alignment = Math.max(4096, file.alignment());
+        if (chunkBytes % alignment != 0) {
+            throw new IllegalArgumentException("chunk size " + chunkBytes + " is not a multiple of the file's"
+                + " direct I/O alignment " + alignment + " (" + file.path() + ")");
+        }
+        if (fallocateStepBytes % alignment != 0) {
+            throw new IllegalArgumentException("fallocate step " + fallocateStepBytes + " is not a multiple of "
+                + alignment);
+        }
+        int n = pool.capacity();
+        this.chunkFilePos = new long[n];
+        this.chunkFilled = new int[n];
+        this.chunkInFlight = new boolean[n];
+        this.chunkNeedsWrite = new boolean[n];
+        this.chunkWriteLen = new int[n];
+        int ring = Integer.highestOneBit(2 * n + 2) << 1;
+        this.opEnd = new long[ring];
+        this.opDone = new boolean[ring];
+        this.opChunk = new int[ring];
+        this.fallocateStepBytes = fallocateStepBytes;
+        this.maxBytes = maxBytes;
+        this.position = startPosition;
+        this.written = startPosition;
+        this.durable = startPosition;
+        this.syncRequested = startPosition;
+        this.allocatedEnd = allocatedBytes;
+        long tailStart = startPosition - startPosition % chunkBytes;
+        int tailLen = (int) (startPosition - tailStart);
+        Verify.that(existingTail.byteSize() >= tailLen, "existing tail: %d bytes given, %d needed",
+            existingTail.byteSize(), tailLen);
+        if (tailLen > 0) {
+            tailChunk = pool.acquire();
+            Verify.that(tailChunk >= 0, "no chunk for the existing tail");
+            chunkFilePos[tailChunk] = tailStart;
+            chunkFilled[tailChunk] = tailLen;
+            MemorySegment.copy(existingTail, existingTail.byteSize() - tailLen, pool.chunk(tailChunk), 0, tailLen);
+        }
+    }
+
+    /** The end of the bytes appended so far (the next append's file position). */
+    public long position() {
+        return position;
+    }
+
+    /** The end of the contiguous prefix of completed writes. */
+    public long written() {
+        return written;
+    }
+
+    /** The end of what a completed fdatasync covers. */
+    public long durable() {
+        return durable;
+    }
+
+    public boolean failed() {
+        return failed;
+    }
+
+    /** Writes and syncs in flight. */
+    public int inFlight() {
+        return inFlight;
+    }
+
+    public DmaFile file() {
+        return file;
+    }
+
+    /** Whether {@code bytes} more can be appended now without waiting for memory. */
+    public boolean canAppend(long bytes) {
+        int filled = tailChunk < 0 ? chunkBytes : chunkFilled[tailChunk];
+        long room = tailChunk < 0 ? 0 : chunkBytes - filled;
+        long needChunks = bytes <= room ? 0 : (bytes - room + chunkBytes - 1) / chunkBytes;
+        return needChunks <= pool.available();
+    }
+
+    /**
+     * Copies {@code length} bytes of {@code source} from {@code offset} to the end of the segment. Check
+     * {@link #canAppend(long)} first: this fails if memory runs out midway.
+     *
+     * @return the file position the bytes start at
+     */
+    public long append(MemorySegment source, long offset, long length) {
+        if (failed) {
+            throw new IllegalStateException("segment " + file.path() + " failed; no more appends");
+        }
+        Verify.that(canAppend(length), "append of %d bytes without the chunks for it", length);
+        long start = position;
+        long done = 0;
+        while (done < length) {
+            if (tailChunk < 0 || chunkFilled[tailChunk] == chunkBytes) {
+                nextChunk();
+            }
+            int filled = chunkFilled[tailChunk];
+            int n = (int) Math.min(length - done, chunkBytes - filled);
+            MemorySegment.copy(source, offset + done, pool.chunk(tailChunk), filled, n);
+            chunkFilled[tailChunk] = filled + n;
+            done += n;
+            position += n;
+            if (chunkFilled[tailChunk] == chunkBytes) {
+                dispatch(tailChunk);
+            }
+        }
+        return start;
+    }
+
+    private void nextChunk() {
+        int old = tailChunk;
+        if (old >= 0 && !chunkInFlight[old] && !chunkNeedsWrite[old] && chunkWriteLen[old] == chunkBytes) {
+            pool.release(old); // full and written: nothing refers to it any more
+        }
+        long pos = tailChunk < 0 ? position - position % chunkBytes : chunkFilePos[tailChunk] + chunkBytes;
+        int id = pool.acquire();
+        Verify.that(id >= 0, "chunk pool exhausted");
+        tailChunk = id;
+        chunkFilePos[id] = pos;
+        chunkFilled[id] = 0;
+        chunkNeedsWrite[id] = false;
+        chunkInFlight[id] = false;
+        chunkWriteLen[id] = 0;
+    }
+
+    /**
+     * Writes the partly filled tail (if it has unwritten bytes) and asks for an fdatasync covering everything
+     * appended so far, once the writes before it complete. Many flushes share one fdatasync.
+     */
+    public void flush() {
+        if (failed) {
+            return;
+        }
+        if (tailChunk >= 0 && chunkFilled[tailChunk] > chunkWriteLen[tailChunk]) {
+            dispatch(tailChunk);
+        }
+        syncRequested = Math.max(syncRequested, position);
+        maybeSync();
+    }
+
+    private void dispatch(int chunk) {
+        if (chunkInFlight[chunk]) {
+            chunkNeedsWrite[chunk] = true;
+            return;
+        }
+        int filled = chunkFilled[chunk];
+        int len = filled == chunkBytes ? chunkBytes : (filled + alignment - 1) / alignment * alignment;
+        long filePos = chunkFilePos[chunk];
+        ensureAllocated(filePos + len);
+        int slot = opTail & (opEnd.length - 1);
+        Verify.that(opTail - opHead < opEnd.length, "write ring overflow");
+        opEnd[slot] = filePos + filled;
+        opDone[slot] = false;
+        opChunk[slot] = chunk;
+        long r = file.write(pool.chunk(chunk).asSlice(0, len), filePos, this, TAG_WRITE | slot);
+        if (r < 0) {
+            fail("write of " + len + " bytes at " + filePos, (int) -r);
+            return;
+        }
+        opTail++;
+        chunkInFlight[chunk] = true;
+        chunkNeedsWrite[chunk] = false;
+        chunkWriteLen[chunk] = filled;
+        inFlight++;
+    }
+
+    private void ensureAllocated(long end) {
+        if (fallocating || fallocateStepBytes == 0 || allocatedEnd >= maxBytes) {
+            return;
+        }
+        // Keep at least half a step allocated ahead of the writer.
+        if (end + fallocateStepBytes / 2 <= allocatedEnd) {
+            return;
+        }
+        long length = Math.min(fallocateStepBytes, maxBytes - allocatedEnd);
+        length = (length + alignment - 1) / alignment * alignment;
+        long r = file.allocate(allocatedEnd, length, false, this, TAG_FALLOCATE | (length & ((1L << 40) - 1)));
+        if (r >= 0) {
+            fallocating = true;
+            inFlight++;
+        }
+    }
+
+    private void maybeSync() {
+        if (syncing >= 0 || failed || syncRequested <= durable || written < syncRequested) {
+            return;
+        }
+        long r = file.datasync(this, TAG_SYNC);
+        if (r < 0) {
+            fail("fdatasync", (int) -r);
+            return;
+        }
+        syncing = written;
+        inFlight++;
+    }
+
+    @Override
+    public void onComplete(int result, int flags, long attachment) {
+        inFlight--;
+        long tag = attachment & TAG_MASK;
+        if (tag == TAG_SYNC) {
+            long covered = syncing;
+            syncing = -1;
+            if (result < 0) {
+                fail("fdatasync", -result);
+                return;
+            }
+            durable = covered;
+            listener.onDurable(durable);
+            maybeSync();
+        } else if (tag == TAG_FALLOCATE) {
+            fallocating = false;
+            if (result < 0) {
+                // Not fatal: writes extend the file themselves, only slower. Stop trying.
+                allocatedEnd = Long.MAX_VALUE;
+                listener.onFailure("fallocate (continuing without preallocation)", -result);
+            } else {
+                allocatedEnd += attachment & ((1L << 40) - 1);
+            }
+        } else {
+            onWriteComplete((int) (attachment & (opEnd.length - 1)), result);
+        }
+    }
+
+    private void onWriteComplete(int slot, int result) {
+        int chunk = opChunk[slot];
+        chunkInFlight[chunk] = false;
+        if (result < 0) {
+            fail("write at " + chunkFilePos[chunk], -result);
+            return;
+        }
+        opDone[slot] = true;
+        long before = written;
+        while (opHead != opTail && opDone[opHead & (opEnd.length - 1)]) {
+            written = Math.max(written, opEnd[opHead & (opEnd.length - 1)]);
+            opHead++;
+        }
+        boolean freed = false;
+        if (chunkNeedsWrite[chunk]) {
+            dispatch(chunk);
+        } else if (chunk != tailChunk && chunkFilled[chunk] == chunkBytes) {
+            pool.release(chunk);
+            freed = true;
+        }
+        if (written > before) {
+            maybeSync();
+        }
+        if (freed) {
+            listener.onSpaceAvailable();
+        }
+    }
+
+    private void fail(String what, int errno) {
+        if (!failed) {
+            failed = true;
+            listener.onFailure(what + " on " + file.path() + ": " + Errno.describe(errno), errno);
+        }
+    }
+
+    /**
+     * Releases the tail chunk after everything was written and synced (segment roll or close). The caller
+     * truncates the file to {@link #position()} to drop preallocated space.
+     */
+    public void releaseTail() {
+        Verify.that(inFlight == 0, "releaseTail with %d operations in flight", inFlight);
+        if (tailChunk >= 0) {
+            pool.release(tailChunk);
+            tailChunk = -1;
+        }
+    }
+}

@@ -1,0 +1,143 @@
+package dev.isthmus.log;
+
+import dev.isthmus.uring.DmaFile;
+import dev.isthmus.uring.IoBackend;
+import dev.isthmus.uring.IoEngine;
+import dev.isthmus.uring.RingConfig;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+import java.util.function.BooleanSupplier;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class SegmentAppenderTest {
+    @TempDir
+    Path dir;
+
+    static final class Recorder implements SegmentAppender.Listener {
+        long durable = -1;
+        int durableCalls;
+        String failure;
+        int spaceCalls;
+
+        @Override
+        public void onDurable(long d) {
+            assertTrue(d >= durable, "durable went backwards");
+            durable = d;
+            durableCalls++;
+        }
+
+        @Override
+        public void onFailure(String what, int errno) {
+            failure = what;
+        }
+
+        @Override
+        public void onSpaceAvailable() {
+            spaceCalls++;
+        }
+    }
+
+    static void drive(IoEngine engine, BooleanSupplier done) {
+        long deadline = System.nanoTime() + 120_000_000_000L; // a bound against hangs, not a timing check
+        while (!done.getAsBoolean() && System.nanoTime() < deadline) {
+            engine.submitAndWait(10_000_000L);
+        }
+        assertTrue(done.getAsBoolean(), "timed out");
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = IoBackend.class, names = {"IO_URING", "PORTABLE"})
+    void shouldMakeEveryAppendedByteDurableWithFewSyncs(IoBackend backend) throws Exception {
+        long seed = Long.getLong("isthmus.seed", System.nanoTime());
+        System.out.println("seed " + seed);
+        Random random = new Random(seed);
+        Path path = dir.resolve("00000000000000000000.log");
+        byte[] expected = new byte[8 << 20];
+        random.nextBytes(expected);
+        try (IoEngine engine = IoEngine.create(backend, RingConfig.defaults());
+             Arena arena = Arena.ofConfined();
+             ChunkPool pool = ChunkPool.allocate(16, 32 * 1024)) {
+            DmaFile file = engine.openDmaFile(path, true);
+            Recorder rec = new Recorder();
+            SegmentAppender appender = new SegmentAppender(file, pool, rec, 0, MemorySegment.NULL, 0, 4 << 20, 64 << 20);
+            MemorySegment src = arena.allocate(expected.length);
+            MemorySegment.copy(expected, 0, src, ValueLayout.JAVA_BYTE, 0, expected.length);
+            long pos = 0;
+            int flushes = 0;
+            while (pos < expected.length) {
+                int n = (int) Math.min(expected.length - pos, 1 + random.nextInt(random.nextBoolean() ? 200 : 70_000));
+                while (!appender.canAppend(n)) {
+                    engine.submitAndWait(10_000_000L);
+                }
+                assertEquals(pos, appender.append(src, pos, n));
+                pos += n;
+                if (random.nextInt(4) == 0) {
+                    appender.flush();
+                    flushes++;
+                }
+                if (random.nextInt(8) == 0) {
+                    engine.submitAndWait(0);
+                }
+            }
+            appender.flush();
+            long end = pos;
+            drive(engine, () -> rec.durable == end);
+            assertEquals(null, rec.failure);
+            assertTrue(rec.durableCalls <= flushes + 1, rec.durableCalls + " syncs for " + flushes + " flushes");
+            System.out.println(backend + ": " + flushes + " flushes, " + rec.durableCalls + " fdatasyncs");
+            drive(engine, () -> appender.inFlight() == 0);
+            appender.releaseTail();
+            assertEquals(16, pool.available(), "chunks leaked");
+            file.truncate(end);
+            file.close();
+        }
+        assertArrayEquals(expected, Files.readAllBytes(path));
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = IoBackend.class, names = {"IO_URING", "PORTABLE"})
+    void shouldContinueAnUnalignedTail(IoBackend backend) throws Exception {
+        Path path = dir.resolve("tail.log");
+        byte[] first = new byte[10_000];
+        byte[] second = new byte[50_000];
+        new Random(1).nextBytes(first);
+        new Random(2).nextBytes(second);
+        Files.write(path, first);
+        try (IoEngine engine = IoEngine.create(backend, RingConfig.defaults());
+             Arena arena = Arena.ofConfined();
+             ChunkPool pool = ChunkPool.allocate(4, 16 * 1024)) {
+            DmaFile file = engine.openDmaFile(path, false);
+            Recorder rec = new Recorder();
+            MemorySegment tail = arena.allocate(first.length);
+            MemorySegment.copy(first, 0, tail, ValueLayout.JAVA_BYTE, 0, first.length);
+            SegmentAppender appender = new SegmentAppender(file, pool, rec, first.length, tail, first.length, 0, 1 << 30);
+            MemorySegment src = arena.allocate(second.length);
+            MemorySegment.copy(second, 0, src, ValueLayout.JAVA_BYTE, 0, second.length);
+            appender.append(src, 0, second.length);
+            appender.flush();
+            drive(engine, () -> rec.durable == first.length + second.length);
+            drive(engine, () -> appender.inFlight() == 0);
+            assertFalse(appender.failed());
+            appender.releaseTail();
+            file.truncate(appender.position());
+            file.close();
+        }
+        byte[] all = Files.readAllBytes(path);
+        byte[] expected = new byte[first.length + second.length];
+        System.arraycopy(first, 0, expected, 0, first.length);
+        System.arraycopy(second, 0, expected, first.length, second.length);
+        assertArrayEquals(expected, all);
+    }
+}
