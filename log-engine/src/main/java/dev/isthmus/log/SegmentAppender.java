@@ -65,12 +65,11 @@ public final class SegmentAppender implements CompletionHandler {
     private final boolean[] chunkNeedsWrite;
     private final int[] chunkWriteLen;
 
-    // Writes in dispatch order (a ring): the logical end each covers, and whether it completed.
-    private final long[] opEnd;
-    private final boolean[] opDone;
-    private final int[] opChunk;
-    private int opHead;
-    private int opTail;
+    /** Bytes of each chunk covered by its last completed write (from the chunk's start). */
+    private final int[] chunkCovered;
+    /** Chunks acquired and not released: the tail and those with writes in flight. */
+    private final int[] live;
+    private int liveCount;
 
     private int tailChunk = -1;
     private long position;
@@ -114,10 +113,8 @@ public final class SegmentAppender implements CompletionHandler {
         this.chunkInFlight = new boolean[n];
         this.chunkNeedsWrite = new boolean[n];
         this.chunkWriteLen = new int[n];
-        int ring = Integer.highestOneBit(2 * n + 2) << 1;
-        this.opEnd = new long[ring];
-        this.opDone = new boolean[ring];
-        this.opChunk = new int[ring];
+        this.chunkCovered = new int[n];
+        this.live = new int[n];
         this.fallocateStepBytes = fallocateStepBytes;
         this.maxBytes = maxBytes;
         this.position = startPosition;
@@ -130,10 +127,9 @@ public final class SegmentAppender implements CompletionHandler {
         Verify.that(existingTail.byteSize() >= tailLen, "existing tail: %d bytes given, %d needed",
             existingTail.byteSize(), tailLen);
         if (tailLen > 0) {
-            tailChunk = pool.acquire();
-            Verify.that(tailChunk >= 0, "no chunk for the existing tail");
-            chunkFilePos[tailChunk] = tailStart;
+            tailChunk = acquireChunk(tailStart);
             chunkFilled[tailChunk] = tailLen;
+            chunkCovered[tailChunk] = tailLen; // already in the file
             MemorySegment.copy(existingTail, existingTail.byteSize() - tailLen, pool.chunk(tailChunk), 0, tailLen);
         }
     }
@@ -206,18 +202,46 @@ public final class SegmentAppender implements CompletionHandler {
 
     private void nextChunk() {
         int old = tailChunk;
-        if (old >= 0 && !chunkInFlight[old] && !chunkNeedsWrite[old] && chunkWriteLen[old] == chunkBytes) {
-            pool.release(old); // full and written: nothing refers to it any more
+        long pos = old < 0 ? position - position % chunkBytes : chunkFilePos[old] + chunkBytes;
+        tailChunk = acquireChunk(pos);
+        if (old >= 0 && chunkCovered[old] == chunkBytes) {
+            releaseChunk(old); // full and written: nothing refers to it any more
         }
-        long pos = tailChunk < 0 ? position - position % chunkBytes : chunkFilePos[tailChunk] + chunkBytes;
+    }
+
+    private int acquireChunk(long filePos) {
         int id = pool.acquire();
         Verify.that(id >= 0, "chunk pool exhausted");
-        tailChunk = id;
-        chunkFilePos[id] = pos;
+        chunkFilePos[id] = filePos;
         chunkFilled[id] = 0;
+        chunkCovered[id] = 0;
         chunkNeedsWrite[id] = false;
         chunkInFlight[id] = false;
         chunkWriteLen[id] = 0;
+        live[liveCount++] = id;
+        return id;
+    }
+
+    private void releaseChunk(int id) {
+        for (int i = 0; i < liveCount; i++) {
+            if (live[i] == id) {
+                live[i] = live[--liveCount];
+                break;
+            }
+        }
+        pool.release(id);
+    }
+
+    /** The first byte not covered by a completed write: the lowest uncovered byte of any live chunk. */
+    private long computeWritten() {
+        long w = position;
+        for (int i = 0; i < liveCount; i++) {
+            int c = live[i];
+            if (chunkCovered[c] < chunkFilled[c]) {
+                w = Math.min(w, chunkFilePos[c] + chunkCovered[c]);
+            }
+        }
+        return w;
     }
 
     /**
@@ -244,17 +268,11 @@ public final class SegmentAppender implements CompletionHandler {
         int len = filled == chunkBytes ? chunkBytes : (filled + alignment - 1) / alignment * alignment;
         long filePos = chunkFilePos[chunk];
         ensureAllocated(filePos + len);
-        int slot = opTail & (opEnd.length - 1);
-        Verify.that(opTail - opHead < opEnd.length, "write ring overflow");
-        opEnd[slot] = filePos + filled;
-        opDone[slot] = false;
-        opChunk[slot] = chunk;
-        long r = file.write(pool.chunk(chunk).asSlice(0, len), filePos, this, TAG_WRITE | slot);
+        long r = file.write(pool.chunk(chunk).asSlice(0, len), filePos, this, TAG_WRITE | ((long) filled << 20) | chunk);
         if (r < 0) {
             fail("write of " + len + " bytes at " + filePos, (int) -r);
             return;
         }
-        opTail++;
         chunkInFlight[chunk] = true;
         chunkNeedsWrite[chunk] = false;
         chunkWriteLen[chunk] = filled;
@@ -315,28 +333,24 @@ public final class SegmentAppender implements CompletionHandler {
                 allocatedEnd += attachment & ((1L << 40) - 1);
             }
         } else {
-            onWriteComplete((int) (attachment & (opEnd.length - 1)), result);
+            onWriteComplete((int) (attachment & 0xFFFFF), (int) ((attachment >>> 20) & 0xFFFFF), result);
         }
     }
 
-    private void onWriteComplete(int slot, int result) {
-        int chunk = opChunk[slot];
+    private void onWriteComplete(int chunk, int coveredBytes, int result) {
         chunkInFlight[chunk] = false;
         if (result < 0) {
             fail("write at " + chunkFilePos[chunk], -result);
             return;
         }
-        opDone[slot] = true;
+        chunkCovered[chunk] = Math.max(chunkCovered[chunk], coveredBytes);
         long before = written;
-        while (opHead != opTail && opDone[opHead & (opEnd.length - 1)]) {
-            written = Math.max(written, opEnd[opHead & (opEnd.length - 1)]);
-            opHead++;
-        }
+        written = Math.max(written, computeWritten());
         boolean freed = false;
         if (chunkNeedsWrite[chunk]) {
             dispatch(chunk);
-        } else if (chunk != tailChunk && chunkFilled[chunk] == chunkBytes) {
-            pool.release(chunk);
+        } else if (chunk != tailChunk && chunkCovered[chunk] == chunkBytes) {
+            releaseChunk(chunk);
             freed = true;
         }
         if (written > before) {
@@ -361,7 +375,7 @@ public final class SegmentAppender implements CompletionHandler {
     public void releaseTail() {
         Verify.that(inFlight == 0, "releaseTail with %d operations in flight", inFlight);
         if (tailChunk >= 0) {
-            pool.release(tailChunk);
+            releaseChunk(tailChunk);
             tailChunk = -1;
         }
     }

@@ -850,7 +850,11 @@ public final class Ring implements IoDriver {
                 int align = aligns[slot];
                 int done = dones[slot] + res;
                 int total = lens[slot];
-                if (done < total) {
+                boolean isRead = opcodes[slot] == OP_READ || opcodes[slot] == OP_READ_FIXED;
+                if (done < total && isRead && align > 1 && done % align != 0) {
+                    // A direct read stops short of an aligned boundary only at end of file.
+                    res = done;
+                } else if (done < total) {
                     int aligned = align > 1 ? done - (done % align) : done;
                     if (aligned > dones[slot]) {
                         dones[slot] = aligned;

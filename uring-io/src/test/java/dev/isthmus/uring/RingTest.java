@@ -138,6 +138,24 @@ class RingTest {
     }
 
     @Test
+    void shouldCompleteADirectReadAtAnUnalignedEndOfFile() throws Exception {
+        java.nio.file.Path p = dir.resolve("short");
+        byte[] content = new byte[10_000];
+        new java.util.Random(5).nextBytes(content);
+        java.nio.file.Files.write(p, content);
+        int fd = Libc.check(Libc.open(p.toString(), Libc.O_RDONLY | Libc.O_DIRECT, 0), "open");
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment buf = a.allocate(16384, 4096);
+            ring.read(fd, buf, 0, 512, record, 1);
+            awaitCompletions(1);
+            assertEquals(10_000, completions.get(0)[0]);
+            assertEquals(-1L, MemorySegment.ofArray(content).mismatch(buf.asSlice(0, 10_000)));
+        } finally {
+            Libc.close(fd);
+        }
+    }
+
+    @Test
     void shouldFailOperationsAfterClose() {
         ring.close();
         assertThrows(IllegalStateException.class, () -> ring.nop(record, 0));

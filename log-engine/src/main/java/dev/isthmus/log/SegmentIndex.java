@@ -1,0 +1,237 @@
+package dev.isthmus.log;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+
+/**
+ * The sparse offset and timestamp indexes of one segment, kept in primitive arrays while the segment lives
+ * and stored next to it in Kafka's file formats, so Kafka's tools can read them:
+ * <pre>
+ *  NNN.index      entries of 8 bytes:  relativeOffset i32 | position i32       (last offset of a batch -> its start)
+ *  NNN.timeindex  entries of 12 bytes: timestamp i64 | relativeOffset i32      (max timestamp so far -> offset)
+ * </pre>
+ * An entry is added at most every {@code intervalBytes} of log (Kafka's index.interval.bytes). Lookups
+ * return where to start scanning; the scan finds the exact batch.
+ *
+ * <p>Owner: the log's shard thread.
+ */
+public final class SegmentIndex {
+    public static final int OFFSET_ENTRY_BYTES = 8;
+    public static final int TIME_ENTRY_BYTES = 12;
+    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+
+    private final long baseOffset;
+    private final int intervalBytes;
+    private int[] relOffsets = new int[64];
+    private int[] positions = new int[64];
+    private int offsetEntries;
+    private long[] timestamps = new long[16];
+    private int[] timeRelOffsets = new int[16];
+    private int timeEntries;
+    private long bytesSinceEntry;
+    private long maxTimestamp = -1;
+    private long offsetOfMaxTimestamp = -1;
+
+    public SegmentIndex(long baseOffset, int intervalBytes) {
+        this.baseOffset = baseOffset;
+        this.intervalBytes = intervalBytes;
+    }
+
+    public long baseOffset() {
+        return baseOffset;
+    }
+
+    public int offsetEntries() {
+        return offsetEntries;
+    }
+
+    public int timeEntries() {
+        return timeEntries;
+    }
+
+    /** The largest timestamp seen, or -1. */
+    public long maxTimestamp() {
+        return maxTimestamp;
+    }
+
+    /** The offset (absolute) of the batch holding {@link #maxTimestamp()}, or -1. */
+    public long offsetOfMaxTimestamp() {
+        return offsetOfMaxTimestamp;
+    }
+
+    private int relative(long offset) {
+        long rel = offset - baseOffset;
+        if (rel < 0 || rel > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("offset " + offset + " does not fit segment " + baseOffset);
+        }
+        return (int) rel;
+    }
+
+    /**
+     * Records a batch appended at file {@code position}: adds index entries when an interval of bytes has
+     * passed since the last entry (and always for the first batch).
+     */
+    public void onBatch(long lastOffset, long position, int sizeBytes, long batchMaxTimestamp) {
+        if (position > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("segment position " + position + " beyond 2 GiB");
+        }
+        boolean first = offsetEntries == 0;
+        if (batchMaxTimestamp > maxTimestamp) {
+            maxTimestamp = batchMaxTimestamp;
+            offsetOfMaxTimestamp = lastOffset;
+        }
+        if (first || bytesSinceEntry >= intervalBytes) {
+            if (offsetEntries == relOffsets.length) {
+                relOffsets = Arrays.copyOf(relOffsets, offsetEntries * 2);
+                positions = Arrays.copyOf(positions, offsetEntries * 2);
+            }
+            relOffsets[offsetEntries] = relative(lastOffset);
+            positions[offsetEntries] = (int) position;
+            offsetEntries++;
+            if (maxTimestamp >= 0 && (timeEntries == 0 || maxTimestamp > timestamps[timeEntries - 1])) {
+                if (timeEntries == timestamps.length) {
+                    timestamps = Arrays.copyOf(timestamps, timeEntries * 2);
+                    timeRelOffsets = Arrays.copyOf(timeRelOffsets, timeEntries * 2);
+                }
+                timestamps[timeEntries] = maxTimestamp;
+                timeRelOffsets[timeEntries] = relative(offsetOfMaxTimestamp);
+                timeEntries++;
+            }
+            bytesSinceEntry = 0;
+        }
+        bytesSinceEntry += sizeBytes;
+    }
+
+    /**
+     * A file position at or before the batch that contains {@code offset}: the position of the last entry
+     * whose offset is below {@code offset}, else 0.
+     */
+    public long lookup(long offset) {
+        long rel = offset - baseOffset;
+        if (rel <= 0) {
+            return 0;
+        }
+        // Entries map a batch's last offset to its start; a batch whose last offset is below the target
+        // ends before the target's batch, so scanning from it is safe.
+        int lo = 0;
+        int hi = offsetEntries - 1;
+        int found = -1;
+        while (lo <= hi) {
+            int mid = (lo + hi) >>> 1;
+            if (relOffsets[mid] < rel) {
+                found = mid;
+                lo = mid + 1;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        return found < 0 ? 0 : positions[found];
+    }
+
+    /**
+     * The offset to start scanning from for the first batch with max timestamp >= {@code timestamp}: the
+     * offset of the last time entry below it, else the segment's base offset.
+     */
+    public long lookupTimestamp(long timestamp) {
+        int lo = 0;
+        int hi = timeEntries - 1;
+        int found = -1;
+        while (lo <= hi) {
+            int mid = (lo + hi) >>> 1;
+            if (timestamps[mid] < timestamp) {
+                found = mid;
+                lo = mid + 1;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        return found < 0 ? baseOffset : baseOffset + timeRelOffsets[found];
+    }
+
+    /** Drops entries at or past {@code position} (suffix truncation). */
+    public void truncateTo(long position, long lastOffsetKept, long maxTimestampKept) {
+        while (offsetEntries > 0 && positions[offsetEntries - 1] >= position) {
+            offsetEntries--;
+        }
+        while (timeEntries > 0 && baseOffset + timeRelOffsets[timeEntries - 1] > lastOffsetKept) {
+            timeEntries--;
+        }
+        maxTimestamp = maxTimestampKept;
+        offsetOfMaxTimestamp = maxTimestampKept < 0 ? -1 : Math.min(offsetOfMaxTimestamp, lastOffsetKept);
+        bytesSinceEntry = intervalBytes;
+    }
+
+    /** Bytes of the Kafka-format offset index. */
+    public int offsetIndexBytes() {
+        return offsetEntries * OFFSET_ENTRY_BYTES;
+    }
+
+    /** Bytes of the Kafka-format time index. */
+    public int timeIndexBytes() {
+        return timeEntries * TIME_ENTRY_BYTES;
+    }
+
+    /** Writes the offset index in Kafka's format into {@code dst}. */
+    public void writeOffsetIndex(MemorySegment dst) {
+        for (int i = 0; i < offsetEntries; i++) {
+            dst.set(INT, (long) i * OFFSET_ENTRY_BYTES, relOffsets[i]);
+            dst.set(INT, (long) i * OFFSET_ENTRY_BYTES + 4, positions[i]);
+        }
+    }
+
+    /** Writes the time index in Kafka's format into {@code dst}. */
+    public void writeTimeIndex(MemorySegment dst) {
+        for (int i = 0; i < timeEntries; i++) {
+            dst.set(LONG, (long) i * TIME_ENTRY_BYTES, timestamps[i]);
+            dst.set(INT, (long) i * TIME_ENTRY_BYTES + 8, timeRelOffsets[i]);
+        }
+    }
+
+    /**
+     * Loads a Kafka-format offset and time index, validating them against the segment's size. Returns false
+     * (leaving this index empty) when either is damaged: entries out of order, positions beyond the
+     * segment, a length that is not a whole number of entries. The caller then rebuilds by scanning.
+     */
+    public boolean load(MemorySegment offsetIndex, long offsetIndexBytes, MemorySegment timeIndex,
+                        long timeIndexBytes, long segmentBytes) {
+        if (offsetIndexBytes % OFFSET_ENTRY_BYTES != 0 || timeIndexBytes % TIME_ENTRY_BYTES != 0) {
+            return false;
+        }
+        int n = (int) (offsetIndexBytes / OFFSET_ENTRY_BYTES);
+        int[] ro = new int[Math.max(64, n)];
+        int[] pos = new int[Math.max(64, n)];
+        for (int i = 0; i < n; i++) {
+            ro[i] = offsetIndex.get(INT, (long) i * OFFSET_ENTRY_BYTES);
+            pos[i] = offsetIndex.get(INT, (long) i * OFFSET_ENTRY_BYTES + 4);
+            if (ro[i] < 0 || pos[i] < 0 || pos[i] >= segmentBytes
+                || (i > 0 && (ro[i] <= ro[i - 1] || pos[i] <= pos[i - 1]))) {
+                return false;
+            }
+        }
+        int t = (int) (timeIndexBytes / TIME_ENTRY_BYTES);
+        long[] ts = new long[Math.max(16, t)];
+        int[] tro = new int[Math.max(16, t)];
+        for (int i = 0; i < t; i++) {
+            ts[i] = timeIndex.get(LONG, (long) i * TIME_ENTRY_BYTES);
+            tro[i] = timeIndex.get(INT, (long) i * TIME_ENTRY_BYTES + 8);
+            if (tro[i] < 0 || (i > 0 && (ts[i] <= ts[i - 1] || tro[i] < tro[i - 1]))) {
+                return false;
+            }
+        }
+        relOffsets = ro;
+        positions = pos;
+        offsetEntries = n;
+        timestamps = ts;
+        timeRelOffsets = tro;
+        timeEntries = t;
+        if (t > 0) {
+            maxTimestamp = ts[t - 1];
+            offsetOfMaxTimestamp = baseOffset + tro[t - 1];
+        }
+        bytesSinceEntry = intervalBytes;
+        return true;
+    }
+}
