@@ -43,6 +43,10 @@ public final class SegmentAppender implements CompletionHandler {
 
         /** Chunks were freed: an append that was refused for lack of memory may be retried. */
         void onSpaceAvailable();
+
+        /** No write, fallocate or fdatasync is in flight any more. */
+        default void onIdle() {
+        }
     }
 
     private static final long TAG_WRITE = 0L;
@@ -312,6 +316,16 @@ public final class SegmentAppender implements CompletionHandler {
     @Override
     public void onComplete(int result, int flags, long attachment) {
         inFlight--;
+        try {
+            complete(result, attachment);
+        } finally {
+            if (inFlight == 0) {
+                listener.onIdle();
+            }
+        }
+    }
+
+    private void complete(int result, long attachment) {
         long tag = attachment & TAG_MASK;
         if (tag == TAG_SYNC) {
             long covered = syncing;

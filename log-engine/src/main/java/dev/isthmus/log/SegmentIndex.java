@@ -152,15 +152,16 @@ public final class SegmentIndex {
     }
 
     /** Drops entries at or past {@code position} (suffix truncation). */
-    public void truncateTo(long position, long lastOffsetKept, long maxTimestampKept) {
+    public void truncateTo(long position, long lastOffsetKept) {
         while (offsetEntries > 0 && positions[offsetEntries - 1] >= position) {
             offsetEntries--;
         }
         while (timeEntries > 0 && baseOffset + timeRelOffsets[timeEntries - 1] > lastOffsetKept) {
             timeEntries--;
         }
-        maxTimestamp = maxTimestampKept;
-        offsetOfMaxTimestamp = maxTimestampKept < 0 ? -1 : Math.min(offsetOfMaxTimestamp, lastOffsetKept);
+        // The largest timestamp of the kept prefix is known only as far as the time index tells.
+        maxTimestamp = timeEntries > 0 ? timestamps[timeEntries - 1] : -1;
+        offsetOfMaxTimestamp = timeEntries > 0 ? baseOffset + timeRelOffsets[timeEntries - 1] : -1;
         bytesSinceEntry = intervalBytes;
     }
 

@@ -1,0 +1,715 @@
+package dev.isthmus.log;
+
+import dev.isthmus.ffi.Errno;
+import dev.isthmus.uring.DmaFile;
+import dev.isthmus.uring.IoEngine;
+import dev.isthmus.uring.Verify;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+
+/**
+ * A durable, append-only log of Kafka v2 record batches in one directory: segment files named by their base
+ * offset, written with direct I/O through an {@link IoEngine}, with sparse indexes in Kafka's formats.
+ *
+ * <h2>Offsets and durability</h2>
+ * {@link #append} assigns offsets at once (stamping each batch's baseOffset and partitionLeaderEpoch, which
+ * lie outside its CRC) and returns; the bytes reach the disk through the active segment's appender, and
+ * {@link Listener#onDurable(long)} reports the durable end (the offset after the last durable record) as
+ * fdatasyncs complete. Durability advances in offset order even across segment rolls.
+ *
+ * <h2>Reads</h2>
+ * {@link #read} returns whole batches from the first one containing the requested offset, at least one
+ * batch, up to a byte limit, never past the caller's bound (the durable or committed end). Bytes come from
+ * the disk with direct I/O into the log's read windows; nothing goes through the page cache.
+ *
+ * <h2>Threads</h2>
+ * Owned by the engine's thread; every method and callback runs there. Opening lists the directory and reads
+ * small checkpoint files with ordinary (short, synchronous) file calls; data moves only through the engine.
+ */
+public final class Log {
+    private static final System.Logger LOG = System.getLogger("dev.isthmus.log");
+    static final String LOG_SUFFIX = ".log";
+    static final String CLEAN_SHUTDOWN = "clean-shutdown";
+    static final String LOG_START = "log-start-offset";
+
+    /** What the log tells its owner. */
+    public interface Listener {
+        /** Every record below {@code durableEndOffset} is on stable storage. */
+        void onDurable(long durableEndOffset);
+
+        /** The disk failed; the log accepts no more appends. */
+        default void onFailure(String what) {
+        }
+
+        /** Write-behind memory was freed: an append refused with {@link #NO_MEMORY} may be retried. */
+        default void onSpaceAvailable() {
+        }
+    }
+
+    /** Receives a read's batches. */
+    public interface ReadHandler {
+        /**
+         * Whole batches: {@code bytes} holds them back to back, starting with the batch that contains the
+         * requested offset; valid only during this call. Empty (length 0) when nothing is readable yet.
+         */
+        void onRead(MemorySegment bytes, long firstOffset, long lastOffset);
+
+        /** The read failed (offset out of range, I/O error). */
+        void onError(LogException error);
+    }
+
+    /** Completion of {@link #open}. */
+    public interface OpenHandler {
+        void onOpen(Log log, RuntimeException error);
+    }
+
+    /** Returned by {@link #append} when write-behind memory is short; retry after {@link Listener#onSpaceAvailable()}. */
+    public static final long NO_MEMORY = -1;
+
+    final IoEngine engine;
+    final Path dir;
+    final LogConfig config;
+    final ChunkPool writePool;
+    final ChunkPool readPool;
+    final Listener listener;
+    final List<Segment> segments = new ArrayList<>();
+    private final RecordBatch view = new RecordBatch();
+    private long logStartOffset;
+    private long nextOffset;
+    private long durableNext;
+    private boolean failed;
+    private boolean closed;
+    private Runnable idleWaiter;
+
+    // Durability queue: (segment, end position, next offset) in append order.
+    private Segment[] pendingSegment = new Segment[64];
+    private long[] pendingEnd = new long[64];
+    private long[] pendingNext = new long[64];
+    private int pendingHead;
+    private int pendingTail;
+
+    Log(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool, Listener listener) {
+        this.engine = engine;
+        this.dir = dir;
+        this.config = config;
+        this.writePool = writePool;
+        this.readPool = readPool;
+        this.listener = listener;
+        if (readPool.chunkBytes() < config.readWindowBytes()) {
+            throw new IllegalArgumentException("read windows of " + readPool.chunkBytes() + " bytes cannot hold a"
+                + " batch of max.message.bytes " + config.maxBatchBytes() + " (need " + config.readWindowBytes() + ")");
+        }
+    }
+
+    /**
+     * Opens (creating if needed) the log in {@code dir}: validates the tail batch by batch after an unclean
+     * shutdown, cuts it at the first invalid byte, rebuilds missing or damaged indexes, and calls
+     * {@code handler} on the engine thread when ready.
+     */
+    public static void open(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool,
+                            Listener listener, OpenHandler handler) {
+        Log log = new Log(engine, dir, config, writePool, readPool, listener);
+        try {
+            Files.createDirectories(dir);
+            new LogRecovery(log, handler).start();
+        } catch (IOException e) {
+            handler.onOpen(null, new UncheckedIOException("cannot open log directory " + dir + ": " + e.getMessage(), e));
+        } catch (RuntimeException e) {
+            handler.onOpen(null, e);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------ state
+
+    public Path dir() {
+        return dir;
+    }
+
+    public LogConfig config() {
+        return config;
+    }
+
+    /** The first offset still in the log. */
+    public long logStartOffset() {
+        return logStartOffset;
+    }
+
+    /** The offset the next appended record gets. */
+    public long logEndOffset() {
+        return nextOffset;
+    }
+
+    /** The offset after the last durable record. */
+    public long durableEndOffset() {
+        return durableNext;
+    }
+
+    public int segmentCount() {
+        return segments.size();
+    }
+
+    /** Total bytes of all segments. */
+    public long sizeBytes() {
+        long total = 0;
+        for (Segment s : segments) {
+            total += s.size;
+        }
+        return total;
+    }
+
+    public boolean isFailed() {
+        return failed;
+    }
+
+    Segment active() {
+        return segments.get(segments.size() - 1);
+    }
+
+    void initialized(long start, long next) {
+        this.logStartOffset = start;
+        this.nextOffset = next;
+        this.durableNext = next;
+    }
+
+    // ------------------------------------------------------------------------------------------ append
+
+    /**
+     * Appends the record batches in {@code src[offset, offset + length)} (one or more, back to back),
+     * assigning offsets from {@link #logEndOffset()} and stamping {@code leaderEpoch} into each. The batches
+     * are validated first (magic 2, lengths, CRC-32C, record count, size limit); an invalid one throws
+     * {@link LogException} and nothing is appended.
+     *
+     * @return the base offset assigned to the first batch, or {@link #NO_MEMORY} when write-behind memory
+     *         is short (nothing appended; retry after {@link Listener#onSpaceAvailable()})
+     */
+    public long append(MemorySegment src, long offset, long length, int leaderEpoch) {
+        checkWritable();
+        int batches = validate(src, offset, length);
+        Segment seg = active();
+        if (shouldRoll(seg, length)) {
+            roll();
+            seg = active();
+        }
+        if (!seg.appender.canAppend(length)) {
+            return NO_MEMORY;
+        }
+        long first = nextOffset;
+        long pos = offset;
+        long filePos = seg.size;
+        for (int i = 0; i < batches; i++) {
+            view.wrap(src, pos);
+            int size = view.sizeInBytes();
+            int delta = view.lastOffsetDelta();
+            view.baseOffset(nextOffset);
+            view.partitionLeaderEpoch(leaderEpoch);
+            long last = nextOffset + delta;
+            seg.index.onBatch(last, filePos, size, view.maxTimestamp());
+            seg.maxTimestamp = Math.max(seg.maxTimestamp, view.maxTimestamp());
+            nextOffset = last + 1;
+            pos += size;
+            filePos += size;
+        }
+        long start = seg.appender.append(src, offset, length);
+        Verify.that(start == seg.size, "appender position %d != segment size %d", start, seg.size);
+        if (seg.isEmpty()) {
+            seg.createdMs = System.currentTimeMillis();
+        }
+        seg.size += length;
+        seg.lastOffset = nextOffset - 1;
+        pushPending(seg, seg.size, nextOffset);
+        return first;
+    }
+
+    private void checkWritable() {
+        if (closed) {
+            throw new IllegalStateException("log " + dir + " is closed");
+        }
+        if (failed) {
+            throw new LogException(LogException.Kind.STORAGE_ERROR, "log " + dir + " failed on a disk error");
+        }
+    }
+
+    /** Validates every batch; returns how many there are. */
+    private int validate(MemorySegment src, long offset, long length) {
+        long pos = offset;
+        long end = offset + length;
+        int count = 0;
+        while (pos < end) {
+            view.wrap(src, pos);
+            long available = end - pos;
+            if (available >= RecordBatch.HEADER_BYTES && view.magic() != RecordBatch.CURRENT_MAGIC) {
+                throw new LogException(LogException.Kind.INVALID_RECORD, "batch " + count + " has magic "
+                    + view.magic() + "; only magic 2 (Kafka 0.11+) is accepted");
+            }
+            if (available >= RecordBatch.HEADER_BYTES && view.sizeInBytes() > config.maxBatchBytes()) {
+                throw new LogException(LogException.Kind.MESSAGE_TOO_LARGE, "batch " + count + " is "
+                    + view.sizeInBytes() + " bytes, more than max.message.bytes " + config.maxBatchBytes());
+            }
+            RecordBatch.Check check = view.check(available, true);
+            switch (check) {
+                case OK -> {
+                }
+                case BAD_COUNT -> throw new LogException(LogException.Kind.INVALID_RECORD, "batch " + count
+                    + ": recordsCount " + view.recordsCount() + " != lastOffsetDelta + 1 (" + (view.lastOffsetDelta() + 1)
+                    + ")");
+                case BAD_CRC -> throw new LogException(LogException.Kind.CORRUPT_MESSAGE, "batch " + count
+                    + ": CRC-32C mismatch");
+                default -> throw new LogException(LogException.Kind.CORRUPT_MESSAGE, "batch " + count + ": "
+                    + check + " (" + available + " bytes left, batchLength " + (available >= 12 ? view.batchLength() : -1)
+                    + ")");
+            }
+            pos += view.sizeInBytes();
+            count++;
+        }
+        if (count == 0) {
+            throw new LogException(LogException.Kind.CORRUPT_MESSAGE, "no record batch in an append of " + length
+                + " bytes");
+        }
+        return count;
+    }
+
+    private boolean shouldRoll(Segment seg, long length) {
+        if (seg.isEmpty()) {
+            return false;
+        }
+        return seg.size + length > config.segmentBytes()
+            || System.currentTimeMillis() - seg.createdMs >= config.segmentMs()
+            || nextOffset - seg.baseOffset > Integer.MAX_VALUE - 1_000_000L;
+    }
+
+    private void pushPending(Segment seg, long end, long next) {
+        if (pendingTail - pendingHead == pendingSegment.length) {
+            int n = pendingSegment.length;
+            Segment[] s = new Segment[n * 2];
+            long[] e = new long[n * 2];
+            long[] x = new long[n * 2];
+            for (int i = 0; i < n; i++) {
+                int from = (pendingHead + i) & (n - 1);
+                s[i] = pendingSegment[from];
+                e[i] = pendingEnd[from];
+                x[i] = pendingNext[from];
+            }
+            pendingSegment = s;
+            pendingEnd = e;
+            pendingNext = x;
+            pendingTail = n;
+            pendingHead = 0;
+        }
+        int i = pendingTail & (pendingSegment.length - 1);
+        // Coalesce with the previous entry of the same segment: only the last end matters.
+        if (pendingTail > pendingHead) {
+            int prev = (pendingTail - 1) & (pendingSegment.length - 1);
+            if (pendingSegment[prev] == seg) {
+                pendingEnd[prev] = end;
+                pendingNext[prev] = next;
+                return;
+            }
+        }
+        pendingSegment[i] = seg;
+        pendingEnd[i] = end;
+        pendingNext[i] = next;
+        pendingTail++;
+    }
+
+    /**
+     * Asks for everything appended so far to become durable: writes the partly filled tails and runs one
+     * fdatasync per segment once those writes complete. Many calls share one fdatasync (flush debouncing);
+     * a {@link LogManager} calls this once per loop turn for every log with new appends.
+     */
+    public void flush() {
+        for (int i = pendingHead; i < pendingTail; i++) {
+            Segment s = pendingSegment[i & (pendingSegment.length - 1)];
+            if (s.appender != null) {
+                s.appender.flush();
+            }
+        }
+    }
+
+    /** Whether appends are waiting to become durable. */
+    public boolean hasUnflushed() {
+        return pendingTail != pendingHead;
+    }
+
+    void onSegmentDurable(Segment seg, long durablePosition) {
+        long before = durableNext;
+        while (pendingHead != pendingTail) {
+            int i = pendingHead & (pendingSegment.length - 1);
+            Segment s = pendingSegment[i];
+            long durable = s.appender == null ? Long.MAX_VALUE : s.appender.durable();
+            if (durable < pendingEnd[i]) {
+                break;
+            }
+            durableNext = Math.max(durableNext, pendingNext[i]);
+            pendingSegment[i] = null;
+            pendingHead++;
+        }
+        if (durableNext > before) {
+            listener.onDurable(durableNext);
+        }
+        maybeFinishSeal();
+    }
+
+    void onStorageFailure(Segment seg, String what, int errno) {
+        if (what.startsWith("fallocate")) {
+            LOG.log(System.Logger.Level.WARNING, "log " + dir + ": " + what + ": " + Errno.describe(errno));
+            return;
+        }
+        if (!failed) {
+            failed = true;
+            LOG.log(System.Logger.Level.ERROR, "log " + dir + " failed: " + what);
+            listener.onFailure(what);
+        }
+    }
+
+    void onSpaceAvailable() {
+        listener.onSpaceAvailable();
+    }
+
+    /** A segment's appender has nothing in flight: finish seals, and wake a waiting truncation or close. */
+    void onSegmentIdle(Segment seg) {
+        maybeFinishSeal();
+        Runnable w = idleWaiter;
+        if (w != null && quiescent()) {
+            idleWaiter = null;
+            w.run();
+        }
+    }
+
+    /** Runs {@code r} once no write is in flight (now, or from the completion that makes it so). */
+    void whenQuiescent(Runnable r) {
+        if (quiescent()) {
+            r.run();
+        } else {
+            Verify.that(idleWaiter == null, "two operations waiting for a quiescent log");
+            idleWaiter = r;
+        }
+    }
+
+    /** A read finished with {@code seg}: close its file if it was deleted meanwhile. */
+    void readDone(Segment seg) {
+        seg.readers--;
+        if (seg.deleted && seg.readers == 0) {
+            seg.file.close();
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------ segments
+
+    /** Starts a new segment at {@link #logEndOffset()}; the previous one is sealed in the background. */
+    public void roll() {
+        checkWritable();
+        Segment old = active();
+        if (old.isEmpty()) {
+            return;
+        }
+        old.sealing = true;
+        old.appender.flush();
+        segments.add(createSegment(nextOffset));
+        maybeFinishSeal();
+    }
+
+    Segment createSegment(long baseOffset) {
+        Path p = dir.resolve(Segment.fileName(baseOffset, LOG_SUFFIX));
+        DmaFile file = engine.openDmaFile(p, true);
+        Segment s = new Segment(this, baseOffset, p, file, new SegmentIndex(baseOffset, config.indexIntervalBytes()));
+        s.appender = new SegmentAppender(file, writePool, s, 0, MemorySegment.NULL, file.size(),
+            config.fallocateStepBytes(), config.segmentBytes());
+        return s;
+    }
+
+    /** Completes seals whose last writes and fdatasync finished: drop the tail chunk, trim, write indexes. */
+    private void maybeFinishSeal() {
+        for (int i = 0; i < segments.size() - 1; i++) {
+            Segment s = segments.get(i);
+            if (s.sealing && s.appender != null && s.appender.inFlight() == 0 && s.appender.durable() >= s.size) {
+                s.appender.releaseTail();
+                s.appender = null;
+                s.sealing = false;
+                s.file.truncate(s.size);
+                writeIndexes(s);
+            }
+        }
+    }
+
+    /** Writes a sealed segment's indexes in Kafka's format (small files; a rebuild covers a crash here). */
+    private void writeIndexes(Segment s) {
+        try {
+            byte[] oi = new byte[s.index.offsetIndexBytes()];
+            byte[] ti = new byte[s.index.timeIndexBytes()];
+            s.index.writeOffsetIndex(MemorySegment.ofArray(oi));
+            s.index.writeTimeIndex(MemorySegment.ofArray(ti));
+            writeAtomically(s.indexPath(), oi);
+            writeAtomically(s.timeIndexPath(), ti);
+        } catch (IOException e) {
+            LOG.log(System.Logger.Level.WARNING, "could not write indexes of " + s.path + " (rebuilt on next open): "
+                + e.getMessage());
+        }
+    }
+
+    static void writeAtomically(Path target, byte[] bytes) throws IOException {
+        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
+        try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.CREATE,
+            java.nio.file.StandardOpenOption.WRITE, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
+            ch.write(java.nio.ByteBuffer.wrap(bytes));
+            ch.force(false);
+        }
+        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    // ------------------------------------------------------------------------------------------ reads
+
+    /**
+     * Reads whole batches starting with the one that contains {@code fromOffset}: at least one batch if any
+     * is readable, then more while the total stays within {@code maxBytes}, never a batch whose last offset
+     * is at or past {@code boundExclusive} (the durable or committed end), and never across a segment end.
+     */
+    public void read(long fromOffset, long boundExclusive, int maxBytes, ReadHandler handler) {
+        if (fromOffset < logStartOffset || fromOffset > nextOffset) {
+            handler.onError(new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "offset " + fromOffset
+                + " is outside the log [" + logStartOffset + ", " + nextOffset + "]"));
+            return;
+        }
+        long bound = Math.min(boundExclusive, nextOffset);
+        Segment seg = segmentFor(fromOffset);
+        if (fromOffset >= bound || seg == null) {
+            handler.onRead(MemorySegment.NULL, fromOffset, fromOffset - 1);
+            return;
+        }
+        int window = readPool.acquire();
+        if (window < 0) {
+            handler.onError(new LogException(LogException.Kind.STORAGE_ERROR, "no read window free (read budget of "
+                + readPool.capacity() + " windows in use)"));
+            return;
+        }
+        new LogReader(this, seg, window, fromOffset, bound, maxBytes, handler).start();
+    }
+
+    /** The segment whose offsets include {@code offset}: the last one with baseOffset <= offset. */
+    Segment segmentFor(long offset) {
+        int lo = 0;
+        int hi = segments.size() - 1;
+        Segment found = null;
+        while (lo <= hi) {
+            int mid = (lo + hi) >>> 1;
+            Segment s = segments.get(mid);
+            if (s.baseOffset <= offset) {
+                found = s;
+                lo = mid + 1;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        return found;
+    }
+
+    // ------------------------------------------------------------------------------------------ truncation
+
+    /**
+     * Removes whole segments below {@code offset} and makes it the log start (retention, DeleteRecords).
+     * Records at and after it stay; the segment containing it is kept whole, with reads starting at
+     * {@code offset}. Returns the new log start.
+     */
+    public long truncatePrefix(long offset) {
+        if (offset <= logStartOffset) {
+            return logStartOffset;
+        }
+        if (offset > nextOffset) {
+            throw new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "cannot move the log start to " + offset
+                + " past the log end " + nextOffset);
+        }
+        logStartOffset = offset;
+        writeLogStart();
+        while (segments.size() > 1 && segments.get(1).baseOffset <= offset && segments.get(0).appender == null) {
+            deleteSegment(segments.remove(0));
+        }
+        return logStartOffset;
+    }
+
+    private void writeLogStart() {
+        try {
+            writeAtomically(dir.resolve(LOG_START), Long.toString(logStartOffset).getBytes(StandardCharsets.US_ASCII));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot record the log start of " + dir, e);
+        }
+    }
+
+    private void deleteSegment(Segment s) {
+        s.deleted = true;
+        if (s.readers == 0) {
+            s.file.close();
+        }
+        try {
+            Files.deleteIfExists(s.path);
+            Files.deleteIfExists(s.indexPath());
+            Files.deleteIfExists(s.timeIndexPath());
+        } catch (IOException e) {
+            LOG.log(System.Logger.Level.WARNING, "could not delete " + s.path + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * Removes every record at or after {@code offset}, which must be a batch boundary (Raft's suffix
+     * truncation). Waits for writes in flight, then cuts the file; {@code done} runs when the log is ready
+     * for appends again, with null or the error.
+     */
+    public void truncateSuffix(long offset, java.util.function.Consumer<RuntimeException> done) {
+        checkWritable();
+        if (offset >= nextOffset) {
+            done.accept(null);
+            return;
+        }
+        if (offset < logStartOffset) {
+            done.accept(new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "cannot truncate to " + offset
+                + " below the log start " + logStartOffset));
+            return;
+        }
+        new LogTruncation(this, offset, done).start();
+    }
+
+    /** Drops later segments and resets the active one to end at {@code position} / {@code nextOffset}. */
+    void finishSuffixTruncation(Segment seg, long position, long newNext, MemorySegment tail) {
+        while (segments.get(segments.size() - 1) != seg) {
+            Segment later = segments.remove(segments.size() - 1);
+            if (later.appender != null) {
+                later.appender.releaseTail();
+                later.appender = null;
+            }
+            deleteSegment(later);
+        }
+        if (seg.appender != null) {
+            seg.appender.releaseTail();
+        }
+        seg.file.truncate(position);
+        seg.size = position;
+        seg.lastOffset = newNext - 1;
+        seg.sealing = false;
+        seg.index.truncateTo(position, newNext - 1);
+        seg.appender = new SegmentAppender(seg.file, writePool, seg, position, tail, position,
+            config.fallocateStepBytes(), config.segmentBytes());
+        try {
+            Files.deleteIfExists(seg.indexPath());
+            Files.deleteIfExists(seg.timeIndexPath());
+        } catch (IOException e) {
+            LOG.log(System.Logger.Level.WARNING, "could not delete stale indexes of " + seg.path);
+        }
+        // Everything at or past the cut is gone, durable or not.
+        pendingHead = pendingTail;
+        java.util.Arrays.fill(pendingSegment, null);
+        nextOffset = newNext;
+        long before = durableNext;
+        durableNext = Math.min(durableNext, newNext);
+        if (seg.appender.durable() >= position) {
+            durableNext = newNext;
+        }
+        if (durableNext != before) {
+            listener.onDurable(durableNext);
+        }
+    }
+
+    /** Waits (on the engine thread) until no log operation is in flight. */
+    boolean quiescent() {
+        for (Segment s : segments) {
+            if (s.appender != null && s.appender.inFlight() > 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    // ------------------------------------------------------------------------------------------ retention
+
+    /**
+     * Deletes the oldest sealed segments while the log exceeds retention.bytes or their newest record is
+     * older than retention.ms. Returns the number of segments deleted.
+     */
+    public int enforceRetention(long nowMs) {
+        int deleted = 0;
+        while (segments.size() > 1) {
+            Segment oldest = segments.get(0);
+            if (oldest.appender != null) {
+                break;
+            }
+            boolean bySize = config.retentionBytes() >= 0 && sizeBytes() - oldest.size >= config.retentionBytes();
+            boolean byTime = config.retentionMs() >= 0 && oldest.maxTimestamp >= 0
+                && nowMs - oldest.maxTimestamp > config.retentionMs();
+            if (!bySize && !byTime) {
+                break;
+            }
+            segments.remove(0);
+            deleteSegment(oldest);
+            logStartOffset = Math.max(logStartOffset, segments.get(0).baseOffset);
+            deleted++;
+        }
+        if (deleted > 0) {
+            writeLogStart();
+        }
+        return deleted;
+    }
+
+    // ------------------------------------------------------------------------------------------ close
+
+    /**
+     * Flushes, waits for every write and fdatasync, trims the active segment to its data, writes indexes and
+     * a clean-shutdown marker so the next open skips recovery. {@code done} runs on the engine thread.
+     */
+    public void close(Runnable done) {
+        if (closed) {
+            done.run();
+            return;
+        }
+        flush();
+        new LogCloser(this, done).start();
+    }
+
+    void finishClose() {
+        for (Segment s : segments) {
+            if (s.appender != null) {
+                s.appender.releaseTail();
+                s.appender = null;
+                if (!failed) {
+                    s.file.truncate(s.size);
+                    writeIndexes(s);
+                }
+            }
+            s.file.close();
+        }
+        if (!failed) {
+            try {
+                writeAtomically(dir.resolve(CLEAN_SHUTDOWN), Long.toString(nextOffset).getBytes(StandardCharsets.US_ASCII));
+            } catch (IOException e) {
+                LOG.log(System.Logger.Level.WARNING, "could not write the clean-shutdown marker of " + dir);
+            }
+        }
+        closed = true;
+    }
+
+    boolean isClosed() {
+        return closed;
+    }
+
+    /** Lists segment base offsets in {@code dir}, ascending. */
+    static long[] listSegments(Path dir) throws IOException {
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.map(p -> p.getFileName().toString())
+                .filter(n -> n.endsWith(LOG_SUFFIX) && n.length() == 20 + LOG_SUFFIX.length())
+                .mapToLong(n -> Long.parseLong(n.substring(0, 20)))
+                .sorted()
+                .toArray();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "Log{" + dir + ", [" + logStartOffset + ", " + nextOffset + "), durable " + durableNext + ", "
+            + segments.size() + " segments}";
+    }
+}

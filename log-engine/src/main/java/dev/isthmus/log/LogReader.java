@@ -1,0 +1,139 @@
+package dev.isthmus.log;
+
+import dev.isthmus.ffi.Errno;
+import dev.isthmus.uring.CompletionHandler;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * One read of a {@link Log}: starting at the sparse index's position for the requested offset, reads an
+ * aligned window with direct I/O, skips batches before the offset, and hands over the run of whole
+ * batches that fits the byte limit and the bound. A batch that crosses the window's end is re-read at the
+ * start of a new window (the window holds the largest batch). Owner: the log's thread.
+ */
+final class LogReader implements CompletionHandler {
+    private final Log log;
+    private final Segment seg;
+    private final int windowId;
+    private final MemorySegment window;
+    private final long fromOffset;
+    private final long bound;
+    private final int maxBytes;
+    private final Log.ReadHandler handler;
+    private final RecordBatch batch = new RecordBatch();
+    private final int alignment;
+    private final long limit;
+    private long position;
+    private long windowStart;
+    private long windowBytes;
+
+    LogReader(Log log, Segment seg, int windowId, long fromOffset, long bound, int maxBytes, Log.ReadHandler handler) {
+        this.log = log;
+        this.seg = seg;
+        this.windowId = windowId;
+        this.window = log.readPool.chunk(windowId);
+        this.fromOffset = fromOffset;
+        this.bound = bound;
+        this.maxBytes = Math.max(0, maxBytes);
+        this.handler = handler;
+        this.alignment = Math.max(4096, seg.file.alignment());
+        this.limit = seg.readableEnd();
+    }
+
+    void start() {
+        seg.readers++;
+        position = seg.index.lookup(fromOffset);
+        fill(position);
+    }
+
+    private void fill(long from) {
+        windowStart = from - from % alignment;
+        long length = Math.min(window.byteSize(), (limit - windowStart + alignment - 1) / alignment * alignment);
+        if (length <= 0 || from >= limit) {
+            finish(0, 0, fromOffset, fromOffset - 1);
+            return;
+        }
+        long r = seg.file.read(window.asSlice(0, length), windowStart, this, 0);
+        if (r < 0) {
+            fail("read of " + seg.path + " at " + windowStart + ": " + Errno.describe((int) r));
+        }
+    }
+
+    @Override
+    public void onComplete(int result, int flags, long attachment) {
+        if (result < 0) {
+            fail("read of " + seg.path + " at " + windowStart + ": " + Errno.describe(result));
+            return;
+        }
+        windowBytes = Math.min(result, limit - windowStart);
+        scan();
+    }
+
+    private void scan() {
+        long windowEnd = windowStart + windowBytes;
+        long first = -1;
+        long firstOffset = -1;
+        long lastOffset = -1;
+        long end = position;
+        boolean complete = false; // stopped by the bound or the byte limit, not by the window
+        while (end < limit) {
+            if (end + RecordBatch.HEADER_BYTES > windowEnd) {
+                break;
+            }
+            batch.wrap(window, end - windowStart);
+            long size = batch.sizeInBytes();
+            if (end + size > windowEnd) {
+                break;
+            }
+            if (batch.lastOffset() >= bound) {
+                complete = true; // nothing at or past the bound is returned
+                break;
+            }
+            if (first < 0) {
+                if (batch.lastOffset() < fromOffset) {
+                    end += size;
+                    position = end;
+                    continue;
+                }
+                first = end;
+                firstOffset = batch.baseOffset();
+            } else if (end + size - first > maxBytes) {
+                complete = true;
+                break;
+            }
+            lastOffset = batch.lastOffset();
+            end += size;
+        }
+        if (first >= 0) {
+            // Whole batches in the window; one that did not fit is left for the next read.
+            finish(first - windowStart, end - first, firstOffset, lastOffset);
+        } else if (end >= limit || complete) {
+            finish(0, 0, fromOffset, fromOffset - 1);
+        } else {
+            // The batch at `position` crosses the window's end: read a new window starting there.
+            fill(position);
+        }
+    }
+
+    private void finish(long offsetInWindow, long length, long firstOffset, long lastOffset) {
+        try {
+            handler.onRead(length == 0 ? MemorySegment.NULL : window.asSlice(offsetInWindow, length), firstOffset,
+                lastOffset);
+        } finally {
+            release();
+        }
+    }
+
+    private void fail(String what) {
+        try {
+            handler.onError(new LogException(LogException.Kind.STORAGE_ERROR, what));
+        } finally {
+            release();
+        }
+    }
+
+    private void release() {
+        log.readPool.release(windowId);
+        log.readDone(seg);
+    }
+}

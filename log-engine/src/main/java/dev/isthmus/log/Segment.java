@@ -1,0 +1,88 @@
+package dev.isthmus.log;
+
+import dev.isthmus.uring.DmaFile;
+
+import java.nio.file.Path;
+
+/**
+ * One segment of a log: the file {@code NNNNNNNNNNNNNNNNNNNN.log} named by its base offset, its sparse
+ * indexes, and while it is the active (or sealing) segment, its {@link SegmentAppender}.
+ *
+ * <p>Owner: the log's shard thread.
+ */
+final class Segment implements SegmentAppender.Listener {
+    final Log log;
+    final long baseOffset;
+    final Path path;
+    final DmaFile file;
+    final SegmentIndex index;
+    /** End of the valid data (the next append's position). */
+    long size;
+    /** Last offset in this segment, or baseOffset - 1 when empty. */
+    long lastOffset;
+    /** When the segment got its first batch (ms), for segment.ms. */
+    long createdMs;
+    /** Largest batch max timestamp, for retention.ms. */
+    long maxTimestamp = -1;
+    SegmentAppender appender;
+    boolean sealing;
+    boolean deleted;
+    /** Reads in flight on this segment's file (its fd stays open until they finish). */
+    int readers;
+
+    Segment(Log log, long baseOffset, Path path, DmaFile file, SegmentIndex index) {
+        this.log = log;
+        this.baseOffset = baseOffset;
+        this.path = path;
+        this.file = file;
+        this.index = index;
+        this.lastOffset = baseOffset - 1;
+    }
+
+    static String fileName(long baseOffset, String suffix) {
+        return String.format("%020d%s", baseOffset, suffix);
+    }
+
+    Path indexPath() {
+        return path.resolveSibling(fileName(baseOffset, ".index"));
+    }
+
+    Path timeIndexPath() {
+        return path.resolveSibling(fileName(baseOffset, ".timeindex"));
+    }
+
+    boolean isEmpty() {
+        return lastOffset < baseOffset;
+    }
+
+    /** Bytes readable from disk: everything written by completed writes (the whole file once sealed). */
+    long readableEnd() {
+        return appender == null ? size : Math.min(size, appender.written());
+    }
+
+    @Override
+    public void onDurable(long durable) {
+        log.onSegmentDurable(this, durable);
+    }
+
+    @Override
+    public void onFailure(String what, int errno) {
+        log.onStorageFailure(this, what, errno);
+    }
+
+    @Override
+    public void onSpaceAvailable() {
+        log.onSpaceAvailable();
+    }
+
+    @Override
+    public void onIdle() {
+        log.onSegmentIdle(this);
+    }
+
+    @Override
+    public String toString() {
+        return "Segment{" + baseOffset + ".." + lastOffset + ", " + size + " bytes" + (appender != null ? ", active" : "")
+            + "}";
+    }
+}
