@@ -89,6 +89,7 @@ public final class Log {
     private boolean failed;
     private boolean closed;
     private Runnable idleWaiter;
+    private DiskStats stats;
 
     // Durability queue: (segment, end position, next offset) in append order.
     private Segment[] pendingSegment = new Segment[64];
@@ -417,12 +418,27 @@ public final class Log {
         maybeFinishSeal();
     }
 
+    /** Measures this log's fdatasyncs into {@code s} (a LogManager shares one per shard). */
+    public void stats(DiskStats s) {
+        this.stats = s;
+        for (Segment seg : segments) {
+            if (seg.appender != null) {
+                seg.appender.stats(s);
+            }
+        }
+    }
+
+    DiskStats stats() {
+        return stats;
+    }
+
     Segment createSegment(long baseOffset) {
         Path p = dir.resolve(Segment.fileName(baseOffset, LOG_SUFFIX));
         DmaFile file = engine.openDmaFile(p, true);
         Segment s = new Segment(this, baseOffset, p, file, new SegmentIndex(baseOffset, config.indexIntervalBytes()));
         s.appender = new SegmentAppender(file, writePool, s, 0, MemorySegment.NULL, file.size(),
             config.fallocateStepBytes(), config.segmentBytes());
+        s.appender.stats(stats);
         return s;
     }
 
@@ -491,6 +507,36 @@ public final class Log {
             return;
         }
         new LogReader(this, seg, window, fromOffset, bound, maxBytes, handler).start();
+    }
+
+    /** Receives the result of {@link #offsetForTimestamp}. */
+    public interface TimestampHandler {
+        /**
+         * @param offset    the first offset whose record timestamp is >= the target, or -1 when every record
+         *                  is older
+         * @param timestamp that record's timestamp (the batch's max timestamp for a compressed batch), or -1
+         */
+        void onOffset(long offset, long timestamp);
+
+        void onError(LogException error);
+    }
+
+    /**
+     * Finds the earliest offset whose timestamp is at or after {@code timestamp} (ListOffsets by time): the time
+     * index narrows the segment range, then batches are read until one has a max timestamp that reaches it,
+     * and its records are walked (for a compressed batch, the batch's base offset is the answer).
+     */
+    public void offsetForTimestamp(long timestamp, long boundExclusive, TimestampHandler handler) {
+        long start = logStartOffset;
+        for (Segment s : segments) {
+            if (s.maxTimestamp >= 0 && s.maxTimestamp < timestamp && s != active()) {
+                start = Math.max(start, s.lastOffset + 1);
+            } else {
+                start = Math.max(start, s.index.lookupTimestamp(timestamp));
+                break;
+            }
+        }
+        new TimestampLookup(this, timestamp, Math.min(boundExclusive, nextOffset), handler).from(start);
     }
 
     /** The segment whose offsets include {@code offset}: the last one with baseOffset <= offset. */
@@ -595,6 +641,7 @@ public final class Log {
         seg.index.truncateTo(position, newNext - 1);
         seg.appender = new SegmentAppender(seg.file, writePool, seg, position, tail, position,
             config.fallocateStepBytes(), config.segmentBytes());
+        seg.appender.stats(stats);
         try {
             Files.deleteIfExists(seg.indexPath());
             Files.deleteIfExists(seg.timeIndexPath());

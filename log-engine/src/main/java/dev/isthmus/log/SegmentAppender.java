@@ -85,6 +85,8 @@ public final class SegmentAppender implements CompletionHandler {
     private boolean fallocating;
     private boolean failed;
     private int inFlight;
+    private DiskStats stats;
+    private long syncStartNs;
 
     /**
      * @param file               the segment file, open for direct I/O
@@ -136,6 +138,11 @@ public final class SegmentAppender implements CompletionHandler {
             chunkCovered[tailChunk] = tailLen; // already in the file
             MemorySegment.copy(existingTail, existingTail.byteSize() - tailLen, pool.chunk(tailChunk), 0, tailLen);
         }
+    }
+
+    /** Where fdatasync latencies are recorded (null: not measured). */
+    public void stats(DiskStats s) {
+        this.stats = s;
     }
 
     /** The end of the bytes appended so far (the next append's file position). */
@@ -311,6 +318,9 @@ public final class SegmentAppender implements CompletionHandler {
         }
         syncing = written;
         inFlight++;
+        if (stats != null) {
+            syncStartNs = System.nanoTime();
+        }
     }
 
     @Override
@@ -330,6 +340,9 @@ public final class SegmentAppender implements CompletionHandler {
         if (tag == TAG_SYNC) {
             long covered = syncing;
             syncing = -1;
+            if (stats != null) {
+                stats.recordSync(System.nanoTime() - syncStartNs);
+            }
             if (result < 0) {
                 fail("fdatasync", -result);
                 return;

@@ -386,4 +386,76 @@ class LogTest {
         }
         close(again);
     }
+
+    @Test
+    void shouldFindOffsetsByTimestamp() {
+        Log log = open(small);
+        // Batch i holds records with timestamps 1000*i + j.
+        MemorySegment buf = arena.allocate(64 * 1024);
+        for (int i = 0; i < 300; i++) {
+            BatchBuilder b = new BatchBuilder(buf, 0, 0);
+            for (int j = 0; j < 5; j++) {
+                b.add(1000L * i + j, null, new byte[200]);
+            }
+            int size = b.build();
+            while (log.append(buf, 0, size, 1) == Log.NO_MEMORY) {
+                engine.submitAndWait(1_000_000L);
+            }
+        }
+        log.flush();
+        drive(() -> log.durableEndOffset() == 1500, "durable");
+        long[][] cases = {{0, 0}, {3, 3}, {999, 5}, {1000, 5}, {1004, 9}, {150_002, 752}, {299_004, 1499}, {299_005, -1}};
+        for (long[] c : cases) {
+            long[] got = {Long.MIN_VALUE};
+            log.offsetForTimestamp(c[0], log.durableEndOffset(), new Log.TimestampHandler() {
+                @Override
+                public void onOffset(long offset, long timestamp) {
+                    got[0] = offset;
+                }
+
+                @Override
+                public void onError(LogException error) {
+                    got[0] = -99;
+                }
+            });
+            drive(() -> got[0] != Long.MIN_VALUE, "timestamp lookup");
+            assertEquals(c[1], got[0], "timestamp " + c[0]);
+        }
+        close(log);
+    }
+
+    @Test
+    void shouldShareOneFlushAcrossManyLogsAndAppendsInATurn() {
+        ChunkPool w = ChunkPool.allocate(64, 32 * 1024);
+        ChunkPool r = ChunkPool.allocate(2, small.readWindowBytes());
+        LogManager manager = new LogManager(engine, dir.resolve("shard-0"), w, r);
+        List<Log> logs = new ArrayList<>();
+        for (int p = 0; p < 8; p++) {
+            Log[] out = new Log[1];
+            manager.open("t-" + p, small, d -> { }, (l, e) -> out[0] = l);
+            drive(() -> out[0] != null, "open");
+            logs.add(out[0]);
+        }
+        int turns = 20;
+        for (int turn = 0; turn < turns; turn++) {
+            for (Log log : logs) {
+                for (int a = 0; a < 10; a++) {
+                    append(log, batch(1, a, 100));
+                }
+                manager.appended(log);
+            }
+            manager.poll();
+            engine.submitAndWait(0);
+        }
+        drive(() -> logs.stream().allMatch(l -> l.durableEndOffset() == 10L * turns), "all durable");
+        long syncs = manager.diskStats().syncs();
+        System.out.println("8 logs x " + turns + " turns x 10 appends: " + syncs + " fdatasyncs, p99 "
+            + manager.diskStats().syncP99Micros() + " us");
+        assertTrue(syncs <= 8L * turns, "at most one fdatasync per log per turn: " + syncs);
+        boolean[] closed = {false};
+        manager.closeAll(() -> closed[0] = true);
+        drive(() -> closed[0], "close all");
+        w.close();
+        r.close();
+    }
 }

@@ -1,0 +1,106 @@
+package dev.isthmus.log;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * Walks the records of an uncompressed v2 batch in place (no copies): each record is
+ * {@code length varint, attributes i8, timestampDelta varlong, offsetDelta varint, key, value, headers}.
+ * Compressed batches are opaque here (the broker stores them as they came).
+ */
+public final class Records {
+    private MemorySegment seg;
+    private long pos;
+    private long end;
+    private long baseTimestamp;
+    private long baseOffset;
+    private int remaining;
+    // The current record.
+    private long timestamp;
+    private long offset;
+    private long keyPos;
+    private int keyLength;
+    private long valuePos;
+    private int valueLength;
+
+    /** Points at the records of {@code batch} (uncompressed); returns false for a compressed batch. */
+    public boolean wrap(RecordBatch batch) {
+        if (batch.compression() != 0) {
+            return false;
+        }
+        this.seg = batch.segment();
+        this.pos = batch.position() + RecordBatch.HEADER_BYTES;
+        this.end = batch.position() + batch.sizeInBytes();
+        this.baseTimestamp = batch.baseTimestamp();
+        this.baseOffset = batch.baseOffset();
+        this.remaining = batch.recordsCount();
+        return true;
+    }
+
+    /** Advances to the next record; false at the end. Throws {@link LogException} on malformed records. */
+    public boolean next() {
+        if (remaining == 0) {
+            return false;
+        }
+        remaining--;
+        int length = (int) readVarlong();
+        long recordEnd = pos + length;
+        if (length < 0 || recordEnd > end) {
+            throw new LogException(LogException.Kind.CORRUPT_MESSAGE, "record length " + length + " overruns its batch");
+        }
+        pos++; // attributes
+        timestamp = baseTimestamp + readVarlong();
+        offset = baseOffset + readVarlong();
+        keyLength = (int) readVarlong();
+        keyPos = pos;
+        pos += Math.max(0, keyLength);
+        valueLength = (int) readVarlong();
+        valuePos = pos;
+        pos = recordEnd;
+        return true;
+    }
+
+    public long timestamp() {
+        return timestamp;
+    }
+
+    public long offset() {
+        return offset;
+    }
+
+    /** Key length, -1 for a null key. */
+    public int keyLength() {
+        return keyLength;
+    }
+
+    /** Value length, -1 for a null value (a tombstone). */
+    public int valueLength() {
+        return valueLength;
+    }
+
+    public MemorySegment key() {
+        return keyLength < 0 ? null : seg.asSlice(keyPos, keyLength);
+    }
+
+    public MemorySegment value() {
+        return valueLength < 0 ? null : seg.asSlice(valuePos, valueLength);
+    }
+
+    /** Zig-zag varlong (also reads varints). */
+    private long readVarlong() {
+        long raw = 0;
+        int shift = 0;
+        while (true) {
+            if (pos >= end || shift > 63) {
+                throw new LogException(LogException.Kind.CORRUPT_MESSAGE, "malformed varint in a record");
+            }
+            byte b = seg.get(ValueLayout.JAVA_BYTE, pos++);
+            raw |= (long) (b & 0x7F) << shift;
+            if ((b & 0x80) == 0) {
+                break;
+            }
+            shift += 7;
+        }
+        return (raw >>> 1) ^ -(raw & 1);
+    }
+}
