@@ -42,6 +42,11 @@ public record LogConfig(long segmentBytes, long segmentMs, int maxBatchBytes, in
             retentionBytes, retentionMs, fallocateStepBytes, compact, deleteRetentionMs);
     }
 
+    public LogConfig withMaxBatchBytes(int bytes) {
+        return new LogConfig(segmentBytes, segmentMs, bytes, indexIntervalBytes, retentionBytes, retentionMs,
+            fallocateStepBytes, compact, deleteRetentionMs);
+    }
+
     public LogConfig withRetention(long bytes, long ms) {
         return new LogConfig(segmentBytes, segmentMs, maxBatchBytes, indexIntervalBytes, bytes, ms,
             fallocateStepBytes, compact, deleteRetentionMs);
