@@ -1,0 +1,772 @@
+package dev.isthmus.uring.shard;
+
+import dev.isthmus.uring.IoEngine;
+import dev.isthmus.uring.Verify;
+import org.agrona.DeadlineTimerWheel;
+import org.agrona.collections.Long2ObjectHashMap;
+import org.jctools.queues.MpscArrayQueue;
+import org.jctools.queues.SpscArrayQueue;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import java.util.function.Function;
+import java.util.function.LongSupplier;
+
+/**
+ * One shard: a pinned platform thread that owns an {@link IoEngine} (its io_uring), a run queue of tasks, a
+ * timer wheel, and its ends of the cross-shard queues. Everything here is owner-thread only unless a method
+ * says otherwise; code running on the shard reaches it with {@link #current()}.
+ *
+ * <h2>A loop turn</h2>
+ * <ol>
+ *   <li>reap completions already in the CQ (no system call);</li>
+ *   <li>run tasks handed over by non-shard threads and cross-shard calls and replies;</li>
+ *   <li>fire expired timers (the wheel is caught up to now);</li>
+ *   <li>run local tasks until the run queue is empty or the turn's task quota
+ *       ({@link ShardGroupConfig#taskQuotaNs()}) is used up, so one burst of tasks cannot starve I/O;</li>
+ *   <li>run the pollers upper layers registered (the log manager's one-flush-per-turn, arena remote frees);</li>
+ *   <li>submit everything queued and, only when there is nothing to do, wait in {@code io_uring_enter} with
+ *       a timeout set by the next timer (busy-poll mode never waits). One kernel entry per turn.</li>
+ * </ol>
+ *
+ * <h2>Cross-shard calls</h2>
+ * Each ordered pair of shards has its own bounded SPSC queue; no locks, no shared counters. A sender marks
+ * the target, and at the end of its turn (after a full fence) wakes any marked target that announced it is
+ * about to sleep, with IORING_OP_MSG_RING batched into its own submission. A sleeping shard announces it,
+ * fences, and re-checks its queues before it blocks, so no wakeup is lost. Back-pressure: at most
+ * {@link ShardGroupConfig#crossShardDepth()} calls in flight from one shard to another; {@link #trySend}
+ * refuses beyond that. Replies always fit (each queue holds twice the depth).
+ */
+public final class Shard {
+
+    /** Per-turn work an upper layer hooks into the loop. */
+    @FunctionalInterface
+    public interface Poller {
+        /** Does this turn's share of work; returns how much was done (0 = nothing, the loop may sleep). */
+        int poll();
+    }
+
+    private static final System.Logger LOG = System.getLogger(Shard.class.getName());
+    private static final VarHandle SLEEPING;
+    private static final VarHandle TASK_START;
+    private static final long TICK_NS = 1L << 20; // ~1.05 ms timer resolution
+    private static final int INBOUND_BUDGET = 256;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            SLEEPING = l.findVarHandle(Shard.class, "sleeping", int.class);
+            TASK_START = l.findVarHandle(Shard.class, "taskStartNs", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    private final int id;
+    private final ShardGroup group;
+    private final ShardGroupConfig config;
+    private final int shardCount;
+    private final ShardStats stats = new ShardStats();
+
+    // Owner-thread state.
+    private IoEngine engine;
+    private Thread thread;
+    private final ArrayDeque<Runnable> tasks = new ArrayDeque<>(1024);
+    private final ArrayDeque<ShardCall> selfCalls = new ArrayDeque<>();
+    private final SpscArrayQueue<ShardCall>[] inbound;
+    private final SpscArrayQueue<ShardCall>[] outbound;
+    private final int[] inFlightTo;
+    private int callsInFlight;
+    private final MpscArrayQueue<Runnable> external;
+    private final RemoteView[] views;
+    private final LongSupplier[] piggybackSources = new LongSupplier[RemoteView.SLOTS];
+    private final boolean[] signalMarked;
+    private final int[] signalList;
+    private int signalCount;
+    private final ArrayList<Poller> pollers = new ArrayList<>();
+    private final ArrayList<Runnable> stopHooks = new ArrayList<>();
+    private final ArrayList<BooleanSupplier> drainChecks = new ArrayList<>();
+    private boolean stopHooksRan;
+    private DeadlineTimerWheel wheel;
+    private final Long2ObjectHashMap<Runnable> timerTasks = new Long2ObjectHashMap<>();
+    private final DeadlineTimerWheel.TimerHandler timerHandler = this::onTimerExpiry;
+    private long nextDeadlineNs = Long.MAX_VALUE;
+    private boolean nextDeadlineStale;
+    private long windowStartNs;
+    private long windowBusyNs;
+    private long busyPermille;
+    private long longestTaskNs;
+    private long lastInboundBatch;
+
+    // Shared with other threads.
+    @SuppressWarnings("unused")
+    private volatile int sleeping;
+    @SuppressWarnings("unused")
+    private volatile long taskStartNs;
+    private volatile boolean quiescent;
+    private volatile long activity;
+    private volatile ShardGroup.StallReport lastReport;
+    final java.util.concurrent.atomic.AtomicLong blockingDetected = new java.util.concurrent.atomic.AtomicLong();
+    long watchdogReportedStart;
+
+    @SuppressWarnings("unchecked")
+    Shard(int id, ShardGroup group, ShardGroupConfig config) {
+        this.id = id;
+        this.group = group;
+        this.config = config;
+        this.shardCount = config.shards();
+        this.inbound = new SpscArrayQueue[shardCount];
+        this.outbound = new SpscArrayQueue[shardCount];
+        this.inFlightTo = new int[shardCount];
+        this.views = new RemoteView[shardCount];
+        for (int i = 0; i < shardCount; i++) {
+            views[i] = new RemoteView();
+        }
+        this.signalMarked = new boolean[shardCount];
+        this.signalList = new int[shardCount];
+        this.external = new MpscArrayQueue<>(config.externalDepth());
+    }
+
+    void connect(int from, SpscArrayQueue<ShardCall> queue) {
+        inbound[from] = queue;
+    }
+
+    void connectOut(int to, SpscArrayQueue<ShardCall> queue) {
+        outbound[to] = queue;
+    }
+
+    void bind(Thread thread, IoEngine engine) {
+        this.thread = thread;
+        this.engine = engine;
+        long now = System.nanoTime();
+        this.wheel = new DeadlineTimerWheel(TimeUnit.NANOSECONDS, now, TICK_NS, 512);
+        this.windowStartNs = now;
+    }
+
+    // ------------------------------------------------------------------ identity
+
+    /** The shard running the calling thread, or null on a non-shard thread. */
+    public static Shard currentOrNull() {
+        return Thread.currentThread() instanceof ShardGroup.ShardThread t ? t.shard() : null;
+    }
+
+    /** The shard running the calling thread. */
+    public static Shard current() {
+        Shard s = currentOrNull();
+        if (s == null) {
+            throw new IllegalStateException("not on a shard thread: " + Thread.currentThread().getName());
+        }
+        return s;
+    }
+
+    public int id() {
+        return id;
+    }
+
+    public ShardGroup group() {
+        return group;
+    }
+
+    /** This shard's I/O engine (owner thread only). */
+    public IoEngine engine() {
+        return engine;
+    }
+
+    /** Any thread: this shard's counters. */
+    public ShardStats stats() {
+        return stats;
+    }
+
+    /** Any thread: true when the calling thread is this shard's thread. */
+    public boolean isOwnerThread() {
+        return Thread.currentThread() == thread;
+    }
+
+    /** Throws unless called on this shard's thread. */
+    public void checkOwner() {
+        if (Thread.currentThread() != thread) {
+            throw new IllegalStateException("shard " + id + " touched from " + Thread.currentThread().getName());
+        }
+    }
+
+    // ------------------------------------------------------------------ tasks and timers
+
+    /** Owner thread: runs {@code task} later on this shard, in FIFO order with other tasks. */
+    public void execute(Runnable task) {
+        checkOwner();
+        tasks.add(task);
+    }
+
+    /** Owner thread: runs {@code task} after {@code delayNs}; returns a timer id for {@link #cancelTimer}. */
+    public long schedule(long delayNs, Runnable task) {
+        checkOwner();
+        long deadline = System.nanoTime() + Math.max(0, delayNs);
+        long timerId = wheel.scheduleTimer(deadline);
+        timerTasks.put(timerId, task);
+        if (deadline < nextDeadlineNs) {
+            nextDeadlineNs = deadline;
+        }
+        stats.set(ShardStats.TIMERS_PENDING, wheel.timerCount());
+        return timerId;
+    }
+
+    /** Owner thread: cancels a timer; returns false if it already fired or was cancelled. */
+    public boolean cancelTimer(long timerId) {
+        checkOwner();
+        if (timerTasks.remove(timerId) == null) {
+            return false;
+        }
+        long deadline = wheel.deadline(timerId);
+        wheel.cancelTimer(timerId);
+        if (deadline <= nextDeadlineNs) {
+            nextDeadlineStale = true;
+        }
+        stats.set(ShardStats.TIMERS_PENDING, wheel.timerCount());
+        return true;
+    }
+
+    /** Owner thread: a promise completed (with null) after {@code delayNs}. */
+    public Promise<Void> sleep(long delayNs) {
+        Promise<Void> p = new Promise<>();
+        schedule(delayNs, () -> p.complete(null));
+        return p;
+    }
+
+    /** Owner thread: adds per-turn work (e.g. one flush for all logs dirtied this turn). */
+    public void addPoller(Poller poller) {
+        checkOwner();
+        pollers.add(poller);
+    }
+
+    public boolean removePoller(Poller poller) {
+        checkOwner();
+        return pollers.remove(poller);
+    }
+
+    /**
+     * Owner thread: {@code hook} runs on this shard when the group starts stopping (hooks run last-added
+     * first). Hooks stop accepting new work (close listeners, stop recurring timers) and may start
+     * asynchronous closes; the loop keeps running until the whole group is quiescent.
+     */
+    public void onStop(Runnable hook) {
+        checkOwner();
+        stopHooks.add(hook);
+    }
+
+    /** Owner thread: while stopping, the shard is not quiescent until {@code drained} answers true. */
+    public void addDrainCheck(BooleanSupplier drained) {
+        checkOwner();
+        drainChecks.add(drained);
+    }
+
+    /**
+     * Owner thread: publishes {@code source} in piggyback slot {@code slot} (>= {@link RemoteView#FIRST_USER_SLOT})
+     * of every reply this shard sends.
+     */
+    public void publishPiggyback(int slot, LongSupplier source) {
+        checkOwner();
+        if (slot < RemoteView.FIRST_USER_SLOT || slot >= RemoteView.SLOTS) {
+            throw new IllegalArgumentException("piggyback slot must be in [" + RemoteView.FIRST_USER_SLOT + ", "
+                + RemoteView.SLOTS + "), got " + slot);
+        }
+        piggybackSources[slot] = source;
+    }
+
+    /** Owner thread: this shard's possibly-stale view of shard {@code other}, from its replies. */
+    public RemoteView view(int other) {
+        return views[other];
+    }
+
+    // ------------------------------------------------------------------ cross-shard calls
+
+    /**
+     * Owner thread: sends {@code call} to shard {@code target} (which may be this shard). Returns false,
+     * without sending, when {@link ShardGroupConfig#crossShardDepth()} calls to that shard are already in
+     * flight: the caller decides whether to retry later, shed load or fail its request.
+     */
+    public boolean trySend(int target, ShardCall call) {
+        checkOwner();
+        Verify.that(!call.inFlight, "a ShardCall is sent again before its reply arrived");
+        if (target < 0 || target >= shardCount) {
+            throw new IllegalArgumentException("no shard " + target + " in a group of " + shardCount);
+        }
+        if (inFlightTo[target] >= config.crossShardDepth()) {
+            stats.add(ShardStats.SENDS_REFUSED, 1);
+            return false;
+        }
+        call.origin = id;
+        call.target = target;
+        call.replying = false;
+        call.inFlight = true;
+        inFlightTo[target]++;
+        callsInFlight++;
+        stats.add(ShardStats.CALLS_SENT, 1);
+        if (target == id) {
+            selfCalls.add(call);
+        } else {
+            Verify.that(outbound[target].offer(call), "cross-shard queue overflow despite the in-flight bound");
+            markSignal(target);
+        }
+        return true;
+    }
+
+    /** Owner thread: true if a call to {@code target} would be accepted now. */
+    public boolean canSend(int target) {
+        return inFlightTo[target] < config.crossShardDepth();
+    }
+
+    /** Owner thread: calls in flight to {@code target}. */
+    public int inFlightTo(int target) {
+        return inFlightTo[target];
+    }
+
+    /**
+     * Target-shard thread: sends the reply of a call whose {@link ShardCall#onTarget} returned false. Also
+     * stamps this shard's piggybacked metadata into the call.
+     */
+    public void reply(ShardCall call) {
+        checkOwner();
+        Verify.that(call.target == id && call.inFlight && !call.replying, "reply to a call not in flight here");
+        call.replying = true;
+        long[] pb = call.piggyback;
+        pb[RemoteView.TASK_QUEUE_DEPTH] = tasks.size();
+        pb[RemoteView.INBOUND_DEPTH] = lastInboundBatch;
+        pb[RemoteView.LOOP_BUSY_PERMILLE] = busyPermille;
+        for (int s = RemoteView.FIRST_USER_SLOT; s < RemoteView.SLOTS; s++) {
+            LongSupplier src = piggybackSources[s];
+            pb[s] = src == null ? 0 : src.getAsLong();
+        }
+        if (call.origin == id) {
+            selfCalls.add(call);
+        } else {
+            Verify.that(outbound[call.origin].offer(call), "reply queue overflow despite the in-flight bound");
+            markSignal(call.origin);
+        }
+    }
+
+    /**
+     * Owner thread: runs {@code fn} on shard {@code target} and completes the returned promise with its result
+     * (or what it threw) back on this shard. Fails at once with {@link ShardBusyException} when the target's
+     * in-flight bound is reached.
+     */
+    public <T> Promise<T> submitTo(int target, Function<Shard, T> fn) {
+        FunctionCall<T> call = new FunctionCall<>(fn, null);
+        if (!trySend(target, call)) {
+            return Promise.failed(new ShardBusyException(id, target, config.crossShardDepth()));
+        }
+        return call.promise;
+    }
+
+    /** Like {@link #submitTo} for work that is itself asynchronous on the target shard. */
+    public <T> Promise<T> submitToAsync(int target, Function<Shard, Promise<T>> fn) {
+        FunctionCall<T> call = new FunctionCall<>(null, fn);
+        if (!trySend(target, call)) {
+            return Promise.failed(new ShardBusyException(id, target, config.crossShardDepth()));
+        }
+        return call.promise;
+    }
+
+    private static final class FunctionCall<T> extends ShardCall {
+        final Function<Shard, T> syncFn;
+        final Function<Shard, Promise<T>> asyncFn;
+        final Promise<T> promise = new Promise<>();
+        T value;
+        Throwable failure;
+
+        FunctionCall(Function<Shard, T> syncFn, Function<Shard, Promise<T>> asyncFn) {
+            this.syncFn = syncFn;
+            this.asyncFn = asyncFn;
+        }
+
+        @Override
+        protected boolean onTarget(Shard shard) {
+            try {
+                if (syncFn != null) {
+                    value = syncFn.apply(shard);
+                    return true;
+                }
+                Promise<T> p = asyncFn.apply(shard);
+                if (p.isDone()) {
+                    value = p.isSucceeded() ? p.value() : null;
+                    failure = p.failure();
+                    return true;
+                }
+                p.whenComplete((v, f) -> {
+                    value = v;
+                    failure = f;
+                    shard.reply(this);
+                });
+                return false;
+            } catch (Throwable t) {
+                failure = t;
+                return true;
+            }
+        }
+
+        @Override
+        protected void onReply(Shard shard) {
+            promise.completeWith(value, failure);
+        }
+    }
+
+    // ------------------------------------------------------------------ non-shard threads
+
+    /** Any thread: queues {@code task} for this shard; false if its external queue is full or it has stopped. */
+    boolean offerExternal(Runnable task) {
+        if (group.isTerminated() || !external.offer(task)) {
+            return false;
+        }
+        VarHandle.fullFence();
+        if ((int) SLEEPING.getVolatile(this) != 0) {
+            engine.wakeup();
+        }
+        return true;
+    }
+
+    /** Any thread: wakes the loop if it sleeps. */
+    void wake() {
+        IoEngine e = engine;
+        if (e != null && !group.isTerminated()) {
+            e.wakeup();
+        }
+    }
+
+    // ------------------------------------------------------------------ the loop
+
+    void run() {
+        while (!group.isTerminated()) {
+            long t0 = System.nanoTime();
+            int work = 0;
+            int completions = engine.reap();
+            work += completions;
+            int handed = drainExternal() + drainInbound();
+            work += handed;
+            work += pollTimers();
+            int ran = runTasks(t0);
+            work += ran;
+            for (int i = 0; i < pollers.size(); i++) {
+                work += pollers.get(i).poll();
+            }
+            if (group.isStopping()) {
+                work += stopping(handed + ran);
+            }
+            flushSignals();
+            stats.set(ShardStats.TASK_QUEUE_DEPTH, tasks.size());
+            stats.set(ShardStats.CALLS_IN_FLIGHT, callsInFlight);
+            stats.set(ShardStats.BLOCKING_DETECTED, blockingDetected.getOpaque());
+            stats.add(ShardStats.LOOP_TURNS, 1);
+
+            long idle = 0;
+            if (work > 0 || !tasks.isEmpty() || !selfCalls.isEmpty() || config.busyPoll()) {
+                completions += engine.submitAndWait(0);
+            } else {
+                long waitNs = idleWaitNs(t0);
+                SLEEPING.setVolatile(this, 1);
+                VarHandle.fullFence();
+                if (hasHandedWork() || group.isTerminated()) {
+                    SLEEPING.setVolatile(this, 0);
+                    completions += engine.submitAndWait(0);
+                } else {
+                    long w0 = System.nanoTime();
+                    completions += engine.submitAndWait(waitNs);
+                    idle = System.nanoTime() - w0;
+                    SLEEPING.setVolatile(this, 0);
+                    stats.add(ShardStats.KERNEL_WAITS, 1);
+                }
+            }
+            long t1 = System.nanoTime();
+            stats.add(ShardStats.COMPLETIONS, completions);
+            stats.add(ShardStats.BUSY_NS, t1 - t0 - idle);
+            stats.add(ShardStats.IDLE_NS, idle);
+            windowBusyNs += t1 - t0 - idle;
+            if (t1 - windowStartNs >= 10_000_000L) {
+                busyPermille = windowBusyNs * 1000 / (t1 - windowStartNs);
+                windowBusyNs = 0;
+                windowStartNs = t1;
+            }
+        }
+    }
+
+    /** The shutdown tail on the shard thread: drop timers, close the engine (in-flight I/O is cancelled). */
+    void closeOnThread() {
+        timerTasks.clear();
+        if (wheel != null) {
+            wheel.clear();
+        }
+        if (engine != null) {
+            engine.close();
+        }
+    }
+
+    private int stopping(int handedOrRan) {
+        int work = 0;
+        if (!stopHooksRan) {
+            stopHooksRan = true;
+            for (int i = stopHooks.size() - 1; i >= 0; i--) {
+                runTask(stopHooks.get(i));
+            }
+            work++;
+        }
+        if (handedOrRan > 0) {
+            activity = activity + 1;
+        }
+        boolean q = tasks.isEmpty() && selfCalls.isEmpty() && callsInFlight == 0 && !hasHandedWork();
+        for (int i = 0; q && i < drainChecks.size(); i++) {
+            q = drainChecks.get(i).getAsBoolean();
+        }
+        quiescent = q;
+        return work;
+    }
+
+    boolean isQuiescent() {
+        return quiescent;
+    }
+
+    long activity() {
+        return activity;
+    }
+
+    private boolean hasHandedWork() {
+        if (!external.isEmpty() || !selfCalls.isEmpty()) {
+            return true;
+        }
+        for (int s = 0; s < shardCount; s++) {
+            if (s != id && !inbound[s].isEmpty()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private long idleWaitNs(long nowNs) {
+        long wait = config.maxIdleWaitNs();
+        if (wheel.timerCount() > 0) {
+            if (nextDeadlineStale) {
+                long[] min = {Long.MAX_VALUE};
+                wheel.forEach((deadline, timerId) -> {
+                    if (deadline < min[0]) {
+                        min[0] = deadline;
+                    }
+                });
+                nextDeadlineNs = min[0];
+                nextDeadlineStale = false;
+            }
+            wait = Math.min(wait, Math.max(1_000L, nextDeadlineNs - nowNs));
+        }
+        if (group.isStopping()) {
+            wait = Math.min(wait, 1_000_000L);
+        }
+        return wait;
+    }
+
+    private int drainExternal() {
+        int n = 0;
+        Runnable r;
+        while (n < INBOUND_BUDGET && (r = external.poll()) != null) {
+            runTask(r);
+            n++;
+        }
+        if (n > 0) {
+            stats.add(ShardStats.EXTERNAL_TASKS, n);
+        }
+        return n;
+    }
+
+    private int drainInbound() {
+        int n = 0;
+        long now = System.nanoTime();
+        for (int s = 0; s < shardCount; s++) {
+            if (s == id) {
+                continue;
+            }
+            SpscArrayQueue<ShardCall> q = inbound[s];
+            ShardCall c;
+            int budget = INBOUND_BUDGET;
+            while (budget-- > 0 && (c = q.relaxedPoll()) != null) {
+                dispatch(c, now);
+                n++;
+            }
+        }
+        lastInboundBatch = n;
+        int self = selfCalls.size();
+        for (int i = 0; i < self; i++) {
+            dispatch(selfCalls.poll(), now);
+            n++;
+        }
+        return n;
+    }
+
+    private void dispatch(ShardCall c, long nowNs) {
+        if (c.replying) {
+            int from = c.target;
+            inFlightTo[from]--;
+            callsInFlight--;
+            c.inFlight = false;
+            views[from].update(c.piggyback, nowNs);
+            stats.add(ShardStats.REPLIES_RECEIVED, 1);
+            long start = beginTask();
+            try {
+                c.onReply(this);
+            } catch (Throwable t) {
+                reportUncaught(t);
+            }
+            endTask(start, c);
+        } else {
+            stats.add(ShardStats.CALLS_RECEIVED, 1);
+            boolean replyNow;
+            long start = beginTask();
+            try {
+                replyNow = c.onTarget(this);
+            } catch (Throwable t) {
+                reportUncaught(t);
+                replyNow = true;
+            }
+            endTask(start, c);
+            if (replyNow) {
+                reply(c);
+            }
+        }
+    }
+
+    private int runTasks(long turnStartNs) {
+        int n = 0;
+        Runnable r;
+        while ((r = tasks.poll()) != null) {
+            runTask(r);
+            n++;
+            if (System.nanoTime() - turnStartNs >= config.taskQuotaNs()) {
+                break;
+            }
+        }
+        return n;
+    }
+
+    private void runTask(Runnable r) {
+        long start = beginTask();
+        try {
+            r.run();
+        } catch (Throwable t) {
+            reportUncaught(t);
+        }
+        endTask(start, r);
+    }
+
+    private long beginTask() {
+        long start = System.nanoTime();
+        TASK_START.setOpaque(this, start);
+        return start;
+    }
+
+    private void endTask(long startNs, Object what) {
+        long d = System.nanoTime() - startNs;
+        TASK_START.setOpaque(this, 0L);
+        stats.add(ShardStats.TASKS_RUN, 1);
+        if (d > longestTaskNs) {
+            longestTaskNs = d;
+            stats.set(ShardStats.LONGEST_TASK_NS, d);
+        }
+        if (d > config.taskQuotaNs()) {
+            stats.add(ShardStats.QUOTA_VIOLATIONS, 1);
+            if (d > config.stallReportNs()) {
+                stats.add(ShardStats.STALLS, 1);
+                ShardGroup.StallReport seen = lastReport;
+                if (seen == null || seen.taskStartNs() != startNs) {
+                    report(new ShardGroup.StallReport(id, ShardGroup.StallKind.STALL, startNs, d,
+                        what.getClass().getName(), null));
+                }
+            }
+        }
+    }
+
+    /** Any thread: the start time of the task running now, or 0 between tasks. */
+    long taskStartNs() {
+        return (long) TASK_START.getOpaque(this);
+    }
+
+    Thread thread() {
+        return thread;
+    }
+
+    void report(ShardGroup.StallReport r) {
+        lastReport = r;
+        group.stallListener().accept(r);
+    }
+
+    /** Any thread: the last stall, quota or blocking report of this shard, or null. */
+    public ShardGroup.StallReport lastReport() {
+        return lastReport;
+    }
+
+    /** Owner thread: a throwable escaped a task or a listener: a bug, reported and counted, the loop goes on. */
+    public void reportUncaught(Throwable t) {
+        stats.add(ShardStats.UNCAUGHT_ERRORS, 1);
+        group.uncaughtHandler().uncaughtException(thread, t);
+    }
+
+    private int pollTimers() {
+        if (wheel.timerCount() == 0) {
+            long now = System.nanoTime();
+            if (now >= wheel.currentTickTime()) {
+                wheel.resetStartTime(now);
+            }
+            return 0;
+        }
+        long now = System.nanoTime();
+        int fired = 0;
+        // poll() advances at most one tick per call: catch the wheel up to now.
+        int guard = 0;
+        do {
+            fired += wheel.poll(now, timerHandler, Integer.MAX_VALUE);
+            if (wheel.timerCount() == 0) {
+                break;
+            }
+        } while (now >= wheel.currentTickTime() && ++guard < 1_000_000);
+        if (fired > 0) {
+            stats.add(ShardStats.TIMERS_FIRED, fired);
+            stats.set(ShardStats.TIMERS_PENDING, wheel.timerCount());
+        }
+        return fired;
+    }
+
+    private boolean onTimerExpiry(TimeUnit unit, long now, long timerId) {
+        Runnable task = timerTasks.remove(timerId);
+        if (task != null) {
+            nextDeadlineStale = true;
+            runTask(task);
+        }
+        return true;
+    }
+
+    private void markSignal(int target) {
+        if (!signalMarked[target]) {
+            signalMarked[target] = true;
+            signalList[signalCount++] = target;
+        }
+    }
+
+    private void flushSignals() {
+        if (signalCount == 0) {
+            return;
+        }
+        VarHandle.fullFence();
+        for (int i = 0; i < signalCount; i++) {
+            int t = signalList[i];
+            signalMarked[t] = false;
+            Shard target = group.shard(t);
+            if ((int) SLEEPING.getVolatile(target) != 0) {
+                engine.signal(target.engine);
+            }
+        }
+        signalCount = 0;
+    }
+
+    @Override
+    public String toString() {
+        return "Shard{" + id + ", tasks=" + stats.get(ShardStats.TASKS_RUN) + ", turns="
+            + stats.get(ShardStats.LOOP_TURNS) + "}";
+    }
+}
