@@ -196,7 +196,7 @@ public final class Promise<T> {
 
     /**
      * A promise that follows this one but fails with {@link TimeoutException} if this one is not complete
-     * within {@code timeoutNs} on {@code shard}'s timer wheel. The timer is cancelled when this completes.
+     * within {@code timeoutNs} on {@code shard}'s timers. The timer is cancelled when this completes.
      */
     public Promise<T> withTimeout(Shard shard, long timeoutNs) {
         if (state != PENDING) {

@@ -2,8 +2,6 @@ package dev.isthmus.uring.shard;
 
 import dev.isthmus.uring.IoEngine;
 import dev.isthmus.uring.Verify;
-import org.agrona.DeadlineTimerWheel;
-import org.agrona.collections.Long2ObjectHashMap;
 import org.jctools.queues.MpscArrayQueue;
 import org.jctools.queues.SpscArrayQueue;
 
@@ -11,21 +9,20 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 import java.util.function.LongSupplier;
 
 /**
  * One shard: a pinned platform thread that owns an {@link IoEngine} (its io_uring), a run queue of tasks, a
- * timer wheel, and its ends of the cross-shard queues. Everything here is owner-thread only unless a method
+ * timer queue, and its ends of the cross-shard queues. Everything here is owner-thread only unless a method
  * says otherwise; code running on the shard reaches it with {@link #current()}.
  *
  * <h2>A loop turn</h2>
  * <ol>
  *   <li>reap completions already in the CQ (no system call);</li>
  *   <li>run tasks handed over by non-shard threads and cross-shard calls and replies;</li>
- *   <li>fire expired timers (the wheel is caught up to now);</li>
+ *   <li>fire expired timers in deadline order;</li>
  *   <li>run local tasks until the run queue is empty or the turn's task quota
  *       ({@link ShardGroupConfig#taskQuotaNs()}) is used up, so one burst of tasks cannot starve I/O;</li>
  *   <li>run the pollers upper layers registered (the log manager's one-flush-per-turn, arena remote frees);</li>
@@ -53,7 +50,6 @@ public final class Shard {
     private static final System.Logger LOG = System.getLogger(Shard.class.getName());
     private static final VarHandle SLEEPING;
     private static final VarHandle TASK_START;
-    private static final long TICK_NS = 1L << 20; // ~1.05 ms timer resolution
     private static final int INBOUND_BUDGET = 256;
 
     static {
@@ -91,11 +87,7 @@ public final class Shard {
     private final ArrayList<Runnable> stopHooks = new ArrayList<>();
     private final ArrayList<BooleanSupplier> drainChecks = new ArrayList<>();
     private boolean stopHooksRan;
-    private DeadlineTimerWheel wheel;
-    private final Long2ObjectHashMap<Runnable> timerTasks = new Long2ObjectHashMap<>();
-    private final DeadlineTimerWheel.TimerHandler timerHandler = this::onTimerExpiry;
-    private long nextDeadlineNs = Long.MAX_VALUE;
-    private boolean nextDeadlineStale;
+    private final TimerQueue timers = new TimerQueue();
     private long windowStartNs;
     private long windowBusyNs;
     private long busyPermille;
@@ -143,7 +135,6 @@ public final class Shard {
         this.thread = thread;
         this.engine = engine;
         long now = System.nanoTime();
-        this.wheel = new DeadlineTimerWheel(TimeUnit.NANOSECONDS, now, TICK_NS, 512);
         this.windowStartNs = now;
     }
 
@@ -204,29 +195,17 @@ public final class Shard {
     /** Owner thread: runs {@code task} after {@code delayNs}; returns a timer id for {@link #cancelTimer}. */
     public long schedule(long delayNs, Runnable task) {
         checkOwner();
-        long deadline = System.nanoTime() + Math.max(0, delayNs);
-        long timerId = wheel.scheduleTimer(deadline);
-        timerTasks.put(timerId, task);
-        if (deadline < nextDeadlineNs) {
-            nextDeadlineNs = deadline;
-        }
-        stats.set(ShardStats.TIMERS_PENDING, wheel.timerCount());
+        long timerId = timers.schedule(System.nanoTime() + Math.max(0, delayNs), task);
+        stats.set(ShardStats.TIMERS_PENDING, timers.size());
         return timerId;
     }
 
     /** Owner thread: cancels a timer; returns false if it already fired or was cancelled. */
     public boolean cancelTimer(long timerId) {
         checkOwner();
-        if (timerTasks.remove(timerId) == null) {
-            return false;
-        }
-        long deadline = wheel.deadline(timerId);
-        wheel.cancelTimer(timerId);
-        if (deadline <= nextDeadlineNs) {
-            nextDeadlineStale = true;
-        }
-        stats.set(ShardStats.TIMERS_PENDING, wheel.timerCount());
-        return true;
+        boolean cancelled = timers.cancel(timerId);
+        stats.set(ShardStats.TIMERS_PENDING, timers.size());
+        return cancelled;
     }
 
     /** Owner thread: a promise completed (with null) after {@code delayNs}. */
@@ -493,10 +472,7 @@ public final class Shard {
 
     /** The shutdown tail on the shard thread: drop timers, close the engine (in-flight I/O is cancelled). */
     void closeOnThread() {
-        timerTasks.clear();
-        if (wheel != null) {
-            wheel.clear();
-        }
+        timers.clear();
         if (engine != null) {
             engine.close();
         }
@@ -544,18 +520,8 @@ public final class Shard {
 
     private long idleWaitNs(long nowNs) {
         long wait = config.maxIdleWaitNs();
-        if (wheel.timerCount() > 0) {
-            if (nextDeadlineStale) {
-                long[] min = {Long.MAX_VALUE};
-                wheel.forEach((deadline, timerId) -> {
-                    if (deadline < min[0]) {
-                        min[0] = deadline;
-                    }
-                });
-                nextDeadlineNs = min[0];
-                nextDeadlineStale = false;
-            }
-            wait = Math.min(wait, Math.max(1_000L, nextDeadlineNs - nowNs));
+        if (timers.size() > 0) {
+            wait = Math.min(wait, Math.max(1_000L, timers.nextDeadline() - System.nanoTime()));
         }
         if (group.isStopping()) {
             wait = Math.min(wait, 1_000_000L);
@@ -708,37 +674,22 @@ public final class Shard {
     }
 
     private int pollTimers() {
-        if (wheel.timerCount() == 0) {
-            long now = System.nanoTime();
-            if (now >= wheel.currentTickTime()) {
-                wheel.resetStartTime(now);
-            }
+        if (timers.size() == 0) {
             return 0;
         }
         long now = System.nanoTime();
         int fired = 0;
-        // poll() advances at most one tick per call: catch the wheel up to now.
-        int guard = 0;
-        do {
-            fired += wheel.poll(now, timerHandler, Integer.MAX_VALUE);
-            if (wheel.timerCount() == 0) {
-                break;
-            }
-        } while (now >= wheel.currentTickTime() && ++guard < 1_000_000);
+        Runnable task;
+        // Only timers due at the start of this pass fire now; ones their tasks schedule wait for the next turn.
+        while ((task = timers.pollExpired(now)) != null) {
+            runTask(task);
+            fired++;
+        }
         if (fired > 0) {
             stats.add(ShardStats.TIMERS_FIRED, fired);
-            stats.set(ShardStats.TIMERS_PENDING, wheel.timerCount());
+            stats.set(ShardStats.TIMERS_PENDING, timers.size());
         }
         return fired;
-    }
-
-    private boolean onTimerExpiry(TimeUnit unit, long now, long timerId) {
-        Runnable task = timerTasks.remove(timerId);
-        if (task != null) {
-            nextDeadlineStale = true;
-            runTask(task);
-        }
-        return true;
     }
 
     private void markSignal(int target) {

@@ -129,8 +129,9 @@ public final class ShardGroup implements AutoCloseable {
     }
 
     /**
-     * Starts the shards. Each creates its engine on its own thread, then {@code init} runs as the first task on
-     * every shard (register pollers, stop hooks, listeners); the call returns once every shard is running.
+     * Starts the shards. Each creates its engine on its own thread, then runs {@code init} on that thread before
+     * its first loop turn (register pollers, stop hooks, listeners); the call returns once every shard has
+     * initialised. Messages other shards send meanwhile wait in the queues until the target's loop starts.
      *
      * @throws IllegalStateException a shard could not pin itself or create its ring (the message says why);
      *                               the shards already started are stopped again
@@ -145,6 +146,7 @@ public final class ShardGroup implements AutoCloseable {
         int n = shards.length;
         CountDownLatch ready = new CountDownLatch(n);
         CountDownLatch go = new CountDownLatch(1);
+        CountDownLatch initialized = new CountDownLatch(n);
         Throwable[] failures = new Throwable[n];
         for (int i = 0; i < n; i++) {
             Shard shard = shards[i];
@@ -174,7 +176,14 @@ public final class ShardGroup implements AutoCloseable {
                 }
                 try {
                     if (!terminated) {
-                        shard.execute(() -> init.accept(shard));
+                        try {
+                            init.accept(shard);
+                        } catch (Throwable t) {
+                            failures[index] = t;
+                            terminated = true;
+                        } finally {
+                            initialized.countDown();
+                        }
                         shard.run();
                     }
                 } catch (Throwable t) {
@@ -203,6 +212,16 @@ public final class ShardGroup implements AutoCloseable {
             throw new IllegalStateException("shard group failed to start: " + first.getMessage(), first);
         }
         go.countDown();
+        awaitUninterruptibly(initialized);
+        for (Throwable f : failures) {
+            if (f != null) {
+                for (Shard s : shards) {
+                    s.wake();
+                }
+                joinAll();
+                throw new IllegalStateException("shard group failed to initialise: " + f.getMessage(), f);
+            }
+        }
         watchdog.start();
     }
 
