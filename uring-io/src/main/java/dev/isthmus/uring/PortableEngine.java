@@ -1,7 +1,7 @@
 package dev.isthmus.uring;
 
 import dev.isthmus.ffi.Errno;
-import org.jctools.queues.MpscUnboundedXaddArrayQueue;
+import org.jctools.queues.atomic.MpscUnboundedAtomicArrayQueue;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -56,7 +56,7 @@ public final class PortableEngine implements IoEngine {
     private final Thread owner = Thread.currentThread();
     private final Selector selector;
     private final int maxInFlight;
-    private final MpscUnboundedXaddArrayQueue<Completion> fromWorkers = new MpscUnboundedXaddArrayQueue<>(1024);
+    private final MpscUnboundedAtomicArrayQueue<Completion> fromWorkers = new MpscUnboundedAtomicArrayQueue<>(1024);
     private final ArrayDeque<Runnable> local = new ArrayDeque<>();
     private final AtomicInteger inFlight = new AtomicInteger();
     private long nextOpId;

@@ -2,8 +2,8 @@ package dev.isthmus.uring.shard;
 
 import dev.isthmus.uring.IoEngine;
 import dev.isthmus.uring.Verify;
-import org.jctools.queues.MpscArrayQueue;
-import org.jctools.queues.SpscArrayQueue;
+import org.jctools.queues.atomic.MpscAtomicArrayQueue;
+import org.jctools.queues.atomic.SpscAtomicArrayQueue;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -73,11 +73,11 @@ public final class Shard {
     private Thread thread;
     private final ArrayDeque<Runnable> tasks = new ArrayDeque<>(1024);
     private final ArrayDeque<ShardCall> selfCalls = new ArrayDeque<>();
-    private final SpscArrayQueue<ShardCall>[] inbound;
-    private final SpscArrayQueue<ShardCall>[] outbound;
+    private final SpscAtomicArrayQueue<ShardCall>[] inbound;
+    private final SpscAtomicArrayQueue<ShardCall>[] outbound;
     private final int[] inFlightTo;
     private int callsInFlight;
-    private final MpscArrayQueue<Runnable> external;
+    private final MpscAtomicArrayQueue<Runnable> external;
     private final RemoteView[] views;
     private final LongSupplier[] piggybackSources = new LongSupplier[RemoteView.SLOTS];
     private final boolean[] signalMarked;
@@ -111,8 +111,8 @@ public final class Shard {
         this.group = group;
         this.config = config;
         this.shardCount = config.shards();
-        this.inbound = new SpscArrayQueue[shardCount];
-        this.outbound = new SpscArrayQueue[shardCount];
+        this.inbound = new SpscAtomicArrayQueue[shardCount];
+        this.outbound = new SpscAtomicArrayQueue[shardCount];
         this.inFlightTo = new int[shardCount];
         this.views = new RemoteView[shardCount];
         for (int i = 0; i < shardCount; i++) {
@@ -120,14 +120,14 @@ public final class Shard {
         }
         this.signalMarked = new boolean[shardCount];
         this.signalList = new int[shardCount];
-        this.external = new MpscArrayQueue<>(config.externalDepth());
+        this.external = new MpscAtomicArrayQueue<>(config.externalDepth());
     }
 
-    void connect(int from, SpscArrayQueue<ShardCall> queue) {
+    void connect(int from, SpscAtomicArrayQueue<ShardCall> queue) {
         inbound[from] = queue;
     }
 
-    void connectOut(int to, SpscArrayQueue<ShardCall> queue) {
+    void connectOut(int to, SpscAtomicArrayQueue<ShardCall> queue) {
         outbound[to] = queue;
     }
 
@@ -549,7 +549,7 @@ public final class Shard {
             if (s == id) {
                 continue;
             }
-            SpscArrayQueue<ShardCall> q = inbound[s];
+            SpscAtomicArrayQueue<ShardCall> q = inbound[s];
             ShardCall c;
             int budget = INBOUND_BUDGET;
             while (budget-- > 0 && (c = q.relaxedPoll()) != null) {

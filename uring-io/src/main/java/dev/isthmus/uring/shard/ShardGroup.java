@@ -3,7 +3,7 @@ package dev.isthmus.uring.shard;
 import dev.isthmus.ffi.Errno;
 import dev.isthmus.ffi.Libc;
 import dev.isthmus.uring.IoEngine;
-import org.jctools.queues.SpscArrayQueue;
+import org.jctools.queues.atomic.SpscAtomicArrayQueue;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -112,7 +112,7 @@ public final class ShardGroup implements AutoCloseable {
         for (int from = 0; from < n; from++) {
             for (int to = 0; to < n; to++) {
                 if (from != to) {
-                    SpscArrayQueue<ShardCall> q = new SpscArrayQueue<>(capacity);
+                    SpscAtomicArrayQueue<ShardCall> q = new SpscAtomicArrayQueue<>(capacity);
                     shards[from].connectOut(to, q);
                     shards[to].connect(from, q);
                 }
