@@ -177,7 +177,27 @@ public final class IoBuf implements IoBufView, AutoCloseable {
     }
 
     public IoBuf append(byte[] src, int offset, int length) {
-        return append(MemorySegment.ofArray(src), offset, length);
+        checkLive();
+        int done = 0;
+        while (done < length) {
+            long room = tailRoom();
+            if (room == 0) {
+                long want = Math.max(FIRST_FRAGMENT_BYTES, Math.min(length - done, MAX_FRAGMENT_BYTES));
+                want = Math.min(MAX_FRAGMENT_BYTES, Math.max(want, Math.min(size, MAX_FRAGMENT_BYTES)));
+                add(newFragment((int) want), 0, 0);
+                room = tailRoom();
+            }
+            int n = (int) Math.min(room, length - done);
+            int last = count - 1;
+            Fragment f = frags[last];
+            long at = starts[last] + lens[last];
+            MemorySegment.copy(src, offset + done, f.memory, ValueLayout.JAVA_BYTE, at, n);
+            lens[last] += n;
+            f.written = at + n;
+            size += n;
+            done += n;
+        }
+        return this;
     }
 
     public IoBuf append(byte[] src) {
