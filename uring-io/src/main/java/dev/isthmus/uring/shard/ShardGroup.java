@@ -384,12 +384,9 @@ public final class ShardGroup implements AutoCloseable {
         for (Shard s : shards) {
             s.wake();
         }
+        // Stopping shards wait at most 1 ms in the kernel, so they see this without a wakeup (a wakeup racing
+        // with a shard closing its ring would write to a closed eventfd).
         terminated = true;
-        for (Shard s : shards) {
-            if (s.engine() != null) {
-                s.engine().wakeup();
-            }
-        }
         joinAll();
         watchdog.interrupt();
         try {

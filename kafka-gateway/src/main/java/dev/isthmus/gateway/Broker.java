@@ -1,0 +1,247 @@
+package dev.isthmus.gateway;
+
+import dev.isthmus.arena.ArenaConfig;
+import dev.isthmus.arena.ShardArenas;
+import dev.isthmus.gateway.protocol.IoBufSlice;
+import dev.isthmus.gateway.protocol.ProtocolMessage;
+import dev.isthmus.gateway.protocol.Uuid;
+import dev.isthmus.gateway.protocol.message.FetchResponseData;
+import dev.isthmus.uring.TcpListener;
+import dev.isthmus.uring.shard.Promise;
+import dev.isthmus.uring.shard.Shard;
+import dev.isthmus.uring.shard.ShardGroup;
+import dev.isthmus.uring.shard.ShardGroupConfig;
+
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A single-node Isthmus broker: a {@link ShardGroup}, one arena per shard, a Kafka listener on every shard
+ * (SO_REUSEPORT: the kernel spreads connections), partitions placed on shards by hash, and shard 0 acting as
+ * the controller of the topic table. Requests are handled on the connection's shard; work for partitions of
+ * other shards travels as cross-shard calls (techniques 7 and 8).
+ */
+public final class Broker implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger(Broker.class.getName());
+
+    private final BrokerConfig config;
+    private final ShardGroup group;
+    private final ShardArenas arenas;
+    private final ShardState[] states;
+    private final List<Set<Connection>> connections = new ArrayList<>();
+    private final TcpListener[] listeners;
+    private final Handlers handlers;
+    private final String clusterId;
+    private final Path topicsFile;
+    private volatile int port;
+    private long nextProducerId;
+
+    private Broker(BrokerConfig config, ShardGroup group, ShardArenas arenas, String clusterId, Path topicsFile) {
+        this.config = config;
+        this.group = group;
+        this.arenas = arenas;
+        this.states = new ShardState[group.size()];
+        this.listeners = new TcpListener[group.size()];
+        this.clusterId = clusterId;
+        this.topicsFile = topicsFile;
+        this.handlers = new Handlers(this);
+        for (int i = 0; i < group.size(); i++) {
+            connections.add(new HashSet<>());
+        }
+        this.nextProducerId = (System.currentTimeMillis() << 12) & Long.MAX_VALUE;
+    }
+
+    /** Starts the broker and returns once every shard listens. */
+    public static Broker start(BrokerConfig config) throws IOException {
+        Path data = config.dataDir().toAbsolutePath();
+        Files.createDirectories(data.resolve("logs"));
+        Path idFile = data.resolve("cluster.id");
+        if (!Files.exists(idFile)) {
+            Files.writeString(idFile, Uuid.random().toString(), StandardCharsets.UTF_8);
+        }
+        String clusterId = Files.readString(idFile, StandardCharsets.UTF_8).trim();
+        Path topicsFile = data.resolve("topics");
+        TopicTable topics = TopicTable.load(topicsFile);
+        ShardGroup group = ShardGroup.start(ShardGroupConfig.of(config.shards()).withPin(config.pin())
+            .withBackend(config.backend()), null);
+        Broker b;
+        try {
+            ShardArenas arenas = ShardArenas.install(group, id -> ArenaConfig.of(config.memoryPerShard()));
+            b = new Broker(config, group, arenas, clusterId, topicsFile);
+            for (int i = 0; i < group.size(); i++) {
+                int id = i;
+                group.call(i, s -> {
+                    ShardState st = new ShardState(s, arenas.current(), data.resolve("logs"));
+                    st.topics = topics;
+                    b.states[id] = st;
+                    return null;
+                }).get(30, TimeUnit.SECONDS);
+            }
+            b.listenAll();
+        } catch (Exception e) {
+            group.close();
+            throw new IOException("broker failed to start: " + e.getMessage(), e);
+        }
+        LOG.log(System.Logger.Level.INFO, "Isthmus node " + config.nodeId() + " listening on " + config.host() + ":"
+            + b.port + " with " + group.size() + " shard(s), " + (config.memoryBytes() >> 20) + " MiB, data in " + data);
+        return b;
+    }
+
+    private void listenAll() throws Exception {
+        int p = config.port();
+        for (int i = 0; i < group.size(); i++) {
+            int id = i;
+            int bindPort = p;
+            InetSocketAddress bound = group.call(i, s -> {
+                TcpListener l = s.engine().listen(new InetSocketAddress(config.host(), bindPort), true, 1024,
+                    (conn, res) -> {
+                        if (conn == null) {
+                            return;
+                        }
+                        Connection c = new Connection(this, states[id], conn);
+                        connections.get(id).add(c);
+                        c.start();
+                    });
+                listeners[id] = l;
+                return l.localAddress();
+            }).get(30, TimeUnit.SECONDS);
+            p = bound.getPort();
+        }
+        this.port = p;
+    }
+
+    public BrokerConfig config() {
+        return config;
+    }
+
+    /** The Kafka port (the chosen one when configured as 0). */
+    public int port() {
+        return port;
+    }
+
+    public String clusterId() {
+        return clusterId;
+    }
+
+    public ShardGroup group() {
+        return group;
+    }
+
+    Handlers handlers() {
+        return handlers;
+    }
+
+    int shardCount() {
+        return group.size();
+    }
+
+    /** The shard that owns a partition. */
+    int shardOf(Uuid topicId, int partition) {
+        return Math.floorMod((int) (topicId.msb() ^ topicId.lsb()) * 31 + partition, group.size());
+    }
+
+    void connectionClosed(ShardState st, Connection c) {
+        connections.get(st.shard.id()).remove(c);
+    }
+
+    /** Shard 0 (the controller): a new producer id. */
+    long allocateProducerId() {
+        return nextProducerId++;
+    }
+
+    /**
+     * Creates a topic through the controller (shard 0): validates it, persists the new topic table, installs it
+     * on every shard, and completes on the calling shard with the topic or an error code.
+     */
+    Promise<Object> createTopic(Shard caller, String name, int partitions) {
+        return caller.submitToAsync(0, s -> {
+            ShardState st = states[0];
+            String bad = TopicTable.invalidName(name);
+            if (bad != null) {
+                return Promise.completed((Object) new short[] {ErrorCodes.INVALID_TOPIC_EXCEPTION});
+            }
+            if (partitions < 1 || partitions > 100_000) {
+                return Promise.completed((Object) new short[] {ErrorCodes.INVALID_PARTITIONS});
+            }
+            TopicTable.Topic existing = st.topics.get(name);
+            if (existing != null) {
+                return Promise.completed((Object) new short[] {ErrorCodes.TOPIC_ALREADY_EXISTS});
+            }
+            TopicTable.Topic t = new TopicTable.Topic(name, Uuid.random(), partitions);
+            TopicTable next = st.topics.with(t);
+            try {
+                next.save(topicsFile);
+            } catch (IOException e) {
+                LOG.log(System.Logger.Level.ERROR, "cannot persist the topic table", e);
+                return Promise.completed((Object) new short[] {ErrorCodes.KAFKA_STORAGE_ERROR});
+            }
+            List<Promise<Object>> installs = new ArrayList<>();
+            for (int i = 0; i < group.size(); i++) {
+                int id = i;
+                installs.add(s.submitTo(i, x -> {
+                    if (states[id].topics.version() < next.version()) {
+                        states[id].topics = next;
+                    }
+                    return null;
+                }));
+            }
+            return Promise.whenAll(installs).map(ignored -> (Object) t);
+        });
+    }
+
+    /** Releases zero-copy record slices a response still holds (after encoding or on an abandoned request). */
+    static void releaseSlices(ProtocolMessage body) {
+        if (body instanceof FetchResponseData f && f.responses != null) {
+            for (FetchResponseData.FetchableTopicResponse t : f.responses) {
+                for (FetchResponseData.PartitionData p : t.partitions) {
+                    if (p.records instanceof IoBufSlice s) {
+                        s.close();
+                        p.records = null;
+                    }
+                }
+            }
+        }
+    }
+
+    ShardState state(int shard) {
+        return states[shard];
+    }
+
+    /** Stops listening, closes connections and logs (cleanly: the next start skips recovery), stops the shards. */
+    @Override
+    public void close() {
+        try {
+            for (int i = 0; i < group.size(); i++) {
+                int id = i;
+                group.callAsync(i, s -> {
+                    if (listeners[id] != null) {
+                        listeners[id].close();
+                    }
+                    for (Connection c : new ArrayList<>(connections.get(id))) {
+                        c.close();
+                    }
+                    Promise<Void> done = new Promise<>();
+                    if (states[id] != null) {
+                        states[id].close(() -> done.complete(null));
+                    } else {
+                        done.complete(null);
+                    }
+                    return done;
+                }).get(30, TimeUnit.SECONDS);
+            }
+        } catch (Exception e) {
+            LOG.log(System.Logger.Level.WARNING, "broker shutdown: " + e.getMessage());
+        } finally {
+            arenas.close();
+            group.close();
+        }
+    }
+}

@@ -1,0 +1,468 @@
+package dev.isthmus.gateway;
+
+import dev.isthmus.gateway.protocol.IoBufSlice;
+import dev.isthmus.gateway.protocol.ProtocolMessage;
+import dev.isthmus.gateway.protocol.Uuid;
+import dev.isthmus.gateway.protocol.message.ApiKeys;
+import dev.isthmus.gateway.protocol.message.ApiVersionsResponseData;
+import dev.isthmus.gateway.protocol.message.CreateTopicsRequestData;
+import dev.isthmus.gateway.protocol.message.CreateTopicsResponseData;
+import dev.isthmus.gateway.protocol.message.FetchRequestData;
+import dev.isthmus.gateway.protocol.message.FetchResponseData;
+import dev.isthmus.gateway.protocol.message.InitProducerIdRequestData;
+import dev.isthmus.gateway.protocol.message.InitProducerIdResponseData;
+import dev.isthmus.gateway.protocol.message.ListOffsetsRequestData;
+import dev.isthmus.gateway.protocol.message.ListOffsetsResponseData;
+import dev.isthmus.gateway.protocol.message.MetadataRequestData;
+import dev.isthmus.gateway.protocol.message.MetadataResponseData;
+import dev.isthmus.gateway.protocol.message.ProduceRequestData;
+import dev.isthmus.gateway.protocol.message.ProduceResponseData;
+import dev.isthmus.gateway.protocol.message.RequestHeaderData;
+import dev.isthmus.log.LogException;
+import dev.isthmus.uring.shard.Promise;
+import dev.isthmus.uring.shard.Shard;
+
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The request handlers. Each runs on the connection's shard and returns a promise of the response; work on a
+ * partition runs on the partition's shard ({@link Broker#shardOf}) through {@link Shard#submitToAsync}, and
+ * many requests of one connection proceed at once (the connection answers them in order).
+ */
+final class Handlers {
+    private record Range(short lo, short hi) {
+    }
+
+    private final Broker broker;
+    private final Map<ApiKeys, Range> supported = new EnumMap<>(ApiKeys.class);
+
+    Handlers(Broker broker) {
+        this.broker = broker;
+        supported.put(ApiKeys.API_VERSIONS, new Range((short) 0, (short) 4));
+        supported.put(ApiKeys.METADATA, new Range((short) 0, (short) 12));
+        supported.put(ApiKeys.PRODUCE, new Range((short) 3, (short) 12));
+        supported.put(ApiKeys.FETCH, new Range((short) 4, (short) 12));
+        supported.put(ApiKeys.LIST_OFFSETS, new Range((short) 1, (short) 9));
+        supported.put(ApiKeys.INIT_PRODUCER_ID, new Range((short) 0, (short) 5));
+        supported.put(ApiKeys.CREATE_TOPICS, new Range((short) 2, (short) 7));
+    }
+
+    boolean supports(ApiKeys api) {
+        return supported.containsKey(api);
+    }
+
+    short lowest(ApiKeys api) {
+        return supported.get(api).lo;
+    }
+
+    short highest(ApiKeys api) {
+        return supported.get(api).hi;
+    }
+
+    Promise<ProtocolMessage> handle(ShardState st, ApiKeys api, short version, ProtocolMessage request,
+                                    RequestHeaderData header) {
+        return switch (api) {
+            case API_VERSIONS -> Promise.completed(apiVersions(ErrorCodes.NONE));
+            case METADATA -> metadata(st, (MetadataRequestData) request, version);
+            case PRODUCE -> produce(st, (ProduceRequestData) request);
+            case FETCH -> fetch(st, (FetchRequestData) request, version);
+            case LIST_OFFSETS -> listOffsets(st, (ListOffsetsRequestData) request);
+            case INIT_PRODUCER_ID -> initProducerId(st, (InitProducerIdRequestData) request);
+            case CREATE_TOPICS -> createTopics(st, (CreateTopicsRequestData) request);
+            default -> Promise.failed(new IllegalStateException(api + " is not handled"));
+        };
+    }
+
+    ApiVersionsResponseData apiVersions(short error) {
+        ApiVersionsResponseData r = new ApiVersionsResponseData();
+        r.errorCode = error;
+        for (Map.Entry<ApiKeys, Range> e : supported.entrySet()) {
+            ApiVersionsResponseData.ApiVersion v = new ApiVersionsResponseData.ApiVersion();
+            v.apiKey = e.getKey().id;
+            v.minVersion = e.getValue().lo;
+            v.maxVersion = e.getValue().hi;
+            r.apiKeys.add(v);
+        }
+        return r;
+    }
+
+    // ------------------------------------------------------------------ Metadata and topics
+
+    private Promise<ProtocolMessage> metadata(ShardState st, MetadataRequestData req, short version) {
+        List<String> names = new ArrayList<>();
+        boolean all = req.topics == null || (version == 0 && req.topics.isEmpty());
+        if (!all) {
+            for (MetadataRequestData.MetadataRequestTopic t : req.topics) {
+                if (t.name == null) {
+                    TopicTable.Topic byId = st.topics.get(t.topicId);
+                    names.add(byId == null ? null : byId.name());
+                } else {
+                    names.add(t.name);
+                }
+            }
+        }
+        boolean autoCreate = broker.config().autoCreateTopics() && (version < 4 || req.allowAutoTopicCreation);
+        List<Promise<Object>> creations = new ArrayList<>();
+        if (!all && autoCreate) {
+            for (String n : names) {
+                if (n != null && st.topics.get(n) == null && TopicTable.invalidName(n) == null) {
+                    creations.add(broker.createTopic(st.shard, n, broker.config().defaultPartitions()));
+                }
+            }
+        }
+        return Promise.whenAllSettled(creations).map(ignored -> {
+            MetadataResponseData r = new MetadataResponseData();
+            MetadataResponseData.MetadataResponseBroker b = new MetadataResponseData.MetadataResponseBroker();
+            b.nodeId = broker.config().nodeId();
+            b.host = broker.config().host();
+            b.port = broker.port();
+            r.brokers.add(b);
+            r.clusterId = broker.clusterId();
+            r.controllerId = broker.config().nodeId();
+            if (all) {
+                for (TopicTable.Topic t : st.topics.topics()) {
+                    r.topics.add(topicMetadata(t, t.name()));
+                }
+            } else {
+                for (int i = 0; i < names.size(); i++) {
+                    String n = names.get(i);
+                    TopicTable.Topic t = n == null ? null : st.topics.get(n);
+                    if (t == null) {
+                        MetadataResponseData.MetadataResponseTopic u = new MetadataResponseData.MetadataResponseTopic();
+                        u.name = n;
+                        u.topicId = req.topics.get(i).topicId == null ? Uuid.ZERO : req.topics.get(i).topicId;
+                        u.errorCode = n != null && TopicTable.invalidName(n) != null ? ErrorCodes.INVALID_TOPIC_EXCEPTION
+                            : (n == null ? ErrorCodes.UNKNOWN_TOPIC_ID : ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION);
+                        r.topics.add(u);
+                    } else {
+                        r.topics.add(topicMetadata(t, n));
+                    }
+                }
+            }
+            return r;
+        });
+    }
+
+    private MetadataResponseData.MetadataResponseTopic topicMetadata(TopicTable.Topic t, String name) {
+        MetadataResponseData.MetadataResponseTopic mt = new MetadataResponseData.MetadataResponseTopic();
+        mt.name = name;
+        mt.topicId = t.id();
+        for (int p = 0; p < t.partitions(); p++) {
+            MetadataResponseData.MetadataResponsePartition mp = new MetadataResponseData.MetadataResponsePartition();
+            mp.partitionIndex = p;
+            mp.leaderId = broker.config().nodeId();
+            mp.leaderEpoch = 0;
+            mp.replicaNodes = new ArrayList<>(List.of(broker.config().nodeId()));
+            mp.isrNodes = new ArrayList<>(List.of(broker.config().nodeId()));
+            mt.partitions.add(mp);
+        }
+        return mt;
+    }
+
+    private Promise<ProtocolMessage> createTopics(ShardState st, CreateTopicsRequestData req) {
+        CreateTopicsResponseData r = new CreateTopicsResponseData();
+        List<Promise<Object>> ps = new ArrayList<>();
+        for (CreateTopicsRequestData.CreatableTopic t : req.topics) {
+            CreateTopicsResponseData.CreatableTopicResult res = new CreateTopicsResponseData.CreatableTopicResult();
+            res.name = t.name;
+            r.topics.add(res);
+            int partitions = t.numPartitions == -1 ? broker.config().defaultPartitions() : t.numPartitions;
+            if (t.replicationFactor != -1 && t.replicationFactor != 1) {
+                res.errorCode = ErrorCodes.INVALID_REPLICATION_FACTOR;
+                res.errorMessage = "replication factor " + t.replicationFactor + " is larger than the 1 available broker";
+                continue;
+            }
+            if (req.validateOnly) {
+                String bad = TopicTable.invalidName(t.name);
+                res.errorCode = bad != null ? ErrorCodes.INVALID_TOPIC_EXCEPTION
+                    : st.topics.get(t.name) != null ? ErrorCodes.TOPIC_ALREADY_EXISTS : ErrorCodes.NONE;
+                res.errorMessage = bad;
+                res.numPartitions = partitions;
+                res.replicationFactor = 1;
+                continue;
+            }
+            ps.add(broker.createTopic(st.shard, t.name, partitions).map(outcome -> {
+                if (outcome instanceof TopicTable.Topic created) {
+                    res.topicId = created.id();
+                    res.numPartitions = created.partitions();
+                    res.replicationFactor = 1;
+                } else {
+                    res.errorCode = ((short[]) outcome)[0];
+                    res.errorMessage = switch (res.errorCode) {
+                        case ErrorCodes.TOPIC_ALREADY_EXISTS -> "Topic '" + t.name + "' already exists.";
+                        case ErrorCodes.INVALID_TOPIC_EXCEPTION -> TopicTable.invalidName(t.name);
+                        case ErrorCodes.INVALID_PARTITIONS -> "number of partitions must be in [1, 100000], got " + partitions;
+                        default -> "could not create topic " + t.name;
+                    };
+                }
+                return null;
+            }));
+        }
+        return Promise.whenAllSettled(ps).map(x -> r);
+    }
+
+    private Promise<ProtocolMessage> initProducerId(ShardState st, InitProducerIdRequestData req) {
+        InitProducerIdResponseData r = new InitProducerIdResponseData();
+        if (req.transactionalId != null) {
+            r.errorCode = ErrorCodes.TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+            r.producerId = -1;
+            r.producerEpoch = -1;
+            return Promise.completed(r);
+        }
+        return st.shard.submitTo(0, s -> {
+            r.producerId = broker.allocateProducerId();
+            r.producerEpoch = 0;
+            return r;
+        });
+    }
+
+    // ------------------------------------------------------------------ Produce
+
+    private Promise<ProtocolMessage> produce(ShardState st, ProduceRequestData req) {
+        ProduceResponseData r = new ProduceResponseData();
+        List<Promise<Object>> ps = new ArrayList<>();
+        if (req.acks != 0 && req.acks != 1 && req.acks != -1) {
+            for (ProduceRequestData.TopicProduceData t : req.topicData) {
+                ProduceResponseData.TopicProduceResponse tr = topicResponse(r, t);
+                for (ProduceRequestData.PartitionProduceData p : t.partitionData) {
+                    partitionError(tr, p.index, ErrorCodes.INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1");
+                    release(p);
+                }
+            }
+            return Promise.completed(r);
+        }
+        for (ProduceRequestData.TopicProduceData t : req.topicData) {
+            ProduceResponseData.TopicProduceResponse tr = topicResponse(r, t);
+            TopicTable.Topic topic = t.name != null && !t.name.isEmpty() ? st.topics.get(t.name) : st.topics.get(t.topicId);
+            for (ProduceRequestData.PartitionProduceData p : t.partitionData) {
+                if (topic == null || p.index < 0 || p.index >= topic.partitions()) {
+                    partitionError(tr, p.index, t.name == null || t.name.isEmpty() ? ErrorCodes.UNKNOWN_TOPIC_ID
+                        : ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, null);
+                    release(p);
+                    continue;
+                }
+                if (!(p.records instanceof IoBufSlice records)) {
+                    partitionError(tr, p.index, ErrorCodes.CORRUPT_MESSAGE, "no records");
+                    continue;
+                }
+                ProduceResponseData.PartitionProduceResponse pr = new ProduceResponseData.PartitionProduceResponse();
+                pr.index = p.index;
+                tr.partitionResponses.add(pr);
+                int owner = broker.shardOf(topic.id(), p.index);
+                String name = topic.name();
+                int index = p.index;
+                short acks = req.acks;
+                Promise<Partition.AppendResult> done = st.shard.submitToAsync(owner, s ->
+                    broker.state(s.id()).partition(name, index).flatMap(part -> part == null
+                        ? Promise.completed(new Partition.AppendResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, null))
+                        : part.append(records, acks)));
+                ps.add(done.recover(f -> new Partition.AppendResult(ErrorCodes.UNKNOWN_SERVER_ERROR, -1, -1,
+                    f.toString())).map(res -> {
+                        records.close();
+                        pr.errorCode = res.errorCode();
+                        pr.baseOffset = res.baseOffset();
+                        pr.logStartOffset = res.logStartOffset();
+                        pr.errorMessage = res.message();
+                        return null;
+                    }));
+            }
+        }
+        return Promise.whenAllSettled(ps).map(x -> r);
+    }
+
+    private static void release(ProduceRequestData.PartitionProduceData p) {
+        if (p.records instanceof IoBufSlice s) {
+            s.close();
+        }
+    }
+
+    private static ProduceResponseData.TopicProduceResponse topicResponse(ProduceResponseData r,
+                                                                         ProduceRequestData.TopicProduceData t) {
+        ProduceResponseData.TopicProduceResponse tr = new ProduceResponseData.TopicProduceResponse();
+        tr.name = t.name;
+        tr.topicId = t.topicId;
+        r.responses.add(tr);
+        return tr;
+    }
+
+    private static void partitionError(ProduceResponseData.TopicProduceResponse tr, int index, short code, String msg) {
+        ProduceResponseData.PartitionProduceResponse pr = new ProduceResponseData.PartitionProduceResponse();
+        pr.index = index;
+        pr.errorCode = code;
+        pr.baseOffset = -1;
+        pr.errorMessage = msg;
+        tr.partitionResponses.add(pr);
+    }
+
+    // ------------------------------------------------------------------ Fetch
+
+    private Promise<ProtocolMessage> fetch(ShardState st, FetchRequestData req, short version) {
+        long deadline = System.nanoTime() + Math.max(0, req.maxWaitMs) * 1_000_000L;
+        return fetchOnce(st, req).flatMap(r -> {
+            long bytes = responseBytes(r);
+            long waitNs = deadline - System.nanoTime();
+            if (bytes >= Math.max(1, req.minBytes) || waitNs <= 0 || hasError(r)) {
+                return Promise.completed((ProtocolMessage) r);
+            }
+            // Long poll: wait on every partition's owner for new data, answer on the first or at the deadline.
+            Broker.releaseSlices(r);
+            Promise<Boolean> any = new Promise<>();
+            long timer = st.shard.schedule(waitNs, () -> any.complete(false));
+            any.whenComplete((v, f) -> st.shard.cancelTimer(timer));
+            for (FetchRequestData.FetchTopic t : req.topics) {
+                TopicTable.Topic topic = t.topic != null && !t.topic.isEmpty() ? st.topics.get(t.topic) : st.topics.get(t.topicId);
+                if (topic == null) {
+                    continue;
+                }
+                for (FetchRequestData.FetchPartition p : t.partitions) {
+                    if (p.partition < 0 || p.partition >= topic.partitions()) {
+                        continue;
+                    }
+                    int owner = broker.shardOf(topic.id(), p.partition);
+                    String name = topic.name();
+                    long offset = p.fetchOffset;
+                    int index = p.partition;
+                    st.shard.submitToAsync(owner, s -> broker.state(s.id()).partition(name, index)
+                        .flatMap(part -> part == null ? Promise.completed(false) : part.awaitData(offset, waitNs)))
+                        .whenComplete((v, f) -> {
+                            if (Boolean.TRUE.equals(v)) {
+                                any.complete(true);
+                            }
+                        });
+                }
+            }
+            return any.flatMap(gotData -> fetchOnce(st, req).map(x -> (ProtocolMessage) x));
+        });
+    }
+
+    private static boolean hasError(FetchResponseData r) {
+        for (FetchResponseData.FetchableTopicResponse t : r.responses) {
+            for (FetchResponseData.PartitionData p : t.partitions) {
+                if (p.errorCode != ErrorCodes.NONE) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    private static long responseBytes(FetchResponseData r) {
+        long n = 0;
+        for (FetchResponseData.FetchableTopicResponse t : r.responses) {
+            for (FetchResponseData.PartitionData p : t.partitions) {
+                n += p.records == null ? 0 : p.records.length();
+            }
+        }
+        return n;
+    }
+
+    private Promise<FetchResponseData> fetchOnce(ShardState st, FetchRequestData req) {
+        FetchResponseData r = new FetchResponseData();
+        List<Promise<Object>> ps = new ArrayList<>();
+        int budget = req.maxBytes <= 0 ? Integer.MAX_VALUE : req.maxBytes;
+        for (FetchRequestData.FetchTopic t : req.topics) {
+            FetchResponseData.FetchableTopicResponse tr = new FetchResponseData.FetchableTopicResponse();
+            tr.topic = t.topic;
+            tr.topicId = t.topicId;
+            r.responses.add(tr);
+            TopicTable.Topic topic = t.topic != null && !t.topic.isEmpty() ? st.topics.get(t.topic) : st.topics.get(t.topicId);
+            for (FetchRequestData.FetchPartition p : t.partitions) {
+                FetchResponseData.PartitionData pd = new FetchResponseData.PartitionData();
+                pd.partitionIndex = p.partition;
+                pd.highWatermark = -1;
+                pd.lastStableOffset = -1;
+                pd.logStartOffset = -1;
+                tr.partitions.add(pd);
+                if (topic == null || p.partition < 0 || p.partition >= topic.partitions()) {
+                    pd.errorCode = t.topic == null || t.topic.isEmpty() ? ErrorCodes.UNKNOWN_TOPIC_ID
+                        : ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
+                    continue;
+                }
+                int owner = broker.shardOf(topic.id(), p.partition);
+                String name = topic.name();
+                int index = p.partition;
+                long offset = p.fetchOffset;
+                int max = Math.min(Math.max(1, p.partitionMaxBytes), budget);
+                ps.add(st.shard.submitToAsync(owner, s -> broker.state(s.id()).partition(name, index)
+                        .flatMap(part -> part == null
+                            ? Promise.completed(new Partition.ReadResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, null, -1, -1))
+                            : part.read(offset, max)))
+                    .recover(f -> new Partition.ReadResult(ErrorCodes.UNKNOWN_SERVER_ERROR, null, -1, -1))
+                    .map(res -> {
+                        pd.errorCode = res.errorCode();
+                        pd.highWatermark = res.highWatermark();
+                        pd.lastStableOffset = res.highWatermark();
+                        pd.logStartOffset = res.logStartOffset();
+                        pd.records = res.records();
+                        return null;
+                    }));
+            }
+        }
+        return Promise.whenAllSettled(ps).map(x -> r);
+    }
+
+    // ------------------------------------------------------------------ ListOffsets
+
+    private Promise<ProtocolMessage> listOffsets(ShardState st, ListOffsetsRequestData req) {
+        ListOffsetsResponseData r = new ListOffsetsResponseData();
+        List<Promise<Object>> ps = new ArrayList<>();
+        for (ListOffsetsRequestData.ListOffsetsTopic t : req.topics) {
+            ListOffsetsResponseData.ListOffsetsTopicResponse tr = new ListOffsetsResponseData.ListOffsetsTopicResponse();
+            tr.name = t.name;
+            r.topics.add(tr);
+            TopicTable.Topic topic = st.topics.get(t.name);
+            for (ListOffsetsRequestData.ListOffsetsPartition p : t.partitions) {
+                ListOffsetsResponseData.ListOffsetsPartitionResponse pr = new ListOffsetsResponseData.ListOffsetsPartitionResponse();
+                pr.partitionIndex = p.partitionIndex;
+                pr.timestamp = -1;
+                pr.offset = -1;
+                pr.leaderEpoch = 0;
+                tr.partitions.add(pr);
+                if (topic == null || p.partitionIndex < 0 || p.partitionIndex >= topic.partitions()) {
+                    pr.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
+                    continue;
+                }
+                int owner = broker.shardOf(topic.id(), p.partitionIndex);
+                String name = topic.name();
+                int index = p.partitionIndex;
+                long ts = p.timestamp;
+                ps.add(st.shard.submitToAsync(owner, s -> broker.state(s.id()).partition(name, index)
+                        .flatMap(part -> part == null ? Promise.completed(new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1})
+                            : lookup(part, ts)))
+                    .map(res -> {
+                        pr.errorCode = (short) res[0];
+                        pr.offset = res[1];
+                        pr.timestamp = res[2];
+                        return null;
+                    }));
+            }
+        }
+        return Promise.whenAllSettled(ps).map(x -> r);
+    }
+
+    /** {errorCode, offset, timestamp} on the partition's shard. */
+    private static Promise<long[]> lookup(Partition part, long ts) {
+        if (ts == -2) {
+            return Promise.completed(new long[] {0, part.log.logStartOffset(), -1});
+        }
+        if (ts == -1 || ts == -3) {
+            return Promise.completed(new long[] {0, part.highWatermark(), -1});
+        }
+        Promise<long[]> p = new Promise<>();
+        part.log.offsetForTimestamp(ts, part.highWatermark(), new dev.isthmus.log.Log.TimestampHandler() {
+            @Override
+            public void onOffset(long offset, long timestamp) {
+                p.complete(new long[] {0, offset, timestamp});
+            }
+
+            @Override
+            public void onError(LogException error) {
+                p.complete(new long[] {error.kind().kafkaCode, -1, -1});
+            }
+        });
+        return p;
+    }
+}

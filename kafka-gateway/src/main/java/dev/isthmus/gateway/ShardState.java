@@ -1,0 +1,104 @@
+package dev.isthmus.gateway;
+
+import dev.isthmus.arena.MemoryArena;
+import dev.isthmus.arena.Subsystem;
+import dev.isthmus.log.ChunkPool;
+import dev.isthmus.log.LogConfig;
+import dev.isthmus.log.LogManager;
+import dev.isthmus.uring.shard.Promise;
+import dev.isthmus.uring.shard.Shard;
+
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * What one shard owns in the broker: its arena, its log manager (write-behind and read windows carved from
+ * the arena's WRITE_BEHIND and READ_AHEAD budgets), its partitions, and its copy of the topic table.
+ * Owner-shard only.
+ */
+final class ShardState {
+    static final int WRITE_CHUNK_BYTES = 256 * 1024;
+    final Shard shard;
+    final MemoryArena arena;
+    final LogManager logs;
+    final Map<String, Partition> partitions = new HashMap<>();
+    final Map<String, Promise<Partition>> opening = new HashMap<>();
+    final LogConfig logConfig = LogConfig.defaults();
+    TopicTable topics = TopicTable.EMPTY;
+    private final long writeRegion;
+    private final long readRegion;
+
+    ShardState(Shard shard, MemoryArena arena, Path dataDir) {
+        this.shard = shard;
+        this.arena = arena;
+        long writeBytes = Math.max(8L << 20, Math.min(64L << 20, arena.config().bytes() / 8));
+        long readBytes = (long) logConfig.readWindowBytes() * 8;
+        writeRegion = arena.allocateOrThrow(writeBytes, Subsystem.WRITE_BEHIND);
+        readRegion = arena.allocateOrThrow(readBytes, Subsystem.READ_AHEAD);
+        ChunkPool writePool = new ChunkPool(arena.segment(writeRegion, writeBytes), WRITE_CHUNK_BYTES);
+        ChunkPool readPool = new ChunkPool(arena.segment(readRegion, readBytes), logConfig.readWindowBytes());
+        this.logs = new LogManager(shard.engine(), dataDir, writePool, readPool);
+        shard.addPoller(logs::poll);
+    }
+
+    static String key(String topic, int partition) {
+        return topic + "-" + partition;
+    }
+
+    /** The partition if open here, opening it first if this shard owns it and it exists in the topic table. */
+    Promise<Partition> partition(String topic, int index) {
+        String key = key(topic, index);
+        Partition p = partitions.get(key);
+        if (p != null) {
+            return Promise.completed(p);
+        }
+        Promise<Partition> pending = opening.get(key);
+        if (pending != null) {
+            return pending;
+        }
+        TopicTable.Topic t = topics.get(topic);
+        if (t == null || index < 0 || index >= t.partitions()) {
+            return Promise.completed(null);
+        }
+        Promise<Partition> promise = new Promise<>();
+        opening.put(key, promise);
+        Partition[] holder = new Partition[1];
+        logs.open(key, logConfig, new dev.isthmus.log.Log.Listener() {
+            @Override
+            public void onDurable(long durableEndOffset) {
+                if (holder[0] != null) {
+                    holder[0].onDurable(durableEndOffset);
+                }
+            }
+
+            @Override
+            public void onFailure(String what) {
+                if (holder[0] != null) {
+                    holder[0].onFailure(what);
+                }
+            }
+        }, (log, error) -> {
+            opening.remove(key);
+            if (error != null) {
+                promise.fail(error);
+                return;
+            }
+            Partition part = new Partition(topic, index, log, shard, arena, () -> logs.appended(log));
+            holder[0] = part;
+            partitions.put(key, part);
+            promise.complete(part);
+        });
+        return promise;
+    }
+
+    /** Closes every log, then frees the log memory; {@code done} runs on this shard. */
+    void close(Runnable done) {
+        logs.closeAll(() -> {
+            partitions.clear();
+            arena.free(writeRegion);
+            arena.free(readRegion);
+            done.run();
+        });
+    }
+}
