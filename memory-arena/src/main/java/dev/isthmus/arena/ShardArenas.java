@@ -48,7 +48,7 @@ public final class ShardArenas implements AutoCloseable {
                     sa.arenas[id] = a;
                     PerShard p = new PerShard(sa, s);
                     sa.perShard[id] = p;
-                    s.addPoller(p::poll);
+                    s.addPoller(p.poller);
                     s.addDrainCheck(p::drained);
                     return null;
                 }).get();
@@ -119,6 +119,8 @@ public final class ShardArenas implements AutoCloseable {
         final Shard shard;
         final FreeBatch[] filling;
         final FreeBatch[] spare;
+        final Shard.Poller poller = this::poll;
+        boolean closed;
 
         PerShard(ShardArenas sa, Shard shard) {
             this.sa = sa;
@@ -143,6 +145,9 @@ public final class ShardArenas implements AutoCloseable {
         }
 
         int poll() {
+            if (closed) {
+                return 0;
+            }
             int work = sa.arenas[shard.id()].drainRemoteFrees();
             for (int t = 0; t < filling.length; t++) {
                 FreeBatch b = filling[t];
@@ -176,12 +181,19 @@ public final class ShardArenas implements AutoCloseable {
             if (a == null || a.isClosed()) {
                 continue;
             }
+            PerShard p = perShard[i];
             try {
                 group.call(i, s -> {
+                    p.poll(); // send what is still batched for other shards
+                    p.closed = true;
+                    s.removePoller(p.poller);
                     a.close();
                     return null;
-                }).get();
+                }).get(10, java.util.concurrent.TimeUnit.SECONDS);
             } catch (Exception e) {
+                if (p != null) {
+                    p.closed = true;
+                }
                 // The group has stopped: no shard will use the arena again, close it here.
                 a.bindOwner(Thread.currentThread());
                 a.close();

@@ -428,7 +428,11 @@ public final class Shard {
             int ran = runTasks(t0);
             work += ran;
             for (int i = 0; i < pollers.size(); i++) {
-                work += pollers.get(i).poll();
+                try {
+                    work += pollers.get(i).poll();
+                } catch (Throwable t) {
+                    reportUncaught(t); // a poller's bug is reported like a task's; the loop goes on
+                }
             }
             if (group.isStopping()) {
                 work += stopping(handed + ran);
@@ -472,6 +476,11 @@ public final class Shard {
 
     /** The shutdown tail on the shard thread: drop timers, close the engine (in-flight I/O is cancelled). */
     void closeOnThread() {
+        // Tasks handed over just before the end still run, so callers waiting on them are answered.
+        Runnable r;
+        while ((r = external.poll()) != null) {
+            runTask(r);
+        }
         timers.clear();
         if (engine != null) {
             engine.close();
