@@ -82,6 +82,12 @@ final class LogReader implements CompletionHandler {
             }
             batch.wrap(window, end - windowStart);
             long size = batch.sizeInBytes();
+            if (size < RecordBatch.HEADER_BYTES || batch.magic() != RecordBatch.CURRENT_MAGIC
+                || (lastOffset >= 0 && batch.baseOffset() != lastOffset + 1)) {
+                // Not the batch that must follow (e.g. bytes whose write has not landed): never hand it out.
+                complete = true;
+                break;
+            }
             if (end + size > windowEnd) {
                 break;
             }

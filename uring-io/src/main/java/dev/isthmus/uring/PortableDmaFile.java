@@ -1,5 +1,7 @@
 package dev.isthmus.uring;
 
+import dev.isthmus.ffi.Libc;
+
 import dev.isthmus.ffi.Errno;
 
 import com.sun.nio.file.ExtendedOpenOption;
@@ -18,13 +20,10 @@ import java.util.List;
 
 /**
  * {@link DmaFile} through {@link FileChannel} with {@link ExtendedOpenOption#DIRECT}; operations run on the
- * portable engine's worker threads. fallocate has no FileChannel equivalent: growing the file writes zeroed
- * aligned blocks (so later writes overwrite allocated, initialised space), and reserving with
- * {@code keepSize} is a no-op that succeeds.
+ * portable engine's worker threads. fallocate has no FileChannel equivalent: it is the fallocate(2) system call
+ * on a second descriptor of the same file (FFM still works where io_uring is blocked).
  */
 final class PortableDmaFile implements DmaFile {
-    private static final int ZERO_CHUNK = 1 << 20;
-    private static final MemorySegment ZEROS = Arena.global().allocate(ZERO_CHUNK, 4096);
 
     private final PortableEngine engine;
     private final FileChannel channel;
@@ -127,25 +126,18 @@ final class PortableDmaFile implements DmaFile {
             throw new IllegalArgumentException("fallocate of " + path + ": bad range [" + position + ", +" + length + ")");
         }
         return engine.submitFileOp(() -> {
-            if (keepSize) {
-                return 0;
+            // The real fallocate(2) through a second descriptor: it only allocates, it never writes zeros over
+            // data. (An earlier emulation wrote zero blocks from the current size, which raced with data
+            // writes in flight on other workers and zeroed acknowledged records.)
+            int fd = Libc.open(path.toString(), Libc.O_RDWR | Libc.O_CLOEXEC, 0);
+            if (fd < 0) {
+                return fd;
             }
             try {
-                long end = position + length;
-                long pos = channel.size();
-                if ((pos & (alignment - 1)) != 0 || (end & (alignment - 1)) != 0) {
-                    return -Errno.EINVAL;
-                }
-                while (pos < end) {
-                    int n = (int) Math.min(ZERO_CHUNK, end - pos);
-                    ByteBuffer bb = ZEROS.asSlice(0, n).asByteBuffer();
-                    while (bb.hasRemaining()) {
-                        pos += channel.write(bb, pos);
-                    }
-                }
-                return 0;
-            } catch (IOException e) {
-                return PortableEngine.errnoOf(e);
+                int r = Libc.fallocate(fd, keepSize ? Libc.FALLOC_FL_KEEP_SIZE : 0, position, length);
+                return r == -Errno.EOPNOTSUPP && keepSize ? 0 : r;
+            } finally {
+                Libc.close(fd);
             }
         }, handler, attachment);
     }
