@@ -1,0 +1,25 @@
+package dev.isthmus.raft;
+
+/**
+ * Events of one group for its owner (the partition or controller code above Raft). Called on the group's
+ * shard, synchronously from within the group's step that caused them; implementations must not call back into
+ * the group's stepping methods ({@code tick}, {@code onMessage}, callbacks), though they may read its state
+ * and {@link RaftGroup#propose} (which only appends).
+ */
+public interface GroupListener {
+    /** No-op listener. */
+    GroupListener NONE = new GroupListener() {
+    };
+
+    /**
+     * Role, term or known leader changed. A proposal made in an earlier term whose offset is not committed in
+     * that term is lost or will be committed by the new leader: callers check {@link RaftGroup#termAt} once
+     * the commit offset passes it.
+     */
+    default void onRoleChange(long groupId, Role role, long term, int leaderId) {
+    }
+
+    /** The commit offset advanced (the Kafka high watermark is {@code commitOffset + 1}). */
+    default void onCommit(long groupId, long commitOffset) {
+    }
+}
