@@ -1,0 +1,1596 @@
+package dev.isthmus.raft;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.TreeMap;
+
+/**
+ * One member of one Raft group: a pure, event-driven state machine with no threads, no clock and no I/O of its
+ * own. It is stepped by its {@link RaftNode} ({@code tick}, incoming messages, coalesced heartbeats), by its
+ * storage's completions ({@link RaftLog.Callbacks}) and by its owner ({@link #propose} and the other
+ * operations), and it acts only through its {@link RaftLog} and the node's {@link Transport}.
+ *
+ * <h2>Protocol (paper = Ongaro and Ousterhout 2014, thesis = Ongaro 2014)</h2>
+ * <ul>
+ *   <li>Elections (paper §5.2) with randomized timeouts, pre-vote (thesis §9.6) and check-quorum (thesis §6.2):
+ *       a leader that has not heard from a majority for an election timeout steps down, and voters that heard
+ *       from a leader within the minimum election timeout ignore vote requests (thesis §4.2.3) unless they
+ *       come from a leadership transfer.</li>
+ *   <li>Term and vote are made durable ({@link RaftLog#persistHardState}) before this member says anything in
+ *       the new term: every message it sends is held until the hard state it was produced under is durable,
+ *       and a candidate counts its own vote only once durable.</li>
+ *   <li>Replication (paper §5.3) with etcd-style progress tracking: one probe at a time until the follower's
+ *       log matches, then pipelined AppendEntries (up to {@link RaftConfig#maxInflightAppends()} requests and
+ *       {@link RaftConfig#maxInflightBytes()} in flight) batched up to {@link RaftConfig#maxAppendBytes()}.
+ *       Followers resolve conflicts by suffix truncation and reject with a (term, offset) hint so the leader
+ *       skips a whole term per round trip.</li>
+ *   <li>Commit = the highest offset of the current term that a majority (of each half, when joint) holds
+ *       <em>durably</em>: followers acknowledge only what they have flushed, and the leader counts its own
+ *       durable end like any follower's, flushing in parallel with sending.</li>
+ *   <li>Leadership transfer (thesis §3.10), membership change through learners and joint consensus
+ *       (thesis §4, see {@link Configuration}), snapshots and prefix truncation with InstallSnapshot for
+ *       followers behind the log start (thesis §5).</li>
+ * </ul>
+ *
+ * <h2>Threads</h2>
+ * Owned by its node's shard: every method, every storage callback and every listener call runs on that
+ * thread. Nothing here blocks. Messages produced by a step are sent during the step or, for replication, in
+ * the node's next {@link RaftNode#flush()}, so that a burst of proposals becomes one AppendEntries per follower.
+ */
+public final class RaftGroup implements RaftLog.Callbacks {
+    /** "No node": no leader known, no vote cast. */
+    public static final int NONE = HardState.NO_VOTE;
+
+    /** Outcomes of {@link #proposalOutcome}. */
+    public enum Outcome {
+        /** The entry proposed at that offset in that term is committed. */
+        COMMITTED,
+        /** Another entry was committed at that offset: the proposal is lost. */
+        LOST,
+        /** Not decided yet. */
+        PENDING,
+        /** The log no longer holds that offset (compacted) and cannot tell. */
+        UNKNOWN
+    }
+
+    /** What a group needs from its node. */
+    interface Host {
+        long nowMs();
+
+        java.util.random.RandomGenerator random();
+
+        void send(RaftMessage message);
+
+        void markDirty(RaftGroup group);
+
+        NodeMetrics nodeMetrics();
+    }
+
+    private final Host host;
+    private final long groupId;
+    private final int nodeId;
+    private final RaftConfig config;
+    private final RaftLog log;
+    private final StateMachine stateMachine;
+    private final GroupListener listener;
+    private final GroupMetrics metrics = new GroupMetrics();
+    private final NodeMetrics nodeMetrics;
+
+    // ---------------------------------------------------------------- persistent state (memory view)
+    private long term;
+    private int votedFor;
+    private HardState requestedHardState;
+    private HardState durableHardState;
+    private final ArrayDeque<GroupMessage> held = new ArrayDeque<>();
+
+    // ---------------------------------------------------------------- volatile state
+    private Role role = Role.FOLLOWER;
+    private int leaderId = NONE;
+    private long commitOffset;
+    private long appliedOffset;
+    private boolean applyWaitingRead;
+    private ConfigHistory configs;
+    private boolean stopped;
+    private boolean dirty;
+
+    // ---------------------------------------------------------------- timers
+    private long electionDeadlineMs;
+    private long lastLeaderContactMs = Long.MIN_VALUE / 4;
+    private long lastQuorumCheckMs;
+
+    // ---------------------------------------------------------------- elections
+    private final TreeMap<Integer, Boolean> votes = new TreeMap<>();
+    private boolean campaignTransfer;
+
+    // ---------------------------------------------------------------- follower
+    /** Highest offset verified to match the current term's leader log (by an accepted append or snapshot). */
+    private long matchedOffset = -1;
+    private int ackTo = NONE;
+    private long ackedMatch = -1;
+    private SnapshotMeta receivingMeta;
+    private byte[] receivingData;
+    private int receivingBytes;
+    private boolean installing;
+    private int installFrom = NONE;
+    private long installTerm;
+
+    // ---------------------------------------------------------------- leader
+    private Progress[] peers = new Progress[0];
+    private final ProposalTracker proposals;
+    private long termStartOffset = Long.MAX_VALUE;
+    private int transferTarget = NONE;
+    private long transferDeadlineMs;
+    private Configuration pendingTarget;
+
+    // ---------------------------------------------------------------- snapshots
+    private boolean snapshotSaving;
+
+    // ---------------------------------------------------------------- notifications
+    private Role notifiedRole;
+    private long notifiedTerm = -1;
+    private int notifiedLeader = NONE;
+    private long notifiedCommit = -1;
+    private Configuration notifiedConfig;
+
+    private final List<Entry> readBuffer = new ArrayList<>();
+    private final List<Entry> one = new ArrayList<>(1);
+
+    /**
+     * Recovers the member from {@code log}: hard state, snapshot (restored into the state machine), the
+     * configurations in the log after it (or {@code bootstrap} when there are none). Starts as a follower that
+     * knows no leader; a sole voter campaigns on its first tick.
+     */
+    RaftGroup(Host host, int nodeId, long groupId, RaftConfig config, RaftLog log, Configuration bootstrap,
+              StateMachine stateMachine, GroupListener listener) {
+        this.host = host;
+        this.nodeId = nodeId;
+        this.groupId = groupId;
+        this.config = config;
+        this.log = log;
+        this.stateMachine = stateMachine;
+        this.listener = listener;
+        this.nodeMetrics = host.nodeMetrics();
+        this.proposals = new ProposalTracker(config.maxPendingProposals());
+        log.bind(this);
+
+        HardState hs = log.hardState();
+        term = hs.term();
+        votedFor = hs.votedFor();
+        requestedHardState = hs;
+        durableHardState = hs;
+
+        SnapshotMeta snap = log.snapshotMeta();
+        Verify.that(log.startOffset() <= snap.lastOffset() + 1, "log of group %d starts at %d past its snapshot %d",
+            groupId, log.startOffset(), snap.lastOffset());
+        Verify.that(log.lastOffset() >= log.startOffset() - 1, "log of group %d ends at %d before its start %d",
+            groupId, log.lastOffset(), log.startOffset());
+        configs = snap.exists() ? new ConfigHistory(snap.lastOffset(), snap.configuration(), true)
+            : new ConfigHistory(-1, bootstrap, false);
+        for (Entry e : log.configurationEntries()) {
+            if (e.baseOffset() > configs.latestOffset()) {
+                configs.add(e.baseOffset(), e.configuration());
+            }
+        }
+        if (snap.exists()) {
+            stateMachine.restore(snap, log.snapshotData());
+        }
+        commitOffset = snap.lastOffset();
+        appliedOffset = snap.lastOffset();
+
+        long lastTerm = log.termAt(log.lastOffset());
+        if (lastTerm > term) {
+            // The log got ahead of the hard state before a crash: adopt its term, with no vote cast in it.
+            term = lastTerm;
+            votedFor = NONE;
+            persistHardState();
+        }
+        long now = host.nowMs();
+        lastQuorumCheckMs = now;
+        Configuration c = configs.latest();
+        int[] voters = c.allVoters();
+        electionDeadlineMs = voters.length == 1 && voters[0] == nodeId ? now : now + randomElectionTimeoutMs();
+        notifyChanges();
+    }
+
+    // =====================================================================================================
+    // Owner-facing API
+    // =====================================================================================================
+
+    public long groupId() {
+        return groupId;
+    }
+
+    public int nodeId() {
+        return nodeId;
+    }
+
+    public Role role() {
+        return role;
+    }
+
+    /** The current term (= Kafka leader epoch). */
+    public long term() {
+        return term;
+    }
+
+    /** The leader this member knows for {@link #term()}, or {@link #NONE}. */
+    public int leaderId() {
+        return leaderId;
+    }
+
+    public boolean isLeader() {
+        return role == Role.LEADER;
+    }
+
+    /** Highest committed offset known here (-1 for none); the Kafka high watermark is this plus one. */
+    public long commitOffset() {
+        return commitOffset;
+    }
+
+    /** Highest offset applied to the state machine. */
+    public long appliedOffset() {
+        return appliedOffset;
+    }
+
+    /** The log's last offset (Kafka log end offset minus one). */
+    public long lastOffset() {
+        return log.lastOffset();
+    }
+
+    /** The log's first offset. */
+    public long startOffset() {
+        return log.startOffset();
+    }
+
+    /** The log's durable end (last durable offset). */
+    public long durableOffset() {
+        return log.durableOffset();
+    }
+
+    /** Term of the entry at {@code offset}, or -1 when the log does not hold it. */
+    public long termAt(long offset) {
+        return log.termAt(offset);
+    }
+
+    /** The configuration in force (the latest in the log, committed or not). */
+    public Configuration configuration() {
+        return configs.latest();
+    }
+
+    /** True when the configuration in force has been committed and no change is being driven. */
+    public boolean configurationSettled() {
+        return configs.latestOffset() <= commitOffset && pendingTarget == null && !configs.latest().isJoint();
+    }
+
+    public boolean isStopped() {
+        return stopped;
+    }
+
+    public GroupMetrics metrics() {
+        return metrics;
+    }
+
+    /** The storage behind this member (for tests and tools; do not mutate it). */
+    public RaftLog log() {
+        return log;
+    }
+
+    /**
+     * Appends {@code payload} as one entry of the current term (paper §5.3). Replication starts at the node's
+     * next {@link RaftNode#flush()}.
+     *
+     * @return the entry's base offset (>= 0; it covers {@code payload.recordCount()} offsets), or a negative
+     *         {@link RaftErrors} code: NOT_LEADER, TRANSFER_IN_PROGRESS, BACKPRESSURE, STOPPED
+     */
+    public long propose(Payload payload) {
+        if (stopped) {
+            return RaftErrors.STOPPED;
+        }
+        if (role != Role.LEADER) {
+            metrics.proposalsRejected++;
+            return RaftErrors.NOT_LEADER;
+        }
+        if (transferTarget != NONE) {
+            metrics.proposalsRejected++;
+            return RaftErrors.TRANSFER_IN_PROGRESS;
+        }
+        long size = Entry.OVERHEAD_BYTES + (long) payload.sizeBytes();
+        if (!proposals.canAccept(size, config.maxUncommittedBytes())) {
+            metrics.proposalsRejected++;
+            return RaftErrors.BACKPRESSURE;
+        }
+        Entry e = Entry.data(log.lastOffset() + 1, term, payload);
+        appendLocal(e);
+        proposals.add(e.lastOffset(), size, host.nowMs());
+        metrics.proposalsAccepted++;
+        markDirty();
+        return e.baseOffset();
+    }
+
+    /**
+     * Whether the entry proposed at {@code offset} in {@code proposalTerm} (see {@link #propose}) is committed,
+     * lost (another entry took its offset), or still pending. Entries are never committed out of order, so an
+     * offset at or below {@link #commitOffset()} is decided by the term of the entry now there.
+     */
+    public Outcome proposalOutcome(long offset, long proposalTerm) {
+        if (offset > commitOffset) {
+            // Even if another entry sits there now, a later leader holding the proposal may still commit it.
+            return Outcome.PENDING;
+        }
+        long t = log.termAt(offset);
+        if (t < 0) {
+            return Outcome.UNKNOWN;
+        }
+        return t == proposalTerm ? Outcome.COMMITTED : Outcome.LOST;
+    }
+
+    /**
+     * Hands leadership to voter {@code target} (thesis §3.10): proposals are refused meanwhile; once the
+     * target's log matches the leader's, it is told to campaign at once (TimeoutNow). Abandoned after
+     * {@link RaftConfig#electionTimeoutMinMs()}.
+     *
+     * @return {@link RaftErrors#OK}, NOT_LEADER, NOT_A_VOTER, STOPPED
+     */
+    public int transferLeadership(int target) {
+        if (stopped) {
+            return RaftErrors.STOPPED;
+        }
+        if (role != Role.LEADER) {
+            return RaftErrors.NOT_LEADER;
+        }
+        if (target == nodeId) {
+            return RaftErrors.OK;
+        }
+        if (!configs.latest().isVoter(target) || progress(target) == null) {
+            return RaftErrors.NOT_A_VOTER;
+        }
+        transferTarget = target;
+        transferDeadlineMs = host.nowMs() + config.electionTimeoutMinMs();
+        metrics.transfersStarted++;
+        maybeSendTimeoutNow(progress(target));
+        markDirty();
+        return RaftErrors.OK;
+    }
+
+    /**
+     * Moves the group to the membership ({@code voters}, {@code learners}). The leader drives it: nodes that
+     * are not members yet join as learners and catch up; then, if the voters change, the group goes through
+     * the joint configuration (C_old and C_new) and leaves it as soon as that is committed (thesis §4.3,
+     * paper §6); learner-only changes take one step. Call again with the same target to learn whether it is
+     * done ({@link RaftErrors#OK} once the target is the committed configuration).
+     *
+     * @return {@link RaftErrors#OK} when the target is committed and in force, {@link RaftErrors#CONFIG_CHANGE_IN_PROGRESS}
+     *         while it (or another change) is under way, NOT_LEADER, INVALID_CONFIGURATION, STOPPED
+     */
+    public int changeMembership(int[] voters, int[] learners) {
+        if (stopped) {
+            return RaftErrors.STOPPED;
+        }
+        if (role != Role.LEADER) {
+            return RaftErrors.NOT_LEADER;
+        }
+        Configuration target;
+        try {
+            target = Configuration.of(voters, learners);
+        } catch (IllegalArgumentException e) {
+            return RaftErrors.INVALID_CONFIGURATION;
+        }
+        if (target.isEmpty()) {
+            return RaftErrors.INVALID_CONFIGURATION;
+        }
+        Configuration cur = configs.latest();
+        if (cur.equals(target) && configs.latestOffset() <= commitOffset) {
+            if (target.equals(pendingTarget)) {
+                pendingTarget = null;
+            }
+            return RaftErrors.OK;
+        }
+        if (cur.isJoint() && !target.equals(pendingTarget)) {
+            return RaftErrors.CONFIG_CHANGE_IN_PROGRESS;
+        }
+        pendingTarget = target;
+        driveMembership();
+        markDirty();
+        return RaftErrors.CONFIG_CHANGE_IN_PROGRESS;
+    }
+
+    /**
+     * Snapshots the state machine at the applied offset and, once the snapshot is durable, drops the log's
+     * prefix up to it (keeping {@link RaftConfig#snapshotTrailingOffsets()} offsets for lagging followers).
+     *
+     * @return {@link RaftErrors#OK} or {@link RaftErrors#SNAPSHOT_NOT_NEEDED} (one is being written, or
+     *         nothing was applied since the last), STOPPED
+     */
+    public int takeSnapshot() {
+        if (stopped) {
+            return RaftErrors.STOPPED;
+        }
+        if (snapshotSaving || installing || appliedOffset <= log.snapshotMeta().lastOffset()
+            || appliedOffset < log.startOffset() - 1) {
+            return RaftErrors.SNAPSHOT_NOT_NEEDED;
+        }
+        long t = log.termAt(appliedOffset);
+        Verify.that(t > 0, "applied offset %d of group %d has no term", appliedOffset, groupId);
+        SnapshotMeta meta = new SnapshotMeta(appliedOffset, t, configs.at(appliedOffset));
+        snapshotSaving = true;
+        metrics.snapshotsTaken++;
+        log.saveSnapshot(meta, stateMachine.snapshot());
+        return RaftErrors.OK;
+    }
+
+    /**
+     * Kafka's OffsetForLeaderEpoch for this log: the largest epoch at or below {@code epoch} the log knows and
+     * the offset at which that epoch ends (the start of the next one, or the log end for the latest). Kafka's
+     * rules: the latest epoch ends at the log end; an epoch above every known one is undefined; an epoch
+     * below every known one ends where the first known one starts.
+     */
+    public EpochEndOffset epochEndOffset(long epoch) {
+        if (epoch < 0) {
+            return EpochEndOffset.UNDEFINED;
+        }
+        long last = log.lastOffset();
+        long lastTerm = log.termAt(last);
+        if (epoch == lastTerm || (role == Role.LEADER && epoch == term)) {
+            return new EpochEndOffset(epoch, last + 1);
+        }
+        if (epoch > lastTerm) {
+            return EpochEndOffset.UNDEFINED;
+        }
+        long end = log.lastOffsetAtOrBeforeTerm(epoch);
+        if (end < log.startOffset() - 1) {
+            return new EpochEndOffset(epoch, log.startOffset());
+        }
+        long floorEpoch = log.termAt(end);
+        if (floorEpoch <= 0) {
+            return new EpochEndOffset(epoch, end + 1);
+        }
+        return new EpochEndOffset(floorEpoch, end + 1);
+    }
+
+    // =====================================================================================================
+    // Node-facing steps
+    // =====================================================================================================
+
+    /** Timers: election timeout, check-quorum, retransmits, transfer and snapshot-chunk timeouts. */
+    void tick() {
+        if (stopped) {
+            return;
+        }
+        long now = host.nowMs();
+        if (role == Role.LEADER) {
+            tickLeader(now);
+        } else if (now >= electionDeadlineMs) {
+            if (promotable() && !installing) {
+                startElection(config.preVote(), false);
+            } else {
+                resetElectionTimer(now);
+            }
+        }
+        notifyChanges();
+    }
+
+    private void tickLeader(long now) {
+        if (now - lastQuorumCheckMs >= config.electionTimeoutMinMs()) {
+            lastQuorumCheckMs = now;
+            boolean quorum = configs.latest().hasQuorum(id -> id == nodeId || isRecentlyActive(id));
+            for (Progress pr : peers) {
+                pr.recentActive = false;
+            }
+            if (config.checkQuorum() && !quorum) {
+                metrics.checkQuorumStepDowns++;
+                becomeFollower(term, NONE);
+                return;
+            }
+        }
+        if (transferTarget != NONE && now >= transferDeadlineMs) {
+            transferTarget = NONE;
+        }
+        for (Progress pr : peers) {
+            switch (pr.state) {
+                case REPLICATE -> {
+                    if (!pr.inflights.isEmpty() && now - pr.lastProgressMs >= config.retransmitTimeoutMs()) {
+                        metrics.retransmits++;
+                        pr.becomeProbe(pr.match + 1);
+                        markDirty();
+                    }
+                }
+                case SNAPSHOT -> {
+                    if (now - pr.lastSendMs >= config.retransmitTimeoutMs()) {
+                        sendSnapshotChunk(pr);
+                    }
+                }
+                case PROBE -> {
+                    if (pr.paused && now - pr.lastSendMs >= config.retransmitTimeoutMs()) {
+                        pr.paused = false;
+                        markDirty();
+                    }
+                }
+            }
+        }
+        driveMembership();
+    }
+
+    private boolean isRecentlyActive(int id) {
+        Progress pr = progress(id);
+        return pr != null && pr.recentActive;
+    }
+
+    /** A message of this group addressed to this node. */
+    void receive(GroupMessage m) {
+        if (stopped) {
+            return;
+        }
+        switch (m) {
+            case VoteRequest r -> onVoteRequest(r);
+            case VoteResponse r -> onVoteResponse(r);
+            case AppendRequest r -> onAppendRequest(r);
+            case AppendResponse r -> onAppendResponse(r);
+            case InstallSnapshotRequest r -> onInstallSnapshot(r);
+            case InstallSnapshotResponse r -> onInstallSnapshotResponse(r);
+            case TimeoutNow r -> onTimeoutNow(r);
+        }
+        notifyChanges();
+    }
+
+    /**
+     * The item of this group in a coalesced heartbeat to {@code peer}: the commit offset the peer may adopt
+     * (capped at what the peer is known to hold durably), or {@link Long#MIN_VALUE} for "no item".
+     * Also paces probes: a paused probe may be sent again after each heartbeat.
+     */
+    long heartbeatItem(int peer) {
+        if (stopped || role != Role.LEADER || hardStatePending()) {
+            return Long.MIN_VALUE;
+        }
+        Progress pr = progress(peer);
+        if (pr == null) {
+            return Long.MIN_VALUE;
+        }
+        if (pr.state == Progress.State.PROBE && pr.paused) {
+            pr.paused = false;
+            markDirty();
+        }
+        return Math.min(commitOffset, pr.match);
+    }
+
+    /**
+     * A coalesced heartbeat item from {@code from}, leader of {@code leaderTerm}. Writes the reply item
+     * (term, durable matching offset, last offset) into {@code reply} and returns true, or returns false when
+     * no reply can be given yet (the new term is not durable).
+     */
+    boolean onHeartbeat(int from, long leaderTerm, long leaderCommit, long[] reply) {
+        if (stopped) {
+            return false;
+        }
+        try {
+            if (leaderTerm < term) {
+                reply[0] = term;
+                reply[1] = -1;
+                reply[2] = log.lastOffset();
+                return true;
+            }
+            acceptLeader(from, leaderTerm);
+            if (!installing) {
+                long c = Math.min(leaderCommit, log.lastOffset());
+                if (c > commitOffset) {
+                    advanceCommit(c);
+                }
+            }
+            if (hardStatePending()) {
+                return false;
+            }
+            reply[0] = term;
+            reply[1] = ackableMatch();
+            reply[2] = log.lastOffset();
+            return true;
+        } finally {
+            notifyChanges();
+        }
+    }
+
+    /** A coalesced heartbeat reply item from follower {@code from}. */
+    void onHeartbeatResponse(int from, long followerTerm, long match, long followerLast) {
+        if (stopped) {
+            return;
+        }
+        if (followerTerm > term) {
+            becomeFollower(followerTerm, NONE);
+            notifyChanges();
+            return;
+        }
+        if (followerTerm < term || role != Role.LEADER) {
+            return;
+        }
+        Progress pr = progress(from);
+        if (pr == null) {
+            return;
+        }
+        pr.recentActive = true;
+        if (match > pr.match) {
+            Verify.that(match <= log.lastOffset(), "follower match %d past leader's last offset %d", match,
+                log.lastOffset());
+            pr.match = match;
+            pr.lastProgressMs = host.nowMs();
+            maybeCommit();
+        }
+        if (pr.state == Progress.State.REPLICATE) {
+            pr.inflights.freeTo(match);
+            if (pr.inflights.isEmpty() && followerLast < pr.next - 1) {
+                // Requests were lost: the follower holds less than we sent. Find out where it stands.
+                pr.becomeProbe(pr.match + 1);
+            }
+        }
+        maybeSendTimeoutNow(pr);
+        markDirty();
+        notifyChanges();
+    }
+
+    /** Sends what is ready: AppendEntries to followers, applies committed entries, membership steps. */
+    void flush() {
+        dirty = false;
+        if (stopped) {
+            return;
+        }
+        if (role == Role.LEADER) {
+            for (Progress pr : peers) {
+                replicate(pr);
+            }
+        }
+        applyCommitted();
+        notifyChanges();
+    }
+
+    void stop() {
+        if (!stopped) {
+            stopped = true;
+            if (role == Role.LEADER) {
+                proposals.clear();
+            }
+            role = Role.FOLLOWER;
+            leaderId = NONE;
+            held.clear();
+            notifyChanges();
+        }
+    }
+
+    boolean isDirty() {
+        return dirty;
+    }
+
+    // =====================================================================================================
+    // Elections (paper §5.2, thesis §9.6 pre-vote, §4.2.3 / §6.2 leases and check-quorum)
+    // =====================================================================================================
+
+    private boolean promotable() {
+        return configs.latest().isVoter(nodeId);
+    }
+
+    private long randomElectionTimeoutMs() {
+        return host.random().nextLong(config.electionTimeoutMinMs(), config.electionTimeoutMaxMs());
+    }
+
+    private void resetElectionTimer(long now) {
+        electionDeadlineMs = now + randomElectionTimeoutMs();
+    }
+
+    private void startElection(boolean pre, boolean transfer) {
+        long now = host.nowMs();
+        resetElectionTimer(now);
+        votes.clear();
+        campaignTransfer = transfer;
+        if (pre) {
+            role = Role.PRE_CANDIDATE;
+            setLeader(NONE);
+            metrics.preVotesStarted++;
+        } else {
+            if (role == Role.LEADER) {
+                leaveLeadership();
+            }
+            role = Role.CANDIDATE;
+            term++;
+            votedFor = nodeId;
+            matchedOffset = -1;
+            ackTo = NONE;
+            metrics.termChanges++;
+            metrics.electionsStarted++;
+            setLeader(NONE);
+            persistHardState();
+        }
+        long last = log.lastOffset();
+        long lastTerm = log.termAt(last);
+        long requestTerm = pre ? term + 1 : term;
+        for (int v : configs.latest().allVoters()) {
+            if (v != nodeId) {
+                send(new VoteRequest(groupId, nodeId, v, requestTerm, last, lastTerm, pre, transfer));
+            }
+        }
+        checkVotes();
+    }
+
+    private void checkVotes() {
+        if (role != Role.PRE_CANDIDATE && role != Role.CANDIDATE) {
+            return;
+        }
+        boolean pre = role == Role.PRE_CANDIDATE;
+        boolean selfCounts = pre || !hardStatePending();
+        Configuration.VoteResult result = configs.latest().voteResult(
+            id -> id == nodeId ? selfCounts : Boolean.TRUE.equals(votes.get(id)),
+            id -> id != nodeId && Boolean.FALSE.equals(votes.get(id)));
+        switch (result) {
+            case WON -> {
+                if (pre) {
+                    startElection(false, campaignTransfer);
+                } else {
+                    becomeLeader();
+                }
+            }
+            case LOST -> becomeFollower(term, NONE);
+            case PENDING -> {
+            }
+        }
+    }
+
+    private boolean inLease(long now) {
+        if (!config.checkQuorum() || leaderId == NONE) {
+            return false;
+        }
+        return role == Role.LEADER || now - lastLeaderContactMs < config.electionTimeoutMinMs();
+    }
+
+    private void onVoteRequest(VoteRequest r) {
+        long now = host.nowMs();
+        if (r.term() < term) {
+            send(new VoteResponse(groupId, nodeId, r.from(), term, false, r.preVote()));
+            return;
+        }
+        if (r.term() > term && !r.transfer() && inLease(now)) {
+            // A leader is alive: do not let a partitioned or removed node disturb it (thesis §4.2.3).
+            metrics.votesIgnoredInLease++;
+            return;
+        }
+        long myLast = log.lastOffset();
+        long myLastTerm = log.termAt(myLast);
+        boolean upToDate = r.lastTerm() > myLastTerm || (r.lastTerm() == myLastTerm && r.lastOffset() >= myLast);
+        if (r.preVote()) {
+            boolean grant = r.term() > term && upToDate;
+            send(new VoteResponse(groupId, nodeId, r.from(), grant ? r.term() : term, grant, true));
+            return;
+        }
+        if (r.term() > term) {
+            becomeFollower(r.term(), NONE);
+        }
+        boolean canVote = votedFor == r.from() || (votedFor == NONE && leaderId == NONE);
+        boolean grant = canVote && upToDate;
+        if (grant) {
+            if (votedFor != r.from()) {
+                votedFor = r.from();
+                persistHardState();
+            }
+            resetElectionTimer(now);
+            metrics.votesGranted++;
+        }
+        send(new VoteResponse(groupId, nodeId, r.from(), term, grant, false));
+    }
+
+    private void onVoteResponse(VoteResponse r) {
+        if (r.term() > term && !(r.preVote() && r.granted())) {
+            becomeFollower(r.term(), NONE);
+            return;
+        }
+        if (r.preVote()) {
+            if (role != Role.PRE_CANDIDATE || (r.granted() && r.term() != term + 1)) {
+                return;
+            }
+        } else if (role != Role.CANDIDATE || r.term() != term) {
+            return;
+        }
+        votes.put(r.from(), r.granted());
+        checkVotes();
+    }
+
+    private void onTimeoutNow(TimeoutNow m) {
+        if (m.term() < term) {
+            return;
+        }
+        if (m.term() > term) {
+            becomeFollower(m.term(), m.from());
+        }
+        if (!promotable() || installing) {
+            return;
+        }
+        metrics.transfersCompleted++;
+        startElection(false, true);
+    }
+
+    private void becomeFollower(long newTerm, int leader) {
+        long now = host.nowMs();
+        if (newTerm > term) {
+            term = newTerm;
+            votedFor = NONE;
+            matchedOffset = -1;
+            ackTo = NONE;
+            metrics.termChanges++;
+            persistHardState();
+        }
+        if (role == Role.LEADER) {
+            leaveLeadership();
+        }
+        role = Role.FOLLOWER;
+        setLeader(leader);
+        resetElectionTimer(now);
+    }
+
+    private void leaveLeadership() {
+        metrics.stepDowns++;
+        proposals.clear();
+        peers = new Progress[0];
+        transferTarget = NONE;
+        pendingTarget = null;
+        termStartOffset = Long.MAX_VALUE;
+    }
+
+    private void becomeLeader() {
+        Verify.that(!hardStatePending(), "group %d became leader of term %d before its vote was durable",
+            groupId, term);
+        role = Role.LEADER;
+        setLeader(nodeId);
+        metrics.electionsWon++;
+        long now = host.nowMs();
+        lastQuorumCheckMs = now;
+        peers = new Progress[0];
+        syncProgress();
+        proposals.clear();
+        transferTarget = NONE;
+        pendingTarget = null;
+        Entry noop = Entry.leaderChange(log.lastOffset() + 1, term);
+        termStartOffset = noop.baseOffset();
+        appendLocal(noop);
+        markDirty();
+    }
+
+    /** Acknowledges {@code from} as the leader of {@code leaderTerm} (>= our term) and restarts the timer. */
+    private void acceptLeader(int from, long leaderTerm) {
+        if (leaderTerm > term || role != Role.FOLLOWER || leaderId != from) {
+            Verify.that(!(leaderTerm == term && role == Role.LEADER), "two leaders in term %d of group %d",
+                term, groupId);
+            becomeFollower(leaderTerm, from);
+        }
+        lastLeaderContactMs = host.nowMs();
+        resetElectionTimer(lastLeaderContactMs);
+    }
+
+    private void setLeader(int id) {
+        if (leaderId != id) {
+            leaderId = id;
+            metrics.leaderChanges++;
+        }
+    }
+
+    // =====================================================================================================
+    // Hard state
+    // =====================================================================================================
+
+    private void persistHardState() {
+        requestedHardState = new HardState(term, votedFor);
+        log.persistHardState(requestedHardState);
+    }
+
+    private boolean hardStatePending() {
+        return !requestedHardState.equals(durableHardState);
+    }
+
+    /** Sends now, or holds the message until the hard state it was produced under is durable. */
+    private void send(GroupMessage m) {
+        if (hardStatePending()) {
+            if (held.size() >= config.maxHeldMessages()) {
+                metrics.heldMessagesDropped++;
+                return;
+            }
+            held.add(m);
+            return;
+        }
+        host.send(m);
+    }
+
+    @Override
+    public void onHardStateDurable(HardState state) {
+        if (stopped) {
+            return;
+        }
+        durableHardState = state;
+        if (!hardStatePending()) {
+            while (!held.isEmpty()) {
+                host.send(held.poll());
+            }
+            checkVotes();
+            if (ackTo != NONE) {
+                sendAck();
+            }
+        }
+        markDirty();
+        notifyChanges();
+    }
+
+    // =====================================================================================================
+    // Log replication, follower side (paper §5.3)
+    // =====================================================================================================
+
+    private long ackableMatch() {
+        return Math.min(matchedOffset, log.durableOffset());
+    }
+
+    private void onAppendRequest(AppendRequest r) {
+        if (r.term() < term) {
+            send(new AppendResponse(groupId, nodeId, r.from(), term, false, -1, -1, log.lastOffset(),
+                r.prevOffset(), -1, 0));
+            return;
+        }
+        acceptLeader(r.from(), r.term());
+        if (installing) {
+            return; // the log is being replaced; the leader retries
+        }
+        List<Entry> entries = r.entries();
+        long requestLast = entries.isEmpty() ? r.prevOffset() : entries.get(entries.size() - 1).lastOffset();
+        long floor = log.startOffset() - 1;
+        int from = 0;
+        if (r.prevOffset() < floor) {
+            // Entries up to our floor are compacted here, hence committed, hence the leader's too.
+            while (from < entries.size() && entries.get(from).lastOffset() <= floor) {
+                from++;
+            }
+            Verify.that(from == entries.size() || entries.get(from).baseOffset() == floor + 1,
+                "append to group %d does not restart at our floor %d", groupId, floor);
+        } else if (log.termAt(r.prevOffset()) != r.prevTerm()) {
+            rejectAppend(r);
+            return;
+        }
+        for (int i = from; i < entries.size(); i++) {
+            Entry e = entries.get(i);
+            if (e.baseOffset() > log.lastOffset()) {
+                Verify.that(e.baseOffset() == log.lastOffset() + 1, "gap before offset %d in group %d",
+                    e.baseOffset(), groupId);
+                appendFollower(entries.subList(i, entries.size()));
+                break;
+            }
+            long t = log.termAt(e.baseOffset());
+            if (t == e.term()) {
+                Verify.that(log.termAt(e.lastOffset()) == e.term(), "entry %d..%d differs inside a term in group %d",
+                    e.baseOffset(), e.lastOffset(), groupId);
+                continue;
+            }
+            Verify.that(e.baseOffset() > commitOffset, "group %d would truncate committed offset %d (commit %d)",
+                groupId, e.baseOffset(), commitOffset);
+            Verify.that(e.baseOffset() > matchedOffset, "group %d would truncate verified offset %d (matched %d)",
+                groupId, e.baseOffset(), matchedOffset);
+            truncateSuffix(e.baseOffset());
+            appendFollower(entries.subList(i, entries.size()));
+            break;
+        }
+        if (requestLast > matchedOffset) {
+            matchedOffset = requestLast;
+        }
+        long c = Math.min(r.commitOffset(), requestLast);
+        if (c > commitOffset) {
+            advanceCommit(c);
+        }
+        ackTo = r.from();
+        if (log.durableOffset() >= requestLast || entries.isEmpty()) {
+            sendAck();
+        }
+        // else: answered by onAppendDurable, one reply per flush however many requests it covers
+    }
+
+    private void sendAck() {
+        if (ackTo == NONE || role != Role.FOLLOWER) {
+            return;
+        }
+        long match = ackableMatch();
+        ackedMatch = match;
+        metrics.appendResponsesSent++;
+        send(new AppendResponse(groupId, nodeId, ackTo, term, true, match, matchedOffset, log.lastOffset(), -1, -1, 0));
+    }
+
+    private void rejectAppend(AppendRequest r) {
+        long last = log.lastOffset();
+        long hint;
+        if (r.prevOffset() > last) {
+            hint = last;
+        } else {
+            long t = log.termAt(r.prevOffset());
+            hint = t > r.prevTerm() ? log.lastOffsetAtOrBeforeTerm(r.prevTerm()) : r.prevOffset();
+        }
+        hint = Math.max(hint, log.startOffset() - 1);
+        long hintTerm = log.termAt(hint);
+        metrics.appendRejectsSent++;
+        send(new AppendResponse(groupId, nodeId, r.from(), term, false, ackableMatch(), -1, last, r.prevOffset(),
+            hint, Math.max(hintTerm, 0)));
+    }
+
+    private void appendFollower(List<Entry> entries) {
+        log.append(entries);
+        for (Entry e : entries) {
+            noteAppended(e);
+        }
+    }
+
+    private void truncateSuffix(long fromOffset) {
+        log.truncateSuffix(fromOffset);
+        configs.truncateSuffix(fromOffset);
+        metrics.suffixTruncations++;
+        Verify.that(log.lastOffset() == fromOffset - 1, "group %d truncated to %d but ends at %d", groupId,
+            fromOffset, log.lastOffset());
+    }
+
+    // =====================================================================================================
+    // Log replication, leader side
+    // =====================================================================================================
+
+    private void appendLocal(Entry e) {
+        one.clear();
+        one.add(e);
+        log.append(one);
+        noteAppended(e);
+    }
+
+    private void noteAppended(Entry e) {
+        metrics.entriesAppended++;
+        if (e.kind() == EntryKind.CONFIGURATION) {
+            configs.add(e.baseOffset(), e.configuration());
+            metrics.configurationsAppended++;
+            if (role == Role.LEADER) {
+                syncProgress();
+            }
+        }
+    }
+
+    private Progress progress(int id) {
+        for (Progress pr : peers) {
+            if (pr.nodeId == id) {
+                return pr;
+            }
+        }
+        return null;
+    }
+
+    /** Makes {@link #peers} the members of the configuration in force, keeping existing progress. */
+    private void syncProgress() {
+        int[] members = configs.latest().members();
+        List<Progress> next = new ArrayList<>(members.length);
+        long now = host.nowMs();
+        for (int id : members) {
+            if (id == nodeId) {
+                continue;
+            }
+            Progress pr = progress(id);
+            if (pr == null) {
+                pr = new Progress(id, log.lastOffset() + 1, config);
+                pr.lastProgressMs = now;
+                pr.recentActive = true;
+            }
+            next.add(pr);
+        }
+        peers = next.toArray(new Progress[0]);
+    }
+
+    private void replicate(Progress pr) {
+        switch (pr.state) {
+            case PROBE -> {
+                if (!pr.paused) {
+                    sendAppend(pr);
+                }
+            }
+            case REPLICATE -> {
+                int sent = 0;
+                while (!pr.inflights.full() && pr.next <= log.lastOffset() && sent < config.maxInflightAppends()) {
+                    if (!sendAppend(pr)) {
+                        return;
+                    }
+                    sent++;
+                }
+                if (pr.commitSent < commitOffset && pr.next > log.lastOffset() && sent == 0) {
+                    sendAppend(pr); // empty: tells the follower the new commit offset
+                }
+            }
+            case SNAPSHOT -> {
+            }
+        }
+    }
+
+    /** Sends one AppendEntries from {@code pr.next}; false when nothing could be sent now. */
+    private boolean sendAppend(Progress pr) {
+        readBuffer.clear();
+        int rc = log.read(pr.next, config.maxAppendBytes(), readBuffer);
+        if (rc == RaftLog.READ_BELOW_START) {
+            startSnapshot(pr);
+            return false;
+        }
+        if (rc == RaftLog.READ_PENDING) {
+            pr.waitingRead = true;
+            return false;
+        }
+        long prev = readBuffer.isEmpty() ? pr.next - 1 : readBuffer.get(0).baseOffset() - 1;
+        long prevTerm = log.termAt(prev);
+        if (prevTerm < 0) {
+            startSnapshot(pr);
+            return false;
+        }
+        long now = host.nowMs();
+        AppendRequest req = new AppendRequest(groupId, nodeId, pr.nodeId, term, prev, prevTerm, commitOffset,
+            readBuffer);
+        long bytes = req.sizeBytes();
+        send(req);
+        metrics.appendRequestsSent++;
+        metrics.appendEntriesSent += readBuffer.size();
+        metrics.appendBytesSent += bytes;
+        pr.lastSendMs = now;
+        pr.commitSent = commitOffset;
+        if (pr.state == Progress.State.PROBE) {
+            pr.paused = true;
+            pr.probePrevOffset = prev;
+        } else if (!readBuffer.isEmpty()) {
+            long last = readBuffer.get(readBuffer.size() - 1).lastOffset();
+            if (pr.inflights.isEmpty()) {
+                pr.lastProgressMs = now;
+            }
+            pr.inflights.add(last, bytes);
+            pr.next = last + 1;
+        }
+        return true;
+    }
+
+    private void onAppendResponse(AppendResponse r) {
+        if (r.term() > term) {
+            becomeFollower(r.term(), NONE);
+            return;
+        }
+        if (r.term() < term || role != Role.LEADER) {
+            return;
+        }
+        Progress pr = progress(r.from());
+        if (pr == null) {
+            return;
+        }
+        pr.recentActive = true;
+        long now = host.nowMs();
+        if (!r.success()) {
+            metrics.appendRejectsReceived++;
+            if (r.rejectedPrevOffset() <= pr.match || pr.state == Progress.State.SNAPSHOT
+                || (pr.state == Progress.State.PROBE && r.rejectedPrevOffset() != pr.probePrevOffset)) {
+                return; // stale
+            }
+            long next;
+            long t = log.termAt(r.hintOffset());
+            if (t >= 0 && t == r.hintTerm()) {
+                next = r.hintOffset() + 1;
+            } else {
+                long o = log.lastOffsetAtOrBeforeTerm(r.hintTerm());
+                next = (o < 0 ? log.startOffset() - 1 : Math.min(o, r.hintOffset())) + 1;
+            }
+            next = Math.min(next, r.rejectedPrevOffset());
+            pr.becomeProbe(next);
+            markDirty();
+            return;
+        }
+        Verify.that(r.matchOffset() <= log.lastOffset() && r.appendedOffset() <= log.lastOffset(),
+            "follower acknowledged past the leader's last offset in group %d", groupId);
+        if (r.matchOffset() > pr.match) {
+            pr.match = r.matchOffset();
+            pr.lastProgressMs = now;
+        }
+        switch (pr.state) {
+            case PROBE -> pr.becomeReplicate(r.appendedOffset() + 1, now);
+            case REPLICATE -> {
+                pr.inflights.freeTo(r.appendedOffset());
+                if (pr.next <= r.appendedOffset()) {
+                    pr.next = r.appendedOffset() + 1;
+                }
+                pr.lastProgressMs = now;
+            }
+            case SNAPSHOT -> {
+            }
+        }
+        if (pr.state == Progress.State.REPLICATE && pr.next < pr.match + 1) {
+            pr.next = pr.match + 1;
+        }
+        maybeCommit();
+        maybeSendTimeoutNow(pr);
+        markDirty();
+    }
+
+    private void maybeCommit() {
+        if (role != Role.LEADER) {
+            return;
+        }
+        long durable = log.durableOffset();
+        long q = configs.latest().quorumOffset(id -> {
+            if (id == nodeId) {
+                return durable;
+            }
+            Progress pr = progress(id);
+            return pr == null ? -1 : pr.match;
+        });
+        if (q > commitOffset && q >= termStartOffset && log.termAt(q) == term) {
+            advanceCommit(q);
+        }
+    }
+
+    private void advanceCommit(long c) {
+        Verify.that(c <= log.lastOffset(), "group %d commits %d past its last offset %d", groupId, c, log.lastOffset());
+        Verify.that(c > commitOffset, "commit of group %d moves back to %d", groupId, c);
+        commitOffset = c;
+        metrics.commitAdvances++;
+        if (role == Role.LEADER) {
+            proposals.committedTo(c, host.nowMs(), nodeMetrics);
+            driveMembership();
+        }
+        markDirty();
+    }
+
+    private void maybeSendTimeoutNow(Progress pr) {
+        if (transferTarget == NONE || pr.nodeId != transferTarget || role != Role.LEADER) {
+            return;
+        }
+        if (pr.match == log.lastOffset()) {
+            send(new TimeoutNow(groupId, nodeId, pr.nodeId, term));
+            transferTarget = NONE;
+            transferDeadlineMs = 0;
+        }
+    }
+
+    // =====================================================================================================
+    // Applying committed entries
+    // =====================================================================================================
+
+    private void applyCommitted() {
+        if (applyWaitingRead || installing) {
+            return;
+        }
+        if (!stateMachine.consumesEntries()) {
+            if (commitOffset > appliedOffset) {
+                appliedOffset = commitOffset;
+                maybeAutoSnapshot();
+            }
+            return;
+        }
+        int applied = 0;
+        while (appliedOffset < commitOffset && applied < config.maxApplyEntriesPerStep()) {
+            readBuffer.clear();
+            int rc = log.read(appliedOffset + 1, config.maxAppendBytes(), readBuffer);
+            if (rc == RaftLog.READ_PENDING) {
+                applyWaitingRead = true;
+                return;
+            }
+            Verify.that(rc == RaftLog.READ_OK && !readBuffer.isEmpty(), "group %d cannot read committed offset %d",
+                groupId, appliedOffset + 1);
+            for (Entry e : readBuffer) {
+                if (e.lastOffset() > commitOffset || applied >= config.maxApplyEntriesPerStep()) {
+                    break;
+                }
+                Verify.that(e.baseOffset() == appliedOffset + 1, "group %d applies %d after %d", groupId,
+                    e.baseOffset(), appliedOffset);
+                stateMachine.apply(e);
+                appliedOffset = e.lastOffset();
+                metrics.entriesApplied++;
+                applied++;
+            }
+        }
+        if (appliedOffset < commitOffset) {
+            markDirty();
+        }
+        maybeAutoSnapshot();
+    }
+
+    private void maybeAutoSnapshot() {
+        long every = config.snapshotIntervalOffsets();
+        if (every > 0 && appliedOffset - log.snapshotMeta().lastOffset() >= every) {
+            takeSnapshot();
+        }
+    }
+
+    // =====================================================================================================
+    // Snapshots (thesis §5)
+    // =====================================================================================================
+
+    private void startSnapshot(Progress pr) {
+        SnapshotMeta meta = log.snapshotMeta();
+        Verify.that(meta.exists(), "group %d must send a snapshot but has none (log start %d)", groupId,
+            log.startOffset());
+        pr.becomeSnapshot(meta, log.snapshotData());
+        sendSnapshotChunk(pr);
+    }
+
+    private void sendSnapshotChunk(Progress pr) {
+        byte[] data = pr.snapshotData;
+        int off = (int) pr.snapshotAckedBytes;
+        int len = Math.min(config.snapshotChunkBytes(), data.length - off);
+        byte[] chunk = Arrays.copyOfRange(data, off, off + len);
+        send(new InstallSnapshotRequest(groupId, nodeId, pr.nodeId, term, pr.snapshot, data.length, off, chunk,
+            off + len == data.length));
+        pr.lastSendMs = host.nowMs();
+        metrics.snapshotChunksSent++;
+    }
+
+    private void onInstallSnapshot(InstallSnapshotRequest r) {
+        SnapshotMeta meta = r.meta();
+        if (r.term() < term) {
+            send(new InstallSnapshotResponse(groupId, nodeId, r.from(), term, meta.lastOffset(), 0, false, -1));
+            return;
+        }
+        acceptLeader(r.from(), r.term());
+        if (installing) {
+            return;
+        }
+        if (meta.lastOffset() <= commitOffset) {
+            // We hold everything it covers: no snapshot needed.
+            long match = Math.min(commitOffset, log.durableOffset());
+            matchedOffset = Math.max(matchedOffset, match);
+            send(new InstallSnapshotResponse(groupId, nodeId, r.from(), term, meta.lastOffset(), r.totalBytes(),
+                true, match));
+            return;
+        }
+        if (receivingMeta == null || !receivingMeta.equals(meta) || receivingData.length != r.totalBytes()) {
+            if (r.chunkOffset() != 0) {
+                send(new InstallSnapshotResponse(groupId, nodeId, r.from(), term, meta.lastOffset(), 0, false, -1));
+                return;
+            }
+            if (r.totalBytes() > config.maxSnapshotBytes() || r.totalBytes() > Integer.MAX_VALUE - 16) {
+                throw new IllegalStateException("group " + groupId + ": snapshot of " + r.totalBytes()
+                    + " bytes exceeds maxSnapshotBytes " + config.maxSnapshotBytes());
+            }
+            receivingMeta = meta;
+            receivingData = new byte[(int) r.totalBytes()];
+            receivingBytes = 0;
+        }
+        if (r.chunkOffset() != receivingBytes) {
+            send(new InstallSnapshotResponse(groupId, nodeId, r.from(), term, meta.lastOffset(), receivingBytes, false,
+                -1));
+            return;
+        }
+        Verify.that(receivingBytes + r.chunk().length <= receivingData.length, "snapshot chunk overflows in group %d",
+            groupId);
+        System.arraycopy(r.chunk(), 0, receivingData, receivingBytes, r.chunk().length);
+        receivingBytes += r.chunk().length;
+        if (!r.done()) {
+            send(new InstallSnapshotResponse(groupId, nodeId, r.from(), term, meta.lastOffset(), receivingBytes, false,
+                -1));
+            return;
+        }
+        Verify.that(receivingBytes == receivingData.length, "last snapshot chunk leaves %d of %d bytes in group %d",
+            receivingBytes, receivingData.length, groupId);
+        installing = true;
+        installFrom = r.from();
+        installTerm = term;
+        ackTo = NONE;
+        log.installSnapshot(meta, receivingData);
+    }
+
+    private void onInstallSnapshotResponse(InstallSnapshotResponse r) {
+        if (r.term() > term) {
+            becomeFollower(r.term(), NONE);
+            return;
+        }
+        if (r.term() < term || role != Role.LEADER) {
+            return;
+        }
+        Progress pr = progress(r.from());
+        if (pr == null) {
+            return;
+        }
+        pr.recentActive = true;
+        if (r.installed()) {
+            if (r.matchOffset() > pr.match) {
+                pr.match = r.matchOffset();
+            }
+            if (pr.state == Progress.State.SNAPSHOT) {
+                metrics.snapshotsInstalled++;
+                pr.becomeProbe(Math.max(r.matchOffset(), r.snapshotLastOffset()) + 1);
+            }
+            maybeCommit();
+            markDirty();
+            return;
+        }
+        if (pr.state != Progress.State.SNAPSHOT || r.snapshotLastOffset() != pr.snapshot.lastOffset()) {
+            return;
+        }
+        pr.snapshotAckedBytes = Math.min(r.nextChunkOffset(), pr.snapshotData.length);
+        if (pr.snapshotAckedBytes >= pr.snapshotData.length) {
+            pr.snapshotAckedBytes = 0;
+        }
+        sendSnapshotChunk(pr);
+    }
+
+    @Override
+    public void onSnapshotInstalled(SnapshotMeta meta) {
+        if (stopped) {
+            return;
+        }
+        Verify.that(installing && meta.equals(receivingMeta), "group %d installed a snapshot it did not receive",
+            groupId);
+        byte[] data = receivingData;
+        installing = false;
+        receivingMeta = null;
+        receivingData = null;
+        receivingBytes = 0;
+        Verify.that(log.startOffset() == meta.lastOffset() + 1 && log.termAt(meta.lastOffset()) == meta.lastTerm(),
+            "group %d: installed snapshot at %d does not start the log (start %d)", groupId, meta.lastOffset(),
+            log.startOffset());
+        stateMachine.restore(meta, data);
+        appliedOffset = meta.lastOffset();
+        applyWaitingRead = false;
+        if (meta.lastOffset() > commitOffset) {
+            commitOffset = meta.lastOffset();
+            metrics.commitAdvances++;
+        }
+        configs = new ConfigHistory(meta.lastOffset(), meta.configuration(), true);
+        for (Entry e : log.configurationEntries()) {
+            if (e.baseOffset() > meta.lastOffset()) {
+                configs.add(e.baseOffset(), e.configuration());
+            }
+        }
+        metrics.snapshotsInstalled++;
+        if (term == installTerm && role == Role.FOLLOWER) {
+            matchedOffset = Math.max(matchedOffset, meta.lastOffset());
+            send(new InstallSnapshotResponse(groupId, nodeId, installFrom, term, meta.lastOffset(), data.length, true,
+                meta.lastOffset()));
+        }
+        installFrom = NONE;
+        markDirty();
+        notifyChanges();
+    }
+
+    @Override
+    public void onSnapshotSaved(SnapshotMeta meta) {
+        if (stopped) {
+            return;
+        }
+        snapshotSaving = false;
+        configs.rebase(meta.lastOffset(), meta.configuration());
+        long newStart = meta.lastOffset() + 1 - config.snapshotTrailingOffsets();
+        if (newStart > log.startOffset()) {
+            log.truncatePrefix(newStart);
+        }
+        markDirty();
+        notifyChanges();
+    }
+
+    // =====================================================================================================
+    // Membership (thesis §4)
+    // =====================================================================================================
+
+    private void driveMembership() {
+        if (role != Role.LEADER || commitOffset < termStartOffset) {
+            return;
+        }
+        Configuration cur = configs.latest();
+        if (configs.latestOffset() > commitOffset) {
+            return; // the last change is not committed yet
+        }
+        if (cur.isJoint()) {
+            appendConfiguration(cur.leaveJoint());
+            return;
+        }
+        if (!cur.isVoter(nodeId)) {
+            // Removed: hand over to the most up-to-date voter, then step down (thesis §4.2.2).
+            Progress best = null;
+            for (Progress pr : peers) {
+                if (cur.isVoter(pr.nodeId) && (best == null || pr.match > best.match)) {
+                    best = pr;
+                }
+            }
+            if (best != null) {
+                send(new TimeoutNow(groupId, nodeId, best.nodeId, term));
+            }
+            becomeFollower(term, NONE);
+            return;
+        }
+        Configuration target = pendingTarget;
+        if (target == null) {
+            return;
+        }
+        if (cur.equals(target)) {
+            pendingTarget = null;
+            return;
+        }
+        int[] joining = Arrays.stream(target.members()).filter(id -> !cur.isMember(id)).toArray();
+        if (joining.length > 0) {
+            int[] learners = Configuration.union(cur.learners(),
+                Arrays.stream(joining).filter(id -> id != nodeId).toArray());
+            appendConfiguration(Configuration.of(cur.voters(), learners));
+            return;
+        }
+        if (Arrays.equals(cur.voters(), target.voters())) {
+            appendConfiguration(target);
+            return;
+        }
+        for (int v : target.voters()) {
+            if (!cur.isVoter(v)) {
+                Progress pr = progress(v);
+                if (pr == null || pr.match < commitOffset) {
+                    return; // not caught up yet; re-checked on every tick and acknowledgement
+                }
+            }
+        }
+        appendConfiguration(cur.enterJoint(target));
+    }
+
+    private void appendConfiguration(Configuration c) {
+        Entry e = Entry.configuration(log.lastOffset() + 1, term, c);
+        appendLocal(e);
+        markDirty();
+    }
+
+    // =====================================================================================================
+    // Storage callbacks
+    // =====================================================================================================
+
+    @Override
+    public void onAppendDurable(long durableOffset) {
+        if (stopped) {
+            return;
+        }
+        if (role == Role.LEADER) {
+            proposals.durableTo(durableOffset, host.nowMs(), nodeMetrics);
+            maybeCommit();
+        } else if (ackTo != NONE && ackableMatch() > ackedMatch) {
+            sendAck();
+        }
+        markDirty();
+        notifyChanges();
+    }
+
+    @Override
+    public void onReadable() {
+        if (stopped) {
+            return;
+        }
+        applyWaitingRead = false;
+        for (Progress pr : peers) {
+            pr.waitingRead = false;
+        }
+        markDirty();
+    }
+
+    @Override
+    public void onStorageFailure(String what) {
+        System.getLogger("dev.isthmus.raft").log(System.Logger.Level.ERROR,
+            "group " + groupId + " on node " + nodeId + " stops: storage failed: " + what);
+        stop();
+    }
+
+    // =====================================================================================================
+    // Plumbing
+    // =====================================================================================================
+
+    private void markDirty() {
+        if (!dirty) {
+            dirty = true;
+            host.markDirty(this);
+        }
+    }
+
+    private void notifyChanges() {
+        if (role != notifiedRole || term != notifiedTerm || leaderId != notifiedLeader) {
+            notifiedRole = role;
+            notifiedTerm = term;
+            notifiedLeader = leaderId;
+            listener.onRoleChange(groupId, role, term, leaderId);
+        }
+        Configuration c = configs.latest();
+        if (c != notifiedConfig) {
+            notifiedConfig = c;
+            listener.onConfigurationChange(groupId, c);
+        }
+        if (commitOffset > notifiedCommit) {
+            notifiedCommit = commitOffset;
+            listener.onCommit(groupId, commitOffset);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "RaftGroup[" + groupId + "@" + nodeId + " " + role + " t" + term + " leader=" + leaderId + " log=["
+            + log.startOffset() + ".." + log.lastOffset() + "] durable=" + log.durableOffset() + " commit="
+            + commitOffset + " applied=" + appliedOffset + " " + configs.latest() + "]";
+    }
+}

@@ -1,0 +1,684 @@
+package dev.isthmus.raft.sim;
+
+import dev.isthmus.raft.BytesPayload;
+import dev.isthmus.raft.Configuration;
+import dev.isthmus.raft.GroupListener;
+import dev.isthmus.raft.RaftConfig;
+import dev.isthmus.raft.RaftErrors;
+import dev.isthmus.raft.RaftGroup;
+import dev.isthmus.raft.RaftMessage;
+import dev.isthmus.raft.RaftNode;
+import dev.isthmus.raft.Role;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.PriorityQueue;
+import java.util.Set;
+import java.util.SplittableRandom;
+
+/**
+ * A deterministic simulation of a Raft cluster (TigerBeetle's VOPR, FoundationDB's simulator): several
+ * {@link RaftNode}s hosting many groups run in one thread on a virtual clock, against {@link MemoryRaftLog}
+ * storage and a simulated network, all driven from one seed. Everything random (fault schedule, latencies,
+ * message fates, the nodes' own election timeouts) comes from that seed, so a failing run replays exactly.
+ *
+ * <h2>Phases</h2>
+ * <ol>
+ *   <li>Faults, for {@link Options#faultMs}: clients propose to whoever leads; the network loses, delays,
+ *       duplicates and reorders messages; partitions come and go; nodes crash (losing unflushed writes) and
+ *       restart; disks stall; clocks jump; leaders are asked to transfer leadership; groups are reassigned to
+ *       other nodes (learners, then joint consensus); snapshots compact logs.</li>
+ *   <li>Heal: every node up, the network reliable. Within {@link Options#healDeadlineMs} each group must elect
+ *       a leader and commit a fresh proposal, and every member must catch up.</li>
+ * </ol>
+ * {@link SimChecker} checks safety on every event; {@link #run()} returns a summary.
+ */
+final class Simulation {
+    /** Knobs of one run (derived from the seed, then overridable). */
+    static final class Options {
+        int nodes = 5;
+        int groups = 6;
+        int replicas = 3;
+        long faultMs = 12_000;
+        long healDeadlineMs = 30_000;
+        double lossRate;
+        double duplicateRate;
+        long maxDelayUs;
+        double longDelayRate;
+        long meanFaultGapMs;
+        long proposalGapUs;
+        boolean snapshots;
+        boolean reassignments;
+        long tickUs = 5_000;
+
+        static Options fromSeed(SplittableRandom r) {
+            Options o = new Options();
+            o.nodes = r.nextInt(3, 6);
+            o.replicas = Math.min(o.nodes, r.nextBoolean() ? 3 : r.nextInt(1, o.nodes + 1));
+            o.groups = r.nextInt(1, 9);
+            o.lossRate = r.nextDouble() < 0.3 ? 0 : r.nextDouble(0, 0.2);
+            o.duplicateRate = r.nextDouble(0, 0.05);
+            o.maxDelayUs = r.nextLong(500, 20_000);
+            o.longDelayRate = r.nextDouble(0, 0.05);
+            o.meanFaultGapMs = r.nextLong(100, 2_000);
+            o.proposalGapUs = r.nextLong(200, 5_000);
+            o.snapshots = r.nextBoolean();
+            o.reassignments = o.nodes > o.replicas && r.nextBoolean();
+            return o;
+        }
+
+        @Override
+        public String toString() {
+            return "nodes=" + nodes + " groups=" + groups + " replicas=" + replicas + " loss=" + String.format("%.3f",
+                lossRate) + " dup=" + String.format("%.3f", duplicateRate) + " maxDelayUs=" + maxDelayUs
+                + " faultGapMs=" + meanFaultGapMs + " proposalGapUs=" + proposalGapUs + " snapshots=" + snapshots
+                + " reassign=" + reassignments;
+        }
+    }
+
+    /** What a run did. */
+    record Result(long seed, long events, long messages, long committedEntries, long proposalsCommitted,
+                  long leadersElected, long crashes, long partitions, long reassignmentsDone, long snapshotsInstalled,
+                  long transfers, long heartbeatMessages, long heartbeatItems, long fingerprint, long healMs) {
+    }
+
+    private final long seed;
+    private final SplittableRandom random;
+    final Options options;
+    private final RaftConfig raftConfig;
+    private final PriorityQueue<Event> events = new PriorityQueue<>();
+    private final SimChecker checker = new SimChecker();
+    private final SimNode[] nodes;
+    private final Map<Long, Configuration> bootstrap = new HashMap<>();
+    private final Set<Long> blocked = new HashSet<>();
+    private final ArrayDeque<String> trace = new ArrayDeque<>();
+    private long nowUs;
+    private long seq;
+    private long eventCount;
+    private long messagesDelivered;
+    private long fingerprint = 1;
+    private boolean healing;
+    private long proposalSeq;
+    private long proposalsCommitted;
+    private long crashes;
+    private long partitions;
+    private long reassignmentsDone;
+    private long transfers;
+    private final Map<Long, Configuration> reassigning = new HashMap<>();
+    private final List<long[]> pendingProposals = new ArrayList<>();
+
+    Simulation(long seed, Options options) {
+        this.seed = seed;
+        this.random = new SplittableRandom(seed ^ 0x5DEECE66DL);
+        this.options = options;
+        this.raftConfig = RaftConfig.builder()
+            .heartbeatIntervalMs(20)
+            .electionTimeoutMs(200, 400)
+            .retransmitTimeoutMs(100)
+            .maxInflightAppends(4)
+            .maxInflightBytes(4096)
+            .maxAppendBytes(600)
+            .snapshotChunkBytes(16)
+            .snapshotIntervalOffsets(options.snapshots ? 40 : 0)
+            .snapshotTrailingOffsets(options.snapshots ? 8 : 0)
+            .maxUncommittedBytes(64 << 10)
+            .build();
+        this.nodes = new SimNode[options.nodes];
+        for (int g = 0; g < options.groups; g++) {
+            int[] ids = pickNodes(options.replicas);
+            bootstrap.put((long) g, Configuration.ofVoters(ids));
+        }
+        for (int n = 0; n < options.nodes; n++) {
+            nodes[n] = new SimNode(n);
+            nodes[n].start();
+        }
+    }
+
+    static Simulation fromSeed(long seed) {
+        return new Simulation(seed, Options.fromSeed(new SplittableRandom(seed)));
+    }
+
+    private int[] pickNodes(int count) {
+        List<Integer> all = new ArrayList<>();
+        for (int i = 0; i < options.nodes; i++) {
+            all.add(i);
+        }
+        int[] out = new int[count];
+        for (int i = 0; i < count; i++) {
+            out[i] = all.remove(random.nextInt(all.size()));
+        }
+        Arrays.sort(out);
+        return out;
+    }
+
+    // ============================================================================================ events
+
+    private record Event(long timeUs, long seq, Runnable action) implements Comparable<Event> {
+        @Override
+        public int compareTo(Event o) {
+            int c = Long.compare(timeUs, o.timeUs);
+            return c != 0 ? c : Long.compare(seq, o.seq);
+        }
+    }
+
+    private void at(long timeUs, Runnable action) {
+        events.add(new Event(timeUs, seq++, action));
+    }
+
+    private void after(long delayUs, Runnable action) {
+        at(nowUs + delayUs, action);
+    }
+
+    private void note(String s) {
+        if (trace.size() == 400) {
+            trace.poll();
+        }
+        trace.add(String.format("%10.3fms %s", nowUs / 1000.0, s));
+    }
+
+    String recentTrace() {
+        return String.join("\n", trace);
+    }
+
+    // ============================================================================================ nodes
+
+    final class SimNode implements MemoryRaftLog.Disk {
+        final int id;
+        RaftNode raft;
+        boolean up;
+        int incarnation;
+        long clockOffsetUs;
+        long slowDiskUntilUs;
+        final SplittableRandom nodeRandom;
+        final Map<Long, MemoryRaftLog> logs = new HashMap<>();
+        final Map<Long, MemoryRaftLog.Image> images = new HashMap<>();
+        final Map<Long, SimStateMachine> machines = new HashMap<>();
+
+        SimNode(int id) {
+            this.id = id;
+            this.nodeRandom = random.split();
+            for (long g = 0; g < options.groups; g++) {
+                images.put(g, new MemoryRaftLog.Image());
+            }
+        }
+
+        long clockNs() {
+            return Math.max(0, nowUs + clockOffsetUs) * 1_000L;
+        }
+
+        void start() {
+            up = true;
+            incarnation++;
+            int inc = incarnation;
+            raft = new RaftNode(id, raftConfig, this::send, this::clockNs, nodeRandom.split());
+            for (long g = 0; g < options.groups; g++) {
+                long group = g;
+                MemoryRaftLog log = new MemoryRaftLog(images.remove(g), this);
+                logs.put(g, log);
+                SimStateMachine sm = new SimStateMachine(checker, id, g);
+                machines.put(g, sm);
+                checker.onRestart(id, g);
+                Configuration boot = bootstrap.get(g).isMember(id) ? bootstrap.get(g) : Configuration.EMPTY;
+                raft.addGroup(g, log, boot, sm, new GroupListener() {
+                    @Override
+                    public void onRoleChange(long groupId, Role role, long term, int leaderId) {
+                        note("n" + id + " g" + group + " " + role + " t" + term + " leader=" + leaderId);
+                        checker.onRole(id, group, role, term, log);
+                    }
+
+                    @Override
+                    public void onCommit(long groupId, long commitOffset) {
+                        checker.onCommit(id, group, commitOffset, log);
+                    }
+                });
+            }
+            long firstTick = nodeRandom.nextLong(options.tickUs);
+            after(firstTick, () -> tick(inc));
+        }
+
+        void tick(int inc) {
+            if (!up || inc != incarnation) {
+                return;
+            }
+            raft.tick();
+            after(options.tickUs, () -> tick(inc));
+        }
+
+        void crash() {
+            note("n" + id + " CRASH");
+            crashes++;
+            up = false;
+            for (Map.Entry<Long, MemoryRaftLog> e : logs.entrySet()) {
+                images.put(e.getKey(), e.getValue().crash(random));
+            }
+            logs.clear();
+            machines.clear();
+            raft = null;
+        }
+
+        void send(RaftMessage m) {
+            network(m);
+        }
+
+        @Override
+        public void flush(Runnable completion) {
+            long latency = random.nextLong(50, 2_000);
+            if (nowUs < slowDiskUntilUs) {
+                latency += random.nextLong(5_000, 150_000);
+            } else if (random.nextDouble() < 0.01) {
+                latency += random.nextLong(10_000, 60_000);
+            }
+            int inc = incarnation;
+            after(latency, () -> {
+                if (up && inc == incarnation) {
+                    completion.run();
+                    raft.flush();
+                }
+            });
+        }
+
+        @Override
+        public boolean readMiss(Runnable completion) {
+            if (random.nextDouble() >= 0.02) {
+                return false;
+            }
+            int inc = incarnation;
+            after(random.nextLong(100, 3_000), () -> {
+                if (up && inc == incarnation) {
+                    completion.run();
+                    raft.flush();
+                }
+            });
+            return true;
+        }
+    }
+
+    // ============================================================================================ network
+
+    private static long link(int a, int b) {
+        return ((long) a << 32) | b;
+    }
+
+    private void network(RaftMessage m) {
+        if (!healing) {
+            if (blocked.contains(link(m.from(), m.to())) || random.nextDouble() < options.lossRate) {
+                return;
+            }
+        }
+        int copies = !healing && random.nextDouble() < options.duplicateRate ? 2 : 1;
+        for (int i = 0; i < copies; i++) {
+            long delay = random.nextLong(50, options.maxDelayUs + 51);
+            if (!healing && random.nextDouble() < options.longDelayRate) {
+                delay += random.nextLong(10_000, 300_000); // reordered far behind later messages
+            }
+            after(delay, () -> deliver(m));
+        }
+    }
+
+    private void deliver(RaftMessage m) {
+        SimNode to = nodes[m.to()];
+        if (!to.up || (!healing && blocked.contains(link(m.from(), m.to())))) {
+            return;
+        }
+        messagesDelivered++;
+        fingerprint = fingerprint * 31 + m.getClass().getSimpleName().hashCode() + m.from() * 7L + m.to();
+        to.raft.receive(m);
+    }
+
+    // ============================================================================================ clients
+
+    private void scheduleProposals() {
+        after(random.nextLong(options.proposalGapUs) + 1, () -> {
+            if (!healing) {
+                proposeSomewhere((long) random.nextInt(options.groups));
+                scheduleProposals();
+            }
+        });
+    }
+
+    /** A client that finds the leader the way a Kafka producer does: asks around, retries on NOT_LEADER. */
+    private long proposeSomewhere(long group) {
+        RaftGroup leader = currentLeader(group);
+        if (leader == null) {
+            return -1;
+        }
+        int records = 1 + random.nextInt(4);
+        byte[] bytes = ("g" + group + "-p" + proposalSeq++).getBytes(StandardCharsets.US_ASCII);
+        long offset = leader.propose(new BytesPayload(bytes, records));
+        if (offset >= 0) {
+            pendingProposals.add(new long[] {group, offset, leader.term(), leader.nodeId()});
+            nodes[leader.nodeId()].raft.flush();
+        }
+        return offset;
+    }
+
+    private RaftGroup currentLeader(long group) {
+        RaftGroup best = null;
+        for (SimNode n : nodes) {
+            if (n.up) {
+                RaftGroup g = n.raft.group(group);
+                if (g != null && g.isLeader() && (best == null || g.term() > best.term())) {
+                    best = g;
+                }
+            }
+        }
+        return best;
+    }
+
+    private void settleProposals() {
+        pendingProposals.removeIf(p -> {
+            long group = p[0];
+            RaftGroup leader = currentLeader(group);
+            if (leader == null) {
+                return false;
+            }
+            return switch (leader.proposalOutcome(p[1], p[2])) {
+                case COMMITTED -> {
+                    proposalsCommitted++;
+                    var e = checker.committed(group).get(p[1]);
+                    if (e == null || e.term() != p[2]) {
+                        throw new AssertionError("proposal at " + p[1] + " t" + p[2] + " reported committed but the"
+                            + " cluster committed " + e);
+                    }
+                    yield true;
+                }
+                case LOST, UNKNOWN -> true;
+                case PENDING -> false;
+            };
+        });
+    }
+
+    // ============================================================================================ faults
+
+    private void scheduleFault() {
+        long gapUs = (long) (-Math.log(1 - random.nextDouble()) * options.meanFaultGapMs * 1000) + 1;
+        after(gapUs, () -> {
+            if (healing) {
+                return;
+            }
+            injectFault();
+            scheduleFault();
+        });
+    }
+
+    private void injectFault() {
+        int kind = random.nextInt(100);
+        if (kind < 22) {
+            SimNode n = nodes[random.nextInt(nodes.length)];
+            if (n.up && liveNodes() > 1) {
+                n.crash();
+                after(random.nextLong(20_000, 2_000_000), () -> {
+                    if (!n.up) {
+                        restart(n);
+                    }
+                });
+            }
+        } else if (kind < 40) {
+            partition();
+        } else if (kind < 48) {
+            blocked.clear();
+            note("partition healed");
+        } else if (kind < 56) {
+            SimNode n = nodes[random.nextInt(nodes.length)];
+            long jump = random.nextLong(-100_000, 900_000);
+            n.clockOffsetUs += jump;
+            note("n" + n.id + " clock jumps " + jump / 1000 + "ms");
+        } else if (kind < 64) {
+            SimNode n = nodes[random.nextInt(nodes.length)];
+            n.slowDiskUntilUs = nowUs + random.nextLong(50_000, 1_500_000);
+            note("n" + n.id + " disk stalls");
+        } else if (kind < 74) {
+            long group = random.nextInt(options.groups);
+            RaftGroup leader = currentLeader(group);
+            if (leader != null) {
+                int[] voters = leader.configuration().voters();
+                int target = voters[random.nextInt(voters.length)];
+                if (leader.transferLeadership(target) == RaftErrors.OK) {
+                    transfers++;
+                    note("g" + group + " transfer " + leader.nodeId() + " -> " + target);
+                }
+            }
+        } else if (kind < 84) {
+            if (options.reassignments) {
+                long group = random.nextInt(options.groups);
+                if (!reassigning.containsKey(group)) {
+                    Configuration target = Configuration.ofVoters(pickNodes(options.replicas));
+                    reassigning.put(group, target);
+                    note("g" + group + " reassign to " + target);
+                }
+            }
+        } else {
+            SimNode n = nodes[random.nextInt(nodes.length)];
+            if (n.up) {
+                RaftGroup g = n.raft.group((long) random.nextInt(options.groups));
+                g.takeSnapshot();
+            }
+        }
+    }
+
+    private int liveNodes() {
+        int n = 0;
+        for (SimNode s : nodes) {
+            if (s.up) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    private void restart(SimNode n) {
+        note("n" + n.id + " RESTART");
+        n.start();
+    }
+
+    private void partition() {
+        blocked.clear();
+        partitions++;
+        int style = random.nextInt(3);
+        if (style == 0) {
+            // isolate one node both ways
+            int x = random.nextInt(nodes.length);
+            for (int i = 0; i < nodes.length; i++) {
+                if (i != x) {
+                    blocked.add(link(x, i));
+                    blocked.add(link(i, x));
+                }
+            }
+            note("partition: n" + x + " isolated");
+        } else if (style == 1) {
+            // random split into two sides
+            boolean[] side = new boolean[nodes.length];
+            for (int i = 0; i < nodes.length; i++) {
+                side[i] = random.nextBoolean();
+            }
+            for (int i = 0; i < nodes.length; i++) {
+                for (int j = 0; j < nodes.length; j++) {
+                    if (side[i] != side[j]) {
+                        blocked.add(link(i, j));
+                    }
+                }
+            }
+            note("partition: split " + Arrays.toString(side));
+        } else {
+            // asymmetric: some one-way links cut
+            for (int k = 0; k < nodes.length; k++) {
+                int a = random.nextInt(nodes.length);
+                int b = random.nextInt(nodes.length);
+                if (a != b) {
+                    blocked.add(link(a, b));
+                }
+            }
+            note("partition: one-way links " + blocked.size());
+        }
+    }
+
+    private void driveReassignments() {
+        if (reassigning.isEmpty()) {
+            return;
+        }
+        reassigning.entrySet().removeIf(e -> {
+            RaftGroup leader = currentLeader(e.getKey());
+            if (leader == null) {
+                return false;
+            }
+            int rc = leader.changeMembership(e.getValue().voters(), new int[0]);
+            if (rc == RaftErrors.OK) {
+                reassignmentsDone++;
+                note("g" + e.getKey() + " now " + e.getValue());
+                return true;
+            }
+            return rc == RaftErrors.INVALID_CONFIGURATION;
+        });
+    }
+
+    private void schedulePeriodicChecks() {
+        after(50_000, () -> {
+            driveReassignments();
+            settleProposals();
+            checkLogMatching();
+            schedulePeriodicChecks();
+        });
+    }
+
+    private void checkLogMatching() {
+        for (long g = 0; g < options.groups; g++) {
+            for (int a = 0; a < nodes.length; a++) {
+                for (int b = a + 1; b < nodes.length; b++) {
+                    if (nodes[a].up && nodes[b].up) {
+                        SimChecker.checkLogMatching(g, a, nodes[a].logs.get(g), b, nodes[b].logs.get(g));
+                    }
+                }
+            }
+        }
+    }
+
+    // ============================================================================================ run
+
+    private void runUntil(long endUs, java.util.function.BooleanSupplier done) {
+        while (!events.isEmpty()) {
+            Event e = events.peek();
+            if (e.timeUs > endUs || (done != null && done.getAsBoolean())) {
+                return;
+            }
+            events.poll();
+            nowUs = e.timeUs;
+            eventCount++;
+            e.action.run();
+        }
+    }
+
+    Result run() {
+        scheduleProposals();
+        scheduleFault();
+        schedulePeriodicChecks();
+        runUntil(options.faultMs * 1000, null);
+
+        // ---- heal: everyone up, reliable network, no more faults
+        healing = true;
+        blocked.clear();
+        note("HEAL");
+        for (SimNode n : nodes) {
+            if (!n.up) {
+                restart(n);
+            }
+            n.slowDiskUntilUs = 0;
+        }
+        long healStartUs = nowUs;
+        long deadlineUs = nowUs + options.healDeadlineMs * 1000;
+        long[] marker = new long[options.groups];
+        long[] markerTerm = new long[options.groups];
+        Arrays.fill(marker, -1);
+        boolean[] healed = {false};
+        Runnable[] check = new Runnable[1];
+        check[0] = () -> {
+            driveReassignments();
+            boolean all = reassigning.isEmpty();
+            for (int g = 0; g < options.groups; g++) {
+                RaftGroup leader = currentLeader(g);
+                if (leader == null) {
+                    all = false;
+                    continue;
+                }
+                boolean committed = marker[g] >= 0 && leader.term() == markerTerm[g]
+                    && leader.proposalOutcome(marker[g], markerTerm[g]) == RaftGroup.Outcome.COMMITTED;
+                if (!committed && (marker[g] < 0 || leader.term() != markerTerm[g])) {
+                    // a fresh proposal in the current leader's term
+                    long o = proposeSomewhere(g);
+                    if (o >= 0) {
+                        marker[g] = o;
+                        markerTerm[g] = leader.term();
+                    }
+                }
+                if (!committed || !converged(g, leader)) {
+                    all = false;
+                }
+            }
+            if (all) {
+                healed[0] = true;
+            } else {
+                after(10_000, check[0]);
+            }
+        };
+        after(1, check[0]);
+        runUntil(deadlineUs, () -> healed[0]);
+        long healMs = (nowUs - healStartUs) / 1000;
+        StringBuilder stuck = new StringBuilder();
+        for (int g = 0; g < options.groups; g++) {
+            RaftGroup leader = currentLeader(g);
+            if (leader == null || marker[g] < 0
+                || leader.proposalOutcome(marker[g], markerTerm[g]) != RaftGroup.Outcome.COMMITTED
+                || !converged(g, leader)) {
+                stuck.append("\n  group ").append(g).append(": leader ").append(leader);
+                for (SimNode n : nodes) {
+                    stuck.append("\n    ").append(n.raft.group(g));
+                }
+            }
+        }
+        if (!reassigning.isEmpty()) {
+            stuck.append("\n  reassignments unfinished: ").append(reassigning);
+        }
+        if (!stuck.isEmpty()) {
+            throw new AssertionError("liveness: no progress " + options.healDeadlineMs + "ms after healing:" + stuck);
+        }
+        checkLogMatching();
+        settleProposals();
+        long committedEntries = 0;
+        for (long g = 0; g < options.groups; g++) {
+            committedEntries += checker.committed(g).size();
+            RaftGroup leader = currentLeader(g);
+            for (int id : leader.configuration().members()) {
+                checker.checkNothingLost(g, id, nodes[id].logs.get(g), nodes[id].raft.group(g));
+            }
+        }
+        long hbMessages = 0;
+        long hbItems = 0;
+        long snapshotsInstalled = 0;
+        for (SimNode n : nodes) {
+            hbMessages += n.raft.metrics().heartbeatMessagesSent();
+            hbItems += n.raft.metrics().heartbeatItemsSent();
+            for (RaftGroup g : n.raft.groups()) {
+                snapshotsInstalled += g.metrics().snapshotsInstalled();
+            }
+        }
+        return new Result(seed, eventCount, messagesDelivered, committedEntries, proposalsCommitted,
+            checker.leadersElected, crashes, partitions, reassignmentsDone, snapshotsInstalled, transfers, hbMessages,
+            hbItems, fingerprint * 31 + checker.commitsChecked, healMs);
+    }
+
+    /** Every member of the leader's configuration has caught up with the leader's commit offset. */
+    private boolean converged(long group, RaftGroup leader) {
+        for (int id : leader.configuration().members()) {
+            RaftGroup g = nodes[id].raft.group(group);
+            if (g.commitOffset() < leader.commitOffset() || g.lastOffset() != leader.lastOffset()) {
+                return false;
+            }
+        }
+        return true;
+    }
+}
