@@ -662,8 +662,20 @@ public final class RaftGroup implements RaftLog.Callbacks {
     // Elections (paper §5.2, thesis §9.6 pre-vote, §4.2.3 / §6.2 leases and check-quorum)
     // =====================================================================================================
 
+    /**
+     * Whether this member may campaign: it votes in the configuration in force, or that configuration is
+     * not known to be committed and this member voted in the one before it. The second case keeps a group
+     * live when a leader appended the configuration that removes it and crashed before committing it: the
+     * remaining joint voters need its vote, and it can still lead the group through committing C_new before
+     * stepping down (thesis §4.2.2).
+     */
     private boolean promotable() {
-        return configs.latest().isVoter(nodeId);
+        Configuration c = configs.latest();
+        if (c.isVoter(nodeId)) {
+            return true;
+        }
+        return configs.latestOffset() > commitOffset && configs.size() > 1
+            && configs.at(configs.latestOffset() - 1).isVoter(nodeId);
     }
 
     private long randomElectionTimeoutMs() {

@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * explores new schedules; every failure prints its seed and the recent trace.
  */
 class SimulationTest {
-    private static final int DEFAULT_SEEDS = 60;
+    private static final int DEFAULT_SEEDS = 120;
 
     @Test
     void shouldKeepSafetyAndRecoverUnderFaults() {
