@@ -1,0 +1,1270 @@
+package dev.isthmus.raft.storage;
+
+import dev.isthmus.log.ChunkPool;
+import dev.isthmus.log.Log;
+import dev.isthmus.log.LogConfig;
+import dev.isthmus.log.LogException;
+import dev.isthmus.log.RecordBatch;
+import dev.isthmus.raft.Configuration;
+import dev.isthmus.raft.Entry;
+import dev.isthmus.raft.EntryKind;
+import dev.isthmus.raft.HardState;
+import dev.isthmus.raft.RaftLog;
+import dev.isthmus.raft.SnapshotMeta;
+import dev.isthmus.raft.TermIndex;
+import dev.isthmus.raft.Verify;
+import dev.isthmus.uring.IoEngine;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.function.LongConsumer;
+
+/**
+ * The production {@link RaftLog}: a Raft group's entries in a log-engine {@link Log} (segmented, O_DIRECT,
+ * Kafka v2 batches with the term stamped into partitionLeaderEpoch, see {@link RaftBatches}) and its hard
+ * state, snapshot and term-index checkpoint in a {@link RaftStateFile} beside the segments.
+ *
+ * <h2>Visibility and durability</h2>
+ * Mutations update the in-memory view (a {@link TermIndex}, the configuration entries, a tail cache of recent
+ * entries) at once and are handed to the {@link Log} in order; an append the log cannot take yet (write-behind
+ * memory short) or that follows a suffix truncation still cutting the file waits in a queue. Durability is the
+ * log's: {@link #poll()} (once per loop turn, requested through the {@link Poller}) calls {@link Log#flush()}
+ * once for all appends of the turn, and the log's durable end, capped below any truncation not finished yet,
+ * is reported through {@link Callbacks#onAppendDurable}. Term, vote and snapshots become durable with a
+ * state-file record (direct write + fdatasync, never blocking the shard).
+ *
+ * <h2>Reads</h2>
+ * Entries are served from the tail cache (recent entries stay until durable and within
+ * {@link Options#tailCacheBytes()}); older ones are read from the log with direct I/O: {@link #read} then
+ * answers {@link RaftLog#READ_PENDING} and {@link Callbacks#onReadable()} follows.
+ *
+ * <h2>Recovery</h2>
+ * Opening reads the latest state record (hard state, snapshot, term-index checkpoint and configuration
+ * entries), opens the log (which validates its tail after a crash), then reconciles the checkpoint with the
+ * log: the checkpoint is trusted up to the last offset whose epoch the log confirms (Raft's log matching
+ * property makes that a prefix, found by one read or a binary search of reads), and only the log after it is
+ * scanned. A snapshot install interrupted by a crash is finished (the log is reset to start after it).
+ *
+ * <h2>Threads</h2>
+ * Owned by the engine's (shard's) thread, like the {@link Log}. Callbacks run on it, from I/O completions or
+ * from {@link #poll()}, never inside a call of this class.
+ */
+public final class LogEngineRaftLog implements RaftLog, Log.Listener {
+    /** Name of the state file in the log's directory. */
+    public static final String STATE_FILE = "raft-state";
+    /** The log-engine's log-start file (read when a log opens): how a reset log starts past offset 0. */
+    static final String LOG_START_FILE = "log-start-offset";
+    private static final short RECORD_VERSION = 1;
+    private static final System.Logger LOG = System.getLogger("dev.isthmus.raft");
+
+    /** Completion of {@link #open}. */
+    public interface OpenHandler {
+        void onOpen(LogEngineRaftLog log, RuntimeException error);
+    }
+
+    /**
+     * Asks the owner to call {@link #poll()} later in the current loop turn (after the turn's appends), the way
+     * {@link dev.isthmus.log.LogManager#appended} schedules its flushes. Calling it several times per turn is
+     * fine; the owner may deduplicate.
+     */
+    @FunctionalInterface
+    public interface Poller {
+        void schedule(LogEngineRaftLog log);
+    }
+
+    /**
+     * @param tailCacheBytes       recent entries kept in memory for followers and apply (beyond it, reads go to disk)
+     * @param checkpointEveryBytes appended bytes after which the term-index checkpoint is rewritten (bounds the
+     *                             scan at recovery)
+     * @param boundaryEveryBytes   spacing of the batch boundaries remembered for prefix truncation
+     */
+    public record Options(long tailCacheBytes, long checkpointEveryBytes, long boundaryEveryBytes) {
+        public Options {
+            if (tailCacheBytes < 0 || checkpointEveryBytes <= 0 || boundaryEveryBytes <= 0) {
+                throw new IllegalArgumentException("bad LogEngineRaftLog options: tailCacheBytes=" + tailCacheBytes
+                    + " checkpointEveryBytes=" + checkpointEveryBytes + " boundaryEveryBytes=" + boundaryEveryBytes);
+            }
+        }
+
+        public static Options defaults() {
+            return new Options(4L << 20, 64L << 20, 1L << 20);
+        }
+    }
+
+    private enum OpKind { APPEND, TRUNCATE_SUFFIX, TRUNCATE_PREFIX, RESET }
+
+    private record Op(OpKind kind, Entry entry, long offset, Runnable then) {
+    }
+
+    private final IoEngine engine;
+    private final Path dir;
+    private final LogConfig logConfig;
+    private final ChunkPool writePool;
+    private final ChunkPool readPool;
+    private final Options options;
+    private final Poller poller;
+    private Log log;
+    private RaftStateFile state;
+    private Callbacks callbacks;
+
+    // visible log
+    private final TermIndex terms = new TermIndex();
+    private final List<Entry> configEntries = new ArrayList<>();
+    private final TreeMap<Long, Entry> cache = new TreeMap<>();
+    private long cacheBytes;
+    private long[] boundaries = new long[16];
+    private int boundaryCount;
+    private long bytesSinceBoundary;
+
+    // durable state
+    private HardState durableHardState = HardState.INITIAL;
+    private HardState latestHardState = HardState.INITIAL;
+    private SnapshotMeta snapshot = SnapshotMeta.NONE;
+    private byte[] snapshotData = new byte[0];
+    private SnapshotMeta savingMeta;
+    private byte[] savingData;
+    private SnapshotMeta installMeta;
+    private byte[] installData;
+    private boolean recordWanted;
+    private long bytesSinceCheckpoint;
+    private HardState writingHardState;
+    private int writingKind;
+
+    // the log pipeline
+    private final ArrayDeque<Op> ops = new ArrayDeque<>();
+    private boolean opBlocked;
+    private boolean draining;
+    private int truncationsInFlight;
+    private long truncationCap = Long.MAX_VALUE;
+    private long logDurableEnd;
+    private long reportedDurable = -1;
+    private boolean logDirty;
+    private MemorySegment scratch = MemorySegment.NULL;
+
+    // reads
+    private boolean readInFlight;
+    private long readGeneration;
+
+    // callbacks deferred out of calls
+    private int inCall;
+    private final ArrayDeque<Runnable> deferred = new ArrayDeque<>();
+    private boolean failed;
+    private boolean closed;
+    private Runnable stateIdleWaiter;
+
+    // recovery input
+    private TermIndex recordTerms;
+    private final List<Entry> recordConfigs = new ArrayList<>();
+
+    private LogEngineRaftLog(IoEngine engine, Path dir, LogConfig logConfig, ChunkPool writePool, ChunkPool readPool,
+                             Options options, Poller poller) {
+        this.engine = engine;
+        this.dir = dir;
+        this.logConfig = logConfig;
+        this.writePool = writePool;
+        this.readPool = readPool;
+        this.options = options;
+        this.poller = poller;
+    }
+
+    /**
+     * Opens (creating if needed) the Raft log in {@code dir}: its state file, then the {@link Log}, then
+     * reconciles them (see the class comment). {@code handler} runs on the engine thread.
+     */
+    public static void open(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool,
+                            Options options, Poller poller, OpenHandler handler) {
+        LogEngineRaftLog r = new LogEngineRaftLog(engine, dir, config, writePool, readPool, options, poller);
+        try {
+            Files.createDirectories(dir);
+            r.state = RaftStateFile.open(engine, dir.resolve(STATE_FILE));
+            r.decodeRecord(r.state.recovered());
+        } catch (IOException e) {
+            handler.onOpen(null, new UncheckedIOException("cannot open Raft log " + dir + ": " + e.getMessage(), e));
+            return;
+        } catch (RuntimeException e) {
+            if (r.state != null) {
+                r.state.close();
+            }
+            handler.onOpen(null, e);
+            return;
+        }
+        Log.open(engine, dir, config, writePool, readPool, r, (log, error) -> {
+            if (error != null) {
+                r.state.close();
+                handler.onOpen(null, error);
+                return;
+            }
+            r.log = log;
+            new Recovery(r, handler).start();
+        });
+    }
+
+    /** The underlying log (for the gateway's fetch path: read with a bound of the commit offset + 1). */
+    public Log log() {
+        return log;
+    }
+
+    // ===================================================================================== RaftLog queries
+
+    @Override
+    public void bind(Callbacks callbacks) {
+        Verify.that(this.callbacks == null, "LogEngineRaftLog bound twice");
+        this.callbacks = callbacks;
+    }
+
+    @Override
+    public HardState hardState() {
+        return durableHardState;
+    }
+
+    @Override
+    public SnapshotMeta snapshotMeta() {
+        return snapshot;
+    }
+
+    @Override
+    public byte[] snapshotData() {
+        return snapshotData;
+    }
+
+    @Override
+    public long startOffset() {
+        return terms.startOffset();
+    }
+
+    @Override
+    public long lastOffset() {
+        return terms.lastOffset();
+    }
+
+    @Override
+    public long durableOffset() {
+        long d = Math.min(Math.min(logDurableEnd - 1, truncationCap), terms.lastOffset());
+        if (log == null) {
+            d = terms.floorOffset();
+        }
+        return Math.max(d, terms.floorOffset());
+    }
+
+    @Override
+    public long termAt(long offset) {
+        return terms.termAt(offset);
+    }
+
+    @Override
+    public long lastOffsetAtOrBeforeTerm(long term) {
+        return terms.lastOffsetAtOrBeforeTerm(term);
+    }
+
+    @Override
+    public List<Entry> configurationEntries() {
+        List<Entry> out = new ArrayList<>();
+        for (Entry e : configEntries) {
+            if (e.baseOffset() > snapshot.lastOffset()) {
+                out.add(e);
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public int read(long fromOffset, int maxBytes, List<Entry> out) {
+        if (fromOffset < startOffset()) {
+            return READ_BELOW_START;
+        }
+        if (fromOffset > lastOffset()) {
+            return READ_OK;
+        }
+        Map.Entry<Long, Entry> first = cache.floorEntry(fromOffset);
+        if (first == null || first.getValue().lastOffset() < fromOffset) {
+            startDiskRead(fromOffset);
+            return READ_PENDING;
+        }
+        long next = first.getKey();
+        long bytes = 0;
+        for (Entry e : cache.tailMap(first.getKey(), true).values()) {
+            if (e.baseOffset() != next || (bytes > 0 && bytes + e.sizeBytes() > maxBytes)) {
+                break;
+            }
+            out.add(e);
+            bytes += e.sizeBytes();
+            next = e.lastOffset() + 1;
+        }
+        return READ_OK;
+    }
+
+    // ===================================================================================== RaftLog mutations
+
+    @Override
+    public void append(List<Entry> entries) {
+        inCall++;
+        try {
+            checkWritable();
+            Verify.that(installMeta == null, "append while a snapshot install is pending");
+            for (Entry e : entries) {
+                validate(e);
+            }
+            for (Entry e : entries) {
+                Verify.that(e.baseOffset() == terms.lastOffset() + 1, "append at %d does not follow %d",
+                    e.baseOffset(), terms.lastOffset());
+                int pairs = terms.size();
+                terms.append(e.baseOffset(), e.lastOffset(), e.term());
+                if (terms.size() != pairs) {
+                    recordWanted = true; // a new term: checkpoint it soon
+                }
+                if (e.kind() == EntryKind.CONFIGURATION) {
+                    configEntries.add(e);
+                    recordWanted = true;
+                }
+                cache.put(e.baseOffset(), e);
+                cacheBytes += e.sizeBytes();
+                bytesSinceCheckpoint += e.sizeBytes();
+                bytesSinceBoundary += e.sizeBytes();
+                if (bytesSinceBoundary >= options.boundaryEveryBytes()) {
+                    addBoundary(e.lastOffset());
+                }
+                ops.add(new Op(OpKind.APPEND, e, 0, null));
+            }
+            if (bytesSinceCheckpoint >= options.checkpointEveryBytes()) {
+                recordWanted = true;
+            }
+            drainOps();
+            if (recordWanted) {
+                requestRecord();
+            }
+        } finally {
+            inCall--;
+        }
+    }
+
+    private static void validate(Entry e) {
+        if (e.term() > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("term " + e.term() + " does not fit a Kafka leader epoch");
+        }
+        if (e.kind() == EntryKind.DATA) {
+            if (!(e.payload() instanceof KafkaBatchPayload p)) {
+                throw new IllegalArgumentException("a Kafka log stores KafkaBatchPayload entries, not "
+                    + e.payload().getClass().getName());
+            }
+            RecordBatch b = new RecordBatch().wrap(MemorySegment.ofArray(p.bytes()), 0);
+            RecordBatch.Check c = b.check(p.bytes().length, true);
+            if (c != RecordBatch.Check.OK) {
+                throw new IllegalArgumentException("entry at " + e.baseOffset() + " holds an invalid batch: " + c);
+            }
+        }
+    }
+
+    @Override
+    public void truncateSuffix(long fromOffset) {
+        inCall++;
+        try {
+            checkWritable();
+            Verify.that(installMeta == null, "truncation while a snapshot install is pending");
+            Verify.that(fromOffset > terms.floorOffset() && fromOffset <= terms.lastOffset(),
+                "suffix truncation at %d outside (%d, %d]", fromOffset, terms.floorOffset(), terms.lastOffset());
+            terms.truncateSuffix(fromOffset);
+            configEntries.removeIf(e -> e.baseOffset() >= fromOffset);
+            dropCacheFrom(fromOffset);
+            while (boundaryCount > 0 && boundaries[boundaryCount - 1] >= fromOffset) {
+                boundaryCount--;
+            }
+            readGeneration++;
+            // Appends not yet handed to the log simply disappear; the log is cut for the rest.
+            ops.removeIf(op -> op.kind == OpKind.APPEND && op.entry.baseOffset() >= fromOffset);
+            truncationsInFlight++;
+            truncationCap = Math.min(truncationCap, fromOffset - 1);
+            reportedDurable = Math.min(reportedDurable, durableOffset());
+            ops.add(new Op(OpKind.TRUNCATE_SUFFIX, null, fromOffset, null));
+            drainOps();
+        } finally {
+            inCall--;
+        }
+    }
+
+    @Override
+    public void truncatePrefix(long newStartOffset) {
+        inCall++;
+        try {
+            checkWritable();
+            Verify.that(newStartOffset <= snapshot.lastOffset() + 1, "prefix truncation to %d past the snapshot %d",
+                newStartOffset, snapshot.lastOffset());
+            long floor = chooseFloor(newStartOffset - 1);
+            if (floor <= terms.floorOffset()) {
+                return;
+            }
+            compactTo(floor);
+            requestRecord();
+        } finally {
+            inCall--;
+        }
+    }
+
+    /** The largest offset at or below {@code target} known to end a batch (never below the current floor). */
+    private long chooseFloor(long target) {
+        long best = terms.floorOffset();
+        if (snapshot.lastOffset() <= target) {
+            best = Math.max(best, snapshot.lastOffset());
+        }
+        Map.Entry<Long, Entry> c = cache.floorEntry(target + 1);
+        if (c != null && c.getValue().lastOffset() >= target) {
+            long end = c.getValue().lastOffset() == target ? target : c.getValue().baseOffset() - 1;
+            best = Math.max(best, end);
+        }
+        for (int i = boundaryCount - 1; i >= 0; i--) {
+            if (boundaries[i] <= target) {
+                best = Math.max(best, boundaries[i]);
+                break;
+            }
+        }
+        return Math.min(best, terms.lastOffset());
+    }
+
+    private void compactTo(long floor) {
+        terms.truncatePrefix(floor);
+        configEntries.removeIf(e -> e.baseOffset() <= floor);
+        cacheBytes -= sizeOf(cache.headMap(floor, true));
+        cache.headMap(floor, true).clear();
+        int keep = 0;
+        for (int i = 0; i < boundaryCount; i++) {
+            if (boundaries[i] > floor) {
+                boundaries[keep++] = boundaries[i];
+            }
+        }
+        boundaryCount = keep;
+        ops.add(new Op(OpKind.TRUNCATE_PREFIX, null, floor + 1, null));
+        drainOps();
+    }
+
+    @Override
+    public void persistHardState(HardState hs) {
+        inCall++;
+        try {
+            checkWritable();
+            latestHardState = hs;
+            requestRecord();
+        } finally {
+            inCall--;
+        }
+    }
+
+    @Override
+    public void saveSnapshot(SnapshotMeta meta, byte[] data) {
+        inCall++;
+        try {
+            checkWritable();
+            Verify.that(meta.lastOffset() <= terms.lastOffset() && terms.termAt(meta.lastOffset()) == meta.lastTerm(),
+                "snapshot at %d (term %d) is not an entry of this log", meta.lastOffset(), meta.lastTerm());
+            savingMeta = meta;
+            savingData = data;
+            requestRecord();
+        } finally {
+            inCall--;
+        }
+    }
+
+    @Override
+    public void installSnapshot(SnapshotMeta meta, byte[] data) {
+        inCall++;
+        try {
+            checkWritable();
+            Verify.that(installMeta == null, "two snapshot installs at once");
+            installMeta = meta;
+            installData = data;
+            requestRecord();
+        } finally {
+            inCall--;
+        }
+    }
+
+    private void checkWritable() {
+        if (closed) {
+            throw new IllegalStateException("Raft log " + dir + " is closed");
+        }
+        if (failed) {
+            throw new IllegalStateException("Raft log " + dir + " failed");
+        }
+    }
+
+    // ===================================================================================== the loop turn
+
+    /**
+     * Flushes the log once for everything appended this turn and delivers callbacks that arose inside calls.
+     * Call when the {@link Poller} asks (once per loop turn is enough). Returns the work done.
+     */
+    public int poll() {
+        int work = 0;
+        if (logDirty && log != null && !failed && !closed) {
+            logDirty = false;
+            log.flush();
+            work++;
+        }
+        while (!deferred.isEmpty() && inCall == 0) {
+            deferred.poll().run();
+            work++;
+        }
+        return work;
+    }
+
+    private void deliver(Runnable r) {
+        if (inCall > 0) {
+            deferred.add(r);
+            poller.schedule(this);
+        } else {
+            r.run();
+        }
+    }
+
+    private void markLogDirty() {
+        if (!logDirty) {
+            logDirty = true;
+            poller.schedule(this);
+        }
+    }
+
+    // ===================================================================================== log pipeline
+
+    private void drainOps() {
+        if (draining) {
+            return;
+        }
+        draining = true;
+        try {
+            while (!ops.isEmpty() && !opBlocked && log != null && !failed) {
+                Op op = ops.peek();
+                switch (op.kind) {
+                    case APPEND -> {
+                        byte[] bytes = RaftBatches.encode(op.entry, System.currentTimeMillis());
+                        MemorySegment src = scratchFor(bytes);
+                        long r;
+                        try {
+                            r = log.append(src, 0, bytes.length, (int) op.entry.term());
+                        } catch (LogException e) {
+                            fail("append of " + op.entry + " to " + dir + " failed: " + e.getMessage());
+                            return;
+                        }
+                        if (r == Log.NO_MEMORY) {
+                            opBlocked = true; // onSpaceAvailable resumes
+                            return;
+                        }
+                        Verify.that(r == op.entry.baseOffset(), "log placed the entry at %d, not %d", r,
+                            op.entry.baseOffset());
+                        ops.poll();
+                        markLogDirty();
+                    }
+                    case TRUNCATE_SUFFIX -> {
+                        ops.poll();
+                        opBlocked = true;
+                        log.truncateSuffix(op.offset, error -> {
+                            opBlocked = false;
+                            if (--truncationsInFlight == 0) {
+                                truncationCap = Long.MAX_VALUE;
+                            }
+                            if (error != null) {
+                                fail("suffix truncation of " + dir + " at " + op.offset + " failed: " + error.getMessage());
+                                return;
+                            }
+                            drainOps();
+                            reportDurable();
+                        });
+                    }
+                    case TRUNCATE_PREFIX -> {
+                        ops.poll();
+                        try {
+                            log.truncatePrefix(op.offset);
+                        } catch (RuntimeException e) {
+                            fail("prefix truncation of " + dir + " to " + op.offset + " failed: " + e.getMessage());
+                            return;
+                        }
+                    }
+                    case RESET -> {
+                        ops.poll();
+                        opBlocked = true;
+                        resetLog(op.offset, () -> {
+                            opBlocked = false;
+                            op.then.run();
+                            drainOps();
+                        });
+                    }
+                }
+            }
+        } finally {
+            draining = false;
+        }
+    }
+
+    private MemorySegment scratchFor(byte[] bytes) {
+        if (scratch.byteSize() < bytes.length) {
+            scratch = Arena.ofAuto().allocate(Math.max(bytes.length, 64 * 1024), 8);
+        }
+        MemorySegment.copy(bytes, 0, scratch, ValueLayout.JAVA_BYTE, 0, bytes.length);
+        return scratch;
+    }
+
+    /** Replaces the log with an empty one starting at {@code startOffset} (a snapshot that does not match). */
+    private void resetLog(long startOffset, Runnable done) {
+        Log old = log;
+        log = null;
+        logDirty = false;
+        old.close(() -> {
+            try {
+                try (var files = Files.list(dir)) {
+                    for (Path p : (Iterable<Path>) files::iterator) {
+                        if (!p.getFileName().toString().startsWith(STATE_FILE) && Files.isRegularFile(p)) {
+                            Files.delete(p);
+                        }
+                    }
+                }
+                Path start = dir.resolve(LOG_START_FILE);
+                Path tmp = dir.resolve(LOG_START_FILE + ".tmp");
+                try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                    StandardOpenOption.TRUNCATE_EXISTING)) {
+                    ch.write(ByteBuffer.wrap(Long.toString(startOffset).getBytes(StandardCharsets.US_ASCII)));
+                    ch.force(false);
+                }
+                Files.move(tmp, start, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+                    d.force(true);
+                }
+            } catch (IOException e) {
+                fail("reset of " + dir + " to offset " + startOffset + " failed: " + e.getMessage());
+                return;
+            }
+            Log.open(engine, dir, logConfig, writePool, readPool, this, (l, error) -> {
+                if (error != null) {
+                    fail("reopening " + dir + " at offset " + startOffset + " failed: " + error.getMessage());
+                    return;
+                }
+                Verify.that(l.logEndOffset() == startOffset && l.logStartOffset() == startOffset,
+                    "reset log starts at %d, not %d", l.logStartOffset(), startOffset);
+                log = l;
+                logDurableEnd = l.durableEndOffset();
+                done.run();
+            });
+        });
+    }
+
+    // ===================================================================================== Log.Listener
+
+    @Override
+    public void onDurable(long durableEndOffset) {
+        logDurableEnd = durableEndOffset;
+        reportDurable();
+    }
+
+    @Override
+    public void onFailure(String what) {
+        fail("log " + dir + " failed: " + what);
+    }
+
+    @Override
+    public void onSpaceAvailable() {
+        if (opBlocked && truncationsInFlight == 0 && log != null) {
+            opBlocked = false;
+            drainOps();
+        }
+    }
+
+    private void reportDurable() {
+        long d = durableOffset();
+        if (d < reportedDurable) {
+            reportedDurable = d;
+        } else if (d > reportedDurable) {
+            reportedDurable = d;
+            evictCache();
+            if (callbacks != null) {
+                deliver(() -> {
+                    if (!failed && !closed) {
+                        callbacks.onAppendDurable(durableOffset());
+                    }
+                });
+            }
+        }
+    }
+
+    private void fail(String what) {
+        if (failed) {
+            return;
+        }
+        failed = true;
+        LOG.log(System.Logger.Level.ERROR, what);
+        if (callbacks != null) {
+            deliver(() -> callbacks.onStorageFailure(what));
+        }
+    }
+
+    // ===================================================================================== reads
+
+    private void startDiskRead(long fromOffset) {
+        if (readInFlight || log == null || failed) {
+            return;
+        }
+        readInFlight = true;
+        long generation = readGeneration;
+        int maxBytes = Math.max(logConfig.maxBatchBytes(), 256 * 1024);
+        log.read(fromOffset, log.logEndOffset(), maxBytes, new Log.ReadHandler() {
+            @Override
+            public void onRead(MemorySegment bytes, long firstOffset, long lastOffset) {
+                readInFlight = false;
+                if (generation == readGeneration && bytes.byteSize() > 0) {
+                    List<Entry> got = new ArrayList<>();
+                    try {
+                        RaftBatches.decode(bytes, bytes.byteSize(), got);
+                    } catch (IllegalArgumentException e) {
+                        fail("read of " + dir + " at " + fromOffset + ": " + e.getMessage());
+                        return;
+                    }
+                    for (Entry e : got) {
+                        if (e.baseOffset() >= startOffset() && e.lastOffset() <= lastOffset()
+                            && terms.termAt(e.baseOffset()) == e.term() && !cache.containsKey(e.baseOffset())) {
+                            cache.put(e.baseOffset(), e);
+                            cacheBytes += e.sizeBytes();
+                        }
+                    }
+                }
+                readable();
+            }
+
+            @Override
+            public void onError(LogException error) {
+                readInFlight = false;
+                if (log != null && log.isFailed()) {
+                    fail("read of " + dir + " at " + fromOffset + " failed: " + error.getMessage());
+                    return;
+                }
+                // Transient (no read window free, a prefix truncation raced): retried on a later turn.
+                deferred.add(LogEngineRaftLog.this::readableNow);
+                poller.schedule(LogEngineRaftLog.this);
+            }
+        });
+    }
+
+    private void readable() {
+        if (callbacks != null) {
+            deliver(this::readableNow);
+        }
+    }
+
+    private void readableNow() {
+        if (!failed && !closed) {
+            evictCache();
+            callbacks.onReadable();
+        }
+    }
+
+    private void evictCache() {
+        while (cacheBytes > options.tailCacheBytes() && !cache.isEmpty()) {
+            Map.Entry<Long, Entry> first = cache.firstEntry();
+            if (first.getValue().lastOffset() > reportedDurable) {
+                return; // not on disk yet: the log could not serve it
+            }
+            cache.pollFirstEntry();
+            cacheBytes -= first.getValue().sizeBytes();
+        }
+    }
+
+    private void dropCacheFrom(long fromOffset) {
+        Map.Entry<Long, Entry> containing = cache.floorEntry(fromOffset);
+        long from = containing != null && containing.getValue().lastOffset() >= fromOffset ? containing.getKey() : fromOffset;
+        cacheBytes -= sizeOf(cache.tailMap(from, true));
+        cache.tailMap(from, true).clear();
+    }
+
+    private static long sizeOf(Map<Long, Entry> m) {
+        long n = 0;
+        for (Entry e : m.values()) {
+            n += e.sizeBytes();
+        }
+        return n;
+    }
+
+    private void addBoundary(long offset) {
+        bytesSinceBoundary = 0;
+        if (boundaryCount == boundaries.length) {
+            boundaries = Arrays.copyOf(boundaries, boundaryCount * 2);
+        }
+        boundaries[boundaryCount++] = offset;
+    }
+
+    // ===================================================================================== state records
+
+    private void requestRecord() {
+        recordWanted = true;
+        if (!state.busy() && !closed && !failed) {
+            writeRecord();
+        }
+    }
+
+    private void writeRecord() {
+        recordWanted = false;
+        bytesSinceCheckpoint = 0;
+        SnapshotMeta sm;
+        byte[] sd;
+        if (savingMeta != null) {
+            sm = savingMeta;
+            sd = savingData;
+            writingKind = 1;
+        } else if (installMeta != null) {
+            sm = installMeta;
+            sd = installData;
+            writingKind = 2;
+        } else {
+            sm = snapshot;
+            sd = snapshotData;
+            writingKind = 0;
+        }
+        writingHardState = latestHardState;
+        byte[] body = encodeRecord(writingHardState, sm, sd, terms, configEntries);
+        state.write(body, this::onRecordWritten);
+    }
+
+    private void onRecordWritten(String error) {
+        if (closed) {
+            Runnable w = stateIdleWaiter;
+            stateIdleWaiter = null;
+            if (w != null) {
+                w.run();
+            }
+            return;
+        }
+        if (error != null) {
+            fail(error);
+            return;
+        }
+        durableHardState = writingHardState;
+        HardState hs = durableHardState;
+        deliver(() -> {
+            if (!failed && !closed) {
+                callbacks.onHardStateDurable(hs);
+            }
+        });
+        if (writingKind == 1) {
+            SnapshotMeta meta = savingMeta;
+            snapshot = savingMeta;
+            snapshotData = savingData;
+            savingMeta = null;
+            savingData = null;
+            deliver(() -> {
+                if (!failed && !closed) {
+                    callbacks.onSnapshotSaved(meta);
+                }
+            });
+        } else if (writingKind == 2) {
+            SnapshotMeta meta = installMeta;
+            snapshot = installMeta;
+            snapshotData = installData;
+            applyInstall(meta);
+        }
+        writingKind = 0;
+        if (recordWanted || savingMeta != null || (installMeta != null && installMeta != snapshot)
+            || !durableHardState.equals(latestHardState)) {
+            writeRecord();
+        }
+    }
+
+    /** The snapshot record is durable: make the log start right after it. */
+    private void applyInstall(SnapshotMeta meta) {
+        long last = meta.lastOffset();
+        Runnable installed = () -> {
+            installMeta = null;
+            installData = null;
+            deliver(() -> {
+                if (!failed && !closed) {
+                    callbacks.onSnapshotInstalled(meta);
+                }
+            });
+        };
+        if (last >= terms.floorOffset() && last <= terms.lastOffset() && terms.termAt(last) == meta.lastTerm()) {
+            if (last > terms.floorOffset()) {
+                compactTo(last);
+            }
+            installed.run();
+            return;
+        }
+        Verify.that(ops.stream().noneMatch(op -> op.kind == OpKind.APPEND), "appends queued during a snapshot install");
+        terms.reset(last, meta.lastTerm());
+        configEntries.clear();
+        cache.clear();
+        cacheBytes = 0;
+        boundaryCount = 0;
+        readGeneration++;
+        reportedDurable = last;
+        ops.add(new Op(OpKind.RESET, null, last + 1, installed));
+        drainOps();
+    }
+
+    static byte[] encodeRecord(HardState hs, SnapshotMeta sm, byte[] sd, TermIndex terms, List<Entry> configs) {
+        byte[] ti = terms.encode();
+        int size = 2 + 12 + 16 + ConfigurationFormat.sizeBytes(sm.configuration()) + 4 + sd.length + 4 + ti.length + 4;
+        for (Entry e : configs) {
+            size += 16 + ConfigurationFormat.sizeBytes(e.configuration());
+        }
+        ByteBuffer b = ByteBuffer.allocate(size);
+        b.putShort(RECORD_VERSION);
+        b.putLong(hs.term()).putInt(hs.votedFor());
+        b.putLong(sm.lastOffset()).putLong(sm.lastTerm());
+        ConfigurationFormat.write(b, sm.configuration());
+        b.putInt(sd.length).put(sd);
+        b.putInt(ti.length).put(ti);
+        b.putInt(configs.size());
+        for (Entry e : configs) {
+            b.putLong(e.baseOffset()).putLong(e.term());
+            ConfigurationFormat.write(b, e.configuration());
+        }
+        Verify.that(!b.hasRemaining(), "state record size miscounted by %d", b.remaining());
+        return b.array();
+    }
+
+    private void decodeRecord(byte[] body) {
+        if (body == null) {
+            return;
+        }
+        try {
+            ByteBuffer b = ByteBuffer.wrap(body);
+            short version = b.getShort();
+            if (version != RECORD_VERSION) {
+                throw new IllegalArgumentException("unknown record version " + version);
+            }
+            HardState hs = new HardState(b.getLong(), b.getInt());
+            durableHardState = hs;
+            latestHardState = hs;
+            long last = b.getLong();
+            long lastTerm = b.getLong();
+            Configuration c = ConfigurationFormat.read(b);
+            byte[] sd = new byte[b.getInt()];
+            b.get(sd);
+            snapshot = new SnapshotMeta(last, lastTerm, c);
+            snapshotData = sd;
+            byte[] ti = new byte[b.getInt()];
+            b.get(ti);
+            recordTerms = TermIndex.decode(ti);
+            int n = b.getInt();
+            for (int i = 0; i < n; i++) {
+                long offset = b.getLong();
+                long term = b.getLong();
+                recordConfigs.add(Entry.configuration(offset, term, ConfigurationFormat.read(b)));
+            }
+        } catch (RuntimeException e) {
+            throw new IllegalStateException("Raft state file " + state.path() + " holds a damaged record: " + e, e);
+        }
+    }
+
+    /** Closes the log and the state file once writes in flight are done; {@code done} runs on the engine thread. */
+    public void close(Runnable done) {
+        if (closed) {
+            done.run();
+            return;
+        }
+        closed = true;
+        Runnable finish = () -> {
+            Runnable closeState = () -> {
+                state.close();
+                done.run();
+            };
+            if (state.busy()) {
+                stateIdleWaiter = closeState; // the record in flight completes first
+            } else {
+                closeState.run();
+            }
+        };
+        if (log == null) {
+            finish.run();
+        } else {
+            log.close(finish);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "LogEngineRaftLog{" + dir + ", [" + startOffset() + ".." + lastOffset() + "], durable " + durableOffset()
+            + ", " + terms.size() + " terms, " + ops.size() + " queued}";
+    }
+
+    // ===================================================================================== recovery
+
+    /**
+     * Reconciles the state record with the opened log (see the class comment). Each step is one read at most;
+     * the steps chain through the read completions.
+     */
+    private static final class Recovery {
+        private final LogEngineRaftLog r;
+        private final OpenHandler handler;
+        private long floor;
+        private long floorTerm;
+        private long last;
+
+        Recovery(LogEngineRaftLog r, OpenHandler handler) {
+            this.r = r;
+            this.handler = handler;
+        }
+
+        void start() {
+            try {
+                Log log = r.log;
+                long start = log.logStartOffset();
+                last = log.logEndOffset() - 1;
+                SnapshotMeta s = r.snapshot;
+                if (start > s.lastOffset() + 1) {
+                    throw new IllegalStateException("log " + r.dir + " starts at " + start + " past its Raft snapshot at "
+                        + s.lastOffset() + " (was it truncated outside Raft?)");
+                }
+                TermIndex rec = r.recordTerms;
+                if (rec != null && rec.floorOffset() >= start && rec.floorOffset() <= last) {
+                    // A prefix truncation recorded but not yet carried out by the log before a crash.
+                    start = log.truncatePrefix(rec.floorOffset() + 1);
+                }
+                floor = start - 1;
+                if (floor == -1) {
+                    floorTerm = 0;
+                } else if (s.exists() && floor == s.lastOffset()) {
+                    floorTerm = s.lastTerm();
+                } else if (rec != null && rec.floorOffset() <= floor && floor <= rec.lastOffset()) {
+                    floorTerm = rec.termAt(floor);
+                } else if (s.exists() && s.lastOffset() <= last) {
+                    // Unknown term below the start: restart the log right after the snapshot, if it holds it.
+                    epochAt(s.lastOffset(), epoch -> {
+                        if (epoch == s.lastTerm()) {
+                            r.log.truncatePrefix(s.lastOffset() + 1);
+                            floor = s.lastOffset();
+                            floorTerm = s.lastTerm();
+                            seed();
+                        } else {
+                            resetThenFinish();
+                        }
+                    });
+                    return;
+                } else if (s.exists()) {
+                    resetThenFinish();
+                    return;
+                } else {
+                    throw new IllegalStateException("log " + r.dir + " starts at " + start + " with no Raft snapshot"
+                        + " recording the term before it");
+                }
+                seed();
+            } catch (RuntimeException e) {
+                fail(e);
+            }
+        }
+
+        /** Seeds the term index with the checkpoint's part above the floor, then verifies it. */
+        private void seed() {
+            TermIndex t = r.terms;
+            t.reset(floor, floorTerm);
+            TermIndex rec = r.recordTerms;
+            if (rec != null && rec.lastOffset() > floor && rec.floorOffset() <= floor && rec.termAt(floor) == floorTerm) {
+                TermIndex copy = TermIndex.decode(rec.encode());
+                copy.truncatePrefix(floor);
+                if (copy.lastOffset() > last) {
+                    copy.truncateSuffix(last + 1);
+                }
+                copyInto(copy, t);
+            }
+            if (t.lastOffset() == floor) {
+                scanFrom(floor + 1);
+                return;
+            }
+            long claimed = t.lastOffset();
+            epochAt(claimed, epoch -> {
+                if (epoch == r.terms.termAt(claimed)) {
+                    scanFrom(claimed + 1);
+                } else {
+                    bisect(floor + 1, claimed);
+                }
+            });
+        }
+
+        private static void copyInto(TermIndex from, TermIndex to) {
+            // Rebuild term runs from the checkpoint: each run's start and the next run's start bound it.
+            long prevEnd = from.floorOffset();
+            long o = from.floorOffset() + 1;
+            while (o <= from.lastOffset()) {
+                long term = from.termAt(o);
+                long end = from.lastOffsetAtOrBeforeTerm(term);
+                to.append(o, end, term);
+                prevEnd = end;
+                o = end + 1;
+            }
+            Verify.that(prevEnd == from.lastOffset(), "term index copy ends at %d, not %d", prevEnd, from.lastOffset());
+        }
+
+        /** Finds the first offset in [lo, hi] whose log epoch disagrees with the checkpoint (hi is known to). */
+        private void bisect(long lo, long hi) {
+            if (lo >= hi) {
+                long diverge = lo;
+                epochBatchStart(diverge, base -> {
+                    r.terms.truncateSuffix(Math.max(base, floor + 1));
+                    scanFrom(r.terms.lastOffset() + 1);
+                });
+                return;
+            }
+            long mid = lo + (hi - lo) / 2;
+            epochAt(mid, epoch -> {
+                if (epoch == r.terms.termAt(mid)) {
+                    bisect(mid + 1, hi);
+                } else {
+                    bisect(lo, mid);
+                }
+            });
+        }
+
+        /** Reads the log's batches from {@code from} to the end into the term index and configurations. */
+        private void scanFrom(long from) {
+            if (from > last) {
+                finish();
+                return;
+            }
+            readBatches(from, (b, end) -> {
+                long next = from;
+                RecordBatch view = new RecordBatch();
+                long pos = 0;
+                while (pos + RecordBatch.HEADER_BYTES <= end) {
+                    view.wrap(b, pos);
+                    int size = view.sizeInBytes();
+                    if (pos + size > end) {
+                        break;
+                    }
+                    if (view.lastOffset() >= next) {
+                        long epoch = view.partitionLeaderEpoch();
+                        if (epoch < r.terms.lastTerm() || epoch < 1) {
+                            throw new IllegalStateException("log " + r.dir + " has epoch " + epoch + " at offset "
+                                + view.baseOffset() + " after epoch " + r.terms.lastTerm() + ": not a Raft log");
+                        }
+                        Verify.that(view.baseOffset() == r.terms.lastOffset() + 1, "log batch at %d does not follow %d",
+                            view.baseOffset(), r.terms.lastOffset());
+                        Entry e = null;
+                        if (view.isControl()) {
+                            e = RaftBatches.decodeOne(view);
+                        }
+                        r.terms.append(view.baseOffset(), view.lastOffset(), epoch);
+                        if (e != null && e.kind() == EntryKind.CONFIGURATION) {
+                            r.configEntries.add(e);
+                        }
+                        r.bytesSinceBoundary += size;
+                        if (r.bytesSinceBoundary >= r.options.boundaryEveryBytes()) {
+                            r.addBoundary(view.lastOffset());
+                        }
+                        next = view.lastOffset() + 1;
+                    }
+                    pos += size;
+                }
+                if (next <= from) {
+                    throw new IllegalStateException("recovery read at " + from + " of " + r.dir + " returned no batch");
+                }
+                scanFrom(next);
+            });
+        }
+
+        private void finish() {
+            SnapshotMeta s = r.snapshot;
+            if (s.exists() && s.lastOffset() > r.terms.floorOffset()
+                && (s.lastOffset() > r.terms.lastOffset() || r.terms.termAt(s.lastOffset()) != s.lastTerm())) {
+                // A snapshot install was recorded but the log was not replaced before a crash.
+                resetThenFinish();
+                return;
+            }
+            // Configuration entries: the checkpoint's that the verified log confirms, then the scanned ones.
+            List<Entry> configs = new ArrayList<>();
+            for (Entry e : r.recordConfigs) {
+                if (e.baseOffset() > r.terms.floorOffset() && r.terms.termAt(e.baseOffset()) == e.term()) {
+                    configs.add(e);
+                }
+            }
+            for (Entry e : r.configEntries) {
+                if (configs.isEmpty() || e.baseOffset() > configs.get(configs.size() - 1).baseOffset()) {
+                    configs.add(e);
+                }
+            }
+            r.configEntries.clear();
+            r.configEntries.addAll(configs);
+            done();
+        }
+
+        private void resetThenFinish() {
+            SnapshotMeta s = r.snapshot;
+            r.terms.reset(s.lastOffset(), s.lastTerm());
+            r.configEntries.clear();
+            r.resetLog(s.lastOffset() + 1, this::done);
+        }
+
+        private void done() {
+            r.recordTerms = null;
+            r.recordConfigs.clear();
+            r.logDurableEnd = r.log.durableEndOffset();
+            r.reportedDurable = r.durableOffset();
+            handler.onOpen(r, null);
+        }
+
+        private void fail(RuntimeException e) {
+            r.closed = true;
+            Log log = r.log;
+            if (log != null) {
+                log.close(() -> {
+                    r.state.close();
+                    handler.onOpen(null, e);
+                });
+            } else {
+                r.state.close();
+                handler.onOpen(null, e);
+            }
+        }
+
+        private interface BatchesHandler {
+            void onBatches(MemorySegment bytes, long length);
+        }
+
+        private void readBatches(long from, BatchesHandler h) {
+            int maxBytes = Math.max(r.logConfig.maxBatchBytes(), 256 * 1024);
+            r.log.read(from, r.log.logEndOffset(), maxBytes, new Log.ReadHandler() {
+                @Override
+                public void onRead(MemorySegment bytes, long firstOffset, long lastOffset) {
+                    if (bytes.byteSize() == 0) {
+                        fail(new IllegalStateException("log " + r.dir + " has no readable batch at offset " + from
+                            + " below its end " + r.log.logEndOffset()));
+                        return;
+                    }
+                    try {
+                        h.onBatches(bytes, bytes.byteSize());
+                    } catch (RuntimeException e) {
+                        fail(e);
+                    }
+                }
+
+                @Override
+                public void onError(LogException error) {
+                    fail(new IllegalStateException("recovery read of " + r.dir + " at " + from + " failed: "
+                        + error.getMessage(), error));
+                }
+            });
+        }
+
+        /** The epoch of the batch containing {@code offset}. */
+        private void epochAt(long offset, LongConsumer then) {
+            readBatches(offset, (b, end) -> {
+                RecordBatch v = new RecordBatch().wrap(b, 0);
+                Verify.that(v.baseOffset() <= offset && v.lastOffset() >= offset, "read at %d returned batch at %d",
+                    offset, v.baseOffset());
+                then.accept(v.partitionLeaderEpoch());
+            });
+        }
+
+        /** The base offset of the batch containing {@code offset}. */
+        private void epochBatchStart(long offset, LongConsumer then) {
+            readBatches(offset, (b, end) -> then.accept(new RecordBatch().wrap(b, 0).baseOffset()));
+        }
+    }
+}

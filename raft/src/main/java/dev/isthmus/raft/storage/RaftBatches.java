@@ -1,0 +1,113 @@
+package dev.isthmus.raft.storage;
+
+import dev.isthmus.log.BatchBuilder;
+import dev.isthmus.log.RecordBatch;
+import dev.isthmus.log.Records;
+import dev.isthmus.raft.Configuration;
+import dev.isthmus.raft.Entry;
+import dev.isthmus.raft.EntryKind;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.util.List;
+
+/**
+ * How Raft entries look in a Kafka log. A {@link EntryKind#DATA} entry is its {@link KafkaBatchPayload} as
+ * is. The two Raft-internal kinds are control batches (attribute bit 5, which every Kafka consumer skips)
+ * holding one record whose key is Kafka's control-record key (version i16 = 0, type i16) and whose value is
+ * ours:
+ * <pre>
+ *   LEADER_CHANGE   type 2 (KRaft's LeaderChange type)   value: version i16 = 0
+ *   CONFIGURATION   type 6 (KRaft's voters type)         value: version i16 = 0, {@link ConfigurationFormat}
+ * </pre>
+ * Control batches of other types (transaction markers written through Raft as data) stay DATA entries. The
+ * Raft term is the batch's partitionLeaderEpoch, stamped by the log on append.
+ */
+public final class RaftBatches {
+    /** Control type of a leader's no-op. */
+    public static final short LEADER_CHANGE_TYPE = 2;
+    /** Control type of a membership entry. */
+    public static final short CONFIGURATION_TYPE = 6;
+    private static final short VERSION = 0;
+
+    private RaftBatches() {
+    }
+
+    /** The bytes to append for {@code e} (a fresh array for control entries; the payload's own for DATA). */
+    public static byte[] encode(Entry e, long timestampMs) {
+        return switch (e.kind()) {
+            case DATA -> {
+                if (!(e.payload() instanceof KafkaBatchPayload p)) {
+                    throw new IllegalArgumentException("a Kafka log stores KafkaBatchPayload entries, not "
+                        + e.payload().getClass().getName() + " (wrap controller commands with KafkaBatchPayload.ofValues)");
+                }
+                yield p.bytes();
+            }
+            case LEADER_CHANGE -> control(LEADER_CHANGE_TYPE, ByteBuffer.allocate(2).putShort(VERSION).array(),
+                timestampMs);
+            case CONFIGURATION -> {
+                Configuration c = e.configuration();
+                ByteBuffer v = ByteBuffer.allocate(2 + ConfigurationFormat.sizeBytes(c)).putShort(VERSION);
+                ConfigurationFormat.write(v, c);
+                yield control(CONFIGURATION_TYPE, v.array(), timestampMs);
+            }
+        };
+    }
+
+    private static byte[] control(short type, byte[] value, long timestampMs) {
+        byte[] key = ByteBuffer.allocate(4).putShort(VERSION).putShort(type).array();
+        byte[] buf = new byte[RecordBatch.HEADER_BYTES + 32 + value.length];
+        int n = new BatchBuilder(MemorySegment.ofArray(buf), 0, 0).control(true).add(timestampMs, key, value).build();
+        return java.util.Arrays.copyOf(buf, n);
+    }
+
+    /**
+     * Decodes the whole batches in {@code bytes[0, length)} into entries appended to {@code out}.
+     *
+     * @throws IllegalArgumentException for a batch that is not a Raft entry (epoch below 1, malformed control)
+     */
+    public static void decode(MemorySegment bytes, long length, List<Entry> out) {
+        RecordBatch b = new RecordBatch();
+        long pos = 0;
+        while (pos + RecordBatch.LOG_OVERHEAD <= length) {
+            b.wrap(bytes, pos);
+            int size = b.sizeInBytes();
+            if (size < RecordBatch.HEADER_BYTES || pos + size > length) {
+                break;
+            }
+            out.add(decodeOne(b));
+            pos += size;
+        }
+    }
+
+    /** The entry held in the batch {@code b} points at. */
+    public static Entry decodeOne(RecordBatch b) {
+        long term = b.partitionLeaderEpoch();
+        if (term < 1) {
+            throw new IllegalArgumentException("batch at offset " + b.baseOffset() + " has leader epoch " + term
+                + "; a Raft log's batches carry their term (>= 1)");
+        }
+        if (b.isControl() && !b.isTransactional()) {
+            Records r = new Records();
+            if (r.wrap(b) && r.next() && r.keyLength() == 4) {
+                MemorySegment key = r.key();
+                short type = key.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.BIG_ENDIAN), 2);
+                if (type == LEADER_CHANGE_TYPE) {
+                    return Entry.leaderChange(b.baseOffset(), term);
+                }
+                if (type == CONFIGURATION_TYPE) {
+                    ByteBuffer v = ByteBuffer.wrap(r.value().toArray(ValueLayout.JAVA_BYTE));
+                    short version = v.getShort();
+                    if (version != VERSION) {
+                        throw new IllegalArgumentException("configuration entry at " + b.baseOffset()
+                            + " has unknown version " + version);
+                    }
+                    return Entry.configuration(b.baseOffset(), term, ConfigurationFormat.read(v));
+                }
+            }
+        }
+        byte[] copy = b.segment().asSlice(b.position(), b.sizeInBytes()).toArray(ValueLayout.JAVA_BYTE);
+        return Entry.data(b.baseOffset(), term, new KafkaBatchPayload(copy));
+    }
+}

@@ -1,0 +1,370 @@
+package dev.isthmus.raft.storage;
+
+import dev.isthmus.log.ChunkPool;
+import dev.isthmus.log.LogConfig;
+import dev.isthmus.raft.Configuration;
+import dev.isthmus.raft.Entry;
+import dev.isthmus.raft.HardState;
+import dev.isthmus.raft.RaftLog;
+import dev.isthmus.raft.SnapshotMeta;
+import dev.isthmus.raft.TermIndex;
+import dev.isthmus.uring.IoBackend;
+import dev.isthmus.uring.IoEngine;
+import dev.isthmus.uring.RingConfig;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.BooleanSupplier;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@link LogEngineRaftLog} on real files through the real I/O engine. */
+class LogEngineRaftLogTest {
+    @TempDir
+    Path dir;
+    IoEngine engine;
+    ChunkPool writes;
+    ChunkPool reads;
+    final LogConfig config = LogConfig.defaults().withSegmentBytes(128 * 1024).withFallocateStep(64 * 1024);
+    final LinkedHashSet<LogEngineRaftLog> toPoll = new LinkedHashSet<>();
+
+    static final class Recorder implements RaftLog.Callbacks {
+        long durable = -1;
+        HardState hardState;
+        SnapshotMeta saved;
+        SnapshotMeta installed;
+        int readable;
+        String failure;
+
+        @Override
+        public void onAppendDurable(long durableOffset) {
+            durable = durableOffset;
+        }
+
+        @Override
+        public void onHardStateDurable(HardState state) {
+            hardState = state;
+        }
+
+        @Override
+        public void onSnapshotSaved(SnapshotMeta meta) {
+            saved = meta;
+        }
+
+        @Override
+        public void onSnapshotInstalled(SnapshotMeta meta) {
+            installed = meta;
+        }
+
+        @Override
+        public void onReadable() {
+            readable++;
+        }
+
+        @Override
+        public void onStorageFailure(String what) {
+            failure = what;
+        }
+    }
+
+    @BeforeEach
+    void setUp() {
+        engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults());
+        writes = ChunkPool.allocate(32, 32 * 1024);
+        reads = ChunkPool.allocate(4, config.readWindowBytes());
+    }
+
+    @AfterEach
+    void tearDown() {
+        engine.close();
+        writes.close();
+        reads.close();
+    }
+
+    void drive(BooleanSupplier done, String what) {
+        long deadline = System.nanoTime() + 60_000_000_000L; // a bound against hangs, not a timing check
+        while (!done.getAsBoolean() && System.nanoTime() < deadline) {
+            pollAll();
+            engine.submitAndWait(1_000_000L);
+            pollAll();
+        }
+        assertTrue(done.getAsBoolean(), "timed out: " + what);
+    }
+
+    void pollAll() {
+        List<LogEngineRaftLog> l = new ArrayList<>(toPoll);
+        toPoll.clear();
+        for (LogEngineRaftLog log : l) {
+            log.poll();
+        }
+    }
+
+    LogEngineRaftLog open(Recorder rec) {
+        return open(rec, LogEngineRaftLog.Options.defaults());
+    }
+
+    LogEngineRaftLog open(Recorder rec, LogEngineRaftLog.Options options) {
+        LogEngineRaftLog[] out = new LogEngineRaftLog[1];
+        RuntimeException[] err = new RuntimeException[1];
+        boolean[] called = {false};
+        LogEngineRaftLog.open(engine, dir.resolve("p0"), config, writes, reads, options, toPoll::add, (l, e) -> {
+            out[0] = l;
+            err[0] = e;
+            called[0] = true;
+        });
+        drive(() -> called[0], "open");
+        if (err[0] != null) {
+            throw err[0];
+        }
+        out[0].bind(rec);
+        return out[0];
+    }
+
+    void close(LogEngineRaftLog log) {
+        boolean[] closed = {false};
+        log.close(() -> closed[0] = true);
+        drive(() -> closed[0], "close");
+    }
+
+    static Entry data(long offset, long term, int records, int tag) {
+        byte[][] values = new byte[records][];
+        for (int i = 0; i < records; i++) {
+            values[i] = ("v" + tag + "-" + i).getBytes();
+        }
+        return Entry.data(offset, term, KafkaBatchPayload.ofValues(1_700_000_000_000L + tag, values));
+    }
+
+    List<Entry> readAll(LogEngineRaftLog log, Recorder rec, long from) {
+        List<Entry> out = new ArrayList<>();
+        long next = from;
+        while (next <= log.lastOffset()) {
+            List<Entry> got = new ArrayList<>();
+            int before = rec.readable;
+            int rc = log.read(next, 1 << 20, got);
+            if (rc == RaftLog.READ_PENDING) {
+                drive(() -> rec.readable > before, "readable");
+                continue;
+            }
+            assertEquals(RaftLog.READ_OK, rc);
+            assertTrue(!got.isEmpty());
+            out.addAll(got);
+            next = got.get(got.size() - 1).lastOffset() + 1;
+        }
+        return out;
+    }
+
+    @Test
+    void shouldPersistEntriesTermsConfigurationAndHardStateAcrossReopen() {
+        Recorder rec = new Recorder();
+        LogEngineRaftLog log = open(rec);
+        assertEquals(HardState.INITIAL, log.hardState());
+        assertEquals(0, log.startOffset());
+        List<Entry> written = new ArrayList<>();
+        written.add(Entry.leaderChange(0, 1));
+        written.add(data(1, 1, 3, 1));
+        written.add(Entry.configuration(4, 1, Configuration.ofVoters(1, 2, 3)));
+        written.add(data(5, 2, 1, 2));
+        written.add(data(6, 2, 5, 3));
+        log.append(written);
+        log.persistHardState(new HardState(2, 3));
+        assertEquals(10, log.lastOffset(), "visible at once");
+        assertEquals(2, log.termAt(6));
+        drive(() -> rec.durable == 10 && new HardState(2, 3).equals(rec.hardState), "durable");
+        assertEquals(new HardState(2, 3), log.hardState());
+        close(log);
+
+        Recorder rec2 = new Recorder();
+        LogEngineRaftLog again = open(rec2);
+        assertEquals(new HardState(2, 3), again.hardState());
+        assertEquals(10, again.lastOffset());
+        assertEquals(10, again.durableOffset());
+        assertEquals(1, again.termAt(4));
+        assertEquals(2, again.termAt(10));
+        assertEquals(6, again.lastOffsetAtOrBeforeTerm(1) + 2);
+        assertEquals(List.of(written.get(2)), again.configurationEntries());
+        assertEquals(written, readAll(again, rec2, 0), "entries read back from disk");
+        close(again);
+    }
+
+    @Test
+    void shouldTruncateSuffixAndKeepDurabilityConsistent() {
+        Recorder rec = new Recorder();
+        LogEngineRaftLog log = open(rec);
+        log.append(List.of(Entry.leaderChange(0, 1), data(1, 1, 2, 1), data(3, 1, 2, 2), data(5, 1, 2, 3)));
+        drive(() -> rec.durable == 6, "durable");
+        log.truncateSuffix(3);
+        assertEquals(2, log.lastOffset());
+        assertEquals(2, log.durableOffset(), "durable offset drops with the truncation");
+        log.append(List.of(Entry.leaderChange(3, 4), data(4, 4, 1, 9)));
+        assertTrue(log.durableOffset() <= 2);
+        drive(() -> rec.durable == 4, "new suffix durable");
+        close(log);
+
+        Recorder rec2 = new Recorder();
+        LogEngineRaftLog again = open(rec2);
+        assertEquals(4, again.lastOffset());
+        assertEquals(4, again.termAt(3));
+        assertEquals(1, again.termAt(2));
+        List<Entry> all = readAll(again, rec2, 0);
+        assertEquals(4, all.size());
+        assertEquals(data(4, 4, 1, 9), all.get(3));
+        close(again);
+    }
+
+    @Test
+    void shouldRecoverAfterAnUncleanStopWithoutLosingDurableEntries() {
+        Recorder rec = new Recorder();
+        LogEngineRaftLog log = open(rec);
+        long seed = Long.getLong("isthmus.seed", new SplittableRandom().nextLong());
+        SplittableRandom r = new SplittableRandom(seed);
+        long term = 1;
+        long next = 0;
+        for (int i = 0; i < 300; i++) {
+            if (r.nextInt(20) == 0) {
+                term++;
+                log.persistHardState(new HardState(term, -1));
+            }
+            Entry e = data(next, term, 1 + r.nextInt(4), i);
+            log.append(List.of(e));
+            next = e.lastOffset() + 1;
+            if (r.nextInt(10) == 0 && log.lastOffset() > rec.durable + 2) {
+                long from = log.lastOffset();
+                long t = log.termAt(from);
+                // cut the last entry (it starts where the previous one ended)
+                List<Entry> tail = new ArrayList<>();
+                int before = rec.readable;
+                int rc = log.read(from, 1 << 20, tail);
+                if (rc == RaftLog.READ_OK && !tail.isEmpty() && tail.get(0).baseOffset() > rec.durable) {
+                    log.truncateSuffix(tail.get(0).baseOffset());
+                    next = tail.get(0).baseOffset();
+                    assertEquals(t, tail.get(0).term());
+                } else if (rc == RaftLog.READ_PENDING) {
+                    drive(() -> rec.readable > before, "readable");
+                }
+            }
+            if (r.nextInt(8) == 0) {
+                pollAll();
+                engine.submitAndWait(0);
+            }
+        }
+        long lastTerm = term;
+        drive(() -> rec.durable == log.lastOffset() && rec.hardState != null && rec.hardState.term() == lastTerm,
+            "all durable");
+        TermIndex expected = new TermIndex();
+        List<Entry> everything = readAll(log, rec, 0);
+        for (Entry e : everything) {
+            expected.append(e.baseOffset(), e.lastOffset(), e.term());
+        }
+        // Unclean stop: the engine goes away without closing the log or writing a clean-shutdown marker.
+        engine.close();
+        engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults());
+        toPoll.clear();
+        Recorder rec2 = new Recorder();
+        LogEngineRaftLog again = open(rec2);
+        assertEquals(log.lastOffset(), again.lastOffset(), "seed " + seed);
+        assertEquals(lastTerm, again.hardState().term(), "seed " + seed);
+        for (long o = 0; o <= again.lastOffset(); o++) {
+            assertEquals(expected.termAt(o), again.termAt(o), "seed " + seed + " offset " + o);
+        }
+        assertEquals(everything, readAll(again, rec2, 0), "seed " + seed);
+        close(again);
+    }
+
+    @Test
+    void shouldRebuildTermsWhenTheCheckpointDisagreesWithTheLog() {
+        Recorder rec = new Recorder();
+        LogEngineRaftLog log = open(rec);
+        log.append(List.of(Entry.leaderChange(0, 1), data(1, 1, 4, 1), Entry.leaderChange(5, 3), data(6, 3, 2, 2),
+            Entry.leaderChange(8, 5), data(9, 5, 3, 3)));
+        drive(() -> rec.durable == 11, "durable");
+        close(log);
+        // A stale checkpoint (as if written before a truncation): it claims term 4 from offset 5 to 20.
+        TermIndex stale = new TermIndex();
+        stale.append(0, 4, 1);
+        stale.append(5, 20, 4);
+        RaftStateFile f = RaftStateFile.open(engine, dir.resolve("p0").resolve(LogEngineRaftLog.STATE_FILE));
+        boolean[] written = {false};
+        f.write(LogEngineRaftLog.encodeRecord(new HardState(5, 2), SnapshotMeta.NONE, new byte[0], stale, List.of()),
+            err -> written[0] = err == null);
+        drive(() -> written[0], "stale record");
+        f.close();
+        Recorder rec2 = new Recorder();
+        LogEngineRaftLog again = open(rec2);
+        assertEquals(11, again.lastOffset());
+        assertEquals(1, again.termAt(4));
+        assertEquals(3, again.termAt(5));
+        assertEquals(3, again.termAt(7));
+        assertEquals(5, again.termAt(8));
+        assertEquals(5, again.termAt(11));
+        assertEquals(new HardState(5, 2), again.hardState());
+        close(again);
+    }
+
+    @Test
+    void shouldSaveASnapshotAndCompactThePrefix() {
+        Recorder rec = new Recorder();
+        LogEngineRaftLog log = open(rec);
+        List<Entry> es = new ArrayList<>();
+        long next = 0;
+        for (int i = 0; i < 50; i++) {
+            Entry e = data(next, 1, 1 + i % 3, i);
+            es.add(e);
+            next = e.lastOffset() + 1;
+        }
+        log.append(es);
+        drive(() -> rec.durable == log.lastOffset(), "durable");
+        Entry mid = es.get(30);
+        SnapshotMeta meta = new SnapshotMeta(mid.lastOffset(), 1, Configuration.ofVoters(1));
+        log.saveSnapshot(meta, new byte[] {1, 2, 3});
+        drive(() -> meta.equals(rec.saved), "snapshot saved");
+        log.truncatePrefix(mid.lastOffset() + 1);
+        assertEquals(mid.lastOffset() + 1, log.startOffset());
+        assertEquals(1, log.termAt(mid.lastOffset()));
+        List<Entry> out = new ArrayList<>();
+        assertEquals(RaftLog.READ_BELOW_START, log.read(mid.baseOffset(), 100, out));
+        close(log);
+
+        Recorder rec2 = new Recorder();
+        LogEngineRaftLog again = open(rec2);
+        assertEquals(meta, again.snapshotMeta());
+        assertEquals(3, again.snapshotData().length);
+        assertEquals(mid.lastOffset() + 1, again.startOffset());
+        assertEquals(es.subList(31, 50), readAll(again, rec2, again.startOffset()));
+        close(again);
+    }
+
+    @Test
+    void shouldReplaceTheWholeLogWithAForeignSnapshot() {
+        Recorder rec = new Recorder();
+        LogEngineRaftLog log = open(rec);
+        log.append(List.of(Entry.leaderChange(0, 1), data(1, 1, 3, 1)));
+        drive(() -> rec.durable == 3, "durable");
+        SnapshotMeta meta = new SnapshotMeta(1_000, 7, Configuration.ofVoters(1, 2, 3));
+        log.installSnapshot(meta, new byte[] {42});
+        drive(() -> meta.equals(rec.installed), "installed");
+        assertEquals(1_001, log.startOffset());
+        assertEquals(1_000, log.lastOffset());
+        assertEquals(7, log.termAt(1_000));
+        log.append(List.of(Entry.leaderChange(1_001, 8)));
+        drive(() -> rec.durable == 1_001, "durable after install");
+        close(log);
+
+        Recorder rec2 = new Recorder();
+        LogEngineRaftLog again = open(rec2);
+        assertEquals(meta, again.snapshotMeta());
+        assertEquals(1_001, again.startOffset());
+        assertEquals(1_001, again.lastOffset());
+        assertEquals(8, again.termAt(1_001));
+        assertNotNull(again.snapshotData());
+        close(again);
+    }
+}
