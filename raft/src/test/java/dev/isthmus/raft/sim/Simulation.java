@@ -98,6 +98,7 @@ final class Simulation {
     private final Map<Long, Configuration> bootstrap = new HashMap<>();
     private final Set<Long> blocked = new HashSet<>();
     private final ArrayDeque<String> trace = new ArrayDeque<>();
+    private final dev.isthmus.raft.codec.RaftCodec codec = dev.isthmus.raft.codec.RaftCodec.defaults();
     private long nowUs;
     private long seq;
     private long eventCount;
@@ -305,7 +306,9 @@ final class Simulation {
         return ((long) a << 32) | b;
     }
 
-    private void network(RaftMessage m) {
+    private void network(RaftMessage sent) {
+        // Every message crosses the wire format, so the codec is exercised by every schedule.
+        RaftMessage m = codec.decode(java.nio.ByteBuffer.wrap(codec.encode(sent)));
         if (!healing) {
             if (blocked.contains(link(m.from(), m.to())) || random.nextDouble() < options.lossRate) {
                 return;

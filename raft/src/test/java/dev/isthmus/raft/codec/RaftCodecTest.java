@@ -1,0 +1,194 @@
+package dev.isthmus.raft.codec;
+
+import dev.isthmus.raft.AppendRequest;
+import dev.isthmus.raft.AppendResponse;
+import dev.isthmus.raft.BytesPayload;
+import dev.isthmus.raft.Configuration;
+import dev.isthmus.raft.Entry;
+import dev.isthmus.raft.Heartbeat;
+import dev.isthmus.raft.HeartbeatResponse;
+import dev.isthmus.raft.InstallSnapshotRequest;
+import dev.isthmus.raft.InstallSnapshotResponse;
+import dev.isthmus.raft.RaftMessage;
+import dev.isthmus.raft.SnapshotMeta;
+import dev.isthmus.raft.TimeoutNow;
+import dev.isthmus.raft.VoteRequest;
+import dev.isthmus.raft.VoteResponse;
+import dev.isthmus.raft.storage.KafkaBatchPayload;
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class RaftCodecTest {
+    final RaftCodec codec = RaftCodec.defaults();
+
+    static List<RaftMessage> samples(SplittableRandom r) {
+        List<Entry> entries = new ArrayList<>();
+        long o = r.nextLong(0, 1_000_000);
+        long t = r.nextLong(1, 100);
+        for (int i = 0, n = r.nextInt(0, 6); i < n; i++) {
+            Entry e = switch (r.nextInt(4)) {
+                case 0 -> Entry.leaderChange(o, t);
+                case 1 -> Entry.configuration(o, t, new Configuration(new int[] {1, 2, 3}, new int[] {4, 5},
+                    new int[] {6}, new int[] {4}));
+                case 2 -> {
+                    byte[] b = new byte[r.nextInt(0, 100)];
+                    r.nextBytes(b);
+                    yield Entry.data(o, t, new BytesPayload(b, r.nextInt(1, 5)));
+                }
+                default -> Entry.data(o, t, KafkaBatchPayload.ofValues(1_700_000_000_000L, new byte[] {1, 2},
+                    new byte[r.nextInt(0, 50)]));
+            };
+            entries.add(e);
+            o = e.lastOffset() + 1;
+        }
+        byte[] chunk = new byte[r.nextInt(0, 64)];
+        r.nextBytes(chunk);
+        int hb = r.nextInt(0, 20);
+        long[] a = r.longs(hb).toArray();
+        long[] b = r.longs(hb).toArray();
+        long[] c = r.longs(hb).toArray();
+        long[] d = r.longs(hb).toArray();
+        long g = r.nextLong();
+        return List.of(
+            new VoteRequest(g, 1, 2, 7, 100, 6, r.nextBoolean(), r.nextBoolean()),
+            new VoteResponse(g, 2, 1, 7, r.nextBoolean(), r.nextBoolean()),
+            new AppendRequest(g, 1, 3, t, r.nextLong(-1, 1000), r.nextLong(0, 9), r.nextLong(-1, 1000), entries),
+            new AppendResponse(g, 3, 1, t, r.nextBoolean(), r.nextLong(), r.nextLong(), r.nextLong(), r.nextLong(),
+                r.nextLong(), r.nextLong()),
+            new InstallSnapshotRequest(g, 1, 3, t, new SnapshotMeta(500, 4, Configuration.ofVoters(1, 3)), 9000,
+                r.nextLong(0, 9000), chunk, r.nextBoolean()),
+            new InstallSnapshotResponse(g, 3, 1, t, 500, r.nextLong(0, 9000), r.nextBoolean(), r.nextLong()),
+            new TimeoutNow(g, 1, 2, t),
+            new Heartbeat(1, 2, a, b, c),
+            new HeartbeatResponse(2, 1, a, b, c, d));
+    }
+
+    static void assertSame(RaftMessage expected, RaftMessage actual) {
+        assertEquals(expected.getClass(), actual.getClass());
+        switch (expected) {
+            case Heartbeat h -> {
+                Heartbeat x = (Heartbeat) actual;
+                assertEquals(h.from(), x.from());
+                assertEquals(h.to(), x.to());
+                assertArrayEquals(h.groupIds(), x.groupIds());
+                assertArrayEquals(h.terms(), x.terms());
+                assertArrayEquals(h.commitOffsets(), x.commitOffsets());
+            }
+            case HeartbeatResponse h -> {
+                HeartbeatResponse x = (HeartbeatResponse) actual;
+                assertEquals(h.from(), x.from());
+                assertArrayEquals(h.groupIds(), x.groupIds());
+                assertArrayEquals(h.terms(), x.terms());
+                assertArrayEquals(h.matchOffsets(), x.matchOffsets());
+                assertArrayEquals(h.lastOffsets(), x.lastOffsets());
+            }
+            case InstallSnapshotRequest s -> {
+                InstallSnapshotRequest x = (InstallSnapshotRequest) actual;
+                assertArrayEquals(s.chunk(), x.chunk());
+                assertEquals(s.meta(), x.meta());
+                assertEquals(new InstallSnapshotRequest(s.groupId(), s.from(), s.to(), s.term(), s.meta(),
+                    s.totalBytes(), s.chunkOffset(), x.chunk(), s.done()), x);
+            }
+            default -> assertEquals(expected, actual);
+        }
+    }
+
+    @Test
+    void shouldRoundTripEveryMessageType() {
+        long seed = Long.getLong("isthmus.seed", new SplittableRandom().nextLong());
+        SplittableRandom r = new SplittableRandom(seed);
+        for (int round = 0; round < 200; round++) {
+            for (RaftMessage m : samples(r)) {
+                byte[] frame = codec.encode(m);
+                assertEquals(codec.frameBytes(m), frame.length);
+                ByteBuffer in = ByteBuffer.wrap(frame);
+                RaftMessage back = codec.decode(in);
+                assertSame(m, back);
+                assertEquals(frame.length, in.position(), "seed " + seed);
+            }
+        }
+    }
+
+    @Test
+    void shouldCutAStreamOfFramesDeliveredInPieces() {
+        SplittableRandom r = new SplittableRandom(7);
+        List<RaftMessage> sent = new ArrayList<>();
+        ByteBuffer stream = ByteBuffer.allocate(1 << 20);
+        for (int i = 0; i < 20; i++) {
+            for (RaftMessage m : samples(r)) {
+                codec.encode(m, stream);
+                sent.add(m);
+            }
+        }
+        stream.flip();
+        byte[] all = new byte[stream.remaining()];
+        stream.get(all);
+        ByteBuffer buf = ByteBuffer.allocate(all.length);
+        buf.flip();
+        List<RaftMessage> got = new ArrayList<>();
+        int pos = 0;
+        while (pos < all.length) {
+            int n = Math.min(all.length - pos, 1 + r.nextInt(37));
+            buf.compact();
+            buf.put(all, pos, n);
+            buf.flip();
+            pos += n;
+            RaftMessage m;
+            while ((m = codec.decode(buf)) != null) {
+                got.add(m);
+            }
+        }
+        assertEquals(sent.size(), got.size());
+        for (int i = 0; i < sent.size(); i++) {
+            assertSame(sent.get(i), got.get(i));
+        }
+    }
+
+    @Test
+    void shouldRejectCorruptionAnywhereInAFrame() {
+        SplittableRandom r = new SplittableRandom(11);
+        for (RaftMessage m : samples(r)) {
+            byte[] frame = codec.encode(m);
+            for (int i = 4; i < frame.length; i++) {
+                byte[] bad = frame.clone();
+                bad[i] ^= (byte) (1 << r.nextInt(8));
+                assertThrows(RaftCodecException.class, () -> codec.decode(ByteBuffer.wrap(bad)),
+                    "flip at " + i + " of " + m.getClass().getSimpleName());
+            }
+        }
+    }
+
+    @Test
+    void shouldWaitForIncompleteFramesAndRefuseOversizedOnes() {
+        byte[] frame = codec.encode(new TimeoutNow(1, 1, 2, 3));
+        ByteBuffer partial = ByteBuffer.wrap(Arrays.copyOf(frame, frame.length - 1));
+        assertNull(codec.decode(partial));
+        assertEquals(0, partial.position());
+        assertNull(codec.decode(ByteBuffer.wrap(new byte[3])));
+        ByteBuffer huge = ByteBuffer.allocate(8).putInt(Integer.MAX_VALUE).flip();
+        RaftCodecException e = assertThrows(RaftCodecException.class, () -> codec.decode(huge));
+        assertTrue(e.getMessage().contains("limit"), e.getMessage());
+        RaftCodec small = new RaftCodec(64);
+        assertThrows(RaftCodecException.class, () -> small.encode(new AppendRequest(1, 1, 2, 1, 0, 1, 0,
+            List.of(Entry.data(1, 1, new BytesPayload(new byte[100], 1))))));
+    }
+
+    @Test
+    void shouldRefuseAnotherVersion() {
+        byte[] frame = codec.encode(new TimeoutNow(1, 1, 2, 3));
+        frame[6] = 2;
+        RaftCodecException e = assertThrows(RaftCodecException.class, () -> codec.decode(ByteBuffer.wrap(frame)));
+        assertTrue(e.getMessage().contains("version"), e.getMessage());
+    }
+}
