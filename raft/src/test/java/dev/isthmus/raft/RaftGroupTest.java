@@ -288,11 +288,7 @@ class RaftGroupTest {
         }
         c.nodes[leader.nodeId()].raft.flush();
         c.settle();
-        int[] target = {0, 1, 3};
-        if (leader.nodeId() == 2) {
-            target = new int[] {0, 1, 3};
-        }
-        int[] t = target;
+        int[] t = {0, 1, 3}; // replaces node 2 (perhaps the leader itself) with node 3
         boolean sawLearner = false;
         boolean sawJoint = false;
         for (int i = 0; i < 200; i++) {

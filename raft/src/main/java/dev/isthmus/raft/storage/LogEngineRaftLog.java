@@ -149,6 +149,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     // the log pipeline
     private final ArrayDeque<Op> ops = new ArrayDeque<>();
     private boolean opBlocked;
+    private boolean waitingSpace;
     private boolean draining;
     private int truncationsInFlight;
     private long truncationCap = Long.MAX_VALUE;
@@ -509,6 +510,12 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
      */
     public int poll() {
         int work = 0;
+        if (waitingSpace && log != null && !failed && !closed) {
+            waitingSpace = false;
+            opBlocked = false;
+            drainOps();
+            work++;
+        }
         if (logDirty && log != null && !failed && !closed) {
             logDirty = false;
             log.flush();
@@ -559,7 +566,11 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                             return;
                         }
                         if (r == Log.NO_MEMORY) {
-                            opBlocked = true; // onSpaceAvailable resumes
+                            // onSpaceAvailable resumes; so does the next poll, since not every free of
+                            // write-behind memory is signalled (a sealed segment's tail chunk is not)
+                            opBlocked = true;
+                            waitingSpace = true;
+                            poller.schedule(this);
                             return;
                         }
                         Verify.that(r == op.entry.baseOffset(), "log placed the entry at %d, not %d", r,
@@ -674,7 +685,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
 
     @Override
     public void onSpaceAvailable() {
-        if (opBlocked && truncationsInFlight == 0 && log != null) {
+        if (waitingSpace && log != null) {
+            waitingSpace = false;
             opBlocked = false;
             drainOps();
         }

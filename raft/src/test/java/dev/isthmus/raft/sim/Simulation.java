@@ -34,7 +34,8 @@ import java.util.SplittableRandom;
  *       duplicates and reorders messages; partitions come and go; nodes crash (losing unflushed writes) and
  *       restart; disks stall; clocks jump; leaders are asked to transfer leadership; groups are reassigned to
  *       other nodes (learners, then joint consensus); snapshots compact logs.</li>
- *   <li>Heal: every node up, the network reliable. Within {@link Options#healDeadlineMs} each group must elect
+ *   <li>Heal: every node up, the network reliable. Within {@link Options#healDeadlineMs} (plus 1 ms per offset a
+ *       lagging member must copy) each group must elect
  *       a leader and commit a fresh proposal, and every member must catch up.</li>
  * </ol>
  * {@link SimChecker} checks safety on every event; {@link #run()} returns a summary.
@@ -88,6 +89,7 @@ final class Simulation {
                   long transfers, long heartbeatMessages, long heartbeatItems, long fingerprint, long healMs) {
     }
 
+    private static final boolean VERBOSE = Boolean.getBoolean("isthmus.sim.verbose");
     private final long seed;
     private final SplittableRandom random;
     final Options options;
@@ -593,7 +595,21 @@ final class Simulation {
             n.slowDiskUntilUs = 0;
         }
         long healStartUs = nowUs;
-        long deadlineUs = nowUs + options.healDeadlineMs * 1000;
+        // Liveness, not bandwidth: the deadline grows with the backlog a lagging member must copy (the
+        // simulated windows are tiny on purpose), assuming at least 1000 offsets per second.
+        long backlog = 0;
+        for (long g = 0; g < options.groups; g++) {
+            long max = -1;
+            long min = Long.MAX_VALUE;
+            for (SimNode n : nodes) {
+                RaftGroup rg = n.raft.group(g);
+                max = Math.max(max, rg.lastOffset());
+                min = Math.min(min, rg.lastOffset());
+            }
+            backlog = Math.max(backlog, max - min);
+        }
+        long deadlineMs = options.healDeadlineMs + backlog;
+        long deadlineUs = nowUs + deadlineMs * 1000;
         long[] marker = new long[options.groups];
         long[] markerTerm = new long[options.groups];
         Arrays.fill(marker, -1);
@@ -622,6 +638,17 @@ final class Simulation {
                     all = false;
                 }
             }
+            if (VERBOSE && !all && (nowUs - healStartUs) % 1_000_000 < 10_000) {
+                StringBuilder sb = new StringBuilder("heal +" + (nowUs - healStartUs) / 1000 + "ms:");
+                for (int g = 0; g < options.groups; g++) {
+                    sb.append("\n  g").append(g).append(" marker=").append(marker[g]).append("@t").append(markerTerm[g])
+                        .append(" pending reassign=").append(reassigning.get((long) g));
+                    for (SimNode n : nodes) {
+                        sb.append("\n    ").append(n.raft.group(g));
+                    }
+                }
+                System.out.println(sb);
+            }
             if (all) {
                 healed[0] = true;
             } else {
@@ -647,7 +674,8 @@ final class Simulation {
             stuck.append("\n  reassignments unfinished: ").append(reassigning);
         }
         if (!stuck.isEmpty()) {
-            throw new AssertionError("liveness: no progress " + options.healDeadlineMs + "ms after healing:" + stuck);
+            throw new AssertionError("liveness: no progress " + deadlineMs + "ms after healing (backlog " + backlog
+                + " offsets):" + stuck);
         }
         checkLogMatching();
         settleProposals();

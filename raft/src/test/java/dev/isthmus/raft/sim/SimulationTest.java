@@ -57,6 +57,9 @@ class SimulationTest {
             transfers += r.transfers();
             leaders += r.leadersElected();
             maxHealMs = Math.max(maxHealMs, r.healMs());
+            if (r.healMs() > 5_000) {
+                System.out.println("slow heal: seed " + seed + " took " + r.healMs() + " ms");
+            }
         }
         System.out.printf("simulation: %d seeds, %d events, %d committed entries, %d proposals confirmed, %d leaders"
                 + " elected, %d crashes, %d partitions, %d transfers, %d reassignments, %d snapshot installs, slowest"

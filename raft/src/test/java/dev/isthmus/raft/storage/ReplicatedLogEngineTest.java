@@ -39,6 +39,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * closing anything) and catch-up. Timers run on a virtual clock advanced per loop step; the disk is real.
  */
 class ReplicatedLogEngineTest {
+    /**
+     * The I/O backend under test (io_uring where usable). The portable backend cannot reopen a cleanly closed
+     * log yet (the log-engine's tail read of an unaligned segment gets EIO there), so it is not run here.
+     */
+    IoBackend backend() {
+        return IoBackend.AUTO;
+    }
+
     @TempDir
     Path dir;
     final LogConfig logConfig = LogConfig.defaults().withSegmentBytes(256 * 1024).withFallocateStep(64 * 1024);
@@ -64,7 +72,7 @@ class ReplicatedLogEngineTest {
         }
 
         void start() {
-            engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults());
+            engine = IoEngine.create(backend(), RingConfig.defaults());
             writes = ChunkPool.allocate(32, 32 * 1024);
             reads = ChunkPool.allocate(4, logConfig.readWindowBytes());
             LogEngineRaftLog[] out = new LogEngineRaftLog[1];
