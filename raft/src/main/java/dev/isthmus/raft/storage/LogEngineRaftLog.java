@@ -161,6 +161,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     // reads
     private boolean readInFlight;
     private long readGeneration;
+    private long pinnedFrom = Long.MAX_VALUE;
+    private long pinnedTo = Long.MIN_VALUE;
 
     // callbacks deferred out of calls
     private int inCall;
@@ -741,6 +743,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                         fail("read of " + dir + " at " + fromOffset + ": " + e.getMessage());
                         return;
                     }
+                    if (!got.isEmpty()) {
+                        pinnedFrom = got.get(0).baseOffset();
+                        pinnedTo = got.get(got.size() - 1).lastOffset();
+                    }
                     for (Entry e : got) {
                         if (e.baseOffset() >= startOffset() && e.lastOffset() <= lastOffset()
                             && terms.termAt(e.baseOffset()) == e.term() && !cache.containsKey(e.baseOffset())) {
@@ -779,14 +785,22 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         }
     }
 
+    /**
+     * Drops the oldest cached entries while over budget, except entries not durable yet (the log could not
+     * serve them back) and those of the last disk read (the group is about to use them).
+     */
     private void evictCache() {
-        while (cacheBytes > options.tailCacheBytes() && !cache.isEmpty()) {
-            Map.Entry<Long, Entry> first = cache.firstEntry();
-            if (first.getValue().lastOffset() > reportedDurable) {
-                return; // not on disk yet: the log could not serve it
+        var it = cache.values().iterator();
+        while (cacheBytes > options.tailCacheBytes() && it.hasNext()) {
+            Entry e = it.next();
+            if (e.lastOffset() > reportedDurable) {
+                return;
             }
-            cache.pollFirstEntry();
-            cacheBytes -= first.getValue().sizeBytes();
+            if (e.baseOffset() >= pinnedFrom && e.lastOffset() <= pinnedTo) {
+                continue;
+            }
+            it.remove();
+            cacheBytes -= e.sizeBytes();
         }
     }
 
