@@ -620,6 +620,9 @@ public final class RaftGroup implements RaftLog.Callbacks {
                 // Requests were lost: the follower holds less than we sent. Find out where it stands.
                 pr.becomeProbe(pr.match + 1);
             }
+        } else if (pr.state == Progress.State.PROBE && followerLast + 1 < pr.next) {
+            // The follower's log ends before our guess: probe from its end instead (it cannot match beyond).
+            pr.next = Math.max(followerLast + 1, pr.match + 1);
         }
         maybeSendTimeoutNow(pr);
         markDirty();

@@ -345,4 +345,65 @@ class RaftGroupTest {
         c.settle();
         assertTrue(leader.propose(new BytesPayload(new byte[50], 1)) >= 0, "accepted again after commit");
     }
+
+    /**
+     * The paper's Figure 8: an entry of an earlier term that reaches a majority under a later leader is not
+     * committed by counting replicas (paper §5.4.2), so a leader of a newer term may still replace it.
+     */
+    @Test
+    void shouldNotCommitAnOldTermEntryByCountingReplicas() {
+        RaftConfig cfg = CONFIG.toBuilder().maxAppendBytes(1).build(); // one entry per AppendEntries
+        TestCluster c = new TestCluster(5, 1, cfg);
+        Configuration all = Configuration.ofVoters(0, 1, 2, 3, 4);
+        Entry start = Entry.leaderChange(0, 1);
+        Entry x = Entry.data(1, 2, payload("X from term 2"));
+        Entry y = Entry.data(1, 3, payload("Y from term 3"));
+        // Term 2's leader (node 0) got X to node 1 only; term 3's leader (node 4, voted by 2 and 3) wrote Y alone.
+        c.restartWith(0, TestCluster.image(List.of(start, x), new HardState(2, 0)), all);
+        c.restartWith(1, TestCluster.image(List.of(start, x), new HardState(2, 0)), all);
+        c.restartWith(2, TestCluster.image(List.of(start), new HardState(3, 4)), all);
+        c.restartWith(3, TestCluster.image(List.of(start), new HardState(3, 4)), all);
+        c.restartWith(4, TestCluster.image(List.of(start, y), new HardState(3, 4)), all);
+        c.isolated.add(4);
+
+        // Node 0 or 1 wins term 4 and copies X to nodes 2 and 3, but its own no-op reaches nobody.
+        RaftGroup leader = null;
+        for (int i = 0; i < 500 && (leader == null || c.nodes[2].group(0).termAt(1) != 2
+            || c.nodes[3].group(0).termAt(1) != 2); i++) {
+            c.advanceMs(10);
+            for (int n = 0; n < 4; n++) {
+                c.nodes[n].raft.tick();
+            }
+            for (int k = 0; k < 50; k++) {
+                c.deliver(m -> !(m instanceof AppendRequest a
+                    && a.entries().stream().anyMatch(e -> e.term() == a.term())));
+                c.flushAll();
+            }
+            leader = c.leader(0);
+        }
+        assertNotNull(leader, "node 0 or 1 leads term 4");
+        for (int n = 0; n < 4; n++) {
+            assertEquals(2, c.nodes[n].group(0).termAt(1), "node " + n + " holds X");
+        }
+        for (int n = 0; n < 5; n++) {
+            assertTrue(c.nodes[n].group(0).commitOffset() < 1, "X on a majority must not count as committed (node "
+                + n + " commit " + c.nodes[n].group(0).commitOffset() + ")");
+        }
+
+        // Nodes 0 and 1 are cut off; node 4 (last term 3) wins with 2 and 3 and replaces X with Y.
+        int old = leader.nodeId();
+        c.isolated.clear();
+        c.isolated.add(0);
+        c.isolated.add(1);
+        assertTrue(c.runUntil(10_000, 10, () -> {
+            RaftGroup l = c.leader(0);
+            return l != null && l.nodeId() == 4 && l.commitOffset() >= 2;
+        }), "node 4 leads and commits");
+        for (int n = 2; n < 5; n++) {
+            assertEquals(3, c.nodes[n].group(0).termAt(1), "node " + n + " holds Y at offset 1");
+        }
+        c.isolated.clear();
+        assertTrue(c.runUntil(10_000, 10, () -> c.nodes[0].group(0).termAt(1) == 3
+            && c.nodes[1].group(0).termAt(1) == 3), "the old leader " + old + " and node 1 drop X for Y");
+    }
 }

@@ -118,6 +118,49 @@ final class TestCluster {
         network.removeIf(m -> m.to() == i);
     }
 
+    /** Restarts node {@code i} with group 0 recovered from {@code image} (a hand-built disk). */
+    void restartWith(int i, MemoryRaftLog.Image image, Configuration boot) {
+        Node n = new Node(i, 7000 + i);
+        n.images.add(image);
+        addGroup(n, 0, boot);
+        nodes[i] = n;
+        network.removeIf(m -> m.to() == i);
+    }
+
+    /** A disk image holding {@code entries} and {@code hardState}, as if written and flushed earlier. */
+    static MemoryRaftLog.Image image(List<Entry> entries, HardState hardState) {
+        List<Runnable> flushes = new ArrayList<>();
+        MemoryRaftLog log = new MemoryRaftLog(new MemoryRaftLog.Image(), flushes::add);
+        log.bind(new RaftLog.Callbacks() {
+            @Override
+            public void onAppendDurable(long durableOffset) {
+            }
+
+            @Override
+            public void onHardStateDurable(HardState state) {
+            }
+
+            @Override
+            public void onSnapshotSaved(SnapshotMeta meta) {
+            }
+
+            @Override
+            public void onSnapshotInstalled(SnapshotMeta meta) {
+            }
+
+            @Override
+            public void onReadable() {
+            }
+
+            @Override
+            public void onStorageFailure(String what) {
+            }
+        });
+        log.append(entries);
+        log.persistHardState(hardState);
+        return log.close();
+    }
+
     void advanceMs(long ms) {
         nowNs += ms * 1_000_000L;
     }
