@@ -444,6 +444,7 @@ public final class Log {
 
     /** Completes seals whose last writes and fdatasync finished: drop the tail chunk, trim, write indexes. */
     private void maybeFinishSeal() {
+        boolean freed = false;
         for (int i = 0; i < segments.size() - 1; i++) {
             Segment s = segments.get(i);
             if (s.sealing && s.appender != null && s.appender.inFlight() == 0 && s.appender.durable() >= s.size) {
@@ -452,7 +453,12 @@ public final class Log {
                 s.sealing = false;
                 s.file.truncate(s.size);
                 writeIndexes(s);
+                freed = true;
             }
+        }
+        if (freed) {
+            // The sealed segment's tail chunk went back to the pool: an append refused with NO_MEMORY may retry.
+            onSpaceAvailable();
         }
     }
 

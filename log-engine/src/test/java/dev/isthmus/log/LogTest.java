@@ -34,9 +34,14 @@ class LogTest {
     long durable = -1;
     final LogConfig small = LogConfig.defaults().withSegmentBytes(256 * 1024).withFallocateStep(64 * 1024);
 
+    /** The backend under test; {@link PortableLogTest} runs every test again on the portable one. */
+    IoBackend backend() {
+        return IoBackend.AUTO;
+    }
+
     @BeforeEach
     void setUp() {
-        engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults());
+        engine = IoEngine.create(backend(), RingConfig.defaults());
         writes = ChunkPool.allocate(32, 32 * 1024);
         reads = ChunkPool.allocate(4, small.readWindowBytes());
         arena = Arena.ofConfined();
@@ -229,7 +234,7 @@ class LogTest {
         drive(log::quiescent, "writes done");
         // No close: the engine goes away as in a crash (page cache is not involved; O_DIRECT writes are on disk).
         engine.close();
-        engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults());
+        engine = IoEngine.create(backend(), RingConfig.defaults());
         Log again = open(small);
         assertTrue(again.logEndOffset() >= 300, "lost durable records: end " + again.logEndOffset());
         List<long[]> bs = batches(readAll(again, 0, again.logEndOffset()));

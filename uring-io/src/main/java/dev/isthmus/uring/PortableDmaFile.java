@@ -99,10 +99,15 @@ final class PortableDmaFile implements DmaFile {
                 long pos = position;
                 while (bb.hasRemaining()) {
                     int n = channel.read(bb, pos);
-                    if (n < 0) {
+                    if (n <= 0) {
                         break;
                     }
                     pos += n;
+                    if ((bb.position() & (alignment - 1)) != 0) {
+                        // A direct read that stops short of a block boundary reached the end of the file (as on
+                        // io_uring); reading on from an unaligned position would fail with EINVAL.
+                        break;
+                    }
                 }
                 return bb.position();
             } catch (IOException e) {
