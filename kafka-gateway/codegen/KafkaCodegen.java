@@ -267,10 +267,6 @@ public class KafkaCodegen {
             return sb.toString();
         }
 
-        boolean flexibleIn(Field f, Versions v) {
-            return false;
-        }
-
         void body(StringBuilder sb, String in, String cls, List<Field> fs, Versions outer, boolean top) {
             for (Field f : fs) {
                 sb.append(in).append("public ").append(javaType(f)).append(' ').append(f.javaName()).append(" = ")
@@ -575,7 +571,7 @@ public class KafkaCodegen {
 
     static String javaType(Field f) {
         if (f.isArray()) {
-            return "List<" + boxed(f.elemType(), f) + ">";
+            return "List<" + boxed(f.elemType()) + ">";
         }
         if (f.isStructType()) {
             return f.elemType();
@@ -594,7 +590,7 @@ public class KafkaCodegen {
         };
     }
 
-    static String boxed(String t, Field f) {
+    static String boxed(String t) {
         if (Character.isUpperCase(t.charAt(0))) {
             return t;
         }

@@ -26,6 +26,7 @@ import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 
 /**
  * The request handlers. Each runs on the connection's shard and returns a promise of the response; work on a
@@ -74,6 +75,22 @@ final class Handlers {
             case CREATE_TOPICS -> createTopics(st, (CreateTopicsRequestData) request);
             default -> Promise.failed(new IllegalStateException(api + " is not handled"));
         };
+    }
+
+    /** A request's topic by name, or by id when the version carries ids (name null or empty). */
+    private static TopicTable.Topic resolve(ShardState st, String name, Uuid id) {
+        return name != null && !name.isEmpty() ? st.topics.get(name) : st.topics.get(id);
+    }
+
+    /**
+     * Runs {@code work} on the shard that owns partition {@code index} of {@code topic} and completes on the
+     * calling shard; {@code missing} when the partition does not exist there.
+     */
+    private <T> Promise<T> onPartition(ShardState st, TopicTable.Topic topic, int index,
+                                       Function<Partition, Promise<T>> work, T missing) {
+        String name = topic.name();
+        return st.shard.submitToAsync(broker.shardOf(topic.id(), index), s -> broker.state(s.id())
+            .partition(name, index).flatMap(part -> part == null ? Promise.completed(missing) : work.apply(part)));
     }
 
     ApiVersionsResponseData apiVersions(short error) {
@@ -236,7 +253,7 @@ final class Handlers {
         }
         for (ProduceRequestData.TopicProduceData t : req.topicData) {
             ProduceResponseData.TopicProduceResponse tr = topicResponse(r, t);
-            TopicTable.Topic topic = t.name != null && !t.name.isEmpty() ? st.topics.get(t.name) : st.topics.get(t.topicId);
+            TopicTable.Topic topic = resolve(st, t.name, t.topicId);
             for (ProduceRequestData.PartitionProduceData p : t.partitionData) {
                 if (topic == null || p.index < 0 || p.index >= topic.partitions()) {
                     partitionError(tr, p.index, t.name == null || t.name.isEmpty() ? ErrorCodes.UNKNOWN_TOPIC_ID
@@ -251,14 +268,9 @@ final class Handlers {
                 ProduceResponseData.PartitionProduceResponse pr = new ProduceResponseData.PartitionProduceResponse();
                 pr.index = p.index;
                 tr.partitionResponses.add(pr);
-                int owner = broker.shardOf(topic.id(), p.index);
-                String name = topic.name();
-                int index = p.index;
                 short acks = req.acks;
-                Promise<Partition.AppendResult> done = st.shard.submitToAsync(owner, s ->
-                    broker.state(s.id()).partition(name, index).flatMap(part -> part == null
-                        ? Promise.completed(new Partition.AppendResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, null))
-                        : part.append(records, acks)));
+                Promise<Partition.AppendResult> done = onPartition(st, topic, p.index, part -> part.append(records, acks),
+                    new Partition.AppendResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, null));
                 ps.add(done.recover(f -> new Partition.AppendResult(ErrorCodes.UNKNOWN_SERVER_ERROR, -1, -1,
                     f.toString())).map(res -> {
                         records.close();
@@ -313,7 +325,7 @@ final class Handlers {
             long timer = st.shard.schedule(waitNs, () -> any.complete(false));
             any.whenComplete((v, f) -> st.shard.cancelTimer(timer));
             for (FetchRequestData.FetchTopic t : req.topics) {
-                TopicTable.Topic topic = t.topic != null && !t.topic.isEmpty() ? st.topics.get(t.topic) : st.topics.get(t.topicId);
+                TopicTable.Topic topic = resolve(st, t.topic, t.topicId);
                 if (topic == null) {
                     continue;
                 }
@@ -321,12 +333,8 @@ final class Handlers {
                     if (p.partition < 0 || p.partition >= topic.partitions()) {
                         continue;
                     }
-                    int owner = broker.shardOf(topic.id(), p.partition);
-                    String name = topic.name();
                     long offset = p.fetchOffset;
-                    int index = p.partition;
-                    st.shard.submitToAsync(owner, s -> broker.state(s.id()).partition(name, index)
-                        .flatMap(part -> part == null ? Promise.completed(false) : part.awaitData(offset, waitNs)))
+                    onPartition(st, topic, p.partition, part -> part.awaitData(offset, waitNs), false)
                         .whenComplete((v, f) -> {
                             if (Boolean.TRUE.equals(v)) {
                                 any.complete(true);
@@ -368,7 +376,7 @@ final class Handlers {
             tr.topic = t.topic;
             tr.topicId = t.topicId;
             r.responses.add(tr);
-            TopicTable.Topic topic = t.topic != null && !t.topic.isEmpty() ? st.topics.get(t.topic) : st.topics.get(t.topicId);
+            TopicTable.Topic topic = resolve(st, t.topic, t.topicId);
             for (FetchRequestData.FetchPartition p : t.partitions) {
                 FetchResponseData.PartitionData pd = new FetchResponseData.PartitionData();
                 pd.partitionIndex = p.partition;
@@ -381,15 +389,10 @@ final class Handlers {
                         : ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
                     continue;
                 }
-                int owner = broker.shardOf(topic.id(), p.partition);
-                String name = topic.name();
-                int index = p.partition;
                 long offset = p.fetchOffset;
                 int max = Math.min(Math.max(1, p.partitionMaxBytes), budget);
-                ps.add(st.shard.submitToAsync(owner, s -> broker.state(s.id()).partition(name, index)
-                        .flatMap(part -> part == null
-                            ? Promise.completed(new Partition.ReadResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, null, -1, -1))
-                            : part.read(offset, max)))
+                ps.add(onPartition(st, topic, p.partition, part -> part.read(offset, max),
+                        new Partition.ReadResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, null, -1, -1))
                     .recover(f -> new Partition.ReadResult(ErrorCodes.UNKNOWN_SERVER_ERROR, null, -1, -1))
                     .map(res -> {
                         pd.errorCode = res.errorCode();
@@ -425,13 +428,9 @@ final class Handlers {
                     pr.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
                     continue;
                 }
-                int owner = broker.shardOf(topic.id(), p.partitionIndex);
-                String name = topic.name();
-                int index = p.partitionIndex;
                 long ts = p.timestamp;
-                ps.add(st.shard.submitToAsync(owner, s -> broker.state(s.id()).partition(name, index)
-                        .flatMap(part -> part == null ? Promise.completed(new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1})
-                            : lookup(part, ts)))
+                ps.add(onPartition(st, topic, p.partitionIndex, part -> lookup(part, ts),
+                        new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1})
                     .map(res -> {
                         pr.errorCode = (short) res[0];
                         pr.offset = res[1];

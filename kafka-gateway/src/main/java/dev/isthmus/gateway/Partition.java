@@ -96,13 +96,23 @@ final class Partition implements Log.Listener {
         if (len == 0) {
             return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1, "empty record set"));
         }
-        long tmp = arena.allocate(len, Subsystem.NETWORK_RECEIVE);
-        if (tmp == MemoryArena.NO_MEMORY) {
-            return Promise.completed(new AppendResult(ErrorCodes.REQUEST_TIMED_OUT, -1, -1, arena.lastFailure()));
+        // The log validates, stamps offsets and the epoch, then copies into its write-behind chunks; it needs
+        // the batches contiguous. Records that arrived in one fragment (the usual case) go straight from the
+        // request's own bytes; only records split across fragments are gathered into a temporary block.
+        IoBuf buf = records.buf();
+        long tmp = MemoryArena.NO_MEMORY;
+        MemorySegment seg;
+        if (buf.fragmentCount() == 1) {
+            seg = buf.fragment(0);
+        } else {
+            tmp = arena.allocate(len, Subsystem.NETWORK_RECEIVE);
+            if (tmp == MemoryArena.NO_MEMORY) {
+                return Promise.completed(new AppendResult(ErrorCodes.REQUEST_TIMED_OUT, -1, -1, arena.lastFailure()));
+            }
+            seg = arena.segment(tmp, len);
+            buf.copyTo(0, seg, 0, len);
         }
         try {
-            MemorySegment seg = arena.segment(tmp, len);
-            records.buf().copyTo(0, seg, 0, len);
             if (len < RecordBatch.HEADER_BYTES) {
                 return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1,
                     "record set of " + len + " bytes is shorter than a batch header"));
@@ -162,7 +172,9 @@ final class Partition implements Log.Listener {
             durableWaiters.addLast(new DurableWaiter(end, p, ok));
             return p;
         } finally {
-            arena.free(tmp);
+            if (tmp != MemoryArena.NO_MEMORY) {
+                arena.free(tmp);
+            }
         }
     }
 

@@ -152,49 +152,28 @@ public final class IoBuf implements IoBufView, AutoCloseable {
 
     /** Appends a copy of {@code length} bytes of {@code src} at {@code offset}, filling the tail in place first. */
     public IoBuf append(MemorySegment src, long offset, long length) {
-        checkLive();
-        long done = 0;
-        while (done < length) {
-            long room = tailRoom();
-            if (room == 0) {
-                long want = Math.max(FIRST_FRAGMENT_BYTES, Math.min(length - done, MAX_FRAGMENT_BYTES));
-                want = Math.min(MAX_FRAGMENT_BYTES, Math.max(want, Math.min(size, MAX_FRAGMENT_BYTES)));
-                Fragment f = newFragment((int) want);
-                add(f, 0, 0);
-                room = tailRoom();
-            }
-            long n = Math.min(room, length - done);
-            int last = count - 1;
-            Fragment f = frags[last];
-            long at = starts[last] + lens[last];
-            MemorySegment.copy(src, offset + done, f.memory, at, n);
-            lens[last] += n;
-            f.written = at + n;
-            size += n;
-            done += n;
-        }
-        return this;
+        return appendCopy(src, offset, length);
     }
 
     public IoBuf append(byte[] src, int offset, int length) {
+        return appendCopy(src, offset, length);
+    }
+
+    /** {@code src} is a MemorySegment or a byte[] (a branch, so the heap path allocates no segment view). */
+    private IoBuf appendCopy(Object src, long offset, long length) {
         checkLive();
-        int done = 0;
+        long done = 0;
         while (done < length) {
-            long room = tailRoom();
-            if (room == 0) {
-                long want = Math.max(FIRST_FRAGMENT_BYTES, Math.min(length - done, MAX_FRAGMENT_BYTES));
-                want = Math.min(MAX_FRAGMENT_BYTES, Math.max(want, Math.min(size, MAX_FRAGMENT_BYTES)));
-                add(newFragment((int) want), 0, 0);
-                room = tailRoom();
-            }
-            int n = (int) Math.min(room, length - done);
+            long n = Math.min(tailRoomOrGrow(length - done), length - done);
             int last = count - 1;
-            Fragment f = frags[last];
+            MemorySegment dst = frags[last].memory;
             long at = starts[last] + lens[last];
-            MemorySegment.copy(src, offset + done, f.memory, ValueLayout.JAVA_BYTE, at, n);
-            lens[last] += n;
-            f.written = at + n;
-            size += n;
+            if (src instanceof byte[] bytes) {
+                MemorySegment.copy(bytes, (int) (offset + done), dst, ValueLayout.JAVA_BYTE, at, (int) n);
+            } else {
+                MemorySegment.copy((MemorySegment) src, offset + done, dst, at, n);
+            }
+            grow(n);
             done += n;
         }
         return this;
@@ -319,16 +298,24 @@ public final class IoBuf implements IoBufView, AutoCloseable {
     /** Makes sure there is a tail with room; returns true when {@code n} bytes fit contiguously in it. */
     private boolean ensureTail(int n) {
         checkLive();
-        long room = tailRoom();
-        if (room == 0) {
-            Fragment f = newFragment((int) Math.min(MAX_FRAGMENT_BYTES, Math.max(FIRST_FRAGMENT_BYTES, Math.min(size, MAX_FRAGMENT_BYTES))));
-            add(f, 0, 0);
-            return true;
-        }
-        return room >= n;
+        return tailRoomOrGrow(n) >= n;
     }
 
-    private void grow(int n) {
+    /**
+     * Room after the tail this chain may fill in place; when there is none, a new fragment sized for
+     * {@code wanted} bytes (and growing with the chain, 4 KiB to {@link #MAX_FRAGMENT_BYTES}) becomes the tail.
+     */
+    private long tailRoomOrGrow(long wanted) {
+        long room = tailRoom();
+        if (room == 0) {
+            long bytes = Math.min(MAX_FRAGMENT_BYTES, Math.max(FIRST_FRAGMENT_BYTES, Math.max(wanted, size)));
+            add(newFragment((int) bytes), 0, 0);
+            room = tailRoom();
+        }
+        return room;
+    }
+
+    private void grow(long n) {
         int last = count - 1;
         lens[last] += n;
         frags[last].written = starts[last] + lens[last];

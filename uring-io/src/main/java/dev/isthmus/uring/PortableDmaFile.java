@@ -7,7 +7,6 @@ import dev.isthmus.ffi.Errno;
 import com.sun.nio.file.ExtendedOpenOption;
 
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;

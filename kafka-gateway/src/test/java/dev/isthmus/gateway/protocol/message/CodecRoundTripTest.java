@@ -7,7 +7,6 @@ import dev.isthmus.gateway.protocol.ProtocolMessage;
 import org.apache.kafka.common.message.ApiMessageType;
 import org.apache.kafka.common.message.RequestHeaderData;
 import org.apache.kafka.common.message.ResponseHeaderData;
-import org.apache.kafka.common.protocol.ApiMessage;
 import org.apache.kafka.common.protocol.ByteBufferAccessor;
 import org.apache.kafka.common.protocol.Message;
 import org.apache.kafka.common.protocol.MessageUtil;
@@ -18,7 +17,6 @@ import java.util.Random;
 import java.util.function.Supplier;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -102,7 +100,6 @@ class CodecRoundTripTest {
         assertEquals(0, r.remaining(), what + " v" + v + ": bytes left after decoding");
         assertEquals(ourBytes.duplicate().rewind(), ByteBufferWriter.encode(back, v), what + " v" + v
             + ": our decode+encode of Kafka's bytes differs");
-        assertNotNull(theirs instanceof ApiMessage ? theirs : theirs);
     }
 
     private static Object newLike(ProtocolMessage m) {
