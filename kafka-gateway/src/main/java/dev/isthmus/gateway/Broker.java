@@ -42,6 +42,7 @@ public final class Broker implements AutoCloseable {
     private final String clusterId;
     private final Path topicsFile;
     private volatile int port;
+    private volatile MetricsServer metrics;
     private long nextProducerId;
 
     private Broker(BrokerConfig config, ShardGroup group, ShardArenas arenas, String clusterId, Path topicsFile) {
@@ -61,6 +62,10 @@ public final class Broker implements AutoCloseable {
 
     /** Starts the broker and returns once every shard listens. */
     public static Broker start(BrokerConfig config) throws IOException {
+        if (!config.seeds().isEmpty() || config.rpcHost() != null) {
+            throw new IllegalArgumentException("cluster mode (--seeds, --rpc-listen) is not available in this build:"
+                + " partitions are replicated by Raft on one node only; start without --seeds and --rpc-listen");
+        }
         Path data = config.dataDir().toAbsolutePath();
         Files.createDirectories(data.resolve("logs"));
         Path idFile = data.resolve("cluster.id");
@@ -81,11 +86,15 @@ public final class Broker implements AutoCloseable {
                 group.call(i, s -> {
                     ShardState st = new ShardState(s, arenas.current(), data.resolve("logs"));
                     st.topics = topics;
+                    st.groups = new GroupCoordinator(b, st);
                     b.states[id] = st;
                     return null;
                 }).get(30, TimeUnit.SECONDS);
             }
             b.listenAll();
+            if (config.metricsHost() != null) {
+                b.metrics = MetricsServer.start(b, config.metricsHost(), config.metricsPort());
+            }
         } catch (Exception e) {
             group.close();
             throw new IOException("broker failed to start: " + e.getMessage(), e);
@@ -125,6 +134,12 @@ public final class Broker implements AutoCloseable {
     /** The Kafka port (the chosen one when configured as 0). */
     public int port() {
         return port;
+    }
+
+    /** The metrics HTTP port, or 0 when metrics are off. */
+    public int metricsPort() {
+        MetricsServer m = metrics;
+        return m == null ? 0 : m.port();
     }
 
     public String clusterId() {
@@ -183,6 +198,7 @@ public final class Broker implements AutoCloseable {
                 LOG.log(System.Logger.Level.ERROR, "cannot persist the topic table", e);
                 return Promise.completed((Object) new short[] {ErrorCodes.KAFKA_STORAGE_ERROR});
             }
+            st.topics = next; // at once on the controller, so a concurrent create of the same name sees it
             List<Promise<Object>> installs = new ArrayList<>();
             for (int i = 0; i < group.size(); i++) {
                 int id = i;
@@ -211,6 +227,11 @@ public final class Broker implements AutoCloseable {
         }
     }
 
+    /** Any thread: the arena counters of a shard. */
+    dev.isthmus.arena.ArenaStats arenaStats(int shard) {
+        return arenas.arena(shard).stats();
+    }
+
     ShardState state(int shard) {
         return states[shard];
     }
@@ -218,6 +239,10 @@ public final class Broker implements AutoCloseable {
     /** Stops listening, closes connections and logs (cleanly: the next start skips recovery), stops the shards. */
     @Override
     public void close() {
+        MetricsServer m = metrics;
+        if (m != null) {
+            m.close();
+        }
         try {
             for (int i = 0; i < group.size(); i++) {
                 int id = i;

@@ -4,24 +4,46 @@ import dev.isthmus.ffi.Libc;
 import dev.isthmus.uring.IoBackend;
 
 import java.nio.file.Path;
+import java.util.List;
 
 /**
- * Start-up settings of a broker.
+ * Start-up settings of a broker: an immutable value, built with {@link #builder()} or {@link #defaults()} and
+ * the {@code with...} shorthands. Validation happens in the constructor so a bad value fails before any
+ * resource is taken, with one sentence naming the setting.
  *
- * @param host              listener address (and the address advertised to clients)
- * @param port              Kafka listener port (0 picks a free one: tests)
- * @param nodeId            this node's id
- * @param shards            shard threads ({@code --smp}); default the CPUs this process may use
- * @param memoryBytes       the whole data memory, split evenly across shards ({@code --memory})
- * @param dataDir           where logs and metadata live
- * @param pin               pin shards to CPUs
- * @param backend           io_uring or portable
- * @param maxRequestBytes   largest request frame accepted (Kafka's socket.request.max.bytes)
- * @param defaultPartitions partitions of auto-created topics (num.partitions)
- * @param autoCreateTopics  create unknown topics named in Metadata requests (auto.create.topics.enable)
+ * @param host                       listener address ({@code --listen HOST:PORT})
+ * @param port                       Kafka listener port (0 picks a free one: tests)
+ * @param advertisedHost             the host clients are told to connect to ({@code --advertise}); null = host
+ * @param advertisedPort             the port clients are told to connect to; 0 = the bound port
+ * @param nodeId                     this node's id ({@code --node-id})
+ * @param shards                     shard threads ({@code --smp}); default the CPUs this process may use
+ * @param memoryBytes                the whole data memory, split evenly across shards ({@code --memory})
+ * @param dataDir                    where logs and metadata live ({@code --data-dir})
+ * @param pin                        pin shards to CPUs
+ * @param backend                    io_uring or portable
+ * @param maxRequestBytes            largest request frame accepted (Kafka's socket.request.max.bytes)
+ * @param maxConnections             connections accepted per broker; more are closed at once
+ * @param maxConnectionBufferedBytes bytes of requests and responses one connection may hold unanswered before
+ *                                   the broker stops reading from it (back-pressure)
+ * @param defaultPartitions          partitions of auto-created topics (num.partitions)
+ * @param autoCreateTopics           create unknown topics named in Metadata requests (auto.create.topics.enable)
+ * @param groupMinSessionTimeoutMs   smallest consumer session timeout accepted (group.min.session.timeout.ms)
+ * @param groupMaxSessionTimeoutMs   largest consumer session timeout accepted (group.max.session.timeout.ms)
+ * @param groupInitialRebalanceDelayMs how long a new group waits for more members before its first rebalance
+ * @param offsetsTopicPartitions     partitions of the internal {@code __consumer_offsets} topic
+ * @param offsetsRetentionMs         committed offsets of an empty group expire after this long (-1 never)
+ * @param metricsHost                Prometheus/health HTTP address ({@code --metrics-listen}); null = off
+ * @param metricsPort                its port (0 picks a free one)
+ * @param rpcHost                    node-to-node RPC address ({@code --rpc-listen}); null = single node
+ * @param rpcPort                    its port
+ * @param seeds                      {@code host:port} RPC addresses of nodes to join ({@code --seeds})
  */
-public record BrokerConfig(String host, int port, int nodeId, int shards, long memoryBytes, Path dataDir, boolean pin,
-                           IoBackend backend, int maxRequestBytes, int defaultPartitions, boolean autoCreateTopics) {
+public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
+                           long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
+                           int maxConnections, long maxConnectionBufferedBytes, int defaultPartitions,
+                           boolean autoCreateTopics, int groupMinSessionTimeoutMs, int groupMaxSessionTimeoutMs,
+                           int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
+                           String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds) {
 
     public BrokerConfig {
         if (shards < 1) {
@@ -32,16 +54,65 @@ public record BrokerConfig(String host, int port, int nodeId, int shards, long m
             throw new IllegalArgumentException("--memory " + memoryBytes + " gives each of " + shards
                 + " shards less than 64 MiB; give at least " + (64L << 20) * shards + " bytes");
         }
+        checkPort("listen", port);
+        checkPort("advertise", advertisedPort);
+        checkPort("metrics-listen", metricsPort);
+        checkPort("rpc-listen", rpcPort);
+        if (host == null || host.isBlank()) {
+            throw new IllegalArgumentException("--listen needs a host");
+        }
+        if (nodeId < 0) {
+            throw new IllegalArgumentException("--node-id must be >= 0, got " + nodeId);
+        }
+        if (maxRequestBytes < 1024) {
+            throw new IllegalArgumentException("max request bytes must be >= 1024, got " + maxRequestBytes);
+        }
+        if (maxConnections < 1) {
+            throw new IllegalArgumentException("max connections must be >= 1, got " + maxConnections);
+        }
+        if (maxConnectionBufferedBytes < maxRequestBytes) {
+            throw new IllegalArgumentException("per-connection buffered bytes (" + maxConnectionBufferedBytes
+                + ") must be at least the max request size (" + maxRequestBytes + ")");
+        }
+        if (defaultPartitions < 1) {
+            throw new IllegalArgumentException("default partitions must be >= 1, got " + defaultPartitions);
+        }
+        if (groupMinSessionTimeoutMs < 1 || groupMaxSessionTimeoutMs < groupMinSessionTimeoutMs) {
+            throw new IllegalArgumentException("group session timeout bounds [" + groupMinSessionTimeoutMs + ", "
+                + groupMaxSessionTimeoutMs + "] are not a valid range");
+        }
+        if (groupInitialRebalanceDelayMs < 0) {
+            throw new IllegalArgumentException("group initial rebalance delay must be >= 0");
+        }
+        if (offsetsTopicPartitions < 1) {
+            throw new IllegalArgumentException("offsets topic partitions must be >= 1, got " + offsetsTopicPartitions);
+        }
+        seeds = List.copyOf(seeds);
+        dataDir = dataDir.normalize();
+    }
+
+    private static void checkPort(String option, int port) {
         if (port < 0 || port > 65535) {
-            throw new IllegalArgumentException("port must be in [0, 65535], got " + port);
+            throw new IllegalArgumentException("--" + option + " port must be in [0, 65535], got " + port);
         }
     }
 
     /** The laptop defaults of {@code isthmus start}: 127.0.0.1:9092, ./data, 1 GiB, one shard per CPU. */
     public static BrokerConfig defaults() {
-        int cpus = Libc.allowedCpus().length;
-        return new BrokerConfig("127.0.0.1", 9092, 0, cpus, 1L << 30, Path.of("data"), false, IoBackend.AUTO,
-            100 << 20, 1, true);
+        return builder().build();
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    public Builder toBuilder() {
+        return new Builder(this);
+    }
+
+    /** The host written into Metadata responses. */
+    public String advertisedHostOrListen() {
+        return advertisedHost != null ? advertisedHost : host;
     }
 
     public long memoryPerShard() {
@@ -49,37 +120,206 @@ public record BrokerConfig(String host, int port, int nodeId, int shards, long m
     }
 
     public BrokerConfig withPort(int p) {
-        return new BrokerConfig(host, p, nodeId, shards, memoryBytes, dataDir, pin, backend, maxRequestBytes,
-            defaultPartitions, autoCreateTopics);
+        return toBuilder().port(p).build();
     }
 
     public BrokerConfig withShards(int n) {
-        return new BrokerConfig(host, port, nodeId, n, memoryBytes, dataDir, pin, backend, maxRequestBytes,
-            defaultPartitions, autoCreateTopics);
+        return toBuilder().shards(n).build();
     }
 
     public BrokerConfig withMemory(long bytes) {
-        return new BrokerConfig(host, port, nodeId, shards, bytes, dataDir, pin, backend, maxRequestBytes,
-            defaultPartitions, autoCreateTopics);
+        return toBuilder().memoryBytes(bytes).build();
     }
 
     public BrokerConfig withDataDir(Path dir) {
-        return new BrokerConfig(host, port, nodeId, shards, memoryBytes, dir, pin, backend, maxRequestBytes,
-            defaultPartitions, autoCreateTopics);
+        return toBuilder().dataDir(dir).build();
     }
 
     public BrokerConfig withNodeId(int id) {
-        return new BrokerConfig(host, port, id, shards, memoryBytes, dataDir, pin, backend, maxRequestBytes,
-            defaultPartitions, autoCreateTopics);
+        return toBuilder().nodeId(id).build();
     }
 
     public BrokerConfig withPin(boolean p) {
-        return new BrokerConfig(host, port, nodeId, shards, memoryBytes, dataDir, p, backend, maxRequestBytes,
-            defaultPartitions, autoCreateTopics);
+        return toBuilder().pin(p).build();
     }
 
     public BrokerConfig withBackend(IoBackend b) {
-        return new BrokerConfig(host, port, nodeId, shards, memoryBytes, dataDir, pin, b, maxRequestBytes,
-            defaultPartitions, autoCreateTopics);
+        return toBuilder().backend(b).build();
+    }
+
+    /** Mutable builder; {@link #build()} validates. Defaults are those of {@link #defaults()}. */
+    public static final class Builder {
+        String host = "127.0.0.1";
+        int port = 9092;
+        String advertisedHost;
+        int advertisedPort;
+        int nodeId;
+        int shards = Libc.allowedCpus().length;
+        long memoryBytes = 1L << 30;
+        Path dataDir = Path.of("data");
+        boolean pin;
+        IoBackend backend = IoBackend.AUTO;
+        int maxRequestBytes = 100 << 20;
+        int maxConnections = 10_000;
+        long maxConnectionBufferedBytes = 128L << 20;
+        int defaultPartitions = 1;
+        boolean autoCreateTopics = true;
+        int groupMinSessionTimeoutMs = 6_000;
+        int groupMaxSessionTimeoutMs = 1_800_000;
+        int groupInitialRebalanceDelayMs = 3_000;
+        int offsetsTopicPartitions = 16;
+        long offsetsRetentionMs = 7L * 24 * 3600 * 1000;
+        String metricsHost;
+        int metricsPort;
+        String rpcHost;
+        int rpcPort;
+        List<String> seeds = List.of();
+
+        Builder() {
+        }
+
+        Builder(BrokerConfig c) {
+            host = c.host;
+            port = c.port;
+            advertisedHost = c.advertisedHost;
+            advertisedPort = c.advertisedPort;
+            nodeId = c.nodeId;
+            shards = c.shards;
+            memoryBytes = c.memoryBytes;
+            dataDir = c.dataDir;
+            pin = c.pin;
+            backend = c.backend;
+            maxRequestBytes = c.maxRequestBytes;
+            maxConnections = c.maxConnections;
+            maxConnectionBufferedBytes = c.maxConnectionBufferedBytes;
+            defaultPartitions = c.defaultPartitions;
+            autoCreateTopics = c.autoCreateTopics;
+            groupMinSessionTimeoutMs = c.groupMinSessionTimeoutMs;
+            groupMaxSessionTimeoutMs = c.groupMaxSessionTimeoutMs;
+            groupInitialRebalanceDelayMs = c.groupInitialRebalanceDelayMs;
+            offsetsTopicPartitions = c.offsetsTopicPartitions;
+            offsetsRetentionMs = c.offsetsRetentionMs;
+            metricsHost = c.metricsHost;
+            metricsPort = c.metricsPort;
+            rpcHost = c.rpcHost;
+            rpcPort = c.rpcPort;
+            seeds = c.seeds;
+        }
+
+        public Builder host(String v) {
+            host = v;
+            return this;
+        }
+
+        public Builder port(int v) {
+            port = v;
+            return this;
+        }
+
+        public Builder advertised(String h, int p) {
+            advertisedHost = h;
+            advertisedPort = p;
+            return this;
+        }
+
+        public Builder nodeId(int v) {
+            nodeId = v;
+            return this;
+        }
+
+        public Builder shards(int v) {
+            shards = v;
+            return this;
+        }
+
+        public Builder memoryBytes(long v) {
+            memoryBytes = v;
+            return this;
+        }
+
+        public Builder dataDir(Path v) {
+            dataDir = v;
+            return this;
+        }
+
+        public Builder pin(boolean v) {
+            pin = v;
+            return this;
+        }
+
+        public Builder backend(IoBackend v) {
+            backend = v;
+            return this;
+        }
+
+        public Builder maxRequestBytes(int v) {
+            maxRequestBytes = v;
+            return this;
+        }
+
+        public Builder maxConnections(int v) {
+            maxConnections = v;
+            return this;
+        }
+
+        public Builder maxConnectionBufferedBytes(long v) {
+            maxConnectionBufferedBytes = v;
+            return this;
+        }
+
+        public Builder defaultPartitions(int v) {
+            defaultPartitions = v;
+            return this;
+        }
+
+        public Builder autoCreateTopics(boolean v) {
+            autoCreateTopics = v;
+            return this;
+        }
+
+        public Builder groupSessionTimeoutBoundsMs(int min, int max) {
+            groupMinSessionTimeoutMs = min;
+            groupMaxSessionTimeoutMs = max;
+            return this;
+        }
+
+        public Builder groupInitialRebalanceDelayMs(int v) {
+            groupInitialRebalanceDelayMs = v;
+            return this;
+        }
+
+        public Builder offsetsTopicPartitions(int v) {
+            offsetsTopicPartitions = v;
+            return this;
+        }
+
+        public Builder offsetsRetentionMs(long v) {
+            offsetsRetentionMs = v;
+            return this;
+        }
+
+        public Builder metrics(String h, int p) {
+            metricsHost = h;
+            metricsPort = p;
+            return this;
+        }
+
+        public Builder rpc(String h, int p) {
+            rpcHost = h;
+            rpcPort = p;
+            return this;
+        }
+
+        public Builder seeds(List<String> v) {
+            seeds = v;
+            return this;
+        }
+
+        public BrokerConfig build() {
+            return new BrokerConfig(host, port, advertisedHost, advertisedPort, nodeId, shards, memoryBytes, dataDir,
+                pin, backend, maxRequestBytes, maxConnections, maxConnectionBufferedBytes, defaultPartitions,
+                autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
+                offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds);
+        }
     }
 }

@@ -140,7 +140,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
         inFlight.addLast(slot);
         Promise<ProtocolMessage> response;
         try {
-            response = broker.handlers().handle(state, api, version, request, header);
+            response = broker.handlers().handle(state, api, version, request, header, clientHost());
         } catch (RuntimeException e) {
             response = Promise.failed(e);
         }
@@ -233,6 +233,12 @@ final class Connection implements TcpConnection.ReceiveHandler {
             sending = null;
             close();
         }
+    }
+
+    /** The client's address as Kafka shows it in DescribeGroups ("/127.0.0.1"). */
+    private String clientHost() {
+        java.net.InetSocketAddress a = socket.remoteAddress();
+        return a == null ? "" : "/" + a.getAddress().getHostAddress();
     }
 
     void close() {

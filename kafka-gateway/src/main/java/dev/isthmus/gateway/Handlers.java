@@ -39,6 +39,7 @@ final class Handlers {
 
     private final Broker broker;
     private final Map<ApiKeys, Range> supported = new EnumMap<>(ApiKeys.class);
+    private final GroupHandlers groups;
 
     Handlers(Broker broker) {
         this.broker = broker;
@@ -49,6 +50,18 @@ final class Handlers {
         supported.put(ApiKeys.LIST_OFFSETS, new Range((short) 1, (short) 9));
         supported.put(ApiKeys.INIT_PRODUCER_ID, new Range((short) 0, (short) 5));
         supported.put(ApiKeys.CREATE_TOPICS, new Range((short) 2, (short) 7));
+        supported.put(ApiKeys.FIND_COORDINATOR, new Range((short) 0, (short) 6));
+        supported.put(ApiKeys.JOIN_GROUP, new Range((short) 0, (short) 9));
+        supported.put(ApiKeys.SYNC_GROUP, new Range((short) 0, (short) 5));
+        supported.put(ApiKeys.HEARTBEAT, new Range((short) 0, (short) 4));
+        supported.put(ApiKeys.LEAVE_GROUP, new Range((short) 0, (short) 5));
+        supported.put(ApiKeys.OFFSET_COMMIT, new Range((short) 2, (short) 10));
+        supported.put(ApiKeys.OFFSET_FETCH, new Range((short) 1, (short) 10));
+        supported.put(ApiKeys.DESCRIBE_GROUPS, new Range((short) 0, (short) 6));
+        supported.put(ApiKeys.LIST_GROUPS, new Range((short) 0, (short) 5));
+        supported.put(ApiKeys.DELETE_GROUPS, new Range((short) 0, (short) 2));
+        supported.put(ApiKeys.OFFSET_DELETE, new Range((short) 0, (short) 0));
+        groups = new GroupHandlers(broker);
     }
 
     boolean supports(ApiKeys api) {
@@ -64,8 +77,11 @@ final class Handlers {
     }
 
     Promise<ProtocolMessage> handle(ShardState st, ApiKeys api, short version, ProtocolMessage request,
-                                    RequestHeaderData header) {
+                                    RequestHeaderData header, String clientHost) {
         return switch (api) {
+            case FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP, OFFSET_COMMIT, OFFSET_FETCH,
+                 DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE ->
+                groups.handle(st, api, version, request, header, clientHost);
             case API_VERSIONS -> Promise.completed(apiVersions(ErrorCodes.NONE));
             case METADATA -> metadata(st, (MetadataRequestData) request, version);
             case PRODUCE -> produce(st, (ProduceRequestData) request);
@@ -134,8 +150,8 @@ final class Handlers {
             MetadataResponseData r = new MetadataResponseData();
             MetadataResponseData.MetadataResponseBroker b = new MetadataResponseData.MetadataResponseBroker();
             b.nodeId = broker.config().nodeId();
-            b.host = broker.config().host();
-            b.port = broker.port();
+            b.host = broker.config().advertisedHostOrListen();
+            b.port = broker.config().advertisedPort() != 0 ? broker.config().advertisedPort() : broker.port();
             r.brokers.add(b);
             r.clusterId = broker.clusterId();
             r.controllerId = broker.config().nodeId();
@@ -167,6 +183,7 @@ final class Handlers {
         MetadataResponseData.MetadataResponseTopic mt = new MetadataResponseData.MetadataResponseTopic();
         mt.name = name;
         mt.topicId = t.id();
+        mt.isInternal = name.equals(GroupCoordinator.OFFSETS_TOPIC);
         for (int p = 0; p < t.partitions(); p++) {
             MetadataResponseData.MetadataResponsePartition mp = new MetadataResponseData.MetadataResponsePartition();
             mp.partitionIndex = p;
@@ -258,6 +275,12 @@ final class Handlers {
                 if (topic == null || p.index < 0 || p.index >= topic.partitions()) {
                     partitionError(tr, p.index, t.name == null || t.name.isEmpty() ? ErrorCodes.UNKNOWN_TOPIC_ID
                         : ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, null);
+                    release(p);
+                    continue;
+                }
+                if (topic.name().equals(GroupCoordinator.OFFSETS_TOPIC)) {
+                    partitionError(tr, p.index, ErrorCodes.INVALID_TOPIC_EXCEPTION,
+                        "cannot produce to the internal topic " + topic.name());
                     release(p);
                     continue;
                 }

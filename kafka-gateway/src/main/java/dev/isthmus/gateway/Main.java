@@ -2,43 +2,67 @@ package dev.isthmus.gateway;
 
 import dev.isthmus.uring.IoBackend;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 
 /**
- * {@code isthmus start [--port 9092] [--host 127.0.0.1] [--smp N] [--memory 1G] [--data ./data]
- * [--node-id 0] [--pin] [--portable]}: starts a broker in the foreground until interrupted.
+ * {@code isthmus start [options]}: starts a broker in the foreground until SIGTERM/SIGINT, which drains
+ * connections, flushes every log and exits 0. Every option can also be given in a {@code --config FILE} of
+ * {@code name = value} lines (the option names without the dashes); options on the command line win.
+ * Bad configuration prints one sentence and exits 2.
  */
 public final class Main {
+    static final String USAGE = """
+        usage: isthmus start [options]
+          --config FILE            read options from FILE (lines "name = value"; '#' comments)
+          --listen HOST:PORT       Kafka listener (default 127.0.0.1:9092)
+          --advertise HOST:PORT    address given to clients in Metadata (default: the listener's)
+          --data-dir DIR           data directory (default ./data)
+          --smp N                  shard threads (default: the CPUs this process may use)
+          --memory SIZE            data memory for all shards, e.g. 512M, 2G (default 1G)
+          --node-id N              this node's id (default 0)
+          --seeds HOST:PORT,...    RPC addresses of nodes to join (cluster mode)
+          --rpc-listen HOST:PORT   node-to-node RPC listener (cluster mode)
+          --metrics-listen HOST:PORT  Prometheus metrics and /health over HTTP (default: off)
+          --default-partitions N   partitions of auto-created topics (default 1)
+          --auto-create-topics B   create topics named in Metadata requests (default true)
+          --max-request-bytes SIZE largest request accepted (default 100M)
+          --max-connections N      connections accepted (default 10000)
+          --pin                    pin shard threads to CPUs
+          --portable               use the portable I/O backend instead of io_uring
+        """;
+
     private Main() {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length == 0 || !args[0].equals("start")) {
-            System.err.println("usage: isthmus start [--port 9092] [--host 127.0.0.1] [--smp N] [--memory 1G]"
-                + " [--data ./data] [--node-id 0] [--pin] [--portable]");
+        if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h") || args[0].equals("help")) {
+            System.out.print(USAGE);
+            System.exit(args.length == 0 ? 2 : 0);
+        }
+        if (!args[0].equals("start")) {
+            System.err.println("isthmus: unknown command '" + args[0] + "'; try 'isthmus start' or 'isthmus --help'");
             System.exit(2);
         }
-        BrokerConfig c = BrokerConfig.defaults();
-        for (int i = 1; i < args.length; i++) {
-            String a = args[i];
-            switch (a) {
-                case "--port" -> c = c.withPort(Integer.parseInt(value(args, ++i, a)));
-                case "--smp" -> c = c.withShards(Integer.parseInt(value(args, ++i, a)));
-                case "--memory" -> c = c.withMemory(parseBytes(value(args, ++i, a)));
-                case "--data" -> c = c.withDataDir(Path.of(value(args, ++i, a)));
-                case "--node-id" -> c = c.withNodeId(Integer.parseInt(value(args, ++i, a)));
-                case "--pin" -> c = c.withPin(true);
-                case "--portable" -> c = c.withBackend(IoBackend.PORTABLE);
-                case "--host" -> c = new BrokerConfig(value(args, ++i, a), c.port(), c.nodeId(), c.shards(),
-                    c.memoryBytes(), c.dataDir(), c.pin(), c.backend(), c.maxRequestBytes(), c.defaultPartitions(),
-                    c.autoCreateTopics());
-                default -> {
-                    System.err.println("isthmus: unknown option " + a);
-                    System.exit(2);
-                }
-            }
+        BrokerConfig c;
+        try {
+            c = parse(Arrays.copyOfRange(args, 1, args.length));
+        } catch (IllegalArgumentException e) {
+            System.err.println("isthmus: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        if (c == null) {
+            System.out.print(USAGE);
+            return;
         }
         Broker broker;
         try {
@@ -50,26 +74,182 @@ public final class Main {
         }
         System.out.println("Isthmus broker " + c.nodeId() + " ready on " + c.host() + ":" + broker.port() + " ("
             + broker.group().size() + " shards, " + (c.memoryBytes() >> 20) + " MiB, data in "
-            + c.dataDir().toAbsolutePath() + "). Ctrl-C stops it.");
+            + c.dataDir().toAbsolutePath() + ")" + (broker.metricsPort() > 0
+            ? ", metrics on http://" + c.metricsHost() + ":" + broker.metricsPort() + "/metrics" : "")
+            + ". Ctrl-C stops it.");
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             broker.close();
+            System.out.println("Isthmus broker " + c.nodeId() + " stopped cleanly.");
             stopped.countDown();
         }, "isthmus-shutdown"));
         stopped.await();
     }
 
-    private static String value(String[] args, int i, String option) {
-        if (i >= args.length) {
-            System.err.println("isthmus: " + option + " needs a value");
-            System.exit(2);
+    /**
+     * Parses the options after {@code start}. Returns null for {@code --help}; throws
+     * {@link IllegalArgumentException} with one sentence for bad configuration.
+     */
+    public static BrokerConfig parse(String[] args) {
+        Map<String, String> options = new LinkedHashMap<>();
+        List<String[]> fromArgs = new ArrayList<>();
+        Path configFile = null;
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (a.equals("--help") || a.equals("-h")) {
+                return null;
+            }
+            if (!a.startsWith("--")) {
+                throw new IllegalArgumentException("unexpected argument '" + a + "' (options start with --)");
+            }
+            String name = a.substring(2);
+            String value;
+            int eq = name.indexOf('=');
+            if (eq >= 0) {
+                value = name.substring(eq + 1);
+                name = name.substring(0, eq);
+            } else if (name.equals("pin") || name.equals("portable")) {
+                value = "true";
+            } else {
+                if (i + 1 >= args.length) {
+                    throw new IllegalArgumentException("--" + name + " needs a value");
+                }
+                value = args[++i];
+            }
+            if (name.equals("config")) {
+                configFile = Path.of(value);
+            } else {
+                fromArgs.add(new String[] {name, value});
+            }
         }
-        return args[i];
+        if (configFile != null) {
+            readConfigFile(configFile, options);
+        }
+        for (String[] kv : fromArgs) {
+            options.put(kv[0], kv[1]);
+        }
+        BrokerConfig.Builder b = BrokerConfig.builder();
+        for (Map.Entry<String, String> e : options.entrySet()) {
+            apply(b, e.getKey(), e.getValue().trim());
+        }
+        return b.build();
     }
 
-    /** 512M, 2G, 1073741824. */
-    static long parseBytes(String s) {
+    private static void readConfigFile(Path file, Map<String, String> into) {
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(file);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot read config file " + file + ": " + e.getMessage());
+        }
+        for (int n = 0; n < lines.size(); n++) {
+            String line = lines.get(n).strip();
+            if (line.isEmpty() || line.startsWith("#")) {
+                continue;
+            }
+            int eq = line.indexOf('=');
+            if (eq <= 0) {
+                throw new IllegalArgumentException(file + " line " + (n + 1) + ": expected 'name = value', got '"
+                    + line + "'");
+            }
+            String name = line.substring(0, eq).strip();
+            if (name.startsWith("--")) {
+                name = name.substring(2);
+            }
+            into.put(name, line.substring(eq + 1).strip());
+        }
+    }
+
+    private static void apply(BrokerConfig.Builder b, String name, String v) {
+        switch (name) {
+            case "listen" -> {
+                HostPort hp = hostPort(name, v);
+                b.host(hp.host).port(hp.port);
+            }
+            case "advertise" -> {
+                HostPort hp = hostPort(name, v);
+                b.advertised(hp.host, hp.port);
+            }
+            case "metrics-listen" -> {
+                HostPort hp = hostPort(name, v);
+                b.metrics(hp.host, hp.port);
+            }
+            case "rpc-listen" -> {
+                HostPort hp = hostPort(name, v);
+                b.rpc(hp.host, hp.port);
+            }
+            case "seeds" -> {
+                List<String> seeds = new ArrayList<>();
+                for (String s : v.split(",")) {
+                    if (!s.isBlank()) {
+                        HostPort hp = hostPort(name, s.trim());
+                        seeds.add(hp.host + ":" + hp.port);
+                    }
+                }
+                b.seeds(seeds);
+            }
+            case "data-dir", "data" -> b.dataDir(Path.of(v));
+            case "smp" -> b.shards(integer(name, v));
+            case "memory" -> b.memoryBytes(parseBytes(name, v));
+            case "node-id" -> b.nodeId(integer(name, v));
+            case "default-partitions" -> b.defaultPartitions(integer(name, v));
+            case "auto-create-topics" -> b.autoCreateTopics(bool(name, v));
+            case "max-request-bytes" -> b.maxRequestBytes(Math.toIntExact(Math.min(parseBytes(name, v),
+                Integer.MAX_VALUE)));
+            case "max-connections" -> b.maxConnections(integer(name, v));
+            case "pin" -> b.pin(bool(name, v));
+            case "portable" -> b.backend(bool(name, v) ? IoBackend.PORTABLE : IoBackend.AUTO);
+            // Older spellings kept so existing scripts still work.
+            case "port" -> b.port(integer(name, v));
+            case "host" -> b.host(v);
+            default -> throw new IllegalArgumentException("unknown option --" + name + " (see isthmus --help)");
+        }
+    }
+
+    private record HostPort(String host, int port) {
+    }
+
+    private static HostPort hostPort(String option, String v) {
+        int colon = v.lastIndexOf(':');
+        if (colon <= 0 || colon == v.length() - 1) {
+            throw new IllegalArgumentException("--" + option + " expects HOST:PORT, got '" + v + "'");
+        }
+        String host = v.substring(0, colon);
+        if (host.startsWith("[") && host.endsWith("]")) {
+            host = host.substring(1, host.length() - 1);
+        }
+        int port = integer(option, v.substring(colon + 1));
+        if (port < 0 || port > 65535) {
+            throw new IllegalArgumentException("--" + option + " port must be in [0, 65535], got " + port);
+        }
+        return new HostPort(host, port);
+    }
+
+    private static int integer(String option, String v) {
+        try {
+            return Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--" + option + " expects a whole number, got '" + v + "'");
+        }
+    }
+
+    private static boolean bool(String option, String v) {
+        return switch (v.toLowerCase(Locale.ROOT)) {
+            case "true", "yes", "on", "1" -> true;
+            case "false", "no", "off", "0" -> false;
+            default -> throw new IllegalArgumentException("--" + option + " expects true or false, got '" + v + "'");
+        };
+    }
+
+    /** 512M, 2G, 64k, 1073741824. */
+    static long parseBytes(String option, String s) {
         String v = s.trim().toUpperCase(Locale.ROOT);
+        if (v.endsWith("B")) {
+            v = v.substring(0, v.length() - 1);
+        }
+        if (v.endsWith("I")) {
+            v = v.substring(0, v.length() - 1);
+        }
         long mul = 1;
         if (v.endsWith("K")) {
             mul = 1L << 10;
@@ -77,10 +257,20 @@ public final class Main {
             mul = 1L << 20;
         } else if (v.endsWith("G")) {
             mul = 1L << 30;
+        } else if (v.endsWith("T")) {
+            mul = 1L << 40;
         }
         if (mul != 1) {
             v = v.substring(0, v.length() - 1);
         }
-        return Long.parseLong(v) * mul;
+        try {
+            long n = Long.parseLong(v.trim());
+            if (n <= 0) {
+                throw new IllegalArgumentException("--" + option + " must be positive, got '" + s + "'");
+            }
+            return Math.multiplyExact(n, mul);
+        } catch (NumberFormatException | ArithmeticException e) {
+            throw new IllegalArgumentException("--" + option + " expects a size like 512M or 2G, got '" + s + "'");
+        }
     }
 }

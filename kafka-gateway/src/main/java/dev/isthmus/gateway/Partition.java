@@ -9,6 +9,7 @@ import dev.isthmus.log.LogException;
 import dev.isthmus.log.RecordBatch;
 import dev.isthmus.uring.shard.Promise;
 import dev.isthmus.uring.shard.Shard;
+import org.HdrHistogram.Histogram;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
@@ -31,7 +32,8 @@ final class Partition implements Log.Listener {
     record ReadResult(short errorCode, IoBufSlice records, long highWatermark, long logStartOffset) {
     }
 
-    private record DurableWaiter(long offsetExclusive, Promise<AppendResult> promise, AppendResult result) {
+    private record DurableWaiter(long offsetExclusive, Promise<AppendResult> promise, AppendResult result,
+                                 long startNs) {
     }
 
     /** Last batches of one producer (Kafka keeps 5 for duplicate detection). */
@@ -51,6 +53,8 @@ final class Partition implements Log.Listener {
     private final Map<Long, ProducerState> producers = new HashMap<>();
     private final RecordBatch batch = new RecordBatch();
     private long highWatermark;
+    /** Append-to-durable latency of acks=all produces (µs). Owner shard; copied for metrics. */
+    final Histogram durableLatencyMicros = new Histogram(60_000_000L, 2);
 
     Partition(String topic, int index, Log log, Shard shard, MemoryArena arena, Runnable onAppended) {
         this.topic = topic;
@@ -71,6 +75,7 @@ final class Partition implements Log.Listener {
         highWatermark = durableEndOffset;
         while (!durableWaiters.isEmpty() && durableWaiters.peekFirst().offsetExclusive <= durableEndOffset) {
             DurableWaiter w = durableWaiters.pollFirst();
+            durableLatencyMicros.recordValue(Math.min(60_000_000L, Math.max(0, (System.nanoTime() - w.startNs) / 1000)));
             w.promise.complete(w.result);
         }
         if (!dataWaiters.isEmpty()) {
@@ -113,69 +118,78 @@ final class Partition implements Log.Listener {
             buf.copyTo(0, seg, 0, len);
         }
         try {
-            if (len < RecordBatch.HEADER_BYTES) {
-                return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1,
-                    "record set of " + len + " bytes is shorter than a batch header"));
-            }
-            batch.wrap(seg, 0);
-            long producerId = batch.producerId();
-            ProducerState ps = null;
-            int firstSeq = batch.baseSequence();
-            int lastSeq = firstSeq + batch.lastOffsetDelta();
-            if (producerId >= 0 && batch.magic() == RecordBatch.CURRENT_MAGIC && batch.sizeInBytes() == len) {
-                ps = producers.computeIfAbsent(producerId, k -> new ProducerState());
-                short epoch = batch.producerEpoch();
-                if (epoch < ps.epoch) {
-                    return Promise.completed(new AppendResult(ErrorCodes.INVALID_PRODUCER_EPOCH, -1, -1,
-                        "producer " + producerId + " epoch " + epoch + " is older than " + ps.epoch));
-                }
-                if (epoch > ps.epoch) {
-                    ps.epoch = epoch;
-                    ps.batches.clear();
-                }
-                for (long[] b : ps.batches) {
-                    if (b[0] == firstSeq && b[1] == lastSeq) {
-                        // A retry of a batch we already have: answer with its offset, append nothing.
-                        return Promise.completed(new AppendResult(ErrorCodes.NONE, b[2], log.logStartOffset(), null));
-                    }
-                }
-                long[] last = ps.batches.peekLast();
-                boolean inOrder = last == null ? true : firstSeq == (int) (last[1] + 1);
-                if (!inOrder) {
-                    return Promise.completed(new AppendResult(ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, -1,
-                        "producer " + producerId + " sent sequence " + firstSeq + " after " + last[1]));
-                }
-            }
-            long base;
-            try {
-                base = log.append(seg, 0, len, 0);
-            } catch (LogException e) {
-                return Promise.completed(new AppendResult(e.kind().kafkaCode, -1, -1, e.getMessage()));
-            }
-            if (base == Log.NO_MEMORY) {
-                return Promise.completed(new AppendResult(ErrorCodes.REQUEST_TIMED_OUT, -1, -1,
-                    "write-behind memory is full; retry"));
-            }
-            if (ps != null) {
-                ps.batches.addLast(new long[] {firstSeq, lastSeq, base});
-                if (ps.batches.size() > 5) {
-                    ps.batches.pollFirst();
-                }
-            }
-            onAppended.run();
-            AppendResult ok = new AppendResult(ErrorCodes.NONE, base, log.logStartOffset(), null);
-            long end = log.logEndOffset();
-            if (acks == 1 || acks == 0) {
-                return Promise.completed(ok);
-            }
-            Promise<AppendResult> p = new Promise<>();
-            durableWaiters.addLast(new DurableWaiter(end, p, ok));
-            return p;
+            return appendSegment(seg, len, acks);
         } finally {
             if (tmp != MemoryArena.NO_MEMORY) {
                 arena.free(tmp);
             }
         }
+    }
+
+    /** Internal writers (the group coordinator): appends one batch and completes once it is durable. */
+    Promise<AppendResult> appendInternal(MemorySegment seg, int len) {
+        return appendSegment(seg, len, (short) -1);
+    }
+
+    private Promise<AppendResult> appendSegment(MemorySegment seg, int len, short acks) {
+        if (len < RecordBatch.HEADER_BYTES) {
+            return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1,
+                "record set of " + len + " bytes is shorter than a batch header"));
+        }
+        batch.wrap(seg, 0);
+        long producerId = batch.producerId();
+        ProducerState ps = null;
+        int firstSeq = batch.baseSequence();
+        int lastSeq = firstSeq + batch.lastOffsetDelta();
+        if (producerId >= 0 && batch.magic() == RecordBatch.CURRENT_MAGIC && batch.sizeInBytes() == len) {
+            ps = producers.computeIfAbsent(producerId, k -> new ProducerState());
+            short epoch = batch.producerEpoch();
+            if (epoch < ps.epoch) {
+                return Promise.completed(new AppendResult(ErrorCodes.INVALID_PRODUCER_EPOCH, -1, -1,
+                    "producer " + producerId + " epoch " + epoch + " is older than " + ps.epoch));
+            }
+            if (epoch > ps.epoch) {
+                ps.epoch = epoch;
+                ps.batches.clear();
+            }
+            for (long[] b : ps.batches) {
+                if (b[0] == firstSeq && b[1] == lastSeq) {
+                    // A retry of a batch we already have: answer with its offset, append nothing.
+                    return Promise.completed(new AppendResult(ErrorCodes.NONE, b[2], log.logStartOffset(), null));
+                }
+            }
+            long[] last = ps.batches.peekLast();
+            boolean inOrder = last == null ? true : firstSeq == (int) (last[1] + 1);
+            if (!inOrder) {
+                return Promise.completed(new AppendResult(ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, -1,
+                    "producer " + producerId + " sent sequence " + firstSeq + " after " + last[1]));
+            }
+        }
+        long base;
+        try {
+            base = log.append(seg, 0, len, 0);
+        } catch (LogException e) {
+            return Promise.completed(new AppendResult(e.kind().kafkaCode, -1, -1, e.getMessage()));
+        }
+        if (base == Log.NO_MEMORY) {
+            return Promise.completed(new AppendResult(ErrorCodes.REQUEST_TIMED_OUT, -1, -1,
+                "write-behind memory is full; retry"));
+        }
+        if (ps != null) {
+            ps.batches.addLast(new long[] {firstSeq, lastSeq, base});
+            if (ps.batches.size() > 5) {
+                ps.batches.pollFirst();
+            }
+        }
+        onAppended.run();
+        AppendResult ok = new AppendResult(ErrorCodes.NONE, base, log.logStartOffset(), null);
+        long end = log.logEndOffset();
+        if (acks == 1 || acks == 0) {
+            return Promise.completed(ok);
+        }
+        Promise<AppendResult> p = new Promise<>();
+        durableWaiters.addLast(new DurableWaiter(end, p, ok, System.nanoTime()));
+        return p;
     }
 
     /** Reads from {@code fetchOffset} up to the high watermark, at most {@code maxBytes} (at least one batch). */

@@ -26,6 +26,8 @@ final class ShardState {
     final Map<String, Promise<Partition>> opening = new HashMap<>();
     final LogConfig logConfig = LogConfig.defaults();
     TopicTable topics = TopicTable.EMPTY;
+    /** Groups whose offsets partition this shard owns; set right after construction by the broker. */
+    GroupCoordinator groups;
     private final long writeRegion;
     private final long readRegion;
 

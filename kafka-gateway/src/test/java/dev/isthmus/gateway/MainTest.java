@@ -1,0 +1,70 @@
+package dev.isthmus.gateway;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The command line and config file of {@code isthmus start}. */
+class MainTest {
+
+    @Test
+    void shouldParseEveryDocumentedFlag() {
+        BrokerConfig c = Main.parse(new String[] {"--listen", "127.0.0.2:9093", "--advertise", "broker.local:19093",
+            "--data-dir", "/tmp/x", "--smp", "2", "--memory", "512M", "--node-id", "3", "--metrics-listen",
+            "127.0.0.1:9644", "--default-partitions", "3", "--auto-create-topics", "false", "--max-connections", "50",
+            "--pin", "--portable"});
+        assertEquals("127.0.0.2", c.host());
+        assertEquals(9093, c.port());
+        assertEquals("broker.local", c.advertisedHostOrListen());
+        assertEquals(19093, c.advertisedPort());
+        assertEquals(Path.of("/tmp/x"), c.dataDir());
+        assertEquals(2, c.shards());
+        assertEquals(512L << 20, c.memoryBytes());
+        assertEquals(3, c.nodeId());
+        assertEquals(9644, c.metricsPort());
+        assertEquals(3, c.defaultPartitions());
+        assertEquals(false, c.autoCreateTopics());
+        assertEquals(50, c.maxConnections());
+        assertTrue(c.pin());
+    }
+
+    @Test
+    void shouldReadAConfigFileAndLetFlagsWin(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("isthmus.conf");
+        Files.write(f, List.of("# a comment", "listen = 127.0.0.1:9999", "smp = 1", "memory = 256M", "seeds = a:1, b:2"));
+        BrokerConfig c = Main.parse(new String[] {"--config", f.toString(), "--smp", "2"});
+        assertEquals(9999, c.port());
+        assertEquals(2, c.shards());
+        assertEquals(256L << 20, c.memoryBytes());
+        assertEquals(List.of("a:1", "b:2"), c.seeds());
+        assertNull(Main.parse(new String[] {"--help"}));
+    }
+
+    @Test
+    void shouldRejectBadConfigurationWithOneSentence(@TempDir Path dir) {
+        assertMessage("unknown option --lisen (see isthmus --help)", "--lisen", "x:1");
+        assertMessage("--listen expects HOST:PORT, got '9092'", "--listen", "9092");
+        assertMessage("--smp expects a whole number, got 'two'", "--smp", "two");
+        assertMessage("--memory expects a size like 512M or 2G, got 'lots'", "--memory", "lots");
+        assertMessage("--listen port must be in [0, 65535], got 70000", "--listen", "h:70000");
+        assertMessage("--smp needs a value", "--smp");
+        assertTrue(assertThrows(IllegalArgumentException.class,
+            () -> Main.parse(new String[] {"--config", dir.resolve("missing").toString()})).getMessage()
+            .startsWith("cannot read config file"));
+        assertTrue(assertThrows(IllegalArgumentException.class,
+            () -> Main.parse(new String[] {"--smp", "4", "--memory", "64M"})).getMessage()
+            .contains("less than 64 MiB"));
+    }
+
+    private static void assertMessage(String expected, String... args) {
+        assertEquals(expected, assertThrows(IllegalArgumentException.class, () -> Main.parse(args)).getMessage());
+    }
+}
