@@ -77,7 +77,7 @@ public final class Log {
 
     final IoEngine engine;
     final Path dir;
-    final LogConfig config;
+    LogConfig config;
     final ChunkPool writePool;
     final ChunkPool readPool;
     final Listener listener;
@@ -137,6 +137,19 @@ public final class Log {
 
     public LogConfig config() {
         return config;
+    }
+
+    /**
+     * Changes the log's settings at runtime (IncrementalAlterConfigs): retention, roll, compaction and batch
+     * limits apply from the next append or retention pass; the active segment keeps its file. The new
+     * max.message.bytes must still fit the read windows this log was opened with.
+     */
+    public void updateConfig(LogConfig next) {
+        if (readPool.chunkBytes() < next.readWindowBytes()) {
+            throw new IllegalArgumentException("max.message.bytes " + next.maxBatchBytes() + " needs read windows of "
+                + next.readWindowBytes() + " bytes; this broker's are " + readPool.chunkBytes());
+        }
+        this.config = next;
     }
 
     /** The first offset still in the log. */

@@ -53,6 +53,25 @@ public final class LogManager {
         });
     }
 
+    /**
+     * Closes the log {@code name} (as {@link Log#close}) and forgets it, so the name can be opened again (or
+     * its directory removed); {@code done} runs on the engine thread. Unknown names complete at once.
+     */
+    public void close(String name, Runnable done) {
+        Log log = logs.remove(name);
+        if (log == null) {
+            done.run();
+            return;
+        }
+        dirty.remove(log);
+        log.close(done);
+    }
+
+    /** The directory of the log {@code name} (whether or not it is open). */
+    public Path dir(String name) {
+        return baseDir.resolve(name);
+    }
+
     public Log get(String name) {
         return logs.get(name);
     }
