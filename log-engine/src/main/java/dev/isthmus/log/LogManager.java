@@ -53,20 +53,6 @@ public final class LogManager {
         });
     }
 
-    /**
-     * Closes the log {@code name} (as {@link Log#close}) and forgets it, so the name can be opened again (or
-     * its directory removed); {@code done} runs on the engine thread. Unknown names complete at once.
-     */
-    public void close(String name, Runnable done) {
-        Log log = logs.remove(name);
-        if (log == null) {
-            done.run();
-            return;
-        }
-        dirty.remove(log);
-        log.close(done);
-    }
-
     /** The directory of the log {@code name} (whether or not it is open). */
     public Path dir(String name) {
         return baseDir.resolve(name);
@@ -122,7 +108,7 @@ public final class LogManager {
         return engine;
     }
 
-    /** Closes {@code name}; {@code done} runs when it is closed. */
+    /** Closes {@code name} and forgets it (it may be opened again or its directory removed); {@code done} runs when it is closed. */
     public void close(String name, Runnable done) {
         Log log = logs.remove(name);
         dirty.remove(log);
