@@ -20,6 +20,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
@@ -41,6 +42,13 @@ public final class Broker implements AutoCloseable {
     private final Handlers handlers;
     private final String clusterId;
     private final Path topicsFile;
+    /** Slow file work off the shard threads: removing the directories of deleted partitions. */
+    private final java.util.concurrent.ExecutorService background = java.util.concurrent.Executors
+        .newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "isthmus-background");
+            t.setDaemon(true);
+            return t;
+        });
     private volatile int port;
     private volatile MetricsServer metrics;
     private long nextProducerId;
@@ -68,6 +76,7 @@ public final class Broker implements AutoCloseable {
         }
         Path data = config.dataDir().toAbsolutePath();
         Files.createDirectories(data.resolve("logs"));
+        ShardState.removeDeletedDirectories(data.resolve("logs"));
         Path idFile = data.resolve("cluster.id");
         if (!Files.exists(idFile)) {
             Files.writeString(idFile, Uuid.random().toString(), StandardCharsets.UTF_8);
@@ -136,6 +145,11 @@ public final class Broker implements AutoCloseable {
         return port;
     }
 
+    /** The largest max.message.bytes a topic may set: what the shards' read windows were sized for. */
+    int maxBatchBytesLimit() {
+        return dev.isthmus.log.LogConfig.defaults().maxBatchBytes();
+    }
+
     /** The metrics HTTP port, or 0 when metrics are off. */
     public int metricsPort() {
         MetricsServer m = metrics;
@@ -172,44 +186,144 @@ public final class Broker implements AutoCloseable {
         return nextProducerId++;
     }
 
+    /** A controller operation's refusal: a Kafka error code and one sentence. */
+    record Failure(short code, String message) {
+    }
+
+    /** A controller operation's accepted change: the next topic table and what to answer. */
+    record Change(TopicTable next, Object result) {
+    }
+
     /**
-     * Creates a topic through the controller (shard 0): validates it, persists the new topic table, installs it
-     * on every shard, and completes on the calling shard with the topic or an error code.
+     * Runs a change of the topic table on the controller (shard 0): {@code fn} sees the current table and
+     * returns a {@link Change} or a {@link Failure}; a change is persisted, installed on shard 0 at once (so a
+     * concurrent operation sees it) and then on every shard — closing and removing the partitions of deleted
+     * topics, applying new topic configs to open logs — and the promise completes on the calling shard with
+     * the change's result or the failure.
      */
-    Promise<Object> createTopic(Shard caller, String name, int partitions) {
+    Promise<Object> updateTopics(Shard caller, java.util.function.Function<TopicTable, Object> fn) {
         return caller.submitToAsync(0, s -> {
             ShardState st = states[0];
-            String bad = TopicTable.invalidName(name);
-            if (bad != null) {
-                return Promise.completed((Object) new short[] {ErrorCodes.INVALID_TOPIC_EXCEPTION});
+            Object outcome = fn.apply(st.topics);
+            if (!(outcome instanceof Change change)) {
+                return Promise.completed(outcome);
             }
-            if (partitions < 1 || partitions > 100_000) {
-                return Promise.completed((Object) new short[] {ErrorCodes.INVALID_PARTITIONS});
-            }
-            TopicTable.Topic existing = st.topics.get(name);
-            if (existing != null) {
-                return Promise.completed((Object) new short[] {ErrorCodes.TOPIC_ALREADY_EXISTS});
-            }
-            TopicTable.Topic t = new TopicTable.Topic(name, Uuid.random(), partitions);
-            TopicTable next = st.topics.with(t);
+            TopicTable previous = st.topics;
             try {
-                next.save(topicsFile);
+                change.next().save(topicsFile);
             } catch (IOException e) {
                 LOG.log(System.Logger.Level.ERROR, "cannot persist the topic table", e);
-                return Promise.completed((Object) new short[] {ErrorCodes.KAFKA_STORAGE_ERROR});
+                return Promise.completed((Object) new Failure(ErrorCodes.KAFKA_STORAGE_ERROR,
+                    "cannot persist the topic table: " + e.getMessage()));
             }
-            st.topics = next; // at once on the controller, so a concurrent create of the same name sees it
-            List<Promise<Object>> installs = new ArrayList<>();
+            st.topics = change.next(); // at once on the controller, so a concurrent change sees it
+            List<Promise<Void>> installs = new ArrayList<>();
             for (int i = 0; i < group.size(); i++) {
                 int id = i;
-                installs.add(s.submitTo(i, x -> {
-                    if (states[id].topics.version() < next.version()) {
-                        states[id].topics = next;
-                    }
-                    return null;
-                }));
+                installs.add(s.submitToAsync(i, x -> install(states[id], previous, change.next())));
             }
-            return Promise.whenAll(installs).map(ignored -> (Object) t);
+            return Promise.whenAll(installs).map(ignored -> change.result());
+        });
+    }
+
+    /** On {@code st}'s shard: adopts {@code next}; completes when deleted partitions are closed and moved away. */
+    private Promise<Void> install(ShardState st, TopicTable previous, TopicTable next) {
+        if (st.topics.version() < next.version()) {
+            st.topics = next;
+        }
+        List<Promise<Void>> drops = new ArrayList<>();
+        for (TopicTable.Topic old : previous.topics()) {
+            TopicTable.Topic now = next.get(old.name());
+            if (now == null || !now.id().equals(old.id())) {
+                for (int p = 0; p < old.partitions(); p++) {
+                    if (shardOf(old.id(), p) == st.shard.id()) {
+                        drops.add(st.dropPartition(old.name(), p, background));
+                    }
+                }
+                st.groups.topicDeleted(old.name());
+            } else if (!now.configs().equals(old.configs())) {
+                st.applyConfigs(now);
+            }
+        }
+        return Promise.whenAll(drops).map(x -> null);
+    }
+
+    /** Creates a topic through the controller; completes with the {@link TopicTable.Topic} or a {@link Failure}. */
+    Promise<Object> createTopic(Shard caller, String name, int partitions) {
+        return createTopic(caller, name, partitions, Map.of());
+    }
+
+    Promise<Object> createTopic(Shard caller, String name, int partitions, Map<String, String> configs) {
+        return updateTopics(caller, table -> {
+            String bad = TopicTable.invalidName(name);
+            if (bad != null) {
+                return new Failure(ErrorCodes.INVALID_TOPIC_EXCEPTION, bad);
+            }
+            if (partitions < 1 || partitions > 100_000) {
+                return new Failure(ErrorCodes.INVALID_PARTITIONS, "number of partitions must be in [1, 100000], got "
+                    + partitions);
+            }
+            if (table.get(name) != null) {
+                return new Failure(ErrorCodes.TOPIC_ALREADY_EXISTS, "Topic '" + name + "' already exists.");
+            }
+            TopicTable.Topic t = new TopicTable.Topic(name, Uuid.random(), partitions, configs);
+            return new Change(table.with(t), t);
+        });
+    }
+
+    /** Deletes a topic (by name, or by id when name is null); completes with the deleted topic or a Failure. */
+    Promise<Object> deleteTopic(Shard caller, String name, Uuid id) {
+        return updateTopics(caller, table -> {
+            TopicTable.Topic t = name != null ? table.get(name) : table.get(id);
+            if (t == null) {
+                return new Failure(name != null ? ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION : ErrorCodes.UNKNOWN_TOPIC_ID,
+                    "topic " + (name != null ? name : id) + " does not exist");
+            }
+            if (t.name().equals(GroupCoordinator.OFFSETS_TOPIC)) {
+                return new Failure(ErrorCodes.INVALID_TOPIC_EXCEPTION, "the internal topic " + t.name()
+                    + " cannot be deleted");
+            }
+            return new Change(table.without(t.name()), t);
+        });
+    }
+
+    /** Grows a topic to {@code count} partitions; completes with the topic or a Failure. */
+    Promise<Object> createPartitions(Shard caller, String name, int count, boolean validateOnly) {
+        return updateTopics(caller, table -> {
+            TopicTable.Topic t = table.get(name);
+            if (t == null) {
+                return new Failure(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, "topic " + name + " does not exist");
+            }
+            if (count <= t.partitions()) {
+                return new Failure(ErrorCodes.INVALID_PARTITIONS, "topic " + name + " has " + t.partitions()
+                    + " partitions; the new count must be larger, got " + count);
+            }
+            if (count > 100_000) {
+                return new Failure(ErrorCodes.INVALID_PARTITIONS, "number of partitions must be at most 100000");
+            }
+            if (validateOnly) {
+                return t;
+            }
+            TopicTable.Topic grown = t.withPartitions(count);
+            return new Change(table.with(grown), grown);
+        });
+    }
+
+    /** Replaces a topic's config overrides (already validated); completes with the topic or a Failure. */
+    Promise<Object> alterTopicConfigs(Shard caller, String name,
+                                      java.util.function.Function<Map<String, String>, Object> edit) {
+        return updateTopics(caller, table -> {
+            TopicTable.Topic t = table.get(name);
+            if (t == null) {
+                return new Failure(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, "topic " + name + " does not exist");
+            }
+            Object edited = edit.apply(t.configs());
+            if (!(edited instanceof Map<?, ?> m)) {
+                return edited; // a Failure, or the unchanged topic for validate-only requests
+            }
+            @SuppressWarnings("unchecked")
+            TopicTable.Topic next = t.withConfigs((Map<String, String>) m);
+            return new Change(table.with(next), next);
         });
     }
 
@@ -267,6 +381,7 @@ public final class Broker implements AutoCloseable {
         } finally {
             arenas.close();
             group.close();
+            background.shutdown();
         }
     }
 }

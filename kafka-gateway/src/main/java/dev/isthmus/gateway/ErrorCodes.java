@@ -20,6 +20,7 @@ public final class ErrorCodes {
     public static final short TOPIC_ALREADY_EXISTS = 36;
     public static final short INVALID_PARTITIONS = 37;
     public static final short INVALID_REPLICATION_FACTOR = 38;
+    public static final short INVALID_REPLICA_ASSIGNMENT = 39;
     public static final short INVALID_REQUEST = 42;
     public static final short OUT_OF_ORDER_SEQUENCE_NUMBER = 45;
     public static final short INVALID_PRODUCER_EPOCH = 47;
@@ -56,4 +57,5 @@ public final class ErrorCodes {
     public static final short TOPIC_DELETION_DISABLED = 73;
     public static final short INVALID_TIMESTAMP = 32;
     public static final short UNKNOWN_PRODUCER_ID = 59;
+    public static final short UNSUPPORTED_ENDPOINT_TYPE = 115;
 }

@@ -40,6 +40,7 @@ final class Handlers {
     private final Broker broker;
     private final Map<ApiKeys, Range> supported = new EnumMap<>(ApiKeys.class);
     private final GroupHandlers groups;
+    private final AdminHandlers admin;
 
     Handlers(Broker broker) {
         this.broker = broker;
@@ -61,7 +62,15 @@ final class Handlers {
         supported.put(ApiKeys.LIST_GROUPS, new Range((short) 0, (short) 5));
         supported.put(ApiKeys.DELETE_GROUPS, new Range((short) 0, (short) 2));
         supported.put(ApiKeys.OFFSET_DELETE, new Range((short) 0, (short) 0));
+        supported.put(ApiKeys.DELETE_TOPICS, new Range((short) 1, (short) 6));
+        supported.put(ApiKeys.CREATE_PARTITIONS, new Range((short) 0, (short) 3));
+        supported.put(ApiKeys.DELETE_RECORDS, new Range((short) 0, (short) 2));
+        supported.put(ApiKeys.DESCRIBE_CONFIGS, new Range((short) 1, (short) 4));
+        supported.put(ApiKeys.INCREMENTAL_ALTER_CONFIGS, new Range((short) 0, (short) 1));
+        supported.put(ApiKeys.OFFSET_FOR_LEADER_EPOCH, new Range((short) 2, (short) 4));
+        supported.put(ApiKeys.DESCRIBE_CLUSTER, new Range((short) 0, (short) 2));
         groups = new GroupHandlers(broker);
+        admin = new AdminHandlers(broker);
     }
 
     boolean supports(ApiKeys api) {
@@ -82,6 +91,8 @@ final class Handlers {
             case FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP, OFFSET_COMMIT, OFFSET_FETCH,
                  DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE ->
                 groups.handle(st, api, version, request, header, clientHost);
+            case DELETE_TOPICS, CREATE_PARTITIONS, DELETE_RECORDS, DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS,
+                 OFFSET_FOR_LEADER_EPOCH, DESCRIBE_CLUSTER -> admin.handle(st, api, version, request);
             case API_VERSIONS -> Promise.completed(apiVersions(ErrorCodes.NONE));
             case METADATA -> metadata(st, (MetadataRequestData) request, version);
             case PRODUCE -> produce(st, (ProduceRequestData) request);
@@ -102,7 +113,7 @@ final class Handlers {
      * Runs {@code work} on the shard that owns partition {@code index} of {@code topic} and completes on the
      * calling shard; {@code missing} when the partition does not exist there.
      */
-    private <T> Promise<T> onPartition(ShardState st, TopicTable.Topic topic, int index,
+    <T> Promise<T> onPartition(ShardState st, TopicTable.Topic topic, int index,
                                        Function<Partition, Promise<T>> work, T missing) {
         String name = topic.name();
         return st.shard.submitToAsync(broker.shardOf(topic.id(), index), s -> broker.state(s.id())
@@ -202,11 +213,44 @@ final class Handlers {
         for (CreateTopicsRequestData.CreatableTopic t : req.topics) {
             CreateTopicsResponseData.CreatableTopicResult res = new CreateTopicsResponseData.CreatableTopicResult();
             res.name = t.name;
+            res.numPartitions = -1;
+            res.replicationFactor = -1;
             r.topics.add(res);
             int partitions = t.numPartitions == -1 ? broker.config().defaultPartitions() : t.numPartitions;
+            if (t.assignments != null && !t.assignments.isEmpty()) {
+                partitions = t.assignments.size();
+                for (CreateTopicsRequestData.CreatableReplicaAssignment a : t.assignments) {
+                    if (a.brokerIds.size() != 1 || a.brokerIds.get(0) != broker.config().nodeId()) {
+                        res.errorCode = ErrorCodes.INVALID_REPLICA_ASSIGNMENT;
+                        res.errorMessage = "partition " + a.partitionIndex + " is assigned to brokers " + a.brokerIds
+                            + "; the only broker is " + broker.config().nodeId();
+                    }
+                }
+                if (res.errorCode != ErrorCodes.NONE) {
+                    continue;
+                }
+            }
             if (t.replicationFactor != -1 && t.replicationFactor != 1) {
                 res.errorCode = ErrorCodes.INVALID_REPLICATION_FACTOR;
                 res.errorMessage = "replication factor " + t.replicationFactor + " is larger than the 1 available broker";
+                continue;
+            }
+            Map<String, String> configs = new java.util.LinkedHashMap<>();
+            for (CreateTopicsRequestData.CreatableTopicConfig c : t.configs) {
+                String bad = TopicConfigs.invalid(c.name, c.value, broker.maxBatchBytesLimit());
+                if (bad != null) {
+                    res.errorCode = ErrorCodes.INVALID_CONFIG;
+                    res.errorMessage = bad;
+                    break;
+                }
+                configs.put(c.name, c.value.trim());
+            }
+            String inconsistent = res.errorCode == ErrorCodes.NONE ? TopicConfigs.inconsistent(configs) : null;
+            if (inconsistent != null) {
+                res.errorCode = ErrorCodes.INVALID_CONFIG;
+                res.errorMessage = inconsistent;
+            }
+            if (res.errorCode != ErrorCodes.NONE) {
                 continue;
             }
             if (req.validateOnly) {
@@ -218,19 +262,22 @@ final class Handlers {
                 res.replicationFactor = 1;
                 continue;
             }
-            ps.add(broker.createTopic(st.shard, t.name, partitions).map(outcome -> {
+            ps.add(broker.createTopic(st.shard, t.name, partitions, configs).map(outcome -> {
                 if (outcome instanceof TopicTable.Topic created) {
                     res.topicId = created.id();
                     res.numPartitions = created.partitions();
                     res.replicationFactor = 1;
+                    for (TopicConfigs.Definition d : TopicConfigs.DEFINITIONS.values()) {
+                        CreateTopicsResponseData.CreatableTopicConfigs c = new CreateTopicsResponseData.CreatableTopicConfigs();
+                        c.name = d.name();
+                        c.value = TopicConfigs.value(created.configs(), d.name());
+                        c.configSource = created.configs().containsKey(d.name()) ? (byte) 1 : (byte) 5;
+                        res.configs.add(c);
+                    }
                 } else {
-                    res.errorCode = ((short[]) outcome)[0];
-                    res.errorMessage = switch (res.errorCode) {
-                        case ErrorCodes.TOPIC_ALREADY_EXISTS -> "Topic '" + t.name + "' already exists.";
-                        case ErrorCodes.INVALID_TOPIC_EXCEPTION -> TopicTable.invalidName(t.name);
-                        case ErrorCodes.INVALID_PARTITIONS -> "number of partitions must be in [1, 100000], got " + partitions;
-                        default -> "could not create topic " + t.name;
-                    };
+                    Broker.Failure f = (Broker.Failure) outcome;
+                    res.errorCode = f.code();
+                    res.errorMessage = f.message();
                 }
                 return null;
             }));

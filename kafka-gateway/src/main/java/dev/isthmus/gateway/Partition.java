@@ -85,6 +85,43 @@ final class Partition implements Log.Listener {
         }
     }
 
+    /** The leader epoch of this replica: the Raft term of a one-member group, 0 until it is re-elected. */
+    int leaderEpoch() {
+        return 0;
+    }
+
+    /**
+     * OffsetForLeaderEpoch on this partition: {errorCode, epoch, endOffset} for the largest epoch <= {@code wanted}
+     * and the offset where the next epoch starts (the log end for the current epoch); fences a client whose
+     * {@code current} epoch is stale or from the future, as Kafka does.
+     */
+    long[] epochEndOffset(int current, int wanted) {
+        int epoch = leaderEpoch();
+        if (current >= 0 && current < epoch) {
+            return new long[] {ErrorCodes.FENCED_LEADER_EPOCH, -1, -1};
+        }
+        if (current > epoch) {
+            return new long[] {ErrorCodes.UNKNOWN_LEADER_EPOCH, -1, -1};
+        }
+        if (wanted < 0 || wanted > epoch) {
+            return new long[] {ErrorCodes.NONE, -1, -1};
+        }
+        return new long[] {ErrorCodes.NONE, epoch, log.logEndOffset()};
+    }
+
+    /** The topic was deleted: pending produces fail, waiting fetches wake (and find the topic gone). */
+    void deleted() {
+        while (!durableWaiters.isEmpty()) {
+            durableWaiters.pollFirst().promise.complete(new AppendResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1,
+                "topic " + topic + " was deleted"));
+        }
+        if (!dataWaiters.isEmpty()) {
+            List<Runnable> ws = new ArrayList<>(dataWaiters);
+            dataWaiters.clear();
+            ws.forEach(Runnable::run);
+        }
+    }
+
     @Override
     public void onFailure(String what) {
         while (!durableWaiters.isEmpty()) {

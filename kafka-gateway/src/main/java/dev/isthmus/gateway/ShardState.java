@@ -42,6 +42,89 @@ final class ShardState {
         ChunkPool readPool = new ChunkPool(arena.segment(readRegion, readBytes), logConfig.readWindowBytes());
         this.logs = new LogManager(shard.engine(), dataDir, writePool, readPool);
         shard.addPoller(logs::poll);
+        scheduleRetention();
+    }
+
+    static final long RETENTION_CHECK_NS = 30_000_000_000L;
+    static final String DELETED_SUFFIX = ".deleted";
+
+    private void scheduleRetention() {
+        shard.schedule(RETENTION_CHECK_NS, () -> {
+            logs.enforceRetention(System.currentTimeMillis());
+            scheduleRetention();
+        });
+    }
+
+    /** The log settings of a topic: the defaults with its overrides. */
+    static LogConfig logConfigFor(TopicTable.Topic t) {
+        return TopicConfigs.logConfig(t.configs());
+    }
+
+    /** Applies a topic's changed configs to the logs of its partitions open here. */
+    void applyConfigs(TopicTable.Topic t) {
+        LogConfig next = logConfigFor(t);
+        for (Partition p : partitions.values()) {
+            if (p.topic.equals(t.name())) {
+                p.log.updateConfig(next);
+            }
+        }
+    }
+
+    /**
+     * Removes partition {@code index} of a deleted topic: closes its log if open, then renames its directory
+     * out of the way at once (a topic created again under the same name starts empty) and deletes the files on
+     * {@code background}. Completes on this shard once the rename is done.
+     */
+    Promise<Void> dropPartition(String topic, int index, java.util.concurrent.Executor background) {
+        String key = key(topic, index);
+        Promise<Void> done = new Promise<>();
+        Promise<Partition> pending = opening.get(key);
+        Promise<Partition> ready = pending != null ? pending : Promise.completed(partitions.get(key));
+        ready.whenComplete((part, f) -> {
+            Partition p = partitions.remove(key);
+            if (p != null) {
+                p.deleted();
+            }
+            logs.close(key, () -> {
+                java.nio.file.Path dir = logs.dir(key);
+                try {
+                    if (java.nio.file.Files.exists(dir)) {
+                        java.nio.file.Path moved = dir.resolveSibling(key + "." + java.util.UUID.randomUUID()
+                            + DELETED_SUFFIX);
+                        java.nio.file.Files.move(dir, moved, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+                        background.execute(() -> deleteTree(moved));
+                    }
+                } catch (java.io.IOException e) {
+                    System.getLogger(ShardState.class.getName()).log(System.Logger.Level.ERROR,
+                        "cannot move the directory of deleted partition " + key + " away: " + e.getMessage());
+                }
+                done.complete(null);
+            });
+        });
+        return done;
+    }
+
+    static void deleteTree(java.nio.file.Path dir) {
+        try (var walk = java.nio.file.Files.walk(dir)) {
+            walk.sorted(java.util.Comparator.reverseOrder()).forEach(f -> {
+                try {
+                    java.nio.file.Files.deleteIfExists(f);
+                } catch (java.io.IOException e) {
+                    System.getLogger(ShardState.class.getName()).log(System.Logger.Level.WARNING,
+                        "cannot delete " + f + ": " + e.getMessage());
+                }
+            });
+        } catch (java.io.IOException e) {
+            System.getLogger(ShardState.class.getName()).log(System.Logger.Level.WARNING,
+                "cannot delete " + dir + ": " + e.getMessage());
+        }
+    }
+
+    /** At start-up: finishes deletions a previous run could not complete. */
+    static void removeDeletedDirectories(java.nio.file.Path logsDir) throws java.io.IOException {
+        try (var list = java.nio.file.Files.list(logsDir)) {
+            list.filter(d -> d.getFileName().toString().endsWith(DELETED_SUFFIX)).forEach(ShardState::deleteTree);
+        }
     }
 
     static String key(String topic, int partition) {
@@ -66,7 +149,7 @@ final class ShardState {
         Promise<Partition> promise = new Promise<>();
         opening.put(key, promise);
         Partition[] holder = new Partition[1];
-        logs.open(key, logConfig, new dev.isthmus.log.Log.Listener() {
+        logs.open(key, logConfigFor(t), new dev.isthmus.log.Log.Listener() {
             @Override
             public void onDurable(long durableEndOffset) {
                 if (holder[0] != null) {

@@ -17,8 +17,23 @@ import java.util.Map;
  * through the cross-shard queues; shards read only their own reference, never a shared mutable map.
  */
 public final class TopicTable {
-    /** One topic. */
-    public record Topic(String name, Uuid id, int partitions) {
+    /** One topic; {@code configs} holds only its overrides of the defaults ({@link TopicConfigs}). */
+    public record Topic(String name, Uuid id, int partitions, Map<String, String> configs) {
+        public Topic {
+            configs = Collections.unmodifiableMap(new LinkedHashMap<>(configs));
+        }
+
+        public Topic(String name, Uuid id, int partitions) {
+            this(name, id, partitions, Map.of());
+        }
+
+        Topic withPartitions(int n) {
+            return new Topic(name, id, n, configs);
+        }
+
+        Topic withConfigs(Map<String, String> c) {
+            return new Topic(name, id, partitions, c);
+        }
     }
 
     public static final TopicTable EMPTY = new TopicTable(0, Map.of());
@@ -59,6 +74,12 @@ public final class TopicTable {
         return new TopicTable(version + 1, m);
     }
 
+    public TopicTable without(String name) {
+        Map<String, Topic> m = new LinkedHashMap<>(byName);
+        m.remove(name);
+        return new TopicTable(version + 1, m);
+    }
+
     /** Kafka's topic name rule: 1..249 of [a-zA-Z0-9._-], not "." or "..". Returns null if valid. */
     public static String invalidName(String name) {
         if (name == null || name.isEmpty()) {
@@ -79,12 +100,17 @@ public final class TopicTable {
         return null;
     }
 
-    // One line per topic: "<name> <uuid msb> <uuid lsb> <partitions>".
+    // One line per topic: "<name> <uuid msb> <uuid lsb> <partitions>[ <key>=<url-encoded value>...]".
     void save(Path file) throws IOException {
         StringBuilder sb = new StringBuilder("# isthmus topics v1, version ").append(version).append('\n');
         for (Topic t : byName.values()) {
             sb.append(t.name()).append(' ').append(t.id().msb()).append(' ').append(t.id().lsb()).append(' ')
-                .append(t.partitions()).append('\n');
+                .append(t.partitions());
+            for (Map.Entry<String, String> c : t.configs().entrySet()) {
+                sb.append(' ').append(c.getKey()).append('=')
+                    .append(java.net.URLEncoder.encode(c.getValue(), StandardCharsets.UTF_8));
+            }
+            sb.append('\n');
         }
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
         try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.CREATE,
@@ -111,10 +137,19 @@ public final class TopicTable {
                 continue;
             }
             String[] p = line.split(" ");
-            if (p.length != 4) {
+            if (p.length < 4) {
                 throw new IOException("corrupt topics file " + file + ": " + line);
             }
-            m.put(p[0], new Topic(p[0], new Uuid(Long.parseLong(p[1]), Long.parseLong(p[2])), Integer.parseInt(p[3])));
+            Map<String, String> configs = new LinkedHashMap<>();
+            for (int i = 4; i < p.length; i++) {
+                int eq = p[i].indexOf('=');
+                if (eq <= 0) {
+                    throw new IOException("corrupt topics file " + file + ": " + line);
+                }
+                configs.put(p[i].substring(0, eq), java.net.URLDecoder.decode(p[i].substring(eq + 1), StandardCharsets.UTF_8));
+            }
+            m.put(p[0], new Topic(p[0], new Uuid(Long.parseLong(p[1]), Long.parseLong(p[2])), Integer.parseInt(p[3]),
+                configs));
         }
         return new TopicTable(version, m);
     }

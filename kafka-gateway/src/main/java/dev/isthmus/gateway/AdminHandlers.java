@@ -1,0 +1,404 @@
+package dev.isthmus.gateway;
+
+import dev.isthmus.gateway.protocol.ProtocolMessage;
+import dev.isthmus.gateway.protocol.Uuid;
+import dev.isthmus.gateway.protocol.message.ApiKeys;
+import dev.isthmus.gateway.protocol.message.CreatePartitionsRequestData;
+import dev.isthmus.gateway.protocol.message.CreatePartitionsResponseData;
+import dev.isthmus.gateway.protocol.message.DeleteRecordsRequestData;
+import dev.isthmus.gateway.protocol.message.DeleteRecordsResponseData;
+import dev.isthmus.gateway.protocol.message.DeleteTopicsRequestData;
+import dev.isthmus.gateway.protocol.message.DeleteTopicsResponseData;
+import dev.isthmus.gateway.protocol.message.DescribeClusterRequestData;
+import dev.isthmus.gateway.protocol.message.DescribeClusterResponseData;
+import dev.isthmus.gateway.protocol.message.DescribeConfigsRequestData;
+import dev.isthmus.gateway.protocol.message.DescribeConfigsResponseData;
+import dev.isthmus.gateway.protocol.message.IncrementalAlterConfigsRequestData;
+import dev.isthmus.gateway.protocol.message.IncrementalAlterConfigsResponseData;
+import dev.isthmus.gateway.protocol.message.OffsetForLeaderEpochRequestData;
+import dev.isthmus.gateway.protocol.message.OffsetForLeaderEpochResponseData;
+import dev.isthmus.log.LogException;
+import dev.isthmus.uring.shard.Promise;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Topic administration and cluster description: DeleteTopics, CreatePartitions, DeleteRecords,
+ * DescribeConfigs, IncrementalAlterConfigs, OffsetForLeaderEpoch, DescribeCluster. Changes of the topic
+ * table go through the controller ({@link Broker#updateTopics}); partition work runs on the owning shard.
+ */
+final class AdminHandlers {
+    static final byte TOPIC = 2;
+    static final byte BROKER = 4;
+    private static final byte SOURCE_TOPIC = 1;
+    private static final byte SOURCE_STATIC_BROKER = 4;
+    private static final byte SOURCE_DEFAULT = 5;
+
+    private final Broker broker;
+
+    AdminHandlers(Broker broker) {
+        this.broker = broker;
+    }
+
+    Promise<ProtocolMessage> handle(ShardState st, ApiKeys api, short version, ProtocolMessage request) {
+        return switch (api) {
+            case DELETE_TOPICS -> deleteTopics(st, (DeleteTopicsRequestData) request, version);
+            case CREATE_PARTITIONS -> createPartitions(st, (CreatePartitionsRequestData) request);
+            case DELETE_RECORDS -> deleteRecords(st, (DeleteRecordsRequestData) request);
+            case DESCRIBE_CONFIGS -> describeConfigs(st, (DescribeConfigsRequestData) request, version);
+            case INCREMENTAL_ALTER_CONFIGS -> alterConfigs(st, (IncrementalAlterConfigsRequestData) request);
+            case OFFSET_FOR_LEADER_EPOCH -> offsetForLeaderEpoch(st, (OffsetForLeaderEpochRequestData) request);
+            case DESCRIBE_CLUSTER -> Promise.completed(describeCluster((DescribeClusterRequestData) request));
+            default -> Promise.failed(new IllegalStateException(api + " is not an admin API"));
+        };
+    }
+
+    // ------------------------------------------------------------------ topics
+
+    private Promise<ProtocolMessage> deleteTopics(ShardState st, DeleteTopicsRequestData req, short version) {
+        DeleteTopicsResponseData r = new DeleteTopicsResponseData();
+        List<Promise<Object>> all = new ArrayList<>();
+        List<String[]> targets = new ArrayList<>(); // {name or null}
+        List<Uuid> ids = new ArrayList<>();
+        if (version < 6) {
+            for (String n : req.topicNames) {
+                targets.add(new String[] {n});
+                ids.add(null);
+            }
+        } else {
+            for (DeleteTopicsRequestData.DeleteTopicState t : req.topics) {
+                targets.add(new String[] {t.name});
+                ids.add(t.topicId);
+            }
+        }
+        for (int i = 0; i < targets.size(); i++) {
+            String name = targets.get(i)[0];
+            Uuid id = ids.get(i);
+            DeleteTopicsResponseData.DeletableTopicResult res = new DeleteTopicsResponseData.DeletableTopicResult();
+            res.name = name;
+            res.topicId = id == null ? Uuid.ZERO : id;
+            r.responses.add(res);
+            if (name == null && (id == null || id.equals(Uuid.ZERO))) {
+                res.errorCode = ErrorCodes.INVALID_REQUEST;
+                res.errorMessage = "a topic to delete needs a name or an id";
+                continue;
+            }
+            all.add(broker.deleteTopic(st.shard, name, id).map(outcome -> {
+                if (outcome instanceof TopicTable.Topic t) {
+                    res.name = t.name();
+                    res.topicId = t.id();
+                } else {
+                    Broker.Failure f = (Broker.Failure) outcome;
+                    res.errorCode = f.code();
+                    res.errorMessage = f.message();
+                }
+                return null;
+            }));
+        }
+        return Promise.whenAllSettled(all).map(x -> r);
+    }
+
+    private Promise<ProtocolMessage> createPartitions(ShardState st, CreatePartitionsRequestData req) {
+        CreatePartitionsResponseData r = new CreatePartitionsResponseData();
+        List<Promise<Object>> all = new ArrayList<>();
+        for (CreatePartitionsRequestData.CreatePartitionsTopic t : req.topics) {
+            CreatePartitionsResponseData.CreatePartitionsTopicResult res = new CreatePartitionsResponseData.CreatePartitionsTopicResult();
+            res.name = t.name;
+            r.results.add(res);
+            if (t.assignments != null) {
+                for (CreatePartitionsRequestData.CreatePartitionsAssignment a : t.assignments) {
+                    if (a.brokerIds.size() != 1 || a.brokerIds.get(0) != broker.config().nodeId()) {
+                        res.errorCode = ErrorCodes.INVALID_REPLICA_ASSIGNMENT;
+                        res.errorMessage = "new partitions assigned to brokers " + a.brokerIds + "; the only broker is "
+                            + broker.config().nodeId();
+                    }
+                }
+            }
+            if (res.errorCode != ErrorCodes.NONE) {
+                continue;
+            }
+            all.add(broker.createPartitions(st.shard, t.name, t.count, req.validateOnly).map(outcome -> {
+                if (outcome instanceof Broker.Failure f) {
+                    res.errorCode = f.code();
+                    res.errorMessage = f.message();
+                }
+                return null;
+            }));
+        }
+        return Promise.whenAllSettled(all).map(x -> r);
+    }
+
+    private Promise<ProtocolMessage> deleteRecords(ShardState st, DeleteRecordsRequestData req) {
+        DeleteRecordsResponseData r = new DeleteRecordsResponseData();
+        List<Promise<Object>> all = new ArrayList<>();
+        for (DeleteRecordsRequestData.DeleteRecordsTopic t : req.topics) {
+            DeleteRecordsResponseData.DeleteRecordsTopicResult tr = new DeleteRecordsResponseData.DeleteRecordsTopicResult();
+            tr.name = t.name;
+            r.topics.add(tr);
+            TopicTable.Topic topic = st.topics.get(t.name);
+            for (DeleteRecordsRequestData.DeleteRecordsPartition p : t.partitions) {
+                DeleteRecordsResponseData.DeleteRecordsPartitionResult pr = new DeleteRecordsResponseData.DeleteRecordsPartitionResult();
+                pr.partitionIndex = p.partitionIndex;
+                pr.lowWatermark = -1;
+                tr.partitions.add(pr);
+                if (topic == null || p.partitionIndex < 0 || p.partitionIndex >= topic.partitions()) {
+                    pr.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
+                    continue;
+                }
+                long offset = p.offset;
+                all.add(broker.handlers().onPartition(st, topic, p.partitionIndex, part -> Promise.completed(
+                    deleteBefore(part, offset)), new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1}).map(res -> {
+                        pr.errorCode = (short) res[0];
+                        pr.lowWatermark = res[1];
+                        return null;
+                    }));
+            }
+        }
+        return Promise.whenAllSettled(all).map(x -> r);
+    }
+
+    /** On the partition's shard: {errorCode, lowWatermark}. -1 means the high watermark (Kafka's rule). */
+    private static long[] deleteBefore(Partition part, long offset) {
+        long hw = part.highWatermark();
+        long target = offset == -1 ? hw : offset;
+        if (target < 0 || target > hw) {
+            return new long[] {ErrorCodes.OFFSET_OUT_OF_RANGE, part.log.logStartOffset()};
+        }
+        try {
+            return new long[] {ErrorCodes.NONE, part.log.truncatePrefix(target)};
+        } catch (LogException e) {
+            return new long[] {e.kind().kafkaCode, part.log.logStartOffset()};
+        } catch (RuntimeException e) {
+            return new long[] {ErrorCodes.KAFKA_STORAGE_ERROR, part.log.logStartOffset()};
+        }
+    }
+
+    // ------------------------------------------------------------------ configs
+
+    private Promise<ProtocolMessage> describeConfigs(ShardState st, DescribeConfigsRequestData req, short version) {
+        DescribeConfigsResponseData r = new DescribeConfigsResponseData();
+        for (DescribeConfigsRequestData.DescribeConfigsResource res : req.resources) {
+            DescribeConfigsResponseData.DescribeConfigsResult out = new DescribeConfigsResponseData.DescribeConfigsResult();
+            out.resourceType = res.resourceType;
+            out.resourceName = res.resourceName;
+            out.errorMessage = null;
+            r.results.add(out);
+            Map<String, String[]> entries = new LinkedHashMap<>(); // name -> {value, source, readOnly, type, doc}
+            if (res.resourceType == TOPIC) {
+                TopicTable.Topic t = st.topics.get(res.resourceName);
+                if (t == null) {
+                    out.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
+                    out.errorMessage = "topic " + res.resourceName + " does not exist";
+                    continue;
+                }
+                for (TopicConfigs.Definition d : TopicConfigs.DEFINITIONS.values()) {
+                    boolean set = t.configs().containsKey(d.name());
+                    entries.put(d.name(), new String[] {TopicConfigs.value(t.configs(), d.name()),
+                        Byte.toString(set ? SOURCE_TOPIC : SOURCE_DEFAULT), "false", Byte.toString(d.type()),
+                        d.documentation()});
+                }
+            } else if (res.resourceType == BROKER) {
+                if (!res.resourceName.isEmpty() && !res.resourceName.equals(Integer.toString(broker.config().nodeId()))) {
+                    out.errorCode = ErrorCodes.INVALID_REQUEST;
+                    out.errorMessage = "broker " + res.resourceName + " is not this broker ("
+                        + broker.config().nodeId() + ")";
+                    continue;
+                }
+                BrokerConfig c = broker.config();
+                brokerEntry(entries, "broker.id", Integer.toString(c.nodeId()), TopicConfigs.INT);
+                brokerEntry(entries, "node.id", Integer.toString(c.nodeId()), TopicConfigs.INT);
+                brokerEntry(entries, "listeners", "PLAINTEXT://" + c.host() + ":" + broker.port(), TopicConfigs.LIST);
+                brokerEntry(entries, "advertised.listeners", "PLAINTEXT://" + c.advertisedHostOrListen() + ":"
+                    + (c.advertisedPort() != 0 ? c.advertisedPort() : broker.port()), TopicConfigs.LIST);
+                brokerEntry(entries, "log.dirs", c.dataDir().toAbsolutePath().toString(), TopicConfigs.STRING);
+                brokerEntry(entries, "num.partitions", Integer.toString(c.defaultPartitions()), TopicConfigs.INT);
+                brokerEntry(entries, "auto.create.topics.enable", Boolean.toString(c.autoCreateTopics()),
+                    TopicConfigs.BOOLEAN);
+                brokerEntry(entries, "socket.request.max.bytes", Integer.toString(c.maxRequestBytes()), TopicConfigs.INT);
+                brokerEntry(entries, "max.connections", Integer.toString(c.maxConnections()), TopicConfigs.INT);
+                brokerEntry(entries, "offsets.topic.num.partitions", Integer.toString(c.offsetsTopicPartitions()),
+                    TopicConfigs.INT);
+                brokerEntry(entries, "offsets.retention.minutes", Long.toString(c.offsetsRetentionMs() / 60_000),
+                    TopicConfigs.INT);
+                brokerEntry(entries, "group.min.session.timeout.ms", Integer.toString(c.groupMinSessionTimeoutMs()),
+                    TopicConfigs.INT);
+                brokerEntry(entries, "group.max.session.timeout.ms", Integer.toString(c.groupMaxSessionTimeoutMs()),
+                    TopicConfigs.INT);
+                brokerEntry(entries, "group.initial.rebalance.delay.ms",
+                    Integer.toString(c.groupInitialRebalanceDelayMs()), TopicConfigs.INT);
+                brokerEntry(entries, "isthmus.smp", Integer.toString(c.shards()), TopicConfigs.INT);
+                brokerEntry(entries, "isthmus.memory.bytes", Long.toString(c.memoryBytes()), TopicConfigs.LONG);
+                for (TopicConfigs.Definition d : TopicConfigs.DEFINITIONS.values()) {
+                    brokerEntry(entries, d.brokerName(), d.defaultValue(), d.type());
+                }
+            } else {
+                out.errorCode = ErrorCodes.INVALID_REQUEST;
+                out.errorMessage = "resource type " + res.resourceType + " has no configs here (topics: 2, brokers: 4)";
+                continue;
+            }
+            for (Map.Entry<String, String[]> e : entries.entrySet()) {
+                if (res.configurationKeys != null && !res.configurationKeys.isEmpty()
+                    && !res.configurationKeys.contains(e.getKey())) {
+                    continue;
+                }
+                String[] v = e.getValue();
+                DescribeConfigsResponseData.DescribeConfigsResourceResult c = new DescribeConfigsResponseData.DescribeConfigsResourceResult();
+                c.name = e.getKey();
+                c.value = v[0];
+                c.configSource = Byte.parseByte(v[1]);
+                c.readOnly = Boolean.parseBoolean(v[2]);
+                c.configType = Byte.parseByte(v[3]);
+                c.documentation = req.includeDocumentation ? v[4] : null;
+                c.isSensitive = false;
+                if (req.includeSynonyms) {
+                    DescribeConfigsResponseData.DescribeConfigsSynonym syn = new DescribeConfigsResponseData.DescribeConfigsSynonym();
+                    syn.name = c.name;
+                    syn.value = c.value;
+                    syn.source = c.configSource;
+                    c.synonyms.add(syn);
+                }
+                out.configs.add(c);
+            }
+        }
+        return Promise.completed(r);
+    }
+
+    private static void brokerEntry(Map<String, String[]> entries, String name, String value, byte type) {
+        entries.put(name, new String[] {value, Byte.toString(SOURCE_STATIC_BROKER), "true", Byte.toString(type),
+            "set when the broker starts (command line or --config file)"});
+    }
+
+    private Promise<ProtocolMessage> alterConfigs(ShardState st, IncrementalAlterConfigsRequestData req) {
+        IncrementalAlterConfigsResponseData r = new IncrementalAlterConfigsResponseData();
+        List<Promise<Object>> all = new ArrayList<>();
+        for (IncrementalAlterConfigsRequestData.AlterConfigsResource res : req.resources) {
+            IncrementalAlterConfigsResponseData.AlterConfigsResourceResponse out =
+                new IncrementalAlterConfigsResponseData.AlterConfigsResourceResponse();
+            out.resourceType = res.resourceType;
+            out.resourceName = res.resourceName;
+            out.errorMessage = null;
+            r.responses.add(out);
+            if (res.resourceType == BROKER) {
+                out.errorCode = ErrorCodes.INVALID_REQUEST;
+                out.errorMessage = "broker configs are set when the broker starts (command line or --config file),"
+                    + " not at runtime";
+                continue;
+            }
+            if (res.resourceType != TOPIC) {
+                out.errorCode = ErrorCodes.INVALID_REQUEST;
+                out.errorMessage = "resource type " + res.resourceType + " has no configs here (topics: 2)";
+                continue;
+            }
+            List<IncrementalAlterConfigsRequestData.AlterableConfig> ops = res.configs;
+            int limit = broker.maxBatchBytesLimit();
+            boolean validateOnly = req.validateOnly;
+            all.add(broker.alterTopicConfigs(st.shard, res.resourceName, current -> {
+                Map<String, String> next = new LinkedHashMap<>(current);
+                for (IncrementalAlterConfigsRequestData.AlterableConfig op : ops) {
+                    if (!TopicConfigs.DEFINITIONS.containsKey(op.name)) {
+                        return new Broker.Failure(ErrorCodes.INVALID_CONFIG, TopicConfigs.invalid(op.name, op.value, limit));
+                    }
+                    switch (op.configOperation) {
+                        case 0 -> { // SET
+                            String bad = TopicConfigs.invalid(op.name, op.value, limit);
+                            if (bad != null) {
+                                return new Broker.Failure(ErrorCodes.INVALID_CONFIG, bad);
+                            }
+                            next.put(op.name, op.value.trim());
+                        }
+                        case 1 -> next.remove(op.name); // DELETE: back to the default
+                        case 2, 3 -> { // APPEND, SUBTRACT: list-valued configs only
+                            if (!op.name.equals("cleanup.policy")) {
+                                return new Broker.Failure(ErrorCodes.INVALID_CONFIG, "APPEND and SUBTRACT apply to list"
+                                    + " configs only; " + op.name + " is not a list");
+                            }
+                            List<String> values = new ArrayList<>(List.of(TopicConfigs.value(next, op.name).split(",")));
+                            for (String v : op.value == null ? new String[0] : op.value.split(",")) {
+                                if (op.configOperation == 2 && !values.contains(v.trim())) {
+                                    values.add(v.trim());
+                                } else if (op.configOperation == 3) {
+                                    values.remove(v.trim());
+                                }
+                            }
+                            String joined = String.join(",", values);
+                            String bad = TopicConfigs.invalid(op.name, joined, limit);
+                            if (bad != null) {
+                                return new Broker.Failure(ErrorCodes.INVALID_CONFIG, bad);
+                            }
+                            next.put(op.name, joined);
+                        }
+                        default -> {
+                            return new Broker.Failure(ErrorCodes.INVALID_REQUEST, "unknown config operation "
+                                + op.configOperation);
+                        }
+                    }
+                }
+                String inconsistent = TopicConfigs.inconsistent(next);
+                if (inconsistent != null) {
+                    return new Broker.Failure(ErrorCodes.INVALID_CONFIG, inconsistent);
+                }
+                return validateOnly ? (Object) Boolean.TRUE : next;
+            }).map(outcome -> {
+                if (outcome instanceof Broker.Failure f) {
+                    out.errorCode = f.code();
+                    out.errorMessage = f.message();
+                }
+                return null;
+            }));
+        }
+        return Promise.whenAllSettled(all).map(x -> r);
+    }
+
+    // ------------------------------------------------------------------ epochs and cluster
+
+    private Promise<ProtocolMessage> offsetForLeaderEpoch(ShardState st, OffsetForLeaderEpochRequestData req) {
+        OffsetForLeaderEpochResponseData r = new OffsetForLeaderEpochResponseData();
+        List<Promise<Object>> all = new ArrayList<>();
+        for (OffsetForLeaderEpochRequestData.OffsetForLeaderTopic t : req.topics) {
+            OffsetForLeaderEpochResponseData.OffsetForLeaderTopicResult tr = new OffsetForLeaderEpochResponseData.OffsetForLeaderTopicResult();
+            tr.topic = t.topic;
+            r.topics.add(tr);
+            TopicTable.Topic topic = st.topics.get(t.topic);
+            for (OffsetForLeaderEpochRequestData.OffsetForLeaderPartition p : t.partitions) {
+                OffsetForLeaderEpochResponseData.EpochEndOffset e = new OffsetForLeaderEpochResponseData.EpochEndOffset();
+                e.partition = p.partition;
+                tr.partitions.add(e);
+                if (topic == null || p.partition < 0 || p.partition >= topic.partitions()) {
+                    e.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
+                    continue;
+                }
+                int current = p.currentLeaderEpoch;
+                int wanted = p.leaderEpoch;
+                all.add(broker.handlers().onPartition(st, topic, p.partition, part -> Promise.completed(
+                    part.epochEndOffset(current, wanted)), new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1})
+                    .map(res -> {
+                        e.errorCode = (short) res[0];
+                        e.leaderEpoch = (int) res[1];
+                        e.endOffset = res[2];
+                        return null;
+                    }));
+            }
+        }
+        return Promise.whenAllSettled(all).map(x -> r);
+    }
+
+    private DescribeClusterResponseData describeCluster(DescribeClusterRequestData req) {
+        DescribeClusterResponseData r = new DescribeClusterResponseData();
+        if (req.endpointType != 1) {
+            r.errorCode = ErrorCodes.UNSUPPORTED_ENDPOINT_TYPE;
+            r.errorMessage = "only broker endpoints (type 1) are served here";
+            return r;
+        }
+        r.clusterId = broker.clusterId();
+        r.controllerId = broker.config().nodeId();
+        DescribeClusterResponseData.DescribeClusterBroker b = new DescribeClusterResponseData.DescribeClusterBroker();
+        b.brokerId = broker.config().nodeId();
+        b.host = broker.config().advertisedHostOrListen();
+        b.port = broker.config().advertisedPort() != 0 ? broker.config().advertisedPort() : broker.port();
+        r.brokers.add(b);
+        return r;
+    }
+}
