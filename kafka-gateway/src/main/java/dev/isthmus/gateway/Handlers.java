@@ -45,10 +45,10 @@ final class Handlers {
     Handlers(Broker broker) {
         this.broker = broker;
         supported.put(ApiKeys.API_VERSIONS, new Range((short) 0, (short) 4));
-        supported.put(ApiKeys.METADATA, new Range((short) 0, (short) 12));
-        supported.put(ApiKeys.PRODUCE, new Range((short) 3, (short) 12));
-        supported.put(ApiKeys.FETCH, new Range((short) 4, (short) 12));
-        supported.put(ApiKeys.LIST_OFFSETS, new Range((short) 1, (short) 9));
+        supported.put(ApiKeys.METADATA, new Range((short) 0, (short) 13));
+        supported.put(ApiKeys.PRODUCE, new Range((short) 3, (short) 13));
+        supported.put(ApiKeys.FETCH, new Range((short) 4, (short) 17));
+        supported.put(ApiKeys.LIST_OFFSETS, new Range((short) 1, (short) 10));
         supported.put(ApiKeys.INIT_PRODUCER_ID, new Range((short) 0, (short) 5));
         supported.put(ApiKeys.CREATE_TOPICS, new Range((short) 2, (short) 7));
         supported.put(ApiKeys.FIND_COORDINATOR, new Range((short) 0, (short) 6));
@@ -514,8 +514,11 @@ final class Handlers {
 
     /** {errorCode, offset, timestamp} on the partition's shard. */
     private static Promise<long[]> lookup(Partition part, long ts) {
-        if (ts == -2) {
+        if (ts == -2 || ts == -4) { // earliest; earliest local (no tiered storage: the same)
             return Promise.completed(new long[] {0, part.log.logStartOffset(), -1});
+        }
+        if (ts == -5 || ts == -6) { // latest tiered, earliest pending upload: nothing is tiered here
+            return Promise.completed(new long[] {0, -1, -1});
         }
         if (ts == -1 || ts == -3) {
             return Promise.completed(new long[] {0, part.highWatermark(), -1});

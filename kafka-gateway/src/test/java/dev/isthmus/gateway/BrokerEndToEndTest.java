@@ -109,6 +109,47 @@ class BrokerEndToEndTest {
         }
     }
 
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"gzip", "snappy", "lz4", "zstd", "none"})
+    void shouldPassCompressedBatchesThroughToConsumers(String codec, @TempDir Path dir) throws Exception {
+        try (Broker broker = Broker.start(config(dir, 2, IoBackend.AUTO))) {
+            Properties pp = common(broker);
+            pp.put(ProducerConfig.ACKS_CONFIG, "all");
+            pp.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+            pp.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec);
+            pp.put(ProducerConfig.LINGER_MS_CONFIG, "20");
+            pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            List<String> sent = new ArrayList<>();
+            try (KafkaProducer<String, String> producer = new KafkaProducer<>(pp)) {
+                List<Future<RecordMetadata>> acks = new ArrayList<>();
+                for (int i = 0; i < 500; i++) {
+                    String v = codec + "-value-" + i + "-" + "x".repeat(i % 50);
+                    sent.add(v);
+                    acks.add(producer.send(new ProducerRecord<>("squeezed", "k" + i, v)));
+                }
+                for (Future<RecordMetadata> f : acks) {
+                    f.get();
+                }
+            }
+            Properties cp = common(broker);
+            cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+            cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+            cp.put(ConsumerConfig.CHECK_CRCS_CONFIG, "true");
+            try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(cp)) {
+                TopicPartition tp = new TopicPartition("squeezed", 0);
+                consumer.assign(List.of(tp));
+                consumer.seekToBeginning(List.of(tp));
+                List<String> got = new ArrayList<>();
+                long deadline = System.nanoTime() + 60_000_000_000L;
+                while (got.size() < sent.size() && System.nanoTime() < deadline) {
+                    consumer.poll(Duration.ofMillis(200)).forEach(r -> got.add(r.value()));
+                }
+                assertEquals(sent, got, "every record once, in order, decompressed by the consumer");
+            }
+        }
+    }
+
     @Test
     void shouldKeepAcknowledgedRecordsAcrossARestart(@TempDir Path dir) throws Exception {
         Properties pp;
