@@ -271,6 +271,15 @@ public final class Broker implements AutoCloseable {
         });
     }
 
+    /** Any thread: creates a topic and waits (tests and tools). */
+    TopicTable.Topic createTopicBlocking(String name, int partitions) throws Exception {
+        Object o = group.callAsync(0, s -> createTopic(s, name, partitions)).get(30, TimeUnit.SECONDS);
+        if (o instanceof Failure f) {
+            throw new IllegalStateException(f.message());
+        }
+        return (TopicTable.Topic) o;
+    }
+
     /** Deletes a topic (by name, or by id when name is null); completes with the deleted topic or a Failure. */
     Promise<Object> deleteTopic(Shard caller, String name, Uuid id) {
         return updateTopics(caller, table -> {

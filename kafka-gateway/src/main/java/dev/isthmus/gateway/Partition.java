@@ -39,8 +39,27 @@ final class Partition implements Log.Listener {
     /** Last batches of one producer (Kafka keeps 5 for duplicate detection). */
     private static final class ProducerState {
         short epoch;
+        long lastSeenMs;
         final ArrayDeque<long[]> batches = new ArrayDeque<>(); // {firstSeq, lastSeq, baseOffset}
+
+        void record(short batchEpoch, int firstSeq, int lastSeq, long baseOffset, long nowMs) {
+            if (batchEpoch > epoch) {
+                epoch = batchEpoch;
+                batches.clear();
+            }
+            batches.addLast(new long[] {firstSeq, lastSeq, baseOffset});
+            if (batches.size() > 5) {
+                batches.pollFirst();
+            }
+            lastSeenMs = Math.max(lastSeenMs, nowMs);
+        }
     }
+
+    /** Kafka's producer.id.expiration.ms: idempotence state of a producer silent this long is dropped. */
+    static final long PRODUCER_EXPIRY_MS = 24L * 3600 * 1000;
+    static final String PRODUCER_SNAPSHOT = "producers.snapshot";
+    private static final int SNAPSHOT_MAGIC = 0x49535053; // "ISPS"
+    private boolean producersChanged;
 
     final String topic;
     final int index;
@@ -83,6 +102,137 @@ final class Partition implements Log.Listener {
             dataWaiters.clear();
             ws.forEach(Runnable::run);
         }
+    }
+
+    // ------------------------------------------------------------------ producer state across restarts
+
+    /**
+     * Rebuilds the idempotent producers' state: loads the snapshot written at the last clean close or periodic
+     * snapshot (when it is not ahead of the log), then replays the batch headers from its offset to the log end.
+     * {@code done} runs on this shard, with null or the error.
+     */
+    void recoverProducers(java.util.function.Consumer<RuntimeException> done) {
+        long from = log.logStartOffset();
+        try {
+            long snapshotOffset = loadSnapshot();
+            if (snapshotOffset >= from && snapshotOffset <= log.logEndOffset()) {
+                from = snapshotOffset;
+            } else {
+                producers.clear();
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            producers.clear(); // a damaged snapshot is only a shortcut: rebuild from the log
+        }
+        scanProducers(from, done);
+    }
+
+    private void scanProducers(long from, java.util.function.Consumer<RuntimeException> done) {
+        long end = log.logEndOffset();
+        if (from >= end) {
+            done.accept(null);
+            return;
+        }
+        log.read(from, end, 1 << 20, new Log.ReadHandler() {
+            @Override
+            public void onRead(MemorySegment bytes, long firstOffset, long lastOffset) {
+                if (bytes.byteSize() == 0) {
+                    done.accept(null);
+                    return;
+                }
+                long pos = 0;
+                long next = lastOffset + 1;
+                while (pos + RecordBatch.HEADER_BYTES <= bytes.byteSize()) {
+                    batch.wrap(bytes, pos);
+                    int size = batch.sizeInBytes();
+                    if (size <= 0 || pos + size > bytes.byteSize()) {
+                        break;
+                    }
+                    next = Math.max(next, batch.baseOffset() + batch.lastOffsetDelta() + 1);
+                    long pid = batch.producerId();
+                    if (pid >= 0 && !batch.isControl() && batch.baseOffset() >= from) {
+                        int first = batch.baseSequence();
+                        producers.computeIfAbsent(pid, k -> new ProducerState()).record(batch.producerEpoch(), first,
+                            first + batch.lastOffsetDelta(), batch.baseOffset(), batch.maxTimestamp());
+                    }
+                    pos += size;
+                }
+                scanProducers(next, done);
+            }
+
+            @Override
+            public void onError(LogException error) {
+                done.accept(error);
+            }
+        });
+    }
+
+    /** Writes the producer state if it changed since the last snapshot (periodically and at close). */
+    void snapshotProducers() {
+        if (!producersChanged) {
+            return;
+        }
+        long now = System.currentTimeMillis();
+        producers.values().removeIf(ps -> now - ps.lastSeenMs > PRODUCER_EXPIRY_MS);
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(24 + producers.size() * (8 + 2 + 8 + 4 + 5 * 16) + 8);
+        b.putInt(SNAPSHOT_MAGIC).putInt(1).putLong(log.logEndOffset()).putInt(producers.size());
+        for (Map.Entry<Long, ProducerState> e : producers.entrySet()) {
+            ProducerState ps = e.getValue();
+            b.putLong(e.getKey()).putShort(ps.epoch).putLong(ps.lastSeenMs).putInt(ps.batches.size());
+            for (long[] x : ps.batches) {
+                b.putInt((int) x[0]).putInt((int) x[1]).putLong(x[2]);
+            }
+        }
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        crc.update(b.array(), 0, b.position());
+        b.putLong(crc.getValue());
+        java.nio.file.Path file = log.dir().resolve(PRODUCER_SNAPSHOT);
+        java.nio.file.Path tmp = log.dir().resolve(PRODUCER_SNAPSHOT + ".tmp");
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(tmp,
+            java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE,
+            java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
+            b.flip();
+            while (b.hasRemaining()) {
+                ch.write(b);
+            }
+            ch.force(false);
+            java.nio.file.Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            producersChanged = false;
+        } catch (java.io.IOException e) {
+            System.getLogger(Partition.class.getName()).log(System.Logger.Level.WARNING,
+                "cannot write the producer snapshot of " + topic + "-" + index + ": " + e.getMessage());
+        }
+    }
+
+    /** Loads the snapshot into {@code producers}; returns its offset, or -1 when there is none. */
+    private long loadSnapshot() throws java.io.IOException {
+        java.nio.file.Path file = log.dir().resolve(PRODUCER_SNAPSHOT);
+        if (!java.nio.file.Files.exists(file)) {
+            return -1;
+        }
+        byte[] all = java.nio.file.Files.readAllBytes(file);
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(all);
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        crc.update(all, 0, all.length - 8);
+        if (all.length < 28 || b.getLong(all.length - 8) != crc.getValue() || b.getInt() != SNAPSHOT_MAGIC
+            || b.getInt() != 1) {
+            throw new java.io.IOException("damaged producer snapshot " + file);
+        }
+        long offset = b.getLong();
+        int n = b.getInt();
+        producers.clear();
+        for (int i = 0; i < n; i++) {
+            long pid = b.getLong();
+            ProducerState ps = new ProducerState();
+            ps.epoch = b.getShort();
+            ps.lastSeenMs = b.getLong();
+            int k = b.getInt();
+            for (int j = 0; j < k; j++) {
+                ps.batches.addLast(new long[] {b.getInt(), b.getInt(), b.getLong()});
+            }
+            producers.put(pid, ps);
+        }
+        return offset;
     }
 
     /** The leader epoch of this replica: the Raft term of a one-member group, 0 until it is re-elected. */
@@ -185,18 +335,18 @@ final class Partition implements Log.Listener {
                 return Promise.completed(new AppendResult(ErrorCodes.INVALID_PRODUCER_EPOCH, -1, -1,
                     "producer " + producerId + " epoch " + epoch + " is older than " + ps.epoch));
             }
-            if (epoch > ps.epoch) {
-                ps.epoch = epoch;
-                ps.batches.clear();
+            if (epoch > ps.epoch && firstSeq != 0) {
+                return Promise.completed(new AppendResult(ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, -1,
+                    "producer " + producerId + " started epoch " + epoch + " at sequence " + firstSeq + ", not 0"));
             }
-            for (long[] b : ps.batches) {
+            for (long[] b : epoch > ps.epoch ? new ArrayDeque<long[]>() : ps.batches) {
                 if (b[0] == firstSeq && b[1] == lastSeq) {
                     // A retry of a batch we already have: answer with its offset, append nothing.
                     return Promise.completed(new AppendResult(ErrorCodes.NONE, b[2], log.logStartOffset(), null));
                 }
             }
-            long[] last = ps.batches.peekLast();
-            boolean inOrder = last == null ? true : firstSeq == (int) (last[1] + 1);
+            long[] last = epoch > ps.epoch ? null : ps.batches.peekLast();
+            boolean inOrder = last == null || firstSeq == (int) (last[1] + 1);
             if (!inOrder) {
                 return Promise.completed(new AppendResult(ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, -1,
                     "producer " + producerId + " sent sequence " + firstSeq + " after " + last[1]));
@@ -213,10 +363,8 @@ final class Partition implements Log.Listener {
                 "write-behind memory is full; retry"));
         }
         if (ps != null) {
-            ps.batches.addLast(new long[] {firstSeq, lastSeq, base});
-            if (ps.batches.size() > 5) {
-                ps.batches.pollFirst();
-            }
+            ps.record(batch.producerEpoch(), firstSeq, lastSeq, base, System.currentTimeMillis());
+            producersChanged = true;
         }
         onAppended.run();
         AppendResult ok = new AppendResult(ErrorCodes.NONE, base, log.logStartOffset(), null);

@@ -51,6 +51,9 @@ final class ShardState {
     private void scheduleRetention() {
         shard.schedule(RETENTION_CHECK_NS, () -> {
             logs.enforceRetention(System.currentTimeMillis());
+            for (Partition p : partitions.values()) {
+                p.snapshotProducers();
+            }
             scheduleRetention();
         });
     }
@@ -171,14 +174,33 @@ final class ShardState {
             }
             Partition part = new Partition(topic, index, log, shard, arena, () -> logs.appended(log));
             holder[0] = part;
-            partitions.put(key, part);
-            promise.complete(part);
+            Runnable ready = () -> {
+                opening.remove(key);
+                partitions.put(key, part);
+                promise.complete(part);
+            };
+            if (topic.equals(GroupCoordinator.OFFSETS_TOPIC)) {
+                ready.run(); // no producers write there; the coordinator replays it itself
+                return;
+            }
+            opening.put(key, promise);
+            part.recoverProducers(recoveryError -> {
+                if (recoveryError != null) {
+                    opening.remove(key);
+                    logs.close(key, () -> promise.fail(recoveryError));
+                    return;
+                }
+                ready.run();
+            });
         });
         return promise;
     }
 
     /** Closes every log, then frees the log memory; {@code done} runs on this shard. */
     void close(Runnable done) {
+        for (Partition p : partitions.values()) {
+            p.snapshotProducers();
+        }
         logs.closeAll(() -> {
             partitions.clear();
             arena.free(writeRegion);

@@ -1,0 +1,100 @@
+package dev.isthmus.gateway;
+
+import dev.isthmus.arena.test.ArenaLeakCheck;
+import org.apache.kafka.common.message.ProduceRequestData;
+import org.apache.kafka.common.protocol.ApiKeys;
+import org.apache.kafka.common.protocol.Errors;
+import org.apache.kafka.common.compress.Compression;
+import org.apache.kafka.common.record.internal.MemoryRecords;
+import org.apache.kafka.common.record.internal.SimpleRecord;
+import org.apache.kafka.common.requests.AbstractResponse;
+import org.apache.kafka.common.requests.ProduceRequest;
+import org.apache.kafka.common.requests.ProduceResponse;
+import org.apache.kafka.common.requests.RequestHeader;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.net.Socket;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * Idempotent producer rules at the wire, across restarts: a retried batch is answered with its original offset
+ * and not written again, gaps are refused, and the state survives a clean restart (snapshot) and a restart
+ * without a snapshot (rebuilt from the log).
+ */
+@ExtendWith(ArenaLeakCheck.class)
+class IdempotenceTest {
+    private static final long PID = 4242;
+    private int correlation;
+
+    private static BrokerConfig config(Path dir) {
+        return BrokerConfig.defaults().toBuilder().port(0).dataDir(dir).shards(2).memoryBytes(256L << 20).build();
+    }
+
+    /** Sends one Produce v9 with a batch of {@code count} records from sequence {@code seq}; returns {error, baseOffset}. */
+    private long[] produce(Broker b, short epoch, int seq, int count) throws Exception {
+        SimpleRecord[] records = new SimpleRecord[count];
+        for (int i = 0; i < count; i++) {
+            records[i] = new SimpleRecord(("v" + (seq + i)).getBytes());
+        }
+        MemoryRecords batch = MemoryRecords.withIdempotentRecords(Compression.NONE, PID, epoch, seq, records);
+        ProduceRequestData data = new ProduceRequestData().setAcks((short) -1).setTimeoutMs(30_000);
+        data.topicData().add(new ProduceRequestData.TopicProduceData().setName("idem").setPartitionData(List.of(
+            new ProduceRequestData.PartitionProduceData().setIndex(0).setRecords(batch))));
+        short version = 9;
+        RequestHeader header = new RequestHeader(ApiKeys.PRODUCE, version, "idempotence-test", ++correlation);
+        ByteBuffer out = ProduceRequest.builder(data).build(version).serializeWithHeader(header);
+        try (Socket s = new Socket("127.0.0.1", b.port())) {
+            DataOutputStream o = new DataOutputStream(s.getOutputStream());
+            o.writeInt(out.remaining());
+            o.write(out.array(), out.arrayOffset() + out.position(), out.remaining());
+            o.flush();
+            DataInputStream in = new DataInputStream(s.getInputStream());
+            byte[] resp = new byte[in.readInt()];
+            in.readFully(resp);
+            ProduceResponse r = (ProduceResponse) AbstractResponse.parseResponse(ByteBuffer.wrap(resp), header);
+            var p = r.data().responses().iterator().next().partitionResponses().get(0);
+            return new long[] {p.errorCode(), p.baseOffset()};
+        }
+    }
+
+    @ParameterizedTest(name = "snapshot kept: {0}")
+    @ValueSource(booleans = {true, false})
+    void shouldDeduplicateRetriesAcrossRestarts(boolean keepSnapshot, @TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir))) {
+            b.createTopicBlocking("idem", 1);
+            assertEquals(Errors.NONE.code(), produce(b, (short) 0, 0, 5)[0]);
+            assertEquals(5, produce(b, (short) 0, 5, 5)[1]);
+            long[] retry = produce(b, (short) 0, 5, 5);
+            assertEquals(Errors.NONE.code(), retry[0]);
+            assertEquals(5, retry[1], "a retry is answered with the original offset");
+        }
+        if (!keepSnapshot) {
+            try (var dirs = Files.walk(dir)) {
+                for (Path p : dirs.filter(f -> f.getFileName().toString().equals(Partition.PRODUCER_SNAPSHOT)).toList()) {
+                    Files.delete(p);
+                }
+            }
+        }
+        try (Broker b = Broker.start(config(dir))) {
+            long[] retry = produce(b, (short) 0, 5, 5);
+            assertEquals(Errors.NONE.code(), retry[0]);
+            assertEquals(5, retry[1], "still deduplicated after a restart");
+            assertEquals(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER.code(), produce(b, (short) 0, 20, 1)[0]);
+            assertEquals(10, produce(b, (short) 0, 10, 1)[1]);
+            assertEquals(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER.code(), produce(b, (short) 1, 3, 1)[0],
+                "a new epoch starts at sequence 0");
+            assertEquals(11, produce(b, (short) 1, 0, 1)[1]);
+            assertEquals(Errors.INVALID_PRODUCER_EPOCH.code(), produce(b, (short) 0, 11, 1)[0]);
+        }
+    }
+}
