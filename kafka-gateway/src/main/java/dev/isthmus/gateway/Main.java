@@ -77,13 +77,25 @@ public final class Main {
             + c.dataDir().toAbsolutePath() + ")" + (broker.metricsPort() > 0
             ? ", metrics on http://" + c.metricsHost() + ":" + broker.metricsPort() + "/metrics" : "")
             + ". Ctrl-C stops it.");
+        // SIGTERM and SIGINT drain connections, flush and close every log, and exit 0 (a JVM shutdown hook alone
+        // would exit 143). A second signal while stopping is ignored; a crash still leaves recoverable logs.
         CountDownLatch stopped = new CountDownLatch(1);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            broker.close();
-            System.out.println("Isthmus broker " + c.nodeId() + " stopped cleanly.");
-            stopped.countDown();
-        }, "isthmus-shutdown"));
+        java.util.concurrent.atomic.AtomicBoolean stopping = new java.util.concurrent.atomic.AtomicBoolean();
+        Runnable stop = () -> {
+            if (stopping.compareAndSet(false, true)) {
+                broker.close();
+                System.out.println("Isthmus broker " + c.nodeId() + " stopped cleanly.");
+                System.out.flush();
+                stopped.countDown();
+            }
+        };
+        for (String name : new String[] {"TERM", "INT"}) {
+            sun.misc.Signal.handle(new sun.misc.Signal(name), sig -> Thread.ofPlatform().name("isthmus-stop")
+                .start(stop));
+        }
+        Runtime.getRuntime().addShutdownHook(new Thread(stop, "isthmus-shutdown"));
         stopped.await();
+        System.exit(0);
     }
 
     /**
