@@ -324,11 +324,20 @@ final class Partition implements Log.Listener {
                 "record set of " + len + " bytes is shorter than a batch header"));
         }
         batch.wrap(seg, 0);
+        if (batch.magic() != RecordBatch.CURRENT_MAGIC) {
+            return Promise.completed(new AppendResult(ErrorCodes.UNSUPPORTED_FOR_MESSAGE_FORMAT, -1, -1,
+                "record batch magic " + batch.magic() + " is not supported; only magic 2 (Kafka 0.11+ clients)"));
+        }
+        if (batch.sizeInBytes() != len) {
+            return Promise.completed(new AppendResult(ErrorCodes.INVALID_RECORD, -1, -1,
+                "a produce request must carry exactly one record batch per partition (got " + len
+                    + " bytes, the first batch is " + batch.sizeInBytes() + ")"));
+        }
         long producerId = batch.producerId();
         ProducerState ps = null;
         int firstSeq = batch.baseSequence();
         int lastSeq = firstSeq + batch.lastOffsetDelta();
-        if (producerId >= 0 && batch.magic() == RecordBatch.CURRENT_MAGIC && batch.sizeInBytes() == len) {
+        if (producerId >= 0) {
             ps = producers.computeIfAbsent(producerId, k -> new ProducerState());
             short epoch = batch.producerEpoch();
             if (epoch < ps.epoch) {

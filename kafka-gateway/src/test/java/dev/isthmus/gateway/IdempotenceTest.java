@@ -8,7 +8,6 @@ import org.apache.kafka.common.compress.Compression;
 import org.apache.kafka.common.record.internal.MemoryRecords;
 import org.apache.kafka.common.record.internal.SimpleRecord;
 import org.apache.kafka.common.requests.AbstractResponse;
-import org.apache.kafka.common.requests.ProduceRequest;
 import org.apache.kafka.common.requests.ProduceResponse;
 import org.apache.kafka.common.requests.RequestHeader;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -40,19 +39,27 @@ class IdempotenceTest {
         return BrokerConfig.defaults().toBuilder().port(0).dataDir(dir).shards(2).memoryBytes(256L << 20).build();
     }
 
-    /** Sends one Produce v9 with a batch of {@code count} records from sequence {@code seq}; returns {error, baseOffset}. */
-    private long[] produce(Broker b, short epoch, int seq, int count) throws Exception {
+    private static MemoryRecords batch(short epoch, int seq, int count) {
         SimpleRecord[] records = new SimpleRecord[count];
         for (int i = 0; i < count; i++) {
             records[i] = new SimpleRecord(("v" + (seq + i)).getBytes());
         }
-        MemoryRecords batch = MemoryRecords.withIdempotentRecords(Compression.NONE, PID, epoch, seq, records);
+        return MemoryRecords.withIdempotentRecords(Compression.NONE, PID, epoch, seq, records);
+    }
+
+    /** Sends one Produce v9 with a batch of {@code count} records from sequence {@code seq}; returns {error, baseOffset}. */
+    private long[] produce(Broker b, short epoch, int seq, int count) throws Exception {
+        return produce(b, batch(epoch, seq, count));
+    }
+
+    private long[] produce(Broker b, MemoryRecords batch) throws Exception {
         ProduceRequestData data = new ProduceRequestData().setAcks((short) -1).setTimeoutMs(30_000);
         data.topicData().add(new ProduceRequestData.TopicProduceData().setName("idem").setPartitionData(List.of(
             new ProduceRequestData.PartitionProduceData().setIndex(0).setRecords(batch))));
         short version = 9;
         RequestHeader header = new RequestHeader(ApiKeys.PRODUCE, version, "idempotence-test", ++correlation);
-        ByteBuffer out = ProduceRequest.builder(data).build(version).serializeWithHeader(header);
+        ByteBuffer out = org.apache.kafka.common.requests.RequestUtils.serialize(header.data(), header.headerVersion(), data,
+            version); // not through ProduceRequest.Builder, which would refuse the malformed requests this test sends
         try (Socket s = new Socket("127.0.0.1", b.port())) {
             DataOutputStream o = new DataOutputStream(s.getOutputStream());
             o.writeInt(out.remaining());
@@ -64,6 +71,18 @@ class IdempotenceTest {
             ProduceResponse r = (ProduceResponse) AbstractResponse.parseResponse(ByteBuffer.wrap(resp), header);
             var p = r.data().responses().iterator().next().partitionResponses().get(0);
             return new long[] {p.errorCode(), p.baseOffset()};
+        }
+    }
+
+    @org.junit.jupiter.api.Test
+    void shouldRefuseTwoBatchesInOnePartitionAndAppendNothing(@TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir))) {
+            b.createTopicBlocking("idem", 1);
+            ByteBuffer one = batch((short) 0, 0, 2).buffer();
+            ByteBuffer two = batch((short) 0, 2, 2).buffer();
+            ByteBuffer both = ByteBuffer.allocate(one.remaining() + two.remaining()).put(one).put(two).flip();
+            assertEquals(Errors.INVALID_RECORD.code(), produce(b, MemoryRecords.readableRecords(both))[0]);
+            assertEquals(0, produce(b, (short) 0, 0, 1)[1], "nothing was appended by the refused request");
         }
     }
 
