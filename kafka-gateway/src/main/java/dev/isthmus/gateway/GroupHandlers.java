@@ -78,7 +78,9 @@ final class GroupHandlers {
         if (t != null) {
             return Promise.completed(t);
         }
-        return broker.createTopic(st.shard, OFFSETS_TOPIC, broker.config().offsetsTopicPartitions())
+        // Compacted, never deleted by retention: the latest commit of every group and partition must stay.
+        return broker.createTopic(st.shard, OFFSETS_TOPIC, broker.config().offsetsTopicPartitions(),
+                Map.of("cleanup.policy", "compact", "segment.bytes", Long.toString(100L << 20)))
             .flatMap(o -> o instanceof TopicTable.Topic created ? Promise.completed(created)
                 : st.shard.submitTo(0, s -> broker.state(0).topics.get(OFFSETS_TOPIC)));
     }
