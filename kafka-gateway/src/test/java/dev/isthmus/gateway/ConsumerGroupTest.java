@@ -217,6 +217,39 @@ class ConsumerGroupTest {
     }
 
     @Test
+    void shouldKeepStaticMembersAcrossRestartsAndExpireSilentOnes(@TempDir Path dir) throws Exception {
+        String topic = "static";
+        int partitions = 4;
+        BrokerConfig cfg = config(dir, 2).toBuilder().groupSessionTimeoutBoundsMs(500, 60_000).build();
+        try (Broker broker = Broker.start(cfg); Admin admin = Admin.create(common(broker))) {
+            admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get();
+            Set<String> seen = ConcurrentHashMap.newKeySet();
+            Properties a = consumerProps(broker, "statics");
+            a.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "instance-a");
+            a.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "3000");
+            a.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "300");
+            Properties b = new Properties();
+            b.putAll(a);
+            b.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "instance-b");
+            Member ma = new Member(a, topic, seen);
+            Member mb = new Member(b, topic, seen);
+            await("two static members sharing the partitions", () -> !ma.assigned.isEmpty() && !mb.assigned.isEmpty()
+                && ma.assigned.size() + mb.assigned.size() == partitions);
+            ConsumerGroupDescription d = admin.describeConsumerGroups(List.of("statics")).all().get().get("statics");
+            assertTrue(d.members().stream().anyMatch(m -> m.groupInstanceId().orElse("").equals("instance-a")),
+                d.toString());
+            // A static member that closes does not leave: its partitions wait for its session to expire.
+            mb.close();
+            await("the silent static member expired and its partitions moved", () -> ma.assigned.size() == partitions);
+            Member again = new Member(b, topic, seen);
+            await("the static member back with its share", () -> !again.assigned.isEmpty()
+                && ma.assigned.size() + again.assigned.size() == partitions);
+            again.close();
+            ma.close();
+        }
+    }
+
+    @Test
     void shouldResumeFromCommittedOffsetsAfterARestart(@TempDir Path dir) throws Exception {
         String topic = "resume";
         Properties cp;
