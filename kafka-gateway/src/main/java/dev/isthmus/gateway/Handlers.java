@@ -520,8 +520,14 @@ final class Handlers {
         if (ts == -5 || ts == -6) { // latest tiered, earliest pending upload: nothing is tiered here
             return Promise.completed(new long[] {0, -1, -1});
         }
-        if (ts == -1 || ts == -3) {
+        if (ts == -1) {
             return Promise.completed(new long[] {0, part.highWatermark(), -1});
+        }
+        if (ts == -3) { // MAX_TIMESTAMP: the first record carrying the largest timestamp
+            if (part.maxTimestamp() < 0) {
+                return Promise.completed(new long[] {0, -1, -1});
+            }
+            ts = part.maxTimestamp();
         }
         Promise<long[]> p = new Promise<>();
         part.log.offsetForTimestamp(ts, part.highWatermark(), new dev.isthmus.log.Log.TimestampHandler() {

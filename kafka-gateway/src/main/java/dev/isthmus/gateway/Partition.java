@@ -60,6 +60,8 @@ final class Partition implements Log.Listener {
     static final String PRODUCER_SNAPSHOT = "producers.snapshot";
     private static final int SNAPSHOT_MAGIC = 0x49535053; // "ISPS"
     private boolean producersChanged;
+    /** The largest record timestamp appended (ListOffsets MAX_TIMESTAMP); -1 while empty. */
+    private long maxTimestamp = -1;
 
     final String topic;
     final int index;
@@ -149,6 +151,9 @@ final class Partition implements Log.Listener {
                     }
                     next = Math.max(next, batch.baseOffset() + batch.lastOffsetDelta() + 1);
                     long pid = batch.producerId();
+                    if (!batch.isControl()) {
+                        maxTimestamp = Math.max(maxTimestamp, batch.maxTimestamp());
+                    }
                     if (pid >= 0 && !batch.isControl() && batch.baseOffset() >= from) {
                         int first = batch.baseSequence();
                         producers.computeIfAbsent(pid, k -> new ProducerState()).record(batch.producerEpoch(), first,
@@ -173,8 +178,8 @@ final class Partition implements Log.Listener {
         }
         long now = System.currentTimeMillis();
         producers.values().removeIf(ps -> now - ps.lastSeenMs > PRODUCER_EXPIRY_MS);
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(24 + producers.size() * (8 + 2 + 8 + 4 + 5 * 16) + 8);
-        b.putInt(SNAPSHOT_MAGIC).putInt(1).putLong(log.logEndOffset()).putInt(producers.size());
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(32 + producers.size() * (8 + 2 + 8 + 4 + 5 * 16) + 8);
+        b.putInt(SNAPSHOT_MAGIC).putInt(2).putLong(log.logEndOffset()).putLong(maxTimestamp).putInt(producers.size());
         for (Map.Entry<Long, ProducerState> e : producers.entrySet()) {
             ProducerState ps = e.getValue();
             b.putLong(e.getKey()).putShort(ps.epoch).putLong(ps.lastSeenMs).putInt(ps.batches.size());
@@ -215,10 +220,11 @@ final class Partition implements Log.Listener {
         java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
         crc.update(all, 0, all.length - 8);
         if (all.length < 28 || b.getLong(all.length - 8) != crc.getValue() || b.getInt() != SNAPSHOT_MAGIC
-            || b.getInt() != 1) {
+            || b.getInt() != 2) {
             throw new java.io.IOException("damaged producer snapshot " + file);
         }
         long offset = b.getLong();
+        maxTimestamp = b.getLong();
         int n = b.getInt();
         producers.clear();
         for (int i = 0; i < n; i++) {
@@ -233,6 +239,11 @@ final class Partition implements Log.Listener {
             producers.put(pid, ps);
         }
         return offset;
+    }
+
+    /** The largest record timestamp in the log (-1 when empty). */
+    long maxTimestamp() {
+        return maxTimestamp;
     }
 
     /** The leader epoch of this replica: the Raft term of a one-member group, 0 until it is re-elected. */
@@ -373,8 +384,11 @@ final class Partition implements Log.Listener {
         }
         if (ps != null) {
             ps.record(batch.producerEpoch(), firstSeq, lastSeq, base, System.currentTimeMillis());
-            producersChanged = true;
         }
+        if (batch.maxTimestamp() > maxTimestamp) {
+            maxTimestamp = batch.maxTimestamp();
+        }
+        producersChanged = true;
         onAppended.run();
         AppendResult ok = new AppendResult(ErrorCodes.NONE, base, log.logStartOffset(), null);
         long end = log.logEndOffset();

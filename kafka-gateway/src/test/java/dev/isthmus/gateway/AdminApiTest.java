@@ -151,6 +151,29 @@ class AdminApiTest {
         }
     }
 
+    @Test
+    void shouldListOffsetsByTimestampAndMaxTimestamp(@TempDir Path dir) throws Exception {
+        try (Broker broker = Broker.start(config(dir)); Admin admin = Admin.create(props(broker));
+             KafkaProducer<String, String> producer = new KafkaProducer<>(props(broker))) {
+            long[] stamps = {1_000, 9_000, 3_000, 9_000, 5_000};
+            for (long ts : stamps) {
+                producer.send(new ProducerRecord<>("clock", 0, ts, "k", "at " + ts)).get();
+            }
+            TopicPartition tp = new TopicPartition("clock", 0);
+            var max = admin.listOffsets(Map.of(tp, org.apache.kafka.clients.admin.OffsetSpec.maxTimestamp())).all().get()
+                .get(tp);
+            assertEquals(1, max.offset(), "the first record with the largest timestamp");
+            assertEquals(9_000, max.timestamp());
+            var at = admin.listOffsets(Map.of(tp, org.apache.kafka.clients.admin.OffsetSpec.forTimestamp(4_000))).all()
+                .get().get(tp);
+            assertEquals(1, at.offset(), "the first record at or after 4000");
+            assertEquals(5, admin.listOffsets(Map.of(tp, org.apache.kafka.clients.admin.OffsetSpec.latest())).all().get()
+                .get(tp).offset());
+            assertEquals(0, admin.listOffsets(Map.of(tp, org.apache.kafka.clients.admin.OffsetSpec.earliest())).all()
+                .get().get(tp).offset());
+        }
+    }
+
     /** Every error code we answer with is Kafka's own number for that name. */
     @Test
     void shouldUseKafkasErrorCodeNumbers() throws Exception {
