@@ -2,11 +2,15 @@ package dev.isthmus.gateway;
 
 import dev.isthmus.arena.IoBuf;
 import dev.isthmus.arena.Subsystem;
+import dev.isthmus.gateway.protocol.ByteSlice;
 import dev.isthmus.gateway.protocol.IoBufProtocolReader;
 import dev.isthmus.gateway.protocol.IoBufProtocolWriter;
+import dev.isthmus.gateway.protocol.IoBufSlice;
 import dev.isthmus.gateway.protocol.ProtocolException;
 import dev.isthmus.gateway.protocol.ProtocolMessage;
+import dev.isthmus.gateway.protocol.ProtocolReader;
 import dev.isthmus.gateway.protocol.message.ApiKeys;
+import dev.isthmus.gateway.protocol.message.ProduceRequestData;
 import dev.isthmus.gateway.protocol.message.RequestHeaderData;
 import dev.isthmus.gateway.protocol.message.ResponseHeaderData;
 import dev.isthmus.uring.TcpConnection;
@@ -14,18 +18,77 @@ import dev.isthmus.uring.shard.Promise;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.WeakHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * One client connection on the shard that accepted it. Bytes are copied from the engine's receive buffers into
- * an arena chain (NETWORK_RECEIVE budget), cut into size-prefixed frames without linearising them, decoded
- * with the generated codecs, and handled concurrently: many requests may be in flight (pipelining, technique
- * 7), and their responses leave strictly in request order. Oversize frames and protocol errors close the
- * connection; a response that cannot be built is answered with the API's error where one exists.
+ * One client connection on the shard that accepted it. Owner: that shard's thread; every method and callback
+ * runs there. Bytes are copied from the engine's receive buffers into an arena chain (NETWORK_RECEIVE budget),
+ * cut into size-prefixed frames without linearising them, decoded with the generated codecs, and handled
+ * concurrently: many requests may be in flight (pipelining, technique 7), and their responses leave strictly
+ * in request order.
+ *
+ * <h2>Limits</h2>
+ * <ul>
+ *   <li><b>Request size</b> ({@link BrokerConfig#maxRequestBytes()}): a frame length above it, or below the
+ *       smallest possible request header (negative and garbage lengths included), closes the connection with
+ *       a logged sentence; nothing of the frame is buffered first.</li>
+ *   <li><b>Connections</b> ({@link BrokerConfig#maxConnections()}): counted per broker across all shards; a
+ *       connection beyond the limit is closed as soon as it is accepted, before any byte is read.</li>
+ *   <li><b>Buffered bytes</b> ({@link BrokerConfig#maxConnectionBufferedBytes()}): the bytes a connection
+ *       holds in parsed requests whose handlers still run plus responses not yet sent. Once they reach the
+ *       bound (or {@link #MAX_IN_FLIGHT} requests are pending) no further request is taken from the
+ *       connection; taking resumes as responses leave. Bytes the client keeps sending meanwhile stay in the
+ *       receive chain; if they also exceed the bound the client is not reading its responses and is closed.
+ *       A connection therefore never holds more than about twice the bound plus one request.</li>
+ * </ul>
+ * Malformed requests (a decoding {@link ProtocolException}, an unknown API key, an unsupported version other
+ * than ApiVersions') close the connection; ApiVersions at an unknown version is answered in v0 with
+ * UNSUPPORTED_VERSION as Kafka does. A request that fails to decode half way releases the zero-copy slices
+ * it had taken; a handled request's slices are released when its handler completes.
  */
 final class Connection implements TcpConnection.ReceiveHandler {
     private static final System.Logger LOG = System.getLogger(Connection.class.getName());
     private static final int MAX_PARTS = 64;
-    private static final int MAX_IN_FLIGHT = 1024;
+    /** Requests parsed and not yet answered, per connection, whatever their size. */
+    static final int MAX_IN_FLIGHT = 1024;
+    /** api key (2) + api version (2) + correlation id (4): no request is shorter. */
+    private static final int MIN_FRAME_BYTES = 8;
+
+    /** Per-broker counters shared by the shards: open connections and refusals. */
+    private static final class Limits {
+        final AtomicInteger open = new AtomicInteger();
+        final AtomicLong refused = new AtomicLong();
+        /** The most bytes one connection held in running requests plus unsent responses: the limit at work. */
+        final AtomicLong bufferedHighWater = new AtomicLong();
+    }
+
+    /** Weak keys: a closed broker's counters go with it. Touched once per accept. */
+    private static final Map<Broker, Limits> LIMITS = Collections.synchronizedMap(new WeakHashMap<>());
+
+    private static Limits limitsOf(Broker b) {
+        return LIMITS.computeIfAbsent(b, k -> new Limits());
+    }
+
+    /** Any thread: connections currently counted against {@link BrokerConfig#maxConnections()}. */
+    static int openConnections(Broker b) {
+        return limitsOf(b).open.get();
+    }
+
+    /** Any thread: connections refused so far because the broker was at {@link BrokerConfig#maxConnections()}. */
+    static long refusedConnections(Broker b) {
+        return limitsOf(b).refused.get();
+    }
+
+    /** Any thread: the most bytes one connection of this broker has held in pending requests and responses. */
+    static long bufferedHighWaterBytes(Broker b) {
+        return limitsOf(b).bufferedHighWater.get();
+    }
 
     /** A request in flight: its response, once ready, waits here for its turn. */
     private static final class Slot {
@@ -33,14 +96,98 @@ final class Connection implements TcpConnection.ReceiveHandler {
         final ApiKeys api;
         final short version;
         final boolean noResponse;
+        final int requestBytes;
+        final List<IoBufSlice> slices;
         IoBuf response;
         boolean done;
 
-        Slot(int correlationId, ApiKeys api, short version, boolean noResponse) {
+        Slot(int correlationId, ApiKeys api, short version, boolean noResponse, int requestBytes,
+             List<IoBufSlice> slices) {
             this.correlationId = correlationId;
             this.api = api;
             this.version = version;
             this.noResponse = noResponse;
+            this.requestBytes = requestBytes;
+            this.slices = slices;
+        }
+    }
+
+    /**
+     * The decoder's reader: an {@link IoBufProtocolReader} that remembers the zero-copy slices it hands out,
+     * so a request that fails to decode half way, or whose handler is done, gives them back.
+     */
+    private static final class SliceTrackingReader implements ProtocolReader {
+        private final IoBufProtocolReader in;
+        List<IoBufSlice> slices;
+
+        SliceTrackingReader(IoBufProtocolReader in) {
+            this.in = in;
+        }
+
+        @Override
+        public byte readByte() {
+            return in.readByte();
+        }
+
+        @Override
+        public short readShort() {
+            return in.readShort();
+        }
+
+        @Override
+        public int readInt() {
+            return in.readInt();
+        }
+
+        @Override
+        public long readLong() {
+            return in.readLong();
+        }
+
+        @Override
+        public int readUnsignedVarint() {
+            return in.readUnsignedVarint();
+        }
+
+        @Override
+        public String readUtf8(int length) {
+            checkLength(length);
+            return in.readUtf8(length);
+        }
+
+        @Override
+        public ByteSlice readSlice(int length) {
+            checkLength(length);
+            ByteSlice s = in.readSlice(length);
+            if (s instanceof IoBufSlice io) {
+                if (slices == null) {
+                    slices = new ArrayList<>(2);
+                }
+                slices.add(io);
+            }
+            return s;
+        }
+
+        @Override
+        public byte[] readBytes(int length) {
+            checkLength(length);
+            return in.readBytes(length);
+        }
+
+        @Override
+        public int remaining() {
+            return in.remaining();
+        }
+
+        private static void checkLength(int length) {
+            if (length < 0) {
+                throw new ProtocolException("negative length " + length);
+            }
+        }
+
+        void releaseAll() {
+            release(slices);
+            slices = null;
         }
     }
 
@@ -50,18 +197,43 @@ final class Connection implements TcpConnection.ReceiveHandler {
     private final IoBuf inbound;
     private final ArrayDeque<Slot> inFlight = new ArrayDeque<>();
     private final MemorySegment[] parts = new MemorySegment[MAX_PARTS];
+    private final int maxRequestBytes;
+    private final long maxBufferedBytes;
+    private final Limits limits;
+    /** Request bytes of unfinished handlers plus response bytes not yet sent (the one being sent included). */
+    private long inFlightBytes;
+    private long inFlightHighWaterBytes;
     private IoBuf sending;
+    private long sendingBytes;
     private int sendingFrom;
+    private boolean parsing;
+    private boolean counted;
     private boolean closed;
 
     Connection(Broker broker, ShardState state, TcpConnection socket) {
         this.broker = broker;
         this.state = state;
         this.socket = socket;
+        this.maxRequestBytes = broker.config().maxRequestBytes();
+        this.maxBufferedBytes = broker.config().maxConnectionBufferedBytes();
+        this.limits = limitsOf(broker);
         this.inbound = IoBuf.empty(state.arena, Subsystem.NETWORK_RECEIVE);
     }
 
+    /** Counts the connection against the broker's limit and starts receiving, or closes it when over the limit. */
     void start() {
+        int max = broker.config().maxConnections();
+        if (limits.open.incrementAndGet() > max) {
+            limits.open.decrementAndGet();
+            long n = limits.refused.incrementAndGet();
+            if (Long.bitCount(n) == 1) { // 1, 2, 4, 8...: a storm of refusals does not flood the log
+                LOG.log(System.Logger.Level.WARNING, "refusing connection from " + socket.remoteAddress() + ": "
+                    + max + " connections are open, the limit (max connections); " + n + " refused so far");
+            }
+            close();
+            return;
+        }
+        counted = true;
         socket.startReceiving(this);
     }
 
@@ -77,9 +249,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
         } finally {
             socket.releaseBuffer(bufferId);
         }
-        if (!closed) {
-            parseFrames();
-        }
+        parseFrames();
     }
 
     @Override
@@ -87,57 +257,122 @@ final class Connection implements TcpConnection.ReceiveHandler {
         close();
     }
 
+    /**
+     * Takes every complete frame the limits allow. Not re-entrant: a handler that completes at once calls
+     * back into {@link #complete} and from there here; the outer loop carries on instead of recursing (a long
+     * pipeline of instantly answered requests must not grow the stack).
+     */
     private void parseFrames() {
-        while (!closed && inbound.size() >= 4 && inFlight.size() < MAX_IN_FLIGHT) {
-            int size = inbound.getInt(0);
-            if (size < 8 || size > broker.config().maxRequestBytes()) {
-                LOG.log(System.Logger.Level.WARNING, "closing " + socket.remoteAddress() + ": request frame of " + size
-                    + " bytes (limit " + broker.config().maxRequestBytes() + ")");
+        if (parsing || closed) {
+            return;
+        }
+        parsing = true;
+        try {
+            boolean throttled = false;
+            while (!closed && inbound.size() >= 4) {
+                if (!inFlight.isEmpty() && (inFlight.size() >= MAX_IN_FLIGHT || inFlightBytes >= maxBufferedBytes)) {
+                    throttled = true; // resumed from complete() / the send completion as responses leave
+                    break;
+                }
+                int size = inbound.getInt(0);
+                if (size < MIN_FRAME_BYTES || size > maxRequestBytes) {
+                    LOG.log(System.Logger.Level.WARNING, "closing " + socket.remoteAddress() + ": " + badLength(size));
+                    close();
+                    return;
+                }
+                if (inbound.size() < 4L + size) {
+                    break;
+                }
+                IoBuf frame = inbound.share(4, size);
+                inbound.trimFront(4L + size);
+                try {
+                    handleFrame(frame, 4 + size);
+                } catch (ProtocolException | IndexOutOfBoundsException e) {
+                    LOG.log(System.Logger.Level.WARNING, "closing " + socket.remoteAddress() + ": malformed request: "
+                        + e.getMessage());
+                    close();
+                } catch (RuntimeException e) {
+                    LOG.log(System.Logger.Level.ERROR, "closing " + socket.remoteAddress()
+                        + ": a request could not be decoded (a broker bug: decoding errors must be ProtocolException)",
+                        e);
+                    close();
+                } finally {
+                    frame.release();
+                }
+            }
+            if (throttled && !closed && inbound.size() > maxBufferedBytes) {
+                LOG.log(System.Logger.Level.WARNING, "closing " + socket.remoteAddress() + ": the client sent "
+                    + inbound.size() + " bytes of further requests while " + inFlightBytes + " bytes of earlier"
+                    + " requests and responses were pending (limit " + maxBufferedBytes + " per connection);"
+                    + " it is not reading its responses");
                 close();
-                return;
             }
-            if (inbound.size() < 4L + size) {
-                return;
-            }
-            IoBuf frame = inbound.share(4, size);
-            inbound.trimFront(4L + size);
-            try {
-                handleFrame(frame);
-            } catch (ProtocolException | IndexOutOfBoundsException e) {
-                LOG.log(System.Logger.Level.WARNING, "closing " + socket.remoteAddress() + ": malformed request: " + e.getMessage());
-                close();
-            } finally {
-                frame.release();
-            }
+        } finally {
+            parsing = false;
         }
     }
 
-    private void handleFrame(IoBuf frame) {
+    /** One sentence for a frame length out of bounds, with a hint when the bytes look like another protocol. */
+    private String badLength(int size) {
+        StringBuilder sb = new StringBuilder("request frame length ").append(size);
+        if (size > maxRequestBytes) {
+            sb.append(" is above the maximum request size ").append(maxRequestBytes);
+        } else {
+            sb.append(" is below the smallest request (").append(MIN_FRAME_BYTES).append(" bytes)");
+        }
+        int b0 = (size >>> 24) & 0xff;
+        int b1 = (size >>> 16) & 0xff;
+        if (b0 == 0x16 && b1 == 0x03) {
+            sb.append(" (a TLS handshake? this listener speaks plaintext Kafka)");
+        } else if (isAsciiWord(size)) {
+            sb.append(" (text such as an HTTP request? this listener speaks the Kafka protocol)");
+        }
+        return sb.toString();
+    }
+
+    private static boolean isAsciiWord(int v) {
+        for (int shift = 24; shift >= 0; shift -= 8) {
+            int c = (v >>> shift) & 0xff;
+            if (c < 0x20 || c > 0x7e) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private void handleFrame(IoBuf frame, int frameBytes) {
         short apiKey = frame.getShort(0);
         short version = frame.getShort(2);
         ApiKeys api = ApiKeys.forId(apiKey);
         if (api == null || !broker.handlers().supports(api)) {
             throw new ProtocolException("unsupported API key " + apiKey);
         }
-        IoBufProtocolReader r = new IoBufProtocolReader(frame);
+        SliceTrackingReader r = new SliceTrackingReader(new IoBufProtocolReader(frame));
         RequestHeaderData header = new RequestHeaderData();
         boolean versionOk = version >= broker.handlers().lowest(api) && version <= broker.handlers().highest(api);
-        header.read(r, api.requestHeaderVersion(versionOk ? version : api.lowestVersion));
-        if (!versionOk) {
-            if (api == ApiKeys.API_VERSIONS) {
-                // Answer with our ranges in v0 so the client can pick a version.
-                Slot slot = new Slot(header.correlationId, api, (short) 0, false);
-                inFlight.addLast(slot);
-                complete(slot, broker.handlers().apiVersions(ErrorCodes.UNSUPPORTED_VERSION));
-                return;
+        ProtocolMessage request;
+        try {
+            header.read(r, api.requestHeaderVersion(versionOk ? version : api.lowestVersion));
+            if (!versionOk) {
+                if (api == ApiKeys.API_VERSIONS) {
+                    // Answer with our ranges in v0 so the client can pick a version.
+                    r.releaseAll();
+                    Slot slot = new Slot(header.correlationId, api, (short) 0, false, frameBytes, null);
+                    admit(slot);
+                    complete(slot, broker.handlers().apiVersions(ErrorCodes.UNSUPPORTED_VERSION));
+                    return;
+                }
+                throw new ProtocolException(api + " version " + version + " is not supported");
             }
-            throw new ProtocolException(api + " version " + version + " is not supported");
+            request = api.newRequest();
+            request.read(r, version);
+        } catch (RuntimeException e) {
+            r.releaseAll();
+            throw e;
         }
-        ProtocolMessage request = api.newRequest();
-        request.read(r, version);
-        boolean noResponse = api == ApiKeys.PRODUCE && ((dev.isthmus.gateway.protocol.message.ProduceRequestData) request).acks == 0;
-        Slot slot = new Slot(header.correlationId, api, version, noResponse);
-        inFlight.addLast(slot);
+        boolean noResponse = api == ApiKeys.PRODUCE && ((ProduceRequestData) request).acks == 0;
+        Slot slot = new Slot(header.correlationId, api, version, noResponse, frameBytes, r.slices);
+        admit(slot);
         Promise<ProtocolMessage> response;
         try {
             response = broker.handlers().handle(state, api, version, request, header, clientHost());
@@ -146,7 +381,10 @@ final class Connection implements TcpConnection.ReceiveHandler {
         }
         response.whenComplete((msg, failure) -> {
             if (failure != null) {
+                // The request's slices stay with whatever the handler started: freeing them could pull memory
+                // from under work still running on another shard.
                 LOG.log(System.Logger.Level.ERROR, "handling " + api + " v" + version + " failed; closing the connection", failure);
+                inFlightBytes -= slot.requestBytes;
                 close();
                 return;
             }
@@ -154,7 +392,22 @@ final class Connection implements TcpConnection.ReceiveHandler {
         });
     }
 
+    private void admit(Slot slot) {
+        inFlight.addLast(slot);
+        grow(slot.requestBytes);
+    }
+
+    private void grow(long bytes) {
+        inFlightBytes += bytes;
+        if (inFlightBytes > inFlightHighWaterBytes) {
+            inFlightHighWaterBytes = inFlightBytes;
+            limits.bufferedHighWater.accumulateAndGet(inFlightBytes, Math::max);
+        }
+    }
+
     private void complete(Slot slot, ProtocolMessage body) {
+        release(slot.slices); // the handler is done with the request (idempotent: handlers may have released)
+        inFlightBytes -= slot.requestBytes;
         if (closed) {
             Broker.releaseSlices(body);
             return;
@@ -178,6 +431,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 Broker.releaseSlices(body);
             }
             slot.response = out;
+            grow(out.size());
         } else {
             Broker.releaseSlices(body);
         }
@@ -198,6 +452,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 continue;
             }
             sending = head.response;
+            sendingBytes = sending.size();
             sendingFrom = 0;
             sendNext();
         }
@@ -211,10 +466,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
         sendingFrom += n;
         long id = socket.send(parts, n, (res, flags, att) -> {
             if (closed || res < 0) {
-                if (sending != null) {
-                    sending.release(); // the kernel is done with it now
-                    sending = null;
-                }
+                sent();
                 close();
                 return;
             }
@@ -222,16 +474,31 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 sendNext();
                 return;
             }
-            if (sending != null) {
-                sending.release();
-                sending = null;
-            }
+            sent();
             flush();
+            parseFrames(); // the bytes just sent may let a throttled connection take requests again
         }, 0);
         if (id < 0) {
+            sent();
+            close();
+        }
+    }
+
+    /** The response being sent is no longer read by the kernel: free it. */
+    private void sent() {
+        if (sending != null) {
             sending.release();
             sending = null;
-            close();
+            inFlightBytes -= sendingBytes;
+            sendingBytes = 0;
+        }
+    }
+
+    private static void release(List<IoBufSlice> slices) {
+        if (slices != null) {
+            for (int i = 0; i < slices.size(); i++) {
+                slices.get(i).close();
+            }
         }
     }
 
@@ -246,11 +513,15 @@ final class Connection implements TcpConnection.ReceiveHandler {
             return;
         }
         closed = true;
+        if (counted) {
+            limits.open.decrementAndGet();
+        }
         broker.connectionClosed(state, this);
         for (Slot s : inFlight) {
             if (s.response != null) {
                 s.response.release();
             }
+            // Slices of requests whose handlers still run are released when those complete.
         }
         inFlight.clear();
         // A response being sent is released by its send completion, once the kernel no longer reads it.
