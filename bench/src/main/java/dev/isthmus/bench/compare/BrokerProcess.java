@@ -1,0 +1,341 @@
+package dev.isthmus.bench.compare;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.common.Uuid;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.LockSupport;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * One broker under test, as a child process on 127.0.0.1 with a fresh data directory: Isthmus through its
+ * launcher ({@code ./isthmus start --listen ... --data-dir ... --smp N --memory SIZE}), or Apache Kafka as a
+ * KRaft single node (broker and controller in one process; {@code kafka.tools.StorageTool format --standalone},
+ * then {@code kafka.Kafka server.properties}) from the jars in {@code --kafka-lib}.
+ *
+ * <p>Both JVMs get the same heap (the launcher's {@code -Xmx}, as {@code -Xms} and {@code -Xmx}) and log
+ * every safepoint for {@link GcLog}. Isthmus keeps its launcher's GC (ZGC); Kafka gets the flags of
+ * its own {@code kafka-run-class.sh} (G1, 20 ms pause goal). The broker's output goes to
+ * {@code OUT/broker-ID.log}.
+ *
+ * <p>Lifecycle: {@link #start} returns once the broker answers a DescribeCluster request, or throws a
+ * {@link CompareException} (port taken, process exited, timeout) after stopping what it started;
+ * {@link #stop} stops it and removes its data directory. Used by the run's thread only.
+ */
+final class BrokerProcess {
+
+    static final String HOST = "127.0.0.1";
+
+    /** Kafka's own JVM flags from bin/kafka-run-class.sh (KAFKA_JVM_PERFORMANCE_OPTS). */
+    private static final List<String> KAFKA_JVM_FLAGS = List.of("-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+        "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true");
+
+    private static final long FORMAT_TIMEOUT_SEC = 120;
+
+    final BrokerKind kind;
+    final Process process;
+    final String bootstrap;
+    final Path logFile;
+    final Path gcLog;
+    final String heap;
+    final long startupNs;
+    private final Path dataDir;
+    private final Cleanup cleanup;
+
+    private BrokerProcess(BrokerKind kind, Process process, String bootstrap, Path logFile, Path gcLog, String heap,
+                          long startupNs, Path dataDir, Cleanup cleanup) {
+        this.kind = kind;
+        this.process = process;
+        this.bootstrap = bootstrap;
+        this.logFile = logFile;
+        this.gcLog = gcLog;
+        this.heap = heap;
+        this.startupNs = startupNs;
+        this.dataDir = dataDir;
+        this.cleanup = cleanup;
+    }
+
+    long pid() {
+        return process.pid();
+    }
+
+    /** Starts {@code kind} in a new directory under {@code workDir} and waits until it serves requests. */
+    static BrokerProcess start(BrokerKind kind, CompareOptions o, Path workDir, Cleanup cleanup) {
+        requirePortFree(o.port(), "the Kafka listener of " + kind.label);
+        if (kind.isKafka()) {
+            requirePortFree(o.port() + 1, "Apache Kafka's controller listener");
+        }
+        String heap = launcherHeap(o.isthmusLauncher());
+        Path dataDir = workDir.resolve(kind.id);
+        Path logFile = o.outDir().resolve("broker-" + kind.id + ".log");
+        Path gcLog = o.outDir().resolve("gc-" + kind.id + ".log");
+        if (gcLog.toString().contains(" ")) {
+            throw new CompareException("the results directory " + o.outDir() + " has a space in its path, which the "
+                + "JVM's -Xlog option cannot take; pass --out with a path without spaces");
+        }
+        try {
+            Files.createDirectories(dataDir);
+            cleanup.add(dataDir);
+            Files.deleteIfExists(gcLog);
+            Files.writeString(logFile, "");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        String gcOption = String.format(GcLog.JVM_OPTION, gcLog);
+        String bootstrap = HOST + ":" + o.port();
+        long t0 = System.nanoTime();
+        ProcessBuilder pb;
+        if (kind == BrokerKind.ISTHMUS) {
+            if (!Files.isExecutable(o.isthmusLauncher())) {
+                throw new CompareException("the Isthmus launcher " + o.isthmusLauncher() + " is missing or not executable");
+            }
+            pb = new ProcessBuilder(o.isthmusLauncher().toString(), "start", "--listen", bootstrap,
+                "--data-dir", dataDir.resolve("data").toString(), "--smp", Integer.toString(o.isthmusSmp()),
+                "--memory", o.isthmusMemory());
+            // The launcher fixes -Xmx and the GC on its command line; -Xms and GC logging come in this way.
+            String inherited = System.getenv("JAVA_TOOL_OPTIONS");
+            pb.environment().put("JAVA_TOOL_OPTIONS",
+                (inherited == null ? "" : inherited + " ") + "-Xms" + heap + " " + gcOption);
+        } else {
+            requireKafkaJars(o.kafkaLib());
+            Path props = dataDir.resolve("server.properties");
+            Path log4j = dataDir.resolve("log4j2.properties");
+            try {
+                Files.writeString(props, serverProperties(kind, o.port(), dataDir.resolve("data")));
+                Files.writeString(log4j, LOG4J2);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            List<String> java = new ArrayList<>();
+            java.add(o.javaHome().resolve("bin/java").toString());
+            java.add("-Dlog4j2.configurationFile=" + log4j);
+            java.add("-cp");
+            java.add(o.kafkaLib() + "/*");
+            format(java, props, logFile, cleanup, kind);
+            List<String> cmd = new ArrayList<>(java.subList(0, 1));
+            cmd.add("-Xms" + heap);
+            cmd.add("-Xmx" + heap);
+            cmd.addAll(KAFKA_JVM_FLAGS);
+            cmd.add(gcOption);
+            cmd.addAll(java.subList(1, java.size()));
+            cmd.add("kafka.Kafka");
+            cmd.add(props.toString());
+            pb = new ProcessBuilder(cmd);
+        }
+        pb.redirectErrorStream(true)
+            .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()))
+            .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+        Process p;
+        try {
+            p = pb.start();
+        } catch (IOException e) {
+            throw new CompareException("cannot start " + kind.label + ": " + e.getMessage(), e);
+        }
+        cleanup.add(p);
+        recordPid(o.pidFile(), p.pid());
+        try {
+            waitUntilUp(kind, p, bootstrap, logFile, o.startupTimeoutNs());
+        } catch (RuntimeException e) {
+            cleanup.stop(p);
+            throw e;
+        }
+        return new BrokerProcess(kind, p, bootstrap, logFile, gcLog, heap, System.nanoTime() - t0, dataDir, cleanup);
+    }
+
+    /** Stops the broker (SIGTERM, SIGKILL after a grace period), removes its data; returns its exit code. */
+    int stop() {
+        cleanup.stop(process);
+        cleanup.delete(dataDir);
+        return process.exitValue();
+    }
+
+    /** Fails with one sentence when something already listens on (or holds) HOST:port. */
+    static void requirePortFree(int port, String what) {
+        try (ServerSocket s = new ServerSocket()) {
+            s.setReuseAddress(true);
+            s.bind(new InetSocketAddress(InetAddress.getByName(HOST), port));
+        } catch (IOException e) {
+            throw new CompareException("port " + port + " on " + HOST + " (" + what + ") is taken by another "
+                + "process; stop it or pick another with --port");
+        }
+    }
+
+    /** The launcher's -Xmx (e.g. 512m), which both brokers get; 512m if it names none. */
+    static String launcherHeap(Path launcher) {
+        try {
+            Matcher m = Pattern.compile("-Xmx(\\d+[kKmMgG]?)\\b").matcher(Files.readString(launcher));
+            return m.find() ? m.group(1) : "512m";
+        } catch (IOException e) {
+            return "512m";
+        }
+    }
+
+    /** Apache Kafka's configuration: its defaults, a single KRaft node, plus fsync per batch for KAFKA_FSYNC. */
+    static String serverProperties(BrokerKind kind, int port, Path logDir) {
+        StringBuilder sb = new StringBuilder();
+        sb.append("# Written by bench/compare: a single-node KRaft broker+controller with Kafka's defaults.\n");
+        sb.append("process.roles=broker,controller\n");
+        sb.append("node.id=1\n");
+        sb.append("controller.quorum.bootstrap.servers=").append(HOST).append(':').append(port + 1).append('\n');
+        sb.append("listeners=PLAINTEXT://").append(HOST).append(':').append(port)
+            .append(",CONTROLLER://").append(HOST).append(':').append(port + 1).append('\n');
+        sb.append("advertised.listeners=PLAINTEXT://").append(HOST).append(':').append(port).append('\n');
+        sb.append("controller.listener.names=CONTROLLER\n");
+        sb.append("inter.broker.listener.name=PLAINTEXT\n");
+        sb.append("listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n");
+        sb.append("log.dirs=").append(logDir).append('\n');
+        sb.append("num.partitions=1\n");
+        sb.append("offsets.topic.replication.factor=1\n");
+        sb.append("transaction.state.log.replication.factor=1\n");
+        sb.append("transaction.state.log.min.isr=1\n");
+        sb.append("share.coordinator.state.topic.replication.factor=1\n");
+        sb.append("share.coordinator.state.topic.min.isr=1\n");
+        sb.append("group.initial.rebalance.delay.ms=0\n");
+        if (kind == BrokerKind.KAFKA_FSYNC) {
+            sb.append("# fsync after every appended batch (the topic-level name flush.messages is ignored here)\n");
+            sb.append("log.flush.interval.messages=1\n");
+        }
+        return sb.toString();
+    }
+
+    private static final String LOG4J2 = """
+        status = warn
+        appender.console.type = Console
+        appender.console.name = STDOUT
+        appender.console.layout.type = PatternLayout
+        appender.console.layout.pattern = [%d] %p %m (%c)%n
+        rootLogger.level = info
+        rootLogger.appenderRef.stdout.ref = STDOUT
+        """;
+
+    private static void requireKafkaJars(Path lib) {
+        if (!Files.isRegularFile(lib.resolve("kafka_2.13-4.3.0.jar"))) {
+            throw new CompareException("Apache Kafka 4.3.0's jars are not in " + lib + "; fetch them with "
+                + "./mvnw -f bench/kafka-dist/pom.xml dependency:copy-dependencies (bench/compare does this itself)");
+        }
+    }
+
+    /** kafka.tools.StorageTool format --standalone with a new cluster id, output appended to the broker log. */
+    private static void format(List<String> java, Path props, Path logFile, Cleanup cleanup, BrokerKind kind) {
+        List<String> cmd = new ArrayList<>(java);
+        cmd.addAll(List.of("kafka.tools.StorageTool", "format", "--standalone", "-t", Uuid.randomUuid().toString(),
+            "-c", props.toString()));
+        Process p;
+        try {
+            p = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()))
+                .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                .start();
+        } catch (IOException e) {
+            throw new CompareException("cannot run Kafka's StorageTool: " + e.getMessage(), e);
+        }
+        cleanup.add(p);
+        try {
+            if (!p.waitFor(FORMAT_TIMEOUT_SEC, TimeUnit.SECONDS)) {
+                throw new CompareException("Kafka's StorageTool format did not finish within " + FORMAT_TIMEOUT_SEC
+                    + " s; see " + logFile);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CompareException("interrupted while formatting " + kind.label + "'s storage");
+        } finally {
+            cleanup.stop(p);
+        }
+        if (p.exitValue() != 0) {
+            throw new CompareException("Kafka's StorageTool format failed (exit " + p.exitValue() + "): "
+                + lastLine(logFile) + " (see " + logFile + ")");
+        }
+    }
+
+    /**
+     * Polls until the broker accepts a connection and answers DescribeCluster; fails when it exits first or
+     * the timeout passes.
+     */
+    private static void waitUntilUp(BrokerKind kind, Process p, String bootstrap, Path logFile, long timeoutNs) {
+        long deadline = System.nanoTime() + timeoutNs;
+        while (true) {
+            if (!p.isAlive()) {
+                throw new CompareException(kind.label + " exited with code " + p.exitValue() + " before it came up: "
+                    + lastLine(logFile) + " (see " + logFile + ")");
+            }
+            long remainingNs = deadline - System.nanoTime();
+            if (remainingNs <= 0) {
+                throw new CompareException(kind.label + " did not come up on " + bootstrap + " within "
+                    + TimeUnit.NANOSECONDS.toSeconds(timeoutNs) + " s (see " + logFile + ")");
+            }
+            if (accepts(bootstrap) && answersDescribeCluster(bootstrap, Math.min(remainingNs, TimeUnit.SECONDS.toNanos(5)))) {
+                return;
+            }
+            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
+        }
+    }
+
+    private static boolean accepts(String bootstrap) {
+        int colon = bootstrap.lastIndexOf(':');
+        try (Socket s = new Socket()) {
+            s.connect(new InetSocketAddress(bootstrap.substring(0, colon), Integer.parseInt(bootstrap.substring(colon + 1))), 500);
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    private static boolean answersDescribeCluster(String bootstrap, long timeoutNs) {
+        int timeoutMs = (int) Math.max(1, TimeUnit.NANOSECONDS.toMillis(timeoutNs));
+        try (Admin admin = Admin.create(Map.of(
+                AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
+                AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, timeoutMs,
+                AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, timeoutMs))) {
+            return !admin.describeCluster().nodes().get(timeoutMs, TimeUnit.MILLISECONDS).isEmpty();
+        } catch (ExecutionException | TimeoutException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CompareException("interrupted while waiting for the broker on " + bootstrap);
+        }
+    }
+
+    private static void recordPid(Path pidFile, long pid) {
+        if (pidFile == null) {
+            return;
+        }
+        try {
+            Files.writeString(pidFile, pid + "\n", StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** The last non-blank line of a log, for error sentences. */
+    static String lastLine(Path log) {
+        try {
+            List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8);
+            for (int i = lines.size() - 1; i >= 0; i--) {
+                String l = lines.get(i).strip();
+                if (!l.isEmpty() && !l.startsWith("Picked up JAVA_TOOL_OPTIONS")) {
+                    return l.length() > 300 ? l.substring(0, 300) + "..." : l;
+                }
+            }
+        } catch (IOException e) {
+            return "(no log)";
+        }
+        return "(empty log)";
+    }
+}

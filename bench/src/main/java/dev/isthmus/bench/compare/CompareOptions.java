@@ -1,0 +1,283 @@
+package dev.isthmus.bench.compare;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The command line of {@link Compare}, parsed and checked. Immutable.
+ *
+ * @param quick              a smoke run: short warm-up and measurement unless given explicitly
+ * @param ratesPerSec        the fixed-rate workloads, records per second
+ * @param saturation         whether to run the saturation workload after the fixed rates
+ * @param brokers            the brokers to run, one after the other
+ * @param warmupNs           warm-up of each workload (not measured)
+ * @param durationNs         steady-state measurement of each workload
+ * @param drainTimeoutNs     how long to wait after the last send for every acknowledgement and delivery
+ * @param startupTimeoutNs   how long a broker may take to come up
+ * @param recordBytes        value size of every record
+ * @param port               the Kafka listener of every broker (Apache Kafka's controller takes port + 1)
+ * @param outDir             where results go (kept)
+ * @param tmpDir             where the data directories go (removed at the end)
+ * @param pidFile            where broker pids are appended (read by bench/compare's trap), or null
+ * @param root               the repository root (holds the ./isthmus launcher)
+ * @param isthmusLauncher    the program started as {@code LAUNCHER start --listen ...}
+ * @param isthmusSmp         shard threads of Isthmus
+ * @param isthmusMemory      data memory of Isthmus ({@code --memory})
+ * @param kafkaLib           directory of Apache Kafka's broker jars
+ * @param javaHome           the JDK that runs Apache Kafka
+ */
+record CompareOptions(
+    boolean quick,
+    List<Long> ratesPerSec,
+    boolean saturation,
+    List<BrokerKind> brokers,
+    long warmupNs,
+    long durationNs,
+    long drainTimeoutNs,
+    long startupTimeoutNs,
+    int recordBytes,
+    int port,
+    Path outDir,
+    Path tmpDir,
+    Path pidFile,
+    Path root,
+    Path isthmusLauncher,
+    int isthmusSmp,
+    String isthmusMemory,
+    Path kafkaLib,
+    Path javaHome) {
+
+    static final String USAGE = """
+        usage: bench/compare [options]
+          Runs Isthmus and Apache Kafka 4.3 (defaults, then fsync per batch) one after the other on loopback
+          with the same kafka-clients producer and consumer, and prints one side-by-side table.
+          --quick                  smoke run: 1 s warm-up and 2 s measurement per workload
+          --rates R1,R2,...        fixed-rate workloads in records/s (default 5000,20000,50000; 'none' for none)
+          --no-saturation          skip the saturation workload
+          --brokers B1,B2,...      isthmus, kafka, kafka-fsync (default all three, in that order)
+          --warmup DURATION        warm-up per workload, e.g. 10s (default 10s)
+          --duration DURATION      measurement per workload, e.g. 60s (default 60s)
+          --drain-timeout DURATION wait for outstanding acks and deliveries after the last send (default 60s)
+          --startup-timeout DURATION  a broker must come up within this (default 90s)
+          --record-bytes N         value size (default 1024)
+          --port N                 Kafka listener of every broker; Apache Kafka's controller uses N+1 (default 39092)
+          --out DIR                results directory (default bench/target/compare/<date-time>)
+          --tmp-dir DIR            where data directories are made and removed (default java.io.tmpdir)
+          --isthmus-smp N          Isthmus shard threads (default 2)
+          --isthmus-memory SIZE    Isthmus data memory (default 2G)
+          --kafka-lib DIR          Apache Kafka's jars (default bench/target/kafka-lib, fetched by bench/compare)
+          --root DIR               repository root (default: found from the working directory)
+          --isthmus-launcher FILE  the Isthmus launcher (default ROOT/isthmus)
+          --java-home DIR          JDK that runs Apache Kafka (default: the one running this)
+          --pid-file FILE          append each broker's pid here (used by bench/compare to clean up)
+        """;
+
+    static final List<Long> DEFAULT_RATES = List.of(5_000L, 20_000L, 50_000L);
+
+    /** Parses {@code args}; throws IllegalArgumentException with one sentence for bad input, returns null for --help. */
+    static CompareOptions parse(String[] args) {
+        boolean quick = false;
+        boolean saturation = true;
+        List<Long> rates = DEFAULT_RATES;
+        List<BrokerKind> brokers = List.of(BrokerKind.values());
+        Long warmupNs = null;
+        Long durationNs = null;
+        long drainNs = TimeUnit.SECONDS.toNanos(60);
+        long startupNs = TimeUnit.SECONDS.toNanos(90);
+        int recordBytes = 1024;
+        int port = 39092;
+        Path out = null;
+        Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
+        Path pidFile = null;
+        Path root = null;
+        Path launcher = null;
+        int smp = 2;
+        String memory = "2G";
+        Path kafkaLib = null;
+        Path javaHome = Path.of(System.getProperty("java.home"));
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            switch (a) {
+                case "-h", "--help" -> {
+                    return null;
+                }
+                case "--quick" -> quick = true;
+                case "--no-saturation" -> saturation = false;
+                case "--saturation" -> saturation = true;
+                case "--rates" -> rates = parseRates(value(args, ++i, a));
+                case "--brokers" -> brokers = parseBrokers(value(args, ++i, a));
+                case "--warmup" -> warmupNs = parseDurationNs(value(args, ++i, a), a);
+                case "--duration" -> durationNs = parseDurationNs(value(args, ++i, a), a);
+                case "--drain-timeout" -> drainNs = parseDurationNs(value(args, ++i, a), a);
+                case "--startup-timeout" -> startupNs = parseDurationNs(value(args, ++i, a), a);
+                case "--record-bytes" -> recordBytes = parseInt(value(args, ++i, a), a, 16, 1 << 20);
+                case "--port" -> port = parseInt(value(args, ++i, a), a, 1, 65534);
+                case "--out" -> out = Path.of(value(args, ++i, a));
+                case "--tmp-dir" -> tmp = Path.of(value(args, ++i, a));
+                case "--pid-file" -> pidFile = Path.of(value(args, ++i, a));
+                case "--root" -> root = Path.of(value(args, ++i, a));
+                case "--isthmus-launcher" -> launcher = Path.of(value(args, ++i, a));
+                case "--isthmus-smp" -> smp = parseInt(value(args, ++i, a), a, 1, 1024);
+                case "--isthmus-memory" -> memory = value(args, ++i, a);
+                case "--kafka-lib" -> kafkaLib = Path.of(value(args, ++i, a));
+                case "--java-home" -> javaHome = Path.of(value(args, ++i, a));
+                default -> throw new IllegalArgumentException("unknown option '" + a + "'; see bench/compare --help");
+            }
+        }
+        if (warmupNs == null) {
+            warmupNs = TimeUnit.SECONDS.toNanos(quick ? 1 : 10);
+        }
+        if (durationNs == null) {
+            durationNs = TimeUnit.SECONDS.toNanos(quick ? 2 : 60);
+        }
+        if (durationNs <= 0) {
+            throw new IllegalArgumentException("--duration must be positive");
+        }
+        if (rates.isEmpty() && !saturation) {
+            throw new IllegalArgumentException("nothing to run: no --rates and --no-saturation");
+        }
+        if (root == null) {
+            root = findRoot();
+        }
+        root = root.toAbsolutePath().normalize();
+        if (launcher == null) {
+            launcher = root.resolve("isthmus");
+        }
+        if (kafkaLib == null) {
+            kafkaLib = root.resolve("bench/target/kafka-lib");
+        }
+        if (out == null) {
+            out = root.resolve("bench/target/compare")
+                .resolve(LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+        }
+        if (!Files.isDirectory(tmp)) {
+            throw new IllegalArgumentException("--tmp-dir " + tmp + " is not a directory");
+        }
+        return new CompareOptions(quick, List.copyOf(rates), saturation, List.copyOf(brokers), warmupNs, durationNs,
+            drainNs, startupNs, recordBytes, port, out.toAbsolutePath(), tmp.toAbsolutePath(),
+            pidFile == null ? null : pidFile.toAbsolutePath(), root, launcher.toAbsolutePath(), smp, memory,
+            kafkaLib.toAbsolutePath(), javaHome.toAbsolutePath());
+    }
+
+    /** The workloads in run order: the fixed rates ascending, then saturation (rate 0). */
+    List<Long> workloads() {
+        List<Long> w = new ArrayList<>(ratesPerSec);
+        w.sort(Long::compare);
+        if (saturation) {
+            w.add(0L);
+        }
+        return w;
+    }
+
+    static String workloadName(long ratePerSec) {
+        return ratePerSec == 0 ? "saturation" : ratePerSec + "/s";
+    }
+
+    private static String value(String[] args, int i, String option) {
+        if (i >= args.length) {
+            throw new IllegalArgumentException(option + " needs a value; see bench/compare --help");
+        }
+        return args[i];
+    }
+
+    private static List<Long> parseRates(String s) {
+        if (s.equals("none")) {
+            return List.of();
+        }
+        List<Long> rates = new ArrayList<>();
+        for (String part : s.split(",")) {
+            String p = part.trim().toLowerCase(Locale.ROOT);
+            long mult = 1;
+            if (p.endsWith("k")) {
+                mult = 1000;
+                p = p.substring(0, p.length() - 1);
+            }
+            long r;
+            try {
+                r = Long.parseLong(p) * mult;
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--rates takes records/s like 5000,20000,50000; '" + part + "' is not a number");
+            }
+            if (r <= 0 || r > 10_000_000) {
+                throw new IllegalArgumentException("--rates: " + r + " records/s is out of range (1 to 10000000)");
+            }
+            if (!rates.contains(r)) {
+                rates.add(r);
+            }
+        }
+        return rates;
+    }
+
+    private static List<BrokerKind> parseBrokers(String s) {
+        List<BrokerKind> picked = new ArrayList<>();
+        for (String part : s.split(",")) {
+            BrokerKind k = BrokerKind.parse(part.trim());
+            if (!picked.contains(k)) {
+                picked.add(k);
+            }
+        }
+        picked.sort(null); // always isthmus, kafka, kafka-fsync
+        return picked;
+    }
+
+    static long parseDurationNs(String s, String option) {
+        String t = s.trim().toLowerCase(Locale.ROOT);
+        long unitNs;
+        String num;
+        if (t.endsWith("ms")) {
+            unitNs = TimeUnit.MILLISECONDS.toNanos(1);
+            num = t.substring(0, t.length() - 2);
+        } else if (t.endsWith("s")) {
+            unitNs = TimeUnit.SECONDS.toNanos(1);
+            num = t.substring(0, t.length() - 1);
+        } else if (t.endsWith("m")) {
+            unitNs = TimeUnit.MINUTES.toNanos(1);
+            num = t.substring(0, t.length() - 1);
+        } else {
+            unitNs = TimeUnit.SECONDS.toNanos(1);
+            num = t;
+        }
+        try {
+            double v = Double.parseDouble(num);
+            if (v < 0 || Double.isNaN(v) || v > 86_400) {
+                throw new NumberFormatException();
+            }
+            return (long) (v * unitNs);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(option + " takes a duration like 500ms, 10s or 2m; '" + s + "' is not one");
+        }
+    }
+
+    private static int parseInt(String s, String option, int min, int max) {
+        try {
+            int v = Integer.parseInt(s.trim());
+            if (v < min || v > max) {
+                throw new NumberFormatException();
+            }
+            return v;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(option + " takes a whole number from " + min + " to " + max + "; '" + s + "' is not one");
+        }
+    }
+
+    /** The nearest directory at or above the working directory with both the launcher and a pom.xml. */
+    private static Path findRoot() {
+        String prop = System.getProperty("isthmus.root");
+        if (prop != null) {
+            return Path.of(prop);
+        }
+        for (Path p = Path.of("").toAbsolutePath(); p != null; p = p.getParent()) {
+            if (Files.isRegularFile(p.resolve("isthmus")) && Files.isRegularFile(p.resolve("pom.xml"))) {
+                return p;
+            }
+        }
+        throw new IllegalArgumentException("cannot find the repository root (a directory with ./isthmus and pom.xml) "
+            + "above " + Path.of("").toAbsolutePath() + "; pass --root DIR");
+    }
+}

@@ -1,0 +1,177 @@
+package dev.isthmus.bench.compare;
+
+import org.HdrHistogram.Histogram;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+
+/**
+ * The side-by-side table (rows grouped by workload, brokers in run order) and the check of issue 8's
+ * targets, as plain text. Stateless.
+ */
+final class Table {
+
+    static final double[] PERCENTILES = {50, 99, 99.9, 99.99};
+
+    /** Issue 8: Isthmus's p99.9 at this rate is compared with both Kafkas'. */
+    static final long TARGET_RATE_PER_SEC = 20_000;
+
+    private static final String ROW = "%-10s %-11s %8s |%7s%7s%7s%7s%8s |%7s%7s%7s%7s%8s |%6s%8s%13s |%6s  %s%n";
+
+    private Table() {
+    }
+
+    /** Milliseconds from nanoseconds, with about three significant digits. */
+    static String ms(long ns) {
+        double v = ns / 1e6;
+        if (v < 10) {
+            return String.format(Locale.ROOT, "%.2f", v);
+        }
+        if (v < 100) {
+            return String.format(Locale.ROOT, "%.1f", v);
+        }
+        return String.format(Locale.ROOT, "%.0f", v);
+    }
+
+    static List<Row> sorted(List<Row> rows) {
+        List<Row> s = new ArrayList<>(rows);
+        s.sort(Comparator.comparingLong((Row r) -> r.ratePerSec() == 0 ? Long.MAX_VALUE : r.ratePerSec())
+            .thenComparing(Row::broker));
+        return s;
+    }
+
+    static String render(List<Row> rows) {
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format(Locale.ROOT, "%-31s |%-36s |%-36s |%-27s |%n", "",
+            " produce -> ack (ms)", " produce -> consume, end to end (ms)", " broker"));
+        sb.append(String.format(Locale.ROOT, ROW, "workload", "broker", "rec/s", "p50", "p99", "p99.9", "p99.99",
+            "max", "p50", "p99", "p99.9", "p99.99", "max", "CPU%", "RSS MiB", "pause ms >1", "other", "notes"));
+        long lastRate = -1;
+        for (Row r : sorted(rows)) {
+            if (lastRate != -1 && r.ratePerSec() != lastRate) {
+                sb.append('\n');
+            }
+            lastRate = r.ratePerSec();
+            Histogram a = r.result().ack();
+            Histogram e = r.result().e2e();
+            sb.append(String.format(Locale.ROOT, ROW, r.workload(), r.broker().label,
+                String.format(Locale.ROOT, "%,.0f", r.result().throughputPerSec()),
+                pct(a, 50), pct(a, 99), pct(a, 99.9), pct(a, 99.99), ms(a.getMaxValue()),
+                pct(e, 50), pct(e, 99), pct(e, 99.9), pct(e, 99.99), ms(e.getMaxValue()),
+                String.format(Locale.ROOT, "%.0f", r.cpuPercent()),
+                String.format(Locale.ROOT, "%,d", r.peakRssBytes() >> 20),
+                r.pauses().count() == 0 ? "none" : ms(r.pauses().maxNs()) + " " + r.pauses().over1msCount(),
+                String.format(Locale.ROOT, "%.0f%%", r.otherCpuPercent()), r.notes()));
+        }
+        return sb.toString();
+    }
+
+    private static String pct(Histogram h, double p) {
+        return h.getTotalCount() == 0 ? "-" : ms(h.getValueAtPercentile(p));
+    }
+
+    /**
+     * Issue 8's targets, each on one line ending in MET, MISSED or "not measured". Latency targets are checked
+     * on both latencies (end to end, and produce to ack); the e2e line comes first.
+     */
+    static List<String> targets(List<Row> rows, long isthmusMemoryBytes, long heapBytes) {
+        List<String> out = new ArrayList<>();
+        Optional<Row> i20 = find(rows, BrokerKind.ISTHMUS, TARGET_RATE_PER_SEC);
+        Optional<Row> k20 = find(rows, BrokerKind.KAFKA, TARGET_RATE_PER_SEC);
+        Optional<Row> f20 = find(rows, BrokerKind.KAFKA_FSYNC, TARGET_RATE_PER_SEC);
+        for (String kind : List.of("e2e", "ack")) {
+            String name = kind.equals("e2e") ? "end-to-end" : "produce->ack";
+            if (i20.isPresent() && f20.isPresent()) {
+                long is = p999(i20.get(), kind);
+                long fs = p999(f20.get(), kind);
+                out.add(verdict(String.format(Locale.ROOT, "p99.9 %s at 20k/s <= 1/10 of Kafka fsync's: Isthmus %s ms vs %s ms / 10 = %s ms",
+                    name, ms(is), ms(fs), ms(fs / 10)), is <= fs / 10));
+            } else {
+                out.add("p99.9 " + name + " at 20k/s <= 1/10 of Kafka fsync's: not measured (needs isthmus and kafka-fsync at 20000/s)");
+            }
+            if (i20.isPresent() && k20.isPresent()) {
+                long is = p999(i20.get(), kind);
+                long ks = p999(k20.get(), kind);
+                out.add(verdict(String.format(Locale.ROOT, "p99.9 %s at 20k/s below default Kafka's: Isthmus %s ms vs %s ms",
+                    name, ms(is), ms(ks)), is < ks));
+            } else {
+                out.add("p99.9 " + name + " at 20k/s below default Kafka's: not measured (needs isthmus and kafka at 20000/s)");
+            }
+        }
+        Optional<Row> is = find(rows, BrokerKind.ISTHMUS, 0);
+        Optional<Row> ks = find(rows, BrokerKind.KAFKA, 0);
+        Optional<Row> fs = find(rows, BrokerKind.KAFKA_FSYNC, 0);
+        if (is.isPresent() && fs.isPresent()) {
+            double a = is.get().result().throughputPerSec();
+            double b = fs.get().result().throughputPerSec();
+            out.add(verdict(String.format(Locale.ROOT, "saturation >= 2x Kafka fsync's: Isthmus %,.0f vs 2 x %,.0f = %,.0f records/s",
+                a, b, 2 * b), a >= 2 * b));
+        } else {
+            out.add("saturation >= 2x Kafka fsync's: not measured (needs isthmus and kafka-fsync at saturation)");
+        }
+        if (is.isPresent() && ks.isPresent()) {
+            double a = is.get().result().throughputPerSec();
+            double b = ks.get().result().throughputPerSec();
+            out.add(verdict(String.format(Locale.ROOT, "saturation >= default Kafka's: Isthmus %,.0f vs %,.0f records/s", a, b), a >= b));
+        } else {
+            out.add("saturation >= default Kafka's: not measured (needs isthmus and kafka at saturation)");
+        }
+        List<Row> isthmus = rows.stream().filter(r -> r.broker() == BrokerKind.ISTHMUS).toList();
+        if (!isthmus.isEmpty()) {
+            long peak = isthmus.stream().mapToLong(Row::peakRssBytes).max().orElse(0);
+            long bound = isthmusMemoryBytes + heapBytes;
+            out.add(verdict(String.format(Locale.ROOT, "Isthmus peak RSS within --memory + heap: %,d MiB vs %,d + %,d = %,d MiB",
+                peak >> 20, isthmusMemoryBytes >> 20, heapBytes >> 20, bound >> 20), peak <= bound));
+            Row worst = isthmus.stream().max(Comparator.comparingLong(r -> r.pauses().maxNs())).orElseThrow();
+            long over = isthmus.stream().mapToLong(r -> r.pauses().over1msCount()).sum();
+            long all = isthmus.stream().mapToLong(r -> r.pauses().count()).sum();
+            out.add(verdict(all == 0
+                ? "Isthmus: no JVM pause over 1 ms in steady state: no safepoint at all in the measurement windows"
+                : String.format(Locale.ROOT, "Isthmus: no JVM pause over 1 ms in steady state: %d safepoints, longest %s ms (%s, at %s), %d over 1 ms",
+                    all, ms(worst.pauses().maxNs()), worst.pauses().maxCause(), worst.workload(), over), over == 0));
+        }
+        return out;
+    }
+
+    private static String verdict(String line, boolean met) {
+        return line + ": " + (met ? "MET" : "MISSED");
+    }
+
+    private static long p999(Row r, String kind) {
+        Histogram h = kind.equals("e2e") ? r.result().e2e() : r.result().ack();
+        return h.getValueAtPercentile(99.9);
+    }
+
+    private static Optional<Row> find(List<Row> rows, BrokerKind b, long rate) {
+        return rows.stream().filter(r -> r.broker() == b && r.ratePerSec() == rate).findFirst();
+    }
+
+    /** Bytes from a size like 512m, 2G, 1024k or 4096. */
+    static long parseSizeBytes(String s) {
+        String t = s.trim().toLowerCase(Locale.ROOT);
+        if (t.endsWith("b")) {
+            t = t.substring(0, t.length() - 1);
+        }
+        long mult = 1;
+        char last = t.isEmpty() ? ' ' : t.charAt(t.length() - 1);
+        switch (last) {
+            case 'k' -> mult = 1L << 10;
+            case 'm' -> mult = 1L << 20;
+            case 'g' -> mult = 1L << 30;
+            case 't' -> mult = 1L << 40;
+            default -> {
+            }
+        }
+        if (mult != 1) {
+            t = t.substring(0, t.length() - 1);
+        }
+        try {
+            return Long.parseLong(t) * mult;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("'" + s + "' is not a size like 512M or 2G");
+        }
+    }
+}

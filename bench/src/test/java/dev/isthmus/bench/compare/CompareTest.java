@@ -1,0 +1,214 @@
+package dev.isthmus.bench.compare;
+
+import org.HdrHistogram.EncodableHistogram;
+import org.HdrHistogram.HistogramLogReader;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * bench/compare against a real Isthmus broker (the ./isthmus launcher, real sockets, the real kafka-clients
+ * producer and consumer) with a tiny duration, and its failure paths. Apache Kafka is not run here: its
+ * jars (~45 MB) are fetched by bench/compare on first use, which a clean CI machine should not pay on every
+ * build, and three brokers would not fit the time budget of a test.
+ */
+class CompareTest {
+
+    private static final Path ROOT = Path.of("").toAbsolutePath().getParent();
+
+    @Test
+    void shouldPrintTheTableAndWriteTheReportAgainstIsthmus(@TempDir Path tmp) throws IOException {
+        Path out = tmp.resolve("out");
+        Path work = Files.createDirectory(tmp.resolve("work"));
+        Run run = compare("--quick", "--brokers", "isthmus", "--rates", "1000", "--warmup", "1s", "--duration", "1s",
+            "--port", Integer.toString(freePort()), "--out", out.toString(), "--tmp-dir", work.toString(),
+            "--root", ROOT.toString());
+        assertEquals(0, run.outcome.exitCode(), run.text);
+
+        // The table: one row per workload, every record acknowledged and delivered once, in order.
+        List<Row> rows = run.outcome.rows();
+        assertEquals(2, rows.size(), run.text);
+        assertEquals(1000, rows.get(0).ratePerSec());
+        assertEquals(0, rows.get(1).ratePerSec());
+        for (Row r : rows) {
+            Workload.Result res = r.result();
+            assertTrue(res.clean(), r.workload() + ": " + r.notes());
+            assertTrue(res.sent() > 0 && res.acked() == res.sent() && res.consumed() == res.sent(), r.workload()
+                + ": sent " + res.sent() + " acked " + res.acked() + " consumed " + res.consumed());
+            assertTrue(res.ack().getTotalCount() > 0 && res.e2e().getTotalCount() > 0, r.workload());
+            assertTrue(r.peakRssBytes() > 0, "RSS from /proc");
+        }
+        String table = Files.readString(out.resolve("table.txt"));
+        for (String s : List.of("produce -> ack", "produce -> consume", "p99.99", "CPU%", "RSS MiB", "1000/s",
+                "saturation", "Isthmus", "Issue 8 targets")) {
+            assertTrue(table.contains(s), "table.txt lacks '" + s + "':\n" + table);
+            assertTrue(run.text.contains(s), "the printed table lacks '" + s + "':\n" + run.text);
+        }
+
+        // The page: self-contained, two charts per workload, each with the broker's line.
+        String html = Files.readString(out.resolve("report.html"));
+        assertEquals(4, count(html, "<svg"), "charts");
+        assertEquals(4, count(html, "<polyline"), "lines");
+        assertFalse(html.contains("<script") || html.contains("src=\"http"), "no scripts, nothing external");
+
+        // The histogram logs: per-second intervals tagged ack and e2e, which together hold every record.
+        for (Row r : rows) {
+            Path hlog = out.resolve(r.hlogName());
+            long ack = 0;
+            long e2e = 0;
+            HistogramLogReader reader = new HistogramLogReader(hlog.toFile());
+            for (EncodableHistogram h; (h = reader.nextIntervalHistogram()) != null; ) {
+                long n = ((org.HdrHistogram.Histogram) h).getTotalCount();
+                if ("ack".equals(h.getTag())) {
+                    ack += n;
+                } else if ("e2e".equals(h.getTag())) {
+                    e2e += n;
+                }
+            }
+            assertEquals(r.result().acked(), ack, hlog + " ack intervals");
+            assertEquals(r.result().consumed(), e2e, hlog + " e2e intervals");
+        }
+        assertTrue(Files.exists(out.resolve("broker-isthmus.log")));
+        assertTrue(Files.readString(out.resolve("gc-isthmus.log")).contains("Using"), "the broker JVM's log");
+
+        assertCleanedUp(work);
+    }
+
+    @Test
+    void shouldFailWithOneSentenceWhenThePortIsTaken(@TempDir Path tmp) throws IOException {
+        Path work = Files.createDirectory(tmp.resolve("work"));
+        try (ServerSocket taken = new ServerSocket()) {
+            taken.bind(new InetSocketAddress(InetAddress.getByName(BrokerProcess.HOST), 0));
+            int port = taken.getLocalPort();
+            Run run = compare("--quick", "--brokers", "isthmus", "--port", Integer.toString(port),
+                "--out", tmp.resolve("out").toString(), "--tmp-dir", work.toString(), "--root", ROOT.toString());
+            assertEquals(1, run.outcome.exitCode(), run.text);
+            assertTrue(run.text.contains("compare: port " + port + " on 127.0.0.1 (the Kafka listener of Isthmus) is "
+                + "taken by another process; stop it or pick another with --port"), run.text);
+        }
+        assertCleanedUp(work);
+    }
+
+    @Test
+    void shouldStopABrokerThatDoesNotComeUpInTime(@TempDir Path tmp) throws IOException {
+        Path work = Files.createDirectory(tmp.resolve("work"));
+        Path launcher = script(tmp.resolve("never-listens"), "#!/bin/sh\nexec sleep 600\n");
+        int port = freePort();
+        Run run = compare("--quick", "--brokers", "isthmus", "--port", Integer.toString(port), "--startup-timeout", "2s",
+            "--isthmus-launcher", launcher.toString(), "--out", tmp.resolve("out").toString(),
+            "--tmp-dir", work.toString(), "--root", ROOT.toString());
+        assertEquals(1, run.outcome.exitCode(), run.text);
+        assertTrue(run.text.contains("compare: Isthmus did not come up on 127.0.0.1:" + port + " within 2 s"), run.text);
+        assertNoProcessNamed(launcher.toString());
+        assertCleanedUp(work);
+    }
+
+    @Test
+    void shouldSayWhatABrokerPrintedWhenItExitsBeforeComingUp(@TempDir Path tmp) throws IOException {
+        Path work = Files.createDirectory(tmp.resolve("work"));
+        Path launcher = script(tmp.resolve("fails"), "#!/bin/sh\necho 'isthmus: --memory 2G is more than this host has'\nexit 3\n");
+        Run run = compare("--quick", "--brokers", "isthmus", "--port", Integer.toString(freePort()),
+            "--isthmus-launcher", launcher.toString(), "--out", tmp.resolve("out").toString(),
+            "--tmp-dir", work.toString(), "--root", ROOT.toString());
+        assertEquals(1, run.outcome.exitCode(), run.text);
+        assertTrue(run.text.contains("compare: Isthmus exited with code 3 before it came up: "
+            + "isthmus: --memory 2G is more than this host has"), run.text);
+        assertCleanedUp(work);
+    }
+
+    @Test
+    void shouldRejectBadOptionsWithOneSentence() {
+        Run run = compare("--rates", "5000,fast", "--root", ROOT.toString());
+        assertEquals(2, run.outcome.exitCode());
+        assertEquals("compare: --rates takes records/s like 5000,20000,50000; 'fast' is not a number", run.text.strip());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            () -> CompareOptions.parse(new String[] {"--brokers", "redpanda", "--root", ROOT.toString()}));
+        assertEquals("unknown broker 'redpanda' in --brokers; choose from isthmus, kafka, kafka-fsync", e.getMessage());
+        CompareOptions quick = CompareOptions.parse(new String[] {"--quick", "--root", ROOT.toString()});
+        assertNotNull(quick);
+        assertEquals(List.of(5_000L, 20_000L, 50_000L, 0L), quick.workloads());
+        assertEquals(List.of(BrokerKind.ISTHMUS, BrokerKind.KAFKA, BrokerKind.KAFKA_FSYNC), quick.brokers());
+    }
+
+    @Test
+    void shouldFsyncEveryBatchOnlyInKafkaFsync() {
+        String plain = BrokerProcess.serverProperties(BrokerKind.KAFKA, 40000, Path.of("/d"));
+        String fsync = BrokerProcess.serverProperties(BrokerKind.KAFKA_FSYNC, 40000, Path.of("/d"));
+        assertFalse(plain.contains("flush"), plain);
+        assertTrue(fsync.contains("\nlog.flush.interval.messages=1\n"), fsync);
+        assertTrue(plain.contains("listeners=PLAINTEXT://127.0.0.1:40000,CONTROLLER://127.0.0.1:40001\n"), plain);
+        assertTrue(plain.contains("process.roles=broker,controller\n"), plain);
+    }
+
+    private record Run(Compare.Outcome outcome, String text) {
+    }
+
+    private static Run compare(String... args) {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        PrintStream ps = new PrintStream(buf, true, StandardCharsets.UTF_8);
+        Compare.Outcome outcome = Compare.run(args, ps);
+        ps.flush();
+        String text = buf.toString(StandardCharsets.UTF_8);
+        System.out.print(text); // in the surefire report
+        return new Run(outcome, text);
+    }
+
+    private static void assertCleanedUp(Path work) throws IOException {
+        try (Stream<Path> left = Files.list(work)) {
+            List<Path> l = left.toList();
+            assertTrue(l.isEmpty(), "left behind: " + l);
+        }
+        assertNoProcessNamed(work.toString());
+    }
+
+    private static void assertNoProcessNamed(String s) {
+        List<String> alive = new ArrayList<>();
+        ProcessHandle.allProcesses().forEach(p -> {
+            String cmd = p.info().commandLine().orElse("");
+            if (cmd.contains(s) && p.isAlive()) {
+                alive.add(p.pid() + " " + cmd);
+            }
+        });
+        assertTrue(alive.isEmpty(), "still running: " + alive);
+    }
+
+    private static Path script(Path file, String text) throws IOException {
+        Files.writeString(file, text);
+        Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rwxr-xr-x"));
+        return file;
+    }
+
+    private static int count(String s, String what) {
+        int n = 0;
+        for (int i = s.indexOf(what); i >= 0; i = s.indexOf(what, i + 1)) {
+            n++;
+        }
+        return n;
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket()) {
+            s.bind(new InetSocketAddress(InetAddress.getByName(BrokerProcess.HOST), 0));
+            return s.getLocalPort();
+        }
+    }
+}
