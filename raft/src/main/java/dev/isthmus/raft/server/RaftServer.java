@@ -1,0 +1,190 @@
+package dev.isthmus.raft.server;
+
+import dev.isthmus.raft.net.RaftTransport;
+import dev.isthmus.raft.net.TransportMetrics;
+import dev.isthmus.uring.shard.Promise;
+import dev.isthmus.uring.shard.Shard;
+import dev.isthmus.uring.shard.ShardGroup;
+
+import java.net.InetSocketAddress;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
+
+/**
+ * An embeddable Raft host: on every shard of a {@link ShardGroup} it runs a {@link RaftShard} (a
+ * {@link dev.isthmus.raft.RaftNode} and the logs of the groups placed there) over one {@link RaftTransport}
+ * (the node's RPC port), and, when the node has a controller role, the controller group on shard
+ * {@link #CONTROLLER_SHARD}.
+ *
+ * <h2>Using it (the gateway)</h2>
+ * <pre>
+ *   RaftServer raft = RaftServer.start(shards, RaftServerConfig.of(nodeId, clusterId, rpcListen, peers, seeds, dir),
+ *                                      pools);
+ *   // on the partition's shard:
+ *   raft.shard(s).addGroup(groupId, dir, Configuration.ofVoters(replicas), logConfig, StateMachine.NONE, listener)
+ *       .whenComplete((log, err) -> ...);
+ *   log.replicate(new KafkaBatchPayload(batch))  // Promise of the base offset once committed
+ *   log.highWatermark(); log.isLeader(); log.leaderId(); log.term()  // = leader epoch
+ *   listener.onCommit / onRoleChange                                   // high watermark, leadership
+ * </pre>
+ * Messages of a group reach the shard hosting the group on the peer node: every shard announces its groups
+ * to the node's other shards, and the shard holding a connection routes arriving messages by group id
+ * (see {@link dev.isthmus.raft.net.ShardTransport}). Partition groups on different nodes may sit on
+ * different shards.
+ *
+ * <h2>Threads</h2>
+ * {@link #start} and {@link #close} block and must be called from a non-shard thread. {@link #shard(int)}'s
+ * object belongs to that shard's thread; {@link #onShard} runs code there from any thread.
+ */
+public final class RaftServer implements AutoCloseable {
+    /** The shard that hosts the controller group and serves controller requests. */
+    public static final int CONTROLLER_SHARD = 0;
+    private static final System.Logger LOG = System.getLogger("dev.isthmus.raft");
+
+    private final ShardGroup group;
+    private final RaftServerConfig config;
+    private final StoragePools pools;
+    private final RaftShard[] shards;
+    private RaftTransport transport;
+    private volatile boolean closed;
+
+    private RaftServer(ShardGroup group, RaftServerConfig config, StoragePools pools) {
+        this.group = group;
+        this.config = config;
+        this.pools = pools;
+        this.shards = new RaftShard[group.size()];
+    }
+
+    /**
+     * Starts the host on every shard of {@code group} and returns once the RPC port listens on all of them
+     * (connections to peers are made in the background). The caller keeps owning {@code group}.
+     *
+     * @throws IllegalStateException naming the problem (port in use, a shard not answering, ...)
+     */
+    public static RaftServer start(ShardGroup group, RaftServerConfig config, StoragePools pools) {
+        if (Shard.currentOrNull() != null) {
+            throw new IllegalStateException("RaftServer.start blocks; call it from a non-shard thread");
+        }
+        RaftServer s = new RaftServer(group, config, pools);
+        try {
+            for (int i = 0; i < group.size(); i++) {
+                int id = i;
+                await(group.call(i, sh -> {
+                    s.shards[id] = new RaftShard(s, sh, config, pools);
+                    return null;
+                }), "start Raft on shard " + i);
+            }
+            s.transport = RaftTransport.start(group, config.nodeId(), config.transport(), config.rpcListen(),
+                config.rpcAdvertised(), config.peers(), id -> s.shards[id]);
+            for (int i = 0; i < group.size(); i++) {
+                int id = i;
+                await(group.call(i, sh -> {
+                    s.shards[id].bind(s.transport.onShard(id));
+                    return null;
+                }), "bind the transport on shard " + i);
+            }
+        } catch (RuntimeException e) {
+            s.close();
+            throw e;
+        }
+        LOG.log(System.Logger.Level.INFO, "Raft node " + config.nodeId() + " listening for RPC on "
+            + s.transport.boundAddress() + " with " + group.size() + " shard(s), data in " + config.dataDir());
+        return s;
+    }
+
+    static <T> T await(CompletableFuture<T> f, String what) {
+        try {
+            return f.get(60, TimeUnit.SECONDS);
+        } catch (ExecutionException e) {
+            Throwable c = e.getCause();
+            throw new IllegalStateException("cannot " + what + ": " + c.getMessage(), c);
+        } catch (TimeoutException e) {
+            throw new IllegalStateException("cannot " + what + ": no answer in 60 s", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while trying to " + what, e);
+        }
+    }
+
+    public int nodeId() {
+        return config.nodeId();
+    }
+
+    public RaftServerConfig config() {
+        return config;
+    }
+
+    public ShardGroup shardGroup() {
+        return group;
+    }
+
+    /** The bound RPC address. */
+    public InetSocketAddress rpcAddress() {
+        return transport.boundAddress();
+    }
+
+    public RaftTransport transport() {
+        return transport;
+    }
+
+    /** Shard {@code id}'s part (use it on that shard's thread only). */
+    public RaftShard shard(int id) {
+        return shards[id];
+    }
+
+    /** Any non-shard thread: runs {@code fn} on shard {@code id}'s part and returns its promise's outcome. */
+    public <T> CompletableFuture<T> onShard(int id, Function<RaftShard, Promise<T>> fn) {
+        return group.callAsync(id, sh -> fn.apply(shards[id]));
+    }
+
+    /** Any non-shard thread: the transport's counters summed over shards. */
+    public CompletableFuture<TransportMetrics> transportMetrics() {
+        return transport.metrics();
+    }
+
+    /**
+     * Stops every group (pending replications fail with STOPPED), closes their logs and the transport. Blocks;
+     * call from a non-shard thread. The shard group keeps running.
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (int i = 0; i < shards.length; i++) {
+            if (shards[i] == null) {
+                continue;
+            }
+            int id = i;
+            try {
+                group.callAsync(i, sh -> shards[id].close()).get(60, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                LOG.log(System.Logger.Level.WARNING, "stopping Raft on shard " + i + " failed: " + e);
+            }
+        }
+        if (transport != null) {
+            transport.close();
+        }
+        for (int i = 0; i < shards.length; i++) {
+            int id = i;
+            try {
+                group.call(i, sh -> {
+                    pools.release(id);
+                    return null;
+                }).get(30, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                LOG.log(System.Logger.Level.WARNING, "releasing the storage pools of shard " + i + " failed: " + e);
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "RaftServer[node " + config.nodeId() + ", " + shards.length + " shards, rpc "
+            + (transport == null ? "-" : transport.boundAddress()) + "]";
+    }
+}

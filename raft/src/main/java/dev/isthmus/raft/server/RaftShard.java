@@ -1,0 +1,250 @@
+package dev.isthmus.raft.server;
+
+import dev.isthmus.log.ChunkPool;
+import dev.isthmus.log.LogConfig;
+import dev.isthmus.raft.Configuration;
+import dev.isthmus.raft.GroupListener;
+import dev.isthmus.raft.RaftErrors;
+import dev.isthmus.raft.RaftGroup;
+import dev.isthmus.raft.RaftMessage;
+import dev.isthmus.raft.RaftNode;
+import dev.isthmus.raft.StateMachine;
+import dev.isthmus.raft.net.ShardTransport;
+import dev.isthmus.raft.storage.LogEngineRaftLog;
+import dev.isthmus.uring.shard.Promise;
+import dev.isthmus.uring.shard.Shard;
+import org.agrona.collections.Long2ObjectHashMap;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * The Raft groups of one node on one shard: a {@link RaftNode} (their protocol state, timers and coalesced
+ * heartbeats), its {@link ShardTransport}, and the groups' {@link LogEngineRaftLog}s in the shard's storage pools.
+ *
+ * <h2>The loop</h2>
+ * A timer ticks the node every {@link RaftServerConfig#tickIntervalMs()}; received messages are stepped as
+ * they arrive; a shard poller, once per loop turn after the turn's proposals, flushes the node (one batched
+ * AppendEntries per follower for everything proposed this turn) and then every log that asked for it (one
+ * fdatasync per log per turn, in parallel with the sends: the flush debouncing of the design). The
+ * transport's poller, registered after this one, then encodes and sends what the flush produced.
+ *
+ * <h2>Threads</h2>
+ * Owned by its shard's thread: every method must be called there (from another thread use
+ * {@link RaftServer#onShard}). Groups live here for their whole life; the owner (the gateway) places each
+ * partition's group on the shard that owns the partition.
+ */
+public final class RaftShard implements ShardTransport.Inbox {
+    private static final System.Logger LOG = System.getLogger("dev.isthmus.raft");
+
+    private final RaftServer server;
+    private final Shard shard;
+    private final RaftServerConfig config;
+    private final RaftNode node;
+    private final ChunkPool writePool;
+    private final ChunkPool readPool;
+    private final Long2ObjectHashMap<ReplicatedLog> groups = new Long2ObjectHashMap<>();
+    private final Long2ObjectHashMap<Promise<ReplicatedLog>> opening = new Long2ObjectHashMap<>();
+    private List<LogEngineRaftLog> toPoll = new ArrayList<>();
+    private List<LogEngineRaftLog> polling = new ArrayList<>();
+    private ShardTransport transport;
+    private long tickTimer = -1;
+    private boolean closing;
+
+    RaftShard(RaftServer server, Shard shard, RaftServerConfig config, StoragePools pools) {
+        this.server = server;
+        this.shard = shard;
+        this.config = config;
+        this.writePool = pools.writePool(shard.id());
+        this.readPool = pools.readPool(shard.id());
+        this.node = new RaftNode(config.nodeId(), config.raft(), m -> {
+            if (transport != null) {
+                transport.send(m);
+            }
+        }, System::nanoTime, new SplittableRandom(System.nanoTime() ^ ((long) config.nodeId() << 40) ^ shard.id()));
+        shard.addPoller(this::poll);
+        scheduleTick();
+    }
+
+    void bind(ShardTransport transport) {
+        this.transport = transport;
+    }
+
+    public Shard shard() {
+        return shard;
+    }
+
+    public RaftServer server() {
+        return server;
+    }
+
+    public RaftNode node() {
+        return node;
+    }
+
+    public ShardTransport transport() {
+        return transport;
+    }
+
+    /** The group hosted here, or null. */
+    public ReplicatedLog group(long groupId) {
+        return groups.get(groupId);
+    }
+
+    /** The groups hosted here (do not modify). */
+    public java.util.Collection<ReplicatedLog> groups() {
+        return groups.values();
+    }
+
+    /**
+     * Hosts group {@code groupId} here with its log in {@code dir} (created if missing, recovered otherwise).
+     *
+     * @param bootstrap the membership when the log records none: every initial member of a new group passes
+     *                  the same voters; a node added to an existing group passes {@link Configuration#EMPTY}
+     *                  and learns the membership from the leader
+     * @param stateMachine {@link StateMachine#NONE} for a partition (its log is its state)
+     * @param listener  role, commit (high watermark) and configuration events, on this shard
+     * @return a promise of the group once its log is open and recovered; failed with a message naming the
+     *         problem when the log cannot be opened or the group is already here
+     */
+    public Promise<ReplicatedLog> addGroup(long groupId, Path dir, Configuration bootstrap, LogConfig logConfig,
+                                           StateMachine stateMachine, GroupListener listener) {
+        shard.checkOwner();
+        if (closing) {
+            return Promise.failed(new IllegalStateException("the Raft server of node " + config.nodeId() + " is stopping"));
+        }
+        if (groups.containsKey(groupId) || opening.containsKey(groupId)) {
+            return Promise.failed(new IllegalArgumentException("group " + groupId + " is already hosted on shard "
+                + shard.id() + " of node " + config.nodeId()));
+        }
+        Promise<ReplicatedLog> p = new Promise<>();
+        opening.put(groupId, p);
+        LogEngineRaftLog.open(shard.engine(), dir, logConfig, writePool, readPool, config.logOptions(), l -> toPoll.add(l),
+            (log, error) -> {
+                opening.remove(groupId);
+                if (error != null) {
+                    p.fail(new IllegalStateException("cannot open the log of group " + groupId + " in " + dir + ": "
+                        + error.getMessage(), error));
+                    return;
+                }
+                if (closing) {
+                    log.close(() -> p.fail(new IllegalStateException("the Raft server of node " + config.nodeId()
+                        + " stopped while group " + groupId + " was opening")));
+                    return;
+                }
+                ReplicatedLog rl = new ReplicatedLog(this, groupId, dir, log, listener);
+                RaftGroup g;
+                try {
+                    g = node.addGroup(groupId, log, bootstrap, stateMachine, rl);
+                } catch (RuntimeException e) {
+                    log.close(() -> p.fail(e));
+                    return;
+                }
+                rl.bind(g);
+                groups.put(groupId, rl);
+                transport.announceGroup(groupId);
+                p.complete(rl);
+            });
+        return p;
+    }
+
+    /** {@link #addGroup} in {@link RaftServerConfig#groupDir} with the server's log settings. */
+    public Promise<ReplicatedLog> addGroup(long groupId, Configuration bootstrap, StateMachine stateMachine,
+                                           GroupListener listener) {
+        return addGroup(groupId, config.groupDir(groupId), bootstrap, config.logConfig(), stateMachine, listener);
+    }
+
+    /**
+     * Stops hosting {@code groupId}: the member stops (pending replications fail with STOPPED), messages for
+     * it are dropped, and its log is closed. The files stay; the caller deletes the directory if the replica
+     * is gone for good. Completes once the log is closed (at once when the group is not here).
+     */
+    public Promise<Void> removeGroup(long groupId) {
+        shard.checkOwner();
+        ReplicatedLog rl = groups.remove(groupId);
+        if (rl == null) {
+            return Promise.completed(null);
+        }
+        transport.withdrawGroup(groupId);
+        node.removeGroup(groupId);
+        rl.failAll(RaftErrors.STOPPED, "group " + groupId + " was removed from node " + config.nodeId());
+        Promise<Void> p = new Promise<>();
+        rl.storage().close(() -> p.complete(null));
+        return p;
+    }
+
+    @Override
+    public void onRaftMessage(RaftMessage message) {
+        if (!closing) {
+            node.receive(message);
+        }
+    }
+
+    private void scheduleTick() {
+        tickTimer = shard.schedule(config.tickIntervalMs() * 1_000_000L, () -> {
+            tickTimer = -1;
+            if (closing) {
+                return;
+            }
+            node.tick();
+            scheduleTick();
+        });
+    }
+
+    /** Once per loop turn: flush the node (sends, applies), then the logs that asked (one fdatasync each). */
+    private int poll() {
+        int work = 0;
+        if (!closing) {
+            node.flush();
+        }
+        for (int round = 0; round < 2 && !toPoll.isEmpty(); round++) {
+            List<LogEngineRaftLog> l = toPoll;
+            toPoll = polling;
+            polling = l;
+            for (int i = 0; i < l.size(); i++) {
+                LogEngineRaftLog log = l.get(i);
+                if (i > 0 && log == l.get(i - 1)) {
+                    continue;
+                }
+                work += log.poll();
+            }
+            l.clear();
+        }
+        if (work > 0 && !closing) {
+            node.flush();
+        }
+        return work;
+    }
+
+    /** Stops every group and closes their logs; completes when all are closed. */
+    Promise<Void> close() {
+        closing = true;
+        if (tickTimer >= 0) {
+            shard.cancelTimer(tickTimer);
+            tickTimer = -1;
+        }
+        List<Promise<Void>> closes = new ArrayList<>();
+        for (long id : new ArrayList<>(groups.keySet())) {
+            ReplicatedLog rl = groups.remove(id);
+            node.removeGroup(id);
+            rl.failAll(RaftErrors.STOPPED, "node " + config.nodeId() + " is stopping");
+            Promise<Void> p = new Promise<>();
+            rl.storage().close(() -> p.complete(null));
+            closes.add(p);
+        }
+        Promise<Void> all = new Promise<>();
+        Promise.whenAllSettled(closes).whenComplete((v, t) -> {
+            // Deferred log callbacks may still want a poll to finish closing; the logs are closed now.
+            LOG.log(System.Logger.Level.DEBUG, "node " + config.nodeId() + " shard " + shard.id() + ": groups closed");
+            all.complete(null);
+        });
+        return all;
+    }
+
+    @Override
+    public String toString() {
+        return "RaftShard[node " + config.nodeId() + ", shard " + shard.id() + ", " + groups.size() + " groups]";
+    }
+}

@@ -1,0 +1,181 @@
+package dev.isthmus.raft.server;
+
+import dev.isthmus.log.Log;
+import dev.isthmus.raft.Configuration;
+import dev.isthmus.raft.GroupListener;
+import dev.isthmus.raft.Payload;
+import dev.isthmus.raft.RaftErrors;
+import dev.isthmus.raft.RaftGroup;
+import dev.isthmus.raft.Role;
+import dev.isthmus.raft.storage.LogEngineRaftLog;
+import dev.isthmus.uring.shard.Promise;
+
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+
+/**
+ * One Raft group hosted by a {@link RaftShard}: a partition's replicated log (or the controller's), with the
+ * calls its owner needs: {@link #replicate} (propose and learn the outcome), the high watermark, the leader,
+ * and the underlying {@link Log} for reads.
+ *
+ * <h2>Replicating</h2>
+ * {@link #replicate} proposes a payload (for a partition a {@link dev.isthmus.raft.storage.KafkaBatchPayload}:
+ * one Kafka v2 batch; the storage stamps its baseOffset and the term as partitionLeaderEpoch) and returns a
+ * promise completed with the entry's base offset once it is committed (on a majority's disks, the leader's
+ * own fdatasync counted like a follower's), or failed with a {@link RaftException}: refused at once
+ * (NOT_LEADER, TRANSFER_IN_PROGRESS, BACKPRESSURE, STOPPED), or later NOT_LEADER when this node stops leading
+ * before the entry commits (as Kafka fails acks=all requests on a leader change; the entry may still commit
+ * under the new leader) or when another leader's entry takes its offset.
+ *
+ * <h2>Threads</h2>
+ * Owned by the group's shard thread, like everything it wraps. Listener calls arrive on it, synchronously
+ * from the group's steps: the owner's {@link GroupListener} sees every event after this class has settled its
+ * promises.
+ */
+public final class ReplicatedLog implements GroupListener {
+    private final RaftShard host;
+    private final long groupId;
+    private final Path dir;
+    private final LogEngineRaftLog storage;
+    private final GroupListener listener;
+    private final ArrayDeque<Waiter> waiters = new ArrayDeque<>();
+    private RaftGroup raft;
+
+    private record Waiter(long baseOffset, long lastOffset, long term, Promise<Long> promise) {
+    }
+
+    ReplicatedLog(RaftShard host, long groupId, Path dir, LogEngineRaftLog storage, GroupListener listener) {
+        this.host = host;
+        this.groupId = groupId;
+        this.dir = dir;
+        this.storage = storage;
+        this.listener = listener == null ? GroupListener.NONE : listener;
+    }
+
+    void bind(RaftGroup raft) {
+        this.raft = raft;
+    }
+
+    public long groupId() {
+        return groupId;
+    }
+
+    /** The group's directory (segments and the raft-state file). */
+    public Path dir() {
+        return dir;
+    }
+
+    /** The protocol member (for transfer, membership changes, OffsetForLeaderEpoch, metrics). */
+    public RaftGroup raft() {
+        return raft;
+    }
+
+    /** The Raft storage adapter. */
+    public LogEngineRaftLog storage() {
+        return storage;
+    }
+
+    /** The log-engine log holding the entries as Kafka batches; consumers read it bounded by {@link #highWatermark()}. */
+    public Log log() {
+        return storage.log();
+    }
+
+    /** Kafka's high watermark: one past the last committed offset. */
+    public long highWatermark() {
+        return raft.commitOffset() + 1;
+    }
+
+    /** Kafka's log end offset. */
+    public long logEndOffset() {
+        return raft.lastOffset() + 1;
+    }
+
+    public boolean isLeader() {
+        return raft.isLeader();
+    }
+
+    /** The leader known here, or -1. */
+    public int leaderId() {
+        int l = raft.leaderId();
+        return l == RaftGroup.NONE ? -1 : l;
+    }
+
+    /** The current term: the Kafka leader epoch. */
+    public long term() {
+        return raft.term();
+    }
+
+    public Configuration configuration() {
+        return raft.configuration();
+    }
+
+    /** Proposals waiting for their outcome. */
+    public int pendingReplications() {
+        return waiters.size();
+    }
+
+    /**
+     * Proposes {@code payload} and returns a promise of its base offset once committed (see the class
+     * comment). Call on the group's shard.
+     */
+    public Promise<Long> replicate(Payload payload) {
+        long base = raft.propose(payload);
+        if (base < 0) {
+            int code = (int) base;
+            return Promise.failed(new RaftException(code, leaderId(), "group " + groupId + " on node "
+                + raft.nodeId() + ": " + RaftErrors.describe(code)
+                + (code == RaftErrors.NOT_LEADER ? " (leader: " + leaderId() + ")" : "")));
+        }
+        Waiter w = new Waiter(base, base + payload.recordCount() - 1, raft.term(), new Promise<>());
+        waiters.add(w);
+        return w.promise;
+    }
+
+    @Override
+    public void onRoleChange(long groupId, Role role, long term, int leaderId) {
+        if (role != Role.LEADER && !waiters.isEmpty()) {
+            failAll(RaftErrors.NOT_LEADER, "node " + raft.nodeId() + " stopped leading group " + groupId
+                + " before the entry committed (it may still be committed by the new leader"
+                + (leaderId == RaftGroup.NONE ? "" : ", node " + leaderId) + ")");
+        }
+        listener.onRoleChange(groupId, role, term, leaderId);
+    }
+
+    @Override
+    public void onCommit(long groupId, long commitOffset) {
+        while (!waiters.isEmpty() && waiters.peek().lastOffset() <= commitOffset) {
+            Waiter w = waiters.poll();
+            switch (raft.proposalOutcome(w.lastOffset(), w.term())) {
+                case COMMITTED -> w.promise().complete(w.baseOffset());
+                case LOST -> w.promise().fail(new RaftException(RaftErrors.NOT_LEADER, leaderId(), "the entry proposed at "
+                    + w.baseOffset() + " in term " + w.term() + " of group " + groupId
+                    + " was replaced by another leader's"));
+                case UNKNOWN, PENDING -> w.promise().fail(new RaftException(RaftErrors.NOT_LEADER, leaderId(),
+                    "the outcome of the entry proposed at " + w.baseOffset() + " in group " + groupId
+                        + " is unknown (its offset was compacted)"));
+            }
+        }
+        listener.onCommit(groupId, commitOffset);
+    }
+
+    @Override
+    public void onConfigurationChange(long groupId, Configuration configuration) {
+        listener.onConfigurationChange(groupId, configuration);
+    }
+
+    void failAll(int code, String message) {
+        while (!waiters.isEmpty()) {
+            waiters.poll().promise().fail(new RaftException(code, leaderId(), message));
+        }
+    }
+
+    RaftShard host() {
+        return host;
+    }
+
+    @Override
+    public String toString() {
+        return "ReplicatedLog[group " + groupId + ", " + (raft == null ? "opening" : raft.role() + " term "
+            + raft.term() + ", hw " + highWatermark() + ", leo " + logEndOffset()) + "]";
+    }
+}
