@@ -1,5 +1,6 @@
 package dev.isthmus.raft.server;
 
+import dev.isthmus.raft.controller.Controller;
 import dev.isthmus.raft.net.RaftTransport;
 import dev.isthmus.raft.net.TransportMetrics;
 import dev.isthmus.uring.shard.Promise;
@@ -49,6 +50,7 @@ public final class RaftServer implements AutoCloseable {
     private final StoragePools pools;
     private final RaftShard[] shards;
     private RaftTransport transport;
+    private volatile Controller controller;
     private volatile boolean closed;
 
     private RaftServer(ShardGroup group, RaftServerConfig config, StoragePools pools) {
@@ -85,6 +87,9 @@ public final class RaftServer implements AutoCloseable {
                     s.shards[id].bind(s.transport.onShard(id));
                     return null;
                 }), "bind the transport on shard " + i);
+            }
+            if (!config.controllerVoters().isEmpty()) {
+                s.controller = await(group.callAsync(CONTROLLER_SHARD, sh -> Controller.start(s)), "start the controller");
             }
         } catch (RuntimeException e) {
             s.close();
@@ -140,6 +145,14 @@ public final class RaftServer implements AutoCloseable {
         return group.callAsync(id, sh -> fn.apply(shards[id]));
     }
 
+    /**
+     * The controller (cluster metadata: brokers, topics, placement) when the node was configured with
+     * controller voters, else null.
+     */
+    public Controller controller() {
+        return controller;
+    }
+
     /** Any non-shard thread: the transport's counters summed over shards. */
     public CompletableFuture<TransportMetrics> transportMetrics() {
         return transport.metrics();
@@ -155,6 +168,16 @@ public final class RaftServer implements AutoCloseable {
             return;
         }
         closed = true;
+        if (controller != null) {
+            try {
+                group.call(CONTROLLER_SHARD, sh -> {
+                    controller.close();
+                    return null;
+                }).get(30, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                LOG.log(System.Logger.Level.WARNING, "stopping the controller failed: " + e);
+            }
+        }
         for (int i = 0; i < shards.length; i++) {
             if (shards[i] == null) {
                 continue;

@@ -1,0 +1,329 @@
+package dev.isthmus.raft.controller;
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.List;
+import java.util.SortedMap;
+import java.util.TreeMap;
+import java.util.UUID;
+import java.util.regex.Pattern;
+
+/**
+ * The cluster metadata the controller group replicates: brokers, topics with their ids, configs and
+ * partitions (replicas and shards), and the next Raft group id to hand out. Immutable: each applied command
+ * yields a new state, so any thread may read a published state without locks.
+ *
+ * <p>{@link #apply} is the state machine's transition: deterministic, validating every command against this
+ * state and answering a Kafka error code and sentence when it does not apply (the state is then unchanged).
+ *
+ * <pre>
+ *   snapshot: version i16 (1), appliedOffset i64, nextGroupId i64,
+ *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions))
+ * </pre>
+ */
+public final class ClusterState {
+    /** Group id of the controller group itself; partition groups are numbered from 1. */
+    public static final long CONTROLLER_GROUP_ID = 0;
+    public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
+    private static final int SNAPSHOT_VERSION = 1;
+    private static final Pattern TOPIC_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,249}");
+    private static final Pattern CONFIG_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,255}");
+    private static final int MAX_CONFIG_VALUE_CHARS = 32 * 1024;
+
+    public static final ClusterState EMPTY = new ClusterState(-1, 1, new TreeMap<>(), new TreeMap<>());
+
+    private final long appliedOffset;
+    private final long nextGroupId;
+    private final SortedMap<Integer, BrokerInfo> brokers;
+    private final SortedMap<String, TopicInfo> topics;
+
+    private ClusterState(long appliedOffset, long nextGroupId, SortedMap<Integer, BrokerInfo> brokers,
+                         SortedMap<String, TopicInfo> topics) {
+        this.appliedOffset = appliedOffset;
+        this.nextGroupId = nextGroupId;
+        this.brokers = Collections.unmodifiableSortedMap(brokers);
+        this.topics = Collections.unmodifiableSortedMap(topics);
+    }
+
+    /** The controller log offset this state reflects (-1 for none). */
+    public long appliedOffset() {
+        return appliedOffset;
+    }
+
+    public long nextGroupId() {
+        return nextGroupId;
+    }
+
+    public Collection<BrokerInfo> brokers() {
+        return brokers.values();
+    }
+
+    public BrokerInfo broker(int id) {
+        return brokers.get(id);
+    }
+
+    public Collection<TopicInfo> topics() {
+        return topics.values();
+    }
+
+    public TopicInfo topic(String name) {
+        return topics.get(name);
+    }
+
+    /** The topic with Kafka topic id {@code id}, or null. */
+    public TopicInfo topic(UUID id) {
+        for (TopicInfo t : topics.values()) {
+            if (t.id().equals(id)) {
+                return t;
+            }
+        }
+        return null;
+    }
+
+    /** A replica a broker hosts: what the gateway opens on the given shard. */
+    public record Replica(String topic, UUID topicId, PartitionInfo partition, int shard) {
+    }
+
+    /** Every replica placed on {@code broker}, in topic and partition order. */
+    public List<Replica> replicasOn(int broker) {
+        List<Replica> out = new ArrayList<>();
+        for (TopicInfo t : topics.values()) {
+            for (PartitionInfo p : t.partitions()) {
+                int s = p.shardOn(broker);
+                if (s >= 0) {
+                    out.add(new Replica(t.name(), t.id(), p, s));
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Result of {@link #apply}: the next state (this one when the command failed) and the outcome. */
+    public record Applied(ClusterState state, ControllerResult result) {
+    }
+
+    /** Applies {@code c}, committed at controller log offset {@code offset}. */
+    public Applied apply(ControllerCommand c, long offset) {
+        return switch (c) {
+            case ControllerCommand.RegisterBroker r -> {
+                TreeMap<Integer, BrokerInfo> b = new TreeMap<>(brokers);
+                b.put(r.broker().id(), r.broker());
+                yield ok(new ClusterState(offset, nextGroupId, b, new TreeMap<>(topics)));
+            }
+            case ControllerCommand.CreateTopic t -> createTopic(t, offset);
+            case ControllerCommand.DeleteTopic d -> {
+                if (!topics.containsKey(d.name())) {
+                    yield fail(offset, ControllerErrors.UNKNOWN_TOPIC_OR_PARTITION, "topic '" + d.name()
+                        + "' does not exist");
+                }
+                TreeMap<String, TopicInfo> t = new TreeMap<>(topics);
+                t.remove(d.name());
+                yield ok(new ClusterState(offset, nextGroupId, new TreeMap<>(brokers), t));
+            }
+            case ControllerCommand.CreatePartitions p -> createPartitions(p, offset);
+            case ControllerCommand.AlterConfigs a -> alterConfigs(a, offset);
+        };
+    }
+
+    private Applied ok(ClusterState next) {
+        return new Applied(next, ControllerResult.ok(next.appliedOffset));
+    }
+
+    /** A failed command still advances the applied offset (the entry is consumed). */
+    private Applied fail(long offset, int code, String message) {
+        return new Applied(withOffset(offset), ControllerResult.error(code, message, offset));
+    }
+
+    /** This state as of {@code offset} (for entries that change nothing, e.g. Raft's own). */
+    public ClusterState withOffset(long offset) {
+        return offset == appliedOffset ? this : new ClusterState(offset, nextGroupId, new TreeMap<>(brokers),
+            new TreeMap<>(topics));
+    }
+
+    private static String checkConfigs(SortedMap<String, String> configs) {
+        for (var e : configs.entrySet()) {
+            if (!CONFIG_NAME.matcher(e.getKey()).matches()) {
+                return "config name '" + e.getKey() + "' is not valid";
+            }
+            if (e.getValue().length() > MAX_CONFIG_VALUE_CHARS) {
+                return "config '" + e.getKey() + "' has a value of " + e.getValue().length() + " characters (limit "
+                    + MAX_CONFIG_VALUE_CHARS + ")";
+            }
+        }
+        return null;
+    }
+
+    private Applied createTopic(ControllerCommand.CreateTopic t, long offset) {
+        if (!TOPIC_NAME.matcher(t.name()).matches() || t.name().equals(".") || t.name().equals("..")) {
+            return fail(offset, ControllerErrors.INVALID_TOPIC_EXCEPTION, "topic name '" + t.name()
+                + "' is not valid: 1 to 249 characters of [a-zA-Z0-9._-], not '.' or '..'");
+        }
+        if (topics.containsKey(t.name())) {
+            return fail(offset, ControllerErrors.TOPIC_ALREADY_EXISTS, "topic '" + t.name() + "' already exists");
+        }
+        if (topic(t.id()) != null) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "topic id " + t.id() + " is already in use");
+        }
+        String bad = checkConfigs(t.configs());
+        if (bad != null) {
+            return fail(offset, ControllerErrors.INVALID_CONFIG, bad);
+        }
+        Placement placement = new Placement(brokers.values(), topics.values());
+        List<PartitionInfo> parts = new ArrayList<>();
+        long groupId = nextGroupId;
+        if (t.assignment().isEmpty()) {
+            if (t.partitions() < 1 || t.partitions() > MAX_PARTITIONS_PER_TOPIC) {
+                return fail(offset, ControllerErrors.INVALID_PARTITIONS, "topic '" + t.name() + "' needs 1 to "
+                    + MAX_PARTITIONS_PER_TOPIC + " partitions, not " + t.partitions());
+            }
+            if (t.replicationFactor() < 1) {
+                return fail(offset, ControllerErrors.INVALID_REPLICATION_FACTOR, "replication factor must be at least 1,"
+                    + " not " + t.replicationFactor());
+            }
+            if (t.replicationFactor() > placement.brokerCount()) {
+                return fail(offset, ControllerErrors.INVALID_REPLICATION_FACTOR, "replication factor "
+                    + t.replicationFactor() + " is larger than the " + placement.brokerCount() + " registered brokers");
+            }
+            for (int p = 0; p < t.partitions(); p++) {
+                parts.add(placement.place(p, groupId++, placement.chooseReplicas(t.replicationFactor())));
+            }
+        } else {
+            if (t.assignment().size() > MAX_PARTITIONS_PER_TOPIC) {
+                return fail(offset, ControllerErrors.INVALID_PARTITIONS, "topic '" + t.name() + "' cannot have "
+                    + t.assignment().size() + " partitions");
+            }
+            int rf = t.assignment().get(0).length;
+            for (int p = 0; p < t.assignment().size(); p++) {
+                String problem = placement.checkAssignment(p, t.assignment().get(p), rf);
+                if (problem != null) {
+                    return fail(offset, ControllerErrors.INVALID_REPLICA_ASSIGNMENT, problem);
+                }
+                parts.add(placement.place(p, groupId++, t.assignment().get(p)));
+            }
+        }
+        TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
+        next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
+        return ok(new ClusterState(offset, groupId, new TreeMap<>(brokers), next));
+    }
+
+    private Applied createPartitions(ControllerCommand.CreatePartitions c, long offset) {
+        TopicInfo t = topics.get(c.name());
+        if (t == null) {
+            return fail(offset, ControllerErrors.UNKNOWN_TOPIC_OR_PARTITION, "topic '" + c.name() + "' does not exist");
+        }
+        int have = t.partitions().size();
+        if (c.totalCount() <= have) {
+            return fail(offset, ControllerErrors.INVALID_PARTITIONS, "topic '" + c.name() + "' has " + have
+                + " partitions; the new count must be larger, not " + c.totalCount());
+        }
+        if (c.totalCount() > MAX_PARTITIONS_PER_TOPIC) {
+            return fail(offset, ControllerErrors.INVALID_PARTITIONS, "topic '" + c.name() + "' cannot have "
+                + c.totalCount() + " partitions (limit " + MAX_PARTITIONS_PER_TOPIC + ")");
+        }
+        int rf = t.partitions().get(0).replicationFactor();
+        if (!c.assignment().isEmpty() && c.assignment().size() != c.totalCount() - have) {
+            return fail(offset, ControllerErrors.INVALID_REPLICA_ASSIGNMENT, "the assignment lists "
+                + c.assignment().size() + " partitions for " + (c.totalCount() - have) + " new ones");
+        }
+        Placement placement = new Placement(brokers.values(), topics.values());
+        if (c.assignment().isEmpty() && rf > placement.brokerCount()) {
+            return fail(offset, ControllerErrors.INVALID_REPLICATION_FACTOR, "topic '" + c.name()
+                + "' has replication factor " + rf + " but only " + placement.brokerCount() + " brokers are registered");
+        }
+        List<PartitionInfo> parts = new ArrayList<>(t.partitions());
+        long groupId = nextGroupId;
+        for (int p = have; p < c.totalCount(); p++) {
+            int[] replicas;
+            if (c.assignment().isEmpty()) {
+                replicas = placement.chooseReplicas(rf);
+            } else {
+                replicas = c.assignment().get(p - have);
+                String problem = placement.checkAssignment(p, replicas, rf);
+                if (problem != null) {
+                    return fail(offset, ControllerErrors.INVALID_REPLICA_ASSIGNMENT, problem);
+                }
+            }
+            parts.add(placement.place(p, groupId++, replicas));
+        }
+        TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
+        next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
+        return ok(new ClusterState(offset, groupId, new TreeMap<>(brokers), next));
+    }
+
+    private Applied alterConfigs(ControllerCommand.AlterConfigs a, long offset) {
+        TopicInfo t = topics.get(a.name());
+        if (t == null) {
+            return fail(offset, ControllerErrors.UNKNOWN_TOPIC_OR_PARTITION, "topic '" + a.name() + "' does not exist");
+        }
+        String bad = checkConfigs(a.set());
+        if (bad != null) {
+            return fail(offset, ControllerErrors.INVALID_CONFIG, bad);
+        }
+        for (String k : a.delete()) {
+            if (a.set().containsKey(k)) {
+                return fail(offset, ControllerErrors.INVALID_CONFIG, "config '" + k + "' is both set and deleted");
+            }
+        }
+        TreeMap<String, String> configs = new TreeMap<>(t.configs());
+        configs.putAll(a.set());
+        a.delete().forEach(configs::remove);
+        TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
+        next.put(t.name(), new TopicInfo(t.name(), t.id(), configs, t.partitions()));
+        return ok(new ClusterState(offset, nextGroupId, new TreeMap<>(brokers), next));
+    }
+
+    // ================================================================================== snapshots
+
+    public byte[] encode() {
+        Wire.Writer w = new Wire.Writer().i16(SNAPSHOT_VERSION).i64(appliedOffset).i64(nextGroupId);
+        w.i32(brokers.size());
+        brokers.values().forEach(b -> b.write(w));
+        w.i32(topics.size());
+        topics.values().forEach(t -> t.write(w));
+        return w.bytes();
+    }
+
+    /** @throws ControllerFormatException naming the problem */
+    public static ClusterState decode(byte[] bytes) {
+        Wire.Reader r = new Wire.Reader(bytes);
+        int version = r.i16();
+        if (version != SNAPSHOT_VERSION) {
+            throw new ControllerFormatException("controller snapshot has version " + version + "; this node reads "
+                + SNAPSHOT_VERSION);
+        }
+        long applied = r.i64();
+        long next = r.i64();
+        int nb = r.count(20);
+        TreeMap<Integer, BrokerInfo> brokers = new TreeMap<>();
+        for (int i = 0; i < nb; i++) {
+            BrokerInfo b = BrokerInfo.read(r);
+            brokers.put(b.id(), b);
+        }
+        int nt = r.count(24);
+        TreeMap<String, TopicInfo> topics = new TreeMap<>();
+        for (int i = 0; i < nt; i++) {
+            TopicInfo t = TopicInfo.read(r);
+            topics.put(t.name(), t);
+        }
+        r.end();
+        return new ClusterState(applied, next, brokers, topics);
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof ClusterState s && s.appliedOffset == appliedOffset && s.nextGroupId == nextGroupId
+            && s.brokers.equals(brokers) && s.topics.equals(topics);
+    }
+
+    @Override
+    public int hashCode() {
+        return Long.hashCode(appliedOffset) * 31 + topics.hashCode();
+    }
+
+    @Override
+    public String toString() {
+        return "ClusterState[@" + appliedOffset + ", " + brokers.size() + " brokers, " + topics.size() + " topics, next group "
+            + nextGroupId + "]";
+    }
+}

@@ -1,0 +1,169 @@
+package dev.isthmus.raft.controller;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SortedMap;
+import java.util.SortedSet;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.UUID;
+
+/**
+ * A change to the cluster metadata, replicated through the controller group. Every command is validated when
+ * it is applied (on every replica, deterministically, against the state at its offset), so a command that
+ * raced with another (two creates of one name) fails on all replicas alike.
+ *
+ * <pre>
+ *   wire: type i8, version i8 (1), then the fields below; strings are i32 length + UTF-8
+ *   1 RegisterBroker    broker: id i32, host, kafkaPort i32, rpcHost, rpcPort i32, shards i32
+ *   2 CreateTopic       name, uuid (2 x i64), partitions i32, replicationFactor i32, configs (i32 n, n x (k, v)),
+ *                       assignment (i32 n, n x int[]: empty = the controller places replicas)
+ *   3 DeleteTopic       name
+ *   4 CreatePartitions  name, totalCount i32, assignment of the new partitions (as above)
+ *   5 AlterConfigs      name, set (i32 n, n x (k, v)), delete (i32 n, n x k)
+ * </pre>
+ */
+public sealed interface ControllerCommand {
+    int VERSION = 1;
+
+    /** Adds or updates a broker (a restart may change its addresses). */
+    record RegisterBroker(BrokerInfo broker) implements ControllerCommand {
+    }
+
+    /**
+     * Creates a topic. {@code id} is chosen by the submitter (random), so every replica applies the same.
+     *
+     * @param assignment empty for automatic placement, else one replica list per partition (the first replica
+     *                   is the preferred leader)
+     */
+    record CreateTopic(String name, UUID id, int partitions, int replicationFactor, SortedMap<String, String> configs,
+                       List<int[]> assignment) implements ControllerCommand {
+        public CreateTopic {
+            configs = Collections.unmodifiableSortedMap(new TreeMap<>(configs));
+            assignment = List.copyOf(assignment);
+        }
+
+        /** A topic with automatic placement and a random id. */
+        public static CreateTopic of(String name, int partitions, int replicationFactor, Map<String, String> configs) {
+            return new CreateTopic(name, UUID.randomUUID(), partitions, replicationFactor, new TreeMap<>(configs),
+                List.of());
+        }
+    }
+
+    record DeleteTopic(String name) implements ControllerCommand {
+    }
+
+    /** Grows a topic to {@code totalCount} partitions. */
+    record CreatePartitions(String name, int totalCount, List<int[]> assignment) implements ControllerCommand {
+        public CreatePartitions {
+            assignment = List.copyOf(assignment);
+        }
+    }
+
+    /** Sets and removes config overrides of a topic. */
+    record AlterConfigs(String name, SortedMap<String, String> set, SortedSet<String> delete) implements ControllerCommand {
+        public AlterConfigs {
+            set = Collections.unmodifiableSortedMap(new TreeMap<>(set));
+            delete = Collections.unmodifiableSortedSet(new TreeSet<>(delete));
+        }
+
+        public static AlterConfigs of(String name, Map<String, String> set, Set<String> delete) {
+            return new AlterConfigs(name, new TreeMap<>(set), new TreeSet<>(delete));
+        }
+    }
+
+    /** The command's wire form. */
+    default byte[] encode() {
+        Wire.Writer w = new Wire.Writer();
+        switch (this) {
+            case RegisterBroker c -> {
+                w.i8(1).i8(VERSION);
+                c.broker().write(w);
+            }
+            case CreateTopic c -> {
+                w.i8(2).i8(VERSION).str(c.name()).i64(c.id().getMostSignificantBits())
+                    .i64(c.id().getLeastSignificantBits()).i32(c.partitions()).i32(c.replicationFactor());
+                writeMap(w, c.configs());
+                writeAssignment(w, c.assignment());
+            }
+            case DeleteTopic c -> w.i8(3).i8(VERSION).str(c.name());
+            case CreatePartitions c -> {
+                w.i8(4).i8(VERSION).str(c.name()).i32(c.totalCount());
+                writeAssignment(w, c.assignment());
+            }
+            case AlterConfigs c -> {
+                w.i8(5).i8(VERSION).str(c.name());
+                writeMap(w, c.set());
+                w.i32(c.delete().size());
+                c.delete().forEach(w::str);
+            }
+        }
+        return w.bytes();
+    }
+
+    /**
+     * Parses a command.
+     *
+     * @throws ControllerFormatException naming the problem (unknown type or version, truncated record)
+     */
+    static ControllerCommand decode(byte[] bytes) {
+        Wire.Reader r = new Wire.Reader(bytes);
+        int type = r.i8();
+        int version = r.i8();
+        if (version != VERSION) {
+            throw new ControllerFormatException("controller command of type " + type + " has version " + version
+                + "; this node reads version " + VERSION);
+        }
+        ControllerCommand c = switch (type) {
+            case 1 -> new RegisterBroker(BrokerInfo.read(r));
+            case 2 -> new CreateTopic(r.str(), new UUID(r.i64(), r.i64()), r.i32(), r.i32(), readMap(r),
+                readAssignment(r));
+            case 3 -> new DeleteTopic(r.str());
+            case 4 -> new CreatePartitions(r.str(), r.i32(), readAssignment(r));
+            case 5 -> {
+                String name = r.str();
+                SortedMap<String, String> set = readMap(r);
+                int n = r.count(4);
+                TreeSet<String> delete = new TreeSet<>();
+                for (int i = 0; i < n; i++) {
+                    delete.add(r.str());
+                }
+                yield new AlterConfigs(name, set, delete);
+            }
+            default -> throw new ControllerFormatException("unknown controller command type " + type);
+        };
+        r.end();
+        return c;
+    }
+
+    private static void writeMap(Wire.Writer w, Map<String, String> m) {
+        w.i32(m.size());
+        m.forEach((k, v) -> w.str(k).str(v));
+    }
+
+    private static SortedMap<String, String> readMap(Wire.Reader r) {
+        int n = r.count(8);
+        TreeMap<String, String> m = new TreeMap<>();
+        for (int i = 0; i < n; i++) {
+            m.put(r.str(), r.str());
+        }
+        return m;
+    }
+
+    private static void writeAssignment(Wire.Writer w, List<int[]> a) {
+        w.i32(a.size());
+        a.forEach(w::ints);
+    }
+
+    private static List<int[]> readAssignment(Wire.Reader r) {
+        int n = r.count(4);
+        List<int[]> a = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            a.add(r.ints());
+        }
+        return a;
+    }
+}

@@ -1,0 +1,161 @@
+package dev.isthmus.raft.controller;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.UUID;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class ClusterStateTest {
+    long offset;
+
+    ClusterState apply(ClusterState s, ControllerCommand c, int expectedError) {
+        ClusterState.Applied a = s.apply(c, ++offset);
+        assertEquals(expectedError, a.result().errorCode(), String.valueOf(a.result()));
+        assertEquals(offset, a.state().appliedOffset());
+        if (expectedError != 0) {
+            assertNotNull(a.result().message());
+        }
+        return a.state();
+    }
+
+    ClusterState brokers(int n, int shards) {
+        ClusterState s = ClusterState.EMPTY;
+        for (int i = 0; i < n; i++) {
+            s = apply(s, new ControllerCommand.RegisterBroker(new BrokerInfo(i, "127.0.0.1", 9092 + i, "127.0.0.1",
+                19092 + i, shards)), 0);
+        }
+        return s;
+    }
+
+    @Test
+    void shouldSpreadLeadersReplicasAndShardsEvenly() {
+        ClusterState s = brokers(3, 2);
+        s = apply(s, ControllerCommand.CreateTopic.of("a", 6, 3, Map.of()), 0);
+        s = apply(s, ControllerCommand.CreateTopic.of("b", 3, 2, Map.of()), 0);
+        s = apply(s, ControllerCommand.CreateTopic.of("c", 1, 1, Map.of()), 0);
+        int[] leaders = new int[3];
+        int[] replicas = new int[3];
+        int[][] shards = new int[3][2];
+        TreeSet<Long> groups = new TreeSet<>();
+        for (TopicInfo t : s.topics()) {
+            for (PartitionInfo p : t.partitions()) {
+                assertTrue(groups.add(p.groupId()), "group ids are unique");
+                leaders[p.preferredLeader()]++;
+                for (int i = 0; i < p.replicas().length; i++) {
+                    replicas[p.replicas()[i]]++;
+                    shards[p.replicas()[i]][p.shards()[i]]++;
+                    for (int j = 0; j < i; j++) {
+                        assertTrue(p.replicas()[j] != p.replicas()[i], "distinct replicas in " + p);
+                    }
+                }
+            }
+        }
+        // 10 partitions, 25 replicas over 3 brokers with 2 shards each
+        for (int b = 0; b < 3; b++) {
+            assertTrue(leaders[b] == 3 || leaders[b] == 4, "leaders " + java.util.Arrays.toString(leaders));
+            assertTrue(replicas[b] == 8 || replicas[b] == 9, "replicas " + java.util.Arrays.toString(replicas));
+            assertTrue(Math.abs(shards[b][0] - shards[b][1]) <= 1, "shards of broker " + b + ": "
+                + java.util.Arrays.toString(shards[b]));
+        }
+        assertEquals(11, s.nextGroupId());
+        assertEquals(groups.first(), 1L);
+    }
+
+    @Test
+    void shouldRefuseBadCommandsWithKafkaErrorCodes() {
+        ClusterState s = brokers(2, 1);
+        s = apply(s, ControllerCommand.CreateTopic.of("t", 2, 2, Map.of("retention.ms", "1000")), 0);
+        long groupsBefore = s.nextGroupId();
+        s = apply(s, ControllerCommand.CreateTopic.of("t", 1, 1, Map.of()), ControllerErrors.TOPIC_ALREADY_EXISTS);
+        s = apply(s, ControllerCommand.CreateTopic.of("bad name", 1, 1, Map.of()), ControllerErrors.INVALID_TOPIC_EXCEPTION);
+        s = apply(s, ControllerCommand.CreateTopic.of("..", 1, 1, Map.of()), ControllerErrors.INVALID_TOPIC_EXCEPTION);
+        s = apply(s, ControllerCommand.CreateTopic.of("u", 1, 3, Map.of()), ControllerErrors.INVALID_REPLICATION_FACTOR);
+        s = apply(s, ControllerCommand.CreateTopic.of("u", 0, 1, Map.of()), ControllerErrors.INVALID_PARTITIONS);
+        s = apply(s, ControllerCommand.CreateTopic.of("u", 1, 1, Map.of("bad key!", "x")), ControllerErrors.INVALID_CONFIG);
+        s = apply(s, new ControllerCommand.CreateTopic("u", UUID.randomUUID(), 0, 0, new TreeMap<>(),
+            List.of(new int[]{0, 0})), ControllerErrors.INVALID_REPLICA_ASSIGNMENT);
+        s = apply(s, new ControllerCommand.CreateTopic("u", UUID.randomUUID(), 0, 0, new TreeMap<>(),
+            List.of(new int[]{0, 7})), ControllerErrors.INVALID_REPLICA_ASSIGNMENT);
+        s = apply(s, new ControllerCommand.DeleteTopic("nope"), ControllerErrors.UNKNOWN_TOPIC_OR_PARTITION);
+        s = apply(s, new ControllerCommand.CreatePartitions("t", 2, List.of()), ControllerErrors.INVALID_PARTITIONS);
+        s = apply(s, new ControllerCommand.CreatePartitions("nope", 5, List.of()), ControllerErrors.UNKNOWN_TOPIC_OR_PARTITION);
+        s = apply(s, ControllerCommand.AlterConfigs.of("nope", Map.of("a", "b"), java.util.Set.of()),
+            ControllerErrors.UNKNOWN_TOPIC_OR_PARTITION);
+        s = apply(s, ControllerCommand.AlterConfigs.of("t", Map.of("a", "b"), java.util.Set.of("a")),
+            ControllerErrors.INVALID_CONFIG);
+        assertEquals(groupsBefore, s.nextGroupId(), "failed commands allocate no group ids");
+        assertEquals(1, s.topics().size());
+    }
+
+    @Test
+    void shouldCreatePartitionsAlterConfigsAndDeleteTopics() {
+        ClusterState s = brokers(3, 4);
+        s = apply(s, ControllerCommand.CreateTopic.of("t", 2, 3, Map.of("cleanup.policy", "delete")), 0);
+        UUID id = s.topic("t").id();
+        s = apply(s, new ControllerCommand.CreatePartitions("t", 5, List.of()), 0);
+        assertEquals(5, s.topic("t").partitions().size());
+        assertEquals(id, s.topic("t").id());
+        assertEquals(3, s.topic("t").partition(4).replicas().length);
+        s = apply(s, new ControllerCommand.CreatePartitions("t", 6, List.of(new int[]{2, 1, 0})), 0);
+        assertArrayEquals(new int[]{2, 1, 0}, s.topic("t").partition(5).replicas());
+        s = apply(s, ControllerCommand.AlterConfigs.of("t", Map.of("retention.ms", "5"), java.util.Set.of("cleanup.policy")), 0);
+        assertEquals(Map.of("retention.ms", "5"), s.topic("t").configs());
+        assertEquals(s.topic(id), s.topic("t"));
+        assertEquals(6, s.replicasOn(0).size());
+        s = apply(s, new ControllerCommand.DeleteTopic("t"), 0);
+        assertNull(s.topic("t"));
+        assertNull(s.topic(id));
+        assertEquals(0, s.replicasOn(0).size());
+    }
+
+    @Test
+    void shouldRoundTripCommandsAndSnapshots() {
+        long seed = Long.getLong("isthmus.seed", System.nanoTime());
+        System.out.println("ClusterStateTest seed " + seed);
+        SplittableRandom r = new SplittableRandom(seed);
+        ClusterState s = brokers(1 + r.nextInt(5), 1 + r.nextInt(4));
+        for (int i = 0; i < 200; i++) {
+            ControllerCommand c = switch (r.nextInt(4)) {
+                case 0 -> ControllerCommand.CreateTopic.of("t" + r.nextInt(20), 1 + r.nextInt(8), 1 + r.nextInt(3),
+                    Map.of("k" + r.nextInt(3), "v" + r.nextInt(100)));
+                case 1 -> new ControllerCommand.DeleteTopic("t" + r.nextInt(20));
+                case 2 -> new ControllerCommand.CreatePartitions("t" + r.nextInt(20), 1 + r.nextInt(12), List.of());
+                default -> ControllerCommand.AlterConfigs.of("t" + r.nextInt(20), Map.of("x", "y" + i),
+                    java.util.Set.of("k" + r.nextInt(3)));
+            };
+            ControllerCommand back = ControllerCommand.decode(c.encode());
+            assertArrayEquals(c.encode(), back.encode(), "command round trip (seed " + seed + ")");
+            ClusterState.Applied a1 = s.apply(c, ++offset);
+            ClusterState.Applied a2 = s.apply(back, offset);
+            assertEquals(a1.state(), a2.state(), "deterministic apply (seed " + seed + ")");
+            s = a1.state();
+            assertEquals(s, ClusterState.decode(s.encode()), "snapshot round trip (seed " + seed + ")");
+        }
+    }
+
+    @Test
+    void shouldRejectDamagedRecords() {
+        byte[] good = ControllerCommand.CreateTopic.of("t", 1, 1, Map.of()).encode();
+        assertThrows(ControllerFormatException.class, () -> ControllerCommand.decode(java.util.Arrays.copyOf(good, 10)));
+        byte[] future = good.clone();
+        future[1] = 9;
+        assertTrue(assertThrows(ControllerFormatException.class, () -> ControllerCommand.decode(future)).getMessage()
+            .contains("version 9"));
+        byte[] unknown = good.clone();
+        unknown[0] = 99;
+        assertThrows(ControllerFormatException.class, () -> ControllerCommand.decode(unknown));
+        byte[] snap = brokers(2, 2).encode();
+        assertThrows(ControllerFormatException.class, () -> ClusterState.decode(java.util.Arrays.copyOf(snap, snap.length - 3)));
+    }
+}
