@@ -64,6 +64,15 @@ final class WireClient implements AutoCloseable {
         out.flush();
     }
 
+    /** Half-closes: the broker reads end of stream and must close its side. */
+    void shutdownOutput() throws IOException {
+        socket.shutdownOutput();
+    }
+
+    void readTimeout(int ms) throws IOException {
+        socket.setSoTimeout(ms);
+    }
+
     /** The next response frame without its size prefix, or null when the broker closed the connection. */
     byte[] readFrame() throws IOException {
         int size;
