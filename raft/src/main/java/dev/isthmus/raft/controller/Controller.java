@@ -404,6 +404,8 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
 
     @Override
     public void onApplied(long baseOffset, long term, ControllerResult result, ClusterState state) {
+        // Publish first: whoever learns the outcome must be able to read the change back at once.
+        publish(state);
         if (result != null) {
             Waiter w = proposed.remove(baseOffset);
             if (w != null) {
@@ -414,7 +416,6 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
                 }
             }
         }
-        publish(state);
     }
 
     private void complete(Waiter w, ControllerResult r) {
