@@ -512,6 +512,18 @@ public final class RaftGroup implements RaftLog.Callbacks {
         driveMembership();
     }
 
+    /**
+     * Leader only: whether voter {@code id} holds the whole log durably and was heard from in the current
+     * check-quorum round, i.e. a {@link #transferLeadership} to it would finish at once. False elsewhere.
+     */
+    public boolean isCaughtUp(int id) {
+        if (role != Role.LEADER || id == nodeId) {
+            return false;
+        }
+        Progress pr = progress(id);
+        return pr != null && pr.recentActive && pr.match >= log.lastOffset();
+    }
+
     private boolean isRecentlyActive(int id) {
         Progress pr = progress(id);
         return pr != null && pr.recentActive;

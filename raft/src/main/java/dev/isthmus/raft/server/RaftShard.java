@@ -51,6 +51,7 @@ public final class RaftShard implements ShardTransport.Inbox {
     private List<LogEngineRaftLog> polling = new ArrayList<>();
     private ShardTransport transport;
     private long tickTimer = -1;
+    private long balanceTimer = -1;
     private boolean closing;
 
     RaftShard(RaftServer server, Shard shard, RaftServerConfig config, StoragePools pools) {
@@ -66,6 +67,7 @@ public final class RaftShard implements ShardTransport.Inbox {
         }, System::nanoTime, new SplittableRandom(System.nanoTime() ^ ((long) config.nodeId() << 40) ^ shard.id()));
         shard.addPoller(this::poll);
         scheduleTick();
+        scheduleBalance();
     }
 
     void bind(ShardTransport transport) {
@@ -193,6 +195,32 @@ public final class RaftShard implements ShardTransport.Inbox {
         });
     }
 
+    /** Interval of preferred-leader checks: two maximum election timeouts (a new leader settles first). */
+    private long balanceIntervalMs() {
+        return Math.max(1000, 2 * config.raft().electionTimeoutMaxMs());
+    }
+
+    private void scheduleBalance() {
+        balanceTimer = shard.schedule(balanceIntervalMs() * 1_000_000L, () -> {
+            balanceTimer = -1;
+            if (closing) {
+                return;
+            }
+            int started = 0;
+            for (ReplicatedLog rl : groups.values()) {
+                if (started >= MAX_TRANSFERS_PER_ROUND) {
+                    break;
+                }
+                if (rl.balanceLeadership()) {
+                    started++;
+                }
+            }
+            scheduleBalance();
+        });
+    }
+
+    private static final int MAX_TRANSFERS_PER_ROUND = 64;
+
     /** Once per loop turn: flush the node (sends, applies), then the logs that asked (one fdatasync each). */
     private int poll() {
         int work = 0;
@@ -224,6 +252,10 @@ public final class RaftShard implements ShardTransport.Inbox {
         if (tickTimer >= 0) {
             shard.cancelTimer(tickTimer);
             tickTimer = -1;
+        }
+        if (balanceTimer >= 0) {
+            shard.cancelTimer(balanceTimer);
+            balanceTimer = -1;
         }
         List<Promise<Void>> closes = new ArrayList<>();
         for (long id : new ArrayList<>(groups.keySet())) {

@@ -40,6 +40,7 @@ public final class ReplicatedLog implements GroupListener {
     private final GroupListener listener;
     private final ArrayDeque<Waiter> waiters = new ArrayDeque<>();
     private RaftGroup raft;
+    private int preferredLeader = -1;
 
     private record Waiter(long baseOffset, long lastOffset, long term, Promise<Long> promise) {
     }
@@ -107,6 +108,28 @@ public final class ReplicatedLog implements GroupListener {
 
     public Configuration configuration() {
         return raft.configuration();
+    }
+
+    /**
+     * The node that should lead this group (the partition's first replica), or -1 for no preference. While
+     * this node leads and the preferred voter is caught up and alive, the shard hands leadership to it (Kafka's
+     * preferred leader election), so leadership follows the controller's balanced placement.
+     */
+    public void setPreferredLeader(int nodeId) {
+        this.preferredLeader = nodeId;
+    }
+
+    public int preferredLeader() {
+        return preferredLeader;
+    }
+
+    /** Hands leadership to the preferred leader when this node leads and it is ready; true when a transfer started. */
+    boolean balanceLeadership() {
+        if (preferredLeader < 0 || preferredLeader == raft.nodeId() || !raft.isLeader()
+            || !raft.configuration().isVoter(preferredLeader) || !raft.isCaughtUp(preferredLeader)) {
+            return false;
+        }
+        return raft.transferLeadership(preferredLeader) == RaftErrors.OK;
     }
 
     /** Proposals waiting for their outcome. */

@@ -269,6 +269,34 @@ class RaftServerTest {
         });
     }
 
+    @Test
+    void shouldHandLeadershipToThePreferredLeaders() throws Exception {
+        startAll();
+        for (long g = 1; g <= 6; g++) {
+            addGroup(g);
+            long gid = g;
+            int preferred = (int) (g % 3);
+            for (Node n : nodes) {
+                n.read(shardOf(g, n.id), s -> {
+                    s.group(gid).setPreferredLeader(preferred);
+                    return null;
+                });
+            }
+        }
+        replicate(1, 10, "warm");
+        await("every group led by its preferred leader", () -> {
+            for (long g = 1; g <= 6; g++) {
+                if (leaderOf(g) != (int) (g % 3)) {
+                    return false;
+                }
+            }
+            return true;
+        });
+        long last = replicate(4, 50, "after");
+        assertEquals(1, leaderOf(4));
+        assertTrue(last >= 0);
+    }
+
     InetSocketAddress addr(Node n) {
         return new InetSocketAddress("127.0.0.1", n.port);
     }
