@@ -66,6 +66,8 @@ final class Connection implements TcpConnection.ReceiveHandler {
         final AtomicLong refused = new AtomicLong();
         /** The most bytes one connection held in running requests plus unsent responses: the limit at work. */
         final AtomicLong bufferedHighWater = new AtomicLong();
+        /** Requests taken whose handlers have not completed, over all connections (open or closed). */
+        final AtomicLong pending = new AtomicLong();
     }
 
     /** Weak keys: a closed broker's counters go with it. Touched once per accept. */
@@ -88,6 +90,14 @@ final class Connection implements TcpConnection.ReceiveHandler {
     /** Any thread: the most bytes one connection of this broker has held in pending requests and responses. */
     static long bufferedHighWaterBytes(Broker b) {
         return limitsOf(b).bufferedHighWater.get();
+    }
+
+    /**
+     * Any thread: requests whose handlers still run, on any connection (a closed connection's included). Zero
+     * with no connection open means the broker has no client work left (tests wait for it before closing).
+     */
+    static long pendingRequests(Broker b) {
+        return limitsOf(b).pending.get();
     }
 
     /** A request in flight: its response, once ready, waits here for its turn. */
@@ -385,6 +395,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 // from under work still running on another shard.
                 LOG.log(System.Logger.Level.ERROR, "handling " + api + " v" + version + " failed; closing the connection", failure);
                 inFlightBytes -= slot.requestBytes;
+                limits.pending.decrementAndGet();
                 close();
                 return;
             }
@@ -394,6 +405,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
 
     private void admit(Slot slot) {
         inFlight.addLast(slot);
+        limits.pending.incrementAndGet();
         grow(slot.requestBytes);
     }
 
@@ -408,6 +420,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
     private void complete(Slot slot, ProtocolMessage body) {
         release(slot.slices); // the handler is done with the request (idempotent: handlers may have released)
         inFlightBytes -= slot.requestBytes;
+        limits.pending.decrementAndGet();
         if (closed) {
             Broker.releaseSlices(body);
             return;
