@@ -240,6 +240,34 @@ class KafkaToolsTest {
             Run again = consume(b, "--topic", "lines", "--group", "console", "--max-messages", "50");
             assertEquals(50, again.lines().size(), "after --reset-offsets --to-earliest everything is read again");
 
+            // A live member: kafka-consumer-groups sees it, its state and its assignment.
+            java.util.Properties cp = new java.util.Properties();
+            cp.put("bootstrap.servers", "127.0.0.1:" + b.port());
+            cp.put("group.id", "live");
+            cp.put("client.id", "live-client");
+            cp.put("key.deserializer", "org.apache.kafka.common.serialization.StringDeserializer");
+            cp.put("value.deserializer", "org.apache.kafka.common.serialization.StringDeserializer");
+            try (org.apache.kafka.clients.consumer.KafkaConsumer<String, String> live =
+                     new org.apache.kafka.clients.consumer.KafkaConsumer<>(cp)) {
+                live.subscribe(List.of("lines"));
+                long deadline = System.nanoTime() + 60_000_000_000L;
+                while (live.assignment().size() < 2 && System.nanoTime() < deadline) {
+                    live.poll(java.time.Duration.ofMillis(100));
+                }
+                assertEquals(2, live.assignment().size());
+                Run state = groups(b, "--describe", "--group", "live", "--state");
+                assertEquals(0, state.code, state.err);
+                assertTrue(state.lines().stream().anyMatch(l -> l.startsWith("live") && l.contains("Stable")
+                    && l.endsWith("1")), "state Stable with 1 member:\n" + state.out);
+                Run members = groups(b, "--describe", "--group", "live", "--members", "--verbose");
+                assertEquals(0, members.code, members.err);
+                assertTrue(members.lines().stream().anyMatch(l -> l.startsWith("live") && l.contains("live-client")
+                    && l.contains("lines:0,1")), "the member, its client id and both partitions:\n" + members.out);
+                Run busy = groups(b, "--delete", "--group", "live");
+                assertTrue(busy.out.contains("NON_EMPTY_GROUP") || busy.out.contains("not empty"),
+                    "a group with members is not deleted:\n" + busy.out + busy.err);
+            }
+
             Run delete = groups(b, "--delete", "--group", "console");
             assertEquals(0, delete.code, delete.err);
             assertTrue(!groups(b, "--list").lines().contains("console"));

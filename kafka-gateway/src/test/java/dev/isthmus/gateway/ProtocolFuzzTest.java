@@ -63,13 +63,16 @@ import static org.junit.jupiter.api.Assertions.fail;
  * memory its connections took, and serve an unmodified producer and consumer afterwards.
  *
  * <p>The seed is printed; {@code -Disthmus.seed=N} replays it (the live part's frames exactly; the broker's
- * interleaving of shards may differ). {@code -Disthmus.fuzz.iterations=N} scales both parts for a soak
+ * interleaving of shards may differ; the live part's second half runs three connections at once, whose frames
+ * replay but whose interleaving does not). {@code -Disthmus.fuzz.iterations=N} scales both parts for a soak
  * (decoder frames = 40 x N, live connections = N; the default keeps the suite well under 30 s).
  */
 @ExtendWith(ArenaLeakCheck.class)
 class ProtocolFuzzTest {
     private static final int ITERATIONS = Integer.getInteger("isthmus.fuzz.iterations", 4000);
     private static final int SENTINEL = 1_000_000_007;
+    /** Connections fuzzing the live broker at once in its second half. */
+    private static final int WORKERS = 3;
     /** A read this long without a byte means the broker is waiting on purpose (a lying length, a long poll). */
     private static final int QUIET_READ_MS = 2_000;
 
@@ -324,32 +327,51 @@ class ProtocolFuzzTest {
             for (int s = 0; s < 2; s++) {
                 baselineOther[s] = b.arenaStats(s).used(Subsystem.OTHER);
             }
-            FrameFuzzer fuzzer = new FrameFuzzer(rnd, api -> b.handlers().supports(api)
-                ? new short[] {b.handlers().lowest(api), b.handlers().highest(api)} : null);
+            java.util.function.Function<ApiKeys, short[]> ranges = api -> b.handlers().supports(api)
+                ? new short[] {b.handlers().lowest(api), b.handlers().highest(api)} : null;
             isthmus.addHandler(capture);
             isthmus.setUseParentHandlers(false);
-            int answered = 0;
-            int closed = 0;
-            int quiet = 0;
-            int frames = 0;
-            try {
-                for (int c = 0; c < ITERATIONS && problems.size() < 5; c++) {
+            java.util.concurrent.atomic.AtomicIntegerArray outcomes = new java.util.concurrent.atomic.AtomicIntegerArray(3);
+            java.util.concurrent.atomic.AtomicInteger frameCount = new java.util.concurrent.atomic.AtomicInteger();
+            List<String> shared = java.util.Collections.synchronizedList(problems);
+            // Worker 0 alone first (its frames and their order replay exactly), then WORKERS at once on the
+            // same broker (frames replay, interleavings across shards may not).
+            java.util.function.IntConsumer worker = w -> {
+                Random wr = w == 0 ? rnd : new Random(seed * 31 + w);
+                FrameFuzzer fuzzer = new FrameFuzzer(wr, ranges);
+                int share = w == 0 ? ITERATIONS / 2 : Math.max(1, ITERATIONS / 2 / WORKERS);
+                for (int c = 0; c < share && shared.size() < 5; c++) {
                     List<FrameFuzzer.Fuzzed> batch = new ArrayList<>();
-                    int n = 1 + rnd.nextInt(6);
+                    int n = 1 + wr.nextInt(6);
                     for (int k = 0; k < n; k++) {
                         batch.add(fuzzer.next(k + 1));
                     }
-                    frames += n;
-                    switch (exchange(b.port(), batch, problems, c)) {
-                        case ANSWERED -> answered++;
-                        case CLOSED -> closed++;
-                        case QUIET -> quiet++;
+                    frameCount.addAndGet(n);
+                    try {
+                        outcomes.incrementAndGet(exchange(b.port(), batch, shared, w + "/" + c).ordinal());
+                    } catch (IOException e) {
+                        shared.add("worker " + w + " connection " + c + ": " + e);
                     }
+                }
+            };
+            try {
+                worker.accept(0);
+                List<Thread> threads = new ArrayList<>();
+                for (int w = 1; w <= WORKERS; w++) {
+                    int id = w;
+                    threads.add(Thread.ofPlatform().name("fuzz-" + w).start(() -> worker.accept(id)));
+                }
+                for (Thread t : threads) {
+                    t.join();
                 }
             } finally {
                 isthmus.removeHandler(capture);
                 isthmus.setUseParentHandlers(parentHandlers);
             }
+            int answered = outcomes.get(Outcome.ANSWERED.ordinal());
+            int closed = outcomes.get(Outcome.CLOSED.ordinal());
+            int quiet = outcomes.get(Outcome.QUIET.ordinal());
+            int frames = frameCount.get();
             System.out.println("live fuzz: " + ITERATIONS + " connections, " + frames + " frames: " + answered
                 + " connections answered to the end, " + closed + " closed by the broker, " + quiet
                 + " waited on by the broker (closed once we half-closed); " + capture.warnings.get()
@@ -438,7 +460,7 @@ class ProtocolFuzzTest {
      * sent, up to the first frame whose length lies) and decodable as the API and version they answer. When the
      * broker is quiet (waiting on purpose), we half-close and the broker must close.
      */
-    private static Outcome exchange(int port, List<FrameFuzzer.Fuzzed> batch, List<String> problems, int index)
+    private static Outcome exchange(int port, List<FrameFuzzer.Fuzzed> batch, List<String> problems, String index)
         throws IOException {
         List<Sent> expected = new ArrayList<>();
         boolean framingKnown = true;
