@@ -367,15 +367,23 @@ public final class Broker implements AutoCloseable {
             m.close();
         }
         try {
+            // First every shard stops accepting and drops its connections, so no request from any shard can
+            // reach a partition once the shards start closing their logs; then the logs close.
             for (int i = 0; i < group.size(); i++) {
                 int id = i;
-                group.callAsync(i, s -> {
+                group.call(i, s -> {
                     if (listeners[id] != null) {
                         listeners[id].close();
                     }
                     for (Connection c : new ArrayList<>(connections.get(id))) {
                         c.close();
                     }
+                    return null;
+                }).get(30, TimeUnit.SECONDS);
+            }
+            for (int i = 0; i < group.size(); i++) {
+                int id = i;
+                group.callAsync(i, s -> {
                     Promise<Void> done = new Promise<>();
                     if (states[id] != null) {
                         states[id].close(() -> done.complete(null));

@@ -173,7 +173,12 @@ final class GroupHandlers {
             r.memberId = req.memberId;
             r.protocolName = null;
             return r;
-        }).map(r -> (ProtocolMessage) r);
+        }).map(r -> {
+            if (version < 7 && r.protocolName == null) {
+                r.protocolName = ""; // nullable only from v7: Kafka writes "" before
+            }
+            return (ProtocolMessage) r;
+        });
     }
 
     private Promise<ProtocolMessage> sync(ShardState st, SyncGroupRequestData req) {

@@ -1,5 +1,6 @@
 package dev.isthmus.gateway;
 
+import dev.isthmus.gateway.protocol.ByteSlice;
 import dev.isthmus.gateway.protocol.IoBufSlice;
 import dev.isthmus.gateway.protocol.ProtocolMessage;
 import dev.isthmus.gateway.protocol.Uuid;
@@ -176,7 +177,7 @@ final class Handlers {
                     TopicTable.Topic t = n == null ? null : st.topics.get(n);
                     if (t == null) {
                         MetadataResponseData.MetadataResponseTopic u = new MetadataResponseData.MetadataResponseTopic();
-                        u.name = n;
+                        u.name = n != null || version >= 12 ? n : ""; // name is nullable only from v12
                         u.topicId = req.topics.get(i).topicId == null ? Uuid.ZERO : req.topics.get(i).topicId;
                         u.errorCode = n != null && TopicTable.invalidName(n) != null ? ErrorCodes.INVALID_TOPIC_EXCEPTION
                             : (n == null ? ErrorCodes.UNKNOWN_TOPIC_ID : ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION);
@@ -453,6 +454,7 @@ final class Handlers {
                 pd.highWatermark = -1;
                 pd.lastStableOffset = -1;
                 pd.logStartOffset = -1;
+                pd.records = ByteSlice.EMPTY; // an empty record set, never null (librdkafka rejects size -1)
                 tr.partitions.add(pd);
                 if (topic == null || p.partition < 0 || p.partition >= topic.partitions()) {
                     pd.errorCode = t.topic == null || t.topic.isEmpty() ? ErrorCodes.UNKNOWN_TOPIC_ID
@@ -469,7 +471,7 @@ final class Handlers {
                         pd.highWatermark = res.highWatermark();
                         pd.lastStableOffset = res.highWatermark();
                         pd.logStartOffset = res.logStartOffset();
-                        pd.records = res.records();
+                        pd.records = res.records() != null ? res.records() : ByteSlice.EMPTY;
                         return null;
                     }));
             }

@@ -28,6 +28,8 @@ final class ShardState {
     TopicTable topics = TopicTable.EMPTY;
     /** Groups whose offsets partition this shard owns; set right after construction by the broker. */
     GroupCoordinator groups;
+    /** Set when the broker closes this shard's logs: nothing may open a partition afterwards. */
+    private boolean closed;
     private final long writeRegion;
     private final long readRegion;
 
@@ -136,6 +138,9 @@ final class ShardState {
 
     /** The partition if open here, opening it first if this shard owns it and it exists in the topic table. */
     Promise<Partition> partition(String topic, int index) {
+        if (closed) {
+            return Promise.completed(null);
+        }
         String key = key(topic, index);
         Partition p = partitions.get(key);
         if (p != null) {
@@ -198,6 +203,7 @@ final class ShardState {
 
     /** Closes every log, then frees the log memory; {@code done} runs on this shard. */
     void close(Runnable done) {
+        closed = true;
         for (Partition p : partitions.values()) {
             p.snapshotProducers();
         }

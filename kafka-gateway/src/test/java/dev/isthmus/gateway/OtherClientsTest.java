@@ -47,16 +47,7 @@ class OtherClientsTest {
     private static final int PROCESS_TIMEOUT_S = 120;
 
     /** Known broker bugs: the SEVERE log line the broker writes when it is hit, and the report. */
-    private static final Map<String, String> KNOWN_BUGS = Map.of(
-        "encoding JOIN_GROUP",
-        "broker bug (reported): JoinGroup error responses below v7 (MEMBER_ID_REQUIRED in the two-step join that"
-            + " librdkafka and kafkajs do with JoinGroup v5) carry a null protocol name those versions cannot"
-            + " encode, so the broker closes the connection instead of answering; group consumers never join");
-
-    private static final String FETCH_NULL_RECORDS =
-        "broker bug (reported): an empty Fetch partition (nothing new before max wait) is answered with null"
-            + " records (size -1) instead of an empty record set; librdkafka rejects it ('invalid MessageSetSize"
-            + " -1'), backs off, and never reports end of partition, so kcat -e never exits";
+    private static final Map<String, String> KNOWN_BUGS = Map.of(); // none open (JoinGroup v<7 and empty-fetch fixed)
 
     /** What the broker logs at SEVERE during a test: a known bug's fingerprint. */
     private final ConcurrentLinkedQueue<LogRecord> severe = new ConcurrentLinkedQueue<>();
@@ -252,10 +243,6 @@ class OtherClientsTest {
             assertEquals(0, exec(dir, "a\nb\nc\n", Map.of(), kcat, "-b", broker, "-P", "-t", "eof", "-p", "0").exit);
             // -e: exit at the end of the partition, which librdkafka learns from an empty fetch.
             Result r = exec(15, dir, "", Map.of(), kcat, "-b", broker, "-C", "-t", "eof", "-p", "0", "-o", "beginning", "-e");
-            if (r.timedOut && r.err.contains("invalid MessageSetSize -1")) {
-                System.out.println("KNOWN BROKER BUG: " + FETCH_NULL_RECORDS);
-                Assumptions.abort(FETCH_NULL_RECORDS);
-            }
             assertEquals(0, r.exit, r.both());
             assertEquals(List.of("a", "b", "c"), r.out.lines().toList());
         }

@@ -21,7 +21,8 @@ public record RawTaggedField(int tag, byte[] data) {
             return from;
         }
         int i = from;
-        while (i < fields.size() && fields.get(i).tag < limitTag) {
+        // limitTag Integer.MAX_VALUE means "all the rest": tag 2^31-1 itself is a legal unknown tag.
+        while (i < fields.size() && (limitTag == Integer.MAX_VALUE || fields.get(i).tag < limitTag)) {
             RawTaggedField f = fields.get(i++);
             w.writeUnsignedVarint(f.tag);
             w.writeUnsignedVarint(f.data.length);
