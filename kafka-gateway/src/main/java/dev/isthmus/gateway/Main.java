@@ -36,6 +36,7 @@ public final class Main {
           --auto-create-topics B   create topics named in Metadata requests (default true)
           --max-request-bytes SIZE largest request accepted (default 100M)
           --max-connections N      connections accepted (default 10000)
+          --max-connection-buffered-bytes SIZE  unanswered bytes one connection may hold (default 128M)
           --pin                    pin shard threads to CPUs
           --portable               use the portable I/O backend instead of io_uring
         """;
@@ -209,6 +210,7 @@ public final class Main {
             case "max-request-bytes" -> b.maxRequestBytes(Math.toIntExact(Math.min(parseBytes(name, v),
                 Integer.MAX_VALUE)));
             case "max-connections" -> b.maxConnections(integer(name, v));
+            case "max-connection-buffered-bytes" -> b.maxConnectionBufferedBytes(parseBytes(name, v));
             case "pin" -> b.pin(bool(name, v));
             case "portable" -> b.backend(bool(name, v) ? IoBackend.PORTABLE : IoBackend.AUTO);
             // Older spellings kept so existing scripts still work.
