@@ -61,7 +61,8 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     private static final long MAINTENANCE_INTERVAL_MS = 100;
     private static final long ATTEMPT_TIMEOUT_MS = 2000;
     private static final long RETRY_DELAY_MS = 25;
-    private static final long SNAPSHOT_EVERY_ENTRIES = 1000;
+    /** Applied entries between snapshots of the metadata ({@code -Disthmus.controller.snapshotEntries}, 1000). */
+    private static final long SNAPSHOT_EVERY_ENTRIES = Long.getLong("isthmus.controller.snapshotEntries", 1000);
     private static final int CODE_RESULT = 0;
     private static final int CODE_NOT_CONTROLLER = ControllerErrors.NOT_CONTROLLER;
 
@@ -313,8 +314,18 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
         }
         int target = a.hint >= 0 && a.hint != nodeId ? a.hint : leaderId >= 0 && leaderId != nodeId ? leaderId : nextSeed();
         a.hint = -1;
+        if (target >= 0 && !host.transport().isConnected(target)) {
+            // The request would be dropped: ask a seed we are connected to, or wait for a connection.
+            target = -1;
+            for (int i = 0; i < voters.length && target < 0; i++) {
+                int v = nextSeed();
+                if (v >= 0 && host.transport().isConnected(v)) {
+                    target = v;
+                }
+            }
+        }
         if (target < 0) {
-            retryLater(a, RETRY_DELAY_MS * 4);
+            retryLater(a, RETRY_DELAY_MS * 2);
             return;
         }
         if (a.requestId != 0) {
@@ -557,6 +568,10 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
                     + " applied in time; it may still be applied", -1));
             }
         }
+        // Every replica compacts its own log behind a snapshot of its state.
+        if (machine.appliedSinceSnapshot() >= SNAPSHOT_EVERY_ENTRIES) {
+            group.raft().takeSnapshot();
+        }
         if (!group.isLeader()) {
             return;
         }
@@ -571,9 +586,6 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
                 LOG.log(System.Logger.Level.WARNING, "controller membership change to voters " + Arrays.toString(voters)
                     + " learners " + Arrays.toString(learners) + " refused: " + RaftErrors.describe(r));
             }
-        }
-        if (machine.appliedSinceSnapshot() >= SNAPSHOT_EVERY_ENTRIES) {
-            group.raft().takeSnapshot();
         }
     }
 

@@ -61,6 +61,7 @@ import java.util.concurrent.TimeUnit;
  *   SCAN g from max     -> V offset value ... then END next        (committed entries only)
  *   TOPIC name p rf     -> OK offset | ERR code message            (controller: create a topic)
  *   TOPICS              -> T name partitions ... then END
+ *   BROKERS             -> BROKERS count                           (registered with the controller, as seen here)
  *   METRICS             -> METRICS transport counters
  * </pre>
  * Prints {@code READY rpc=<port> client=<port>} once both ports listen. SIGTERM closes everything cleanly;
@@ -249,6 +250,8 @@ public final class RaftNodeMain {
                     yield topic(r[1], Integer.parseInt(r[2]), Integer.parseInt(r[3]));
                 }
                 case "TOPICS" -> topics();
+                case "BROKERS" -> CompletableFuture.completedFuture(server.controller() == null ? "BROKERS 0"
+                    : "BROKERS " + server.controller().state().brokers().size());
                 case "METRICS" -> server.transportMetrics().thenApply(m -> "METRICS " + m);
                 default -> CompletableFuture.completedFuture("ERR -101 -1 unknown command '" + w[0] + "'");
             };

@@ -121,6 +121,49 @@ class ControllerClusterTest {
     }
 
     @Test
+    void shouldCatchUpAStoppedVoterThroughASnapshot() throws Exception {
+        // Read when each controller starts: snapshots every 10 entries, so the leader's log no longer holds what
+        // the stopped voter misses and it must install the snapshot over the transport.
+        System.setProperty("isthmus.controller.snapshotEntries", "10");
+        try {
+            for (int i = 0; i < 3; i++) {
+                ports.put(i, freePort());
+            }
+            for (int i = 0; i < 3; i++) {
+                nodes[i] = new Node(i);
+                nodes[i].start();
+            }
+            await("three brokers registered", () -> Arrays.stream(nodes, 0, 3)
+                .allMatch(n -> n.controller().state().brokers().size() == 3));
+            for (int t = 0; t < 15; t++) {
+                ok(nodes[t % 3].controller().createTopic("before-" + t, 1, 3, Map.of(), TIMEOUT_MS));
+            }
+            nodes[2].stop();
+            for (int t = 0; t < 40; t++) {
+                ok(nodes[t % 2].controller().createTopic("during-" + t, 2, 2, Map.of("k", "v" + t), TIMEOUT_MS));
+            }
+            ClusterState expected = nodes[0].controller().state();
+            nodes[2].start();
+            await("the restarted voter has every topic", () -> {
+                ClusterState s = nodes[2].controller().state();
+                return s.appliedOffset() >= expected.appliedOffset() && s.topics().size() == 55;
+            });
+            ClusterState s2 = nodes[2].controller().state();
+            for (TopicInfo t : expected.topics()) {
+                assertEquals(t, s2.topic(t.name()), "topic " + t.name() + " after the snapshot install");
+            }
+            long start = nodes[0].server.onShard(RaftServer.CONTROLLER_SHARD, sh -> Promise.completed(
+                sh.group(ClusterState.CONTROLLER_GROUP_ID).raft().startOffset())).get(10, TimeUnit.SECONDS);
+            assertTrue(start > 0, "the leader compacted its controller log (start offset " + start + ")");
+            long installed = nodes[2].server.onShard(RaftServer.CONTROLLER_SHARD, sh -> Promise.completed(
+                sh.group(ClusterState.CONTROLLER_GROUP_ID).raft().metrics().snapshotsInstalled())).get(10, TimeUnit.SECONDS);
+            assertTrue(installed >= 1, "the restarted voter installed the leader's snapshot");
+        } finally {
+            System.clearProperty("isthmus.controller.snapshotEntries");
+        }
+    }
+
+    @Test
     void shouldApplyCommandsFromAnyNodeAndLetANodeJoinFromTheSeeds() throws Exception {
         for (int i = 0; i < 4; i++) {
             ports.put(i, freePort());

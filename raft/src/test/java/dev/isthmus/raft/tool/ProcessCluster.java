@@ -181,7 +181,7 @@ final class ProcessCluster implements AutoCloseable {
         /** One request on a fresh connection; null when the node does not answer in time. */
         List<String> ask(String request, String lastLinePrefix) {
             try (Socket s = new Socket()) {
-                s.connect(new InetSocketAddress(host, clientPort), 2000);
+                s.connect(new InetSocketAddress(host, clientPort), 500);
                 s.setSoTimeout(5000);
                 Writer w = new OutputStreamWriter(s.getOutputStream(), StandardCharsets.UTF_8);
                 w.write(request + "\n");

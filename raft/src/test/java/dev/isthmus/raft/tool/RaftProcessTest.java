@@ -103,6 +103,10 @@ class RaftProcessTest {
                 verifyConverged(c, load);
             }
             // The controller works across the processes too: a topic created on one node is seen on all.
+            c.await("three brokers registered", () -> {
+                List<String> b = c.nodes[2].ask("BROKERS", null);
+                return b != null && b.get(0).equals("BROKERS 3");
+            });
             List<String> r = c.nodes[2].ask("TOPIC orders 6 3", null);
             assertTrue(r != null && r.get(0).startsWith("OK"), String.valueOf(r));
             for (ProcessCluster.Node n : c.nodes) {
