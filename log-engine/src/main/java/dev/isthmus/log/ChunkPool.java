@@ -79,6 +79,17 @@ public final class ChunkPool implements AutoCloseable {
         return id;
     }
 
+    /**
+     * A chunk id whose memory holds whatever its last user left, or -1 when the budget is used up: for users
+     * that overwrite (or zero) every byte they use, such as direct-I/O read windows and the appender.
+     */
+    public int acquireUninitialized() {
+        if (freeTop == 0) {
+            return -1;
+        }
+        return free[--freeTop];
+    }
+
     public MemorySegment chunk(int id) {
         return chunks[id];
     }

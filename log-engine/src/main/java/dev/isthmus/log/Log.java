@@ -1,5 +1,6 @@
 package dev.isthmus.log;
 
+import dev.isthmus.arena.IoBuf;
 import dev.isthmus.ffi.Errno;
 import dev.isthmus.uring.DmaFile;
 import dev.isthmus.uring.IoEngine;
@@ -40,6 +41,7 @@ public final class Log {
     static final String LOG_SUFFIX = ".log";
     static final String CLEAN_SHUTDOWN = "clean-shutdown";
     static final String LOG_START = "log-start-offset";
+    static final String CLEANER_CHECKPOINT = "cleaner-offset-checkpoint";
 
     /** What the log tells its owner. */
     public interface Listener {
@@ -67,6 +69,23 @@ public final class Log {
         void onError(LogException error);
     }
 
+    /**
+     * Receives a read's batches as a fragment chain of batch-cache memory: zero-copy shares of the cached
+     * batches, ready to be sent as they are. The receiver owns {@code batches} and must
+     * {@link IoBuf#release() release} it (from any thread) when done; it stays valid until then, whatever
+     * happens to the log or the cache meanwhile.
+     */
+    public interface ChainReadHandler {
+        /**
+         * Whole batches back to back, starting with the batch that contains the requested offset (or the first
+         * one after it in a compacted log); an empty chain when nothing is readable yet.
+         */
+        void onRead(IoBuf batches, long firstOffset, long lastOffset);
+
+        /** The read failed (offset out of range, I/O error, no memory); nothing to release. */
+        void onError(LogException error);
+    }
+
     /** Completion of {@link #open}. */
     public interface OpenHandler {
         void onOpen(Log log, RuntimeException error);
@@ -82,13 +101,30 @@ public final class Log {
     final ChunkPool readPool;
     final Listener listener;
     final List<Segment> segments = new ArrayList<>();
-    private final RecordBatch view = new RecordBatch();
+    private final BatchBytes.Contiguous contiguous = new BatchBytes.Contiguous();
+    private final BatchBytes.Chained chained = new BatchBytes.Chained();
+    /** Base offsets and sizes of the batches of the current append, for the batch cache. */
+    private long[] cacheBatchOffsets = new long[16];
+    private int[] cacheBatchSizes = new int[16];
+    /** This log's part of the shard's batch cache, or null when the log was opened without one. */
+    LogCache cache;
     private long logStartOffset;
     private long nextOffset;
     private long durableNext;
     private boolean failed;
     private boolean closed;
     private Runnable idleWaiter;
+    /** The manager that opened this log, or null. */
+    LogManager manager;
+    // Compaction state: the offset up to which the log was compacted, the earliest delete horizon of a kept
+    // tombstone (a compaction is due then), suffix truncations so far, whether one runs, the running compaction.
+    long cleanerCheckpoint;
+    long tombstoneHorizonMs = Long.MAX_VALUE;
+    int truncations;
+    boolean truncating;
+    LogCompaction compaction;
+    /** Reads (and cache fills) of this log's files in flight. */
+    private int readsInFlight;
     private DiskStats stats;
 
     // Durability queue: (segment, end position, next offset) in append order.
@@ -98,7 +134,9 @@ public final class Log {
     private int pendingHead;
     private int pendingTail;
 
-    Log(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool, Listener listener) {
+    Log(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool, BatchCache batchCache,
+        Listener listener) {
+        this.cache = batchCache == null ? null : new LogCache(batchCache, this);
         this.engine = engine;
         this.dir = dir;
         this.config = config;
@@ -118,7 +156,17 @@ public final class Log {
      */
     public static void open(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool,
                             Listener listener, OpenHandler handler) {
-        Log log = new Log(engine, dir, config, writePool, readPool, listener);
+        open(engine, dir, config, writePool, readPool, null, listener, handler);
+    }
+
+    /**
+     * {@link #open(IoEngine, Path, LogConfig, ChunkPool, ChunkPool, Listener, OpenHandler)} with a share of the
+     * shard's {@link BatchCache} (null: none): appends are cached, and
+     * {@link #read(long, long, int, ChainReadHandler)} serves zero-copy chains from it with read-ahead.
+     */
+    public static void open(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool,
+                            BatchCache cache, Listener listener, OpenHandler handler) {
+        Log log = new Log(engine, dir, config, writePool, readPool, cache, listener);
         try {
             Files.createDirectories(dir);
             new LogRecovery(log, handler).start();
@@ -150,6 +198,9 @@ public final class Log {
                 + next.readWindowBytes() + " bytes; this broker's are " + readPool.chunkBytes());
         }
         this.config = next;
+        if (manager != null) {
+            manager.recountCompactLogs();
+        }
     }
 
     /** The first offset still in the log. */
@@ -206,6 +257,39 @@ public final class Log {
      *         is short (nothing appended; retry after {@link Listener#onSpaceAvailable()})
      */
     public long append(MemorySegment src, long offset, long length, int leaderEpoch) {
+        try {
+            return append(contiguous.wrap(src), offset, length, leaderEpoch);
+        } finally {
+            contiguous.clear();
+        }
+    }
+
+    /**
+     * Appends the record batches held by the fragment chain {@code batches} (all of it): the same contract as
+     * {@link #append(MemorySegment, long, long, int)}, read where the bytes lie. Batches may cross fragment
+     * boundaries; their CRC is checked across fragments and nothing is linearised: the bytes are copied once,
+     * fragment by fragment, into the aligned write-behind chunks (and into the batch cache, if the log has
+     * one). The chain's baseOffset and partitionLeaderEpoch fields are stamped in place; the caller keeps its
+     * reference and releases it whenever it likes.
+     */
+    public long append(IoBuf batches, int leaderEpoch) {
+        return append(batches, 0, batches.size(), leaderEpoch);
+    }
+
+    /** {@link #append(IoBuf, int)} of {@code length} bytes of {@code batches} from {@code offset}. */
+    public long append(IoBuf batches, long offset, long length, int leaderEpoch) {
+        if (offset < 0 || length < 0 || offset + length > batches.size()) {
+            throw new IndexOutOfBoundsException("append of [" + offset + ", " + (offset + length) + ") from a chain of "
+                + batches.size() + " bytes");
+        }
+        try {
+            return append(chained.wrap(batches), offset, length, leaderEpoch);
+        } finally {
+            chained.clear();
+        }
+    }
+
+    private long append(BatchBytes src, long offset, long length, int leaderEpoch) {
         checkWritable();
         int batches = validate(src, offset, length);
         Segment seg = active();
@@ -219,15 +303,21 @@ public final class Log {
         long first = nextOffset;
         long pos = offset;
         long filePos = seg.size;
+        if (cacheBatchOffsets.length < batches) {
+            cacheBatchOffsets = new long[Math.max(batches, cacheBatchOffsets.length * 2)];
+            cacheBatchSizes = new int[cacheBatchOffsets.length];
+        }
         for (int i = 0; i < batches; i++) {
-            view.wrap(src, pos);
-            int size = view.sizeInBytes();
-            int delta = view.lastOffsetDelta();
-            view.baseOffset(nextOffset);
-            view.partitionLeaderEpoch(leaderEpoch);
+            int size = src.getInt(pos + RecordBatch.BATCH_LENGTH) + RecordBatch.LOG_OVERHEAD;
+            int delta = src.getInt(pos + RecordBatch.LAST_OFFSET_DELTA);
+            long maxTimestamp = src.getLong(pos + RecordBatch.MAX_TIMESTAMP);
+            src.setLong(pos + RecordBatch.BASE_OFFSET, nextOffset);
+            src.setInt(pos + RecordBatch.PARTITION_LEADER_EPOCH, leaderEpoch);
             long last = nextOffset + delta;
-            seg.index.onBatch(last, filePos, size, view.maxTimestamp());
-            seg.maxTimestamp = Math.max(seg.maxTimestamp, view.maxTimestamp());
+            seg.index.onBatch(last, filePos, size, maxTimestamp);
+            seg.maxTimestamp = Math.max(seg.maxTimestamp, maxTimestamp);
+            cacheBatchOffsets[i] = nextOffset;
+            cacheBatchSizes[i] = size;
             nextOffset = last + 1;
             pos += size;
             filePos += size;
@@ -240,6 +330,9 @@ public final class Log {
         seg.size += length;
         seg.lastOffset = nextOffset - 1;
         pushPending(seg, seg.size, nextOffset);
+        if (cache != null) {
+            cache.onAppend(src, offset, length, batches, cacheBatchOffsets, cacheBatchSizes, nextOffset);
+        }
         return first;
     }
 
@@ -253,35 +346,36 @@ public final class Log {
     }
 
     /** Validates every batch; returns how many there are. */
-    private int validate(MemorySegment src, long offset, long length) {
+    private int validate(BatchBytes src, long offset, long length) {
         long pos = offset;
         long end = offset + length;
         int count = 0;
         while (pos < end) {
-            view.wrap(src, pos);
             long available = end - pos;
-            if (available >= RecordBatch.HEADER_BYTES && view.magic() != RecordBatch.CURRENT_MAGIC) {
+            if (available >= RecordBatch.HEADER_BYTES && src.getByte(pos + RecordBatch.MAGIC) != RecordBatch.CURRENT_MAGIC) {
                 throw new LogException(LogException.Kind.INVALID_RECORD, "batch " + count + " has magic "
-                    + view.magic() + "; only magic 2 (Kafka 0.11+) is accepted");
+                    + src.getByte(pos + RecordBatch.MAGIC) + "; only magic 2 (Kafka 0.11+) is accepted");
             }
-            if (available >= RecordBatch.HEADER_BYTES && view.sizeInBytes() > config.maxBatchBytes()) {
+            int size = available >= RecordBatch.HEADER_BYTES
+                ? src.getInt(pos + RecordBatch.BATCH_LENGTH) + RecordBatch.LOG_OVERHEAD : -1;
+            if (available >= RecordBatch.HEADER_BYTES && size > config.maxBatchBytes()) {
                 throw new LogException(LogException.Kind.MESSAGE_TOO_LARGE, "batch " + count + " is "
-                    + view.sizeInBytes() + " bytes, more than max.message.bytes " + config.maxBatchBytes());
+                    + size + " bytes, more than max.message.bytes " + config.maxBatchBytes());
             }
-            RecordBatch.Check check = view.check(available, true);
+            RecordBatch.Check check = src.check(pos, available, true);
             switch (check) {
                 case OK -> {
                 }
                 case BAD_COUNT -> throw new LogException(LogException.Kind.INVALID_RECORD, "batch " + count
-                    + ": recordsCount " + view.recordsCount() + " != lastOffsetDelta + 1 (" + (view.lastOffsetDelta() + 1)
-                    + ")");
+                    + ": recordsCount " + src.getInt(pos + RecordBatch.RECORDS_COUNT) + " != lastOffsetDelta + 1 ("
+                    + (src.getInt(pos + RecordBatch.LAST_OFFSET_DELTA) + 1) + ")");
                 case BAD_CRC -> throw new LogException(LogException.Kind.CORRUPT_MESSAGE, "batch " + count
                     + ": CRC-32C mismatch");
                 default -> throw new LogException(LogException.Kind.CORRUPT_MESSAGE, "batch " + count + ": "
-                    + check + " (" + available + " bytes left, batchLength " + (available >= 12 ? view.batchLength() : -1)
-                    + ")");
+                    + check + " (" + available + " bytes left, batchLength "
+                    + (available >= 12 ? src.getInt(pos + RecordBatch.BATCH_LENGTH) : -1) + ")");
             }
-            pos += view.sizeInBytes();
+            pos += size;
             count++;
         }
         if (count == 0) {
@@ -408,11 +502,24 @@ public final class Log {
         }
     }
 
-    /** A read finished with {@code seg}: close its file if it was deleted meanwhile. */
+    /** A read of {@code seg}'s file is about to be issued: the file stays open until {@link #readDone}. */
+    void readStarted(Segment seg) {
+        seg.readers++;
+        readsInFlight++;
+    }
+
+    /** A read finished with {@code seg}: close its file if it was deleted meanwhile; wake a waiting truncation or close. */
     void readDone(Segment seg) {
         seg.readers--;
+        readsInFlight--;
+        Verify.that(seg.readers >= 0 && readsInFlight >= 0, "read count below zero: %d, %d", seg.readers, readsInFlight);
         if (seg.deleted && seg.readers == 0) {
             seg.file.close();
+        }
+        Runnable w = idleWaiter;
+        if (w != null && quiescent()) {
+            idleWaiter = null;
+            w.run();
         }
     }
 
@@ -476,7 +583,7 @@ public final class Log {
     }
 
     /** Writes a sealed segment's indexes in Kafka's format (small files; a rebuild covers a crash here). */
-    private void writeIndexes(Segment s) {
+    void writeIndexes(Segment s) {
         try {
             byte[] oi = new byte[s.index.offsetIndexBytes()];
             byte[] ti = new byte[s.index.timeIndexBytes()];
@@ -519,13 +626,52 @@ public final class Log {
             handler.onRead(MemorySegment.NULL, fromOffset, fromOffset - 1);
             return;
         }
-        int window = readPool.acquire();
+        int window = readPool.acquireUninitialized();
         if (window < 0) {
             handler.onError(new LogException(LogException.Kind.STORAGE_ERROR, "no read window free (read budget of "
                 + readPool.capacity() + " windows in use)"));
             return;
         }
         new LogReader(this, seg, window, fromOffset, bound, maxBytes, handler).start();
+    }
+
+    /**
+     * Reads whole batches starting with the one that contains {@code fromOffset} as a zero-copy chain of the
+     * shard's batch cache: at least one batch if any is readable, then more while the total stays within
+     * {@code maxBytes}, never a batch whose last offset is at or past {@code boundExclusive} (the durable or
+     * committed end the caller may expose). Unlike the {@link ReadHandler} form it may continue across segment
+     * ends. A cache hit calls {@code handler} before this method returns; a miss reads the disk with direct
+     * I/O straight into cache memory (an aligned read of the cache's read-ahead size) and calls it from the
+     * completion. A reader that continues where its previous read ended has the following data read ahead.
+     *
+     * @throws IllegalStateException the log was opened without a {@link BatchCache}
+     */
+    public void read(long fromOffset, long boundExclusive, int maxBytes, ChainReadHandler handler) {
+        if (cache == null) {
+            throw new IllegalStateException("log " + dir + " has no batch cache: open it with a BatchCache (Log.open or"
+                + " a LogManager made with one) to read chains");
+        }
+        if (closed) {
+            handler.onError(new LogException(LogException.Kind.STORAGE_ERROR, "log " + dir + " is closed"));
+            return;
+        }
+        if (fromOffset < logStartOffset || fromOffset > nextOffset) {
+            handler.onError(new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "offset " + fromOffset
+                + " is outside the log [" + logStartOffset + ", " + nextOffset + "]"));
+            return;
+        }
+        long bound = Math.min(boundExclusive, nextOffset);
+        if (fromOffset >= bound) {
+            handler.onRead(IoBuf.empty(cache.cache.arena, dev.isthmus.arena.Subsystem.BATCH_CACHE), fromOffset,
+                fromOffset - 1);
+            return;
+        }
+        cache.read(fromOffset, bound, maxBytes, handler);
+    }
+
+    /** The shard's batch cache this log uses, or null. */
+    public BatchCache batchCache() {
+        return cache == null ? null : cache.cache;
     }
 
     /** Receives the result of {@link #offsetForTimestamp}. */
@@ -593,6 +739,9 @@ public final class Log {
         }
         logStartOffset = offset;
         writeLogStart();
+        if (cache != null) {
+            cache.truncatePrefix(logStartOffset);
+        }
         while (segments.size() > 1 && segments.get(1).baseOffset <= offset && segments.get(0).appender == null) {
             deleteSegment(segments.remove(0));
         }
@@ -637,7 +786,11 @@ public final class Log {
                 + " below the log start " + logStartOffset));
             return;
         }
-        new LogTruncation(this, offset, done).start();
+        truncating = true;
+        new LogTruncation(this, offset, e -> {
+            truncating = false;
+            done.accept(e);
+        }).start();
     }
 
     /** Drops later segments and resets the active one to end at {@code position} / {@code nextOffset}. */
@@ -667,6 +820,11 @@ public final class Log {
         } catch (IOException e) {
             LOG.log(System.Logger.Level.WARNING, "could not delete stale indexes of " + seg.path);
         }
+        truncations++;
+        cleanerCheckpoint = Math.min(cleanerCheckpoint, newNext);
+        if (cache != null) {
+            cache.truncateSuffix(newNext);
+        }
         // Everything at or past the cut is gone, durable or not.
         pendingHead = pendingTail;
         java.util.Arrays.fill(pendingSegment, null);
@@ -681,8 +839,11 @@ public final class Log {
         }
     }
 
-    /** Waits (on the engine thread) until no log operation is in flight. */
+    /** Whether no write, fdatasync or read of this log is in flight. */
     boolean quiescent() {
+        if (readsInFlight > 0) {
+            return false;
+        }
         for (Segment s : segments) {
             if (s.appender != null && s.appender.inFlight() > 0) {
                 return false;
@@ -717,8 +878,89 @@ public final class Log {
         }
         if (deleted > 0) {
             writeLogStart();
+            if (cache != null) {
+                cache.truncatePrefix(logStartOffset);
+            }
         }
         return deleted;
+    }
+
+    // ------------------------------------------------------------------------------------------ compaction
+
+    /** Why the compaction of {@code group} can no longer be swapped in, or null when it can. */
+    String staleGroup(List<Segment> group, int truncationsAtStart) {
+        if (closed || failed) {
+            return "the log " + (closed ? "closed" : "failed");
+        }
+        if (truncations != truncationsAtStart) {
+            return "the log was truncated";
+        }
+        int at = segments.indexOf(group.get(0));
+        if (at < 0) {
+            return "its segments were deleted (retention or DeleteRecords)";
+        }
+        for (int i = 0; i < group.size(); i++) {
+            Segment s = at + i < segments.size() - 1 ? segments.get(at + i) : null;
+            if (s != group.get(i) || s.appender != null || s.deleted) {
+                return "its segments changed";
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Puts a compacted segment in place of {@code group} (a run of sealed segments): its file was fdatasynced and
+     * renamed to {@code swapPath}. Deletes the old segments and indexes, renames the swap file to the first
+     * segment's name, and writes the new indexes (a crash anywhere in between is finished by the next open).
+     */
+    void installCompacted(List<Segment> group, Path swapPath, SegmentIndex index, long sizeBytes, long maxTimestamp)
+        throws IOException {
+        Segment first = group.get(0);
+        Segment last = group.get(group.size() - 1);
+        int at = segments.indexOf(first);
+        Verify.that(at >= 0, "compacted group is not in the log");
+        long maxTs = maxTimestamp;
+        for (Segment s : group) {
+            maxTs = Math.max(maxTs, s.maxTimestamp);
+            deleteSegment(s);
+        }
+        Path target = dir.resolve(Segment.fileName(first.baseOffset, LOG_SUFFIX));
+        Files.move(swapPath, target, StandardCopyOption.ATOMIC_MOVE);
+        syncDirectory(dir);
+        DmaFile file = engine.openDmaFile(target, false);
+        Segment s = new Segment(this, first.baseOffset, target, file, index);
+        s.size = sizeBytes;
+        s.lastOffset = last.lastOffset;
+        s.maxTimestamp = maxTs;
+        s.createdMs = last.createdMs;
+        for (int i = 0; i < group.size(); i++) {
+            segments.remove(at);
+        }
+        segments.add(at, s);
+        writeIndexes(s);
+        if (cache != null) {
+            cache.invalidate(first.baseOffset, last.lastOffset);
+        }
+    }
+
+    /** A compaction finished: everything below {@code checkpoint} is clean; a kept tombstone expires at {@code horizonMs}. */
+    void compactionFinished(long checkpoint, long horizonMs) {
+        cleanerCheckpoint = Math.max(cleanerCheckpoint, checkpoint);
+        tombstoneHorizonMs = horizonMs;
+        try {
+            writeAtomically(dir.resolve(CLEANER_CHECKPOINT), (cleanerCheckpoint + " " + tombstoneHorizonMs)
+                .getBytes(StandardCharsets.US_ASCII));
+        } catch (IOException e) {
+            LOG.log(System.Logger.Level.WARNING, "could not record the cleaner checkpoint of " + dir + " (the next"
+                + " compaction redoes the work): " + e.getMessage());
+        }
+    }
+
+    /** fsync of a directory, so renames and unlinks in it are durable. */
+    static void syncDirectory(Path dir) throws IOException {
+        try (var ch = java.nio.channels.FileChannel.open(dir, java.nio.file.StandardOpenOption.READ)) {
+            ch.force(true);
+        }
     }
 
     // ------------------------------------------------------------------------------------------ close
@@ -732,11 +974,17 @@ public final class Log {
             done.run();
             return;
         }
+        if (compaction != null) {
+            compaction.abort(new IllegalStateException("compaction of " + dir + " abandoned: the log is closing"));
+        }
         flush();
         new LogCloser(this, done).start();
     }
 
     void finishClose() {
+        if (cache != null) {
+            cache.clear();
+        }
         for (Segment s : segments) {
             if (s.appender != null) {
                 s.appender.releaseTail();

@@ -17,7 +17,12 @@ public final class LogException extends RuntimeException {
         /** Outside [log start, log end] (OFFSET_OUT_OF_RANGE, 1). */
         OFFSET_OUT_OF_RANGE(1),
         /** The disk failed; the log is read-only (KAFKA_STORAGE_ERROR, 56). */
-        STORAGE_ERROR(56);
+        STORAGE_ERROR(56),
+        /**
+         * The shard's memory budget for the operation is used up for now (a read into the batch cache found no
+         * memory even after the cache gave back what it could); retry later (REQUEST_TIMED_OUT, 7).
+         */
+        NO_MEMORY(7);
 
         public final short kafkaCode;
 

@@ -23,19 +23,101 @@ public final class LogManager {
     private final Path baseDir;
     private final ChunkPool writePool;
     private final ChunkPool readPool;
+    private final BatchCache cache;
+    private final LogCleaner cleaner;
     private final DiskStats diskStats = new DiskStats();
     private final Map<String, Log> logs = new HashMap<>();
     private final List<Log> dirty = new ArrayList<>();
+    /** Open logs with cleanup.policy=compact (0: the cleaner is not even looked at). */
+    private int compactLogs;
 
     /**
      * @param writePool write-behind chunks shared by all logs of the shard
      * @param readPool  read windows, each at least {@link LogConfig#readWindowBytes()} of every log
      */
     public LogManager(IoEngine engine, Path baseDir, ChunkPool writePool, ChunkPool readPool) {
+        this(engine, baseDir, writePool, readPool, null);
+    }
+
+    /**
+     * A manager whose logs share {@code cache} (null: none): their appends are cached and
+     * {@link Log#read(long, long, int, Log.ChainReadHandler)} serves zero-copy chains with read-ahead.
+     */
+    public LogManager(IoEngine engine, Path baseDir, ChunkPool writePool, ChunkPool readPool, BatchCache cache) {
+        this(engine, baseDir, writePool, readPool, cache, CompactionSettings.defaults());
+    }
+
+    /** A manager with a batch cache (or null) and compaction settings for its {@code cleanup.policy=compact} logs. */
+    public LogManager(IoEngine engine, Path baseDir, ChunkPool writePool, ChunkPool readPool, BatchCache cache,
+                      CompactionSettings compaction) {
         this.engine = engine;
         this.baseDir = baseDir;
         this.writePool = writePool;
         this.readPool = readPool;
+        this.cache = cache;
+        this.cleaner = new LogCleaner(compaction, cache == null ? null : cache.arena());
+    }
+
+    /**
+     * How the shard compacts its {@code cleanup.policy=compact} logs (Kafka's log cleaner settings).
+     *
+     * @param mapBytes        memory of the key map, taken once (log.cleaner.dedupe.buffer.size); 24 bytes a key,
+     *                        3/4 usable
+     * @param bytesPerTurn    batch bytes handled per shard loop turn at most (the background budget)
+     * @param checkIntervalMs how often logs are checked for compaction (log.cleaner.backoff.ms)
+     * @param minDirtyRatio   compact a log once this share of its sealed bytes is new since the last compaction
+     *                        (min.cleanable.dirty.ratio)
+     * @param minLagMs        never compact a segment whose newest record is younger (min.compaction.lag.ms)
+     */
+    public record CompactionSettings(long mapBytes, long bytesPerTurn, long checkIntervalMs, double minDirtyRatio,
+                                     long minLagMs) {
+        public CompactionSettings {
+            if (mapBytes < 16 * KeyOffsetMap.SLOT_BYTES || bytesPerTurn < 1 || checkIntervalMs < 0 || minDirtyRatio < 0
+                || minDirtyRatio > 1 || minLagMs < 0) {
+                throw new IllegalArgumentException("bad compaction settings: map " + mapBytes + " bytes, " + bytesPerTurn
+                    + " bytes per turn, check every " + checkIntervalMs + " ms, dirty ratio " + minDirtyRatio + ", lag "
+                    + minLagMs + " ms");
+            }
+        }
+
+        /** 8 MiB key map (about 260 000 keys per pass), 256 KiB per loop turn, checks every 15 s, ratio 0.5, no lag. */
+        public static CompactionSettings defaults() {
+            return new CompactionSettings(8L << 20, 256 * 1024, 15_000, 0.5, 0);
+        }
+    }
+
+    /**
+     * Compacts the open log {@code name} as soon as the shard's cleaner is free, whatever its dirty ratio (and
+     * whatever its cleanup.policy: an explicit request is obeyed); {@code done} runs on the shard thread with null
+     * (compacted, or nothing was cleanable) or why it was not.
+     */
+    public void compact(String name, java.util.function.Consumer<RuntimeException> done) {
+        Log log = logs.get(name);
+        if (log == null) {
+            done.accept(new IllegalStateException("log " + name + " is not open"));
+            return;
+        }
+        cleaner.request(log, done);
+    }
+
+    /** Compactions completed by this shard. */
+    public long compactions() {
+        return cleaner.compactions();
+    }
+
+    /** Whether a compaction is running or requested. */
+    public boolean compactionRunning() {
+        return cleaner.busy();
+    }
+
+    /** Bytes compaction removed from this shard's logs. */
+    public long compactionBytesRemoved() {
+        return cleaner.bytesRemoved();
+    }
+
+    /** The shard's batch cache, or null. */
+    public BatchCache batchCache() {
+        return cache;
     }
 
     /** Opens (or creates) the log {@code name} under the base directory. */
@@ -44,10 +126,12 @@ public final class LogManager {
             handler.onOpen(null, new IllegalStateException("log " + name + " is already open"));
             return;
         }
-        Log.open(engine, baseDir.resolve(name), config, writePool, readPool, listener, (log, error) -> {
+        Log.open(engine, baseDir.resolve(name), config, writePool, readPool, cache, listener, (log, error) -> {
             if (log != null) {
                 log.stats(diskStats);
+                log.manager = this;
                 logs.put(name, log);
+                recountCompactLogs();
             }
             handler.onOpen(log, error);
         });
@@ -86,6 +170,9 @@ public final class LogManager {
             }
         }
         dirty.clear();
+        if (compactLogs > 0 || cleaner.busy()) {
+            n += (int) Math.min(Integer.MAX_VALUE, cleaner.poll(System.currentTimeMillis(), logs.values()));
+        }
         return n;
     }
 
@@ -112,9 +199,11 @@ public final class LogManager {
     public void close(String name, Runnable done) {
         Log log = logs.remove(name);
         dirty.remove(log);
+        recountCompactLogs();
         if (log == null) {
             done.run();
         } else {
+            cleaner.abort(log);
             log.close(done);
         }
     }
@@ -123,6 +212,7 @@ public final class LogManager {
     public void closeAll(Runnable done) {
         List<String> names = new ArrayList<>(logs.keySet());
         if (names.isEmpty()) {
+            cleaner.close();
             done.run();
             return;
         }
@@ -130,9 +220,21 @@ public final class LogManager {
         for (String name : names) {
             close(name, () -> {
                 if (--left[0] == 0) {
+                    cleaner.close();
                     done.run();
                 }
             });
         }
+    }
+
+    /** A log's config changed (compaction may have been switched on or off). */
+    void recountCompactLogs() {
+        int n = 0;
+        for (Log log : logs.values()) {
+            if (log.config.compact()) {
+                n++;
+            }
+        }
+        compactLogs = n;
     }
 }

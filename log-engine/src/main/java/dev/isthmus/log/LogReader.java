@@ -24,6 +24,7 @@ final class LogReader implements CompletionHandler {
     private final int alignment;
     private final long limit;
     private long position;
+    private long startPosition;
     private long windowStart;
     private long windowBytes;
 
@@ -41,9 +42,27 @@ final class LogReader implements CompletionHandler {
     }
 
     void start() {
-        seg.readers++;
-        position = seg.index.lookup(fromOffset);
+        log.readStarted(seg);
+        position = seg.lookup(fromOffset);
+        startPosition = position;
         fill(position);
+    }
+
+    /**
+     * The batch at the index's position must end before {@code fromOffset} (index entries map a batch's last
+     * offset to its start, and the lookup picks an entry below the target). If it does not parse, or already
+     * holds the target, the index is wrong: distrust it and read the segment from the start.
+     */
+    private boolean indexWrong(boolean parsed, long at) {
+        if (startPosition == 0 || at != startPosition) {
+            return false;
+        }
+        seg.distrustIndex(parsed ? "the batch at position " + startPosition + " holds offset " + fromOffset
+            + " or later" : "position " + startPosition + " is not the start of a batch");
+        startPosition = 0;
+        position = 0;
+        fill(0);
+        return true;
     }
 
     private void fill(long from) {
@@ -82,9 +101,13 @@ final class LogReader implements CompletionHandler {
             }
             batch.wrap(window, end - windowStart);
             long size = batch.sizeInBytes();
+            if ((size < RecordBatch.HEADER_BYTES || batch.magic() != RecordBatch.CURRENT_MAGIC) && indexWrong(false, end)) {
+                return;
+            }
             if (size < RecordBatch.HEADER_BYTES || batch.magic() != RecordBatch.CURRENT_MAGIC
-                || (lastOffset >= 0 && batch.baseOffset() != lastOffset + 1)) {
-                // Not the batch that must follow (e.g. bytes whose write has not landed): never hand it out.
+                || (lastOffset >= 0 && batch.baseOffset() <= lastOffset) || batch.baseOffset() < seg.baseOffset) {
+                // Not a batch that can follow (e.g. bytes whose write has not landed): never hand it out. Offsets
+                // may jump forward: compaction removes whole batches.
                 complete = true;
                 break;
             }
@@ -96,6 +119,9 @@ final class LogReader implements CompletionHandler {
                 break;
             }
             if (first < 0) {
+                if (batch.lastOffset() >= fromOffset && indexWrong(true, end)) {
+                    return;
+                }
                 if (batch.lastOffset() < fromOffset) {
                     end += size;
                     position = end;

@@ -19,7 +19,8 @@ import java.util.ArrayDeque;
  */
 final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     private static final System.Logger LOG = System.getLogger("dev.isthmus.log");
-    private static final long PROGRESS_BYTES = 256L << 20;
+    /** A progress line every this many bytes scanned (package access: tests lower it). */
+    static long progressBytes = 256L << 20;
 
     private final Log log;
     private final Log.OpenHandler handler;
@@ -28,7 +29,9 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     private MemorySegment window;
     private Segment scanning;
     private long scannedBytes;
-    private long nextProgress = PROGRESS_BYTES;
+    private long nextProgress;
+    private long totalBytes;
+    private long startNs;
     private long cleanEnd = -1;
     private long logStart;
     private long tailStart;
@@ -45,15 +48,8 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         cleanEnd = readLong(marker, -1);
         // From now on a crash is an unclean shutdown.
         Files.deleteIfExists(marker);
-        for (String leftover : new String[] {".tmp"}) {
-            try (var files = Files.list(dir)) {
-                for (Path p : (Iterable<Path>) files::iterator) {
-                    if (p.getFileName().toString().endsWith(leftover)) {
-                        Files.deleteIfExists(p);
-                    }
-                }
-            }
-        }
+        readCleanerCheckpoint(dir);
+        finishCompactionSwaps(dir);
         long[] bases = Log.listSegments(dir);
         for (int i = 0; i < bases.length; i++) {
             Path p = dir.resolve(Segment.fileName(bases[i], Log.LOG_SUFFIX));
@@ -80,15 +76,79 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             }
         }
         if (!toScan.isEmpty()) {
-            windowId = log.readPool.acquire();
+            for (Segment s : toScan) {
+                totalBytes += s.size;
+            }
+            nextProgress = progressBytes;
+            startNs = System.nanoTime();
+            windowId = log.readPool.acquireUninitialized();
             if (windowId < 0) {
                 throw new IllegalStateException("no read window to recover " + dir);
             }
             window = log.readPool.chunk(windowId);
             LOG.log(System.Logger.Level.INFO, "log " + dir + ": " + (cleanEnd < 0 ? "unclean shutdown, validating "
-                : "rebuilding indexes of ") + toScan.size() + " segment(s)");
+                : "rebuilding indexes of ") + toScan.size() + " segment(s), " + (totalBytes >> 20) + " MiB");
         }
         scanNext();
+    }
+
+    private void readCleanerCheckpoint(Path dir) throws IOException {
+        Path p = dir.resolve(Log.CLEANER_CHECKPOINT);
+        if (!Files.exists(p)) {
+            return;
+        }
+        String[] parts = Files.readString(p, StandardCharsets.US_ASCII).trim().split(" ");
+        try {
+            log.cleanerCheckpoint = Long.parseLong(parts[0]);
+            log.tombstoneHorizonMs = parts.length > 1 ? Long.parseLong(parts[1]) : Long.MAX_VALUE;
+        } catch (NumberFormatException e) {
+            LOG.log(System.Logger.Level.WARNING, "ignoring damaged " + p + " (the next compaction starts over)");
+        }
+    }
+
+    /**
+     * Cleans up after an interrupted compaction, before the segments are listed: a {@code .cleaned} file was
+     * never committed and is deleted; a {@code <base>-<next>.log.swap} file was committed (fdatasynced and
+     * renamed), so the segments it replaces, [base, next), and their indexes are deleted and it takes the
+     * first one's name. Also removes leftover {@code .tmp} files of interrupted atomic writes.
+     */
+    private void finishCompactionSwaps(Path dir) throws IOException {
+        java.util.List<Path> swaps = new java.util.ArrayList<>();
+        try (var files = Files.list(dir)) {
+            for (Path p : (Iterable<Path>) files::iterator) {
+                String name = p.getFileName().toString();
+                if (name.endsWith(".tmp") || name.endsWith(LogCompaction.CLEANED_SUFFIX)) {
+                    Files.deleteIfExists(p);
+                } else if (name.endsWith(LogCompaction.SWAP_SUFFIX)) {
+                    swaps.add(p);
+                }
+            }
+        }
+        swaps.sort(null);
+        for (Path swap : swaps) {
+            String name = swap.getFileName().toString();
+            long base;
+            long next;
+            try {
+                base = Long.parseLong(name.substring(0, 20));
+                next = Long.parseLong(name.substring(21, 41));
+            } catch (RuntimeException e) {
+                throw new IllegalStateException("cannot read the offsets in the name of " + swap + "; remove or rename it", e);
+            }
+            Files.deleteIfExists(dir.resolve(Segment.fileName(base, ".index")));
+            Files.deleteIfExists(dir.resolve(Segment.fileName(base, ".timeindex")));
+            for (long b : Log.listSegments(dir)) {
+                if (b >= base && b < next) {
+                    Files.deleteIfExists(dir.resolve(Segment.fileName(b, Log.LOG_SUFFIX)));
+                    Files.deleteIfExists(dir.resolve(Segment.fileName(b, ".index")));
+                    Files.deleteIfExists(dir.resolve(Segment.fileName(b, ".timeindex")));
+                }
+            }
+            Files.move(swap, dir.resolve(Segment.fileName(base, Log.LOG_SUFFIX)), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            Log.syncDirectory(dir);
+            LOG.log(System.Logger.Level.INFO, "log " + dir + ": finished an interrupted compaction of [" + base + ", "
+                + next + ")");
+        }
     }
 
     private static long readLong(Path p, long missing) throws IOException {
@@ -127,6 +187,7 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             return;
         }
         long prev = scanning.baseOffset - 1;
+        scanning.lastOffset = prev; // what the scan finds, not what the next segment's name suggests
         new SegmentScanner(scanning.file, window).scan(0, scanning.size, prev, this);
     }
 
@@ -138,8 +199,10 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         s.lastOffset = batch.lastOffset();
         scannedBytes += batch.sizeInBytes();
         if (scannedBytes >= nextProgress) {
-            nextProgress += PROGRESS_BYTES;
-            LOG.log(System.Logger.Level.INFO, "log " + log.dir + ": recovered " + (scannedBytes >> 20) + " MiB");
+            nextProgress += progressBytes;
+            LOG.log(System.Logger.Level.INFO, "log " + log.dir + ": recovery scanned " + (scannedBytes >> 20) + " of "
+                + (totalBytes >> 20) + " MiB (" + (totalBytes == 0 ? 100 : scannedBytes * 100 / totalBytes) + "%), "
+                + (System.nanoTime() - startNs) / 1_000_000 + " ms so far");
         }
         return true;
     }
@@ -152,6 +215,9 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
                 + Errno.describe(errno)));
             return;
         }
+        if (s.isEmpty() && s.size > 0) {
+            s.lastOffset = s.baseOffset - 1;
+        }
         if (validEnd < s.size) {
             boolean zeros = reason == SegmentScanner.End.END_OF_DATA;
             if (!zeros) {
@@ -161,8 +227,18 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             s.size = validEnd;
             s.file.truncate(validEnd);
             int idx = log.segments.indexOf(s);
-            if (!zeros) {
-                // Nothing after a cut can be trusted to be contiguous with it.
+            boolean contiguous = idx + 1 >= log.segments.size()
+                || log.segments.get(idx + 1).baseOffset == s.lastOffset + 1;
+            if (!zeros || !contiguous) {
+                // Nothing after a cut can be trusted to be contiguous with it. Zeros (space never written) at the end
+                // of a segment followed by one starting right after its last batch are a normal end (preallocated
+                // space of a segment whose seal did not finish); otherwise the later segments hold offsets above a
+                // hole, and since durability advances in offset order none of them was ever durable.
+                if (zeros && idx + 1 < log.segments.size()) {
+                    LOG.log(System.Logger.Level.WARNING, "log " + log.dir + ": " + s.path.getFileName() + " ends at"
+                        + " offset " + s.lastOffset + " with unwritten space, but the next segment starts at "
+                        + log.segments.get(idx + 1).baseOffset + "; dropping the never-durable segments after it");
+                }
                 while (log.segments.size() > idx + 1) {
                     Segment later = log.segments.remove(log.segments.size() - 1);
                     toScan.remove(later);
@@ -177,8 +253,8 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
                 }
             }
         }
-        if (s.isEmpty() && s.size > 0) {
-            s.lastOffset = s.baseOffset - 1;
+        if (s != log.segments.get(log.segments.size() - 1) && log.segments.contains(s)) {
+            log.writeIndexes(s); // a sealed segment: the next open loads them instead of scanning again
         }
         scanNext();
     }
@@ -198,8 +274,17 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             return;
         }
         if (windowId < 0) {
-            windowId = log.readPool.acquire();
+            windowId = log.readPool.acquireUninitialized();
+            if (windowId < 0) {
+                fail(new IllegalStateException("no read window free to read the tail of " + last.path));
+                return;
+            }
             window = log.readPool.chunk(windowId);
+        }
+        if (window.byteSize() < chunk) {
+            fail(new IllegalStateException("read windows of " + window.byteSize() + " bytes cannot hold a write-behind"
+                + " chunk of " + chunk + " bytes"));
+            return;
         }
         long r = last.file.read(window.asSlice(0, chunk), tailStart, this, 0);
         if (r < 0) {
@@ -229,6 +314,10 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         if (windowId >= 0) {
             log.readPool.release(windowId);
             windowId = -1;
+        }
+        if (totalBytes >= progressBytes) {
+            LOG.log(System.Logger.Level.INFO, "log " + log.dir + ": recovery scanned " + (scannedBytes >> 20) + " MiB in "
+                + (System.nanoTime() - startNs) / 1_000_000 + " ms (100%)");
         }
         Segment first = log.segments.get(0);
         Segment last = log.segments.get(log.segments.size() - 1);

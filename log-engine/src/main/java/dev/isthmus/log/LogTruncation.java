@@ -19,6 +19,9 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
     private int windowId = -1;
     private MemorySegment window;
     private long cut = -1;
+    private long scanStart;
+    private boolean visited;
+    private boolean indexWrong;
     private long tailStart;
 
     LogTruncation(Log log, long offset, Consumer<RuntimeException> done) {
@@ -39,7 +42,7 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
             finish(new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "no segment holds offset " + offset));
             return;
         }
-        windowId = log.readPool.acquire();
+        windowId = log.readPool.acquireUninitialized();
         if (windowId < 0) {
             finish(new LogException(LogException.Kind.STORAGE_ERROR, "no read window for truncation"));
             return;
@@ -50,12 +53,22 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
             readTail();
             return;
         }
-        long from = seg.index.lookup(offset);
-        new SegmentScanner(seg.file, window).scan(from, seg.size, -1, this);
+        scanFrom(seg.lookup(offset));
+    }
+
+    private void scanFrom(long position) {
+        scanStart = position;
+        visited = false;
+        new SegmentScanner(seg.file, window).scan(position, seg.size, -1, this);
     }
 
     @Override
     public boolean onBatch(RecordBatch batch, long position) {
+        if (!visited && scanStart > 0 && batch.lastOffset() >= offset) {
+            indexWrong = true; // the index must point at a batch ending before the cut
+            return false;
+        }
+        visited = true;
         if (batch.baseOffset() == offset) {
             cut = position;
             return false;
@@ -68,6 +81,12 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
 
     @Override
     public void onEnd(long validEnd, SegmentScanner.End reason, int errno) {
+        if (scanStart > 0 && (indexWrong || (!visited && reason == SegmentScanner.End.INVALID))) {
+            seg.distrustIndex("position " + scanStart + " is not where a batch before offset " + offset + " starts");
+            indexWrong = false;
+            scanFrom(0);
+            return;
+        }
         if (cut < 0) {
             finish(new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "offset " + offset
                 + " is not the start of a batch in " + seg.path + (errno != 0 ? ": " + Errno.describe(errno) : "")));

@@ -16,6 +16,12 @@ public final class Records {
     private long baseOffset;
     private int remaining;
     // The current record.
+    private long recordStart;
+    private long recordEnd;
+    private long tailPos;
+    private byte attributes;
+    private long timestampDelta;
+    private int offsetDelta;
     private long timestamp;
     private long offset;
     private long keyPos;
@@ -43,19 +49,30 @@ public final class Records {
             return false;
         }
         remaining--;
+        recordStart = pos;
         int length = (int) readVarlong();
-        long recordEnd = pos + length;
+        recordEnd = pos + length;
         if (length < 0 || recordEnd > end) {
             throw new LogException(LogException.Kind.CORRUPT_MESSAGE, "record length " + length + " overruns its batch");
         }
-        pos++; // attributes
-        timestamp = baseTimestamp + readVarlong();
-        offset = baseOffset + readVarlong();
+        attributes = seg.get(ValueLayout.JAVA_BYTE, pos++);
+        timestampDelta = readVarlong();
+        timestamp = baseTimestamp + timestampDelta;
+        offsetDelta = (int) readVarlong();
+        offset = baseOffset + offsetDelta;
+        tailPos = pos;
         keyLength = (int) readVarlong();
         keyPos = pos;
+        if (keyLength > 0 && pos + keyLength > recordEnd) {
+            throw new LogException(LogException.Kind.CORRUPT_MESSAGE, "record key of " + keyLength + " bytes overruns its record");
+        }
         pos += Math.max(0, keyLength);
         valueLength = (int) readVarlong();
         valuePos = pos;
+        if (valueLength > 0 && pos + valueLength > recordEnd) {
+            throw new LogException(LogException.Kind.CORRUPT_MESSAGE, "record value of " + valueLength
+                + " bytes overruns its record");
+        }
         pos = recordEnd;
         return true;
     }
@@ -76,6 +93,43 @@ public final class Records {
     /** Value length, -1 for a null value (a tombstone). */
     public int valueLength() {
         return valueLength;
+    }
+
+    /** Where the current record starts (its length varint) in the wrapped memory. */
+    long recordStart() {
+        return recordStart;
+    }
+
+    /** Where the current record ends in the wrapped memory. */
+    long recordEnd() {
+        return recordEnd;
+    }
+
+    /** Where the current record's keyLength varint starts: key, value and headers follow unchanged to its end. */
+    long tailPosition() {
+        return tailPos;
+    }
+
+    byte attributes() {
+        return attributes;
+    }
+
+    long timestampDelta() {
+        return timestampDelta;
+    }
+
+    int offsetDelta() {
+        return offsetDelta;
+    }
+
+    /** Position of the key bytes in the wrapped memory (valid when {@link #keyLength()} >= 0). */
+    long keyPosition() {
+        return keyPos;
+    }
+
+    /** The memory the records are read from. */
+    MemorySegment memory() {
+        return seg;
     }
 
     public MemorySegment key() {

@@ -29,6 +29,8 @@ final class Segment implements SegmentAppender.Listener {
     boolean deleted;
     /** Reads in flight on this segment's file (its fd stays open until they finish). */
     int readers;
+    /** The index pointed a read at something other than the batch before it: lookups scan from 0 until reopened. */
+    boolean indexDistrusted;
 
     Segment(Log log, long baseOffset, Path path, DmaFile file, SegmentIndex index) {
         this.log = log;
@@ -49,6 +51,30 @@ final class Segment implements SegmentAppender.Listener {
 
     Path timeIndexPath() {
         return path.resolveSibling(fileName(baseOffset, ".timeindex"));
+    }
+
+    /** Where to start scanning for the batch holding {@code offset}: the index's answer, or 0 once it is distrusted. */
+    long lookup(long offset) {
+        return indexDistrusted ? 0 : index.lookup(offset);
+    }
+
+    /**
+     * A read found the index wrong (it pointed into a batch, or past the batch it should precede): scan from the
+     * start from now on, and delete the index files so the next open rebuilds them.
+     */
+    void distrustIndex(String why) {
+        if (indexDistrusted) {
+            return;
+        }
+        indexDistrusted = true;
+        System.getLogger("dev.isthmus.log").log(System.Logger.Level.WARNING, "the index of " + path + " is wrong ("
+            + why + "); reading it from the start until it is rebuilt at the next open");
+        try {
+            java.nio.file.Files.deleteIfExists(indexPath());
+            java.nio.file.Files.deleteIfExists(timeIndexPath());
+        } catch (java.io.IOException e) {
+            System.getLogger("dev.isthmus.log").log(System.Logger.Level.WARNING, "could not delete the index of " + path);
+        }
     }
 
     boolean isEmpty() {

@@ -57,6 +57,7 @@ public final class SegmentAppender implements CompletionHandler {
     private final DmaFile file;
     private final ChunkPool pool;
     private final Listener listener;
+    private final BatchBytes.Contiguous contiguous = new BatchBytes.Contiguous();
     private final int chunkBytes;
     private final int alignment;
     private final long fallocateStepBytes;
@@ -188,6 +189,13 @@ public final class SegmentAppender implements CompletionHandler {
      * @return the file position the bytes start at
      */
     public long append(MemorySegment source, long offset, long length) {
+        long start = append(contiguous.wrap(source), offset, length);
+        contiguous.clear();
+        return start;
+    }
+
+    /** {@link #append(MemorySegment, long, long)} from either form of append bytes (a chain is copied fragment by fragment). */
+    long append(BatchBytes source, long offset, long length) {
         if (failed) {
             throw new IllegalStateException("segment " + file.path() + " failed; no more appends");
         }
@@ -200,7 +208,7 @@ public final class SegmentAppender implements CompletionHandler {
             }
             int filled = chunkFilled[tailChunk];
             int n = (int) Math.min(length - done, chunkBytes - filled);
-            MemorySegment.copy(source, offset + done, pool.chunk(tailChunk), filled, n);
+            source.copyTo(offset + done, pool.chunk(tailChunk), filled, n);
             chunkFilled[tailChunk] = filled + n;
             done += n;
             position += n;
@@ -221,7 +229,8 @@ public final class SegmentAppender implements CompletionHandler {
     }
 
     private int acquireChunk(long filePos) {
-        int id = pool.acquire();
+        // Not zeroed: every byte is either appended or zero-padded by dispatch() before it is written.
+        int id = pool.acquireUninitialized();
         Verify.that(id >= 0, "chunk pool exhausted");
         chunkFilePos[id] = filePos;
         chunkFilled[id] = 0;
@@ -277,6 +286,10 @@ public final class SegmentAppender implements CompletionHandler {
         }
         int filled = chunkFilled[chunk];
         int len = filled == chunkBytes ? chunkBytes : (filled + alignment - 1) / alignment * alignment;
+        if (len > filled) {
+            // Zeros after the data up to the alignment: recovery reads them as the end of the segment.
+            pool.chunk(chunk).asSlice(filled, len - filled).fill((byte) 0);
+        }
         long filePos = chunkFilePos[chunk];
         ensureAllocated(filePos + len);
         long r = file.write(pool.chunk(chunk).asSlice(0, len), filePos, this, TAG_WRITE | ((long) filled << 20) | chunk);

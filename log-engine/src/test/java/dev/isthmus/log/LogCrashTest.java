@@ -10,6 +10,7 @@ import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -42,7 +43,8 @@ class LogCrashTest {
             ProcessBuilder pb = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-Xmx256m",
                 "-cp", System.getProperty("java.class.path"), CrashChild.class.getName(), logDir.toString(),
                 Long.toString(random.nextLong()));
-            pb.redirectError(ProcessBuilder.Redirect.INHERIT);
+            Path childErr = dir.resolve("child-" + round + ".err");
+            pb.redirectError(childErr.toFile());
             Process child = pb.start();
             int acks = 0;
             long opened = -1;
@@ -62,7 +64,8 @@ class LogCrashTest {
                 child.destroyForcibly(); // SIGKILL
                 child.waitFor();
             }
-            assertTrue(opened >= 0, "child never opened the log");
+            assertTrue(opened >= 0, "child never opened the log (seed " + seed + ", exit " + child.exitValue()
+                + "); its stderr:\n" + Files.readString(childErr));
             verify(logDir, acknowledged, seed);
         }
         System.out.println("LogCrashTest: " + rounds + " kills, " + acknowledged + " records acknowledged");

@@ -1,0 +1,226 @@
+package dev.isthmus.log;
+
+import dev.isthmus.arena.MemoryArena;
+import dev.isthmus.arena.Subsystem;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayDeque;
+import java.util.Collection;
+import java.util.function.Consumer;
+
+/**
+ * Schedules compactions of one shard's logs with {@code cleanup.policy=compact}: at most one runs at a time,
+ * stepped from {@link LogManager#poll()} within {@link LogManager.CompactionSettings#bytesPerTurn()} per loop
+ * turn. Every {@code checkIntervalMs} it picks the log with the highest dirty ratio at or above
+ * {@code minDirtyRatio} (or one whose tombstones reached their delete horizon); requests made with
+ * {@link LogManager#compact} run first, whatever their ratio.
+ *
+ * <p>Memory is fixed: the key map ({@code mapBytes}) is taken once, and a read window plus a scratch batch
+ * buffer per run, all from the shard's arena (Subsystem.OTHER) when the manager has a batch cache, else from
+ * native memory. Owner: the shard thread.
+ */
+final class LogCleaner {
+    private static final System.Logger LOG = System.getLogger("dev.isthmus.log");
+
+    private record Request(Log log, Consumer<RuntimeException> done) {
+    }
+
+    private final LogManager.CompactionSettings settings;
+    private final MemoryArena arena;
+    private final ArrayDeque<Request> requests = new ArrayDeque<>();
+    private KeyOffsetMap map;
+    private long mapOffset = -1;
+    private LogCompaction running;
+    private long bufferOffset = -1;
+    /** Without an arena: the key map's memory (kept) and one run's buffers (freed after the run). */
+    private Arena mapMemory;
+    private Arena runMemory;
+    private long nextCheckMs;
+    private long compactions;
+    private long bytesRemoved;
+    private String lastMemoryProblem;
+
+    LogCleaner(LogManager.CompactionSettings settings, MemoryArena arena) {
+        this.settings = settings;
+        this.arena = arena;
+    }
+
+    /** Asks for a compaction of {@code log} as soon as the cleaner is free. */
+    void request(Log log, Consumer<RuntimeException> done) {
+        requests.add(new Request(log, done));
+    }
+
+    long compactions() {
+        return compactions;
+    }
+
+    long bytesRemoved() {
+        return bytesRemoved;
+    }
+
+    boolean busy() {
+        return running != null || !requests.isEmpty();
+    }
+
+    /** One loop turn: steps the running compaction, or starts the next. Returns work done (bytes handled). */
+    long poll(long nowMs, Collection<Log> logs) {
+        if (running != null) {
+            long work = running.step(settings.bytesPerTurn());
+            if (running.isDone()) {
+                bytesRemoved += Math.max(0, running.bytesIn() - running.bytesOut());
+                running = null;
+                releaseBuffers();
+            }
+            return work;
+        }
+        while (!requests.isEmpty()) {
+            Request r = requests.poll();
+            if (r.log().isClosed() || r.log().isFailed()) {
+                r.done().accept(new IllegalStateException("log " + r.log().dir + " is closed or failed; not compacted"));
+                continue;
+            }
+            if (!start(r.log(), nowMs, true, r.done())) {
+                r.done().accept(null); // nothing cleanable
+            }
+            return 1;
+        }
+        if (nextCheckMs == 0) {
+            nextCheckMs = nowMs + settings.checkIntervalMs(); // the first check one interval after start-up
+        }
+        if (nowMs < nextCheckMs) {
+            return 0;
+        }
+        nextCheckMs = nowMs + settings.checkIntervalMs();
+        Log best = null;
+        double bestRatio = 0;
+        for (Log log : logs) {
+            if (!log.config.compact() || log.isClosed() || log.isFailed() || log.compaction != null) {
+                continue;
+            }
+            double ratio = LogCompaction.dirtyRatio(log, nowMs, settings.minLagMs());
+            boolean due = log.tombstoneHorizonMs <= nowMs;
+            if ((ratio >= settings.minDirtyRatio() || due) && (best == null || ratio > bestRatio)) {
+                best = log;
+                bestRatio = ratio;
+            }
+        }
+        if (best != null && start(best, nowMs, false, e -> {
+        })) {
+            return 1;
+        }
+        return 0;
+    }
+
+    private boolean start(Log log, long nowMs, boolean force, Consumer<RuntimeException> done) {
+        if (!takeBuffers(log.config.readWindowBytes())) {
+            done.accept(new LogException(LogException.Kind.NO_MEMORY, "no memory to compact " + log.dir + ": "
+                + lastMemoryProblem));
+            return true;
+        }
+        MemorySegment window = bufferSegment(0, log.config.readWindowBytes());
+        MemorySegment scratch = bufferSegment(log.config.readWindowBytes(), log.config.readWindowBytes());
+        LogCompaction c = LogCompaction.plan(log, nowMs, settings.minLagMs(), force, map, window, scratch, e -> {
+            if (e == null) {
+                compactions++;
+            }
+            done.accept(e);
+        });
+        if (c == null) {
+            releaseBuffers();
+            return false;
+        }
+        running = c;
+        c.start();
+        return true;
+    }
+
+    /** Abandons the compaction of {@code log} if one runs (the log is closing). */
+    void abort(Log log) {
+        if (running != null && running.log == log) {
+            running.abort(new IllegalStateException("compaction of " + log.dir + " abandoned: the log is closing"));
+        }
+        requests.removeIf(r -> {
+            if (r.log() == log) {
+                r.done().accept(new IllegalStateException("log " + log.dir + " closed before it was compacted"));
+                return true;
+            }
+            return false;
+        });
+    }
+
+    // ------------------------------------------------------------------ memory
+
+    private MemorySegment windowMemory;
+
+    private boolean takeBuffers(int windowBytes) {
+        if (map == null) {
+            MemorySegment m = allocate(settings.mapBytes(), true);
+            if (m == null) {
+                return false;
+            }
+            map = new KeyOffsetMap(m);
+        }
+        windowMemory = allocate(2L * windowBytes, false);
+        return windowMemory != null;
+    }
+
+    private MemorySegment bufferSegment(long offset, long bytes) {
+        return windowMemory.asSlice(offset, bytes);
+    }
+
+    /** Memory from the arena (Subsystem.OTHER) if there is one, else native; null (and a reason) if short. */
+    private MemorySegment allocate(long bytes, boolean forMap) {
+        if (arena != null) {
+            long off = arena.allocate(bytes, Subsystem.OTHER);
+            if (off == MemoryArena.NO_MEMORY) {
+                lastMemoryProblem = arena.lastFailure();
+                LOG.log(System.Logger.Level.WARNING, "compaction postponed: " + lastMemoryProblem);
+                return null;
+            }
+            if (forMap) {
+                mapOffset = off;
+            } else {
+                bufferOffset = off;
+            }
+            return arena.segment(off, bytes);
+        }
+        if (forMap) {
+            mapMemory = Arena.ofShared();
+            return mapMemory.allocate(bytes, 4096);
+        }
+        runMemory = Arena.ofConfined();
+        return runMemory.allocate(bytes, 4096);
+    }
+
+    private void releaseBuffers() {
+        if (arena != null && bufferOffset >= 0) {
+            arena.free(bufferOffset);
+            bufferOffset = -1;
+        }
+        if (runMemory != null) {
+            runMemory.close();
+            runMemory = null;
+        }
+        windowMemory = null;
+    }
+
+    /** Frees everything (the manager closed all its logs). */
+    void close() {
+        if (running != null) {
+            running.abort(new IllegalStateException("compaction of " + running.log.dir + " abandoned: shutting down"));
+            running.step(1); // drops the cleaned file now when none of its writes is in flight
+            running = null;
+        }
+        releaseBuffers();
+        if (arena != null && mapOffset >= 0) {
+            arena.free(mapOffset);
+            mapOffset = -1;
+        }
+        map = null;
+        if (mapMemory != null) {
+            mapMemory.close();
+            mapMemory = null;
+        }
+    }
+}
