@@ -56,7 +56,8 @@ final class BrokerProcess {
     final Path gcLog;
     final String heap;
     final long startupNs;
-    private final Path dataDir;
+    /** The broker's directory (data, and Kafka's configuration); removed by {@link #stop}. */
+    final Path dataDir;
     private final Cleanup cleanup;
 
     private BrokerProcess(BrokerKind kind, Process process, String bootstrap, Path logFile, Path gcLog, String heap,

@@ -204,6 +204,28 @@ public final class Compare {
                     broker1[0] = ProcStats.sample(broker.pid());
                     selfCpu[1] = ProcStats.processCpuNs(self);
                 }
+
+                private ProcStats.Sample lastBroker = ProcStats.sample(broker.pid());
+                private long lastSelf = ProcStats.processCpuNs(self);
+                private ProcStats.Disk lastDisk = ProcStats.disk(broker.dataDir);
+
+                @Override
+                public String secondElapsed() {
+                    ProcStats.Sample b = ProcStats.sample(broker.pid());
+                    long selfNs = ProcStats.processCpuNs(self);
+                    long wallNs = Math.max(1, b.atNs() - lastBroker.atNs());
+                    long brokerNs = b.processCpuNs() - lastBroker.processCpuNs();
+                    long clientNs = selfNs - lastSelf;
+                    long otherNs = Math.max(0, b.machineBusyNs() - lastBroker.machineBusyNs() - brokerNs - clientNs);
+                    ProcStats.Disk disk = ProcStats.disk(broker.dataDir);
+                    String note = String.format(Locale.ROOT, "CPU broker %.0f%% client %.0f%% other %.0f%%; %s",
+                        100.0 * brokerNs / wallNs, 100.0 * clientNs / wallNs, 100.0 * otherNs / wallNs,
+                        disk.describeSince(lastDisk, wallNs));
+                    lastBroker = b;
+                    lastSelf = selfNs;
+                    lastDisk = disk;
+                    return note;
+                }
             });
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();

@@ -21,6 +21,7 @@ import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -54,11 +55,14 @@ import java.util.function.Consumer;
  */
 final class Workload {
 
-    /** Hooks called by {@link #run} on the caller's thread at the edges of the measurement window. */
+    /** Hooks called by {@link #run} on the caller's thread at the edges of the measurement window and every second. */
     interface Window {
         void measurementStarted();
 
         void measurementEnded();
+
+        /** A note on the last second (e.g. CPU use), added to the progress line and to the .hlog as a comment. */
+        String secondElapsed();
     }
 
     /**
@@ -236,10 +240,12 @@ final class Workload {
                     long nowMs = System.currentTimeMillis();
                     ackReuse = ackInterval.getIntervalHistogram(ackReuse);
                     e2eReuse = e2eInterval.getIntervalHistogram(e2eReuse);
+                    String note = window.secondElapsed();
+                    log.outputComment(String.format(Locale.ROOT, "%.3f: %s", (nowMs - startEpochMs) / 1e3, note));
                     writeInterval(log, ackReuse, "ack", intervalStartMs, nowMs);
                     writeInterval(log, e2eReuse, "e2e", intervalStartMs, nowMs);
                     intervalStartMs = nowMs;
-                    progress.accept(status(now, ackReuse, e2eReuse));
+                    progress.accept(status(now, ackReuse, e2eReuse) + ", " + note);
                 }
                 nextDrainCheckNs = now + DRAIN_POLL_NS;
                 if (ended && senderDone && drained()) {
