@@ -173,7 +173,7 @@ final class BrokerProcess {
             s.setReuseAddress(true);
             s.bind(new InetSocketAddress(InetAddress.getByName(HOST), port));
         } catch (IOException e) {
-            throw new CompareException("port " + port + " on " + HOST + " (" + what + ") is taken by another "
+            throw CompareException.fatal("port " + port + " on " + HOST + " (" + what + ") is taken by another "
                 + "process; stop it or pick another with --port");
         }
     }
@@ -228,7 +228,7 @@ final class BrokerProcess {
 
     private static void requireKafkaJars(Path lib) {
         if (!Files.isRegularFile(lib.resolve("kafka_2.13-4.3.0.jar"))) {
-            throw new CompareException("Apache Kafka 4.3.0's jars are not in " + lib + "; fetch them with "
+            throw CompareException.fatal("Apache Kafka 4.3.0's jars are not in " + lib + "; fetch them with "
                 + "./mvnw -f bench/kafka-dist/pom.xml dependency:copy-dependencies (bench/compare does this itself)");
         }
     }
@@ -324,13 +324,17 @@ final class BrokerProcess {
         }
     }
 
-    /** The last non-blank line of a log, for error sentences. */
+    /**
+     * The last informative line of a log, for error sentences: the last non-blank line that is not a stack
+     * frame ("at ...", "... 3 more") nor the JVM's note about JAVA_TOOL_OPTIONS.
+     */
     static String lastLine(Path log) {
         try {
             List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8);
             for (int i = lines.size() - 1; i >= 0; i--) {
                 String l = lines.get(i).strip();
-                if (!l.isEmpty() && !l.startsWith("Picked up JAVA_TOOL_OPTIONS")) {
+                if (!l.isEmpty() && !l.startsWith("at ") && !(l.startsWith("...") && l.endsWith("more"))
+                        && !l.startsWith("Picked up JAVA_TOOL_OPTIONS")) {
                     return l.length() > 300 ? l.substring(0, 300) + "..." : l;
                 }
             }

@@ -35,9 +35,11 @@ import java.util.function.Consumer;
  * percentile distributions ({@code .hgrm}), the brokers' output and their JVM logs.
  *
  * <p>Everything it starts or makes (broker processes, data directories) is registered with a {@link Cleanup}
- * that runs at the end, on failure, and from a shutdown hook on Ctrl-C or SIGTERM. A taken port, a broker that
- * exits or does not answer within {@code --startup-timeout}, or missing Kafka jars end the run with one
- * sentence (exit 1); bad options exit 2. Single-threaded apart from {@link Workload}'s client threads.
+ * that runs at the end, on failure, and from a shutdown hook on Ctrl-C or SIGTERM. A taken port or missing
+ * Kafka jars end the run with one sentence; a broker that exits, or does not answer within
+ * {@code --startup-timeout}, is stopped and reported in one sentence and the run goes on with the next broker
+ * (exit 1 at the end, with the table of what did run); bad options exit 2. Single-threaded apart from
+ * {@link Workload}'s client threads.
  */
 public final class Compare {
 
@@ -45,7 +47,7 @@ public final class Compare {
      * What a run produced.
      *
      * @param exitCode 0 when every broker ran every workload (see the rows' notes for client-side errors),
-     *                 1 when a broker could not be run, 2 for bad options
+     *                 1 when a broker failed or could not be run, 2 for bad options
      * @param outDir   the results directory, or null when options were bad
      * @param rows     the table's rows
      * @param targets  issue 8's targets, one line each
@@ -76,18 +78,18 @@ public final class Compare {
         silenceClientLogging();
         List<Row> rows = new ArrayList<>();
         List<String> meta = new ArrayList<>();
+        List<String> failures = new ArrayList<>();
         try (Cleanup cleanup = new Cleanup()) {
             try {
-                runAll(o, out, cleanup, rows, meta);
+                runAll(o, out, cleanup, rows, meta, failures);
             } catch (CompareException e) {
-                out.println();
-                out.println("compare: " + e.getMessage());
-                if (!rows.isEmpty()) {
-                    out.println("compare: the workloads that finished before that:");
-                    out.print(Table.render(rows));
-                }
-                return new Outcome(1, o.outDir(), rows, List.of());
+                failures.add(e.getMessage());
             }
+        }
+        if (rows.isEmpty()) {
+            out.println();
+            failures.forEach(f -> out.println("compare: " + f));
+            return new Outcome(1, o.outDir(), rows, List.of());
         }
         long memoryBytes = Table.parseSizeBytes(o.isthmusMemory());
         long heapBytes = Table.parseSizeBytes(BrokerProcess.launcherHeap(o.isthmusLauncher()));
@@ -98,6 +100,11 @@ public final class Compare {
         out.println();
         out.println("Issue 8 targets:");
         targets.forEach(t -> out.println("  " + t));
+        if (!failures.isEmpty()) {
+            out.println();
+            failures.forEach(f -> out.println("compare: " + f));
+            meta.add("Failed: " + String.join(" / ", failures));
+        }
         StringBuilder txt = new StringBuilder();
         meta.forEach(m -> txt.append(m).append('\n'));
         txt.append('\n').append(table).append("\nIssue 8 targets:\n");
@@ -112,13 +119,18 @@ public final class Compare {
         }
         out.println();
         out.println("Results: " + o.outDir() + " (report.html, table.txt, *.hlog, broker logs)");
-        return new Outcome(0, o.outDir(), rows, targets);
+        return new Outcome(failures.isEmpty() ? 0 : 1, o.outDir(), rows, targets);
     }
 
-    private static void runAll(CompareOptions o, PrintStream out, Cleanup cleanup, List<Row> rows, List<String> meta) {
+    /**
+     * Runs every broker in turn; a broker that fails (exits, does not come up, refuses a topic) is reported in
+     * {@code failures} and the run goes on with the next one, unless the failure is fatal.
+     */
+    private static void runAll(CompareOptions o, PrintStream out, Cleanup cleanup, List<Row> rows, List<String> meta,
+                               List<String> failures) {
         if (o.brokers().stream().anyMatch(BrokerKind::isKafka)
                 && !Files.isRegularFile(o.kafkaLib().resolve("kafka_2.13-4.3.0.jar"))) {
-            throw new CompareException("Apache Kafka 4.3.0's jars are not in " + o.kafkaLib() + "; fetch them with "
+            throw CompareException.fatal("Apache Kafka 4.3.0's jars are not in " + o.kafkaLib() + "; fetch them with "
                 + "./mvnw -f bench/kafka-dist/pom.xml dependency:copy-dependencies (bench/compare does this itself)");
         }
         Path workDir;
@@ -153,7 +165,17 @@ public final class Compare {
             String prefix = "[" + n + "/" + o.brokers().size() + " " + kind.label + "]";
             out.println(prefix + " starting on " + BrokerProcess.HOST + ":" + o.port() + " ("
                 + ProcStats.loadAverages() + ")");
-            BrokerProcess broker = BrokerProcess.start(kind, o, workDir, cleanup);
+            BrokerProcess broker;
+            try {
+                broker = BrokerProcess.start(kind, o, workDir, cleanup);
+            } catch (CompareException e) {
+                if (e.isFatal()) {
+                    throw e;
+                }
+                out.println(prefix + " FAILED: " + e.getMessage());
+                failures.add(e.getMessage());
+                continue;
+            }
             out.printf(Locale.ROOT, "%s up in %.1f s (pid %d, log %s)%n", prefix, broker.startupNs / 1e9, broker.pid(),
                 broker.logFile);
             List<Row> brokerRows = new ArrayList<>();
@@ -161,11 +183,18 @@ public final class Compare {
                 for (long rate : o.workloads()) {
                     brokerRows.add(runWorkload(o, out, prefix, broker, admin, rate));
                 }
-            }
-            int exit = broker.stop();
-            out.println(prefix + " stopped (exit " + exit + ")");
-            if (kind == BrokerKind.ISTHMUS && exit != 0) {
-                out.println(prefix + " WARNING: Isthmus did not stop cleanly (exit " + exit + "); see " + broker.logFile);
+            } catch (CompareException e) {
+                if (e.isFatal()) {
+                    throw e;
+                }
+                out.println(prefix + " FAILED: " + e.getMessage());
+                failures.add(e.getMessage());
+            } finally {
+                int exit = broker.stop();
+                out.println(prefix + " stopped (exit " + exit + ")");
+                if (kind == BrokerKind.ISTHMUS && exit != 0) {
+                    out.println(prefix + " WARNING: Isthmus did not stop cleanly (exit " + exit + "); see " + broker.logFile);
+                }
             }
             // The JVM log is complete once the broker has exited: place its pauses in each window.
             for (Row r : brokerRows) {
