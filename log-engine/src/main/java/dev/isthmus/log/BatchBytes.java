@@ -72,6 +72,9 @@ abstract sealed class BatchBytes permits BatchBytes.Contiguous, BatchBytes.Chain
     static final class Contiguous extends BatchBytes {
         private final CRC32C crc = new CRC32C();
         private MemorySegment segment;
+        /** A buffer view of the last segment wrapped, reused while callers append from the same memory. */
+        private MemorySegment viewed;
+        private java.nio.ByteBuffer view;
 
         Contiguous wrap(MemorySegment s) {
             this.segment = s;
@@ -114,8 +117,18 @@ abstract sealed class BatchBytes permits BatchBytes.Contiguous, BatchBytes.Chain
 
         @Override
         int crc32c(long pos, long length) {
+            if (segment != viewed || segment.byteSize() > Integer.MAX_VALUE) {
+                if (segment.byteSize() > Integer.MAX_VALUE) {
+                    crc.reset();
+                    crc.update(segment.asSlice(pos, length).asByteBuffer());
+                    return (int) crc.getValue();
+                }
+                viewed = segment;
+                view = segment.asByteBuffer();
+            }
+            view.limit((int) (pos + length)).position((int) pos);
             crc.reset();
-            crc.update(segment.asSlice(pos, length).asByteBuffer());
+            crc.update(view);
             return (int) crc.getValue();
         }
 
@@ -132,6 +145,10 @@ abstract sealed class BatchBytes permits BatchBytes.Contiguous, BatchBytes.Chain
         Chained wrap(IoBuf c) {
             this.chain = c;
             return this;
+        }
+
+        IoBuf chain() {
+            return chain;
         }
 
         void clear() {

@@ -12,7 +12,9 @@ import dev.isthmus.arena.Subsystem;
  * <ul>
  * <li>Appends: each append's batches are copied once into the log's current <em>write range</em> (pages of
  *     4 KiB .. 128 KiB, a new range every {@link Settings#writeRangeBytes()}), so consumers following the
- *     producers never touch the disk.</li>
+ *     producers never touch the disk. An append of 256 KiB or more that arrives as a chain of this shard's
+ *     arena is not copied: the range shares its fragments, which stay charged to the caller's subsystem
+ *     (network receive, normally); such ranges are dropped when a subsystem other than the cache runs short.</li>
  * <li>Reads that miss: an aligned direct-I/O read of {@link Settings#readAheadBytes()} straight into cache
  *     memory (no bounce buffer); its whole batches become a <em>read range</em>.</li>
  * <li>Read-ahead: when a sequential reader (one continuing where a previous read of the log ended) has less
@@ -22,13 +24,13 @@ import dev.isthmus.arena.Subsystem;
  * </ul>
  *
  * <h2>Memory</h2>
- * Every byte is allocated from the arena under {@link Subsystem#BATCH_CACHE}, so the arena's budget bounds
- * the cache. The cache registers a {@link MemoryArena.Reclaimer}: when the budget is reached, or any
- * subsystem finds the arena short, the least recently used ranges are dropped first. A dropped range's
- * memory returns to the arena when the last reader share of it is released (a share handed to a network
- * send keeps its fragments alive until the send completes). When memory cannot be had even after reclaim,
- * appends are simply not cached and reads fail with {@link LogException.Kind#NO_MEMORY}; nothing else
- * is affected.
+ * Every byte the cache allocates comes from the arena under {@link Subsystem#BATCH_CACHE}, so the arena's
+ * budget bounds the cache (shared appends stay charged to their own subsystem). The cache registers a
+ * {@link MemoryArena.Reclaimer}: when the budget is reached, or any subsystem finds the arena short, the least
+ * recently used ranges are dropped first. A dropped range's memory returns to the arena when the last reader
+ * share of it is released (a share handed to a network send keeps its fragments alive until the send
+ * completes). When memory cannot be had even after reclaim, appends are simply not cached and reads fail
+ * with {@link LogException.Kind#NO_MEMORY}; nothing else is affected.
  *
  * <h2>Consistency</h2>
  * Ranges of one log never overlap in offsets. Suffix truncation, compaction swaps and close drop the
@@ -62,9 +64,9 @@ public final class BatchCache {
             }
         }
 
-        /** 1 MiB read-ahead, 8 fills in flight, 1 MiB write ranges, appends cached. */
+        /** 1 MiB read-ahead, 8 fills in flight, 4 MiB write ranges, appends cached. */
         public static Settings defaults() {
-            return new Settings(1 << 20, 8, 1 << 20, true);
+            return new Settings(1 << 20, 8, 4 << 20, true);
         }
 
         public Settings withReadAheadBytes(int bytes) {
@@ -84,6 +86,8 @@ public final class BatchCache {
     /** The range being grown right now: never evicted by a reclaim its own allocation triggers. */
     CachedRange busy;
     int fillsInFlight;
+    private final CachedRange[] spare = new CachedRange[64];
+    private int spareCount;
     private long cachedBytes;
     private long hits;
     private long misses;
@@ -101,6 +105,12 @@ public final class BatchCache {
         this.arena = arena;
         this.settings = settings;
         arena.registerReclaimer(Subsystem.BATCH_CACHE, this::reclaim);
+        for (Subsystem s : Subsystem.values()) {
+            if (s != Subsystem.BATCH_CACHE) {
+                // Shared appends hold memory of their chain's subsystem (normally network receive).
+                arena.registerReclaimer(s, this::reclaimShared);
+            }
+        }
     }
 
     public Settings settings() {
@@ -146,17 +156,33 @@ public final class BatchCache {
         return appendsNotCached;
     }
 
-    /** Drops least recently used ranges until about {@code bytesWanted} are released; returns the bytes dropped. */
+    /**
+     * Drops least recently used ranges (of cache memory, or sharing appended chains) until about
+     * {@code bytesWanted} are released; returns the bytes dropped.
+     */
     public long evict(long bytesWanted) {
-        return reclaim(bytesWanted);
+        return drop(bytesWanted, true, true);
     }
 
+    /**
+     * The cache's budget is reached or the arena is short: drop least recently used ranges of cache memory.
+     * Ranges sharing appended chains hold none; {@link #reclaimShared} gives those back.
+     */
     private long reclaim(long bytesWanted) {
+        return drop(bytesWanted, true, false);
+    }
+
+    /** Another subsystem (network receive, normally) is short: drop least recently used ranges sharing appended chains. */
+    private long reclaimShared(long bytesWanted) {
+        return drop(bytesWanted, false, true);
+    }
+
+    private long drop(long bytesWanted, boolean cacheMemory, boolean shared) {
         long got = 0;
         CachedRange r = lruHead;
         while (r != null && got < bytesWanted) {
             CachedRange next = r.lruNext;
-            if (r != busy) {
+            if (r != busy && (r.shared ? shared : cacheMemory)) {
                 long bytes = r.chargeBytes();
                 r.owner.evict(r);
                 got += bytes;
@@ -186,6 +212,25 @@ public final class BatchCache {
 
     void onAppendNotCached() {
         appendsNotCached++;
+    }
+
+    /** A range object for {@code owner}: a recycled one when there is one (no allocation in steady state). */
+    CachedRange take(LogCache owner) {
+        if (spareCount > 0) {
+            CachedRange r = spare[--spareCount];
+            spare[spareCount] = null;
+            r.reset(owner);
+            return r;
+        }
+        return new CachedRange(owner);
+    }
+
+    /** Gives back a released range object for reuse. */
+    void recycle(CachedRange r) {
+        if (r.chain == null && !r.inLru && spareCount < spare.length) {
+            r.owner = null;
+            spare[spareCount++] = r;
+        }
     }
 
     void charge(long bytes) {

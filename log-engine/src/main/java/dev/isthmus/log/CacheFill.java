@@ -196,7 +196,7 @@ final class CacheFill implements CompletionHandler {
             return;
         }
         long end = Math.min(Math.min(validEnd, requestedEnd), limit);
-        CachedRange r = new CachedRange(lc);
+        CachedRange r = lc.cache.take(lc);
         long pos = startPos;
         long prevLast = -1;
         while (pos + RecordBatch.HEADER_BYTES <= end) {
@@ -209,6 +209,7 @@ final class CacheFill implements CompletionHandler {
                 // The index entry must point at a batch ending before the target: it does not. Read from the start.
                 seg.distrustIndex(parsed ? "the batch at position " + startPos + " holds offset " + indexTarget
                     + " or later" : "position " + startPos + " is not the start of a batch");
+                lc.cache.recycle(r);
                 restartFromSegmentStart();
                 return;
             }
@@ -223,6 +224,7 @@ final class CacheFill implements CompletionHandler {
             if (pos + size > end) {
                 boolean needed = r.count == 0 || (fromOffset >= 0 && r.lastOffset() < fromOffset);
                 if (needed && pos + size <= limit && end == requestedEnd) {
+                    lc.cache.recycle(r);
                     issue(requestedEnd, roundUp(pos + size - requestedEnd));
                     return;
                 }
@@ -233,6 +235,7 @@ final class CacheFill implements CompletionHandler {
             pos += size;
         }
         if (r.count == 0) {
+            lc.cache.recycle(r);
             finish(null);
             return;
         }
@@ -287,6 +290,7 @@ final class CacheFill implements CompletionHandler {
             } finally {
                 if (r != null && kept != r) {
                     r.release();
+                    lc.cache.recycle(r);
                 }
             }
         } finally {
@@ -296,7 +300,7 @@ final class CacheFill implements CompletionHandler {
     }
 
     private CachedRange emptyRange() {
-        return new CachedRange(lc);
+        return lc.empty;
     }
 
     private void fail(LogException e) {

@@ -23,7 +23,7 @@ import java.util.Arrays;
  * copy-on-write, so nothing may be rewritten in place). Owner: the shard thread.
  */
 final class CachedRange {
-    final LogCache owner;
+    LogCache owner;
     IoBuf chain;
     /** Bytes of whole batches from the chain's start. */
     long fill;
@@ -35,6 +35,8 @@ final class CachedRange {
     long[] positions = new long[16];
     /** A write range still taking appends (only the log's newest range can be). */
     boolean open;
+    /** The chain shares an appender's own fragments (network receive memory), not cache pages. */
+    boolean shared;
     /** Read ranges: the segment and the file position just after the last batch (-1 for write ranges). */
     Segment segment;
     long fileEnd = -1;
@@ -49,6 +51,21 @@ final class CachedRange {
 
     CachedRange(LogCache owner) {
         this.owner = owner;
+    }
+
+    /** Makes a released range new again for {@code newOwner}, keeping its arrays (the cache recycles ranges). */
+    void reset(LogCache newOwner) {
+        Verify.that(chain == null && !inLru, "reset of a range still in use");
+        owner = newOwner;
+        shared = false;
+        fill = 0;
+        coverStart = 0;
+        count = 0;
+        open = false;
+        segment = null;
+        fileEnd = -1;
+        lruPrev = null;
+        lruNext = null;
     }
 
     long firstOffset() {
@@ -138,7 +155,7 @@ final class CachedRange {
      */
     CachedRange slice(int from, int to, long cover) {
         Verify.that(from < to && to <= count && cover <= bases[from], "bad slice [%d, %d) of a cached range", from, to);
-        CachedRange s = new CachedRange(owner);
+        CachedRange s = owner.cache.take(owner);
         long start = positions[from];
         long end = endOf(to - 1);
         s.chain = chain.share(start, end - start);
@@ -161,8 +178,9 @@ final class CachedRange {
         count = 0;
         fill = 0;
         open = false;
-        pages = null;
-        pageStarts = null;
+        if (pages != null) {
+            Arrays.fill(pages, 0, pageCount, null);
+        }
         pageCount = 0;
     }
 

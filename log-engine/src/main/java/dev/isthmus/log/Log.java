@@ -270,7 +270,8 @@ public final class Log {
      * boundaries; their CRC is checked across fragments and nothing is linearised: the bytes are copied once,
      * fragment by fragment, into the aligned write-behind chunks (and into the batch cache, if the log has
      * one). The chain's baseOffset and partitionLeaderEpoch fields are stamped in place; the caller keeps its
-     * reference and releases it whenever it likes.
+     * reference and releases it whenever it likes, but must not change the appended bytes afterwards: a large
+     * append (256 KiB or more) of a chain of the batch cache's own arena is cached by sharing its fragments.
      */
     public long append(IoBuf batches, int leaderEpoch) {
         return append(batches, 0, batches.size(), leaderEpoch);
@@ -585,16 +586,43 @@ public final class Log {
     /** Writes a sealed segment's indexes in Kafka's format (small files; a rebuild covers a crash here). */
     void writeIndexes(Segment s) {
         try {
-            byte[] oi = new byte[s.index.offsetIndexBytes()];
-            byte[] ti = new byte[s.index.timeIndexBytes()];
-            s.index.writeOffsetIndex(MemorySegment.ofArray(oi));
-            s.index.writeTimeIndex(MemorySegment.ofArray(ti));
-            writeAtomically(s.indexPath(), oi);
-            writeAtomically(s.timeIndexPath(), ti);
+            writeIndexFile(s.indexPath(), s.index, false);
+            writeIndexFile(s.timeIndexPath(), s.index, true);
         } catch (IOException e) {
             LOG.log(System.Logger.Level.WARNING, "could not write indexes of " + s.path + " (rebuilt on next open): "
                 + e.getMessage());
         }
+    }
+
+    /** Serialises index entries through this per-thread buffer: sealing a segment allocates no index-sized array. */
+    private static final ThreadLocal<java.nio.ByteBuffer> INDEX_SCRATCH =
+        ThreadLocal.withInitial(() -> java.nio.ByteBuffer.allocate(60 * 1024));
+
+    /** Writes a segment's offset (or time) index to {@code target} atomically (temporary file, fdatasync, rename). */
+    private static void writeIndexFile(Path target, SegmentIndex index, boolean time) throws IOException {
+        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
+        java.nio.ByteBuffer buf = INDEX_SCRATCH.get();
+        MemorySegment view = MemorySegment.ofBuffer(buf.clear());
+        try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.CREATE,
+            java.nio.file.StandardOpenOption.WRITE, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
+            int total = time ? index.timeEntries() : index.offsetEntries();
+            int entryBytes = time ? SegmentIndex.TIME_ENTRY_BYTES : SegmentIndex.OFFSET_ENTRY_BYTES;
+            int perWrite = buf.capacity() / entryBytes;
+            for (int from = 0; from < total; from += perWrite) {
+                int n = Math.min(perWrite, total - from);
+                if (time) {
+                    index.writeTimeIndex(view, from, n);
+                } else {
+                    index.writeOffsetIndex(view, from, n);
+                }
+                buf.clear().limit(n * entryBytes);
+                while (buf.hasRemaining()) {
+                    ch.write(buf);
+                }
+            }
+            ch.force(false);
+        }
+        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     }
 
     static void writeAtomically(Path target, byte[] bytes) throws IOException {

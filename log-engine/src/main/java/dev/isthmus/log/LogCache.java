@@ -5,6 +5,7 @@ import dev.isthmus.arena.IoBuf;
 import dev.isthmus.arena.Subsystem;
 import dev.isthmus.uring.Verify;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
@@ -16,6 +17,8 @@ final class LogCache {
     private static final int PAGE_BYTES_MIN = 4096;
     private static final int PAGE_BYTES_MAX = IoBuf.MAX_FRAGMENT_BYTES;
     private static final int RECENT_READERS = 4;
+    /** Appends of at least this much arriving as a chain of the cache's arena are cached by sharing, not copying. */
+    static final long SHARE_BYTES_MIN = 256 * 1024;
 
     final BatchCache cache;
     final Log log;
@@ -23,6 +26,8 @@ final class LogCache {
     private int rangeCount;
     /** The write range appends go to, or null. */
     private CachedRange open;
+    /** Answers reads that find nothing (never holds batches). */
+    final CachedRange empty;
     /** Bumped by every change that makes bytes read from the disk before it stale (truncation, swap, close). */
     long generation;
     /** Where recent reads ended: a read starting at one of these is sequential. */
@@ -37,6 +42,7 @@ final class LogCache {
     LogCache(BatchCache cache, Log log) {
         this.cache = cache;
         this.log = log;
+        this.empty = new CachedRange(this);
         Arrays.fill(recentEnds, -1);
     }
 
@@ -58,6 +64,10 @@ final class LogCache {
         if (!cache.settings.cacheAppends()) {
             return;
         }
+        if (length >= SHARE_BYTES_MIN && src instanceof BatchBytes.Chained c && c.chain().arena() == cache.arena) {
+            shareAppend(c.chain(), offset, length, n, bases, sizes, next);
+            return;
+        }
         CachedRange r = open;
         if (r != null && (r.count == 0 || r.lastOffset() + 1 != bases[0]
             || (r.fill > 0 && r.fill + length > cache.settings.writeRangeBytes()))) {
@@ -66,7 +76,7 @@ final class LogCache {
             open = null;
         }
         if (r == null) {
-            r = new CachedRange(this);
+            r = cache.take(this);
             r.chain = IoBuf.empty(cache.arena, Subsystem.BATCH_CACHE);
             r.open = true;
             r.coverStart = bases[0];
@@ -76,6 +86,7 @@ final class LogCache {
             if (r.count == 0) {
                 cache.charge(-r.chargeBytes()); // a new range never cached: give back its pages
                 r.release();
+                cache.recycle(r);
             } else {
                 r.open = false;
                 if (open == r) {
@@ -99,6 +110,32 @@ final class LogCache {
         cache.touch(r);
     }
 
+    /**
+     * A large append that arrived as a chain of this shard's memory is cached by sharing its fragments (no copy):
+     * the range holds the caller's bytes as they are once stamped. Its memory stays charged to the caller's
+     * subsystem (network receive), which gets a reclaim hook of its own ({@link BatchCache}); the waste of
+     * pinning whole fragments is small next to a batch of at least {@link #SHARE_BYTES_MIN}.
+     */
+    private void shareAppend(IoBuf chain, long offset, long length, int n, long[] bases, int[] sizes, long next) {
+        if (open != null) {
+            open.open = false; // the shared range comes after it; appends start a new write range afterwards
+            open = null;
+        }
+        CachedRange r = cache.take(this);
+        r.chain = chain.share(offset, length);
+        r.shared = true;
+        r.coverStart = bases[0];
+        long pos = 0;
+        for (int i = 0; i < n; i++) {
+            r.addBatch(bases[i], i + 1 < n ? bases[i + 1] - 1 : next - 1, pos);
+            pos += sizes[i];
+        }
+        r.fill = pos;
+        insertAt(rangeCount, r);
+        cache.charge(r.chargeBytes());
+        cache.touch(r);
+    }
+
     /** Grows a write range's pages to {@code capacity}; false when the memory cannot be had. */
     private boolean reserve(CachedRange r, long capacity) {
         long size = r.chain.size();
@@ -107,16 +144,21 @@ final class LogCache {
         }
         cache.busy = r;
         try {
-            while (size < capacity) {
-                long want = Math.max(capacity - size, Math.min(size, PAGE_BYTES_MAX));
-                int page = (int) Math.min(PAGE_BYTES_MAX, Math.max(PAGE_BYTES_MIN, (want + 4095) / 4096 * 4096));
-                IoBuf p = IoBuf.allocate(cache.arena, Subsystem.BATCH_CACHE, page);
-                r.addPage(p.fragment(0), size);
-                r.chain.append(p);
-                p.release();
-                cache.charge(page);
-                size += page;
+            // Pages double with the range (4 KiB for a quiet log's first appends, up to 128 KiB), and what one
+            // append lacks is allocated at once: one chain of up-to-128 KiB fragments.
+            long want = Math.max(capacity - size, Math.min(Math.max(size, PAGE_BYTES_MIN), PAGE_BYTES_MAX));
+            long bytes = want <= PAGE_BYTES_MAX ? (want + PAGE_BYTES_MIN - 1) / PAGE_BYTES_MIN * PAGE_BYTES_MIN
+                : (want + PAGE_BYTES_MAX - 1) / PAGE_BYTES_MAX * PAGE_BYTES_MAX;
+            IoBuf p = IoBuf.allocate(cache.arena, Subsystem.BATCH_CACHE, bytes);
+            long at = size;
+            for (int i = 0; i < p.fragmentCount(); i++) {
+                MemorySegment page = p.fragment(i);
+                r.addPage(page, at);
+                at += page.byteSize();
             }
+            r.chain.append(p);
+            p.release();
+            cache.charge(bytes);
             return true;
         } catch (ArenaExhaustedException e) {
             return false;
@@ -428,6 +470,7 @@ final class LogCache {
     private void drop(CachedRange r) {
         cache.forget(r);
         r.release();
+        cache.recycle(r);
     }
 
     /** Suffix truncation: forgets every batch at or after {@code offset}. */

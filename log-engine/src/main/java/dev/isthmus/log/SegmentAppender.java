@@ -49,10 +49,16 @@ public final class SegmentAppender implements CompletionHandler {
         }
     }
 
+    // Completion attachments: | tag (2 bits, 62-63) | write: filled bytes (bits 24-55) | chunk id (bits 0-23) |
+    // fallocate: length (bits 0-61).
     private static final long TAG_WRITE = 0L;
-    private static final long TAG_SYNC = 1L << 40;
-    private static final long TAG_FALLOCATE = 2L << 40;
-    private static final long TAG_MASK = 3L << 40;
+    private static final long TAG_SYNC = 1L << 62;
+    private static final long TAG_FALLOCATE = 2L << 62;
+    private static final long TAG_MASK = 3L << 62;
+    private static final int CHUNK_ID_BITS = 24;
+    private static final long LOW_MASK = (1L << 62) - 1;
+    /** A page of zeros to pad tail writes with (copied from, never written). */
+    private static final MemorySegment ZEROS = java.lang.foreign.Arena.global().allocate(4096, 4096);
 
     private final DmaFile file;
     private final ChunkPool pool;
@@ -115,6 +121,9 @@ public final class SegmentAppender implements CompletionHandler {
                 + alignment);
         }
         int n = pool.capacity();
+        if (n >= 1 << CHUNK_ID_BITS) {
+            throw new IllegalArgumentException("a chunk pool of " + n + " chunks is more than an appender can address");
+        }
         this.chunkFilePos = new long[n];
         this.chunkFilled = new int[n];
         this.chunkInFlight = new boolean[n];
@@ -288,11 +297,13 @@ public final class SegmentAppender implements CompletionHandler {
         int len = filled == chunkBytes ? chunkBytes : (filled + alignment - 1) / alignment * alignment;
         if (len > filled) {
             // Zeros after the data up to the alignment: recovery reads them as the end of the segment.
-            pool.chunk(chunk).asSlice(filled, len - filled).fill((byte) 0);
+            for (int at = filled; at < len; at += ZEROS.byteSize()) {
+                MemorySegment.copy(ZEROS, 0, pool.chunk(chunk), at, Math.min(ZEROS.byteSize(), len - at));
+            }
         }
         long filePos = chunkFilePos[chunk];
         ensureAllocated(filePos + len);
-        long r = file.write(pool.chunk(chunk).asSlice(0, len), filePos, this, TAG_WRITE | ((long) filled << 20) | chunk);
+        long r = file.write(pool.prefix(chunk, len), filePos, this, TAG_WRITE | ((long) filled << CHUNK_ID_BITS) | chunk);
         if (r < 0) {
             fail("write of " + len + " bytes at " + filePos, (int) -r);
             return;
@@ -313,7 +324,7 @@ public final class SegmentAppender implements CompletionHandler {
         }
         long length = Math.min(fallocateStepBytes, maxBytes - allocatedEnd);
         length = (length + alignment - 1) / alignment * alignment;
-        long r = file.allocate(allocatedEnd, length, false, this, TAG_FALLOCATE | (length & ((1L << 40) - 1)));
+        long r = file.allocate(allocatedEnd, length, false, this, TAG_FALLOCATE | (length & LOW_MASK));
         if (r >= 0) {
             fallocating = true;
             inFlight++;
@@ -370,10 +381,11 @@ public final class SegmentAppender implements CompletionHandler {
                 allocatedEnd = Long.MAX_VALUE;
                 listener.onFailure("fallocate (continuing without preallocation)", -result);
             } else {
-                allocatedEnd += attachment & ((1L << 40) - 1);
+                allocatedEnd += attachment & LOW_MASK;
             }
         } else {
-            onWriteComplete((int) (attachment & 0xFFFFF), (int) ((attachment >>> 20) & 0xFFFFF), result);
+            onWriteComplete((int) (attachment & ((1L << CHUNK_ID_BITS) - 1)), (int) ((attachment >>> CHUNK_ID_BITS) & 0xFFFFFFFFL),
+                result);
         }
     }
 
@@ -381,6 +393,12 @@ public final class SegmentAppender implements CompletionHandler {
         chunkInFlight[chunk] = false;
         if (result < 0) {
             fail("write at " + chunkFilePos[chunk], -result);
+            return;
+        }
+        int expected = (coveredBytes + alignment - 1) / alignment * alignment;
+        if (result < expected) {
+            // Direct-I/O writes transfer everything or fail; a short one means the device or file system is in trouble.
+            fail("short write (" + result + " of " + expected + " bytes) at " + chunkFilePos[chunk], Errno.EIO);
             return;
         }
         chunkCovered[chunk] = Math.max(chunkCovered[chunk], coveredBytes);

@@ -25,11 +25,12 @@ public final class SegmentIndex {
 
     private final long baseOffset;
     private final int intervalBytes;
-    private int[] relOffsets = new int[64];
-    private int[] positions = new int[64];
+    // Entries live in blocks that are never copied as the index grows: the only allocation is the memory kept.
+    private final IntBlocks relOffsets = new IntBlocks();
+    private final IntBlocks positions = new IntBlocks();
     private int offsetEntries;
-    private long[] timestamps = new long[16];
-    private int[] timeRelOffsets = new int[16];
+    private final LongBlocks timestamps = new LongBlocks();
+    private final IntBlocks timeRelOffsets = new IntBlocks();
     private int timeEntries;
     private long bytesSinceEntry;
     private long maxTimestamp = -1;
@@ -84,20 +85,12 @@ public final class SegmentIndex {
             offsetOfMaxTimestamp = lastOffset;
         }
         if (first || bytesSinceEntry >= intervalBytes) {
-            if (offsetEntries == relOffsets.length) {
-                relOffsets = Arrays.copyOf(relOffsets, offsetEntries * 2);
-                positions = Arrays.copyOf(positions, offsetEntries * 2);
-            }
-            relOffsets[offsetEntries] = relative(lastOffset);
-            positions[offsetEntries] = (int) position;
+            relOffsets.set(offsetEntries, relative(lastOffset));
+            positions.set(offsetEntries, (int) position);
             offsetEntries++;
-            if (maxTimestamp >= 0 && (timeEntries == 0 || maxTimestamp > timestamps[timeEntries - 1])) {
-                if (timeEntries == timestamps.length) {
-                    timestamps = Arrays.copyOf(timestamps, timeEntries * 2);
-                    timeRelOffsets = Arrays.copyOf(timeRelOffsets, timeEntries * 2);
-                }
-                timestamps[timeEntries] = maxTimestamp;
-                timeRelOffsets[timeEntries] = relative(offsetOfMaxTimestamp);
+            if (maxTimestamp >= 0 && (timeEntries == 0 || maxTimestamp > timestamps.get(timeEntries - 1))) {
+                timestamps.set(timeEntries, maxTimestamp);
+                timeRelOffsets.set(timeEntries, relative(offsetOfMaxTimestamp));
                 timeEntries++;
             }
             bytesSinceEntry = 0;
@@ -121,14 +114,14 @@ public final class SegmentIndex {
         int found = -1;
         while (lo <= hi) {
             int mid = (lo + hi) >>> 1;
-            if (relOffsets[mid] < rel) {
+            if (relOffsets.get(mid) < rel) {
                 found = mid;
                 lo = mid + 1;
             } else {
                 hi = mid - 1;
             }
         }
-        return found < 0 ? 0 : positions[found];
+        return found < 0 ? 0 : positions.get(found);
     }
 
     /**
@@ -141,27 +134,27 @@ public final class SegmentIndex {
         int found = -1;
         while (lo <= hi) {
             int mid = (lo + hi) >>> 1;
-            if (timestamps[mid] < timestamp) {
+            if (timestamps.get(mid) < timestamp) {
                 found = mid;
                 lo = mid + 1;
             } else {
                 hi = mid - 1;
             }
         }
-        return found < 0 ? baseOffset : baseOffset + timeRelOffsets[found];
+        return found < 0 ? baseOffset : baseOffset + timeRelOffsets.get(found);
     }
 
     /** Drops entries at or past {@code position} (suffix truncation). */
     public void truncateTo(long position, long lastOffsetKept) {
-        while (offsetEntries > 0 && positions[offsetEntries - 1] >= position) {
+        while (offsetEntries > 0 && positions.get(offsetEntries - 1) >= position) {
             offsetEntries--;
         }
-        while (timeEntries > 0 && baseOffset + timeRelOffsets[timeEntries - 1] > lastOffsetKept) {
+        while (timeEntries > 0 && baseOffset + timeRelOffsets.get(timeEntries - 1) > lastOffsetKept) {
             timeEntries--;
         }
         // The largest timestamp of the kept prefix is known only as far as the time index tells.
-        maxTimestamp = timeEntries > 0 ? timestamps[timeEntries - 1] : -1;
-        offsetOfMaxTimestamp = timeEntries > 0 ? baseOffset + timeRelOffsets[timeEntries - 1] : -1;
+        maxTimestamp = timeEntries > 0 ? timestamps.get(timeEntries - 1) : -1;
+        offsetOfMaxTimestamp = timeEntries > 0 ? baseOffset + timeRelOffsets.get(timeEntries - 1) : -1;
         bytesSinceEntry = intervalBytes;
     }
 
@@ -177,17 +170,27 @@ public final class SegmentIndex {
 
     /** Writes the offset index in Kafka's format into {@code dst}. */
     public void writeOffsetIndex(MemorySegment dst) {
-        for (int i = 0; i < offsetEntries; i++) {
-            dst.set(INT, (long) i * OFFSET_ENTRY_BYTES, relOffsets[i]);
-            dst.set(INT, (long) i * OFFSET_ENTRY_BYTES + 4, positions[i]);
+        writeOffsetIndex(dst, 0, offsetEntries);
+    }
+
+    /** Writes offset index entries [from, from + n) in Kafka's format at the start of {@code dst}. */
+    public void writeOffsetIndex(MemorySegment dst, int from, int n) {
+        for (int i = 0; i < n; i++) {
+            dst.set(INT, (long) i * OFFSET_ENTRY_BYTES, relOffsets.get(from + i));
+            dst.set(INT, (long) i * OFFSET_ENTRY_BYTES + 4, positions.get(from + i));
         }
     }
 
     /** Writes the time index in Kafka's format into {@code dst}. */
     public void writeTimeIndex(MemorySegment dst) {
-        for (int i = 0; i < timeEntries; i++) {
-            dst.set(LONG, (long) i * TIME_ENTRY_BYTES, timestamps[i]);
-            dst.set(INT, (long) i * TIME_ENTRY_BYTES + 8, timeRelOffsets[i]);
+        writeTimeIndex(dst, 0, timeEntries);
+    }
+
+    /** Writes time index entries [from, from + n) in Kafka's format at the start of {@code dst}. */
+    public void writeTimeIndex(MemorySegment dst, int from, int n) {
+        for (int i = 0; i < n; i++) {
+            dst.set(LONG, (long) i * TIME_ENTRY_BYTES, timestamps.get(from + i));
+            dst.set(INT, (long) i * TIME_ENTRY_BYTES + 8, timeRelOffsets.get(from + i));
         }
     }
 
@@ -222,11 +225,15 @@ public final class SegmentIndex {
                 return false;
             }
         }
-        relOffsets = ro;
-        positions = pos;
+        for (int i = 0; i < n; i++) {
+            relOffsets.set(i, ro[i]);
+            positions.set(i, pos[i]);
+        }
         offsetEntries = n;
-        timestamps = ts;
-        timeRelOffsets = tro;
+        for (int i = 0; i < t; i++) {
+            timestamps.set(i, ts[i]);
+            timeRelOffsets.set(i, tro[i]);
+        }
         timeEntries = t;
         if (t > 0) {
             maxTimestamp = ts[t - 1];
@@ -234,5 +241,52 @@ public final class SegmentIndex {
         }
         bytesSinceEntry = intervalBytes;
         return true;
+    }
+
+    private static final int BLOCK_SHIFT = 10;
+    private static final int BLOCK = 1 << BLOCK_SHIFT;
+
+    /** Growable int storage in blocks of 1024: growing never copies entries. */
+    private static final class IntBlocks {
+        private int[][] blocks = new int[1][];
+
+        int get(int i) {
+            return blocks[i >>> BLOCK_SHIFT][i & (BLOCK - 1)];
+        }
+
+        void set(int i, int v) {
+            int b = i >>> BLOCK_SHIFT;
+            if (b >= blocks.length) {
+                blocks = Arrays.copyOf(blocks, Math.max(b + 1, blocks.length * 2));
+            }
+            if (blocks[b] == null) {
+                blocks[b] = new int[b == 0 ? 64 : BLOCK];
+            } else if (b == 0 && i >= blocks[0].length) {
+                blocks[0] = Arrays.copyOf(blocks[0], Math.min(BLOCK, blocks[0].length * 4)); // small indexes stay small
+            }
+            blocks[b][i & (BLOCK - 1)] = v;
+        }
+    }
+
+    /** Growable long storage in blocks of 1024: growing never copies entries. */
+    private static final class LongBlocks {
+        private long[][] blocks = new long[1][];
+
+        long get(int i) {
+            return blocks[i >>> BLOCK_SHIFT][i & (BLOCK - 1)];
+        }
+
+        void set(int i, long v) {
+            int b = i >>> BLOCK_SHIFT;
+            if (b >= blocks.length) {
+                blocks = Arrays.copyOf(blocks, Math.max(b + 1, blocks.length * 2));
+            }
+            if (blocks[b] == null) {
+                blocks[b] = new long[b == 0 ? 16 : BLOCK];
+            } else if (b == 0 && i >= blocks[0].length) {
+                blocks[0] = Arrays.copyOf(blocks[0], Math.min(BLOCK, blocks[0].length * 4));
+            }
+            blocks[b][i & (BLOCK - 1)] = v;
+        }
     }
 }

@@ -483,6 +483,39 @@ class LogCacheTest {
     }
 
     @Test
+    void shouldCacheALargeChainAppendBySharingItsFragments() {
+        cache = new BatchCache(arena);
+        LogConfig config = small.withSegmentBytes(4 << 20).withMaxBatchBytes(1 << 20);
+        reads.close();
+        reads = ChunkPool.allocate(2, config.readWindowBytes());
+        Log log = open(config, cache);
+        byte[] big = batchBytes(3, 5, 200_000);
+        IoBuf chain = IoBuf.empty(arena, Subsystem.NETWORK_RECEIVE).append(big, 0, big.length);
+        assertTrue(chain.fragmentCount() > 1);
+        long cacheBefore = arena.used(Subsystem.BATCH_CACHE);
+        assertEquals(0, appendChain(log, chain));
+        assertEquals(cacheBefore, arena.used(Subsystem.BATCH_CACHE), "no cache pages: the fragments are shared");
+        long receiveHeld = arena.used(Subsystem.NETWORK_RECEIVE);
+        chain.release();
+        assertEquals(receiveHeld, arena.used(Subsystem.NETWORK_RECEIVE), "the cache keeps them alive");
+        boolean[] sync = {false};
+        Chain c = readChain(log, 0, 3, 1 << 20, sync);
+        assertTrue(sync[0], "a hit");
+        assertArrayEquals(stamped(big, 0, 3), c.bytes());
+        // Smaller appends after it are copied into a new write range, contiguous with the shared one.
+        byte[] smallBatch = batchBytes(1, 6, 100);
+        assertEquals(3, appendBytes(log, smallBatch));
+        assertEquals(2, batches(readChain(log, 0, 4, 4 << 20, null).bytes()).size());
+        // Network receive memory running short makes the cache drop shared ranges.
+        long request = arena.limit(Subsystem.NETWORK_RECEIVE) - arena.used(Subsystem.NETWORK_RECEIVE) + 4096;
+        long offset = arena.allocate(request, Subsystem.NETWORK_RECEIVE);
+        assertTrue(offset != MemoryArena.NO_MEMORY, "the shared range was given back: " + arena.lastFailure());
+        arena.free(offset);
+        assertEquals(0, arena.used(Subsystem.NETWORK_RECEIVE));
+        close(log);
+    }
+
+    @Test
     void shouldRefuseChainReadsWithoutACache() {
         Log log = open(small, null);
         appendBytes(log, batchBytes(1, 1, 10));

@@ -1,0 +1,290 @@
+package dev.isthmus.bench;
+
+import com.sun.nio.file.ExtendedOpenOption;
+import dev.isthmus.log.ChunkPool;
+import dev.isthmus.log.DiskStats;
+import dev.isthmus.log.Log;
+import dev.isthmus.log.LogConfig;
+import dev.isthmus.uring.IoBackend;
+import dev.isthmus.uring.IoEngine;
+import dev.isthmus.uring.RingConfig;
+import org.HdrHistogram.Histogram;
+import org.openjdk.jmh.annotations.AuxCounters;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Comparator;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+/**
+ * Append-to-durable latency at a fraction of peak load, next to the device's own fdatasync latency, in one
+ * run on one file system.
+ *
+ * <ol>
+ * <li>Setup measures the device: {@code deviceSeconds} of 4 KiB O_DIRECT writes each followed by
+ *     {@code fdatasync} (FileChannel.force(false)), one at a time; its p99 is {@code deviceSyncP99Us}.</li>
+ * <li>Setup measures peak: closed loop, up to 64 appends outstanding, for {@code peakSeconds}
+ *     ({@code peakAppendsPerSec}).</li>
+ * <li>Each benchmark operation is an open-loop run of {@code runSeconds} at {@code loadFraction} x peak:
+ *     append i is due at start + i / rate whether or not the log kept up, and its latency runs from when it was
+ *     due (no coordinated omission) to the {@code onDurable} that covers it. The loop flushes once per turn,
+ *     as the broker's does.</li>
+ * </ol>
+ * The auxiliary counters report the run's percentiles in microseconds ({@code p50Us}, {@code p99Us},
+ * {@code p999Us}), the log's own fdatasync p99 ({@code logSyncP99Us}), the device's ({@code deviceSyncP99Us})
+ * and the ratio {@code p99OverDeviceSyncP99x100} (target: at most 200).
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.SingleShotTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Warmup(iterations = 1)
+@Measurement(iterations = 3)
+@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "-Xmx1g"})
+public class LogLatencyBench implements Log.Listener {
+
+    @Param({"1", "16"})
+    public String shape;
+
+    @Param({"0.5"})
+    public double loadFraction;
+
+    @Param({"5"})
+    public int runSeconds;
+
+    @Param({"3"})
+    public int peakSeconds;
+
+    @Param({"3"})
+    public int deviceSeconds;
+
+    /** What a run reports (JMH prints these next to the run time). */
+    @State(Scope.Thread)
+    @AuxCounters(AuxCounters.Type.EVENTS)
+    public static class Latency {
+        public long p50Us;
+        public long p99Us;
+        public long p999Us;
+        public long logSyncP99Us;
+        public long deviceSyncP99Us;
+        public long p99OverDeviceSyncP99x100;
+        public long peakAppendsPerSec;
+        public long appendsPerSec;
+    }
+
+    private Path dir;
+    private IoEngine engine;
+    private ChunkPool writes;
+    private ChunkPool reads;
+    private Log log;
+    private Arena arena;
+    private MemorySegment batch;
+    private int batchBytes;
+    private final DiskStats stats = new DiskStats();
+    private final Histogram histogram = new Histogram(60_000_000_000L, 3);
+    // Appends waiting for durability: last offset and due time, a ring.
+    private long[] pendingLast = new long[1 << 20];
+    private long[] pendingDueNs = new long[1 << 20];
+    private int pendingHead;
+    private int pendingTail;
+    private long nowNs;
+    private boolean recording;
+    private long peak;
+    private long deviceP99;
+    private LogConfig config;
+    private int iteration;
+
+    @Setup(Level.Trial)
+    public void setUp() throws IOException {
+        dir = Files.createTempDirectory(Path.of(System.getProperty("isthmus.bench.dir",
+            System.getProperty("java.io.tmpdir"))), "isthmus-loglatency-");
+        arena = Arena.ofShared();
+        batch = LogAppendBench.buildBatch(arena, shape);
+        batchBytes = (int) batch.byteSize();
+        deviceP99 = measureDeviceSync();
+        config = LogConfig.defaults().withSegmentBytes(1L << 30).withRetention(-1, -1);
+        engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults());
+        writes = ChunkPool.allocate(128, 256 * 1024);
+        reads = ChunkPool.allocate(2, config.readWindowBytes());
+        openLog();
+        peak = measurePeak();
+        closeLog();
+    }
+
+    /** Every iteration runs on a fresh log, deleted afterwards: bounded disk use, deletion outside the runs. */
+    @Setup(Level.Iteration)
+    public void openLog() {
+        Log[] out = new Log[1];
+        Log.open(engine, dir.resolve("log-" + iteration++), config, writes, reads, this, (l, e) -> {
+            if (e != null) {
+                throw e;
+            }
+            out[0] = l;
+        });
+        while (out[0] == null) {
+            engine.submitAndWait(1_000_000L);
+        }
+        log = out[0];
+        log.stats(stats);
+        pendingHead = 0;
+        pendingTail = 0;
+    }
+
+    @TearDown(Level.Iteration)
+    public void closeLog() throws IOException {
+        boolean[] closed = {false};
+        log.close(() -> closed[0] = true);
+        while (!closed[0]) {
+            engine.submitAndWait(1_000_000L);
+        }
+        try (Stream<Path> files = Files.walk(dir)) {
+            files.sorted(Comparator.reverseOrder()).filter(p -> p.getFileName().toString().startsWith("log")
+                || p.getParent().getFileName().toString().startsWith("log")).forEach(p -> p.toFile().delete());
+        }
+    }
+
+    /** p99 (µs) of 4 KiB O_DIRECT write + fdatasync, one at a time, on a preallocated file. */
+    private long measureDeviceSync() throws IOException {
+        Histogram h = new Histogram(60_000_000L, 3);
+        MemorySegment block = arena.allocate(4096, 4096);
+        block.fill((byte) 7);
+        ByteBuffer buf = block.asByteBuffer();
+        try (FileChannel ch = FileChannel.open(dir.resolve("device"), StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+            StandardOpenOption.READ, ExtendedOpenOption.DIRECT)) {
+            long end = System.nanoTime() + deviceSeconds * 1_000_000_000L;
+            long pos = 0;
+            while (System.nanoTime() < end) {
+                buf.clear();
+                long t = System.nanoTime();
+                ch.write(buf, pos);
+                ch.force(false);
+                h.recordValue(Math.max(0, (System.nanoTime() - t) / 1000));
+                pos = (pos + 4096) % (64L << 20);
+            }
+        }
+        return h.getValueAtPercentile(99);
+    }
+
+    /** Closed loop with 64 appends outstanding: appends per second. */
+    private long measurePeak() {
+        long end = System.nanoTime() + peakSeconds * 1_000_000_000L;
+        long start = System.nanoTime();
+        long done = 0;
+        recording = false;
+        while (System.nanoTime() < end) {
+            while (pendingTail - pendingHead < 64) {
+                if (!appendOne(0)) {
+                    break;
+                }
+            }
+            log.flush();
+            int before = pendingHead;
+            engine.submitAndWait(1_000_000L);
+            done += pendingHead - before;
+        }
+        drain();
+        return done * 1_000_000_000L / (System.nanoTime() - start);
+    }
+
+    private boolean appendOne(long dueNs) {
+        long base = log.append(batch, 0, batchBytes, 1);
+        if (base == Log.NO_MEMORY) {
+            return false;
+        }
+        int i = pendingTail++ & (pendingLast.length - 1);
+        pendingLast[i] = log.logEndOffset() - 1;
+        pendingDueNs[i] = dueNs;
+        return true;
+    }
+
+    private void drain() {
+        log.flush();
+        while (pendingHead != pendingTail) {
+            engine.submitAndWait(1_000_000L);
+        }
+    }
+
+    @Override
+    public void onDurable(long durableEndOffset) {
+        long now = recording ? System.nanoTime() : 0;
+        while (pendingHead != pendingTail && pendingLast[pendingHead & (pendingLast.length - 1)] < durableEndOffset) {
+            if (recording) {
+                histogram.recordValue(Math.max(0, now - pendingDueNs[pendingHead & (pendingLast.length - 1)]));
+            }
+            pendingHead++;
+        }
+    }
+
+    /** One open-loop run at loadFraction x peak. */
+    @Benchmark
+    public void run(Latency latency) {
+        histogram.reset();
+        double rate = Math.max(1, peak * loadFraction);
+        long intervalNs = (long) (1_000_000_000L / rate);
+        long start = System.nanoTime();
+        long end = start + runSeconds * 1_000_000_000L;
+        long nextDue = start;
+        long appends = 0;
+        recording = true;
+        while ((nowNs = System.nanoTime()) < end) {
+            boolean appended = false;
+            while (nextDue <= nowNs && pendingTail - pendingHead < pendingLast.length) {
+                if (!appendOne(nextDue)) {
+                    break; // write-behind memory short: the due times keep running, the wait is charged
+                }
+                nextDue += intervalNs;
+                appends++;
+                appended = true;
+            }
+            if (appended) {
+                log.flush();
+            }
+            engine.submitAndWait(Math.max(0, Math.min(nextDue - System.nanoTime(), 1_000_000L)));
+        }
+        drain();
+        recording = false;
+        latency.p50Us = histogram.getValueAtPercentile(50) / 1000;
+        latency.p99Us = histogram.getValueAtPercentile(99) / 1000;
+        latency.p999Us = histogram.getValueAtPercentile(99.9) / 1000;
+        latency.logSyncP99Us = stats.syncP99Micros();
+        latency.deviceSyncP99Us = deviceP99;
+        latency.p99OverDeviceSyncP99x100 = deviceP99 == 0 ? 0 : latency.p99Us * 100 / deviceP99;
+        latency.peakAppendsPerSec = peak;
+        latency.appendsPerSec = appends / Math.max(1, runSeconds);
+        System.out.println("LogLatencyBench shape " + shape + ": " + latency.appendsPerSec + " appends/s ("
+            + loadFraction + " x peak " + peak + "/s): append-to-durable p50 " + latency.p50Us + " us, p99 "
+            + latency.p99Us + " us, p99.9 " + latency.p999Us + " us; log fdatasync p99 " + latency.logSyncP99Us
+            + " us; device fdatasync p99 " + deviceP99 + " us; p99 / device p99 = " + latency.p99OverDeviceSyncP99x100
+            + "%");
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() throws IOException {
+        engine.close();
+        writes.close();
+        reads.close();
+        arena.close();
+        try (Stream<Path> files = Files.walk(dir)) {
+            files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
+    }
+}
