@@ -391,6 +391,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             return RaftErrors.CONFIG_CHANGE_IN_PROGRESS;
         }
         pendingTarget = target;
+        appendTermEntry(); // a configuration change waits for an entry of this term to commit
         driveMembership();
         markDirty();
         return RaftErrors.CONFIG_CHANGE_IN_PROGRESS;
@@ -870,10 +871,35 @@ public final class RaftGroup implements RaftLog.Callbacks {
         proposals.clear();
         transferTarget = NONE;
         pendingTarget = null;
+        if (log.lastOffset() <= commitOffset) {
+            // Everything in the log is known committed, so no earlier-term entry waits for an entry of this term
+            // (paper §5.4.2) and none is appended now: the term starts with the next proposal. A partition's first
+            // record therefore gets offset 0, as in Kafka; a LEADER_CHANGE control batch (which consumers skip)
+            // appears only after elections that inherit uncommitted entries, or before a membership change.
+            termStartOffset = log.lastOffset() + 1;
+        } else {
+            appendTermEntry();
+        }
+        markDirty();
+    }
+
+    /** Leader: appends the term's LEADER_CHANGE no-op unless an entry of this term is already in the log. */
+    private void appendTermEntry() {
+        if (role != Role.LEADER || log.lastOffset() >= termStartOffset) {
+            return;
+        }
         Entry noop = Entry.leaderChange(log.lastOffset() + 1, term);
         termStartOffset = noop.baseOffset();
         appendLocal(noop);
         markDirty();
+    }
+
+    /**
+     * Whether this member leads and every entry of earlier terms in its log is committed (its high watermark
+     * is final for them): what a state built from the log (e.g. group offsets) must wait for after an election.
+     */
+    public boolean leaderCommittedPriorTerms() {
+        return role == Role.LEADER && commitOffset >= termStartOffset - 1;
     }
 
     /** Acknowledges {@code from} as the leader of {@code leaderTerm} (>= our term) and restarts the timer. */
