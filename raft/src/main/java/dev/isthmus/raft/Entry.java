@@ -14,8 +14,8 @@ import java.util.Objects;
  * </pre>
  *
  * <p>Immutable. A {@link EntryKind#DATA} entry holds a {@link Payload}; a {@link EntryKind#CONFIGURATION} entry
- * a {@link Configuration}; a {@link EntryKind#LEADER_CHANGE} entry nothing. The two control kinds cover one
- * offset each.
+ * a {@link Configuration}; a {@link EntryKind#PREFIX_TRUNCATION} entry the new log start; a
+ * {@link EntryKind#LEADER_CHANGE} entry nothing. The control kinds cover one offset each.
  */
 public final class Entry {
     /**
@@ -30,9 +30,10 @@ public final class Entry {
     private final long term;
     private final Payload payload;
     private final Configuration configuration;
+    private final long newStartOffset;
 
     private Entry(EntryKind kind, long baseOffset, long lastOffset, long term, Payload payload,
-                  Configuration configuration) {
+                  Configuration configuration, long newStartOffset) {
         if (baseOffset < 0 || lastOffset < baseOffset) {
             throw new IllegalArgumentException("bad entry offsets [" + baseOffset + ", " + lastOffset + "]");
         }
@@ -45,6 +46,7 @@ public final class Entry {
         this.term = term;
         this.payload = payload;
         this.configuration = configuration;
+        this.newStartOffset = newStartOffset;
     }
 
     /** A data entry at {@code baseOffset} covering {@code payload.recordCount()} offsets. */
@@ -53,18 +55,30 @@ public final class Entry {
         if (payload.recordCount() < 1) {
             throw new IllegalArgumentException("a payload holds at least one record, not " + payload.recordCount());
         }
-        return new Entry(EntryKind.DATA, baseOffset, baseOffset + payload.recordCount() - 1, term, payload, null);
+        return new Entry(EntryKind.DATA, baseOffset, baseOffset + payload.recordCount() - 1, term, payload, null, -1);
     }
 
     /** The no-op a leader appends when it takes office (paper §5.4.2). */
     public static Entry leaderChange(long offset, long term) {
-        return new Entry(EntryKind.LEADER_CHANGE, offset, offset, term, null, null);
+        return new Entry(EntryKind.LEADER_CHANGE, offset, offset, term, null, null, -1);
     }
 
     /** A membership change (thesis §4). */
     public static Entry configuration(long offset, long term, Configuration configuration) {
         Objects.requireNonNull(configuration, "configuration");
-        return new Entry(EntryKind.CONFIGURATION, offset, offset, term, null, configuration);
+        return new Entry(EntryKind.CONFIGURATION, offset, offset, term, null, configuration, -1);
+    }
+
+    /**
+     * A prefix truncation (see {@link EntryKind#PREFIX_TRUNCATION}) to {@code newStartOffset}, which is at most
+     * the entry's own offset (only committed offsets are truncated).
+     */
+    public static Entry prefixTruncation(long offset, long term, long newStartOffset) {
+        if (newStartOffset < 0 || newStartOffset > offset) {
+            throw new IllegalArgumentException("a prefix truncation at offset " + offset + " cannot move the log start to "
+                + newStartOffset);
+        }
+        return new Entry(EntryKind.PREFIX_TRUNCATION, offset, offset, term, null, null, newStartOffset);
     }
 
     public EntryKind kind() {
@@ -99,26 +113,38 @@ public final class Entry {
         return configuration;
     }
 
+    /** The log start a {@link EntryKind#PREFIX_TRUNCATION} entry moves to, else -1. */
+    public long newStartOffset() {
+        return newStartOffset;
+    }
+
     /** Bytes charged for flow control: the payload plus {@link #OVERHEAD_BYTES}. */
     public int sizeBytes() {
-        return OVERHEAD_BYTES + (payload == null ? (configuration == null ? 0 : 4 * configuration.members().length)
-            : payload.sizeBytes());
+        if (payload != null) {
+            return OVERHEAD_BYTES + payload.sizeBytes();
+        }
+        if (configuration != null) {
+            return OVERHEAD_BYTES + 4 * configuration.members().length;
+        }
+        return OVERHEAD_BYTES + (kind == EntryKind.PREFIX_TRUNCATION ? 8 : 0);
     }
 
     @Override
     public boolean equals(Object o) {
         return o instanceof Entry e && e.kind == kind && e.baseOffset == baseOffset && e.lastOffset == lastOffset
-            && e.term == term && Objects.equals(e.payload, payload) && Objects.equals(e.configuration, configuration);
+            && e.term == term && Objects.equals(e.payload, payload) && Objects.equals(e.configuration, configuration)
+            && e.newStartOffset == newStartOffset;
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(kind, baseOffset, lastOffset, term, payload, configuration);
+        return Objects.hash(kind, baseOffset, lastOffset, term, payload, configuration, newStartOffset);
     }
 
     @Override
     public String toString() {
         return "Entry[" + kind + " " + baseOffset + ".." + lastOffset + " t" + term
-            + (configuration != null ? " " + configuration : "") + ']';
+            + (configuration != null ? " " + configuration : "")
+            + (kind == EntryKind.PREFIX_TRUNCATION ? " start " + newStartOffset : "") + ']';
     }
 }

@@ -2,7 +2,7 @@ package dev.isthmus.raft;
 
 /**
  * What a log entry carries. Production encodes every kind as a Kafka v2 record batch: {@link #DATA} as an
- * ordinary batch, the other two as control batches (attribute bit 5) that consumers never see.
+ * ordinary batch, the others as control batches (attribute bit 5) that consumers never see.
  */
 public enum EntryKind {
     /** An opaque {@link Payload}: for a partition, a producer's record batch; for the controller, a command. */
@@ -13,7 +13,13 @@ public enum EntryKind {
      */
     LEADER_CHANGE(1),
     /** A membership {@link Configuration}; it takes effect when appended, not when committed (thesis §4.1). */
-    CONFIGURATION(2);
+    CONFIGURATION(2),
+    /**
+     * A prefix truncation of a group whose log is its state (a partition: retention, Kafka DeleteRecords): once
+     * committed, every replica drops its log below {@link Entry#newStartOffset()} (a snapshot there, then the
+     * log's prefix). One offset, no payload.
+     */
+    PREFIX_TRUNCATION(3);
 
     private final int code;
 
@@ -32,6 +38,7 @@ public enum EntryKind {
             case 0 -> DATA;
             case 1 -> LEADER_CHANGE;
             case 2 -> CONFIGURATION;
+            case 3 -> PREFIX_TRUNCATION;
             default -> null;
         };
     }

@@ -25,4 +25,11 @@ public interface GroupListener {
     /** The configuration in force changed (appended, truncated away, or installed with a snapshot). */
     default void onConfigurationChange(long groupId, Configuration configuration) {
     }
+
+    /**
+     * Kafka's log start offset ({@link RaftGroup#logStartOffset()}) changed on this replica: a prefix truncation
+     * was carried out (durably) or a snapshot was installed.
+     */
+    default void onLogStartChange(long groupId, long logStartOffset) {
+    }
 }

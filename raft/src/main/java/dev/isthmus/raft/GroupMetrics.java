@@ -25,6 +25,7 @@ public final class GroupMetrics {
     long retransmits;
     long entriesAppended;
     long suffixTruncations;
+    long prefixTruncations;
     long proposalsAccepted;
     long proposalsRejected;
     long commitAdvances;
@@ -130,6 +131,11 @@ public final class GroupMetrics {
 
     public long entriesApplied() {
         return entriesApplied;
+    }
+
+    /** Prefix truncations (retention, DeleteRecords) carried out on this member's log. */
+    public long prefixTruncations() {
+        return prefixTruncations;
     }
 
     public long snapshotsTaken() {

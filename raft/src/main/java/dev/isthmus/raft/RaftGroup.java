@@ -127,12 +127,23 @@ public final class RaftGroup implements RaftLog.Callbacks {
     // ---------------------------------------------------------------- snapshots
     private boolean snapshotSaving;
 
+    // ---------------------------------------------------------------- prefix truncation (StateMachine.NONE groups)
+    /** The PREFIX_TRUNCATION entries in the log not yet carried out: offset -> new log start. */
+    private final TreeMap<Long, Long> truncations = new TreeMap<>();
+    /** The log start the committed prefix truncations ask for, being carried out; -1 for none. */
+    private long truncationTarget = -1;
+    /** Offset of the snapshot being saved for a prefix truncation (no trailing offsets kept), or -1. */
+    private long truncationSnapshotAt = -1;
+    private boolean truncationWaitingRead;
+    private final List<Entry> truncationRead = new ArrayList<>(1);
+
     // ---------------------------------------------------------------- notifications
     private Role notifiedRole;
     private long notifiedTerm = -1;
     private int notifiedLeader = NONE;
     private long notifiedCommit = -1;
     private Configuration notifiedConfig;
+    private long notifiedLogStart = -1;
 
     private final List<Entry> readBuffer = new ArrayList<>();
     private final List<Entry> one = new ArrayList<>(1);
@@ -173,6 +184,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
                 configs.add(e.baseOffset(), e.configuration());
             }
         }
+        loadTruncations();
         if (snap.exists()) {
             stateMachine.restore(snap, log.snapshotData());
         }
@@ -324,6 +336,61 @@ public final class RaftGroup implements RaftLog.Callbacks {
             return Outcome.UNKNOWN;
         }
         return t == proposalTerm ? Outcome.COMMITTED : Outcome.LOST;
+    }
+
+    /**
+     * Kafka's log start offset: the first offset readers may see ({@link RaftLog#recordStartOffset()}, durable).
+     * At least the log's first entry's offset; exactly where a prefix truncation asked for, which may lie inside
+     * that entry.
+     */
+    public long logStartOffset() {
+        return log.recordStartOffset();
+    }
+
+    /**
+     * Leader of a group whose log is its state ({@link StateMachine#NONE}, a partition): appends a
+     * {@link EntryKind#PREFIX_TRUNCATION} entry that moves the log start to {@code newStartOffset} (retention,
+     * Kafka DeleteRecords). Once it is committed, every replica carries it out on its own log: a zero-byte
+     * snapshot at the end of the entry before the one holding {@code newStartOffset}, the prefix truncation
+     * behind it (no trailing offsets kept), and the exact log start ({@link #logStartOffset()}). A follower behind
+     * the new start catches up through InstallSnapshot. Replication starts at the node's next flush.
+     *
+     * @return the entry's offset, or NOT_LEADER, TRANSFER_IN_PROGRESS, BACKPRESSURE, STOPPED
+     * @throws IllegalArgumentException when {@code newStartOffset} is negative or past the high watermark
+     *         ({@code commitOffset() + 1}): only committed data may be dropped
+     * @throws IllegalStateException when the group's state machine consumes entries (its snapshots are its state)
+     */
+    public long proposePrefixTruncation(long newStartOffset) {
+        if (stateMachine.consumesEntries()) {
+            throw new IllegalStateException("group " + groupId + " applies its entries to a state machine; only a group"
+                + " whose log is its state (StateMachine.NONE) truncates its prefix on request");
+        }
+        if (newStartOffset < 0 || newStartOffset > commitOffset + 1) {
+            throw new IllegalArgumentException("cannot move the log start of group " + groupId + " to " + newStartOffset
+                + ": it must lie in [0, " + (commitOffset + 1) + "], the high watermark (only committed offsets are"
+                + " truncated)");
+        }
+        if (stopped) {
+            return RaftErrors.STOPPED;
+        }
+        if (role != Role.LEADER) {
+            metrics.proposalsRejected++;
+            return RaftErrors.NOT_LEADER;
+        }
+        if (transferTarget != NONE) {
+            metrics.proposalsRejected++;
+            return RaftErrors.TRANSFER_IN_PROGRESS;
+        }
+        Entry e = Entry.prefixTruncation(log.lastOffset() + 1, term, newStartOffset);
+        if (!proposals.canAccept(e.sizeBytes(), config.maxUncommittedBytes())) {
+            metrics.proposalsRejected++;
+            return RaftErrors.BACKPRESSURE;
+        }
+        appendLocal(e);
+        proposals.add(e.lastOffset(), e.sizeBytes(), host.nowMs());
+        metrics.proposalsAccepted++;
+        markDirty();
+        return e.baseOffset();
     }
 
     /**
@@ -654,6 +721,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             }
         }
         applyCommitted();
+        applyTruncations();
         notifyChanges();
     }
 
@@ -1070,6 +1138,9 @@ public final class RaftGroup implements RaftLog.Callbacks {
     private void truncateSuffix(long fromOffset) {
         log.truncateSuffix(fromOffset);
         configs.truncateSuffix(fromOffset);
+        Verify.that(truncations.isEmpty() || truncations.lastKey() < fromOffset || fromOffset > commitOffset,
+            "group %d truncates a committed prefix truncation at %d", groupId, fromOffset);
+        truncations.tailMap(fromOffset, true).clear();
         metrics.suffixTruncations++;
         Verify.that(log.lastOffset() == fromOffset - 1, "group %d truncated to %d but ends at %d", groupId,
             fromOffset, log.lastOffset());
@@ -1088,6 +1159,9 @@ public final class RaftGroup implements RaftLog.Callbacks {
 
     private void noteAppended(Entry e) {
         metrics.entriesAppended++;
+        if (e.kind() == EntryKind.PREFIX_TRUNCATION) {
+            truncations.put(e.baseOffset(), e.newStartOffset());
+        }
         if (e.kind() == EntryKind.CONFIGURATION) {
             configs.add(e.baseOffset(), e.configuration());
             metrics.configurationsAppended++;
@@ -1342,6 +1416,88 @@ public final class RaftGroup implements RaftLog.Callbacks {
     }
 
     // =====================================================================================================
+    // Prefix truncation (retention, DeleteRecords) of groups whose log is their state
+    // =====================================================================================================
+
+    /**
+     * Rebuilds the pending prefix truncations from the log's entries: all of them, also those at or below the
+     * snapshot (committed, carried out again at the next flush if a crash came between the snapshot and the
+     * prefix truncation; a no-op otherwise).
+     */
+    private void loadTruncations() {
+        truncations.clear();
+        for (Entry e : log.prefixTruncationEntries()) {
+            truncations.put(e.baseOffset(), e.newStartOffset());
+        }
+    }
+
+    /**
+     * Carries out the committed prefix truncations, one step per call (each step waits for its I/O and is called
+     * again from the next flush): find the entry holding the target start (a read), save a zero-byte snapshot at
+     * the end of the entry before it, drop the log's prefix up to it when the snapshot is durable (see
+     * {@link #onSnapshotSaved}), then move the exact log start. Waits while a snapshot is being saved or installed,
+     * so the steps never race one; a suffix truncation never touches committed entries; an install that moves the
+     * log past the target ends the work. Safe to run on every flush: a target already reached is a no-op, so a
+     * truncation replayed after a restart (its entry is still above the snapshot) changes nothing.
+     */
+    private void applyTruncations() {
+        if (stateMachine.consumesEntries() || stopped || installing) {
+            return;
+        }
+        while (!truncations.isEmpty() && truncations.firstKey() <= commitOffset) {
+            truncationTarget = Math.max(truncationTarget, truncations.pollFirstEntry().getValue());
+        }
+        if (truncationTarget < 0 || snapshotSaving || truncationWaitingRead) {
+            return;
+        }
+        long target = truncationTarget;
+        if (target <= log.recordStartOffset()) {
+            truncationTarget = -1;
+            return;
+        }
+        Verify.that(target <= commitOffset + 1 && target <= log.lastOffset() + 1,
+            "group %d truncates its prefix to %d past its commit offset %d", groupId, target, commitOffset);
+        long entryStart;
+        if (target < log.startOffset()) {
+            truncationTarget = -1; // the log starts past it already (an installed snapshot)
+            return;
+        } else if (target > log.lastOffset()) {
+            entryStart = target; // the whole log goes
+        } else {
+            truncationRead.clear();
+            int rc = log.read(target, 1, truncationRead);
+            if (rc == RaftLog.READ_PENDING) {
+                truncationWaitingRead = true;
+                return;
+            }
+            Verify.that(rc == RaftLog.READ_OK && !truncationRead.isEmpty(), "group %d cannot read offset %d of its log",
+                groupId, target);
+            entryStart = truncationRead.get(0).baseOffset();
+            truncationRead.clear();
+            Verify.that(entryStart <= target, "group %d read an entry at %d for offset %d", groupId, entryStart, target);
+        }
+        long snapshotAt = entryStart - 1;
+        if (snapshotAt > log.snapshotMeta().lastOffset()) {
+            long t = log.termAt(snapshotAt);
+            Verify.that(t > 0, "offset %d of group %d has no term", snapshotAt, groupId);
+            SnapshotMeta meta = new SnapshotMeta(snapshotAt, t, configs.at(snapshotAt));
+            snapshotSaving = true;
+            truncationSnapshotAt = snapshotAt;
+            metrics.snapshotsTaken++;
+            log.saveSnapshot(meta, stateMachine.snapshot());
+            return; // onSnapshotSaved drops the prefix; the next flush moves the exact start
+        }
+        if (entryStart > log.startOffset()) {
+            log.truncatePrefix(entryStart);
+        }
+        Verify.that(log.startOffset() == entryStart, "group %d truncated its prefix to %d but starts at %d", groupId,
+            entryStart, log.startOffset());
+        log.advanceRecordStart(target);
+        metrics.prefixTruncations++;
+        truncationTarget = -1;
+    }
+
+    // =====================================================================================================
     // Snapshots (thesis §5)
     // =====================================================================================================
 
@@ -1481,6 +1637,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
                 configs.add(e.baseOffset(), e.configuration());
             }
         }
+        loadTruncations();
         metrics.snapshotsInstalled++;
         if (term == installTerm && role == Role.FOLLOWER) {
             matchedOffset = Math.max(matchedOffset, meta.lastOffset());
@@ -1499,7 +1656,10 @@ public final class RaftGroup implements RaftLog.Callbacks {
         }
         snapshotSaving = false;
         configs.rebase(meta.lastOffset(), meta.configuration());
-        long newStart = meta.lastOffset() + 1 - config.snapshotTrailingOffsets();
+        boolean forTruncation = meta.lastOffset() == truncationSnapshotAt;
+        truncationSnapshotAt = -1;
+        // A prefix truncation keeps no trailing offsets: what it drops is gone for readers already.
+        long newStart = meta.lastOffset() + 1 - (forTruncation ? 0 : config.snapshotTrailingOffsets());
         if (newStart > log.startOffset()) {
             log.truncatePrefix(newStart);
         }
@@ -1598,6 +1758,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             return;
         }
         applyWaitingRead = false;
+        truncationWaitingRead = false;
         for (Progress pr : peers) {
             pr.waitingRead = false;
         }
@@ -1637,6 +1798,11 @@ public final class RaftGroup implements RaftLog.Callbacks {
         if (commitOffset > notifiedCommit) {
             notifiedCommit = commitOffset;
             listener.onCommit(groupId, commitOffset);
+        }
+        long start = log.recordStartOffset();
+        if (start != notifiedLogStart) {
+            notifiedLogStart = start;
+            listener.onLogStartChange(groupId, start);
         }
     }
 

@@ -100,6 +100,19 @@ public interface RaftLog {
      */
     List<Entry> configurationEntries();
 
+    /**
+     * The {@link EntryKind#PREFIX_TRUNCATION} entries still in the log, in offset order. Used on recovery and after
+     * an install: one that is committed but was not carried out durably before a crash is carried out again.
+     */
+    List<Entry> prefixTruncationEntries();
+
+    /**
+     * The first offset readers may see (Kafka's log start offset), durably: at least the durable log start, and
+     * more after {@link #advanceRecordStart} once that is on disk. It may lie inside the log's first entry (a
+     * Kafka log start is not bound to batch boundaries); entries are still read whole.
+     */
+    long recordStartOffset();
+
     // ------------------------------------------------------------------ mutations
 
     /**
@@ -119,6 +132,13 @@ public interface RaftLog {
      * {@code snapshotMeta().lastOffset() + 1}): log compaction after a snapshot (thesis §5.1).
      */
     void truncatePrefix(long newStartOffset);
+
+    /**
+     * Moves {@link #recordStartOffset()} forward to {@code offset} (never back), after the prefix truncation that
+     * made the entry containing it the first one: {@code startOffset() <= offset <= lastOffset() + 1} and no entry
+     * starts in {@code (startOffset(), offset]}. Visible in {@code recordStartOffset()} once durable.
+     */
+    void advanceRecordStart(long offset);
 
     /** Writes term and vote; {@link Callbacks#onHardStateDurable} reports when they are durable. */
     void persistHardState(HardState state);

@@ -42,7 +42,8 @@ import java.util.zip.CRC32C;
  * </pre>
  * Group messages continue with groupId i64 and term i64. Entries are {@code kind i8, baseOffset i64,
  * lastOffset i64, term i64} then, for DATA, {@code payloadType i8 (1 bytes, 2 Kafka batch), recordCount i32,
- * length i32, bytes}, for CONFIGURATION the {@link ConfigurationFormat}. Long arrays are {@code count i32}
+ * length i32, bytes}, for CONFIGURATION the {@link ConfigurationFormat}, for PREFIX_TRUNCATION
+ * {@code newStartOffset i64}. Long arrays are {@code count i32}
  * then the values. A frame that fails its checksum, names an unknown version or type, or whose fields do not
  * add up to its length is rejected with a {@link RaftCodecException} naming the problem; the connection
  * carrying it should be closed (a byte stream that lost sync cannot be trusted).
@@ -122,6 +123,7 @@ public final class RaftCodec {
             case DATA -> n + 1 + 4 + 4 + e.payload().sizeBytes();
             case LEADER_CHANGE -> n;
             case CONFIGURATION -> n + ConfigurationFormat.sizeBytes(e.configuration());
+            case PREFIX_TRUNCATION -> n + 8;
         };
     }
 
@@ -243,6 +245,7 @@ public final class RaftCodec {
             case LEADER_CHANGE -> {
             }
             case CONFIGURATION -> ConfigurationFormat.write(b, e.configuration());
+            case PREFIX_TRUNCATION -> b.putLong(e.newStartOffset());
         }
     }
 
@@ -403,6 +406,13 @@ public final class RaftCodec {
             }
             case LEADER_CHANGE -> Entry.leaderChange(base, term);
             case CONFIGURATION -> Entry.configuration(base, term, ConfigurationFormat.read(b));
+            case PREFIX_TRUNCATION -> {
+                long start = b.getLong();
+                if (start < 0 || start > base) {
+                    throw new RaftCodecException("prefix truncation entry at " + base + " moves the log start to " + start);
+                }
+                yield Entry.prefixTruncation(base, term, start);
+            }
         };
         if (e.lastOffset() != last) {
             throw new RaftCodecException("entry at " + base + " claims last offset " + last + " but covers "

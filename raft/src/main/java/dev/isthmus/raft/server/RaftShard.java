@@ -1,5 +1,6 @@
 package dev.isthmus.raft.server;
 
+import dev.isthmus.log.BatchCache;
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.LogConfig;
 import dev.isthmus.raft.Configuration;
@@ -45,6 +46,7 @@ public final class RaftShard implements ShardTransport.Inbox {
     private final RaftNode node;
     private final ChunkPool writePool;
     private final ChunkPool readPool;
+    private final BatchCache batchCache;
     private final Long2ObjectHashMap<ReplicatedLog> groups = new Long2ObjectHashMap<>();
     private final Long2ObjectHashMap<Promise<ReplicatedLog>> opening = new Long2ObjectHashMap<>();
     private List<LogEngineRaftLog> toPoll = new ArrayList<>();
@@ -60,6 +62,7 @@ public final class RaftShard implements ShardTransport.Inbox {
         this.config = config;
         this.writePool = pools.writePool(shard.id());
         this.readPool = pools.readPool(shard.id());
+        this.batchCache = pools.batchCache(shard.id());
         this.node = new RaftNode(config.nodeId(), config.raft(), m -> {
             if (transport != null) {
                 transport.send(m);
@@ -95,6 +98,11 @@ public final class RaftShard implements ShardTransport.Inbox {
         return groups.get(groupId);
     }
 
+    /** The shard's batch cache the groups' logs use, or null (see {@link StoragePools#batchCache}). */
+    public BatchCache batchCache() {
+        return batchCache;
+    }
+
     /** The groups hosted here (do not modify). */
     public java.util.Collection<ReplicatedLog> groups() {
         return groups.values();
@@ -123,7 +131,8 @@ public final class RaftShard implements ShardTransport.Inbox {
         }
         Promise<ReplicatedLog> p = new Promise<>();
         opening.put(groupId, p);
-        LogEngineRaftLog.open(shard.engine(), dir, logConfig, writePool, readPool, config.logOptions(), l -> toPoll.add(l),
+        LogEngineRaftLog.open(shard.engine(), dir, logConfig, writePool, readPool, batchCache, config.logOptions(),
+            l -> toPoll.add(l),
             (log, error) -> {
                 opening.remove(groupId);
                 if (error != null) {
@@ -242,6 +251,10 @@ public final class RaftShard implements ShardTransport.Inbox {
         }
         if (work > 0 && !closing) {
             node.flush();
+        }
+        if (batchCache != null && batchCache.arena().isOwnerThread()) {
+            // Chains read from the cache and released on other threads come back here (cheap when none did).
+            work += batchCache.arena().drainRemoteFrees();
         }
         return work;
     }

@@ -1,6 +1,7 @@
 package dev.isthmus.raft.server;
 
 import dev.isthmus.log.Log;
+import dev.isthmus.log.LogConfig;
 import dev.isthmus.raft.Configuration;
 import dev.isthmus.raft.GroupListener;
 import dev.isthmus.raft.Payload;
@@ -12,6 +13,7 @@ import dev.isthmus.uring.shard.Promise;
 
 import java.nio.file.Path;
 import java.util.ArrayDeque;
+import java.util.function.LongConsumer;
 
 /**
  * One Raft group hosted by a {@link RaftShard}: a partition's replicated log (or the controller's), with the
@@ -39,10 +41,26 @@ public final class ReplicatedLog implements GroupListener {
     private final LogEngineRaftLog storage;
     private final GroupListener listener;
     private final ArrayDeque<Waiter> waiters = new ArrayDeque<>();
+    private final ArrayDeque<Truncation> truncations = new ArrayDeque<>();
     private RaftGroup raft;
     private int preferredLeader = -1;
 
     private record Waiter(long baseOffset, long lastOffset, long term, Promise<Long> promise) {
+    }
+
+    /** A prefix truncation proposed here: its entry's offset and term, the start it asks for, and whether committed. */
+    private static final class Truncation {
+        final long offset;
+        final long term;
+        final long newStart;
+        final Promise<Long> promise = new Promise<>();
+        boolean committed;
+
+        Truncation(long offset, long term, long newStart) {
+            this.offset = offset;
+            this.term = term;
+            this.newStart = newStart;
+        }
     }
 
     ReplicatedLog(RaftShard host, long groupId, Path dir, LogEngineRaftLog storage, GroupListener listener) {
@@ -89,6 +107,15 @@ public final class ReplicatedLog implements GroupListener {
     /** Kafka's log end offset. */
     public long logEndOffset() {
         return raft.lastOffset() + 1;
+    }
+
+    /**
+     * Kafka's log start offset: the first offset consumers may fetch (the same as {@code log().logStartOffset()}).
+     * Moved by {@link #truncatePrefix} (DeleteRecords) and retention; it may lie inside a batch, which is then
+     * served whole (consumers skip the records before their fetch offset).
+     */
+    public long logStartOffset() {
+        return raft.logStartOffset();
     }
 
     public boolean isLeader() {
@@ -142,6 +169,16 @@ public final class ReplicatedLog implements GroupListener {
      * comment). Call on the group's shard.
      */
     public Promise<Long> replicate(Payload payload) {
+        return replicate(payload, null);
+    }
+
+    /**
+     * {@link #replicate(Payload)}, and, when the leader accepts the proposal, calls {@code onProposed} with its
+     * base offset synchronously, before returning: acks=1 can be answered at once with the offset (the entry is
+     * in the leader's log, not yet committed; it may still be lost to a leader change, as with Kafka's acks=1).
+     * {@code onProposed} is not called when the proposal is refused (the promise is then already failed).
+     */
+    public Promise<Long> replicate(Payload payload, LongConsumer onProposed) {
         long base = raft.propose(payload);
         if (base < 0) {
             int code = (int) base;
@@ -151,7 +188,81 @@ public final class ReplicatedLog implements GroupListener {
         }
         Waiter w = new Waiter(base, base + payload.recordCount() - 1, raft.term(), new Promise<>());
         waiters.add(w);
+        if (onProposed != null) {
+            onProposed.accept(base);
+        }
         return w.promise;
+    }
+
+    /**
+     * Moves the log start to {@code newStartOffset} (Kafka DeleteRecords; retention calls it too), on every replica:
+     * proposes a prefix truncation entry (see {@link RaftGroup#proposePrefixTruncation}); once it is committed each
+     * replica takes a zero-byte snapshot before the batch holding the new start, drops its log's prefix behind it
+     * and records the exact start. Call on the group's shard, on the leader.
+     *
+     * @return a promise of the new log start ({@code >= newStartOffset}) once it is durable here, completed at once
+     *         when the log already starts there or later; failed with {@link IllegalArgumentException} for an
+     *         offset past the high watermark (naming both), with a {@link RaftException} when refused
+     *         (NOT_LEADER, TRANSFER_IN_PROGRESS, BACKPRESSURE, STOPPED) or when leadership was lost before the
+     *         entry committed (NOT_LEADER: the new leader may still carry it out), or with
+     *         {@link IllegalStateException} for a group whose state machine consumes its entries
+     */
+    public Promise<Long> truncatePrefix(long newStartOffset) {
+        host.shard().checkOwner();
+        long hw = highWatermark();
+        if (newStartOffset < 0 || newStartOffset > hw) {
+            return Promise.failed(new IllegalArgumentException("cannot move the log start of group " + groupId + " to "
+                + newStartOffset + ": beyond the high watermark " + hw + " (log start " + logStartOffset() + ")"));
+        }
+        long start = logStartOffset();
+        if (newStartOffset <= start) {
+            return Promise.completed(start);
+        }
+        for (Truncation t : truncations) {
+            if (t.newStart >= newStartOffset && t.term == raft.term()) {
+                return t.promise; // an earlier request of this term covers it
+            }
+        }
+        long offset;
+        try {
+            offset = raft.proposePrefixTruncation(newStartOffset);
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            return Promise.failed(e);
+        }
+        if (offset < 0) {
+            int code = (int) offset;
+            return Promise.failed(new RaftException(code, leaderId(), "cannot truncate group " + groupId + " on node "
+                + raft.nodeId() + ": " + RaftErrors.describe(code)
+                + (code == RaftErrors.NOT_LEADER ? " (leader: " + leaderId() + ")" : "")));
+        }
+        Truncation t = new Truncation(offset, raft.term(), newStartOffset);
+        truncations.add(t);
+        return t.promise;
+    }
+
+    /** The highest log start a prefix truncation proposed here and not yet done asks for, or -1. */
+    long pendingTruncationStart() {
+        long max = -1;
+        for (Truncation t : truncations) {
+            max = Math.max(max, t.newStart);
+        }
+        return max;
+    }
+
+    /**
+     * Changes the log's settings (a topic's retention, segment size, cleanup policy, max.message.bytes): the log
+     * takes them at once (new segments, appends), the shard's retention and compaction passes from their next run.
+     *
+     * @throws IllegalArgumentException when the log cannot take them (max.message.bytes beyond its read windows)
+     */
+    public void updateConfig(LogConfig config) {
+        host.shard().checkOwner();
+        storage.updateConfig(config);
+    }
+
+    /** The log's settings. */
+    public LogConfig config() {
+        return storage.config();
     }
 
     @Override
@@ -161,7 +272,54 @@ public final class ReplicatedLog implements GroupListener {
                 + " before the entry committed (it may still be committed by the new leader"
                 + (leaderId == RaftGroup.NONE ? "" : ", node " + leaderId) + ")");
         }
+        if (role != Role.LEADER) {
+            // Committed truncations are carried out on every replica whoever leads: keep waiting for those.
+            truncations.removeIf(t -> {
+                if (!t.committed) {
+                    t.promise.fail(new RaftException(RaftErrors.NOT_LEADER, leaderId == RaftGroup.NONE ? -1 : leaderId,
+                        "node " + raft.nodeId() + " stopped leading group " + groupId + " before the truncation to "
+                            + t.newStart + " committed (the new leader may still carry it out)"));
+                    return true;
+                }
+                return false;
+            });
+        }
         listener.onRoleChange(groupId, role, term, leaderId);
+    }
+
+    @Override
+    public void onLogStartChange(long groupId, long logStartOffset) {
+        settleTruncations();
+        listener.onLogStartChange(groupId, logStartOffset);
+    }
+
+    private void settleTruncations() {
+        if (truncations.isEmpty()) {
+            return;
+        }
+        long commit = raft.commitOffset();
+        long start = raft.logStartOffset();
+        truncations.removeIf(t -> {
+            if (!t.committed && t.offset <= commit) {
+                switch (raft.proposalOutcome(t.offset, t.term)) {
+                    case COMMITTED -> t.committed = true;
+                    case LOST -> {
+                        t.promise.fail(new RaftException(RaftErrors.NOT_LEADER, leaderId(), "the truncation of group "
+                            + groupId + " to " + t.newStart + " proposed at " + t.offset + " in term " + t.term
+                            + " was replaced by another leader's entry"));
+                        return true;
+                    }
+                    case UNKNOWN -> t.committed = true; // its offset was truncated away: a later truncation passed it
+                    case PENDING -> {
+                    }
+                }
+            }
+            if (t.committed && start >= t.newStart) {
+                t.promise.complete(start);
+                return true;
+            }
+            return false;
+        });
     }
 
     @Override
@@ -178,6 +336,7 @@ public final class ReplicatedLog implements GroupListener {
                         + " is unknown (its offset was compacted)"));
             }
         }
+        settleTruncations();
         listener.onCommit(groupId, commitOffset);
     }
 
@@ -189,6 +348,11 @@ public final class ReplicatedLog implements GroupListener {
     void failAll(int code, String message) {
         while (!waiters.isEmpty()) {
             waiters.poll().promise().fail(new RaftException(code, leaderId(), message));
+        }
+        if (code == RaftErrors.STOPPED) {
+            while (!truncations.isEmpty()) {
+                truncations.poll().promise.fail(new RaftException(code, leaderId(), message));
+            }
         }
     }
 

@@ -51,6 +51,7 @@ public final class MemoryRaftLog implements RaftLog {
         HardState hardState = HardState.INITIAL;
         SnapshotMeta snapshot = SnapshotMeta.NONE;
         byte[] snapshotData = new byte[0];
+        long recordStart;
 
         /** An empty image: a new member. */
         public Image() {
@@ -62,6 +63,7 @@ public final class MemoryRaftLog implements RaftLog {
             i.hardState = hardState;
             i.snapshot = snapshot;
             i.snapshotData = snapshotData;
+            i.recordStart = recordStart;
             return i;
         }
 
@@ -70,6 +72,7 @@ public final class MemoryRaftLog implements RaftLog {
                 case APPEND -> log.append(op.entries);
                 case TRUNCATE_SUFFIX -> log.truncateSuffix(op.offset);
                 case TRUNCATE_PREFIX -> log.truncatePrefix(op.offset);
+                case RECORD_START -> recordStart = Math.max(recordStart, op.offset);
                 case HARD_STATE -> hardState = op.hardState;
                 case SAVE_SNAPSHOT -> {
                     snapshot = op.meta;
@@ -90,9 +93,15 @@ public final class MemoryRaftLog implements RaftLog {
         public long lastOffset() {
             return log.terms.lastOffset();
         }
+
+        /** The durable first readable offset (see {@link RaftLog#recordStartOffset()}). */
+        long recordStartOffset() {
+            return Math.max(recordStart, log.terms.startOffset());
+        }
     }
 
-    private enum Kind { APPEND, TRUNCATE_SUFFIX, TRUNCATE_PREFIX, HARD_STATE, SAVE_SNAPSHOT, INSTALL_SNAPSHOT }
+    private enum Kind { APPEND, TRUNCATE_SUFFIX, TRUNCATE_PREFIX, RECORD_START, HARD_STATE, SAVE_SNAPSHOT,
+        INSTALL_SNAPSHOT }
 
     private record Op(Kind kind, List<Entry> entries, long offset, HardState hardState, SnapshotMeta meta,
                       byte[] data) {
@@ -301,6 +310,22 @@ public final class MemoryRaftLog implements RaftLog {
         return out;
     }
 
+    @Override
+    public List<Entry> prefixTruncationEntries() {
+        List<Entry> out = new ArrayList<>();
+        for (Entry e : visible.entries) {
+            if (e.kind() == EntryKind.PREFIX_TRUNCATION) {
+                out.add(e);
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public long recordStartOffset() {
+        return image.recordStartOffset();
+    }
+
     /** The visible configuration entries' configurations (for checks). */
     public Configuration lastConfiguration() {
         List<Entry> c = configurationEntries();
@@ -381,6 +406,14 @@ public final class MemoryRaftLog implements RaftLog {
         }
         visible.truncatePrefix(newStartOffset);
         record(new Op(Kind.TRUNCATE_PREFIX, null, newStartOffset, null, null, null));
+    }
+
+    @Override
+    public void advanceRecordStart(long offset) {
+        checkWritable();
+        Verify.that(offset == startOffset() || (offset > startOffset() && visible.indexOf(offset) == 0),
+            "record start %d is not inside the first entry of the log [%d, %d]", offset, startOffset(), lastOffset());
+        record(new Op(Kind.RECORD_START, null, offset, null, null, null));
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.isthmus.raft.storage;
 
+import dev.isthmus.log.BatchCache;
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.Log;
 import dev.isthmus.log.LogConfig;
@@ -70,7 +71,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     public static final String STATE_FILE = "raft-state";
     /** The log-engine's log-start file (read when a log opens): how a reset log starts past offset 0. */
     static final String LOG_START_FILE = "log-start-offset";
-    private static final short RECORD_VERSION = 1;
+    /** Version 2 adds prefix truncation entries to the control entries (version 1: configurations only). */
+    private static final short RECORD_VERSION = 2;
     private static final System.Logger LOG = System.getLogger("dev.isthmus.raft");
 
     /** Completion of {@link #open}. */
@@ -114,9 +116,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
 
     private final IoEngine engine;
     private final Path dir;
-    private final LogConfig logConfig;
+    private LogConfig logConfig;
     private final ChunkPool writePool;
     private final ChunkPool readPool;
+    private final BatchCache batchCache;
     private final Options options;
     private final Poller poller;
     private Log log;
@@ -125,7 +128,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
 
     // visible log
     private final TermIndex terms = new TermIndex();
-    private final List<Entry> configEntries = new ArrayList<>();
+    /** The CONFIGURATION and PREFIX_TRUNCATION entries of the visible log, in offset order. */
+    private final List<Entry> controlEntries = new ArrayList<>();
     private final TreeMap<Long, Entry> cache = new TreeMap<>();
     private long cacheBytes;
     private long[] boundaries = new long[16];
@@ -157,6 +161,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private long reportedDurable = -1;
     private boolean logDirty;
     private MemorySegment scratch = MemorySegment.NULL;
+    /** The highest {@link #advanceRecordStart} asked for. */
+    private long recordStartRequested;
 
     // reads
     private boolean readInFlight;
@@ -173,15 +179,16 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
 
     // recovery input
     private TermIndex recordTerms;
-    private final List<Entry> recordConfigs = new ArrayList<>();
+    private final List<Entry> recordControls = new ArrayList<>();
 
     private LogEngineRaftLog(IoEngine engine, Path dir, LogConfig logConfig, ChunkPool writePool, ChunkPool readPool,
-                             Options options, Poller poller) {
+                             BatchCache batchCache, Options options, Poller poller) {
         this.engine = engine;
         this.dir = dir;
         this.logConfig = logConfig;
         this.writePool = writePool;
         this.readPool = readPool;
+        this.batchCache = batchCache;
         this.options = options;
         this.poller = poller;
     }
@@ -192,7 +199,17 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
      */
     public static void open(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool,
                             Options options, Poller poller, OpenHandler handler) {
-        LogEngineRaftLog r = new LogEngineRaftLog(engine, dir, config, writePool, readPool, options, poller);
+        open(engine, dir, config, writePool, readPool, null, options, poller, handler);
+    }
+
+    /**
+     * {@link #open(IoEngine, Path, LogConfig, ChunkPool, ChunkPool, Options, Poller, OpenHandler)} with the shard's
+     * {@link BatchCache} (null: none): the {@link Log} is opened with it, so appended entries are cached and
+     * {@link Log#read(long, long, int, Log.ChainReadHandler)} serves zero-copy chains with read-ahead.
+     */
+    public static void open(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool,
+                            BatchCache batchCache, Options options, Poller poller, OpenHandler handler) {
+        LogEngineRaftLog r = new LogEngineRaftLog(engine, dir, config, writePool, readPool, batchCache, options, poller);
         try {
             Files.createDirectories(dir);
             r.state = RaftStateFile.open(engine, dir.resolve(STATE_FILE));
@@ -207,7 +224,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             handler.onOpen(null, e);
             return;
         }
-        Log.open(engine, dir, config, writePool, readPool, r, (log, error) -> {
+        Log.open(engine, dir, config, writePool, readPool, batchCache, r, (log, error) -> {
             if (error != null) {
                 r.state.close();
                 handler.onOpen(null, error);
@@ -221,6 +238,32 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     /** The underlying log (for the gateway's fetch path: read with a bound of the commit offset + 1). */
     public Log log() {
         return log;
+    }
+
+    /** The log's settings (the latest given to {@link #updateConfig}). */
+    public LogConfig config() {
+        return logConfig;
+    }
+
+    /**
+     * Changes the log's settings at runtime (a topic's retention, segment size, cleanup policy, ... altered):
+     * applied to the open {@link Log} at once (see {@link Log#updateConfig}) and used when the log is reopened
+     * (a snapshot install that replaces it).
+     *
+     * @throws IllegalArgumentException when the log cannot take them (max.message.bytes beyond its read windows)
+     */
+    public void updateConfig(LogConfig next) {
+        if (next == null) {
+            throw new IllegalArgumentException("a log config is required");
+        }
+        if (readPool.chunkBytes() < next.readWindowBytes()) {
+            throw new IllegalArgumentException("max.message.bytes " + next.maxBatchBytes() + " needs read windows of "
+                + next.readWindowBytes() + " bytes; the Raft log " + dir + " has " + readPool.chunkBytes());
+        }
+        if (log != null && !closed) {
+            log.updateConfig(next);
+        }
+        logConfig = next;
     }
 
     // ===================================================================================== RaftLog queries
@@ -278,12 +321,32 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     @Override
     public List<Entry> configurationEntries() {
         List<Entry> out = new ArrayList<>();
-        for (Entry e : configEntries) {
-            if (e.baseOffset() > snapshot.lastOffset()) {
+        for (Entry e : controlEntries) {
+            if (e.kind() == EntryKind.CONFIGURATION && e.baseOffset() > snapshot.lastOffset()) {
                 out.add(e);
             }
         }
         return out;
+    }
+
+    @Override
+    public List<Entry> prefixTruncationEntries() {
+        List<Entry> out = new ArrayList<>();
+        for (Entry e : controlEntries) {
+            if (e.kind() == EntryKind.PREFIX_TRUNCATION) {
+                out.add(e);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * The {@link Log}'s start: durable (the log-engine writes its start file before the call that moves it
+     * returns), and inside the first entry at most. While the log is being replaced, the offset it restarts at.
+     */
+    @Override
+    public long recordStartOffset() {
+        return log == null ? terms.startOffset() : log.logStartOffset();
     }
 
     @Override
@@ -331,8 +394,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                 if (terms.size() != pairs) {
                     recordWanted = true; // a new term: checkpoint it soon
                 }
-                if (e.kind() == EntryKind.CONFIGURATION) {
-                    configEntries.add(e);
+                if (e.kind() == EntryKind.CONFIGURATION || e.kind() == EntryKind.PREFIX_TRUNCATION) {
+                    controlEntries.add(e);
                     recordWanted = true;
                 }
                 cache.put(e.baseOffset(), e);
@@ -366,7 +429,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                     + e.payload().getClass().getName());
             }
             RecordBatch b = new RecordBatch().wrap(MemorySegment.ofArray(p.bytes()), 0);
-            RecordBatch.Check c = b.check(p.bytes().length, true);
+            // Not strict about the record count: a batch compaction emptied keeps its offsets with fewer records.
+            RecordBatch.Check c = b.check(p.bytes().length, false);
             if (c != RecordBatch.Check.OK) {
                 throw new IllegalArgumentException("entry at " + e.baseOffset() + " holds an invalid batch: " + c);
             }
@@ -382,7 +446,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             Verify.that(fromOffset > terms.floorOffset() && fromOffset <= terms.lastOffset(),
                 "suffix truncation at %d outside (%d, %d]", fromOffset, terms.floorOffset(), terms.lastOffset());
             terms.truncateSuffix(fromOffset);
-            configEntries.removeIf(e -> e.baseOffset() >= fromOffset);
+            controlEntries.removeIf(e -> e.baseOffset() >= fromOffset);
             dropCacheFrom(fromOffset);
             while (boundaryCount > 0 && boundaries[boundaryCount - 1] >= fromOffset) {
                 boundaryCount--;
@@ -418,6 +482,28 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         }
     }
 
+    @Override
+    public void advanceRecordStart(long offset) {
+        inCall++;
+        try {
+            checkWritable();
+            Verify.that(offset == terms.startOffset() || (offset > terms.startOffset() && offset <= terms.lastOffset()),
+                "record start %d outside the log [%d, %d]", offset, terms.startOffset(), terms.lastOffset());
+            Map.Entry<Long, Entry> containing = cache.floorEntry(offset);
+            Verify.that(containing == null || containing.getValue().lastOffset() < offset
+                || containing.getKey() <= terms.startOffset(), "record start %d is inside the entry at %d, not the first"
+                + " one (log start %d)", offset, containing == null ? -1 : containing.getKey(), terms.startOffset());
+            if (offset > recordStartRequested) {
+                recordStartRequested = offset;
+                // The log-engine takes a start inside a batch: reads at it return the batch from its base.
+                ops.add(new Op(OpKind.TRUNCATE_PREFIX, null, offset, null));
+                drainOps();
+            }
+        } finally {
+            inCall--;
+        }
+    }
+
     /** The largest offset at or below {@code target} known to end a batch (never below the current floor). */
     private long chooseFloor(long target) {
         long best = terms.floorOffset();
@@ -440,7 +526,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
 
     private void compactTo(long floor) {
         terms.truncatePrefix(floor);
-        configEntries.removeIf(e -> e.baseOffset() <= floor);
+        controlEntries.removeIf(e -> e.baseOffset() <= floor);
         cacheBytes -= sizeOf(cache.headMap(floor, true));
         cache.headMap(floor, true).clear();
         int keep = 0;
@@ -658,7 +744,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                 fail("reset of " + dir + " to offset " + startOffset + " failed: " + e.getMessage());
                 return;
             }
-            Log.open(engine, dir, logConfig, writePool, readPool, this, (l, error) -> {
+            Log.open(engine, dir, logConfig, writePool, readPool, batchCache, this, (l, error) -> {
                 if (error != null) {
                     fail("reopening " + dir + " at offset " + startOffset + " failed: " + error.getMessage());
                     return;
@@ -731,7 +817,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         readInFlight = true;
         long generation = readGeneration;
         int maxBytes = Math.max(logConfig.maxBatchBytes(), 256 * 1024);
-        log.read(fromOffset, log.logEndOffset(), maxBytes, new Log.ReadHandler() {
+        // The log's start may lie inside the first entry (advanceRecordStart): reading there returns that entry.
+        log.read(Math.max(fromOffset, log.logStartOffset()), log.logEndOffset(), maxBytes, new Log.ReadHandler() {
             @Override
             public void onRead(MemorySegment bytes, long firstOffset, long lastOffset) {
                 readInFlight = false;
@@ -855,7 +942,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             writingKind = 0;
         }
         writingHardState = latestHardState;
-        byte[] body = encodeRecord(writingHardState, sm, sd, terms, configEntries);
+        byte[] body = encodeRecord(writingHardState, sm, sd, terms, controlEntries);
         state.write(body, this::onRecordWritten);
     }
 
@@ -924,7 +1011,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         }
         Verify.that(ops.stream().noneMatch(op -> op.kind == OpKind.APPEND), "appends queued during a snapshot install");
         terms.reset(last, meta.lastTerm());
-        configEntries.clear();
+        controlEntries.clear();
         cache.clear();
         cacheBytes = 0;
         boundaryCount = 0;
@@ -934,11 +1021,18 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         drainOps();
     }
 
-    static byte[] encodeRecord(HardState hs, SnapshotMeta sm, byte[] sd, TermIndex terms, List<Entry> configs) {
+    /**
+     * The state record (version 2): {@code version i16, term i64, votedFor i32, snapshot lastOffset i64, lastTerm
+     * i64, configuration, data length i32, data, term index length i32, term index, control entry count i32}, then
+     * per control entry {@code kind i8, offset i64, term i64} and its {@link ConfigurationFormat} (CONFIGURATION)
+     * or {@code newStartOffset i64} (PREFIX_TRUNCATION). Version 1 records (configurations only, no kind byte)
+     * are still read.
+     */
+    static byte[] encodeRecord(HardState hs, SnapshotMeta sm, byte[] sd, TermIndex terms, List<Entry> controls) {
         byte[] ti = terms.encode();
         int size = 2 + 12 + 16 + ConfigurationFormat.sizeBytes(sm.configuration()) + 4 + sd.length + 4 + ti.length + 4;
-        for (Entry e : configs) {
-            size += 16 + ConfigurationFormat.sizeBytes(e.configuration());
+        for (Entry e : controls) {
+            size += 17 + (e.kind() == EntryKind.CONFIGURATION ? ConfigurationFormat.sizeBytes(e.configuration()) : 8);
         }
         ByteBuffer b = ByteBuffer.allocate(size);
         b.putShort(RECORD_VERSION);
@@ -947,10 +1041,16 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         ConfigurationFormat.write(b, sm.configuration());
         b.putInt(sd.length).put(sd);
         b.putInt(ti.length).put(ti);
-        b.putInt(configs.size());
-        for (Entry e : configs) {
-            b.putLong(e.baseOffset()).putLong(e.term());
-            ConfigurationFormat.write(b, e.configuration());
+        b.putInt(controls.size());
+        for (Entry e : controls) {
+            Verify.that(e.kind() == EntryKind.CONFIGURATION || e.kind() == EntryKind.PREFIX_TRUNCATION,
+                "entry at %d is not a control entry", e.baseOffset());
+            b.put((byte) e.kind().code()).putLong(e.baseOffset()).putLong(e.term());
+            if (e.kind() == EntryKind.CONFIGURATION) {
+                ConfigurationFormat.write(b, e.configuration());
+            } else {
+                b.putLong(e.newStartOffset());
+            }
         }
         Verify.that(!b.hasRemaining(), "state record size miscounted by %d", b.remaining());
         return b.array();
@@ -963,7 +1063,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         try {
             ByteBuffer b = ByteBuffer.wrap(body);
             short version = b.getShort();
-            if (version != RECORD_VERSION) {
+            if (version != 1 && version != RECORD_VERSION) {
                 throw new IllegalArgumentException("unknown record version " + version);
             }
             HardState hs = new HardState(b.getLong(), b.getInt());
@@ -981,9 +1081,19 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             recordTerms = TermIndex.decode(ti);
             int n = b.getInt();
             for (int i = 0; i < n; i++) {
+                EntryKind kind = version == 1 ? EntryKind.CONFIGURATION : EntryKind.fromCode(b.get());
                 long offset = b.getLong();
                 long term = b.getLong();
-                recordConfigs.add(Entry.configuration(offset, term, ConfigurationFormat.read(b)));
+                if (kind == EntryKind.CONFIGURATION) {
+                    recordControls.add(Entry.configuration(offset, term, ConfigurationFormat.read(b)));
+                } else if (kind == EntryKind.PREFIX_TRUNCATION) {
+                    recordControls.add(Entry.prefixTruncation(offset, term, b.getLong()));
+                } else {
+                    throw new IllegalArgumentException("control entry of kind " + kind + " at " + offset);
+                }
+            }
+            if (b.hasRemaining()) {
+                throw new IllegalArgumentException(b.remaining() + " bytes after the last field");
             }
         } catch (RuntimeException e) {
             throw new IllegalStateException("Raft state file " + state.path() + " holds a damaged record: " + e, e);
@@ -1044,6 +1154,31 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                 Log log = r.log;
                 long start = log.logStartOffset();
                 last = log.logEndOffset() - 1;
+                SnapshotMeta s = r.snapshot;
+                TermIndex rec = r.recordTerms;
+                if (start > 0 && start <= last && start != s.lastOffset() + 1
+                    && (rec == null || start != rec.floorOffset() + 1)) {
+                    // The log's start may lie inside its first batch (advanceRecordStart): Raft's log starts at
+                    // that batch.
+                    epochBatchStart(start, base -> {
+                        try {
+                            reconcile(base);
+                        } catch (RuntimeException e) {
+                            fail(e);
+                        }
+                    });
+                    return;
+                }
+                reconcile(start);
+            } catch (RuntimeException e) {
+                fail(e);
+            }
+        }
+
+        /** Reconciles the record with the log whose first batch starts at {@code start}. */
+        private void reconcile(long start) {
+            try {
+                Log log = r.log;
                 SnapshotMeta s = r.snapshot;
                 if (start > s.lastOffset() + 1) {
                     throw new IllegalStateException("log " + r.dir + " starts at " + start + " past its Raft snapshot at "
@@ -1177,8 +1312,9 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                             e = RaftBatches.decodeOne(view);
                         }
                         r.terms.append(view.baseOffset(), view.lastOffset(), epoch);
-                        if (e != null && e.kind() == EntryKind.CONFIGURATION) {
-                            r.configEntries.add(e);
+                        if (e != null && (e.kind() == EntryKind.CONFIGURATION
+                            || e.kind() == EntryKind.PREFIX_TRUNCATION)) {
+                            r.controlEntries.add(e);
                         }
                         r.bytesSinceBoundary += size;
                         if (r.bytesSinceBoundary >= r.options.boundaryEveryBytes()) {
@@ -1205,31 +1341,31 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             }
             // Configuration entries: the checkpoint's that the verified log confirms, then the scanned ones.
             List<Entry> configs = new ArrayList<>();
-            for (Entry e : r.recordConfigs) {
+            for (Entry e : r.recordControls) {
                 if (e.baseOffset() > r.terms.floorOffset() && r.terms.termAt(e.baseOffset()) == e.term()) {
                     configs.add(e);
                 }
             }
-            for (Entry e : r.configEntries) {
+            for (Entry e : r.controlEntries) {
                 if (configs.isEmpty() || e.baseOffset() > configs.get(configs.size() - 1).baseOffset()) {
                     configs.add(e);
                 }
             }
-            r.configEntries.clear();
-            r.configEntries.addAll(configs);
+            r.controlEntries.clear();
+            r.controlEntries.addAll(configs);
             done();
         }
 
         private void resetThenFinish() {
             SnapshotMeta s = r.snapshot;
             r.terms.reset(s.lastOffset(), s.lastTerm());
-            r.configEntries.clear();
+            r.controlEntries.clear();
             r.resetLog(s.lastOffset() + 1, this::done);
         }
 
         private void done() {
             r.recordTerms = null;
-            r.recordConfigs.clear();
+            r.recordControls.clear();
             r.logDurableEnd = r.log.durableEndOffset();
             r.reportedDurable = r.durableOffset();
             handler.onOpen(r, null);
@@ -1255,7 +1391,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
 
         private void readBatches(long from, BatchesHandler h) {
             int maxBytes = Math.max(r.logConfig.maxBatchBytes(), 256 * 1024);
-            r.log.read(from, r.log.logEndOffset(), maxBytes, new Log.ReadHandler() {
+            // A log start inside the first batch (an exact Kafka log start): reading there returns that batch.
+            r.log.read(Math.max(from, r.log.logStartOffset()), r.log.logEndOffset(), maxBytes, new Log.ReadHandler() {
                 @Override
                 public void onRead(MemorySegment bytes, long firstOffset, long lastOffset) {
                     if (bytes.byteSize() == 0) {

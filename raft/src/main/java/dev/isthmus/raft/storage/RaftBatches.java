@@ -20,6 +20,7 @@ import java.util.List;
  * <pre>
  *   LEADER_CHANGE   type 2 (KRaft's LeaderChange type)   value: version i16 = 0
  *   CONFIGURATION   type 6 (KRaft's voters type)         value: version i16 = 0, {@link ConfigurationFormat}
+ *   PREFIX_TRUNCATION type 100 (Isthmus's, outside Kafka's)  value: version i16 = 0, newStartOffset i64
  * </pre>
  * Control batches of other types (transaction markers written through Raft as data) stay DATA entries. The
  * Raft term is the batch's partitionLeaderEpoch, stamped by the log on append.
@@ -29,6 +30,8 @@ public final class RaftBatches {
     public static final short LEADER_CHANGE_TYPE = 2;
     /** Control type of a membership entry. */
     public static final short CONFIGURATION_TYPE = 6;
+    /** Control type of a prefix truncation (not one of Kafka's; consumers skip every control batch). */
+    public static final short PREFIX_TRUNCATION_TYPE = 100;
     private static final short VERSION = 0;
 
     private RaftBatches() {
@@ -52,6 +55,8 @@ public final class RaftBatches {
                 ConfigurationFormat.write(v, c);
                 yield control(CONFIGURATION_TYPE, v.array(), timestampMs);
             }
+            case PREFIX_TRUNCATION -> control(PREFIX_TRUNCATION_TYPE,
+                ByteBuffer.allocate(10).putShort(VERSION).putLong(e.newStartOffset()).array(), timestampMs);
         };
     }
 
@@ -104,6 +109,15 @@ public final class RaftBatches {
                             + " has unknown version " + version);
                     }
                     return Entry.configuration(b.baseOffset(), term, ConfigurationFormat.read(v));
+                }
+                if (type == PREFIX_TRUNCATION_TYPE) {
+                    ByteBuffer v = ByteBuffer.wrap(r.value().toArray(ValueLayout.JAVA_BYTE));
+                    short version = v.getShort();
+                    if (version != VERSION || v.remaining() != 8) {
+                        throw new IllegalArgumentException("prefix truncation entry at " + b.baseOffset()
+                            + " has unknown version " + version + " or " + v.remaining() + " value bytes");
+                    }
+                    return Entry.prefixTruncation(b.baseOffset(), term, v.getLong());
                 }
             }
         }

@@ -1,6 +1,7 @@
 package dev.isthmus.raft.sim;
 
 import dev.isthmus.raft.Entry;
+import dev.isthmus.raft.EntryKind;
 import dev.isthmus.raft.RaftGroup;
 import dev.isthmus.raft.Role;
 
@@ -18,7 +19,10 @@ import java.util.TreeMap;
  *       at that offset first (a committed entry is never lost or changed), and applied-state hashes agree at
  *       every offset;</li>
  *   <li>log matching (checked by {@link #checkLogMatching}): two logs holding an entry of the same term at an
- *       offset are identical up to it.</li>
+ *       offset are identical up to it;</li>
+ *   <li>prefix truncation: a replica's log start never moves back and never passes what the cluster committed
+ *       (only committed data is dropped); after healing every member has carried out every committed
+ *       truncation ({@link #committedTruncationTarget}, checked by the simulation).</li>
  * </ul>
  * Violations throw {@link AssertionError} at once, so the failing event is on the stack.
  */
@@ -27,6 +31,8 @@ final class SimChecker {
     private final Map<Long, Map<Long, Integer>> leaders = new HashMap<>();
     private final Map<Long, Map<Long, Long>> hashes = new HashMap<>();
     private final Map<String, Long> checkedUpTo = new HashMap<>();
+    private final Map<String, Long> logStarts = new HashMap<>();
+    private final Map<Long, Long> truncationTargets = new HashMap<>();
     long commitsChecked;
     long leadersElected;
     long appliesChecked;
@@ -77,6 +83,36 @@ final class SimChecker {
         checkedUpTo.put(key, Math.max(commit, checkedUpTo.getOrDefault(key, -1L)));
     }
 
+    /**
+     * {@code node}'s log start of {@code group} became {@code start} (durably). {@code onlyByTruncations}: the
+     * group takes no snapshots of its own, so only committed prefix truncations may move its start.
+     */
+    void onLogStart(int node, long group, long start, MemoryRaftLog log, boolean onlyByTruncations) {
+        String key = node + "/" + group;
+        Long prev = logStarts.put(key, start);
+        if (prev != null && start < prev) {
+            throw new AssertionError("prefix truncation: node " + node + " group " + group + " log start moved back from "
+                + prev + " to " + start);
+        }
+        if (start > committedEnd(group) + 1) {
+            throw new AssertionError("prefix truncation: node " + node + " group " + group + " starts its log at " + start
+                + " past the cluster's committed end " + committedEnd(group));
+        }
+        if (onlyByTruncations && start > 0 && start > committedTruncationTarget(group)) {
+            throw new AssertionError("prefix truncation: node " + node + " group " + group + " starts its log at " + start
+                + " though the committed truncations ask for " + committedTruncationTarget(group) + " at most");
+        }
+        if (start > log.lastOffset() + 1) {
+            throw new AssertionError("prefix truncation: node " + node + " group " + group + " starts at " + start
+                + " past its log end " + (log.lastOffset() + 1));
+        }
+    }
+
+    /** The highest log start a committed prefix truncation of {@code group} asks for, or -1. */
+    long committedTruncationTarget(long group) {
+        return truncationTargets.getOrDefault(group, -1L);
+    }
+
     /** A restarted node re-learns its commit from scratch. */
     void onRestart(int node, long group) {
         checkedUpTo.remove(node + "/" + group);
@@ -112,6 +148,9 @@ final class SimChecker {
                     + " overlapping committed " + floor.getValue());
             }
             c.put(e.baseOffset(), e);
+            if (e.kind() == EntryKind.PREFIX_TRUNCATION) {
+                truncationTargets.merge(group, e.newStartOffset(), Math::max);
+            }
         } else if (!prev.equals(e)) {
             throw new AssertionError("state machine safety: node " + node + " commits " + e + " in group " + group
                 + " where " + prev + " was committed");

@@ -9,6 +9,7 @@ import dev.isthmus.raft.RaftGroup;
 import dev.isthmus.raft.RaftMessage;
 import dev.isthmus.raft.RaftNode;
 import dev.isthmus.raft.Role;
+import dev.isthmus.raft.StateMachine;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
@@ -33,10 +34,13 @@ import java.util.SplittableRandom;
  *   <li>Faults, for {@link Options#faultMs}: clients propose to whoever leads; the network loses, delays,
  *       duplicates and reorders messages; partitions come and go; nodes crash (losing unflushed writes) and
  *       restart; disks stall; clocks jump; leaders are asked to transfer leadership; groups are reassigned to
- *       other nodes (learners, then joint consensus); snapshots compact logs.</li>
+ *       other nodes (learners, then joint consensus); snapshots compact logs; the leaders of log groups
+ *       (StateMachine.NONE, like partitions) truncate their prefix to random committed offsets (retention,
+ *       DeleteRecords), often inside an entry.</li>
  *   <li>Heal: every node up, the network reliable. Within {@link Options#healDeadlineMs} (plus 1 ms per offset a
  *       lagging member must copy) each group must elect
- *       a leader and commit a fresh proposal, and every member must catch up.</li>
+ *       a leader and commit a fresh proposal, and every member must catch up (and have carried out every
+ *       committed prefix truncation).</li>
  * </ol>
  * {@link SimChecker} checks safety on every event; {@link #run()} returns a summary.
  */
@@ -56,6 +60,8 @@ final class Simulation {
         long proposalGapUs;
         boolean snapshots;
         boolean reassignments;
+        /** Groups whose log is their state (StateMachine.NONE, like partitions), which get prefix truncations. */
+        boolean[] logGroups = new boolean[0];
         long tickUs = 5_000;
 
         static Options fromSeed(SplittableRandom r) {
@@ -71,6 +77,10 @@ final class Simulation {
             o.proposalGapUs = r.nextLong(200, 5_000);
             o.snapshots = r.nextBoolean();
             o.reassignments = o.nodes > o.replicas && r.nextBoolean();
+            o.logGroups = new boolean[o.groups];
+            for (int g = 0; g < o.groups; g++) {
+                o.logGroups[g] = r.nextBoolean();
+            }
             return o;
         }
 
@@ -79,14 +89,15 @@ final class Simulation {
             return "nodes=" + nodes + " groups=" + groups + " replicas=" + replicas + " loss=" + String.format("%.3f",
                 lossRate) + " dup=" + String.format("%.3f", duplicateRate) + " maxDelayUs=" + maxDelayUs
                 + " faultGapMs=" + meanFaultGapMs + " proposalGapUs=" + proposalGapUs + " snapshots=" + snapshots
-                + " reassign=" + reassignments;
+                + " reassign=" + reassignments + " logGroups=" + Arrays.toString(logGroups);
         }
     }
 
     /** What a run did. */
     record Result(long seed, long events, long messages, long committedEntries, long proposalsCommitted,
                   long leadersElected, long crashes, long partitions, long reassignmentsDone, long snapshotsInstalled,
-                  long transfers, long heartbeatMessages, long heartbeatItems, long fingerprint, long healMs) {
+                  long transfers, long heartbeatMessages, long heartbeatItems, long fingerprint, long healMs,
+                  long prefixTruncationsProposed, long prefixTruncationsDone) {
     }
 
     private static final boolean VERBOSE = Boolean.getBoolean("isthmus.sim.verbose");
@@ -113,6 +124,7 @@ final class Simulation {
     private long partitions;
     private long reassignmentsDone;
     private long transfers;
+    private long truncationsProposed;
     private final Map<Long, Configuration> reassigning = new HashMap<>();
     private final List<long[]> pendingProposals = new ArrayList<>();
 
@@ -224,8 +236,14 @@ final class Simulation {
                 long group = g;
                 MemoryRaftLog log = new MemoryRaftLog(images.remove(g), this);
                 logs.put(g, log);
-                SimStateMachine sm = new SimStateMachine(checker, id, g);
-                machines.put(g, sm);
+                StateMachine sm;
+                if (isLogGroup(g)) {
+                    sm = StateMachine.NONE;
+                } else {
+                    SimStateMachine m = new SimStateMachine(checker, id, g);
+                    machines.put(g, m);
+                    sm = m;
+                }
                 checker.onRestart(id, g);
                 Configuration boot = bootstrap.get(g).isMember(id) ? bootstrap.get(g) : Configuration.EMPTY;
                 raft.addGroup(g, log, boot, sm, new GroupListener() {
@@ -238,6 +256,11 @@ final class Simulation {
                     @Override
                     public void onCommit(long groupId, long commitOffset) {
                         checker.onCommit(id, group, commitOffset, log);
+                    }
+
+                    @Override
+                    public void onLogStartChange(long groupId, long logStartOffset) {
+                        checker.onLogStart(id, group, logStartOffset, log, !options.snapshots && isLogGroup(group));
                     }
                 });
             }
@@ -458,12 +481,56 @@ final class Simulation {
                     note("g" + group + " reassign to " + target);
                 }
             }
-        } else {
+        } else if (kind < 92) {
             SimNode n = nodes[random.nextInt(nodes.length)];
-            if (n.up) {
-                RaftGroup g = n.raft.group((long) random.nextInt(options.groups));
-                g.takeSnapshot();
+            long group = random.nextInt(options.groups);
+            // Without the snapshots option, only prefix truncations move a log group's start (the checker holds
+            // it to that); with it, snapshots race the truncations.
+            if (n.up && (options.snapshots || !isLogGroup(group))) {
+                n.raft.group(group).takeSnapshot();
             }
+        } else {
+            truncateSomewhere((long) random.nextInt(options.groups));
+        }
+    }
+
+    /** Retention and DeleteRecords come on their own schedule too, so every log group sees several. */
+    private void scheduleTruncations() {
+        after(random.nextLong(50_000, 800_000), () -> {
+            if (!healing) {
+                truncateSomewhere((long) random.nextInt(options.groups));
+                scheduleTruncations();
+            }
+        });
+    }
+
+    boolean isLogGroup(long group) {
+        return options.logGroups.length > group && options.logGroups[(int) group];
+    }
+
+    /**
+     * Retention or DeleteRecords on a log group: its leader moves the log start to a random committed offset
+     * (often inside an entry, sometimes the high watermark itself).
+     */
+    private void truncateSomewhere(long group) {
+        if (!isLogGroup(group)) {
+            return;
+        }
+        RaftGroup leader = currentLeader(group);
+        if (leader == null) {
+            return;
+        }
+        long from = leader.logStartOffset();
+        long hw = leader.commitOffset() + 1;
+        if (hw <= from) {
+            return;
+        }
+        long target = random.nextInt(4) == 0 ? hw : from + 1 + random.nextLong(hw - from);
+        long offset = leader.proposePrefixTruncation(target);
+        if (offset >= 0) {
+            truncationsProposed++;
+            note("g" + group + " truncate to " + target + " at " + offset + " by n" + leader.nodeId());
+            nodes[leader.nodeId()].raft.flush();
         }
     }
 
@@ -580,6 +647,7 @@ final class Simulation {
 
     Result run() {
         scheduleProposals();
+        scheduleTruncations();
         scheduleFault();
         schedulePeriodicChecks();
         runUntil(options.faultMs * 1000, null);
@@ -690,16 +758,18 @@ final class Simulation {
         long hbMessages = 0;
         long hbItems = 0;
         long snapshotsInstalled = 0;
+        long truncationsDone = 0;
         for (SimNode n : nodes) {
             hbMessages += n.raft.metrics().heartbeatMessagesSent();
             hbItems += n.raft.metrics().heartbeatItemsSent();
             for (RaftGroup g : n.raft.groups()) {
                 snapshotsInstalled += g.metrics().snapshotsInstalled();
+                truncationsDone += g.metrics().prefixTruncations();
             }
         }
         return new Result(seed, eventCount, messagesDelivered, committedEntries, proposalsCommitted,
             checker.leadersElected, crashes, partitions, reassignmentsDone, snapshotsInstalled, transfers, hbMessages,
-            hbItems, fingerprint * 31 + checker.commitsChecked, healMs);
+            hbItems, fingerprint * 31 + checker.commitsChecked, healMs, truncationsProposed, truncationsDone);
     }
 
     /** Every member of the leader's configuration has caught up with the leader's commit offset. */
@@ -708,6 +778,9 @@ final class Simulation {
             RaftGroup g = nodes[id].raft.group(group);
             if (g.commitOffset() < leader.commitOffset() || g.lastOffset() != leader.lastOffset()) {
                 return false;
+            }
+            if (isLogGroup(group) && g.logStartOffset() < checker.committedTruncationTarget(group)) {
+                return false; // a committed prefix truncation not yet carried out by this member
             }
         }
         return true;

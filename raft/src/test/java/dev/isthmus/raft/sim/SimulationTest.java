@@ -41,6 +41,8 @@ class SimulationTest {
         long reassignments = 0;
         long snapshots = 0;
         long transfers = 0;
+        long truncationsProposed = 0;
+        long truncationsDone = 0;
         long leaders = 0;
         long maxHealMs = 0;
         SplittableRandom seedSource = new SplittableRandom(base);
@@ -55,6 +57,8 @@ class SimulationTest {
             reassignments += r.reassignmentsDone();
             snapshots += r.snapshotsInstalled();
             transfers += r.transfers();
+            truncationsProposed += r.prefixTruncationsProposed();
+            truncationsDone += r.prefixTruncationsDone();
             leaders += r.leadersElected();
             maxHealMs = Math.max(maxHealMs, r.healMs());
             if (r.healMs() > 5_000) {
@@ -63,9 +67,13 @@ class SimulationTest {
         }
         System.out.printf("simulation: %d seeds, %d events, %d committed entries, %d proposals confirmed, %d leaders"
                 + " elected, %d crashes, %d partitions, %d transfers, %d reassignments, %d snapshot installs, slowest"
-                + " heal %d ms%n", seeds, events, committed, proposals, leaders, crashes, partitions, transfers,
-            reassignments, snapshots, maxHealMs);
+                + " heal %d ms, %d prefix truncations proposed, %d carried out by replicas%n", seeds, events, committed,
+            proposals, leaders, crashes, partitions, transfers, reassignments, snapshots, maxHealMs, truncationsProposed,
+            truncationsDone);
         assertTrue(committed > 0, "the simulation committed nothing");
+        if (seeds >= 50) {
+            assertTrue(truncationsDone > 0, "no replica carried out a prefix truncation in " + seeds + " seeds");
+        }
     }
 
     @Test

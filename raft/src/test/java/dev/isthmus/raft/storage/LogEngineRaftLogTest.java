@@ -355,6 +355,42 @@ class LogEngineRaftLogTest {
     }
 
     @Test
+    void shouldKeepARecordStartInsideTheFirstEntryAndTruncationEntriesAcrossReopen() {
+        Recorder rec = new Recorder();
+        LogEngineRaftLog log = open(rec);
+        List<Entry> es = new ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+            es.add(data(3L * i, 1, 3, i)); // entries of three records: [0..2], [3..5], ... [57..59]
+        }
+        Entry marker = Entry.prefixTruncation(60, 1, 31);
+        es.add(marker);
+        log.append(es);
+        drive(() -> rec.durable == 60, "durable");
+        SnapshotMeta meta = new SnapshotMeta(29, 1, Configuration.ofVoters(1));
+        log.saveSnapshot(meta, new byte[0]);
+        drive(() -> meta.equals(rec.saved), "snapshot saved");
+        log.truncatePrefix(30);
+        assertEquals(30, log.startOffset());
+        log.advanceRecordStart(31);
+        assertEquals(31, log.recordStartOffset(), "inside the entry [30..32], durable when the call returns");
+        assertEquals(31, log.log().logStartOffset());
+        assertEquals(es.subList(10, 21), readAll(log, rec, 30), "the first entry is still read whole");
+        assertEquals(List.of(marker), log.prefixTruncationEntries());
+        close(log);
+
+        Recorder rec2 = new Recorder();
+        LogEngineRaftLog again = open(rec2);
+        assertEquals(30, again.startOffset());
+        assertEquals(31, again.recordStartOffset());
+        assertEquals(1, again.termAt(29));
+        assertEquals(List.of(marker), again.prefixTruncationEntries());
+        assertEquals(es.subList(10, 21), readAll(again, rec2, 30));
+        again.append(List.of(data(61, 2, 2, 99)));
+        drive(() -> rec2.durable == 62, "appends after the reopen");
+        close(again);
+    }
+
+    @Test
     void shouldReplaceTheWholeLogWithAForeignSnapshot() {
         Recorder rec = new Recorder();
         LogEngineRaftLog log = open(rec);
