@@ -47,6 +47,20 @@ public interface IoEngine extends IoDriver {
      */
     TcpListener listen(InetSocketAddress address, boolean reusePort, int backlog, TcpListener.AcceptHandler handler);
 
-    /** Connects to {@code address}; the connection or -errno reaches {@code handler} on this engine's thread. */
-    void connect(InetSocketAddress address, TcpConnection.ConnectHandler handler);
+    /**
+     * Connects to {@code address}; the connection or -errno reaches {@code handler} on this engine's thread, or
+     * -ETIMEDOUT when {@code timeoutNs} (&gt; 0) elapses first, in which case the socket is closed. With
+     * {@code timeoutNs <= 0} only the kernel's own SYN retries bound the attempt (about two minutes by
+     * default). The returned attempt can be {@linkplain ConnectAttempt#cancel() cancelled}: no callback
+     * follows, and the socket is closed.
+     *
+     * <p>When the connect cannot even be queued (-EBUSY: the ring's in-flight bound is reached) the handler
+     * runs before this method returns and the attempt is done.
+     */
+    ConnectAttempt connect(InetSocketAddress address, long timeoutNs, TcpConnection.ConnectHandler handler);
+
+    /** {@link #connect(InetSocketAddress, long, TcpConnection.ConnectHandler)} without a timeout of our own. */
+    default ConnectAttempt connect(InetSocketAddress address, TcpConnection.ConnectHandler handler) {
+        return connect(address, 0, handler);
+    }
 }

@@ -66,6 +66,8 @@ public final class PortableEngine implements IoEngine {
     private int[] freeBuffers;
     private int freeTop;
     private final ArrayDeque<PortableTcpConnection> starved = new ArrayDeque<>();
+    /** Connects in progress with a timeout (few at a time: a linear scan per loop turn is cheapest). */
+    private final java.util.ArrayList<PortableConnect> connectDeadlines = new java.util.ArrayList<>();
     private boolean closed;
 
     public PortableEngine(int maxInFlight) {
@@ -93,6 +95,7 @@ public final class PortableEngine implements IoEngine {
             if (selector.selectNow() > 0) {
                 processKeys();
             }
+            expireConnects();
         } catch (IOException e) {
             LOG.log(System.Logger.Level.WARNING, "selectNow failed", e);
         }
@@ -107,11 +110,13 @@ public final class PortableEngine implements IoEngine {
             if (timeoutNs <= 0 || !local.isEmpty() || !fromWorkers.isEmpty()) {
                 n = selector.selectNow();
             } else {
-                n = selector.select(Math.max(1, (timeoutNs + 999_999) / 1_000_000));
+                long waitNs = untilNextDeadline(timeoutNs);
+                n = selector.select(Math.max(1, (waitNs + 999_999) / 1_000_000));
             }
             if (n > 0) {
                 processKeys();
             }
+            expireConnects();
         } catch (IOException e) {
             LOG.log(System.Logger.Level.WARNING, "select failed", e);
         }
@@ -164,8 +169,8 @@ public final class PortableEngine implements IoEngine {
                     l.onAcceptable();
                 } else if (a instanceof PortableTcpConnection c) {
                     c.onReady(key.readyOps());
-                } else if (a instanceof PendingConnect p) {
-                    p.onConnectable(key);
+                } else if (a instanceof PortableConnect p) {
+                    p.onConnectable();
                 }
             } catch (RuntimeException e) {
                 LOG.log(System.Logger.Level.ERROR, "socket event failed", e);
@@ -243,6 +248,9 @@ public final class PortableEngine implements IoEngine {
         if (m.contains("Connection refused")) {
             return -Errno.ECONNREFUSED;
         }
+        if (m.contains("Connection timed out")) {
+            return -Errno.ETIMEDOUT;
+        }
         if (m.contains("Invalid argument")) {
             return -Errno.EINVAL;
         }
@@ -285,46 +293,135 @@ public final class PortableEngine implements IoEngine {
     }
 
     @Override
-    public void connect(InetSocketAddress address, TcpConnection.ConnectHandler handler) {
+    public ConnectAttempt connect(InetSocketAddress address, long timeoutNs, TcpConnection.ConnectHandler handler) {
         checkOwner();
-        SocketChannel ch = null;
+        if (handler == null) {
+            throw new IllegalArgumentException("connect handler is null");
+        }
+        PortableConnect attempt = new PortableConnect(handler);
         try {
-            ch = SocketChannel.open();
-            ch.configureBlocking(false);
-            if (ch.connect(address)) {
-                PortableTcpConnection c = newConnection(ch);
-                later(() -> handler.onConnect(c, 0));
-            } else {
-                ch.register(selector, SelectionKey.OP_CONNECT, new PendingConnect(ch, handler));
+            attempt.ch = SocketChannel.open();
+            attempt.ch.configureBlocking(false);
+            if (attempt.ch.connect(address)) {
+                later(attempt::connected); // loopback may connect at once; the handler still runs later
+                return attempt;
+            }
+            attempt.key = attempt.ch.register(selector, SelectionKey.OP_CONNECT, attempt);
+            if (timeoutNs > 0) {
+                attempt.deadlineNs = System.nanoTime() + timeoutNs;
+                connectDeadlines.add(attempt);
             }
         } catch (IOException e) {
-            closeQuietly(ch);
+            closeQuietly(attempt.ch);
             int err = errnoOf(e);
-            later(() -> handler.onConnect(null, err));
+            later(() -> attempt.finish(null, err));
         }
+        return attempt;
     }
 
-    /** A connect waiting for OP_CONNECT. */
-    private final class PendingConnect {
-        private final SocketChannel ch;
+    /** A connect in progress: waiting for OP_CONNECT, its deadline or a cancel. Owner thread only. */
+    private final class PortableConnect implements ConnectAttempt {
         private final TcpConnection.ConnectHandler handler;
+        SocketChannel ch;
+        SelectionKey key;
+        /** System.nanoTime() deadline, 0 for none. */
+        long deadlineNs;
+        private boolean done;
 
-        PendingConnect(SocketChannel ch, TcpConnection.ConnectHandler handler) {
-            this.ch = ch;
+        PortableConnect(TcpConnection.ConnectHandler handler) {
             this.handler = handler;
         }
 
-        void onConnectable(SelectionKey key) {
+        void onConnectable() {
+            if (done) {
+                return;
+            }
             try {
                 if (ch.finishConnect()) {
-                    handler.onConnect(newConnection(ch), 0);
+                    connected();
                 }
             } catch (IOException e) {
-                key.cancel();
-                closeQuietly(ch);
-                handler.onConnect(null, errnoOf(e));
+                abandon();
+                finish(null, errnoOf(e));
             }
         }
+
+        void connected() {
+            if (done) {
+                return;
+            }
+            connectDeadlines.remove(this);
+            PortableTcpConnection c;
+            try {
+                c = newConnection(ch);
+            } catch (IOException e) {
+                abandon();
+                finish(null, errnoOf(e));
+                return;
+            }
+            finish(c, 0);
+        }
+
+        void expire() {
+            if (!done) {
+                abandon();
+                finish(null, -Errno.ETIMEDOUT);
+            }
+        }
+
+        void finish(TcpConnection c, int result) {
+            if (!done) {
+                done = true;
+                handler.onConnect(c, result);
+            }
+        }
+
+        /** Closes the socket (the selector drops the key on its next select, which closes the descriptor). */
+        private void abandon() {
+            connectDeadlines.remove(this);
+            if (key != null) {
+                key.cancel();
+            }
+            closeQuietly(ch);
+        }
+
+        @Override
+        public boolean cancel() {
+            if (done) {
+                return false;
+            }
+            done = true;
+            abandon();
+            return true;
+        }
+
+        @Override
+        public boolean isDone() {
+            return done;
+        }
+    }
+
+    /** Fails the connects whose deadline has passed. */
+    private void expireConnects() {
+        if (connectDeadlines.isEmpty()) {
+            return;
+        }
+        long now = System.nanoTime();
+        for (int i = connectDeadlines.size() - 1; i >= 0; i--) {
+            if (i < connectDeadlines.size() && now - connectDeadlines.get(i).deadlineNs >= 0) {
+                connectDeadlines.get(i).expire();
+            }
+        }
+    }
+
+    /** Nanoseconds until the earliest connect deadline (at least 1), or {@code limitNs} if that is sooner. */
+    private long untilNextDeadline(long limitNs) {
+        long now = System.nanoTime();
+        long wait = limitNs;
+        for (int i = 0; i < connectDeadlines.size(); i++) {
+            wait = Math.min(wait, Math.max(1, connectDeadlines.get(i).deadlineNs - now));
+        }
+        return wait;
     }
 
     PortableTcpConnection newConnection(SocketChannel ch) throws IOException {
@@ -372,9 +469,12 @@ public final class PortableEngine implements IoEngine {
     void releaseBuffer(int bid) {
         Verify.that(bid >= 0 && bid < RECEIVE_BUFFER_COUNT && freeTop < RECEIVE_BUFFER_COUNT, "bad buffer id %d", bid);
         freeBuffers[freeTop++] = bid;
-        PortableTcpConnection c = starved.poll();
-        if (c != null) {
-            c.resume();
+        // The first waiting connection that still wants to read (not closed or suspended meanwhile) reads again.
+        PortableTcpConnection c;
+        while ((c = starved.poll()) != null) {
+            if (c.buffersAvailable()) {
+                return;
+            }
         }
     }
 

@@ -18,7 +18,11 @@ final class PortableTcpConnection implements TcpConnection {
     private final SocketChannel channel;
     private final SelectionKey key;
     private ReceiveHandler receiver;
+    /** OP_READ is wanted: started, not suspended, not starved, not ended. */
     private boolean receiving;
+    private boolean suspended;
+    /** Queued on the engine, waiting for a released receive buffer. */
+    private boolean starved;
     private boolean closed;
     private boolean endReported;
 
@@ -47,16 +51,53 @@ final class PortableTcpConnection implements TcpConnection {
         if (receiver != null) {
             throw new IllegalStateException("already receiving");
         }
+        if (handler == null) {
+            throw new IllegalArgumentException("receive handler is null");
+        }
         receiver = handler;
         resume();
     }
 
-    void resume() {
-        if (closed || endReported || receiver == null) {
-            return;
+    /** Turns reading on when it is wanted; returns whether it is on. */
+    private boolean resume() {
+        if (closed || endReported || receiver == null || suspended || starved) {
+            return false;
         }
         receiving = true;
         key.interestOps(key.interestOps() | SelectionKey.OP_READ);
+        return true;
+    }
+
+    /** From the engine: a receive buffer was released. Returns whether this connection reads again. */
+    boolean buffersAvailable() {
+        starved = false;
+        return resume();
+    }
+
+    @Override
+    public void suspendReceive() {
+        if (suspended) {
+            return;
+        }
+        suspended = true;
+        receiving = false; // also stops the read loop of onReadable when called from onReceive
+        if (key.isValid()) {
+            key.interestOps(key.interestOps() & ~SelectionKey.OP_READ);
+        }
+    }
+
+    @Override
+    public void resumeReceive() {
+        if (!suspended) {
+            return;
+        }
+        suspended = false;
+        resume(); // while starved, the engine resumes it when a buffer comes back
+    }
+
+    @Override
+    public boolean isReceiveSuspended() {
+        return suspended; // nothing is ever in flight here: reads happen synchronously in onReadable
     }
 
     void onReady(int ready) {
@@ -74,6 +115,7 @@ final class PortableTcpConnection implements TcpConnection {
             if (bid < 0) {
                 receiving = false;
                 key.interestOps(key.interestOps() & ~SelectionKey.OP_READ);
+                starved = true;
                 engine.starved(this);
                 return;
             }

@@ -128,6 +128,8 @@ public final class Ring implements IoDriver {
     private static final long TOKEN_EVENTFD = TOKEN | (2L << TOKEN_KIND_SHIFT);
     private static final long TOKEN_SIGNAL = TOKEN | (3L << TOKEN_KIND_SHIFT);
     private static final long TOKEN_CANCEL = TOKEN | (4L << TOKEN_KIND_SHIFT);
+    /** A detached operation ({@link #cancelDetached}, {@link #closeDetached}): its completion is dropped. */
+    private static final long TOKEN_DETACHED = TOKEN | (5L << TOKEN_KIND_SHIFT);
     private static final long TOKEN_KIND_MASK = 0x7FL << TOKEN_KIND_SHIFT;
 
     private static final MemorySegment ONE = Arena.global().allocateFrom(ValueLayout.JAVA_LONG, 1L);
@@ -611,6 +613,41 @@ public final class Ring implements IoDriver {
     }
 
     /**
+     * Queues IORING_OP_ASYNC_CANCEL for the operation {@code userData} without taking an operation slot and
+     * without a completion of its own, so it cannot fail with -EBUSY however many operations are in flight. The
+     * target completes as with {@link #cancel}: -ECANCELED, or its own result if it had already finished (then
+     * this finds nothing, which is harmless: a finished operation's {@code user_data} is never reused, because
+     * its slot's generation moves on). For owners that learn the outcome from the target's completion. Does
+     * nothing once {@link #close()} has begun (that cancels everything).
+     */
+    public void cancelDetached(long userData) {
+        checkOwner();
+        Verify.that(userData >= 0, "cancelDetached needs an operation's user_data, got %d", userData);
+        if (closed) {
+            return;
+        }
+        long sqe = nextSqe();
+        fillSqe(sqe, OP_ASYNC_CANCEL, -1, userData, 0, 0, 0, TOKEN_DETACHED);
+        sqes.set(ValueLayout.JAVA_BYTE, sqe + SqeDescriptor.FLAGS, SQE_CQE_SKIP_SUCCESS);
+    }
+
+    /**
+     * Queues close(2) of {@code fd} without an operation slot or a completion (never -EBUSY). Operations queued
+     * on {@code fd} before it still see the file: SQEs are issued in order and each takes its own reference.
+     * Once {@link #close()} has begun, closes synchronously.
+     */
+    public void closeDetached(int fd) {
+        checkOwner();
+        if (closed) {
+            Libc.close(fd);
+            return;
+        }
+        long sqe = nextSqe();
+        fillSqe(sqe, OP_CLOSE, fd, 0, 0, 0, 0, TOKEN_DETACHED);
+        sqes.set(ValueLayout.JAVA_BYTE, sqe + SqeDescriptor.FLAGS, SQE_CQE_SKIP_SUCCESS);
+    }
+
+    /**
      * accept(2) on listening socket {@code fd}; with {@code multishot} one completion per connection (new fd
      * or -errno) while {@link #CQE_F_MORE} is set, after which the caller re-arms.
      */
@@ -910,6 +947,12 @@ public final class Ring implements IoDriver {
                 if (signalTargets[i] instanceof Ring r && r.ringFd == target) {
                     r.wakeup();
                 }
+            }
+        } else if (kind == (TOKEN_DETACHED & TOKEN_KIND_MASK)) {
+            // A detached cancel that found nothing (the target had completed) or a detached close that failed:
+            // the owner learns what it needs from the target's own completion.
+            if (res < 0 && res != -Errno.ENOENT && res != -Errno.EALREADY) {
+                stats.add(RingStats.ERRORS, 1);
             }
         } else if (kind != (TOKEN_CANCEL & TOKEN_KIND_MASK)) {
             stats.add(RingStats.STALE_COMPLETIONS, 1);

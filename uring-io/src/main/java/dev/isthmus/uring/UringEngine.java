@@ -22,7 +22,10 @@ public final class UringEngine implements IoEngine {
 
     private final Ring ring;
     private BufferRing receiveBuffers;
-    /** Connections whose multishot receive ended with -ENOBUFS, waiting for released buffers. */
+    /**
+     * Connections whose multishot receive ended with -ENOBUFS, waiting for released buffers (each at most once:
+     * a connection's starved flag says whether it is queued). One wakes per released buffer.
+     */
     private final ArrayDeque<UringTcpConnection> starved = new ArrayDeque<>();
 
     public UringEngine(Ring ring) {
@@ -115,24 +118,10 @@ public final class UringEngine implements IoEngine {
     }
 
     @Override
-    public void connect(InetSocketAddress address, TcpConnection.ConnectHandler handler) {
-        int fd = SocketAddresses.tcpSocket(address);
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment sa = a.allocate(SocketAddresses.MAX_BYTES, 8);
-            int len = SocketAddresses.write(address, sa);
-            long r = ring.connect(fd, sa.asSlice(0, len), (res, flags, att) -> {
-                if (res < 0) {
-                    Libc.close(fd);
-                    handler.onConnect(null, res);
-                } else {
-                    handler.onConnect(newConnection(fd), 0);
-                }
-            }, 0);
-            if (r < 0) {
-                Libc.close(fd);
-                handler.onConnect(null, (int) r);
-            }
-        }
+    public ConnectAttempt connect(InetSocketAddress address, long timeoutNs, TcpConnection.ConnectHandler handler) {
+        UringConnectAttempt attempt = new UringConnectAttempt(this, handler);
+        attempt.start(address, timeoutNs);
+        return attempt;
     }
 
     UringTcpConnection newConnection(int fd) {
@@ -147,14 +136,25 @@ public final class UringEngine implements IoEngine {
         return receiveBuffers;
     }
 
+    /**
+     * {@code c}'s receive ended with -ENOBUFS: it waits for a buffer released by a consumer. If no buffer is
+     * out with a consumer (all came back between the kernel running dry and this completion being reaped), no
+     * release would ever wake it, so it re-arms at once.
+     */
     void starved(UringTcpConnection c) {
         starved.add(c);
+        if (receiveBuffers.outstanding() == 0) {
+            bufferReleased();
+        }
     }
 
+    /** A buffer went back to the kernel: the first waiting connection that still wants to receive re-arms. */
     void bufferReleased() {
-        UringTcpConnection c = starved.poll();
-        if (c != null) {
-            c.rearm();
+        UringTcpConnection c;
+        while ((c = starved.poll()) != null) {
+            if (c.buffersAvailable()) {
+                return;
+            }
         }
     }
 
