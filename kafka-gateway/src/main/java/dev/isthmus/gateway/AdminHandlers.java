@@ -51,7 +51,7 @@ final class AdminHandlers {
             case DESCRIBE_CONFIGS -> describeConfigs(st, (DescribeConfigsRequestData) request, version);
             case INCREMENTAL_ALTER_CONFIGS -> alterConfigs(st, (IncrementalAlterConfigsRequestData) request);
             case OFFSET_FOR_LEADER_EPOCH -> offsetForLeaderEpoch(st, (OffsetForLeaderEpochRequestData) request);
-            case DESCRIBE_CLUSTER -> Promise.completed(describeCluster((DescribeClusterRequestData) request));
+            case DESCRIBE_CLUSTER -> Promise.completed(describeCluster(st, (DescribeClusterRequestData) request));
             default -> Promise.failed(new IllegalStateException(api + " is not an admin API"));
         };
     }
@@ -108,19 +108,13 @@ final class AdminHandlers {
             CreatePartitionsResponseData.CreatePartitionsTopicResult res = new CreatePartitionsResponseData.CreatePartitionsTopicResult();
             res.name = t.name;
             r.results.add(res);
+            List<int[]> assignment = new ArrayList<>();
             if (t.assignments != null) {
                 for (CreatePartitionsRequestData.CreatePartitionsAssignment a : t.assignments) {
-                    if (a.brokerIds.size() != 1 || a.brokerIds.get(0) != broker.config().nodeId()) {
-                        res.errorCode = ErrorCodes.INVALID_REPLICA_ASSIGNMENT;
-                        res.errorMessage = "new partitions assigned to brokers " + a.brokerIds + "; the only broker is "
-                            + broker.config().nodeId();
-                    }
+                    assignment.add(a.brokerIds.stream().mapToInt(Integer::intValue).toArray());
                 }
             }
-            if (res.errorCode != ErrorCodes.NONE) {
-                continue;
-            }
-            all.add(broker.createPartitions(st.shard, t.name, t.count, req.validateOnly).map(outcome -> {
+            all.add(broker.createPartitions(st.shard, t.name, t.count, assignment, req.validateOnly).map(outcome -> {
                 if (outcome instanceof Broker.Failure f) {
                     res.errorCode = f.code();
                     res.errorMessage = f.message();
@@ -149,8 +143,9 @@ final class AdminHandlers {
                     continue;
                 }
                 long offset = p.offset;
-                all.add(broker.handlers().onPartition(st, topic, p.partitionIndex, part -> Promise.completed(
-                    deleteBefore(part, offset)), new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1}).map(res -> {
+                all.add(broker.handlers().onPartition(st, topic, p.partitionIndex, part -> deleteBefore(part, offset),
+                    new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1},
+                    new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1}).map(res -> {
                         pr.errorCode = (short) res[0];
                         pr.lowWatermark = res[1];
                         return null;
@@ -161,19 +156,16 @@ final class AdminHandlers {
     }
 
     /** On the partition's shard: {errorCode, lowWatermark}. -1 means the high watermark (Kafka's rule). */
-    private static long[] deleteBefore(Partition part, long offset) {
+    private static Promise<long[]> deleteBefore(Partition part, long offset) {
+        if (!part.isLeader()) {
+            return Promise.completed(new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1});
+        }
         long hw = part.highWatermark();
         long target = offset == -1 ? hw : offset;
         if (target < 0 || target > hw) {
-            return new long[] {ErrorCodes.OFFSET_OUT_OF_RANGE, part.log.logStartOffset()};
+            return Promise.completed(new long[] {ErrorCodes.OFFSET_OUT_OF_RANGE, part.log.logStartOffset()});
         }
-        try {
-            return new long[] {ErrorCodes.NONE, part.log.truncatePrefix(target)};
-        } catch (LogException e) {
-            return new long[] {e.kind().kafkaCode, part.log.logStartOffset()};
-        } catch (RuntimeException e) {
-            return new long[] {ErrorCodes.KAFKA_STORAGE_ERROR, part.log.logStartOffset()};
-        }
+        return part.deleteRecordsBefore(target);
     }
 
     // ------------------------------------------------------------------ configs
@@ -373,7 +365,8 @@ final class AdminHandlers {
                 int current = p.currentLeaderEpoch;
                 int wanted = p.leaderEpoch;
                 all.add(broker.handlers().onPartition(st, topic, p.partition, part -> Promise.completed(
-                    part.epochEndOffset(current, wanted)), new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1})
+                    part.epochEndOffset(current, wanted)), new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1},
+                    new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1})
                     .map(res -> {
                         e.errorCode = (short) res[0];
                         e.leaderEpoch = (int) res[1];
@@ -385,7 +378,7 @@ final class AdminHandlers {
         return Promise.whenAllSettled(all).map(x -> r);
     }
 
-    private DescribeClusterResponseData describeCluster(DescribeClusterRequestData req) {
+    private DescribeClusterResponseData describeCluster(ShardState st, DescribeClusterRequestData req) {
         DescribeClusterResponseData r = new DescribeClusterResponseData();
         if (req.endpointType != 1) {
             r.errorCode = ErrorCodes.UNSUPPORTED_ENDPOINT_TYPE;
@@ -393,12 +386,14 @@ final class AdminHandlers {
             return r;
         }
         r.clusterId = broker.clusterId();
-        r.controllerId = broker.config().nodeId();
-        DescribeClusterResponseData.DescribeClusterBroker b = new DescribeClusterResponseData.DescribeClusterBroker();
-        b.brokerId = broker.config().nodeId();
-        b.host = broker.config().advertisedHostOrListen();
-        b.port = broker.config().advertisedPort() != 0 ? broker.config().advertisedPort() : broker.port();
-        r.brokers.add(b);
+        r.controllerId = broker.controllerId();
+        for (var mb : broker.handlers().brokers(st)) {
+            DescribeClusterResponseData.DescribeClusterBroker b = new DescribeClusterResponseData.DescribeClusterBroker();
+            b.brokerId = mb.nodeId;
+            b.host = mb.host;
+            b.port = mb.port;
+            r.brokers.add(b);
+        }
         return r;
     }
 }

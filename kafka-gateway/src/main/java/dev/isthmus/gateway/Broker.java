@@ -6,6 +6,15 @@ import dev.isthmus.gateway.protocol.IoBufSlice;
 import dev.isthmus.gateway.protocol.ProtocolMessage;
 import dev.isthmus.gateway.protocol.Uuid;
 import dev.isthmus.gateway.protocol.message.FetchResponseData;
+import dev.isthmus.log.ChunkPool;
+import dev.isthmus.raft.controller.BrokerInfo;
+import dev.isthmus.raft.controller.ClusterState;
+import dev.isthmus.raft.controller.Controller;
+import dev.isthmus.raft.controller.ControllerCommand;
+import dev.isthmus.raft.controller.PartitionInfo;
+import dev.isthmus.raft.server.RaftServer;
+import dev.isthmus.raft.server.RaftServerConfig;
+import dev.isthmus.raft.server.StoragePools;
 import dev.isthmus.uring.TcpListener;
 import dev.isthmus.uring.shard.Promise;
 import dev.isthmus.uring.shard.Shard;
@@ -25,13 +34,18 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A single-node Isthmus broker: a {@link ShardGroup}, one arena per shard, a Kafka listener on every shard
- * (SO_REUSEPORT: the kernel spreads connections), partitions placed on shards by hash, and shard 0 acting as
- * the controller of the topic table. Requests are handled on the connection's shard; work for partitions of
- * other shards travels as cross-shard calls (techniques 7 and 8).
+ * An Isthmus broker node: a {@link ShardGroup}, one arena per shard, a Kafka listener on every shard
+ * (SO_REUSEPORT: the kernel spreads connections), and a {@link RaftServer} hosting every partition replica
+ * placed on this node as a Raft group on the shard the controller chose, plus the controller group on shard 0
+ * (alone on a single node, with the seed nodes in a cluster). Topic metadata is the controller's replicated
+ * {@link ClusterState}; shard 0 turns each applied state into a {@link TopicTable} and hands it to every shard.
+ * Requests are handled on the connection's shard; work for partitions of other shards travels as cross-shard
+ * calls (techniques 7 and 8), and leadership changes are announced to every shard's leader table.
  */
 public final class Broker implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(Broker.class.getName());
+    /** How long a topic operation waits for the controller. */
+    static final long CONTROLLER_TIMEOUT_MS = 30_000;
 
     private final BrokerConfig config;
     private final ShardGroup group;
@@ -41,7 +55,6 @@ public final class Broker implements AutoCloseable {
     private final TcpListener[] listeners;
     private final Handlers handlers;
     private final String clusterId;
-    private final Path topicsFile;
     /** Slow file work off the shard threads: removing the directories of deleted partitions. */
     private final java.util.concurrent.ExecutorService background = java.util.concurrent.Executors
         .newSingleThreadExecutor(r -> {
@@ -51,66 +64,239 @@ public final class Broker implements AutoCloseable {
         });
     private volatile int port;
     private volatile MetricsServer metrics;
+    private volatile RaftServer raft;
+    private volatile Controller controller;
+    private volatile boolean registered;
     private long nextProducerId;
+    // Shard 0 only: the table handed to the shards last, the version every shard has installed, and waiters.
+    private TopicTable published = TopicTable.EMPTY;
+    private long installedVersion = -1;
+    private final List<Map.Entry<Long, Promise<Void>>> installWaiters = new ArrayList<>();
+    private final Partition.Leadership leadership = this::leadershipChanged;
 
-    private Broker(BrokerConfig config, ShardGroup group, ShardArenas arenas, String clusterId, Path topicsFile) {
+    private Broker(BrokerConfig config, ShardGroup group, ShardArenas arenas, String clusterId) {
         this.config = config;
         this.group = group;
         this.arenas = arenas;
         this.states = new ShardState[group.size()];
         this.listeners = new TcpListener[group.size()];
         this.clusterId = clusterId;
-        this.topicsFile = topicsFile;
         this.handlers = new Handlers(this);
         for (int i = 0; i < group.size(); i++) {
             connections.add(new HashSet<>());
         }
-        this.nextProducerId = (System.currentTimeMillis() << 12) & Long.MAX_VALUE;
+        // Unique across the cluster's nodes and increasing across restarts: milliseconds, then the node id.
+        this.nextProducerId = ((System.currentTimeMillis() << 10) | (config.nodeId() & 0x3FF)) & Long.MAX_VALUE;
     }
 
-    /** Starts the broker and returns once every shard listens. */
+    /**
+     * Starts the broker and returns once every shard listens. A single node waits until it is registered with
+     * its own controller; a cluster node registers in the background (the controller needs a majority of the
+     * seeds up).
+     */
     public static Broker start(BrokerConfig config) throws IOException {
-        if (!config.seeds().isEmpty() || config.rpcHost() != null) {
-            throw new IllegalArgumentException("cluster mode (--seeds, --rpc-listen) is not available in this build:"
-                + " partitions are replicated by Raft on one node only; start without --seeds and --rpc-listen");
-        }
         Path data = config.dataDir().toAbsolutePath();
-        Files.createDirectories(data.resolve("logs"));
-        ShardState.removeDeletedDirectories(data.resolve("logs"));
-        Path idFile = data.resolve("cluster.id");
-        if (!Files.exists(idFile)) {
-            Files.writeString(idFile, Uuid.random().toString(), StandardCharsets.UTF_8);
-        }
-        String clusterId = Files.readString(idFile, StandardCharsets.UTF_8).trim();
-        Path topicsFile = data.resolve("topics");
-        TopicTable topics = TopicTable.load(topicsFile);
+        Path logs = data.resolve("logs");
+        Files.createDirectories(logs);
+        ShardState.removeDeletedDirectories(logs);
+        String clusterId = clusterId(config, data);
         ShardGroup group = ShardGroup.start(ShardGroupConfig.of(config.shards()).withPin(config.pin())
             .withBackend(config.backend()), null);
-        Broker b;
+        Broker b = null;
         try {
             ShardArenas arenas = ShardArenas.install(group, id -> ArenaConfig.of(config.memoryPerShard()));
-            b = new Broker(config, group, arenas, clusterId, topicsFile);
+            b = new Broker(config, group, arenas, clusterId);
+            Broker broker = b;
             for (int i = 0; i < group.size(); i++) {
                 int id = i;
                 group.call(i, s -> {
-                    ShardState st = new ShardState(s, arenas.current(), data.resolve("logs"));
-                    st.topics = topics;
-                    st.groups = new GroupCoordinator(b, st);
-                    b.states[id] = st;
+                    ShardState st = new ShardState(s, arenas.current(), config.nodeId(), logs);
+                    st.groups = new GroupCoordinator(broker, st);
+                    broker.states[id] = st;
                     return null;
                 }).get(30, TimeUnit.SECONDS);
             }
+            b.startRaft(data);
             b.listenAll();
+            b.register();
             if (config.metricsHost() != null) {
                 b.metrics = MetricsServer.start(b, config.metricsHost(), config.metricsPort());
             }
         } catch (Exception e) {
-            group.close();
+            if (b != null) {
+                b.close();
+            } else {
+                group.close();
+            }
             throw new IOException("broker failed to start: " + e.getMessage(), e);
         }
         LOG.log(System.Logger.Level.INFO, "Isthmus node " + config.nodeId() + " listening on " + config.host() + ":"
-            + b.port + " with " + group.size() + " shard(s), " + (config.memoryBytes() >> 20) + " MiB, data in " + data);
+            + b.port + " with " + group.size() + " shard(s), " + (config.memoryBytes() >> 20) + " MiB, data in " + data
+            + (config.clusterMode() ? ", RPC on " + b.raft.rpcAddress() + ", seeds " + config.seeds() : ""));
         return b;
+    }
+
+    /**
+     * The cluster id, kept in {@code cluster.id}: random for a single node; for a cluster derived from the seed
+     * list, so every node started with the same seeds agrees without another round of configuration.
+     */
+    private static String clusterId(BrokerConfig config, Path data) throws IOException {
+        Path idFile = data.resolve("cluster.id");
+        if (Files.exists(idFile)) {
+            return Files.readString(idFile, StandardCharsets.UTF_8).trim();
+        }
+        String id;
+        if (config.clusterMode()) {
+            java.util.UUID u = java.util.UUID.nameUUIDFromBytes(("isthmus-cluster " + config.seedAddresses())
+                .getBytes(StandardCharsets.UTF_8));
+            id = new Uuid(u.getMostSignificantBits(), u.getLeastSignificantBits()).toString();
+        } else {
+            id = Uuid.random().toString();
+        }
+        Files.writeString(idFile, id, StandardCharsets.UTF_8);
+        return id;
+    }
+
+    private void startRaft(Path data) throws Exception {
+        Map<Integer, InetSocketAddress> seeds = config.seedAddresses();
+        Map<Integer, InetSocketAddress> peers = new java.util.TreeMap<>(seeds);
+        peers.remove(config.nodeId());
+        Set<Integer> voters = config.clusterMode() ? seeds.keySet() : Set.of(config.nodeId());
+        InetSocketAddress rpc = config.rpcHost() != null ? new InetSocketAddress(config.rpcHost(), config.rpcPort())
+            : new InetSocketAddress("127.0.0.1", 0);
+        RaftServerConfig rc = RaftServerConfig.of(config.nodeId(), clusterId, rpc, peers, voters, data);
+        StoragePools pools = new StoragePools() {
+            @Override
+            public ChunkPool writePool(int shard) {
+                return states[shard].writePool;
+            }
+
+            @Override
+            public ChunkPool readPool(int shard) {
+                return states[shard].readPool;
+            }
+
+            @Override
+            public dev.isthmus.log.BatchCache batchCache(int shard) {
+                return states[shard].batchCache;
+            }
+        };
+        try {
+            raft = RaftServer.start(group, rc, pools);
+        } catch (IllegalStateException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+        for (int i = 0; i < group.size(); i++) {
+            int id = i;
+            group.call(i, s -> {
+                states[id].raft = raft.shard(id);
+                return null;
+            }).get(30, TimeUnit.SECONDS);
+        }
+        controller = raft.controller();
+        controller.addListener(this::onClusterState);
+    }
+
+    /** Registers this broker (its Kafka and RPC addresses) with the controller; waits on a single node. */
+    private void register() throws Exception {
+        InetSocketAddress rpc = raft.rpcAddress();
+        String rpcHost = config.rpcHost() != null ? config.rpcHost() : rpc.getHostString();
+        BrokerInfo self = new BrokerInfo(config.nodeId(), config.advertisedHostOrListen(),
+            config.advertisedPort() != 0 ? config.advertisedPort() : port, rpcHost, rpc.getPort(), group.size());
+        java.util.concurrent.CompletableFuture<?> done = controller.register(self).whenComplete((st, f) -> {
+            if (f == null) {
+                registered = true;
+                LOG.log(System.Logger.Level.INFO, "node " + config.nodeId() + " registered with the controller");
+            } else {
+                LOG.log(System.Logger.Level.WARNING, "node " + config.nodeId() + " could not register: " + f);
+            }
+        });
+        if (!config.clusterMode()) {
+            done.get(60, TimeUnit.SECONDS);
+            awaitLocalLeaders(TimeUnit.SECONDS.toNanos(60));
+        }
+    }
+
+    /**
+     * Single node: waits until the controller's state is installed on every shard and every partition leads
+     * with its producer state loaded, so the first request after start is served instead of told to retry.
+     */
+    private void awaitLocalLeaders(long timeoutNs) throws Exception {
+        long deadline = System.nanoTime() + timeoutNs;
+        long applied = controller.state().appliedOffset();
+        group.callAsync(0, s -> awaitInstalled(applied)).get(timeoutNs, TimeUnit.NANOSECONDS);
+        for (int i = 0; i < group.size(); i++) {
+            int id = i;
+            while (!group.call(i, s -> states[id].allLeading()).get(30, TimeUnit.SECONDS)) {
+                if (System.nanoTime() > deadline) {
+                    LOG.log(System.Logger.Level.WARNING, "some partitions of shard " + id + " have no leader yet");
+                    break;
+                }
+                Thread.sleep(5);
+            }
+        }
+    }
+
+    /** Whether the controller has this node's registration (ready to take topics). */
+    boolean registered() {
+        return registered;
+    }
+
+    /** Shard 0: a new controller state: hand its topic table to every shard. */
+    private void onClusterState(ClusterState cs) {
+        TopicTable next = TopicTable.of(cs);
+        if (next.version() <= published.version()) {
+            return;
+        }
+        TopicTable previous = published;
+        published = next;
+        List<Promise<Void>> installs = new ArrayList<>();
+        Shard s0 = Shard.current();
+        for (int i = 0; i < group.size(); i++) {
+            int id = i;
+            installs.add(s0.submitToAsync(i, x -> {
+                states[id].cluster = cs;
+                return states[id].install(previous, next, leadership, background);
+            }));
+        }
+        Promise.whenAllSettled(installs).whenComplete((x, f) -> {
+            installedVersion = Math.max(installedVersion, next.version());
+            installWaiters.removeIf(w -> {
+                if (w.getKey() <= installedVersion) {
+                    w.getValue().complete(null);
+                    return true;
+                }
+                return false;
+            });
+        });
+    }
+
+    /** Shard 0: completes once every shard installed the topic table of controller offset {@code version}. */
+    private Promise<Void> awaitInstalled(long version) {
+        if (installedVersion >= version) {
+            return Promise.completed(null);
+        }
+        Promise<Void> p = new Promise<>();
+        installWaiters.add(Map.entry(version, p));
+        return p;
+    }
+
+    /** On a partition's shard: announces its leader and epoch to every shard's leader table. */
+    private void leadershipChanged(Partition p, boolean leader, long term, int leaderId) {
+        Shard here = Shard.current();
+        long groupId = p.groupId();
+        int[] entry = {p.replica.leaderId(), (int) term};
+        for (int i = 0; i < group.size(); i++) {
+            int id = i;
+            if (i == here.id()) {
+                states[i].leaders.put(groupId, entry);
+            } else {
+                here.submitTo(i, x -> states[id].leaders.put(groupId, entry));
+            }
+        }
+        if (p.topic.equals(GroupCoordinator.OFFSETS_TOPIC)) {
+            states[here.id()].groups.leadershipChanged(p.index, leader);
+        }
     }
 
     private void listenAll() throws Exception {
@@ -145,6 +331,11 @@ public final class Broker implements AutoCloseable {
         return port;
     }
 
+    /** The node-to-node RPC address. */
+    public InetSocketAddress rpcAddress() {
+        return raft.rpcAddress();
+    }
+
     /** The largest max.message.bytes a topic may set: what the shards' read windows were sized for. */
     int maxBatchBytesLimit() {
         return dev.isthmus.log.LogConfig.defaults().maxBatchBytes();
@@ -172,108 +363,110 @@ public final class Broker implements AutoCloseable {
         return group.size();
     }
 
-    /** The shard that owns a partition. */
-    int shardOf(Uuid topicId, int partition) {
-        return Math.floorMod((int) (topicId.msb() ^ topicId.lsb()) * 31 + partition, group.size());
+    /** The controller leader as clients should see it: the controller's leader, else this node. */
+    int controllerId() {
+        Controller c = controller;
+        int leader = c == null ? -1 : c.leaderId();
+        return leader >= 0 ? leader : config.nodeId();
+    }
+
+    /** The shard of this node hosting partition {@code index} of {@code t}, or -1 when this node holds no replica. */
+    int shardOf(TopicTable.Topic t, int index) {
+        return t.partition(index).shardOn(config.nodeId());
     }
 
     void connectionClosed(ShardState st, Connection c) {
         connections.get(st.shard.id()).remove(c);
     }
 
-    /** Shard 0 (the controller): a new producer id. */
+    /** Shard 0: a new producer id. */
     long allocateProducerId() {
-        return nextProducerId++;
+        long id = nextProducerId;
+        nextProducerId += 1024;
+        return id;
     }
 
     /** A controller operation's refusal: a Kafka error code and one sentence. */
     record Failure(short code, String message) {
     }
 
-    /** A controller operation's accepted change: the next topic table and what to answer. */
-    record Change(TopicTable next, Object result) {
+    /** The default replication factor: 1 on a single node, else up to 3 (as many brokers as are registered). */
+    int defaultReplicationFactor(ShardState st) {
+        if (!config.clusterMode()) {
+            return 1;
+        }
+        ClusterState cs = st.cluster;
+        int brokers = cs == null ? 1 : cs.brokers().size();
+        return Math.max(1, Math.min(3, brokers));
     }
 
     /**
-     * Runs a change of the topic table on the controller (shard 0): {@code fn} sees the current table and
-     * returns a {@link Change} or a {@link Failure}; a change is persisted, installed on shard 0 at once (so a
-     * concurrent operation sees it) and then on every shard — closing and removing the partitions of deleted
-     * topics, applying new topic configs to open logs — and the promise completes on the calling shard with
-     * the change's result or the failure.
+     * Runs {@code command} through the controller (from the caller's shard via shard 0) and completes on the
+     * calling shard, once every shard of this node installed the change, with {@code result} computed on
+     * shard 0 from the new table, or a {@link Failure}.
      */
-    Promise<Object> updateTopics(Shard caller, java.util.function.Function<TopicTable, Object> fn) {
-        return caller.submitToAsync(0, s -> {
-            ShardState st = states[0];
-            Object outcome = fn.apply(st.topics);
-            if (!(outcome instanceof Change change)) {
-                return Promise.completed(outcome);
-            }
-            TopicTable previous = st.topics;
-            try {
-                change.next().save(topicsFile);
-            } catch (IOException e) {
-                LOG.log(System.Logger.Level.ERROR, "cannot persist the topic table", e);
-                return Promise.completed((Object) new Failure(ErrorCodes.KAFKA_STORAGE_ERROR,
-                    "cannot persist the topic table: " + e.getMessage()));
-            }
-            st.topics = change.next(); // at once on the controller, so a concurrent change sees it
-            List<Promise<Void>> installs = new ArrayList<>();
-            for (int i = 0; i < group.size(); i++) {
-                int id = i;
-                installs.add(s.submitToAsync(i, x -> install(states[id], previous, change.next())));
-            }
-            return Promise.whenAll(installs).map(ignored -> change.result());
-        });
-    }
-
-    /** On {@code st}'s shard: adopts {@code next}; completes when deleted partitions are closed and moved away. */
-    private Promise<Void> install(ShardState st, TopicTable previous, TopicTable next) {
-        if (st.topics.version() < next.version()) {
-            st.topics = next;
+    private Promise<Object> controllerCall(Shard caller, ControllerCommand command,
+                                           java.util.function.Function<TopicTable, Object> result) {
+        Controller c = controller;
+        if (c == null) {
+            return Promise.completed(new Failure(ErrorCodes.NOT_CONTROLLER, "the controller is not running"));
         }
-        List<Promise<Void>> drops = new ArrayList<>();
-        for (TopicTable.Topic old : previous.topics()) {
-            TopicTable.Topic now = next.get(old.name());
-            if (now == null || !now.id().equals(old.id())) {
-                for (int p = 0; p < old.partitions(); p++) {
-                    if (shardOf(old.id(), p) == st.shard.id()) {
-                        drops.add(st.dropPartition(old.name(), p, background));
-                    }
-                }
-                st.groups.topicDeleted(old.name());
-            } else if (!now.configs().equals(old.configs())) {
-                st.applyConfigs(now);
+        return caller.submitToAsync(0, s -> c.submitHere(command, CONTROLLER_TIMEOUT_MS).flatMap(res -> {
+            if (!res.isOk()) {
+                return Promise.completed((Object) new Failure((short) res.errorCode(), res.message()));
             }
-        }
-        return Promise.whenAll(drops).map(x -> null);
+            return awaitInstalled(res.appliedOffset()).map(x -> result.apply(states[0].topics));
+        }));
     }
 
     /** Creates a topic through the controller; completes with the {@link TopicTable.Topic} or a {@link Failure}. */
     Promise<Object> createTopic(Shard caller, String name, int partitions) {
-        return createTopic(caller, name, partitions, Map.of());
+        return createTopic(caller, name, partitions, -1, Map.of(), List.of());
     }
 
-    Promise<Object> createTopic(Shard caller, String name, int partitions, Map<String, String> configs) {
-        return updateTopics(caller, table -> {
-            String bad = TopicTable.invalidName(name);
-            if (bad != null) {
-                return new Failure(ErrorCodes.INVALID_TOPIC_EXCEPTION, bad);
+    /**
+     * Creates a topic ({@code replicationFactor} -1: the default; {@code assignment} empty: placed by the
+     * controller) and waits, up to a few seconds, until its partitions hosted here have leaders, so the client
+     * that created it can produce at once.
+     */
+    Promise<Object> createTopic(Shard caller, String name, int partitions, int replicationFactor,
+                                Map<String, String> configs, List<int[]> assignment) {
+        String bad = TopicTable.invalidName(name);
+        if (bad != null) {
+            return Promise.completed(new Failure(ErrorCodes.INVALID_TOPIC_EXCEPTION, bad));
+        }
+        int rf = replicationFactor > 0 ? replicationFactor : defaultReplicationFactor(states[caller.id()]);
+        ControllerCommand.CreateTopic cmd = new ControllerCommand.CreateTopic(name, java.util.UUID.randomUUID(),
+            assignment.isEmpty() ? partitions : assignment.size(), assignment.isEmpty() ? rf : assignment.get(0).length,
+            new java.util.TreeMap<>(configs), assignment);
+        return controllerCall(caller, cmd, table -> table.get(name)).flatMap(o -> {
+            if (!(o instanceof TopicTable.Topic t)) {
+                return Promise.completed(o);
             }
-            if (partitions < 1 || partitions > 100_000) {
-                return new Failure(ErrorCodes.INVALID_PARTITIONS, "number of partitions must be in [1, 100000], got "
-                    + partitions);
-            }
-            if (table.get(name) != null) {
-                return new Failure(ErrorCodes.TOPIC_ALREADY_EXISTS, "Topic '" + name + "' already exists.");
-            }
-            TopicTable.Topic t = new TopicTable.Topic(name, Uuid.random(), partitions, configs);
-            return new Change(table.with(t), t);
+            return awaitLeaders(caller, t, System.nanoTime() + 5_000_000_000L).map(x -> o);
         });
+    }
+
+    /** Completes (on {@code caller}) once every partition of {@code t} hosted on this node knows its leader, or at the deadline. */
+    private Promise<Void> awaitLeaders(Shard caller, TopicTable.Topic t, long deadlineNs) {
+        ShardState st = states[caller.id()];
+        boolean all = true;
+        for (int p = 0; p < t.partitions() && all; p++) {
+            PartitionInfo info = t.partition(p);
+            if (info.hasReplicaOn(config.nodeId())) {
+                int[] l = st.leaders.get(info.groupId());
+                all = l != null && l[0] >= 0;
+            }
+        }
+        if (all || System.nanoTime() >= deadlineNs) {
+            return Promise.completed(null);
+        }
+        return caller.sleep(5_000_000L).flatMap(x -> awaitLeaders(caller, t, deadlineNs));
     }
 
     /** Any thread: creates a topic and waits (tests and tools). */
     TopicTable.Topic createTopicBlocking(String name, int partitions) throws Exception {
-        Object o = group.callAsync(0, s -> createTopic(s, name, partitions)).get(30, TimeUnit.SECONDS);
+        Object o = group.callAsync(0, s -> createTopic(s, name, partitions)).get(60, TimeUnit.SECONDS);
         if (o instanceof Failure f) {
             throw new IllegalStateException(f.message());
         }
@@ -282,58 +475,75 @@ public final class Broker implements AutoCloseable {
 
     /** Deletes a topic (by name, or by id when name is null); completes with the deleted topic or a Failure. */
     Promise<Object> deleteTopic(Shard caller, String name, Uuid id) {
-        return updateTopics(caller, table -> {
-            TopicTable.Topic t = name != null ? table.get(name) : table.get(id);
-            if (t == null) {
-                return new Failure(name != null ? ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION : ErrorCodes.UNKNOWN_TOPIC_ID,
-                    "topic " + (name != null ? name : id) + " does not exist");
-            }
-            if (t.name().equals(GroupCoordinator.OFFSETS_TOPIC)) {
-                return new Failure(ErrorCodes.INVALID_TOPIC_EXCEPTION, "the internal topic " + t.name()
-                    + " cannot be deleted");
-            }
-            return new Change(table.without(t.name()), t);
-        });
+        TopicTable table = states[caller.id()].topics;
+        TopicTable.Topic t = name != null ? table.get(name) : table.get(id);
+        if (t == null) {
+            return Promise.completed(new Failure(name != null ? ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION
+                : ErrorCodes.UNKNOWN_TOPIC_ID, "topic " + (name != null ? name : id) + " does not exist"));
+        }
+        if (t.name().equals(GroupCoordinator.OFFSETS_TOPIC)) {
+            return Promise.completed(new Failure(ErrorCodes.INVALID_TOPIC_EXCEPTION, "the internal topic " + t.name()
+                + " cannot be deleted"));
+        }
+        return controllerCall(caller, new ControllerCommand.DeleteTopic(t.name()), table2 -> t);
     }
 
     /** Grows a topic to {@code count} partitions; completes with the topic or a Failure. */
-    Promise<Object> createPartitions(Shard caller, String name, int count, boolean validateOnly) {
-        return updateTopics(caller, table -> {
-            TopicTable.Topic t = table.get(name);
-            if (t == null) {
-                return new Failure(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, "topic " + name + " does not exist");
-            }
-            if (count <= t.partitions()) {
-                return new Failure(ErrorCodes.INVALID_PARTITIONS, "topic " + name + " has " + t.partitions()
-                    + " partitions; the new count must be larger, got " + count);
-            }
-            if (count > 100_000) {
-                return new Failure(ErrorCodes.INVALID_PARTITIONS, "number of partitions must be at most 100000");
-            }
-            if (validateOnly) {
-                return t;
-            }
-            TopicTable.Topic grown = t.withPartitions(count);
-            return new Change(table.with(grown), grown);
-        });
+    Promise<Object> createPartitions(Shard caller, String name, int count, List<int[]> assignment, boolean validateOnly) {
+        TopicTable.Topic t = states[caller.id()].topics.get(name);
+        if (t == null) {
+            return Promise.completed(new Failure(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, "topic " + name + " does not exist"));
+        }
+        if (count <= t.partitions()) {
+            return Promise.completed(new Failure(ErrorCodes.INVALID_PARTITIONS, "topic " + name + " has "
+                + t.partitions() + " partitions; the new count must be larger, got " + count));
+        }
+        if (count > ClusterState.MAX_PARTITIONS_PER_TOPIC) {
+            return Promise.completed(new Failure(ErrorCodes.INVALID_PARTITIONS, "number of partitions must be at most "
+                + ClusterState.MAX_PARTITIONS_PER_TOPIC));
+        }
+        if (!assignment.isEmpty() && assignment.size() != count - t.partitions()) {
+            return Promise.completed(new Failure(ErrorCodes.INVALID_REPLICA_ASSIGNMENT, "the assignment lists "
+                + assignment.size() + " partitions for " + (count - t.partitions()) + " new ones"));
+        }
+        if (validateOnly) {
+            return Promise.completed(t);
+        }
+        return controllerCall(caller, new ControllerCommand.CreatePartitions(name, count, assignment),
+            table -> table.get(name)).flatMap(o -> o instanceof TopicTable.Topic grown
+            ? awaitLeaders(caller, grown, System.nanoTime() + 5_000_000_000L).map(x -> o) : Promise.completed(o));
     }
 
-    /** Replaces a topic's config overrides (already validated); completes with the topic or a Failure. */
+    /**
+     * Replaces a topic's config overrides: {@code edit} sees the current overrides and returns the new map (already
+     * validated), the unchanged topic (validate-only) or a Failure; completes with the topic or a Failure.
+     */
     Promise<Object> alterTopicConfigs(Shard caller, String name,
                                       java.util.function.Function<Map<String, String>, Object> edit) {
-        return updateTopics(caller, table -> {
-            TopicTable.Topic t = table.get(name);
-            if (t == null) {
-                return new Failure(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, "topic " + name + " does not exist");
+        TopicTable.Topic t = states[caller.id()].topics.get(name);
+        if (t == null) {
+            return Promise.completed(new Failure(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, "topic " + name + " does not exist"));
+        }
+        Object edited = edit.apply(t.configs());
+        if (!(edited instanceof Map<?, ?> m)) {
+            return Promise.completed(edited); // a Failure, or the unchanged topic for validate-only requests
+        }
+        Map<String, String> set = new java.util.TreeMap<>();
+        Set<String> delete = new java.util.TreeSet<>();
+        for (Map.Entry<?, ?> e : m.entrySet()) {
+            if (!e.getValue().equals(t.configs().get((String) e.getKey()))) {
+                set.put((String) e.getKey(), (String) e.getValue());
             }
-            Object edited = edit.apply(t.configs());
-            if (!(edited instanceof Map<?, ?> m)) {
-                return edited; // a Failure, or the unchanged topic for validate-only requests
+        }
+        for (String k : t.configs().keySet()) {
+            if (!m.containsKey(k)) {
+                delete.add(k);
             }
-            @SuppressWarnings("unchecked")
-            TopicTable.Topic next = t.withConfigs((Map<String, String>) m);
-            return new Change(table.with(next), next);
-        });
+        }
+        if (set.isEmpty() && delete.isEmpty()) {
+            return Promise.completed(t);
+        }
+        return controllerCall(caller, ControllerCommand.AlterConfigs.of(name, set, delete), table -> table.get(name));
     }
 
     /** Releases zero-copy record slices a response still holds (after encoding or on an abandoned request). */
@@ -359,7 +569,15 @@ public final class Broker implements AutoCloseable {
         return states[shard];
     }
 
-    /** Stops listening, closes connections and logs (cleanly: the next start skips recovery), stops the shards. */
+    /** Any thread: the Raft host (tests, metrics). */
+    RaftServer raft() {
+        return raft;
+    }
+
+    /**
+     * Stops listening, closes connections, stops serving partitions, stops Raft (closing every log cleanly, so
+     * the next start skips recovery), then the shards.
+     */
     @Override
     public void close() {
         MetricsServer m = metrics;
@@ -368,7 +586,7 @@ public final class Broker implements AutoCloseable {
         }
         try {
             // First every shard stops accepting and drops its connections, so no request from any shard can
-            // reach a partition once the shards start closing their logs; then the logs close.
+            // reach a partition once the logs start closing; then the partitions stop and Raft closes the logs.
             for (int i = 0; i < group.size(); i++) {
                 int id = i;
                 group.call(i, s -> {
@@ -378,19 +596,22 @@ public final class Broker implements AutoCloseable {
                     for (Connection c : new ArrayList<>(connections.get(id))) {
                         c.close();
                     }
+                    if (states[id] != null) {
+                        states[id].stopServing();
+                    }
                     return null;
                 }).get(30, TimeUnit.SECONDS);
             }
+            if (raft != null) {
+                raft.close();
+            }
             for (int i = 0; i < group.size(); i++) {
                 int id = i;
-                group.callAsync(i, s -> {
-                    Promise<Void> done = new Promise<>();
+                group.call(i, s -> {
                     if (states[id] != null) {
-                        states[id].close(() -> done.complete(null));
-                    } else {
-                        done.complete(null);
+                        states[id].release();
                     }
-                    return done;
+                    return null;
                 }).get(30, TimeUnit.SECONDS);
             }
         } catch (Exception e) {

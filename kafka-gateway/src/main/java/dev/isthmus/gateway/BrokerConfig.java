@@ -36,7 +36,8 @@ import java.util.List;
  * @param metricsPort                its port (0 picks a free one)
  * @param rpcHost                    node-to-node RPC address ({@code --rpc-listen}); null = single node
  * @param rpcPort                    its port
- * @param seeds                      {@code host:port} RPC addresses of nodes to join ({@code --seeds})
+ * @param seeds                      {@code id@host:port} RPC addresses of the controller voters ({@code --seeds});
+ *                                   empty = a single node whose controller group has this node as its only voter
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -88,7 +89,58 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             throw new IllegalArgumentException("offsets topic partitions must be >= 1, got " + offsetsTopicPartitions);
         }
         seeds = List.copyOf(seeds);
+        java.util.Set<Integer> ids = new java.util.HashSet<>();
+        for (String seed : seeds) {
+            int id = seedId(seed);
+            if (!ids.add(id)) {
+                throw new IllegalArgumentException("--seeds names node " + id + " twice");
+            }
+            if (id == nodeId && rpcHost == null) {
+                // This node is a seed: its RPC listener is its seed address unless --rpc-listen says otherwise.
+                rpcHost = seed.substring(seed.indexOf('@') + 1, seed.lastIndexOf(':'));
+                rpcPort = Integer.parseInt(seed.substring(seed.lastIndexOf(':') + 1));
+            }
+        }
+        if (!seeds.isEmpty() && rpcHost == null) {
+            throw new IllegalArgumentException("--seeds does not list node " + nodeId + " (--node-id): give its"
+                + " --rpc-listen HOST:PORT, the address other nodes reach it at");
+        }
         dataDir = dataDir.normalize();
+    }
+
+    private static int seedId(String seed) {
+        int at = seed.indexOf('@');
+        int colon = seed.lastIndexOf(':');
+        if (at <= 0 || colon < at) {
+            throw new IllegalArgumentException("seed '" + seed + "' is not ID@HOST:PORT");
+        }
+        try {
+            int id = Integer.parseInt(seed.substring(0, at));
+            Integer.parseInt(seed.substring(colon + 1));
+            if (id < 0) {
+                throw new NumberFormatException();
+            }
+            return id;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("seed '" + seed + "' is not ID@HOST:PORT with a node id >= 0 and a port");
+        }
+    }
+
+    /** Whether this node runs as part of a cluster (seeds given). */
+    public boolean clusterMode() {
+        return !seeds.isEmpty();
+    }
+
+    /** The seeds as node id -> RPC address (unresolved host names are resolved here). */
+    public java.util.Map<Integer, java.net.InetSocketAddress> seedAddresses() {
+        java.util.Map<Integer, java.net.InetSocketAddress> m = new java.util.TreeMap<>();
+        for (String seed : seeds) {
+            int at = seed.indexOf('@');
+            int colon = seed.lastIndexOf(':');
+            m.put(Integer.parseInt(seed.substring(0, at)), new java.net.InetSocketAddress(seed.substring(at + 1, colon),
+                Integer.parseInt(seed.substring(colon + 1))));
+        }
+        return m;
     }
 
     private static void checkPort(String option, int port) {

@@ -32,6 +32,7 @@ public final class ErrorCodes {
     public static final short OFFSET_METADATA_TOO_LARGE = 12;
     public static final short COORDINATOR_LOAD_IN_PROGRESS = 14;
     public static final short NOT_COORDINATOR = 16;
+    public static final short NOT_CONTROLLER = 41;
     public static final short RECORD_LIST_TOO_LARGE = 18;
     public static final short ILLEGAL_GENERATION = 22;
     public static final short INCONSISTENT_GROUP_PROTOCOL = 23;

@@ -201,24 +201,46 @@ final class GroupCoordinator {
 
     // ------------------------------------------------------------------ loading
 
+    /** Why a group request cannot be served here: a Kafka error code the client acts on. */
+    static final class Unavailable extends RuntimeException {
+        final short code;
+
+        Unavailable(short code, String message) {
+            super(message, null, false, false);
+            this.code = code;
+        }
+    }
+
     /**
-     * The offsets partition {@code p}, replayed into memory the first time it is used on this shard. Requests
-     * for its groups wait on the same promise (no request sees a half-loaded partition).
+     * The offsets partition {@code p}, replayed into memory the first time it is used while this replica leads
+     * it (and again after each leadership change: the coordinator of a group is the leader of its offsets
+     * partition). Fails with {@link Unavailable} NOT_COORDINATOR on a follower and COORDINATOR_LOAD_IN_PROGRESS
+     * until the new leader has committed an entry of its own term (so every earlier commit is replayed).
+     * Requests for its groups wait on the same promise (no request sees a half-loaded partition).
      */
     Promise<Partition> ready(int p) {
         Promise<Partition> existing = loads.get(p);
         if (existing != null) {
             return existing;
         }
+        return st.partition(OFFSETS_TOPIC, p).flatMap(part -> {
+            if (part == null || !part.isLeader()) {
+                return Promise.failed(new Unavailable(ErrorCodes.NOT_COORDINATOR, "this broker does not lead "
+                    + OFFSETS_TOPIC + "-" + p));
+            }
+            if (!part.leaderReady()) {
+                return Promise.failed(new Unavailable(ErrorCodes.COORDINATOR_LOAD_IN_PROGRESS, OFFSETS_TOPIC + "-" + p
+                    + " has a new leader that has not committed its first entry yet"));
+            }
+            Promise<Partition> again = loads.get(p);
+            return again != null ? again : load(p, part);
+        });
+    }
+
+    private Promise<Partition> load(int p, Partition part) {
         Promise<Partition> loaded = new Promise<>();
         loads.put(p, loaded);
-        st.partition(OFFSETS_TOPIC, p).whenComplete((part, failure) -> {
-            if (failure != null || part == null) {
-                loads.remove(p);
-                loaded.fail(failure != null ? failure
-                    : new IllegalStateException(OFFSETS_TOPIC + "-" + p + " is not on shard " + st.shard.id()));
-                return;
-            }
+        {
             long t0 = System.nanoTime();
             replay(part, p, part.log.logStartOffset(), loaded, new int[1]);
             loaded.whenComplete((x, f) -> {
@@ -226,12 +248,55 @@ final class GroupCoordinator {
                     LOG.log(System.Logger.Level.DEBUG, () -> "loaded " + OFFSETS_TOPIC + "-" + p + " in "
                         + (System.nanoTime() - t0) / 1000 + " us");
                     scheduleExpiry();
-                } else {
+                } else if (loads.get(p) == loaded) {
                     loads.remove(p);
                 }
             });
-        });
+        }
         return loaded;
+    }
+
+    /**
+     * This shard's replica of offsets partition {@code p} gained or lost leadership. On a loss its groups are
+     * unloaded: waiting joins and syncs answer NOT_COORDINATOR, timers stop, and the members find the new
+     * coordinator; on a gain nothing happens until a request arrives (then it loads).
+     */
+    void leadershipChanged(int p, boolean leader) {
+        Promise<Partition> loaded = loads.remove(p);
+        if (loaded == null) {
+            return;
+        }
+        loaded.fail(new Unavailable(ErrorCodes.NOT_COORDINATOR, "leadership of " + OFFSETS_TOPIC + "-" + p + " moved"));
+        for (Group g : new ArrayList<>(groups.values())) {
+            if (g.offsetsPartition != p) {
+                continue;
+            }
+            groups.remove(g.id);
+            cancel(g.rebalanceTimer);
+            cancel(g.syncTimer);
+            for (long timer : g.pending.values()) {
+                cancel(timer);
+            }
+            for (Member m : g.members.values()) {
+                cancel(m.sessionTimer);
+                if (m.awaitingJoin != null) {
+                    m.awaitingJoin.complete(joinError(ErrorCodes.NOT_COORDINATOR, m.memberId));
+                    m.awaitingJoin = null;
+                }
+                if (m.awaitingSync != null) {
+                    m.awaitingSync.complete(syncError(ErrorCodes.NOT_COORDINATOR));
+                    m.awaitingSync = null;
+                }
+            }
+        }
+        LOG.log(System.Logger.Level.INFO, "unloaded the groups of " + OFFSETS_TOPIC + "-" + p + " on shard "
+            + st.shard.id() + (leader ? " (re-elected: they load again on the next request)" : ": no longer the leader"));
+    }
+
+    private void cancel(long timer) {
+        if (timer >= 0) {
+            st.shard.cancelTimer(timer);
+        }
     }
 
     private void replay(Partition part, int p, long from, Promise<Partition> done, int[] records) {

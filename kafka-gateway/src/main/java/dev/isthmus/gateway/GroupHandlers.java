@@ -30,6 +30,7 @@ import dev.isthmus.gateway.protocol.message.SyncGroupRequestData;
 import dev.isthmus.gateway.protocol.message.SyncGroupResponseData;
 import dev.isthmus.uring.shard.Promise;
 
+import dev.isthmus.gateway.protocol.message.MetadataResponseData;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -79,8 +80,8 @@ final class GroupHandlers {
             return Promise.completed(t);
         }
         // Compacted, never deleted by retention: the latest commit of every group and partition must stay.
-        return broker.createTopic(st.shard, OFFSETS_TOPIC, broker.config().offsetsTopicPartitions(),
-                Map.of("cleanup.policy", "compact", "segment.bytes", Long.toString(100L << 20)))
+        return broker.createTopic(st.shard, OFFSETS_TOPIC, broker.config().offsetsTopicPartitions(), -1,
+                Map.of("cleanup.policy", "compact", "segment.bytes", Long.toString(100L << 20)), List.of())
             .flatMap(o -> o instanceof TopicTable.Topic created ? Promise.completed(created)
                 : st.shard.submitTo(0, s -> broker.state(0).topics.get(OFFSETS_TOPIC)));
     }
@@ -96,11 +97,18 @@ final class GroupHandlers {
                 return Promise.completed(error.apply(ErrorCodes.COORDINATOR_NOT_AVAILABLE));
             }
             int p = GroupCoordinator.partitionFor(groupId == null ? "" : groupId, t.partitions());
-            return st.shard.submitToAsync(broker.shardOf(t.id(), p), s -> {
+            int shard = broker.shardOf(t, p);
+            if (shard < 0) {
+                return Promise.completed(error.apply(ErrorCodes.NOT_COORDINATOR));
+            }
+            return st.shard.submitToAsync(shard, s -> {
                 GroupCoordinator c = broker.state(s.id()).groups;
                 return c.ready(p).flatMap(part -> work.apply(c, p));
             });
         }).recover(f -> {
+            if (f instanceof GroupCoordinator.Unavailable u) {
+                return error.apply(u.code);
+            }
             LOG.log(System.Logger.Level.WARNING, "group " + groupId + ": coordinator unavailable: " + f);
             return error.apply(ErrorCodes.COORDINATOR_NOT_AVAILABLE);
         });
@@ -141,9 +149,28 @@ final class GroupHandlers {
                     c.host = "";
                     c.port = -1;
                 } else {
-                    c.nodeId = broker.config().nodeId();
-                    c.host = broker.config().advertisedHostOrListen();
-                    c.port = broker.config().advertisedPort() != 0 ? broker.config().advertisedPort() : broker.port();
+                    // The coordinator of a group is the leader of its offsets partition.
+                    int p = GroupCoordinator.partitionFor(key == null ? "" : key, t.partitions());
+                    int[] leader = st.leaders.get(t.partition(p).groupId());
+                    MetadataResponseData.MetadataResponseBroker b = null;
+                    if (leader != null && leader[0] >= 0) {
+                        for (MetadataResponseData.MetadataResponseBroker mb : broker.handlers().brokers(st)) {
+                            if (mb.nodeId == leader[0]) {
+                                b = mb;
+                            }
+                        }
+                    }
+                    if (b == null) {
+                        c.errorCode = ErrorCodes.COORDINATOR_NOT_AVAILABLE;
+                        c.errorMessage = OFFSETS_TOPIC + "-" + p + " has no known leader yet";
+                        c.nodeId = -1;
+                        c.host = "";
+                        c.port = -1;
+                    } else {
+                        c.nodeId = b.nodeId;
+                        c.host = b.host;
+                        c.port = b.port;
+                    }
                 }
                 r.coordinators.add(c);
             }
@@ -418,7 +445,7 @@ final class GroupHandlers {
         for (int shard = 0; shard < broker.shardCount(); shard++) {
             List<Integer> owned = new ArrayList<>();
             for (int p = 0; p < t.partitions(); p++) {
-                if (broker.shardOf(t.id(), p) == shard) {
+                if (broker.shardOf(t, p) == shard) {
                     owned.add(p);
                 }
             }

@@ -27,6 +27,7 @@ import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Function;
 
 /**
@@ -116,9 +117,22 @@ final class Handlers {
      */
     <T> Promise<T> onPartition(ShardState st, TopicTable.Topic topic, int index,
                                        Function<Partition, Promise<T>> work, T missing) {
+        return onPartition(st, topic, index, work, missing, missing);
+    }
+
+    /**
+     * {@link #onPartition(ShardState, TopicTable.Topic, int, Function, Object)} answering {@code notHere} when
+     * this node holds no replica of the partition, or its replica is not open (yet).
+     */
+    <T> Promise<T> onPartition(ShardState st, TopicTable.Topic topic, int index,
+                               Function<Partition, Promise<T>> work, T missing, T notHere) {
         String name = topic.name();
-        return st.shard.submitToAsync(broker.shardOf(topic.id(), index), s -> broker.state(s.id())
-            .partition(name, index).flatMap(part -> part == null ? Promise.completed(missing) : work.apply(part)));
+        int shard = broker.shardOf(topic, index);
+        if (shard < 0) {
+            return Promise.completed(notHere);
+        }
+        return st.shard.submitToAsync(shard, s -> broker.state(s.id())
+            .partition(name, index).flatMap(part -> part == null ? Promise.completed(notHere) : work.apply(part)));
     }
 
     ApiVersionsResponseData apiVersions(short error) {
@@ -151,25 +165,23 @@ final class Handlers {
         }
         boolean autoCreate = broker.config().autoCreateTopics() && (version < 4 || req.allowAutoTopicCreation);
         List<Promise<Object>> creations = new ArrayList<>();
+        Set<String> autoCreated = new java.util.HashSet<>();
         if (!all && autoCreate) {
             for (String n : names) {
                 if (n != null && st.topics.get(n) == null && TopicTable.invalidName(n) == null) {
                     creations.add(broker.createTopic(st.shard, n, broker.config().defaultPartitions()));
+                    autoCreated.add(n);
                 }
             }
         }
         return Promise.whenAllSettled(creations).map(ignored -> {
             MetadataResponseData r = new MetadataResponseData();
-            MetadataResponseData.MetadataResponseBroker b = new MetadataResponseData.MetadataResponseBroker();
-            b.nodeId = broker.config().nodeId();
-            b.host = broker.config().advertisedHostOrListen();
-            b.port = broker.config().advertisedPort() != 0 ? broker.config().advertisedPort() : broker.port();
-            r.brokers.add(b);
+            r.brokers.addAll(brokers(st));
             r.clusterId = broker.clusterId();
-            r.controllerId = broker.config().nodeId();
+            r.controllerId = broker.controllerId();
             if (all) {
                 for (TopicTable.Topic t : st.topics.topics()) {
-                    r.topics.add(topicMetadata(t, t.name()));
+                    r.topics.add(topicMetadata(st, t, t.name()));
                 }
             } else {
                 for (int i = 0; i < names.size(); i++) {
@@ -183,7 +195,7 @@ final class Handlers {
                             : (n == null ? ErrorCodes.UNKNOWN_TOPIC_ID : ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION);
                         r.topics.add(u);
                     } else {
-                        r.topics.add(topicMetadata(t, n));
+                        r.topics.add(topicMetadata(st, t, n));
                     }
                 }
             }
@@ -191,18 +203,61 @@ final class Handlers {
         });
     }
 
-    private MetadataResponseData.MetadataResponseTopic topicMetadata(TopicTable.Topic t, String name) {
+    /** The registered brokers (this one at least, also before its registration is applied). */
+    List<MetadataResponseData.MetadataResponseBroker> brokers(ShardState st) {
+        List<MetadataResponseData.MetadataResponseBroker> out = new ArrayList<>();
+        boolean self = false;
+        if (st.cluster != null) {
+            for (dev.isthmus.raft.controller.BrokerInfo bi : st.cluster.brokers()) {
+                MetadataResponseData.MetadataResponseBroker b = new MetadataResponseData.MetadataResponseBroker();
+                b.nodeId = bi.id();
+                b.host = bi.host();
+                b.port = bi.kafkaPort();
+                out.add(b);
+                self |= bi.id() == broker.config().nodeId();
+            }
+        }
+        if (!self) {
+            MetadataResponseData.MetadataResponseBroker b = new MetadataResponseData.MetadataResponseBroker();
+            b.nodeId = broker.config().nodeId();
+            b.host = broker.config().advertisedHostOrListen();
+            b.port = broker.config().advertisedPort() != 0 ? broker.config().advertisedPort() : broker.port();
+            out.add(b);
+        }
+        return out;
+    }
+
+    /**
+     * A topic's partitions with their leaders and epochs from this shard's leader table (what the shards hosting
+     * replicas announced); a partition whose leader is not known here is LEADER_NOT_AVAILABLE when this node
+     * hosts a replica, and otherwise points at its preferred leader without an epoch (the client is redirected).
+     */
+    private MetadataResponseData.MetadataResponseTopic topicMetadata(ShardState st, TopicTable.Topic t, String name) {
         MetadataResponseData.MetadataResponseTopic mt = new MetadataResponseData.MetadataResponseTopic();
         mt.name = name;
         mt.topicId = t.id();
         mt.isInternal = name.equals(GroupCoordinator.OFFSETS_TOPIC);
         for (int p = 0; p < t.partitions(); p++) {
+            dev.isthmus.raft.controller.PartitionInfo info = t.partition(p);
             MetadataResponseData.MetadataResponsePartition mp = new MetadataResponseData.MetadataResponsePartition();
             mp.partitionIndex = p;
-            mp.leaderId = broker.config().nodeId();
-            mp.leaderEpoch = 0;
-            mp.replicaNodes = new ArrayList<>(List.of(broker.config().nodeId()));
-            mp.isrNodes = new ArrayList<>(List.of(broker.config().nodeId()));
+            int[] leader = st.leaders.get(info.groupId());
+            if (leader != null && leader[0] >= 0) {
+                mp.leaderId = leader[0];
+                mp.leaderEpoch = leader[1];
+            } else if (info.hasReplicaOn(broker.config().nodeId())) {
+                mp.errorCode = ErrorCodes.LEADER_NOT_AVAILABLE;
+                mp.leaderId = -1;
+                mp.leaderEpoch = leader != null ? leader[1] : -1;
+            } else {
+                mp.leaderId = info.preferredLeader();
+                mp.leaderEpoch = -1;
+            }
+            mp.replicaNodes = new ArrayList<>();
+            for (int r : info.replicas()) {
+                mp.replicaNodes.add(r);
+            }
+            mp.isrNodes = new ArrayList<>(mp.replicaNodes);
             mt.partitions.add(mp);
         }
         return mt;
@@ -218,24 +273,28 @@ final class Handlers {
             res.replicationFactor = -1;
             r.topics.add(res);
             int partitions = t.numPartitions == -1 ? broker.config().defaultPartitions() : t.numPartitions;
+            List<int[]> assignment = new ArrayList<>();
             if (t.assignments != null && !t.assignments.isEmpty()) {
                 partitions = t.assignments.size();
+                java.util.TreeMap<Integer, int[]> byIndex = new java.util.TreeMap<>();
                 for (CreateTopicsRequestData.CreatableReplicaAssignment a : t.assignments) {
-                    if (a.brokerIds.size() != 1 || a.brokerIds.get(0) != broker.config().nodeId()) {
-                        res.errorCode = ErrorCodes.INVALID_REPLICA_ASSIGNMENT;
-                        res.errorMessage = "partition " + a.partitionIndex + " is assigned to brokers " + a.brokerIds
-                            + "; the only broker is " + broker.config().nodeId();
-                    }
+                    byIndex.put(a.partitionIndex, a.brokerIds.stream().mapToInt(Integer::intValue).toArray());
                 }
-                if (res.errorCode != ErrorCodes.NONE) {
+                if (byIndex.size() != partitions || byIndex.firstKey() != 0 || byIndex.lastKey() != partitions - 1) {
+                    res.errorCode = ErrorCodes.INVALID_REPLICA_ASSIGNMENT;
+                    res.errorMessage = "the assignment must list partitions 0 to " + (partitions - 1) + " once each";
                     continue;
                 }
+                assignment.addAll(byIndex.values());
             }
-            if (t.replicationFactor != -1 && t.replicationFactor != 1) {
+            int brokersKnown = st.cluster == null ? 1 : Math.max(1, st.cluster.brokers().size());
+            if (t.replicationFactor != -1 && (t.replicationFactor < 1 || t.replicationFactor > brokersKnown)) {
                 res.errorCode = ErrorCodes.INVALID_REPLICATION_FACTOR;
-                res.errorMessage = "replication factor " + t.replicationFactor + " is larger than the 1 available broker";
+                res.errorMessage = "replication factor " + t.replicationFactor + " must be in [1, " + brokersKnown
+                    + "] (the registered brokers)";
                 continue;
             }
+            int rf = t.replicationFactor == -1 ? broker.defaultReplicationFactor(st) : t.replicationFactor;
             Map<String, String> configs = new java.util.LinkedHashMap<>();
             for (CreateTopicsRequestData.CreatableTopicConfig c : t.configs) {
                 String bad = TopicConfigs.invalid(c.name, c.value, broker.maxBatchBytesLimit());
@@ -260,14 +319,14 @@ final class Handlers {
                     : st.topics.get(t.name) != null ? ErrorCodes.TOPIC_ALREADY_EXISTS : ErrorCodes.NONE;
                 res.errorMessage = bad;
                 res.numPartitions = partitions;
-                res.replicationFactor = 1;
+                res.replicationFactor = (short) rf;
                 continue;
             }
-            ps.add(broker.createTopic(st.shard, t.name, partitions, configs).map(outcome -> {
+            ps.add(broker.createTopic(st.shard, t.name, partitions, rf, configs, assignment).map(outcome -> {
                 if (outcome instanceof TopicTable.Topic created) {
                     res.topicId = created.id();
                     res.numPartitions = created.partitions();
-                    res.replicationFactor = 1;
+                    res.replicationFactor = (short) created.replicationFactor();
                     for (TopicConfigs.Definition d : TopicConfigs.DEFINITIONS.values()) {
                         CreateTopicsResponseData.CreatableTopicConfigs c = new CreateTopicsResponseData.CreatableTopicConfigs();
                         c.name = d.name();
@@ -341,7 +400,9 @@ final class Handlers {
                 tr.partitionResponses.add(pr);
                 short acks = req.acks;
                 Promise<Partition.AppendResult> done = onPartition(st, topic, p.index, part -> part.append(records, acks),
-                    new Partition.AppendResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, null));
+                    new Partition.AppendResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, null),
+                    new Partition.AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1,
+                        "this broker does not lead " + topic.name() + "-" + p.index));
                 ps.add(done.recover(f -> new Partition.AppendResult(ErrorCodes.UNKNOWN_SERVER_ERROR, -1, -1,
                     f.toString())).map(res -> {
                         records.close();
@@ -464,7 +525,8 @@ final class Handlers {
                 long offset = p.fetchOffset;
                 int max = Math.min(Math.max(1, p.partitionMaxBytes), budget);
                 ps.add(onPartition(st, topic, p.partition, part -> part.read(offset, max),
-                        new Partition.ReadResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, null, -1, -1))
+                        new Partition.ReadResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, null, -1, -1),
+                        new Partition.ReadResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, null, -1, -1))
                     .recover(f -> new Partition.ReadResult(ErrorCodes.UNKNOWN_SERVER_ERROR, null, -1, -1))
                     .map(res -> {
                         pd.errorCode = res.errorCode();
@@ -480,6 +542,14 @@ final class Handlers {
     }
 
     // ------------------------------------------------------------------ ListOffsets
+
+    private static long epochAt(Partition part, long offset) {
+        try {
+            return part.replica.raft().termAt(offset);
+        } catch (RuntimeException e) {
+            return -1;
+        }
+    }
 
     private Promise<ProtocolMessage> listOffsets(ShardState st, ListOffsetsRequestData req) {
         ListOffsetsResponseData r = new ListOffsetsResponseData();
@@ -502,11 +572,13 @@ final class Handlers {
                 }
                 long ts = p.timestamp;
                 ps.add(onPartition(st, topic, p.partitionIndex, part -> lookup(part, ts),
-                        new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1})
+                        new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1},
+                        new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, -1})
                     .map(res -> {
                         pr.errorCode = (short) res[0];
                         pr.offset = res[1];
                         pr.timestamp = res[2];
+                        pr.leaderEpoch = (int) res[3];
                         return null;
                     }));
             }
@@ -514,20 +586,24 @@ final class Handlers {
         return Promise.whenAllSettled(ps).map(x -> r);
     }
 
-    /** {errorCode, offset, timestamp} on the partition's shard. */
+    /** {errorCode, offset, timestamp, leaderEpoch} on the partition's shard; the leader answers. */
     private static Promise<long[]> lookup(Partition part, long ts) {
+        if (!part.isLeader()) {
+            return Promise.completed(new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, -1});
+        }
+        long epoch = part.leaderEpoch();
         if (ts == -2 || ts == -4) { // earliest; earliest local (no tiered storage: the same)
-            return Promise.completed(new long[] {0, part.log.logStartOffset(), -1});
+            return Promise.completed(new long[] {0, part.log.logStartOffset(), -1, epoch});
         }
         if (ts == -5 || ts == -6) { // latest tiered, earliest pending upload: nothing is tiered here
-            return Promise.completed(new long[] {0, -1, -1});
+            return Promise.completed(new long[] {0, -1, -1, -1});
         }
         if (ts == -1) {
-            return Promise.completed(new long[] {0, part.highWatermark(), -1});
+            return Promise.completed(new long[] {0, part.highWatermark(), -1, epoch});
         }
         if (ts == -3) { // MAX_TIMESTAMP: the first record carrying the largest timestamp
             if (part.maxTimestamp() < 0) {
-                return Promise.completed(new long[] {0, -1, -1});
+                return Promise.completed(new long[] {0, -1, -1, -1});
             }
             ts = part.maxTimestamp();
         }
@@ -535,12 +611,12 @@ final class Handlers {
         part.log.offsetForTimestamp(ts, part.highWatermark(), new dev.isthmus.log.Log.TimestampHandler() {
             @Override
             public void onOffset(long offset, long timestamp) {
-                p.complete(new long[] {0, offset, timestamp});
+                p.complete(new long[] {0, offset, timestamp, offset < 0 ? -1 : epochAt(part, offset)});
             }
 
             @Override
             public void onError(LogException error) {
-                p.complete(new long[] {error.kind().kafkaCode, -1, -1});
+                p.complete(new long[] {error.kind().kafkaCode, -1, -1, -1});
             }
         });
         return p;

@@ -29,8 +29,9 @@ public final class Main {
           --smp N                  shard threads (default: the CPUs this process may use)
           --memory SIZE            data memory for all shards, e.g. 512M, 2G (default 1G)
           --node-id N              this node's id (default 0)
-          --seeds HOST:PORT,...    RPC addresses of nodes to join (cluster mode)
-          --rpc-listen HOST:PORT   node-to-node RPC listener (cluster mode)
+          --seeds ID@HOST:PORT,... RPC addresses of the controller nodes, the same list on every node
+                                   (cluster mode; a plain HOST:PORT is node ID = its position, from 0)
+          --rpc-listen HOST:PORT   node-to-node RPC listener (cluster mode; default: none, single node)
           --metrics-listen HOST:PORT  Prometheus metrics and /health over HTTP (default: off)
           --default-partitions N   partitions of auto-created topics (default 1)
           --auto-create-topics B   create topics named in Metadata requests (default true)
@@ -195,8 +196,19 @@ public final class Main {
                 List<String> seeds = new ArrayList<>();
                 for (String s : v.split(",")) {
                     if (!s.isBlank()) {
-                        HostPort hp = hostPort(name, s.trim());
-                        seeds.add(hp.host + ":" + hp.port);
+                        String entry = s.trim();
+                        int at = entry.indexOf('@');
+                        String id = Integer.toString(seeds.size());
+                        if (at >= 0) {
+                            id = entry.substring(0, at);
+                            entry = entry.substring(at + 1);
+                            if (!id.matches("[0-9]{1,9}")) {
+                                throw new IllegalArgumentException("--seeds entry '" + s.trim()
+                                    + "' has a bad node id; expected ID@HOST:PORT");
+                            }
+                        }
+                        HostPort hp = hostPort(name, entry);
+                        seeds.add(id + "@" + hp.host + ":" + hp.port);
                     }
                 }
                 b.seeds(seeds);

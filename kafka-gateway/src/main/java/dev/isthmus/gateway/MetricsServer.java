@@ -179,9 +179,12 @@ final class MetricsServer implements AutoCloseable {
     }
 
     private static ShardSnapshot snapshot(ShardState st) {
-        Histogram[] disk = st.logs.diskStats().snapshot();
+        Histogram[] disk = st.diskStats.snapshot();
         List<PartitionSnapshot> parts = new ArrayList<>();
         for (Partition p : st.partitions.values()) {
+            if (!p.isLeader()) {
+                continue; // the leader reports a partition
+            }
             parts.add(new PartitionSnapshot(p.topic, p.index, p.log.logStartOffset(), p.log.logEndOffset(),
                 p.highWatermark(), p.durableLatencyMicros.copy()));
         }

@@ -2,11 +2,19 @@ package dev.isthmus.gateway;
 
 import dev.isthmus.arena.IoBuf;
 import dev.isthmus.arena.MemoryArena;
-import dev.isthmus.arena.Subsystem;
 import dev.isthmus.gateway.protocol.IoBufSlice;
 import dev.isthmus.log.Log;
+import dev.isthmus.log.LogConfig;
 import dev.isthmus.log.LogException;
 import dev.isthmus.log.RecordBatch;
+import dev.isthmus.raft.Configuration;
+import dev.isthmus.raft.EpochEndOffset;
+import dev.isthmus.raft.GroupListener;
+import dev.isthmus.raft.RaftErrors;
+import dev.isthmus.raft.Role;
+import dev.isthmus.raft.server.RaftException;
+import dev.isthmus.raft.server.ReplicatedLog;
+import dev.isthmus.raft.storage.KafkaBatchPayload;
 import dev.isthmus.uring.shard.Promise;
 import dev.isthmus.uring.shard.Shard;
 import org.HdrHistogram.Histogram;
@@ -19,21 +27,20 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * One partition on its owner shard: its log, the high watermark (the durable end: on one node an entry is
- * committed when it is on disk), produce requests waiting for durability, fetches waiting for data, and
- * the idempotent producers' sequence state. Owner-shard only.
+ * One partition replica on its shard: a Raft group ({@link ReplicatedLog}) whose log is the partition's log.
+ * Every produce goes through the group (on a single node a one-member group: one produce path); the high
+ * watermark is the group's commit offset + 1; the leader epoch is the Raft term. Only the leader serves
+ * Produce, Fetch and ListOffsets; followers answer NOT_LEADER_OR_FOLLOWER. The leader keeps the idempotent
+ * producers' sequence state, rebuilt from the log (and the last snapshot) each time it gains leadership.
+ * Owner-shard only.
  */
-final class Partition implements Log.Listener {
+final class Partition implements GroupListener {
     /** Outcome of an append for the Produce response. */
     record AppendResult(short errorCode, long baseOffset, long logStartOffset, String message) {
     }
 
     /** Outcome of a read for the Fetch response; {@code records} is owned by the receiver. */
     record ReadResult(short errorCode, IoBufSlice records, long highWatermark, long logStartOffset) {
-    }
-
-    private record DurableWaiter(long offsetExclusive, Promise<AppendResult> promise, AppendResult result,
-                                 long startNs) {
     }
 
     /** Last batches of one producer (Kafka keeps 5 for duplicate detection). */
@@ -59,51 +66,140 @@ final class Partition implements Log.Listener {
     static final long PRODUCER_EXPIRY_MS = 24L * 3600 * 1000;
     static final String PRODUCER_SNAPSHOT = "producers.snapshot";
     private static final int SNAPSHOT_MAGIC = 0x49535053; // "ISPS"
+    private static final int SNAPSHOT_VERSION = 3;
     private boolean producersChanged;
     /** The largest record timestamp appended (ListOffsets MAX_TIMESTAMP); -1 while empty. */
     private long maxTimestamp = -1;
 
     final String topic;
     final int index;
+    final ReplicatedLog replica;
     final Log log;
     private final Shard shard;
     private final MemoryArena arena;
-    private final Runnable onAppended;
-    private final ArrayDeque<DurableWaiter> durableWaiters = new ArrayDeque<>();
+    private final Leadership leadership;
     private final List<Runnable> dataWaiters = new ArrayList<>();
     private final Map<Long, ProducerState> producers = new HashMap<>();
     private final RecordBatch batch = new RecordBatch();
-    private long highWatermark;
-    /** Append-to-durable latency of acks=all produces (µs). Owner shard; copied for metrics. */
+    private LogConfig config;
+    /** The term whose producer state is loaded (produce with a producer id waits for it), or -1. */
+    private long producersTerm = -1;
+    /** The term a producer-state rebuild is running for, or -1. */
+    private long rebuildingTerm = -1;
+    private boolean closed;
+    /** Append-to-commit latency of acks=all produces (µs). Owner shard; copied for metrics. */
     final Histogram durableLatencyMicros = new Histogram(60_000_000L, 2);
 
-    Partition(String topic, int index, Log log, Shard shard, MemoryArena arena, Runnable onAppended) {
+    /** Where leadership changes go: the broker's leader table, and the group coordinator for the offsets topic. */
+    interface Leadership {
+        void changed(Partition p, boolean leader, long term, int leaderId);
+    }
+
+    Partition(String topic, int index, ReplicatedLog replica, LogConfig config, Shard shard, MemoryArena arena,
+              Leadership leadership) {
         this.topic = topic;
         this.index = index;
-        this.log = log;
+        this.replica = replica;
+        this.log = replica.log();
+        this.config = config;
         this.shard = shard;
         this.arena = arena;
-        this.onAppended = onAppended;
-        this.highWatermark = log.durableEndOffset();
+        this.leadership = leadership;
+    }
+
+    long groupId() {
+        return replica.groupId();
     }
 
     long highWatermark() {
-        return highWatermark;
+        return replica.highWatermark();
+    }
+
+    long logStartOffset() {
+        return log.logStartOffset();
+    }
+
+    boolean isLeader() {
+        return !closed && replica.isLeader();
+    }
+
+    /**
+     * Whether this replica leads and every entry of earlier terms in its log is committed, so everything earlier
+     * leaders committed is below its high watermark (what the group coordinator waits for before replaying offsets).
+     */
+    boolean leaderReady() {
+        return isLeader() && replica.raft().leaderCommittedPriorTerms();
+    }
+
+    /** Leads, and idempotent producers are served (their state is loaded for this term). */
+    boolean readyToProduce() {
+        return isLeader() && (producersTerm == replica.term() || topic.equals(GroupCoordinator.OFFSETS_TOPIC));
+    }
+
+    /** The leader epoch: the Raft term. */
+    int leaderEpoch() {
+        return (int) replica.term();
+    }
+
+    LogConfig config() {
+        return config;
+    }
+
+    void updateConfig(LogConfig next) {
+        this.config = next;
+        replica.updateConfig(next);
+    }
+
+    // ------------------------------------------------------------------ Raft events (this shard)
+
+    @Override
+    public void onCommit(long groupId, long commitOffset) {
+        wakeDataWaiters();
     }
 
     @Override
-    public void onDurable(long durableEndOffset) {
-        highWatermark = durableEndOffset;
-        while (!durableWaiters.isEmpty() && durableWaiters.peekFirst().offsetExclusive <= durableEndOffset) {
-            DurableWaiter w = durableWaiters.pollFirst();
-            durableLatencyMicros.recordValue(Math.min(60_000_000L, Math.max(0, (System.nanoTime() - w.startNs) / 1000)));
-            w.promise.complete(w.result);
+    public void onRoleChange(long groupId, Role role, long term, int leaderId) {
+        if (role == Role.LEADER) {
+            rebuildProducers(term);
+        } else {
+            producersTerm = -1;
+            wakeDataWaiters(); // long polls answer NOT_LEADER_OR_FOLLOWER at once
         }
+        leadership.changed(this, role == Role.LEADER, term, leaderId);
+    }
+
+    @Override
+    public void onConfigurationChange(long groupId, Configuration configuration) {
+    }
+
+    private void wakeDataWaiters() {
         if (!dataWaiters.isEmpty()) {
             List<Runnable> ws = new ArrayList<>(dataWaiters);
             dataWaiters.clear();
             ws.forEach(Runnable::run);
         }
+    }
+
+    /** On gaining leadership in {@code term}: loads the producers' state before idempotent produces are taken. */
+    private void rebuildProducers(long term) {
+        if (rebuildingTerm == term || producersTerm == term) {
+            return;
+        }
+        rebuildingTerm = term;
+        recoverProducers(error -> {
+            if (rebuildingTerm != term) {
+                return;
+            }
+            rebuildingTerm = -1;
+            if (error != null) {
+                System.getLogger(Partition.class.getName()).log(System.Logger.Level.ERROR, "cannot rebuild the"
+                    + " producer state of " + topic + "-" + index + ": " + error.getMessage());
+                return;
+            }
+            if (!closed && replica.isLeader() && replica.term() == term) {
+                producersTerm = term;
+            }
+        });
     }
 
     // ------------------------------------------------------------------ producer state across restarts
@@ -178,8 +274,11 @@ final class Partition implements Log.Listener {
         }
         long now = System.currentTimeMillis();
         producers.values().removeIf(ps -> now - ps.lastSeenMs > PRODUCER_EXPIRY_MS);
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(32 + producers.size() * (8 + 2 + 8 + 4 + 5 * 16) + 8);
-        b.putInt(SNAPSHOT_MAGIC).putInt(2).putLong(log.logEndOffset()).putLong(maxTimestamp).putInt(producers.size());
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(40 + producers.size() * (8 + 2 + 8 + 4 + 5 * 16) + 8);
+        long at = log.logEndOffset();
+        long termAt = at > log.logStartOffset() ? termAtOrMinus(at - 1) : -1;
+        b.putInt(SNAPSHOT_MAGIC).putInt(SNAPSHOT_VERSION).putLong(at).putLong(termAt).putLong(maxTimestamp)
+            .putInt(producers.size());
         for (Map.Entry<Long, ProducerState> e : producers.entrySet()) {
             ProducerState ps = e.getValue();
             b.putLong(e.getKey()).putShort(ps.epoch).putLong(ps.lastSeenMs).putInt(ps.batches.size());
@@ -209,6 +308,14 @@ final class Partition implements Log.Listener {
         }
     }
 
+    private long termAtOrMinus(long offset) {
+        try {
+            return replica.raft().termAt(offset);
+        } catch (RuntimeException e) {
+            return -1;
+        }
+    }
+
     /** Loads the snapshot into {@code producers}; returns its offset, or -1 when there is none. */
     private long loadSnapshot() throws java.io.IOException {
         java.nio.file.Path file = log.dir().resolve(PRODUCER_SNAPSHOT);
@@ -219,11 +326,15 @@ final class Partition implements Log.Listener {
         java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(all);
         java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
         crc.update(all, 0, all.length - 8);
-        if (all.length < 28 || b.getLong(all.length - 8) != crc.getValue() || b.getInt() != SNAPSHOT_MAGIC
-            || b.getInt() != 2) {
-            throw new java.io.IOException("damaged producer snapshot " + file);
+        if (all.length < 36 || b.getLong(all.length - 8) != crc.getValue() || b.getInt() != SNAPSHOT_MAGIC
+            || b.getInt() != SNAPSHOT_VERSION) {
+            throw new java.io.IOException("damaged or old producer snapshot " + file);
         }
         long offset = b.getLong();
+        long termAt = b.getLong();
+        if (offset > log.logStartOffset() && termAtOrMinus(offset - 1) != termAt) {
+            return -1; // written before a suffix truncation replaced that part of the log: rebuild from the log
+        }
         maxTimestamp = b.getLong();
         int n = b.getInt();
         producers.clear();
@@ -246,17 +357,15 @@ final class Partition implements Log.Listener {
         return maxTimestamp;
     }
 
-    /** The leader epoch of this replica: the Raft term of a one-member group, 0 until it is re-elected. */
-    int leaderEpoch() {
-        return 0;
-    }
-
     /**
      * OffsetForLeaderEpoch on this partition: {errorCode, epoch, endOffset} for the largest epoch <= {@code wanted}
      * and the offset where the next epoch starts (the log end for the current epoch); fences a client whose
-     * {@code current} epoch is stale or from the future, as Kafka does.
+     * {@code current} epoch is stale or from the future, as Kafka does. Leader only.
      */
     long[] epochEndOffset(int current, int wanted) {
+        if (!isLeader()) {
+            return new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1};
+        }
         int epoch = leaderEpoch();
         if (current >= 0 && current < epoch) {
             return new long[] {ErrorCodes.FENCED_LEADER_EPOCH, -1, -1};
@@ -264,76 +373,82 @@ final class Partition implements Log.Listener {
         if (current > epoch) {
             return new long[] {ErrorCodes.UNKNOWN_LEADER_EPOCH, -1, -1};
         }
-        if (wanted < 0 || wanted > epoch) {
-            return new long[] {ErrorCodes.NONE, -1, -1};
-        }
-        return new long[] {ErrorCodes.NONE, epoch, log.logEndOffset()};
-    }
-
-    /** The topic was deleted: pending produces fail, waiting fetches wake (and find the topic gone). */
-    void deleted() {
-        while (!durableWaiters.isEmpty()) {
-            durableWaiters.pollFirst().promise.complete(new AppendResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1,
-                "topic " + topic + " was deleted"));
-        }
-        if (!dataWaiters.isEmpty()) {
-            List<Runnable> ws = new ArrayList<>(dataWaiters);
-            dataWaiters.clear();
-            ws.forEach(Runnable::run);
-        }
-    }
-
-    @Override
-    public void onFailure(String what) {
-        while (!durableWaiters.isEmpty()) {
-            durableWaiters.pollFirst().promise.complete(new AppendResult(ErrorCodes.KAFKA_STORAGE_ERROR, -1, -1, what));
-        }
+        EpochEndOffset e = replica.raft().epochEndOffset(wanted);
+        return new long[] {ErrorCodes.NONE, e.epoch(), e.endOffset()};
     }
 
     /**
-     * Appends the batches of a Produce request (acks 1 or -1; acks 0 is answered the same way but the
-     * connection sends nothing). Completes when durable for acks=-1, when appended for acks=1.
+     * DeleteRecords on the leader: moves the log start to {@code target} (<= the high watermark) through the
+     * Raft group; completes with {errorCode, lowWatermark}.
+     */
+    Promise<long[]> deleteRecordsBefore(long target) {
+        if (target <= log.logStartOffset()) {
+            return Promise.completed(new long[] {ErrorCodes.NONE, log.logStartOffset()});
+        }
+        return replica.truncatePrefix(target).map(start -> new long[] {ErrorCodes.NONE, (long) start})
+            .recover(f -> new long[] {f instanceof RaftException ? kafkaCode(f) : ErrorCodes.KAFKA_STORAGE_ERROR,
+                log.logStartOffset()});
+    }
+
+    /** The partition stops being served here (topic deleted or broker closing): waiting fetches wake. */
+    void closed() {
+        closed = true;
+        producersTerm = -1;
+        wakeDataWaiters();
+    }
+
+    /** The error answering a produce, fetch or offsets request on a replica that does not lead. */
+    private String notLeader() {
+        int leader = replica.leaderId();
+        return "this broker is not the leader of " + topic + "-" + index + (leader >= 0 ? " (node " + leader
+            + " is)" : " (no leader is known yet)");
+    }
+
+    static short kafkaCode(Throwable f) {
+        if (f instanceof RaftException r) {
+            return switch (r.code()) {
+                case RaftErrors.BACKPRESSURE -> ErrorCodes.REQUEST_TIMED_OUT;
+                default -> ErrorCodes.NOT_LEADER_OR_FOLLOWER;
+            };
+        }
+        return ErrorCodes.UNKNOWN_SERVER_ERROR;
+    }
+
+    /**
+     * Appends the batch of a Produce request through the Raft group. acks=all completes once the batch is
+     * committed (on a majority's disks); acks 1 and 0 once the leader accepted it into its log (the connection
+     * sends nothing for acks 0).
      */
     Promise<AppendResult> append(IoBufSlice records, short acks) {
         int len = records.length();
         if (len == 0) {
             return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1, "empty record set"));
         }
-        // The log validates, stamps offsets and the epoch, then copies into its write-behind chunks; it needs
-        // the batches contiguous. Records that arrived in one fragment (the usual case) go straight from the
-        // request's own bytes; only records split across fragments are gathered into a temporary block.
-        IoBuf buf = records.buf();
-        long tmp = MemoryArena.NO_MEMORY;
-        MemorySegment seg;
-        if (buf.fragmentCount() == 1) {
-            seg = buf.fragment(0);
-        } else {
-            tmp = arena.allocate(len, Subsystem.NETWORK_RECEIVE);
-            if (tmp == MemoryArena.NO_MEMORY) {
-                return Promise.completed(new AppendResult(ErrorCodes.REQUEST_TIMED_OUT, -1, -1, arena.lastFailure()));
-            }
-            seg = arena.segment(tmp, len);
-            buf.copyTo(0, seg, 0, len);
-        }
-        try {
-            return appendSegment(seg, len, acks);
-        } finally {
-            if (tmp != MemoryArena.NO_MEMORY) {
-                arena.free(tmp);
-            }
-        }
+        // The replicated entry is one batch in its own array (the Raft log keeps it for followers until they
+        // have it); the request's fragments are copied into it once.
+        byte[] bytes = new byte[len];
+        records.buf().copyTo(0, bytes, 0, len);
+        return appendBytes(bytes, acks);
     }
 
-    /** Internal writers (the group coordinator): appends one batch and completes once it is durable. */
+    /** Internal writers (the group coordinator): appends one batch and completes once it is committed. */
     Promise<AppendResult> appendInternal(MemorySegment seg, int len) {
-        return appendSegment(seg, len, (short) -1);
+        byte[] bytes = new byte[len];
+        MemorySegment.copy(seg, 0, MemorySegment.ofArray(bytes), 0, len);
+        return appendBytes(bytes, (short) -1);
     }
 
-    private Promise<AppendResult> appendSegment(MemorySegment seg, int len, short acks) {
+    private Promise<AppendResult> appendBytes(byte[] bytes, short acks) {
+        int len = bytes.length;
+        if (closed) {
+            return Promise.completed(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, topic + "-" + index
+                + " is no longer served by this broker"));
+        }
         if (len < RecordBatch.HEADER_BYTES) {
             return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1,
                 "record set of " + len + " bytes is shorter than a batch header"));
         }
+        MemorySegment seg = MemorySegment.ofArray(bytes);
         batch.wrap(seg, 0);
         if (batch.magic() != RecordBatch.CURRENT_MAGIC) {
             return Promise.completed(new AppendResult(ErrorCodes.UNSUPPORTED_FOR_MESSAGE_FORMAT, -1, -1,
@@ -344,13 +459,44 @@ final class Partition implements Log.Listener {
                 "a produce request must carry exactly one record batch per partition (got " + len
                     + " bytes, the first batch is " + batch.sizeInBytes() + ")"));
         }
+        if (len > config.maxBatchBytes()) {
+            return Promise.completed(new AppendResult(ErrorCodes.MESSAGE_TOO_LARGE, -1, -1, "batch of " + len
+                + " bytes is larger than max.message.bytes " + config.maxBatchBytes() + " of " + topic));
+        }
+        switch (batch.check(len, true)) {
+            case OK -> {
+            }
+            case BAD_CRC -> {
+                return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1,
+                    "record batch CRC-32C mismatch"));
+            }
+            case BAD_COUNT -> {
+                return Promise.completed(new AppendResult(ErrorCodes.INVALID_RECORD, -1, -1, "recordsCount "
+                    + batch.recordsCount() + " != lastOffsetDelta + 1 (" + (batch.lastOffsetDelta() + 1) + ")"));
+            }
+            default -> {
+                return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1,
+                    "malformed record batch of " + len + " bytes"));
+            }
+        }
+        if (batch.isControl()) {
+            return Promise.completed(new AppendResult(ErrorCodes.INVALID_RECORD, -1, -1,
+                "clients may not produce control batches"));
+        }
+        if (!replica.isLeader()) {
+            return Promise.completed(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, notLeader()));
+        }
         long producerId = batch.producerId();
         ProducerState ps = null;
         int firstSeq = batch.baseSequence();
         int lastSeq = firstSeq + batch.lastOffsetDelta();
+        short epoch = batch.producerEpoch();
         if (producerId >= 0) {
+            if (producersTerm != replica.term()) {
+                return Promise.completed(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, "the new leader of "
+                    + topic + "-" + index + " is still loading the producers' state; retry"));
+            }
             ps = producers.computeIfAbsent(producerId, k -> new ProducerState());
-            short epoch = batch.producerEpoch();
             if (epoch < ps.epoch) {
                 return Promise.completed(new AppendResult(ErrorCodes.INVALID_PRODUCER_EPOCH, -1, -1,
                     "producer " + producerId + " epoch " + epoch + " is older than " + ps.epoch));
@@ -359,10 +505,12 @@ final class Partition implements Log.Listener {
                 return Promise.completed(new AppendResult(ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, -1,
                     "producer " + producerId + " started epoch " + epoch + " at sequence " + firstSeq + ", not 0"));
             }
-            for (long[] b : epoch > ps.epoch ? new ArrayDeque<long[]>() : ps.batches) {
-                if (b[0] == firstSeq && b[1] == lastSeq) {
-                    // A retry of a batch we already have: answer with its offset, append nothing.
-                    return Promise.completed(new AppendResult(ErrorCodes.NONE, b[2], log.logStartOffset(), null));
+            if (epoch == ps.epoch) {
+                for (long[] b : ps.batches) {
+                    if (b[0] == firstSeq && b[1] == lastSeq) {
+                        // A retry of a batch we already have: answer with its offset, append nothing.
+                        return Promise.completed(new AppendResult(ErrorCodes.NONE, b[2], log.logStartOffset(), null));
+                    }
                 }
             }
             long[] last = epoch > ps.epoch ? null : ps.batches.peekLast();
@@ -372,38 +520,38 @@ final class Partition implements Log.Listener {
                     "producer " + producerId + " sent sequence " + firstSeq + " after " + last[1]));
             }
         }
-        long base;
-        try {
-            base = log.append(seg, 0, len, 0);
-        } catch (LogException e) {
-            return Promise.completed(new AppendResult(e.kind().kafkaCode, -1, -1, e.getMessage()));
-        }
-        if (base == Log.NO_MEMORY) {
-            return Promise.completed(new AppendResult(ErrorCodes.REQUEST_TIMED_OUT, -1, -1,
-                "write-behind memory is full; retry"));
+        long maxTs = batch.maxTimestamp();
+        long startNs = System.nanoTime();
+        long base = replica.logEndOffset(); // where the group appends the proposal
+        Promise<Long> committed = replica.replicate(new KafkaBatchPayload(bytes));
+        if (committed.isFailed()) {
+            return Promise.completed(new AppendResult(kafkaCode(committed.failure()), -1, -1,
+                committed.failure().getMessage()));
         }
         if (ps != null) {
-            ps.record(batch.producerEpoch(), firstSeq, lastSeq, base, System.currentTimeMillis());
+            ps.record(epoch, firstSeq, lastSeq, base, System.currentTimeMillis());
+            producersChanged = true;
         }
-        if (batch.maxTimestamp() > maxTimestamp) {
-            maxTimestamp = batch.maxTimestamp();
+        if (maxTs > maxTimestamp) {
+            maxTimestamp = maxTs;
         }
-        producersChanged = true;
-        onAppended.run();
-        AppendResult ok = new AppendResult(ErrorCodes.NONE, base, log.logStartOffset(), null);
-        long end = log.logEndOffset();
         if (acks == 1 || acks == 0) {
-            return Promise.completed(ok);
+            return Promise.completed(new AppendResult(ErrorCodes.NONE, base, log.logStartOffset(), null));
         }
-        Promise<AppendResult> p = new Promise<>();
-        durableWaiters.addLast(new DurableWaiter(end, p, ok, System.nanoTime()));
-        return p;
+        return committed.map(b -> {
+            durableLatencyMicros.recordValue(Math.min(60_000_000L, Math.max(0, (System.nanoTime() - startNs) / 1000)));
+            return new AppendResult(ErrorCodes.NONE, b, log.logStartOffset(), null);
+        }).recover(f -> new AppendResult(kafkaCode(f), -1, -1, f.getMessage()));
     }
 
     /** Reads from {@code fetchOffset} up to the high watermark, at most {@code maxBytes} (at least one batch). */
     Promise<ReadResult> read(long fetchOffset, int maxBytes) {
         Promise<ReadResult> p = new Promise<>();
-        long hw = highWatermark;
+        if (!isLeader()) {
+            p.complete(new ReadResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, null, -1, -1));
+            return p;
+        }
+        long hw = replica.highWatermark();
         if (fetchOffset == hw) {
             p.complete(new ReadResult(ErrorCodes.NONE, null, hw, log.logStartOffset()));
             return p;
@@ -412,35 +560,34 @@ final class Partition implements Log.Listener {
             p.complete(new ReadResult(ErrorCodes.OFFSET_OUT_OF_RANGE, null, hw, log.logStartOffset()));
             return p;
         }
-        log.read(fetchOffset, hw, Math.max(1, maxBytes), new Log.ReadHandler() {
+        // Zero-copy: whole batches as shares of the batch cache's memory (filled by direct-I/O reads with
+        // read-ahead when not cached), released by the connection once the response is written.
+        log.read(fetchOffset, hw, Math.max(1, maxBytes), new Log.ChainReadHandler() {
             @Override
-            public void onRead(MemorySegment bytes, long firstOffset, long lastOffset) {
-                if (bytes.byteSize() == 0) {
-                    p.complete(new ReadResult(ErrorCodes.NONE, null, highWatermark, log.logStartOffset()));
+            public void onRead(IoBuf batches, long firstOffset, long lastOffset) {
+                if (batches.isEmpty()) {
+                    batches.release();
+                    p.complete(new ReadResult(ErrorCodes.NONE, null, hw, log.logStartOffset()));
                     return;
                 }
-                IoBuf copy;
-                try {
-                    copy = IoBuf.empty(arena, Subsystem.BATCH_CACHE).append(bytes, 0, bytes.byteSize());
-                } catch (RuntimeException e) {
-                    p.complete(new ReadResult(ErrorCodes.REQUEST_TIMED_OUT, null, highWatermark, log.logStartOffset()));
-                    return;
-                }
-                p.complete(new ReadResult(ErrorCodes.NONE, new IoBufSlice(copy), highWatermark, log.logStartOffset()));
+                p.complete(new ReadResult(ErrorCodes.NONE, new IoBufSlice(batches), hw, log.logStartOffset()));
             }
 
             @Override
             public void onError(LogException error) {
-                p.complete(new ReadResult(error.kind().kafkaCode, null, highWatermark, log.logStartOffset()));
+                p.complete(new ReadResult(error.kind().kafkaCode, null, hw, log.logStartOffset()));
             }
         });
         return p;
     }
 
-    /** Completes (true) when data past {@code fetchOffset} is committed, or (false) after {@code waitNs}. */
+    /**
+     * Completes (true) when data past {@code fetchOffset} is committed or this replica stops leading, or (false)
+     * after {@code waitNs}.
+     */
     Promise<Boolean> awaitData(long fetchOffset, long waitNs) {
         Promise<Boolean> p = new Promise<>();
-        if (highWatermark > fetchOffset) {
+        if (closed || !replica.isLeader() || replica.highWatermark() > fetchOffset) {
             p.complete(true);
             return p;
         }

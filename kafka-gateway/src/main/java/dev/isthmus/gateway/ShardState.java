@@ -3,60 +3,90 @@ package dev.isthmus.gateway;
 import dev.isthmus.arena.MemoryArena;
 import dev.isthmus.arena.Subsystem;
 import dev.isthmus.log.ChunkPool;
+import dev.isthmus.log.DiskStats;
 import dev.isthmus.log.LogConfig;
-import dev.isthmus.log.LogManager;
+import dev.isthmus.raft.Configuration;
+import dev.isthmus.raft.StateMachine;
+import dev.isthmus.raft.controller.PartitionInfo;
+import dev.isthmus.raft.server.RaftShard;
 import dev.isthmus.uring.shard.Promise;
 import dev.isthmus.uring.shard.Shard;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
- * What one shard owns in the broker: its arena, its log manager (write-behind and read windows carved from
- * the arena's WRITE_BEHIND and READ_AHEAD budgets), its partitions, and its copy of the topic table.
- * Owner-shard only.
+ * What one shard owns in the broker: its arena, the write-behind and read-window pools its partition logs
+ * share (carved from the arena's WRITE_BEHIND and READ_AHEAD budgets), the partition replicas placed on it
+ * (each a Raft group hosted by this shard's {@link RaftShard}), its copy of the topic table, and its copy of the
+ * leader table (who leads every partition, and in which epoch, as the hosting shards announced it). Owner-shard
+ * only.
  */
 final class ShardState {
     static final int WRITE_CHUNK_BYTES = 256 * 1024;
+    static final String METADATA_FILE = "partition.metadata";
     final Shard shard;
     final MemoryArena arena;
-    final LogManager logs;
+    final int nodeId;
+    final Path logsDir;
+    final ChunkPool writePool;
+    final ChunkPool readPool;
+    final DiskStats diskStats = new DiskStats();
+    /** Batches ready for the wire (appended and read), bounded by the arena's BATCH_CACHE budget. */
+    final dev.isthmus.log.BatchCache batchCache;
     final Map<String, Partition> partitions = new HashMap<>();
     final Map<String, Promise<Partition>> opening = new HashMap<>();
     final LogConfig logConfig = LogConfig.defaults();
     TopicTable topics = TopicTable.EMPTY;
+    /** The controller state {@link #topics} came from (brokers for Metadata); null until the first arrives. */
+    dev.isthmus.raft.controller.ClusterState cluster;
+    /** Leader and epoch of every partition group announced by the shards hosting them: {leaderId, epoch}. */
+    final Map<Long, int[]> leaders = new HashMap<>();
     /** Groups whose offsets partition this shard owns; set right after construction by the broker. */
     GroupCoordinator groups;
+    /** This shard's part of the Raft host; set once the broker started it. */
+    RaftShard raft;
     /** Set when the broker closes this shard's logs: nothing may open a partition afterwards. */
     private boolean closed;
     private final long writeRegion;
     private final long readRegion;
 
-    ShardState(Shard shard, MemoryArena arena, Path dataDir) {
+    ShardState(Shard shard, MemoryArena arena, int nodeId, Path logsDir) {
         this.shard = shard;
         this.arena = arena;
+        this.nodeId = nodeId;
+        this.logsDir = logsDir;
         long writeBytes = Math.max(8L << 20, Math.min(64L << 20, arena.config().bytes() / 8));
         long readBytes = (long) logConfig.readWindowBytes() * 8;
         writeRegion = arena.allocateOrThrow(writeBytes, Subsystem.WRITE_BEHIND);
         readRegion = arena.allocateOrThrow(readBytes, Subsystem.READ_AHEAD);
-        ChunkPool writePool = new ChunkPool(arena.segment(writeRegion, writeBytes), WRITE_CHUNK_BYTES);
-        ChunkPool readPool = new ChunkPool(arena.segment(readRegion, readBytes), logConfig.readWindowBytes());
-        this.logs = new LogManager(shard.engine(), dataDir, writePool, readPool);
-        shard.addPoller(logs::poll);
-        scheduleRetention();
+        writePool = new ChunkPool(arena.segment(writeRegion, writeBytes), WRITE_CHUNK_BYTES);
+        readPool = new ChunkPool(arena.segment(readRegion, readBytes), logConfig.readWindowBytes());
+        batchCache = new dev.isthmus.log.BatchCache(arena);
+        scheduleSnapshots();
     }
 
-    static final long RETENTION_CHECK_NS = 30_000_000_000L;
+    static final long SNAPSHOT_INTERVAL_NS = 30_000_000_000L;
     static final String DELETED_SUFFIX = ".deleted";
 
-    private void scheduleRetention() {
-        shard.schedule(RETENTION_CHECK_NS, () -> {
-            logs.enforceRetention(System.currentTimeMillis());
-            for (Partition p : partitions.values()) {
-                p.snapshotProducers();
+    private void scheduleSnapshots() {
+        shard.schedule(SNAPSHOT_INTERVAL_NS, () -> {
+            if (closed) {
+                return;
             }
-            scheduleRetention();
+            for (Partition p : partitions.values()) {
+                if (p.isLeader()) {
+                    p.snapshotProducers();
+                }
+            }
+            scheduleSnapshots();
         });
     }
 
@@ -65,78 +95,11 @@ final class ShardState {
         return TopicConfigs.logConfig(t.configs());
     }
 
-    /** Applies a topic's changed configs to the logs of its partitions open here. */
-    void applyConfigs(TopicTable.Topic t) {
-        LogConfig next = logConfigFor(t);
-        for (Partition p : partitions.values()) {
-            if (p.topic.equals(t.name())) {
-                p.log.updateConfig(next);
-            }
-        }
-    }
-
-    /**
-     * Removes partition {@code index} of a deleted topic: closes its log if open, then renames its directory
-     * out of the way at once (a topic created again under the same name starts empty) and deletes the files on
-     * {@code background}. Completes on this shard once the rename is done.
-     */
-    Promise<Void> dropPartition(String topic, int index, java.util.concurrent.Executor background) {
-        String key = key(topic, index);
-        Promise<Void> done = new Promise<>();
-        Promise<Partition> pending = opening.get(key);
-        Promise<Partition> ready = pending != null ? pending : Promise.completed(partitions.get(key));
-        ready.whenComplete((part, f) -> {
-            Partition p = partitions.remove(key);
-            if (p != null) {
-                p.deleted();
-            }
-            logs.close(key, () -> {
-                java.nio.file.Path dir = logs.dir(key);
-                try {
-                    if (java.nio.file.Files.exists(dir)) {
-                        java.nio.file.Path moved = dir.resolveSibling(key + "." + java.util.UUID.randomUUID()
-                            + DELETED_SUFFIX);
-                        java.nio.file.Files.move(dir, moved, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-                        background.execute(() -> deleteTree(moved));
-                    }
-                } catch (java.io.IOException e) {
-                    System.getLogger(ShardState.class.getName()).log(System.Logger.Level.ERROR,
-                        "cannot move the directory of deleted partition " + key + " away: " + e.getMessage());
-                }
-                done.complete(null);
-            });
-        });
-        return done;
-    }
-
-    static void deleteTree(java.nio.file.Path dir) {
-        try (var walk = java.nio.file.Files.walk(dir)) {
-            walk.sorted(java.util.Comparator.reverseOrder()).forEach(f -> {
-                try {
-                    java.nio.file.Files.deleteIfExists(f);
-                } catch (java.io.IOException e) {
-                    System.getLogger(ShardState.class.getName()).log(System.Logger.Level.WARNING,
-                        "cannot delete " + f + ": " + e.getMessage());
-                }
-            });
-        } catch (java.io.IOException e) {
-            System.getLogger(ShardState.class.getName()).log(System.Logger.Level.WARNING,
-                "cannot delete " + dir + ": " + e.getMessage());
-        }
-    }
-
-    /** At start-up: finishes deletions a previous run could not complete. */
-    static void removeDeletedDirectories(java.nio.file.Path logsDir) throws java.io.IOException {
-        try (var list = java.nio.file.Files.list(logsDir)) {
-            list.filter(d -> d.getFileName().toString().endsWith(DELETED_SUFFIX)).forEach(ShardState::deleteTree);
-        }
-    }
-
     static String key(String topic, int partition) {
         return topic + "-" + partition;
     }
 
-    /** The partition if open here, opening it first if this shard owns it and it exists in the topic table. */
+    /** The partition if this shard hosts a replica of it (waiting while it opens), else null. */
     Promise<Partition> partition(String topic, int index) {
         if (closed) {
             return Promise.completed(null);
@@ -147,71 +110,246 @@ final class ShardState {
             return Promise.completed(p);
         }
         Promise<Partition> pending = opening.get(key);
-        if (pending != null) {
-            return pending;
+        return pending != null ? pending : Promise.completed(null);
+    }
+
+    // ------------------------------------------------------------------ following the topic table
+
+    /**
+     * Adopts {@code next} (on this shard): replicas of deleted topics are stopped and their directories moved
+     * away (removed on {@code background}); replicas newly placed on this shard are opened as Raft groups;
+     * changed topic configs are applied to open logs. Completes when all of that is done.
+     */
+    Promise<Void> install(TopicTable previous, TopicTable next, Partition.Leadership leadership,
+                          java.util.concurrent.Executor background) {
+        if (topics.version() < next.version()) {
+            topics = next;
         }
-        TopicTable.Topic t = topics.get(topic);
-        if (t == null || index < 0 || index >= t.partitions()) {
-            return Promise.completed(null);
+        List<Promise<Void>> drops = new ArrayList<>();
+        for (TopicTable.Topic old : previous.topics()) {
+            TopicTable.Topic now = next.get(old.name());
+            boolean gone = now == null || !now.id().equals(old.id());
+            for (int p = 0; p < old.partitions(); p++) {
+                boolean stays = !gone && p < now.partitions() && now.partition(p).groupId() == old.partition(p).groupId()
+                    && now.partition(p).shardOn(nodeId) == shard.id();
+                if (!stays && old.partition(p).shardOn(nodeId) == shard.id()) {
+                    drops.add(dropPartition(old.name(), p, background));
+                }
+            }
+            if (gone) {
+                groups.topicDeleted(old.name());
+            } else if (!now.configs().equals(old.configs())) {
+                applyConfigs(now);
+            }
         }
+        return Promise.whenAll(drops).flatMap(x -> {
+            List<Promise<Partition>> opens = new ArrayList<>();
+            for (TopicTable.Topic t : next.topics()) {
+                for (int p = 0; p < t.partitions(); p++) {
+                    PartitionInfo info = t.partition(p);
+                    String key = key(t.name(), p);
+                    if (info.shardOn(nodeId) == shard.id() && !partitions.containsKey(key) && !opening.containsKey(key)) {
+                        opens.add(open(t, p, leadership));
+                    }
+                }
+            }
+            return Promise.whenAllSettled(opens);
+        });
+    }
+
+    /** Applies a topic's changed configs to the logs of its partitions open here. */
+    void applyConfigs(TopicTable.Topic t) {
+        LogConfig next = logConfigFor(t);
+        for (Partition p : partitions.values()) {
+            if (p.topic.equals(t.name())) {
+                p.updateConfig(next);
+            }
+        }
+    }
+
+    /** Opens this shard's replica of partition {@code index} of {@code t} as a Raft group. */
+    private Promise<Partition> open(TopicTable.Topic t, int index, Partition.Leadership leadership) {
+        String key = key(t.name(), index);
+        PartitionInfo info = t.partition(index);
         Promise<Partition> promise = new Promise<>();
+        if (closed) {
+            promise.complete(null);
+            return promise;
+        }
         opening.put(key, promise);
+        Path dir = logsDir.resolve(key);
+        try {
+            claimDirectory(dir, t, info);
+        } catch (IOException e) {
+            opening.remove(key);
+            promise.fail(new IOException("cannot prepare the directory of " + key + ": " + e.getMessage(), e));
+            return promise;
+        }
         Partition[] holder = new Partition[1];
-        logs.open(key, logConfigFor(t), new dev.isthmus.log.Log.Listener() {
+        LogConfig config = logConfigFor(t);
+        dev.isthmus.raft.GroupListener listener = new dev.isthmus.raft.GroupListener() {
             @Override
-            public void onDurable(long durableEndOffset) {
+            public void onCommit(long groupId, long commitOffset) {
                 if (holder[0] != null) {
-                    holder[0].onDurable(durableEndOffset);
+                    holder[0].onCommit(groupId, commitOffset);
                 }
             }
 
             @Override
-            public void onFailure(String what) {
+            public void onRoleChange(long groupId, dev.isthmus.raft.Role role, long term, int leaderId) {
                 if (holder[0] != null) {
-                    holder[0].onFailure(what);
+                    holder[0].onRoleChange(groupId, role, term, leaderId);
                 }
             }
-        }, (log, error) -> {
-            opening.remove(key);
-            if (error != null) {
-                promise.fail(error);
-                return;
+
+            @Override
+            public void onConfigurationChange(long groupId, Configuration configuration) {
             }
-            Partition part = new Partition(topic, index, log, shard, arena, () -> logs.appended(log));
-            holder[0] = part;
-            Runnable ready = () -> {
-                opening.remove(key);
-                partitions.put(key, part);
-                promise.complete(part);
-            };
-            if (topic.equals(GroupCoordinator.OFFSETS_TOPIC)) {
-                ready.run(); // no producers write there; the coordinator replays it itself
-                return;
-            }
-            opening.put(key, promise);
-            part.recoverProducers(recoveryError -> {
-                if (recoveryError != null) {
-                    opening.remove(key);
-                    logs.close(key, () -> promise.fail(recoveryError));
+        };
+        raft.addGroup(info.groupId(), dir, Configuration.ofVoters(info.replicas()), config, StateMachine.NONE, listener)
+            .whenComplete((rl, error) -> {
+                if (opening.get(key) != promise) {
+                    // dropped while opening
+                    if (rl != null) {
+                        raft.removeGroup(info.groupId());
+                    }
+                    promise.complete(null);
                     return;
                 }
-                ready.run();
+                opening.remove(key);
+                if (error != null) {
+                    System.getLogger(ShardState.class.getName()).log(System.Logger.Level.ERROR,
+                        "cannot open partition " + key + ": " + error.getMessage());
+                    promise.fail(error);
+                    return;
+                }
+                rl.setPreferredLeader(info.preferredLeader());
+                rl.log().stats(diskStats);
+                Partition part = new Partition(t.name(), index, rl, config, shard, arena, leadership);
+                holder[0] = part;
+                partitions.put(key, part);
+                if (rl.isLeader()) {
+                    part.onRoleChange(info.groupId(), dev.isthmus.raft.Role.LEADER, rl.term(), rl.leaderId());
+                }
+                promise.complete(part);
             });
-        });
         return promise;
     }
 
-    /** Closes every log, then frees the log memory; {@code done} runs on this shard. */
-    void close(Runnable done) {
+    /**
+     * Makes {@code dir} the directory of this partition's group: a directory left by an earlier topic of the
+     * same name (deleted while this node was down) is moved away first, so the new group starts empty.
+     */
+    private void claimDirectory(Path dir, TopicTable.Topic t, PartitionInfo info) throws IOException {
+        String identity = "topic_id: " + t.id() + "\ngroup_id: " + info.groupId() + "\n";
+        Path meta = dir.resolve(METADATA_FILE);
+        if (Files.exists(dir)) {
+            String existing = Files.exists(meta) ? Files.readString(meta, StandardCharsets.UTF_8) : "";
+            if (existing.equals(identity)) {
+                return;
+            }
+            if (!existing.isEmpty()) {
+                Path moved = dir.resolveSibling(dir.getFileName() + "." + java.util.UUID.randomUUID() + DELETED_SUFFIX);
+                Files.move(dir, moved, StandardCopyOption.ATOMIC_MOVE);
+                deleteTree(moved);
+            }
+        }
+        Files.createDirectories(dir);
+        Path tmp = dir.resolve(METADATA_FILE + ".tmp");
+        Files.writeString(tmp, identity, StandardCharsets.UTF_8);
+        Files.move(tmp, meta, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    /**
+     * Removes this shard's replica of partition {@code index} of a deleted topic: stops its group (closing its
+     * log), then renames its directory out of the way at once and deletes the files on {@code background}.
+     * Completes on this shard once the rename is done.
+     */
+    Promise<Void> dropPartition(String topic, int index, java.util.concurrent.Executor background) {
+        String key = key(topic, index);
+        Promise<Void> done = new Promise<>();
+        Promise<Partition> pending = opening.remove(key);
+        if (pending != null) {
+            pending.complete(null);
+        }
+        Partition p = partitions.remove(key);
+        if (p != null) {
+            p.closed();
+            leaders.remove(p.groupId());
+        }
+        Promise<Void> stopped = p != null ? raft.removeGroup(p.groupId()) : Promise.completed(null);
+        stopped.whenComplete((x, f) -> {
+            Path dir = logsDir.resolve(key);
+            try {
+                if (Files.exists(dir)) {
+                    Path moved = dir.resolveSibling(key + "." + java.util.UUID.randomUUID() + DELETED_SUFFIX);
+                    Files.move(dir, moved, StandardCopyOption.ATOMIC_MOVE);
+                    background.execute(() -> deleteTree(moved));
+                }
+            } catch (IOException e) {
+                System.getLogger(ShardState.class.getName()).log(System.Logger.Level.ERROR,
+                    "cannot move the directory of deleted partition " + key + " away: " + e.getMessage());
+            }
+            done.complete(null);
+        });
+        return done;
+    }
+
+    static void deleteTree(Path dir) {
+        try (var walk = Files.walk(dir)) {
+            walk.sorted(java.util.Comparator.reverseOrder()).forEach(f -> {
+                try {
+                    Files.deleteIfExists(f);
+                } catch (IOException e) {
+                    System.getLogger(ShardState.class.getName()).log(System.Logger.Level.WARNING,
+                        "cannot delete " + f + ": " + e.getMessage());
+                }
+            });
+        } catch (IOException e) {
+            System.getLogger(ShardState.class.getName()).log(System.Logger.Level.WARNING,
+                "cannot delete " + dir + ": " + e.getMessage());
+        }
+    }
+
+    /** At start-up: finishes deletions a previous run could not complete. */
+    static void removeDeletedDirectories(Path logsDir) throws IOException {
+        try (var list = Files.list(logsDir)) {
+            list.filter(d -> d.getFileName().toString().endsWith(DELETED_SUFFIX)).forEach(ShardState::deleteTree);
+        }
+    }
+
+    /** Whether every partition replica here is open, leads, and has its producer state loaded (single node). */
+    boolean allLeading() {
+        if (!opening.isEmpty()) {
+            return false;
+        }
+        for (Partition p : partitions.values()) {
+            if (!p.readyToProduce()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Stops serving (before the Raft host closes the logs): snapshots producer state, wakes waiters. */
+    void stopServing() {
         closed = true;
         for (Partition p : partitions.values()) {
-            p.snapshotProducers();
+            if (p.isLeader()) {
+                p.snapshotProducers();
+            }
+            p.closed();
         }
-        logs.closeAll(() -> {
-            partitions.clear();
-            arena.free(writeRegion);
-            arena.free(readRegion);
-            done.run();
-        });
+        for (Promise<Partition> pending : opening.values()) {
+            pending.complete(null);
+        }
+        opening.clear();
+    }
+
+    /** After the Raft host closed every log: frees the log memory. */
+    void release() {
+        partitions.clear();
+        arena.free(writeRegion);
+        arena.free(readRegion);
     }
 }

@@ -2,41 +2,49 @@ package dev.isthmus.gateway;
 
 import dev.isthmus.gateway.protocol.Uuid;
 
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
+import dev.isthmus.raft.controller.ClusterState;
+import dev.isthmus.raft.controller.PartitionInfo;
+import dev.isthmus.raft.controller.TopicInfo;
+
 import java.util.Collections;
+import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * An immutable version of the cluster's topics. Shard 0 owns the authoritative copy (the controller role on a
- * single node), persists each new version before it is acknowledged, and hands the new object to every shard
- * through the cross-shard queues; shards read only their own reference, never a shared mutable map.
+ * An immutable view of the cluster's topics, derived from the controller's {@link ClusterState} (the
+ * replicated metadata of the controller Raft group). The controller shard builds one per applied state and
+ * hands the object to every shard through the cross-shard queues; shards read only their own reference, never
+ * a shared mutable map.
  */
 public final class TopicTable {
-    /** One topic; {@code configs} holds only its overrides of the defaults ({@link TopicConfigs}). */
-    public record Topic(String name, Uuid id, int partitions, Map<String, String> configs) {
+    /**
+     * One topic: {@code configs} holds only its overrides of the defaults ({@link TopicConfigs}); {@code placement}
+     * has, per partition, its Raft group, replicas (the first is the preferred leader) and their shards.
+     */
+    public record Topic(String name, Uuid id, int partitions, Map<String, String> configs,
+                        List<PartitionInfo> placement) {
         public Topic {
             configs = Collections.unmodifiableMap(new LinkedHashMap<>(configs));
+            placement = List.copyOf(placement);
+            if (placement.size() != partitions) {
+                throw new IllegalArgumentException("topic " + name + " has " + partitions + " partitions but "
+                    + placement.size() + " placements");
+            }
         }
 
-        public Topic(String name, Uuid id, int partitions) {
-            this(name, id, partitions, Map.of());
+        /** Partition {@code p}'s placement. */
+        public PartitionInfo partition(int p) {
+            return placement.get(p);
         }
 
-        Topic withPartitions(int n) {
-            return new Topic(name, id, n, configs);
-        }
-
-        Topic withConfigs(Map<String, String> c) {
-            return new Topic(name, id, partitions, c);
+        /** Replication factor (replicas of the first partition). */
+        public int replicationFactor() {
+            return placement.isEmpty() ? 0 : placement.get(0).replicas().length;
         }
     }
 
-    public static final TopicTable EMPTY = new TopicTable(0, Map.of());
+    public static final TopicTable EMPTY = new TopicTable(-1, Map.of());
 
     private final long version;
     private final Map<String, Topic> byName;
@@ -50,6 +58,16 @@ public final class TopicTable {
             ids.put(t.id(), t);
         }
         this.byId = Collections.unmodifiableMap(ids);
+    }
+
+    /** The topics of a controller state; the version is the controller log offset it reflects. */
+    static TopicTable of(ClusterState state) {
+        Map<String, Topic> m = new LinkedHashMap<>();
+        for (TopicInfo t : state.topics()) {
+            m.put(t.name(), new Topic(t.name(), new Uuid(t.id().getMostSignificantBits(), t.id().getLeastSignificantBits()),
+                t.partitions().size(), t.configs(), t.partitions()));
+        }
+        return new TopicTable(state.appliedOffset(), m);
     }
 
     public long version() {
@@ -66,18 +84,6 @@ public final class TopicTable {
 
     public Iterable<Topic> topics() {
         return byName.values();
-    }
-
-    public TopicTable with(Topic t) {
-        Map<String, Topic> m = new LinkedHashMap<>(byName);
-        m.put(t.name(), t);
-        return new TopicTable(version + 1, m);
-    }
-
-    public TopicTable without(String name) {
-        Map<String, Topic> m = new LinkedHashMap<>(byName);
-        m.remove(name);
-        return new TopicTable(version + 1, m);
     }
 
     /** Kafka's topic name rule: 1..249 of [a-zA-Z0-9._-], not "." or "..". Returns null if valid. */
@@ -98,59 +104,5 @@ public final class TopicTable {
             }
         }
         return null;
-    }
-
-    // One line per topic: "<name> <uuid msb> <uuid lsb> <partitions>[ <key>=<url-encoded value>...]".
-    void save(Path file) throws IOException {
-        StringBuilder sb = new StringBuilder("# isthmus topics v1, version ").append(version).append('\n');
-        for (Topic t : byName.values()) {
-            sb.append(t.name()).append(' ').append(t.id().msb()).append(' ').append(t.id().lsb()).append(' ')
-                .append(t.partitions());
-            for (Map.Entry<String, String> c : t.configs().entrySet()) {
-                sb.append(' ').append(c.getKey()).append('=')
-                    .append(java.net.URLEncoder.encode(c.getValue(), StandardCharsets.UTF_8));
-            }
-            sb.append('\n');
-        }
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-        try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.CREATE,
-            java.nio.file.StandardOpenOption.WRITE, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
-            ch.write(java.nio.ByteBuffer.wrap(sb.toString().getBytes(StandardCharsets.UTF_8)));
-            ch.force(true);
-        }
-        Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    }
-
-    static TopicTable load(Path file) throws IOException {
-        if (!Files.exists(file)) {
-            return EMPTY;
-        }
-        Map<String, Topic> m = new LinkedHashMap<>();
-        long version = 0;
-        for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
-            if (line.startsWith("#")) {
-                int at = line.lastIndexOf(' ');
-                version = Long.parseLong(line.substring(at + 1));
-                continue;
-            }
-            if (line.isBlank()) {
-                continue;
-            }
-            String[] p = line.split(" ");
-            if (p.length < 4) {
-                throw new IOException("corrupt topics file " + file + ": " + line);
-            }
-            Map<String, String> configs = new LinkedHashMap<>();
-            for (int i = 4; i < p.length; i++) {
-                int eq = p[i].indexOf('=');
-                if (eq <= 0) {
-                    throw new IOException("corrupt topics file " + file + ": " + line);
-                }
-                configs.put(p[i].substring(0, eq), java.net.URLDecoder.decode(p[i].substring(eq + 1), StandardCharsets.UTF_8));
-            }
-            m.put(p[0], new Topic(p[0], new Uuid(Long.parseLong(p[1]), Long.parseLong(p[2])), Integer.parseInt(p[3]),
-                configs));
-        }
-        return new TopicTable(version, m);
     }
 }

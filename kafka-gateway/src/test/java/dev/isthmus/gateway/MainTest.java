@@ -39,12 +39,14 @@ class MainTest {
     @Test
     void shouldReadAConfigFileAndLetFlagsWin(@TempDir Path dir) throws Exception {
         Path f = dir.resolve("isthmus.conf");
-        Files.write(f, List.of("# a comment", "listen = 127.0.0.1:9999", "smp = 1", "memory = 256M", "seeds = a:1, b:2"));
+        Files.write(f, List.of("# a comment", "listen = 127.0.0.1:9999", "smp = 1", "memory = 256M", "seeds = a:1, 7@b:2",
+            "rpc-listen = 127.0.0.1:9998"));
         BrokerConfig c = Main.parse(new String[] {"--config", f.toString(), "--smp", "2"});
         assertEquals(9999, c.port());
         assertEquals(2, c.shards());
         assertEquals(256L << 20, c.memoryBytes());
-        assertEquals(List.of("a:1", "b:2"), c.seeds());
+        assertEquals(List.of("0@a:1", "7@b:2"), c.seeds(), "a seed without an id is node <its position>");
+        assertEquals(9998, c.rpcPort());
         assertNull(Main.parse(new String[] {"--help"}));
     }
 
@@ -56,6 +58,11 @@ class MainTest {
         assertMessage("--memory expects a size like 512M or 2G, got 'lots'", "--memory", "lots");
         assertMessage("--listen port must be in [0, 65535], got 70000", "--listen", "h:70000");
         assertMessage("--smp needs a value", "--smp");
+        assertMessage("--seeds does not list node 5 (--node-id): give its --rpc-listen HOST:PORT, the address other"
+            + " nodes reach it at", "--node-id", "5", "--seeds", "127.0.0.1:9100");
+        assertEquals(9101, Main.parse(new String[] {"--node-id", "1", "--seeds", "127.0.0.1:9100,127.0.0.1:9101"})
+            .rpcPort(), "a seed node listens for RPC on its seed address");
+        assertMessage("--seeds names node 1 twice", "--seeds", "1@a:1,1@b:2", "--rpc-listen", "127.0.0.1:9100");
         assertTrue(assertThrows(IllegalArgumentException.class,
             () -> Main.parse(new String[] {"--config", dir.resolve("missing").toString()})).getMessage()
             .startsWith("cannot read config file"));
