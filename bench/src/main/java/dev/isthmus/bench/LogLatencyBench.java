@@ -1,6 +1,5 @@
 package dev.isthmus.bench;
 
-import com.sun.nio.file.ExtendedOpenOption;
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.DiskStats;
 import dev.isthmus.log.Log;
@@ -27,11 +26,8 @@ import org.openjdk.jmh.annotations.Warmup;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
@@ -41,8 +37,10 @@ import java.util.stream.Stream;
  * run on one file system.
  *
  * <ol>
- * <li>Setup measures the device: {@code deviceSeconds} of 4 KiB O_DIRECT writes each followed by
- *     {@code fdatasync} (FileChannel.force(false)), one at a time; its p99 is {@code deviceSyncP99Us}.</li>
+ * <li>Setup measures the device where the log meets it: {@code deviceSeconds} of sequential 4 KiB O_DIRECT
+ *     writes into space fallocated as segments are, each followed by an fdatasync, one at a time, as plain
+ *     system calls. The p99 of the fdatasyncs alone is {@code deviceSyncP99Us} (the target's yardstick); the
+ *     p99 of write + fdatasync, what one durable small write costs at best, is {@code deviceWriteSyncP99Us}.</li>
  * <li>Setup measures peak: closed loop, up to 64 appends outstanding, for {@code peakSeconds}
  *     ({@code peakAppendsPerSec}).</li>
  * <li>Each benchmark operation is an open-loop run of {@code runSeconds} at {@code loadFraction} x peak:
@@ -51,8 +49,9 @@ import java.util.stream.Stream;
  *     as the broker's does.</li>
  * </ol>
  * The auxiliary counters report the run's percentiles in microseconds ({@code p50Us}, {@code p99Us},
- * {@code p999Us}), the log's own fdatasync p99 ({@code logSyncP99Us}), the device's ({@code deviceSyncP99Us})
- * and the ratio {@code p99OverDeviceSyncP99x100} (target: at most 200).
+ * {@code p999Us}, {@code maxUs}), the log's own fdatasync p99 ({@code logSyncP99Us}), the device's
+ * ({@code deviceSyncP99Us}, {@code deviceWriteSyncP99Us}) and the ratio {@code p99OverDeviceSyncP99x100}
+ * (target: at most 200).
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.SingleShotTime)
@@ -84,8 +83,10 @@ public class LogLatencyBench implements Log.Listener {
         public long p50Us;
         public long p99Us;
         public long p999Us;
+        public long maxUs;
         public long logSyncP99Us;
         public long deviceSyncP99Us;
+        public long deviceWriteSyncP99Us;
         public long p99OverDeviceSyncP99x100;
         public long peakAppendsPerSec;
         public long appendsPerSec;
@@ -110,6 +111,7 @@ public class LogLatencyBench implements Log.Listener {
     private boolean recording;
     private long peak;
     private long deviceP99;
+    private long deviceWriteP99;
     private LogConfig config;
     private int iteration;
 
@@ -120,9 +122,9 @@ public class LogLatencyBench implements Log.Listener {
         arena = Arena.ofShared();
         batch = LogAppendBench.buildBatch(arena, shape);
         batchBytes = (int) batch.byteSize();
-        deviceP99 = measureDeviceSync();
         config = LogConfig.defaults().withSegmentBytes(1L << 30).withRetention(-1, -1);
         engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults());
+        measureDeviceSync();
         writes = ChunkPool.allocate(128, 256 * 1024);
         reads = ChunkPool.allocate(2, config.readWindowBytes());
         openLog();
@@ -162,26 +164,65 @@ public class LogLatencyBench implements Log.Listener {
         }
     }
 
-    /** p99 (µs) of 4 KiB O_DIRECT write + fdatasync, one at a time, on a preallocated file. */
-    private long measureDeviceSync() throws IOException {
-        Histogram h = new Histogram(60_000_000L, 3);
+    /**
+     * The device's fdatasync latency where the log meets it: a file fallocated through the engine (as segments
+     * are), then sequential 4 KiB O_DIRECT writes, each followed by an fdatasync, one at a time, as plain system
+     * calls on this thread (no ring, no worker thread: the device and file system alone). Sets the p99s (µs) of
+     * the fdatasyncs and of write + fdatasync.
+     */
+    private void measureDeviceSync() throws IOException {
+        Histogram sync = new Histogram(60_000_000L, 3);
+        Histogram writeSync = new Histogram(60_000_000L, 3);
         MemorySegment block = arena.allocate(4096, 4096);
         block.fill((byte) 7);
-        ByteBuffer buf = block.asByteBuffer();
-        try (FileChannel ch = FileChannel.open(dir.resolve("device"), StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-            StandardOpenOption.READ, ExtendedOpenOption.DIRECT)) {
+        java.nio.ByteBuffer buf = block.asByteBuffer();
+        long spanBytes = 256L << 20;
+        long[] result = {0, 0};
+        Path path = dir.resolve("device");
+        dev.isthmus.uring.DmaFile f = engine.openDmaFile(path, true);
+        try {
+            awaitOp(f.allocate(0, spanBytes, false, (res, flags, attachment) -> {
+                result[0] = res;
+                result[1] = 1;
+            }, 0), result, "fallocate");
+        } finally {
+            f.close();
+        }
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(path,
+            java.nio.file.StandardOpenOption.WRITE, com.sun.nio.file.ExtendedOpenOption.DIRECT)) {
             long end = System.nanoTime() + deviceSeconds * 1_000_000_000L;
             long pos = 0;
-            while (System.nanoTime() < end) {
+            while (System.nanoTime() < end && pos < spanBytes) {
                 buf.clear();
-                long t = System.nanoTime();
-                ch.write(buf, pos);
+                long t0 = System.nanoTime();
+                while (buf.hasRemaining()) {
+                    ch.write(buf, pos + buf.position());
+                }
+                long t1 = System.nanoTime();
                 ch.force(false);
-                h.recordValue(Math.max(0, (System.nanoTime() - t) / 1000));
-                pos = (pos + 4096) % (64L << 20);
+                long t2 = System.nanoTime();
+                sync.recordValue((t2 - t1) / 1000);
+                writeSync.recordValue((t2 - t0) / 1000);
+                pos += 4096;
             }
+        } finally {
+            Files.deleteIfExists(path);
         }
-        return h.getValueAtPercentile(99);
+        deviceP99 = sync.getValueAtPercentile(99);
+        deviceWriteP99 = writeSync.getValueAtPercentile(99);
+    }
+
+    private void awaitOp(long id, long[] result, String what) {
+        if (id < 0) {
+            throw new IllegalStateException(what + " could not be queued: " + id);
+        }
+        result[1] = 0;
+        while (result[1] == 0) {
+            engine.submitAndWait(1_000_000_000L);
+        }
+        if (result[0] < 0) {
+            throw new IllegalStateException(what + " failed: " + dev.isthmus.ffi.Errno.describe((int) -result[0]));
+        }
     }
 
     /** Closed loop with 64 appends outstanding: appends per second. */
@@ -265,16 +306,18 @@ public class LogLatencyBench implements Log.Listener {
         latency.p50Us = histogram.getValueAtPercentile(50) / 1000;
         latency.p99Us = histogram.getValueAtPercentile(99) / 1000;
         latency.p999Us = histogram.getValueAtPercentile(99.9) / 1000;
+        latency.maxUs = histogram.getMaxValue() / 1000;
         latency.logSyncP99Us = stats.syncP99Micros();
         latency.deviceSyncP99Us = deviceP99;
+        latency.deviceWriteSyncP99Us = deviceWriteP99;
         latency.p99OverDeviceSyncP99x100 = deviceP99 == 0 ? 0 : latency.p99Us * 100 / deviceP99;
         latency.peakAppendsPerSec = peak;
         latency.appendsPerSec = appends / Math.max(1, runSeconds);
         System.out.println("LogLatencyBench shape " + shape + ": " + latency.appendsPerSec + " appends/s ("
             + loadFraction + " x peak " + peak + "/s): append-to-durable p50 " + latency.p50Us + " us, p99 "
-            + latency.p99Us + " us, p99.9 " + latency.p999Us + " us; log fdatasync p99 " + latency.logSyncP99Us
-            + " us; device fdatasync p99 " + deviceP99 + " us; p99 / device p99 = " + latency.p99OverDeviceSyncP99x100
-            + "%");
+            + latency.p99Us + " us, p99.9 " + latency.p999Us + " us, max " + latency.maxUs + " us; log fdatasync p99 "
+            + latency.logSyncP99Us + " us; device fdatasync p99 " + deviceP99 + " us (write + fdatasync " + deviceWriteP99
+            + " us); p99 / device fdatasync p99 = " + latency.p99OverDeviceSyncP99x100 + "%");
     }
 
     @TearDown(Level.Trial)

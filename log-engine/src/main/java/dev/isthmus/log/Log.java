@@ -116,6 +116,10 @@ public final class Log {
     private Runnable idleWaiter;
     /** The manager that opened this log, or null. */
     LogManager manager;
+    /** In the manager's list of logs to flush at its next poll. */
+    boolean inDirtyList;
+    /** Segments rolled away from whose seal (last writes, fdatasync, release) has not finished. */
+    private int sealsPending;
     // Compaction state: the offset up to which the log was compacted, the earliest delete horizon of a kept
     // tombstone (a compaction is due then), suffix truncations so far, whether one runs, the running compaction.
     long cleanerCheckpoint;
@@ -133,6 +137,8 @@ public final class Log {
     private long[] pendingNext = new long[64];
     private int pendingHead;
     private int pendingTail;
+    /** The newest entry may still take appends (no flush since it was made). */
+    private boolean pendingOpen;
 
     Log(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool, BatchCache batchCache,
         Listener listener) {
@@ -169,6 +175,8 @@ public final class Log {
         Log log = new Log(engine, dir, config, writePool, readPool, cache, listener);
         try {
             Files.createDirectories(dir);
+            // A previous Log of this directory (closed, or abandoned) may still have file tasks queued.
+            FileTasks.await(dir);
             new LogRecovery(log, handler).start();
         } catch (IOException e) {
             handler.onOpen(null, new UncheckedIOException("cannot open log directory " + dir + ": " + e.getMessage(), e));
@@ -414,8 +422,9 @@ public final class Log {
             pendingHead = 0;
         }
         int i = pendingTail & (pendingSegment.length - 1);
-        // Coalesce with the previous entry of the same segment: only the last end matters.
-        if (pendingTail > pendingHead) {
+        // Appends between two flushes share one entry (only the last end matters). A flush closes the entry:
+        // durability is reported per flush, so appends arriving after it never hold back what it made durable.
+        if (pendingOpen && pendingTail > pendingHead) {
             int prev = (pendingTail - 1) & (pendingSegment.length - 1);
             if (pendingSegment[prev] == seg) {
                 pendingEnd[prev] = end;
@@ -427,6 +436,7 @@ public final class Log {
         pendingEnd[i] = end;
         pendingNext[i] = next;
         pendingTail++;
+        pendingOpen = true;
     }
 
     /**
@@ -435,10 +445,13 @@ public final class Log {
      * a {@link LogManager} calls this once per loop turn for every log with new appends.
      */
     public void flush() {
+        pendingOpen = false;
+        Segment flushed = null;
         for (int i = pendingHead; i < pendingTail; i++) {
             Segment s = pendingSegment[i & (pendingSegment.length - 1)];
-            if (s.appender != null) {
+            if (s != flushed && s.appender != null) { // entries of one segment are consecutive: one flush each
                 s.appender.flush();
+                flushed = s;
             }
         }
     }
@@ -534,6 +547,7 @@ public final class Log {
             return;
         }
         old.sealing = true;
+        sealsPending++;
         old.appender.flush();
         segments.add(createSegment(nextOffset));
         maybeFinishSeal();
@@ -553,6 +567,10 @@ public final class Log {
         return stats;
     }
 
+    /**
+     * A new, empty segment at {@code baseOffset}, its file preallocated with the fallocate step the active
+     * segment's writer reached (a busy log's new segment starts with a large step, allocated before any write).
+     */
     Segment createSegment(long baseOffset) {
         Path p = dir.resolve(Segment.fileName(baseOffset, LOG_SUFFIX));
         DmaFile file = engine.openDmaFile(p, true);
@@ -560,11 +578,20 @@ public final class Log {
         s.appender = new SegmentAppender(file, writePool, s, 0, MemorySegment.NULL, file.size(),
             config.fallocateStepBytes(), config.segmentBytes());
         s.appender.stats(stats);
+        Segment previous = segments.isEmpty() ? null : active();
+        s.appender.preallocate(previous != null && previous.appender != null ? previous.appender.fallocateStepBytes() : 0);
         return s;
     }
 
-    /** Completes seals whose last writes and fdatasync finished: drop the tail chunk, trim, write indexes. */
+    /**
+     * Completes seals whose last writes and fdatasync finished: drops the tail chunk, then trims the file's
+     * preallocated space and writes its indexes in the background ({@link FileTasks}: an index write's
+     * fdatasyncs and a truncate on a busy journal take milliseconds the shard loop must not wait for).
+     */
     private void maybeFinishSeal() {
+        if (sealsPending == 0) {
+            return; // the common case, on every durability report: no walk over the segments
+        }
         boolean freed = false;
         for (int i = 0; i < segments.size() - 1; i++) {
             Segment s = segments.get(i);
@@ -572,8 +599,15 @@ public final class Log {
                 s.appender.releaseTail();
                 s.appender = null;
                 s.sealing = false;
-                s.file.truncate(s.size);
-                writeIndexes(s);
+                sealsPending--;
+                long size = s.size;
+                Path path = s.path;
+                FileTasks.submit(dir, "trim and index the sealed segment " + path.getFileName(), () -> {
+                    try (var ch = java.nio.channels.FileChannel.open(path, java.nio.file.StandardOpenOption.WRITE)) {
+                        ch.truncate(size);
+                    }
+                    writeIndexFiles(s);
+                });
                 freed = true;
             }
         }
@@ -583,15 +617,34 @@ public final class Log {
         }
     }
 
-    /** Writes a sealed segment's indexes in Kafka's format (small files; a rebuild covers a crash here). */
+    /**
+     * Writes a sealed segment's indexes in Kafka's format now, on the calling thread (close, open: a rebuild
+     * covers a crash here). A distrusted index is not written: the next open rebuilds it.
+     */
     void writeIndexes(Segment s) {
         try {
-            writeIndexFile(s.indexPath(), s.index, false);
-            writeIndexFile(s.timeIndexPath(), s.index, true);
+            writeIndexFiles(s);
         } catch (IOException e) {
             LOG.log(System.Logger.Level.WARNING, "could not write indexes of " + s.path + " (rebuilt on next open): "
                 + e.getMessage());
         }
+    }
+
+    /** {@link #writeIndexes} in the background ({@link FileTasks}), after the directory's queued tasks. */
+    void writeIndexesLater(Segment s) {
+        FileTasks.submit(dir, "write the indexes of " + s.path.getFileName(), () -> writeIndexFiles(s));
+    }
+
+    /**
+     * Writes both index files of {@code s}. Runs on the shard thread or the file-task thread: the index of a
+     * sealed segment no longer changes unless a suffix truncation, which waits for queued tasks first, cuts it.
+     */
+    private static void writeIndexFiles(Segment s) throws IOException {
+        if (s.indexDistrusted) {
+            return;
+        }
+        writeIndexFile(s.indexPath(), s.index, false);
+        writeIndexFile(s.timeIndexPath(), s.index, true);
     }
 
     /** Serialises index entries through this per-thread buffer: sealing a segment allocates no index-sized array. */
@@ -771,28 +824,46 @@ public final class Log {
             cache.truncatePrefix(logStartOffset);
         }
         while (segments.size() > 1 && segments.get(1).baseOffset <= offset && segments.get(0).appender == null) {
-            deleteSegment(segments.remove(0));
+            deleteSegment(segments.remove(0), true);
         }
         return logStartOffset;
     }
 
+    /**
+     * Records the log start in the background (like Kafka's log-start-offset checkpoint, it is not made durable
+     * before the call returns: after a crash that lost it, the log starts at its first segment again).
+     */
     private void writeLogStart() {
-        try {
-            writeAtomically(dir.resolve(LOG_START), Long.toString(logStartOffset).getBytes(StandardCharsets.US_ASCII));
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot record the log start of " + dir, e);
-        }
+        byte[] bytes = Long.toString(logStartOffset).getBytes(StandardCharsets.US_ASCII);
+        FileTasks.submit(dir, "record the log start " + logStartOffset,
+            () -> writeAtomically(dir.resolve(LOG_START), bytes));
     }
 
-    private void deleteSegment(Segment s) {
+    /**
+     * Drops {@code s}: closes its file (unless a read still uses it) and deletes its files, now or, with
+     * {@code later}, in the background after the directory's queued tasks (retention and DeleteRecords, whose
+     * segments lie below the log start: no file of the same name is made again while the delete waits).
+     */
+    private void deleteSegment(Segment s, boolean later) {
         s.deleted = true;
         if (s.readers == 0) {
             s.file.close();
         }
+        Path log = s.path;
+        Path index = s.indexPath();
+        Path timeIndex = s.timeIndexPath();
+        if (later) {
+            FileTasks.submit(dir, "delete the segment " + log.getFileName(), () -> {
+                Files.deleteIfExists(log);
+                Files.deleteIfExists(index);
+                Files.deleteIfExists(timeIndex);
+            });
+            return;
+        }
         try {
-            Files.deleteIfExists(s.path);
-            Files.deleteIfExists(s.indexPath());
-            Files.deleteIfExists(s.timeIndexPath());
+            Files.deleteIfExists(log);
+            Files.deleteIfExists(index);
+            Files.deleteIfExists(timeIndex);
         } catch (IOException e) {
             LOG.log(System.Logger.Level.WARNING, "could not delete " + s.path + ": " + e.getMessage());
         }
@@ -821,15 +892,19 @@ public final class Log {
         }).start();
     }
 
-    /** Drops later segments and resets the active one to end at {@code position} / {@code nextOffset}. */
+    /**
+     * Drops later segments and resets the active one to end at {@code position} / {@code nextOffset}. Waits for
+     * the log's queued file tasks first (they may still write the indexes of the segments it cuts).
+     */
     void finishSuffixTruncation(Segment seg, long position, long newNext, MemorySegment tail) {
+        FileTasks.await(dir);
         while (segments.get(segments.size() - 1) != seg) {
             Segment later = segments.remove(segments.size() - 1);
             if (later.appender != null) {
                 later.appender.releaseTail();
                 later.appender = null;
             }
-            deleteSegment(later);
+            deleteSegment(later, false);
         }
         if (seg.appender != null) {
             seg.appender.releaseTail();
@@ -838,6 +913,12 @@ public final class Log {
         seg.size = position;
         seg.lastOffset = newNext - 1;
         seg.sealing = false;
+        sealsPending = 0;
+        for (Segment s : segments) {
+            if (s.sealing) {
+                sealsPending++;
+            }
+        }
         seg.index.truncateTo(position, newNext - 1);
         seg.appender = new SegmentAppender(seg.file, writePool, seg, position, tail, position,
             config.fallocateStepBytes(), config.segmentBytes());
@@ -900,7 +981,7 @@ public final class Log {
                 break;
             }
             segments.remove(0);
-            deleteSegment(oldest);
+            deleteSegment(oldest, true);
             logStartOffset = Math.max(logStartOffset, segments.get(0).baseOffset);
             deleted++;
         }
@@ -939,10 +1020,13 @@ public final class Log {
     /**
      * Puts a compacted segment in place of {@code group} (a run of sealed segments): its file was fdatasynced and
      * renamed to {@code swapPath}. Deletes the old segments and indexes, renames the swap file to the first
-     * segment's name, and writes the new indexes (a crash anywhere in between is finished by the next open).
+     * segment's name, and writes the new indexes in the background (a crash anywhere in between is finished by
+     * the next open). Waits for the log's queued file tasks first: a seal of the group's segments may still be
+     * writing their files.
      */
     void installCompacted(List<Segment> group, Path swapPath, SegmentIndex index, long sizeBytes, long maxTimestamp)
         throws IOException {
+        FileTasks.await(dir);
         Segment first = group.get(0);
         Segment last = group.get(group.size() - 1);
         int at = segments.indexOf(first);
@@ -950,7 +1034,7 @@ public final class Log {
         long maxTs = maxTimestamp;
         for (Segment s : group) {
             maxTs = Math.max(maxTs, s.maxTimestamp);
-            deleteSegment(s);
+            deleteSegment(s, false);
         }
         Path target = dir.resolve(Segment.fileName(first.baseOffset, LOG_SUFFIX));
         Files.move(swapPath, target, StandardCopyOption.ATOMIC_MOVE);
@@ -965,7 +1049,7 @@ public final class Log {
             segments.remove(at);
         }
         segments.add(at, s);
-        writeIndexes(s);
+        writeIndexesLater(s);
         if (cache != null) {
             cache.invalidate(first.baseOffset, last.lastOffset);
         }
@@ -975,13 +1059,9 @@ public final class Log {
     void compactionFinished(long checkpoint, long horizonMs) {
         cleanerCheckpoint = Math.max(cleanerCheckpoint, checkpoint);
         tombstoneHorizonMs = horizonMs;
-        try {
-            writeAtomically(dir.resolve(CLEANER_CHECKPOINT), (cleanerCheckpoint + " " + tombstoneHorizonMs)
-                .getBytes(StandardCharsets.US_ASCII));
-        } catch (IOException e) {
-            LOG.log(System.Logger.Level.WARNING, "could not record the cleaner checkpoint of " + dir + " (the next"
-                + " compaction redoes the work): " + e.getMessage());
-        }
+        byte[] bytes = (cleanerCheckpoint + " " + tombstoneHorizonMs).getBytes(StandardCharsets.US_ASCII);
+        // In the background; if it is lost, the next compaction redoes the work.
+        FileTasks.submit(dir, "record the cleaner checkpoint", () -> writeAtomically(dir.resolve(CLEANER_CHECKPOINT), bytes));
     }
 
     /** fsync of a directory, so renames and unlinks in it are durable. */
@@ -1010,6 +1090,8 @@ public final class Log {
     }
 
     void finishClose() {
+        // Seals, deletes and checkpoints still queued go first: the clean-shutdown marker comes last.
+        FileTasks.await(dir);
         if (cache != null) {
             cache.clear();
         }

@@ -152,7 +152,8 @@ public final class LogManager {
 
     /** Marks {@code log} for the next {@link #poll()} (call after appending). */
     public void appended(Log log) {
-        if (!dirty.contains(log)) {
+        if (!log.inDirtyList) { // a flag, not a list search: O(1) per append however many logs are dirty
+            log.inDirtyList = true;
             dirty.add(log);
         }
     }
@@ -165,11 +166,12 @@ public final class LogManager {
         int n = dirty.size();
         for (int i = 0; i < n; i++) {
             Log log = dirty.get(i);
+            log.inDirtyList = false;
             if (!log.isClosed() && !log.isFailed()) {
                 log.flush();
             }
         }
-        dirty.clear();
+        dirty.subList(0, n).clear(); // logs marked while flushing stay for the next poll
         if (compactLogs > 0 || cleaner.busy()) {
             n += (int) Math.min(Integer.MAX_VALUE, cleaner.poll(System.currentTimeMillis(), logs.values()));
         }
@@ -198,7 +200,10 @@ public final class LogManager {
     /** Closes {@code name} and forgets it (it may be opened again or its directory removed); {@code done} runs when it is closed. */
     public void close(String name, Runnable done) {
         Log log = logs.remove(name);
-        dirty.remove(log);
+        if (log != null && log.inDirtyList) {
+            log.inDirtyList = false;
+            dirty.remove(log);
+        }
         recountCompactLogs();
         if (log == null) {
             done.run();

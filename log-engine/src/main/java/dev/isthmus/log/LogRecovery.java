@@ -254,7 +254,7 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             }
         }
         if (s != log.segments.get(log.segments.size() - 1) && log.segments.contains(s)) {
-            log.writeIndexes(s); // a sealed segment: the next open loads them instead of scanning again
+            log.writeIndexesLater(s); // a sealed segment: the next open loads them instead of scanning again
         }
         scanNext();
     }

@@ -69,12 +69,13 @@ final class Segment implements SegmentAppender.Listener {
         indexDistrusted = true;
         System.getLogger("dev.isthmus.log").log(System.Logger.Level.WARNING, "the index of " + path + " is wrong ("
             + why + "); reading it from the start until it is rebuilt at the next open");
-        try {
-            java.nio.file.Files.deleteIfExists(indexPath());
-            java.nio.file.Files.deleteIfExists(timeIndexPath());
-        } catch (java.io.IOException e) {
-            System.getLogger("dev.isthmus.log").log(System.Logger.Level.WARNING, "could not delete the index of " + path);
-        }
+        // In the background, after the log's queued file tasks (one may be writing these very files).
+        java.nio.file.Path index = indexPath();
+        java.nio.file.Path timeIndex = timeIndexPath();
+        FileTasks.submit(log.dir, "delete the wrong index of " + path.getFileName(), () -> {
+            java.nio.file.Files.deleteIfExists(index);
+            java.nio.file.Files.deleteIfExists(timeIndex);
+        });
     }
 
     boolean isEmpty() {

@@ -23,10 +23,16 @@ import java.lang.foreign.MemorySegment;
  * <li>{@link #flush()} writes the partly filled tail chunk, padded to the alignment with zeros; the tail is
  *     rewritten as it grows. At most one write per chunk is in flight (two writes of the same range could
  *     land in either order), so a rewrite waits for the previous one.</li>
- * <li>{@link #written()} advances only over a contiguous prefix of completed writes; then one fdatasync
- *     covers everything written so far, however many appends and flushes asked for it (technique 6).</li>
- * <li>The file is grown ahead of the writer with fallocate in {@code fallocateStepBytes} steps, so steady
- *     state writes overwrite allocated space (technique 5).</li>
+ * <li>{@link #written()} advances only over a contiguous prefix of completed writes; one fdatasync at a time
+ *     covers everything written so far, however many appends and flushes asked for it (technique 6). The
+ *     next one starts as soon as what was flushed before the previous one completed is written, never waiting
+ *     for appends that keep arriving.</li>
+ * <li>The file is grown ahead of the writer with fallocate, so steady state writes overwrite allocated space
+ *     (technique 5). Steps adapt to the write rate: they start at {@code fallocateStepBytes} and double while
+ *     a step lasts less than a second (up to {@link #MAX_FALLOCATE_STEP_BYTES} and the segment's size), and
+ *     halve back while one lasts more than ten. A busy log thus fallocates a handful of times per segment:
+ *     file systems drain the file's direct I/O in flight for every fallocate (ext4 and XFS wait for it), so
+ *     each one is a bubble in the write pipeline.</li>
  * </ul>
  *
  * <p>Owner: the shard thread of the file's engine. Not thread-safe.
@@ -57,6 +63,12 @@ public final class SegmentAppender implements CompletionHandler {
     private static final long TAG_MASK = 3L << 62;
     private static final int CHUNK_ID_BITS = 24;
     private static final long LOW_MASK = (1L << 62) - 1;
+    /** The largest adaptive fallocate step. */
+    public static final long MAX_FALLOCATE_STEP_BYTES = 1L << 30;
+    /** A step consumed faster than this doubles the next one. */
+    private static final long FAST_STEP_NS = 1_000_000_000L;
+    /** A step that lasted longer than this halves the next one. */
+    private static final long SLOW_STEP_NS = 10_000_000_000L;
     /** A page of zeros to pad tail writes with (copied from, never written). */
     private static final MemorySegment ZEROS = java.lang.foreign.Arena.global().allocate(4096, 4096);
 
@@ -68,6 +80,9 @@ public final class SegmentAppender implements CompletionHandler {
     private final int alignment;
     private final long fallocateStepBytes;
     private final long maxBytes;
+    /** The next fallocate's length (adaptive, at least fallocateStepBytes) and when the last one was issued. */
+    private long stepBytes;
+    private long lastFallocateNs;
 
     // Chunk table, indexed by chunk id (pool ids): file position, fill, write state.
     private final long[] chunkFilePos;
@@ -87,6 +102,8 @@ public final class SegmentAppender implements CompletionHandler {
     private long written;
     private long durable;
     private long syncRequested;
+    /** The flushed position the next fdatasync waits for (fixed once set: see {@link #maybeSync()}). */
+    private long syncGoal;
     private long syncing = -1;
     private long allocatedEnd;
     private boolean fallocating;
@@ -132,11 +149,13 @@ public final class SegmentAppender implements CompletionHandler {
         this.chunkCovered = new int[n];
         this.live = new int[n];
         this.fallocateStepBytes = fallocateStepBytes;
+        this.stepBytes = fallocateStepBytes;
         this.maxBytes = maxBytes;
         this.position = startPosition;
         this.written = startPosition;
         this.durable = startPosition;
         this.syncRequested = startPosition;
+        this.syncGoal = startPosition;
         this.allocatedEnd = allocatedBytes;
         long tailStart = startPosition - startPosition % chunkBytes;
         int tailLen = (int) (startPosition - tailStart);
@@ -148,6 +167,25 @@ public final class SegmentAppender implements CompletionHandler {
             chunkCovered[tailChunk] = tailLen; // already in the file
             MemorySegment.copy(existingTail, existingTail.byteSize() - tailLen, pool.chunk(tailChunk), 0, tailLen);
         }
+    }
+
+    /**
+     * Grows the file ahead of the first write, {@code stepBytes} (or the configured step, if larger) at once: a
+     * new segment of a busy log starts with the step its predecessor had reached, and allocating before any
+     * write is in flight costs the pipeline nothing.
+     */
+    public void preallocate(long stepBytes) {
+        if (fallocateStepBytes == 0) {
+            return;
+        }
+        long step = Math.max(fallocateStepBytes, Math.min(stepBytes, MAX_FALLOCATE_STEP_BYTES));
+        this.stepBytes = step / alignment * alignment;
+        ensureAllocated(position);
+    }
+
+    /** The adaptive fallocate step reached so far (what the next segment of the log may start with). */
+    public long fallocateStepBytes() {
+        return stepBytes;
     }
 
     /** Where fdatasync latencies are recorded (null: not measured). */
@@ -319,10 +357,20 @@ public final class SegmentAppender implements CompletionHandler {
             return;
         }
         // Keep at least half a step allocated ahead of the writer.
-        if (end + fallocateStepBytes / 2 <= allocatedEnd) {
+        if (end + stepBytes / 2 <= allocatedEnd) {
             return;
         }
-        long length = Math.min(fallocateStepBytes, maxBytes - allocatedEnd);
+        long now = System.nanoTime();
+        if (lastFallocateNs != 0) {
+            long lastedNs = now - lastFallocateNs;
+            if (lastedNs < FAST_STEP_NS) {
+                stepBytes = Math.min(stepBytes * 2, MAX_FALLOCATE_STEP_BYTES);
+            } else if (lastedNs > SLOW_STEP_NS) {
+                stepBytes = Math.max(stepBytes / 2 / alignment * alignment, fallocateStepBytes);
+            }
+        }
+        lastFallocateNs = now;
+        long length = Math.min(Math.max(stepBytes, end - allocatedEnd), maxBytes - allocatedEnd);
         length = (length + alignment - 1) / alignment * alignment;
         long r = file.allocate(allocatedEnd, length, false, this, TAG_FALLOCATE | (length & LOW_MASK));
         if (r >= 0) {
@@ -331,8 +379,23 @@ public final class SegmentAppender implements CompletionHandler {
         }
     }
 
+    /**
+     * Starts the fdatasync for the current goal once its writes completed: the goal is the end of what had been
+     * flushed when the previous fdatasync completed (or at the first flush since), and it does not move while
+     * appends and flushes go on, so a steady stream of appends cannot postpone durability forever. The
+     * fdatasync covers everything written by the time it starts, so all flushes up to then share it.
+     */
     private void maybeSync() {
-        if (syncing >= 0 || failed || syncRequested <= durable || written < syncRequested) {
+        if (syncing >= 0 || failed) {
+            return;
+        }
+        if (syncGoal <= durable) {
+            if (syncRequested <= durable) {
+                return;
+            }
+            syncGoal = syncRequested;
+        }
+        if (written < syncGoal) {
             return;
         }
         long r = file.datasync(this, TAG_SYNC);

@@ -8,6 +8,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -312,6 +313,66 @@ class LogTest {
         Log again = open(small);
         assertEquals(start + 50, again.logStartOffset());
         close(again);
+    }
+
+    /**
+     * A steady stream of appends, flushed every turn: durable offsets must be reported as the stream goes, not
+     * only once it stops (appends after a flush never hold back what that flush made durable).
+     */
+    @Test
+    void shouldReportDurabilityWhileAppendsKeepComing() {
+        int[] reports = {0};
+        long[] reported = {-1};
+        Log[] out = new Log[1];
+        Log.open(engine, dir.resolve("stream-0"), small.withSegmentBytes(64L << 20), writes, reads, d -> {
+            reports[0]++;
+            reported[0] = d;
+        }, (l, e) -> out[0] = l);
+        drive(() -> out[0] != null, "open");
+        Log log = out[0];
+        MemorySegment b = batch(1, 1, 100);
+        long deadline = System.nanoTime() + 120_000_000_000L; // a bound against hangs, not a timing check
+        while (reports[0] < 3 && System.nanoTime() < deadline) {
+            append(log, b);
+            log.flush();
+            engine.submitAndWait(10_000_000L);
+        }
+        assertTrue(reports[0] >= 3, "durability stopped at " + reported[0] + " while appends kept coming (log end "
+            + log.logEndOffset() + ")");
+        log.flush();
+        drive(() -> reported[0] == log.logEndOffset(), "durable");
+        close(log);
+    }
+
+    /** Trimming, index writing and retention's deletes run on the file-task thread, off the shard loop. */
+    @Test
+    void shouldSealTrimAndDeleteSegmentFilesInTheBackground() throws IOException {
+        Log log = open(small.withRetention(600 * 1024, -1));
+        for (int i = 0; i < 800; i++) {
+            append(log, batch(2, i, 900));
+        }
+        log.flush();
+        drive(() -> durable == 1600, "durable");
+        drive(log::quiescent, "seals");
+        Path logDir = dir.resolve("topic-0");
+        FileTasks.await(logDir);
+        assertTrue(log.segmentCount() > 3);
+        for (int i = 0; i < log.segmentCount() - 1; i++) {
+            Segment s = log.segments.get(i);
+            assertEquals(s.size, Files.size(s.path), "a sealed segment is trimmed to its batches");
+            assertTrue(s.index.offsetEntries() > 0);
+            assertEquals(s.index.offsetEntries() * (long) SegmentIndex.OFFSET_ENTRY_BYTES, Files.size(s.indexPath()));
+            assertEquals(s.index.timeEntries() * (long) SegmentIndex.TIME_ENTRY_BYTES, Files.size(s.timeIndexPath()));
+        }
+        int deleted = log.enforceRetention(System.currentTimeMillis());
+        assertTrue(deleted > 0);
+        FileTasks.await(logDir);
+        assertEquals(log.segmentCount(), Log.listSegments(logDir).length, "the dropped segments' files are gone");
+        try (var files = Files.list(logDir)) {
+            assertEquals(2L * (log.segmentCount() - 1), files.filter(p -> p.toString().endsWith("index")).count());
+        }
+        assertEquals(Long.toString(log.logStartOffset()), Files.readString(logDir.resolve(Log.LOG_START)).trim());
+        close(log);
     }
 
     @Test

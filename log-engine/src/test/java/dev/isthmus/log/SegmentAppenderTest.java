@@ -108,6 +108,51 @@ class SegmentAppenderTest {
         assertArrayEquals(expected, Files.readAllBytes(path));
     }
 
+    /**
+     * Appends keep coming, each flushed while the previous tail write is still in flight: durability must
+     * advance anyway (an fdatasync that waited for everything flushed would never start while the stream lasts).
+     */
+    @ParameterizedTest
+    @EnumSource(value = IoBackend.class, names = {"IO_URING", "PORTABLE"})
+    void shouldBecomeDurableWhileAppendsKeepComing(IoBackend backend) throws Exception {
+        Path path = dir.resolve("stream.log");
+        try (IoEngine engine = IoEngine.create(backend, RingConfig.defaults());
+             Arena arena = Arena.ofConfined();
+             ChunkPool pool = ChunkPool.allocate(8, 64 * 1024)) {
+            DmaFile file = engine.openDmaFile(path, true);
+            Recorder rec = new Recorder();
+            SegmentAppender appender = new SegmentAppender(file, pool, rec, 0, MemorySegment.NULL, 0, 0, 1 << 30);
+            MemorySegment src = arena.allocate(100);
+            src.fill((byte) 42);
+            long deadline = System.nanoTime() + 120_000_000_000L; // a bound against hangs, not a timing check
+            // One append and flush before every completion handled: from the second fdatasync on, whenever a tail
+            // write completes, newer bytes are already waiting for the next one.
+            while (rec.durableCalls < 3 && System.nanoTime() < deadline) {
+                if (appender.canAppend(src.byteSize())) {
+                    appender.append(src, 0, src.byteSize());
+                    appender.flush();
+                }
+                engine.submitAndWait(10_000_000L);
+            }
+            assertTrue(rec.durableCalls >= 3, "durability stopped at " + rec.durable + " while appends kept coming (at "
+                + appender.position() + ")");
+            appender.flush();
+            long end = appender.position();
+            drive(engine, () -> rec.durable == end);
+            drive(engine, () -> appender.inFlight() == 0);
+            assertEquals(null, rec.failure);
+            appender.releaseTail();
+            assertEquals(8, pool.available(), "chunks leaked");
+            file.truncate(end);
+            file.close();
+            byte[] bytes = Files.readAllBytes(path);
+            assertEquals(end, bytes.length);
+            for (byte b : bytes) {
+                assertEquals(42, b);
+            }
+        }
+    }
+
     @ParameterizedTest
     @EnumSource(value = IoBackend.class, names = {"IO_URING", "PORTABLE"})
     void shouldContinueAnUnalignedTail(IoBackend backend) throws Exception {
