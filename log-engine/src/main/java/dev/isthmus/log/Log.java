@@ -994,6 +994,32 @@ public final class Log {
         return deleted;
     }
 
+    /**
+     * Where {@link #enforceRetention} would start the log at {@code nowMs}, without changing anything: the base
+     * offset of the oldest segment it would keep (whole segments, by retention.bytes and retention.ms, never the
+     * active one), or {@link #logStartOffset()} when it would delete none. For an owner that moves the log start
+     * itself (a Raft group replicates the truncation so every replica makes it).
+     */
+    public long retentionStartOffset(long nowMs) {
+        long start = logStartOffset;
+        long size = sizeBytes();
+        for (int i = 0; i < segments.size() - 1; i++) {
+            Segment oldest = segments.get(i);
+            if (oldest.appender != null) {
+                break;
+            }
+            boolean bySize = config.retentionBytes() >= 0 && size - oldest.size >= config.retentionBytes();
+            boolean byTime = config.retentionMs() >= 0 && oldest.maxTimestamp >= 0
+                && nowMs - oldest.maxTimestamp > config.retentionMs();
+            if (!bySize && !byTime) {
+                break;
+            }
+            size -= oldest.size;
+            start = Math.max(start, segments.get(i + 1).baseOffset);
+        }
+        return start;
+    }
+
     // ------------------------------------------------------------------------------------------ compaction
 
     /** Why the compaction of {@code group} can no longer be swapped in, or null when it can. */
