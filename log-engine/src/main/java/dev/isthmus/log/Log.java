@@ -298,9 +298,27 @@ public final class Log {
         }
     }
 
+    /**
+     * {@link #append(MemorySegment, long, long, int)} of batches copied from another replica's log, which may have
+     * been compacted there: a batch may hold fewer records than the offsets it covers (none, even), and keeps them.
+     * Every other check is the same (magic, lengths, CRC-32C, size limit). Offsets are assigned from
+     * {@link #logEndOffset()} as for any append, so each batch covers the offsets it covered on the other replica.
+     */
+    public long appendReplica(MemorySegment src, long offset, long length, int leaderEpoch) {
+        try {
+            return append(contiguous.wrap(src), offset, length, leaderEpoch, false);
+        } finally {
+            contiguous.clear();
+        }
+    }
+
     private long append(BatchBytes src, long offset, long length, int leaderEpoch) {
+        return append(src, offset, length, leaderEpoch, true);
+    }
+
+    private long append(BatchBytes src, long offset, long length, int leaderEpoch, boolean strictCount) {
         checkWritable();
-        int batches = validate(src, offset, length);
+        int batches = validate(src, offset, length, strictCount);
         Segment seg = active();
         if (shouldRoll(seg, length)) {
             roll();
@@ -355,7 +373,7 @@ public final class Log {
     }
 
     /** Validates every batch; returns how many there are. */
-    private int validate(BatchBytes src, long offset, long length) {
+    private int validate(BatchBytes src, long offset, long length, boolean strictCount) {
         long pos = offset;
         long end = offset + length;
         int count = 0;
@@ -371,7 +389,7 @@ public final class Log {
                 throw new LogException(LogException.Kind.MESSAGE_TOO_LARGE, "batch " + count + " is "
                     + size + " bytes, more than max.message.bytes " + config.maxBatchBytes());
             }
-            RecordBatch.Check check = src.check(pos, available, true);
+            RecordBatch.Check check = src.check(pos, available, strictCount);
             switch (check) {
                 case OK -> {
                 }
