@@ -7,6 +7,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 import java.util.Collection;
+import java.util.List;
 import java.util.function.Consumer;
 
 /**
@@ -16,14 +17,20 @@ import java.util.function.Consumer;
  * {@code minDirtyRatio} (or one whose tombstones reached their delete horizon); requests made with
  * {@link LogManager#compact} run first, whatever their ratio.
  *
+ * <h2>Logs no manager opened</h2>
+ * A replicated log (a Raft group's, opened by its storage adapter) is compacted through a cleaner of its own
+ * shard: {@link #LogCleaner(LogManager.CompactionSettings, MemoryArena)}, {@link #compactReplicated} per log
+ * when the owner finds it due, {@link #poll(long)} every loop turn, {@link #close()} at the end. Such a
+ * compaction is bounded by the owner's end offset and keeps every batch (see {@link LogCompaction}).
+ *
  * <p>Memory is fixed: the key map ({@code mapBytes}) is taken once, and a read window plus a scratch batch
  * buffer per run, all from the shard's arena (Subsystem.OTHER) when the manager has a batch cache, else from
  * native memory. Owner: the shard thread.
  */
-final class LogCleaner {
+public final class LogCleaner {
     private static final System.Logger LOG = System.getLogger("dev.isthmus.log");
 
-    private record Request(Log log, Consumer<RuntimeException> done) {
+    private record Request(Log log, long endOffset, boolean replicated, Consumer<RuntimeException> done) {
     }
 
     private final LogManager.CompactionSettings settings;
@@ -41,26 +48,74 @@ final class LogCleaner {
     private long bytesRemoved;
     private String lastMemoryProblem;
 
-    LogCleaner(LogManager.CompactionSettings settings, MemoryArena arena) {
+    /**
+     * A cleaner whose key map and buffers come from {@code arena} (Subsystem.OTHER; the caller's shard thread
+     * owns it), or from native memory when {@code arena} is null.
+     */
+    public LogCleaner(LogManager.CompactionSettings settings, MemoryArena arena) {
+        if (settings == null) {
+            throw new IllegalArgumentException("compaction settings are required");
+        }
         this.settings = settings;
         this.arena = arena;
     }
 
-    /** Asks for a compaction of {@code log} as soon as the cleaner is free. */
-    void request(Log log, Consumer<RuntimeException> done) {
-        requests.add(new Request(log, done));
+    /** The settings this cleaner runs with. */
+    public LogManager.CompactionSettings settings() {
+        return settings;
     }
 
-    long compactions() {
+    /** Asks for a compaction of {@code log} as soon as the cleaner is free. */
+    void request(Log log, Consumer<RuntimeException> done) {
+        requests.add(new Request(log, Long.MAX_VALUE, false, done));
+    }
+
+    /**
+     * Compacts {@code log}, a replicated log no {@link LogManager} opened, when the cleaner is free and if it is due
+     * (the dirty ratio of its part below {@code endOffset} reaches {@code minDirtyRatio}, or a kept tombstone
+     * passed its delete horizon): only sealed segments wholly below {@code endOffset} (the offsets that can no
+     * longer change: a Raft commit offset + 1), and no batch is dropped, so batch boundaries, offsets and leader
+     * epochs stay as every replica has them (see {@link LogCompaction}). {@code done} runs on the shard thread
+     * with null (compacted, or not due) or why it was not compacted.
+     */
+    public void compactReplicated(Log log, long endOffset, Consumer<RuntimeException> done) {
+        requests.add(new Request(log, endOffset, true, done));
+    }
+
+    /** Whether {@code log} has a compaction requested or running here. */
+    public boolean isCompacting(Log log) {
+        if (running != null && running.log == log) {
+            return true;
+        }
+        for (Request r : requests) {
+            if (r.log() == log) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Compactions completed. */
+    public long compactions() {
         return compactions;
     }
 
-    long bytesRemoved() {
+    /** Bytes compaction removed. */
+    public long bytesRemoved() {
         return bytesRemoved;
     }
 
-    boolean busy() {
+    /** Whether a compaction is running or requested. */
+    public boolean busy() {
         return running != null || !requests.isEmpty();
+    }
+
+    /**
+     * One loop turn for a cleaner of logs no manager opened: steps the running compaction or starts the next
+     * requested one. Returns the work done (bytes handled).
+     */
+    public long poll(long nowMs) {
+        return poll(nowMs, List.of());
     }
 
     /** One loop turn: steps the running compaction, or starts the next. Returns work done (bytes handled). */
@@ -80,7 +135,14 @@ final class LogCleaner {
                 r.done().accept(new IllegalStateException("log " + r.log().dir + " is closed or failed; not compacted"));
                 continue;
             }
-            if (!start(r.log(), nowMs, true, r.done())) {
+            if (r.replicated() && r.log().compaction == null) {
+                double ratio = LogCompaction.dirtyRatio(r.log(), nowMs, settings.minLagMs(), r.endOffset());
+                if (ratio < settings.minDirtyRatio() && r.log().tombstoneHorizonMs > nowMs) {
+                    r.done().accept(null); // not due
+                    continue;
+                }
+            }
+            if (!start(r.log(), nowMs, !r.replicated(), r.endOffset(), r.replicated(), r.done())) {
                 r.done().accept(null); // nothing cleanable
             }
             return 1;
@@ -105,14 +167,15 @@ final class LogCleaner {
                 bestRatio = ratio;
             }
         }
-        if (best != null && start(best, nowMs, false, e -> {
+        if (best != null && start(best, nowMs, false, Long.MAX_VALUE, false, e -> {
         })) {
             return 1;
         }
         return 0;
     }
 
-    private boolean start(Log log, long nowMs, boolean force, Consumer<RuntimeException> done) {
+    private boolean start(Log log, long nowMs, boolean force, long endOffset, boolean keepBatches,
+                          Consumer<RuntimeException> done) {
         if (!takeBuffers(log.config.readWindowBytes())) {
             done.accept(new LogException(LogException.Kind.NO_MEMORY, "no memory to compact " + log.dir + ": "
                 + lastMemoryProblem));
@@ -120,12 +183,14 @@ final class LogCleaner {
         }
         MemorySegment window = bufferSegment(0, log.config.readWindowBytes());
         MemorySegment scratch = bufferSegment(log.config.readWindowBytes(), log.config.readWindowBytes());
-        LogCompaction c = LogCompaction.plan(log, nowMs, settings.minLagMs(), force, map, window, scratch, e -> {
+        Consumer<RuntimeException> counted = e -> {
             if (e == null) {
                 compactions++;
             }
             done.accept(e);
-        });
+        };
+        LogCompaction c = LogCompaction.plan(log, nowMs, settings.minLagMs(), force, endOffset, keepBatches, map, window,
+            scratch, counted);
         if (c == null) {
             releaseBuffers();
             return false;
@@ -135,8 +200,8 @@ final class LogCleaner {
         return true;
     }
 
-    /** Abandons the compaction of {@code log} if one runs (the log is closing). */
-    void abort(Log log) {
+    /** Abandons the compaction of {@code log} if one runs, and its requests (the log is closing). */
+    public void abort(Log log) {
         if (running != null && running.log == log) {
             running.abort(new IllegalStateException("compaction of " + log.dir + " abandoned: the log is closing"));
         }
@@ -205,8 +270,8 @@ final class LogCleaner {
         windowMemory = null;
     }
 
-    /** Frees everything (the manager closed all its logs). */
-    void close() {
+    /** Frees everything (the manager closed all its logs; the owner of a replicated logs' cleaner stopped). */
+    public void close() {
         if (running != null) {
             running.abort(new IllegalStateException("compaction of " + running.log.dir + " abandoned: shutting down"));
             running.step(1); // drops the cleaned file now when none of its writes is in flight

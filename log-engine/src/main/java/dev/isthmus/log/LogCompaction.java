@@ -48,6 +48,13 @@ import java.util.function.Consumer;
  * A suffix truncation, retention or close that touches the segments being compacted abandons the compaction
  * (the cleaned file is deleted; nothing of the log changed).
  *
+ * <h2>Replicated logs</h2>
+ * A log replicated by Raft (compacted on each replica independently) is compacted only below an end offset its
+ * owner gives (the commit offset: nothing that may still be truncated is looked at), and with
+ * {@code keepBatches} no batch is dropped: one that loses every record stays as an empty batch with its base
+ * and last offset and leader epoch, so every replica keeps the same batch boundaries and terms at every offset
+ * (Raft's log matching) whatever each one compacted.
+ *
  * <p>Owner: the shard thread.
  */
 final class LogCompaction implements SegmentAppender.Listener {
@@ -74,6 +81,7 @@ final class LogCompaction implements SegmentAppender.Listener {
     private final long firstDirty;
     private final long cleanableEnd;
     private final int truncationsAtStart;
+    private final boolean keepBatches;
     private long mapEnd;
     private Phase phase = Phase.MAP;
     private int segIndex;
@@ -96,7 +104,7 @@ final class LogCompaction implements SegmentAppender.Listener {
     private long recordsRemoved;
 
     private LogCompaction(Log log, long nowMs, KeyOffsetMap map, MemorySegment window, MemorySegment scratch,
-                          List<Segment> cleanable, long firstDirty, Consumer<RuntimeException> done) {
+                          List<Segment> cleanable, long firstDirty, boolean keepBatches, Consumer<RuntimeException> done) {
         this.log = log;
         this.nowMs = nowMs;
         this.map = map;
@@ -107,18 +115,20 @@ final class LogCompaction implements SegmentAppender.Listener {
         Segment last = cleanable.get(cleanable.size() - 1);
         this.cleanableEnd = last.lastOffset + 1;
         this.truncationsAtStart = log.truncations;
+        this.keepBatches = keepBatches;
         this.done = done;
     }
 
     /**
      * The segments of {@code log} compaction may rewrite now: from the first, while sealed (never the active
-     * segment) and with a newest record at least {@code minLagMs} old (Kafka's min.compaction.lag.ms).
+     * segment), with a newest record at least {@code minLagMs} old (Kafka's min.compaction.lag.ms) and wholly
+     * below {@code endOffset}.
      */
-    static List<Segment> cleanableSegments(Log log, long nowMs, long minLagMs) {
+    static List<Segment> cleanableSegments(Log log, long nowMs, long minLagMs, long endOffset) {
         List<Segment> out = new ArrayList<>();
         for (int i = 0; i < log.segments.size() - 1; i++) {
             Segment s = log.segments.get(i);
-            if (s.appender != null || s.sealing || s.deleted || s.isEmpty()) {
+            if (s.appender != null || s.sealing || s.deleted || s.isEmpty() || s.lastOffset >= endOffset) {
                 break;
             }
             if (minLagMs > 0 && s.maxTimestamp >= 0 && nowMs - s.maxTimestamp < minLagMs) {
@@ -135,7 +145,17 @@ final class LogCompaction implements SegmentAppender.Listener {
      */
     static LogCompaction plan(Log log, long nowMs, long minLagMs, boolean force, KeyOffsetMap map, MemorySegment window,
                               MemorySegment scratch, Consumer<RuntimeException> done) {
-        List<Segment> cleanable = cleanableSegments(log, nowMs, minLagMs);
+        return plan(log, nowMs, minLagMs, force, Long.MAX_VALUE, false, map, window, scratch, done);
+    }
+
+    /**
+     * {@link #plan(Log, long, long, boolean, KeyOffsetMap, MemorySegment, MemorySegment, Consumer)} of the segments
+     * wholly below {@code endOffset}, keeping every batch when {@code keepBatches} (see the class comment).
+     */
+    static LogCompaction plan(Log log, long nowMs, long minLagMs, boolean force, long endOffset, boolean keepBatches,
+                              KeyOffsetMap map, MemorySegment window, MemorySegment scratch,
+                              Consumer<RuntimeException> done) {
+        List<Segment> cleanable = cleanableSegments(log, nowMs, minLagMs, endOffset);
         if (cleanable.isEmpty()) {
             return null;
         }
@@ -145,12 +165,18 @@ final class LogCompaction implements SegmentAppender.Listener {
         if (firstDirty >= end && !force && !tombstonesDue) {
             return null;
         }
-        return new LogCompaction(log, nowMs, map, window, scratch, cleanable, Math.min(firstDirty, end), done);
+        return new LogCompaction(log, nowMs, map, window, scratch, cleanable, Math.min(firstDirty, end), keepBatches,
+            done);
     }
 
     /** Dirty bytes over cleanable bytes of {@code log} (Kafka's cleanable ratio), 0 when nothing is cleanable. */
     static double dirtyRatio(Log log, long nowMs, long minLagMs) {
-        List<Segment> cleanable = cleanableSegments(log, nowMs, minLagMs);
+        return dirtyRatio(log, nowMs, minLagMs, Long.MAX_VALUE);
+    }
+
+    /** {@link #dirtyRatio(Log, long, long)} of the segments wholly below {@code endOffset}. */
+    static double dirtyRatio(Log log, long nowMs, long minLagMs, long endOffset) {
+        List<Segment> cleanable = cleanableSegments(log, nowMs, minLagMs, endOffset);
         long total = 0;
         long dirty = 0;
         for (Segment s : cleanable) {
@@ -465,7 +491,7 @@ final class LogCompaction implements SegmentAppender.Listener {
         if (kept == count && !setHorizon) {
             return -1;
         }
-        if (kept == 0) {
+        if (kept == 0 && !keepBatches) {
             long pid = b.producerId();
             boolean lastOfProducer = pid >= 0 && producerLast.getOrDefault(pid, -1L) <= b.baseOffset();
             if (!lastOfGroup && !lastOfProducer) {

@@ -339,6 +339,15 @@ public final class RaftGroup implements RaftLog.Callbacks {
     }
 
     /**
+     * Whether committed entries are applied to a state machine (the controller, which compacts its log behind
+     * its own snapshots); false for a group whose log is its state ({@link StateMachine#NONE}: a partition, whose
+     * prefix goes by {@link #proposePrefixTruncation}).
+     */
+    public boolean appliesEntries() {
+        return stateMachine.consumesEntries();
+    }
+
+    /**
      * Kafka's log start offset: the first offset readers may see ({@link RaftLog#recordStartOffset()}, durable).
      * At least the log's first entry's offset; exactly where a prefix truncation asked for, which may lie inside
      * that entry.

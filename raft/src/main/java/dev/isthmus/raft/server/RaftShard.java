@@ -2,6 +2,7 @@ package dev.isthmus.raft.server;
 
 import dev.isthmus.log.BatchCache;
 import dev.isthmus.log.ChunkPool;
+import dev.isthmus.log.LogCleaner;
 import dev.isthmus.log.LogConfig;
 import dev.isthmus.raft.Configuration;
 import dev.isthmus.raft.GroupListener;
@@ -32,6 +33,14 @@ import java.util.SplittableRandom;
  * fdatasync per log per turn, in parallel with the sends: the flush debouncing of the design). The
  * transport's poller, registered after this one, then encodes and sends what the flush produced.
  *
+ * <h2>Housekeeping (what a LogManager does for plain logs)</h2>
+ * The groups' logs share the shard's {@link dev.isthmus.log.BatchCache} ({@link StoragePools#batchCache}). Every
+ * {@link RaftServerConfig#retentionCheckIntervalMs()} the leader of each group past its retention.ms or
+ * retention.bytes moves the log start with a replicated prefix truncation ({@link ReplicatedLog#enforceRetention});
+ * every compaction check interval each {@code cleanup.policy=compact} group is handed to the shard's
+ * {@link LogCleaner}, which the poller steps within its per-turn budget (one log at a time, below the commit
+ * offset, every batch kept with its offsets and epoch).
+ *
  * <h2>Threads</h2>
  * Owned by its shard's thread: every method must be called there (from another thread use
  * {@link RaftServer#onShard}). Groups live here for their whole life; the owner (the gateway) places each
@@ -54,6 +63,9 @@ public final class RaftShard implements ShardTransport.Inbox {
     private ShardTransport transport;
     private long tickTimer = -1;
     private long balanceTimer = -1;
+    private long retentionTimer = -1;
+    private long compactionTimer = -1;
+    private final LogCleaner cleaner;
     private boolean closing;
 
     RaftShard(RaftServer server, Shard shard, RaftServerConfig config, StoragePools pools) {
@@ -63,6 +75,7 @@ public final class RaftShard implements ShardTransport.Inbox {
         this.writePool = pools.writePool(shard.id());
         this.readPool = pools.readPool(shard.id());
         this.batchCache = pools.batchCache(shard.id());
+        this.cleaner = new LogCleaner(config.compaction(), batchCache == null ? null : batchCache.arena());
         this.node = new RaftNode(config.nodeId(), config.raft(), m -> {
             if (transport != null) {
                 transport.send(m);
@@ -71,6 +84,8 @@ public final class RaftShard implements ShardTransport.Inbox {
         shard.addPoller(this::poll);
         scheduleTick();
         scheduleBalance();
+        scheduleRetention();
+        scheduleCompaction();
     }
 
     void bind(ShardTransport transport) {
@@ -181,6 +196,9 @@ public final class RaftShard implements ShardTransport.Inbox {
         transport.withdrawGroup(groupId);
         node.removeGroup(groupId);
         rl.failAll(RaftErrors.STOPPED, "group " + groupId + " was removed from node " + config.nodeId());
+        if (rl.storage().log() != null) {
+            cleaner.abort(rl.storage().log());
+        }
         Promise<Void> p = new Promise<>();
         rl.storage().close(() -> p.complete(null));
         return p;
@@ -230,6 +248,54 @@ public final class RaftShard implements ShardTransport.Inbox {
 
     private static final int MAX_TRANSFERS_PER_ROUND = 64;
 
+    /**
+     * Every {@link RaftServerConfig#retentionCheckIntervalMs()}: each group this node leads whose log exceeds its
+     * retention.ms or retention.bytes (whole segments, as the log-engine decides) moves its log start through a
+     * replicated prefix truncation, never past the high watermark (what LogManager's retention does for plain logs).
+     */
+    private void scheduleRetention() {
+        retentionTimer = shard.schedule(config.retentionCheckIntervalMs() * 1_000_000L, () -> {
+            retentionTimer = -1;
+            if (closing) {
+                return;
+            }
+            long now = System.currentTimeMillis();
+            for (ReplicatedLog rl : groups.values()) {
+                rl.enforceRetention(now).whenComplete((start, error) -> {
+                    if (error != null) {
+                        LOG.log(System.Logger.Level.DEBUG, "retention of group " + rl.groupId() + " on node "
+                            + config.nodeId() + " not applied now: " + error.getMessage());
+                    }
+                });
+            }
+            scheduleRetention();
+        });
+    }
+
+    /**
+     * Every compaction check interval: each {@code cleanup.policy=compact} group's log is handed to the shard's
+     * cleaner, which compacts it in the background (within its per-turn budget, one log at a time) when its dirty
+     * ratio calls for it, only below the commit offset and keeping every batch's offsets and epoch.
+     */
+    private void scheduleCompaction() {
+        long intervalMs = Math.max(1, config.compaction().checkIntervalMs());
+        compactionTimer = shard.schedule(intervalMs * 1_000_000L, () -> {
+            compactionTimer = -1;
+            if (closing) {
+                return;
+            }
+            for (ReplicatedLog rl : groups.values()) {
+                rl.compact(cleaner);
+            }
+            scheduleCompaction();
+        });
+    }
+
+    /** The shard's cleaner of compacted groups (for metrics and tests). */
+    public LogCleaner cleaner() {
+        return cleaner;
+    }
+
     /** Once per loop turn: flush the node (sends, applies), then the logs that asked (one fdatasync each). */
     private int poll() {
         int work = 0;
@@ -252,6 +318,9 @@ public final class RaftShard implements ShardTransport.Inbox {
         if (work > 0 && !closing) {
             node.flush();
         }
+        if (cleaner.busy()) {
+            work += (int) Math.min(Integer.MAX_VALUE, cleaner.poll(System.currentTimeMillis()));
+        }
         if (batchCache != null && batchCache.arena().isOwnerThread()) {
             // Chains read from the cache and released on other threads come back here (cheap when none did).
             work += batchCache.arena().drainRemoteFrees();
@@ -270,11 +339,22 @@ public final class RaftShard implements ShardTransport.Inbox {
             shard.cancelTimer(balanceTimer);
             balanceTimer = -1;
         }
+        if (retentionTimer >= 0) {
+            shard.cancelTimer(retentionTimer);
+            retentionTimer = -1;
+        }
+        if (compactionTimer >= 0) {
+            shard.cancelTimer(compactionTimer);
+            compactionTimer = -1;
+        }
         List<Promise<Void>> closes = new ArrayList<>();
         for (long id : new ArrayList<>(groups.keySet())) {
             ReplicatedLog rl = groups.remove(id);
             node.removeGroup(id);
             rl.failAll(RaftErrors.STOPPED, "node " + config.nodeId() + " is stopping");
+            if (rl.storage().log() != null) {
+                cleaner.abort(rl.storage().log());
+            }
             Promise<Void> p = new Promise<>();
             rl.storage().close(() -> p.complete(null));
             closes.add(p);
@@ -283,6 +363,7 @@ public final class RaftShard implements ShardTransport.Inbox {
         Promise.whenAllSettled(closes).whenComplete((v, t) -> {
             // Deferred log callbacks may still want a poll to finish closing; the logs are closed now.
             LOG.log(System.Logger.Level.DEBUG, "node " + config.nodeId() + " shard " + shard.id() + ": groups closed");
+            cleaner.close(); // its key map and buffers go back before the pools (and a cache's arena) are released
             all.complete(null);
         });
         return all;

@@ -1,6 +1,7 @@
 package dev.isthmus.raft.server;
 
 import dev.isthmus.log.Log;
+import dev.isthmus.log.LogCleaner;
 import dev.isthmus.log.LogConfig;
 import dev.isthmus.raft.Configuration;
 import dev.isthmus.raft.GroupListener;
@@ -17,8 +18,8 @@ import java.util.function.LongConsumer;
 
 /**
  * One Raft group hosted by a {@link RaftShard}: a partition's replicated log (or the controller's), with the
- * calls its owner needs: {@link #replicate} (propose and learn the outcome), the high watermark, the leader,
- * and the underlying {@link Log} for reads.
+ * calls its owner needs: {@link #replicate} (propose and learn the outcome), the high watermark, the log start,
+ * the leader, and the underlying {@link Log} for reads.
  *
  * <h2>Replicating</h2>
  * {@link #replicate} proposes a payload (for a partition a {@link dev.isthmus.raft.storage.KafkaBatchPayload}:
@@ -27,7 +28,16 @@ import java.util.function.LongConsumer;
  * own fdatasync counted like a follower's), or failed with a {@link RaftException}: refused at once
  * (NOT_LEADER, TRANSFER_IN_PROGRESS, BACKPRESSURE, STOPPED), or later NOT_LEADER when this node stops leading
  * before the entry commits (as Kafka fails acks=all requests on a leader change; the entry may still commit
- * under the new leader) or when another leader's entry takes its offset.
+ * under the new leader) or when another leader's entry takes its offset. {@link #replicate(Payload, LongConsumer)}
+ * also hands out the base offset as soon as the leader accepts the proposal (acks=1).
+ *
+ * <h2>Log start, retention, compaction</h2>
+ * {@link #truncatePrefix} (Kafka DeleteRecords) replicates a prefix truncation that every replica carries out
+ * once it commits (see {@link RaftGroup#proposePrefixTruncation}); {@link #logStartOffset()} is the exact,
+ * durable result. The shard applies retention through it ({@link #enforceRetention}, on the leader, whole
+ * segments, never past the high watermark) and hands {@code cleanup.policy=compact} logs to its cleaner, which
+ * compacts each replica's log below the commit offset keeping every batch's offsets and epoch.
+ * {@link #updateConfig} changes those settings at runtime.
  *
  * <h2>Threads</h2>
  * Owned by the group's shard thread, like everything it wraps. Listener calls arrive on it, synchronously
@@ -35,6 +45,7 @@ import java.util.function.LongConsumer;
  * promises.
  */
 public final class ReplicatedLog implements GroupListener {
+    private static final System.Logger LOG = System.getLogger("dev.isthmus.raft");
     private final RaftShard host;
     private final long groupId;
     private final Path dir;
@@ -94,7 +105,12 @@ public final class ReplicatedLog implements GroupListener {
         return storage;
     }
 
-    /** The log-engine log holding the entries as Kafka batches; consumers read it bounded by {@link #highWatermark()}. */
+    /**
+     * The log-engine log holding the entries as Kafka batches; consumers read it bounded by {@link #highWatermark()}.
+     * Do not keep it: a snapshot install that does not match the local log (a follower behind the leader's log
+     * start after retention or DeleteRecords) closes it and opens a new one in the same directory, and while that
+     * happens this returns null. Ask for it at each use.
+     */
     public Log log() {
         return storage.log();
     }
@@ -238,6 +254,48 @@ public final class ReplicatedLog implements GroupListener {
         Truncation t = new Truncation(offset, raft.term(), newStartOffset);
         truncations.add(t);
         return t.promise;
+    }
+
+    /**
+     * Retention, as LogManager applies it to plain logs, made a replicated decision: on the leader, when the log
+     * exceeds its retention.ms or retention.bytes, moves the log start where the log-engine's retention would
+     * (the base of the oldest segment it would keep, see {@link Log#retentionStartOffset}), never past the high
+     * watermark, with {@link #truncatePrefix}: every replica drops the same prefix. Followers do nothing (the
+     * leader's truncation reaches them). The shard calls it every {@link RaftServerConfig#retentionCheckIntervalMs()}.
+     *
+     * @return a promise of the log start: the new one once durable, or the current one when nothing is due or
+     *         this node does not lead
+     */
+    public Promise<Long> enforceRetention(long nowMs) {
+        host.shard().checkOwner();
+        Log log = storage.log();
+        if (log == null || raft.isStopped() || !raft.isLeader() || raft.appliesEntries()) {
+            return Promise.completed(logStartOffset()); // a state machine's log goes behind its snapshots instead
+        }
+        long target = Math.min(log.retentionStartOffset(nowMs), highWatermark());
+        if (target <= logStartOffset() || target <= pendingTruncationStart()) {
+            return Promise.completed(logStartOffset());
+        }
+        return truncatePrefix(target);
+    }
+
+    /**
+     * Hands the log to the shard's cleaner when its cleanup.policy is compact (the cleaner compacts it if its dirty
+     * ratio calls for it): only below the commit offset, keeping every batch's offsets, leader epoch and
+     * boundaries, so the replicas' logs still match entry for entry. Every replica compacts its own log.
+     */
+    void compact(LogCleaner cleaner) {
+        Log log = storage.log();
+        if (log == null || raft.isStopped() || raft.appliesEntries() || !storage.config().compact()
+            || cleaner.isCompacting(log)) {
+            return;
+        }
+        cleaner.compactReplicated(log, highWatermark(), error -> {
+            if (error != null) {
+                LOG.log(System.Logger.Level.DEBUG, "compaction of group " + groupId + " not done now: "
+                    + error.getMessage());
+            }
+        });
     }
 
     /** The highest log start a prefix truncation proposed here and not yet done asks for, or -1. */

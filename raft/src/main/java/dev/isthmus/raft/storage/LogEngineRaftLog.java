@@ -648,7 +648,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                         MemorySegment src = scratchFor(bytes);
                         long r;
                         try {
-                            r = log.append(src, 0, bytes.length, (int) op.entry.term());
+                            // As a replica: a batch the leader's compaction thinned keeps its offsets.
+                            r = log.appendReplica(src, 0, bytes.length, (int) op.entry.term());
                         } catch (LogException e) {
                             fail("append of " + op.entry + " to " + dir + " failed: " + e.getMessage());
                             return;

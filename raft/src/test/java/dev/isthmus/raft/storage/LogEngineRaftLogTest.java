@@ -2,6 +2,7 @@ package dev.isthmus.raft.storage;
 
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.LogConfig;
+import dev.isthmus.log.RecordBatch;
 import dev.isthmus.raft.Configuration;
 import dev.isthmus.raft.Entry;
 import dev.isthmus.raft.HardState;
@@ -16,6 +17,9 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -387,6 +391,42 @@ class LogEngineRaftLogTest {
         assertEquals(es.subList(10, 21), readAll(again, rec2, 30));
         again.append(List.of(data(61, 2, 2, 99)));
         drive(() -> rec2.durable == 62, "appends after the reopen");
+        close(again);
+    }
+
+    /** A batch as compaction leaves it: {@code kept} records left of the {@code offsets} it covers. */
+    static KafkaBatchPayload thinned(int offsets, int kept, int tag) {
+        ValueLayout.OfInt i32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
+        byte[] buf = new byte[4096];
+        dev.isthmus.log.BatchBuilder b = new dev.isthmus.log.BatchBuilder(MemorySegment.ofArray(buf), 0, 0);
+        for (int i = 0; i < Math.max(1, kept); i++) {
+            b.add(1_700_000_000_000L, ("k" + i).getBytes(), ("v" + tag + "-" + i).getBytes());
+        }
+        int built = b.build();
+        byte[] bytes = java.util.Arrays.copyOf(buf, kept == 0 ? RecordBatch.HEADER_BYTES : built);
+        MemorySegment seg = MemorySegment.ofArray(bytes);
+        seg.set(i32, RecordBatch.BATCH_LENGTH, bytes.length - RecordBatch.LOG_OVERHEAD);
+        seg.set(i32, RecordBatch.LAST_OFFSET_DELTA, offsets - 1);
+        seg.set(i32, RecordBatch.RECORDS_COUNT, kept);
+        new RecordBatch().wrap(seg, 0).updateCrc();
+        return new KafkaBatchPayload(bytes);
+    }
+
+    @Test
+    void shouldTakeBatchesACompactionThinnedOrEmptiedKeepingTheirOffsets() {
+        Recorder rec = new Recorder();
+        LogEngineRaftLog log = open(rec);
+        List<Entry> es = List.of(data(0, 1, 2, 1), Entry.data(2, 1, thinned(5, 2, 7)), Entry.data(7, 1, thinned(3, 0, 8)),
+            data(10, 2, 1, 9));
+        log.append(es);
+        assertEquals(10, log.lastOffset());
+        drive(() -> rec.durable == 10, "durable");
+        close(log);
+        Recorder rec2 = new Recorder();
+        LogEngineRaftLog again = open(rec2);
+        assertEquals(10, again.lastOffset());
+        assertEquals(1, again.termAt(9));
+        assertEquals(es, readAll(again, rec2, 0), "thinned batches read back with their offsets");
         close(again);
     }
 
