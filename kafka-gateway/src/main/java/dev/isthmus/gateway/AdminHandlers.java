@@ -163,7 +163,7 @@ final class AdminHandlers {
         long hw = part.highWatermark();
         long target = offset == -1 ? hw : offset;
         if (target < 0 || target > hw) {
-            return Promise.completed(new long[] {ErrorCodes.OFFSET_OUT_OF_RANGE, part.log.logStartOffset()});
+            return Promise.completed(new long[] {ErrorCodes.OFFSET_OUT_OF_RANGE, part.logStartOffset()});
         }
         return part.deleteRecordsBefore(target);
     }

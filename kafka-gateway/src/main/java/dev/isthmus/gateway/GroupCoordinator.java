@@ -242,7 +242,7 @@ final class GroupCoordinator {
         loads.put(p, loaded);
         {
             long t0 = System.nanoTime();
-            replay(part, p, part.log.logStartOffset(), loaded, new int[1]);
+            replay(part, p, part.logStartOffset(), loaded, new int[1]);
             loaded.whenComplete((x, f) -> {
                 if (f == null) {
                     LOG.log(System.Logger.Level.DEBUG, () -> "loaded " + OFFSETS_TOPIC + "-" + p + " in "
@@ -305,7 +305,7 @@ final class GroupCoordinator {
             done.complete(part);
             return;
         }
-        part.log.read(from, hw, 1 << 20, new Log.ReadHandler() {
+        part.log().read(from, hw, 1 << 20, new Log.ReadHandler() {
             @Override
             public void onRead(MemorySegment bytes, long firstOffset, long lastOffset) {
                 if (bytes.byteSize() == 0) {

@@ -593,7 +593,7 @@ final class Handlers {
         }
         long epoch = part.leaderEpoch();
         if (ts == -2 || ts == -4) { // earliest; earliest local (no tiered storage: the same)
-            return Promise.completed(new long[] {0, part.log.logStartOffset(), -1, epoch});
+            return Promise.completed(new long[] {0, part.logStartOffset(), -1, epoch});
         }
         if (ts == -5 || ts == -6) { // latest tiered, earliest pending upload: nothing is tiered here
             return Promise.completed(new long[] {0, -1, -1, -1});
@@ -608,7 +608,7 @@ final class Handlers {
             ts = part.maxTimestamp();
         }
         Promise<long[]> p = new Promise<>();
-        part.log.offsetForTimestamp(ts, part.highWatermark(), new dev.isthmus.log.Log.TimestampHandler() {
+        part.log().offsetForTimestamp(ts, part.highWatermark(), new dev.isthmus.log.Log.TimestampHandler() {
             @Override
             public void onOffset(long offset, long timestamp) {
                 p.complete(new long[] {0, offset, timestamp, offset < 0 ? -1 : epochAt(part, offset)});

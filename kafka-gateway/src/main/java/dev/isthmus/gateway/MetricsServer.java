@@ -185,7 +185,7 @@ final class MetricsServer implements AutoCloseable {
             if (!p.isLeader()) {
                 continue; // the leader reports a partition
             }
-            parts.add(new PartitionSnapshot(p.topic, p.index, p.log.logStartOffset(), p.log.logEndOffset(),
+            parts.add(new PartitionSnapshot(p.topic, p.index, p.logStartOffset(), p.replica.logEndOffset(),
                 p.highWatermark(), p.durableLatencyMicros.copy()));
         }
         return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot());

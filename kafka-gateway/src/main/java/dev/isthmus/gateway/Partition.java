@@ -74,7 +74,6 @@ final class Partition implements GroupListener {
     final String topic;
     final int index;
     final ReplicatedLog replica;
-    final Log log;
     private final Shard shard;
     private final MemoryArena arena;
     private final Leadership leadership;
@@ -100,11 +99,18 @@ final class Partition implements GroupListener {
         this.topic = topic;
         this.index = index;
         this.replica = replica;
-        this.log = replica.log();
         this.config = config;
         this.shard = shard;
         this.arena = arena;
         this.leadership = leadership;
+    }
+
+    /**
+     * The replica's log now: a follower that installs a snapshot reopens its log, so never keep the object
+     * (null for a moment during such an install).
+     */
+    Log log() {
+        return replica.log();
     }
 
     long groupId() {
@@ -116,7 +122,7 @@ final class Partition implements GroupListener {
     }
 
     long logStartOffset() {
-        return log.logStartOffset();
+        return replica.logStartOffset();
     }
 
     boolean isLeader() {
@@ -210,10 +216,10 @@ final class Partition implements GroupListener {
      * {@code done} runs on this shard, with null or the error.
      */
     void recoverProducers(java.util.function.Consumer<RuntimeException> done) {
-        long from = log.logStartOffset();
+        long from = replica.logStartOffset();
         try {
             long snapshotOffset = loadSnapshot();
-            if (snapshotOffset >= from && snapshotOffset <= log.logEndOffset()) {
+            if (snapshotOffset >= from && snapshotOffset <= replica.logEndOffset()) {
                 from = snapshotOffset;
             } else {
                 producers.clear();
@@ -225,12 +231,12 @@ final class Partition implements GroupListener {
     }
 
     private void scanProducers(long from, java.util.function.Consumer<RuntimeException> done) {
-        long end = log.logEndOffset();
+        long end = replica.logEndOffset();
         if (from >= end) {
             done.accept(null);
             return;
         }
-        log.read(from, end, 1 << 20, new Log.ReadHandler() {
+        log().read(from, end, 1 << 20, new Log.ReadHandler() {
             @Override
             public void onRead(MemorySegment bytes, long firstOffset, long lastOffset) {
                 if (bytes.byteSize() == 0) {
@@ -275,8 +281,8 @@ final class Partition implements GroupListener {
         long now = System.currentTimeMillis();
         producers.values().removeIf(ps -> now - ps.lastSeenMs > PRODUCER_EXPIRY_MS);
         java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(40 + producers.size() * (8 + 2 + 8 + 4 + 5 * 16) + 8);
-        long at = log.logEndOffset();
-        long termAt = at > log.logStartOffset() ? termAtOrMinus(at - 1) : -1;
+        long at = replica.logEndOffset();
+        long termAt = at > replica.logStartOffset() ? termAtOrMinus(at - 1) : -1;
         b.putInt(SNAPSHOT_MAGIC).putInt(SNAPSHOT_VERSION).putLong(at).putLong(termAt).putLong(maxTimestamp)
             .putInt(producers.size());
         for (Map.Entry<Long, ProducerState> e : producers.entrySet()) {
@@ -289,8 +295,8 @@ final class Partition implements GroupListener {
         java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
         crc.update(b.array(), 0, b.position());
         b.putLong(crc.getValue());
-        java.nio.file.Path file = log.dir().resolve(PRODUCER_SNAPSHOT);
-        java.nio.file.Path tmp = log.dir().resolve(PRODUCER_SNAPSHOT + ".tmp");
+        java.nio.file.Path file = replica.dir().resolve(PRODUCER_SNAPSHOT);
+        java.nio.file.Path tmp = replica.dir().resolve(PRODUCER_SNAPSHOT + ".tmp");
         try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(tmp,
             java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE,
             java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
@@ -318,7 +324,7 @@ final class Partition implements GroupListener {
 
     /** Loads the snapshot into {@code producers}; returns its offset, or -1 when there is none. */
     private long loadSnapshot() throws java.io.IOException {
-        java.nio.file.Path file = log.dir().resolve(PRODUCER_SNAPSHOT);
+        java.nio.file.Path file = replica.dir().resolve(PRODUCER_SNAPSHOT);
         if (!java.nio.file.Files.exists(file)) {
             return -1;
         }
@@ -332,7 +338,7 @@ final class Partition implements GroupListener {
         }
         long offset = b.getLong();
         long termAt = b.getLong();
-        if (offset > log.logStartOffset() && termAtOrMinus(offset - 1) != termAt) {
+        if (offset > replica.logStartOffset() && termAtOrMinus(offset - 1) != termAt) {
             return -1; // written before a suffix truncation replaced that part of the log: rebuild from the log
         }
         maxTimestamp = b.getLong();
@@ -382,12 +388,12 @@ final class Partition implements GroupListener {
      * Raft group; completes with {errorCode, lowWatermark}.
      */
     Promise<long[]> deleteRecordsBefore(long target) {
-        if (target <= log.logStartOffset()) {
-            return Promise.completed(new long[] {ErrorCodes.NONE, log.logStartOffset()});
+        if (target <= replica.logStartOffset()) {
+            return Promise.completed(new long[] {ErrorCodes.NONE, replica.logStartOffset()});
         }
         return replica.truncatePrefix(target).map(start -> new long[] {ErrorCodes.NONE, (long) start})
             .recover(f -> new long[] {f instanceof RaftException ? kafkaCode(f) : ErrorCodes.KAFKA_STORAGE_ERROR,
-                log.logStartOffset()});
+                replica.logStartOffset()});
     }
 
     /** The partition stops being served here (topic deleted or broker closing): waiting fetches wake. */
@@ -509,7 +515,7 @@ final class Partition implements GroupListener {
                 for (long[] b : ps.batches) {
                     if (b[0] == firstSeq && b[1] == lastSeq) {
                         // A retry of a batch we already have: answer with its offset, append nothing.
-                        return Promise.completed(new AppendResult(ErrorCodes.NONE, b[2], log.logStartOffset(), null));
+                        return Promise.completed(new AppendResult(ErrorCodes.NONE, b[2], replica.logStartOffset(), null));
                     }
                 }
             }
@@ -522,8 +528,9 @@ final class Partition implements GroupListener {
         }
         long maxTs = batch.maxTimestamp();
         long startNs = System.nanoTime();
-        long base = replica.logEndOffset(); // where the group appends the proposal
-        Promise<Long> committed = replica.replicate(new KafkaBatchPayload(bytes));
+        long[] proposedAt = {-1};
+        Promise<Long> committed = replica.replicate(new KafkaBatchPayload(bytes), at -> proposedAt[0] = at);
+        long base = proposedAt[0];
         if (committed.isFailed()) {
             return Promise.completed(new AppendResult(kafkaCode(committed.failure()), -1, -1,
                 committed.failure().getMessage()));
@@ -536,11 +543,11 @@ final class Partition implements GroupListener {
             maxTimestamp = maxTs;
         }
         if (acks == 1 || acks == 0) {
-            return Promise.completed(new AppendResult(ErrorCodes.NONE, base, log.logStartOffset(), null));
+            return Promise.completed(new AppendResult(ErrorCodes.NONE, base, replica.logStartOffset(), null));
         }
         return committed.map(b -> {
             durableLatencyMicros.recordValue(Math.min(60_000_000L, Math.max(0, (System.nanoTime() - startNs) / 1000)));
-            return new AppendResult(ErrorCodes.NONE, b, log.logStartOffset(), null);
+            return new AppendResult(ErrorCodes.NONE, b, replica.logStartOffset(), null);
         }).recover(f -> new AppendResult(kafkaCode(f), -1, -1, f.getMessage()));
     }
 
@@ -553,29 +560,29 @@ final class Partition implements GroupListener {
         }
         long hw = replica.highWatermark();
         if (fetchOffset == hw) {
-            p.complete(new ReadResult(ErrorCodes.NONE, null, hw, log.logStartOffset()));
+            p.complete(new ReadResult(ErrorCodes.NONE, null, hw, replica.logStartOffset()));
             return p;
         }
-        if (fetchOffset < log.logStartOffset() || fetchOffset > hw) {
-            p.complete(new ReadResult(ErrorCodes.OFFSET_OUT_OF_RANGE, null, hw, log.logStartOffset()));
+        if (fetchOffset < replica.logStartOffset() || fetchOffset > hw) {
+            p.complete(new ReadResult(ErrorCodes.OFFSET_OUT_OF_RANGE, null, hw, replica.logStartOffset()));
             return p;
         }
         // Zero-copy: whole batches as shares of the batch cache's memory (filled by direct-I/O reads with
         // read-ahead when not cached), released by the connection once the response is written.
-        log.read(fetchOffset, hw, Math.max(1, maxBytes), new Log.ChainReadHandler() {
+        log().read(fetchOffset, hw, Math.max(1, maxBytes), new Log.ChainReadHandler() {
             @Override
             public void onRead(IoBuf batches, long firstOffset, long lastOffset) {
                 if (batches.isEmpty()) {
                     batches.release();
-                    p.complete(new ReadResult(ErrorCodes.NONE, null, hw, log.logStartOffset()));
+                    p.complete(new ReadResult(ErrorCodes.NONE, null, hw, replica.logStartOffset()));
                     return;
                 }
-                p.complete(new ReadResult(ErrorCodes.NONE, new IoBufSlice(batches), hw, log.logStartOffset()));
+                p.complete(new ReadResult(ErrorCodes.NONE, new IoBufSlice(batches), hw, replica.logStartOffset()));
             }
 
             @Override
             public void onError(LogException error) {
-                p.complete(new ReadResult(error.kind().kafkaCode, null, hw, log.logStartOffset()));
+                p.complete(new ReadResult(error.kind().kafkaCode, null, hw, replica.logStartOffset()));
             }
         });
         return p;
