@@ -94,6 +94,8 @@ public final class Libc {
     public static final int MAP_NORESERVE = LibC.MAP_NORESERVE();
     public static final int MADV_HUGEPAGE = LibC.MADV_HUGEPAGE();
     public static final int MADV_DONTFORK = LibC.MADV_DONTFORK();
+    /** Prefault page tables writable (Linux 5.14; {@code <asm-generic/mman-common.h>}, not in the generated bindings). */
+    public static final int MADV_POPULATE_WRITE = 23;
     public static final int AF_INET = LibC.AF_INET();
     public static final int AF_INET6 = LibC.AF_INET6();
     public static final int SOCK_STREAM = LibC.SOCK_STREAM();

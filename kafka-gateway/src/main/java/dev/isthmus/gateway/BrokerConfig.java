@@ -17,7 +17,8 @@ import java.util.List;
  * @param advertisedPort             the port clients are told to connect to; 0 = the bound port
  * @param nodeId                     this node's id ({@code --node-id})
  * @param shards                     shard threads ({@code --smp}); default the CPUs this process may use
- * @param memoryBytes                the whole data memory, split evenly across shards ({@code --memory})
+ * @param memoryBytes                the broker's native memory ({@code --memory}): the shards' arenas, split evenly,
+ *                                   after a reserve for the JVM's own native memory (1/8, 16 to 256 MiB)
  * @param dataDir                    where logs and metadata live ({@code --data-dir})
  * @param pin                        pin shards to CPUs
  * @param backend                    io_uring or portable
@@ -50,10 +51,11 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         if (shards < 1) {
             throw new IllegalArgumentException("--smp must be >= 1, got " + shards);
         }
-        long perShard = memoryBytes / shards;
+        long perShard = arenaBytes(memoryBytes) / shards;
         if (perShard < (64L << 20)) {
             throw new IllegalArgumentException("--memory " + memoryBytes + " gives each of " + shards
-                + " shards less than 64 MiB; give at least " + (64L << 20) * shards + " bytes");
+                + " shards less than 64 MiB after the JVM's native reserve of " + jvmNativeReserve(memoryBytes)
+                + " bytes; give at least " + minimumMemory(shards) + " bytes");
         }
         checkPort("listen", port);
         checkPort("advertise", advertisedPort);
@@ -167,8 +169,33 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         return advertisedHost != null ? advertisedHost : host;
     }
 
+    /**
+     * Each shard's arena: {@code --memory} less the JVM's native reserve, split evenly, in 64 KiB units. The
+     * arenas are faulted in at start-up, so the broker's resident memory is its {@code --memory} (arenas, plus
+     * the JVM's own native memory: code cache, metaspace, thread stacks, GC structures, within the reserve)
+     * and the fixed Java heap of the launcher.
+     */
     public long memoryPerShard() {
-        return memoryBytes / shards / (64 * 1024) * (64 * 1024);
+        return arenaBytes(memoryBytes) / shards / (64 * 1024) * (64 * 1024);
+    }
+
+    /** What of {@code --memory} is left to the JVM's native memory: 1/8, at least 16 MiB, at most 256 MiB. */
+    static long jvmNativeReserve(long memoryBytes) {
+        return Math.min(256L << 20, Math.max(16L << 20, memoryBytes / 8));
+    }
+
+    private static long arenaBytes(long memoryBytes) {
+        return Math.max(0, memoryBytes - jvmNativeReserve(memoryBytes));
+    }
+
+    /** The smallest --memory (whole MiB) that gives every one of {@code shards} at least 64 MiB. */
+    static long minimumMemory(int shards) {
+        long m = (64L << 20) * shards;
+        while (arenaBytes(m) < (64L << 20) * shards) {
+            m = (64L << 20) * shards + jvmNativeReserve(m);
+            m = (m + (1 << 20) - 1) >> 20 << 20;
+        }
+        return m;
     }
 
     public BrokerConfig withPort(int p) {

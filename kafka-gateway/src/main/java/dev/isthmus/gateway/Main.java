@@ -27,7 +27,8 @@ public final class Main {
           --advertise HOST:PORT    address given to clients in Metadata (default: the listener's)
           --data-dir DIR           data directory (default ./data)
           --smp N                  shard threads (default: the CPUs this process may use)
-          --memory SIZE            data memory for all shards, e.g. 512M, 2G (default 1G)
+          --memory SIZE            native memory, e.g. 512M, 2G (default 1G): the shards' arenas, faulted in
+                                   at start, after 1/8 (16-256 MiB) kept for the JVM's own native memory
           --node-id N              this node's id (default 0)
           --seeds ID@HOST:PORT,... RPC addresses of the controller nodes, the same list on every node
                                    (cluster mode; a plain HOST:PORT is node ID = its position, from 0)

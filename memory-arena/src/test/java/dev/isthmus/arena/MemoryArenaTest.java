@@ -87,6 +87,27 @@ class MemoryArenaTest {
     }
 
     @Test
+    void shouldFaultThePrefaultedRegionInAtCreation() throws Exception {
+        long before = residentKb();
+        try (MemoryArena arena = MemoryArena.create(ArenaConfig.of(64 * MiB).withPopulate(true, true))) {
+            long grew = residentKb() - before;
+            assertTrue(grew >= 60 * 1024, "a prefaulted 64 MiB arena is resident at once, RSS grew " + grew + " KiB");
+            long off = arena.allocate(MiB, Subsystem.OTHER);
+            assertTrue(off != MemoryArena.NO_MEMORY);
+            arena.free(off);
+        }
+    }
+
+    private static long residentKb() throws java.io.IOException {
+        for (String l : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+            if (l.startsWith("VmRSS:")) {
+                return Long.parseLong(l.replaceAll("[^0-9]", ""));
+            }
+        }
+        throw new IllegalStateException("no VmRSS in /proc/self/status");
+    }
+
+    @Test
     void shouldCoalesceFullyWhenOnlyLargeBlocksWereUsed() {
         Random rnd = new Random(seed("shouldCoalesceFullyWhenOnlyLargeBlocksWereUsed"));
         try (MemoryArena arena = MemoryArena.create(ArenaConfig.of(32 * MiB).withUnlimitedBudgets())) {

@@ -180,6 +180,9 @@ public final class Compare {
                 broker.logFile);
             List<Row> brokerRows = new ArrayList<>();
             try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrap))) {
+                if (o.primeNs() > 0) {
+                    prime(o, out, prefix, broker, admin);
+                }
                 for (long rate : o.workloads()) {
                     brokerRows.add(runWorkload(o, out, prefix, broker, admin, rate));
                 }
@@ -203,6 +206,47 @@ public final class Compare {
                     r.hlogName()));
             }
         }
+    }
+
+    /**
+     * An unmeasured saturation run before a broker's workloads. The benchmark client is one JVM for every
+     * broker: without this, its JIT warm-up (more than a core for several seconds) would fall on the first
+     * broker's first workloads and on no other broker's. The broker warms up too; every broker gets the same.
+     */
+    private static void prime(CompareOptions o, PrintStream out, String prefix, BrokerProcess broker, Admin admin) {
+        String topic = "compare-prime";
+        createTopic(admin, topic, broker);
+        String label = prefix + " priming (unmeasured): ";
+        Progress progress = new Progress(out, label);
+        Workload w = new Workload(broker.bootstrap, topic, 0, o.recordBytes(), o.primeNs(),
+            TimeUnit.MILLISECONDS.toNanos(1), o.drainTimeoutNs(), o.outDir().resolve(broker.kind.id + "-prime.hlog"),
+            progress);
+        Workload.Result result;
+        try {
+            result = w.run(new Workload.Window() {
+                @Override
+                public void measurementStarted() {
+                }
+
+                @Override
+                public void measurementEnded() {
+                }
+
+                @Override
+                public String secondElapsed() {
+                    return "unmeasured";
+                }
+            });
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CompareException("interrupted while priming " + broker.kind.label);
+        }
+        progress.finish();
+        if (!broker.process.isAlive()) {
+            throw new CompareException(broker.kind.label + " exited with code " + broker.process.exitValue()
+                + " while priming: " + BrokerProcess.lastLine(broker.logFile) + " (see " + broker.logFile + ")");
+        }
+        out.printf(Locale.ROOT, "%s%,d records acknowledged in %s s%n", label, result.acked(), seconds(o.primeNs()));
     }
 
     private static Row runWorkload(CompareOptions o, PrintStream out, String prefix, BrokerProcess broker, Admin admin,

@@ -17,6 +17,7 @@ import java.util.concurrent.TimeUnit;
  * @param saturation         whether to run the saturation workload after the fixed rates
  * @param brokers            the brokers to run, one after the other
  * @param warmupNs           warm-up of each workload (not measured)
+ * @param primeNs            an unmeasured saturation run on each broker before its workloads (0: none)
  * @param durationNs         steady-state measurement of each workload
  * @param drainTimeoutNs     how long to wait after the last send for every acknowledgement and delivery
  * @param startupTimeoutNs   how long a broker may take to come up
@@ -38,6 +39,7 @@ record CompareOptions(
     boolean saturation,
     List<BrokerKind> brokers,
     long warmupNs,
+    long primeNs,
     long durationNs,
     long drainTimeoutNs,
     long startupTimeoutNs,
@@ -62,6 +64,9 @@ record CompareOptions(
           --no-saturation          skip the saturation workload
           --brokers B1,B2,...      isthmus, kafka, kafka-fsync (default all three, in that order)
           --warmup DURATION        warm-up per workload, e.g. 10s (default 10s)
+          --prime DURATION         unmeasured saturation run on each broker before its workloads, so the
+                                   client JVM is as warm for the first broker as for the others (default 15s;
+                                   0 for none; --quick: none)
           --duration DURATION      measurement per workload, e.g. 60s (default 60s)
           --drain-timeout DURATION wait for outstanding acks and deliveries after the last send (default 60s)
           --startup-timeout DURATION  a broker must come up within this (default 90s)
@@ -87,6 +92,7 @@ record CompareOptions(
         List<Long> rates = DEFAULT_RATES;
         List<BrokerKind> brokers = List.of(BrokerKind.values());
         Long warmupNs = null;
+        Long primeNs = null;
         Long durationNs = null;
         long drainNs = TimeUnit.SECONDS.toNanos(60);
         long startupNs = TimeUnit.SECONDS.toNanos(90);
@@ -113,6 +119,7 @@ record CompareOptions(
                 case "--rates" -> rates = parseRates(value(args, ++i, a));
                 case "--brokers" -> brokers = parseBrokers(value(args, ++i, a));
                 case "--warmup" -> warmupNs = parseDurationNs(value(args, ++i, a), a);
+                case "--prime" -> primeNs = parseDurationNs(value(args, ++i, a), a);
                 case "--duration" -> durationNs = parseDurationNs(value(args, ++i, a), a);
                 case "--drain-timeout" -> drainNs = parseDurationNs(value(args, ++i, a), a);
                 case "--startup-timeout" -> startupNs = parseDurationNs(value(args, ++i, a), a);
@@ -132,6 +139,9 @@ record CompareOptions(
         }
         if (warmupNs == null) {
             warmupNs = TimeUnit.SECONDS.toNanos(quick ? 1 : 10);
+        }
+        if (primeNs == null) {
+            primeNs = quick ? 0 : TimeUnit.SECONDS.toNanos(15);
         }
         if (durationNs == null) {
             durationNs = TimeUnit.SECONDS.toNanos(quick ? 2 : 60);
@@ -159,7 +169,7 @@ record CompareOptions(
         if (!Files.isDirectory(tmp)) {
             throw new IllegalArgumentException("--tmp-dir " + tmp + " is not a directory");
         }
-        return new CompareOptions(quick, List.copyOf(rates), saturation, List.copyOf(brokers), warmupNs, durationNs,
+        return new CompareOptions(quick, List.copyOf(rates), saturation, List.copyOf(brokers), warmupNs, primeNs, durationNs,
             drainNs, startupNs, recordBytes, port, out.toAbsolutePath(), tmp.toAbsolutePath(),
             pidFile == null ? null : pidFile.toAbsolutePath(), root, launcher.toAbsolutePath(), smp, memory,
             kafkaLib.toAbsolutePath(), javaHome.toAbsolutePath());
