@@ -21,8 +21,10 @@ import java.lang.foreign.MemorySegment;
  * <li>Bytes are copied into the tail chunk; a full chunk is written at once, and several chunk writes are
  *     in flight together, completing in any order (technique 3).</li>
  * <li>{@link #flush()} writes the partly filled tail chunk, padded to the alignment with zeros; the tail is
- *     rewritten as it grows. At most one write per chunk is in flight (two writes of the same range could
- *     land in either order), so a rewrite waits for the previous one.</li>
+ *     rewritten as it grows, from the aligned block holding the end of what an earlier write covered (never
+ *     the whole chunk again: small durable appends would otherwise write up to a chunk each, many times their
+ *     size). At most one write per chunk is in flight (two writes of the same range could land in either
+ *     order), so a rewrite waits for the previous one.</li>
  * <li>{@link #written()} advances only over a contiguous prefix of completed writes; one fdatasync at a time
  *     covers everything written so far, however many appends and flushes asked for it (technique 6). The
  *     next one starts as soon as what was flushed before the previous one completed is written, never waiting
@@ -90,6 +92,8 @@ public final class SegmentAppender implements CompletionHandler {
     private final boolean[] chunkInFlight;
     private final boolean[] chunkNeedsWrite;
     private final int[] chunkWriteLen;
+    /** Where in its chunk the write in flight starts (the aligned block holding the end of the previous one). */
+    private final int[] chunkWriteFrom;
 
     /** Bytes of each chunk covered by its last completed write (from the chunk's start). */
     private final int[] chunkCovered;
@@ -146,6 +150,7 @@ public final class SegmentAppender implements CompletionHandler {
         this.chunkInFlight = new boolean[n];
         this.chunkNeedsWrite = new boolean[n];
         this.chunkWriteLen = new int[n];
+        this.chunkWriteFrom = new int[n];
         this.chunkCovered = new int[n];
         this.live = new int[n];
         this.fallocateStepBytes = fallocateStepBytes;
@@ -339,13 +344,19 @@ public final class SegmentAppender implements CompletionHandler {
                 MemorySegment.copy(ZEROS, 0, pool.chunk(chunk), at, Math.min(ZEROS.byteSize(), len - at));
             }
         }
+        // What completed writes covered is in the file: start at the aligned block holding its end.
+        int from = chunkCovered[chunk] / alignment * alignment;
         long filePos = chunkFilePos[chunk];
         ensureAllocated(filePos + len);
-        long r = file.write(pool.prefix(chunk, len), filePos, this, TAG_WRITE | ((long) filled << CHUNK_ID_BITS) | chunk);
+        long r = from == 0
+            ? file.write(pool.prefix(chunk, len), filePos, this, TAG_WRITE | ((long) filled << CHUNK_ID_BITS) | chunk)
+            : file.write(pool.chunk(chunk), from, len - from, filePos + from, this,
+                TAG_WRITE | ((long) filled << CHUNK_ID_BITS) | chunk);
         if (r < 0) {
-            fail("write of " + len + " bytes at " + filePos, (int) -r);
+            fail("write of " + (len - from) + " bytes at " + (filePos + from), (int) -r);
             return;
         }
+        chunkWriteFrom[chunk] = from;
         chunkInFlight[chunk] = true;
         chunkNeedsWrite[chunk] = false;
         chunkWriteLen[chunk] = filled;
@@ -458,7 +469,7 @@ public final class SegmentAppender implements CompletionHandler {
             fail("write at " + chunkFilePos[chunk], -result);
             return;
         }
-        int expected = (coveredBytes + alignment - 1) / alignment * alignment;
+        int expected = (coveredBytes + alignment - 1) / alignment * alignment - chunkWriteFrom[chunk];
         if (result < expected) {
             // Direct-I/O writes transfer everything or fail; a short one means the device or file system is in trouble.
             fail("short write (" + result + " of " + expected + " bytes) at " + chunkFilePos[chunk], Errno.EIO);

@@ -25,6 +25,16 @@ public interface DmaFile extends AutoCloseable {
     /** Queues a write of all of {@code buffer} at {@code position}. Returns an operation id or -EBUSY. */
     long write(MemorySegment buffer, long position, CompletionHandler handler, long attachment);
 
+    /**
+     * Queues a write of {@code length} bytes of {@code region} from {@code offset} at {@code position}: the same as
+     * {@code write(region.asSlice(offset, length), ...)}, without making the slice where the engine can avoid it
+     * (a log rewriting the end of a partly written chunk does this on every flush).
+     */
+    default long write(MemorySegment region, long offset, long length, long position, CompletionHandler handler,
+                       long attachment) {
+        return write(region.asSlice(offset, length), position, handler, attachment);
+    }
+
     /** Queues a read filling {@code buffer} from {@code position}. Returns an operation id or -EBUSY. */
     long read(MemorySegment buffer, long position, CompletionHandler handler, long attachment);
 

@@ -511,6 +511,16 @@ public final class Ring implements IoDriver {
             handler, attachment);
     }
 
+    /**
+     * {@link #write(int, MemorySegment, long, int, CompletionHandler, long)} of {@code length} bytes at native
+     * {@code address} (inside memory the caller keeps alive until the completion).
+     */
+    public long write(int fd, long address, long length, long offset, int alignment, CompletionHandler handler,
+                      long attachment) {
+        checkLength(length);
+        return queue(OP_WRITE, MODE_FULL, fd, address, (int) length, offset, 0, alignment, handler, attachment);
+    }
+
     /** A single read(2) at {@code offset}; completes with whatever it returned (a socket, a pipe, an eventfd). */
     public long readOnce(int fd, MemorySegment buffer, long offset, CompletionHandler handler, long attachment) {
         checkLength(buffer.byteSize());

@@ -44,6 +44,15 @@ final class UringDmaFile implements DmaFile {
     }
 
     @Override
+    public long write(MemorySegment region, long offset, long length, long position, CompletionHandler handler,
+                      long attachment) {
+        checkOpen();
+        java.util.Objects.checkFromIndexSize(offset, length, region.byteSize());
+        DmaFile.checkAligned(this, position, length, region.address() + offset);
+        return ring.write(fd, region.address() + offset, length, position, alignment, handler, attachment);
+    }
+
+    @Override
     public long read(MemorySegment buffer, long position, CompletionHandler handler, long attachment) {
         checkOpen();
         DmaFile.checkAligned(this, position, buffer.byteSize(), buffer.address());

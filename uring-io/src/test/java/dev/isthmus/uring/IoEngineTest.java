@@ -136,6 +136,33 @@ class IoEngineTest {
 
     @ParameterizedTest
     @EnumSource(value = IoBackend.class, names = {"IO_URING", "PORTABLE"})
+    void shouldWriteAnAlignedRangeOfARegion(IoBackend backend) throws Exception {
+        Path p = dir.resolve("range.bin");
+        try (IoEngine engine = IoEngine.create(backend, RingConfig.defaults());
+             Arena arena = Arena.ofConfined();
+             DmaFile file = engine.openDmaFile(p, true)) {
+            int a = file.alignment();
+            MemorySegment region = arena.allocate(4L * a, a);
+            for (int i = 0; i < 4; i++) {
+                region.asSlice((long) i * a, a).fill((byte) ('a' + i));
+            }
+            int[] r = {Integer.MIN_VALUE};
+            // Blocks 1 and 2 of the region, written at the file's block 1.
+            file.write(region, a, 2L * a, a, (res, flags, att) -> r[0] = res, 0);
+            drive(engine, () -> r[0] != Integer.MIN_VALUE, "range write");
+            assertEquals(2 * a, r[0]);
+            byte[] got = Files.readAllBytes(p);
+            assertEquals(3 * a, got.length);
+            assertEquals('b', got[a]);
+            assertEquals('c', got[3 * a - 1]);
+            CompletionHandler never = (res, flags, att) -> { throw new AssertionError("completed"); };
+            assertThrows(IllegalArgumentException.class, () -> file.write(region, 1, a, 0, never, 0));
+            assertThrows(IndexOutOfBoundsException.class, () -> file.write(region, 3L * a, 2L * a, 0, never, 0));
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = IoBackend.class, names = {"IO_URING", "PORTABLE"})
     void shouldPreallocateAndTruncate(IoBackend backend) throws Exception {
         Path p = dir.resolve("grow.bin");
         try (IoEngine engine = IoEngine.create(backend, RingConfig.defaults());
