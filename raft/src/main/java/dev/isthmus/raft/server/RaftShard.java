@@ -321,7 +321,7 @@ public final class RaftShard implements ShardTransport.Inbox {
         if (cleaner.busy()) {
             work += (int) Math.min(Integer.MAX_VALUE, cleaner.poll(System.currentTimeMillis()));
         }
-        if (batchCache != null && batchCache.arena().isOwnerThread()) {
+        if (batchCache != null && batchCache.arena().isOwnerThread() && !batchCache.arena().isClosed()) {
             // Chains read from the cache and released on other threads come back here (cheap when none did).
             work += batchCache.arena().drainRemoteFrees();
         }
