@@ -71,7 +71,7 @@ record CompareOptions(
           --drain-timeout DURATION wait for outstanding acks and deliveries after the last send (default 60s)
           --startup-timeout DURATION  a broker must come up within this (default 90s)
           --record-bytes N         value size (default 1024)
-          --port N                 Kafka listener of every broker; Apache Kafka's controller uses N+1 (default 39092)
+          --port N                 Kafka listener of every broker; Apache Kafka's controller uses N+1 (default 19092)
           --out DIR                results directory (default bench/target/compare/<date-time>)
           --tmp-dir DIR            where data directories are made and removed (default java.io.tmpdir)
           --isthmus-smp N          Isthmus shard threads (default 2)
@@ -97,7 +97,7 @@ record CompareOptions(
         long drainNs = TimeUnit.SECONDS.toNanos(60);
         long startupNs = TimeUnit.SECONDS.toNanos(90);
         int recordBytes = 1024;
-        int port = 39092;
+        int port = 19092;
         Path out = null;
         Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
         Path pidFile = null;
