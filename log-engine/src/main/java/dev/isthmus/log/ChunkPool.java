@@ -18,8 +18,6 @@ public final class ChunkPool implements AutoCloseable {
     private final int chunkBytes;
     private final MemorySegment[] chunks;
     private final int[] free;
-    /** Reused prefix views per chunk, by length / 4096 - 1; made on first use. */
-    private MemorySegment[][] prefixes;
     private int freeTop;
 
     /**
@@ -94,32 +92,6 @@ public final class ChunkPool implements AutoCloseable {
 
     public MemorySegment chunk(int id) {
         return chunks[id];
-    }
-
-    /**
-     * The first {@code length} bytes of chunk {@code id}: for a multiple of 4096 (what direct I/O transfers), a
-     * view made once and reused, so the I/O path creates no objects; otherwise a new slice.
-     */
-    public MemorySegment prefix(int id, long length) {
-        if (length == chunkBytes) {
-            return chunks[id];
-        }
-        if (length <= 0 || length % 4096 != 0 || length > chunkBytes) {
-            return chunks[id].asSlice(0, length);
-        }
-        if (prefixes == null) {
-            prefixes = new MemorySegment[chunks.length][];
-        }
-        MemorySegment[] views = prefixes[id];
-        if (views == null) {
-            views = prefixes[id] = new MemorySegment[chunkBytes / 4096];
-        }
-        int k = (int) (length / 4096) - 1;
-        MemorySegment v = views[k];
-        if (v == null) {
-            v = views[k] = chunks[id].asSlice(0, length);
-        }
-        return v;
     }
 
     public void release(int id) {

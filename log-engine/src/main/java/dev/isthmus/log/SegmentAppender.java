@@ -348,10 +348,8 @@ public final class SegmentAppender implements CompletionHandler {
         int from = chunkCovered[chunk] / alignment * alignment;
         long filePos = chunkFilePos[chunk];
         ensureAllocated(filePos + len);
-        long r = from == 0
-            ? file.write(pool.prefix(chunk, len), filePos, this, TAG_WRITE | ((long) filled << CHUNK_ID_BITS) | chunk)
-            : file.write(pool.chunk(chunk), from, len - from, filePos + from, this,
-                TAG_WRITE | ((long) filled << CHUNK_ID_BITS) | chunk);
+        long r = file.write(pool.chunk(chunk), from, len - from, filePos + from, this,
+            TAG_WRITE | ((long) filled << CHUNK_ID_BITS) | chunk);
         if (r < 0) {
             fail("write of " + (len - from) + " bytes at " + (filePos + from), (int) -r);
             return;
