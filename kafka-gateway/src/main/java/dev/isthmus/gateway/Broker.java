@@ -114,6 +114,10 @@ public final class Broker implements AutoCloseable {
                 int id = i;
                 group.call(i, s -> {
                     ShardState st = new ShardState(s, arenas.current(), config.nodeId(), logs);
+                    if (config.zeroedSegments() > 0) {
+                        st.installZeroedSegments(data.resolve("zeroed-segments").resolve("shard-" + id),
+                            config.zeroedSegments());
+                    }
                     st.groups = new GroupCoordinator(broker, st);
                     broker.states[id] = st;
                     return null;

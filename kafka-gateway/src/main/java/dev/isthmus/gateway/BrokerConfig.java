@@ -39,13 +39,18 @@ import java.util.List;
  * @param rpcPort                    its port
  * @param seeds                      {@code id@host:port} RPC addresses of the controller voters ({@code --seeds});
  *                                   empty = a single node whose controller group has this node as its only voter
+ * @param zeroedSegments             segment files each shard keeps written with zeros for its busy logs
+ *                                   ({@code --zeroed-segments}; 0 = none): their fdatasyncs then need no journal
+ *                                   commit (see {@link dev.isthmus.log.ZeroedSegments}); each is a default
+ *                                   segment (1 GiB) of disk, made only once a log of the shard writes in volume
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
                            int maxConnections, long maxConnectionBufferedBytes, int defaultPartitions,
                            boolean autoCreateTopics, int groupMinSessionTimeoutMs, int groupMaxSessionTimeoutMs,
                            int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
-                           String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds) {
+                           String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
+                           int zeroedSegments) {
 
     public BrokerConfig {
         if (shards < 1) {
@@ -86,6 +91,9 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (groupInitialRebalanceDelayMs < 0) {
             throw new IllegalArgumentException("group initial rebalance delay must be >= 0");
+        }
+        if (zeroedSegments < 0 || zeroedSegments > 16) {
+            throw new IllegalArgumentException("--zeroed-segments must be in [0, 16], got " + zeroedSegments);
         }
         if (offsetsTopicPartitions < 1) {
             throw new IllegalArgumentException("offsets topic partitions must be >= 1, got " + offsetsTopicPartitions);
@@ -253,6 +261,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         String rpcHost;
         int rpcPort;
         List<String> seeds = List.of();
+        int zeroedSegments = 1;
 
         Builder() {
         }
@@ -283,6 +292,12 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             rpcHost = c.rpcHost;
             rpcPort = c.rpcPort;
             seeds = c.seeds;
+            zeroedSegments = c.zeroedSegments;
+        }
+
+        public Builder zeroedSegments(int v) {
+            zeroedSegments = v;
+            return this;
         }
 
         public Builder host(String v) {
@@ -398,7 +413,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             return new BrokerConfig(host, port, advertisedHost, advertisedPort, nodeId, shards, memoryBytes, dataDir,
                 pin, backend, maxRequestBytes, maxConnections, maxConnectionBufferedBytes, defaultPartitions,
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
-                offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds);
+                offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
+                zeroedSegments);
         }
     }
 }

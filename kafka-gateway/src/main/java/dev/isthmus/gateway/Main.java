@@ -39,6 +39,9 @@ public final class Main {
           --max-request-bytes SIZE largest request accepted (default 100M)
           --max-connections N      connections accepted (default 10000)
           --max-connection-buffered-bytes SIZE  unanswered bytes one connection may hold (default 128M)
+          --zeroed-segments N      segment files per shard kept written with zeros for busy logs, so that
+                                   their fdatasyncs need no journal commit (default 1; 0 = none; each
+                                   takes a segment's size of disk, 1 GiB, once a log writes in volume)
           --pin                    pin shard threads to CPUs
           --portable               use the portable I/O backend instead of io_uring
         """;
@@ -225,6 +228,7 @@ public final class Main {
             case "max-connections" -> b.maxConnections(integer(name, v));
             case "max-connection-buffered-bytes" -> b.maxConnectionBufferedBytes(parseBytes(name, v));
             case "pin" -> b.pin(bool(name, v));
+            case "zeroed-segments" -> b.zeroedSegments(integer(name, v));
             case "portable" -> b.backend(bool(name, v) ? IoBackend.PORTABLE : IoBackend.AUTO);
             // Older spellings kept so existing scripts still work.
             case "port" -> b.port(integer(name, v));

@@ -93,7 +93,7 @@ final class MetricsServer implements AutoCloseable {
 
     /** What one shard copies for a scrape (built on the shard thread). */
     private record ShardSnapshot(Histogram sync, Histogram write, List<PartitionSnapshot> partitions,
-                                 List<GroupCoordinator.LagSnapshot> groups) {
+                                 List<GroupCoordinator.LagSnapshot> groups, long[] zeroed) {
     }
 
     private record PartitionSnapshot(String topic, int partition, long logStart, long logEnd, long highWatermark,
@@ -144,6 +144,11 @@ final class MetricsServer implements AutoCloseable {
             }
             summary(sb, "isthmus_disk_fdatasync_micros", "shard=\"" + i + "\"", s.sync);
             summary(sb, "isthmus_disk_write_micros", "shard=\"" + i + "\"", s.write);
+            if (s.zeroed != null) {
+                line(sb, "isthmus_zeroed_segments_ready", "shard=\"" + i + "\"", s.zeroed[0]);
+                line(sb, "isthmus_zeroed_segments_made_total", "shard=\"" + i + "\"", s.zeroed[1]);
+                line(sb, "isthmus_zeroed_segments_taken_total", "shard=\"" + i + "\"", s.zeroed[2]);
+            }
             for (PartitionSnapshot p : s.partitions) {
                 String labels = "topic=\"" + escape(p.topic) + "\",partition=\"" + p.partition + "\"";
                 line(sb, "isthmus_partition_log_start_offset", labels, p.logStart);
@@ -188,7 +193,9 @@ final class MetricsServer implements AutoCloseable {
             parts.add(new PartitionSnapshot(p.topic, p.index, p.logStartOffset(), p.replica.logEndOffset(),
                 p.highWatermark(), p.durableLatencyMicros.copy()));
         }
-        return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot());
+        dev.isthmus.log.ZeroedSegments z = st.zeroedSegments();
+        long[] zeroed = z == null ? null : new long[] {z.ready(), z.filesMade(), z.filesTaken()};
+        return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot(), zeroed);
     }
 
     private static void line(StringBuilder sb, String name, String labels, long value) {

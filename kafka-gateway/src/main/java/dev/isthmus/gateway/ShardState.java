@@ -58,6 +58,12 @@ final class ShardState {
     private final long writeRegion;
     private final long readRegion;
 
+    /** This shard's stock of zeroed segment files, or null (--zeroed-segments 0). */
+    private dev.isthmus.log.ZeroedSegments zeroed;
+    private long zerosRegion = -1;
+    /** The zero buffer zeroed segment files are written from. */
+    static final int ZEROS_BYTES = 256 * 1024;
+
     ShardState(Shard shard, MemoryArena arena, int nodeId, Path logsDir) {
         this.shard = shard;
         this.arena = arena;
@@ -347,7 +353,35 @@ final class ShardState {
     }
 
     /** After the Raft host closed every log: frees the log memory. */
+    /**
+     * Keeps {@code count} zeroed segment files (of the default segment size) in {@code dir} for this shard's busy
+     * logs (see {@link dev.isthmus.log.ZeroedSegments}).
+     */
+    void installZeroedSegments(Path dir, int count) {
+        zerosRegion = arena.allocateOrThrow(ZEROS_BYTES, Subsystem.WRITE_BEHIND);
+        java.lang.foreign.MemorySegment zeros = arena.segment(zerosRegion, ZEROS_BYTES);
+        zeros.fill((byte) 0);
+        try {
+            zeroed = dev.isthmus.log.ZeroedSegments.install(shard.engine(), dir, count, logConfig.segmentBytes(), zeros,
+                shard::schedule);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException("cannot keep zeroed segments in " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The shard's zeroed segment stock, or null. */
+    dev.isthmus.log.ZeroedSegments zeroedSegments() {
+        return zeroed;
+    }
+
     void release() {
+        if (zeroed != null) {
+            zeroed.close();
+        }
+        if (zerosRegion >= 0 && (zeroed == null || zeroed.idle())) {
+            // A zero write still in flight keeps reading the buffer: then it goes with the arena.
+            arena.free(zerosRegion);
+        }
         partitions.clear();
         arena.free(writeRegion);
         arena.free(readRegion);

@@ -118,6 +118,7 @@ public final class Log {
     LogManager manager;
     /** In the manager's list of logs to flush at its next poll. */
     boolean inDirtyList;
+    private long zeroedSegmentsTaken;
     /** Segments rolled away from whose seal (last writes, fdatasync, release) has not finished. */
     private int sealsPending;
     // Compaction state: the offset up to which the log was compacted, the earliest delete horizon of a kept
@@ -412,11 +413,56 @@ public final class Log {
         return count;
     }
 
+    /** The shard's stock of zeroed segment files, when this log may use one (it fallocates), or null. */
+    private ZeroedSegments zeroedStock() {
+        return config.fallocateStepBytes() > 0 ? ZeroedSegments.of(engine) : null;
+    }
+
+    /**
+     * The rate {@code seg} filled at (bytes a second) if that makes the log busy by the stock's
+     * {@link ZeroedSegments.Policy} (a zeroed segment's log stays busy on its size and rate alone: its cheaper
+     * fdatasyncs are in flight less); else 0, also when there is no stock.
+     */
+    private long busyRate(Segment seg) {
+        ZeroedSegments stock = zeroedStock();
+        if (stock == null || seg.appender == null || seg.size < stock.policy().busySegmentBytes()) {
+            return 0;
+        }
+        ZeroedSegments.Policy policy = stock.policy();
+        long ms = Math.max(1, System.currentTimeMillis() - seg.createdMs);
+        long rate = seg.size * 1000 / ms;
+        if (rate < policy.busyRate()) {
+            return 0;
+        }
+        double share = seg.appender.syncBusyNs() / 1e6 / ms;
+        if (!seg.busyReported) {
+            seg.busyReported = true;
+            LOG.log(System.Logger.Level.DEBUG, "log " + seg.path + " reached " + (seg.size >> 20) + " MiB at "
+                + (rate >> 20) + " MiB/s, an fdatasync in flight " + Math.round(share * 100) + "% of the time");
+        }
+        if (!seg.zeroed && share < policy.busySyncShare()) {
+            return 0;
+        }
+        return Math.max(1, rate);
+    }
+
+    /** Whether the shard's stock has a zeroed file for this log's segments now (asking starts the stock). */
+    private boolean zeroedSegmentReady() {
+        ZeroedSegments stock = zeroedStock();
+        return stock != null && stock.readyFor(config.segmentBytes());
+    }
+
+    /** Segments of this log that started as zeroed files (see {@link ZeroedSegments}). */
+    public long zeroedSegmentsTaken() {
+        return zeroedSegmentsTaken;
+    }
+
     private boolean shouldRoll(Segment seg, long length) {
         if (seg.isEmpty()) {
             return false;
         }
         return seg.size + length > config.segmentBytes()
+            || (!seg.zeroed && busyRate(seg) > 0 && zeroedSegmentReady())
             || System.currentTimeMillis() - seg.createdMs >= config.segmentMs()
             || nextOffset - seg.baseOffset > Integer.MAX_VALUE - 1_000_000L;
     }
@@ -567,7 +613,7 @@ public final class Log {
         old.sealing = true;
         sealsPending++;
         old.appender.flush();
-        segments.add(createSegment(nextOffset));
+        segments.add(createSegment(nextOffset, busyRate(old)));
         maybeFinishSeal();
     }
 
@@ -590,12 +636,27 @@ public final class Log {
      * segment's writer reached (a busy log's new segment starts with a large step, allocated before any write).
      */
     Segment createSegment(long baseOffset) {
+        return createSegment(baseOffset, 0);
+    }
+
+    /**
+     * {@link #createSegment(long)}; for a busy log (its previous segment filled at {@code busyRate} bytes a second;
+     * 0: not busy; see {@link ZeroedSegments}) the file is a zeroed one from the shard's stock when one is ready.
+     */
+    Segment createSegment(long baseOffset, long busyRate) {
         Path p = dir.resolve(Segment.fileName(baseOffset, LOG_SUFFIX));
-        DmaFile file = engine.openDmaFile(p, true);
+        ZeroedSegments stock = busyRate > 0 ? zeroedStock() : null;
+        boolean zeroed = stock != null && stock.take(p, config.segmentBytes(), busyRate);
+        DmaFile file = engine.openDmaFile(p, !zeroed);
         Segment s = new Segment(this, baseOffset, p, file, new SegmentIndex(baseOffset, config.indexIntervalBytes()));
+        s.zeroed = zeroed;
         s.appender = new SegmentAppender(file, writePool, s, 0, MemorySegment.NULL, file.size(),
             config.fallocateStepBytes(), config.segmentBytes());
         s.appender.stats(stats);
+        if (zeroed) {
+            zeroedSegmentsTaken++;
+            s.appender.holdDurableUntilSynced(engine, dir);
+        }
         Segment previous = segments.isEmpty() ? null : active();
         s.appender.preallocate(previous != null && previous.appender != null ? previous.appender.fallocateStepBytes() : 0);
         return s;

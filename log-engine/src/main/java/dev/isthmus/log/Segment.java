@@ -26,6 +26,10 @@ final class Segment implements SegmentAppender.Listener {
     long maxTimestamp = -1;
     SegmentAppender appender;
     boolean sealing;
+    /** Its file came from the shard's {@link ZeroedSegments}: appends overwrite written blocks. */
+    boolean zeroed;
+    /** Its busy figures were logged (once per segment). */
+    boolean busyReported;
     boolean deleted;
     /** Reads in flight on this segment's file (its fd stays open until they finish). */
     int readers;

@@ -62,6 +62,7 @@ public final class SegmentAppender implements CompletionHandler {
     private static final long TAG_WRITE = 0L;
     private static final long TAG_SYNC = 1L << 62;
     private static final long TAG_FALLOCATE = 2L << 62;
+    private static final long TAG_DIRECTORY_SYNC = 3L << 62;
     private static final long TAG_MASK = 3L << 62;
     private static final int CHUNK_ID_BITS = 24;
     private static final long LOW_MASK = (1L << 62) - 1;
@@ -115,6 +116,11 @@ public final class SegmentAppender implements CompletionHandler {
     private int inFlight;
     private DiskStats stats;
     private long syncStartNs;
+    /** Time with an fdatasync of this file in flight, in total. */
+    private long syncBusyNs;
+    /** Durability is not reported until the directory entry of the file is durable (see {@link #holdDurableUntilSynced}). */
+    private boolean durableHeld;
+    private long heldDurable;
 
     /**
      * @param file               the segment file, open for direct I/O
@@ -193,6 +199,29 @@ public final class SegmentAppender implements CompletionHandler {
         return stepBytes;
     }
 
+    /**
+     * Reports no durability until an fsync of {@code dir} completes: for a file renamed into {@code dir} (a
+     * {@linkplain ZeroedSegments zeroed segment}), whose fdatasyncs overwrite written blocks and so need not
+     * commit the file system's journal, which holds the rename. Call before the first append. The directory
+     * sync counts as an operation in flight (a seal or close waits for it).
+     */
+    public void holdDurableUntilSynced(dev.isthmus.uring.IoEngine engine, java.nio.file.Path dir) {
+        Verify.that(position == durable && !durableHeld, "holdDurableUntilSynced after appends");
+        long r = engine.syncDirectory(dir, this, TAG_DIRECTORY_SYNC);
+        if (r < 0) {
+            fail("fsync of the directory " + dir, (int) -r);
+            return;
+        }
+        durableHeld = true;
+        heldDurable = durable;
+        inFlight++;
+    }
+
+    /** Nanoseconds this file had an fdatasync in flight, in total (completed ones). */
+    public long syncBusyNs() {
+        return syncBusyNs;
+    }
+
     /** Where fdatasync latencies are recorded (null: not measured). */
     public void stats(DiskStats s) {
         this.stats = s;
@@ -210,7 +239,7 @@ public final class SegmentAppender implements CompletionHandler {
 
     /** The end of what a completed fdatasync covers. */
     public long durable() {
-        return durable;
+        return durableHeld ? heldDurable : durable;
     }
 
     public boolean failed() {
@@ -414,9 +443,7 @@ public final class SegmentAppender implements CompletionHandler {
         }
         syncing = written;
         inFlight++;
-        if (stats != null) {
-            syncStartNs = System.nanoTime();
-        }
+        syncStartNs = System.nanoTime();
     }
 
     @Override
@@ -436,16 +463,29 @@ public final class SegmentAppender implements CompletionHandler {
         if (tag == TAG_SYNC) {
             long covered = syncing;
             syncing = -1;
+            long tookNs = System.nanoTime() - syncStartNs;
+            syncBusyNs += tookNs;
             if (stats != null) {
-                stats.recordSync(System.nanoTime() - syncStartNs);
+                stats.recordSync(tookNs);
             }
             if (result < 0) {
                 fail("fdatasync", -result);
                 return;
             }
             durable = covered;
-            listener.onDurable(durable);
+            if (!durableHeld) {
+                listener.onDurable(durable);
+            }
             maybeSync();
+        } else if (tag == TAG_DIRECTORY_SYNC) {
+            durableHeld = false;
+            if (result < 0) {
+                fail("fsync of the segment's directory", -result);
+                return;
+            }
+            if (durable > heldDurable) {
+                listener.onDurable(durable);
+            }
         } else if (tag == TAG_FALLOCATE) {
             fallocating = false;
             if (result < 0) {

@@ -18,7 +18,7 @@ public final class CrashChild {
     private CrashChild() {
     }
 
-    public static void main(String[] args) {
+    public static void main(String[] args) throws java.io.IOException {
         Path dir = Path.of(args[0]);
         long seed = Long.parseLong(args[1]);
         Random random = new Random(seed);
@@ -27,6 +27,23 @@ public final class CrashChild {
              ChunkPool writes = ChunkPool.allocate(64, 32 * 1024);
              ChunkPool reads = ChunkPool.allocate(2, config.readWindowBytes());
              Arena arena = Arena.ofConfined()) {
+            // Zeroed segment files for the log as soon as a segment holds 256 KiB: crashes also land while one is
+            // made, renamed into the log, and before its directory is synced.
+            java.util.List<long[]> due = new java.util.ArrayList<>();
+            java.util.List<Runnable> tasks = new java.util.ArrayList<>();
+            ZeroedSegments.install(engine, dir.resolveSibling(dir.getFileName() + "-zeroed"), 1, 1 << 20,
+                arena.allocate(256 * 1024, 4096), (delayNs, task) -> {
+                    due.add(new long[] {System.nanoTime() + delayNs});
+                    tasks.add(task);
+                }, new ZeroedSegments.Policy(256 * 1024, 0, 0));
+            Runnable runTimers = () -> {
+                for (int i = 0; i < tasks.size(); i++) {
+                    if (due.get(i)[0] <= System.nanoTime()) {
+                        due.remove(i);
+                        tasks.remove(i--).run();
+                    }
+                }
+            };
             Log[] log = new Log[1];
             Log.open(engine, dir, config, writes, reads, durable -> {
                 System.out.println("DURABLE " + durable);
@@ -43,6 +60,7 @@ public final class CrashChild {
             System.out.println("OPEN " + log[0].logEndOffset());
             System.out.flush();
             MemorySegment buf = arena.allocate(64 * 1024);
+            long zeroedReported = 0;
             while (true) {
                 int appends = 1 + random.nextInt(20);
                 for (int i = 0; i < appends; i++) {
@@ -61,6 +79,12 @@ public final class CrashChild {
                 }
                 log[0].flush();
                 engine.submitAndWait(random.nextInt(3) == 0 ? 1_000_000L : 0);
+                runTimers.run();
+                if (log[0].zeroedSegmentsTaken() > zeroedReported) {
+                    zeroedReported = log[0].zeroedSegmentsTaken();
+                    System.out.println("ZEROED " + zeroedReported);
+                    System.out.flush();
+                }
             }
         }
     }

@@ -37,6 +37,7 @@ class LogCrashTest {
         Path logDir = dir.resolve("crash-0");
         int rounds = Integer.getInteger("isthmus.crash.rounds", 6);
         long acknowledged = 0;
+        long zeroedTaken = 0;
         for (int round = 0; round < rounds; round++) {
             int waitForAcks = 1 + random.nextInt(40);
             String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
@@ -56,6 +57,8 @@ class LogCrashTest {
                         opened = Long.parseLong(line.substring(5));
                         assertTrue(opened >= acknowledged, "round " + round + ": reopened at " + opened
                             + " below the acknowledged " + acknowledged + " (seed " + seed + ")");
+                    } else if (line.startsWith("ZEROED ")) {
+                        zeroedTaken++;
                     } else if (line.startsWith("DURABLE ")) {
                         acknowledged = Math.max(acknowledged, Long.parseLong(line.substring(8)));
                         acks++;
@@ -68,7 +71,9 @@ class LogCrashTest {
                 + "); its stderr:\n" + Files.readString(childErr));
             verify(logDir, acknowledged, seed);
         }
-        System.out.println("LogCrashTest: " + rounds + " kills, " + acknowledged + " records acknowledged");
+        System.out.println("LogCrashTest: " + rounds + " kills, " + acknowledged + " records acknowledged, "
+            + zeroedTaken + " segments started as zeroed files");
+        assertTrue(zeroedTaken > 0, "no segment was a zeroed file: the crashes did not cover them (seed " + seed + ")");
     }
 
     /** Reopens the log and checks [0, acknowledged) batch by batch. */

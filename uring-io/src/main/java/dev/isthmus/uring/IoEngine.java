@@ -39,6 +39,16 @@ public interface IoEngine extends IoDriver {
     DmaFile openDmaFile(Path path, boolean create);
 
     /**
+     * fsync(2) of the directory {@code dir}, so that files created, renamed or removed in it are durable; the
+     * result (0 or -errno) reaches {@code handler} on this engine's thread. Opening the directory is a short
+     * synchronous call; the fsync itself (a journal commit: up to milliseconds) does not block this thread.
+     *
+     * @return as for any queued operation: &gt;= 0, or -errno when it could not be queued (the handler is then
+     *         not called)
+     */
+    long syncDirectory(Path dir, CompletionHandler handler, long attachment);
+
+    /**
      * Listens on {@code address} (port 0 picks a free one) and accepts connections for as long as the
      * listener is open; each connection (or -errno) reaches {@code handler} on this engine's thread.
      *

@@ -265,6 +265,20 @@ public final class PortableEngine implements IoEngine {
         return PortableDmaFile.open(this, path, create);
     }
 
+    @Override
+    public long syncDirectory(Path dir, CompletionHandler handler, long attachment) {
+        checkOwner();
+        return submitFileOp(() -> {
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(dir,
+                java.nio.file.StandardOpenOption.READ)) {
+                ch.force(true);
+                return 0;
+            } catch (java.io.IOException e) {
+                return errnoOf(e);
+            }
+        }, handler, attachment);
+    }
+
     // ------------------------------------------------------------------------------------------ sockets
 
     @Override

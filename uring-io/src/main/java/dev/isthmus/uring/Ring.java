@@ -643,7 +643,9 @@ public final class Ring implements IoDriver {
 
     /**
      * Queues close(2) of {@code fd} without an operation slot or a completion (never -EBUSY). Operations queued
-     * on {@code fd} before it still see the file: SQEs are issued in order and each takes its own reference.
+     * on {@code fd} before it and issued inline (socket and O_DIRECT file I/O) still see the file: SQEs are
+     * issued in order and each takes its own reference. Not an operation that always goes to an io-wq worker
+     * (fsync): the worker looks the fd up when it runs, after this close, and fails with EBADF.
      * Once {@link #close()} has begun, closes synchronously.
      */
     public void closeDetached(int fd) {
