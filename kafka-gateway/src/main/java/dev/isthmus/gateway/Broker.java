@@ -99,6 +99,7 @@ public final class Broker implements AutoCloseable {
         Path logs = data.resolve("logs");
         Files.createDirectories(logs);
         ShardState.removeDeletedDirectories(logs);
+        removeUnusedZeroedSegments(data.resolve("zeroed-segments"), config.zeroedSegments() > 0 ? config.shards() : 0);
         String clusterId = clusterId(config, data);
         ShardGroup group = ShardGroup.start(ShardGroupConfig.of(config.shards()).withPin(config.pin())
             .withBackend(config.backend()), null);
@@ -141,6 +142,35 @@ public final class Broker implements AutoCloseable {
             + b.port + " with " + group.size() + " shard(s), " + (config.memoryBytes() >> 20) + " MiB, data in " + data
             + (config.clusterMode() ? ", RPC on " + b.raft.rpcAddress() + ", seeds " + config.seeds() : ""));
         return b;
+    }
+
+    /**
+     * Deletes the zeroed segment files of shards this start does not have (fewer shards than before, or
+     * {@code --zeroed-segments 0}): each is a segment's size of disk.
+     */
+    private static void removeUnusedZeroedSegments(Path dir, int shards) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return;
+        }
+        try (var list = Files.list(dir)) {
+            for (Path shardDir : list.toList()) {
+                String name = shardDir.getFileName().toString();
+                int id;
+                try {
+                    id = name.startsWith("shard-") ? Integer.parseInt(name.substring(6)) : -1;
+                } catch (NumberFormatException e) {
+                    id = -1;
+                }
+                if (id >= shards && Files.isDirectory(shardDir)) {
+                    try (var files = Files.list(shardDir)) {
+                        for (Path f : files.toList()) {
+                            Files.deleteIfExists(f);
+                        }
+                    }
+                    Files.deleteIfExists(shardDir);
+                }
+            }
+        }
     }
 
     /**

@@ -40,8 +40,8 @@ import java.util.List;
  * @param seeds                      {@code id@host:port} RPC addresses of the controller voters ({@code --seeds});
  *                                   empty = a single node whose controller group has this node as its only voter
  * @param zeroedSegments             segment files each shard keeps written with zeros for its busy logs
- *                                   ({@code --zeroed-segments}; 0 = none): their fdatasyncs then need no journal
- *                                   commit (see {@link dev.isthmus.log.ZeroedSegments}); each is a default
+ *                                   ({@code --zeroed-segments}; 0 = none): their fdatasyncs then write no extent
+ *                                   metadata (see {@link dev.isthmus.log.ZeroedSegments}); each is a default
  *                                   segment (1 GiB) of disk, made only once a log of the shard writes in volume
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,

@@ -40,7 +40,7 @@ public final class Main {
           --max-connections N      connections accepted (default 10000)
           --max-connection-buffered-bytes SIZE  unanswered bytes one connection may hold (default 128M)
           --zeroed-segments N      segment files per shard kept written with zeros for busy logs, so that
-                                   their fdatasyncs need no journal commit (default 1; 0 = none; each
+                                   their fdatasyncs write no extent metadata (default 1; 0 = none; each
                                    takes a segment's size of disk, 1 GiB, once a log writes in volume)
           --pin                    pin shard threads to CPUs
           --portable               use the portable I/O backend instead of io_uring

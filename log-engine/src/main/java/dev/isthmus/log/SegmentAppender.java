@@ -201,8 +201,8 @@ public final class SegmentAppender implements CompletionHandler {
 
     /**
      * Reports no durability until an fsync of {@code dir} completes: for a file renamed into {@code dir} (a
-     * {@linkplain ZeroedSegments zeroed segment}), whose fdatasyncs overwrite written blocks and so need not
-     * commit the file system's journal, which holds the rename. Call before the first append. The directory
+     * {@linkplain ZeroedSegments zeroed segment}), whose fdatasyncs overwrite written blocks and so write no
+     * file-system metadata, the rename included. Call before the first append. The directory
      * sync counts as an operation in flight (a seal or close waits for it).
      */
     public void holdDurableUntilSynced(dev.isthmus.uring.IoEngine engine, java.nio.file.Path dir) {

@@ -23,8 +23,9 @@ import java.util.concurrent.ConcurrentHashMap;
  *
  * <h2>Why</h2>
  * A log's segment grows into fallocated space, and fallocated blocks are <em>unwritten extents</em>: the first
- * write to each converts it, and the fdatasync after that write has to commit the file system's journal (on
- * ext4: a journal write and two cache flushes) before it returns. Over blocks that were already written, an
+ * write to each converts it, and the fdatasync after that write has to make the conversion durable too (a
+ * journal commit on a journaled file system; on ext4 without a journal, as on the development VM, synchronous
+ * writes of the inode and extent blocks) before it returns. Over blocks that were already written, an
  * fdatasync only flushes the device's cache. Measured on the development VM (ext4, 16 KiB writes, each
  * followed by fdatasync): 148 us per fdatasync into fallocated space, 63 us over written blocks; in the broker
  * every acknowledgement waits for one. So a log that writes in volume gets its next segment from this stock,
@@ -54,7 +55,7 @@ import java.util.concurrent.ConcurrentHashMap;
  *
  * <h2>Taking one</h2>
  * {@link #take(Path, long)} renames a ready file into the log's directory under the new segment's name. The
- * rename is only in the journal, which the segment's cheap fdatasyncs no longer commit, so the log holds the
+ * rename is file-system metadata, which the segment's cheap fdatasyncs no longer write, so the log holds the
  * segment's durability until the directory is synced
  * ({@link SegmentAppender#holdDurableUntilSynced(IoEngine, Path)}).
  *
