@@ -767,10 +767,10 @@ public final class ShardTransport implements Transport {
         InetSocketAddress address;
         PeerConnection current;
         boolean connecting;
-        boolean abandoned;
         boolean dialWhenDone;
         long attempt;
-        long connectTimer = -1;
+        /** The connect in flight (its own timeout closes the socket), or null. */
+        dev.isthmus.uring.ConnectAttempt pendingConnect;
         long retryTimer = -1;
         long backoffMs = config.backoffMinMs();
         long lastFailureLogMs = Long.MIN_VALUE / 2;
@@ -804,26 +804,21 @@ public final class ShardTransport implements Transport {
                 return;
             }
             connecting = true;
-            abandoned = false;
             long a = ++attempt;
             metrics.connectAttempts++;
-            connectTimer = shard.schedule(config.connectTimeoutMs() * 1_000_000L, () -> {
-                connectTimer = -1;
-                if (connecting && attempt == a) {
-                    abandoned = true;
-                    onFailure("connect to " + address + " timed out after " + config.connectTimeoutMs() + " ms");
-                }
-            });
-            shard.engine().connect(address, (tcp, result) -> onConnect(a, tcp, result));
+            // The attempt's own timeout closes the socket and answers -ETIMEDOUT: a peer that drops SYNs (a
+            // partition) holds no attempt for the kernel's two minutes of retries, so the next dial can start.
+            dev.isthmus.uring.ConnectAttempt c = shard.engine().connect(address,
+                config.connectTimeoutMs() * 1_000_000L, (tcp, result) -> onConnect(a, tcp, result));
+            if (connecting && attempt == a) {
+                pendingConnect = c; // not when the handler already ran (could not even be queued)
+            }
         }
 
         private void onConnect(long a, TcpConnection tcp, int result) {
             connecting = false;
-            if (connectTimer >= 0) {
-                shard.cancelTimer(connectTimer);
-                connectTimer = -1;
-            }
-            if (closing || abandoned || a != attempt) {
+            pendingConnect = null;
+            if (closing || a != attempt) {
                 if (tcp != null) {
                     tcp.close();
                 }
@@ -834,7 +829,9 @@ public final class ShardTransport implements Transport {
                 return;
             }
             if (tcp == null) {
-                onFailure("connect to node " + peer + " at " + address + " failed: " + Errno.describe(-result));
+                onFailure(result == -Errno.ETIMEDOUT
+                    ? "connect to node " + peer + " at " + address + " timed out after " + config.connectTimeoutMs() + " ms"
+                    : "connect to node " + peer + " at " + address + " failed: " + Errno.describe(-result));
                 return;
             }
             long id = node.nextConnectionId();
@@ -876,9 +873,10 @@ public final class ShardTransport implements Transport {
                 shard.cancelTimer(retryTimer);
                 retryTimer = -1;
             }
-            if (connectTimer >= 0) {
-                shard.cancelTimer(connectTimer);
-                connectTimer = -1;
+            if (pendingConnect != null) {
+                pendingConnect.cancel(); // no callback follows; the socket is closed
+                pendingConnect = null;
+                connecting = false;
             }
         }
     }
