@@ -126,6 +126,13 @@ final class MetricsServer implements AutoCloseable {
                 line(sb, "isthmus_memory_subsystem_limit_bytes", labels, a.limit(s));
             }
         }
+        sb.append("# TYPE isthmus_connections_open gauge\n");
+        line(sb, "isthmus_connections_open", "", Connection.openConnections(broker));
+        line(sb, "isthmus_connections_refused_total", "", Connection.refusedConnections(broker));
+        line(sb, "isthmus_connections_receive_suspended", "", Connection.receiveSuspendedConnections(broker));
+        line(sb, "isthmus_connection_receive_suspensions_total", "", Connection.receiveSuspensions(broker));
+        line(sb, "isthmus_connection_held_high_water_bytes", "", Connection.heldHighWaterBytes(broker));
+        line(sb, "isthmus_requests_pending", "", Connection.pendingRequests(broker));
         List<ShardSnapshot> snaps = new ArrayList<>();
         for (int i = 0; i < shards; i++) {
             int id = i;
@@ -199,7 +206,11 @@ final class MetricsServer implements AutoCloseable {
     }
 
     private static void line(StringBuilder sb, String name, String labels, long value) {
-        sb.append(name).append('{').append(labels).append("} ").append(value).append('\n');
+        sb.append(name);
+        if (!labels.isEmpty()) {
+            sb.append('{').append(labels).append('}');
+        }
+        sb.append(' ').append(value).append('\n');
     }
 
     private static void summary(StringBuilder sb, String name, String labels, Histogram h) {

@@ -63,6 +63,10 @@ class MetricsServerTest {
             assertTrue(body.contains("isthmus_partition_append_to_durable_micros_count{topic=\"metered\",partition=\"0\"} 10"),
                 body);
             assertTrue(body.contains("isthmus_group_lag{group=\"watchers\",topic=\"metered\",partition=\"0\"} 6"), body);
+            assertTrue(body.contains("\nisthmus_connections_refused_total 0\n"), body);
+            assertTrue(body.contains("\nisthmus_connections_open "), body);
+            // The stock of zeroed segments is installed and, with no busy log, empty and never made.
+            assertTrue(body.contains("isthmus_zeroed_segments_made_total{shard=\"0\"} 0"), body);
             HttpResponse<String> h = http.send(HttpRequest.newBuilder(URI.create(base + "/health")).build(),
                 HttpResponse.BodyHandlers.ofString());
             assertEquals(200, h.statusCode());
