@@ -41,7 +41,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * device's cache too. On the development VM, a log taking 20,000 records/s (20 MB/s, an fdatasync in flight
  * ~45% of the time) gained nothing from zeroed segments and saw its p99 latency go from 27-36 ms to 80 ms (two
  * runs each); a log bound by its fdatasyncs (a producer at saturation; in flight ~70% of the time, the rest
- * is the round trip to the producer and back) went from 57-67k to 78k records/s.
+ * is the round trip to the producer and back) reached 66-78k records/s in seven runs with them, 53-70k in
+ * seven without.
  *
  * <h2>Making one</h2>
  * {@code zeroed-N.tmp} is created, fallocated to its full size, written with zeros, fdatasynced, and renamed
