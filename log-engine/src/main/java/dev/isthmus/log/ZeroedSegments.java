@@ -42,7 +42,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * ~45% of the time) gained nothing from zeroed segments and saw its p99 latency go from 27-36 ms to 80 ms (two
  * runs each); a log bound by its fdatasyncs (a producer at saturation; in flight ~70% of the time, the rest
  * is the round trip to the producer and back) reached 66-78k records/s in seven runs with them, 53-70k in
- * seven without.
+ * nine without.
  *
  * <h2>Making one</h2>
  * {@code zeroed-N.tmp} is created, fallocated to its full size, written with zeros, fdatasynced, and renamed
