@@ -43,8 +43,8 @@ public interface IoEngine extends IoDriver {
      * result (0 or -errno) reaches {@code handler} on this engine's thread. Opening the directory is a short
      * synchronous call; the fsync itself (a journal commit: up to milliseconds) does not block this thread.
      *
-     * @return as for any queued operation: &gt;= 0, or -errno when it could not be queued (the handler is then
-     *         not called)
+     * @return as for any queued operation: &gt;= 0, or -errno when it could not be queued or the directory could
+     *         not be opened (the handler is then not called)
      */
     long syncDirectory(Path dir, CompletionHandler handler, long attachment);
 

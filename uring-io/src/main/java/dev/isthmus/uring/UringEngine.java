@@ -71,8 +71,10 @@ public final class UringEngine implements IoEngine {
 
     @Override
     public long syncDirectory(Path dir, CompletionHandler handler, long attachment) {
-        int fd = Libc.check(Libc.open(dir.toString(), Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0),
-            "open(" + dir + ", O_DIRECTORY)");
+        int fd = Libc.open(dir.toString(), Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0);
+        if (fd < 0) {
+            return fd; // -errno: the caller fails as for an fsync that could not be queued
+        }
         // The fd is closed on completion, not at once: an fsync runs on an io-wq worker, which looks the fd up
         // itself (a close queued right behind it made it fail with EBADF).
         long r = ring.fsync(fd, false, (result, flags, att) -> {
