@@ -119,6 +119,8 @@ public final class Log {
     /** In the manager's list of logs to flush at its next poll. */
     boolean inDirtyList;
     private long zeroedSegmentsTaken;
+    /** The engine's stock of zeroed segment files when this log was opened (looked up once: appends ask it). */
+    private final ZeroedSegments zeroedStock;
     /** Segments rolled away from whose seal (last writes, fdatasync, release) has not finished. */
     private int sealsPending;
     // Compaction state: the offset up to which the log was compacted, the earliest delete horizon of a kept
@@ -150,6 +152,7 @@ public final class Log {
         this.writePool = writePool;
         this.readPool = readPool;
         this.listener = listener;
+        this.zeroedStock = ZeroedSegments.of(engine);
         if (readPool.chunkBytes() < config.readWindowBytes()) {
             throw new IllegalArgumentException("read windows of " + readPool.chunkBytes() + " bytes cannot hold a"
                 + " batch of max.message.bytes " + config.maxBatchBytes() + " (need " + config.readWindowBytes() + ")");
@@ -415,7 +418,7 @@ public final class Log {
 
     /** The shard's stock of zeroed segment files, when this log may use one (it fallocates), or null. */
     private ZeroedSegments zeroedStock() {
-        return config.fallocateStepBytes() > 0 ? ZeroedSegments.of(engine) : null;
+        return config.fallocateStepBytes() > 0 ? zeroedStock : null;
     }
 
     /**

@@ -60,8 +60,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * segment's durability until the directory is synced
  * ({@link SegmentAppender#holdDurableUntilSynced(IoEngine, Path)}).
  *
- * <p>Installed per engine ({@link #install}), so every {@link Log} opened on that engine's thread finds it
- * ({@link #of}) without further plumbing. Owner: the engine's thread; every method runs there.
+ * <p>Installed per engine ({@link #install}), so every {@link Log} opened on that engine's thread afterwards
+ * finds it ({@link #of}, once, when it opens) without further plumbing. Owner: the engine's thread; every method runs there.
  */
 public final class ZeroedSegments implements CompletionHandler {
     private static final System.Logger LOG = System.getLogger("dev.isthmus.log");
@@ -236,7 +236,7 @@ public final class ZeroedSegments implements CompletionHandler {
         return broken;
     }
 
-    /** Whether a file is being made (an operation on the zero buffer may be in flight). */
+    /** Whether no operation reading the zero buffer is in flight (the caller may free it once closed and idle). */
     public boolean idle() {
         return !opInFlight;
     }
