@@ -97,7 +97,7 @@ final class MetricsServer implements AutoCloseable {
     }
 
     private record PartitionSnapshot(String topic, int partition, long logStart, long logEnd, long highWatermark,
-                                     Histogram durableLatency) {
+                                     Histogram durableLatency, long heapPayloads) {
     }
 
     private void metrics(HttpExchange x) throws IOException {
@@ -162,6 +162,7 @@ final class MetricsServer implements AutoCloseable {
                 line(sb, "isthmus_partition_log_end_offset", labels, p.logEnd);
                 line(sb, "isthmus_partition_high_watermark", labels, p.highWatermark);
                 summary(sb, "isthmus_partition_append_to_durable_micros", labels, p.durableLatency);
+                line(sb, "isthmus_partition_produce_heap_copies_total", labels, p.heapPayloads);
             }
             for (GroupCoordinator.LagSnapshot g : s.groups) {
                 String labels = "group=\"" + escape(g.group()) + "\",topic=\"" + escape(g.topic())
@@ -198,7 +199,7 @@ final class MetricsServer implements AutoCloseable {
                 continue; // the leader reports a partition
             }
             parts.add(new PartitionSnapshot(p.topic, p.index, p.logStartOffset(), p.replica.logEndOffset(),
-                p.highWatermark(), p.durableLatencyMicros.copy()));
+                p.highWatermark(), p.durableLatencyMicros.copy(), p.heapPayloads));
         }
         dev.isthmus.log.ZeroedSegments z = st.zeroedSegments();
         long[] zeroed = z == null ? null : new long[] {z.ready(), z.filesMade(), z.filesTaken()};

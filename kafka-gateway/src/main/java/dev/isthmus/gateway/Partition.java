@@ -1,5 +1,6 @@
 package dev.isthmus.gateway;
 
+import dev.isthmus.arena.ArenaExhaustedException;
 import dev.isthmus.arena.IoBuf;
 import dev.isthmus.arena.MemoryArena;
 import dev.isthmus.gateway.protocol.IoBufSlice;
@@ -80,6 +81,10 @@ final class Partition implements GroupListener {
     private final List<Runnable> dataWaiters = new ArrayList<>();
     private final Map<Long, ProducerState> producers = new HashMap<>();
     private final RecordBatch batch = new RecordBatch();
+    /** The header of the batch being appended, copied out of the request for {@link #batch} to read. */
+    private final MemorySegment header = MemorySegment.ofArray(new byte[RecordBatch.HEADER_BYTES]);
+    /** Produced batches copied to the heap because the shard's Raft memory budget was short (see appendBatch). */
+    long heapPayloads;
     private LogConfig config;
     /** The term whose producer state is loaded (produce with a producer id waits for it), or -1. */
     private long producersTerm = -1;
@@ -430,22 +435,22 @@ final class Partition implements GroupListener {
         if (len == 0) {
             return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1, "empty record set"));
         }
-        // The replicated entry is one batch in its own array (the Raft log keeps it for followers until they
-        // have it); the request's fragments are copied into it once.
-        byte[] bytes = new byte[len];
-        records.buf().copyTo(0, bytes, 0, len);
-        return appendBytes(bytes, acks);
+        return appendBatch(records.buf(), len, acks);
     }
 
     /** Internal writers (the group coordinator): appends one batch and completes once it is committed. */
     Promise<AppendResult> appendInternal(MemorySegment seg, int len) {
-        byte[] bytes = new byte[len];
-        MemorySegment.copy(seg, 0, MemorySegment.ofArray(bytes), 0, len);
-        return appendBytes(bytes, (short) -1);
+        return appendBatch(IoBuf.wrap(seg.asSlice(0, len)), len, (short) -1);
     }
 
-    private Promise<AppendResult> appendBytes(byte[] bytes, short acks) {
-        int len = bytes.length;
+    /**
+     * Validates the batch in {@code src} (the request's fragments, read where they lie) and proposes it. The
+     * replicated entry is a copy in this shard's arena ({@link KafkaBatchPayload#copyOf}): the Raft log keeps it
+     * until it is durable and followers have it, so it must not pin the connection's receive memory, and it is
+     * never a Java array (no heap allocation per batch). When the shard's Raft budget is short the copy goes to
+     * the heap instead, counted in {@link #heapPayloads}: the produce still succeeds.
+     */
+    private Promise<AppendResult> appendBatch(IoBuf src, int len, short acks) {
         if (closed) {
             return Promise.completed(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, topic + "-" + index
                 + " is no longer served by this broker"));
@@ -454,8 +459,8 @@ final class Partition implements GroupListener {
             return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1,
                 "record set of " + len + " bytes is shorter than a batch header"));
         }
-        MemorySegment seg = MemorySegment.ofArray(bytes);
-        batch.wrap(seg, 0);
+        src.copyTo(0, header, 0, RecordBatch.HEADER_BYTES);
+        batch.wrap(header, 0);
         if (batch.magic() != RecordBatch.CURRENT_MAGIC) {
             return Promise.completed(new AppendResult(ErrorCodes.UNSUPPORTED_FOR_MESSAGE_FORMAT, -1, -1,
                 "record batch magic " + batch.magic() + " is not supported; only magic 2 (Kafka 0.11+ clients)"));
@@ -469,7 +474,7 @@ final class Partition implements GroupListener {
             return Promise.completed(new AppendResult(ErrorCodes.MESSAGE_TOO_LARGE, -1, -1, "batch of " + len
                 + " bytes is larger than max.message.bytes " + config.maxBatchBytes() + " of " + topic));
         }
-        switch (batch.check(len, true)) {
+        switch (RecordBatch.check(src, 0, len, true)) {
             case OK -> {
             }
             case BAD_CRC -> {
@@ -529,7 +534,19 @@ final class Partition implements GroupListener {
         long maxTs = batch.maxTimestamp();
         long startNs = System.nanoTime();
         long[] proposedAt = {-1};
-        Promise<Long> committed = replica.replicate(new KafkaBatchPayload(bytes), at -> proposedAt[0] = at);
+        KafkaBatchPayload payload;
+        try {
+            payload = KafkaBatchPayload.copyOf(src, 0, len, arena);
+        } catch (ArenaExhaustedException e) {
+            heapPayloads++;
+            payload = new KafkaBatchPayload(src.toByteArray());
+        }
+        Promise<Long> committed;
+        try {
+            committed = replica.replicate(payload, at -> proposedAt[0] = at);
+        } finally {
+            payload.release(); // the Raft log and the transport took their own references
+        }
         long base = proposedAt[0];
         if (committed.isFailed()) {
             return Promise.completed(new AppendResult(kafkaCode(committed.failure()), -1, -1,

@@ -316,6 +316,22 @@ public final class Log {
         }
     }
 
+    /**
+     * {@link #appendReplica(MemorySegment, long, long, int)} of batches held by a fragment chain, read where they lie
+     * as {@link #append(IoBuf, long, long, int)} does (baseOffset and partitionLeaderEpoch are stamped in place).
+     */
+    public long appendReplica(IoBuf batches, long offset, long length, int leaderEpoch) {
+        if (offset < 0 || length < 0 || offset + length > batches.size()) {
+            throw new IndexOutOfBoundsException("append of [" + offset + ", " + (offset + length) + ") from a chain of "
+                + batches.size() + " bytes");
+        }
+        try {
+            return append(chained.wrap(batches), offset, length, leaderEpoch, false);
+        } finally {
+            chained.clear();
+        }
+    }
+
     private long append(BatchBytes src, long offset, long length, int leaderEpoch) {
         return append(src, offset, length, leaderEpoch, true);
     }

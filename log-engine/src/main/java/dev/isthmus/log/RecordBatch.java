@@ -1,5 +1,7 @@
 package dev.isthmus.log;
 
+import dev.isthmus.arena.IoBuf;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -201,6 +203,14 @@ public final class RecordBatch {
             return Check.BAD_CRC;
         }
         return Check.OK;
+    }
+
+    /**
+     * {@link #check} of the batch at {@code pos} of a fragment chain, with {@code available} bytes from there: the
+     * same rules, read where the bytes lie (the CRC across fragments). Owner thread of the chain.
+     */
+    public static Check check(IoBuf chain, long pos, long available, boolean strictCount) {
+        return new BatchBytes.Chained().wrap(chain).check(pos, available, strictCount);
     }
 
     @Override

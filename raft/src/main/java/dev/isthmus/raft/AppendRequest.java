@@ -25,4 +25,25 @@ public record AppendRequest(long groupId, int from, int to, long term, long prev
         }
         return n;
     }
+
+    /**
+     * One more reference to each data entry's payload (arena payloads are counted): a transport that queues
+     * this message calls it, and {@link #releasePayloads()} once the message is encoded or dropped.
+     */
+    public void retainPayloads() {
+        for (Entry e : entries) {
+            if (e.payload() != null) {
+                e.payload().retain();
+            }
+        }
+    }
+
+    /** Gives back the references {@link #retainPayloads()} took. */
+    public void releasePayloads() {
+        for (Entry e : entries) {
+            if (e.payload() != null) {
+                e.payload().release();
+            }
+        }
+    }
 }

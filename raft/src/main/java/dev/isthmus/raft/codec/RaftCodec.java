@@ -229,18 +229,15 @@ public final class RaftCodec {
         switch (e.kind()) {
             case DATA -> {
                 Payload p = e.payload();
-                byte[] bytes;
-                byte type;
                 if (p instanceof BytesPayload bp) {
-                    type = PAYLOAD_BYTES;
-                    bytes = bp.bytes();
+                    b.put(PAYLOAD_BYTES).putInt(p.recordCount()).putInt(bp.bytes().length).put(bp.bytes());
                 } else if (p instanceof KafkaBatchPayload kp) {
-                    type = PAYLOAD_KAFKA_BATCH;
-                    bytes = kp.bytes();
+                    // An arena batch is copied fragment by fragment straight into the frame.
+                    b.put(PAYLOAD_KAFKA_BATCH).putInt(p.recordCount()).putInt(kp.sizeBytes());
+                    kp.writeTo(b);
                 } else {
                     throw new RaftCodecException("no wire form for payload type " + p.getClass().getName());
                 }
-                b.put(type).putInt(p.recordCount()).putInt(bytes.length).put(bytes);
             }
             case LEADER_CHANGE -> {
             }

@@ -166,6 +166,8 @@ final class PeerConnection implements TcpConnection.ReceiveHandler, CompletionHa
                 out.position(before);
                 LOG.log(System.Logger.Level.ERROR, "dropping a message to node " + peer + ": " + e.getMessage());
                 continue;
+            } finally {
+                ShardTransport.unhold(f); // encoded (copied into the send buffer) or dropped
             }
             frames++;
             if (out.position() - before != size) {
@@ -362,6 +364,9 @@ final class PeerConnection implements TcpConnection.ReceiveHandler, CompletionHa
         State was = state;
         state = State.CLOSED;
         closeReason = reason;
+        for (Object f : queue) {
+            ShardTransport.unhold(f);
+        }
         queue.clear();
         queueSizes.clear();
         queuedBytes = 0;

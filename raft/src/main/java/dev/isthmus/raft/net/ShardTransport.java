@@ -1,6 +1,7 @@
 package dev.isthmus.raft.net;
 
 import dev.isthmus.ffi.Errno;
+import dev.isthmus.raft.AppendRequest;
 import dev.isthmus.raft.GroupMessage;
 import dev.isthmus.raft.Heartbeat;
 import dev.isthmus.raft.HeartbeatResponse;
@@ -208,6 +209,8 @@ public final class ShardTransport implements Transport {
             LOG.log(System.Logger.Level.ERROR, "dropping a message to node " + to + ": " + e.getMessage());
             return;
         }
+        // Queued beyond this call: the message's arena payloads stay alive until it is encoded or dropped.
+        hold(m);
         if (r.shard == shardId) {
             enqueueLocal(m, to, size);
         } else {
@@ -215,12 +218,28 @@ public final class ShardTransport implements Transport {
         }
     }
 
+    /** Takes references to an outgoing message's payloads (see {@link dev.isthmus.raft.Payload}). */
+    static void hold(Object m) {
+        if (m instanceof AppendRequest ar) {
+            ar.retainPayloads();
+        }
+    }
+
+    /** Gives back what {@link #hold} took: the message was encoded or dropped. Any shard. */
+    static void unhold(Object m) {
+        if (m instanceof AppendRequest ar) {
+            ar.releasePayloads();
+        }
+    }
+
     private void enqueueLocal(Object m, int to, int size) {
         PeerConnection c = established.get(to);
         if (c == null) {
             metrics.droppedNoRoute++;
+            unhold(m);
         } else if (!c.enqueue(m, size, false)) {
             metrics.droppedPeerBufferFull++;
+            unhold(m);
         }
     }
 
@@ -264,6 +283,9 @@ public final class ShardTransport implements Transport {
         void add(Object m, int size, boolean send) {
             if (bytes + size > config.maxPeerBufferBytes()) {
                 metrics.droppedShardBufferFull++;
+                if (send) {
+                    unhold(m);
+                }
                 return;
             }
             bytes += size;
@@ -323,7 +345,8 @@ public final class ShardTransport implements Transport {
             int to = m instanceof RaftMessage rm ? rm.to() : ((RpcMessage) m).to();
             int size = m instanceof RaftMessage rm ? codec.frameBytes(rm) : TransportFrames.frameBytes(m);
             if (closing) {
-                break;
+                unhold(m);
+                continue;
             }
             enqueueLocal(m, to, size);
         }

@@ -156,6 +156,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private boolean waitingSpace;
     private boolean draining;
     private int truncationsInFlight;
+    /** A suffix truncation is running in the log-engine (close waits for it: a cut suffix must stay cut). */
+    private boolean cutting;
+    /** The log-engine close deferred until {@link #cutting} ends. */
+    private Runnable closeAfterCut;
     private long truncationCap = Long.MAX_VALUE;
     private long logDurableEnd;
     private long reportedDurable = -1;
@@ -398,14 +402,13 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                     controlEntries.add(e);
                     recordWanted = true;
                 }
-                cache.put(e.baseOffset(), e);
-                cacheBytes += e.sizeBytes();
+                cachePut(e);
                 bytesSinceCheckpoint += e.sizeBytes();
                 bytesSinceBoundary += e.sizeBytes();
                 if (bytesSinceBoundary >= options.boundaryEveryBytes()) {
                     addBoundary(e.lastOffset());
                 }
-                ops.add(new Op(OpKind.APPEND, e, 0, null));
+                ops.add(new Op(OpKind.APPEND, hold(e), 0, null));
             }
             if (bytesSinceCheckpoint >= options.checkpointEveryBytes()) {
                 recordWanted = true;
@@ -428,9 +431,9 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                 throw new IllegalArgumentException("a Kafka log stores KafkaBatchPayload entries, not "
                     + e.payload().getClass().getName());
             }
-            RecordBatch b = new RecordBatch().wrap(MemorySegment.ofArray(p.bytes()), 0);
             // Not strict about the record count: a batch compaction emptied keeps its offsets with fewer records.
-            RecordBatch.Check c = b.check(p.bytes().length, false);
+            RecordBatch.Check c = p.inArena() ? RecordBatch.check(p.chain(), 0, p.sizeBytes(), false)
+                : new RecordBatch().wrap(MemorySegment.ofArray(p.bytes()), 0).check(p.sizeBytes(), false);
             if (c != RecordBatch.Check.OK) {
                 throw new IllegalArgumentException("entry at " + e.baseOffset() + " holds an invalid batch: " + c);
             }
@@ -453,7 +456,13 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             }
             readGeneration++;
             // Appends not yet handed to the log simply disappear; the log is cut for the rest.
-            ops.removeIf(op -> op.kind == OpKind.APPEND && op.entry.baseOffset() >= fromOffset);
+            ops.removeIf(op -> {
+                boolean cut = op.kind == OpKind.APPEND && op.entry.baseOffset() >= fromOffset;
+                if (cut) {
+                    unhold(op.entry);
+                }
+                return cut;
+            });
             truncationsInFlight++;
             truncationCap = Math.min(truncationCap, fromOffset - 1);
             reportedDurable = Math.min(reportedDurable, durableOffset());
@@ -527,8 +536,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private void compactTo(long floor) {
         terms.truncatePrefix(floor);
         controlEntries.removeIf(e -> e.baseOffset() <= floor);
-        cacheBytes -= sizeOf(cache.headMap(floor, true));
-        cache.headMap(floor, true).clear();
+        dropAll(cache.headMap(floor, true));
         int keep = 0;
         for (int i = 0; i < boundaryCount; i++) {
             if (boundaries[i] > floor) {
@@ -644,12 +652,17 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                 Op op = ops.peek();
                 switch (op.kind) {
                     case APPEND -> {
-                        byte[] bytes = RaftBatches.encode(op.entry, System.currentTimeMillis());
-                        MemorySegment src = scratchFor(bytes);
                         long r;
                         try {
-                            // As a replica: a batch the leader's compaction thinned keeps its offsets.
-                            r = log.appendReplica(src, 0, bytes.length, (int) op.entry.term());
+                            // As a replica: a batch the leader's compaction thinned keeps its offsets. An arena
+                            // payload is copied from its fragments into the write-behind chunks; a heap one goes
+                            // through the scratch segment (the log stamps offsets into what it is given).
+                            if (op.entry.payload() instanceof KafkaBatchPayload p && p.inArena()) {
+                                r = log.appendReplica(p.chain(), 0, p.sizeBytes(), (int) op.entry.term());
+                            } else {
+                                byte[] bytes = RaftBatches.encode(op.entry, System.currentTimeMillis());
+                                r = log.appendReplica(scratchFor(bytes), 0, bytes.length, (int) op.entry.term());
+                            }
                         } catch (LogException e) {
                             fail("append of " + op.entry + " to " + dir + " failed: " + e.getMessage());
                             return;
@@ -665,15 +678,24 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                         Verify.that(r == op.entry.baseOffset(), "log placed the entry at %d, not %d", r,
                             op.entry.baseOffset());
                         ops.poll();
+                        unhold(op.entry);
                         markLogDirty();
                     }
                     case TRUNCATE_SUFFIX -> {
                         ops.poll();
                         opBlocked = true;
+                        cutting = true;
                         log.truncateSuffix(op.offset, error -> {
+                            cutting = false;
                             opBlocked = false;
                             if (--truncationsInFlight == 0) {
                                 truncationCap = Long.MAX_VALUE;
+                            }
+                            if (closeAfterCut != null) {
+                                Runnable c = closeAfterCut;
+                                closeAfterCut = null;
+                                c.run();
+                                return;
                             }
                             if (error != null) {
                                 fail("suffix truncation of " + dir + " at " + op.offset + " failed: " + error.getMessage());
@@ -838,8 +860,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                     for (Entry e : got) {
                         if (e.baseOffset() >= startOffset() && e.lastOffset() <= lastOffset()
                             && terms.termAt(e.baseOffset()) == e.term() && !cache.containsKey(e.baseOffset())) {
-                            cache.put(e.baseOffset(), e);
-                            cacheBytes += e.sizeBytes();
+                            cachePut(e);
                         }
                     }
                 }
@@ -889,22 +910,42 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             }
             it.remove();
             cacheBytes -= e.sizeBytes();
+            unhold(e);
         }
     }
 
     private void dropCacheFrom(long fromOffset) {
         Map.Entry<Long, Entry> containing = cache.floorEntry(fromOffset);
         long from = containing != null && containing.getValue().lastOffset() >= fromOffset ? containing.getKey() : fromOffset;
-        cacheBytes -= sizeOf(cache.tailMap(from, true));
-        cache.tailMap(from, true).clear();
+        dropAll(cache.tailMap(from, true));
     }
 
-    private static long sizeOf(Map<Long, Entry> m) {
-        long n = 0;
+    /** Drops every entry of a view of the tail cache. */
+    private void dropAll(Map<Long, Entry> m) {
         for (Entry e : m.values()) {
-            n += e.sizeBytes();
+            cacheBytes -= e.sizeBytes();
+            unhold(e);
         }
-        return n;
+        m.clear();
+    }
+
+    private void cachePut(Entry e) {
+        cache.put(e.baseOffset(), hold(e));
+        cacheBytes += e.sizeBytes();
+    }
+
+    /** One more reference to the entry's payload (arena payloads are counted; see {@link KafkaBatchPayload}). */
+    private static Entry hold(Entry e) {
+        if (e.payload() != null) {
+            e.payload().retain();
+        }
+        return e;
+    }
+
+    private static void unhold(Entry e) {
+        if (e.payload() != null) {
+            e.payload().release();
+        }
     }
 
     private void addBoundary(long offset) {
@@ -1013,8 +1054,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         Verify.that(ops.stream().noneMatch(op -> op.kind == OpKind.APPEND), "appends queued during a snapshot install");
         terms.reset(last, meta.lastTerm());
         controlEntries.clear();
-        cache.clear();
-        cacheBytes = 0;
+        dropAll(cache);
         boundaryCount = 0;
         readGeneration++;
         reportedDurable = last;
@@ -1108,6 +1148,14 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             return;
         }
         closed = true;
+        // Arena payloads go back to their shard now; nothing reads the cache or appends the queue after close.
+        dropAll(cache);
+        for (Op op : ops) {
+            if (op.kind == OpKind.APPEND) {
+                unhold(op.entry);
+            }
+        }
+        ops.clear();
         Runnable finish = () -> {
             Runnable closeState = () -> {
                 state.close();
@@ -1121,6 +1169,9 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         };
         if (log == null) {
             finish.run();
+        } else if (cutting) {
+            Log l = log;
+            closeAfterCut = () -> l.close(finish);
         } else {
             log.close(finish);
         }

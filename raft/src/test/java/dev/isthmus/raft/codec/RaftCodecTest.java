@@ -1,5 +1,9 @@
 package dev.isthmus.raft.codec;
 
+import dev.isthmus.arena.ArenaConfig;
+import dev.isthmus.arena.IoBuf;
+import dev.isthmus.arena.MemoryArena;
+import dev.isthmus.arena.Subsystem;
 import dev.isthmus.raft.AppendRequest;
 import dev.isthmus.raft.AppendResponse;
 import dev.isthmus.raft.BytesPayload;
@@ -17,6 +21,7 @@ import dev.isthmus.raft.VoteResponse;
 import dev.isthmus.raft.storage.KafkaBatchPayload;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -190,5 +195,42 @@ class RaftCodecTest {
         frame[6] = 2;
         RaftCodecException e = assertThrows(RaftCodecException.class, () -> codec.decode(ByteBuffer.wrap(frame)));
         assertTrue(e.getMessage().contains("version"), e.getMessage());
+    }
+
+    @Test
+    void shouldEncodeAnArenaBatchFromItsFragmentsAndRefuseItOnceFreed() {
+        MemoryArena arena = MemoryArena.create(ArenaConfig.of(4L << 20).withDebug(true));
+        try {
+            byte[] value = new byte[300_000]; // three fragments of the chain
+            new SplittableRandom(7).nextBytes(value);
+            KafkaBatchPayload heap = KafkaBatchPayload.ofValues(1_700_000_000_000L, value, "b".getBytes());
+            byte[] b = heap.bytes();
+            KafkaBatchPayload arenaBatch = KafkaBatchPayload.copyOf(IoBuf.wrap(MemorySegment.ofArray(b)), 0, b.length,
+                arena);
+            assertTrue(arenaBatch.inArena());
+            assertEquals(heap, arenaBatch);
+            RaftCodec codec = new RaftCodec(1 << 20);
+            AppendRequest m = new AppendRequest(1, 1, 2, 3, 9, 2, 9, List.of(Entry.data(10, 3, arenaBatch)));
+            RaftMessage back = codec.decode(ByteBuffer.wrap(codec.encode(m)));
+            assertEquals(new AppendRequest(1, 1, 2, 3, 9, 2, 9, List.of(Entry.data(10, 3, heap))), back);
+            assertTrue(arena.used(Subsystem.RAFT) >= b.length, "the copy is in the Raft budget");
+
+            arenaBatch.retain();
+            arenaBatch.release();
+            arenaBatch.release();
+            assertEquals(0, arena.used(Subsystem.RAFT), "the last release frees the chain");
+            assertThrows(IllegalStateException.class, arenaBatch::retain, "use after free");
+            assertThrows(IllegalStateException.class, () -> codec.encode(m), "use after free");
+
+            byte[] wrongMagic = b.clone();
+            wrongMagic[16] = 1;
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () ->
+                KafkaBatchPayload.copyOf(IoBuf.wrap(MemorySegment.ofArray(wrongMagic)), 0, b.length, arena));
+            assertTrue(e.getMessage().contains("magic 1"), e.getMessage());
+            assertEquals(0, arena.used(Subsystem.RAFT), "a refused batch allocates nothing");
+            arena.checkNoLeaks();
+        } finally {
+            arena.close();
+        }
     }
 }

@@ -1,5 +1,10 @@
 package dev.isthmus.raft.storage;
 
+import dev.isthmus.arena.ArenaConfig;
+import dev.isthmus.arena.IoBuf;
+import dev.isthmus.arena.MemoryArena;
+import dev.isthmus.arena.Subsystem;
+
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.LogConfig;
 import dev.isthmus.log.RecordBatch;
@@ -125,6 +130,10 @@ class LogEngineRaftLogTest {
     }
 
     LogEngineRaftLog open(Recorder rec, LogEngineRaftLog.Options options) {
+        return open(rec, options, config);
+    }
+
+    LogEngineRaftLog open(Recorder rec, LogEngineRaftLog.Options options, LogConfig config) {
         LogEngineRaftLog[] out = new LogEngineRaftLog[1];
         RuntimeException[] err = new RuntimeException[1];
         boolean[] called = {false};
@@ -501,5 +510,67 @@ class LogEngineRaftLogTest {
         drive(() -> rec.durable == log.lastOffset(), "durable");
         assertEquals(es, readAll(log, rec, 0), "every entry comes back although the cache holds about one");
         close(log);
+    }
+
+    /** A copy of a heap batch in {@code arena}'s Raft memory, as the produce path makes it. */
+    static KafkaBatchPayload inArena(KafkaBatchPayload heap, MemoryArena arena) {
+        byte[] b = heap.bytes();
+        return KafkaBatchPayload.copyOf(IoBuf.wrap(MemorySegment.ofArray(b)), 0, b.length, arena);
+    }
+
+    /** A one-record batch whose value is {@code valueBytes} long (a multi-fragment chain when over 128 KiB). */
+    static KafkaBatchPayload bigBatch(int valueBytes, int tag) {
+        byte[] v = new byte[valueBytes];
+        new java.util.Random(tag).nextBytes(v);
+        return KafkaBatchPayload.ofValues(1_700_000_000_000L + tag, v);
+    }
+
+    @Test
+    void shouldKeepArenaPayloadsOnlyWhileItNeedsThemAndGiveEveryByteBack() {
+        MemoryArena arena = MemoryArena.create(ArenaConfig.of(16L << 20).withDebug(true));
+        try {
+            Recorder rec = new Recorder();
+            // A tail cache of 64 KiB: most entries are evicted once durable, the rest at truncation and close.
+            // Segments of 1 MiB, so that batches over one 128 KiB fragment fit max.message.bytes.
+            LogConfig big = LogConfig.defaults().withSegmentBytes(1 << 20).withFallocateStep(256 * 1024)
+                .withMaxBatchBytes(240 * 1024);
+            LogEngineRaftLog log = open(rec, new LogEngineRaftLog.Options(64 * 1024, 64L << 20, 1L << 20), big);
+            List<Entry> expected = new ArrayList<>();
+            List<KafkaBatchPayload> made = new ArrayList<>();
+            long next = 0;
+            for (int i = 0; i < 40; i++) {
+                KafkaBatchPayload heap = i % 10 == 3 ? bigBatch(100_000 + 60_000 * (i % 3), i)
+                    : (KafkaBatchPayload) data(0, 1, 1 + i % 4, i).payload();
+                KafkaBatchPayload a = inArena(heap, arena);
+                made.add(a);
+                Entry e = Entry.data(next, 1, a);
+                expected.add(Entry.data(next, 1, heap));
+                log.append(List.of(e));
+                a.release(); // as Partition does: the log holds its own references
+                next = e.lastOffset() + 1;
+            }
+            assertTrue(arena.used(Subsystem.RAFT) > 0, "the log holds the payloads it has not written yet");
+            long last = log.lastOffset();
+            drive(() -> rec.durable == last, "durable");
+            assertEquals(expected, readAll(log, rec, 0), "every batch, multi-fragment ones too, reads back intact");
+            // Cut the last ten entries while some are still cached: their references go with them.
+            long cut = expected.get(30).baseOffset();
+            log.truncateSuffix(cut);
+            assertEquals(cut - 1, log.lastOffset());
+            drive(() -> log.durableOffset() == cut - 1, "truncated");
+            close(log);
+            for (KafkaBatchPayload a : made) {
+                assertEquals(0, a.refCount(), a + " still referenced after close");
+            }
+            assertEquals(0, arena.used(Subsystem.RAFT), "every payload's memory is back in the arena");
+
+            Recorder rec2 = new Recorder();
+            LogEngineRaftLog again = open(rec2, new LogEngineRaftLog.Options(64 * 1024, 64L << 20, 1L << 20), big);
+            assertEquals(expected.subList(0, 30), readAll(again, rec2, 0), "what the log wrote from arena memory");
+            close(again);
+            arena.checkNoLeaks();
+        } finally {
+            arena.close();
+        }
     }
 }
