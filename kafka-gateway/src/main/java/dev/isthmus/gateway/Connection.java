@@ -252,6 +252,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
     private int sendingFrom;
     private boolean parsing;
     private boolean counted;
+    private String clientHost;
     private boolean closed;
 
     Connection(Broker broker, ShardState state, TcpConnection socket) {
@@ -579,9 +580,13 @@ final class Connection implements TcpConnection.ReceiveHandler {
     }
 
     /** The client's address as Kafka shows it in DescribeGroups ("/127.0.0.1"). */
+    /** The client's address as Kafka shows it ("/127.0.0.1"), made once per connection. */
     private String clientHost() {
-        java.net.InetSocketAddress a = socket.remoteAddress();
-        return a == null ? "" : "/" + a.getAddress().getHostAddress();
+        if (clientHost == null) {
+            java.net.InetSocketAddress a = socket.remoteAddress();
+            clientHost = a == null ? "" : "/" + a.getAddress().getHostAddress();
+        }
+        return clientHost;
     }
 
     void close() {

@@ -62,6 +62,9 @@ class MetricsServerTest {
             assertTrue(body.contains("isthmus_partition_high_watermark{topic=\"metered\",partition=\"0\"} 10"), body);
             assertTrue(body.contains("isthmus_partition_append_to_durable_micros_count{topic=\"metered\",partition=\"0\"} 10"),
                 body);
+            // Every produced batch went into the shard's arena: none had to be copied to the heap.
+            assertTrue(body.contains("isthmus_partition_produce_heap_copies_total{topic=\"metered\",partition=\"0\"} 0"),
+                body);
             assertTrue(body.contains("isthmus_group_lag{group=\"watchers\",topic=\"metered\",partition=\"0\"} 6"), body);
             assertTrue(body.contains("\nisthmus_connections_refused_total 0\n"), body);
             assertTrue(body.contains("\nisthmus_connections_open "), body);

@@ -1,5 +1,8 @@
 package dev.isthmus.raft.codec;
 
+import dev.isthmus.arena.ArenaExhaustedException;
+import dev.isthmus.arena.IoBuf;
+import dev.isthmus.arena.MemoryArena;
 import dev.isthmus.raft.AppendRequest;
 import dev.isthmus.raft.AppendResponse;
 import dev.isthmus.raft.BytesPayload;
@@ -19,6 +22,7 @@ import dev.isthmus.raft.VoteResponse;
 import dev.isthmus.raft.storage.ConfigurationFormat;
 import dev.isthmus.raft.storage.KafkaBatchPayload;
 
+import java.lang.foreign.MemorySegment;
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -70,13 +74,32 @@ public final class RaftCodec {
     private static final byte PAYLOAD_KAFKA_BATCH = 2;
 
     private final int maxFrameBytes;
+    private final MemoryArena payloadArena;
+    private long heapPayloads;
 
     /** @param maxFrameBytes the largest frame accepted (bounds the memory one peer can make us allocate) */
     public RaftCodec(int maxFrameBytes) {
+        this(maxFrameBytes, null);
+    }
+
+    /**
+     * @param maxFrameBytes the largest frame accepted (bounds the memory one peer can make us allocate)
+     * @param payloadArena  where decoded record batches go ({@link KafkaBatchPayload#copyOf}, the RAFT budget of the
+     *                      decoding shard), or null for heap arrays. Arena payloads belong to the decoded message:
+     *                      whoever consumes or drops it calls {@link AppendRequest#releasePayloads()}. When the
+     *                      budget is short a batch goes to the heap (counted by {@link #heapPayloads()}).
+     */
+    public RaftCodec(int maxFrameBytes, MemoryArena payloadArena) {
         if (maxFrameBytes < HEADER_BYTES + 8) {
             throw new IllegalArgumentException("maxFrameBytes " + maxFrameBytes + " is too small");
         }
         this.maxFrameBytes = maxFrameBytes;
+        this.payloadArena = payloadArena;
+    }
+
+    /** Record batches decoded to the heap because the payload arena's budget was short. */
+    public long heapPayloads() {
+        return heapPayloads;
     }
 
     /** A codec accepting frames up to 64 MiB. */
@@ -308,6 +331,9 @@ public final class RaftCodec {
             throw new RaftCodecException("frame of type " + type + " holds an invalid field: " + e.getMessage());
         }
         if (b.hasRemaining()) {
+            if (m instanceof AppendRequest r) {
+                r.releasePayloads();
+            }
             throw new RaftCodecException("frame of type " + type + " has " + b.remaining() + " bytes after its fields");
         }
         in.position(in.position() + frame);
@@ -354,8 +380,18 @@ public final class RaftCodec {
                 long commit = b.getLong();
                 int n = count(b, 25);
                 List<Entry> entries = new ArrayList<>(n);
-                for (int i = 0; i < n; i++) {
-                    entries.add(entry(b));
+                try {
+                    for (int i = 0; i < n; i++) {
+                        entries.add(entry(b));
+                    }
+                } catch (RuntimeException e) {
+                    // A frame that turns out bad halfway gives back the batches already copied into the arena.
+                    for (Entry done : entries) {
+                        if (done.payload() != null) {
+                            done.payload().release();
+                        }
+                    }
+                    throw e;
                 }
                 yield new AppendRequest(groupId, from, to, term, prev, prevTerm, commit, entries);
             }
@@ -379,7 +415,26 @@ public final class RaftCodec {
         };
     }
 
-    private static Entry entry(ByteBuffer b) {
+    /** The next {@code size} bytes of {@code b} (one record batch) copied into the payload arena. */
+    private Payload arenaBatch(ByteBuffer b, int size) {
+        if (size > b.remaining()) {
+            throw new BufferUnderflowException();
+        }
+        MemorySegment src = MemorySegment.ofBuffer(b.slice(b.position(), size));
+        Payload p;
+        try {
+            p = KafkaBatchPayload.copyOf(IoBuf.wrap(src), 0, size, payloadArena);
+        } catch (ArenaExhaustedException e) {
+            heapPayloads++;
+            byte[] bytes = new byte[size];
+            MemorySegment.copy(src, 0, MemorySegment.ofArray(bytes), 0, size);
+            p = new KafkaBatchPayload(bytes);
+        }
+        b.position(b.position() + size);
+        return p;
+    }
+
+    private Entry entry(ByteBuffer b) {
         int code = b.get();
         EntryKind kind = EntryKind.fromCode(code);
         if (kind == null) {
@@ -392,14 +447,31 @@ public final class RaftCodec {
             case DATA -> {
                 byte type = b.get();
                 int records = b.getInt();
-                byte[] bytes = new byte[count(b, 1)];
-                b.get(bytes);
-                Payload p = switch (type) {
-                    case PAYLOAD_BYTES -> new BytesPayload(bytes, records);
-                    case PAYLOAD_KAFKA_BATCH -> new KafkaBatchPayload(bytes);
-                    default -> throw new RaftCodecException("entry at " + base + " has unknown payload type " + type);
-                };
-                yield Entry.data(base, term, p);
+                int size = count(b, 1);
+                Payload p;
+                if (type == PAYLOAD_KAFKA_BATCH && payloadArena != null) {
+                    p = arenaBatch(b, size);
+                } else {
+                    byte[] bytes = new byte[size];
+                    b.get(bytes);
+                    p = switch (type) {
+                        case PAYLOAD_BYTES -> new BytesPayload(bytes, records);
+                        case PAYLOAD_KAFKA_BATCH -> new KafkaBatchPayload(bytes);
+                        default -> throw new RaftCodecException("entry at " + base + " has unknown payload type " + type);
+                    };
+                }
+                Entry data;
+                try {
+                    data = Entry.data(base, term, p);
+                    if (data.lastOffset() != last) {
+                        throw new RaftCodecException("entry at " + base + " claims last offset " + last + " but covers "
+                            + data.recordCount() + " records");
+                    }
+                } catch (RuntimeException bad) {
+                    p.release();
+                    throw bad;
+                }
+                yield data;
             }
             case LEADER_CHANGE -> Entry.leaderChange(base, term);
             case CONFIGURATION -> Entry.configuration(base, term, ConfigurationFormat.read(b));

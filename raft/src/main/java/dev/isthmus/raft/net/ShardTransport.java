@@ -1,5 +1,6 @@
 package dev.isthmus.raft.net;
 
+import dev.isthmus.arena.MemoryArena;
 import dev.isthmus.ffi.Errno;
 import dev.isthmus.raft.AppendRequest;
 import dev.isthmus.raft.GroupMessage;
@@ -87,7 +88,7 @@ public final class ShardTransport implements Transport {
     private final int shardCount;
     private final int nodeId;
     private final TransportConfig config;
-    private final RaftCodec codec;
+    private RaftCodec codec;
     private final TransportMetrics metrics = new TransportMetrics();
     private final SplittableRandom random;
     private Inbox inbox;
@@ -143,6 +144,16 @@ public final class ShardTransport implements Transport {
 
     TransportConfig config() {
         return config;
+    }
+
+    /**
+     * Decodes the record batches of incoming AppendRequests into {@code arena} (this shard's; its RAFT budget) rather
+     * than into heap arrays. A received message holds its payloads until the Raft node has handled it (the log
+     * takes its own references) or it is dropped. Call on this shard.
+     */
+    public void usePayloadArena(MemoryArena arena) {
+        shard.checkOwner();
+        this.codec = new RaftCodec(config.maxFrameBytes(), arena);
     }
 
     RaftCodec codec() {
@@ -283,9 +294,7 @@ public final class ShardTransport implements Transport {
         void add(Object m, int size, boolean send) {
             if (bytes + size > config.maxPeerBufferBytes()) {
                 metrics.droppedShardBufferFull++;
-                if (send) {
-                    unhold(m);
-                }
+                unhold(m);
                 return;
             }
             bytes += size;
@@ -360,6 +369,7 @@ public final class ShardTransport implements Transport {
     void onRaftFrame(PeerConnection c, RaftMessage m) {
         if (m.to() != nodeId || m.from() != c.peer) {
             metrics.droppedMisaddressed++;
+            unhold(m);
             return;
         }
         switch (m) {
@@ -367,6 +377,7 @@ public final class ShardTransport implements Transport {
                 int s = (int) groupShards.get(gm.groupId());
                 if (s < 0) {
                     metrics.droppedUnknownGroup++;
+                    unhold(m);
                 } else {
                     deliver(s, m);
                 }
@@ -400,13 +411,18 @@ public final class ShardTransport implements Transport {
 
     private void deliverLocal(Object m) {
         if (closing) {
+            unhold(m);
             return;
         }
         if (m instanceof RaftMessage rm) {
-            if (rm instanceof GroupMessage gm && groupShards.get(gm.groupId()) != shardId) {
-                metrics.droppedUnknownGroup++;
-            } else if (inbox != null) {
-                inbox.onRaftMessage(rm);
+            try {
+                if (rm instanceof GroupMessage gm && groupShards.get(gm.groupId()) != shardId) {
+                    metrics.droppedUnknownGroup++;
+                } else if (inbox != null) {
+                    inbox.onRaftMessage(rm); // the log takes its own references to what it keeps
+                }
+            } finally {
+                unhold(m);
             }
             return;
         }

@@ -90,6 +90,10 @@ public final class RaftShard implements ShardTransport.Inbox {
 
     void bind(ShardTransport transport) {
         this.transport = transport;
+        if (batchCache != null) {
+            // Followers' batches land in this shard's arena, like the leader's (see KafkaBatchPayload).
+            transport.usePayloadArena(batchCache.arena());
+        }
     }
 
     public Shard shard() {

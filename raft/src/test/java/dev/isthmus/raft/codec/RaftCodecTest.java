@@ -233,4 +233,55 @@ class RaftCodecTest {
             arena.close();
         }
     }
+
+    @Test
+    void shouldDecodeBatchesIntoThePayloadArenaAndGiveThemBackWhenTheFrameIsBad() {
+        MemoryArena arena = MemoryArena.create(ArenaConfig.of(4L << 20).withDebug(true));
+        try {
+            RaftCodec plain = new RaftCodec(1 << 20);
+            RaftCodec codec = new RaftCodec(1 << 20, arena);
+            KafkaBatchPayload one = KafkaBatchPayload.ofValues(1_700_000_000_000L, "a".getBytes(), "b".getBytes());
+            KafkaBatchPayload two = KafkaBatchPayload.ofValues(1_700_000_000_001L, new byte[200_000]);
+            AppendRequest m = new AppendRequest(1, 1, 2, 3, 9, 2, 9, List.of(Entry.data(10, 3, one),
+                Entry.leaderChange(12, 3), Entry.data(13, 3, two)));
+            byte[] frame = plain.encode(m);
+            AppendRequest back = (AppendRequest) codec.decode(ByteBuffer.wrap(frame));
+            assertEquals(m, back);
+            assertTrue(((KafkaBatchPayload) back.entries().get(0).payload()).inArena());
+            assertTrue(((KafkaBatchPayload) back.entries().get(2).payload()).inArena());
+            assertTrue(arena.used(Subsystem.RAFT) > 200_000);
+            back.releasePayloads();
+            assertEquals(0, arena.used(Subsystem.RAFT), "the message's references were the only ones");
+
+            // The second batch claims more records than its entry covers: the frame is refused after the first
+            // batch was copied, and that copy goes back.
+            AppendRequest lying = new AppendRequest(1, 1, 2, 3, 9, 2, 9, List.of(Entry.data(10, 3, one),
+                Entry.data(12, 3, two)));
+            byte[] bad = plain.encode(lying);
+            ByteBuffer patched = ByteBuffer.wrap(bad);
+            // The second entry's lastOffset field: rewrite it and fix the frame's CRC, so only the field is wrong.
+            int at = indexOfEntry(bad, 12, 3);
+            patched.putLong(at + 1 + 8, 99);
+            java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+            crc.update(bad, 12, bad.length - 12);
+            patched.putInt(8, (int) crc.getValue());
+            RaftCodecException e = assertThrows(RaftCodecException.class, () -> codec.decode(ByteBuffer.wrap(bad)));
+            assertTrue(e.getMessage().contains("claims last offset 99"), e.getMessage());
+            assertEquals(0, arena.used(Subsystem.RAFT), "nothing of a refused frame stays in the arena");
+            arena.checkNoLeaks();
+        } finally {
+            arena.close();
+        }
+    }
+
+    /** Position in {@code frame} of the DATA entry header with this base offset and term. */
+    private static int indexOfEntry(byte[] frame, long base, long term) {
+        ByteBuffer b = ByteBuffer.wrap(frame);
+        for (int i = 0; i + 25 <= frame.length; i++) {
+            if (frame[i] == 0 && b.getLong(i + 1) == base && b.getLong(i + 17) == term) {
+                return i;
+            }
+        }
+        throw new AssertionError("entry " + base + " not found");
+    }
 }
