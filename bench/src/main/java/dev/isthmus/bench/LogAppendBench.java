@@ -9,6 +9,7 @@ import dev.isthmus.log.BatchCache;
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.Log;
 import dev.isthmus.log.LogConfig;
+import dev.isthmus.log.ZeroedSegments;
 import dev.isthmus.uring.IoBackend;
 import dev.isthmus.uring.IoEngine;
 import dev.isthmus.uring.RingConfig;
@@ -36,6 +37,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
 import java.util.Random;
+import java.util.PriorityQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
@@ -90,6 +92,19 @@ public class LogAppendBench implements Log.Listener {
     @Param({"32"})
     public int fallocateMiB;
 
+    /**
+     * Where the segments' bytes land. {@code fresh}: fallocated space, as a log grows (every fdatasync also makes
+     * the extent conversions durable). {@code zeroed}: after its first append the log rolls into segment files
+     * written with zeros before the iteration ({@code ZeroedSegments}, {@code zeroedGiB} of them, a policy that
+     * calls every log busy), so the measurement writes over laid-out blocks: the layout fio measures over.
+     */
+    @Param({"fresh"})
+    public String layout;
+
+    /** GiB of zeroed segment files made before each iteration for {@code layout=zeroed} (1 GiB segments). */
+    @Param({"8"})
+    public int zeroedGiB;
+
     private Path dir;
     private IoEngine engine;
     private ChunkPool writes;
@@ -110,6 +125,13 @@ public class LogAppendBench implements Log.Listener {
     private LogConfig config;
     private BatchCache cache;
     private int iteration;
+    private MemorySegment zeros;
+    private ZeroedSegments stock;
+    /** Timers for the stock's paced writes, run by {@link #makeStock} only (never during a measurement). */
+    private final PriorityQueue<Due> timers = new PriorityQueue<>(Comparator.comparingLong(Due::atNs));
+
+    private record Due(long atNs, Runnable task) {
+    }
 
     @Setup(Level.Trial)
     public void setUp() throws IOException {
@@ -135,6 +157,32 @@ public class LogAppendBench implements Log.Listener {
             chain.append(batch, 0, batchBytes); // fragments of up to 128 KiB
         }
         pendingLast = new long[Integer.highestOneBit(inflight) << 1];
+        if (layout.equals("zeroed")) {
+            zeros = arena.allocate(256 * 1024, 4096); // zero-filled
+        } else if (!layout.equals("fresh")) {
+            throw new IllegalArgumentException("layout is fresh or zeroed, not " + layout);
+        }
+    }
+
+    /**
+     * Makes {@code zeroedGiB} zeroed 1 GiB files for the next log (the stock must exist before the log opens) and
+     * waits until they are all written and synced; none are made while the iteration measures.
+     */
+    private void makeStock(Path where) throws IOException {
+        ZeroedSegments.Timer timer = (delayNs, task) -> timers.add(new Due(System.nanoTime() + delayNs, task));
+        stock = ZeroedSegments.install(engine, where, zeroedGiB, 1L << 30, zeros, timer,
+            new ZeroedSegments.Policy(1, 0, 0));
+        stock.readyFor(1L << 30);
+        while (stock.ready() < zeroedGiB) {
+            if (stock.broken() != null) {
+                throw new IOException("making zeroed segments failed: " + stock.broken());
+            }
+            while (!timers.isEmpty() && timers.peek().atNs() <= System.nanoTime()) {
+                timers.poll().task().run();
+            }
+            engine.submitAndWait(100_000L);
+        }
+        timers.clear();
     }
 
     /**
@@ -147,6 +195,9 @@ public class LogAppendBench implements Log.Listener {
         if (channelBuffer != null) {
             channel = FileChannel.open(where, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
             return;
+        }
+        if (zeros != null) {
+            makeStock(dir.resolve("stock-" + iteration));
         }
         Log[] out = new Log[1];
         Log.open(engine, where, config, writes, reads, cache, this, (l, e) -> {
@@ -176,6 +227,14 @@ public class LogAppendBench implements Log.Listener {
                 engine.submitAndWait(1_000_000L);
             }
             log = null;
+        }
+        if (stock != null) {
+            stock.close();
+            while (!stock.idle()) {
+                engine.submitAndWait(1_000_000L);
+            }
+            stock = null;
+            timers.clear();
         }
         deleteContents(dir);
     }

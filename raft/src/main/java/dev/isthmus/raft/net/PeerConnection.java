@@ -329,6 +329,7 @@ final class PeerConnection implements TcpConnection.ReceiveHandler, CompletionHa
     private void onFrame(Object f) {
         if (state == State.HANDSHAKE) {
             if (!(f instanceof TransportFrames.Hello h)) {
+                ShardTransport.unhold(f); // a decoded AppendRequest's batches may be in the arena
                 owner.metrics().handshakeFailures++;
                 close("first frame from " + tcp.remoteAddress() + " is " + f.getClass().getSimpleName() + ", not a hello");
                 return;
