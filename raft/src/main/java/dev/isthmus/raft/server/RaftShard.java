@@ -1,5 +1,6 @@
 package dev.isthmus.raft.server;
 
+import dev.isthmus.arena.Subsystem;
 import dev.isthmus.log.BatchCache;
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.LogCleaner;
@@ -76,6 +77,11 @@ public final class RaftShard implements ShardTransport.Inbox {
         this.readPool = pools.readPool(shard.id());
         this.batchCache = pools.batchCache(shard.id());
         this.cleaner = new LogCleaner(config.compaction(), batchCache == null ? null : batchCache.arena());
+        if (batchCache != null) {
+            // Batches proposed and received here live in this arena's RAFT budget (KafkaBatchPayload); when it is
+            // short, the tail caches of this shard's logs give back what is durable before anyone fails.
+            batchCache.arena().registerReclaimer(Subsystem.RAFT, this::shedTailCaches);
+        }
         this.node = new RaftNode(config.nodeId(), config.raft(), m -> {
             if (transport != null) {
                 transport.send(m);
@@ -86,6 +92,19 @@ public final class RaftShard implements ShardTransport.Inbox {
         scheduleBalance();
         scheduleRetention();
         scheduleCompaction();
+    }
+
+    /** The RAFT budget's reclaim hook: durable arena entries leave the groups' tail caches until enough went. */
+    private long shedTailCaches(long wanted) {
+        // An allocation anywhere on this shard may ask (when the whole arena is short), possibly in the middle of an
+        // iteration of groups.values(), whose iterator agrona reuses: walk the map without one.
+        long[] got = {0};
+        groups.forEachLong((id, g) -> {
+            if (got[0] < wanted) {
+                got[0] += g.storage().shedArenaEntries(wanted - got[0]);
+            }
+        });
+        return got[0];
     }
 
     void bind(ShardTransport transport) {

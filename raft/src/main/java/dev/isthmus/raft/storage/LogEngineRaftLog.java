@@ -914,6 +914,34 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         }
     }
 
+    /**
+     * Gives arena memory back under pressure (the shard's Raft budget is short): drops durable entries whose
+     * payload is in an arena from the tail cache, oldest first, until about {@code wanted} bytes went. Followers
+     * that still need them read them back from the log. Not while a call of this log is running.
+     *
+     * @return the payload bytes dropped (freed unless a message queued for a follower still holds them)
+     */
+    public long shedArenaEntries(long wanted) {
+        if (inCall > 0 || draining || closed) {
+            return 0;
+        }
+        long dropped = 0;
+        var it = cache.values().iterator();
+        while (dropped < wanted && it.hasNext()) {
+            Entry e = it.next();
+            if (e.lastOffset() > reportedDurable) {
+                break;
+            }
+            if (e.payload() instanceof KafkaBatchPayload p && p.inArena()) {
+                it.remove();
+                cacheBytes -= e.sizeBytes();
+                unhold(e);
+                dropped += p.sizeBytes();
+            }
+        }
+        return dropped;
+    }
+
     private void dropCacheFrom(long fromOffset) {
         Map.Entry<Long, Entry> containing = cache.floorEntry(fromOffset);
         long from = containing != null && containing.getValue().lastOffset() >= fromOffset ? containing.getKey() : fromOffset;

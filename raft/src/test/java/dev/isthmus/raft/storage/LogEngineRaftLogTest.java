@@ -552,6 +552,10 @@ class LogEngineRaftLogTest {
             assertTrue(arena.used(Subsystem.RAFT) > 0, "the log holds the payloads it has not written yet");
             long last = log.lastOffset();
             drive(() -> rec.durable == last, "durable");
+            // Under memory pressure (the shard's reclaim hook) every durable arena entry leaves the cache.
+            assertTrue(arena.used(Subsystem.RAFT) > 0, "the tail cache holds recent arena entries");
+            assertTrue(log.shedArenaEntries(Long.MAX_VALUE) > 0);
+            assertEquals(0, arena.used(Subsystem.RAFT), "nothing else held them");
             assertEquals(expected, readAll(log, rec, 0), "every batch, multi-fragment ones too, reads back intact");
             // Cut the last ten entries while some are still cached: their references go with them.
             long cut = expected.get(30).baseOffset();
