@@ -477,6 +477,9 @@ public final class Log {
     }
 
     private boolean shouldRoll(Segment seg, long length) {
+        if (seg.zeroed && zeroedStock != null) {
+            zeroedStock.busyLogWrote(); // its stock refills while it writes
+        }
         if (seg.isEmpty()) {
             return false;
         }

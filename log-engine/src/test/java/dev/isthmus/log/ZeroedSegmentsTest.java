@@ -131,11 +131,20 @@ class ZeroedSegmentsTest {
                 assertEquals(1, z.ready());
                 assertEquals(List.of("zeroed-0.seg"), names(stockDir));
                 Path target = dir.resolve("taken.log");
-                assertTrue(z.take(target, FILE_BYTES, 100L << 20));
+                // A taking log filling at 1 byte/s: the refill runs at the 4 MiB/s floor, so the 8 MiB replacement
+                // takes 2 s, far longer than the quiet time after which a refill waits for a busy log.
+                assertTrue(z.take(target, FILE_BYTES, 1));
                 assertEquals(FILE_BYTES, Files.size(target));
                 assertEquals(1, z.filesTaken());
-                // Taking starts its replacement, under the next number.
-                drive(engine, () -> z.ready() == 1, "the replacement");
+                // Taking starts its replacement, under the next number; with no busy log writing it pauses.
+                drive(engine, z::waitingForBusyLog, "the refill pausing while no busy log writes");
+                assertEquals(0, z.ready());
+                assertEquals(List.of("zeroed-2.tmp"), names(stockDir));
+                // It goes on while a busy log writes.
+                drive(engine, () -> {
+                    z.busyLogWrote();
+                    return z.ready() == 1;
+                }, "the replacement");
                 assertEquals(List.of("zeroed-2.seg"), names(stockDir));
                 assertEquals(1, z.filesMade());
             } finally {
