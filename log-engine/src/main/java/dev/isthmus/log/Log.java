@@ -291,15 +291,7 @@ public final class Log {
 
     /** {@link #append(IoBuf, int)} of {@code length} bytes of {@code batches} from {@code offset}. */
     public long append(IoBuf batches, long offset, long length, int leaderEpoch) {
-        if (offset < 0 || length < 0 || offset + length > batches.size()) {
-            throw new IndexOutOfBoundsException("append of [" + offset + ", " + (offset + length) + ") from a chain of "
-                + batches.size() + " bytes");
-        }
-        try {
-            return append(chained.wrap(batches), offset, length, leaderEpoch);
-        } finally {
-            chained.clear();
-        }
+        return appendChain(batches, offset, length, leaderEpoch, true);
     }
 
     /**
@@ -321,12 +313,16 @@ public final class Log {
      * as {@link #append(IoBuf, long, long, int)} does (baseOffset and partitionLeaderEpoch are stamped in place).
      */
     public long appendReplica(IoBuf batches, long offset, long length, int leaderEpoch) {
+        return appendChain(batches, offset, length, leaderEpoch, false);
+    }
+
+    private long appendChain(IoBuf batches, long offset, long length, int leaderEpoch, boolean strictCount) {
         if (offset < 0 || length < 0 || offset + length > batches.size()) {
             throw new IndexOutOfBoundsException("append of [" + offset + ", " + (offset + length) + ") from a chain of "
                 + batches.size() + " bytes");
         }
         try {
-            return append(chained.wrap(batches), offset, length, leaderEpoch, false);
+            return append(chained.wrap(batches), offset, length, leaderEpoch, strictCount);
         } finally {
             chained.clear();
         }

@@ -460,18 +460,12 @@ public final class RaftCodec {
                         default -> throw new RaftCodecException("entry at " + base + " has unknown payload type " + type);
                     };
                 }
-                Entry data;
                 try {
-                    data = Entry.data(base, term, p);
-                    if (data.lastOffset() != last) {
-                        throw new RaftCodecException("entry at " + base + " claims last offset " + last + " but covers "
-                            + data.recordCount() + " records");
-                    }
+                    yield Entry.data(base, term, p);
                 } catch (RuntimeException bad) {
                     p.release();
                     throw bad;
                 }
-                yield data;
             }
             case LEADER_CHANGE -> Entry.leaderChange(base, term);
             case CONFIGURATION -> Entry.configuration(base, term, ConfigurationFormat.read(b));
@@ -484,6 +478,9 @@ public final class RaftCodec {
             }
         };
         if (e.lastOffset() != last) {
+            if (e.payload() != null) {
+                e.payload().release(); // an arena copy goes back with the refused frame
+            }
             throw new RaftCodecException("entry at " + base + " claims last offset " + last + " but covers "
                 + e.recordCount() + " records");
         }
