@@ -43,10 +43,16 @@ import java.util.stream.Stream;
  *     p99 of write + fdatasync, what one durable small write costs at best, is {@code deviceWriteSyncP99Us}.</li>
  * <li>Setup measures peak: closed loop, up to 64 appends outstanding, for {@code peakSeconds}
  *     ({@code peakAppendsPerSec}).</li>
- * <li>Each benchmark operation is an open-loop run of {@code runSeconds} at {@code loadFraction} x peak:
- *     append i is due at start + i / rate whether or not the log kept up, and its latency runs from when it was
- *     due (no coordinated omission) to the {@code onDurable} that covers it. The loop flushes once per turn,
- *     as the broker's does.</li>
+ * <li>Each benchmark operation is an open-loop run of {@code runSeconds} at {@code loadFraction} x peak (or at
+ *     {@code rate} appends/s when that is set): append i is due at start + i / rate whether or not the log kept
+ *     up, and its latency runs from when it was due (no coordinated omission) to the {@code onDurable} that
+ *     covers it. The loop flushes once per turn, as the broker's does.</li>
+ * <li>Then the same schedule for the same time through the simplest durable design, as plain system calls on
+ *     this thread: a group commit that writes every append due so far as one O_DIRECT write into fresh
+ *     fallocated space (padded to 4 KiB) and fdatasyncs it, then takes the next group. Its percentiles
+ *     ({@code groupP99Us}, {@code groupP999Us}, {@code groupMaxUs}) say what the device and file system give
+ *     at this load with no engine in the way, so a miss of the target can be told apart from a device that
+ *     cannot make it.</li>
  * </ol>
  * The auxiliary counters report the run's percentiles in microseconds ({@code p50Us}, {@code p99Us},
  * {@code p999Us}, {@code maxUs}), the log's own fdatasync p99 ({@code logSyncP99Us}), the device's
@@ -66,6 +72,18 @@ public class LogLatencyBench implements Log.Listener {
 
     @Param({"0.5"})
     public double loadFraction;
+
+    /** The log's fallocate step (adaptive fallocate grows segment files by this much ahead of the writer). */
+    @Param({"32"})
+    public int fallocateMiB;
+
+    /** The log's fallocate step (adaptive fallocate grows segment files by this much ahead of the writer). */
+    @Param({"32"})
+    public int fallocateMiB;
+
+    /** Appends per second; when above 0 it replaces {@code loadFraction} x peak. */
+    @Param({"0"})
+    public double rate;
 
     @Param({"5"})
     public int runSeconds;
@@ -90,6 +108,9 @@ public class LogLatencyBench implements Log.Listener {
         public long p99OverDeviceSyncP99x100;
         public long peakAppendsPerSec;
         public long appendsPerSec;
+        public long groupP99Us;
+        public long groupP999Us;
+        public long groupMaxUs;
     }
 
     private Path dir;
@@ -114,6 +135,7 @@ public class LogLatencyBench implements Log.Listener {
     private long deviceWriteP99;
     private LogConfig config;
     private int iteration;
+    private MemorySegment groupBuffer;
 
     @Setup(Level.Trial)
     public void setUp() throws IOException {
@@ -122,7 +144,8 @@ public class LogLatencyBench implements Log.Listener {
         arena = Arena.ofShared();
         batch = LogAppendBench.buildBatch(arena, shape);
         batchBytes = (int) batch.byteSize();
-        config = LogConfig.defaults().withSegmentBytes(1L << 30).withRetention(-1, -1);
+        config = LogConfig.defaults().withSegmentBytes(1L << 30).withRetention(-1, -1)
+            .withFallocateStep((long) fallocateMiB << 20);
         engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults());
         measureDeviceSync();
         writes = ChunkPool.allocate(128, 256 * 1024);
@@ -279,7 +302,7 @@ public class LogLatencyBench implements Log.Listener {
     @Benchmark
     public void run(Latency latency) {
         histogram.reset();
-        double rate = Math.max(1, peak * loadFraction);
+        double rate = this.rate > 0 ? this.rate : Math.max(1, peak * loadFraction);
         long intervalNs = (long) (1_000_000_000L / rate);
         long start = System.nanoTime();
         long end = start + runSeconds * 1_000_000_000L;
@@ -313,11 +336,85 @@ public class LogLatencyBench implements Log.Listener {
         latency.p99OverDeviceSyncP99x100 = deviceP99 == 0 ? 0 : latency.p99Us * 100 / deviceP99;
         latency.peakAppendsPerSec = peak;
         latency.appendsPerSec = appends / Math.max(1, runSeconds);
+        Histogram group = groupCommit(intervalNs);
+        latency.groupP99Us = group.getValueAtPercentile(99) / 1000;
+        latency.groupP999Us = group.getValueAtPercentile(99.9) / 1000;
+        latency.groupMaxUs = group.getMaxValue() / 1000;
         System.out.println("LogLatencyBench shape " + shape + ": " + latency.appendsPerSec + " appends/s ("
-            + loadFraction + " x peak " + peak + "/s): append-to-durable p50 " + latency.p50Us + " us, p99 "
-            + latency.p99Us + " us, p99.9 " + latency.p999Us + " us, max " + latency.maxUs + " us; log fdatasync p99 "
-            + latency.logSyncP99Us + " us; device fdatasync p99 " + deviceP99 + " us (write + fdatasync " + deviceWriteP99
-            + " us); p99 / device fdatasync p99 = " + latency.p99OverDeviceSyncP99x100 + "%");
+            + (this.rate > 0 ? "fixed" : loadFraction + " x peak " + peak + "/s") + "): append-to-durable p50 "
+            + latency.p50Us + " us, p99 " + latency.p99Us + " us, p99.9 " + latency.p999Us + " us, max "
+            + latency.maxUs + " us; log fdatasync p99 " + latency.logSyncP99Us + " us; device fdatasync p99 "
+            + deviceP99 + " us (write + fdatasync " + deviceWriteP99 + " us); p99 / device fdatasync p99 = "
+            + latency.p99OverDeviceSyncP99x100 + "%; plain group commit, same schedule: p99 " + latency.groupP99Us
+            + " us, p99.9 " + latency.groupP999Us + " us, max " + latency.groupMaxUs + " us");
+    }
+
+    /**
+     * The yardstick: the same open-loop schedule (one append every {@code intervalNs} for {@code runSeconds})
+     * through a plain group commit on this thread. Each turn writes every append due so far (up to 16 MiB) as one
+     * O_DIRECT write, padded to 4 KiB, into space fallocated as segments are, fdatasyncs, and charges each append
+     * from its due time to the fdatasync's return. The file is deleted afterwards.
+     */
+    private Histogram groupCommit(long intervalNs) {
+        Histogram h = new Histogram(60_000_000_000L, 3);
+        long perAppend = batchBytes;
+        long maxGroupBytes = 16L << 20;
+        long spanBytes = Math.min(8L << 30, Math.max(64L << 20,
+            (runSeconds * 1_000_000_000L / intervalNs + 1) * ((perAppend + 4095) & ~4095L)));
+        if (groupBuffer == null) {
+            groupBuffer = arena.allocate(maxGroupBytes, 4096);
+            groupBuffer.fill((byte) 7);
+        }
+        MemorySegment buf = groupBuffer;
+        Path path = dir.resolve("group");
+        long[] result = {0, 0};
+        try {
+            dev.isthmus.uring.DmaFile f = engine.openDmaFile(path, true);
+            try {
+                awaitOp(f.allocate(0, spanBytes, false, (res, flags, attachment) -> {
+                    result[0] = res;
+                    result[1] = 1;
+                }, 0), result, "fallocate");
+            } finally {
+                f.close();
+            }
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(path,
+                java.nio.file.StandardOpenOption.WRITE, com.sun.nio.file.ExtendedOpenOption.DIRECT)) {
+                long start = System.nanoTime();
+                long end = start + runSeconds * 1_000_000_000L;
+                long nextDue = start; // the first append not yet written
+                long scheduledEnd = end;
+                long pos = 0;
+                while (nextDue < scheduledEnd) {
+                    long now = System.nanoTime();
+                    if (nextDue > now) {
+                        java.util.concurrent.locks.LockSupport.parkNanos(nextDue - now);
+                        continue;
+                    }
+                    long due = Math.min((now - nextDue) / intervalNs + 1, Math.max(1, maxGroupBytes / perAppend));
+                    due = Math.min(due, (scheduledEnd - nextDue + intervalNs - 1) / intervalNs);
+                    long bytes = (due * perAppend + 4095) & ~4095L;
+                    if (pos + bytes > spanBytes) {
+                        pos = 0; // wrapped: overwrites from here on (only if the span estimate fell short)
+                    }
+                    java.nio.ByteBuffer b = buf.asSlice(0, bytes).asByteBuffer();
+                    while (b.hasRemaining()) {
+                        ch.write(b, pos + b.position());
+                    }
+                    ch.force(false);
+                    long durable = System.nanoTime();
+                    for (long i = 0; i < due; i++) {
+                        h.recordValue(Math.max(0, durable - (nextDue + i * intervalNs)));
+                    }
+                    nextDue += due * intervalNs;
+                    pos += bytes;
+                }
+            }
+            Files.deleteIfExists(path);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException("group commit yardstick on " + path, e);
+        }
+        return h;
     }
 
     @TearDown(Level.Trial)
