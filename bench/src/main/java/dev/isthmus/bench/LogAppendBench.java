@@ -9,7 +9,6 @@ import dev.isthmus.log.BatchCache;
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.Log;
 import dev.isthmus.log.LogConfig;
-import dev.isthmus.log.ZeroedSegments;
 import dev.isthmus.uring.IoBackend;
 import dev.isthmus.uring.IoEngine;
 import dev.isthmus.uring.RingConfig;
@@ -37,7 +36,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
 import java.util.Random;
-import java.util.PriorityQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
@@ -126,12 +124,7 @@ public class LogAppendBench implements Log.Listener {
     private BatchCache cache;
     private int iteration;
     private MemorySegment zeros;
-    private ZeroedSegments stock;
-    /** Timers for the stock's paced writes, run by {@link #makeStock} only (never during a measurement). */
-    private final PriorityQueue<Due> timers = new PriorityQueue<>(Comparator.comparingLong(Due::atNs));
-
-    private record Due(long atNs, Runnable task) {
-    }
+    private ZeroedStock stock;
 
     @Setup(Level.Trial)
     public void setUp() throws IOException {
@@ -165,27 +158,6 @@ public class LogAppendBench implements Log.Listener {
     }
 
     /**
-     * Makes {@code zeroedGiB} zeroed 1 GiB files for the next log (the stock must exist before the log opens) and
-     * waits until they are all written and synced; none are made while the iteration measures.
-     */
-    private void makeStock(Path where) throws IOException {
-        ZeroedSegments.Timer timer = (delayNs, task) -> timers.add(new Due(System.nanoTime() + delayNs, task));
-        stock = ZeroedSegments.install(engine, where, zeroedGiB, 1L << 30, zeros, timer,
-            new ZeroedSegments.Policy(1, 0, 0));
-        stock.readyFor(1L << 30);
-        while (stock.ready() < zeroedGiB) {
-            if (stock.broken() != null) {
-                throw new IOException("making zeroed segments failed: " + stock.broken());
-            }
-            while (!timers.isEmpty() && timers.peek().atNs() <= System.nanoTime()) {
-                timers.poll().task().run();
-            }
-            engine.submitAndWait(100_000L);
-        }
-        timers.clear();
-    }
-
-    /**
      * Every iteration writes a fresh log (or file) and deletes it afterwards: tens of GiB per trial never pile
      * up on the disk, and file deletion stays outside the measurement.
      */
@@ -197,7 +169,7 @@ public class LogAppendBench implements Log.Listener {
             return;
         }
         if (zeros != null) {
-            makeStock(dir.resolve("stock-" + iteration));
+            stock = ZeroedStock.make(engine, dir.resolve("stock-" + iteration), zeroedGiB, zeros);
         }
         Log[] out = new Log[1];
         Log.open(engine, where, config, writes, reads, cache, this, (l, e) -> {
@@ -230,11 +202,7 @@ public class LogAppendBench implements Log.Listener {
         }
         if (stock != null) {
             stock.close();
-            while (!stock.idle()) {
-                engine.submitAndWait(1_000_000L);
-            }
             stock = null;
-            timers.clear();
         }
         deleteContents(dir);
     }

@@ -77,9 +77,13 @@ public class LogLatencyBench implements Log.Listener {
     @Param({"32"})
     public int fallocateMiB;
 
-    /** The log's fallocate step (adaptive fallocate grows segment files by this much ahead of the writer). */
-    @Param({"32"})
-    public int fallocateMiB;
+    /**
+     * Where the log's bytes land. {@code fresh}: fallocated space, as a log grows (each fdatasync also makes
+     * extent conversions durable). {@code zeroed}: after its first append the log rolls into a segment file
+     * written with zeros before the iteration (see {@code LogAppendBench}); the yardstick stays on fresh space.
+     */
+    @Param({"fresh"})
+    public String layout;
 
     /** Appends per second; when above 0 it replaces {@code loadFraction} x peak. */
     @Param({"0"})
@@ -136,6 +140,8 @@ public class LogLatencyBench implements Log.Listener {
     private LogConfig config;
     private int iteration;
     private MemorySegment groupBuffer;
+    private MemorySegment zeros;
+    private ZeroedStock stock;
 
     @Setup(Level.Trial)
     public void setUp() throws IOException {
@@ -147,6 +153,11 @@ public class LogLatencyBench implements Log.Listener {
         config = LogConfig.defaults().withSegmentBytes(1L << 30).withRetention(-1, -1)
             .withFallocateStep((long) fallocateMiB << 20);
         engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults());
+        if (layout.equals("zeroed")) {
+            zeros = arena.allocate(256 * 1024, 4096); // zero-filled
+        } else if (!layout.equals("fresh")) {
+            throw new IllegalArgumentException("layout is fresh or zeroed, not " + layout);
+        }
         measureDeviceSync();
         writes = ChunkPool.allocate(128, 256 * 1024);
         reads = ChunkPool.allocate(2, config.readWindowBytes());
@@ -157,7 +168,10 @@ public class LogLatencyBench implements Log.Listener {
 
     /** Every iteration runs on a fresh log, deleted afterwards: bounded disk use, deletion outside the runs. */
     @Setup(Level.Iteration)
-    public void openLog() {
+    public void openLog() throws IOException {
+        if (zeros != null) {
+            stock = ZeroedStock.make(engine, dir.resolve("stock-" + iteration), 2, zeros);
+        }
         Log[] out = new Log[1];
         Log.open(engine, dir.resolve("log-" + iteration++), config, writes, reads, this, (l, e) -> {
             if (e != null) {
@@ -181,9 +195,12 @@ public class LogLatencyBench implements Log.Listener {
         while (!closed[0]) {
             engine.submitAndWait(1_000_000L);
         }
+        if (stock != null) {
+            stock.close();
+            stock = null;
+        }
         try (Stream<Path> files = Files.walk(dir)) {
-            files.sorted(Comparator.reverseOrder()).filter(p -> p.getFileName().toString().startsWith("log")
-                || p.getParent().getFileName().toString().startsWith("log")).forEach(p -> p.toFile().delete());
+            files.sorted(Comparator.reverseOrder()).filter(p -> !p.equals(dir)).forEach(p -> p.toFile().delete());
         }
     }
 
