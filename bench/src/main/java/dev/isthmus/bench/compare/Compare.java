@@ -79,9 +79,9 @@ public final class Compare {
         List<Row> rows = new ArrayList<>();
         List<String> meta = new ArrayList<>();
         List<String> failures = new ArrayList<>();
-        try (Cleanup cleanup = new Cleanup()) {
+        try (Cleanup cleanup = new Cleanup(); CpuGaps gaps = CpuGaps.start()) {
             try {
-                runAll(o, out, cleanup, rows, meta, failures);
+                runAll(o, out, cleanup, gaps, rows, meta, failures);
             } catch (CompareException e) {
                 failures.add(e.getMessage());
             }
@@ -126,8 +126,8 @@ public final class Compare {
      * Runs every broker in turn; a broker that fails (exits, does not come up, refuses a topic) is reported in
      * {@code failures} and the run goes on with the next one, unless the failure is fatal.
      */
-    private static void runAll(CompareOptions o, PrintStream out, Cleanup cleanup, List<Row> rows, List<String> meta,
-                               List<String> failures) {
+    private static void runAll(CompareOptions o, PrintStream out, Cleanup cleanup, CpuGaps gaps, List<Row> rows,
+                               List<String> meta, List<String> failures) {
         if (o.brokers().stream().anyMatch(BrokerKind::isKafka)
                 && !Files.isRegularFile(o.kafkaLib().resolve("kafka_2.13-4.3.0.jar"))) {
             throw CompareException.fatal("Apache Kafka 4.3.0's jars are not in " + o.kafkaLib() + "; fetch them with "
@@ -184,7 +184,7 @@ public final class Compare {
                     prime(o, out, prefix, broker, admin);
                 }
                 for (long rate : o.workloads()) {
-                    brokerRows.add(runWorkload(o, out, prefix, broker, admin, rate));
+                    brokerRows.add(runWorkload(o, out, prefix, broker, admin, rate, gaps));
                 }
             } catch (CompareException e) {
                 if (e.isFatal()) {
@@ -203,7 +203,7 @@ public final class Compare {
             for (Row r : brokerRows) {
                 rows.add(new Row(r.broker(), r.ratePerSec(), r.result(), r.cpuPercent(), r.otherCpuPercent(),
                     r.peakRssBytes(), GcLog.pauses(broker.gcLog, r.result().measureStartNs(), r.result().measureEndNs()),
-                    r.hlogName()));
+                    r.hlogName(), r.cpuStallSeconds()));
             }
         }
     }
@@ -250,7 +250,7 @@ public final class Compare {
     }
 
     private static Row runWorkload(CompareOptions o, PrintStream out, String prefix, BrokerProcess broker, Admin admin,
-                                   long rate) {
+                                   long rate, CpuGaps gaps) {
         String wl = rate == 0 ? "saturation" : Long.toString(rate);
         String topic = "compare-" + wl;
         createTopic(admin, topic, broker);
@@ -261,6 +261,7 @@ public final class Compare {
         ProcStats.Sample[] broker0 = new ProcStats.Sample[1];
         ProcStats.Sample[] broker1 = new ProcStats.Sample[1];
         long[] selfCpu = new long[2];
+        int[] cpuStalls = {0, 0}; // [0]: inside the window (0/1), [1]: stalled seconds counted there
         Workload w = new Workload(broker.bootstrap, topic, rate, o.recordBytes(), o.warmupNs(), o.durationNs(),
             o.drainTimeoutNs(), o.outDir().resolve(hlogName), progress);
         Workload.Result result;
@@ -270,12 +271,18 @@ public final class Compare {
                 public void measurementStarted() {
                     broker0[0] = ProcStats.sample(broker.pid());
                     selfCpu[0] = ProcStats.processCpuNs(self);
+                    gaps.takeMax(); // the window's first second starts here
+                    cpuStalls[0] = 1;
                 }
 
                 @Override
                 public void measurementEnded() {
                     broker1[0] = ProcStats.sample(broker.pid());
                     selfCpu[1] = ProcStats.processCpuNs(self);
+                    if (gaps.takeMax().ns() >= CpuGaps.STALL_NS) {
+                        cpuStalls[1]++;
+                    }
+                    cpuStalls[0] = 0;
                 }
 
                 private ProcStats.Sample lastBroker = ProcStats.sample(broker.pid());
@@ -294,6 +301,13 @@ public final class Compare {
                     String note = String.format(Locale.ROOT, "CPU broker %.0f%% client %.0f%% other %.0f%%; %s",
                         100.0 * brokerNs / wallNs, 100.0 * clientNs / wallNs, 100.0 * otherNs / wallNs,
                         disk.describeSince(lastDisk, wallNs));
+                    CpuGaps.Gap gap = gaps.takeMax();
+                    if (gap.ns() >= CpuGaps.NOTE_NS) {
+                        note += "; " + gap.describe();
+                    }
+                    if (cpuStalls[0] == 1 && gap.ns() >= CpuGaps.STALL_NS) {
+                        cpuStalls[1]++;
+                    }
                     lastBroker = b;
                     lastSelf = selfNs;
                     lastDisk = disk;
@@ -318,7 +332,7 @@ public final class Compare {
         long peakRss = ProcStats.statusKb(broker.pid(), "VmHWM:") * 1024;
         writePercentiles(o.outDir().resolve(broker.kind.id + "-" + wl + "-ack.hgrm"), result.ack());
         writePercentiles(o.outDir().resolve(broker.kind.id + "-" + wl + "-e2e.hgrm"), result.e2e());
-        Row row = new Row(broker.kind, rate, result, cpu, other, peakRss, GcLog.Pauses.NONE, hlogName);
+        Row row = new Row(broker.kind, rate, result, cpu, other, peakRss, GcLog.Pauses.NONE, hlogName, cpuStalls[1]);
         out.printf(Locale.ROOT, "%s%,.0f rec/s, e2e p50 %s p99 %s p99.9 %s max %s ms, broker CPU %.0f%%, RSS %,d MiB%s%n",
             label, result.throughputPerSec(), pct(result.e2e(), 50), pct(result.e2e(), 99), pct(result.e2e(), 99.9),
             Table.ms(result.e2e().getMaxValue()), cpu, peakRss >> 20, row.notes().isEmpty() ? "" : "; " + row.notes());

@@ -12,9 +12,11 @@ package dev.isthmus.bench.compare;
  * @param peakRssBytes      the broker's peak resident set so far (VmHWM) at the end of the workload
  * @param pauses            the broker JVM's safepoint pauses during the window
  * @param hlogName          file name of the workload's histogram log in the results directory
+ * @param cpuStallSeconds   seconds of the measurement window in which a CPU ran nothing for
+ *                          {@link CpuGaps#STALL_NS} or longer (the machine, not the broker)
  */
 record Row(BrokerKind broker, long ratePerSec, Workload.Result result, double cpuPercent, double otherCpuPercent,
-           long peakRssBytes, GcLog.Pauses pauses, String hlogName) {
+           long peakRssBytes, GcLog.Pauses pauses, String hlogName, int cpuStallSeconds) {
 
     String workload() {
         return CompareOptions.workloadName(ratePerSec);
@@ -38,6 +40,10 @@ record Row(BrokerKind broker, long ratePerSec, Workload.Result result, double cp
         }
         if (ratePerSec > 0 && r.throughputPerSec() < ratePerSec * 0.98) {
             sb.append("fell behind the rate ");
+        }
+        if (cpuStallSeconds > 0) {
+            sb.append(cpuStallSeconds).append(" s with a CPU stalled ").append(CpuGaps.STALL_NS / 1_000_000)
+                .append("+ ms ");
         }
         return sb.toString().strip();
     }
