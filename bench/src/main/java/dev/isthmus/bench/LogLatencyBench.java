@@ -217,19 +217,8 @@ public class LogLatencyBench implements Log.Listener {
         block.fill((byte) 7);
         java.nio.ByteBuffer buf = block.asByteBuffer();
         long spanBytes = 256L << 20;
-        long[] result = {0, 0};
         Path path = dir.resolve("device");
-        dev.isthmus.uring.DmaFile f = engine.openDmaFile(path, true);
-        try {
-            awaitOp(f.allocate(0, spanBytes, false, (res, flags, attachment) -> {
-                result[0] = res;
-                result[1] = 1;
-            }, 0), result, "fallocate");
-        } finally {
-            f.close();
-        }
-        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(path,
-            java.nio.file.StandardOpenOption.WRITE, com.sun.nio.file.ExtendedOpenOption.DIRECT)) {
+        try (java.nio.channels.FileChannel ch = openFallocated(path, spanBytes)) {
             long end = System.nanoTime() + deviceSeconds * 1_000_000_000L;
             long pos = 0;
             while (System.nanoTime() < end && pos < spanBytes) {
@@ -250,6 +239,25 @@ public class LogLatencyBench implements Log.Listener {
         }
         deviceP99 = sync.getValueAtPercentile(99);
         deviceWriteP99 = writeSync.getValueAtPercentile(99);
+    }
+
+    /**
+     * Creates {@code path} with {@code bytes} fallocated through the engine (as segments are) and opens it for
+     * O_DIRECT writes by plain system calls.
+     */
+    private java.nio.channels.FileChannel openFallocated(Path path, long bytes) throws IOException {
+        long[] result = {0, 0};
+        dev.isthmus.uring.DmaFile f = engine.openDmaFile(path, true);
+        try {
+            awaitOp(f.allocate(0, bytes, false, (res, flags, attachment) -> {
+                result[0] = res;
+                result[1] = 1;
+            }, 0), result, "fallocate");
+        } finally {
+            f.close();
+        }
+        return java.nio.channels.FileChannel.open(path, java.nio.file.StandardOpenOption.WRITE,
+            com.sun.nio.file.ExtendedOpenOption.DIRECT);
     }
 
     private void awaitOp(long id, long[] result, String what) {
@@ -384,19 +392,8 @@ public class LogLatencyBench implements Log.Listener {
         }
         MemorySegment buf = groupBuffer;
         Path path = dir.resolve("group");
-        long[] result = {0, 0};
         try {
-            dev.isthmus.uring.DmaFile f = engine.openDmaFile(path, true);
-            try {
-                awaitOp(f.allocate(0, spanBytes, false, (res, flags, attachment) -> {
-                    result[0] = res;
-                    result[1] = 1;
-                }, 0), result, "fallocate");
-            } finally {
-                f.close();
-            }
-            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(path,
-                java.nio.file.StandardOpenOption.WRITE, com.sun.nio.file.ExtendedOpenOption.DIRECT)) {
+            try (java.nio.channels.FileChannel ch = openFallocated(path, spanBytes)) {
                 long start = System.nanoTime();
                 long end = start + runSeconds * 1_000_000_000L;
                 long nextDue = start; // the first append not yet written
