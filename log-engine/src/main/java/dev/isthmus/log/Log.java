@@ -650,8 +650,10 @@ public final class Log {
     }
 
     /**
-     * A new, empty segment at {@code baseOffset}, its file preallocated with the fallocate step the active
-     * segment's writer reached (a busy log's new segment starts with a large step, allocated before any write).
+     * A new, empty segment at {@code baseOffset}. When it follows an active segment (a roll), its file is
+     * preallocated with the fallocate step that segment's writer reached (a busy log's new segment starts with a
+     * large step, allocated before any write). A log's first segment allocates nothing until its first write: a
+     * partition that is created and never written (a client can create thousands) takes no disk space.
      */
     Segment createSegment(long baseOffset) {
         return createSegment(baseOffset, 0);
@@ -676,7 +678,9 @@ public final class Log {
             s.appender.holdDurableUntilSynced(engine, dir);
         }
         Segment previous = segments.isEmpty() ? null : active();
-        s.appender.preallocate(previous != null && previous.appender != null ? previous.appender.fallocateStepBytes() : 0);
+        if (previous != null) {
+            s.appender.preallocate(previous.appender != null ? previous.appender.fallocateStepBytes() : 0);
+        }
         return s;
     }
 
