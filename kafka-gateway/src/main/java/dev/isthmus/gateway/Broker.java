@@ -456,6 +456,30 @@ public final class Broker implements AutoCloseable {
         }));
     }
 
+    /**
+     * Partition replicas a shard may host, as in Redpanda's {@code topic_partitions_per_shard}: each is a Raft
+     * group, a log with its open files and, once written, a 32 MiB step of disk. CreateTopics and CreatePartitions
+     * beyond {@code this x shards x brokers} in the cluster are refused with INVALID_PARTITIONS; before this limit a
+     * client asking for ten thousand partitions ran the broker out of file descriptors.
+     */
+    static final int MAX_PARTITIONS_PER_SHARD = 1000;
+
+    /** A Failure when {@code added} more partition replicas would pass {@link #MAX_PARTITIONS_PER_SHARD}; else null. */
+    private Failure overPartitionLimit(ShardState st, long added) {
+        long hosted = 0;
+        for (TopicTable.Topic t : st.topics.topics()) {
+            hosted += (long) t.partitions() * t.replicationFactor();
+        }
+        int brokers = config.clusterMode() && st.cluster != null ? Math.max(1, st.cluster.brokers().size()) : 1;
+        long limit = (long) MAX_PARTITIONS_PER_SHARD * shardCount() * brokers;
+        if (hosted + added <= limit) {
+            return null;
+        }
+        return new Failure(ErrorCodes.INVALID_PARTITIONS, "the cluster hosts " + hosted + " partition replicas and "
+            + "can host at most " + limit + " (" + MAX_PARTITIONS_PER_SHARD + " per shard x " + shardCount()
+            + " shards x " + brokers + " brokers); " + added + " more were asked for");
+    }
+
     /** Creates a topic through the controller; completes with the {@link TopicTable.Topic} or a {@link Failure}. */
     Promise<Object> createTopic(Shard caller, String name, int partitions) {
         return createTopic(caller, name, partitions, -1, Map.of(), List.of());
@@ -473,6 +497,11 @@ public final class Broker implements AutoCloseable {
             return Promise.completed(new Failure(ErrorCodes.INVALID_TOPIC_EXCEPTION, bad));
         }
         int rf = replicationFactor > 0 ? replicationFactor : defaultReplicationFactor(states[caller.id()]);
+        Failure full = overPartitionLimit(states[caller.id()], assignment.isEmpty() ? (long) partitions * rf
+            : (long) assignment.size() * assignment.get(0).length);
+        if (full != null) {
+            return Promise.completed(full);
+        }
         ControllerCommand.CreateTopic cmd = new ControllerCommand.CreateTopic(name, java.util.UUID.randomUUID(),
             assignment.isEmpty() ? partitions : assignment.size(), assignment.isEmpty() ? rf : assignment.get(0).length,
             new java.util.TreeMap<>(configs), assignment);
@@ -538,6 +567,10 @@ public final class Broker implements AutoCloseable {
         if (count > ClusterState.MAX_PARTITIONS_PER_TOPIC) {
             return Promise.completed(new Failure(ErrorCodes.INVALID_PARTITIONS, "number of partitions must be at most "
                 + ClusterState.MAX_PARTITIONS_PER_TOPIC));
+        }
+        Failure full = overPartitionLimit(states[caller.id()], (long) (count - t.partitions()) * t.replicationFactor());
+        if (full != null) {
+            return Promise.completed(full);
         }
         if (!assignment.isEmpty() && assignment.size() != count - t.partitions()) {
             return Promise.completed(new Failure(ErrorCodes.INVALID_REPLICA_ASSIGNMENT, "the assignment lists "

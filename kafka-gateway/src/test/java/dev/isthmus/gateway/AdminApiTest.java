@@ -117,6 +117,14 @@ class AdminApiTest {
             assertEquals(4, d.partitions().size());
             cause(InvalidPartitionsException.class,
                 () -> admin.createPartitions(Map.of("grow", NewPartitions.increaseTo(3))).all().get());
+            // Beyond the partitions a broker can host (1000 per shard, 2 shards here): refused, nothing created.
+            Throwable tooMany = cause(InvalidPartitionsException.class,
+                () -> admin.createPartitions(Map.of("grow", NewPartitions.increaseTo(10_000))).all().get());
+            assertTrue(tooMany.getMessage().contains("at most 2000"), tooMany.getMessage());
+            cause(InvalidPartitionsException.class,
+                () -> admin.createTopics(List.of(new NewTopic("huge", 1_997, (short) 1))).all().get());
+            assertFalse(admin.listTopics().names().get().contains("huge"));
+            assertEquals(4, admin.describeTopics(List.of("grow")).allTopicNames().get().get("grow").partitions().size());
             producer.send(new ProducerRecord<>("grow", 3, "k", "on the new partition")).get();
 
             for (int i = 0; i < 10; i++) {
