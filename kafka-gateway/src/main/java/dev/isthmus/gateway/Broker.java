@@ -457,26 +457,24 @@ public final class Broker implements AutoCloseable {
     }
 
     /**
-     * Partition replicas a shard may host, as in Redpanda's {@code topic_partitions_per_shard}: each is a Raft
-     * group, a log with its open files and, once written, a 32 MiB step of disk. CreateTopics and CreatePartitions
-     * beyond {@code this x shards x brokers} in the cluster are refused with INVALID_PARTITIONS; before this limit a
+     * A Failure when {@code added} more partition replicas would pass {@link BrokerConfig#maxPartitionsPerShard()}
+     * x shards x brokers in the cluster (as Redpanda's {@code topic_partitions_per_shard}); else null. Each replica
+     * is a Raft group, a log with its open files and, once written, a 32 MiB step of disk: without this limit a
      * client asking for ten thousand partitions ran the broker out of file descriptors.
      */
-    static final int MAX_PARTITIONS_PER_SHARD = 1000;
-
-    /** A Failure when {@code added} more partition replicas would pass {@link #MAX_PARTITIONS_PER_SHARD}; else null. */
     private Failure overPartitionLimit(ShardState st, long added) {
         long hosted = 0;
         for (TopicTable.Topic t : st.topics.topics()) {
             hosted += (long) t.partitions() * t.replicationFactor();
         }
         int brokers = config.clusterMode() && st.cluster != null ? Math.max(1, st.cluster.brokers().size()) : 1;
-        long limit = (long) MAX_PARTITIONS_PER_SHARD * shardCount() * brokers;
+        int perShard = config.maxPartitionsPerShard();
+        long limit = (long) perShard * shardCount() * brokers;
         if (hosted + added <= limit) {
             return null;
         }
         return new Failure(ErrorCodes.INVALID_PARTITIONS, "the cluster hosts " + hosted + " partition replicas and "
-            + "can host at most " + limit + " (" + MAX_PARTITIONS_PER_SHARD + " per shard x " + shardCount()
+            + "can host at most " + limit + " (" + perShard + " per shard x " + shardCount()
             + " shards x " + brokers + " brokers); " + added + " more were asked for");
     }
 

@@ -43,6 +43,9 @@ import java.util.List;
  *                                   ({@code --zeroed-segments}; 0 = none): their fdatasyncs then write no extent
  *                                   metadata (see {@link dev.isthmus.log.ZeroedSegments}); each is a default
  *                                   segment (1 GiB) of disk, made only once a log of the shard writes in volume
+ * @param maxPartitionsPerShard      partition replicas each shard may host ({@code --max-partitions-per-shard},
+ *                                   Redpanda's {@code topic_partitions_per_shard}); CreateTopics and
+ *                                   CreatePartitions beyond this x shards x brokers are refused
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -50,7 +53,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            boolean autoCreateTopics, int groupMinSessionTimeoutMs, int groupMaxSessionTimeoutMs,
                            int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
-                           int zeroedSegments) {
+                           int zeroedSegments, int maxPartitionsPerShard) {
 
     public BrokerConfig {
         if (shards < 1) {
@@ -94,6 +97,9 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (zeroedSegments < 0 || zeroedSegments > 16) {
             throw new IllegalArgumentException("--zeroed-segments must be in [0, 16], got " + zeroedSegments);
+        }
+        if (maxPartitionsPerShard < 1) {
+            throw new IllegalArgumentException("--max-partitions-per-shard must be >= 1, got " + maxPartitionsPerShard);
         }
         if (offsetsTopicPartitions < 1) {
             throw new IllegalArgumentException("offsets topic partitions must be >= 1, got " + offsetsTopicPartitions);
@@ -262,6 +268,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         int rpcPort;
         List<String> seeds = List.of();
         int zeroedSegments = 1;
+        int maxPartitionsPerShard = 1000;
 
         Builder() {
         }
@@ -293,6 +300,12 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             rpcPort = c.rpcPort;
             seeds = c.seeds;
             zeroedSegments = c.zeroedSegments;
+            maxPartitionsPerShard = c.maxPartitionsPerShard;
+        }
+
+        public Builder maxPartitionsPerShard(int v) {
+            maxPartitionsPerShard = v;
+            return this;
         }
 
         public Builder zeroedSegments(int v) {
@@ -414,7 +427,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 pin, backend, maxRequestBytes, maxConnections, maxConnectionBufferedBytes, defaultPartitions,
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
-                zeroedSegments);
+                zeroedSegments, maxPartitionsPerShard);
         }
     }
 }

@@ -42,6 +42,8 @@ public final class Main {
           --zeroed-segments N      segment files per shard kept written with zeros for busy logs, so that
                                    their fdatasyncs write no extent metadata (default 1; 0 = none; each
                                    takes a segment's size of disk, 1 GiB, once a log writes in volume)
+          --max-partitions-per-shard N  partition replicas each shard may host; CreateTopics and
+                                   CreatePartitions beyond N x shards x brokers are refused (default 1000)
           --pin                    pin shard threads to CPUs
           --portable               use the portable I/O backend instead of io_uring
         """;
@@ -229,6 +231,7 @@ public final class Main {
             case "max-connection-buffered-bytes" -> b.maxConnectionBufferedBytes(parseBytes(name, v));
             case "pin" -> b.pin(bool(name, v));
             case "zeroed-segments" -> b.zeroedSegments(integer(name, v));
+            case "max-partitions-per-shard" -> b.maxPartitionsPerShard(integer(name, v));
             case "portable" -> b.backend(bool(name, v) ? IoBackend.PORTABLE : IoBackend.AUTO);
             // Older spellings kept so existing scripts still work.
             case "port" -> b.port(integer(name, v));

@@ -34,6 +34,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
 import java.util.concurrent.ExecutionException;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -104,6 +105,23 @@ class AdminApiTest {
             ConfigResource topic = new ConfigResource(ConfigResource.Type.TOPIC, "cfg");
             assertEquals("1048576", admin.describeConfigs(List.of(topic)).all().get().get(topic).get("segment.bytes")
                 .value());
+        }
+    }
+
+    @Test
+    void shouldRefusePartitionsBeyondTheConfiguredLimitPerShard(@TempDir Path dir) throws Exception {
+        BrokerConfig limited = config(dir).toBuilder().maxPartitionsPerShard(3).build(); // 3 x 2 shards = 6
+        try (Broker broker = Broker.start(limited); Admin admin = Admin.create(props(broker))) {
+            admin.createTopics(List.of(new NewTopic("four", 4, (short) 1))).all().get();
+            Throwable refused = cause(InvalidPartitionsException.class,
+                () -> admin.createTopics(List.of(new NewTopic("three", 3, (short) 1))).all().get());
+            assertTrue(refused.getMessage().contains("at most 6 (3 per shard x 2 shards x 1 brokers)"),
+                refused.getMessage());
+            cause(InvalidPartitionsException.class,
+                () -> admin.createPartitions(Map.of("four", NewPartitions.increaseTo(7))).all().get());
+            admin.createPartitions(Map.of("four", NewPartitions.increaseTo(6))).all().get();
+            assertEquals(Set.of("four"), admin.listTopics().names().get());
+            assertEquals(6, admin.describeTopics(List.of("four")).allTopicNames().get().get("four").partitions().size());
         }
     }
 
