@@ -394,10 +394,8 @@ public class LogLatencyBench implements Log.Listener {
         Path path = dir.resolve("group");
         try {
             try (java.nio.channels.FileChannel ch = openFallocated(path, spanBytes)) {
-                long start = System.nanoTime();
-                long end = start + runSeconds * 1_000_000_000L;
-                long nextDue = start; // the first append not yet written
-                long scheduledEnd = end;
+                long nextDue = System.nanoTime(); // the first append not yet written
+                long scheduledEnd = nextDue + runSeconds * 1_000_000_000L;
                 long pos = 0;
                 while (nextDue < scheduledEnd) {
                     long now = System.nanoTime();
