@@ -469,6 +469,10 @@ public enum Compression {
             size = 0;
         }
 
+        void setSize(int n) {
+            size = n;
+        }
+
         /** Drops the backing array for a smaller one when it grew beyond {@code maxRetainedBytes}. */
         public void trim(int maxRetainedBytes) {
             if (bytes.length > maxRetainedBytes) {
