@@ -112,6 +112,7 @@ public final class BatchValidator {
     // ---- scratch for compressed batches
     private byte[] compressedScratch = new byte[0];
     private final Compression.Output records = new Compression.Output(64 * 1024);
+    private final Compression.Output rebuilt = new Compression.Output(64 * 1024);
 
     /**
      * Validates the one batch held by {@code src[offset, offset + length)} (a produce request's records for one
@@ -398,6 +399,9 @@ public final class BatchValidator {
         if (records.bytes().length > RETAINED_SCRATCH_BYTES) {
             records.trim(64 * 1024);
         }
+        if (rebuilt.bytes().length > RETAINED_SCRATCH_BYTES) {
+            rebuilt.trim(64 * 1024);
+        }
         records.reset();
     }
 
@@ -522,10 +526,11 @@ public final class BatchValidator {
     /**
      * The validated batch at {@code src[offset, ...)} rebuilt with its records compressed by {@code target} (or
      * uncompressed for {@link Compression#NONE}): the header is copied with the codec bits replaced and its length
-     * and CRC redone; offsets, producer id, epoch, sequence and timestamps are unchanged. Written into
-     * {@code out}, which is emptied first. Call after a successful {@link #validate} of that batch.
+     * and CRC redone; offsets, producer id, epoch, sequence and timestamps are unchanged. Returned in this
+     * validator's own buffer, valid until the next call. Call after a successful {@link #validate} of that batch.
      */
-    public void recompress(IoBufView src, long offset, Compression target, Compression.Output out) {
+    public Compression.Output recompress(IoBufView src, long offset, Compression target) {
+        Compression.Output out = rebuilt;
         int size = src.getInt(offset + RecordBatch.BATCH_LENGTH) + RecordBatch.LOG_OVERHEAD;
         byte[] plain;
         int plainBytes;
@@ -557,6 +562,7 @@ public final class BatchValidator {
             (short) ((attributes & ~RecordBatch.COMPRESSION_MASK) | target.id));
         out.setSize(RecordBatch.HEADER_BYTES + n);
         new RecordBatch().wrap(batch, 0).updateCrc();
+        return out;
     }
 
     /**

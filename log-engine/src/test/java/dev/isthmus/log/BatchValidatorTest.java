@@ -392,8 +392,7 @@ class BatchValidatorTest {
     void shouldRecompressKeepingEveryHeaderFieldButCodecLengthAndCrc(Compression target) {
         byte[] src = batch(good(50), 50, 49, Compression.GZIP.id, 77, 10);
         assertEquals(BatchValidator.NONE, validate(src));
-        Compression.Output out = new Compression.Output();
-        validator.recompress(IoBuf.wrap(MemorySegment.ofArray(src)), 0, target, out);
+        Compression.Output out = validator.recompress(IoBuf.wrap(MemorySegment.ofArray(src)), 0, target);
         byte[] rebuilt = Arrays.copyOf(out.bytes(), out.size());
         RecordBatch b = new RecordBatch().wrap(MemorySegment.ofArray(rebuilt), 0);
         assertEquals(RecordBatch.Check.OK, b.check(rebuilt.length, true));
@@ -407,7 +406,7 @@ class BatchValidatorTest {
         // From uncompressed too.
         byte[] plain = batch(good(50), 50);
         assertEquals(BatchValidator.NONE, validate(plain));
-        validator.recompress(IoBuf.wrap(MemorySegment.ofArray(plain)), 0, target, out);
+        out = validator.recompress(IoBuf.wrap(MemorySegment.ofArray(plain)), 0, target);
         byte[] again = Arrays.copyOf(out.bytes(), out.size());
         assertEquals(BatchValidator.NONE, validate(again), validator.message());
         if (target == Compression.NONE) {
