@@ -100,7 +100,14 @@ final class RawBatches {
     static ProduceResponseData.PartitionProduceResponse produce(WireClient c, int correlation, short version,
                                                                String topic, int partition, byte[] batch)
         throws IOException {
-        c.send(WireClient.frame(ApiKeys.PRODUCE, version, correlation, produceRequest(topic, partition, batch, (short) -1)));
+        return produce(c, correlation, version, topic, partition, batch, (short) -1);
+    }
+
+    /** {@link #produce(WireClient, int, short, String, int, byte[])} with {@code acks} 1 or -1. */
+    static ProduceResponseData.PartitionProduceResponse produce(WireClient c, int correlation, short version,
+                                                               String topic, int partition, byte[] batch, short acks)
+        throws IOException {
+        c.send(WireClient.frame(ApiKeys.PRODUCE, version, correlation, produceRequest(topic, partition, batch, acks)));
         byte[] r = c.readFrame();
         if (r == null) {
             throw new IOException("the broker closed the connection instead of answering a Produce");
