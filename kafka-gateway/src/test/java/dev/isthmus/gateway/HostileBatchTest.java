@@ -53,7 +53,7 @@ class HostileBatchTest {
     static void start() throws Exception {
         dir = Files.createTempDirectory("hostile-batch");
         broker = Broker.start(BrokerConfig.defaults().toBuilder().port(0).dataDir(dir).shards(2)
-            .memoryBytes(256L << 20).pin(false).build());
+            .memoryBytes(256L << 20).pin(false).metrics("127.0.0.1", 0).build());
         wire = new WireClient(broker.port(), 60_000);
         broker.createTopicBlocking("bystander", 2);
     }
@@ -96,6 +96,13 @@ class HostileBatchTest {
         assertKafkaError(produce(topic, RawBatches.batch(ff, 1, 0)), ErrorCodes.CORRUPT_MESSAGE);
         end = produceGood(topic, 4, 50, end);
         assertPartitionReadable(topic, end);
+        // The refusal is counted; no append failed on an internal error.
+        java.net.http.HttpResponse<String> m = java.net.http.HttpClient.newHttpClient().send(
+            java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + broker.metricsPort()
+                + "/metrics")).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+        String labels = "{topic=\"garbage\",partition=\"0\"}";
+        assertTrue(m.body().contains("isthmus_partition_produce_rejected_batches_total" + labels + " 1"), m.body());
+        assertTrue(m.body().contains("isthmus_partition_produce_append_failures_total" + labels + " 0"), m.body());
     }
 
     /** Finding 2: recordsCount 5 (lastOffsetDelta 4) with one record inside is INVALID_RECORD naming record 1. */
