@@ -18,8 +18,8 @@ import java.util.List;
  * Whether io_uring is usable on this host, and with what; when it is not, why not and how to enable it.
  *
  * <p>{@link #probe()} creates a tiny ring the way a shard would (SINGLE_ISSUER | DEFER_TASKRUN) through the
- * raw system calls ({@link Libc#ioUringSetup}: no liburing), asks the kernel which opcodes it supports
- * (IORING_REGISTER_PROBE), and closes it. It never throws and runs no static initialiser that can fail: the
+ * raw system calls ({@link Libc#ioUringSetup}: no liburing), enters it once, asks the kernel which opcodes it
+ * supports (IORING_REGISTER_PROBE), and closes it: each of the three system calls is tried. It never throws and runs no static initialiser that can fail: the
  * result is a value. A host where io_uring cannot be used gets {@code usable == false}, a {@link Cause}, a
  * {@link #reason()} naming what was seen (the errno of io_uring_setup, {@code kernel.io_uring_disabled}, the
  * process's seccomp mode, the missing opcodes) and a {@link #remedy()} saying how to enable io_uring, so that
@@ -180,13 +180,17 @@ public record IoUringSupport(boolean usable, Cause cause, String reason, String 
                 }
                 try {
                     int features = io_uring_params.features(params);
+                    // Enter once (nothing to submit, nothing to wait for): a profile may allow setup but not enter.
+                    int r = Libc.ioUringEnter(fd, 0, 0, 0, MemorySegment.NULL, 0);
+                    if (r < 0) {
+                        return callFailed("io_uring_enter", -r, host);
+                    }
                     int opCount = 256;
                     long opSize = io_uring_probe_op.layout().byteSize();
                     MemorySegment probe = arena.allocate(io_uring_probe.layout().byteSize() + opCount * opSize, 8);
-                    int r = Libc.ioUringRegister(fd, IoUring.IORING_REGISTER_PROBE(), probe, opCount);
+                    r = Libc.ioUringRegister(fd, IoUring.IORING_REGISTER_PROBE(), probe, opCount);
                     if (r < 0) {
-                        return unusable(Cause.PROBE_FAILED, "io_uring_register(PROBE) failed with " + Errno.describe(r),
-                            NEWER_KERNEL);
+                        return callFailed("io_uring_register(PROBE)", -r, host);
                     }
                     BitSet ops = new BitSet();
                     int n = Byte.toUnsignedInt(io_uring_probe.ops_len(probe));
@@ -264,6 +268,24 @@ public record IoUringSupport(boolean usable, Cause cause, String reason, String 
                 + " DEFER_TASKRUN, which need Linux 6.1", NEWER_KERNEL);
         }
         return unusable(Cause.PROBE_FAILED, failed, "see io_uring_setup(2) for " + Errno.name(errno));
+    }
+
+    /**
+     * The verdict for {@code call} (io_uring_enter or io_uring_register) failing with {@code errno} (positive) on a
+     * ring that io_uring_setup created.
+     */
+    static IoUringSupport callFailed(String call, int errno, Host host) {
+        String failed = call + " failed with " + Errno.describe(errno);
+        if ((errno == Errno.EPERM || errno == Errno.EACCES || errno == Errno.ENOSYS) && host.seccompMode() == 2) {
+            return unusable(Cause.BLOCKED_BY_SECCOMP, failed + ": a seccomp filter on this process allows"
+                + " io_uring_setup but blocks " + call.replaceFirst("\\(.*", ""), SECCOMP_REMEDY);
+        }
+        if (errno == Errno.EINVAL) {
+            return unusable(Cause.KERNEL_TOO_OLD, failed + ": the kernel's io_uring is older than the backend needs",
+                NEWER_KERNEL);
+        }
+        return unusable(Cause.PROBE_FAILED, failed, "see " + call.replaceFirst("\\(.*", "") + "(2) for "
+            + Errno.name(errno));
     }
 
     /** The verdict for a ring that was created, from its features and the opcodes the kernel supports. */

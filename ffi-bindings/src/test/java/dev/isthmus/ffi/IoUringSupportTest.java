@@ -129,6 +129,23 @@ class IoUringSupportTest {
     }
 
     @Test
+    void shouldBlameTheSeccompFilterWhenItAllowsSetupButNotEnter() {
+        IoUringSupport s = IoUringSupport.callFailed("io_uring_enter", Errno.EPERM, new Host("amd64", "0", "-1", 2, 0));
+        assertOneLine(s);
+        assertEquals(Cause.BLOCKED_BY_SECCOMP, s.cause());
+        assertTrue(s.reason().contains("blocks io_uring_enter"), s.reason());
+    }
+
+    @Test
+    void shouldAskForANewerKernelWhenTheOpcodeProbeIsRefused() {
+        IoUringSupport s = IoUringSupport.callFailed("io_uring_register(PROBE)", Errno.EINVAL, PLAIN);
+        assertOneLine(s);
+        assertEquals(Cause.KERNEL_TOO_OLD, s.cause());
+        assertTrue(s.reason().startsWith("io_uring_register(PROBE) failed with EINVAL"), s.reason());
+        assertEquals(Cause.PROBE_FAILED, IoUringSupport.callFailed("io_uring_register(PROBE)", Errno.EFAULT, PLAIN).cause());
+    }
+
+    @Test
     void shouldNameMissingOpcodes() {
         BitSet ops = new BitSet();
         ops.set(0, 64);
