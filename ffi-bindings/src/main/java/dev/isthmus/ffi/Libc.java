@@ -95,10 +95,16 @@ public final class Libc {
     public static final int O_CREAT = LibC.O_CREAT();
     public static final int O_EXCL = LibC.O_EXCL();
     public static final int O_TRUNC = LibC.O_TRUNC();
-    public static final int O_DIRECT = LibC.O_DIRECT();
+    /**
+     * O_DIRECT and O_DIRECTORY differ by architecture and the generated constants are x86-64's (the generic
+     * table's too, which riscv64 uses): arm64's asm/fcntl.h swaps them around (O_DIRECTORY 0x4000, O_DIRECT
+     * 0x10000), so on aarch64 the x86-64 O_DIRECT would open a directory-only fd.
+     */
+    public static final int O_DIRECT = oDirect(System.getProperty("os.arch", ""));
     public static final int O_DSYNC = LibC.O_DSYNC();
     public static final int O_CLOEXEC = LibC.O_CLOEXEC();
-    public static final int O_DIRECTORY = LibC.O_DIRECTORY();
+    /** See {@link #O_DIRECT}. */
+    public static final int O_DIRECTORY = oDirectory(System.getProperty("os.arch", ""));
     public static final int O_NONBLOCK = LibC.O_NONBLOCK();
     public static final int AT_FDCWD = LibC.AT_FDCWD();
     public static final int AT_EMPTY_PATH = LibC.AT_EMPTY_PATH();
@@ -169,6 +175,16 @@ public final class Libc {
         System.arraycopy(args, 0, layouts, 1, args.length);
         return LINKER.downcallHandle(address, FunctionDescriptor.of(ValueLayout.JAVA_LONG, layouts),
             CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
+    }
+
+    /** O_DIRECT on {@code osArch} (the {@code os.arch} property). */
+    static int oDirect(String osArch) {
+        return osArch.equals("aarch64") ? 0x10000 : LibC.O_DIRECT();
+    }
+
+    /** O_DIRECTORY on {@code osArch} (the {@code os.arch} property). */
+    static int oDirectory(String osArch) {
+        return osArch.equals("aarch64") ? 0x4000 : LibC.O_DIRECTORY();
     }
 
     /** io_uring_setup's number for {@code osArch} (the {@code os.arch} property), or -1 when unknown. */

@@ -128,4 +128,12 @@ class LibcTest {
             }
         }
     }
+
+    @Test
+    void shouldUseArm64sOwnODirectAndODirectory() {
+        assertEquals(0x4000, Libc.oDirect("amd64"));
+        assertEquals(0x10000, Libc.oDirectory("amd64"));
+        assertEquals(0x10000, Libc.oDirect("aarch64"));
+        assertEquals(0x4000, Libc.oDirectory("aarch64"));
+    }
 }
