@@ -226,8 +226,9 @@ final class FetchHandler {
         boolean inRound;
 
         // ---- owner shard
-        /** The partition object, looked up once per fetch on the owner shard. */
+        /** The partition object, looked up at most once per fetch on the owner shard (or the session's hint). */
         Partition partitionRef;
+        boolean lookedUp;
         /** Set by the owner shard when this round read (or looked at) the partition; cleared when absorbed. */
         boolean readThisRound;
         /**
@@ -253,6 +254,18 @@ final class FetchHandler {
         @Override
         void readDone() {
             shardRead.partRead();
+        }
+
+        /** Connection's shard: gives back every batch this partition holds (kept, or read and not yet kept). */
+        void releaseBatches() {
+            if (kept != null) {
+                kept.release();
+                kept = null;
+            }
+            if (records != null) {
+                records.release();
+                records = null;
+            }
         }
 
         @Override
@@ -349,6 +362,9 @@ final class FetchHandler {
             }
             FetchPart p = new FetchPart(sr, parts.size(), topic, topicId, topicName, partition, isolationLevel,
                 fetchOffset, maxBytes, cached);
+            if (cached != null) {
+                p.partitionRef = cached.partitionHint;
+            }
             parts.add(p);
             if (sr != null) {
                 sr.parts.add(p);
@@ -490,7 +506,7 @@ final class FetchHandler {
          * of its earlier partitions that the walk gave to other shards' partitions, so what it skipped may fit.
          */
         private void walk() {
-            while (walkIndex < parts.size()) {
+            while (walkIndex < parts.size() && !cancelled) {
                 FetchPart p = parts.get(walkIndex);
                 if (p.readThisRound && p.cut && p.errorCode == ErrorCodes.NONE) {
                     long limit = Math.min(p.maxBytes - p.keptBytes, remaining);
@@ -655,11 +671,7 @@ final class FetchHandler {
             }
             if (cancelled) {
                 for (int i = 0; i < parts.size(); i++) {
-                    FetchPart p = parts.get(i);
-                    if (p.kept != null) {
-                        p.kept.release();
-                        p.kept = null;
-                    }
+                    parts.get(i).releaseBatches();
                 }
                 promise.complete(new FetchResponseData()); // the closed connection sends nothing
                 return;
@@ -676,6 +688,13 @@ final class FetchHandler {
                 ? new LinkedHashMap<>() : null;
             for (int i = 0; i < parts.size(); i++) {
                 FetchPart p = parts.get(i);
+                if (p.records != null) {
+                    p.records.release(); // every read was kept or released before: none is left over
+                    p.records = null;
+                }
+                if (p.cached != null) {
+                    p.cached.partitionHint = p.partitionRef;
+                }
                 if (session != null && !mustRespond(p)) {
                     continue;
                 }
@@ -834,12 +853,17 @@ final class FetchHandler {
             op.onReply(this);
         }
 
-        /** Owner shard: the partition of {@code p} here, or null (then {@code p} carries the error). */
+        /**
+         * Owner shard: the partition of {@code p} here, or null (then {@code p} carries the error). The object a
+         * session's earlier fetch found is used while it leads (no key built, no lookup); otherwise it is looked
+         * up again (it may have been reopened).
+         */
         private Partition partitionOf(FetchPart p) {
             Partition part = p.partitionRef;
-            if (part == null) {
+            if (part == null || !p.lookedUp && !part.isLeader()) {
                 part = owner.partitions.get(ShardState.key(p.topic, p.partition));
                 p.partitionRef = part;
+                p.lookedUp = true;
             }
             return part;
         }

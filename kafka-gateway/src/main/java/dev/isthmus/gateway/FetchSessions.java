@@ -60,6 +60,12 @@ final class FetchSessions {
         long highWatermark = -1;
         /** The log start offset last sent to the client. */
         long logStartOffset = -1;
+        /**
+         * The partition object the last fetch found on the partition's shard, so the next one need not look it up:
+         * kept here by the connection's shard, dereferenced only on the partition's shard, checked there before
+         * use (a partition that stopped leading is looked up again).
+         */
+        Partition partitionHint;
 
         Cached(Uuid topicId, String topicName, int partition) {
             this.topicId = topicId;
