@@ -313,4 +313,98 @@ class FetchHandlerTest {
             assertTrue(length(partition(got, 0)) > 0);
         }
     }
+
+    /**
+     * Many clients long-poll random partitions while a producer appends; some disconnect right after sending. At
+     * the end no fetch is pending or parked anywhere, and the arena leak check finds every batch given back.
+     */
+    @Test
+    void shouldLeaveNoWaiterOrBatchBehindWhenLongPollsWakeTimeOutAndDisconnect(@TempDir Path dir) throws Exception {
+        long seed = Long.getLong("isthmus.seed", System.nanoTime());
+        System.out.println("FetchHandlerTest storm seed: " + seed + " (replay with -Disthmus.seed=" + seed + ")");
+        int partitions = 4;
+        try (Broker b = Broker.start(config(dir, 2))) {
+            FetchWire.createTopic(b, "storm", partitions);
+            java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+            java.util.concurrent.ConcurrentLinkedQueue<Throwable> failures = new java.util.concurrent.ConcurrentLinkedQueue<>();
+            Thread producer = new Thread(() -> {
+                Random rnd = new Random(seed);
+                try (WireClient c = new WireClient(b.port(), 30_000)) {
+                    while (!stop.get()) {
+                        FetchWire.produce(c, "storm", rnd.nextInt(partitions), FetchWire.batch(rnd, 1 + rnd.nextInt(3),
+                            10 + rnd.nextInt(400)));
+                        FetchWire.sleep(rnd.nextInt(20));
+                    }
+                } catch (Throwable t) {
+                    failures.add(t);
+                }
+            }, "storm-producer");
+            List<Thread> clients = new ArrayList<>();
+            for (int k = 0; k < 8; k++) {
+                long clientSeed = seed + 1 + k;
+                clients.add(new Thread(() -> {
+                    Random rnd = new Random(clientSeed);
+                    long[] next = new long[partitions];
+                    try {
+                        WireClient c = new WireClient(b.port(), 30_000);
+                        for (int i = 0; i < 25; i++) {
+                            FetchRequestData r = request(rnd.nextInt(300), 1 + rnd.nextInt(3000), 1 + rnd.nextInt(4000),
+                                0, -1);
+                            for (int p = 0; p < partitions; p++) {
+                                if (rnd.nextInt(3) > 0) {
+                                    add(r, "storm", null, p, next[p], 1 + rnd.nextInt(2000));
+                                }
+                            }
+                            if (r.topics.isEmpty()) {
+                                add(r, "storm", null, 0, next[0], 1000);
+                            }
+                            FetchWire.sendFetch(c, V12, i, r);
+                            if (rnd.nextInt(5) == 0) {
+                                c.close(); // gone while its fetch may be parked
+                                c = new WireClient(b.port(), 30_000);
+                                continue;
+                            }
+                            FetchResponseData got = FetchWire.readFetch(c, V12);
+                            FetchWire.assertNoError(got);
+                            long total = 0;
+                            long firstBatch = -1;
+                            for (FetchResponseData.FetchableTopicResponse t : got.responses) {
+                                for (FetchResponseData.PartitionData pd : t.partitions) {
+                                    List<long[]> bs = batches(pd.records);
+                                    if (!bs.isEmpty()) {
+                                        if (firstBatch < 0) {
+                                            firstBatch = bs.get(0)[2];
+                                        }
+                                        next[pd.partitionIndex] = bs.get(bs.size() - 1)[1] + 1;
+                                    }
+                                    total += length(pd);
+                                }
+                            }
+                            assertTrue(total <= r.maxBytes || total == firstBatch, "seed " + seed + ": " + total
+                                + " bytes for max_bytes " + r.maxBytes);
+                        }
+                        c.close();
+                    } catch (Throwable t) {
+                        failures.add(t);
+                    }
+                }, "storm-client-" + k));
+            }
+            producer.start();
+            clients.forEach(Thread::start);
+            for (Thread t : clients) {
+                t.join();
+            }
+            stop.set(true);
+            producer.join();
+            if (!failures.isEmpty()) {
+                AssertionError e = new AssertionError("seed " + seed + ": " + failures.size() + " failure(s)");
+                failures.forEach(e::addSuppressed);
+                throw e;
+            }
+            awaitTrue(() -> Connection.pendingRequests(b) == 0, "every fetch completed");
+            for (int p = 0; p < partitions; p++) {
+                assertEquals(0, parked(b, "storm", p), "no waiter left on partition " + p);
+            }
+        }
+    }
 }
