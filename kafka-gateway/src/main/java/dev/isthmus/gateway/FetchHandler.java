@@ -35,10 +35,11 @@ import java.util.List;
  *  min_bytes reached / error / deadline?  -> Cancel the shards still parked, respond once all replied
  *  else park that shard again (the same objects, from the offsets after what was kept)
  * </pre>
- * Every read is kept: batches a wake-up brings are added to what the partition already holds (within the
- * limits below), and the next park starts after them; nothing is read twice. One {@link ShardCall} per shard
- * carries all of that shard's partitions, so a fetch of 200 partitions on 4 shards is 4 messages per round,
- * not 200, and a parked fetch holds one of the {@code crossShardDepth} call slots per shard it waits on. The
+ * Every read of a wake-up is kept: its batches are added to what the partition already holds (within the
+ * limits below), and the next park starts after them; a long poll reads nothing twice. One {@link ShardCall}
+ * per shard carries all of that shard's partitions, so a fetch of 200 partitions on 4 shards is 4 messages per
+ * round, not 200, and a parked fetch holds one of the {@code crossShardDepth} call slots per shard it waits on
+ * (a send refused for that bound is retried after a millisecond, up to the fetch's deadline). The
  * per-fetch objects (one {@link FetchPart} per partition, one {@link ShardRead} per shard) are made once and
  * reused by every round; wake-ups, timers and cancellations allocate nothing (no lambdas: the objects are
  * their own callbacks).
@@ -47,13 +48,25 @@ import java.util.List;
  * Kafka fills partitions in request order (session order for incremental fetches); each takes at most its
  * {@code partition_max_bytes} and what is left of {@code max_bytes}; the first partition of the response that
  * has data returns at least one whole batch even when it is larger than both limits (so a consumer always
- * progresses), later partitions stop when the budget is spent. Partitions live on different shards, so here
- * each shard reads its own partitions in request order within the whole remaining budget (parallel across
- * shards, sequential within one), and the connection's shard then keeps whole batches in request order within
- * the global budget and releases the rest. Reading in parallel costs at most (shards - 1) x max_bytes of batch
- * cache references that are released unsent (the bytes stay in the batch cache, where the next fetch finds
- * them); reading shard after shard would cost a cross-shard round trip per shard on every fetch. Batches kept
- * in an earlier round are never given back for a later one, so a long poll keeps what it read.
+ * progresses), later partitions stop when the budget is spent. Partitions live on different shards, and reading
+ * shard after shard would cost a cross-shard round trip per shard on every fetch, so the shards read in
+ * parallel and the connection's shard decides:
+ * <ol>
+ *   <li>Each shard reads its own partitions in request order, applying Kafka's rule to them alone with the
+ *       whole remaining budget: a partition gets at most its limit and what the shard's earlier partitions
+ *       left. When that local budget caps a partition below what the whole budget would allow and it has more
+ *       data, the partition is marked <em>cut</em>.</li>
+ *   <li>The connection's shard walks all partitions in request order with the real budget and keeps whole
+ *       batches within it (the first batch of the response always), releasing the rest.</li>
+ *   <li>A cut partition that could take more than its shard read (its shard counted bytes that the walk gave
+ *       to another shard's partition instead) is read again, with the cut partitions after it, within what is
+ *       left; the walk then goes on. This needs partitions of several shards competing for the budget and is
+ *       rare; in the usual cases (budget not reached, or one shard) there is one round trip.</li>
+ * </ol>
+ * The result is exactly Kafka's rule; the cost is about (shards - 1) x max_bytes of batch-cache references
+ * read and released unsent, plus the first batch of a partition whose batch exceeds its cap (the bytes stay in
+ * the batch cache, where the consumer's next fetch finds them).
+ * Batches kept in an earlier round are never given back for a later one, so a long poll keeps what it read.
  * Batches are never cut: a partition returns whole batches or none.
  *
  * <h2>Connection close</h2>
@@ -704,6 +717,7 @@ final class FetchHandler {
                     c.maxBytes = p.maxBytes;
                     c.highWatermark = p.errorCode == ErrorCodes.NONE ? p.highWatermark : -1;
                     c.logStartOffset = p.logStartOffset;
+                    c.partitionHint = p.partitionRef;
                     created.put(c.key(), c);
                 }
                 if (topic == null || !sameTopic(topicOf, p)) {
