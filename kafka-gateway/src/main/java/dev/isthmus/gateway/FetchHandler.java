@@ -785,8 +785,8 @@ final class FetchHandler {
     // ------------------------------------------------------------------ the owner shard's side
 
     /**
-     * The partitions of one fetch on one owner shard, sent there once per round. Also the timer task of a
-     * parked round ({@link #run()}).
+     * The partitions of one fetch on one owner shard, sent there once per round. Also the task of a parked
+     * round ({@link #run()}: its deadline, or its read once woken).
      */
     static final class ShardRead extends ShardCall implements Runnable {
         static final int READ = 0;
@@ -794,6 +794,8 @@ final class FetchHandler {
         private static final int IDLE = 0;
         private static final int READING = 1;
         private static final int PARKED = 2;
+        /** Woken, its read queued as a task of the owner shard. */
+        private static final int WOKEN = 3;
 
         final FetchOp op;
         final int target;
@@ -925,18 +927,27 @@ final class FetchHandler {
             }
         }
 
-        /** Owner shard: a parked partition has data (or an error) now. */
+        /**
+         * Owner shard: a parked partition has data (or an error) now. The read runs as the shard's next task, not
+         * inside the commit that woke it: the commit path stays short, and partitions of this fetch committed in
+         * the same loop turn are read together, in one reply.
+         */
         void wake() {
             if (state != PARKED) {
                 return;
             }
             unparkAll();
-            startReads(true);
+            state = WOKEN;
+            shard.execute(this);
         }
 
-        /** Owner shard: the deadline of a parked round. */
+        /** Owner shard: the woken fetch's read, or the deadline of a parked round. */
         @Override
         public void run() {
+            if (state == WOKEN) {
+                startReads(true);
+                return;
+            }
             if (state != PARKED) {
                 return;
             }
