@@ -86,6 +86,8 @@ final class Partition implements GroupListener {
     /** Produced batches copied to the heap because the shard's Raft memory budget was short (see appendBatch). */
     long heapPayloads;
     private LogConfig config;
+    /** The topic's min.insync.replicas: acks=all produces need this many live replicas (see {@link #append}). */
+    private int minInsyncReplicas = 1;
     /** The term whose producer state is loaded (produce with a producer id waits for it), or -1. */
     private long producersTerm = -1;
     /** The term a producer-state rebuild is running for, or -1. */
@@ -154,6 +156,14 @@ final class Partition implements GroupListener {
 
     LogConfig config() {
         return config;
+    }
+
+    int minInsyncReplicas() {
+        return minInsyncReplicas;
+    }
+
+    void minInsyncReplicas(int n) {
+        this.minInsyncReplicas = n;
     }
 
     void updateConfig(LogConfig next) {
@@ -434,6 +444,15 @@ final class Partition implements GroupListener {
         int len = records.length();
         if (len == 0) {
             return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1, "empty record set"));
+        }
+        if (acks == -1 && minInsyncReplicas > 1 && replica.isLeader()) {
+            int live = replica.raft().liveVoters();
+            if (live >= 0 && live < minInsyncReplicas) {
+                // Kafka's check before appending: nothing is written, the producer retries.
+                return Promise.completed(new AppendResult(ErrorCodes.NOT_ENOUGH_REPLICAS, -1, -1, topic + "-" + index
+                    + " has " + live + " live replica(s) of " + replica.configuration().voters().length
+                    + " in its Raft group; min.insync.replicas is " + minInsyncReplicas + " for acks=all"));
+            }
         }
         return appendBatch(records.buf(), len, acks);
     }

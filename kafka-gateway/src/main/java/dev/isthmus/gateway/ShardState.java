@@ -43,7 +43,13 @@ final class ShardState {
     final dev.isthmus.log.BatchCache batchCache;
     final Map<String, Partition> partitions = new HashMap<>();
     final Map<String, Promise<Partition>> opening = new HashMap<>();
-    final LogConfig logConfig = LogConfig.defaults();
+    /**
+     * Sizes the read windows: each holds a batch of Kafka's default max.message.bytes; a read of a larger batch
+     * borrows batch-cache memory for it (the log engine's large reads).
+     */
+    final LogConfig logConfig = LogConfig.defaults().withMaxBatchBytes(TopicConfigs.KAFKA_DEFAULT_MAX_MESSAGE_BYTES);
+    /** The broker's defaults of topic configs (its static configuration). */
+    final TopicConfigs.Defaults topicDefaults;
     TopicTable topics = TopicTable.EMPTY;
     /** The controller state {@link #topics} came from (brokers for Metadata); null until the first arrives. */
     dev.isthmus.raft.controller.ClusterState cluster;
@@ -64,12 +70,13 @@ final class ShardState {
     /** The zero buffer zeroed segment files are written from. */
     static final int ZEROS_BYTES = 256 * 1024;
 
-    ShardState(Shard shard, MemoryArena arena, int nodeId, Path logsDir) {
+    ShardState(Shard shard, MemoryArena arena, int nodeId, Path logsDir, long writeBytes,
+               TopicConfigs.Defaults topicDefaults) {
         this.shard = shard;
         this.arena = arena;
         this.nodeId = nodeId;
         this.logsDir = logsDir;
-        long writeBytes = Math.max(8L << 20, Math.min(64L << 20, arena.config().bytes() / 8));
+        this.topicDefaults = topicDefaults;
         long readBytes = (long) logConfig.readWindowBytes() * 8;
         writeRegion = arena.allocateOrThrow(writeBytes, Subsystem.WRITE_BEHIND);
         readRegion = arena.allocateOrThrow(readBytes, Subsystem.READ_AHEAD);
@@ -96,9 +103,9 @@ final class ShardState {
         });
     }
 
-    /** The log settings of a topic: the defaults with its overrides. */
-    static LogConfig logConfigFor(TopicTable.Topic t) {
-        return TopicConfigs.logConfig(t.configs());
+    /** The log settings of a topic: the broker's defaults with its overrides. */
+    LogConfig logConfigFor(TopicTable.Topic t) {
+        return TopicConfigs.logConfig(t.configs(), topicDefaults);
     }
 
     static String key(String topic, int partition) {
@@ -166,9 +173,11 @@ final class ShardState {
     /** Applies a topic's changed configs to the logs of its partitions open here. */
     void applyConfigs(TopicTable.Topic t) {
         LogConfig next = logConfigFor(t);
+        int minInsync = TopicConfigs.minInsyncReplicas(t.configs(), topicDefaults);
         for (Partition p : partitions.values()) {
             if (p.topic.equals(t.name())) {
                 p.updateConfig(next);
+                p.minInsyncReplicas(minInsync);
             }
         }
     }
@@ -232,6 +241,8 @@ final class ShardState {
                 rl.setPreferredLeader(info.preferredLeader());
                 rl.log().stats(diskStats);
                 Partition part = new Partition(t.name(), index, rl, config, shard, arena, leadership);
+                part.minInsyncReplicas(TopicConfigs.minInsyncReplicas(topics.get(t.name()) != null
+                    ? topics.get(t.name()).configs() : t.configs(), topicDefaults));
                 holder[0] = part;
                 partitions.put(key, part);
                 if (rl.isLeader()) {
