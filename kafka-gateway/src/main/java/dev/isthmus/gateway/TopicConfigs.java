@@ -190,8 +190,8 @@ final class TopicConfigs {
             "Kafka throttles replication to these follower replicas (partition:broker pairs, or *)." + NO_EFFECT
                 + "Raft replication has no rate throttle; its own flow control bounds the bytes in flight per follower.");
         put(d, "remote.storage.enable", Type.BOOLEAN, "false", remoteStorage(), false,
-            "Tiered storage: copy sealed segments to remote storage. This broker has no tiered storage, so only false"
-                + " is accepted (as a Kafka broker answers with remote.log.storage.system.enable=false).");
+            "Tiered storage: copy sealed segments to remote storage." + NO_EFFECT + "there is no tiered storage, so"
+                + " only false is accepted (as by a Kafka broker with remote.log.storage.system.enable=false).");
         put(d, "local.retention.ms", Type.LONG, "-2", atLeast(-2), false,
             "With tiered storage, how long segments stay on local disk (-2: retention.ms)." + NO_EFFECT
                 + "there is no tiered storage; retention.ms governs.", b("log.local.retention.ms"));
