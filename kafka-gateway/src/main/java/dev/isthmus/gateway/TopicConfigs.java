@@ -646,6 +646,9 @@ final class TopicConfigs {
         int indexInterval = Math.max(1, Integer.parseInt(effective(overrides, "index.interval.bytes", defaults)));
         return new LogConfig(segmentBytes, Long.parseLong(effective(overrides, "segment.ms", defaults)), (int) maxBatch,
             indexInterval, retentionBytes, retentionMs, base.fallocateStepBytes(), compact,
-            Long.parseLong(effective(overrides, "delete.retention.ms", defaults)));
+            Long.parseLong(effective(overrides, "delete.retention.ms", defaults)),
+            Long.parseLong(effective(overrides, "min.compaction.lag.ms", defaults)),
+            Long.parseLong(effective(overrides, "max.compaction.lag.ms", defaults)),
+            Double.parseDouble(effective(overrides, "min.cleanable.dirty.ratio", defaults)));
     }
 }
