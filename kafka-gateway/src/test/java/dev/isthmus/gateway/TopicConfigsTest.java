@@ -180,4 +180,30 @@ class TopicConfigsTest {
         assertEquals(1, sized.indexIntervalBytes(), "0: an index entry per batch");
         assertEquals(61, sized.maxBatchBytes(), "0: every batch is too large (none is smaller than its header)");
     }
+
+    @Test
+    void shouldDocumentEveryConfigInTheModuleReadmeTable() throws Exception {
+        List<String> lines = java.nio.file.Files.readAllLines(java.nio.file.Path.of("README.md"));
+        int start = -1;
+        for (int i = 0; i < lines.size(); i++) {
+            if (lines.get(i).startsWith("| config | here |")) {
+                start = i + 2;
+                break;
+            }
+        }
+        assertTrue(start > 0, "the topic config table in kafka-gateway/README.md");
+        Map<String, Boolean> documented = new LinkedHashMap<>();
+        for (int i = start; i < lines.size() && lines.get(i).startsWith("|"); i++) {
+            String[] cells = lines.get(i).split("\\|");
+            boolean applied = cells[2].strip().startsWith("applied");
+            assertTrue(applied || cells[2].strip().startsWith("no effect"), lines.get(i));
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("`([a-z.0-9]+)`").matcher(cells[1]);
+            while (m.find()) {
+                documented.put(m.group(1), applied);
+            }
+        }
+        Map<String, Boolean> catalog = new LinkedHashMap<>();
+        TopicConfigs.DEFINITIONS.values().forEach(d -> catalog.put(d.name(), d.applied()));
+        assertEquals(new java.util.TreeMap<>(catalog), new java.util.TreeMap<>(documented));
+    }
 }
