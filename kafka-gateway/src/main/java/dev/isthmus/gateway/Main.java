@@ -50,7 +50,9 @@ public final class Main {
           --max-partitions-per-shard N  partition replicas each shard may host; CreateTopics and
                                    CreatePartitions beyond N x shards x brokers are refused (default 1000)
           --pin                    pin shard threads to CPUs
-          --portable               use the portable I/O backend instead of io_uring
+          --portable               use the portable I/O backend (FileChannel + NIO) instead of io_uring;
+                                   without it the broker uses io_uring where the kernel allows it and
+                                   falls back to the portable backend with one line saying why
         """;
 
     private Main() {
@@ -77,6 +79,12 @@ public final class Main {
             System.out.print(USAGE);
             return;
         }
+        // The I/O backend: io_uring where it can be used, else the portable one with one line saying why and how
+        // to enable io_uring (the probe is a value; it never throws). --portable chooses the portable one.
+        IoBackend.Choice io = c.backend().choose();
+        if (io.fellBack()) {
+            System.err.println("isthmus: " + io.line());
+        }
         Broker broker;
         try {
             broker = Broker.start(c);
@@ -86,7 +94,8 @@ public final class Main {
             return;
         }
         System.out.println("Isthmus broker " + c.nodeId() + " ready on " + c.host() + ":" + broker.port() + " ("
-            + broker.group().size() + " shards, " + (c.memoryBytes() >> 20) + " MiB, data in "
+            + broker.group().size() + " shards on " + (io.backend() == IoBackend.IO_URING ? "io_uring" : "portable I/O")
+            + ", " + (c.memoryBytes() >> 20) + " MiB, data in "
             + c.dataDir().toAbsolutePath() + ")" + (broker.metricsPort() > 0
             ? ", metrics on http://" + c.metricsHost() + ":" + broker.metricsPort() + "/metrics" : "")
             + ". Ctrl-C stops it.");
