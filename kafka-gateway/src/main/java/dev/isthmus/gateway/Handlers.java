@@ -411,13 +411,25 @@ final class Handlers {
                     new Partition.AppendResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, null),
                     new Partition.AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1,
                         "this broker does not lead " + topic.name() + "-" + p.index));
-                ps.add(done.recover(f -> new Partition.AppendResult(ErrorCodes.UNKNOWN_SERVER_ERROR, -1, -1,
-                    f.toString())).map(res -> {
+                ps.add(done.recover(f -> {
+                    // The owner's append path answers its own failures; this is the cross-shard call failing.
+                    System.getLogger(Handlers.class.getName()).log(System.Logger.Level.ERROR, "produce to "
+                        + topic.name() + "-" + p.index + " failed on an internal error", f);
+                    return new Partition.AppendResult(ErrorCodes.REQUEST_TIMED_OUT, -1, -1, "the broker hit an"
+                        + " internal error producing to " + topic.name() + "-" + p.index + "; the outcome is unknown");
+                }).map(res -> {
                         records.close();
                         pr.errorCode = res.errorCode();
                         pr.baseOffset = res.baseOffset();
                         pr.logStartOffset = res.logStartOffset();
                         pr.errorMessage = res.message();
+                        pr.logAppendTimeMs = res.logAppendTimeMs();
+                        for (Partition.RecordError e : res.recordErrors()) {
+                            ProduceResponseData.BatchIndexAndErrorMessage m = new ProduceResponseData.BatchIndexAndErrorMessage();
+                            m.batchIndex = e.batchIndex();
+                            m.batchIndexErrorMessage = e.message();
+                            pr.recordErrors.add(m);
+                        }
                         return null;
                     }));
             }

@@ -50,6 +50,8 @@ final class ShardState {
     final LogConfig logConfig = LogConfig.defaults().withMaxBatchBytes(TopicConfigs.KAFKA_DEFAULT_MAX_MESSAGE_BYTES);
     /** The broker's defaults of topic configs (its static configuration). */
     final TopicConfigs.Defaults topicDefaults;
+    /** Validates produced batches for every partition of this shard (one at a time: scratch reused). */
+    final dev.isthmus.log.BatchValidator validator = new dev.isthmus.log.BatchValidator();
     TopicTable topics = TopicTable.EMPTY;
     /** The controller state {@link #topics} came from (brokers for Metadata); null until the first arrives. */
     dev.isthmus.raft.controller.ClusterState cluster;
@@ -170,14 +172,13 @@ final class ShardState {
         });
     }
 
-    /** Applies a topic's changed configs to the logs of its partitions open here. */
+    /** Applies a topic's changed configs to the logs and produce paths of its partitions open here. */
     void applyConfigs(TopicTable.Topic t) {
         LogConfig next = logConfigFor(t);
-        int minInsync = TopicConfigs.minInsyncReplicas(t.configs(), topicDefaults);
+        TopicSettings settings = TopicConfigs.topicSettings(t.configs(), topicDefaults);
         for (Partition p : partitions.values()) {
             if (p.topic.equals(t.name())) {
-                p.updateConfig(next);
-                p.minInsyncReplicas(minInsync);
+                p.updateConfig(next, settings);
             }
         }
     }
@@ -240,9 +241,10 @@ final class ShardState {
                 }
                 rl.setPreferredLeader(info.preferredLeader());
                 rl.log().stats(diskStats);
-                Partition part = new Partition(t.name(), index, rl, config, shard, arena, leadership);
-                part.minInsyncReplicas(TopicConfigs.minInsyncReplicas(topics.get(t.name()) != null
-                    ? topics.get(t.name()).configs() : t.configs(), topicDefaults));
+                // The topic as installed now: its configs may have changed while the group opened.
+                TopicTable.Topic current = topics.get(t.name()) != null ? topics.get(t.name()) : t;
+                Partition part = new Partition(t.name(), index, rl, logConfigFor(current),
+                    TopicConfigs.topicSettings(current.configs(), topicDefaults), validator, shard, arena, leadership);
                 holder[0] = part;
                 partitions.put(key, part);
                 if (rl.isLeader()) {

@@ -161,13 +161,15 @@ final class TopicConfigs {
             "producer: batches are stored as the producer compressed them. uncompressed, gzip, snappy, lz4, zstd: the"
                 + " broker recompresses each batch with that codec when it is appended (offsets, sequence numbers and"
                 + " timestamps kept).", b("compression.type"));
-        put(d, "compression.gzip.level", Type.INT, "-1", gzipLevel(), true,
-            "The gzip level used when compression.type is gzip (1 to 9, or -1 for the codec's default).",
-            b("compression.gzip.level"));
-        put(d, "compression.lz4.level", Type.INT, "9", between(1, 17), true,
-            "The lz4 level used when compression.type is lz4 (1 to 17).", b("compression.lz4.level"));
-        put(d, "compression.zstd.level", Type.INT, "3", between(-131072, 22), true,
-            "The zstd level used when compression.type is zstd (-131072 to 22).", b("compression.zstd.level"));
+        put(d, "compression.gzip.level", Type.INT, "-1", gzipLevel(), false,
+            "The gzip level Kafka uses when compression.type is gzip (1 to 9, or -1 for the codec's default)."
+                + NO_EFFECT + "recompression writes gzip at the codec's default level.", b("compression.gzip.level"));
+        put(d, "compression.lz4.level", Type.INT, "9", between(1, 17), false,
+            "The lz4 level Kafka uses when compression.type is lz4 (1 to 17)." + NO_EFFECT
+                + "recompression writes lz4 frames with the fast compressor.", b("compression.lz4.level"));
+        put(d, "compression.zstd.level", Type.INT, "3", between(-131072, 22), false,
+            "The zstd level Kafka uses when compression.type is zstd (-131072 to 22)." + NO_EFFECT
+                + "recompression writes zstd at level 3, Kafka's default.", b("compression.zstd.level"));
         put(d, "preallocate", Type.BOOLEAN, "false", null, false,
             "Kafka creates each segment file at its full size." + NO_EFFECT
                 + "segment files always grow ahead of the writer in 32 MiB fallocate steps (a sealed segment is trimmed).",
@@ -622,6 +624,11 @@ final class TopicConfigs {
     /** The topic's min.insync.replicas. */
     static int minInsyncReplicas(Map<String, String> overrides, Defaults defaults) {
         return Integer.parseInt(effective(overrides, "min.insync.replicas", defaults));
+    }
+
+    /** The produce-path settings of a topic with these overrides on top of {@code defaults} ({@link TopicSettings}). */
+    static TopicSettings topicSettings(Map<String, String> overrides, Defaults defaults) {
+        return TopicSettings.of(overrides, defaults, logConfig(overrides, defaults));
     }
 
     /**
