@@ -47,6 +47,10 @@ import java.util.Map;
  * @param maxPartitionsPerShard      partition replicas each shard may host ({@code --max-partitions-per-shard},
  *                                   Redpanda's {@code topic_partitions_per_shard}); CreateTopics and
  *                                   CreatePartitions beyond this x shards x brokers are refused
+ * @param autoLeaderRebalance        hand each partition's leadership back to its preferred replica whenever that
+ *                                   replica is caught up ({@code --auto-leader-rebalance}, Kafka's
+ *                                   auto.leader.rebalance.enable); when off, leadership stays where elections put
+ *                                   it until kafka-leader-election.sh (ElectLeaders) moves it
  * @param topicDefaults              the broker's defaults of topic configs, by Kafka's broker setting names
  *                                   ({@code log.retention.hours = 24}, {@code message.max.bytes},
  *                                   {@code compression.type}, {@code min.insync.replicas}, ...; see
@@ -59,7 +63,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            boolean autoCreateTopics, int groupMinSessionTimeoutMs, int groupMaxSessionTimeoutMs,
                            int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
-                           int zeroedSegments, int maxPartitionsPerShard, Map<String, String> topicDefaults) {
+                           int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
+                           Map<String, String> topicDefaults) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
@@ -355,6 +360,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         List<String> seeds = List.of();
         int zeroedSegments = 1;
         int maxPartitionsPerShard = 1000;
+        boolean autoLeaderRebalance = true;
         Map<String, String> topicDefaults = new java.util.LinkedHashMap<>();
 
         Builder() {
@@ -388,7 +394,13 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             seeds = c.seeds;
             zeroedSegments = c.zeroedSegments;
             maxPartitionsPerShard = c.maxPartitionsPerShard;
+            autoLeaderRebalance = c.autoLeaderRebalance;
             topicDefaults = new java.util.LinkedHashMap<>(c.topicDefaults);
+        }
+
+        public Builder autoLeaderRebalance(boolean v) {
+            autoLeaderRebalance = v;
+            return this;
         }
 
         /**
@@ -524,7 +536,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 pin, backend, maxRequestBytes, maxConnections, maxConnectionBufferedBytes, defaultPartitions,
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
-                zeroedSegments, maxPartitionsPerShard, topicDefaults);
+                zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, topicDefaults);
         }
     }
 }

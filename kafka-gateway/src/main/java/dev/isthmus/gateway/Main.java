@@ -49,6 +49,8 @@ public final class Main {
                                    takes a segment's size of disk, 1 GiB, once a log writes in volume)
           --max-partitions-per-shard N  partition replicas each shard may host; CreateTopics and
                                    CreatePartitions beyond N x shards x brokers are refused (default 1000)
+          --auto-leader-rebalance B  give leadership back to each partition's preferred replica once it
+                                   is caught up (default true; false: leaders stay until kafka-leader-election)
           --pin                    pin shard threads to CPUs
           --portable               use the portable I/O backend (FileChannel + NIO) instead of io_uring;
                                    without it the broker uses io_uring where the kernel allows it and
@@ -246,6 +248,7 @@ public final class Main {
             case "pin" -> b.pin(bool(name, v));
             case "zeroed-segments" -> b.zeroedSegments(integer(name, v));
             case "max-partitions-per-shard" -> b.maxPartitionsPerShard(integer(name, v));
+            case "auto-leader-rebalance" -> b.autoLeaderRebalance(bool(name, v));
             case "portable" -> b.backend(bool(name, v) ? IoBackend.PORTABLE : IoBackend.AUTO);
             // Older spellings kept so existing scripts still work.
             case "port" -> b.port(integer(name, v));
