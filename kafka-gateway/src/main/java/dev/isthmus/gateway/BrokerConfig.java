@@ -137,12 +137,14 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         dataDir = dataDir.normalize();
         topicDefaults = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(topicDefaults));
         long writeBehind = writeBehindBytes(memoryPerShard(memoryBytes, shards), topicDefaults);
-        if (writeBehind > memoryPerShard(memoryBytes, shards) / 4) {
+        long writeBlock = dev.isthmus.arena.MemoryArena.roundedSize(writeBehind);
+        if (writeBlock > memoryPerShard(memoryBytes, shards) / 4) {
+            long needed = writeBlock * 4 * shards;
             throw new IllegalArgumentException("message.max.bytes " + topicDefaults.get("message.max.bytes")
-                + " needs " + (writeBehind >> 20) + " MiB of write-behind memory per shard (a whole batch plus two"
-                + " chunks), more than a quarter of each shard's " + (memoryPerShard(memoryBytes, shards) >> 20)
-                + " MiB: give --memory at least " + ((writeBehind * 4 * shards + jvmNativeReserve(memoryBytes)) >> 20)
-                + "M or fewer shards (--smp)");
+                + " needs a " + (writeBlock >> 20) + " MiB block of write-behind memory per shard (a whole batch plus"
+                + " two chunks, in the arena's power-of-two blocks), more than a quarter of each shard's "
+                + (memoryPerShard(memoryBytes, shards) >> 20) + " MiB: give --memory at least "
+                + ((needed + jvmNativeReserve(needed * 8 / 7) + (1 << 20) - 1) >> 20) + "M or fewer shards (--smp)");
         }
         TopicConfigs.Defaults.of(topicDefaults, maxMessageBytesLimit(maxRequestBytes, memoryPerShard(memoryBytes,
             shards), writeBehind), "");
@@ -151,7 +153,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
     /**
      * Each shard's write-behind memory (the chunks appends are copied into before they reach the disk): an eighth
      * of its arena, between 8 and 64 MiB, and more when the broker's message.max.bytes needs it: a batch is copied
-     * whole, so the chunks must hold the largest batch plus a partly filled tail chunk.
+     * whole, so the chunks must hold the largest batch plus a partly filled tail chunk. Such a larger pool takes
+     * the whole power-of-two block the arena gives for it.
      */
     public long writeBehindBytesPerShard() {
         return writeBehindBytes(memoryPerShard(), topicDefaults);
@@ -169,7 +172,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 wanted = 0; // reported by the topic defaults' own check
             }
         }
-        return Math.max(base, wanted);
+        return wanted > base ? dev.isthmus.arena.MemoryArena.roundedSize(wanted) : base;
     }
 
     /**

@@ -375,4 +375,40 @@ class TopicConfigsApiTest {
             assertTrue(over.getMessage().contains("write-behind"), over.getMessage());
         }
     }
+
+    @Test
+    void shouldTakeA64MiBRecordWhenTheBrokersMessageMaxBytesSizesItsMemoryForIt(@TempDir Path dir) throws Exception {
+        int max = (64 << 20) + 1024;
+        // message.max.bytes sizes each shard's write-behind memory to hold such a batch (a 128 MiB block of the
+        // arena), which must stay within a quarter of the shard's memory.
+        IllegalArgumentException tooSmall = assertThrows(IllegalArgumentException.class, () -> config(dir)
+            .topicDefault("message.max.bytes", Integer.toString(max)).build());
+        assertTrue(tooSmall.getMessage().contains("give --memory at least"), tooSmall.getMessage());
+        BrokerConfig c = config(dir).shards(1).memoryBytes(640L << 20)
+            .topicDefault("message.max.bytes", Integer.toString(max)).build();
+        assertTrue(c.maxMessageBytesLimit() >= max, "limit " + c.maxMessageBytesLimit());
+        byte[] value = new byte[64 << 20];
+        new Random(Long.getLong("isthmus.seed", 64)).nextBytes(value);
+        try (Broker broker = Broker.start(c)) {
+            Properties pp = props(broker);
+            pp.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, Integer.toString(max + (1 << 20)));
+            pp.put(ProducerConfig.BUFFER_MEMORY_CONFIG, Integer.toString(160 << 20));
+            pp.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, "none");
+            try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(pp)) {
+                assertEquals(0, p.send(new ProducerRecord<>("huge", 0, null, value)).get().offset());
+            }
+            Properties cp = props(broker);
+            cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+            try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(cp)) {
+                consumer.assign(List.of(new TopicPartition("huge", 0)));
+                List<ConsumerRecord<byte[], byte[]>> got = new ArrayList<>();
+                long deadline = System.nanoTime() + 60_000_000_000L;
+                while (got.isEmpty() && System.nanoTime() < deadline) {
+                    consumer.poll(Duration.ofMillis(500)).forEach(got::add);
+                }
+                assertEquals(1, got.size());
+                assertTrue(Arrays.equals(value, got.get(0).value()), "the 64 MiB value reads back intact");
+            }
+        }
+    }
 }
