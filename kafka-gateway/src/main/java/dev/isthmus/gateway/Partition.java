@@ -53,10 +53,6 @@ final class Partition implements GroupListener {
     record RecordError(int batchIndex, String message) {
     }
 
-    /** Outcome of a read for the Fetch response; {@code records} is owned by the receiver. */
-    record ReadResult(short errorCode, IoBufSlice records, long highWatermark, long logStartOffset) {
-    }
-
     /** Last batches of one producer (Kafka keeps 5 for duplicate detection). */
     private static final class ProducerState {
         short epoch;
@@ -91,7 +87,9 @@ final class Partition implements GroupListener {
     private final Shard shard;
     private final MemoryArena arena;
     private final Leadership leadership;
-    private final List<Runnable> dataWaiters = new ArrayList<>();
+    /** Fetches parked until the high watermark passes their offset: an intrusive list (no allocation per park). */
+    private PartitionFetch parkedHead;
+    private int parkedCount;
     private final Map<Long, ProducerState> producers = new HashMap<>();
     private final RecordBatch batch = new RecordBatch();
     /** The header of the batch being appended, copied out of the request for {@link #batch} to read. */
@@ -216,11 +214,37 @@ final class Partition implements GroupListener {
     public void onConfigurationChange(long groupId, Configuration configuration) {
     }
 
+    /**
+     * Wakes the parked fetches that now have something to read: all of them when this replica stopped leading or
+     * serving, else those whose offset is below the high watermark. They are unlinked first and told afterwards,
+     * so a woken fetch may unpark or park others (even on this partition) while the list is walked.
+     */
     private void wakeDataWaiters() {
-        if (!dataWaiters.isEmpty()) {
-            List<Runnable> ws = new ArrayList<>(dataWaiters);
-            dataWaiters.clear();
-            ws.forEach(Runnable::run);
+        if (parkedHead == null) {
+            return;
+        }
+        boolean all = closed || !replica.isLeader();
+        long hw = replica.highWatermark();
+        PartitionFetch woken = null;
+        PartitionFetch last = null;
+        for (PartitionFetch f = parkedHead; f != null; ) {
+            PartitionFetch next = f.nextParked;
+            if (all || f.fetchOffset < hw) {
+                unlink(f);
+                if (last == null) {
+                    woken = f;
+                } else {
+                    last.nextWoken = f;
+                }
+                last = f;
+            }
+            f = next;
+        }
+        while (woken != null) {
+            PartitionFetch next = woken.nextWoken;
+            woken.nextWoken = null;
+            woken.dataAvailable();
+            woken = next;
         }
     }
 
@@ -701,63 +725,108 @@ final class Partition implements GroupListener {
         return appendFailed(f, true);
     }
 
-    /** Reads from {@code fetchOffset} up to the high watermark, at most {@code maxBytes} (at least one batch). */
-    Promise<ReadResult> read(long fetchOffset, int maxBytes) {
-        Promise<ReadResult> p = new Promise<>();
+    /**
+     * Fetch, on this shard: reads whole batches of {@code f} from {@link PartitionFetch#fetchOffset} below the
+     * bound its isolation level allows, at least one batch when any is readable and then more while the total
+     * stays within {@code maxBytes} (none when {@code maxBytes} is 0: then only the metadata), as zero-copy shares of the batch cache (filled by direct-I/O reads with
+     * read-ahead on a miss). Sets the outcome fields of {@code f} (its error, high watermark, last stable offset,
+     * log start, and the batches, which {@code f}'s owner then owns) and calls {@link PartitionFetch#readDone()},
+     * before returning on a cache hit or when there is nothing to read, else from the read's completion. Only
+     * the leader serves fetches.
+     */
+    void read(PartitionFetch f, int maxBytes) {
+        f.resetOutcome();
         if (!isLeader()) {
-            p.complete(new ReadResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, null, -1, -1));
-            return p;
+            f.errorCode = ErrorCodes.NOT_LEADER_OR_FOLLOWER;
+            f.highWatermark = -1;
+            f.lastStableOffset = -1;
+            f.logStartOffset = -1;
+            f.readDone();
+            return;
         }
         long hw = replica.highWatermark();
-        if (fetchOffset == hw) {
-            p.complete(new ReadResult(ErrorCodes.NONE, null, hw, replica.logStartOffset()));
-            return p;
+        long bound = fetchBound(f.isolationLevel);
+        f.highWatermark = hw;
+        f.lastStableOffset = bound;
+        f.logStartOffset = replica.logStartOffset();
+        long offset = f.fetchOffset;
+        if (offset < f.logStartOffset || offset > hw) {
+            f.errorCode = ErrorCodes.OFFSET_OUT_OF_RANGE;
+            f.readDone();
+            return;
         }
-        if (fetchOffset < replica.logStartOffset() || fetchOffset > hw) {
-            p.complete(new ReadResult(ErrorCodes.OFFSET_OUT_OF_RANGE, null, hw, replica.logStartOffset()));
-            return p;
+        if (offset >= bound || maxBytes <= 0) {
+            f.readDone();
+            return;
         }
-        // Zero-copy: whole batches as shares of the batch cache's memory (filled by direct-I/O reads with
-        // read-ahead when not cached), released by the connection once the response is written.
-        log().read(fetchOffset, hw, Math.max(1, maxBytes), new Log.ChainReadHandler() {
-            @Override
-            public void onRead(IoBuf batches, long firstOffset, long lastOffset) {
-                if (batches.isEmpty()) {
-                    batches.release();
-                    p.complete(new ReadResult(ErrorCodes.NONE, null, hw, replica.logStartOffset()));
-                    return;
-                }
-                p.complete(new ReadResult(ErrorCodes.NONE, new IoBufSlice(batches), hw, replica.logStartOffset()));
-            }
-
-            @Override
-            public void onError(LogException error) {
-                p.complete(new ReadResult(error.kind().kafkaCode, null, hw, replica.logStartOffset()));
-            }
-        });
-        return p;
+        log().read(offset, bound, maxBytes, f);
     }
 
     /**
-     * Completes (true) when data past {@code fetchOffset} is committed or this replica stops leading, or (false)
-     * after {@code waitNs}.
+     * The offset a fetch at {@code isolationLevel} may read up to (exclusive): the high watermark. This is the
+     * seam for READ_COMMITTED (issue 19): it will answer the last stable offset, the first offset of the
+     * earliest open transaction, and {@link #read} will report the aborted transactions of what it returns.
      */
-    Promise<Boolean> awaitData(long fetchOffset, long waitNs) {
-        Promise<Boolean> p = new Promise<>();
-        if (closed || !replica.isLeader() || replica.highWatermark() > fetchOffset) {
-            p.complete(true);
-            return p;
+    private long fetchBound(byte isolationLevel) {
+        return replica.highWatermark();
+    }
+
+    /**
+     * Whether a fetch from {@code offset} would get anything now: batches (the high watermark is past it) or an
+     * error (this replica does not lead or no longer serves, or the offset is out of range).
+     */
+    boolean hasFetchable(long offset) {
+        return !isLeader() || offset != replica.highWatermark();
+    }
+
+    /**
+     * Parks {@code f} until this partition has something for it ({@link #hasFetchable} of its offset turns
+     * true), then calls {@link PartitionFetch#dataAvailable()} once, from the commit or leadership change that
+     * woke it. Returns false, parking nothing, when there is something already. A fetch is parked on at most one
+     * partition at a time.
+     */
+    boolean park(PartitionFetch f) {
+        if (f.parkedOn != null) {
+            throw new IllegalStateException("a fetch of " + f.topic + "-" + f.partition + " is parked twice");
         }
-        Runnable[] waiter = new Runnable[1];
-        long timer = shard.schedule(waitNs, () -> {
-            dataWaiters.remove(waiter[0]);
-            p.complete(false);
-        });
-        waiter[0] = () -> {
-            shard.cancelTimer(timer);
-            p.complete(true);
-        };
-        dataWaiters.add(waiter[0]);
-        return p;
+        if (hasFetchable(f.fetchOffset)) {
+            return false;
+        }
+        f.parkedOn = this;
+        f.prevParked = null;
+        f.nextParked = parkedHead;
+        if (parkedHead != null) {
+            parkedHead.prevParked = f;
+        }
+        parkedHead = f;
+        parkedCount++;
+        return true;
+    }
+
+    /** Unparks {@code f} if it is parked here (a fetch that completed or was cancelled). */
+    void unpark(PartitionFetch f) {
+        if (f.parkedOn == this) {
+            unlink(f);
+        }
+    }
+
+    private void unlink(PartitionFetch f) {
+        if (f.prevParked != null) {
+            f.prevParked.nextParked = f.nextParked;
+        } else {
+            parkedHead = f.nextParked;
+        }
+        if (f.nextParked != null) {
+            f.nextParked.prevParked = f.prevParked;
+        }
+        f.prevParked = null;
+        f.nextParked = null;
+        f.parkedOn = null;
+        parkedCount--;
+    }
+
+    /** Fetches parked here now (tests, metrics). */
+    int parkedFetches() {
+        return parkedCount;
     }
 }
