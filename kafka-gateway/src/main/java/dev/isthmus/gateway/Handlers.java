@@ -314,21 +314,22 @@ final class Handlers {
                 continue;
             }
             int rf = t.replicationFactor == -1 ? broker.defaultReplicationFactor(st) : t.replicationFactor;
-            Map<String, String> configs = new java.util.LinkedHashMap<>();
+            Map<String, String> configs = new java.util.TreeMap<>();
             for (CreateTopicsRequestData.CreatableTopicConfig c : t.configs) {
-                String bad = TopicConfigs.invalid(c.name, c.value, broker.maxBatchBytesLimit());
-                if (bad != null) {
-                    res.errorCode = ErrorCodes.INVALID_CONFIG;
-                    res.errorMessage = bad;
+                if (configs.containsKey(c.name)) {
+                    res.errorCode = ErrorCodes.INVALID_REQUEST;
+                    res.errorMessage = "Error due to duplicate config keys: " + c.name;
                     break;
                 }
-                configs.put(c.name, c.value.trim());
+                configs.put(c.name, c.value);
             }
-            String inconsistent = res.errorCode == ErrorCodes.NONE ? TopicConfigs.inconsistent(configs) : null;
-            if (inconsistent != null) {
+            String badConfig = res.errorCode == ErrorCodes.NONE
+                ? TopicConfigs.firstProblem(configs, broker.topicDefaults()) : null;
+            if (badConfig != null) {
                 res.errorCode = ErrorCodes.INVALID_CONFIG;
-                res.errorMessage = inconsistent;
+                res.errorMessage = badConfig;
             }
+            configs = TopicConfigs.normalized(configs);
             if (res.errorCode != ErrorCodes.NONE) {
                 continue;
             }
@@ -339,6 +340,7 @@ final class Handlers {
                 res.errorMessage = bad;
                 res.numPartitions = partitions;
                 res.replicationFactor = (short) rf;
+                addConfigs(res, configs);
                 continue;
             }
             ps.add(broker.createTopic(st.shard, t.name, partitions, rf, configs, assignment).map(outcome -> {
@@ -346,13 +348,7 @@ final class Handlers {
                     res.topicId = created.id();
                     res.numPartitions = created.partitions();
                     res.replicationFactor = (short) created.replicationFactor();
-                    for (TopicConfigs.Definition d : TopicConfigs.DEFINITIONS.values()) {
-                        CreateTopicsResponseData.CreatableTopicConfigs c = new CreateTopicsResponseData.CreatableTopicConfigs();
-                        c.name = d.name();
-                        c.value = TopicConfigs.value(created.configs(), d.name());
-                        c.configSource = created.configs().containsKey(d.name()) ? (byte) 1 : (byte) 5;
-                        res.configs.add(c);
-                    }
+                    addConfigs(res, created.configs());
                 } else {
                     Broker.Failure f = (Broker.Failure) outcome;
                     res.errorCode = f.code();
@@ -362,6 +358,18 @@ final class Handlers {
             }));
         }
         return Promise.whenAllSettled(ps).map(x -> r);
+    }
+
+    /** CreateTopics v5+: every config of the new topic with its value and source, as DescribeConfigs has them. */
+    private void addConfigs(CreateTopicsResponseData.CreatableTopicResult res, Map<String, String> overrides) {
+        for (AdminHandlers.ConfigEntry e : AdminHandlers.topicEntries(overrides, broker.topicDefaults())) {
+            CreateTopicsResponseData.CreatableTopicConfigs c = new CreateTopicsResponseData.CreatableTopicConfigs();
+            c.name = e.name();
+            c.value = e.value();
+            c.configSource = e.source();
+            c.readOnly = e.readOnly();
+            res.configs.add(c);
+        }
     }
 
     private Promise<ProtocolMessage> initProducerId(ShardState st, InitProducerIdRequestData req) {

@@ -107,6 +107,7 @@ final class Partition implements GroupListener {
     /** The shard's validator (shared by its partitions; used only inside an append on this shard). */
     private final BatchValidator validator;
     private LogConfig config;
+    /** The topic's produce-path settings (validation, compression, timestamps, min.insync.replicas). */
     private TopicSettings settings;
     /** The term whose producer state is loaded (produce with a producer id waits for it), or -1. */
     private long producersTerm = -1;
@@ -506,6 +507,15 @@ final class Partition implements GroupListener {
         if (len == 0) {
             rejectedBatches++;
             return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1, "empty record set"));
+        }
+        if (acks == -1 && settings.minInsyncReplicas() > 1 && replica.isLeader()) {
+            int live = replica.raft().liveVoters();
+            if (live >= 0 && live < settings.minInsyncReplicas()) {
+                // Kafka's check before appending: nothing is written, the producer retries.
+                return Promise.completed(new AppendResult(ErrorCodes.NOT_ENOUGH_REPLICAS, -1, -1, topic + "-" + index
+                    + " has " + live + " live replica(s) of " + replica.configuration().voters().length
+                    + " in its Raft group; min.insync.replicas is " + settings.minInsyncReplicas() + " for acks=all"));
+            }
         }
         return appendBatch(records.buf(), len, acks, false);
     }
