@@ -580,8 +580,15 @@ final class Partition implements GroupListener {
             p.complete(new ReadResult(ErrorCodes.NONE, null, hw, replica.logStartOffset()));
             return p;
         }
-        if (fetchOffset < replica.logStartOffset() || fetchOffset > hw) {
+        if (fetchOffset < replica.logStartOffset() || fetchOffset > Math.max(hw, replica.logEndOffset())) {
             p.complete(new ReadResult(ErrorCodes.OFFSET_OUT_OF_RANGE, null, hw, replica.logStartOffset()));
+            return p;
+        }
+        if (fetchOffset > hw) {
+            // Between the high watermark and the log end: nothing committed to read yet, as Kafka answers. A leader
+            // that just took over (or restarted) knows its high watermark only once it commits its first entry;
+            // OFFSET_OUT_OF_RANGE here made consumers at valid positions reset (auto.offset.reset) and read again.
+            p.complete(new ReadResult(ErrorCodes.NONE, null, hw, replica.logStartOffset()));
             return p;
         }
         // Zero-copy: whole batches as shares of the batch cache's memory (filled by direct-I/O reads with
