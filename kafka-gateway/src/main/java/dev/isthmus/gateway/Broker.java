@@ -120,6 +120,7 @@ public final class Broker implements AutoCloseable {
                             config.zeroedSegments());
                     }
                     st.groups = new GroupCoordinator(broker, st);
+                    st.autoLeaderRebalance = config.autoLeaderRebalance();
                     broker.states[id] = st;
                     return null;
                 }).get(30, TimeUnit.SECONDS);
@@ -227,6 +228,9 @@ public final class Broker implements AutoCloseable {
             int id = i;
             group.call(i, s -> {
                 states[id].raft = raft.shard(id);
+                if (id == 0) {
+                    handlers.admin().elections().register(raft.shard(0).transport()); // ElectLeaders between nodes
+                }
                 return null;
             }).get(30, TimeUnit.SECONDS);
         }

@@ -46,6 +46,10 @@ import java.util.List;
  * @param maxPartitionsPerShard      partition replicas each shard may host ({@code --max-partitions-per-shard},
  *                                   Redpanda's {@code topic_partitions_per_shard}); CreateTopics and
  *                                   CreatePartitions beyond this x shards x brokers are refused
+ * @param autoLeaderRebalance        hand each partition's leadership back to its preferred replica whenever that
+ *                                   replica is caught up ({@code --auto-leader-rebalance}, Kafka's
+ *                                   auto.leader.rebalance.enable); when off, leadership stays where elections put
+ *                                   it until kafka-leader-election.sh (ElectLeaders) moves it
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -53,7 +57,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            boolean autoCreateTopics, int groupMinSessionTimeoutMs, int groupMaxSessionTimeoutMs,
                            int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
-                           int zeroedSegments, int maxPartitionsPerShard) {
+                           int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance) {
 
     public BrokerConfig {
         if (shards < 1) {
@@ -269,6 +273,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         List<String> seeds = List.of();
         int zeroedSegments = 1;
         int maxPartitionsPerShard = 1000;
+        boolean autoLeaderRebalance = true;
 
         Builder() {
         }
@@ -301,6 +306,12 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             seeds = c.seeds;
             zeroedSegments = c.zeroedSegments;
             maxPartitionsPerShard = c.maxPartitionsPerShard;
+            autoLeaderRebalance = c.autoLeaderRebalance;
+        }
+
+        public Builder autoLeaderRebalance(boolean v) {
+            autoLeaderRebalance = v;
+            return this;
         }
 
         public Builder maxPartitionsPerShard(int v) {
@@ -427,7 +438,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 pin, backend, maxRequestBytes, maxConnections, maxConnectionBufferedBytes, defaultPartitions,
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
-                zeroedSegments, maxPartitionsPerShard);
+                zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance);
         }
     }
 }

@@ -45,6 +45,9 @@ public final class ErrorCodes {
     public static final short INVALID_CONFIG = 40;
     public static final short UNSUPPORTED_FOR_MESSAGE_FORMAT = 43;
     public static final short NON_EMPTY_GROUP = 68;
+    public static final short FETCH_SESSION_ID_NOT_FOUND = 70;
+    public static final short INVALID_FETCH_SESSION_EPOCH = 71;
+    public static final short FETCH_SESSION_TOPIC_ID_ERROR = 106;
     public static final short GROUP_ID_NOT_FOUND = 69;
     public static final short FENCED_LEADER_EPOCH = 74;
     public static final short UNKNOWN_LEADER_EPOCH = 75;
@@ -59,4 +62,8 @@ public final class ErrorCodes {
     public static final short INVALID_TIMESTAMP = 32;
     public static final short UNKNOWN_PRODUCER_ID = 59;
     public static final short UNSUPPORTED_ENDPOINT_TYPE = 115;
+    public static final short SECURITY_DISABLED = 54;
+    public static final short PREFERRED_LEADER_NOT_AVAILABLE = 80;
+    public static final short ELIGIBLE_LEADERS_NOT_AVAILABLE = 83;
+    public static final short ELECTION_NOT_NEEDED = 84;
 }
