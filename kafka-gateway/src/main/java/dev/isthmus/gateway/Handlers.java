@@ -37,6 +37,16 @@ final class Handlers {
     private record Range(short lo, short hi) {
     }
 
+    /**
+     * The lowest Produce version served. Versions 0-2 (message formats v0 and v1) are advertised but refused, as
+     * Apache Kafka 4.x does (KAFKA-18659): librdkafka before 2.11 checks that Produce v0 is inside the advertised
+     * range before it compresses, and without it sends every batch uncompressed, silently. A Produce request
+     * below this version closes the connection unanswered and logs the version, as Kafka 4.x's network layer
+     * does (its SocketServer throws UnsupportedVersionException on the header and closes the channel); nothing
+     * of the body is decoded, so the codecs need no v0-2 layouts.
+     */
+    static final short PRODUCE_LOWEST_SERVED = 3;
+
     private final Broker broker;
     private final Map<ApiKeys, Range> supported = new EnumMap<>(ApiKeys.class);
     private final GroupHandlers groups;
@@ -47,7 +57,7 @@ final class Handlers {
         this.broker = broker;
         supported.put(ApiKeys.API_VERSIONS, new Range((short) 0, (short) 4));
         supported.put(ApiKeys.METADATA, new Range((short) 0, (short) 13));
-        supported.put(ApiKeys.PRODUCE, new Range((short) 3, (short) 13));
+        supported.put(ApiKeys.PRODUCE, new Range((short) 0, (short) 13)); // 0-2 advertised only: PRODUCE_LOWEST_SERVED
         supported.put(ApiKeys.FETCH, new Range((short) 4, (short) 17));
         supported.put(ApiKeys.LIST_OFFSETS, new Range((short) 1, (short) 10));
         supported.put(ApiKeys.INIT_PRODUCER_ID, new Range((short) 0, (short) 5));
@@ -96,8 +106,9 @@ final class Handlers {
         return supported.containsKey(api);
     }
 
+    /** The lowest version of {@code api} served; below it a request closes the connection (ApiVersions aside). */
     short lowest(ApiKeys api) {
-        return supported.get(api).lo;
+        return api == ApiKeys.PRODUCE ? PRODUCE_LOWEST_SERVED : supported.get(api).lo;
     }
 
     short highest(ApiKeys api) {
