@@ -52,8 +52,10 @@ final class FsyncProbe {
 
         /** "4 KiB write + fdatasync (fio, 9,312 syncs): p50 0.80 p99 2.10 p99.9 2.80 max 9.10 ms". */
         String describe(long durationNs) {
-            return String.format(Locale.ROOT, "4 KiB O_DIRECT write + fdatasync at depth 1 for %d s (%s, %,d syncs): "
-                    + "fdatasync p50 %s p99 %s p99.9 %s max %s ms", TimeUnit.NANOSECONDS.toSeconds(durationNs), tool,
+            double s = durationNs / 1e9;
+            return String.format(Locale.ROOT, "4 KiB O_DIRECT write + fdatasync at depth 1 for %s s (%s, %,d syncs): "
+                    + "fdatasync p50 %s p99 %s p99.9 %s max %s ms",
+                s == Math.rint(s) ? Long.toString((long) s) : String.format(Locale.ROOT, "%.1f", s), tool,
                 count, Table.ms(p50Ns), Table.ms(p99Ns), Table.ms(p999Ns), Table.ms(maxNs));
         }
     }
