@@ -23,7 +23,7 @@ final class Table {
     static final double HEAP_TARGET_BYTES_PER_RECORD = 0.05 * 1024;
 
     private static final String ROW =
-        "%-17s %-11s %8s |%7s%7s%7s%7s%8s |%7s%7s%7s%7s%8s |%6s%7s%7s%8s%13s |%6s  %s%n";
+        "%-17s %-11s %8s |%7s%7s%7s%7s%8s |%7s%7s%7s%7s%8s |%6s%8s%9s%8s%13s |%6s  %s%n";
 
     private Table() {
     }
@@ -50,7 +50,7 @@ final class Table {
 
     static String render(List<Row> rows) {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "%-38s |%-36s |%-36s |%-41s |%n", "",
+        sb.append(String.format(Locale.ROOT, "%-38s |%-36s |%-36s |%-44s |%n", "",
             " produce -> ack (ms)", " produce -> consume, end to end (ms)", " broker"));
         sb.append(String.format(Locale.ROOT, ROW, "workload", "broker", "rec/s", "p50", "p99", "p99.9", "p99.99",
             "max", "p50", "p99", "p99.9", "p99.99", "max", "CPU%", "s/Mrec", "B/rec", "RSS MiB", "pause ms >1",

@@ -107,8 +107,9 @@ class CompareTest {
         Path out = tmp.resolve("out");
         Path work = Files.createDirectory(tmp.resolve("work"));
         Run run = compare("--quick", "--workloads", "many-partitions,cluster", "--brokers", "isthmus",
-            "--many-partitions-rates", "2000", "--cluster-rates", "2000", "--no-saturation", "--warmup", "1s",
-            "--duration", "1s", "--fsync-probe", "0", "--port", Integer.toString(freePorts(6)), "--out", out.toString(),
+            "--many-partitions-rates", "2000", "--cluster-rates", "2000", "--cluster-memory", "256M", "--no-saturation",
+            "--warmup", "1s", "--duration", "1s", "--fsync-probe", "0", "--port", Integer.toString(freePorts(6)),
+            "--out", out.toString(),
             "--tmp-dir", work.toString(), "--root", ROOT.toString());
         assertEquals(0, run.outcome.exitCode(), run.text);
 
