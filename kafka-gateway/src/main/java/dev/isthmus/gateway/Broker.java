@@ -490,12 +490,25 @@ public final class Broker implements AutoCloseable {
      */
     Promise<Object> createTopic(Shard caller, String name, int partitions, int replicationFactor,
                                 Map<String, String> configs, List<int[]> assignment) {
+        return createTopic(caller, name, partitions, replicationFactor, configs, assignment, false);
+    }
+
+    /**
+     * Creates a topic, or with {@code validateOnly} checks that it could be created without creating it. Both run
+     * the same checks: this node's (the name, the partitions-per-shard limit) and then the controller's own
+     * ({@link ClusterState#apply}, which a real create runs through Raft and a validation runs on this shard's
+     * copy of the controller state, keeping the result). Completes with the {@link TopicTable.Topic} (for a
+     * validation: as it would be created, with a zero id) or a {@link Failure}.
+     */
+    Promise<Object> createTopic(Shard caller, String name, int partitions, int replicationFactor,
+                                Map<String, String> configs, List<int[]> assignment, boolean validateOnly) {
+        ShardState st = states[caller.id()];
         String bad = TopicTable.invalidName(name);
         if (bad != null) {
             return Promise.completed(new Failure(ErrorCodes.INVALID_TOPIC_EXCEPTION, bad));
         }
-        int rf = replicationFactor > 0 ? replicationFactor : defaultReplicationFactor(states[caller.id()]);
-        Failure full = overPartitionLimit(states[caller.id()], assignment.isEmpty() ? (long) partitions * rf
+        int rf = replicationFactor > 0 ? replicationFactor : defaultReplicationFactor(st);
+        Failure full = overPartitionLimit(st, assignment.isEmpty() ? (long) Math.max(0, partitions) * rf
             : (long) assignment.size() * assignment.get(0).length);
         if (full != null) {
             return Promise.completed(full);
@@ -503,12 +516,33 @@ public final class Broker implements AutoCloseable {
         ControllerCommand.CreateTopic cmd = new ControllerCommand.CreateTopic(name, java.util.UUID.randomUUID(),
             assignment.isEmpty() ? partitions : assignment.size(), assignment.isEmpty() ? rf : assignment.get(0).length,
             new java.util.TreeMap<>(configs), assignment);
+        if (validateOnly) {
+            return Promise.completed(validateHere(st, cmd));
+        }
         return controllerCall(caller, cmd, table -> table.get(name)).flatMap(o -> {
             if (!(o instanceof TopicTable.Topic t)) {
                 return Promise.completed(o);
             }
             return awaitLeaders(caller, t, System.nanoTime() + 5_000_000_000L).map(x -> o);
         });
+    }
+
+    /**
+     * The controller's verdict on {@code cmd} against this shard's copy of the controller state: the state
+     * machine's own transition, its result kept and the new state dropped. The copy may trail the controller by
+     * the commands still on their way (as any broker's metadata cache does in Kafka).
+     */
+    private static Object validateHere(ShardState st, ControllerCommand.CreateTopic cmd) {
+        ClusterState cs = st.cluster;
+        if (cs == null) {
+            return new Failure(ErrorCodes.NOT_CONTROLLER, "this node has no controller state yet");
+        }
+        ClusterState.Applied applied = cs.apply(cmd, cs.appliedOffset());
+        if (!applied.result().isOk()) {
+            return new Failure((short) applied.result().errorCode(), applied.result().message());
+        }
+        dev.isthmus.raft.controller.TopicInfo t = applied.state().topic(cmd.name());
+        return new TopicTable.Topic(t.name(), Uuid.ZERO, t.partitions().size(), t.configs(), t.partitions());
     }
 
     /** Completes (on {@code caller}) once every partition of {@code t} hosted on this node knows its leader, or at the deadline. */
