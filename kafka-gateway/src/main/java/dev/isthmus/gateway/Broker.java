@@ -51,6 +51,8 @@ public final class Broker implements AutoCloseable {
     private final ShardGroup group;
     private final ShardArenas arenas;
     private final ShardState[] states;
+    /** Each shard's receive memory, shared fairly by its connections (owned by that shard). */
+    private final ReceiveMemory[] receiveMemory;
     private final List<Set<Connection>> connections = new ArrayList<>();
     private final TcpListener[] listeners;
     private final Handlers handlers;
@@ -79,6 +81,7 @@ public final class Broker implements AutoCloseable {
         this.group = group;
         this.arenas = arenas;
         this.states = new ShardState[group.size()];
+        this.receiveMemory = new ReceiveMemory[group.size()];
         this.listeners = new TcpListener[group.size()];
         this.clusterId = clusterId;
         this.handlers = new Handlers(this);
@@ -121,8 +124,18 @@ public final class Broker implements AutoCloseable {
                     }
                     st.groups = new GroupCoordinator(broker, st);
                     broker.states[id] = st;
+                    broker.receiveMemory[id] = new ReceiveMemory(s, st.arena,
+                        TimeUnit.MILLISECONDS.toNanos(config.requestReceiveTimeoutMs()),
+                        config.connectionReceiveSharePercent());
                     return null;
                 }).get(30, TimeUnit.SECONDS);
+            }
+            ReceiveMemory rm = b.receiveMemory[0];
+            if (4L + config.maxRequestBytes() > rm.capacityBytes()) {
+                LOG.log(System.Logger.Level.WARNING, "requests above " + (rm.capacityBytes() - 4) + " bytes will be"
+                    + " refused: that is each shard's receive memory (a quarter of its " + config.memoryPerShard()
+                    + "-byte arena), below --max-request-bytes " + config.maxRequestBytes() + "; raise --memory or"
+                    + " lower --max-request-bytes");
             }
             b.startRaft(data);
             b.listenAll();
@@ -410,6 +423,11 @@ public final class Broker implements AutoCloseable {
     /** The shard of this node hosting partition {@code index} of {@code t}, or -1 when this node holds no replica. */
     int shardOf(TopicTable.Topic t, int index) {
         return t.partition(index).shardOn(config.nodeId());
+    }
+
+    /** The receive memory of shard {@code shard} (that shard's thread only; its gauges: any thread). */
+    ReceiveMemory receiveMemory(int shard) {
+        return receiveMemory[shard];
     }
 
     void connectionClosed(ShardState st, Connection c) {

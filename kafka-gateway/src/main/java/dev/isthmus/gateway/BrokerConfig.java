@@ -46,6 +46,14 @@ import java.util.List;
  * @param maxPartitionsPerShard      partition replicas each shard may host ({@code --max-partitions-per-shard},
  *                                   Redpanda's {@code topic_partitions_per_shard}); CreateTopics and
  *                                   CreatePartitions beyond this x shards x brokers are refused
+ * @param requestReceiveTimeoutMs    how long a client may take to send the whole of a request once its first byte
+ *                                   arrived ({@code --request-receive-timeout}); time the broker kept it from
+ *                                   sending (back-pressure) does not count; beyond it the connection is closed
+ * @param connectionReceiveSharePercent the part of its shard's receive memory for large requests (the NETWORK_RECEIVE
+ *                                   budget, a quarter of the shard's arena, less a headroom kept for small
+ *                                   requests) one connection may hold in requests it sent
+ *                                   ({@code --connection-receive-share}); a connection with no other request
+ *                                   pending may always send one request up to the maximum request size
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -53,7 +61,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            boolean autoCreateTopics, int groupMinSessionTimeoutMs, int groupMaxSessionTimeoutMs,
                            int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
-                           int zeroedSegments, int maxPartitionsPerShard) {
+                           int zeroedSegments, int maxPartitionsPerShard, long requestReceiveTimeoutMs,
+                           int connectionReceiveSharePercent) {
 
     public BrokerConfig {
         if (shards < 1) {
@@ -100,6 +109,14 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (maxPartitionsPerShard < 1) {
             throw new IllegalArgumentException("--max-partitions-per-shard must be >= 1, got " + maxPartitionsPerShard);
+        }
+        if (requestReceiveTimeoutMs < 1) {
+            throw new IllegalArgumentException("--request-receive-timeout must be at least 1 ms, got "
+                + requestReceiveTimeoutMs + " ms");
+        }
+        if (connectionReceiveSharePercent < 1 || connectionReceiveSharePercent > 100) {
+            throw new IllegalArgumentException("--connection-receive-share must be a percentage in [1, 100], got "
+                + connectionReceiveSharePercent);
         }
         if (offsetsTopicPartitions < 1) {
             throw new IllegalArgumentException("offsets topic partitions must be >= 1, got " + offsetsTopicPartitions);
@@ -269,6 +286,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         List<String> seeds = List.of();
         int zeroedSegments = 1;
         int maxPartitionsPerShard = 1000;
+        long requestReceiveTimeoutMs = 30_000;
+        int connectionReceiveSharePercent = 50;
 
         Builder() {
         }
@@ -301,6 +320,18 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             seeds = c.seeds;
             zeroedSegments = c.zeroedSegments;
             maxPartitionsPerShard = c.maxPartitionsPerShard;
+            requestReceiveTimeoutMs = c.requestReceiveTimeoutMs;
+            connectionReceiveSharePercent = c.connectionReceiveSharePercent;
+        }
+
+        public Builder requestReceiveTimeoutMs(long v) {
+            requestReceiveTimeoutMs = v;
+            return this;
+        }
+
+        public Builder connectionReceiveSharePercent(int v) {
+            connectionReceiveSharePercent = v;
+            return this;
         }
 
         public Builder maxPartitionsPerShard(int v) {
@@ -427,7 +458,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 pin, backend, maxRequestBytes, maxConnections, maxConnectionBufferedBytes, defaultPartitions,
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
-                zeroedSegments, maxPartitionsPerShard);
+                zeroedSegments, maxPartitionsPerShard, requestReceiveTimeoutMs, connectionReceiveSharePercent);
         }
     }
 }
