@@ -39,7 +39,9 @@ import java.util.concurrent.atomic.AtomicLong;
  *       one still sending its request head, or is closed when there is none.</li>
  * </ul>
  * One request per connection ({@code Connection: close}); a body sent with a GET is not read. Methods other
- * than GET and HEAD get 405, unknown paths 404, a request line that is not HTTP 400.
+ * than GET and HEAD get 405, unknown paths 404, a request line that is not HTTP 400. After its response a
+ * connection is half-closed and read to its end (at most 2 s) before it is closed, so that unread request bytes
+ * do not turn the close into a reset that could destroy the response.
  */
 final class HttpEndpoint implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(HttpEndpoint.class.getName());
@@ -89,7 +91,10 @@ final class HttpEndpoint implements AutoCloseable {
         }
     }
 
-    private enum State { HEAD, ROUTING, WRITING }
+    private enum State { HEAD, ROUTING, WRITING, DRAINING }
+
+    /** How long a connection whose response went out may take to close its side (a lingering close). */
+    private static final long DRAIN_NS = 2_000_000_000L;
 
     /** One connection; endpoint thread only. */
     private final class Client {
@@ -132,6 +137,31 @@ final class HttpEndpoint implements AutoCloseable {
                 return;
             }
             if (!out.hasRemaining()) {
+                // A lingering close: closing now with unread request bytes would reset the connection and could
+                // destroy the response before the client reads it. Half-close, then wait for the client's end.
+                try {
+                    ch.shutdownOutput();
+                } catch (IOException e) {
+                    close();
+                    return;
+                }
+                state = State.DRAINING;
+                deadlineNs = System.nanoTime() + Math.min(DRAIN_NS, limits.headTimeoutNs());
+                key.interestOps(SelectionKey.OP_READ);
+            }
+        }
+
+        void drain() {
+            ByteBuffer sink = ByteBuffer.allocate(4096);
+            try {
+                int n;
+                while ((n = ch.read(sink)) > 0) {
+                    sink.clear();
+                }
+                if (n < 0) {
+                    close();
+                }
+            } catch (IOException e) {
                 close();
             }
         }
@@ -213,6 +243,7 @@ final class HttpEndpoint implements AutoCloseable {
                     timedOut.incrementAndGet();
                     close(); // the client does not take its response
                 }
+                case DRAINING -> close(); // answered; the client did not close its side: done with it anyway
             }
         }
 
@@ -337,6 +368,8 @@ final class HttpEndpoint implements AutoCloseable {
                     } else if (k.attachment() instanceof Client c) {
                         if (k.isReadable() && c.state == State.HEAD) {
                             c.read();
+                        } else if (k.isReadable() && c.state == State.DRAINING) {
+                            c.drain();
                         } else if (k.isWritable() && c.state == State.WRITING) {
                             c.write();
                         }

@@ -69,6 +69,11 @@ final class MetricsServer implements AutoCloseable {
         return endpoint.timedOutConnections();
     }
 
+    /** Any thread: stalled HTTP connections closed at the connection limit to make room for a new one. */
+    long replacedConnections() {
+        return endpoint.replacedConnections();
+    }
+
     @Override
     public void close() {
         endpoint.close();
