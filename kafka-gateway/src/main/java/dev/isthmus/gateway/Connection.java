@@ -45,7 +45,8 @@ import java.util.concurrent.atomic.AtomicLong;
  *       connection beyond the limit is closed as soon as it is accepted, before any byte is read.</li>
  *   <li><b>Receive memory</b> ({@link ReceiveMemory}): a frame is read only once the shard granted memory for
  *       all of it, within the connection's fair share ({@link BrokerConfig#connectionReceiveSharePercent()});
- *       until then the connection is not read from (back-pressure). A frame must be completed within
+ *       until then the connection is not read from (back-pressure). A connection whose requests that still run
+ *       hold more than its share is not read from either, until they are done. A frame must be completed within
  *       {@link BrokerConfig#requestReceiveTimeoutMs()} of its first byte, time stopped by the broker not
  *       counted, or the connection is closed. Should the arena still refuse memory, the bytes the engine had
  *       already taken wait on the heap and the connection stops reading until memory comes back: a client is
@@ -91,8 +92,10 @@ final class Connection implements TcpConnection.ReceiveHandler {
     private static final int GRANT = 2;
     /** The arena refused memory; received bytes wait on the heap. */
     private static final int MEMORY = 4;
+    /** The connection holds more than its share of the shard's receive memory in requests that still run. */
+    private static final int SHARE = 8;
     /** Reasons that stop the frame deadline's clock: the wait is the broker's doing. */
-    private static final int PAUSING = BOUND | GRANT;
+    private static final int PAUSING = BOUND | GRANT | SHARE;
 
     /** Per-broker counters shared by the shards: open connections and refusals. */
     private static final class Limits {
@@ -558,6 +561,11 @@ final class Connection implements TcpConnection.ReceiveHandler {
                         pausedAtNs = frameStartNs;
                     }
                 }
+                if ((suspendReasons & GRANT) != 0 && !(inbound.size() >= 4 && headGrantEnd == 0 && !headComplete())) {
+                    // The frame it waited for completed from bytes already taken, or was taken: nothing to wait for.
+                    waitingFrameBytes = 0;
+                    resume(GRANT);
+                }
                 syncCharge();
                 updateReceive(blocked);
             }
@@ -657,13 +665,22 @@ final class Connection implements TcpConnection.ReceiveHandler {
     }
 
     /**
-     * Stops reading while a whole frame waits to be taken, or once buffered bytes (pending plus unparsed) reach
-     * the bound; reads again once no whole frame waits and buffered bytes are below three quarters of the bound,
+     * Stops reading while the connection holds more than its share of the shard's receive memory in requests that
+     * still run (until it is back under three quarters of the share, or none runs), while a whole frame waits to
+     * be taken, or once buffered bytes (pending plus unparsed) reach the bound; reads again once no whole frame waits and buffered bytes are below three quarters of the bound,
      * or nothing is pending: then the unparsed bytes cannot make up a whole frame (it would have been taken), and
      * reading must go on for the request to complete. Called at the end of every {@link #parseFrames()}, which
      * runs after each receive, each handler completion and each send.
      */
     private void updateReceive(boolean blocked) {
+        long share = memory.shareBytes();
+        if ((suspendReasons & SHARE) == 0) {
+            if (charged > share && pendingRequestBytes > 0) {
+                suspend(SHARE);
+            }
+        } else if (pendingRequestBytes == 0 || charged <= share - share / 4) {
+            resume(SHARE);
+        }
         long buffered = inFlightBytes + inbound.size();
         boolean nothingPending = inFlight.isEmpty() && sending == null;
         boolean frameWaits = blocked && (deferred != null || headComplete());

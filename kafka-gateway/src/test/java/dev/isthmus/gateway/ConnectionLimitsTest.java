@@ -776,4 +776,65 @@ class ConnectionLimitsTest {
             log.removeHandler(h);
         }
     }
+
+    /**
+     * A connection gets a bounded share of its shard's receive memory: with a 7 MiB request still running (a long
+     * poll), its next 7 MiB request would pass its share (half of the shard's memory for large requests) and is not
+     * read, while another connection's 7 MiB request, which the shard has room for, is read and answered.
+     */
+    @Test
+    void shouldHoldAConnectionToItsShareOfReceiveMemory(@TempDir Path dir) throws Exception {
+        // One shard, so that both connections share its receive memory.
+        BrokerConfig cfg = config(dir).shards(1).maxRequestBytes(16 << 20).maxConnectionBufferedBytes(32L << 20)
+            .build();
+        try (Broker b = Broker.start(cfg)) {
+            b.createTopicBlocking("quiet", 1);
+            ReceiveMemory rm = b.receiveMemory(0);
+            int pad = 14 << 20;
+            assertTrue(2L * pad > rm.shareBytes() && 2L * pad + (1 << 20) < rm.largePoolBytes(),
+                "two requests pass one connection's share and fit the shard: share " + rm.shareBytes() + ", pool "
+                + rm.largePoolBytes());
+            dev.isthmus.gateway.protocol.message.FetchRequestData f = new dev.isthmus.gateway.protocol.message.FetchRequestData();
+            f.maxWaitMs = 60_000; // the topic is empty: a long poll
+            f.minBytes = 1;
+            f.maxBytes = 1024;
+            f.rackId = "r".repeat(pad);
+            dev.isthmus.gateway.protocol.message.FetchRequestData.FetchTopic t =
+                new dev.isthmus.gateway.protocol.message.FetchRequestData.FetchTopic();
+            t.topic = "quiet";
+            dev.isthmus.gateway.protocol.message.FetchRequestData.FetchPartition p =
+                new dev.isthmus.gateway.protocol.message.FetchRequestData.FetchPartition();
+            p.partitionMaxBytes = 1024;
+            t.partitions.add(p);
+            f.topics.add(t);
+            ByteArrayOutputStream two = new ByteArrayOutputStream();
+            two.writeBytes(WireClient.frame(ApiKeys.FETCH, (short) 12, 1, f));
+            two.writeBytes(WireClient.frame(ApiKeys.FETCH, (short) 12, 2, f));
+            ApiVersionsRequestData av = new ApiVersionsRequestData();
+            av.clientSoftwareName = "a".repeat(pad);
+            av.clientSoftwareVersion = "1.0";
+            byte[] large = WireClient.frame(ApiKeys.API_VERSIONS, (short) 3, 3, av);
+            try (SocketChannel greedy = SocketChannel.open(new InetSocketAddress("127.0.0.1", b.port()))) {
+                greedy.configureBlocking(false);
+                ByteBuffer out = ByteBuffer.wrap(two.toByteArray());
+                await(b, "the second request waits", () -> {
+                    try {
+                        greedy.write(out);
+                    } catch (IOException e) {
+                        throw new java.io.UncheckedIOException(e);
+                    }
+                    return rm.waitingGauge() >= 1;
+                });
+                // Another connection is read and served meanwhile.
+                try (WireClient other = new WireClient(b.port(), 60_000)) {
+                    other.send(large);
+                    byte[] r = other.readFrame();
+                    assertNotNull(r, "the other connection is served");
+                    assertEquals(3, WireClient.correlationId(r));
+                }
+                assertEquals(1, rm.waitingGauge(), "the greedy connection still waits");
+                assertEquals(0, Connection.warnings(b).count(ConnectionWarnings.Reason.RECEIVE_MEMORY_EXHAUSTED));
+            }
+        }
+    }
 }
