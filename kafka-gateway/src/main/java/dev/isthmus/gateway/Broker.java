@@ -123,6 +123,7 @@ public final class Broker implements AutoCloseable {
                             config.zeroedSegments());
                     }
                     st.groups = new GroupCoordinator(broker, st);
+                    st.autoLeaderRebalance = config.autoLeaderRebalance();
                     broker.states[id] = st;
                     broker.receiveMemory[id] = new ReceiveMemory(s, st.arena,
                         TimeUnit.MILLISECONDS.toNanos(config.requestReceiveTimeoutMs()),
@@ -240,6 +241,9 @@ public final class Broker implements AutoCloseable {
             int id = i;
             group.call(i, s -> {
                 states[id].raft = raft.shard(id);
+                if (id == 0) {
+                    handlers.admin().elections().register(raft.shard(0).transport()); // ElectLeaders between nodes
+                }
                 return null;
             }).get(30, TimeUnit.SECONDS);
         }

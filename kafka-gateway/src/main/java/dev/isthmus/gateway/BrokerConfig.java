@@ -54,6 +54,10 @@ import java.util.List;
  *                                   requests) one connection may hold in requests it sent
  *                                   ({@code --connection-receive-share}); a connection with no other request
  *                                   pending may always send one request up to the maximum request size
+ * @param autoLeaderRebalance        hand each partition's leadership back to its preferred replica whenever that
+ *                                   replica is caught up ({@code --auto-leader-rebalance}, Kafka's
+ *                                   auto.leader.rebalance.enable); when off, leadership stays where elections put
+ *                                   it until kafka-leader-election.sh (ElectLeaders) moves it
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -61,8 +65,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            boolean autoCreateTopics, int groupMinSessionTimeoutMs, int groupMaxSessionTimeoutMs,
                            int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
-                           int zeroedSegments, int maxPartitionsPerShard, long requestReceiveTimeoutMs,
-                           int connectionReceiveSharePercent) {
+                           int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
+                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent) {
 
     public BrokerConfig {
         if (shards < 1) {
@@ -286,6 +290,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         List<String> seeds = List.of();
         int zeroedSegments = 1;
         int maxPartitionsPerShard = 1000;
+        boolean autoLeaderRebalance = true;
         long requestReceiveTimeoutMs = 30_000;
         int connectionReceiveSharePercent = 50;
 
@@ -320,8 +325,14 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             seeds = c.seeds;
             zeroedSegments = c.zeroedSegments;
             maxPartitionsPerShard = c.maxPartitionsPerShard;
+            autoLeaderRebalance = c.autoLeaderRebalance;
             requestReceiveTimeoutMs = c.requestReceiveTimeoutMs;
             connectionReceiveSharePercent = c.connectionReceiveSharePercent;
+        }
+
+        public Builder autoLeaderRebalance(boolean v) {
+            autoLeaderRebalance = v;
+            return this;
         }
 
         public Builder requestReceiveTimeoutMs(long v) {
@@ -458,7 +469,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 pin, backend, maxRequestBytes, maxConnections, maxConnectionBufferedBytes, defaultPartitions,
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
-                zeroedSegments, maxPartitionsPerShard, requestReceiveTimeoutMs, connectionReceiveSharePercent);
+                zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, requestReceiveTimeoutMs,
+                connectionReceiveSharePercent);
         }
     }
 }

@@ -51,8 +51,12 @@ public final class Main {
                                    takes a segment's size of disk, 1 GiB, once a log writes in volume)
           --max-partitions-per-shard N  partition replicas each shard may host; CreateTopics and
                                    CreatePartitions beyond N x shards x brokers are refused (default 1000)
+          --auto-leader-rebalance B  give leadership back to each partition's preferred replica once it
+                                   is caught up (default true; false: leaders stay until kafka-leader-election)
           --pin                    pin shard threads to CPUs
-          --portable               use the portable I/O backend instead of io_uring
+          --portable               use the portable I/O backend (FileChannel + NIO) instead of io_uring;
+                                   without it the broker uses io_uring where the kernel allows it and
+                                   falls back to the portable backend with one line saying why
         """;
 
     private Main() {
@@ -79,6 +83,12 @@ public final class Main {
             System.out.print(USAGE);
             return;
         }
+        // The I/O backend: io_uring where it can be used, else the portable one with one line saying why and how
+        // to enable io_uring (the probe is a value; it never throws). --portable chooses the portable one.
+        IoBackend.Choice io = c.backend().choose();
+        if (io.fellBack()) {
+            System.err.println("isthmus: " + io.line());
+        }
         Broker broker;
         try {
             broker = Broker.start(c);
@@ -88,7 +98,8 @@ public final class Main {
             return;
         }
         System.out.println("Isthmus broker " + c.nodeId() + " ready on " + c.host() + ":" + broker.port() + " ("
-            + broker.group().size() + " shards, " + (c.memoryBytes() >> 20) + " MiB, data in "
+            + broker.group().size() + " shards on " + (io.backend() == IoBackend.IO_URING ? "io_uring" : "portable I/O")
+            + ", " + (c.memoryBytes() >> 20) + " MiB, data in "
             + c.dataDir().toAbsolutePath() + ")" + (broker.metricsPort() > 0
             ? ", metrics on http://" + c.metricsHost() + ":" + broker.metricsPort() + "/metrics" : "")
             + ". Ctrl-C stops it.");
@@ -239,6 +250,7 @@ public final class Main {
             case "pin" -> b.pin(bool(name, v));
             case "zeroed-segments" -> b.zeroedSegments(integer(name, v));
             case "max-partitions-per-shard" -> b.maxPartitionsPerShard(integer(name, v));
+            case "auto-leader-rebalance" -> b.autoLeaderRebalance(bool(name, v));
             case "request-receive-timeout" -> b.requestReceiveTimeoutMs(parseMillis(name, v));
             case "connection-receive-share" -> b.connectionReceiveSharePercent(integer(name, v.endsWith("%")
                 ? v.substring(0, v.length() - 1) : v));
