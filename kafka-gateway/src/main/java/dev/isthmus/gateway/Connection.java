@@ -57,10 +57,11 @@ import java.util.concurrent.atomic.AtomicLong;
  *       exist, and responses not yet sent; <em>buffered</em> bytes are pending bytes plus received bytes not
  *       parsed yet. A request is started only if its pending bytes fit under the bound, or nothing else is
  *       pending (so a request as large as the bound can always be served); a request that does not fit waits,
- *       decoded, and no later one is taken ({@link #MAX_IN_FLIGHT} requests pending also stop taking). While a
- *       whole frame waits that way, or buffered bytes reach the bound, the connection stops reading
- *       ({@link TcpConnection#suspendReceive()}): the kernel's receive queue fills, the window closes and the
- *       client's sends block. Taking and reading resume as responses leave; reading once buffered bytes are
+ *       decoded, and no later one is taken ({@link #MAX_IN_FLIGHT} requests pending also stop taking). Once the
+ *       bytes held (pending bytes less what started requests may still produce, plus unparsed bytes) reach the
+ *       bound, the connection stops reading ({@link TcpConnection#suspendReceive()}): the kernel's receive queue
+ *       fills, the window closes and the client's sends block. (Reading on until then lets a connection whose
+ *       requests wait see its client go away.) Taking and reading resume as responses leave; reading once buffered bytes are
  *       below three quarters of the bound (hysteresis: a client that is not reading does not make the
  *       connection flap at every response), or as soon as nothing is pending at all. A connection thus holds
  *       at most the bound, plus the last request taken and its response, plus what the engine had already taken
@@ -297,6 +298,8 @@ final class Connection implements TcpConnection.ReceiveHandler {
      * sent (the one being sent included): the pending bytes held against the bound.
      */
     private long inFlightBytes;
+    /** The part of {@link #inFlightBytes} that started requests may still produce (their responses do not exist). */
+    private long reservedBytes;
     private long inFlightHighWaterBytes;
     private long heldHighWaterBytes;
     /** Request bytes of requests whose handlers have not completed (receive memory they pin). */
@@ -505,11 +508,9 @@ final class Connection implements TcpConnection.ReceiveHandler {
             return;
         }
         parsing = true;
-        boolean blocked = false;
         try {
             while (!closed) {
                 if (deferred != null && !startDeferred()) {
-                    blocked = true;
                     break; // taken again from complete() / the send completion as responses leave
                 }
                 if (inbound.size() < 4) {
@@ -530,7 +531,6 @@ final class Connection implements TcpConnection.ReceiveHandler {
                     break;
                 }
                 if (!inFlight.isEmpty() && (inFlight.size() >= MAX_IN_FLIGHT || inFlightBytes >= maxBufferedBytes)) {
-                    blocked = true;
                     break; // taken again from complete() / the send completion as responses leave
                 }
                 IoBuf frame = inbound.share(4, size);
@@ -567,7 +567,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
                     resume(GRANT);
                 }
                 syncCharge();
-                updateReceive(blocked);
+                updateReceive();
             }
         } finally {
             parsing = false;
@@ -666,13 +666,15 @@ final class Connection implements TcpConnection.ReceiveHandler {
 
     /**
      * Stops reading while the connection holds more than its share of the shard's receive memory in requests that
-     * still run (until it is back under three quarters of the share, or none runs), while a whole frame waits to
-     * be taken, or once buffered bytes (pending plus unparsed) reach the bound; reads again once no whole frame waits and buffered bytes are below three quarters of the bound,
-     * or nothing is pending: then the unparsed bytes cannot make up a whole frame (it would have been taken), and
-     * reading must go on for the request to complete. Called at the end of every {@link #parseFrames()}, which
-     * runs after each receive, each handler completion and each send.
+     * still run (until it is back under three quarters of the share, or none runs), or once buffered bytes reach
+     * the bound: the bytes held (requests whose handlers run, responses not sent, received bytes not parsed), not
+     * what started requests may still produce, which only stops requests from being started. Reads again once
+     * buffered bytes are below three quarters of the bound, or nothing is pending: then the unparsed bytes cannot
+     * make up a whole frame (it would have been taken), and reading must go on for the request to complete.
+     * Reading on while requests wait to be started lets the connection see its client go away. Called at the end
+     * of every {@link #parseFrames()}, which runs after each receive, each handler completion and each send.
      */
-    private void updateReceive(boolean blocked) {
+    private void updateReceive() {
         long share = memory.shareBytes();
         if ((suspendReasons & SHARE) == 0) {
             if (charged > share && pendingRequestBytes > 0) {
@@ -681,14 +683,13 @@ final class Connection implements TcpConnection.ReceiveHandler {
         } else if (pendingRequestBytes == 0 || charged <= share - share / 4) {
             resume(SHARE);
         }
-        long buffered = inFlightBytes + inbound.size();
+        long buffered = inFlightBytes - reservedBytes + inbound.size();
         boolean nothingPending = inFlight.isEmpty() && sending == null;
-        boolean frameWaits = blocked && (deferred != null || headComplete());
         if ((suspendReasons & BOUND) == 0) {
-            if (frameWaits || (buffered >= maxBufferedBytes && !nothingPending)) {
+            if (buffered >= maxBufferedBytes && !nothingPending) {
                 suspend(BOUND);
             }
-        } else if (!frameWaits && (nothingPending || buffered < maxBufferedBytes - maxBufferedBytes / 4)) {
+        } else if (nothingPending || buffered < maxBufferedBytes - maxBufferedBytes / 4) {
             resume(BOUND);
         }
     }
@@ -802,6 +803,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
         slot.request = null;
         slot.header = null;
         grow(slot.reservedBytes);
+        reservedBytes += slot.reservedBytes;
         started++;
         if (started > startedHighWater) {
             startedHighWater = started;
@@ -831,6 +833,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
     /** A started request's handler is done: its request bytes and reservation no longer count. */
     private void finished(Slot slot) {
         inFlightBytes -= slot.requestBytes + slot.reservedBytes;
+        reservedBytes -= slot.reservedBytes;
         slot.reservedBytes = 0;
         pendingRequestBytes -= slot.requestBytes;
         started--;
