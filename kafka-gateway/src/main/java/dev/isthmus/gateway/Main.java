@@ -39,7 +39,8 @@ public final class Main {
           --max-request-bytes SIZE largest request accepted (default 100M)
           --max-connections N      connections accepted (default 10000)
           --max-connection-buffered-bytes SIZE  unanswered bytes one connection may hold (default 128M); a
-                                   Fetch counts its max_bytes; beyond it requests wait unread
+                                   Fetch counts its max_bytes before it starts; beyond the bound requests
+                                   wait and the broker stops reading from the connection
           --request-receive-timeout DURATION  time a client has to send the whole of a request it
                                    started, e.g. 30s, 500ms (default 30s); time the broker held it
                                    back does not count; a client too slow is disconnected
