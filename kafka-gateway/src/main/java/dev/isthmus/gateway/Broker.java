@@ -132,11 +132,11 @@ public final class Broker implements AutoCloseable {
                 }).get(30, TimeUnit.SECONDS);
             }
             ReceiveMemory rm = b.receiveMemory[0];
-            if (4L + config.maxRequestBytes() > rm.capacityBytes()) {
-                LOG.log(System.Logger.Level.WARNING, "requests above " + (rm.capacityBytes() - 4) + " bytes will be"
-                    + " refused: that is each shard's receive memory (a quarter of its " + config.memoryPerShard()
-                    + "-byte arena), below --max-request-bytes " + config.maxRequestBytes() + "; raise --memory or"
-                    + " lower --max-request-bytes");
+            if (4L + config.maxRequestBytes() > rm.maxFrameBytes()) {
+                LOG.log(System.Logger.Level.WARNING, "requests above " + (rm.maxFrameBytes() - 4) + " bytes will be"
+                    + " refused: that is what each shard's receive memory (a quarter of its " + config.memoryPerShard()
+                    + "-byte arena, less room kept for small requests) can take, below --max-request-bytes "
+                    + config.maxRequestBytes() + "; raise --memory or lower --max-request-bytes");
             }
             b.startRaft(data);
             b.listenAll();

@@ -315,6 +315,8 @@ final class Connection implements TcpConnection.ReceiveHandler {
     private long headGrantEnd;
     /** The size of the frame waiting for a grant (4 + length), or 0. */
     private long waitingFrameBytes;
+    /** When the connection began to wait for receive memory (GRANT or MEMORY); 0 while it does not. */
+    private long waitingSinceNs;
     /** When the first byte of the frame being received arrived; 0 when no frame is started. */
     private long frameStartNs;
     /** When a suspension that stops the frame clock began; 0 when the clock runs. */
@@ -457,15 +459,20 @@ final class Connection implements TcpConnection.ReceiveHandler {
         return charged;
     }
 
-    /**
-     * Called by {@link ReceiveMemory} when {@code waiters} waiting connections hold all {@code committedBytes}
-     * of the shard's receive memory and none can be granted: closes this one, the last to arrive.
-     */
-    void evictForMemory(int waiters, long committedBytes) {
-        warn(ConnectionWarnings.Reason.RECEIVE_MEMORY_EXHAUSTED, "closing " + socket.remoteAddress() + ": " + waiters
-            + " connections waiting to receive requests hold all " + committedBytes + " bytes of this shard's"
-            + " committed receive memory and none can be received in full; this one arrived last");
+    /** Called by {@link ReceiveMemory} to free receive memory no one else can: closes this connection, saying why. */
+    void evictForMemory(String why) {
+        warn(ConnectionWarnings.Reason.RECEIVE_MEMORY_EXHAUSTED, "closing " + socket.remoteAddress() + ": " + why);
         close();
+    }
+
+    /** The size of the frame this connection waits to receive (4 + length), or 0. */
+    long waitingFrameBytes() {
+        return waitingFrameBytes;
+    }
+
+    /** Since when this connection waits for receive memory (a grant or the arena); 0 when it does not. */
+    long waitingSinceNs() {
+        return waitingSinceNs;
     }
 
     /** Whether this connection waits for a grant of a large frame (those are granted in arrival order). */
@@ -597,9 +604,9 @@ final class Connection implements TcpConnection.ReceiveHandler {
             }
             case NEVER -> {
                 warn(ConnectionWarnings.Reason.FRAME_ABOVE_RECEIVE_MEMORY, "closing " + socket.remoteAddress()
-                    + ": its request of " + frameBytes + " bytes is larger than this shard's receive memory ("
-                    + memory.capacityBytes() + " bytes, a quarter of the shard's share of --memory); raise --memory"
-                    + " or lower --max-request-bytes");
+                    + ": its request of " + frameBytes + " bytes is larger than this shard's receive memory can take ("
+                    + memory.maxFrameBytes() + " bytes, from a quarter of the shard's share of --memory); raise"
+                    + " --memory or lower --max-request-bytes");
                 close();
             }
         }
@@ -635,6 +642,9 @@ final class Connection implements TcpConnection.ReceiveHandler {
         if ((reason & PAUSING) != 0 && (suspendReasons & PAUSING) == 0) {
             pausedAtNs = System.nanoTime();
         }
+        if ((reason & (GRANT | MEMORY)) != 0 && (suspendReasons & (GRANT | MEMORY)) == 0) {
+            waitingSinceNs = System.nanoTime();
+        }
         suspendReasons |= reason;
         if (reason == BOUND) {
             limits.receiveSuspensions.incrementAndGet();
@@ -650,6 +660,9 @@ final class Connection implements TcpConnection.ReceiveHandler {
             return;
         }
         suspendReasons &= ~reason;
+        if ((suspendReasons & (GRANT | MEMORY)) == 0) {
+            waitingSinceNs = 0;
+        }
         if (reason == BOUND) {
             limits.receiveSuspended.decrementAndGet();
         }

@@ -27,12 +27,13 @@ import java.util.concurrent.atomic.AtomicLong;
  * Once a frame's length is known and the frame is not complete yet, its connection asks for a grant of the
  * whole frame before reading on:
  * <ul>
- *   <li>a frame larger than the whole budget can never be received: the connection is closed with one logged
- *       reason (raise {@code --memory} or lower {@code --max-request-bytes});</li>
+ *   <li>a frame larger than {@link #maxFrameBytes()} (the budget less a quarter of the headroom) can never be
+ *       received: the connection is closed with one logged reason (raise {@code --memory} or lower
+ *       {@code --max-request-bytes});</li>
  *   <li>a small frame (up to {@link #SMALL_FRAME_BYTES}, every request a client sends to connect, look up
  *       metadata, join a group or fetch) is granted while the budget has room;</li>
  *   <li>a large frame is granted while the budget less a headroom (an eighth of it, 256 KiB to 16 MiB) has room,
- *       or, when no other large frame is being received, while the whole budget has room; in the order they
+ *       or, when no other large frame is being received, while {@link #maxFrameBytes()} has room; in the order they
  *       asked, and only while the connection holds at most its share ({@code --connection-receive-share}
  *       percent of the budget less the headroom) — unless it holds nothing else, so that one request up to the
  *       maximum size can always be received.</li>
@@ -41,10 +42,15 @@ import java.util.concurrent.atomic.AtomicLong;
  * arrival order; it is woken as memory comes back. The headroom keeps small frames, so new clients, served
  * while large ones wait.
  *
- * <p>A waiting connection still holds what the engine had taken from its socket before it stopped reading (on
- * io_uring, the completions of its multishot receive already posted: hundreds of KiB against a client writing
- * flat out). Should waiting connections hold all the committed memory between them and none fit, no release
- * could ever come: the last of them to arrive is then closed with a logged reason, until one fits.
+ * <p>No large frame may take the last quarter of the headroom, so a frame above the budget less that can never
+ * be received. A waiting connection still holds what the engine had taken from its socket before it stopped
+ * reading (on io_uring, the completions of its multishot receive already posted: hundreds of KiB against a
+ * client writing flat out), and that can fill the headroom. Two rules keep the shard moving: while a small frame
+ * waits, the waiting large frame holding the most is closed with a logged reason (small frames are new clients
+ * and control requests); and should waiting connections hold all the committed memory between them and none
+ * fit, no release could ever come, so the last of them to arrive is closed, until one fits. (The first rule
+ * waits a sweep period, a quarter of the request receive timeout and at most a second, for memory to come back
+ * by itself.)
  *
  * <h2>Deadlines</h2>
  * A connection that received the first byte of a frame must receive the rest within the request receive timeout
@@ -100,6 +106,14 @@ final class ReceiveMemory {
     /** The most of the budget large frames may take together: the budget less the headroom. */
     long largePoolBytes() {
         return capacityBytes - headroomBytes;
+    }
+
+    /**
+     * The largest frame a connection may receive: the budget less a quarter of the headroom, which no large frame
+     * may take, so that small frames (new clients) always find some room.
+     */
+    long maxFrameBytes() {
+        return capacityBytes - headroomBytes / 4;
     }
 
     long shareBytes() {
@@ -159,7 +173,7 @@ final class ReceiveMemory {
      * earlier that still run).
      */
     Grant grant(long frameBytes, long extraBytes, long heldBytes, long otherRequestBytes, boolean queued) {
-        if (frameBytes > capacityBytes) {
+        if (frameBytes > maxFrameBytes()) {
             return Grant.NEVER;
         }
         if (frameBytes <= SMALL_FRAME_BYTES) {
@@ -169,7 +183,7 @@ final class ReceiveMemory {
             return Grant.WAIT; // large frames are granted in the order they asked
         }
         boolean fits = committedBytes + extraBytes <= largePoolBytes()
-            || (largeFrames == 0 && committedBytes + extraBytes <= capacityBytes);
+            || (largeFrames == 0 && committedBytes + extraBytes <= maxFrameBytes());
         boolean withinShare = otherRequestBytes == 0 || heldBytes + extraBytes <= shareBytes;
         return fits && withinShare ? Grant.GRANTED : Grant.WAIT;
     }
@@ -238,7 +252,26 @@ final class ReceiveMemory {
             }
         }
         largeTurnTaken = false;
-        if (!progress && waiting.size() > 1) {
+        Connection smallWaits = null;
+        Connection largest = null;
+        for (Connection c : waiting) {
+            if (c.waitingForLargeGrant()) {
+                if (largest == null || c.chargedBytes() > largest.chargedBytes()) {
+                    largest = c;
+                }
+            } else if (smallWaits == null) {
+                smallWaits = c;
+            }
+        }
+        if (smallWaits != null && largest != null && largest.chargedBytes() > 0
+            && System.nanoTime() - smallWaits.waitingSinceNs() >= sweepNs) {
+            // A small frame (a new client, most likely) has waited a sweep period while a large one that was not
+            // granted holds what its socket delivered before it stopped reading: the large one goes.
+            largest.evictForMemory("a small request has waited for this shard's receive memory (" + committedBytes
+                + " of " + capacityBytes + " bytes committed) while this connection, waiting for room for a "
+                + largest.waitingFrameBytes() + "-byte request, holds " + largest.chargedBytes() + " bytes it received"
+                + " before it stopped reading");
+        } else if (!progress && waiting.size() > 1) {
             long heldByWaiters = 0;
             for (Connection c : waiting) {
                 heldByWaiters += c.chargedBytes();
@@ -246,7 +279,9 @@ final class ReceiveMemory {
             if (heldByWaiters >= committedBytes) {
                 // Everything committed belongs to connections that wait: no release will come. What they hold is
                 // the first bytes of their frames, taken before they stopped reading; the last to arrive goes.
-                waiting.peekLast().evictForMemory(waiting.size(), committedBytes);
+                waiting.peekLast().evictForMemory(waiting.size() + " connections waiting to receive requests hold all "
+                    + committedBytes + " bytes of this shard's committed receive memory and none can be received in"
+                    + " full; this one arrived last");
             }
         }
         waitingGauge.set(waiting.size());
