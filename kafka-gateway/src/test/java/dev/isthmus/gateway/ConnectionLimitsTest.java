@@ -853,4 +853,25 @@ class ConnectionLimitsTest {
             }
         }
     }
+
+    /**
+     * A request the shard's receive memory could never hold (here: below --max-request-bytes, above what a shard
+     * can take) is refused with one logged, counted reason as soon as its length arrives, instead of filling the
+     * memory and failing half way.
+     */
+    @Test
+    void shouldCloseARequestLargerThanTheShardCanReceiveWithAReason(@TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir).maxRequestBytes(60 << 20).maxConnectionBufferedBytes(64L << 20)
+            .build())) {
+            long max = b.receiveMemory(0).maxFrameBytes();
+            assertTrue(max < (60L << 20), "the scenario needs a shard that cannot take the maximum request: " + max);
+            try (WireClient c = new WireClient(b.port(), 30_000)) {
+                ByteBuffer head = ByteBuffer.allocate(12).putInt((int) max).put(WireClient.apiVersions(0), 4, 8);
+                c.send(head.array());
+                assertTrue(c.closedByBroker(), "a request above what the shard can take is refused");
+            }
+            assertEquals(1, Connection.warnings(b).count(ConnectionWarnings.Reason.FRAME_ABOVE_RECEIVE_MEMORY));
+            assertServing(b);
+        }
+    }
 }
