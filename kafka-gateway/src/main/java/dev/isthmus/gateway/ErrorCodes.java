@@ -45,6 +45,9 @@ public final class ErrorCodes {
     public static final short INVALID_CONFIG = 40;
     public static final short UNSUPPORTED_FOR_MESSAGE_FORMAT = 43;
     public static final short NON_EMPTY_GROUP = 68;
+    public static final short FETCH_SESSION_ID_NOT_FOUND = 70;
+    public static final short INVALID_FETCH_SESSION_EPOCH = 71;
+    public static final short FETCH_SESSION_TOPIC_ID_ERROR = 106;
     public static final short GROUP_ID_NOT_FOUND = 69;
     public static final short FENCED_LEADER_EPOCH = 74;
     public static final short UNKNOWN_LEADER_EPOCH = 75;

@@ -44,6 +44,8 @@ final class ShardState {
     final Map<String, Partition> partitions = new HashMap<>();
     final Map<String, Promise<Partition>> opening = new HashMap<>();
     final LogConfig logConfig = LogConfig.defaults();
+    /** Validates produced batches for every partition of this shard (one at a time: scratch reused). */
+    final dev.isthmus.log.BatchValidator validator = new dev.isthmus.log.BatchValidator();
     TopicTable topics = TopicTable.EMPTY;
     /** The controller state {@link #topics} came from (brokers for Metadata); null until the first arrives. */
     dev.isthmus.raft.controller.ClusterState cluster;
@@ -165,12 +167,13 @@ final class ShardState {
         });
     }
 
-    /** Applies a topic's changed configs to the logs of its partitions open here. */
+    /** Applies a topic's changed configs to the logs and produce paths of its partitions open here. */
     void applyConfigs(TopicTable.Topic t) {
         LogConfig next = logConfigFor(t);
+        TopicSettings settings = TopicConfigs.topicSettings(t.configs());
         for (Partition p : partitions.values()) {
             if (p.topic.equals(t.name())) {
-                p.updateConfig(next);
+                p.updateConfig(next, settings);
             }
         }
     }
@@ -233,7 +236,8 @@ final class ShardState {
                 }
                 rl.setPreferredLeader(autoLeaderRebalance ? info.preferredLeader() : -1);
                 rl.log().stats(diskStats);
-                Partition part = new Partition(t.name(), index, rl, config, shard, arena, leadership);
+                Partition part = new Partition(t.name(), index, rl, config, TopicConfigs.topicSettings(t.configs()),
+                    validator, shard, arena, leadership);
                 holder[0] = part;
                 partitions.put(key, part);
                 if (rl.isLeader()) {

@@ -30,6 +30,8 @@ final class TopicConfigs {
         Map.entry("segment.ms", "log.roll.ms"), Map.entry("max.message.bytes", "message.max.bytes"),
         Map.entry("delete.retention.ms", "log.cleaner.delete.retention.ms"),
         Map.entry("message.timestamp.type", "log.message.timestamp.type"),
+        Map.entry("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms"),
+        Map.entry("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms"),
         Map.entry("flush.messages", "log.flush.interval.messages"), Map.entry("flush.ms", "log.flush.interval.ms"));
 
     static {
@@ -42,8 +44,14 @@ final class TopicConfigs {
         define("max.message.bytes", Integer.toString(d.maxBatchBytes()), INT, "largest record batch accepted");
         define("delete.retention.ms", Long.toString(d.deleteRetentionMs()), LONG, "how long compaction keeps tombstones");
         define("min.insync.replicas", "1", INT, "replicas that must have a record for acks=all");
-        define("compression.type", "producer", STRING, "batches are stored as the producer compressed them");
-        define("message.timestamp.type", "CreateTime", STRING, "record timestamps are the producer's");
+        define("compression.type", "producer", STRING, "producer keeps batches as sent; uncompressed, gzip, snappy,"
+            + " lz4 or zstd recompresses batches of another codec on append");
+        define("message.timestamp.type", "CreateTime", STRING, "CreateTime keeps the producer's timestamps;"
+            + " LogAppendTime stamps each batch with the time the broker appended it");
+        define("message.timestamp.before.max.ms", Long.toString(Long.MAX_VALUE), LONG, "CreateTime topics refuse"
+            + " records whose timestamp is more than this before the broker's clock (INVALID_TIMESTAMP)");
+        define("message.timestamp.after.max.ms", "3600000", LONG, "CreateTime topics refuse records whose"
+            + " timestamp is more than this after the broker's clock (INVALID_TIMESTAMP)");
         define("flush.messages", Long.toString(Long.MAX_VALUE), LONG,
             "informational: every acknowledged batch is fdatasynced before acks=all is answered");
         define("flush.ms", Long.toString(Long.MAX_VALUE), LONG,
@@ -76,14 +84,20 @@ final class TopicConfigs {
                 }
             }
             case "compression.type" -> {
-                if (!v.equals("producer")) {
-                    return "compression.type " + value + " is not supported: batches are stored as produced"
-                        + " (compression.type=producer); compress in the producer instead";
+                if (!v.equals("producer") && dev.isthmus.log.Compression.ofName(v) == null) {
+                    return "compression.type must be producer, uncompressed, gzip, snappy, lz4 or zstd, got '"
+                        + value + "'";
                 }
             }
             case "message.timestamp.type" -> {
-                if (!v.equals("CreateTime")) {
-                    return "message.timestamp.type " + value + " is not supported: only CreateTime is";
+                if (!v.equals("CreateTime") && !v.equals("LogAppendTime")) {
+                    return "message.timestamp.type must be CreateTime or LogAppendTime, got '" + value + "'";
+                }
+            }
+            case "message.timestamp.before.max.ms", "message.timestamp.after.max.ms" -> {
+                Long n = number(v);
+                if (n == null || n < 0) {
+                    return name + " must be a number >= 0, got '" + value + "'";
                 }
             }
             case "min.insync.replicas" -> {
@@ -141,6 +155,11 @@ final class TopicConfigs {
     static String value(Map<String, String> overrides, String name) {
         String v = overrides.get(name);
         return v != null ? v : DEFINITIONS.get(name).defaultValue();
+    }
+
+    /** The produce-path settings of a topic with these overrides (see {@link TopicSettings}). */
+    static TopicSettings topicSettings(Map<String, String> overrides) {
+        return TopicSettings.of(overrides, logConfig(overrides));
     }
 
     /** The log settings of a topic with these overrides. */

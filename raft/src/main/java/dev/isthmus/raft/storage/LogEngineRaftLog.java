@@ -663,8 +663,11 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                                 byte[] bytes = RaftBatches.encode(op.entry, System.currentTimeMillis());
                                 r = log.appendReplica(scratchFor(bytes), 0, bytes.length, (int) op.entry.term());
                             }
-                        } catch (LogException e) {
-                            fail("append of " + op.entry + " to " + dir + " failed: " + e.getMessage());
+                        } catch (RuntimeException e) {
+                            // A refused or failed append (LogException), or a bug: the entry stays at the head of
+                            // the queue, so rethrowing would fail every later call the same way; fail the storage
+                            // once, loudly, instead.
+                            fail("append of " + op.entry + " to " + dir + " failed: " + e);
                             return;
                         }
                         if (r == Log.NO_MEMORY) {
