@@ -37,6 +37,16 @@ final class Handlers {
     private record Range(short lo, short hi) {
     }
 
+    /**
+     * The lowest Produce version served. Versions 0-2 (message formats v0 and v1) are advertised but refused, as
+     * Apache Kafka 4.x does (KAFKA-18659): librdkafka before 2.11 checks that Produce v0 is inside the advertised
+     * range before it compresses, and without it sends every batch uncompressed, silently. A Produce request
+     * below this version closes the connection unanswered and logs the version, as Kafka 4.x's network layer
+     * does (its SocketServer throws UnsupportedVersionException on the header and closes the channel); nothing
+     * of the body is decoded, so the codecs need no v0-2 layouts.
+     */
+    static final short PRODUCE_LOWEST_SERVED = 3;
+
     private final Broker broker;
     private final Map<ApiKeys, Range> supported = new EnumMap<>(ApiKeys.class);
     private final GroupHandlers groups;
@@ -47,7 +57,7 @@ final class Handlers {
         this.broker = broker;
         supported.put(ApiKeys.API_VERSIONS, new Range((short) 0, (short) 4));
         supported.put(ApiKeys.METADATA, new Range((short) 0, (short) 13));
-        supported.put(ApiKeys.PRODUCE, new Range((short) 3, (short) 13));
+        supported.put(ApiKeys.PRODUCE, new Range((short) 0, (short) 13)); // 0-2 advertised only: PRODUCE_LOWEST_SERVED
         supported.put(ApiKeys.FETCH, new Range((short) 4, (short) 17));
         supported.put(ApiKeys.LIST_OFFSETS, new Range((short) 1, (short) 10));
         supported.put(ApiKeys.INIT_PRODUCER_ID, new Range((short) 0, (short) 5));
@@ -96,8 +106,9 @@ final class Handlers {
         return supported.containsKey(api);
     }
 
+    /** The lowest version of {@code api} served; below it a request closes the connection (ApiVersions aside). */
     short lowest(ApiKeys api) {
-        return supported.get(api).lo;
+        return api == ApiKeys.PRODUCE ? PRODUCE_LOWEST_SERVED : supported.get(api).lo;
     }
 
     short highest(ApiKeys api) {
@@ -309,13 +320,7 @@ final class Handlers {
                         res.topicId = created.id();
                         res.numPartitions = created.partitions();
                         res.replicationFactor = (short) created.replicationFactor();
-                        for (TopicConfigs.Definition d : TopicConfigs.DEFINITIONS.values()) {
-                            CreateTopicsResponseData.CreatableTopicConfigs c = new CreateTopicsResponseData.CreatableTopicConfigs();
-                            c.name = d.name();
-                            c.value = TopicConfigs.value(created.configs(), d.name());
-                            c.configSource = created.configs().containsKey(d.name()) ? (byte) 1 : (byte) 5;
-                            res.configs.add(c);
-                        }
+                        addConfigs(res, created.configs());
                     } else {
                         Broker.Failure f = (Broker.Failure) outcome;
                         res.errorCode = f.code();
@@ -327,6 +332,18 @@ final class Handlers {
         return Promise.whenAllSettled(ps).map(x -> r);
     }
 
+    /** CreateTopics v5+: every config of the new topic with its value and source, as DescribeConfigs has them. */
+    private void addConfigs(CreateTopicsResponseData.CreatableTopicResult res, Map<String, String> overrides) {
+        for (AdminHandlers.ConfigEntry e : AdminHandlers.topicEntries(overrides, broker.topicDefaults())) {
+            CreateTopicsResponseData.CreatableTopicConfigs c = new CreateTopicsResponseData.CreatableTopicConfigs();
+            c.name = e.name();
+            c.value = e.value();
+            c.configSource = e.source();
+            c.readOnly = e.readOnly();
+            res.configs.add(c);
+        }
+    }
+
     /** A CreateTopics entry with KIP-464's defaults applied: what {@link Broker#createTopic} is given. */
     private record TopicSpec(int partitions, int replicationFactor, Map<String, String> configs, List<int[]> assignment) {
     }
@@ -335,8 +352,8 @@ final class Handlers {
      * Checks one CreateTopics entry's shape as Kafka's controller does (ReplicationControlManager): a manual
      * assignment needs numPartitions and replicationFactor at -1 (INVALID_REQUEST), lists partitions 0..n-1 once
      * each (INVALID_REPLICA_ASSIGNMENT); otherwise -1 means the default and other values below 1 are refused
-     * (INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR); configs must be known, valid and consistent
-     * (INVALID_CONFIG). Returns a {@link TopicSpec} or a {@link Broker.Failure}.
+     * (INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR); a config named twice is INVALID_REQUEST, and configs must
+     * be known, valid and consistent (INVALID_CONFIG). Returns a {@link TopicSpec} or a {@link Broker.Failure}.
      */
     private Object createTopicSpec(ShardState st, CreateTopicsRequestData.CreatableTopic t) {
         int partitions = t.numPartitions == -1 ? broker.config().defaultPartitions() : t.numPartitions;
@@ -376,19 +393,18 @@ final class Handlers {
             }
         }
         int rf = t.replicationFactor == -1 ? broker.defaultReplicationFactor(st) : t.replicationFactor;
-        Map<String, String> configs = new java.util.LinkedHashMap<>();
+        Map<String, String> configs = new java.util.TreeMap<>();
         for (CreateTopicsRequestData.CreatableTopicConfig c : t.configs) {
-            String bad = TopicConfigs.invalid(c.name, c.value, broker.maxBatchBytesLimit());
-            if (bad != null) {
-                return new Broker.Failure(ErrorCodes.INVALID_CONFIG, bad);
+            if (configs.containsKey(c.name)) {
+                return new Broker.Failure(ErrorCodes.INVALID_REQUEST, "Error due to duplicate config keys: " + c.name);
             }
-            configs.put(c.name, c.value.trim());
+            configs.put(c.name, c.value);
         }
-        String inconsistent = TopicConfigs.inconsistent(configs);
-        if (inconsistent != null) {
-            return new Broker.Failure(ErrorCodes.INVALID_CONFIG, inconsistent);
+        String badConfig = TopicConfigs.firstProblem(configs, broker.topicDefaults());
+        if (badConfig != null) {
+            return new Broker.Failure(ErrorCodes.INVALID_CONFIG, badConfig);
         }
-        return new TopicSpec(partitions, rf, configs, assignment);
+        return new TopicSpec(partitions, rf, TopicConfigs.normalized(configs), assignment);
     }
 
     private Promise<ProtocolMessage> initProducerId(ShardState st, InitProducerIdRequestData req) {
