@@ -64,12 +64,12 @@ class TransactionLogTest {
                 assertArrayEquals(kafka, ours, "value " + v + " version " + version + " (seed " + seed + ")");
                 TransactionLog.Value back = TransactionLog.readValue(ByteBuffer.wrap(kafka));
                 assertEquals(k, back);
-                TxnRecord k = (TxnRecord) org.apache.kafka.coordinator.transaction.TransactionLog.read(
+                TxnRecord rec = (TxnRecord) org.apache.kafka.coordinator.transaction.TransactionLog.read(
                     ByteBuffer.wrap(TransactionLog.key("id")), ByteBuffer.wrap(ours));
-                assertEquals("id", k.transactionId());
-                assertEquals(v.producerId(), k.metadata().producerId());
-                assertEquals(v.producerEpoch(), k.metadata().producerEpoch());
-                assertEquals(v.state().id, k.metadata().state().id());
+                assertEquals("id", rec.transactionId());
+                assertEquals(v.producerId(), rec.metadata().producerId());
+                assertEquals(v.producerEpoch(), rec.metadata().producerEpoch());
+                assertEquals(v.state().id, rec.metadata().state().id());
             }
         }
     }
