@@ -127,6 +127,9 @@ final class GroupHandlers {
     // ------------------------------------------------------------------ FindCoordinator
 
     private Promise<ProtocolMessage> findCoordinator(ShardState st, FindCoordinatorRequestData req, short version) {
+        if (req.keyType == 1) {
+            return broker.handlers().transactions().findCoordinator(st, req, version); // TRANSACTION
+        }
         FindCoordinatorResponseData r = new FindCoordinatorResponseData();
         List<String> keys = version >= 4 ? req.coordinatorKeys : List.of(req.key == null ? "" : req.key);
         Promise<TopicTable.Topic> topic = req.keyType == 0 ? offsetsTopic(st) : Promise.completed(null);

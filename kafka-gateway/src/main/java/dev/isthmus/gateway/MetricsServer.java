@@ -191,7 +191,7 @@ final class MetricsServer implements AutoCloseable {
 
     /** What one shard copies for a scrape (built on the shard thread). */
     private record ShardSnapshot(Histogram sync, Histogram write, List<PartitionSnapshot> partitions,
-                                 List<GroupCoordinator.LagSnapshot> groups, long[] zeroed) {
+                                 List<GroupCoordinator.LagSnapshot> groups, long[] zeroed, TxnCoordinator.Stats txn) {
     }
 
     private record PartitionSnapshot(String topic, int partition, long logStart, long logEnd, long highWatermark,
@@ -274,6 +274,19 @@ final class MetricsServer implements AutoCloseable {
                 line(sb, "isthmus_partition_produce_append_failures_total", labels, p.appendFailures);
                 line(sb, "isthmus_partition_produce_recompressed_batches_total", labels, p.recompressedBatches);
             }
+            TxnCoordinator.Stats t = s.txn;
+            String shard = "shard=\"" + i + "\"";
+            line(sb, "isthmus_txn_coordinator_partitions", shard, t.coordinatedPartitions());
+            line(sb, "isthmus_txn_coordinator_partitions_loading", shard, t.loadingPartitions());
+            line(sb, "isthmus_txn_transactional_ids", shard, t.transactionalIds());
+            line(sb, "isthmus_txn_open_transactions", shard, t.openTransactions());
+            line(sb, "isthmus_txn_oldest_open_transaction_age_ms", shard, t.oldestOpenAgeMs());
+            line(sb, "isthmus_txn_markers_pending", shard, t.markersPending());
+            line(sb, "isthmus_txn_markers_queued", shard, t.markersQueued());
+            line(sb, "isthmus_txn_markers_written_total", shard, t.markersWritten());
+            line(sb, "isthmus_txn_marker_retries_total", shard, t.markerRetries());
+            line(sb, "isthmus_txn_markers_abandoned_total", shard, t.markersAbandoned());
+            line(sb, "isthmus_producer_id_blocks_total", shard, t.producerIdBlocks());
             for (GroupCoordinator.LagSnapshot g : s.groups) {
                 String labels = "group=\"" + escape(g.group()) + "\",topic=\"" + escape(g.topic())
                     + "\",partition=\"" + g.partition() + "\"";
@@ -313,7 +326,7 @@ final class MetricsServer implements AutoCloseable {
         }
         dev.isthmus.log.ZeroedSegments z = st.zeroedSegments();
         long[] zeroed = z == null ? null : new long[] {z.ready(), z.filesMade(), z.filesTaken()};
-        return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot(), zeroed);
+        return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot(), zeroed, st.txn.stats());
     }
 
     private static void line(StringBuilder sb, String name, String labels, long value) {
