@@ -17,7 +17,7 @@ import java.util.zip.CRC32C;
  *       within max.message.bytes (else MESSAGE_TOO_LARGE), CRC-32C of attributes to the end (CORRUPT_MESSAGE).</li>
  *   <li>Attributes as a producer may set them: codec 0-4 (5-7 name no codec: CORRUPT_MESSAGE); no control bit, no
  *       delete-horizon bit (6) or higher bits (INVALID_RECORD); the transactional bit only where transactions are
- *       served (else INVALID_TXN_STATE); the LogAppendTime bit is the broker's to set (INVALID_TIMESTAMP for every
+ *       served (else INVALID_TXN_STATE) and with a producer id (else INVALID_RECORD); the LogAppendTime bit is the broker's to set (INVALID_TIMESTAMP for every
  *       record, as Kafka answers on a CreateTime topic).</li>
  *   <li>Counts: lastOffsetDelta >= 0, recordsCount > 0 and equal to lastOffsetDelta + 1; a producer id with a
  *       negative base sequence is INVALID_RECORD.</li>
@@ -181,6 +181,9 @@ public final class BatchValidator {
         }
         long producerId = src.getLong(offset + RecordBatch.PRODUCER_ID);
         int baseSequence = src.getInt(offset + RecordBatch.BASE_SEQUENCE);
+        if ((attributes & RecordBatch.TRANSACTIONAL_BIT) != 0 && producerId < 0) {
+            return fail(INVALID_RECORD, "a transactional batch without a producer id");
+        }
         if (producerId >= 0 && baseSequence < 0) {
             return fail(INVALID_RECORD, "invalid sequence number " + baseSequence + " in a batch of producer "
                 + producerId);

@@ -912,6 +912,15 @@ public final class Log {
         new TimestampLookup(this, timestamp, Math.min(boundExclusive, nextOffset), handler).from(start);
     }
 
+    /**
+     * The base offset of the segment whose offsets include {@code offset} (the name of its files, such as its
+     * {@link TransactionIndex}), or -1 when {@code offset} is below the first segment.
+     */
+    public long segmentBaseFor(long offset) {
+        Segment s = segmentFor(offset);
+        return s == null ? -1 : s.baseOffset;
+    }
+
     /** The segment whose offsets include {@code offset}: the last one with baseOffset <= offset. */
     Segment segmentFor(long offset) {
         int lo = 0;
@@ -979,11 +988,13 @@ public final class Log {
         Path log = s.path;
         Path index = s.indexPath();
         Path timeIndex = s.timeIndexPath();
+        Path txnIndex = TransactionIndex.path(dir, s.baseOffset);
         if (later) {
             FileTasks.submit(dir, "delete the segment " + log.getFileName(), () -> {
                 Files.deleteIfExists(log);
                 Files.deleteIfExists(index);
                 Files.deleteIfExists(timeIndex);
+                Files.deleteIfExists(txnIndex);
             });
             return;
         }
@@ -991,6 +1002,7 @@ public final class Log {
             Files.deleteIfExists(log);
             Files.deleteIfExists(index);
             Files.deleteIfExists(timeIndex);
+            Files.deleteIfExists(txnIndex);
         } catch (IOException e) {
             LOG.log(System.Logger.Level.WARNING, "could not delete " + s.path + ": " + e.getMessage());
         }
