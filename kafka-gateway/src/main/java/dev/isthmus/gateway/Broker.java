@@ -125,6 +125,7 @@ public final class Broker implements AutoCloseable {
                     }
                     st.groups = new GroupCoordinator(broker, st);
                     st.txn = new TxnCoordinator(broker, st);
+                    st.txnVerifier = new TxnVerifier(broker, st);
                     st.autoLeaderRebalance = config.autoLeaderRebalance();
                     broker.states[id] = st;
                     broker.receiveMemory[id] = new ReceiveMemory(s, st.arena,

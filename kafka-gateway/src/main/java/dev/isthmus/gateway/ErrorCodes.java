@@ -68,4 +68,12 @@ public final class ErrorCodes {
     public static final short PREFERRED_LEADER_NOT_AVAILABLE = 80;
     public static final short ELIGIBLE_LEADERS_NOT_AVAILABLE = 83;
     public static final short ELECTION_NOT_NEEDED = 84;
+    // Transactions (issue 19).
+    public static final short NETWORK_EXCEPTION = 13;
+    public static final short CLUSTER_AUTHORIZATION_FAILED = 31;
+    public static final short INVALID_TXN_STATE = 48;
+    public static final short CONCURRENT_TRANSACTIONS = 51;
+    public static final short TRANSACTION_COORDINATOR_FENCED = 52;
+    public static final short PRODUCER_FENCED = 90;
+    public static final short TRANSACTION_ABORTABLE = 120;
 }

@@ -80,10 +80,12 @@ import java.util.List;
  * carries); the single-producer queues between the shards order those accesses. The {@link FetchSessions} of a
  * shard are touched only by that shard.
  *
- * <h2>Transactions (issue 19)</h2>
- * {@code isolation_level} is carried to {@link Partition#read} on every read ({@link PartitionFetch}); the
- * last stable offset and aborted transactions it reports go into the response as they are. Today both levels
- * read up to the high watermark (no transactional batch can be stored yet).
+ * <h2>Transactions</h2>
+ * {@code isolation_level} is carried to {@link Partition#read} on every read ({@link PartitionFetch}):
+ * READ_COMMITTED reads below the last stable offset, parks until it passes the fetch offset, and each read reports
+ * the aborted transactions overlapping what it returned; the rounds' lists are merged for the batches kept
+ * ({@link FetchOp#keepAborted}), so a long poll that completes from a wake-up lists them too (KAFKA-5376).
+ * READ_UNCOMMITTED gets no aborted list (null, as Kafka sends).
  */
 final class FetchHandler {
     /** How long a cross-shard send refused for back-pressure waits before it is tried again. */
@@ -235,6 +237,8 @@ final class FetchHandler {
         /** Whole batches kept for the response so far (null: none). */
         IoBuf kept;
         long keptBytes;
+        /** READ_COMMITTED: the aborted transactions overlapping {@link #kept}, from every round (null: none). */
+        List<FetchResponseData.AbortedTransaction> keptAborted;
         /** Whether the current round reads this partition (PARK rounds: it may take more bytes). */
         boolean inRound;
 
@@ -279,6 +283,7 @@ final class FetchHandler {
                 records.release();
                 records = null;
             }
+            keptAborted = null;
         }
 
         @Override
@@ -657,10 +662,40 @@ final class FetchHandler {
                 p.kept.append(batches);
                 batches.release();
             }
+            keepAborted(p, lastOffset);
             p.keptBytes += keep;
             p.fetchOffset = lastOffset + 1;
             keptBytes += keep;
             remaining = Math.max(0, remaining - keep);
+        }
+
+        /**
+         * READ_COMMITTED: adds the aborted transactions the round's read reported that overlap the batches kept (up
+         * to {@code lastKept}), once each, to what earlier rounds kept: the response lists them for all it returns.
+         */
+        private static void keepAborted(FetchPart p, long lastKept) {
+            List<FetchResponseData.AbortedTransaction> found = p.abortedTransactions;
+            if (found == null) {
+                return;
+            }
+            for (int i = 0; i < found.size(); i++) {
+                FetchResponseData.AbortedTransaction a = found.get(i);
+                if (a.firstOffset > lastKept) {
+                    continue;
+                }
+                boolean known = false;
+                if (p.keptAborted == null) {
+                    p.keptAborted = new ArrayList<>(found.size());
+                } else {
+                    for (int j = 0; j < p.keptAborted.size() && !known; j++) {
+                        FetchResponseData.AbortedTransaction k = p.keptAborted.get(j);
+                        known = k.producerId == a.producerId && k.firstOffset == a.firstOffset;
+                    }
+                }
+                if (!known) {
+                    p.keptAborted.add(a);
+                }
+            }
         }
 
         private void maybeComplete() {
@@ -736,7 +771,8 @@ final class FetchHandler {
                 pd.lastStableOffset = ok ? p.lastStableOffset : -1;
                 pd.logStartOffset = ok ? p.logStartOffset : -1;
                 pd.abortedTransactions = isolationLevel == PartitionFetch.READ_COMMITTED
-                    ? (p.abortedTransactions != null ? p.abortedTransactions : new ArrayList<>(0)) : null;
+                    ? (p.keptAborted != null ? p.keptAborted : new ArrayList<>(0)) : null;
+                p.keptAborted = null;
                 // An empty record set, never null (librdkafka rejects size -1).
                 pd.records = p.kept != null ? new IoBufSlice(p.kept) : ByteSlice.EMPTY;
                 p.kept = null;
@@ -889,7 +925,7 @@ final class FetchHandler {
                 FetchPart p = parts.get(i);
                 if (p.inRound) {
                     Partition part = partitionOf(p);
-                    if (part == null || part.hasFetchable(p.fetchOffset)) {
+                    if (part == null || part.hasFetchable(p.fetchOffset, p.isolationLevel)) {
                         return true;
                     }
                 }
@@ -1003,7 +1039,7 @@ final class FetchHandler {
                     cursor++;
                     continue;
                 }
-                if (onlyFetchable && !part.hasFetchable(p.fetchOffset)) {
+                if (onlyFetchable && !part.hasFetchable(p.fetchOffset, p.isolationLevel)) {
                     cursor++;
                     continue;
                 }
@@ -1045,7 +1081,7 @@ final class FetchHandler {
                 sawData = true;
             }
             long next = p.records == null ? p.fetchOffset : p.lastOffset + 1;
-            if (p.errorCode != ErrorCodes.NONE || next >= p.lastStableOffset) {
+            if (p.errorCode != ErrorCodes.NONE || next >= p.bound) {
                 p.cut = false;
             }
         }

@@ -13,6 +13,8 @@ import dev.isthmus.gateway.protocol.message.ListOffsetsResponseData;
 import dev.isthmus.gateway.protocol.message.MetadataRequestData;
 import dev.isthmus.gateway.protocol.message.MetadataResponseData;
 import dev.isthmus.gateway.protocol.message.ProduceRequestData;
+import dev.isthmus.gateway.protocol.message.WriteTxnMarkersRequestData;
+import dev.isthmus.gateway.protocol.message.WriteTxnMarkersResponseData;
 import dev.isthmus.gateway.protocol.message.ProduceResponseData;
 import dev.isthmus.gateway.protocol.message.RequestHeaderData;
 import dev.isthmus.log.LogException;
@@ -94,6 +96,8 @@ final class Handlers {
         supported.put(ApiKeys.END_TXN, new Range((short) 0, (short) 5));
         supported.put(ApiKeys.DESCRIBE_TRANSACTIONS, new Range((short) 0, (short) 0));
         supported.put(ApiKeys.LIST_TRANSACTIONS, new Range((short) 0, (short) 2));
+        // Transactions, partition side: markers from transaction coordinators and kafka-transactions.sh abort.
+        supported.put(ApiKeys.WRITE_TXN_MARKERS, new Range((short) 1, (short) 1));
         groups = new GroupHandlers(broker);
         transactions = new TxnHandlers(broker);
         admin = new AdminHandlers(broker);
@@ -141,7 +145,8 @@ final class Handlers {
             case INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, ADD_OFFSETS_TO_TXN, END_TXN, DESCRIBE_TRANSACTIONS,
                  LIST_TRANSACTIONS -> transactions.handle(st, api, version, request);
             case METADATA -> metadata(st, (MetadataRequestData) request, version);
-            case PRODUCE -> produce(st, (ProduceRequestData) request);
+            case PRODUCE -> produce(st, (ProduceRequestData) request, version);
+            case WRITE_TXN_MARKERS -> writeTxnMarkers(st, (WriteTxnMarkersRequestData) request);
             case FETCH -> fetch.handle(st, (FetchRequestData) request, version, connection);
             case LIST_OFFSETS -> listOffsets(st, (ListOffsetsRequestData) request);
             case CREATE_TOPICS -> createTopics(st, (CreateTopicsRequestData) request);
@@ -453,7 +458,7 @@ final class Handlers {
 
     // ------------------------------------------------------------------ Produce
 
-    private Promise<ProtocolMessage> produce(ShardState st, ProduceRequestData req) {
+    private Promise<ProtocolMessage> produce(ShardState st, ProduceRequestData req, short version) {
         ProduceResponseData r = new ProduceResponseData();
         List<Promise<Object>> ps = new ArrayList<>();
         if (req.acks != 0 && req.acks != 1 && req.acks != -1) {
@@ -490,7 +495,19 @@ final class Handlers {
                 pr.index = p.index;
                 tr.partitionResponses.add(pr);
                 short acks = req.acks;
-                Promise<Partition.AppendResult> done = onPartition(st, topic, p.index, part -> part.append(records, acks),
+                String txnId = req.transactionalId;
+                if (txnId == null && records.length() > dev.isthmus.log.RecordBatch.ATTRIBUTES + 1
+                    && (records.buf().getShort(dev.isthmus.log.RecordBatch.ATTRIBUTES)
+                        & dev.isthmus.log.RecordBatch.TRANSACTIONAL_BIT) != 0) {
+                    // Kafka: transactional records need the transactional id they are authorized by.
+                    pr.errorCode = ErrorCodes.TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+                    pr.baseOffset = -1;
+                    pr.errorMessage = "a transactional batch needs the producer's transactional id in the request";
+                    records.close();
+                    continue;
+                }
+                Promise<Partition.AppendResult> done = onPartition(st, topic, p.index,
+                    part -> part.append(records, acks, txnId, version),
                     new Partition.AppendResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, null),
                     new Partition.AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1,
                         "this broker does not lead " + topic.name() + "-" + p.index));
@@ -544,6 +561,49 @@ final class Handlers {
         tr.partitionResponses.add(pr);
     }
 
+    // ------------------------------------------------------------------ WriteTxnMarkers
+
+    /**
+     * WriteTxnMarkers (from transaction coordinators, and from {@code kafka-transactions.sh abort}): each marker is
+     * appended to each of its partitions by the partition's leader ({@link Partition#appendMarker}) and answered once
+     * committed there; partitions of one marker are written in parallel.
+     */
+    private Promise<ProtocolMessage> writeTxnMarkers(ShardState st, WriteTxnMarkersRequestData req) {
+        WriteTxnMarkersResponseData r = new WriteTxnMarkersResponseData();
+        List<Promise<Object>> ps = new ArrayList<>();
+        for (WriteTxnMarkersRequestData.WritableTxnMarker m : req.markers) {
+            WriteTxnMarkersResponseData.WritableTxnMarkerResult mr = new WriteTxnMarkersResponseData.WritableTxnMarkerResult();
+            mr.producerId = m.producerId;
+            r.markers.add(mr);
+            for (WriteTxnMarkersRequestData.WritableTxnMarkerTopic t : m.topics) {
+                WriteTxnMarkersResponseData.WritableTxnMarkerTopicResult tr =
+                    new WriteTxnMarkersResponseData.WritableTxnMarkerTopicResult();
+                tr.name = t.name;
+                mr.topics.add(tr);
+                TopicTable.Topic topic = st.topics.get(t.name);
+                for (int index : t.partitionIndexes) {
+                    WriteTxnMarkersResponseData.WritableTxnMarkerPartitionResult pr =
+                        new WriteTxnMarkersResponseData.WritableTxnMarkerPartitionResult();
+                    pr.partitionIndex = index;
+                    tr.partitions.add(pr);
+                    if (topic == null || index < 0 || index >= topic.partitions()) {
+                        pr.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
+                        continue;
+                    }
+                    ps.add(onPartition(st, topic, index, part -> part.appendMarker(m.producerId, m.producerEpoch,
+                            m.transactionResult, m.coordinatorEpoch),
+                        ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, ErrorCodes.NOT_LEADER_OR_FOLLOWER)
+                        .recover(f -> ErrorCodes.REQUEST_TIMED_OUT)
+                        .map(code -> {
+                            pr.errorCode = code;
+                            return null;
+                        }));
+                }
+            }
+        }
+        return Promise.whenAllSettled(ps).map(x -> r);
+    }
+
     // ------------------------------------------------------------------ ListOffsets
 
     private static long epochAt(Partition part, long offset) {
@@ -574,7 +634,8 @@ final class Handlers {
                     continue;
                 }
                 long ts = p.timestamp;
-                ps.add(onPartition(st, topic, p.partitionIndex, part -> lookup(part, ts),
+                boolean committed = req.isolationLevel == PartitionFetch.READ_COMMITTED;
+                ps.add(onPartition(st, topic, p.partitionIndex, part -> lookup(part, ts, committed),
                         new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1},
                         new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, -1})
                     .map(res -> {
@@ -589,8 +650,12 @@ final class Handlers {
         return Promise.whenAllSettled(ps).map(x -> r);
     }
 
-    /** {errorCode, offset, timestamp, leaderEpoch} on the partition's shard; the leader answers. */
-    private static Promise<long[]> lookup(Partition part, long ts) {
+    /**
+     * {errorCode, offset, timestamp, leaderEpoch} on the partition's shard; the leader answers. With
+     * {@code readCommitted} (isolation level 1) the latest offset is the last stable offset and a lookup by time finds
+     * nothing at or past it, as Kafka answers (its lastFetchableOffset).
+     */
+    private static Promise<long[]> lookup(Partition part, long ts, boolean readCommitted) {
         if (!part.isLeader()) {
             return Promise.completed(new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, -1});
         }
@@ -601,8 +666,9 @@ final class Handlers {
         if (ts == -5 || ts == -6) { // latest tiered, earliest pending upload: nothing is tiered here
             return Promise.completed(new long[] {0, -1, -1, -1});
         }
+        long fetchable = readCommitted ? part.lastStableOffset() : part.highWatermark();
         if (ts == -1) {
-            return Promise.completed(new long[] {0, part.highWatermark(), -1, epoch});
+            return Promise.completed(new long[] {0, fetchable, -1, epoch});
         }
         if (ts == -3) { // MAX_TIMESTAMP: the first record carrying the largest timestamp
             if (part.maxTimestamp() < 0) {
@@ -611,7 +677,7 @@ final class Handlers {
             ts = part.maxTimestamp();
         }
         Promise<long[]> p = new Promise<>();
-        part.log().offsetForTimestamp(ts, part.highWatermark(), new dev.isthmus.log.Log.TimestampHandler() {
+        part.log().offsetForTimestamp(ts, fetchable, new dev.isthmus.log.Log.TimestampHandler() {
             @Override
             public void onOffset(long offset, long timestamp) {
                 p.complete(new long[] {0, offset, timestamp, offset < 0 ? -1 : epochAt(part, offset)});

@@ -4,6 +4,7 @@ import dev.isthmus.arena.ArenaExhaustedException;
 import dev.isthmus.arena.IoBuf;
 import dev.isthmus.arena.MemoryArena;
 import dev.isthmus.gateway.protocol.IoBufSlice;
+import dev.isthmus.gateway.protocol.message.FetchResponseData;
 import dev.isthmus.log.BatchValidator;
 import dev.isthmus.log.Compression;
 import dev.isthmus.log.Log;
@@ -33,9 +34,11 @@ import java.util.Map;
  * One partition replica on its shard: a Raft group ({@link ReplicatedLog}) whose log is the partition's log.
  * Every produce goes through the group (on a single node a one-member group: one produce path); the high
  * watermark is the group's commit offset + 1; the leader epoch is the Raft term. Only the leader serves
- * Produce, Fetch and ListOffsets; followers answer NOT_LEADER_OR_FOLLOWER. The leader keeps the idempotent
- * producers' sequence state, rebuilt from the log (and the last snapshot) each time it gains leadership.
- * Owner-shard only.
+ * Produce, Fetch and ListOffsets; followers answer NOT_LEADER_OR_FOLLOWER. The producer and transaction state
+ * (idempotence, open transactions, the last stable offset, the aborted-transaction index) is kept by
+ * {@link PartitionProducers}: applied from committed entries on every replica, plus the leader's own log tail, which
+ * produced batches and transaction markers are checked against. Transactional batches that start a transaction here
+ * are first verified with the transaction coordinator (KIP-890, {@link TxnVerifier}). Owner-shard only.
  */
 final class Partition implements GroupListener {
     /**
@@ -53,33 +56,9 @@ final class Partition implements GroupListener {
     record RecordError(int batchIndex, String message) {
     }
 
-    /** Last batches of one producer (Kafka keeps 5 for duplicate detection). */
-    private static final class ProducerState {
-        short epoch;
-        long lastSeenMs;
-        final ArrayDeque<long[]> batches = new ArrayDeque<>(); // {firstSeq, lastSeq, baseOffset}
-
-        void record(short batchEpoch, int firstSeq, int lastSeq, long baseOffset, long nowMs) {
-            if (batchEpoch > epoch) {
-                epoch = batchEpoch;
-                batches.clear();
-            }
-            batches.addLast(new long[] {firstSeq, lastSeq, baseOffset});
-            if (batches.size() > 5) {
-                batches.pollFirst();
-            }
-            lastSeenMs = Math.max(lastSeenMs, nowMs);
-        }
-    }
-
-    /** Kafka's producer.id.expiration.ms: idempotence state of a producer silent this long is dropped. */
-    static final long PRODUCER_EXPIRY_MS = 24L * 3600 * 1000;
-    static final String PRODUCER_SNAPSHOT = "producers.snapshot";
-    private static final int SNAPSHOT_MAGIC = 0x49535053; // "ISPS"
-    private static final int SNAPSHOT_VERSION = 3;
-    private boolean producersChanged;
-    /** The largest record timestamp appended (ListOffsets MAX_TIMESTAMP); -1 while empty. */
-    private long maxTimestamp = -1;
+    /** Kafka's producer.id.expiration.ms (see {@link PartitionProducers}). */
+    static final long PRODUCER_EXPIRY_MS = PartitionProducers.PRODUCER_EXPIRY_MS;
+    static final String PRODUCER_SNAPSHOT = PartitionProducers.SNAPSHOT;
 
     final String topic;
     final int index;
@@ -90,7 +69,12 @@ final class Partition implements GroupListener {
     /** Fetches parked until the high watermark passes their offset: an intrusive list (no allocation per park). */
     private PartitionFetch parkedHead;
     private int parkedCount;
-    private final Map<Long, ProducerState> producers = new HashMap<>();
+    /** Producer and transaction state: the committed view, the leader's tail view, the index, snapshots. */
+    final PartitionProducers producers;
+    /** Where transactional batches that start a transaction are verified (KIP-890); null: not verified. */
+    private TxnVerifier verifier;
+    /** Producers whose first transactional batch is being verified, with the batches queued behind it. */
+    private final Map<Long, Verification> verifying = new HashMap<>();
     private final RecordBatch batch = new RecordBatch();
     /** The header of the batch being appended, copied out of the request for {@link #batch} to read. */
     private final MemorySegment header = MemorySegment.ofArray(new byte[RecordBatch.HEADER_BYTES]);
@@ -109,10 +93,6 @@ final class Partition implements GroupListener {
     private LogConfig config;
     /** The topic's produce-path settings (validation, compression, timestamps, min.insync.replicas). */
     private TopicSettings settings;
-    /** The term whose producer state is loaded (produce with a producer id waits for it), or -1. */
-    private long producersTerm = -1;
-    /** The term a producer-state rebuild is running for, or -1. */
-    private long rebuildingTerm = -1;
     private boolean closed;
     /** Append-to-commit latency of acks=all produces (µs). Owner shard; copied for metrics. */
     final Histogram durableLatencyMicros = new Histogram(60_000_000L, 2);
@@ -133,6 +113,13 @@ final class Partition implements GroupListener {
         this.shard = shard;
         this.arena = arena;
         this.leadership = leadership;
+        this.producers = new PartitionProducers(this, replica, shard, this::wakeDataWaiters);
+        producers.start();
+    }
+
+    /** Sets where transactional batches are verified (the shard's {@link TxnVerifier}). */
+    void verifier(TxnVerifier v) {
+        this.verifier = v;
     }
 
     /**
@@ -169,7 +156,12 @@ final class Partition implements GroupListener {
 
     /** Leads, and idempotent producers are served (their state is loaded for this term). */
     boolean readyToProduce() {
-        return isLeader() && (producersTerm == replica.term() || topic.equals(GroupCoordinator.OFFSETS_TOPIC));
+        return isLeader() && (producers.tail(replica.term()) != null || topic.equals(GroupCoordinator.OFFSETS_TOPIC));
+    }
+
+    /** The tail view of this leader's term, or null while it loads (or this replica does not lead). */
+    private ProducerStateManager tail() {
+        return closed || !replica.isLeader() ? null : producers.tail(replica.term());
     }
 
     /** The leader epoch: the Raft term. */
@@ -196,18 +188,26 @@ final class Partition implements GroupListener {
 
     @Override
     public void onCommit(long groupId, long commitOffset) {
+        producers.onCommit(); // wakes the waiters once the committed entries are applied
         wakeDataWaiters();
     }
 
     @Override
     public void onRoleChange(long groupId, Role role, long term, int leaderId) {
         if (role == Role.LEADER) {
-            rebuildProducers(term);
+            producers.lead(term, () -> {
+            });
         } else {
-            producersTerm = -1;
+            producers.follow();
+            failVerifications(ErrorCodes.NOT_LEADER_OR_FOLLOWER, "this broker no longer leads " + topic + "-" + index);
             wakeDataWaiters(); // long polls answer NOT_LEADER_OR_FOLLOWER at once
         }
         leadership.changed(this, role == Role.LEADER, term, leaderId);
+    }
+
+    @Override
+    public void onLogStartChange(long groupId, long logStartOffset) {
+        producers.onLogStartChange(logStartOffset);
     }
 
     @Override
@@ -225,11 +225,12 @@ final class Partition implements GroupListener {
         }
         boolean all = closed || !replica.isLeader();
         long hw = replica.highWatermark();
+        long lso = producers.lastStableOffset();
         PartitionFetch woken = null;
         PartitionFetch last = null;
         for (PartitionFetch f = parkedHead; f != null; ) {
             PartitionFetch next = f.nextParked;
-            if (all || f.fetchOffset < hw) {
+            if (all || f.fetchOffset < (f.isolationLevel == PartitionFetch.READ_COMMITTED ? lso : hw)) {
                 unlink(f);
                 if (last == null) {
                     woken = f;
@@ -248,195 +249,34 @@ final class Partition implements GroupListener {
         }
     }
 
-    /** On gaining leadership in {@code term}: loads the producers' state before idempotent produces are taken. */
-    private void rebuildProducers(long term) {
-        if (rebuildingTerm == term || producersTerm == term) {
-            return;
-        }
-        rebuildingTerm = term;
-        recoverProducers(error -> {
-            if (rebuildingTerm != term) {
-                return;
-            }
-            rebuildingTerm = -1;
-            if (error != null) {
-                System.getLogger(Partition.class.getName()).log(System.Logger.Level.ERROR, "cannot rebuild the"
-                    + " producer state of " + topic + "-" + index + ": " + error.getMessage());
-                return;
-            }
-            if (!closed && replica.isLeader() && replica.term() == term) {
-                producersTerm = term;
-            }
-        });
-    }
+    // ------------------------------------------------------------------ producer state
 
-    // ------------------------------------------------------------------ producer state across restarts
-
-    /**
-     * Rebuilds the idempotent producers' state: loads the snapshot written at the last clean close or periodic
-     * snapshot (when it is not ahead of the log), then replays the batch headers from its offset to the log end.
-     * {@code done} runs on this shard, with null or the error.
-     */
-    void recoverProducers(java.util.function.Consumer<RuntimeException> done) {
-        long from = replica.logStartOffset();
-        try {
-            long snapshotOffset = loadSnapshot();
-            if (snapshotOffset >= from && snapshotOffset <= replica.logEndOffset()) {
-                from = snapshotOffset;
-            } else {
-                producers.clear();
-            }
-        } catch (java.io.IOException | RuntimeException e) {
-            producers.clear(); // a damaged snapshot is only a shortcut: rebuild from the log
-        }
-        scanProducers(from, done);
-    }
-
-    private void scanProducers(long from, java.util.function.Consumer<RuntimeException> done) {
-        long end = replica.logEndOffset();
-        if (from >= end) {
-            done.accept(null);
-            return;
-        }
-        log().read(from, end, 1 << 20, new Log.ReadHandler() {
-            @Override
-            public void onRead(MemorySegment bytes, long firstOffset, long lastOffset) {
-                if (bytes.byteSize() == 0) {
-                    done.accept(null);
-                    return;
-                }
-                long pos = 0;
-                long next = lastOffset + 1;
-                while (pos + RecordBatch.HEADER_BYTES <= bytes.byteSize()) {
-                    batch.wrap(bytes, pos);
-                    int size = batch.sizeInBytes();
-                    if (size <= 0 || pos + size > bytes.byteSize()) {
-                        break;
-                    }
-                    next = Math.max(next, batch.baseOffset() + batch.lastOffsetDelta() + 1);
-                    long pid = batch.producerId();
-                    if (!batch.isControl()) {
-                        maxTimestamp = Math.max(maxTimestamp, batch.maxTimestamp());
-                    }
-                    if (pid >= 0 && !batch.isControl() && batch.baseOffset() >= from) {
-                        int first = batch.baseSequence();
-                        producers.computeIfAbsent(pid, k -> new ProducerState()).record(batch.producerEpoch(), first,
-                            first + batch.lastOffsetDelta(), batch.baseOffset(), batch.maxTimestamp());
-                    }
-                    pos += size;
-                }
-                scanProducers(next, done);
-            }
-
-            @Override
-            public void onError(LogException error) {
-                done.accept(error);
-            }
-        });
-    }
-
-    /** Writes the producer state if it changed since the last snapshot (periodically and at close). */
+    /** Snapshot of the producer state (every 30 s with expiry, and at close). */
     void snapshotProducers() {
-        if (!producersChanged) {
-            return;
-        }
-        long now = System.currentTimeMillis();
-        producers.values().removeIf(ps -> now - ps.lastSeenMs > PRODUCER_EXPIRY_MS);
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(40 + producers.size() * (8 + 2 + 8 + 4 + 5 * 16) + 8);
-        long at = replica.logEndOffset();
-        long termAt = at > replica.logStartOffset() ? termAtOrMinus(at - 1) : -1;
-        b.putInt(SNAPSHOT_MAGIC).putInt(SNAPSHOT_VERSION).putLong(at).putLong(termAt).putLong(maxTimestamp)
-            .putInt(producers.size());
-        for (Map.Entry<Long, ProducerState> e : producers.entrySet()) {
-            ProducerState ps = e.getValue();
-            b.putLong(e.getKey()).putShort(ps.epoch).putLong(ps.lastSeenMs).putInt(ps.batches.size());
-            for (long[] x : ps.batches) {
-                b.putInt((int) x[0]).putInt((int) x[1]).putLong(x[2]);
-            }
-        }
-        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
-        crc.update(b.array(), 0, b.position());
-        b.putLong(crc.getValue());
-        java.nio.file.Path file = replica.dir().resolve(PRODUCER_SNAPSHOT);
-        java.nio.file.Path tmp = replica.dir().resolve(PRODUCER_SNAPSHOT + ".tmp");
-        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(tmp,
-            java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE,
-            java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
-            b.flip();
-            while (b.hasRemaining()) {
-                ch.write(b);
-            }
-            ch.force(false);
-            java.nio.file.Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
-                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-            producersChanged = false;
-        } catch (java.io.IOException e) {
-            System.getLogger(Partition.class.getName()).log(System.Logger.Level.WARNING,
-                "cannot write the producer snapshot of " + topic + "-" + index + ": " + e.getMessage());
-        }
+        producers.snapshot(true, false);
     }
 
-    private long termAtOrMinus(long offset) {
-        try {
-            return replica.raft().termAt(offset);
-        } catch (RuntimeException e) {
-            return -1;
-        }
-    }
-
-    /** Loads the snapshot into {@code producers}; returns its offset, or -1 when there is none. */
-    private long loadSnapshot() throws java.io.IOException {
-        java.nio.file.Path file = replica.dir().resolve(PRODUCER_SNAPSHOT);
-        if (!java.nio.file.Files.exists(file)) {
-            return -1;
-        }
-        byte[] all = java.nio.file.Files.readAllBytes(file);
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(all);
-        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
-        crc.update(all, 0, all.length - 8);
-        if (all.length < 36 || b.getLong(all.length - 8) != crc.getValue() || b.getInt() != SNAPSHOT_MAGIC
-            || b.getInt() != SNAPSHOT_VERSION) {
-            throw new java.io.IOException("damaged or old producer snapshot " + file);
-        }
-        long offset = b.getLong();
-        long termAt = b.getLong();
-        if (offset > replica.logStartOffset() && termAtOrMinus(offset - 1) != termAt) {
-            return -1; // written before a suffix truncation replaced that part of the log: rebuild from the log
-        }
-        maxTimestamp = b.getLong();
-        int n = b.getInt();
-        producers.clear();
-        for (int i = 0; i < n; i++) {
-            long pid = b.getLong();
-            ProducerState ps = new ProducerState();
-            ps.epoch = b.getShort();
-            ps.lastSeenMs = b.getLong();
-            int k = b.getInt();
-            for (int j = 0; j < k; j++) {
-                ps.batches.addLast(new long[] {b.getInt(), b.getInt(), b.getLong()});
-            }
-            producers.put(pid, ps);
-        }
-        return offset;
+    /** At a clean close: the last snapshot, written before returning. */
+    void snapshotProducersAtClose() {
+        producers.snapshot(true, true);
     }
 
     /**
-     * DescribeProducers: a copy of the idempotent producers' state, one {producerId, epoch, lastSequence, lastSeenMs}
-     * each (lastSequence -1 when no batch is kept). Meaningful on the leader once {@link #readyToProduce()}.
+     * DescribeProducers: {producerId, epoch, lastSequence, lastSeenMs, coordinatorEpoch, txnStartOffset} per producer.
+     * Meaningful on the leader once {@link #readyToProduce()}.
      */
     List<long[]> producerStates() {
-        List<long[]> out = new ArrayList<>(producers.size());
-        for (Map.Entry<Long, ProducerState> e : producers.entrySet()) {
-            ProducerState ps = e.getValue();
-            long[] last = ps.batches.peekLast();
-            out.add(new long[] {e.getKey(), ps.epoch, last == null ? -1 : (int) last[1], ps.lastSeenMs});
-        }
-        return out;
+        return producers.describe();
     }
 
     /** The largest record timestamp in the log (-1 when empty). */
     long maxTimestamp() {
-        return maxTimestamp;
+        return producers.maxTimestamp();
+    }
+
+    /** The last stable offset (Kafka's LSO): below every open transaction and the high watermark. */
+    long lastStableOffset() {
+        return producers.lastStableOffset();
     }
 
     /**
@@ -475,7 +315,8 @@ final class Partition implements GroupListener {
     /** The partition stops being served here (topic deleted or broker closing): waiting fetches wake. */
     void closed() {
         closed = true;
-        producersTerm = -1;
+        producers.close();
+        failVerifications(ErrorCodes.NOT_LEADER_OR_FOLLOWER, topic + "-" + index + " is no longer served by this broker");
         wakeDataWaiters();
     }
 
@@ -503,29 +344,50 @@ final class Partition implements GroupListener {
      * is stored.
      */
     Promise<AppendResult> append(IoBufSlice records, short acks) {
+        return append(records, acks, null, (short) 11);
+    }
+
+    /**
+     * {@link #append(IoBufSlice, short)} for a Produce of version {@code produceVersion} carrying
+     * {@code transactionalId} (null when none): a transactional batch that starts a transaction on this partition is
+     * verified with its transaction coordinator first (KIP-890; from v12 the coordinator adds the partition), and
+     * held until then, with the producer's later transactional batches queued behind it in order.
+     */
+    Promise<AppendResult> append(IoBufSlice records, short acks, String transactionalId, short produceVersion) {
         int len = records.length();
         if (len == 0) {
             rejectedBatches++;
             return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1, "empty record set"));
         }
+        AppendResult few = tooFewReplicas(acks);
+        if (few != null) {
+            return Promise.completed(few);
+        }
+        return appendBatch(records.buf(), len, acks, false, transactionalId, produceVersion);
+    }
+
+    /** Kafka's check before an acks=all append: NOT_ENOUGH_REPLICAS while fewer than min.insync.replicas are live. */
+    private AppendResult tooFewReplicas(short acks) {
         if (acks == -1 && settings.minInsyncReplicas() > 1 && replica.isLeader()) {
             int live = replica.raft().liveVoters();
             if (live >= 0 && live < settings.minInsyncReplicas()) {
-                // Kafka's check before appending: nothing is written, the producer retries.
-                return Promise.completed(new AppendResult(ErrorCodes.NOT_ENOUGH_REPLICAS, -1, -1, topic + "-" + index
+                // Nothing is written, the producer retries.
+                return new AppendResult(ErrorCodes.NOT_ENOUGH_REPLICAS, -1, -1, topic + "-" + index
                     + " has " + live + " live replica(s) of " + replica.configuration().voters().length
-                    + " in its Raft group; min.insync.replicas is " + settings.minInsyncReplicas() + " for acks=all"));
+                    + " in its Raft group; min.insync.replicas is " + settings.minInsyncReplicas() + " for acks=all");
             }
         }
-        return appendBatch(records.buf(), len, acks, false);
+        return null;
     }
 
     /**
      * Internal writers (the group coordinator): appends one batch it built and completes once it is committed.
      * Such batches are checked for their framing and CRC only (they are ours: control batches and keyed records).
+     * A transactional batch (TxnOffsetCommit's offsets) is checked against the producer's epoch and its open
+     * transaction, not its sequence (it has none).
      */
     Promise<AppendResult> appendInternal(MemorySegment seg, int len) {
-        return appendBatch(IoBuf.wrap(seg.asSlice(0, len)), len, (short) -1, true);
+        return appendBatch(IoBuf.wrap(seg.asSlice(0, len)), len, (short) -1, true, null, (short) 11);
     }
 
     /**
@@ -534,14 +396,50 @@ final class Partition implements GroupListener {
      * this request alone with a Kafka error, is logged (at most every {@link #FAILURE_LOG_INTERVAL_NS}) and counted
      * in {@link #appendFailures}; the partition keeps serving.
      */
-    private Promise<AppendResult> appendBatch(IoBuf src, int len, short acks, boolean internal) {
+    private Promise<AppendResult> appendBatch(IoBuf src, int len, short acks, boolean internal, String transactionalId,
+                                              short produceVersion) {
         if (closed) {
             return Promise.completed(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, topic + "-" + index
                 + " is no longer served by this broker"));
         }
+        long nowMs = System.currentTimeMillis();
+        if (internal) {
+            if (len < RecordBatch.HEADER_BYTES || RecordBatch.check(src, 0, len, true) != RecordBatch.Check.OK) {
+                return Promise.completed(refused(ErrorCodes.CORRUPT_MESSAGE, "internal batch of " + len
+                    + " bytes is malformed"));
+            }
+        } else {
+            short code = validator.validate(src, 0, len, settings.rules(), nowMs);
+            if (code != ErrorCodes.NONE) {
+                rejectedBatches++;
+                List<RecordError> errors = List.of();
+                int kept = validator.recordErrorsKept();
+                if (kept > 0) {
+                    RecordError[] e = new RecordError[kept];
+                    for (int k = 0; k < kept; k++) {
+                        e[k] = new RecordError(validator.recordErrorIndex(k), validator.recordErrorMessage(k));
+                    }
+                    errors = List.of(e);
+                }
+                return Promise.completed(new AppendResult(code, -1, -1, validator.message() + " (" + topic + "-"
+                    + index + ")", -1, errors));
+            }
+        }
+        return appendChecked(src, len, acks, internal, transactionalId, produceVersion, null, true, nowMs);
+    }
+
+    /**
+     * The append after validation: producer checks against the tail view (or verification first), then the proposal.
+     * {@code verified} is the verification this batch passed (null when none); a batch queued behind a verification
+     * comes back here once it is done. {@code fresh}: the batch was validated just before, so {@link #validator}'s
+     * results (codec, max timestamp) are its own; a batch coming back from a wait is validated again for them.
+     */
+    private Promise<AppendResult> appendChecked(IoBuf src, int len, short acks, boolean internal,
+                                                String transactionalId, short produceVersion, Verification verified,
+                                                boolean fresh, long nowMs) {
         proposing = false;
         try {
-            return appendValidated(src, len, acks, internal);
+            return appendProposed(src, len, acks, internal, transactionalId, produceVersion, verified, fresh, nowMs);
         } catch (RuntimeException | AssertionError e) {
             return Promise.completed(appendFailed(e, proposing));
         } finally {
@@ -581,68 +479,55 @@ final class Partition implements GroupListener {
         return new AppendResult(code, -1, -1, message);
     }
 
-    private Promise<AppendResult> appendValidated(IoBuf src, int len, short acks, boolean internal) {
-        long nowMs = System.currentTimeMillis();
+    private Promise<AppendResult> appendProposed(IoBuf src, int len, short acks, boolean internal,
+                                                 String transactionalId, short produceVersion, Verification verified,
+                                                 boolean fresh, long nowMs) {
         TopicSettings rules = settings;
-        if (internal) {
-            if (len < RecordBatch.HEADER_BYTES || RecordBatch.check(src, 0, len, true) != RecordBatch.Check.OK) {
-                return Promise.completed(refused(ErrorCodes.CORRUPT_MESSAGE, "internal batch of " + len
-                    + " bytes is malformed"));
-            }
-        } else {
-            short code = validator.validate(src, 0, len, rules.rules(), nowMs);
-            if (code != ErrorCodes.NONE) {
-                rejectedBatches++;
-                List<RecordError> errors = List.of();
-                int kept = validator.recordErrorsKept();
-                if (kept > 0) {
-                    RecordError[] e = new RecordError[kept];
-                    for (int k = 0; k < kept; k++) {
-                        e[k] = new RecordError(validator.recordErrorIndex(k), validator.recordErrorMessage(k));
-                    }
-                    errors = List.of(e);
-                }
-                return Promise.completed(new AppendResult(code, -1, -1, validator.message() + " (" + topic + "-"
-                    + index + ")", -1, errors));
-            }
-        }
         src.copyTo(0, header, 0, RecordBatch.HEADER_BYTES);
         batch.wrap(header, 0);
         if (!replica.isLeader()) {
             return Promise.completed(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, notLeader()));
         }
         long producerId = batch.producerId();
-        ProducerState ps = null;
         int firstSeq = batch.baseSequence();
-        int lastSeq = firstSeq + batch.lastOffsetDelta();
+        int lastSeq = firstSeq < 0 ? -1 : firstSeq + batch.lastOffsetDelta();
         short epoch = batch.producerEpoch();
-        if (producerId >= 0) {
-            if (producersTerm != replica.term()) {
-                return Promise.completed(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, "the new leader of "
-                    + topic + "-" + index + " is still loading the producers' state; retry"));
+        boolean transactional = (batch.attributes() & RecordBatch.TRANSACTIONAL_BIT) != 0;
+        ProducerStateManager tail = null;
+        if (producerId >= 0 && !batch.isControl()) {
+            tail = tail();
+            if (tail == null) {
+                return Promise.completed(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, "the new leader"
+                    + " of " + topic + "-" + index + " is still loading the producers' state; retry"));
             }
-            ps = producers.computeIfAbsent(producerId, k -> new ProducerState());
-            if (epoch < ps.epoch) {
-                return Promise.completed(new AppendResult(ErrorCodes.INVALID_PRODUCER_EPOCH, -1, -1,
-                    "producer " + producerId + " epoch " + epoch + " is older than " + ps.epoch));
+            Verification pending = verifying.get(producerId);
+            if (transactional && pending != null && pending != verified) {
+                // Behind the producer's verification in progress: in order, after it.
+                Promise<AppendResult> p = new Promise<>();
+                pending.queued.add(new Deferred(src, len, acks, internal, transactionalId, produceVersion, p));
+                return p;
             }
-            if (epoch > ps.epoch && firstSeq != 0) {
-                return Promise.completed(new AppendResult(ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, -1,
-                    "producer " + producerId + " started epoch " + epoch + " at sequence " + firstSeq + ", not 0"));
+            short code = tail.checkData(producerId, epoch, firstSeq, lastSeq, transactional);
+            if (code == ProducerStateManager.DUPLICATE) {
+                // A retry of a batch we already have: answer with its offset, append nothing.
+                return Promise.completed(new AppendResult(ErrorCodes.NONE, tail.duplicateOffset(),
+                    replica.logStartOffset(), null));
             }
-            if (epoch == ps.epoch) {
-                for (long[] b : ps.batches) {
-                    if (b[0] == firstSeq && b[1] == lastSeq) {
-                        // A retry of a batch we already have: answer with its offset, append nothing.
-                        return Promise.completed(new AppendResult(ErrorCodes.NONE, b[2], replica.logStartOffset(), null));
+            if (code != ErrorCodes.NONE) {
+                return Promise.completed(code == ErrorCodes.INVALID_PRODUCER_EPOCH
+                    ? new AppendResult(code, -1, -1, tail.problem()) : refused(code, tail.problem()));
+            }
+            if (transactional && !tail.hasOngoingTransaction(producerId, epoch)) {
+                if (verified != null) {
+                    if (verified.invalidated) {
+                        // A marker for this producer landed while the coordinator was asked: its answer is stale.
+                        return Promise.completed(refused(abortable(produceVersion), "the transaction of producer "
+                            + producerId + " ended while its first batch on " + topic + "-" + index
+                            + " was being verified"));
                     }
+                } else if (transactionalId != null && verifier != null && !internal) {
+                    return verify(src, len, acks, transactionalId, produceVersion, producerId, epoch, firstSeq);
                 }
-            }
-            long[] last = epoch > ps.epoch ? null : ps.batches.peekLast();
-            boolean inOrder = last == null || firstSeq == (int) (last[1] + 1);
-            if (!inOrder) {
-                return Promise.completed(new AppendResult(ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, -1,
-                    "producer " + producerId + " sent sequence " + firstSeq + " after " + last[1]));
             }
         }
         // What is stored: the batch as sent, or rebuilt with the topic's codec; then the timestamp type and max
@@ -652,6 +537,16 @@ final class Partition implements GroupListener {
         long logAppendTimeMs = -1;
         long maxTs = batch.maxTimestamp();
         if (!internal) {
+            if (!fresh) {
+                // Back from a wait: the validator has moved on to other batches; validate this one again (cheap
+                // against a coordinator round trip) for its codec and timestamps.
+                short code = validator.validate(src, 0, len, rules.rules(), nowMs);
+                if (code != ErrorCodes.NONE) {
+                    return Promise.completed(refused(code, validator.message() + " (" + topic + "-" + index + ")"));
+                }
+                src.copyTo(0, header, 0, RecordBatch.HEADER_BYTES);
+                batch.wrap(header, 0);
+            }
             Compression target = rules.compression();
             if (target != null && target.id != validator.codec()) {
                 Compression.Output rebuilt = validator.recompress(src, 0, target);
@@ -699,12 +594,11 @@ final class Partition implements GroupListener {
         if (committed.isFailed()) {
             return Promise.completed(commitFailure(committed.failure()));
         }
-        if (ps != null) {
-            ps.record(epoch, firstSeq, lastSeq, base, System.currentTimeMillis());
-            producersChanged = true;
-        }
-        if (maxTs > maxTimestamp) {
-            maxTimestamp = maxTs;
+        ProducerStateManager view = tail != null ? tail : tail();
+        if (view != null) {
+            view.applyData(producerId, epoch, firstSeq, lastSeq, base, base + span - 1, transactional && !batch.isControl(),
+                System.currentTimeMillis());
+            view.noteTimestamp(maxTs);
         }
         long appendTime = logAppendTimeMs;
         if (acks == 1 || acks == 0) {
@@ -716,6 +610,169 @@ final class Partition implements GroupListener {
             return new AppendResult(ErrorCodes.NONE, b, replica.logStartOffset(), null, appendTime, List.of());
         }).recover(this::commitFailure);
     }
+
+    // ------------------------------------------------------------------ KIP-890 verification
+
+    /** A batch waiting behind a verification: re-run once it is done. */
+    private record Deferred(IoBuf src, int len, short acks, boolean internal, String transactionalId,
+                            short produceVersion, Promise<AppendResult> promise) {
+    }
+
+    /**
+     * A producer's first transactional batch on this partition being verified with its coordinator (Kafka's
+     * VerificationStateEntry): the guard is this object; a marker for the producer meanwhile invalidates it, so the
+     * coordinator's answer cannot start a transaction the marker already ended.
+     */
+    private static final class Verification {
+        final long producerId;
+        final short epoch;
+        final int sequence;
+        boolean invalidated;
+        final java.util.ArrayDeque<Deferred> queued = new java.util.ArrayDeque<>();
+
+        Verification(long producerId, short epoch, int sequence) {
+            this.producerId = producerId;
+            this.epoch = epoch;
+            this.sequence = sequence;
+        }
+    }
+
+    /** TRANSACTION_ABORTABLE for clients that know it (Produce v11+), INVALID_TXN_STATE before. */
+    private static short abortable(short produceVersion) {
+        return produceVersion >= 11 ? ErrorCodes.TRANSACTION_ABORTABLE : ErrorCodes.INVALID_TXN_STATE;
+    }
+
+    private Promise<AppendResult> verify(IoBuf src, int len, short acks, String transactionalId, short produceVersion,
+                                         long producerId, short epoch, int sequence) {
+        Verification v = new Verification(producerId, epoch, sequence);
+        verifying.put(producerId, v);
+        Promise<AppendResult> first = new Promise<>();
+        // Produce v12 is transaction version 2: the coordinator adds the partition (KIP-890 part 2).
+        boolean add = produceVersion >= 12;
+        verifier.verify(transactionalId, producerId, epoch, topic, index, add).whenComplete((code, f) -> {
+            short c = f != null ? ErrorCodes.NOT_ENOUGH_REPLICAS : code;
+            if (verifying.get(producerId) == v) {
+                verifying.remove(producerId);
+            }
+            if (c == ErrorCodes.NONE && !closed) {
+                appendChecked(src, len, acks, false, transactionalId, produceVersion, v, false,
+                    System.currentTimeMillis()).whenComplete((res, g) -> first.complete(g == null ? res
+                    : appendFailed(g, true)));
+            } else {
+                first.complete(refused(verificationError(c, produceVersion), verificationMessage(c, f, producerId)));
+            }
+            // Then the batches that waited behind it, in their order (each may start its own verification).
+            while (!v.queued.isEmpty()) {
+                Deferred d = v.queued.poll();
+                Promise<AppendResult> r = closed ? Promise.completed(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER,
+                    -1, -1, topic + "-" + index + " is no longer served by this broker"))
+                    : appendChecked(d.src, d.len, d.acks, d.internal, d.transactionalId, d.produceVersion, null,
+                        false, System.currentTimeMillis());
+                r.whenComplete((res, g) -> d.promise.complete(g == null ? res : appendFailed(g, true)));
+            }
+        });
+        return first;
+    }
+
+    /** Kafka's mapping of a verification answer to the Produce error (ReplicaManager, AddPartitionsToTxnManager). */
+    private static short verificationError(short code, short produceVersion) {
+        return switch (code) {
+            case ErrorCodes.PRODUCER_FENCED -> ErrorCodes.INVALID_PRODUCER_EPOCH;
+            case ErrorCodes.TRANSACTION_ABORTABLE -> abortable(produceVersion);
+            case ErrorCodes.CLUSTER_AUTHORIZATION_FAILED -> ErrorCodes.INVALID_TXN_STATE;
+            // Retriable for every client without a metadata refresh (Kafka picks NOT_ENOUGH_REPLICAS too).
+            case ErrorCodes.CONCURRENT_TRANSACTIONS, ErrorCodes.COORDINATOR_LOAD_IN_PROGRESS,
+                 ErrorCodes.COORDINATOR_NOT_AVAILABLE, ErrorCodes.NOT_COORDINATOR, ErrorCodes.NETWORK_EXCEPTION,
+                 ErrorCodes.REQUEST_TIMED_OUT, ErrorCodes.NOT_ENOUGH_REPLICAS -> ErrorCodes.NOT_ENOUGH_REPLICAS;
+            default -> code;
+        };
+    }
+
+    private String verificationMessage(short code, Throwable f, long producerId) {
+        if (f != null) {
+            return "cannot verify the transaction of producer " + producerId + " on " + topic + "-" + index
+                + " with its coordinator now; retry";
+        }
+        return switch (code) {
+            case ErrorCodes.TRANSACTION_ABORTABLE, ErrorCodes.INVALID_TXN_STATE -> topic + "-" + index
+                + " is not part of the transaction of producer " + producerId + " at its coordinator";
+            case ErrorCodes.PRODUCER_FENCED, ErrorCodes.INVALID_PRODUCER_EPOCH -> "producer " + producerId
+                + " was fenced by its transaction coordinator";
+            default -> "unable to verify that " + topic + "-" + index + " is part of the transaction of producer "
+                + producerId + " (coordinator answered error " + code + "); retry";
+        };
+    }
+
+    /** Answers every batch waiting for a verification (this replica stopped leading or serving). */
+    private void failVerifications(short code, String message) {
+        if (verifying.isEmpty()) {
+            return;
+        }
+        for (Verification v : verifying.values()) {
+            v.invalidated = true;
+            while (!v.queued.isEmpty()) {
+                v.queued.poll().promise.complete(new AppendResult(code, -1, -1, message));
+            }
+        }
+        verifying.clear();
+    }
+
+    // ------------------------------------------------------------------ transaction markers
+
+    /**
+     * WriteTxnMarkers on the leader: appends the COMMIT ({@code commit}) or ABORT marker of producer
+     * {@code producerId} at {@code epoch} from coordinator epoch {@code coordinatorEpoch} through the Raft group and
+     * completes with NONE once it is committed, or with Kafka's error: NOT_LEADER_OR_FOLLOWER (not the leader, or its
+     * producer state still loading: the coordinator retries), NOT_ENOUGH_REPLICAS, INVALID_PRODUCER_EPOCH (older than
+     * the producer's epoch), TRANSACTION_COORDINATOR_FENCED (older than the coordinator epoch of the producer's last
+     * marker). A marker for a producer with no open transaction here is appended all the same and ends nothing.
+     */
+    Promise<Short> appendMarker(long producerId, short epoch, boolean commit, int coordinatorEpoch) {
+        if (closed || !replica.isLeader()) {
+            return Promise.completed(ErrorCodes.NOT_LEADER_OR_FOLLOWER);
+        }
+        ProducerStateManager tail = tail();
+        if (tail == null) {
+            return Promise.completed(ErrorCodes.NOT_LEADER_OR_FOLLOWER);
+        }
+        if (tooFewReplicas((short) -1) != null) {
+            return Promise.completed(ErrorCodes.NOT_ENOUGH_REPLICAS);
+        }
+        short code = tail.checkMarker(producerId, epoch, coordinatorEpoch);
+        if (code != ErrorCodes.NONE) {
+            markersRefused++;
+            return Promise.completed(code);
+        }
+        long nowMs = System.currentTimeMillis();
+        byte[] bytes = new byte[dev.isthmus.log.ControlBatch.MARKER_BYTES];
+        dev.isthmus.log.ControlBatch.writeMarker(MemorySegment.ofArray(bytes), 0, producerId, epoch, commit,
+            coordinatorEpoch, nowMs);
+        long[] proposedAt = {-1};
+        KafkaBatchPayload payload = new KafkaBatchPayload(bytes);
+        Promise<Long> committed;
+        try {
+            committed = replica.replicate(payload, at -> proposedAt[0] = at);
+        } catch (RuntimeException e) {
+            appendFailed(e, true);
+            return Promise.completed(ErrorCodes.REQUEST_TIMED_OUT);
+        } finally {
+            payload.release();
+        }
+        if (committed.isFailed()) {
+            return Promise.completed(kafkaCode(committed.failure()));
+        }
+        tail.applyMarker(producerId, epoch, commit, coordinatorEpoch, proposedAt[0], nowMs);
+        Verification v = verifying.get(producerId);
+        if (v != null) {
+            v.invalidated = true; // Kafka clears the verification guard on a marker
+        }
+        markersWritten++;
+        return committed.map(b -> ErrorCodes.NONE).recover(Partition::kafkaCode);
+    }
+
+    /** Markers appended here as leader, and refused for a stale epoch (metrics). */
+    long markersWritten;
+    long markersRefused;
 
     /** A proposal Raft refused or lost (its own message names why), or an unexpected failure (logged, counted). */
     private AppendResult commitFailure(Throwable f) {
@@ -745,9 +802,11 @@ final class Partition implements GroupListener {
             return;
         }
         long hw = replica.highWatermark();
-        long bound = fetchBound(f.isolationLevel);
+        long lso = producers.lastStableOffset();
+        long bound = f.isolationLevel == PartitionFetch.READ_COMMITTED ? lso : hw;
         f.highWatermark = hw;
-        f.lastStableOffset = bound;
+        f.lastStableOffset = lso;
+        f.bound = bound;
         f.logStartOffset = replica.logStartOffset();
         long offset = f.fetchOffset;
         if (outOfRange(offset, hw)) {
@@ -759,28 +818,40 @@ final class Partition implements GroupListener {
             f.readDone();
             return;
         }
+        f.readFrom = this;
         log().read(offset, bound, maxBytes, f);
     }
 
     /**
-     * The offset a fetch at {@code isolationLevel} may read up to (exclusive): the high watermark. This is the
-     * seam for READ_COMMITTED (issue 19): it will answer the last stable offset, the first offset of the
-     * earliest open transaction, and {@link #read} will report the aborted transactions of what it returns.
+     * READ_COMMITTED, once {@code f}'s read returned batches: the aborted transactions overlapping what it returned,
+     * {@code [fetchOffset, last offset read]} (Kafka's collectAbortedTransactions with the end of the fetched data as
+     * the upper bound), left null when there are none.
      */
-    private long fetchBound(byte isolationLevel) {
-        return replica.highWatermark();
+    void collectAborted(PartitionFetch f) {
+        long upper = f.lastOffset + 1;
+        producers.collectAborted(f.fetchOffset, upper, (producerId, firstOffset) -> {
+            if (f.abortedTransactions == null) {
+                f.abortedTransactions = new ArrayList<>(2);
+            }
+            FetchResponseData.AbortedTransaction a = new FetchResponseData.AbortedTransaction();
+            a.producerId = producerId;
+            a.firstOffset = firstOffset;
+            f.abortedTransactions.add(a);
+        });
     }
 
     /**
-     * Whether a fetch from {@code offset} would get anything now: batches (the high watermark is past it) or an
-     * error (this replica does not lead or no longer serves, or the offset is out of range).
+     * Whether a fetch from {@code offset} at {@code isolationLevel} would get anything now: batches (the high
+     * watermark, or for READ_COMMITTED the last stable offset, is past it) or an error (this replica does not lead or
+     * no longer serves, or the offset is out of range).
      */
-    boolean hasFetchable(long offset) {
+    boolean hasFetchable(long offset, byte isolationLevel) {
         if (!isLeader()) {
             return true;
         }
         long hw = replica.highWatermark();
-        return offset < hw || outOfRange(offset, hw);
+        long bound = isolationLevel == PartitionFetch.READ_COMMITTED ? producers.lastStableOffset() : hw;
+        return offset < bound || outOfRange(offset, hw);
     }
 
     /**
@@ -804,7 +875,7 @@ final class Partition implements GroupListener {
         if (f.parkedOn != null) {
             throw new IllegalStateException("a fetch of " + f.topic + "-" + f.partition + " is parked twice");
         }
-        if (hasFetchable(f.fetchOffset)) {
+        if (hasFetchable(f.fetchOffset, f.isolationLevel)) {
             return false;
         }
         f.parkedOn = this;

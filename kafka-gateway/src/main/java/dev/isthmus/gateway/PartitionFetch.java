@@ -23,10 +23,11 @@ import java.util.List;
  * promise). {@link #readDone()} may run before {@link Partition#read} returns (a batch-cache hit) or later
  * from the disk read's completion.
  *
- * <h2>Transactions (issue 19)</h2>
- * {@link #isolationLevel} is carried to {@link Partition#read}, which today bounds both levels at the high
- * watermark (no transactional batch can be stored yet, so the last stable offset equals it). READ_COMMITTED
- * will bound the read at the last stable offset there and fill {@link #abortedTransactions}.
+ * <h2>Transactions</h2>
+ * {@link #isolationLevel} is carried to {@link Partition#read}: READ_UNCOMMITTED reads below the high watermark,
+ * READ_COMMITTED below the last stable offset ({@link #bound}); for READ_COMMITTED the read's completion fills
+ * {@link #abortedTransactions} with the aborted transactions overlapping what it returned, on the partition's shard
+ * and from the state of that moment (a wake-up of a parked fetch reads afresh, so the list always matches the data).
  */
 abstract class PartitionFetch implements Log.ChainReadHandler {
     /** Kafka's isolation levels (FetchRequest {@code isolation_level}). */
@@ -45,13 +46,17 @@ abstract class PartitionFetch implements Log.ChainReadHandler {
     short errorCode;
     long highWatermark = -1;
     long lastStableOffset = -1;
+    /** What the read was bounded by: the high watermark, or for READ_COMMITTED the last stable offset. */
+    long bound = -1;
     long logStartOffset = -1;
     /** Whole batches read this round (owned by the fetch, which releases or keeps them), or null. */
     IoBuf records;
     /** The last offset of {@link #records} (meaningless when null). */
     long lastOffset = -1;
-    /** READ_COMMITTED: the aborted transactions overlapping {@link #records} (issue 19); null otherwise. */
+    /** READ_COMMITTED: the aborted transactions overlapping {@link #records}; null when none (or READ_UNCOMMITTED). */
     List<FetchResponseData.AbortedTransaction> abortedTransactions;
+    /** The partition the read in progress reads (for the aborted transactions of READ_COMMITTED). */
+    Partition readFrom;
 
     // ---- parking: the partition's shard only
     Partition parkedOn;
@@ -82,6 +87,7 @@ abstract class PartitionFetch implements Log.ChainReadHandler {
         records = null;
         lastOffset = -1;
         abortedTransactions = null;
+        readFrom = null;
     }
 
     @Override
@@ -91,6 +97,9 @@ abstract class PartitionFetch implements Log.ChainReadHandler {
         } else {
             records = batches;
             lastOffset = last;
+            if (isolationLevel == READ_COMMITTED && readFrom != null) {
+                readFrom.collectAborted(this);
+            }
         }
         readDone();
     }

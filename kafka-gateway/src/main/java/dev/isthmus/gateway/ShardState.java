@@ -61,6 +61,8 @@ final class ShardState {
     GroupCoordinator groups;
     /** Transaction coordinators of the __transaction_state partitions this shard leads; set with {@link #groups}. */
     TxnCoordinator txn;
+    /** KIP-890 verification of this shard's partitions' transactional batches; set with {@link #groups}. */
+    TxnVerifier txnVerifier;
     /** Whether replicas hand leadership back to their preferred replica (--auto-leader-rebalance); set at start. */
     boolean autoLeaderRebalance = true;
     /** This shard's part of the Raft host; set once the broker started it. */
@@ -101,9 +103,7 @@ final class ShardState {
                 return;
             }
             for (Partition p : partitions.values()) {
-                if (p.isLeader()) {
-                    p.snapshotProducers();
-                }
+                p.snapshotProducers(); // every replica: each one's committed state
             }
             scheduleSnapshots();
         });
@@ -225,6 +225,13 @@ final class ShardState {
             @Override
             public void onConfigurationChange(long groupId, Configuration configuration) {
             }
+
+            @Override
+            public void onLogStartChange(long groupId, long logStartOffset) {
+                if (holder[0] != null) {
+                    holder[0].onLogStartChange(groupId, logStartOffset);
+                }
+            }
         };
         raft.addGroup(info.groupId(), dir, Configuration.ofVoters(info.replicas()), config, StateMachine.NONE, listener)
             .whenComplete((rl, error) -> {
@@ -250,6 +257,7 @@ final class ShardState {
                 Partition part = new Partition(t.name(), index, rl, logConfigFor(current),
                     TopicConfigs.topicSettings(current.configs(), topicDefaults), validator, shard, arena, leadership);
                 holder[0] = part;
+                part.verifier(txnVerifier);
                 partitions.put(key, part);
                 if (rl.isLeader()) {
                     part.onRoleChange(info.groupId(), dev.isthmus.raft.Role.LEADER, rl.term(), rl.leaderId());
@@ -358,9 +366,7 @@ final class ShardState {
     void stopServing() {
         closed = true;
         for (Partition p : partitions.values()) {
-            if (p.isLeader()) {
-                p.snapshotProducers();
-            }
+            p.snapshotProducersAtClose();
             p.closed();
         }
         for (Promise<Partition> pending : opening.values()) {

@@ -50,7 +50,7 @@ record TopicSettings(Compression compression, boolean logAppendTime, long timest
         int minIsr = TopicConfigs.minInsyncReplicas(overrides, defaults);
         int maxMessageBytes = log.maxBatchBytes();
         BatchValidator.Rules rules = new BatchValidator.Rules(maxMessageBytes, maxUncompressedBytes(maxMessageBytes),
-            log.compact(), logAppendTime, before, after, false);
+            log.compact(), logAppendTime, before, after, true); // transactions are served (issue 19)
         return new TopicSettings(compression, logAppendTime, before, after, minIsr, maxMessageBytes, rules);
     }
 

@@ -1,0 +1,472 @@
+package dev.isthmus.gateway;
+
+import dev.isthmus.arena.IoBufView;
+import dev.isthmus.log.ControlBatch;
+import dev.isthmus.log.RecordBatch;
+
+import java.nio.ByteBuffer;
+import java.util.ArrayDeque;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.function.Consumer;
+
+/**
+ * The producer state of one partition replica, Kafka's {@code ProducerStateManager} and {@code ProducerAppendInfo}:
+ * per producer id its epoch, its last {@link #MAX_BATCHES} batches (duplicate detection and sequence order), the
+ * first offset of its open transaction and the last coordinator epoch of its markers; and the open transactions by
+ * first offset, from which the last stable offset follows.
+ *
+ * <h2>Two views of one partition</h2>
+ * A {@link Partition} keeps two instances, fed the same way (batch by batch, in log order, {@link #apply}):
+ * <ul>
+ *   <li>the <em>committed</em> view, on every replica, applies the entries the Raft group committed, in order, up to
+ *       {@link #appliedOffset()}. Committed entries are never truncated, so this view never goes back: the last
+ *       stable offset, the aborted-transaction index and the snapshots come from it, and a follower that becomes
+ *       leader has it at once;</li>
+ *   <li>the <em>tail</em> view, on the leader only, is a copy of the committed view with the rest of the leader's log
+ *       applied and then each batch the leader proposes: it is what produced batches and markers are checked
+ *       against ({@link #checkData}, {@link #checkMarker}), as Kafka checks against its log end.</li>
+ * </ul>
+ *
+ * <h2>Rules (Kafka's)</h2>
+ * Data batch: an epoch older than the producer's is INVALID_PRODUCER_EPOCH; a batch equal to one of the last five of
+ * the same epoch is a duplicate (answered with its offset, not appended); a new epoch starts at sequence 0 (unless
+ * the producer is unknown here); otherwise the first sequence follows the last one. A non-transactional batch from a
+ * producer with an open transaction is INVALID_TXN_STATE; a transactional batch from a producer without one starts a
+ * transaction at its base offset. Marker: an epoch older than the producer's is INVALID_PRODUCER_EPOCH, a coordinator
+ * epoch older than the last one seen for the producer is TRANSACTION_COORDINATOR_FENCED; a marker ends the open
+ * transaction (an ABORT of a non-empty one yields an {@link AbortedTxn} for the index) or, when none is open, only
+ * records its epochs. A producer with an open transaction never expires.
+ *
+ * <p>Threads: the partition's shard only. Not thread-safe.
+ */
+final class ProducerStateManager {
+    /** Batches kept per producer for duplicate detection (Kafka's NUM_BATCHES_TO_RETAIN). */
+    static final int MAX_BATCHES = 5;
+    /** Outcome of {@link #checkData} besides Kafka error codes: a retried batch that is already in the log. */
+    static final short DUPLICATE = Short.MIN_VALUE;
+    static final int SNAPSHOT_MAGIC = 0x49535053; // "ISPS"
+    static final int SNAPSHOT_VERSION = 4;
+
+    /** One producer id's state. */
+    static final class Producer {
+        /** -1 until a batch or marker names one. */
+        short epoch = -1;
+        /** The coordinator epoch of the last marker, or -1. */
+        int coordinatorEpoch = -1;
+        /** First offset of the open transaction, or -1. */
+        long txnFirstOffset = -1;
+        /** Largest of the batches' max timestamps and the append times (producer.id.expiration.ms). */
+        long lastSeenMs;
+        /** The last batches: {firstSeq, lastSeq, baseOffset}. */
+        final ArrayDeque<long[]> batches = new ArrayDeque<>(2);
+
+        Producer copy() {
+            Producer p = new Producer();
+            p.epoch = epoch;
+            p.coordinatorEpoch = coordinatorEpoch;
+            p.txnFirstOffset = txnFirstOffset;
+            p.lastSeenMs = lastSeenMs;
+            for (long[] b : batches) {
+                p.batches.addLast(b.clone());
+            }
+            return p;
+        }
+
+        /** The last sequence number kept, or -1. */
+        int lastSequence() {
+            long[] last = batches.peekLast();
+            return last == null ? -1 : (int) last[1];
+        }
+
+        private void bumpEpoch(short e) {
+            if (e != epoch) {
+                epoch = e;
+                batches.clear();
+            }
+        }
+    }
+
+    /** An aborted transaction for the index (Kafka's AbortedTxn; {@code lastOffset} is the marker's offset). */
+    record AbortedTxn(long producerId, long firstOffset, long lastOffset, long lastStableOffset) {
+    }
+
+    private final Map<Long, Producer> producers = new HashMap<>();
+    /** Open transactions: first offset -> producer id. */
+    private final TreeMap<Long, Long> open = new TreeMap<>();
+    /** The next offset to apply (everything below was applied). */
+    private long appliedOffset;
+    /** Largest record timestamp of the data batches applied (ListOffsets MAX_TIMESTAMP), or -1. */
+    private long maxTimestamp = -1;
+    /** Offset of a duplicate found by the last {@link #checkData}. */
+    private long duplicateOffset = -1;
+    private String problem;
+
+    ProducerStateManager(long appliedOffset) {
+        this.appliedOffset = appliedOffset;
+    }
+
+    /** A copy (the tail view starts as a copy of the committed one). */
+    ProducerStateManager copy() {
+        ProducerStateManager c = new ProducerStateManager(appliedOffset);
+        for (Map.Entry<Long, Producer> e : producers.entrySet()) {
+            c.producers.put(e.getKey(), e.getValue().copy());
+        }
+        c.open.putAll(open);
+        c.maxTimestamp = maxTimestamp;
+        return c;
+    }
+
+    long appliedOffset() {
+        return appliedOffset;
+    }
+
+    /** Everything applied is forgotten and applying starts again at {@code offset} (the log was replaced). */
+    void reset(long offset) {
+        producers.clear();
+        open.clear();
+        appliedOffset = offset;
+        maxTimestamp = -1;
+    }
+
+    /** Skips to {@code offset} without applying (the log starts later than what was applied). */
+    void skipTo(long offset) {
+        appliedOffset = Math.max(appliedOffset, offset);
+    }
+
+    long maxTimestamp() {
+        return maxTimestamp;
+    }
+
+    Producer producer(long producerId) {
+        return producers.get(producerId);
+    }
+
+    Map<Long, Producer> producers() {
+        return producers;
+    }
+
+    int size() {
+        return producers.size();
+    }
+
+    /** Open transactions. */
+    int openTransactions() {
+        return open.size();
+    }
+
+    /** First offset of the earliest open transaction, or {@link Long#MAX_VALUE} when none is open. */
+    long firstUnstableOffset() {
+        return open.isEmpty() ? Long.MAX_VALUE : open.firstKey();
+    }
+
+    /**
+     * The last stable offset of this view: below the first open transaction and below what was applied (nothing
+     * unapplied is known to be stable).
+     */
+    long lastStableOffset() {
+        return Math.min(firstUnstableOffset(), appliedOffset);
+    }
+
+    /** The open transactions' {producerId, firstOffset}, by first offset. */
+    Iterable<Map.Entry<Long, Long>> openByFirstOffset() {
+        return open.entrySet();
+    }
+
+    // ------------------------------------------------------------------ checks (tail view)
+
+    /**
+     * Checks a produced data batch: {@link ErrorCodes#NONE}, {@link #DUPLICATE} (then {@link #duplicateOffset()} is
+     * where it is), or a Kafka error (then {@link #problem()} names it).
+     */
+    short checkData(long producerId, short epoch, int firstSeq, int lastSeq, boolean transactional) {
+        Producer p = producers.get(producerId);
+        if (p == null) {
+            return ErrorCodes.NONE;
+        }
+        if (epoch < p.epoch) {
+            problem = "producer " + producerId + " epoch " + epoch + " is older than " + p.epoch;
+            return ErrorCodes.INVALID_PRODUCER_EPOCH;
+        }
+        // A batch without a sequence (the group coordinator's transactional offsets) is checked for its epoch only.
+        if (firstSeq >= 0 && epoch == p.epoch) {
+            for (long[] b : p.batches) {
+                if (b[0] == firstSeq && b[1] == lastSeq) {
+                    duplicateOffset = b[2];
+                    return DUPLICATE;
+                }
+            }
+        }
+        if (firstSeq >= 0 && epoch > p.epoch) {
+            if (firstSeq != 0 && p.epoch >= 0) {
+                problem = "producer " + producerId + " started epoch " + epoch + " at sequence " + firstSeq + ", not 0";
+                return ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER;
+            }
+        } else if (firstSeq >= 0) {
+            long[] last = p.batches.peekLast();
+            if (last != null && firstSeq != (int) (last[1] + 1) && !(firstSeq == 0 && last[1] == Integer.MAX_VALUE)) {
+                problem = "producer " + producerId + " sent sequence " + firstSeq + " after " + last[1];
+                return ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER;
+            }
+        }
+        if (!transactional && p.txnFirstOffset >= 0) {
+            problem = "producer " + producerId + " sent a non-transactional batch while its transaction from offset "
+                + p.txnFirstOffset + " is open";
+            return ErrorCodes.INVALID_TXN_STATE;
+        }
+        return ErrorCodes.NONE;
+    }
+
+    /**
+     * Whether {@code producerId} has a transaction open here at {@code epoch} (Kafka's hasOngoingTransaction): a
+     * transactional batch without one starts a transaction, and is verified with the coordinator first.
+     */
+    boolean hasOngoingTransaction(long producerId, short epoch) {
+        Producer p = producers.get(producerId);
+        return p != null && p.txnFirstOffset >= 0 && p.epoch == epoch;
+    }
+
+    /** Where the duplicate found by the last {@link #checkData} is. */
+    long duplicateOffset() {
+        return duplicateOffset;
+    }
+
+    /** Why the last check refused. */
+    String problem() {
+        return problem;
+    }
+
+    /** Checks a transaction marker: {@link ErrorCodes#NONE} or a Kafka error ({@link #problem()} names it). */
+    short checkMarker(long producerId, short epoch, int coordinatorEpoch) {
+        Producer p = producers.get(producerId);
+        if (p == null) {
+            return ErrorCodes.NONE;
+        }
+        if (epoch < p.epoch) {
+            problem = "marker of producer " + producerId + " at epoch " + epoch + " is older than its epoch " + p.epoch;
+            return ErrorCodes.INVALID_PRODUCER_EPOCH;
+        }
+        if (coordinatorEpoch < p.coordinatorEpoch) {
+            problem = "marker of producer " + producerId + " from coordinator epoch " + coordinatorEpoch
+                + ", older than " + p.coordinatorEpoch;
+            return ErrorCodes.TRANSACTION_COORDINATOR_FENCED;
+        }
+        return ErrorCodes.NONE;
+    }
+
+    // ------------------------------------------------------------------ applying
+
+    /** Applies a data batch at {@code [baseOffset, lastOffset]}. */
+    void applyData(long producerId, short epoch, int firstSeq, int lastSeq, long baseOffset, long lastOffset,
+                   boolean transactional, long timestampMs) {
+        if (producerId >= 0) {
+            Producer p = producers.computeIfAbsent(producerId, k -> new Producer());
+            if (epoch > p.epoch) {
+                p.bumpEpoch(epoch);
+            }
+            if (firstSeq >= 0) {
+                p.batches.addLast(new long[] {firstSeq, lastSeq, baseOffset});
+                if (p.batches.size() > MAX_BATCHES) {
+                    p.batches.pollFirst();
+                }
+            }
+            p.lastSeenMs = Math.max(p.lastSeenMs, timestampMs);
+            if (transactional && p.txnFirstOffset < 0) {
+                p.txnFirstOffset = baseOffset;
+                open.put(baseOffset, producerId);
+            }
+        }
+        appliedOffset = Math.max(appliedOffset, lastOffset + 1);
+    }
+
+    /**
+     * Applies a COMMIT ({@code commit}) or ABORT marker at {@code offset}; returns the aborted transaction it ends
+     * (for the index), or null.
+     */
+    AbortedTxn applyMarker(long producerId, short epoch, boolean commit, int coordinatorEpoch, long offset,
+                           long timestampMs) {
+        Producer p = producers.computeIfAbsent(producerId, k -> new Producer());
+        if (epoch > p.epoch) {
+            p.bumpEpoch(epoch);
+        }
+        p.coordinatorEpoch = Math.max(p.coordinatorEpoch, coordinatorEpoch);
+        p.lastSeenMs = Math.max(p.lastSeenMs, timestampMs);
+        appliedOffset = Math.max(appliedOffset, offset + 1);
+        if (p.txnFirstOffset < 0) {
+            return null; // no open transaction here: nothing to end (Kafka accepts such a marker)
+        }
+        long first = p.txnFirstOffset;
+        p.txnFirstOffset = -1;
+        open.remove(first);
+        if (commit) {
+            return null;
+        }
+        // Kafka's lastStableOffset(completedTxn): the first transaction still open, else just past the marker.
+        long lso = open.isEmpty() ? offset + 1 : Math.min(open.firstKey(), offset + 1);
+        return new AbortedTxn(producerId, first, offset, lso);
+    }
+
+    /**
+     * Applies the batch at {@code pos} of {@code v} (a whole batch, checked by the caller), data or control; batches
+     * wholly below {@link #appliedOffset()} are skipped. Returns the aborted transaction a marker ended, or null.
+     */
+    AbortedTxn apply(IoBufView v, long pos) {
+        long base = v.getLong(pos + RecordBatch.BASE_OFFSET);
+        long last = base + v.getInt(pos + RecordBatch.LAST_OFFSET_DELTA);
+        if (last < appliedOffset) {
+            return null;
+        }
+        int attributes = v.getShort(pos + RecordBatch.ATTRIBUTES);
+        long pid = v.getLong(pos + RecordBatch.PRODUCER_ID);
+        short epoch = v.getShort(pos + RecordBatch.PRODUCER_EPOCH);
+        long ts = v.getLong(pos + RecordBatch.MAX_TIMESTAMP);
+        boolean transactional = (attributes & RecordBatch.TRANSACTIONAL_BIT) != 0;
+        if ((attributes & RecordBatch.CONTROL_BIT) != 0) {
+            int type = pid >= 0 && transactional ? ControlBatch.type(v, pos) : ControlBatch.UNKNOWN;
+            if (type == ControlBatch.ABORT || type == ControlBatch.COMMIT) {
+                return applyMarker(pid, epoch, type == ControlBatch.COMMIT, ControlBatch.coordinatorEpoch(v, pos),
+                    last, Math.max(ts, 0));
+            }
+            appliedOffset = Math.max(appliedOffset, last + 1); // another control batch (or an emptied marker)
+            return null;
+        }
+        maxTimestamp = Math.max(maxTimestamp, ts);
+        int first = v.getInt(pos + RecordBatch.BASE_SEQUENCE);
+        int delta = (int) (last - base);
+        applyData(pid, epoch, first, first < 0 ? -1 : first + delta, base, last, transactional && pid >= 0, ts);
+        return null;
+    }
+
+    /** Notes a larger max timestamp (the leader stamps it before the batch reaches the log). */
+    void noteTimestamp(long ts) {
+        maxTimestamp = Math.max(maxTimestamp, ts);
+    }
+
+    /** Drops producers silent for {@code expiryMs} (producer.id.expiration.ms), never one with an open transaction. */
+    int expire(long nowMs, long expiryMs) {
+        int before = producers.size();
+        producers.values().removeIf(p -> p.txnFirstOffset < 0 && nowMs - p.lastSeenMs > expiryMs);
+        return before - producers.size();
+    }
+
+    // ------------------------------------------------------------------ snapshots
+
+    /**
+     * The snapshot of this view at {@link #appliedOffset()}:
+     * <pre>
+     *  magic i32 "ISPS" | version i32 = 4 | offset i64 | termBeforeOffset i64 | maxTimestamp i64 | producers i32
+     *  per producer: id i64 | epoch i16 | lastSeenMs i64 | coordinatorEpoch i32 | txnFirstOffset i64 | batches i32
+     *                per batch: firstSeq i32 | lastSeq i32 | baseOffset i64
+     *  extra i32 (bytes of the owner's section) | owner's section (the aborted-transaction index manifest)
+     *  crc i64 (CRC-32C of everything before it)
+     * </pre>
+     */
+    byte[] snapshot(long termBeforeOffset, byte[] extra) {
+        int size = 4 + 4 + 8 + 8 + 8 + 4 + 4 + extra.length + 8;
+        for (Producer p : producers.values()) {
+            size += 8 + 2 + 8 + 4 + 8 + 4 + p.batches.size() * 16;
+        }
+        ByteBuffer b = ByteBuffer.allocate(size);
+        b.putInt(SNAPSHOT_MAGIC).putInt(SNAPSHOT_VERSION).putLong(appliedOffset).putLong(termBeforeOffset)
+            .putLong(maxTimestamp).putInt(producers.size());
+        for (Map.Entry<Long, Producer> e : producers.entrySet()) {
+            Producer p = e.getValue();
+            b.putLong(e.getKey()).putShort(p.epoch).putLong(p.lastSeenMs).putInt(p.coordinatorEpoch)
+                .putLong(p.txnFirstOffset).putInt(p.batches.size());
+            for (long[] x : p.batches) {
+                b.putInt((int) x[0]).putInt((int) x[1]).putLong(x[2]);
+            }
+        }
+        b.putInt(extra.length).put(extra);
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        crc.update(b.array(), 0, b.position());
+        b.putLong(crc.getValue());
+        return b.array();
+    }
+
+    /** What {@link #load} read besides the producers. */
+    record Loaded(long offset, long termBeforeOffset, byte[] extra) {
+    }
+
+    /**
+     * Replaces this view's state with a snapshot's; throws {@link IllegalArgumentException} naming the problem when the
+     * bytes are damaged or of another version (a snapshot is a shortcut: the caller then replays the log).
+     */
+    Loaded load(byte[] all) {
+        if (all.length < 48) {
+            throw new IllegalArgumentException("producer snapshot of " + all.length + " bytes is too short");
+        }
+        ByteBuffer b = ByteBuffer.wrap(all);
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        crc.update(all, 0, all.length - 8);
+        if (b.getLong(all.length - 8) != crc.getValue()) {
+            throw new IllegalArgumentException("producer snapshot checksum mismatch");
+        }
+        int magic = b.getInt();
+        int version = b.getInt();
+        if (magic != SNAPSHOT_MAGIC || version != SNAPSHOT_VERSION) {
+            throw new IllegalArgumentException("producer snapshot version " + version + " (magic 0x"
+                + Integer.toHexString(magic) + ") is not version " + SNAPSHOT_VERSION);
+        }
+        long offset = b.getLong();
+        long term = b.getLong();
+        long maxTs = b.getLong();
+        int n = b.getInt();
+        if (n < 0 || n > (all.length - 48) / 34) {
+            throw new IllegalArgumentException("producer snapshot claims " + n + " producers");
+        }
+        Map<Long, Producer> read = new HashMap<>(n * 2);
+        TreeMap<Long, Long> txns = new TreeMap<>();
+        for (int i = 0; i < n; i++) {
+            long pid = b.getLong();
+            Producer p = new Producer();
+            p.epoch = b.getShort();
+            p.lastSeenMs = b.getLong();
+            p.coordinatorEpoch = b.getInt();
+            p.txnFirstOffset = b.getLong();
+            int k = b.getInt();
+            if (k < 0 || k > MAX_BATCHES) {
+                throw new IllegalArgumentException("producer snapshot claims " + k + " batches of producer " + pid);
+            }
+            for (int j = 0; j < k; j++) {
+                p.batches.addLast(new long[] {b.getInt(), b.getInt(), b.getLong()});
+            }
+            read.put(pid, p);
+            if (p.txnFirstOffset >= 0) {
+                txns.put(p.txnFirstOffset, pid);
+            }
+        }
+        int extraLength = b.getInt();
+        if (extraLength < 0 || extraLength > b.remaining() - 8) {
+            throw new IllegalArgumentException("producer snapshot's index section of " + extraLength + " bytes");
+        }
+        byte[] extra = new byte[extraLength];
+        b.get(extra);
+        producers.clear();
+        producers.putAll(read);
+        open.clear();
+        open.putAll(txns);
+        appliedOffset = offset;
+        maxTimestamp = maxTs;
+        return new Loaded(offset, term, extra);
+    }
+
+    /** Applies every batch of {@code v} (whole batches back to back); {@code aborted} gets the aborted transactions. */
+    long applyAll(IoBufView v, Consumer<AbortedTxn> aborted) {
+        long pos = 0;
+        long size = v.size();
+        while (pos + RecordBatch.HEADER_BYTES <= size) {
+            long batchSize = RecordBatch.LOG_OVERHEAD + (v.getInt(pos + RecordBatch.BATCH_LENGTH) & 0xFFFFFFFFL);
+            if (batchSize < RecordBatch.HEADER_BYTES || pos + batchSize > size) {
+                break;
+            }
+            AbortedTxn a = apply(v, pos);
+            if (a != null) {
+                aborted.accept(a);
+            }
+            pos += batchSize;
+        }
+        return pos;
+    }
+}
