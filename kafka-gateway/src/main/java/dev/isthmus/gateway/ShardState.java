@@ -71,14 +71,42 @@ final class ShardState {
         this.arena = arena;
         this.nodeId = nodeId;
         this.logsDir = logsDir;
-        long writeBytes = Math.max(8L << 20, Math.min(64L << 20, arena.config().bytes() / 8));
-        long readBytes = (long) logConfig.readWindowBytes() * 8;
+        // Both regions are whole power-of-two blocks of the buddy allocator (what a request is rounded up to and
+        // charged for anyway), so the pools use every byte taken from their budgets.
+        long writeBytes = writeRegionBytes(arena.config().budget(Subsystem.WRITE_BEHIND), arena.config().bytes());
+        long readBytes = readRegionBytes(arena.config().budget(Subsystem.READ_AHEAD), logConfig.readWindowBytes());
         writeRegion = arena.allocateOrThrow(writeBytes, Subsystem.WRITE_BEHIND);
         readRegion = arena.allocateOrThrow(readBytes, Subsystem.READ_AHEAD);
         writePool = new ChunkPool(arena.segment(writeRegion, writeBytes), WRITE_CHUNK_BYTES);
         readPool = new ChunkPool(arena.segment(readRegion, readBytes), logConfig.readWindowBytes());
         batchCache = new dev.isthmus.log.BatchCache(arena);
         scheduleSnapshots();
+    }
+
+    /**
+     * The write-behind chunks' region: 1/8 of the arena, within [8 MiB, 64 MiB], as the whole block the allocator
+     * rounds it up to, halved while that block and the zero buffer of zeroed segments ({@link #ZEROS_BYTES}) would
+     * pass the WRITE_BEHIND budget (an arena just over 64 MiB would otherwise round 8.04 MiB up to 16 MiB).
+     */
+    static long writeRegionBytes(long budgetBytes, long arenaBytes) {
+        long bytes = MemoryArena.roundedSize(Math.max(8L << 20, Math.min(64L << 20, arenaBytes / 8)));
+        while (bytes + MemoryArena.roundedSize(ZEROS_BYTES) > budgetBytes && bytes > 8L << 20) {
+            bytes /= 2;
+        }
+        return bytes;
+    }
+
+    /**
+     * The read windows' region: the block holding 8 windows, or, when that block is over the READ_AHEAD budget (the
+     * smallest arenas: 8 windows of a 1 MiB max.message.bytes round up to 16 MiB, and 64 MiB gives READ_AHEAD 9.6
+     * MiB), the largest block within the budget, which must still hold 2 windows.
+     */
+    static long readRegionBytes(long budgetBytes, int windowBytes) {
+        long bytes = MemoryArena.roundedSize(8L * windowBytes);
+        while (bytes > budgetBytes && bytes / 2 >= 2L * windowBytes) {
+            bytes /= 2;
+        }
+        return bytes;
     }
 
     static final long SNAPSHOT_INTERVAL_NS = 30_000_000_000L;
