@@ -91,7 +91,11 @@ public final class Log {
         void onOpen(Log log, RuntimeException error);
     }
 
-    /** Returned by {@link #append} when write-behind memory is short; retry after {@link Listener#onSpaceAvailable()}. */
+    /**
+     * Returned by {@link #append} when write-behind memory is short: nothing was appended, the log waits in line for
+     * the shard's write-behind chunks ({@link ChunkPool}); retry after {@link Listener#onSpaceAvailable()} (or close
+     * the log). While the log waits, chunks coming back are reserved for it in turn, not taken by other appends.
+     */
     public static final long NO_MEMORY = -1;
 
     final IoEngine engine;
@@ -119,6 +123,8 @@ public final class Log {
     /** In the manager's list of logs to flush at its next poll. */
     boolean inDirtyList;
     private long zeroedSegmentsTaken;
+    /** This log's place in the write pool's line when an append found no memory. */
+    private final ChunkPool.Waiter memoryWaiter = new ChunkPool.Waiter(this::onChunksReserved);
     /** The engine's stock of zeroed segment files when this log was opened (looked up once: appends ask it). */
     private final ZeroedSegments zeroedStock;
     /** Segments rolled away from whose seal (last writes, fdatasync, release) has not finished. */
@@ -340,7 +346,13 @@ public final class Log {
             roll();
             seg = active();
         }
-        if (!seg.appender.canAppend(length)) {
+        int take = seg.appender.chunksToTake(length);
+        if (take > writePool.capacity()) {
+            throw new LogException(LogException.Kind.MESSAGE_TOO_LARGE, "an append of " + length + " bytes needs "
+                + take + " write-behind chunks of " + writePool.chunkBytes() + " bytes; the shard has "
+                + writePool.capacity() + " in all");
+        }
+        if (!writePool.admit(memoryWaiter, take)) {
             return NO_MEMORY;
         }
         long first = nextOffset;
@@ -569,13 +581,24 @@ public final class Log {
         }
         if (!failed) {
             failed = true;
+            writePool.cancel(memoryWaiter);
             LOG.log(System.Logger.Level.ERROR, "log " + dir + " failed: " + what);
             listener.onFailure(what);
         }
     }
 
-    void onSpaceAvailable() {
+    /** The write pool reserved chunks for this log's refused append: the owner retries it now. */
+    private void onChunksReserved() {
+        if (closed || failed) {
+            writePool.cancel(memoryWaiter);
+            return;
+        }
         listener.onSpaceAvailable();
+    }
+
+    /** Whether this log waits for write-behind memory (an append was refused and not retried with success yet). */
+    public boolean waitingForMemory() {
+        return memoryWaiter.waiting();
     }
 
     /** A segment's appender has nothing in flight: finish seals, and wake a waiting truncation or close. */
@@ -693,7 +716,6 @@ public final class Log {
         if (sealsPending == 0) {
             return; // the common case, on every durability report: no walk over the segments
         }
-        boolean freed = false;
         for (int i = 0; i < segments.size() - 1; i++) {
             Segment s = segments.get(i);
             if (s.sealing && s.appender != null && s.appender.inFlight() == 0 && s.appender.durable() >= s.size) {
@@ -709,12 +731,9 @@ public final class Log {
                     }
                     writeIndexFiles(s);
                 });
-                freed = true;
+                // Its tail chunk (if it still had one) went back to the pool, which tells waiting logs at the end
+                // of the completion that got here (ChunkPool.wakeIfPending).
             }
-        }
-        if (freed) {
-            // The sealed segment's tail chunk went back to the pool: an append refused with NO_MEMORY may retry.
-            onSpaceAvailable();
         }
     }
 
@@ -1217,6 +1236,7 @@ public final class Log {
     }
 
     void finishClose() {
+        writePool.cancel(memoryWaiter);
         // Seals, deletes and checkpoints still queued go first: the clean-shutdown marker comes last.
         FileTasks.await(dir);
         if (cache != null) {

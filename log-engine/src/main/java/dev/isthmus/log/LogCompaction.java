@@ -424,6 +424,11 @@ final class LogCompaction implements SegmentAppender.Listener {
         RecordBatch b = in.batch();
         int size = b.sizeInBytes();
         long bound = (long) size + RecordBatch.HEADER_BYTES + (long) MAX_RECORD_GROWTH * Math.max(0, b.recordsCount());
+        if (log.writePool.hasWaiters()) {
+            // Logs wait for write-behind memory: they go first. Writing out what is buffered lends the tail too.
+            appender.flush();
+            return -1;
+        }
         if (log.writePool.available() <= log.writePool.capacity() / 2 || !appender.canAppend(bound)) {
             return -1;
         }

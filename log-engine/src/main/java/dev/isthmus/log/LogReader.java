@@ -167,5 +167,6 @@ final class LogReader implements CompletionHandler {
     private void release() {
         log.readPool.release(windowId);
         log.readDone(seg);
+        log.readPool.wakeIfPending(); // a recovery or truncation may wait for the window
     }
 }

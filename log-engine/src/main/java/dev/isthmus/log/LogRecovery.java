@@ -15,7 +15,14 @@ import java.util.ArrayDeque;
  * Opens a {@link Log}: lists its segments, loads their indexes, and after an unclean shutdown validates the
  * last two segments batch by batch (a roll may have been under way), cutting at the first invalid byte and
  * dropping anything after a cut. Segments whose index files are missing or damaged are rescanned to rebuild
- * them. Progress is logged every 256 MiB scanned. Owner: the log's thread.
+ * them. Progress is logged every 256 MiB scanned.
+ *
+ * <p>Reads go through one of the shard's read windows, held from the first scan to the read of the tail's last
+ * partial block. A shard opens many logs at once (a broker restarting with a thousand partitions a shard) and has a
+ * few windows: a recovery that finds none waits in the read pool's line ({@link ChunkPool.Waiter}) and goes on
+ * when one is released, instead of failing the open.
+ *
+ * <p>Owner: the log's thread.
  */
 final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     private static final System.Logger LOG = System.getLogger("dev.isthmus.log");
@@ -35,6 +42,9 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     private long cleanEnd = -1;
     private long logStart;
     private long tailStart;
+    /** This recovery's place in the read pool's line, and what to do once it has a window. */
+    private final ChunkPool.Waiter windowWaiter = new ChunkPool.Waiter(this::onWindowReserved);
+    private Runnable afterWindow;
 
     LogRecovery(Log log, Log.OpenHandler handler) {
         this.log = log;
@@ -81,15 +91,52 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             }
             nextProgress = progressBytes;
             startNs = System.nanoTime();
-            windowId = log.readPool.acquireUninitialized();
-            if (windowId < 0) {
-                throw new IllegalStateException("no read window to recover " + dir);
-            }
-            window = log.readPool.chunk(windowId);
             LOG.log(System.Logger.Level.INFO, "log " + dir + ": " + (cleanEnd < 0 ? "unclean shutdown, validating "
                 : "rebuilding indexes of ") + toScan.size() + " segment(s), " + (totalBytes >> 20) + " MiB");
+            withWindow(this::scanNext);
+            return;
         }
         scanNext();
+    }
+
+    /** Runs {@code then} once this recovery holds a read window: now, or when one is released for it. */
+    private void withWindow(Runnable then) {
+        if (windowId >= 0) {
+            then.run();
+            return;
+        }
+        afterWindow = then;
+        if (!log.readPool.admit(windowWaiter, 1)) {
+            return; // onWindowReserved comes back here
+        }
+        windowId = log.readPool.acquireUninitialized();
+        if (windowId < 0) {
+            log.readPool.admit(windowWaiter, 1); // none left to take (reads took them): in line for the next
+            return;
+        }
+        afterWindow = null;
+        window = log.readPool.chunk(windowId);
+        then.run();
+    }
+
+    private void onWindowReserved() {
+        Runnable then = afterWindow;
+        afterWindow = null;
+        if (then != null) {
+            withWindow(then);
+        } else {
+            log.readPool.cancel(windowWaiter);
+        }
+    }
+
+    /** Gives the window back and lets the next recovery or truncation waiting for one go on. */
+    private void releaseWindow() {
+        log.readPool.cancel(windowWaiter);
+        if (windowId >= 0) {
+            log.readPool.release(windowId);
+            windowId = -1;
+        }
+        log.readPool.wakeIfPending();
     }
 
     private void readCleanerCheckpoint(Path dir) throws IOException {
@@ -259,7 +306,10 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         scanNext();
     }
 
-    /** Reads the partly filled last chunk of the active segment for its appender. */
+    /**
+     * Reads the last partial aligned block of the active segment, the bytes its appender writes again with the next
+     * append (nothing when the segment ends on a block boundary).
+     */
     private void openTail() {
         if (log.segments.isEmpty()) {
             log.segments.add(log.createSegment(logStart));
@@ -267,26 +317,24 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             return;
         }
         Segment last = log.segments.get(log.segments.size() - 1);
-        int chunk = log.writePool.chunkBytes();
-        tailStart = last.size - last.size % chunk;
+        int block = Math.max(4096, last.file.alignment());
+        tailStart = last.size - last.size % block;
         if (tailStart == last.size) {
             startAppender(MemorySegment.NULL);
             return;
         }
-        if (windowId < 0) {
-            windowId = log.readPool.acquireUninitialized();
-            if (windowId < 0) {
-                fail(new IllegalStateException("no read window free to read the tail of " + last.path));
-                return;
-            }
-            window = log.readPool.chunk(windowId);
-        }
-        if (window.byteSize() < chunk) {
-            fail(new IllegalStateException("read windows of " + window.byteSize() + " bytes cannot hold a write-behind"
-                + " chunk of " + chunk + " bytes"));
+        withWindow(this::readTail);
+    }
+
+    private void readTail() {
+        Segment last = log.segments.get(log.segments.size() - 1);
+        int block = Math.max(4096, last.file.alignment());
+        if (window.byteSize() < block) {
+            fail(new IllegalStateException("read windows of " + window.byteSize() + " bytes cannot hold a block of "
+                + block + " bytes"));
             return;
         }
-        long r = last.file.read(window.asSlice(0, chunk), tailStart, this, 0);
+        long r = last.file.read(window.asSlice(0, block), tailStart, this, 0);
         if (r < 0) {
             fail(new LogException(LogException.Kind.STORAGE_ERROR, "read of " + last.path + ": " + Errno.describe((int) r)));
         }
@@ -311,10 +359,7 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     }
 
     private void finish() {
-        if (windowId >= 0) {
-            log.readPool.release(windowId);
-            windowId = -1;
-        }
+        releaseWindow();
         if (totalBytes >= progressBytes) {
             LOG.log(System.Logger.Level.INFO, "log " + log.dir + ": recovery scanned " + (scannedBytes >> 20) + " MiB in "
                 + (System.nanoTime() - startNs) / 1_000_000 + " ms (100%)");
@@ -328,10 +373,7 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     }
 
     private void fail(RuntimeException e) {
-        if (windowId >= 0) {
-            log.readPool.release(windowId);
-            windowId = -1;
-        }
+        releaseWindow();
         for (Segment s : log.segments) {
             s.file.close();
         }

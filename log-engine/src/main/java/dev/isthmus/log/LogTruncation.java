@@ -17,6 +17,8 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
     private final Consumer<RuntimeException> done;
     private Segment seg;
     private int windowId = -1;
+    /** This truncation's place in the read pool's line when no window was free. */
+    private final ChunkPool.Waiter windowWaiter = new ChunkPool.Waiter(this::onWindowReserved);
     private MemorySegment window;
     private long cut = -1;
     private long scanStart;
@@ -42,10 +44,17 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
             finish(new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "no segment holds offset " + offset));
             return;
         }
-        windowId = log.readPool.acquireUninitialized();
+        // Many logs may truncate at once (followers after a leader change): without a free read window, wait in
+        // the read pool's line for one instead of failing.
         if (windowId < 0) {
-            finish(new LogException(LogException.Kind.STORAGE_ERROR, "no read window for truncation"));
-            return;
+            if (!log.readPool.admit(windowWaiter, 1)) {
+                return; // onWindowReserved comes back here
+            }
+            windowId = log.readPool.acquireUninitialized();
+            if (windowId < 0) {
+                log.readPool.admit(windowWaiter, 1); // none left to take (reads took them): in line for the next
+                return;
+            }
         }
         window = log.readPool.chunk(windowId);
         if (offset == seg.baseOffset) {
@@ -95,14 +104,15 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
         readTail();
     }
 
+    /** Reads the last partial aligned block before the cut: what the appender writes again with the next append. */
     private void readTail() {
-        int chunk = log.writePool.chunkBytes();
-        tailStart = cut - cut % chunk;
+        int block = Math.max(4096, seg.file.alignment());
+        tailStart = cut - cut % block;
         if (tailStart == cut) {
             complete();
             return;
         }
-        long r = seg.file.read(window.asSlice(0, chunk), tailStart, this, 0);
+        long r = seg.file.read(window.asSlice(0, block), tailStart, this, 0);
         if (r < 0) {
             finish(new LogException(LogException.Kind.STORAGE_ERROR, "read of " + seg.path + ": " + Errno.describe((int) r)));
         }
@@ -124,11 +134,21 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
         finish(null);
     }
 
+    private void onWindowReserved() {
+        if (seg != null && windowId < 0) {
+            locate();
+        } else {
+            log.readPool.cancel(windowWaiter);
+        }
+    }
+
     private void finish(RuntimeException error) {
+        log.readPool.cancel(windowWaiter);
         if (windowId >= 0) {
             log.readPool.release(windowId);
             windowId = -1;
         }
         done.accept(error);
+        log.readPool.wakeIfPending();
     }
 }

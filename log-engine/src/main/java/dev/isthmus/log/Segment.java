@@ -103,7 +103,7 @@ final class Segment implements SegmentAppender.Listener {
 
     @Override
     public void onSpaceAvailable() {
-        log.onSpaceAvailable();
+        // The log waits for memory through the shared pool's line (ChunkPool.Waiter), not per segment.
     }
 
     @Override

@@ -344,6 +344,11 @@ public final class RaftShard implements ShardTransport.Inbox {
         if (cleaner.busy()) {
             work += (int) Math.min(Integer.MAX_VALUE, cleaner.poll(System.currentTimeMillis()));
         }
+        if (writePool.hasWaiters()) {
+            // Logs wait for write-behind chunks: serve any whose chunks are back, warn about long waits (the wake-ups
+            // normally come from the appenders' completions; this is the backstop).
+            writePool.checkWaiters(System.nanoTime());
+        }
         if (batchCache != null && batchCache.arena().isOwnerThread() && !batchCache.arena().isClosed()) {
             // Chains read from the cache and released on other threads come back here (cheap when none did).
             work += batchCache.arena().drainRemoteFrees();

@@ -668,11 +668,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                             return;
                         }
                         if (r == Log.NO_MEMORY) {
-                            // onSpaceAvailable resumes; so does the next poll, since not every free of
-                            // write-behind memory is signalled (a sealed segment's tail chunk is not)
+                            // The log waits in line for the shard's write-behind chunks; onSpaceAvailable resumes
+                            // once chunks are reserved for it (see ChunkPool). No polling meanwhile.
                             opBlocked = true;
                             waitingSpace = true;
-                            poller.schedule(this);
                             return;
                         }
                         Verify.that(r == op.entry.baseOffset(), "log placed the entry at %d, not %d", r,
