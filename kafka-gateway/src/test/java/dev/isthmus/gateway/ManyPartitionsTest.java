@@ -1,0 +1,132 @@
+package dev.isthmus.gateway;
+
+import dev.isthmus.arena.test.ArenaLeakCheck;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.TreeMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Many partitions per shard on the smallest arena: every partition's log shares the shard's write-behind pool
+ * (1/8 of the arena in 256 KiB chunks, 32 of them at 64 MiB per shard), far fewer chunks than logs. Every
+ * partition must still commit what it is sent: a log that is not writing gives its chunk back when another
+ * needs one, and waiting logs are served in turn.
+ */
+@ExtendWith(ArenaLeakCheck.class)
+@Timeout(300)
+class ManyPartitionsTest {
+
+    @ParameterizedTest(name = "{0} shards x {1} partitions")
+    @CsvSource({"2, 250"})
+    void shouldCommitAcksAllProducesOnEveryPartitionWhenLogsOutnumberWriteBehindChunks(int shards, int perShard,
+                                                                                         @TempDir Path dir)
+        throws Exception {
+        int partitions = shards * perShard;
+        int rounds = 3;
+        BrokerConfig cfg = BrokerConfig.defaults().withPort(0).withDataDir(dir).withShards(shards)
+            .withMemory(BrokerConfig.minimumMemory(shards)).withPin(false);
+        try (Broker b = Broker.start(cfg)) {
+            int chunks = b.group().call(0, s -> b.state(0).writePool.capacity()).get();
+            assertTrue(chunks * 4 < perShard, chunks + " write-behind chunks per shard, " + perShard + " logs");
+            FetchWire.createTopic(b, "many", partitions);
+            Properties pp = new Properties();
+            pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, "127.0.0.1:" + b.port());
+            pp.put(ProducerConfig.ACKS_CONFIG, "all");
+            pp.put(ProducerConfig.LINGER_MS_CONFIG, "5");
+            // A stuck partition fails its sends within the test's time, not the client's default two minutes.
+            pp.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "30000");
+            pp.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "60000");
+            pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            Map<Integer, List<String>> sent = new TreeMap<>();
+            Map<Integer, String> failed = new TreeMap<>();
+            try (KafkaProducer<String, String> producer = new KafkaProducer<>(pp)) {
+                for (int round = 0; round < rounds; round++) {
+                    List<Future<RecordMetadata>> acks = new ArrayList<>();
+                    for (int p = 0; p < partitions; p++) {
+                        String v = "r" + round + "-p" + p;
+                        acks.add(producer.send(new ProducerRecord<>("many", p, null, v)));
+                        sent.computeIfAbsent(p, k -> new ArrayList<>()).add(v);
+                    }
+                    for (int p = 0; p < partitions; p++) {
+                        try {
+                            RecordMetadata md = acks.get(p).get();
+                            assertEquals(round, md.offset(), "offset of round " + round + " in partition " + p);
+                        } catch (ExecutionException e) {
+                            failed.putIfAbsent(p, e.getCause().toString());
+                        }
+                    }
+                }
+            }
+            if (!failed.isEmpty()) {
+                throw new AssertionError(failed.size() + " of " + partitions + " partitions failed acks=all produces,"
+                    + " e.g. " + failed.entrySet().stream().limit(3).toList());
+            }
+
+            Properties cp = new Properties();
+            cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, "127.0.0.1:" + b.port());
+            cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+            cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+            Map<Integer, List<String>> got = new TreeMap<>();
+            try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(cp)) {
+                List<TopicPartition> tps = new ArrayList<>();
+                for (int p = 0; p < partitions; p++) {
+                    tps.add(new TopicPartition("many", p));
+                }
+                Map<TopicPartition, Long> ends = consumer.endOffsets(tps, Duration.ofSeconds(60));
+                Map<Integer, Long> short_ = new HashMap<>();
+                for (var e : ends.entrySet()) {
+                    if (e.getValue() != rounds) {
+                        short_.put(e.getKey().partition(), e.getValue());
+                    }
+                }
+                assertEquals(Map.of(), short_, "high watermarks that are not " + rounds);
+                consumer.assign(tps);
+                consumer.seekToBeginning(tps);
+                int total = 0;
+                long deadline = System.nanoTime() + 120_000_000_000L; // a bound against hangs, not a timing check
+                while (total < partitions * rounds && System.nanoTime() < deadline) {
+                    for (ConsumerRecord<String, String> rec : consumer.poll(Duration.ofMillis(200))) {
+                        got.computeIfAbsent(rec.partition(), k -> new ArrayList<>()).add(rec.value());
+                        total++;
+                    }
+                }
+            }
+            assertEquals(sent, got, "every partition holds exactly what was sent to it, in order");
+            for (int shard = 0; shard < shards; shard++) {
+                int id = shard;
+                long[] pool = b.group().call(shard, x -> new long[] {b.state(id).writePool.reclaimsTotal(),
+                    b.state(id).writePool.waitsTotal(), b.state(id).writePool.waiting()}).get();
+                System.out.println("shard " + shard + ": " + pool[0] + " idle chunks taken back, " + pool[1]
+                    + " waits for write-behind memory");
+                assertTrue(pool[0] > 0, "logs that stopped writing lent their chunks to others (shard " + shard + ")");
+                assertEquals(0, pool[2], "no log still waits for memory");
+            }
+        }
+    }
+}
