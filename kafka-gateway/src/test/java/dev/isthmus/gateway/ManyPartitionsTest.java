@@ -58,7 +58,9 @@ class ManyPartitionsTest {
             .withMemory(memory).withPin(false);
         try (Broker b = Broker.start(cfg)) {
             int chunks = b.group().call(0, s -> b.state(0).writePool.capacity()).get();
-            assertTrue(chunks * 4 < perShard, chunks + " write-behind chunks per shard, " + perShard + " logs");
+            if (memory == BrokerConfig.minimumMemory(shards)) {
+                assertTrue(chunks * 4 < perShard, chunks + " write-behind chunks per shard, " + perShard + " logs");
+            }
             long t0 = System.nanoTime();
             FetchWire.createTopic(b, "many", partitions);
             long t1 = System.nanoTime();
@@ -138,8 +140,24 @@ class ManyPartitionsTest {
                         missing.add(p);
                     }
                 }
+                // What a plain fetch of a few of them answers now (error, high watermark, bytes, shard).
+                StringBuilder now = new StringBuilder();
+                try (WireClient c = new WireClient(b.port(), 30_000)) {
+                    var r = FetchWire.request(0, 0, Integer.MAX_VALUE, 0, -1);
+                    List<Integer> few = missing.subList(0, Math.min(10, missing.size()));
+                    for (int p : few) {
+                        FetchWire.add(r, "many", null, p, 0, 1 << 20);
+                    }
+                    var resp = FetchWire.fetch(c, (short) 12, r);
+                    for (int p : few) {
+                        var pd = FetchWire.partition(resp, p);
+                        now.append(' ').append(p).append(":e").append(pd.errorCode).append(":hw")
+                            .append(pd.highWatermark).append(':').append(FetchWire.length(pd)).append("B:shard")
+                            .append(FetchWire.shardOf(b, "many", p));
+                    }
+                }
                 throw new AssertionError(missing.size() + " of " + partitions + " partitions not read back exactly "
-                    + "(high watermarks were right), e.g. " + missing.subList(0, Math.min(10, missing.size())));
+                    + "(high watermarks were right); a fetch of some now:" + now);
             }
             for (int shard = 0; shard < shards; shard++) {
                 int id = shard;
@@ -147,7 +165,9 @@ class ManyPartitionsTest {
                     b.state(id).writePool.waitsTotal(), b.state(id).writePool.waiting()}).get();
                 System.out.println("shard " + shard + ": " + pool[0] + " idle chunks taken back, " + pool[1]
                     + " waits for write-behind memory");
-                assertTrue(pool[0] > 0, "logs that stopped writing lent their chunks to others (shard " + shard + ")");
+                if (memory == BrokerConfig.minimumMemory(shards)) {
+                    assertTrue(pool[0] > 0, "logs that stopped writing lent their chunks to others (shard " + shard + ")");
+                }
                 assertEquals(0, pool[2], "no log still waits for memory");
             }
         }
