@@ -43,7 +43,15 @@ final class ShardState {
     final dev.isthmus.log.BatchCache batchCache;
     final Map<String, Partition> partitions = new HashMap<>();
     final Map<String, Promise<Partition>> opening = new HashMap<>();
-    final LogConfig logConfig = LogConfig.defaults();
+    /**
+     * Sizes the read windows: each holds a batch of Kafka's default max.message.bytes; a read of a larger batch
+     * borrows batch-cache memory for it (the log engine's large reads).
+     */
+    final LogConfig logConfig = LogConfig.defaults().withMaxBatchBytes(TopicConfigs.KAFKA_DEFAULT_MAX_MESSAGE_BYTES);
+    /** The broker's defaults of topic configs (its static configuration). */
+    final TopicConfigs.Defaults topicDefaults;
+    /** Validates produced batches for every partition of this shard (one at a time: scratch reused). */
+    final dev.isthmus.log.BatchValidator validator = new dev.isthmus.log.BatchValidator();
     TopicTable topics = TopicTable.EMPTY;
     /** The controller state {@link #topics} came from (brokers for Metadata); null until the first arrives. */
     dev.isthmus.raft.controller.ClusterState cluster;
@@ -66,14 +74,15 @@ final class ShardState {
     /** The zero buffer zeroed segment files are written from. */
     static final int ZEROS_BYTES = 256 * 1024;
 
-    ShardState(Shard shard, MemoryArena arena, int nodeId, Path logsDir) {
+    ShardState(Shard shard, MemoryArena arena, int nodeId, Path logsDir, long writeBytes,
+               TopicConfigs.Defaults topicDefaults) {
         this.shard = shard;
         this.arena = arena;
         this.nodeId = nodeId;
         this.logsDir = logsDir;
-        // Both regions are whole power-of-two blocks of the buddy allocator (what a request is rounded up to and
-        // charged for anyway), so the pools use every byte taken from their budgets.
-        long writeBytes = writeRegionBytes(arena.config().budget(Subsystem.WRITE_BEHIND), arena.config().bytes());
+        this.topicDefaults = topicDefaults;
+        // The read windows' region is a whole power-of-two block of the buddy allocator (what a request is rounded
+        // up to and charged for anyway) within the READ_AHEAD budget.
         long readBytes = readRegionBytes(arena.config().budget(Subsystem.READ_AHEAD), logConfig.readWindowBytes());
         writeRegion = arena.allocateOrThrow(writeBytes, Subsystem.WRITE_BEHIND);
         readRegion = arena.allocateOrThrow(readBytes, Subsystem.READ_AHEAD);
@@ -81,19 +90,6 @@ final class ShardState {
         readPool = new ChunkPool(arena.segment(readRegion, readBytes), logConfig.readWindowBytes());
         batchCache = new dev.isthmus.log.BatchCache(arena);
         scheduleSnapshots();
-    }
-
-    /**
-     * The write-behind chunks' region: 1/8 of the arena, within [8 MiB, 64 MiB], as the whole block the allocator
-     * rounds it up to, halved while that block and the zero buffer of zeroed segments ({@link #ZEROS_BYTES}) would
-     * pass the WRITE_BEHIND budget (an arena just over 64 MiB would otherwise round 8.04 MiB up to 16 MiB).
-     */
-    static long writeRegionBytes(long budgetBytes, long arenaBytes) {
-        long bytes = MemoryArena.roundedSize(Math.max(8L << 20, Math.min(64L << 20, arenaBytes / 8)));
-        while (bytes + MemoryArena.roundedSize(ZEROS_BYTES) > budgetBytes && bytes > 8L << 20) {
-            bytes /= 2;
-        }
-        return bytes;
     }
 
     /**
@@ -126,9 +122,9 @@ final class ShardState {
         });
     }
 
-    /** The log settings of a topic: the defaults with its overrides. */
-    static LogConfig logConfigFor(TopicTable.Topic t) {
-        return TopicConfigs.logConfig(t.configs());
+    /** The log settings of a topic: the broker's defaults with its overrides. */
+    LogConfig logConfigFor(TopicTable.Topic t) {
+        return TopicConfigs.logConfig(t.configs(), topicDefaults);
     }
 
     static String key(String topic, int partition) {
@@ -193,12 +189,13 @@ final class ShardState {
         });
     }
 
-    /** Applies a topic's changed configs to the logs of its partitions open here. */
+    /** Applies a topic's changed configs to the logs and produce paths of its partitions open here. */
     void applyConfigs(TopicTable.Topic t) {
         LogConfig next = logConfigFor(t);
+        TopicSettings settings = TopicConfigs.topicSettings(t.configs(), topicDefaults);
         for (Partition p : partitions.values()) {
             if (p.topic.equals(t.name())) {
-                p.updateConfig(next);
+                p.updateConfig(next, settings);
             }
         }
     }
@@ -261,7 +258,10 @@ final class ShardState {
                 }
                 rl.setPreferredLeader(autoLeaderRebalance ? info.preferredLeader() : -1);
                 rl.log().stats(diskStats);
-                Partition part = new Partition(t.name(), index, rl, config, shard, arena, leadership);
+                // The topic as installed now: its configs may have changed while the group opened.
+                TopicTable.Topic current = topics.get(t.name()) != null ? topics.get(t.name()) : t;
+                Partition part = new Partition(t.name(), index, rl, logConfigFor(current),
+                    TopicConfigs.topicSettings(current.configs(), topicDefaults), validator, shard, arena, leadership);
                 holder[0] = part;
                 partitions.put(key, part);
                 if (rl.isLeader()) {

@@ -16,9 +16,9 @@ import java.lang.foreign.MemorySegment;
  * progress however many there are:
  * <ul>
  * <li><b>Idle chunks are lent, not kept.</b> A log's partly filled tail chunk whose bytes are all written stays
- *     with the log ({@link #markIdle}: the next small append goes on filling it, no copy), but counts as available:
+ *     with the log ({@code markIdle}: the next small append goes on filling it, no copy), but counts as available:
  *     when the free list is empty, {@link #acquireUninitialized()} takes the least recently idled chunk back from
- *     its holder ({@link IdleHolder#giveBack}: the holder keeps the few bytes of its last, partial aligned block and
+ *     its holder ({@code IdleHolder.giveBack}: the holder keeps the few bytes of its last, partial aligned block and
  *     restores them into a new chunk on its next append). A log that is not writing therefore holds no chunk.</li>
  * <li><b>Waiting logs are served in order.</b> An append that cannot have its chunks now joins a FIFO of
  *     {@link Waiter}s ({@link #admit} returns false; the log answers {@link Log#NO_MEMORY}). While anyone waits, other
@@ -30,7 +30,7 @@ import java.lang.foreign.MemorySegment;
  *     while someone waits, logs a rate-limited warning once a log has waited {@link #WAIT_WARN_NS} or more.</li>
  * </ul>
  * Wake-ups are delivered at safe points only: {@link #wakeIfPending()} runs the waiters' callbacks unless a user of
- * the pool is in the middle of an append or flush ({@link #enter()}/{@link #exit()}); the appenders call it at the
+ * the pool is in the middle of an append or flush ({@code enter()}/{@code exit()}); the appenders call it at the
  * end of every completion, and the loop's {@link #checkWaiters(long)} is a backstop.
  *
  * <p>Owner: one shard thread; every method runs there. The free list is an int stack and the idle chunks an
