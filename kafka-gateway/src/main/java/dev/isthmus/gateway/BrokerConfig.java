@@ -46,6 +46,13 @@ import java.util.List;
  * @param maxPartitionsPerShard      partition replicas each shard may host ({@code --max-partitions-per-shard},
  *                                   Redpanda's {@code topic_partitions_per_shard}); CreateTopics and
  *                                   CreatePartitions beyond this x shards x brokers are refused
+ * @param replicaLagTimeMaxMs        a follower that has not held its leader's whole log within this long leaves
+ *                                   the partition's in-sync replicas ({@code --replica-lag-time-max-ms}, Kafka's
+ *                                   {@code replica.lag.time.max.ms}, 30 s)
+ * @param shutdownHandoffMs          the longest a node stopped with SIGTERM spends handing the leadership of its
+ *                                   partitions and of the controller to in-sync followers before it closes anyway
+ *                                   ({@code --shutdown-handoff-ms}; 0 = close at once, as Kafka's
+ *                                   {@code controlled.shutdown.enable=false})
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -53,7 +60,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            boolean autoCreateTopics, int groupMinSessionTimeoutMs, int groupMaxSessionTimeoutMs,
                            int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
-                           int zeroedSegments, int maxPartitionsPerShard) {
+                           int zeroedSegments, int maxPartitionsPerShard, long replicaLagTimeMaxMs,
+                           long shutdownHandoffMs) {
 
     public BrokerConfig {
         if (shards < 1) {
@@ -100,6 +108,12 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (maxPartitionsPerShard < 1) {
             throw new IllegalArgumentException("--max-partitions-per-shard must be >= 1, got " + maxPartitionsPerShard);
+        }
+        if (replicaLagTimeMaxMs < 1) {
+            throw new IllegalArgumentException("--replica-lag-time-max-ms must be >= 1, got " + replicaLagTimeMaxMs);
+        }
+        if (shutdownHandoffMs < 0) {
+            throw new IllegalArgumentException("--shutdown-handoff-ms must be >= 0, got " + shutdownHandoffMs);
         }
         if (offsetsTopicPartitions < 1) {
             throw new IllegalArgumentException("offsets topic partitions must be >= 1, got " + offsetsTopicPartitions);
@@ -269,6 +283,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         List<String> seeds = List.of();
         int zeroedSegments = 1;
         int maxPartitionsPerShard = 1000;
+        long replicaLagTimeMaxMs = 30_000;
+        long shutdownHandoffMs = 10_000;
 
         Builder() {
         }
@@ -301,6 +317,18 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             seeds = c.seeds;
             zeroedSegments = c.zeroedSegments;
             maxPartitionsPerShard = c.maxPartitionsPerShard;
+            replicaLagTimeMaxMs = c.replicaLagTimeMaxMs;
+            shutdownHandoffMs = c.shutdownHandoffMs;
+        }
+
+        public Builder replicaLagTimeMaxMs(long v) {
+            replicaLagTimeMaxMs = v;
+            return this;
+        }
+
+        public Builder shutdownHandoffMs(long v) {
+            shutdownHandoffMs = v;
+            return this;
         }
 
         public Builder maxPartitionsPerShard(int v) {
@@ -427,7 +455,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 pin, backend, maxRequestBytes, maxConnections, maxConnectionBufferedBytes, defaultPartitions,
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
-                zeroedSegments, maxPartitionsPerShard);
+                zeroedSegments, maxPartitionsPerShard, replicaLagTimeMaxMs, shutdownHandoffMs);
         }
     }
 }

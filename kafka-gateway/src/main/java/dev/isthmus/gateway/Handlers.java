@@ -203,12 +203,20 @@ final class Handlers {
         });
     }
 
-    /** The registered brokers (this one at least, also before its registration is applied). */
+    /**
+     * The live registered brokers (this one at least, also before its registration is applied): as Kafka's Metadata
+     * and DescribeCluster list only brokers that are up, a node this node holds no Raft connection to is left out
+     * ({@link ShardState#alive}), so tools that compare leaders with the live brokers
+     * ({@code kafka-topics.sh --describe --unavailable-partitions}) see a stopped node as gone.
+     */
     List<MetadataResponseData.MetadataResponseBroker> brokers(ShardState st) {
         List<MetadataResponseData.MetadataResponseBroker> out = new ArrayList<>();
         boolean self = false;
         if (st.cluster != null) {
             for (dev.isthmus.raft.controller.BrokerInfo bi : st.cluster.brokers()) {
+                if (!st.alive(bi.id())) {
+                    continue;
+                }
                 MetadataResponseData.MetadataResponseBroker b = new MetadataResponseData.MetadataResponseBroker();
                 b.nodeId = bi.id();
                 b.host = bi.host();
@@ -228,36 +236,87 @@ final class Handlers {
     }
 
     /**
-     * A topic's partitions with their leaders and epochs from this shard's leader table (what the shards hosting
-     * replicas announced); a partition whose leader is not known here is LEADER_NOT_AVAILABLE when this node
-     * hosts a replica, and otherwise points at its preferred leader without an epoch (the client is redirected).
+     * What this node knows of one partition's replicas, as Metadata and DescribeTopicPartitions report it.
+     *
+     * @param errorCode   NONE, or LEADER_NOT_AVAILABLE when no live leader is known
+     * @param leaderId    the leader, -1 when none is known or it is not live
+     * @param leaderEpoch its epoch (Raft term), -1 when unknown
+     * @param replicas    the replicas, the preferred leader first
+     * @param isr         the in-sync replicas as the leader last published them ({@link ReplicaStates}); before any
+     *                    publication reached this node, the live replicas
+     * @param offline     the replicas on nodes that are not live ({@link ShardState#alive})
      */
-    private MetadataResponseData.MetadataResponseTopic topicMetadata(ShardState st, TopicTable.Topic t, String name) {
+    record ReplicaView(short errorCode, int leaderId, int leaderEpoch, List<Integer> replicas, List<Integer> isr,
+                       List<Integer> offline) {
+    }
+
+    /**
+     * A partition's leader, epoch, replicas, in-sync replicas and offline replicas as this shard knows them: the
+     * leader table (announced by local replicas and published by the leaders of every node) and the liveness of
+     * nodes. A leader that is not live is reported as none (LEADER_NOT_AVAILABLE) while its last in-sync set is
+     * kept, as Kafka reports a partition whose only in-sync replica is down; a partition whose leader is not known
+     * here points at its preferred leader without an epoch when this node holds no replica of it (the client is
+     * redirected) and is LEADER_NOT_AVAILABLE otherwise. DescribeTopicPartitions uses the same.
+     */
+    ReplicaView replicaView(ShardState st, dev.isthmus.raft.controller.PartitionInfo info) {
+        short error = ErrorCodes.NONE;
+        int leaderId;
+        int epoch;
+        int[] leader = st.leaders.get(info.groupId());
+        if (leader != null && leader[0] >= 0 && st.alive(leader[0])) {
+            leaderId = leader[0];
+            epoch = leader[1];
+        } else if ((leader != null && leader[0] >= 0) || info.hasReplicaOn(broker.config().nodeId())
+            || !st.alive(info.preferredLeader())) {
+            error = ErrorCodes.LEADER_NOT_AVAILABLE;
+            leaderId = -1;
+            epoch = leader != null ? leader[1] : -1;
+        } else {
+            leaderId = info.preferredLeader();
+            epoch = -1;
+        }
+        List<Integer> replicas = new ArrayList<>();
+        List<Integer> offline = new ArrayList<>();
+        for (int r : info.replicas()) {
+            replicas.add(r);
+            if (!st.alive(r)) {
+                offline.add(r);
+            }
+        }
+        List<Integer> isr = new ArrayList<>();
+        ReplicaStates.Entry e = st.isr.get(info.groupId());
+        if (e != null) {
+            for (int r : e.isr()) {
+                isr.add(r);
+            }
+        } else {
+            for (int r : info.replicas()) {
+                if (st.alive(r)) {
+                    isr.add(r);
+                }
+            }
+        }
+        return new ReplicaView(error, leaderId, epoch, replicas, isr, offline);
+    }
+
+    /**
+     * A topic's partitions with their leaders, epochs, replicas, in-sync and offline replicas ({@link #replicaView}).
+     */
+    MetadataResponseData.MetadataResponseTopic topicMetadata(ShardState st, TopicTable.Topic t, String name) {
         MetadataResponseData.MetadataResponseTopic mt = new MetadataResponseData.MetadataResponseTopic();
         mt.name = name;
         mt.topicId = t.id();
         mt.isInternal = name.equals(GroupCoordinator.OFFSETS_TOPIC);
         for (int p = 0; p < t.partitions(); p++) {
-            dev.isthmus.raft.controller.PartitionInfo info = t.partition(p);
+            ReplicaView v = replicaView(st, t.partition(p));
             MetadataResponseData.MetadataResponsePartition mp = new MetadataResponseData.MetadataResponsePartition();
             mp.partitionIndex = p;
-            int[] leader = st.leaders.get(info.groupId());
-            if (leader != null && leader[0] >= 0) {
-                mp.leaderId = leader[0];
-                mp.leaderEpoch = leader[1];
-            } else if (info.hasReplicaOn(broker.config().nodeId())) {
-                mp.errorCode = ErrorCodes.LEADER_NOT_AVAILABLE;
-                mp.leaderId = -1;
-                mp.leaderEpoch = leader != null ? leader[1] : -1;
-            } else {
-                mp.leaderId = info.preferredLeader();
-                mp.leaderEpoch = -1;
-            }
-            mp.replicaNodes = new ArrayList<>();
-            for (int r : info.replicas()) {
-                mp.replicaNodes.add(r);
-            }
-            mp.isrNodes = new ArrayList<>(mp.replicaNodes);
+            mp.errorCode = v.errorCode();
+            mp.leaderId = v.leaderId();
+            mp.leaderEpoch = v.leaderEpoch();
+            mp.replicaNodes = new ArrayList<>(v.replicas());
+            mp.isrNodes = new ArrayList<>(v.isr());
+            mp.offlineReplicas = new ArrayList<>(v.offline());
             mt.partitions.add(mp);
         }
         return mt;

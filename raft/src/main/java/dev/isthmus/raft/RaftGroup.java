@@ -66,6 +66,14 @@ public final class RaftGroup implements RaftLog.Callbacks {
         void markDirty(RaftGroup group);
 
         NodeMetrics nodeMetrics();
+
+        /**
+         * Whether members on this node may become leaders: false while the node hands its leaderships away before
+         * stopping (or is in maintenance), so that they neither campaign on a timeout nor take a transfer.
+         */
+        default boolean mayLead() {
+            return true;
+        }
     }
 
     private final Host host;
@@ -539,7 +547,8 @@ public final class RaftGroup implements RaftLog.Callbacks {
         if (role == Role.LEADER) {
             tickLeader(now);
         } else if (now >= electionDeadlineMs) {
-            if (promotable() && !installing) {
+            if (promotable() && !installing && host.mayLead()) {
+                nodeMetrics.timeoutCampaigns++;
                 startElection(config.preVote(), false);
             } else {
                 resetElectionTimer(now);
@@ -599,6 +608,110 @@ public final class RaftGroup implements RaftLog.Callbacks {
         }
         Progress pr = progress(id);
         return pr != null && pr.recentActive && pr.match >= log.lastOffset();
+    }
+
+    /**
+     * Leader only: the members (voters and learners) in sync in Kafka's sense, in ascending id order, this node
+     * included: a follower is in sync when it held the leader's whole log at some moment within the last
+     * {@code lagMs} (Kafka's {@code replica.lag.time.max.ms}: a follower always a round trip behind under load
+     * stays in, one that stopped acknowledging or keeps falling behind leaves after {@code lagMs}), and
+     * {@code live} says its node is up. Each acknowledgement compares the follower's durable match with the
+     * leader's last offset as of the previous acknowledgement ({@code Replica.updateFetchState}'s rule). A new
+     * leader counts every follower as caught up at the moment it was elected. Null when this node does not lead.
+     */
+    public int[] inSyncMembers(long lagMs, java.util.function.IntPredicate live) {
+        if (role != Role.LEADER) {
+            return null;
+        }
+        long now = host.nowMs();
+        int[] members = configs.latest().members();
+        int[] out = new int[members.length];
+        int n = 0;
+        for (int id : members) {
+            if (id == nodeId) {
+                out[n++] = id;
+            } else {
+                Progress pr = progress(id);
+                if (pr != null && now - pr.caughtUpMs <= lagMs && live.test(id)) {
+                    out[n++] = id;
+                }
+            }
+        }
+        int[] isr = Arrays.copyOf(out, n);
+        Arrays.sort(isr);
+        return isr;
+    }
+
+    /**
+     * Leader only: the followers {@code wasInSync} rejects no longer count as caught up at this leader's election
+     * (they are in sync again at their next acknowledgement that shows them caught up). The owner calls it right after this node became leader with
+     * the in-sync set the previous leader published, so a replica that was out before the election does not get
+     * a new lag window, as with Kafka's ISR kept by its controller.
+     */
+    public void assumeOutOfSync(java.util.function.IntPredicate wasInSync) {
+        if (role != Role.LEADER) {
+            return;
+        }
+        for (Progress pr : peers) {
+            if (!wasInSync.test(pr.nodeId)) {
+                pr.caughtUpMs = Long.MIN_VALUE / 4;
+            }
+        }
+    }
+
+    /**
+     * Leader only: the voter to hand leadership to ({@link #transferLeadership}) before this node stops: among
+     * the other voters {@code eligible} accepts that caught up with the leader within the minimum election timeout,
+     * {@code preferred} when it is one, else the one holding the most of the log. -1 when there is none, or when
+     * this node does not lead.
+     */
+    public int handOffTarget(java.util.function.IntPredicate eligible, int preferred) {
+        if (role != Role.LEADER) {
+            return -1;
+        }
+        long now = host.nowMs();
+        int best = -1;
+        long bestMatch = Long.MIN_VALUE;
+        for (Progress pr : peers) {
+            if (!configs.latest().isVoter(pr.nodeId) || !eligible.test(pr.nodeId)
+                || now - pr.caughtUpMs > config.electionTimeoutMinMs()) {
+                continue;
+            }
+            if (pr.nodeId == preferred) {
+                return preferred;
+            }
+            if (pr.match > bestMatch) {
+                best = pr.nodeId;
+                bestMatch = pr.match;
+            }
+        }
+        return best;
+    }
+
+    /** Leader only: whether a leadership transfer is under way (proposals are refused meanwhile). */
+    public boolean transferring() {
+        return role == Role.LEADER && transferTarget != NONE;
+    }
+
+    /**
+     * Kafka's follower catch-up rule: a member whose durable match reaches the leader's last offset is caught up
+     * now; one that reaches the last offset the leader had at the previous check was caught up at that check's
+     * time. Called on every acknowledgement (appends, heartbeats, snapshots), so an idle follower stays in sync.
+     */
+    private void noteCaughtUp(Progress pr, long now) {
+        long end = log.lastOffset();
+        if (pr.match >= end) {
+            pr.caughtUpMs = now;
+            pr.caughtUpTargetOffset = end;
+            pr.caughtUpTargetMs = now;
+        } else if (pr.match >= pr.caughtUpTargetOffset) {
+            pr.caughtUpMs = Math.max(pr.caughtUpMs, pr.caughtUpTargetMs);
+            pr.caughtUpTargetOffset = end;
+            pr.caughtUpTargetMs = now;
+        } else if (pr.caughtUpTargetOffset == Long.MAX_VALUE) {
+            pr.caughtUpTargetOffset = end;
+            pr.caughtUpTargetMs = now;
+        }
     }
 
     private boolean isRecentlyActive(int id) {
@@ -703,6 +816,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             pr.lastProgressMs = host.nowMs();
             maybeCommit();
         }
+        noteCaughtUp(pr, host.nowMs());
         if (pr.state == Progress.State.REPLICATE) {
             pr.inflights.freeTo(match);
             if (pr.inflights.isEmpty() && followerLast < pr.next - 1) {
@@ -824,7 +938,9 @@ public final class RaftGroup implements RaftLog.Callbacks {
             id -> id != nodeId && Boolean.FALSE.equals(votes.get(id)));
         switch (result) {
             case WON -> {
-                if (pre) {
+                if (pre && !host.mayLead()) {
+                    becomeFollower(term, NONE);
+                } else if (pre) {
                     startElection(false, campaignTransfer);
                 } else {
                     becomeLeader();
@@ -901,10 +1017,11 @@ public final class RaftGroup implements RaftLog.Callbacks {
         if (m.term() > term) {
             becomeFollower(m.term(), m.from());
         }
-        if (!promotable() || installing) {
-            return;
+        if (!promotable() || installing || !host.mayLead()) {
+            return; // the transfer is abandoned at the leader's deadline
         }
         metrics.transfersCompleted++;
+        nodeMetrics.transferCampaigns++;
         startElection(false, true);
     }
 
@@ -945,6 +1062,11 @@ public final class RaftGroup implements RaftLog.Callbacks {
         lastQuorumCheckMs = now;
         peers = new Progress[0];
         syncProgress();
+        for (Progress pr : peers) {
+            // As Kafka's new leader gives the ISR it inherits a full lag window: the followers are taken to be in
+            // sync now, until they fail to catch up (see inSyncMembers; assumeOutOfSync narrows it).
+            pr.caughtUpMs = now;
+        }
         proposals.clear();
         transferTarget = NONE;
         pendingTarget = null;
@@ -1203,6 +1325,8 @@ public final class RaftGroup implements RaftLog.Callbacks {
                 pr = new Progress(id, log.lastOffset() + 1, config);
                 pr.lastProgressMs = now;
                 pr.recentActive = true;
+                pr.caughtUpTargetOffset = log.lastOffset(); // a new member is in sync once it holds this much
+                pr.caughtUpTargetMs = now;
             }
             next.add(pr);
         }
@@ -1314,6 +1438,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             pr.match = r.matchOffset();
             pr.lastProgressMs = now;
         }
+        noteCaughtUp(pr, now);
         switch (pr.state) {
             case PROBE -> pr.becomeReplicate(r.appendedOffset() + 1, now);
             case REPLICATE -> {
@@ -1600,6 +1725,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             if (r.matchOffset() > pr.match) {
                 pr.match = r.matchOffset();
             }
+            noteCaughtUp(pr, host.nowMs());
             if (pr.state == Progress.State.SNAPSHOT) {
                 metrics.snapshotsInstalled++;
                 pr.becomeProbe(Math.max(r.matchOffset(), r.snapshotLastOffset()) + 1);
