@@ -2,7 +2,13 @@ package dev.isthmus.gateway;
 
 import dev.isthmus.gateway.protocol.ProtocolMessage;
 import dev.isthmus.gateway.protocol.Uuid;
+import dev.isthmus.gateway.protocol.message.AlterConfigsRequestData;
+import dev.isthmus.gateway.protocol.message.AlterConfigsResponseData;
 import dev.isthmus.gateway.protocol.message.ApiKeys;
+import dev.isthmus.gateway.protocol.message.CreateAclsRequestData;
+import dev.isthmus.gateway.protocol.message.CreateAclsResponseData;
+import dev.isthmus.gateway.protocol.message.DeleteAclsRequestData;
+import dev.isthmus.gateway.protocol.message.DeleteAclsResponseData;
 import dev.isthmus.gateway.protocol.message.CreatePartitionsRequestData;
 import dev.isthmus.gateway.protocol.message.CreatePartitionsResponseData;
 import dev.isthmus.gateway.protocol.message.DeleteRecordsRequestData;
@@ -12,7 +18,12 @@ import dev.isthmus.gateway.protocol.message.DeleteTopicsResponseData;
 import dev.isthmus.gateway.protocol.message.DescribeClusterRequestData;
 import dev.isthmus.gateway.protocol.message.DescribeClusterResponseData;
 import dev.isthmus.gateway.protocol.message.DescribeConfigsRequestData;
+import dev.isthmus.gateway.protocol.message.DescribeAclsResponseData;
 import dev.isthmus.gateway.protocol.message.DescribeConfigsResponseData;
+import dev.isthmus.gateway.protocol.message.DescribeLogDirsRequestData;
+import dev.isthmus.gateway.protocol.message.DescribeProducersRequestData;
+import dev.isthmus.gateway.protocol.message.DescribeTopicPartitionsRequestData;
+import dev.isthmus.gateway.protocol.message.ElectLeadersRequestData;
 import dev.isthmus.gateway.protocol.message.IncrementalAlterConfigsRequestData;
 import dev.isthmus.gateway.protocol.message.IncrementalAlterConfigsResponseData;
 import dev.isthmus.gateway.protocol.message.OffsetForLeaderEpochRequestData;
@@ -21,14 +32,21 @@ import dev.isthmus.log.LogException;
 import dev.isthmus.uring.shard.Promise;
 
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * Topic administration and cluster description: DeleteTopics, CreatePartitions, DeleteRecords,
- * DescribeConfigs, IncrementalAlterConfigs, OffsetForLeaderEpoch, DescribeCluster. Changes of the topic
- * table go through the controller ({@link Broker#updateTopics}); partition work runs on the owning shard.
+ * DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs, OffsetForLeaderEpoch, DescribeCluster,
+ * and the ACL APIs (SECURITY_DISABLED: no authorizer). Changes of the topic table go through the controller
+ * ({@link Broker#alterTopicConfigs} and friends); partition work runs on the owning shard. Elections are
+ * {@link LeaderElections}; DescribeLogDirs, DescribeProducers and DescribeTopicPartitions are
+ * {@link ReplicaDescriptions}. One instance per broker, called on the connection's shard.
  */
 final class AdminHandlers {
     static final byte TOPIC = 2;
@@ -37,10 +55,22 @@ final class AdminHandlers {
     private static final byte SOURCE_STATIC_BROKER = 4;
     private static final byte SOURCE_DEFAULT = 5;
 
+    /** Kafka's answers while no authorizer is configured (AclApis). */
+    static final String NO_AUTHORIZER_DESCRIBE = "No Authorizer is configured on the broker";
+    static final String NO_AUTHORIZER = "No Authorizer is configured.";
+
     private final Broker broker;
+    private final LeaderElections elections;
+    private final ReplicaDescriptions replicas;
 
     AdminHandlers(Broker broker) {
         this.broker = broker;
+        this.elections = new LeaderElections(broker);
+        this.replicas = new ReplicaDescriptions(broker);
+    }
+
+    LeaderElections elections() {
+        return elections;
     }
 
     Promise<ProtocolMessage> handle(ShardState st, ApiKeys api, short version, ProtocolMessage request) {
@@ -52,6 +82,15 @@ final class AdminHandlers {
             case INCREMENTAL_ALTER_CONFIGS -> alterConfigs(st, (IncrementalAlterConfigsRequestData) request);
             case OFFSET_FOR_LEADER_EPOCH -> offsetForLeaderEpoch(st, (OffsetForLeaderEpochRequestData) request);
             case DESCRIBE_CLUSTER -> Promise.completed(describeCluster(st, (DescribeClusterRequestData) request));
+            case ALTER_CONFIGS -> replaceConfigs(st, (AlterConfigsRequestData) request);
+            case DESCRIBE_LOG_DIRS -> replicas.describeLogDirs(st, (DescribeLogDirsRequestData) request);
+            case DESCRIBE_PRODUCERS -> replicas.describeProducers(st, (DescribeProducersRequestData) request);
+            case DESCRIBE_TOPIC_PARTITIONS -> Promise.completed(replicas.describeTopicPartitions(st,
+                (DescribeTopicPartitionsRequestData) request));
+            case ELECT_LEADERS -> elections.electLeaders(st, (ElectLeadersRequestData) request, version);
+            case DESCRIBE_ACLS -> Promise.completed(describeAcls());
+            case CREATE_ACLS -> Promise.completed(createAcls((CreateAclsRequestData) request));
+            case DELETE_ACLS -> Promise.completed(deleteAcls((DeleteAclsRequestData) request));
             default -> Promise.failed(new IllegalStateException(api + " is not an admin API"));
         };
     }
@@ -221,6 +260,8 @@ final class AdminHandlers {
                     TopicConfigs.INT);
                 brokerEntry(entries, "group.initial.rebalance.delay.ms",
                     Integer.toString(c.groupInitialRebalanceDelayMs()), TopicConfigs.INT);
+                brokerEntry(entries, "auto.leader.rebalance.enable", Boolean.toString(c.autoLeaderRebalance()),
+                    TopicConfigs.BOOLEAN);
                 brokerEntry(entries, "isthmus.smp", Integer.toString(c.shards()), TopicConfigs.INT);
                 brokerEntry(entries, "isthmus.memory.bytes", Long.toString(c.memoryBytes()), TopicConfigs.LONG);
                 for (TopicConfigs.Definition d : TopicConfigs.DEFINITIONS.values()) {
@@ -342,6 +383,146 @@ final class AdminHandlers {
             }));
         }
         return Promise.whenAllSettled(all).map(x -> r);
+    }
+
+    /**
+     * The legacy AlterConfigs (kafkajs, sarama): each resource's configs are replaced by the request's, so a topic
+     * config left out goes back to its default. Validated as IncrementalAlterConfigs validates a SET
+     * ({@link TopicConfigs#invalid}, then {@link TopicConfigs#inconsistent}); validateOnly changes nothing. Broker
+     * configs are start-up settings here: naming any answers INVALID_REQUEST as Kafka does for a config it cannot
+     * update dynamically.
+     */
+    private Promise<ProtocolMessage> replaceConfigs(ShardState st, AlterConfigsRequestData req) {
+        AlterConfigsResponseData r = new AlterConfigsResponseData();
+        Map<String, Integer> seen = new HashMap<>();
+        for (AlterConfigsRequestData.AlterConfigsResource res : req.resources) {
+            seen.merge(res.resourceType + "/" + res.resourceName, 1, Integer::sum);
+        }
+        List<Promise<Object>> all = new ArrayList<>();
+        for (AlterConfigsRequestData.AlterConfigsResource res : req.resources) {
+            AlterConfigsResponseData.AlterConfigsResourceResponse out = new AlterConfigsResponseData.AlterConfigsResourceResponse();
+            out.resourceType = res.resourceType;
+            out.resourceName = res.resourceName;
+            out.errorMessage = null;
+            r.responses.add(out);
+            String bad = seen.get(res.resourceType + "/" + res.resourceName) > 1 ? "Each resource must appear at most once."
+                : malformedConfigs(res.configs);
+            if (bad != null) {
+                out.errorCode = ErrorCodes.INVALID_REQUEST;
+                out.errorMessage = bad;
+                continue;
+            }
+            if (res.resourceType == BROKER) {
+                String refused = brokerConfigsRefused(res);
+                if (refused != null) {
+                    out.errorCode = ErrorCodes.INVALID_REQUEST;
+                    out.errorMessage = refused;
+                }
+                continue; // replacing the dynamic broker configs (there are none) with none: nothing to do
+            }
+            if (res.resourceType != TOPIC) {
+                out.errorCode = ErrorCodes.INVALID_REQUEST;
+                out.errorMessage = "resource type " + res.resourceType + " has no configs here (topics: 2, brokers: 4)";
+                continue;
+            }
+            List<AlterConfigsRequestData.AlterableConfig> configs = res.configs;
+            int limit = broker.maxBatchBytesLimit();
+            boolean validateOnly = req.validateOnly;
+            all.add(broker.alterTopicConfigs(st.shard, res.resourceName, current -> {
+                Map<String, String> next = new LinkedHashMap<>();
+                for (AlterConfigsRequestData.AlterableConfig c : configs) {
+                    String invalid = TopicConfigs.invalid(c.name, c.value, limit);
+                    if (invalid != null) {
+                        return new Broker.Failure(ErrorCodes.INVALID_CONFIG, invalid);
+                    }
+                    next.put(c.name, c.value.trim());
+                }
+                String inconsistent = TopicConfigs.inconsistent(next);
+                if (inconsistent != null) {
+                    return new Broker.Failure(ErrorCodes.INVALID_CONFIG, inconsistent);
+                }
+                return validateOnly ? (Object) Boolean.TRUE : next;
+            }).map(outcome -> {
+                if (outcome instanceof Broker.Failure f) {
+                    out.errorCode = f.code();
+                    out.errorMessage = f.message();
+                }
+                return null;
+            }));
+        }
+        return Promise.whenAllSettled(all).map(x -> r);
+    }
+
+    /** Kafka's request checks: a config named twice, or without a value; null when neither. */
+    private static String malformedConfigs(List<AlterConfigsRequestData.AlterableConfig> configs) {
+        Set<String> names = new HashSet<>();
+        Set<String> nulls = new TreeSet<>();
+        for (AlterConfigsRequestData.AlterableConfig c : configs) {
+            if (!names.add(c.name)) {
+                return "Error due to duplicate config keys";
+            }
+            if (c.value == null) {
+                nulls.add(c.name);
+            }
+        }
+        return nulls.isEmpty() ? null : "Null value not supported for : " + String.join(", ", nulls);
+    }
+
+    /** Why a broker resource's new configs are refused (Kafka's messages), or null when there are none to set. */
+    private String brokerConfigsRefused(AlterConfigsRequestData.AlterConfigsResource res) {
+        int self = broker.config().nodeId();
+        if (!res.resourceName.isEmpty()) {
+            int id;
+            try {
+                id = Integer.parseInt(res.resourceName);
+            } catch (NumberFormatException e) {
+                return "Node id must be an integer, but it is: " + res.resourceName;
+            }
+            if (id != self) {
+                return "Unexpected broker id, expected " + self + ", but received " + res.resourceName;
+            }
+        }
+        if (res.configs.isEmpty()) {
+            return null;
+        }
+        Set<String> names = new TreeSet<>();
+        for (AlterConfigsRequestData.AlterableConfig c : res.configs) {
+            names.add(c.name);
+        }
+        return "Cannot update these configs dynamically: " + names + " (broker settings are set when the broker"
+            + " starts: command line or --config file)";
+    }
+
+    // ------------------------------------------------------------------ ACLs (no authorizer)
+
+    /** Kafka's answer without an authorizer: SECURITY_DISABLED (MirrorMaker 2's ACL sync expects it). */
+    private static DescribeAclsResponseData describeAcls() {
+        DescribeAclsResponseData r = new DescribeAclsResponseData();
+        r.errorCode = ErrorCodes.SECURITY_DISABLED;
+        r.errorMessage = NO_AUTHORIZER_DESCRIBE;
+        return r;
+    }
+
+    private static CreateAclsResponseData createAcls(CreateAclsRequestData req) {
+        CreateAclsResponseData r = new CreateAclsResponseData();
+        for (int i = 0; i < req.creations.size(); i++) {
+            CreateAclsResponseData.AclCreationResult c = new CreateAclsResponseData.AclCreationResult();
+            c.errorCode = ErrorCodes.SECURITY_DISABLED;
+            c.errorMessage = NO_AUTHORIZER;
+            r.results.add(c);
+        }
+        return r;
+    }
+
+    private static DeleteAclsResponseData deleteAcls(DeleteAclsRequestData req) {
+        DeleteAclsResponseData r = new DeleteAclsResponseData();
+        for (int i = 0; i < req.filters.size(); i++) {
+            DeleteAclsResponseData.DeleteAclsFilterResult f = new DeleteAclsResponseData.DeleteAclsFilterResult();
+            f.errorCode = ErrorCodes.SECURITY_DISABLED;
+            f.errorMessage = NO_AUTHORIZER;
+            r.filterResults.add(f);
+        }
+        return r;
     }
 
     // ------------------------------------------------------------------ epochs and cluster

@@ -124,6 +124,7 @@ public final class Broker implements AutoCloseable {
                             config.zeroedSegments());
                     }
                     st.groups = new GroupCoordinator(broker, st);
+                    st.autoLeaderRebalance = config.autoLeaderRebalance();
                     broker.states[id] = st;
                     return null;
                 }).get(30, TimeUnit.SECONDS);
@@ -232,6 +233,7 @@ public final class Broker implements AutoCloseable {
             group.call(i, s -> {
                 states[id].raft = raft.shard(id);
                 if (id == 0) {
+                    handlers.admin().elections().register(raft.shard(0).transport()); // ElectLeaders between nodes
                     replicaStates.register(raft.shard(0).transport()); // replica states between nodes
                 }
                 replicaStates.startChecks(states[id]);

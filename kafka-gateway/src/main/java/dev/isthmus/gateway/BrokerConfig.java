@@ -53,6 +53,10 @@ import java.util.List;
  *                                   partitions and of the controller to in-sync followers before it closes anyway
  *                                   ({@code --shutdown-handoff-ms}; 0 = close at once, as Kafka's
  *                                   {@code controlled.shutdown.enable=false})
+ * @param autoLeaderRebalance        hand each partition's leadership back to its preferred replica whenever that
+ *                                   replica is caught up ({@code --auto-leader-rebalance}, Kafka's
+ *                                   auto.leader.rebalance.enable); when off, leadership stays where elections put
+ *                                   it until kafka-leader-election.sh (ElectLeaders) moves it
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -60,8 +64,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            boolean autoCreateTopics, int groupMinSessionTimeoutMs, int groupMaxSessionTimeoutMs,
                            int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
-                           int zeroedSegments, int maxPartitionsPerShard, long replicaLagTimeMaxMs,
-                           long shutdownHandoffMs) {
+                           int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
+                           long replicaLagTimeMaxMs, long shutdownHandoffMs) {
 
     public BrokerConfig {
         if (shards < 1) {
@@ -285,6 +289,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         int maxPartitionsPerShard = 1000;
         long replicaLagTimeMaxMs = 30_000;
         long shutdownHandoffMs = 10_000;
+        boolean autoLeaderRebalance = true;
 
         Builder() {
         }
@@ -319,6 +324,12 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             maxPartitionsPerShard = c.maxPartitionsPerShard;
             replicaLagTimeMaxMs = c.replicaLagTimeMaxMs;
             shutdownHandoffMs = c.shutdownHandoffMs;
+            autoLeaderRebalance = c.autoLeaderRebalance;
+        }
+
+        public Builder autoLeaderRebalance(boolean v) {
+            autoLeaderRebalance = v;
+            return this;
         }
 
         public Builder replicaLagTimeMaxMs(long v) {
@@ -455,7 +466,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 pin, backend, maxRequestBytes, maxConnections, maxConnectionBufferedBytes, defaultPartitions,
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
-                zeroedSegments, maxPartitionsPerShard, replicaLagTimeMaxMs, shutdownHandoffMs);
+                zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs);
         }
     }
 }

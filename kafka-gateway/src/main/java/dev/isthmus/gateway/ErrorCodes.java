@@ -59,4 +59,8 @@ public final class ErrorCodes {
     public static final short INVALID_TIMESTAMP = 32;
     public static final short UNKNOWN_PRODUCER_ID = 59;
     public static final short UNSUPPORTED_ENDPOINT_TYPE = 115;
+    public static final short SECURITY_DISABLED = 54;
+    public static final short PREFERRED_LEADER_NOT_AVAILABLE = 80;
+    public static final short ELIGIBLE_LEADERS_NOT_AVAILABLE = 83;
+    public static final short ELECTION_NOT_NEEDED = 84;
 }

@@ -71,8 +71,20 @@ final class Handlers {
         supported.put(ApiKeys.INCREMENTAL_ALTER_CONFIGS, new Range((short) 0, (short) 1));
         supported.put(ApiKeys.OFFSET_FOR_LEADER_EPOCH, new Range((short) 2, (short) 4));
         supported.put(ApiKeys.DESCRIBE_CLUSTER, new Range((short) 0, (short) 2));
+        supported.put(ApiKeys.ALTER_CONFIGS, new Range((short) 0, (short) 2));
+        supported.put(ApiKeys.DESCRIBE_LOG_DIRS, new Range((short) 1, (short) 5));
+        supported.put(ApiKeys.ELECT_LEADERS, new Range((short) 0, (short) 2));
+        supported.put(ApiKeys.DESCRIBE_ACLS, new Range((short) 1, (short) 3));
+        supported.put(ApiKeys.CREATE_ACLS, new Range((short) 1, (short) 3));
+        supported.put(ApiKeys.DELETE_ACLS, new Range((short) 1, (short) 3));
+        supported.put(ApiKeys.DESCRIBE_PRODUCERS, new Range((short) 0, (short) 0));
+        supported.put(ApiKeys.DESCRIBE_TOPIC_PARTITIONS, new Range((short) 0, (short) 0));
         groups = new GroupHandlers(broker);
         admin = new AdminHandlers(broker);
+    }
+
+    AdminHandlers admin() {
+        return admin;
     }
 
     boolean supports(ApiKeys api) {
@@ -94,7 +106,9 @@ final class Handlers {
                  DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE ->
                 groups.handle(st, api, version, request, header, clientHost);
             case DELETE_TOPICS, CREATE_PARTITIONS, DELETE_RECORDS, DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS,
-                 OFFSET_FOR_LEADER_EPOCH, DESCRIBE_CLUSTER -> admin.handle(st, api, version, request);
+                 OFFSET_FOR_LEADER_EPOCH, DESCRIBE_CLUSTER, ALTER_CONFIGS, DESCRIBE_LOG_DIRS, ELECT_LEADERS, DESCRIBE_ACLS,
+                 CREATE_ACLS, DELETE_ACLS, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS ->
+                admin.handle(st, api, version, request);
             case API_VERSIONS -> Promise.completed(apiVersions(ErrorCodes.NONE));
             case METADATA -> metadata(st, (MetadataRequestData) request, version);
             case PRODUCE -> produce(st, (ProduceRequestData) request);

@@ -48,6 +48,8 @@ public final class Main {
                                    leaves the in-sync replicas (default 30000; Kafka's replica.lag.time.max.ms)
           --shutdown-handoff-ms MS on SIGTERM in a cluster, hand the leadership of every partition and of the
                                    controller to in-sync followers first, for at most MS (default 10000; 0 = off)
+          --auto-leader-rebalance B  give leadership back to each partition's preferred replica once it
+                                   is caught up (default true; false: leaders stay until kafka-leader-election)
           --pin                    pin shard threads to CPUs
           --portable               use the portable I/O backend (FileChannel + NIO) instead of io_uring;
                                    without it the broker uses io_uring where the kernel allows it and
@@ -248,6 +250,7 @@ public final class Main {
             case "max-partitions-per-shard" -> b.maxPartitionsPerShard(integer(name, v));
             case "replica-lag-time-max-ms", "replica.lag.time.max.ms" -> b.replicaLagTimeMaxMs(integer(name, v));
             case "shutdown-handoff-ms" -> b.shutdownHandoffMs(integer(name, v));
+            case "auto-leader-rebalance" -> b.autoLeaderRebalance(bool(name, v));
             case "portable" -> b.backend(bool(name, v) ? IoBackend.PORTABLE : IoBackend.AUTO);
             // Older spellings kept so existing scripts still work.
             case "port" -> b.port(integer(name, v));

@@ -363,6 +363,20 @@ final class Partition implements GroupListener {
         return offset;
     }
 
+    /**
+     * DescribeProducers: a copy of the idempotent producers' state, one {producerId, epoch, lastSequence, lastSeenMs}
+     * each (lastSequence -1 when no batch is kept). Meaningful on the leader once {@link #readyToProduce()}.
+     */
+    List<long[]> producerStates() {
+        List<long[]> out = new ArrayList<>(producers.size());
+        for (Map.Entry<Long, ProducerState> e : producers.entrySet()) {
+            ProducerState ps = e.getValue();
+            long[] last = ps.batches.peekLast();
+            out.add(new long[] {e.getKey(), ps.epoch, last == null ? -1 : (int) last[1], ps.lastSeenMs});
+        }
+        return out;
+    }
+
     /** The largest record timestamp in the log (-1 when empty). */
     long maxTimestamp() {
         return maxTimestamp;

@@ -62,6 +62,8 @@ final class ShardState {
     long isrExpands;
     /** Groups whose offsets partition this shard owns; set right after construction by the broker. */
     GroupCoordinator groups;
+    /** Whether replicas hand leadership back to their preferred replica (--auto-leader-rebalance); set at start. */
+    boolean autoLeaderRebalance = true;
     /** This shard's part of the Raft host; set once the broker started it. */
     RaftShard raft;
     /** Set when the broker closes this shard's logs: nothing may open a partition afterwards. */
@@ -269,7 +271,7 @@ final class ShardState {
                     promise.fail(error);
                     return;
                 }
-                rl.setPreferredLeader(info.preferredLeader());
+                rl.setPreferredLeader(autoLeaderRebalance ? info.preferredLeader() : -1);
                 rl.log().stats(diskStats);
                 Partition part = new Partition(t.name(), index, rl, config, shard, arena, leadership);
                 holder[0] = part;
