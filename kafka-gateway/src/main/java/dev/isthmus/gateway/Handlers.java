@@ -101,7 +101,9 @@ final class Handlers {
 
     Promise<ProtocolMessage> handle(ShardState st, ApiKeys api, short version, ProtocolMessage request,
                                     RequestHeaderData header, String clientHost) {
-        return switch (api) {
+        long startNs = System.nanoTime();
+        int[] produced = request instanceof ProduceRequestData pr ? ShardMetrics.produceLengths(pr) : null;
+        Promise<ProtocolMessage> response = switch (api) {
             case FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP, OFFSET_COMMIT, OFFSET_FETCH,
                  DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE ->
                 groups.handle(st, api, version, request, header, clientHost);
@@ -118,6 +120,18 @@ final class Handlers {
             case CREATE_TOPICS -> createTopics(st, (CreateTopicsRequestData) request);
             default -> Promise.failed(new IllegalStateException(api + " is not handled"));
         };
+        return metered(st, api, startNs, request, produced, response);
+    }
+
+    /** {@code response}, once it has been counted in the shard's request, latency and topic byte metrics. */
+    private static Promise<ProtocolMessage> metered(ShardState st, ApiKeys api, long startNs, ProtocolMessage request,
+                                                    int[] produced, Promise<ProtocolMessage> response) {
+        Promise<ProtocolMessage> out = new Promise<>();
+        response.whenComplete((r, f) -> {
+            ShardMetrics.count(st, api, startNs, request, produced, r, f);
+            out.completeWith(r, f);
+        });
+        return out;
     }
 
     /** A request's topic by name, or by id when the version carries ids (name null or empty). */

@@ -93,7 +93,7 @@ final class MetricsServer implements AutoCloseable {
 
     /** What one shard copies for a scrape (built on the shard thread). */
     private record ShardSnapshot(Histogram sync, Histogram write, List<PartitionSnapshot> partitions,
-                                 List<GroupCoordinator.LagSnapshot> groups, long[] zeroed) {
+                                 List<GroupCoordinator.LagSnapshot> groups, long[] zeroed, ShardMetrics.Snapshot more) {
     }
 
     private record PartitionSnapshot(String topic, int partition, long logStart, long logEnd, long highWatermark,
@@ -174,6 +174,7 @@ final class MetricsServer implements AutoCloseable {
                 }
             }
         }
+        ShardMetrics.render(sb, snaps.stream().map(s -> s == null ? null : s.more).toList());
         reply(x, 200, "text/plain; version=0.0.4; charset=utf-8", sb.toString());
     }
 
@@ -203,7 +204,8 @@ final class MetricsServer implements AutoCloseable {
         }
         dev.isthmus.log.ZeroedSegments z = st.zeroedSegments();
         long[] zeroed = z == null ? null : new long[] {z.ready(), z.filesMade(), z.filesTaken()};
-        return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot(), zeroed);
+        return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot(), zeroed,
+            st.metrics.snapshot(st, st.shard.id() == 0));
     }
 
     private static void line(StringBuilder sb, String name, String labels, long value) {

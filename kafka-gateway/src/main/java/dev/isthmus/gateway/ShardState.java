@@ -60,6 +60,8 @@ final class ShardState {
     /** In-sync sets of partitions led here that lost or gained members (Kafka's IsrShrinksPerSec, IsrExpandsPerSec). */
     long isrShrinks;
     long isrExpands;
+    /** Request, latency and topic byte counters of the requests handled here. */
+    final ShardMetrics metrics = new ShardMetrics();
     /** Groups whose offsets partition this shard owns; set right after construction by the broker. */
     GroupCoordinator groups;
     /** Whether replicas hand leadership back to their preferred replica (--auto-leader-rebalance); set at start. */

@@ -127,11 +127,15 @@ class RollingRestartTest {
                 times.add(l);
             }
             for (Window w : windows) {
-                long[] gap = longestGap(times, w.startNs, w.endNs);
+                long settledNs = w.exitNs + 5_000_000_000L;
+                long[] stop = longestGap(times, w.startNs - 100_000_000L, settledNs); // the last ack before the stall
+                long[] back = longestGap(times, settledNs, w.endNs);
                 System.out.printf("rolling restart, node %d (%d records/s over %d partitions): longest gap between"
-                        + " acknowledgements of one partition %d ms, starting %d ms after the SIGTERM; the node exited"
-                        + " %d ms after it and was back with its leaderships %d ms after it%n", w.node, rate, PARTITIONS,
-                    gap[0] / 1_000_000, (gap[1] - w.startNs) / 1_000_000, (w.exitNs - w.startNs) / 1_000_000,
+                        + " acknowledgements of one partition starting while it stopped (from the SIGTERM to 5 s after"
+                        + " its exit) %d ms, %d ms after the SIGTERM; starting while it came back and took its"
+                        + " leaderships back %d ms; it exited %d ms after the SIGTERM and was back with its leaderships"
+                        + " %d ms after it%n", w.node, rate, PARTITIONS, stop[0] / 1_000_000,
+                    (stop[1] - w.startNs) / 1_000_000, back[0] / 1_000_000, (w.exitNs - w.startNs) / 1_000_000,
                     (w.endNs - w.startNs) / 1_000_000);
             }
             System.out.printf("rolling restart: %d records acknowledged; longest gap of one partition before the"
@@ -160,15 +164,16 @@ class RollingRestartTest {
     }
 
     /**
-     * The longest gap between consecutive acknowledgements of one partition ending within [fromNs, toNs] (one that
-     * began before fromNs counts), as {gapNs, startNs}.
+     * The longest gap between consecutive acknowledgements of one partition that starts within [fromNs, toNs), as
+     * {gapNs, startNs}.
      */
     private static long[] longestGap(List<List<Long>> perPartition, long fromNs, long toNs) {
         long[] best = {0, fromNs};
         for (List<Long> l : perPartition) {
             for (int i = 1; i < l.size(); i++) {
                 long t = l.get(i);
-                if (t >= fromNs && t <= toNs && t - l.get(i - 1) > best[0]) {
+                long from = l.get(i - 1);
+                if (from >= fromNs && from < toNs && t - from > best[0]) {
                     best[0] = t - l.get(i - 1);
                     best[1] = l.get(i - 1);
                 }
