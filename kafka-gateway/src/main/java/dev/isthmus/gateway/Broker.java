@@ -705,11 +705,15 @@ public final class Broker implements AutoCloseable {
             TimeUnit.MILLISECONDS);
         int led = -1;
         int leading;
+        List<Set<Long>> handed = new ArrayList<>(); // per shard, touched on that shard only
+        for (int i = 0; i < group.size(); i++) {
+            handed.add(new HashSet<>());
+        }
         while (true) {
-            int[] counts = new int[2]; // {groups led here with other voters, of them with a follower to take over}
+            int[] counts = new int[2]; // {groups led here with other voters, groups still to wait for}
             for (int i = 0; i < group.size(); i++) {
                 int id = i;
-                int[] c = group.call(i, s -> handOffOnShard(id)).get(30, TimeUnit.SECONDS);
+                int[] c = group.call(i, s -> handOffOnShard(id, handed.get(id))).get(30, TimeUnit.SECONDS);
                 counts[0] += c[0];
                 counts[1] += c[1];
             }
@@ -729,15 +733,26 @@ public final class Broker implements AutoCloseable {
         return new HandOff(led, leading, ms);
     }
 
-    /** On shard {@code id}: starts or continues the hand-off of every group it leads; {led, with a target}. */
-    private int[] handOffOnShard(int id) {
+    /**
+     * On shard {@code id}: starts or continues the hand-off of every group it leads; returns {groups led, groups to
+     * wait for}: those with a follower to take over, and those handed over whose new leader this replica does not
+     * know yet (until it does, Metadata from this node would name no leader).
+     */
+    private int[] handOffOnShard(int id, Set<Long> handed) {
         int[] c = new int[2];
         ShardState st = states[id];
         for (dev.isthmus.raft.server.ReplicatedLog rl : raft.shard(id).groups()) {
-            if (!rl.isLeader() || rl.configuration().allVoters().length < 2) {
+            if (!rl.isLeader()) {
+                if (handed.contains(rl.groupId()) && rl.leaderId() < 0) {
+                    c[1]++;
+                }
+                continue;
+            }
+            if (rl.configuration().allVoters().length < 2) {
                 continue;
             }
             c[0]++;
+            handed.add(rl.groupId());
             if (rl.handOffLeadership(n -> st.alive(n) && !raft.isLeadershipExcluded(n)) >= 0) {
                 c[1]++;
             }

@@ -105,7 +105,7 @@ final class BrokerProcesses implements AutoCloseable {
     /** Sends SIGTERM to node {@code id} and waits for its exit; returns the exit code. */
     int terminate(int id) throws Exception {
         Process p = procs[id];
-        p.destroy(); // SIGTERM
+        p.toHandle().destroy(); // SIGTERM (Process.destroy would also close our end of its output)
         if (!p.waitFor(90, TimeUnit.SECONDS)) {
             p.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
             throw new AssertionError("node " + id + " did not stop within 90 s of SIGTERM");

@@ -101,6 +101,8 @@ class RollingRestartTest {
                 });
                 boolean ledController = admin.describeCluster().controller().get(30, TimeUnit.SECONDS).id() == node;
                 double transfersBefore = transfersReceived(cluster, node);
+                int outputBefore = cluster.output().size();
+                System.out.println("before stopping node " + node + ": " + before.values());
                 long start = System.nanoTime();
                 int code = cluster.terminate(node);
                 long exit = System.nanoTime();
@@ -110,6 +112,10 @@ class RollingRestartTest {
                     + (ledController ? " and the controller" : "") + " but the other nodes started only " + transfers
                     + " campaigns on a leadership transfer while it stopped");
                 awaitLeadersNot(cluster, node, TimeUnit.SECONDS.toNanos(30));
+                List<String> out = cluster.output();
+                for (String line : out.subList(Math.min(outputBefore, out.size()), out.size())) {
+                    System.out.println(line);
+                }
                 cluster.start(node);
                 awaitSettled(admin, node, TimeUnit.SECONDS.toNanos(120));
                 windows.add(new Window(node, start, exit, System.nanoTime()));

@@ -130,6 +130,8 @@ public final class RaftGroup implements RaftLog.Callbacks {
     private long termStartOffset = Long.MAX_VALUE;
     private int transferTarget = NONE;
     private long transferDeadlineMs;
+    /** TimeoutNow went to the transfer target: proposals stay refused until it takes over or the deadline. */
+    private boolean timeoutNowSent;
     private Configuration pendingTarget;
 
     // ---------------------------------------------------------------- snapshots
@@ -432,6 +434,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
         }
         transferTarget = target;
         transferDeadlineMs = host.nowMs() + config.electionTimeoutMinMs();
+        timeoutNowSent = false;
         metrics.transfersStarted++;
         maybeSendTimeoutNow(progress(target));
         markDirty();
@@ -572,6 +575,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
         }
         if (transferTarget != NONE && now >= transferDeadlineMs) {
             transferTarget = NONE;
+            timeoutNowSent = false;
         }
         for (Progress pr : peers) {
             switch (pr.state) {
@@ -1048,6 +1052,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
         proposals.clear();
         peers = new Progress[0];
         transferTarget = NONE;
+        timeoutNowSent = false;
         pendingTarget = null;
         termStartOffset = Long.MAX_VALUE;
     }
@@ -1069,6 +1074,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
         }
         proposals.clear();
         transferTarget = NONE;
+        timeoutNowSent = false;
         pendingTarget = null;
         if (log.lastOffset() <= commitOffset) {
             // Everything in the log is known committed, so no earlier-term entry waits for an entry of this term
@@ -1488,14 +1494,20 @@ public final class RaftGroup implements RaftLog.Callbacks {
         markDirty();
     }
 
+    /**
+     * Sends TimeoutNow once the transfer target holds the whole log. Proposals stay refused after it (thesis
+     * §3.10: the leader stops taking requests for the transfer's duration) until this leader steps down for the
+     * target's higher term or the transfer's deadline passes: a proposal taken meanwhile would make the leader's log
+     * longer than the target's, the voters that have it would refuse the target, and the group would wait for an
+     * election timeout without a leader.
+     */
     private void maybeSendTimeoutNow(Progress pr) {
-        if (transferTarget == NONE || pr.nodeId != transferTarget || role != Role.LEADER) {
+        if (transferTarget == NONE || pr.nodeId != transferTarget || role != Role.LEADER || timeoutNowSent) {
             return;
         }
         if (pr.match == log.lastOffset()) {
             send(new TimeoutNow(groupId, nodeId, pr.nodeId, term));
-            transferTarget = NONE;
-            transferDeadlineMs = 0;
+            timeoutNowSent = true;
         }
     }
 

@@ -111,6 +111,22 @@ class InSyncMembersTest {
     }
 
     @Test
+    void shouldRefuseProposalsAfterTimeoutNowUntilTheTargetTakesOver() {
+        TestCluster c = new TestCluster(3, 1, RaftGroupTest.CONFIG);
+        RaftGroup leader = elect(c);
+        int x = (leader.nodeId() + 1) % 3;
+        leader.propose(payload("before"));
+        c.settle();
+        assertEquals(RaftErrors.OK, leader.transferLeadership(x)); // x holds the whole log: TimeoutNow goes at once
+        assertTrue(c.network.stream().anyMatch(m -> m instanceof TimeoutNow), "TimeoutNow sent");
+        assertEquals(RaftErrors.TRANSFER_IN_PROGRESS, leader.propose(payload("late")),
+            "a proposal taken now would make the target's log too short to win");
+        c.settle();
+        assertTrue(c.nodes[x].group(0).isLeader(), "the target won at once");
+        assertEquals(0, c.nodes[x].raft.metrics().timeoutCampaigns());
+    }
+
+    @Test
     void shouldNotCampaignOnAMemberThatMayNotLead() {
         TestCluster c = new TestCluster(3, 1, RaftGroupTest.CONFIG);
         RaftGroup leader = elect(c);
