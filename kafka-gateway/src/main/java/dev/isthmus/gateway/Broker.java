@@ -341,9 +341,12 @@ public final class Broker implements AutoCloseable {
         for (int i = 0; i < group.size(); i++) {
             int id = i;
             if (i == here.id()) {
-                states[i].leaders.put(groupId, entry);
+                states[i].announceLeader(groupId, entry);
             } else {
-                here.submitTo(i, x -> states[id].leaders.put(groupId, entry));
+                here.submitTo(i, x -> {
+                    states[id].announceLeader(groupId, entry);
+                    return null;
+                });
             }
         }
         replicaStates.leadershipChanged(states[here.id()], p, leader, term);

@@ -123,6 +123,17 @@ final class ShardState {
         return r != null && r.transport() != null && r.transport().isConnected(node);
     }
 
+    /**
+     * A local replica's announcement {leaderId, epoch}: it replaces what this shard knows unless that is of a later
+     * epoch (learned from the new leader's publication before the local replica caught up with the election).
+     */
+    void announceLeader(long groupId, int[] entry) {
+        int[] cur = leaders.get(groupId);
+        if (cur == null || entry[1] >= cur[1]) {
+            leaders.put(groupId, entry);
+        }
+    }
+
     /** Adopts a published partition state if it is newer than the one known here (see {@link ReplicaStates}). */
     void learn(ReplicaStates.Entry e) {
         ReplicaStates.Entry cur = isr.get(e.groupId());
