@@ -181,8 +181,7 @@ final class ShardMetrics {
             if (inSync < p.replica.configuration().members().length) {
                 under++;
             }
-            TopicTable.Topic t = st.topics.get(p.topic);
-            int minIsr = t == null ? 1 : minInsyncReplicas(t);
+            int minIsr = p.settings().minInsyncReplicas();
             if (inSync < minIsr) {
                 underMin++;
             } else if (inSync == minIsr) {
@@ -213,14 +212,6 @@ final class ShardMetrics {
         return new Snapshot(requests.clone(), failures.clone(), latencySumNs.clone(), b, bytes, st.partitions.size(),
             leaders, under, underMin, atMin, st.isrShrinks, st.isrExpands, nm == null ? 0 : nm.transferCampaigns(),
             nm == null ? 0 : nm.timeoutCampaigns(), leaderless, offline);
-    }
-
-    private static int minInsyncReplicas(TopicTable.Topic t) {
-        try {
-            return Integer.parseInt(TopicConfigs.value(t.configs(), "min.insync.replicas").trim());
-        } catch (RuntimeException e) {
-            return 1;
-        }
     }
 
     /** Renders the shards' snapshots (null for a shard that did not answer) as Prometheus text. */

@@ -615,6 +615,36 @@ public final class RaftGroup implements RaftLog.Callbacks {
     }
 
     /**
+     * Leader only: how many voters of the configuration in force are live, this node included: a follower counts
+     * when the leader heard from it (an answer to AppendEntries or to a snapshot chunk) within the window; a follower this leader has not heard from yet counts for one such window from the moment
+     * this node became leader (or the follower was added). The window is the minimum election timeout, the span
+     * check-quorum uses. What Kafka's min.insync.replicas is checked against. -1 when this node does not lead.
+     */
+    public int liveVoters() {
+        return liveVoters(config.electionTimeoutMinMs());
+    }
+
+    /** {@link #liveVoters()} with a window of {@code withinMs} instead of the election timeout. */
+    public int liveVoters(long withinMs) {
+        if (role != Role.LEADER) {
+            return -1;
+        }
+        long now = host.nowMs();
+        int live = 0;
+        for (int id : configs.latest().voters()) {
+            if (id == nodeId) {
+                live++;
+            } else {
+                Progress pr = progress(id);
+                if (pr != null && now - pr.lastHeardMs <= withinMs) {
+                    live++;
+                }
+            }
+        }
+        return live;
+    }
+
+    /**
      * Leader only: the members (voters and learners) in sync in Kafka's sense, in ascending id order, this node
      * included: a follower is in sync when it held the leader's whole log at some moment within the last
      * {@code lagMs} (Kafka's {@code replica.lag.time.max.ms}: a follower always a round trip behind under load
@@ -648,9 +678,9 @@ public final class RaftGroup implements RaftLog.Callbacks {
 
     /**
      * Leader only: the followers {@code wasInSync} rejects no longer count as caught up at this leader's election
-     * (they are in sync again at their next acknowledgement that shows them caught up). The owner calls it right after this node became leader with
-     * the in-sync set the previous leader published, so a replica that was out before the election does not get
-     * a new lag window, as with Kafka's ISR kept by its controller.
+     * (they are in sync again at their next acknowledgement that shows them caught up). The owner calls it right
+     * after this node became leader with the in-sync set the previous leader published, so a replica that was out
+     * before the election does not get a new lag window, as with Kafka's ISR kept by its controller.
      */
     public void assumeOutOfSync(java.util.function.IntPredicate wasInSync) {
         if (role != Role.LEADER) {
@@ -813,6 +843,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             return;
         }
         pr.recentActive = true;
+        pr.lastHeardMs = host.nowMs();
         if (match > pr.match) {
             Verify.that(match <= log.lastOffset(), "follower match %d past leader's last offset %d", match,
                 log.lastOffset());
@@ -1333,6 +1364,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
                 pr.recentActive = true;
                 pr.caughtUpTargetOffset = log.lastOffset(); // a new member is in sync once it holds this much
                 pr.caughtUpTargetMs = now;
+                pr.lastHeardMs = now;
             }
             next.add(pr);
         }
@@ -1418,6 +1450,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             return;
         }
         pr.recentActive = true;
+        pr.lastHeardMs = host.nowMs();
         long now = host.nowMs();
         if (!r.success()) {
             metrics.appendRejectsReceived++;
@@ -1733,6 +1766,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             return;
         }
         pr.recentActive = true;
+        pr.lastHeardMs = host.nowMs();
         if (r.installed()) {
             if (r.matchOffset() > pr.match) {
                 pr.match = r.matchOffset();
