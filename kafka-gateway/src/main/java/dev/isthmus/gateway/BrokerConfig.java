@@ -54,6 +54,14 @@ import java.util.Map;
  *                                   partitions and of the controller to in-sync followers before it closes anyway
  *                                   ({@code --shutdown-handoff-ms}; 0 = close at once, as Kafka's
  *                                   {@code controlled.shutdown.enable=false})
+ * @param requestReceiveTimeoutMs    how long a client may take to send the whole of a request once its first byte
+ *                                   arrived ({@code --request-receive-timeout}); time the broker kept it from
+ *                                   sending (back-pressure) does not count; beyond it the connection is closed
+ * @param connectionReceiveSharePercent the part of its shard's receive memory for large requests (the NETWORK_RECEIVE
+ *                                   budget, a quarter of the shard's arena, less a headroom kept for small
+ *                                   requests) one connection may hold in requests it sent
+ *                                   ({@code --connection-receive-share}); a connection with no other request
+ *                                   pending may always send one request up to the maximum request size
  * @param autoLeaderRebalance        hand each partition's leadership back to its preferred replica whenever that
  *                                   replica is caught up ({@code --auto-leader-rebalance}, Kafka's
  *                                   auto.leader.rebalance.enable); when off, leadership stays where elections put
@@ -71,7 +79,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
                            int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
-                           long replicaLagTimeMaxMs, long shutdownHandoffMs, Map<String, String> topicDefaults) {
+                           long replicaLagTimeMaxMs, long shutdownHandoffMs, Map<String, String> topicDefaults,
+                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
@@ -126,6 +135,14 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (shutdownHandoffMs < 0) {
             throw new IllegalArgumentException("--shutdown-handoff-ms must be >= 0, got " + shutdownHandoffMs);
+        }
+        if (requestReceiveTimeoutMs < 1) {
+            throw new IllegalArgumentException("--request-receive-timeout must be at least 1 ms, got "
+                + requestReceiveTimeoutMs + " ms");
+        }
+        if (connectionReceiveSharePercent < 1 || connectionReceiveSharePercent > 100) {
+            throw new IllegalArgumentException("--connection-receive-share must be a percentage in [1, 100], got "
+                + connectionReceiveSharePercent);
         }
         if (offsetsTopicPartitions < 1) {
             throw new IllegalArgumentException("offsets topic partitions must be >= 1, got " + offsetsTopicPartitions);
@@ -380,6 +397,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         long shutdownHandoffMs = 10_000;
         boolean autoLeaderRebalance = true;
         Map<String, String> topicDefaults = new java.util.LinkedHashMap<>();
+        long requestReceiveTimeoutMs = 30_000;
+        int connectionReceiveSharePercent = 50;
 
         Builder() {
         }
@@ -416,6 +435,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             shutdownHandoffMs = c.shutdownHandoffMs;
             autoLeaderRebalance = c.autoLeaderRebalance;
             topicDefaults = new java.util.LinkedHashMap<>(c.topicDefaults);
+            requestReceiveTimeoutMs = c.requestReceiveTimeoutMs;
+            connectionReceiveSharePercent = c.connectionReceiveSharePercent;
         }
 
         public Builder autoLeaderRebalance(boolean v) {
@@ -439,6 +460,16 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
          */
         public Builder topicDefault(String brokerSetting, String value) {
             topicDefaults.put(brokerSetting, value);
+            return this;
+        }
+
+        public Builder requestReceiveTimeoutMs(long v) {
+            requestReceiveTimeoutMs = v;
+            return this;
+        }
+
+        public Builder connectionReceiveSharePercent(int v) {
+            connectionReceiveSharePercent = v;
             return this;
         }
 
@@ -567,7 +598,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
-                topicDefaults);
+                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent);
         }
     }
 }
