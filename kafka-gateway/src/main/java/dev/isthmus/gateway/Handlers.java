@@ -550,6 +550,9 @@ final class Handlers {
                         pr.baseOffset = res.baseOffset();
                         pr.logStartOffset = res.logStartOffset();
                         pr.errorMessage = res.message();
+                        if (pr.errorCode == ErrorCodes.NOT_LEADER_OR_FOLLOWER) {
+                            leaderHint(st, topic.partition(pr.index), pr, r);
+                        }
                         pr.logAppendTimeMs = res.logAppendTimeMs();
                         for (Partition.RecordError e : res.recordErrors()) {
                             ProduceResponseData.BatchIndexAndErrorMessage m = new ProduceResponseData.BatchIndexAndErrorMessage();
@@ -562,6 +565,36 @@ final class Handlers {
             }
         }
         return Promise.whenAllSettled(ps).map(x -> r);
+    }
+
+    /**
+     * KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER names the leader this node knows (Produce v10+,
+     * {@code CurrentLeader}) and the response carries that leader's endpoint ({@code NodeEndpoints}), so a client
+     * moves to it at once, without a metadata request and without backing off (after a leadership hand-off, the
+     * former leader answers with its successor).
+     */
+    private void leaderHint(ShardState st, dev.isthmus.raft.controller.PartitionInfo info,
+                            ProduceResponseData.PartitionProduceResponse pr, ProduceResponseData r) {
+        ReplicaView v = replicaView(st, info);
+        if (v.leaderId() < 0 || v.leaderEpoch() < 0 || v.leaderId() == broker.config().nodeId()) {
+            return;
+        }
+        pr.currentLeader.leaderId = v.leaderId();
+        pr.currentLeader.leaderEpoch = v.leaderEpoch();
+        for (ProduceResponseData.NodeEndpoint e : r.nodeEndpoints) {
+            if (e.nodeId == v.leaderId()) {
+                return;
+            }
+        }
+        for (MetadataResponseData.MetadataResponseBroker b : brokers(st)) {
+            if (b.nodeId == v.leaderId()) {
+                ProduceResponseData.NodeEndpoint e = new ProduceResponseData.NodeEndpoint();
+                e.nodeId = b.nodeId;
+                e.host = b.host;
+                e.port = b.port;
+                r.nodeEndpoints.add(e);
+            }
+        }
     }
 
     private static void release(ProduceRequestData.PartitionProduceData p) {
