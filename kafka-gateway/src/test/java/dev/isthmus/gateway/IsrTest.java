@@ -40,7 +40,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * single-replica partition without a leader, its last in-sync replica kept (as Kafka reports it);
  * {@code kafka-topics.sh --describe --under-replicated-partitions} lists exactly the replicated partitions and
  * {@code --unavailable-partitions} exactly the other one; the metrics count them. Once node 2 is back, every replica
- * is in sync again and the tools list nothing.
+ * is in sync again and the tools list nothing. A produce sent to a replica that does not lead is answered
+ * NOT_LEADER_OR_FOLLOWER naming the leader and its endpoint (KIP-951).
  */
 class IsrTest {
     private static final String REPLICATED = "replicated";
@@ -99,6 +100,14 @@ class IsrTest {
             create(admin, new NewTopic(SINGLE, Map.of(0, List.of(2))));
             awaitTopics(admin, "every replica in sync", d -> allInSync(d));
             produce(cluster.bootstrap());
+            int leader = admin.describeTopics(List.of(REPLICATED)).allTopicNames().get(30, TimeUnit.SECONDS)
+                .get(REPLICATED).partitions().get(0).leader().id();
+            int other = (leader + 1) % 3;
+            var hint = produceTo(cluster, other);
+            assertEquals(org.apache.kafka.common.protocol.Errors.NOT_LEADER_OR_FOLLOWER.code(), hint.errorCode());
+            assertEquals(leader, hint.currentLeader().leaderId(), "KIP-951: the leader is named");
+            assertTrue(hint.currentLeader().leaderEpoch() > 0, hint.toString());
+            assertEquals(cluster.node(leader).kafkaPort(), hintedPort(leader));
             assertEquals(List.of(), listed(cluster, 0, "--under-replicated-partitions"));
             assertEquals(List.of(), listed(cluster, 0, "--unavailable-partitions"));
         }
@@ -149,6 +158,49 @@ class IsrTest {
                     "node " + node);
             }
         }
+    }
+
+    private org.apache.kafka.common.message.ProduceResponseData lastProduce;
+
+    /** Sends one Produce v12 for replicated-0 to node {@code node}; returns the partition's answer. */
+    private org.apache.kafka.common.message.ProduceResponseData.PartitionProduceResponse produceTo(
+            BrokerProcesses cluster, int node) throws Exception {
+        var records = org.apache.kafka.common.record.internal.MemoryRecords.withRecords(
+            org.apache.kafka.common.compress.Compression.NONE,
+            new org.apache.kafka.common.record.internal.SimpleRecord("hint".getBytes(StandardCharsets.UTF_8)));
+        var data = new org.apache.kafka.common.message.ProduceRequestData().setAcks((short) -1).setTimeoutMs(30_000);
+        data.topicData().add(new org.apache.kafka.common.message.ProduceRequestData.TopicProduceData()
+            .setName(REPLICATED).setPartitionData(List.of(
+                new org.apache.kafka.common.message.ProduceRequestData.PartitionProduceData().setIndex(0)
+                    .setRecords(records))));
+        short version = 12;
+        var header = new org.apache.kafka.common.requests.RequestHeader(
+            org.apache.kafka.common.protocol.ApiKeys.PRODUCE, version, "isr-test", 1);
+        java.nio.ByteBuffer out = org.apache.kafka.common.requests.RequestUtils.serialize(header.data(),
+            header.headerVersion(), data, version);
+        try (java.net.Socket s = new java.net.Socket("127.0.0.1", cluster.node(node).kafkaPort())) {
+            java.io.DataOutputStream o = new java.io.DataOutputStream(s.getOutputStream());
+            o.writeInt(out.remaining());
+            o.write(out.array(), out.arrayOffset() + out.position(), out.remaining());
+            o.flush();
+            java.io.DataInputStream in = new java.io.DataInputStream(s.getInputStream());
+            byte[] resp = new byte[in.readInt()];
+            in.readFully(resp);
+            var r = (org.apache.kafka.common.requests.ProduceResponse) org.apache.kafka.common.requests.AbstractResponse
+                .parseResponse(java.nio.ByteBuffer.wrap(resp), header);
+            lastProduce = r.data();
+            return r.data().responses().iterator().next().partitionResponses().get(0);
+        }
+    }
+
+    /** The port of node {@code leader} in the last produce answer's NodeEndpoints, or -1. */
+    private int hintedPort(int leader) {
+        for (var e : lastProduce.nodeEndpoints()) {
+            if (e.nodeId() == leader) {
+                return e.port();
+            }
+        }
+        return -1;
     }
 
     private static boolean allInSync(Map<String, TopicDescription> ds) {
