@@ -191,7 +191,8 @@ final class MetricsServer implements AutoCloseable {
 
     /** What one shard copies for a scrape (built on the shard thread). */
     private record ShardSnapshot(Histogram sync, Histogram write, List<PartitionSnapshot> partitions,
-                                 List<GroupCoordinator.LagSnapshot> groups, long[] zeroed, long[] writeBehind) {
+                                 List<GroupCoordinator.LagSnapshot> groups, long[] zeroed, long[] writeBehind,
+                                 ShardMetrics.Snapshot more) {
     }
 
     private record PartitionSnapshot(String topic, int partition, long logStart, long logEnd, long highWatermark,
@@ -295,6 +296,7 @@ final class MetricsServer implements AutoCloseable {
                 }
             }
         }
+        ShardMetrics.render(sb, snaps.stream().map(s -> s == null ? null : s.more).toList());
     }
 
     private static long highWatermark(List<ShardSnapshot> snaps, String topic, int partition) {
@@ -327,7 +329,8 @@ final class MetricsServer implements AutoCloseable {
         dev.isthmus.log.ChunkPool w = st.writePool;
         long[] writeBehind = {w.capacity(), w.free(), w.idle(), w.waiting(), w.waitsTotal(), w.waitNsTotal() / 1000,
             w.waitNsMax() / 1000, w.reclaimsTotal()};
-        return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot(), zeroed, writeBehind);
+        return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot(), zeroed, writeBehind,
+            st.metrics.snapshot(st, st.shard.id() == 0));
     }
 
     private static void line(StringBuilder sb, String name, String labels, long value) {

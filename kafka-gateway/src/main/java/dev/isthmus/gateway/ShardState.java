@@ -57,6 +57,19 @@ final class ShardState {
     dev.isthmus.raft.controller.ClusterState cluster;
     /** Leader and epoch of every partition group announced by the shards hosting them: {leaderId, epoch}. */
     final Map<Long, int[]> leaders = new HashMap<>();
+    /** Every partition group's leader, epoch and in-sync replicas as its leader published them ({@link ReplicaStates}). */
+    final Map<Long, ReplicaStates.Entry> isr = new HashMap<>();
+    // The partitions led here: what this shard published last for each, and what waits to be sent (ReplicaStates).
+    final Map<Long, ReplicaStates.Entry> publishedIsr = new HashMap<>();
+    final List<ReplicaStates.Entry> toPublish = new ArrayList<>();
+    final List<Long> unpublished = new ArrayList<>();
+    boolean publishScheduled;
+    long publishVersion;
+    /** In-sync sets of partitions led here that lost or gained members (Kafka's IsrShrinksPerSec, IsrExpandsPerSec). */
+    long isrShrinks;
+    long isrExpands;
+    /** Request, latency and topic byte counters of the requests handled here. */
+    final ShardMetrics metrics = new ShardMetrics();
     /** Groups whose offsets partition this shard owns; set right after construction by the broker. */
     GroupCoordinator groups;
     /** Whether replicas hand leadership back to their preferred replica (--auto-leader-rebalance); set at start. */
@@ -122,6 +135,41 @@ final class ShardState {
         });
     }
 
+    /**
+     * Whether node {@code node} is live for this node: itself, or a node the Raft transport holds a connection to
+     * (it pings every 150 ms and drops a connection silent for 5 s; a stopped process drops it at once).
+     */
+    boolean alive(int node) {
+        if (node == nodeId) {
+            return true;
+        }
+        RaftShard r = raft;
+        return r != null && r.transport() != null && r.transport().isConnected(node);
+    }
+
+    /**
+     * A local replica's announcement {leaderId, epoch}: it replaces what this shard knows unless that is of a later
+     * epoch (learned from the new leader's publication before the local replica caught up with the election).
+     */
+    void announceLeader(long groupId, int[] entry) {
+        int[] cur = leaders.get(groupId);
+        if (cur == null || entry[1] >= cur[1]) {
+            leaders.put(groupId, entry);
+        }
+    }
+
+    /** Adopts a published partition state if it is newer than the one known here (see {@link ReplicaStates}). */
+    void learn(ReplicaStates.Entry e) {
+        ReplicaStates.Entry cur = isr.get(e.groupId());
+        if (e.newerThan(cur)) {
+            isr.put(e.groupId(), e);
+        }
+        int[] l = leaders.get(e.groupId());
+        if (l == null || e.epoch() > l[1] || (e.epoch() == l[1] && l[0] < 0)) {
+            leaders.put(e.groupId(), new int[] {e.leaderId(), e.epoch()});
+        }
+    }
+
     /** The log settings of a topic: the broker's defaults with its overrides. */
     LogConfig logConfigFor(TopicTable.Topic t) {
         return TopicConfigs.logConfig(t.configs(), topicDefaults);
@@ -166,6 +214,11 @@ final class ShardState {
                     && now.partition(p).shardOn(nodeId) == shard.id();
                 if (!stays && old.partition(p).shardOn(nodeId) == shard.id()) {
                     drops.add(dropPartition(old.name(), p, background));
+                }
+                long g = old.partition(p).groupId();
+                if (gone || p >= now.partitions() || now.partition(p).groupId() != g) {
+                    isr.remove(g); // the group is gone from the cluster
+                    leaders.remove(g);
                 }
             }
             if (gone) {
@@ -312,6 +365,7 @@ final class ShardState {
         if (p != null) {
             p.closed();
             leaders.remove(p.groupId());
+            publishedIsr.remove(p.groupId());
         }
         Promise<Void> stopped = p != null ? raft.removeGroup(p.groupId()) : Promise.completed(null);
         stopped.whenComplete((x, f) -> {
