@@ -1,6 +1,7 @@
 package dev.isthmus.log;
 
 import dev.isthmus.ffi.Errno;
+import dev.isthmus.uring.Clock;
 import dev.isthmus.uring.CompletionHandler;
 import dev.isthmus.uring.DmaFile;
 import dev.isthmus.uring.Verify;
@@ -76,6 +77,7 @@ public final class SegmentAppender implements CompletionHandler {
     private static final MemorySegment ZEROS = java.lang.foreign.Arena.global().allocate(4096, 4096);
 
     private final DmaFile file;
+    private final Clock clock;
     private final ChunkPool pool;
     private final Listener listener;
     private final BatchBytes.Contiguous contiguous = new BatchBytes.Contiguous();
@@ -134,7 +136,19 @@ public final class SegmentAppender implements CompletionHandler {
      */
     public SegmentAppender(DmaFile file, ChunkPool pool, Listener listener, long startPosition,
                            MemorySegment existingTail, long allocatedBytes, long fallocateStepBytes, long maxBytes) {
+        this(file, pool, listener, startPosition, existingTail, allocatedBytes, fallocateStepBytes, maxBytes,
+            Clock.SYSTEM);
+    }
+
+    /**
+     * As above, reading time (fallocate step pacing, fdatasync latencies) from {@code clock}: the engine's, so a
+     * simulated engine's virtual time paces it.
+     */
+    public SegmentAppender(DmaFile file, ChunkPool pool, Listener listener, long startPosition,
+                           MemorySegment existingTail, long allocatedBytes, long fallocateStepBytes, long maxBytes,
+                           Clock clock) {
         this.file = file;
+        this.clock = clock;
         this.pool = pool;
         this.listener = listener;
         this.chunkBytes = pool.chunkBytes();
@@ -398,7 +412,7 @@ public final class SegmentAppender implements CompletionHandler {
         if (end + stepBytes / 2 <= allocatedEnd) {
             return;
         }
-        long now = System.nanoTime();
+        long now = clock.nanoTime();
         if (lastFallocateNs != 0) {
             long lastedNs = now - lastFallocateNs;
             if (lastedNs < FAST_STEP_NS) {
@@ -443,7 +457,7 @@ public final class SegmentAppender implements CompletionHandler {
         }
         syncing = written;
         inFlight++;
-        syncStartNs = System.nanoTime();
+        syncStartNs = clock.nanoTime();
     }
 
     @Override
@@ -463,7 +477,7 @@ public final class SegmentAppender implements CompletionHandler {
         if (tag == TAG_SYNC) {
             long covered = syncing;
             syncing = -1;
-            long tookNs = System.nanoTime() - syncStartNs;
+            long tookNs = clock.nanoTime() - syncStartNs;
             syncBusyNs += tookNs;
             if (stats != null) {
                 stats.recordSync(tookNs);

@@ -54,6 +54,25 @@ public interface FileOps {
     /** Creates {@code dir} and any missing parents (as {@code Files.createDirectories}). */
     void createDirectories(Path dir) throws IOException;
 
+    /**
+     * Creates {@code dir} and any missing parents and makes their creation durable (a sync of the parent of each
+     * directory made): a log directory whose entry a power loss could undo would take its fdatasynced files with it.
+     * Does nothing when {@code dir} exists.
+     */
+    default void createDirectoriesDurably(Path dir) throws IOException {
+        java.util.ArrayDeque<Path> missing = new java.util.ArrayDeque<>();
+        for (Path p = dir.toAbsolutePath().normalize(); p != null && !exists(p); p = p.getParent()) {
+            missing.push(p);
+        }
+        if (missing.isEmpty()) {
+            return;
+        }
+        createDirectories(dir);
+        for (Path p : missing) {
+            syncDirectory(p.getParent());
+        }
+    }
+
     /** The entries of {@code dir}, sorted by name. */
     List<Path> list(Path dir) throws IOException;
 

@@ -67,6 +67,9 @@ public final class SimDisk {
     private long crashes;
     private long lastBackgroundDueNs;
     private LongConsumer dueListener = t -> { };
+    /** The last {@link #TRACE_EVENTS} namespace changes, syncs and crashes, for failure reports. */
+    private final ArrayDeque<String> trace = new ArrayDeque<>();
+    private static final int TRACE_EVENTS = Integer.getInteger("isthmus.sim.traceEvents", 300);
 
     /**
      * A new, empty disk (only the root directory).
@@ -114,6 +117,19 @@ public final class SimDisk {
     /** Power losses and process crashes so far. */
     public long crashes() {
         return crashes;
+    }
+
+    /** Notes an event in the trace (bounded). */
+    public void note(String event) {
+        if (trace.size() == TRACE_EVENTS) {
+            trace.poll();
+        }
+        trace.add(String.format("%10.3fms %s", clock.nanoTime() / 1e6, event));
+    }
+
+    /** The recent namespace changes, directory syncs and crashes, oldest first (for a failure's report). */
+    public String recentTrace() {
+        return String.join("\n", trace);
     }
 
     void due(long timeNs) {
@@ -400,6 +416,7 @@ public final class SimDisk {
     }
 
     private void meta(MetaOp.Kind kind, Path a, Path b, Inode inode) {
+        note(kind + " " + a + (b != null ? " -> " + b : "") + " #" + metaSeq);
         metaOps.add(new MetaOp(kind, a, b, inode, metaSeq++));
     }
 
@@ -414,6 +431,7 @@ public final class SimDisk {
             return;
         }
         Path d = key(dir);
+        note("SYNC " + d + " up to #" + watermark);
         for (MetaOp op : metaOps) {
             if (op.seq >= watermark) {
                 break;
@@ -523,6 +541,8 @@ public final class SimDisk {
         TreeMap<Path, Inode> survivors = new TreeMap<>();
         if (powerLoss) {
             int keep = metaOps.isEmpty() ? 0 : random.nextInt(metaOps.size() + 1);
+            note("POWER LOSS: " + metaOps.size() + " metadata ops not synced, the first " + keep + " kept"
+                + (metaOps.isEmpty() ? "" : " (#" + metaOps.get(0).seq + ".." + metaOps.get(metaOps.size() - 1).seq + ")"));
             for (int k = 0; k < metaOps.size(); k++) {
                 MetaOp op = metaOps.get(k);
                 if (k < keep || op.unsynced.isEmpty()) {
@@ -546,6 +566,7 @@ public final class SimDisk {
             durableFiles.clear();
             durableFiles.putAll(survivors);
         } else {
+            note("PROCESS CRASH");
             Map<Long, Inode> fresh = new TreeMap<>();
             for (Map.Entry<Path, Inode> e : files.entrySet()) {
                 Inode i = e.getValue();
