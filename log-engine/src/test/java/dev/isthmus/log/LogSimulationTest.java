@@ -68,6 +68,26 @@ class LogSimulationTest {
         assertTrue(crashes > 0);
     }
 
+    /**
+     * Seeds that found crash-consistency bugs (each fixed; see the commit that added it). They replay the same schedule
+     * only while this test and the simulated disk draw their random numbers the same way.
+     * <ul>
+     *   <li>4353097891310157370: a new log directory and segment file were never dir-synced; a power loss dropped an
+     *       acknowledged segment;</li>
+     *   <li>2194557092923928955: recovery kept a segment ending before the next one began (a hole);</li>
+     *   <li>8354003244516743875: a suffix truncation's cut was not durable before later appends were reported
+     *       durable;</li>
+     *   <li>-5474811097292853168: recovery after a process crash called unsynced records durable;</li>
+     *   <li>-8471263657264614129: the active segment's stale index files let a later recovery skip a torn batch.</li>
+     * </ul>
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(longs = {4353097891310157370L, 2194557092923928955L,
+        8354003244516743875L, -5474811097292853168L, -8471263657264614129L})
+    void shouldReplayTheSeedsThatFoundBugs(long seed) {
+        runSeed(seed);
+    }
+
     @Test
     void shouldReplayASeedExactly() {
         assertEquals(List.of(runSeed(7)[2]), List.of(runSeed(7)[2]));
