@@ -14,6 +14,7 @@ import dev.isthmus.raft.RaftLog;
 import dev.isthmus.raft.SnapshotMeta;
 import dev.isthmus.raft.TermIndex;
 import dev.isthmus.raft.Verify;
+import dev.isthmus.uring.FileOps;
 import dev.isthmus.uring.IoEngine;
 
 import java.io.IOException;
@@ -22,12 +23,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -215,7 +212,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                             BatchCache batchCache, Options options, Poller poller, OpenHandler handler) {
         LogEngineRaftLog r = new LogEngineRaftLog(engine, dir, config, writePool, readPool, batchCache, options, poller);
         try {
-            Files.createDirectories(dir);
+            engine.fileOps().createDirectoriesDurably(dir);
             r.state = RaftStateFile.open(engine, dir.resolve(STATE_FILE));
             r.decodeRecord(r.state.recovered());
         } catch (IOException e) {
@@ -660,7 +657,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                             if (op.entry.payload() instanceof KafkaBatchPayload p && p.inArena()) {
                                 r = log.appendReplica(p.chain(), 0, p.sizeBytes(), (int) op.entry.term());
                             } else {
-                                byte[] bytes = RaftBatches.encode(op.entry, System.currentTimeMillis());
+                                byte[] bytes = RaftBatches.encode(op.entry, engine.clock().currentTimeMillis());
                                 r = log.appendReplica(scratchFor(bytes), 0, bytes.length, (int) op.entry.term());
                             }
                         } catch (LogException e) {
@@ -745,24 +742,15 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         logDirty = false;
         old.close(() -> {
             try {
-                try (var files = Files.list(dir)) {
-                    for (Path p : (Iterable<Path>) files::iterator) {
-                        if (!p.getFileName().toString().startsWith(STATE_FILE) && Files.isRegularFile(p)) {
-                            Files.delete(p);
-                        }
+                FileOps fs = engine.fileOps();
+                for (Path p : fs.list(dir)) {
+                    if (!p.getFileName().toString().startsWith(STATE_FILE) && fs.isRegularFile(p)) {
+                        fs.deleteIfExists(p);
                     }
                 }
-                Path start = dir.resolve(LOG_START_FILE);
-                Path tmp = dir.resolve(LOG_START_FILE + ".tmp");
-                try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                    StandardOpenOption.TRUNCATE_EXISTING)) {
-                    ch.write(ByteBuffer.wrap(Long.toString(startOffset).getBytes(StandardCharsets.US_ASCII)));
-                    ch.force(false);
-                }
-                Files.move(tmp, start, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-                try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
-                    d.force(true);
-                }
+                fs.writeAtomically(dir.resolve(LOG_START_FILE),
+                    Long.toString(startOffset).getBytes(StandardCharsets.US_ASCII));
+                fs.syncDirectory(dir);
             } catch (IOException e) {
                 fail("reset of " + dir + " to offset " + startOffset + " failed: " + e.getMessage());
                 return;
