@@ -19,6 +19,8 @@ public final class ChunkPool implements AutoCloseable {
     private final MemorySegment[] chunks;
     private final int[] free;
     private int freeTop;
+    /** Users waiting for a free chunk ({@link #whenAvailable}), oldest first; null until one waits. */
+    private java.util.ArrayDeque<Runnable> waiters;
 
     /**
      * A pool over {@code region} (page-aligned memory the caller owns, e.g. a slice of the shard's arena).
@@ -99,6 +101,26 @@ public final class ChunkPool implements AutoCloseable {
             throw new IllegalStateException("chunk " + id + " released twice");
         }
         free[freeTop++] = id;
+        if (waiters != null && !waiters.isEmpty()) {
+            waiters.poll().run(); // the oldest waiter takes it (one null check on the common path)
+        }
+    }
+
+    /**
+     * Runs {@code user} once a chunk is free: at once when one is, otherwise from the {@link #release} that frees one
+     * (waiters in arrival order, one per release). For users that can wait and must not fail for lack of memory,
+     * such as a log's recovery and suffix truncation when many logs of the shard open or truncate at once; {@code user}
+     * takes its chunk with {@link #acquireUninitialized()} (or {@link #acquire()}).
+     */
+    public void whenAvailable(Runnable user) {
+        if (freeTop > 0) {
+            user.run();
+            return;
+        }
+        if (waiters == null) {
+            waiters = new java.util.ArrayDeque<>();
+        }
+        waiters.add(user);
     }
 
     @Override

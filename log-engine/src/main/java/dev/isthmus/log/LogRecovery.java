@@ -7,6 +7,7 @@ import dev.isthmus.uring.DmaFile;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import dev.isthmus.uring.FileOps;
+import dev.isthmus.uring.Verify;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -87,15 +88,22 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             }
             nextProgress = progressBytes;
             startNs = log.clock.nanoTime();
-            windowId = log.readPool.acquireUninitialized();
-            if (windowId < 0) {
-                throw new IllegalStateException("no read window to recover " + dir);
-            }
-            window = log.readPool.chunk(windowId);
             LOG.log(System.Logger.Level.INFO, "log " + dir + ": " + (cleanEnd < 0 ? "unclean shutdown, validating "
                 : "rebuilding indexes of ") + toScan.size() + " segment(s), " + (totalBytes >> 20) + " MiB");
+            // Many logs of a shard may recover at once (a broker restarting): wait for a read window, never fail.
+            log.readPool.whenAvailable(() -> {
+                takeWindow();
+                scanNext();
+            });
+            return;
         }
         scanNext();
+    }
+
+    private void takeWindow() {
+        windowId = log.readPool.acquireUninitialized();
+        Verify.that(windowId >= 0, "no read window though one was announced free");
+        window = log.readPool.chunk(windowId);
     }
 
     private void readCleanerCheckpoint(Path dir) throws IOException {
@@ -295,13 +303,16 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             return;
         }
         if (windowId < 0) {
-            windowId = log.readPool.acquireUninitialized();
-            if (windowId < 0) {
-                fail(new IllegalStateException("no read window free to read the tail of " + last.path));
-                return;
-            }
-            window = log.readPool.chunk(windowId);
+            log.readPool.whenAvailable(() -> {
+                takeWindow();
+                readTail(last, chunk);
+            });
+            return;
         }
+        readTail(last, chunk);
+    }
+
+    private void readTail(Segment last, int chunk) {
         if (window.byteSize() < chunk) {
             fail(new IllegalStateException("read windows of " + window.byteSize() + " bytes cannot hold a write-behind"
                 + " chunk of " + chunk + " bytes"));

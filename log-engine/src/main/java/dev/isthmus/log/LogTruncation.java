@@ -44,11 +44,12 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
             finish(new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "no segment holds offset " + offset));
             return;
         }
+        // Reads of other logs may hold every window for a moment: wait for one rather than fail the truncation.
+        log.readPool.whenAvailable(this::locateWithWindow);
+    }
+
+    private void locateWithWindow() {
         windowId = log.readPool.acquireUninitialized();
-        if (windowId < 0) {
-            finish(new LogException(LogException.Kind.STORAGE_ERROR, "no read window for truncation"));
-            return;
-        }
         window = log.readPool.chunk(windowId);
         if (offset == seg.baseOffset) {
             cut = 0;

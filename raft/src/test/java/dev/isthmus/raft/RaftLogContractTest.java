@@ -442,4 +442,23 @@ public abstract class RaftLogContractTest {
         assertEquals(3, again.recordStartOffset(), "the record start survives");
         assertEquals(data(2, 1, 3, 1), readAll(again, rec2, again.startOffset()).get(0));
     }
+
+    @Test
+    void shouldNeverMoveTheRecordStartBackAcrossACrash() {
+        Recorder rec = new Recorder();
+        RaftLog log = open(rec);
+        rec.call(() -> log.append(List.of(Entry.leaderChange(0, 1), data(1, 1, 4, 1), data(5, 1, 4, 2))));
+        storage.drive(() -> rec.durable == 8, "durable");
+        SnapshotMeta meta = new SnapshotMeta(4, 1, Configuration.ofVoters(1));
+        rec.call(() -> log.saveSnapshot(meta, new byte[0]));
+        storage.drive(() -> meta.equals(rec.saved), "snapshot saved");
+        rec.call(() -> log.truncatePrefix(5));
+        rec.call(() -> log.advanceRecordStart(7));
+        storage.drive(() -> log.recordStartOffset() == 7, "record start durable");
+        storage.crash(true);
+        RaftLog again = open(new Recorder());
+        assertTrue(again.recordStartOffset() >= 7, "the record start went back to " + again.recordStartOffset()
+            + " after a power loss");
+        assertEquals(8, again.lastOffset());
+    }
 }

@@ -20,6 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class SimulationTest {
     private static final int DEFAULT_SEEDS = 120;
+    private static final int DEFAULT_STORAGE_SEEDS = 8;
 
     @Test
     void shouldKeepSafetyAndRecoverUnderFaults() {
@@ -73,6 +74,59 @@ class SimulationTest {
         assertTrue(committed > 0, "the simulation committed nothing");
         if (seeds >= 50) {
             assertTrue(truncationsDone > 0, "no replica carried out a prefix truncation in " + seeds + " seeds");
+        }
+    }
+
+    /**
+     * The same simulation on production storage: every node's groups in {@code LogEngineRaftLog}s on a simulated disk
+     * (latencies, torn and lost unsynced writes, power losses and process crashes), its shards stepped by the
+     * simulator. A bounded number of seeds here; {@code -Disthmus.sim.seeds=N} soaks.
+     */
+    @Test
+    void shouldKeepSafetyAndRecoverOnRealStorageUnderFaults() {
+        String one = System.getProperty("isthmus.seed");
+        if (one != null && !one.isBlank()) {
+            System.out.println("storage seed " + one + ": " + runStorageSeed(Long.parseLong(one.trim())));
+            return;
+        }
+        int seeds = Integer.getInteger("isthmus.sim.seeds", DEFAULT_STORAGE_SEEDS);
+        long base = new SplittableRandom().nextLong();
+        System.out.println("simulation on storage: " + seeds + " seeds from base " + base
+            + " (replay one with -Dtest=SimulationTest#shouldKeepSafetyAndRecoverOnRealStorageUnderFaults"
+            + " -Disthmus.seed=<seed>)");
+        SplittableRandom seedSource = new SplittableRandom(base);
+        long committed = 0;
+        long crashes = 0;
+        long reopens = 0;
+        long events = 0;
+        for (int i = 0; i < seeds; i++) {
+            Simulation.Result r = runStorageSeed(seedSource.nextLong());
+            committed += r.committedEntries();
+            crashes += r.crashes();
+            reopens += r.diskReopens();
+            events += r.events();
+        }
+        System.out.printf("simulation on storage: %d seeds ran clean, %d events, %d committed entries, %d crashes,"
+            + " %d nodes recovered from their disks%n", seeds, events, committed, crashes, reopens);
+        assertTrue(committed > 0, "the simulation committed nothing");
+    }
+
+    @Test
+    void shouldReplayAStorageSeedExactly() {
+        long seed = Long.getLong("isthmus.seed", 42L);
+        assertEquals(runStorageSeed(seed), runStorageSeed(seed), "two runs of storage seed " + seed + " differ");
+    }
+
+    static Simulation.Result runStorageSeed(long seed) {
+        Simulation sim = Simulation.onStorageFromSeed(seed);
+        try {
+            return sim.run();
+        } catch (Throwable t) {
+            System.out.println("SIMULATION ON STORAGE FAILED: seed " + seed + " (" + sim.options + ")\n"
+                + "replay: ./mvnw -q -B -ntp -pl raft -am verify"
+                + " -Dtest=SimulationTest#shouldKeepSafetyAndRecoverOnRealStorageUnderFaults -Disthmus.seed=" + seed
+                + "\nrecent events:\n" + sim.recentTrace());
+            throw new AssertionError("simulation on storage, seed " + seed + " failed: " + t, t);
         }
     }
 

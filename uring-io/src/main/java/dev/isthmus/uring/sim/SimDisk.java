@@ -65,6 +65,7 @@ public final class SimDisk {
     private long completionSeq;
     private long inodeIds;
     private long crashes;
+    private long modifications;
     private long lastBackgroundDueNs;
     private LongConsumer dueListener = t -> { };
     /** The last {@link #TRACE_EVENTS} namespace changes, syncs and crashes, for failure reports. */
@@ -117,6 +118,11 @@ public final class SimDisk {
     /** Power losses and process crashes so far. */
     public long crashes() {
         return crashes;
+    }
+
+    /** Changes to the files' bytes, sizes or names so far (a checker re-reads the disk only when it moved). */
+    public long modifications() {
+        return modifications;
     }
 
     /** Notes an event in the trace (bounded). */
@@ -282,6 +288,7 @@ public final class SimDisk {
 
     /** Completes {@code op}: it changes the volatile bytes now. */
     void complete(Inode inode, DataOp op) {
+        modifications++;
         inode.inFlight.remove(op);
         op.completedSeq = completionSeq++;
         inode.completed.add(op);
@@ -416,6 +423,7 @@ public final class SimDisk {
     }
 
     private void meta(MetaOp.Kind kind, Path a, Path b, Inode inode) {
+        modifications++;
         note(kind + " " + a + (b != null ? " -> " + b : "") + " #" + metaSeq);
         metaOps.add(new MetaOp(kind, a, b, inode, metaSeq++));
     }
@@ -532,6 +540,7 @@ public final class SimDisk {
      */
     public void crash(boolean powerLoss) {
         crashes++;
+        modifications++;
         for (SimEngine e : engines) {
             e.crashed();
         }
