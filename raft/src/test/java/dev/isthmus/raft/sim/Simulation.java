@@ -98,6 +98,12 @@ final class Simulation {
         double diskSpikeRate;
         double tornBlockRate = 0.2;
         boolean strictDirectories = true;
+        /**
+         * Disk errors (engine storage): operations fail with EIO at this rate, and some disk stalls are full disks
+         * instead (ENOSPC for a while). A node whose storage fails crashes and restarts, as a broker would.
+         */
+        double ioErrorRate;
+        boolean fullDisks;
 
         static Options fromSeed(SplittableRandom r) {
             Options o = new Options();
@@ -146,7 +152,9 @@ final class Simulation {
                 + " reassign=" + reassignments + " logGroups=" + Arrays.toString(logGroups)
                 + (engineStorage ? " engineStorage shards=" + shards + " powerLoss=" + String.format("%.2f", powerLossRate)
                 + " tailCache=" + tailCacheBytes + " diskSpikes=" + String.format("%.3f", diskSpikeRate) + " torn="
-                + String.format("%.2f", tornBlockRate) + " strictDirs=" + strictDirectories : "");
+                + String.format("%.2f", tornBlockRate) + " strictDirs=" + strictDirectories
+                + (ioErrorRate > 0 ? " eio=" + String.format("%.4f", ioErrorRate) : "") + (fullDisks ? " fullDisks" : "")
+                : "");
         }
     }
 
@@ -154,7 +162,7 @@ final class Simulation {
     record Result(long seed, long events, long messages, long committedEntries, long proposalsCommitted,
                   long leadersElected, long crashes, long partitions, long reassignmentsDone, long snapshotsInstalled,
                   long transfers, long heartbeatMessages, long heartbeatItems, long fingerprint, long healMs,
-                  long prefixTruncationsProposed, long prefixTruncationsDone, long diskReopens) {
+                  long prefixTruncationsProposed, long prefixTruncationsDone, long diskReopens, long storageFailures) {
     }
 
     private static final boolean VERBOSE = Boolean.getBoolean("isthmus.sim.verbose");
@@ -175,6 +183,7 @@ final class Simulation {
     private final LogConfig logConfig = LogConfig.defaults().withSegmentBytes(64 * 1024).withMaxBatchBytes(8 * 1024)
         .withFallocateStep(16 * 1024);
     private long diskReopens;
+    private long storageFailures;
     private long seq;
     private long eventCount;
     private long messagesDelivered;
@@ -224,6 +233,18 @@ final class Simulation {
     /** A run on production storage ({@link Options#engineFromSeed}). */
     static Simulation onStorageFromSeed(long seed) {
         return new Simulation(seed, Options.engineFromSeed(new SplittableRandom(seed)));
+    }
+
+    /**
+     * A run on production storage with disk errors too (EIO, full disks), their rates from a stream of the seed of
+     * their own (so the runs without them replay as before).
+     */
+    static Simulation onFailingStorageFromSeed(long seed) {
+        Options o = Options.engineFromSeed(new SplittableRandom(seed));
+        SplittableRandom r = new SplittableRandom(seed ^ 0x6E10_4C1D_E4A5_E1A5L);
+        o.ioErrorRate = r.nextDouble(0.0001, 0.002);
+        o.fullDisks = true;
+        return new Simulation(seed, o);
     }
 
     private int[] pickNodes(int count) {
@@ -305,6 +326,7 @@ final class Simulation {
                 f.spikeRate = options.diskSpikeRate;
                 f.tornBlockRate = options.tornBlockRate;
                 f.strictDirectories = options.strictDirectories;
+                f.ioErrorRate = options.ioErrorRate;
                 disk = new SimDisk(simClock, f, nodeRandom.nextLong());
                 disk.onDue(this::stepAt);
             }
@@ -372,6 +394,12 @@ final class Simulation {
                             return;
                         }
                         if (error != null) {
+                            if (options.ioErrorRate > 0 || options.fullDisks) {
+                                // an injected disk error during recovery: the process gives up and is restarted
+                                note("n" + id + " cannot recover g" + group + ": " + error.getMessage());
+                                storageFailed();
+                                return;
+                            }
                             throw new AssertionError("node " + id + " cannot recover group " + group + ": " + error, error);
                         }
                         opened.put(group, log);
@@ -466,12 +494,16 @@ final class Simulation {
                 boolean more = false;
                 for (int s = 0; s < options.shards; s++) {
                     work += shards.invoke(s);
-                    more |= shards.shard(s).hasWorkNow();
                     if (shardFailure != null) {
                         throw new AssertionError("node " + id + ": " + shardFailure, shardFailure);
                     }
+                    if (shards == null) {
+                        return; // the node crashed in this turn (its storage failed)
+                    }
+                    more |= shards.shard(s).hasWorkNow();
                 }
                 if (work == 0 && !more) {
+                    checkStorage();
                     return;
                 }
                 if (round >= 100 && ioInFlight()) {
@@ -481,6 +513,39 @@ final class Simulation {
                 }
             }
             throw new AssertionError("node " + id + ": its shards never went idle, with no I/O in flight");
+        }
+
+        /** A log whose storage failed stops its group: the process is restarted (a broker stops on a failed disk). */
+        private void checkStorage() {
+            if (!up || !(options.ioErrorRate > 0 || options.fullDisks)) {
+                return;
+            }
+            for (RaftLog l : logs.values()) {
+                if (((LogEngineRaftLog) l).isFailed()) {
+                    note("n" + id + " storage failed");
+                    storageFailed();
+                    return;
+                }
+            }
+        }
+
+        /** The node crashes (its process exits) after a storage failure and restarts a little later. */
+        private void storageFailed() {
+            if (!up && !starting) {
+                return;
+            }
+            storageFailures++;
+            boolean wasStarting = starting;
+            up = true; // crash() expects a live node
+            crash();
+            if (wasStarting) {
+                note("n" + id + " gave up recovering");
+            }
+            after(random.nextLong(10_000, 300_000), () -> {
+                if (!up && !starting) {
+                    restart(this);
+                }
+            });
         }
 
         private boolean ioInFlight() {
@@ -496,6 +561,9 @@ final class Simulation {
         void run(long group, Runnable action) {
             if (options.engineStorage && shards != null) {
                 shards.runOn(shardOf(group), action);
+                if (shardFailure != null) {
+                    throw new AssertionError("node " + id + ": " + shardFailure, shardFailure);
+                }
                 settle();
             } else {
                 action.run();
@@ -746,11 +814,17 @@ final class Simulation {
             note("n" + n.id + " clock jumps " + jump / 1000 + "ms");
         } else if (kind < 64) {
             SimNode n = nodes[random.nextInt(nodes.length)];
-            n.slowDiskUntilUs = nowUs + random.nextLong(50_000, 1_500_000);
-            if (n.disk != null) {
-                n.disk.faults().stallUntilNs = n.slowDiskUntilUs * 1000;
+            if (options.fullDisks && random.nextBoolean()) {
+                long untilUs = nowUs + random.nextLong(20_000, 500_000);
+                n.disk.faults().fullUntilNs = untilUs * 1000;
+                note("n" + n.id + " disk full until " + untilUs / 1000 + "ms");
+            } else {
+                n.slowDiskUntilUs = nowUs + random.nextLong(50_000, 1_500_000);
+                if (n.disk != null) {
+                    n.disk.faults().stallUntilNs = n.slowDiskUntilUs * 1000;
+                }
+                note("n" + n.id + " disk stalls");
             }
-            note("n" + n.id + " disk stalls");
         } else if (kind < 74) {
             long group = random.nextInt(options.groups);
             RaftGroup leader = currentLeader(group);
@@ -978,6 +1052,8 @@ final class Simulation {
             n.slowDiskUntilUs = 0;
             if (n.disk != null) {
                 n.disk.faults().stallUntilNs = 0;
+                n.disk.faults().fullUntilNs = 0;
+                n.disk.faults().ioErrorRate = 0;
             }
         }
         // Engine storage: restarted nodes come up once their logs are recovered (a few disk operations later).
@@ -1101,7 +1177,7 @@ final class Simulation {
         }
         return new Result(seed, eventCount, messagesDelivered, committedEntries, proposalsCommitted,
             checker.leadersElected, crashes, partitions, reassignmentsDone, snapshotsInstalled, transfers, hbMessages,
-            hbItems, fingerprint * 31 + checker.commitsChecked, healMs, truncationsProposed, truncationsDone, diskReopens);
+            hbItems, fingerprint * 31 + checker.commitsChecked, healMs, truncationsProposed, truncationsDone, diskReopens, storageFailures);
     }
 
     /** Every member of the leader's configuration has caught up with the leader's commit offset. */
