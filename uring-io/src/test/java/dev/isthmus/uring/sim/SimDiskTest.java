@@ -251,6 +251,25 @@ class SimDiskTest {
     }
 
     @Test
+    void shouldMisdirectWritesWhenToldAndReportThemDone() throws IOException {
+        SimEngine e = engine(8);
+        e.disk().faults().misdirectRate = 1.0;
+        Results r = new Results();
+        DmaFile f = e.openDmaFile(DIR.resolve("a.log"), true);
+        f.write(block(1, 4), 0, r::on, 1);
+        drain(e);
+        f.write(block(2, 1), 3L * BLOCK, r::on, 2);
+        drain(e);
+        assertEquals(BLOCK, r.result(2), "a misdirected write reports success");
+        byte[] c = e.disk().contents(DIR.resolve("a.log"));
+        int twos = 0;
+        for (byte b : c) {
+            twos += b == 2 ? 1 : 0;
+        }
+        assertEquals(BLOCK, twos, "the block landed, whole, at some aligned block of the file");
+    }
+
+    @Test
     void shouldReplayTheSameSeedExactly() throws IOException {
         assertEquals(run(42), run(42));
     }
