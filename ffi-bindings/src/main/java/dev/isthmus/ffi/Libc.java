@@ -18,7 +18,9 @@ import java.lang.invoke.VarHandle;
  * one kind of error value. {@link #check(long, String)} turns a failure into an {@link ErrnoException}.
  *
  * <p>None of these calls is on a data path: they open, size and sync files, map memory, configure
- * sockets and pin threads. Data moves through io_uring ({@code dev.isthmus.uring.Ring}).
+ * sockets and pin threads. Data moves through io_uring ({@code dev.isthmus.uring.Ring}), whose three system
+ * calls ({@link #ioUringSetup}, {@link #ioUringEnter}, {@link #ioUringRegister}) are here too, made through
+ * libc's {@code syscall(2)}: no liburing is loaded.
  *
  * <p>Thread-safe. errno is captured into a per-thread segment.
  */
@@ -63,6 +65,27 @@ public final class Libc {
     private static final MethodHandle EVENTFD = capture(LibC.eventfd$address(), LibC.eventfd$descriptor());
     private static final MethodHandle GETRLIMIT = capture(LibC.getrlimit$address(), LibC.getrlimit$descriptor());
 
+    // io_uring's three system calls through syscall(2), so that no liburing is needed at run time. syscall is
+    // variadic after the number: each argument is passed as a full long (or a pointer), so the callee's
+    // va_arg(long) reads what we wrote on every ABI, and nothing is subject to default promotion.
+    private static final MethodHandle SYSCALL_IO_URING_SETUP = syscall(
+        ValueLayout.JAVA_LONG, ValueLayout.ADDRESS);
+    private static final MethodHandle SYSCALL_IO_URING_ENTER = syscall(
+        ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
+        ValueLayout.ADDRESS, ValueLayout.JAVA_LONG);
+    private static final MethodHandle SYSCALL_IO_URING_REGISTER = syscall(
+        ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG);
+
+    /**
+     * The io_uring system-call numbers ({@code io_uring_setup}; enter and register follow it): 425 in
+     * x86-64's table (arch/x86/entry/syscalls/syscall_64.tbl) and in the generic table that aarch64 and
+     * riscv64 use (include/uapi/asm-generic/unistd.h). -1 on an architecture we have no numbers for; the
+     * calls then return -ENOSYS.
+     */
+    public static final int SYS_IO_URING_SETUP = ioUringSyscallBase(System.getProperty("os.arch", ""));
+    public static final int SYS_IO_URING_ENTER = SYS_IO_URING_SETUP < 0 ? -1 : SYS_IO_URING_SETUP + 1;
+    public static final int SYS_IO_URING_REGISTER = SYS_IO_URING_SETUP < 0 ? -1 : SYS_IO_URING_SETUP + 2;
+
     /** Size of the kernel's cpu_set_t we pass (1024 CPUs), in bytes. */
     public static final int CPU_SET_BYTES = (int) dev.isthmus.ffi.gen.libc.cpu_set_t.layout().byteSize();
 
@@ -72,10 +95,16 @@ public final class Libc {
     public static final int O_CREAT = LibC.O_CREAT();
     public static final int O_EXCL = LibC.O_EXCL();
     public static final int O_TRUNC = LibC.O_TRUNC();
-    public static final int O_DIRECT = LibC.O_DIRECT();
+    /**
+     * O_DIRECT and O_DIRECTORY differ by architecture and the generated constants are x86-64's (the generic
+     * table's too, which riscv64 uses): arm64's asm/fcntl.h swaps them around (O_DIRECTORY 0x4000, O_DIRECT
+     * 0x10000), so on aarch64 the x86-64 O_DIRECT would open a directory-only fd.
+     */
+    public static final int O_DIRECT = oDirect(System.getProperty("os.arch", ""));
     public static final int O_DSYNC = LibC.O_DSYNC();
     public static final int O_CLOEXEC = LibC.O_CLOEXEC();
-    public static final int O_DIRECTORY = LibC.O_DIRECTORY();
+    /** See {@link #O_DIRECT}. */
+    public static final int O_DIRECTORY = oDirectory(System.getProperty("os.arch", ""));
     public static final int O_NONBLOCK = LibC.O_NONBLOCK();
     public static final int AT_FDCWD = LibC.AT_FDCWD();
     public static final int AT_EMPTY_PATH = LibC.AT_EMPTY_PATH();
@@ -130,6 +159,40 @@ public final class Libc {
 
     private static MethodHandle capture(MemorySegment address, FunctionDescriptor descriptor) {
         return LINKER.downcallHandle(address, descriptor, CAPTURE_ERRNO);
+    }
+
+    /**
+     * A downcall handle for {@code long syscall(long number, ...)} with {@code args} after the number, or null
+     * when this C library has no {@code syscall} symbol (then the io_uring calls return -ENOSYS).
+     */
+    private static MethodHandle syscall(MemoryLayout... args) {
+        MemorySegment address = LINKER.defaultLookup().find("syscall").orElse(null);
+        if (address == null) {
+            return null;
+        }
+        MemoryLayout[] layouts = new MemoryLayout[args.length + 1];
+        layouts[0] = ValueLayout.JAVA_LONG;
+        System.arraycopy(args, 0, layouts, 1, args.length);
+        return LINKER.downcallHandle(address, FunctionDescriptor.of(ValueLayout.JAVA_LONG, layouts),
+            CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
+    }
+
+    /** O_DIRECT on {@code osArch} (the {@code os.arch} property). */
+    static int oDirect(String osArch) {
+        return osArch.equals("aarch64") ? 0x10000 : LibC.O_DIRECT();
+    }
+
+    /** O_DIRECTORY on {@code osArch} (the {@code os.arch} property). */
+    static int oDirectory(String osArch) {
+        return osArch.equals("aarch64") ? 0x4000 : LibC.O_DIRECTORY();
+    }
+
+    /** io_uring_setup's number for {@code osArch} (the {@code os.arch} property), or -1 when unknown. */
+    static int ioUringSyscallBase(String osArch) {
+        return switch (osArch) {
+            case "amd64", "x86_64", "aarch64", "riscv64" -> 425;
+            default -> -1;
+        };
     }
 
     private static int errno(MemorySegment state) {
@@ -464,6 +527,67 @@ public final class Libc {
         MemorySegment st = CAPTURE.get();
         try {
             return result((int) EVENTFD.invokeExact(st, initial, flags), st);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---------------------------------------------------------------- io_uring
+
+    private static int syscallResult(long r, MemorySegment state) {
+        return r == -1 ? -errno(state) : (int) r;
+    }
+
+    /**
+     * io_uring_setup(2): creates a ring of {@code entries} SQEs as {@code params} (a {@code struct
+     * io_uring_params}) asks, and fills in the rest of {@code params}. Returns the ring fd or -errno
+     * (-ENOSYS also when this architecture's system-call numbers are unknown).
+     */
+    public static int ioUringSetup(int entries, MemorySegment params) {
+        MethodHandle h = SYSCALL_IO_URING_SETUP;
+        if (h == null || SYS_IO_URING_SETUP < 0) {
+            return -Errno.ENOSYS;
+        }
+        MemorySegment st = CAPTURE.get();
+        try {
+            return syscallResult((long) h.invokeExact(st, (long) SYS_IO_URING_SETUP,
+                Integer.toUnsignedLong(entries), params), st);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * io_uring_enter(2) with an argument of {@code argSize} bytes (with IORING_ENTER_EXT_ARG, a {@code struct
+     * io_uring_getevents_arg}): submits and/or waits. Returns the number of SQEs consumed, or -errno. It may
+     * block, so it is deliberately not a critical downcall.
+     */
+    public static int ioUringEnter(int fd, int toSubmit, int minComplete, int flags, MemorySegment arg,
+                                   long argSize) {
+        MethodHandle h = SYSCALL_IO_URING_ENTER;
+        if (h == null || SYS_IO_URING_ENTER < 0) {
+            return -Errno.ENOSYS;
+        }
+        MemorySegment st = CAPTURE.get();
+        try {
+            return syscallResult((long) h.invokeExact(st, (long) SYS_IO_URING_ENTER, Integer.toUnsignedLong(fd),
+                Integer.toUnsignedLong(toSubmit), Integer.toUnsignedLong(minComplete), Integer.toUnsignedLong(flags),
+                arg, argSize), st);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** io_uring_register(2): 0 or a positive result, or -errno. */
+    public static int ioUringRegister(int fd, int opcode, MemorySegment arg, int count) {
+        MethodHandle h = SYSCALL_IO_URING_REGISTER;
+        if (h == null || SYS_IO_URING_REGISTER < 0) {
+            return -Errno.ENOSYS;
+        }
+        MemorySegment st = CAPTURE.get();
+        try {
+            return syscallResult((long) h.invokeExact(st, (long) SYS_IO_URING_REGISTER, Integer.toUnsignedLong(fd),
+                Integer.toUnsignedLong(opcode), arg, Integer.toUnsignedLong(count)), st);
         } catch (Throwable t) {
             throw rethrow(t);
         }

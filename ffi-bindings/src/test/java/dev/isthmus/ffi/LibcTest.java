@@ -95,4 +95,45 @@ class LibcTest {
         assertTrue(Errno.text(Errno.ECONNREFUSED).toLowerCase().contains("refused"));
         assertEquals("errno 4000", Errno.name(4000));
     }
+
+    @Test
+    void shouldKnowTheIoUringSyscallNumbersOfX8664AndTheGenericTable() {
+        assertEquals(425, Libc.ioUringSyscallBase("amd64"));
+        assertEquals(425, Libc.ioUringSyscallBase("aarch64"));
+        assertEquals(425, Libc.ioUringSyscallBase("riscv64"));
+        assertEquals(-1, Libc.ioUringSyscallBase("sparcv9"));
+        assertEquals(Libc.SYS_IO_URING_SETUP + 1, Libc.SYS_IO_URING_ENTER);
+        assertEquals(Libc.SYS_IO_URING_SETUP + 2, Libc.SYS_IO_URING_REGISTER);
+    }
+
+    @Test
+    void shouldMakeTheIoUringSystemCallsThroughLibcAndReturnNegativeErrno() {
+        int notOpen = 999_999; // (fd -1 means "no ring" to io_uring_register since Linux 6.13)
+        assertEquals(-Errno.EBADF, Libc.ioUringEnter(notOpen, 0, 0, 0, MemorySegment.NULL, 0));
+        assertEquals(-Errno.EBADF, Libc.ioUringRegister(notOpen, 0, MemorySegment.NULL, 0));
+        org.junit.jupiter.api.Assumptions.assumeTrue(IoUringSupport.probe().usable(), IoUringSupport.probe().explanation());
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = arena.allocate(dev.isthmus.ffi.gen.uring.io_uring_params.layout());
+            assertEquals(-Errno.EINVAL, Libc.ioUringSetup(0, params), "zero entries");
+            params.fill((byte) 0);
+            int fd = Libc.check(Libc.ioUringSetup(4, params), "io_uring_setup");
+            try {
+                assertEquals(4, dev.isthmus.ffi.gen.uring.io_uring_params.sq_entries(params));
+                // Nothing to submit and nothing to wait for: the kernel consumes zero SQEs.
+                assertEquals(0, Libc.ioUringEnter(fd, 0, 0, 0, MemorySegment.NULL, 0));
+                // An unknown register opcode is refused with EINVAL, through errno.
+                assertEquals(-Errno.EINVAL, Libc.ioUringRegister(fd, 0xffff, MemorySegment.NULL, 0));
+            } finally {
+                Libc.close(fd);
+            }
+        }
+    }
+
+    @Test
+    void shouldUseArm64sOwnODirectAndODirectory() {
+        assertEquals(0x4000, Libc.oDirect("amd64"));
+        assertEquals(0x10000, Libc.oDirectory("amd64"));
+        assertEquals(0x10000, Libc.oDirect("aarch64"));
+        assertEquals(0x4000, Libc.oDirectory("aarch64"));
+    }
 }

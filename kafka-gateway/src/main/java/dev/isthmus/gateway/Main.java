@@ -22,7 +22,11 @@ import java.util.concurrent.CountDownLatch;
 public final class Main {
     static final String USAGE = """
         usage: isthmus start [options]
-          --config FILE            read options from FILE (lines "name = value"; '#' comments)
+          --config FILE            read options from FILE (lines "name = value"; '#' comments); FILE may
+                                   also set Kafka's broker defaults of topic configs (log.retention.hours,
+                                   log.retention.ms, log.segment.bytes, log.cleanup.policy, message.max.bytes,
+                                   compression.type, min.insync.replicas, ...) and num.partitions,
+                                   auto.create.topics.enable, socket.request.max.bytes
           --listen HOST:PORT       Kafka listener (default 127.0.0.1:9092)
           --advertise HOST:PORT    address given to clients in Metadata (default: the listener's)
           --data-dir DIR           data directory (default ./data)
@@ -36,7 +40,8 @@ public final class Main {
           --metrics-listen HOST:PORT  Prometheus metrics and /health over HTTP (default: off)
           --default-partitions N   partitions of auto-created topics (default 1)
           --auto-create-topics B   create topics named in Metadata requests (default true)
-          --max-request-bytes SIZE largest request accepted (default 100M)
+          --max-request-bytes SIZE largest request accepted (default 100M); a topic's max.message.bytes may
+                                   be at most this less 64 KiB (a produce request carries a whole batch)
           --max-connections N      connections accepted (default 10000)
           --max-connection-buffered-bytes SIZE  unanswered bytes one connection may hold (default 128M)
           --zeroed-segments N      segment files per shard kept written with zeros for busy logs, so that
@@ -44,8 +49,12 @@ public final class Main {
                                    takes a segment's size of disk, 1 GiB, once a log writes in volume)
           --max-partitions-per-shard N  partition replicas each shard may host; CreateTopics and
                                    CreatePartitions beyond N x shards x brokers are refused (default 1000)
+          --auto-leader-rebalance B  give leadership back to each partition's preferred replica once it
+                                   is caught up (default true; false: leaders stay until kafka-leader-election)
           --pin                    pin shard threads to CPUs
-          --portable               use the portable I/O backend instead of io_uring
+          --portable               use the portable I/O backend (FileChannel + NIO) instead of io_uring;
+                                   without it the broker uses io_uring where the kernel allows it and
+                                   falls back to the portable backend with one line saying why
         """;
 
     private Main() {
@@ -72,6 +81,12 @@ public final class Main {
             System.out.print(USAGE);
             return;
         }
+        // The I/O backend: io_uring where it can be used, else the portable one with one line saying why and how
+        // to enable io_uring (the probe is a value; it never throws). --portable chooses the portable one.
+        IoBackend.Choice io = c.backend().choose();
+        if (io.fellBack()) {
+            System.err.println("isthmus: " + io.line());
+        }
         Broker broker;
         try {
             broker = Broker.start(c);
@@ -81,7 +96,8 @@ public final class Main {
             return;
         }
         System.out.println("Isthmus broker " + c.nodeId() + " ready on " + c.host() + ":" + broker.port() + " ("
-            + broker.group().size() + " shards, " + (c.memoryBytes() >> 20) + " MiB, data in "
+            + broker.group().size() + " shards on " + (io.backend() == IoBackend.IO_URING ? "io_uring" : "portable I/O")
+            + ", " + (c.memoryBytes() >> 20) + " MiB, data in "
             + c.dataDir().toAbsolutePath() + ")" + (broker.metricsPort() > 0
             ? ", metrics on http://" + c.metricsHost() + ":" + broker.metricsPort() + "/metrics" : "")
             + ". Ctrl-C stops it.");
@@ -232,11 +248,21 @@ public final class Main {
             case "pin" -> b.pin(bool(name, v));
             case "zeroed-segments" -> b.zeroedSegments(integer(name, v));
             case "max-partitions-per-shard" -> b.maxPartitionsPerShard(integer(name, v));
+            case "auto-leader-rebalance" -> b.autoLeaderRebalance(bool(name, v));
             case "portable" -> b.backend(bool(name, v) ? IoBackend.PORTABLE : IoBackend.AUTO);
             // Older spellings kept so existing scripts still work.
             case "port" -> b.port(integer(name, v));
             case "host" -> b.host(v);
-            default -> throw new IllegalArgumentException("unknown option --" + name + " (see isthmus --help)");
+            // Kafka's names for the same settings, so a server.properties line can be kept as it is.
+            case "num.partitions" -> b.defaultPartitions(integer(name, v));
+            case "auto.create.topics.enable" -> b.autoCreateTopics(bool(name, v));
+            case "socket.request.max.bytes" -> b.maxRequestBytes(integer(name, v));
+            default -> {
+                if (!TopicConfigs.BY_BROKER_NAME.containsKey(name)) {
+                    throw new IllegalArgumentException("unknown option --" + name + " (see isthmus --help)");
+                }
+                b.topicDefault(name, v); // a broker default of a topic config (log.retention.hours, ...)
+            }
         }
     }
 

@@ -3,8 +3,17 @@ package dev.isthmus.gateway;
 import dev.isthmus.arena.test.ArenaLeakCheck;
 import org.apache.kafka.common.utils.Exit;
 import org.apache.kafka.common.utils.Utils;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.record.internal.RecordBatch;
+import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.kafka.tools.ConsoleProducer;
+import org.apache.kafka.tools.LogDirsCommand;
 import org.apache.kafka.tools.TopicCommand;
+import org.apache.kafka.tools.TransactionsCommand;
 import org.apache.kafka.tools.consumer.ConsoleConsumer;
 import org.apache.kafka.tools.consumer.ConsoleConsumerOptions;
 import org.apache.kafka.tools.consumer.group.ConsumerGroupCommand;
@@ -27,13 +36,17 @@ import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Kafka's own command line tools (the kafka-tools jar, run in-process as {@code bin/kafka-*.sh} would run
  * them, with Kafka's {@link Exit} hook turned into an exception instead of a JVM exit): kafka-topics
  * create/list/describe/alter/delete, kafka-console-producer, kafka-console-consumer by partition and in a group,
- * and kafka-consumer-groups list/describe/reset-offsets/delete against a live broker.
+ * kafka-consumer-groups list/describe/reset-offsets/delete, kafka-log-dirs --describe and kafka-transactions
+ * describe-producers against a live broker. (kafka-leader-election runs in {@link LeaderElectionTest}, on a cluster;
+ * kafka-acls needs the kafka-server jar, left out of the test class path, so the ACL APIs are tested with the
+ * Admin client in {@link AdminApiTest}.)
  */
 @ExtendWith(ArenaLeakCheck.class)
 @Timeout(180)
@@ -175,6 +188,14 @@ class KafkaToolsTest {
                 assertTrue(describe.out.contains("Partition: " + p + "\tLeader: 0\tReplicas: 0\tIsr: 0"), describe.out);
             }
 
+            // DescribeTopicPartitions pages of two partitions: the tool follows the cursor to the end.
+            Run paged = topics(b, "--describe", "--topic", "orders", "--partition-size-limit-per-response", "2");
+            assertEquals(0, paged.code, paged.err);
+            for (int p = 0; p < 3; p++) {
+                assertTrue(paged.out.contains("Partition: " + p + "\tLeader: 0\tReplicas: 0\tIsr: 0\tElr: \tLastKnownElr: "),
+                    paged.out);
+            }
+
             Run alter = topics(b, "--alter", "--topic", "orders", "--partitions", "5");
             assertEquals(0, alter.code, alter.err);
             assertTrue(topics(b, "--describe", "--topic", "orders").out.contains("PartitionCount: 5"));
@@ -271,6 +292,90 @@ class KafkaToolsTest {
             Run delete = groups(b, "--delete", "--group", "console");
             assertEquals(0, delete.code, delete.err);
             assertTrue(!groups(b, "--list").lines().contains("console"));
+        }
+    }
+
+    private static KafkaProducer<String, String> idempotentProducer(Broker b) {
+        java.util.Properties p = new java.util.Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, "127.0.0.1:" + b.port());
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+        return new KafkaProducer<>(p);
+    }
+
+    @Test
+    void shouldDescribeTheDataDirectoryAndEveryPartitionSizeWithKafkaLogDirs(@TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir))) {
+            assertEquals(0, topics(b, "--create", "--topic", "sized", "--partitions", "2").code);
+            assertEquals(0, topics(b, "--create", "--topic", "other", "--partitions", "1").code);
+            try (KafkaProducer<String, String> producer = idempotentProducer(b)) {
+                for (int i = 0; i < 300; i++) {
+                    producer.send(new ProducerRecord<>("sized", i % 3 == 0 ? 1 : 0, "k" + i, "value-" + i));
+                }
+                producer.send(new ProducerRecord<>("other", 0, "k", "v")).get();
+            }
+            String[] args = {"--bootstrap-server", "127.0.0.1:" + b.port(), "--describe", "--topic-list", "sized"};
+            Run r = run("", () -> LogDirsCommand.main(args));
+            assertEquals(0, r.code, r.err);
+            assertTrue(r.out.contains("Received log directory information from brokers 0"), r.out);
+            JsonNode json = new ObjectMapper().readTree(r.lines().stream().filter(l -> l.startsWith("{")).findFirst()
+                .orElseThrow());
+            assertEquals(1, json.get("brokers").size());
+            JsonNode broker = json.get("brokers").get(0);
+            assertEquals(0, broker.get("broker").asInt());
+            assertEquals(1, broker.get("logDirs").size());
+            JsonNode logDir = broker.get("logDirs").get(0);
+            assertEquals(dir.toAbsolutePath().toString(), logDir.get("logDir").asText());
+            assertTrue(logDir.get("error").isNull(), logDir.toString());
+            JsonNode partitions = logDir.get("partitions");
+            assertEquals(2, partitions.size(), "only the topic asked for: " + partitions);
+            for (JsonNode p : partitions) {
+                String name = p.get("partition").asText();
+                int index = Integer.parseInt(name.substring(name.lastIndexOf('-') + 1));
+                assertEquals("sized-" + index, name);
+                long stored = KafkaRequests.storedBytes(b.port(), "sized", index);
+                assertTrue(stored > 0, name);
+                assertEquals(stored, p.get("size").asLong(), name + ": the size is every stored batch's bytes");
+                assertEquals(0, p.get("offsetLag").asLong(), name);
+                assertFalse(p.get("isFuture").asBoolean(), name);
+            }
+        }
+    }
+
+    @Test
+    void shouldDescribeTheIdempotentProducerOfAPartitionWithKafkaTransactions(@TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir))) {
+            assertEquals(0, topics(b, "--create", "--topic", "idem", "--partitions", "1").code);
+            long before = System.currentTimeMillis();
+            try (KafkaProducer<String, String> producer = idempotentProducer(b)) {
+                for (int i = 0; i < 7; i++) {
+                    producer.send(new ProducerRecord<>("idem", 0, "k" + i, "v" + i)).get(); // one batch each
+                }
+            }
+            long after = System.currentTimeMillis();
+            List<RecordBatch> stored = KafkaRequests.batches(b.port(), "idem", 0);
+            assertEquals(7, stored.size());
+            RecordBatch last = stored.get(stored.size() - 1);
+            assertTrue(last.producerId() >= 0, "an idempotent batch carries its producer id");
+            assertEquals(6, last.lastSequence());
+
+            String[] args = {"--bootstrap-server", "127.0.0.1:" + b.port(), "describe-producers", "--topic", "idem",
+                "--partition", "0"};
+            Run r = run("", () -> TransactionsCommand.main(args));
+            assertEquals(0, r.code, r.err);
+            assertEquals(List.of("ProducerId", "ProducerEpoch", "LatestCoordinatorEpoch", "LastSequence", "LastTimestamp",
+                "CurrentTransactionStartOffset"), List.of(r.lines().get(0).split("\\s+")));
+            assertEquals(2, r.lines().size(), "one producer: " + r.out);
+            String[] row = r.lines().get(1).split("\\s+");
+            assertEquals(Long.toString(last.producerId()), row[0]);
+            assertEquals(Short.toString(last.producerEpoch()), row[1]);
+            assertEquals("-1", row[2]);
+            assertEquals("6", row[3]);
+            long ts = Long.parseLong(row[4]);
+            assertTrue(ts >= before && ts <= after, "last write at " + ts + ", produced in [" + before + ", " + after + "]");
+            assertEquals("None", row[5]);
         }
     }
 }

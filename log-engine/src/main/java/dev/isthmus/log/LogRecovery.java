@@ -3,12 +3,11 @@ package dev.isthmus.log;
 import dev.isthmus.ffi.Errno;
 import dev.isthmus.uring.CompletionHandler;
 import dev.isthmus.uring.DmaFile;
-
-import java.io.IOException;
-import java.lang.foreign.MemorySegment;
 import dev.isthmus.uring.FileOps;
 import dev.isthmus.uring.Verify;
 
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
@@ -202,7 +201,8 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         scanned.add(scanning);
         long prev = scanning.baseOffset - 1;
         scanning.lastOffset = prev; // what the scan finds, not what the next segment's name suggests
-        new SegmentScanner(scanning.file, window).scan(0, scanning.size, prev, this);
+        new SegmentScanner(scanning.file, window, bytes -> LargeBuffer.allocate(log, bytes)).scan(0, scanning.size,
+            prev, this);
     }
 
     @Override
@@ -227,6 +227,12 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         if (reason == SegmentScanner.End.READ_ERROR) {
             fail(new LogException(LogException.Kind.STORAGE_ERROR, "recovery read of " + s.path + " failed: "
                 + Errno.describe(errno)));
+            return;
+        }
+        if (reason == SegmentScanner.End.NO_MEMORY) {
+            // Never cut a segment for want of memory: the open fails and can be tried again.
+            fail(new LogException(LogException.Kind.NO_MEMORY, "recovery of " + s.path + " needs memory for a batch"
+                + " at position " + validEnd + " larger than the read windows: " + log.largeBufferFailure));
             return;
         }
         if (s.isEmpty() && s.size > 0) {

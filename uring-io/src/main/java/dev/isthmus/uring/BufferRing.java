@@ -1,7 +1,6 @@
 package dev.isthmus.uring;
 
 import dev.isthmus.ffi.ErrnoException;
-import dev.isthmus.ffi.LibUring;
 import dev.isthmus.ffi.Libc;
 import dev.isthmus.ffi.gen.uring.IoUring;
 import dev.isthmus.ffi.gen.uring.io_uring_buf_reg;
@@ -59,7 +58,7 @@ public final class BufferRing implements AutoCloseable {
             io_uring_buf_reg.ring_addr(reg, entries.address());
             io_uring_buf_reg.ring_entries(reg, count);
             io_uring_buf_reg.bgid(reg, (short) groupId);
-            int r = LibUring.register(ring.ringFd(), IoUring.IORING_REGISTER_PBUF_RING(), reg, 1);
+            int r = Libc.ioUringRegister(ring.ringFd(), IoUring.IORING_REGISTER_PBUF_RING(), reg, 1);
             if (r < 0) {
                 Libc.munmap(entries);
                 if (owns) {
@@ -173,7 +172,7 @@ public final class BufferRing implements AutoCloseable {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment reg = a.allocate(io_uring_buf_reg.layout());
             io_uring_buf_reg.bgid(reg, (short) groupId);
-            LibUring.register(ring.ringFd(), IoUring.IORING_UNREGISTER_PBUF_RING(), reg, 1);
+            Libc.ioUringRegister(ring.ringFd(), IoUring.IORING_UNREGISTER_PBUF_RING(), reg, 1);
         }
         Libc.munmap(entries);
         if (ownsBuffers) {

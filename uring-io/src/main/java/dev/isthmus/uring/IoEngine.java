@@ -16,7 +16,7 @@ public interface IoEngine extends IoDriver {
             case IO_URING -> {
                 dev.isthmus.ffi.IoUringSupport s = dev.isthmus.ffi.IoUringSupport.probe();
                 if (!s.usable()) {
-                    throw new IllegalStateException("io_uring backend requested but unusable: " + s.reason());
+                    throw new IllegalStateException("the io_uring backend was requested, but " + s.explanation());
                 }
                 yield new UringEngine(Ring.create(config));
             }

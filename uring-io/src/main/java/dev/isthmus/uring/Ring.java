@@ -4,7 +4,6 @@ import dev.isthmus.ffi.Errno;
 import dev.isthmus.ffi.ErrnoException;
 import dev.isthmus.ffi.IoUringSupport;
 import dev.isthmus.ffi.KernelAbi;
-import dev.isthmus.ffi.LibUring;
 import dev.isthmus.ffi.Libc;
 import dev.isthmus.ffi.gen.uring.IoUring;
 import dev.isthmus.ffi.gen.uring.__kernel_timespec;
@@ -23,7 +22,8 @@ import java.util.Arrays;
 
 /**
  * One io_uring, driven from Java: SQEs are filled and CQEs reaped directly in the mmapped rings, and each
- * loop turn makes one {@code io_uring_enter2} that both submits and waits.
+ * loop turn makes one {@code io_uring_enter} (with IORING_ENTER_EXT_ARG) that both submits and waits. The
+ * three io_uring system calls go through {@link Libc} (libc's {@code syscall(2)}); no liburing is loaded.
  *
  * <h2>Lifecycle and threads</h2>
  * Created by {@link #create(RingConfig)} on its owner thread, with IORING_SETUP_SINGLE_ISSUER |
@@ -248,7 +248,7 @@ public final class Ring implements IoDriver {
             MemorySegment upd = arena.allocate(io_uring_rsrc_update.layout());
             io_uring_rsrc_update.offset(upd, -1);
             io_uring_rsrc_update.data(upd, ringFd);
-            int r = LibUring.register(ringFd, IoUring.IORING_REGISTER_RING_FDS(), upd, 1);
+            int r = Libc.ioUringRegister(ringFd, IoUring.IORING_REGISTER_RING_FDS(), upd, 1);
             if (r == 1) {
                 registered = io_uring_rsrc_update.offset(upd);
             } else {
@@ -262,7 +262,7 @@ public final class Ring implements IoDriver {
             MemorySegment caps = arena.allocate(ValueLayout.JAVA_INT, 2);
             caps.setAtIndex(ValueLayout.JAVA_INT, 0, config.ioWorkersBounded());
             caps.setAtIndex(ValueLayout.JAVA_INT, 1, config.ioWorkersUnbounded());
-            int r = LibUring.register(ringFd, IoUring.IORING_REGISTER_IOWQ_MAX_WORKERS(), caps, 2);
+            int r = Libc.ioUringRegister(ringFd, IoUring.IORING_REGISTER_IOWQ_MAX_WORKERS(), caps, 2);
             if (r < 0) {
                 LOG.log(System.Logger.Level.WARNING, "could not cap io-wq workers: " + Errno.describe(r));
             }
@@ -286,11 +286,9 @@ public final class Ring implements IoDriver {
     /**
      * Creates a ring owned by the calling thread.
      *
-     * @throws UnsatisfiedLinkError  liburing is missing (the message names the package)
      * @throws ErrnoException        io_uring_setup failed (EPERM when io_uring is blocked, ENOMEM, ...)
      */
     public static Ring create(RingConfig config) {
-        LibUring.ensureAvailable();
         try (Arena setupArena = Arena.ofConfined()) {
             MemorySegment params = setupArena.allocate(io_uring_params.layout());
             int flags = IoUring.IORING_SETUP_SINGLE_ISSUER() | IoUring.IORING_SETUP_DEFER_TASKRUN()
@@ -298,13 +296,13 @@ public final class Ring implements IoDriver {
             boolean noSqArray = IoUringSupport.probe().noSqArray();
             io_uring_params.flags(params, flags | (noSqArray ? KernelAbi.IORING_SETUP_NO_SQARRAY : 0));
             io_uring_params.cq_entries(params, config.cqEntries());
-            int fd = LibUring.setup(config.sqEntries(), params);
+            int fd = Libc.ioUringSetup(config.sqEntries(), params);
             if (fd == -Errno.EINVAL && noSqArray) {
                 noSqArray = false;
                 params.fill((byte) 0);
                 io_uring_params.flags(params, flags);
                 io_uring_params.cq_entries(params, config.cqEntries());
-                fd = LibUring.setup(config.sqEntries(), params);
+                fd = Libc.ioUringSetup(config.sqEntries(), params);
             }
             if (fd < 0) {
                 throw new ErrnoException("io_uring_setup(" + config.sqEntries() + " entries)", -fd);
@@ -755,7 +753,7 @@ public final class Ring implements IoDriver {
                 iov.set(ValueLayout.JAVA_LONG, 16L * i, buffers[i].address());
                 iov.set(ValueLayout.JAVA_LONG, 16L * i + 8, buffers[i].byteSize());
             }
-            int r = LibUring.register(ringFd, IoUring.IORING_REGISTER_BUFFERS(), iov, buffers.length);
+            int r = Libc.ioUringRegister(ringFd, IoUring.IORING_REGISTER_BUFFERS(), iov, buffers.length);
             if (r < 0) {
                 throw new ErrnoException("io_uring_register(BUFFERS, " + buffers.length + ")", -r);
             }
@@ -765,7 +763,7 @@ public final class Ring implements IoDriver {
     /** Unregisters the fixed buffers. */
     public void unregisterBuffers() {
         checkOwner();
-        int r = LibUring.register(ringFd, IoUring.IORING_UNREGISTER_BUFFERS(), MemorySegment.NULL, 0);
+        int r = Libc.ioUringRegister(ringFd, IoUring.IORING_UNREGISTER_BUFFERS(), MemorySegment.NULL, 0);
         if (r < 0) {
             throw new ErrnoException("io_uring_register(UNREGISTER_BUFFERS)", -r);
         }
@@ -783,7 +781,7 @@ public final class Ring implements IoDriver {
         enter(toSubmit, 0, 0L);
     }
 
-    /** One io_uring_enter2; handles EINTR, EBUSY and EAGAIN. Returns what the kernel returned, or -ETIME. */
+    /** One io_uring_enter; handles EINTR, EBUSY and EAGAIN. Returns what the kernel returned, or -ETIME. */
     private int enter(int toSubmit, int minComplete, long timeoutNs) {
         if (timeoutNs > 0) {
             enterTimespec.set(ValueLayout.JAVA_LONG, 0, timeoutNs / 1_000_000_000L);
@@ -792,7 +790,7 @@ public final class Ring implements IoDriver {
         int attempts = 0;
         while (true) {
             stats.add(RingStats.ENTERS, 1);
-            int r = LibUring.enter(enterFd, toSubmit, minComplete, enterFlags, enterArg,
+            int r = Libc.ioUringEnter(enterFd, toSubmit, minComplete, enterFlags, enterArg,
                 io_uring_getevents_arg.layout().byteSize());
             if (r >= 0) {
                 sqSubmitted += r;
