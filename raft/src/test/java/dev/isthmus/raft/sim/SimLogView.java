@@ -35,6 +35,9 @@ interface SimLogView {
 
     static SimLogView of(MemoryRaftLog log) {
         return new SimLogView() {
+            /** The index the last lookup found: walks go entry by entry, so the next one is usually right after it. */
+            private int last;
+
             @Override
             public long startOffset() {
                 return log.startOffset();
@@ -58,7 +61,15 @@ interface SimLogView {
             @Override
             public Entry entryAt(long offset) {
                 List<Entry> es = log.entries();
+                for (int i = last; i <= last + 1 && i < es.size(); i++) {
+                    Entry e = es.get(i);
+                    if (e.baseOffset() <= offset && offset <= e.lastOffset()) {
+                        last = i;
+                        return e;
+                    }
+                }
                 int i = SimChecker.indexOf(es, offset);
+                last = Math.max(0, i);
                 if (i < 0) {
                     return null;
                 }
