@@ -750,7 +750,7 @@ final class Partition implements GroupListener {
         f.lastStableOffset = bound;
         f.logStartOffset = replica.logStartOffset();
         long offset = f.fetchOffset;
-        if (offset < f.logStartOffset || offset > hw) {
+        if (outOfRange(offset, hw)) {
             f.errorCode = ErrorCodes.OFFSET_OUT_OF_RANGE;
             f.readDone();
             return;
@@ -776,7 +776,22 @@ final class Partition implements GroupListener {
      * error (this replica does not lead or no longer serves, or the offset is out of range).
      */
     boolean hasFetchable(long offset) {
-        return !isLeader() || offset != replica.highWatermark();
+        if (!isLeader()) {
+            return true;
+        }
+        long hw = replica.highWatermark();
+        return offset < hw || outOfRange(offset, hw);
+    }
+
+    /**
+     * Whether a fetch from {@code offset} is answered OFFSET_OUT_OF_RANGE: below the log start, or past the log
+     * end. Between the high watermark and the log end there is nothing committed to read yet and the fetch waits,
+     * as Kafka answers: a leader that just took over (or restarted) knows its high watermark only once it commits
+     * its first entry, and OFFSET_OUT_OF_RANGE there made consumers at valid positions reset (auto.offset.reset)
+     * and read their partitions again (StreamsTest counted words twice).
+     */
+    private boolean outOfRange(long offset, long hw) {
+        return offset < replica.logStartOffset() || offset > Math.max(hw, replica.logEndOffset());
     }
 
     /**
