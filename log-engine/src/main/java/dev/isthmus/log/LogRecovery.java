@@ -52,8 +52,11 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         logStart = readLong(fs, dir.resolve(Log.LOG_START), 0);
         Path marker = dir.resolve(Log.CLEAN_SHUTDOWN);
         cleanEnd = readLong(fs, marker, -1);
-        // From now on a crash is an unclean shutdown.
-        fs.deleteIfExists(marker);
+        // From now on a crash is an unclean shutdown: the delete is made durable before anything is appended, or a
+        // power loss could bring the marker back and the next open would trust its end over appended records.
+        if (fs.deleteIfExists(marker)) {
+            fs.syncDirectory(dir);
+        }
         readCleanerCheckpoint(dir);
         finishCompactionSwaps(dir);
         long[] bases = Log.listSegments(fs, dir);

@@ -78,12 +78,14 @@ class LogSimulationTest {
      *   <li>8354003244516743875: a suffix truncation's cut was not durable before later appends were reported
      *       durable;</li>
      *   <li>-5474811097292853168: recovery after a process crash called unsynced records durable;</li>
-     *   <li>-8471263657264614129: the active segment's stale index files let a later recovery skip a torn batch.</li>
+     *   <li>-8471263657264614129: the active segment's stale index files let a later recovery skip a torn batch;</li>
+     *   <li>-3229133362789570455: the clean-shutdown marker's delete at open was not durable: a power loss brought it
+     *       back and the next open trusted its end over acknowledged records.</li>
      * </ul>
      */
     @org.junit.jupiter.params.ParameterizedTest
     @org.junit.jupiter.params.provider.ValueSource(longs = {4353097891310157370L, 2194557092923928955L,
-        8354003244516743875L, -5474811097292853168L, -8471263657264614129L})
+        8354003244516743875L, -5474811097292853168L, -8471263657264614129L, -3229133362789570455L})
     void shouldReplayTheSeedsThatFoundBugs(long seed) {
         runSeed(seed);
     }

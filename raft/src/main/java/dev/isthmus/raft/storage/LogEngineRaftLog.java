@@ -899,7 +899,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     }
 
     private void readableNow() {
-        if (!failed && !closed) {
+        if (!failed && !closed && callbacks != null) {
             evictCache();
             callbacks.onReadable();
         }
@@ -1046,7 +1046,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         durableRecordStart = Math.max(durableRecordStart, writingRecordStart);
         HardState hs = durableHardState;
         deliver(() -> {
-            if (!failed && !closed) {
+            if (!failed && !closed && callbacks != null) {
                 callbacks.onHardStateDurable(hs);
             }
         });
@@ -1057,7 +1057,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             savingMeta = null;
             savingData = null;
             deliver(() -> {
-                if (!failed && !closed) {
+                if (!failed && !closed && callbacks != null) {
                     callbacks.onSnapshotSaved(meta);
                 }
             });
@@ -1086,7 +1086,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             installMeta = null;
             installData = null;
             deliver(() -> {
-                if (!failed && !closed) {
+                if (!failed && !closed && callbacks != null) {
                     callbacks.onSnapshotInstalled(meta);
                 }
             });

@@ -136,6 +136,16 @@ class SimulationTest {
         runStorageSeed(seed);
     }
 
+    /**
+     * Seeds with disk errors that found bugs: -3178280271737017364 delivered a hard-state callback to a log not bound
+     * yet (the state record a reopened log writes at once to make its record start durable).
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(longs = {-3178280271737017364L})
+    void shouldReplayTheFailingStorageSeedsThatFoundBugs(long seed) {
+        runFailingStorageSeed(seed);
+    }
+
     @Test
     void shouldReplayAStorageSeedExactly() {
         long seed = Long.getLong("isthmus.seed", 42L);
