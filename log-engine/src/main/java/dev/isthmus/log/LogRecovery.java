@@ -77,7 +77,10 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             } else if (cleanEnd >= 0) {
                 s.lastOffset = cleanEnd - 1;
             }
-            if (recoverTail || !loadIndexes(s)) {
+            // An empty segment before the last holds no offsets at all, whatever the next one's name suggests: scanning
+            // it (at no cost) lets the contiguity check see the hole if the next one does not start at its base (a
+            // suffix truncation to its base whose new records were lost while later segments' writes survived).
+            if (recoverTail || !loadIndexes(s) || (s.size == 0 && !last)) {
                 s.index.truncateTo(0, s.baseOffset - 1);
                 toScan.add(s);
             } else if (last && cleanEnd < 0) {

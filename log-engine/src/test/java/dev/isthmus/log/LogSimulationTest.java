@@ -80,12 +80,15 @@ class LogSimulationTest {
      *   <li>-5474811097292853168: recovery after a process crash called unsynced records durable;</li>
      *   <li>-8471263657264614129: the active segment's stale index files let a later recovery skip a torn batch;</li>
      *   <li>-3229133362789570455: the clean-shutdown marker's delete at open was not durable: a power loss brought it
-     *       back and the next open trusted its end over acknowledged records.</li>
+     *       back and the next open trusted its end over acknowledged records;</li>
+     *   <li>-110067884627521686: an empty segment before the last (cut to its base; the records appended after the
+     *       cut lost, later segments' writes kept) was taken to end where the next began: a hole.</li>
      * </ul>
      */
     @org.junit.jupiter.params.ParameterizedTest
     @org.junit.jupiter.params.provider.ValueSource(longs = {4353097891310157370L, 2194557092923928955L,
-        8354003244516743875L, -5474811097292853168L, -8471263657264614129L, -3229133362789570455L})
+        8354003244516743875L, -5474811097292853168L, -8471263657264614129L, -3229133362789570455L,
+        -110067884627521686L})
     void shouldReplayTheSeedsThatFoundBugs(long seed) {
         runSeed(seed);
     }
