@@ -176,7 +176,7 @@ public final class LogManager {
             writePool.checkWaiters(System.nanoTime());
         }
         if (compactLogs > 0 || cleaner.busy()) {
-            n += (int) Math.min(Integer.MAX_VALUE, cleaner.poll(System.currentTimeMillis(), logs.values()));
+            n += (int) Math.min(Integer.MAX_VALUE, cleaner.poll(engine.clock().currentTimeMillis(), logs.values()));
         }
         return n;
     }

@@ -25,6 +25,8 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
     private boolean visited;
     private boolean indexWrong;
     private long tailStart;
+    private int syncsLeft;
+    private static final long SYNC = 1;
 
     LogTruncation(Log log, long offset, Consumer<RuntimeException> done) {
         this.log = log;
@@ -126,6 +128,10 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
 
     @Override
     public void onComplete(int result, int flags, long attachment) {
+        if (attachment == SYNC) {
+            synced(result);
+            return;
+        }
         if (result < cut - tailStart) {
             finish(new LogException(LogException.Kind.STORAGE_ERROR, "short read of " + seg.path + " before "
                 + cut + (result < 0 ? ": " + Errno.describe(result) : "")));
@@ -136,8 +142,41 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
 
     private void complete() {
         MemorySegment tail = window.asSlice(0, cut - tailStart);
-        log.finishSuffixTruncation(seg, cut, offset, tail);
-        finish(null);
+        boolean deletedLater = log.finishSuffixTruncation(seg, cut, offset, tail);
+        // The cut (an ftruncate) and the deletes of later segments are file-system metadata: durable only after an
+        // fdatasync of the file and a sync of the directory. Appends after the cut wait for them to count as durable
+        // (the log holds its reports), and the truncation is done once they are.
+        syncsLeft = 1 + (deletedLater ? 1 : 0);
+        long r = seg.file.datasync(this, SYNC);
+        if (r < 0) {
+            syncFailed("fdatasync of " + seg.path + " after the cut", (int) r);
+        }
+        if (deletedLater) {
+            r = log.engine.syncDirectory(log.dir, this, SYNC);
+            if (r < 0) {
+                syncFailed("fsync of " + log.dir + " after dropping segments", (int) r);
+            }
+        }
+    }
+
+    private void synced(int result) {
+        if (result < 0) {
+            syncFailed("sync after cutting " + seg.path, result);
+            return;
+        }
+        if (--syncsLeft == 0) {
+            log.cutSynced();
+            finish(null);
+        }
+    }
+
+    private void syncFailed(String what, int errno) {
+        if (syncsLeft < 0) {
+            return; // reported already
+        }
+        syncsLeft = -1;
+        log.onStorageFailure(seg, what + ": " + Errno.describe(errno), -errno);
+        finish(new LogException(LogException.Kind.STORAGE_ERROR, what + ": " + Errno.describe(errno)));
     }
 
     private void onWindowReserved() {

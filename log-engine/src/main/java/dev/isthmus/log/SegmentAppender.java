@@ -1,6 +1,7 @@
 package dev.isthmus.log;
 
 import dev.isthmus.ffi.Errno;
+import dev.isthmus.uring.Clock;
 import dev.isthmus.uring.CompletionHandler;
 import dev.isthmus.uring.DmaFile;
 import dev.isthmus.uring.Verify;
@@ -86,6 +87,7 @@ public final class SegmentAppender implements CompletionHandler, ChunkPool.IdleH
     private static final MemorySegment ZEROS = java.lang.foreign.Arena.global().allocate(4096, 4096);
 
     private final DmaFile file;
+    private final Clock clock;
     private final ChunkPool pool;
     private final Listener listener;
     private final BatchBytes.Contiguous contiguous = new BatchBytes.Contiguous();
@@ -154,7 +156,19 @@ public final class SegmentAppender implements CompletionHandler, ChunkPool.IdleH
      */
     public SegmentAppender(DmaFile file, ChunkPool pool, Listener listener, long startPosition,
                            MemorySegment existingTail, long allocatedBytes, long fallocateStepBytes, long maxBytes) {
+        this(file, pool, listener, startPosition, existingTail, allocatedBytes, fallocateStepBytes, maxBytes,
+            Clock.SYSTEM);
+    }
+
+    /**
+     * As above, reading time (fallocate step pacing, fdatasync latencies) from {@code clock}: the engine's, so a
+     * simulated engine's virtual time paces it.
+     */
+    public SegmentAppender(DmaFile file, ChunkPool pool, Listener listener, long startPosition,
+                           MemorySegment existingTail, long allocatedBytes, long fallocateStepBytes, long maxBytes,
+                           Clock clock) {
         this.file = file;
+        this.clock = clock;
         this.pool = pool;
         this.listener = listener;
         this.chunkBytes = pool.chunkBytes();
@@ -507,7 +521,7 @@ public final class SegmentAppender implements CompletionHandler, ChunkPool.IdleH
         if (end + stepBytes / 2 <= allocatedEnd) {
             return;
         }
-        long now = System.nanoTime();
+        long now = clock.nanoTime();
         if (lastFallocateNs != 0) {
             long lastedNs = now - lastFallocateNs;
             if (lastedNs < FAST_STEP_NS) {
@@ -552,7 +566,7 @@ public final class SegmentAppender implements CompletionHandler, ChunkPool.IdleH
         }
         syncing = written;
         inFlight++;
-        syncStartNs = System.nanoTime();
+        syncStartNs = clock.nanoTime();
     }
 
     @Override
@@ -574,7 +588,7 @@ public final class SegmentAppender implements CompletionHandler, ChunkPool.IdleH
         if (tag == TAG_SYNC) {
             long covered = syncing;
             syncing = -1;
-            long tookNs = System.nanoTime() - syncStartNs;
+            long tookNs = clock.nanoTime() - syncStartNs;
             syncBusyNs += tookNs;
             if (stats != null) {
                 stats.recordSync(tookNs);
