@@ -157,9 +157,12 @@ class GroupStateMachineTest {
         long d = h.join(joinRequest(G, dynamic, null, (short) 5));
         assertEquals(GroupState.PREPARING_REBALANCE, h.describe(G).state());
         // The static member never rejoins; the dynamic one did: the generation completes at the rebalance timeout.
-        h.advance(29_999);
+        for (int i = 0; i < 5; i++) {
+            h.advance(5_000);
+            assertEquals(GroupErrors.REBALANCE_IN_PROGRESS, h.heartbeat(G, staticId, "static-1", 1));
+        }
+        h.advance(4_999);
         h.assertParked(d);
-        assertEquals(GroupErrors.REBALANCE_IN_PROGRESS, h.heartbeat(G, staticId, "static-1", 1));
         h.advance(1);
         GroupApi.JoinResponse r = h.joinReply(d);
         assertEquals(2, r.generationId());
@@ -243,11 +246,14 @@ class GroupStateMachineTest {
         long ls = h.sync(syncRequest(G, leader, null, 1, Map.of(leader, new byte[] {1})));
         assertEquals(GroupState.STABLE, h.describe(G).state());
         assertEquals(GroupErrors.NONE, h.syncReply(ls).errorCode());
-        h.heartbeat(G, silent, null, 1); // heartbeats, but never syncs
-        h.advance(9_000);
-        h.heartbeat(G, leader, null, 1);
-        h.heartbeat(G, silent, null, 1);
-        h.advance(21_000);
+        for (int i = 0; i < 5; i++) { // both heartbeat; one never syncs
+            h.advance(5_000);
+            assertEquals(GroupErrors.NONE, h.heartbeat(G, leader, null, 1));
+            assertEquals(GroupErrors.NONE, h.heartbeat(G, silent, null, 1));
+        }
+        h.advance(4_999);
+        assertEquals(2, h.describe(G).members().size());
+        h.advance(1); // the rebalance timeout since the generation completed
         assertEquals(GroupState.PREPARING_REBALANCE, h.describe(G).state());
         assertEquals(List.of(leader), h.describe(G).members().stream().map(GroupApi.DescribedMember::memberId).toList());
         assertEquals(GroupErrors.UNKNOWN_MEMBER_ID, h.heartbeat(G, silent, null, 1));
@@ -266,7 +272,9 @@ class GroupStateMachineTest {
         assertEquals(GroupErrors.UNKNOWN_MEMBER_ID, h.heartbeat(G, "other", null, 1));
         assertEquals(GroupErrors.UNKNOWN_MEMBER_ID, h.heartbeat(G, id, "instance", 1), "no such static member");
         assertEquals(GroupErrors.INVALID_GROUP_ID, h.heartbeat("", id, null, 1));
-        h.join(joinRequest(G, id, null, (short) 5, 10_000, 30_000, protocols("roundrobin")));
+        long bad = h.join(joinRequest(G, id, null, (short) 5, 10_000, 30_000, protocols("roundrobin")));
+        assertEquals(GroupErrors.INCONSISTENT_GROUP_PROTOCOL, h.joinReply(bad).errorCode(), "no common protocol");
+        h.join(joinRequest(G, id, null, (short) 5, 10_000, 30_000, protocols("roundrobin", "range")));
         // The only member rejoined: the new generation completes at once.
         assertEquals(GroupState.COMPLETING_REBALANCE, h.describe(G).state());
         assertEquals(GroupErrors.ILLEGAL_GENERATION, h.heartbeat(G, id, null, 1));
@@ -291,12 +299,17 @@ class GroupStateMachineTest {
     void shouldNotExpireAMemberWhileItsJoinWaitsInARebalance() {
         GroupHarness h = new GroupHarness(GroupHarness.config());
         List<String> ids = stableGroup(h, 2);
-        long j = h.join(joinRequest(G, ids.get(0), null, (short) 5)); // leader rejoins; the other never does
-        h.advance(25_000); // past the session timeout: the waiting leader stays
+        long j = h.join(joinRequest(G, ids.get(0), null, (short) 5)); // leader rejoins; the other heartbeats only
+        for (int i = 0; i < 5; i++) {
+            h.advance(5_000);
+            assertEquals(GroupErrors.REBALANCE_IN_PROGRESS, h.heartbeat(G, ids.get(1), null, 1));
+        }
+        // 25 s: past the leader's session timeout, but its join waits in the rebalance: it stays.
         assertTrue(h.describe(G).members().stream().anyMatch(m -> m.memberId().equals(ids.get(0))));
         h.assertParked(j);
         h.advance(5_000);
         assertEquals(GroupErrors.NONE, h.joinReply(j).errorCode());
+        assertEquals(1, h.describe(G).members().size(), "the member that did not rejoin is dropped");
     }
 
     @Test
@@ -305,14 +318,19 @@ class GroupStateMachineTest {
         GroupHarness h = new GroupHarness(new GroupConfig(c.minSessionTimeoutMs(), c.maxSessionTimeoutMs(), 0, 20_000,
             c.maxSize(), c.offsetsRetentionMs(), c.retentionCheckIntervalMs(), c.offsetMetadataMaxBytes()));
         List<String> ids = stableGroup(h, 1);
-        // A rebalance that cannot complete for long: a static member that does not rejoin, a long rebalance timeout.
-        long s = h.join(joinRequest(G, "", "st", (short) 5, 60_000, 100_000, protocols("range")));
-        h.assertParked(s);
-        long newcomer = h.join(joinRequest(G, h.memberIdRequired(G), null, (short) 5, 60_000, 100_000, protocols("range")));
-        h.join(joinRequest(G, ids.get(0), null, (short) 5, 60_000, 100_000, protocols("range")));
-        h.advance(20_000);
+        // A rebalance that cannot complete for long: the existing member heartbeats but never rejoins, and the
+        // newcomer's rebalance timeout is 100 s.
+        long newcomer = h.join(joinRequest(G, h.memberIdRequired(G), null, (short) 5, 60_000, 100_000,
+            protocols("range")));
+        for (int i = 0; i < 3; i++) {
+            h.assertParked(newcomer);
+            h.advance(5_000);
+            h.heartbeat(G, ids.get(0), null, 1);
+        }
+        h.advance(5_000);
         assertEquals(GroupErrors.UNKNOWN_MEMBER_ID, h.joinReply(newcomer).errorCode());
-        assertEquals(GroupErrors.UNKNOWN_MEMBER_ID, h.joinReply(s).errorCode());
+        assertEquals(List.of(ids.get(0)), h.describe(G).members().stream().map(GroupApi.DescribedMember::memberId)
+            .toList());
     }
 
     // ------------------------------------------------------------------ static membership
@@ -343,16 +361,21 @@ class GroupStateMachineTest {
     @Test
     void shouldFenceTheParkedRequestsOfAReplacedStaticMember() {
         GroupHarness h = new GroupHarness(GroupHarness.config());
-        long first = h.join(joinRequest(G, "", "inst", (short) 5));
+        long a = h.join(joinRequest(G, "", "a", (short) 5));
+        long b = h.join(joinRequest(G, "", "b", (short) 5));
         h.advance(0);
-        String oldId = h.joinReply(first).memberId();
-        long parkedSync = h.sync(syncRequest(G, oldId, "inst", 1, Map.of()));
-        assertEquals(GroupErrors.NONE, h.syncReply(parkedSync).errorCode(), "a lone leader's sync completes");
-        long rejoin = h.join(joinRequest(G, oldId, "inst", (short) 5)); // leader rejoin: rebalance, parked
-        h.assertParked(rejoin);
-        long replacement = h.join(joinRequest(G, "", "inst", (short) 5));
-        GroupApi.JoinResponse fenced = h.joinReply(rejoin);
-        assertEquals(GroupErrors.FENCED_INSTANCE_ID, fenced.errorCode());
+        String aId = h.joinReply(a).memberId();
+        String bId = h.joinReply(b).memberId();
+        h.sync(syncRequest(G, bId, "b", 1, Map.of()));
+        h.sync(syncRequest(G, aId, "a", 1, Map.of()));
+        assertEquals(GroupState.STABLE, h.describe(G).state());
+        long rejoin = h.join(joinRequest(G, aId, "a", (short) 5, 10_000, 30_000, protocols("range", "x")));
+        h.assertParked(rejoin); // b has not rejoined yet
+        long replacement = h.join(joinRequest(G, "", "a", (short) 5));
+        assertEquals(GroupErrors.FENCED_INSTANCE_ID, h.joinReply(rejoin).errorCode());
+        h.assertParked(replacement);
+        assertEquals(GroupErrors.FENCED_INSTANCE_ID, h.heartbeat(G, aId, "a", 1));
+        h.join(joinRequest(G, bId, "b", (short) 5));
         assertEquals(GroupErrors.NONE, h.joinReply(replacement).errorCode());
         assertEquals(2, h.joinReply(replacement).generationId());
     }
@@ -432,8 +455,7 @@ class GroupStateMachineTest {
         GroupHarness h = new GroupHarness(new GroupConfig(c.minSessionTimeoutMs(), c.maxSessionTimeoutMs(), 0,
             c.newMemberJoinTimeoutMs(), 2, c.offsetsRetentionMs(), c.retentionCheckIntervalMs(), c.offsetMetadataMaxBytes()));
         stableGroup(h, 2);
-        String third = h.memberIdRequired(G);
-        assertEquals(GroupErrors.GROUP_MAX_SIZE_REACHED, h.joinReply(h.join(joinRequest(G, third, null, (short) 5)))
+        assertEquals(GroupErrors.GROUP_MAX_SIZE_REACHED, h.joinReply(h.join(joinRequest(G, "", null, (short) 5)))
             .errorCode());
         assertEquals(2, h.describe(G).members().size());
     }
@@ -699,7 +721,7 @@ class GroupStateMachineTest {
     void shouldHoldTransactionalOffsetsUntilTheirCommitMarker() {
         GroupHarness h = new GroupHarness(GroupHarness.config());
         h.commit("g", -1, "", null, offset("t", 0, 5));
-        assertArrayEquals(new short[] {0}, h.commitReply(h.commitTxn("g", 77, offset("t", 0, 9), offset("t", 1, 4))));
+        assertArrayEquals(new short[] {0, 0}, h.commitReply(h.commitTxn("g", 77, offset("t", 0, 9), offset("t", 1, 4))));
         assertEquals(5, h.committed("g", "t", 0), "pending offsets are invisible");
         Map<TopicPartition, GroupApi.FetchedOffset> stable = h.m.fetchOffsets("g", List.of(new TopicPartition("t", 0)), true);
         assertEquals(GroupErrors.UNSTABLE_OFFSET_COMMIT, stable.get(new TopicPartition("t", 0)).errorCode());
