@@ -65,10 +65,6 @@ final class ClassicGroup {
     final TreeMap<TopicPartition, Committed> offsets = new TreeMap<>();
     /** Producer id -> offsets committed in its open transaction (issue 19): invisible until its marker. */
     final Map<Long, TreeMap<TopicPartition, Committed>> pendingTxnOffsets = new LinkedHashMap<>();
-    /** Partitions with an offset commit appended but not yet answered, and how many. */
-    final Map<TopicPartition, Integer> inflightCommits = new HashMap<>();
-    /** Writes of this group's records not yet answered. */
-    int inflightWrites;
     /** The offsets partition holds metadata of this group (not deleted by a tombstone since). */
     boolean metadataPersisted;
     /** The state a group marked Dead for an in-flight delete returns to if the delete fails. */
@@ -416,10 +412,10 @@ final class ClassicGroup {
         return false;
     }
 
-    /** Nothing left that memory or the log would keep: the group may be forgotten. */
+    /** Nothing left that memory or the log would keep (writes in flight aside): the group may be forgotten. */
     boolean isForgettable() {
         return state == GroupState.EMPTY && members.isEmpty() && pendingJoinMembers.isEmpty() && offsets.isEmpty()
-            && pendingTxnOffsets.isEmpty() && inflightWrites == 0 && !metadataPersisted;
+            && pendingTxnOffsets.isEmpty() && !metadataPersisted;
     }
 
     // ------------------------------------------------------------------ invariants

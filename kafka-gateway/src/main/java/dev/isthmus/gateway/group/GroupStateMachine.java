@@ -33,8 +33,9 @@ import java.util.UUID;
  *
  * <p>Where Isthmus departs from Kafka: a second JoinGroup or SyncGroup of a member while one is parked answers
  * the older with REBALANCE_IN_PROGRESS (Kafka leaves it unanswered); a removed member's parked SyncGroup answers
- * UNKNOWN_MEMBER_ID; a replaced static member's pending SyncGroup passes to its replacement; a group that never
- * reached the log and has nothing left is forgotten at once instead of at the next expiry run.
+ * UNKNOWN_MEMBER_ID; a replaced static member's pending SyncGroup passes to its replacement; a static member's
+ * session timer is re-armed when its replacement JoinGroup is answered; a group that never reached the log and has
+ * nothing left is forgotten at once instead of at the next expiry run.
  */
 public final class GroupStateMachine {
     private static final System.Logger LOG = System.getLogger(GroupStateMachine.class.getName());
@@ -53,6 +54,13 @@ public final class GroupStateMachine {
     private final Map<Long, PendingWrite> pendingWrites = new LinkedHashMap<>();
     /** Producer id -> groups holding offsets of its open transaction. */
     private final Map<Long, Set<String>> openTransactions = new HashMap<>();
+    /**
+     * Group id -> writes of its records not answered yet (kept apart from the group object, which a delete
+     * replaces, and for commits that create their group).
+     */
+    private final Map<String, Integer> inflightWrites = new HashMap<>();
+    /** Group id -> partitions with an offset commit appended but not answered yet, and how many. */
+    private final Map<String, Map<TopicPartition, Integer>> inflightCommits = new HashMap<>();
     private long nextWriteId;
     private long nextCleanupMs = ClassicGroup.NEVER;
     private boolean live;
@@ -820,18 +828,14 @@ public final class GroupStateMachine {
             out.reply(requestId, new GroupApi.OffsetCommitResponse(codes));
             return;
         }
-        ClassicGroup g = groups.get(groupId);
         List<TopicPartition> tps = new ArrayList<>();
+        Map<TopicPartition, Integer> inflight = inflightCommits.computeIfAbsent(groupId, k -> new HashMap<>());
         for (GroupRecord rec : records) {
-            tps.add(((GroupRecord.OffsetCommit) rec).partition());
+            TopicPartition tp = ((GroupRecord.OffsetCommit) rec).partition();
+            tps.add(tp);
+            inflight.merge(tp, 1, Integer::sum);
         }
-        if (g != null) {
-            for (TopicPartition tp : tps) {
-                g.inflightCommits.merge(tp, 1, Integer::sum);
-            }
-        }
-        write(g, records, producerId, producerEpoch, new CommitWrite(requestId, groupId, codes, written,
-            g != null ? tps : List.of()), out);
+        write(groupId, records, producerId, producerEpoch, new CommitWrite(requestId, groupId, codes, written, tps), out);
     }
 
     /**
@@ -901,8 +905,12 @@ public final class GroupStateMachine {
         write(g, tombstones, new DeleteOffsetsWrite(requestId, g.groupId, codes), out);
     }
 
-    private static boolean hasOffsetOrPending(ClassicGroup g, TopicPartition tp) {
-        return g.offsets.containsKey(tp) || g.hasPendingTxnOffset(tp) || g.inflightCommits.containsKey(tp);
+    private boolean hasOffsetOrPending(ClassicGroup g, TopicPartition tp) {
+        return g.offsets.containsKey(tp) || g.hasPendingTxnOffset(tp) || inflightCommits(g.groupId).containsKey(tp);
+    }
+
+    private Map<TopicPartition, Integer> inflightCommits(String groupId) {
+        return inflightCommits.getOrDefault(groupId, Map.of());
     }
 
     /** DeleteGroups for one group: only an Empty group; its offsets and metadata are tombstoned. */
@@ -924,9 +932,9 @@ public final class GroupStateMachine {
     }
 
     /** Tombstones for every offset of a group (committed, pending or in flight) and for its metadata. */
-    private static List<GroupRecord> groupTombstones(ClassicGroup g) {
+    private List<GroupRecord> groupTombstones(ClassicGroup g) {
         Set<TopicPartition> tps = new TreeSet<>(g.offsets.keySet());
-        tps.addAll(g.inflightCommits.keySet());
+        tps.addAll(inflightCommits(g.groupId).keySet());
         for (TreeMap<TopicPartition, ClassicGroup.Committed> p : g.pendingTxnOffsets.values()) {
             tps.addAll(p.keySet());
         }
@@ -999,15 +1007,15 @@ public final class GroupStateMachine {
                 TopicPartition tp = e.getKey();
                 long base = sinceCommit == null ? 0 : sinceCommit ? e.getValue().commitTimestampMs() : g.stateTimestampMs;
                 if (sinceCommit != null && !g.isSubscribedTo(tp.topic()) && nowMs - base >= retention
-                    && !g.hasPendingTxnOffset(tp) && !g.inflightCommits.containsKey(tp)) {
+                    && !g.hasPendingTxnOffset(tp) && !inflightCommits(g.groupId).containsKey(tp)) {
                     expired.add(tp);
                 } else {
                     allExpired = false;
                 }
             }
-            allExpired &= g.pendingTxnOffsets.isEmpty() && g.inflightCommits.isEmpty();
+            allExpired &= g.pendingTxnOffsets.isEmpty() && inflightCommits(g.groupId).isEmpty();
             boolean dropGroup = allExpired && g.isInState(GroupState.EMPTY) && g.pendingJoinMembers.isEmpty()
-                && g.inflightWrites == 0;
+                && !inflightWrites.containsKey(g.groupId);
             if (dropGroup && !g.metadataPersisted && expired.isEmpty()) {
                 groups.remove(g.groupId); // nothing of it reached the log
                 out.touch(g.groupId);
@@ -1144,8 +1152,6 @@ public final class GroupStateMachine {
             ClassicGroup fresh = new ClassicGroup(g.groupId, g.stateTimestampMs);
             fresh.offsets.putAll(g.offsets);
             fresh.pendingTxnOffsets.putAll(g.pendingTxnOffsets);
-            fresh.inflightCommits.putAll(g.inflightCommits);
-            fresh.inflightWrites = g.inflightWrites;
             groups.put(g.groupId, fresh);
             maybeForget(fresh);
             return;
@@ -1220,6 +1226,8 @@ public final class GroupStateMachine {
             w.abandon(out);
         }
         pendingWrites.clear();
+        inflightWrites.clear();
+        inflightCommits.clear();
         groups.clear();
         openTransactions.clear();
         live = false;
@@ -1357,17 +1365,15 @@ public final class GroupStateMachine {
     }
 
     private void write(ClassicGroup g, List<GroupRecord> records, PendingWrite then, Outbox out) {
-        write(g, records, -1, (short) -1, then, out);
+        write(g.groupId, records, -1, (short) -1, then, out);
     }
 
-    private void write(ClassicGroup g, List<GroupRecord> records, long producerId, short producerEpoch,
+    private void write(String groupId, List<GroupRecord> records, long producerId, short producerEpoch,
                        PendingWrite then, Outbox out) {
         long id = nextWriteId++;
         then.records = List.copyOf(records);
         then.producerId = producerId;
-        if (g != null) {
-            g.inflightWrites++;
-        }
+        inflightWrites.merge(groupId, 1, Integer::sum);
         pendingWrites.put(id, then);
         out.write(new Outbox.Write(id, then.records, producerId, producerEpoch));
     }
@@ -1383,16 +1389,16 @@ public final class GroupStateMachine {
         String groupId = w.groupId;
         out.touch(groupId);
         ClassicGroup g = groups.get(groupId);
-        if (g != null) {
-            g.inflightWrites--;
-        }
+        inflightWrites.computeIfPresent(groupId, (k, n) -> n == 1 ? null : n - 1);
         boolean ok = errorCode == GroupErrors.NONE;
         switch (w) {
             case CommitWrite c -> {
-                if (g != null) {
-                    for (TopicPartition tp : c.inflight) {
-                        g.inflightCommits.computeIfPresent(tp, (k, n) -> n == 1 ? null : n - 1);
-                    }
+                Map<TopicPartition, Integer> inflight = inflightCommits.get(groupId);
+                for (TopicPartition tp : c.inflight) {
+                    inflight.computeIfPresent(tp, (k, n) -> n == 1 ? null : n - 1);
+                }
+                if (inflight.isEmpty()) {
+                    inflightCommits.remove(groupId);
                 }
                 if (ok) {
                     replayAll(c.records, baseOffset, c.producerId);
@@ -1478,6 +1484,9 @@ public final class GroupStateMachine {
             if (parked) {
                 boolean leader = g.isLeader(s.newMemberId);
                 g.takeJoin(m);
+                // Its heartbeat timer may have fired (and been spared) while the write was in flight: arm it again,
+                // or a member that stops right after this answer would never expire (Kafka does not re-arm here).
+                m.heartbeatDeadlineMs = nowMs + m.sessionTimeoutMs;
                 out.reply(s.requestId, s.supportsSkipAssignment
                     ? joinResponse(g, m, leader, leader, g.leaderId)
                     : joinResponse(g, m, false, false, s.previousLeader));
@@ -1579,7 +1588,7 @@ public final class GroupStateMachine {
     }
 
     private void maybeForget(ClassicGroup g) {
-        if (g.isForgettable() && groups.get(g.groupId) == g) {
+        if (g.isForgettable() && !inflightWrites.containsKey(g.groupId) && groups.get(g.groupId) == g) {
             groups.remove(g.groupId);
         }
     }

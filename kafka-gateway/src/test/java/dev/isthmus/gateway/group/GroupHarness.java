@@ -30,11 +30,17 @@ final class GroupHarness {
     GroupStateMachine m;
     final Outbox out = new Outbox();
     final Map<Long, Object> replies = new HashMap<>();
+    /** Request ids in the order they were answered. */
+    final List<Long> replyOrder = new ArrayList<>();
     final Set<Long> issued = new HashSet<>();
     final List<Outbox.Write> heldWrites = new ArrayList<>();
     final List<LogEntry> log = new ArrayList<>();
     /** Writes complete at once with success unless false (then they wait in {@link #heldWrites}). */
     boolean autoPersist = true;
+    /** Called with each write as the machine emits it (model checks hook in here). */
+    java.util.function.Consumer<Outbox.Write> onEmit = w -> { };
+    /** Incarnations of the machine: 0 at start, +1 per restart. */
+    int incarnation;
     private long nextRequestId = 1;
     private int memberIds;
 
@@ -186,6 +192,7 @@ final class GroupHarness {
         heldWrites.clear(); // lost with the old leader: never durable
         collectReplies();
         m = newMachine();
+        incarnation++;
         for (LogEntry e : log) {
             if (e.markerCommit() != null) {
                 m.replayMarker(e.producerId(), e.markerCommit());
@@ -212,6 +219,7 @@ final class GroupHarness {
             List<Outbox.Write> writes = List.copyOf(out.writes());
             out.clear();
             for (Outbox.Write w : writes) {
+                onEmit.accept(w);
                 if (autoPersist) {
                     persist(w, GroupErrors.NONE);
                 } else {
@@ -226,6 +234,7 @@ final class GroupHarness {
         for (Outbox.Reply r : out.replies()) {
             assertTrue(issued.contains(r.requestId()), "reply to a request never issued: " + r);
             assertNull(replies.put(r.requestId(), r.response()), "request " + r.requestId() + " answered twice");
+            replyOrder.add(r.requestId());
         }
         out.replies().clear();
     }
