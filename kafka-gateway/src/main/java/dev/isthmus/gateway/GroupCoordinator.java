@@ -334,8 +334,8 @@ final class GroupCoordinator {
     }
 
     Promise<Short> heartbeat(int p, GroupApi.HeartbeatRequest r) {
-        return this.<GroupStateMachine.HeartbeatResponse>call(p, (m, now, id, out) -> m.heartbeat(now, id, r, out))
-            .map(GroupStateMachine.HeartbeatResponse::errorCode);
+        return this.<GroupApi.HeartbeatResponse>call(p, (m, now, id, out) -> m.heartbeat(now, id, r, out))
+            .map(GroupApi.HeartbeatResponse::errorCode);
     }
 
     Promise<GroupApi.LeaveResponse> leave(int p, GroupApi.LeaveRequest r) {

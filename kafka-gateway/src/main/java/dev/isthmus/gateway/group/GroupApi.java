@@ -52,6 +52,9 @@ public final class GroupApi {
     public record HeartbeatRequest(String groupId, String memberId, String groupInstanceId, int generationId) {
     }
 
+    public record HeartbeatResponse(short errorCode) {
+    }
+
     /** One member a LeaveGroup names: by member id, or (memberId "") by group.instance.id. */
     public record LeavingMember(String memberId, String groupInstanceId) {
     }

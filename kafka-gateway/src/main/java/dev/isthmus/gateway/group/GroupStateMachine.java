@@ -511,11 +511,7 @@ public final class GroupStateMachine {
 
     public void heartbeat(long nowMs, long requestId, GroupApi.HeartbeatRequest r, Outbox out) {
         checkLive();
-        out.reply(requestId, new HeartbeatResponse(heartbeat(nowMs, r, out)));
-    }
-
-    /** Heartbeat's answer: just an error code. */
-    public record HeartbeatResponse(short errorCode) {
+        out.reply(requestId, new GroupApi.HeartbeatResponse(heartbeat(nowMs, r, out)));
     }
 
     private short heartbeat(long nowMs, GroupApi.HeartbeatRequest r, Outbox out) {

@@ -79,7 +79,7 @@ final class GroupHarness {
         long id = issue();
         m.heartbeat(now, id, new GroupApi.HeartbeatRequest(group, memberId, instanceId, generation), out);
         drain();
-        return ((GroupStateMachine.HeartbeatResponse) reply(id)).errorCode();
+        return ((GroupApi.HeartbeatResponse) reply(id)).errorCode();
     }
 
     GroupApi.LeaveResponse leave(String group, GroupApi.LeavingMember... who) {
