@@ -1,5 +1,7 @@
 package dev.isthmus.gateway;
 
+import dev.isthmus.gateway.group.GroupApi;
+import dev.isthmus.gateway.group.TopicPartition;
 import dev.isthmus.gateway.protocol.ByteSlice;
 import dev.isthmus.gateway.protocol.IoBufSlice;
 import dev.isthmus.gateway.protocol.ProtocolMessage;
@@ -31,8 +33,6 @@ import dev.isthmus.gateway.protocol.message.SyncGroupResponseData;
 import dev.isthmus.uring.shard.Promise;
 
 import dev.isthmus.gateway.protocol.message.MetadataResponseData;
-import dev.isthmus.gateway.group.GroupApi;
-import dev.isthmus.gateway.group.TopicPartition;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -44,10 +44,13 @@ import java.util.function.Function;
 import static dev.isthmus.gateway.GroupCoordinator.OFFSETS_TOPIC;
 
 /**
- * The group APIs on the connection's shard: each request is routed to the shard that owns its group's
- * {@code __consumer_offsets} partition (creating the internal topic on first use), runs on that shard's
- * {@link GroupCoordinator}, and comes back as a response. Bytes fields are copied out of the connection's
- * receive buffers before they travel, so no shard holds another shard's memory.
+ * The group APIs on the connection's shard, the request layer: each wire request of any version becomes a
+ * {@link GroupApi} value, is routed to the shard that owns its group's {@code __consumer_offsets} partition
+ * (creating the internal topic on first use), runs on that shard's {@link GroupCoordinator} (its group state
+ * machine), and its answer becomes the wire response of the request's version. What the request layer decides
+ * stays here, as in Kafka's {@code KafkaApis}: unknown topics in an OffsetCommit, JoinGroup v0's rebalance timeout,
+ * the v0-2 LeaveGroup error at the top level. Bytes fields are copied out of the connection's receive buffers
+ * before they travel, so no shard holds another shard's memory.
  */
 final class GroupHandlers {
     private static final System.Logger LOG = System.getLogger(GroupHandlers.class.getName());
