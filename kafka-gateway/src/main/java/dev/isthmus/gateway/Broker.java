@@ -51,10 +51,14 @@ public final class Broker implements AutoCloseable {
     private final ShardGroup group;
     private final ShardArenas arenas;
     private final ShardState[] states;
+    /** Each shard's receive memory, shared fairly by its connections (owned by that shard). */
+    private final ReceiveMemory[] receiveMemory;
     private final List<Set<Connection>> connections = new ArrayList<>();
     private final TcpListener[] listeners;
     private final Handlers handlers;
     private final String clusterId;
+    /** The broker's defaults of topic configs and its batch limit (from the static configuration). */
+    private final TopicConfigs.Defaults topicDefaults;
     /** Slow file work off the shard threads: removing the directories of deleted partitions. */
     private final java.util.concurrent.ExecutorService background = java.util.concurrent.Executors
         .newSingleThreadExecutor(r -> {
@@ -79,8 +83,10 @@ public final class Broker implements AutoCloseable {
         this.group = group;
         this.arenas = arenas;
         this.states = new ShardState[group.size()];
+        this.receiveMemory = new ReceiveMemory[group.size()];
         this.listeners = new TcpListener[group.size()];
         this.clusterId = clusterId;
+        this.topicDefaults = config.topicConfigDefaults();
         this.handlers = new Handlers(this);
         for (int i = 0; i < group.size(); i++) {
             connections.add(new HashSet<>());
@@ -114,7 +120,8 @@ public final class Broker implements AutoCloseable {
             for (int i = 0; i < group.size(); i++) {
                 int id = i;
                 group.call(i, s -> {
-                    ShardState st = new ShardState(s, arenas.current(), config.nodeId(), logs);
+                    ShardState st = new ShardState(s, arenas.current(), config.nodeId(), logs,
+                        config.writeBehindBytesPerShard(), broker.topicDefaults);
                     if (config.zeroedSegments() > 0) {
                         st.installZeroedSegments(data.resolve("zeroed-segments").resolve("shard-" + id),
                             config.zeroedSegments());
@@ -122,8 +129,18 @@ public final class Broker implements AutoCloseable {
                     st.groups = new GroupCoordinator(broker, st);
                     st.autoLeaderRebalance = config.autoLeaderRebalance();
                     broker.states[id] = st;
+                    broker.receiveMemory[id] = new ReceiveMemory(s, st.arena,
+                        TimeUnit.MILLISECONDS.toNanos(config.requestReceiveTimeoutMs()),
+                        config.connectionReceiveSharePercent());
                     return null;
                 }).get(30, TimeUnit.SECONDS);
+            }
+            ReceiveMemory rm = b.receiveMemory[0];
+            if (4L + config.maxRequestBytes() > rm.maxFrameBytes()) {
+                LOG.log(System.Logger.Level.WARNING, "requests above " + (rm.maxFrameBytes() - 4) + " bytes will be"
+                    + " refused: that is what each shard's receive memory (a quarter of its " + config.memoryPerShard()
+                    + "-byte arena, less room kept for small requests) can take, below --max-request-bytes "
+                    + config.maxRequestBytes() + "; raise --memory or lower --max-request-bytes");
             }
             b.startRaft(data);
             b.listenAll();
@@ -203,6 +220,14 @@ public final class Broker implements AutoCloseable {
         InetSocketAddress rpc = config.rpcHost() != null ? new InetSocketAddress(config.rpcHost(), config.rpcPort())
             : new InetSocketAddress("127.0.0.1", 0);
         RaftServerConfig rc = RaftServerConfig.of(config.nodeId(), clusterId, rpc, peers, voters, data);
+        // A Raft entry is one produced batch: the bounds on uncommitted bytes, queued bytes per peer and frames
+        // must each take the largest batch this broker accepts, or such a batch could never commit.
+        long batch = config.maxMessageBytesLimit() + (1L << 20);
+        rc = rc.withRaft(rc.raft().toBuilder().maxUncommittedBytes(Math.max(rc.raft().maxUncommittedBytes(), 2 * batch))
+            .build());
+        rc = rc.withTransport(rc.transport().withBuffers(Math.max(rc.transport().maxPeerBufferBytes(), batch),
+            rc.transport().sendBufferBytes(), (int) Math.min(Integer.MAX_VALUE,
+                Math.max(rc.transport().maxFrameBytes(), batch))));
         StoragePools pools = new StoragePools() {
             @Override
             public ChunkPool writePool(int shard) {
@@ -377,9 +402,9 @@ public final class Broker implements AutoCloseable {
         return raft.rpcAddress();
     }
 
-    /** The largest max.message.bytes a topic may set: what the shards' read windows were sized for. */
-    int maxBatchBytesLimit() {
-        return dev.isthmus.log.LogConfig.defaults().maxBatchBytes();
+    /** The broker's defaults of topic configs, with the largest batch it takes (see {@link BrokerConfig}). */
+    TopicConfigs.Defaults topicDefaults() {
+        return topicDefaults;
     }
 
     /** The metrics HTTP port, or 0 when metrics are off. */
@@ -414,6 +439,11 @@ public final class Broker implements AutoCloseable {
     /** The shard of this node hosting partition {@code index} of {@code t}, or -1 when this node holds no replica. */
     int shardOf(TopicTable.Topic t, int index) {
         return t.partition(index).shardOn(config.nodeId());
+    }
+
+    /** The receive memory of shard {@code shard} (that shard's thread only; its gauges: any thread). */
+    ReceiveMemory receiveMemory(int shard) {
+        return receiveMemory[shard];
     }
 
     void connectionClosed(ShardState st, Connection c) {
@@ -494,12 +524,25 @@ public final class Broker implements AutoCloseable {
      */
     Promise<Object> createTopic(Shard caller, String name, int partitions, int replicationFactor,
                                 Map<String, String> configs, List<int[]> assignment) {
+        return createTopic(caller, name, partitions, replicationFactor, configs, assignment, false);
+    }
+
+    /**
+     * Creates a topic, or with {@code validateOnly} checks that it could be created without creating it. Both run
+     * the same checks: this node's (the name, the partitions-per-shard limit) and then the controller's own
+     * ({@link ClusterState#apply}, which a real create runs through Raft and a validation runs on this shard's
+     * copy of the controller state, keeping the result). Completes with the {@link TopicTable.Topic} (for a
+     * validation: as it would be created, with a zero id) or a {@link Failure}.
+     */
+    Promise<Object> createTopic(Shard caller, String name, int partitions, int replicationFactor,
+                                Map<String, String> configs, List<int[]> assignment, boolean validateOnly) {
+        ShardState st = states[caller.id()];
         String bad = TopicTable.invalidName(name);
         if (bad != null) {
             return Promise.completed(new Failure(ErrorCodes.INVALID_TOPIC_EXCEPTION, bad));
         }
-        int rf = replicationFactor > 0 ? replicationFactor : defaultReplicationFactor(states[caller.id()]);
-        Failure full = overPartitionLimit(states[caller.id()], assignment.isEmpty() ? (long) partitions * rf
+        int rf = replicationFactor > 0 ? replicationFactor : defaultReplicationFactor(st);
+        Failure full = overPartitionLimit(st, assignment.isEmpty() ? (long) Math.max(0, partitions) * rf
             : (long) assignment.size() * assignment.get(0).length);
         if (full != null) {
             return Promise.completed(full);
@@ -507,12 +550,33 @@ public final class Broker implements AutoCloseable {
         ControllerCommand.CreateTopic cmd = new ControllerCommand.CreateTopic(name, java.util.UUID.randomUUID(),
             assignment.isEmpty() ? partitions : assignment.size(), assignment.isEmpty() ? rf : assignment.get(0).length,
             new java.util.TreeMap<>(configs), assignment);
+        if (validateOnly) {
+            return Promise.completed(validateHere(st, cmd));
+        }
         return controllerCall(caller, cmd, table -> table.get(name)).flatMap(o -> {
             if (!(o instanceof TopicTable.Topic t)) {
                 return Promise.completed(o);
             }
             return awaitLeaders(caller, t, System.nanoTime() + 5_000_000_000L).map(x -> o);
         });
+    }
+
+    /**
+     * The controller's verdict on {@code cmd} against this shard's copy of the controller state: the state
+     * machine's own transition, its result kept and the new state dropped. The copy may trail the controller by
+     * the commands still on their way (as any broker's metadata cache does in Kafka).
+     */
+    private static Object validateHere(ShardState st, ControllerCommand.CreateTopic cmd) {
+        ClusterState cs = st.cluster;
+        if (cs == null) {
+            return new Failure(ErrorCodes.NOT_CONTROLLER, "this node has no controller state yet");
+        }
+        ClusterState.Applied applied = cs.apply(cmd, cs.appliedOffset());
+        if (!applied.result().isOk()) {
+            return new Failure((short) applied.result().errorCode(), applied.result().message());
+        }
+        dev.isthmus.raft.controller.TopicInfo t = applied.state().topic(cmd.name());
+        return new TopicTable.Topic(t.name(), Uuid.ZERO, t.partitions().size(), t.configs(), t.partitions());
     }
 
     /** Completes (on {@code caller}) once every partition of {@code t} hosted on this node knows its leader, or at the deadline. */

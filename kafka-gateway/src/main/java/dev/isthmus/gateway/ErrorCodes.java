@@ -34,6 +34,8 @@ public final class ErrorCodes {
     public static final short NOT_COORDINATOR = 16;
     public static final short NOT_CONTROLLER = 41;
     public static final short RECORD_LIST_TOO_LARGE = 18;
+    /** acks=all while fewer replicas than the topic's min.insync.replicas are live. */
+    public static final short NOT_ENOUGH_REPLICAS = 19;
     public static final short ILLEGAL_GENERATION = 22;
     public static final short INCONSISTENT_GROUP_PROTOCOL = 23;
     public static final short INVALID_GROUP_ID = 24;

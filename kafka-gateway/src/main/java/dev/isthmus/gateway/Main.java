@@ -22,7 +22,11 @@ import java.util.concurrent.CountDownLatch;
 public final class Main {
     static final String USAGE = """
         usage: isthmus start [options]
-          --config FILE            read options from FILE (lines "name = value"; '#' comments)
+          --config FILE            read options from FILE (lines "name = value"; '#' comments); FILE may
+                                   also set Kafka's broker defaults of topic configs (log.retention.hours,
+                                   log.retention.ms, log.segment.bytes, log.cleanup.policy, message.max.bytes,
+                                   compression.type, min.insync.replicas, ...) and num.partitions,
+                                   auto.create.topics.enable, socket.request.max.bytes
           --listen HOST:PORT       Kafka listener (default 127.0.0.1:9092)
           --advertise HOST:PORT    address given to clients in Metadata (default: the listener's)
           --data-dir DIR           data directory (default ./data)
@@ -36,9 +40,18 @@ public final class Main {
           --metrics-listen HOST:PORT  Prometheus metrics and /health over HTTP (default: off)
           --default-partitions N   partitions of auto-created topics (default 1)
           --auto-create-topics B   create topics named in Metadata requests (default true)
-          --max-request-bytes SIZE largest request accepted (default 100M)
+          --max-request-bytes SIZE largest request accepted (default 100M); a topic's max.message.bytes may
+                                   be at most this less 64 KiB (a produce request carries a whole batch)
           --max-connections N      connections accepted (default 10000)
-          --max-connection-buffered-bytes SIZE  unanswered bytes one connection may hold (default 128M)
+          --max-connection-buffered-bytes SIZE  unanswered bytes one connection may hold (default 128M); a
+                                   Fetch counts its max_bytes before it starts; beyond the bound requests
+                                   wait and the broker stops reading from the connection
+          --request-receive-timeout DURATION  time a client has to send the whole of a request it
+                                   started, e.g. 30s, 500ms (default 30s); time the broker held it
+                                   back does not count; a client too slow is disconnected
+          --connection-receive-share PERCENT  the part of its shard's receive memory for large
+                                   requests one connection may hold (default 50); beyond it the
+                                   connection is read no further until its requests are done
           --zeroed-segments N      segment files per shard kept written with zeros for busy logs, so that
                                    their fdatasyncs write no extent metadata (default 1; 0 = none; each
                                    takes a segment's size of disk, 1 GiB, once a log writes in volume)
@@ -244,11 +257,23 @@ public final class Main {
             case "zeroed-segments" -> b.zeroedSegments(integer(name, v));
             case "max-partitions-per-shard" -> b.maxPartitionsPerShard(integer(name, v));
             case "auto-leader-rebalance" -> b.autoLeaderRebalance(bool(name, v));
+            case "request-receive-timeout" -> b.requestReceiveTimeoutMs(parseMillis(name, v));
+            case "connection-receive-share" -> b.connectionReceiveSharePercent(integer(name, v.endsWith("%")
+                ? v.substring(0, v.length() - 1) : v));
             case "portable" -> b.backend(bool(name, v) ? IoBackend.PORTABLE : IoBackend.AUTO);
             // Older spellings kept so existing scripts still work.
             case "port" -> b.port(integer(name, v));
             case "host" -> b.host(v);
-            default -> throw new IllegalArgumentException("unknown option --" + name + " (see isthmus --help)");
+            // Kafka's names for the same settings, so a server.properties line can be kept as it is.
+            case "num.partitions" -> b.defaultPartitions(integer(name, v));
+            case "auto.create.topics.enable" -> b.autoCreateTopics(bool(name, v));
+            case "socket.request.max.bytes" -> b.maxRequestBytes(integer(name, v));
+            default -> {
+                if (!TopicConfigs.BY_BROKER_NAME.containsKey(name)) {
+                    throw new IllegalArgumentException("unknown option --" + name + " (see isthmus --help)");
+                }
+                b.topicDefault(name, v); // a broker default of a topic config (log.retention.hours, ...)
+            }
         }
     }
 
@@ -285,6 +310,30 @@ public final class Main {
             case "false", "no", "off", "0" -> false;
             default -> throw new IllegalArgumentException("--" + option + " expects true or false, got '" + v + "'");
         };
+    }
+
+    /** 30s, 500ms, 2m, or a whole number of milliseconds. */
+    static long parseMillis(String option, String s) {
+        String v = s.trim().toLowerCase(Locale.ROOT);
+        long mul = 1;
+        if (v.endsWith("ms")) {
+            v = v.substring(0, v.length() - 2);
+        } else if (v.endsWith("s")) {
+            mul = 1000;
+            v = v.substring(0, v.length() - 1);
+        } else if (v.endsWith("m")) {
+            mul = 60_000;
+            v = v.substring(0, v.length() - 1);
+        }
+        try {
+            long n = Long.parseLong(v.trim());
+            if (n <= 0) {
+                throw new IllegalArgumentException("--" + option + " must be positive, got '" + s + "'");
+            }
+            return Math.multiplyExact(n, mul);
+        } catch (NumberFormatException | ArithmeticException e) {
+            throw new IllegalArgumentException("--" + option + " expects a duration like 30s or 500ms, got '" + s + "'");
+        }
     }
 
     /** 512M, 2G, 64k, 1073741824. */

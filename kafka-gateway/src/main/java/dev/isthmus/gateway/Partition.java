@@ -107,6 +107,7 @@ final class Partition implements GroupListener {
     /** The shard's validator (shared by its partitions; used only inside an append on this shard). */
     private final BatchValidator validator;
     private LogConfig config;
+    /** The topic's produce-path settings (validation, compression, timestamps, min.insync.replicas). */
     private TopicSettings settings;
     /** The term whose producer state is loaded (produce with a producer id waits for it), or -1. */
     private long producersTerm = -1;
@@ -507,6 +508,15 @@ final class Partition implements GroupListener {
             rejectedBatches++;
             return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1, "empty record set"));
         }
+        if (acks == -1 && settings.minInsyncReplicas() > 1 && replica.isLeader()) {
+            int live = replica.raft().liveVoters();
+            if (live >= 0 && live < settings.minInsyncReplicas()) {
+                // Kafka's check before appending: nothing is written, the producer retries.
+                return Promise.completed(new AppendResult(ErrorCodes.NOT_ENOUGH_REPLICAS, -1, -1, topic + "-" + index
+                    + " has " + live + " live replica(s) of " + replica.configuration().voters().length
+                    + " in its Raft group; min.insync.replicas is " + settings.minInsyncReplicas() + " for acks=all"));
+            }
+        }
         return appendBatch(records.buf(), len, acks, false);
     }
 
@@ -740,7 +750,7 @@ final class Partition implements GroupListener {
         f.lastStableOffset = bound;
         f.logStartOffset = replica.logStartOffset();
         long offset = f.fetchOffset;
-        if (offset < f.logStartOffset || offset > hw) {
+        if (outOfRange(offset, hw)) {
             f.errorCode = ErrorCodes.OFFSET_OUT_OF_RANGE;
             f.readDone();
             return;
@@ -766,7 +776,22 @@ final class Partition implements GroupListener {
      * error (this replica does not lead or no longer serves, or the offset is out of range).
      */
     boolean hasFetchable(long offset) {
-        return !isLeader() || offset != replica.highWatermark();
+        if (!isLeader()) {
+            return true;
+        }
+        long hw = replica.highWatermark();
+        return offset < hw || outOfRange(offset, hw);
+    }
+
+    /**
+     * Whether a fetch from {@code offset} is answered OFFSET_OUT_OF_RANGE: below the log start, or past the log
+     * end. Between the high watermark and the log end there is nothing committed to read yet and the fetch waits,
+     * as Kafka answers: a leader that just took over (or restarted) knows its high watermark only once it commits
+     * its first entry, and OFFSET_OUT_OF_RANGE there made consumers at valid positions reset (auto.offset.reset)
+     * and read their partitions again (StreamsTest counted words twice).
+     */
+    private boolean outOfRange(long offset, long hw) {
+        return offset < replica.logStartOffset() || offset > Math.max(hw, replica.logEndOffset());
     }
 
     /**

@@ -34,14 +34,20 @@ record TopicSettings(Compression compression, boolean logAppendTime, long timest
         return (int) Math.min(Integer.MAX_VALUE - 64, Math.max(32L << 20, 16L * maxMessageBytes));
     }
 
-    /** The settings of a topic with these config overrides and log settings. */
+    /** The settings of a topic with these config overrides (and no broker defaults) and log settings. */
     static TopicSettings of(Map<String, String> overrides, LogConfig log) {
-        String codec = TopicConfigs.value(overrides, "compression.type").trim();
+        return of(overrides, TopicConfigs.Defaults.KAFKA, log);
+    }
+
+    /** The settings of a topic with these config overrides on top of the broker's {@code defaults}. */
+    static TopicSettings of(Map<String, String> overrides, TopicConfigs.Defaults defaults, LogConfig log) {
+        String codec = TopicConfigs.effective(overrides, "compression.type", defaults);
         Compression compression = codec.equals("producer") ? null : Compression.ofName(codec);
-        boolean logAppendTime = TopicConfigs.value(overrides, "message.timestamp.type").trim().equals("LogAppendTime");
-        long before = Long.parseLong(TopicConfigs.value(overrides, "message.timestamp.before.max.ms").trim());
-        long after = Long.parseLong(TopicConfigs.value(overrides, "message.timestamp.after.max.ms").trim());
-        int minIsr = Integer.parseInt(TopicConfigs.value(overrides, "min.insync.replicas").trim());
+        boolean logAppendTime = TopicConfigs.effective(overrides, "message.timestamp.type", defaults)
+            .equals("LogAppendTime");
+        long before = Long.parseLong(TopicConfigs.effective(overrides, "message.timestamp.before.max.ms", defaults));
+        long after = Long.parseLong(TopicConfigs.effective(overrides, "message.timestamp.after.max.ms", defaults));
+        int minIsr = TopicConfigs.minInsyncReplicas(overrides, defaults);
         int maxMessageBytes = log.maxBatchBytes();
         BatchValidator.Rules rules = new BatchValidator.Rules(maxMessageBytes, maxUncompressedBytes(maxMessageBytes),
             log.compact(), logAppendTime, before, after, false);

@@ -99,6 +99,8 @@ public final class Log {
     LogConfig config;
     final ChunkPool writePool;
     final ChunkPool readPool;
+    /** Why the last {@link LargeBuffer} could not be had (for the error of the read that needed it). */
+    String largeBufferFailure;
     final Listener listener;
     final List<Segment> segments = new ArrayList<>();
     private final BatchBytes.Contiguous contiguous = new BatchBytes.Contiguous();
@@ -153,10 +155,6 @@ public final class Log {
         this.readPool = readPool;
         this.listener = listener;
         this.zeroedStock = ZeroedSegments.of(engine);
-        if (readPool.chunkBytes() < config.readWindowBytes()) {
-            throw new IllegalArgumentException("read windows of " + readPool.chunkBytes() + " bytes cannot hold a"
-                + " batch of max.message.bytes " + config.maxBatchBytes() + " (need " + config.readWindowBytes() + ")");
-        }
     }
 
     /**
@@ -201,14 +199,11 @@ public final class Log {
 
     /**
      * Changes the log's settings at runtime (IncrementalAlterConfigs): retention, roll, compaction and batch
-     * limits apply from the next append or retention pass; the active segment keeps its file. The new
-     * max.message.bytes must still fit the read windows this log was opened with.
+     * limits apply from the next append or retention pass; the active segment keeps its file. Batches larger
+     * than the read windows are read through a {@link LargeBuffer}, so any max.message.bytes up to segment.bytes
+     * can be read back (appending one needs write-behind chunks for the whole batch).
      */
     public void updateConfig(LogConfig next) {
-        if (readPool.chunkBytes() < next.readWindowBytes()) {
-            throw new IllegalArgumentException("max.message.bytes " + next.maxBatchBytes() + " needs read windows of "
-                + next.readWindowBytes() + " bytes; this broker's are " + readPool.chunkBytes());
-        }
         this.config = next;
         if (manager != null) {
             manager.recountCompactLogs();

@@ -253,16 +253,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
      * Changes the log's settings at runtime (a topic's retention, segment size, cleanup policy, ... altered):
      * applied to the open {@link Log} at once (see {@link Log#updateConfig}) and used when the log is reopened
      * (a snapshot install that replaces it).
-     *
-     * @throws IllegalArgumentException when the log cannot take them (max.message.bytes beyond its read windows)
      */
     public void updateConfig(LogConfig next) {
         if (next == null) {
             throw new IllegalArgumentException("a log config is required");
-        }
-        if (readPool.chunkBytes() < next.readWindowBytes()) {
-            throw new IllegalArgumentException("max.message.bytes " + next.maxBatchBytes() + " needs read windows of "
-                + next.readWindowBytes() + " bytes; the Raft log " + dir + " has " + readPool.chunkBytes());
         }
         if (log != null && !closed) {
             log.updateConfig(next);
