@@ -258,7 +258,14 @@ final class GroupCoordinator {
     }
 
     private void persist(Loaded l, Outbox.Write w) {
-        store.append(st.arena, l.part, w, nowMs()).whenComplete((res, failure) -> {
+        Promise<Partition.AppendResult> appended;
+        try {
+            appended = store.append(st.arena, l.part, w, nowMs());
+        } catch (RuntimeException e) {
+            // A record that cannot be encoded (a bug, or a value beyond the format's limits) fails its write alone.
+            appended = Promise.failed(e);
+        }
+        appended.whenComplete((res, failure) -> {
             if (l.unloaded) {
                 return; // the machine answered everything waiting for it when it was unloaded
             }
