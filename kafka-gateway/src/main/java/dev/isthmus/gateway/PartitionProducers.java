@@ -84,12 +84,12 @@ final class PartitionProducers {
         this.replica = replica;
         this.shard = shard;
         this.stableAdvanced = stableAdvanced;
-        this.txnIndex = new TransactionIndex(replica.dir());
+        this.txnIndex = new TransactionIndex(replica.dir(), replica.log().fileOps());
     }
 
     /** Starts loading the snapshot and the index files (in the background). */
     void start() {
-        TransactionIndex.readState(replica.dir(), SNAPSHOT, (snapshot, files, problem) ->
+        txnIndex.readState(SNAPSHOT, (snapshot, files, problem) ->
             post(() -> restore(snapshot, files, problem)));
     }
 

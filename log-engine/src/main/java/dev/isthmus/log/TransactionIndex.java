@@ -1,15 +1,14 @@
 package dev.isthmus.log;
 
+import dev.isthmus.uring.FileOps;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.file.DirectoryStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.function.Consumer;
@@ -30,9 +29,10 @@ import java.util.function.Consumer;
  * <h2>Who writes what</h2>
  * The owner (a partition replica) {@link #append appends} an entry each time it applies an ABORT marker that ends a
  * non-empty transaction, in marker order, only for committed entries (which no suffix truncation removes). Memory
- * is updated at once; the file append runs in the background in the log directory's {@link FileTasks} order, and
- * {@link #checkpoint} makes the files durable before it writes the owner's snapshot, so a snapshot never claims
- * entries a crash lost. {@link #manifest()} tells the snapshot how many entries each file had; {@link #restore}
+ * is updated at once; the files follow at the owner's next {@link #checkpoint}, which rewrites each file that gained
+ * entries (temporary file, fdatasync, rename) in the background, in the log directory's {@link FileOps} order,
+ * before it writes the owner's snapshot, so a snapshot never claims entries a crash lost (aborts are rare: a file
+ * rewritten once per checkpoint costs less than an fdatasync per marker). {@link #manifest()} tells the snapshot how many entries each file had; {@link #restore}
  * takes the files back on open and says when a file the snapshot counted is missing or short (the owner then
  * rebuilds the index from the log). Segments deleted by retention take their {@code .txnindex} with them
  * ({@link Log}); entries below the log start are dropped from memory by {@link #truncateBelow}.
@@ -41,7 +41,8 @@ import java.util.function.Consumer;
  * 32 bytes per aborted transaction still in the log (four parallel arrays); reads ({@link #collect}) binary-search by
  * marker offset.
  *
- * <p>Threads: the log's shard thread; file work on the {@link FileTasks} worker.
+ * <p>Threads: the log's shard thread; file work on the {@link FileOps#submitBackground} worker (the engine's: the
+ * machine's file system or the simulator's).
  */
 public final class TransactionIndex {
     public static final String SUFFIX = ".txnindex";
@@ -54,6 +55,7 @@ public final class TransactionIndex {
     }
 
     private final Path dir;
+    private final FileOps fs;
     private long[] producerIds = new long[16];
     private long[] firstOffsets = new long[16];
     private long[] lastOffsets = new long[16];
@@ -64,8 +66,9 @@ public final class TransactionIndex {
     /** Files appended to since the last checkpoint (made durable by the next). */
     private final Set<Long> dirty = new HashSet<>();
 
-    public TransactionIndex(Path dir) {
+    public TransactionIndex(Path dir, FileOps fs) {
         this.dir = dir;
+        this.fs = fs;
     }
 
     public int size() {
@@ -79,7 +82,7 @@ public final class TransactionIndex {
 
     /**
      * Adds an aborted transaction whose marker at {@code lastOffset} lies in the segment based at {@code segmentBase}
-     * (markers come in offset order). Memory now; the file in the background.
+     * (markers come in offset order). Memory now; the file at the next {@link #checkpoint}.
      */
     public void append(long segmentBase, long producerId, long firstOffset, long lastOffset, long lastStableOffset) {
         if (size > 0 && lastOffset <= lastOffsets[size - 1]) {
@@ -91,17 +94,6 @@ public final class TransactionIndex {
         f[0]++;
         f[1] = lastOffset;
         dirty.add(segmentBase);
-        byte[] entry = encode(producerId, firstOffset, lastOffset, lastStableOffset);
-        Path file = path(dir, segmentBase);
-        FileTasks.submit(dir, "append to " + file.getFileName(), () -> {
-            try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.APPEND)) {
-                ByteBuffer b = ByteBuffer.wrap(entry);
-                while (b.hasRemaining()) {
-                    ch.write(b);
-                }
-            }
-        });
     }
 
     private void add(long producerId, long firstOffset, long lastOffset, long lastStableOffset) {
@@ -117,11 +109,6 @@ public final class TransactionIndex {
         lastOffsets[size] = lastOffset;
         lastStableOffsets[size] = lastStableOffset;
         size++;
-    }
-
-    static byte[] encode(long producerId, long firstOffset, long lastOffset, long lastStableOffset) {
-        return ByteBuffer.allocate(ENTRY_BYTES).putShort(VERSION).putLong(producerId).putLong(firstOffset)
-            .putLong(lastOffset).putLong(lastStableOffset).array();
     }
 
     /**
@@ -188,10 +175,16 @@ public final class TransactionIndex {
         return out;
     }
 
-    /** Drops entries whose marker is below {@code logStart} from memory (their segments went or are going). */
+    /**
+     * Drops the files whose every marker is below {@code logStart} (their segments went or are going) and their
+     * entries from memory. A file that still has a marker at or past the log start keeps all its entries (its next
+     * rewrite and the snapshot's count stay whole); reads never look below the log start.
+     */
     public void truncateBelow(long logStart) {
+        files.headMap(logStart).entrySet().removeIf(e -> e.getValue()[1] < logStart);
+        long keepFrom = files.isEmpty() ? Long.MAX_VALUE : files.firstKey();
         int k = 0;
-        while (k < size && lastOffsets[k] < logStart) {
+        while (k < size && lastOffsets[k] < keepFrom) {
             k++;
         }
         if (k == 0) {
@@ -202,7 +195,6 @@ public final class TransactionIndex {
         System.arraycopy(lastOffsets, k, lastOffsets, 0, size - k);
         System.arraycopy(lastStableOffsets, k, lastStableOffsets, 0, size - k);
         size -= k;
-        files.headMap(logStart).entrySet().removeIf(e -> e.getValue()[1] < logStart);
     }
 
     // ------------------------------------------------------------------ snapshots and recovery
@@ -220,35 +212,57 @@ public final class TransactionIndex {
         return b.array();
     }
 
+    /** The entries of the file of the segment based at {@code base}, encoded (the shard thread). */
+    private byte[] fileBytes(long base) {
+        Long next = files.higherKey(base);
+        int from = 0;
+        while (from < size && lastOffsets[from] < base) {
+            from++;
+        }
+        int to = from;
+        while (to < size && (next == null || lastOffsets[to] < next)) {
+            to++;
+        }
+        ByteBuffer b = ByteBuffer.allocate((to - from) * ENTRY_BYTES);
+        for (int i = from; i < to; i++) {
+            b.putShort(VERSION).putLong(producerIds[i]).putLong(firstOffsets[i]).putLong(lastOffsets[i])
+                .putLong(lastStableOffsets[i]);
+        }
+        return b.array();
+    }
+
     /**
-     * Queues, after every file append queued so far: the appended files made durable (fdatasync), then
-     * {@code snapshot} written atomically to {@code file} (temporary file, fdatasync, rename); {@code done} runs on
-     * the file worker with null or the problem. With {@code wait} the calling thread waits for it (a clean close).
+     * Queues, after the file work queued so far for the directory: each file that gained entries since the last
+     * checkpoint rewritten whole (temporary file, fdatasync, rename) and the directory synced, then {@code snapshot}
+     * written the same way to {@code file} and the directory synced again; {@code done} runs on the worker with null
+     * or the problem. With {@code wait} the calling thread waits for it (a clean close).
      */
     public void checkpoint(Path file, byte[] snapshot, boolean wait, Consumer<String> done) {
-        List<Path> sync = new ArrayList<>();
+        Map<Path, byte[]> write = new TreeMap<>();
         for (long base : dirty) {
-            sync.add(path(dir, base));
+            if (files.containsKey(base)) {
+                write.put(path(dir, base), fileBytes(base));
+            }
         }
         dirty.clear();
-        FileTasks.submit(dir, "write the producer snapshot " + file.getFileName(), () -> {
+        fs.submitBackground(dir, "write the producer snapshot " + file.getFileName(), () -> {
             String problem = null;
             try {
-                for (Path p : sync) {
-                    if (Files.exists(p)) {
-                        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
-                            ch.force(false);
-                        }
-                    }
+                for (Map.Entry<Path, byte[]> e : write.entrySet()) {
+                    fs.writeAtomically(e.getKey(), e.getValue());
                 }
-                Log.writeAtomically(file, snapshot);
+                if (!write.isEmpty()) {
+                    fs.syncDirectory(dir);
+                }
+                fs.writeAtomically(file, snapshot);
+                fs.syncDirectory(dir);
             } catch (IOException | RuntimeException e) {
                 problem = e.toString();
             }
             done.accept(problem);
         });
         if (wait) {
-            FileTasks.await(dir);
+            fs.awaitBackground(dir);
         }
     }
 
@@ -263,19 +277,19 @@ public final class TransactionIndex {
 
     /**
      * Reads, in the background after the directory's queued file work, the owner's snapshot file {@code snapshotName}
-     * and every {@code .txnindex} file of {@code dir}, and hands them to {@code handler} on the file worker.
+     * and every {@code .txnindex} file of the directory, and hands them to {@code handler} on the file worker.
      */
-    public static void readState(Path dir, String snapshotName, StateHandler handler) {
-        FileTasks.submit(dir, "read the producer snapshot and transaction indexes", () -> {
+    public void readState(String snapshotName, StateHandler handler) {
+        fs.submitBackground(dir, "read the producer snapshot and transaction indexes", () -> {
             byte[] snapshot = null;
             TreeMap<Long, byte[]> files = new TreeMap<>();
             String problem = null;
             try {
                 Path f = dir.resolve(snapshotName);
-                if (Files.exists(f)) {
-                    snapshot = Files.readAllBytes(f);
+                if (fs.exists(f)) {
+                    snapshot = fs.readAllBytes(f);
                 }
-                files = readFiles(dir);
+                files = readFiles();
             } catch (IOException | RuntimeException e) {
                 problem = e.toString();
             }
@@ -283,23 +297,32 @@ public final class TransactionIndex {
         });
     }
 
-    /** Reads every {@code .txnindex} file of {@code dir} (blocking: run it off the shard loop). */
-    public static TreeMap<Long, byte[]> readFiles(Path dir) throws IOException {
+    /** Reads every {@code .txnindex} file of the directory (blocking: run it off the shard loop). */
+    private TreeMap<Long, byte[]> readFiles() throws IOException {
         TreeMap<Long, byte[]> out = new TreeMap<>();
-        if (!Files.isDirectory(dir)) {
+        if (!fs.exists(dir)) {
             return out;
         }
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, "*" + SUFFIX)) {
-            for (Path p : ds) {
-                String name = p.getFileName().toString();
-                String digits = name.substring(0, name.length() - SUFFIX.length());
-                if (digits.length() != 20 || !digits.chars().allMatch(Character::isDigit)) {
-                    continue;
-                }
-                out.put(Long.parseLong(digits), Files.readAllBytes(p));
+        for (Path p : fs.list(dir)) {
+            long base = baseOf(p);
+            if (base >= 0) {
+                out.put(base, fs.readAllBytes(p));
             }
         }
         return out;
+    }
+
+    /** The segment base a {@code .txnindex} file is named by, or -1 for another file. */
+    private static long baseOf(Path p) {
+        String name = p.getFileName().toString();
+        if (!name.endsWith(SUFFIX)) {
+            return -1;
+        }
+        String digits = name.substring(0, name.length() - SUFFIX.length());
+        if (digits.length() != 20 || !digits.chars().allMatch(Character::isDigit)) {
+            return -1;
+        }
+        return Long.parseLong(digits);
     }
 
     /**
@@ -362,15 +385,11 @@ public final class TransactionIndex {
             long[] c = counted.get(base);
             Path p = path(dir, base);
             if (c == null) {
-                FileTasks.submit(dir, "delete " + p.getFileName(), () -> Files.deleteIfExists(p));
+                fs.submitBackground(dir, "delete " + p.getFileName(), () -> fs.deleteIfExists(p));
             } else if (e.getValue().length != c[0] * ENTRY_BYTES) {
                 long keep = c[0] * ENTRY_BYTES;
-                FileTasks.submit(dir, "cut " + p.getFileName() + " to " + keep + " bytes", () -> {
-                    try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
-                        ch.truncate(keep);
-                        ch.force(false);
-                    }
-                });
+                fs.submitBackground(dir, "cut " + p.getFileName() + " to " + keep + " bytes",
+                    () -> fs.truncate(p, keep));
             }
         }
         return null;
@@ -381,9 +400,11 @@ public final class TransactionIndex {
         size = 0;
         files.clear();
         dirty.clear();
-        FileTasks.submit(dir, "delete the transaction indexes", () -> {
-            for (long base : readFiles(dir).keySet()) {
-                Files.deleteIfExists(path(dir, base));
+        fs.submitBackground(dir, "delete the transaction indexes", () -> {
+            for (Path p : fs.list(dir)) {
+                if (baseOf(p) >= 0) {
+                    fs.deleteIfExists(p);
+                }
             }
         });
     }
@@ -395,7 +416,7 @@ public final class TransactionIndex {
         dirty.clear();
         for (long base : fileBases) {
             Path p = path(dir, base);
-            FileTasks.submit(dir, "delete " + p.getFileName(), () -> Files.deleteIfExists(p));
+            fs.submitBackground(dir, "delete " + p.getFileName(), () -> fs.deleteIfExists(p));
         }
     }
 }

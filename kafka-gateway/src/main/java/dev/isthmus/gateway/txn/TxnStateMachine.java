@@ -358,8 +358,7 @@ public final class TxnStateMachine {
             }
             case COMPLETE_COMMIT -> {
                 if (commit) {
-                    return retry ? reply(out, waiter, TxnErrors.NONE, m.producerId, m.epoch)
-                        : reply(out, waiter, TxnErrors.INVALID_TXN_STATE);
+                    return retry ? retried(out, waiter, m) : reply(out, waiter, TxnErrors.INVALID_TXN_STATE);
                 }
                 if (storedTv2 && retry || !tv2) {
                     return reply(out, waiter, TxnErrors.INVALID_TXN_STATE);
@@ -370,7 +369,7 @@ public final class TxnStateMachine {
             case COMPLETE_ABORT -> {
                 if (!commit) {
                     if (retry) {
-                        return reply(out, waiter, TxnErrors.NONE, m.producerId, m.epoch);
+                        return retried(out, waiter, m);
                     }
                     if (!tv2) {
                         return reply(out, waiter, TxnErrors.INVALID_TXN_STATE);
@@ -397,6 +396,19 @@ public final class TxnStateMachine {
             }
             default -> throw new IllegalStateException("transactional id " + transactionalId + " is in " + m.state);
         }
+    }
+
+    /**
+     * The answer to a repeated EndTxn whose outcome is already complete: the producer id and epoch to go on with.
+     * An abort by the coordinator at the last epoch (32766 fenced to 32767, Short.MAX_VALUE) leaves no epoch to go
+     * on with: that producer is fenced (it must start again with InitProducerId, which takes a new producer id),
+     * rather than be handed an epoch whose next bump overflows (the trap of KAFKA-19367).
+     */
+    private static Output retried(Output out, Object waiter, TxnMetadata m) {
+        if (m.epoch > TxnConfig.MAX_EPOCH) {
+            return reply(out, waiter, TxnErrors.PRODUCER_FENCED);
+        }
+        return reply(out, waiter, TxnErrors.NONE, m.producerId, m.epoch);
     }
 
     /** Prepares PrepareCommit/PrepareAbort ({@code empty}: an abort of a version 2 transaction that added nothing). */
@@ -548,6 +560,7 @@ public final class TxnStateMachine {
                 m.lastEpoch = t.lastEpoch();
                 m.producerId = t.producerId();
                 m.nextProducerId = -1;
+                m.startMs = t.startMs(); // -1, as the record says (Kafka keeps the old start in memory only)
             }
             case ONGOING -> {
                 check(m, t, t.producerId() == m.producerId && t.epoch() == m.epoch

@@ -282,6 +282,23 @@ class TxnStateMachineTest {
     }
 
     @Test
+    void shouldNeverHandAClientTheLastEpochAfterATimeoutAbortAtTheLimit() {
+        // Found by TxnStateMachineModelTest: a version 2 producer at epoch 32766 whose transaction timed out (fenced
+        // to 32767) sends its abort; as a "retry" it would get 32767 back, whose next bump overflows.
+        TxnHarness h = new TxnHarness();
+        h.seed("t", 5, TxnConfig.MAX_EPOCH, TxnState.ONGOING, (short) 2, A0);
+        h.nowMs += 60_001;
+        h.take(h.machine.abortTimedOut(h.nowMs));
+        h.commitAll();
+        h.ackMarkers();
+        assertEquals(Short.MAX_VALUE, h.logged("t").producerEpoch());
+        assertEquals(TxnErrors.PRODUCER_FENCED, h.end("t", 5, TxnConfig.MAX_EPOCH, false, true).error());
+        TxnStateMachine.Reply again = h.init("t");
+        assertEquals(1000, again.producerId(), "InitProducerId moves it to a new producer id");
+        assertEquals(0, again.producerEpoch());
+    }
+
+    @Test
     void shouldAbortTimedOutTransactionsAndFenceTheLateCommitKafka20785() {
         TxnHarness h = new TxnHarness();
         TxnStateMachine.Reply p = h.init("t");
