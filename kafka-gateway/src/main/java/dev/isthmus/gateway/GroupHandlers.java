@@ -30,6 +30,8 @@ import dev.isthmus.gateway.protocol.message.OffsetFetchResponseData;
 import dev.isthmus.gateway.protocol.message.RequestHeaderData;
 import dev.isthmus.gateway.protocol.message.SyncGroupRequestData;
 import dev.isthmus.gateway.protocol.message.SyncGroupResponseData;
+import dev.isthmus.gateway.protocol.message.TxnOffsetCommitRequestData;
+import dev.isthmus.gateway.protocol.message.TxnOffsetCommitResponseData;
 import dev.isthmus.uring.shard.Promise;
 
 import dev.isthmus.gateway.protocol.message.MetadataResponseData;
@@ -70,6 +72,7 @@ final class GroupHandlers {
             case HEARTBEAT -> heartbeat(st, (HeartbeatRequestData) request);
             case LEAVE_GROUP -> leave(st, (LeaveGroupRequestData) request, version);
             case OFFSET_COMMIT -> commit(st, (OffsetCommitRequestData) request, version);
+            case TXN_OFFSET_COMMIT -> txnCommit(st, (TxnOffsetCommitRequestData) request, version);
             case OFFSET_FETCH -> fetch(st, (OffsetFetchRequestData) request, version);
             case DESCRIBE_GROUPS -> describe(st, (DescribeGroupsRequestData) request, version);
             case LIST_GROUPS -> list(st, (ListGroupsRequestData) request);
@@ -319,6 +322,61 @@ final class GroupHandlers {
         GroupApi.OffsetCommitRequest c = new GroupApi.OffsetCommitRequest(req.groupId, req.generationIdOrMemberEpoch,
             req.memberId == null ? "" : req.memberId, req.groupInstanceId, entries, version);
         return onGroup(st, req.groupId, (co, p) -> co.commit(p, c), code -> {
+            short[] all = new short[entries.size()];
+            java.util.Arrays.fill(all, code);
+            return new GroupApi.OffsetCommitResponse(all);
+        }).map(res -> {
+            short[] codes = res.errorCodes();
+            for (int i = 0; i < codes.length; i++) {
+                slots.get(i).errorCode = codes[i];
+            }
+            return (ProtocolMessage) r;
+        });
+    }
+
+    /**
+     * TxnOffsetCommit: offsets committed inside a transaction, routed to the group's coordinator
+     * ({@link GroupCoordinator#txnCommit}); unknown partitions answer UNKNOWN_TOPIC_OR_PARTITION as Kafka's request
+     * layer does.
+     */
+    private Promise<ProtocolMessage> txnCommit(ShardState st, TxnOffsetCommitRequestData req, short version) {
+        TxnOffsetCommitResponseData r = new TxnOffsetCommitResponseData();
+        List<GroupApi.OffsetEntry> entries = new ArrayList<>();
+        List<TxnOffsetCommitResponseData.TxnOffsetCommitResponsePartition> slots = new ArrayList<>();
+        for (TxnOffsetCommitRequestData.TxnOffsetCommitRequestTopic t : req.topics) {
+            TxnOffsetCommitResponseData.TxnOffsetCommitResponseTopic tr =
+                new TxnOffsetCommitResponseData.TxnOffsetCommitResponseTopic();
+            tr.name = t.name;
+            r.topics.add(tr);
+            TopicTable.Topic topic = t.name == null ? null : st.topics.get(t.name);
+            for (TxnOffsetCommitRequestData.TxnOffsetCommitRequestPartition p : t.partitions) {
+                TxnOffsetCommitResponseData.TxnOffsetCommitResponsePartition pr =
+                    new TxnOffsetCommitResponseData.TxnOffsetCommitResponsePartition();
+                pr.partitionIndex = p.partitionIndex;
+                tr.partitions.add(pr);
+                if (topic == null || p.partitionIndex < 0 || p.partitionIndex >= topic.partitions()) {
+                    pr.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
+                    continue;
+                }
+                entries.add(new GroupApi.OffsetEntry(new TopicPartition(topic.name(), p.partitionIndex),
+                    p.committedOffset, p.committedLeaderEpoch, p.committedMetadata));
+                slots.add(pr);
+            }
+        }
+        if (entries.isEmpty()) {
+            return Promise.completed(r);
+        }
+        short invalid = req.groupId == null || req.groupId.isEmpty() ? ErrorCodes.INVALID_GROUP_ID
+            : req.producerId < 0 || req.transactionalId == null || req.transactionalId.isEmpty()
+                ? ErrorCodes.INVALID_REQUEST : ErrorCodes.NONE;
+        if (invalid != ErrorCodes.NONE) {
+            slots.forEach(pr -> pr.errorCode = invalid);
+            return Promise.completed(r);
+        }
+        GroupApi.TxnOffsetCommitRequest c = new GroupApi.TxnOffsetCommitRequest(req.groupId, req.producerId,
+            req.producerEpoch, req.generationId, req.memberId == null ? "" : req.memberId, req.groupInstanceId, entries);
+        String txnId = req.transactionalId;
+        return onGroup(st, req.groupId, (co, p) -> co.txnCommit(p, txnId, c, version), code -> {
             short[] all = new short[entries.size()];
             java.util.Arrays.fill(all, code);
             return new GroupApi.OffsetCommitResponse(all);

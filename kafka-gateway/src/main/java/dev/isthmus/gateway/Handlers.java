@@ -98,6 +98,8 @@ final class Handlers {
         supported.put(ApiKeys.LIST_TRANSACTIONS, new Range((short) 0, (short) 2));
         // Transactions, partition side: markers from transaction coordinators and kafka-transactions.sh abort.
         supported.put(ApiKeys.WRITE_TXN_MARKERS, new Range((short) 1, (short) 1));
+        // Offsets committed in a transaction (v5: transaction version 2, the partition is added implicitly).
+        supported.put(ApiKeys.TXN_OFFSET_COMMIT, new Range((short) 0, (short) 5));
         groups = new GroupHandlers(broker);
         transactions = new TxnHandlers(broker);
         admin = new AdminHandlers(broker);
@@ -137,7 +139,7 @@ final class Handlers {
         int[] produced = request instanceof ProduceRequestData pr ? ShardMetrics.produceLengths(pr) : null;
         Promise<ProtocolMessage> response = switch (api) {
             case FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP, OFFSET_COMMIT, OFFSET_FETCH,
-                 DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE ->
+                 DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE, TXN_OFFSET_COMMIT ->
                 groups.handle(st, api, version, request, header, clientHost);
             case DELETE_TOPICS, CREATE_PARTITIONS, DELETE_RECORDS, DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS,
                  OFFSET_FOR_LEADER_EPOCH, DESCRIBE_CLUSTER, ALTER_CONFIGS, DESCRIBE_LOG_DIRS, ELECT_LEADERS, DESCRIBE_ACLS,
@@ -697,7 +699,14 @@ final class Handlers {
                         continue;
                     }
                     ps.add(onPartition(st, topic, index, part -> part.appendMarker(m.producerId, m.producerEpoch,
-                            m.transactionResult, m.coordinatorEpoch),
+                            m.transactionResult, m.coordinatorEpoch).map(code -> {
+                                if (code == ErrorCodes.NONE && part.topic.equals(GroupCoordinator.OFFSETS_TOPIC)) {
+                                    // The group coordinator of that partition (this shard's) applies it now.
+                                    broker.state(part.shardId()).groups.markerWritten(part.index, m.producerId,
+                                        m.transactionResult);
+                                }
+                                return code;
+                            }),
                         ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, ErrorCodes.NOT_LEADER_OR_FOLLOWER)
                         .recover(f -> ErrorCodes.REQUEST_TIMED_OUT)
                         .map(code -> {

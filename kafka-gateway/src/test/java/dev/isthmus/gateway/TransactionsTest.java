@@ -257,6 +257,56 @@ class TransactionsTest {
         }
     }
 
+    /** The group's committed offset of {@code tp} (null when none), as OffsetFetch answers with requireStable off. */
+    static Long committedOffset(Admin a, String group, TopicPartition tp) throws Exception {
+        var m = a.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS).get(tp);
+        return m == null ? null : m.offset();
+    }
+
+    @ParameterizedTest(name = "transaction.version {0}")
+    @ValueSource(ints = {1, 2})
+    void shouldMakeOffsetsCommittedInATransactionVisibleOnlyOnCommit(int version, @TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir, version)); Admin a = TransactionCoordinatorTest.admin(b)) {
+            // Offsets of partitions that do not exist are refused (UNKNOWN_TOPIC_OR_PARTITION, as Kafka does).
+            a.createTopics(List.of(new NewTopic(TOPIC, 1, (short) 1), new NewTopic("input", 4, (short) 1))).all()
+                .get(30, TimeUnit.SECONDS);
+            TopicPartition tp = new TopicPartition(TOPIC, 0);
+            TopicPartition input = new TopicPartition("input", 3);
+            String group = "copier";
+            var meta = new org.apache.kafka.clients.consumer.ConsumerGroupMetadata(group);
+            try (KafkaProducer<String, String> p = producer(b, "copier-1")) {
+                p.initTransactions();
+                p.beginTransaction();
+                p.send(new ProducerRecord<>(TOPIC, 0, "k", "copied-1")).get();
+                p.sendOffsetsToTransaction(Map.of(input, new org.apache.kafka.clients.consumer.OffsetAndMetadata(5)),
+                    meta);
+                assertEquals(null, committedOffset(a, group, input), "pending offsets are not visible before the commit");
+                p.commitTransaction();
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (!Long.valueOf(5).equals(committedOffset(a, group, input))) {
+                    assertTrue(System.nanoTime() < deadline, "the committed transaction's offset never became visible");
+                    Thread.sleep(20);
+                }
+                // A transaction that aborts leaves the offset where it was.
+                p.beginTransaction();
+                p.send(new ProducerRecord<>(TOPIC, 0, "k", "copied-2")).get();
+                p.sendOffsetsToTransaction(Map.of(input, new org.apache.kafka.clients.consumer.OffsetAndMetadata(9)),
+                    meta);
+                p.abortTransaction();
+                // The next transaction starts once the abort completed (markers included) at the coordinator.
+                p.beginTransaction();
+                p.send(new ProducerRecord<>(TOPIC, 0, "k", "copied-3")).get();
+                p.commitTransaction();
+            }
+            awaitStable(a, tp);
+            assertEquals(5L, committedOffset(a, group, input), "the aborted transaction's offset 9 was dropped");
+            // The offsets partition holds the two transactional offset batches and their markers.
+            var offsets = a.listConsumerGroupOffsets(group, new org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions()
+                .requireStable(true)).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
+            assertEquals(5L, offsets.get(input).offset(), "requireStable once no transaction is open");
+        }
+    }
+
     /** One Produce v9 (acks=all) of {@code records} to {@code tp}; the partition's answer. */
     static org.apache.kafka.common.message.ProduceResponseData.PartitionProduceResponse produceRaw(Broker b,
         TopicPartition tp, MemoryRecords records) throws Exception {
