@@ -505,8 +505,8 @@ final class Partition implements GroupListener {
                 return Promise.completed(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, "the new leader"
                     + " of " + topic + "-" + index + " is still loading the producers' state; retry"));
             }
-            Verification pending = verifying.get(producerId);
-            if (transactional && pending != null && pending != verified) {
+            Verification pending = transactional && !verifying.isEmpty() ? verifying.get(producerId) : null;
+            if (pending != null && pending != verified) {
                 // Behind the producer's verification in progress: in order, after it.
                 Promise<AppendResult> p = new Promise<>();
                 pending.queued.add(new Deferred(src, len, acks, internal, transactionalId, produceVersion, p));

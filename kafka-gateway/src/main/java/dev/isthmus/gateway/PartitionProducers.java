@@ -229,17 +229,18 @@ final class PartitionProducers {
     /** Reads committed entries for the committed view (its own handler: nothing allocated per read). */
     private final class Applier implements Log.ChainReadHandler {
         long from;
+        /** Adds an aborted transaction to the index file of the segment holding its marker. */
+        private final java.util.function.Consumer<ProducerStateManager.AbortedTxn> index = a -> {
+            Log log = replica.log();
+            long base = log == null ? -1 : log.segmentBaseFor(a.lastOffset());
+            txnIndex.append(Math.max(0, base), a.producerId(), a.firstOffset(), a.lastOffset(), a.lastStableOffset());
+        };
 
         @Override
         public void onRead(IoBuf batches, long firstOffset, long lastOffset) {
             try {
                 if (!closed && !batches.isEmpty()) {
-                    committed.applyAll(batches, a -> {
-                        Log log = replica.log();
-                        long base = log == null ? -1 : log.segmentBaseFor(a.lastOffset());
-                        txnIndex.append(Math.max(0, base), a.producerId(), a.firstOffset(), a.lastOffset(),
-                            a.lastStableOffset());
-                    });
+                    committed.applyAll(batches, System.currentTimeMillis(), index);
                 }
             } finally {
                 batches.release();
@@ -379,7 +380,7 @@ final class PartitionProducers {
         @Override
         public void onRead(IoBuf batches, long firstOffset, long lastOffset) {
             try {
-                t.applyAll(batches, a -> {
+                t.applyAll(batches, System.currentTimeMillis(), a -> {
                 });
             } finally {
                 batches.release();

@@ -5,7 +5,6 @@ import dev.isthmus.log.ControlBatch;
 import dev.isthmus.log.RecordBatch;
 
 import java.nio.ByteBuffer;
-import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.TreeMap;
@@ -49,7 +48,10 @@ final class ProducerStateManager {
     static final int SNAPSHOT_MAGIC = 0x49535053; // "ISPS"
     static final int SNAPSHOT_VERSION = 4;
 
-    /** One producer id's state. */
+    /**
+     * One producer id's state. Its last batches are a ring of {@link #MAX_BATCHES} slots in three arrays, so that
+     * recording a batch allocates nothing.
+     */
     static final class Producer {
         /** -1 until a batch or marker names one. */
         short epoch = -1;
@@ -59,8 +61,12 @@ final class ProducerStateManager {
         long txnFirstOffset = -1;
         /** Largest of the batches' max timestamps and the append times (producer.id.expiration.ms). */
         long lastSeenMs;
-        /** The last batches: {firstSeq, lastSeq, baseOffset}. */
-        final ArrayDeque<long[]> batches = new ArrayDeque<>(2);
+        // The last batches, oldest first from head: first and last sequence, base offset.
+        private final int[] firstSeqs = new int[MAX_BATCHES];
+        private final int[] lastSeqs = new int[MAX_BATCHES];
+        private final long[] baseOffsets = new long[MAX_BATCHES];
+        private int head;
+        private int count;
 
         Producer copy() {
             Producer p = new Producer();
@@ -68,22 +74,61 @@ final class ProducerStateManager {
             p.coordinatorEpoch = coordinatorEpoch;
             p.txnFirstOffset = txnFirstOffset;
             p.lastSeenMs = lastSeenMs;
-            for (long[] b : batches) {
-                p.batches.addLast(b.clone());
-            }
+            System.arraycopy(firstSeqs, 0, p.firstSeqs, 0, MAX_BATCHES);
+            System.arraycopy(lastSeqs, 0, p.lastSeqs, 0, MAX_BATCHES);
+            System.arraycopy(baseOffsets, 0, p.baseOffsets, 0, MAX_BATCHES);
+            p.head = head;
+            p.count = count;
             return p;
+        }
+
+        /** Batches kept. */
+        int batchCount() {
+            return count;
+        }
+
+        /** The {@code i}-th batch kept, oldest first: its ring slot. */
+        private int slot(int i) {
+            return (head + i) % MAX_BATCHES;
+        }
+
+        int firstSequence(int i) {
+            return firstSeqs[slot(i)];
+        }
+
+        int lastSequence(int i) {
+            return lastSeqs[slot(i)];
+        }
+
+        long baseOffset(int i) {
+            return baseOffsets[slot(i)];
+        }
+
+        /** Keeps a batch, dropping the oldest when {@link #MAX_BATCHES} are kept. */
+        void addBatch(int firstSeq, int lastSeq, long baseOffset) {
+            int at;
+            if (count == MAX_BATCHES) {
+                at = head;
+                head = (head + 1) % MAX_BATCHES;
+            } else {
+                at = slot(count);
+                count++;
+            }
+            firstSeqs[at] = firstSeq;
+            lastSeqs[at] = lastSeq;
+            baseOffsets[at] = baseOffset;
         }
 
         /** The last sequence number kept, or -1. */
         int lastSequence() {
-            long[] last = batches.peekLast();
-            return last == null ? -1 : (int) last[1];
+            return count == 0 ? -1 : lastSeqs[slot(count - 1)];
         }
 
         private void bumpEpoch(short e) {
             if (e != epoch) {
                 epoch = e;
-                batches.clear();
+                head = 0;
+                count = 0;
             }
         }
     }
@@ -93,6 +138,9 @@ final class ProducerStateManager {
     }
 
     private final Map<Long, Producer> producers = new HashMap<>();
+    /** The producer looked up last (a produce checks then applies the same one): no boxed key on a repeat. */
+    private long cachedId = -1;
+    private Producer cached;
     /** Open transactions: first offset -> producer id. */
     private final TreeMap<Long, Long> open = new TreeMap<>();
     /** The next offset to apply (everything below was applied). */
@@ -124,6 +172,7 @@ final class ProducerStateManager {
 
     /** Everything applied is forgotten and applying starts again at {@code offset} (the log was replaced). */
     void reset(long offset) {
+        forgetCached();
         producers.clear();
         open.clear();
         appliedOffset = offset;
@@ -140,7 +189,32 @@ final class ProducerStateManager {
     }
 
     Producer producer(long producerId) {
-        return producers.get(producerId);
+        if (producerId == cachedId && cached != null) {
+            return cached;
+        }
+        Producer p = producers.get(producerId);
+        if (p != null) {
+            cachedId = producerId;
+            cached = p;
+        }
+        return p;
+    }
+
+    /** The state of {@code producerId}, created when it has none. */
+    private Producer producerOrNew(long producerId) {
+        Producer p = producer(producerId);
+        if (p == null) {
+            p = new Producer();
+            producers.put(producerId, p);
+            cachedId = producerId;
+            cached = p;
+        }
+        return p;
+    }
+
+    private void forgetCached() {
+        cachedId = -1;
+        cached = null;
     }
 
     Map<Long, Producer> producers() {
@@ -181,7 +255,7 @@ final class ProducerStateManager {
      * where it is), or a Kafka error (then {@link #problem()} names it).
      */
     short checkData(long producerId, short epoch, int firstSeq, int lastSeq, boolean transactional) {
-        Producer p = producers.get(producerId);
+        Producer p = producer(producerId);
         if (p == null) {
             return ErrorCodes.NONE;
         }
@@ -191,9 +265,9 @@ final class ProducerStateManager {
         }
         // A batch without a sequence (the group coordinator's transactional offsets) is checked for its epoch only.
         if (firstSeq >= 0 && epoch == p.epoch) {
-            for (long[] b : p.batches) {
-                if (b[0] == firstSeq && b[1] == lastSeq) {
-                    duplicateOffset = b[2];
+            for (int i = 0; i < p.batchCount(); i++) {
+                if (p.firstSequence(i) == firstSeq && p.lastSequence(i) == lastSeq) {
+                    duplicateOffset = p.baseOffset(i);
                     return DUPLICATE;
                 }
             }
@@ -204,9 +278,9 @@ final class ProducerStateManager {
                 return ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER;
             }
         } else if (firstSeq >= 0) {
-            long[] last = p.batches.peekLast();
-            if (last != null && firstSeq != (int) (last[1] + 1) && !(firstSeq == 0 && last[1] == Integer.MAX_VALUE)) {
-                problem = "producer " + producerId + " sent sequence " + firstSeq + " after " + last[1];
+            int last = p.lastSequence();
+            if (p.batchCount() > 0 && firstSeq != last + 1 && !(firstSeq == 0 && last == Integer.MAX_VALUE)) {
+                problem = "producer " + producerId + " sent sequence " + firstSeq + " after " + last;
                 return ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER;
             }
         }
@@ -223,7 +297,7 @@ final class ProducerStateManager {
      * transactional batch without one starts a transaction, and is verified with the coordinator first.
      */
     boolean hasOngoingTransaction(long producerId, short epoch) {
-        Producer p = producers.get(producerId);
+        Producer p = producer(producerId);
         return p != null && p.txnFirstOffset >= 0 && p.epoch == epoch;
     }
 
@@ -239,7 +313,7 @@ final class ProducerStateManager {
 
     /** Checks a transaction marker: {@link ErrorCodes#NONE} or a Kafka error ({@link #problem()} names it). */
     short checkMarker(long producerId, short epoch, int coordinatorEpoch) {
-        Producer p = producers.get(producerId);
+        Producer p = producer(producerId);
         if (p == null) {
             return ErrorCodes.NONE;
         }
@@ -261,15 +335,12 @@ final class ProducerStateManager {
     void applyData(long producerId, short epoch, int firstSeq, int lastSeq, long baseOffset, long lastOffset,
                    boolean transactional, long timestampMs) {
         if (producerId >= 0) {
-            Producer p = producers.computeIfAbsent(producerId, k -> new Producer());
+            Producer p = producerOrNew(producerId);
             if (epoch > p.epoch) {
                 p.bumpEpoch(epoch);
             }
             if (firstSeq >= 0) {
-                p.batches.addLast(new long[] {firstSeq, lastSeq, baseOffset});
-                if (p.batches.size() > MAX_BATCHES) {
-                    p.batches.pollFirst();
-                }
+                p.addBatch(firstSeq, lastSeq, baseOffset);
             }
             p.lastSeenMs = Math.max(p.lastSeenMs, timestampMs);
             if (transactional && p.txnFirstOffset < 0) {
@@ -286,7 +357,7 @@ final class ProducerStateManager {
      */
     AbortedTxn applyMarker(long producerId, short epoch, boolean commit, int coordinatorEpoch, long offset,
                            long timestampMs) {
-        Producer p = producers.computeIfAbsent(producerId, k -> new Producer());
+        Producer p = producerOrNew(producerId);
         if (epoch > p.epoch) {
             p.bumpEpoch(epoch);
         }
@@ -309,9 +380,10 @@ final class ProducerStateManager {
 
     /**
      * Applies the batch at {@code pos} of {@code v} (a whole batch, checked by the caller), data or control; batches
-     * wholly below {@link #appliedOffset()} are skipped. Returns the aborted transaction a marker ended, or null.
+     * wholly below {@link #appliedOffset()} are skipped. Returns the aborted transaction a marker ended, or null. A
+     * batch without timestamps (-1, as a raw client may send) counts as seen at {@code nowMs} for expiry.
      */
-    AbortedTxn apply(IoBufView v, long pos) {
+    AbortedTxn apply(IoBufView v, long pos, long nowMs) {
         long base = v.getLong(pos + RecordBatch.BASE_OFFSET);
         long last = base + v.getInt(pos + RecordBatch.LAST_OFFSET_DELTA);
         if (last < appliedOffset) {
@@ -326,7 +398,7 @@ final class ProducerStateManager {
             int type = pid >= 0 && transactional ? ControlBatch.type(v, pos) : ControlBatch.UNKNOWN;
             if (type == ControlBatch.ABORT || type == ControlBatch.COMMIT) {
                 return applyMarker(pid, epoch, type == ControlBatch.COMMIT, ControlBatch.coordinatorEpoch(v, pos),
-                    last, Math.max(ts, 0));
+                    last, ts < 0 ? nowMs : ts);
             }
             appliedOffset = Math.max(appliedOffset, last + 1); // another control batch (or an emptied marker)
             return null;
@@ -334,7 +406,8 @@ final class ProducerStateManager {
         maxTimestamp = Math.max(maxTimestamp, ts);
         int first = v.getInt(pos + RecordBatch.BASE_SEQUENCE);
         int delta = (int) (last - base);
-        applyData(pid, epoch, first, first < 0 ? -1 : first + delta, base, last, transactional && pid >= 0, ts);
+        applyData(pid, epoch, first, first < 0 ? -1 : first + delta, base, last, transactional && pid >= 0,
+            ts < 0 ? nowMs : ts);
         return null;
     }
 
@@ -346,6 +419,7 @@ final class ProducerStateManager {
     /** Drops producers silent for {@code expiryMs} (producer.id.expiration.ms), never one with an open transaction. */
     int expire(long nowMs, long expiryMs) {
         int before = producers.size();
+        forgetCached();
         producers.values().removeIf(p -> p.txnFirstOffset < 0 && nowMs - p.lastSeenMs > expiryMs);
         return before - producers.size();
     }
@@ -365,7 +439,7 @@ final class ProducerStateManager {
     byte[] snapshot(long termBeforeOffset, byte[] extra) {
         int size = 4 + 4 + 8 + 8 + 8 + 4 + 4 + extra.length + 8;
         for (Producer p : producers.values()) {
-            size += 8 + 2 + 8 + 4 + 8 + 4 + p.batches.size() * 16;
+            size += 8 + 2 + 8 + 4 + 8 + 4 + p.batchCount() * 16;
         }
         ByteBuffer b = ByteBuffer.allocate(size);
         b.putInt(SNAPSHOT_MAGIC).putInt(SNAPSHOT_VERSION).putLong(appliedOffset).putLong(termBeforeOffset)
@@ -373,9 +447,9 @@ final class ProducerStateManager {
         for (Map.Entry<Long, Producer> e : producers.entrySet()) {
             Producer p = e.getValue();
             b.putLong(e.getKey()).putShort(p.epoch).putLong(p.lastSeenMs).putInt(p.coordinatorEpoch)
-                .putLong(p.txnFirstOffset).putInt(p.batches.size());
-            for (long[] x : p.batches) {
-                b.putInt((int) x[0]).putInt((int) x[1]).putLong(x[2]);
+                .putLong(p.txnFirstOffset).putInt(p.batchCount());
+            for (int i = 0; i < p.batchCount(); i++) {
+                b.putInt(p.firstSequence(i)).putInt(p.lastSequence(i)).putLong(p.baseOffset(i));
             }
         }
         b.putInt(extra.length).put(extra);
@@ -430,7 +504,7 @@ final class ProducerStateManager {
                 throw new IllegalArgumentException("producer snapshot claims " + k + " batches of producer " + pid);
             }
             for (int j = 0; j < k; j++) {
-                p.batches.addLast(new long[] {b.getInt(), b.getInt(), b.getLong()});
+                p.addBatch(b.getInt(), b.getInt(), b.getLong());
             }
             read.put(pid, p);
             if (p.txnFirstOffset >= 0) {
@@ -443,6 +517,7 @@ final class ProducerStateManager {
         }
         byte[] extra = new byte[extraLength];
         b.get(extra);
+        forgetCached();
         producers.clear();
         producers.putAll(read);
         open.clear();
@@ -452,8 +527,11 @@ final class ProducerStateManager {
         return new Loaded(offset, term, extra);
     }
 
-    /** Applies every batch of {@code v} (whole batches back to back); {@code aborted} gets the aborted transactions. */
-    long applyAll(IoBufView v, Consumer<AbortedTxn> aborted) {
+    /**
+     * Applies every batch of {@code v} (whole batches back to back) at {@code nowMs}; {@code aborted} gets the aborted
+     * transactions.
+     */
+    long applyAll(IoBufView v, long nowMs, Consumer<AbortedTxn> aborted) {
         long pos = 0;
         long size = v.size();
         while (pos + RecordBatch.HEADER_BYTES <= size) {
@@ -461,7 +539,7 @@ final class ProducerStateManager {
             if (batchSize < RecordBatch.HEADER_BYTES || pos + batchSize > size) {
                 break;
             }
-            AbortedTxn a = apply(v, pos);
+            AbortedTxn a = apply(v, pos, nowMs);
             if (a != null) {
                 aborted.accept(a);
             }

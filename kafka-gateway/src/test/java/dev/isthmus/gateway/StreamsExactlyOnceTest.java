@@ -82,7 +82,8 @@ class StreamsExactlyOnceTest {
     private static BrokerConfig config(Path data, int port) {
         return BrokerConfig.defaults().toBuilder().port(port).dataDir(data).shards(2).memoryBytes(256L << 20)
             .pin(false).groupInitialRebalanceDelayMs(0)
-            .transactionSetting(TxnConfig.STATE_LOG_PARTITIONS, "4").build();
+            .transactionSetting(TxnConfig.STATE_LOG_PARTITIONS, "4")
+            .transactionSetting(TxnConfig.ABORT_INTERVAL_MS, "500").build();
     }
 
     private static void produce(int port, int from, int to) throws Exception {
