@@ -94,6 +94,8 @@ final class Handlers {
         supported.put(ApiKeys.END_TXN, new Range((short) 0, (short) 5));
         supported.put(ApiKeys.DESCRIBE_TRANSACTIONS, new Range((short) 0, (short) 0));
         supported.put(ApiKeys.LIST_TRANSACTIONS, new Range((short) 0, (short) 2));
+        // TxnOffsetCommit 5 is transaction version 2 (the group's offsets partition joins the transaction implicitly).
+        supported.put(ApiKeys.TXN_OFFSET_COMMIT, new Range((short) 0, (short) 5));
         groups = new GroupHandlers(broker);
         transactions = new TxnHandlers(broker);
         admin = new AdminHandlers(broker);
@@ -133,7 +135,7 @@ final class Handlers {
         int[] produced = request instanceof ProduceRequestData pr ? ShardMetrics.produceLengths(pr) : null;
         Promise<ProtocolMessage> response = switch (api) {
             case FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP, OFFSET_COMMIT, OFFSET_FETCH,
-                 DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE ->
+                 DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE, TXN_OFFSET_COMMIT ->
                 groups.handle(st, api, version, request, header, clientHost);
             case DELETE_TOPICS, CREATE_PARTITIONS, DELETE_RECORDS, DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS,
                  OFFSET_FOR_LEADER_EPOCH, DESCRIBE_CLUSTER, ALTER_CONFIGS, DESCRIBE_LOG_DIRS, ELECT_LEADERS, DESCRIBE_ACLS,
@@ -149,6 +151,11 @@ final class Handlers {
             case CREATE_TOPICS -> createTopics(st, (CreateTopicsRequestData) request);
             default -> Promise.failed(new IllegalStateException(api + " is not handled"));
         };
+        if (api == ApiKeys.WRITE_TXN_MARKERS) {
+            // Markers acknowledged on __consumer_offsets partitions complete the group's transactional offsets.
+            response = groups.markersWritten(st, (dev.isthmus.gateway.protocol.message.WriteTxnMarkersRequestData) request,
+                response);
+        }
         return metered(st, api, startNs, request, produced, response);
     }
 
