@@ -394,6 +394,54 @@ class TransactionCoordinatorTest {
         }
     }
 
+    @Test
+    void shouldExpireAnIdleTransactionalIdWithATombstone(@TempDir Path dir) throws Exception {
+        java.util.function.Function<Path, BrokerConfig> cfg = d -> config(d, 2).toBuilder()
+            .transactionSetting(TxnConfig.ID_EXPIRATION_MS, "1000")
+            .transactionSetting(TxnConfig.REMOVE_INTERVAL_MS, "200").build();
+        long[] first;
+        int p;
+        try (Broker b = Broker.start(cfg.apply(dir)); Admin a = admin(b)) {
+            first = initRaw(b.port(), "short-lived", 60_000);
+            assertEquals(TransactionState.EMPTY, describe(a, "short-lived").state());
+            // Idle past transactional.id.expiration.ms with no transaction open: Dead, then a tombstone.
+            await("short-lived expired", () -> {
+                try {
+                    describe(a, "short-lived");
+                    return null;
+                } catch (Exception e) {
+                    return e.getCause() instanceof org.apache.kafka.common.errors.TransactionalIdNotFoundException
+                        ? e : null;
+                }
+            });
+            assertTrue(a.listTransactions().all().get(30, TimeUnit.SECONDS).stream()
+                .noneMatch(l -> l.transactionalId().equals("short-lived")));
+            p = TxnConfig.partitionFor("short-lived", 4);
+            var last = KafkaRequests.batches(b.port(), TxnCoordinator.TOPIC, p).getLast();
+            org.apache.kafka.common.record.internal.Record tombstone = null;
+            for (org.apache.kafka.common.record.internal.Record r : last) {
+                tombstone = r;
+            }
+            assertTrue(tombstone != null && !tombstone.hasValue(), "the partition ends with a tombstone: " + tombstone);
+            assertEquals("short-lived", dev.isthmus.gateway.txn.TransactionLog.readKey(tombstone.key()));
+        }
+        // Still gone after a restart; the id starts over with a new producer id.
+        try (Broker b = Broker.start(cfg.apply(dir)); Admin a = admin(b)) {
+            await("the reloaded coordinator", () -> {
+                try {
+                    describe(a, "short-lived");
+                    return null;
+                } catch (Exception e) {
+                    return e.getCause() instanceof org.apache.kafka.common.errors.TransactionalIdNotFoundException
+                        ? e : null;
+                }
+            });
+            long[] again = initRaw(b.port(), "short-lived", 60_000);
+            assertTrue(again[0] != first[0], "a new producer id after expiry");
+            assertEquals(0, again[1]);
+        }
+    }
+
     // ------------------------------------------------------------------ Kafka's tools
 
     private static final class ToolExit extends RuntimeException {
