@@ -359,12 +359,14 @@ final class GroupCoordinator {
     }
 
     /**
-     * A transaction marker of {@code producerId} is durable in offsets partition {@code p} (WriteTxnMarkers
-     * answered NONE for it): on commit the producer's pending offsets there become the committed ones, on abort
-     * they go. Idempotent. When the partition is not loaded here, nothing to do: its next load replays the marker
-     * from the log (and a load under way reads it, as the marker is below the high watermark by now).
+     * A transaction marker of {@code producerId} is durable in offsets partition {@code p}: on commit the producer's
+     * pending offsets there become the committed ones, on abort they go. Idempotent. The partition side's
+     * WriteTxnMarkers handler calls it on this shard once the marker's append on a {@code __consumer_offsets}
+     * partition answers NONE, before the transaction coordinator hears so. When the partition is not loaded here,
+     * nothing to do: its next load replays the marker from the log (and a load under way reads it, as the marker is
+     * below the high watermark by now).
      */
-    void transactionCompleted(int p, long producerId, boolean commit) {
+    void markerWritten(int p, long producerId, boolean commit) {
         Loaded l = partitions.get(p);
         if (l == null || l.machine == null || l.unloaded) {
             return;

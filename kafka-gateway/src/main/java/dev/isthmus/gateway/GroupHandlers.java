@@ -32,8 +32,6 @@ import dev.isthmus.gateway.protocol.message.SyncGroupRequestData;
 import dev.isthmus.gateway.protocol.message.SyncGroupResponseData;
 import dev.isthmus.gateway.protocol.message.TxnOffsetCommitRequestData;
 import dev.isthmus.gateway.protocol.message.TxnOffsetCommitResponseData;
-import dev.isthmus.gateway.protocol.message.WriteTxnMarkersRequestData;
-import dev.isthmus.gateway.protocol.message.WriteTxnMarkersResponseData;
 import dev.isthmus.gateway.txn.TxnErrors;
 import dev.isthmus.gateway.txn.TxnPartition;
 import dev.isthmus.uring.shard.Promise;
@@ -346,7 +344,7 @@ final class GroupHandlers {
      * AddOffsetsToTxn put it there (part 1), so no offsets are written outside the transaction that will carry the
      * marker. Then the group's state machine validates the member (v3+) and writes the offsets as a transactional
      * batch of the producer; they stay pending (OffsetFetch RequireStable answers UNSTABLE_OFFSET_COMMIT) until the
-     * marker lands in the offsets partition ({@link #markersWritten}).
+     * marker lands in the offsets partition ({@link GroupCoordinator#markerWritten}).
      *
      * <p>The coordinator's answers map as Kafka maps them for this API: PRODUCER_FENCED to INVALID_PRODUCER_EPOCH,
      * TRANSACTION_ABORTABLE to INVALID_TXN_STATE before v4, and an unreachable, loading or busy coordinator
@@ -426,55 +424,6 @@ final class GroupHandlers {
                  TxnErrors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, TxnErrors.INVALID_REQUEST -> code;
             default -> TxnErrors.COORDINATOR_NOT_AVAILABLE; // not coordinator, loading, busy, unreachable
         };
-    }
-
-    /**
-     * {@code response} to a WriteTxnMarkers, once every marker it acknowledged on a {@code __consumer_offsets}
-     * partition has been handed to that partition's group coordinator ({@link GroupCoordinator#transactionCompleted}):
-     * committed transactional offsets become visible, aborted ones go, before the transaction coordinator hears that
-     * the marker is written. Whoever appends the markers (the partition side's WriteTxnMarkers handler, for the
-     * transaction coordinator or kafka-transactions.sh) answers NONE for a partition only once its marker is durable;
-     * this runs for every WriteTxnMarkers that {@link Handlers#handle} serves.
-     */
-    Promise<ProtocolMessage> markersWritten(ShardState st, WriteTxnMarkersRequestData req,
-                                            Promise<ProtocolMessage> response) {
-        return response.flatMap(m -> {
-            if (!(m instanceof WriteTxnMarkersResponseData resp)) {
-                return Promise.completed(m);
-            }
-            TopicTable.Topic offsets = st.topics.get(OFFSETS_TOPIC);
-            if (offsets == null) {
-                return Promise.completed(m);
-            }
-            List<Promise<Object>> all = new ArrayList<>();
-            for (int i = 0; i < req.markers.size() && i < resp.markers.size(); i++) {
-                WriteTxnMarkersRequestData.WritableTxnMarker marker = req.markers.get(i);
-                WriteTxnMarkersResponseData.WritableTxnMarkerResult result = resp.markers.get(i);
-                if (result.producerId != marker.producerId) {
-                    continue;
-                }
-                for (WriteTxnMarkersResponseData.WritableTxnMarkerTopicResult t : result.topics) {
-                    if (!OFFSETS_TOPIC.equals(t.name)) {
-                        continue;
-                    }
-                    for (WriteTxnMarkersResponseData.WritableTxnMarkerPartitionResult pr : t.partitions) {
-                        int shard = pr.errorCode == ErrorCodes.NONE && pr.partitionIndex >= 0
-                            && pr.partitionIndex < offsets.partitions() ? broker.shardOf(offsets, pr.partitionIndex) : -1;
-                        if (shard < 0) {
-                            continue;
-                        }
-                        int index = pr.partitionIndex;
-                        long pid = marker.producerId;
-                        boolean commit = marker.transactionResult;
-                        all.add(st.shard.submitTo(shard, s -> {
-                            broker.state(s.id()).groups.transactionCompleted(index, pid, commit);
-                            return null;
-                        }));
-                    }
-                }
-            }
-            return all.isEmpty() ? Promise.completed(m) : Promise.whenAllSettled(all).map(x -> m);
-        });
     }
 
     /** One group's part of an OffsetFetch: the group id and the partitions asked for (null = all). */

@@ -151,11 +151,6 @@ final class Handlers {
             case CREATE_TOPICS -> createTopics(st, (CreateTopicsRequestData) request);
             default -> Promise.failed(new IllegalStateException(api + " is not handled"));
         };
-        if (api == ApiKeys.WRITE_TXN_MARKERS) {
-            // Markers acknowledged on __consumer_offsets partitions complete the group's transactional offsets.
-            response = groups.markersWritten(st, (dev.isthmus.gateway.protocol.message.WriteTxnMarkersRequestData) request,
-                response);
-        }
         return metered(st, api, startNs, request, produced, response);
     }
 
