@@ -51,9 +51,6 @@ import java.util.TreeSet;
 final class AdminHandlers {
     static final byte TOPIC = 2;
     static final byte BROKER = 4;
-    private static final byte SOURCE_TOPIC = 1;
-    private static final byte SOURCE_STATIC_BROKER = 4;
-    private static final byte SOURCE_DEFAULT = 5;
 
     /** Kafka's answers while no authorizer is configured (AclApis). */
     static final String NO_AUTHORIZER_DESCRIBE = "No Authorizer is configured on the broker";
@@ -209,6 +206,97 @@ final class AdminHandlers {
 
     // ------------------------------------------------------------------ configs
 
+    /** One config as DescribeConfigs reports it. */
+    record ConfigEntry(String name, String value, byte source, boolean readOnly, TopicConfigs.Type type,
+                       String documentation, List<TopicConfigs.Synonym> synonyms) {
+    }
+
+    /**
+     * Every topic config of a topic with these overrides: Kafka 4.3's, in Kafka's order, each with its effective
+     * value, where it comes from (the topic, the broker's static configuration, or the default), its synonyms and
+     * documentation; then the removed Kafka 3.x configs the topic sets.
+     */
+    static List<ConfigEntry> topicEntries(Map<String, String> overrides, TopicConfigs.Defaults defaults) {
+        List<ConfigEntry> out = new ArrayList<>();
+        for (TopicConfigs.Definition d : TopicConfigs.DEFINITIONS.values()) {
+            out.add(new ConfigEntry(d.name(), TopicConfigs.effective(overrides, d.name(), defaults),
+                TopicConfigs.source(overrides, d.name(), defaults), false, d.type(), d.documentation(),
+                TopicConfigs.synonyms(overrides, d.name(), defaults)));
+        }
+        for (TopicConfigs.Definition d : TopicConfigs.LEGACY.values()) {
+            if (overrides.containsKey(d.name())) {
+                out.add(new ConfigEntry(d.name(), overrides.get(d.name()), TopicConfigs.SOURCE_TOPIC, false, d.type(),
+                    d.documentation(), List.of(new TopicConfigs.Synonym(d.name(), overrides.get(d.name()),
+                        TopicConfigs.SOURCE_TOPIC))));
+            }
+        }
+        return out;
+    }
+
+    /** This broker's configs: its start-up settings, its defaults of topic configs, and its batch limit. */
+    private List<ConfigEntry> brokerEntries() {
+        BrokerConfig c = broker.config();
+        TopicConfigs.Defaults defaults = broker.topicDefaults();
+        List<ConfigEntry> out = new ArrayList<>();
+        String startup = "Set when the broker starts (command line or --config file).";
+        out.add(fixed("broker.id", Integer.toString(c.nodeId()), TopicConfigs.Type.INT, startup));
+        out.add(fixed("node.id", Integer.toString(c.nodeId()), TopicConfigs.Type.INT, startup));
+        out.add(fixed("listeners", "PLAINTEXT://" + c.host() + ":" + broker.port(), TopicConfigs.Type.LIST, startup));
+        out.add(fixed("advertised.listeners", "PLAINTEXT://" + c.advertisedHostOrListen() + ":"
+            + (c.advertisedPort() != 0 ? c.advertisedPort() : broker.port()), TopicConfigs.Type.LIST, startup));
+        out.add(fixed("log.dirs", c.dataDir().toAbsolutePath().toString(), TopicConfigs.Type.STRING, startup));
+        out.add(fixed("num.partitions", Integer.toString(c.defaultPartitions()), TopicConfigs.Type.INT, startup));
+        out.add(fixed("auto.create.topics.enable", Boolean.toString(c.autoCreateTopics()), TopicConfigs.Type.BOOLEAN,
+            startup));
+        out.add(fixed("socket.request.max.bytes", Integer.toString(c.maxRequestBytes()), TopicConfigs.Type.INT,
+            "The largest request accepted (--max-request-bytes). A produce request carries a whole batch, so it must"
+                + " be at least a topic's max.message.bytes plus " + BrokerConfig.PRODUCE_REQUEST_OVERHEAD_BYTES
+                + " bytes."));
+        out.add(fixed("max.connections", Integer.toString(c.maxConnections()), TopicConfigs.Type.INT, startup));
+        out.add(fixed("offsets.topic.num.partitions", Integer.toString(c.offsetsTopicPartitions()),
+            TopicConfigs.Type.INT, startup));
+        out.add(fixed("offsets.retention.minutes", Long.toString(c.offsetsRetentionMs() / 60_000), TopicConfigs.Type.INT,
+            startup));
+        out.add(fixed("group.min.session.timeout.ms", Integer.toString(c.groupMinSessionTimeoutMs()),
+            TopicConfigs.Type.INT, startup));
+        out.add(fixed("group.max.session.timeout.ms", Integer.toString(c.groupMaxSessionTimeoutMs()),
+            TopicConfigs.Type.INT, startup));
+        out.add(fixed("group.initial.rebalance.delay.ms", Integer.toString(c.groupInitialRebalanceDelayMs()),
+            TopicConfigs.Type.INT, startup));
+        out.add(fixed("auto.leader.rebalance.enable", Boolean.toString(c.autoLeaderRebalance()),
+            TopicConfigs.Type.BOOLEAN, startup));
+        out.add(fixed("isthmus.smp", Integer.toString(c.shards()), TopicConfigs.Type.INT, startup));
+        out.add(fixed("isthmus.memory.bytes", Long.toString(c.memoryBytes()), TopicConfigs.Type.LONG, startup));
+        out.add(fixed("isthmus.max.message.bytes.limit", Integer.toString(defaults.maxMessageBytesLimit()),
+            TopicConfigs.Type.INT, "The largest max.message.bytes a topic may have on this broker: "
+                + defaults.limitReason() + "."));
+        for (TopicConfigs.Definition d : TopicConfigs.DEFINITIONS.values()) {
+            if (d.brokerNames().isEmpty()) {
+                continue;
+            }
+            String doc = "The broker's default of the topic config " + d.name() + ". " + d.documentation();
+            for (TopicConfigs.BrokerName n : d.brokerNames()) {
+                String set = defaults.settings().get(n.name());
+                TopicConfigs.Type type = n.unit() == 1 ? d.type() : TopicConfigs.Type.INT;
+                if (set != null) {
+                    List<TopicConfigs.Synonym> syn = List.of(new TopicConfigs.Synonym(n.name(), set.trim(),
+                        TopicConfigs.SOURCE_STATIC_BROKER));
+                    out.add(new ConfigEntry(n.name(), set.trim(), TopicConfigs.SOURCE_STATIC_BROKER, true, type, doc, syn));
+                } else if (n.name().equals(d.brokerName())) {
+                    String v = TopicConfigs.brokerDefault(d);
+                    out.add(new ConfigEntry(n.name(), v, TopicConfigs.SOURCE_DEFAULT, true, type, doc,
+                        List.of(new TopicConfigs.Synonym(n.name(), v, TopicConfigs.SOURCE_DEFAULT))));
+                }
+            }
+        }
+        return out;
+    }
+
+    private static ConfigEntry fixed(String name, String value, TopicConfigs.Type type, String doc) {
+        return new ConfigEntry(name, value, TopicConfigs.SOURCE_STATIC_BROKER, true, type, doc,
+            List.of(new TopicConfigs.Synonym(name, value, TopicConfigs.SOURCE_STATIC_BROKER)));
+    }
+
     private Promise<ProtocolMessage> describeConfigs(ShardState st, DescribeConfigsRequestData req, short version) {
         DescribeConfigsResponseData r = new DescribeConfigsResponseData();
         for (DescribeConfigsRequestData.DescribeConfigsResource res : req.resources) {
@@ -217,7 +305,7 @@ final class AdminHandlers {
             out.resourceName = res.resourceName;
             out.errorMessage = null;
             r.results.add(out);
-            Map<String, String[]> entries = new LinkedHashMap<>(); // name -> {value, source, readOnly, type, doc}
+            List<ConfigEntry> entries;
             if (res.resourceType == TOPIC) {
                 TopicTable.Topic t = st.topics.get(res.resourceName);
                 if (t == null) {
@@ -225,12 +313,7 @@ final class AdminHandlers {
                     out.errorMessage = "topic " + res.resourceName + " does not exist";
                     continue;
                 }
-                for (TopicConfigs.Definition d : TopicConfigs.DEFINITIONS.values()) {
-                    boolean set = t.configs().containsKey(d.name());
-                    entries.put(d.name(), new String[] {TopicConfigs.value(t.configs(), d.name()),
-                        Byte.toString(set ? SOURCE_TOPIC : SOURCE_DEFAULT), "false", Byte.toString(d.type()),
-                        d.documentation()});
-                }
+                entries = topicEntries(t.configs(), broker.topicDefaults());
             } else if (res.resourceType == BROKER) {
                 if (!res.resourceName.isEmpty() && !res.resourceName.equals(Integer.toString(broker.config().nodeId()))) {
                     out.errorCode = ErrorCodes.INVALID_REQUEST;
@@ -238,60 +321,33 @@ final class AdminHandlers {
                         + broker.config().nodeId() + ")";
                     continue;
                 }
-                BrokerConfig c = broker.config();
-                brokerEntry(entries, "broker.id", Integer.toString(c.nodeId()), TopicConfigs.INT);
-                brokerEntry(entries, "node.id", Integer.toString(c.nodeId()), TopicConfigs.INT);
-                brokerEntry(entries, "listeners", "PLAINTEXT://" + c.host() + ":" + broker.port(), TopicConfigs.LIST);
-                brokerEntry(entries, "advertised.listeners", "PLAINTEXT://" + c.advertisedHostOrListen() + ":"
-                    + (c.advertisedPort() != 0 ? c.advertisedPort() : broker.port()), TopicConfigs.LIST);
-                brokerEntry(entries, "log.dirs", c.dataDir().toAbsolutePath().toString(), TopicConfigs.STRING);
-                brokerEntry(entries, "num.partitions", Integer.toString(c.defaultPartitions()), TopicConfigs.INT);
-                brokerEntry(entries, "auto.create.topics.enable", Boolean.toString(c.autoCreateTopics()),
-                    TopicConfigs.BOOLEAN);
-                brokerEntry(entries, "socket.request.max.bytes", Integer.toString(c.maxRequestBytes()), TopicConfigs.INT);
-                brokerEntry(entries, "max.connections", Integer.toString(c.maxConnections()), TopicConfigs.INT);
-                brokerEntry(entries, "offsets.topic.num.partitions", Integer.toString(c.offsetsTopicPartitions()),
-                    TopicConfigs.INT);
-                brokerEntry(entries, "offsets.retention.minutes", Long.toString(c.offsetsRetentionMs() / 60_000),
-                    TopicConfigs.INT);
-                brokerEntry(entries, "group.min.session.timeout.ms", Integer.toString(c.groupMinSessionTimeoutMs()),
-                    TopicConfigs.INT);
-                brokerEntry(entries, "group.max.session.timeout.ms", Integer.toString(c.groupMaxSessionTimeoutMs()),
-                    TopicConfigs.INT);
-                brokerEntry(entries, "group.initial.rebalance.delay.ms",
-                    Integer.toString(c.groupInitialRebalanceDelayMs()), TopicConfigs.INT);
-                brokerEntry(entries, "auto.leader.rebalance.enable", Boolean.toString(c.autoLeaderRebalance()),
-                    TopicConfigs.BOOLEAN);
-                brokerEntry(entries, "isthmus.smp", Integer.toString(c.shards()), TopicConfigs.INT);
-                brokerEntry(entries, "isthmus.memory.bytes", Long.toString(c.memoryBytes()), TopicConfigs.LONG);
-                for (TopicConfigs.Definition d : TopicConfigs.DEFINITIONS.values()) {
-                    brokerEntry(entries, d.brokerName(), d.defaultValue(), d.type());
-                }
+                entries = brokerEntries();
             } else {
                 out.errorCode = ErrorCodes.INVALID_REQUEST;
                 out.errorMessage = "resource type " + res.resourceType + " has no configs here (topics: 2, brokers: 4)";
                 continue;
             }
-            for (Map.Entry<String, String[]> e : entries.entrySet()) {
+            for (ConfigEntry e : entries) {
                 if (res.configurationKeys != null && !res.configurationKeys.isEmpty()
-                    && !res.configurationKeys.contains(e.getKey())) {
+                    && !res.configurationKeys.contains(e.name())) {
                     continue;
                 }
-                String[] v = e.getValue();
                 DescribeConfigsResponseData.DescribeConfigsResourceResult c = new DescribeConfigsResponseData.DescribeConfigsResourceResult();
-                c.name = e.getKey();
-                c.value = v[0];
-                c.configSource = Byte.parseByte(v[1]);
-                c.readOnly = Boolean.parseBoolean(v[2]);
-                c.configType = Byte.parseByte(v[3]);
-                c.documentation = req.includeDocumentation ? v[4] : null;
+                c.name = e.name();
+                c.value = e.value();
+                c.configSource = e.source();
+                c.readOnly = e.readOnly();
+                c.configType = e.type().code;
+                c.documentation = req.includeDocumentation ? e.documentation() : null;
                 c.isSensitive = false;
                 if (req.includeSynonyms) {
-                    DescribeConfigsResponseData.DescribeConfigsSynonym syn = new DescribeConfigsResponseData.DescribeConfigsSynonym();
-                    syn.name = c.name;
-                    syn.value = c.value;
-                    syn.source = c.configSource;
-                    c.synonyms.add(syn);
+                    for (TopicConfigs.Synonym s : e.synonyms()) {
+                        DescribeConfigsResponseData.DescribeConfigsSynonym syn = new DescribeConfigsResponseData.DescribeConfigsSynonym();
+                        syn.name = s.name();
+                        syn.value = s.value();
+                        syn.source = s.source();
+                        c.synonyms.add(syn);
+                    }
                 }
                 out.configs.add(c);
             }
@@ -299,9 +355,69 @@ final class AdminHandlers {
         return Promise.completed(r);
     }
 
-    private static void brokerEntry(Map<String, String[]> entries, String name, String value, byte type) {
-        entries.put(name, new String[] {value, Byte.toString(SOURCE_STATIC_BROKER), "true", Byte.toString(type),
-            "set when the broker starts (command line or --config file)"});
+    private static final byte OP_SET = 0;
+    private static final byte OP_DELETE = 1;
+    private static final byte OP_APPEND = 2;
+    private static final byte OP_SUBTRACT = 3;
+
+    /**
+     * Applies IncrementalAlterConfigs operations to a topic's overrides: SET, DELETE (back to the broker's or
+     * Kafka's default), APPEND and SUBTRACT (list configs only, item by item, as Kafka). Returns the new overrides,
+     * validated as a whole ({@link TopicConfigs#validate}), or a {@link Broker.Failure} naming the key and reason.
+     */
+    static Object applyIncremental(Map<String, String> current, List<IncrementalAlterConfigsRequestData.AlterableConfig> ops,
+                                   TopicConfigs.Defaults defaults) {
+        Map<String, String> next = new java.util.TreeMap<>(current);
+        java.util.Set<String> seen = new java.util.HashSet<>();
+        for (IncrementalAlterConfigsRequestData.AlterableConfig op : ops) {
+            if (!seen.add(op.name)) {
+                return new Broker.Failure(ErrorCodes.INVALID_REQUEST, "Error due to duplicate config keys: " + op.name);
+            }
+            if (!TopicConfigs.known(op.name)) {
+                return new Broker.Failure(ErrorCodes.INVALID_CONFIG, "Unknown topic config name: " + op.name);
+            }
+            switch (op.configOperation) {
+                case OP_SET -> {
+                    String bad = TopicConfigs.invalid(op.name, op.value, defaults);
+                    if (bad != null) {
+                        return new Broker.Failure(ErrorCodes.INVALID_CONFIG, bad);
+                    }
+                    next.put(op.name, op.value.trim());
+                }
+                case OP_DELETE -> next.remove(op.name);
+                case OP_APPEND, OP_SUBTRACT -> {
+                    if (TopicConfigs.type(op.name) != TopicConfigs.Type.LIST) {
+                        return new Broker.Failure(ErrorCodes.INVALID_CONFIG, "Can't " + (op.configOperation == OP_APPEND
+                            ? "APPEND to" : "SUBTRACT from") + " key " + op.name + " because its type is not LIST.");
+                    }
+                    @SuppressWarnings("unchecked")
+                    List<String> values = new ArrayList<>((List<String>) TopicConfigs.parse(TopicConfigs.Type.LIST,
+                        TopicConfigs.effective(next, op.name, defaults)));
+                    @SuppressWarnings("unchecked")
+                    List<String> items = op.value == null ? List.of()
+                        : (List<String>) TopicConfigs.parse(TopicConfigs.Type.LIST, op.value);
+                    for (String v : items) {
+                        if (op.configOperation == OP_APPEND && !values.contains(v)) {
+                            values.add(v);
+                        } else if (op.configOperation == OP_SUBTRACT) {
+                            values.remove(v);
+                        }
+                    }
+                    String joined = String.join(",", values);
+                    String bad = TopicConfigs.invalid(op.name, joined, defaults);
+                    if (bad != null) {
+                        return new Broker.Failure(ErrorCodes.INVALID_CONFIG, bad);
+                    }
+                    next.put(op.name, joined);
+                }
+                default -> {
+                    return new Broker.Failure(ErrorCodes.INVALID_REQUEST, "unknown config operation "
+                        + op.configOperation + " for " + op.name + " (SET 0, DELETE 1, APPEND 2, SUBTRACT 3)");
+                }
+            }
+        }
+        String bad = TopicConfigs.firstProblem(next, defaults);
+        return bad != null ? new Broker.Failure(ErrorCodes.INVALID_CONFIG, bad) : next;
     }
 
     private Promise<ProtocolMessage> alterConfigs(ShardState st, IncrementalAlterConfigsRequestData req) {
@@ -326,54 +442,11 @@ final class AdminHandlers {
                 continue;
             }
             List<IncrementalAlterConfigsRequestData.AlterableConfig> ops = res.configs;
-            int limit = broker.maxBatchBytesLimit();
+            TopicConfigs.Defaults defaults = broker.topicDefaults();
             boolean validateOnly = req.validateOnly;
             all.add(broker.alterTopicConfigs(st.shard, res.resourceName, current -> {
-                Map<String, String> next = new LinkedHashMap<>(current);
-                for (IncrementalAlterConfigsRequestData.AlterableConfig op : ops) {
-                    if (!TopicConfigs.DEFINITIONS.containsKey(op.name)) {
-                        return new Broker.Failure(ErrorCodes.INVALID_CONFIG, TopicConfigs.invalid(op.name, op.value, limit));
-                    }
-                    switch (op.configOperation) {
-                        case 0 -> { // SET
-                            String bad = TopicConfigs.invalid(op.name, op.value, limit);
-                            if (bad != null) {
-                                return new Broker.Failure(ErrorCodes.INVALID_CONFIG, bad);
-                            }
-                            next.put(op.name, op.value.trim());
-                        }
-                        case 1 -> next.remove(op.name); // DELETE: back to the default
-                        case 2, 3 -> { // APPEND, SUBTRACT: list-valued configs only
-                            if (!op.name.equals("cleanup.policy")) {
-                                return new Broker.Failure(ErrorCodes.INVALID_CONFIG, "APPEND and SUBTRACT apply to list"
-                                    + " configs only; " + op.name + " is not a list");
-                            }
-                            List<String> values = new ArrayList<>(List.of(TopicConfigs.value(next, op.name).split(",")));
-                            for (String v : op.value == null ? new String[0] : op.value.split(",")) {
-                                if (op.configOperation == 2 && !values.contains(v.trim())) {
-                                    values.add(v.trim());
-                                } else if (op.configOperation == 3) {
-                                    values.remove(v.trim());
-                                }
-                            }
-                            String joined = String.join(",", values);
-                            String bad = TopicConfigs.invalid(op.name, joined, limit);
-                            if (bad != null) {
-                                return new Broker.Failure(ErrorCodes.INVALID_CONFIG, bad);
-                            }
-                            next.put(op.name, joined);
-                        }
-                        default -> {
-                            return new Broker.Failure(ErrorCodes.INVALID_REQUEST, "unknown config operation "
-                                + op.configOperation);
-                        }
-                    }
-                }
-                String inconsistent = TopicConfigs.inconsistent(next);
-                if (inconsistent != null) {
-                    return new Broker.Failure(ErrorCodes.INVALID_CONFIG, inconsistent);
-                }
-                return validateOnly ? (Object) Boolean.TRUE : next;
+                Object next = applyIncremental(current, ops, defaults);
+                return validateOnly && !(next instanceof Broker.Failure) ? (Object) Boolean.TRUE : next;
             }).map(outcome -> {
                 if (outcome instanceof Broker.Failure f) {
                     out.errorCode = f.code();
@@ -387,8 +460,8 @@ final class AdminHandlers {
 
     /**
      * The legacy AlterConfigs (kafkajs, sarama): each resource's configs are replaced by the request's, so a topic
-     * config left out goes back to its default. Validated as IncrementalAlterConfigs validates a SET
-     * ({@link TopicConfigs#invalid}, then {@link TopicConfigs#inconsistent}); validateOnly changes nothing. Broker
+     * config left out goes back to its default (the broker's, else Kafka's). The whole new set is validated as
+     * IncrementalAlterConfigs validates its result ({@link TopicConfigs#validate}); validateOnly changes nothing. Broker
      * configs are start-up settings here: naming any answers INVALID_REQUEST as Kafka does for a config it cannot
      * update dynamically.
      */
@@ -426,22 +499,18 @@ final class AdminHandlers {
                 continue;
             }
             List<AlterConfigsRequestData.AlterableConfig> configs = res.configs;
-            int limit = broker.maxBatchBytesLimit();
+            TopicConfigs.Defaults defaults = broker.topicDefaults();
             boolean validateOnly = req.validateOnly;
             all.add(broker.alterTopicConfigs(st.shard, res.resourceName, current -> {
                 Map<String, String> next = new LinkedHashMap<>();
                 for (AlterConfigsRequestData.AlterableConfig c : configs) {
-                    String invalid = TopicConfigs.invalid(c.name, c.value, limit);
-                    if (invalid != null) {
-                        return new Broker.Failure(ErrorCodes.INVALID_CONFIG, invalid);
-                    }
-                    next.put(c.name, c.value.trim());
+                    next.put(c.name, c.value);
                 }
-                String inconsistent = TopicConfigs.inconsistent(next);
-                if (inconsistent != null) {
-                    return new Broker.Failure(ErrorCodes.INVALID_CONFIG, inconsistent);
+                String invalid = TopicConfigs.firstProblem(next, defaults); // the whole new set, as Kafka checks it
+                if (invalid != null) {
+                    return new Broker.Failure(ErrorCodes.INVALID_CONFIG, invalid);
                 }
-                return validateOnly ? (Object) Boolean.TRUE : next;
+                return validateOnly ? (Object) Boolean.TRUE : TopicConfigs.normalized(next);
             }).map(outcome -> {
                 if (outcome instanceof Broker.Failure f) {
                     out.errorCode = f.code();

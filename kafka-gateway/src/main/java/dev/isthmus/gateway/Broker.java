@@ -55,6 +55,8 @@ public final class Broker implements AutoCloseable {
     private final TcpListener[] listeners;
     private final Handlers handlers;
     private final String clusterId;
+    /** The broker's defaults of topic configs and its batch limit (from the static configuration). */
+    private final TopicConfigs.Defaults topicDefaults;
     /** Slow file work off the shard threads: removing the directories of deleted partitions. */
     private final java.util.concurrent.ExecutorService background = java.util.concurrent.Executors
         .newSingleThreadExecutor(r -> {
@@ -81,6 +83,7 @@ public final class Broker implements AutoCloseable {
         this.states = new ShardState[group.size()];
         this.listeners = new TcpListener[group.size()];
         this.clusterId = clusterId;
+        this.topicDefaults = config.topicConfigDefaults();
         this.handlers = new Handlers(this);
         for (int i = 0; i < group.size(); i++) {
             connections.add(new HashSet<>());
@@ -114,7 +117,8 @@ public final class Broker implements AutoCloseable {
             for (int i = 0; i < group.size(); i++) {
                 int id = i;
                 group.call(i, s -> {
-                    ShardState st = new ShardState(s, arenas.current(), config.nodeId(), logs);
+                    ShardState st = new ShardState(s, arenas.current(), config.nodeId(), logs,
+                        config.writeBehindBytesPerShard(), broker.topicDefaults);
                     if (config.zeroedSegments() > 0) {
                         st.installZeroedSegments(data.resolve("zeroed-segments").resolve("shard-" + id),
                             config.zeroedSegments());
@@ -203,6 +207,14 @@ public final class Broker implements AutoCloseable {
         InetSocketAddress rpc = config.rpcHost() != null ? new InetSocketAddress(config.rpcHost(), config.rpcPort())
             : new InetSocketAddress("127.0.0.1", 0);
         RaftServerConfig rc = RaftServerConfig.of(config.nodeId(), clusterId, rpc, peers, voters, data);
+        // A Raft entry is one produced batch: the bounds on uncommitted bytes, queued bytes per peer and frames
+        // must each take the largest batch this broker accepts, or such a batch could never commit.
+        long batch = config.maxMessageBytesLimit() + (1L << 20);
+        rc = rc.withRaft(rc.raft().toBuilder().maxUncommittedBytes(Math.max(rc.raft().maxUncommittedBytes(), 2 * batch))
+            .build());
+        rc = rc.withTransport(rc.transport().withBuffers(Math.max(rc.transport().maxPeerBufferBytes(), batch),
+            rc.transport().sendBufferBytes(), (int) Math.min(Integer.MAX_VALUE,
+                Math.max(rc.transport().maxFrameBytes(), batch))));
         StoragePools pools = new StoragePools() {
             @Override
             public ChunkPool writePool(int shard) {
@@ -377,9 +389,9 @@ public final class Broker implements AutoCloseable {
         return raft.rpcAddress();
     }
 
-    /** The largest max.message.bytes a topic may set: what the shards' read windows were sized for. */
-    int maxBatchBytesLimit() {
-        return dev.isthmus.log.LogConfig.defaults().maxBatchBytes();
+    /** The broker's defaults of topic configs, with the largest batch it takes (see {@link BrokerConfig}). */
+    TopicConfigs.Defaults topicDefaults() {
+        return topicDefaults;
     }
 
     /** The metrics HTTP port, or 0 when metrics are off. */

@@ -5,6 +5,7 @@ import dev.isthmus.uring.IoBackend;
 
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Start-up settings of a broker: an immutable value, built with {@link #builder()} or {@link #defaults()} and
@@ -50,6 +51,11 @@ import java.util.List;
  *                                   replica is caught up ({@code --auto-leader-rebalance}, Kafka's
  *                                   auto.leader.rebalance.enable); when off, leadership stays where elections put
  *                                   it until kafka-leader-election.sh (ElectLeaders) moves it
+ * @param topicDefaults              the broker's defaults of topic configs, by Kafka's broker setting names
+ *                                   ({@code log.retention.hours = 24}, {@code message.max.bytes},
+ *                                   {@code compression.type}, {@code min.insync.replicas}, ...; see
+ *                                   {@link TopicConfigs#BY_BROKER_NAME}), as given in a {@code --config} file;
+ *                                   DescribeConfigs reports them with source STATIC_BROKER_CONFIG
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -57,7 +63,10 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            boolean autoCreateTopics, int groupMinSessionTimeoutMs, int groupMaxSessionTimeoutMs,
                            int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
-                           int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance) {
+                           int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
+                           Map<String, String> topicDefaults) {
+    /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
+    static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
     public BrokerConfig {
         if (shards < 1) {
@@ -126,6 +135,83 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 + " --rpc-listen HOST:PORT, the address other nodes reach it at");
         }
         dataDir = dataDir.normalize();
+        topicDefaults = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(topicDefaults));
+        long writeBehind = writeBehindBytes(memoryPerShard(memoryBytes, shards), topicDefaults);
+        long writeBlock = dev.isthmus.arena.MemoryArena.roundedSize(writeBehind);
+        if (writeBlock > memoryPerShard(memoryBytes, shards) / 4) {
+            long needed = writeBlock * 4 * shards;
+            throw new IllegalArgumentException("message.max.bytes " + topicDefaults.get("message.max.bytes")
+                + " needs a " + (writeBlock >> 20) + " MiB block of write-behind memory per shard (a whole batch plus"
+                + " two chunks, in the arena's power-of-two blocks), more than a quarter of each shard's "
+                + (memoryPerShard(memoryBytes, shards) >> 20) + " MiB: give --memory at least "
+                + ((needed + jvmNativeReserve(needed * 8 / 7) + (1 << 20) - 1) >> 20) + "M or fewer shards (--smp)");
+        }
+        TopicConfigs.Defaults.of(topicDefaults, maxMessageBytesLimit(maxRequestBytes, memoryPerShard(memoryBytes,
+            shards), writeBehind), "");
+    }
+
+    /**
+     * Each shard's write-behind memory (the chunks appends are copied into before they reach the disk): an eighth
+     * of its arena, between 8 and 64 MiB, and more when the broker's message.max.bytes needs it: a batch is copied
+     * whole, so the chunks must hold the largest batch plus a partly filled tail chunk. Such a larger pool takes
+     * the whole power-of-two block the arena gives for it.
+     */
+    public long writeBehindBytesPerShard() {
+        return writeBehindBytes(memoryPerShard(), topicDefaults);
+    }
+
+    private static long writeBehindBytes(long perShard, Map<String, String> topicDefaults) {
+        long chunk = ShardState.WRITE_CHUNK_BYTES;
+        long base = Math.max(8L << 20, Math.min(64L << 20, perShard / 8)) / chunk * chunk;
+        String brokerMax = topicDefaults.get("message.max.bytes");
+        long wanted = 0;
+        if (brokerMax != null) {
+            try {
+                wanted = (Long.parseLong(brokerMax.trim()) + 3 * chunk - 1) / chunk * chunk;
+            } catch (NumberFormatException e) {
+                wanted = 0; // reported by the topic defaults' own check
+            }
+        }
+        return wanted > base ? dev.isthmus.arena.MemoryArena.roundedSize(wanted) : base;
+    }
+
+    /**
+     * The largest record batch this broker takes (the highest max.message.bytes a topic may set): the least of
+     * what a produce request may carry ({@code --max-request-bytes} less {@link #PRODUCE_REQUEST_OVERHEAD_BYTES}),
+     * what a shard's write-behind memory holds beside a tail chunk ({@link #writeBehindBytesPerShard()}), and what
+     * a shard may hold of received requests (a quarter of its arena, less the same overhead).
+     */
+    public int maxMessageBytesLimit() {
+        return maxMessageBytesLimit(maxRequestBytes, memoryPerShard(), writeBehindBytesPerShard());
+    }
+
+    private static int maxMessageBytesLimit(int maxRequestBytes, long perShard, long writeBehind) {
+        long byRequest = (long) maxRequestBytes - PRODUCE_REQUEST_OVERHEAD_BYTES;
+        long byWriteBehind = writeBehind - 2L * ShardState.WRITE_CHUNK_BYTES;
+        long byReceive = perShard / 4 - PRODUCE_REQUEST_OVERHEAD_BYTES;
+        return (int) Math.max(0, Math.min(Integer.MAX_VALUE, Math.min(byRequest, Math.min(byWriteBehind, byReceive))));
+    }
+
+    /** What sets {@link #maxMessageBytesLimit()}, and how to raise it: one sentence. */
+    public String maxMessageBytesLimitReason() {
+        int limit = maxMessageBytesLimit();
+        long byRequest = (long) maxRequestBytes - PRODUCE_REQUEST_OVERHEAD_BYTES;
+        if (limit == byRequest) {
+            return "a produce request carries a whole batch and --max-request-bytes is " + maxRequestBytes
+                + "; raise it to at least max.message.bytes + " + PRODUCE_REQUEST_OVERHEAD_BYTES;
+        }
+        if (limit == writeBehindBytesPerShard() - 2L * ShardState.WRITE_CHUNK_BYTES) {
+            return "each shard copies a batch whole into its " + (writeBehindBytesPerShard() >> 20) + " MiB of"
+                + " write-behind memory; set message.max.bytes in the broker's --config file to the largest batch"
+                + " wanted (it sizes that memory) with enough --memory per shard";
+        }
+        return "each shard holds received requests in a quarter of its " + (memoryPerShard() >> 20)
+            + " MiB arena; give more --memory per shard (--memory / --smp)";
+    }
+
+    /** The topic config defaults this broker's settings give, with its batch limit. */
+    public TopicConfigs.Defaults topicConfigDefaults() {
+        return TopicConfigs.Defaults.of(topicDefaults, maxMessageBytesLimit(), maxMessageBytesLimitReason());
     }
 
     private static int seedId(String seed) {
@@ -194,6 +280,10 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
      * and the fixed Java heap of the launcher.
      */
     public long memoryPerShard() {
+        return memoryPerShard(memoryBytes, shards);
+    }
+
+    private static long memoryPerShard(long memoryBytes, int shards) {
         return arenaBytes(memoryBytes) / shards / (64 * 1024) * (64 * 1024);
     }
 
@@ -274,6 +364,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         int zeroedSegments = 1;
         int maxPartitionsPerShard = 1000;
         boolean autoLeaderRebalance = true;
+        Map<String, String> topicDefaults = new java.util.LinkedHashMap<>();
 
         Builder() {
         }
@@ -307,10 +398,20 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             zeroedSegments = c.zeroedSegments;
             maxPartitionsPerShard = c.maxPartitionsPerShard;
             autoLeaderRebalance = c.autoLeaderRebalance;
+            topicDefaults = new java.util.LinkedHashMap<>(c.topicDefaults);
         }
 
         public Builder autoLeaderRebalance(boolean v) {
             autoLeaderRebalance = v;
+            return this;
+        }
+
+        /**
+         * A broker default of a topic config, by its Kafka broker setting name ({@code log.retention.ms},
+         * {@code message.max.bytes}, ...); validated by {@link #build()}.
+         */
+        public Builder topicDefault(String brokerSetting, String value) {
+            topicDefaults.put(brokerSetting, value);
             return this;
         }
 
@@ -438,7 +539,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 pin, backend, maxRequestBytes, maxConnections, maxConnectionBufferedBytes, defaultPartitions,
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
-                zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance);
+                zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, topicDefaults);
         }
     }
 }

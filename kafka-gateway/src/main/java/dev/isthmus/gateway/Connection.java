@@ -254,6 +254,8 @@ final class Connection implements TcpConnection.ReceiveHandler {
     private boolean counted;
     private String clientHost;
     private boolean closed;
+    /** Hooks of running requests that wait for an event (parked fetches), run once if this connection closes. */
+    private ArrayList<Runnable> closeHooks;
 
     Connection(Broker broker, ShardState state, TcpConnection socket) {
         this.broker = broker;
@@ -439,7 +441,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
         admit(slot);
         Promise<ProtocolMessage> response;
         try {
-            response = broker.handlers().handle(state, api, version, request, header, clientHost());
+            response = broker.handlers().handle(state, api, version, request, header, clientHost(), this);
         } catch (RuntimeException e) {
             response = Promise.failed(e);
         }
@@ -589,11 +591,41 @@ final class Connection implements TcpConnection.ReceiveHandler {
         return clientHost;
     }
 
+    /**
+     * Owner shard: runs {@code hook} once when this connection closes, unless {@link #removeOnClose} removed it
+     * first. A request that waits for an event (a long-polling Fetch) registers, so its waiting and what it holds
+     * end with the connection. Returns false, registering nothing, when the connection is already closed.
+     */
+    boolean onClose(Runnable hook) {
+        if (closed) {
+            return false;
+        }
+        if (closeHooks == null) {
+            closeHooks = new ArrayList<>(2);
+        }
+        closeHooks.add(hook);
+        return true;
+    }
+
+    /** Owner shard: forgets a hook added by {@link #onClose} (its request completed). */
+    void removeOnClose(Runnable hook) {
+        if (closeHooks != null) {
+            closeHooks.remove(hook);
+        }
+    }
+
     void close() {
         if (closed) {
             return;
         }
         closed = true;
+        if (closeHooks != null) {
+            ArrayList<Runnable> hooks = closeHooks;
+            closeHooks = null;
+            for (int i = 0; i < hooks.size(); i++) {
+                hooks.get(i).run();
+            }
+        }
         if (receiveSuspended) {
             receiveSuspended = false;
             limits.receiveSuspended.decrementAndGet();

@@ -34,6 +34,8 @@ public final class ErrorCodes {
     public static final short NOT_COORDINATOR = 16;
     public static final short NOT_CONTROLLER = 41;
     public static final short RECORD_LIST_TOO_LARGE = 18;
+    /** acks=all while fewer replicas than the topic's min.insync.replicas are live. */
+    public static final short NOT_ENOUGH_REPLICAS = 19;
     public static final short ILLEGAL_GENERATION = 22;
     public static final short INCONSISTENT_GROUP_PROTOCOL = 23;
     public static final short INVALID_GROUP_ID = 24;
@@ -45,6 +47,9 @@ public final class ErrorCodes {
     public static final short INVALID_CONFIG = 40;
     public static final short UNSUPPORTED_FOR_MESSAGE_FORMAT = 43;
     public static final short NON_EMPTY_GROUP = 68;
+    public static final short FETCH_SESSION_ID_NOT_FOUND = 70;
+    public static final short INVALID_FETCH_SESSION_EPOCH = 71;
+    public static final short FETCH_SESSION_TOPIC_ID_ERROR = 106;
     public static final short GROUP_ID_NOT_FOUND = 69;
     public static final short FENCED_LEADER_EPOCH = 74;
     public static final short UNKNOWN_LEADER_EPOCH = 75;

@@ -1,6 +1,5 @@
 package dev.isthmus.gateway;
 
-import dev.isthmus.gateway.protocol.ByteSlice;
 import dev.isthmus.gateway.protocol.IoBufSlice;
 import dev.isthmus.gateway.protocol.ProtocolMessage;
 import dev.isthmus.gateway.protocol.Uuid;
@@ -9,7 +8,6 @@ import dev.isthmus.gateway.protocol.message.ApiVersionsResponseData;
 import dev.isthmus.gateway.protocol.message.CreateTopicsRequestData;
 import dev.isthmus.gateway.protocol.message.CreateTopicsResponseData;
 import dev.isthmus.gateway.protocol.message.FetchRequestData;
-import dev.isthmus.gateway.protocol.message.FetchResponseData;
 import dev.isthmus.gateway.protocol.message.InitProducerIdRequestData;
 import dev.isthmus.gateway.protocol.message.InitProducerIdResponseData;
 import dev.isthmus.gateway.protocol.message.ListOffsetsRequestData;
@@ -43,6 +41,7 @@ final class Handlers {
     private final Map<ApiKeys, Range> supported = new EnumMap<>(ApiKeys.class);
     private final GroupHandlers groups;
     private final AdminHandlers admin;
+    private final FetchHandler fetch;
 
     Handlers(Broker broker) {
         this.broker = broker;
@@ -81,6 +80,12 @@ final class Handlers {
         supported.put(ApiKeys.DESCRIBE_TOPIC_PARTITIONS, new Range((short) 0, (short) 0));
         groups = new GroupHandlers(broker);
         admin = new AdminHandlers(broker);
+        fetch = new FetchHandler(broker, broker.config().shards(), FetchSessions.DEFAULT_SLOTS_PER_BROKER);
+    }
+
+    /** The Fetch handler (its per-shard session caches and counters: tests, metrics). */
+    FetchHandler fetch() {
+        return fetch;
     }
 
     AdminHandlers admin() {
@@ -100,7 +105,7 @@ final class Handlers {
     }
 
     Promise<ProtocolMessage> handle(ShardState st, ApiKeys api, short version, ProtocolMessage request,
-                                    RequestHeaderData header, String clientHost) {
+                                    RequestHeaderData header, String clientHost, Connection connection) {
         return switch (api) {
             case FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP, OFFSET_COMMIT, OFFSET_FETCH,
                  DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE ->
@@ -112,7 +117,7 @@ final class Handlers {
             case API_VERSIONS -> Promise.completed(apiVersions(ErrorCodes.NONE));
             case METADATA -> metadata(st, (MetadataRequestData) request, version);
             case PRODUCE -> produce(st, (ProduceRequestData) request);
-            case FETCH -> fetch(st, (FetchRequestData) request, version);
+            case FETCH -> fetch.handle(st, (FetchRequestData) request, version, connection);
             case LIST_OFFSETS -> listOffsets(st, (ListOffsetsRequestData) request);
             case INIT_PRODUCER_ID -> initProducerId(st, (InitProducerIdRequestData) request);
             case CREATE_TOPICS -> createTopics(st, (CreateTopicsRequestData) request);
@@ -309,21 +314,22 @@ final class Handlers {
                 continue;
             }
             int rf = t.replicationFactor == -1 ? broker.defaultReplicationFactor(st) : t.replicationFactor;
-            Map<String, String> configs = new java.util.LinkedHashMap<>();
+            Map<String, String> configs = new java.util.TreeMap<>();
             for (CreateTopicsRequestData.CreatableTopicConfig c : t.configs) {
-                String bad = TopicConfigs.invalid(c.name, c.value, broker.maxBatchBytesLimit());
-                if (bad != null) {
-                    res.errorCode = ErrorCodes.INVALID_CONFIG;
-                    res.errorMessage = bad;
+                if (configs.containsKey(c.name)) {
+                    res.errorCode = ErrorCodes.INVALID_REQUEST;
+                    res.errorMessage = "Error due to duplicate config keys: " + c.name;
                     break;
                 }
-                configs.put(c.name, c.value.trim());
+                configs.put(c.name, c.value);
             }
-            String inconsistent = res.errorCode == ErrorCodes.NONE ? TopicConfigs.inconsistent(configs) : null;
-            if (inconsistent != null) {
+            String badConfig = res.errorCode == ErrorCodes.NONE
+                ? TopicConfigs.firstProblem(configs, broker.topicDefaults()) : null;
+            if (badConfig != null) {
                 res.errorCode = ErrorCodes.INVALID_CONFIG;
-                res.errorMessage = inconsistent;
+                res.errorMessage = badConfig;
             }
+            configs = TopicConfigs.normalized(configs);
             if (res.errorCode != ErrorCodes.NONE) {
                 continue;
             }
@@ -334,6 +340,7 @@ final class Handlers {
                 res.errorMessage = bad;
                 res.numPartitions = partitions;
                 res.replicationFactor = (short) rf;
+                addConfigs(res, configs);
                 continue;
             }
             ps.add(broker.createTopic(st.shard, t.name, partitions, rf, configs, assignment).map(outcome -> {
@@ -341,13 +348,7 @@ final class Handlers {
                     res.topicId = created.id();
                     res.numPartitions = created.partitions();
                     res.replicationFactor = (short) created.replicationFactor();
-                    for (TopicConfigs.Definition d : TopicConfigs.DEFINITIONS.values()) {
-                        CreateTopicsResponseData.CreatableTopicConfigs c = new CreateTopicsResponseData.CreatableTopicConfigs();
-                        c.name = d.name();
-                        c.value = TopicConfigs.value(created.configs(), d.name());
-                        c.configSource = created.configs().containsKey(d.name()) ? (byte) 1 : (byte) 5;
-                        res.configs.add(c);
-                    }
+                    addConfigs(res, created.configs());
                 } else {
                     Broker.Failure f = (Broker.Failure) outcome;
                     res.errorCode = f.code();
@@ -357,6 +358,18 @@ final class Handlers {
             }));
         }
         return Promise.whenAllSettled(ps).map(x -> r);
+    }
+
+    /** CreateTopics v5+: every config of the new topic with its value and source, as DescribeConfigs has them. */
+    private void addConfigs(CreateTopicsResponseData.CreatableTopicResult res, Map<String, String> overrides) {
+        for (AdminHandlers.ConfigEntry e : AdminHandlers.topicEntries(overrides, broker.topicDefaults())) {
+            CreateTopicsResponseData.CreatableTopicConfigs c = new CreateTopicsResponseData.CreatableTopicConfigs();
+            c.name = e.name();
+            c.value = e.value();
+            c.configSource = e.source();
+            c.readOnly = e.readOnly();
+            res.configs.add(c);
+        }
     }
 
     private Promise<ProtocolMessage> initProducerId(ShardState st, InitProducerIdRequestData req) {
@@ -417,13 +430,25 @@ final class Handlers {
                     new Partition.AppendResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, null),
                     new Partition.AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1,
                         "this broker does not lead " + topic.name() + "-" + p.index));
-                ps.add(done.recover(f -> new Partition.AppendResult(ErrorCodes.UNKNOWN_SERVER_ERROR, -1, -1,
-                    f.toString())).map(res -> {
+                ps.add(done.recover(f -> {
+                    // The owner's append path answers its own failures; this is the cross-shard call failing.
+                    System.getLogger(Handlers.class.getName()).log(System.Logger.Level.ERROR, "produce to "
+                        + topic.name() + "-" + p.index + " failed on an internal error", f);
+                    return new Partition.AppendResult(ErrorCodes.REQUEST_TIMED_OUT, -1, -1, "the broker hit an"
+                        + " internal error producing to " + topic.name() + "-" + p.index + "; the outcome is unknown");
+                }).map(res -> {
                         records.close();
                         pr.errorCode = res.errorCode();
                         pr.baseOffset = res.baseOffset();
                         pr.logStartOffset = res.logStartOffset();
                         pr.errorMessage = res.message();
+                        pr.logAppendTimeMs = res.logAppendTimeMs();
+                        for (Partition.RecordError e : res.recordErrors()) {
+                            ProduceResponseData.BatchIndexAndErrorMessage m = new ProduceResponseData.BatchIndexAndErrorMessage();
+                            m.batchIndex = e.batchIndex();
+                            m.batchIndexErrorMessage = e.message();
+                            pr.recordErrors.add(m);
+                        }
                         return null;
                     }));
             }
@@ -453,106 +478,6 @@ final class Handlers {
         pr.baseOffset = -1;
         pr.errorMessage = msg;
         tr.partitionResponses.add(pr);
-    }
-
-    // ------------------------------------------------------------------ Fetch
-
-    private Promise<ProtocolMessage> fetch(ShardState st, FetchRequestData req, short version) {
-        long deadline = System.nanoTime() + Math.max(0, req.maxWaitMs) * 1_000_000L;
-        return fetchOnce(st, req).flatMap(r -> {
-            long bytes = responseBytes(r);
-            long waitNs = deadline - System.nanoTime();
-            if (bytes >= Math.max(1, req.minBytes) || waitNs <= 0 || hasError(r)) {
-                return Promise.completed((ProtocolMessage) r);
-            }
-            // Long poll: wait on every partition's owner for new data, answer on the first or at the deadline.
-            Broker.releaseSlices(r);
-            Promise<Boolean> any = new Promise<>();
-            long timer = st.shard.schedule(waitNs, () -> any.complete(false));
-            any.whenComplete((v, f) -> st.shard.cancelTimer(timer));
-            for (FetchRequestData.FetchTopic t : req.topics) {
-                TopicTable.Topic topic = resolve(st, t.topic, t.topicId);
-                if (topic == null) {
-                    continue;
-                }
-                for (FetchRequestData.FetchPartition p : t.partitions) {
-                    if (p.partition < 0 || p.partition >= topic.partitions()) {
-                        continue;
-                    }
-                    long offset = p.fetchOffset;
-                    onPartition(st, topic, p.partition, part -> part.awaitData(offset, waitNs), false)
-                        .whenComplete((v, f) -> {
-                            if (Boolean.TRUE.equals(v)) {
-                                any.complete(true);
-                            }
-                        });
-                }
-            }
-            return any.flatMap(gotData -> fetchOnce(st, req).map(x -> (ProtocolMessage) x));
-        });
-    }
-
-    private static boolean hasError(FetchResponseData r) {
-        for (FetchResponseData.FetchableTopicResponse t : r.responses) {
-            for (FetchResponseData.PartitionData p : t.partitions) {
-                if (p.errorCode != ErrorCodes.NONE) {
-                    return true;
-                }
-            }
-        }
-        return false;
-    }
-
-    private static long responseBytes(FetchResponseData r) {
-        long n = 0;
-        for (FetchResponseData.FetchableTopicResponse t : r.responses) {
-            for (FetchResponseData.PartitionData p : t.partitions) {
-                n += p.records == null ? 0 : p.records.length();
-            }
-        }
-        return n;
-    }
-
-    private Promise<FetchResponseData> fetchOnce(ShardState st, FetchRequestData req) {
-        FetchResponseData r = new FetchResponseData();
-        List<Promise<Object>> ps = new ArrayList<>();
-        int budget = req.maxBytes <= 0 ? Integer.MAX_VALUE : req.maxBytes;
-        for (FetchRequestData.FetchTopic t : req.topics) {
-            FetchResponseData.FetchableTopicResponse tr = new FetchResponseData.FetchableTopicResponse();
-            tr.topic = t.topic;
-            tr.topicId = t.topicId;
-            r.responses.add(tr);
-            TopicTable.Topic topic = resolve(st, t.topic, t.topicId);
-            for (FetchRequestData.FetchPartition p : t.partitions) {
-                FetchResponseData.PartitionData pd = new FetchResponseData.PartitionData();
-                pd.partitionIndex = p.partition;
-                pd.highWatermark = -1;
-                pd.lastStableOffset = -1;
-                pd.logStartOffset = -1;
-                pd.records = ByteSlice.EMPTY; // an empty record set, never null (librdkafka rejects size -1)
-                tr.partitions.add(pd);
-                if (topic == null || p.partition < 0 || p.partition >= topic.partitions()) {
-                    pd.errorCode = t.topic == null || t.topic.isEmpty() ? ErrorCodes.UNKNOWN_TOPIC_ID
-                        : ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
-                    continue;
-                }
-                long offset = p.fetchOffset;
-                int max = Math.min(Math.max(1, p.partitionMaxBytes), budget);
-                ps.add(onPartition(st, topic, p.partition, part -> part.read(offset, max),
-                        new Partition.ReadResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, null, -1, -1),
-                        new Partition.ReadResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, null, -1, -1))
-                    .recover(f -> new Partition.ReadResult(ErrorCodes.UNKNOWN_SERVER_ERROR, null, -1, -1))
-                    .map(res -> {
-                        pd.errorCode = res.errorCode();
-                        pd.highWatermark = res.highWatermark();
-                        pd.lastStableOffset = res.highWatermark();
-                        pd.logStartOffset = res.logStartOffset();
-                        pd.records = res.records() != null ? res.records() : ByteSlice.EMPTY;
-                        return null;
-                    }));
-            }
-        }
-        return Promise.whenAllSettled(ps).map(x -> r);
     }
 
     // ------------------------------------------------------------------ ListOffsets

@@ -22,7 +22,11 @@ import java.util.concurrent.CountDownLatch;
 public final class Main {
     static final String USAGE = """
         usage: isthmus start [options]
-          --config FILE            read options from FILE (lines "name = value"; '#' comments)
+          --config FILE            read options from FILE (lines "name = value"; '#' comments); FILE may
+                                   also set Kafka's broker defaults of topic configs (log.retention.hours,
+                                   log.retention.ms, log.segment.bytes, log.cleanup.policy, message.max.bytes,
+                                   compression.type, min.insync.replicas, ...) and num.partitions,
+                                   auto.create.topics.enable, socket.request.max.bytes
           --listen HOST:PORT       Kafka listener (default 127.0.0.1:9092)
           --advertise HOST:PORT    address given to clients in Metadata (default: the listener's)
           --data-dir DIR           data directory (default ./data)
@@ -36,7 +40,8 @@ public final class Main {
           --metrics-listen HOST:PORT  Prometheus metrics and /health over HTTP (default: off)
           --default-partitions N   partitions of auto-created topics (default 1)
           --auto-create-topics B   create topics named in Metadata requests (default true)
-          --max-request-bytes SIZE largest request accepted (default 100M)
+          --max-request-bytes SIZE largest request accepted (default 100M); a topic's max.message.bytes may
+                                   be at most this less 64 KiB (a produce request carries a whole batch)
           --max-connections N      connections accepted (default 10000)
           --max-connection-buffered-bytes SIZE  unanswered bytes one connection may hold (default 128M)
           --zeroed-segments N      segment files per shard kept written with zeros for busy logs, so that
@@ -248,7 +253,16 @@ public final class Main {
             // Older spellings kept so existing scripts still work.
             case "port" -> b.port(integer(name, v));
             case "host" -> b.host(v);
-            default -> throw new IllegalArgumentException("unknown option --" + name + " (see isthmus --help)");
+            // Kafka's names for the same settings, so a server.properties line can be kept as it is.
+            case "num.partitions" -> b.defaultPartitions(integer(name, v));
+            case "auto.create.topics.enable" -> b.autoCreateTopics(bool(name, v));
+            case "socket.request.max.bytes" -> b.maxRequestBytes(integer(name, v));
+            default -> {
+                if (!TopicConfigs.BY_BROKER_NAME.containsKey(name)) {
+                    throw new IllegalArgumentException("unknown option --" + name + " (see isthmus --help)");
+                }
+                b.topicDefault(name, v); // a broker default of a topic config (log.retention.hours, ...)
+            }
         }
     }
 

@@ -97,7 +97,8 @@ final class MetricsServer implements AutoCloseable {
     }
 
     private record PartitionSnapshot(String topic, int partition, long logStart, long logEnd, long highWatermark,
-                                     Histogram durableLatency, long heapPayloads) {
+                                     Histogram durableLatency, long heapPayloads, long rejectedBatches,
+                                     long appendFailures, long recompressedBatches) {
     }
 
     private void metrics(HttpExchange x) throws IOException {
@@ -163,6 +164,9 @@ final class MetricsServer implements AutoCloseable {
                 line(sb, "isthmus_partition_high_watermark", labels, p.highWatermark);
                 summary(sb, "isthmus_partition_append_to_durable_micros", labels, p.durableLatency);
                 line(sb, "isthmus_partition_produce_heap_copies_total", labels, p.heapPayloads);
+                line(sb, "isthmus_partition_produce_rejected_batches_total", labels, p.rejectedBatches);
+                line(sb, "isthmus_partition_produce_append_failures_total", labels, p.appendFailures);
+                line(sb, "isthmus_partition_produce_recompressed_batches_total", labels, p.recompressedBatches);
             }
             for (GroupCoordinator.LagSnapshot g : s.groups) {
                 String labels = "group=\"" + escape(g.group()) + "\",topic=\"" + escape(g.topic())
@@ -199,7 +203,8 @@ final class MetricsServer implements AutoCloseable {
                 continue; // the leader reports a partition
             }
             parts.add(new PartitionSnapshot(p.topic, p.index, p.logStartOffset(), p.replica.logEndOffset(),
-                p.highWatermark(), p.durableLatencyMicros.copy(), p.heapPayloads));
+                p.highWatermark(), p.durableLatencyMicros.copy(), p.heapPayloads, p.rejectedBatches, p.appendFailures,
+                p.recompressedBatches));
         }
         dev.isthmus.log.ZeroedSegments z = st.zeroedSegments();
         long[] zeroed = z == null ? null : new long[] {z.ready(), z.filesMade(), z.filesTaken()};

@@ -4,6 +4,8 @@ import dev.isthmus.arena.ArenaExhaustedException;
 import dev.isthmus.arena.IoBuf;
 import dev.isthmus.arena.MemoryArena;
 import dev.isthmus.gateway.protocol.IoBufSlice;
+import dev.isthmus.log.BatchValidator;
+import dev.isthmus.log.Compression;
 import dev.isthmus.log.Log;
 import dev.isthmus.log.LogConfig;
 import dev.isthmus.log.LogException;
@@ -36,12 +38,19 @@ import java.util.Map;
  * Owner-shard only.
  */
 final class Partition implements GroupListener {
-    /** Outcome of an append for the Produce response. */
-    record AppendResult(short errorCode, long baseOffset, long logStartOffset, String message) {
+    /**
+     * Outcome of an append for the Produce response: {@code logAppendTimeMs} is the time the broker stamped on a
+     * LogAppendTime topic (-1 otherwise), {@code recordErrors} KIP-467's per-record errors of a refused batch.
+     */
+    record AppendResult(short errorCode, long baseOffset, long logStartOffset, String message, long logAppendTimeMs,
+                        List<RecordError> recordErrors) {
+        AppendResult(short errorCode, long baseOffset, long logStartOffset, String message) {
+            this(errorCode, baseOffset, logStartOffset, message, -1, List.of());
+        }
     }
 
-    /** Outcome of a read for the Fetch response; {@code records} is owned by the receiver. */
-    record ReadResult(short errorCode, IoBufSlice records, long highWatermark, long logStartOffset) {
+    /** One record a batch was refused for: its index in the batch and why. */
+    record RecordError(int batchIndex, String message) {
     }
 
     /** Last batches of one producer (Kafka keeps 5 for duplicate detection). */
@@ -78,14 +87,28 @@ final class Partition implements GroupListener {
     private final Shard shard;
     private final MemoryArena arena;
     private final Leadership leadership;
-    private final List<Runnable> dataWaiters = new ArrayList<>();
+    /** Fetches parked until the high watermark passes their offset: an intrusive list (no allocation per park). */
+    private PartitionFetch parkedHead;
+    private int parkedCount;
     private final Map<Long, ProducerState> producers = new HashMap<>();
     private final RecordBatch batch = new RecordBatch();
     /** The header of the batch being appended, copied out of the request for {@link #batch} to read. */
     private final MemorySegment header = MemorySegment.ofArray(new byte[RecordBatch.HEADER_BYTES]);
     /** Produced batches copied to the heap because the shard's Raft memory budget was short (see appendBatch). */
     long heapPayloads;
+    /** Produced batches refused by validation (any Kafka error of {@link BatchValidator}). Owner shard. */
+    long rejectedBatches;
+    /** Appends that failed on an unexpected exception (a broker bug), each answered with a Kafka error. */
+    long appendFailures;
+    /** Batches recompressed for the topic's compression.type. */
+    long recompressedBatches;
+    private long lastFailureLogNs;
+    private long failuresNotLogged;
+    /** The shard's validator (shared by its partitions; used only inside an append on this shard). */
+    private final BatchValidator validator;
     private LogConfig config;
+    /** The topic's produce-path settings (validation, compression, timestamps, min.insync.replicas). */
+    private TopicSettings settings;
     /** The term whose producer state is loaded (produce with a producer id waits for it), or -1. */
     private long producersTerm = -1;
     /** The term a producer-state rebuild is running for, or -1. */
@@ -99,12 +122,14 @@ final class Partition implements GroupListener {
         void changed(Partition p, boolean leader, long term, int leaderId);
     }
 
-    Partition(String topic, int index, ReplicatedLog replica, LogConfig config, Shard shard, MemoryArena arena,
-              Leadership leadership) {
+    Partition(String topic, int index, ReplicatedLog replica, LogConfig config, TopicSettings settings,
+              BatchValidator validator, Shard shard, MemoryArena arena, Leadership leadership) {
         this.topic = topic;
         this.index = index;
         this.replica = replica;
         this.config = config;
+        this.settings = settings;
+        this.validator = validator;
         this.shard = shard;
         this.arena = arena;
         this.leadership = leadership;
@@ -156,8 +181,14 @@ final class Partition implements GroupListener {
         return config;
     }
 
-    void updateConfig(LogConfig next) {
+    TopicSettings settings() {
+        return settings;
+    }
+
+    /** A config change of the topic: the log's settings and the produce path's. */
+    void updateConfig(LogConfig next, TopicSettings nextSettings) {
         this.config = next;
+        this.settings = nextSettings;
         replica.updateConfig(next);
     }
 
@@ -183,11 +214,37 @@ final class Partition implements GroupListener {
     public void onConfigurationChange(long groupId, Configuration configuration) {
     }
 
+    /**
+     * Wakes the parked fetches that now have something to read: all of them when this replica stopped leading or
+     * serving, else those whose offset is below the high watermark. They are unlinked first and told afterwards,
+     * so a woken fetch may unpark or park others (even on this partition) while the list is walked.
+     */
     private void wakeDataWaiters() {
-        if (!dataWaiters.isEmpty()) {
-            List<Runnable> ws = new ArrayList<>(dataWaiters);
-            dataWaiters.clear();
-            ws.forEach(Runnable::run);
+        if (parkedHead == null) {
+            return;
+        }
+        boolean all = closed || !replica.isLeader();
+        long hw = replica.highWatermark();
+        PartitionFetch woken = null;
+        PartitionFetch last = null;
+        for (PartitionFetch f = parkedHead; f != null; ) {
+            PartitionFetch next = f.nextParked;
+            if (all || f.fetchOffset < hw) {
+                unlink(f);
+                if (last == null) {
+                    woken = f;
+                } else {
+                    last.nextWoken = f;
+                }
+                last = f;
+            }
+            f = next;
+        }
+        while (woken != null) {
+            PartitionFetch next = woken.nextWoken;
+            woken.nextWoken = null;
+            woken.dataAvailable();
+            woken = next;
         }
     }
 
@@ -442,72 +499,115 @@ final class Partition implements GroupListener {
     /**
      * Appends the batch of a Produce request through the Raft group. acks=all completes once the batch is
      * committed (on a majority's disks); acks 1 and 0 once the leader accepted it into its log (the connection
-     * sends nothing for acks 0).
+     * sends nothing for acks 0). The batch is validated first ({@link BatchValidator}): nothing of a refused batch
+     * is stored.
      */
     Promise<AppendResult> append(IoBufSlice records, short acks) {
         int len = records.length();
         if (len == 0) {
+            rejectedBatches++;
             return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1, "empty record set"));
         }
-        return appendBatch(records.buf(), len, acks);
-    }
-
-    /** Internal writers (the group coordinator): appends one batch and completes once it is committed. */
-    Promise<AppendResult> appendInternal(MemorySegment seg, int len) {
-        return appendBatch(IoBuf.wrap(seg.asSlice(0, len)), len, (short) -1);
+        if (acks == -1 && settings.minInsyncReplicas() > 1 && replica.isLeader()) {
+            int live = replica.raft().liveVoters();
+            if (live >= 0 && live < settings.minInsyncReplicas()) {
+                // Kafka's check before appending: nothing is written, the producer retries.
+                return Promise.completed(new AppendResult(ErrorCodes.NOT_ENOUGH_REPLICAS, -1, -1, topic + "-" + index
+                    + " has " + live + " live replica(s) of " + replica.configuration().voters().length
+                    + " in its Raft group; min.insync.replicas is " + settings.minInsyncReplicas() + " for acks=all"));
+            }
+        }
+        return appendBatch(records.buf(), len, acks, false);
     }
 
     /**
-     * Validates the batch in {@code src} (the request's fragments, read where they lie) and proposes it. The
-     * replicated entry is a copy in this shard's arena ({@link KafkaBatchPayload#copyOf}): the Raft log keeps it
-     * until it is durable and followers have it, so it must not pin the connection's receive memory, and it is
-     * never a Java array (no heap allocation per batch). When the shard's Raft budget is short the copy goes to
-     * the heap instead, counted in {@link #heapPayloads}: the produce still succeeds.
+     * Internal writers (the group coordinator): appends one batch it built and completes once it is committed.
+     * Such batches are checked for their framing and CRC only (they are ours: control batches and keyed records).
      */
-    private Promise<AppendResult> appendBatch(IoBuf src, int len, short acks) {
+    Promise<AppendResult> appendInternal(MemorySegment seg, int len) {
+        return appendBatch(IoBuf.wrap(seg.asSlice(0, len)), len, (short) -1, true);
+    }
+
+    /**
+     * Validates the batch in {@code src} (the request's fragments, read where they lie), applies the topic's
+     * compression.type and timestamp type, and proposes it. An exception anywhere on this path (a broker bug) fails
+     * this request alone with a Kafka error, is logged (at most every {@link #FAILURE_LOG_INTERVAL_NS}) and counted
+     * in {@link #appendFailures}; the partition keeps serving.
+     */
+    private Promise<AppendResult> appendBatch(IoBuf src, int len, short acks, boolean internal) {
         if (closed) {
             return Promise.completed(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, topic + "-" + index
                 + " is no longer served by this broker"));
         }
-        if (len < RecordBatch.HEADER_BYTES) {
-            return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1,
-                "record set of " + len + " bytes is shorter than a batch header"));
+        proposing = false;
+        try {
+            return appendValidated(src, len, acks, internal);
+        } catch (RuntimeException | AssertionError e) {
+            return Promise.completed(appendFailed(e, proposing));
+        } finally {
+            proposing = false;
+        }
+    }
+
+    /** Set while the batch is being proposed: an exception then leaves the outcome unknown. */
+    private boolean proposing;
+    static final long FAILURE_LOG_INTERVAL_NS = 10_000_000_000L;
+
+    private AppendResult appendFailed(Throwable e, boolean outcomeUnknown) {
+        appendFailures++;
+        long now = System.nanoTime();
+        if (lastFailureLogNs == 0 || now - lastFailureLogNs >= FAILURE_LOG_INTERVAL_NS) {
+            System.getLogger(Partition.class.getName()).log(System.Logger.Level.ERROR, "append to " + topic + "-"
+                + index + " failed on an internal error" + (failuresNotLogged > 0 ? " (" + failuresNotLogged
+                + " more since the last report)" : "") + "; the request was answered with a Kafka error and the"
+                + " partition keeps serving", e);
+            lastFailureLogNs = now;
+            failuresNotLogged = 0;
+        } else {
+            failuresNotLogged++;
+        }
+        // A Java exception's text never reaches the client; the broker's log has it.
+        if (outcomeUnknown) {
+            return new AppendResult(ErrorCodes.REQUEST_TIMED_OUT, -1, -1, "the broker hit an internal error while"
+                + " appending to " + topic + "-" + index + "; whether the batch was stored is unknown (see the"
+                + " broker's log)");
+        }
+        return new AppendResult(ErrorCodes.KAFKA_STORAGE_ERROR, -1, -1, "the broker hit an internal error while"
+            + " appending to " + topic + "-" + index + "; nothing was stored (see the broker's log)");
+    }
+
+    private AppendResult refused(short code, String message) {
+        rejectedBatches++;
+        return new AppendResult(code, -1, -1, message);
+    }
+
+    private Promise<AppendResult> appendValidated(IoBuf src, int len, short acks, boolean internal) {
+        long nowMs = System.currentTimeMillis();
+        TopicSettings rules = settings;
+        if (internal) {
+            if (len < RecordBatch.HEADER_BYTES || RecordBatch.check(src, 0, len, true) != RecordBatch.Check.OK) {
+                return Promise.completed(refused(ErrorCodes.CORRUPT_MESSAGE, "internal batch of " + len
+                    + " bytes is malformed"));
+            }
+        } else {
+            short code = validator.validate(src, 0, len, rules.rules(), nowMs);
+            if (code != ErrorCodes.NONE) {
+                rejectedBatches++;
+                List<RecordError> errors = List.of();
+                int kept = validator.recordErrorsKept();
+                if (kept > 0) {
+                    RecordError[] e = new RecordError[kept];
+                    for (int k = 0; k < kept; k++) {
+                        e[k] = new RecordError(validator.recordErrorIndex(k), validator.recordErrorMessage(k));
+                    }
+                    errors = List.of(e);
+                }
+                return Promise.completed(new AppendResult(code, -1, -1, validator.message() + " (" + topic + "-"
+                    + index + ")", -1, errors));
+            }
         }
         src.copyTo(0, header, 0, RecordBatch.HEADER_BYTES);
         batch.wrap(header, 0);
-        if (batch.magic() != RecordBatch.CURRENT_MAGIC) {
-            return Promise.completed(new AppendResult(ErrorCodes.UNSUPPORTED_FOR_MESSAGE_FORMAT, -1, -1,
-                "record batch magic " + batch.magic() + " is not supported; only magic 2 (Kafka 0.11+ clients)"));
-        }
-        if (batch.sizeInBytes() != len) {
-            return Promise.completed(new AppendResult(ErrorCodes.INVALID_RECORD, -1, -1,
-                "a produce request must carry exactly one record batch per partition (got " + len
-                    + " bytes, the first batch is " + batch.sizeInBytes() + ")"));
-        }
-        if (len > config.maxBatchBytes()) {
-            return Promise.completed(new AppendResult(ErrorCodes.MESSAGE_TOO_LARGE, -1, -1, "batch of " + len
-                + " bytes is larger than max.message.bytes " + config.maxBatchBytes() + " of " + topic));
-        }
-        switch (RecordBatch.check(src, 0, len, true)) {
-            case OK -> {
-            }
-            case BAD_CRC -> {
-                return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1,
-                    "record batch CRC-32C mismatch"));
-            }
-            case BAD_COUNT -> {
-                return Promise.completed(new AppendResult(ErrorCodes.INVALID_RECORD, -1, -1, "recordsCount "
-                    + batch.recordsCount() + " != lastOffsetDelta + 1 (" + (batch.lastOffsetDelta() + 1) + ")"));
-            }
-            default -> {
-                return Promise.completed(new AppendResult(ErrorCodes.CORRUPT_MESSAGE, -1, -1,
-                    "malformed record batch of " + len + " bytes"));
-            }
-        }
-        if (batch.isControl()) {
-            return Promise.completed(new AppendResult(ErrorCodes.INVALID_RECORD, -1, -1,
-                "clients may not produce control batches"));
-        }
         if (!replica.isLeader()) {
             return Promise.completed(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, notLeader()));
         }
@@ -545,26 +645,59 @@ final class Partition implements GroupListener {
                     "producer " + producerId + " sent sequence " + firstSeq + " after " + last[1]));
             }
         }
+        // What is stored: the batch as sent, or rebuilt with the topic's codec; then the timestamp type and max
+        // timestamp the broker decides (Kafka's setMaxTimestamp), with the CRC redone when either changed.
+        IoBuf stored = src;
+        int storedLen = len;
+        long logAppendTimeMs = -1;
         long maxTs = batch.maxTimestamp();
+        if (!internal) {
+            Compression target = rules.compression();
+            if (target != null && target.id != validator.codec()) {
+                Compression.Output rebuilt = validator.recompress(src, 0, target);
+                if (rebuilt.size() > config.maxBatchBytes()) {
+                    return Promise.completed(refused(ErrorCodes.MESSAGE_TOO_LARGE, "the batch is " + rebuilt.size()
+                        + " bytes once recompressed with " + target.configName + " (compression.type of " + topic
+                        + "), more than max.message.bytes " + config.maxBatchBytes()));
+                }
+                stored = IoBuf.wrap(rebuilt.segment());
+                storedLen = rebuilt.size();
+                recompressedBatches++;
+            }
+            if (rules.logAppendTime()) {
+                logAppendTimeMs = nowMs;
+                maxTs = nowMs;
+            } else {
+                maxTs = validator.maxTimestamp();
+            }
+            BatchValidator.stampTimestamps(stored, 0, rules.logAppendTime(), maxTs);
+        }
+        // Offset arithmetic before anything reaches Raft: the batch's offsets must fit the log's range.
+        long span = batch.lastOffsetDelta() + 1L;
+        if (replica.logEndOffset() > Long.MAX_VALUE - span) {
+            return Promise.completed(refused(ErrorCodes.INVALID_RECORD, "a batch of " + span + " offsets at "
+                + replica.logEndOffset() + " would pass the largest offset"));
+        }
         long startNs = System.nanoTime();
         long[] proposedAt = {-1};
         KafkaBatchPayload payload;
         try {
-            payload = KafkaBatchPayload.copyOf(src, 0, len, arena);
+            payload = KafkaBatchPayload.copyOf(stored, 0, storedLen, arena);
         } catch (ArenaExhaustedException e) {
             heapPayloads++;
-            payload = new KafkaBatchPayload(src.toByteArray());
+            payload = new KafkaBatchPayload(stored.toByteArray());
         }
         Promise<Long> committed;
+        proposing = true;
         try {
             committed = replica.replicate(payload, at -> proposedAt[0] = at);
         } finally {
             payload.release(); // the Raft log and the transport took their own references
         }
+        proposing = false;
         long base = proposedAt[0];
         if (committed.isFailed()) {
-            return Promise.completed(new AppendResult(kafkaCode(committed.failure()), -1, -1,
-                committed.failure().getMessage()));
+            return Promise.completed(commitFailure(committed.failure()));
         }
         if (ps != null) {
             ps.record(epoch, firstSeq, lastSeq, base, System.currentTimeMillis());
@@ -573,72 +706,127 @@ final class Partition implements GroupListener {
         if (maxTs > maxTimestamp) {
             maxTimestamp = maxTs;
         }
+        long appendTime = logAppendTimeMs;
         if (acks == 1 || acks == 0) {
-            return Promise.completed(new AppendResult(ErrorCodes.NONE, base, replica.logStartOffset(), null));
+            return Promise.completed(new AppendResult(ErrorCodes.NONE, base, replica.logStartOffset(), null,
+                appendTime, List.of()));
         }
         return committed.map(b -> {
             durableLatencyMicros.recordValue(Math.min(60_000_000L, Math.max(0, (System.nanoTime() - startNs) / 1000)));
-            return new AppendResult(ErrorCodes.NONE, b, replica.logStartOffset(), null);
-        }).recover(f -> new AppendResult(kafkaCode(f), -1, -1, f.getMessage()));
+            return new AppendResult(ErrorCodes.NONE, b, replica.logStartOffset(), null, appendTime, List.of());
+        }).recover(this::commitFailure);
     }
 
-    /** Reads from {@code fetchOffset} up to the high watermark, at most {@code maxBytes} (at least one batch). */
-    Promise<ReadResult> read(long fetchOffset, int maxBytes) {
-        Promise<ReadResult> p = new Promise<>();
-        if (!isLeader()) {
-            p.complete(new ReadResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, null, -1, -1));
-            return p;
+    /** A proposal Raft refused or lost (its own message names why), or an unexpected failure (logged, counted). */
+    private AppendResult commitFailure(Throwable f) {
+        if (f instanceof RaftException) {
+            return new AppendResult(kafkaCode(f), -1, -1, f.getMessage());
         }
-        long hw = replica.highWatermark();
-        if (fetchOffset == hw) {
-            p.complete(new ReadResult(ErrorCodes.NONE, null, hw, replica.logStartOffset()));
-            return p;
-        }
-        if (fetchOffset < replica.logStartOffset() || fetchOffset > hw) {
-            p.complete(new ReadResult(ErrorCodes.OFFSET_OUT_OF_RANGE, null, hw, replica.logStartOffset()));
-            return p;
-        }
-        // Zero-copy: whole batches as shares of the batch cache's memory (filled by direct-I/O reads with
-        // read-ahead when not cached), released by the connection once the response is written.
-        log().read(fetchOffset, hw, Math.max(1, maxBytes), new Log.ChainReadHandler() {
-            @Override
-            public void onRead(IoBuf batches, long firstOffset, long lastOffset) {
-                if (batches.isEmpty()) {
-                    batches.release();
-                    p.complete(new ReadResult(ErrorCodes.NONE, null, hw, replica.logStartOffset()));
-                    return;
-                }
-                p.complete(new ReadResult(ErrorCodes.NONE, new IoBufSlice(batches), hw, replica.logStartOffset()));
-            }
-
-            @Override
-            public void onError(LogException error) {
-                p.complete(new ReadResult(error.kind().kafkaCode, null, hw, replica.logStartOffset()));
-            }
-        });
-        return p;
+        return appendFailed(f, true);
     }
 
     /**
-     * Completes (true) when data past {@code fetchOffset} is committed or this replica stops leading, or (false)
-     * after {@code waitNs}.
+     * Fetch, on this shard: reads whole batches of {@code f} from {@link PartitionFetch#fetchOffset} below the
+     * bound its isolation level allows, at least one batch when any is readable and then more while the total
+     * stays within {@code maxBytes} (none when {@code maxBytes} is 0: then only the metadata), as zero-copy shares of the batch cache (filled by direct-I/O reads with
+     * read-ahead on a miss). Sets the outcome fields of {@code f} (its error, high watermark, last stable offset,
+     * log start, and the batches, which {@code f}'s owner then owns) and calls {@link PartitionFetch#readDone()},
+     * before returning on a cache hit or when there is nothing to read, else from the read's completion. Only
+     * the leader serves fetches.
      */
-    Promise<Boolean> awaitData(long fetchOffset, long waitNs) {
-        Promise<Boolean> p = new Promise<>();
-        if (closed || !replica.isLeader() || replica.highWatermark() > fetchOffset) {
-            p.complete(true);
-            return p;
+    void read(PartitionFetch f, int maxBytes) {
+        f.resetOutcome();
+        if (!isLeader()) {
+            f.errorCode = ErrorCodes.NOT_LEADER_OR_FOLLOWER;
+            f.highWatermark = -1;
+            f.lastStableOffset = -1;
+            f.logStartOffset = -1;
+            f.readDone();
+            return;
         }
-        Runnable[] waiter = new Runnable[1];
-        long timer = shard.schedule(waitNs, () -> {
-            dataWaiters.remove(waiter[0]);
-            p.complete(false);
-        });
-        waiter[0] = () -> {
-            shard.cancelTimer(timer);
-            p.complete(true);
-        };
-        dataWaiters.add(waiter[0]);
-        return p;
+        long hw = replica.highWatermark();
+        long bound = fetchBound(f.isolationLevel);
+        f.highWatermark = hw;
+        f.lastStableOffset = bound;
+        f.logStartOffset = replica.logStartOffset();
+        long offset = f.fetchOffset;
+        if (offset < f.logStartOffset || offset > hw) {
+            f.errorCode = ErrorCodes.OFFSET_OUT_OF_RANGE;
+            f.readDone();
+            return;
+        }
+        if (offset >= bound || maxBytes <= 0) {
+            f.readDone();
+            return;
+        }
+        log().read(offset, bound, maxBytes, f);
+    }
+
+    /**
+     * The offset a fetch at {@code isolationLevel} may read up to (exclusive): the high watermark. This is the
+     * seam for READ_COMMITTED (issue 19): it will answer the last stable offset, the first offset of the
+     * earliest open transaction, and {@link #read} will report the aborted transactions of what it returns.
+     */
+    private long fetchBound(byte isolationLevel) {
+        return replica.highWatermark();
+    }
+
+    /**
+     * Whether a fetch from {@code offset} would get anything now: batches (the high watermark is past it) or an
+     * error (this replica does not lead or no longer serves, or the offset is out of range).
+     */
+    boolean hasFetchable(long offset) {
+        return !isLeader() || offset != replica.highWatermark();
+    }
+
+    /**
+     * Parks {@code f} until this partition has something for it ({@link #hasFetchable} of its offset turns
+     * true), then calls {@link PartitionFetch#dataAvailable()} once, from the commit or leadership change that
+     * woke it. Returns false, parking nothing, when there is something already. A fetch is parked on at most one
+     * partition at a time.
+     */
+    boolean park(PartitionFetch f) {
+        if (f.parkedOn != null) {
+            throw new IllegalStateException("a fetch of " + f.topic + "-" + f.partition + " is parked twice");
+        }
+        if (hasFetchable(f.fetchOffset)) {
+            return false;
+        }
+        f.parkedOn = this;
+        f.prevParked = null;
+        f.nextParked = parkedHead;
+        if (parkedHead != null) {
+            parkedHead.prevParked = f;
+        }
+        parkedHead = f;
+        parkedCount++;
+        return true;
+    }
+
+    /** Unparks {@code f} if it is parked here (a fetch that completed or was cancelled). */
+    void unpark(PartitionFetch f) {
+        if (f.parkedOn == this) {
+            unlink(f);
+        }
+    }
+
+    private void unlink(PartitionFetch f) {
+        if (f.prevParked != null) {
+            f.prevParked.nextParked = f.nextParked;
+        } else {
+            parkedHead = f.nextParked;
+        }
+        if (f.nextParked != null) {
+            f.nextParked.prevParked = f.prevParked;
+        }
+        f.prevParked = null;
+        f.nextParked = null;
+        f.parkedOn = null;
+        parkedCount--;
+    }
+
+    /** Fetches parked here now (tests, metrics). */
+    int parkedFetches() {
+        return parkedCount;
     }
 }

@@ -43,7 +43,15 @@ final class ShardState {
     final dev.isthmus.log.BatchCache batchCache;
     final Map<String, Partition> partitions = new HashMap<>();
     final Map<String, Promise<Partition>> opening = new HashMap<>();
-    final LogConfig logConfig = LogConfig.defaults();
+    /**
+     * Sizes the read windows: each holds a batch of Kafka's default max.message.bytes; a read of a larger batch
+     * borrows batch-cache memory for it (the log engine's large reads).
+     */
+    final LogConfig logConfig = LogConfig.defaults().withMaxBatchBytes(TopicConfigs.KAFKA_DEFAULT_MAX_MESSAGE_BYTES);
+    /** The broker's defaults of topic configs (its static configuration). */
+    final TopicConfigs.Defaults topicDefaults;
+    /** Validates produced batches for every partition of this shard (one at a time: scratch reused). */
+    final dev.isthmus.log.BatchValidator validator = new dev.isthmus.log.BatchValidator();
     TopicTable topics = TopicTable.EMPTY;
     /** The controller state {@link #topics} came from (brokers for Metadata); null until the first arrives. */
     dev.isthmus.raft.controller.ClusterState cluster;
@@ -66,12 +74,13 @@ final class ShardState {
     /** The zero buffer zeroed segment files are written from. */
     static final int ZEROS_BYTES = 256 * 1024;
 
-    ShardState(Shard shard, MemoryArena arena, int nodeId, Path logsDir) {
+    ShardState(Shard shard, MemoryArena arena, int nodeId, Path logsDir, long writeBytes,
+               TopicConfigs.Defaults topicDefaults) {
         this.shard = shard;
         this.arena = arena;
         this.nodeId = nodeId;
         this.logsDir = logsDir;
-        long writeBytes = Math.max(8L << 20, Math.min(64L << 20, arena.config().bytes() / 8));
+        this.topicDefaults = topicDefaults;
         long readBytes = (long) logConfig.readWindowBytes() * 8;
         writeRegion = arena.allocateOrThrow(writeBytes, Subsystem.WRITE_BEHIND);
         readRegion = arena.allocateOrThrow(readBytes, Subsystem.READ_AHEAD);
@@ -98,9 +107,9 @@ final class ShardState {
         });
     }
 
-    /** The log settings of a topic: the defaults with its overrides. */
-    static LogConfig logConfigFor(TopicTable.Topic t) {
-        return TopicConfigs.logConfig(t.configs());
+    /** The log settings of a topic: the broker's defaults with its overrides. */
+    LogConfig logConfigFor(TopicTable.Topic t) {
+        return TopicConfigs.logConfig(t.configs(), topicDefaults);
     }
 
     static String key(String topic, int partition) {
@@ -165,12 +174,13 @@ final class ShardState {
         });
     }
 
-    /** Applies a topic's changed configs to the logs of its partitions open here. */
+    /** Applies a topic's changed configs to the logs and produce paths of its partitions open here. */
     void applyConfigs(TopicTable.Topic t) {
         LogConfig next = logConfigFor(t);
+        TopicSettings settings = TopicConfigs.topicSettings(t.configs(), topicDefaults);
         for (Partition p : partitions.values()) {
             if (p.topic.equals(t.name())) {
-                p.updateConfig(next);
+                p.updateConfig(next, settings);
             }
         }
     }
@@ -233,7 +243,10 @@ final class ShardState {
                 }
                 rl.setPreferredLeader(autoLeaderRebalance ? info.preferredLeader() : -1);
                 rl.log().stats(diskStats);
-                Partition part = new Partition(t.name(), index, rl, config, shard, arena, leadership);
+                // The topic as installed now: its configs may have changed while the group opened.
+                TopicTable.Topic current = topics.get(t.name()) != null ? topics.get(t.name()) : t;
+                Partition part = new Partition(t.name(), index, rl, logConfigFor(current),
+                    TopicConfigs.topicSettings(current.configs(), topicDefaults), validator, shard, arena, leadership);
                 holder[0] = part;
                 partitions.put(key, part);
                 if (rl.isLeader()) {

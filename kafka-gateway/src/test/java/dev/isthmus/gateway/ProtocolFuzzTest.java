@@ -65,7 +65,10 @@ import static org.junit.jupiter.api.Assertions.fail;
  * <p>The seed is printed; {@code -Disthmus.seed=N} replays it (the live part's frames exactly; the broker's
  * interleaving of shards may differ; the live part's second half runs three connections at once, whose frames
  * replay but whose interleaving does not). {@code -Disthmus.fuzz.iterations=N} scales both parts for a soak
- * (decoder frames = 40 x N, live connections = N; the default keeps the suite well under 30 s).
+ * (decoder frames = 40 x N, live connections = N; the default keeps the suite well under 30 s). A third,
+ * structure-aware part ({@link #shouldStoreOnlyBatchesKafkaClientsCanRead}) damages valid record batches field by
+ * field and checks that every batch the broker accepts is readable by kafka-clients;
+ * {@code -Disthmus.fuzz.batches=N} scales it (400 by default, a few seconds of fuzzing).
  */
 @ExtendWith(ArenaLeakCheck.class)
 class ProtocolFuzzTest {
@@ -358,6 +361,123 @@ class ProtocolFuzzTest {
                 fail("seed " + seed + ":\n  " + String.join("\n  ", problems));
             }
             shouldStillServeKafkaClients(b);
+        }
+    }
+
+    // ------------------------------------------------------------------ (c) structure-aware: record batches
+
+    /** Batches the structure-aware part sends (a few seconds by default); -Disthmus.fuzz.batches=N for a soak. */
+    private static final int BATCHES = Integer.getInteger("isthmus.fuzz.batches", 400);
+    /** The answers a produce of a damaged batch may get: Kafka's, per partition; never an internal error. */
+    private static final java.util.Set<Short> BATCH_ANSWERS = java.util.Set.of(ErrorCodes.NONE,
+        ErrorCodes.CORRUPT_MESSAGE, ErrorCodes.INVALID_RECORD, ErrorCodes.MESSAGE_TOO_LARGE,
+        ErrorCodes.INVALID_TIMESTAMP, ErrorCodes.UNSUPPORTED_FOR_MESSAGE_FORMAT, (short) 48 /* INVALID_TXN_STATE */,
+        ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCodes.INVALID_PRODUCER_EPOCH);
+
+    /**
+     * Valid record batches damaged field by field ({@link BatchMutator}: counts, lengths, varints, deltas, headers,
+     * CRC-consistent garbage, compressed streams and the records under them) are produced to a topic stored as
+     * sent and to one that recompresses to zstd with LogAppendTime. Every answer is one of Kafka's (no internal
+     * error, nothing logged at SEVERE), an accepted batch gets the next offsets and a refused one none, and
+     * afterwards kafka-clients reads every accepted offset of every partition, in order, with CRC checks on.
+     */
+    @Test
+    @Timeout(300)
+    void shouldStoreOnlyBatchesKafkaClientsCanRead(@TempDir Path dir) throws Exception {
+        long seed = seed("batches");
+        Random rnd = new Random(seed);
+        BatchMutator mutator = new BatchMutator(rnd);
+        BrokerConfig config = BrokerConfig.defaults().toBuilder().port(0).dataDir(dir).shards(2)
+            .memoryBytes(256L << 20).pin(false).build();
+        Logger isthmus = Logger.getLogger("dev.isthmus");
+        Capture capture = new Capture();
+        boolean parentHandlers = isthmus.getUseParentHandlers();
+        try (Broker b = Broker.start(config)) {
+            Properties ap = new Properties();
+            ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, "127.0.0.1:" + b.port());
+            try (Admin admin = Admin.create(ap)) {
+                admin.createTopics(List.of(new NewTopic("fuzz-batches", 2, (short) 1),
+                    new NewTopic("fuzz-batches-zstd", 1, (short) 1).configs(Map.of("compression.type", "zstd",
+                        "message.timestamp.type", "LogAppendTime")))).all().get();
+            }
+            List<TopicPartition> tps = List.of(new TopicPartition("fuzz-batches", 0),
+                new TopicPartition("fuzz-batches", 1), new TopicPartition("fuzz-batches-zstd", 0));
+            long[] end = new long[tps.size()];
+            Map<Short, Integer> answers = new java.util.TreeMap<>();
+            Map<String, Integer> acceptedKinds = new java.util.TreeMap<>();
+            List<String> problems = new ArrayList<>();
+            isthmus.addHandler(capture);
+            isthmus.setUseParentHandlers(false);
+            try (WireClient wire = new WireClient(b.port(), 60_000)) {
+                for (int i = 0; i < BATCHES && problems.size() < 5; i++) {
+                    int t = rnd.nextInt(tps.size());
+                    BatchMutator.Mutated m = mutator.next();
+                    // acks=1: answered once in the leader's log (validation is the same; no fdatasync to wait on)
+                    var r = RawBatches.produce(wire, i + 1, (short) 9, tps.get(t).topic(), tps.get(t).partition(),
+                        m.bytes(), (short) 1);
+                    answers.merge(r.errorCode, 1, Integer::sum);
+                    ByteBuffer sent = ByteBuffer.wrap(m.bytes());
+                    if (!BATCH_ANSWERS.contains(r.errorCode)) {
+                        problems.add("batch " + i + " (" + m.mutation() + ") answered " + r.errorCode + ": "
+                            + r.errorMessage);
+                    } else if (r.errorCode == ErrorCodes.NONE) {
+                        long span = sent.getInt(RawBatches.LAST_OFFSET_DELTA) + 1L;
+                        if (r.baseOffset == end[t]) {
+                            end[t] += span;
+                            acceptedKinds.merge(m.mutation().replaceAll(" \\(.*|[ :=].*", ""), 1, Integer::sum);
+                        } else if (!(r.baseOffset >= 0 && r.baseOffset < end[t] && sent.getLong(43) >= 0)) {
+                            problems.add("batch " + i + " (" + m.mutation() + ") accepted at " + r.baseOffset
+                                + ", the log end was " + end[t]);
+                        } // else: a retry of an idempotent batch already stored, answered with its offset
+                    } else if (r.baseOffset != -1) {
+                        problems.add("batch " + i + " refused with " + r.errorCode + " but offset " + r.baseOffset);
+                    }
+                }
+            } finally {
+                isthmus.removeHandler(capture);
+                isthmus.setUseParentHandlers(parentHandlers);
+            }
+            System.out.println("batch fuzz: " + BATCHES + " batches; answers by error code " + answers
+                + "; accepted by mutation " + acceptedKinds + "; log ends " + java.util.Arrays.toString(end));
+            for (LogRecord r : capture.severe) {
+                problems.add("the broker logged an internal error: " + r.getLoggerName() + ": " + r.getMessage()
+                    + (r.getThrown() == null ? "" : "\n      " + stack(r.getThrown())));
+            }
+            if (!problems.isEmpty()) {
+                fail("seed " + seed + ":\n  " + String.join("\n  ", problems));
+            }
+            assertTrue(answers.getOrDefault(ErrorCodes.NONE, 0) > BATCHES / 20, "enough batches accepted: " + answers);
+            assertTrue(answers.size() >= 4, "the mutations reach several refusals: " + answers);
+            // Every accepted offset is readable by kafka-clients.
+            Properties cp = new Properties();
+            cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, "127.0.0.1:" + b.port());
+            cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, org.apache.kafka.common.serialization.ByteArrayDeserializer.class.getName());
+            cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, org.apache.kafka.common.serialization.ByteArrayDeserializer.class.getName());
+            cp.put(ConsumerConfig.CHECK_CRCS_CONFIG, "true");
+            cp.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, Integer.toString(4 << 20));
+            for (int t = 0; t < tps.size(); t++) {
+                TopicPartition tp = tps.get(t);
+                long next = 0;
+                try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(cp)) {
+                    consumer.assign(List.of(tp));
+                    consumer.seekToBeginning(List.of(tp));
+                    // Sent with acks=1: the high watermark follows once the last batches commit.
+                    long deadline = System.nanoTime() + 60_000_000_000L;
+                    long hw = consumer.endOffsets(List.of(tp)).get(tp);
+                    while (hw < end[t] && System.nanoTime() < deadline) {
+                        Thread.sleep(20);
+                        hw = consumer.endOffsets(List.of(tp)).get(tp);
+                    }
+                    assertEquals(end[t], hw, tp + ": log end (seed " + seed + ")");
+                    while (next < end[t] && System.nanoTime() < deadline) {
+                        for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                            assertEquals(next, r.offset(), tp + ": offsets in order, none skipped (seed " + seed + ")");
+                            next++;
+                        }
+                    }
+                }
+                assertEquals(end[t], next, tp + ": every accepted offset read (seed " + seed + ")");
+            }
         }
     }
 

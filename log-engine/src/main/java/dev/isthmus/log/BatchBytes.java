@@ -58,7 +58,7 @@ abstract sealed class BatchBytes permits BatchBytes.Contiguous, BatchBytes.Chain
         }
         int delta = getInt(pos + RecordBatch.LAST_OFFSET_DELTA);
         int count = getInt(pos + RecordBatch.RECORDS_COUNT);
-        if (delta < 0 || count < 0 || (strictCount ? count != delta + 1 : count > delta + 1)) {
+        if (delta < 0 || count < 0 || (strictCount ? count != delta + 1L : count > delta + 1L)) {
             return RecordBatch.Check.BAD_COUNT;
         }
         long crcLength = (long) length + RecordBatch.LOG_OVERHEAD - RecordBatch.ATTRIBUTES;

@@ -99,6 +99,8 @@ public final class Log {
     LogConfig config;
     final ChunkPool writePool;
     final ChunkPool readPool;
+    /** Why the last {@link LargeBuffer} could not be had (for the error of the read that needed it). */
+    String largeBufferFailure;
     final Listener listener;
     final List<Segment> segments = new ArrayList<>();
     private final BatchBytes.Contiguous contiguous = new BatchBytes.Contiguous();
@@ -153,10 +155,6 @@ public final class Log {
         this.readPool = readPool;
         this.listener = listener;
         this.zeroedStock = ZeroedSegments.of(engine);
-        if (readPool.chunkBytes() < config.readWindowBytes()) {
-            throw new IllegalArgumentException("read windows of " + readPool.chunkBytes() + " bytes cannot hold a"
-                + " batch of max.message.bytes " + config.maxBatchBytes() + " (need " + config.readWindowBytes() + ")");
-        }
     }
 
     /**
@@ -201,14 +199,11 @@ public final class Log {
 
     /**
      * Changes the log's settings at runtime (IncrementalAlterConfigs): retention, roll, compaction and batch
-     * limits apply from the next append or retention pass; the active segment keeps its file. The new
-     * max.message.bytes must still fit the read windows this log was opened with.
+     * limits apply from the next append or retention pass; the active segment keeps its file. Batches larger
+     * than the read windows are read through a {@link LargeBuffer}, so any max.message.bytes up to segment.bytes
+     * can be read back (appending one needs write-behind chunks for the whole batch).
      */
     public void updateConfig(LogConfig next) {
-        if (readPool.chunkBytes() < next.readWindowBytes()) {
-            throw new IllegalArgumentException("max.message.bytes " + next.maxBatchBytes() + " needs read windows of "
-                + next.readWindowBytes() + " bytes; this broker's are " + readPool.chunkBytes());
-        }
         this.config = next;
         if (manager != null) {
             manager.recountCompactLogs();
@@ -335,10 +330,25 @@ public final class Log {
     private long append(BatchBytes src, long offset, long length, int leaderEpoch, boolean strictCount) {
         checkWritable();
         int batches = validate(src, offset, length, strictCount);
+        // Offset arithmetic is checked before any segment is touched: the batches' offsets must fit the log's
+        // range, and all of them one segment's relative (i32) offsets, the active one's or a new one's.
+        long span = validatedSpan;
+        if (span > MAX_SEGMENT_SPAN) {
+            throw new LogException(LogException.Kind.INVALID_RECORD, "an append of " + batches + " batches covers "
+                + span + " offsets; one segment holds at most " + MAX_SEGMENT_SPAN);
+        }
+        if (nextOffset > Long.MAX_VALUE - span) {
+            throw new LogException(LogException.Kind.INVALID_RECORD, "an append of " + span + " offsets at "
+                + nextOffset + " would pass the largest offset " + Long.MAX_VALUE);
+        }
         Segment seg = active();
-        if (shouldRoll(seg, length)) {
+        if (shouldRoll(seg, length, span)) {
             roll();
             seg = active();
+        }
+        if (nextOffset < seg.baseOffset || nextOffset - seg.baseOffset > MAX_SEGMENT_SPAN - span) {
+            throw new LogException(LogException.Kind.INVALID_RECORD, "offsets [" + nextOffset + ", "
+                + (nextOffset + span) + ") do not fit segment " + seg.baseOffset + " and it cannot roll (empty)");
         }
         if (!seg.appender.canAppend(length)) {
             return NO_MEMORY;
@@ -388,11 +398,20 @@ public final class Log {
         }
     }
 
-    /** Validates every batch; returns how many there are. */
+    /**
+     * Offsets one segment can hold: relative offsets (last offset - segment base) are i32s in the index files,
+     * so a segment covers at most 2^31 offsets.
+     */
+    static final long MAX_SEGMENT_SPAN = (long) Integer.MAX_VALUE + 1;
+    /** The offsets the batches {@link #validate} last checked cover (the sum of their lastOffsetDelta + 1). */
+    private long validatedSpan;
+
+    /** Validates every batch; returns how many there are and leaves the offsets they cover in {@link #validatedSpan}. */
     private int validate(BatchBytes src, long offset, long length, boolean strictCount) {
         long pos = offset;
         long end = offset + length;
         int count = 0;
+        long span = 0;
         while (pos < end) {
             long available = end - pos;
             if (available >= RecordBatch.HEADER_BYTES && src.getByte(pos + RecordBatch.MAGIC) != RecordBatch.CURRENT_MAGIC) {
@@ -411,16 +430,18 @@ public final class Log {
                 }
                 case BAD_COUNT -> throw new LogException(LogException.Kind.INVALID_RECORD, "batch " + count
                     + ": recordsCount " + src.getInt(pos + RecordBatch.RECORDS_COUNT) + " != lastOffsetDelta + 1 ("
-                    + (src.getInt(pos + RecordBatch.LAST_OFFSET_DELTA) + 1) + ")");
+                    + (src.getInt(pos + RecordBatch.LAST_OFFSET_DELTA) + 1L) + ")");
                 case BAD_CRC -> throw new LogException(LogException.Kind.CORRUPT_MESSAGE, "batch " + count
                     + ": CRC-32C mismatch");
                 default -> throw new LogException(LogException.Kind.CORRUPT_MESSAGE, "batch " + count + ": "
                     + check + " (" + available + " bytes left, batchLength "
                     + (available >= 12 ? src.getInt(pos + RecordBatch.BATCH_LENGTH) : -1) + ")");
             }
+            span += src.getInt(pos + RecordBatch.LAST_OFFSET_DELTA) + 1L;
             pos += size;
             count++;
         }
+        validatedSpan = span;
         if (count == 0) {
             throw new LogException(LogException.Kind.CORRUPT_MESSAGE, "no record batch in an append of " + length
                 + " bytes");
@@ -472,7 +493,12 @@ public final class Log {
         return zeroedSegmentsTaken;
     }
 
-    private boolean shouldRoll(Segment seg, long length) {
+    /**
+     * Whether the next append of {@code length} bytes covering {@code span} offsets goes to a new segment: past
+     * segment.bytes or segment.ms, where the batch's offsets would not fit the active segment's relative offsets,
+     * or when a busy log's zeroed file is ready.
+     */
+    private boolean shouldRoll(Segment seg, long length, long span) {
         if (seg.zeroed && zeroedStock != null) {
             zeroedStock.busyLogWrote(); // its stock refills while it writes
         }
@@ -482,7 +508,7 @@ public final class Log {
         return seg.size + length > config.segmentBytes()
             || (!seg.zeroed && busyRate(seg) > 0 && zeroedSegmentReady())
             || System.currentTimeMillis() - seg.createdMs >= config.segmentMs()
-            || nextOffset - seg.baseOffset > Integer.MAX_VALUE - 1_000_000L;
+            || nextOffset - seg.baseOffset > MAX_SEGMENT_SPAN - span;
     }
 
     private void pushPending(Segment seg, long end, long next) {

@@ -136,8 +136,9 @@ public final class LogCleaner {
                 continue;
             }
             if (r.replicated() && r.log().compaction == null) {
-                double ratio = LogCompaction.dirtyRatio(r.log(), nowMs, settings.minLagMs(), r.endOffset());
-                if (ratio < settings.minDirtyRatio() && r.log().tombstoneHorizonMs > nowMs) {
+                double ratio = LogCompaction.dirtyRatio(r.log(), nowMs, minLagMs(r.log()), r.endOffset());
+                if (ratio < minDirtyRatio(r.log()) && r.log().tombstoneHorizonMs > nowMs
+                    && !LogCompaction.maxLagPassed(r.log(), nowMs, r.endOffset())) {
                     r.done().accept(null); // not due
                     continue;
                 }
@@ -160,9 +161,9 @@ public final class LogCleaner {
             if (!log.config.compact() || log.isClosed() || log.isFailed() || log.compaction != null) {
                 continue;
             }
-            double ratio = LogCompaction.dirtyRatio(log, nowMs, settings.minLagMs());
-            boolean due = log.tombstoneHorizonMs <= nowMs;
-            if ((ratio >= settings.minDirtyRatio() || due) && (best == null || ratio > bestRatio)) {
+            double ratio = LogCompaction.dirtyRatio(log, nowMs, minLagMs(log));
+            boolean due = log.tombstoneHorizonMs <= nowMs || LogCompaction.maxLagPassed(log, nowMs, Long.MAX_VALUE);
+            if ((ratio >= minDirtyRatio(log) || due) && (best == null || ratio > bestRatio)) {
                 best = log;
                 bestRatio = ratio;
             }
@@ -172,6 +173,16 @@ public final class LogCleaner {
             return 1;
         }
         return 0;
+    }
+
+    /** The log's min.compaction.lag.ms when its config sets one, else this cleaner's. */
+    private long minLagMs(Log log) {
+        return log.config.minCompactionLagMs() >= 0 ? log.config.minCompactionLagMs() : settings.minLagMs();
+    }
+
+    /** The log's min.cleanable.dirty.ratio when its config sets one, else this cleaner's. */
+    private double minDirtyRatio(Log log) {
+        return log.config.minCleanableDirtyRatio() >= 0 ? log.config.minCleanableDirtyRatio() : settings.minDirtyRatio();
     }
 
     private boolean start(Log log, long nowMs, boolean force, long endOffset, boolean keepBatches,
@@ -189,7 +200,7 @@ public final class LogCleaner {
             }
             done.accept(e);
         };
-        LogCompaction c = LogCompaction.plan(log, nowMs, settings.minLagMs(), force, endOffset, keepBatches, map, window,
+        LogCompaction c = LogCompaction.plan(log, nowMs, minLagMs(log), force, endOffset, keepBatches, map, window,
             scratch, counted);
         if (c == null) {
             releaseBuffers();

@@ -169,6 +169,25 @@ final class LogCompaction implements SegmentAppender.Listener {
             done);
     }
 
+    /**
+     * Whether {@code log}'s max.compaction.lag.ms ({@link LogConfig#maxCompactionLagMs()}) has passed for its
+     * first dirty sealed segment wholly below {@code endOffset}: its newest record is at least that old, so it is
+     * compacted whatever the dirty ratio (Kafka measures from the earliest dirty record; the newest record of
+     * the segment holding it is later, so the guarantee here is that lag after the segment's last write).
+     */
+    static boolean maxLagPassed(Log log, long nowMs, long endOffset) {
+        long maxLag = log.config.maxCompactionLagMs();
+        if (maxLag == Long.MAX_VALUE) {
+            return false;
+        }
+        for (Segment s : cleanableSegments(log, nowMs, 0, endOffset)) {
+            if (s.lastOffset >= log.cleanerCheckpoint) {
+                return s.maxTimestamp >= 0 && nowMs - s.maxTimestamp >= maxLag;
+            }
+        }
+        return false;
+    }
+
     /** Dirty bytes over cleanable bytes of {@code log} (Kafka's cleanable ratio), 0 when nothing is cleanable. */
     static double dirtyRatio(Log log, long nowMs, long minLagMs) {
         return dirtyRatio(log, nowMs, minLagMs, Long.MAX_VALUE);

@@ -12,12 +12,31 @@ package dev.isthmus.log;
  * @param fallocateStepBytes  grow segment files ahead of the writer by this much (0 = never)
  * @param compact             cleanup.policy=compact
  * @param deleteRetentionMs   how long tombstones survive compaction (delete.retention.ms)
+ * @param minCompactionLagMs  never compact a segment whose newest record is younger (min.compaction.lag.ms);
+ *                            -1: the cleaner's setting ({@link LogManager.CompactionSettings#minLagMs()})
+ * @param maxCompactionLagMs  compact a log, whatever its dirty ratio, once its first dirty sealed segment's newest
+ *                            record is this old (max.compaction.lag.ms); {@link Long#MAX_VALUE}: never forced
+ * @param minCleanableDirtyRatio compact a log once this share of its cleanable bytes is dirty
+ *                            (min.cleanable.dirty.ratio); negative: the cleaner's setting
  */
 public record LogConfig(long segmentBytes, long segmentMs, int maxBatchBytes, int indexIntervalBytes,
                         long retentionBytes, long retentionMs, long fallocateStepBytes, boolean compact,
-                        long deleteRetentionMs) {
+                        long deleteRetentionMs, long minCompactionLagMs, long maxCompactionLagMs,
+                        double minCleanableDirtyRatio) {
+
+    /** Settings whose compaction lags and dirty ratio are the cleaner's. */
+    public LogConfig(long segmentBytes, long segmentMs, int maxBatchBytes, int indexIntervalBytes, long retentionBytes,
+                     long retentionMs, long fallocateStepBytes, boolean compact, long deleteRetentionMs) {
+        this(segmentBytes, segmentMs, maxBatchBytes, indexIntervalBytes, retentionBytes, retentionMs,
+            fallocateStepBytes, compact, deleteRetentionMs, -1, Long.MAX_VALUE, -1);
+    }
 
     public LogConfig {
+        if (minCompactionLagMs < -1 || maxCompactionLagMs < 1 || minCleanableDirtyRatio > 1
+            || Double.isNaN(minCleanableDirtyRatio)) {
+            throw new IllegalArgumentException("compaction lags and dirty ratio out of range: min lag "
+                + minCompactionLagMs + ", max lag " + maxCompactionLagMs + ", ratio " + minCleanableDirtyRatio);
+        }
         if (segmentBytes < 64 * 1024 || segmentBytes > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("segment.bytes must be in [64 KiB, 2 GiB), got " + segmentBytes);
         }
@@ -39,27 +58,38 @@ public record LogConfig(long segmentBytes, long segmentMs, int maxBatchBytes, in
 
     public LogConfig withSegmentBytes(long bytes) {
         return new LogConfig(bytes, segmentMs, (int) Math.min(maxBatchBytes, bytes), indexIntervalBytes,
-            retentionBytes, retentionMs, fallocateStepBytes, compact, deleteRetentionMs);
+            retentionBytes, retentionMs, fallocateStepBytes, compact, deleteRetentionMs, minCompactionLagMs,
+            maxCompactionLagMs, minCleanableDirtyRatio);
     }
 
     public LogConfig withMaxBatchBytes(int bytes) {
         return new LogConfig(segmentBytes, segmentMs, bytes, indexIntervalBytes, retentionBytes, retentionMs,
-            fallocateStepBytes, compact, deleteRetentionMs);
+            fallocateStepBytes, compact, deleteRetentionMs, minCompactionLagMs,
+            maxCompactionLagMs, minCleanableDirtyRatio);
     }
 
     public LogConfig withRetention(long bytes, long ms) {
         return new LogConfig(segmentBytes, segmentMs, maxBatchBytes, indexIntervalBytes, bytes, ms,
-            fallocateStepBytes, compact, deleteRetentionMs);
+            fallocateStepBytes, compact, deleteRetentionMs, minCompactionLagMs,
+            maxCompactionLagMs, minCleanableDirtyRatio);
     }
 
     public LogConfig withSegmentMs(long ms) {
         return new LogConfig(segmentBytes, ms, maxBatchBytes, indexIntervalBytes, retentionBytes, retentionMs,
-            fallocateStepBytes, compact, deleteRetentionMs);
+            fallocateStepBytes, compact, deleteRetentionMs, minCompactionLagMs,
+            maxCompactionLagMs, minCleanableDirtyRatio);
     }
 
     public LogConfig withFallocateStep(long bytes) {
         return new LogConfig(segmentBytes, segmentMs, maxBatchBytes, indexIntervalBytes, retentionBytes,
-            retentionMs, bytes, compact, deleteRetentionMs);
+            retentionMs, bytes, compact, deleteRetentionMs, minCompactionLagMs, maxCompactionLagMs,
+            minCleanableDirtyRatio);
+    }
+
+    /** These settings with their own compaction lags and dirty ratio (see the record's parameters). */
+    public LogConfig withCompaction(long minLagMs, long maxLagMs, double minDirtyRatio) {
+        return new LogConfig(segmentBytes, segmentMs, maxBatchBytes, indexIntervalBytes, retentionBytes, retentionMs,
+            fallocateStepBytes, compact, deleteRetentionMs, minLagMs, maxLagMs, minDirtyRatio);
     }
 
     /** The scan/read window needed for the largest batch. */

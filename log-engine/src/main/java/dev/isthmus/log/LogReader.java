@@ -9,13 +9,16 @@ import java.lang.foreign.MemorySegment;
  * One read of a {@link Log}: starting at the sparse index's position for the requested offset, reads an
  * aligned window with direct I/O, skips batches before the offset, and hands over the run of whole
  * batches that fits the byte limit and the bound. A batch that crosses the window's end is re-read at the
- * start of a new window (the window holds the largest batch). Owner: the log's thread.
+ * start of a new window; one larger than a window is read into a {@link LargeBuffer} of its size. Owner: the
+ * log's thread.
  */
 final class LogReader implements CompletionHandler {
     private final Log log;
     private final Segment seg;
     private final int windowId;
-    private final MemorySegment window;
+    private MemorySegment window;
+    /** The buffer of a batch larger than the pool's windows, while one is used; freed when the read ends. */
+    private LargeBuffer large;
     private final long fromOffset;
     private final long bound;
     private final int maxBytes;
@@ -111,7 +114,14 @@ final class LogReader implements CompletionHandler {
                 complete = true;
                 break;
             }
+            if (end + size > limit) {
+                complete = true; // a length past the readable end: not a batch that was ever written whole
+                break;
+            }
             if (end + size > windowEnd) {
+                if (first < 0 && end % alignment + size > window.byteSize() && !growWindow(end % alignment + size)) {
+                    return;
+                }
                 break;
             }
             if (batch.lastOffset() >= bound) {
@@ -147,6 +157,30 @@ final class LogReader implements CompletionHandler {
         }
     }
 
+    /**
+     * The batch the read needs is larger than the window: reads continue in a {@link LargeBuffer} of at least
+     * {@code bytes}. False (after failing the read with NO_MEMORY) when the shard cannot give it now.
+     */
+    private boolean growWindow(long bytes) {
+        LargeBuffer next = LargeBuffer.allocate(log, (bytes + alignment - 1) / alignment * alignment);
+        if (next == null) {
+            try {
+                handler.onError(new LogException(LogException.Kind.NO_MEMORY, "no memory to read a batch of " + bytes
+                    + " bytes of " + seg.path + " (larger than the " + window.byteSize() + "-byte read windows): "
+                    + log.largeBufferFailure));
+            } finally {
+                release();
+            }
+            return false;
+        }
+        if (large != null) {
+            large.free();
+        }
+        large = next;
+        window = next.segment();
+        return true;
+    }
+
     private void finish(long offsetInWindow, long length, long firstOffset, long lastOffset) {
         try {
             handler.onRead(length == 0 ? MemorySegment.NULL : window.asSlice(offsetInWindow, length), firstOffset,
@@ -165,6 +199,10 @@ final class LogReader implements CompletionHandler {
     }
 
     private void release() {
+        if (large != null) {
+            large.free();
+            large = null;
+        }
         log.readPool.release(windowId);
         log.readDone(seg);
     }

@@ -188,7 +188,8 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         }
         long prev = scanning.baseOffset - 1;
         scanning.lastOffset = prev; // what the scan finds, not what the next segment's name suggests
-        new SegmentScanner(scanning.file, window).scan(0, scanning.size, prev, this);
+        new SegmentScanner(scanning.file, window, bytes -> LargeBuffer.allocate(log, bytes)).scan(0, scanning.size,
+            prev, this);
     }
 
     @Override
@@ -213,6 +214,12 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         if (reason == SegmentScanner.End.READ_ERROR) {
             fail(new LogException(LogException.Kind.STORAGE_ERROR, "recovery read of " + s.path + " failed: "
                 + Errno.describe(errno)));
+            return;
+        }
+        if (reason == SegmentScanner.End.NO_MEMORY) {
+            // Never cut a segment for want of memory: the open fails and can be tried again.
+            fail(new LogException(LogException.Kind.NO_MEMORY, "recovery of " + s.path + " needs memory for a batch"
+                + " at position " + validEnd + " larger than the read windows: " + log.largeBufferFailure));
             return;
         }
         if (s.isEmpty() && s.size > 0) {

@@ -59,7 +59,8 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
     private void scanFrom(long position) {
         scanStart = position;
         visited = false;
-        new SegmentScanner(seg.file, window).scan(position, seg.size, -1, this);
+        new SegmentScanner(seg.file, window, bytes -> LargeBuffer.allocate(log, bytes)).scan(position, seg.size, -1,
+            this);
     }
 
     @Override
@@ -81,6 +82,11 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
 
     @Override
     public void onEnd(long validEnd, SegmentScanner.End reason, int errno) {
+        if (reason == SegmentScanner.End.NO_MEMORY && cut < 0) {
+            finish(new LogException(LogException.Kind.NO_MEMORY, "truncation of " + seg.path + " needs memory for a"
+                + " batch at position " + validEnd + " larger than the read windows: " + log.largeBufferFailure));
+            return;
+        }
         if (scanStart > 0 && (indexWrong || (!visited && reason == SegmentScanner.End.INVALID))) {
             seg.distrustIndex("position " + scanStart + " is not where a batch before offset " + offset + " starts");
             indexWrong = false;

@@ -196,7 +196,7 @@ public final class RecordBatch {
         }
         int delta = lastOffsetDelta();
         int count = recordsCount();
-        if (delta < 0 || count < 0 || (strictCount ? count != delta + 1 : count > delta + 1)) {
+        if (delta < 0 || count < 0 || (strictCount ? count != delta + 1L : count > delta + 1L)) {
             return Check.BAD_COUNT;
         }
         if (computeCrc() != crc()) {

@@ -13,6 +13,8 @@ public final class Records {
     private long pos;
     private long end;
     private long baseTimestamp;
+    /** The batch's max timestamp when its timestamp type is LogAppendTime (every record has it), else -1. */
+    private long logAppendTime;
     private long baseOffset;
     private int remaining;
     // The current record.
@@ -38,6 +40,7 @@ public final class Records {
         this.pos = batch.position() + RecordBatch.HEADER_BYTES;
         this.end = batch.position() + batch.sizeInBytes();
         this.baseTimestamp = batch.baseTimestamp();
+        this.logAppendTime = (batch.attributes() & RecordBatch.TIMESTAMP_TYPE_BIT) != 0 ? batch.maxTimestamp() : -1;
         this.baseOffset = batch.baseOffset();
         this.remaining = batch.recordsCount();
         return true;
@@ -57,7 +60,8 @@ public final class Records {
         }
         attributes = seg.get(ValueLayout.JAVA_BYTE, pos++);
         timestampDelta = readVarlong();
-        timestamp = baseTimestamp + timestampDelta;
+        // In a LogAppendTime batch every record's timestamp is the append time the broker stamped (Kafka's rule).
+        timestamp = logAppendTime >= 0 ? logAppendTime : baseTimestamp + timestampDelta;
         offsetDelta = (int) readVarlong();
         offset = baseOffset + offsetDelta;
         tailPos = pos;
@@ -77,6 +81,7 @@ public final class Records {
         return true;
     }
 
+    /** The record's timestamp: the batch's append time in a LogAppendTime batch, else base timestamp + delta. */
     public long timestamp() {
         return timestamp;
     }

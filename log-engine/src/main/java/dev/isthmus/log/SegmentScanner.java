@@ -11,8 +11,11 @@ import java.lang.foreign.MemorySegment;
  * validating each batch (lengths, magic, CRC-32C, offsets increasing). It stops at the end of the data or at
  * the first invalid byte, which is where recovery cuts the segment.
  *
- * <p>The window must be larger than the largest batch plus one alignment unit; a batch that does not fit
- * stops the scan as invalid (it cannot have been written by a log configured with a smaller max batch size).
+ * <p>A batch larger than the window (plus one alignment unit) is read into a larger buffer when the scanner has
+ * a way to get one ({@link #SegmentScanner(DmaFile, MemorySegment, java.util.function.LongFunction)}): a topic's
+ * max.message.bytes may exceed the read windows, and may have been lowered after larger batches were written.
+ * Without one, or when the memory cannot be had, the scan ends with {@link End#NO_MEMORY}, never with
+ * {@link End#INVALID}: a batch too large for the memory at hand is not a reason to cut a segment.
  *
  * <p>Owner: the file's engine thread. One scan at a time per scanner.
  */
@@ -44,11 +47,23 @@ public final class SegmentScanner implements CompletionHandler {
         /** The visitor asked to stop. */
         STOPPED,
         /** A read failed. */
-        READ_ERROR
+        READ_ERROR,
+        /** A batch is larger than the window and no larger buffer could be had; nothing is wrong with the data. */
+        NO_MEMORY
+    }
+
+    /** A larger buffer for one scan: aligned memory and how to give it back. */
+    public interface LargeWindow {
+        MemorySegment segment();
+
+        void free();
     }
 
     private final DmaFile file;
-    private final MemorySegment window;
+    private final java.util.function.LongFunction<LargeWindow> larger;
+    private final MemorySegment baseWindow;
+    private MemorySegment window;
+    private LargeWindow large;
     private final int alignment;
     private final RecordBatch batch = new RecordBatch();
     private Visitor visitor;
@@ -64,7 +79,18 @@ public final class SegmentScanner implements CompletionHandler {
      * @param window aligned scratch memory; its size bounds the largest batch that can be scanned
      */
     public SegmentScanner(DmaFile file, MemorySegment window) {
+        this(file, window, null);
+    }
+
+    /**
+     * @param window aligned scratch memory for batches that fit it
+     * @param larger gives an aligned buffer of at least the asked bytes for a larger batch, or null when short;
+     *               null: batches larger than {@code window} end the scan with {@link End#NO_MEMORY}
+     */
+    public SegmentScanner(DmaFile file, MemorySegment window, java.util.function.LongFunction<LargeWindow> larger) {
         this.file = file;
+        this.larger = larger;
+        this.baseWindow = window;
         this.window = window;
         this.alignment = Math.max(4096, file.alignment());
         Verify.that(window.byteSize() % alignment == 0 && window.address() % alignment == 0, "scan window alignment");
@@ -95,7 +121,7 @@ public final class SegmentScanner implements CompletionHandler {
     private void advance() {
         while (true) {
             if (position >= limit) {
-                visitor.onEnd(position, End.END_OF_DATA, 0);
+                end(position, End.END_OF_DATA, 0);
                 return;
             }
             long need = Math.min(RecordBatch.HEADER_BYTES, limit - position);
@@ -114,7 +140,19 @@ public final class SegmentScanner implements CompletionHandler {
                 return;
             }
             if (size + alignment > window.byteSize()) {
-                visitor.onEnd(position, End.INVALID, 0);
+                LargeWindow next = larger == null ? null : larger.apply(roundUp(size + alignment));
+                if (next == null) {
+                    end(position, End.NO_MEMORY, 0);
+                    return;
+                }
+                if (large != null) {
+                    large.free();
+                }
+                large = next;
+                window = next.segment();
+                windowStart = -1;
+                windowBytes = 0;
+                refill();
                 return;
             }
             if (!inWindow(position, size)) {
@@ -123,12 +161,12 @@ public final class SegmentScanner implements CompletionHandler {
             }
             RecordBatch.Check check = batch.check(size, strictCount);
             if (check != RecordBatch.Check.OK || batch.baseOffset() <= lastOffset) {
-                visitor.onEnd(position, End.INVALID, 0);
+                end(position, End.INVALID, 0);
                 return;
             }
             lastOffset = batch.lastOffset();
             if (!visitor.onBatch(batch, position)) {
-                visitor.onEnd(position + size, End.STOPPED, 0);
+                end(position + size, End.STOPPED, 0);
                 return;
             }
             position += size;
@@ -146,7 +184,17 @@ public final class SegmentScanner implements CompletionHandler {
                 break;
             }
         }
-        visitor.onEnd(position, zeros ? End.END_OF_DATA : End.INVALID, 0);
+        end(position, zeros ? End.END_OF_DATA : End.INVALID, 0);
+    }
+
+    /** Ends the scan: a larger buffer taken for it goes back first, then the visitor hears why. */
+    private void end(long validEnd, End reason, int errno) {
+        if (large != null) {
+            large.free();
+            large = null;
+            window = baseWindow;
+        }
+        visitor.onEnd(validEnd, reason, errno);
     }
 
     private boolean inWindow(long pos, long length) {
@@ -157,7 +205,7 @@ public final class SegmentScanner implements CompletionHandler {
         long start = position - position % alignment;
         if (start == windowStart && windowBytes > 0) {
             // The window already starts here and still lacks the batch: the file ends inside it (torn write).
-            visitor.onEnd(position, End.INVALID, 0);
+            end(position, End.INVALID, 0);
             return;
         }
         windowStart = start;
@@ -165,7 +213,7 @@ public final class SegmentScanner implements CompletionHandler {
         reads++;
         long r = file.read(window.asSlice(0, length), windowStart, this, 0);
         if (r < 0) {
-            visitor.onEnd(position, End.READ_ERROR, (int) r);
+            end(position, End.READ_ERROR, (int) r);
         }
     }
 
@@ -176,13 +224,13 @@ public final class SegmentScanner implements CompletionHandler {
     @Override
     public void onComplete(int result, int flags, long attachment) {
         if (result < 0) {
-            visitor.onEnd(position, End.READ_ERROR, result);
+            end(position, End.READ_ERROR, result);
             return;
         }
         windowBytes = result;
         if (!inWindow(position, 1)) {
             // The file is shorter than its recorded size: the data ends here.
-            visitor.onEnd(position, End.END_OF_DATA, 0);
+            end(position, End.END_OF_DATA, 0);
             return;
         }
         advance();

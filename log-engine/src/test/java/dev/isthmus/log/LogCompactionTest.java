@@ -508,4 +508,41 @@ class LogCompactionTest {
         assertTrue(manager.compactions() >= 1);
         assertEquals(plainSize, plain.sizeBytes(), "cleanup.policy=delete logs are never compacted");
     }
+
+    @Test
+    void shouldFollowEachLogsOwnDirtyRatioAndMaxCompactionLag() {
+        // The cleaner compacts only logs dirty to 99.9% of their cleanable bytes, unless a log says otherwise.
+        manager = newManager(new LogManager.CompactionSettings(1 << 20, 64 * 1024, 0, 0.999, 0));
+        Log plain = open("plain-0", compact);
+        Log ratio = open("ratio-0", compact.withCompaction(-1, Long.MAX_VALUE, 0.5));
+        Log lagged = open("lagged-0", compact.withCompaction(-1, 1, -1)); // records are from 2023: long past 1 ms
+        List<Log> logs = List.of(plain, ratio, lagged);
+        for (int round = 0; round < 2; round++) {
+            for (int i = 0; i < 300; i++) {
+                for (Log log : logs) {
+                    append(log, -1, List.of(new Rec("key-" + (i % 3), "v" + i + "w".repeat(300))));
+                }
+            }
+            long[] sizes = new long[logs.size()];
+            for (int j = 0; j < logs.size(); j++) {
+                rollAndSeal(logs.get(j));
+                sizes[j] = logs.get(j).sizeBytes();
+            }
+            if (round == 0) {
+                // Wholly dirty: every log is compacted.
+                drive(() -> logs.stream().allMatch(l -> l.cleanerCheckpoint > 0) && !manager.compactionRunning(),
+                    "first compactions");
+                continue;
+            }
+            double dirty = LogCompaction.dirtyRatio(plain, System.currentTimeMillis(), 0);
+            assertTrue(dirty > 0.5 && dirty < 0.999, "dirty ratio " + dirty);
+            drive(() -> ratio.sizeBytes() < sizes[1] / 4 && lagged.sizeBytes() < sizes[2] / 4
+                && !manager.compactionRunning(), "compaction by the logs' own ratio and max lag");
+            for (int turn = 0; turn < 200; turn++) {
+                engine.submitAndWait(1_000_000L);
+                manager.poll();
+            }
+            assertEquals(sizes[0], plain.sizeBytes(), "below the cleaner's ratio and with no max lag: not compacted");
+        }
+    }
 }

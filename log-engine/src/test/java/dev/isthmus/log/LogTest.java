@@ -139,13 +139,18 @@ class LogTest {
 
     /** Parses back-to-back batches: (baseOffset, lastOffset, epoch) each. */
     static List<long[]> batches(byte[] bytes) {
+        return batches(bytes, true);
+    }
+
+    /** {@link #batches(byte[])}; without {@code strictCount}, batches may hold fewer records than offsets (compacted). */
+    static List<long[]> batches(byte[] bytes, boolean strictCount) {
         List<long[]> out = new ArrayList<>();
         MemorySegment seg = MemorySegment.ofArray(bytes);
         RecordBatch v = new RecordBatch();
         long pos = 0;
         while (pos < bytes.length) {
             v.wrap(seg, pos);
-            assertEquals(RecordBatch.Check.OK, v.check(bytes.length - pos, true));
+            assertEquals(RecordBatch.Check.OK, v.check(bytes.length - pos, strictCount));
             out.add(new long[] {v.baseOffset(), v.lastOffset(), v.partitionLeaderEpoch()});
             pos += v.sizeInBytes();
         }
@@ -393,6 +398,71 @@ class LogTest {
         assertEquals(LogException.Kind.MESSAGE_TOO_LARGE, e.kind());
         assertEquals(0, log.logEndOffset());
         assertEquals(0, append(log, good));
+        close(log);
+    }
+
+    /** {@code batch} with its lastOffsetDelta set to {@code delta} (a compacted batch keeps its span), CRC redone. */
+    MemorySegment withSpan(MemorySegment batch, int delta) {
+        MemorySegment copy = arena.allocate(batch.byteSize());
+        copy.copyFrom(batch);
+        copy.set(RecordBatch.INT, RecordBatch.LAST_OFFSET_DELTA, delta);
+        new RecordBatch().wrap(copy, 0).updateCrc();
+        return copy;
+    }
+
+    /**
+     * A legal batch may cover up to 2^31 offsets (a compacted batch keeps its offsets whatever it holds): the log
+     * rolls where the batch's span would not fit the active segment's i32 relative offsets, instead of failing
+     * mid-append, and keeps serving appends, reads and a reopen afterwards.
+     */
+    @Test
+    void shouldRollWhereABatchOffsetSpanWouldNotFitTheSegment() {
+        Log log = open(small);
+        assertEquals(0, append(log, batch(3, 1, 100)));
+        assertEquals(3, append(log, batch(2, 2, 5000)));
+        MemorySegment huge = withSpan(batch(1, 3, 100), Integer.MAX_VALUE);
+        long r;
+        while ((r = log.appendReplica(huge, 0, huge.byteSize(), 7)) == Log.NO_MEMORY) {
+            engine.submitAndWait(1_000_000L);
+        }
+        assertEquals(5, r);
+        assertEquals(2, log.segmentCount(), "the batch starts a new segment: offset 5 + 2^31 - 1 does not fit segment 0");
+        long afterHuge = 5 + (long) Integer.MAX_VALUE + 1;
+        assertEquals(afterHuge, log.logEndOffset());
+        assertEquals(afterHuge, append(log, batch(4, 4, 100)));
+        assertEquals(3, log.segmentCount(), "the next batch does not fit the huge batch's segment either");
+        long end = afterHuge + 4;
+        assertEquals(end, log.logEndOffset());
+        log.flush();
+        drive(() -> durable == end, "durable");
+        List<long[]> bs = batches(readAll(log, 0, end), false);
+        assertEquals(4, bs.size());
+        assertEquals(5, bs.get(2)[0]);
+        assertEquals(afterHuge - 1, bs.get(2)[1]);
+        assertEquals(afterHuge, bs.get(3)[0]);
+        close(log);
+
+        Log again = open(small);
+        assertEquals(end, again.logEndOffset());
+        assertEquals(4, batches(readAll(again, 0, end), false).size());
+        assertEquals(afterHuge, batches(read(again, afterHuge + 2, end, 1).bytes(), false).get(0)[0]);
+        close(again);
+    }
+
+    /** An append whose batches together cover more offsets than one segment can hold is refused whole, up front. */
+    @Test
+    void shouldRefuseAnAppendWhoseOffsetSpanCannotFitAnySegment() {
+        Log log = open(small);
+        assertEquals(0, append(log, batch(1, 1, 100)));
+        MemorySegment a = withSpan(batch(1, 2, 100), Integer.MAX_VALUE);
+        MemorySegment two = arena.allocate(2 * a.byteSize());
+        two.asSlice(0, a.byteSize()).copyFrom(a);
+        two.asSlice(a.byteSize(), a.byteSize()).copyFrom(a);
+        LogException e = assertThrows(LogException.class, () -> log.appendReplica(two, 0, two.byteSize(), 7));
+        assertEquals(LogException.Kind.INVALID_RECORD, e.kind());
+        assertEquals(1, log.logEndOffset(), "nothing appended");
+        assertEquals(1, log.segmentCount());
+        assertEquals(1, append(log, batch(2, 3, 100)), "the log keeps taking appends");
         close(log);
     }
 

@@ -31,6 +31,8 @@ final class Progress {
     long lastProgressMs;
     /** Heard from since the last check-quorum round (thesis §6.2). */
     boolean recentActive;
+    /** When the leader last heard from this member (or became leader / added it), by the host clock. */
+    long lastHeardMs;
     /** The commit offset carried by the last request sent (an idle follower is told of newer commits). */
     long commitSent = -1;
     /** A read for this follower answered READ_PENDING. */

@@ -601,6 +601,36 @@ public final class RaftGroup implements RaftLog.Callbacks {
         return pr != null && pr.recentActive && pr.match >= log.lastOffset();
     }
 
+    /**
+     * Leader only: how many voters of the configuration in force are live, this node included: a follower counts
+     * when the leader heard from it (an answer to AppendEntries or to a snapshot chunk) within the window; a follower this leader has not heard from yet counts for one such window from the moment
+     * this node became leader (or the follower was added). The window is the minimum election timeout, the span
+     * check-quorum uses. What Kafka's min.insync.replicas is checked against. -1 when this node does not lead.
+     */
+    public int liveVoters() {
+        return liveVoters(config.electionTimeoutMinMs());
+    }
+
+    /** {@link #liveVoters()} with a window of {@code withinMs} instead of the election timeout. */
+    public int liveVoters(long withinMs) {
+        if (role != Role.LEADER) {
+            return -1;
+        }
+        long now = host.nowMs();
+        int live = 0;
+        for (int id : configs.latest().voters()) {
+            if (id == nodeId) {
+                live++;
+            } else {
+                Progress pr = progress(id);
+                if (pr != null && now - pr.lastHeardMs <= withinMs) {
+                    live++;
+                }
+            }
+        }
+        return live;
+    }
+
     private boolean isRecentlyActive(int id) {
         Progress pr = progress(id);
         return pr != null && pr.recentActive;
@@ -696,6 +726,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             return;
         }
         pr.recentActive = true;
+        pr.lastHeardMs = host.nowMs();
         if (match > pr.match) {
             Verify.that(match <= log.lastOffset(), "follower match %d past leader's last offset %d", match,
                 log.lastOffset());
@@ -1203,6 +1234,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
                 pr = new Progress(id, log.lastOffset() + 1, config);
                 pr.lastProgressMs = now;
                 pr.recentActive = true;
+                pr.lastHeardMs = now;
             }
             next.add(pr);
         }
@@ -1288,6 +1320,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             return;
         }
         pr.recentActive = true;
+        pr.lastHeardMs = host.nowMs();
         long now = host.nowMs();
         if (!r.success()) {
             metrics.appendRejectsReceived++;
@@ -1596,6 +1629,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             return;
         }
         pr.recentActive = true;
+        pr.lastHeardMs = host.nowMs();
         if (r.installed()) {
             if (r.matchOffset() > pr.match) {
                 pr.match = r.matchOffset();

@@ -110,7 +110,9 @@ public final class KafkaBatchPayload implements Payload {
             throw new IllegalArgumentException("payload of " + length + " bytes holds a batch of " + sizeInBytes
                 + " bytes; exactly one batch is expected");
         }
-        if (lastOffsetDelta < 0) {
+        if (lastOffsetDelta < 0 || lastOffsetDelta == Integer.MAX_VALUE) {
+            // An entry's offset count is an int: a batch covering 2^31 offsets (no producer can send one: it would
+            // need 2^31 records) cannot be an entry.
             throw new IllegalArgumentException("record batch has lastOffsetDelta " + lastOffsetDelta);
         }
         return lastOffsetDelta + 1;

@@ -253,16 +253,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
      * Changes the log's settings at runtime (a topic's retention, segment size, cleanup policy, ... altered):
      * applied to the open {@link Log} at once (see {@link Log#updateConfig}) and used when the log is reopened
      * (a snapshot install that replaces it).
-     *
-     * @throws IllegalArgumentException when the log cannot take them (max.message.bytes beyond its read windows)
      */
     public void updateConfig(LogConfig next) {
         if (next == null) {
             throw new IllegalArgumentException("a log config is required");
-        }
-        if (readPool.chunkBytes() < next.readWindowBytes()) {
-            throw new IllegalArgumentException("max.message.bytes " + next.maxBatchBytes() + " needs read windows of "
-                + next.readWindowBytes() + " bytes; the Raft log " + dir + " has " + readPool.chunkBytes());
         }
         if (log != null && !closed) {
             log.updateConfig(next);
@@ -663,8 +657,11 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                                 byte[] bytes = RaftBatches.encode(op.entry, System.currentTimeMillis());
                                 r = log.appendReplica(scratchFor(bytes), 0, bytes.length, (int) op.entry.term());
                             }
-                        } catch (LogException e) {
-                            fail("append of " + op.entry + " to " + dir + " failed: " + e.getMessage());
+                        } catch (RuntimeException e) {
+                            // A refused or failed append (LogException), or a bug: the entry stays at the head of
+                            // the queue, so rethrowing would fail every later call the same way; fail the storage
+                            // once, loudly, instead.
+                            fail("append of " + op.entry + " to " + dir + " failed: " + e);
                             return;
                         }
                         if (r == Log.NO_MEMORY) {
