@@ -750,7 +750,11 @@ final class Partition implements GroupListener {
         f.lastStableOffset = bound;
         f.logStartOffset = replica.logStartOffset();
         long offset = f.fetchOffset;
-        if (offset < f.logStartOffset || offset > hw) {
+        // Out of range is outside the log, as in Kafka: [log start, log end]. Between the high watermark and the
+        // log end (a new leader's high watermark trails what it holds until it commits in its term; a restarted
+        // node's starts at its log start) there is nothing to read yet, and a consumer whose position was at the
+        // old leader's high watermark must not be told to reset it (bench/chaos found this after kill -9).
+        if (offset < f.logStartOffset || offset > replica.logEndOffset()) {
             f.errorCode = ErrorCodes.OFFSET_OUT_OF_RANGE;
             f.readDone();
             return;
@@ -776,7 +780,8 @@ final class Partition implements GroupListener {
      * error (this replica does not lead or no longer serves, or the offset is out of range).
      */
     boolean hasFetchable(long offset) {
-        return !isLeader() || offset != replica.highWatermark();
+        return !isLeader() || offset < replica.highWatermark() || offset > replica.logEndOffset()
+            || offset < replica.logStartOffset();
     }
 
     /**

@@ -100,6 +100,7 @@ public final class Chaos {
                     run.run();
                 } catch (ChaosException e) {
                     failed = true;
+                    run.failed = true;
                     run.notes.add("the run failed: " + e.getMessage());
                     out.println("chaos: [" + title + "] FAILED: " + e.getMessage());
                 } finally {
@@ -210,6 +211,7 @@ public final class Chaos {
         final Path historyFile;
         final List<String> notes = new ArrayList<>();
         private Cluster cluster;
+        private Path work;
         private History history;
         private final List<Workload> workloads = new ArrayList<>();
         private boolean failed;
@@ -251,7 +253,6 @@ public final class Chaos {
                     say("skipping " + f.id + ": " + why);
                 }
             }
-            Path work;
             try {
                 work = Files.createTempDirectory(o.tmpDir(), "isthmus-chaos-" + size + "-");
             } catch (IOException e) {
@@ -385,6 +386,13 @@ public final class Chaos {
             if (history != null) {
                 history.close();
                 cleanup.forget(history);
+            }
+            if (work != null) {
+                try {
+                    cleanup.delete(work);
+                } catch (RuntimeException e) {
+                    notes.add("removing " + work + ": " + e.getMessage());
+                }
             }
         }
     }

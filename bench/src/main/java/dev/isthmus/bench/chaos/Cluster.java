@@ -46,11 +46,13 @@ final class Cluster implements AutoCloseable {
     private final History history;
     private final PrintStream out;
     private final Admin admin;
+    private final Cleanup cleanup;
     private final Set<Integer> downOnPurpose = ConcurrentHashMap.newKeySet();
     private final List<String> unexpectedExits = new ArrayList<>();
 
     private Cluster(int size, List<BrokerNode> nodes, Network net, List<LoopDisk> disks,
-                    History history, PrintStream out) {
+                    History history, PrintStream out, Cleanup cleanup) {
+        this.cleanup = cleanup;
         this.size = size;
         this.nodes = nodes;
         this.net = net;
@@ -103,7 +105,7 @@ final class Cluster implements AutoCloseable {
             nodes.add(new BrokerNode(i, data, outDir.resolve("node-" + size + "-" + i + ".log"),
                 net.wrap(i, cmd), cleanup, o.pidFile(), net.host(i), net.kafkaPort(i), net.metricsPort(i)));
         }
-        Cluster c = new Cluster(size, nodes, net, disks, history, out);
+        Cluster c = new Cluster(size, nodes, net, disks, history, out, cleanup);
         for (BrokerNode n : nodes) {
             c.startNode(n.id);
         }
@@ -272,7 +274,7 @@ final class Cluster implements AutoCloseable {
                         continue;
                     }
                     Long have = ends.get(t.getKey());
-                    if (r != null && (have == null || have < t.getValue())) {
+                    if (r != null && t.getValue() > 0 && (have == null || have < t.getValue())) {
                         lag = String.format(Locale.ROOT, "node %d holds %s up to %s of %d", n.id, t.getKey(),
                             have == null ? "nothing" : Long.toString(have), t.getValue());
                         break;
@@ -360,5 +362,12 @@ final class Cluster implements AutoCloseable {
                 stopNode(n.id);
             }
         }
+        // The next cluster of the run makes its own network and disks.
+        for (LoopDisk d : disks) {
+            cleanup.forget(d);
+            d.close();
+        }
+        cleanup.forget(net);
+        net.close();
     }
 }
