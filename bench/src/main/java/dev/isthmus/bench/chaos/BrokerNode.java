@@ -205,14 +205,17 @@ final class BrokerNode {
         return get(metricsUrl, 3000);
     }
 
-    /** Log ends of the partitions this node hosts, from its metrics: "topic-partition" -> offset. */
-    java.util.Map<String, Long> logEnds() {
+    /**
+     * Log ends of every replica this node hosts, from its metrics ({@code isthmus_replica_log_end_offset}):
+     * "topic-partition" -> {log end, 1 when this node leads it}; null when the node does not answer.
+     */
+    java.util.Map<String, long[]> logEnds() {
         String m = metrics();
         if (m == null) {
             return null;
         }
-        java.util.Map<String, Long> ends = new java.util.TreeMap<>();
-        String prefix = "isthmus_partition_log_end_offset{";
+        java.util.Map<String, long[]> ends = new java.util.TreeMap<>();
+        String prefix = "isthmus_replica_log_end_offset{";
         for (String line : m.split("\n")) {
             if (!line.startsWith(prefix)) {
                 continue;
@@ -221,7 +224,8 @@ final class BrokerNode {
             String labels = line.substring(prefix.length(), close);
             String topic = label(labels, "topic");
             String part = label(labels, "partition");
-            ends.put(topic + "-" + part, Long.parseLong(line.substring(close + 1).trim()));
+            boolean leader = "leader".equals(label(labels, "role"));
+            ends.put(topic + "-" + part, new long[] {Long.parseLong(line.substring(close + 1).trim()), leader ? 1 : 0});
         }
         return ends;
     }

@@ -242,17 +242,21 @@ final class Cluster implements AutoCloseable {
     }
 
     /**
-     * Waits until every running node holds, for every partition it is a replica of, at least what the most
-     * advanced replica held when the wait began (from each node's metrics): a restarted or reconnected node has
-     * caught up. Returns null when it did, else a sentence naming what lagged at the timeout.
+     * Waits until every running node holds, for every partition it hosts, at least what the partition's leader
+     * held when the wait began (from each node's {@code isthmus_replica_log_end_offset}): a restarted or
+     * reconnected node has caught up. Returns null when it did, else a sentence naming what lagged at the timeout.
      */
     String awaitCaughtUp(long timeoutNs) {
         long deadline = System.nanoTime() + timeoutNs;
         Map<String, Long> target = new TreeMap<>();
         for (BrokerNode n : nodes) {
-            Map<String, Long> ends = n.alive() ? n.logEnds() : null;
+            Map<String, long[]> ends = n.alive() && !n.paused() ? n.logEnds() : null;
             if (ends != null) {
-                ends.forEach((tp, end) -> target.merge(tp, end, Math::max));
+                ends.forEach((tp, e) -> {
+                    if (e[1] == 1) {
+                        target.merge(tp, e[0], Math::max);
+                    }
+                });
             }
         }
         Map<String, List<Integer>> replicas = replicas();
@@ -263,20 +267,26 @@ final class Cluster implements AutoCloseable {
                 if (!n.alive()) {
                     continue;
                 }
-                Map<String, Long> ends = n.logEnds();
+                Map<String, long[]> ends = n.logEnds();
                 if (ends == null) {
                     lag = "node " + n.id + " does not answer its metrics";
                     break;
                 }
                 for (Map.Entry<String, Long> t : target.entrySet()) {
                     List<Integer> r = replicas.get(t.getKey());
-                    if (r != null && !r.contains(n.id)) {
-                        continue;
+                    if (t.getValue() > 0 && r != null && r.contains(n.id) && !ends.containsKey(t.getKey())) {
+                        lag = "node " + n.id + " does not host " + t.getKey() + " yet (a replica of it by the metadata)";
+                        break;
                     }
-                    Long have = ends.get(t.getKey());
-                    if (r != null && t.getValue() > 0 && (have == null || have < t.getValue())) {
-                        lag = String.format(Locale.ROOT, "node %d holds %s up to %s of %d", n.id, t.getKey(),
-                            have == null ? "nothing" : Long.toString(have), t.getValue());
+                }
+                if (lag != null) {
+                    break;
+                }
+                for (Map.Entry<String, long[]> e : ends.entrySet()) {
+                    Long want = target.get(e.getKey());
+                    if (want != null && e.getValue()[0] < want) {
+                        lag = String.format(Locale.ROOT, "node %d holds %s up to %d of %d", n.id, e.getKey(),
+                            e.getValue()[0], want);
                         break;
                     }
                 }
