@@ -34,7 +34,7 @@ import java.util.concurrent.TimeUnit;
  * @param memory         --memory of each broker
  * @param segmentBytes   segment.bytes of the append topic (small: segments roll, so a full disk bites)
  * @param netns          whether to try network namespaces
- * @param subnet         first two octets of the namespaces' private /16
+ * @param subnet         first two octets of the namespaces' private /16, or null to pick a free one
  * @param basePort       first port without namespaces
  * @param diskBytes      size of each node's loop-mounted file system (when disk-full is scheduled)
  * @param startupTimeoutNs how long a node may take to come up
@@ -76,7 +76,7 @@ record ChaosOptions(boolean quick, List<Integer> clusterSizes, long timeNs, int 
           --memory SIZE            --memory of each broker (default 256M)
           --segment-bytes N        segment.bytes of the append topic (default 1048576)
           --no-netns               run every node on 127.0.0.1 (network partitions are then skipped)
-          --subnet A.B             private /16 of the namespaces (default 10.213)
+          --subnet A.B             private /16 of the namespaces (default: a free one of 10.200 to 10.254)
           --port N                 first port without namespaces (default 19300)
           --disk-size SIZE         each node's loop-mounted file system for disk-full (default 1G)
           --startup-timeout DURATION  a node must be ready within this (default 90s)
@@ -108,7 +108,7 @@ record ChaosOptions(boolean quick, List<Integer> clusterSizes, long timeNs, int 
         String memory = "256M";
         int segmentBytes = 1 << 20;
         boolean netns = true;
-        String subnet = "10.213";
+        String subnet = null;
         int port = 19300;
         long diskBytes = 1L << 30;
         long startupNs = TimeUnit.SECONDS.toNanos(90);

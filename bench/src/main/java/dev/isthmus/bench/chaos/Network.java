@@ -42,7 +42,7 @@ final class Network implements AutoCloseable {
     private final boolean namespaces;
     private final String reason;
     private final String runId;
-    private final String subnet;
+    private final String subnet; // null without namespaces
     private final int basePort;
     private final List<String> made = new ArrayList<>();
     private final List<Integer> rules = new ArrayList<>();
@@ -72,11 +72,19 @@ final class Network implements AutoCloseable {
 
     /**
      * Makes the network for {@code nodes} nodes: namespaces when {@code wantNamespaces} and possible, else
-     * loopback with the reason. Fails only when namespaces were made halfway and could not be completed.
+     * loopback with the reason. {@code subnet} null picks a free 10.X (200 to 254). Fails only when namespaces
+     * were made halfway and could not be completed, or no private network is free.
      */
     static Network create(int nodes, boolean wantNamespaces, String runId, String subnet, int basePort) {
         String why = wantNamespaces ? namespacesUnavailable() : "--no-netns was given";
         if (why == null) {
+            if (subnet == null) {
+                subnet = freeSubnet(runId);
+                if (subnet == null) {
+                    throw new ChaosException("every private network 10.200.0.0/16 to 10.254.0.0/16 is in use on this "
+                        + "machine; pick one with --subnet A.B, or --no-netns");
+                }
+            }
             String used = subnetInUse(subnet);
             if (used != null) {
                 throw new ChaosException("the private network " + subnet + ".0.0/16 is already in use on this "
@@ -97,6 +105,19 @@ final class Network implements AutoCloseable {
             }
         }
         return new Network(nodes, false, why, runId, subnet, basePort);
+    }
+
+    /** A 10.X of 10.200-10.254 with no address or route on this machine, starting at a place given by {@code runId}. */
+    private static String freeSubnet(String runId) {
+        String all = Sys.run("ip", "-4", "addr").output() + "\n" + Sys.run("ip", "-4", "route").output();
+        int start = Math.floorMod(runId.hashCode(), 55);
+        for (int i = 0; i < 55; i++) {
+            String candidate = "10." + (200 + (start + i) % 55);
+            if (!all.contains(" " + candidate + ".") && !all.contains("\n" + candidate + ".") && !all.startsWith(candidate + ".")) {
+                return candidate;
+            }
+        }
+        return null;
     }
 
     private static String subnetInUse(String subnet) {
