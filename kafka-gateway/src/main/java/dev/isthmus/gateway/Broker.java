@@ -51,6 +51,8 @@ public final class Broker implements AutoCloseable {
     private final ShardGroup group;
     private final ShardArenas arenas;
     private final ShardState[] states;
+    /** Each shard's receive memory, shared fairly by its connections (owned by that shard). */
+    private final ReceiveMemory[] receiveMemory;
     private final List<Set<Connection>> connections = new ArrayList<>();
     private final TcpListener[] listeners;
     private final Handlers handlers;
@@ -81,6 +83,7 @@ public final class Broker implements AutoCloseable {
         this.group = group;
         this.arenas = arenas;
         this.states = new ShardState[group.size()];
+        this.receiveMemory = new ReceiveMemory[group.size()];
         this.listeners = new TcpListener[group.size()];
         this.clusterId = clusterId;
         this.topicDefaults = config.topicConfigDefaults();
@@ -126,8 +129,18 @@ public final class Broker implements AutoCloseable {
                     st.groups = new GroupCoordinator(broker, st);
                     st.autoLeaderRebalance = config.autoLeaderRebalance();
                     broker.states[id] = st;
+                    broker.receiveMemory[id] = new ReceiveMemory(s, st.arena,
+                        TimeUnit.MILLISECONDS.toNanos(config.requestReceiveTimeoutMs()),
+                        config.connectionReceiveSharePercent());
                     return null;
                 }).get(30, TimeUnit.SECONDS);
+            }
+            ReceiveMemory rm = b.receiveMemory[0];
+            if (4L + config.maxRequestBytes() > rm.maxFrameBytes()) {
+                LOG.log(System.Logger.Level.WARNING, "requests above " + (rm.maxFrameBytes() - 4) + " bytes will be"
+                    + " refused: that is what each shard's receive memory (a quarter of its " + config.memoryPerShard()
+                    + "-byte arena, less room kept for small requests) can take, below --max-request-bytes "
+                    + config.maxRequestBytes() + "; raise --memory or lower --max-request-bytes");
             }
             b.startRaft(data);
             b.listenAll();
@@ -428,6 +441,11 @@ public final class Broker implements AutoCloseable {
         return t.partition(index).shardOn(config.nodeId());
     }
 
+    /** The receive memory of shard {@code shard} (that shard's thread only; its gauges: any thread). */
+    ReceiveMemory receiveMemory(int shard) {
+        return receiveMemory[shard];
+    }
+
     void connectionClosed(ShardState st, Connection c) {
         connections.get(st.shard.id()).remove(c);
     }
@@ -506,12 +524,25 @@ public final class Broker implements AutoCloseable {
      */
     Promise<Object> createTopic(Shard caller, String name, int partitions, int replicationFactor,
                                 Map<String, String> configs, List<int[]> assignment) {
+        return createTopic(caller, name, partitions, replicationFactor, configs, assignment, false);
+    }
+
+    /**
+     * Creates a topic, or with {@code validateOnly} checks that it could be created without creating it. Both run
+     * the same checks: this node's (the name, the partitions-per-shard limit) and then the controller's own
+     * ({@link ClusterState#apply}, which a real create runs through Raft and a validation runs on this shard's
+     * copy of the controller state, keeping the result). Completes with the {@link TopicTable.Topic} (for a
+     * validation: as it would be created, with a zero id) or a {@link Failure}.
+     */
+    Promise<Object> createTopic(Shard caller, String name, int partitions, int replicationFactor,
+                                Map<String, String> configs, List<int[]> assignment, boolean validateOnly) {
+        ShardState st = states[caller.id()];
         String bad = TopicTable.invalidName(name);
         if (bad != null) {
             return Promise.completed(new Failure(ErrorCodes.INVALID_TOPIC_EXCEPTION, bad));
         }
-        int rf = replicationFactor > 0 ? replicationFactor : defaultReplicationFactor(states[caller.id()]);
-        Failure full = overPartitionLimit(states[caller.id()], assignment.isEmpty() ? (long) partitions * rf
+        int rf = replicationFactor > 0 ? replicationFactor : defaultReplicationFactor(st);
+        Failure full = overPartitionLimit(st, assignment.isEmpty() ? (long) Math.max(0, partitions) * rf
             : (long) assignment.size() * assignment.get(0).length);
         if (full != null) {
             return Promise.completed(full);
@@ -519,12 +550,33 @@ public final class Broker implements AutoCloseable {
         ControllerCommand.CreateTopic cmd = new ControllerCommand.CreateTopic(name, java.util.UUID.randomUUID(),
             assignment.isEmpty() ? partitions : assignment.size(), assignment.isEmpty() ? rf : assignment.get(0).length,
             new java.util.TreeMap<>(configs), assignment);
+        if (validateOnly) {
+            return Promise.completed(validateHere(st, cmd));
+        }
         return controllerCall(caller, cmd, table -> table.get(name)).flatMap(o -> {
             if (!(o instanceof TopicTable.Topic t)) {
                 return Promise.completed(o);
             }
             return awaitLeaders(caller, t, System.nanoTime() + 5_000_000_000L).map(x -> o);
         });
+    }
+
+    /**
+     * The controller's verdict on {@code cmd} against this shard's copy of the controller state: the state
+     * machine's own transition, its result kept and the new state dropped. The copy may trail the controller by
+     * the commands still on their way (as any broker's metadata cache does in Kafka).
+     */
+    private static Object validateHere(ShardState st, ControllerCommand.CreateTopic cmd) {
+        ClusterState cs = st.cluster;
+        if (cs == null) {
+            return new Failure(ErrorCodes.NOT_CONTROLLER, "this node has no controller state yet");
+        }
+        ClusterState.Applied applied = cs.apply(cmd, cs.appliedOffset());
+        if (!applied.result().isOk()) {
+            return new Failure((short) applied.result().errorCode(), applied.result().message());
+        }
+        dev.isthmus.raft.controller.TopicInfo t = applied.state().topic(cmd.name());
+        return new TopicTable.Topic(t.name(), Uuid.ZERO, t.partitions().size(), t.configs(), t.partitions());
     }
 
     /** Completes (on {@code caller}) once every partition of {@code t} hosted on this node knows its leader, or at the deadline. */

@@ -47,6 +47,14 @@ import java.util.Map;
  * @param maxPartitionsPerShard      partition replicas each shard may host ({@code --max-partitions-per-shard},
  *                                   Redpanda's {@code topic_partitions_per_shard}); CreateTopics and
  *                                   CreatePartitions beyond this x shards x brokers are refused
+ * @param requestReceiveTimeoutMs    how long a client may take to send the whole of a request once its first byte
+ *                                   arrived ({@code --request-receive-timeout}); time the broker kept it from
+ *                                   sending (back-pressure) does not count; beyond it the connection is closed
+ * @param connectionReceiveSharePercent the part of its shard's receive memory for large requests (the NETWORK_RECEIVE
+ *                                   budget, a quarter of the shard's arena, less a headroom kept for small
+ *                                   requests) one connection may hold in requests it sent
+ *                                   ({@code --connection-receive-share}); a connection with no other request
+ *                                   pending may always send one request up to the maximum request size
  * @param autoLeaderRebalance        hand each partition's leadership back to its preferred replica whenever that
  *                                   replica is caught up ({@code --auto-leader-rebalance}, Kafka's
  *                                   auto.leader.rebalance.enable); when off, leadership stays where elections put
@@ -64,7 +72,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
                            int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
-                           Map<String, String> topicDefaults) {
+                           Map<String, String> topicDefaults, long requestReceiveTimeoutMs,
+                           int connectionReceiveSharePercent) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
@@ -113,6 +122,14 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (maxPartitionsPerShard < 1) {
             throw new IllegalArgumentException("--max-partitions-per-shard must be >= 1, got " + maxPartitionsPerShard);
+        }
+        if (requestReceiveTimeoutMs < 1) {
+            throw new IllegalArgumentException("--request-receive-timeout must be at least 1 ms, got "
+                + requestReceiveTimeoutMs + " ms");
+        }
+        if (connectionReceiveSharePercent < 1 || connectionReceiveSharePercent > 100) {
+            throw new IllegalArgumentException("--connection-receive-share must be a percentage in [1, 100], got "
+                + connectionReceiveSharePercent);
         }
         if (offsetsTopicPartitions < 1) {
             throw new IllegalArgumentException("offsets topic partitions must be >= 1, got " + offsetsTopicPartitions);
@@ -365,6 +382,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         int maxPartitionsPerShard = 1000;
         boolean autoLeaderRebalance = true;
         Map<String, String> topicDefaults = new java.util.LinkedHashMap<>();
+        long requestReceiveTimeoutMs = 30_000;
+        int connectionReceiveSharePercent = 50;
 
         Builder() {
         }
@@ -399,6 +418,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             maxPartitionsPerShard = c.maxPartitionsPerShard;
             autoLeaderRebalance = c.autoLeaderRebalance;
             topicDefaults = new java.util.LinkedHashMap<>(c.topicDefaults);
+            requestReceiveTimeoutMs = c.requestReceiveTimeoutMs;
+            connectionReceiveSharePercent = c.connectionReceiveSharePercent;
         }
 
         public Builder autoLeaderRebalance(boolean v) {
@@ -412,6 +433,16 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
          */
         public Builder topicDefault(String brokerSetting, String value) {
             topicDefaults.put(brokerSetting, value);
+            return this;
+        }
+
+        public Builder requestReceiveTimeoutMs(long v) {
+            requestReceiveTimeoutMs = v;
+            return this;
+        }
+
+        public Builder connectionReceiveSharePercent(int v) {
+            connectionReceiveSharePercent = v;
             return this;
         }
 
@@ -539,7 +570,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 pin, backend, maxRequestBytes, maxConnections, maxConnectionBufferedBytes, defaultPartitions,
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
-                zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, topicDefaults);
+                zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, topicDefaults, requestReceiveTimeoutMs,
+                connectionReceiveSharePercent);
         }
     }
 }

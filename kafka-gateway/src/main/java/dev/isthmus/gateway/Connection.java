@@ -1,5 +1,6 @@
 package dev.isthmus.gateway;
 
+import dev.isthmus.arena.ArenaExhaustedException;
 import dev.isthmus.arena.IoBuf;
 import dev.isthmus.arena.Subsystem;
 import dev.isthmus.gateway.protocol.ByteSlice;
@@ -10,6 +11,7 @@ import dev.isthmus.gateway.protocol.ProtocolException;
 import dev.isthmus.gateway.protocol.ProtocolMessage;
 import dev.isthmus.gateway.protocol.ProtocolReader;
 import dev.isthmus.gateway.protocol.message.ApiKeys;
+import dev.isthmus.gateway.protocol.message.FetchRequestData;
 import dev.isthmus.gateway.protocol.message.ProduceRequestData;
 import dev.isthmus.gateway.protocol.message.RequestHeaderData;
 import dev.isthmus.gateway.protocol.message.ResponseHeaderData;
@@ -17,6 +19,7 @@ import dev.isthmus.uring.TcpConnection;
 import dev.isthmus.uring.shard.Promise;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -40,32 +43,60 @@ import java.util.concurrent.atomic.AtomicLong;
  *       a logged sentence; nothing of the frame is buffered first.</li>
  *   <li><b>Connections</b> ({@link BrokerConfig#maxConnections()}): counted per broker across all shards; a
  *       connection beyond the limit is closed as soon as it is accepted, before any byte is read.</li>
+ *   <li><b>Receive memory</b> ({@link ReceiveMemory}): a frame is read only once the shard granted memory for
+ *       all of it, within the connection's fair share ({@link BrokerConfig#connectionReceiveSharePercent()});
+ *       until then the connection is not read from (back-pressure). A connection whose requests that still run
+ *       hold more than its share is not read from either, until they are done. A frame must be completed within
+ *       {@link BrokerConfig#requestReceiveTimeoutMs()} of its first byte, time stopped by the broker not
+ *       counted, or the connection is closed. Should the arena still refuse memory, the bytes the engine had
+ *       already taken wait on the heap and the connection stops reading until memory comes back: a client is
+ *       never disconnected for the broker's lack of memory.</li>
  *   <li><b>Buffered bytes</b> ({@link BrokerConfig#maxConnectionBufferedBytes()}), as Kafka and Redpanda do it:
  *       by TCP back-pressure, never by closing. <em>Pending</em> bytes are those of parsed requests whose
- *       handlers still run plus responses not yet sent; <em>buffered</em> bytes are pending bytes plus received
- *       bytes not parsed yet. Once pending bytes reach the bound (or {@link #MAX_IN_FLIGHT} requests are
- *       pending) no further request is taken; once buffered bytes reach it the connection stops reading
- *       ({@link TcpConnection#suspendReceive()}): the kernel's receive queue fills, the window closes and the
- *       client's sends block. Taking and reading resume as responses leave; reading once buffered bytes are
+ *       handlers still run, what those requests may produce (a Fetch: its max_bytes) until their responses
+ *       exist, and responses not yet sent; <em>buffered</em> bytes are pending bytes plus received bytes not
+ *       parsed yet. A request is started only if its pending bytes fit under the bound, or nothing else is
+ *       pending (so a request as large as the bound can always be served); a request that does not fit waits,
+ *       decoded, and no later one is taken ({@link #MAX_IN_FLIGHT} requests pending also stop taking). Once the
+ *       bytes held (pending bytes less what started requests may still produce, plus unparsed bytes) reach the
+ *       bound, the connection stops reading ({@link TcpConnection#suspendReceive()}): the kernel's receive queue
+ *       fills, the window closes and the client's sends block. (Reading on until then lets a connection whose
+ *       requests wait see its client go away.) Taking and reading resume as responses leave; reading once buffered bytes are
  *       below three quarters of the bound (hysteresis: a client that is not reading does not make the
- *       connection flap at every response), or as soon as nothing is pending at all, so a request as large as
- *       the bound can always be completed. A connection thus holds at most the bound, plus the last request
- *       taken and its response, plus what the engine had already taken from the socket when it was told to stop
- *       (at most the shard's provided receive buffers, 4 MiB; ~1.5 MiB measured right after a resume against a
- *       client writing flat out, a few hundred KiB otherwise).</li>
+ *       connection flap at every response), or as soon as nothing is pending at all. A connection thus holds
+ *       at most the bound, plus the last request taken and its response, plus what the engine had already taken
+ *       from the socket when it was told to stop (at most the shard's provided receive buffers, 4 MiB; ~1.5 MiB
+ *       measured right after a resume against a client writing flat out, a few hundred KiB otherwise).</li>
  * </ul>
  * Malformed requests (a decoding {@link ProtocolException}, an unknown API key, an unsupported version other
  * than ApiVersions') close the connection; ApiVersions at an unknown version is answered in v0 with
  * UNSUPPORTED_VERSION as Kafka does. A request that fails to decode half way releases the zero-copy slices
- * it had taken; a handled request's slices are released when its handler completes.
+ * it had taken; a handled request's slices are released when its handler completes. Every close for a client's
+ * misbehaviour is logged through {@link ConnectionWarnings} (rate-limited per reason, counted in the metrics).
+ *
+ * <h2>Closing</h2>
+ * Closing releases at once what the connection holds: received bytes, heap-parked bytes, responses waiting
+ * for their turn, a decoded request not started. A response being sent is freed by its send completion, and
+ * requests whose handlers still run keep their slices (and their charge in {@link ReceiveMemory}) until those
+ * handlers complete, when their responses are dropped.
  */
 final class Connection implements TcpConnection.ReceiveHandler {
-    private static final System.Logger LOG = System.getLogger(Connection.class.getName());
     private static final int MAX_PARTS = 64;
     /** Requests parsed and not yet answered, per connection, whatever their size. */
     static final int MAX_IN_FLIGHT = 1024;
     /** api key (2) + api version (2) + correlation id (4): no request is shorter. */
     private static final int MIN_FRAME_BYTES = 8;
+    // Why reading is suspended (bits of suspendReasons).
+    /** Pending or buffered bytes at the bound, or a whole frame that cannot be taken yet. */
+    private static final int BOUND = 1;
+    /** Waiting for a receive memory grant for the frame being received. */
+    private static final int GRANT = 2;
+    /** The arena refused memory; received bytes wait on the heap. */
+    private static final int MEMORY = 4;
+    /** The connection holds more than its share of the shard's receive memory in requests that still run. */
+    private static final int SHARE = 8;
+    /** Reasons that stop the frame deadline's clock: the wait is the broker's doing. */
+    private static final int PAUSING = BOUND | GRANT | SHARE;
 
     /** Per-broker counters shared by the shards: open connections and refusals. */
     private static final class Limits {
@@ -75,12 +106,16 @@ final class Connection implements TcpConnection.ReceiveHandler {
         final AtomicLong bufferedHighWater = new AtomicLong();
         /** The most bytes one connection held in all: pending bytes plus received bytes not parsed yet. */
         final AtomicLong heldHighWater = new AtomicLong();
+        /** The most requests one connection had started and not answered at once. */
+        final AtomicLong startedHighWater = new AtomicLong();
         /** Times a connection stopped reading because its buffered bytes reached the bound. */
         final AtomicLong receiveSuspensions = new AtomicLong();
         /** Connections not reading right now (suspended for the bound). */
         final AtomicInteger receiveSuspended = new AtomicInteger();
         /** Requests taken whose handlers have not completed, over all connections (open or closed). */
         final AtomicLong pending = new AtomicLong();
+        /** Rate-limited, counted warnings about connections. */
+        final ConnectionWarnings warnings = new ConnectionWarnings();
     }
 
     /** Weak keys: a closed broker's counters go with it. Touched once per accept. */
@@ -113,6 +148,11 @@ final class Connection implements TcpConnection.ReceiveHandler {
         return limitsOf(b).heldHighWater.get();
     }
 
+    /** Any thread: the most requests one connection of this broker had started and not yet answered at once. */
+    static long startedHighWater(Broker b) {
+        return limitsOf(b).startedHighWater.get();
+    }
+
     /** Any thread: times a connection of this broker stopped reading because it held the bound. */
     static long receiveSuspensions(Broker b) {
         return limitsOf(b).receiveSuspensions.get();
@@ -131,6 +171,11 @@ final class Connection implements TcpConnection.ReceiveHandler {
         return limitsOf(b).pending.get();
     }
 
+    /** Any thread: the broker's rate-limited, counted warnings about connections. */
+    static ConnectionWarnings warnings(Broker b) {
+        return limitsOf(b).warnings;
+    }
+
     /** A request in flight: its response, once ready, waits here for its turn. */
     private static final class Slot {
         final int correlationId;
@@ -139,6 +184,11 @@ final class Connection implements TcpConnection.ReceiveHandler {
         final boolean noResponse;
         final int requestBytes;
         final List<IoBufSlice> slices;
+        /** A decoded request not started yet (it waits for room under the bound); null once started. */
+        ProtocolMessage request;
+        RequestHeaderData header;
+        /** What the request may produce, counted against the bound until its response exists. */
+        long reservedBytes;
         IoBuf response;
         boolean done;
 
@@ -241,12 +291,40 @@ final class Connection implements TcpConnection.ReceiveHandler {
     private final int maxRequestBytes;
     private final long maxBufferedBytes;
     private final Limits limits;
-    /** Request bytes of unfinished handlers plus response bytes not yet sent (the one being sent included). */
+    private final ReceiveMemory memory;
+    private final long receiveTimeoutNs;
+    /**
+     * Request bytes of unfinished handlers, what started requests may still produce, and response bytes not yet
+     * sent (the one being sent included): the pending bytes held against the bound.
+     */
     private long inFlightBytes;
+    /** The part of {@link #inFlightBytes} that started requests may still produce (their responses do not exist). */
+    private long reservedBytes;
     private long inFlightHighWaterBytes;
     private long heldHighWaterBytes;
-    /** Reading is suspended because buffered bytes reached the bound. */
-    private boolean receiveSuspended;
+    /** Request bytes of requests whose handlers have not completed (receive memory they pin). */
+    private long pendingRequestBytes;
+    /** Requests started and not answered (the deferred one not included). */
+    private int started;
+    private int startedHighWater;
+    /** The request decoded and admitted but not started because it does not fit under the bound; or null. */
+    private Slot deferred;
+    /** What this connection is charged in {@link #memory}. */
+    private long charged;
+    /** 4 + size of the head frame once granted (while it is incomplete), else 0. */
+    private long headGrantEnd;
+    /** The size of the frame waiting for a grant (4 + length), or 0. */
+    private long waitingFrameBytes;
+    /** When the connection began to wait for receive memory (GRANT or MEMORY); 0 while it does not. */
+    private long waitingSinceNs;
+    /** When the first byte of the frame being received arrived; 0 when no frame is started. */
+    private long frameStartNs;
+    /** When a suspension that stops the frame clock began; 0 when the clock runs. */
+    private long pausedAtNs;
+    /** Why reading is suspended: BOUND, GRANT, MEMORY bits; 0 while reading. */
+    private int suspendReasons;
+    /** Bytes the engine delivered that the arena had no memory for, in order; null when none. */
+    private ArrayDeque<byte[]> parked;
     private IoBuf sending;
     private long sendingBytes;
     private int sendingFrom;
@@ -264,6 +342,8 @@ final class Connection implements TcpConnection.ReceiveHandler {
         this.maxRequestBytes = broker.config().maxRequestBytes();
         this.maxBufferedBytes = broker.config().maxConnectionBufferedBytes();
         this.limits = limitsOf(broker);
+        this.memory = broker.receiveMemory(state.shard.id());
+        this.receiveTimeoutNs = memory.timeoutNs();
         this.inbound = IoBuf.empty(state.arena, Subsystem.NETWORK_RECEIVE);
     }
 
@@ -273,32 +353,87 @@ final class Connection implements TcpConnection.ReceiveHandler {
         if (limits.open.incrementAndGet() > max) {
             limits.open.decrementAndGet();
             long n = limits.refused.incrementAndGet();
-            if (Long.bitCount(n) == 1) { // 1, 2, 4, 8...: a storm of refusals does not flood the log
-                LOG.log(System.Logger.Level.WARNING, "refusing connection from " + socket.remoteAddress() + ": "
-                    + max + " connections are open, the limit (max connections); " + n + " refused so far");
-            }
+            limits.warnings.warn(ConnectionWarnings.Reason.CONNECTION_LIMIT, "refusing connection from "
+                + socket.remoteAddress() + ": " + max + " connections are open, the limit (max connections); " + n
+                + " refused so far");
             close();
             return;
         }
         counted = true;
+        memory.register(this);
         socket.startReceiving(this);
     }
 
     @Override
-    public void onReceive(TcpConnection connection, MemorySegment memory, long offset, int length, int bufferId) {
+    public void onReceive(TcpConnection connection, MemorySegment data, long offset, int length, int bufferId) {
         try {
             if (!closed) {
                 // Also while suspended: these bytes were taken from the socket before the suspension landed.
-                inbound.append(memory, offset, length);
-                noteHeld();
+                if (parked != null) {
+                    park(data, offset, length); // behind what already waits, in order
+                } else {
+                    append(data, offset, length);
+                }
             }
         } catch (RuntimeException e) {
-            LOG.log(System.Logger.Level.WARNING, "closing " + socket.remoteAddress() + ": " + e.getMessage());
+            warn(ConnectionWarnings.Reason.RECEIVE_ERROR, "closing " + socket.remoteAddress() + ": " + e.getMessage());
             close();
         } finally {
             socket.releaseBuffer(bufferId);
         }
         parseFrames();
+    }
+
+    /** Copies received bytes into the inbound chain; what the arena has no memory for is parked on the heap. */
+    private void append(MemorySegment data, long offset, int length) {
+        long before = inbound.size();
+        try {
+            inbound.append(data, offset, length);
+        } catch (ArenaExhaustedException e) {
+            long took = inbound.size() - before;
+            park(data, offset + took, (int) (length - took));
+            suspend(MEMORY);
+            memory.await(this);
+        }
+        noteHeld();
+    }
+
+    private void park(MemorySegment data, long offset, int length) {
+        if (length <= 0) {
+            return;
+        }
+        if (parked == null) {
+            parked = new ArrayDeque<>();
+        }
+        byte[] copy = new byte[length];
+        MemorySegment.copy(data, ValueLayout.JAVA_BYTE, offset, copy, 0, length);
+        parked.addLast(copy);
+    }
+
+    /** Moves parked bytes into the inbound chain while the arena has memory; true once none is left. */
+    private boolean drainParked() {
+        while (parked != null) {
+            byte[] head = parked.peekFirst();
+            if (head == null) {
+                parked = null;
+                break;
+            }
+            long before = inbound.size();
+            try {
+                inbound.append(head, 0, head.length);
+                parked.pollFirst();
+            } catch (ArenaExhaustedException e) {
+                int took = (int) (inbound.size() - before);
+                if (took > 0) {
+                    parked.pollFirst();
+                    parked.addFirst(java.util.Arrays.copyOfRange(head, took, head.length));
+                }
+                noteHeld();
+                return false;
+            }
+        }
+        noteHeld();
+        return true;
     }
 
     @Override
@@ -307,9 +442,75 @@ final class Connection implements TcpConnection.ReceiveHandler {
     }
 
     /**
-     * Takes every complete frame the limits allow. Not re-entrant: a handler that completes at once calls
-     * back into {@link #complete} and from there here; the outer loop carries on instead of recursing (a long
-     * pipeline of instantly answered requests must not grow the stack).
+     * Called by {@link ReceiveMemory} as memory comes back: moves parked bytes in, asks for the grant again and
+     * takes what can be taken. True when the connection no longer waits for memory (or is closed).
+     */
+    boolean retryReceive() {
+        if (closed) {
+            return true;
+        }
+        if (drainParked()) {
+            resume(MEMORY);
+        }
+        parseFrames();
+        return closed || (suspendReasons & (GRANT | MEMORY)) == 0;
+    }
+
+    /** What this connection is charged in its shard's receive memory. */
+    long chargedBytes() {
+        return charged;
+    }
+
+    /** Called by {@link ReceiveMemory} to free receive memory no one else can: closes this connection, saying why. */
+    void evictForMemory(String why) {
+        warn(ConnectionWarnings.Reason.RECEIVE_MEMORY_EXHAUSTED, "closing " + socket.remoteAddress() + ": " + why);
+        close();
+    }
+
+    /** The size of the frame this connection waits to receive (4 + length), or 0. */
+    long waitingFrameBytes() {
+        return waitingFrameBytes;
+    }
+
+    /** Since when this connection waits for receive memory (a grant or the arena); 0 when it does not. */
+    long waitingSinceNs() {
+        return waitingSinceNs;
+    }
+
+    /** Whether this connection waits for a grant of a large frame (those are granted in arrival order). */
+    boolean waitingForLargeGrant() {
+        return (suspendReasons & GRANT) != 0 && waitingFrameBytes > ReceiveMemory.SMALL_FRAME_BYTES;
+    }
+
+    /**
+     * Called by {@link ReceiveMemory}'s sweep: closes the connection if the frame it is receiving started more
+     * than the request receive timeout ago, not counting time the broker kept it from reading.
+     */
+    void checkReceiveDeadline(long nowNs) {
+        if (closed || frameStartNs == 0 || pausedAtNs != 0 || headComplete()) {
+            return;
+        }
+        long ageNs = nowNs - frameStartNs;
+        if (ageNs > receiveTimeoutNs) {
+            long size = inbound.size() >= 4 ? 4L + inbound.getInt(0) : -1;
+            warn(ConnectionWarnings.Reason.RECEIVE_TIMEOUT, "closing " + socket.remoteAddress() + ": it started a "
+                + "request " + ageNs / 1_000_000 + " ms ago and sent " + inbound.size() + " of its "
+                + (size < 0 ? "?" : Long.toString(size)) + " bytes (request receive timeout "
+                + receiveTimeoutNs / 1_000_000 + " ms)");
+            close();
+        }
+    }
+
+    private boolean headComplete() {
+        long have = inbound.size();
+        return have >= 4 && have >= 4L + inbound.getInt(0);
+    }
+
+    /**
+     * Takes every complete frame the limits allow, and asks for the grant of the frame being received. Not
+     * re-entrant: a handler that completes at once calls back into {@link #complete} and from there here; the
+     * outer loop carries on instead of recursing (a long pipeline of instantly answered requests must not grow
+     * the stack).
      */
     private void parseFrames() {
         if (parsing || closed) {
@@ -317,29 +518,42 @@ final class Connection implements TcpConnection.ReceiveHandler {
         }
         parsing = true;
         try {
-            while (!closed && inbound.size() >= 4) {
-                if (!inFlight.isEmpty() && (inFlight.size() >= MAX_IN_FLIGHT || inFlightBytes >= maxBufferedBytes)) {
+            while (!closed) {
+                if (deferred != null && !startDeferred()) {
                     break; // taken again from complete() / the send completion as responses leave
+                }
+                if (inbound.size() < 4) {
+                    break;
                 }
                 int size = inbound.getInt(0);
                 if (size < MIN_FRAME_BYTES || size > maxRequestBytes) {
-                    LOG.log(System.Logger.Level.WARNING, "closing " + socket.remoteAddress() + ": " + badLength(size));
+                    warn(ConnectionWarnings.Reason.BAD_FRAME_LENGTH, "closing " + socket.remoteAddress() + ": "
+                        + badLength(size));
                     close();
                     return;
                 }
-                if (inbound.size() < 4L + size) {
+                long frameBytes = 4L + size;
+                if (inbound.size() < frameBytes) {
+                    if (headGrantEnd == 0) {
+                        grantHead(frameBytes);
+                    }
                     break;
                 }
+                if (!inFlight.isEmpty() && (inFlight.size() >= MAX_IN_FLIGHT || inFlightBytes >= maxBufferedBytes)) {
+                    break; // taken again from complete() / the send completion as responses leave
+                }
                 IoBuf frame = inbound.share(4, size);
-                inbound.trimFront(4L + size);
+                inbound.trimFront(frameBytes);
+                endHeadGrant();
+                frameStartNs = 0;
                 try {
-                    handleFrame(frame, 4 + size);
+                    handleFrame(frame, (int) frameBytes);
                 } catch (ProtocolException | IndexOutOfBoundsException e) {
-                    LOG.log(System.Logger.Level.WARNING, "closing " + socket.remoteAddress() + ": malformed request: "
-                        + e.getMessage());
+                    warn(ConnectionWarnings.Reason.MALFORMED_REQUEST, "closing " + socket.remoteAddress()
+                        + ": malformed request: " + e.getMessage());
                     close();
                 } catch (RuntimeException e) {
-                    LOG.log(System.Logger.Level.ERROR, "closing " + socket.remoteAddress()
+                    warn(ConnectionWarnings.Reason.DECODER_BUG, "closing " + socket.remoteAddress()
                         + ": a request could not be decoded (a broker bug: decoding errors must be ProtocolException)",
                         e);
                     close();
@@ -348,6 +562,20 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 }
             }
             if (!closed) {
+                if (inbound.size() == 0) {
+                    frameStartNs = 0;
+                } else if (frameStartNs == 0) {
+                    frameStartNs = System.nanoTime();
+                    if (pausedAtNs != 0) {
+                        pausedAtNs = frameStartNs;
+                    }
+                }
+                if ((suspendReasons & GRANT) != 0 && !(inbound.size() >= 4 && headGrantEnd == 0 && !headComplete())) {
+                    // The frame it waited for completed from bytes already taken, or was taken: nothing to wait for.
+                    waitingFrameBytes = 0;
+                    resume(GRANT);
+                }
+                syncCharge();
                 updateReceive();
             }
         } finally {
@@ -355,26 +583,129 @@ final class Connection implements TcpConnection.ReceiveHandler {
         }
     }
 
+    /** Asks the shard for memory for the whole of the head frame; stops reading until it is granted. */
+    private void grantHead(long frameBytes) {
+        syncCharge();
+        long extra = Math.max(0, frameBytes - inbound.size());
+        ReceiveMemory.Grant g = memory.grant(frameBytes, extra, charged, pendingRequestBytes,
+            (suspendReasons & GRANT) != 0);
+        switch (g) {
+            case GRANTED -> {
+                headGrantEnd = frameBytes;
+                waitingFrameBytes = 0;
+                if (frameBytes > ReceiveMemory.SMALL_FRAME_BYTES) {
+                    memory.largeFrame(1);
+                }
+                syncCharge();
+                resume(GRANT);
+            }
+            case WAIT -> {
+                waitingFrameBytes = frameBytes;
+                suspend(GRANT);
+                memory.await(this);
+            }
+            case NEVER -> {
+                warn(ConnectionWarnings.Reason.FRAME_ABOVE_RECEIVE_MEMORY, "closing " + socket.remoteAddress()
+                    + ": its request of " + frameBytes + " bytes is larger than this shard's receive memory can take ("
+                    + memory.maxFrameBytes() + " bytes, from a quarter of the shard's share of --memory); raise"
+                    + " --memory or lower --max-request-bytes");
+                close();
+            }
+        }
+    }
+
+    /** The head frame was taken (or the connection closes): its grant becomes the request's own charge. */
+    private void endHeadGrant() {
+        if (headGrantEnd > ReceiveMemory.SMALL_FRAME_BYTES) {
+            memory.largeFrame(-1);
+        }
+        headGrantEnd = 0;
+    }
+
+    /** What this connection holds or was promised in receive memory (see {@link ReceiveMemory}). */
+    private long receiveCharge() {
+        return pendingRequestBytes + Math.max(closed ? 0 : inbound.size(), headGrantEnd);
+    }
+
+    private void syncCharge() {
+        long c = receiveCharge();
+        if (c != charged) {
+            long delta = c - charged;
+            charged = c;
+            memory.charge(delta);
+        }
+    }
+
+    private void suspend(int reason) {
+        if ((suspendReasons & reason) != 0) {
+            return;
+        }
+        boolean reading = suspendReasons == 0;
+        if ((reason & PAUSING) != 0 && (suspendReasons & PAUSING) == 0) {
+            pausedAtNs = System.nanoTime();
+        }
+        if ((reason & (GRANT | MEMORY)) != 0 && (suspendReasons & (GRANT | MEMORY)) == 0) {
+            waitingSinceNs = System.nanoTime();
+        }
+        suspendReasons |= reason;
+        if (reason == BOUND) {
+            limits.receiveSuspensions.incrementAndGet();
+            limits.receiveSuspended.incrementAndGet();
+        }
+        if (reading) {
+            socket.suspendReceive();
+        }
+    }
+
+    private void resume(int reason) {
+        if ((suspendReasons & reason) == 0) {
+            return;
+        }
+        suspendReasons &= ~reason;
+        if ((suspendReasons & (GRANT | MEMORY)) == 0) {
+            waitingSinceNs = 0;
+        }
+        if (reason == BOUND) {
+            limits.receiveSuspended.decrementAndGet();
+        }
+        if ((suspendReasons & PAUSING) == 0 && pausedAtNs != 0) {
+            if (frameStartNs != 0) {
+                frameStartNs += System.nanoTime() - pausedAtNs; // the broker's wait does not count
+            }
+            pausedAtNs = 0;
+        }
+        if (suspendReasons == 0 && !closed) {
+            socket.resumeReceive();
+        }
+    }
+
     /**
-     * Stops reading once buffered bytes (pending plus unparsed) reach the bound, and reads again once they are
-     * below three quarters of it, or once nothing is pending: then the unparsed bytes cannot make up a whole
-     * frame (it would have been taken), and reading must go on for the request to complete. Called at the end
+     * Stops reading while the connection holds more than its share of the shard's receive memory in requests that
+     * still run (until it is back under three quarters of the share, or none runs), or once buffered bytes reach
+     * the bound: the bytes held (requests whose handlers run, responses not sent, received bytes not parsed), not
+     * what started requests may still produce, which only stops requests from being started. Reads again once
+     * buffered bytes are below three quarters of the bound, or nothing is pending: then the unparsed bytes cannot
+     * make up a whole frame (it would have been taken), and reading must go on for the request to complete.
+     * Reading on while requests wait to be started lets the connection see its client go away. Called at the end
      * of every {@link #parseFrames()}, which runs after each receive, each handler completion and each send.
      */
     private void updateReceive() {
-        long buffered = inFlightBytes + inbound.size();
+        long share = memory.shareBytes();
+        if ((suspendReasons & SHARE) == 0) {
+            if (charged > share && pendingRequestBytes > 0) {
+                suspend(SHARE);
+            }
+        } else if (pendingRequestBytes == 0 || charged <= share - share / 4) {
+            resume(SHARE);
+        }
+        long buffered = inFlightBytes - reservedBytes + inbound.size();
         boolean nothingPending = inFlight.isEmpty() && sending == null;
-        if (!receiveSuspended) {
+        if ((suspendReasons & BOUND) == 0) {
             if (buffered >= maxBufferedBytes && !nothingPending) {
-                receiveSuspended = true;
-                limits.receiveSuspensions.incrementAndGet();
-                limits.receiveSuspended.incrementAndGet();
-                socket.suspendReceive();
+                suspend(BOUND);
             }
         } else if (nothingPending || buffered < maxBufferedBytes - maxBufferedBytes / 4) {
-            receiveSuspended = false;
-            limits.receiveSuspended.decrementAndGet();
-            socket.resumeReceive();
+            resume(BOUND);
         }
     }
 
@@ -425,6 +756,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
                     r.releaseAll();
                     Slot slot = new Slot(header.correlationId, api, (short) 0, false, frameBytes, null);
                     admit(slot);
+                    started++;
                     complete(slot, broker.handlers().apiVersions(ErrorCodes.UNSUPPORTED_VERSION));
                     return;
                 }
@@ -438,10 +770,63 @@ final class Connection implements TcpConnection.ReceiveHandler {
         }
         boolean noResponse = api == ApiKeys.PRODUCE && ((ProduceRequestData) request).acks == 0;
         Slot slot = new Slot(header.correlationId, api, version, noResponse, frameBytes, r.slices);
+        slot.request = request;
+        slot.header = header;
+        slot.reservedBytes = responseEstimate(api, request);
         admit(slot);
+        deferred = slot;
+        startDeferred();
+    }
+
+    /**
+     * The most a request may produce, counted against the bound before it starts: a Fetch's max_bytes (Kafka's
+     * bound on the response, which may pass it by one batch); 0 for the rest, whose responses are counted once
+     * they exist (they are small, or proportional to the request).
+     */
+    private static long responseEstimate(ApiKeys api, ProtocolMessage request) {
+        if (api == ApiKeys.FETCH) {
+            int max = ((FetchRequestData) request).maxBytes;
+            return max <= 0 ? Integer.MAX_VALUE : max;
+        }
+        return 0;
+    }
+
+    /** Queues a decoded request in response order; its bytes are pending from now on. */
+    private void admit(Slot slot) {
+        inFlight.addLast(slot);
+        limits.pending.incrementAndGet();
+        pendingRequestBytes += slot.requestBytes;
+        grow(slot.requestBytes);
+    }
+
+    /**
+     * Starts the deferred request if what it may produce fits under the bound, or it is all that is pending.
+     * Returns whether it started (or nothing was deferred).
+     */
+    private boolean startDeferred() {
+        Slot slot = deferred;
+        if (slot == null) {
+            return true;
+        }
+        boolean alone = inFlight.size() == 1 && sending == null;
+        if (!alone && inFlightBytes + slot.reservedBytes > maxBufferedBytes) {
+            return false;
+        }
+        deferred = null;
+        ProtocolMessage request = slot.request;
+        RequestHeaderData header = slot.header;
+        slot.request = null;
+        slot.header = null;
+        grow(slot.reservedBytes);
+        reservedBytes += slot.reservedBytes;
+        started++;
+        if (started > startedHighWater) {
+            startedHighWater = started;
+            limits.startedHighWater.accumulateAndGet(started, Math::max);
+        }
         Promise<ProtocolMessage> response;
         try {
-            response = broker.handlers().handle(state, api, version, request, header, clientHost(), this);
+            response = broker.handlers().handle(state, slot.api, slot.version, request, header, clientHost(), this);
         } catch (RuntimeException e) {
             response = Promise.failed(e);
         }
@@ -449,20 +834,26 @@ final class Connection implements TcpConnection.ReceiveHandler {
             if (failure != null) {
                 // The request's slices stay with whatever the handler started: freeing them could pull memory
                 // from under work still running on another shard.
-                LOG.log(System.Logger.Level.ERROR, "handling " + api + " v" + version + " failed; closing the connection", failure);
-                inFlightBytes -= slot.requestBytes;
-                limits.pending.decrementAndGet();
+                warn(ConnectionWarnings.Reason.HANDLER_FAILED, "handling " + slot.api + " v" + slot.version
+                    + " failed; closing the connection", failure);
+                finished(slot);
                 close();
                 return;
             }
             complete(slot, msg);
         });
+        return true;
     }
 
-    private void admit(Slot slot) {
-        inFlight.addLast(slot);
-        limits.pending.incrementAndGet();
-        grow(slot.requestBytes);
+    /** A started request's handler is done: its request bytes and reservation no longer count. */
+    private void finished(Slot slot) {
+        inFlightBytes -= slot.requestBytes + slot.reservedBytes;
+        reservedBytes -= slot.reservedBytes;
+        slot.reservedBytes = 0;
+        pendingRequestBytes -= slot.requestBytes;
+        started--;
+        limits.pending.decrementAndGet();
+        syncCharge();
     }
 
     private void grow(long bytes) {
@@ -485,8 +876,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
 
     private void complete(Slot slot, ProtocolMessage body) {
         release(slot.slices); // the handler is done with the request (idempotent: handlers may have released)
-        inFlightBytes -= slot.requestBytes;
-        limits.pending.decrementAndGet();
+        finished(slot);
         if (closed) {
             Broker.releaseSlices(body);
             return;
@@ -503,7 +893,8 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 out.setInt(sizeAt, (int) (out.size() - 4));
             } catch (RuntimeException e) {
                 out.release();
-                LOG.log(System.Logger.Level.ERROR, "encoding " + slot.api + " v" + slot.version + " failed", e);
+                warn(ConnectionWarnings.Reason.ENCODE_FAILED, "encoding " + slot.api + " v" + slot.version
+                    + " failed; closing the connection", e);
                 close();
                 return;
             } finally {
@@ -581,7 +972,14 @@ final class Connection implements TcpConnection.ReceiveHandler {
         }
     }
 
-    /** The client's address as Kafka shows it in DescribeGroups ("/127.0.0.1"). */
+    private void warn(ConnectionWarnings.Reason reason, String message) {
+        limits.warnings.warn(reason, message);
+    }
+
+    private void warn(ConnectionWarnings.Reason reason, String message, Throwable thrown) {
+        limits.warnings.warn(reason, message, thrown);
+    }
+
     /** The client's address as Kafka shows it ("/127.0.0.1"), made once per connection. */
     private String clientHost() {
         if (clientHost == null) {
@@ -589,6 +987,14 @@ final class Connection implements TcpConnection.ReceiveHandler {
             clientHost = a == null ? "" : "/" + a.getAddress().getHostAddress();
         }
         return clientHost;
+    }
+
+    /** Owner shard: one line on this connection's receive state (diagnostics, test failure messages). */
+    String describe() {
+        return socket.remoteAddress() + ": charged " + charged + ", inbound " + (closed ? -1 : inbound.size())
+            + ", grant " + headGrantEnd + ", waiting for " + waitingFrameBytes + ", suspended " + suspendReasons
+            + ", parked " + (parked == null ? 0 : parked.size()) + ", pending " + inFlight.size() + " ("
+            + pendingRequestBytes + " request bytes), deferred " + (deferred != null) + ", sending " + (sending != null);
     }
 
     /**
@@ -626,20 +1032,34 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 hooks.get(i).run();
             }
         }
-        if (receiveSuspended) {
-            receiveSuspended = false;
+        if ((suspendReasons & BOUND) != 0) {
             limits.receiveSuspended.decrementAndGet();
         }
+        suspendReasons = 0;
+        pausedAtNs = 0;
+        frameStartNs = 0;
+        endHeadGrant();
         broker.connectionClosed(state, this);
+        memory.unregister(this);
         for (Slot s : inFlight) {
             if (s.response != null) {
                 s.response.release();
             }
+            if (s == deferred) {
+                // Decoded, never started: nothing else holds its slices.
+                release(s.slices);
+                inFlightBytes -= s.requestBytes;
+                pendingRequestBytes -= s.requestBytes;
+                limits.pending.decrementAndGet();
+            }
             // Slices of requests whose handlers still run are released when those complete.
         }
+        deferred = null;
         inFlight.clear();
         // A response being sent is released by its send completion, once the kernel no longer reads it.
         inbound.release();
+        parked = null;
+        syncCharge(); // what is left is the requests whose handlers still run, released as they complete
         socket.close();
         if (counted) {
             // Last: another thread that sees the count drop also sees this connection's receive memory freed.

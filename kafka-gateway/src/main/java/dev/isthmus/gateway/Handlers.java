@@ -37,6 +37,16 @@ final class Handlers {
     private record Range(short lo, short hi) {
     }
 
+    /**
+     * The lowest Produce version served. Versions 0-2 (message formats v0 and v1) are advertised but refused, as
+     * Apache Kafka 4.x does (KAFKA-18659): librdkafka before 2.11 checks that Produce v0 is inside the advertised
+     * range before it compresses, and without it sends every batch uncompressed, silently. A Produce request
+     * below this version closes the connection unanswered and logs the version, as Kafka 4.x's network layer
+     * does (its SocketServer throws UnsupportedVersionException on the header and closes the channel); nothing
+     * of the body is decoded, so the codecs need no v0-2 layouts.
+     */
+    static final short PRODUCE_LOWEST_SERVED = 3;
+
     private final Broker broker;
     private final Map<ApiKeys, Range> supported = new EnumMap<>(ApiKeys.class);
     private final GroupHandlers groups;
@@ -47,7 +57,7 @@ final class Handlers {
         this.broker = broker;
         supported.put(ApiKeys.API_VERSIONS, new Range((short) 0, (short) 4));
         supported.put(ApiKeys.METADATA, new Range((short) 0, (short) 13));
-        supported.put(ApiKeys.PRODUCE, new Range((short) 3, (short) 13));
+        supported.put(ApiKeys.PRODUCE, new Range((short) 0, (short) 13)); // 0-2 advertised only: PRODUCE_LOWEST_SERVED
         supported.put(ApiKeys.FETCH, new Range((short) 4, (short) 17));
         supported.put(ApiKeys.LIST_OFFSETS, new Range((short) 1, (short) 10));
         supported.put(ApiKeys.INIT_PRODUCER_ID, new Range((short) 0, (short) 5));
@@ -96,8 +106,9 @@ final class Handlers {
         return supported.containsKey(api);
     }
 
+    /** The lowest version of {@code api} served; below it a request closes the connection (ApiVersions aside). */
     short lowest(ApiKeys api) {
-        return supported.get(api).lo;
+        return api == ApiKeys.PRODUCE ? PRODUCE_LOWEST_SERVED : supported.get(api).lo;
     }
 
     short highest(ApiKeys api) {
@@ -282,6 +293,11 @@ final class Handlers {
         return mt;
     }
 
+    /**
+     * CreateTopics. The request's shape (KIP-464's -1 defaults, the assignment's form, the replication factor, the
+     * configs) is checked here, everything else by {@link Broker#createTopic}; a validate-only request takes the
+     * same path and stops where a real one would submit to the controller, so both answer alike.
+     */
     private Promise<ProtocolMessage> createTopics(ShardState st, CreateTopicsRequestData req) {
         CreateTopicsResponseData r = new CreateTopicsResponseData();
         List<Promise<Object>> ps = new ArrayList<>();
@@ -291,71 +307,27 @@ final class Handlers {
             res.numPartitions = -1;
             res.replicationFactor = -1;
             r.topics.add(res);
-            int partitions = t.numPartitions == -1 ? broker.config().defaultPartitions() : t.numPartitions;
-            List<int[]> assignment = new ArrayList<>();
-            if (t.assignments != null && !t.assignments.isEmpty()) {
-                partitions = t.assignments.size();
-                java.util.TreeMap<Integer, int[]> byIndex = new java.util.TreeMap<>();
-                for (CreateTopicsRequestData.CreatableReplicaAssignment a : t.assignments) {
-                    byIndex.put(a.partitionIndex, a.brokerIds.stream().mapToInt(Integer::intValue).toArray());
-                }
-                if (byIndex.size() != partitions || byIndex.firstKey() != 0 || byIndex.lastKey() != partitions - 1) {
-                    res.errorCode = ErrorCodes.INVALID_REPLICA_ASSIGNMENT;
-                    res.errorMessage = "the assignment must list partitions 0 to " + (partitions - 1) + " once each";
-                    continue;
-                }
-                assignment.addAll(byIndex.values());
-            }
-            int brokersKnown = st.cluster == null ? 1 : Math.max(1, st.cluster.brokers().size());
-            if (t.replicationFactor != -1 && (t.replicationFactor < 1 || t.replicationFactor > brokersKnown)) {
-                res.errorCode = ErrorCodes.INVALID_REPLICATION_FACTOR;
-                res.errorMessage = "replication factor " + t.replicationFactor + " must be in [1, " + brokersKnown
-                    + "] (the registered brokers)";
+            Object spec = createTopicSpec(st, t);
+            if (spec instanceof Broker.Failure f) {
+                res.errorCode = f.code();
+                res.errorMessage = f.message();
                 continue;
             }
-            int rf = t.replicationFactor == -1 ? broker.defaultReplicationFactor(st) : t.replicationFactor;
-            Map<String, String> configs = new java.util.TreeMap<>();
-            for (CreateTopicsRequestData.CreatableTopicConfig c : t.configs) {
-                if (configs.containsKey(c.name)) {
-                    res.errorCode = ErrorCodes.INVALID_REQUEST;
-                    res.errorMessage = "Error due to duplicate config keys: " + c.name;
-                    break;
-                }
-                configs.put(c.name, c.value);
-            }
-            String badConfig = res.errorCode == ErrorCodes.NONE
-                ? TopicConfigs.firstProblem(configs, broker.topicDefaults()) : null;
-            if (badConfig != null) {
-                res.errorCode = ErrorCodes.INVALID_CONFIG;
-                res.errorMessage = badConfig;
-            }
-            configs = TopicConfigs.normalized(configs);
-            if (res.errorCode != ErrorCodes.NONE) {
-                continue;
-            }
-            if (req.validateOnly) {
-                String bad = TopicTable.invalidName(t.name);
-                res.errorCode = bad != null ? ErrorCodes.INVALID_TOPIC_EXCEPTION
-                    : st.topics.get(t.name) != null ? ErrorCodes.TOPIC_ALREADY_EXISTS : ErrorCodes.NONE;
-                res.errorMessage = bad;
-                res.numPartitions = partitions;
-                res.replicationFactor = (short) rf;
-                addConfigs(res, configs);
-                continue;
-            }
-            ps.add(broker.createTopic(st.shard, t.name, partitions, rf, configs, assignment).map(outcome -> {
-                if (outcome instanceof TopicTable.Topic created) {
-                    res.topicId = created.id();
-                    res.numPartitions = created.partitions();
-                    res.replicationFactor = (short) created.replicationFactor();
-                    addConfigs(res, created.configs());
-                } else {
-                    Broker.Failure f = (Broker.Failure) outcome;
-                    res.errorCode = f.code();
-                    res.errorMessage = f.message();
-                }
-                return null;
-            }));
+            TopicSpec s = (TopicSpec) spec;
+            ps.add(broker.createTopic(st.shard, t.name, s.partitions, s.replicationFactor, s.configs, s.assignment,
+                req.validateOnly).map(outcome -> {
+                    if (outcome instanceof TopicTable.Topic created) {
+                        res.topicId = created.id();
+                        res.numPartitions = created.partitions();
+                        res.replicationFactor = (short) created.replicationFactor();
+                        addConfigs(res, created.configs());
+                    } else {
+                        Broker.Failure f = (Broker.Failure) outcome;
+                        res.errorCode = f.code();
+                        res.errorMessage = f.message();
+                    }
+                    return null;
+                }));
         }
         return Promise.whenAllSettled(ps).map(x -> r);
     }
@@ -370,6 +342,69 @@ final class Handlers {
             c.readOnly = e.readOnly();
             res.configs.add(c);
         }
+    }
+
+    /** A CreateTopics entry with KIP-464's defaults applied: what {@link Broker#createTopic} is given. */
+    private record TopicSpec(int partitions, int replicationFactor, Map<String, String> configs, List<int[]> assignment) {
+    }
+
+    /**
+     * Checks one CreateTopics entry's shape as Kafka's controller does (ReplicationControlManager): a manual
+     * assignment needs numPartitions and replicationFactor at -1 (INVALID_REQUEST), lists partitions 0..n-1 once
+     * each (INVALID_REPLICA_ASSIGNMENT); otherwise -1 means the default and other values below 1 are refused
+     * (INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR); a config named twice is INVALID_REQUEST, and configs must
+     * be known, valid and consistent (INVALID_CONFIG). Returns a {@link TopicSpec} or a {@link Broker.Failure}.
+     */
+    private Object createTopicSpec(ShardState st, CreateTopicsRequestData.CreatableTopic t) {
+        int partitions = t.numPartitions == -1 ? broker.config().defaultPartitions() : t.numPartitions;
+        List<int[]> assignment = new ArrayList<>();
+        if (t.assignments != null && !t.assignments.isEmpty()) {
+            if (t.replicationFactor != -1) {
+                return new Broker.Failure(ErrorCodes.INVALID_REQUEST, "a manual partition assignment was given, so the"
+                    + " replication factor must be -1, not " + t.replicationFactor);
+            }
+            if (t.numPartitions != -1) {
+                return new Broker.Failure(ErrorCodes.INVALID_REQUEST, "a manual partition assignment was given, so the"
+                    + " number of partitions must be -1, not " + t.numPartitions);
+            }
+            partitions = t.assignments.size();
+            java.util.TreeMap<Integer, int[]> byIndex = new java.util.TreeMap<>();
+            for (CreateTopicsRequestData.CreatableReplicaAssignment a : t.assignments) {
+                byIndex.put(a.partitionIndex, a.brokerIds.stream().mapToInt(Integer::intValue).toArray());
+            }
+            if (byIndex.size() != partitions || byIndex.firstKey() != 0 || byIndex.lastKey() != partitions - 1) {
+                return new Broker.Failure(ErrorCodes.INVALID_REPLICA_ASSIGNMENT, "the assignment must list partitions 0"
+                    + " to " + (partitions - 1) + " once each");
+            }
+            assignment.addAll(byIndex.values());
+        } else {
+            if (t.numPartitions < 1 && t.numPartitions != -1) {
+                return new Broker.Failure(ErrorCodes.INVALID_PARTITIONS, "the number of partitions must be at least 1,"
+                    + " or -1 for the default (" + broker.config().defaultPartitions() + "), not " + t.numPartitions);
+            }
+            if (t.replicationFactor < 1 && t.replicationFactor != -1) {
+                return new Broker.Failure(ErrorCodes.INVALID_REPLICATION_FACTOR, "the replication factor must be at"
+                    + " least 1, or -1 for the default, not " + t.replicationFactor);
+            }
+            int brokersKnown = st.cluster == null ? 1 : Math.max(1, st.cluster.brokers().size());
+            if (t.replicationFactor > brokersKnown) {
+                return new Broker.Failure(ErrorCodes.INVALID_REPLICATION_FACTOR, "replication factor "
+                    + t.replicationFactor + " must be in [1, " + brokersKnown + "] (the registered brokers)");
+            }
+        }
+        int rf = t.replicationFactor == -1 ? broker.defaultReplicationFactor(st) : t.replicationFactor;
+        Map<String, String> configs = new java.util.TreeMap<>();
+        for (CreateTopicsRequestData.CreatableTopicConfig c : t.configs) {
+            if (configs.containsKey(c.name)) {
+                return new Broker.Failure(ErrorCodes.INVALID_REQUEST, "Error due to duplicate config keys: " + c.name);
+            }
+            configs.put(c.name, c.value);
+        }
+        String badConfig = TopicConfigs.firstProblem(configs, broker.topicDefaults());
+        if (badConfig != null) {
+            return new Broker.Failure(ErrorCodes.INVALID_CONFIG, badConfig);
+        }
+        return new TopicSpec(partitions, rf, TopicConfigs.normalized(configs), assignment);
     }
 
     private Promise<ProtocolMessage> initProducerId(ShardState st, InitProducerIdRequestData req) {

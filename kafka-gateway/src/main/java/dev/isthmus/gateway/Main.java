@@ -43,7 +43,15 @@ public final class Main {
           --max-request-bytes SIZE largest request accepted (default 100M); a topic's max.message.bytes may
                                    be at most this less 64 KiB (a produce request carries a whole batch)
           --max-connections N      connections accepted (default 10000)
-          --max-connection-buffered-bytes SIZE  unanswered bytes one connection may hold (default 128M)
+          --max-connection-buffered-bytes SIZE  unanswered bytes one connection may hold (default 128M); a
+                                   Fetch counts its max_bytes before it starts; beyond the bound requests
+                                   wait and the broker stops reading from the connection
+          --request-receive-timeout DURATION  time a client has to send the whole of a request it
+                                   started, e.g. 30s, 500ms (default 30s); time the broker held it
+                                   back does not count; a client too slow is disconnected
+          --connection-receive-share PERCENT  the part of its shard's receive memory for large
+                                   requests one connection may hold (default 50); beyond it the
+                                   connection is read no further until its requests are done
           --zeroed-segments N      segment files per shard kept written with zeros for busy logs, so that
                                    their fdatasyncs write no extent metadata (default 1; 0 = none; each
                                    takes a segment's size of disk, 1 GiB, once a log writes in volume)
@@ -249,6 +257,9 @@ public final class Main {
             case "zeroed-segments" -> b.zeroedSegments(integer(name, v));
             case "max-partitions-per-shard" -> b.maxPartitionsPerShard(integer(name, v));
             case "auto-leader-rebalance" -> b.autoLeaderRebalance(bool(name, v));
+            case "request-receive-timeout" -> b.requestReceiveTimeoutMs(parseMillis(name, v));
+            case "connection-receive-share" -> b.connectionReceiveSharePercent(integer(name, v.endsWith("%")
+                ? v.substring(0, v.length() - 1) : v));
             case "portable" -> b.backend(bool(name, v) ? IoBackend.PORTABLE : IoBackend.AUTO);
             // Older spellings kept so existing scripts still work.
             case "port" -> b.port(integer(name, v));
@@ -299,6 +310,30 @@ public final class Main {
             case "false", "no", "off", "0" -> false;
             default -> throw new IllegalArgumentException("--" + option + " expects true or false, got '" + v + "'");
         };
+    }
+
+    /** 30s, 500ms, 2m, or a whole number of milliseconds. */
+    static long parseMillis(String option, String s) {
+        String v = s.trim().toLowerCase(Locale.ROOT);
+        long mul = 1;
+        if (v.endsWith("ms")) {
+            v = v.substring(0, v.length() - 2);
+        } else if (v.endsWith("s")) {
+            mul = 1000;
+            v = v.substring(0, v.length() - 1);
+        } else if (v.endsWith("m")) {
+            mul = 60_000;
+            v = v.substring(0, v.length() - 1);
+        }
+        try {
+            long n = Long.parseLong(v.trim());
+            if (n <= 0) {
+                throw new IllegalArgumentException("--" + option + " must be positive, got '" + s + "'");
+            }
+            return Math.multiplyExact(n, mul);
+        } catch (NumberFormatException | ArithmeticException e) {
+            throw new IllegalArgumentException("--" + option + " expects a duration like 30s or 500ms, got '" + s + "'");
+        }
     }
 
     /** 512M, 2G, 64k, 1073741824. */

@@ -1,94 +1,192 @@
 package dev.isthmus.gateway;
 
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
 import dev.isthmus.arena.ArenaStats;
 import dev.isthmus.arena.Subsystem;
 import dev.isthmus.uring.shard.ShardStats;
 import org.HdrHistogram.Histogram;
 
 import java.io.IOException;
-import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
  * Prometheus text metrics ({@code GET /metrics}) and health ({@code GET /health}, {@code GET /ready}) over
- * HTTP, served by one platform thread of its own, never by a shard. Lock-free counters (shard loop and arena
- * stats) are read directly; shard-owned state (partitions, disk histograms, groups) is copied on each shard by
- * a cross-shard call and rendered here, so a scrape costs each shard one short task.
+ * HTTP, served by an {@link HttpEndpoint}: one platform thread of its own with a non-blocking selector, never a
+ * shard, so that a client that stalls (half a request line, a response it does not read) delays nobody else.
+ *
+ * <p>Lock-free counters (shard loop and arena stats, connection counters) are read directly; shard-owned state
+ * (partitions, disk histograms, groups) is copied on each shard by a cross-shard call and rendered on the
+ * endpoint's thread. Requests never wait on a shard with a thread: each answer comes back as a task to the
+ * endpoint's thread. Requests that arrive while a round of shard calls is running join it (one round of
+ * /metrics calls and one of /health calls at a time, however many scrapers), and a round ends when every shard
+ * answered or after {@link #SHARD_ANSWER_MS}, reporting the shards that did not answer.
+ *
+ * <p>Adding a metric: a broker-wide counter goes into {@link #renderCounters}; state a shard owns is copied in
+ * {@link #snapshot} (add a field to {@link ShardSnapshot} or {@link PartitionSnapshot}) and rendered in
+ * {@link #renderShards}.
  */
 final class MetricsServer implements AutoCloseable {
-    private static final long SHARD_ANSWER_MS = 2_000;
+    static final long SHARD_ANSWER_MS = 2_000;
 
     private final Broker broker;
-    private final HttpServer server;
-    private final ExecutorService executor;
+    private final HttpEndpoint endpoint;
+    /** The rounds of shard calls now running, or null; endpoint thread only. */
+    private Round healthRound;
+    private Round metricsRound;
 
-    private MetricsServer(Broker broker, HttpServer server, ExecutorService executor) {
+    private MetricsServer(Broker broker, String host, int port, HttpEndpoint.Limits limits) throws IOException {
         this.broker = broker;
-        this.server = server;
-        this.executor = executor;
-    }
-
-    static MetricsServer start(Broker broker, String host, int port) throws IOException {
-        HttpServer server;
         try {
-            server = HttpServer.create(new InetSocketAddress(host, port), 64);
+            this.endpoint = HttpEndpoint.start("isthmus-metrics", new InetSocketAddress(host, port), Map.of(
+                "/metrics", this::metrics,
+                "/health", x -> health(x, false),
+                "/ready", x -> health(x, true)), limits);
         } catch (IOException e) {
             throw new IOException("cannot listen for metrics on " + host + ":" + port + ": " + e.getMessage(), e);
         }
-        ExecutorService ex = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "isthmus-metrics");
-            t.setDaemon(true);
-            return t;
-        });
-        MetricsServer m = new MetricsServer(broker, server, ex);
-        server.setExecutor(ex);
-        server.createContext("/metrics", m::metrics);
-        server.createContext("/health", x -> m.health(x, false));
-        server.createContext("/ready", x -> m.health(x, true));
-        server.start();
-        return m;
+    }
+
+    static MetricsServer start(Broker broker, String host, int port) throws IOException {
+        return start(broker, host, port, HttpEndpoint.Limits.DEFAULT);
+    }
+
+    /** With other deadlines and sizes (tests shorten them). */
+    static MetricsServer start(Broker broker, String host, int port, HttpEndpoint.Limits limits) throws IOException {
+        return new MetricsServer(broker, host, port, limits);
     }
 
     int port() {
-        return server.getAddress().getPort();
+        return endpoint.port();
+    }
+
+    /** Any thread: HTTP connections answered or closed because a deadline passed. */
+    long timedOutConnections() {
+        return endpoint.timedOutConnections();
+    }
+
+    /** Any thread: stalled HTTP connections closed at the connection limit to make room for a new one. */
+    long replacedConnections() {
+        return endpoint.replacedConnections();
     }
 
     @Override
     public void close() {
-        server.stop(0);
-        executor.shutdownNow();
+        endpoint.close();
     }
 
-    private void health(HttpExchange x, boolean ready) throws IOException {
-        int status = 200;
-        StringBuilder body = new StringBuilder();
-        int shards = broker.group().size();
-        for (int i = 0; i < shards; i++) {
-            try {
-                broker.group().call(i, s -> null).get(SHARD_ANSWER_MS, TimeUnit.MILLISECONDS);
-            } catch (Exception e) {
-                status = 503;
-                body.append("shard ").append(i).append(" did not answer within ").append(SHARD_ANSWER_MS)
-                    .append(" ms\n");
+    /**
+     * One round of cross-shard calls, one per shard, shared by the requests that arrive while it runs; endpoint
+     * thread only. {@code answers[i]} is shard i's answer, or null when it failed or did not come in time.
+     */
+    private final class Round {
+        final Object[] answers;
+        final boolean[] answered;
+        int outstanding;
+        boolean over;
+        /** The response made from this round's answers, shared by its requests (metrics rounds). */
+        HttpEndpoint.Response rendered;
+        final java.util.List<java.util.function.Consumer<Object[]>> waiters = new ArrayList<>();
+        final Runnable onOver;
+
+        Round(java.util.function.IntFunction<java.util.concurrent.CompletableFuture<?>> call, Runnable onOver) {
+            int n = broker.group().size();
+            this.answers = new Object[n];
+            this.answered = new boolean[n];
+            this.outstanding = n;
+            this.onOver = onOver;
+            for (int i = 0; i < n; i++) {
+                int id = i;
+                java.util.concurrent.CompletableFuture<?> f;
+                try {
+                    f = call.apply(id);
+                } catch (RuntimeException e) {
+                    f = java.util.concurrent.CompletableFuture.failedFuture(e);
+                }
+                f.whenComplete((v, t) -> endpoint.execute(() -> answer(id, t == null ? v : null)));
+            }
+            endpoint.schedule(TimeUnit.MILLISECONDS.toNanos(SHARD_ANSWER_MS), this::finish);
+        }
+
+        void answer(int shard, Object value) {
+            if (over || answered[shard]) {
+                return;
+            }
+            answered[shard] = true;
+            answers[shard] = value;
+            if (--outstanding == 0) {
+                finish();
             }
         }
-        if (ready && broker.port() == 0) {
-            status = 503;
-            body.append("not listening yet\n");
+
+        void finish() {
+            if (over) {
+                return;
+            }
+            over = true;
+            onOver.run();
+            for (java.util.function.Consumer<Object[]> w : waiters) {
+                w.accept(answers);
+            }
         }
-        if (status == 200) {
-            body.append(ready ? "ready\n" : "ok\n");
+    }
+
+    private void health(HttpEndpoint.Exchange x, boolean ready) {
+        if (healthRound == null) {
+            healthRound = new Round(i -> broker.group().call(i, s -> Boolean.TRUE), () -> healthRound = null);
         }
-        reply(x, status, "text/plain; charset=utf-8", body.toString());
+        healthRound.waiters.add(answers -> {
+            int status = 200;
+            StringBuilder body = new StringBuilder();
+            for (int i = 0; i < answers.length; i++) {
+                if (answers[i] == null) {
+                    status = 503;
+                    body.append("shard ").append(i).append(" did not answer within ").append(SHARD_ANSWER_MS)
+                        .append(" ms\n");
+                }
+            }
+            if (ready && broker.port() == 0) {
+                status = 503;
+                body.append("not listening yet\n");
+            }
+            if (status == 200) {
+                body.append(ready ? "ready\n" : "ok\n");
+            }
+            x.reply(HttpEndpoint.Response.text(status, body.toString()));
+        });
+    }
+
+    private void metrics(HttpEndpoint.Exchange x) {
+        if (metricsRound == null) {
+            metricsRound = new Round(i -> broker.group().call(i, s -> snapshot(broker.state(i))),
+                () -> metricsRound = null);
+        }
+        Round round = metricsRound;
+        round.waiters.add(answers -> {
+            if (round.rendered == null) { // rendered once per round, for every request that joined it
+                round.rendered = new HttpEndpoint.Response(200, "text/plain; version=0.0.4; charset=utf-8",
+                    render(answers).getBytes(StandardCharsets.UTF_8));
+            }
+            x.reply(round.rendered);
+        });
+    }
+
+    private String render(Object[] answers) {
+        StringBuilder sb = new StringBuilder(16 * 1024);
+        renderCounters(sb);
+        List<ShardSnapshot> snaps = new ArrayList<>();
+        for (int i = 0; i < answers.length; i++) {
+            snaps.add((ShardSnapshot) answers[i]);
+            if (answers[i] == null) {
+                line(sb, "isthmus_shard_scrape_failed", "shard=\"" + i + "\"", 1);
+            }
+        }
+        renderShards(sb, snaps);
+        return sb.toString();
     }
 
     /** What one shard copies for a scrape (built on the shard thread). */
@@ -105,8 +203,8 @@ final class MetricsServer implements AutoCloseable {
                                      long appendFailures, long recompressedBatches) {
     }
 
-    private void metrics(HttpExchange x) throws IOException {
-        StringBuilder sb = new StringBuilder(16 * 1024);
+    /** Broker-wide counters read directly (lock-free): shard loops, arenas, connections. */
+    private void renderCounters(StringBuilder sb) {
         int shards = broker.group().size();
         for (int c = 0; c < ShardStats.count(); c++) {
             String name = "isthmus_shard_" + ShardStats.name(c);
@@ -138,17 +236,25 @@ final class MetricsServer implements AutoCloseable {
         line(sb, "isthmus_connection_receive_suspensions_total", "", Connection.receiveSuspensions(broker));
         line(sb, "isthmus_connection_held_high_water_bytes", "", Connection.heldHighWaterBytes(broker));
         line(sb, "isthmus_requests_pending", "", Connection.pendingRequests(broker));
-        List<ShardSnapshot> snaps = new ArrayList<>();
         for (int i = 0; i < shards; i++) {
-            int id = i;
-            try {
-                snaps.add(broker.group().call(i, s -> snapshot(broker.state(id)))
-                    .get(SHARD_ANSWER_MS, TimeUnit.MILLISECONDS));
-            } catch (Exception e) {
-                snaps.add(null);
-                line(sb, "isthmus_shard_scrape_failed", "shard=\"" + i + "\"", 1);
-            }
+            ReceiveMemory rm = broker.receiveMemory(i);
+            String labels = "shard=\"" + i + "\"";
+            line(sb, "isthmus_receive_memory_committed_bytes", labels, rm.committedGauge());
+            line(sb, "isthmus_receive_memory_capacity_bytes", labels, rm.capacityBytes());
+            line(sb, "isthmus_receive_memory_waiting_connections", labels, rm.waitingGauge());
+            line(sb, "isthmus_receive_memory_waits_total", labels, rm.waits());
         }
+        line(sb, "isthmus_metrics_http_timeouts_total", "", endpoint.timedOutConnections());
+        sb.append("# TYPE isthmus_connection_warnings_total counter\n");
+        ConnectionWarnings warnings = Connection.warnings(broker);
+        for (ConnectionWarnings.Reason r : ConnectionWarnings.Reason.values()) {
+            line(sb, "isthmus_connection_warnings_total", "reason=\"" + r.label() + "\"", warnings.count(r));
+        }
+    }
+
+    /** What the shards copied for this scrape; {@code snaps.get(i)} is null for a shard that did not answer. */
+    private static void renderShards(StringBuilder sb, List<ShardSnapshot> snaps) {
+        int shards = snaps.size();
         for (int i = 0; i < shards; i++) {
             ShardSnapshot s = snaps.get(i);
             if (s == null) {
@@ -187,7 +293,6 @@ final class MetricsServer implements AutoCloseable {
                 }
             }
         }
-        reply(x, 200, "text/plain; version=0.0.4; charset=utf-8", sb.toString());
     }
 
     private static long highWatermark(List<ShardSnapshot> snaps, String topic, int partition) {
@@ -241,14 +346,5 @@ final class MetricsServer implements AutoCloseable {
 
     private static String escape(String s) {
         return s.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n");
-    }
-
-    private static void reply(HttpExchange x, int status, String type, String body) throws IOException {
-        byte[] b = body.getBytes(StandardCharsets.UTF_8);
-        x.getResponseHeaders().set("Content-Type", type);
-        x.sendResponseHeaders(status, b.length);
-        try (OutputStream o = x.getResponseBody()) {
-            o.write(b);
-        }
     }
 }

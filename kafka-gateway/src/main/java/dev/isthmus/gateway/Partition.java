@@ -750,11 +750,7 @@ final class Partition implements GroupListener {
         f.lastStableOffset = bound;
         f.logStartOffset = replica.logStartOffset();
         long offset = f.fetchOffset;
-        // Out of range is outside the log, as in Kafka: [log start, log end]. Between the high watermark and the
-        // log end (a new leader's high watermark trails what it holds until it commits in its term; a restarted
-        // node's starts at its log start) there is nothing to read yet, and a consumer whose position was at the
-        // old leader's high watermark must not be told to reset it (bench/chaos found this after kill -9).
-        if (offset < f.logStartOffset || offset > replica.logEndOffset()) {
+        if (outOfRange(offset, hw)) {
             f.errorCode = ErrorCodes.OFFSET_OUT_OF_RANGE;
             f.readDone();
             return;
@@ -780,8 +776,22 @@ final class Partition implements GroupListener {
      * error (this replica does not lead or no longer serves, or the offset is out of range).
      */
     boolean hasFetchable(long offset) {
-        return !isLeader() || offset < replica.highWatermark() || offset > replica.logEndOffset()
-            || offset < replica.logStartOffset();
+        if (!isLeader()) {
+            return true;
+        }
+        long hw = replica.highWatermark();
+        return offset < hw || outOfRange(offset, hw);
+    }
+
+    /**
+     * Whether a fetch from {@code offset} is answered OFFSET_OUT_OF_RANGE: below the log start, or past the log
+     * end. Between the high watermark and the log end there is nothing committed to read yet and the fetch waits,
+     * as Kafka answers: a leader that just took over (or restarted) knows its high watermark only once it commits
+     * its first entry, and OFFSET_OUT_OF_RANGE there made consumers at valid positions reset (auto.offset.reset)
+     * and read their partitions again (StreamsTest counted words twice).
+     */
+    private boolean outOfRange(long offset, long hw) {
+        return offset < replica.logStartOffset() || offset > Math.max(hw, replica.logEndOffset());
     }
 
     /**

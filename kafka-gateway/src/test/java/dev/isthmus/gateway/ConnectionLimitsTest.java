@@ -22,6 +22,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Properties;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -446,6 +447,431 @@ class ConnectionLimitsTest {
                 writer.join();
             }
             assertArrayEquals(new long[] {0}, new long[] {Connection.refusedConnections(b)});
+        }
+    }
+
+    // ------------------------------------------------------------------ issue 23: hostile clients
+
+    /** Any thread: the sum over shards of a receive memory gauge. */
+    private static long sum(Broker b, java.util.function.ToLongFunction<ReceiveMemory> gauge) {
+        long n = 0;
+        for (int i = 0; i < b.shardCount(); i++) {
+            n += gauge.applyAsLong(b.receiveMemory(i));
+        }
+        return n;
+    }
+
+    /** Waits (against hangs only, never as an assertion of speed) until {@code condition} holds. */
+    private static void await(String what, java.util.function.BooleanSupplier condition) {
+        await(null, what, condition);
+    }
+
+    /** As {@link #await(String, java.util.function.BooleanSupplier)}; on failure shows {@code b}'s receive state. */
+    private static void await(Broker b, String what, java.util.function.BooleanSupplier condition) {
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                StringBuilder state = new StringBuilder();
+                for (int i = 0; b != null && i < b.shardCount(); i++) {
+                    int id = i;
+                    try {
+                        state.append("shard ").append(i).append(": ").append(b.group().call(i,
+                            s -> b.receiveMemory(id).describe()).get(10, java.util.concurrent.TimeUnit.SECONDS));
+                    } catch (Exception e) {
+                        state.append("shard ").append(i).append(": ").append(e).append('\n');
+                    }
+                }
+                throw new AssertionError("not reached within a minute: " + what + "\n" + state);
+            }
+            java.util.concurrent.locks.LockSupport.parkNanos(1_000_000L);
+        }
+    }
+
+    /**
+     * Slowloris (finding 6): a connection that starts a request and stops sending — after part of a frame, or
+     * part of a length — is closed once the request receive timeout passes, with a counted warning; an idle
+     * connection that started nothing is not, and new clients are served throughout.
+     */
+    @Test
+    void shouldCloseAConnectionThatStartsARequestAndDoesNotFinishIt(@TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir).requestReceiveTimeoutMs(200).build());
+             WireClient idle = new WireClient(b.port(), 30_000)) {
+            ConnectionWarnings warnings = Connection.warnings(b);
+            long before = warnings.count(ConnectionWarnings.Reason.RECEIVE_TIMEOUT);
+            try (WireClient partialFrame = new WireClient(b.port(), 30_000);
+                 WireClient partialLength = new WireClient(b.port(), 30_000)) {
+                byte[] av = WireClient.apiVersions(1);
+                partialFrame.send(java.util.Arrays.copyOf(av, av.length - 3)); // all but the last 3 bytes
+                partialLength.send(new byte[] {0, 0});                       // half a length
+                assertTrue(partialFrame.closedByBroker(), "a frame started and not finished is closed");
+                assertTrue(partialLength.closedByBroker(), "a length started and not finished is closed");
+            }
+            assertEquals(before + 2, warnings.count(ConnectionWarnings.Reason.RECEIVE_TIMEOUT));
+            // The idle connection outlived both deadlines and is served.
+            idle.send(WireClient.apiVersions(2));
+            assertEquals(2, WireClient.correlationId(idle.readFrame()));
+            assertServing(b);
+            await("receive memory released", () -> sum(b, ReceiveMemory::committedGauge) == 0);
+        }
+    }
+
+    /**
+     * The receive-memory attack of finding 6: connections that each start a large request (most of the shard's
+     * receive memory) and stop half way, and more that start small requests and stop, must not keep new clients
+     * out. Large frames beyond the shard's memory for them wait unread (back-pressure: no disconnect), small
+     * ones are served from the headroom, and 10 of 10 new kafka-clients clients get their answers while the
+     * attack holds; once the attackers go, every byte of receive memory is released.
+     */
+    @Test
+    void shouldServeNewClientsWhilePartialRequestsHoldTheReceiveMemory(@TempDir Path dir) throws Exception {
+        int maxRequest = 24 << 20;
+        BrokerConfig cfg = config(dir).maxRequestBytes(maxRequest).maxConnectionBufferedBytes(32L << 20)
+            .requestReceiveTimeoutMs(600_000).build();
+        try (Broker b = Broker.start(cfg)) {
+            long capacity = b.receiveMemory(0).capacityBytes();
+            assertTrue(capacity < 2L * maxRequest, "the scenario needs two large requests to exceed a shard: "
+                + capacity);
+            List<SocketChannel> attackers = new ArrayList<>();
+            try {
+                int large = 8;
+                int sentPerLarge = 20 << 20;
+                List<ByteBuffer> pending = new ArrayList<>();
+                for (int i = 0; i < large; i++) {
+                    SocketChannel ch = SocketChannel.open(new InetSocketAddress("127.0.0.1", b.port()));
+                    ch.configureBlocking(false);
+                    attackers.add(ch);
+                    ByteBuffer buf = ByteBuffer.allocate(4 + sentPerLarge);
+                    buf.putInt(maxRequest).put(WireClient.apiVersions(0), 4, 8).position(0);
+                    pending.add(buf);
+                }
+                for (int i = 0; i < 24; i++) {
+                    SocketChannel ch = SocketChannel.open(new InetSocketAddress("127.0.0.1", b.port()));
+                    attackers.add(ch);
+                    ByteBuffer buf = ByteBuffer.allocate(2_000);
+                    buf.putInt(4_000).put(WireClient.apiVersions(0), 4, 8).position(0);
+                    ch.write(buf); // a small request, started and never finished
+                }
+                // Write what the broker takes; those it does not read stay blocked (their buffers fill).
+                await("large requests sent or held back", () -> {
+                    boolean progress = false;
+                    for (int i = 0; i < large; i++) {
+                        try {
+                            progress |= attackers.get(i).write(pending.get(i)) > 0;
+                        } catch (IOException e) {
+                            throw new AssertionError("an attacker was disconnected: " + e, e);
+                        }
+                    }
+                    return !progress && sum(b, ReceiveMemory::waits) >= large - b.shardCount();
+                });
+                // Grants never pass the budget; bytes the engine had taken from waiting connections' sockets before
+                // they stopped reading come on top (at most the engine's receive buffers).
+                long engineBuffers = (long) UringEngine.RECEIVE_BUFFER_COUNT * UringEngine.RECEIVE_BUFFER_BYTES;
+                for (int i = 0; i < b.shardCount(); i++) {
+                    ReceiveMemory rm = b.receiveMemory(i);
+                    assertTrue(rm.committedGauge() <= rm.capacityBytes() + engineBuffers, "shard " + i + " committed "
+                        + rm.committedGauge() + " of " + rm.capacityBytes());
+                }
+                // 10 of 10 new kafka-clients clients are answered while the attack holds.
+                for (int i = 0; i < 10; i++) {
+                    Properties p = new Properties();
+                    p.put(org.apache.kafka.clients.admin.AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG,
+                        "127.0.0.1:" + b.port());
+                    p.put(org.apache.kafka.clients.admin.AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 60_000);
+                    try (org.apache.kafka.clients.admin.Admin admin = org.apache.kafka.clients.admin.Admin.create(p)) {
+                        assertEquals(1, admin.describeCluster().nodes().get(60, java.util.concurrent.TimeUnit.SECONDS)
+                            .size(), "client " + i + " is answered");
+                    }
+                    assertServing(b);
+                }
+                // No one was disconnected for the broker's lack of memory without a logged reason: the small
+                // attackers are all connected; a large one that had to wait may have been closed only to make room
+                // for small requests (each close a counted warning).
+                ByteBuffer probe = ByteBuffer.allocate(1);
+                int closedLarge = 0;
+                for (int i = 0; i < attackers.size(); i++) {
+                    SocketChannel ch = attackers.get(i);
+                    ch.configureBlocking(false);
+                    int n;
+                    try {
+                        n = ch.read(probe);
+                    } catch (IOException reset) {
+                        n = -1;
+                    }
+                    if (i < large && n < 0) {
+                        closedLarge++;
+                    } else {
+                        assertEquals(0, n, "attacker " + i + "'s connection is still open");
+                    }
+                }
+                ConnectionWarnings w = Connection.warnings(b);
+                assertEquals(closedLarge, w.count(ConnectionWarnings.Reason.RECEIVE_MEMORY_EXHAUSTED),
+                    "every large attacker closed was closed with a reason");
+                assertTrue(closedLarge < large, "a granted one is never closed: " + closedLarge);
+                assertEquals(0, w.count(ConnectionWarnings.Reason.RECEIVE_ERROR));
+                assertEquals(0, w.count(ConnectionWarnings.Reason.FRAME_ABOVE_RECEIVE_MEMORY));
+                assertTrue(sum(b, ReceiveMemory::waits) >= large - b.shardCount(), "large requests waited");
+            } finally {
+                for (SocketChannel ch : attackers) {
+                    ch.close();
+                }
+            }
+            await(b, "every connection closed", () -> Connection.openConnections(b) == 0);
+            await(b, "receive memory released", () -> sum(b, ReceiveMemory::committedGauge) == 0);
+            for (int i = 0; i < b.shardCount(); i++) {
+                int shard = i;
+                await(b, "shard " + i + " receive arena memory freed",
+                    () -> b.arenaStats(shard).used(dev.isthmus.arena.Subsystem.NETWORK_RECEIVE) == 0);
+            }
+            assertServing(b);
+        }
+    }
+
+    /** A Fetch v12 of partition 0 of {@code topic} from offset 0, answered at once. */
+    private static byte[] fetch(int correlationId, String topic, int maxBytes) {
+        dev.isthmus.gateway.protocol.message.FetchRequestData f = new dev.isthmus.gateway.protocol.message.FetchRequestData();
+        f.maxWaitMs = 0;
+        f.minBytes = 1;
+        f.maxBytes = maxBytes;
+        dev.isthmus.gateway.protocol.message.FetchRequestData.FetchTopic t =
+            new dev.isthmus.gateway.protocol.message.FetchRequestData.FetchTopic();
+        t.topic = topic;
+        dev.isthmus.gateway.protocol.message.FetchRequestData.FetchPartition p =
+            new dev.isthmus.gateway.protocol.message.FetchRequestData.FetchPartition();
+        p.partition = 0;
+        p.fetchOffset = 0;
+        p.partitionMaxBytes = maxBytes;
+        t.partitions.add(p);
+        f.topics.add(t);
+        return WireClient.frame(ApiKeys.FETCH, (short) 12, correlationId, f);
+    }
+
+    /** Produces {@code records} records of 1 KiB, one request at a time (so no connection pipelines). */
+    private static void produce(Broker b, String topic, int records) throws Exception {
+        Properties pp = new Properties();
+        pp.put(org.apache.kafka.clients.producer.ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, "127.0.0.1:" + b.port());
+        pp.put(org.apache.kafka.clients.producer.ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, 1);
+        pp.put(org.apache.kafka.clients.producer.ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG,
+            org.apache.kafka.common.serialization.ByteArraySerializer.class.getName());
+        pp.put(org.apache.kafka.clients.producer.ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG,
+            org.apache.kafka.common.serialization.ByteArraySerializer.class.getName());
+        try (org.apache.kafka.clients.producer.KafkaProducer<byte[], byte[]> p =
+                 new org.apache.kafka.clients.producer.KafkaProducer<>(pp)) {
+            for (int i = 0; i < records; i++) {
+                p.send(new org.apache.kafka.clients.producer.ProducerRecord<>(topic, new byte[1024])).get();
+            }
+        }
+    }
+
+    /**
+     * The bound on unanswered bytes counts what a request may produce before it starts (the 300 pipelined
+     * 16 MiB fetches of issue 23 were all taken at once, 4,688 MiB held against 128 MiB): fetches whose
+     * max_bytes exceeds the bound run one at a time, smaller ones as many as fit, and every response still
+     * comes, in order.
+     */
+    @Test
+    void shouldCountAFetchsMaxBytesAgainstTheBoundBeforeStartingIt(@TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir).build())) {
+            b.createTopicBlocking("fetched", 1);
+            produce(b, "fetched", 200);
+            assertEquals(1, Connection.startedHighWater(b), "the producer sent one request at a time");
+            int requests = 40;
+            for (int maxBytes : new int[] {1 << 20, 48 << 10}) {
+                ByteArrayOutputStream all = new ByteArrayOutputStream();
+                for (int i = 0; i < requests; i++) {
+                    all.writeBytes(fetch(i, "fetched", maxBytes));
+                }
+                try (WireClient c = new WireClient(b.port(), 60_000)) {
+                    c.send(all.toByteArray()); // all pipelined, read only once every one was sent
+                    for (int i = 0; i < requests; i++) {
+                        byte[] r = c.readFrame();
+                        assertNotNull(r, "response " + i);
+                        assertEquals(i, WireClient.correlationId(r), "responses in request order");
+                        dev.isthmus.gateway.protocol.message.FetchResponseData f = WireClient.body(r, ApiKeys.FETCH,
+                            (short) 12);
+                        assertEquals(ErrorCodes.NONE, f.responses.get(0).partitions.get(0).errorCode);
+                        assertTrue(f.responses.get(0).partitions.get(0).records.length() > 0, "records returned");
+                    }
+                }
+                long started = Connection.startedHighWater(b);
+                if (maxBytes > MAX_BUFFERED) {
+                    assertEquals(1, started, "a fetch whose max_bytes exceeds the bound runs alone");
+                } else {
+                    assertTrue(started <= MAX_BUFFERED / maxBytes + 1, "at most as many " + maxBytes
+                        + "-byte fetches as fit under the bound ran at once: " + started);
+                }
+            }
+            assertServing(b);
+        }
+    }
+
+    /**
+     * What a connection holds is released when it closes, in-flight responses included: a client that pipelines
+     * fetches, reads nothing and goes away leaves no receive or response memory behind.
+     */
+    @Test
+    void shouldReleaseEverythingAConnectionHeldWhenItCloses(@TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir).build())) {
+            b.createTopicBlocking("held", 1);
+            produce(b, "held", 300);
+            long[] otherBefore = new long[b.shardCount()];
+            for (int i = 0; i < otherBefore.length; i++) {
+                otherBefore[i] = b.arenaStats(i).used(dev.isthmus.arena.Subsystem.OTHER);
+            }
+            long suspensions = Connection.receiveSuspensions(b);
+            try (Socket s = new Socket()) {
+                s.setReceiveBufferSize(4096); // before connect: responses pile up at the broker
+                s.connect(new InetSocketAddress("127.0.0.1", b.port()));
+                ByteArrayOutputStream all = new ByteArrayOutputStream();
+                for (int i = 0; i < 200; i++) {
+                    all.writeBytes(fetch(i, "held", 64 << 10));
+                }
+                s.getOutputStream().write(all.toByteArray());
+                s.getOutputStream().flush();
+                await("the connection holds the bound", () -> Connection.receiveSuspensions(b) > suspensions);
+                s.setSoLinger(true, 0); // reset: the responses it holds will never be read
+            }
+            await("the connection closed", () -> Connection.openConnections(b) == 0);
+            await("its requests finished", () -> Connection.pendingRequests(b) == 0);
+            await("receive memory released", () -> sum(b, ReceiveMemory::committedGauge) == 0);
+            for (int i = 0; i < b.shardCount(); i++) {
+                int shard = i;
+                await("shard " + i + " receive memory freed",
+                    () -> b.arenaStats(shard).used(dev.isthmus.arena.Subsystem.NETWORK_RECEIVE) == 0);
+                await("shard " + i + " response memory freed",
+                    () -> b.arenaStats(shard).used(dev.isthmus.arena.Subsystem.OTHER) == otherBefore[shard]);
+            }
+            assertEquals(0, Connection.receiveSuspendedConnections(b));
+            assertServing(b);
+        }
+    }
+
+    /**
+     * Warnings about misbehaving connections are rate-limited (one line per reason per interval) and all counted
+     * in /metrics: 30 connections with bad frame lengths make one log line and a count of 30.
+     */
+    @Test
+    void shouldRateLimitAndCountWarningsAboutBadConnections(@TempDir Path dir) throws Exception {
+        java.util.concurrent.ConcurrentLinkedQueue<String> lines = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        java.util.logging.Handler h = new java.util.logging.Handler() {
+            @Override
+            public void publish(java.util.logging.LogRecord r) {
+                if (r.getMessage() != null && r.getMessage().contains("request frame length")) {
+                    lines.add(r.getMessage());
+                }
+            }
+
+            @Override
+            public void flush() {
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        java.util.logging.Logger log = java.util.logging.Logger.getLogger(Connection.class.getName());
+        log.addHandler(h);
+        try (Broker b = Broker.start(config(dir).metrics("127.0.0.1", 0).build())) {
+            Connection.warnings(b).intervalNs(3_600_000_000_000L); // an hour: the count below is exact
+            for (int i = 0; i < 30; i++) {
+                try (WireClient c = new WireClient(b.port(), 30_000)) {
+                    c.send(lengthOnly(-1 - i));
+                    assertTrue(c.closedByBroker());
+                }
+            }
+            assertEquals(30, Connection.warnings(b).count(ConnectionWarnings.Reason.BAD_FRAME_LENGTH));
+            assertEquals(1, lines.size(), "one line per reason per interval: " + lines);
+            java.net.http.HttpResponse<String> m = java.net.http.HttpClient.newHttpClient().send(
+                java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + b.metricsPort()
+                    + "/metrics")).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+            assertTrue(m.body().contains("\nisthmus_connection_warnings_total{reason=\"bad_frame_length\"} 30\n"),
+                m.body());
+            assertTrue(m.body().contains("\nisthmus_connection_warnings_total{reason=\"receive_timeout\"} 0\n"),
+                m.body());
+            assertServing(b);
+        } finally {
+            log.removeHandler(h);
+        }
+    }
+
+    /**
+     * A connection gets a bounded share of its shard's receive memory: with a 7 MiB request still running (a long
+     * poll), its next 7 MiB request would pass its share (half of the shard's memory for large requests) and is not
+     * read, while another connection's 7 MiB request, which the shard has room for, is read and answered.
+     */
+    @Test
+    void shouldHoldAConnectionToItsShareOfReceiveMemory(@TempDir Path dir) throws Exception {
+        // One shard, so that both connections share its receive memory.
+        BrokerConfig cfg = config(dir).shards(1).maxRequestBytes(16 << 20).maxConnectionBufferedBytes(32L << 20)
+            .build();
+        try (Broker b = Broker.start(cfg)) {
+            b.createTopicBlocking("quiet", 1);
+            ReceiveMemory rm = b.receiveMemory(0);
+            int pad = 14 << 20;
+            assertTrue(2L * pad > rm.shareBytes() && 2L * pad + (1 << 20) < rm.largePoolBytes(),
+                "two requests pass one connection's share and fit the shard: share " + rm.shareBytes() + ", pool "
+                + rm.largePoolBytes());
+            dev.isthmus.gateway.protocol.message.FetchRequestData f = new dev.isthmus.gateway.protocol.message.FetchRequestData();
+            f.maxWaitMs = 60_000; // the topic is empty: a long poll
+            f.minBytes = 1;
+            f.maxBytes = 1024;
+            f.rackId = "r".repeat(pad);
+            dev.isthmus.gateway.protocol.message.FetchRequestData.FetchTopic t =
+                new dev.isthmus.gateway.protocol.message.FetchRequestData.FetchTopic();
+            t.topic = "quiet";
+            dev.isthmus.gateway.protocol.message.FetchRequestData.FetchPartition p =
+                new dev.isthmus.gateway.protocol.message.FetchRequestData.FetchPartition();
+            p.partitionMaxBytes = 1024;
+            t.partitions.add(p);
+            f.topics.add(t);
+            ByteArrayOutputStream two = new ByteArrayOutputStream();
+            two.writeBytes(WireClient.frame(ApiKeys.FETCH, (short) 12, 1, f));
+            two.writeBytes(WireClient.frame(ApiKeys.FETCH, (short) 12, 2, f));
+            ApiVersionsRequestData av = new ApiVersionsRequestData();
+            av.clientSoftwareName = "a".repeat(pad);
+            av.clientSoftwareVersion = "1.0";
+            byte[] large = WireClient.frame(ApiKeys.API_VERSIONS, (short) 3, 3, av);
+            try (SocketChannel greedy = SocketChannel.open(new InetSocketAddress("127.0.0.1", b.port()))) {
+                greedy.configureBlocking(false);
+                ByteBuffer out = ByteBuffer.wrap(two.toByteArray());
+                await(b, "the second request waits", () -> {
+                    try {
+                        greedy.write(out);
+                    } catch (IOException e) {
+                        throw new java.io.UncheckedIOException(e);
+                    }
+                    return rm.waitingGauge() >= 1;
+                });
+                // Another connection is read and served meanwhile.
+                try (WireClient other = new WireClient(b.port(), 60_000)) {
+                    other.send(large);
+                    byte[] r = other.readFrame();
+                    assertNotNull(r, "the other connection is served");
+                    assertEquals(3, WireClient.correlationId(r));
+                }
+                assertEquals(1, rm.waitingGauge(), "the greedy connection still waits");
+                assertEquals(0, Connection.warnings(b).count(ConnectionWarnings.Reason.RECEIVE_MEMORY_EXHAUSTED));
+            }
+        }
+    }
+
+    /**
+     * A request the shard's receive memory could never hold (here: below --max-request-bytes, above what a shard
+     * can take) is refused with one logged, counted reason as soon as its length arrives, instead of filling the
+     * memory and failing half way.
+     */
+    @Test
+    void shouldCloseARequestLargerThanTheShardCanReceiveWithAReason(@TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir).maxRequestBytes(60 << 20).maxConnectionBufferedBytes(64L << 20)
+            .build())) {
+            long max = b.receiveMemory(0).maxFrameBytes();
+            assertTrue(max < (60L << 20), "the scenario needs a shard that cannot take the maximum request: " + max);
+            try (WireClient c = new WireClient(b.port(), 30_000)) {
+                ByteBuffer head = ByteBuffer.allocate(12).putInt((int) max).put(WireClient.apiVersions(0), 4, 8);
+                c.send(head.array());
+                assertTrue(c.closedByBroker(), "a request above what the shard can take is refused");
+            }
+            assertEquals(1, Connection.warnings(b).count(ConnectionWarnings.Reason.FRAME_ABOVE_RECEIVE_MEMORY));
+            assertServing(b);
         }
     }
 }

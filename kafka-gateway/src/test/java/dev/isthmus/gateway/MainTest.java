@@ -71,6 +71,24 @@ class MainTest {
             .contains("less than 64 MiB"));
     }
 
+    @Test
+    void shouldParseTheReceiveLimits() {
+        BrokerConfig defaults = Main.parse(new String[0]);
+        assertEquals(30_000, defaults.requestReceiveTimeoutMs());
+        assertEquals(50, defaults.connectionReceiveSharePercent());
+        assertEquals(defaults, Main.parse(new String[] {"--request-receive-timeout", "30s",
+            "--connection-receive-share", "50"}), "the documented defaults change nothing");
+        assertEquals(500, Main.parse(new String[] {"--request-receive-timeout", "500ms"}).requestReceiveTimeoutMs());
+        assertEquals(120_000, Main.parse(new String[] {"--request-receive-timeout", "2m"}).requestReceiveTimeoutMs());
+        assertEquals(1_500, Main.parse(new String[] {"--request-receive-timeout=1500"}).requestReceiveTimeoutMs());
+        assertEquals(25, Main.parse(new String[] {"--connection-receive-share", "25%"}).connectionReceiveSharePercent());
+        assertMessage("--request-receive-timeout expects a duration like 30s or 500ms, got 'soon'",
+            "--request-receive-timeout", "soon");
+        assertMessage("--request-receive-timeout must be positive, got '0s'", "--request-receive-timeout", "0s");
+        assertMessage("--connection-receive-share must be a percentage in [1, 100], got 101",
+            "--connection-receive-share", "101");
+    }
+
     private static void assertMessage(String expected, String... args) {
         assertEquals(expected, assertThrows(IllegalArgumentException.class, () -> Main.parse(args)).getMessage());
     }

@@ -14,11 +14,18 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 
@@ -74,6 +81,130 @@ class MetricsServerTest {
                 HttpResponse.BodyHandlers.ofString());
             assertEquals(200, h.statusCode());
             assertEquals("ok\n", h.body());
+        }
+    }
+
+    /** Sends {@code bytes} on a fresh connection to {@code port} and leaves it open (the caller closes it). */
+    private static Socket stall(int port, String bytes) throws IOException {
+        Socket s = new Socket("127.0.0.1", port);
+        s.setSoTimeout(30_000);
+        s.getOutputStream().write(bytes.getBytes(StandardCharsets.US_ASCII));
+        s.getOutputStream().flush();
+        return s;
+    }
+
+    /** Everything the server sends on {@code s} until it closes the connection. */
+    private static String readAll(Socket s) throws IOException {
+        return new String(s.getInputStream().readAllBytes(), StandardCharsets.US_ASCII);
+    }
+
+    /**
+     * Finding 7 of issue 23: one client that sends half a request line and waits blocked /health and /metrics
+     * for everyone. Now 50 such clients (and 10 that send nothing, and one that never reads) leave /health,
+     * /ready and /metrics answering at once.
+     */
+    @Test
+    void shouldAnswerHealthAndMetricsWhileStalledClientsHoldConnections(@TempDir Path dir) throws Exception {
+        BrokerConfig config = BrokerConfig.defaults().toBuilder().port(0).dataDir(dir).shards(2)
+            .memoryBytes(256L << 20).metrics("127.0.0.1", 0).build();
+        try (Broker broker = Broker.start(config)) {
+            List<Socket> stalled = new ArrayList<>();
+            try {
+                for (int i = 0; i < 50; i++) {
+                    stalled.add(stall(broker.metricsPort(), "GET /hea"));
+                }
+                for (int i = 0; i < 10; i++) {
+                    stalled.add(stall(broker.metricsPort(), ""));
+                }
+                Socket notReading = new Socket();
+                notReading.setReceiveBufferSize(1024);
+                notReading.connect(new InetSocketAddress("127.0.0.1", broker.metricsPort()));
+                stalled.add(notReading);
+                notReading.getOutputStream().write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+                    .getBytes(StandardCharsets.US_ASCII));
+                HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(30)).build();
+                String base = "http://127.0.0.1:" + broker.metricsPort();
+                for (String path : List.of("/health", "/ready", "/metrics", "/health")) {
+                    HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(base + path))
+                        .timeout(Duration.ofSeconds(60)).build(), HttpResponse.BodyHandlers.ofString());
+                    assertEquals(200, r.statusCode(), path + ": " + r.body());
+                }
+            } finally {
+                for (Socket s : stalled) {
+                    s.close();
+                }
+            }
+        }
+    }
+
+    /**
+     * Each HTTP connection has its deadlines and limits: a request head that does not arrive in time gets 408, one
+     * too large 431, a method other than GET or HEAD 405, an unknown path 404, a line that is not HTTP 400; HEAD
+     * answers without a body; at the connection limit a new client replaces the oldest stalled one.
+     */
+    @Test
+    void shouldEnforceDeadlinesAndLimitsPerHttpConnection(@TempDir Path dir) throws Exception {
+        BrokerConfig config = BrokerConfig.defaults().toBuilder().port(0).dataDir(dir).shards(2)
+            .memoryBytes(256L << 20).build();
+        HttpEndpoint.Limits limits = new HttpEndpoint.Limits(300_000_000L, 30_000_000_000L, 1024, 4);
+        try (Broker broker = Broker.start(config);
+             MetricsServer m = MetricsServer.start(broker, "127.0.0.1", 0, limits)) {
+            int port = m.port();
+            try (Socket s = stall(port, "GET /hea")) {
+                String r = readAll(s);
+                assertTrue(r.startsWith("HTTP/1.1 408 "), r);
+            }
+            assertTrue(m.timedOutConnections() >= 1);
+            try (Socket s = stall(port, "GET /health HTTP/1.1\r\nX-Padding: " + "p".repeat(2000) + "\r\n\r\n")) {
+                String r = readAll(s);
+                assertTrue(r.startsWith("HTTP/1.1 431 "), r);
+            }
+            try (Socket s = stall(port, "POST /health HTTP/1.1\r\nContent-Length: 0\r\n\r\n")) {
+                assertTrue(readAll(s).startsWith("HTTP/1.1 405 "));
+            }
+            try (Socket s = stall(port, "GET /nope HTTP/1.1\r\n\r\n")) {
+                assertTrue(readAll(s).startsWith("HTTP/1.1 404 "));
+            }
+            try (Socket s = stall(port, "\u0016\u0003\u0001 hello\r\n\r\n")) {
+                assertTrue(readAll(s).startsWith("HTTP/1.1 400 "));
+            }
+            try (Socket s = stall(port, "HEAD /health HTTP/1.1\r\n\r\n")) {
+                String r = readAll(s);
+                assertTrue(r.startsWith("HTTP/1.1 200 "), r);
+                assertTrue(r.endsWith("\r\n\r\n"), "no body after the headers: " + r);
+            }
+            try (Socket s = stall(port, "GET /ready?verbose=1 HTTP/1.0\r\n\r\n")) {
+                String r = readAll(s);
+                assertTrue(r.startsWith("HTTP/1.1 200 ") && r.endsWith("\r\n\r\nready\n"), r);
+            }
+        }
+        // With a long head deadline, four stalled connections fill a limit of four; a fifth client replaces the
+        // oldest of them and is answered.
+        HttpEndpoint.Limits patient = new HttpEndpoint.Limits(600_000_000_000L, 30_000_000_000L, 1024, 4);
+        try (Broker broker = Broker.start(config.toBuilder().dataDir(dir.resolve("second")).build());
+             MetricsServer m = MetricsServer.start(broker, "127.0.0.1", 0, patient)) {
+            List<Socket> stalled = new ArrayList<>();
+            try {
+                for (int i = 0; i < 4; i++) {
+                    stalled.add(stall(m.port(), "GET /heal"));
+                }
+                try (Socket s = stall(m.port(), "GET /health HTTP/1.1\r\n\r\n")) {
+                    String r = readAll(s);
+                    assertTrue(r.startsWith("HTTP/1.1 200 ") && r.endsWith("ok\n"), r);
+                }
+                assertEquals(1, m.replacedConnections());
+                int end;
+                try {
+                    end = stalled.get(0).getInputStream().read();
+                } catch (java.net.SocketException reset) {
+                    end = -1; // closed before the server had read its bytes: a reset
+                }
+                assertEquals(-1, end, "the oldest stalled connection was closed");
+            } finally {
+                for (Socket s : stalled) {
+                    s.close();
+                }
+            }
         }
     }
 }
