@@ -113,9 +113,14 @@ final class Cluster implements AutoCloseable {
             c.awaitReady(n.id, o.startupTimeoutNs());
         }
         if (!c.awaitFormed(o.startupTimeoutNs())) {
+            StringBuilder last = new StringBuilder();
+            for (BrokerNode n : nodes) {
+                last.append("; node ").append(n.id).append(n.alive() ? "" : " (exited)").append(": ").append(n.lastLogLine());
+            }
             c.close();
             throw new ChaosException("the " + size + " nodes did not form a cluster within "
-                + TimeUnit.NANOSECONDS.toSeconds(o.startupTimeoutNs()) + " s (see " + outDir + "/node-" + size + "-*.log)");
+                + TimeUnit.NANOSECONDS.toSeconds(o.startupTimeoutNs()) + " s (see " + outDir + "/node-" + size + "-*.log)"
+                + last);
         }
         return c;
     }

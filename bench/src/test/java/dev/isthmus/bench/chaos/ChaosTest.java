@@ -32,7 +32,8 @@ class ChaosTest {
         long seed = Long.getLong("isthmus.seed", ThreadLocalRandom.current().nextLong(1, Long.MAX_VALUE));
         String runId = Long.toString(ThreadLocalRandom.current().nextInt(36 * 36 * 36, 36 * 36 * 36 * 36), 36);
         System.out.println("ChaosTest seed " + seed + " (replay: -Disthmus.seed=" + seed + ")");
-        Path out = tmp.resolve("out");
+        // The results stay in bench/target for a look after a failure (node logs, histories, the page).
+        Path out = ROOT.resolve("bench/target/chaos-test").resolve(seed + "-" + runId);
         Path work = Files.createDirectory(tmp.resolve("work"));
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         PrintStream print = new PrintStream(bytes, true, StandardCharsets.UTF_8);
