@@ -290,7 +290,13 @@ public final class Broker implements AutoCloseable {
     private void awaitLocalLeaders(long timeoutNs) throws Exception {
         long deadline = System.nanoTime() + timeoutNs;
         long applied = controller.state().appliedOffset();
-        group.callAsync(0, s -> awaitInstalled(applied)).get(timeoutNs, TimeUnit.NANOSECONDS);
+        try {
+            group.callAsync(0, s -> awaitInstalled(applied)).get(timeoutNs, TimeUnit.NANOSECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            // A TimeoutException has no message: say what did not happen (bench/chaos saw "failed to start: null").
+            throw new IOException("the controller's state (applied offset " + applied + ") was not installed on every"
+                + " shard within " + TimeUnit.NANOSECONDS.toSeconds(timeoutNs) + " s", e);
+        }
         for (int i = 0; i < group.size(); i++) {
             int id = i;
             while (!group.call(i, s -> states[id].allLeading()).get(30, TimeUnit.SECONDS)) {

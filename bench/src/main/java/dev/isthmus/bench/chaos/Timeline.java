@@ -37,7 +37,7 @@ final class Timeline {
 
     /** One fault: its window, and how long the cluster took to acknowledge writes again. */
     record FaultWindow(int index, String fault, String detail, long startNs, long endNs, double recoverySec,
-                       double restartToAckSec) {
+                       double restartToAckSec, double restartToReadySec) {
     }
 
     final List<Second> seconds;
@@ -62,6 +62,7 @@ final class Timeline {
         List<long[]> ackTimes = new ArrayList<>();
         List<Object[]> starts = new ArrayList<>(); // {index, fault, detail, t}
         Map<Long, Long> ends = new HashMap<>();
+        List<Long> readyTimes = new ArrayList<>();
         long last = 0;
         try (BufferedReader r = Files.newBufferedReader(history, StandardCharsets.UTF_8)) {
             String line;
@@ -104,6 +105,7 @@ final class Timeline {
                     }
                     case "fault-start" -> starts.add(new Object[] {e.num("index"), e.str("fault"), e.str("detail"), e.t()});
                     case "fault-end" -> ends.put(e.num("index"), e.t());
+                    case "node-ready" -> readyTimes.add(e.t());
                     default -> {
                     }
                 }
@@ -125,8 +127,17 @@ final class Timeline {
             long t = (Long) s[3];
             Long end = ends.get(index);
             long e = end == null ? t : end;
+            double ready = Double.NaN;
+            if (((String) s[1]).contains("kill") || ((String) s[1]).equals("torn-write")) {
+                for (long r : readyTimes) {
+                    if (r >= e) {
+                        ready = (r - e) / 1e9;
+                        break;
+                    }
+                }
+            }
             faults.add(new FaultWindow((int) index, (String) s[1], (String) s[2], t, e, recovery(acksByPart, t),
-                recovery(acksByPart, e)));
+                recovery(acksByPart, e), ready));
         }
         ackTimes.sort((x, y) -> Long.compare(x[0], y[0]));
         long gap = 0;
@@ -175,12 +186,13 @@ final class Timeline {
     Map<String, double[][]> recoveryStats() {
         Map<String, List<double[]>> byKind = new LinkedHashMap<>();
         for (FaultWindow f : faults) {
-            byKind.computeIfAbsent(f.fault(), k -> new ArrayList<>()).add(new double[] {f.recoverySec(), f.restartToAckSec()});
-            byKind.computeIfAbsent("all", k -> new ArrayList<>()).add(new double[] {f.recoverySec(), f.restartToAckSec()});
+            double[] row = {f.recoverySec(), f.restartToAckSec(), f.restartToReadySec()};
+            byKind.computeIfAbsent(f.fault(), k -> new ArrayList<>()).add(row);
+            byKind.computeIfAbsent("all", k -> new ArrayList<>()).add(row);
         }
         Map<String, double[][]> out = new LinkedHashMap<>();
         for (Map.Entry<String, List<double[]>> e : byKind.entrySet()) {
-            out.put(e.getKey(), new double[][] {stats(e.getValue(), 0), stats(e.getValue(), 1)});
+            out.put(e.getKey(), new double[][] {stats(e.getValue(), 0), stats(e.getValue(), 1), stats(e.getValue(), 2)});
         }
         return out;
     }
@@ -192,18 +204,23 @@ final class Timeline {
             v.length == 0 ? Double.NaN : v[v.length - 1]};
     }
 
-    /** The recovery table, one line per fault kind and one for all. */
+    /**
+     * The recovery table, one line per fault kind and one for all: fault to first ack, restart (or heal) to first
+     * ack, and for faults that restart a node, restart to the node's /ready.
+     */
     String recoveryTable() {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "%-18s %5s %5s | %-33s | %-33s%n", "", "", "not", "fault -> first ack (s)",
-            "restart/heal -> first ack (s)"));
-        sb.append(String.format(Locale.ROOT, "%-18s %5s %5s | %7s %7s %7s %8s | %7s %7s %7s %8s%n", "fault", "n", "rec.",
-            "p50", "p90", "p99", "max", "p50", "p90", "p99", "max"));
+        sb.append(String.format(Locale.ROOT, "%-17s %4s %4s | %-28s | %-28s | %-20s%n", "", "", "not",
+            "fault -> first ack (s)", "restart/heal -> first ack (s)", "restart -> ready (s)"));
+        sb.append(String.format(Locale.ROOT, "%-17s %4s %4s | %6s %6s %6s %7s | %6s %6s %6s %7s | %6s %6s %6s%n", "fault",
+            "n", "rec.", "p50", "p90", "p99", "max", "p50", "p90", "p99", "max", "p50", "p99", "max"));
         for (Map.Entry<String, double[][]> e : recoveryStats().entrySet()) {
             double[] a = e.getValue()[0];
             double[] b = e.getValue()[1];
-            sb.append(String.format(Locale.ROOT, "%-18s %5d %5d | %7s %7s %7s %8s | %7s %7s %7s %8s%n", e.getKey(),
-                (long) a[0], (long) a[1], s(a[2]), s(a[3]), s(a[4]), s(a[5]), s(b[2]), s(b[3]), s(b[4]), s(b[5])));
+            double[] c = e.getValue()[2];
+            sb.append(String.format(Locale.ROOT, "%-17s %4d %4d | %6s %6s %6s %7s | %6s %6s %6s %7s | %6s %6s %6s%n",
+                e.getKey(), (long) a[0], (long) a[1], s(a[2]), s(a[3]), s(a[4]), s(a[5]), s(b[2]), s(b[3]), s(b[4]),
+                s(b[5]), s(c[2]), s(c[4]), s(c[5])));
         }
         sb.append(String.format(Locale.ROOT, "longest stretch without any acknowledged write: %.1f s (from t=%.1f s)%n",
             longestNoAckNs / 1e9, longestNoAckAtNs / 1e9));
@@ -214,9 +231,9 @@ final class Timeline {
     String faultList() {
         StringBuilder sb = new StringBuilder();
         for (FaultWindow f : faults) {
-            sb.append(String.format(Locale.ROOT, "#%-3d t=%7.1f-%7.1f s %-17s fault->ack %6s s, restart->ack %6s s  %s%n",
+            sb.append(String.format(Locale.ROOT, "#%-3d t=%7.1f-%7.1f s %-17s fault->ack %6s s, restart->ack %6s s%s  %s%n",
                 f.index(), f.startNs() / 1e9, f.endNs() / 1e9, f.fault(), s(f.recoverySec()), s(f.restartToAckSec()),
-                f.detail()));
+                Double.isNaN(f.restartToReadySec()) ? "" : " (ready after " + s(f.restartToReadySec()) + " s)", f.detail()));
         }
         return sb.toString();
     }
