@@ -55,20 +55,23 @@ public final class BrokerProcess {
     final Path logFile;
     final Path gcLog;
     final String heap;
-    final long startupNs;
+    /** System.nanoTime() when the process was started. */
+    final long launchedNs;
+    /** How long it took to come up (set once it has). */
+    long startupNs;
     /** The broker's directory (data, and Kafka's configuration); removed by {@link #stop}. */
     final Path dataDir;
     private final Cleanup cleanup;
 
     private BrokerProcess(BrokerKind kind, Process process, String bootstrap, Path logFile, Path gcLog, String heap,
-                          long startupNs, Path dataDir, Cleanup cleanup) {
+                          long launchedNs, Path dataDir, Cleanup cleanup) {
         this.kind = kind;
         this.process = process;
         this.bootstrap = bootstrap;
         this.logFile = logFile;
         this.gcLog = gcLog;
         this.heap = heap;
-        this.startupNs = startupNs;
+        this.launchedNs = launchedNs;
         this.dataDir = dataDir;
         this.cleanup = cleanup;
     }
@@ -83,10 +86,34 @@ public final class BrokerProcess {
         if (kind.isKafka()) {
             requirePortFree(o.port() + 1, "Apache Kafka's controller listener");
         }
+        BrokerProcess b = launch(kind, o, workDir, cleanup, 0, 1, null);
+        try {
+            b.awaitUp(System.nanoTime() + o.startupTimeoutNs(), o.startupTimeoutNs());
+        } catch (RuntimeException e) {
+            cleanup.stop(b.process);
+            throw e;
+        }
+        b.startupNs = System.nanoTime() - b.launchedNs;
+        return b;
+    }
+
+    /**
+     * Starts node {@code node} of {@code nodes} (1: a single broker) without waiting for it: a cluster's nodes
+     * must all be started before any of them can come up (each needs a majority of the controllers).
+     *
+     * <p>Ports, from {@code --port} P: a single broker listens on P (Kafka's controller on P + 1); node i of a
+     * cluster listens on P + i, and its node-to-node listener (Isthmus's Raft RPC, Kafka's controller) is
+     * P + nodes + i.
+     *
+     * @param clusterId Kafka's cluster id, the same for every node of a cluster (null for a single broker)
+     */
+    static BrokerProcess launch(BrokerKind kind, CompareOptions o, Path workDir, Cleanup cleanup, int node, int nodes,
+                                String clusterId) {
         String heap = launcherHeap(o.isthmusLauncher());
-        Path dataDir = workDir.resolve(kind.id);
-        Path logFile = o.outDir().resolve("broker-" + kind.id + ".log");
-        Path gcLog = o.outDir().resolve("gc-" + kind.id + ".log");
+        String name = nodes == 1 ? kind.id : kind.id + "-node" + node;
+        Path dataDir = workDir.resolve(name);
+        Path logFile = o.outDir().resolve("broker-" + name + ".log");
+        Path gcLog = o.outDir().resolve("gc-" + name + ".log");
         if (gcLog.toString().contains(" ")) {
             throw new CompareException("the results directory " + o.outDir() + " has a space in its path, which the "
                 + "JVM's -Xlog option cannot take; pass --out with a path without spaces");
@@ -100,16 +127,23 @@ public final class BrokerProcess {
             throw new UncheckedIOException(e);
         }
         String gcOption = String.format(GcLog.JVM_OPTION, gcLog);
-        String bootstrap = HOST + ":" + o.port();
+        String bootstrap = HOST + ":" + (o.port() + node);
         long t0 = System.nanoTime();
         ProcessBuilder pb;
         if (kind == BrokerKind.ISTHMUS) {
             if (!Files.isExecutable(o.isthmusLauncher())) {
                 throw new CompareException("the Isthmus launcher " + o.isthmusLauncher() + " is missing or not executable");
             }
-            pb = new ProcessBuilder(o.isthmusLauncher().toString(), "start", "--listen", bootstrap,
-                "--data-dir", dataDir.resolve("data").toString(), "--smp", Integer.toString(o.isthmusSmp()),
-                "--memory", o.isthmusMemory());
+            List<String> cmd = new ArrayList<>(List.of(o.isthmusLauncher().toString(), "start", "--listen", bootstrap,
+                "--data-dir", dataDir.resolve("data").toString()));
+            if (nodes == 1) {
+                cmd.addAll(List.of("--smp", Integer.toString(o.isthmusSmp()), "--memory", o.isthmusMemory()));
+            } else {
+                cmd.addAll(List.of("--smp", Integer.toString(o.clusterSmp()), "--memory", o.clusterMemory(),
+                    "--node-id", Integer.toString(node), "--rpc-listen", HOST + ":" + (o.port() + nodes + node),
+                    "--seeds", isthmusSeeds(o.port(), nodes)));
+            }
+            pb = new ProcessBuilder(cmd);
             // The launcher fixes -Xmx and the GC on its command line; -Xms and GC logging come in this way.
             String inherited = System.getenv("JAVA_TOOL_OPTIONS");
             pb.environment().put("JAVA_TOOL_OPTIONS",
@@ -119,7 +153,8 @@ public final class BrokerProcess {
             Path props = dataDir.resolve("server.properties");
             Path log4j = dataDir.resolve("log4j2.properties");
             try {
-                Files.writeString(props, serverProperties(kind, o.port(), dataDir.resolve("data")));
+                Files.writeString(props, nodes == 1 ? serverProperties(kind, o.port(), dataDir.resolve("data"))
+                    : clusterServerProperties(kind, o.port(), dataDir.resolve("data"), node, nodes));
                 Files.writeString(log4j, LOG4J2);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
@@ -129,7 +164,7 @@ public final class BrokerProcess {
             java.add("-Dlog4j2.configurationFile=" + log4j);
             java.add("-cp");
             java.add(o.kafkaLib() + "/*");
-            format(java, props, logFile, cleanup, kind);
+            format(java, props, logFile, cleanup, kind, clusterId);
             List<String> cmd = new ArrayList<>(java.subList(0, 1));
             cmd.add("-Xms" + heap);
             cmd.add("-Xmx" + heap);
@@ -151,13 +186,24 @@ public final class BrokerProcess {
         }
         cleanup.add(p);
         recordPid(o.pidFile(), p.pid());
-        try {
-            waitUntilUp(kind, p, bootstrap, logFile, o.startupTimeoutNs());
-        } catch (RuntimeException e) {
-            cleanup.stop(p);
-            throw e;
+        return new BrokerProcess(kind, p, bootstrap, logFile, gcLog, heap, t0, dataDir, cleanup);
+    }
+
+    /**
+     * Waits until this broker accepts a connection and answers DescribeCluster (or fails with one sentence
+     * when it exits first or {@code deadlineNs} passes).
+     */
+    void awaitUp(long deadlineNs, long timeoutNs) {
+        waitUntilUp(kind, process, bootstrap, logFile, deadlineNs, timeoutNs);
+    }
+
+    /** Isthmus's {@code --seeds} for a cluster of {@code nodes} on this machine: ID@HOST:RPC_PORT, ... */
+    static String isthmusSeeds(int port, int nodes) {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < nodes; i++) {
+            sb.append(i == 0 ? "" : ",").append(i).append('@').append(HOST).append(':').append(port + nodes + i);
         }
-        return new BrokerProcess(kind, p, bootstrap, logFile, gcLog, heap, System.nanoTime() - t0, dataDir, cleanup);
+        return sb.toString();
     }
 
     /** Stops the broker (SIGTERM, SIGKILL after a grace period), removes its data; returns its exit code. */
@@ -216,6 +262,41 @@ public final class BrokerProcess {
         return sb.toString();
     }
 
+    /**
+     * Node {@code node} of a Kafka cluster of {@code nodes} in KRaft combined mode: every node is a broker and a
+     * controller (as every Isthmus node of the cluster is a controller voter), with a static voter set
+     * ({@code controller.quorum.voters}); Kafka's defaults otherwise, internal topics replicated to every node.
+     */
+    static String clusterServerProperties(BrokerKind kind, int port, Path logDir, int node, int nodes) {
+        StringBuilder voters = new StringBuilder();
+        for (int i = 0; i < nodes; i++) {
+            voters.append(i == 0 ? "" : ",").append(i).append('@').append(HOST).append(':').append(port + nodes + i);
+        }
+        StringBuilder sb = new StringBuilder();
+        sb.append("# Written by bench/compare: node ").append(node).append(" of a ").append(nodes)
+            .append("-node KRaft cluster, each node broker and controller, with Kafka's defaults.\n");
+        sb.append("process.roles=broker,controller\n");
+        sb.append("node.id=").append(node).append('\n');
+        sb.append("controller.quorum.voters=").append(voters).append('\n');
+        sb.append("listeners=PLAINTEXT://").append(HOST).append(':').append(port + node)
+            .append(",CONTROLLER://").append(HOST).append(':').append(port + nodes + node).append('\n');
+        sb.append("advertised.listeners=PLAINTEXT://").append(HOST).append(':').append(port + node).append('\n');
+        sb.append("controller.listener.names=CONTROLLER\n");
+        sb.append("inter.broker.listener.name=PLAINTEXT\n");
+        sb.append("listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n");
+        sb.append("log.dirs=").append(logDir).append('\n');
+        sb.append("num.partitions=1\n");
+        sb.append("offsets.topic.replication.factor=").append(nodes).append('\n');
+        sb.append("transaction.state.log.replication.factor=").append(nodes).append('\n');
+        sb.append("share.coordinator.state.topic.replication.factor=").append(nodes).append('\n');
+        sb.append("group.initial.rebalance.delay.ms=0\n");
+        if (kind == BrokerKind.KAFKA_FSYNC) {
+            sb.append("# fsync after every appended batch (the topic-level name flush.messages is ignored here)\n");
+            sb.append("log.flush.interval.messages=1\n");
+        }
+        return sb.toString();
+    }
+
     private static final String LOG4J2 = """
         status = warn
         appender.console.type = Console
@@ -233,11 +314,18 @@ public final class BrokerProcess {
         }
     }
 
-    /** kafka.tools.StorageTool format --standalone with a new cluster id, output appended to the broker log. */
-    private static void format(List<String> java, Path props, Path logFile, Cleanup cleanup, BrokerKind kind) {
+    /**
+     * kafka.tools.StorageTool format, output appended to the broker log: {@code --standalone} with a new cluster
+     * id for a single node, or with the cluster's id for a node of a cluster (whose voters are static).
+     */
+    private static void format(List<String> java, Path props, Path logFile, Cleanup cleanup, BrokerKind kind,
+                               String clusterId) {
         List<String> cmd = new ArrayList<>(java);
-        cmd.addAll(List.of("kafka.tools.StorageTool", "format", "--standalone", "-t", Uuid.randomUuid().toString(),
-            "-c", props.toString()));
+        cmd.addAll(List.of("kafka.tools.StorageTool", "format"));
+        if (clusterId == null) {
+            cmd.add("--standalone");
+        }
+        cmd.addAll(List.of("-t", clusterId == null ? Uuid.randomUuid().toString() : clusterId, "-c", props.toString()));
         Process p;
         try {
             p = new ProcessBuilder(cmd).redirectErrorStream(true)
@@ -269,8 +357,8 @@ public final class BrokerProcess {
      * Polls until the broker accepts a connection and answers DescribeCluster; fails when it exits first or
      * the timeout passes.
      */
-    private static void waitUntilUp(BrokerKind kind, Process p, String bootstrap, Path logFile, long timeoutNs) {
-        long deadline = System.nanoTime() + timeoutNs;
+    private static void waitUntilUp(BrokerKind kind, Process p, String bootstrap, Path logFile, long deadline,
+                                    long timeoutNs) {
         while (true) {
             if (!p.isAlive()) {
                 throw new CompareException(kind.label + " exited with code " + p.exitValue() + " before it came up: "
@@ -299,14 +387,19 @@ public final class BrokerProcess {
     }
 
     private static boolean answersDescribeCluster(String bootstrap, long timeoutNs) {
+        return describedNodes(bootstrap, timeoutNs) > 0;
+    }
+
+    /** How many brokers a DescribeCluster request to {@code bootstrap} lists; 0 when it is not answered in time. */
+    static int describedNodes(String bootstrap, long timeoutNs) {
         int timeoutMs = (int) Math.max(1, TimeUnit.NANOSECONDS.toMillis(timeoutNs));
         try (Admin admin = Admin.create(Map.of(
                 AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
                 AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, timeoutMs,
                 AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, timeoutMs))) {
-            return !admin.describeCluster().nodes().get(timeoutMs, TimeUnit.MILLISECONDS).isEmpty();
+            return admin.describeCluster().nodes().get(timeoutMs, TimeUnit.MILLISECONDS).size();
         } catch (ExecutionException | TimeoutException e) {
-            return false;
+            return 0;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new CompareException("interrupted while waiting for the broker on " + bootstrap);

@@ -25,14 +25,17 @@ import java.util.function.Consumer;
 /**
  * {@code bench/compare}: Isthmus next to Apache Kafka 4.3 on this machine, with one command.
  *
- * <p>Starts each broker of {@code --brokers} in turn on 127.0.0.1 with a fresh data directory
- * ({@link BrokerProcess}), runs every workload against it with the same kafka-clients producer and consumer
- * ({@link Workload}: 1 KiB records, acks=all, one partition; fixed rates, then saturation; warm-up, then a
- * steady-state window), stops it, and moves on. Then prints one side-by-side table ({@link Table}) with
- * throughput, produce-to-ack and end-to-end latency percentiles, broker CPU, peak RSS and JVM pauses, checks
- * issue 8's targets, and writes into the results directory: {@code table.txt}, {@code report.html} (charts,
- * {@link HtmlReport}), one HdrHistogram log per broker and workload ({@code BROKER-WORKLOAD.hlog}) and
- * percentile distributions ({@code .hgrm}), the brokers' output and their JVM logs.
+ * <p>First measures the device's own fdatasync latency ({@link FsyncProbe}). Then starts each broker of
+ * {@code --brokers} in turn on 127.0.0.1 with a fresh data directory ({@link BrokerProcess}), runs the
+ * single-partition and many-partitions workloads against it with the same kafka-clients producers and
+ * consumers ({@link Workload}: 1 KiB records, acks=all; fixed rates, then saturation; warm-up, then a
+ * steady-state window), stops it, starts three of it as a cluster ({@link Brokers}) for the cluster workloads,
+ * and moves on ({@link Suite}). Then prints one side-by-side table ({@link Table}) with throughput,
+ * produce-to-ack and end-to-end latency percentiles, broker CPU (also per record), heap allocated per record
+ * ({@link HeapMeter}), peak RSS and JVM pauses, checks issue 8's and issue 18's targets, and writes into the
+ * results directory: {@code table.txt}, {@code report.html} (charts, {@link HtmlReport}), one HdrHistogram log
+ * per broker and workload ({@code BROKER-WORKLOAD.hlog}) and percentile distributions ({@code .hgrm}), the
+ * brokers' output and their JVM logs.
  *
  * <p>Everything it starts or makes (broker processes, data directories) is registered with a {@link Cleanup}
  * that runs at the end, on failure, and from a shutdown hook on Ctrl-C or SIGTERM. A taken port or missing
@@ -46,13 +49,16 @@ public final class Compare {
     /**
      * What a run produced.
      *
-     * @param exitCode 0 when every broker ran every workload (see the rows' notes for client-side errors),
-     *                 1 when a broker failed or could not be run, 2 for bad options
-     * @param outDir   the results directory, or null when options were bad
-     * @param rows     the table's rows
-     * @param targets  issue 8's targets, one line each
+     * @param exitCode       0 when every broker ran every workload (see the rows' notes for client-side errors),
+     *                       1 when a broker failed or could not be run, 2 for bad options
+     * @param outDir         the results directory, or null when options were bad
+     * @param rows           the table's rows
+     * @param targets        issue 8's targets, one line each
+     * @param issue18Targets issue 18's targets, one line each
+     * @param fsync          the device's fdatasync latency measured before the brokers, or null
      */
-    public record Outcome(int exitCode, Path outDir, List<Row> rows, List<String> targets) {
+    public record Outcome(int exitCode, Path outDir, List<Row> rows, List<String> targets, List<String> issue18Targets,
+                          FsyncProbe.Result fsync) {
     }
 
     private Compare() {
@@ -69,19 +75,20 @@ public final class Compare {
             o = CompareOptions.parse(args);
         } catch (IllegalArgumentException e) {
             out.println("compare: " + e.getMessage());
-            return new Outcome(2, null, List.of(), List.of());
+            return new Outcome(2, null, List.of(), List.of(), List.of(), null);
         }
         if (o == null) {
             out.print(CompareOptions.USAGE);
-            return new Outcome(0, null, List.of(), List.of());
+            return new Outcome(0, null, List.of(), List.of(), List.of(), null);
         }
         silenceClientLogging();
         List<Row> rows = new ArrayList<>();
         List<String> meta = new ArrayList<>();
         List<String> failures = new ArrayList<>();
+        FsyncProbe.Result[] fsync = new FsyncProbe.Result[1];
         try (Cleanup cleanup = new Cleanup(); CpuGaps gaps = CpuGaps.start()) {
             try {
-                runAll(o, out, cleanup, gaps, rows, meta, failures);
+                runAll(o, out, cleanup, gaps, rows, meta, failures, fsync);
             } catch (CompareException e) {
                 failures.add(e.getMessage());
             }
@@ -89,17 +96,20 @@ public final class Compare {
         if (rows.isEmpty()) {
             out.println();
             failures.forEach(f -> out.println("compare: " + f));
-            return new Outcome(1, o.outDir(), rows, List.of());
+            return new Outcome(1, o.outDir(), rows, List.of(), List.of(), fsync[0]);
         }
         long memoryBytes = Table.parseSizeBytes(o.isthmusMemory());
         long heapBytes = Table.parseSizeBytes(BrokerProcess.launcherHeap(o.isthmusLauncher()));
         List<String> targets = Table.targets(rows, memoryBytes, heapBytes);
+        List<String> targets18 = Table.issue18Targets(rows, fsync[0]);
         String table = Table.render(rows);
         out.println();
         out.print(table);
         out.println();
         out.println("Issue 8 targets:");
         targets.forEach(t -> out.println("  " + t));
+        out.println("Issue 18 targets:");
+        targets18.forEach(t -> out.println("  " + t));
         if (!failures.isEmpty()) {
             out.println();
             failures.forEach(f -> out.println("compare: " + f));
@@ -109,25 +119,29 @@ public final class Compare {
         meta.forEach(m -> txt.append(m).append('\n'));
         txt.append('\n').append(table).append("\nIssue 8 targets:\n");
         targets.forEach(t -> txt.append("  ").append(t).append('\n'));
+        txt.append("Issue 18 targets:\n");
+        targets18.forEach(t -> txt.append("  ").append(t).append('\n'));
         try {
             Files.writeString(o.outDir().resolve("table.txt"), txt);
             Files.writeString(o.outDir().resolve("report.html"),
-                HtmlReport.render("Isthmus vs Apache Kafka 4.3", meta, table, targets, rows));
+                HtmlReport.render("Isthmus vs Apache Kafka 4.3", meta, table, targets, targets18, rows));
         } catch (IOException e) {
             out.println("compare: cannot write the results into " + o.outDir() + ": " + e.getMessage());
-            return new Outcome(1, o.outDir(), rows, targets);
+            return new Outcome(1, o.outDir(), rows, targets, targets18, fsync[0]);
         }
         out.println();
         out.println("Results: " + o.outDir() + " (report.html, table.txt, *.hlog, broker logs)");
-        return new Outcome(failures.isEmpty() ? 0 : 1, o.outDir(), rows, targets);
+        return new Outcome(failures.isEmpty() ? 0 : 1, o.outDir(), rows, targets, targets18, fsync[0]);
     }
 
     /**
-     * Runs every broker in turn; a broker that fails (exits, does not come up, refuses a topic) is reported in
-     * {@code failures} and the run goes on with the next one, unless the failure is fatal.
+     * Measures the device, then runs every broker in turn: first as a single node for the single-partition
+     * and many-partitions suites, then as a cluster for the cluster suite. A broker (or cluster) that fails
+     * (exits, does not come up, refuses a topic) is reported in {@code failures} and the run goes on with the
+     * next one, unless the failure is fatal.
      */
     private static void runAll(CompareOptions o, PrintStream out, Cleanup cleanup, CpuGaps gaps, List<Row> rows,
-                               List<String> meta, List<String> failures) {
+                               List<String> meta, List<String> failures, FsyncProbe.Result[] fsync) {
         if (o.brokers().stream().anyMatch(BrokerKind::isKafka)
                 && !Files.isRegularFile(o.kafkaLib().resolve("kafka_2.13-4.3.0.jar"))) {
             throw CompareException.fatal("Apache Kafka 4.3.0's jars are not in " + o.kafkaLib() + "; fetch them with "
@@ -145,66 +159,132 @@ public final class Compare {
         String heap = BrokerProcess.launcherHeap(o.isthmusLauncher());
         meta.add("Date: " + ZonedDateTime.now().format(DateTimeFormatter.ISO_OFFSET_DATE_TIME));
         meta.add("Machine: " + ProcStats.machine() + "; " + ProcStats.loadAverages() + " at the start");
-        meta.add("Workloads: " + o.recordBytes() + " B records, acks=all, 1 partition, one kafka-clients 4.3 producer "
-            + "(its defaults otherwise: linger.ms=5, batch.size=16384, idempotent) and one consumer (assigned, "
-            + "defaults) on the same machine; " + String.join(", ", o.workloads().stream()
-            .map(CompareOptions::workloadName).toList()) + "; warm-up " + seconds(o.warmupNs()) + " s, measurement "
+        meta.add("Workloads: " + o.recordBytes() + " B records, acks=all, kafka-clients 4.3 producers with their "
+            + "defaults otherwise (linger.ms=5, batch.size=16384, idempotent) and consumers with theirs, all in one "
+            + "JVM on the same machine; warm-up " + seconds(o.warmupNs()) + " s, measurement "
             + seconds(o.durationNs()) + " s each");
+        for (Suite s : o.suites()) {
+            List<Spec> specs = o.specs(s);
+            if (specs.isEmpty()) {
+                continue;
+            }
+            meta.add("  " + s.id + ": " + specs.getFirst().shape().describe()
+                + (s == Suite.MANY_PARTITIONS ? " (each producer's records round-robin over the partitions)" : "")
+                + (s.onCluster() ? ", on a " + Suite.CLUSTER_NODES + "-node cluster" : ", on one broker") + "; "
+                + String.join(", ", specs.stream().map(sp -> CompareOptions.workloadName(sp.ratePerSec())).toList()));
+        }
         meta.add("Brokers: Isthmus (./isthmus start --smp " + o.isthmusSmp() + " --memory " + o.isthmusMemory()
             + ", fdatasync before every ack); Apache Kafka 4.3.0 KRaft single node with defaults; Kafka fsync = "
             + "log.flush.interval.messages=1. JVM heap -Xms" + heap + " -Xmx" + heap + " for each");
+        if (o.suites().contains(Suite.CLUSTER)) {
+            meta.add("Cluster: " + Suite.CLUSTER_NODES + " Isthmus nodes (--smp " + o.clusterSmp() + " --memory "
+                + o.clusterMemory() + " each, every node a controller voter; acks=all answered once a majority has "
+                + "the batch on disk) or " + Suite.CLUSTER_NODES + " Apache Kafka 4.3.0 nodes in KRaft combined mode "
+                + "(broker and controller in each process, static voters; acks=all answered once every in-sync "
+                + "replica has the batch, in its page cache), every JVM -Xms" + heap + " -Xmx" + heap + ", all "
+                + "sharing this machine's " + Runtime.getRuntime().availableProcessors() + " CPUs with the client; "
+                + "a cluster row's CPU, RSS, heap and pauses are the three brokers'");
+        }
+        meta.add("Broker CPU per record: the broker's utime + stime over the window / records acknowledged in it "
+            + "(s/Mrec: CPU-seconds per million records); heap per record: bytes allocated by every thread of the "
+            + "broker JVM over the window (ThreadMXBean.getTotalThreadAllocatedBytes, read through the attach API "
+            + "and JMX) / records acknowledged in it (B/rec)");
         out.println("compare: results go to " + o.outDir());
         out.println("compare: " + meta.get(1));
         if (ProcStats.loadAverage1m() > 0.5) {
             out.println("compare: the machine is busy (" + ProcStats.loadAverages() + "); numbers may be noisy, the "
                 + "'other' column shows how much CPU others used during each measurement");
         }
+        if (o.fsyncProbeNs() > 0) {
+            out.println("compare: measuring the device's 4 KiB write + fdatasync latency in " + workDir + " for "
+                + seconds(o.fsyncProbeNs()) + " s...");
+            try {
+                fsync[0] = FsyncProbe.run(workDir, o.fsyncProbeNs(), o.fsyncTool());
+                meta.add("Device: " + fsync[0].describe(o.fsyncProbeNs()) + ", in " + o.tmpDir()
+                    + " before the brokers");
+                out.println("compare: " + fsync[0].describe(o.fsyncProbeNs()));
+            } catch (CompareException e) {
+                meta.add("Device: not measured: " + e.getMessage());
+                out.println("compare: the device's fdatasync latency was not measured: " + e.getMessage());
+            }
+        }
+        List<Spec> onOne = new ArrayList<>(o.suites().contains(Suite.SINGLE) ? o.specs(Suite.SINGLE) : List.of());
+        if (o.suites().contains(Suite.MANY_PARTITIONS)) {
+            onOne.addAll(o.specs(Suite.MANY_PARTITIONS));
+        }
+        List<Spec> onCluster = o.suites().contains(Suite.CLUSTER) ? o.specs(Suite.CLUSTER) : List.of();
+        int phases = o.brokers().size() * ((onOne.isEmpty() ? 0 : 1) + (onCluster.isEmpty() ? 0 : 1));
         int n = 0;
         for (BrokerKind kind : o.brokers()) {
-            n++;
-            String prefix = "[" + n + "/" + o.brokers().size() + " " + kind.label + "]";
-            out.println(prefix + " starting on " + BrokerProcess.HOST + ":" + o.port() + " ("
-                + ProcStats.loadAverages() + ")");
-            BrokerProcess broker;
+            if (!onOne.isEmpty()) {
+                n++;
+                runPhase(o, out, cleanup, gaps, rows, failures, workDir, kind, false, onOne,
+                    "[" + n + "/" + phases + " " + kind.label + "]");
+            }
+            if (!onCluster.isEmpty()) {
+                n++;
+                runPhase(o, out, cleanup, gaps, rows, failures, workDir, kind, true, onCluster,
+                    "[" + n + "/" + phases + " " + kind.label + " x" + Suite.CLUSTER_NODES + "]");
+            }
+        }
+    }
+
+    /** Starts one broker or cluster of {@code kind}, runs {@code specs} against it, stops it. */
+    private static void runPhase(CompareOptions o, PrintStream out, Cleanup cleanup, CpuGaps gaps, List<Row> rows,
+                                 List<String> failures, Path workDir, BrokerKind kind, boolean cluster, List<Spec> specs,
+                                 String prefix) {
+        out.println(prefix + " starting " + (cluster ? "a " + Suite.CLUSTER_NODES + "-node cluster on "
+            + BrokerProcess.HOST + ":" + o.port() + "-" + (o.port() + 2 * Suite.CLUSTER_NODES - 1)
+            : "on " + BrokerProcess.HOST + ":" + o.port()) + " (" + ProcStats.loadAverages() + ")");
+        Brokers brokers;
+        try {
+            brokers = cluster ? Brokers.cluster(kind, o, workDir, cleanup) : Brokers.single(kind, o, workDir, cleanup);
+        } catch (CompareException e) {
+            if (e.isFatal()) {
+                throw e;
+            }
+            out.println(prefix + " FAILED: " + e.getMessage());
+            failures.add(e.getMessage());
+            return;
+        }
+        out.printf(Locale.ROOT, "%s up in %.1f s (%s, log %s)%n", prefix, brokers.startupNs / 1e9,
+            brokers.describePids(), brokers.logs());
+        List<HeapMeter> meters = new ArrayList<>();
+        for (long pid : brokers.pids()) {
             try {
-                broker = BrokerProcess.start(kind, o, workDir, cleanup);
+                meters.add(HeapMeter.attach(pid));
             } catch (CompareException e) {
-                if (e.isFatal()) {
-                    throw e;
-                }
-                out.println(prefix + " FAILED: " + e.getMessage());
-                failures.add(e.getMessage());
-                continue;
+                out.println(prefix + " heap allocation not measured: " + e.getMessage());
+                meters.forEach(HeapMeter::close);
+                meters = List.of();
+                break;
             }
-            out.printf(Locale.ROOT, "%s up in %.1f s (pid %d, log %s)%n", prefix, broker.startupNs / 1e9, broker.pid(),
-                broker.logFile);
-            List<Row> brokerRows = new ArrayList<>();
-            try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrap))) {
-                if (o.primeNs() > 0) {
-                    prime(o, out, prefix, broker, admin);
-                }
-                for (long rate : o.workloads()) {
-                    brokerRows.add(runWorkload(o, out, prefix, broker, admin, rate, gaps));
-                }
-            } catch (CompareException e) {
-                if (e.isFatal()) {
-                    throw e;
-                }
-                out.println(prefix + " FAILED: " + e.getMessage());
-                failures.add(e.getMessage());
-            } finally {
-                int exit = broker.stop();
-                out.println(prefix + " stopped (exit " + exit + ")");
-                if (kind == BrokerKind.ISTHMUS && exit != 0) {
-                    out.println(prefix + " WARNING: Isthmus did not stop cleanly (exit " + exit + "); see " + broker.logFile);
-                }
+        }
+        List<Row> phaseRows = new ArrayList<>();
+        try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, brokers.bootstrap))) {
+            if (o.primeNs() > 0) {
+                prime(o, out, prefix, brokers, admin, cluster ? o.clusterShape() : Workload.Shape.SINGLE);
             }
-            // The JVM log is complete once the broker has exited: place its pauses in each window.
-            for (Row r : brokerRows) {
-                rows.add(new Row(r.broker(), r.ratePerSec(), r.result(), r.cpuPercent(), r.otherCpuPercent(),
-                    r.peakRssBytes(), GcLog.pauses(broker.gcLog, r.result().measureStartNs(), r.result().measureEndNs()),
-                    r.hlogName(), r.cpuStallSeconds()));
+            for (Spec spec : specs) {
+                phaseRows.add(runWorkload(o, out, prefix, brokers, admin, spec, gaps, meters));
             }
+        } catch (CompareException e) {
+            if (e.isFatal()) {
+                throw e;
+            }
+            out.println(prefix + " FAILED: " + e.getMessage());
+            failures.add(e.getMessage());
+        } finally {
+            meters.forEach(HeapMeter::close);
+            int exit = brokers.stop();
+            out.println(prefix + " stopped (exit " + exit + ")");
+            if (kind == BrokerKind.ISTHMUS && exit != 0) {
+                out.println(prefix + " WARNING: Isthmus did not stop cleanly (exit " + exit + "); see " + brokers.logs());
+            }
+        }
+        // The JVM logs are complete once the brokers have exited: place their pauses in each window.
+        for (Row r : phaseRows) {
+            rows.add(r.withPauses(brokers.pauses(r.result().measureStartNs(), r.result().measureEndNs())));
         }
     }
 
@@ -213,14 +293,16 @@ public final class Compare {
      * broker: without this, its JIT warm-up (more than a core for several seconds) would fall on the first
      * broker's first workloads and on no other broker's. The broker warms up too; every broker gets the same.
      */
-    private static void prime(CompareOptions o, PrintStream out, String prefix, BrokerProcess broker, Admin admin) {
-        String topic = "compare-prime";
-        createTopic(admin, topic, broker);
+    private static void prime(CompareOptions o, PrintStream out, String prefix, Brokers brokers, Admin admin,
+                              Workload.Shape shape) {
+        String topic = brokers.isCluster() ? "compare-" + Suite.CLUSTER_NODES + "node-prime" : "compare-prime";
+        createTopic(admin, topic, shape, brokers);
         String label = prefix + " priming (unmeasured): ";
         Progress progress = new Progress(out, label);
-        Workload w = new Workload(broker.bootstrap, topic, 0, o.recordBytes(), o.primeNs(),
-            TimeUnit.MILLISECONDS.toNanos(1), o.drainTimeoutNs(), o.outDir().resolve(broker.kind.id + "-prime.hlog"),
-            progress);
+        Workload w = new Workload(brokers.bootstrap, topic, shape, 0, o.recordBytes(), o.primeNs(),
+            TimeUnit.MILLISECONDS.toNanos(1), o.drainTimeoutNs(), o.startupTimeoutNs(),
+            o.outDir().resolve(brokers.kind.id + (brokers.isCluster() ? "-" + Suite.CLUSTER_NODES + "node" : "")
+                + "-prime.hlog"), progress);
         Workload.Result result;
         try {
             result = w.run(new Workload.Window() {
@@ -239,65 +321,91 @@ public final class Compare {
             });
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new CompareException("interrupted while priming " + broker.kind.label);
+            throw new CompareException("interrupted while priming " + brokers.kind.label);
         }
         progress.finish();
-        if (!broker.process.isAlive()) {
-            throw new CompareException(broker.kind.label + " exited with code " + broker.process.exitValue()
-                + " while priming: " + BrokerProcess.lastLine(broker.logFile) + " (see " + broker.logFile + ")");
-        }
+        requireAlive(brokers, "while priming");
         out.printf(Locale.ROOT, "%s%,d records acknowledged in %s s%n", label, result.acked(), seconds(o.primeNs()));
     }
 
-    private static Row runWorkload(CompareOptions o, PrintStream out, String prefix, BrokerProcess broker, Admin admin,
-                                   long rate, CpuGaps gaps) {
-        String wl = rate == 0 ? "saturation" : Long.toString(rate);
-        String topic = "compare-" + wl;
-        createTopic(admin, topic, broker);
-        String hlogName = broker.kind.id + "-" + wl + ".hlog";
-        String label = prefix + " " + CompareOptions.workloadName(rate) + ": ";
+    private static void requireAlive(Brokers brokers, String when) {
+        BrokerProcess dead = brokers.firstDead();
+        if (dead != null) {
+            throw new CompareException(brokers.kind.label + (brokers.isCluster() ? " " + brokers.name(dead) : "")
+                + " exited with code " + dead.process.exitValue() + " " + when + ": "
+                + BrokerProcess.lastLine(dead.logFile) + " (see " + dead.logFile + ")");
+        }
+    }
+
+    private static Row runWorkload(CompareOptions o, PrintStream out, String prefix, Brokers brokers, Admin admin,
+                                   Spec spec, CpuGaps gaps, List<HeapMeter> meters) {
+        String topic = spec.topic();
+        createTopic(admin, topic, spec.shape(), brokers);
+        String hlogName = brokers.kind.id + "-" + spec.fileId() + ".hlog";
+        String label = prefix + " " + spec.name() + ": ";
         Progress progress = new Progress(out, label);
         long self = ProcessHandle.current().pid();
+        long[] pids = brokers.pids();
         ProcStats.Sample[] broker0 = new ProcStats.Sample[1];
         ProcStats.Sample[] broker1 = new ProcStats.Sample[1];
         long[] selfCpu = new long[2];
+        long[] heap0 = new long[meters.size()];
+        long[] heapBytes = {meters.isEmpty() ? -1 : 0};
         int[] cpuStalls = {0, 0}; // [0]: inside the window (0/1), [1]: stalled seconds counted there
-        Workload w = new Workload(broker.bootstrap, topic, rate, o.recordBytes(), o.warmupNs(), o.durationNs(),
-            o.drainTimeoutNs(), o.outDir().resolve(hlogName), progress);
+        Workload w = new Workload(brokers.bootstrap, topic, spec.shape(), spec.ratePerSec(), o.recordBytes(),
+            o.warmupNs(), o.durationNs(), o.drainTimeoutNs(), o.startupTimeoutNs(), o.outDir().resolve(hlogName), progress);
         Workload.Result result;
         try {
             result = w.run(new Workload.Window() {
                 @Override
                 public void measurementStarted() {
-                    broker0[0] = ProcStats.sample(broker.pid());
+                    broker0[0] = ProcStats.sample(pids);
                     selfCpu[0] = ProcStats.processCpuNs(self);
                     gaps.takeMax(); // the window's first second starts here
                     cpuStalls[0] = 1;
+                    try {
+                        for (int i = 0; i < meters.size(); i++) {
+                            heap0[i] = meters.get(i).allocatedBytes();
+                        }
+                    } catch (RuntimeException e) {
+                        heapBytes[0] = -1; // a broker gone, or JMX refused: the column reads "-"
+                    }
                 }
 
                 @Override
                 public void measurementEnded() {
-                    broker1[0] = ProcStats.sample(broker.pid());
+                    broker1[0] = ProcStats.sample(pids);
                     selfCpu[1] = ProcStats.processCpuNs(self);
                     if (gaps.takeMax().ns() >= CpuGaps.STALL_NS) {
                         cpuStalls[1]++;
                     }
                     cpuStalls[0] = 0;
+                    if (heapBytes[0] >= 0) {
+                        try {
+                            long sum = 0;
+                            for (int i = 0; i < meters.size(); i++) {
+                                sum += meters.get(i).allocatedSince(heap0[i]);
+                            }
+                            heapBytes[0] = sum;
+                        } catch (RuntimeException e) {
+                            heapBytes[0] = -1;
+                        }
+                    }
                 }
 
-                private ProcStats.Sample lastBroker = ProcStats.sample(broker.pid());
+                private ProcStats.Sample lastBroker = ProcStats.sample(pids);
                 private long lastSelf = ProcStats.processCpuNs(self);
-                private ProcStats.Disk lastDisk = ProcStats.disk(broker.dataDir);
+                private ProcStats.Disk lastDisk = ProcStats.disk(brokers.dataDir());
 
                 @Override
                 public String secondElapsed() {
-                    ProcStats.Sample b = ProcStats.sample(broker.pid());
+                    ProcStats.Sample b = ProcStats.sample(pids);
                     long selfNs = ProcStats.processCpuNs(self);
                     long wallNs = Math.max(1, b.atNs() - lastBroker.atNs());
                     long brokerNs = b.processCpuNs() - lastBroker.processCpuNs();
                     long clientNs = selfNs - lastSelf;
                     long otherNs = Math.max(0, b.machineBusyNs() - lastBroker.machineBusyNs() - brokerNs - clientNs);
-                    ProcStats.Disk disk = ProcStats.disk(broker.dataDir);
+                    ProcStats.Disk disk = ProcStats.disk(brokers.dataDir());
                     String note = String.format(Locale.ROOT, "CPU broker %.0f%% client %.0f%% other %.0f%%; %s",
                         100.0 * brokerNs / wallNs, 100.0 * clientNs / wallNs, 100.0 * otherNs / wallNs,
                         disk.describeSince(lastDisk, wallNs));
@@ -316,26 +424,31 @@ public final class Compare {
             });
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new CompareException("interrupted during " + CompareOptions.workloadName(rate) + " on " + broker.kind.label);
+            throw new CompareException("interrupted during " + spec.name() + " on " + brokers.kind.label);
         }
         progress.finish();
-        if (!broker.process.isAlive()) {
-            throw new CompareException(broker.kind.label + " exited with code " + broker.process.exitValue()
-                + " during the " + CompareOptions.workloadName(rate) + " workload: "
-                + BrokerProcess.lastLine(broker.logFile) + " (see " + broker.logFile + ")");
-        }
+        requireAlive(brokers, "during the " + spec.name() + " workload");
         long wallNs = broker1[0].atNs() - broker0[0].atNs();
         double cpu = broker1[0].cpuPercentSince(broker0[0]);
-        long othersNs = (broker1[0].machineBusyNs() - broker0[0].machineBusyNs())
-            - (broker1[0].processCpuNs() - broker0[0].processCpuNs()) - (selfCpu[1] - selfCpu[0]);
+        long brokerCpuNs = broker1[0].processCpuNs() - broker0[0].processCpuNs();
+        long othersNs = (broker1[0].machineBusyNs() - broker0[0].machineBusyNs()) - brokerCpuNs
+            - (selfCpu[1] - selfCpu[0]);
         double other = Math.max(0, 100.0 * othersNs / wallNs);
-        long peakRss = ProcStats.statusKb(broker.pid(), "VmHWM:") * 1024;
-        writePercentiles(o.outDir().resolve(broker.kind.id + "-" + wl + "-ack.hgrm"), result.ack());
-        writePercentiles(o.outDir().resolve(broker.kind.id + "-" + wl + "-e2e.hgrm"), result.e2e());
-        Row row = new Row(broker.kind, rate, result, cpu, other, peakRss, GcLog.Pauses.NONE, hlogName, cpuStalls[1]);
-        out.printf(Locale.ROOT, "%s%,.0f rec/s, e2e p50 %s p99 %s p99.9 %s max %s ms, broker CPU %.0f%%, RSS %,d MiB%s%n",
+        long peakRss = 0;
+        for (long pid : pids) {
+            peakRss += ProcStats.statusKb(pid, "VmHWM:") * 1024;
+        }
+        String base = brokers.kind.id + "-" + spec.fileId();
+        writePercentiles(o.outDir().resolve(base + "-ack.hgrm"), result.ack());
+        writePercentiles(o.outDir().resolve(base + "-e2e.hgrm"), result.e2e());
+        Row row = new Row(brokers.kind, spec, result, cpu, other, peakRss, GcLog.Pauses.NONE, hlogName, cpuStalls[1],
+            brokerCpuNs, heapBytes[0]);
+        out.printf(Locale.ROOT, "%s%,.0f rec/s, e2e p50 %s p99 %s p99.9 %s max %s ms, broker CPU %.0f%% (%s s/Mrec), "
+                + "heap %s B/rec, RSS %,d MiB%s%n",
             label, result.throughputPerSec(), pct(result.e2e(), 50), pct(result.e2e(), 99), pct(result.e2e(), 99.9),
-            Table.ms(result.e2e().getMaxValue()), cpu, peakRss >> 20, row.notes().isEmpty() ? "" : "; " + row.notes());
+            Table.ms(result.e2e().getMaxValue()), cpu, Table.cpuPerMillion(row.cpuSecondsPerMillion()),
+            Double.isNaN(row.heapBytesPerRecord()) ? "-" : String.format(Locale.ROOT, "%,.0f", row.heapBytesPerRecord()),
+            peakRss >> 20, row.notes().isEmpty() ? "" : "; " + row.notes());
         return row;
     }
 
@@ -343,13 +456,14 @@ public final class Compare {
         return h.getTotalCount() == 0 ? "-" : Table.ms(h.getValueAtPercentile(p));
     }
 
-    private static void createTopic(Admin admin, String topic, BrokerProcess broker) {
+    private static void createTopic(Admin admin, String topic, Workload.Shape shape, Brokers brokers) {
         try {
-            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all().get(60, TimeUnit.SECONDS);
+            admin.createTopics(List.of(new NewTopic(topic, shape.partitions(), shape.replication()))).all()
+                .get(60, TimeUnit.SECONDS);
         } catch (ExecutionException | TimeoutException e) {
             Throwable c = e instanceof ExecutionException ? e.getCause() : e;
-            throw new CompareException(broker.kind.label + " did not create topic " + topic + ": "
-                + c.getClass().getSimpleName() + ": " + c.getMessage() + " (see " + broker.logFile + ")", e);
+            throw new CompareException(brokers.kind.label + " did not create topic " + topic + ": "
+                + c.getClass().getSimpleName() + ": " + c.getMessage() + " (see " + brokers.logs() + ")", e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new CompareException("interrupted while creating topic " + topic);

@@ -26,7 +26,8 @@ public final class HtmlReport {
     private HtmlReport() {
     }
 
-    static String render(String title, List<String> meta, String table, List<String> targets, List<Row> rows) {
+    static String render(String title, List<String> meta, String table, List<String> targets, List<String> targets18,
+                         List<Row> rows) {
         StringBuilder sb = new StringBuilder();
         sb.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>").append(esc(title))
             .append("</title>\n<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1500px}"
@@ -40,8 +41,10 @@ public final class HtmlReport {
         sb.append("</ul>\n<h2>Side by side</h2>\n<pre>").append(esc(table)).append("</pre>\n");
         sb.append("<p>Latencies in ms from each record's intended send time (no coordinated omission), over the "
             + "steady-state window. rec/s: acknowledgements per second in the window. CPU%: broker CPU in % of one "
-            + "core. RSS: broker peak resident set (VmHWM). pause: the broker JVM's longest safepoint pause in the "
-            + "window and how many exceeded 1 ms. other: CPU used by other processes on the machine.</p>\n");
+            + "core. s/Mrec: broker CPU-seconds per million records. B/rec: heap bytes the broker JVM allocated per "
+            + "record. RSS: broker peak resident set (VmHWM). pause: the broker JVM's longest safepoint pause in the "
+            + "window and how many exceeded 1 ms. other: CPU used by other processes on the machine. Cluster rows: "
+            + "the three brokers summed.</p>\n");
         if (!targets.isEmpty()) {
             sb.append("<h2>Issue 8 targets</h2>\n<ul>\n");
             for (String t : targets) {
@@ -50,17 +53,27 @@ public final class HtmlReport {
             }
             sb.append("</ul>\n");
         }
-        List<Long> rates = new ArrayList<>();
+        if (!targets18.isEmpty()) {
+            sb.append("<h2>Issue 18 targets</h2>\n<ul>\n");
+            for (String t : targets18) {
+                String cls = t.endsWith("MET") ? "met" : t.endsWith("MISSED") ? "missed" : "";
+                sb.append("<li class=\"").append(cls).append("\">").append(esc(t)).append("</li>\n");
+            }
+            sb.append("</ul>\n");
+        }
+        List<Spec> specs = new ArrayList<>();
         for (Row r : Table.sorted(rows)) {
-            if (!rates.contains(r.ratePerSec())) {
-                rates.add(r.ratePerSec());
+            if (!specs.contains(r.spec())) {
+                specs.add(r.spec());
             }
         }
-        for (long rate : rates) {
-            List<Row> group = Table.sorted(rows).stream().filter(r -> r.ratePerSec() == rate).toList();
-            sb.append("<h2>").append(esc(CompareOptions.workloadName(rate))).append("</h2>\n<div class=\"charts\">\n");
-            sb.append(chart("produce -> ack, " + CompareOptions.workloadName(rate), group, true));
-            sb.append(chart("produce -> consume (end to end), " + CompareOptions.workloadName(rate), group, false));
+        for (Spec spec : specs) {
+            List<Row> group = Table.sorted(rows).stream().filter(r -> r.spec().equals(spec)).toList();
+            sb.append("<h2>").append(esc(spec.name())).append("</h2>\n<p>").append(esc(spec.shape().describe()))
+                .append(spec.suite().onCluster() ? ", on a " + Suite.CLUSTER_NODES + "-node cluster" : "")
+                .append("</p>\n<div class=\"charts\">\n");
+            sb.append(chart("produce -> ack, " + spec.name(), group, true));
+            sb.append(chart("produce -> consume (end to end), " + spec.name(), group, false));
             sb.append("</div>\n<p>Histogram logs: ");
             for (Row r : group) {
                 sb.append("<a href=\"").append(esc(r.hlogName())).append("\">").append(esc(r.hlogName())).append("</a> ");

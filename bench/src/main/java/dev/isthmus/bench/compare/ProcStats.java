@@ -42,6 +42,20 @@ public final class ProcStats {
             machineBusyNs());
     }
 
+    /** One reading of several processes (a cluster's brokers), their CPU times and resident sets summed. */
+    static Sample sample(long[] pids) {
+        long now = System.nanoTime();
+        long cpu = 0;
+        long rss = 0;
+        long peak = 0;
+        for (long pid : pids) {
+            cpu += processCpuNs(pid);
+            rss += statusKb(pid, "VmRSS:") * 1024;
+            peak += statusKb(pid, "VmHWM:") * 1024;
+        }
+        return new Sample(now, cpu, rss, peak, machineBusyNs());
+    }
+
     /** utime + stime of {@code pid}, or 0 when it is gone. */
     public static long processCpuNs(long pid) {
         String stat = read(Path.of("/proc", Long.toString(pid), "stat"));

@@ -9,17 +9,21 @@ import java.util.Locale;
 import java.util.Optional;
 
 /**
- * The side-by-side table (rows grouped by workload, brokers in run order) and the check of issue 8's
- * targets, as plain text. Stateless.
+ * The side-by-side table (rows grouped by workload: suite, then rate; brokers in run order) and the checks of
+ * issue 8's and issue 18's targets, as plain text. Stateless.
  */
 final class Table {
 
     static final double[] PERCENTILES = {50, 99, 99.9, 99.99};
 
-    /** Issue 8: Isthmus's p99.9 at this rate is compared with both Kafkas'. */
+    /** Issue 8: Isthmus's p99.9 at this rate is compared with both Kafkas'; issue 18's per-record targets too. */
     static final long TARGET_RATE_PER_SEC = 20_000;
 
-    private static final String ROW = "%-10s %-11s %8s |%7s%7s%7s%7s%8s |%7s%7s%7s%7s%8s |%6s%8s%13s |%6s  %s%n";
+    /** Issue 18: heap allocated per record at most 0.05 KB. */
+    static final double HEAP_TARGET_BYTES_PER_RECORD = 0.05 * 1024;
+
+    private static final String ROW =
+        "%-17s %-11s %8s |%7s%7s%7s%7s%8s |%7s%7s%7s%7s%8s |%6s%8s%9s%8s%13s |%6s  %s%n";
 
     private Table() {
     }
@@ -38,23 +42,25 @@ final class Table {
 
     static List<Row> sorted(List<Row> rows) {
         List<Row> s = new ArrayList<>(rows);
-        s.sort(Comparator.comparingLong((Row r) -> r.ratePerSec() == 0 ? Long.MAX_VALUE : r.ratePerSec())
+        s.sort(Comparator.comparing(Row::suite)
+            .thenComparingLong((Row r) -> r.ratePerSec() == 0 ? Long.MAX_VALUE : r.ratePerSec())
             .thenComparing(Row::broker));
         return s;
     }
 
     static String render(List<Row> rows) {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "%-31s |%-36s |%-36s |%-27s |%n", "",
+        sb.append(String.format(Locale.ROOT, "%-38s |%-36s |%-36s |%-44s |%n", "",
             " produce -> ack (ms)", " produce -> consume, end to end (ms)", " broker"));
         sb.append(String.format(Locale.ROOT, ROW, "workload", "broker", "rec/s", "p50", "p99", "p99.9", "p99.99",
-            "max", "p50", "p99", "p99.9", "p99.99", "max", "CPU%", "RSS MiB", "pause ms >1", "other", "notes"));
-        long lastRate = -1;
+            "max", "p50", "p99", "p99.9", "p99.99", "max", "CPU%", "s/Mrec", "B/rec", "RSS MiB", "pause ms >1",
+            "other", "notes"));
+        Spec last = null;
         for (Row r : sorted(rows)) {
-            if (lastRate != -1 && r.ratePerSec() != lastRate) {
+            if (last != null && !r.spec().equals(last)) {
                 sb.append('\n');
             }
-            lastRate = r.ratePerSec();
+            last = r.spec();
             Histogram a = r.result().ack();
             Histogram e = r.result().e2e();
             sb.append(String.format(Locale.ROOT, ROW, r.workload(), r.broker().label,
@@ -62,6 +68,8 @@ final class Table {
                 pct(a, 50), pct(a, 99), pct(a, 99.9), pct(a, 99.99), ms(a.getMaxValue()),
                 pct(e, 50), pct(e, 99), pct(e, 99.9), pct(e, 99.99), ms(e.getMaxValue()),
                 String.format(Locale.ROOT, "%.0f", r.cpuPercent()),
+                cpuPerMillion(r.cpuSecondsPerMillion()),
+                Double.isNaN(r.heapBytesPerRecord()) ? "-" : String.format(Locale.ROOT, "%,.0f", r.heapBytesPerRecord()),
                 String.format(Locale.ROOT, "%,d", r.peakRssBytes() >> 20),
                 r.pauses().count() == 0 ? "none" : ms(r.pauses().maxNs()) + " " + r.pauses().over1msCount(),
                 String.format(Locale.ROOT, "%.0f%%", r.otherCpuPercent()), r.notes()));
@@ -69,19 +77,28 @@ final class Table {
         return sb.toString();
     }
 
+    /** CPU-seconds per million records with about three significant digits, "-" when unknown. */
+    static String cpuPerMillion(double v) {
+        if (Double.isNaN(v)) {
+            return "-";
+        }
+        return v < 10 ? String.format(Locale.ROOT, "%.2f", v) : v < 100 ? String.format(Locale.ROOT, "%.1f", v)
+            : String.format(Locale.ROOT, "%,.0f", v);
+    }
+
     private static String pct(Histogram h, double p) {
         return h.getTotalCount() == 0 ? "-" : ms(h.getValueAtPercentile(p));
     }
 
     /**
-     * Issue 8's targets, each on one line ending in MET, MISSED or "not measured". Latency targets are checked
-     * on both latencies (end to end, and produce to ack); the e2e line comes first.
+     * Issue 8's targets (the single-partition suite), each on one line ending in MET, MISSED or "not measured".
+     * Latency targets are checked on both latencies (end to end, and produce to ack); the e2e line comes first.
      */
     static List<String> targets(List<Row> rows, long isthmusMemoryBytes, long heapBytes) {
         List<String> out = new ArrayList<>();
-        Optional<Row> i20 = find(rows, BrokerKind.ISTHMUS, TARGET_RATE_PER_SEC);
-        Optional<Row> k20 = find(rows, BrokerKind.KAFKA, TARGET_RATE_PER_SEC);
-        Optional<Row> f20 = find(rows, BrokerKind.KAFKA_FSYNC, TARGET_RATE_PER_SEC);
+        Optional<Row> i20 = find(rows, BrokerKind.ISTHMUS, Suite.SINGLE, TARGET_RATE_PER_SEC);
+        Optional<Row> k20 = find(rows, BrokerKind.KAFKA, Suite.SINGLE, TARGET_RATE_PER_SEC);
+        Optional<Row> f20 = find(rows, BrokerKind.KAFKA_FSYNC, Suite.SINGLE, TARGET_RATE_PER_SEC);
         for (String kind : List.of("e2e", "ack")) {
             String name = kind.equals("e2e") ? "end-to-end" : "produce->ack";
             if (i20.isPresent() && f20.isPresent()) {
@@ -101,9 +118,9 @@ final class Table {
                 out.add("p99.9 " + name + " at 20k/s below default Kafka's: not measured (needs isthmus and kafka at 20000/s)");
             }
         }
-        Optional<Row> is = find(rows, BrokerKind.ISTHMUS, 0);
-        Optional<Row> ks = find(rows, BrokerKind.KAFKA, 0);
-        Optional<Row> fs = find(rows, BrokerKind.KAFKA_FSYNC, 0);
+        Optional<Row> is = find(rows, BrokerKind.ISTHMUS, Suite.SINGLE, 0);
+        Optional<Row> ks = find(rows, BrokerKind.KAFKA, Suite.SINGLE, 0);
+        Optional<Row> fs = find(rows, BrokerKind.KAFKA_FSYNC, Suite.SINGLE, 0);
         if (is.isPresent() && fs.isPresent()) {
             double a = is.get().result().throughputPerSec();
             double b = fs.get().result().throughputPerSec();
@@ -119,7 +136,7 @@ final class Table {
         } else {
             out.add("saturation >= default Kafka's: not measured (needs isthmus and kafka at saturation)");
         }
-        List<Row> isthmus = rows.stream().filter(r -> r.broker() == BrokerKind.ISTHMUS).toList();
+        List<Row> isthmus = rows.stream().filter(r -> r.broker() == BrokerKind.ISTHMUS && !r.suite().onCluster()).toList();
         if (!isthmus.isEmpty()) {
             long peak = isthmus.stream().mapToLong(Row::peakRssBytes).max().orElse(0);
             long bound = isthmusMemoryBytes + heapBytes;
@@ -136,6 +153,77 @@ final class Table {
         return out;
     }
 
+    /**
+     * Issue 18's targets, each on one line ending in MET, MISSED, "not judged" or "not measured", then a line
+     * counting the windows with no stalled-CPU second.
+     *
+     * @param fsync the device's fdatasync latency measured in the same run, or null when it was not
+     */
+    static List<String> issue18Targets(List<Row> rows, FsyncProbe.Result fsync) {
+        List<String> out = new ArrayList<>();
+        Optional<Row> i20 = find(rows, BrokerKind.ISTHMUS, Suite.SINGLE, TARGET_RATE_PER_SEC);
+        Optional<Row> k20 = find(rows, BrokerKind.KAFKA, Suite.SINGLE, TARGET_RATE_PER_SEC);
+        if (i20.isPresent() && k20.isPresent() && !Double.isNaN(i20.get().cpuSecondsPerMillion())
+                && !Double.isNaN(k20.get().cpuSecondsPerMillion())) {
+            double a = i20.get().cpuSecondsPerMillion();
+            double b = k20.get().cpuSecondsPerMillion();
+            out.add(verdict(String.format(Locale.ROOT, "broker CPU per record at 20k/s <= 1/3 of default Kafka's: "
+                + "Isthmus %s vs %s / 3 = %s CPU-s per million records", cpuPerMillion(a), cpuPerMillion(b),
+                cpuPerMillion(b / 3)), a <= b / 3));
+        } else {
+            out.add("broker CPU per record at 20k/s <= 1/3 of default Kafka's: not measured (needs isthmus and kafka at 20000/s)");
+        }
+        if (i20.isPresent() && !Double.isNaN(i20.get().heapBytesPerRecord())) {
+            double b = i20.get().heapBytesPerRecord();
+            out.add(verdict(String.format(Locale.ROOT, "Isthmus heap allocated per record at 20k/s <= 0.05 KB (%.0f B): "
+                + "%,.0f B (%.2f KB)", HEAP_TARGET_BYTES_PER_RECORD, b, b / 1024), b <= HEAP_TARGET_BYTES_PER_RECORD));
+        } else {
+            out.add("Isthmus heap allocated per record at 20k/s <= 0.05 KB: not measured (needs isthmus at 20000/s and "
+                + "its heap counter)");
+        }
+        if (i20.isPresent() && fsync != null) {
+            Row r = i20.get();
+            long e2e = p999(r, "e2e");
+            String line = String.format(Locale.ROOT, "p99.9 end-to-end at 20k/s <= 2x the device's fdatasync p99.9 "
+                + "(same run, %s): Isthmus %s ms vs 2 x %s = %s ms", fsync.tool(), ms(e2e), ms(fsync.p999Ns()),
+                ms(2 * fsync.p999Ns()));
+            out.add(r.cleanWindow() ? verdict(line, e2e <= 2 * fsync.p999Ns())
+                : line + ": not judged (" + r.cpuStallSeconds() + " s of the window had a stalled CPU)");
+        } else {
+            out.add("p99.9 end-to-end at 20k/s <= 2x the device's fdatasync p99.9: not measured (needs isthmus at "
+                + "20000/s and --fsync-probe)");
+        }
+        Optional<Row> im = find(rows, BrokerKind.ISTHMUS, Suite.MANY_PARTITIONS, 0);
+        Optional<Row> km = find(rows, BrokerKind.KAFKA, Suite.MANY_PARTITIONS, 0);
+        if (im.isPresent() && km.isPresent()) {
+            double a = im.get().result().throughputPerSec();
+            double b = km.get().result().throughputPerSec();
+            out.add(verdict(String.format(Locale.ROOT, "many partitions: saturation >= 2x default Kafka's: Isthmus "
+                + "%,.0f vs 2 x %,.0f = %,.0f records/s", a, b, 2 * b), a >= 2 * b));
+        } else {
+            out.add("many partitions: saturation >= 2x default Kafka's: not measured (needs isthmus and kafka on "
+                + "many-partitions at saturation)");
+        }
+        Optional<Row> ic = find(rows, BrokerKind.ISTHMUS, Suite.CLUSTER, TARGET_RATE_PER_SEC);
+        Optional<Row> kc = find(rows, BrokerKind.KAFKA, Suite.CLUSTER, TARGET_RATE_PER_SEC);
+        if (ic.isPresent() && kc.isPresent()) {
+            long a = p999(ic.get(), "e2e");
+            long b = p999(kc.get(), "e2e");
+            out.add(verdict(String.format(Locale.ROOT, "cluster: p99.9 end-to-end at 20k/s below Kafka's: Isthmus %s "
+                + "ms vs %s ms", ms(a), ms(b)), a < b));
+        } else {
+            out.add("cluster: p99.9 end-to-end at 20k/s below Kafka's: not measured (needs isthmus and kafka on "
+                + "cluster at 20000/s)");
+        }
+        if (!rows.isEmpty()) {
+            long clean = rows.stream().filter(Row::cleanWindow).count();
+            List<Row> isthmus = rows.stream().filter(r -> r.broker() == BrokerKind.ISTHMUS).toList();
+            out.add(String.format(Locale.ROOT, "measurement windows with no stalled-CPU second: %d of %d (Isthmus %d of %d)",
+                clean, rows.size(), isthmus.stream().filter(Row::cleanWindow).count(), isthmus.size()));
+        }
+        return out;
+    }
+
     private static String verdict(String line, boolean met) {
         return line + ": " + (met ? "MET" : "MISSED");
     }
@@ -145,8 +233,8 @@ final class Table {
         return h.getValueAtPercentile(99.9);
     }
 
-    private static Optional<Row> find(List<Row> rows, BrokerKind b, long rate) {
-        return rows.stream().filter(r -> r.broker() == b && r.ratePerSec() == rate).findFirst();
+    private static Optional<Row> find(List<Row> rows, BrokerKind b, Suite suite, long rate) {
+        return rows.stream().filter(r -> r.broker() == b && r.suite() == suite && r.ratePerSec() == rate).findFirst();
     }
 
     /** Bytes from a size like 512m, 2G, 1024k or 4096. */

@@ -39,9 +39,9 @@ class CompareTest {
     void shouldPrintTheTableAndWriteTheReportAgainstIsthmus(@TempDir Path tmp) throws IOException {
         Path out = tmp.resolve("out");
         Path work = Files.createDirectory(tmp.resolve("work"));
-        Run run = compare("--quick", "--brokers", "isthmus", "--rates", "1000", "--warmup", "1s", "--duration", "1s",
-            "--port", Integer.toString(freePort()), "--out", out.toString(), "--tmp-dir", work.toString(),
-            "--root", ROOT.toString());
+        Run run = compare("--quick", "--workloads", "single", "--brokers", "isthmus", "--rates", "1000", "--warmup", "1s",
+            "--duration", "1s", "--fsync-probe", "500ms", "--fsync-tool", "java", "--port", Integer.toString(freePort()),
+            "--out", out.toString(), "--tmp-dir", work.toString(), "--root", ROOT.toString());
         assertEquals(0, run.outcome.exitCode(), run.text);
 
         // The table: one row per workload, every record acknowledged and delivered once, in order.
@@ -56,13 +56,22 @@ class CompareTest {
                 + ": sent " + res.sent() + " acked " + res.acked() + " consumed " + res.consumed());
             assertTrue(res.ack().getTotalCount() > 0 && res.e2e().getTotalCount() > 0, r.workload());
             assertTrue(r.peakRssBytes() > 0, "RSS from /proc");
+            assertTrue(r.brokerCpuNs() > 0 && r.cpuSecondsPerMillion() > 0, r.workload() + ": broker CPU per record");
+            assertTrue(r.heapBytes() > 0, r.workload() + ": heap allocated, read from the broker over JMX");
         }
+        // The device probe ran before the broker, in the data directories' file system.
+        assertNotNull(run.outcome.fsync(), run.text);
+        assertEquals("java", run.outcome.fsync().tool());
+        assertTrue(run.outcome.fsync().count() > 0);
         String table = Files.readString(out.resolve("table.txt"));
-        for (String s : List.of("produce -> ack", "produce -> consume", "p99.99", "CPU%", "RSS MiB", "1000/s",
-                "saturation", "Isthmus", "Issue 8 targets")) {
+        for (String s : List.of("produce -> ack", "produce -> consume", "p99.99", "CPU%", "s/Mrec", "B/rec", "RSS MiB",
+                "1000/s", "saturation", "Isthmus", "Issue 8 targets", "Issue 18 targets",
+                "measurement windows with no stalled-CPU second: ")) {
             assertTrue(table.contains(s), "table.txt lacks '" + s + "':\n" + table);
             assertTrue(run.text.contains(s), "the printed table lacks '" + s + "':\n" + run.text);
         }
+
+        assertTrue(table.contains("\nDevice: 4 KiB O_DIRECT write + fdatasync at depth 1 for 0.5 s (java, "), table);
 
         // The page: self-contained, two charts per workload, each with the broker's line.
         String html = Files.readString(out.resolve("report.html"));
@@ -94,12 +103,52 @@ class CompareTest {
     }
 
     @Test
+    void shouldRunManyPartitionsAndAClusterAgainstIsthmus(@TempDir Path tmp) throws IOException {
+        Path out = tmp.resolve("out");
+        Path work = Files.createDirectory(tmp.resolve("work"));
+        Run run = compare("--quick", "--workloads", "many-partitions,cluster", "--brokers", "isthmus",
+            "--many-partitions-rates", "2000", "--cluster-rates", "2000", "--cluster-memory", "256M", "--no-saturation",
+            "--warmup", "1s", "--duration", "1s", "--fsync-probe", "0", "--port", Integer.toString(freePorts(6)),
+            "--out", out.toString(),
+            "--tmp-dir", work.toString(), "--root", ROOT.toString());
+        assertEquals(0, run.outcome.exitCode(), run.text);
+
+        // 64 partitions, 4 producers and a group of 4 on one broker; then 3 nodes, replication factor 3.
+        List<Row> rows = run.outcome.rows();
+        assertEquals(2, rows.size(), run.text);
+        assertEquals(Suite.MANY_PARTITIONS, rows.get(0).suite());
+        assertEquals(new Workload.Shape(64, (short) 1, 4, 4, true), rows.get(0).spec().shape());
+        assertEquals(Suite.CLUSTER, rows.get(1).suite());
+        assertEquals(new Workload.Shape(3, (short) 3, 1, 1, false), rows.get(1).spec().shape());
+        for (Row r : rows) {
+            Workload.Result res = r.result();
+            assertTrue(res.clean(), r.workload() + ": " + r.notes());
+            assertEquals(0, res.rebalances(), r.workload() + ": the group was stable before the clock started");
+            assertTrue(res.sent() > 0 && res.acked() == res.sent() && res.consumed() == res.sent(), r.workload()
+                + ": sent " + res.sent() + " acked " + res.acked() + " consumed " + res.consumed());
+            assertTrue(r.heapBytes() > 0 && r.brokerCpuNs() > 0, r.workload() + ": heap and CPU of every broker");
+        }
+        String table = Files.readString(out.resolve("table.txt"));
+        for (String s : List.of("64p 2000/s", "3-node 2000/s", "64 partitions, 4 producers, a consumer group of 4",
+                "3 partitions (replication 3)", "Cluster: 3 Isthmus nodes")) {
+            assertTrue(table.contains(s), "table.txt lacks '" + s + "':\n" + table);
+        }
+        for (int i = 0; i < 3; i++) {
+            assertTrue(Files.readString(out.resolve("gc-isthmus-node" + i + ".log")).contains("Using"), "node " + i + "'s JVM log");
+            assertTrue(Files.exists(out.resolve("broker-isthmus-node" + i + ".log")));
+        }
+        assertEquals(4, count(Files.readString(out.resolve("report.html")), "<svg"), "two charts per workload");
+        assertCleanedUp(work);
+    }
+
+    @Test
     void shouldFailWithOneSentenceWhenThePortIsTaken(@TempDir Path tmp) throws IOException {
         Path work = Files.createDirectory(tmp.resolve("work"));
         try (ServerSocket taken = new ServerSocket()) {
             taken.bind(new InetSocketAddress(InetAddress.getByName(BrokerProcess.HOST), 0));
             int port = taken.getLocalPort();
-            Run run = compare("--quick", "--brokers", "isthmus", "--port", Integer.toString(port),
+            Run run = compare("--quick", "--workloads", "single", "--fsync-probe", "0", "--brokers", "isthmus", "--port",
+                Integer.toString(port),
                 "--out", tmp.resolve("out").toString(), "--tmp-dir", work.toString(), "--root", ROOT.toString());
             assertEquals(1, run.outcome.exitCode(), run.text);
             assertTrue(run.text.contains("compare: port " + port + " on 127.0.0.1 (the Kafka listener of Isthmus) is "
@@ -113,7 +162,8 @@ class CompareTest {
         Path work = Files.createDirectory(tmp.resolve("work"));
         Path launcher = script(tmp.resolve("never-listens"), "#!/bin/sh\nexec sleep 600\n");
         int port = freePort();
-        Run run = compare("--quick", "--brokers", "isthmus", "--port", Integer.toString(port), "--startup-timeout", "2s",
+        Run run = compare("--quick", "--workloads", "single", "--fsync-probe", "0", "--brokers", "isthmus", "--port",
+            Integer.toString(port), "--startup-timeout", "2s",
             "--isthmus-launcher", launcher.toString(), "--out", tmp.resolve("out").toString(),
             "--tmp-dir", work.toString(), "--root", ROOT.toString());
         assertEquals(1, run.outcome.exitCode(), run.text);
@@ -126,8 +176,8 @@ class CompareTest {
     void shouldSayWhatABrokerPrintedWhenItExitsBeforeComingUp(@TempDir Path tmp) throws IOException {
         Path work = Files.createDirectory(tmp.resolve("work"));
         Path launcher = script(tmp.resolve("fails"), "#!/bin/sh\necho 'isthmus: --memory 2G is more than this host has'\nexit 3\n");
-        Run run = compare("--quick", "--brokers", "isthmus", "--port", Integer.toString(freePort()),
-            "--isthmus-launcher", launcher.toString(), "--out", tmp.resolve("out").toString(),
+        Run run = compare("--quick", "--workloads", "single", "--fsync-probe", "0", "--brokers", "isthmus", "--port",
+            Integer.toString(freePort()), "--isthmus-launcher", launcher.toString(), "--out", tmp.resolve("out").toString(),
             "--tmp-dir", work.toString(), "--root", ROOT.toString());
         assertEquals(1, run.outcome.exitCode(), run.text);
         assertTrue(run.text.contains("compare: Isthmus exited with code 3 before it came up: "
@@ -147,6 +197,37 @@ class CompareTest {
         assertNotNull(quick);
         assertEquals(List.of(5_000L, 20_000L, 50_000L, 0L), quick.workloads());
         assertEquals(List.of(BrokerKind.ISTHMUS, BrokerKind.KAFKA, BrokerKind.KAFKA_FSYNC), quick.brokers());
+        assertEquals(List.of(Suite.SINGLE, Suite.MANY_PARTITIONS, Suite.CLUSTER), quick.suites());
+        assertEquals(List.of("5000/s", "20000/s", "50000/s", "saturation", "64p 20000/s", "64p 50000/s", "64p saturation",
+            "3-node 20000/s", "3-node saturation"), quick.specs().stream().map(Spec::name).toList());
+        assertEquals(2_000_000_000L, quick.fsyncProbeNs());
+
+        CompareOptions picked = CompareOptions.parse(new String[] {"--workloads", "cluster,single", "--cluster-rates",
+            "20k", "--no-saturation", "--root", ROOT.toString()});
+        assertNotNull(picked);
+        assertEquals(List.of(Suite.SINGLE, Suite.CLUSTER), picked.suites(), "always in run order");
+        e = assertThrows(IllegalArgumentException.class, () -> CompareOptions.parse(new String[] {"--workloads",
+            "single,cluster", "--rates", "none", "--no-saturation", "--root", ROOT.toString()}));
+        assertEquals("nothing to run for single: no rates and --no-saturation", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+            () -> CompareOptions.parse(new String[] {"--workloads", "many", "--root", ROOT.toString()}));
+        assertEquals("unknown workload 'many' in --workloads; choose from single, many-partitions, cluster", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+            () -> CompareOptions.parse(new String[] {"--cluster-rates", "fast", "--root", ROOT.toString()}));
+        assertEquals("--cluster-rates takes records/s like 5000,20000,50000; 'fast' is not a number", e.getMessage());
+    }
+
+    @Test
+    void shouldConfigureAThreeNodeKraftClusterWithStaticVoters() {
+        String node1 = BrokerProcess.clusterServerProperties(BrokerKind.KAFKA, 40000, Path.of("/d"), 1, 3);
+        assertTrue(node1.contains("\nprocess.roles=broker,controller\nnode.id=1\n"), node1);
+        assertTrue(node1.contains("\ncontroller.quorum.voters=0@127.0.0.1:40003,1@127.0.0.1:40004,2@127.0.0.1:40005\n"), node1);
+        assertTrue(node1.contains("\nlisteners=PLAINTEXT://127.0.0.1:40001,CONTROLLER://127.0.0.1:40004\n"), node1);
+        assertTrue(node1.contains("\noffsets.topic.replication.factor=3\n"), node1);
+        assertFalse(node1.contains("flush"), node1);
+        assertTrue(BrokerProcess.clusterServerProperties(BrokerKind.KAFKA_FSYNC, 40000, Path.of("/d"), 0, 3)
+            .contains("\nlog.flush.interval.messages=1\n"));
+        assertEquals("0@127.0.0.1:40003,1@127.0.0.1:40004,2@127.0.0.1:40005", BrokerProcess.isthmusSeeds(40000, 3));
     }
 
     @Test
@@ -203,6 +284,28 @@ class CompareTest {
             n++;
         }
         return n;
+    }
+
+    /** The first of {@code n} consecutive free ports (a cluster takes six). */
+    private static int freePorts(int n) throws IOException {
+        for (int attempt = 0; attempt < 100; attempt++) {
+            int first = freePort();
+            if (first + n > 65535) {
+                continue;
+            }
+            boolean all = true;
+            for (int i = 1; i < n && all; i++) {
+                try (ServerSocket s = new ServerSocket()) {
+                    s.bind(new InetSocketAddress(InetAddress.getByName(BrokerProcess.HOST), first + i));
+                } catch (IOException taken) {
+                    all = false;
+                }
+            }
+            if (all) {
+                return first;
+            }
+        }
+        throw new IOException("no " + n + " consecutive free ports");
     }
 
     private static int freePort() throws IOException {

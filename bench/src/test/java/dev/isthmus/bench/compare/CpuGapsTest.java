@@ -37,10 +37,11 @@ class CpuGapsTest {
     @Test
     void shouldNameStalledSecondsInTheNotes() {
         Workload.Result clean = new Workload.Result(new org.HdrHistogram.Histogram(3), new org.HdrHistogram.Histogram(3),
-            1_000_000_000L, 100, 100, 100, 100, 0, 0, null, 0, 1_000_000_000L);
-        Row quiet = new Row(BrokerKind.ISTHMUS, 100, clean, 10, 0, 1 << 20, GcLog.Pauses.NONE, "x.hlog", 0);
+            1_000_000_000L, 100, 100, 100, 100, 0, 0, 0, null, 0, 1_000_000_000L);
+        Spec spec = new Spec(Suite.SINGLE, Workload.Shape.SINGLE, 100);
+        Row quiet = new Row(BrokerKind.ISTHMUS, spec, clean, 10, 0, 1 << 20, GcLog.Pauses.NONE, "x.hlog", 0, 0, -1);
         assertEquals("", quiet.notes());
-        Row stalled = new Row(BrokerKind.ISTHMUS, 100, clean, 10, 0, 1 << 20, GcLog.Pauses.NONE, "x.hlog", 2);
+        Row stalled = new Row(BrokerKind.ISTHMUS, spec, clean, 10, 0, 1 << 20, GcLog.Pauses.NONE, "x.hlog", 2, 0, -1);
         assertEquals("2 s with a CPU stalled 50+ ms", stalled.notes());
     }
 }
