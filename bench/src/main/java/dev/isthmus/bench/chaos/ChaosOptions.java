@@ -58,7 +58,7 @@ record ChaosOptions(boolean quick, List<Integer> clusterSizes, long timeNs, int 
           injects faults on a seeded schedule, then checks the history and reports anomalies and recovery times.
           Exit 0 only when every anomaly count is 0.
           --quick                  the CI run (about 2 minutes): a 1-node then a 3-node cluster
-          --time DURATION          length of each cluster's run, e.g. 30m (default 5m; --quick: 25s and 45s)
+          --time DURATION          length of each cluster's run, e.g. 30m (default 5m; --quick: 20s and 40s)
           --nodes N[,N...]         cluster sizes, run one after the other: 1, 3 or 5 (default 3; --quick: 1,3)
           --workload W[,W...]      append, group, admin (default all)
           --nemesis F[,F...]       faults to schedule (default all; 'none' for none):
@@ -233,12 +233,12 @@ record ChaosOptions(boolean quick, List<Integer> clusterSizes, long timeNs, int 
             segmentBytes, netns, subnet, port, diskBytes, startupNs, out, tmp, pidFile, root, runId, check);
     }
 
-    /** The run time of a cluster of {@code nodes}: --time, or for --quick 25 s (1 node) and 45 s (more). */
+    /** The run time of a cluster of {@code nodes}: --time, or for --quick 20 s (1 node) and 40 s (more). */
     long runNs(int nodes) {
         if (timeNs > 0) {
             return timeNs;
         }
-        return TimeUnit.SECONDS.toNanos(nodes == 1 ? 25 : 45);
+        return TimeUnit.SECONDS.toNanos(nodes == 1 ? 20 : 40);
     }
 
     boolean has(String workload) {
