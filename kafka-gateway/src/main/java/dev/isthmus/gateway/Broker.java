@@ -71,6 +71,10 @@ public final class Broker implements AutoCloseable {
     private volatile RaftServer raft;
     private volatile Controller controller;
     private volatile boolean registered;
+    /** Set when the broker starts closing: periodic tasks stop rescheduling. */
+    private volatile boolean closing;
+    /** Leaders, epochs and in-sync replicas published by the leaders, between shards and nodes. */
+    private final ReplicaStates replicaStates = new ReplicaStates(this);
     private long nextProducerId;
     // Shard 0 only: the table handed to the shards last, the version every shard has installed, and waiters.
     private TopicTable published = TopicTable.EMPTY;
@@ -255,7 +259,9 @@ public final class Broker implements AutoCloseable {
                 states[id].raft = raft.shard(id);
                 if (id == 0) {
                     handlers.admin().elections().register(raft.shard(0).transport()); // ElectLeaders between nodes
+                    replicaStates.register(raft.shard(0).transport()); // replica states between nodes
                 }
+                replicaStates.startChecks(states[id]);
                 return null;
             }).get(30, TimeUnit.SECONDS);
         }
@@ -307,6 +313,11 @@ public final class Broker implements AutoCloseable {
                 Thread.sleep(5);
             }
         }
+    }
+
+    /** Whether the broker started closing (periodic tasks stop). */
+    boolean isClosing() {
+        return closing;
     }
 
     /** Whether the controller has this node's registration (ready to take topics). */
@@ -361,11 +372,15 @@ public final class Broker implements AutoCloseable {
         for (int i = 0; i < group.size(); i++) {
             int id = i;
             if (i == here.id()) {
-                states[i].leaders.put(groupId, entry);
+                states[i].announceLeader(groupId, entry);
             } else {
-                here.submitTo(i, x -> states[id].leaders.put(groupId, entry));
+                here.submitTo(i, x -> {
+                    states[id].announceLeader(groupId, entry);
+                    return null;
+                });
             }
         }
+        replicaStates.leadershipChanged(states[here.id()], p, leader, term);
         if (p.topic.equals(GroupCoordinator.OFFSETS_TOPIC)) {
             states[here.id()].groups.leadershipChanged(p.index, leader);
         }
@@ -717,11 +732,114 @@ public final class Broker implements AutoCloseable {
     }
 
     /**
+     * Stops the node as SIGTERM does: in a cluster, first hands the leadership of every partition and of the
+     * controller it leads to in-sync followers ({@link #handOffLeadership}, at most
+     * {@link BrokerConfig#shutdownHandoffMs()}), so clients move to the new leaders without waiting for an election
+     * timeout (Kafka's controlled shutdown); then {@link #close()}. Any non-shard thread.
+     */
+    public void shutdown() {
+        if (config.clusterMode() && config.shutdownHandoffMs() > 0 && raft != null && !closing) {
+            try {
+                handOffLeadership(config.shutdownHandoffMs());
+            } catch (Exception e) {
+                LOG.log(System.Logger.Level.WARNING, "node " + config.nodeId() + " could not hand its leaderships"
+                    + " over before stopping: " + e);
+            }
+        }
+        close();
+    }
+
+    /** What {@link #handOffLeadership} did: groups led at its start, groups still led at its end, its duration. */
+    record HandOff(int led, int stillLed, long millis) {
+    }
+
+    /**
+     * Hands the leadership of every Raft group this node leads (partitions and the controller) to in-sync followers,
+     * for at most {@code timeoutMs}, and keeps this node from leading again (its members stop campaigning, and the
+     * other nodes stop handing leadership back to it, {@link ReplicaStates#announceDraining}). Each group goes to the
+     * preferred replica when it is in sync, else to the follower holding the most of the log, by a Raft leadership
+     * transfer (thesis §3.10: proposals pause until the target holds the whole log, then it campaigns at once);
+     * a transfer that does not finish is retried. Groups whose followers are all down or behind stay led here. The
+     * node keeps serving meanwhile (requests for what it no longer leads answer NOT_LEADER_OR_FOLLOWER). Blocks:
+     * any non-shard thread. Maintenance mode will reuse it (without the stop).
+     */
+    HandOff handOffLeadership(long timeoutMs) throws Exception {
+        long start = System.nanoTime();
+        long deadline = start + timeoutMs * 1_000_000L;
+        for (int i = 0; i < group.size(); i++) {
+            int id = i;
+            group.call(i, s -> {
+                raft.shard(id).node().setMayLead(false);
+                return null;
+            }).get(30, TimeUnit.SECONDS);
+        }
+        long ackWaitNs = Math.min(1_000_000_000L, Math.max(0, deadline - System.nanoTime()));
+        group.callAsync(0, s -> replicaStates.announceDraining(ackWaitNs)).get(ackWaitNs / 1_000_000 + 5_000,
+            TimeUnit.MILLISECONDS);
+        int led = -1;
+        int leading;
+        List<Set<Long>> handed = new ArrayList<>(); // per shard, touched on that shard only
+        for (int i = 0; i < group.size(); i++) {
+            handed.add(new HashSet<>());
+        }
+        while (true) {
+            int[] counts = new int[2]; // {groups led here with other voters, groups still to wait for}
+            for (int i = 0; i < group.size(); i++) {
+                int id = i;
+                int[] c = group.call(i, s -> handOffOnShard(id, handed.get(id))).get(30, TimeUnit.SECONDS);
+                counts[0] += c[0];
+                counts[1] += c[1];
+            }
+            leading = counts[0];
+            if (led < 0) {
+                led = leading;
+            }
+            if (counts[1] == 0 || System.nanoTime() >= deadline) {
+                break;
+            }
+            Thread.sleep(5);
+        }
+        long ms = (System.nanoTime() - start) / 1_000_000;
+        LOG.log(System.Logger.Level.INFO, "node " + config.nodeId() + " handed the leadership of " + (led - leading)
+            + " of " + led + " Raft group(s) (partitions and the controller) to in-sync followers in " + ms + " ms"
+            + (leading > 0 ? "; " + leading + " stay led here (no live in-sync follower could take them)" : ""));
+        return new HandOff(led, leading, ms);
+    }
+
+    /**
+     * On shard {@code id}: starts or continues the hand-off of every group it leads; returns {groups led, groups to
+     * wait for}: those with a follower to take over, and those handed over whose new leader this replica does not
+     * know yet (until it does, Metadata from this node would name no leader).
+     */
+    private int[] handOffOnShard(int id, Set<Long> handed) {
+        int[] c = new int[2];
+        ShardState st = states[id];
+        for (dev.isthmus.raft.server.ReplicatedLog rl : raft.shard(id).groups()) {
+            if (!rl.isLeader()) {
+                if (handed.contains(rl.groupId()) && rl.leaderId() < 0) {
+                    c[1]++;
+                }
+                continue;
+            }
+            if (rl.configuration().allVoters().length < 2) {
+                continue;
+            }
+            c[0]++;
+            handed.add(rl.groupId());
+            if (rl.handOffLeadership(n -> st.alive(n) && !raft.isLeadershipExcluded(n)) >= 0) {
+                c[1]++;
+            }
+        }
+        return c;
+    }
+
+    /**
      * Stops listening, closes connections, stops serving partitions, stops Raft (closing every log cleanly, so
      * the next start skips recovery), then the shards.
      */
     @Override
     public void close() {
+        closing = true;
         MetricsServer m = metrics;
         if (m != null) {
             m.close();

@@ -47,6 +47,13 @@ import java.util.Map;
  * @param maxPartitionsPerShard      partition replicas each shard may host ({@code --max-partitions-per-shard},
  *                                   Redpanda's {@code topic_partitions_per_shard}); CreateTopics and
  *                                   CreatePartitions beyond this x shards x brokers are refused
+ * @param replicaLagTimeMaxMs        a follower that has not held its leader's whole log within this long leaves
+ *                                   the partition's in-sync replicas ({@code --replica-lag-time-max-ms}, Kafka's
+ *                                   {@code replica.lag.time.max.ms}, 30 s)
+ * @param shutdownHandoffMs          the longest a node stopped with SIGTERM spends handing the leadership of its
+ *                                   partitions and of the controller to in-sync followers before it closes anyway
+ *                                   ({@code --shutdown-handoff-ms}; 0 = close at once, as Kafka's
+ *                                   {@code controlled.shutdown.enable=false})
  * @param requestReceiveTimeoutMs    how long a client may take to send the whole of a request once its first byte
  *                                   arrived ({@code --request-receive-timeout}); time the broker kept it from
  *                                   sending (back-pressure) does not count; beyond it the connection is closed
@@ -72,8 +79,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
                            int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
-                           Map<String, String> topicDefaults, long requestReceiveTimeoutMs,
-                           int connectionReceiveSharePercent) {
+                           long replicaLagTimeMaxMs, long shutdownHandoffMs, Map<String, String> topicDefaults,
+                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
@@ -122,6 +129,12 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (maxPartitionsPerShard < 1) {
             throw new IllegalArgumentException("--max-partitions-per-shard must be >= 1, got " + maxPartitionsPerShard);
+        }
+        if (replicaLagTimeMaxMs < 1) {
+            throw new IllegalArgumentException("--replica-lag-time-max-ms must be >= 1, got " + replicaLagTimeMaxMs);
+        }
+        if (shutdownHandoffMs < 0) {
+            throw new IllegalArgumentException("--shutdown-handoff-ms must be >= 0, got " + shutdownHandoffMs);
         }
         if (requestReceiveTimeoutMs < 1) {
             throw new IllegalArgumentException("--request-receive-timeout must be at least 1 ms, got "
@@ -380,6 +393,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         List<String> seeds = List.of();
         int zeroedSegments = 1;
         int maxPartitionsPerShard = 1000;
+        long replicaLagTimeMaxMs = 30_000;
+        long shutdownHandoffMs = 10_000;
         boolean autoLeaderRebalance = true;
         Map<String, String> topicDefaults = new java.util.LinkedHashMap<>();
         long requestReceiveTimeoutMs = 30_000;
@@ -416,6 +431,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             seeds = c.seeds;
             zeroedSegments = c.zeroedSegments;
             maxPartitionsPerShard = c.maxPartitionsPerShard;
+            replicaLagTimeMaxMs = c.replicaLagTimeMaxMs;
+            shutdownHandoffMs = c.shutdownHandoffMs;
             autoLeaderRebalance = c.autoLeaderRebalance;
             topicDefaults = new java.util.LinkedHashMap<>(c.topicDefaults);
             requestReceiveTimeoutMs = c.requestReceiveTimeoutMs;
@@ -424,6 +441,16 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
 
         public Builder autoLeaderRebalance(boolean v) {
             autoLeaderRebalance = v;
+            return this;
+        }
+
+        public Builder replicaLagTimeMaxMs(long v) {
+            replicaLagTimeMaxMs = v;
+            return this;
+        }
+
+        public Builder shutdownHandoffMs(long v) {
+            shutdownHandoffMs = v;
             return this;
         }
 
@@ -570,8 +597,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 pin, backend, maxRequestBytes, maxConnections, maxConnectionBufferedBytes, defaultPartitions,
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
-                zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, topicDefaults, requestReceiveTimeoutMs,
-                connectionReceiveSharePercent);
+                zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
+                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent);
         }
     }
 }

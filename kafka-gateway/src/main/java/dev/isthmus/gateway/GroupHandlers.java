@@ -1,5 +1,7 @@
 package dev.isthmus.gateway;
 
+import dev.isthmus.gateway.group.GroupApi;
+import dev.isthmus.gateway.group.TopicPartition;
 import dev.isthmus.gateway.protocol.ByteSlice;
 import dev.isthmus.gateway.protocol.IoBufSlice;
 import dev.isthmus.gateway.protocol.ProtocolMessage;
@@ -32,6 +34,7 @@ import dev.isthmus.uring.shard.Promise;
 
 import dev.isthmus.gateway.protocol.message.MetadataResponseData;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -41,10 +44,13 @@ import java.util.function.Function;
 import static dev.isthmus.gateway.GroupCoordinator.OFFSETS_TOPIC;
 
 /**
- * The group APIs on the connection's shard: each request is routed to the shard that owns its group's
- * {@code __consumer_offsets} partition (creating the internal topic on first use), runs on that shard's
- * {@link GroupCoordinator}, and comes back as a response. Bytes fields are copied out of the connection's
- * receive buffers before they travel, so no shard holds another shard's memory.
+ * The group APIs on the connection's shard, the request layer: each wire request of any version becomes a
+ * {@link GroupApi} value, is routed to the shard that owns its group's {@code __consumer_offsets} partition
+ * (creating the internal topic on first use), runs on that shard's {@link GroupCoordinator} (its group state
+ * machine), and its answer becomes the wire response of the request's version. What the request layer decides
+ * stays here, as in Kafka's {@code KafkaApis}: unknown topics in an OffsetCommit, JoinGroup v0's rebalance timeout,
+ * the v0-2 LeaveGroup error at the top level. Bytes fields are copied out of the connection's receive buffers
+ * before they travel, so no shard holds another shard's memory.
  */
 final class GroupHandlers {
     private static final System.Logger LOG = System.getLogger(GroupHandlers.class.getName());
@@ -114,16 +120,6 @@ final class GroupHandlers {
         });
     }
 
-    /** A copy of a bytes field, releasing the receive buffer it pointed into. */
-    private static ByteSlice detach(ByteSlice s) {
-        if (s instanceof IoBufSlice io) {
-            byte[] b = io.toArray();
-            io.close();
-            return ByteSlice.of(b);
-        }
-        return s;
-    }
-
     // ------------------------------------------------------------------ FindCoordinator
 
     private Promise<ProtocolMessage> findCoordinator(ShardState st, FindCoordinatorRequestData req, short version) {
@@ -191,76 +187,122 @@ final class GroupHandlers {
 
     private Promise<ProtocolMessage> join(ShardState st, JoinGroupRequestData req, short version, String clientId,
                                           String clientHost) {
+        List<GroupApi.Protocol> protocols = new ArrayList<>(req.protocols.size());
         for (JoinGroupRequestData.JoinGroupRequestProtocol p : req.protocols) {
-            p.metadata = detach(p.metadata);
+            protocols.add(new GroupApi.Protocol(p.name, bytes(p.metadata)));
         }
-        return onGroup(st, req.groupId, (c, p) -> c.join(req, version, p, clientId, clientHost), code -> {
-            JoinGroupResponseData r = new JoinGroupResponseData();
-            r.errorCode = code;
-            r.memberId = req.memberId;
-            r.protocolName = null;
-            return r;
-        }).map(r -> {
-            if (version < 7 && r.protocolName == null) {
-                r.protocolName = ""; // nullable only from v7: Kafka writes "" before
-            }
-            return (ProtocolMessage) r;
-        });
+        // JoinGroup v0 has no rebalance timeout: the session timeout stands in for it (as in Kafka).
+        int rebalanceTimeoutMs = version == 0 || req.rebalanceTimeoutMs < 0 ? req.sessionTimeoutMs : req.rebalanceTimeoutMs;
+        GroupApi.JoinRequest r = new GroupApi.JoinRequest(req.groupId, req.memberId == null ? "" : req.memberId,
+            req.groupInstanceId, clientId == null ? "" : clientId, clientHost, req.sessionTimeoutMs, rebalanceTimeoutMs,
+            req.protocolType, protocols, version);
+        return onGroup(st, req.groupId, (c, p) -> c.join(p, r), code -> GroupApi.JoinResponse.error(code, r.memberId()))
+            .map(res -> {
+                JoinGroupResponseData out = new JoinGroupResponseData();
+                out.errorCode = res.errorCode();
+                out.generationId = res.generationId();
+                out.protocolType = res.protocolType();
+                out.protocolName = res.protocolName();
+                if (version < 7 && out.protocolName == null) {
+                    out.protocolName = ""; // nullable only from v7: Kafka writes "" before
+                }
+                out.leader = res.leader() == null ? "" : res.leader();
+                out.skipAssignment = res.skipAssignment();
+                out.memberId = res.memberId() == null ? "" : res.memberId();
+                for (GroupApi.JoinedMember m : res.members()) {
+                    JoinGroupResponseData.JoinGroupResponseMember jm = new JoinGroupResponseData.JoinGroupResponseMember();
+                    jm.memberId = m.memberId();
+                    jm.groupInstanceId = m.groupInstanceId();
+                    jm.metadata = ByteSlice.of(m.metadata());
+                    out.members.add(jm);
+                }
+                return (ProtocolMessage) out;
+            });
     }
 
     private Promise<ProtocolMessage> sync(ShardState st, SyncGroupRequestData req) {
+        Map<String, byte[]> assignments = new HashMap<>();
         for (SyncGroupRequestData.SyncGroupRequestAssignment a : req.assignments) {
-            a.assignment = detach(a.assignment);
+            assignments.put(a.memberId, bytes(a.assignment));
         }
-        return onGroup(st, req.groupId, (c, p) -> c.sync(req), code -> {
-            SyncGroupResponseData r = new SyncGroupResponseData();
-            r.errorCode = code;
-            return r;
-        }).map(r -> (ProtocolMessage) r);
+        GroupApi.SyncRequest r = new GroupApi.SyncRequest(req.groupId, req.memberId, req.groupInstanceId,
+            req.generationId, req.protocolType, req.protocolName, assignments);
+        return onGroup(st, req.groupId, (c, p) -> c.sync(p, r), GroupApi.SyncResponse::error).map(res -> {
+            SyncGroupResponseData out = new SyncGroupResponseData();
+            out.errorCode = res.errorCode();
+            out.protocolType = res.protocolType();
+            out.protocolName = res.protocolName();
+            out.assignment = ByteSlice.of(res.assignment());
+            return (ProtocolMessage) out;
+        });
     }
 
     private Promise<ProtocolMessage> heartbeat(ShardState st, HeartbeatRequestData req) {
-        return onGroup(st, req.groupId, (c, p) -> Promise.completed(c.heartbeat(req)), code -> code).map(code -> {
-            HeartbeatResponseData r = new HeartbeatResponseData();
-            r.errorCode = code;
-            return (ProtocolMessage) r;
+        GroupApi.HeartbeatRequest r = new GroupApi.HeartbeatRequest(req.groupId, req.memberId, req.groupInstanceId,
+            req.generationId);
+        return onGroup(st, req.groupId, (c, p) -> c.heartbeat(p, r), code -> code).map(code -> {
+            HeartbeatResponseData out = new HeartbeatResponseData();
+            out.errorCode = code;
+            return (ProtocolMessage) out;
         });
     }
 
     private Promise<ProtocolMessage> leave(ShardState st, LeaveGroupRequestData req, short version) {
-        return onGroup(st, req.groupId, (c, p) -> Promise.completed(c.leave(req, version)), code -> {
-            LeaveGroupResponseData r = new LeaveGroupResponseData();
-            r.errorCode = code;
-            return r;
-        }).map(r -> (ProtocolMessage) r);
+        List<GroupApi.LeavingMember> who = new ArrayList<>();
+        if (version < 3) {
+            who.add(new GroupApi.LeavingMember(req.memberId == null ? "" : req.memberId, null));
+        } else {
+            for (LeaveGroupRequestData.MemberIdentity id : req.members) {
+                who.add(new GroupApi.LeavingMember(id.memberId == null ? "" : id.memberId, id.groupInstanceId));
+            }
+        }
+        GroupApi.LeaveRequest r = new GroupApi.LeaveRequest(req.groupId, who);
+        return onGroup(st, req.groupId, (c, p) -> c.leave(p, r), code -> new GroupApi.LeaveResponse(code, List.of()))
+            .map(res -> {
+                LeaveGroupResponseData out = new LeaveGroupResponseData();
+                out.errorCode = res.errorCode();
+                for (GroupApi.LeftMember m : res.members()) {
+                    LeaveGroupResponseData.MemberResponse mr = new LeaveGroupResponseData.MemberResponse();
+                    mr.memberId = m.memberId();
+                    mr.groupInstanceId = m.groupInstanceId();
+                    mr.errorCode = m.errorCode();
+                    out.members.add(mr);
+                }
+                if (version < 3) {
+                    // One member, its error at the top level (Kafka's LeaveGroupResponse for v0-2).
+                    if (out.errorCode == ErrorCodes.NONE && !out.members.isEmpty()) {
+                        out.errorCode = out.members.get(0).errorCode;
+                    }
+                    out.members.clear();
+                }
+                return (ProtocolMessage) out;
+            });
     }
 
     // ------------------------------------------------------------------ offsets
 
     private Promise<ProtocolMessage> commit(ShardState st, OffsetCommitRequestData req, short version) {
         OffsetCommitResponseData r = new OffsetCommitResponseData();
-        List<GroupCoordinator.CommitRequest> entries = new ArrayList<>();
+        List<GroupApi.OffsetEntry> entries = new ArrayList<>();
         List<OffsetCommitResponseData.OffsetCommitResponsePartition> slots = new ArrayList<>();
         for (OffsetCommitRequestData.OffsetCommitRequestTopic t : req.topics) {
             OffsetCommitResponseData.OffsetCommitResponseTopic tr = new OffsetCommitResponseData.OffsetCommitResponseTopic();
             tr.name = t.name;
             tr.topicId = t.topicId;
             r.topics.add(tr);
-            String name = t.name;
-            if (version >= 10) {
-                TopicTable.Topic byId = st.topics.get(t.topicId);
-                name = byId == null ? null : byId.name();
-            }
+            TopicTable.Topic topic = version >= 10 ? st.topics.get(t.topicId) : t.name == null ? null : st.topics.get(t.name);
             for (OffsetCommitRequestData.OffsetCommitRequestPartition p : t.partitions) {
                 OffsetCommitResponseData.OffsetCommitResponsePartition pr = new OffsetCommitResponseData.OffsetCommitResponsePartition();
                 pr.partitionIndex = p.partitionIndex;
                 tr.partitions.add(pr);
-                if (name == null) {
-                    pr.errorCode = ErrorCodes.UNKNOWN_TOPIC_ID;
+                if (topic == null || p.partitionIndex < 0 || p.partitionIndex >= topic.partitions()) {
+                    // Kafka's request layer answers commits for partitions it does not know before the coordinator.
+                    pr.errorCode = version >= 10 && topic == null ? ErrorCodes.UNKNOWN_TOPIC_ID
+                        : ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
                     continue;
                 }
-                entries.add(new GroupCoordinator.CommitRequest(name, p.partitionIndex, p.committedOffset,
-                    p.committedLeaderEpoch, p.committedMetadata));
+                entries.add(new GroupApi.OffsetEntry(new TopicPartition(topic.name(), p.partitionIndex),
+                    p.committedOffset, p.committedLeaderEpoch, p.committedMetadata));
                 slots.add(pr);
             }
         }
@@ -271,34 +313,37 @@ final class GroupHandlers {
             slots.forEach(pr -> pr.errorCode = ErrorCodes.INVALID_GROUP_ID);
             return Promise.completed(r);
         }
-        return onGroup(st, req.groupId, (c, p) -> c.commit(req.groupId, req.generationIdOrMemberEpoch, req.memberId,
-            req.groupInstanceId, entries, p), code -> {
-                short[] all = new short[entries.size()];
-                java.util.Arrays.fill(all, code);
-                return all;
-            }).map(codes -> {
-                for (int i = 0; i < codes.length; i++) {
-                    slots.get(i).errorCode = codes[i];
-                }
-                return (ProtocolMessage) r;
-            });
+        GroupApi.OffsetCommitRequest c = new GroupApi.OffsetCommitRequest(req.groupId, req.generationIdOrMemberEpoch,
+            req.memberId == null ? "" : req.memberId, req.groupInstanceId, entries, version);
+        return onGroup(st, req.groupId, (co, p) -> co.commit(p, c), code -> {
+            short[] all = new short[entries.size()];
+            java.util.Arrays.fill(all, code);
+            return new GroupApi.OffsetCommitResponse(all);
+        }).map(res -> {
+            short[] codes = res.errorCodes();
+            for (int i = 0; i < codes.length; i++) {
+                slots.get(i).errorCode = codes[i];
+            }
+            return (ProtocolMessage) r;
+        });
     }
 
-    /** One group's part of an OffsetFetch: the group id and the topics asked for (null = all). */
-    private record GroupQuery(String groupId, List<GroupCoordinator.TopicPartition> partitions) {
+    /** One group's part of an OffsetFetch: the group id and the partitions asked for (null = all). */
+    private record GroupQuery(String groupId, List<TopicPartition> partitions, boolean requireStable) {
     }
 
     private Promise<ProtocolMessage> fetch(ShardState st, OffsetFetchRequestData req, short version) {
         List<GroupQuery> queries = new ArrayList<>();
         if (version < 8) {
-            queries.add(new GroupQuery(req.groupId, req.topics == null ? null : partitionsOf(req.topics)));
+            queries.add(new GroupQuery(req.groupId, req.topics == null ? null : partitionsOf(req.topics),
+                req.requireStable));
         } else {
             for (OffsetFetchRequestData.OffsetFetchRequestGroup g : req.groups) {
                 if (g.topics == null) {
-                    queries.add(new GroupQuery(g.groupId, null));
+                    queries.add(new GroupQuery(g.groupId, null, req.requireStable));
                     continue;
                 }
-                List<GroupCoordinator.TopicPartition> tps = new ArrayList<>();
+                List<TopicPartition> tps = new ArrayList<>();
                 for (OffsetFetchRequestData.OffsetFetchRequestTopics t : g.topics) {
                     String name = t.name;
                     if (version >= 10) {
@@ -306,16 +351,16 @@ final class GroupHandlers {
                         name = byId == null ? "" : byId.name();
                     }
                     for (int p : t.partitionIndexes) {
-                        tps.add(new GroupCoordinator.TopicPartition(name, p));
+                        tps.add(new TopicPartition(name, p));
                     }
                 }
-                queries.add(new GroupQuery(g.groupId, tps));
+                queries.add(new GroupQuery(g.groupId, tps, req.requireStable));
             }
         }
         List<Promise<Object>> answers = new ArrayList<>();
         for (GroupQuery q : queries) {
-            answers.add(onGroup(st, q.groupId, (c, p) -> Promise.completed((Object) c.fetchOffsets(q.groupId, q.partitions)),
-                code -> (Object) code));
+            answers.add(onGroup(st, q.groupId, (c, p) -> Promise.completed((Object) c.fetchOffsets(p, q.groupId,
+                q.partitions, q.requireStable)), code -> (Object) code));
         }
         return Promise.whenAll(answers).map(results -> {
             OffsetFetchResponseData r = new OffsetFetchResponseData();
@@ -324,12 +369,12 @@ final class GroupHandlers {
                 Object res = results.get(i);
                 short groupError = res instanceof Short code ? code : ErrorCodes.NONE;
                 @SuppressWarnings("unchecked")
-                Map<GroupCoordinator.TopicPartition, GroupCoordinator.Committed> offsets = res instanceof Map<?, ?> m
-                    ? (Map<GroupCoordinator.TopicPartition, GroupCoordinator.Committed>) m : Map.of();
+                Map<TopicPartition, GroupApi.FetchedOffset> offsets = res instanceof Map<?, ?> m
+                    ? (Map<TopicPartition, GroupApi.FetchedOffset>) m : Map.of();
                 if (version < 8) {
                     r.errorCode = groupError;
                     Map<String, OffsetFetchResponseData.OffsetFetchResponseTopic> byTopic = new LinkedHashMap<>();
-                    for (Map.Entry<GroupCoordinator.TopicPartition, GroupCoordinator.Committed> e : offsets.entrySet()) {
+                    for (Map.Entry<TopicPartition, GroupApi.FetchedOffset> e : offsets.entrySet()) {
                         OffsetFetchResponseData.OffsetFetchResponseTopic t = byTopic.computeIfAbsent(e.getKey().topic(), n -> {
                             OffsetFetchResponseData.OffsetFetchResponseTopic x = new OffsetFetchResponseData.OffsetFetchResponseTopic();
                             x.name = n;
@@ -337,8 +382,12 @@ final class GroupHandlers {
                             return x;
                         });
                         OffsetFetchResponseData.OffsetFetchResponsePartition p = new OffsetFetchResponseData.OffsetFetchResponsePartition();
+                        GroupApi.FetchedOffset f = e.getValue();
                         p.partitionIndex = e.getKey().partition();
-                        fill(e.getValue(), p);
+                        p.committedOffset = f.offset();
+                        p.committedLeaderEpoch = f.leaderEpoch();
+                        p.metadata = f.metadata();
+                        p.errorCode = f.errorCode();
                         t.partitions.add(p);
                     }
                 } else {
@@ -347,7 +396,7 @@ final class GroupHandlers {
                     g.errorCode = groupError;
                     r.groups.add(g);
                     Map<String, OffsetFetchResponseData.OffsetFetchResponseTopics> byTopic = new LinkedHashMap<>();
-                    for (Map.Entry<GroupCoordinator.TopicPartition, GroupCoordinator.Committed> e : offsets.entrySet()) {
+                    for (Map.Entry<TopicPartition, GroupApi.FetchedOffset> e : offsets.entrySet()) {
                         OffsetFetchResponseData.OffsetFetchResponseTopics t = byTopic.computeIfAbsent(e.getKey().topic(), n -> {
                             OffsetFetchResponseData.OffsetFetchResponseTopics x = new OffsetFetchResponseData.OffsetFetchResponseTopics();
                             x.name = n;
@@ -357,11 +406,12 @@ final class GroupHandlers {
                             return x;
                         });
                         OffsetFetchResponseData.OffsetFetchResponsePartitions p = new OffsetFetchResponseData.OffsetFetchResponsePartitions();
+                        GroupApi.FetchedOffset f = e.getValue();
                         p.partitionIndex = e.getKey().partition();
-                        GroupCoordinator.Committed c = e.getValue();
-                        p.committedOffset = c == null ? -1 : c.offset();
-                        p.committedLeaderEpoch = c == null ? -1 : c.leaderEpoch();
-                        p.metadata = c == null ? "" : c.metadata();
+                        p.committedOffset = f.offset();
+                        p.committedLeaderEpoch = f.leaderEpoch();
+                        p.metadata = f.metadata();
+                        p.errorCode = f.errorCode();
                         t.partitions.add(p);
                     }
                 }
@@ -370,24 +420,18 @@ final class GroupHandlers {
         });
     }
 
-    private static List<GroupCoordinator.TopicPartition> partitionsOf(List<OffsetFetchRequestData.OffsetFetchRequestTopic> topics) {
-        List<GroupCoordinator.TopicPartition> tps = new ArrayList<>();
+    private static List<TopicPartition> partitionsOf(List<OffsetFetchRequestData.OffsetFetchRequestTopic> topics) {
+        List<TopicPartition> tps = new ArrayList<>();
         for (OffsetFetchRequestData.OffsetFetchRequestTopic t : topics) {
             for (int p : t.partitionIndexes) {
-                tps.add(new GroupCoordinator.TopicPartition(t.name, p));
+                tps.add(new TopicPartition(t.name, p));
             }
         }
         return tps;
     }
 
-    private static void fill(GroupCoordinator.Committed c, OffsetFetchResponseData.OffsetFetchResponsePartition p) {
-        p.committedOffset = c == null ? -1 : c.offset();
-        p.committedLeaderEpoch = c == null ? -1 : c.leaderEpoch();
-        p.metadata = c == null ? "" : c.metadata();
-    }
-
     private Promise<ProtocolMessage> deleteOffsets(ShardState st, OffsetDeleteRequestData req) {
-        List<GroupCoordinator.TopicPartition> tps = new ArrayList<>();
+        List<TopicPartition> tps = new ArrayList<>();
         OffsetDeleteResponseData r = new OffsetDeleteResponseData();
         List<OffsetDeleteResponseData.OffsetDeleteResponsePartition> slots = new ArrayList<>();
         for (OffsetDeleteRequestData.OffsetDeleteRequestTopic t : req.topics) {
@@ -399,21 +443,23 @@ final class GroupHandlers {
                 pr.partitionIndex = p.partitionIndex;
                 tr.partitions.add(pr);
                 slots.add(pr);
-                tps.add(new GroupCoordinator.TopicPartition(t.name, p.partitionIndex));
+                tps.add(new TopicPartition(t.name, p.partitionIndex));
             }
         }
-        return onGroup(st, req.groupId, (c, p) -> c.deleteOffsets(req.groupId, tps), code -> (Object) code).map(res -> {
-            if (res instanceof Short code) {
-                r.errorCode = code;
-                r.topics.clear();
-            } else {
-                short[] codes = (short[]) res;
-                for (int i = 0; i < codes.length; i++) {
-                    slots.get(i).errorCode = codes[i];
+        GroupApi.OffsetDeleteRequest d = new GroupApi.OffsetDeleteRequest(req.groupId, tps);
+        return onGroup(st, req.groupId, (c, p) -> c.deleteOffsets(p, d),
+            code -> new GroupApi.OffsetDeleteResponse(code, new short[0])).map(res -> {
+                if (res.errorCode() != ErrorCodes.NONE) {
+                    r.errorCode = res.errorCode();
+                    r.topics.clear();
+                } else {
+                    short[] codes = res.partitionErrors();
+                    for (int i = 0; i < codes.length; i++) {
+                        slots.get(i).errorCode = codes[i];
+                    }
                 }
-            }
-            return (ProtocolMessage) r;
-        });
+                return (ProtocolMessage) r;
+            });
     }
 
     // ------------------------------------------------------------------ admin
@@ -421,7 +467,7 @@ final class GroupHandlers {
     private Promise<ProtocolMessage> describe(ShardState st, DescribeGroupsRequestData req, short version) {
         List<Promise<DescribeGroupsResponseData.DescribedGroup>> all = new ArrayList<>();
         for (String id : req.groups) {
-            all.add(onGroup(st, id, (c, p) -> Promise.completed(c.describe(id, version)), code -> {
+            all.add(onGroup(st, id, (c, p) -> Promise.completed(described(c.describe(p, id), version)), code -> {
                 DescribeGroupsResponseData.DescribedGroup d = new DescribeGroupsResponseData.DescribedGroup();
                 d.groupId = id;
                 d.errorCode = code;
@@ -435,13 +481,36 @@ final class GroupHandlers {
         });
     }
 
+    private static DescribeGroupsResponseData.DescribedGroup described(GroupApi.DescribedGroup g, short version) {
+        DescribeGroupsResponseData.DescribedGroup d = new DescribeGroupsResponseData.DescribedGroup();
+        d.groupId = g.groupId();
+        d.groupState = g.state().kafkaName;
+        d.protocolType = g.protocolType();
+        d.protocolData = g.protocolData();
+        if (!g.found() && version >= 6) {
+            d.errorCode = ErrorCodes.GROUP_ID_NOT_FOUND;
+            d.errorMessage = "Group " + g.groupId() + " not found.";
+        }
+        for (GroupApi.DescribedMember m : g.members()) {
+            DescribeGroupsResponseData.DescribedGroupMember dm = new DescribeGroupsResponseData.DescribedGroupMember();
+            dm.memberId = m.memberId();
+            dm.groupInstanceId = m.groupInstanceId();
+            dm.clientId = m.clientId();
+            dm.clientHost = m.clientHost();
+            dm.memberMetadata = ByteSlice.of(m.metadata());
+            dm.memberAssignment = ByteSlice.of(m.assignment());
+            d.members.add(dm);
+        }
+        return d;
+    }
+
     private Promise<ProtocolMessage> list(ShardState st, ListGroupsRequestData req) {
         ListGroupsResponseData r = new ListGroupsResponseData();
         TopicTable.Topic t = st.topics.get(OFFSETS_TOPIC);
         if (t == null) {
             return Promise.completed(r);
         }
-        List<Promise<List<ListGroupsResponseData.ListedGroup>>> all = new ArrayList<>();
+        List<Promise<List<GroupApi.ListedGroup>>> all = new ArrayList<>();
         for (int shard = 0; shard < broker.shardCount(); shard++) {
             List<Integer> owned = new ArrayList<>();
             for (int p = 0; p < t.partitions(); p++) {
@@ -456,7 +525,16 @@ final class GroupHandlers {
                 req.typesFilter)));
         }
         return Promise.whenAll(all).map(lists -> {
-            lists.forEach(r.groups::addAll);
+            for (List<GroupApi.ListedGroup> groups : lists) {
+                for (GroupApi.ListedGroup g : groups) {
+                    ListGroupsResponseData.ListedGroup lg = new ListGroupsResponseData.ListedGroup();
+                    lg.groupId = g.groupId();
+                    lg.protocolType = g.protocolType();
+                    lg.groupState = g.state().kafkaName;
+                    lg.groupType = "classic";
+                    r.groups.add(lg);
+                }
+            }
             return (ProtocolMessage) r;
         }).recover(f -> {
             r.errorCode = ErrorCodes.COORDINATOR_NOT_AVAILABLE;
@@ -472,11 +550,24 @@ final class GroupHandlers {
             DeleteGroupsResponseData.DeletableGroupResult res = new DeleteGroupsResponseData.DeletableGroupResult();
             res.groupId = id;
             r.results.add(res);
-            all.add(onGroup(st, id, (c, p) -> c.delete(id), code -> code).map(code -> {
-                res.errorCode = code;
-                return null;
-            }));
+            all.add(onGroup(st, id, (c, p) -> c.delete(p, id).map(GroupApi.DeleteGroupResponse::errorCode), code -> code)
+                .map(code -> {
+                    res.errorCode = code;
+                    return null;
+                }));
         }
         return Promise.whenAllSettled(all).map(x -> r);
+    }
+
+    /** A copy of a bytes field, releasing the receive buffer it pointed into. */
+    private static byte[] bytes(ByteSlice s) {
+        if (s == null) {
+            return new byte[0];
+        }
+        byte[] b = s.toArray();
+        if (s instanceof IoBufSlice io) {
+            io.close();
+        }
+        return b;
     }
 }

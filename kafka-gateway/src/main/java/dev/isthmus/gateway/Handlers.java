@@ -117,7 +117,9 @@ final class Handlers {
 
     Promise<ProtocolMessage> handle(ShardState st, ApiKeys api, short version, ProtocolMessage request,
                                     RequestHeaderData header, String clientHost, Connection connection) {
-        return switch (api) {
+        long startNs = System.nanoTime();
+        int[] produced = request instanceof ProduceRequestData pr ? ShardMetrics.produceLengths(pr) : null;
+        Promise<ProtocolMessage> response = switch (api) {
             case FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP, OFFSET_COMMIT, OFFSET_FETCH,
                  DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE ->
                 groups.handle(st, api, version, request, header, clientHost);
@@ -134,6 +136,18 @@ final class Handlers {
             case CREATE_TOPICS -> createTopics(st, (CreateTopicsRequestData) request);
             default -> Promise.failed(new IllegalStateException(api + " is not handled"));
         };
+        return metered(st, api, startNs, request, produced, response);
+    }
+
+    /** {@code response}, once it has been counted in the shard's request, latency and topic byte metrics. */
+    private static Promise<ProtocolMessage> metered(ShardState st, ApiKeys api, long startNs, ProtocolMessage request,
+                                                    int[] produced, Promise<ProtocolMessage> response) {
+        Promise<ProtocolMessage> out = new Promise<>();
+        response.whenComplete((r, f) -> {
+            ShardMetrics.count(st, api, startNs, request, produced, r, f);
+            out.completeWith(r, f);
+        });
+        return out;
     }
 
     /** A request's topic by name, or by id when the version carries ids (name null or empty). */
@@ -233,12 +247,20 @@ final class Handlers {
         });
     }
 
-    /** The registered brokers (this one at least, also before its registration is applied). */
+    /**
+     * The live registered brokers (this one at least, also before its registration is applied): as Kafka's Metadata
+     * and DescribeCluster list only brokers that are up, a node this node holds no Raft connection to is left out
+     * ({@link ShardState#alive}), so tools that compare leaders with the live brokers
+     * ({@code kafka-topics.sh --describe --unavailable-partitions}) see a stopped node as gone.
+     */
     List<MetadataResponseData.MetadataResponseBroker> brokers(ShardState st) {
         List<MetadataResponseData.MetadataResponseBroker> out = new ArrayList<>();
         boolean self = false;
         if (st.cluster != null) {
             for (dev.isthmus.raft.controller.BrokerInfo bi : st.cluster.brokers()) {
+                if (!st.alive(bi.id())) {
+                    continue;
+                }
                 MetadataResponseData.MetadataResponseBroker b = new MetadataResponseData.MetadataResponseBroker();
                 b.nodeId = bi.id();
                 b.host = bi.host();
@@ -258,9 +280,71 @@ final class Handlers {
     }
 
     /**
-     * A topic's partitions with their leaders and epochs from this shard's leader table (what the shards hosting
-     * replicas announced); a partition whose leader is not known here is LEADER_NOT_AVAILABLE when this node
-     * hosts a replica, and otherwise points at its preferred leader without an epoch (the client is redirected).
+     * What this node knows of one partition's replicas, as Metadata and DescribeTopicPartitions report it.
+     *
+     * @param errorCode   NONE, or LEADER_NOT_AVAILABLE when no live leader is known
+     * @param leaderId    the leader, -1 when none is known or it is not live
+     * @param leaderEpoch its epoch (Raft term), -1 when unknown
+     * @param replicas    the replicas, the preferred leader first
+     * @param isr         the in-sync replicas as the leader last published them ({@link ReplicaStates}); before any
+     *                    publication reached this node, the live replicas
+     * @param offline     the replicas on nodes that are not live ({@link ShardState#alive})
+     */
+    record ReplicaView(short errorCode, int leaderId, int leaderEpoch, List<Integer> replicas, List<Integer> isr,
+                       List<Integer> offline) {
+    }
+
+    /**
+     * A partition's leader, epoch, replicas, in-sync replicas and offline replicas as this shard knows them: the
+     * leader table (announced by local replicas and published by the leaders of every node) and the liveness of
+     * nodes. A leader that is not live is reported as none (LEADER_NOT_AVAILABLE) while its last in-sync set is
+     * kept, as Kafka reports a partition whose only in-sync replica is down; a partition whose leader is not known
+     * here points at its preferred leader without an epoch when this node holds no replica of it (the client is
+     * redirected) and is LEADER_NOT_AVAILABLE otherwise. DescribeTopicPartitions uses the same.
+     */
+    ReplicaView replicaView(ShardState st, dev.isthmus.raft.controller.PartitionInfo info) {
+        short error = ErrorCodes.NONE;
+        int leaderId;
+        int epoch;
+        int[] leader = st.leaders.get(info.groupId());
+        if (leader != null && leader[0] >= 0 && st.alive(leader[0])) {
+            leaderId = leader[0];
+            epoch = leader[1];
+        } else if ((leader != null && leader[0] >= 0) || info.hasReplicaOn(broker.config().nodeId())
+            || !st.alive(info.preferredLeader())) {
+            error = ErrorCodes.LEADER_NOT_AVAILABLE;
+            leaderId = -1;
+            epoch = leader != null ? leader[1] : -1;
+        } else {
+            leaderId = info.preferredLeader();
+            epoch = -1;
+        }
+        List<Integer> replicas = new ArrayList<>();
+        List<Integer> offline = new ArrayList<>();
+        for (int r : info.replicas()) {
+            replicas.add(r);
+            if (!st.alive(r)) {
+                offline.add(r);
+            }
+        }
+        List<Integer> isr = new ArrayList<>();
+        ReplicaStates.Entry e = st.isr.get(info.groupId());
+        if (e != null) {
+            for (int r : e.isr()) {
+                isr.add(r);
+            }
+        } else {
+            for (int r : info.replicas()) {
+                if (st.alive(r)) {
+                    isr.add(r);
+                }
+            }
+        }
+        return new ReplicaView(error, leaderId, epoch, replicas, isr, offline);
+    }
+
+    /**
+     * A topic's partitions with their leaders, epochs, replicas, in-sync and offline replicas ({@link #replicaView}).
      */
     MetadataResponseData.MetadataResponseTopic topicMetadata(ShardState st, TopicTable.Topic t, String name) {
         MetadataResponseData.MetadataResponseTopic mt = new MetadataResponseData.MetadataResponseTopic();
@@ -268,26 +352,15 @@ final class Handlers {
         mt.topicId = t.id();
         mt.isInternal = name.equals(GroupCoordinator.OFFSETS_TOPIC);
         for (int p = 0; p < t.partitions(); p++) {
-            dev.isthmus.raft.controller.PartitionInfo info = t.partition(p);
+            ReplicaView v = replicaView(st, t.partition(p));
             MetadataResponseData.MetadataResponsePartition mp = new MetadataResponseData.MetadataResponsePartition();
             mp.partitionIndex = p;
-            int[] leader = st.leaders.get(info.groupId());
-            if (leader != null && leader[0] >= 0) {
-                mp.leaderId = leader[0];
-                mp.leaderEpoch = leader[1];
-            } else if (info.hasReplicaOn(broker.config().nodeId())) {
-                mp.errorCode = ErrorCodes.LEADER_NOT_AVAILABLE;
-                mp.leaderId = -1;
-                mp.leaderEpoch = leader != null ? leader[1] : -1;
-            } else {
-                mp.leaderId = info.preferredLeader();
-                mp.leaderEpoch = -1;
-            }
-            mp.replicaNodes = new ArrayList<>();
-            for (int r : info.replicas()) {
-                mp.replicaNodes.add(r);
-            }
-            mp.isrNodes = new ArrayList<>(mp.replicaNodes);
+            mp.errorCode = v.errorCode();
+            mp.leaderId = v.leaderId();
+            mp.leaderEpoch = v.leaderEpoch();
+            mp.replicaNodes = new ArrayList<>(v.replicas());
+            mp.isrNodes = new ArrayList<>(v.isr());
+            mp.offlineReplicas = new ArrayList<>(v.offline());
             mt.partitions.add(mp);
         }
         return mt;
@@ -477,6 +550,9 @@ final class Handlers {
                         pr.baseOffset = res.baseOffset();
                         pr.logStartOffset = res.logStartOffset();
                         pr.errorMessage = res.message();
+                        if (pr.errorCode == ErrorCodes.NOT_LEADER_OR_FOLLOWER) {
+                            leaderHint(st, topic.partition(pr.index), pr, r);
+                        }
                         pr.logAppendTimeMs = res.logAppendTimeMs();
                         for (Partition.RecordError e : res.recordErrors()) {
                             ProduceResponseData.BatchIndexAndErrorMessage m = new ProduceResponseData.BatchIndexAndErrorMessage();
@@ -489,6 +565,36 @@ final class Handlers {
             }
         }
         return Promise.whenAllSettled(ps).map(x -> r);
+    }
+
+    /**
+     * KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER names the leader this node knows (Produce v10+,
+     * {@code CurrentLeader}) and the response carries that leader's endpoint ({@code NodeEndpoints}), so a client
+     * moves to it at once, without a metadata request and without backing off (after a leadership hand-off, the
+     * former leader answers with its successor).
+     */
+    private void leaderHint(ShardState st, dev.isthmus.raft.controller.PartitionInfo info,
+                            ProduceResponseData.PartitionProduceResponse pr, ProduceResponseData r) {
+        ReplicaView v = replicaView(st, info);
+        if (v.leaderId() < 0 || v.leaderEpoch() < 0 || v.leaderId() == broker.config().nodeId()) {
+            return;
+        }
+        pr.currentLeader.leaderId = v.leaderId();
+        pr.currentLeader.leaderEpoch = v.leaderEpoch();
+        for (ProduceResponseData.NodeEndpoint e : r.nodeEndpoints) {
+            if (e.nodeId == v.leaderId()) {
+                return;
+            }
+        }
+        for (MetadataResponseData.MetadataResponseBroker b : brokers(st)) {
+            if (b.nodeId == v.leaderId()) {
+                ProduceResponseData.NodeEndpoint e = new ProduceResponseData.NodeEndpoint();
+                e.nodeId = b.nodeId;
+                e.host = b.host;
+                e.port = b.port;
+                r.nodeEndpoints.add(e);
+            }
+        }
     }
 
     private static void release(ProduceRequestData.PartitionProduceData p) {

@@ -57,6 +57,10 @@ public final class Main {
                                    takes a segment's size of disk, 1 GiB, once a log writes in volume)
           --max-partitions-per-shard N  partition replicas each shard may host; CreateTopics and
                                    CreatePartitions beyond N x shards x brokers are refused (default 1000)
+          --replica-lag-time-max-ms MS  a follower that has not held its leader's whole log for this long
+                                   leaves the in-sync replicas (default 30000; Kafka's replica.lag.time.max.ms)
+          --shutdown-handoff-ms MS on SIGTERM in a cluster, hand the leadership of every partition and of the
+                                   controller to in-sync followers first, for at most MS (default 10000; 0 = off)
           --auto-leader-rebalance B  give leadership back to each partition's preferred replica once it
                                    is caught up (default true; false: leaders stay until kafka-leader-election)
           --pin                    pin shard threads to CPUs
@@ -109,13 +113,14 @@ public final class Main {
             + c.dataDir().toAbsolutePath() + ")" + (broker.metricsPort() > 0
             ? ", metrics on http://" + c.metricsHost() + ":" + broker.metricsPort() + "/metrics" : "")
             + ". Ctrl-C stops it.");
-        // SIGTERM and SIGINT drain connections, flush and close every log, and exit 0 (a JVM shutdown hook alone
-        // would exit 143). A second signal while stopping is ignored; a crash still leaves recoverable logs.
+        // SIGTERM and SIGINT hand leaderships to in-sync followers (in a cluster), drain connections, flush and close
+        // every log, and exit 0 (a JVM shutdown hook alone would exit 143). A second signal while stopping is
+        // ignored; a crash still leaves recoverable logs.
         CountDownLatch stopped = new CountDownLatch(1);
         java.util.concurrent.atomic.AtomicBoolean stopping = new java.util.concurrent.atomic.AtomicBoolean();
         Runnable stop = () -> {
             if (stopping.compareAndSet(false, true)) {
-                broker.close();
+                broker.shutdown(); // in a cluster, hands its leaderships over first
                 System.out.println("Isthmus broker " + c.nodeId() + " stopped cleanly.");
                 System.out.flush();
                 stopped.countDown();
@@ -256,6 +261,8 @@ public final class Main {
             case "pin" -> b.pin(bool(name, v));
             case "zeroed-segments" -> b.zeroedSegments(integer(name, v));
             case "max-partitions-per-shard" -> b.maxPartitionsPerShard(integer(name, v));
+            case "replica-lag-time-max-ms", "replica.lag.time.max.ms" -> b.replicaLagTimeMaxMs(integer(name, v));
+            case "shutdown-handoff-ms" -> b.shutdownHandoffMs(integer(name, v));
             case "auto-leader-rebalance" -> b.autoLeaderRebalance(bool(name, v));
             case "request-receive-timeout" -> b.requestReceiveTimeoutMs(parseMillis(name, v));
             case "connection-receive-share" -> b.connectionReceiveSharePercent(integer(name, v.endsWith("%")

@@ -191,7 +191,8 @@ final class MetricsServer implements AutoCloseable {
 
     /** What one shard copies for a scrape (built on the shard thread). */
     private record ShardSnapshot(Histogram sync, Histogram write, List<PartitionSnapshot> partitions,
-                                 List<GroupCoordinator.LagSnapshot> groups, long[] zeroed, List<ReplicaEnd> replicas) {
+                                 List<GroupCoordinator.LagSnapshot> groups, long[] zeroed, long[] writeBehind,
+                                 ShardMetrics.Snapshot more, List<ReplicaEnd> replicas) {
     }
 
     /** Every replica this shard hosts, leader or follower, with its log end (how far it has caught up). */
@@ -262,6 +263,17 @@ final class MetricsServer implements AutoCloseable {
             }
             summary(sb, "isthmus_disk_fdatasync_micros", "shard=\"" + i + "\"", s.sync);
             summary(sb, "isthmus_disk_write_micros", "shard=\"" + i + "\"", s.write);
+            String shard = "shard=\"" + i + "\"";
+            // The write-behind chunks the shard's logs share (see ChunkPool): a log waits when none is free or
+            // idle; idle ones are taken back from logs that are not writing.
+            line(sb, "isthmus_write_behind_chunks", shard, s.writeBehind[0]);
+            line(sb, "isthmus_write_behind_chunks_free", shard, s.writeBehind[1]);
+            line(sb, "isthmus_write_behind_chunks_idle", shard, s.writeBehind[2]);
+            line(sb, "isthmus_write_behind_waiting_logs", shard, s.writeBehind[3]);
+            line(sb, "isthmus_write_behind_waits_total", shard, s.writeBehind[4]);
+            line(sb, "isthmus_write_behind_wait_micros_total", shard, s.writeBehind[5]);
+            line(sb, "isthmus_write_behind_wait_micros_max", shard, s.writeBehind[6]);
+            line(sb, "isthmus_write_behind_reclaims_total", shard, s.writeBehind[7]);
             if (s.zeroed != null) {
                 line(sb, "isthmus_zeroed_segments_ready", "shard=\"" + i + "\"", s.zeroed[0]);
                 line(sb, "isthmus_zeroed_segments_made_total", "shard=\"" + i + "\"", s.zeroed[1]);
@@ -293,6 +305,7 @@ final class MetricsServer implements AutoCloseable {
                 }
             }
         }
+        ShardMetrics.render(sb, snaps.stream().map(s -> s == null ? null : s.more).toList());
     }
 
     private static long highWatermark(List<ShardSnapshot> snaps, String topic, int partition) {
@@ -324,7 +337,11 @@ final class MetricsServer implements AutoCloseable {
         }
         dev.isthmus.log.ZeroedSegments z = st.zeroedSegments();
         long[] zeroed = z == null ? null : new long[] {z.ready(), z.filesMade(), z.filesTaken()};
-        return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot(), zeroed, replicas);
+        dev.isthmus.log.ChunkPool w = st.writePool;
+        long[] writeBehind = {w.capacity(), w.free(), w.idle(), w.waiting(), w.waitsTotal(), w.waitNsTotal() / 1000,
+            w.waitNsMax() / 1000, w.reclaimsTotal()};
+        return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot(), zeroed, writeBehind,
+            st.metrics.snapshot(st, st.shard.id() == 0), replicas);
     }
 
     private static void line(StringBuilder sb, String name, String labels, long value) {

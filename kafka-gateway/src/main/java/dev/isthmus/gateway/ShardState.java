@@ -57,6 +57,19 @@ final class ShardState {
     dev.isthmus.raft.controller.ClusterState cluster;
     /** Leader and epoch of every partition group announced by the shards hosting them: {leaderId, epoch}. */
     final Map<Long, int[]> leaders = new HashMap<>();
+    /** Every partition group's leader, epoch and in-sync replicas as its leader published them ({@link ReplicaStates}). */
+    final Map<Long, ReplicaStates.Entry> isr = new HashMap<>();
+    // The partitions led here: what this shard published last for each, and what waits to be sent (ReplicaStates).
+    final Map<Long, ReplicaStates.Entry> publishedIsr = new HashMap<>();
+    final List<ReplicaStates.Entry> toPublish = new ArrayList<>();
+    final List<Long> unpublished = new ArrayList<>();
+    boolean publishScheduled;
+    long publishVersion;
+    /** In-sync sets of partitions led here that lost or gained members (Kafka's IsrShrinksPerSec, IsrExpandsPerSec). */
+    long isrShrinks;
+    long isrExpands;
+    /** Request, latency and topic byte counters of the requests handled here. */
+    final ShardMetrics metrics = new ShardMetrics();
     /** Groups whose offsets partition this shard owns; set right after construction by the broker. */
     GroupCoordinator groups;
     /** Whether replicas hand leadership back to their preferred replica (--auto-leader-rebalance); set at start. */
@@ -81,13 +94,28 @@ final class ShardState {
         this.nodeId = nodeId;
         this.logsDir = logsDir;
         this.topicDefaults = topicDefaults;
-        long readBytes = (long) logConfig.readWindowBytes() * 8;
+        // The read windows' region is a whole power-of-two block of the buddy allocator (what a request is rounded
+        // up to and charged for anyway) within the READ_AHEAD budget.
+        long readBytes = readRegionBytes(arena.config().budget(Subsystem.READ_AHEAD), logConfig.readWindowBytes());
         writeRegion = arena.allocateOrThrow(writeBytes, Subsystem.WRITE_BEHIND);
         readRegion = arena.allocateOrThrow(readBytes, Subsystem.READ_AHEAD);
         writePool = new ChunkPool(arena.segment(writeRegion, writeBytes), WRITE_CHUNK_BYTES);
         readPool = new ChunkPool(arena.segment(readRegion, readBytes), logConfig.readWindowBytes());
         batchCache = new dev.isthmus.log.BatchCache(arena);
         scheduleSnapshots();
+    }
+
+    /**
+     * The read windows' region: the block holding 8 windows, or, when that block is over the READ_AHEAD budget (the
+     * smallest arenas: 8 windows of a 1 MiB max.message.bytes round up to 16 MiB, and 64 MiB gives READ_AHEAD 9.6
+     * MiB), the largest block within the budget, which must still hold 2 windows.
+     */
+    static long readRegionBytes(long budgetBytes, int windowBytes) {
+        long bytes = MemoryArena.roundedSize(8L * windowBytes);
+        while (bytes > budgetBytes && bytes / 2 >= 2L * windowBytes) {
+            bytes /= 2;
+        }
+        return bytes;
     }
 
     static final long SNAPSHOT_INTERVAL_NS = 30_000_000_000L;
@@ -105,6 +133,41 @@ final class ShardState {
             }
             scheduleSnapshots();
         });
+    }
+
+    /**
+     * Whether node {@code node} is live for this node: itself, or a node the Raft transport holds a connection to
+     * (it pings every 150 ms and drops a connection silent for 5 s; a stopped process drops it at once).
+     */
+    boolean alive(int node) {
+        if (node == nodeId) {
+            return true;
+        }
+        RaftShard r = raft;
+        return r != null && r.transport() != null && r.transport().isConnected(node);
+    }
+
+    /**
+     * A local replica's announcement {leaderId, epoch}: it replaces what this shard knows unless that is of a later
+     * epoch (learned from the new leader's publication before the local replica caught up with the election).
+     */
+    void announceLeader(long groupId, int[] entry) {
+        int[] cur = leaders.get(groupId);
+        if (cur == null || entry[1] >= cur[1]) {
+            leaders.put(groupId, entry);
+        }
+    }
+
+    /** Adopts a published partition state if it is newer than the one known here (see {@link ReplicaStates}). */
+    void learn(ReplicaStates.Entry e) {
+        ReplicaStates.Entry cur = isr.get(e.groupId());
+        if (e.newerThan(cur)) {
+            isr.put(e.groupId(), e);
+        }
+        int[] l = leaders.get(e.groupId());
+        if (l == null || e.epoch() > l[1] || (e.epoch() == l[1] && l[0] < 0)) {
+            leaders.put(e.groupId(), new int[] {e.leaderId(), e.epoch()});
+        }
     }
 
     /** The log settings of a topic: the broker's defaults with its overrides. */
@@ -151,6 +214,11 @@ final class ShardState {
                     && now.partition(p).shardOn(nodeId) == shard.id();
                 if (!stays && old.partition(p).shardOn(nodeId) == shard.id()) {
                     drops.add(dropPartition(old.name(), p, background));
+                }
+                long g = old.partition(p).groupId();
+                if (gone || p >= now.partitions() || now.partition(p).groupId() != g) {
+                    isr.remove(g); // the group is gone from the cluster
+                    leaders.remove(g);
                 }
             }
             if (gone) {
@@ -297,6 +365,7 @@ final class ShardState {
         if (p != null) {
             p.closed();
             leaders.remove(p.groupId());
+            publishedIsr.remove(p.groupId());
         }
         Promise<Void> stopped = p != null ? raft.removeGroup(p.groupId()) : Promise.completed(null);
         stopped.whenComplete((x, f) -> {

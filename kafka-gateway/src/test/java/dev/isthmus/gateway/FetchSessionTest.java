@@ -194,10 +194,9 @@ class FetchSessionTest {
         int partitions = 200;
         int records = 4_000;
         try (RecordingProxy proxy = new RecordingProxy()) {
-            // 512 MiB per shard: each of the 100 logs per shard holds a write-behind chunk while it takes appends,
-            // and the pool (1/8 of the arena, 256 KiB chunks) must have one for each.
-            BrokerConfig cfg = FetchHandlerTest.config(dir, 2).toBuilder().memoryBytes(2 * (512L << 20))
-                .advertised("127.0.0.1", proxy.port()).build();
+            // 128 MiB per shard: 100 logs per shard share fewer write-behind chunks (56) than there are logs.
+            BrokerConfig cfg = FetchHandlerTest.config(dir, 2).toBuilder().advertised("127.0.0.1", proxy.port())
+                .build();
             try (Broker b = Broker.start(cfg)) {
                 proxy.target(b.port());
                 FetchWire.createTopic(b, "wide", partitions);

@@ -77,6 +77,10 @@ class MetricsServerTest {
             assertTrue(body.contains("\nisthmus_connections_open "), body);
             // The stock of zeroed segments is installed and, with no busy log, empty and never made.
             assertTrue(body.contains("isthmus_zeroed_segments_made_total{shard=\"0\"} 0"), body);
+            // The write-behind pool the shard's logs share: its size, and no log waiting for it.
+            assertTrue(body.contains("isthmus_write_behind_chunks{shard=\"0\"} "), body);
+            assertTrue(body.contains("isthmus_write_behind_waiting_logs{shard=\"0\"} 0"), body);
+            assertTrue(body.contains("isthmus_write_behind_waits_total{shard=\"1\"} "), body);
             HttpResponse<String> h = http.send(HttpRequest.newBuilder(URI.create(base + "/health")).build(),
                 HttpResponse.BodyHandlers.ofString());
             assertEquals(200, h.statusCode());

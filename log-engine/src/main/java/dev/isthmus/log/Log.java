@@ -2,7 +2,9 @@ package dev.isthmus.log;
 
 import dev.isthmus.arena.IoBuf;
 import dev.isthmus.ffi.Errno;
+import dev.isthmus.uring.Clock;
 import dev.isthmus.uring.DmaFile;
+import dev.isthmus.uring.FileOps;
 import dev.isthmus.uring.IoEngine;
 import dev.isthmus.uring.Verify;
 
@@ -10,12 +12,9 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.stream.Stream;
 
 /**
  * A durable, append-only log of Kafka v2 record batches in one directory: segment files named by their base
@@ -35,6 +34,11 @@ import java.util.stream.Stream;
  * <h2>Threads</h2>
  * Owned by the engine's thread; every method and callback runs there. Opening lists the directory and reads
  * small checkpoint files with ordinary (short, synchronous) file calls; data moves only through the engine.
+ *
+ * <h2>Files and time</h2>
+ * Every file-system call goes through the engine's {@link FileOps} and every clock read through its
+ * {@link Clock} (never {@code java.nio.file.Files} or {@code System.currentTimeMillis} directly), so the same
+ * code runs on the simulated engine, whose disk is in memory and crash-consistent and whose time is virtual.
  */
 public final class Log {
     private static final System.Logger LOG = System.getLogger("dev.isthmus.log");
@@ -91,10 +95,17 @@ public final class Log {
         void onOpen(Log log, RuntimeException error);
     }
 
-    /** Returned by {@link #append} when write-behind memory is short; retry after {@link Listener#onSpaceAvailable()}. */
+    /**
+     * Returned by {@link #append} when write-behind memory is short: nothing was appended, the log waits in line for
+     * the shard's write-behind chunks ({@link ChunkPool}); retry after {@link Listener#onSpaceAvailable()} (or close
+     * the log). While the log waits, chunks coming back are reserved for it in turn, not taken by other appends.
+     */
     public static final long NO_MEMORY = -1;
 
     final IoEngine engine;
+    /** The engine's file-system calls and clock (see "Files and time"). */
+    final FileOps fs;
+    final Clock clock;
     final Path dir;
     LogConfig config;
     final ChunkPool writePool;
@@ -121,6 +132,8 @@ public final class Log {
     /** In the manager's list of logs to flush at its next poll. */
     boolean inDirtyList;
     private long zeroedSegmentsTaken;
+    /** This log's place in the write pool's line when an append found no memory. */
+    private final ChunkPool.Waiter memoryWaiter = new ChunkPool.Waiter(this::onChunksReserved);
     /** The engine's stock of zeroed segment files when this log was opened (looked up once: appends ask it). */
     private final ZeroedSegments zeroedStock;
     /** Segments rolled away from whose seal (last writes, fdatasync, release) has not finished. */
@@ -131,6 +144,12 @@ public final class Log {
     long tombstoneHorizonMs = Long.MAX_VALUE;
     int truncations;
     boolean truncating;
+    /**
+     * A suffix truncation cut a file (and perhaps deleted later segments) and the cut is not durable yet: nothing
+     * appended after it is reported durable until it is (a power loss could otherwise bring the cut records back
+     * under, or in front of, acknowledged new ones). See {@link LogTruncation}.
+     */
+    private boolean cutUnsynced;
     LogCompaction compaction;
     /** Reads (and cache fills) of this log's files in flight. */
     private int readsInFlight;
@@ -149,6 +168,8 @@ public final class Log {
         Listener listener) {
         this.cache = batchCache == null ? null : new LogCache(batchCache, this);
         this.engine = engine;
+        this.fs = engine.fileOps();
+        this.clock = engine.clock();
         this.dir = dir;
         this.config = config;
         this.writePool = writePool;
@@ -176,9 +197,9 @@ public final class Log {
                             BatchCache cache, Listener listener, OpenHandler handler) {
         Log log = new Log(engine, dir, config, writePool, readPool, cache, listener);
         try {
-            Files.createDirectories(dir);
+            log.fs.createDirectoriesDurably(dir);
             // A previous Log of this directory (closed, or abandoned) may still have file tasks queued.
-            FileTasks.await(dir);
+            log.fs.awaitBackground(dir);
             new LogRecovery(log, handler).start();
         } catch (IOException e) {
             handler.onOpen(null, new UncheckedIOException("cannot open log directory " + dir + ": " + e.getMessage(), e));
@@ -350,7 +371,13 @@ public final class Log {
             throw new LogException(LogException.Kind.INVALID_RECORD, "offsets [" + nextOffset + ", "
                 + (nextOffset + span) + ") do not fit segment " + seg.baseOffset + " and it cannot roll (empty)");
         }
-        if (!seg.appender.canAppend(length)) {
+        int take = seg.appender.chunksToTake(length);
+        if (take > writePool.capacity()) {
+            throw new LogException(LogException.Kind.MESSAGE_TOO_LARGE, "an append of " + length + " bytes needs "
+                + take + " write-behind chunks of " + writePool.chunkBytes() + " bytes; the shard has "
+                + writePool.capacity() + " in all");
+        }
+        if (!writePool.admit(memoryWaiter, take)) {
             return NO_MEMORY;
         }
         long first = nextOffset;
@@ -378,7 +405,7 @@ public final class Log {
         long start = seg.appender.append(src, offset, length);
         Verify.that(start == seg.size, "appender position %d != segment size %d", start, seg.size);
         if (seg.isEmpty()) {
-            seg.createdMs = System.currentTimeMillis();
+            seg.createdMs = clock.currentTimeMillis();
         }
         seg.size += length;
         seg.lastOffset = nextOffset - 1;
@@ -465,7 +492,7 @@ public final class Log {
             return 0;
         }
         ZeroedSegments.Policy policy = stock.policy();
-        long ms = Math.max(1, System.currentTimeMillis() - seg.createdMs);
+        long ms = Math.max(1, clock.currentTimeMillis() - seg.createdMs);
         long rate = seg.size * 1000 / ms;
         if (rate < policy.busyRate()) {
             return 0;
@@ -507,7 +534,7 @@ public final class Log {
         }
         return seg.size + length > config.segmentBytes()
             || (!seg.zeroed && busyRate(seg) > 0 && zeroedSegmentReady())
-            || System.currentTimeMillis() - seg.createdMs >= config.segmentMs()
+            || clock.currentTimeMillis() - seg.createdMs >= config.segmentMs()
             || nextOffset - seg.baseOffset > MAX_SEGMENT_SPAN - span;
     }
 
@@ -570,6 +597,10 @@ public final class Log {
     }
 
     void onSegmentDurable(Segment seg, long durablePosition) {
+        if (cutUnsynced) {
+            maybeFinishSeal();
+            return; // reported once the cut is durable (cutSynced)
+        }
         long before = durableNext;
         while (pendingHead != pendingTail) {
             int i = pendingHead & (pendingSegment.length - 1);
@@ -595,13 +626,24 @@ public final class Log {
         }
         if (!failed) {
             failed = true;
+            writePool.cancel(memoryWaiter);
             LOG.log(System.Logger.Level.ERROR, "log " + dir + " failed: " + what);
             listener.onFailure(what);
         }
     }
 
-    void onSpaceAvailable() {
+    /** The write pool reserved chunks for this log's refused append: the owner retries it now. */
+    private void onChunksReserved() {
+        if (closed || failed) {
+            writePool.cancel(memoryWaiter);
+            return;
+        }
         listener.onSpaceAvailable();
+    }
+
+    /** Whether this log waits for write-behind memory (an append was refused and not retried with success yet). */
+    public boolean waitingForMemory() {
+        return memoryWaiter.waiting();
     }
 
     /** A segment's appender has nothing in flight: finish seals, and wake a waiting truncation or close. */
@@ -697,12 +739,15 @@ public final class Log {
         Segment s = new Segment(this, baseOffset, p, file, new SegmentIndex(baseOffset, config.indexIntervalBytes()));
         s.zeroed = zeroed;
         s.appender = new SegmentAppender(file, writePool, s, 0, MemorySegment.NULL, file.size(),
-            config.fallocateStepBytes(), config.segmentBytes());
+            config.fallocateStepBytes(), config.segmentBytes(), clock);
         s.appender.stats(stats);
         if (zeroed) {
             zeroedSegmentsTaken++;
-            s.appender.holdDurableUntilSynced(engine, dir);
         }
+        // The file's name is new (created, or renamed in from the stock): no fdatasync of the file makes it durable,
+        // only a sync of the directory, so the segment reports nothing durable before that completes (a power loss
+        // could otherwise take the file and its acknowledged records with it).
+        s.appender.holdDurableUntilSynced(engine, dir);
         Segment previous = segments.isEmpty() ? null : active();
         if (previous != null) {
             s.appender.preallocate(previous.appender != null ? previous.appender.fallocateStepBytes() : 0);
@@ -712,14 +757,13 @@ public final class Log {
 
     /**
      * Completes seals whose last writes and fdatasync finished: drops the tail chunk, then trims the file's
-     * preallocated space and writes its indexes in the background ({@link FileTasks}: an index write's
+     * preallocated space and writes its indexes in the background ({@link FileOps#submitBackground}: an index write's
      * fdatasyncs and a truncate on a busy journal take milliseconds the shard loop must not wait for).
      */
     private void maybeFinishSeal() {
         if (sealsPending == 0) {
             return; // the common case, on every durability report: no walk over the segments
         }
-        boolean freed = false;
         for (int i = 0; i < segments.size() - 1; i++) {
             Segment s = segments.get(i);
             if (s.sealing && s.appender != null && s.appender.inFlight() == 0 && s.appender.durable() >= s.size) {
@@ -729,18 +773,13 @@ public final class Log {
                 sealsPending--;
                 long size = s.size;
                 Path path = s.path;
-                FileTasks.submit(dir, "trim and index the sealed segment " + path.getFileName(), () -> {
-                    try (var ch = java.nio.channels.FileChannel.open(path, java.nio.file.StandardOpenOption.WRITE)) {
-                        ch.truncate(size);
-                    }
-                    writeIndexFiles(s);
+                fs.submitBackground(dir, "trim and index the sealed segment " + path.getFileName(), () -> {
+                    fs.truncate(path, size);
+                    writeIndexFiles(fs, s);
                 });
-                freed = true;
+                // Its tail chunk (if it still had one) went back to the pool, which tells waiting logs at the end
+                // of the completion that got here (ChunkPool.wakeIfPending).
             }
-        }
-        if (freed) {
-            // The sealed segment's tail chunk went back to the pool: an append refused with NO_MEMORY may retry.
-            onSpaceAvailable();
         }
     }
 
@@ -750,28 +789,28 @@ public final class Log {
      */
     void writeIndexes(Segment s) {
         try {
-            writeIndexFiles(s);
+            writeIndexFiles(fs, s);
         } catch (IOException e) {
             LOG.log(System.Logger.Level.WARNING, "could not write indexes of " + s.path + " (rebuilt on next open): "
                 + e.getMessage());
         }
     }
 
-    /** {@link #writeIndexes} in the background ({@link FileTasks}), after the directory's queued tasks. */
+    /** {@link #writeIndexes} in the background ({@link FileOps#submitBackground}), after the directory's queued tasks. */
     void writeIndexesLater(Segment s) {
-        FileTasks.submit(dir, "write the indexes of " + s.path.getFileName(), () -> writeIndexFiles(s));
+        fs.submitBackground(dir, "write the indexes of " + s.path.getFileName(), () -> writeIndexFiles(fs, s));
     }
 
     /**
      * Writes both index files of {@code s}. Runs on the shard thread or the file-task thread: the index of a
      * sealed segment no longer changes unless a suffix truncation, which waits for queued tasks first, cuts it.
      */
-    private static void writeIndexFiles(Segment s) throws IOException {
+    private static void writeIndexFiles(FileOps fs, Segment s) throws IOException {
         if (s.indexDistrusted) {
             return;
         }
-        writeIndexFile(s.indexPath(), s.index, false);
-        writeIndexFile(s.timeIndexPath(), s.index, true);
+        writeIndexFile(fs, s.indexPath(), s.index, false);
+        writeIndexFile(fs, s.timeIndexPath(), s.index, true);
     }
 
     /** Serialises index entries through this per-thread buffer: sealing a segment allocates no index-sized array. */
@@ -779,12 +818,11 @@ public final class Log {
         ThreadLocal.withInitial(() -> java.nio.ByteBuffer.allocate(60 * 1024));
 
     /** Writes a segment's offset (or time) index to {@code target} atomically (temporary file, fdatasync, rename). */
-    private static void writeIndexFile(Path target, SegmentIndex index, boolean time) throws IOException {
+    private static void writeIndexFile(FileOps fs, Path target, SegmentIndex index, boolean time) throws IOException {
         Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
         java.nio.ByteBuffer buf = INDEX_SCRATCH.get();
         MemorySegment view = MemorySegment.ofBuffer(buf.clear());
-        try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.CREATE,
-            java.nio.file.StandardOpenOption.WRITE, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
+        try (FileOps.Writer ch = fs.create(tmp)) {
             int total = time ? index.timeEntries() : index.offsetEntries();
             int entryBytes = time ? SegmentIndex.TIME_ENTRY_BYTES : SegmentIndex.OFFSET_ENTRY_BYTES;
             int perWrite = buf.capacity() / entryBytes;
@@ -796,23 +834,11 @@ public final class Log {
                     index.writeOffsetIndex(view, from, n);
                 }
                 buf.clear().limit(n * entryBytes);
-                while (buf.hasRemaining()) {
-                    ch.write(buf);
-                }
+                ch.write(buf);
             }
-            ch.force(false);
+            ch.sync();
         }
-        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    }
-
-    static void writeAtomically(Path target, byte[] bytes) throws IOException {
-        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-        try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.CREATE,
-            java.nio.file.StandardOpenOption.WRITE, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
-            ch.write(java.nio.ByteBuffer.wrap(bytes));
-            ch.force(false);
-        }
-        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        fs.move(tmp, target, true);
     }
 
     // ------------------------------------------------------------------------------------------ reads
@@ -962,8 +988,8 @@ public final class Log {
      */
     private void writeLogStart() {
         byte[] bytes = Long.toString(logStartOffset).getBytes(StandardCharsets.US_ASCII);
-        FileTasks.submit(dir, "record the log start " + logStartOffset,
-            () -> writeAtomically(dir.resolve(LOG_START), bytes));
+        fs.submitBackground(dir, "record the log start " + logStartOffset,
+            () -> fs.writeAtomically(dir.resolve(LOG_START), bytes));
     }
 
     /**
@@ -980,17 +1006,17 @@ public final class Log {
         Path index = s.indexPath();
         Path timeIndex = s.timeIndexPath();
         if (later) {
-            FileTasks.submit(dir, "delete the segment " + log.getFileName(), () -> {
-                Files.deleteIfExists(log);
-                Files.deleteIfExists(index);
-                Files.deleteIfExists(timeIndex);
+            fs.submitBackground(dir, "delete the segment " + log.getFileName(), () -> {
+                fs.deleteIfExists(log);
+                fs.deleteIfExists(index);
+                fs.deleteIfExists(timeIndex);
             });
             return;
         }
         try {
-            Files.deleteIfExists(log);
-            Files.deleteIfExists(index);
-            Files.deleteIfExists(timeIndex);
+            fs.deleteIfExists(log);
+            fs.deleteIfExists(index);
+            fs.deleteIfExists(timeIndex);
         } catch (IOException e) {
             LOG.log(System.Logger.Level.WARNING, "could not delete " + s.path + ": " + e.getMessage());
         }
@@ -1021,10 +1047,14 @@ public final class Log {
 
     /**
      * Drops later segments and resets the active one to end at {@code position} / {@code nextOffset}. Waits for
-     * the log's queued file tasks first (they may still write the indexes of the segments it cuts).
+     * the log's queued file tasks first (they may still write the indexes of the segments it cuts). Until
+     * {@link #cutSynced()}, nothing appended from here is reported durable.
+     *
+     * @return whether later segments were deleted (their deletes are durable only with a sync of the directory)
      */
-    void finishSuffixTruncation(Segment seg, long position, long newNext, MemorySegment tail) {
-        FileTasks.await(dir);
+    boolean finishSuffixTruncation(Segment seg, long position, long newNext, MemorySegment tail) {
+        fs.awaitBackground(dir);
+        boolean deletedLater = false;
         while (segments.get(segments.size() - 1) != seg) {
             Segment later = segments.remove(segments.size() - 1);
             if (later.appender != null) {
@@ -1032,6 +1062,7 @@ public final class Log {
                 later.appender = null;
             }
             deleteSegment(later, false);
+            deletedLater = true;
         }
         if (seg.appender != null) {
             seg.appender.releaseTail();
@@ -1048,11 +1079,12 @@ public final class Log {
         }
         seg.index.truncateTo(position, newNext - 1);
         seg.appender = new SegmentAppender(seg.file, writePool, seg, position, tail, position,
-            config.fallocateStepBytes(), config.segmentBytes());
+            config.fallocateStepBytes(), config.segmentBytes(), clock);
         seg.appender.stats(stats);
+        cutUnsynced = true;
         try {
-            Files.deleteIfExists(seg.indexPath());
-            Files.deleteIfExists(seg.timeIndexPath());
+            fs.deleteIfExists(seg.indexPath());
+            fs.deleteIfExists(seg.timeIndexPath());
         } catch (IOException e) {
             LOG.log(System.Logger.Level.WARNING, "could not delete stale indexes of " + seg.path);
         }
@@ -1073,6 +1105,13 @@ public final class Log {
         if (durableNext != before) {
             listener.onDurable(durableNext);
         }
+        return deletedLater;
+    }
+
+    /** The cut of the last suffix truncation is durable: report what became durable after it meanwhile. */
+    void cutSynced() {
+        cutUnsynced = false;
+        onSegmentDurable(null, 0);
     }
 
     /** Whether no write, fdatasync or read of this log is in flight. */
@@ -1179,7 +1218,7 @@ public final class Log {
      */
     void installCompacted(List<Segment> group, Path swapPath, SegmentIndex index, long sizeBytes, long maxTimestamp)
         throws IOException {
-        FileTasks.await(dir);
+        fs.awaitBackground(dir);
         Segment first = group.get(0);
         Segment last = group.get(group.size() - 1);
         int at = segments.indexOf(first);
@@ -1190,8 +1229,8 @@ public final class Log {
             deleteSegment(s, false);
         }
         Path target = dir.resolve(Segment.fileName(first.baseOffset, LOG_SUFFIX));
-        Files.move(swapPath, target, StandardCopyOption.ATOMIC_MOVE);
-        syncDirectory(dir);
+        fs.move(swapPath, target, false);
+        fs.syncDirectory(dir);
         DmaFile file = engine.openDmaFile(target, false);
         Segment s = new Segment(this, first.baseOffset, target, file, index);
         s.size = sizeBytes;
@@ -1214,14 +1253,8 @@ public final class Log {
         tombstoneHorizonMs = horizonMs;
         byte[] bytes = (cleanerCheckpoint + " " + tombstoneHorizonMs).getBytes(StandardCharsets.US_ASCII);
         // In the background; if it is lost, the next compaction redoes the work.
-        FileTasks.submit(dir, "record the cleaner checkpoint", () -> writeAtomically(dir.resolve(CLEANER_CHECKPOINT), bytes));
-    }
-
-    /** fsync of a directory, so renames and unlinks in it are durable. */
-    static void syncDirectory(Path dir) throws IOException {
-        try (var ch = java.nio.channels.FileChannel.open(dir, java.nio.file.StandardOpenOption.READ)) {
-            ch.force(true);
-        }
+        fs.submitBackground(dir, "record the cleaner checkpoint",
+            () -> fs.writeAtomically(dir.resolve(CLEANER_CHECKPOINT), bytes));
     }
 
     // ------------------------------------------------------------------------------------------ close
@@ -1243,8 +1276,9 @@ public final class Log {
     }
 
     void finishClose() {
+        writePool.cancel(memoryWaiter);
         // Seals, deletes and checkpoints still queued go first: the clean-shutdown marker comes last.
-        FileTasks.await(dir);
+        fs.awaitBackground(dir);
         if (cache != null) {
             cache.clear();
         }
@@ -1261,7 +1295,7 @@ public final class Log {
         }
         if (!failed) {
             try {
-                writeAtomically(dir.resolve(CLEAN_SHUTDOWN), Long.toString(nextOffset).getBytes(StandardCharsets.US_ASCII));
+                fs.writeAtomically(dir.resolve(CLEAN_SHUTDOWN), Long.toString(nextOffset).getBytes(StandardCharsets.US_ASCII));
             } catch (IOException e) {
                 LOG.log(System.Logger.Level.WARNING, "could not write the clean-shutdown marker of " + dir);
             }
@@ -1273,15 +1307,18 @@ public final class Log {
         return closed;
     }
 
-    /** Lists segment base offsets in {@code dir}, ascending. */
+    /** Lists segment base offsets in {@code dir} on the machine's file system, ascending (tests). */
     static long[] listSegments(Path dir) throws IOException {
-        try (Stream<Path> files = Files.list(dir)) {
-            return files.map(p -> p.getFileName().toString())
-                .filter(n -> n.endsWith(LOG_SUFFIX) && n.length() == 20 + LOG_SUFFIX.length())
-                .mapToLong(n -> Long.parseLong(n.substring(0, 20)))
-                .sorted()
-                .toArray();
-        }
+        return listSegments(FileOps.JDK, dir);
+    }
+
+    /** Lists segment base offsets in {@code dir}, ascending. */
+    static long[] listSegments(FileOps fs, Path dir) throws IOException {
+        return fs.list(dir).stream().map(p -> p.getFileName().toString())
+            .filter(n -> n.endsWith(LOG_SUFFIX) && n.length() == 20 + LOG_SUFFIX.length())
+            .mapToLong(n -> Long.parseLong(n.substring(0, 20)))
+            .sorted()
+            .toArray();
     }
 
     @Override

@@ -7,7 +7,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -414,7 +413,7 @@ final class LogCompaction implements SegmentAppender.Listener {
         Segment first = g.get(0);
         cleanedPath = log.dir.resolve(Segment.fileName(first.baseOffset, CLEANED_SUFFIX));
         try {
-            Files.deleteIfExists(cleanedPath);
+            log.fs.deleteIfExists(cleanedPath);
         } catch (IOException e) {
             abort(new UncheckedIOException("cannot remove " + cleanedPath, e));
             return;
@@ -443,6 +442,11 @@ final class LogCompaction implements SegmentAppender.Listener {
         RecordBatch b = in.batch();
         int size = b.sizeInBytes();
         long bound = (long) size + RecordBatch.HEADER_BYTES + (long) MAX_RECORD_GROWTH * Math.max(0, b.recordsCount());
+        if (log.writePool.hasWaiters()) {
+            // Logs wait for write-behind memory: they go first. Writing out what is buffered lends the tail too.
+            appender.flush();
+            return -1;
+        }
         if (log.writePool.available() <= log.writePool.capacity() / 2 || !appender.canAppend(bound)) {
             return -1;
         }
@@ -592,8 +596,8 @@ final class LogCompaction implements SegmentAppender.Listener {
         Segment last = group.get(group.size() - 1);
         try {
             Path swapPath = log.dir.resolve(swapName(first.baseOffset, last.lastOffset + 1));
-            Files.move(cleanedPath, swapPath, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-            Log.syncDirectory(log.dir);
+            log.fs.move(cleanedPath, swapPath, false);
+            log.fs.syncDirectory(log.dir);
             log.installCompacted(group, swapPath, outIndex, outSize, outMaxTimestamp);
         } catch (IOException e) {
             abort(new UncheckedIOException("compaction of " + log.dir + " could not swap " + cleanedPath.getFileName()
@@ -628,7 +632,7 @@ final class LogCompaction implements SegmentAppender.Listener {
         }
         if (cleanedPath != null) {
             try {
-                Files.deleteIfExists(cleanedPath);
+                log.fs.deleteIfExists(cleanedPath);
             } catch (IOException e) {
                 LOG.log(System.Logger.Level.WARNING, "could not delete " + cleanedPath + " (removed at the next open)");
             }

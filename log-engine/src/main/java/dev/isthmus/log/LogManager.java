@@ -172,8 +172,11 @@ public final class LogManager {
             }
         }
         dirty.subList(0, n).clear(); // logs marked while flushing stay for the next poll
+        if (writePool.hasWaiters()) {
+            writePool.checkWaiters(System.nanoTime());
+        }
         if (compactLogs > 0 || cleaner.busy()) {
-            n += (int) Math.min(Integer.MAX_VALUE, cleaner.poll(System.currentTimeMillis(), logs.values()));
+            n += (int) Math.min(Integer.MAX_VALUE, cleaner.poll(engine.clock().currentTimeMillis(), logs.values()));
         }
         return n;
     }

@@ -205,5 +205,6 @@ final class LogReader implements CompletionHandler {
         }
         log.readPool.release(windowId);
         log.readDone(seg);
+        log.readPool.wakeIfPending(); // a recovery or truncation may wait for the window
     }
 }

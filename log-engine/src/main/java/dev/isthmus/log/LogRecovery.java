@@ -3,11 +3,12 @@ package dev.isthmus.log;
 import dev.isthmus.ffi.Errno;
 import dev.isthmus.uring.CompletionHandler;
 import dev.isthmus.uring.DmaFile;
+import dev.isthmus.uring.FileOps;
+import dev.isthmus.uring.Verify;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
 
@@ -15,7 +16,14 @@ import java.util.ArrayDeque;
  * Opens a {@link Log}: lists its segments, loads their indexes, and after an unclean shutdown validates the
  * last two segments batch by batch (a roll may have been under way), cutting at the first invalid byte and
  * dropping anything after a cut. Segments whose index files are missing or damaged are rescanned to rebuild
- * them. Progress is logged every 256 MiB scanned. Owner: the log's thread.
+ * them. Progress is logged every 256 MiB scanned.
+ *
+ * <p>Reads go through one of the shard's read windows, held from the first scan to the read of the tail's last
+ * partial block. A shard opens many logs at once (a broker restarting with a thousand partitions a shard) and has a
+ * few windows: a recovery that finds none waits in the read pool's line ({@link ChunkPool.Waiter}) and goes on
+ * when one is released, instead of failing the open.
+ *
+ * <p>Owner: the log's thread.
  */
 final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     private static final System.Logger LOG = System.getLogger("dev.isthmus.log");
@@ -25,6 +33,10 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     private final Log log;
     private final Log.OpenHandler handler;
     private final ArrayDeque<Segment> toScan = new ArrayDeque<>();
+    /** Segments this recovery scanned: their bytes may be written and not durable (a killed process's). */
+    private final java.util.List<Segment> scanned = new java.util.ArrayList<>();
+    private int syncsLeft;
+    private static final long TAG_SYNC = 1;
     private int windowId = -1;
     private MemorySegment window;
     private Segment scanning;
@@ -35,6 +47,9 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     private long cleanEnd = -1;
     private long logStart;
     private long tailStart;
+    /** This recovery's place in the read pool's line, and what to do once it has a window. */
+    private final ChunkPool.Waiter windowWaiter = new ChunkPool.Waiter(this::onWindowReserved);
+    private Runnable afterWindow;
 
     LogRecovery(Log log, Log.OpenHandler handler) {
         this.log = log;
@@ -43,20 +58,24 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
 
     void start() throws IOException {
         Path dir = log.dir;
-        logStart = readLong(dir.resolve(Log.LOG_START), 0);
+        FileOps fs = log.fs;
+        logStart = readLong(fs, dir.resolve(Log.LOG_START), 0);
         Path marker = dir.resolve(Log.CLEAN_SHUTDOWN);
-        cleanEnd = readLong(marker, -1);
-        // From now on a crash is an unclean shutdown.
-        Files.deleteIfExists(marker);
+        cleanEnd = readLong(fs, marker, -1);
+        // From now on a crash is an unclean shutdown: the delete is made durable before anything is appended, or a
+        // power loss could bring the marker back and the next open would trust its end over appended records.
+        if (fs.deleteIfExists(marker)) {
+            fs.syncDirectory(dir);
+        }
         readCleanerCheckpoint(dir);
         finishCompactionSwaps(dir);
-        long[] bases = Log.listSegments(dir);
+        long[] bases = Log.listSegments(fs, dir);
         for (int i = 0; i < bases.length; i++) {
             Path p = dir.resolve(Segment.fileName(bases[i], Log.LOG_SUFFIX));
             DmaFile file = log.engine.openDmaFile(p, false);
             Segment s = new Segment(log, bases[i], p, file, new SegmentIndex(bases[i], log.config.indexIntervalBytes()));
             s.size = file.size();
-            s.createdMs = Files.getLastModifiedTime(p).toMillis();
+            s.createdMs = fs.lastModifiedMillis(p);
             log.segments.add(s);
         }
         for (int i = 0; i < log.segments.size(); i++) {
@@ -68,7 +87,10 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             } else if (cleanEnd >= 0) {
                 s.lastOffset = cleanEnd - 1;
             }
-            if (recoverTail || !loadIndexes(s)) {
+            // An empty segment before the last holds no offsets at all, whatever the next one's name suggests: scanning
+            // it (at no cost) lets the contiguity check see the hole if the next one does not start at its base (a
+            // suffix truncation to its base whose new records were lost while later segments' writes survived).
+            if (recoverTail || !loadIndexes(s) || (s.size == 0 && !last)) {
                 s.index.truncateTo(0, s.baseOffset - 1);
                 toScan.add(s);
             } else if (last && cleanEnd < 0) {
@@ -80,24 +102,61 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
                 totalBytes += s.size;
             }
             nextProgress = progressBytes;
-            startNs = System.nanoTime();
-            windowId = log.readPool.acquireUninitialized();
-            if (windowId < 0) {
-                throw new IllegalStateException("no read window to recover " + dir);
-            }
-            window = log.readPool.chunk(windowId);
+            startNs = log.clock.nanoTime();
             LOG.log(System.Logger.Level.INFO, "log " + dir + ": " + (cleanEnd < 0 ? "unclean shutdown, validating "
                 : "rebuilding indexes of ") + toScan.size() + " segment(s), " + (totalBytes >> 20) + " MiB");
+            withWindow(this::scanNext);
+            return;
         }
         scanNext();
     }
 
-    private void readCleanerCheckpoint(Path dir) throws IOException {
-        Path p = dir.resolve(Log.CLEANER_CHECKPOINT);
-        if (!Files.exists(p)) {
+    /** Runs {@code then} once this recovery holds a read window: now, or when one is released for it. */
+    private void withWindow(Runnable then) {
+        if (windowId >= 0) {
+            then.run();
             return;
         }
-        String[] parts = Files.readString(p, StandardCharsets.US_ASCII).trim().split(" ");
+        afterWindow = then;
+        if (!log.readPool.admit(windowWaiter, 1)) {
+            return; // onWindowReserved comes back here
+        }
+        windowId = log.readPool.acquireUninitialized();
+        if (windowId < 0) {
+            log.readPool.admit(windowWaiter, 1); // none left to take (reads took them): in line for the next
+            return;
+        }
+        afterWindow = null;
+        window = log.readPool.chunk(windowId);
+        then.run();
+    }
+
+    private void onWindowReserved() {
+        Runnable then = afterWindow;
+        afterWindow = null;
+        if (then != null) {
+            withWindow(then);
+        } else {
+            log.readPool.cancel(windowWaiter);
+        }
+    }
+
+    /** Gives the window back and lets the next recovery or truncation waiting for one go on. */
+    private void releaseWindow() {
+        log.readPool.cancel(windowWaiter);
+        if (windowId >= 0) {
+            log.readPool.release(windowId);
+            windowId = -1;
+        }
+        log.readPool.wakeIfPending();
+    }
+
+    private void readCleanerCheckpoint(Path dir) throws IOException {
+        Path p = dir.resolve(Log.CLEANER_CHECKPOINT);
+        if (!log.fs.exists(p)) {
+            return;
+        }
+        String[] parts = new String(log.fs.readAllBytes(p), StandardCharsets.US_ASCII).trim().split(" ");
         try {
             log.cleanerCheckpoint = Long.parseLong(parts[0]);
             log.tombstoneHorizonMs = parts.length > 1 ? Long.parseLong(parts[1]) : Long.MAX_VALUE;
@@ -113,15 +172,14 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
      * first one's name. Also removes leftover {@code .tmp} files of interrupted atomic writes.
      */
     private void finishCompactionSwaps(Path dir) throws IOException {
+        FileOps fs = log.fs;
         java.util.List<Path> swaps = new java.util.ArrayList<>();
-        try (var files = Files.list(dir)) {
-            for (Path p : (Iterable<Path>) files::iterator) {
-                String name = p.getFileName().toString();
-                if (name.endsWith(".tmp") || name.endsWith(LogCompaction.CLEANED_SUFFIX)) {
-                    Files.deleteIfExists(p);
-                } else if (name.endsWith(LogCompaction.SWAP_SUFFIX)) {
-                    swaps.add(p);
-                }
+        for (Path p : fs.list(dir)) {
+            String name = p.getFileName().toString();
+            if (name.endsWith(".tmp") || name.endsWith(LogCompaction.CLEANED_SUFFIX)) {
+                fs.deleteIfExists(p);
+            } else if (name.endsWith(LogCompaction.SWAP_SUFFIX)) {
+                swaps.add(p);
             }
         }
         swaps.sort(null);
@@ -135,27 +193,27 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             } catch (RuntimeException e) {
                 throw new IllegalStateException("cannot read the offsets in the name of " + swap + "; remove or rename it", e);
             }
-            Files.deleteIfExists(dir.resolve(Segment.fileName(base, ".index")));
-            Files.deleteIfExists(dir.resolve(Segment.fileName(base, ".timeindex")));
-            for (long b : Log.listSegments(dir)) {
+            fs.deleteIfExists(dir.resolve(Segment.fileName(base, ".index")));
+            fs.deleteIfExists(dir.resolve(Segment.fileName(base, ".timeindex")));
+            for (long b : Log.listSegments(fs, dir)) {
                 if (b >= base && b < next) {
-                    Files.deleteIfExists(dir.resolve(Segment.fileName(b, Log.LOG_SUFFIX)));
-                    Files.deleteIfExists(dir.resolve(Segment.fileName(b, ".index")));
-                    Files.deleteIfExists(dir.resolve(Segment.fileName(b, ".timeindex")));
+                    fs.deleteIfExists(dir.resolve(Segment.fileName(b, Log.LOG_SUFFIX)));
+                    fs.deleteIfExists(dir.resolve(Segment.fileName(b, ".index")));
+                    fs.deleteIfExists(dir.resolve(Segment.fileName(b, ".timeindex")));
                 }
             }
-            Files.move(swap, dir.resolve(Segment.fileName(base, Log.LOG_SUFFIX)), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-            Log.syncDirectory(dir);
+            fs.move(swap, dir.resolve(Segment.fileName(base, Log.LOG_SUFFIX)), false);
+            fs.syncDirectory(dir);
             LOG.log(System.Logger.Level.INFO, "log " + dir + ": finished an interrupted compaction of [" + base + ", "
                 + next + ")");
         }
     }
 
-    private static long readLong(Path p, long missing) throws IOException {
-        if (!Files.exists(p)) {
+    private static long readLong(FileOps fs, Path p, long missing) throws IOException {
+        if (!fs.exists(p)) {
             return missing;
         }
-        String s = Files.readString(p, StandardCharsets.US_ASCII).trim();
+        String s = new String(fs.readAllBytes(p), StandardCharsets.US_ASCII).trim();
         try {
             return Long.parseLong(s);
         } catch (NumberFormatException e) {
@@ -168,11 +226,11 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         try {
             Path oi = s.indexPath();
             Path ti = s.timeIndexPath();
-            if (!Files.exists(oi) || !Files.exists(ti)) {
+            if (!log.fs.exists(oi) || !log.fs.exists(ti)) {
                 return s.size == 0;
             }
-            byte[] o = Files.readAllBytes(oi);
-            byte[] t = Files.readAllBytes(ti);
+            byte[] o = log.fs.readAllBytes(oi);
+            byte[] t = log.fs.readAllBytes(ti);
             return s.index.load(MemorySegment.ofArray(o), o.length, MemorySegment.ofArray(t), t.length, s.size)
                 || s.size == 0;
         } catch (IOException e) {
@@ -186,6 +244,7 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             openTail();
             return;
         }
+        scanned.add(scanning);
         long prev = scanning.baseOffset - 1;
         scanning.lastOffset = prev; // what the scan finds, not what the next segment's name suggests
         new SegmentScanner(scanning.file, window, bytes -> LargeBuffer.allocate(log, bytes)).scan(0, scanning.size,
@@ -203,7 +262,7 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             nextProgress += progressBytes;
             LOG.log(System.Logger.Level.INFO, "log " + log.dir + ": recovery scanned " + (scannedBytes >> 20) + " of "
                 + (totalBytes >> 20) + " MiB (" + (totalBytes == 0 ? 100 : scannedBytes * 100 / totalBytes) + "%), "
-                + (System.nanoTime() - startNs) / 1_000_000 + " ms so far");
+                + (log.clock.nanoTime() - startNs) / 1_000_000 + " ms so far");
         }
         return true;
     }
@@ -225,38 +284,53 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         if (s.isEmpty() && s.size > 0) {
             s.lastOffset = s.baseOffset - 1;
         }
+        boolean zeros = true;
         if (validEnd < s.size) {
-            boolean zeros = reason == SegmentScanner.End.END_OF_DATA;
+            zeros = reason == SegmentScanner.End.END_OF_DATA;
             if (!zeros) {
                 LOG.log(System.Logger.Level.WARNING, "log " + log.dir + ": " + s.path.getFileName() + " has "
                     + (s.size - validEnd) + " invalid bytes after position " + validEnd + "; cutting them");
             }
             s.size = validEnd;
             s.file.truncate(validEnd);
-            int idx = log.segments.indexOf(s);
-            boolean contiguous = idx + 1 >= log.segments.size()
-                || log.segments.get(idx + 1).baseOffset == s.lastOffset + 1;
-            if (!zeros || !contiguous) {
-                // Nothing after a cut can be trusted to be contiguous with it. Zeros (space never written) at the end
-                // of a segment followed by one starting right after its last batch are a normal end (preallocated
-                // space of a segment whose seal did not finish); otherwise the later segments hold offsets above a
-                // hole, and since durability advances in offset order none of them was ever durable.
-                if (zeros && idx + 1 < log.segments.size()) {
-                    LOG.log(System.Logger.Level.WARNING, "log " + log.dir + ": " + s.path.getFileName() + " ends at"
-                        + " offset " + s.lastOffset + " with unwritten space, but the next segment starts at "
-                        + log.segments.get(idx + 1).baseOffset + "; dropping the never-durable segments after it");
+        }
+        int idx = log.segments.indexOf(s);
+        boolean contiguous = idx + 1 >= log.segments.size()
+            || log.segments.get(idx + 1).baseOffset == s.lastOffset + 1;
+        if (!zeros || !contiguous) {
+            // Nothing after a cut can be trusted to be contiguous with it. A segment ending (in zeros, space never
+            // written, or at its file's end) right before the next one's first offset is a normal end (a segment whose
+            // seal did not finish); otherwise the later segments hold offsets above a hole, and since durability
+            // advances in offset order none of them was ever durable. (A hole also arises when a segment's unsynced
+            // tail is lost while a later segment's unsynced writes survive: rolls do not wait for seals.)
+            if (!contiguous) {
+                LOG.log(System.Logger.Level.WARNING, "log " + log.dir + ": " + s.path.getFileName() + " ends at"
+                    + " offset " + s.lastOffset + ", but the next segment starts at "
+                    + log.segments.get(idx + 1).baseOffset + "; dropping the never-durable segments after it");
+            }
+            boolean deleted = false;
+            while (log.segments.size() > idx + 1) {
+                Segment later = log.segments.remove(log.segments.size() - 1);
+                toScan.remove(later);
+                later.file.close();
+                try {
+                    log.fs.deleteIfExists(later.path);
+                    log.fs.deleteIfExists(later.indexPath());
+                    log.fs.deleteIfExists(later.timeIndexPath());
+                    deleted = true;
+                } catch (IOException e) {
+                    LOG.log(System.Logger.Level.WARNING, "could not delete " + later.path);
                 }
-                while (log.segments.size() > idx + 1) {
-                    Segment later = log.segments.remove(log.segments.size() - 1);
-                    toScan.remove(later);
-                    later.file.close();
-                    try {
-                        Files.deleteIfExists(later.path);
-                        Files.deleteIfExists(later.indexPath());
-                        Files.deleteIfExists(later.timeIndexPath());
-                    } catch (IOException e) {
-                        LOG.log(System.Logger.Level.WARNING, "could not delete " + later.path);
-                    }
+            }
+            if (deleted) {
+                try {
+                    // Before anything is appended after the cut: a power loss must not bring the dropped segments
+                    // back behind new records that would then look contiguous with them.
+                    log.fs.syncDirectory(log.dir);
+                } catch (IOException e) {
+                    fail(new LogException(LogException.Kind.STORAGE_ERROR, "fsync of " + log.dir + " after dropping"
+                        + " segments failed: " + e.getMessage()));
+                    return;
                 }
             }
         }
@@ -266,7 +340,10 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         scanNext();
     }
 
-    /** Reads the partly filled last chunk of the active segment for its appender. */
+    /**
+     * Reads the last partial aligned block of the active segment, the bytes its appender writes again with the next
+     * append (nothing when the segment ends on a block boundary).
+     */
     private void openTail() {
         if (log.segments.isEmpty()) {
             log.segments.add(log.createSegment(logStart));
@@ -274,26 +351,24 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             return;
         }
         Segment last = log.segments.get(log.segments.size() - 1);
-        int chunk = log.writePool.chunkBytes();
-        tailStart = last.size - last.size % chunk;
+        int block = Math.max(4096, last.file.alignment());
+        tailStart = last.size - last.size % block;
         if (tailStart == last.size) {
             startAppender(MemorySegment.NULL);
             return;
         }
-        if (windowId < 0) {
-            windowId = log.readPool.acquireUninitialized();
-            if (windowId < 0) {
-                fail(new IllegalStateException("no read window free to read the tail of " + last.path));
-                return;
-            }
-            window = log.readPool.chunk(windowId);
-        }
-        if (window.byteSize() < chunk) {
-            fail(new IllegalStateException("read windows of " + window.byteSize() + " bytes cannot hold a write-behind"
-                + " chunk of " + chunk + " bytes"));
+        withWindow(this::readTail);
+    }
+
+    private void readTail() {
+        Segment last = log.segments.get(log.segments.size() - 1);
+        int block = Math.max(4096, last.file.alignment());
+        if (window.byteSize() < block) {
+            fail(new IllegalStateException("read windows of " + window.byteSize() + " bytes cannot hold a block of "
+                + block + " bytes"));
             return;
         }
-        long r = last.file.read(window.asSlice(0, chunk), tailStart, this, 0);
+        long r = last.file.read(window.asSlice(0, block), tailStart, this, 0);
         if (r < 0) {
             fail(new LogException(LogException.Kind.STORAGE_ERROR, "read of " + last.path + ": " + Errno.describe((int) r)));
         }
@@ -301,6 +376,10 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
 
     @Override
     public void onComplete(int result, int flags, long attachment) {
+        if (attachment == TAG_SYNC) {
+            synced(result);
+            return;
+        }
         Segment last = log.segments.get(log.segments.size() - 1);
         if (result < last.size - tailStart) {
             fail(new LogException(LogException.Kind.STORAGE_ERROR, "short read of the tail of " + last.path
@@ -312,20 +391,80 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
 
     private void startAppender(MemorySegment tail) {
         Segment last = log.segments.get(log.segments.size() - 1);
+        try {
+            // The active segment grows past what its index files (from a clean close) describe: left in place, they
+            // would let a later recovery trust the grown segment without scanning it. Its index lives in memory and
+            // is written again when it is sealed. (The deletes become durable with the directory sync of the next
+            // segment's creation; until then the segment is the last one, which recovery always scans.)
+            log.fs.deleteIfExists(last.indexPath());
+            log.fs.deleteIfExists(last.timeIndexPath());
+        } catch (IOException e) {
+            fail(new LogException(LogException.Kind.STORAGE_ERROR, "cannot delete the index files of " + last.path
+                + ": " + e.getMessage()));
+            return;
+        }
         last.appender = new SegmentAppender(last.file, log.writePool, last, last.size, tail, last.file.size(),
-            log.config.fallocateStepBytes(), log.config.segmentBytes());
+            log.config.fallocateStepBytes(), log.config.segmentBytes(), log.clock);
         finish();
     }
 
     private void finish() {
-        if (windowId >= 0) {
-            log.readPool.release(windowId);
-            windowId = -1;
-        }
+        releaseWindow();
         if (totalBytes >= progressBytes) {
             LOG.log(System.Logger.Level.INFO, "log " + log.dir + ": recovery scanned " + (scannedBytes >> 20) + " MiB in "
-                + (System.nanoTime() - startNs) / 1_000_000 + " ms (100%)");
+                + (log.clock.nanoTime() - startNs) / 1_000_000 + " ms (100%)");
         }
+        syncRecovered();
+    }
+
+    /**
+     * After an unclean shutdown, makes what recovery kept durable before calling it so: a killed process leaves
+     * written bytes (and new file names) that are in the kernel's and the device's caches but not on stable storage,
+     * and a power loss after the restart could still lose them, though the log would have reported them durable.
+     * One fdatasync per scanned segment, then a sync of the directory.
+     */
+    private void syncRecovered() {
+        if (cleanEnd >= 0) {
+            done();
+            return;
+        }
+        syncsLeft = 1; // until every fdatasync is queued
+        for (Segment s : scanned) {
+            if (log.segments.contains(s)) {
+                syncsLeft++;
+                long r = s.file.datasync(this, TAG_SYNC);
+                if (r < 0) {
+                    synced((int) r);
+                }
+            }
+        }
+        synced(0);
+    }
+
+    private void synced(int result) {
+        if (syncsLeft < 0) {
+            return; // failed already
+        }
+        if (result < 0) {
+            syncsLeft = -1;
+            fail(new LogException(LogException.Kind.STORAGE_ERROR, "fdatasync of " + log.dir + " after recovery: "
+                + Errno.describe(result)));
+            return;
+        }
+        if (--syncsLeft > 0) {
+            return;
+        }
+        try {
+            log.fs.syncDirectory(log.dir);
+        } catch (IOException e) {
+            fail(new LogException(LogException.Kind.STORAGE_ERROR, "fsync of " + log.dir + " after recovery: "
+                + e.getMessage()));
+            return;
+        }
+        done();
+    }
+
+    private void done() {
         Segment first = log.segments.get(0);
         Segment last = log.segments.get(log.segments.size() - 1);
         long start = Math.max(logStart, first.baseOffset);
@@ -335,10 +474,7 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     }
 
     private void fail(RuntimeException e) {
-        if (windowId >= 0) {
-            log.readPool.release(windowId);
-            windowId = -1;
-        }
+        releaseWindow();
         for (Segment s : log.segments) {
             s.file.close();
         }

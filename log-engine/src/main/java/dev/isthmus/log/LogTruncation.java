@@ -17,12 +17,16 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
     private final Consumer<RuntimeException> done;
     private Segment seg;
     private int windowId = -1;
+    /** This truncation's place in the read pool's line when no window was free. */
+    private final ChunkPool.Waiter windowWaiter = new ChunkPool.Waiter(this::onWindowReserved);
     private MemorySegment window;
     private long cut = -1;
     private long scanStart;
     private boolean visited;
     private boolean indexWrong;
     private long tailStart;
+    private int syncsLeft;
+    private static final long SYNC = 1;
 
     LogTruncation(Log log, long offset, Consumer<RuntimeException> done) {
         this.log = log;
@@ -42,10 +46,17 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
             finish(new LogException(LogException.Kind.OFFSET_OUT_OF_RANGE, "no segment holds offset " + offset));
             return;
         }
-        windowId = log.readPool.acquireUninitialized();
+        // Many logs may truncate at once (followers after a leader change): without a free read window, wait in
+        // the read pool's line for one instead of failing.
         if (windowId < 0) {
-            finish(new LogException(LogException.Kind.STORAGE_ERROR, "no read window for truncation"));
-            return;
+            if (!log.readPool.admit(windowWaiter, 1)) {
+                return; // onWindowReserved comes back here
+            }
+            windowId = log.readPool.acquireUninitialized();
+            if (windowId < 0) {
+                log.readPool.admit(windowWaiter, 1); // none left to take (reads took them): in line for the next
+                return;
+            }
         }
         window = log.readPool.chunk(windowId);
         if (offset == seg.baseOffset) {
@@ -101,14 +112,15 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
         readTail();
     }
 
+    /** Reads the last partial aligned block before the cut: what the appender writes again with the next append. */
     private void readTail() {
-        int chunk = log.writePool.chunkBytes();
-        tailStart = cut - cut % chunk;
+        int block = Math.max(4096, seg.file.alignment());
+        tailStart = cut - cut % block;
         if (tailStart == cut) {
             complete();
             return;
         }
-        long r = seg.file.read(window.asSlice(0, chunk), tailStart, this, 0);
+        long r = seg.file.read(window.asSlice(0, block), tailStart, this, 0);
         if (r < 0) {
             finish(new LogException(LogException.Kind.STORAGE_ERROR, "read of " + seg.path + ": " + Errno.describe((int) r)));
         }
@@ -116,6 +128,10 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
 
     @Override
     public void onComplete(int result, int flags, long attachment) {
+        if (attachment == SYNC) {
+            synced(result);
+            return;
+        }
         if (result < cut - tailStart) {
             finish(new LogException(LogException.Kind.STORAGE_ERROR, "short read of " + seg.path + " before "
                 + cut + (result < 0 ? ": " + Errno.describe(result) : "")));
@@ -126,15 +142,58 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
 
     private void complete() {
         MemorySegment tail = window.asSlice(0, cut - tailStart);
-        log.finishSuffixTruncation(seg, cut, offset, tail);
-        finish(null);
+        boolean deletedLater = log.finishSuffixTruncation(seg, cut, offset, tail);
+        // The cut (an ftruncate) and the deletes of later segments are file-system metadata: durable only after an
+        // fdatasync of the file and a sync of the directory. Appends after the cut wait for them to count as durable
+        // (the log holds its reports), and the truncation is done once they are.
+        syncsLeft = 1 + (deletedLater ? 1 : 0);
+        long r = seg.file.datasync(this, SYNC);
+        if (r < 0) {
+            syncFailed("fdatasync of " + seg.path + " after the cut", (int) r);
+        }
+        if (deletedLater) {
+            r = log.engine.syncDirectory(log.dir, this, SYNC);
+            if (r < 0) {
+                syncFailed("fsync of " + log.dir + " after dropping segments", (int) r);
+            }
+        }
+    }
+
+    private void synced(int result) {
+        if (result < 0) {
+            syncFailed("sync after cutting " + seg.path, result);
+            return;
+        }
+        if (--syncsLeft == 0) {
+            log.cutSynced();
+            finish(null);
+        }
+    }
+
+    private void syncFailed(String what, int errno) {
+        if (syncsLeft < 0) {
+            return; // reported already
+        }
+        syncsLeft = -1;
+        log.onStorageFailure(seg, what + ": " + Errno.describe(errno), -errno);
+        finish(new LogException(LogException.Kind.STORAGE_ERROR, what + ": " + Errno.describe(errno)));
+    }
+
+    private void onWindowReserved() {
+        if (seg != null && windowId < 0) {
+            locate();
+        } else {
+            log.readPool.cancel(windowWaiter);
+        }
     }
 
     private void finish(RuntimeException error) {
+        log.readPool.cancel(windowWaiter);
         if (windowId >= 0) {
             log.readPool.release(windowId);
             windowId = -1;
         }
         done.accept(error);
+        log.readPool.wakeIfPending();
     }
 }

@@ -76,9 +76,10 @@ final class Segment implements SegmentAppender.Listener {
         // In the background, after the log's queued file tasks (one may be writing these very files).
         java.nio.file.Path index = indexPath();
         java.nio.file.Path timeIndex = timeIndexPath();
-        FileTasks.submit(log.dir, "delete the wrong index of " + path.getFileName(), () -> {
-            java.nio.file.Files.deleteIfExists(index);
-            java.nio.file.Files.deleteIfExists(timeIndex);
+        dev.isthmus.uring.FileOps fs = log.fs;
+        fs.submitBackground(log.dir, "delete the wrong index of " + path.getFileName(), () -> {
+            fs.deleteIfExists(index);
+            fs.deleteIfExists(timeIndex);
         });
     }
 
@@ -103,7 +104,7 @@ final class Segment implements SegmentAppender.Listener {
 
     @Override
     public void onSpaceAvailable() {
-        log.onSpaceAvailable();
+        // The log waits for memory through the shared pool's line (ChunkPool.Waiter), not per segment.
     }
 
     @Override

@@ -1,6 +1,7 @@
 package dev.isthmus.log;
 
 import dev.isthmus.ffi.Errno;
+import dev.isthmus.uring.Clock;
 import dev.isthmus.uring.CompletionHandler;
 import dev.isthmus.uring.DmaFile;
 import dev.isthmus.uring.Verify;
@@ -37,9 +38,19 @@ import java.lang.foreign.MemorySegment;
  *     each one is a bubble in the write pipeline.</li>
  * </ul>
  *
+ * <h2>Memory</h2>
+ * The chunks come from a pool shared by the shard's logs (see {@link ChunkPool}). Full chunks go back as soon as
+ * their write completes. The tail chunk stays while it has bytes to write; once they are all written it is lent to
+ * the pool ({@code markIdle}): the next append keeps filling it if no one took it meanwhile, and if another log
+ * needed it, the pool took it back ({@link #giveBack}) and this appender kept only the bytes of the tail's last,
+ * partial aligned block (less than the alignment; the next write of the tail rewrites that block), which its next
+ * append copies into a new chunk. So an appender that is not writing holds no chunk: a shard may have many more
+ * logs than chunks. A new appender over an existing tail (recovery, truncation) takes no chunk either until it
+ * appends.
+ *
  * <p>Owner: the shard thread of the file's engine. Not thread-safe.
  */
-public final class SegmentAppender implements CompletionHandler {
+public final class SegmentAppender implements CompletionHandler, ChunkPool.IdleHolder {
 
     /** What the appender reports to its log. */
     public interface Listener {
@@ -76,6 +87,7 @@ public final class SegmentAppender implements CompletionHandler {
     private static final MemorySegment ZEROS = java.lang.foreign.Arena.global().allocate(4096, 4096);
 
     private final DmaFile file;
+    private final Clock clock;
     private final ChunkPool pool;
     private final Listener listener;
     private final BatchBytes.Contiguous contiguous = new BatchBytes.Contiguous();
@@ -103,6 +115,15 @@ public final class SegmentAppender implements CompletionHandler {
     private int liveCount;
 
     private int tailChunk = -1;
+    /** The tail chunk is lent to the pool (all its bytes written); using it again takes it back first. */
+    private boolean tailIdle;
+    /**
+     * The bytes of the tail's last, partial aligned block while the tail has no chunk ({@code position} not at a
+     * chunk boundary): [position rounded down to the alignment, position). Made on first use, reused after.
+     */
+    private MemorySegment parked;
+    /** In {@link #append}: a completion delivered inside it (a submission reaping) must not lend the tail. */
+    private boolean appending;
     private long position;
     private long written;
     private long durable;
@@ -125,16 +146,29 @@ public final class SegmentAppender implements CompletionHandler {
     /**
      * @param file               the segment file, open for direct I/O
      * @param startPosition      where appends continue (the validated end of the existing data)
-     * @param existingTail       ends with the bytes [startPosition rounded down to the chunk size, startPosition)
-     *                           already in the file, which the first tail-chunk write rewrites; may be empty
-     *                           when startPosition is a multiple of the chunk size
+     * @param existingTail       ends with the bytes [startPosition rounded down to the alignment, startPosition)
+     *                           already in the file, which the first tail write rewrites (kept in a copy of at
+     *                           most one block: no chunk is taken until the first append); may be empty when
+     *                           startPosition is a multiple of the alignment
      * @param allocatedBytes     the file's current size (already allocated space)
      * @param fallocateStepBytes grow the file by this much ahead of the writer (a multiple of the alignment)
      * @param maxBytes           the segment's size limit (fallocate never goes past it)
      */
     public SegmentAppender(DmaFile file, ChunkPool pool, Listener listener, long startPosition,
                            MemorySegment existingTail, long allocatedBytes, long fallocateStepBytes, long maxBytes) {
+        this(file, pool, listener, startPosition, existingTail, allocatedBytes, fallocateStepBytes, maxBytes,
+            Clock.SYSTEM);
+    }
+
+    /**
+     * As above, reading time (fallocate step pacing, fdatasync latencies) from {@code clock}: the engine's, so a
+     * simulated engine's virtual time paces it.
+     */
+    public SegmentAppender(DmaFile file, ChunkPool pool, Listener listener, long startPosition,
+                           MemorySegment existingTail, long allocatedBytes, long fallocateStepBytes, long maxBytes,
+                           Clock clock) {
         this.file = file;
+        this.clock = clock;
         this.pool = pool;
         this.listener = listener;
         this.chunkBytes = pool.chunkBytes();
@@ -168,16 +202,22 @@ public final class SegmentAppender implements CompletionHandler {
         this.syncRequested = startPosition;
         this.syncGoal = startPosition;
         this.allocatedEnd = allocatedBytes;
-        long tailStart = startPosition - startPosition % chunkBytes;
-        int tailLen = (int) (startPosition - tailStart);
-        Verify.that(existingTail.byteSize() >= tailLen, "existing tail: %d bytes given, %d needed",
-            existingTail.byteSize(), tailLen);
-        if (tailLen > 0) {
-            tailChunk = acquireChunk(tailStart);
-            chunkFilled[tailChunk] = tailLen;
-            chunkCovered[tailChunk] = tailLen; // already in the file
-            MemorySegment.copy(existingTail, existingTail.byteSize() - tailLen, pool.chunk(tailChunk), 0, tailLen);
+        // Already in the file: only its last partial aligned block is written again, from a chunk taken at the first
+        // append (a log that is opened and not written takes none).
+        int partial = (int) (startPosition % alignment);
+        Verify.that(existingTail.byteSize() >= partial, "existing tail: %d bytes given, %d needed",
+            existingTail.byteSize(), partial);
+        if (partial > 0) {
+            park(existingTail, existingTail.byteSize() - partial, partial);
         }
+    }
+
+    /** Keeps {@code length} bytes of {@code src} from {@code offset} as the tail's partial aligned block. */
+    private void park(MemorySegment src, long offset, int length) {
+        if (parked == null) {
+            parked = MemorySegment.ofArray(new byte[alignment]);
+        }
+        MemorySegment.copy(src, offset, parked, 0, length);
     }
 
     /**
@@ -255,12 +295,25 @@ public final class SegmentAppender implements CompletionHandler {
         return file;
     }
 
-    /** Whether {@code bytes} more can be appended now without waiting for memory. */
+    /** Whether {@code bytes} more can be appended now without waiting for memory (ignoring other waiters). */
     public boolean canAppend(long bytes) {
-        int filled = tailChunk < 0 ? chunkBytes : chunkFilled[tailChunk];
-        long room = tailChunk < 0 ? 0 : chunkBytes - filled;
-        long needChunks = bytes <= room ? 0 : (bytes - room + chunkBytes - 1) / chunkBytes;
-        return needChunks <= pool.available();
+        return chunksToTake(bytes) <= pool.available();
+    }
+
+    /**
+     * How many chunks an append of {@code bytes} takes out of the pool's {@linkplain ChunkPool#available()
+     * available} ones: new chunks, plus the tail if it is lent to the pool and not full (using it again takes it
+     * back). With no tail chunk, the parked partial block goes into the first new chunk.
+     */
+    public int chunksToTake(long bytes) {
+        if (tailChunk < 0) {
+            long startFill = position % chunkBytes;
+            return (int) Math.min(Integer.MAX_VALUE, (startFill + bytes + chunkBytes - 1) / chunkBytes);
+        }
+        int filled = chunkFilled[tailChunk];
+        long room = chunkBytes - filled;
+        long need = bytes <= room ? 0 : (bytes - room + chunkBytes - 1) / chunkBytes;
+        return (int) Math.min(Integer.MAX_VALUE, need + (tailIdle && filled < chunkBytes ? 1 : 0));
     }
 
     /**
@@ -281,31 +334,96 @@ public final class SegmentAppender implements CompletionHandler {
             throw new IllegalStateException("segment " + file.path() + " failed; no more appends");
         }
         Verify.that(canAppend(length), "append of %d bytes without the chunks for it", length);
-        long start = position;
-        long done = 0;
-        while (done < length) {
-            if (tailChunk < 0 || chunkFilled[tailChunk] == chunkBytes) {
-                nextChunk();
+        pool.enter();
+        appending = true;
+        try {
+            if (tailIdle) {
+                pool.unmarkIdle(tailChunk);
+                tailIdle = false;
             }
-            int filled = chunkFilled[tailChunk];
-            int n = (int) Math.min(length - done, chunkBytes - filled);
-            source.copyTo(offset + done, pool.chunk(tailChunk), filled, n);
-            chunkFilled[tailChunk] = filled + n;
-            done += n;
-            position += n;
-            if (chunkFilled[tailChunk] == chunkBytes) {
-                dispatch(tailChunk);
+            long start = position;
+            long done = 0;
+            while (done < length) {
+                if (tailChunk < 0 || chunkFilled[tailChunk] == chunkBytes) {
+                    nextChunk();
+                }
+                int filled = chunkFilled[tailChunk];
+                int n = (int) Math.min(length - done, chunkBytes - filled);
+                source.copyTo(offset + done, pool.chunk(tailChunk), filled, n);
+                chunkFilled[tailChunk] = filled + n;
+                done += n;
+                position += n;
+                if (chunkFilled[tailChunk] == chunkBytes) {
+                    dispatch(tailChunk);
+                }
             }
+            return start;
+        } finally {
+            appending = false;
+            // A completion delivered inside (a submission that had to reap) may have left the tail written.
+            maybeLendTail();
+            pool.exit();
         }
-        return start;
     }
 
     private void nextChunk() {
         int old = tailChunk;
-        long pos = old < 0 ? position - position % chunkBytes : chunkFilePos[old] + chunkBytes;
-        tailChunk = acquireChunk(pos);
-        if (old >= 0 && chunkCovered[old] == chunkBytes) {
-            releaseChunk(old); // full and written: nothing refers to it any more
+        if (old < 0) {
+            long pos = position - position % chunkBytes;
+            tailChunk = acquireChunk(pos);
+            int fill = (int) (position - pos);
+            if (fill > 0) {
+                // The tail was taken back while idle: its last partial aligned block comes back from where it was kept.
+                int blockStart = fill / alignment * alignment;
+                if (fill > blockStart) {
+                    MemorySegment.copy(parked, 0, pool.chunk(tailChunk), blockStart, fill - blockStart);
+                }
+                chunkFilled[tailChunk] = fill;
+                chunkCovered[tailChunk] = fill; // in the file already
+                chunkWriteLen[tailChunk] = fill;
+            }
+            return;
+        }
+        if (chunkCovered[old] == chunkBytes) {
+            releaseChunk(old); // full and written: nothing refers to it any more (first: it may be the one we get)
+        }
+        tailChunk = acquireChunk(chunkFilePos[old] + chunkBytes);
+    }
+
+    /** Lends the tail chunk to the pool when all its bytes are written and nothing is in flight on it. */
+    private void maybeLendTail() {
+        int t = tailChunk;
+        if (t >= 0 && !tailIdle && !appending && !failed && !chunkInFlight[t] && !chunkNeedsWrite[t]
+            && chunkCovered[t] == chunkFilled[t]) {
+            tailIdle = true;
+            pool.markIdle(t, this);
+        }
+    }
+
+    /**
+     * The pool takes the idle tail back: keep the bytes of its last partial aligned block (what the next write of
+     * the tail rewrites) and go on without a tail chunk.
+     */
+    @Override
+    public void giveBack(int id) {
+        Verify.that(id == tailChunk && tailIdle && !chunkInFlight[id] && chunkCovered[id] == chunkFilled[id],
+            "chunk %d taken back is not the idle tail (chunk %d)", id, tailChunk);
+        int fill = chunkFilled[id];
+        Verify.that(chunkFilePos[id] + fill == position, "idle tail ends at %d, not at %d",
+            chunkFilePos[id] + fill, position);
+        if (fill < chunkBytes) {
+            int blockStart = fill / alignment * alignment;
+            if (fill > blockStart) {
+                park(pool.chunk(id), blockStart, fill - blockStart);
+            }
+        }
+        tailIdle = false;
+        tailChunk = -1;
+        for (int i = 0; i < liveCount; i++) {
+            if (live[i] == id) {
+                live[i] = live[--liveCount];
+                break;
+            }
         }
     }
 
@@ -353,11 +471,16 @@ public final class SegmentAppender implements CompletionHandler {
         if (failed) {
             return;
         }
-        if (tailChunk >= 0 && chunkFilled[tailChunk] > chunkWriteLen[tailChunk]) {
-            dispatch(tailChunk);
+        pool.enter();
+        try {
+            if (tailChunk >= 0 && chunkFilled[tailChunk] > chunkWriteLen[tailChunk]) {
+                dispatch(tailChunk);
+            }
+            syncRequested = Math.max(syncRequested, position);
+            maybeSync();
+        } finally {
+            pool.exit();
         }
-        syncRequested = Math.max(syncRequested, position);
-        maybeSync();
     }
 
     private void dispatch(int chunk) {
@@ -398,7 +521,7 @@ public final class SegmentAppender implements CompletionHandler {
         if (end + stepBytes / 2 <= allocatedEnd) {
             return;
         }
-        long now = System.nanoTime();
+        long now = clock.nanoTime();
         if (lastFallocateNs != 0) {
             long lastedNs = now - lastFallocateNs;
             if (lastedNs < FAST_STEP_NS) {
@@ -443,7 +566,7 @@ public final class SegmentAppender implements CompletionHandler {
         }
         syncing = written;
         inFlight++;
-        syncStartNs = System.nanoTime();
+        syncStartNs = clock.nanoTime();
     }
 
     @Override
@@ -455,6 +578,8 @@ public final class SegmentAppender implements CompletionHandler {
             if (inFlight == 0) {
                 listener.onIdle();
             }
+            // Chunks freed or lent by this completion (or a seal it finished) go to waiting logs now.
+            pool.wakeIfPending();
         }
     }
 
@@ -463,7 +588,7 @@ public final class SegmentAppender implements CompletionHandler {
         if (tag == TAG_SYNC) {
             long covered = syncing;
             syncing = -1;
-            long tookNs = System.nanoTime() - syncStartNs;
+            long tookNs = clock.nanoTime() - syncStartNs;
             syncBusyNs += tookNs;
             if (stats != null) {
                 stats.recordSync(tookNs);
@@ -522,6 +647,8 @@ public final class SegmentAppender implements CompletionHandler {
         } else if (chunk != tailChunk && chunkCovered[chunk] == chunkBytes) {
             releaseChunk(chunk);
             freed = true;
+        } else if (chunk == tailChunk) {
+            maybeLendTail();
         }
         if (written > before) {
             maybeSync();
@@ -545,8 +672,22 @@ public final class SegmentAppender implements CompletionHandler {
     public void releaseTail() {
         Verify.that(inFlight == 0, "releaseTail with %d operations in flight", inFlight);
         if (tailChunk >= 0) {
+            if (tailIdle) {
+                pool.unmarkIdle(tailChunk);
+                tailIdle = false;
+            }
             releaseChunk(tailChunk);
             tailChunk = -1;
         }
+    }
+
+    /** Whether the appender holds a tail chunk now (false once it is taken back, or before the first append). */
+    boolean holdsTail() {
+        return tailChunk >= 0;
+    }
+
+    /** Whether the tail chunk is lent to the pool. */
+    boolean tailLent() {
+        return tailIdle;
     }
 }

@@ -8,10 +8,8 @@ import dev.isthmus.uring.Verify;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
@@ -176,7 +174,7 @@ public final class ZeroedSegments implements CompletionHandler {
             throw new IllegalArgumentException("zeroed segments: the zero buffer must be 4096-aligned and a multiple of"
                 + " 4096 bytes long, got " + zeros.byteSize() + " bytes at " + zeros.address());
         }
-        Files.createDirectories(dir);
+        engine.fileOps().createDirectories(dir);
         ZeroedSegments z = new ZeroedSegments(engine, dir, count, fileBytes, zeros, timer, policy);
         z.recover();
         if (BY_ENGINE.putIfAbsent(engine, z) != null) {
@@ -191,11 +189,7 @@ public final class ZeroedSegments implements CompletionHandler {
     }
 
     private void recover() throws IOException {
-        List<Path> files = new ArrayList<>();
-        try (var list = Files.list(dir)) {
-            list.forEach(files::add);
-        }
-        files.sort(null);
+        List<Path> files = new ArrayList<>(engine.fileOps().list(dir));
         for (Path p : files) {
             String name = p.getFileName().toString();
             if (name.startsWith("zeroed-") && (name.endsWith(READY_SUFFIX) || name.endsWith(PARTIAL_SUFFIX))) {
@@ -205,10 +199,10 @@ public final class ZeroedSegments implements CompletionHandler {
                 } catch (NumberFormatException e) {
                     // not one of ours after all; numbering is unaffected
                 }
-                if (name.endsWith(READY_SUFFIX) && Files.size(p) == fileBytes && ready.size() < count) {
+                if (name.endsWith(READY_SUFFIX) && engine.fileOps().size(p) == fileBytes && ready.size() < count) {
                     ready.add(p);
                 } else {
-                    Files.deleteIfExists(p);
+                    engine.fileOps().deleteIfExists(p);
                 }
             }
         }
@@ -281,7 +275,7 @@ public final class ZeroedSegments implements CompletionHandler {
      * without waiting. Engine thread; cheap enough to call on every append.
      */
     public void busyLogWrote() {
-        lastBusyNs = System.nanoTime();
+        lastBusyNs = engine.clock().nanoTime();
         if (pausedQuiet) {
             pausedQuiet = false;
             resume();
@@ -297,12 +291,12 @@ public final class ZeroedSegments implements CompletionHandler {
      *         the segment as usual)
      */
     public boolean take(Path target, long maxSegmentBytes, long logRate) {
-        if (!available(maxSegmentBytes) || Files.exists(target)) {
+        if (!available(maxSegmentBytes) || engine.fileOps().exists(target)) {
             return false;
         }
         Path p = ready.poll();
         try {
-            Files.move(p, target, StandardCopyOption.ATOMIC_MOVE);
+            engine.fileOps().move(p, target, false);
         } catch (NoSuchFileException e) {
             LOG.log(System.Logger.Level.WARNING, "zeroed segment " + p + " vanished; making another");
             makeMore();
@@ -314,7 +308,7 @@ public final class ZeroedSegments implements CompletionHandler {
         }
         filesTaken++;
         rate = Math.max(MIN_RATE, Math.min(MAX_RATE, logRate / 2 * 3));
-        lastBusyNs = System.nanoTime();
+        lastBusyNs = engine.clock().nanoTime();
         wanted = true;
         makeMore();
         return true;
@@ -365,7 +359,7 @@ public final class ZeroedSegments implements CompletionHandler {
     }
 
     private void writeNext() {
-        long now = System.nanoTime();
+        long now = engine.clock().nanoTime();
         if (filesTaken > 0 && now - lastBusyNs > QUIET_NS) {
             pausedQuiet = true; // busyLogWrote resumes
             return;
@@ -424,7 +418,7 @@ public final class ZeroedSegments implements CompletionHandler {
             making.close();
             making = null;
             try {
-                Files.move(makingPath, done, StandardCopyOption.ATOMIC_MOVE);
+                engine.fileOps().move(makingPath, done, false);
             } catch (IOException e) {
                 stop("cannot rename " + makingPath + " to " + done + ": " + e);
                 return;
@@ -446,7 +440,7 @@ public final class ZeroedSegments implements CompletionHandler {
             making.close();
             making = null;
             try {
-                Files.deleteIfExists(makingPath);
+                engine.fileOps().deleteIfExists(makingPath);
             } catch (IOException e) {
                 LOG.log(System.Logger.Level.WARNING, "cannot delete " + makingPath + ": " + e);
             }

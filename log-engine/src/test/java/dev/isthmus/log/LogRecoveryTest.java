@@ -189,7 +189,7 @@ class LogRecoveryTest {
         Log again = open();
         checkEveryBatchReadable(again, bases);
         assertArrayEquals(before, readAll(again));
-        FileTasks.await(logDir()); // the delete runs in the background
+        dev.isthmus.uring.FileOps.JDK.awaitBackground(logDir()); // the delete runs in the background
         assertFalse(Files.exists(oi), "the lying index is deleted, to be rebuilt at the next open");
         // A suffix truncation that needs the index finds the batch boundary anyway.
         long cut = bases.get(20);

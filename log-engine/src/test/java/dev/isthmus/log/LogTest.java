@@ -360,7 +360,7 @@ class LogTest {
         drive(() -> durable == 1600, "durable");
         drive(log::quiescent, "seals");
         Path logDir = dir.resolve("topic-0");
-        FileTasks.await(logDir);
+        dev.isthmus.uring.FileOps.JDK.awaitBackground(logDir);
         assertTrue(log.segmentCount() > 3);
         for (int i = 0; i < log.segmentCount() - 1; i++) {
             Segment s = log.segments.get(i);
@@ -371,7 +371,7 @@ class LogTest {
         }
         int deleted = log.enforceRetention(System.currentTimeMillis());
         assertTrue(deleted > 0);
-        FileTasks.await(logDir);
+        dev.isthmus.uring.FileOps.JDK.awaitBackground(logDir);
         assertEquals(log.segmentCount(), Log.listSegments(logDir).length, "the dropped segments' files are gone");
         try (var files = Files.list(logDir)) {
             assertEquals(2L * (log.segmentCount() - 1), files.filter(p -> p.toString().endsWith("index")).count());

@@ -23,6 +23,8 @@ public final class IoBuf implements IoBufView, AutoCloseable {
     /** The largest fragment a chain allocates for appends. */
     public static final int MAX_FRAGMENT_BYTES = 128 * 1024;
     private static final int FIRST_FRAGMENT_BYTES = 4096;
+    /** The smallest fragment a chain allocates between shared fragments (the arena's smallest size class). */
+    private static final int SMALLEST_FRAGMENT_BYTES = 512;
     private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.BIG_ENDIAN);
     private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.BIG_ENDIAN);
     private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.BIG_ENDIAN);
@@ -34,6 +36,11 @@ public final class IoBuf implements IoBufView, AutoCloseable {
     private long[] lens = new long[4];
     private int count;
     private long size;
+    /** Bytes copied in since the last shared append (or the start), and in the run of copies before that one. */
+    private long runBytes;
+    private long lastRunBytes;
+    /** Another chain's fragments were appended (shared) to this one. */
+    private boolean shared;
     private boolean released;
     // Cache of the last random-access lookup.
     private int lastIndex;
@@ -192,6 +199,11 @@ public final class IoBuf implements IoBufView, AutoCloseable {
             o.frags[i].retain();
             add(o.frags[i], o.starts[i], o.lens[i]);
         }
+        if (o.count > 0) {
+            shared = true;
+            lastRunBytes = runBytes;
+            runBytes = 0;
+        }
         return this;
     }
 
@@ -303,12 +315,18 @@ public final class IoBuf implements IoBufView, AutoCloseable {
 
     /**
      * Room after the tail this chain may fill in place; when there is none, a new fragment sized for
-     * {@code wanted} bytes (and growing with the chain, 4 KiB to {@link #MAX_FRAGMENT_BYTES}) becomes the tail.
+     * {@code wanted} bytes becomes the tail. A chain of copies grows with itself (4 KiB to
+     * {@link #MAX_FRAGMENT_BYTES}); between shared fragments (a Fetch response: a few dozen bytes of fields, then a
+     * partition's batches shared from the cache, and so on for every partition), a new fragment is sized by the
+     * copies around it, from 512 bytes, not by the shared bytes: sized by the chain, each of a thousand partitions
+     * would take up to 128 KiB for its few bytes of fields.
      */
     private long tailRoomOrGrow(long wanted) {
         long room = tailRoom();
         if (room == 0) {
-            long bytes = Math.min(MAX_FRAGMENT_BYTES, Math.max(FIRST_FRAGMENT_BYTES, Math.max(wanted, size)));
+            long basis = !shared ? Math.max(FIRST_FRAGMENT_BYTES, size)
+                : Math.max(SMALLEST_FRAGMENT_BYTES, Math.max(runBytes, lastRunBytes));
+            long bytes = Math.min(MAX_FRAGMENT_BYTES, Math.max(wanted, basis));
             add(newFragment((int) bytes), 0, 0);
             room = tailRoom();
         }
@@ -320,6 +338,7 @@ public final class IoBuf implements IoBufView, AutoCloseable {
         lens[last] += n;
         frags[last].written = starts[last] + lens[last];
         size += n;
+        runBytes += n;
     }
 
     // ------------------------------------------------------------------ slice / trim / release

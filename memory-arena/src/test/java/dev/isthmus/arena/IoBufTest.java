@@ -39,6 +39,45 @@ class IoBufTest {
         return b;
     }
 
+    /**
+     * A Fetch response's shape: a few dozen bytes of fields, then a partition's batches appended by sharing, for a
+     * thousand partitions. The fields' fragments are sized by the copies, not by the shared bytes (sized by the
+     * chain, each partition's fields took up to 128 KiB: a response of 1000 partitions exhausted a 64 MiB shard's
+     * OTHER budget). Contents stay exact.
+     */
+    @Test
+    void shouldKeepFieldsBetweenSharedFragmentsInSmallFragments() {
+        try (MemoryArena arena = MemoryArena.create(ArenaConfig.of(256 * MiB).withUnlimitedBudgets())) {
+            IoBuf batches = IoBuf.empty(arena, Subsystem.BATCH_CACHE);
+            byte[] data = randomBytes(new Random(7), 64 * 1024);
+            batches.append(data);
+            IoBuf out = IoBuf.empty(arena, Subsystem.OTHER);
+            ByteArrayOutputStream model = new ByteArrayOutputStream();
+            for (int p = 0; p < 1000; p++) {
+                for (int i = 0; i < 10; i++) {
+                    out.appendInt(p * 10 + i);
+                    model.writeBytes(ByteBuffer.allocate(4).putInt(p * 10 + i).array());
+                }
+                out.append(batches);
+                model.writeBytes(data);
+            }
+            long owned = arena.used(Subsystem.OTHER);
+            assertTrue(owned <= 1000 * 1024, owned + " bytes of OTHER for 40 KB of fields");
+            byte[] all = new byte[(int) out.size()];
+            out.copyTo(0, MemorySegment.ofArray(all), 0, all.length);
+            assertArrayEquals(model.toByteArray(), all);
+            // A chain of copies only still grows with itself (few large fragments).
+            IoBuf copies = IoBuf.empty(arena, Subsystem.NETWORK_RECEIVE);
+            for (int i = 0; i < 1000; i++) {
+                copies.append(data, 0, 1000);
+            }
+            assertTrue(copies.fragmentCount() <= 16, copies.fragmentCount() + " fragments for 1 MB of copies");
+            copies.release();
+            out.release();
+            batches.release();
+        }
+    }
+
     /** Every operation on a chain is mirrored on a byte[]; contents and reads must always agree. */
     @Test
     void shouldMatchAByteArrayModel() {

@@ -20,6 +20,8 @@ public final class NodeMetrics {
     long heartbeatResponsesSent;
     long heartbeatResponseItemsSent;
     long unknownGroupMessages;
+    long transferCampaigns;
+    long timeoutCampaigns;
     private final Histogram commitLatencyMs = new Histogram(3_600_000L, 2);
     private final Histogram appendDurableLatencyMs = new Histogram(3_600_000L, 2);
 
@@ -52,6 +54,16 @@ public final class NodeMetrics {
     /** Messages for groups this node does not host (dropped). */
     public long unknownGroupMessages() {
         return unknownGroupMessages;
+    }
+
+    /** Campaigns members of this node started on a leader's TimeoutNow: leaderships handed to them. */
+    public long transferCampaigns() {
+        return transferCampaigns;
+    }
+
+    /** Campaigns (pre-vote or vote) members of this node started because their election timeout passed. */
+    public long timeoutCampaigns() {
+        return timeoutCampaigns;
     }
 
     /** Proposal-to-commit latency on leaders. */

@@ -37,6 +37,13 @@ final class Progress {
     long commitSent = -1;
     /** A read for this follower answered READ_PENDING. */
     boolean waitingRead;
+
+    // In sync in Kafka's sense (replica.lag.time.max.ms): see RaftGroup#inSyncMembers.
+    /** The latest time (host clock) at which this member was known to hold everything the leader held then. */
+    long caughtUpMs = Long.MIN_VALUE / 4;
+    /** The leader's last offset at {@link #caughtUpTargetMs}: once match reaches it, the member was caught up then. */
+    long caughtUpTargetOffset = Long.MAX_VALUE;
+    long caughtUpTargetMs;
     final Inflights inflights;
 
     // SNAPSHOT state

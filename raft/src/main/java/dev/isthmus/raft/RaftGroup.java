@@ -66,6 +66,14 @@ public final class RaftGroup implements RaftLog.Callbacks {
         void markDirty(RaftGroup group);
 
         NodeMetrics nodeMetrics();
+
+        /**
+         * Whether members on this node may become leaders: false while the node hands its leaderships away before
+         * stopping (or is in maintenance), so that they neither campaign on a timeout nor take a transfer.
+         */
+        default boolean mayLead() {
+            return true;
+        }
     }
 
     private final Host host;
@@ -122,6 +130,8 @@ public final class RaftGroup implements RaftLog.Callbacks {
     private long termStartOffset = Long.MAX_VALUE;
     private int transferTarget = NONE;
     private long transferDeadlineMs;
+    /** TimeoutNow went to the transfer target: proposals stay refused until it takes over or the deadline. */
+    private boolean timeoutNowSent;
     private Configuration pendingTarget;
 
     // ---------------------------------------------------------------- snapshots
@@ -424,6 +434,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
         }
         transferTarget = target;
         transferDeadlineMs = host.nowMs() + config.electionTimeoutMinMs();
+        timeoutNowSent = false;
         metrics.transfersStarted++;
         maybeSendTimeoutNow(progress(target));
         markDirty();
@@ -539,7 +550,8 @@ public final class RaftGroup implements RaftLog.Callbacks {
         if (role == Role.LEADER) {
             tickLeader(now);
         } else if (now >= electionDeadlineMs) {
-            if (promotable() && !installing) {
+            if (promotable() && !installing && host.mayLead()) {
+                nodeMetrics.timeoutCampaigns++;
                 startElection(config.preVote(), false);
             } else {
                 resetElectionTimer(now);
@@ -563,6 +575,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
         }
         if (transferTarget != NONE && now >= transferDeadlineMs) {
             transferTarget = NONE;
+            timeoutNowSent = false;
         }
         for (Progress pr : peers) {
             switch (pr.state) {
@@ -629,6 +642,110 @@ public final class RaftGroup implements RaftLog.Callbacks {
             }
         }
         return live;
+    }
+
+    /**
+     * Leader only: the members (voters and learners) in sync in Kafka's sense, in ascending id order, this node
+     * included: a follower is in sync when it held the leader's whole log at some moment within the last
+     * {@code lagMs} (Kafka's {@code replica.lag.time.max.ms}: a follower always a round trip behind under load
+     * stays in, one that stopped acknowledging or keeps falling behind leaves after {@code lagMs}), and
+     * {@code live} says its node is up. Each acknowledgement compares the follower's durable match with the
+     * leader's last offset as of the previous acknowledgement ({@code Replica.updateFetchState}'s rule). A new
+     * leader counts every follower as caught up at the moment it was elected. Null when this node does not lead.
+     */
+    public int[] inSyncMembers(long lagMs, java.util.function.IntPredicate live) {
+        if (role != Role.LEADER) {
+            return null;
+        }
+        long now = host.nowMs();
+        int[] members = configs.latest().members();
+        int[] out = new int[members.length];
+        int n = 0;
+        for (int id : members) {
+            if (id == nodeId) {
+                out[n++] = id;
+            } else {
+                Progress pr = progress(id);
+                if (pr != null && now - pr.caughtUpMs <= lagMs && live.test(id)) {
+                    out[n++] = id;
+                }
+            }
+        }
+        int[] isr = Arrays.copyOf(out, n);
+        Arrays.sort(isr);
+        return isr;
+    }
+
+    /**
+     * Leader only: the followers {@code wasInSync} rejects no longer count as caught up at this leader's election
+     * (they are in sync again at their next acknowledgement that shows them caught up). The owner calls it right
+     * after this node became leader with the in-sync set the previous leader published, so a replica that was out
+     * before the election does not get a new lag window, as with Kafka's ISR kept by its controller.
+     */
+    public void assumeOutOfSync(java.util.function.IntPredicate wasInSync) {
+        if (role != Role.LEADER) {
+            return;
+        }
+        for (Progress pr : peers) {
+            if (!wasInSync.test(pr.nodeId)) {
+                pr.caughtUpMs = Long.MIN_VALUE / 4;
+            }
+        }
+    }
+
+    /**
+     * Leader only: the voter to hand leadership to ({@link #transferLeadership}) before this node stops: among
+     * the other voters {@code eligible} accepts that caught up with the leader within the minimum election timeout,
+     * {@code preferred} when it is one, else the one holding the most of the log. -1 when there is none, or when
+     * this node does not lead.
+     */
+    public int handOffTarget(java.util.function.IntPredicate eligible, int preferred) {
+        if (role != Role.LEADER) {
+            return -1;
+        }
+        long now = host.nowMs();
+        int best = -1;
+        long bestMatch = Long.MIN_VALUE;
+        for (Progress pr : peers) {
+            if (!configs.latest().isVoter(pr.nodeId) || !eligible.test(pr.nodeId)
+                || now - pr.caughtUpMs > config.electionTimeoutMinMs()) {
+                continue;
+            }
+            if (pr.nodeId == preferred) {
+                return preferred;
+            }
+            if (pr.match > bestMatch) {
+                best = pr.nodeId;
+                bestMatch = pr.match;
+            }
+        }
+        return best;
+    }
+
+    /** Leader only: whether a leadership transfer is under way (proposals are refused meanwhile). */
+    public boolean transferring() {
+        return role == Role.LEADER && transferTarget != NONE;
+    }
+
+    /**
+     * Kafka's follower catch-up rule: a member whose durable match reaches the leader's last offset is caught up
+     * now; one that reaches the last offset the leader had at the previous check was caught up at that check's
+     * time. Called on every acknowledgement (appends, heartbeats, snapshots), so an idle follower stays in sync.
+     */
+    private void noteCaughtUp(Progress pr, long now) {
+        long end = log.lastOffset();
+        if (pr.match >= end) {
+            pr.caughtUpMs = now;
+            pr.caughtUpTargetOffset = end;
+            pr.caughtUpTargetMs = now;
+        } else if (pr.match >= pr.caughtUpTargetOffset) {
+            pr.caughtUpMs = Math.max(pr.caughtUpMs, pr.caughtUpTargetMs);
+            pr.caughtUpTargetOffset = end;
+            pr.caughtUpTargetMs = now;
+        } else if (pr.caughtUpTargetOffset == Long.MAX_VALUE) {
+            pr.caughtUpTargetOffset = end;
+            pr.caughtUpTargetMs = now;
+        }
     }
 
     private boolean isRecentlyActive(int id) {
@@ -734,6 +851,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             pr.lastProgressMs = host.nowMs();
             maybeCommit();
         }
+        noteCaughtUp(pr, host.nowMs());
         if (pr.state == Progress.State.REPLICATE) {
             pr.inflights.freeTo(match);
             if (pr.inflights.isEmpty() && followerLast < pr.next - 1) {
@@ -855,7 +973,9 @@ public final class RaftGroup implements RaftLog.Callbacks {
             id -> id != nodeId && Boolean.FALSE.equals(votes.get(id)));
         switch (result) {
             case WON -> {
-                if (pre) {
+                if (pre && !host.mayLead()) {
+                    becomeFollower(term, NONE);
+                } else if (pre) {
                     startElection(false, campaignTransfer);
                 } else {
                     becomeLeader();
@@ -932,10 +1052,11 @@ public final class RaftGroup implements RaftLog.Callbacks {
         if (m.term() > term) {
             becomeFollower(m.term(), m.from());
         }
-        if (!promotable() || installing) {
-            return;
+        if (!promotable() || installing || !host.mayLead()) {
+            return; // the transfer is abandoned at the leader's deadline
         }
         metrics.transfersCompleted++;
+        nodeMetrics.transferCampaigns++;
         startElection(false, true);
     }
 
@@ -962,6 +1083,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
         proposals.clear();
         peers = new Progress[0];
         transferTarget = NONE;
+        timeoutNowSent = false;
         pendingTarget = null;
         termStartOffset = Long.MAX_VALUE;
     }
@@ -976,8 +1098,14 @@ public final class RaftGroup implements RaftLog.Callbacks {
         lastQuorumCheckMs = now;
         peers = new Progress[0];
         syncProgress();
+        for (Progress pr : peers) {
+            // As Kafka's new leader gives the ISR it inherits a full lag window: the followers are taken to be in
+            // sync now, until they fail to catch up (see inSyncMembers; assumeOutOfSync narrows it).
+            pr.caughtUpMs = now;
+        }
         proposals.clear();
         transferTarget = NONE;
+        timeoutNowSent = false;
         pendingTarget = null;
         if (log.lastOffset() <= commitOffset) {
             // Everything in the log is known committed, so no earlier-term entry waits for an entry of this term
@@ -1234,6 +1362,8 @@ public final class RaftGroup implements RaftLog.Callbacks {
                 pr = new Progress(id, log.lastOffset() + 1, config);
                 pr.lastProgressMs = now;
                 pr.recentActive = true;
+                pr.caughtUpTargetOffset = log.lastOffset(); // a new member is in sync once it holds this much
+                pr.caughtUpTargetMs = now;
                 pr.lastHeardMs = now;
             }
             next.add(pr);
@@ -1347,6 +1477,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             pr.match = r.matchOffset();
             pr.lastProgressMs = now;
         }
+        noteCaughtUp(pr, now);
         switch (pr.state) {
             case PROBE -> pr.becomeReplicate(r.appendedOffset() + 1, now);
             case REPLICATE -> {
@@ -1396,14 +1527,20 @@ public final class RaftGroup implements RaftLog.Callbacks {
         markDirty();
     }
 
+    /**
+     * Sends TimeoutNow once the transfer target holds the whole log. Proposals stay refused after it (thesis
+     * §3.10: the leader stops taking requests for the transfer's duration) until this leader steps down for the
+     * target's higher term or the transfer's deadline passes: a proposal taken meanwhile would make the leader's log
+     * longer than the target's, the voters that have it would refuse the target, and the group would wait for an
+     * election timeout without a leader.
+     */
     private void maybeSendTimeoutNow(Progress pr) {
-        if (transferTarget == NONE || pr.nodeId != transferTarget || role != Role.LEADER) {
+        if (transferTarget == NONE || pr.nodeId != transferTarget || role != Role.LEADER || timeoutNowSent) {
             return;
         }
         if (pr.match == log.lastOffset()) {
             send(new TimeoutNow(groupId, nodeId, pr.nodeId, term));
-            transferTarget = NONE;
-            transferDeadlineMs = 0;
+            timeoutNowSent = true;
         }
     }
 
@@ -1634,6 +1771,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             if (r.matchOffset() > pr.match) {
                 pr.match = r.matchOffset();
             }
+            noteCaughtUp(pr, host.nowMs());
             if (pr.state == Progress.State.SNAPSHOT) {
                 metrics.snapshotsInstalled++;
                 pr.becomeProbe(Math.max(r.matchOffset(), r.snapshotLastOffset()) + 1);

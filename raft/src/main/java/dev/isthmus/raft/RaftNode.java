@@ -49,6 +49,7 @@ public final class RaftNode implements RaftGroup.Host {
     private long nowMs;
     private long lastHeartbeatMs = Long.MIN_VALUE / 4;
     private boolean flushingNow;
+    private boolean mayLead = true;
 
     /**
      * @param nodeId    this node's id (>= 0), unique in the cluster
@@ -78,6 +79,20 @@ public final class RaftNode implements RaftGroup.Host {
 
     public NodeMetrics metrics() {
         return metrics;
+    }
+
+    /**
+     * Whether this node's members may lead: false makes them stop campaigning (election timeouts and TimeoutNow
+     * are ignored; they still vote and replicate), so that leaderships handed away before a shutdown or for
+     * maintenance are not taken back. Members that lead keep leading until they hand leadership away.
+     */
+    public void setMayLead(boolean allowed) {
+        this.mayLead = allowed;
+    }
+
+    @Override
+    public boolean mayLead() {
+        return mayLead;
     }
 
     /**

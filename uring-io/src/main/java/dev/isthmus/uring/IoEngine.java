@@ -49,6 +49,23 @@ public interface IoEngine extends IoDriver {
     long syncDirectory(Path dir, CompletionHandler handler, long attachment);
 
     /**
+     * The file-system calls storage makes beside its DMA files (listing, small files, renames, deletes, directory
+     * fsyncs, background file work): {@link FileOps#JDK} on a real engine, the simulated disk on
+     * {@link dev.isthmus.uring.sim.SimEngine}.
+     */
+    default FileOps fileOps() {
+        return FileOps.JDK;
+    }
+
+    /**
+     * The time this engine's shard and storage read: {@link Clock#SYSTEM} on a real engine, virtual time on
+     * {@link dev.isthmus.uring.sim.SimEngine} (whose completions are delivered by that time).
+     */
+    default Clock clock() {
+        return Clock.SYSTEM;
+    }
+
+    /**
      * Listens on {@code address} (port 0 picks a free one) and accepts connections for as long as the
      * listener is open; each connection (or -errno) reaches {@code handler} on this engine's thread.
      *

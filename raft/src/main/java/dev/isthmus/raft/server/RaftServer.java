@@ -8,6 +8,7 @@ import dev.isthmus.uring.shard.Shard;
 import dev.isthmus.uring.shard.ShardGroup;
 
 import java.net.InetSocketAddress;
+import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -52,6 +53,8 @@ public final class RaftServer implements AutoCloseable {
     private RaftTransport transport;
     private volatile Controller controller;
     private volatile boolean closed;
+    /** Sorted ids of the nodes handing their leaderships away; replaced whole (copy on write), read anywhere. */
+    private volatile int[] leadershipExcluded = new int[0];
 
     private RaftServer(ShardGroup group, RaftServerConfig config, StoragePools pools) {
         this.group = group;
@@ -151,6 +154,33 @@ public final class RaftServer implements AutoCloseable {
      */
     public Controller controller() {
         return controller;
+    }
+
+    /**
+     * Marks node {@code nodeId} as handing its leaderships away (it is stopping, or in maintenance) or not: the
+     * preferred-leader balancing of this node's groups gives no leadership to an excluded node. Call from one
+     * thread at a time (the broker does it on its first shard); any shard may read it.
+     */
+    public void setLeadershipExcluded(int nodeId, boolean excluded) {
+        int[] cur = leadershipExcluded;
+        boolean in = Arrays.binarySearch(cur, nodeId) >= 0;
+        if (in == excluded) {
+            return;
+        }
+        int[] next;
+        if (excluded) {
+            next = Arrays.copyOf(cur, cur.length + 1);
+            next[cur.length] = nodeId;
+            Arrays.sort(next);
+        } else {
+            next = Arrays.stream(cur).filter(id -> id != nodeId).toArray();
+        }
+        leadershipExcluded = next;
+    }
+
+    /** Whether node {@code nodeId} is handing its leaderships away (see {@link #setLeadershipExcluded}). */
+    public boolean isLeadershipExcluded(int nodeId) {
+        return Arrays.binarySearch(leadershipExcluded, nodeId) >= 0;
     }
 
     /** Any non-shard thread: the transport's counters summed over shards. */

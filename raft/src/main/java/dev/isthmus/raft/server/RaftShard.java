@@ -86,7 +86,7 @@ public final class RaftShard implements ShardTransport.Inbox {
             if (transport != null) {
                 transport.send(m);
             }
-        }, System::nanoTime, new SplittableRandom(System.nanoTime() ^ ((long) config.nodeId() << 40) ^ shard.id()));
+        }, shard.clock()::nanoTime, new SplittableRandom(System.nanoTime() ^ ((long) config.nodeId() << 40) ^ shard.id()));
         shard.addPoller(this::poll);
         scheduleTick();
         scheduleBalance();
@@ -282,7 +282,7 @@ public final class RaftShard implements ShardTransport.Inbox {
             if (closing) {
                 return;
             }
-            long now = System.currentTimeMillis();
+            long now = shard.clock().currentTimeMillis();
             for (ReplicatedLog rl : groups.values()) {
                 rl.enforceRetention(now).whenComplete((start, error) -> {
                     if (error != null) {
@@ -342,7 +342,12 @@ public final class RaftShard implements ShardTransport.Inbox {
             node.flush();
         }
         if (cleaner.busy()) {
-            work += (int) Math.min(Integer.MAX_VALUE, cleaner.poll(System.currentTimeMillis()));
+            work += (int) Math.min(Integer.MAX_VALUE, cleaner.poll(shard.clock().currentTimeMillis()));
+        }
+        if (writePool.hasWaiters()) {
+            // Logs wait for write-behind chunks: serve any whose chunks are back, warn about long waits (the wake-ups
+            // normally come from the appenders' completions; this is the backstop).
+            writePool.checkWaiters(System.nanoTime());
         }
         if (batchCache != null && batchCache.arena().isOwnerThread() && !batchCache.arena().isClosed()) {
             // Chains read from the cache and released on other threads come back here (cheap when none did).

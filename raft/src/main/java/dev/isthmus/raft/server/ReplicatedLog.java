@@ -169,10 +169,30 @@ public final class ReplicatedLog implements GroupListener {
     /** Hands leadership to the preferred leader when this node leads and it is ready; true when a transfer started. */
     boolean balanceLeadership() {
         if (preferredLeader < 0 || preferredLeader == raft.nodeId() || !raft.isLeader()
-            || !raft.configuration().isVoter(preferredLeader) || !raft.isCaughtUp(preferredLeader)) {
+            || !raft.configuration().isVoter(preferredLeader) || !raft.isCaughtUp(preferredLeader)
+            || host.server().isLeadershipExcluded(preferredLeader) || !host.node().mayLead()) {
             return false;
         }
         return raft.transferLeadership(preferredLeader) == RaftErrors.OK;
+    }
+
+    /**
+     * Before this node stops (or goes into maintenance): when it leads, hands leadership to an in-sync voter that
+     * {@code eligible} accepts (the preferred leader first, else the one holding the most of the log; see
+     * {@link RaftGroup#handOffTarget}) by a Raft leadership transfer (thesis §3.10), unless one is under way.
+     * Returns the target, or -1 when this node does not lead or no voter can take over now. Call on the group's
+     * shard, repeatedly until this node no longer leads: a transfer not finished within the minimum election
+     * timeout is abandoned by the group, and the next call starts another.
+     */
+    public int handOffLeadership(java.util.function.IntPredicate eligible) {
+        if (!raft.isLeader()) {
+            return -1;
+        }
+        int target = raft.handOffTarget(eligible, preferredLeader);
+        if (target < 0 || raft.transferring()) {
+            return target;
+        }
+        return raft.transferLeadership(target) == RaftErrors.OK ? target : -1;
     }
 
     /** Proposals waiting for their outcome. */

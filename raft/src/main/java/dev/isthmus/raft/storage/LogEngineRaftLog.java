@@ -14,6 +14,7 @@ import dev.isthmus.raft.RaftLog;
 import dev.isthmus.raft.SnapshotMeta;
 import dev.isthmus.raft.TermIndex;
 import dev.isthmus.raft.Verify;
+import dev.isthmus.uring.FileOps;
 import dev.isthmus.uring.IoEngine;
 
 import java.io.IOException;
@@ -22,12 +23,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -71,8 +68,12 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     public static final String STATE_FILE = "raft-state";
     /** The log-engine's log-start file (read when a log opens): how a reset log starts past offset 0. */
     static final String LOG_START_FILE = "log-start-offset";
-    /** Version 2 adds prefix truncation entries to the control entries (version 1: configurations only). */
-    private static final short RECORD_VERSION = 2;
+    /**
+     * Version 3 adds the record start (Kafka's log start offset, durable here: the log-engine records its own start in
+     * the background, unsynced); version 2 prefix truncation entries among the control entries (version 1:
+     * configurations only).
+     */
+    private static final short RECORD_VERSION = 3;
     private static final System.Logger LOG = System.getLogger("dev.isthmus.raft");
 
     /** Completion of {@link #open}. */
@@ -167,6 +168,12 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private MemorySegment scratch = MemorySegment.NULL;
     /** The highest {@link #advanceRecordStart} asked for. */
     private long recordStartRequested;
+    /** The record start a durable state record holds (what {@link #recordStartOffset()} reports). */
+    private long durableRecordStart;
+    /** The record start of the state record being written. */
+    private long writingRecordStart;
+    /** The record start of the record read at open (-1: none, or a record older than version 3). */
+    private long recoveredRecordStart = -1;
 
     // reads
     private boolean readInFlight;
@@ -215,7 +222,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                             BatchCache batchCache, Options options, Poller poller, OpenHandler handler) {
         LogEngineRaftLog r = new LogEngineRaftLog(engine, dir, config, writePool, readPool, batchCache, options, poller);
         try {
-            Files.createDirectories(dir);
+            engine.fileOps().createDirectoriesDurably(dir);
             r.state = RaftStateFile.open(engine, dir.resolve(STATE_FILE));
             r.decodeRecord(r.state.recovered());
         } catch (IOException e) {
@@ -339,12 +346,13 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     }
 
     /**
-     * The {@link Log}'s start: durable (the log-engine writes its start file before the call that moves it
-     * returns), and inside the first entry at most. While the log is being replaced, the offset it restarts at.
+     * The record start a durable state record holds: {@link #advanceRecordStart} and prefix compactions move it once
+     * their record is written. The log-engine's own start (what reads check) moves at once but is recorded in the
+     * background without a sync, so a crash could move it back; this one never moves back.
      */
     @Override
     public long recordStartOffset() {
-        return log == null ? terms.startOffset() : log.logStartOffset();
+        return durableRecordStart;
     }
 
     @Override
@@ -371,6 +379,20 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             next = e.lastOffset() + 1;
         }
         return READ_OK;
+    }
+
+    /**
+     * The entry of the tail cache that holds {@code offset}, or null when it is not cached; never reads the disk. For
+     * checkers and diagnostics: what the log holds in memory (every entry not yet durable is there).
+     */
+    public Entry cachedEntry(long offset) {
+        Map.Entry<Long, Entry> e = cache.floorEntry(offset);
+        return e != null && e.getValue().lastOffset() >= offset ? e.getValue() : null;
+    }
+
+    /** Whether the storage failed (the group stopped; the log takes no more writes). */
+    public boolean isFailed() {
+        return failed;
     }
 
     // ===================================================================================== RaftLog mutations
@@ -498,6 +520,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                 + " one (log start %d)", offset, containing == null ? -1 : containing.getKey(), terms.startOffset());
             if (offset > recordStartRequested) {
                 recordStartRequested = offset;
+                requestRecord();
                 // The log-engine takes a start inside a batch: reads at it return the batch from its base.
                 ops.add(new Op(OpKind.TRUNCATE_PREFIX, null, offset, null));
                 drainOps();
@@ -654,7 +677,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                             if (op.entry.payload() instanceof KafkaBatchPayload p && p.inArena()) {
                                 r = log.appendReplica(p.chain(), 0, p.sizeBytes(), (int) op.entry.term());
                             } else {
-                                byte[] bytes = RaftBatches.encode(op.entry, System.currentTimeMillis());
+                                byte[] bytes = RaftBatches.encode(op.entry, engine.clock().currentTimeMillis());
                                 r = log.appendReplica(scratchFor(bytes), 0, bytes.length, (int) op.entry.term());
                             }
                         } catch (RuntimeException e) {
@@ -665,11 +688,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                             return;
                         }
                         if (r == Log.NO_MEMORY) {
-                            // onSpaceAvailable resumes; so does the next poll, since not every free of
-                            // write-behind memory is signalled (a sealed segment's tail chunk is not)
+                            // The log waits in line for the shard's write-behind chunks; onSpaceAvailable resumes
+                            // once chunks are reserved for it (see ChunkPool). No polling meanwhile.
                             opBlocked = true;
                             waitingSpace = true;
-                            poller.schedule(this);
                             return;
                         }
                         Verify.that(r == op.entry.baseOffset(), "log placed the entry at %d, not %d", r,
@@ -742,24 +764,15 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         logDirty = false;
         old.close(() -> {
             try {
-                try (var files = Files.list(dir)) {
-                    for (Path p : (Iterable<Path>) files::iterator) {
-                        if (!p.getFileName().toString().startsWith(STATE_FILE) && Files.isRegularFile(p)) {
-                            Files.delete(p);
-                        }
+                FileOps fs = engine.fileOps();
+                for (Path p : fs.list(dir)) {
+                    if (!p.getFileName().toString().startsWith(STATE_FILE) && fs.isRegularFile(p)) {
+                        fs.deleteIfExists(p);
                     }
                 }
-                Path start = dir.resolve(LOG_START_FILE);
-                Path tmp = dir.resolve(LOG_START_FILE + ".tmp");
-                try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                    StandardOpenOption.TRUNCATE_EXISTING)) {
-                    ch.write(ByteBuffer.wrap(Long.toString(startOffset).getBytes(StandardCharsets.US_ASCII)));
-                    ch.force(false);
-                }
-                Files.move(tmp, start, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-                try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
-                    d.force(true);
-                }
+                fs.writeAtomically(dir.resolve(LOG_START_FILE),
+                    Long.toString(startOffset).getBytes(StandardCharsets.US_ASCII));
+                fs.syncDirectory(dir);
             } catch (IOException e) {
                 fail("reset of " + dir + " to offset " + startOffset + " failed: " + e.getMessage());
                 return;
@@ -885,7 +898,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     }
 
     private void readableNow() {
-        if (!failed && !closed) {
+        if (!failed && !closed && callbacks != null) {
             evictCache();
             callbacks.onReadable();
         }
@@ -999,7 +1012,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             sm = savingMeta;
             sd = savingData;
             writingKind = 1;
-        } else if (installMeta != null) {
+        } else if (installMeta != null && installMeta != snapshot) {
+            // (an install whose record is durable already waits for its log reset: this record is another one)
             sm = installMeta;
             sd = installData;
             writingKind = 2;
@@ -1009,7 +1023,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             writingKind = 0;
         }
         writingHardState = latestHardState;
-        byte[] body = encodeRecord(writingHardState, sm, sd, terms, controlEntries);
+        writingRecordStart = Math.max(recordStartRequested, terms.startOffset());
+        byte[] body = encodeRecord(writingHardState, sm, sd, terms, controlEntries, writingRecordStart);
         state.write(body, this::onRecordWritten);
     }
 
@@ -1027,9 +1042,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             return;
         }
         durableHardState = writingHardState;
+        durableRecordStart = Math.max(durableRecordStart, writingRecordStart);
         HardState hs = durableHardState;
         deliver(() -> {
-            if (!failed && !closed) {
+            if (!failed && !closed && callbacks != null) {
                 callbacks.onHardStateDurable(hs);
             }
         });
@@ -1040,7 +1056,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             savingMeta = null;
             savingData = null;
             deliver(() -> {
-                if (!failed && !closed) {
+                if (!failed && !closed && callbacks != null) {
                     callbacks.onSnapshotSaved(meta);
                 }
             });
@@ -1051,8 +1067,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             applyInstall(meta);
         }
         writingKind = 0;
-        if (recordWanted || savingMeta != null || (installMeta != null && installMeta != snapshot)
-            || !durableHardState.equals(latestHardState)) {
+        // A callback delivered above may have started the next record already (a group compacting or moving its record
+        // start from onSnapshotSaved): then that record's completion comes back here.
+        if (!state.busy() && (recordWanted || savingMeta != null || (installMeta != null && installMeta != snapshot)
+            || !durableHardState.equals(latestHardState))) {
             writeRecord();
         }
     }
@@ -1060,11 +1078,14 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     /** The snapshot record is durable: make the log start right after it. */
     private void applyInstall(SnapshotMeta meta) {
         long last = meta.lastOffset();
+        // The record start follows the log past the snapshot once a record says so (the caller writes it next).
+        recordStartRequested = Math.max(recordStartRequested, last + 1);
+        recordWanted = true;
         Runnable installed = () -> {
             installMeta = null;
             installData = null;
             deliver(() -> {
-                if (!failed && !closed) {
+                if (!failed && !closed && callbacks != null) {
                     callbacks.onSnapshotInstalled(meta);
                 }
             });
@@ -1091,12 +1112,18 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
      * The state record (version 2): {@code version i16, term i64, votedFor i32, snapshot lastOffset i64, lastTerm
      * i64, configuration, data length i32, data, term index length i32, term index, control entry count i32}, then
      * per control entry {@code kind i8, offset i64, term i64} and its {@link ConfigurationFormat} (CONFIGURATION)
-     * or {@code newStartOffset i64} (PREFIX_TRUNCATION). Version 1 records (configurations only, no kind byte)
-     * are still read.
+     * or {@code newStartOffset i64} (PREFIX_TRUNCATION), then (version 3) {@code recordStart i64}. Version 1 records
+     * (configurations only, no kind byte) and version 2 records (no record start) are still read.
      */
     static byte[] encodeRecord(HardState hs, SnapshotMeta sm, byte[] sd, TermIndex terms, List<Entry> controls) {
+        return encodeRecord(hs, sm, sd, terms, controls, terms.startOffset());
+    }
+
+    static byte[] encodeRecord(HardState hs, SnapshotMeta sm, byte[] sd, TermIndex terms, List<Entry> controls,
+                               long recordStart) {
         byte[] ti = terms.encode();
-        int size = 2 + 12 + 16 + ConfigurationFormat.sizeBytes(sm.configuration()) + 4 + sd.length + 4 + ti.length + 4;
+        int size = 2 + 12 + 16 + ConfigurationFormat.sizeBytes(sm.configuration()) + 4 + sd.length + 4 + ti.length + 4
+            + 8;
         for (Entry e : controls) {
             size += 17 + (e.kind() == EntryKind.CONFIGURATION ? ConfigurationFormat.sizeBytes(e.configuration()) : 8);
         }
@@ -1118,6 +1145,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                 b.putLong(e.newStartOffset());
             }
         }
+        b.putLong(recordStart);
         Verify.that(!b.hasRemaining(), "state record size miscounted by %d", b.remaining());
         return b.array();
     }
@@ -1129,7 +1157,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         try {
             ByteBuffer b = ByteBuffer.wrap(body);
             short version = b.getShort();
-            if (version != 1 && version != RECORD_VERSION) {
+            if (version < 1 || version > RECORD_VERSION) {
                 throw new IllegalArgumentException("unknown record version " + version);
             }
             HardState hs = new HardState(b.getLong(), b.getInt());
@@ -1157,6 +1185,9 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                 } else {
                     throw new IllegalArgumentException("control entry of kind " + kind + " at " + offset);
                 }
+            }
+            if (version >= 3) {
+                recoveredRecordStart = b.getLong();
             }
             if (b.hasRemaining()) {
                 throw new IllegalArgumentException(b.remaining() + " bytes after the last field");
@@ -1441,10 +1472,29 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         }
 
         private void done() {
+            // The record start: what a durable record holds, carried out again if the log-engine lost it (its start file
+            // is written in the background, unsynced). A start the log-engine has that no record holds yet is recorded
+            // now, and reported once that record is durable.
+            long recorded = r.recoveredRecordStart;
+            if (recorded > r.log.logStartOffset() && recorded <= r.log.logEndOffset() && recorded >= r.terms.startOffset()) {
+                r.log.truncatePrefix(recorded);
+            }
+            long floor = r.recordTerms == null ? 0 : r.recordTerms.floorOffset() + 1;
+            r.durableRecordStart = Math.max(recorded, floor);
+            if (r.recoveredRecordStart < 0 && r.recordTerms == null) {
+                r.durableRecordStart = r.log.logStartOffset(); // no record yet: a new log (or one from before version 3)
+            }
+            r.recordStartRequested = r.log.logStartOffset();
+            if (r.log.logStartOffset() > r.durableRecordStart) {
+                r.recordWanted = true; // written below, once open
+            }
             r.recordTerms = null;
             r.recordControls.clear();
             r.logDurableEnd = r.log.durableEndOffset();
             r.reportedDurable = r.durableOffset();
+            if (r.recordWanted) {
+                r.requestRecord();
+            }
             handler.onOpen(r, null);
         }
 
@@ -1467,6 +1517,22 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         }
 
         private void readBatches(long from, BatchesHandler h) {
+            // Other logs of the shard (recovering too, when a broker restarts) may hold every read window for a
+            // moment: wait for one rather than fail the open. The read takes it at once.
+            ChunkPool.Waiter[] waiter = new ChunkPool.Waiter[1];
+            waiter[0] = new ChunkPool.Waiter(() -> {
+                if (r.closed) {
+                    r.readPool.cancel(waiter[0]);
+                } else if (r.readPool.admit(waiter[0], 1)) {
+                    readBatchesNow(from, h);
+                }
+            });
+            if (r.readPool.admit(waiter[0], 1)) {
+                readBatchesNow(from, h);
+            }
+        }
+
+        private void readBatchesNow(long from, BatchesHandler h) {
             int maxBytes = Math.max(r.logConfig.maxBatchBytes(), 256 * 1024);
             // A log start inside the first batch (an exact Kafka log start): reading there returns that batch.
             r.log.read(Math.max(from, r.log.logStartOffset()), r.log.logEndOffset(), maxBytes, new Log.ReadHandler() {

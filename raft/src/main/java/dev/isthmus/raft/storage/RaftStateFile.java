@@ -4,6 +4,7 @@ import dev.isthmus.ffi.Errno;
 import dev.isthmus.raft.Verify;
 import dev.isthmus.uring.CompletionHandler;
 import dev.isthmus.uring.DmaFile;
+import dev.isthmus.uring.FileOps;
 import dev.isthmus.uring.IoEngine;
 
 import java.io.IOException;
@@ -12,10 +13,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.zip.CRC32C;
 
 /**
@@ -74,16 +72,15 @@ public final class RaftStateFile implements CompletionHandler {
      * (see {@link #recovered()}). Creation makes the directory entry durable before returning.
      */
     public static RaftStateFile open(IoEngine engine, Path path) {
-        boolean existed = Files.exists(path);
+        FileOps fs = engine.fileOps();
+        boolean existed = fs.exists(path);
         DmaFile f = engine.openDmaFile(path, true);
         RaftStateFile s = new RaftStateFile(path, f);
         try {
             if (!existed) {
-                try (FileChannel dir = FileChannel.open(path.getParent(), StandardOpenOption.READ)) {
-                    dir.force(true);
-                }
+                fs.syncDirectory(path.getParent());
             }
-            s.recover();
+            s.recover(fs);
         } catch (IOException e) {
             f.close();
             throw new UncheckedIOException("cannot read Raft state file " + path + ": " + e.getMessage(), e);
@@ -94,8 +91,8 @@ public final class RaftStateFile implements CompletionHandler {
         return s;
     }
 
-    private void recover() throws IOException {
-        byte[] all = Files.readAllBytes(path);
+    private void recover(FileOps fs) throws IOException {
+        byte[] all = fs.readAllBytes(path);
         fileEnd = alignUp(all.length);
         ByteBuffer b = ByteBuffer.wrap(all);
         long bestSeq = -1;

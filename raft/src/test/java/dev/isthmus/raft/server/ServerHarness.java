@@ -71,8 +71,7 @@ abstract class ServerHarness {
                 .withRaft(RAFT)
                 .withTransport(TransportConfig.defaults("rl-test").withTimeouts(1000, 50, 2000).withBackoff(20, 200))
                 .withLog(LOG, LogEngineRaftLog.Options.defaults()));
-            server = RaftServer.start(shards, c, StoragePools.allocate(2, 32, 64 * 1024, 4, LOG.readWindowBytes(),
-                32L << 20));
+            server = RaftServer.start(shards, c, pools());
             port = server.rpcAddress().getPort();
         }
 
@@ -111,6 +110,11 @@ abstract class ServerHarness {
                 logConfig == null ? server.config().logConfig() : logConfig, StateMachine.NONE, GroupListener.NONE))
                 .get(30, TimeUnit.SECONDS);
         }
+    }
+
+    /** Each node's storage pools: 32 write-behind chunks of 64 KiB a shard (subclasses change them). */
+    StoragePools pools() {
+        return StoragePools.allocate(2, 32, 64 * 1024, 4, LOG.readWindowBytes(), 32L << 20);
     }
 
     /** Server settings of the tests (subclasses tighten them). */

@@ -47,7 +47,7 @@ final class SimChecker {
         return c.isEmpty() ? -1 : c.lastEntry().getValue().lastOffset();
     }
 
-    void onRole(int node, long group, Role role, long term, MemoryRaftLog log) {
+    void onRole(int node, long group, Role role, long term, SimLogView log) {
         if (role != Role.LEADER) {
             return;
         }
@@ -68,17 +68,20 @@ final class SimChecker {
     }
 
     /** Called when {@code node}'s commit offset of {@code group} reaches {@code commit}. */
-    void onCommit(int node, long group, long commit, MemoryRaftLog log) {
+    void onCommit(int node, long group, long commit, SimLogView log) {
         String key = node + "/" + group;
         long from = Math.max(checkedUpTo.getOrDefault(key, -1L) + 1, log.startOffset());
-        List<Entry> entries = log.entries();
-        int i = indexOf(entries, from);
-        for (; i >= 0 && i < entries.size(); i++) {
-            Entry e = entries.get(i);
+        for (long o = from; o <= commit && o <= log.lastOffset(); ) {
+            Entry e = log.entryAt(o);
+            if (e == null) {
+                throw new AssertionError("node " + node + " group " + group + " commits " + commit + " but holds no entry"
+                    + " at " + o + " (log [" + log.startOffset() + ", " + log.lastOffset() + "])");
+            }
             if (e.lastOffset() > commit) {
                 break;
             }
             record(node, group, e);
+            o = e.lastOffset() + 1;
         }
         checkedUpTo.put(key, Math.max(commit, checkedUpTo.getOrDefault(key, -1L)));
     }
@@ -87,7 +90,7 @@ final class SimChecker {
      * {@code node}'s log start of {@code group} became {@code start} (durably). {@code onlyByTruncations}: the
      * group takes no snapshots of its own, so only committed prefix truncations may move its start.
      */
-    void onLogStart(int node, long group, long start, MemoryRaftLog log, boolean onlyByTruncations) {
+    void onLogStart(int node, long group, long start, SimLogView log, boolean onlyByTruncations) {
         String key = node + "/" + group;
         Long prev = logStarts.put(key, start);
         if (prev != null && start < prev) {
@@ -158,40 +161,58 @@ final class SimChecker {
     }
 
     /** Log matching between two logs of one group. */
-    static void checkLogMatching(long group, int a, MemoryRaftLog la, int b, MemoryRaftLog lb) {
-        List<Entry> ea = la.entries();
+    static void checkLogMatching(long group, int a, SimLogView la, int b, SimLogView lb) {
         long lastMatch = Long.MIN_VALUE;
-        for (int i = ea.size() - 1; i >= 0; i--) {
-            Entry e = ea.get(i);
-            if (lb.termAt(e.baseOffset()) == e.term()) {
-                lastMatch = e.lastOffset();
+        // The last offset where b has a's term (walked by term runs: terms never decrease along a log).
+        long o = la.lastOffset();
+        while (o >= la.startOffset()) {
+            long t = la.termAt(o);
+            long tb = lb.termAt(o);
+            if (t >= 0 && tb == t) {
+                lastMatch = o;
                 break;
+            }
+            if (tb < 0) {
+                if (o > lb.lastOffset()) {
+                    o = lb.lastOffset(); // past b's end
+                    continue;
+                }
+                break; // below b's start
+            }
+            if (tb < t) {
+                o = la.lastOffsetAtOrBeforeTerm(t - 1); // b has no term t below here: a's previous run
+            } else {
+                o = Math.min(o - 1, lb.lastOffsetAtOrBeforeTerm(t)); // b's terms up to t end there
             }
         }
         if (lastMatch == Long.MIN_VALUE) {
             return;
         }
         long from = Math.max(la.startOffset(), lb.startOffset());
-        for (int i = indexOf(ea, from); i >= 0 && i < ea.size(); i++) {
-            Entry e = ea.get(i);
+        for (long at = from; at <= lastMatch; ) {
+            Entry e = la.entryAt(at);
+            if (e == null) {
+                throw new AssertionError("log matching: group " + group + " node " + a + " holds no entry at " + at
+                    + " below its last offset " + la.lastOffset());
+            }
+            at = e.lastOffset() + 1;
             if (e.lastOffset() > lastMatch) {
                 break;
             }
             if (e.baseOffset() < from) {
                 continue;
             }
-            Entry o = entryAt(lb, e.baseOffset());
-            if (!e.equals(o)) {
+            Entry other = lb.entryAt(e.baseOffset());
+            Entry oEntry = other;
+            if (!e.equals(oEntry)) {
                 throw new AssertionError("log matching: group " + group + " nodes " + a + " and " + b + " agree at "
-                    + lastMatch + " but differ at " + e.baseOffset() + ": " + e + " vs " + o);
+                    + lastMatch + " but differ at " + e.baseOffset() + ": " + e + " vs " + oEntry);
             }
         }
     }
 
-    static Entry entryAt(MemoryRaftLog log, long offset) {
-        List<Entry> es = log.entries();
-        int i = indexOf(es, offset);
-        return i < 0 ? null : es.get(i);
+    static Entry entryAt(SimLogView log, long offset) {
+        return log.entryAt(offset);
     }
 
     /** Index of the entry containing {@code offset} or, when before the first, 0; -1 when past the end. */
@@ -213,7 +234,7 @@ final class SimChecker {
     }
 
     /** Final check after healing: every member's log holds the committed entries it should. */
-    void checkNothingLost(long group, int node, MemoryRaftLog log, RaftGroup g) {
+    void checkNothingLost(long group, int node, SimLogView log, RaftGroup g) {
         for (Entry e : committed(group).tailMap(log.startOffset(), true).values()) {
             if (e.lastOffset() > g.commitOffset()) {
                 break;

@@ -11,7 +11,22 @@ import dev.isthmus.raft.RaftNode;
 import dev.isthmus.raft.Role;
 import dev.isthmus.raft.StateMachine;
 
+import dev.isthmus.log.ChunkPool;
+import dev.isthmus.log.LogConfig;
+import dev.isthmus.raft.Payload;
+import dev.isthmus.raft.RaftLog;
+import dev.isthmus.raft.storage.KafkaBatchPayload;
+import dev.isthmus.raft.storage.LogEngineRaftLog;
+import dev.isthmus.uring.shard.Shard;
+import dev.isthmus.uring.shard.ShardGroupConfig;
+import dev.isthmus.uring.shard.ShardInvoker;
+import dev.isthmus.uring.sim.SimClock;
+import dev.isthmus.uring.sim.SimDisk;
+import dev.isthmus.uring.sim.SimEngine;
+import dev.isthmus.uring.sim.SimFaults;
+
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -25,9 +40,18 @@ import java.util.SplittableRandom;
 
 /**
  * A deterministic simulation of a Raft cluster (TigerBeetle's VOPR, FoundationDB's simulator): several
- * {@link RaftNode}s hosting many groups run in one thread on a virtual clock, against {@link MemoryRaftLog}
- * storage and a simulated network, all driven from one seed. Everything random (fault schedule, latencies,
- * message fates, the nodes' own election timeouts) comes from that seed, so a failing run replays exactly.
+ * {@link RaftNode}s hosting many groups run in one thread on a virtual clock, against simulated storage and a
+ * simulated network, all driven from one seed. Everything random (fault schedule, latencies, message fates,
+ * disk faults, the nodes' own election timeouts) comes from that seed, so a failing run replays exactly.
+ *
+ * <h2>Storage</h2>
+ * With {@link Options#engineStorage} each node runs the production storage: a {@link LogEngineRaftLog} (log-engine
+ * segments, state file) per group on a {@link SimDisk} (the node's disk, in memory, crash-consistent) through
+ * {@link SimEngine}s, one per shard, whose loops a {@link ShardInvoker} steps: a node's shards turn whenever the
+ * simulator touches the node (a tick, a message, a proposal) and whenever one of its disk operations falls due.
+ * A crash is a power loss or a process crash of the disk ({@link SimDisk#crash}), and the restart recovers from
+ * whatever the disk kept. Without it, nodes run the in-memory {@link MemoryRaftLog}, whose crash keeps a random
+ * prefix of the unflushed journal.
  *
  * <h2>Phases</h2>
  * <ol>
@@ -63,6 +87,23 @@ final class Simulation {
         /** Groups whose log is their state (StateMachine.NONE, like partitions), which get prefix truncations. */
         boolean[] logGroups = new boolean[0];
         long tickUs = 5_000;
+        /** Production storage on simulated disks instead of {@link MemoryRaftLog} (see the class comment). */
+        boolean engineStorage;
+        /** Shards per node (engine storage): group g lives on shard g % shards. */
+        int shards = 1;
+        /** The share of crashes that are power losses rather than process crashes (engine storage). */
+        double powerLossRate = 0.5;
+        /** The Raft tail cache of each log (engine storage): small ones send catch-up reads to the disk. */
+        long tailCacheBytes = 64 * 1024;
+        double diskSpikeRate;
+        double tornBlockRate = 0.2;
+        boolean strictDirectories = true;
+        /**
+         * Disk errors (engine storage): operations fail with EIO at this rate, and some disk stalls are full disks
+         * instead (ENOSPC for a while). A node whose storage fails crashes and restarts, as a broker would.
+         */
+        double ioErrorRate;
+        boolean fullDisks;
 
         static Options fromSeed(SplittableRandom r) {
             Options o = new Options();
@@ -84,12 +125,36 @@ final class Simulation {
             return o;
         }
 
+        /**
+         * Options for a run on production storage: as {@link #fromSeed}, plus the storage knobs, with a shorter fault
+         * phase and at most four groups (each node's storage is real code on a simulated disk, so a run costs more).
+         */
+        static Options engineFromSeed(SplittableRandom r) {
+            Options o = fromSeed(r);
+            o.engineStorage = true;
+            o.faultMs = 4_000;
+            o.groups = Math.min(o.groups, 4);
+            o.logGroups = Arrays.copyOf(o.logGroups, o.groups);
+            o.shards = r.nextInt(1, 3);
+            o.powerLossRate = r.nextDouble(0, 1);
+            o.tailCacheBytes = r.nextBoolean() ? 1024 : 64 * 1024;
+            o.diskSpikeRate = r.nextDouble(0, 0.02);
+            o.tornBlockRate = r.nextDouble(0, 0.5);
+            o.strictDirectories = r.nextInt(4) != 0;
+            return o;
+        }
+
         @Override
         public String toString() {
             return "nodes=" + nodes + " groups=" + groups + " replicas=" + replicas + " loss=" + String.format("%.3f",
                 lossRate) + " dup=" + String.format("%.3f", duplicateRate) + " maxDelayUs=" + maxDelayUs
                 + " faultGapMs=" + meanFaultGapMs + " proposalGapUs=" + proposalGapUs + " snapshots=" + snapshots
-                + " reassign=" + reassignments + " logGroups=" + Arrays.toString(logGroups);
+                + " reassign=" + reassignments + " logGroups=" + Arrays.toString(logGroups)
+                + (engineStorage ? " engineStorage shards=" + shards + " powerLoss=" + String.format("%.2f", powerLossRate)
+                + " tailCache=" + tailCacheBytes + " diskSpikes=" + String.format("%.3f", diskSpikeRate) + " torn="
+                + String.format("%.2f", tornBlockRate) + " strictDirs=" + strictDirectories
+                + (ioErrorRate > 0 ? " eio=" + String.format("%.4f", ioErrorRate) : "") + (fullDisks ? " fullDisks" : "")
+                : "");
         }
     }
 
@@ -97,7 +162,7 @@ final class Simulation {
     record Result(long seed, long events, long messages, long committedEntries, long proposalsCommitted,
                   long leadersElected, long crashes, long partitions, long reassignmentsDone, long snapshotsInstalled,
                   long transfers, long heartbeatMessages, long heartbeatItems, long fingerprint, long healMs,
-                  long prefixTruncationsProposed, long prefixTruncationsDone) {
+                  long prefixTruncationsProposed, long prefixTruncationsDone, long diskReopens, long storageFailures) {
     }
 
     private static final boolean VERBOSE = Boolean.getBoolean("isthmus.sim.verbose");
@@ -113,6 +178,12 @@ final class Simulation {
     private final ArrayDeque<String> trace = new ArrayDeque<>();
     private final dev.isthmus.raft.codec.RaftCodec codec = dev.isthmus.raft.codec.RaftCodec.defaults();
     private long nowUs;
+    /** Virtual time of the simulated disks and shards (nanoseconds; follows {@link #nowUs}). */
+    private final SimClock simClock = new SimClock();
+    private final LogConfig logConfig = LogConfig.defaults().withSegmentBytes(64 * 1024).withMaxBatchBytes(8 * 1024)
+        .withFallocateStep(16 * 1024);
+    private long diskReopens;
+    private long storageFailures;
     private long seq;
     private long eventCount;
     private long messagesDelivered;
@@ -157,6 +228,23 @@ final class Simulation {
 
     static Simulation fromSeed(long seed) {
         return new Simulation(seed, Options.fromSeed(new SplittableRandom(seed)));
+    }
+
+    /** A run on production storage ({@link Options#engineFromSeed}). */
+    static Simulation onStorageFromSeed(long seed) {
+        return new Simulation(seed, Options.engineFromSeed(new SplittableRandom(seed)));
+    }
+
+    /**
+     * A run on production storage with disk errors too (EIO, full disks), their rates from a stream of the seed of
+     * their own (so the runs without them replay as before).
+     */
+    static Simulation onFailingStorageFromSeed(long seed) {
+        Options o = Options.engineFromSeed(new SplittableRandom(seed));
+        SplittableRandom r = new SplittableRandom(seed ^ 0x6E10_4C1D_E4A5_E1A5L);
+        o.ioErrorRate = r.nextDouble(0.0001, 0.002);
+        o.fullDisks = true;
+        return new Simulation(seed, o);
     }
 
     private int[] pickNodes(int count) {
@@ -207,13 +295,25 @@ final class Simulation {
         final int id;
         RaftNode raft;
         boolean up;
+        /** Engine storage: the node's logs are being opened (recovered); it is not up yet. */
+        boolean starting;
         int incarnation;
         long clockOffsetUs;
         long slowDiskUntilUs;
         final SplittableRandom nodeRandom;
-        final Map<Long, MemoryRaftLog> logs = new HashMap<>();
+        final Map<Long, RaftLog> logs = new HashMap<>();
+        final Map<Long, SimLogView> views = new HashMap<>();
         final Map<Long, MemoryRaftLog.Image> images = new HashMap<>();
         final Map<Long, SimStateMachine> machines = new HashMap<>();
+        // engine storage
+        SimDisk disk;
+        ShardInvoker shards;
+        SimEngine[] engines;
+        ChunkPool[] writePools;
+        ChunkPool[] readPools;
+        List<List<LogEngineRaftLog>> toPoll;
+        Throwable shardFailure;
+        final Set<Long> stepTimes = new HashSet<>();
 
         SimNode(int id) {
             this.id = id;
@@ -221,21 +321,110 @@ final class Simulation {
             for (long g = 0; g < options.groups; g++) {
                 images.put(g, new MemoryRaftLog.Image());
             }
+            if (options.engineStorage) {
+                SimFaults f = new SimFaults();
+                f.spikeRate = options.diskSpikeRate;
+                f.tornBlockRate = options.tornBlockRate;
+                f.strictDirectories = options.strictDirectories;
+                f.ioErrorRate = options.ioErrorRate;
+                disk = new SimDisk(simClock, f, nodeRandom.nextLong());
+                disk.onDue(this::stepAt);
+            }
         }
 
         long clockNs() {
             return Math.max(0, nowUs + clockOffsetUs) * 1_000L;
         }
 
+        Path dir(long group) {
+            return Path.of("/node" + id, "group-" + group);
+        }
+
+        int shardOf(long group) {
+            return (int) (group % options.shards);
+        }
+
         void start() {
-            up = true;
             incarnation++;
+            if (options.engineStorage) {
+                startStorage();
+                return;
+            }
+            for (long g = 0; g < options.groups; g++) {
+                MemoryRaftLog log = new MemoryRaftLog(images.remove(g), this);
+                logs.put(g, log);
+                views.put(g, SimLogView.of(log));
+            }
+            startRaft();
+        }
+
+        /** Engine storage: opens (recovers) every group's log on the node's disk; the node comes up once all are open. */
+        private void startStorage() {
+            starting = true;
+            int inc = incarnation;
+            int n = options.shards;
+            engines = new SimEngine[n];
+            writePools = new ChunkPool[n];
+            readPools = new ChunkPool[n];
+            toPoll = new ArrayList<>();
+            for (int s = 0; s < n; s++) {
+                writePools[s] = ChunkPool.allocate(32, 16 * 1024);
+                readPools[s] = ChunkPool.allocate(2, logConfig.readWindowBytes());
+                toPoll.add(new ArrayList<>());
+            }
+            shardFailure = null;
+            shards = ShardInvoker.start(ShardGroupConfig.of(n).withPin(false), s -> {
+                engines[s] = disk.newEngine();
+                return engines[s];
+            }, shard -> shard.addPoller(() -> pollShard(shard.id())));
+            shards.group().onUncaught((t, e) -> {
+                if (shardFailure == null) {
+                    shardFailure = e;
+                }
+            });
+            LogEngineRaftLog.Options logOptions = new LogEngineRaftLog.Options(options.tailCacheBytes, 16 * 1024, 1024);
+            Map<Long, LogEngineRaftLog> opened = new HashMap<>();
+            for (long g = 0; g < options.groups; g++) {
+                long group = g;
+                int s = shardOf(g);
+                List<LogEngineRaftLog> polls = toPoll.get(s);
+                shards.runOn(s, () -> LogEngineRaftLog.open(engines[s], dir(group), logConfig, writePools[s],
+                    readPools[s], logOptions, polls::add, (log, error) -> {
+                        if (inc != incarnation) {
+                            return;
+                        }
+                        if (error != null) {
+                            if (options.ioErrorRate > 0 || options.fullDisks) {
+                                // an injected disk error during recovery: the process gives up and is restarted
+                                note("n" + id + " cannot recover g" + group + ": " + error.getMessage());
+                                storageFailed();
+                                return;
+                            }
+                            throw new AssertionError("node " + id + " cannot recover group " + group + ": " + error, error);
+                        }
+                        opened.put(group, log);
+                        if (opened.size() == options.groups) {
+                            starting = false;
+                            diskReopens++;
+                            for (Map.Entry<Long, LogEngineRaftLog> e : opened.entrySet()) {
+                                logs.put(e.getKey(), e.getValue());
+                                views.put(e.getKey(), SimLogView.of(e.getValue(), disk, dir(e.getKey())));
+                            }
+                            startRaft();
+                        }
+                    }));
+            }
+            settle();
+        }
+
+        private void startRaft() {
+            up = true;
             int inc = incarnation;
             raft = new RaftNode(id, raftConfig, this::send, this::clockNs, nodeRandom.split());
             for (long g = 0; g < options.groups; g++) {
                 long group = g;
-                MemoryRaftLog log = new MemoryRaftLog(images.remove(g), this);
-                logs.put(g, log);
+                RaftLog log = logs.get(g);
+                SimLogView view = views.get(g);
                 StateMachine sm;
                 if (isLogGroup(g)) {
                     sm = StateMachine.NONE;
@@ -250,17 +439,17 @@ final class Simulation {
                     @Override
                     public void onRoleChange(long groupId, Role role, long term, int leaderId) {
                         note("n" + id + " g" + group + " " + role + " t" + term + " leader=" + leaderId);
-                        checker.onRole(id, group, role, term, log);
+                        checker.onRole(id, group, role, term, view);
                     }
 
                     @Override
                     public void onCommit(long groupId, long commitOffset) {
-                        checker.onCommit(id, group, commitOffset, log);
+                        checker.onCommit(id, group, commitOffset, view);
                     }
 
                     @Override
                     public void onLogStartChange(long groupId, long logStartOffset) {
-                        checker.onLogStart(id, group, logStartOffset, log, !options.snapshots && isLogGroup(group));
+                        checker.onLogStart(id, group, logStartOffset, view, !options.snapshots && isLogGroup(group));
                     }
                 });
             }
@@ -268,11 +457,135 @@ final class Simulation {
             after(firstTick, () -> tick(inc));
         }
 
+        /** Engine storage, once per shard loop turn: flush the node, then the logs that asked (as RaftShard does). */
+        private int pollShard(int shard) {
+            int work = 0;
+            if (raft != null) {
+                raft.flush();
+            }
+            List<LogEngineRaftLog> polls = toPoll.get(shard);
+            for (int round = 0; round < 2 && !polls.isEmpty(); round++) {
+                List<LogEngineRaftLog> l = new ArrayList<>(polls);
+                polls.clear();
+                LogEngineRaftLog prev = null;
+                for (LogEngineRaftLog log : l) {
+                    if (log != prev) {
+                        work += log.poll();
+                    }
+                    prev = log;
+                }
+            }
+            if (work > 0 && raft != null) {
+                raft.flush();
+            }
+            return work;
+        }
+
+        /**
+         * Engine storage: turns of the node's shards until none has work (what a tick, a message or a completion
+         * set off runs to its end, as it would within the loop turns right after it). A no-op otherwise.
+         */
+        void settle() {
+            if (!options.engineStorage || shards == null || (!up && !starting)) {
+                return;
+            }
+            for (int round = 0; round < 10_000; round++) {
+                int work = 0;
+                boolean more = false;
+                for (int s = 0; s < options.shards; s++) {
+                    work += shards.invoke(s);
+                    if (shardFailure != null) {
+                        throw new AssertionError("node " + id + ": " + shardFailure, shardFailure);
+                    }
+                    if (shards == null) {
+                        return; // the node crashed in this turn (its storage failed)
+                    }
+                    more |= shards.shard(s).hasWorkNow();
+                }
+                if (work == 0 && !more) {
+                    checkStorage();
+                    return;
+                }
+                if (round >= 100 && ioInFlight()) {
+                    // Still busy while waiting for I/O (a log polling for write-behind memory spins until a write
+                    // completes): virtual time does not pass inside a step, so go on when the I/O completes.
+                    return;
+                }
+            }
+            throw new AssertionError("node " + id + ": its shards never went idle, with no I/O in flight");
+        }
+
+        /** A log whose storage failed stops its group: the process is restarted (a broker stops on a failed disk). */
+        private void checkStorage() {
+            if (!up || !(options.ioErrorRate > 0 || options.fullDisks)) {
+                return;
+            }
+            for (RaftLog l : logs.values()) {
+                if (((LogEngineRaftLog) l).isFailed()) {
+                    note("n" + id + " storage failed");
+                    storageFailed();
+                    return;
+                }
+            }
+        }
+
+        /** The node crashes (its process exits) after a storage failure and restarts a little later. */
+        private void storageFailed() {
+            if (!up && !starting) {
+                return;
+            }
+            storageFailures++;
+            boolean wasStarting = starting;
+            up = true; // crash() expects a live node
+            crash();
+            if (wasStarting) {
+                note("n" + id + " gave up recovering");
+            }
+            after(random.nextLong(10_000, 300_000), () -> {
+                if (!up && !starting) {
+                    restart(this);
+                }
+            });
+        }
+
+        private boolean ioInFlight() {
+            for (SimEngine e : engines) {
+                if (e.inFlight() > 0) {
+                    return true;
+                }
+            }
+            return disk.fileOps().backgroundQueued() > 0;
+        }
+
+        /** Runs {@code action} on the node (on the shard of {@code group}) and settles it. */
+        void run(long group, Runnable action) {
+            if (options.engineStorage && shards != null) {
+                shards.runOn(shardOf(group), action);
+                if (shardFailure != null) {
+                    throw new AssertionError("node " + id + ": " + shardFailure, shardFailure);
+                }
+                settle();
+            } else {
+                action.run();
+            }
+        }
+
+        /** The disk says something falls due at {@code timeNs}: step the node then. */
+        private void stepAt(long timeNs) {
+            long us = (timeNs + 999) / 1000;
+            if (stepTimes.add(us)) {
+                at(Math.max(us, nowUs), () -> {
+                    stepTimes.remove(us);
+                    settle();
+                });
+            }
+        }
+
         void tick(int inc) {
             if (!up || inc != incarnation) {
                 return;
             }
-            raft.tick();
+            run(0, raft::tick);
             after(options.tickUs, () -> tick(inc));
         }
 
@@ -280,12 +593,38 @@ final class Simulation {
             note("n" + id + " CRASH");
             crashes++;
             up = false;
-            for (Map.Entry<Long, MemoryRaftLog> e : logs.entrySet()) {
-                images.put(e.getKey(), e.getValue().crash(random));
+            if (options.engineStorage) {
+                boolean powerLoss = random.nextDouble() < options.powerLossRate;
+                note("n" + id + (powerLoss ? " power loss" : " process crash"));
+                disk.crash(powerLoss);
+                shards.abandon();
+                shards = null;
+                for (int s = 0; s < options.shards; s++) {
+                    writePools[s].close();
+                    readPools[s].close();
+                }
+                starting = false;
+            } else {
+                for (Map.Entry<Long, RaftLog> e : logs.entrySet()) {
+                    images.put(e.getKey(), ((MemoryRaftLog) e.getValue()).crash(random));
+                }
             }
             logs.clear();
+            views.clear();
             machines.clear();
             raft = null;
+        }
+
+        /** Releases the node's storage memory at the end of a run. */
+        void release() {
+            if (options.engineStorage && shards != null) {
+                shards.abandon();
+                shards = null;
+                for (int s = 0; s < options.shards; s++) {
+                    writePools[s].close();
+                    readPools[s].close();
+                }
+            }
         }
 
         void send(RaftMessage m) {
@@ -356,7 +695,7 @@ final class Simulation {
         }
         messagesDelivered++;
         fingerprint = fingerprint * 31 + m.getClass().getSimpleName().hashCode() + m.from() * 7L + m.to();
-        to.raft.receive(m);
+        to.run(0, () -> to.raft.receive(m));
     }
 
     // ============================================================================================ clients
@@ -378,12 +717,28 @@ final class Simulation {
         }
         int records = 1 + random.nextInt(4);
         byte[] bytes = ("g" + group + "-p" + proposalSeq++).getBytes(StandardCharsets.US_ASCII);
-        long offset = leader.propose(new BytesPayload(bytes, records));
-        if (offset >= 0) {
-            pendingProposals.add(new long[] {group, offset, leader.term(), leader.nodeId()});
-            nodes[leader.nodeId()].raft.flush();
+        Payload payload;
+        if (options.engineStorage) {
+            byte[][] values = new byte[records][];
+            for (int i = 0; i < records; i++) {
+                values[i] = (new String(bytes, StandardCharsets.US_ASCII) + "-" + i).getBytes(StandardCharsets.US_ASCII);
+            }
+            payload = KafkaBatchPayload.ofValues(simClock.currentTimeMillis(), values);
+        } else {
+            payload = new BytesPayload(bytes, records);
         }
-        return offset;
+        SimNode node = nodes[leader.nodeId()];
+        long[] offset = {-1};
+        node.run(group, () -> {
+            offset[0] = leader.propose(payload);
+            if (offset[0] >= 0) {
+                node.raft.flush();
+            }
+        });
+        if (offset[0] >= 0) {
+            pendingProposals.add(new long[] {group, offset[0], leader.term(), leader.nodeId()});
+        }
+        return offset[0];
     }
 
     private RaftGroup currentLeader(long group) {
@@ -442,7 +797,7 @@ final class Simulation {
             if (n.up && liveNodes() > 1) {
                 n.crash();
                 after(random.nextLong(20_000, 2_000_000), () -> {
-                    if (!n.up) {
+                    if (!n.up && !n.starting) {
                         restart(n);
                     }
                 });
@@ -459,15 +814,26 @@ final class Simulation {
             note("n" + n.id + " clock jumps " + jump / 1000 + "ms");
         } else if (kind < 64) {
             SimNode n = nodes[random.nextInt(nodes.length)];
-            n.slowDiskUntilUs = nowUs + random.nextLong(50_000, 1_500_000);
-            note("n" + n.id + " disk stalls");
+            if (options.fullDisks && random.nextBoolean()) {
+                long untilUs = nowUs + random.nextLong(20_000, 500_000);
+                n.disk.faults().fullUntilNs = untilUs * 1000;
+                note("n" + n.id + " disk full until " + untilUs / 1000 + "ms");
+            } else {
+                n.slowDiskUntilUs = nowUs + random.nextLong(50_000, 1_500_000);
+                if (n.disk != null) {
+                    n.disk.faults().stallUntilNs = n.slowDiskUntilUs * 1000;
+                }
+                note("n" + n.id + " disk stalls");
+            }
         } else if (kind < 74) {
             long group = random.nextInt(options.groups);
             RaftGroup leader = currentLeader(group);
             if (leader != null) {
                 int[] voters = leader.configuration().voters();
                 int target = voters[random.nextInt(voters.length)];
-                if (leader.transferLeadership(target) == RaftErrors.OK) {
+                int[] rc = {0};
+                nodes[leader.nodeId()].run(group, () -> rc[0] = leader.transferLeadership(target));
+                if (rc[0] == RaftErrors.OK) {
                     transfers++;
                     note("g" + group + " transfer " + leader.nodeId() + " -> " + target);
                 }
@@ -487,7 +853,7 @@ final class Simulation {
             // Without the snapshots option, only prefix truncations move a log group's start (the checker holds
             // it to that); with it, snapshots race the truncations.
             if (n.up && (options.snapshots || !isLogGroup(group))) {
-                n.raft.group(group).takeSnapshot();
+                n.run(group, () -> n.raft.group(group).takeSnapshot());
             }
         } else {
             truncateSomewhere((long) random.nextInt(options.groups));
@@ -526,11 +892,17 @@ final class Simulation {
             return;
         }
         long target = random.nextInt(4) == 0 ? hw : from + 1 + random.nextLong(hw - from);
-        long offset = leader.proposePrefixTruncation(target);
-        if (offset >= 0) {
+        SimNode node = nodes[leader.nodeId()];
+        long[] offset = {-1};
+        node.run(group, () -> {
+            offset[0] = leader.proposePrefixTruncation(target);
+            if (offset[0] >= 0) {
+                node.raft.flush();
+            }
+        });
+        if (offset[0] >= 0) {
             truncationsProposed++;
-            note("g" + group + " truncate to " + target + " at " + offset + " by n" + leader.nodeId());
-            nodes[leader.nodeId()].raft.flush();
+            note("g" + group + " truncate to " + target + " at " + offset[0] + " by n" + leader.nodeId());
         }
     }
 
@@ -599,7 +971,10 @@ final class Simulation {
             if (leader == null) {
                 return false;
             }
-            int rc = leader.changeMembership(e.getValue().voters(), new int[0]);
+            int[] result = {0};
+            nodes[leader.nodeId()].run(e.getKey(), () -> result[0] = leader.changeMembership(e.getValue().voters(),
+                new int[0]));
+            int rc = result[0];
             if (rc == RaftErrors.OK) {
                 reassignmentsDone++;
                 note("g" + e.getKey() + " now " + e.getValue());
@@ -614,6 +989,9 @@ final class Simulation {
             driveReassignments();
             settleProposals();
             checkLogMatching();
+            for (SimNode n : nodes) {
+                n.settle(); // a safety net: nothing waits on a node the simulator did not touch
+            }
             schedulePeriodicChecks();
         });
     }
@@ -623,7 +1001,7 @@ final class Simulation {
             for (int a = 0; a < nodes.length; a++) {
                 for (int b = a + 1; b < nodes.length; b++) {
                     if (nodes[a].up && nodes[b].up) {
-                        SimChecker.checkLogMatching(g, a, nodes[a].logs.get(g), b, nodes[b].logs.get(g));
+                        SimChecker.checkLogMatching(g, a, nodes[a].views.get(g), b, nodes[b].views.get(g));
                     }
                 }
             }
@@ -640,12 +1018,23 @@ final class Simulation {
             }
             events.poll();
             nowUs = e.timeUs;
+            simClock.advanceTo(Math.max(simClock.nanoTime(), nowUs * 1000));
             eventCount++;
             e.action.run();
         }
     }
 
     Result run() {
+        try {
+            return runPhases();
+        } finally {
+            for (SimNode n : nodes) {
+                n.release();
+            }
+        }
+    }
+
+    private Result runPhases() {
         scheduleProposals();
         scheduleTruncations();
         scheduleFault();
@@ -657,10 +1046,29 @@ final class Simulation {
         blocked.clear();
         note("HEAL");
         for (SimNode n : nodes) {
-            if (!n.up) {
+            if (!n.up && !n.starting) {
                 restart(n);
             }
             n.slowDiskUntilUs = 0;
+            if (n.disk != null) {
+                n.disk.faults().stallUntilNs = 0;
+                n.disk.faults().fullUntilNs = 0;
+                n.disk.faults().ioErrorRate = 0;
+            }
+        }
+        // Engine storage: restarted nodes come up once their logs are recovered (a few disk operations later).
+        runUntil(nowUs + 60_000_000L, () -> {
+            for (SimNode n : nodes) {
+                if (!n.up) {
+                    return false;
+                }
+            }
+            return true;
+        });
+        for (SimNode n : nodes) {
+            if (!n.up) {
+                throw new AssertionError("node " + n.id + " did not recover its logs within a minute of healing");
+            }
         }
         long healStartUs = nowUs;
         // Liveness, not bandwidth: the deadline grows with the backlog a lagging member must copy (the
@@ -752,7 +1160,7 @@ final class Simulation {
             committedEntries += checker.committed(g).size();
             RaftGroup leader = currentLeader(g);
             for (int id : leader.configuration().members()) {
-                checker.checkNothingLost(g, id, nodes[id].logs.get(g), nodes[id].raft.group(g));
+                checker.checkNothingLost(g, id, nodes[id].views.get(g), nodes[id].raft.group(g));
             }
         }
         long hbMessages = 0;
@@ -769,7 +1177,7 @@ final class Simulation {
         }
         return new Result(seed, eventCount, messagesDelivered, committedEntries, proposalsCommitted,
             checker.leadersElected, crashes, partitions, reassignmentsDone, snapshotsInstalled, transfers, hbMessages,
-            hbItems, fingerprint * 31 + checker.commitsChecked, healMs, truncationsProposed, truncationsDone);
+            hbItems, fingerprint * 31 + checker.commitsChecked, healMs, truncationsProposed, truncationsDone, diskReopens, storageFailures);
     }
 
     /** Every member of the leader's configuration has caught up with the leader's commit offset. */

@@ -1,5 +1,6 @@
 package dev.isthmus.uring.shard;
 
+import dev.isthmus.uring.Clock;
 import dev.isthmus.uring.IoEngine;
 import dev.isthmus.uring.Verify;
 import org.jctools.queues.atomic.MpscAtomicArrayQueue;
@@ -37,6 +38,12 @@ import java.util.function.LongSupplier;
  * fences, and re-checks its queues before it blocks, so no wakeup is lost. Back-pressure: at most
  * {@link ShardGroupConfig#crossShardDepth()} calls in flight from one shard to another; {@link #trySend}
  * refuses beyond that. Replies always fit (each queue holds twice the depth).
+ *
+ * <h2>Stepping</h2>
+ * A shard's thread runs {@link #doWork()}-sized turns in a loop and sleeps in the kernel between them when idle.
+ * A {@link ShardInvoker} (Agrona's AgentInvoker) instead runs the turns of threadless shards from a test or a
+ * simulator, one at a time ({@link #doWork()} never blocks), so single-shard logic is tested without threads.
+ * Time comes from the engine's {@link Clock}: the simulated engine's virtual time drives timers and deadlines.
  */
 public final class Shard {
 
@@ -68,8 +75,12 @@ public final class Shard {
     private final int shardCount;
     private final ShardStats stats = new ShardStats();
 
+    /** The shard being stepped on this (non-shard) thread by a {@link ShardInvoker}, if any. */
+    private static final ThreadLocal<Shard> STEPPED = new ThreadLocal<>();
+
     // Owner-thread state.
     private IoEngine engine;
+    private Clock clock = Clock.SYSTEM;
     private Thread thread;
     private final ArrayDeque<Runnable> tasks = new ArrayDeque<>(1024);
     private final ArrayDeque<ShardCall> selfCalls = new ArrayDeque<>();
@@ -134,15 +145,34 @@ public final class Shard {
     void bind(Thread thread, IoEngine engine) {
         this.thread = thread;
         this.engine = engine;
-        long now = System.nanoTime();
+        this.clock = engine.clock();
+        long now = clock.nanoTime();
         this.windowStartNs = now;
     }
 
     // ------------------------------------------------------------------ identity
 
-    /** The shard running the calling thread, or null on a non-shard thread. */
+    /**
+     * The shard running the calling thread, or null on a non-shard thread (on a thread stepping shards with a
+     * {@link ShardInvoker}: the shard it is stepping, or null between steps).
+     */
     public static Shard currentOrNull() {
-        return Thread.currentThread() instanceof ShardGroup.ShardThread t ? t.shard() : null;
+        return Thread.currentThread() instanceof ShardGroup.ShardThread t ? t.shard() : STEPPED.get();
+    }
+
+    /** Makes {@code shard} the current one of this (stepping) thread; returns the previous one. */
+    static Shard enterStepped(Shard shard) {
+        Shard prev = STEPPED.get();
+        STEPPED.set(shard);
+        return prev;
+    }
+
+    static void leaveStepped(Shard previous) {
+        if (previous == null) {
+            STEPPED.remove();
+        } else {
+            STEPPED.set(previous);
+        }
     }
 
     /** The shard running the calling thread. */
@@ -165,6 +195,11 @@ public final class Shard {
     /** This shard's I/O engine (owner thread only). */
     public IoEngine engine() {
         return engine;
+    }
+
+    /** The clock this shard's loop, timers and storage read (its engine's). */
+    public Clock clock() {
+        return clock;
     }
 
     /** Any thread: this shard's counters. */
@@ -195,7 +230,7 @@ public final class Shard {
     /** Owner thread: runs {@code task} after {@code delayNs}; returns a timer id for {@link #cancelTimer}. */
     public long schedule(long delayNs, Runnable task) {
         checkOwner();
-        long timerId = timers.schedule(System.nanoTime() + Math.max(0, delayNs), task);
+        long timerId = timers.schedule(clock.nanoTime() + Math.max(0, delayNs), task);
         stats.set(ShardStats.TIMERS_PENDING, timers.size());
         return timerId;
     }
@@ -418,31 +453,10 @@ public final class Shard {
 
     void run() {
         while (!group.isTerminated()) {
-            long t0 = System.nanoTime();
-            int work = 0;
+            long t0 = clock.nanoTime();
             int completions = engine.reap();
-            work += completions;
-            int handed = drainExternal() + drainInbound();
-            work += handed;
-            work += pollTimers();
-            int ran = runTasks(t0);
-            work += ran;
-            for (int i = 0; i < pollers.size(); i++) {
-                try {
-                    work += pollers.get(i).poll();
-                } catch (Throwable t) {
-                    reportUncaught(t); // a poller's bug is reported like a task's; the loop goes on
-                }
-            }
-            if (group.isStopping()) {
-                work += stopping(handed + ran);
-            }
-            flushSignals();
-            stats.set(ShardStats.TASK_QUEUE_DEPTH, tasks.size());
-            stats.set(ShardStats.CALLS_IN_FLIGHT, callsInFlight);
-            stats.set(ShardStats.BLOCKING_DETECTED, blockingDetected.getOpaque());
-            stats.add(ShardStats.LOOP_TURNS, 1);
-
+            int handed = turn(t0, completions);
+            int work = handed + completions;
             long idle = 0;
             if (work > 0 || !tasks.isEmpty() || !selfCalls.isEmpty() || config.busyPoll()) {
                 completions += engine.submitAndWait(0);
@@ -454,24 +468,81 @@ public final class Shard {
                     SLEEPING.setVolatile(this, 0);
                     completions += engine.submitAndWait(0);
                 } else {
-                    long w0 = System.nanoTime();
+                    long w0 = clock.nanoTime();
                     completions += engine.submitAndWait(waitNs);
-                    idle = System.nanoTime() - w0;
+                    idle = clock.nanoTime() - w0;
                     SLEEPING.setVolatile(this, 0);
                     stats.add(ShardStats.KERNEL_WAITS, 1);
                 }
             }
-            long t1 = System.nanoTime();
-            stats.add(ShardStats.COMPLETIONS, completions);
-            stats.add(ShardStats.BUSY_NS, t1 - t0 - idle);
-            stats.add(ShardStats.IDLE_NS, idle);
-            windowBusyNs += t1 - t0 - idle;
-            if (t1 - windowStartNs >= 10_000_000L) {
-                busyPermille = windowBusyNs * 1000 / (t1 - windowStartNs);
-                windowBusyNs = 0;
-                windowStartNs = t1;
+            endTurn(t0, completions, idle);
+        }
+    }
+
+    /**
+     * One loop turn without waiting (Agrona's {@code Agent.doWork}): reap completions, run handed-over work, due
+     * timers, tasks within the quota and the pollers, then submit what they queued. Never blocks; for a shard
+     * stepped by a {@link ShardInvoker} (on the invoker's thread), not for one running its own thread.
+     *
+     * @return the work done (0: the shard was idle; a stepping caller may stop stepping it until something is due)
+     */
+    public int doWork() {
+        checkOwner();
+        long t0 = clock.nanoTime();
+        int completions = engine.reap();
+        int work = turn(t0, completions) + completions;
+        int submitted = engine.submitAndWait(0);
+        endTurn(t0, completions + submitted, 0);
+        return work + submitted;
+    }
+
+    /** The part of a turn before the kernel entry; returns the work done besides the reaped completions. */
+    private int turn(long t0, int completions) {
+        int work = 0;
+        int handed = drainExternal() + drainInbound();
+        work += handed;
+        work += pollTimers();
+        int ran = runTasks(t0);
+        work += ran;
+        for (int i = 0; i < pollers.size(); i++) {
+            try {
+                work += pollers.get(i).poll();
+            } catch (Throwable t) {
+                reportUncaught(t); // a poller's bug is reported like a task's; the loop goes on
             }
         }
+        if (group.isStopping()) {
+            work += stopping(handed + ran);
+        }
+        flushSignals();
+        stats.set(ShardStats.TASK_QUEUE_DEPTH, tasks.size());
+        stats.set(ShardStats.CALLS_IN_FLIGHT, callsInFlight);
+        stats.set(ShardStats.BLOCKING_DETECTED, blockingDetected.getOpaque());
+        stats.add(ShardStats.LOOP_TURNS, 1);
+        return work;
+    }
+
+    private void endTurn(long t0, int completions, long idle) {
+        long t1 = clock.nanoTime();
+        stats.add(ShardStats.COMPLETIONS, completions);
+        stats.add(ShardStats.BUSY_NS, t1 - t0 - idle);
+        stats.add(ShardStats.IDLE_NS, idle);
+        windowBusyNs += t1 - t0 - idle;
+        if (t1 - windowStartNs >= 10_000_000L) {
+            busyPermille = windowBusyNs * 1000 / (t1 - windowStartNs);
+            windowBusyNs = 0;
+            windowStartNs = t1;
+        }
+    }
+
+    /** Whether the shard has work it could do now without waiting for anything (a stepping caller steps again). */
+    public boolean hasWorkNow() {
+        return !tasks.isEmpty() || hasHandedWork() || (timers.size() > 0 && timers.nextDeadline() <= clock.nanoTime());
+    }
+
+    /** The deadline of the earliest timer ({@link Clock#nanoTime()} of this shard's clock), or Long.MAX_VALUE. */
+    public long nextTimerDeadlineNs() {
+        return timers.size() > 0 ? timers.nextDeadline() : Long.MAX_VALUE;
     }
 
     /** The shutdown tail on the shard thread: drop timers, close the engine (in-flight I/O is cancelled). */
@@ -530,7 +601,7 @@ public final class Shard {
     private long idleWaitNs(long nowNs) {
         long wait = config.maxIdleWaitNs();
         if (timers.size() > 0) {
-            wait = Math.min(wait, Math.max(1_000L, timers.nextDeadline() - System.nanoTime()));
+            wait = Math.min(wait, Math.max(1_000L, timers.nextDeadline() - clock.nanoTime()));
         }
         if (group.isStopping()) {
             wait = Math.min(wait, 1_000_000L);
@@ -553,7 +624,7 @@ public final class Shard {
 
     private int drainInbound() {
         int n = 0;
-        long now = System.nanoTime();
+        long now = clock.nanoTime();
         for (int s = 0; s < shardCount; s++) {
             if (s == id) {
                 continue;
@@ -613,7 +684,7 @@ public final class Shard {
         while ((r = tasks.poll()) != null) {
             runTask(r);
             n++;
-            if (System.nanoTime() - turnStartNs >= config.taskQuotaNs()) {
+            if (clock.nanoTime() - turnStartNs >= config.taskQuotaNs()) {
                 break;
             }
         }
@@ -631,13 +702,13 @@ public final class Shard {
     }
 
     private long beginTask() {
-        long start = System.nanoTime();
+        long start = clock.nanoTime();
         TASK_START.setOpaque(this, start);
         return start;
     }
 
     private void endTask(long startNs, Object what) {
-        long d = System.nanoTime() - startNs;
+        long d = clock.nanoTime() - startNs;
         TASK_START.setOpaque(this, 0L);
         stats.add(ShardStats.TASKS_RUN, 1);
         if (d > longestTaskNs) {
@@ -686,7 +757,7 @@ public final class Shard {
         if (timers.size() == 0) {
             return 0;
         }
-        long now = System.nanoTime();
+        long now = clock.nanoTime();
         int fired = 0;
         Runnable task;
         // Only timers due at the start of this pass fire now; ones their tasks schedule wait for the next turn.

@@ -265,6 +265,23 @@ public final class ShardGroup implements AutoCloseable {
         return terminated;
     }
 
+    /** A group whose shards run no threads of their own: a {@link ShardInvoker} steps them. */
+    static ShardGroup threadless(ShardGroupConfig config) {
+        if (config.pin()) {
+            throw new IllegalArgumentException("stepped shards run on the invoker's thread; they cannot be pinned");
+        }
+        return new ShardGroup(config);
+    }
+
+    /** Stepped groups: the invoker starts and ends the stop the way {@link #close()} does for threads. */
+    void markStopping() {
+        stopping = true;
+    }
+
+    void markTerminated() {
+        terminated = true;
+    }
+
     /** Replaces the receiver of stall and blocking reports (default: a warning in the log). */
     public void onStall(Consumer<StallReport> listener) {
         this.stallListener = listener;
