@@ -40,8 +40,8 @@ import java.util.Set;
  * pending table) on shard 0 only.
  */
 final class BrokerRequests implements ShardTransport.RpcHandler {
-    /** The RPC service number (the controller's is 1, elections' 2). */
-    static final int SERVICE = 3;
+    /** The RPC service number (the controller's is 1, elections' 2, replica states' 3). */
+    static final int SERVICE = 4;
     /** The APIs brokers send each other; others are refused (code 1). */
     static final Set<ApiKeys> ALLOWED = EnumSet.of(ApiKeys.WRITE_TXN_MARKERS, ApiKeys.ADD_PARTITIONS_TO_TXN);
     static final long TIMEOUT_NS = 30_000_000_000L;

@@ -353,34 +353,18 @@ final class GroupCoordinator {
         return call(p, (m, now, id, out) -> m.commitOffsets(now, id, r, out));
     }
 
-    /**
-     * TxnOffsetCommit of Produce-API {@code version}: the offsets partition is first verified to be in the transaction
-     * (or added to it, v5) with its transaction coordinator ({@link Partition#verifyTransactionalOffsets}), then the
-     * offsets are written as a transactional batch and stay pending until the transaction's marker
-     * ({@link #markerWritten}).
-     */
-    Promise<GroupApi.OffsetCommitResponse> txnCommit(int p, String transactionalId, GroupApi.TxnOffsetCommitRequest r,
-                                                     short version) {
-        Loaded l = partitions.get(p);
-        if (l == null || l.machine == null) {
-            return Promise.failed(new Unavailable(ErrorCodes.NOT_COORDINATOR, OFFSETS_TOPIC + "-" + p
-                + " is not loaded on this shard"));
-        }
-        return l.part.verifyTransactionalOffsets(transactionalId, r.producerId(), r.producerEpoch(), version >= 5,
-            version >= 4).flatMap(code -> {
-                if (code != ErrorCodes.NONE) {
-                    short[] all = new short[r.offsets().size()];
-                    java.util.Arrays.fill(all, code);
-                    return Promise.completed(new GroupApi.OffsetCommitResponse(all));
-                }
-                return call(p, (m, now, id, out) -> m.commitTransactionalOffsets(now, id, r, out));
-            });
+    /** TxnOffsetCommit: the offsets are written in the producer's transaction and stay pending until its marker. */
+    Promise<GroupApi.OffsetCommitResponse> commitTransactional(int p, GroupApi.TxnOffsetCommitRequest r) {
+        return call(p, (m, now, id, out) -> m.commitTransactionalOffsets(now, id, r, out));
     }
 
     /**
-     * A transaction marker of {@code producerId} was committed in offsets partition {@code p} (WriteTxnMarkers): its
-     * pending offsets become committed or go. A partition not loaded here replays the marker from the log when it
-     * loads (a load in progress reads up to the high watermark, which includes it).
+     * A transaction marker of {@code producerId} is durable in offsets partition {@code p}: on commit the producer's
+     * pending offsets there become the committed ones, on abort they go. Idempotent. The partition side's
+     * WriteTxnMarkers handler calls it on this shard once the marker's append on a {@code __consumer_offsets}
+     * partition answers NONE, before the transaction coordinator hears so. When the partition is not loaded here,
+     * nothing to do: its next load replays the marker from the log (and a load under way reads it, as the marker is
+     * below the high watermark by now).
      */
     void markerWritten(int p, long producerId, boolean commit) {
         Loaded l = partitions.get(p);

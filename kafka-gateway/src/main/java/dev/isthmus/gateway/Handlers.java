@@ -98,7 +98,7 @@ final class Handlers {
         supported.put(ApiKeys.LIST_TRANSACTIONS, new Range((short) 0, (short) 2));
         // Transactions, partition side: markers from transaction coordinators and kafka-transactions.sh abort.
         supported.put(ApiKeys.WRITE_TXN_MARKERS, new Range((short) 1, (short) 1));
-        // Offsets committed in a transaction (v5: transaction version 2, the partition is added implicitly).
+        // TxnOffsetCommit 5 is transaction version 2 (the group's offsets partition joins the transaction implicitly).
         supported.put(ApiKeys.TXN_OFFSET_COMMIT, new Range((short) 0, (short) 5));
         groups = new GroupHandlers(broker);
         transactions = new TxnHandlers(broker);

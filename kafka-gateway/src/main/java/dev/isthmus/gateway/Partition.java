@@ -679,34 +679,6 @@ final class Partition implements GroupListener {
         return first;
     }
 
-    /**
-     * TxnOffsetCommit on this {@code __consumer_offsets} partition (KIP-890, as Kafka's group coordinator does before it
-     * writes transactional offsets): NONE at once when producer {@code producerId} already has a transaction open
-     * here at {@code epoch}; otherwise its coordinator is asked whether this partition is in the transaction, or with
-     * {@code add} (TxnOffsetCommit v5, transaction version 2) to add it. Completes with the TxnOffsetCommit error:
-     * INVALID_PRODUCER_EPOCH (fenced), TRANSACTION_ABORTABLE ({@code abortable}: v4+) or INVALID_TXN_STATE (not in
-     * the transaction), COORDINATOR_LOAD_IN_PROGRESS for what the client should retry (this leader's producer state
-     * still loading, the transaction coordinator busy or unreachable).
-     */
-    Promise<Short> verifyTransactionalOffsets(String transactionalId, long producerId, short epoch, boolean add,
-                                              boolean abortable) {
-        ProducerStateManager tail = tail();
-        if (tail == null || verifier == null) {
-            return Promise.completed(ErrorCodes.COORDINATOR_LOAD_IN_PROGRESS);
-        }
-        if (tail.hasOngoingTransaction(producerId, epoch)) {
-            return Promise.completed(ErrorCodes.NONE);
-        }
-        return verifier.verify(transactionalId, producerId, epoch, topic, index, add).map(code -> switch (code) {
-            case ErrorCodes.NONE -> ErrorCodes.NONE;
-            case ErrorCodes.PRODUCER_FENCED, ErrorCodes.INVALID_PRODUCER_EPOCH -> ErrorCodes.INVALID_PRODUCER_EPOCH;
-            case ErrorCodes.TRANSACTION_ABORTABLE -> abortable ? ErrorCodes.TRANSACTION_ABORTABLE
-                : ErrorCodes.INVALID_TXN_STATE;
-            case ErrorCodes.CLUSTER_AUTHORIZATION_FAILED, ErrorCodes.INVALID_TXN_STATE -> ErrorCodes.INVALID_TXN_STATE;
-            default -> ErrorCodes.COORDINATOR_LOAD_IN_PROGRESS;
-        }).recover(f -> ErrorCodes.COORDINATOR_LOAD_IN_PROGRESS);
-    }
-
     /** Kafka's mapping of a verification answer to the Produce error (ReplicaManager, AddPartitionsToTxnManager). */
     private static short verificationError(short code, short produceVersion) {
         return switch (code) {

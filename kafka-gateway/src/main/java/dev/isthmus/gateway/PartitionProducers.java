@@ -47,8 +47,14 @@ final class PartitionProducers {
     /** Kafka's producer.id.expiration.ms: the state of a producer silent this long is dropped (unless in a transaction). */
     static final long PRODUCER_EXPIRY_MS = 24L * 3600 * 1000;
     static final String SNAPSHOT = "producers.snapshot";
-    /** A snapshot is also taken once this many offsets were applied since the last one (bounds a restart's replay). */
+    /**
+     * A snapshot is also taken once this many offsets, or {@link #SNAPSHOT_EVERY_BYTES} bytes, were applied since the
+     * last one, and once a rebuild from the log has caught up: a restart after a crash replays the log from the last
+     * snapshot, so this bounds what it replays whatever the log's size and however short the broker's lives (issue
+     * 22: with only the 30 s timer, a broker killed sooner never wrote one and replayed its whole log each restart).
+     */
     static final long SNAPSHOT_EVERY_OFFSETS = 100_000;
+    static final long SNAPSHOT_EVERY_BYTES = 32L << 20;
     private static final int APPLY_READ_BYTES = 1 << 20;
     private static final long APPLY_RETRY_NS = 100_000_000L;
 
@@ -76,6 +82,10 @@ final class PartitionProducers {
     private long snapshotOffset = -1;
     private boolean snapshotWriting;
     private boolean expiredSinceSnapshot;
+    /** Bytes of entries applied since the last snapshot. */
+    private long bytesSinceSnapshot;
+    /** A rebuild from the log is under way: a snapshot follows once it has caught up with the high watermark. */
+    private boolean rebuilt;
     /** Full rebuilds from the log start (tests, metrics). */
     long rebuilds;
 
@@ -135,6 +145,7 @@ final class PartitionProducers {
         if (why != null) {
             committed.reset(start);
             txnIndex.clear(files.keySet());
+            rebuilt = end > start;
             if (snapshot != null || !files.isEmpty()) {
                 rebuilds++;
                 LOG.log(System.Logger.Level.WARNING, "the producer state of " + part.topic + "-" + part.index
@@ -220,7 +231,11 @@ final class PartitionProducers {
 
     private void afterApply() {
         long since = committed.appliedOffset() - Math.max(snapshotOffset, replica.logStartOffset());
-        if (since >= SNAPSHOT_EVERY_OFFSETS) {
+        boolean caughtUp = rebuilt && committed.appliedOffset() >= replica.highWatermark();
+        if (since >= SNAPSHOT_EVERY_OFFSETS || bytesSinceSnapshot >= SNAPSHOT_EVERY_BYTES || caughtUp) {
+            if (caughtUp) {
+                rebuilt = false;
+            }
             snapshot(false, false);
         }
         stableAdvanced.run();
@@ -240,6 +255,7 @@ final class PartitionProducers {
         public void onRead(IoBuf batches, long firstOffset, long lastOffset) {
             try {
                 if (!closed && !batches.isEmpty()) {
+                    bytesSinceSnapshot += batches.size();
                     committed.applyAll(batches, System.currentTimeMillis(), index);
                 }
             } finally {
@@ -448,6 +464,7 @@ final class PartitionProducers {
         long term = at > replica.logStartOffset() ? termAt(at - 1) : -1;
         byte[] bytes = committed.snapshot(term, txnIndex.manifest());
         snapshotWriting = true;
+        bytesSinceSnapshot = 0;
         expiredSinceSnapshot = false;
         txnIndex.checkpoint(replica.dir().resolve(SNAPSHOT), bytes, wait, problem -> post(() -> {
             snapshotWriting = false;

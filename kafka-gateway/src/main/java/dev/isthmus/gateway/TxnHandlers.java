@@ -117,6 +117,61 @@ final class TxnHandlers {
         });
     }
 
+    /**
+     * Asks the coordinator of {@code txnId}, on whichever broker leads its {@code __transaction_state} partition,
+     * to add {@code tp} to the producer's transaction ({@code verifyOnly} false: KIP-890 part 2, transaction version
+     * 2) or to check that it is in it ({@code verifyOnly} true: part 1), as a partition leader asks before a
+     * transactional write: AddPartitionsToTxn v5 through {@link BrokerRequests}. Completes on {@code st}'s shard with
+     * the partition's code (NONE, TRANSACTION_ABORTABLE, PRODUCER_FENCED, INVALID_PRODUCER_ID_MAPPING,
+     * CONCURRENT_TRANSACTIONS, NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, ...), or COORDINATOR_NOT_AVAILABLE
+     * when no coordinator is known or the request went unanswered. Used by the group coordinator for
+     * TxnOffsetCommit.
+     */
+    Promise<Short> addOrVerify(ShardState st, String txnId, long producerId, short producerEpoch, TxnPartition tp,
+                               boolean verifyOnly) {
+        TopicTable.Topic t = st.topics.get(TxnCoordinator.TOPIC);
+        if (t == null) {
+            return Promise.completed(TxnErrors.COORDINATOR_NOT_AVAILABLE);
+        }
+        int p = TxnConfig.partitionFor(txnId, t.partitions());
+        int[] leader = st.leaders.get(t.partition(p).groupId());
+        if (leader == null || leader[0] < 0) {
+            return Promise.completed(TxnErrors.COORDINATOR_NOT_AVAILABLE);
+        }
+        AddPartitionsToTxnRequestData req = new AddPartitionsToTxnRequestData();
+        AddPartitionsToTxnRequestData.AddPartitionsToTxnTransaction x =
+            new AddPartitionsToTxnRequestData.AddPartitionsToTxnTransaction();
+        x.transactionalId = txnId;
+        x.producerId = producerId;
+        x.producerEpoch = producerEpoch;
+        x.verifyOnly = verifyOnly;
+        AddPartitionsToTxnRequestData.AddPartitionsToTxnTopic topic = new AddPartitionsToTxnRequestData.AddPartitionsToTxnTopic();
+        topic.name = tp.topic();
+        topic.partitions.add(tp.partition());
+        x.topics.add(topic);
+        req.transactions.add(x);
+        return requests.send(st, leader[0], ApiKeys.ADD_PARTITIONS_TO_TXN, (short) 5, req).map(m -> {
+            AddPartitionsToTxnResponseData r = (AddPartitionsToTxnResponseData) m;
+            if (r.errorCode != TxnErrors.NONE) {
+                return r.errorCode;
+            }
+            for (AddPartitionsToTxnResponseData.AddPartitionsToTxnResult tr : r.resultsByTransaction) {
+                for (AddPartitionsToTxnResponseData.AddPartitionsToTxnTopicResult top : tr.topicResults) {
+                    for (AddPartitionsToTxnResponseData.AddPartitionsToTxnPartitionResult pr : top.resultsByPartition) {
+                        if (top.name.equals(tp.topic()) && pr.partitionIndex == tp.partition()) {
+                            return pr.partitionErrorCode;
+                        }
+                    }
+                }
+            }
+            return TxnErrors.UNKNOWN_SERVER_ERROR; // an answer without our partition
+        }).recover(f -> {
+            LOG.log(System.Logger.Level.DEBUG, () -> "AddPartitionsToTxn for " + txnId + " to node " + leader[0]
+                + " failed: " + f);
+            return TxnErrors.COORDINATOR_NOT_AVAILABLE;
+        });
+    }
+
     // ------------------------------------------------------------------ FindCoordinator (key type 1)
 
     Promise<ProtocolMessage> findCoordinator(ShardState st, FindCoordinatorRequestData req, short version) {

@@ -394,6 +394,54 @@ class TransactionCoordinatorTest {
         }
     }
 
+    @Test
+    void shouldExpireAnIdleTransactionalIdWithATombstone(@TempDir Path dir) throws Exception {
+        java.util.function.Function<Path, BrokerConfig> cfg = d -> config(d, 2).toBuilder()
+            .transactionSetting(TxnConfig.ID_EXPIRATION_MS, "1000")
+            .transactionSetting(TxnConfig.REMOVE_INTERVAL_MS, "200").build();
+        long[] first;
+        int p;
+        try (Broker b = Broker.start(cfg.apply(dir)); Admin a = admin(b)) {
+            first = initRaw(b.port(), "short-lived", 60_000);
+            assertEquals(TransactionState.EMPTY, describe(a, "short-lived").state());
+            // Idle past transactional.id.expiration.ms with no transaction open: Dead, then a tombstone.
+            await("short-lived expired", () -> {
+                try {
+                    describe(a, "short-lived");
+                    return null;
+                } catch (Exception e) {
+                    return e.getCause() instanceof org.apache.kafka.common.errors.TransactionalIdNotFoundException
+                        ? e : null;
+                }
+            });
+            assertTrue(a.listTransactions().all().get(30, TimeUnit.SECONDS).stream()
+                .noneMatch(l -> l.transactionalId().equals("short-lived")));
+            p = TxnConfig.partitionFor("short-lived", 4);
+            var last = KafkaRequests.batches(b.port(), TxnCoordinator.TOPIC, p).getLast();
+            org.apache.kafka.common.record.internal.Record tombstone = null;
+            for (org.apache.kafka.common.record.internal.Record r : last) {
+                tombstone = r;
+            }
+            assertTrue(tombstone != null && !tombstone.hasValue(), "the partition ends with a tombstone: " + tombstone);
+            assertEquals("short-lived", dev.isthmus.gateway.txn.TransactionLog.readKey(tombstone.key()));
+        }
+        // Still gone after a restart; the id starts over with a new producer id.
+        try (Broker b = Broker.start(cfg.apply(dir)); Admin a = admin(b)) {
+            await("the reloaded coordinator", () -> {
+                try {
+                    describe(a, "short-lived");
+                    return null;
+                } catch (Exception e) {
+                    return e.getCause() instanceof org.apache.kafka.common.errors.TransactionalIdNotFoundException
+                        ? e : null;
+                }
+            });
+            long[] again = initRaw(b.port(), "short-lived", 60_000);
+            assertTrue(again[0] != first[0], "a new producer id after expiry");
+            assertEquals(0, again[1]);
+        }
+    }
+
     // ------------------------------------------------------------------ Kafka's tools
 
     private static final class ToolExit extends RuntimeException {
@@ -451,6 +499,64 @@ class TransactionCoordinatorTest {
             err.toString(StandardCharsets.UTF_8)};
         savedOut.println("tool exit " + r[0] + "\n" + r[1] + r[2]);
         return r;
+    }
+
+    /**
+     * KIP-664: {@code kafka-transactions.sh describe-producers} shows a transaction open on a partition, and
+     * {@code abort --start-offset} writes its ABORT marker straight to the partition leader (WriteTxnMarkers with the
+     * producer's epoch and the coordinator epoch DescribeProducers reported), so the last stable offset moves on.
+     * Needs partition leaders that track transactions and take WriteTxnMarkers (the partition side of issue 19).
+     */
+    @Test
+    void shouldAbortAHangingTransactionWithKafkaTransactionsTool(@TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir, 1)); Admin a = admin(b)) {
+            org.junit.jupiter.api.Assumptions.assumeTrue(markersWritten(b),
+                "partition leaders do not take WriteTxnMarkers in this build");
+            a.createTopics(List.of(new NewTopic(TOPIC, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
+            TopicPartition tp = new TopicPartition(TOPIC, 0);
+            String bootstrap = "127.0.0.1:" + b.port();
+            KafkaProducer<String, String> hanging = new KafkaProducer<>(producerProps(b, "hanging", 600_000));
+            try {
+                hanging.initTransactions();
+                hanging.beginTransaction();
+                long start = hanging.send(new ProducerRecord<>(TOPIC, 0, "k", "v")).get(30, TimeUnit.SECONDS).offset();
+                assertEquals(start, latest(a, tp, org.apache.kafka.common.IsolationLevel.READ_COMMITTED),
+                    "the last stable offset is held at the open transaction");
+
+                Object[] producers = run(() -> TransactionsCommand.main(new String[] {"--bootstrap-server", bootstrap,
+                    "describe-producers", "--topic", TOPIC, "--partition", "0"}));
+                assertEquals(0, producers[0], (String) producers[2]);
+                List<String> lines = ((String) producers[1]).lines().filter(l -> !l.isBlank()).toList();
+                List<String> header = cells(lines.get(0));
+                List<String> row = cells(lines.get(1));
+                assertEquals(Long.toString(start), row.get(header.indexOf("CurrentTransactionStartOffset")),
+                    producers[1].toString());
+
+                Object[] abort = run(() -> TransactionsCommand.main(new String[] {"--bootstrap-server", bootstrap,
+                    "abort", "--topic", TOPIC, "--partition", "0", "--start-offset", Long.toString(start)}));
+                assertEquals(0, abort[0], (String) abort[2]);
+                // The ABORT marker is in: the last stable offset reaches the high watermark.
+                long hw = latest(a, tp, org.apache.kafka.common.IsolationLevel.READ_UNCOMMITTED);
+                assertTrue(hw > start + 1, "data and marker below the high watermark");
+                assertEquals(hw, latest(a, tp, org.apache.kafka.common.IsolationLevel.READ_COMMITTED));
+                Object[] after = run(() -> TransactionsCommand.main(new String[] {"--bootstrap-server", bootstrap,
+                    "describe-producers", "--topic", TOPIC, "--partition", "0"}));
+                List<String> afterLines = ((String) after[1]).lines().filter(l -> !l.isBlank()).toList();
+                assertTrue(!cells(afterLines.get(1)).get(header.indexOf("CurrentTransactionStartOffset"))
+                    .equals(Long.toString(start)), after[1].toString());
+            } finally {
+                hanging.close(java.time.Duration.ofSeconds(30)); // aborts at the coordinator; the partition has no open
+            }
+            // The coordinator's own abort of it completes too (its marker finds no open transaction and is taken).
+            awaitState(a, "hanging", TransactionState.COMPLETE_ABORT);
+        }
+    }
+
+    private static long latest(Admin a, TopicPartition tp, org.apache.kafka.common.IsolationLevel level)
+        throws Exception {
+        return a.listOffsets(Map.of(tp, org.apache.kafka.clients.admin.OffsetSpec.latest()),
+            new org.apache.kafka.clients.admin.ListOffsetsOptions(level)).partitionResult(tp)
+            .get(30, TimeUnit.SECONDS).offset();
     }
 
     @Test

@@ -231,7 +231,10 @@ class TxnStateMachineModelTest {
                     TransactionLog.Value v = a.value() == null ? null
                         : TransactionLog.readValue(ByteBuffer.wrap(a.value()));
                     logged(a.transactionalId(), v);
-                    note("durable at failover " + a.transactionalId());
+                    if (v == null) {
+                        latest.remove(a.transactionalId()); // expired, as in durable()
+                    }
+                    note("durable at failover " + a.transactionalId() + " " + v);
                 }
             }
             inFlight.clear();
