@@ -143,7 +143,14 @@ class TransactionRecoveryTest {
             c.kill(0);
             c.start(0);
             try (Admin a = admin(c)) {
+                // Until the restarted replica has applied its committed entries (and committed one of its new term),
+                // its LSO stays lower: never past the open transaction.
                 FetchResponseData.PartitionData after = fetchCommitted(c);
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                while (after.lastStableOffset() < openFirst && System.nanoTime() < deadline) {
+                    Thread.sleep(50);
+                    after = fetchCommitted(c);
+                }
                 // How it came back (from the log, or a periodic snapshot and the log after it), for the record.
                 c.output().subList(linesAtKill, c.output().size()).stream()
                     .filter(l -> l.contains("producer state of " + TOPIC)).forEach(System.out::println);
@@ -163,7 +170,9 @@ class TransactionRecoveryTest {
                 assertEquals(openFirst, done.abortedTransactions().get(1).firstOffset());
             }
             List<List<Long>> abortedAtStop;
+            long endAtStop;
             try (Admin a = admin(c)) {
+                endAtStop = TransactionsTest.awaitStable(a, TP);
                 abortedAtStop = aborted(fetchCommitted(c));
             }
             assertEquals(0, c.terminate(0), c.tail(40));
@@ -229,9 +238,14 @@ class TransactionRecoveryTest {
             int linesBefore = c.output().size();
             c.start(0);
             try (Admin a = admin(c)) {
+                // Nothing open: once loaded, the LSO reaches the high watermark, at least where it was at the stop.
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                while (TransactionsTest.awaitStable(a, TP) < endAtStop) {
+                    assertTrue(System.nanoTime() < deadline, "the LSO stays below " + endAtStop);
+                    Thread.sleep(50);
+                }
                 FetchResponseData.PartitionData again = fetchCommitted(c);
                 assertEquals(abortedAtStop, aborted(again), "the aborted transactions loaded from the snapshot");
-                TransactionsTest.awaitStable(a, TP); // nothing open: the LSO reaches the high watermark
             }
             List<String> restarted = c.output().subList(linesBefore, c.output().size());
             for (String line : restarted) {
