@@ -372,7 +372,9 @@ class ProtocolFuzzTest {
     private static final java.util.Set<Short> BATCH_ANSWERS = java.util.Set.of(ErrorCodes.NONE,
         ErrorCodes.CORRUPT_MESSAGE, ErrorCodes.INVALID_RECORD, ErrorCodes.MESSAGE_TOO_LARGE,
         ErrorCodes.INVALID_TIMESTAMP, ErrorCodes.UNSUPPORTED_FOR_MESSAGE_FORMAT, (short) 48 /* INVALID_TXN_STATE */,
-        ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCodes.INVALID_PRODUCER_EPOCH);
+        ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCodes.INVALID_PRODUCER_EPOCH,
+        // A transactional batch in a request without a transactional id: Kafka's answer (KafkaApis).
+        ErrorCodes.TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
 
     /**
      * Valid record batches damaged field by field ({@link BatchMutator}: counts, lengths, varints, deltas, headers,
