@@ -21,7 +21,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -51,10 +50,9 @@ class TransactionFailoverTest {
     private static final int NODES = 3;
     private static final String TOPIC = "txn-replicated";
 
+    /** An RPC port for a node that restarts on the same address (below the ephemeral range: {@link TestPorts}). */
     private static int freePort() throws Exception {
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
+        return TestPorts.free();
     }
 
     private static BrokerConfig config(Path dir, int id, List<String> seeds) {
