@@ -13,7 +13,7 @@ import dev.isthmus.raft.HardState;
 import dev.isthmus.raft.RaftLog;
 import dev.isthmus.raft.SnapshotMeta;
 import dev.isthmus.raft.TermIndex;
-import dev.isthmus.raft.Verify;
+import dev.isthmus.uring.Verify;
 import dev.isthmus.uring.FileOps;
 import dev.isthmus.uring.IoEngine;
 
