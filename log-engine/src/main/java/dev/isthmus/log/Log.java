@@ -866,7 +866,7 @@ public final class Log {
                 + readPool.capacity() + " windows in use)"));
             return;
         }
-        new LogReader(this, seg, window, fromOffset, bound, maxBytes, handler).start();
+        new WindowRead(this, seg, window, fromOffset, bound, maxBytes, handler).start();
     }
 
     /**

@@ -71,7 +71,7 @@ final class LogCompaction implements SegmentAppender.Listener {
     private final long nowMs;
     private final Consumer<RuntimeException> done;
     private final KeyOffsetMap map;
-    private final BatchStream in;
+    private final SegmentReader in;
     private final MemorySegment scratch;
     private final Records records = new Records();
     private final RecordBatch outBatch = new RecordBatch();
@@ -107,7 +107,7 @@ final class LogCompaction implements SegmentAppender.Listener {
         this.log = log;
         this.nowMs = nowMs;
         this.map = map;
-        this.in = new BatchStream(window);
+        this.in = SegmentReader.windowed(window, true, null, SegmentReader.Hold.WHILE_READING, null);
         this.scratch = scratch;
         this.cleanable = cleanable;
         this.firstDirty = firstDirty;
@@ -218,7 +218,7 @@ final class LogCompaction implements SegmentAppender.Listener {
             startClean();
             return;
         }
-        in.reset(log, cleanable.get(segIndex));
+        readSegment(cleanable.get(segIndex));
     }
 
     boolean isDone() {
@@ -241,41 +241,41 @@ final class LogCompaction implements SegmentAppender.Listener {
             }
             switch (phase) {
                 case MAP -> {
-                    int r = in.next();
-                    if (r == BatchStream.WAIT) {
+                    int r = in.nextOrRead();
+                    if (r == SegmentReader.WAIT) {
                         return work;
                     }
-                    if (r == BatchStream.END) {
+                    if (r == SegmentReader.END) {
                         if (++segIndex < cleanable.size()) {
-                            in.reset(log, cleanable.get(segIndex));
+                            readSegment(cleanable.get(segIndex));
                         } else {
                             mapEnd = cleanableEnd;
                             startClean();
                         }
                         continue;
                     }
-                    if (r != BatchStream.BATCH) {
+                    if (r != SegmentReader.BATCH) {
                         abort(streamProblem(r));
                         continue;
                     }
                     work += mapBatch();
                 }
                 case CLEAN -> {
-                    int r = in.next();
-                    if (r == BatchStream.WAIT) {
+                    int r = in.nextOrRead();
+                    if (r == SegmentReader.WAIT) {
                         return work;
                     }
                     List<Segment> group = groups.get(groupIndex);
-                    if (r == BatchStream.END) {
+                    if (r == SegmentReader.END) {
                         if (++segIndex < group.size()) {
-                            in.reset(log, group.get(segIndex));
+                            readSegment(group.get(segIndex));
                         } else {
                             appender.flush();
                             phase = Phase.SEAL;
                         }
                         continue;
                     }
-                    if (r != BatchStream.BATCH) {
+                    if (r != SegmentReader.BATCH) {
                         abort(streamProblem(r));
                         continue;
                     }
@@ -325,12 +325,22 @@ final class LogCompaction implements SegmentAppender.Listener {
         return work;
     }
 
+    /** Starts reading the sealed segment {@code s} from its start. */
+    private void readSegment(Segment s) {
+        in.start(log, s, 0, -1, s.size);
+    }
+
     private RuntimeException streamProblem(int r) {
         Segment s = in.segment();
-        if (r == BatchStream.ERROR) {
+        if (r == SegmentReader.ERROR) {
             return new LogException(LogException.Kind.STORAGE_ERROR, "compaction read of " + s.path + " failed: "
                 + Errno.describe(in.errno()));
         }
+        if (r == SegmentReader.NO_MEMORY) {
+            return new LogException(LogException.Kind.NO_MEMORY, "compaction of " + log.dir + " stopped: "
+                + in.failure() + "; the segment is left as it is");
+        }
+        // INVALID, and for a sealed segment (trimmed to its data) also zeros or a file shorter than recorded.
         return new LogException(LogException.Kind.CORRUPT_MESSAGE, "compaction of " + log.dir + " stopped: "
             + s.path.getFileName() + " has an invalid batch at position " + in.position() + "; the segment is left as it is");
     }
@@ -430,7 +440,7 @@ final class LogCompaction implements SegmentAppender.Listener {
         outMaxTimestamp = -1;
         outFailure = null;
         segIndex = 0;
-        in.reset(log, first);
+        readSegment(first);
         phase = Phase.CLEAN;
     }
 

@@ -25,7 +25,7 @@ import java.util.ArrayDeque;
  *
  * <p>Owner: the log's thread.
  */
-final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
+final class LogRecovery implements CompletionHandler {
     private static final System.Logger LOG = System.getLogger("dev.isthmus.log");
     /** A progress line every this many bytes scanned (package access: tests lower it). */
     static long progressBytes = 256L << 20;
@@ -39,6 +39,8 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     private static final long TAG_SYNC = 1;
     private int windowId = -1;
     private MemorySegment window;
+    /** Validates the scanned segments batch by batch (over the window, made once the window is held). */
+    private SegmentReader reader;
     private Segment scanning;
     private long scannedBytes;
     private long nextProgress;
@@ -247,12 +249,34 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         scanned.add(scanning);
         long prev = scanning.baseOffset - 1;
         scanning.lastOffset = prev; // what the scan finds, not what the next segment's name suggests
-        new SegmentScanner(scanning.file, window, bytes -> LargeBuffer.allocate(log, bytes)).scan(0, scanning.size,
-            prev, this);
+        if (reader == null) {
+            reader = SegmentReader.windowed(window, true, bytes -> LargeBuffer.allocate(log, bytes),
+                SegmentReader.Hold.NONE, this::scan);
+        }
+        reader.start(log, scanning, 0, -1, scanning.size);
+        scan();
     }
 
-    @Override
-    public boolean onBatch(RecordBatch batch, long position) {
+    /** Walks the segment being scanned to where its valid data ends (on from each read's completion). */
+    private void scan() {
+        while (true) {
+            int r = reader.nextOrRead();
+            if (r == SegmentReader.WAIT) {
+                return;
+            }
+            if (r != SegmentReader.BATCH) {
+                long validEnd = reader.position();
+                int errno = reader.errno();
+                reader.close(); // a larger buffer taken for the scan goes back first
+                onEnd(validEnd, r, errno);
+                return;
+            }
+            onBatch(reader.batch(), reader.position());
+            reader.advance();
+        }
+    }
+
+    private void onBatch(RecordBatch batch, long position) {
         Segment s = scanning;
         s.index.onBatch(batch.lastOffset(), position, batch.sizeInBytes(), batch.maxTimestamp());
         s.maxTimestamp = Math.max(s.maxTimestamp, batch.maxTimestamp());
@@ -264,18 +288,17 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
                 + (totalBytes >> 20) + " MiB (" + (totalBytes == 0 ? 100 : scannedBytes * 100 / totalBytes) + "%), "
                 + (log.clock.nanoTime() - startNs) / 1_000_000 + " ms so far");
         }
-        return true;
     }
 
-    @Override
-    public void onEnd(long validEnd, SegmentScanner.End reason, int errno) {
+    /** The scan of the current segment ended at {@code validEnd} ({@link SegmentReader}'s answer {@code reason}). */
+    private void onEnd(long validEnd, int reason, int errno) {
         Segment s = scanning;
-        if (reason == SegmentScanner.End.READ_ERROR) {
+        if (reason == SegmentReader.ERROR) {
             fail(new LogException(LogException.Kind.STORAGE_ERROR, "recovery read of " + s.path + " failed: "
                 + Errno.describe(errno)));
             return;
         }
-        if (reason == SegmentScanner.End.NO_MEMORY) {
+        if (reason == SegmentReader.NO_MEMORY) {
             // Never cut a segment for want of memory: the open fails and can be tried again.
             fail(new LogException(LogException.Kind.NO_MEMORY, "recovery of " + s.path + " needs memory for a batch"
                 + " at position " + validEnd + " larger than the read windows: " + log.largeBufferFailure));
@@ -286,7 +309,8 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         }
         boolean zeros = true;
         if (validEnd < s.size) {
-            zeros = reason == SegmentScanner.End.END_OF_DATA;
+            // Zeros (space never written) or the file's end are where the data ends; anything else is cut.
+            zeros = reason != SegmentReader.INVALID;
             if (!zeros) {
                 LOG.log(System.Logger.Level.WARNING, "log " + log.dir + ": " + s.path.getFileName() + " has "
                     + (s.size - validEnd) + " invalid bytes after position " + validEnd + "; cutting them");

@@ -11,7 +11,7 @@ import java.util.function.Consumer;
  * the batch that starts at the cut offset by scanning from the sparse index, reads the bytes of the chunk
  * before the cut for the new appender, and cuts the segment file there. Owner: the log's thread.
  */
-final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
+final class LogTruncation implements CompletionHandler {
     private final Log log;
     private final long offset;
     private final Consumer<RuntimeException> done;
@@ -20,10 +20,8 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
     /** This truncation's place in the read pool's line when no window was free. */
     private final ChunkPool.Waiter windowWaiter = new ChunkPool.Waiter(this::onWindowReserved);
     private MemorySegment window;
+    private SegmentReader reader;
     private long cut = -1;
-    private long scanStart;
-    private boolean visited;
-    private boolean indexWrong;
     private long tailStart;
     private int syncsLeft;
     private static final long SYNC = 1;
@@ -64,44 +62,39 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
             readTail();
             return;
         }
-        scanFrom(seg.lookup(offset));
+        // From the index's position for the cut (a wrong index makes the reader start again from 0).
+        reader = SegmentReader.windowed(window, true, bytes -> LargeBuffer.allocate(log, bytes),
+            SegmentReader.Hold.NONE, this::scan);
+        reader.start(log, seg, seg.lookup(offset), offset, seg.size);
+        scan();
     }
 
-    private void scanFrom(long position) {
-        scanStart = position;
-        visited = false;
-        new SegmentScanner(seg.file, window, bytes -> LargeBuffer.allocate(log, bytes)).scan(position, seg.size, -1,
-            this);
-    }
-
-    @Override
-    public boolean onBatch(RecordBatch batch, long position) {
-        if (!visited && scanStart > 0 && batch.lastOffset() >= offset) {
-            indexWrong = true; // the index must point at a batch ending before the cut
-            return false;
+    /** Walks to the batch that starts at the cut (on from each read's completion). */
+    private void scan() {
+        int r;
+        while (true) {
+            r = reader.nextOrRead();
+            if (r == SegmentReader.WAIT) {
+                return;
+            }
+            if (r != SegmentReader.BATCH) {
+                break;
+            }
+            if (reader.baseOffset() == offset) {
+                cut = reader.position();
+                break;
+            }
+            if (reader.lastOffset() >= offset) {
+                break; // the offset is inside this batch: not a boundary
+            }
+            reader.advance();
         }
-        visited = true;
-        if (batch.baseOffset() == offset) {
-            cut = position;
-            return false;
-        }
-        if (batch.lastOffset() >= offset) {
-            return false; // the offset is inside this batch: not a boundary
-        }
-        return true;
-    }
-
-    @Override
-    public void onEnd(long validEnd, SegmentScanner.End reason, int errno) {
-        if (reason == SegmentScanner.End.NO_MEMORY && cut < 0) {
+        long validEnd = reader.position();
+        int errno = reader.errno();
+        reader.close(); // a larger buffer goes back; the tail is read into the window
+        if (r == SegmentReader.NO_MEMORY && cut < 0) {
             finish(new LogException(LogException.Kind.NO_MEMORY, "truncation of " + seg.path + " needs memory for a"
                 + " batch at position " + validEnd + " larger than the read windows: " + log.largeBufferFailure));
-            return;
-        }
-        if (scanStart > 0 && (indexWrong || (!visited && reason == SegmentScanner.End.INVALID))) {
-            seg.distrustIndex("position " + scanStart + " is not where a batch before offset " + offset + " starts");
-            indexWrong = false;
-            scanFrom(0);
             return;
         }
         if (cut < 0) {
