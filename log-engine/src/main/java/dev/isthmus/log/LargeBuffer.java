@@ -39,7 +39,7 @@ final class LargeBuffer {
             MemoryArena a = cache.arena;
             long off = a.allocate(size, Subsystem.BATCH_CACHE);
             if (off == MemoryArena.NO_MEMORY) {
-                log.largeBufferFailure = a.lastFailure();
+                log.largeBufferFailed(a.lastFailure());
                 return null;
             }
             return new LargeBuffer(a, off, null, a.segment(off, size));

@@ -132,12 +132,12 @@ public final class LogCleaner {
         while (!requests.isEmpty()) {
             Request r = requests.poll();
             if (r.log().isClosed() || r.log().isFailed()) {
-                r.done().accept(new IllegalStateException("log " + r.log().dir + " is closed or failed; not compacted"));
+                r.done().accept(new IllegalStateException("log " + r.log().dir() + " is closed or failed; not compacted"));
                 continue;
             }
-            if (r.replicated() && r.log().compaction == null) {
+            if (r.replicated() && r.log().compaction() == null) {
                 double ratio = LogCompaction.dirtyRatio(r.log(), nowMs, minLagMs(r.log()), r.endOffset());
-                if (ratio < minDirtyRatio(r.log()) && r.log().tombstoneHorizonMs > nowMs
+                if (ratio < minDirtyRatio(r.log()) && r.log().tombstoneHorizonMs() > nowMs
                     && !LogCompaction.maxLagPassed(r.log(), nowMs, r.endOffset())) {
                     r.done().accept(null); // not due
                     continue;
@@ -158,11 +158,11 @@ public final class LogCleaner {
         Log best = null;
         double bestRatio = 0;
         for (Log log : logs) {
-            if (!log.config.compact() || log.isClosed() || log.isFailed() || log.compaction != null) {
+            if (!log.config().compact() || log.isClosed() || log.isFailed() || log.compaction() != null) {
                 continue;
             }
             double ratio = LogCompaction.dirtyRatio(log, nowMs, minLagMs(log));
-            boolean due = log.tombstoneHorizonMs <= nowMs || LogCompaction.maxLagPassed(log, nowMs, Long.MAX_VALUE);
+            boolean due = log.tombstoneHorizonMs() <= nowMs || LogCompaction.maxLagPassed(log, nowMs, Long.MAX_VALUE);
             if ((ratio >= minDirtyRatio(log) || due) && (best == null || ratio > bestRatio)) {
                 best = log;
                 bestRatio = ratio;
@@ -177,23 +177,23 @@ public final class LogCleaner {
 
     /** The log's min.compaction.lag.ms when its config sets one, else this cleaner's. */
     private long minLagMs(Log log) {
-        return log.config.minCompactionLagMs() >= 0 ? log.config.minCompactionLagMs() : settings.minLagMs();
+        return log.config().minCompactionLagMs() >= 0 ? log.config().minCompactionLagMs() : settings.minLagMs();
     }
 
     /** The log's min.cleanable.dirty.ratio when its config sets one, else this cleaner's. */
     private double minDirtyRatio(Log log) {
-        return log.config.minCleanableDirtyRatio() >= 0 ? log.config.minCleanableDirtyRatio() : settings.minDirtyRatio();
+        return log.config().minCleanableDirtyRatio() >= 0 ? log.config().minCleanableDirtyRatio() : settings.minDirtyRatio();
     }
 
     private boolean start(Log log, long nowMs, boolean force, long endOffset, boolean keepBatches,
                           Consumer<RuntimeException> done) {
-        if (!takeBuffers(log.config.readWindowBytes())) {
-            done.accept(new LogException(LogException.Kind.NO_MEMORY, "no memory to compact " + log.dir + ": "
+        if (!takeBuffers(log.config().readWindowBytes())) {
+            done.accept(new LogException(LogException.Kind.NO_MEMORY, "no memory to compact " + log.dir() + ": "
                 + lastMemoryProblem));
             return true;
         }
-        MemorySegment window = bufferSegment(0, log.config.readWindowBytes());
-        MemorySegment scratch = bufferSegment(log.config.readWindowBytes(), log.config.readWindowBytes());
+        MemorySegment window = bufferSegment(0, log.config().readWindowBytes());
+        MemorySegment scratch = bufferSegment(log.config().readWindowBytes(), log.config().readWindowBytes());
         Consumer<RuntimeException> counted = e -> {
             if (e == null) {
                 compactions++;
@@ -214,11 +214,11 @@ public final class LogCleaner {
     /** Abandons the compaction of {@code log} if one runs, and its requests (the log is closing). */
     public void abort(Log log) {
         if (running != null && running.log == log) {
-            running.abort(new IllegalStateException("compaction of " + log.dir + " abandoned: the log is closing"));
+            running.abort(new IllegalStateException("compaction of " + log.dir() + " abandoned: the log is closing"));
         }
         requests.removeIf(r -> {
             if (r.log() == log) {
-                r.done().accept(new IllegalStateException("log " + log.dir + " closed before it was compacted"));
+                r.done().accept(new IllegalStateException("log " + log.dir() + " closed before it was compacted"));
                 return true;
             }
             return false;
@@ -284,7 +284,7 @@ public final class LogCleaner {
     /** Frees everything (the manager closed all its logs; the owner of a replicated logs' cleaner stopped). */
     public void close() {
         if (running != null) {
-            running.abort(new IllegalStateException("compaction of " + running.log.dir + " abandoned: shutting down"));
+            running.abort(new IllegalStateException("compaction of " + running.log.dir() + " abandoned: shutting down"));
             running.step(1); // drops the cleaned file now when none of its writes is in flight
             running = null;
         }

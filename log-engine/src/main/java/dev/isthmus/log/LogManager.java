@@ -129,7 +129,7 @@ public final class LogManager {
         Log.open(engine, baseDir.resolve(name), config, writePool, readPool, cache, listener, (log, error) -> {
             if (log != null) {
                 log.stats(diskStats);
-                log.manager = this;
+                log.managedBy(this);
                 logs.put(name, log);
                 recountCompactLogs();
             }
@@ -152,8 +152,7 @@ public final class LogManager {
 
     /** Marks {@code log} for the next {@link #poll()} (call after appending). */
     public void appended(Log log) {
-        if (!log.inDirtyList) { // a flag, not a list search: O(1) per append however many logs are dirty
-            log.inDirtyList = true;
+        if (log.markDirty()) { // a flag, not a list search: O(1) per append however many logs are dirty
             dirty.add(log);
         }
     }
@@ -166,7 +165,7 @@ public final class LogManager {
         int n = dirty.size();
         for (int i = 0; i < n; i++) {
             Log log = dirty.get(i);
-            log.inDirtyList = false;
+            log.clearDirty();
             if (!log.isClosed() && !log.isFailed()) {
                 log.flush();
             }
@@ -203,8 +202,7 @@ public final class LogManager {
     /** Closes {@code name} and forgets it (it may be opened again or its directory removed); {@code done} runs when it is closed. */
     public void close(String name, Runnable done) {
         Log log = logs.remove(name);
-        if (log != null && log.inDirtyList) {
-            log.inDirtyList = false;
+        if (log != null && log.clearDirty()) {
             dirty.remove(log);
         }
         recountCompactLogs();
@@ -239,7 +237,7 @@ public final class LogManager {
     void recountCompactLogs() {
         int n = 0;
         for (Log log : logs.values()) {
-            if (log.config.compact()) {
+            if (log.config().compact()) {
                 n++;
             }
         }

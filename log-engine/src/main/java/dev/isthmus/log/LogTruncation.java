@@ -47,16 +47,16 @@ final class LogTruncation implements CompletionHandler {
         // Many logs may truncate at once (followers after a leader change): without a free read window, wait in
         // the read pool's line for one instead of failing.
         if (windowId < 0) {
-            if (!log.readPool.admit(windowWaiter, 1)) {
+            if (!log.readPool().admit(windowWaiter, 1)) {
                 return; // onWindowReserved comes back here
             }
-            windowId = log.readPool.acquireUninitialized();
+            windowId = log.readPool().acquireUninitialized();
             if (windowId < 0) {
-                log.readPool.admit(windowWaiter, 1); // none left to take (reads took them): in line for the next
+                log.readPool().admit(windowWaiter, 1); // none left to take (reads took them): in line for the next
                 return;
             }
         }
-        window = log.readPool.chunk(windowId);
+        window = log.readPool().chunk(windowId);
         if (offset == seg.baseOffset) {
             cut = 0;
             readTail();
@@ -94,7 +94,7 @@ final class LogTruncation implements CompletionHandler {
         reader.close(); // a larger buffer goes back; the tail is read into the window
         if (r == SegmentReader.NO_MEMORY && cut < 0) {
             finish(new LogException(LogException.Kind.NO_MEMORY, "truncation of " + seg.path + " needs memory for a"
-                + " batch at position " + validEnd + " larger than the read windows: " + log.largeBufferFailure));
+                + " batch at position " + validEnd + " larger than the read windows: " + log.largeBufferFailure()));
             return;
         }
         if (cut < 0) {
@@ -145,9 +145,9 @@ final class LogTruncation implements CompletionHandler {
             syncFailed("fdatasync of " + seg.path + " after the cut", (int) r);
         }
         if (deletedLater) {
-            r = log.engine.syncDirectory(log.dir, this, SYNC);
+            r = log.engine().syncDirectory(log.dir(), this, SYNC);
             if (r < 0) {
-                syncFailed("fsync of " + log.dir + " after dropping segments", (int) r);
+                syncFailed("fsync of " + log.dir() + " after dropping segments", (int) r);
             }
         }
     }
@@ -176,17 +176,17 @@ final class LogTruncation implements CompletionHandler {
         if (seg != null && windowId < 0) {
             locate();
         } else {
-            log.readPool.cancel(windowWaiter);
+            log.readPool().cancel(windowWaiter);
         }
     }
 
     private void finish(RuntimeException error) {
-        log.readPool.cancel(windowWaiter);
+        log.readPool().cancel(windowWaiter);
         if (windowId >= 0) {
-            log.readPool.release(windowId);
+            log.readPool().release(windowId);
             windowId = -1;
         }
         done.accept(error);
-        log.readPool.wakeIfPending();
+        log.readPool().wakeIfPending();
     }
 }

@@ -30,7 +30,7 @@ final class WindowRead {
         this.bound = bound;
         this.maxBytes = Math.max(0, maxBytes);
         this.handler = handler;
-        this.reader = SegmentReader.windowed(log.readPool.chunk(windowId), false,
+        this.reader = SegmentReader.windowed(log.readPool().chunk(windowId), false,
             bytes -> LargeBuffer.allocate(log, bytes), SegmentReader.Hold.UNTIL_DONE, this::walk);
     }
 
@@ -75,7 +75,7 @@ final class WindowRead {
             }
             if (r == SegmentReader.NO_MEMORY) {
                 fail(new LogException(LogException.Kind.NO_MEMORY, "no memory to read a batch of " + seg.path
-                    + ": " + reader.failure() + ": " + log.largeBufferFailure));
+                    + ": " + reader.failure() + ": " + log.largeBufferFailure()));
                 return;
             }
             if (r == SegmentReader.ERROR) {
@@ -107,8 +107,8 @@ final class WindowRead {
     }
 
     private void release() {
-        log.readPool.release(windowId);
+        log.readPool().release(windowId);
         reader.close(); // a larger buffer, the segment's read count
-        log.readPool.wakeIfPending(); // a recovery or truncation may wait for the window
+        log.readPool().wakeIfPending(); // a recovery or truncation may wait for the window
     }
 }
