@@ -137,7 +137,7 @@ public final class Log {
     private long zeroedSegmentsTaken;
     /** This log's place in the write pool's line when an append found no memory. */
     private final ChunkPool.Waiter memoryWaiter = new ChunkPool.Waiter(this::onChunksReserved);
-    /** The engine's stock of zeroed segment files when this log was opened (looked up once: appends ask it). */
+    /** The shard's stock of zeroed segment files (given by the {@link LogManager} that opened the log), or null. */
     private final ZeroedSegments zeroedStock;
     /** Segments rolled away from whose seal (last writes, fdatasync, release) has not finished. */
     private int sealsPending;
@@ -168,7 +168,7 @@ public final class Log {
     private boolean pendingOpen;
 
     Log(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool, BatchCache batchCache,
-        Listener listener) {
+        ZeroedSegments zeroedStock, Listener listener) {
         this.cache = batchCache == null ? null : new LogCache(batchCache, this);
         this.engine = engine;
         this.fs = engine.fileOps();
@@ -178,7 +178,7 @@ public final class Log {
         this.writePool = writePool;
         this.readPool = readPool;
         this.listener = listener;
-        this.zeroedStock = ZeroedSegments.of(engine);
+        this.zeroedStock = zeroedStock;
     }
 
     /**
@@ -198,7 +198,13 @@ public final class Log {
      */
     public static void open(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool,
                             BatchCache cache, Listener listener, OpenHandler handler) {
-        Log log = new Log(engine, dir, config, writePool, readPool, cache, listener);
+        open(engine, dir, config, writePool, readPool, cache, null, listener, handler);
+    }
+
+    /** The full form: with the shard's {@link ZeroedSegments} stock (null: none), as a {@link LogManager} opens logs. */
+    static void open(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool,
+                     BatchCache cache, ZeroedSegments zeroedStock, Listener listener, OpenHandler handler) {
+        Log log = new Log(engine, dir, config, writePool, readPool, cache, zeroedStock, listener);
         try {
             log.fs.createDirectoriesDurably(dir);
             // A previous Log of this directory (closed, or abandoned) may still have file tasks queued.

@@ -103,9 +103,8 @@ class ZeroedSegmentsTest {
         Path stockDir = dir.resolve("stock");
         try (IoEngine engine = IoEngine.create(backend, RingConfig.defaults()); Arena arena = Arena.ofConfined()) {
             MemorySegment zeros = arena.allocate(256 * 1024, 4096);
-            ZeroedSegments z = ZeroedSegments.install(engine, stockDir, 1, FILE_BYTES, zeros, timers);
+            ZeroedSegments z = ZeroedSegments.create(engine, stockDir, 1, FILE_BYTES, zeros, timers);
             try {
-                assertTrue(ZeroedSegments.of(engine) == z);
                 for (int i = 0; i < 20; i++) {
                     engine.submitAndWait(1_000_000L);
                 }
@@ -120,13 +119,12 @@ class ZeroedSegmentsTest {
             } finally {
                 z.close();
             }
-            assertNull(ZeroedSegments.of(engine), "closing uninstalls");
         }
         // A restart keeps the ready file and deletes a partial one (a crash while making it).
         Files.write(stockDir.resolve("zeroed-1.tmp"), new byte[4096]);
         try (IoEngine engine = IoEngine.create(backend, RingConfig.defaults()); Arena arena = Arena.ofConfined()) {
             MemorySegment zeros = arena.allocate(256 * 1024, 4096);
-            ZeroedSegments z = ZeroedSegments.install(engine, stockDir, 1, FILE_BYTES, zeros, timers);
+            ZeroedSegments z = ZeroedSegments.create(engine, stockDir, 1, FILE_BYTES, zeros, timers);
             try {
                 assertEquals(1, z.ready());
                 assertEquals(List.of("zeroed-0.seg"), names(stockDir));
@@ -171,10 +169,11 @@ class ZeroedSegmentsTest {
              ChunkPool writes = ChunkPool.allocate(64, 256 * 1024);
              ChunkPool reads = ChunkPool.allocate(4, config.readWindowBytes())) {
             MemorySegment zeros = arena.allocate(256 * 1024, 4096);
-            ZeroedSegments z = ZeroedSegments.install(engine, dir.resolve("stock"), 1, FILE_BYTES, zeros, timers,
+            ZeroedSegments z = ZeroedSegments.create(engine, dir.resolve("stock"), 1, FILE_BYTES, zeros, timers,
                 ANY_2_MIB);
             Log[] out = new Log[1];
-            Log.open(engine, logDir, config, writes, reads, d -> durable[0] = d, (l, e) -> out[0] = l);
+            // Wired as a LogManager wires it: the log is given the shard's stock when it opens.
+            Log.open(engine, logDir, config, writes, reads, null, z, d -> durable[0] = d, (l, e) -> out[0] = l);
             drive(engine, () -> out[0] != null, "open");
             Log log = out[0];
             MemorySegment buf = arena.allocate(80 * 1024);
