@@ -103,10 +103,11 @@ final class SegmentReader implements CompletionHandler {
     private final MemoryArena arena;
     private final long firstReadBytes;
     private IoBuf chain;
-    private final BatchBytes.Contiguous contiguous = new BatchBytes.Contiguous();
-    private final BatchBytes.Chained chained = new BatchBytes.Chained();
+    // The view the walk reads through: over the window, or over the cache chain (only the one in use is made).
+    private final BatchBytes.Contiguous contiguous;
+    private final BatchBytes.Chained chained;
     private BatchBytes bytes;
-    private final RecordBatch batch = new RecordBatch();
+    private final RecordBatch batch;
 
     // The walk.
     private Log log;
@@ -137,9 +138,10 @@ final class SegmentReader implements CompletionHandler {
     private int errno;
     private String failure;
     private long reads;
-    // Per issued read of a cache reader: its file position and length (short reads end the data).
-    private long[] readPos = new long[16];
-    private long[] readLen = new long[16];
+    // Per issued read: its file position and length (short reads end the data). A window reader issues one at a
+    // time, a cache reader one per fragment.
+    private long[] readPos;
+    private long[] readLen;
     private int readCount;
 
     private SegmentReader(boolean checkCrc, Hold hold, Runnable resume, MemorySegment window,
@@ -152,6 +154,11 @@ final class SegmentReader implements CompletionHandler {
         this.larger = larger;
         this.arena = arena;
         this.firstReadBytes = firstReadBytes;
+        this.contiguous = window != null ? new BatchBytes.Contiguous() : null;
+        this.chained = window != null ? null : new BatchBytes.Chained();
+        this.batch = window != null ? new RecordBatch() : null;
+        this.readPos = new long[window != null ? 1 : 16];
+        this.readLen = new long[readPos.length];
     }
 
     /**
@@ -555,7 +562,7 @@ final class SegmentReader implements CompletionHandler {
 
     /** The current batch over window memory (a window reader, after {@link #BATCH}, until {@link #advance()}). */
     RecordBatch batch() {
-        Verify.that(window != null, "a cache reader has no contiguous batch view");
+        Verify.that(batch != null, "a cache reader has no contiguous batch view");
         return batch;
     }
 

@@ -1,5 +1,8 @@
 package dev.isthmus.log;
 
+import dev.isthmus.arena.ArenaConfig;
+import dev.isthmus.arena.IoBuf;
+import dev.isthmus.arena.MemoryArena;
 import dev.isthmus.uring.DmaFile;
 import dev.isthmus.uring.IoBackend;
 import dev.isthmus.uring.IoEngine;
@@ -17,6 +20,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -177,6 +181,58 @@ class SegmentReaderTest {
         // Everything before the zeroed pages is kept, nothing after them.
         assertTrue(r[0] <= from && r[0] > w.ends().get(98), "end " + r[0]);
         assertTrue(r[0] < bytes.length);
+    }
+
+    /**
+     * A cache reader (what a fetch's cache fill uses) reads a first stretch and, for a batch crossing its end, reads
+     * exactly what the batch lacks into more cache fragments: walking on this way finds every batch, and the chain
+     * holds the file byte for byte from where the walk started.
+     */
+    @Test
+    void shouldExtendACacheReadByWhatABatchCrossingItsEndLacks() throws Exception {
+        Written w = writeBatches(23, 300);
+        Path p = dir.resolve("0.log");
+        Files.write(p, w.bytes());
+        try (IoEngine engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults());
+             MemoryArena arena = MemoryArena.create(ArenaConfig.of(32L << 20));
+             DmaFile file = engine.openDmaFile(p, false)) {
+            SegmentReader reader = SegmentReader.cached(arena, SegmentReader.MIN_FILL_BYTES, SegmentReader.Hold.NONE,
+                null);
+            reader.start(file, 0, 0, file.size());
+            int batches = 0;
+            int reads = 0;
+            while (true) {
+                int r = reader.next();
+                if (r == SegmentReader.BATCH) {
+                    assertEquals(w.lastOffsets().get(batches), reader.lastOffset());
+                    assertEquals(w.ends().get(batches), reader.position() + reader.sizeBytes());
+                    batches++;
+                    reader.advance();
+                } else if (r == SegmentReader.NEED_READ) {
+                    assertEquals(SegmentReader.WAIT, reader.read());
+                    reads++;
+                    while (reader.reading()) {
+                        engine.submitAndWait(1_000_000L);
+                    }
+                    assertEquals(0, reader.errno());
+                } else {
+                    assertEquals(SegmentReader.END, r);
+                    break;
+                }
+            }
+            assertEquals(300, batches);
+            assertTrue(reads > 1, "the walk read on " + reads + " time(s)");
+            assertEquals(0, reader.bufferStart());
+            IoBuf chain = reader.takeChain();
+            try {
+                byte[] read = new byte[w.bytes().length];
+                chain.copyTo(0, MemorySegment.ofArray(read), 0, read.length);
+                assertArrayEquals(w.bytes(), read);
+            } finally {
+                chain.release();
+                reader.close();
+            }
+        }
     }
 
     @Test
