@@ -17,11 +17,13 @@ import java.util.function.Consumer;
  * {@code minDirtyRatio} (or one whose tombstones reached their delete horizon); requests made with
  * {@link LogManager#compact} run first, whatever their ratio.
  *
- * <h2>Logs no manager opened</h2>
- * A replicated log (a Raft group's, opened by its storage adapter) is compacted through a cleaner of its own
- * shard: {@link #LogCleaner(LogManager.CompactionSettings, MemoryArena)}, {@link #compactReplicated} per log
- * when the owner finds it due, {@link #poll(long)} every loop turn, {@link #close()} at the end. Such a
- * compaction is bounded by the owner's end offset and keeps every batch (see {@link LogCompaction}).
+ * <h2>Logs a caller owns</h2>
+ * A replicated log (a Raft group's, opened through {@link LogManager#openOwned}) is compacted by the same cleaner,
+ * {@link LogManager#cleaner()}: its owner asks {@link #compactReplicated} when it finds the log due, and the
+ * manager's {@link LogManager#poll()} steps it like any other compaction. Such a compaction is bounded by the
+ * owner's end offset and keeps every batch (see {@link LogCompaction}). A cleaner can also run on its own
+ * ({@link #LogCleaner(LogManager.CompactionSettings, MemoryArena)}, {@link #poll(long)} every loop turn,
+ * {@link #close()} at the end).
  *
  * <p>Memory is fixed: the key map ({@code mapBytes}) is taken once, and a read window plus a scratch batch
  * buffer per run, all from the shard's arena (Subsystem.OTHER) when the manager has a batch cache, else from
@@ -71,12 +73,12 @@ public final class LogCleaner {
     }
 
     /**
-     * Compacts {@code log}, a replicated log no {@link LogManager} opened, when the cleaner is free and if it is due
-     * (the dirty ratio of its part below {@code endOffset} reaches {@code minDirtyRatio}, or a kept tombstone
-     * passed its delete horizon): only sealed segments wholly below {@code endOffset} (the offsets that can no
-     * longer change: a Raft commit offset + 1), and no batch is dropped, so batch boundaries, offsets and leader
-     * epochs stay as every replica has them (see {@link LogCompaction}). {@code done} runs on the shard thread
-     * with null (compacted, or not due) or why it was not compacted.
+     * Compacts {@code log}, a replicated log its owner opened ({@link LogManager#openOwned}), when the cleaner is
+     * free and if it is due (the dirty ratio of its part below {@code endOffset} reaches {@code minDirtyRatio}, or a
+     * kept tombstone passed its delete horizon): only sealed segments wholly below {@code endOffset} (the offsets
+     * that can no longer change: a Raft commit offset + 1), and no batch is dropped, so batch boundaries, offsets
+     * and leader epochs stay as every replica has them (see {@link LogCompaction}). {@code done} runs on the shard
+     * thread with null (compacted, or not due) or why it was not compacted.
      */
     public void compactReplicated(Log log, long endOffset, Consumer<RuntimeException> done) {
         requests.add(new Request(log, endOffset, true, done));
