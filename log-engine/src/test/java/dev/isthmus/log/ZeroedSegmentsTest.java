@@ -238,9 +238,12 @@ class ZeroedSegmentsTest {
         System.out.println("seed " + seed);
         Random random = new Random(seed);
         LogConfig config = LogConfig.defaults().withSegmentBytes(2 * FILE_BYTES);
-        try (IoEngine engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults()); Arena arena = Arena.ofConfined();
+        // The engine is closed first (resources close in reverse): if the test fails with writes in flight, they
+        // complete before the memory they write from goes away.
+        try (Arena arena = Arena.ofConfined();
              ChunkPool writes = ChunkPool.allocate(64, 256 * 1024);
-             ChunkPool reads = ChunkPool.allocate(4, config.readWindowBytes())) {
+             ChunkPool reads = ChunkPool.allocate(4, config.readWindowBytes());
+             IoEngine engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults())) {
             MemorySegment zeros = arena.allocate(256 * 1024, 4096);
             ZeroedSegments z = ZeroedSegments.create(engine, dir.resolve("stock"), 2, FILE_BYTES, zeros, timers,
                 ANY_2_MIB);
@@ -268,13 +271,26 @@ class ZeroedSegmentsTest {
         }
     }
 
-    /** Appends 64 KiB batches to {@code log}, flushed by its manager's loop turn, until {@code stop} holds. */
+    /**
+     * Appends 64 KiB batches to {@code log}, flushed by its manager's loop turn, until {@code stop} holds. Past 4 MiB
+     * (the log is busy: the stock is being made) each append gives the loop 2 ms, so the stock's paced writes get
+     * ahead without the log writing a lot meanwhile (pacing, not a timing check; the deadline only bounds a hang).
+     */
     private void appendBusily(IoEngine engine, LogManager logs, Log log, MemorySegment buf, Random random,
                               BooleanSupplier stop) {
         long bytes = 0;
         byte[] value = new byte[64 * 1024];
+        long deadline = System.nanoTime() + 120_000_000_000L;
         while (!stop.getAsBoolean()) {
-            assertTrue(bytes < (64L << 20), "still not done after " + bytes + " bytes: " + log);
+            assertTrue(System.nanoTime() < deadline, "still not done after " + bytes + " bytes: " + log);
+            if (bytes >= (4L << 20)) {
+                long until = System.nanoTime() + 2_000_000L;
+                while (System.nanoTime() < until) {
+                    logs.poll();
+                    engine.submitAndWait(500_000L);
+                    timers.runDue();
+                }
+            }
             random.nextBytes(value);
             BatchBuilder b = new BatchBuilder(buf, 0, 0).leaderEpoch(1);
             b.add(1_700_000_000_000L, "k".getBytes(), value);
