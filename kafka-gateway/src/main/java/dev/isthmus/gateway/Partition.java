@@ -731,7 +731,21 @@ final class Partition implements GroupListener {
                 return Promise.completed(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, "the new leader of "
                     + topic + "-" + index + " is still loading the producers' state; retry"));
             }
-            ps = producers.computeIfAbsent(producerId, k -> new ProducerState());
+            ps = producers.get(producerId);
+            if (ps == null && firstSeq > 0 && replica.logStartOffset() == 0) {
+                // A producer this partition has never stored a batch of (nothing of the log was removed, so its
+                // state would be known) cannot start at sequence N > 0: its batches 0..N-1 are still on their way
+                // (a retry after a leader change, a batch that timed out). Taking this one first stored it ahead
+                // of them (bench/chaos, ChaosTest seed 6976184099440299723: 'reordered'). The client retries a batch
+                // that is not the next of its sequence, in order, or bumps its epoch when the gap is real.
+                return Promise.completed(new AppendResult(ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, -1,
+                    "producer " + producerId + " has no batch in " + topic + "-" + index + " and sent sequence "
+                        + firstSeq + ", not 0"));
+            }
+            if (ps == null) {
+                ps = new ProducerState();
+                producers.put(producerId, ps);
+            }
             if (epoch < ps.epoch) {
                 return Promise.completed(new AppendResult(ErrorCodes.INVALID_PRODUCER_EPOCH, -1, -1,
                     "producer " + producerId + " epoch " + epoch + " is older than " + ps.epoch));
