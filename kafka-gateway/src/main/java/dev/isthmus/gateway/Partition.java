@@ -512,7 +512,7 @@ final class Partition implements GroupListener {
                 pending.queued.add(new Deferred(src, len, acks, internal, transactionalId, produceVersion, p));
                 return p;
             }
-            short code = tail.checkData(producerId, epoch, firstSeq, lastSeq, transactional);
+            short code = tail.checkData(producerId, epoch, firstSeq, lastSeq, transactional, replica.logStartOffset() == 0);
             if (code == ProducerStateManager.DUPLICATE) {
                 // A retry of a batch we already have: answer with its offset, append nothing.
                 return Promise.completed(new AppendResult(ErrorCodes.NONE, tail.duplicateOffset(),

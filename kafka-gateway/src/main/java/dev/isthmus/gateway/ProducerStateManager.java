@@ -255,8 +255,26 @@ final class ProducerStateManager {
      * where it is), or a Kafka error (then {@link #problem()} names it).
      */
     short checkData(long producerId, short epoch, int firstSeq, int lastSeq, boolean transactional) {
+        return checkData(producerId, epoch, firstSeq, lastSeq, transactional, false);
+    }
+
+    /**
+     * As {@link #checkData(long, short, int, int, boolean)}; {@code logComplete} says that nothing of the log was
+     * ever removed, so a producer without state here has never stored a batch in it. Such a producer cannot start
+     * at sequence N > 0: its batches 0..N-1 are still on their way (a retry after a leader change, a batch that
+     * timed out), and taking this one first would store it ahead of them (bench/chaos, ChaosTest seed
+     * 6976184099440299723: 'reordered'). The client retries a batch that is not the next of its sequence, in
+     * order, or bumps its epoch when the gap is real.
+     */
+    short checkData(long producerId, short epoch, int firstSeq, int lastSeq, boolean transactional,
+                    boolean logComplete) {
         Producer p = producer(producerId);
         if (p == null) {
+            if (logComplete && firstSeq > 0) {
+                problem = "producer " + producerId + " has no batch in this partition and sent sequence " + firstSeq
+                    + ", not 0";
+                return ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER;
+            }
             return ErrorCodes.NONE;
         }
         if (epoch < p.epoch) {

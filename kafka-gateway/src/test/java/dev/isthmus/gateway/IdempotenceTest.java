@@ -87,6 +87,25 @@ class IdempotenceTest {
         }
     }
 
+    /**
+     * A producer's first batch in a partition must be its sequence 0: a later batch arriving first (its earlier ones
+     * held up by a leader change or a timeout) used to be stored ahead of them (bench/chaos 'reordered', ChaosTest
+     * seed 6976184099440299723).
+     */
+    @org.junit.jupiter.api.Test
+    void shouldRefuseAFirstBatchThatIsNotSequenceZeroAndTakeTheBatchesInOrder(@TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir))) {
+            b.createTopicBlocking("idem", 1);
+            assertEquals(Errors.OUT_OF_ORDER_SEQUENCE_NUMBER.code(), produce(b, (short) 0, 2, 2)[0]);
+            long[] first = produce(b, (short) 0, 0, 2);
+            assertEquals(Errors.NONE.code(), first[0]);
+            assertEquals(0, first[1], "the refused batch stored nothing");
+            long[] second = produce(b, (short) 0, 2, 2);
+            assertEquals(Errors.NONE.code(), second[0]);
+            assertEquals(2, second[1], "sequence 2 after 0..1");
+        }
+    }
+
     @ParameterizedTest(name = "snapshot kept: {0}")
     @ValueSource(booleans = {true, false})
     void shouldDeduplicateRetriesAcrossRestarts(boolean keepSnapshot, @TempDir Path dir) throws Exception {

@@ -76,7 +76,7 @@ public final class Chaos {
         }
         List<String> meta = new ArrayList<>();
         meta.add("Date: " + ZonedDateTime.now().format(DateTimeFormatter.ISO_OFFSET_DATE_TIME));
-        meta.add("Seed: " + o.seed() + " (replay: bench/chaos " + replayArgs(o) + ")");
+        meta.add("Seed: " + o.seed() + " (replay: bench/chaos " + replayArgs(args, o) + ")");
         meta.add("Machine: " + ProcStats.machine() + "; " + ProcStats.loadAverages() + " at the start");
         meta.add("Clusters: " + o.clusterSizes() + " node(s), each broker --smp " + o.smp() + " --memory " + o.memory()
             + "; workloads " + o.workloads() + "; " + o.ratePerSec() + " writes/s from " + o.producers()
@@ -175,23 +175,25 @@ public final class Chaos {
         }
     }
 
-    private static String replayArgs(ChaosOptions o) {
+    /** Options that name this run's places, not its workload: a replay leaves them out. */
+    private static final java.util.Set<String> LOCAL_OPTIONS = java.util.Set.of("--seed", "--out", "--tmp-dir", "--root",
+        "--pid-file", "--run-id", "--subnet", "--port");
+
+    /**
+     * The options of a replay: every option this run was given (rate, durations, sizes: a replay with the seed alone
+     * ran a different workload), less where it ran, with the seed.
+     */
+    static String replayArgs(String[] args, ChaosOptions o) {
         StringBuilder sb = new StringBuilder();
-        if (o.quick()) {
-            sb.append("--quick ");
+        for (int i = 0; i < args.length; i++) {
+            if (LOCAL_OPTIONS.contains(args[i])) {
+                i++; // and its value
+                continue;
+            }
+            sb.append(args[i].isEmpty() || args[i].matches("[A-Za-z0-9_.,:/=@%+-]+") ? args[i]
+                : "'" + args[i].replace("'", "'\\''") + "'").append(' ');
         }
-        sb.append("--nodes ").append(String.join(",", o.clusterSizes().stream().map(String::valueOf).toList()));
-        if (!o.quick() || o.timeNs() > 0) {
-            sb.append(" --time ").append(seconds(o.runNs(3)));
-        }
-        if (o.cycles() > 0) {
-            sb.append(" --cycles ").append(o.cycles());
-        }
-        sb.append(" --workload ").append(String.join(",", o.workloads()));
-        sb.append(" --nemesis ").append(o.faults().isEmpty() ? "none"
-            : String.join(",", o.faults().stream().map(f -> f.id).toList()));
-        sb.append(" --seed ").append(o.seed());
-        return sb.toString();
+        return sb.append("--seed ").append(o.seed()).toString();
     }
 
     static String seconds(long ns) {

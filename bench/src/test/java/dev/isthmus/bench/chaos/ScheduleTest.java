@@ -76,4 +76,16 @@ class ScheduleTest {
             assertTrue(out.toString(StandardCharsets.UTF_8).contains(f.id), f.id + " in the usage");
         }
     }
+
+    @Test
+    void shouldReplayWithEveryWorkloadOptionAndTheSeedButNotThePlaces() {
+        String[] args = {"--nodes", "1", "--rate", "2000", "--fault-duration", "0s..1s", "--quiet", "2s..10s",
+            "--out", "/tmp/x", "--tmp-dir", "/tmp", "--seed", "7", "--nemesis", "kill", "--cycles", "100"};
+        ChaosOptions o = ChaosOptions.parse(args);
+        assertEquals("--nodes 1 --rate 2000 --fault-duration 0s..1s --quiet 2s..10s --nemesis kill --cycles 100 --seed 7",
+            Chaos.replayArgs(args, o));
+        // A random seed is named too: the replay repeats the run.
+        ChaosOptions random = ChaosOptions.parse(new String[] {"--quick"});
+        assertEquals("--quick --seed " + random.seed(), Chaos.replayArgs(new String[] {"--quick"}, random));
+    }
 }

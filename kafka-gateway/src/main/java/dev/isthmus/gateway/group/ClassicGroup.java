@@ -180,7 +180,7 @@ final class ClassicGroup {
     void updateMember(GroupMember m, java.util.List<GroupApi.Protocol> protocols, int rebalanceTimeoutMs,
                       int sessionTimeoutMs, long joinRequestId) {
         decrementSupportedProtocols(m);
-        m.protocols = java.util.List.copyOf(protocols);
+        m.protocols = GroupMember.distinct(protocols);
         incrementSupportedProtocols(m);
         m.rebalanceTimeoutMs = rebalanceTimeoutMs;
         m.sessionTimeoutMs = sessionTimeoutMs;

@@ -39,7 +39,7 @@ final class GroupMember {
         this.rebalanceTimeoutMs = rebalanceTimeoutMs;
         this.sessionTimeoutMs = sessionTimeoutMs;
         this.protocolType = protocolType;
-        this.protocols = List.copyOf(protocols);
+        this.protocols = distinct(protocols);
     }
 
     boolean isStatic() {
@@ -95,6 +95,19 @@ final class GroupMember {
             }
         }
         return GroupApi.EMPTY_BYTES;
+    }
+
+    /**
+     * The protocols in order, each name once (its first entry): a JoinGroup may repeat a name, and counting it twice
+     * in the group's supported-protocol tally would make it a candidate no other member supports, or none at all
+     * (ProtocolFuzzTest seed 19130333929793 left a group with no candidate and the shard with an exception).
+     */
+    static List<GroupApi.Protocol> distinct(List<GroupApi.Protocol> protocols) {
+        java.util.LinkedHashMap<String, GroupApi.Protocol> byName = new java.util.LinkedHashMap<>();
+        for (GroupApi.Protocol p : protocols) {
+            byName.putIfAbsent(p.name(), p);
+        }
+        return byName.size() == protocols.size() ? List.copyOf(protocols) : List.copyOf(byName.values());
     }
 
     /** The member's most preferred protocol among {@code candidates}. */

@@ -58,6 +58,21 @@ class GroupStateMachineTest {
     // ------------------------------------------------------------------ joining
 
     @Test
+    void shouldCountAProtocolNamedTwiceInOneJoinOnce() {
+        // ProtocolFuzzTest seed 19130333929793: a JoinGroup naming "range" twice was counted as two supporters in a
+        // group of one, so no protocol was every member's, and choosing one threw on the shard.
+        GroupHarness h = new GroupHarness(GroupHarness.config());
+        List<GroupApi.Protocol> twice = new ArrayList<>(protocols("range"));
+        twice.addAll(protocols("range"));
+        long id = h.join(joinRequest(G, "", null, (short) 3, 10_000, 30_000, twice));
+        h.advance(0);
+        GroupApi.JoinResponse joined = h.joinReply(id);
+        assertEquals(GroupErrors.NONE, joined.errorCode());
+        assertEquals("range", joined.protocolName());
+        assertEquals(1, joined.members().size());
+    }
+
+    @Test
     void shouldAnswerMemberIdRequiredToAFirstJoinFromVersion4() {
         GroupHarness h = new GroupHarness(GroupHarness.config());
         long id = h.join(joinRequest(G, "", null, (short) 4));
