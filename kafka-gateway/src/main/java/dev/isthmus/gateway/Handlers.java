@@ -88,6 +88,8 @@ final class Handlers {
         supported.put(ApiKeys.DELETE_ACLS, new Range((short) 1, (short) 3));
         supported.put(ApiKeys.DESCRIBE_PRODUCERS, new Range((short) 0, (short) 0));
         supported.put(ApiKeys.DESCRIBE_TOPIC_PARTITIONS, new Range((short) 0, (short) 0));
+        supported.put(ApiKeys.ALTER_PARTITION_REASSIGNMENTS, new Range((short) 0, (short) 1));
+        supported.put(ApiKeys.LIST_PARTITION_REASSIGNMENTS, new Range((short) 0, (short) 0));
         groups = new GroupHandlers(broker);
         admin = new AdminHandlers(broker);
         fetch = new FetchHandler(broker, broker.config().shards(), FetchSessions.DEFAULT_SLOTS_PER_BROKER);
@@ -127,6 +129,10 @@ final class Handlers {
                  OFFSET_FOR_LEADER_EPOCH, DESCRIBE_CLUSTER, ALTER_CONFIGS, DESCRIBE_LOG_DIRS, ELECT_LEADERS, DESCRIBE_ACLS,
                  CREATE_ACLS, DELETE_ACLS, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS ->
                 admin.handle(st, api, version, request);
+            case ALTER_PARTITION_REASSIGNMENTS -> broker.reassignments().alter(st,
+                (dev.isthmus.gateway.protocol.message.AlterPartitionReassignmentsRequestData) request, version);
+            case LIST_PARTITION_REASSIGNMENTS -> Promise.completed(broker.reassignments().list(st,
+                (dev.isthmus.gateway.protocol.message.ListPartitionReassignmentsRequestData) request));
             case API_VERSIONS -> Promise.completed(apiVersions(ErrorCodes.NONE));
             case METADATA -> metadata(st, (MetadataRequestData) request, version);
             case PRODUCE -> produce(st, (ProduceRequestData) request);

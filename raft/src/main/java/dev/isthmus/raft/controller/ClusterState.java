@@ -18,15 +18,19 @@ import java.util.regex.Pattern;
  * state and answering a Kafka error code and sentence when it does not apply (the state is then unchanged).
  *
  * <pre>
- *   snapshot: version i16 (1), appliedOffset i64, nextGroupId i64,
- *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions))
+ *   snapshot: version i16 (2), appliedOffset i64, nextGroupId i64,
+ *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions)),
+ *             since 2: reassignments (i32 n, n x (topic, partition i32, adding int[], removing int[]))
  * </pre>
+ * Version 1 snapshots (no reassignments section) are still read.
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 1;
+    private static final int SNAPSHOT_VERSION = 2;
+    /** The oldest snapshot version this node reads. */
+    private static final int SNAPSHOT_VERSION_MIN = 1;
     private static final Pattern TOPIC_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,249}");
     private static final Pattern CONFIG_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,255}");
     private static final int MAX_CONFIG_VALUE_CHARS = 32 * 1024;
@@ -123,7 +127,31 @@ public final class ClusterState {
             }
             case ControllerCommand.CreatePartitions p -> createPartitions(p, offset);
             case ControllerCommand.AlterConfigs a -> alterConfigs(a, offset);
+            case ControllerCommand.ReassignPartition r -> reassign(r.topic(), r.partition(), offset,
+                (t, p) -> Reassignment.reassign(t, p, r.target(), new Placement(brokers.values(), topics.values())));
+            case ControllerCommand.CompleteReassignment r -> reassign(r.topic(), r.partition(), offset,
+                (t, p) -> Reassignment.complete(t, p, r));
         };
+    }
+
+    /** Replaces partition {@code index} of {@code topic} with what {@code change} makes of it (see {@link Reassignment}). */
+    private Applied reassign(String topic, int index, long offset,
+                             java.util.function.BiFunction<String, PartitionInfo, Reassignment.Outcome> change) {
+        TopicInfo t = topics.get(topic);
+        PartitionInfo p = t == null ? null : t.partition(index);
+        if (p == null) {
+            return fail(offset, ControllerErrors.UNKNOWN_TOPIC_OR_PARTITION, t == null ? "topic '" + topic
+                + "' does not exist" : "topic '" + topic + "' has no partition " + index);
+        }
+        Reassignment.Outcome o = change.apply(topic, p);
+        if (o.next() == null) {
+            return fail(offset, o.error(), o.message());
+        }
+        List<PartitionInfo> parts = new ArrayList<>(t.partitions());
+        parts.set(index, o.next());
+        TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
+        next.put(topic, new TopicInfo(t.name(), t.id(), t.configs(), parts));
+        return ok(new ClusterState(offset, nextGroupId, new TreeMap<>(brokers), next));
     }
 
     private Applied ok(ClusterState next) {
@@ -281,6 +309,21 @@ public final class ClusterState {
         brokers.values().forEach(b -> b.write(w));
         w.i32(topics.size());
         topics.values().forEach(t -> t.write(w));
+        List<String> moving = new ArrayList<>();
+        List<PartitionInfo> movingParts = new ArrayList<>();
+        for (TopicInfo t : topics.values()) {
+            for (PartitionInfo p : t.partitions()) {
+                if (p.reassigning()) {
+                    moving.add(t.name());
+                    movingParts.add(p);
+                }
+            }
+        }
+        w.i32(moving.size());
+        for (int i = 0; i < moving.size(); i++) {
+            PartitionInfo p = movingParts.get(i);
+            w.str(moving.get(i)).i32(p.partition()).ints(p.adding()).ints(p.removing());
+        }
         return w.bytes();
     }
 
@@ -288,9 +331,9 @@ public final class ClusterState {
     public static ClusterState decode(byte[] bytes) {
         Wire.Reader r = new Wire.Reader(bytes);
         int version = r.i16();
-        if (version != SNAPSHOT_VERSION) {
+        if (version < SNAPSHOT_VERSION_MIN || version > SNAPSHOT_VERSION) {
             throw new ControllerFormatException("controller snapshot has version " + version + "; this node reads "
-                + SNAPSHOT_VERSION);
+                + SNAPSHOT_VERSION_MIN + " to " + SNAPSHOT_VERSION);
         }
         long applied = r.i64();
         long next = r.i64();
@@ -305,6 +348,28 @@ public final class ClusterState {
         for (int i = 0; i < nt; i++) {
             TopicInfo t = TopicInfo.read(r);
             topics.put(t.name(), t);
+        }
+        if (version >= 2) {
+            int nr = r.count(16);
+            for (int i = 0; i < nr; i++) {
+                String name = r.str();
+                int index = r.i32();
+                int[] adding = r.ints();
+                int[] removing = r.ints();
+                TopicInfo t = topics.get(name);
+                PartitionInfo p = t == null ? null : t.partition(index);
+                if (p == null) {
+                    throw new ControllerFormatException("controller snapshot lists a reassignment of " + name + "-"
+                        + index + ", which it does not hold");
+                }
+                List<PartitionInfo> parts = new ArrayList<>(t.partitions());
+                try {
+                    parts.set(index, new PartitionInfo(index, p.groupId(), p.replicas(), p.shards(), adding, removing));
+                } catch (IllegalArgumentException e) {
+                    throw new ControllerFormatException(e.getMessage());
+                }
+                topics.put(name, new TopicInfo(t.name(), t.id(), t.configs(), parts));
+            }
         }
         r.end();
         return new ClusterState(applied, next, brokers, topics);
