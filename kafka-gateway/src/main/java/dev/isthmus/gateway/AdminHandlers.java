@@ -431,9 +431,11 @@ final class AdminHandlers {
             out.errorMessage = null;
             r.responses.add(out);
             if (res.resourceType == BROKER) {
-                out.errorCode = ErrorCodes.INVALID_REQUEST;
-                out.errorMessage = "broker configs are set when the broker starts (command line or --config file),"
-                    + " not at runtime";
+                if (!Reassignments.onlyDeletesThrottles(res)) {
+                    out.errorCode = ErrorCodes.INVALID_REQUEST;
+                    out.errorMessage = "broker configs are set when the broker starts (command line or --config file),"
+                        + " not at runtime";
+                }
                 continue;
             }
             if (res.resourceType != TOPIC) {

@@ -116,6 +116,26 @@ final class Reassignments {
         return Promise.whenAllSettled(all).map(x -> r);
     }
 
+    /** The broker-level replication throttles kafka-reassign-partitions.sh clears after a move (--verify, --cancel). */
+    static final Set<String> BROKER_THROTTLES = Set.of("leader.replication.throttled.rate",
+        "follower.replication.throttled.rate", "replica.alter.log.dirs.io.max.bytes.per.second");
+    private static final byte OP_DELETE = 1;
+
+    /**
+     * Whether an IncrementalAlterConfigs of a broker only deletes replication throttles: none can be set here, so
+     * deleting them changes nothing and succeeds, as Kafka answers the deletion of a config that is not set. What
+     * {@code kafka-reassign-partitions.sh --verify} sends once a move is done.
+     */
+    static boolean onlyDeletesThrottles(
+            dev.isthmus.gateway.protocol.message.IncrementalAlterConfigsRequestData.AlterConfigsResource res) {
+        for (var c : res.configs) {
+            if (c.configOperation != OP_DELETE || !BROKER_THROTTLES.contains(c.name)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     // ------------------------------------------------------------------ ListPartitionReassignments (46)
 
     ProtocolMessage list(ShardState st, ListPartitionReassignmentsRequestData req) {
