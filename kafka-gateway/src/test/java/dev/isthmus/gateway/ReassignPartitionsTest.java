@@ -328,11 +328,14 @@ class ReassignPartitionsTest {
 
             Path json = dir.resolve("cancel.json");
             Files.writeString(json, "{\"version\":1,\"partitions\":[{\"topic\":\"t\",\"partition\":0,\"replicas\":[1,2]}]}");
-            Run cancel = tool(cluster.bootstrapExcept(2), "--cancel", "--reassignment-json-file", json.toString());
+            // --preserve-throttles: clearing them sends IncrementalAlterConfigs to every broker, node 2 included,
+            // which is down (the tool fails the same way against Kafka with a broker down).
+            Run cancel = tool(cluster.bootstrapExcept(2), "--cancel", "--preserve-throttles", "--reassignment-json-file",
+                json.toString());
             assertEquals(0, cancel.code(), cancel.err());
-            assertTrue(cancel.out().contains("Successfully cancelled reassignment of partition(s): t-0")
-                || cancel.out().contains("t-0"), cancel.out());
-            await(admin, List.of(t), "the move rolled back", x -> replicas(x.get(t)).equals(List.of(0, 1))
+            assertTrue(cancel.out().contains("Successfully cancelled partition reassignment for: t-0"), cancel.out());
+            // Back on {0, 1}; the order is the union's without the adding replicas, as Kafka's revert leaves it.
+            await(admin, List.of(t), "the move rolled back", x -> replicas(x.get(t)).equals(List.of(1, 0))
                 && leaders(x));
             assertEquals(Map.of(), admin.listPartitionReassignments().reassignments().get(30, TimeUnit.SECONDS));
         }
@@ -356,8 +359,8 @@ class ReassignPartitionsTest {
             String proposed = gen.out().substring(gen.out().indexOf("Proposed partition reassignment configuration"));
             proposed = proposed.substring(proposed.indexOf('{')).trim();
             assertTrue(proposed.contains("\"topic\":\"u\""), proposed);
-            assertFalse(proposed.contains("0,") || proposed.contains(",0]") || proposed.contains("[0]"),
-                "the proposal uses brokers 1 and 2 only: " + proposed);
+            assertTrue(proposed.contains("\"replicas\":[1,2]") || proposed.contains("\"replicas\":[2,1]"),
+                "the proposal uses brokers 1 and 2: " + proposed);
             Path plan = dir.resolve("plan.json");
             Files.writeString(plan, proposed);
 
