@@ -233,7 +233,7 @@ final class Reassignments {
                 continue;
             }
             RaftGroup g = rl.raft();
-            int[] target = sorted(info.target());
+            int[] target = sorted(info.reassigning() ? info.target() : info.replicas());
             Configuration c = g.configuration();
             boolean settled = !c.isJoint() && c.learners().length == 0 && Arrays.equals(sorted(c.voters()), target)
                 && g.configurationSettled();

@@ -5,6 +5,7 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewPartitionReassignment;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.PartitionReassignment;
+import org.apache.kafka.clients.admin.RecordsToDelete;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -135,6 +136,12 @@ class ReassignPartitionsTest {
             Load load = new Load(cluster.bootstrap(), List.of(moved, grown));
             load.start();
             load.awaitAcked(300);
+            // The grown partition's log no longer starts at 0: its new replicas start from the leader's log start.
+            long deletedBelow = load.offsetsOf(grown).stream().mapToLong(Long::longValue).max().orElseThrow() / 2;
+            assertTrue(deletedBelow > 10, "deleted below " + deletedBelow);
+            admin.deleteRecords(Map.of(new TopicPartition(grown, 0), RecordsToDelete.beforeOffset(deletedBelow)))
+                .all().get(30, TimeUnit.SECONDS);
+            load.deletedBelow(grown, deletedBelow);
             admin.alterPartitionReassignments(Map.of(
                 new TopicPartition(moved, 0), Optional.of(new NewPartitionReassignment(List.of(1, 2))),
                 new TopicPartition(grown, 0), Optional.of(new NewPartitionReassignment(List.of(0, 1, 2)))))
@@ -189,10 +196,13 @@ class ReassignPartitionsTest {
         Map<String, Integer> fromNew = readAll(cluster.bootstrapExcept(0), List.of(grown));
         int n = 0;
         for (String v : lastLoad.ackedValues()) {
-            if (v.startsWith(grown + ":")) {
+            if (v.startsWith(grown + ":") && lastLoad.expected(v)) {
                 assertEquals(1, fromNew.getOrDefault(v, 0), "acked " + v + " read from nodes 1 and 2");
                 n++;
             }
+        }
+        for (String v : fromNew.keySet()) {
+            assertTrue(lastLoad.expected(v), "deleted record " + v + " is not served");
         }
         assertTrue(n > 0);
     }
@@ -202,7 +212,8 @@ class ReassignPartitionsTest {
     private void assertEveryAckedReadOnce(Load load, Map<String, Integer> read) {
         int acked = 0;
         for (String v : load.ackedValues()) {
-            assertEquals(1, read.getOrDefault(v, 0), "acknowledged record " + v + " read exactly once");
+            assertEquals(load.expected(v) ? 1 : 0, read.getOrDefault(v, 0), "acknowledged record " + v
+                + " read exactly once (none when deleted)");
             acked++;
         }
         for (Map.Entry<String, Integer> e : read.entrySet()) {
@@ -218,6 +229,8 @@ class ReassignPartitionsTest {
         private final KafkaProducer<String, String> producer;
         private final List<String> topics;
         private final Set<String> acked = ConcurrentHashMap.newKeySet();
+        private final Map<String, Long> offsets = new ConcurrentHashMap<>();
+        private final Map<String, Long> deletedBelow = new ConcurrentHashMap<>();
         private final List<String> failures = java.util.Collections.synchronizedList(new ArrayList<>());
         private final AtomicBoolean stop = new AtomicBoolean();
         private final Thread thread;
@@ -246,6 +259,7 @@ class ReassignPartitionsTest {
                 String value = topic + ":" + i++;
                 producer.send(new ProducerRecord<>(topic, 0, null, value), (md, e) -> {
                     if (e == null) {
+                        offsets.put(value, md.offset());
                         acked.add(value);
                     } else {
                         failures.add(value + ": " + e);
@@ -277,6 +291,21 @@ class ReassignPartitionsTest {
             stop.set(true);
             thread.join(120_000);
             producer.close(Duration.ofSeconds(30));
+        }
+
+        List<Long> offsetsOf(String topic) {
+            return offsets.entrySet().stream().filter(e -> e.getKey().startsWith(topic + ":")).map(Map.Entry::getValue)
+                .toList();
+        }
+
+        void deletedBelow(String topic, long offset) {
+            deletedBelow.put(topic, offset);
+        }
+
+        /** Whether acknowledged record {@code value} is still to be read (not below a DeleteRecords point). */
+        boolean expected(String value) {
+            String topic = value.substring(0, value.indexOf(':'));
+            return offsets.get(value) >= deletedBelow.getOrDefault(topic, 0L);
         }
 
         Set<String> ackedValues() {

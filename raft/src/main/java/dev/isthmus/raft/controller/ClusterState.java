@@ -249,7 +249,7 @@ public final class ClusterState {
             return fail(offset, ControllerErrors.INVALID_PARTITIONS, "topic '" + c.name() + "' cannot have "
                 + c.totalCount() + " partitions (limit " + MAX_PARTITIONS_PER_TOPIC + ")");
         }
-        int rf = t.partitions().get(0).replicationFactor();
+        int rf = t.partitions().get(0).target().length; // a move of partition 0 counts with its target
         if (!c.assignment().isEmpty() && c.assignment().size() != c.totalCount() - have) {
             return fail(offset, ControllerErrors.INVALID_REPLICA_ASSIGNMENT, "the assignment lists "
                 + c.assignment().size() + " partitions for " + (c.totalCount() - have) + " new ones");
