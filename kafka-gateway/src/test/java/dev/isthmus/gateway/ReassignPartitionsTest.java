@@ -322,11 +322,13 @@ class ReassignPartitionsTest {
     private void cancelAndTool(BrokerProcesses cluster, Path dir) throws Exception {
         String t = "t";
         String u = "u";
+        String v = "v";
         TopicPartition t0 = new TopicPartition(t, 0);
         try (Admin admin = admin(cluster.bootstrap())) {
             create(admin, new NewTopic(t, Map.of(0, List.of(0, 1))));
             create(admin, new NewTopic(u, Map.of(0, List.of(0, 1))));
-            await(admin, List.of(t, u), "leaders", d -> leaders(d) && inSync(d));
+            create(admin, new NewTopic(v, Map.of(0, List.of(0, 1))));
+            await(admin, List.of(t, u, v), "leaders", d -> leaders(d) && inSync(d));
 
             assertInstanceOf(UnknownTopicOrPartitionException.class, alterError(admin, new TopicPartition("nope", 0),
                 List.of(0, 1)));
@@ -340,16 +342,22 @@ class ReassignPartitionsTest {
         // A move to node 2 while it is down cannot finish: it stays listed, and Metadata names the union.
         cluster.kill(2);
         try (Admin admin = admin(cluster.bootstrapExcept(2))) {
-            admin.alterPartitionReassignments(Map.of(t0, Optional.of(new NewPartitionReassignment(List.of(1, 2)))))
+            admin.alterPartitionReassignments(Map.of(t0, Optional.of(new NewPartitionReassignment(List.of(1, 2))),
+                new TopicPartition(v, 0), Optional.of(new NewPartitionReassignment(List.of(0, 2)))))
                 .all().get(30, TimeUnit.SECONDS);
+            produce(cluster.bootstrapExcept(2), v, 20);
+            // kafka-topics.sh --describe shows the move (it asks ListPartitionReassignments).
+            String described = topicsDescribe(cluster.bootstrapExcept(2), v);
+            assertTrue(described.contains("Adding Replicas: 2") && described.contains("Removing Replicas: 1"), described);
             Map<TopicPartition, PartitionReassignment> listed = admin.listPartitionReassignments().reassignments()
                 .get(30, TimeUnit.SECONDS);
-            assertEquals(Set.of(t0), listed.keySet());
+            assertEquals(Set.of(t0, new TopicPartition(v, 0)), listed.keySet());
             assertEquals(List.of(1, 2, 0), listed.get(t0).replicas());
             assertEquals(List.of(2), listed.get(t0).addingReplicas());
             assertEquals(List.of(0), listed.get(t0).removingReplicas());
-            assertEquals(listed.toString(), admin.listPartitionReassignments(Set.of(t0, new TopicPartition(u, 0)))
-                .reassignments().get(30, TimeUnit.SECONDS).toString(), "the same for the named partitions");
+            assertEquals(Map.of(t0, listed.get(t0)).toString(), admin.listPartitionReassignments(
+                Set.of(t0, new TopicPartition(u, 0))).reassignments().get(30, TimeUnit.SECONDS).toString(),
+                "only the named partitions that move");
             Map<String, TopicDescription> d = admin.describeTopics(List.of(t)).allTopicNames().get(30, TimeUnit.SECONDS);
             assertEquals(List.of(1, 2, 0), d.get(t).partitions().get(0).replicas().stream().map(Node::id).toList(),
                 "Metadata lists target ++ removing during the move");
@@ -366,7 +374,8 @@ class ReassignPartitionsTest {
             // Back on {0, 1}; the order is the union's without the adding replicas, as Kafka's revert leaves it.
             await(admin, List.of(t), "the move rolled back", x -> replicas(x.get(t)).equals(List.of(1, 0))
                 && leaders(x));
-            assertEquals(Map.of(), admin.listPartitionReassignments().reassignments().get(30, TimeUnit.SECONDS));
+            assertEquals(Set.of(new TopicPartition(v, 0)), admin.listPartitionReassignments().reassignments()
+                .get(30, TimeUnit.SECONDS).keySet(), "the move of v to node 2 waits for it");
         }
         cluster.start(2);
         try (Admin admin = admin(cluster.bootstrap())) {
@@ -376,6 +385,11 @@ class ReassignPartitionsTest {
             }
             assertFalse(Files.exists(cluster.node(2).dir().resolve("logs").resolve("t-0")), "node 2 never hosted t-0");
             assertEquals(20, readAll(cluster.bootstrap(), List.of(t)).size());
+            // The move of v finishes once node 2 is back and caught up.
+            await(admin, List.of(v), "v on nodes 0 and 2", d -> replicas(d.get(v)).equals(List.of(0, 2)) && leaders(d)
+                && inSync(d));
+            awaitGone(cluster.node(1).dir().resolve("logs").resolve("v-0"));
+            assertEquals(20, readAll(cluster.bootstrap(), List.of(v)).size());
 
             // kafka-reassign-partitions.sh: --generate proposes, --execute starts, --verify reports and finishes.
             Path topics = dir.resolve("topics.json");
@@ -413,6 +427,25 @@ class ReassignPartitionsTest {
                 .equals(new java.util.TreeSet<>(List.of(1, 2))) && leaders(d) && inSync(d));
             awaitGone(cluster.node(0).dir().resolve("logs").resolve("u-0"));
         }
+    }
+
+    /** kafka-topics.sh --describe --topic TOPIC, in-process: what it printed. */
+    private String topicsDescribe(String bootstrap, String topic) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+        firstExit = null;
+        try {
+            org.apache.kafka.tools.TopicCommand.main(new String[] {"--bootstrap-server", bootstrap, "--describe",
+                "--topic", topic});
+        } catch (ToolExit e) {
+            // the code is in firstExit
+        } finally {
+            System.out.flush();
+            System.setOut(savedOut);
+        }
+        String text = out.toString(StandardCharsets.UTF_8);
+        savedOut.println("kafka-topics --describe --topic " + topic + " (exit " + firstExit + ")\n" + text);
+        return text;
     }
 
     private static Throwable alterError(Admin admin, TopicPartition tp, List<Integer> replicas) throws Exception {
