@@ -431,10 +431,19 @@ final class AdminHandlers {
             out.errorMessage = null;
             r.responses.add(out);
             if (res.resourceType == BROKER) {
-                if (!Reassignments.onlyDeletesThrottles(res)) {
+                Promise<Broker.Failure> throttles = broker.reassignments().alterThrottles(st, res, req.validateOnly);
+                if (throttles == null) {
                     out.errorCode = ErrorCodes.INVALID_REQUEST;
                     out.errorMessage = "broker configs are set when the broker starts (command line or --config file),"
-                        + " not at runtime";
+                        + " not at runtime (replication throttles aside)";
+                } else {
+                    all.add(throttles.map(f -> {
+                        if (f != null) {
+                            out.errorCode = f.code();
+                            out.errorMessage = f.message();
+                        }
+                        return null;
+                    }));
                 }
                 continue;
             }

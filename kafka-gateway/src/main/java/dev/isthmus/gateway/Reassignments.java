@@ -116,24 +116,83 @@ final class Reassignments {
         return Promise.whenAllSettled(all).map(x -> r);
     }
 
-    /** The broker-level replication throttles kafka-reassign-partitions.sh clears after a move (--verify, --cancel). */
-    static final Set<String> BROKER_THROTTLES = Set.of("leader.replication.throttled.rate",
-        "follower.replication.throttled.rate", "replica.alter.log.dirs.io.max.bytes.per.second");
+    static final String LEADER_RATE = "leader.replication.throttled.rate";
+    static final String FOLLOWER_RATE = "follower.replication.throttled.rate";
+    static final String LOG_DIRS_RATE = "replica.alter.log.dirs.io.max.bytes.per.second";
+    /** The broker-level replication throttles kafka-reassign-partitions.sh sets (--throttle) and clears (--verify). */
+    static final Set<String> BROKER_THROTTLES = Set.of(LEADER_RATE, FOLLOWER_RATE, LOG_DIRS_RATE);
+    private static final byte OP_SET = 0;
     private static final byte OP_DELETE = 1;
 
+    /** The throttle rates set on this broker (bytes per second; Long.MAX_VALUE = none, Kafka's default). */
+    private final Map<String, Long> rates = new java.util.concurrent.ConcurrentHashMap<>();
+
     /**
-     * Whether an IncrementalAlterConfigs of a broker only deletes replication throttles: none can be set here, so
-     * deleting them changes nothing and succeeds, as Kafka answers the deletion of a config that is not set. What
-     * {@code kafka-reassign-partitions.sh --verify} sends once a move is done.
+     * IncrementalAlterConfigs of this broker's replication throttles, or null when the resource names any other
+     * config (the caller answers those). {@code leader.replication.throttled.rate} becomes the catch-up rate of every
+     * shard's Raft node ({@link dev.isthmus.raft.RaftNode#setCatchUpRate}): what this node's leaders send to learners
+     * (the replicas a reassignment adds) is limited to it. In Raft the leader pushes, so the follower rate and the
+     * log-dir rate are accepted and kept but limit nothing. Not persisted: a restarted broker has no throttle (Kafka
+     * keeps them in its metadata). Completes with null or the refusal.
      */
-    static boolean onlyDeletesThrottles(
-            dev.isthmus.gateway.protocol.message.IncrementalAlterConfigsRequestData.AlterConfigsResource res) {
+    Promise<Broker.Failure> alterThrottles(ShardState st,
+            dev.isthmus.gateway.protocol.message.IncrementalAlterConfigsRequestData.AlterConfigsResource res,
+            boolean validateOnly) {
         for (var c : res.configs) {
-            if (c.configOperation != OP_DELETE || !BROKER_THROTTLES.contains(c.name)) {
-                return false;
+            if (!BROKER_THROTTLES.contains(c.name)) {
+                return null;
             }
         }
-        return true;
+        String self = Integer.toString(broker.config().nodeId());
+        if (!self.equals(res.resourceName)) {
+            return Promise.completed(new Broker.Failure(ErrorCodes.INVALID_REQUEST, res.resourceName.isEmpty()
+                ? "cluster-wide default replication throttles are not supported; set them per broker"
+                : "the throttles of broker " + res.resourceName + " are set on that broker; this is broker " + self));
+        }
+        Map<String, Long> next = new HashMap<>(rates);
+        for (var c : res.configs) {
+            if (c.configOperation == OP_DELETE) {
+                next.remove(c.name);
+            } else if (c.configOperation == OP_SET) {
+                long v;
+                try {
+                    v = Long.parseLong(c.value == null ? "" : c.value.trim());
+                } catch (NumberFormatException e) {
+                    v = -1;
+                }
+                if (v < 0) {
+                    return Promise.completed(new Broker.Failure(ErrorCodes.INVALID_CONFIG, c.name + " must be a"
+                        + " non-negative number of bytes per second, not '" + c.value + "'"));
+                }
+                next.put(c.name, v);
+            } else {
+                return Promise.completed(new Broker.Failure(ErrorCodes.INVALID_CONFIG, c.name + " is a number, not a"
+                    + " list: only SET and DELETE apply"));
+            }
+        }
+        if (validateOnly) {
+            return Promise.completed(null);
+        }
+        rates.clear();
+        rates.putAll(next);
+        long leader = next.getOrDefault(LEADER_RATE, Long.MAX_VALUE);
+        long catchUp = leader == Long.MAX_VALUE ? 0 : Math.max(1, leader); // 0 B/s would never finish a move
+        List<Promise<Object>> all = new ArrayList<>();
+        for (int i = 0; i < completing.size(); i++) {
+            int id = i;
+            all.add(st.shard.submitTo(i, s -> {
+                broker.state(id).raft.node().setCatchUpRate(catchUp);
+                return null;
+            }));
+        }
+        LOG.log(System.Logger.Level.INFO, "replication throttles of broker " + self + ": " + next
+            + (catchUp > 0 ? "; learners catch up at " + catchUp + " B/s" : "; catch-up unlimited"));
+        return Promise.whenAllSettled(all).map(x -> null);
+    }
+
+    /** A throttle rate set on this broker, or null (for tests and DescribeConfigs). */
+    Long throttle(String name) {
+        return rates.get(name);
     }
 
     // ------------------------------------------------------------------ ListPartitionReassignments (46)

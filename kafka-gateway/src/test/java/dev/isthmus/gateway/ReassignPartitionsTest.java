@@ -407,9 +407,13 @@ class ReassignPartitionsTest {
             Path plan = dir.resolve("plan.json");
             Files.writeString(plan, proposed);
 
-            Run exec = tool(cluster.bootstrap(), "--execute", "--reassignment-json-file", plan.toString());
+            // With a throttle: what node 0 or 1 (u's leader) sends to the new replica is limited to 100 kB/s.
+            produceBytes(cluster.bootstrap(), u, 300, 1000);
+            Run exec = tool(cluster.bootstrap(), "--execute", "--reassignment-json-file", plan.toString(),
+                "--throttle", "100000");
             assertEquals(0, exec.code(), exec.err());
             assertTrue(exec.out().contains("Successfully started partition reassignment"), exec.out());
+            assertTrue(exec.out().contains("The inter-broker throttle limit was set to 100000 B/s"), exec.out());
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
             Run verify;
             while (true) {
@@ -421,8 +425,16 @@ class ReassignPartitionsTest {
                 Thread.sleep(300);
             }
             assertEquals(0, verify.code(), verify.err());
-            assertTrue(verify.out().contains("Clearing broker-level throttles") || verify.out().contains("throttle"),
-                verify.out());
+            assertTrue(verify.out().contains("Clearing broker-level throttles on brokers 0,1,2"), verify.out());
+            double throttled = 0;
+            double delayed = 0;
+            for (int node = 0; node < 3; node++) {
+                String m = cluster.metrics(node);
+                throttled += BrokerProcesses.metric(m, "isthmus_catch_up_bytes_total");
+                delayed += BrokerProcesses.metric(m, "isthmus_catch_up_delays_total");
+            }
+            assertTrue(throttled >= 300_000, "the new replica received u under the throttle: " + throttled + " bytes");
+            assertTrue(delayed > 0, "the throttle held sends back");
             await(admin, List.of(u), "u on nodes 1 and 2", d -> new java.util.TreeSet<>(replicas(d.get(u)))
                 .equals(new java.util.TreeSet<>(List.of(1, 2))) && leaders(d) && inSync(d));
             awaitGone(cluster.node(0).dir().resolve("logs").resolve("u-0"));
@@ -583,6 +595,22 @@ class ReassignPartitionsTest {
             for (int i = 0; i < count; i++) {
                 p.send(new ProducerRecord<>(topic, 0, null, topic + ":" + i)).get(30, TimeUnit.SECONDS);
             }
+        }
+    }
+
+    /** {@code count} acks=all records of {@code bytes} bytes each to partition 0 of {@code topic}. */
+    private static void produceBytes(String bootstrap, String topic, int count, int bytes) throws Exception {
+        Properties pp = new Properties();
+        pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        pp.put(ProducerConfig.ACKS_CONFIG, "all");
+        String pad = "x".repeat(bytes);
+        try (KafkaProducer<String, String> p = new KafkaProducer<>(pp)) {
+            for (int i = 0; i < count; i++) {
+                p.send(new ProducerRecord<>(topic, 0, null, topic + ":big:" + i + ":" + pad));
+            }
+            p.flush();
         }
     }
 
