@@ -414,6 +414,12 @@ class ReassignPartitionsTest {
             assertEquals(0, exec.code(), exec.err());
             assertTrue(exec.out().contains("Successfully started partition reassignment"), exec.out());
             assertTrue(exec.out().contains("The inter-broker throttle limit was set to 100000 B/s"), exec.out());
+            org.apache.kafka.common.config.ConfigResource b1 = new org.apache.kafka.common.config.ConfigResource(
+                org.apache.kafka.common.config.ConfigResource.Type.BROKER, "1");
+            org.apache.kafka.clients.admin.ConfigEntry rate = admin.describeConfigs(List.of(b1)).all()
+                .get(30, TimeUnit.SECONDS).get(b1).get("leader.replication.throttled.rate");
+            assertEquals("100000", rate.value());
+            assertEquals(org.apache.kafka.clients.admin.ConfigEntry.ConfigSource.DYNAMIC_BROKER_CONFIG, rate.source());
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
             Run verify;
             while (true) {
@@ -435,6 +441,8 @@ class ReassignPartitionsTest {
             }
             assertTrue(throttled >= 300_000, "the new replica received u under the throttle: " + throttled + " bytes");
             assertTrue(delayed > 0, "the throttle held sends back");
+            assertEquals(null, admin.describeConfigs(List.of(b1)).all().get(30, TimeUnit.SECONDS).get(b1)
+                .get("leader.replication.throttled.rate"), "--verify removed the throttle");
             await(admin, List.of(u), "u on nodes 1 and 2", d -> new java.util.TreeSet<>(replicas(d.get(u)))
                 .equals(new java.util.TreeSet<>(List.of(1, 2))) && leaders(d) && inSync(d));
             awaitGone(cluster.node(0).dir().resolve("logs").resolve("u-0"));
