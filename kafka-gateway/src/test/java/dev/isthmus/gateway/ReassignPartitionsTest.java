@@ -337,6 +337,17 @@ class ReassignPartitionsTest {
             assertInstanceOf(InvalidReplicaAssignmentException.class, alterError(admin, t0, List.of(0, 7)));
             assertInstanceOf(InvalidReplicaAssignmentException.class, alterError(admin, t0, List.of(1, 1)));
             assertInstanceOf(NoReassignmentInProgressException.class, alterError(admin, t0, null));
+            // v1's guard (KIP-860): a changed replication factor is refused when the request does not allow it.
+            try {
+                admin.alterPartitionReassignments(Map.of(t0, Optional.of(new NewPartitionReassignment(List.of(0, 1, 2)))),
+                    new org.apache.kafka.clients.admin.AlterPartitionReassignmentsOptions()
+                        .allowReplicationFactorChange(false)).all().get(30, TimeUnit.SECONDS);
+                throw new AssertionError("a replication factor change was accepted");
+            } catch (ExecutionException e) {
+                assertInstanceOf(org.apache.kafka.common.errors.InvalidReplicationFactorException.class, e.getCause());
+            }
+            assertEquals(Map.of(), admin.listPartitionReassignments().reassignments().get(30, TimeUnit.SECONDS),
+                "refused requests started nothing");
         }
 
         // A move to node 2 while it is down cannot finish: it stays listed, and Metadata names the union.
