@@ -1,6 +1,7 @@
 package dev.isthmus.gateway;
 
 import dev.isthmus.ffi.Libc;
+import dev.isthmus.gateway.txn.TxnConfig;
 import dev.isthmus.uring.IoBackend;
 
 import java.nio.file.Path;
@@ -71,6 +72,9 @@ import java.util.Map;
  *                                   {@code compression.type}, {@code min.insync.replicas}, ...; see
  *                                   {@link TopicConfigs#BY_BROKER_NAME}), as given in a {@code --config} file;
  *                                   DescribeConfigs reports them with source STATIC_BROKER_CONFIG
+ * @param transactions               the transaction coordinator's settings, by Kafka's names
+ *                                   ({@code transaction.state.log.num.partitions}, {@code transaction.max.timeout.ms},
+ *                                   {@code transactional.id.expiration.ms}, ...; see {@link TxnConfig})
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -80,7 +84,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
                            int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
                            long replicaLagTimeMaxMs, long shutdownHandoffMs, Map<String, String> topicDefaults,
-                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent) {
+                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent, TxnConfig transactions) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
@@ -146,6 +150,9 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (offsetsTopicPartitions < 1) {
             throw new IllegalArgumentException("offsets topic partitions must be >= 1, got " + offsetsTopicPartitions);
+        }
+        if (transactions == null) {
+            throw new IllegalArgumentException("the transaction settings are missing");
         }
         seeds = List.copyOf(seeds);
         java.util.Set<Integer> ids = new java.util.HashSet<>();
@@ -399,6 +406,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         Map<String, String> topicDefaults = new java.util.LinkedHashMap<>();
         long requestReceiveTimeoutMs = 30_000;
         int connectionReceiveSharePercent = 50;
+        TxnConfig transactions = TxnConfig.DEFAULTS;
 
         Builder() {
         }
@@ -437,6 +445,18 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             topicDefaults = new java.util.LinkedHashMap<>(c.topicDefaults);
             requestReceiveTimeoutMs = c.requestReceiveTimeoutMs;
             connectionReceiveSharePercent = c.connectionReceiveSharePercent;
+            transactions = c.transactions;
+        }
+
+        public Builder transactions(TxnConfig v) {
+            transactions = v;
+            return this;
+        }
+
+        /** A transaction coordinator setting by Kafka's name (one of {@link TxnConfig#NAMES}). */
+        public Builder transactionSetting(String name, String value) {
+            transactions = transactions.with(name, value);
+            return this;
         }
 
         public Builder autoLeaderRebalance(boolean v) {
@@ -598,7 +618,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
-                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent);
+                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions);
         }
     }
 }

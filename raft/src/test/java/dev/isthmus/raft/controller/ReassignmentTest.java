@@ -152,16 +152,16 @@ class ReassignmentTest {
         assertEquals(s, back);
         assertArrayEquals(new int[] {2, 3}, back.topic("t").partition(1).removing());
 
-        // A version 1 snapshot: version 1, no reassignments section (the idle state's v2 form minus its empty count).
+        // A version 2 snapshot: no reassignments section (the idle state's v3 form minus its empty count).
         ClusterState idle = cluster(3, 2, new int[] {1, 2});
-        byte[] v2 = idle.encode();
-        byte[] v1 = Arrays.copyOf(v2, v2.length - 4);
-        v1[0] = 0;
-        v1[1] = 1;
-        assertEquals(idle, ClusterState.decode(v1));
-        byte[] v3 = v2.clone();
-        v3[1] = 3;
-        assertThrows(ControllerFormatException.class, () -> ClusterState.decode(v3));
+        byte[] v3 = idle.encode();
+        assertEquals(3, v3[1]);
+        byte[] v2 = Arrays.copyOf(v3, v3.length - 4);
+        v2[1] = 2;
+        assertEquals(idle, ClusterState.decode(v2));
+        byte[] v4 = v3.clone();
+        v4[1] = 4;
+        assertThrows(ControllerFormatException.class, () -> ClusterState.decode(v4));
     }
 
     @Test
