@@ -51,6 +51,8 @@ import java.util.TreeSet;
 final class AdminHandlers {
     static final byte TOPIC = 2;
     static final byte BROKER = 4;
+    /** Kafka's ConfigSource DYNAMIC_BROKER_CONFIG. */
+    static final byte SOURCE_DYNAMIC_BROKER = 2;
 
     /** Kafka's answers while no authorizer is configured (AclApis). */
     static final String NO_AUTHORIZER_DESCRIBE = "No Authorizer is configured on the broker";
@@ -270,6 +272,14 @@ final class AdminHandlers {
         out.add(fixed("isthmus.max.message.bytes.limit", Integer.toString(defaults.maxMessageBytesLimit()),
             TopicConfigs.Type.INT, "The largest max.message.bytes a topic may have on this broker: "
                 + defaults.limitReason() + "."));
+        for (String name : new TreeSet<>(Reassignments.BROKER_THROTTLES)) {
+            Long v = broker.reassignments().throttle(name); // set at runtime (IncrementalAlterConfigs): dynamic
+            if (v != null) {
+                out.add(new ConfigEntry(name, Long.toString(v), SOURCE_DYNAMIC_BROKER, false, TopicConfigs.Type.LONG,
+                    "Replication throttle in bytes per second (not kept across restarts).",
+                    List.of(new TopicConfigs.Synonym(name, Long.toString(v), SOURCE_DYNAMIC_BROKER))));
+            }
+        }
         for (TopicConfigs.Definition d : TopicConfigs.DEFINITIONS.values()) {
             if (d.brokerNames().isEmpty()) {
                 continue;
@@ -431,9 +441,20 @@ final class AdminHandlers {
             out.errorMessage = null;
             r.responses.add(out);
             if (res.resourceType == BROKER) {
-                out.errorCode = ErrorCodes.INVALID_REQUEST;
-                out.errorMessage = "broker configs are set when the broker starts (command line or --config file),"
-                    + " not at runtime";
+                Promise<Broker.Failure> throttles = broker.reassignments().alterThrottles(st, res, req.validateOnly);
+                if (throttles == null) {
+                    out.errorCode = ErrorCodes.INVALID_REQUEST;
+                    out.errorMessage = "broker configs are set when the broker starts (command line or --config file),"
+                        + " not at runtime (replication throttles aside)";
+                } else {
+                    all.add(throttles.map(f -> {
+                        if (f != null) {
+                            out.errorCode = f.code();
+                            out.errorMessage = f.message();
+                        }
+                        return null;
+                    }));
+                }
                 continue;
             }
             if (res.resourceType != TOPIC) {

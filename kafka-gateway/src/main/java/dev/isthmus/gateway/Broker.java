@@ -75,6 +75,8 @@ public final class Broker implements AutoCloseable {
     private volatile boolean closing;
     /** Leaders, epochs and in-sync replicas published by the leaders, between shards and nodes. */
     private final ReplicaStates replicaStates = new ReplicaStates(this);
+    /** Partition moves: the reassignment APIs and each shard's loop driving its groups' membership. */
+    private final Reassignments reassignments;
     // Shard 0 only: the table handed to the shards last, the version every shard has installed, and waiters.
     private TopicTable published = TopicTable.EMPTY;
     private long installedVersion = -1;
@@ -91,6 +93,7 @@ public final class Broker implements AutoCloseable {
         this.listeners = new TcpListener[group.size()];
         this.clusterId = clusterId;
         this.topicDefaults = config.topicConfigDefaults();
+        this.reassignments = new Reassignments(this, group.size());
         this.handlers = new Handlers(this);
         for (int i = 0; i < group.size(); i++) {
             connections.add(new HashSet<>());
@@ -268,6 +271,7 @@ public final class Broker implements AutoCloseable {
                     replicaStates.register(raft.shard(0).transport()); // replica states between nodes
                 }
                 replicaStates.startChecks(states[id]);
+                reassignments.start(states[id]);
                 return null;
             }).get(30, TimeUnit.SECONDS);
         }
@@ -471,6 +475,10 @@ public final class Broker implements AutoCloseable {
         return group;
     }
 
+    Reassignments reassignments() {
+        return reassignments;
+    }
+
     Handlers handlers() {
         return handlers;
     }
@@ -519,7 +527,7 @@ public final class Broker implements AutoCloseable {
      * calling shard, once every shard of this node installed the change, with {@code result} computed on
      * shard 0 from the new table, or a {@link Failure}.
      */
-    private Promise<Object> controllerCall(Shard caller, ControllerCommand command,
+    Promise<Object> controllerCall(Shard caller, ControllerCommand command,
                                            java.util.function.Function<TopicTable, Object> result) {
         Controller c = controller;
         if (c == null) {

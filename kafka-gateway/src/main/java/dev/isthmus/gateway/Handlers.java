@@ -89,6 +89,8 @@ final class Handlers {
         supported.put(ApiKeys.DELETE_ACLS, new Range((short) 1, (short) 3));
         supported.put(ApiKeys.DESCRIBE_PRODUCERS, new Range((short) 0, (short) 0));
         supported.put(ApiKeys.DESCRIBE_TOPIC_PARTITIONS, new Range((short) 0, (short) 0));
+        supported.put(ApiKeys.ALTER_PARTITION_REASSIGNMENTS, new Range((short) 0, (short) 1));
+        supported.put(ApiKeys.LIST_PARTITION_REASSIGNMENTS, new Range((short) 0, (short) 0));
         // Transactions, coordinator side (TxnHandlers): EndTxn 5 is transaction version 2 (KIP-890), advertised
         // with the transaction.version feature below.
         supported.put(ApiKeys.ADD_PARTITIONS_TO_TXN, new Range((short) 0, (short) 5));
@@ -145,6 +147,10 @@ final class Handlers {
                  OFFSET_FOR_LEADER_EPOCH, DESCRIBE_CLUSTER, ALTER_CONFIGS, DESCRIBE_LOG_DIRS, ELECT_LEADERS, DESCRIBE_ACLS,
                  CREATE_ACLS, DELETE_ACLS, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS ->
                 admin.handle(st, api, version, request);
+            case ALTER_PARTITION_REASSIGNMENTS -> broker.reassignments().alter(st,
+                (dev.isthmus.gateway.protocol.message.AlterPartitionReassignmentsRequestData) request, version);
+            case LIST_PARTITION_REASSIGNMENTS -> Promise.completed(broker.reassignments().list(st,
+                (dev.isthmus.gateway.protocol.message.ListPartitionReassignmentsRequestData) request));
             case API_VERSIONS -> Promise.completed(apiVersions(st, ErrorCodes.NONE, version));
             case INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, ADD_OFFSETS_TO_TXN, END_TXN, DESCRIBE_TRANSACTIONS,
                  LIST_TRANSACTIONS -> transactions.handle(st, api, version, request);

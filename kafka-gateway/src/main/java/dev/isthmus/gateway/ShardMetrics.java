@@ -156,7 +156,7 @@ final class ShardMetrics {
     record Snapshot(long[] requests, long[] failures, long[] latencySumNs, long[][] buckets, Map<String, long[]> topicBytes,
                     long replicas, long leaders, long underReplicated, long underMinIsr, long atMinIsr,
                     long isrShrinks, long isrExpands, long transferCampaigns, long timeoutCampaigns,
-                    long leaderless, long offlineReplicas) {
+                    long leaderless, long offlineReplicas, long reassigning, long catchUpBytes, long catchUpDelays) {
     }
 
     /** On the shard: copies the counters and computes the replica gauges ({@code cluster}: the cluster-wide ones). */
@@ -171,11 +171,16 @@ final class ShardMetrics {
         long under = 0;
         long underMin = 0;
         long atMin = 0;
+        long reassigning = 0;
         for (Partition p : st.partitions.values()) {
             if (!p.isLeader()) {
                 continue;
             }
             leaders++;
+            TopicTable.Topic topic = st.topics.get(p.topic);
+            if (topic != null && p.index < topic.partitions() && topic.partition(p.index).reassigning()) {
+                reassigning++;
+            }
             ReplicaStates.Entry e = st.publishedIsr.get(p.groupId());
             int inSync = e == null ? 1 : e.isr().length;
             if (inSync < p.replica.configuration().members().length) {
@@ -211,7 +216,8 @@ final class ShardMetrics {
         dev.isthmus.raft.NodeMetrics nm = st.raft == null ? null : st.raft.node().metrics();
         return new Snapshot(requests.clone(), failures.clone(), latencySumNs.clone(), b, bytes, st.partitions.size(),
             leaders, under, underMin, atMin, st.isrShrinks, st.isrExpands, nm == null ? 0 : nm.transferCampaigns(),
-            nm == null ? 0 : nm.timeoutCampaigns(), leaderless, offline);
+            nm == null ? 0 : nm.timeoutCampaigns(), leaderless, offline, reassigning, nm == null ? 0 : nm.catchUpBytes(),
+            nm == null ? 0 : nm.catchUpDelays());
     }
 
     /** Renders the shards' snapshots (null for a shard that did not answer) as Prometheus text. */
@@ -229,7 +235,7 @@ final class ShardMetrics {
                 continue;
             }
             long[] v = {s.replicas, s.leaders, s.underReplicated, s.underMinIsr, s.atMinIsr, s.isrShrinks,
-                s.isrExpands, s.transferCampaigns, s.timeoutCampaigns};
+                s.isrExpands, s.transferCampaigns, s.timeoutCampaigns, s.reassigning, s.catchUpBytes, s.catchUpDelays};
             for (int i = 0; i < v.length; i++) {
                 sums[i] += v[i];
             }
@@ -271,6 +277,12 @@ final class ShardMetrics {
             + " leader's TimeoutNow (leaderships handed to it)", sums[7]);
         counter(sb, "isthmus_raft_election_timeouts_total", "Raft campaigns this node started because an election"
             + " timeout passed without a leader", sums[8]);
+        gauge(sb, "isthmus_reassigning_partitions", "partitions this node leads whose replicas are being moved"
+            + " (Kafka's ReassigningPartitions)", sums[9]);
+        counter(sb, "isthmus_catch_up_bytes_total", "bytes this node's leaders sent to learners (replicas being added)"
+            + " under leader.replication.throttled.rate", sums[10]);
+        counter(sb, "isthmus_catch_up_delays_total", "sends to learners put off because"
+            + " leader.replication.throttled.rate was spent", sums[11]);
         if (leaderless >= 0) {
             gauge(sb, "isthmus_leaderless_partitions", "partitions of the cluster with no live leader as this node sees"
                 + " them (Kafka's OfflinePartitionsCount)", leaderless);

@@ -301,7 +301,10 @@ final class ShardState {
                 }
             }
         };
-        raft.addGroup(info.groupId(), dir, Configuration.ofVoters(info.replicas()), config, StateMachine.NONE, listener)
+        // A replica opened while its partition moves (a new one, or one of a move back) starts as an empty member that
+        // waits for the leader to add it (Reassignments); a log that has a configuration ignores the bootstrap.
+        Configuration bootstrap = info.reassigning() ? Configuration.EMPTY : Configuration.ofVoters(info.replicas());
+        raft.addGroup(info.groupId(), dir, bootstrap, config, StateMachine.NONE, listener)
             .whenComplete((rl, error) -> {
                 if (opening.get(key) != promise) {
                     // dropped while opening

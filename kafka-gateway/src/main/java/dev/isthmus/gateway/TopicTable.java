@@ -38,9 +38,9 @@ public final class TopicTable {
             return placement.get(p);
         }
 
-        /** Replication factor (replicas of the first partition). */
+        /** Replication factor (replicas of the first partition; the target's while it is being reassigned). */
         public int replicationFactor() {
-            return placement.isEmpty() ? 0 : placement.get(0).replicas().length;
+            return placement.isEmpty() ? 0 : placement.get(0).target().length;
         }
     }
 

@@ -22,8 +22,20 @@ public final class NodeMetrics {
     long unknownGroupMessages;
     long transferCampaigns;
     long timeoutCampaigns;
+    long catchUpBytes;
+    long catchUpDelays;
     private final Histogram commitLatencyMs = new Histogram(3_600_000L, 2);
     private final Histogram appendDurableLatencyMs = new Histogram(3_600_000L, 2);
+
+    /** Bytes this node's leaders sent to learners (entries and snapshot chunks) while a catch-up rate was set. */
+    public long catchUpBytes() {
+        return catchUpBytes;
+    }
+
+    /** Sends to learners this node's leaders put off because the catch-up rate was spent ({@link RaftNode#setCatchUpRate}). */
+    public long catchUpDelays() {
+        return catchUpDelays;
+    }
 
     public long messagesSent() {
         return messagesSent;

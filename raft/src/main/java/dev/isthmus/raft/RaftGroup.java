@@ -76,6 +76,19 @@ public final class RaftGroup implements RaftLog.Callbacks {
         default boolean mayLead() {
             return true;
         }
+
+        /**
+         * How many bytes a leader may send to a learner now (the node's catch-up rate, see
+         * {@link RaftNode#setCatchUpRate}): {@link Long#MAX_VALUE} without a rate, 0 or less when it is spent (the
+         * send waits for a later tick). One entry or snapshot chunk may go past it.
+         */
+        default long catchUpAllowance() {
+            return Long.MAX_VALUE;
+        }
+
+        /** A leader sent {@code bytes} to a learner (charged to the catch-up rate). */
+        default void catchUpSent(long bytes) {
+        }
     }
 
     private final Host host;
@@ -94,6 +107,8 @@ public final class RaftGroup implements RaftLog.Callbacks {
     private HardState requestedHardState;
     private HardState durableHardState;
     private final ArrayDeque<GroupMessage> held = new ArrayDeque<>();
+    /** A send to a learner was put off by the catch-up rate: the next tick retries. */
+    private boolean catchUpDeferred;
 
     // ---------------------------------------------------------------- volatile state
     private Role role = Role.FOLLOWER;
@@ -578,6 +593,10 @@ public final class RaftGroup implements RaftLog.Callbacks {
         if (transferTarget != NONE && now >= transferDeadlineMs) {
             transferTarget = NONE;
             timeoutNowSent = false;
+        }
+        if (catchUpDeferred) {
+            catchUpDeferred = false;
+            markDirty(); // the flush sends what the catch-up rate put off
         }
         for (Progress pr : peers) {
             switch (pr.state) {
@@ -1399,8 +1418,18 @@ public final class RaftGroup implements RaftLog.Callbacks {
 
     /** Sends one AppendEntries from {@code pr.next}; false when nothing could be sent now. */
     private boolean sendAppend(Progress pr) {
+        boolean learner = configs.latest().isLearner(pr.nodeId);
+        int maxBytes = config.maxAppendBytes();
+        if (learner) {
+            long allowance = host.catchUpAllowance();
+            if (allowance <= 0) {
+                catchUpDeferred = true;
+                return false;
+            }
+            maxBytes = (int) Math.min(maxBytes, allowance);
+        }
         readBuffer.clear();
-        int rc = log.read(pr.next, config.maxAppendBytes(), readBuffer);
+        int rc = log.read(pr.next, maxBytes, readBuffer);
         if (rc == RaftLog.READ_BELOW_START) {
             startSnapshot(pr);
             return false;
@@ -1420,6 +1449,9 @@ public final class RaftGroup implements RaftLog.Callbacks {
             readBuffer);
         long bytes = req.sizeBytes();
         send(req);
+        if (learner && !readBuffer.isEmpty()) {
+            host.catchUpSent(bytes);
+        }
         metrics.appendRequestsSent++;
         metrics.appendEntriesSent += readBuffer.size();
         metrics.appendBytesSent += bytes;
@@ -1694,6 +1726,14 @@ public final class RaftGroup implements RaftLog.Callbacks {
         byte[] data = pr.snapshotData;
         int off = (int) pr.snapshotAckedBytes;
         int len = Math.min(config.snapshotChunkBytes(), data.length - off);
+        boolean learner = configs.latest().isLearner(pr.nodeId);
+        if (learner) {
+            if (host.catchUpAllowance() <= 0) {
+                catchUpDeferred = true; // lastSendMs unchanged: the next tick sends it
+                return;
+            }
+            host.catchUpSent(len);
+        }
         byte[] chunk = Arrays.copyOfRange(data, off, off + len);
         send(new InstallSnapshotRequest(groupId, nodeId, pr.nodeId, term, pr.snapshot, data.length, off, chunk,
             off + len == data.length));

@@ -50,6 +50,9 @@ public final class RaftNode implements RaftGroup.Host {
     private long lastHeartbeatMs = Long.MIN_VALUE / 4;
     private boolean flushingNow;
     private boolean mayLead = true;
+    private long catchUpBytesPerSec;
+    private long catchUpTokens;
+    private long catchUpRefillMs;
 
     /**
      * @param nodeId    this node's id (>= 0), unique in the cluster
@@ -93,6 +96,55 @@ public final class RaftNode implements RaftGroup.Host {
     @Override
     public boolean mayLead() {
         return mayLead;
+    }
+
+    /**
+     * Limits what the leaders on this node send to learners (members catching up before they vote, e.g. the new
+     * replicas of a reassignment) to {@code bytesPerSec} bytes per second, entries and snapshot chunks together,
+     * as Kafka's {@code leader.replication.throttled.rate} limits a leader's replication to throttled replicas.
+     * 0 removes the limit. Voters are never limited: their traffic is what commits writes. A token bucket holding
+     * at most one second's worth; a send may overdraw it (an append larger than the rate still goes, and the debt is
+     * paid before the next), so the rate holds on average and catch-up always progresses.
+     */
+    public void setCatchUpRate(long bytesPerSec) {
+        if (bytesPerSec < 0) {
+            throw new IllegalArgumentException("catch-up rate must be >= 0, not " + bytesPerSec);
+        }
+        catchUpBytesPerSec = bytesPerSec;
+        catchUpTokens = bytesPerSec;
+        catchUpRefillMs = nowMs;
+    }
+
+    /** The catch-up rate in bytes per second (0: unlimited). */
+    public long catchUpRate() {
+        return catchUpBytesPerSec;
+    }
+
+    @Override
+    public long catchUpAllowance() {
+        long rate = catchUpBytesPerSec;
+        if (rate <= 0) {
+            return Long.MAX_VALUE;
+        }
+        long elapsedMs = Math.min(1000, nowMs - catchUpRefillMs);
+        long add = elapsedMs <= 0 ? 0 : elapsedMs == 1000 || rate > Long.MAX_VALUE / 1000 ? rate
+            : rate * elapsedMs / 1000;
+        if (add > 0) { // the clock moves on only with what it added, so slow rates do not lose their fractions
+            catchUpRefillMs = nowMs;
+            catchUpTokens = Math.min(rate, catchUpTokens + add);
+        }
+        if (catchUpTokens <= 0) {
+            metrics.catchUpDelays++;
+        }
+        return catchUpTokens;
+    }
+
+    @Override
+    public void catchUpSent(long bytes) {
+        if (catchUpBytesPerSec > 0) {
+            catchUpTokens -= bytes;
+            metrics.catchUpBytes += bytes;
+        }
     }
 
     /**

@@ -18,15 +18,19 @@ import java.util.regex.Pattern;
  * state and answering a Kafka error code and sentence when it does not apply (the state is then unchanged).
  *
  * <pre>
- *   snapshot: version i16 (2), appliedOffset i64, nextGroupId i64, nextProducerId i64 (from version 2),
- *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions))
+ *   snapshot: version i16 (3), appliedOffset i64, nextGroupId i64, nextProducerId i64 (from version 2),
+ *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions)),
+ *             reassignments (from version 3: i32 n, n x (topic, partition i32, adding int[], removing int[]))
  * </pre>
+ * Versions 1 and 2 (no reassignments section) are still read.
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 2;
+    private static final int SNAPSHOT_VERSION = 3;
+    /** The oldest snapshot version this node reads. */
+    private static final int SNAPSHOT_VERSION_MIN = 1;
     /** The largest block of producer ids one AllocateProducerIds may take (Kafka hands out 1000 at a time). */
     public static final int MAX_PRODUCER_ID_BLOCK = 1_000_000;
     private static final Pattern TOPIC_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,249}");
@@ -133,8 +137,32 @@ public final class ClusterState {
             }
             case ControllerCommand.CreatePartitions p -> createPartitions(p, offset);
             case ControllerCommand.AlterConfigs a -> alterConfigs(a, offset);
+            case ControllerCommand.ReassignPartition r -> reassign(r.topic(), r.partition(), offset,
+                (t, p) -> Reassignment.reassign(t, p, r.target(), new Placement(brokers.values(), topics.values())));
+            case ControllerCommand.CompleteReassignment r -> reassign(r.topic(), r.partition(), offset,
+                (t, p) -> Reassignment.complete(t, p, r));
             case ControllerCommand.AllocateProducerIds a -> allocateProducerIds(a, offset);
         };
+    }
+
+    /** Replaces partition {@code index} of {@code topic} with what {@code change} makes of it (see {@link Reassignment}). */
+    private Applied reassign(String topic, int index, long offset,
+                             java.util.function.BiFunction<String, PartitionInfo, Reassignment.Outcome> change) {
+        TopicInfo t = topics.get(topic);
+        PartitionInfo p = t == null ? null : t.partition(index);
+        if (p == null) {
+            return fail(offset, ControllerErrors.UNKNOWN_TOPIC_OR_PARTITION, t == null ? "topic '" + topic
+                + "' does not exist" : "topic '" + topic + "' has no partition " + index);
+        }
+        Reassignment.Outcome o = change.apply(topic, p);
+        if (o.next() == null) {
+            return fail(offset, o.error(), o.message());
+        }
+        List<PartitionInfo> parts = new ArrayList<>(t.partitions());
+        parts.set(index, o.next());
+        TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
+        next.put(topic, new TopicInfo(t.name(), t.id(), t.configs(), parts));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next));
     }
 
     private Applied ok(ClusterState next) {
@@ -232,7 +260,7 @@ public final class ClusterState {
             return fail(offset, ControllerErrors.INVALID_PARTITIONS, "topic '" + c.name() + "' cannot have "
                 + c.totalCount() + " partitions (limit " + MAX_PARTITIONS_PER_TOPIC + ")");
         }
-        int rf = t.partitions().get(0).replicationFactor();
+        int rf = t.partitions().get(0).target().length; // a move of partition 0 counts with its target
         if (!c.assignment().isEmpty() && c.assignment().size() != c.totalCount() - have) {
             return fail(offset, ControllerErrors.INVALID_REPLICA_ASSIGNMENT, "the assignment lists "
                 + c.assignment().size() + " partitions for " + (c.totalCount() - have) + " new ones");
@@ -305,6 +333,21 @@ public final class ClusterState {
         brokers.values().forEach(b -> b.write(w));
         w.i32(topics.size());
         topics.values().forEach(t -> t.write(w));
+        List<String> moving = new ArrayList<>();
+        List<PartitionInfo> movingParts = new ArrayList<>();
+        for (TopicInfo t : topics.values()) {
+            for (PartitionInfo p : t.partitions()) {
+                if (p.reassigning()) {
+                    moving.add(t.name());
+                    movingParts.add(p);
+                }
+            }
+        }
+        w.i32(moving.size());
+        for (int i = 0; i < moving.size(); i++) {
+            PartitionInfo p = movingParts.get(i);
+            w.str(moving.get(i)).i32(p.partition()).ints(p.adding()).ints(p.removing());
+        }
         return w.bytes();
     }
 
@@ -312,9 +355,9 @@ public final class ClusterState {
     public static ClusterState decode(byte[] bytes) {
         Wire.Reader r = new Wire.Reader(bytes);
         int version = r.i16();
-        if (version != 1 && version != SNAPSHOT_VERSION) {
-            throw new ControllerFormatException("controller snapshot has version " + version + "; this node reads 1 to "
-                + SNAPSHOT_VERSION);
+        if (version < SNAPSHOT_VERSION_MIN || version > SNAPSHOT_VERSION) {
+            throw new ControllerFormatException("controller snapshot has version " + version + "; this node reads "
+                + SNAPSHOT_VERSION_MIN + " to " + SNAPSHOT_VERSION);
         }
         long applied = r.i64();
         long next = r.i64();
@@ -330,6 +373,28 @@ public final class ClusterState {
         for (int i = 0; i < nt; i++) {
             TopicInfo t = TopicInfo.read(r);
             topics.put(t.name(), t);
+        }
+        if (version >= 3) {
+            int nr = r.count(16);
+            for (int i = 0; i < nr; i++) {
+                String name = r.str();
+                int index = r.i32();
+                int[] adding = r.ints();
+                int[] removing = r.ints();
+                TopicInfo t = topics.get(name);
+                PartitionInfo p = t == null ? null : t.partition(index);
+                if (p == null) {
+                    throw new ControllerFormatException("controller snapshot lists a reassignment of " + name + "-"
+                        + index + ", which it does not hold");
+                }
+                List<PartitionInfo> parts = new ArrayList<>(t.partitions());
+                try {
+                    parts.set(index, new PartitionInfo(index, p.groupId(), p.replicas(), p.shards(), adding, removing));
+                } catch (IllegalArgumentException e) {
+                    throw new ControllerFormatException(e.getMessage());
+                }
+                topics.put(name, new TopicInfo(t.name(), t.id(), t.configs(), parts));
+            }
         }
         r.end();
         return new ClusterState(applied, next, nextProducerId, brokers, topics);

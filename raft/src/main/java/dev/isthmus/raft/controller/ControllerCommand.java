@@ -25,6 +25,8 @@ import java.util.UUID;
  *   4 CreatePartitions  name, totalCount i32, assignment of the new partitions (as above)
  *   5 AlterConfigs      name, set (i32 n, n x (k, v)), delete (i32 n, n x k)
  *   6 AllocateProducerIds  brokerId i32, count i32
+ *  20 ReassignPartition     topic, partition i32, target (i8 0 = null (cancel), or i8 1 + int[])
+ *  21 CompleteReassignment  topic, partition i32, groupId i64, target int[]
  * </pre>
  */
 public sealed interface ControllerCommand {
@@ -77,6 +79,37 @@ public sealed interface ControllerCommand {
     }
 
     /**
+     * Starts, replaces or, with a null {@code target}, cancels the reassignment of one partition (Kafka's
+     * AlterPartitionReassignments for one partition). See {@link Reassignment} for the resulting state.
+     */
+    record ReassignPartition(String topic, int partition, int[] target) implements ControllerCommand {
+        public ReassignPartition {
+            target = target == null ? null : target.clone();
+        }
+
+        @Override
+        public int[] target() {
+            return target == null ? null : target.clone();
+        }
+    }
+
+    /**
+     * The Raft group of a partition committed the configuration whose voters are exactly {@code target}: the
+     * reassignment towards {@code target} is complete (submitted by the group's leader). Refused when the
+     * partition's reassignment changed meanwhile.
+     */
+    record CompleteReassignment(String topic, int partition, long groupId, int[] target) implements ControllerCommand {
+        public CompleteReassignment {
+            target = target.clone();
+        }
+
+        @Override
+        public int[] target() {
+            return target.clone();
+        }
+    }
+
+    /**
      * Hands broker {@code brokerId} the next {@code count} producer ids (Kafka's AllocateProducerIds, KIP-730): the
      * result's {@link ControllerResult#value()} is the first. The counter is part of the replicated state and its
      * snapshots, so an id is handed out once in the cluster's life, across restarts and controller failovers.
@@ -110,6 +143,16 @@ public sealed interface ControllerCommand {
                 c.delete().forEach(w::str);
             }
             case AllocateProducerIds c -> w.i8(6).i8(VERSION).i32(c.brokerId()).i32(c.count());
+            case ReassignPartition c -> {
+                w.i8(20).i8(VERSION).str(c.topic()).i32(c.partition());
+                if (c.target == null) {
+                    w.i8(0);
+                } else {
+                    w.i8(1).ints(c.target);
+                }
+            }
+            case CompleteReassignment c -> w.i8(21).i8(VERSION).str(c.topic()).i32(c.partition()).i64(c.groupId())
+                .ints(c.target);
         }
         return w.bytes();
     }
@@ -144,6 +187,17 @@ public sealed interface ControllerCommand {
                 yield new AlterConfigs(name, set, delete);
             }
             case 6 -> new AllocateProducerIds(r.i32(), r.i32());
+            case 20 -> {
+                String topic = r.str();
+                int partition = r.i32();
+                int has = r.i8();
+                if (has != 0 && has != 1) {
+                    throw new ControllerFormatException("reassignment of " + topic + "-" + partition
+                        + " has target flag " + has);
+                }
+                yield new ReassignPartition(topic, partition, has == 1 ? r.ints() : null);
+            }
+            case 21 -> new CompleteReassignment(r.str(), r.i32(), r.i64(), r.ints());
             default -> throw new ControllerFormatException("unknown controller command type " + type);
         };
         r.end();

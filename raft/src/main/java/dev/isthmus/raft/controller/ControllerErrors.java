@@ -17,6 +17,7 @@ public final class ControllerErrors {
     public static final int INVALID_CONFIG = 40;
     public static final int NOT_CONTROLLER = 41;
     public static final int INVALID_REQUEST = 42;
+    public static final int NO_REASSIGNMENT_IN_PROGRESS = 85;
 
     /** Retriable: the caller may send the command again (to the new leader). */
     public static boolean retriable(int code) {

@@ -110,6 +110,18 @@ final class Placement {
         return a < b;
     }
 
+    /** The least loaded shard of registered broker {@code broker} (lowest index on ties), for a replica moving there. */
+    int shardFor(int broker) {
+        int[] load = shardLoad.get(broker);
+        int best = 0;
+        for (int s = 1; s < load.length; s++) {
+            if (load[s] < load[best]) {
+                best = s;
+            }
+        }
+        return best;
+    }
+
     /** Places {@code replicas} (already chosen) on shards, records the partition's load and returns it. */
     PartitionInfo place(int partition, long groupId, int[] replicas) {
         int[] shards = new int[replicas.length];

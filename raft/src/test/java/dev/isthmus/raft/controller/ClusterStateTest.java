@@ -169,10 +169,11 @@ class ClusterStateTest {
     @Test
     void shouldReadVersionOneSnapshotsWithoutAProducerIdCounter() {
         ClusterState s = brokers(2, 2);
-        byte[] v2 = s.encode();
-        // Version 1: the same layout without the producer id counter after nextGroupId.
-        java.nio.ByteBuffer v1 = java.nio.ByteBuffer.allocate(v2.length - 8);
-        v1.putShort((short) 1).put(v2, 2, 16).put(v2, 26, v2.length - 26);
+        byte[] v3 = s.encode();
+        // Version 1: the same layout without the producer id counter after nextGroupId and without version 3's
+        // reassignments count at the end.
+        java.nio.ByteBuffer v1 = java.nio.ByteBuffer.allocate(v3.length - 8 - 4);
+        v1.putShort((short) 1).put(v3, 2, 16).put(v3, 26, v3.length - 26 - 4);
         ClusterState back = ClusterState.decode(v1.array());
         assertEquals(0, back.nextProducerId());
         assertEquals(s.brokers().size(), back.brokers().size());
