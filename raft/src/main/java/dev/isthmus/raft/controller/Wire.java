@@ -136,6 +136,10 @@ final class Wire {
             return a;
         }
 
+        int remaining() {
+            return b.remaining();
+        }
+
         void end() {
             if (b.hasRemaining()) {
                 throw new ControllerFormatException(b.remaining() + " unexpected bytes after the record");
