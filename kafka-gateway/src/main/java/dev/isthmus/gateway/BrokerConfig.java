@@ -71,6 +71,8 @@ import java.util.Map;
  *                                   {@code compression.type}, {@code min.insync.replicas}, ...; see
  *                                   {@link TopicConfigs#BY_BROKER_NAME}), as given in a {@code --config} file;
  *                                   DescribeConfigs reports them with source STATIC_BROKER_CONFIG
+ * @param authorizer                 ACL enforcement ({@code --authorizer}, Kafka's {@code authorizer.class.name},
+ *                                   {@code super.users}, {@code allow.everyone.if.no.acl.found}); off by default
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -80,7 +82,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
                            int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
                            long replicaLagTimeMaxMs, long shutdownHandoffMs, Map<String, String> topicDefaults,
-                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent) {
+                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent,
+                           dev.isthmus.gateway.auth.AuthorizerConfig authorizer) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
@@ -399,6 +402,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         Map<String, String> topicDefaults = new java.util.LinkedHashMap<>();
         long requestReceiveTimeoutMs = 30_000;
         int connectionReceiveSharePercent = 50;
+        dev.isthmus.gateway.auth.AuthorizerConfig authorizer = dev.isthmus.gateway.auth.AuthorizerConfig.OFF;
 
         Builder() {
         }
@@ -437,6 +441,12 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             topicDefaults = new java.util.LinkedHashMap<>(c.topicDefaults);
             requestReceiveTimeoutMs = c.requestReceiveTimeoutMs;
             connectionReceiveSharePercent = c.connectionReceiveSharePercent;
+            authorizer = c.authorizer;
+        }
+
+        public Builder authorizer(dev.isthmus.gateway.auth.AuthorizerConfig v) {
+            authorizer = v;
+            return this;
         }
 
         public Builder autoLeaderRebalance(boolean v) {
@@ -598,7 +608,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
-                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent);
+                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, authorizer);
         }
     }
 }

@@ -981,6 +981,11 @@ final class Connection implements TcpConnection.ReceiveHandler {
     }
 
     /** The client's address as Kafka shows it ("/127.0.0.1"), made once per connection. */
+    /** The principal requests on this connection act as, Kafka's {@code Type:name} (before authentication exists: anonymous). */
+    String principal() {
+        return "User:ANONYMOUS";
+    }
+
     private String clientHost() {
         if (clientHost == null) {
             java.net.InetSocketAddress a = socket.remoteAddress();

@@ -25,6 +25,10 @@ public final class ErrorCodes {
     public static final short OUT_OF_ORDER_SEQUENCE_NUMBER = 45;
     public static final short INVALID_PRODUCER_EPOCH = 47;
     public static final short TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53;
+    public static final short TOPIC_AUTHORIZATION_FAILED = 29;
+    public static final short GROUP_AUTHORIZATION_FAILED = 30;
+    public static final short CLUSTER_AUTHORIZATION_FAILED = 31;
+    public static final short OPERATION_NOT_ATTEMPTED = 55;
     public static final short KAFKA_STORAGE_ERROR = 56;
     public static final short UNKNOWN_TOPIC_ID = 100;
     public static final short THROTTLING_QUOTA_EXCEEDED = 89;

@@ -25,6 +25,8 @@ import java.util.UUID;
  *   4 CreatePartitions  name, totalCount i32, assignment of the new partitions (as above)
  *   5 AlterConfigs      name, set (i32 n, n x (k, v)), delete (i32 n, n x k)
  *   6 AllocateProducerIds  brokerId i32, count i32
+ *   7 CreateAcls        bindings (i32 n, n x AclBinding)
+ *   8 DeleteAcls        bindings (i32 n, n x AclBinding)
  * </pre>
  */
 public sealed interface ControllerCommand {
@@ -84,6 +86,26 @@ public sealed interface ControllerCommand {
     record AllocateProducerIds(int brokerId, int count) implements ControllerCommand {
     }
 
+    /**
+     * Adds ACL bindings (Kafka's CreateAcls). Every binding must be valid ({@link AclBinding#problem()}) or the
+     * whole command fails with INVALID_REQUEST; the result's {@link ControllerResult#value()} counts the new ones.
+     */
+    record CreateAcls(List<AclBinding> bindings) implements ControllerCommand {
+        public CreateAcls {
+            bindings = List.copyOf(bindings);
+        }
+    }
+
+    /**
+     * Removes exactly these ACL bindings (Kafka's DeleteAcls, its filters resolved by the submitting broker);
+     * bindings no longer present are ignored. The result's {@link ControllerResult#value()} counts the removed.
+     */
+    record DeleteAcls(List<AclBinding> bindings) implements ControllerCommand {
+        public DeleteAcls {
+            bindings = List.copyOf(bindings);
+        }
+    }
+
     /** The command's wire form. */
     default byte[] encode() {
         Wire.Writer w = new Wire.Writer();
@@ -110,6 +132,14 @@ public sealed interface ControllerCommand {
                 c.delete().forEach(w::str);
             }
             case AllocateProducerIds c -> w.i8(6).i8(VERSION).i32(c.brokerId()).i32(c.count());
+            case CreateAcls c -> {
+                w.i8(7).i8(VERSION).i32(c.bindings().size());
+                c.bindings().forEach(b -> b.write(w));
+            }
+            case DeleteAcls c -> {
+                w.i8(8).i8(VERSION).i32(c.bindings().size());
+                c.bindings().forEach(b -> b.write(w));
+            }
         }
         return w.bytes();
     }
@@ -144,10 +174,21 @@ public sealed interface ControllerCommand {
                 yield new AlterConfigs(name, set, delete);
             }
             case 6 -> new AllocateProducerIds(r.i32(), r.i32());
+            case 7 -> new CreateAcls(readBindings(r));
+            case 8 -> new DeleteAcls(readBindings(r));
             default -> throw new ControllerFormatException("unknown controller command type " + type);
         };
         r.end();
         return c;
+    }
+
+    private static List<AclBinding> readBindings(Wire.Reader r) {
+        int n = r.count(16);
+        List<AclBinding> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            out.add(AclBinding.read(r));
+        }
+        return out;
     }
 
     private static void writeMap(Wire.Writer w, Map<String, String> m) {
