@@ -484,7 +484,7 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
 
     private static boolean sameMetadata(ClusterState a, ClusterState b) {
         return a.nextGroupId() == b.nextGroupId() && new ArrayList<>(a.brokers()).equals(new ArrayList<>(b.brokers()))
-            && new ArrayList<>(a.topics()).equals(new ArrayList<>(b.topics()));
+            && new ArrayList<>(a.topics()).equals(new ArrayList<>(b.topics())) && a.acls() == b.acls();
     }
 
     /** Tells the transport every registered broker's RPC address (resolving names off the shard). */

@@ -127,8 +127,10 @@ class ClusterStateTest {
         SplittableRandom r = new SplittableRandom(seed);
         ClusterState s = brokers(1 + r.nextInt(5), 1 + r.nextInt(4));
         for (int i = 0; i < 200; i++) {
-            ControllerCommand c = switch (r.nextInt(5)) {
+            ControllerCommand c = switch (r.nextInt(7)) {
                 case 4 -> new ControllerCommand.AllocateProducerIds(r.nextInt(5), 1 + r.nextInt(2000));
+                case 5 -> new ControllerCommand.CreateAcls(List.of(randomAcl(r), randomAcl(r)));
+                case 6 -> new ControllerCommand.DeleteAcls(List.of(randomAcl(r)));
                 case 0 -> ControllerCommand.CreateTopic.of("t" + r.nextInt(20), 1 + r.nextInt(8), 1 + r.nextInt(3),
                     Map.of("k" + r.nextInt(3), "v" + r.nextInt(100)));
                 case 1 -> new ControllerCommand.DeleteTopic("t" + r.nextInt(20));
@@ -144,6 +146,68 @@ class ClusterStateTest {
             s = a1.state();
             assertEquals(s, ClusterState.decode(s.encode()), "snapshot round trip (seed " + seed + ")");
         }
+    }
+
+    private static AclBinding randomAcl(SplittableRandom r) {
+        return new AclBinding(AclBinding.TOPIC, "t" + r.nextInt(4), r.nextBoolean() ? AclBinding.LITERAL
+            : AclBinding.PREFIXED, "User:u" + r.nextInt(3), "*", AclBinding.READ, AclBinding.ALLOW);
+    }
+
+    @Test
+    void shouldStoreAclsOnceAndKeepThemAcrossSnapshots() {
+        ClusterState s = brokers(1, 1);
+        AclBinding read = new AclBinding(AclBinding.TOPIC, "orders", AclBinding.LITERAL, "User:alice", "*",
+            AclBinding.READ, AclBinding.ALLOW);
+        AclBinding deny = new AclBinding(AclBinding.GROUP, "g-", AclBinding.PREFIXED, "User:*", "10.0.0.1",
+            AclBinding.ALL, AclBinding.DENY);
+        ClusterState.Applied a = s.apply(new ControllerCommand.CreateAcls(List.of(read, deny, read)), ++offset);
+        assertTrue(a.result().isOk(), a.result().toString());
+        assertEquals(2, a.result().value(), "a binding listed twice is stored once");
+        s = a.state();
+        assertEquals(new TreeSet<>(List.of(read, deny)), s.acls());
+        java.util.SortedSet<AclBinding> before = s.acls();
+        s = apply(s, ControllerCommand.CreateTopic.of("orders", 1, 1, Map.of()), 0);
+        assertTrue(before == s.acls(), "other commands keep the same ACL set object (shards skip rebuilding)");
+        ClusterState.Applied again = s.apply(new ControllerCommand.CreateAcls(List.of(read)), ++offset);
+        assertEquals(0, again.result().value());
+        assertTrue(before == again.state().acls(), "nothing new: the same set");
+        s = again.state();
+        assertEquals(s, ClusterState.decode(s.encode()), "ACLs survive a snapshot");
+        assertEquals(2, ClusterState.decode(s.encode()).acls().size());
+        ClusterState.Applied del = s.apply(new ControllerCommand.DeleteAcls(List.of(deny, deny,
+            new AclBinding(AclBinding.TOPIC, "absent", AclBinding.LITERAL, "User:x", "*", AclBinding.READ,
+                AclBinding.ALLOW))), ++offset);
+        assertTrue(del.result().isOk());
+        assertEquals(1, del.result().value(), "only the present binding counts as removed");
+        assertEquals(new TreeSet<>(List.of(read)), del.state().acls());
+    }
+
+    @Test
+    void shouldRefuseAnInvalidAclWithoutStoringAnyOfTheCommand() {
+        ClusterState s = brokers(1, 1);
+        AclBinding good = new AclBinding(AclBinding.TOPIC, "t", AclBinding.LITERAL, "User:a", "*", AclBinding.READ,
+            AclBinding.ALLOW);
+        AclBinding bad = new AclBinding(AclBinding.CLUSTER, "not-the-cluster", AclBinding.LITERAL, "User:a", "*",
+            AclBinding.ALTER, AclBinding.ALLOW);
+        s = apply(s, new ControllerCommand.CreateAcls(List.of(good, bad)), ControllerErrors.INVALID_REQUEST);
+        assertTrue(s.acls().isEmpty());
+    }
+
+    @Test
+    void shouldReadVersionTwoSnapshotsWithoutAcls() {
+        ClusterState s = brokers(2, 2);
+        s = apply(s, ControllerCommand.CreateTopic.of("t", 2, 1, Map.of()), 0);
+        s = s.apply(new ControllerCommand.AllocateProducerIds(0, 1000), ++offset).state();
+        byte[] v3 = s.encode();
+        // Version 2: the same layout without the trailing ACL count.
+        java.nio.ByteBuffer v2 = java.nio.ByteBuffer.allocate(v3.length - 4);
+        v2.putShort((short) 2).put(v3, 2, v3.length - 2 - 4);
+        ClusterState back = ClusterState.decode(v2.array());
+        assertEquals(s, back);
+        assertTrue(back.acls().isEmpty());
+        byte[] v4 = v3.clone();
+        v4[1] = 4;
+        assertThrows(ControllerFormatException.class, () -> ClusterState.decode(v4), "a newer layout is refused");
     }
 
     @Test
@@ -171,8 +235,9 @@ class ClusterStateTest {
         ClusterState s = brokers(2, 2);
         byte[] v2 = s.encode();
         // Version 1: the same layout without the producer id counter after nextGroupId.
-        java.nio.ByteBuffer v1 = java.nio.ByteBuffer.allocate(v2.length - 8);
-        v1.putShort((short) 1).put(v2, 2, 16).put(v2, 26, v2.length - 26);
+        // (The current layout also ends with an ACL count, 0 here, that versions 1 and 2 do not have.)
+        java.nio.ByteBuffer v1 = java.nio.ByteBuffer.allocate(v2.length - 8 - 4);
+        v1.putShort((short) 1).put(v2, 2, 16).put(v2, 26, v2.length - 26 - 4);
         ClusterState back = ClusterState.decode(v1.array());
         assertEquals(0, back.nextProducerId());
         assertEquals(s.brokers().size(), back.brokers().size());
