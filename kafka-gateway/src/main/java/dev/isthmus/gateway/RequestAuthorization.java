@@ -290,7 +290,7 @@ final class RequestAuthorization {
         return after(resp -> {
             MetadataResponseData r = (MetadataResponseData) resp;
             if (all) {
-                r.topics.removeIf(t -> t.errorCode == ErrorCodes.NONE && !c.topic(DESCRIBE, t.name));
+                r.topics.removeIf(t -> !c.topic(DESCRIBE, t.name));
             }
             if (topicOps) {
                 for (MetadataResponseData.MetadataResponseTopic t : r.topics) {
