@@ -206,6 +206,8 @@ class AclEndToEndTest {
                     AclPermissionType.DENY),
                 binding(ResourceType.GROUP, "g-", PatternType.PREFIXED, "User:*", AclOperation.READ,
                     AclPermissionType.ALLOW))).all().get();
+            admin.alterConsumerGroupOffsets("hidden-group", Map.of(new TopicPartition("secret", 0),
+                new OffsetAndMetadata(0))).all().get();
         }
     }
 
@@ -268,6 +270,13 @@ class AclEndToEndTest {
                     }
                 });
             }
+            // ListGroups without DESCRIBE on the cluster lists only the groups ANONYMOUS may describe.
+            Set<String> groups = new java.util.HashSet<>();
+            admin.listGroups().all().get().forEach(g -> groups.add(g.groupId()));
+            assertTrue(groups.contains("g-1") && !groups.contains("hidden-group"), groups.toString());
+            // OffsetCommit needs READ on the topic too: 'allowed' has WRITE only.
+            assertInstanceOf(TopicAuthorizationException.class, cause(() -> admin.alterConsumerGroupOffsets("g-3",
+                Map.of(new TopicPartition("allowed", 0), new OffsetAndMetadata(0))).all().get()));
             // A group without an ACL.
             cp.put(ConsumerConfig.GROUP_ID_CONFIG, "other");
             try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp)) {
@@ -320,6 +329,31 @@ class AclEndToEndTest {
             pr.data().responses().forEach(t -> produced.put(t.name(), t.partitionResponses().get(0).errorCode()));
             assertEquals(Map.of("secret", (short) 29, "allowed", (short) 0), produced);
 
+            // FindCoordinator v4: DESCRIBE on each group or transactional id.
+            org.apache.kafka.common.requests.FindCoordinatorResponse fg = (org.apache.kafka.common.requests.FindCoordinatorResponse)
+                KafkaRequests.send(port, ApiKeys.FIND_COORDINATOR, (short) 4,
+                    new org.apache.kafka.common.message.FindCoordinatorRequestData().setKeyType((byte) 0)
+                        .setCoordinatorKeys(List.of("g-x", "nope")));
+            Map<String, Short> coordinators = new HashMap<>();
+            fg.data().coordinators().forEach(co -> coordinators.put(co.key(), co.errorCode()));
+            assertEquals(Map.of("g-x", (short) 0, "nope", (short) 30), coordinators);
+            org.apache.kafka.common.requests.FindCoordinatorResponse ft = (org.apache.kafka.common.requests.FindCoordinatorResponse)
+                KafkaRequests.send(port, ApiKeys.FIND_COORDINATOR, (short) 4,
+                    new org.apache.kafka.common.message.FindCoordinatorRequestData().setKeyType((byte) 1)
+                        .setCoordinatorKeys(List.of("tx")));
+            assertEquals(53, ft.data().coordinators().get(0).errorCode());
+            // InitProducerId for a transactional id without WRITE on it.
+            org.apache.kafka.common.requests.InitProducerIdResponse ip = (org.apache.kafka.common.requests.InitProducerIdResponse)
+                KafkaRequests.send(port, ApiKeys.INIT_PRODUCER_ID, (short) 4,
+                    new org.apache.kafka.common.message.InitProducerIdRequestData().setTransactionalId("tx")
+                        .setTransactionTimeoutMs(60_000).setProducerId(-1).setProducerEpoch((short) -1));
+            assertEquals(53, ip.data().errorCode());
+            // DescribeCluster reports the operations allowed on the cluster: none.
+            org.apache.kafka.common.requests.DescribeClusterResponse dc = (org.apache.kafka.common.requests.DescribeClusterResponse)
+                KafkaRequests.send(port, ApiKeys.DESCRIBE_CLUSTER, (short) 1,
+                    new org.apache.kafka.common.message.DescribeClusterRequestData().setIncludeClusterAuthorizedOperations(true));
+            assertEquals(0, dc.data().errorCode());
+            assertEquals(0, dc.data().clusterAuthorizedOperations());
             // The ACL APIs need the cluster: CLUSTER_AUTHORIZATION_FAILED (31).
             DescribeAclsResponse da = (DescribeAclsResponse) KafkaRequests.send(port, ApiKeys.DESCRIBE_ACLS, (short) 3,
                 new DescribeAclsRequestData().setResourceTypeFilter((byte) 1).setPatternTypeFilter((byte) 1)
