@@ -45,9 +45,10 @@ import static dev.isthmus.raft.controller.AclBinding.WRITE;
  * <p>An API this class has no rule for is refused by closing the connection (fail closed): a new handler needs its
  * rule here before it can be reached with ACLs on.
  *
- * <p>Known difference from Kafka: the partitions an incremental fetch session already holds are checked when they
- * join the session, not on every incremental fetch (the session lives in {@link FetchHandler}); a revoked READ
- * applies to a consumer's next full fetch (a new session, which Kafka clients open after any error or restart).
+ * <p>Incremental fetch sessions: partitions join a session only through the gate; on every incremental fetch the
+ * topics the session holds are checked again, and a session holding one whose READ was revoked is closed
+ * (FETCH_SESSION_ID_NOT_FOUND; Kafka answers TOPIC_AUTHORIZATION_FAILED inside the incremental response instead,
+ * the client ends at the same error after its next full fetch).
  */
 final class RequestAuthorization {
     private RequestAuthorization() {
@@ -185,6 +186,46 @@ final class RequestAuthorization {
                 r.transactionStates.removeIf(s -> !c.txn(DESCRIBE, s.transactionalId));
                 return r;
             });
+            case WRITE_TXN_MARKERS -> writeTxnMarkers(c, (WriteTxnMarkersRequestData) request);
+            case ALTER_PARTITION_REASSIGNMENTS -> {
+                if (c.cluster(ALTER)) {
+                    yield PASS;
+                }
+                AlterPartitionReassignmentsResponseData r = new AlterPartitionReassignmentsResponseData();
+                r.errorCode = ErrorCodes.CLUSTER_AUTHORIZATION_FAILED;
+                r.errorMessage = CLUSTER_DENIED;
+                yield answer(r);
+            }
+            case LIST_PARTITION_REASSIGNMENTS -> {
+                if (c.cluster(DESCRIBE)) {
+                    yield PASS;
+                }
+                ListPartitionReassignmentsResponseData r = new ListPartitionReassignmentsResponseData();
+                r.errorCode = ErrorCodes.CLUSTER_AUTHORIZATION_FAILED;
+                r.errorMessage = CLUSTER_DENIED;
+                yield answer(r);
+            }
+            case DESCRIBE_USER_SCRAM_CREDENTIALS -> {
+                if (c.cluster(DESCRIBE)) {
+                    yield PASS;
+                }
+                DescribeUserScramCredentialsResponseData r = new DescribeUserScramCredentialsResponseData();
+                r.errorCode = ErrorCodes.CLUSTER_AUTHORIZATION_FAILED;
+                r.errorMessage = CLUSTER_DENIED;
+                yield answer(r);
+            }
+            case ALTER_USER_SCRAM_CREDENTIALS -> alterUserScramCredentials(c, (AlterUserScramCredentialsRequestData) request);
+            case DESCRIBE_CLIENT_QUOTAS -> {
+                if (c.cluster(DESCRIBE_CONFIGS)) {
+                    yield PASS;
+                }
+                DescribeClientQuotasResponseData r = new DescribeClientQuotasResponseData();
+                r.errorCode = ErrorCodes.CLUSTER_AUTHORIZATION_FAILED;
+                r.errorMessage = CLUSTER_DENIED;
+                r.entries = null;
+                yield answer(r);
+            }
+            case ALTER_CLIENT_QUOTAS -> alterClientQuotas(c, (AlterClientQuotasRequestData) request);
             default -> null; // no rule: refused (Handlers closes the connection)
         };
     }
@@ -405,6 +446,11 @@ final class RequestAuthorization {
     private static Gate fetch(Ctx c, FetchRequestData req) {
         boolean follower = req.replicaId >= 0 || (req.replicaState != null && req.replicaState.replicaId >= 0);
         Boolean clusterAction = follower ? c.cluster(CLUSTER_ACTION) : null;
+        if (!follower && req.sessionId != 0 && req.sessionEpoch > 0 && sessionLostRead(c, req.sessionId)) {
+            FetchResponseData r = new FetchResponseData();
+            r.errorCode = ErrorCodes.FETCH_SESSION_ID_NOT_FOUND;
+            return answer(r);
+        }
         List<FetchRequestData.FetchTopic> kept = new ArrayList<>();
         List<FetchResponseData.FetchableTopicResponse> refused = new ArrayList<>();
         for (FetchRequestData.FetchTopic t : req.topics) {
@@ -442,6 +488,29 @@ final class RequestAuthorization {
             r.responses.addAll(refused);
             return r;
         });
+    }
+
+    /**
+     * Whether incremental fetch session {@code id} of this shard holds a partition whose topic the principal may no
+     * longer READ (its READ was revoked after the partition joined). Such a session is closed and the fetch answered
+     * FETCH_SESSION_ID_NOT_FOUND: the client starts over with a full fetch, whose refused topics get
+     * TOPIC_AUTHORIZATION_FAILED, so a revoked READ applies to the next fetch as in Kafka. Each topic is checked once.
+     */
+    private static boolean sessionLostRead(Ctx c, int id) {
+        FetchSessions cache = c.broker.handlers().fetch().sessions(c.st.shard.id());
+        FetchSessions.Session s = cache.get(id);
+        if (s == null) {
+            return false;
+        }
+        Set<String> checked = new HashSet<>();
+        for (FetchSessions.Key k : s.partitions.keySet()) {
+            String name = c.name(k.topicName(), k.topicId());
+            if (name != null && checked.add(name) && !c.topic(READ, name)) {
+                cache.remove(id);
+                return true;
+            }
+        }
+        return false;
     }
 
     private static Gate listOffsets(Ctx c, ListOffsetsRequestData req) {
@@ -1131,6 +1200,75 @@ final class RequestAuthorization {
             r.filterResults.add(res);
         }
         return r;
+    }
+
+    // ------------------------------------------------------------------ cluster-wide administration
+
+    /** WriteTxnMarkers (between brokers): ALTER on the cluster, else CLUSTER_ACTION, else every partition refused. */
+    private static Gate writeTxnMarkers(Ctx c, WriteTxnMarkersRequestData req) {
+        if (c.cluster(ALTER) || c.cluster(CLUSTER_ACTION)) {
+            return PASS;
+        }
+        WriteTxnMarkersResponseData r = new WriteTxnMarkersResponseData();
+        for (WriteTxnMarkersRequestData.WritableTxnMarker m : req.markers) {
+            WriteTxnMarkersResponseData.WritableTxnMarkerResult mr = new WriteTxnMarkersResponseData.WritableTxnMarkerResult();
+            mr.producerId = m.producerId;
+            for (WriteTxnMarkersRequestData.WritableTxnMarkerTopic t : m.topics) {
+                WriteTxnMarkersResponseData.WritableTxnMarkerTopicResult tr = new WriteTxnMarkersResponseData.WritableTxnMarkerTopicResult();
+                tr.name = t.name;
+                for (int p : t.partitionIndexes) {
+                    WriteTxnMarkersResponseData.WritableTxnMarkerPartitionResult pr =
+                        new WriteTxnMarkersResponseData.WritableTxnMarkerPartitionResult();
+                    pr.partitionIndex = p;
+                    pr.errorCode = ErrorCodes.CLUSTER_AUTHORIZATION_FAILED;
+                    tr.partitions.add(pr);
+                }
+                mr.topics.add(tr);
+            }
+            r.markers.add(mr);
+        }
+        return answer(r);
+    }
+
+    /** AlterUserScramCredentials: ALTER on the cluster, else each user named is refused. */
+    private static Gate alterUserScramCredentials(Ctx c, AlterUserScramCredentialsRequestData req) {
+        if (c.cluster(ALTER)) {
+            return PASS;
+        }
+        java.util.LinkedHashSet<String> users = new java.util.LinkedHashSet<>();
+        req.deletions.forEach(d -> users.add(d.name));
+        req.upsertions.forEach(u -> users.add(u.name));
+        AlterUserScramCredentialsResponseData r = new AlterUserScramCredentialsResponseData();
+        for (String u : users) {
+            AlterUserScramCredentialsResponseData.AlterUserScramCredentialsResult res =
+                new AlterUserScramCredentialsResponseData.AlterUserScramCredentialsResult();
+            res.user = u;
+            res.errorCode = ErrorCodes.CLUSTER_AUTHORIZATION_FAILED;
+            res.errorMessage = CLUSTER_DENIED;
+            r.results.add(res);
+        }
+        return answer(r);
+    }
+
+    /** AlterClientQuotas: ALTER_CONFIGS on the cluster, else every entry refused. */
+    private static Gate alterClientQuotas(Ctx c, AlterClientQuotasRequestData req) {
+        if (c.cluster(ALTER_CONFIGS)) {
+            return PASS;
+        }
+        AlterClientQuotasResponseData r = new AlterClientQuotasResponseData();
+        for (AlterClientQuotasRequestData.EntryData e : req.entries) {
+            AlterClientQuotasResponseData.EntryData re = new AlterClientQuotasResponseData.EntryData();
+            re.errorCode = ErrorCodes.CLUSTER_AUTHORIZATION_FAILED;
+            re.errorMessage = CLUSTER_DENIED;
+            for (AlterClientQuotasRequestData.EntityData en : e.entity) {
+                AlterClientQuotasResponseData.EntityData ed = new AlterClientQuotasResponseData.EntityData();
+                ed.entityType = en.entityType;
+                ed.entityName = en.entityName;
+                re.entity.add(ed);
+            }
+            r.entries.add(re);
+        }
+        return answer(r);
     }
 
     // ------------------------------------------------------------------ transactions

@@ -369,6 +369,47 @@ class AclEndToEndTest {
         }
     }
 
+    @Test
+    void shouldApplyARevokedReadToAConsumerInAnIncrementalFetchSession(@TempDir Path dir) throws Exception {
+        BrokerConfig c = BrokerConfig.defaults().toBuilder().port(0).dataDir(dir).shards(2).memoryBytes(256L << 20)
+            .pin(false).authorizer(new AuthorizerConfig(true, Set.of(), true)).build();
+        try (Broker b = Broker.start(c); Admin admin = Admin.create(props(b))) {
+            admin.createTopics(List.of(new NewTopic("rev", 1, (short) 1))).all().get();
+            try (KafkaProducer<String, String> p = new KafkaProducer<>(props(b))) {
+                p.send(new ProducerRecord<>("rev", "k", "v")).get();
+            }
+            // allow.everyone.if.no.acl.found is on: ANONYMOUS keeps ALTER on the cluster to manage ACLs, and READ
+            // on 'rev' until it is revoked (someone else's ACL keeps 'rev' named afterwards).
+            admin.createAcls(List.of(
+                binding(ResourceType.CLUSTER, "kafka-cluster", PatternType.LITERAL, ANON, AclOperation.ALTER,
+                    AclPermissionType.ALLOW),
+                binding(ResourceType.TOPIC, "rev", PatternType.LITERAL, ANON, AclOperation.READ, AclPermissionType.ALLOW),
+                binding(ResourceType.TOPIC, "rev", PatternType.LITERAL, "User:other", AclOperation.READ,
+                    AclPermissionType.ALLOW))).all().get();
+            TopicPartition tp = new TopicPartition("rev", 0);
+            try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(props(b))) {
+                consumer.assign(List.of(tp));
+                consumer.seekToBeginning(List.of(tp));
+                int got = 0;
+                for (int i = 0; i < 100 && got == 0; i++) {
+                    got += consumer.poll(Duration.ofMillis(100)).count();
+                }
+                assertEquals(1, got);
+                for (int i = 0; i < 5; i++) {
+                    consumer.poll(Duration.ofMillis(100)); // incremental fetches of the session
+                }
+                admin.deleteAcls(List.of(new AclBindingFilter(new ResourcePatternFilter(ResourceType.TOPIC, "rev",
+                    PatternType.LITERAL), new AccessControlEntryFilter(ANON, null, AclOperation.READ,
+                    AclPermissionType.ALLOW)))).all().get();
+                assertThrows(TopicAuthorizationException.class, () -> {
+                    for (int i = 0; i < 100; i++) {
+                        consumer.poll(Duration.ofMillis(100));
+                    }
+                }, "the consumer's session held 'rev' before READ was revoked");
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ kafka-acls.sh
 
     private static final class ToolExit extends RuntimeException {
