@@ -67,7 +67,8 @@ public final class Main {
                                    org.apache.kafka.metadata.authorizer.StandardAuthorizer (as
                                    authorizer.class.name in --config); default none: everything is allowed
                                    and the ACL APIs answer SECURITY_DISABLED
-          --super-users P;P        principals allowed everything, e.g. 'User:admin;User:ops' (super.users)
+          --super-users PRINCIPALS principals allowed everything, ';'-separated: 'User:admin;User:ops'
+                                   (super.users)
           --allow-everyone-if-no-acl-found B  allow requests on resources no ACL names (default false;
                                    allow.everyone.if.no.acl.found)
           --pin                    pin shard threads to CPUs
