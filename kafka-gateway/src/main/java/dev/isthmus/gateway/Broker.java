@@ -75,11 +75,11 @@ public final class Broker implements AutoCloseable {
     private volatile boolean closing;
     /** Leaders, epochs and in-sync replicas published by the leaders, between shards and nodes. */
     private final ReplicaStates replicaStates = new ReplicaStates(this);
-    private long nextProducerId;
     // Shard 0 only: the table handed to the shards last, the version every shard has installed, and waiters.
     private TopicTable published = TopicTable.EMPTY;
     private long installedVersion = -1;
     private final List<Map.Entry<Long, Promise<Void>>> installWaiters = new ArrayList<>();
+    private final java.util.ArrayDeque<Install> pendingInstalls = new java.util.ArrayDeque<>();
     private final Partition.Leadership leadership = this::leadershipChanged;
     /** Shard 0 only: the authorizer handed to the shards last (rebuilt only when the ACLs change). */
     private dev.isthmus.gateway.auth.Authorizer authorizer = dev.isthmus.gateway.auth.Authorizer.ALLOW_ALL;
@@ -115,8 +115,6 @@ public final class Broker implements AutoCloseable {
         for (int i = 0; i < group.size(); i++) {
             connections.add(new HashSet<>());
         }
-        // Unique across the cluster's nodes and increasing across restarts: milliseconds, then the node id.
-        this.nextProducerId = ((System.currentTimeMillis() << 10) | (config.nodeId() & 0x3FF)) & Long.MAX_VALUE;
     }
 
     /**
@@ -151,6 +149,7 @@ public final class Broker implements AutoCloseable {
                             config.zeroedSegments());
                     }
                     st.groups = new GroupCoordinator(broker, st);
+                    st.txn = new TxnCoordinator(broker, st);
                     st.autoLeaderRebalance = config.autoLeaderRebalance();
                     // Until the controller's ACLs arrive, only super users (or allow.everyone.if.no.acl.found) pass.
                     st.authorizer = dev.isthmus.gateway.auth.Authorizer.of(config.authorizer(), List.of());
@@ -281,6 +280,7 @@ public final class Broker implements AutoCloseable {
                 states[id].raft = raft.shard(id);
                 if (id == 0) {
                     handlers.admin().elections().register(raft.shard(0).transport()); // ElectLeaders between nodes
+                    handlers.transactions().requests().register(raft.shard(0).transport()); // markers between nodes
                     replicaStates.register(raft.shard(0).transport()); // replica states between nodes
                 }
                 replicaStates.startChecks(states[id]);
@@ -318,7 +318,13 @@ public final class Broker implements AutoCloseable {
     private void awaitLocalLeaders(long timeoutNs) throws Exception {
         long deadline = System.nanoTime() + timeoutNs;
         long applied = controller.state().appliedOffset();
-        group.callAsync(0, s -> awaitInstalled(applied)).get(timeoutNs, TimeUnit.NANOSECONDS);
+        try {
+            group.callAsync(0, s -> awaitInstalled(applied)).get(timeoutNs, TimeUnit.NANOSECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            // A TimeoutException has no message: say what did not happen (bench/chaos saw "failed to start: null").
+            throw new IOException("the controller's state (applied offset " + applied + ") was not installed on every"
+                + " shard within " + TimeUnit.NANOSECONDS.toSeconds(timeoutNs) + " s", e);
+        }
         for (int i = 0; i < group.size(); i++) {
             int id = i;
             while (!group.call(i, s -> states[id].allLeading()).get(30, TimeUnit.SECONDS)) {
@@ -341,7 +347,11 @@ public final class Broker implements AutoCloseable {
         return registered;
     }
 
-    /** Shard 0: a new controller state: hand its topic table to every shard. */
+    /**
+     * Shard 0: a new controller state: hand its topic table to every shard. Every applied controller command comes
+     * here, also one that changed no metadata (its install finds nothing to do but still counts): a start or a
+     * command's caller waiting for offset N must not wait for a later change that may never come.
+     */
     private void onClusterState(ClusterState cs) {
         TopicTable next = TopicTable.of(cs);
         if (next.version() <= published.version()) {
@@ -360,8 +370,15 @@ public final class Broker implements AutoCloseable {
                 return states[id].install(previous, next, leadership, background);
             }));
         }
+        Install install = new Install(next.version());
+        pendingInstalls.add(install);
         Promise.whenAllSettled(installs).whenComplete((x, f) -> {
-            installedVersion = Math.max(installedVersion, next.version());
+            install.settled = true;
+            // In version order: a later install can settle first (it skips the partitions an earlier one is still
+            // opening), but offset N is installed only once every install up to N has settled.
+            while (!pendingInstalls.isEmpty() && pendingInstalls.peekFirst().settled) {
+                installedVersion = Math.max(installedVersion, pendingInstalls.pollFirst().version);
+            }
             installWaiters.removeIf(w -> {
                 if (w.getKey() <= installedVersion) {
                     w.getValue().complete(null);
@@ -370,6 +387,16 @@ public final class Broker implements AutoCloseable {
                 return false;
             });
         });
+    }
+
+    /** Shard 0: one topic table handed to the shards, settled once every shard has installed it. */
+    private static final class Install {
+        final long version;
+        boolean settled;
+
+        Install(long version) {
+            this.version = version;
+        }
     }
 
     /** Shard 0: completes once every shard installed the topic table of controller offset {@code version}. */
@@ -401,6 +428,8 @@ public final class Broker implements AutoCloseable {
         replicaStates.leadershipChanged(states[here.id()], p, leader, term);
         if (p.topic.equals(GroupCoordinator.OFFSETS_TOPIC)) {
             states[here.id()].groups.leadershipChanged(p.index, leader);
+        } else if (p.topic.equals(TxnCoordinator.TOPIC)) {
+            states[here.id()].txn.leadershipChanged(p, leader, term);
         }
     }
 
@@ -487,13 +516,6 @@ public final class Broker implements AutoCloseable {
 
     void connectionClosed(ShardState st, Connection c) {
         connections.get(st.shard.id()).remove(c);
-    }
-
-    /** Shard 0: a new producer id. */
-    long allocateProducerId() {
-        long id = nextProducerId;
-        nextProducerId += 1024;
-        return id;
     }
 
     /** A controller operation's refusal: a Kafka error code and one sentence. */
@@ -652,7 +674,7 @@ public final class Broker implements AutoCloseable {
             return Promise.completed(new Failure(name != null ? ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION
                 : ErrorCodes.UNKNOWN_TOPIC_ID, "topic " + (name != null ? name : id) + " does not exist"));
         }
-        if (t.name().equals(GroupCoordinator.OFFSETS_TOPIC)) {
+        if (t.name().equals(GroupCoordinator.OFFSETS_TOPIC) || t.name().equals(TxnCoordinator.TOPIC)) {
             return Promise.completed(new Failure(ErrorCodes.INVALID_TOPIC_EXCEPTION, "the internal topic " + t.name()
                 + " cannot be deleted"));
         }
@@ -875,6 +897,9 @@ public final class Broker implements AutoCloseable {
                         c.close();
                     }
                     if (states[id] != null) {
+                        if (states[id].txn != null) {
+                            states[id].txn.close();
+                        }
                         states[id].stopServing();
                     }
                     return null;

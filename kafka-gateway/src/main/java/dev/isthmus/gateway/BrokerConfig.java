@@ -1,6 +1,7 @@
 package dev.isthmus.gateway;
 
 import dev.isthmus.ffi.Libc;
+import dev.isthmus.gateway.txn.TxnConfig;
 import dev.isthmus.uring.IoBackend;
 
 import java.nio.file.Path;
@@ -71,6 +72,9 @@ import java.util.Map;
  *                                   {@code compression.type}, {@code min.insync.replicas}, ...; see
  *                                   {@link TopicConfigs#BY_BROKER_NAME}), as given in a {@code --config} file;
  *                                   DescribeConfigs reports them with source STATIC_BROKER_CONFIG
+ * @param transactions               the transaction coordinator's settings, by Kafka's names
+ *                                   ({@code transaction.state.log.num.partitions}, {@code transaction.max.timeout.ms},
+ *                                   {@code transactional.id.expiration.ms}, ...; see {@link TxnConfig})
  * @param authorizer                 ACL enforcement ({@code --authorizer}, Kafka's {@code authorizer.class.name},
  *                                   {@code super.users}, {@code allow.everyone.if.no.acl.found}); off by default
  */
@@ -82,7 +86,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
                            int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
                            long replicaLagTimeMaxMs, long shutdownHandoffMs, Map<String, String> topicDefaults,
-                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent,
+                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent, TxnConfig transactions,
                            dev.isthmus.gateway.auth.AuthorizerConfig authorizer) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
@@ -149,6 +153,9 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (offsetsTopicPartitions < 1) {
             throw new IllegalArgumentException("offsets topic partitions must be >= 1, got " + offsetsTopicPartitions);
+        }
+        if (transactions == null) {
+            throw new IllegalArgumentException("the transaction settings are missing");
         }
         seeds = List.copyOf(seeds);
         java.util.Set<Integer> ids = new java.util.HashSet<>();
@@ -402,6 +409,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         Map<String, String> topicDefaults = new java.util.LinkedHashMap<>();
         long requestReceiveTimeoutMs = 30_000;
         int connectionReceiveSharePercent = 50;
+        TxnConfig transactions = TxnConfig.DEFAULTS;
         dev.isthmus.gateway.auth.AuthorizerConfig authorizer = dev.isthmus.gateway.auth.AuthorizerConfig.OFF;
 
         Builder() {
@@ -441,7 +449,19 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             topicDefaults = new java.util.LinkedHashMap<>(c.topicDefaults);
             requestReceiveTimeoutMs = c.requestReceiveTimeoutMs;
             connectionReceiveSharePercent = c.connectionReceiveSharePercent;
+            transactions = c.transactions;
             authorizer = c.authorizer;
+        }
+
+        public Builder transactions(TxnConfig v) {
+            transactions = v;
+            return this;
+        }
+
+        /** A transaction coordinator setting by Kafka's name (one of {@link TxnConfig#NAMES}). */
+        public Builder transactionSetting(String name, String value) {
+            transactions = transactions.with(name, value);
+            return this;
         }
 
         public Builder authorizer(dev.isthmus.gateway.auth.AuthorizerConfig v) {
@@ -608,7 +628,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
-                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, authorizer);
+                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions, authorizer);
         }
     }
 }
