@@ -70,11 +70,13 @@ class AclClusterTest {
         return out;
     }
 
-    private static void await(String what, java.util.concurrent.Callable<Boolean> c) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    private static void await(BrokerProcesses cluster, String what, java.util.concurrent.Callable<Boolean> c)
+        throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
         while (!c.call()) {
             if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
+                throw new AssertionError("timed out waiting for " + what + "; the nodes said:\n"
+                    + String.join("\n", cluster.output()));
             }
             Thread.sleep(100);
         }
@@ -87,12 +89,13 @@ class AclClusterTest {
             Properties p = new Properties();
             p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, cluster.bootstrap());
             try (Admin admin = Admin.create(p)) {
-                await("the cluster to take topics", () -> {
+                await(cluster, "the cluster to take topics", () -> {
                     try {
                         admin.createTopics(List.of(new NewTopic("open", 1, (short) 3), new NewTopic("closed", 1, (short) 3)))
                             .all().get(20, TimeUnit.SECONDS);
                         return true;
                     } catch (Exception e) {
+                        System.out.println("creating the topics: " + e);
                         return e.getCause() instanceof org.apache.kafka.common.errors.TopicExistsException;
                     }
                 });
@@ -109,7 +112,7 @@ class AclClusterTest {
             }
             for (int i = 0; i < 3; i++) {
                 int port = cluster.node(i).kafkaPort();
-                await("node " + i + " to hold the ACL", () -> aclsOn(port) == 1);
+                await(cluster, "node " + i + " to hold the ACL", () -> aclsOn(port) == 1);
                 // The leader of each partition may be on any node; the DENY is answered by whichever node is asked,
                 // before any leadership question.
                 assertEquals((short) 29, produce(port, "closed").get("closed"), "node " + i);
@@ -117,7 +120,7 @@ class AclClusterTest {
             cluster.terminate(2);
             cluster.start(2);
             int port2 = cluster.node(2).kafkaPort();
-            await("node 2 to serve again with the ACL", () -> {
+            await(cluster, "node 2 to serve again with the ACL", () -> {
                 try {
                     return aclsOn(port2) == 1;
                 } catch (java.io.IOException e) {

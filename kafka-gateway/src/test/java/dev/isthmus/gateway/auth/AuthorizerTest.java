@@ -250,6 +250,27 @@ class AuthorizerTest {
         assertTrue(e.getMessage().contains("'admin'"), e.getMessage());
     }
 
+    @Test
+    void shouldTakeKafkasPropertyNamesInAConfigFileAndTheOptionsOnTheCommandLine() throws Exception {
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("isthmus-acl", ".properties");
+        try {
+            java.nio.file.Files.writeString(file, String.join("\n",
+                "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "super.users=User:admin;User:CN=broker,O=acme",
+                "allow.everyone.if.no.acl.found=true", ""));
+            AuthorizerConfig c = dev.isthmus.gateway.Main.parse(new String[] {"--config", file.toString()}).authorizer();
+            assertEquals(new AuthorizerConfig(true, Set.of("User:admin", "User:CN=broker,O=acme"), true), c);
+            AuthorizerConfig cli = dev.isthmus.gateway.Main.parse(new String[] {"--authorizer", "acl", "--super-users",
+                "User:root", "--allow-everyone-if-no-acl-found", "false"}).authorizer();
+            assertEquals(new AuthorizerConfig(true, Set.of("User:root"), false), cli);
+            assertEquals(AuthorizerConfig.OFF, dev.isthmus.gateway.Main.parse(new String[0]).authorizer(), "off by default");
+            assertThrows(IllegalArgumentException.class,
+                () -> dev.isthmus.gateway.Main.parse(new String[] {"--super-users", "admin"}));
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
+    }
+
     /** The rules transcribed literally (Kafka's class comment), for the randomized comparison. */
     private static boolean reference(List<AclBinding> acls, boolean allowEveryone, String principal, String host,
                                      byte op, byte type, String name) {
