@@ -552,6 +552,8 @@ class ReadmeTest {
             case "N" -> "2";
             case "SIZE" -> "1G";
             case "B" -> "false";
+            case "NAME" -> "none";
+            case "PRINCIPALS" -> "User:admin;User:ops";
             default -> throw new AssertionError(option + " takes " + metavar + ": teach ReadmeTest a sample value");
         };
     }

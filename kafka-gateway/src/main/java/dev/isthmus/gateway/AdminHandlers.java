@@ -6,9 +6,7 @@ import dev.isthmus.gateway.protocol.message.AlterConfigsRequestData;
 import dev.isthmus.gateway.protocol.message.AlterConfigsResponseData;
 import dev.isthmus.gateway.protocol.message.ApiKeys;
 import dev.isthmus.gateway.protocol.message.CreateAclsRequestData;
-import dev.isthmus.gateway.protocol.message.CreateAclsResponseData;
 import dev.isthmus.gateway.protocol.message.DeleteAclsRequestData;
-import dev.isthmus.gateway.protocol.message.DeleteAclsResponseData;
 import dev.isthmus.gateway.protocol.message.CreatePartitionsRequestData;
 import dev.isthmus.gateway.protocol.message.CreatePartitionsResponseData;
 import dev.isthmus.gateway.protocol.message.DeleteRecordsRequestData;
@@ -18,7 +16,7 @@ import dev.isthmus.gateway.protocol.message.DeleteTopicsResponseData;
 import dev.isthmus.gateway.protocol.message.DescribeClusterRequestData;
 import dev.isthmus.gateway.protocol.message.DescribeClusterResponseData;
 import dev.isthmus.gateway.protocol.message.DescribeConfigsRequestData;
-import dev.isthmus.gateway.protocol.message.DescribeAclsResponseData;
+import dev.isthmus.gateway.protocol.message.DescribeAclsRequestData;
 import dev.isthmus.gateway.protocol.message.DescribeConfigsResponseData;
 import dev.isthmus.gateway.protocol.message.DescribeLogDirsRequestData;
 import dev.isthmus.gateway.protocol.message.DescribeProducersRequestData;
@@ -43,7 +41,7 @@ import java.util.TreeSet;
 /**
  * Topic administration and cluster description: DeleteTopics, CreatePartitions, DeleteRecords,
  * DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs, OffsetForLeaderEpoch, DescribeCluster,
- * and the ACL APIs (SECURITY_DISABLED: no authorizer). Changes of the topic table go through the controller
+ * and the ACL APIs ({@link AclApis}). Changes of the topic table go through the controller
  * ({@link Broker#alterTopicConfigs} and friends); partition work runs on the owning shard. Elections are
  * {@link LeaderElections}; DescribeLogDirs, DescribeProducers and DescribeTopicPartitions are
  * {@link ReplicaDescriptions}. One instance per broker, called on the connection's shard.
@@ -54,18 +52,16 @@ final class AdminHandlers {
     /** Kafka's ConfigSource DYNAMIC_BROKER_CONFIG. */
     static final byte SOURCE_DYNAMIC_BROKER = 2;
 
-    /** Kafka's answers while no authorizer is configured (AclApis). */
-    static final String NO_AUTHORIZER_DESCRIBE = "No Authorizer is configured on the broker";
-    static final String NO_AUTHORIZER = "No Authorizer is configured.";
-
     private final Broker broker;
     private final LeaderElections elections;
     private final ReplicaDescriptions replicas;
+    private final AclApis acls;
 
     AdminHandlers(Broker broker) {
         this.broker = broker;
         this.elections = new LeaderElections(broker);
         this.replicas = new ReplicaDescriptions(broker);
+        this.acls = new AclApis(broker);
     }
 
     LeaderElections elections() {
@@ -87,9 +83,9 @@ final class AdminHandlers {
             case DESCRIBE_TOPIC_PARTITIONS -> Promise.completed(replicas.describeTopicPartitions(st,
                 (DescribeTopicPartitionsRequestData) request));
             case ELECT_LEADERS -> elections.electLeaders(st, (ElectLeadersRequestData) request, version);
-            case DESCRIBE_ACLS -> Promise.completed(describeAcls());
-            case CREATE_ACLS -> Promise.completed(createAcls((CreateAclsRequestData) request));
-            case DELETE_ACLS -> Promise.completed(deleteAcls((DeleteAclsRequestData) request));
+            case DESCRIBE_ACLS -> Promise.completed(acls.describe(st, (DescribeAclsRequestData) request));
+            case CREATE_ACLS -> acls.create(st, (CreateAclsRequestData) request);
+            case DELETE_ACLS -> acls.delete(st, (DeleteAclsRequestData) request);
             default -> Promise.failed(new IllegalStateException(api + " is not an admin API"));
         };
     }
@@ -581,38 +577,6 @@ final class AdminHandlers {
         }
         return "Cannot update these configs dynamically: " + names + " (broker settings are set when the broker"
             + " starts: command line or --config file)";
-    }
-
-    // ------------------------------------------------------------------ ACLs (no authorizer)
-
-    /** Kafka's answer without an authorizer: SECURITY_DISABLED (MirrorMaker 2's ACL sync expects it). */
-    private static DescribeAclsResponseData describeAcls() {
-        DescribeAclsResponseData r = new DescribeAclsResponseData();
-        r.errorCode = ErrorCodes.SECURITY_DISABLED;
-        r.errorMessage = NO_AUTHORIZER_DESCRIBE;
-        return r;
-    }
-
-    private static CreateAclsResponseData createAcls(CreateAclsRequestData req) {
-        CreateAclsResponseData r = new CreateAclsResponseData();
-        for (int i = 0; i < req.creations.size(); i++) {
-            CreateAclsResponseData.AclCreationResult c = new CreateAclsResponseData.AclCreationResult();
-            c.errorCode = ErrorCodes.SECURITY_DISABLED;
-            c.errorMessage = NO_AUTHORIZER;
-            r.results.add(c);
-        }
-        return r;
-    }
-
-    private static DeleteAclsResponseData deleteAcls(DeleteAclsRequestData req) {
-        DeleteAclsResponseData r = new DeleteAclsResponseData();
-        for (int i = 0; i < req.filters.size(); i++) {
-            DeleteAclsResponseData.DeleteAclsFilterResult f = new DeleteAclsResponseData.DeleteAclsFilterResult();
-            f.errorCode = ErrorCodes.SECURITY_DISABLED;
-            f.errorMessage = NO_AUTHORIZER;
-            r.filterResults.add(f);
-        }
-        return r;
     }
 
     // ------------------------------------------------------------------ epochs and cluster

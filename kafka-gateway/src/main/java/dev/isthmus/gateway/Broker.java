@@ -83,6 +83,26 @@ public final class Broker implements AutoCloseable {
     private final List<Map.Entry<Long, Promise<Void>>> installWaiters = new ArrayList<>();
     private final java.util.ArrayDeque<Install> pendingInstalls = new java.util.ArrayDeque<>();
     private final Partition.Leadership leadership = this::leadershipChanged;
+    /** Shard 0 only: the authorizer handed to the shards last (rebuilt only when the ACLs change). */
+    private dev.isthmus.gateway.auth.Authorizer authorizer = dev.isthmus.gateway.auth.Authorizer.ALLOW_ALL;
+
+    /**
+     * Runs an ACL command through the controller from {@code caller}'s shard and completes there, once every shard
+     * of this node installed the change, with the {@link dev.isthmus.raft.controller.ControllerResult} or a
+     * {@link Failure}.
+     */
+    Promise<Object> aclCommand(Shard caller, ControllerCommand command) {
+        Controller c = controller;
+        if (c == null) {
+            return Promise.completed(new Failure(ErrorCodes.NOT_CONTROLLER, "the controller is not running"));
+        }
+        return caller.submitToAsync(0, s -> c.submitHere(command, CONTROLLER_TIMEOUT_MS).flatMap(res -> {
+            if (!res.isOk()) {
+                return Promise.completed((Object) new Failure((short) res.errorCode(), res.message()));
+            }
+            return awaitInstalled(res.appliedOffset()).map(x -> (Object) res);
+        }));
+    }
 
     private Broker(BrokerConfig config, ShardGroup group, ShardArenas arenas, String clusterId) {
         this.config = config;
@@ -135,6 +155,8 @@ public final class Broker implements AutoCloseable {
                     st.txn = new TxnCoordinator(broker, st);
                     st.txnVerifier = new TxnVerifier(broker, st);
                     st.autoLeaderRebalance = config.autoLeaderRebalance();
+                    // Until the controller's ACLs arrive, only super users (or allow.everyone.if.no.acl.found) pass.
+                    st.authorizer = dev.isthmus.gateway.auth.Authorizer.of(config.authorizer(), List.of());
                     broker.states[id] = st;
                     broker.receiveMemory[id] = new ReceiveMemory(s, st.arena,
                         TimeUnit.MILLISECONDS.toNanos(config.requestReceiveTimeoutMs()),
@@ -347,12 +369,14 @@ public final class Broker implements AutoCloseable {
         }
         TopicTable previous = published;
         published = next;
+        dev.isthmus.gateway.auth.Authorizer az = authorizer = authorizer.refreshed(config.authorizer(), cs.acls());
         List<Promise<Void>> installs = new ArrayList<>();
         Shard s0 = Shard.current();
         for (int i = 0; i < group.size(); i++) {
             int id = i;
             installs.add(s0.submitToAsync(i, x -> {
                 states[id].cluster = cs;
+                states[id].authorizer = az;
                 return states[id].install(previous, next, leadership, background);
             }));
         }

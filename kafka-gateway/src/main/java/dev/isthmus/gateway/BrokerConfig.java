@@ -75,6 +75,8 @@ import java.util.Map;
  * @param transactions               the transaction coordinator's settings, by Kafka's names
  *                                   ({@code transaction.state.log.num.partitions}, {@code transaction.max.timeout.ms},
  *                                   {@code transactional.id.expiration.ms}, ...; see {@link TxnConfig})
+ * @param authorizer                 ACL enforcement ({@code --authorizer}, Kafka's {@code authorizer.class.name},
+ *                                   {@code super.users}, {@code allow.everyone.if.no.acl.found}); off by default
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -84,7 +86,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
                            int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
                            long replicaLagTimeMaxMs, long shutdownHandoffMs, Map<String, String> topicDefaults,
-                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent, TxnConfig transactions) {
+                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent, TxnConfig transactions,
+                           dev.isthmus.gateway.auth.AuthorizerConfig authorizer) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
@@ -407,6 +410,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         long requestReceiveTimeoutMs = 30_000;
         int connectionReceiveSharePercent = 50;
         TxnConfig transactions = TxnConfig.DEFAULTS;
+        dev.isthmus.gateway.auth.AuthorizerConfig authorizer = dev.isthmus.gateway.auth.AuthorizerConfig.OFF;
 
         Builder() {
         }
@@ -446,6 +450,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             requestReceiveTimeoutMs = c.requestReceiveTimeoutMs;
             connectionReceiveSharePercent = c.connectionReceiveSharePercent;
             transactions = c.transactions;
+            authorizer = c.authorizer;
         }
 
         public Builder transactions(TxnConfig v) {
@@ -456,6 +461,11 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         /** A transaction coordinator setting by Kafka's name (one of {@link TxnConfig#NAMES}). */
         public Builder transactionSetting(String name, String value) {
             transactions = transactions.with(name, value);
+            return this;
+        }
+
+        public Builder authorizer(dev.isthmus.gateway.auth.AuthorizerConfig v) {
+            authorizer = v;
             return this;
         }
 
@@ -618,7 +628,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
-                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions);
+                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions, authorizer);
         }
     }
 }

@@ -980,6 +980,11 @@ final class Connection implements TcpConnection.ReceiveHandler {
         limits.warnings.warn(reason, message, thrown);
     }
 
+    /** The principal requests on this connection act as, Kafka's {@code Type:name} (before authentication exists: anonymous). */
+    String principal() {
+        return "User:ANONYMOUS";
+    }
+
     /** The client's address as Kafka shows it ("/127.0.0.1"), made once per connection. */
     private String clientHost() {
         if (clientHost == null) {

@@ -25,6 +25,10 @@ public final class ErrorCodes {
     public static final short OUT_OF_ORDER_SEQUENCE_NUMBER = 45;
     public static final short INVALID_PRODUCER_EPOCH = 47;
     public static final short TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53;
+    public static final short TOPIC_AUTHORIZATION_FAILED = 29;
+    public static final short GROUP_AUTHORIZATION_FAILED = 30;
+    public static final short CLUSTER_AUTHORIZATION_FAILED = 31;
+    public static final short OPERATION_NOT_ATTEMPTED = 55;
     public static final short KAFKA_STORAGE_ERROR = 56;
     public static final short UNKNOWN_TOPIC_ID = 100;
     public static final short THROTTLING_QUOTA_EXCEEDED = 89;
@@ -70,7 +74,6 @@ public final class ErrorCodes {
     public static final short ELECTION_NOT_NEEDED = 84;
     // Transactions (issue 19).
     public static final short NETWORK_EXCEPTION = 13;
-    public static final short CLUSTER_AUTHORIZATION_FAILED = 31;
     public static final short INVALID_TXN_STATE = 48;
     public static final short CONCURRENT_TRANSACTIONS = 51;
     public static final short TRANSACTION_COORDINATOR_FENCED = 52;

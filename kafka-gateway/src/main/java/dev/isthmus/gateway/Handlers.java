@@ -139,6 +139,12 @@ final class Handlers {
                                     RequestHeaderData header, String clientHost, Connection connection) {
         long startNs = System.nanoTime();
         int[] produced = request instanceof ProduceRequestData pr ? ShardMetrics.produceLengths(pr) : null;
+        RequestAuthorization.Gate gate = RequestAuthorization.check(broker, st, api, version, request,
+            String.valueOf(connection.principal()), clientHost);
+        if (gate == null || gate.answer() != null) { // refused before any handler runs (ACLs)
+            return metered(st, api, startNs, request, produced, gate == null ? Promise.failed(new SecurityException(api
+                + " has no authorization rule; refused while ACLs are on")) : Promise.completed(gate.answer()));
+        }
         Promise<ProtocolMessage> response = switch (api) {
             case FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP, OFFSET_COMMIT, OFFSET_FETCH,
                  DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE, TXN_OFFSET_COMMIT ->
@@ -162,6 +168,7 @@ final class Handlers {
             case CREATE_TOPICS -> createTopics(st, (CreateTopicsRequestData) request);
             default -> Promise.failed(new IllegalStateException(api + " is not handled"));
         };
+        response = gate.apply(response);
         return metered(st, api, startNs, request, produced, response);
     }
 

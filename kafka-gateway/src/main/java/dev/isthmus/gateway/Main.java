@@ -68,6 +68,14 @@ public final class Main {
                                    controller to in-sync followers first, for at most MS (default 10000; 0 = off)
           --auto-leader-rebalance B  give leadership back to each partition's preferred replica once it
                                    is caught up (default true; false: leaders stay until kafka-leader-election)
+          --authorizer NAME        enforce Kafka ACLs: 'acl' or Kafka's class name
+                                   org.apache.kafka.metadata.authorizer.StandardAuthorizer (as
+                                   authorizer.class.name in --config); default none: everything is allowed
+                                   and the ACL APIs answer SECURITY_DISABLED
+          --super-users PRINCIPALS principals allowed everything, ';'-separated: 'User:admin;User:ops'
+                                   (super.users)
+          --allow-everyone-if-no-acl-found B  allow requests on resources no ACL names (default false;
+                                   allow.everyone.if.no.acl.found)
           --pin                    pin shard threads to CPUs
           --portable               use the portable I/O backend (FileChannel + NIO) instead of io_uring;
                                    without it the broker uses io_uring where the kernel allows it and
@@ -272,6 +280,12 @@ public final class Main {
             case "request-receive-timeout" -> b.requestReceiveTimeoutMs(parseMillis(name, v));
             case "connection-receive-share" -> b.connectionReceiveSharePercent(integer(name, v.endsWith("%")
                 ? v.substring(0, v.length() - 1) : v));
+            case "authorizer", "authorizer.class.name" ->
+                b.authorizer(b.authorizer.withEnabled(dev.isthmus.gateway.auth.AuthorizerConfig.parseAuthorizer(name, v)));
+            case "super-users", "super.users" ->
+                b.authorizer(b.authorizer.withSuperUsers(dev.isthmus.gateway.auth.AuthorizerConfig.parseSuperUsers(v)));
+            case "allow-everyone-if-no-acl-found", "allow.everyone.if.no.acl.found" ->
+                b.authorizer(b.authorizer.withAllowEveryoneIfNoAclFound(bool(name, v)));
             case "portable" -> b.backend(bool(name, v) ? IoBackend.PORTABLE : IoBackend.AUTO);
             // Older spellings kept so existing scripts still work.
             case "port" -> b.port(integer(name, v));

@@ -55,6 +55,8 @@ final class ShardState {
     TopicTable topics = TopicTable.EMPTY;
     /** The controller state {@link #topics} came from (brokers for Metadata); null until the first arrives. */
     dev.isthmus.raft.controller.ClusterState cluster;
+    /** The ACLs of {@link #cluster} as an immutable index, installed with it (allows everything when ACLs are off). */
+    dev.isthmus.gateway.auth.Authorizer authorizer = dev.isthmus.gateway.auth.Authorizer.ALLOW_ALL;
     /** Leader and epoch of every partition group announced by the shards hosting them: {leaderId, epoch}. */
     final Map<Long, int[]> leaders = new HashMap<>();
     /** Every partition group's leader, epoch and in-sync replicas as its leader published them ({@link ReplicaStates}). */

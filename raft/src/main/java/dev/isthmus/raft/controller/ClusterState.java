@@ -5,39 +5,45 @@ import java.util.Collection;
 import java.util.Collections;
 import java.util.List;
 import java.util.SortedMap;
+import java.util.SortedSet;
 import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.UUID;
 import java.util.regex.Pattern;
 
 /**
  * The cluster metadata the controller group replicates: brokers, topics with their ids, configs and
- * partitions (replicas and shards), and the next Raft group id to hand out. Immutable: each applied command
+ * partitions (replicas and shards), the next Raft group id to hand out, and the ACLs (Kafka's
+ * {@link AclBinding}s, which the gateway's authorizer reads). Immutable: each applied command
  * yields a new state, so any thread may read a published state without locks.
  *
  * <p>{@link #apply} is the state machine's transition: deterministic, validating every command against this
  * state and answering a Kafka error code and sentence when it does not apply (the state is then unchanged).
  *
  * <pre>
- *   snapshot: version i16 (3), appliedOffset i64, nextGroupId i64, nextProducerId i64 (from version 2),
+ *   snapshot: version i16 (4), appliedOffset i64, nextGroupId i64, nextProducerId i64 (from version 2),
  *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions)),
- *             reassignments (from version 3: i32 n, n x (topic, partition i32, adding int[], removing int[]))
+ *             reassignments (from version 3: i32 n, n x (topic, partition i32, adding int[], removing int[])),
+ *             acls (i32 n, n x binding; from version 4)
  * </pre>
- * Versions 1 and 2 (no reassignments section) are still read.
+ * Versions 1 to 3 (no reassignments section before 3, no ACLs before 4) are still read.
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 3;
+    private static final int SNAPSHOT_VERSION = 4;
     /** The oldest snapshot version this node reads. */
     private static final int SNAPSHOT_VERSION_MIN = 1;
+    /** The most ACL bindings the cluster holds (a bound on the state's size and every shard's copy). */
+    public static final int MAX_ACLS = 100_000;
     /** The largest block of producer ids one AllocateProducerIds may take (Kafka hands out 1000 at a time). */
     public static final int MAX_PRODUCER_ID_BLOCK = 1_000_000;
     private static final Pattern TOPIC_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,249}");
     private static final Pattern CONFIG_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,255}");
     private static final int MAX_CONFIG_VALUE_CHARS = 32 * 1024;
 
-    public static final ClusterState EMPTY = new ClusterState(-1, 1, 0, new TreeMap<>(), new TreeMap<>());
+    public static final ClusterState EMPTY = new ClusterState(-1, 1, 0, new TreeMap<>(), new TreeMap<>(), new TreeSet<>());
 
     private final long appliedOffset;
     private final long nextGroupId;
@@ -45,14 +51,25 @@ public final class ClusterState {
     private final long nextProducerId;
     private final SortedMap<Integer, BrokerInfo> brokers;
     private final SortedMap<String, TopicInfo> topics;
+    /** Unmodifiable; shared by successive states until an ACL command changes it (readers may compare identity). */
+    private final SortedSet<AclBinding> acls;
 
     private ClusterState(long appliedOffset, long nextGroupId, long nextProducerId, SortedMap<Integer, BrokerInfo> brokers,
-                         SortedMap<String, TopicInfo> topics) {
+                         SortedMap<String, TopicInfo> topics, SortedSet<AclBinding> acls) {
         this.appliedOffset = appliedOffset;
         this.nextGroupId = nextGroupId;
         this.nextProducerId = nextProducerId;
         this.brokers = Collections.unmodifiableSortedMap(brokers);
         this.topics = Collections.unmodifiableSortedMap(topics);
+        this.acls = acls instanceof TreeSet<AclBinding> t ? Collections.unmodifiableSortedSet(t) : acls;
+    }
+
+    /**
+     * Every ACL binding, in {@link AclBinding}'s order. The same object while no ACL command applies, so a reader
+     * may rebuild what it derives from the ACLs only when the identity changes.
+     */
+    public SortedSet<AclBinding> acls() {
+        return acls;
     }
 
     /** The controller log offset this state reflects (-1 for none). */
@@ -123,7 +140,7 @@ public final class ClusterState {
             case ControllerCommand.RegisterBroker r -> {
                 TreeMap<Integer, BrokerInfo> b = new TreeMap<>(brokers);
                 b.put(r.broker().id(), r.broker());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics)));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics), acls));
             }
             case ControllerCommand.CreateTopic t -> createTopic(t, offset);
             case ControllerCommand.DeleteTopic d -> {
@@ -133,7 +150,7 @@ public final class ClusterState {
                 }
                 TreeMap<String, TopicInfo> t = new TreeMap<>(topics);
                 t.remove(d.name());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t, acls));
             }
             case ControllerCommand.CreatePartitions p -> createPartitions(p, offset);
             case ControllerCommand.AlterConfigs a -> alterConfigs(a, offset);
@@ -142,6 +159,8 @@ public final class ClusterState {
             case ControllerCommand.CompleteReassignment r -> reassign(r.topic(), r.partition(), offset,
                 (t, p) -> Reassignment.complete(t, p, r));
             case ControllerCommand.AllocateProducerIds a -> allocateProducerIds(a, offset);
+            case ControllerCommand.CreateAcls a -> createAcls(a, offset);
+            case ControllerCommand.DeleteAcls d -> deleteAcls(d, offset);
         };
     }
 
@@ -162,7 +181,7 @@ public final class ClusterState {
         parts.set(index, o.next());
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(topic, new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls));
     }
 
     private Applied ok(ClusterState next) {
@@ -177,7 +196,7 @@ public final class ClusterState {
     /** This state as of {@code offset} (for entries that change nothing, e.g. Raft's own). */
     public ClusterState withOffset(long offset) {
         return offset == appliedOffset ? this : new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics));
+            new TreeMap<>(topics), acls);
     }
 
     private static String checkConfigs(SortedMap<String, String> configs) {
@@ -243,7 +262,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls));
     }
 
     private Applied createPartitions(ControllerCommand.CreatePartitions c, long offset) {
@@ -287,7 +306,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls));
     }
 
     private Applied alterConfigs(ControllerCommand.AlterConfigs a, long offset) {
@@ -309,7 +328,7 @@ public final class ClusterState {
         a.delete().forEach(configs::remove);
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), configs, t.partitions()));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls));
     }
 
     private Applied allocateProducerIds(ControllerCommand.AllocateProducerIds a, long offset) {
@@ -321,8 +340,38 @@ public final class ClusterState {
             return fail(offset, ControllerErrors.UNKNOWN_SERVER_ERROR, "the producer id space is exhausted");
         }
         ClusterState next = new ClusterState(offset, nextGroupId, nextProducerId + a.count(), new TreeMap<>(brokers),
-            new TreeMap<>(topics));
+            new TreeMap<>(topics), acls);
         return new Applied(next, ControllerResult.ok(offset, nextProducerId));
+    }
+
+    /** Adds bindings (one already present is kept once); the result's value is how many were new. */
+    private Applied createAcls(ControllerCommand.CreateAcls c, long offset) {
+        for (AclBinding b : c.bindings()) {
+            String problem = b.problem();
+            if (problem != null) {
+                return fail(offset, ControllerErrors.INVALID_REQUEST, problem);
+            }
+        }
+        TreeSet<AclBinding> next = new TreeSet<>(acls);
+        next.addAll(c.bindings());
+        if (next.size() > MAX_ACLS) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "the cluster holds " + acls.size() + " ACLs; "
+                + (next.size() - acls.size()) + " more would pass the limit of " + MAX_ACLS);
+        }
+        int added = next.size() - acls.size();
+        ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
+            new TreeMap<>(topics), added == 0 ? acls : next);
+        return new Applied(s, ControllerResult.ok(offset, added));
+    }
+
+    /** Removes exactly the bindings listed (those absent are ignored); the result's value is how many were removed. */
+    private Applied deleteAcls(ControllerCommand.DeleteAcls d, long offset) {
+        TreeSet<AclBinding> next = new TreeSet<>(acls);
+        next.removeAll(d.bindings());
+        int removed = acls.size() - next.size();
+        ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
+            new TreeMap<>(topics), removed == 0 ? acls : next);
+        return new Applied(s, ControllerResult.ok(offset, removed));
     }
 
     // ================================================================================== snapshots
@@ -348,6 +397,8 @@ public final class ClusterState {
             PartitionInfo p = movingParts.get(i);
             w.str(moving.get(i)).i32(p.partition()).ints(p.adding()).ints(p.removing());
         }
+        w.i32(acls.size());
+        acls.forEach(a -> a.write(w));
         return w.bytes();
     }
 
@@ -396,14 +447,22 @@ public final class ClusterState {
                 topics.put(name, new TopicInfo(t.name(), t.id(), t.configs(), parts));
             }
         }
+        TreeSet<AclBinding> acls = new TreeSet<>();
+        if (version >= 4) { // versions 1 to 3 predate ACLs
+            int na = r.count(16);
+            for (int i = 0; i < na; i++) {
+                acls.add(AclBinding.read(r));
+            }
+        }
         r.end();
-        return new ClusterState(applied, next, nextProducerId, brokers, topics);
+        return new ClusterState(applied, next, nextProducerId, brokers, topics, acls);
     }
 
     @Override
     public boolean equals(Object o) {
         return o instanceof ClusterState s && s.appliedOffset == appliedOffset && s.nextGroupId == nextGroupId
-            && s.nextProducerId == nextProducerId && s.brokers.equals(brokers) && s.topics.equals(topics);
+            && s.nextProducerId == nextProducerId && s.brokers.equals(brokers) && s.topics.equals(topics)
+            && s.acls.equals(acls);
     }
 
     @Override

@@ -27,6 +27,8 @@ import java.util.UUID;
  *   6 AllocateProducerIds  brokerId i32, count i32
  *  20 ReassignPartition     topic, partition i32, target (i8 0 = null (cancel), or i8 1 + int[])
  *  21 CompleteReassignment  topic, partition i32, groupId i64, target int[]
+ *   7 CreateAcls        bindings (i32 n, n x AclBinding)
+ *   8 DeleteAcls        bindings (i32 n, n x AclBinding)
  * </pre>
  */
 public sealed interface ControllerCommand {
@@ -117,6 +119,26 @@ public sealed interface ControllerCommand {
     record AllocateProducerIds(int brokerId, int count) implements ControllerCommand {
     }
 
+    /**
+     * Adds ACL bindings (Kafka's CreateAcls). Every binding must be valid ({@link AclBinding#problem()}) or the
+     * whole command fails with INVALID_REQUEST; the result's {@link ControllerResult#value()} counts the new ones.
+     */
+    record CreateAcls(List<AclBinding> bindings) implements ControllerCommand {
+        public CreateAcls {
+            bindings = List.copyOf(bindings);
+        }
+    }
+
+    /**
+     * Removes exactly these ACL bindings (Kafka's DeleteAcls, its filters resolved by the submitting broker);
+     * bindings no longer present are ignored. The result's {@link ControllerResult#value()} counts the removed.
+     */
+    record DeleteAcls(List<AclBinding> bindings) implements ControllerCommand {
+        public DeleteAcls {
+            bindings = List.copyOf(bindings);
+        }
+    }
+
     /** The command's wire form. */
     default byte[] encode() {
         Wire.Writer w = new Wire.Writer();
@@ -153,6 +175,14 @@ public sealed interface ControllerCommand {
             }
             case CompleteReassignment c -> w.i8(21).i8(VERSION).str(c.topic()).i32(c.partition()).i64(c.groupId())
                 .ints(c.target);
+            case CreateAcls c -> {
+                w.i8(7).i8(VERSION).i32(c.bindings().size());
+                c.bindings().forEach(b -> b.write(w));
+            }
+            case DeleteAcls c -> {
+                w.i8(8).i8(VERSION).i32(c.bindings().size());
+                c.bindings().forEach(b -> b.write(w));
+            }
         }
         return w.bytes();
     }
@@ -198,10 +228,21 @@ public sealed interface ControllerCommand {
                 yield new ReassignPartition(topic, partition, has == 1 ? r.ints() : null);
             }
             case 21 -> new CompleteReassignment(r.str(), r.i32(), r.i64(), r.ints());
+            case 7 -> new CreateAcls(readBindings(r));
+            case 8 -> new DeleteAcls(readBindings(r));
             default -> throw new ControllerFormatException("unknown controller command type " + type);
         };
         r.end();
         return c;
+    }
+
+    private static List<AclBinding> readBindings(Wire.Reader r) {
+        int n = r.count(16);
+        List<AclBinding> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            out.add(AclBinding.read(r));
+        }
+        return out;
     }
 
     private static void writeMap(Wire.Writer w, Map<String, String> m) {

@@ -127,8 +127,10 @@ class ClusterStateTest {
         SplittableRandom r = new SplittableRandom(seed);
         ClusterState s = brokers(1 + r.nextInt(5), 1 + r.nextInt(4));
         for (int i = 0; i < 200; i++) {
-            ControllerCommand c = switch (r.nextInt(5)) {
+            ControllerCommand c = switch (r.nextInt(7)) {
                 case 4 -> new ControllerCommand.AllocateProducerIds(r.nextInt(5), 1 + r.nextInt(2000));
+                case 5 -> new ControllerCommand.CreateAcls(List.of(randomAcl(r), randomAcl(r)));
+                case 6 -> new ControllerCommand.DeleteAcls(List.of(randomAcl(r)));
                 case 0 -> ControllerCommand.CreateTopic.of("t" + r.nextInt(20), 1 + r.nextInt(8), 1 + r.nextInt(3),
                     Map.of("k" + r.nextInt(3), "v" + r.nextInt(100)));
                 case 1 -> new ControllerCommand.DeleteTopic("t" + r.nextInt(20));
@@ -144,6 +146,72 @@ class ClusterStateTest {
             s = a1.state();
             assertEquals(s, ClusterState.decode(s.encode()), "snapshot round trip (seed " + seed + ")");
         }
+    }
+
+    private static AclBinding randomAcl(SplittableRandom r) {
+        return new AclBinding(AclBinding.TOPIC, "t" + r.nextInt(4), r.nextBoolean() ? AclBinding.LITERAL
+            : AclBinding.PREFIXED, "User:u" + r.nextInt(3), "*", AclBinding.READ, AclBinding.ALLOW);
+    }
+
+    @Test
+    void shouldStoreAclsOnceAndKeepThemAcrossSnapshots() {
+        ClusterState s = brokers(1, 1);
+        AclBinding read = new AclBinding(AclBinding.TOPIC, "orders", AclBinding.LITERAL, "User:alice", "*",
+            AclBinding.READ, AclBinding.ALLOW);
+        AclBinding deny = new AclBinding(AclBinding.GROUP, "g-", AclBinding.PREFIXED, "User:*", "10.0.0.1",
+            AclBinding.ALL, AclBinding.DENY);
+        ClusterState.Applied a = s.apply(new ControllerCommand.CreateAcls(List.of(read, deny, read)), ++offset);
+        assertTrue(a.result().isOk(), a.result().toString());
+        assertEquals(2, a.result().value(), "a binding listed twice is stored once");
+        s = a.state();
+        assertEquals(new TreeSet<>(List.of(read, deny)), s.acls());
+        java.util.SortedSet<AclBinding> before = s.acls();
+        s = apply(s, ControllerCommand.CreateTopic.of("orders", 1, 1, Map.of()), 0);
+        assertTrue(before == s.acls(), "other commands keep the same ACL set object (shards skip rebuilding)");
+        ClusterState.Applied again = s.apply(new ControllerCommand.CreateAcls(List.of(read)), ++offset);
+        assertEquals(0, again.result().value());
+        assertTrue(before == again.state().acls(), "nothing new: the same set");
+        s = again.state();
+        assertEquals(s, ClusterState.decode(s.encode()), "ACLs survive a snapshot");
+        assertEquals(2, ClusterState.decode(s.encode()).acls().size());
+        ClusterState.Applied del = s.apply(new ControllerCommand.DeleteAcls(List.of(deny, deny,
+            new AclBinding(AclBinding.TOPIC, "absent", AclBinding.LITERAL, "User:x", "*", AclBinding.READ,
+                AclBinding.ALLOW))), ++offset);
+        assertTrue(del.result().isOk());
+        assertEquals(1, del.result().value(), "only the present binding counts as removed");
+        assertEquals(new TreeSet<>(List.of(read)), del.state().acls());
+    }
+
+    @Test
+    void shouldRefuseAnInvalidAclWithoutStoringAnyOfTheCommand() {
+        ClusterState s = brokers(1, 1);
+        AclBinding good = new AclBinding(AclBinding.TOPIC, "t", AclBinding.LITERAL, "User:a", "*", AclBinding.READ,
+            AclBinding.ALLOW);
+        AclBinding bad = new AclBinding(AclBinding.CLUSTER, "not-the-cluster", AclBinding.LITERAL, "User:a", "*",
+            AclBinding.ALTER, AclBinding.ALLOW);
+        s = apply(s, new ControllerCommand.CreateAcls(List.of(good, bad)), ControllerErrors.INVALID_REQUEST);
+        assertTrue(s.acls().isEmpty());
+    }
+
+    @Test
+    void shouldReadVersionTwoAndThreeSnapshotsWithoutAcls() {
+        ClusterState s = brokers(2, 2);
+        s = apply(s, ControllerCommand.CreateTopic.of("t", 2, 1, Map.of()), 0);
+        s = s.apply(new ControllerCommand.AllocateProducerIds(0, 1000), ++offset).state();
+        byte[] v4 = s.encode();
+        // Version 3: the same layout without the trailing ACL count.
+        java.nio.ByteBuffer v3 = java.nio.ByteBuffer.allocate(v4.length - 4);
+        v3.putShort((short) 3).put(v4, 2, v4.length - 2 - 4);
+        ClusterState back = ClusterState.decode(v3.array());
+        assertEquals(s, back);
+        assertTrue(back.acls().isEmpty());
+        // Version 2: without the reassignments count (0 here) either.
+        java.nio.ByteBuffer v2 = java.nio.ByteBuffer.allocate(v4.length - 8);
+        v2.putShort((short) 2).put(v4, 2, v4.length - 2 - 8);
+        assertEquals(s, ClusterState.decode(v2.array()));
+        byte[] v5 = v4.clone();
+        v5[1] = 5;
+        assertThrows(ControllerFormatException.class, () -> ClusterState.decode(v5), "a newer layout is refused");
     }
 
     @Test
@@ -169,11 +237,11 @@ class ClusterStateTest {
     @Test
     void shouldReadVersionOneSnapshotsWithoutAProducerIdCounter() {
         ClusterState s = brokers(2, 2);
-        byte[] v3 = s.encode();
+        byte[] v4 = s.encode();
         // Version 1: the same layout without the producer id counter after nextGroupId and without version 3's
-        // reassignments count at the end.
-        java.nio.ByteBuffer v1 = java.nio.ByteBuffer.allocate(v3.length - 8 - 4);
-        v1.putShort((short) 1).put(v3, 2, 16).put(v3, 26, v3.length - 26 - 4);
+        // reassignments count and version 4's ACL count at the end.
+        java.nio.ByteBuffer v1 = java.nio.ByteBuffer.allocate(v4.length - 8 - 8);
+        v1.putShort((short) 1).put(v4, 2, 16).put(v4, 26, v4.length - 26 - 8);
         ClusterState back = ClusterState.decode(v1.array());
         assertEquals(0, back.nextProducerId());
         assertEquals(s.brokers().size(), back.brokers().size());
