@@ -1,6 +1,11 @@
 package dev.isthmus.gateway;
 
 import dev.isthmus.ffi.Libc;
+import dev.isthmus.gateway.security.ListenerConfig;
+import dev.isthmus.gateway.security.SaslSettings;
+import dev.isthmus.gateway.security.SecurityProtocol;
+import dev.isthmus.gateway.security.SecuritySettings;
+import dev.isthmus.gateway.security.TlsSettings;
 import dev.isthmus.uring.IoBackend;
 
 import java.nio.file.Path;
@@ -71,6 +76,9 @@ import java.util.Map;
  *                                   {@code compression.type}, {@code min.insync.replicas}, ...; see
  *                                   {@link TopicConfigs#BY_BROKER_NAME}), as given in a {@code --config} file;
  *                                   DescribeConfigs reports them with source STATIC_BROKER_CONFIG
+ * @param security                   named listeners ({@code --listeners}), TLS and SASL settings; with no named
+ *                                   listener the broker has one PLAINTEXT listener on {@code host}/{@code port}
+ *                                   advertised as {@code advertisedHost}/{@code advertisedPort}
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -80,11 +88,15 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
                            int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
                            long replicaLagTimeMaxMs, long shutdownHandoffMs, Map<String, String> topicDefaults,
-                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent) {
+                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent,
+                           SecuritySettings security) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
     public BrokerConfig {
+        if (security == null) {
+            security = SecuritySettings.DEFAULTS;
+        }
         if (shards < 1) {
             throw new IllegalArgumentException("--smp must be >= 1, got " + shards);
         }
@@ -299,6 +311,18 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
     }
 
     /** The host written into Metadata responses. */
+    /**
+     * The Kafka listeners: the named ones, or the one PLAINTEXT listener of {@code --listen}/{@code --advertise}
+     * (named PLAINTEXT) when none is named.
+     */
+    public List<ListenerConfig> listeners() {
+        if (!security.listeners().isEmpty()) {
+            return security.listeners();
+        }
+        return List.of(new ListenerConfig("PLAINTEXT", host, port, advertisedHost, advertisedPort,
+            SecurityProtocol.PLAINTEXT));
+    }
+
     public String advertisedHostOrListen() {
         return advertisedHost != null ? advertisedHost : host;
     }
@@ -399,6 +423,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         Map<String, String> topicDefaults = new java.util.LinkedHashMap<>();
         long requestReceiveTimeoutMs = 30_000;
         int connectionReceiveSharePercent = 50;
+        SecuritySettings security = SecuritySettings.DEFAULTS;
 
         Builder() {
         }
@@ -437,6 +462,28 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             topicDefaults = new java.util.LinkedHashMap<>(c.topicDefaults);
             requestReceiveTimeoutMs = c.requestReceiveTimeoutMs;
             connectionReceiveSharePercent = c.connectionReceiveSharePercent;
+            security = c.security;
+        }
+
+        /** Named listeners, TLS and SASL settings (see {@link SecuritySettings}). */
+        public Builder security(SecuritySettings v) {
+            security = v;
+            return this;
+        }
+
+        public Builder listeners(List<ListenerConfig> v) {
+            security = security.withListeners(v);
+            return this;
+        }
+
+        public Builder tls(TlsSettings v) {
+            security = security.withTls(v);
+            return this;
+        }
+
+        public Builder sasl(SaslSettings v) {
+            security = security.withSasl(v);
+            return this;
         }
 
         public Builder autoLeaderRebalance(boolean v) {
@@ -598,7 +645,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
-                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent);
+                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, security);
         }
     }
 }

@@ -88,6 +88,9 @@ final class Handlers {
         supported.put(ApiKeys.DELETE_ACLS, new Range((short) 1, (short) 3));
         supported.put(ApiKeys.DESCRIBE_PRODUCERS, new Range((short) 0, (short) 0));
         supported.put(ApiKeys.DESCRIBE_TOPIC_PARTITIONS, new Range((short) 0, (short) 0));
+        // Answered by the connection (its SASL state), on every listener: see Connection#saslGate.
+        supported.put(ApiKeys.SASL_HANDSHAKE, new Range((short) 1, (short) 1));
+        supported.put(ApiKeys.SASL_AUTHENTICATE, new Range((short) 0, (short) 2));
         groups = new GroupHandlers(broker);
         admin = new AdminHandlers(broker);
         fetch = new FetchHandler(broker, broker.config().shards(), FetchSessions.DEFAULT_SLOTS_PER_BROKER);
@@ -118,18 +121,19 @@ final class Handlers {
     Promise<ProtocolMessage> handle(ShardState st, ApiKeys api, short version, ProtocolMessage request,
                                     RequestHeaderData header, String clientHost, Connection connection) {
         long startNs = System.nanoTime();
+        String listener = connection == null ? null : connection.listenerName();
         int[] produced = request instanceof ProduceRequestData pr ? ShardMetrics.produceLengths(pr) : null;
         Promise<ProtocolMessage> response = switch (api) {
             case FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP, OFFSET_COMMIT, OFFSET_FETCH,
                  DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE ->
-                groups.handle(st, api, version, request, header, clientHost);
+                groups.handle(st, api, version, request, header, clientHost, listener);
             case DELETE_TOPICS, CREATE_PARTITIONS, DELETE_RECORDS, DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS,
                  OFFSET_FOR_LEADER_EPOCH, DESCRIBE_CLUSTER, ALTER_CONFIGS, DESCRIBE_LOG_DIRS, ELECT_LEADERS, DESCRIBE_ACLS,
                  CREATE_ACLS, DELETE_ACLS, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS ->
-                admin.handle(st, api, version, request);
+                admin.handle(st, api, version, request, listener);
             case API_VERSIONS -> Promise.completed(apiVersions(ErrorCodes.NONE));
-            case METADATA -> metadata(st, (MetadataRequestData) request, version);
-            case PRODUCE -> produce(st, (ProduceRequestData) request);
+            case METADATA -> metadata(st, (MetadataRequestData) request, version, listener);
+            case PRODUCE -> produce(st, (ProduceRequestData) request, listener);
             case FETCH -> fetch.handle(st, (FetchRequestData) request, version, connection);
             case LIST_OFFSETS -> listOffsets(st, (ListOffsetsRequestData) request);
             case INIT_PRODUCER_ID -> initProducerId(st, (InitProducerIdRequestData) request);
@@ -194,7 +198,7 @@ final class Handlers {
 
     // ------------------------------------------------------------------ Metadata and topics
 
-    private Promise<ProtocolMessage> metadata(ShardState st, MetadataRequestData req, short version) {
+    private Promise<ProtocolMessage> metadata(ShardState st, MetadataRequestData req, short version, String listener) {
         List<String> names = new ArrayList<>();
         boolean all = req.topics == null || (version == 0 && req.topics.isEmpty());
         if (!all) {
@@ -220,7 +224,7 @@ final class Handlers {
         }
         return Promise.whenAllSettled(creations).map(ignored -> {
             MetadataResponseData r = new MetadataResponseData();
-            r.brokers.addAll(brokers(st));
+            r.brokers.addAll(brokers(st, listener));
             r.clusterId = broker.clusterId();
             r.controllerId = broker.controllerId();
             if (all) {
@@ -253,18 +257,24 @@ final class Handlers {
      * ({@link ShardState#alive}), so tools that compare leaders with the live brokers
      * ({@code kafka-topics.sh --describe --unavailable-partitions}) see a stopped node as gone.
      */
-    List<MetadataResponseData.MetadataResponseBroker> brokers(ShardState st) {
+    List<MetadataResponseData.MetadataResponseBroker> brokers(ShardState st, String listener) {
         List<MetadataResponseData.MetadataResponseBroker> out = new ArrayList<>();
+        dev.isthmus.gateway.security.ListenerConfig own = ownListener(listener);
         boolean self = false;
         if (st.cluster != null) {
             for (dev.isthmus.raft.controller.BrokerInfo bi : st.cluster.brokers()) {
                 if (!st.alive(bi.id())) {
                     continue;
                 }
+                // The address of the listener the client came in on; a broker without that listener is left out.
+                dev.isthmus.raft.controller.BrokerInfo.Endpoint e = bi.endpoint(own.name());
+                if (e == null) {
+                    continue;
+                }
                 MetadataResponseData.MetadataResponseBroker b = new MetadataResponseData.MetadataResponseBroker();
                 b.nodeId = bi.id();
-                b.host = bi.host();
-                b.port = bi.kafkaPort();
+                b.host = e.host();
+                b.port = e.port();
                 out.add(b);
                 self |= bi.id() == broker.config().nodeId();
             }
@@ -272,11 +282,25 @@ final class Handlers {
         if (!self) {
             MetadataResponseData.MetadataResponseBroker b = new MetadataResponseData.MetadataResponseBroker();
             b.nodeId = broker.config().nodeId();
-            b.host = broker.config().advertisedHostOrListen();
-            b.port = broker.config().advertisedPort() != 0 ? broker.config().advertisedPort() : broker.port();
+            b.host = own.advertisedHostOrBind();
+            b.port = own.advertisedPort() != 0 ? own.advertisedPort() : own.port();
             out.add(b);
         }
         return out;
+    }
+
+    /** This broker's listener named {@code name} (bound port filled in); the first listener when null or unknown. */
+    private dev.isthmus.gateway.security.ListenerConfig ownListener(String name) {
+        List<dev.isthmus.gateway.security.ListenerConfig> ls = broker.listeners();
+        if (ls.isEmpty()) {
+            ls = broker.config().listeners();
+        }
+        for (dev.isthmus.gateway.security.ListenerConfig l : ls) {
+            if (l.name().equals(name)) {
+                return l;
+            }
+        }
+        return ls.get(0);
     }
 
     /**
@@ -497,7 +521,7 @@ final class Handlers {
 
     // ------------------------------------------------------------------ Produce
 
-    private Promise<ProtocolMessage> produce(ShardState st, ProduceRequestData req) {
+    private Promise<ProtocolMessage> produce(ShardState st, ProduceRequestData req, String listener) {
         ProduceResponseData r = new ProduceResponseData();
         List<Promise<Object>> ps = new ArrayList<>();
         if (req.acks != 0 && req.acks != 1 && req.acks != -1) {
@@ -551,7 +575,7 @@ final class Handlers {
                         pr.logStartOffset = res.logStartOffset();
                         pr.errorMessage = res.message();
                         if (pr.errorCode == ErrorCodes.NOT_LEADER_OR_FOLLOWER) {
-                            leaderHint(st, topic.partition(pr.index), pr, r);
+                            leaderHint(st, topic.partition(pr.index), pr, r, listener);
                         }
                         pr.logAppendTimeMs = res.logAppendTimeMs();
                         for (Partition.RecordError e : res.recordErrors()) {
@@ -574,7 +598,8 @@ final class Handlers {
      * former leader answers with its successor).
      */
     private void leaderHint(ShardState st, dev.isthmus.raft.controller.PartitionInfo info,
-                            ProduceResponseData.PartitionProduceResponse pr, ProduceResponseData r) {
+                            ProduceResponseData.PartitionProduceResponse pr, ProduceResponseData r,
+                            String listener) {
         ReplicaView v = replicaView(st, info);
         if (v.leaderId() < 0 || v.leaderEpoch() < 0 || v.leaderId() == broker.config().nodeId()) {
             return;
@@ -586,7 +611,7 @@ final class Handlers {
                 return;
             }
         }
-        for (MetadataResponseData.MetadataResponseBroker b : brokers(st)) {
+        for (MetadataResponseData.MetadataResponseBroker b : brokers(st, listener)) {
             if (b.nodeId == v.leaderId()) {
                 ProduceResponseData.NodeEndpoint e = new ProduceResponseData.NodeEndpoint();
                 e.nodeId = b.nodeId;

@@ -18,15 +18,17 @@ import java.util.regex.Pattern;
  * state and answering a Kafka error code and sentence when it does not apply (the state is then unchanged).
  *
  * <pre>
- *   snapshot: version i16 (1), appliedOffset i64, nextGroupId i64,
+ *   snapshot: version i16 (2), appliedOffset i64, nextGroupId i64,
  *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions))
+ *   version 2 adds each broker's listeners after its fields (i32 n, n x (name, host, port i32)); version 1
+ *   snapshots are still read (their brokers have no named listeners)
  * </pre>
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 1;
+    private static final int SNAPSHOT_VERSION = 2;
     private static final Pattern TOPIC_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,249}");
     private static final Pattern CONFIG_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,255}");
     private static final int MAX_CONFIG_VALUE_CHARS = 32 * 1024;
@@ -278,7 +280,10 @@ public final class ClusterState {
     public byte[] encode() {
         Wire.Writer w = new Wire.Writer().i16(SNAPSHOT_VERSION).i64(appliedOffset).i64(nextGroupId);
         w.i32(brokers.size());
-        brokers.values().forEach(b -> b.write(w));
+        brokers.values().forEach(b -> {
+            b.write(w);
+            b.writeListeners(w);
+        });
         w.i32(topics.size());
         topics.values().forEach(t -> t.write(w));
         return w.bytes();
@@ -288,16 +293,16 @@ public final class ClusterState {
     public static ClusterState decode(byte[] bytes) {
         Wire.Reader r = new Wire.Reader(bytes);
         int version = r.i16();
-        if (version != SNAPSHOT_VERSION) {
+        if (version != 1 && version != SNAPSHOT_VERSION) {
             throw new ControllerFormatException("controller snapshot has version " + version + "; this node reads "
-                + SNAPSHOT_VERSION);
+                + "1 to " + SNAPSHOT_VERSION);
         }
         long applied = r.i64();
         long next = r.i64();
         int nb = r.count(20);
         TreeMap<Integer, BrokerInfo> brokers = new TreeMap<>();
         for (int i = 0; i < nb; i++) {
-            BrokerInfo b = BrokerInfo.read(r);
+            BrokerInfo b = BrokerInfo.read(r, version >= 2);
             brokers.put(b.id(), b);
         }
         int nt = r.count(24);

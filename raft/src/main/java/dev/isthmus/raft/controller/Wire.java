@@ -136,6 +136,10 @@ final class Wire {
             return a;
         }
 
+        boolean hasRemaining() {
+            return b.hasRemaining();
+        }
+
         void end() {
             if (b.hasRemaining()) {
                 throw new ControllerFormatException(b.remaining() + " unexpected bytes after the record");
