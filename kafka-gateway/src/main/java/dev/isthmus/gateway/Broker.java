@@ -496,6 +496,25 @@ public final class Broker implements AutoCloseable {
         return index < b.size() ? b.get(index) : fallback;
     }
 
+    /**
+     * Any non-shard thread: the principal and listener of every open connection ("User:alice@SASL_SSL"), across the
+     * shards (tests, diagnostics). Blocks.
+     */
+    List<String> connectionPrincipals() throws Exception {
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < group.size(); i++) {
+            int id = i;
+            out.addAll(group.call(i, s -> {
+                List<String> l = new ArrayList<>();
+                for (Connection c : connections.get(id)) {
+                    l.add(c.principal() + "@" + c.listenerName());
+                }
+                return l;
+            }).get(30, TimeUnit.SECONDS));
+        }
+        return out;
+    }
+
     /** The Kafka listeners with their bound ports. */
     public List<ListenerConfig> listeners() {
         return boundListeners;

@@ -423,7 +423,10 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         Map<String, String> topicDefaults = new java.util.LinkedHashMap<>();
         long requestReceiveTimeoutMs = 30_000;
         int connectionReceiveSharePercent = 50;
-        SecuritySettings security = SecuritySettings.DEFAULTS;
+        // Kept apart until build(): a listener needing TLS may be set before the TLS settings.
+        List<ListenerConfig> listeners = List.of();
+        TlsSettings tls = TlsSettings.DEFAULTS;
+        SaslSettings sasl = SaslSettings.DEFAULTS;
 
         Builder() {
         }
@@ -462,27 +465,31 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             topicDefaults = new java.util.LinkedHashMap<>(c.topicDefaults);
             requestReceiveTimeoutMs = c.requestReceiveTimeoutMs;
             connectionReceiveSharePercent = c.connectionReceiveSharePercent;
-            security = c.security;
+            listeners = c.security.listeners();
+            tls = c.security.tls();
+            sasl = c.security.sasl();
         }
 
         /** Named listeners, TLS and SASL settings (see {@link SecuritySettings}). */
         public Builder security(SecuritySettings v) {
-            security = v;
+            listeners = v.listeners();
+            tls = v.tls();
+            sasl = v.sasl();
             return this;
         }
 
         public Builder listeners(List<ListenerConfig> v) {
-            security = security.withListeners(v);
+            listeners = v;
             return this;
         }
 
         public Builder tls(TlsSettings v) {
-            security = security.withTls(v);
+            tls = v;
             return this;
         }
 
         public Builder sasl(SaslSettings v) {
-            security = security.withSasl(v);
+            sasl = v;
             return this;
         }
 
@@ -645,7 +652,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
-                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, security);
+                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent,
+                new SecuritySettings(listeners, tls, sasl));
         }
     }
 }

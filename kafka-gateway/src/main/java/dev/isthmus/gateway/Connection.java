@@ -124,6 +124,9 @@ final class Connection implements TcpConnection.ReceiveHandler {
         final AtomicLong pending = new AtomicLong();
         /** Rate-limited, counted warnings about connections. */
         final ConnectionWarnings warnings = new ConnectionWarnings();
+        /** SASL authentications that succeeded: first ones, and re-authentications (KIP-368). */
+        final AtomicLong authentications = new AtomicLong();
+        final AtomicLong reauthentications = new AtomicLong();
     }
 
     /** Weak keys: a closed broker's counters go with it. Touched once per accept. */
@@ -177,6 +180,12 @@ final class Connection implements TcpConnection.ReceiveHandler {
      */
     static long pendingRequests(Broker b) {
         return limitsOf(b).pending.get();
+    }
+
+    /** Any thread: SASL authentications of this broker's connections that succeeded, {first, re-authentications}. */
+    static long[] authentications(Broker b) {
+        Limits l = limitsOf(b);
+        return new long[] {l.authentications.get(), l.reauthentications.get()};
     }
 
     /** Any thread: the broker's rate-limited, counted warnings about connections. */
@@ -1121,6 +1130,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
                         + " to " + ok.principal());
                 }
                 r.authBytes = dev.isthmus.gateway.protocol.ByteSlice.of(ok.response());
+                (reauthenticating ? limits.reauthentications : limits.authentications).incrementAndGet();
                 principal = ok.principal();
                 saslMechanism = ex.mechanism();
                 saslState = SaslState.AUTHENTICATED;

@@ -29,22 +29,24 @@ public final class Main {
                                    auto.create.topics.enable, socket.request.max.bytes
           --listen HOST:PORT       Kafka listener (default 127.0.0.1:9092)
           --advertise HOST:PORT    address given to clients in Metadata (default: the listener's)
-          --listeners NAME://HOST:PORT,...  named listeners instead of --listen, each with its security
-                                   protocol: a name PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL is its own
-                                   protocol, other names need --listener-security-protocol-map; Metadata
-                                   answers with the addresses of the listener the client came in on
-          --advertised-listeners NAME://HOST:PORT,...  what clients of each listener are told
-          --listener-security-protocol-map NAME:PROTOCOL,...  e.g. EXTERNAL:SASL_SSL,INTERNAL:PLAINTEXT
-          --ssl.keystore.location FILE  the broker's key and certificate chain (PKCS12, JKS or PEM; with
-                                   ssl.keystore.type, ssl.keystore.password, ssl.key.password); also
-                                   ssl.truststore.location/type/password, ssl.client.auth (none, requested,
-                                   required = mTLS), ssl.enabled.protocols (TLSv1.2,TLSv1.3),
-                                   ssl.principal.mapping.rules, ssl.reload.interval.ms (60000; files are
-                                   checked and reloaded without restart), as in Kafka
-          --sasl.enabled.mechanisms LIST  PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (default all three); also
-                                   connections.max.reauth.ms (session lifetime, KIP-368; default 0 = none)
-          --sasl.admin.user NAME   a bootstrap SASL user (SCRAM and PLAIN), its password from
-                                   sasl.admin.password or the environment variable ISTHMUS_SASL_ADMIN_PASSWORD
+          --listeners NAME://HOST:PORT,...  named Kafka listeners instead of --listen, each with its
+                                   security protocol: a listener named PLAINTEXT, SSL, SASL_PLAINTEXT or
+                                   SASL_SSL speaks it, others need --listener-security-protocol-map;
+                                   Metadata answers with the addresses of the listener a client came in on
+          --advertised-listeners NAME://HOST:PORT,...  what clients of each listener are told (default:
+                                   the listener's own address)
+          --listener-security-protocol-map NAME:PROTOCOL,...  e.g. INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL
+          TLS and SASL take Kafka's setting names, in the --config file or as options:
+            ssl.keystore.location FILE (PKCS12, JKS or PEM: key and certificate chain), ssl.keystore.type,
+            ssl.keystore.password, ssl.key.password, ssl.truststore.location/type/password,
+            ssl.client.auth (none, requested, required = mTLS), ssl.enabled.protocols (TLSv1.2,TLSv1.3),
+            ssl.cipher.suites, ssl.principal.mapping.rules (DEFAULT), ssl.reload.interval.ms (60000: the
+            key and trust files are checked and reloaded without a restart; 0 = never),
+            ssl.allow.dn.changes, ssl.allow.san.changes;
+            sasl.enabled.mechanisms (PLAIN,SCRAM-SHA-256,SCRAM-SHA-512), connections.max.reauth.ms (0 =
+            sessions never end), sasl.server.max.receive.size, connection.failed.authentication.delay.ms;
+            sasl.admin.user NAME: a bootstrap user for PLAIN and SCRAM, its password from
+            sasl.admin.password or the environment variable ISTHMUS_SASL_ADMIN_PASSWORD
           --data-dir DIR           data directory (default ./data)
           --smp N                  shard threads (default: the CPUs this process may use)
           --memory SIZE            native memory, e.g. 512M, 2G (default 1G): the shards' arenas, faulted in
@@ -203,7 +205,8 @@ public final class Main {
                 apply(b, e.getKey(), e.getValue().trim());
             }
         }
-        b.security(security(security, System.getenv(ADMIN_PASSWORD_ENV)));
+        BrokerConfig plain = b.build(); // --listen, for --advertised-listeners without --listeners
+        b.security(security(security, System.getenv(ADMIN_PASSWORD_ENV), new HostPort(plain.host(), plain.port())));
         return b.build();
     }
 
@@ -224,15 +227,18 @@ public final class Main {
         "sasl.admin.user", "sasl.admin.password", "sasl.admin.iterations");
 
     /** Builds the security settings from Kafka-named options; {@code envPassword} is the admin password's fallback. */
-    static dev.isthmus.gateway.security.SecuritySettings security(Map<String, String> o, String envPassword) {
+    static dev.isthmus.gateway.security.SecuritySettings security(Map<String, String> o, String envPassword,
+                                                                  HostPort listen) {
         var d = dev.isthmus.gateway.security.SecuritySettings.DEFAULTS;
         List<dev.isthmus.gateway.security.ListenerConfig> listeners = List.of();
         if (o.containsKey("listeners")) {
             listeners = dev.isthmus.gateway.security.ListenerConfig.parse(o.get("listeners"),
                 o.get("advertised.listeners"), o.get("listener.security.protocol.map"));
         } else if (o.containsKey("advertised.listeners") || o.containsKey("listener.security.protocol.map")) {
-            throw new IllegalArgumentException("advertised.listeners and listener.security.protocol.map need"
-                + " --listeners NAME://HOST:PORT,...");
+            // Without --listeners they apply to the one listener of --listen, named PLAINTEXT (map entries for other
+            // names are allowed, as Kafka allows them).
+            listeners = List.of(dev.isthmus.gateway.security.ListenerConfig.parse("PLAINTEXT://" + hostForUrl(listen)
+                + ":" + listen.port(), o.get("advertised.listeners"), o.get("listener.security.protocol.map")).get(0));
         }
         var t = d.tls();
         var tls = new dev.isthmus.gateway.security.TlsSettings(
@@ -385,6 +391,10 @@ public final class Main {
     }
 
     private record HostPort(String host, int port) {
+    }
+
+    private static String hostForUrl(HostPort hp) {
+        return hp.host().contains(":") ? "[" + hp.host() + "]" : hp.host();
     }
 
     private static HostPort hostPort(String option, String v) {

@@ -261,6 +261,7 @@ final class TlsChannel {
                 if (r.getHandshakeStatus() == SSLEngineResult.HandshakeStatus.FINISHED) {
                     handshakeFinished();
                 }
+                checkHandshakeDone();
                 switch (r.getStatus()) {
                     case BUFFER_UNDERFLOW -> {
                         return true; // a partial record: wait for more bytes
@@ -292,6 +293,16 @@ final class TlsChannel {
 
     private String plaintextHint() {
         return " (a client speaking plaintext Kafka to a TLS listener? set security.protocol to SSL or SASL_SSL)";
+    }
+
+    /**
+     * The handshake may end inside a delegated task (the last client flight's certificate check), and then no
+     * wrap or unwrap reports FINISHED: the engine not handshaking any more means the same.
+     */
+    private void checkHandshakeDone() {
+        if (!handshakeDone && engine.getHandshakeStatus() == SSLEngineResult.HandshakeStatus.NOT_HANDSHAKING) {
+            handshakeFinished();
+        }
     }
 
     private void handshakeFinished() {
@@ -327,6 +338,7 @@ final class TlsChannel {
         if (closed) {
             return;
         }
+        checkHandshakeDone();
         if (renegotiating()) {
             return;
         }
@@ -423,6 +435,7 @@ final class TlsChannel {
                 if (r.getHandshakeStatus() == SSLEngineResult.HandshakeStatus.FINISHED) {
                     handshakeFinished();
                 }
+                checkHandshakeDone();
                 if (r.getStatus() == SSLEngineResult.Status.CLOSED) {
                     closeNotifySent = true;
                     break;
