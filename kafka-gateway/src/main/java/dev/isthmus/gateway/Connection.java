@@ -204,6 +204,8 @@ final class Connection implements TcpConnection.ReceiveHandler {
         /** A decoded request not started yet (it waits for room under the bound); null once started. */
         ProtocolMessage request;
         RequestHeaderData header;
+        /** A bare SASL token's answer (SaslHandshake v0): the response is the size and the token, no header. */
+        boolean raw;
         /** What the request may produce, counted against the bound until its response exists. */
         long reservedBytes;
         IoBuf response;
@@ -368,6 +370,11 @@ final class Connection implements TcpConnection.ReceiveHandler {
     private long sessionExpiryNs;
     /** A SaslHandshake arrived on an authenticated connection: the exchange that follows re-authenticates. */
     private boolean reauthenticating;
+    /**
+     * After a SaslHandshake v0 (KIP-43): the SASL tokens come as bare size-prefixed frames, no Kafka header, and are
+     * answered the same way, until the exchange ends.
+     */
+    private boolean rawTokens;
 
     /** Where a SASL listener's connection stands. */
     private enum SaslState {
@@ -434,6 +441,11 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 @Override
                 public void plaintext(MemorySegment data, long offset, int length) {
                     receivePlaintext(data, offset, length);
+                }
+
+                @Override
+                public void deliveredLater() {
+                    parseFrames();
                 }
 
                 @Override
@@ -689,7 +701,11 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 endHeadGrant();
                 frameStartNs = 0;
                 try {
-                    handleFrame(frame, (int) frameBytes);
+                    if (rawTokens) {
+                        handleRawToken(frame, (int) frameBytes);
+                    } else {
+                        handleFrame(frame, (int) frameBytes);
+                    }
                 } catch (ProtocolException | IndexOutOfBoundsException e) {
                     warn(ConnectionWarnings.Reason.MALFORMED_REQUEST, "closing " + socket.remoteAddress()
                         + ": malformed request: " + e.getMessage());
@@ -971,7 +987,10 @@ final class Connection implements TcpConnection.ReceiveHandler {
             response = saslGate(slot.api, slot.version, request);
             if (response == null) {
                 if (closed) {
-                    return true; // refused by the gate: closed without a response
+                    // Refused by the gate: closed without a response; the request never ran.
+                    release(slot.slices);
+                    finished(slot);
+                    return true;
                 }
                 response = broker.handlers().handle(state, slot.api, slot.version, request, header, clientHost(), this);
             }
@@ -1073,8 +1092,35 @@ final class Connection implements TcpConnection.ReceiveHandler {
             reauthenticating = true;
         } else {
             saslState = SaslState.AUTHENTICATE;
+            rawTokens = version == 0;
         }
         return r;
+    }
+
+    /**
+     * A bare SASL token after SaslHandshake v0: evaluated like a SaslAuthenticate request's, answered with the bare
+     * server token in request order. A failure closes the connection (v0 has no way to carry an error).
+     */
+    private void handleRawToken(IoBuf frame, int frameBytes) {
+        byte[] token = frame.toByteArray();
+        Slot slot = new Slot(-1, ApiKeys.SASL_AUTHENTICATE, (short) 0, false, frameBytes, null);
+        slot.raw = true;
+        admit(slot);
+        started++;
+        SaslAuthenticateRequestData req = new SaslAuthenticateRequestData();
+        req.authBytes = dev.isthmus.gateway.protocol.ByteSlice.of(token);
+        saslAuthenticate((short) 0, req).whenComplete((msg, failure) -> {
+            SaslAuthenticateResponseData r = (SaslAuthenticateResponseData) msg;
+            if (failure != null || r.errorCode != ErrorCodes.NONE) {
+                finished(slot);
+                close();
+                return;
+            }
+            if (saslState == SaslState.AUTHENTICATED) {
+                rawTokens = false; // the exchange is over: Kafka requests from now on
+            }
+            complete(slot, r);
+        });
     }
 
     private Promise<ProtocolMessage> saslAuthenticate(short version, SaslAuthenticateRequestData req) {
@@ -1213,11 +1259,16 @@ final class Connection implements TcpConnection.ReceiveHandler {
             IoBuf out = IoBuf.empty(state.arena, Subsystem.OTHER);
             try {
                 long sizeAt = out.reserve(4);
-                IoBufProtocolWriter w = new IoBufProtocolWriter(out);
-                ResponseHeaderData h = new ResponseHeaderData();
-                h.correlationId = slot.correlationId;
-                h.write(w, slot.api.responseHeaderVersion(slot.version));
-                body.write(w, slot.version);
+                if (slot.raw) {
+                    byte[] token = ((SaslAuthenticateResponseData) body).authBytes.toArray();
+                    out.append(token);
+                } else {
+                    IoBufProtocolWriter w = new IoBufProtocolWriter(out);
+                    ResponseHeaderData h = new ResponseHeaderData();
+                    h.correlationId = slot.correlationId;
+                    h.write(w, slot.api.responseHeaderVersion(slot.version));
+                    body.write(w, slot.version);
+                }
                 out.setInt(sizeAt, (int) (out.size() - 4));
             } catch (RuntimeException e) {
                 out.release();

@@ -89,7 +89,7 @@ final class Handlers {
         supported.put(ApiKeys.DESCRIBE_PRODUCERS, new Range((short) 0, (short) 0));
         supported.put(ApiKeys.DESCRIBE_TOPIC_PARTITIONS, new Range((short) 0, (short) 0));
         // Answered by the connection (its SASL state), on every listener: see Connection#saslGate.
-        supported.put(ApiKeys.SASL_HANDSHAKE, new Range((short) 1, (short) 1));
+        supported.put(ApiKeys.SASL_HANDSHAKE, new Range((short) 0, (short) 1));
         supported.put(ApiKeys.SASL_AUTHENTICATE, new Range((short) 0, (short) 2));
         groups = new GroupHandlers(broker);
         admin = new AdminHandlers(broker);
@@ -247,8 +247,36 @@ final class Handlers {
                     }
                 }
             }
+            listenerNotFound(st, r, version, ownListener(listener).name());
             return r;
         });
+    }
+
+    /**
+     * A partition whose live leader has no endpoint on the client's listener (a node configured with other
+     * listeners): LISTENER_NOT_FOUND from v6, LEADER_NOT_AVAILABLE below, and no leader, as Kafka answers.
+     */
+    private static void listenerNotFound(ShardState st, MetadataResponseData r, short version, String listener) {
+        if (st.cluster == null) {
+            return;
+        }
+        Set<Integer> without = new java.util.HashSet<>();
+        for (dev.isthmus.raft.controller.BrokerInfo bi : st.cluster.brokers()) {
+            if (bi.endpoint(listener) == null) {
+                without.add(bi.id());
+            }
+        }
+        if (without.isEmpty()) {
+            return;
+        }
+        for (MetadataResponseData.MetadataResponseTopic t : r.topics) {
+            for (MetadataResponseData.MetadataResponsePartition p : t.partitions) {
+                if (without.contains(p.leaderId)) {
+                    p.errorCode = version >= 6 ? ErrorCodes.LISTENER_NOT_FOUND : ErrorCodes.LEADER_NOT_AVAILABLE;
+                    p.leaderId = -1;
+                }
+            }
+        }
     }
 
     /**

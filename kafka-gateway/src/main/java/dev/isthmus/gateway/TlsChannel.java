@@ -46,6 +46,12 @@ final class TlsChannel {
         /** Plaintext bytes, valid only during the call. */
         void plaintext(MemorySegment data, long offset, int length);
 
+        /**
+         * Plaintext was delivered outside a call of {@link #onCipher} (after a delegated task or a send the receiving
+         * waited for): the connection should look at what it received, as it does after each receive.
+         */
+        void deliveredLater();
+
         /** The first handshake completed. */
         void handshakeDone(SSLEngine engine);
 
@@ -75,6 +81,10 @@ final class TlsChannel {
     private ArrayDeque<byte[]> backlog;
     private boolean sendInFlight;
     private boolean taskRunning;
+    /** Receiving waits for the send in flight to finish (the engine must wrap before it can unwrap more). */
+    private boolean blocked;
+    /** Plaintext went to the sink since the last resume. */
+    private boolean delivered;
     private boolean handshakeDone;
     private boolean closed;
     private boolean closeNotifySent;
@@ -114,13 +124,17 @@ final class TlsChannel {
         if (closed) {
             return;
         }
-        if (backlog != null || taskRunning) {
-            park(data, offset, length);
+        if (backlog != null || taskRunning || blocked) {
+            park(data, offset, length); // behind what already waits, in order
             return;
         }
+        take(data, offset, length);
+    }
+
+    /** Moves ciphertext into {@code netIn} and unwraps; what cannot be taken while waiting goes to the backlog. */
+    private void take(MemorySegment data, long offset, int length) {
         while (length > 0 && !closed) {
             if (!ensureNetIn()) {
-                park(data, offset, length);
                 return;
             }
             int n = Math.min(length, netIn.remaining());
@@ -136,7 +150,7 @@ final class TlsChannel {
     }
 
     private void park(MemorySegment data, long offset, int length) {
-        if (length <= 0) {
+        if (length <= 0 || closed) {
             return;
         }
         if (backlog == null) {
@@ -147,32 +161,33 @@ final class TlsChannel {
         backlog.addLast(copy);
     }
 
-    /** Runs again what waited (after a task or a send): buffered ciphertext first, then the backlog. */
+    /** Runs again what waited (after a task or a send): buffered ciphertext first, then the backlog, in order. */
     private void resumeReceive() {
+        blocked = false;
         if (closed || taskRunning) {
             return;
         }
+        delivered = false;
+        resumeUnwrapping();
+        if (delivered && !closed) {
+            sink.deliveredLater();
+        }
+    }
+
+    private void resumeUnwrapping() {
         if (netIn != null && netIn.position() > 0 && !unwrapAll()) {
             return;
         }
-        while (backlog != null && !closed && !taskRunning) {
+        while (backlog != null && !closed && !taskRunning && !blocked) {
             byte[] head = backlog.pollFirst();
-            if (head == null) {
-                backlog = null;
-                break;
-            }
-            if (backlog.isEmpty()) {
-                backlog = null;
-            }
-            ArrayDeque<byte[]> rest = backlog;
+            ArrayDeque<byte[]> rest = backlog.isEmpty() ? null : backlog;
             backlog = null;
-            onCipher(MemorySegment.ofArray(head), 0, head.length);
+            take(MemorySegment.ofArray(head), 0, head.length); // may park what it could not take
             if (rest != null) {
                 if (backlog == null) {
                     backlog = rest;
                 } else {
-                    rest.addAll(backlog);
-                    backlog = rest;
+                    backlog.addAll(rest); // behind the part of head just parked
                 }
             }
         }
@@ -230,14 +245,14 @@ final class TlsChannel {
                     return false;
                 }
                 if (hs == SSLEngineResult.HandshakeStatus.NEED_WRAP) {
-                    if (sendInFlight) {
-                        return false; // the send completion wraps, then resumes receiving
+                    if (!sendInFlight) {
+                        pump();
                     }
-                    pump();
                     if (closed || taskRunning) {
                         return false;
                     }
                     if (engine.getHandshakeStatus() == SSLEngineResult.HandshakeStatus.NEED_WRAP) {
+                        blocked = sendInFlight; // the send completion wraps, then resumes receiving
                         return false;
                     }
                     continue;
@@ -255,6 +270,7 @@ final class TlsChannel {
                     return false;
                 }
                 if (app.position() > 0) {
+                    delivered = true;
                     app.flip();
                     sink.plaintext(MemorySegment.ofBuffer(app), 0, app.remaining());
                 }

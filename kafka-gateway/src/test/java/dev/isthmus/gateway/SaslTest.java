@@ -107,6 +107,61 @@ class SaslTest {
     }
 
     @Test
+    void shouldAuthenticateUsersOfACredentialStoreInstalledWhileRunning(@TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir, 0))) {
+            Properties bob = SecureClients.scram("SCRAM-SHA-512", "bob", "bob-secret", "SASL_PLAINTEXT");
+            bob.put("default.api.timeout.ms", "15000");
+            bob.put("request.timeout.ms", "10000");
+            try (Admin admin = Admin.create(SecureClients.props(b, "SASL_PLAINTEXT", bob))) {
+                ExecutionException e = assertThrows(ExecutionException.class,
+                    () -> admin.describeCluster().nodes().get());
+                assertInstanceOf(SaslAuthenticationException.class, e.getCause());
+            }
+            // What the controller-backed store will do on every change: a new immutable snapshot on every shard.
+            b.installCredentials(dev.isthmus.gateway.security.CredentialStore.ofPasswords(
+                java.util.Map.of("bob", "bob-secret"), 4096));
+            try (Admin admin = Admin.create(SecureClients.props(b, "SASL_PLAINTEXT", bob))) {
+                assertEquals(1, admin.describeCluster().nodes().get().size());
+                assertTrue(b.connectionPrincipals().contains("User:bob@SASL_PLAINTEXT"));
+            }
+        }
+    }
+
+    @Test
+    void shouldTakeBareTokensAfterSaslHandshakeV0(@TempDir Path dir) throws Exception {
+        try (Broker b = Broker.start(config(dir, 0))) {
+            for (String password : new String[] {PASSWORD, "wrong"}) {
+                try (java.net.Socket s = new java.net.Socket("127.0.0.1", b.port("SASL_PLAINTEXT"))) {
+                    s.setSoTimeout(30_000);
+                    java.io.DataInputStream in = new java.io.DataInputStream(s.getInputStream());
+                    java.io.DataOutputStream out = new java.io.DataOutputStream(s.getOutputStream());
+                    SaslHandshakeRequestData h = new SaslHandshakeRequestData();
+                    h.mechanism = "PLAIN";
+                    out.write(WireClient.frame(ApiKeys.SASL_HANDSHAKE, (short) 0, 1, h));
+                    byte[] hr = new byte[in.readInt()];
+                    in.readFully(hr);
+                    SaslHandshakeResponseData hd = WireClient.body(hr, ApiKeys.SASL_HANDSHAKE, (short) 0);
+                    assertEquals(0, hd.errorCode);
+                    // The PLAIN token as a bare size-prefixed frame; the answer is a bare (empty) frame.
+                    byte[] token = plainToken(USER, password);
+                    out.writeInt(token.length);
+                    out.write(token);
+                    out.flush();
+                    if (password.equals("wrong")) {
+                        assertEquals(-1, in.read(), "a failed bare exchange closes the connection");
+                        continue;
+                    }
+                    assertEquals(0, in.readInt(), "PLAIN's empty server token");
+                    out.write(WireClient.frame(ApiKeys.METADATA, (short) 12, 2, new MetadataRequestData()));
+                    byte[] mr = new byte[in.readInt()];
+                    in.readFully(mr);
+                    assertEquals(2, WireClient.correlationId(mr), "authenticated: Kafka requests are served");
+                }
+            }
+        }
+    }
+
+    @Test
     void shouldAnswerAnUnknownMechanismWithTheEnabledOnesAndClose(@TempDir Path dir) throws Exception {
         try (Broker b = Broker.start(config(dir, 0))) {
             try (WireClient c = new WireClient(b.port("SASL_PLAINTEXT"), 30_000)) {
@@ -194,6 +249,81 @@ class SaslTest {
             }
         }
     }
+
+    /**
+     * A seeded fuzzer on the SASL listener (issue 20): random and damaged SASL tokens (garbage, SCRAM messages with
+     * fields cut, swapped or repeated, out of order, a bad nonce or proof, tokens above sasl.server.max.receive.size,
+     * a second handshake mid-exchange), each followed by a Metadata request that must never be answered: every
+     * connection ends closed or still unauthenticated, and the broker keeps serving a real client.
+     * {@code -Disthmus.seed=N} replays; {@code -Disthmus.fuzz.iterations=N} scales (100 connections by default).
+     */
+    @Test
+    void shouldNeverServeAnUnauthenticatedRequestWhateverTheTokens(@TempDir Path dir) throws Exception {
+        long seed = Long.getLong("isthmus.seed", System.nanoTime());
+        int iterations = Integer.getInteger("isthmus.fuzz.iterations", 100);
+        System.out.println("SaslTest fuzz seed " + seed + " (-Disthmus.seed=" + seed + " replays), " + iterations
+            + " connections");
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed);
+        String[] mechanisms = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"};
+        String[] scramParts = {"n,,n=admin,r=abc", "n,,n=admin,r=", "y,,n=admin,r=abc", "p=tls-unique,,n=admin,r=x",
+            "n,a=bob,n=admin,r=abc", "n,,n=admin", "c=biws,r=abc,p=AAAA", "c=biws,r=abc", "n=admin,r=abc",
+            "n,,n=admin,r=abc,ext=tokenauth=true", "c=biws,r=abcdef,p=" + "A".repeat(44), "v=AAAA", "", ",,,,",
+            "n,,n==2C=3D=ZZ,r=abc", "\0admin\0admin-secret"};
+        int answeredSasl = 0;
+        int closed = 0;
+        try (Broker b = Broker.start(config(dir, 0))) {
+            for (int i = 0; i < iterations; i++) {
+                try (WireClient c = new WireClient(b.port("SASL_PLAINTEXT"), 30_000)) {
+                    SaslHandshakeRequestData h = new SaslHandshakeRequestData();
+                    h.mechanism = mechanisms[rnd.nextInt(mechanisms.length)];
+                    c.send(WireClient.frame(ApiKeys.SASL_HANDSHAKE, (short) 1, 1, h));
+                    int tokens = 1 + rnd.nextInt(3);
+                    for (int t = 0; t < tokens; t++) {
+                        byte[] token;
+                        switch (rnd.nextInt(5)) {
+                            case 0 -> {
+                                token = new byte[rnd.nextInt(200)];
+                                rnd.nextBytes(token);
+                            }
+                            case 1 -> token = new byte[512 * 1024 + 1 + rnd.nextInt(1000)]; // above the limit
+                            case 2 -> token = plainToken(rnd.nextBoolean() ? USER : "x", "guess" + rnd.nextInt());
+                            default -> {
+                                String part = scramParts[rnd.nextInt(scramParts.length)];
+                                if (rnd.nextBoolean() && !part.isEmpty()) {
+                                    part = part.substring(0, rnd.nextInt(part.length()));
+                                }
+                                token = part.getBytes(StandardCharsets.UTF_8);
+                            }
+                        }
+                        SaslAuthenticateRequestData a = new SaslAuthenticateRequestData();
+                        a.authBytes = ByteSlice.of(token);
+                        c.send(WireClient.frame(ApiKeys.SASL_AUTHENTICATE, (short) (rnd.nextInt(3)), 2 + t, a));
+                        if (rnd.nextInt(10) == 0) {
+                            c.send(WireClient.frame(ApiKeys.SASL_HANDSHAKE, (short) 1, 50, h)); // out of order
+                        }
+                    }
+                    c.send(WireClient.frame(ApiKeys.METADATA, (short) 12, SENTINEL, new MetadataRequestData()));
+                    while (true) {
+                        byte[] r = c.readFrame();
+                        if (r == null) {
+                            closed++;
+                            break;
+                        }
+                        int id = WireClient.correlationId(r);
+                        assertTrue(id != SENTINEL, "an unauthenticated Metadata request was answered (seed " + seed + ")");
+                        answeredSasl++;
+                    }
+                }
+            }
+            assertEquals(iterations, closed, "every fuzzed connection ends closed (seed " + seed + ")");
+            System.out.println("SaslTest fuzz: " + iterations + " connections closed, " + answeredSasl
+                + " SASL responses, no unauthenticated request served");
+            SecureClients.roundTrip(SecureClients.props(b, "SASL_PLAINTEXT",
+                SecureClients.scram("SCRAM-SHA-256", USER, PASSWORD, "SASL_PLAINTEXT")), "after-fuzz", 20);
+        }
+    }
+
+    private static final int SENTINEL = 1_000_000_007;
 
     private static byte[] plainToken(String user, String password) {
         return ("\0" + user + "\0" + password).getBytes(StandardCharsets.UTF_8);

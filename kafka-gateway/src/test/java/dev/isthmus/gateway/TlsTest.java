@@ -170,6 +170,72 @@ class TlsTest {
         }
     }
 
+    @Test
+    void shouldCarryManyRequestsInOneRecordAndOneRequestOverManyAndRefuseRenegotiation(@TempDir Path dir)
+        throws Exception {
+        try (Broker b = Broker.start(config(dir, SecurityProtocol.SSL, tls(certs.serverP12, "PKCS12",
+            TlsSettings.ClientAuth.NONE, "DEFAULT", 0)).build())) {
+            try (SSLSocket s = clientSocket(b.port("SSL"), "TLSv1.2")) {
+                s.setSoTimeout(30_000);
+                java.io.DataInputStream in = new java.io.DataInputStream(s.getInputStream());
+                // 50 requests in one write: one TLS record holds them all.
+                java.io.ByteArrayOutputStream many = new java.io.ByteArrayOutputStream();
+                for (int i = 0; i < 50; i++) {
+                    many.write(WireClient.apiVersions(i));
+                }
+                s.getOutputStream().write(many.toByteArray());
+                s.getOutputStream().flush();
+                for (int i = 0; i < 50; i++) {
+                    assertEquals(i, WireClient.correlationId(readFrame(in)), "responses in request order");
+                }
+                // One request of 100 KB: it spans seven TLS records.
+                dev.isthmus.gateway.protocol.message.ApiVersionsRequestData big =
+                    new dev.isthmus.gateway.protocol.message.ApiVersionsRequestData();
+                big.clientSoftwareName = "a".repeat(100_000);
+                big.clientSoftwareVersion = "1.0";
+                s.getOutputStream().write(WireClient.frame(dev.isthmus.gateway.protocol.message.ApiKeys.API_VERSIONS,
+                    (short) 3, 77, big));
+                s.getOutputStream().flush();
+                assertEquals(77, WireClient.correlationId(readFrame(in)));
+                // A second handshake on the established TLS 1.2 connection is refused: the broker closes it.
+                assertThrows(java.io.IOException.class, () -> {
+                    s.startHandshake();
+                    s.getOutputStream().write(WireClient.apiVersions(99));
+                    s.getOutputStream().flush();
+                    readFrame(in);
+                });
+            }
+            // The broker serves on.
+            try (SSLSocket s = clientSocket(b.port("SSL"), "TLSv1.3")) {
+                s.setSoTimeout(30_000);
+                s.getOutputStream().write(WireClient.apiVersions(5));
+                assertEquals(5, WireClient.correlationId(readFrame(new java.io.DataInputStream(s.getInputStream()))));
+            }
+        }
+    }
+
+    private static byte[] readFrame(java.io.DataInputStream in) throws java.io.IOException {
+        int size = in.readInt();
+        byte[] b = new byte[size];
+        in.readFully(b);
+        return b;
+    }
+
+    private static SSLSocket clientSocket(int port, String protocol) throws Exception {
+        KeyStore ts = KeyStore.getInstance("PKCS12");
+        try (InputStream in = Files.newInputStream(certs.truststore)) {
+            ts.load(in, TestCertificates.PASSWORD.toCharArray());
+        }
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(ts);
+        SSLContext ctx = SSLContext.getInstance("TLS");
+        ctx.init(null, tmf.getTrustManagers(), null);
+        SSLSocket s = (SSLSocket) ctx.getSocketFactory().createSocket("127.0.0.1", port);
+        s.setEnabledProtocols(new String[] {protocol});
+        s.startHandshake();
+        return s;
+    }
+
     /** The certificate the broker presents to a new TLS connection. */
     private static X509Certificate peerCertificate(int port) throws Exception {
         KeyStore ts = KeyStore.getInstance("PKCS12");
