@@ -59,8 +59,12 @@ final class TlsChannel {
         void failed(String why);
     }
 
-    /** Per shard: the block records are unwrapped into before their plaintext is copied out. */
-    private static final ThreadLocal<ByteBuffer> SCRATCH = new ThreadLocal<>();
+    /** Per shard thread: the block records are unwrapped into before their plaintext is copied out. */
+    private static final ThreadLocal<Scratch> SCRATCH = new ThreadLocal<>();
+
+    /** A direct block and its segment view, made once per shard thread (no allocation per record). */
+    private record Scratch(ByteBuffer buffer, MemorySegment memory) {
+    }
     private static final int BLOCK_BYTES = 32 * 1024;
     private static final ByteBuffer EMPTY = ByteBuffer.allocate(0);
     private static final int MAX_PARTS = 64;
@@ -217,15 +221,16 @@ final class TlsChannel {
         }
     }
 
-    private static ByteBuffer scratch() {
-        ByteBuffer b = SCRATCH.get();
-        if (b == null) {
-            // One block per shard thread for the life of the process: heap-free (direct), never shared across threads.
-            b = ByteBuffer.allocateDirect(BLOCK_BYTES);
-            SCRATCH.set(b);
+    private static Scratch scratch() {
+        Scratch sc = SCRATCH.get();
+        if (sc == null) {
+            // One block per shard thread for the life of the process: off the heap, never shared across threads.
+            ByteBuffer b = ByteBuffer.allocateDirect(BLOCK_BYTES);
+            sc = new Scratch(b, MemorySegment.ofBuffer(b));
+            SCRATCH.set(sc);
         }
-        b.clear();
-        return b;
+        sc.buffer().clear();
+        return sc;
     }
 
     /**
@@ -260,7 +265,8 @@ final class TlsChannel {
                 if (!netIn.hasRemaining()) {
                     return true;
                 }
-                ByteBuffer app = scratch();
+                Scratch sc = scratch();
+                ByteBuffer app = sc.buffer();
                 SSLEngineResult r;
                 try {
                     r = engine.unwrap(netIn, app);
@@ -271,8 +277,7 @@ final class TlsChannel {
                 }
                 if (app.position() > 0) {
                     delivered = true;
-                    app.flip();
-                    sink.plaintext(MemorySegment.ofBuffer(app), 0, app.remaining());
+                    sink.plaintext(sc.memory(), 0, app.position());
                 }
                 if (r.getHandshakeStatus() == SSLEngineResult.HandshakeStatus.FINISHED) {
                     handshakeFinished();

@@ -149,6 +149,42 @@ class TlsTest {
     }
 
     @Test
+    void shouldStartSecuredFromAKafkaStyleConfigFile(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("secure.properties");
+        Files.writeString(file, String.join("\n",
+            "# a SASL_SSL listener for clients, a PLAINTEXT one on loopback",
+            "listeners = SASL_SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
+            "ssl.keystore.location = " + certs.serverP12,
+            "ssl.keystore.type = PKCS12",
+            "ssl.keystore.password = " + TestCertificates.PASSWORD,
+            "sasl.enabled.mechanisms = SCRAM-SHA-512,PLAIN",
+            "sasl.admin.user = admin",
+            "sasl.admin.password = admin-secret",
+            "data-dir = " + dir.resolve("data"),
+            "smp = 2",
+            "memory = 256M"));
+        BrokerConfig c = Main.parse(new String[] {"--config", file.toString()});
+        assertEquals(List.of(SecurityProtocol.SASL_SSL, SecurityProtocol.PLAINTEXT),
+            c.listeners().stream().map(l -> l.protocol()).toList());
+        try (Broker b = Broker.start(c.toBuilder().pin(false).build())) {
+            Properties p = SecureClients.scram("SCRAM-SHA-512", "admin", "admin-secret", "SASL_SSL");
+            p.putAll(SecureClients.trust(certs));
+            SecureClients.roundTrip(SecureClients.props(b, "SASL_SSL", p), "from-file", 20);
+            // SCRAM-SHA-256 is not enabled: the handshake names the enabled ones and the client fails.
+            Properties off = SecureClients.scram("SCRAM-SHA-256", "admin", "admin-secret", "SASL_SSL");
+            off.putAll(SecureClients.trust(certs));
+            off.put("default.api.timeout.ms", "15000");
+            off.put("request.timeout.ms", "10000");
+            try (Admin admin = Admin.create(SecureClients.props(b, "SASL_SSL", off))) {
+                ExecutionException e = assertThrows(ExecutionException.class,
+                    () -> admin.describeCluster().nodes().get());
+                assertInstanceOf(org.apache.kafka.common.errors.UnsupportedSaslMechanismException.class,
+                    e.getCause(), e.toString());
+            }
+        }
+    }
+
+    @Test
     void shouldReloadTheCertificateFromItsFileWithoutRestart(@TempDir Path dir) throws Exception {
         Path live = dir.resolve("live-server.p12");
         Files.copy(certs.serverP12, live);

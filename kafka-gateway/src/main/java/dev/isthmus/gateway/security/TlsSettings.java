@@ -66,6 +66,14 @@ public record TlsSettings(Path keystoreLocation, String keystoreType, String key
         SslPrincipalMapper.parse(principalMappingRules); // fails with the bad rule named
     }
 
+    @Override
+    public String toString() {
+        // No passwords: settings may be logged.
+        return "TlsSettings[keystore " + keystoreLocation + " (" + keystoreType + "), truststore " + truststoreLocation
+            + " (" + truststoreType + "), client auth " + clientAuth + ", " + enabledProtocols + ", rules "
+            + principalMappingRules + ", reload every " + reloadIntervalMs + " ms]";
+    }
+
     /** The store type: the one configured, else from the file name (.p12/.pfx PKCS12, .pem PEM), else JKS. */
     static String typeOf(String configured, Path file) {
         if (configured != null && !configured.isBlank()) {
