@@ -94,7 +94,6 @@ public final class Broker implements AutoCloseable {
     private volatile boolean closing;
     /** Leaders, epochs and in-sync replicas published by the leaders, between shards and nodes. */
     private final ReplicaStates replicaStates = new ReplicaStates(this);
-    private long nextProducerId;
     // Shard 0 only: the table handed to the shards last, the version every shard has installed, and waiters.
     private TopicTable published = TopicTable.EMPTY;
     private long installedVersion = -1;
@@ -116,8 +115,6 @@ public final class Broker implements AutoCloseable {
         for (int i = 0; i < group.size(); i++) {
             connections.add(new HashSet<>());
         }
-        // Unique across the cluster's nodes and increasing across restarts: milliseconds, then the node id.
-        this.nextProducerId = ((System.currentTimeMillis() << 10) | (config.nodeId() & 0x3FF)) & Long.MAX_VALUE;
     }
 
     /**
@@ -152,6 +149,7 @@ public final class Broker implements AutoCloseable {
                             config.zeroedSegments());
                     }
                     st.groups = new GroupCoordinator(broker, st);
+                    st.txn = new TxnCoordinator(broker, st);
                     st.autoLeaderRebalance = config.autoLeaderRebalance();
                     broker.states[id] = st;
                     broker.receiveMemory[id] = new ReceiveMemory(s, st.arena,
@@ -282,6 +280,7 @@ public final class Broker implements AutoCloseable {
                 states[id].raft = raft.shard(id);
                 if (id == 0) {
                     handlers.admin().elections().register(raft.shard(0).transport()); // ElectLeaders between nodes
+                    handlers.transactions().requests().register(raft.shard(0).transport()); // markers between nodes
                     replicaStates.register(raft.shard(0).transport()); // replica states between nodes
                 }
                 replicaStates.startChecks(states[id]);
@@ -406,6 +405,8 @@ public final class Broker implements AutoCloseable {
         replicaStates.leadershipChanged(states[here.id()], p, leader, term);
         if (p.topic.equals(GroupCoordinator.OFFSETS_TOPIC)) {
             states[here.id()].groups.leadershipChanged(p.index, leader);
+        } else if (p.topic.equals(TxnCoordinator.TOPIC)) {
+            states[here.id()].txn.leadershipChanged(p, leader, term);
         }
     }
 
@@ -592,13 +593,6 @@ public final class Broker implements AutoCloseable {
         connections.get(st.shard.id()).remove(c);
     }
 
-    /** Shard 0: a new producer id. */
-    long allocateProducerId() {
-        long id = nextProducerId;
-        nextProducerId += 1024;
-        return id;
-    }
-
     /** A controller operation's refusal: a Kafka error code and one sentence. */
     record Failure(short code, String message) {
     }
@@ -755,7 +749,7 @@ public final class Broker implements AutoCloseable {
             return Promise.completed(new Failure(name != null ? ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION
                 : ErrorCodes.UNKNOWN_TOPIC_ID, "topic " + (name != null ? name : id) + " does not exist"));
         }
-        if (t.name().equals(GroupCoordinator.OFFSETS_TOPIC)) {
+        if (t.name().equals(GroupCoordinator.OFFSETS_TOPIC) || t.name().equals(TxnCoordinator.TOPIC)) {
             return Promise.completed(new Failure(ErrorCodes.INVALID_TOPIC_EXCEPTION, "the internal topic " + t.name()
                 + " cannot be deleted"));
         }
@@ -982,6 +976,9 @@ public final class Broker implements AutoCloseable {
                         c.close();
                     }
                     if (states[id] != null) {
+                        if (states[id].txn != null) {
+                            states[id].txn.close();
+                        }
                         states[id].stopServing();
                     }
                     return null;

@@ -6,6 +6,7 @@ import dev.isthmus.gateway.security.SaslSettings;
 import dev.isthmus.gateway.security.SecurityProtocol;
 import dev.isthmus.gateway.security.SecuritySettings;
 import dev.isthmus.gateway.security.TlsSettings;
+import dev.isthmus.gateway.txn.TxnConfig;
 import dev.isthmus.uring.IoBackend;
 
 import java.nio.file.Path;
@@ -79,6 +80,9 @@ import java.util.Map;
  * @param security                   named listeners ({@code --listeners}), TLS and SASL settings; with no named
  *                                   listener the broker has one PLAINTEXT listener on {@code host}/{@code port}
  *                                   advertised as {@code advertisedHost}/{@code advertisedPort}
+ * @param transactions               the transaction coordinator's settings, by Kafka's names
+ *                                   ({@code transaction.state.log.num.partitions}, {@code transaction.max.timeout.ms},
+ *                                   {@code transactional.id.expiration.ms}, ...; see {@link TxnConfig})
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -88,7 +92,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
                            int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
                            long replicaLagTimeMaxMs, long shutdownHandoffMs, Map<String, String> topicDefaults,
-                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent,
+                           long requestReceiveTimeoutMs, int connectionReceiveSharePercent, TxnConfig transactions,
                            SecuritySettings security) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
@@ -158,6 +162,9 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (offsetsTopicPartitions < 1) {
             throw new IllegalArgumentException("offsets topic partitions must be >= 1, got " + offsetsTopicPartitions);
+        }
+        if (transactions == null) {
+            throw new IllegalArgumentException("the transaction settings are missing");
         }
         seeds = List.copyOf(seeds);
         java.util.Set<Integer> ids = new java.util.HashSet<>();
@@ -427,6 +434,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         List<ListenerConfig> listeners = List.of();
         TlsSettings tls = TlsSettings.DEFAULTS;
         SaslSettings sasl = SaslSettings.DEFAULTS;
+        TxnConfig transactions = TxnConfig.DEFAULTS;
 
         Builder() {
         }
@@ -465,9 +473,21 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             topicDefaults = new java.util.LinkedHashMap<>(c.topicDefaults);
             requestReceiveTimeoutMs = c.requestReceiveTimeoutMs;
             connectionReceiveSharePercent = c.connectionReceiveSharePercent;
+            transactions = c.transactions;
             listeners = c.security.listeners();
             tls = c.security.tls();
             sasl = c.security.sasl();
+        }
+
+        public Builder transactions(TxnConfig v) {
+            transactions = v;
+            return this;
+        }
+
+        /** A transaction coordinator setting by Kafka's name (one of {@link TxnConfig#NAMES}). */
+        public Builder transactionSetting(String name, String value) {
+            transactions = transactions.with(name, value);
+            return this;
         }
 
         /** Named listeners, TLS and SASL settings (see {@link SecuritySettings}). */
@@ -652,7 +672,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
-                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent,
+                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions,
                 new SecuritySettings(listeners, tls, sasl));
         }
     }

@@ -353,6 +353,28 @@ final class GroupCoordinator {
         return call(p, (m, now, id, out) -> m.commitOffsets(now, id, r, out));
     }
 
+    /** TxnOffsetCommit: the offsets are written in the producer's transaction and stay pending until its marker. */
+    Promise<GroupApi.OffsetCommitResponse> commitTransactional(int p, GroupApi.TxnOffsetCommitRequest r) {
+        return call(p, (m, now, id, out) -> m.commitTransactionalOffsets(now, id, r, out));
+    }
+
+    /**
+     * A transaction marker of {@code producerId} is durable in offsets partition {@code p}: on commit the producer's
+     * pending offsets there become the committed ones, on abort they go. Idempotent. The partition side's
+     * WriteTxnMarkers handler calls it on this shard once the marker's append on a {@code __consumer_offsets}
+     * partition answers NONE, before the transaction coordinator hears so. When the partition is not loaded here,
+     * nothing to do: its next load replays the marker from the log (and a load under way reads it, as the marker is
+     * below the high watermark by now).
+     */
+    void markerWritten(int p, long producerId, boolean commit) {
+        Loaded l = partitions.get(p);
+        if (l == null || l.machine == null || l.unloaded) {
+            return;
+        }
+        l.machine.replayMarker(producerId, commit);
+        drain(l);
+    }
+
     Map<TopicPartition, GroupApi.FetchedOffset> fetchOffsets(int p, String groupId, List<TopicPartition> partitions,
                                                              boolean requireStable) {
         return machine(p).fetchOffsets(groupId, partitions, requireStable);

@@ -30,6 +30,10 @@ import dev.isthmus.gateway.protocol.message.OffsetFetchResponseData;
 import dev.isthmus.gateway.protocol.message.RequestHeaderData;
 import dev.isthmus.gateway.protocol.message.SyncGroupRequestData;
 import dev.isthmus.gateway.protocol.message.SyncGroupResponseData;
+import dev.isthmus.gateway.protocol.message.TxnOffsetCommitRequestData;
+import dev.isthmus.gateway.protocol.message.TxnOffsetCommitResponseData;
+import dev.isthmus.gateway.txn.TxnErrors;
+import dev.isthmus.gateway.txn.TxnPartition;
 import dev.isthmus.uring.shard.Promise;
 
 import dev.isthmus.gateway.protocol.message.MetadataResponseData;
@@ -70,6 +74,7 @@ final class GroupHandlers {
             case HEARTBEAT -> heartbeat(st, (HeartbeatRequestData) request);
             case LEAVE_GROUP -> leave(st, (LeaveGroupRequestData) request, version);
             case OFFSET_COMMIT -> commit(st, (OffsetCommitRequestData) request, version);
+            case TXN_OFFSET_COMMIT -> txnCommit(st, (TxnOffsetCommitRequestData) request, version);
             case OFFSET_FETCH -> fetch(st, (OffsetFetchRequestData) request, version);
             case DESCRIBE_GROUPS -> describe(st, (DescribeGroupsRequestData) request, version);
             case LIST_GROUPS -> list(st, (ListGroupsRequestData) request);
@@ -124,6 +129,9 @@ final class GroupHandlers {
 
     private Promise<ProtocolMessage> findCoordinator(ShardState st, FindCoordinatorRequestData req, short version,
                                                      String listener) {
+        if (req.keyType == 1) {
+            return broker.handlers().transactions().findCoordinator(st, req, version, listener); // TRANSACTION
+        }
         FindCoordinatorResponseData r = new FindCoordinatorResponseData();
         List<String> keys = version >= 4 ? req.coordinatorKeys : List.of(req.key == null ? "" : req.key);
         Promise<TopicTable.Topic> topic = req.keyType == 0 ? offsetsTopic(st) : Promise.completed(null);
@@ -327,6 +335,96 @@ final class GroupHandlers {
             }
             return (ProtocolMessage) r;
         });
+    }
+
+    /**
+     * TxnOffsetCommit (KIP-98, KIP-447): offsets committed inside a producer's transaction. Unknown partitions are
+     * answered here, as Kafka's request layer does. Then the group's offsets partition is checked with the
+     * transaction's coordinator, as Kafka 4's group coordinator does before a transactional write: v5 (transaction
+     * version 2) adds it to the transaction (the implicit AddOffsetsToTxn of KIP-890 part 2), v0-4 verify that
+     * AddOffsetsToTxn put it there (part 1), so no offsets are written outside the transaction that will carry the
+     * marker. Then the group's state machine validates the member (v3+) and writes the offsets as a transactional
+     * batch of the producer; they stay pending (OffsetFetch RequireStable answers UNSTABLE_OFFSET_COMMIT) until the
+     * marker lands in the offsets partition ({@link GroupCoordinator#markerWritten}).
+     *
+     * <p>The coordinator's answers map as Kafka maps them for this API: PRODUCER_FENCED to INVALID_PRODUCER_EPOCH,
+     * TRANSACTION_ABORTABLE to INVALID_TXN_STATE before v4, and an unreachable, loading or busy coordinator
+     * (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, CONCURRENT_TRANSACTIONS, no answer) to
+     * COORDINATOR_NOT_AVAILABLE, which the client retries after finding the group coordinator again.
+     */
+    private Promise<ProtocolMessage> txnCommit(ShardState st, TxnOffsetCommitRequestData req, short version) {
+        TxnOffsetCommitResponseData r = new TxnOffsetCommitResponseData();
+        List<GroupApi.OffsetEntry> entries = new ArrayList<>();
+        List<TxnOffsetCommitResponseData.TxnOffsetCommitResponsePartition> slots = new ArrayList<>();
+        for (TxnOffsetCommitRequestData.TxnOffsetCommitRequestTopic t : req.topics) {
+            TxnOffsetCommitResponseData.TxnOffsetCommitResponseTopic tr =
+                new TxnOffsetCommitResponseData.TxnOffsetCommitResponseTopic();
+            tr.name = t.name;
+            r.topics.add(tr);
+            TopicTable.Topic topic = t.name == null ? null : st.topics.get(t.name);
+            for (TxnOffsetCommitRequestData.TxnOffsetCommitRequestPartition p : t.partitions) {
+                TxnOffsetCommitResponseData.TxnOffsetCommitResponsePartition pr =
+                    new TxnOffsetCommitResponseData.TxnOffsetCommitResponsePartition();
+                pr.partitionIndex = p.partitionIndex;
+                tr.partitions.add(pr);
+                if (topic == null || p.partitionIndex < 0 || p.partitionIndex >= topic.partitions()) {
+                    pr.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
+                    continue;
+                }
+                entries.add(new GroupApi.OffsetEntry(new TopicPartition(topic.name(), p.partitionIndex),
+                    p.committedOffset, version >= 2 ? p.committedLeaderEpoch : -1, p.committedMetadata));
+                slots.add(pr);
+            }
+        }
+        if (entries.isEmpty()) {
+            return Promise.completed(r);
+        }
+        if (req.groupId == null || req.groupId.isEmpty()) {
+            slots.forEach(pr -> pr.errorCode = ErrorCodes.INVALID_GROUP_ID);
+            return Promise.completed(r);
+        }
+        if (req.transactionalId == null || req.transactionalId.isEmpty() || req.producerId < 0
+            || req.producerEpoch < 0) {
+            slots.forEach(pr -> pr.errorCode = ErrorCodes.INVALID_REQUEST);
+            return Promise.completed(r);
+        }
+        GroupApi.TxnOffsetCommitRequest c = new GroupApi.TxnOffsetCommitRequest(req.groupId, req.producerId,
+            req.producerEpoch, version >= 3 ? req.generationId : -1, version >= 3 && req.memberId != null
+                ? req.memberId : "", version >= 3 ? req.groupInstanceId : null, entries);
+        return offsetsTopic(st).flatMap(t -> {
+            if (t == null) {
+                return Promise.completed(ErrorCodes.COORDINATOR_NOT_AVAILABLE);
+            }
+            TxnPartition tp = new TxnPartition(OFFSETS_TOPIC, GroupCoordinator.partitionFor(req.groupId, t.partitions()));
+            return broker.handlers().transactions().addOrVerify(st, req.transactionalId, req.producerId,
+                req.producerEpoch, tp, version < 5);
+        }).recover(f -> ErrorCodes.COORDINATOR_NOT_AVAILABLE).flatMap(verified -> {
+            short code = verification(verified, version);
+            if (code != ErrorCodes.NONE) {
+                return Promise.completed(GroupApi.OffsetCommitResponse.all(code, entries.size()));
+            }
+            return onGroup(st, req.groupId, (co, p) -> co.commitTransactional(p, c),
+                e -> GroupApi.OffsetCommitResponse.all(e, entries.size()));
+        }).map(res -> {
+            short[] codes = res.errorCodes();
+            for (int i = 0; i < codes.length; i++) {
+                slots.get(i).errorCode = codes[i];
+            }
+            return (ProtocolMessage) r;
+        });
+    }
+
+    /** The transaction coordinator's answer for the offsets partition, as TxnOffsetCommit of {@code version} says it. */
+    private static short verification(short code, short version) {
+        return switch (code) {
+            case TxnErrors.NONE -> TxnErrors.NONE;
+            case TxnErrors.PRODUCER_FENCED, TxnErrors.INVALID_PRODUCER_EPOCH -> TxnErrors.INVALID_PRODUCER_EPOCH;
+            case TxnErrors.TRANSACTION_ABORTABLE -> version >= 4 ? TxnErrors.TRANSACTION_ABORTABLE
+                : TxnErrors.INVALID_TXN_STATE;
+            case TxnErrors.INVALID_PRODUCER_ID_MAPPING, TxnErrors.INVALID_TXN_STATE,
+                 TxnErrors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, TxnErrors.INVALID_REQUEST -> code;
+            default -> TxnErrors.COORDINATOR_NOT_AVAILABLE; // not coordinator, loading, busy, unreachable
+        };
     }
 
     /** One group's part of an OffsetFetch: the group id and the partitions asked for (null = all). */

@@ -8,8 +8,6 @@ import dev.isthmus.gateway.protocol.message.ApiVersionsResponseData;
 import dev.isthmus.gateway.protocol.message.CreateTopicsRequestData;
 import dev.isthmus.gateway.protocol.message.CreateTopicsResponseData;
 import dev.isthmus.gateway.protocol.message.FetchRequestData;
-import dev.isthmus.gateway.protocol.message.InitProducerIdRequestData;
-import dev.isthmus.gateway.protocol.message.InitProducerIdResponseData;
 import dev.isthmus.gateway.protocol.message.ListOffsetsRequestData;
 import dev.isthmus.gateway.protocol.message.ListOffsetsResponseData;
 import dev.isthmus.gateway.protocol.message.MetadataRequestData;
@@ -52,6 +50,7 @@ final class Handlers {
     private final GroupHandlers groups;
     private final AdminHandlers admin;
     private final FetchHandler fetch;
+    private final TxnHandlers transactions;
 
     Handlers(Broker broker) {
         this.broker = broker;
@@ -91,7 +90,17 @@ final class Handlers {
         // Answered by the connection (its SASL state), on every listener: see Connection#saslGate.
         supported.put(ApiKeys.SASL_HANDSHAKE, new Range((short) 0, (short) 1));
         supported.put(ApiKeys.SASL_AUTHENTICATE, new Range((short) 0, (short) 2));
+        // Transactions, coordinator side (TxnHandlers): EndTxn 5 is transaction version 2 (KIP-890), advertised
+        // with the transaction.version feature below.
+        supported.put(ApiKeys.ADD_PARTITIONS_TO_TXN, new Range((short) 0, (short) 5));
+        supported.put(ApiKeys.ADD_OFFSETS_TO_TXN, new Range((short) 0, (short) 4));
+        supported.put(ApiKeys.END_TXN, new Range((short) 0, (short) 5));
+        supported.put(ApiKeys.DESCRIBE_TRANSACTIONS, new Range((short) 0, (short) 0));
+        supported.put(ApiKeys.LIST_TRANSACTIONS, new Range((short) 0, (short) 2));
+        // TxnOffsetCommit 5 is transaction version 2 (the group's offsets partition joins the transaction implicitly).
+        supported.put(ApiKeys.TXN_OFFSET_COMMIT, new Range((short) 0, (short) 5));
         groups = new GroupHandlers(broker);
+        transactions = new TxnHandlers(broker);
         admin = new AdminHandlers(broker);
         fetch = new FetchHandler(broker, broker.config().shards(), FetchSessions.DEFAULT_SLOTS_PER_BROKER);
     }
@@ -103,6 +112,11 @@ final class Handlers {
 
     AdminHandlers admin() {
         return admin;
+    }
+
+    /** The transaction APIs (and the requests brokers send each other). */
+    TxnHandlers transactions() {
+        return transactions;
     }
 
     boolean supports(ApiKeys api) {
@@ -125,18 +139,19 @@ final class Handlers {
         int[] produced = request instanceof ProduceRequestData pr ? ShardMetrics.produceLengths(pr) : null;
         Promise<ProtocolMessage> response = switch (api) {
             case FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP, OFFSET_COMMIT, OFFSET_FETCH,
-                 DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE ->
+                 DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE, TXN_OFFSET_COMMIT ->
                 groups.handle(st, api, version, request, header, clientHost, listener);
             case DELETE_TOPICS, CREATE_PARTITIONS, DELETE_RECORDS, DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS,
                  OFFSET_FOR_LEADER_EPOCH, DESCRIBE_CLUSTER, ALTER_CONFIGS, DESCRIBE_LOG_DIRS, ELECT_LEADERS, DESCRIBE_ACLS,
                  CREATE_ACLS, DELETE_ACLS, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS ->
                 admin.handle(st, api, version, request, listener);
-            case API_VERSIONS -> Promise.completed(apiVersions(ErrorCodes.NONE));
+            case API_VERSIONS -> Promise.completed(apiVersions(st, ErrorCodes.NONE, version));
+            case INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, ADD_OFFSETS_TO_TXN, END_TXN, DESCRIBE_TRANSACTIONS,
+                 LIST_TRANSACTIONS -> transactions.handle(st, api, version, request);
             case METADATA -> metadata(st, (MetadataRequestData) request, version, listener);
             case PRODUCE -> produce(st, (ProduceRequestData) request, listener);
             case FETCH -> fetch.handle(st, (FetchRequestData) request, version, connection);
             case LIST_OFFSETS -> listOffsets(st, (ListOffsetsRequestData) request);
-            case INIT_PRODUCER_ID -> initProducerId(st, (InitProducerIdRequestData) request);
             case CREATE_TOPICS -> createTopics(st, (CreateTopicsRequestData) request);
             default -> Promise.failed(new IllegalStateException(api + " is not handled"));
         };
@@ -192,6 +207,37 @@ final class Handlers {
             v.minVersion = e.getValue().lo;
             v.maxVersion = e.getValue().hi;
             r.apiKeys.add(v);
+        }
+        return r;
+    }
+
+    /**
+     * ApiVersions v3+ also carries the features (KIP-584): SupportedFeatures {@code transaction.version} 0..2 and
+     * FinalizedFeatures {@code transaction.version} at the broker's level, with an epoch that never goes down (the
+     * controller log offset this shard has applied). A Kafka 4.x producer turns transaction version 2 on from the
+     * finalized level (TransactionManager.maybeUpdateTransactionV2Enabled) and then ends transactions with EndTxn
+     * v5, which bumps the epoch per transaction. Below v4 a supported feature with minimum 0 is left out, as Kafka
+     * does (older clients cannot read it, KAFKA-17492); a finalized level 0 is never listed.
+     */
+    ApiVersionsResponseData apiVersions(ShardState st, short error, short version) {
+        ApiVersionsResponseData r = apiVersions(error);
+        if (version >= 3 && error == ErrorCodes.NONE) {
+            if (version >= 4) {
+                ApiVersionsResponseData.SupportedFeatureKey f = new ApiVersionsResponseData.SupportedFeatureKey();
+                f.name = dev.isthmus.gateway.txn.TxnConfig.TRANSACTION_VERSION;
+                f.minVersion = 0;
+                f.maxVersion = dev.isthmus.gateway.txn.TxnConfig.MAX_TRANSACTION_VERSION;
+                r.supportedFeatures.add(f);
+            }
+            int level = broker.config().transactions().transactionVersion();
+            r.finalizedFeaturesEpoch = Math.max(0, st.cluster == null ? 0 : st.cluster.appliedOffset());
+            if (level > 0) {
+                ApiVersionsResponseData.FinalizedFeatureKey f = new ApiVersionsResponseData.FinalizedFeatureKey();
+                f.name = dev.isthmus.gateway.txn.TxnConfig.TRANSACTION_VERSION;
+                f.minVersionLevel = (short) level;
+                f.maxVersionLevel = (short) level;
+                r.finalizedFeatures.add(f);
+            }
         }
         return r;
     }
@@ -402,7 +448,7 @@ final class Handlers {
         MetadataResponseData.MetadataResponseTopic mt = new MetadataResponseData.MetadataResponseTopic();
         mt.name = name;
         mt.topicId = t.id();
-        mt.isInternal = name.equals(GroupCoordinator.OFFSETS_TOPIC);
+        mt.isInternal = name.equals(GroupCoordinator.OFFSETS_TOPIC) || name.equals(TxnCoordinator.TOPIC);
         for (int p = 0; p < t.partitions(); p++) {
             ReplicaView v = replicaView(st, t.partition(p));
             MetadataResponseData.MetadataResponsePartition mp = new MetadataResponseData.MetadataResponsePartition();
@@ -532,21 +578,6 @@ final class Handlers {
         return new TopicSpec(partitions, rf, TopicConfigs.normalized(configs), assignment);
     }
 
-    private Promise<ProtocolMessage> initProducerId(ShardState st, InitProducerIdRequestData req) {
-        InitProducerIdResponseData r = new InitProducerIdResponseData();
-        if (req.transactionalId != null) {
-            r.errorCode = ErrorCodes.TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
-            r.producerId = -1;
-            r.producerEpoch = -1;
-            return Promise.completed(r);
-        }
-        return st.shard.submitTo(0, s -> {
-            r.producerId = broker.allocateProducerId();
-            r.producerEpoch = 0;
-            return r;
-        });
-    }
-
     // ------------------------------------------------------------------ Produce
 
     private Promise<ProtocolMessage> produce(ShardState st, ProduceRequestData req, String listener) {
@@ -572,7 +603,7 @@ final class Handlers {
                     release(p);
                     continue;
                 }
-                if (topic.name().equals(GroupCoordinator.OFFSETS_TOPIC)) {
+                if (topic.name().equals(GroupCoordinator.OFFSETS_TOPIC) || topic.name().equals(TxnCoordinator.TOPIC)) {
                     partitionError(tr, p.index, ErrorCodes.INVALID_TOPIC_EXCEPTION,
                         "cannot produce to the internal topic " + topic.name());
                     release(p);

@@ -26,7 +26,12 @@ public final class Main {
                                    also set Kafka's broker defaults of topic configs (log.retention.hours,
                                    log.retention.ms, log.segment.bytes, log.cleanup.policy, message.max.bytes,
                                    compression.type, min.insync.replicas, ...) and num.partitions,
-                                   auto.create.topics.enable, socket.request.max.bytes
+                                   auto.create.topics.enable, socket.request.max.bytes, and the transaction
+                                   coordinator's transaction.state.log.num.partitions (50),
+                                   transaction.max.timeout.ms (900000), transactional.id.expiration.ms
+                                   (604800000), transaction.abort.timed.out.transaction.cleanup.interval.ms
+                                   (10000), transaction.remove.expired.transaction.cleanup.interval.ms
+                                   (3600000) and transaction.version (2: the feature level advertised)
           --listen HOST:PORT       Kafka listener (default 127.0.0.1:9092)
           --advertise HOST:PORT    address given to clients in Metadata (default: the listener's)
           --listeners NAME://HOST:PORT,...  named Kafka listeners instead of --listen, each with its
@@ -382,6 +387,10 @@ public final class Main {
             case "auto.create.topics.enable" -> b.autoCreateTopics(bool(name, v));
             case "socket.request.max.bytes" -> b.maxRequestBytes(integer(name, v));
             default -> {
+                if (dev.isthmus.gateway.txn.TxnConfig.NAMES.contains(name)) {
+                    b.transactionSetting(name, v); // transaction.max.timeout.ms, transactional.id.expiration.ms, ...
+                    return;
+                }
                 if (!TopicConfigs.BY_BROKER_NAME.containsKey(name)) {
                     throw new IllegalArgumentException("unknown option --" + name + " (see isthmus --help)");
                 }

@@ -192,7 +192,7 @@ final class MetricsServer implements AutoCloseable {
     /** What one shard copies for a scrape (built on the shard thread). */
     private record ShardSnapshot(Histogram sync, Histogram write, List<PartitionSnapshot> partitions,
                                  List<GroupCoordinator.LagSnapshot> groups, long[] zeroed, long[] writeBehind,
-                                 ShardMetrics.Snapshot more) {
+                                 ShardMetrics.Snapshot more, TxnCoordinator.Stats txn) {
     }
 
     private record PartitionSnapshot(String topic, int partition, long logStart, long logEnd, long highWatermark,
@@ -286,6 +286,18 @@ final class MetricsServer implements AutoCloseable {
                 line(sb, "isthmus_partition_produce_append_failures_total", labels, p.appendFailures);
                 line(sb, "isthmus_partition_produce_recompressed_batches_total", labels, p.recompressedBatches);
             }
+            TxnCoordinator.Stats t = s.txn;
+            line(sb, "isthmus_txn_coordinator_partitions", shard, t.coordinatedPartitions());
+            line(sb, "isthmus_txn_coordinator_partitions_loading", shard, t.loadingPartitions());
+            line(sb, "isthmus_txn_transactional_ids", shard, t.transactionalIds());
+            line(sb, "isthmus_txn_open_transactions", shard, t.openTransactions());
+            line(sb, "isthmus_txn_oldest_open_transaction_age_ms", shard, t.oldestOpenAgeMs());
+            line(sb, "isthmus_txn_markers_pending", shard, t.markersPending());
+            line(sb, "isthmus_txn_markers_queued", shard, t.markersQueued());
+            line(sb, "isthmus_txn_markers_written_total", shard, t.markersWritten());
+            line(sb, "isthmus_txn_marker_retries_total", shard, t.markerRetries());
+            line(sb, "isthmus_txn_markers_abandoned_total", shard, t.markersAbandoned());
+            line(sb, "isthmus_producer_id_blocks_total", shard, t.producerIdBlocks());
             for (GroupCoordinator.LagSnapshot g : s.groups) {
                 String labels = "group=\"" + escape(g.group()) + "\",topic=\"" + escape(g.topic())
                     + "\",partition=\"" + g.partition() + "\"";
@@ -330,7 +342,7 @@ final class MetricsServer implements AutoCloseable {
         long[] writeBehind = {w.capacity(), w.free(), w.idle(), w.waiting(), w.waitsTotal(), w.waitNsTotal() / 1000,
             w.waitNsMax() / 1000, w.reclaimsTotal()};
         return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot(), zeroed, writeBehind,
-            st.metrics.snapshot(st, st.shard.id() == 0));
+            st.metrics.snapshot(st, st.shard.id() == 0), st.txn.stats());
     }
 
     private static void line(StringBuilder sb, String name, String labels, long value) {

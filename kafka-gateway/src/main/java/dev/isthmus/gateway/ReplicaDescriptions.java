@@ -175,7 +175,8 @@ final class ReplicaDescriptions {
 
     /**
      * The idempotent producers the leader of each partition keeps state for: producer id, epoch, last sequence and
-     * when it last wrote; coordinator epoch and transaction start offset are -1 (no transactions here). Followers
+     * when it last wrote; coordinator epoch and transaction start offset where the partition's state has them (-1
+     * otherwise). Followers
      * answer NOT_LEADER_OR_FOLLOWER, as a leader still loading the state after an election does.
      */
     Promise<ProtocolMessage> describeProducers(ShardState st, DescribeProducersRequestData req) {
@@ -246,8 +247,11 @@ final class ReplicaDescriptions {
             ps.producerEpoch = (int) s[1];
             ps.lastSequence = (int) s[2];
             ps.lastTimestamp = s[3];
-            ps.coordinatorEpoch = -1;
-            ps.currentTxnStartOffset = -1;
+            // Where the partition tracks transactions (its state carries {.., coordinatorEpoch, txnFirstOffset}):
+            // the last marker's coordinator epoch and the open transaction's first offset, which
+            // kafka-transactions.sh abort needs; else none.
+            ps.coordinatorEpoch = s.length > 5 ? (int) s[4] : -1;
+            ps.currentTxnStartOffset = s.length > 5 ? s[5] : -1;
             out.add(ps);
         }
         return out;

@@ -72,6 +72,8 @@ final class ShardState {
     final ShardMetrics metrics = new ShardMetrics();
     /** Groups whose offsets partition this shard owns; set right after construction by the broker. */
     GroupCoordinator groups;
+    /** Transaction coordinators of the __transaction_state partitions this shard leads; set with {@link #groups}. */
+    TxnCoordinator txn;
     /** Whether replicas hand leadership back to their preferred replica (--auto-leader-rebalance); set at start. */
     boolean autoLeaderRebalance = true;
     /** This shard's part of the Raft host; set once the broker started it. */

@@ -47,9 +47,7 @@ final class BrokerProcesses implements AutoCloseable {
     }
 
     static int freePort() throws Exception {
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
+        return TestPorts.free();
     }
 
     Node node(int id) {

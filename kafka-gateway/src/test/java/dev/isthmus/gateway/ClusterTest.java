@@ -53,9 +53,7 @@ class ClusterTest {
     }
 
     private static int freePort() throws Exception {
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
+        return TestPorts.free();
     }
 
     private static Process start(Node n, String seeds, List<String> log) throws Exception {

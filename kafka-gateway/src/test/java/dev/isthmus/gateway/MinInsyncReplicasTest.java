@@ -50,9 +50,7 @@ class MinInsyncReplicasTest {
     private static final int NODES = 3;
 
     private static int freePort() throws Exception {
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
+        return TestPorts.free();
     }
 
     private static Properties clientProps(String bootstrap) {

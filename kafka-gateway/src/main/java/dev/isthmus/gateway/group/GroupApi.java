@@ -87,6 +87,12 @@ public final class GroupApi {
 
     /** One code per entry of the request, in its order. */
     public record OffsetCommitResponse(short[] errorCodes) {
+        /** {@code count} entries all answered {@code code}. */
+        public static OffsetCommitResponse all(short code, int count) {
+            short[] codes = new short[count];
+            java.util.Arrays.fill(codes, code);
+            return new OffsetCommitResponse(codes);
+        }
     }
 
     public record FetchedOffset(long offset, int leaderEpoch, String metadata, short errorCode) {

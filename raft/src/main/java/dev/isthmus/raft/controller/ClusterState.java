@@ -18,32 +18,37 @@ import java.util.regex.Pattern;
  * state and answering a Kafka error code and sentence when it does not apply (the state is then unchanged).
  *
  * <pre>
- *   snapshot: version i16 (2), appliedOffset i64, nextGroupId i64,
+ *   snapshot: version i16 (3), appliedOffset i64, nextGroupId i64, nextProducerId i64 (from version 2),
  *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions))
- *   version 2 adds each broker's listeners after its fields (i32 n, n x (name, host, port i32)); version 1
- *   snapshots are still read (their brokers have no named listeners)
+ *   version 3 adds each broker's listeners after its fields (i32 n, n x (name, host, port i32)); versions 1
+ *   and 2 are still read (their brokers have no named listeners)
  * </pre>
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 2;
+    private static final int SNAPSHOT_VERSION = 3;
+    /** The largest block of producer ids one AllocateProducerIds may take (Kafka hands out 1000 at a time). */
+    public static final int MAX_PRODUCER_ID_BLOCK = 1_000_000;
     private static final Pattern TOPIC_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,249}");
     private static final Pattern CONFIG_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,255}");
     private static final int MAX_CONFIG_VALUE_CHARS = 32 * 1024;
 
-    public static final ClusterState EMPTY = new ClusterState(-1, 1, new TreeMap<>(), new TreeMap<>());
+    public static final ClusterState EMPTY = new ClusterState(-1, 1, 0, new TreeMap<>(), new TreeMap<>());
 
     private final long appliedOffset;
     private final long nextGroupId;
+    /** The first producer id not handed out yet ({@link ControllerCommand.AllocateProducerIds}). */
+    private final long nextProducerId;
     private final SortedMap<Integer, BrokerInfo> brokers;
     private final SortedMap<String, TopicInfo> topics;
 
-    private ClusterState(long appliedOffset, long nextGroupId, SortedMap<Integer, BrokerInfo> brokers,
+    private ClusterState(long appliedOffset, long nextGroupId, long nextProducerId, SortedMap<Integer, BrokerInfo> brokers,
                          SortedMap<String, TopicInfo> topics) {
         this.appliedOffset = appliedOffset;
         this.nextGroupId = nextGroupId;
+        this.nextProducerId = nextProducerId;
         this.brokers = Collections.unmodifiableSortedMap(brokers);
         this.topics = Collections.unmodifiableSortedMap(topics);
     }
@@ -55,6 +60,11 @@ public final class ClusterState {
 
     public long nextGroupId() {
         return nextGroupId;
+    }
+
+    /** The first producer id no broker has been given yet. */
+    public long nextProducerId() {
+        return nextProducerId;
     }
 
     public Collection<BrokerInfo> brokers() {
@@ -111,7 +121,7 @@ public final class ClusterState {
             case ControllerCommand.RegisterBroker r -> {
                 TreeMap<Integer, BrokerInfo> b = new TreeMap<>(brokers);
                 b.put(r.broker().id(), r.broker());
-                yield ok(new ClusterState(offset, nextGroupId, b, new TreeMap<>(topics)));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics)));
             }
             case ControllerCommand.CreateTopic t -> createTopic(t, offset);
             case ControllerCommand.DeleteTopic d -> {
@@ -121,10 +131,11 @@ public final class ClusterState {
                 }
                 TreeMap<String, TopicInfo> t = new TreeMap<>(topics);
                 t.remove(d.name());
-                yield ok(new ClusterState(offset, nextGroupId, new TreeMap<>(brokers), t));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t));
             }
             case ControllerCommand.CreatePartitions p -> createPartitions(p, offset);
             case ControllerCommand.AlterConfigs a -> alterConfigs(a, offset);
+            case ControllerCommand.AllocateProducerIds a -> allocateProducerIds(a, offset);
         };
     }
 
@@ -139,7 +150,7 @@ public final class ClusterState {
 
     /** This state as of {@code offset} (for entries that change nothing, e.g. Raft's own). */
     public ClusterState withOffset(long offset) {
-        return offset == appliedOffset ? this : new ClusterState(offset, nextGroupId, new TreeMap<>(brokers),
+        return offset == appliedOffset ? this : new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
             new TreeMap<>(topics));
     }
 
@@ -206,7 +217,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, new TreeMap<>(brokers), next));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next));
     }
 
     private Applied createPartitions(ControllerCommand.CreatePartitions c, long offset) {
@@ -250,7 +261,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, new TreeMap<>(brokers), next));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next));
     }
 
     private Applied alterConfigs(ControllerCommand.AlterConfigs a, long offset) {
@@ -272,13 +283,26 @@ public final class ClusterState {
         a.delete().forEach(configs::remove);
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), configs, t.partitions()));
-        return ok(new ClusterState(offset, nextGroupId, new TreeMap<>(brokers), next));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next));
+    }
+
+    private Applied allocateProducerIds(ControllerCommand.AllocateProducerIds a, long offset) {
+        if (a.count() < 1 || a.count() > MAX_PRODUCER_ID_BLOCK) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "a block of producer ids holds 1 to "
+                + MAX_PRODUCER_ID_BLOCK + " ids, not " + a.count());
+        }
+        if (nextProducerId > Long.MAX_VALUE - a.count()) {
+            return fail(offset, ControllerErrors.UNKNOWN_SERVER_ERROR, "the producer id space is exhausted");
+        }
+        ClusterState next = new ClusterState(offset, nextGroupId, nextProducerId + a.count(), new TreeMap<>(brokers),
+            new TreeMap<>(topics));
+        return new Applied(next, ControllerResult.ok(offset, nextProducerId));
     }
 
     // ================================================================================== snapshots
 
     public byte[] encode() {
-        Wire.Writer w = new Wire.Writer().i16(SNAPSHOT_VERSION).i64(appliedOffset).i64(nextGroupId);
+        Wire.Writer w = new Wire.Writer().i16(SNAPSHOT_VERSION).i64(appliedOffset).i64(nextGroupId).i64(nextProducerId);
         w.i32(brokers.size());
         brokers.values().forEach(b -> {
             b.write(w);
@@ -293,16 +317,17 @@ public final class ClusterState {
     public static ClusterState decode(byte[] bytes) {
         Wire.Reader r = new Wire.Reader(bytes);
         int version = r.i16();
-        if (version != 1 && version != SNAPSHOT_VERSION) {
-            throw new ControllerFormatException("controller snapshot has version " + version + "; this node reads "
-                + "1 to " + SNAPSHOT_VERSION);
+        if (version < 1 || version > SNAPSHOT_VERSION) {
+            throw new ControllerFormatException("controller snapshot has version " + version + "; this node reads 1 to "
+                + SNAPSHOT_VERSION);
         }
         long applied = r.i64();
         long next = r.i64();
+        long nextProducerId = version >= 2 ? r.i64() : 0; // version 1 predates producer id blocks
         int nb = r.count(20);
         TreeMap<Integer, BrokerInfo> brokers = new TreeMap<>();
         for (int i = 0; i < nb; i++) {
-            BrokerInfo b = BrokerInfo.read(r, version >= 2);
+            BrokerInfo b = BrokerInfo.read(r, version >= 3);
             brokers.put(b.id(), b);
         }
         int nt = r.count(24);
@@ -312,13 +337,13 @@ public final class ClusterState {
             topics.put(t.name(), t);
         }
         r.end();
-        return new ClusterState(applied, next, brokers, topics);
+        return new ClusterState(applied, next, nextProducerId, brokers, topics);
     }
 
     @Override
     public boolean equals(Object o) {
         return o instanceof ClusterState s && s.appliedOffset == appliedOffset && s.nextGroupId == nextGroupId
-            && s.brokers.equals(brokers) && s.topics.equals(topics);
+            && s.nextProducerId == nextProducerId && s.brokers.equals(brokers) && s.topics.equals(topics);
     }
 
     @Override

@@ -25,6 +25,7 @@ import java.util.UUID;
  *   3 DeleteTopic       name
  *   4 CreatePartitions  name, totalCount i32, assignment of the new partitions (as above)
  *   5 AlterConfigs      name, set (i32 n, n x (k, v)), delete (i32 n, n x k)
+ *   6 AllocateProducerIds  brokerId i32, count i32
  * </pre>
  */
 public sealed interface ControllerCommand {
@@ -76,6 +77,14 @@ public sealed interface ControllerCommand {
         }
     }
 
+    /**
+     * Hands broker {@code brokerId} the next {@code count} producer ids (Kafka's AllocateProducerIds, KIP-730): the
+     * result's {@link ControllerResult#value()} is the first. The counter is part of the replicated state and its
+     * snapshots, so an id is handed out once in the cluster's life, across restarts and controller failovers.
+     */
+    record AllocateProducerIds(int brokerId, int count) implements ControllerCommand {
+    }
+
     /** The command's wire form. */
     default byte[] encode() {
         Wire.Writer w = new Wire.Writer();
@@ -102,6 +111,7 @@ public sealed interface ControllerCommand {
                 w.i32(c.delete().size());
                 c.delete().forEach(w::str);
             }
+            case AllocateProducerIds c -> w.i8(6).i8(VERSION).i32(c.brokerId()).i32(c.count());
         }
         return w.bytes();
     }
@@ -135,6 +145,7 @@ public sealed interface ControllerCommand {
                 }
                 yield new AlterConfigs(name, set, delete);
             }
+            case 6 -> new AllocateProducerIds(r.i32(), r.i32());
             default -> throw new ControllerFormatException("unknown controller command type " + type);
         };
         r.end();

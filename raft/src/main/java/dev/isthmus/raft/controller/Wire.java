@@ -140,6 +140,10 @@ final class Wire {
             return b.hasRemaining();
         }
 
+        int remaining() {
+            return b.remaining();
+        }
+
         void end() {
             if (b.hasRemaining()) {
                 throw new ControllerFormatException(b.remaining() + " unexpected bytes after the record");

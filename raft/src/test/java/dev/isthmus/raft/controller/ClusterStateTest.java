@@ -11,6 +11,7 @@ import java.util.UUID;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -126,7 +127,8 @@ class ClusterStateTest {
         SplittableRandom r = new SplittableRandom(seed);
         ClusterState s = brokers(1 + r.nextInt(5), 1 + r.nextInt(4));
         for (int i = 0; i < 200; i++) {
-            ControllerCommand c = switch (r.nextInt(4)) {
+            ControllerCommand c = switch (r.nextInt(5)) {
+                case 4 -> new ControllerCommand.AllocateProducerIds(r.nextInt(5), 1 + r.nextInt(2000));
                 case 0 -> ControllerCommand.CreateTopic.of("t" + r.nextInt(20), 1 + r.nextInt(8), 1 + r.nextInt(3),
                     Map.of("k" + r.nextInt(3), "v" + r.nextInt(100)));
                 case 1 -> new ControllerCommand.DeleteTopic("t" + r.nextInt(20));
@@ -142,6 +144,39 @@ class ClusterStateTest {
             s = a1.state();
             assertEquals(s, ClusterState.decode(s.encode()), "snapshot round trip (seed " + seed + ")");
         }
+    }
+
+    @Test
+    void shouldHandOutEachProducerIdOnceInBlocks() {
+        ClusterState s = brokers(3, 2);
+        long expected = 0;
+        for (int i = 0; i < 5; i++) {
+            ClusterState.Applied a = s.apply(new ControllerCommand.AllocateProducerIds(i % 3, 1000), ++offset);
+            assertTrue(a.result().isOk(), a.result().toString());
+            assertEquals(expected, a.result().value(), "block " + i + " starts where the previous one ended");
+            expected += 1000;
+            s = a.state();
+            assertEquals(expected, s.nextProducerId());
+            assertEquals(s, ClusterState.decode(s.encode()), "the counter survives a snapshot");
+        }
+        ClusterState.Applied bad = s.apply(new ControllerCommand.AllocateProducerIds(0, 0), ++offset);
+        assertFalse(bad.result().isOk());
+        assertEquals(expected, bad.state().nextProducerId(), "a refused allocation hands out nothing");
+        ControllerResult r = ControllerResult.ok(7, 4000);
+        assertEquals(r, ControllerResult.decode(r.encode()));
+    }
+
+    @Test
+    void shouldReadVersionOneSnapshotsWithoutAProducerIdCounter() {
+        ClusterState s = brokers(2, 2);
+        byte[] v2 = s.encode();
+        // Version 1: the same layout without the producer id counter after nextGroupId.
+        java.nio.ByteBuffer v1 = java.nio.ByteBuffer.allocate(v2.length - 8);
+        v1.putShort((short) 1).put(v2, 2, 16).put(v2, 26, v2.length - 26);
+        ClusterState back = ClusterState.decode(v1.array());
+        assertEquals(0, back.nextProducerId());
+        assertEquals(s.brokers().size(), back.brokers().size());
+        assertEquals(s.appliedOffset(), back.appliedOffset());
     }
 
     @Test
