@@ -169,11 +169,13 @@ class ClusterStateTest {
     @Test
     void shouldReadVersionOneSnapshotsWithoutAProducerIdCounter() {
         ClusterState s = brokers(2, 2);
-        byte[] v2 = s.encode();
-        // Version 1: the same layout without the producer id counter after nextGroupId.
-        java.nio.ByteBuffer v1 = java.nio.ByteBuffer.allocate(v2.length - 8);
-        v1.putShort((short) 1).put(v2, 2, 16).put(v2, 26, v2.length - 26);
-        ClusterState back = ClusterState.decode(v1.array());
+        // Version 1: no producer id counter after nextGroupId, and (as version 2) no listeners after each broker.
+        Wire.Writer v1 = new Wire.Writer().i16(1).i64(s.appliedOffset()).i64(s.nextGroupId());
+        v1.i32(s.brokers().size());
+        s.brokers().forEach(b -> b.write(v1));
+        v1.i32(s.topics().size());
+        s.topics().forEach(t -> t.write(v1));
+        ClusterState back = ClusterState.decode(v1.bytes());
         assertEquals(0, back.nextProducerId());
         assertEquals(s.brokers().size(), back.brokers().size());
         assertEquals(s.appliedOffset(), back.appliedOffset());
