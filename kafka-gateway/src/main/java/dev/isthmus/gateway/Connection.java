@@ -388,10 +388,6 @@ final class Connection implements TcpConnection.ReceiveHandler {
         FAILED
     }
 
-    Connection(Broker broker, ShardState state, TcpConnection socket) {
-        this(broker, state, socket, broker.config().listeners().get(0));
-    }
-
     Connection(Broker broker, ShardState state, TcpConnection socket, ListenerConfig listener) {
         this.broker = broker;
         this.state = state;
