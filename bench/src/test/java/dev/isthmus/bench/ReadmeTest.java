@@ -79,7 +79,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  *     documented as not available are refused with a message naming them.</li>
  * <li>{@code modules}: the picture and the module table name the root pom's modules.</li>
  * <li>{@code bench}: each script exists and is executable, the JMH suites and {@code -p} parameters named
- *     exist, bench/compare's options are in its usage. Lines starting {@code bench/} in bench/README.md's
+ *     exist, bench/compare's and bench/chaos's options are in their usage. Lines starting {@code bench/} in bench/README.md's
  *     blocks are checked the same way, and the suites it names in backticks must exist.</li>
  * </ul>
  * The log engine's embedding example is compiled and run by log-engine's ReadmeExampleTest; this test
@@ -579,6 +579,16 @@ class ReadmeTest {
                     assertTrue(!a.startsWith("-") || a.equals("--help") || text.contains(a + " ")
                             || text.contains(a + "\n"),
                         where + ": bench/compare has no option " + a);
+                }
+            }
+            case "bench/chaos" -> {
+                ByteArrayOutputStream usage = new ByteArrayOutputStream();
+                dev.isthmus.bench.chaos.Chaos.run(new String[] {"--help"}, new PrintStream(usage, true, StandardCharsets.UTF_8));
+                String text = usage.toString(StandardCharsets.UTF_8);
+                for (String a : args) {
+                    assertTrue(!a.startsWith("-") || a.equals("--help") || text.contains(a + " ")
+                            || text.contains(a + "\n"),
+                        where + ": bench/chaos has no option " + a);
                 }
             }
             default -> {

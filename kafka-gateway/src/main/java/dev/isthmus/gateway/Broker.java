@@ -98,6 +98,7 @@ public final class Broker implements AutoCloseable {
     private TopicTable published = TopicTable.EMPTY;
     private long installedVersion = -1;
     private final List<Map.Entry<Long, Promise<Void>>> installWaiters = new ArrayList<>();
+    private final java.util.ArrayDeque<Install> pendingInstalls = new java.util.ArrayDeque<>();
     private final Partition.Leadership leadership = this::leadershipChanged;
 
     private Broker(BrokerConfig config, ShardGroup group, ShardArenas arenas, String clusterId) {
@@ -324,7 +325,13 @@ public final class Broker implements AutoCloseable {
     private void awaitLocalLeaders(long timeoutNs) throws Exception {
         long deadline = System.nanoTime() + timeoutNs;
         long applied = controller.state().appliedOffset();
-        group.callAsync(0, s -> awaitInstalled(applied)).get(timeoutNs, TimeUnit.NANOSECONDS);
+        try {
+            group.callAsync(0, s -> awaitInstalled(applied)).get(timeoutNs, TimeUnit.NANOSECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            // A TimeoutException has no message: say what did not happen (bench/chaos saw "failed to start: null").
+            throw new IOException("the controller's state (applied offset " + applied + ") was not installed on every"
+                + " shard within " + TimeUnit.NANOSECONDS.toSeconds(timeoutNs) + " s", e);
+        }
         for (int i = 0; i < group.size(); i++) {
             int id = i;
             while (!group.call(i, s -> states[id].allLeading()).get(30, TimeUnit.SECONDS)) {
@@ -347,7 +354,11 @@ public final class Broker implements AutoCloseable {
         return registered;
     }
 
-    /** Shard 0: a new controller state: hand its topic table to every shard. */
+    /**
+     * Shard 0: a new controller state: hand its topic table to every shard. Every applied controller command comes
+     * here, also one that changed no metadata (its install finds nothing to do but still counts): a start or a
+     * command's caller waiting for offset N must not wait for a later change that may never come.
+     */
     private void onClusterState(ClusterState cs) {
         TopicTable next = TopicTable.of(cs);
         if (next.version() <= published.version()) {
@@ -364,8 +375,15 @@ public final class Broker implements AutoCloseable {
                 return states[id].install(previous, next, leadership, background);
             }));
         }
+        Install install = new Install(next.version());
+        pendingInstalls.add(install);
         Promise.whenAllSettled(installs).whenComplete((x, f) -> {
-            installedVersion = Math.max(installedVersion, next.version());
+            install.settled = true;
+            // In version order: a later install can settle first (it skips the partitions an earlier one is still
+            // opening), but offset N is installed only once every install up to N has settled.
+            while (!pendingInstalls.isEmpty() && pendingInstalls.peekFirst().settled) {
+                installedVersion = Math.max(installedVersion, pendingInstalls.pollFirst().version);
+            }
             installWaiters.removeIf(w -> {
                 if (w.getKey() <= installedVersion) {
                     w.getValue().complete(null);
@@ -374,6 +392,16 @@ public final class Broker implements AutoCloseable {
                 return false;
             });
         });
+    }
+
+    /** Shard 0: one topic table handed to the shards, settled once every shard has installed it. */
+    private static final class Install {
+        final long version;
+        boolean settled;
+
+        Install(long version) {
+            this.version = version;
+        }
     }
 
     /** Shard 0: completes once every shard installed the topic table of controller offset {@code version}. */

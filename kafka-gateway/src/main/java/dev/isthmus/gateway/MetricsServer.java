@@ -192,7 +192,11 @@ final class MetricsServer implements AutoCloseable {
     /** What one shard copies for a scrape (built on the shard thread). */
     private record ShardSnapshot(Histogram sync, Histogram write, List<PartitionSnapshot> partitions,
                                  List<GroupCoordinator.LagSnapshot> groups, long[] zeroed, long[] writeBehind,
-                                 ShardMetrics.Snapshot more, TxnCoordinator.Stats txn) {
+                                 ShardMetrics.Snapshot more, TxnCoordinator.Stats txn, List<ReplicaEnd> replicas) {
+    }
+
+    /** Every replica this shard hosts, leader or follower, with its log end (how far it has caught up). */
+    private record ReplicaEnd(String topic, int partition, boolean leader, long logEnd) {
     }
 
     private record PartitionSnapshot(String topic, int partition, long logStart, long logEnd, long highWatermark,
@@ -275,6 +279,11 @@ final class MetricsServer implements AutoCloseable {
                 line(sb, "isthmus_zeroed_segments_made_total", "shard=\"" + i + "\"", s.zeroed[1]);
                 line(sb, "isthmus_zeroed_segments_taken_total", "shard=\"" + i + "\"", s.zeroed[2]);
             }
+            for (ReplicaEnd r : s.replicas) {
+                // Every replica on this node, followers too: how far each has caught up with its leader.
+                line(sb, "isthmus_replica_log_end_offset", "topic=\"" + escape(r.topic) + "\",partition=\""
+                    + r.partition + "\",role=\"" + (r.leader ? "leader" : "follower") + "\"", r.logEnd);
+            }
             for (PartitionSnapshot p : s.partitions) {
                 String labels = "topic=\"" + escape(p.topic) + "\",partition=\"" + p.partition + "\"";
                 line(sb, "isthmus_partition_log_start_offset", labels, p.logStart);
@@ -328,7 +337,9 @@ final class MetricsServer implements AutoCloseable {
     private static ShardSnapshot snapshot(ShardState st) {
         Histogram[] disk = st.diskStats.snapshot();
         List<PartitionSnapshot> parts = new ArrayList<>();
+        List<ReplicaEnd> replicas = new ArrayList<>();
         for (Partition p : st.partitions.values()) {
+            replicas.add(new ReplicaEnd(p.topic, p.index, p.isLeader(), p.replica.logEndOffset()));
             if (!p.isLeader()) {
                 continue; // the leader reports a partition
             }
@@ -342,7 +353,7 @@ final class MetricsServer implements AutoCloseable {
         long[] writeBehind = {w.capacity(), w.free(), w.idle(), w.waiting(), w.waitsTotal(), w.waitNsTotal() / 1000,
             w.waitNsMax() / 1000, w.reclaimsTotal()};
         return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot(), zeroed, writeBehind,
-            st.metrics.snapshot(st, st.shard.id() == 0), st.txn.stats());
+            st.metrics.snapshot(st, st.shard.id() == 0), st.txn.stats(), replicas);
     }
 
     private static void line(StringBuilder sb, String name, String labels, long value) {

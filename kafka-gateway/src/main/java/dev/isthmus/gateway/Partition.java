@@ -77,7 +77,26 @@ final class Partition implements GroupListener {
     static final String PRODUCER_SNAPSHOT = "producers.snapshot";
     private static final int SNAPSHOT_MAGIC = 0x49535053; // "ISPS"
     private static final int SNAPSHOT_VERSION = 3;
+    /**
+     * Besides every 30 s (and at close), a producer snapshot is taken once the log has grown this many offsets or
+     * bytes past the last one, and right after a leader has rebuilt the state: after a crash the rebuild replays
+     * the log from the last snapshot, so this bounds what it replays whatever the log's size and however short the
+     * broker's lives (issue 22: with only the 30 s timer, a broker killed sooner never wrote one and replayed
+     * 167 M records from offset 0 on every restart).
+     */
+    static final long SNAPSHOT_EVERY_OFFSETS = 100_000;
+    static final long SNAPSHOT_EVERY_BYTES = 32L << 20;
     private boolean producersChanged;
+    /** The log offset the last snapshot taken covers up to (written, being written or waiting), or -1. */
+    private long snapshotOffset = -1;
+    /** Bytes appended since the last snapshot was taken. */
+    private long bytesSinceSnapshot;
+    /** A snapshot taken and waiting for the high watermark to reach {@link #snapshotWaitingAt}, or null. */
+    private byte[] snapshotWaiting;
+    private long snapshotWaitingAt = -1;
+    /** A snapshot is being written by {@link ProducerSnapshots}; another request waits for it. */
+    private boolean snapshotWriting;
+    private boolean snapshotAgain;
     /** The largest record timestamp appended (ListOffsets MAX_TIMESTAMP); -1 while empty. */
     private long maxTimestamp = -1;
 
@@ -197,6 +216,9 @@ final class Partition implements GroupListener {
     @Override
     public void onCommit(long groupId, long commitOffset) {
         wakeDataWaiters();
+        if (snapshotWaiting != null) {
+            writeWaitingSnapshot();
+        }
     }
 
     @Override
@@ -205,6 +227,7 @@ final class Partition implements GroupListener {
             rebuildProducers(term);
         } else {
             producersTerm = -1;
+            snapshotWaiting = null; // its offset may never be committed in this replica's log
             wakeDataWaiters(); // long polls answer NOT_LEADER_OR_FOLLOWER at once
         }
         leadership.changed(this, role == Role.LEADER, term, leaderId);
@@ -266,6 +289,7 @@ final class Partition implements GroupListener {
             }
             if (!closed && replica.isLeader() && replica.term() == term) {
                 producersTerm = term;
+                takeSnapshot(false); // the next rebuild starts here, not where this one did
             }
         });
     }
@@ -280,15 +304,17 @@ final class Partition implements GroupListener {
     void recoverProducers(java.util.function.Consumer<RuntimeException> done) {
         long from = replica.logStartOffset();
         try {
-            long snapshotOffset = loadSnapshot();
-            if (snapshotOffset >= from && snapshotOffset <= replica.logEndOffset()) {
-                from = snapshotOffset;
+            long loaded = loadSnapshot();
+            if (loaded >= from && loaded <= replica.logEndOffset()) {
+                from = loaded;
             } else {
                 producers.clear();
             }
         } catch (java.io.IOException | RuntimeException e) {
             producers.clear(); // a damaged snapshot is only a shortcut: rebuild from the log
         }
+        snapshotOffset = from;
+        bytesSinceSnapshot = 0;
         scanProducers(from, done);
     }
 
@@ -335,15 +361,112 @@ final class Partition implements GroupListener {
         });
     }
 
-    /** Writes the producer state if it changed since the last snapshot (periodically and at close). */
+    /**
+     * Takes a snapshot of the producer state if it changed or the log grew since the last one (every 30 s, past
+     * {@link #SNAPSHOT_EVERY_OFFSETS} or {@link #SNAPSHOT_EVERY_BYTES}, after a rebuild): the bytes are made here
+     * and written by {@link ProducerSnapshots} off this shard, once the high watermark covers the snapshot's
+     * offset (a snapshot must describe a prefix of the log that a restart finds: one past what survives a crash
+     * would be ignored and the whole log replayed). One at a time per partition; a request meanwhile is taken
+     * after it. Leader only.
+     */
     void snapshotProducers() {
-        if (!producersChanged) {
+        takeSnapshot(true);
+    }
+
+    /**
+     * {@code expire}: drop producers silent for {@link #PRODUCER_EXPIRY_MS} first, as the 30 s snapshots always
+     * have (by the batches' timestamps after a rebuild); the snapshots taken for the log's growth and after a
+     * rebuild keep the state as it is.
+     */
+    private void takeSnapshot(boolean expire) {
+        if (closed || !replica.isLeader()) {
             return;
         }
-        long now = System.currentTimeMillis();
-        producers.values().removeIf(ps -> now - ps.lastSeenMs > PRODUCER_EXPIRY_MS);
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(40 + producers.size() * (8 + 2 + 8 + 4 + 5 * 16) + 8);
+        if (!producersChanged && replica.logEndOffset() <= snapshotOffset) {
+            return;
+        }
+        if (snapshotWriting || snapshotWaiting != null) {
+            snapshotAgain = true;
+            return;
+        }
         long at = replica.logEndOffset();
+        snapshotWaiting = snapshotBytes(at, expire);
+        snapshotWaitingAt = at;
+        writeWaitingSnapshot();
+    }
+
+    /** After an append: takes a snapshot when the log has grown far enough past the last one. */
+    private void snapshotIfGrown(long appendedBytes) {
+        bytesSinceSnapshot += appendedBytes;
+        if (bytesSinceSnapshot >= SNAPSHOT_EVERY_BYTES
+                || replica.logEndOffset() - Math.max(snapshotOffset, replica.logStartOffset()) >= SNAPSHOT_EVERY_OFFSETS) {
+            takeSnapshot(false);
+        }
+    }
+
+    private void writeWaitingSnapshot() {
+        if (snapshotWaiting == null || snapshotWriting || replica.highWatermark() < snapshotWaitingAt) {
+            return;
+        }
+        byte[] bytes = snapshotWaiting;
+        snapshotWaiting = null;
+        snapshotWriting = true;
+        ProducerSnapshots.write(replica.dir(), bytes).whenComplete((error, t) -> {
+            String problem = t != null ? t.toString() : error;
+            try {
+                shard.group().call(shard.id(), s -> {
+                    snapshotWritten(problem);
+                    return null;
+                });
+            } catch (RuntimeException stopped) {
+                // the shard group has stopped: nothing waits for this snapshot
+            }
+        });
+    }
+
+    private void snapshotWritten(String problem) {
+        snapshotWriting = false;
+        if (problem != null) {
+            producersChanged = true; // taken again by the next timer or append
+            System.getLogger(Partition.class.getName()).log(System.Logger.Level.WARNING,
+                "cannot write the producer snapshot of " + topic + "-" + index + ": " + problem);
+        }
+        if (snapshotAgain) {
+            snapshotAgain = false;
+            takeSnapshot(false);
+        }
+    }
+
+    /**
+     * At a clean close: the producer state as of the log end, written before returning (after any snapshot
+     * still queued, so it is the last one). The close path, not the data path, is the one place this shard waits
+     * for a snapshot: the log is closed next, and a restart should find the state without replaying anything.
+     */
+    void snapshotProducersAtClose() {
+        if (!replica.isLeader() || (!producersChanged && replica.logEndOffset() <= snapshotOffset)) {
+            return;
+        }
+        long at = replica.logEndOffset();
+        byte[] bytes = snapshotBytes(at, true);
+        snapshotWaiting = null;
+        try {
+            String problem = ProducerSnapshots.write(replica.dir(), bytes).get(30, java.util.concurrent.TimeUnit.SECONDS);
+            if (problem != null) {
+                throw new java.io.IOException(problem);
+            }
+        } catch (Exception e) {
+            System.getLogger(Partition.class.getName()).log(System.Logger.Level.WARNING,
+                "cannot write the producer snapshot of " + topic + "-" + index + " at close: " + e.getMessage());
+        }
+    }
+
+    /** The snapshot file's bytes for the producer state as of log offset {@code at} (this shard). */
+    private byte[] snapshotBytes(long at, boolean expire) {
+        if (expire) {
+            long now = System.currentTimeMillis();
+            producers.values().removeIf(ps -> now - ps.lastSeenMs > PRODUCER_EXPIRY_MS);
+        }
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(40 + producers.size() * (8 + 2 + 8 + 4 + 5 * 16) + 8);
         long termAt = at > replica.logStartOffset() ? termAtOrMinus(at - 1) : -1;
         b.putInt(SNAPSHOT_MAGIC).putInt(SNAPSHOT_VERSION).putLong(at).putLong(termAt).putLong(maxTimestamp)
             .putInt(producers.size());
@@ -357,23 +480,10 @@ final class Partition implements GroupListener {
         java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
         crc.update(b.array(), 0, b.position());
         b.putLong(crc.getValue());
-        java.nio.file.Path file = replica.dir().resolve(PRODUCER_SNAPSHOT);
-        java.nio.file.Path tmp = replica.dir().resolve(PRODUCER_SNAPSHOT + ".tmp");
-        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(tmp,
-            java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE,
-            java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
-            b.flip();
-            while (b.hasRemaining()) {
-                ch.write(b);
-            }
-            ch.force(false);
-            java.nio.file.Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
-                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-            producersChanged = false;
-        } catch (java.io.IOException e) {
-            System.getLogger(Partition.class.getName()).log(System.Logger.Level.WARNING,
-                "cannot write the producer snapshot of " + topic + "-" + index + ": " + e.getMessage());
-        }
+        producersChanged = false;
+        snapshotOffset = at;
+        bytesSinceSnapshot = 0;
+        return java.util.Arrays.copyOf(b.array(), b.position());
     }
 
     private long termAtOrMinus(long offset) {
@@ -706,6 +816,7 @@ final class Partition implements GroupListener {
         if (maxTs > maxTimestamp) {
             maxTimestamp = maxTs;
         }
+        snapshotIfGrown(storedLen);
         long appendTime = logAppendTimeMs;
         if (acks == 1 || acks == 0) {
             return Promise.completed(new AppendResult(ErrorCodes.NONE, base, replica.logStartOffset(), null,

@@ -427,9 +427,7 @@ final class ShardState {
     void stopServing() {
         closed = true;
         for (Partition p : partitions.values()) {
-            if (p.isLeader()) {
-                p.snapshotProducers();
-            }
+            p.snapshotProducersAtClose();
             p.closed();
         }
         for (Promise<Partition> pending : opening.values()) {

@@ -39,7 +39,7 @@ import java.util.regex.Pattern;
  * {@link CompareException} (port taken, process exited, timeout) after stopping what it started;
  * {@link #stop} stops it and removes its data directory. Used by the run's thread only.
  */
-final class BrokerProcess {
+public final class BrokerProcess {
 
     static final String HOST = "127.0.0.1";
 
@@ -421,7 +421,7 @@ final class BrokerProcess {
      * The last informative line of a log, for error sentences: the last non-blank line that is not a stack
      * frame ("at ...", "... 3 more") nor the JVM's note about JAVA_TOOL_OPTIONS.
      */
-    static String lastLine(Path log) {
+    public static String lastLine(Path log) {
         try {
             List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8);
             for (int i = lines.size() - 1; i >= 0; i--) {

@@ -19,29 +19,47 @@ import java.util.concurrent.TimeUnit;
  * interrupted (Ctrl-C, SIGTERM) or fails. Thread-safe: the run's thread registers, the hook's thread may
  * close concurrently; close is idempotent.
  */
-final class Cleanup implements AutoCloseable {
+public final class Cleanup implements AutoCloseable {
 
     private static final long STOP_GRACE_SEC = 30;
 
     private final Deque<Object> items = new ArrayDeque<>();
-    private final Thread hook = new Thread(this::interrupted, "compare-cleanup");
+    private final String tool;
+    private final Thread hook;
     private boolean hookInstalled;
 
     Cleanup() {
+        this("compare");
+    }
+
+    /** {@code tool} names the program in the messages (bench/compare, bench/chaos). */
+    public Cleanup(String tool) {
+        this.tool = tool;
+        this.hook = new Thread(this::interrupted, tool + "-cleanup");
         Runtime.getRuntime().addShutdownHook(hook);
         hookInstalled = true;
     }
 
-    synchronized void add(Process p) {
+    public synchronized void add(Process p) {
         items.push(p);
     }
 
-    synchronized void add(Path dir) {
+    public synchronized void add(Path dir) {
         items.push(dir);
     }
 
+    /** Anything else to undo (a network namespace, a mount), closed in the same newest-first order. */
+    public synchronized void add(AutoCloseable other) {
+        items.push(other);
+    }
+
+    /** Forgets {@code item} without closing it (its owner closed it already). */
+    public synchronized void forget(Object item) {
+        items.remove(item);
+    }
+
     /** Stops {@code p} now (if registered or not) and forgets it. */
-    void stop(Process p) {
+    public void stop(Process p) {
         synchronized (this) {
             items.remove(p);
         }
@@ -49,7 +67,7 @@ final class Cleanup implements AutoCloseable {
     }
 
     /** Removes {@code dir} now and forgets it. */
-    void delete(Path dir) {
+    public void delete(Path dir) {
         synchronized (this) {
             items.remove(dir);
         }
@@ -63,7 +81,7 @@ final class Cleanup implements AutoCloseable {
             any = !items.isEmpty();
         }
         if (any) {
-            System.err.println("compare: interrupted; stopping the broker and removing its data directory");
+            System.err.println(tool + ": interrupted; stopping the brokers and removing their data directories");
         }
         close();
     }
@@ -81,11 +99,13 @@ final class Cleanup implements AutoCloseable {
             try {
                 if (item instanceof Process p) {
                     stopProcess(p);
+                } else if (item instanceof AutoCloseable c) {
+                    c.close();
                 } else {
                     deleteTree((Path) item);
                 }
-            } catch (RuntimeException e) {
-                System.err.println("compare: cleanup: " + e.getMessage());
+            } catch (Exception e) {
+                System.err.println(tool + ": cleanup: " + e.getMessage());
             }
         }
         synchronized (this) {
@@ -101,7 +121,7 @@ final class Cleanup implements AutoCloseable {
     }
 
     /** SIGTERM to the process and its descendants, SIGKILL to whatever is left after the grace period. */
-    static void stopProcess(Process p) {
+    public static void stopProcess(Process p) {
         var descendants = p.descendants().toList();
         p.destroy();
         descendants.forEach(ProcessHandle::destroy);
@@ -117,7 +137,7 @@ final class Cleanup implements AutoCloseable {
         descendants.stream().filter(ProcessHandle::isAlive).forEach(ProcessHandle::destroyForcibly);
     }
 
-    static void deleteTree(Path dir) {
+    public static void deleteTree(Path dir) {
         if (!Files.exists(dir)) {
             return;
         }

@@ -487,7 +487,7 @@ public final class Compare {
      * kafka-clients logs through slf4j 1.7, which finds no binding here and says so on stderr; binding it
      * now, with stderr muted, leaves the client silent (its failures reach the callbacks and the table).
      */
-    private static void silenceClientLogging() {
+    public static void silenceClientLogging() {
         PrintStream saved = System.err;
         System.setErr(new PrintStream(OutputStream.nullOutputStream()));
         try {

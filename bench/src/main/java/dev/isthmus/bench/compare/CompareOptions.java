@@ -45,7 +45,7 @@ import java.util.concurrent.TimeUnit;
  * @param kafkaLib           directory of Apache Kafka's broker jars
  * @param javaHome           the JDK that runs Apache Kafka
  */
-record CompareOptions(
+public record CompareOptions(
     boolean quick,
     List<Suite> suites,
     List<Long> ratesPerSec,
@@ -369,7 +369,7 @@ record CompareOptions(
         return picked;
     }
 
-    static long parseDurationNs(String s, String option) {
+    public static long parseDurationNs(String s, String option) {
         String t = s.trim().toLowerCase(Locale.ROOT);
         long unitNs;
         String num;

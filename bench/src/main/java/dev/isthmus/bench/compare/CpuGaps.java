@@ -16,17 +16,17 @@ import java.util.concurrent.locks.LockSupport;
  * <p>{@link #takeMax()} returns the longest gap of any CPU since the previous call and starts a new period.
  * When pinning is refused (a CPU set that changed), that heartbeat runs unpinned and says so in its thread name.
  */
-final class CpuGaps implements AutoCloseable {
+public final class CpuGaps implements AutoCloseable {
 
     /** A gap of at least this long is reported in the per-second notes. */
-    static final long NOTE_NS = 20_000_000L;
+    public static final long NOTE_NS = 20_000_000L;
     /** A gap of at least this long makes its second count as one with a stalled CPU. */
-    static final long STALL_NS = 50_000_000L;
+    public static final long STALL_NS = 50_000_000L;
     private static final long BEAT_NS = 1_000_000L;
 
     /** The longest gap in a period and the CPU it was on (-1 when no heartbeat ran). */
-    record Gap(int cpu, long ns) {
-        String describe() {
+    public record Gap(int cpu, long ns) {
+        public String describe() {
             return String.format(java.util.Locale.ROOT, "CPU %d ran nothing for %.0f ms", cpu, ns / 1e6);
         }
     }
@@ -43,7 +43,7 @@ final class CpuGaps implements AutoCloseable {
     }
 
     /** Starts one heartbeat per CPU this process may use. */
-    static CpuGaps start() {
+    public static CpuGaps start() {
         CpuGaps g = new CpuGaps(Libc.allowedCpus());
         for (int i = 0; i < g.cpus.length; i++) {
             int slot = i;
@@ -73,7 +73,7 @@ final class CpuGaps implements AutoCloseable {
     }
 
     /** The longest gap of any CPU since the previous call; resets every CPU's. */
-    Gap takeMax() {
+    public Gap takeMax() {
         int cpu = -1;
         long best = 0;
         for (int i = 0; i < cpus.length; i++) {

@@ -12,7 +12,7 @@ import java.util.Locale;
  * line per broker. Axes: percentile on a log scale of 1/(1-p) (50%, 90%, 99%, 99.9%, ...), latency in ms on a
  * log scale. Stateless.
  */
-final class HtmlReport {
+public final class HtmlReport {
 
     private static final int W = 720;
     private static final int H = 400;
@@ -176,7 +176,7 @@ final class HtmlReport {
         return decade >= 0 ? String.format(Locale.ROOT, "%.0f", v) : String.format(Locale.ROOT, "%." + (-decade) + "f", v);
     }
 
-    static String esc(String s) {
+    public static String esc(String s) {
         return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\"", "&quot;");
     }
 }

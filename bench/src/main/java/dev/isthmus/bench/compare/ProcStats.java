@@ -10,7 +10,7 @@ import java.util.concurrent.TimeUnit;
  * and peak resident set ({@code /proc/PID/status} VmRSS and VmHWM), and the whole machine's busy CPU time
  * ({@code /proc/stat}). Stateless; any thread.
  */
-final class ProcStats {
+public final class ProcStats {
 
     /** Clock ticks per second of /proc's CPU times (USER_HZ); 100 on every Linux this runs on, checked once. */
     static final long TICKS_PER_SEC = ticksPerSec();
@@ -57,7 +57,7 @@ final class ProcStats {
     }
 
     /** utime + stime of {@code pid}, or 0 when it is gone. */
-    static long processCpuNs(long pid) {
+    public static long processCpuNs(long pid) {
         String stat = read(Path.of("/proc", Long.toString(pid), "stat"));
         if (stat == null) {
             return 0;
@@ -85,7 +85,7 @@ final class ProcStats {
     }
 
     /** Busy CPU time of the whole machine (all CPUs) from the first line of /proc/stat. */
-    static long machineBusyNs() {
+    public static long machineBusyNs() {
         String stat = read(Path.of("/proc/stat"));
         if (stat == null) {
             return 0;
@@ -151,7 +151,7 @@ final class ProcStats {
     }
 
     /** "load 0.52 0.40 0.31" from /proc/loadavg. */
-    static String loadAverages() {
+    public static String loadAverages() {
         String s = read(Path.of("/proc/loadavg"));
         if (s == null) {
             return "load unknown";
@@ -161,7 +161,7 @@ final class ProcStats {
     }
 
     /** "2 x AMD EPYC, 23.4 GiB, Linux 6.1.0-..." for the report. */
-    static String machine() {
+    public static String machine() {
         String cpuModel = "unknown CPU";
         String cpuinfo = read(Path.of("/proc/cpuinfo"));
         if (cpuinfo != null) {

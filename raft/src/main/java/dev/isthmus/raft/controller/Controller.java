@@ -52,7 +52,7 @@ import java.util.function.Consumer;
  * <h2>Threads</h2>
  * Owned by the controller shard. The public methods returning {@link CompletableFuture} and {@link #state()}
  * may be called from any non-shard thread; methods returning {@link Promise} only on the controller shard.
- * Listeners run on the controller shard after each change.
+ * Listeners run on the controller shard after each applied command (changed metadata or not).
  */
 public final class Controller implements ControllerStateMachine.Sink, GroupListener, ShardTransport.RpcHandler {
     /** The RPC service number of controller requests. */
@@ -183,7 +183,11 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
         return leaderId;
     }
 
-    /** Adds a listener called on the controller shard with every new state (and once at once with the current). */
+    /**
+     * Adds a listener called on the controller shard with every state this node publishes, in offset order: one per
+     * applied command, whether or not it changed the metadata (and once at once with the current state, which may
+     * repeat a state it is also called with). Compare the metadata yourself to skip work.
+     */
     public void addListener(Consumer<ClusterState> listener) {
         listeners.add(listener);
         server.shardGroup().execute(RaftServer.CONTROLLER_SHARD, () -> listener.accept(published));
@@ -471,20 +475,16 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
                 learnPeers(s);
             }
         }
-        if (!sameMetadata(before, s)) {
-            for (Consumer<ClusterState> l : listeners) {
-                try {
-                    l.accept(s);
-                } catch (RuntimeException e) {
-                    LOG.log(System.Logger.Level.ERROR, "controller state listener failed", e);
-                }
+        // Every published state, also one whose metadata equals the last (a failed command, a config set to its
+        // value, a registration repeated): whoever waits for offset N (a broker's start, the caller of that
+        // command) must see a state of offset N, and the log may end with such an entry.
+        for (Consumer<ClusterState> l : listeners) {
+            try {
+                l.accept(s);
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.ERROR, "controller state listener failed", e);
             }
         }
-    }
-
-    private static boolean sameMetadata(ClusterState a, ClusterState b) {
-        return a.nextGroupId() == b.nextGroupId() && new ArrayList<>(a.brokers()).equals(new ArrayList<>(b.brokers()))
-            && new ArrayList<>(a.topics()).equals(new ArrayList<>(b.topics()));
     }
 
     /** Tells the transport every registered broker's RPC address (resolving names off the shard). */
