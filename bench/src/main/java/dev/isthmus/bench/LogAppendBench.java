@@ -9,6 +9,7 @@ import dev.isthmus.log.BatchCache;
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.Log;
 import dev.isthmus.log.LogConfig;
+import dev.isthmus.log.LogManager;
 import dev.isthmus.uring.IoBackend;
 import dev.isthmus.uring.IoEngine;
 import dev.isthmus.uring.RingConfig;
@@ -172,7 +173,10 @@ public class LogAppendBench implements Log.Listener {
             stock = ZeroedStock.make(engine, dir.resolve("stock-" + iteration), zeroedGiB, zeros);
         }
         Log[] out = new Log[1];
-        Log.open(engine, where, config, writes, reads, cache, this, (l, e) -> {
+        // Opened through the shard's housekeeper so it gets the zeroed stock (wired explicitly); flushed by the bench.
+        LogManager logs = new LogManager(engine, dir, writes, reads, cache);
+        logs.useZeroedSegments(stock == null ? null : stock.segments());
+        logs.openOwned(where, config, this, (l, e) -> {
             if (e != null) {
                 throw e;
             }

@@ -4,6 +4,7 @@ import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.DiskStats;
 import dev.isthmus.log.Log;
 import dev.isthmus.log.LogConfig;
+import dev.isthmus.log.LogManager;
 import dev.isthmus.uring.IoBackend;
 import dev.isthmus.uring.IoEngine;
 import dev.isthmus.uring.RingConfig;
@@ -173,7 +174,10 @@ public class LogLatencyBench implements Log.Listener {
             stock = ZeroedStock.make(engine, dir.resolve("stock-" + iteration), 2, zeros);
         }
         Log[] out = new Log[1];
-        Log.open(engine, dir.resolve("log-" + iteration++), config, writes, reads, this, (l, e) -> {
+        // Opened through the shard's housekeeper so it gets the zeroed stock (wired explicitly); flushed by the bench.
+        LogManager logs = new LogManager(engine, dir, writes, reads);
+        logs.useZeroedSegments(stock == null ? null : stock.segments());
+        logs.openOwned(dir.resolve("log-" + iteration++), config, this, (l, e) -> {
             if (e != null) {
                 throw e;
             }

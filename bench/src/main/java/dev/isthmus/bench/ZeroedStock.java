@@ -35,7 +35,7 @@ final class ZeroedStock implements AutoCloseable {
     static ZeroedStock make(IoEngine engine, Path where, int gib, MemorySegment zeros) throws IOException {
         PriorityQueue<Due> timers = new PriorityQueue<>(Comparator.comparingLong(Due::atNs));
         ZeroedSegments.Timer timer = (delayNs, task) -> timers.add(new Due(System.nanoTime() + delayNs, task));
-        ZeroedSegments stock = ZeroedSegments.install(engine, where, gib, 1L << 30, zeros, timer,
+        ZeroedSegments stock = ZeroedSegments.create(engine, where, gib, 1L << 30, zeros, timer,
             new ZeroedSegments.Policy(1, 0, 0));
         stock.readyFor(1L << 30);
         while (stock.ready() < gib) {
@@ -48,6 +48,11 @@ final class ZeroedStock implements AutoCloseable {
             engine.submitAndWait(100_000L);
         }
         return new ZeroedStock(engine, stock);
+    }
+
+    /** The stock, for the log manager the benchmark opens its log through (explicit wiring: logs get no stock otherwise). */
+    ZeroedSegments segments() {
+        return stock;
     }
 
     /** Closes the stock (files not taken stay on disk for the caller to delete) and waits until it is idle. */

@@ -269,6 +269,11 @@ public final class Broker implements AutoCloseable {
             public dev.isthmus.log.BatchCache batchCache(int shard) {
                 return states[shard].batchCache;
             }
+
+            @Override
+            public dev.isthmus.log.ZeroedSegments zeroedSegments(int shard) {
+                return states[shard].zeroedSegments(); // wired explicitly (no longer found through the engine)
+            }
         };
         try {
             raft = RaftServer.start(group, rc, pools);

@@ -7,7 +7,7 @@ import dev.isthmus.gateway.group.GroupState;
 import dev.isthmus.gateway.group.GroupStateMachine;
 import dev.isthmus.gateway.group.Outbox;
 import dev.isthmus.gateway.group.TopicPartition;
-import dev.isthmus.raft.Verify;
+import dev.isthmus.uring.Verify;
 import dev.isthmus.uring.shard.Promise;
 
 import java.util.ArrayList;

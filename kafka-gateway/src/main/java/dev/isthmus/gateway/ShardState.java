@@ -446,7 +446,7 @@ final class ShardState {
         java.lang.foreign.MemorySegment zeros = arena.segment(zerosRegion, ZEROS_BYTES);
         zeros.fill((byte) 0);
         try {
-            zeroed = dev.isthmus.log.ZeroedSegments.install(shard.engine(), dir, count, logConfig.segmentBytes(), zeros,
+            zeroed = dev.isthmus.log.ZeroedSegments.create(shard.engine(), dir, count, logConfig.segmentBytes(), zeros,
                 shard::schedule);
         } catch (IOException e) {
             throw new java.io.UncheckedIOException("cannot keep zeroed segments in " + dir + ": " + e.getMessage(), e);

@@ -21,7 +21,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -43,22 +42,23 @@ import static org.junit.jupiter.api.Assertions.fail;
  * it stays PrepareCommit with its markers pending); a stalled transaction is aborted for its timeout. The stopped
  * node restarts, catches up as a follower, and the second coordinator's node then stops: the third replays what the
  * second wrote. Brokers also reach each other's coordinator over the broker-to-broker request path (a partition
- * leader's KIP-890 AddPartitionsToTxn).
+ * leader's KIP-890 AddPartitionsToTxn, and a group coordinator adding its offsets partition for a TxnOffsetCommit
+ * v5, whose offsets stay pending until the commit's marker lands there).
  */
 @Timeout(300)
 class TransactionFailoverTest {
     private static final int NODES = 3;
     private static final String TOPIC = "txn-replicated";
 
+    /** An RPC port for a node that restarts on the same address (below the ephemeral range: {@link TestPorts}). */
     private static int freePort() throws Exception {
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
+        return TestPorts.free();
     }
 
     private static BrokerConfig config(Path dir, int id, List<String> seeds) {
         return BrokerConfig.defaults().toBuilder().port(0).nodeId(id).dataDir(dir.resolve("node-" + id)).shards(1)
             .memoryBytes(128L << 20).pin(false).zeroedSegments(0).seeds(seeds).autoLeaderRebalance(false)
+            .offsetsTopicPartitions(2)
             .transactionSetting(TxnConfig.STATE_LOG_PARTITIONS, "2")
             .transactionSetting(TxnConfig.ABORT_INTERVAL_MS, "200")
             .transactionSetting(TxnConfig.TRANSACTION_VERSION, "1").build();
@@ -70,6 +70,19 @@ class TransactionFailoverTest {
             FindCoordinatorResponse r = (FindCoordinatorResponse) KafkaRequests.send(asked.port(),
                 ApiKeys.FIND_COORDINATOR, (short) 4, new FindCoordinatorRequestData().setKeyType((byte) 1)
                     .setCoordinatorKeys(List.of(id)));
+            var c = r.data().coordinators().get(0);
+            return c.errorCode() == Errors.NONE.code() ? c.nodeId() : -1;
+        } catch (Exception e) {
+            return -1;
+        }
+    }
+
+    /** The node that coordinates group {@code group}, asked of {@code asked}; -1 while none is known. */
+    private static int groupCoordinator(Broker asked, String group) {
+        try {
+            FindCoordinatorResponse r = (FindCoordinatorResponse) KafkaRequests.send(asked.port(),
+                ApiKeys.FIND_COORDINATOR, (short) 4, new FindCoordinatorRequestData().setKeyType((byte) 0)
+                    .setCoordinatorKeys(List.of(group)));
             var c = r.data().coordinators().get(0);
             return c.errorCode() == Errors.NONE.code() ? c.nodeId() : -1;
         } catch (Exception e) {
@@ -203,6 +216,30 @@ class TransactionFailoverTest {
             assertEquals(Errors.NONE.code(), answer.resultsByTransaction.get(0).topicResults.get(0)
                 .resultsByPartition.get(0).partitionErrorCode, "verified at the coordinator on node " + coord);
 
+            // The producer commits consumer offsets in its transaction at a group coordinator on another node than
+            // its transaction coordinator: TxnOffsetCommit v5 adds the group's offsets partition there, broker to
+            // broker, and the offsets stay pending.
+            int[] found = {-1, -1};
+            for (int i = 0; found[0] < 0; i++) {
+                String g = "copier-" + i;
+                int n = await("the coordinator of " + g, () -> {
+                    int x = groupCoordinator(nodes[0], g);
+                    return x >= 0 ? x : null;
+                });
+                if (n != coord) {
+                    found[0] = i;
+                    found[1] = n;
+                }
+            }
+            String group = "copier-" + found[0];
+            Broker groupNode = nodes[found[1]];
+            TopicPartition offsetsPartition = new TopicPartition(GroupCoordinator.OFFSETS_TOPIC,
+                GroupCoordinator.partitionFor(group, 2));
+            assertEquals(Errors.NONE.code(), TransactionOffsetsTest.txnCommit(groupNode.port(), (short) 5, moving,
+                group, pe[0], (short) pe[1], -1, "", TOPIC, 0, 17));
+            assertEquals(Errors.UNSTABLE_OFFSET_COMMIT.code(),
+                TransactionOffsetsTest.awaitOffset(groupNode.port(), group, TOPIC, 0, true)[0]);
+
             // The coordinator's node stops; Raft elects another leader of the partition, which replays it.
             nodes[coord].close();
             nodes[coord] = null;
@@ -215,7 +252,7 @@ class TransactionFailoverTest {
                 assertEquals(pe[1], after.producerEpoch());
                 assertEquals(600_000, after.transactionTimeoutMs());
                 assertEquals(before.transactionStartTimeMs(), after.transactionStartTimeMs());
-                assertEquals(Set.of(new TopicPartition(TOPIC, 0), new TopicPartition(TOPIC, 1)),
+                assertEquals(Set.of(new TopicPartition(TOPIC, 0), new TopicPartition(TOPIC, 1), offsetsPartition),
                     after.topicPartitions());
 
                 // The decided transaction: its markers resent by the new coordinator (written where partition
@@ -251,6 +288,21 @@ class TransactionFailoverTest {
                 TransactionDescription committed = describe(survivors, moving);
                 assertTrue(committed.state() == TransactionState.PREPARE_COMMIT
                     || committed.state() == TransactionState.COMPLETE_COMMIT, committed.state().toString());
+                // Its offsets: committed once the marker reaches the offsets partition, pending until then.
+                if (markers) {
+                    long[] offset = await("the committed offset of " + group, () -> {
+                        try {
+                            long[] x = TransactionOffsetsTest.awaitOffset(groupNode.port(), group, TOPIC, 0, true);
+                            return x[0] == Errors.NONE.code() ? x : null;
+                        } catch (Exception e) {
+                            return null;
+                        }
+                    });
+                    assertEquals(17, offset[1]);
+                } else {
+                    assertEquals(Errors.UNSTABLE_OFFSET_COMMIT.code(),
+                        TransactionOffsetsTest.awaitOffset(groupNode.port(), group, TOPIC, 0, true)[0]);
+                }
             }
 
             // The first node comes back (a follower now, catching up), then the second coordinator stops: the

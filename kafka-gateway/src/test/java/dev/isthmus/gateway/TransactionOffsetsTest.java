@@ -229,4 +229,121 @@ class TransactionOffsetsTest {
             assertEquals(Errors.UNSTABLE_OFFSET_COMMIT.code(), awaitOffset(port, "g1", TOPIC, 0, true)[0]);
         }
     }
+
+    /**
+     * The exactly-once loop of Kafka's TransactionalMessageCopier: a read_committed consumer in a group, a
+     * transactional producer copying what it polls and committing the consumer's positions in the same transaction
+     * (TxnOffsetCommit with the member's id and generation); every third transaction is aborted and the consumer
+     * rewinds to its committed offsets. The output read with read_committed equals the input exactly once, in order
+     * per partition, and the group's committed offsets end at the input's end. Needs partition leaders that write
+     * markers (the partition side of issue 19).
+     */
+    @ParameterizedTest(name = "transaction.version={0}")
+    @ValueSource(ints = {1, 2})
+    void shouldCopyExactlyOnceWithOffsetsCommittedInTheTransaction(int transactionVersion, @TempDir Path dir)
+        throws Exception {
+        int records = 200;
+        try (Broker b = Broker.start(TransactionCoordinatorTest.config(dir, transactionVersion));
+             Admin a = TransactionCoordinatorTest.admin(b)) {
+            org.junit.jupiter.api.Assumptions.assumeTrue(TransactionCoordinatorTest.markersWritten(b),
+                "partition leaders do not take WriteTxnMarkers in this build");
+            a.createTopics(List.of(new NewTopic("eos-in", 2, (short) 1), new NewTopic("eos-out", 2, (short) 1)))
+                .all().get(30, TimeUnit.SECONDS);
+            String bootstrap = "127.0.0.1:" + b.port();
+            java.util.Properties pp = new java.util.Properties();
+            pp.put(org.apache.kafka.clients.producer.ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            pp.put(org.apache.kafka.clients.producer.ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG,
+                org.apache.kafka.common.serialization.StringSerializer.class.getName());
+            pp.put(org.apache.kafka.clients.producer.ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG,
+                org.apache.kafka.common.serialization.StringSerializer.class.getName());
+            try (KafkaProducer<String, String> in = new KafkaProducer<>(pp)) {
+                for (int i = 0; i < records; i++) {
+                    in.send(new org.apache.kafka.clients.producer.ProducerRecord<>("eos-in", i % 2, "k" + i, "v" + i));
+                }
+                in.flush();
+            }
+            java.util.Properties cp = new java.util.Properties();
+            cp.put(org.apache.kafka.clients.consumer.ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            cp.put(org.apache.kafka.clients.consumer.ConsumerConfig.GROUP_ID_CONFIG, "eos-copier");
+            cp.put(org.apache.kafka.clients.consumer.ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+            cp.put(org.apache.kafka.clients.consumer.ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+            cp.put(org.apache.kafka.clients.consumer.ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+            cp.put(org.apache.kafka.clients.consumer.ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 30);
+            cp.put(org.apache.kafka.clients.consumer.ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG,
+                org.apache.kafka.common.serialization.StringDeserializer.class.getName());
+            cp.put(org.apache.kafka.clients.consumer.ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG,
+                org.apache.kafka.common.serialization.StringDeserializer.class.getName());
+            int committed = 0;
+            int aborted = 0;
+            try (org.apache.kafka.clients.consumer.KafkaConsumer<String, String> consumer =
+                     new org.apache.kafka.clients.consumer.KafkaConsumer<>(cp);
+                 KafkaProducer<String, String> copier = new KafkaProducer<>(TransactionCoordinatorTest.producerProps(b,
+                     "eos-copier-txn", 60_000))) {
+                consumer.subscribe(List.of("eos-in"));
+                copier.initTransactions();
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+                int round = 0;
+                while (committed < records) {
+                    assertTrue(System.nanoTime() < deadline, "copied " + committed + " of " + records + " in time");
+                    var polled = consumer.poll(Duration.ofMillis(200));
+                    if (polled.isEmpty()) {
+                        continue;
+                    }
+                    copier.beginTransaction();
+                    Map<TopicPartition, OffsetAndMetadata> positions = new java.util.HashMap<>();
+                    for (var r : polled) {
+                        copier.send(new org.apache.kafka.clients.producer.ProducerRecord<>("eos-out", r.partition(),
+                            r.key(), r.value()));
+                        positions.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                    }
+                    copier.sendOffsetsToTransaction(positions, consumer.groupMetadata());
+                    if (round++ % 3 == 2) {
+                        copier.abortTransaction();
+                        aborted += polled.count();
+                        // Rewind to what the group committed (read stable: the abort's markers are written first).
+                        Map<TopicPartition, OffsetAndMetadata> back = consumer.committed(positions.keySet());
+                        for (TopicPartition tp : positions.keySet()) {
+                            OffsetAndMetadata o = back.get(tp);
+                            consumer.seek(tp, o == null ? 0 : o.offset());
+                        }
+                    } else {
+                        copier.commitTransaction();
+                        committed += polled.count();
+                    }
+                }
+            }
+            assertTrue(aborted > 0, "some transactions were aborted");
+            // The output, read committed: the input exactly once, in order per partition.
+            cp.put(org.apache.kafka.clients.consumer.ConsumerConfig.GROUP_ID_CONFIG, "eos-reader");
+            Map<Integer, List<String>> out = new java.util.TreeMap<>();
+            try (org.apache.kafka.clients.consumer.KafkaConsumer<String, String> reader =
+                     new org.apache.kafka.clients.consumer.KafkaConsumer<>(cp)) {
+                reader.assign(List.of(new TopicPartition("eos-out", 0), new TopicPartition("eos-out", 1)));
+                reader.seekToBeginning(reader.assignment());
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                int n = 0;
+                while (n < records && System.nanoTime() < deadline) {
+                    for (var r : reader.poll(Duration.ofMillis(200))) {
+                        out.computeIfAbsent(r.partition(), k -> new java.util.ArrayList<>()).add(r.value());
+                        n++;
+                    }
+                }
+                // Nothing more arrives (no duplicate beyond the expected count).
+                for (var r : reader.poll(Duration.ofMillis(500))) {
+                    out.computeIfAbsent(r.partition(), k -> new java.util.ArrayList<>()).add(r.value());
+                }
+            }
+            for (int p = 0; p < 2; p++) {
+                List<String> expected = new java.util.ArrayList<>();
+                for (int i = p; i < records; i += 2) {
+                    expected.add("v" + i);
+                }
+                assertEquals(expected, out.get(p), "eos-out-" + p + " holds eos-in-" + p + " exactly once, in order");
+            }
+            var offsets = a.listConsumerGroupOffsets("eos-copier").partitionsToOffsetAndMetadata()
+                .get(30, TimeUnit.SECONDS);
+            assertEquals(records / 2, offsets.get(new TopicPartition("eos-in", 0)).offset());
+            assertEquals(records / 2, offsets.get(new TopicPartition("eos-in", 1)).offset());
+        }
+    }
 }

@@ -70,7 +70,8 @@ abstract sealed class BatchBytes permits BatchBytes.Contiguous, BatchBytes.Chain
 
     /** Contiguous memory. */
     static final class Contiguous extends BatchBytes {
-        private final CRC32C crc = new CRC32C();
+        /** Made on the first CRC asked for (a segment reader that checks headers only never needs one). */
+        private CRC32C crc;
         private MemorySegment segment;
         /** A buffer view of the last segment wrapped, reused while callers append from the same memory. */
         private MemorySegment viewed;
@@ -117,6 +118,9 @@ abstract sealed class BatchBytes permits BatchBytes.Contiguous, BatchBytes.Chain
 
         @Override
         int crc32c(long pos, long length) {
+            if (crc == null) {
+                crc = new CRC32C();
+            }
             if (segment != viewed || segment.byteSize() > Integer.MAX_VALUE) {
                 if (segment.byteSize() > Integer.MAX_VALUE) {
                     crc.reset();

@@ -18,7 +18,7 @@ import java.lang.foreign.MemorySegment;
  * cannot give the memory: the read then fails with {@link LogException.Kind#NO_MEMORY} instead of waiting or
  * growing memory. Owner: the log's shard thread; {@link #free()} exactly once.
  */
-final class LargeBuffer implements SegmentScanner.LargeWindow {
+final class LargeBuffer {
     private final MemoryArena arena;
     private final long offset;
     private final Arena own;
@@ -39,7 +39,7 @@ final class LargeBuffer implements SegmentScanner.LargeWindow {
             MemoryArena a = cache.arena;
             long off = a.allocate(size, Subsystem.BATCH_CACHE);
             if (off == MemoryArena.NO_MEMORY) {
-                log.largeBufferFailure = a.lastFailure();
+                log.largeBufferFailed(a.lastFailure());
                 return null;
             }
             return new LargeBuffer(a, off, null, a.segment(off, size));
@@ -48,13 +48,11 @@ final class LargeBuffer implements SegmentScanner.LargeWindow {
         return new LargeBuffer(null, -1, own, own.allocate(size, 4096));
     }
 
-    @Override
-    public MemorySegment segment() {
+    MemorySegment segment() {
         return segment;
     }
 
-    @Override
-    public void free() {
+    void free() {
         if (arena != null) {
             arena.free(offset);
         } else {

@@ -102,25 +102,28 @@ public final class Log {
      */
     public static final long NO_MEMORY = -1;
 
-    final IoEngine engine;
+    // Everything below is private: the log's collaborators (recovery, truncation, compaction, the closer, the
+    // cache, the manager) read and change it through the package-private methods further down, never the fields.
+    private final IoEngine engine;
     /** The engine's file-system calls and clock (see "Files and time"). */
-    final FileOps fs;
-    final Clock clock;
-    final Path dir;
-    LogConfig config;
-    final ChunkPool writePool;
-    final ChunkPool readPool;
+    private final FileOps fs;
+    private final Clock clock;
+    private final Path dir;
+    private LogConfig config;
+    private final ChunkPool writePool;
+    private final ChunkPool readPool;
     /** Why the last {@link LargeBuffer} could not be had (for the error of the read that needed it). */
-    String largeBufferFailure;
-    final Listener listener;
-    final List<Segment> segments = new ArrayList<>();
+    private String largeBufferFailure;
+    private final Listener listener;
+    private final List<Segment> segments = new ArrayList<>();
+    private final List<Segment> segmentsView = java.util.Collections.unmodifiableList(segments);
     private final BatchBytes.Contiguous contiguous = new BatchBytes.Contiguous();
     private final BatchBytes.Chained chained = new BatchBytes.Chained();
     /** Base offsets and sizes of the batches of the current append, for the batch cache. */
     private long[] cacheBatchOffsets = new long[16];
     private int[] cacheBatchSizes = new int[16];
     /** This log's part of the shard's batch cache, or null when the log was opened without one. */
-    LogCache cache;
+    private final LogCache cache;
     private long logStartOffset;
     private long nextOffset;
     private long durableNext;
@@ -128,29 +131,29 @@ public final class Log {
     private boolean closed;
     private Runnable idleWaiter;
     /** The manager that opened this log, or null. */
-    LogManager manager;
+    private LogManager manager;
     /** In the manager's list of logs to flush at its next poll. */
-    boolean inDirtyList;
+    private boolean inDirtyList;
     private long zeroedSegmentsTaken;
     /** This log's place in the write pool's line when an append found no memory. */
     private final ChunkPool.Waiter memoryWaiter = new ChunkPool.Waiter(this::onChunksReserved);
-    /** The engine's stock of zeroed segment files when this log was opened (looked up once: appends ask it). */
+    /** The shard's stock of zeroed segment files (given by the {@link LogManager} that opened the log), or null. */
     private final ZeroedSegments zeroedStock;
     /** Segments rolled away from whose seal (last writes, fdatasync, release) has not finished. */
     private int sealsPending;
     // Compaction state: the offset up to which the log was compacted, the earliest delete horizon of a kept
     // tombstone (a compaction is due then), suffix truncations so far, whether one runs, the running compaction.
-    long cleanerCheckpoint;
-    long tombstoneHorizonMs = Long.MAX_VALUE;
-    int truncations;
-    boolean truncating;
+    private long cleanerCheckpoint;
+    private long tombstoneHorizonMs = Long.MAX_VALUE;
+    private int truncations;
+    private boolean truncating;
     /**
      * A suffix truncation cut a file (and perhaps deleted later segments) and the cut is not durable yet: nothing
      * appended after it is reported durable until it is (a power loss could otherwise bring the cut records back
      * under, or in front of, acknowledged new ones). See {@link LogTruncation}.
      */
     private boolean cutUnsynced;
-    LogCompaction compaction;
+    private LogCompaction compaction;
     /** Reads (and cache fills) of this log's files in flight. */
     private int readsInFlight;
     private DiskStats stats;
@@ -165,7 +168,7 @@ public final class Log {
     private boolean pendingOpen;
 
     Log(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool, BatchCache batchCache,
-        Listener listener) {
+        ZeroedSegments zeroedStock, Listener listener) {
         this.cache = batchCache == null ? null : new LogCache(batchCache, this);
         this.engine = engine;
         this.fs = engine.fileOps();
@@ -175,7 +178,7 @@ public final class Log {
         this.writePool = writePool;
         this.readPool = readPool;
         this.listener = listener;
-        this.zeroedStock = ZeroedSegments.of(engine);
+        this.zeroedStock = zeroedStock;
     }
 
     /**
@@ -195,7 +198,13 @@ public final class Log {
      */
     public static void open(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool,
                             BatchCache cache, Listener listener, OpenHandler handler) {
-        Log log = new Log(engine, dir, config, writePool, readPool, cache, listener);
+        open(engine, dir, config, writePool, readPool, cache, null, listener, handler);
+    }
+
+    /** The full form: with the shard's {@link ZeroedSegments} stock (null: none), as a {@link LogManager} opens logs. */
+    static void open(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool,
+                     BatchCache cache, ZeroedSegments zeroedStock, Listener listener, OpenHandler handler) {
+        Log log = new Log(engine, dir, config, writePool, readPool, cache, zeroedStock, listener);
         try {
             log.fs.createDirectoriesDurably(dir);
             // A previous Log of this directory (closed, or abandoned) may still have file tasks queued.
@@ -267,10 +276,120 @@ public final class Log {
         return segments.get(segments.size() - 1);
     }
 
-    void initialized(long start, long next) {
+    /**
+     * Recovery is done ({@link LogRecovery}): the log holds {@code recovered} (the last one active), starts at
+     * {@code start} and appends at {@code next}, all durable.
+     */
+    void recovered(List<Segment> recovered, long start, long next) {
+        Verify.that(segments.isEmpty() && !recovered.isEmpty(), "recovered twice, or no segment");
+        segments.addAll(recovered);
         this.logStartOffset = start;
         this.nextOffset = next;
         this.durableNext = next;
+    }
+
+    // ------------------------------------------------------------------------------------------ for collaborators
+
+    IoEngine engine() {
+        return engine;
+    }
+
+    FileOps fs() {
+        return fs;
+    }
+
+    Clock clock() {
+        return clock;
+    }
+
+    ChunkPool writePool() {
+        return writePool;
+    }
+
+    ChunkPool readPool() {
+        return readPool;
+    }
+
+    /** The segments, oldest first, the last one active (a read-only view; changed only by this class). */
+    List<Segment> segments() {
+        return segmentsView;
+    }
+
+    /** This log's part of the batch cache, or null. */
+    LogCache logCache() {
+        return cache;
+    }
+
+    /** Why the last {@link LargeBuffer} for this log could not be had. */
+    String largeBufferFailure() {
+        return largeBufferFailure;
+    }
+
+    void largeBufferFailed(String why) {
+        this.largeBufferFailure = why;
+    }
+
+    /** The offset below which the log was compacted (the cleaner's checkpoint). */
+    long cleanerCheckpoint() {
+        return cleanerCheckpoint;
+    }
+
+    /** The earliest delete horizon of a kept tombstone (a compaction is due then), or Long.MAX_VALUE. */
+    long tombstoneHorizonMs() {
+        return tombstoneHorizonMs;
+    }
+
+    /** The cleaner's state as recorded in the log's directory (read by recovery). */
+    void restoreCleanerState(long checkpoint, long horizonMs) {
+        this.cleanerCheckpoint = checkpoint;
+        this.tombstoneHorizonMs = horizonMs;
+    }
+
+    /** Suffix truncations so far (a compaction started before one is stale). */
+    int truncationCount() {
+        return truncations;
+    }
+
+    /** Whether a suffix truncation runs. */
+    boolean isTruncating() {
+        return truncating;
+    }
+
+    /** The compaction running on this log, or null. */
+    LogCompaction compaction() {
+        return compaction;
+    }
+
+    void compactionStarted(LogCompaction c) {
+        Verify.that(compaction == null, "two compactions of one log");
+        this.compaction = c;
+    }
+
+    void compactionEnded(LogCompaction c) {
+        if (compaction == c) {
+            compaction = null;
+        }
+    }
+
+    /** Opened by {@code m}: it schedules this log's flushes and compactions. */
+    void managedBy(LogManager m) {
+        this.manager = m;
+    }
+
+    /** Marks the log for its manager's next flush; false when it was marked already. */
+    boolean markDirty() {
+        if (inDirtyList) {
+            return false;
+        }
+        inDirtyList = true;
+        return true;
+    }
+
+    /** Takes the mark off (flushed, or closed); returns whether it was marked. */
+    boolean clearDirty() {
+        boolean was = inDirtyList;
+        inDirtyList = false;
+        return was;
     }
 
     // ------------------------------------------------------------------------------------------ append
@@ -866,7 +985,7 @@ public final class Log {
                 + readPool.capacity() + " windows in use)"));
             return;
         }
-        new LogReader(this, seg, window, fromOffset, bound, maxBytes, handler).start();
+        new WindowRead(this, seg, window, fromOffset, bound, maxBytes, handler).start();
     }
 
     /**

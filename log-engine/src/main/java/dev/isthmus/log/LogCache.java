@@ -345,16 +345,16 @@ final class LogCache {
         long position;
         long coverStart;
         if (lastRange != null && lastRange.segment != null && !lastRange.segment.deleted && lastRange.fileEnd >= 0
-            && log.segments.contains(lastRange.segment)) {
+            && log.segments().contains(lastRange.segment)) {
             seg = lastRange.segment;
             position = lastRange.fileEnd;
             coverStart = end;
             if (position >= seg.size && seg.appender == null) {
-                int k = log.segments.indexOf(seg);
-                if (k + 1 >= log.segments.size()) {
+                int k = log.segments().indexOf(seg);
+                if (k + 1 >= log.segments().size()) {
                     return;
                 }
-                seg = log.segments.get(k + 1);
+                seg = log.segments().get(k + 1);
                 position = 0;
             }
         } else {
@@ -524,6 +524,6 @@ final class LogCache {
 
     @Override
     public String toString() {
-        return "LogCache{" + log.dir + ", " + rangeCount + " ranges}";
+        return "LogCache{" + log.dir() + ", " + rangeCount + " ranges}";
     }
 }

@@ -17,11 +17,13 @@ import java.util.function.Consumer;
  * {@code minDirtyRatio} (or one whose tombstones reached their delete horizon); requests made with
  * {@link LogManager#compact} run first, whatever their ratio.
  *
- * <h2>Logs no manager opened</h2>
- * A replicated log (a Raft group's, opened by its storage adapter) is compacted through a cleaner of its own
- * shard: {@link #LogCleaner(LogManager.CompactionSettings, MemoryArena)}, {@link #compactReplicated} per log
- * when the owner finds it due, {@link #poll(long)} every loop turn, {@link #close()} at the end. Such a
- * compaction is bounded by the owner's end offset and keeps every batch (see {@link LogCompaction}).
+ * <h2>Logs a caller owns</h2>
+ * A replicated log (a Raft group's, opened through {@link LogManager#openOwned}) is compacted by the same cleaner,
+ * {@link LogManager#cleaner()}: its owner asks {@link #compactReplicated} when it finds the log due, and the
+ * manager's {@link LogManager#poll()} steps it like any other compaction. Such a compaction is bounded by the
+ * owner's end offset and keeps every batch (see {@link LogCompaction}). A cleaner can also run on its own
+ * ({@link #LogCleaner(LogManager.CompactionSettings, MemoryArena)}, {@link #poll(long)} every loop turn,
+ * {@link #close()} at the end).
  *
  * <p>Memory is fixed: the key map ({@code mapBytes}) is taken once, and a read window plus a scratch batch
  * buffer per run, all from the shard's arena (Subsystem.OTHER) when the manager has a batch cache, else from
@@ -71,12 +73,12 @@ public final class LogCleaner {
     }
 
     /**
-     * Compacts {@code log}, a replicated log no {@link LogManager} opened, when the cleaner is free and if it is due
-     * (the dirty ratio of its part below {@code endOffset} reaches {@code minDirtyRatio}, or a kept tombstone
-     * passed its delete horizon): only sealed segments wholly below {@code endOffset} (the offsets that can no
-     * longer change: a Raft commit offset + 1), and no batch is dropped, so batch boundaries, offsets and leader
-     * epochs stay as every replica has them (see {@link LogCompaction}). {@code done} runs on the shard thread
-     * with null (compacted, or not due) or why it was not compacted.
+     * Compacts {@code log}, a replicated log its owner opened ({@link LogManager#openOwned}), when the cleaner is
+     * free and if it is due (the dirty ratio of its part below {@code endOffset} reaches {@code minDirtyRatio}, or a
+     * kept tombstone passed its delete horizon): only sealed segments wholly below {@code endOffset} (the offsets
+     * that can no longer change: a Raft commit offset + 1), and no batch is dropped, so batch boundaries, offsets
+     * and leader epochs stay as every replica has them (see {@link LogCompaction}). {@code done} runs on the shard
+     * thread with null (compacted, or not due) or why it was not compacted.
      */
     public void compactReplicated(Log log, long endOffset, Consumer<RuntimeException> done) {
         requests.add(new Request(log, endOffset, true, done));
@@ -132,12 +134,12 @@ public final class LogCleaner {
         while (!requests.isEmpty()) {
             Request r = requests.poll();
             if (r.log().isClosed() || r.log().isFailed()) {
-                r.done().accept(new IllegalStateException("log " + r.log().dir + " is closed or failed; not compacted"));
+                r.done().accept(new IllegalStateException("log " + r.log().dir() + " is closed or failed; not compacted"));
                 continue;
             }
-            if (r.replicated() && r.log().compaction == null) {
+            if (r.replicated() && r.log().compaction() == null) {
                 double ratio = LogCompaction.dirtyRatio(r.log(), nowMs, minLagMs(r.log()), r.endOffset());
-                if (ratio < minDirtyRatio(r.log()) && r.log().tombstoneHorizonMs > nowMs
+                if (ratio < minDirtyRatio(r.log()) && r.log().tombstoneHorizonMs() > nowMs
                     && !LogCompaction.maxLagPassed(r.log(), nowMs, r.endOffset())) {
                     r.done().accept(null); // not due
                     continue;
@@ -158,11 +160,11 @@ public final class LogCleaner {
         Log best = null;
         double bestRatio = 0;
         for (Log log : logs) {
-            if (!log.config.compact() || log.isClosed() || log.isFailed() || log.compaction != null) {
+            if (!log.config().compact() || log.isClosed() || log.isFailed() || log.compaction() != null) {
                 continue;
             }
             double ratio = LogCompaction.dirtyRatio(log, nowMs, minLagMs(log));
-            boolean due = log.tombstoneHorizonMs <= nowMs || LogCompaction.maxLagPassed(log, nowMs, Long.MAX_VALUE);
+            boolean due = log.tombstoneHorizonMs() <= nowMs || LogCompaction.maxLagPassed(log, nowMs, Long.MAX_VALUE);
             if ((ratio >= minDirtyRatio(log) || due) && (best == null || ratio > bestRatio)) {
                 best = log;
                 bestRatio = ratio;
@@ -177,23 +179,23 @@ public final class LogCleaner {
 
     /** The log's min.compaction.lag.ms when its config sets one, else this cleaner's. */
     private long minLagMs(Log log) {
-        return log.config.minCompactionLagMs() >= 0 ? log.config.minCompactionLagMs() : settings.minLagMs();
+        return log.config().minCompactionLagMs() >= 0 ? log.config().minCompactionLagMs() : settings.minLagMs();
     }
 
     /** The log's min.cleanable.dirty.ratio when its config sets one, else this cleaner's. */
     private double minDirtyRatio(Log log) {
-        return log.config.minCleanableDirtyRatio() >= 0 ? log.config.minCleanableDirtyRatio() : settings.minDirtyRatio();
+        return log.config().minCleanableDirtyRatio() >= 0 ? log.config().minCleanableDirtyRatio() : settings.minDirtyRatio();
     }
 
     private boolean start(Log log, long nowMs, boolean force, long endOffset, boolean keepBatches,
                           Consumer<RuntimeException> done) {
-        if (!takeBuffers(log.config.readWindowBytes())) {
-            done.accept(new LogException(LogException.Kind.NO_MEMORY, "no memory to compact " + log.dir + ": "
+        if (!takeBuffers(log.config().readWindowBytes())) {
+            done.accept(new LogException(LogException.Kind.NO_MEMORY, "no memory to compact " + log.dir() + ": "
                 + lastMemoryProblem));
             return true;
         }
-        MemorySegment window = bufferSegment(0, log.config.readWindowBytes());
-        MemorySegment scratch = bufferSegment(log.config.readWindowBytes(), log.config.readWindowBytes());
+        MemorySegment window = bufferSegment(0, log.config().readWindowBytes());
+        MemorySegment scratch = bufferSegment(log.config().readWindowBytes(), log.config().readWindowBytes());
         Consumer<RuntimeException> counted = e -> {
             if (e == null) {
                 compactions++;
@@ -214,11 +216,11 @@ public final class LogCleaner {
     /** Abandons the compaction of {@code log} if one runs, and its requests (the log is closing). */
     public void abort(Log log) {
         if (running != null && running.log == log) {
-            running.abort(new IllegalStateException("compaction of " + log.dir + " abandoned: the log is closing"));
+            running.abort(new IllegalStateException("compaction of " + log.dir() + " abandoned: the log is closing"));
         }
         requests.removeIf(r -> {
             if (r.log() == log) {
-                r.done().accept(new IllegalStateException("log " + log.dir + " closed before it was compacted"));
+                r.done().accept(new IllegalStateException("log " + log.dir() + " closed before it was compacted"));
                 return true;
             }
             return false;
@@ -284,7 +286,7 @@ public final class LogCleaner {
     /** Frees everything (the manager closed all its logs; the owner of a replicated logs' cleaner stopped). */
     public void close() {
         if (running != null) {
-            running.abort(new IllegalStateException("compaction of " + running.log.dir + " abandoned: shutting down"));
+            running.abort(new IllegalStateException("compaction of " + running.log.dir() + " abandoned: shutting down"));
             running.step(1); // drops the cleaned file now when none of its writes is in flight
             running = null;
         }

@@ -29,7 +29,7 @@ final class LogCloser implements CompletionHandler {
     }
 
     private void check() {
-        for (Segment s : log.segments) {
+        for (Segment s : log.segments()) {
             if (s.appender != null && !log.isFailed() && s.appender.durable() < s.size) {
                 // The last fdatasync is still to come (its writes just completed): wait for it.
                 s.appender.flush();
@@ -42,7 +42,7 @@ final class LogCloser implements CompletionHandler {
             return;
         }
         List<Segment> active = new ArrayList<>();
-        for (Segment s : log.segments) {
+        for (Segment s : log.segments()) {
             if (s.appender != null) {
                 active.add(s);
             }

@@ -71,7 +71,7 @@ final class LogCompaction implements SegmentAppender.Listener {
     private final long nowMs;
     private final Consumer<RuntimeException> done;
     private final KeyOffsetMap map;
-    private final BatchStream in;
+    private final SegmentReader in;
     private final MemorySegment scratch;
     private final Records records = new Records();
     private final RecordBatch outBatch = new RecordBatch();
@@ -107,13 +107,13 @@ final class LogCompaction implements SegmentAppender.Listener {
         this.log = log;
         this.nowMs = nowMs;
         this.map = map;
-        this.in = new BatchStream(window);
+        this.in = SegmentReader.windowed(window, true, null, SegmentReader.Hold.WHILE_READING, null);
         this.scratch = scratch;
         this.cleanable = cleanable;
         this.firstDirty = firstDirty;
         Segment last = cleanable.get(cleanable.size() - 1);
         this.cleanableEnd = last.lastOffset + 1;
-        this.truncationsAtStart = log.truncations;
+        this.truncationsAtStart = log.truncationCount();
         this.keepBatches = keepBatches;
         this.done = done;
     }
@@ -125,8 +125,8 @@ final class LogCompaction implements SegmentAppender.Listener {
      */
     static List<Segment> cleanableSegments(Log log, long nowMs, long minLagMs, long endOffset) {
         List<Segment> out = new ArrayList<>();
-        for (int i = 0; i < log.segments.size() - 1; i++) {
-            Segment s = log.segments.get(i);
+        for (int i = 0; i < log.segments().size() - 1; i++) {
+            Segment s = log.segments().get(i);
             if (s.appender != null || s.sealing || s.deleted || s.isEmpty() || s.lastOffset >= endOffset) {
                 break;
             }
@@ -158,9 +158,9 @@ final class LogCompaction implements SegmentAppender.Listener {
         if (cleanable.isEmpty()) {
             return null;
         }
-        long firstDirty = Math.max(log.cleanerCheckpoint, cleanable.get(0).baseOffset);
+        long firstDirty = Math.max(log.cleanerCheckpoint(), cleanable.get(0).baseOffset);
         long end = cleanable.get(cleanable.size() - 1).lastOffset + 1;
-        boolean tombstonesDue = log.tombstoneHorizonMs <= nowMs;
+        boolean tombstonesDue = log.tombstoneHorizonMs() <= nowMs;
         if (firstDirty >= end && !force && !tombstonesDue) {
             return null;
         }
@@ -175,12 +175,12 @@ final class LogCompaction implements SegmentAppender.Listener {
      * the segment holding it is later, so the guarantee here is that lag after the segment's last write).
      */
     static boolean maxLagPassed(Log log, long nowMs, long endOffset) {
-        long maxLag = log.config.maxCompactionLagMs();
+        long maxLag = log.config().maxCompactionLagMs();
         if (maxLag == Long.MAX_VALUE) {
             return false;
         }
         for (Segment s : cleanableSegments(log, nowMs, 0, endOffset)) {
-            if (s.lastOffset >= log.cleanerCheckpoint) {
+            if (s.lastOffset >= log.cleanerCheckpoint()) {
                 return s.maxTimestamp >= 0 && nowMs - s.maxTimestamp >= maxLag;
             }
         }
@@ -199,7 +199,7 @@ final class LogCompaction implements SegmentAppender.Listener {
         long dirty = 0;
         for (Segment s : cleanable) {
             total += s.size;
-            if (s.lastOffset >= log.cleanerCheckpoint) {
+            if (s.lastOffset >= log.cleanerCheckpoint()) {
                 dirty += s.size;
             }
         }
@@ -208,7 +208,7 @@ final class LogCompaction implements SegmentAppender.Listener {
 
     void start() {
         map.clear();
-        log.compaction = this;
+        log.compactionStarted(this);
         segIndex = 0;
         while (segIndex < cleanable.size() - 1 && cleanable.get(segIndex).lastOffset < firstDirty) {
             segIndex++;
@@ -218,7 +218,7 @@ final class LogCompaction implements SegmentAppender.Listener {
             startClean();
             return;
         }
-        in.reset(log, cleanable.get(segIndex));
+        readSegment(cleanable.get(segIndex));
     }
 
     boolean isDone() {
@@ -233,49 +233,49 @@ final class LogCompaction implements SegmentAppender.Listener {
         long work = 0;
         while (work < budgetBytes) {
             if ((phase == Phase.MAP || phase == Phase.CLEAN) && !in.reading()) {
-                String stale = log.isClosed() ? "the log closed" : log.truncations != truncationsAtStart
+                String stale = log.isClosed() ? "the log closed" : log.truncationCount() != truncationsAtStart
                     ? "the log was truncated" : in.segment() != null && in.segment().deleted ? "its segments were deleted" : null;
                 if (stale != null) {
-                    abort(new IllegalStateException("compaction of " + log.dir + " abandoned: " + stale));
+                    abort(new IllegalStateException("compaction of " + log.dir() + " abandoned: " + stale));
                 }
             }
             switch (phase) {
                 case MAP -> {
-                    int r = in.next();
-                    if (r == BatchStream.WAIT) {
+                    int r = in.nextOrRead();
+                    if (r == SegmentReader.WAIT) {
                         return work;
                     }
-                    if (r == BatchStream.END) {
+                    if (r == SegmentReader.END) {
                         if (++segIndex < cleanable.size()) {
-                            in.reset(log, cleanable.get(segIndex));
+                            readSegment(cleanable.get(segIndex));
                         } else {
                             mapEnd = cleanableEnd;
                             startClean();
                         }
                         continue;
                     }
-                    if (r != BatchStream.BATCH) {
+                    if (r != SegmentReader.BATCH) {
                         abort(streamProblem(r));
                         continue;
                     }
                     work += mapBatch();
                 }
                 case CLEAN -> {
-                    int r = in.next();
-                    if (r == BatchStream.WAIT) {
+                    int r = in.nextOrRead();
+                    if (r == SegmentReader.WAIT) {
                         return work;
                     }
                     List<Segment> group = groups.get(groupIndex);
-                    if (r == BatchStream.END) {
+                    if (r == SegmentReader.END) {
                         if (++segIndex < group.size()) {
-                            in.reset(log, group.get(segIndex));
+                            readSegment(group.get(segIndex));
                         } else {
                             appender.flush();
                             phase = Phase.SEAL;
                         }
                         continue;
                     }
-                    if (r != BatchStream.BATCH) {
+                    if (r != SegmentReader.BATCH) {
                         abort(streamProblem(r));
                         continue;
                     }
@@ -287,14 +287,14 @@ final class LogCompaction implements SegmentAppender.Listener {
                 }
                 case SEAL -> {
                     if (outFailure != null) {
-                        abort(new UncheckedIOException(new IOException("compaction of " + log.dir + " failed: " + outFailure)));
+                        abort(new UncheckedIOException(new IOException("compaction of " + log.dir() + " failed: " + outFailure)));
                         continue;
                     }
                     if (appender.inFlight() > 0 || appender.durable() < appender.position()) {
                         appender.flush();
                         return work;
                     }
-                    if (log.truncating) {
+                    if (log.isTruncating()) {
                         return work; // a suffix truncation is reading the log: swap after it
                     }
                     if (!swap()) {
@@ -312,7 +312,7 @@ final class LogCompaction implements SegmentAppender.Listener {
                     }
                     dropOutput();
                     phase = Phase.DONE;
-                    log.compaction = null;
+                    log.compactionEnded(this);
                     LOG.log(System.Logger.Level.INFO, abortCause.getMessage());
                     done.accept(abortCause);
                     return work;
@@ -325,13 +325,23 @@ final class LogCompaction implements SegmentAppender.Listener {
         return work;
     }
 
+    /** Starts reading the sealed segment {@code s} from its start. */
+    private void readSegment(Segment s) {
+        in.start(log, s, 0, -1, s.size);
+    }
+
     private RuntimeException streamProblem(int r) {
         Segment s = in.segment();
-        if (r == BatchStream.ERROR) {
+        if (r == SegmentReader.ERROR) {
             return new LogException(LogException.Kind.STORAGE_ERROR, "compaction read of " + s.path + " failed: "
                 + Errno.describe(in.errno()));
         }
-        return new LogException(LogException.Kind.CORRUPT_MESSAGE, "compaction of " + log.dir + " stopped: "
+        if (r == SegmentReader.NO_MEMORY) {
+            return new LogException(LogException.Kind.NO_MEMORY, "compaction of " + log.dir() + " stopped: "
+                + in.failure() + "; the segment is left as it is");
+        }
+        // INVALID, and for a sealed segment (trimmed to its data) also zeros or a file shorter than recorded.
+        return new LogException(LogException.Kind.CORRUPT_MESSAGE, "compaction of " + log.dir() + " stopped: "
             + s.path.getFileName() + " has an invalid batch at position " + in.position() + "; the segment is left as it is");
     }
 
@@ -359,7 +369,7 @@ final class LogCompaction implements SegmentAppender.Listener {
                 if (!map.hasRoomFor(n)) {
                     mapEnd = b.baseOffset();
                     if (mapEnd <= firstDirty) {
-                        abort(new IllegalStateException("compaction of " + log.dir + ": the key map (" + map.maxEntries()
+                        abort(new IllegalStateException("compaction of " + log.dir() + ": the key map (" + map.maxEntries()
                             + " keys) cannot hold one batch of " + n + " records; give it more memory"));
                         return size;
                     }
@@ -391,7 +401,7 @@ final class LogCompaction implements SegmentAppender.Listener {
             Segment first = cleanable.get(i);
             long bytes = 0;
             int j = i;
-            while (j < k && (g.isEmpty() || (bytes + cleanable.get(j).size <= log.config.segmentBytes()
+            while (j < k && (g.isEmpty() || (bytes + cleanable.get(j).size <= log.config().segmentBytes()
                 && cleanable.get(j).lastOffset - first.baseOffset < Integer.MAX_VALUE - 1))) {
                 g.add(cleanable.get(j));
                 bytes += cleanable.get(j).size;
@@ -411,26 +421,26 @@ final class LogCompaction implements SegmentAppender.Listener {
     private void openGroup() {
         List<Segment> g = groups.get(groupIndex);
         Segment first = g.get(0);
-        cleanedPath = log.dir.resolve(Segment.fileName(first.baseOffset, CLEANED_SUFFIX));
+        cleanedPath = log.dir().resolve(Segment.fileName(first.baseOffset, CLEANED_SUFFIX));
         try {
-            log.fs.deleteIfExists(cleanedPath);
+            log.fs().deleteIfExists(cleanedPath);
         } catch (IOException e) {
             abort(new UncheckedIOException("cannot remove " + cleanedPath, e));
             return;
         }
-        outFile = log.engine.openDmaFile(cleanedPath, true);
+        outFile = log.engine().openDmaFile(cleanedPath, true);
         long bytes = 0;
         for (Segment s : g) {
             bytes += s.size;
         }
-        appender = new SegmentAppender(outFile, log.writePool, this, 0, MemorySegment.NULL, 0,
-            Math.min(log.config.fallocateStepBytes(), (bytes + 4095) / 4096 * 4096), log.config.segmentBytes());
-        outIndex = new SegmentIndex(first.baseOffset, log.config.indexIntervalBytes());
+        appender = new SegmentAppender(outFile, log.writePool(), this, 0, MemorySegment.NULL, 0,
+            Math.min(log.config().fallocateStepBytes(), (bytes + 4095) / 4096 * 4096), log.config().segmentBytes());
+        outIndex = new SegmentIndex(first.baseOffset, log.config().indexIntervalBytes());
         outSize = 0;
         outMaxTimestamp = -1;
         outFailure = null;
         segIndex = 0;
-        in.reset(log, first);
+        readSegment(first);
         phase = Phase.CLEAN;
     }
 
@@ -442,12 +452,12 @@ final class LogCompaction implements SegmentAppender.Listener {
         RecordBatch b = in.batch();
         int size = b.sizeInBytes();
         long bound = (long) size + RecordBatch.HEADER_BYTES + (long) MAX_RECORD_GROWTH * Math.max(0, b.recordsCount());
-        if (log.writePool.hasWaiters()) {
+        if (log.writePool().hasWaiters()) {
             // Logs wait for write-behind memory: they go first. Writing out what is buffered lends the tail too.
             appender.flush();
             return -1;
         }
-        if (log.writePool.available() <= log.writePool.capacity() / 2 || !appender.canAppend(bound)) {
+        if (log.writePool().available() <= log.writePool().capacity() / 2 || !appender.canAppend(bound)) {
             return -1;
         }
         Segment seg = in.segment();
@@ -508,7 +518,7 @@ final class LogCompaction implements SegmentAppender.Listener {
         }
         boolean setHorizon = tombstoneKept && !horizonSet;
         if (tombstoneKept) {
-            horizonMin = Math.min(horizonMin, setHorizon ? nowMs + log.config.deleteRetentionMs() : horizon);
+            horizonMin = Math.min(horizonMin, setHorizon ? nowMs + log.config().deleteRetentionMs() : horizon);
         }
         recordsRemoved += count - kept;
         if (kept == count && !setHorizon) {
@@ -530,7 +540,7 @@ final class LogCompaction implements SegmentAppender.Listener {
         long start = b.position();
         MemorySegment.copy(src, start, scratch, 0, RecordBatch.HEADER_BYTES);
         long base = b.baseTimestamp();
-        long newBase = setHorizon ? nowMs + log.config.deleteRetentionMs() : base;
+        long newBase = setHorizon ? nowMs + log.config().deleteRetentionMs() : base;
         long pos = RecordBatch.HEADER_BYTES;
         records.wrap(b);
         int i = 0;
@@ -584,7 +594,7 @@ final class LogCompaction implements SegmentAppender.Listener {
         List<Segment> group = groups.get(groupIndex);
         String stale = log.staleGroup(group, truncationsAtStart);
         if (stale != null) {
-            abort(new IllegalStateException("compaction of " + log.dir + " abandoned: " + stale));
+            abort(new IllegalStateException("compaction of " + log.dir() + " abandoned: " + stale));
             return false;
         }
         appender.releaseTail();
@@ -595,12 +605,12 @@ final class LogCompaction implements SegmentAppender.Listener {
         Segment first = group.get(0);
         Segment last = group.get(group.size() - 1);
         try {
-            Path swapPath = log.dir.resolve(swapName(first.baseOffset, last.lastOffset + 1));
-            log.fs.move(cleanedPath, swapPath, false);
-            log.fs.syncDirectory(log.dir);
+            Path swapPath = log.dir().resolve(swapName(first.baseOffset, last.lastOffset + 1));
+            log.fs().move(cleanedPath, swapPath, false);
+            log.fs().syncDirectory(log.dir());
             log.installCompacted(group, swapPath, outIndex, outSize, outMaxTimestamp);
         } catch (IOException e) {
-            abort(new UncheckedIOException("compaction of " + log.dir + " could not swap " + cleanedPath.getFileName()
+            abort(new UncheckedIOException("compaction of " + log.dir() + " could not swap " + cleanedPath.getFileName()
                 + " in (finished at the next open): " + e.getMessage(), e));
             return false;
         }
@@ -615,8 +625,8 @@ final class LogCompaction implements SegmentAppender.Listener {
     private void finish() {
         log.compactionFinished(mapEnd, horizonMin);
         phase = Phase.DONE;
-        log.compaction = null;
-        LOG.log(System.Logger.Level.INFO, "compacted " + log.dir + " up to offset " + mapEnd + ": " + groups.size()
+        log.compactionEnded(this);
+        LOG.log(System.Logger.Level.INFO, "compacted " + log.dir() + " up to offset " + mapEnd + ": " + groups.size()
             + " segment group(s), " + bytesIn + " -> " + bytesOut + " bytes, " + recordsRemoved + " record(s) removed");
         done.accept(null);
     }
@@ -632,7 +642,7 @@ final class LogCompaction implements SegmentAppender.Listener {
         }
         if (cleanedPath != null) {
             try {
-                log.fs.deleteIfExists(cleanedPath);
+                log.fs().deleteIfExists(cleanedPath);
             } catch (IOException e) {
                 LOG.log(System.Logger.Level.WARNING, "could not delete " + cleanedPath + " (removed at the next open)");
             }
@@ -670,6 +680,6 @@ final class LogCompaction implements SegmentAppender.Listener {
 
     @Override
     public String toString() {
-        return "LogCompaction{" + log.dir + ", " + phase + ", firstDirty " + firstDirty + ", mapEnd " + mapEnd + "}";
+        return "LogCompaction{" + log.dir() + ", " + phase + ", firstDirty " + firstDirty + ", mapEnd " + mapEnd + "}";
     }
 }

@@ -9,7 +9,16 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The logs of one shard (one per partition) and their shared flush scheduling.
+ * The one owner of a shard's log housekeeping: the logs of the shard and their shared flush scheduling, the
+ * write-behind waiters' backstop, compaction scheduling (its {@link LogCleaner}), retention of the logs it opened
+ * by name, the shard's {@link DiskStats}, and the wiring every log of the shard shares (engine, write-behind and
+ * read pools, batch cache, zeroed segment stock).
+ *
+ * <p>Two kinds of logs: those opened by name ({@link #open}: plain logs the manager also compacts, applies
+ * retention to and closes), and logs a caller owns ({@link #openOwned}: a Raft group's, whose truncations,
+ * retention and compaction are replicated decisions of its owner), which still share everything above and are
+ * flushed by {@link #poll()} once {@link #appended} names them. Raft's storage runs through one of these per shard,
+ * so flushing, waiters and the cleaner are written once.
  *
  * <p>Appends only queue bytes; {@link #poll()}, called once per shard loop turn after the turn's tasks,
  * flushes every log that received appends during the turn: the tails are written and one fdatasync per
@@ -26,6 +35,8 @@ public final class LogManager {
     private final BatchCache cache;
     private final LogCleaner cleaner;
     private final DiskStats diskStats = new DiskStats();
+    /** The shard's stock of zeroed segment files, or null (see {@link ZeroedSegments}). */
+    private ZeroedSegments zeroed;
     private final Map<String, Log> logs = new HashMap<>();
     private final List<Log> dirty = new ArrayList<>();
     /** Open logs with cleanup.policy=compact (0: the cleaner is not even looked at). */
@@ -120,16 +131,56 @@ public final class LogManager {
         return cache;
     }
 
+    /**
+     * Gives the logs opened from now on the shard's stock of zeroed segment files (null: none); the caller owns the
+     * stock and closes it.
+     */
+    public void useZeroedSegments(ZeroedSegments stock) {
+        this.zeroed = stock;
+    }
+
+    /** The shard's zeroed segment stock, or null. */
+    public ZeroedSegments zeroedSegments() {
+        return zeroed;
+    }
+
+    /** The shard's cleaner: logs opened by name are compacted by {@link #poll()}; owners of other logs ask it. */
+    public LogCleaner cleaner() {
+        return cleaner;
+    }
+
+    public ChunkPool writePool() {
+        return writePool;
+    }
+
+    public ChunkPool readPool() {
+        return readPool;
+    }
+
+    /**
+     * Opens (or creates) a log in {@code dir} that the caller owns (see the class comment): it shares this manager's
+     * pools, batch cache, zeroed segment stock and disk statistics, and is flushed by {@link #poll()} after
+     * {@link #appended}; the caller applies its retention, asks {@link #cleaner()} to compact it, and closes it.
+     */
+    public void openOwned(Path dir, LogConfig config, Log.Listener listener, Log.OpenHandler handler) {
+        Log.open(engine, dir, config, writePool, readPool, cache, zeroed, listener, (log, error) -> {
+            if (log != null) {
+                log.stats(diskStats);
+            }
+            handler.onOpen(log, error);
+        });
+    }
+
     /** Opens (or creates) the log {@code name} under the base directory. */
     public void open(String name, LogConfig config, Log.Listener listener, Log.OpenHandler handler) {
         if (logs.containsKey(name)) {
             handler.onOpen(null, new IllegalStateException("log " + name + " is already open"));
             return;
         }
-        Log.open(engine, baseDir.resolve(name), config, writePool, readPool, cache, listener, (log, error) -> {
+        Log.open(engine, baseDir.resolve(name), config, writePool, readPool, cache, zeroed, listener, (log, error) -> {
             if (log != null) {
                 log.stats(diskStats);
-                log.manager = this;
+                log.managedBy(this);
                 logs.put(name, log);
                 recountCompactLogs();
             }
@@ -150,10 +201,9 @@ public final class LogManager {
         return logs.size();
     }
 
-    /** Marks {@code log} for the next {@link #poll()} (call after appending). */
+    /** Marks {@code log} (opened by name or owned) for the next {@link #poll()} (call after appending). */
     public void appended(Log log) {
-        if (!log.inDirtyList) { // a flag, not a list search: O(1) per append however many logs are dirty
-            log.inDirtyList = true;
+        if (log.markDirty()) { // a flag, not a list search: O(1) per append however many logs are dirty
             dirty.add(log);
         }
     }
@@ -166,7 +216,7 @@ public final class LogManager {
         int n = dirty.size();
         for (int i = 0; i < n; i++) {
             Log log = dirty.get(i);
-            log.inDirtyList = false;
+            log.clearDirty();
             if (!log.isClosed() && !log.isFailed()) {
                 log.flush();
             }
@@ -203,8 +253,7 @@ public final class LogManager {
     /** Closes {@code name} and forgets it (it may be opened again or its directory removed); {@code done} runs when it is closed. */
     public void close(String name, Runnable done) {
         Log log = logs.remove(name);
-        if (log != null && log.inDirtyList) {
-            log.inDirtyList = false;
+        if (log != null && log.clearDirty()) {
             dirty.remove(log);
         }
         recountCompactLogs();
@@ -239,7 +288,7 @@ public final class LogManager {
     void recountCompactLogs() {
         int n = 0;
         for (Log log : logs.values()) {
-            if (log.config.compact()) {
+            if (log.config().compact()) {
                 n++;
             }
         }

@@ -25,13 +25,15 @@ import java.util.ArrayDeque;
  *
  * <p>Owner: the log's thread.
  */
-final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
+final class LogRecovery implements CompletionHandler {
     private static final System.Logger LOG = System.getLogger("dev.isthmus.log");
     /** A progress line every this many bytes scanned (package access: tests lower it). */
     static long progressBytes = 256L << 20;
 
     private final Log log;
     private final Log.OpenHandler handler;
+    /** The log's segments as recovery finds them; the log takes them when it is done ({@link Log#recovered}). */
+    private final java.util.List<Segment> segments = new java.util.ArrayList<>();
     private final ArrayDeque<Segment> toScan = new ArrayDeque<>();
     /** Segments this recovery scanned: their bytes may be written and not durable (a killed process's). */
     private final java.util.List<Segment> scanned = new java.util.ArrayList<>();
@@ -39,6 +41,8 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     private static final long TAG_SYNC = 1;
     private int windowId = -1;
     private MemorySegment window;
+    /** Validates the scanned segments batch by batch (over the window, made once the window is held). */
+    private SegmentReader reader;
     private Segment scanning;
     private long scannedBytes;
     private long nextProgress;
@@ -57,8 +61,8 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     }
 
     void start() throws IOException {
-        Path dir = log.dir;
-        FileOps fs = log.fs;
+        Path dir = log.dir();
+        FileOps fs = log.fs();
         logStart = readLong(fs, dir.resolve(Log.LOG_START), 0);
         Path marker = dir.resolve(Log.CLEAN_SHUTDOWN);
         cleanEnd = readLong(fs, marker, -1);
@@ -72,18 +76,18 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         long[] bases = Log.listSegments(fs, dir);
         for (int i = 0; i < bases.length; i++) {
             Path p = dir.resolve(Segment.fileName(bases[i], Log.LOG_SUFFIX));
-            DmaFile file = log.engine.openDmaFile(p, false);
-            Segment s = new Segment(log, bases[i], p, file, new SegmentIndex(bases[i], log.config.indexIntervalBytes()));
+            DmaFile file = log.engine().openDmaFile(p, false);
+            Segment s = new Segment(log, bases[i], p, file, new SegmentIndex(bases[i], log.config().indexIntervalBytes()));
             s.size = file.size();
             s.createdMs = fs.lastModifiedMillis(p);
-            log.segments.add(s);
+            segments.add(s);
         }
-        for (int i = 0; i < log.segments.size(); i++) {
-            Segment s = log.segments.get(i);
-            boolean last = i == log.segments.size() - 1;
-            boolean recoverTail = cleanEnd < 0 && i >= log.segments.size() - 2;
-            if (i + 1 < log.segments.size()) {
-                s.lastOffset = log.segments.get(i + 1).baseOffset - 1;
+        for (int i = 0; i < segments.size(); i++) {
+            Segment s = segments.get(i);
+            boolean last = i == segments.size() - 1;
+            boolean recoverTail = cleanEnd < 0 && i >= segments.size() - 2;
+            if (i + 1 < segments.size()) {
+                s.lastOffset = segments.get(i + 1).baseOffset - 1;
             } else if (cleanEnd >= 0) {
                 s.lastOffset = cleanEnd - 1;
             }
@@ -102,7 +106,7 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
                 totalBytes += s.size;
             }
             nextProgress = progressBytes;
-            startNs = log.clock.nanoTime();
+            startNs = log.clock().nanoTime();
             LOG.log(System.Logger.Level.INFO, "log " + dir + ": " + (cleanEnd < 0 ? "unclean shutdown, validating "
                 : "rebuilding indexes of ") + toScan.size() + " segment(s), " + (totalBytes >> 20) + " MiB");
             withWindow(this::scanNext);
@@ -118,16 +122,16 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             return;
         }
         afterWindow = then;
-        if (!log.readPool.admit(windowWaiter, 1)) {
+        if (!log.readPool().admit(windowWaiter, 1)) {
             return; // onWindowReserved comes back here
         }
-        windowId = log.readPool.acquireUninitialized();
+        windowId = log.readPool().acquireUninitialized();
         if (windowId < 0) {
-            log.readPool.admit(windowWaiter, 1); // none left to take (reads took them): in line for the next
+            log.readPool().admit(windowWaiter, 1); // none left to take (reads took them): in line for the next
             return;
         }
         afterWindow = null;
-        window = log.readPool.chunk(windowId);
+        window = log.readPool().chunk(windowId);
         then.run();
     }
 
@@ -137,29 +141,28 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         if (then != null) {
             withWindow(then);
         } else {
-            log.readPool.cancel(windowWaiter);
+            log.readPool().cancel(windowWaiter);
         }
     }
 
     /** Gives the window back and lets the next recovery or truncation waiting for one go on. */
     private void releaseWindow() {
-        log.readPool.cancel(windowWaiter);
+        log.readPool().cancel(windowWaiter);
         if (windowId >= 0) {
-            log.readPool.release(windowId);
+            log.readPool().release(windowId);
             windowId = -1;
         }
-        log.readPool.wakeIfPending();
+        log.readPool().wakeIfPending();
     }
 
     private void readCleanerCheckpoint(Path dir) throws IOException {
         Path p = dir.resolve(Log.CLEANER_CHECKPOINT);
-        if (!log.fs.exists(p)) {
+        if (!log.fs().exists(p)) {
             return;
         }
-        String[] parts = new String(log.fs.readAllBytes(p), StandardCharsets.US_ASCII).trim().split(" ");
+        String[] parts = new String(log.fs().readAllBytes(p), StandardCharsets.US_ASCII).trim().split(" ");
         try {
-            log.cleanerCheckpoint = Long.parseLong(parts[0]);
-            log.tombstoneHorizonMs = parts.length > 1 ? Long.parseLong(parts[1]) : Long.MAX_VALUE;
+            log.restoreCleanerState(Long.parseLong(parts[0]), parts.length > 1 ? Long.parseLong(parts[1]) : Long.MAX_VALUE);
         } catch (NumberFormatException e) {
             LOG.log(System.Logger.Level.WARNING, "ignoring damaged " + p + " (the next compaction starts over)");
         }
@@ -172,7 +175,7 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
      * first one's name. Also removes leftover {@code .tmp} files of interrupted atomic writes.
      */
     private void finishCompactionSwaps(Path dir) throws IOException {
-        FileOps fs = log.fs;
+        FileOps fs = log.fs();
         java.util.List<Path> swaps = new java.util.ArrayList<>();
         for (Path p : fs.list(dir)) {
             String name = p.getFileName().toString();
@@ -226,11 +229,11 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         try {
             Path oi = s.indexPath();
             Path ti = s.timeIndexPath();
-            if (!log.fs.exists(oi) || !log.fs.exists(ti)) {
+            if (!log.fs().exists(oi) || !log.fs().exists(ti)) {
                 return s.size == 0;
             }
-            byte[] o = log.fs.readAllBytes(oi);
-            byte[] t = log.fs.readAllBytes(ti);
+            byte[] o = log.fs().readAllBytes(oi);
+            byte[] t = log.fs().readAllBytes(ti);
             return s.index.load(MemorySegment.ofArray(o), o.length, MemorySegment.ofArray(t), t.length, s.size)
                 || s.size == 0;
         } catch (IOException e) {
@@ -247,12 +250,34 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         scanned.add(scanning);
         long prev = scanning.baseOffset - 1;
         scanning.lastOffset = prev; // what the scan finds, not what the next segment's name suggests
-        new SegmentScanner(scanning.file, window, bytes -> LargeBuffer.allocate(log, bytes)).scan(0, scanning.size,
-            prev, this);
+        if (reader == null) {
+            reader = SegmentReader.windowed(window, true, bytes -> LargeBuffer.allocate(log, bytes),
+                SegmentReader.Hold.NONE, this::scan);
+        }
+        reader.start(log, scanning, 0, -1, scanning.size);
+        scan();
     }
 
-    @Override
-    public boolean onBatch(RecordBatch batch, long position) {
+    /** Walks the segment being scanned to where its valid data ends (on from each read's completion). */
+    private void scan() {
+        while (true) {
+            int r = reader.nextOrRead();
+            if (r == SegmentReader.WAIT) {
+                return;
+            }
+            if (r != SegmentReader.BATCH) {
+                long validEnd = reader.position();
+                int errno = reader.errno();
+                reader.close(); // a larger buffer taken for the scan goes back first
+                onEnd(validEnd, r, errno);
+                return;
+            }
+            onBatch(reader.batch(), reader.position());
+            reader.advance();
+        }
+    }
+
+    private void onBatch(RecordBatch batch, long position) {
         Segment s = scanning;
         s.index.onBatch(batch.lastOffset(), position, batch.sizeInBytes(), batch.maxTimestamp());
         s.maxTimestamp = Math.max(s.maxTimestamp, batch.maxTimestamp());
@@ -260,25 +285,24 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         scannedBytes += batch.sizeInBytes();
         if (scannedBytes >= nextProgress) {
             nextProgress += progressBytes;
-            LOG.log(System.Logger.Level.INFO, "log " + log.dir + ": recovery scanned " + (scannedBytes >> 20) + " of "
+            LOG.log(System.Logger.Level.INFO, "log " + log.dir() + ": recovery scanned " + (scannedBytes >> 20) + " of "
                 + (totalBytes >> 20) + " MiB (" + (totalBytes == 0 ? 100 : scannedBytes * 100 / totalBytes) + "%), "
-                + (log.clock.nanoTime() - startNs) / 1_000_000 + " ms so far");
+                + (log.clock().nanoTime() - startNs) / 1_000_000 + " ms so far");
         }
-        return true;
     }
 
-    @Override
-    public void onEnd(long validEnd, SegmentScanner.End reason, int errno) {
+    /** The scan of the current segment ended at {@code validEnd} ({@link SegmentReader}'s answer {@code reason}). */
+    private void onEnd(long validEnd, int reason, int errno) {
         Segment s = scanning;
-        if (reason == SegmentScanner.End.READ_ERROR) {
+        if (reason == SegmentReader.ERROR) {
             fail(new LogException(LogException.Kind.STORAGE_ERROR, "recovery read of " + s.path + " failed: "
                 + Errno.describe(errno)));
             return;
         }
-        if (reason == SegmentScanner.End.NO_MEMORY) {
+        if (reason == SegmentReader.NO_MEMORY) {
             // Never cut a segment for want of memory: the open fails and can be tried again.
             fail(new LogException(LogException.Kind.NO_MEMORY, "recovery of " + s.path + " needs memory for a batch"
-                + " at position " + validEnd + " larger than the read windows: " + log.largeBufferFailure));
+                + " at position " + validEnd + " larger than the read windows: " + log.largeBufferFailure()));
             return;
         }
         if (s.isEmpty() && s.size > 0) {
@@ -286,17 +310,18 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         }
         boolean zeros = true;
         if (validEnd < s.size) {
-            zeros = reason == SegmentScanner.End.END_OF_DATA;
+            // Zeros (space never written) or the file's end are where the data ends; anything else is cut.
+            zeros = reason != SegmentReader.INVALID;
             if (!zeros) {
-                LOG.log(System.Logger.Level.WARNING, "log " + log.dir + ": " + s.path.getFileName() + " has "
+                LOG.log(System.Logger.Level.WARNING, "log " + log.dir() + ": " + s.path.getFileName() + " has "
                     + (s.size - validEnd) + " invalid bytes after position " + validEnd + "; cutting them");
             }
             s.size = validEnd;
             s.file.truncate(validEnd);
         }
-        int idx = log.segments.indexOf(s);
-        boolean contiguous = idx + 1 >= log.segments.size()
-            || log.segments.get(idx + 1).baseOffset == s.lastOffset + 1;
+        int idx = segments.indexOf(s);
+        boolean contiguous = idx + 1 >= segments.size()
+            || segments.get(idx + 1).baseOffset == s.lastOffset + 1;
         if (!zeros || !contiguous) {
             // Nothing after a cut can be trusted to be contiguous with it. A segment ending (in zeros, space never
             // written, or at its file's end) right before the next one's first offset is a normal end (a segment whose
@@ -304,19 +329,19 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             // advances in offset order none of them was ever durable. (A hole also arises when a segment's unsynced
             // tail is lost while a later segment's unsynced writes survive: rolls do not wait for seals.)
             if (!contiguous) {
-                LOG.log(System.Logger.Level.WARNING, "log " + log.dir + ": " + s.path.getFileName() + " ends at"
+                LOG.log(System.Logger.Level.WARNING, "log " + log.dir() + ": " + s.path.getFileName() + " ends at"
                     + " offset " + s.lastOffset + ", but the next segment starts at "
-                    + log.segments.get(idx + 1).baseOffset + "; dropping the never-durable segments after it");
+                    + segments.get(idx + 1).baseOffset + "; dropping the never-durable segments after it");
             }
             boolean deleted = false;
-            while (log.segments.size() > idx + 1) {
-                Segment later = log.segments.remove(log.segments.size() - 1);
+            while (segments.size() > idx + 1) {
+                Segment later = segments.remove(segments.size() - 1);
                 toScan.remove(later);
                 later.file.close();
                 try {
-                    log.fs.deleteIfExists(later.path);
-                    log.fs.deleteIfExists(later.indexPath());
-                    log.fs.deleteIfExists(later.timeIndexPath());
+                    log.fs().deleteIfExists(later.path);
+                    log.fs().deleteIfExists(later.indexPath());
+                    log.fs().deleteIfExists(later.timeIndexPath());
                     deleted = true;
                 } catch (IOException e) {
                     LOG.log(System.Logger.Level.WARNING, "could not delete " + later.path);
@@ -326,15 +351,15 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
                 try {
                     // Before anything is appended after the cut: a power loss must not bring the dropped segments
                     // back behind new records that would then look contiguous with them.
-                    log.fs.syncDirectory(log.dir);
+                    log.fs().syncDirectory(log.dir());
                 } catch (IOException e) {
-                    fail(new LogException(LogException.Kind.STORAGE_ERROR, "fsync of " + log.dir + " after dropping"
+                    fail(new LogException(LogException.Kind.STORAGE_ERROR, "fsync of " + log.dir() + " after dropping"
                         + " segments failed: " + e.getMessage()));
                     return;
                 }
             }
         }
-        if (s != log.segments.get(log.segments.size() - 1) && log.segments.contains(s)) {
+        if (s != segments.get(segments.size() - 1) && segments.contains(s)) {
             log.writeIndexesLater(s); // a sealed segment: the next open loads them instead of scanning again
         }
         scanNext();
@@ -345,12 +370,12 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
      * append (nothing when the segment ends on a block boundary).
      */
     private void openTail() {
-        if (log.segments.isEmpty()) {
-            log.segments.add(log.createSegment(logStart));
+        if (segments.isEmpty()) {
+            segments.add(log.createSegment(logStart));
             finish();
             return;
         }
-        Segment last = log.segments.get(log.segments.size() - 1);
+        Segment last = segments.get(segments.size() - 1);
         int block = Math.max(4096, last.file.alignment());
         tailStart = last.size - last.size % block;
         if (tailStart == last.size) {
@@ -361,7 +386,7 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     }
 
     private void readTail() {
-        Segment last = log.segments.get(log.segments.size() - 1);
+        Segment last = segments.get(segments.size() - 1);
         int block = Math.max(4096, last.file.alignment());
         if (window.byteSize() < block) {
             fail(new IllegalStateException("read windows of " + window.byteSize() + " bytes cannot hold a block of "
@@ -380,7 +405,7 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             synced(result);
             return;
         }
-        Segment last = log.segments.get(log.segments.size() - 1);
+        Segment last = segments.get(segments.size() - 1);
         if (result < last.size - tailStart) {
             fail(new LogException(LogException.Kind.STORAGE_ERROR, "short read of the tail of " + last.path
                 + (result < 0 ? ": " + Errno.describe(result) : "")));
@@ -390,29 +415,29 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     }
 
     private void startAppender(MemorySegment tail) {
-        Segment last = log.segments.get(log.segments.size() - 1);
+        Segment last = segments.get(segments.size() - 1);
         try {
             // The active segment grows past what its index files (from a clean close) describe: left in place, they
             // would let a later recovery trust the grown segment without scanning it. Its index lives in memory and
             // is written again when it is sealed. (The deletes become durable with the directory sync of the next
             // segment's creation; until then the segment is the last one, which recovery always scans.)
-            log.fs.deleteIfExists(last.indexPath());
-            log.fs.deleteIfExists(last.timeIndexPath());
+            log.fs().deleteIfExists(last.indexPath());
+            log.fs().deleteIfExists(last.timeIndexPath());
         } catch (IOException e) {
             fail(new LogException(LogException.Kind.STORAGE_ERROR, "cannot delete the index files of " + last.path
                 + ": " + e.getMessage()));
             return;
         }
-        last.appender = new SegmentAppender(last.file, log.writePool, last, last.size, tail, last.file.size(),
-            log.config.fallocateStepBytes(), log.config.segmentBytes(), log.clock);
+        last.appender = new SegmentAppender(last.file, log.writePool(), last, last.size, tail, last.file.size(),
+            log.config().fallocateStepBytes(), log.config().segmentBytes(), log.clock());
         finish();
     }
 
     private void finish() {
         releaseWindow();
         if (totalBytes >= progressBytes) {
-            LOG.log(System.Logger.Level.INFO, "log " + log.dir + ": recovery scanned " + (scannedBytes >> 20) + " MiB in "
-                + (log.clock.nanoTime() - startNs) / 1_000_000 + " ms (100%)");
+            LOG.log(System.Logger.Level.INFO, "log " + log.dir() + ": recovery scanned " + (scannedBytes >> 20) + " MiB in "
+                + (log.clock().nanoTime() - startNs) / 1_000_000 + " ms (100%)");
         }
         syncRecovered();
     }
@@ -430,7 +455,7 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         }
         syncsLeft = 1; // until every fdatasync is queued
         for (Segment s : scanned) {
-            if (log.segments.contains(s)) {
+            if (segments.contains(s)) {
                 syncsLeft++;
                 long r = s.file.datasync(this, TAG_SYNC);
                 if (r < 0) {
@@ -447,7 +472,7 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
         }
         if (result < 0) {
             syncsLeft = -1;
-            fail(new LogException(LogException.Kind.STORAGE_ERROR, "fdatasync of " + log.dir + " after recovery: "
+            fail(new LogException(LogException.Kind.STORAGE_ERROR, "fdatasync of " + log.dir() + " after recovery: "
                 + Errno.describe(result)));
             return;
         }
@@ -455,9 +480,9 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
             return;
         }
         try {
-            log.fs.syncDirectory(log.dir);
+            log.fs().syncDirectory(log.dir());
         } catch (IOException e) {
-            fail(new LogException(LogException.Kind.STORAGE_ERROR, "fsync of " + log.dir + " after recovery: "
+            fail(new LogException(LogException.Kind.STORAGE_ERROR, "fsync of " + log.dir() + " after recovery: "
                 + e.getMessage()));
             return;
         }
@@ -465,17 +490,17 @@ final class LogRecovery implements SegmentScanner.Visitor, CompletionHandler {
     }
 
     private void done() {
-        Segment first = log.segments.get(0);
-        Segment last = log.segments.get(log.segments.size() - 1);
+        Segment first = segments.get(0);
+        Segment last = segments.get(segments.size() - 1);
         long start = Math.max(logStart, first.baseOffset);
         long next = Math.max(last.lastOffset + 1, last.baseOffset);
-        log.initialized(Math.min(start, next), next);
+        log.recovered(segments, Math.min(start, next), next);
         handler.onOpen(log, null);
     }
 
     private void fail(RuntimeException e) {
         releaseWindow();
-        for (Segment s : log.segments) {
+        for (Segment s : segments) {
             s.file.close();
         }
         handler.onOpen(null, e);

@@ -11,7 +11,7 @@ import java.util.function.Consumer;
  * the batch that starts at the cut offset by scanning from the sparse index, reads the bytes of the chunk
  * before the cut for the new appender, and cuts the segment file there. Owner: the log's thread.
  */
-final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
+final class LogTruncation implements CompletionHandler {
     private final Log log;
     private final long offset;
     private final Consumer<RuntimeException> done;
@@ -20,10 +20,8 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
     /** This truncation's place in the read pool's line when no window was free. */
     private final ChunkPool.Waiter windowWaiter = new ChunkPool.Waiter(this::onWindowReserved);
     private MemorySegment window;
+    private SegmentReader reader;
     private long cut = -1;
-    private long scanStart;
-    private boolean visited;
-    private boolean indexWrong;
     private long tailStart;
     private int syncsLeft;
     private static final long SYNC = 1;
@@ -49,59 +47,54 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
         // Many logs may truncate at once (followers after a leader change): without a free read window, wait in
         // the read pool's line for one instead of failing.
         if (windowId < 0) {
-            if (!log.readPool.admit(windowWaiter, 1)) {
+            if (!log.readPool().admit(windowWaiter, 1)) {
                 return; // onWindowReserved comes back here
             }
-            windowId = log.readPool.acquireUninitialized();
+            windowId = log.readPool().acquireUninitialized();
             if (windowId < 0) {
-                log.readPool.admit(windowWaiter, 1); // none left to take (reads took them): in line for the next
+                log.readPool().admit(windowWaiter, 1); // none left to take (reads took them): in line for the next
                 return;
             }
         }
-        window = log.readPool.chunk(windowId);
+        window = log.readPool().chunk(windowId);
         if (offset == seg.baseOffset) {
             cut = 0;
             readTail();
             return;
         }
-        scanFrom(seg.lookup(offset));
+        // From the index's position for the cut (a wrong index makes the reader start again from 0).
+        reader = SegmentReader.windowed(window, true, bytes -> LargeBuffer.allocate(log, bytes),
+            SegmentReader.Hold.NONE, this::scan);
+        reader.start(log, seg, seg.lookup(offset), offset, seg.size);
+        scan();
     }
 
-    private void scanFrom(long position) {
-        scanStart = position;
-        visited = false;
-        new SegmentScanner(seg.file, window, bytes -> LargeBuffer.allocate(log, bytes)).scan(position, seg.size, -1,
-            this);
-    }
-
-    @Override
-    public boolean onBatch(RecordBatch batch, long position) {
-        if (!visited && scanStart > 0 && batch.lastOffset() >= offset) {
-            indexWrong = true; // the index must point at a batch ending before the cut
-            return false;
+    /** Walks to the batch that starts at the cut (on from each read's completion). */
+    private void scan() {
+        int r;
+        while (true) {
+            r = reader.nextOrRead();
+            if (r == SegmentReader.WAIT) {
+                return;
+            }
+            if (r != SegmentReader.BATCH) {
+                break;
+            }
+            if (reader.baseOffset() == offset) {
+                cut = reader.position();
+                break;
+            }
+            if (reader.lastOffset() >= offset) {
+                break; // the offset is inside this batch: not a boundary
+            }
+            reader.advance();
         }
-        visited = true;
-        if (batch.baseOffset() == offset) {
-            cut = position;
-            return false;
-        }
-        if (batch.lastOffset() >= offset) {
-            return false; // the offset is inside this batch: not a boundary
-        }
-        return true;
-    }
-
-    @Override
-    public void onEnd(long validEnd, SegmentScanner.End reason, int errno) {
-        if (reason == SegmentScanner.End.NO_MEMORY && cut < 0) {
+        long validEnd = reader.position();
+        int errno = reader.errno();
+        reader.close(); // a larger buffer goes back; the tail is read into the window
+        if (r == SegmentReader.NO_MEMORY && cut < 0) {
             finish(new LogException(LogException.Kind.NO_MEMORY, "truncation of " + seg.path + " needs memory for a"
-                + " batch at position " + validEnd + " larger than the read windows: " + log.largeBufferFailure));
-            return;
-        }
-        if (scanStart > 0 && (indexWrong || (!visited && reason == SegmentScanner.End.INVALID))) {
-            seg.distrustIndex("position " + scanStart + " is not where a batch before offset " + offset + " starts");
-            indexWrong = false;
-            scanFrom(0);
+                + " batch at position " + validEnd + " larger than the read windows: " + log.largeBufferFailure()));
             return;
         }
         if (cut < 0) {
@@ -152,9 +145,9 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
             syncFailed("fdatasync of " + seg.path + " after the cut", (int) r);
         }
         if (deletedLater) {
-            r = log.engine.syncDirectory(log.dir, this, SYNC);
+            r = log.engine().syncDirectory(log.dir(), this, SYNC);
             if (r < 0) {
-                syncFailed("fsync of " + log.dir + " after dropping segments", (int) r);
+                syncFailed("fsync of " + log.dir() + " after dropping segments", (int) r);
             }
         }
     }
@@ -183,17 +176,17 @@ final class LogTruncation implements SegmentScanner.Visitor, CompletionHandler {
         if (seg != null && windowId < 0) {
             locate();
         } else {
-            log.readPool.cancel(windowWaiter);
+            log.readPool().cancel(windowWaiter);
         }
     }
 
     private void finish(RuntimeException error) {
-        log.readPool.cancel(windowWaiter);
+        log.readPool().cancel(windowWaiter);
         if (windowId >= 0) {
-            log.readPool.release(windowId);
+            log.readPool().release(windowId);
             windowId = -1;
         }
         done.accept(error);
-        log.readPool.wakeIfPending();
+        log.readPool().wakeIfPending();
     }
 }

@@ -76,8 +76,8 @@ final class Segment implements SegmentAppender.Listener {
         // In the background, after the log's queued file tasks (one may be writing these very files).
         java.nio.file.Path index = indexPath();
         java.nio.file.Path timeIndex = timeIndexPath();
-        dev.isthmus.uring.FileOps fs = log.fs;
-        fs.submitBackground(log.dir, "delete the wrong index of " + path.getFileName(), () -> {
+        dev.isthmus.uring.FileOps fs = log.fs();
+        fs.submitBackground(log.dir(), "delete the wrong index of " + path.getFileName(), () -> {
             fs.deleteIfExists(index);
             fs.deleteIfExists(timeIndex);
         });

@@ -13,8 +13,6 @@ import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * One shard's stock of segment files written full of zeros ahead of need, for its busy logs.
@@ -60,12 +58,12 @@ import java.util.concurrent.ConcurrentHashMap;
  * segment's durability until the directory is synced
  * ({@link SegmentAppender#holdDurableUntilSynced(IoEngine, Path)}).
  *
- * <p>Installed per engine ({@link #install}), so every {@link Log} opened on that engine's thread afterwards
- * finds it ({@link #of}, once, when it opens) without further plumbing. Owner: the engine's thread; every method runs there.
+ * <p>Wired explicitly: one stock per shard ({@link #create}), handed to the shard's {@link LogManager}
+ * ({@link LogManager#useZeroedSegments}), whose logs get it when they open. Owner: the engine's thread; every method
+ * runs there.
  */
 public final class ZeroedSegments implements CompletionHandler {
     private static final System.Logger LOG = System.getLogger("dev.isthmus.log");
-    private static final Map<IoEngine, ZeroedSegments> BY_ENGINE = new ConcurrentHashMap<>();
 
     /**
      * Which logs are busy: a segment that reached {@code busySegmentBytes} at {@code busyRate} bytes a second or
@@ -158,13 +156,13 @@ public final class ZeroedSegments implements CompletionHandler {
      * @param timer the engine thread's timers, which pace the zero writes
      * @throws IOException the directory cannot be created or listed
      */
-    public static ZeroedSegments install(IoEngine engine, Path dir, int count, long fileBytes, MemorySegment zeros,
-                                         Timer timer) throws IOException {
-        return install(engine, dir, count, fileBytes, zeros, timer, Policy.DEFAULT);
+    public static ZeroedSegments create(IoEngine engine, Path dir, int count, long fileBytes, MemorySegment zeros,
+                                        Timer timer) throws IOException {
+        return create(engine, dir, count, fileBytes, zeros, timer, Policy.DEFAULT);
     }
 
-    /** {@link #install(IoEngine, Path, int, long, MemorySegment, Timer)} with another idea of a busy log. */
-    public static ZeroedSegments install(IoEngine engine, Path dir, int count, long fileBytes, MemorySegment zeros,
+    /** {@link #create(IoEngine, Path, int, long, MemorySegment, Timer)} with another idea of a busy log. */
+    public static ZeroedSegments create(IoEngine engine, Path dir, int count, long fileBytes, MemorySegment zeros,
                                          Timer timer, Policy policy) throws IOException {
         if (count < 1 || fileBytes < (1 << 20) || fileBytes % 4096 != 0) {
             throw new IllegalArgumentException("zeroed segments: need at least 1 file of at least 1 MiB, a multiple"
@@ -177,15 +175,7 @@ public final class ZeroedSegments implements CompletionHandler {
         engine.fileOps().createDirectories(dir);
         ZeroedSegments z = new ZeroedSegments(engine, dir, count, fileBytes, zeros, timer, policy);
         z.recover();
-        if (BY_ENGINE.putIfAbsent(engine, z) != null) {
-            throw new IllegalStateException("zeroed segments are already installed for this engine");
-        }
         return z;
-    }
-
-    /** The stock installed for {@code engine}, or null. */
-    public static ZeroedSegments of(IoEngine engine) {
-        return BY_ENGINE.get(engine);
     }
 
     private void recover() throws IOException {
@@ -320,7 +310,6 @@ public final class ZeroedSegments implements CompletionHandler {
             return;
         }
         closed = true;
-        BY_ENGINE.remove(engine, this);
         if (making != null && !opInFlight && !waiting) {
             abandon();
         }

@@ -31,7 +31,7 @@ public final class CrashChild {
             // made, renamed into the log, and before its directory is synced.
             java.util.List<long[]> due = new java.util.ArrayList<>();
             java.util.List<Runnable> tasks = new java.util.ArrayList<>();
-            ZeroedSegments.install(engine, dir.resolveSibling(dir.getFileName() + "-zeroed"), 1, 1 << 20,
+            ZeroedSegments stock = ZeroedSegments.create(engine, dir.resolveSibling(dir.getFileName() + "-zeroed"), 1, 1 << 20,
                 arena.allocate(256 * 1024, 4096), (delayNs, task) -> {
                     due.add(new long[] {System.nanoTime() + delayNs});
                     tasks.add(task);
@@ -45,7 +45,7 @@ public final class CrashChild {
                 }
             };
             Log[] log = new Log[1];
-            Log.open(engine, dir, config, writes, reads, durable -> {
+            Log.open(engine, dir, config, writes, reads, null, stock, durable -> {
                 System.out.println("DURABLE " + durable);
                 System.out.flush();
             }, (l, e) -> {

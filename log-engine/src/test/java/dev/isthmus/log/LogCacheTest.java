@@ -447,7 +447,7 @@ class LogCacheTest {
         }
         log.roll();
         log.flush();
-        drive(() -> durable == 400 && log.segments.get(log.segments.size() - 2).appender == null, "sealed");
+        drive(() -> durable == 400 && log.segments().get(log.segments().size() - 2).appender == null, "sealed");
         boolean[] compacted = {false};
         manager.compact("gaps-0", e -> compacted[0] = true);
         while (!compacted[0]) {

@@ -169,7 +169,7 @@ class LogCompactionTest {
         log.roll();
         log.flush();
         drive(() -> log.durableEndOffset() == log.logEndOffset() && log.quiescent(), "sealed");
-        drive(() -> log.segments.get(log.segments.size() - 2).appender == null, "seal finished");
+        drive(() -> log.segments().get(log.segments().size() - 2).appender == null, "seal finished");
     }
 
     @Test
@@ -530,7 +530,7 @@ class LogCompactionTest {
             }
             if (round == 0) {
                 // Wholly dirty: every log is compacted.
-                drive(() -> logs.stream().allMatch(l -> l.cleanerCheckpoint > 0) && !manager.compactionRunning(),
+                drive(() -> logs.stream().allMatch(l -> l.cleanerCheckpoint() > 0) && !manager.compactionRunning(),
                     "first compactions");
                 continue;
             }

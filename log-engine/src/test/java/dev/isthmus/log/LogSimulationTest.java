@@ -306,7 +306,7 @@ class LogSimulationTest {
                 }
                 byte[] bytes = got.get(0);
                 assertTrue(bytes.length > 0, "no batch at " + from + " below the log end " + end + "; segments "
-                    + log.segments + ", files " + disk.filesUnder(DIR));
+                    + log.segments() + ", files " + disk.filesUnder(DIR));
                 MemorySegment seg = MemorySegment.ofArray(bytes);
                 long pos = 0;
                 while (pos < bytes.length) {

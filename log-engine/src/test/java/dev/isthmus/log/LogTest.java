@@ -363,7 +363,7 @@ class LogTest {
         dev.isthmus.uring.FileOps.JDK.awaitBackground(logDir);
         assertTrue(log.segmentCount() > 3);
         for (int i = 0; i < log.segmentCount() - 1; i++) {
-            Segment s = log.segments.get(i);
+            Segment s = log.segments().get(i);
             assertEquals(s.size, Files.size(s.path), "a sealed segment is trimmed to its batches");
             assertTrue(s.index.offsetEntries() > 0);
             assertEquals(s.index.offsetEntries() * (long) SegmentIndex.OFFSET_ENTRY_BYTES, Files.size(s.indexPath()));
@@ -501,8 +501,8 @@ class LogTest {
                     failure[0] = e;
                     done[0] = true;
                 });
-                drive(() -> done[0], "truncate to " + cut + " in " + log + " " + log.segments + " inflight "
-                    + log.segments.stream().map(x -> x.appender == null ? "-" : x.appender.inFlight() + "/" + x.appender.written() + "/" + x.appender.durable()).toList());
+                drive(() -> done[0], "truncate to " + cut + " in " + log + " " + log.segments() + " inflight "
+                    + log.segments().stream().map(x -> x.appender == null ? "-" : x.appender.inFlight() + "/" + x.appender.written() + "/" + x.appender.durable()).toList());
                 assertNull(failure[0], "seed " + seed);
                 model.subList(keep, model.size()).clear();
                 assertEquals(cut, log.logEndOffset(), "seed " + seed);

@@ -3,6 +3,7 @@ package dev.isthmus.log;
 import dev.isthmus.uring.IoBackend;
 import dev.isthmus.uring.IoEngine;
 import dev.isthmus.uring.RingConfig;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -103,9 +104,8 @@ class ZeroedSegmentsTest {
         Path stockDir = dir.resolve("stock");
         try (IoEngine engine = IoEngine.create(backend, RingConfig.defaults()); Arena arena = Arena.ofConfined()) {
             MemorySegment zeros = arena.allocate(256 * 1024, 4096);
-            ZeroedSegments z = ZeroedSegments.install(engine, stockDir, 1, FILE_BYTES, zeros, timers);
+            ZeroedSegments z = ZeroedSegments.create(engine, stockDir, 1, FILE_BYTES, zeros, timers);
             try {
-                assertTrue(ZeroedSegments.of(engine) == z);
                 for (int i = 0; i < 20; i++) {
                     engine.submitAndWait(1_000_000L);
                 }
@@ -120,13 +120,12 @@ class ZeroedSegmentsTest {
             } finally {
                 z.close();
             }
-            assertNull(ZeroedSegments.of(engine), "closing uninstalls");
         }
         // A restart keeps the ready file and deletes a partial one (a crash while making it).
         Files.write(stockDir.resolve("zeroed-1.tmp"), new byte[4096]);
         try (IoEngine engine = IoEngine.create(backend, RingConfig.defaults()); Arena arena = Arena.ofConfined()) {
             MemorySegment zeros = arena.allocate(256 * 1024, 4096);
-            ZeroedSegments z = ZeroedSegments.install(engine, stockDir, 1, FILE_BYTES, zeros, timers);
+            ZeroedSegments z = ZeroedSegments.create(engine, stockDir, 1, FILE_BYTES, zeros, timers);
             try {
                 assertEquals(1, z.ready());
                 assertEquals(List.of("zeroed-0.seg"), names(stockDir));
@@ -171,10 +170,11 @@ class ZeroedSegmentsTest {
              ChunkPool writes = ChunkPool.allocate(64, 256 * 1024);
              ChunkPool reads = ChunkPool.allocate(4, config.readWindowBytes())) {
             MemorySegment zeros = arena.allocate(256 * 1024, 4096);
-            ZeroedSegments z = ZeroedSegments.install(engine, dir.resolve("stock"), 1, FILE_BYTES, zeros, timers,
+            ZeroedSegments z = ZeroedSegments.create(engine, dir.resolve("stock"), 1, FILE_BYTES, zeros, timers,
                 ANY_2_MIB);
             Log[] out = new Log[1];
-            Log.open(engine, logDir, config, writes, reads, d -> durable[0] = d, (l, e) -> out[0] = l);
+            // Wired as a LogManager wires it: the log is given the shard's stock when it opens.
+            Log.open(engine, logDir, config, writes, reads, null, z, d -> durable[0] = d, (l, e) -> out[0] = l);
             drive(engine, () -> out[0] != null, "open");
             Log log = out[0];
             MemorySegment buf = arena.allocate(80 * 1024);
@@ -224,6 +224,87 @@ class ZeroedSegmentsTest {
             boolean[] closedAgain = {false};
             again.close(() -> closedAgain[0] = true);
             drive(engine, () -> closedAgain[0], "close again");
+        }
+    }
+
+    /**
+     * The stock reaches logs only through the shard's {@link LogManager} (explicit wiring, no registry): a log it
+     * opens by name and a log it opens for an owner (as Raft's storage opens each group's) roll into zeroed files once
+     * busy; the logs of a manager without a stock take none.
+     */
+    @Test
+    void aLogManagerHandsItsStockToTheLogsItOpensAndOnlyToThem() throws Exception {
+        long seed = Long.getLong("isthmus.seed", System.nanoTime());
+        System.out.println("seed " + seed);
+        Random random = new Random(seed);
+        LogConfig config = LogConfig.defaults().withSegmentBytes(2 * FILE_BYTES);
+        // The engine is closed first (resources close in reverse): if the test fails with writes in flight, they
+        // complete before the memory they write from goes away.
+        try (Arena arena = Arena.ofConfined();
+             ChunkPool writes = ChunkPool.allocate(64, 256 * 1024);
+             ChunkPool reads = ChunkPool.allocate(4, config.readWindowBytes());
+             IoEngine engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults())) {
+            MemorySegment zeros = arena.allocate(256 * 1024, 4096);
+            ZeroedSegments z = ZeroedSegments.create(engine, dir.resolve("stock"), 2, FILE_BYTES, zeros, timers,
+                ANY_2_MIB);
+            LogManager stocked = new LogManager(engine, dir.resolve("stocked"), writes, reads);
+            stocked.useZeroedSegments(z);
+            LogManager plain = new LogManager(engine, dir.resolve("plain"), writes, reads);
+            Log[] out = new Log[3];
+            stocked.open("named-0", config, d -> { }, (l, e) -> out[0] = l);
+            stocked.openOwned(dir.resolve("owned-0"), config, d -> { }, (l, e) -> out[1] = l);
+            plain.open("named-0", config, d -> { }, (l, e) -> out[2] = l);
+            drive(engine, () -> out[0] != null && out[1] != null && out[2] != null, "open");
+            MemorySegment buf = arena.allocate(80 * 1024);
+            appendBusily(engine, stocked, out[0], buf, random, () -> out[0].zeroedSegmentsTaken() > 0);
+            appendBusily(engine, stocked, out[1], buf, random, () -> out[1].zeroedSegmentsTaken() > 0);
+            appendBusily(engine, plain, out[2], buf, random, () -> out[2].sizeBytes() >= FILE_BYTES);
+            assertEquals(0, out[2].zeroedSegmentsTaken(), "a log of a manager without a stock takes no zeroed file");
+            assertEquals(1, out[2].segmentCount());
+            boolean[] closed = {false, false, false};
+            stocked.closeAll(() -> closed[0] = true);
+            out[1].close(() -> closed[1] = true); // an owned log is its owner's to close
+            plain.closeAll(() -> closed[2] = true);
+            drive(engine, () -> closed[0] && closed[1] && closed[2], "close");
+            z.close();
+            drive(engine, z::idle, "stock idle");
+        }
+    }
+
+    /**
+     * Appends 64 KiB batches to {@code log}, flushed by its manager's loop turn, until {@code stop} holds. Past 4 MiB
+     * (the log is busy: the stock is being made) each append gives the loop 2 ms, so the stock's paced writes get
+     * ahead without the log writing a lot meanwhile (pacing, not a timing check; the deadline only bounds a hang).
+     */
+    private void appendBusily(IoEngine engine, LogManager logs, Log log, MemorySegment buf, Random random,
+                              BooleanSupplier stop) {
+        long bytes = 0;
+        byte[] value = new byte[64 * 1024];
+        long deadline = System.nanoTime() + 120_000_000_000L;
+        while (!stop.getAsBoolean()) {
+            assertTrue(System.nanoTime() < deadline, "still not done after " + bytes + " bytes: " + log);
+            if (bytes >= (4L << 20)) {
+                long until = System.nanoTime() + 2_000_000L;
+                while (System.nanoTime() < until) {
+                    logs.poll();
+                    engine.submitAndWait(500_000L);
+                    timers.runDue();
+                }
+            }
+            random.nextBytes(value);
+            BatchBuilder b = new BatchBuilder(buf, 0, 0).leaderEpoch(1);
+            b.add(1_700_000_000_000L, "k".getBytes(), value);
+            long len = b.build();
+            while (log.append(buf, 0, len, 1) == Log.NO_MEMORY) {
+                logs.poll();
+                engine.submitAndWait(1_000_000L);
+                timers.runDue();
+            }
+            logs.appended(log);
+            logs.poll();
+            engine.submitAndWait(0);
+            timers.runDue();
+            bytes += len;
         }
     }
 }

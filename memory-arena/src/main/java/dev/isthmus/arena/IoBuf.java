@@ -114,7 +114,7 @@ public final class IoBuf implements IoBufView, AutoCloseable {
 
     @Override
     public MemorySegment fragment(int i) {
-        Verify.index(i, count);
+        java.util.Objects.checkIndex(i, count);
         return frags[i].memory.asSlice(starts[i], lens[i]);
     }
 

@@ -19,8 +19,6 @@ import java.util.function.IntFunction;
  */
 public final class ShardArenas implements AutoCloseable {
     static final int BATCH = 512;
-    private static final ShardArenas[] NONE = new ShardArenas[0];
-    private static volatile ShardArenas[] installed = NONE;
 
     private final ShardGroup group;
     private final MemoryArena[] arenas;
@@ -58,11 +56,6 @@ public final class ShardArenas implements AutoCloseable {
             throw new IllegalStateException("interrupted while creating shard arenas", e);
         } catch (ExecutionException e) {
             throw new IllegalStateException("could not create shard arenas: " + e.getCause().getMessage(), e.getCause());
-        }
-        synchronized (ShardArenas.class) {
-            ShardArenas[] now = java.util.Arrays.copyOf(installed, installed.length + 1);
-            now[now.length - 1] = sa;
-            installed = now;
         }
         return sa;
     }
@@ -173,9 +166,6 @@ public final class ShardArenas implements AutoCloseable {
     /** Closes every arena on its shard (call after the group's work is done, before or after it stops). */
     @Override
     public void close() {
-        synchronized (ShardArenas.class) {
-            installed = java.util.Arrays.stream(installed).filter(x -> x != this).toArray(ShardArenas[]::new);
-        }
         for (int i = 0; i < arenas.length; i++) {
             MemoryArena a = arenas[i];
             if (a == null || a.isClosed()) {

@@ -1,5 +1,7 @@
 package dev.isthmus.raft;
 
+import dev.isthmus.uring.Verify;
+
 import java.util.Arrays;
 import java.util.function.IntPredicate;
 import java.util.function.IntToLongFunction;

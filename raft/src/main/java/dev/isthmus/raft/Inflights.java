@@ -1,5 +1,7 @@
 package dev.isthmus.raft;
 
+import dev.isthmus.uring.Verify;
+
 /**
  * The AppendEntries requests in flight to one follower, as a ring of (last offset, bytes): the pipelining
  * window of {@link Progress}. Bounded by count ({@link RaftConfig#maxInflightAppends()}) and bytes

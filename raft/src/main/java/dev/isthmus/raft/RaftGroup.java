@@ -1,5 +1,7 @@
 package dev.isthmus.raft;
 
+import dev.isthmus.uring.Verify;
+
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;

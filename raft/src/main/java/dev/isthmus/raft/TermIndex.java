@@ -1,5 +1,7 @@
 package dev.isthmus.raft;
 
+import dev.isthmus.uring.Verify;
+
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.zip.CRC32C;

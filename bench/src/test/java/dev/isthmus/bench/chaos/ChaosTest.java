@@ -49,7 +49,11 @@ class ChaosTest {
             assertTrue(c.clean(), c.render());
             assertTrue(c.counts().keySet().containsAll(CheckResult.DESCRIPTIONS.keySet()), c.counts().toString());
             assertTrue(c.stats().get("acknowledged") > 0, c.renderStats());
-            assertEquals(c.stats().get("acknowledged"), c.stats().get("final read records"), c.renderStats());
+            // The final read holds every acknowledged write and may hold writes whose outcome the client never
+            // learned (indefinite: a timeout or a dropped connection after the append), nothing else.
+            long acked = c.stats().get("acknowledged");
+            long finalRead = c.stats().get("final read records");
+            assertTrue(finalRead >= acked && finalRead <= acked + c.stats().get("indefinite"), c.renderStats());
         }
         for (String nodes : List.of("nodes-1", "nodes-3")) {
             Path history = out.resolve(nodes).resolve("history.jsonl");

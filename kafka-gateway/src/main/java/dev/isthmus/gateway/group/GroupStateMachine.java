@@ -1,6 +1,6 @@
 package dev.isthmus.gateway.group;
 
-import dev.isthmus.raft.Verify;
+import dev.isthmus.uring.Verify;
 
 import java.util.ArrayList;
 import java.util.Arrays;

@@ -13,7 +13,7 @@ import java.util.Set;
  * JUnit 5 extension that fails a test which leaks arena memory: every arena the test opened must be closed
  * with nothing allocated, and none may still be open with live allocations. With
  * {@code -Disthmus.arena.debug=true} (set by the build for every module's tests) the failure lists the
- * allocation sites. Use with {@code @ExtendWith(ArenaLeakCheck.class)} on any test that touches an arena;
+ * allocation sites; only debug-mode arenas are tracked (a production arena is in no static list). Use with {@code @ExtendWith(ArenaLeakCheck.class)} on any test that touches an arena;
  * the published test jar makes it available to the other modules.
  */
 public final class ArenaLeakCheck implements BeforeEachCallback, AfterEachCallback {

@@ -2,9 +2,9 @@ package dev.isthmus.raft.server;
 
 import dev.isthmus.arena.Subsystem;
 import dev.isthmus.log.BatchCache;
-import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.LogCleaner;
 import dev.isthmus.log.LogConfig;
+import dev.isthmus.log.LogManager;
 import dev.isthmus.raft.Configuration;
 import dev.isthmus.raft.GroupListener;
 import dev.isthmus.raft.RaftErrors;
@@ -34,8 +34,11 @@ import java.util.SplittableRandom;
  * fdatasync per log per turn, in parallel with the sends: the flush debouncing of the design). The
  * transport's poller, registered after this one, then encodes and sends what the flush produced.
  *
- * <h2>Housekeeping (what a LogManager does for plain logs)</h2>
- * The groups' logs share the shard's {@link dev.isthmus.log.BatchCache} ({@link StoragePools#batchCache}). Every
+ * <h2>Housekeeping: the shard's {@link LogManager}</h2>
+ * The groups' logs are opened through one {@link LogManager} per shard over the shard's pools, batch cache and
+ * zeroed segment stock ({@link StoragePools}): it flushes every log appended to once per loop turn, serves the
+ * write-behind waiters and steps the shard's {@link LogCleaner}, so none of that is written twice. What stays here is
+ * what is replicated: every
  * {@link RaftServerConfig#retentionCheckIntervalMs()} the leader of each group past its retention.ms or
  * retention.bytes moves the log start with a replicated prefix truncation ({@link ReplicatedLog#enforceRetention});
  * every compaction check interval each {@code cleanup.policy=compact} group is handed to the shard's
@@ -54,9 +57,9 @@ public final class RaftShard implements ShardTransport.Inbox {
     private final Shard shard;
     private final RaftServerConfig config;
     private final RaftNode node;
-    private final ChunkPool writePool;
-    private final ChunkPool readPool;
     private final BatchCache batchCache;
+    /** The shard's log housekeeping: the groups' logs open, flush and compact through it. */
+    private final LogManager logs;
     private final Long2ObjectHashMap<ReplicatedLog> groups = new Long2ObjectHashMap<>();
     private final Long2ObjectHashMap<Promise<ReplicatedLog>> opening = new Long2ObjectHashMap<>();
     private List<LogEngineRaftLog> toPoll = new ArrayList<>();
@@ -66,17 +69,16 @@ public final class RaftShard implements ShardTransport.Inbox {
     private long balanceTimer = -1;
     private long retentionTimer = -1;
     private long compactionTimer = -1;
-    private final LogCleaner cleaner;
     private boolean closing;
 
     RaftShard(RaftServer server, Shard shard, RaftServerConfig config, StoragePools pools) {
         this.server = server;
         this.shard = shard;
         this.config = config;
-        this.writePool = pools.writePool(shard.id());
-        this.readPool = pools.readPool(shard.id());
         this.batchCache = pools.batchCache(shard.id());
-        this.cleaner = new LogCleaner(config.compaction(), batchCache == null ? null : batchCache.arena());
+        this.logs = new LogManager(shard.engine(), config.groupDir(0).getParent(), pools.writePool(shard.id()),
+            pools.readPool(shard.id()), batchCache, config.compaction());
+        logs.useZeroedSegments(pools.zeroedSegments(shard.id()));
         if (batchCache != null) {
             // Batches proposed and received here live in this arena's RAFT budget (KafkaBatchPayload); when it is
             // short, the tail caches of this shard's logs give back what is durable before anyone fails.
@@ -169,8 +171,7 @@ public final class RaftShard implements ShardTransport.Inbox {
         }
         Promise<ReplicatedLog> p = new Promise<>();
         opening.put(groupId, p);
-        LogEngineRaftLog.open(shard.engine(), dir, logConfig, writePool, readPool, batchCache, config.logOptions(),
-            l -> toPoll.add(l),
+        LogEngineRaftLog.open(logs, dir, logConfig, config.logOptions(), l -> toPoll.add(l),
             (log, error) -> {
                 opening.remove(groupId);
                 if (error != null) {
@@ -220,7 +221,7 @@ public final class RaftShard implements ShardTransport.Inbox {
         node.removeGroup(groupId);
         rl.failAll(RaftErrors.STOPPED, "group " + groupId + " was removed from node " + config.nodeId());
         if (rl.storage().log() != null) {
-            cleaner.abort(rl.storage().log());
+            logs.cleaner().abort(rl.storage().log());
         }
         Promise<Void> p = new Promise<>();
         rl.storage().close(() -> p.complete(null));
@@ -308,7 +309,7 @@ public final class RaftShard implements ShardTransport.Inbox {
                 return;
             }
             for (ReplicatedLog rl : groups.values()) {
-                rl.compact(cleaner);
+                rl.compact(logs.cleaner());
             }
             scheduleCompaction();
         });
@@ -316,10 +317,19 @@ public final class RaftShard implements ShardTransport.Inbox {
 
     /** The shard's cleaner of compacted groups (for metrics and tests). */
     public LogCleaner cleaner() {
-        return cleaner;
+        return logs.cleaner();
     }
 
-    /** Once per loop turn: flush the node (sends, applies), then the logs that asked (one fdatasync each). */
+    /** The shard's log housekeeper (its disk statistics, compactions, pools). */
+    public LogManager logs() {
+        return logs;
+    }
+
+    /**
+     * Once per loop turn: flush the node (sends, applies), then the groups' storage that asked (appends waiting for
+     * memory, callbacks), then the shard's log housekeeping (one fdatasync per log appended to, the write-behind
+     * waiters, a compaction step).
+     */
     private int poll() {
         int work = 0;
         if (!closing) {
@@ -338,16 +348,9 @@ public final class RaftShard implements ShardTransport.Inbox {
             }
             l.clear();
         }
+        work += logs.poll();
         if (work > 0 && !closing) {
             node.flush();
-        }
-        if (cleaner.busy()) {
-            work += (int) Math.min(Integer.MAX_VALUE, cleaner.poll(shard.clock().currentTimeMillis()));
-        }
-        if (writePool.hasWaiters()) {
-            // Logs wait for write-behind chunks: serve any whose chunks are back, warn about long waits (the wake-ups
-            // normally come from the appenders' completions; this is the backstop).
-            writePool.checkWaiters(System.nanoTime());
         }
         if (batchCache != null && batchCache.arena().isOwnerThread() && !batchCache.arena().isClosed()) {
             // Chains read from the cache and released on other threads come back here (cheap when none did).
@@ -381,7 +384,7 @@ public final class RaftShard implements ShardTransport.Inbox {
             node.removeGroup(id);
             rl.failAll(RaftErrors.STOPPED, "node " + config.nodeId() + " is stopping");
             if (rl.storage().log() != null) {
-                cleaner.abort(rl.storage().log());
+                logs.cleaner().abort(rl.storage().log());
             }
             Promise<Void> p = new Promise<>();
             rl.storage().close(() -> p.complete(null));
@@ -391,8 +394,9 @@ public final class RaftShard implements ShardTransport.Inbox {
         Promise.whenAllSettled(closes).whenComplete((v, t) -> {
             // Deferred log callbacks may still want a poll to finish closing; the logs are closed now.
             LOG.log(System.Logger.Level.DEBUG, "node " + config.nodeId() + " shard " + shard.id() + ": groups closed");
-            cleaner.close(); // its key map and buffers go back before the pools (and a cache's arena) are released
-            all.complete(null);
+            // No log is open by name here: this closes the cleaner (its key map and buffers go back before the pools,
+            // and a cache's arena, are released).
+            logs.closeAll(() -> all.complete(null));
         });
         return all;
     }

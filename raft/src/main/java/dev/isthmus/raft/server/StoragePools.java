@@ -24,6 +24,15 @@ public interface StoragePools {
         return null;
     }
 
+    /**
+     * The shard's stock of zeroed segment files for its busy logs, or null for none (see
+     * {@link dev.isthmus.log.ZeroedSegments}): handed to the shard's {@link dev.isthmus.log.LogManager}, whose logs
+     * take it when they open. The caller owns and closes it.
+     */
+    default dev.isthmus.log.ZeroedSegments zeroedSegments(int shard) {
+        return null;
+    }
+
     /** Frees pools this object allocated (called on each shard at close); nothing for borrowed pools. */
     default void release(int shard) {
     }

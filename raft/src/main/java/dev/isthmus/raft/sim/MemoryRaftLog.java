@@ -7,7 +7,7 @@ import dev.isthmus.raft.HardState;
 import dev.isthmus.raft.RaftLog;
 import dev.isthmus.raft.SnapshotMeta;
 import dev.isthmus.raft.TermIndex;
-import dev.isthmus.raft.Verify;
+import dev.isthmus.uring.Verify;
 
 import java.util.ArrayList;
 import java.util.List;

@@ -1,10 +1,10 @@
 package dev.isthmus.raft.storage;
 
-import dev.isthmus.log.BatchCache;
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.Log;
 import dev.isthmus.log.LogConfig;
 import dev.isthmus.log.LogException;
+import dev.isthmus.log.LogManager;
 import dev.isthmus.log.RecordBatch;
 import dev.isthmus.raft.Configuration;
 import dev.isthmus.raft.Entry;
@@ -13,9 +13,9 @@ import dev.isthmus.raft.HardState;
 import dev.isthmus.raft.RaftLog;
 import dev.isthmus.raft.SnapshotMeta;
 import dev.isthmus.raft.TermIndex;
-import dev.isthmus.raft.Verify;
 import dev.isthmus.uring.FileOps;
 import dev.isthmus.uring.IoEngine;
+import dev.isthmus.uring.Verify;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -42,9 +42,10 @@ import java.util.function.LongConsumer;
  * Mutations update the in-memory view (a {@link TermIndex}, the configuration entries, a tail cache of recent
  * entries) at once and are handed to the {@link Log} in order; an append the log cannot take yet (write-behind
  * memory short) or that follows a suffix truncation still cutting the file waits in a queue. Durability is the
- * log's: {@link #poll()} (once per loop turn, requested through the {@link Poller}) calls {@link Log#flush()}
- * once for all appends of the turn, and the log's durable end, capped below any truncation not finished yet,
- * is reported through {@link Callbacks#onAppendDurable}. Term, vote and snapshots become durable with a
+ * log's: the log is opened through the shard's {@link LogManager} (its pools, batch cache and zeroed segment stock),
+ * which flushes it once per loop turn for all appends of the turn ({@link LogManager#appended},
+ * {@link LogManager#poll()}: the owner polls the manager after this log's {@link #poll()}), and the log's durable end,
+ * capped below any truncation not finished yet, is reported through {@link Callbacks#onAppendDurable}. Term, vote and snapshots become durable with a
  * state-file record (direct write + fdatasync, never blocking the shard).
  *
  * <h2>Reads</h2>
@@ -115,12 +116,12 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private record Op(OpKind kind, Entry entry, long offset, Runnable then) {
     }
 
+    /** The shard's log housekeeper: opens the log with the shard's pools, cache and stock, and flushes it. */
+    private final LogManager logs;
     private final IoEngine engine;
     private final Path dir;
     private LogConfig logConfig;
-    private final ChunkPool writePool;
     private final ChunkPool readPool;
-    private final BatchCache batchCache;
     private final Options options;
     private final Poller poller;
     private Log log;
@@ -164,7 +165,6 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private long truncationCap = Long.MAX_VALUE;
     private long logDurableEnd;
     private long reportedDurable = -1;
-    private boolean logDirty;
     private MemorySegment scratch = MemorySegment.NULL;
     /** The highest {@link #advanceRecordStart} asked for. */
     private long recordStartRequested;
@@ -192,14 +192,12 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private TermIndex recordTerms;
     private final List<Entry> recordControls = new ArrayList<>();
 
-    private LogEngineRaftLog(IoEngine engine, Path dir, LogConfig logConfig, ChunkPool writePool, ChunkPool readPool,
-                             BatchCache batchCache, Options options, Poller poller) {
-        this.engine = engine;
+    private LogEngineRaftLog(LogManager logs, Path dir, LogConfig logConfig, Options options, Poller poller) {
+        this.logs = logs;
+        this.engine = logs.engine();
+        this.readPool = logs.readPool();
         this.dir = dir;
         this.logConfig = logConfig;
-        this.writePool = writePool;
-        this.readPool = readPool;
-        this.batchCache = batchCache;
         this.options = options;
         this.poller = poller;
     }
@@ -207,20 +205,15 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     /**
      * Opens (creating if needed) the Raft log in {@code dir}: its state file, then the {@link Log}, then
      * reconciles them (see the class comment). {@code handler} runs on the engine thread.
+     *
+     * @param logs the shard's log housekeeper: the log shares its write-behind and read pools, batch cache (if any)
+     *             and zeroed segment stock, and is flushed by its {@link LogManager#poll()}, which the owner runs
+     *             every loop turn after this log's {@link #poll()}
      */
-    public static void open(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool,
-                            Options options, Poller poller, OpenHandler handler) {
-        open(engine, dir, config, writePool, readPool, null, options, poller, handler);
-    }
-
-    /**
-     * {@link #open(IoEngine, Path, LogConfig, ChunkPool, ChunkPool, Options, Poller, OpenHandler)} with the shard's
-     * {@link BatchCache} (null: none): the {@link Log} is opened with it, so appended entries are cached and
-     * {@link Log#read(long, long, int, Log.ChainReadHandler)} serves zero-copy chains with read-ahead.
-     */
-    public static void open(IoEngine engine, Path dir, LogConfig config, ChunkPool writePool, ChunkPool readPool,
-                            BatchCache batchCache, Options options, Poller poller, OpenHandler handler) {
-        LogEngineRaftLog r = new LogEngineRaftLog(engine, dir, config, writePool, readPool, batchCache, options, poller);
+    public static void open(LogManager logs, Path dir, LogConfig config, Options options, Poller poller,
+                            OpenHandler handler) {
+        LogEngineRaftLog r = new LogEngineRaftLog(logs, dir, config, options, poller);
+        IoEngine engine = r.engine;
         try {
             engine.fileOps().createDirectoriesDurably(dir);
             r.state = RaftStateFile.open(engine, dir.resolve(STATE_FILE));
@@ -235,7 +228,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             handler.onOpen(null, e);
             return;
         }
-        Log.open(engine, dir, config, writePool, readPool, batchCache, r, (log, error) -> {
+        logs.openOwned(dir, config, r, (log, error) -> {
             if (error != null) {
                 r.state.close();
                 handler.onOpen(null, error);
@@ -618,8 +611,9 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     // ===================================================================================== the loop turn
 
     /**
-     * Flushes the log once for everything appended this turn and delivers callbacks that arose inside calls.
-     * Call when the {@link Poller} asks (once per loop turn is enough). Returns the work done.
+     * Retries appends that waited for write-behind memory and delivers callbacks that arose inside calls; the
+     * shard's {@link LogManager#poll()}, after it, flushes what the turn appended. Call when the {@link Poller} asks
+     * (once per loop turn is enough). Returns the work done.
      */
     public int poll() {
         int work = 0;
@@ -627,11 +621,6 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             waitingSpace = false;
             opBlocked = false;
             drainOps();
-            work++;
-        }
-        if (logDirty && log != null && !failed && !closed) {
-            logDirty = false;
-            log.flush();
             work++;
         }
         while (!deferred.isEmpty() && inCall == 0) {
@@ -650,11 +639,9 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         }
     }
 
+    /** Appended to the log: the shard's {@link LogManager} flushes it once this turn (flush debouncing). */
     private void markLogDirty() {
-        if (!logDirty) {
-            logDirty = true;
-            poller.schedule(this);
-        }
+        logs.appended(log);
     }
 
     // ===================================================================================== log pipeline
@@ -761,7 +748,6 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private void resetLog(long startOffset, Runnable done) {
         Log old = log;
         log = null;
-        logDirty = false;
         old.close(() -> {
             try {
                 FileOps fs = engine.fileOps();
@@ -777,7 +763,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                 fail("reset of " + dir + " to offset " + startOffset + " failed: " + e.getMessage());
                 return;
             }
-            Log.open(engine, dir, logConfig, writePool, readPool, batchCache, this, (l, error) -> {
+            logs.openOwned(dir, logConfig, this, (l, error) -> {
                 if (error != null) {
                     fail("reopening " + dir + " at offset " + startOffset + " failed: " + error.getMessage());
                     return;

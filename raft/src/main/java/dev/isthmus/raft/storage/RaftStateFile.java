@@ -1,7 +1,7 @@
 package dev.isthmus.raft.storage;
 
 import dev.isthmus.ffi.Errno;
-import dev.isthmus.raft.Verify;
+import dev.isthmus.uring.Verify;
 import dev.isthmus.uring.CompletionHandler;
 import dev.isthmus.uring.DmaFile;
 import dev.isthmus.uring.FileOps;

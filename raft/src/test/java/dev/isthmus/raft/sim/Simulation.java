@@ -13,6 +13,7 @@ import dev.isthmus.raft.StateMachine;
 
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.LogConfig;
+import dev.isthmus.log.LogManager;
 import dev.isthmus.raft.Payload;
 import dev.isthmus.raft.RaftLog;
 import dev.isthmus.raft.storage.KafkaBatchPayload;
@@ -311,6 +312,8 @@ final class Simulation {
         SimEngine[] engines;
         ChunkPool[] writePools;
         ChunkPool[] readPools;
+        /** Each shard's log housekeeper (as RaftShard has one): opens the groups' logs and flushes them each turn. */
+        LogManager[] logManagers;
         List<List<LogEngineRaftLog>> toPoll;
         Throwable shardFailure;
         final Set<Long> stepTimes = new HashSet<>();
@@ -366,6 +369,7 @@ final class Simulation {
             engines = new SimEngine[n];
             writePools = new ChunkPool[n];
             readPools = new ChunkPool[n];
+            logManagers = new LogManager[n];
             toPoll = new ArrayList<>();
             for (int s = 0; s < n; s++) {
                 writePools[s] = ChunkPool.allocate(32, 16 * 1024);
@@ -388,8 +392,8 @@ final class Simulation {
                 long group = g;
                 int s = shardOf(g);
                 List<LogEngineRaftLog> polls = toPoll.get(s);
-                shards.runOn(s, () -> LogEngineRaftLog.open(engines[s], dir(group), logConfig, writePools[s],
-                    readPools[s], logOptions, polls::add, (log, error) -> {
+                shards.runOn(s, () -> LogEngineRaftLog.open(logManager(s), dir(group), logConfig, logOptions, polls::add,
+                    (log, error) -> {
                         if (inc != incarnation) {
                             return;
                         }
@@ -457,7 +461,18 @@ final class Simulation {
             after(firstTick, () -> tick(inc));
         }
 
-        /** Engine storage, once per shard loop turn: flush the node, then the logs that asked (as RaftShard does). */
+        /** Shard {@code s}'s log housekeeper, made on the shard once its engine exists. */
+        private LogManager logManager(int s) {
+            if (logManagers[s] == null) {
+                logManagers[s] = new LogManager(engines[s], Path.of("/node" + id), writePools[s], readPools[s]);
+            }
+            return logManagers[s];
+        }
+
+        /**
+         * Engine storage, once per shard loop turn: flush the node, then the logs that asked, then the shard's log
+         * housekeeping (one flush per log appended to), as RaftShard does.
+         */
         private int pollShard(int shard) {
             int work = 0;
             if (raft != null) {
@@ -474,6 +489,9 @@ final class Simulation {
                     }
                     prev = log;
                 }
+            }
+            if (logManagers != null && logManagers[shard] != null) {
+                work += logManagers[shard].poll();
             }
             if (work > 0 && raft != null) {
                 raft.flush();

@@ -7,6 +7,7 @@ import dev.isthmus.arena.Subsystem;
 
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.LogConfig;
+import dev.isthmus.log.LogManager;
 import dev.isthmus.log.RecordBatch;
 import dev.isthmus.raft.Configuration;
 import dev.isthmus.raft.Entry;
@@ -53,6 +54,7 @@ class LogEngineRaftLogTest {
     ChunkPool reads;
     final LogConfig config = LogConfig.defaults().withSegmentBytes(128 * 1024).withFallocateStep(64 * 1024);
     final LinkedHashSet<LogEngineRaftLog> toPoll = new LinkedHashSet<>();
+    LogManager logs;
 
     static final class Recorder implements RaftLog.Callbacks {
         long durable = -1;
@@ -117,12 +119,24 @@ class LogEngineRaftLogTest {
         assertTrue(done.getAsBoolean(), "timed out: " + what);
     }
 
+    /** The storage's loop turn, as RaftShard runs it: the logs that asked, then the shard's log housekeeping. */
     void pollAll() {
         List<LogEngineRaftLog> l = new ArrayList<>(toPoll);
         toPoll.clear();
         for (LogEngineRaftLog log : l) {
             log.poll();
         }
+        if (logs != null) {
+            logs.poll();
+        }
+    }
+
+    /** The shard's log housekeeper over the current engine and pools (a new one when a test replaces them). */
+    LogManager logs() {
+        if (logs == null || logs.engine() != engine || logs.writePool() != writes || logs.readPool() != reads) {
+            logs = new LogManager(engine, dir, writes, reads);
+        }
+        return logs;
     }
 
     LogEngineRaftLog open(Recorder rec) {
@@ -137,7 +151,7 @@ class LogEngineRaftLogTest {
         LogEngineRaftLog[] out = new LogEngineRaftLog[1];
         RuntimeException[] err = new RuntimeException[1];
         boolean[] called = {false};
-        LogEngineRaftLog.open(engine, dir.resolve("p0"), config, writes, reads, options, toPoll::add, (l, e) -> {
+        LogEngineRaftLog.open(logs(), dir.resolve("p0"), config, options, toPoll::add, (l, e) -> {
             out[0] = l;
             err[0] = e;
             called[0] = true;
@@ -293,6 +307,7 @@ class LogEngineRaftLogTest {
         engine.close();
         engine = IoEngine.create(backend(), RingConfig.defaults());
         toPoll.clear();
+        logs = null; // the old engine's housekeeper went with it
         Recorder rec2 = new Recorder();
         LogEngineRaftLog again = open(rec2);
         assertEquals(log.lastOffset(), again.lastOffset(), "seed " + seed);

@@ -2,6 +2,7 @@ package dev.isthmus.raft.storage;
 
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.LogConfig;
+import dev.isthmus.log.LogManager;
 import dev.isthmus.raft.Configuration;
 import dev.isthmus.raft.Entry;
 import dev.isthmus.raft.EntryKind;
@@ -63,6 +64,7 @@ class ReplicatedLogEngineTest {
         IoEngine engine;
         ChunkPool writes;
         ChunkPool reads;
+        LogManager logs;
         RaftNode raft;
         LogEngineRaftLog log;
         boolean up;
@@ -77,7 +79,8 @@ class ReplicatedLogEngineTest {
             reads = ChunkPool.allocate(4, logConfig.readWindowBytes());
             LogEngineRaftLog[] out = new LogEngineRaftLog[1];
             RuntimeException[] err = new RuntimeException[1];
-            LogEngineRaftLog.open(engine, dir.resolve("node" + id).resolve("p0"), logConfig, writes, reads,
+            logs = new LogManager(engine, dir.resolve("node" + id), writes, reads);
+            LogEngineRaftLog.open(logs, dir.resolve("node" + id).resolve("p0"), logConfig,
                 LogEngineRaftLog.Options.defaults(), toPoll::add, (l, e) -> {
                     out[0] = l;
                     err[0] = e;
@@ -85,6 +88,7 @@ class ReplicatedLogEngineTest {
             long deadline = System.nanoTime() + 60_000_000_000L;
             while (out[0] == null && err[0] == null && System.nanoTime() < deadline) {
                 engine.submitAndWait(1_000_000L);
+                logs.poll();
             }
             if (err[0] != null) {
                 throw err[0];
@@ -128,6 +132,7 @@ class ReplicatedLogEngineTest {
             engine.close();
             writes.close();
             reads.close();
+            logs = null;
             raft = null;
             log = null;
         }
@@ -147,6 +152,11 @@ class ReplicatedLogEngineTest {
         toPoll.clear();
         for (LogEngineRaftLog log : l) {
             log.poll();
+        }
+        for (Node n : nodes) {
+            if (n != null && n.logs != null) {
+                n.logs.poll(); // each node's shard log housekeeping flushes what the turn appended
+            }
         }
     }
 

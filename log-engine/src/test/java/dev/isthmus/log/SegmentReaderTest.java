@@ -1,5 +1,8 @@
 package dev.isthmus.log;
 
+import dev.isthmus.arena.ArenaConfig;
+import dev.isthmus.arena.IoBuf;
+import dev.isthmus.arena.MemoryArena;
 import dev.isthmus.uring.DmaFile;
 import dev.isthmus.uring.IoBackend;
 import dev.isthmus.uring.IoEngine;
@@ -17,11 +20,15 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Recovery scanning: valid batches are found and the scan stops at the first invalid byte. */
-class SegmentScannerTest {
+/**
+ * The segment reader as recovery drives it: valid batches are found and the walk stops at the first invalid byte;
+ * zeros of space never written end the data.
+ */
+class SegmentReaderTest {
     @TempDir
     Path dir;
 
@@ -53,31 +60,50 @@ class SegmentScannerTest {
         }
     }
 
+    /** How a scan ended, as recovery reads it: the data ends (limit, zeros, the file's end) or is invalid. */
+    enum End { END_OF_DATA, INVALID, OTHER }
+
+    static End end(int answer) {
+        return switch (answer) {
+            case SegmentReader.END, SegmentReader.ZEROS, SegmentReader.ENDS_EARLY -> End.END_OF_DATA;
+            case SegmentReader.INVALID -> End.INVALID;
+            default -> End.OTHER;
+        };
+    }
+
+    /** Scans {@code path} as recovery does: every batch validated; {validEnd, last offset, End, batches}. */
     long[] scan(Path path) {
         try (IoEngine engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults());
              Arena arena = Arena.ofConfined();
              DmaFile file = engine.openDmaFile(path, false)) {
-            SegmentScanner scanner = new SegmentScanner(file, arena.allocate(1 << 20, 4096));
             long[] result = {-1, -1, -1, 0};
             SegmentIndex index = new SegmentIndex(0, 4096);
-            scanner.scan(0, file.size(), -1, new SegmentScanner.Visitor() {
-                @Override
-                public boolean onBatch(RecordBatch batch, long position) {
+            SegmentReader[] reader = new SegmentReader[1];
+            Runnable walk = () -> {
+                while (true) {
+                    int r = reader[0].nextOrRead();
+                    if (r == SegmentReader.WAIT) {
+                        return;
+                    }
+                    if (r != SegmentReader.BATCH) {
+                        result[0] = reader[0].position();
+                        result[2] = end(r).ordinal();
+                        if (r == SegmentReader.ERROR) {
+                            System.out.println("scan read error " + dev.isthmus.ffi.Errno.describe(reader[0].errno()));
+                        }
+                        reader[0].close();
+                        return;
+                    }
+                    RecordBatch batch = reader[0].batch();
                     result[1] = batch.lastOffset();
                     result[3]++;
-                    index.onBatch(batch.lastOffset(), position, batch.sizeInBytes(), batch.maxTimestamp());
-                    return true;
+                    index.onBatch(batch.lastOffset(), reader[0].position(), batch.sizeInBytes(), batch.maxTimestamp());
+                    reader[0].advance();
                 }
-
-                @Override
-                public void onEnd(long validEnd, SegmentScanner.End reason, int errno) {
-                    result[0] = validEnd;
-                    result[2] = reason.ordinal();
-                    if (errno != 0) {
-                        System.out.println("scan read error " + dev.isthmus.ffi.Errno.describe(errno) + " at " + validEnd);
-                    }
-                }
-            });
+            };
+            reader[0] = SegmentReader.windowed(arena.allocate(1 << 20, 4096), true, null, SegmentReader.Hold.NONE, walk);
+            reader[0].start(file, 0, 0, file.size());
+            walk.run();
             long deadline = System.nanoTime() + 60_000_000_000L;
             while (result[0] < 0 && System.nanoTime() < deadline) {
                 engine.submitAndWait(10_000_000L);
@@ -98,9 +124,9 @@ class SegmentScannerTest {
         Path p = dir.resolve("0.log");
         Files.write(p, w.bytes());
         long[] r = scan(p);
-        assertEquals(w.bytes().length, r[0], "seed " + seed + " reason " + SegmentScanner.End.values()[(int) r[2]] + " batches " + r[3]);
+        assertEquals(w.bytes().length, r[0], "seed " + seed + " reason " + End.values()[(int) r[2]] + " batches " + r[3]);
         assertEquals(w.lastOffsets().get(399), r[1]);
-        assertEquals(SegmentScanner.End.END_OF_DATA.ordinal(), r[2]);
+        assertEquals(End.END_OF_DATA.ordinal(), r[2]);
         assertEquals(400, r[3]);
     }
 
@@ -114,7 +140,7 @@ class SegmentScannerTest {
         }
         long[] r = scan(p);
         assertEquals(w.bytes().length, r[0]);
-        assertEquals(SegmentScanner.End.END_OF_DATA.ordinal(), r[2]);
+        assertEquals(End.END_OF_DATA.ordinal(), r[2]);
     }
 
     @Test
@@ -124,9 +150,9 @@ class SegmentScannerTest {
         long cut = w.ends().get(58) + 30; // part of the last batch only
         Files.write(p, java.util.Arrays.copyOf(w.bytes(), (int) cut));
         long[] r = scan(p);
-        assertEquals(w.ends().get(58), r[0], "reason " + SegmentScanner.End.values()[(int) r[2]] + " batches " + r[3]);
+        assertEquals(w.ends().get(58), r[0], "reason " + End.values()[(int) r[2]] + " batches " + r[3]);
         assertEquals(w.lastOffsets().get(58), r[1]);
-        assertEquals(SegmentScanner.End.INVALID.ordinal(), r[2]);
+        assertEquals(End.INVALID.ordinal(), r[2]);
     }
 
     @Test
@@ -140,7 +166,7 @@ class SegmentScannerTest {
         long[] r = scan(p);
         assertEquals(victim, r[0]);
         assertEquals(w.lastOffsets().get(39), r[1]);
-        assertEquals(SegmentScanner.End.INVALID.ordinal(), r[2]);
+        assertEquals(End.INVALID.ordinal(), r[2]);
     }
 
     @Test
@@ -155,6 +181,58 @@ class SegmentScannerTest {
         // Everything before the zeroed pages is kept, nothing after them.
         assertTrue(r[0] <= from && r[0] > w.ends().get(98), "end " + r[0]);
         assertTrue(r[0] < bytes.length);
+    }
+
+    /**
+     * A cache reader (what a fetch's cache fill uses) reads a first stretch and, for a batch crossing its end, reads
+     * exactly what the batch lacks into more cache fragments: walking on this way finds every batch, and the chain
+     * holds the file byte for byte from where the walk started.
+     */
+    @Test
+    void shouldExtendACacheReadByWhatABatchCrossingItsEndLacks() throws Exception {
+        Written w = writeBatches(23, 300);
+        Path p = dir.resolve("0.log");
+        Files.write(p, w.bytes());
+        try (IoEngine engine = IoEngine.create(IoBackend.AUTO, RingConfig.defaults());
+             MemoryArena arena = MemoryArena.create(ArenaConfig.of(32L << 20));
+             DmaFile file = engine.openDmaFile(p, false)) {
+            SegmentReader reader = SegmentReader.cached(arena, SegmentReader.MIN_FILL_BYTES, SegmentReader.Hold.NONE,
+                null);
+            reader.start(file, 0, 0, file.size());
+            int batches = 0;
+            int reads = 0;
+            while (true) {
+                int r = reader.next();
+                if (r == SegmentReader.BATCH) {
+                    assertEquals(w.lastOffsets().get(batches), reader.lastOffset());
+                    assertEquals(w.ends().get(batches), reader.position() + reader.sizeBytes());
+                    batches++;
+                    reader.advance();
+                } else if (r == SegmentReader.NEED_READ) {
+                    assertEquals(SegmentReader.WAIT, reader.read());
+                    reads++;
+                    while (reader.reading()) {
+                        engine.submitAndWait(1_000_000L);
+                    }
+                    assertEquals(0, reader.errno());
+                } else {
+                    assertEquals(SegmentReader.END, r);
+                    break;
+                }
+            }
+            assertEquals(300, batches);
+            assertTrue(reads > 1, "the walk read on " + reads + " time(s)");
+            assertEquals(0, reader.bufferStart());
+            IoBuf chain = reader.takeChain();
+            try {
+                byte[] read = new byte[w.bytes().length];
+                chain.copyTo(0, MemorySegment.ofArray(read), 0, read.length);
+                assertArrayEquals(w.bytes(), read);
+            } finally {
+                chain.release();
+                reader.close();
+            }
+        }
     }
 
     @Test
