@@ -548,6 +548,8 @@ class ReadmeTest {
             case "HOST:PORT" -> "127.0.0.1:19092";
             case "HOST:PORT,..." -> "127.0.0.1:19093,127.0.0.1:19094";
             case "ID@HOST:PORT,..." -> "0@127.0.0.1:19093,1@127.0.0.1:19094";
+            case "NAME://HOST:PORT,..." -> "PLAINTEXT://127.0.0.1:19095";
+            case "NAME:PROTOCOL,..." -> "INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL";
             case "DIR" -> work.resolve("sample-dir").toString();
             case "N" -> "2";
             case "SIZE" -> "1G";

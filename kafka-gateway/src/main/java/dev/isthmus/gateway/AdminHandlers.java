@@ -68,7 +68,8 @@ final class AdminHandlers {
         return elections;
     }
 
-    Promise<ProtocolMessage> handle(ShardState st, ApiKeys api, short version, ProtocolMessage request) {
+    Promise<ProtocolMessage> handle(ShardState st, ApiKeys api, short version, ProtocolMessage request,
+                                    String listener) {
         return switch (api) {
             case DELETE_TOPICS -> deleteTopics(st, (DeleteTopicsRequestData) request, version);
             case CREATE_PARTITIONS -> createPartitions(st, (CreatePartitionsRequestData) request);
@@ -76,7 +77,8 @@ final class AdminHandlers {
             case DESCRIBE_CONFIGS -> describeConfigs(st, (DescribeConfigsRequestData) request, version);
             case INCREMENTAL_ALTER_CONFIGS -> alterConfigs(st, (IncrementalAlterConfigsRequestData) request);
             case OFFSET_FOR_LEADER_EPOCH -> offsetForLeaderEpoch(st, (OffsetForLeaderEpochRequestData) request);
-            case DESCRIBE_CLUSTER -> Promise.completed(describeCluster(st, (DescribeClusterRequestData) request));
+            case DESCRIBE_CLUSTER -> Promise.completed(describeCluster(st, (DescribeClusterRequestData) request,
+                listener));
             case ALTER_CONFIGS -> replaceConfigs(st, (AlterConfigsRequestData) request);
             case DESCRIBE_LOG_DIRS -> replicas.describeLogDirs(st, (DescribeLogDirsRequestData) request);
             case DESCRIBE_PRODUCERS -> replicas.describeProducers(st, (DescribeProducersRequestData) request);
@@ -239,9 +241,19 @@ final class AdminHandlers {
         String startup = "Set when the broker starts (command line or --config file).";
         out.add(fixed("broker.id", Integer.toString(c.nodeId()), TopicConfigs.Type.INT, startup));
         out.add(fixed("node.id", Integer.toString(c.nodeId()), TopicConfigs.Type.INT, startup));
-        out.add(fixed("listeners", "PLAINTEXT://" + c.host() + ":" + broker.port(), TopicConfigs.Type.LIST, startup));
-        out.add(fixed("advertised.listeners", "PLAINTEXT://" + c.advertisedHostOrListen() + ":"
-            + (c.advertisedPort() != 0 ? c.advertisedPort() : broker.port()), TopicConfigs.Type.LIST, startup));
+        StringBuilder ls = new StringBuilder();
+        StringBuilder adv = new StringBuilder();
+        StringBuilder map = new StringBuilder();
+        for (dev.isthmus.gateway.security.ListenerConfig l : broker.listeners()) {
+            String sep = ls.isEmpty() ? "" : ",";
+            ls.append(sep).append(l.name()).append("://").append(l.host()).append(':').append(l.port());
+            adv.append(sep).append(l.name()).append("://").append(l.advertisedHostOrBind()).append(':')
+                .append(l.advertisedPort() != 0 ? l.advertisedPort() : l.port());
+            map.append(sep).append(l.name()).append(':').append(l.protocol());
+        }
+        out.add(fixed("listeners", ls.toString(), TopicConfigs.Type.LIST, startup));
+        out.add(fixed("advertised.listeners", adv.toString(), TopicConfigs.Type.LIST, startup));
+        out.add(fixed("listener.security.protocol.map", map.toString(), TopicConfigs.Type.LIST, startup));
         out.add(fixed("log.dirs", c.dataDir().toAbsolutePath().toString(), TopicConfigs.Type.STRING, startup));
         out.add(fixed("num.partitions", Integer.toString(c.defaultPartitions()), TopicConfigs.Type.INT, startup));
         out.add(fixed("auto.create.topics.enable", Boolean.toString(c.autoCreateTopics()), TopicConfigs.Type.BOOLEAN,
@@ -613,7 +625,8 @@ final class AdminHandlers {
         return Promise.whenAllSettled(all).map(x -> r);
     }
 
-    private DescribeClusterResponseData describeCluster(ShardState st, DescribeClusterRequestData req) {
+    private DescribeClusterResponseData describeCluster(ShardState st, DescribeClusterRequestData req,
+                                                        String listener) {
         DescribeClusterResponseData r = new DescribeClusterResponseData();
         if (req.endpointType != 1) {
             r.errorCode = ErrorCodes.UNSUPPORTED_ENDPOINT_TYPE;
@@ -622,7 +635,7 @@ final class AdminHandlers {
         }
         r.clusterId = broker.clusterId();
         r.controllerId = broker.controllerId();
-        for (var mb : broker.handlers().brokers(st)) {
+        for (var mb : broker.handlers().brokers(st, listener)) {
             DescribeClusterResponseData.DescribeClusterBroker b = new DescribeClusterResponseData.DescribeClusterBroker();
             b.brokerId = mb.nodeId;
             b.host = mb.host;

@@ -3,6 +3,11 @@ package dev.isthmus.gateway;
 import dev.isthmus.arena.ArenaConfig;
 import dev.isthmus.arena.ShardArenas;
 import dev.isthmus.gateway.protocol.IoBufSlice;
+import dev.isthmus.gateway.security.CredentialStore;
+import dev.isthmus.gateway.security.ListenerConfig;
+import dev.isthmus.gateway.security.SaslSettings;
+import dev.isthmus.gateway.security.SecuritySettings;
+import dev.isthmus.gateway.security.TlsContexts;
 import dev.isthmus.gateway.protocol.ProtocolMessage;
 import dev.isthmus.gateway.protocol.Uuid;
 import dev.isthmus.gateway.protocol.message.FetchResponseData;
@@ -54,7 +59,21 @@ public final class Broker implements AutoCloseable {
     /** Each shard's receive memory, shared fairly by its connections (owned by that shard). */
     private final ReceiveMemory[] receiveMemory;
     private final List<Set<Connection>> connections = new ArrayList<>();
-    private final TcpListener[] listeners;
+    /** Per shard, one acceptor per Kafka listener (in the order of {@link BrokerConfig#listeners()}). */
+    private final TcpListener[][] listeners;
+    /** The Kafka listeners with their bound ports (0 replaced by the port chosen). */
+    private volatile List<ListenerConfig> boundListeners = List.of();
+    /** The TLS material of the SSL and SASL_SSL listeners; null when the broker has none. */
+    private volatile TlsContexts tls;
+    /** Per shard, the SCRAM credentials SASL exchanges look up (an immutable snapshot, replaced as a whole). */
+    private final CredentialStore[] credentials;
+    /** Worker threads for CPU-heavy security work off the shards: TLS handshake tasks, PLAIN key derivation. */
+    private final java.util.concurrent.ExecutorService securityWorkers = java.util.concurrent.Executors
+        .newFixedThreadPool(2, r -> {
+            Thread t = new Thread(r, "isthmus-security");
+            t.setDaemon(true);
+            return t;
+        });
     private final Handlers handlers;
     private final String clusterId;
     /** The broker's defaults of topic configs and its batch limit (from the static configuration). */
@@ -110,7 +129,9 @@ public final class Broker implements AutoCloseable {
         this.arenas = arenas;
         this.states = new ShardState[group.size()];
         this.receiveMemory = new ReceiveMemory[group.size()];
-        this.listeners = new TcpListener[group.size()];
+        this.listeners = new TcpListener[group.size()][];
+        this.credentials = new CredentialStore[group.size()];
+        java.util.Arrays.fill(credentials, CredentialStore.EMPTY);
         this.clusterId = clusterId;
         this.topicDefaults = config.topicConfigDefaults();
         this.reassignments = new Reassignments(this, group.size());
@@ -171,6 +192,7 @@ public final class Broker implements AutoCloseable {
                     + "-byte arena, less room kept for small requests) can take, below --max-request-bytes "
                     + config.maxRequestBytes() + "; raise --memory or lower --max-request-bytes");
             }
+            b.startSecurity();
             b.startRaft(data);
             b.listenAll();
             b.register();
@@ -246,8 +268,9 @@ public final class Broker implements AutoCloseable {
         Map<Integer, InetSocketAddress> peers = new java.util.TreeMap<>(seeds);
         peers.remove(config.nodeId());
         Set<Integer> voters = config.clusterMode() ? seeds.keySet() : Set.of(config.nodeId());
+        // A single node opens no RPC port unless --rpc-listen names one: it has no peer to talk to.
         InetSocketAddress rpc = config.rpcHost() != null ? new InetSocketAddress(config.rpcHost(), config.rpcPort())
-            : new InetSocketAddress("127.0.0.1", 0);
+            : null;
         RaftServerConfig rc = RaftServerConfig.of(config.nodeId(), clusterId, rpc, peers, voters, data);
         // A Raft entry is one produced batch: the bounds on uncommitted bytes, queued bytes per peer and frames
         // must each take the largest batch this broker accepts, or such a batch could never commit.
@@ -304,9 +327,15 @@ public final class Broker implements AutoCloseable {
     /** Registers this broker (its Kafka and RPC addresses) with the controller; waits on a single node. */
     private void register() throws Exception {
         InetSocketAddress rpc = raft.rpcAddress();
-        String rpcHost = config.rpcHost() != null ? config.rpcHost() : rpc.getHostString();
-        BrokerInfo self = new BrokerInfo(config.nodeId(), config.advertisedHostOrListen(),
-            config.advertisedPort() != 0 ? config.advertisedPort() : port, rpcHost, rpc.getPort(), group.size());
+        String rpcHost = config.rpcHost() != null ? config.rpcHost() : rpc != null ? rpc.getHostString() : "-";
+        List<BrokerInfo.Endpoint> endpoints = new ArrayList<>();
+        for (ListenerConfig l : boundListeners) {
+            endpoints.add(new BrokerInfo.Endpoint(l.name(), l.advertisedHostOrBind(),
+                l.advertisedPort() != 0 ? l.advertisedPort() : l.port()));
+        }
+        BrokerInfo.Endpoint first = endpoints.get(0);
+        BrokerInfo self = new BrokerInfo(config.nodeId(), first.host(), first.port(), rpcHost,
+            rpc != null ? rpc.getPort() : 0, group.size(), endpoints);
         java.util.concurrent.CompletableFuture<?> done = controller.register(self).whenComplete((st, f) -> {
             if (f == null) {
                 registered = true;
@@ -443,34 +472,132 @@ public final class Broker implements AutoCloseable {
         }
     }
 
-    private void listenAll() throws Exception {
-        int p = config.port();
+    /**
+     * Loads the TLS material when a listener speaks TLS, and the bootstrap SASL user's credentials; both read files
+     * or derive keys, so they happen here, before the shards serve anyone.
+     */
+    private void startSecurity() throws Exception {
+        SecuritySettings sec = config.security();
+        if (config.listeners().stream().anyMatch(l -> l.protocol().tls())) {
+            tls = TlsContexts.load(sec.tls());
+        }
+        SaslSettings sasl = sec.sasl();
+        if (sasl.adminUser() != null) {
+            installCredentials(CredentialStore.ofPasswords(Map.of(sasl.adminUser(), sasl.adminPassword()),
+                sasl.adminIterations()));
+        }
+    }
+
+    /**
+     * Any non-shard thread: installs {@code store} on every shard; connections authenticating from then on look
+     * credentials up there. The seam for the controller-replicated SCRAM credentials.
+     */
+    public void installCredentials(CredentialStore store) throws Exception {
         for (int i = 0; i < group.size(); i++) {
             int id = i;
-            int bindPort = p;
-            InetSocketAddress bound = group.call(i, s -> {
-                TcpListener l = s.engine().listen(new InetSocketAddress(config.host(), bindPort), true, 1024,
-                    (conn, res) -> {
-                        if (conn == null) {
-                            return;
-                        }
-                        Connection c = new Connection(this, states[id], conn);
-                        connections.get(id).add(c);
-                        c.start();
-                    });
-                listeners[id] = l;
-                return l.localAddress();
+            group.call(i, s -> {
+                credentials[id] = store;
+                return null;
             }).get(30, TimeUnit.SECONDS);
-            p = bound.getPort();
         }
-        this.port = p;
+    }
+
+    /** Owner shard: the credentials SASL exchanges of shard {@code shard} look up. */
+    CredentialStore credentials(int shard) {
+        return credentials[shard];
+    }
+
+    /** The TLS material (null when no listener speaks TLS). */
+    TlsContexts tls() {
+        return tls;
+    }
+
+    /** Where CPU-heavy security work runs, off the shards. */
+    java.util.concurrent.Executor securityWorkers() {
+        return securityWorkers;
+    }
+
+    /** Binds every Kafka listener on every shard (SO_REUSEPORT: the kernel spreads each listener's connections). */
+    private void listenAll() throws Exception {
+        List<ListenerConfig> configured = config.listeners();
+        List<ListenerConfig> bound = new ArrayList<>();
+        for (int i = 0; i < group.size(); i++) {
+            listeners[i] = new TcpListener[configured.size()];
+        }
+        for (int li = 0; li < configured.size(); li++) {
+            int index = li;
+            ListenerConfig lc = configured.get(li);
+            int p = lc.port();
+            for (int i = 0; i < group.size(); i++) {
+                int id = i;
+                int bindPort = p;
+                ListenerConfig withPort = lc.withPort(bindPort);
+                InetSocketAddress addr = group.call(i, s -> {
+                    TcpListener l = s.engine().listen(new InetSocketAddress(lc.host(), bindPort), true, 1024,
+                        (conn, res) -> {
+                            if (conn == null) {
+                                return;
+                            }
+                            Connection c = new Connection(this, states[id], conn, boundListener(index, withPort));
+                            connections.get(id).add(c);
+                            c.start();
+                        });
+                    listeners[id][index] = l;
+                    return l.localAddress();
+                }).get(30, TimeUnit.SECONDS);
+                p = addr.getPort();
+            }
+            bound.add(lc.withPort(p));
+        }
+        this.boundListeners = List.copyOf(bound);
+        this.port = bound.get(0).port();
+    }
+
+    /** The listener with its bound port (once every shard bound it; before, the configured one). */
+    private ListenerConfig boundListener(int index, ListenerConfig fallback) {
+        List<ListenerConfig> b = boundListeners;
+        return index < b.size() ? b.get(index) : fallback;
+    }
+
+    /**
+     * Any non-shard thread: the principal and listener of every open connection ("User:alice@SASL_SSL"), across the
+     * shards (tests, diagnostics). Blocks.
+     */
+    List<String> connectionPrincipals() throws Exception {
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < group.size(); i++) {
+            int id = i;
+            out.addAll(group.call(i, s -> {
+                List<String> l = new ArrayList<>();
+                for (Connection c : connections.get(id)) {
+                    l.add(c.principal() + "@" + c.listenerName());
+                }
+                return l;
+            }).get(30, TimeUnit.SECONDS));
+        }
+        return out;
+    }
+
+    /** The Kafka listeners with their bound ports. */
+    public List<ListenerConfig> listeners() {
+        return boundListeners;
+    }
+
+    /** The bound port of listener {@code name}; -1 when there is none of that name. */
+    public int port(String name) {
+        for (ListenerConfig l : boundListeners) {
+            if (l.name().equals(name)) {
+                return l.port();
+            }
+        }
+        return -1;
     }
 
     public BrokerConfig config() {
         return config;
     }
 
-    /** The Kafka port (the chosen one when configured as 0). */
+    /** The first Kafka listener's port (the chosen one when configured as 0). */
     public int port() {
         return port;
     }
@@ -905,7 +1032,11 @@ public final class Broker implements AutoCloseable {
                 int id = i;
                 group.call(i, s -> {
                     if (listeners[id] != null) {
-                        listeners[id].close();
+                        for (TcpListener l : listeners[id]) {
+                            if (l != null) {
+                                l.close();
+                            }
+                        }
                     }
                     for (Connection c : new ArrayList<>(connections.get(id))) {
                         c.close();
@@ -937,6 +1068,10 @@ public final class Broker implements AutoCloseable {
             arenas.close();
             group.close();
             background.shutdown();
+            securityWorkers.shutdownNow();
+            if (tls != null) {
+                tls.close();
+            }
         }
     }
 }

@@ -1,6 +1,11 @@
 package dev.isthmus.gateway;
 
 import dev.isthmus.ffi.Libc;
+import dev.isthmus.gateway.security.ListenerConfig;
+import dev.isthmus.gateway.security.SaslSettings;
+import dev.isthmus.gateway.security.SecurityProtocol;
+import dev.isthmus.gateway.security.SecuritySettings;
+import dev.isthmus.gateway.security.TlsSettings;
 import dev.isthmus.gateway.txn.TxnConfig;
 import dev.isthmus.uring.IoBackend;
 
@@ -72,6 +77,9 @@ import java.util.Map;
  *                                   {@code compression.type}, {@code min.insync.replicas}, ...; see
  *                                   {@link TopicConfigs#BY_BROKER_NAME}), as given in a {@code --config} file;
  *                                   DescribeConfigs reports them with source STATIC_BROKER_CONFIG
+ * @param security                   named listeners ({@code --listeners}), TLS and SASL settings; with no named
+ *                                   listener the broker has one PLAINTEXT listener on {@code host}/{@code port}
+ *                                   advertised as {@code advertisedHost}/{@code advertisedPort}
  * @param transactions               the transaction coordinator's settings, by Kafka's names
  *                                   ({@code transaction.state.log.num.partitions}, {@code transaction.max.timeout.ms},
  *                                   {@code transactional.id.expiration.ms}, ...; see {@link TxnConfig})
@@ -87,11 +95,14 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
                            long replicaLagTimeMaxMs, long shutdownHandoffMs, Map<String, String> topicDefaults,
                            long requestReceiveTimeoutMs, int connectionReceiveSharePercent, TxnConfig transactions,
-                           dev.isthmus.gateway.auth.AuthorizerConfig authorizer) {
+                           dev.isthmus.gateway.auth.AuthorizerConfig authorizer, SecuritySettings security) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
     public BrokerConfig {
+        if (security == null) {
+            security = SecuritySettings.DEFAULTS;
+        }
         if (shards < 1) {
             throw new IllegalArgumentException("--smp must be >= 1, got " + shards);
         }
@@ -309,6 +320,18 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
     }
 
     /** The host written into Metadata responses. */
+    /**
+     * The Kafka listeners: the named ones, or the one PLAINTEXT listener of {@code --listen}/{@code --advertise}
+     * (named PLAINTEXT) when none is named.
+     */
+    public List<ListenerConfig> listeners() {
+        if (!security.listeners().isEmpty()) {
+            return security.listeners();
+        }
+        return List.of(new ListenerConfig("PLAINTEXT", host, port, advertisedHost, advertisedPort,
+            SecurityProtocol.PLAINTEXT));
+    }
+
     public String advertisedHostOrListen() {
         return advertisedHost != null ? advertisedHost : host;
     }
@@ -409,6 +432,10 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         Map<String, String> topicDefaults = new java.util.LinkedHashMap<>();
         long requestReceiveTimeoutMs = 30_000;
         int connectionReceiveSharePercent = 50;
+        // Kept apart until build(): a listener needing TLS may be set before the TLS settings.
+        List<ListenerConfig> listeners = List.of();
+        TlsSettings tls = TlsSettings.DEFAULTS;
+        SaslSettings sasl = SaslSettings.DEFAULTS;
         TxnConfig transactions = TxnConfig.DEFAULTS;
         dev.isthmus.gateway.auth.AuthorizerConfig authorizer = dev.isthmus.gateway.auth.AuthorizerConfig.OFF;
 
@@ -451,6 +478,9 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             connectionReceiveSharePercent = c.connectionReceiveSharePercent;
             transactions = c.transactions;
             authorizer = c.authorizer;
+            listeners = c.security.listeners();
+            tls = c.security.tls();
+            sasl = c.security.sasl();
         }
 
         public Builder transactions(TxnConfig v) {
@@ -466,6 +496,29 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
 
         public Builder authorizer(dev.isthmus.gateway.auth.AuthorizerConfig v) {
             authorizer = v;
+            return this;
+        }
+
+        /** Named listeners, TLS and SASL settings (see {@link SecuritySettings}). */
+        public Builder security(SecuritySettings v) {
+            listeners = v.listeners();
+            tls = v.tls();
+            sasl = v.sasl();
+            return this;
+        }
+
+        public Builder listeners(List<ListenerConfig> v) {
+            listeners = v;
+            return this;
+        }
+
+        public Builder tls(TlsSettings v) {
+            tls = v;
+            return this;
+        }
+
+        public Builder sasl(SaslSettings v) {
+            sasl = v;
             return this;
         }
 
@@ -628,7 +681,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
-                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions, authorizer);
+                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions, authorizer,
+                new SecuritySettings(listeners, tls, sasl));
         }
     }
 }

@@ -14,6 +14,14 @@ import dev.isthmus.gateway.protocol.message.ApiKeys;
 import dev.isthmus.gateway.protocol.message.FetchRequestData;
 import dev.isthmus.gateway.protocol.message.ProduceRequestData;
 import dev.isthmus.gateway.protocol.message.RequestHeaderData;
+import dev.isthmus.gateway.protocol.message.SaslAuthenticateRequestData;
+import dev.isthmus.gateway.protocol.message.SaslAuthenticateResponseData;
+import dev.isthmus.gateway.protocol.message.SaslHandshakeRequestData;
+import dev.isthmus.gateway.protocol.message.SaslHandshakeResponseData;
+import dev.isthmus.gateway.security.KafkaPrincipal;
+import dev.isthmus.gateway.security.ListenerConfig;
+import dev.isthmus.gateway.security.SaslServerExchange;
+import dev.isthmus.gateway.security.SecurityProtocol;
 import dev.isthmus.gateway.protocol.message.ResponseHeaderData;
 import dev.isthmus.uring.TcpConnection;
 import dev.isthmus.uring.shard.Promise;
@@ -116,6 +124,9 @@ final class Connection implements TcpConnection.ReceiveHandler {
         final AtomicLong pending = new AtomicLong();
         /** Rate-limited, counted warnings about connections. */
         final ConnectionWarnings warnings = new ConnectionWarnings();
+        /** SASL authentications that succeeded: first ones, and re-authentications (KIP-368). */
+        final AtomicLong authentications = new AtomicLong();
+        final AtomicLong reauthentications = new AtomicLong();
     }
 
     /** Weak keys: a closed broker's counters go with it. Touched once per accept. */
@@ -171,6 +182,12 @@ final class Connection implements TcpConnection.ReceiveHandler {
         return limitsOf(b).pending.get();
     }
 
+    /** Any thread: SASL authentications of this broker's connections that succeeded, {first, re-authentications}. */
+    static long[] authentications(Broker b) {
+        Limits l = limitsOf(b);
+        return new long[] {l.authentications.get(), l.reauthentications.get()};
+    }
+
     /** Any thread: the broker's rate-limited, counted warnings about connections. */
     static ConnectionWarnings warnings(Broker b) {
         return limitsOf(b).warnings;
@@ -187,6 +204,8 @@ final class Connection implements TcpConnection.ReceiveHandler {
         /** A decoded request not started yet (it waits for room under the bound); null once started. */
         ProtocolMessage request;
         RequestHeaderData header;
+        /** A bare SASL token's answer (SaslHandshake v0): the response is the size and the token, no header. */
+        boolean raw;
         /** What the request may produce, counted against the bound until its response exists. */
         long reservedBytes;
         IoBuf response;
@@ -335,10 +354,47 @@ final class Connection implements TcpConnection.ReceiveHandler {
     /** Hooks of running requests that wait for an event (parked fetches), run once if this connection closes. */
     private ArrayList<Runnable> closeHooks;
 
-    Connection(Broker broker, ShardState state, TcpConnection socket) {
+    // ---------------------------------------------------------------- security
+    /** The listener this connection came in on (its name picks the addresses Metadata answers with). */
+    private final ListenerConfig listener;
+    /** TLS over the socket on SSL and SASL_SSL listeners; null on the others. */
+    private final TlsChannel tls;
+    /** Who this connection acts for; ANONYMOUS until authenticated (or on a listener without authentication). */
+    private KafkaPrincipal principal = KafkaPrincipal.ANONYMOUS;
+    private SaslState saslState;
+    /** The SASL exchange under way (first authentication or re-authentication), or null. */
+    private SaslServerExchange exchange;
+    /** The mechanism of the first successful authentication (re-authentication must use the same). */
+    private String saslMechanism;
+    /** When the authenticated session ends (KIP-368), System.nanoTime(); 0 = never. */
+    private long sessionExpiryNs;
+    /** A SaslHandshake arrived on an authenticated connection: the exchange that follows re-authenticates. */
+    private boolean reauthenticating;
+    /**
+     * After a SaslHandshake v0 (KIP-43): the SASL tokens come as bare size-prefixed frames, no Kafka header, and are
+     * answered the same way, until the exchange ends.
+     */
+    private boolean rawTokens;
+
+    /** Where a SASL listener's connection stands. */
+    private enum SaslState {
+        /** Only ApiVersions and SaslHandshake may come. */
+        HANDSHAKE,
+        /** A mechanism was chosen: SaslAuthenticate tokens come. */
+        AUTHENTICATE,
+        /** Authenticated: every request is served (and SaslHandshake starts a re-authentication). */
+        AUTHENTICATED,
+        /** Authentication failed: the connection closes after the failure's response. */
+        FAILED
+    }
+
+    Connection(Broker broker, ShardState state, TcpConnection socket, ListenerConfig listener) {
         this.broker = broker;
         this.state = state;
         this.socket = socket;
+        this.listener = listener;
+        this.saslState = listener.protocol().sasl() ? SaslState.HANDSHAKE : SaslState.AUTHENTICATED;
+        this.tls = listener.protocol().tls() ? newTls() : null;
         this.maxRequestBytes = broker.config().maxRequestBytes();
         this.maxBufferedBytes = broker.config().maxConnectionBufferedBytes();
         this.limits = limitsOf(broker);
@@ -361,18 +417,99 @@ final class Connection implements TcpConnection.ReceiveHandler {
         }
         counted = true;
         memory.register(this);
+        if (tls != null) {
+            try {
+                tls.start();
+            } catch (javax.net.ssl.SSLException e) {
+                warn(ConnectionWarnings.Reason.TLS_FAILED, "closing " + socket.remoteAddress() + ": TLS cannot start: "
+                    + e.getMessage());
+                close();
+                return;
+            }
+        }
         socket.startReceiving(this);
+    }
+
+    private TlsChannel newTls() {
+        javax.net.ssl.SSLEngine engine = broker.tls().newServerEngine();
+        return new TlsChannel(engine, socket, state.arena, state.shard, broker.securityWorkers(),
+            new TlsChannel.Sink() {
+                @Override
+                public void plaintext(MemorySegment data, long offset, int length) {
+                    receivePlaintext(data, offset, length);
+                }
+
+                @Override
+                public void deliveredLater() {
+                    parseFrames();
+                }
+
+                @Override
+                public void handshakeDone(javax.net.ssl.SSLEngine e) {
+                    tlsHandshakeDone(e);
+                }
+
+                @Override
+                public void failed(String why) {
+                    if (why != null) {
+                        warn(ConnectionWarnings.Reason.TLS_FAILED, "closing " + socket.remoteAddress() + ": " + why);
+                    }
+                    close();
+                }
+            });
+    }
+
+    /**
+     * The TLS handshake finished: on an SSL listener the principal is the client certificate's subject DN through
+     * {@code ssl.principal.mapping.rules} (ANONYMOUS without a certificate); on SASL_SSL it comes from SASL.
+     */
+    private void tlsHandshakeDone(javax.net.ssl.SSLEngine e) {
+        if (listener.protocol().sasl()) {
+            return;
+        }
+        java.security.cert.Certificate[] peer;
+        try {
+            peer = e.getSession().getPeerCertificates();
+        } catch (javax.net.ssl.SSLPeerUnverifiedException x) {
+            return; // no client certificate: User:ANONYMOUS
+        }
+        if (peer.length == 0 || !(peer[0] instanceof java.security.cert.X509Certificate x509)) {
+            return;
+        }
+        String dn = x509.getSubjectX500Principal().getName(javax.security.auth.x500.X500Principal.RFC2253);
+        String name = broker.tls().principalMapper().name(dn);
+        if (name == null) {
+            warn(ConnectionWarnings.Reason.AUTHENTICATION_FAILED, "closing " + socket.remoteAddress() + ": no"
+                + " ssl.principal.mapping.rules rule applies to the client certificate's DN " + dn);
+            close();
+            return;
+        }
+        principal = KafkaPrincipal.user(name);
+    }
+
+    /** Who this connection acts for: the seam request handlers (the ACL authorizer) read. Owner shard. */
+    KafkaPrincipal principal() {
+        return principal;
+    }
+
+    /** The name of the listener this connection came in on. */
+    String listenerName() {
+        return listener.name();
+    }
+
+    /** The listener's security protocol. */
+    SecurityProtocol securityProtocol() {
+        return listener.protocol();
     }
 
     @Override
     public void onReceive(TcpConnection connection, MemorySegment data, long offset, int length, int bufferId) {
         try {
             if (!closed) {
-                // Also while suspended: these bytes were taken from the socket before the suspension landed.
-                if (parked != null) {
-                    park(data, offset, length); // behind what already waits, in order
+                if (tls != null) {
+                    tls.onCipher(data, offset, length);
                 } else {
-                    append(data, offset, length);
+                    receivePlaintext(data, offset, length);
                 }
             }
         } catch (RuntimeException e) {
@@ -382,6 +519,19 @@ final class Connection implements TcpConnection.ReceiveHandler {
             socket.releaseBuffer(bufferId);
         }
         parseFrames();
+    }
+
+    /** Request bytes (from the socket, or out of TLS records): into the inbound chain, behind what was parked. */
+    private void receivePlaintext(MemorySegment data, long offset, int length) {
+        if (closed) {
+            return;
+        }
+        // Also while suspended: these bytes were taken from the socket before the suspension landed.
+        if (parked != null) {
+            park(data, offset, length); // behind what already waits, in order
+        } else {
+            append(data, offset, length);
+        }
     }
 
     /** Copies received bytes into the inbound chain; what the arena has no memory for is parked on the heap. */
@@ -547,7 +697,11 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 endHeadGrant();
                 frameStartNs = 0;
                 try {
-                    handleFrame(frame, (int) frameBytes);
+                    if (rawTokens) {
+                        handleRawToken(frame, (int) frameBytes);
+                    } else {
+                        handleFrame(frame, (int) frameBytes);
+                    }
                 } catch (ProtocolException | IndexOutOfBoundsException e) {
                     warn(ConnectionWarnings.Reason.MALFORMED_REQUEST, "closing " + socket.remoteAddress()
                         + ": malformed request: " + e.getMessage());
@@ -826,7 +980,16 @@ final class Connection implements TcpConnection.ReceiveHandler {
         }
         Promise<ProtocolMessage> response;
         try {
-            response = broker.handlers().handle(state, slot.api, slot.version, request, header, clientHost(), this);
+            response = saslGate(slot.api, slot.version, request);
+            if (response == null) {
+                if (closed) {
+                    // Refused by the gate: closed without a response; the request never ran.
+                    release(slot.slices);
+                    finished(slot);
+                    return true;
+                }
+                response = broker.handlers().handle(state, slot.api, slot.version, request, header, clientHost(), this);
+            }
         } catch (RuntimeException e) {
             response = Promise.failed(e);
         }
@@ -843,6 +1006,213 @@ final class Connection implements TcpConnection.ReceiveHandler {
             complete(slot, msg);
         });
         return true;
+    }
+
+    // ====================================================================================== SASL
+
+    /**
+     * Kafka's SASL rules for the request about to start ({@code SaslServerAuthenticator}): before authentication only
+     * ApiVersions and SaslHandshake, then SaslAuthenticate, may come; anything else closes the connection without a
+     * response. SaslHandshake and SaslAuthenticate are answered here, on every listener: on one without SASL with
+     * ILLEGAL_SASL_STATE, so a client configured for SASL against a PLAINTEXT listener fails with that error instead
+     * of reconnecting forever (what Kafka's KafkaApis answers). An authenticated session past its lifetime
+     * (KIP-368) is closed at its next request other than SaslHandshake. Returns the response, or null to hand the
+     * request to the handlers (or when the connection was closed).
+     */
+    private Promise<ProtocolMessage> saslGate(ApiKeys api, short version, ProtocolMessage request) {
+        if (api == ApiKeys.SASL_HANDSHAKE) {
+            return Promise.completed(saslHandshake(version, (SaslHandshakeRequestData) request));
+        }
+        if (api == ApiKeys.SASL_AUTHENTICATE) {
+            return saslAuthenticate(version, (SaslAuthenticateRequestData) request);
+        }
+        switch (saslState) {
+            case AUTHENTICATED -> {
+                if (sessionExpiryNs != 0 && System.nanoTime() - sessionExpiryNs > 0 && !reauthenticating) {
+                    refuse(api + " on a SASL session that expired (connections.max.reauth.ms) without"
+                        + " re-authentication");
+                    return null;
+                }
+                return null;
+            }
+            case HANDSHAKE -> {
+                if (api == ApiKeys.API_VERSIONS) {
+                    return null;
+                }
+                refuse(api + " before SASL authentication (only ApiVersions and SaslHandshake may come first)");
+                return null;
+            }
+            default -> {
+                refuse(api + " while SASL authentication is " + (saslState == SaslState.FAILED ? "failed"
+                    : "under way"));
+                return null;
+            }
+        }
+    }
+
+    /** Closes without a response: an IllegalSaslStateException in Kafka. */
+    private void refuse(String why) {
+        warn(ConnectionWarnings.Reason.AUTHENTICATION_FAILED, "closing " + socket.remoteAddress() + " (listener "
+            + listener.name() + "): " + why);
+        close();
+    }
+
+    private SaslHandshakeResponseData saslHandshake(short version, SaslHandshakeRequestData req) {
+        SaslHandshakeResponseData r = new SaslHandshakeResponseData();
+        if (!listener.protocol().sasl()) {
+            r.errorCode = ErrorCodes.ILLEGAL_SASL_STATE; // Kafka: SaslHandshake on a listener without SASL
+            return r;
+        }
+        java.util.List<String> enabled = broker.config().security().sasl().enabledMechanisms();
+        r.mechanisms.addAll(enabled);
+        String mechanism = req.mechanism;
+        boolean reauth = saslState == SaslState.AUTHENTICATED;
+        if (reauth && (sessionExpiryNs == 0 || version < 1)) {
+            r.errorCode = ErrorCodes.ILLEGAL_SASL_STATE; // authenticated, and no session to renew
+            return r;
+        }
+        if (!reauth && saslState != SaslState.HANDSHAKE) {
+            r.errorCode = ErrorCodes.ILLEGAL_SASL_STATE;
+            closeAfterFailure("SaslHandshake while authentication is under way");
+            return r;
+        }
+        if (mechanism == null || !enabled.contains(mechanism)
+            || reauth && !mechanism.equals(saslMechanism)) {
+            r.errorCode = ErrorCodes.UNSUPPORTED_SASL_MECHANISM;
+            closeAfterFailure(reauth ? "re-authentication with mechanism " + mechanism + " differs from "
+                + saslMechanism : "SASL mechanism " + mechanism + " is not enabled " + enabled);
+            return r;
+        }
+        exchange = new SaslServerExchange(mechanism, broker.credentials(state.shard.id()));
+        if (reauth) {
+            reauthenticating = true;
+        } else {
+            saslState = SaslState.AUTHENTICATE;
+            rawTokens = version == 0;
+        }
+        return r;
+    }
+
+    /**
+     * A bare SASL token after SaslHandshake v0: evaluated like a SaslAuthenticate request's, answered with the bare
+     * server token in request order. A failure closes the connection (v0 has no way to carry an error).
+     */
+    private void handleRawToken(IoBuf frame, int frameBytes) {
+        byte[] token = frame.toByteArray();
+        Slot slot = new Slot(-1, ApiKeys.SASL_AUTHENTICATE, (short) 0, false, frameBytes, null);
+        slot.raw = true;
+        admit(slot);
+        started++;
+        SaslAuthenticateRequestData req = new SaslAuthenticateRequestData();
+        req.authBytes = dev.isthmus.gateway.protocol.ByteSlice.of(token);
+        saslAuthenticate((short) 0, req).whenComplete((msg, failure) -> {
+            SaslAuthenticateResponseData r = (SaslAuthenticateResponseData) msg;
+            if (failure != null || r.errorCode != ErrorCodes.NONE) {
+                finished(slot);
+                close();
+                return;
+            }
+            if (saslState == SaslState.AUTHENTICATED) {
+                rawTokens = false; // the exchange is over: Kafka requests from now on
+            }
+            complete(slot, r);
+        });
+    }
+
+    private Promise<ProtocolMessage> saslAuthenticate(short version, SaslAuthenticateRequestData req) {
+        SaslAuthenticateResponseData r = new SaslAuthenticateResponseData();
+        if (!listener.protocol().sasl() || saslState == SaslState.AUTHENTICATED && !reauthenticating) {
+            r.errorCode = ErrorCodes.ILLEGAL_SASL_STATE;
+            r.errorMessage = listener.protocol().sasl() ? "SaslAuthenticate request received after successful"
+                + " authentication" : "this listener (" + listener.name() + ") does not use SASL";
+            return Promise.completed(r);
+        }
+        if (exchange == null || saslState == SaslState.FAILED) {
+            refuse("SaslAuthenticate before SaslHandshake");
+            return Promise.completed(r);
+        }
+        byte[] token = req.authBytes.toArray();
+        int max = broker.config().security().sasl().maxReceiveBytes();
+        if (token.length > max) {
+            return Promise.completed(authFailed(r, "SASL token of " + token.length + " bytes is above"
+                + " sasl.server.max.receive.size " + max));
+        }
+        SaslServerExchange ex = exchange;
+        if (!ex.heavy()) {
+            return Promise.completed(saslStep(version, r, ex, ex.evaluate(token)));
+        }
+        // PLAIN derives the salted password (thousands of HMACs): off the shard, then back to it.
+        Promise<ProtocolMessage> p = new Promise<>();
+        int shardId = state.shard.id();
+        var group = state.shard.group();
+        try {
+            broker.securityWorkers().execute(() -> {
+                SaslServerExchange.Step step = ex.evaluate(token);
+                group.execute(shardId, () -> p.complete(saslStep(version, r, ex, step)));
+            });
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            return Promise.failed(new IllegalStateException("the broker is stopping"));
+        }
+        return p;
+    }
+
+    /** On the shard: turns one exchange step into the SaslAuthenticate response and the connection's new state. */
+    private SaslAuthenticateResponseData saslStep(short version, SaslAuthenticateResponseData r, SaslServerExchange ex,
+                                                  SaslServerExchange.Step step) {
+        if (closed || ex != exchange) {
+            r.errorCode = ErrorCodes.ILLEGAL_SASL_STATE;
+            return r;
+        }
+        switch (step) {
+            case SaslServerExchange.Challenge c -> r.authBytes = dev.isthmus.gateway.protocol.ByteSlice.of(c.response());
+            case SaslServerExchange.Failure f -> authFailed(r, f.message());
+            case SaslServerExchange.Success ok -> {
+                if (reauthenticating && !ok.principal().equals(principal)) {
+                    return authFailed(r, "Cannot change principals during re-authentication from " + principal
+                        + " to " + ok.principal());
+                }
+                r.authBytes = dev.isthmus.gateway.protocol.ByteSlice.of(ok.response());
+                (reauthenticating ? limits.reauthentications : limits.authentications).incrementAndGet();
+                principal = ok.principal();
+                saslMechanism = ex.mechanism();
+                saslState = SaslState.AUTHENTICATED;
+                reauthenticating = false;
+                exchange = null;
+                long reauthMs = broker.config().security().sasl().reauthMs();
+                if (reauthMs > 0) {
+                    sessionExpiryNs = System.nanoTime() + reauthMs * 1_000_000L;
+                    if (sessionExpiryNs == 0) {
+                        sessionExpiryNs = 1;
+                    }
+                    if (version >= 1) {
+                        r.sessionLifetimeMs = reauthMs;
+                    }
+                }
+            }
+        }
+        return r;
+    }
+
+    /** SASL_AUTHENTICATION_FAILED with {@code message}; the connection closes after the failed-authentication delay. */
+    private SaslAuthenticateResponseData authFailed(SaslAuthenticateResponseData r, String message) {
+        r.errorCode = ErrorCodes.SASL_AUTHENTICATION_FAILED;
+        r.errorMessage = message;
+        r.authBytes = dev.isthmus.gateway.protocol.ByteSlice.EMPTY;
+        closeAfterFailure("SASL authentication failed (" + (exchange == null ? "?" : exchange.mechanism()) + "): "
+            + message);
+        return r;
+    }
+
+    /** Fails the authentication: no more requests are served; the connection closes after the delay. */
+    private void closeAfterFailure(String why) {
+        saslState = SaslState.FAILED;
+        exchange = null;
+        reauthenticating = false;
+        warn(ConnectionWarnings.Reason.AUTHENTICATION_FAILED, "closing " + socket.remoteAddress() + " (listener "
+            + listener.name() + "): " + why);
+        long delayNs = broker.config().security().sasl().failedAuthDelayMs() * 1_000_000L;
+        // The response goes out first (it is queued before the delay runs out); then the connection closes.
+        state.shard.schedule(Math.max(1, delayNs), this::close);
     }
 
     /** A started request's handler is done: its request bytes and reservation no longer count. */
@@ -885,11 +1255,16 @@ final class Connection implements TcpConnection.ReceiveHandler {
             IoBuf out = IoBuf.empty(state.arena, Subsystem.OTHER);
             try {
                 long sizeAt = out.reserve(4);
-                IoBufProtocolWriter w = new IoBufProtocolWriter(out);
-                ResponseHeaderData h = new ResponseHeaderData();
-                h.correlationId = slot.correlationId;
-                h.write(w, slot.api.responseHeaderVersion(slot.version));
-                body.write(w, slot.version);
+                if (slot.raw) {
+                    byte[] token = ((SaslAuthenticateResponseData) body).authBytes.toArray();
+                    out.append(token);
+                } else {
+                    IoBufProtocolWriter w = new IoBufProtocolWriter(out);
+                    ResponseHeaderData h = new ResponseHeaderData();
+                    h.correlationId = slot.correlationId;
+                    h.write(w, slot.api.responseHeaderVersion(slot.version));
+                    body.write(w, slot.version);
+                }
                 out.setInt(sizeAt, (int) (out.size() - 4));
             } catch (RuntimeException e) {
                 out.release();
@@ -929,6 +1304,15 @@ final class Connection implements TcpConnection.ReceiveHandler {
     }
 
     private void sendNext() {
+        if (tls != null) {
+            sendingFrom = sending.fragmentCount();
+            tls.send(sending, () -> {
+                sent();
+                flush();
+                parseFrames();
+            });
+            return;
+        }
         int n = Math.min(MAX_PARTS, sending.fragmentCount() - sendingFrom);
         for (int i = 0; i < n; i++) {
             parts[i] = sending.fragment(sendingFrom + i);
@@ -978,11 +1362,6 @@ final class Connection implements TcpConnection.ReceiveHandler {
 
     private void warn(ConnectionWarnings.Reason reason, String message, Throwable thrown) {
         limits.warnings.warn(reason, message, thrown);
-    }
-
-    /** The principal requests on this connection act as, Kafka's {@code Type:name} (before authentication exists: anonymous). */
-    String principal() {
-        return "User:ANONYMOUS";
     }
 
     /** The client's address as Kafka shows it ("/127.0.0.1"), made once per connection. */
@@ -1061,11 +1440,19 @@ final class Connection implements TcpConnection.ReceiveHandler {
         }
         deferred = null;
         inFlight.clear();
-        // A response being sent is released by its send completion, once the kernel no longer reads it.
+        // A response being sent is released by its send completion, once the kernel no longer reads it; under TLS
+        // the kernel reads only the channel's own block, so it goes now.
+        if (tls != null) {
+            sent();
+        }
         inbound.release();
         parked = null;
         syncCharge(); // what is left is the requests whose handlers still run, released as they complete
-        socket.close();
+        if (tls != null) {
+            tls.close(); // close_notify when the socket is free, then the socket
+        } else {
+            socket.close();
+        }
         if (counted) {
             // Last: another thread that sees the count drop also sees this connection's receive memory freed.
             limits.open.decrementAndGet();

@@ -39,7 +39,11 @@ final class ConnectionWarnings {
         /** A request handler failed: a broker bug. */
         HANDLER_FAILED(System.Logger.Level.ERROR),
         /** A response could not be encoded: a broker bug. */
-        ENCODE_FAILED(System.Logger.Level.ERROR);
+        ENCODE_FAILED(System.Logger.Level.ERROR),
+        /** The TLS handshake or a TLS record failed (a plaintext client on a TLS listener, an untrusted certificate). */
+        TLS_FAILED(System.Logger.Level.WARNING),
+        /** SASL authentication failed or a request came before it (logged without credentials). */
+        AUTHENTICATION_FAILED(System.Logger.Level.WARNING);
 
         final System.Logger.Level level;
 

@@ -69,6 +69,10 @@ public final class ErrorCodes {
     public static final short UNKNOWN_PRODUCER_ID = 59;
     public static final short UNSUPPORTED_ENDPOINT_TYPE = 115;
     public static final short SECURITY_DISABLED = 54;
+    public static final short UNSUPPORTED_SASL_MECHANISM = 33;
+    public static final short ILLEGAL_SASL_STATE = 34;
+    public static final short SASL_AUTHENTICATION_FAILED = 58;
+    public static final short LISTENER_NOT_FOUND = 72;
     public static final short PREFERRED_LEADER_NOT_AVAILABLE = 80;
     public static final short ELIGIBLE_LEADERS_NOT_AVAILABLE = 83;
     public static final short ELECTION_NOT_NEEDED = 84;

@@ -66,9 +66,9 @@ final class GroupHandlers {
     }
 
     Promise<ProtocolMessage> handle(ShardState st, ApiKeys api, short version, ProtocolMessage request,
-                                    RequestHeaderData header, String clientHost) {
+                                    RequestHeaderData header, String clientHost, String listener) {
         return switch (api) {
-            case FIND_COORDINATOR -> findCoordinator(st, (FindCoordinatorRequestData) request, version);
+            case FIND_COORDINATOR -> findCoordinator(st, (FindCoordinatorRequestData) request, version, listener);
             case JOIN_GROUP -> join(st, (JoinGroupRequestData) request, version, header.clientId, clientHost);
             case SYNC_GROUP -> sync(st, (SyncGroupRequestData) request);
             case HEARTBEAT -> heartbeat(st, (HeartbeatRequestData) request);
@@ -127,9 +127,10 @@ final class GroupHandlers {
 
     // ------------------------------------------------------------------ FindCoordinator
 
-    private Promise<ProtocolMessage> findCoordinator(ShardState st, FindCoordinatorRequestData req, short version) {
+    private Promise<ProtocolMessage> findCoordinator(ShardState st, FindCoordinatorRequestData req, short version,
+                                                     String listener) {
         if (req.keyType == 1) {
-            return broker.handlers().transactions().findCoordinator(st, req, version); // TRANSACTION
+            return broker.handlers().transactions().findCoordinator(st, req, version, listener); // TRANSACTION
         }
         FindCoordinatorResponseData r = new FindCoordinatorResponseData();
         List<String> keys = version >= 4 ? req.coordinatorKeys : List.of(req.key == null ? "" : req.key);
@@ -158,7 +159,7 @@ final class GroupHandlers {
                     int[] leader = st.leaders.get(t.partition(p).groupId());
                     MetadataResponseData.MetadataResponseBroker b = null;
                     if (leader != null && leader[0] >= 0) {
-                        for (MetadataResponseData.MetadataResponseBroker mb : broker.handlers().brokers(st)) {
+                        for (MetadataResponseData.MetadataResponseBroker mb : broker.handlers().brokers(st, listener)) {
                             if (mb.nodeId == leader[0]) {
                                 b = mb;
                             }

@@ -91,6 +91,9 @@ final class Handlers {
         supported.put(ApiKeys.DESCRIBE_TOPIC_PARTITIONS, new Range((short) 0, (short) 0));
         supported.put(ApiKeys.ALTER_PARTITION_REASSIGNMENTS, new Range((short) 0, (short) 1));
         supported.put(ApiKeys.LIST_PARTITION_REASSIGNMENTS, new Range((short) 0, (short) 0));
+        // Answered by the connection (its SASL state), on every listener: see Connection#saslGate.
+        supported.put(ApiKeys.SASL_HANDSHAKE, new Range((short) 0, (short) 1));
+        supported.put(ApiKeys.SASL_AUTHENTICATE, new Range((short) 0, (short) 2));
         // Transactions, coordinator side (TxnHandlers): EndTxn 5 is transaction version 2 (KIP-890), advertised
         // with the transaction.version feature below.
         supported.put(ApiKeys.ADD_PARTITIONS_TO_TXN, new Range((short) 0, (short) 5));
@@ -138,9 +141,10 @@ final class Handlers {
     Promise<ProtocolMessage> handle(ShardState st, ApiKeys api, short version, ProtocolMessage request,
                                     RequestHeaderData header, String clientHost, Connection connection) {
         long startNs = System.nanoTime();
+        String listener = connection == null ? null : connection.listenerName();
         int[] produced = request instanceof ProduceRequestData pr ? ShardMetrics.produceLengths(pr) : null;
         RequestAuthorization.Gate gate = RequestAuthorization.check(broker, st, api, version, request,
-            String.valueOf(connection.principal()), clientHost);
+            connection == null ? "User:ANONYMOUS" : String.valueOf(connection.principal()), clientHost);
         if (gate == null || gate.answer() != null) { // refused before any handler runs (ACLs)
             return metered(st, api, startNs, request, produced, gate == null ? Promise.failed(new SecurityException(api
                 + " has no authorization rule; refused while ACLs are on")) : Promise.completed(gate.answer()));
@@ -148,11 +152,11 @@ final class Handlers {
         Promise<ProtocolMessage> response = switch (api) {
             case FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT, LEAVE_GROUP, OFFSET_COMMIT, OFFSET_FETCH,
                  DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE, TXN_OFFSET_COMMIT ->
-                groups.handle(st, api, version, request, header, clientHost);
+                groups.handle(st, api, version, request, header, clientHost, listener);
             case DELETE_TOPICS, CREATE_PARTITIONS, DELETE_RECORDS, DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS,
                  OFFSET_FOR_LEADER_EPOCH, DESCRIBE_CLUSTER, ALTER_CONFIGS, DESCRIBE_LOG_DIRS, ELECT_LEADERS, DESCRIBE_ACLS,
                  CREATE_ACLS, DELETE_ACLS, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS ->
-                admin.handle(st, api, version, request);
+                admin.handle(st, api, version, request, listener);
             case ALTER_PARTITION_REASSIGNMENTS -> broker.reassignments().alter(st,
                 (dev.isthmus.gateway.protocol.message.AlterPartitionReassignmentsRequestData) request, version);
             case LIST_PARTITION_REASSIGNMENTS -> Promise.completed(broker.reassignments().list(st,
@@ -160,8 +164,8 @@ final class Handlers {
             case API_VERSIONS -> Promise.completed(apiVersions(st, ErrorCodes.NONE, version));
             case INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, ADD_OFFSETS_TO_TXN, END_TXN, DESCRIBE_TRANSACTIONS,
                  LIST_TRANSACTIONS -> transactions.handle(st, api, version, request);
-            case METADATA -> metadata(st, (MetadataRequestData) request, version);
-            case PRODUCE -> produce(st, (ProduceRequestData) request, version);
+            case METADATA -> metadata(st, (MetadataRequestData) request, version, listener);
+            case PRODUCE -> produce(st, (ProduceRequestData) request, version, listener);
             case WRITE_TXN_MARKERS -> writeTxnMarkers(st, (WriteTxnMarkersRequestData) request);
             case FETCH -> fetch.handle(st, (FetchRequestData) request, version, connection);
             case LIST_OFFSETS -> listOffsets(st, (ListOffsetsRequestData) request);
@@ -258,7 +262,7 @@ final class Handlers {
 
     // ------------------------------------------------------------------ Metadata and topics
 
-    private Promise<ProtocolMessage> metadata(ShardState st, MetadataRequestData req, short version) {
+    private Promise<ProtocolMessage> metadata(ShardState st, MetadataRequestData req, short version, String listener) {
         List<String> names = new ArrayList<>();
         boolean all = req.topics == null || (version == 0 && req.topics.isEmpty());
         if (!all) {
@@ -284,7 +288,7 @@ final class Handlers {
         }
         return Promise.whenAllSettled(creations).map(ignored -> {
             MetadataResponseData r = new MetadataResponseData();
-            r.brokers.addAll(brokers(st));
+            r.brokers.addAll(brokers(st, listener));
             r.clusterId = broker.clusterId();
             r.controllerId = broker.controllerId();
             if (all) {
@@ -307,8 +311,36 @@ final class Handlers {
                     }
                 }
             }
+            listenerNotFound(st, r, version, ownListener(listener).name());
             return r;
         });
+    }
+
+    /**
+     * A partition whose live leader has no endpoint on the client's listener (a node configured with other
+     * listeners): LISTENER_NOT_FOUND from v6, LEADER_NOT_AVAILABLE below, and no leader, as Kafka answers.
+     */
+    private static void listenerNotFound(ShardState st, MetadataResponseData r, short version, String listener) {
+        if (st.cluster == null) {
+            return;
+        }
+        Set<Integer> without = new java.util.HashSet<>();
+        for (dev.isthmus.raft.controller.BrokerInfo bi : st.cluster.brokers()) {
+            if (bi.endpoint(listener) == null) {
+                without.add(bi.id());
+            }
+        }
+        if (without.isEmpty()) {
+            return;
+        }
+        for (MetadataResponseData.MetadataResponseTopic t : r.topics) {
+            for (MetadataResponseData.MetadataResponsePartition p : t.partitions) {
+                if (without.contains(p.leaderId)) {
+                    p.errorCode = version >= 6 ? ErrorCodes.LISTENER_NOT_FOUND : ErrorCodes.LEADER_NOT_AVAILABLE;
+                    p.leaderId = -1;
+                }
+            }
+        }
     }
 
     /**
@@ -317,18 +349,24 @@ final class Handlers {
      * ({@link ShardState#alive}), so tools that compare leaders with the live brokers
      * ({@code kafka-topics.sh --describe --unavailable-partitions}) see a stopped node as gone.
      */
-    List<MetadataResponseData.MetadataResponseBroker> brokers(ShardState st) {
+    List<MetadataResponseData.MetadataResponseBroker> brokers(ShardState st, String listener) {
         List<MetadataResponseData.MetadataResponseBroker> out = new ArrayList<>();
+        dev.isthmus.gateway.security.ListenerConfig own = ownListener(listener);
         boolean self = false;
         if (st.cluster != null) {
             for (dev.isthmus.raft.controller.BrokerInfo bi : st.cluster.brokers()) {
                 if (!st.alive(bi.id())) {
                     continue;
                 }
+                // The address of the listener the client came in on; a broker without that listener is left out.
+                dev.isthmus.raft.controller.BrokerInfo.Endpoint e = bi.endpoint(own.name());
+                if (e == null) {
+                    continue;
+                }
                 MetadataResponseData.MetadataResponseBroker b = new MetadataResponseData.MetadataResponseBroker();
                 b.nodeId = bi.id();
-                b.host = bi.host();
-                b.port = bi.kafkaPort();
+                b.host = e.host();
+                b.port = e.port();
                 out.add(b);
                 self |= bi.id() == broker.config().nodeId();
             }
@@ -336,11 +374,25 @@ final class Handlers {
         if (!self) {
             MetadataResponseData.MetadataResponseBroker b = new MetadataResponseData.MetadataResponseBroker();
             b.nodeId = broker.config().nodeId();
-            b.host = broker.config().advertisedHostOrListen();
-            b.port = broker.config().advertisedPort() != 0 ? broker.config().advertisedPort() : broker.port();
+            b.host = own.advertisedHostOrBind();
+            b.port = own.advertisedPort() != 0 ? own.advertisedPort() : own.port();
             out.add(b);
         }
         return out;
+    }
+
+    /** This broker's listener named {@code name} (bound port filled in); the first listener when null or unknown. */
+    private dev.isthmus.gateway.security.ListenerConfig ownListener(String name) {
+        List<dev.isthmus.gateway.security.ListenerConfig> ls = broker.listeners();
+        if (ls.isEmpty()) {
+            ls = broker.config().listeners();
+        }
+        for (dev.isthmus.gateway.security.ListenerConfig l : ls) {
+            if (l.name().equals(name)) {
+                return l;
+            }
+        }
+        return ls.get(0);
     }
 
     /**
@@ -546,7 +598,7 @@ final class Handlers {
 
     // ------------------------------------------------------------------ Produce
 
-    private Promise<ProtocolMessage> produce(ShardState st, ProduceRequestData req, short version) {
+    private Promise<ProtocolMessage> produce(ShardState st, ProduceRequestData req, short version, String listener) {
         ProduceResponseData r = new ProduceResponseData();
         List<Promise<Object>> ps = new ArrayList<>();
         if (req.acks != 0 && req.acks != 1 && req.acks != -1) {
@@ -612,7 +664,7 @@ final class Handlers {
                         pr.logStartOffset = res.logStartOffset();
                         pr.errorMessage = res.message();
                         if (pr.errorCode == ErrorCodes.NOT_LEADER_OR_FOLLOWER) {
-                            leaderHint(st, topic.partition(pr.index), pr, r);
+                            leaderHint(st, topic.partition(pr.index), pr, r, listener);
                         }
                         pr.logAppendTimeMs = res.logAppendTimeMs();
                         for (Partition.RecordError e : res.recordErrors()) {
@@ -635,7 +687,8 @@ final class Handlers {
      * former leader answers with its successor).
      */
     private void leaderHint(ShardState st, dev.isthmus.raft.controller.PartitionInfo info,
-                            ProduceResponseData.PartitionProduceResponse pr, ProduceResponseData r) {
+                            ProduceResponseData.PartitionProduceResponse pr, ProduceResponseData r,
+                            String listener) {
         ReplicaView v = replicaView(st, info);
         if (v.leaderId() < 0 || v.leaderEpoch() < 0 || v.leaderId() == broker.config().nodeId()) {
             return;
@@ -647,7 +700,7 @@ final class Handlers {
                 return;
             }
         }
-        for (MetadataResponseData.MetadataResponseBroker b : brokers(st)) {
+        for (MetadataResponseData.MetadataResponseBroker b : brokers(st, listener)) {
             if (b.nodeId == v.leaderId()) {
                 ProduceResponseData.NodeEndpoint e = new ProduceResponseData.NodeEndpoint();
                 e.nodeId = b.nodeId;

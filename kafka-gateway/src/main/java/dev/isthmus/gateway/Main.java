@@ -34,6 +34,24 @@ public final class Main {
                                    (3600000) and transaction.version (2: the feature level advertised)
           --listen HOST:PORT       Kafka listener (default 127.0.0.1:9092)
           --advertise HOST:PORT    address given to clients in Metadata (default: the listener's)
+          --listeners NAME://HOST:PORT,...  named Kafka listeners instead of --listen, each with its
+                                   security protocol: a listener named PLAINTEXT, SSL, SASL_PLAINTEXT or
+                                   SASL_SSL speaks it, others need --listener-security-protocol-map;
+                                   Metadata answers with the addresses of the listener a client came in on
+          --advertised-listeners NAME://HOST:PORT,...  what clients of each listener are told (default:
+                                   the listener's own address)
+          --listener-security-protocol-map NAME:PROTOCOL,...  e.g. INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL
+          TLS and SASL take Kafka's setting names, in the --config file or as options:
+            ssl.keystore.location FILE (PKCS12, JKS or PEM: key and certificate chain), ssl.keystore.type,
+            ssl.keystore.password, ssl.key.password, ssl.truststore.location/type/password,
+            ssl.client.auth (none, requested, required = mTLS), ssl.enabled.protocols (TLSv1.2,TLSv1.3),
+            ssl.cipher.suites, ssl.principal.mapping.rules (DEFAULT), ssl.reload.interval.ms (60000: the
+            key and trust files are checked and reloaded without a restart; 0 = never),
+            ssl.allow.dn.changes, ssl.allow.san.changes;
+            sasl.enabled.mechanisms (PLAIN,SCRAM-SHA-256,SCRAM-SHA-512), connections.max.reauth.ms (0 =
+            sessions never end), sasl.server.max.receive.size, connection.failed.authentication.delay.ms;
+            sasl.admin.user NAME: a bootstrap user for PLAIN and SCRAM, its password from
+            sasl.admin.password or the environment variable ISTHMUS_SASL_ADMIN_PASSWORD
           --data-dir DIR           data directory (default ./data)
           --smp N                  shard threads (default: the CPUs this process may use)
           --memory SIZE            native memory, e.g. 512M, 2G (default 1G): the shards' arenas, faulted in
@@ -191,10 +209,98 @@ public final class Main {
             options.put(kv[0], kv[1]);
         }
         BrokerConfig.Builder b = BrokerConfig.builder();
+        Map<String, String> security = new LinkedHashMap<>();
         for (Map.Entry<String, String> e : options.entrySet()) {
-            apply(b, e.getKey(), e.getValue().trim());
+            String key = SECURITY_ALIASES.getOrDefault(e.getKey(), e.getKey());
+            if (SECURITY_OPTIONS.contains(key)) {
+                security.put(key, e.getValue().trim());
+            } else {
+                apply(b, e.getKey(), e.getValue().trim());
+            }
         }
+        BrokerConfig plain = b.build(); // --listen, for --advertised-listeners without --listeners
+        b.security(security(security, System.getenv(ADMIN_PASSWORD_ENV), new HostPort(plain.host(), plain.port())));
         return b.build();
+    }
+
+    /** The environment variable that may hold the bootstrap SASL user's password (instead of the config file). */
+    static final String ADMIN_PASSWORD_ENV = "ISTHMUS_SASL_ADMIN_PASSWORD";
+
+    /** Command-line spellings of the security settings, mapped to Kafka's names (which work as options too). */
+    private static final Map<String, String> SECURITY_ALIASES = Map.of(
+        "advertised-listeners", "advertised.listeners",
+        "listener-security-protocol-map", "listener.security.protocol.map");
+
+    private static final java.util.Set<String> SECURITY_OPTIONS = java.util.Set.of("listeners", "advertised.listeners",
+        "listener.security.protocol.map", "ssl.keystore.location", "ssl.keystore.type", "ssl.keystore.password",
+        "ssl.key.password", "ssl.truststore.location", "ssl.truststore.type", "ssl.truststore.password",
+        "ssl.client.auth", "ssl.enabled.protocols", "ssl.cipher.suites", "ssl.principal.mapping.rules",
+        "ssl.reload.interval.ms", "ssl.allow.dn.changes", "ssl.allow.san.changes", "sasl.enabled.mechanisms",
+        "connections.max.reauth.ms", "sasl.server.max.receive.size", "connection.failed.authentication.delay.ms",
+        "sasl.admin.user", "sasl.admin.password", "sasl.admin.iterations");
+
+    /** Builds the security settings from Kafka-named options; {@code envPassword} is the admin password's fallback. */
+    static dev.isthmus.gateway.security.SecuritySettings security(Map<String, String> o, String envPassword,
+                                                                  HostPort listen) {
+        var d = dev.isthmus.gateway.security.SecuritySettings.DEFAULTS;
+        List<dev.isthmus.gateway.security.ListenerConfig> listeners = List.of();
+        if (o.containsKey("listeners")) {
+            listeners = dev.isthmus.gateway.security.ListenerConfig.parse(o.get("listeners"),
+                o.get("advertised.listeners"), o.get("listener.security.protocol.map"));
+        } else if (o.containsKey("advertised.listeners") || o.containsKey("listener.security.protocol.map")) {
+            // Without --listeners they apply to the one listener of --listen, named PLAINTEXT (map entries for other
+            // names are allowed, as Kafka allows them).
+            listeners = List.of(dev.isthmus.gateway.security.ListenerConfig.parse("PLAINTEXT://" + hostForUrl(listen)
+                + ":" + listen.port(), o.get("advertised.listeners"), o.get("listener.security.protocol.map")).get(0));
+        }
+        var t = d.tls();
+        var tls = new dev.isthmus.gateway.security.TlsSettings(
+            o.containsKey("ssl.keystore.location") ? Path.of(o.get("ssl.keystore.location")) : null,
+            o.get("ssl.keystore.type"), o.get("ssl.keystore.password"), o.get("ssl.key.password"),
+            o.containsKey("ssl.truststore.location") ? Path.of(o.get("ssl.truststore.location")) : null,
+            o.get("ssl.truststore.type"), o.get("ssl.truststore.password"),
+            o.containsKey("ssl.client.auth") ? dev.isthmus.gateway.security.TlsSettings.ClientAuth.parse(
+                o.get("ssl.client.auth")) : t.clientAuth(),
+            o.containsKey("ssl.enabled.protocols") ? list(o.get("ssl.enabled.protocols")) : t.enabledProtocols(),
+            o.containsKey("ssl.cipher.suites") ? list(o.get("ssl.cipher.suites")) : t.cipherSuites(),
+            o.getOrDefault("ssl.principal.mapping.rules", t.principalMappingRules()),
+            o.containsKey("ssl.reload.interval.ms") ? integer("ssl.reload.interval.ms", o.get("ssl.reload.interval.ms"))
+                : t.reloadIntervalMs(),
+            o.containsKey("ssl.allow.dn.changes") && bool("ssl.allow.dn.changes", o.get("ssl.allow.dn.changes")),
+            o.containsKey("ssl.allow.san.changes") && bool("ssl.allow.san.changes", o.get("ssl.allow.san.changes")));
+        var a = d.sasl();
+        String password = o.containsKey("sasl.admin.password") ? o.get("sasl.admin.password") : envPassword;
+        var sasl = new dev.isthmus.gateway.security.SaslSettings(
+            o.containsKey("sasl.enabled.mechanisms") ? list(o.get("sasl.enabled.mechanisms")) : a.enabledMechanisms(),
+            o.containsKey("connections.max.reauth.ms") ? longValue("connections.max.reauth.ms",
+                o.get("connections.max.reauth.ms")) : a.reauthMs(),
+            o.containsKey("sasl.server.max.receive.size") ? integer("sasl.server.max.receive.size",
+                o.get("sasl.server.max.receive.size")) : a.maxReceiveBytes(),
+            o.containsKey("connection.failed.authentication.delay.ms") ? longValue(
+                "connection.failed.authentication.delay.ms", o.get("connection.failed.authentication.delay.ms"))
+                : a.failedAuthDelayMs(),
+            o.get("sasl.admin.user"), o.containsKey("sasl.admin.user") ? password : null,
+            o.containsKey("sasl.admin.iterations") ? integer("sasl.admin.iterations", o.get("sasl.admin.iterations"))
+                : a.adminIterations());
+        return new dev.isthmus.gateway.security.SecuritySettings(listeners, tls, sasl);
+    }
+
+    private static List<String> list(String v) {
+        List<String> out = new ArrayList<>();
+        for (String x : v.split(",")) {
+            if (!x.isBlank()) {
+                out.add(x.trim());
+            }
+        }
+        return out;
+    }
+
+    private static long longValue(String option, String v) {
+        try {
+            return Long.parseLong(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--" + option + " expects a whole number, got '" + v + "'");
+        }
     }
 
     private static void readConfigFile(Path file, Map<String, String> into) {
@@ -308,6 +414,10 @@ public final class Main {
     }
 
     private record HostPort(String host, int port) {
+    }
+
+    private static String hostForUrl(HostPort hp) {
+        return hp.host().contains(":") ? "[" + hp.host() + "]" : hp.host();
     }
 
     private static HostPort hostPort(String option, String v) {

@@ -174,7 +174,8 @@ final class TxnHandlers {
 
     // ------------------------------------------------------------------ FindCoordinator (key type 1)
 
-    Promise<ProtocolMessage> findCoordinator(ShardState st, FindCoordinatorRequestData req, short version) {
+    Promise<ProtocolMessage> findCoordinator(ShardState st, FindCoordinatorRequestData req, short version,
+                                             String listener) {
         List<String> keys = version >= 4 ? req.coordinatorKeys : List.of(req.key == null ? "" : req.key);
         return stateTopic(st).recover(f -> null).map(t -> {
             FindCoordinatorResponseData r = new FindCoordinatorResponseData();
@@ -197,7 +198,7 @@ final class TxnHandlers {
                     int[] leader = st.leaders.get(t.partition(p).groupId());
                     MetadataResponseData.MetadataResponseBroker b = null;
                     if (leader != null && leader[0] >= 0) {
-                        for (MetadataResponseData.MetadataResponseBroker mb : broker.handlers().brokers(st)) {
+                        for (MetadataResponseData.MetadataResponseBroker mb : broker.handlers().brokers(st, listener)) {
                             if (mb.nodeId == leader[0]) {
                                 b = mb;
                             }

@@ -21,18 +21,19 @@ import java.util.regex.Pattern;
  * state and answering a Kafka error code and sentence when it does not apply (the state is then unchanged).
  *
  * <pre>
- *   snapshot: version i16 (4), appliedOffset i64, nextGroupId i64, nextProducerId i64 (from version 2),
+ *   snapshot: version i16 (5), appliedOffset i64, nextGroupId i64, nextProducerId i64 (from version 2),
  *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions)),
  *             reassignments (from version 3: i32 n, n x (topic, partition i32, adding int[], removing int[])),
  *             acls (i32 n, n x binding; from version 4)
+ *             (version 5 adds each broker's listeners after its fields: i32 n, n x (name, host, port i32))
  * </pre>
- * Versions 1 to 3 (no reassignments section before 3, no ACLs before 4) are still read.
+ * Versions 1 to 4 (no reassignments before 3, no ACLs before 4, no broker listeners before 5) are still read.
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 4;
+    private static final int SNAPSHOT_VERSION = 5;
     /** The oldest snapshot version this node reads. */
     private static final int SNAPSHOT_VERSION_MIN = 1;
     /** The most ACL bindings the cluster holds (a bound on the state's size and every shard's copy). */
@@ -379,7 +380,10 @@ public final class ClusterState {
     public byte[] encode() {
         Wire.Writer w = new Wire.Writer().i16(SNAPSHOT_VERSION).i64(appliedOffset).i64(nextGroupId).i64(nextProducerId);
         w.i32(brokers.size());
-        brokers.values().forEach(b -> b.write(w));
+        brokers.values().forEach(b -> {
+            b.write(w);
+            b.writeListeners(w);
+        });
         w.i32(topics.size());
         topics.values().forEach(t -> t.write(w));
         List<String> moving = new ArrayList<>();
@@ -416,7 +420,7 @@ public final class ClusterState {
         int nb = r.count(20);
         TreeMap<Integer, BrokerInfo> brokers = new TreeMap<>();
         for (int i = 0; i < nb; i++) {
-            BrokerInfo b = BrokerInfo.read(r);
+            BrokerInfo b = BrokerInfo.read(r, version >= 5);
             brokers.put(b.id(), b);
         }
         int nt = r.count(24);

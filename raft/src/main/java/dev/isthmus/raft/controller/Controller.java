@@ -490,7 +490,7 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     /** Tells the transport every registered broker's RPC address (resolving names off the shard). */
     private void learnPeers(ClusterState s) {
         for (BrokerInfo b : s.brokers()) {
-            if (b.id() == nodeId) {
+            if (b.id() == nodeId || !b.hasRpc()) {
                 continue;
             }
             InetSocketAddress known = host.transport().peerAddress(b.id());

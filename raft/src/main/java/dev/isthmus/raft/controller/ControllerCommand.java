@@ -18,7 +18,8 @@ import java.util.UUID;
  *
  * <pre>
  *   wire: type i8, version i8 (1), then the fields below; strings are i32 length + UTF-8
- *   1 RegisterBroker    broker: id i32, host, kafkaPort i32, rpcHost, rpcPort i32, shards i32
+ *   1 RegisterBroker    broker: id i32, host, kafkaPort i32, rpcHost, rpcPort i32, shards i32,
+ *                       listeners (i32 n, n x (name, host, port i32); absent in records written before them)
  *   2 CreateTopic       name, uuid (2 x i64), partitions i32, replicationFactor i32, configs (i32 n, n x (k, v)),
  *                       assignment (i32 n, n x int[]: empty = the controller places replicas)
  *   3 DeleteTopic       name
@@ -146,6 +147,7 @@ public sealed interface ControllerCommand {
             case RegisterBroker c -> {
                 w.i8(1).i8(VERSION);
                 c.broker().write(w);
+                c.broker().writeListeners(w);
             }
             case CreateTopic c -> {
                 w.i8(2).i8(VERSION).str(c.name()).i64(c.id().getMostSignificantBits())
@@ -201,7 +203,7 @@ public sealed interface ControllerCommand {
                 + "; this node reads version " + VERSION);
         }
         ControllerCommand c = switch (type) {
-            case 1 -> new RegisterBroker(BrokerInfo.read(r));
+            case 1 -> new RegisterBroker(BrokerInfo.readCommand(r));
             case 2 -> new CreateTopic(r.str(), new UUID(r.i64(), r.i64()), r.i32(), r.i32(), readMap(r),
                 readAssignment(r));
             case 3 -> new DeleteTopic(r.str());

@@ -136,6 +136,10 @@ final class Wire {
             return a;
         }
 
+        boolean hasRemaining() {
+            return b.hasRemaining();
+        }
+
         int remaining() {
             return b.remaining();
         }

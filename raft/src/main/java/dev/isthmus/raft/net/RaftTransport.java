@@ -43,7 +43,8 @@ public final class RaftTransport {
 
     /**
      * Starts the transport on every shard of {@code group}: listens on {@code listen} (port 0 picks one; every
-     * shard binds the same port with SO_REUSEPORT) and starts dialing {@code peers}. Blocks until every shard
+     * shard binds the same port with SO_REUSEPORT; null: no listener, a single node) and starts dialing
+     * {@code peers}. Blocks until every shard
      * listens; call from a non-shard thread.
      *
      * @param advertised the address peers should dial (sent in hellos); null for the bound address
@@ -69,13 +70,13 @@ public final class RaftTransport {
                     return null;
                 }), "start the transport on shard " + i);
             }
-            InetSocketAddress first = await(group.call(0, s -> {
+            InetSocketAddress first = listen == null ? null : await(group.call(0, s -> {
                 t.shards[0].listen(listen);
                 return t.shards[0].listenAddress();
             }), "listen on " + listen);
             t.bound = first;
             t.advertised = advertised != null ? advertised : first;
-            for (int i = 1; i < group.size(); i++) {
+            for (int i = 1; i < group.size() && first != null; i++) {
                 int id = i;
                 await(group.call(i, s -> {
                     t.shards[id].listen(first);

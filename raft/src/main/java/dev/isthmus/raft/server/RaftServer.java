@@ -98,8 +98,9 @@ public final class RaftServer implements AutoCloseable {
             s.close();
             throw e;
         }
-        LOG.log(System.Logger.Level.INFO, "Raft node " + config.nodeId() + " listening for RPC on "
-            + s.transport.boundAddress() + " with " + group.size() + " shard(s), data in " + config.dataDir());
+        LOG.log(System.Logger.Level.INFO, "Raft node " + config.nodeId() + (s.transport.boundAddress() == null
+            ? " with no RPC port (no peers)" : " listening for RPC on " + s.transport.boundAddress()) + " with "
+            + group.size() + " shard(s), data in " + config.dataDir());
         return s;
     }
 

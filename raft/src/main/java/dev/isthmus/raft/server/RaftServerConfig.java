@@ -16,7 +16,8 @@ import java.util.TreeSet;
  * Settings of a {@link RaftServer}. Immutable; {@link #of} gives the defaults, {@code with*} change one part.
  *
  * @param nodeId           this node's id (>= 0), unique in the cluster; also its broker id
- * @param rpcListen        where the RPC port listens (port 0 picks a free one)
+ * @param rpcListen        where the RPC port listens (port 0 picks a free one); null = no RPC port (a single node
+ *                         with no peers: it opens no port its configuration does not name)
  * @param rpcAdvertised    the address peers dial (sent in hellos and broker registrations); null = the bound one
  * @param peers            known peers' RPC addresses (at least the controller seeds); more are learned from
  *                         hellos and broker registrations
@@ -44,9 +45,12 @@ public record RaftServerConfig(int nodeId, InetSocketAddress rpcListen, InetSock
         if (nodeId < 0) {
             throw new IllegalArgumentException("node id must be >= 0, not " + nodeId);
         }
-        if (rpcListen == null || dataDir == null || raft == null || transport == null || logConfig == null
+        if (rpcListen == null && !peers.isEmpty()) {
+            throw new IllegalArgumentException("a node with peers needs an RPC listen address");
+        }
+        if (dataDir == null || raft == null || transport == null || logConfig == null
             || logOptions == null || compaction == null) {
-            throw new IllegalArgumentException("rpcListen, dataDir, raft, transport, logConfig, logOptions and compaction"
+            throw new IllegalArgumentException("dataDir, raft, transport, logConfig, logOptions and compaction"
                 + " are required");
         }
         if (retentionCheckIntervalMs <= 0) {

@@ -194,24 +194,32 @@ class ClusterStateTest {
     }
 
     @Test
-    void shouldReadVersionTwoAndThreeSnapshotsWithoutAcls() {
+    void shouldReadVersionTwoToFourSnapshots() {
         ClusterState s = brokers(2, 2);
         s = apply(s, ControllerCommand.CreateTopic.of("t", 2, 1, Map.of()), 0);
         s = s.apply(new ControllerCommand.AllocateProducerIds(0, 1000), ++offset).state();
-        byte[] v4 = s.encode();
-        // Version 3: the same layout without the trailing ACL count.
-        java.nio.ByteBuffer v3 = java.nio.ByteBuffer.allocate(v4.length - 4);
-        v3.putShort((short) 3).put(v4, 2, v4.length - 2 - 4);
-        ClusterState back = ClusterState.decode(v3.array());
-        assertEquals(s, back);
-        assertTrue(back.acls().isEmpty());
-        // Version 2: without the reassignments count (0 here) either.
-        java.nio.ByteBuffer v2 = java.nio.ByteBuffer.allocate(v4.length - 8);
-        v2.putShort((short) 2).put(v4, 2, v4.length - 2 - 8);
-        assertEquals(s, ClusterState.decode(v2.array()));
-        byte[] v5 = v4.clone();
-        v5[1] = 5;
-        assertThrows(ControllerFormatException.class, () -> ClusterState.decode(v5), "a newer layout is refused");
+        // Versions 2 to 4, written field by field: no listeners after each broker (before 5), no ACL count
+        // (before 4), no reassignments count (before 3).
+        for (int version = 2; version <= 4; version++) {
+            Wire.Writer w = new Wire.Writer().i16(version).i64(s.appliedOffset()).i64(s.nextGroupId())
+                .i64(s.nextProducerId());
+            w.i32(s.brokers().size());
+            s.brokers().forEach(b -> b.write(w));
+            w.i32(s.topics().size());
+            s.topics().forEach(t -> t.write(w));
+            if (version >= 3) {
+                w.i32(0);
+            }
+            if (version >= 4) {
+                w.i32(0);
+            }
+            ClusterState back = ClusterState.decode(w.bytes());
+            assertEquals(s, back, "version " + version);
+            assertTrue(back.acls().isEmpty());
+        }
+        byte[] v6 = s.encode();
+        v6[1] = 6;
+        assertThrows(ControllerFormatException.class, () -> ClusterState.decode(v6), "a newer layout is refused");
     }
 
     @Test
@@ -237,12 +245,13 @@ class ClusterStateTest {
     @Test
     void shouldReadVersionOneSnapshotsWithoutAProducerIdCounter() {
         ClusterState s = brokers(2, 2);
-        byte[] v4 = s.encode();
-        // Version 1: the same layout without the producer id counter after nextGroupId and without version 3's
-        // reassignments count and version 4's ACL count at the end.
-        java.nio.ByteBuffer v1 = java.nio.ByteBuffer.allocate(v4.length - 8 - 8);
-        v1.putShort((short) 1).put(v4, 2, 16).put(v4, 26, v4.length - 26 - 8);
-        ClusterState back = ClusterState.decode(v1.array());
+        // Version 1: no producer id counter after nextGroupId, and (as version 2) no listeners after each broker.
+        Wire.Writer v1 = new Wire.Writer().i16(1).i64(s.appliedOffset()).i64(s.nextGroupId());
+        v1.i32(s.brokers().size());
+        s.brokers().forEach(b -> b.write(v1));
+        v1.i32(s.topics().size());
+        s.topics().forEach(t -> t.write(v1));
+        ClusterState back = ClusterState.decode(v1.bytes());
         assertEquals(0, back.nextProducerId());
         assertEquals(s.brokers().size(), back.brokers().size());
         assertEquals(s.appliedOffset(), back.appliedOffset());

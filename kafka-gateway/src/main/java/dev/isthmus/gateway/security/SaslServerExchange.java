@@ -1,0 +1,186 @@
+package dev.isthmus.gateway.security;
+
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.util.Base64;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The server side of one SASL authentication (PLAIN, RFC 4616; SCRAM-SHA-256/512, RFC 5802/7677), token by token.
+ * Owner: the connection it belongs to. {@link #evaluate} may run on a worker thread (PLAIN derives the salted
+ * password, thousands of HMACs), one call at a time with a happens-before edge between calls (the connection hands
+ * it over through an executor and back through its shard's queue). Not thread-safe otherwise.
+ *
+ * <p>Failures carry Kafka's generic messages, never which of user or password was wrong.
+ */
+public final class SaslServerExchange {
+    /** The outcome of one token. */
+    public sealed interface Step {
+    }
+
+    /** Send {@code response} and wait for the client's next token. */
+    public record Challenge(byte[] response) implements Step {
+    }
+
+    /** Authenticated as {@code principal}; {@code response} is the last server message (may be empty). */
+    public record Success(byte[] response, KafkaPrincipal principal) implements Step {
+    }
+
+    /** Authentication failed: SASL_AUTHENTICATION_FAILED with {@code message}. */
+    public record Failure(String message) implements Step {
+    }
+
+    private static final SecureRandom RANDOM = new SecureRandom();
+    private static final Pattern CLIENT_FIRST = Pattern.compile(
+        "n,(a=([^,]*))?,(n=([^,]*),r=([^,]*)((,[^,]*)*))");
+    private static final Pattern CLIENT_FINAL = Pattern.compile("c=([^,]*),r=([^,]*)((,[^,]*)*),p=([^,]*)");
+
+    private final String mechanism;
+    private final ScramMechanism scram;
+    private final CredentialStore credentials;
+    private int stage;
+    // SCRAM state between the two client messages.
+    private String gs2Header;
+    private String clientFirstBare;
+    private String serverFirst;
+    private String nonce;
+    private String user;
+    private ScramCredential credential;
+
+    /** @param mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (validated by the caller) */
+    public SaslServerExchange(String mechanism, CredentialStore credentials) {
+        this.mechanism = mechanism;
+        this.scram = ScramMechanism.forName(mechanism);
+        this.credentials = credentials;
+        if (scram == null && !mechanism.equals("PLAIN")) {
+            throw new IllegalArgumentException("unsupported SASL mechanism " + mechanism);
+        }
+    }
+
+    public String mechanism() {
+        return mechanism;
+    }
+
+    /** Whether the next {@link #evaluate} is CPU-heavy (PLAIN's key derivation) and belongs off the shard thread. */
+    public boolean heavy() {
+        return scram == null;
+    }
+
+    /** Consumes one client token. */
+    public Step evaluate(byte[] token) {
+        try {
+            if (scram == null) {
+                return plain(token);
+            }
+            return stage++ == 0 ? scramFirst(token) : stage == 2 ? scramFinal(token)
+                : new Failure("Authentication failed: unexpected SCRAM message after the exchange ended");
+        } catch (RuntimeException e) {
+            return new Failure(invalid());
+        }
+    }
+
+    private String invalid() {
+        return "Authentication failed during authentication due to invalid credentials with SASL mechanism "
+            + mechanism;
+    }
+
+    private Step plain(byte[] token) {
+        if (stage++ != 0) {
+            return new Failure("Authentication failed: PLAIN takes one message");
+        }
+        String s = new String(token, StandardCharsets.UTF_8);
+        int a = s.indexOf('\0');
+        int b = a < 0 ? -1 : s.indexOf('\0', a + 1);
+        if (a < 0 || b < 0 || s.indexOf('\0', b + 1) >= 0) {
+            return new Failure("Authentication failed: PLAIN message is not authzid NUL username NUL password");
+        }
+        String authzid = s.substring(0, a);
+        String username = s.substring(a + 1, b);
+        String password = s.substring(b + 1);
+        if (username.isEmpty() || password.isEmpty()) {
+            return new Failure("Authentication failed: username and password must not be empty");
+        }
+        if (!authzid.isEmpty() && !authzid.equals(username)) {
+            return new Failure("Authentication failed: Client requested an authorization id that is different from"
+                + " username");
+        }
+        String failed = "Authentication failed: Invalid username or password";
+        for (ScramMechanism m : ScramMechanism.values()) {
+            ScramCredential c = credentials.lookup(username, m);
+            if (c != null) {
+                byte[] salted = m.saltedPassword(password, c.salt(), c.iterations());
+                ScramCredential derived = m.credential(c.salt(), salted, c.iterations());
+                return MessageDigest.isEqual(derived.storedKey(), c.storedKey())
+                    ? new Success(new byte[0], KafkaPrincipal.user(username)) : new Failure(failed);
+            }
+        }
+        return new Failure(failed);
+    }
+
+    private Step scramFirst(byte[] token) {
+        String msg = new String(token, StandardCharsets.UTF_8);
+        Matcher m = CLIENT_FIRST.matcher(msg);
+        if (!m.matches()) {
+            return new Failure("Authentication failed: invalid SCRAM client first message (channel binding is not"
+                + " supported: the GS2 header must be 'n')");
+        }
+        String authzid = m.group(2);
+        String saslName = m.group(4);
+        String clientNonce = m.group(5);
+        String extensions = m.group(6);
+        String name = saslName.replace("=2C", ",").replace("=3D", "=");
+        if (name.isEmpty() || clientNonce.isEmpty()) {
+            return new Failure(invalid());
+        }
+        if (authzid != null && !authzid.isEmpty() && !authzid.equals(name)) {
+            return new Failure("Authentication failed: Client requested an authorization id that is different from"
+                + " username");
+        }
+        if (extensions != null && extensions.contains("tokenauth=true")) {
+            return new Failure("Authentication failed: delegation tokens are not supported");
+        }
+        ScramCredential c = credentials.lookup(name, scram);
+        if (c == null || c.iterations() < ScramMechanism.MIN_ITERATIONS) {
+            return new Failure(invalid());
+        }
+        gs2Header = msg.substring(0, m.start(3));
+        clientFirstBare = m.group(3);
+        user = name;
+        credential = c;
+        nonce = clientNonce + new java.math.BigInteger(130, RANDOM).toString(Character.MAX_RADIX);
+        serverFirst = "r=" + nonce + ",s=" + Base64.getEncoder().encodeToString(c.salt()) + ",i=" + c.iterations();
+        return new Challenge(serverFirst.getBytes(StandardCharsets.UTF_8));
+    }
+
+    private Step scramFinal(byte[] token) {
+        String msg = new String(token, StandardCharsets.UTF_8);
+        Matcher m = CLIENT_FINAL.matcher(msg);
+        if (!m.matches()) {
+            return new Failure(invalid());
+        }
+        byte[] channel = Base64.getDecoder().decode(m.group(1));
+        if (!new String(channel, StandardCharsets.UTF_8).equals(gs2Header) || !m.group(2).equals(nonce)) {
+            return new Failure(invalid());
+        }
+        byte[] proof = Base64.getDecoder().decode(m.group(5));
+        String withoutProof = msg.substring(0, m.start(5) - ",p=".length());
+        byte[] authMessage = (clientFirstBare + "," + serverFirst + "," + withoutProof).getBytes(StandardCharsets.UTF_8);
+        byte[] storedKey = credential.storedKey();
+        byte[] clientSignature = scram.hmac(storedKey, authMessage);
+        if (proof.length != clientSignature.length) {
+            return new Failure(invalid());
+        }
+        byte[] clientKey = new byte[proof.length];
+        for (int i = 0; i < proof.length; i++) {
+            clientKey[i] = (byte) (proof[i] ^ clientSignature[i]);
+        }
+        if (!MessageDigest.isEqual(scram.hash(clientKey), storedKey)) {
+            return new Failure(invalid());
+        }
+        byte[] serverSignature = scram.hmac(credential.serverKey(), authMessage);
+        String serverFinal = "v=" + Base64.getEncoder().encodeToString(serverSignature);
+        return new Success(serverFinal.getBytes(StandardCharsets.UTF_8), KafkaPrincipal.user(user));
+    }
+}
