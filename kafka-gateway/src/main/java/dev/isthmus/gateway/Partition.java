@@ -587,6 +587,9 @@ final class Partition implements GroupListener {
             heapPayloads++;
             payload = new KafkaBatchPayload(stored.toByteArray());
         }
+        // Validated in full above (the validator's CRC-32C, or an internal batch's check; the CRC redone by
+        // stampTimestamps or the recompression when they changed the bytes): below, headers only.
+        payload.markChecked();
         Promise<Long> committed;
         proposing = true;
         try {
