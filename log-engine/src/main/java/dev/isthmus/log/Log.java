@@ -457,6 +457,11 @@ public final class Log {
      * a Raft log checks a follower's input once, as it takes it). The header checks stay (magic, lengths, record
      * count, size limit); the CRC is not computed again. Bytes read back from disk (recovery) or received from
      * another node never come through here unchecked.
+     *
+     * <p>The chain's bytes are final once appended (a Raft payload: stamped here, then only read): when the whole
+     * chain is appended and it is of the batch cache's arena, the cache keeps the batches by sharing its fragments
+     * whatever their size, rather than copying them (one copy of a produced batch in memory, held by the Raft log's
+     * tail and the cache alike). The caller must not change the appended bytes afterwards.
      */
     public long appendReplicaChecked(IoBuf batches, long offset, long length, int leaderEpoch) {
         return appendChain(batches, offset, length, leaderEpoch, false, false);
@@ -559,7 +564,8 @@ public final class Log {
         seg.lastOffset = nextOffset - 1;
         pushPending(seg, seg.size, nextOffset);
         if (cache != null) {
-            cache.onAppend(src, offset, length, batches, cacheBatchOffsets, cacheBatchSizes, nextOffset);
+            // A checked append's chain is final (appendReplicaChecked): the cache may share it at any size.
+            cache.onAppend(src, offset, length, batches, cacheBatchOffsets, cacheBatchSizes, nextOffset, !crc);
         }
         return first;
     }
