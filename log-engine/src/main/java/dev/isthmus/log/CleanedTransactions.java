@@ -114,9 +114,4 @@ final class CleanedTransactions {
         retained = new ArrayList<>();
         return out;
     }
-
-    /** The index entries of the ABORT markers kept since the last {@link #takeRetained()}. */
-    List<long[]> retained() {
-        return retained;
-    }
 }
