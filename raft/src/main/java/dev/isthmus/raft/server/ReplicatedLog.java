@@ -70,6 +70,9 @@ public final class ReplicatedLog implements GroupListener {
         dev.isthmus.log.TransactionIndex transactions();
     }
 
+    /** The base offset of the last proposal this leader accepted ({@link #lastProposedOffset()}). */
+    private long lastProposed = -1;
+
     private record Waiter(long baseOffset, long lastOffset, long term, Promise<Long> promise) {
     }
 
@@ -215,6 +218,15 @@ public final class ReplicatedLog implements GroupListener {
     }
 
     /**
+     * The base offset the last accepted {@link #replicate} got, read right after it returned a promise that is not
+     * failed: what {@code onProposed} would have been told, without a lambda per proposal (the produce path's acks=1
+     * answer and the producer state's offsets). Call on the group's shard.
+     */
+    public long lastProposedOffset() {
+        return lastProposed;
+    }
+
+    /**
      * Proposes {@code payload} and returns a promise of its base offset once committed (see the class
      * comment). Call on the group's shard.
      */
@@ -238,6 +250,7 @@ public final class ReplicatedLog implements GroupListener {
         }
         Waiter w = new Waiter(base, base + payload.recordCount() - 1, raft.term(), new Promise<>());
         waiters.add(w);
+        lastProposed = base;
         if (onProposed != null) {
             onProposed.accept(base);
         }
