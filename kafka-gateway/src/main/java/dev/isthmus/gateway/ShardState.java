@@ -44,6 +44,12 @@ final class ShardState {
     final Map<String, Partition> partitions = new HashMap<>();
     final Map<String, Promise<Partition>> opening = new HashMap<>();
     /**
+     * Partitions whose directory a drop is still moving away (their group stopping first). A partition of the same
+     * name opened meanwhile (a topic deleted and created again) waits for it: else it would open the old log's files
+     * and then lose its directory under it when the move lands (ProtocolFuzzTest seed 27670401467251).
+     */
+    private final Map<String, Promise<Void>> dropping = new HashMap<>();
+    /**
      * Sizes the read windows: each holds a batch of Kafka's default max.message.bytes; a read of a larger batch
      * borrows batch-cache memory for it (the log engine's large reads).
      */
@@ -266,6 +272,20 @@ final class ShardState {
             promise.complete(null);
             return promise;
         }
+        Promise<Void> drop = dropping.get(key);
+        if (drop != null && !drop.isDone()) {
+            // A drop of the same name is under way: open once its directory is gone. A drop of this new incarnation
+            // while it waits takes the promise out of `opening` and completes it (see dropPartition).
+            opening.put(key, promise);
+            drop.whenComplete((x, f) -> {
+                if (opening.get(key) != promise) {
+                    return;
+                }
+                opening.remove(key);
+                open(t, index, leadership).whenComplete((part, error) -> promise.completeWith(part, error));
+            });
+            return promise;
+        }
         opening.put(key, promise);
         Path dir = logsDir.resolve(key);
         try {
@@ -372,6 +392,9 @@ final class ShardState {
     Promise<Void> dropPartition(String topic, int index, java.util.concurrent.Executor background) {
         String key = key(topic, index);
         Promise<Void> done = new Promise<>();
+        Promise<Void> earlier = dropping.get(key);
+        dropping.put(key, done);
+        done.whenComplete((x, f) -> dropping.remove(key, done));
         Promise<Partition> pending = opening.remove(key);
         if (pending != null) {
             pending.complete(null);
@@ -382,7 +405,8 @@ final class ShardState {
             leaders.remove(p.groupId());
             publishedIsr.remove(p.groupId());
         }
-        Promise<Void> stopped = p != null ? raft.removeGroup(p.groupId()) : Promise.completed(null);
+        Promise<Void> stopped = p != null ? raft.removeGroup(p.groupId())
+            : earlier != null ? earlier : Promise.completed(null);
         stopped.whenComplete((x, f) -> {
             Path dir = logsDir.resolve(key);
             try {
