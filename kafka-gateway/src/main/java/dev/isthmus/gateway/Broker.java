@@ -90,6 +90,12 @@ public final class Broker implements AutoCloseable {
     private volatile RaftServer raft;
     private volatile Controller controller;
     private volatile boolean registered;
+    /**
+     * The controller offset of this start's own registration, once applied here (Long.MAX_VALUE before): a shard whose
+     * installed state is older knows nothing current of the cluster (see {@link #caughtUp}). Written once by the
+     * registration's completion, read by every shard.
+     */
+    private volatile long registeredOffset = Long.MAX_VALUE;
     /** Set when the broker starts closing: periodic tasks stop rescheduling. */
     private volatile boolean closing;
     /** Leaders, epochs and in-sync replicas published by the leaders, between shards and nodes. */
@@ -348,8 +354,10 @@ public final class Broker implements AutoCloseable {
             rpc != null ? rpc.getPort() : 0, group.size(), endpoints);
         java.util.concurrent.CompletableFuture<?> done = controller.register(self).whenComplete((st, f) -> {
             if (f == null) {
+                registeredOffset = st.appliedOffset();
                 registered = true;
-                LOG.log(System.Logger.Level.INFO, "node " + config.nodeId() + " registered with the controller");
+                LOG.log(System.Logger.Level.INFO, "node " + config.nodeId() + " registered with the controller (offset "
+                    + st.appliedOffset() + ")");
             } else {
                 LOG.log(System.Logger.Level.WARNING, "node " + config.nodeId() + " could not register: " + f);
             }
@@ -394,6 +402,18 @@ public final class Broker implements AutoCloseable {
     /** Whether the controller has this node's registration (ready to take topics). */
     boolean registered() {
         return registered;
+    }
+
+    /**
+     * Any shard, about its own {@code st}: whether the shard holds the controller's state as of this node's registration
+     * of this start, which follows every command committed before the node started. Until then what the shard holds
+     * is nothing, or a replay of the log still short of the cluster's present (topics created since missing), and
+     * Metadata must not present it as the cluster: Kafka's brokers do not serve before they have replayed the
+     * metadata log to the high watermark they learn at registration.
+     */
+    boolean caughtUp(ShardState st) {
+        ClusterState cs = st.cluster;
+        return cs != null && cs.appliedOffset() >= registeredOffset;
     }
 
     /**
