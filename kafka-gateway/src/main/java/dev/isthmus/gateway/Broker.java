@@ -104,6 +104,8 @@ public final class Broker implements AutoCloseable {
     private final Reassignments reassignments;
     // Shard 0 only: the table handed to the shards last, the version every shard has installed, and waiters.
     private TopicTable published = TopicTable.EMPTY;
+    /** Shard 0: the newest controller state published before this start caught up (see {@link #onClusterState}). */
+    private ClusterState deferredState;
     private long installedVersion = -1;
     private final List<Map.Entry<Long, Promise<Void>>> installWaiters = new ArrayList<>();
     private final java.util.ArrayDeque<Install> pendingInstalls = new java.util.ArrayDeque<>();
@@ -354,7 +356,17 @@ public final class Broker implements AutoCloseable {
             rpc != null ? rpc.getPort() : 0, group.size(), endpoints);
         java.util.concurrent.CompletableFuture<?> done = controller.register(self).whenComplete((st, f) -> {
             if (f == null) {
-                registeredOffset = st.appliedOffset();
+                // On the controller's shard, where onClusterState runs: from this offset on states are installed,
+                // starting with the newest one held back while the log replayed.
+                group.call(RaftServer.CONTROLLER_SHARD, s -> {
+                    registeredOffset = st.appliedOffset();
+                    ClusterState held = deferredState;
+                    deferredState = null;
+                    if (held != null && held.appliedOffset() >= st.appliedOffset()) {
+                        onClusterState(held);
+                    }
+                    return null;
+                });
                 registered = true;
                 LOG.log(System.Logger.Level.INFO, "node " + config.nodeId() + " registered with the controller (offset "
                     + st.appliedOffset() + ")");
@@ -422,6 +434,16 @@ public final class Broker implements AutoCloseable {
      * command's caller waiting for offset N must not wait for a later change that may never come.
      */
     private void onClusterState(ClusterState cs) {
+        if (cs.appliedOffset() < registeredOffset) {
+            // A state from the replay of the controller log after a start, older than this start's registration: the
+            // cluster's past, not its present. Installing it would open replicas of topics deleted since, and stop and
+            // delete the files of replicas that a later move put back on this node (bench/chaos: after kill -9 of every
+            // node, both replicas of a moved partition deleted their data replaying a state from before the move and
+            // the partition restarted empty at offset 0). Held back; the registration installs the newest.
+            deferredState = cs;
+            return;
+        }
+        deferredState = null;
         TopicTable next = TopicTable.of(cs);
         if (next.version() <= published.version()) {
             return;
@@ -481,6 +503,11 @@ public final class Broker implements AutoCloseable {
     /** On a partition's shard: announces its leader and epoch to every shard's leader table. */
     private void leadershipChanged(Partition p, boolean leader, long term, int leaderId) {
         Shard here = Shard.current();
+        if (leader && p.replica.leaderId() == config.nodeId()) {
+            // One line per election won (a restart's recovery is read off these): Kafka logs leader changes too.
+            LOG.log(System.Logger.Level.INFO, "node " + config.nodeId() + " leads " + p.topic + "-" + p.index + " in term "
+                + term);
+        }
         long groupId = p.groupId();
         int[] entry = {p.replica.leaderId(), (int) term};
         for (int i = 0; i < group.size(); i++) {

@@ -543,8 +543,14 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
 
     @Override
     public void onRoleChange(long groupId, Role role, long term, int leaderId) {
+        boolean was = this.leader;
         this.leaderId = leaderId == dev.isthmus.raft.RaftGroup.NONE ? -1 : leaderId;
         this.leader = role == Role.LEADER;
+        if (leader && !was) {
+            // Rare (an election), and the first step of a cluster's recovery: worth a line in the log.
+            LOG.log(System.Logger.Level.INFO, "node " + nodeId + " leads the controller in term " + term + " (applied "
+                + machine.state().appliedOffset() + ")");
+        }
     }
 
     // ===================================================================================== maintenance
