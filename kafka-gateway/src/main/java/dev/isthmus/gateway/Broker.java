@@ -90,6 +90,12 @@ public final class Broker implements AutoCloseable {
     private volatile RaftServer raft;
     private volatile Controller controller;
     private volatile boolean registered;
+    /**
+     * The controller offset of this start's own registration, once applied here (Long.MAX_VALUE before): a shard whose
+     * installed state is older knows nothing current of the cluster (see {@link #caughtUp}). Written once by the
+     * registration's completion, read by every shard.
+     */
+    private volatile long registeredOffset = Long.MAX_VALUE;
     /** Set when the broker starts closing: periodic tasks stop rescheduling. */
     private volatile boolean closing;
     /** Leaders, epochs and in-sync replicas published by the leaders, between shards and nodes. */
@@ -98,6 +104,8 @@ public final class Broker implements AutoCloseable {
     private final Reassignments reassignments;
     // Shard 0 only: the table handed to the shards last, the version every shard has installed, and waiters.
     private TopicTable published = TopicTable.EMPTY;
+    /** Shard 0: the newest controller state published before this start caught up (see {@link #onClusterState}). */
+    private ClusterState deferredState;
     private long installedVersion = -1;
     private final List<Map.Entry<Long, Promise<Void>>> installWaiters = new ArrayList<>();
     private final java.util.ArrayDeque<Install> pendingInstalls = new java.util.ArrayDeque<>();
@@ -348,8 +356,20 @@ public final class Broker implements AutoCloseable {
             rpc != null ? rpc.getPort() : 0, group.size(), endpoints);
         java.util.concurrent.CompletableFuture<?> done = controller.register(self).whenComplete((st, f) -> {
             if (f == null) {
+                // On the controller's shard, where onClusterState runs: from this offset on states are installed,
+                // starting with the newest one held back while the log replayed.
+                group.call(RaftServer.CONTROLLER_SHARD, s -> {
+                    registeredOffset = st.appliedOffset();
+                    ClusterState held = deferredState;
+                    deferredState = null;
+                    if (held != null && held.appliedOffset() >= st.appliedOffset()) {
+                        onClusterState(held);
+                    }
+                    return null;
+                });
                 registered = true;
-                LOG.log(System.Logger.Level.INFO, "node " + config.nodeId() + " registered with the controller");
+                LOG.log(System.Logger.Level.INFO, "node " + config.nodeId() + " registered with the controller (offset "
+                    + st.appliedOffset() + ")");
             } else {
                 LOG.log(System.Logger.Level.WARNING, "node " + config.nodeId() + " could not register: " + f);
             }
@@ -397,11 +417,33 @@ public final class Broker implements AutoCloseable {
     }
 
     /**
+     * Any shard, about its own {@code st}: whether the shard holds the controller's state as of this node's registration
+     * of this start, which follows every command committed before the node started. Until then what the shard holds
+     * is nothing, or a replay of the log still short of the cluster's present (topics created since missing), and
+     * Metadata must not present it as the cluster: Kafka's brokers do not serve before they have replayed the
+     * metadata log to the high watermark they learn at registration.
+     */
+    boolean caughtUp(ShardState st) {
+        ClusterState cs = st.cluster;
+        return cs != null && cs.appliedOffset() >= registeredOffset;
+    }
+
+    /**
      * Shard 0: a new controller state: hand its topic table to every shard. Every applied controller command comes
      * here, also one that changed no metadata (its install finds nothing to do but still counts): a start or a
      * command's caller waiting for offset N must not wait for a later change that may never come.
      */
     private void onClusterState(ClusterState cs) {
+        if (cs.appliedOffset() < registeredOffset) {
+            // A state from the replay of the controller log after a start, older than this start's registration: the
+            // cluster's past, not its present. Installing it would open replicas of topics deleted since, and stop and
+            // delete the files of replicas that a later move put back on this node (bench/chaos: after kill -9 of every
+            // node, both replicas of a moved partition deleted their data replaying a state from before the move and
+            // the partition restarted empty at offset 0). Held back; the registration installs the newest.
+            deferredState = cs;
+            return;
+        }
+        deferredState = null;
         TopicTable next = TopicTable.of(cs);
         if (next.version() <= published.version()) {
             return;
@@ -461,6 +503,11 @@ public final class Broker implements AutoCloseable {
     /** On a partition's shard: announces its leader and epoch to every shard's leader table. */
     private void leadershipChanged(Partition p, boolean leader, long term, int leaderId) {
         Shard here = Shard.current();
+        if (leader && p.replica.leaderId() == config.nodeId()) {
+            // One line per election won (a restart's recovery is read off these): Kafka logs leader changes too.
+            LOG.log(System.Logger.Level.INFO, "node " + config.nodeId() + " leads " + p.topic + "-" + p.index + " in term "
+                + term);
+        }
         long groupId = p.groupId();
         int[] entry = {p.replica.leaderId(), (int) term};
         for (int i = 0; i < group.size(); i++) {

@@ -263,6 +263,16 @@ final class Handlers {
     // ------------------------------------------------------------------ Metadata and topics
 
     private Promise<ProtocolMessage> metadata(ShardState st, MetadataRequestData req, short version, String listener) {
+        if (!broker.caughtUp(st)) {
+            // Started, but not yet caught up with the controller: no brokers and no topics. kafka-clients ignore a
+            // Metadata answer without brokers and ask again ("the startup phase of a broker", NetworkClient), keeping
+            // what they knew. Calling the topics unknown instead made producers drop them and block in send() for
+            // max.block.ms until some node answered with them (bench/chaos: the slow restarts after kill-all).
+            MetadataResponseData r = new MetadataResponseData();
+            r.clusterId = broker.clusterId();
+            r.controllerId = -1;
+            return Promise.completed(r);
+        }
         List<String> names = new ArrayList<>();
         boolean all = req.topics == null || (version == 0 && req.topics.isEmpty());
         if (!all) {

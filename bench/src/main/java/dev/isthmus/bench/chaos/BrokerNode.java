@@ -31,6 +31,8 @@ import java.util.concurrent.locks.LockSupport;
  */
 final class BrokerNode {
     private static final long STOP_GRACE_SEC = 30;
+    /** java.util.logging's format for the brokers: level, time with milliseconds, source, message, one line. */
+    static final String LOG_FORMAT = "'-Djava.util.logging.SimpleFormatter.format=%4$s %1$tT.%1$tL %2$s: %5$s%6$s%n'";
     private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(1)).build();
 
     final int id;
@@ -74,6 +76,10 @@ final class BrokerNode {
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true)
             .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()))
             .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+        // One line per log record with milliseconds (the JDK's default has whole seconds over two lines): a
+        // recovery's steps are read off these logs. The level stays first, as the full-disk fault reads it.
+        String tool = System.getenv("JAVA_TOOL_OPTIONS");
+        pb.environment().put("JAVA_TOOL_OPTIONS", (tool == null ? "" : tool + " ") + LOG_FORMAT);
         try {
             process = pb.start();
         } catch (IOException e) {

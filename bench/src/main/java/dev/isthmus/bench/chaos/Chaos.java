@@ -80,7 +80,8 @@ public final class Chaos {
         meta.add("Machine: " + ProcStats.machine() + "; " + ProcStats.loadAverages() + " at the start");
         meta.add("Clusters: " + o.clusterSizes() + " node(s), each broker --smp " + o.smp() + " --memory " + o.memory()
             + "; workloads " + o.workloads() + "; " + o.ratePerSec() + " writes/s from " + o.producers()
-            + " idempotent acks=all producers over " + o.partitions() + " partitions, " + o.valueBytes() + " B values");
+            + " idempotent acks=all producers over " + o.partitions() + " partitions, " + o.valueBytes() + " B values"
+            + (o.has("txn") ? "; transaction.state.log.num.partitions " + o.txnPartitions() : ""));
         meta.add(String.format(Locale.ROOT, "Faults: %s; each %.0f-%.0f s, %.0f-%.0f s apart; %s", o.faults().isEmpty()
             ? "none" : String.join(", ", o.faults().stream().map(f -> f.id).toList()), o.faultMinNs() / 1e9,
             o.faultMaxNs() / 1e9, o.quietMinNs() / 1e9, o.quietMaxNs() / 1e9,

@@ -33,6 +33,7 @@ import java.util.concurrent.TimeUnit;
  * @param smp            shards per broker
  * @param memory         --memory of each broker
  * @param segmentBytes   segment.bytes of the append topic (small: segments roll, so a full disk bites)
+ * @param txnPartitions  the brokers' transaction.state.log.num.partitions (with the txn workload)
  * @param netns          whether to try network namespaces
  * @param subnet         first two octets of the namespaces' private /16, or null to pick a free one
  * @param basePort       first port without namespaces
@@ -48,7 +49,7 @@ import java.util.concurrent.TimeUnit;
 record ChaosOptions(boolean quick, List<Integer> clusterSizes, long timeNs, int cycles, List<String> workloads,
                     List<Fault> faults, long seed, int ratePerSec, int producers, int partitions, int valueBytes,
                     long faultMinNs, long faultMaxNs, long quietMinNs, long quietMaxNs, int smp, String memory,
-                    int segmentBytes, boolean netns, String subnet, int basePort, long diskBytes,
+                    int segmentBytes, int txnPartitions, boolean netns, String subnet, int basePort, long diskBytes,
                     long startupTimeoutNs, Path outDir, Path tmpDir, Path pidFile, Path root, String runId,
                     Path checkFile) {
 
@@ -60,7 +61,7 @@ record ChaosOptions(boolean quick, List<Integer> clusterSizes, long timeNs, int 
           --quick                  the CI run (about 2 minutes): a 1-node then a 3-node cluster
           --time DURATION          length of each cluster's run, e.g. 30m (default 5m; --quick: 20s and 40s)
           --nodes N[,N...]         cluster sizes, run one after the other: 1, 3 or 5 (default 3; --quick: 1,3)
-          --workload W[,W...]      append, group, admin (default all)
+          --workload W[,W...]      append, group, txn, admin (default all)
           --nemesis F[,F...]       faults to schedule (default all; 'none' for none):
                                    kill, kill-leader, kill-controller, kill-all, pause, partition-half,
                                    partition-leader, partition-bridge, disk-full, torn-write, rolling-restart
@@ -75,6 +76,9 @@ record ChaosOptions(boolean quick, List<Integer> clusterSizes, long timeNs, int 
           --smp N                  shards per broker (default 1)
           --memory SIZE            --memory of each broker (default 256M)
           --segment-bytes N        segment.bytes of the append topic (default 1048576)
+          --txn-partitions N       the brokers' transaction.state.log.num.partitions when the txn workload
+                                   runs (default 16, as many as __consumer_offsets has; Kafka's 50 is
+                                   150 Raft groups on 3 nodes of one shard each)
           --no-netns               run every node on 127.0.0.1 (network partitions are then skipped)
           --subnet A.B             private /16 of the namespaces (default: a free one of 10.200 to 10.254)
           --port N                 first port without namespaces (default 19300)
@@ -86,7 +90,7 @@ record ChaosOptions(boolean quick, List<Integer> clusterSizes, long timeNs, int 
           --root DIR               repository root (default: found from the working directory)
         """;
 
-    static final List<String> WORKLOADS = List.of("append", "group", "admin");
+    static final List<String> WORKLOADS = List.of("append", "group", "txn", "admin");
 
     static ChaosOptions parse(String[] args) {
         boolean quick = false;
@@ -107,6 +111,7 @@ record ChaosOptions(boolean quick, List<Integer> clusterSizes, long timeNs, int 
         int smp = 1;
         String memory = "256M";
         int segmentBytes = 1 << 20;
+        int txnPartitions = 16;
         boolean netns = true;
         String subnet = null;
         int port = 19300;
@@ -142,7 +147,7 @@ record ChaosOptions(boolean quick, List<Integer> clusterSizes, long timeNs, int 
                         String w = s.trim().toLowerCase(Locale.ROOT);
                         if (!WORKLOADS.contains(w)) {
                             throw new IllegalArgumentException("--workload takes " + String.join(", ", WORKLOADS)
-                                + "; '" + s + "' is not one" + (w.equals("txn") ? " (transactions are not built yet, issue 19)" : ""));
+                                + "; '" + s + "' is not one");
                         }
                         if (!workloads.contains(w)) {
                             workloads.add(w);
@@ -177,6 +182,7 @@ record ChaosOptions(boolean quick, List<Integer> clusterSizes, long timeNs, int 
                 case "--smp" -> smp = parseInt(value(args, ++i, a), a, 1, 64);
                 case "--memory" -> memory = value(args, ++i, a);
                 case "--segment-bytes" -> segmentBytes = parseInt(value(args, ++i, a), a, 14, Integer.MAX_VALUE);
+                case "--txn-partitions" -> txnPartitions = parseInt(value(args, ++i, a), a, 1, 1000);
                 case "--no-netns" -> netns = false;
                 case "--subnet" -> {
                     subnet = value(args, ++i, a);
@@ -230,7 +236,7 @@ record ChaosOptions(boolean quick, List<Integer> clusterSizes, long timeNs, int 
         }
         return new ChaosOptions(quick, List.copyOf(sizes), timeNs, cycles, List.copyOf(workloads), List.copyOf(faults),
             seed, rate, producers, partitions, valueBytes, fault[0], fault[1], quiet[0], quiet[1], smp, memory,
-            segmentBytes, netns, subnet, port, diskBytes, startupNs, out, tmp, pidFile, root, runId, check);
+            segmentBytes, txnPartitions, netns, subnet, port, diskBytes, startupNs, out, tmp, pidFile, root, runId, check);
     }
 
     /** The run time of a cluster of {@code nodes}: --time, or for --quick 20 s (1 node) and 40 s (more). */

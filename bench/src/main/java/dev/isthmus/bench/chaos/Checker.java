@@ -22,7 +22,7 @@ final class Checker {
 
     /** The checks of every workload this suite knows: run on a history file whatever wrote it. */
     static List<HistoryCheck> allChecks() {
-        return List.of(new AppendCheck(), new CommitCheck(), new AdminCheck(), new ClusterCheck());
+        return List.of(new AppendCheck(), new CommitCheck(), new TxnCheck(), new AdminCheck(), new MoveCheck(), new ClusterCheck());
     }
 
     static CheckResult check(Path history) {

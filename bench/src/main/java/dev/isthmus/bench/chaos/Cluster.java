@@ -84,6 +84,16 @@ final class Cluster implements AutoCloseable {
         for (int i = 0; i < size; i++) {
             seeds.append(i == 0 ? "" : ",").append(i).append('@').append(net.host(i)).append(':').append(net.rpcPort(i));
         }
+        Path config = null;
+        if (o.has("txn")) {
+            config = workDir.resolve("broker.properties");
+            try {
+                java.nio.file.Files.writeString(config, "# bench/chaos: fewer coordinator partitions than Kafka's 50\n"
+                    + "transaction.state.log.num.partitions = " + o.txnPartitions() + "\n");
+            } catch (java.io.IOException e) {
+                throw new ChaosException("cannot write " + config + ": " + e.getMessage(), e);
+            }
+        }
         for (int i = 0; i < size; i++) {
             Path home = workDir.resolve("node-" + i);
             if (withDisks) {
@@ -98,6 +108,9 @@ final class Cluster implements AutoCloseable {
                 "--metrics-listen", net.host(i) + ":" + net.metricsPort(i));
             if (size > 1) {
                 cmd.addAll(List.of("--seeds", seeds.toString(), "--rpc-listen", net.host(i) + ":" + net.rpcPort(i)));
+            }
+            if (config != null) {
+                cmd.addAll(List.of("--config", config.toString()));
             }
             if (withDisks) {
                 cmd.addAll(List.of("--zeroed-segments", "0")); // 1 GiB files would not fit the small file system

@@ -42,6 +42,7 @@ final class Nemesis {
     private volatile int injected;
     private volatile boolean broken;
     private Thread thread;
+    private RecoveryProbe probe;
 
     /**
      * @param deadlineNs System.nanoTime() by which the last fault must have ended (time mode)
@@ -58,7 +59,14 @@ final class Nemesis {
     }
 
     void start() {
-        thread = new Thread(this::run, "chaos-nemesis");
+        probe = new RecoveryProbe(ctx);
+        thread = new Thread(() -> {
+            try {
+                run();
+            } finally {
+                probe.close();
+            }
+        }, "chaos-nemesis");
         thread.setDaemon(true);
         thread.start();
     }
@@ -225,6 +233,7 @@ final class Nemesis {
                 hold(step.durationNs());
                 cluster.startNode(n);
                 recordEnd(step, victims, "node " + n + " restarted");
+                probe.follow(step.index(), step.fault().id, System.nanoTime());
                 cluster.awaitReady(n, startupTimeoutNs);
             }
             case KILL_ALL -> {
@@ -240,6 +249,7 @@ final class Nemesis {
                     cluster.startNode(i);
                 }
                 recordEnd(step, victims, "every node restarted");
+                probe.follow(step.index(), step.fault().id, System.nanoTime());
                 for (int i : victims) {
                     cluster.awaitReady(i, startupTimeoutNs);
                 }
@@ -341,6 +351,7 @@ final class Nemesis {
                 hold(Math.max(0, step.durationNs() - TimeUnit.SECONDS.toNanos(2)));
                 cluster.startNode(n);
                 recordEnd(step, victims, "node " + n + " restarted");
+                probe.follow(step.index(), step.fault().id, System.nanoTime());
                 cluster.awaitReady(n, startupTimeoutNs);
             }
             case ROLLING_RESTART -> {

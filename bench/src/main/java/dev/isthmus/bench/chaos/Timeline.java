@@ -37,7 +37,7 @@ final class Timeline {
 
     /** One fault: its window, and how long the cluster took to acknowledge writes again. */
     record FaultWindow(int index, String fault, String detail, long startNs, long endNs, double recoverySec,
-                       double restartToAckSec, double restartToReadySec) {
+                       double restartToAckSec, double restartToReadySec, String steps) {
     }
 
     final List<Second> seconds;
@@ -63,6 +63,7 @@ final class Timeline {
         List<Object[]> starts = new ArrayList<>(); // {index, fault, detail, t}
         Map<Long, Long> ends = new HashMap<>();
         List<Long> readyTimes = new ArrayList<>();
+        Map<Long, Map<String, Long>> steps = new HashMap<>(); // fault index -> recovery step -> ms after the restart
         long last = 0;
         try (BufferedReader r = Files.newBufferedReader(history, StandardCharsets.UTF_8)) {
             String line;
@@ -98,12 +99,15 @@ final class Timeline {
                             }
                         }
                     }
-                    case "poll", "commit" -> {
+                    case "poll", "commit", "txn-poll" -> {
                         if (e.has("error") || e.type().equals("fail")) {
                             counts.computeIfAbsent(sec, k -> new long[3])[2]++;
                         }
                     }
-                    case "fault-start" -> starts.add(new Object[] {e.num("index"), e.str("fault"), e.str("detail"), e.t()});
+                    case "fault-start" -> starts.add(new Object[] {e.num("index"), e.str("fault"), e.str("detail"), e.t(),
+                        (long) e.list("nodes").size()});
+                    case "recovery-step" -> steps.computeIfAbsent(e.num("index"), k -> new LinkedHashMap<>())
+                        .put(e.str("step"), e.num("ms"));
                     case "fault-end" -> ends.put(e.num("index"), e.t());
                     case "node-ready" -> readyTimes.add(e.t());
                     default -> {
@@ -128,16 +132,38 @@ final class Timeline {
             Long end = ends.get(index);
             long e = end == null ? t : end;
             double ready = Double.NaN;
+            double allReady = Double.NaN;
             if (((String) s[1]).contains("kill") || ((String) s[1]).equals("torn-write")) {
+                int n = 0;
                 for (long r : readyTimes) {
                     if (r >= e) {
-                        ready = (r - e) / 1e9;
-                        break;
+                        if (n == 0) {
+                            ready = (r - e) / 1e9;
+                        }
+                        if (++n == (Long) s[4]) {
+                            allReady = (r - e) / 1e9;
+                            break;
+                        }
                     }
                 }
             }
+            double back = recovery(acksByPart, e);
+            Map<String, Long> st = steps.get(index);
+            String stepText = "";
+            if (st != null || !Double.isNaN(allReady)) {
+                StringBuilder sb = new StringBuilder("restart ->");
+                if (!Double.isNaN(allReady)) {
+                    sb.append(String.format(Locale.ROOT, " %s ready %.2f s,", (Long) s[4] > 1 ? "all" : "node", allReady));
+                }
+                if (st != null) {
+                    st.entrySet().stream().sorted(Map.Entry.comparingByValue())
+                        .forEach(x -> sb.append(String.format(Locale.ROOT, " %s %.2f s,", x.getKey(), x.getValue() / 1e3)));
+                }
+                sb.append(" acked ").append(s(back)).append(" s");
+                stepText = sb.toString();
+            }
             faults.add(new FaultWindow((int) index, (String) s[1], (String) s[2], t, e, recovery(acksByPart, t),
-                recovery(acksByPart, e), ready));
+                back, ready, stepText));
         }
         ackTimes.sort((x, y) -> Long.compare(x[0], y[0]));
         long gap = 0;
@@ -234,6 +260,9 @@ final class Timeline {
             sb.append(String.format(Locale.ROOT, "#%-3d t=%7.1f-%7.1f s %-17s fault->ack %6s s, restart->ack %6s s%s  %s%n",
                 f.index(), f.startNs() / 1e9, f.endNs() / 1e9, f.fault(), s(f.recoverySec()), s(f.restartToAckSec()),
                 Double.isNaN(f.restartToReadySec()) ? "" : " (ready after " + s(f.restartToReadySec()) + " s)", f.detail()));
+            if (!f.steps().isEmpty()) {
+                sb.append("     ").append(f.steps()).append('\n');
+            }
         }
         return sb.toString();
     }

@@ -13,12 +13,11 @@ import java.util.List;
  * {@link #close} to stop its threads and clients. Each implementation documents its own threads.
  *
  * <h2>Adding a workload</h2>
- * A new workload (the {@code txn} workload of issue 19: transactional producers committing and aborting across
- * partitions, read_committed consumers; replica moves of issue 21 under the admin workload) is a class
- * implementing this, a name in {@link ChaosOptions#WORKLOADS} and a case in {@link Workloads#create}, and a
- * {@link HistoryCheck} for its anomalies (for {@code txn}: aborted or uncommitted reads, lost committed
- * writes), with their descriptions in {@link CheckResult#DESCRIPTIONS} and the check in
- * {@link Checker#allChecks}. It records with the same event fields (see {@code bench/README.md}) so
+ * A new workload is a class implementing this, a name in {@link ChaosOptions#WORKLOADS} and a case in
+ * {@link Workloads#create}, and a {@link HistoryCheck} for its anomalies, with their descriptions in
+ * {@link CheckResult#DESCRIPTIONS} and the check in {@link Checker#allChecks} ({@link TxnWorkload} and
+ * {@link TxnCheck} are an example; events of its own get names of their own, since {@link AppendCheck} reads
+ * every {@code send} and {@code poll}). It records with the same event fields (see {@code bench/README.md}) so
  * {@link Timeline} charts it; values it sends through the append topic's conventions (numbers from
  * {@link Workloads.Context#nextValue()}) are covered by {@link AppendCheck} as well.
  */

@@ -144,6 +144,7 @@ final class Workloads {
         return switch (name) {
             case "append" -> new AppendWorkload(ctx);
             case "group" -> new GroupWorkload(ctx);
+            case "txn" -> new TxnWorkload(ctx);
             case "admin" -> new AdminWorkload(ctx);
             default -> throw new IllegalArgumentException("no workload named " + name);
         };

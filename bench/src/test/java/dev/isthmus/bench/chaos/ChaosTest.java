@@ -18,7 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * {@code bench/chaos --quick} as CI runs it: a 1-node then a 3-node cluster of real {@code ./isthmus}
  * processes (network namespaces and loop-mounted disks where this machine allows, else loopback with the
- * partition and disk faults skipped and said so), every workload, faults from a random seed (printed; replay
+ * partition and disk faults skipped and said so), every workload (transactions and replica moves included), faults from a random seed (printed; replay
  * with {@code -Disthmus.seed=N}); the run must end with every anomaly count 0 (exit 0). Then what it leaves:
  * the summary and the HTML page with the charts and fault windows, one history per cluster, and nothing of
  * its namespaces, mounts and data directories. About two minutes.
@@ -49,6 +49,7 @@ class ChaosTest {
             assertTrue(c.clean(), c.render());
             assertTrue(c.counts().keySet().containsAll(CheckResult.DESCRIPTIONS.keySet()), c.counts().toString());
             assertTrue(c.stats().get("acknowledged") > 0, c.renderStats());
+            assertTrue(c.stats().getOrDefault("transactions", 0L) > 0, "the txn workload ran: " + c.renderStats());
             // The final read holds every acknowledged write and may hold writes whose outcome the client never
             // learned (indefinite: a timeout or a dropped connection after the append), nothing else.
             long acked = c.stats().get("acknowledged");

@@ -332,4 +332,257 @@ class CheckerTest {
         CheckResult r = check(h);
         assertOnly(r, "admin-mismatch", 3);
     }
+
+    // --- the txn workload's checks (TxnCheck) ---
+
+    /** A transaction's invocation: writes as partition, value pairs. */
+    private static void txnInvoke(H h, String tid, long id, String intent, long... writes) {
+        Map<String, Object> m = h.ev(tid, "invoke", "txn");
+        m.put("id", id);
+        m.put("tid", tid);
+        m.put("intent", intent);
+        List<Object> w = new ArrayList<>();
+        for (int i = 0; i < writes.length; i += 2) {
+            w.add(List.of(writes[i], writes[i + 1]));
+        }
+        m.put("writes", w);
+        h.add(m);
+    }
+
+    private static void txnEnd(H h, String tid, long id, String action) {
+        Map<String, Object> m = h.ev(tid, "invoke", "txn-end");
+        m.put("id", id);
+        m.put("action", action);
+        h.add(m);
+    }
+
+    /** A transaction's outcome: offsets as partition, value, offset triples. */
+    private static void txnDone(H h, String tid, long id, String outcome, long... offsets) {
+        Map<String, Object> m = h.ev(tid, switch (outcome) {
+            case "committed" -> "ok";
+            case "aborted" -> "fail";
+            default -> "info";
+        }, "txn");
+        m.put("id", id);
+        m.put("tid", tid);
+        m.put("outcome", outcome);
+        List<Object> o = new ArrayList<>();
+        for (int i = 0; i < offsets.length; i += 3) {
+            o.add(List.of(offsets[i], offsets[i + 1], offsets[i + 2]));
+        }
+        m.put("offsets", o);
+        h.add(m);
+    }
+
+    private static void txnPoll(H h, String reader, String isolation, long... reads) {
+        Map<String, Object> m = h.ev(reader, "ok", "txn-poll");
+        m.put("topic", TxnWorkload.TOPIC);
+        m.put("reader", reader);
+        m.put("isolation", isolation);
+        m.put("t0", h.t - 500_000);
+        List<Object> rs = new ArrayList<>();
+        for (int i = 0; i < reads.length; i += 3) {
+            rs.add(List.of(reads[i], reads[i + 1], reads[i + 2]));
+        }
+        m.put("reads", rs);
+        h.add(m);
+    }
+
+    private static void txnReaderStart(H h, String reader, String isolation) {
+        Map<String, Object> m = h.ev(reader, "info", "txn-reader-start");
+        m.put("reader", reader);
+        m.put("isolation", isolation);
+        m.put("topic", TxnWorkload.TOPIC);
+        h.add(m);
+    }
+
+    /** ends and high watermarks of partitions 0 and 1. */
+    private static void txnFinalEnd(H h, long lso0, long hw0, long lso1, long hw1) {
+        Map<String, Object> m = h.ev(TxnWorkload.FINAL, "ok", "txn-final-end");
+        m.put("topic", TxnWorkload.TOPIC);
+        m.put("ends", Map.of("0", lso0, "1", lso1));
+        m.put("hw", Map.of("0", hw0, "1", hw1));
+        m.put("complete", true);
+        h.add(m);
+    }
+
+    private static final String RC = TxnWorkload.READ_COMMITTED;
+    private static final String RU = TxnWorkload.READ_UNCOMMITTED;
+
+    /**
+     * Transaction 0 commits values 100 (partition 0, offset 0) and 101 (partition 1, offset 0), markers at offset 1;
+     * transaction 1 is aborted (102 at partition 0 offset 2, marker 3); transaction 2's commit times out (103 at
+     * partition 1 offset 2, marker 3) but it did commit. The read_uncommitted reader sees 102 while it is open.
+     */
+    private static H cleanTxn() {
+        H h = new H();
+        txnReaderStart(h, "txn-rc-0", RC);
+        txnReaderStart(h, "txn-ru", RU);
+        txnInvoke(h, "chaos-txn-0", 0, "commit", 0, 100, 1, 101);
+        txnEnd(h, "chaos-txn-0", 0, "commit");
+        txnDone(h, "chaos-txn-0", 0, "committed", 0, 100, 0, 1, 101, 0);
+        txnInvoke(h, "chaos-txn-0", 1, "abort", 0, 102);
+        txnPoll(h, "txn-ru", RU, 0, 0, 100, 1, 0, 101, 0, 2, 102);
+        txnEnd(h, "chaos-txn-0", 1, "abort");
+        txnDone(h, "chaos-txn-0", 1, "aborted", 0, 102, 2);
+        txnInvoke(h, "chaos-txn-1", 2, "commit", 1, 103);
+        txnEnd(h, "chaos-txn-1", 2, "commit");
+        txnDone(h, "chaos-txn-1", 2, "unknown", 1, 103, 2);
+        txnPoll(h, "txn-rc-0", RC, 0, 0, 100, 1, 0, 101, 1, 2, 103);
+        txnPoll(h, TxnWorkload.FINAL, RC, 0, 0, 100, 1, 0, 101, 1, 2, 103);
+        txnFinalEnd(h, 4, 4, 4, 4);
+        return h;
+    }
+
+    @Test
+    void shouldPassACleanTransactionalHistory() throws Exception {
+        CheckResult r = check(cleanTxn());
+        assertTrue(r.clean(), r.render());
+        assertTrue(r.counts().keySet().containsAll(TxnCheck.ANOMALIES), r.counts().toString());
+        assertEquals(3, r.stats().get("transactions"));
+        assertEquals(1, r.stats().get("txn committed"));
+        assertEquals(1, r.stats().get("txn unknown and visible"));
+        assertEquals(1, r.stats().get("txn read_uncommitted reads of aborted data"));
+    }
+
+    @Test
+    void shouldCountAReadCommittedReadOfAbortedData() throws Exception {
+        H h = cleanTxn();
+        txnPoll(h, "txn-rc-0", RC, 0, 2, 102);
+        CheckResult r = check(h);
+        assertOnly(r, "txn-aborted-read", 1);
+        assertTrue(r.examples().get("txn-aborted-read").get(0).contains("value 102"), r.render());
+    }
+
+    @Test
+    void shouldCountAReadCommittedReadBeforeTheCommitWasAskedFor() throws Exception {
+        H h = new H();
+        txnReaderStart(h, "txn-rc-0", RC);
+        txnInvoke(h, "chaos-txn-0", 0, "commit", 0, 100);
+        txnPoll(h, "txn-rc-0", RC, 0, 0, 100); // visible before the commit was even asked for
+        txnEnd(h, "chaos-txn-0", 0, "commit");
+        txnDone(h, "chaos-txn-0", 0, "committed", 0, 100, 0);
+        txnPoll(h, TxnWorkload.FINAL, RC, 0, 0, 100);
+        txnFinalEnd(h, 2, 2, 0, 0);
+        assertOnly(check(h), "txn-uncommitted-read", 1);
+    }
+
+    @Test
+    void shouldCountACommittedValueMissingFromTheFinalRead() throws Exception {
+        H h = new H();
+        txnInvoke(h, "chaos-txn-0", 0, "commit", 0, 100, 0, 101);
+        txnEnd(h, "chaos-txn-0", 0, "commit");
+        txnDone(h, "chaos-txn-0", 0, "committed", 0, 100, 0, 0, 101, 1);
+        txnPoll(h, TxnWorkload.FINAL, RC, 0, 0, 100);
+        txnFinalEnd(h, 3, 3, 0, 0);
+        CheckResult r = check(h);
+        assertOnly(r, "txn-lost", 1);
+        assertTrue(r.examples().get("txn-lost").get(0).contains("value 101"), r.render());
+    }
+
+    @Test
+    void shouldCountAnUnknownTransactionThatIsOnlyPartlyVisible() throws Exception {
+        H h = new H();
+        txnInvoke(h, "chaos-txn-0", 0, "commit", 0, 100, 1, 101);
+        txnEnd(h, "chaos-txn-0", 0, "commit");
+        txnDone(h, "chaos-txn-0", 0, "unknown", 0, 100, 0, 1, 101, 0);
+        txnPoll(h, TxnWorkload.FINAL, RC, 0, 0, 100); // partition 1's write never became visible
+        txnFinalEnd(h, 2, 2, 2, 2);
+        assertOnly(check(h), "txn-partial", 1);
+        H none = new H(); // none of it visible: aborted after all, allowed
+        txnInvoke(none, "chaos-txn-0", 0, "commit", 0, 100, 1, 101);
+        txnEnd(none, "chaos-txn-0", 0, "commit");
+        txnDone(none, "chaos-txn-0", 0, "unknown", 0, 100, 0, 1, 101, 0);
+        txnFinalEnd(none, 2, 2, 2, 2);
+        assertTrue(check(none).clean(), check(none).render());
+    }
+
+    @Test
+    void shouldCountATransactionalIdsValuesOutOfOrderAndALastStableOffsetStuckAtTheEnd() throws Exception {
+        H h = new H();
+        txnInvoke(h, "chaos-txn-0", 0, "commit", 0, 100);
+        txnEnd(h, "chaos-txn-0", 0, "commit");
+        txnDone(h, "chaos-txn-0", 0, "committed", 0, 100, 2);
+        txnInvoke(h, "chaos-txn-0", 1, "commit", 0, 101);
+        txnEnd(h, "chaos-txn-0", 1, "commit");
+        txnDone(h, "chaos-txn-0", 1, "committed", 0, 101, 0); // the later transaction's value before the earlier's
+        txnPoll(h, TxnWorkload.FINAL, RC, 0, 0, 101, 0, 2, 100);
+        txnFinalEnd(h, 4, 4, 0, 5); // partition 1: an open transaction holds the last stable offset at 0
+        CheckResult r = check(h);
+        assertEquals(1, r.count("txn-reordered"), r.render());
+        assertEquals(1, r.count("txn-hanging"), r.render());
+        assertEquals(2, r.total(), r.render());
+    }
+
+    @Test
+    void shouldCountAVisibleValueAReadCommittedReaderNeverReadAndOffsetsThatDisagree() throws Exception {
+        H h = cleanTxn();
+        txnReaderStart(h, "txn-rc-1", RC);
+        txnPoll(h, "txn-rc-1", RC, 0, 0, 100, 1, 2, 103); // never read 101
+        txnPoll(h, "txn-ru", RU, 1, 2, 999); // offset 2 of partition 1 holds 103
+        CheckResult r = check(h);
+        assertEquals(1, r.count("txn-unseen"), r.render());
+        assertEquals(1, r.count("txn-inconsistent-offset"), r.render());
+        assertEquals(2, r.total(), r.render());
+    }
+
+    // --- replica moves (MoveCheck) ---
+
+    private static void move(H h, String type, int part, List<Integer> from, List<Integer> to) {
+        Map<String, Object> m = h.ev("admin", type, "move");
+        m.put("topic", AdminWorkload.MOVES_TOPIC);
+        m.put("part", part);
+        m.put("from", from);
+        m.put("to", to);
+        h.add(m);
+    }
+
+    private static void moveDone(H h, int part) {
+        Map<String, Object> m = h.ev("admin", "ok", "move-done");
+        m.put("topic", AdminWorkload.MOVES_TOPIC);
+        m.put("part", part);
+        m.put("ms", 1234);
+        h.add(m);
+    }
+
+    /** The final description: per partition its replicas, and for a listed move, adding and removing. */
+    private static void moves(H h, Map<String, Object> parts) {
+        Map<String, Object> m = h.ev("final", "ok", "moves");
+        m.put("topic", AdminWorkload.MOVES_TOPIC);
+        m.put("parts", parts);
+        h.add(m);
+    }
+
+    @Test
+    void shouldPassMovesThatCompletedOrWereRefused() throws Exception {
+        H h = new H();
+        move(h, "invoke", 0, List.of(0, 1), List.of(2, 1));
+        move(h, "ok", 0, List.of(0, 1), List.of(2, 1));
+        moveDone(h, 0);
+        move(h, "invoke", 1, List.of(1, 2), List.of(0, 2));
+        move(h, "fail", 1, List.of(1, 2), List.of(0, 2));
+        move(h, "invoke", 2, List.of(2, 0), List.of(1, 0));
+        move(h, "info", 2, List.of(2, 0), List.of(1, 0)); // timed out; it happened
+        moves(h, Map.of("0", Map.of("replicas", List.of(1, 2)), "1", Map.of("replicas", List.of(2, 1)),
+            "2", Map.of("replicas", List.of(0, 1))));
+        CheckResult r = check(h);
+        assertTrue(r.clean(), r.render());
+        assertEquals(3, r.stats().get("moves"));
+        assertEquals(1, r.stats().get("moves completed"));
+    }
+
+    @Test
+    void shouldCountAMoveNeitherCompletedNorListedAndOneStillListedAtTheEnd() throws Exception {
+        H h = new H();
+        move(h, "invoke", 0, List.of(0, 1), List.of(2, 1));
+        move(h, "ok", 0, List.of(0, 1), List.of(2, 1)); // acknowledged, then forgotten: back at {0, 1}
+        move(h, "invoke", 1, List.of(1, 2), List.of(0, 2));
+        move(h, "ok", 1, List.of(1, 2), List.of(0, 2)); // still moving at the end
+        moves(h, Map.of("0", Map.of("replicas", List.of(0, 1)),
+            "1", Map.of("replicas", List.of(0, 2, 1), "adding", List.of(0), "removing", List.of(1))));
+        CheckResult r = check(h);
+        assertEquals(1, r.count("move-lost"), r.render());
+        assertEquals(1, r.count("move-unfinished"), r.render());
+        assertEquals(2, r.total(), r.render());
+    }
 }

@@ -62,7 +62,7 @@ class ScheduleTest {
     @Test
     void shouldRefuseBadOptionsWithOneSentenceAndExit2() {
         for (String[] args : List.of(new String[] {"--nodes", "2"}, new String[] {"--nemesis", "meteor"},
-                new String[] {"--workload", "txn"}, new String[] {"--time", "soon"}, new String[] {"--bogus"},
+                new String[] {"--workload", "transactions"}, new String[] {"--time", "soon"}, new String[] {"--bogus"},
                 new String[] {"--fault-duration", "5s..1s"}, new String[] {"--subnet", "8.8"})) {
             ByteArrayOutputStream out = new ByteArrayOutputStream();
             Chaos.Outcome o = Chaos.run(args, new PrintStream(out, true, StandardCharsets.UTF_8));

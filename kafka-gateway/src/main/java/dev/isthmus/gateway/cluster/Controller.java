@@ -85,6 +85,15 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     private int nextSeed;
     private BrokerInfo self;
     private Attempt registering;
+    /**
+     * Controller shard: completed with the state of this start's own registration once it is applied here; null
+     * until {@link #register}. A restarted node proposes its registration again even when the log already holds an
+     * identical one: the offset of that new entry is what "caught up" means (every command committed before the
+     * restart precedes it), as a Kafka broker replays the metadata log up to the high watermark it learns at
+     * registration before it serves.
+     */
+    private Promise<ClusterState> registeredHere;
+    private boolean registeredThisStart;
     private long maintenanceTimer = -1;
     private boolean closed;
     private volatile ClusterState published = ClusterState.EMPTY;
@@ -229,7 +238,8 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
 
     /**
      * Any non-shard thread: registers this node as broker {@code self} (its id must be this node's) and keeps
-     * the registration current; completes once the registration is applied here.
+     * the registration current; completes once a registration proposed by this start is committed and applied
+     * here, so the state it completes with holds everything the controller committed before this node started.
      */
     public CompletableFuture<ClusterState> register(BrokerInfo self) {
         if (self.id() != nodeId) {
@@ -237,8 +247,11 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
         }
         return server.shardGroup().callAsync(RaftServer.CONTROLLER_SHARD, s -> {
             this.self = self;
+            if (registeredHere == null) {
+                registeredHere = new Promise<>();
+            }
             maintain();
-            return awaitHere(st -> self.equals(st.broker(self.id())));
+            return registeredHere;
         });
     }
 
@@ -530,8 +543,14 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
 
     @Override
     public void onRoleChange(long groupId, Role role, long term, int leaderId) {
+        boolean was = this.leader;
         this.leaderId = leaderId == dev.isthmus.raft.RaftGroup.NONE ? -1 : leaderId;
         this.leader = role == Role.LEADER;
+        if (leader && !was) {
+            // Rare (an election), and the first step of a cluster's recovery: worth a line in the log.
+            LOG.log(System.Logger.Level.INFO, "node " + nodeId + " leads the controller in term " + term + " (applied "
+                + machine.state().appliedOffset() + ")");
+        }
     }
 
     // ===================================================================================== maintenance
@@ -552,12 +571,23 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
             return;
         }
         ClusterState s = machine.state();
-        // Keep this node's registration current.
-        if (self != null && !self.equals(s.broker(self.id())) && (registering == null || registering.done)) {
+        // Keep this node's registration current; register once per start in any case (see registeredHere).
+        if (self != null && (!registeredThisStart || !self.equals(s.broker(self.id())))
+                && (registering == null || registering.done)) {
             registering = new Attempt(new ControllerCommand.RegisterBroker(self), nowMs() + 30_000);
             attempts.add(registering);
             registering.promise.whenComplete((r, t) -> {
-                if (r != null && !r.isOk() && !closed) {
+                if (r != null && r.isOk()) {
+                    registeredThisStart = true;
+                    Promise<ClusterState> done = registeredHere;
+                    if (done != null && !done.isDone()) {
+                        awaitAppliedHere(r.appliedOffset()).whenComplete((st, f) -> {
+                            if (st != null) {
+                                done.complete(st);
+                            }
+                        });
+                    }
+                } else if (r != null && !closed) {
                     LOG.log(System.Logger.Level.WARNING, "registering broker " + nodeId + " failed: " + r);
                 }
             });
@@ -611,6 +641,10 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
         for (Attempt a : new ArrayList<>(attempts)) {
             a.finish(ControllerResult.error(ControllerErrors.NOT_CONTROLLER, "the controller of node " + nodeId
                 + " stopped", -1));
+        }
+        if (registeredHere != null && !registeredHere.isDone()) {
+            registeredHere.fail(new IllegalStateException("the controller of node " + nodeId + " stopped before"
+                + " this node's registration was applied"));
         }
         for (AppliedWaiter w : appliedWaiters) {
             w.promise().fail(new IllegalStateException("the controller of node " + nodeId + " stopped"));
