@@ -163,7 +163,7 @@ final class AdminHandlers {
 
     private Promise<ProtocolMessage> deleteRecords(ShardState st, DeleteRecordsRequestData req) {
         DeleteRecordsResponseData r = new DeleteRecordsResponseData();
-        List<Promise<Object>> all = new ArrayList<>();
+        PartitionFanOut fan = new PartitionFanOut(broker.handlers(), st);
         for (DeleteRecordsRequestData.DeleteRecordsTopic t : req.topics) {
             DeleteRecordsResponseData.DeleteRecordsTopicResult tr = new DeleteRecordsResponseData.DeleteRecordsTopicResult();
             tr.name = t.name;
@@ -174,21 +174,20 @@ final class AdminHandlers {
                 pr.partitionIndex = p.partitionIndex;
                 pr.lowWatermark = -1;
                 tr.partitions.add(pr);
-                if (topic == null || p.partitionIndex < 0 || p.partitionIndex >= topic.partitions()) {
+                if (!PartitionFanOut.exists(topic, p.partitionIndex)) {
                     pr.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
                     continue;
                 }
                 long offset = p.offset;
-                all.add(broker.handlers().onPartition(st, topic, p.partitionIndex, part -> deleteBefore(part, offset),
+                fan.submit(topic, p.partitionIndex, part -> deleteBefore(part, offset),
                     new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1},
-                    new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1}).map(res -> {
+                    new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1}, res -> {
                         pr.errorCode = (short) res[0];
                         pr.lowWatermark = res[1];
-                        return null;
-                    }));
+                    });
             }
         }
-        return Promise.whenAllSettled(all).map(x -> r);
+        return fan.gather(r);
     }
 
     /** On the partition's shard: {errorCode, lowWatermark}. -1 means the high watermark (Kafka's rule). */
@@ -595,7 +594,7 @@ final class AdminHandlers {
 
     private Promise<ProtocolMessage> offsetForLeaderEpoch(ShardState st, OffsetForLeaderEpochRequestData req) {
         OffsetForLeaderEpochResponseData r = new OffsetForLeaderEpochResponseData();
-        List<Promise<Object>> all = new ArrayList<>();
+        PartitionFanOut fan = new PartitionFanOut(broker.handlers(), st);
         for (OffsetForLeaderEpochRequestData.OffsetForLeaderTopic t : req.topics) {
             OffsetForLeaderEpochResponseData.OffsetForLeaderTopicResult tr = new OffsetForLeaderEpochResponseData.OffsetForLeaderTopicResult();
             tr.topic = t.topic;
@@ -605,24 +604,22 @@ final class AdminHandlers {
                 OffsetForLeaderEpochResponseData.EpochEndOffset e = new OffsetForLeaderEpochResponseData.EpochEndOffset();
                 e.partition = p.partition;
                 tr.partitions.add(e);
-                if (topic == null || p.partition < 0 || p.partition >= topic.partitions()) {
+                if (!PartitionFanOut.exists(topic, p.partition)) {
                     e.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
                     continue;
                 }
                 int current = p.currentLeaderEpoch;
                 int wanted = p.leaderEpoch;
-                all.add(broker.handlers().onPartition(st, topic, p.partition, part -> Promise.completed(
-                    part.epochEndOffset(current, wanted)), new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1},
-                    new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1})
-                    .map(res -> {
+                fan.submit(topic, p.partition, part -> Promise.completed(part.epochEndOffset(current, wanted)),
+                    new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1},
+                    new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1}, res -> {
                         e.errorCode = (short) res[0];
                         e.leaderEpoch = (int) res[1];
                         e.endOffset = res[2];
-                        return null;
-                    }));
+                    });
             }
         }
-        return Promise.whenAllSettled(all).map(x -> r);
+        return fan.gather(r);
     }
 
     private DescribeClusterResponseData describeCluster(ShardState st, DescribeClusterRequestData req,

@@ -1036,6 +1036,19 @@ public final class Broker implements AutoCloseable {
     @Override
     public void close() {
         closing = true;
+        // An interrupt (a test's timeout, say) must not cut the orderly close short: each of its waits is bounded, and
+        // skipping them would free shard memory and stop Raft under shards still running. It is kept for the caller.
+        boolean interrupted = Thread.interrupted();
+        try {
+            closeInOrder();
+        } finally {
+            if (interrupted || Thread.interrupted()) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    private void closeInOrder() {
         MetricsServer m = metrics;
         if (m != null) {
             m.close();

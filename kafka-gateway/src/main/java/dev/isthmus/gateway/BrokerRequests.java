@@ -77,7 +77,10 @@ final class BrokerRequests implements ShardTransport.RpcHandler {
             return Promise.failed(new IllegalArgumentException(api + " is not sent between brokers"));
         }
         if (node == broker.config().nodeId()) {
-            return broker.handlers().handle(caller, api, version, request, header(api, version), "localhost", null);
+            // Bounded like a request to another node: a caller that keeps one request in flight per destination (the
+            // coordinator's markers) must not wait for ever on a partition whose append never ends.
+            return broker.handlers().handle(caller, api, version, request, header(api, version), "localhost", null)
+                .withTimeout(caller.shard, TIMEOUT_NS);
         }
         byte[] body = encode(api, version, request);
         return caller.shard.submitToAsync(0, s -> sendHere(s, node, api, version, body));

@@ -756,7 +756,7 @@ final class Handlers {
      */
     private Promise<ProtocolMessage> writeTxnMarkers(ShardState st, WriteTxnMarkersRequestData req) {
         WriteTxnMarkersResponseData r = new WriteTxnMarkersResponseData();
-        List<Promise<Object>> ps = new ArrayList<>();
+        PartitionFanOut fan = new PartitionFanOut(this, st);
         for (WriteTxnMarkersRequestData.WritableTxnMarker m : req.markers) {
             WriteTxnMarkersResponseData.WritableTxnMarkerResult mr = new WriteTxnMarkersResponseData.WritableTxnMarkerResult();
             mr.producerId = m.producerId;
@@ -772,11 +772,11 @@ final class Handlers {
                         new WriteTxnMarkersResponseData.WritableTxnMarkerPartitionResult();
                     pr.partitionIndex = index;
                     tr.partitions.add(pr);
-                    if (topic == null || index < 0 || index >= topic.partitions()) {
+                    if (!PartitionFanOut.exists(topic, index)) {
                         pr.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
                         continue;
                     }
-                    ps.add(onPartition(st, topic, index, part -> part.appendMarker(m.producerId, m.producerEpoch,
+                    fan.submit(topic, index, part -> part.appendMarker(m.producerId, m.producerEpoch,
                             m.transactionResult, m.coordinatorEpoch).map(code -> {
                                 if (code == ErrorCodes.NONE && part.topic.equals(GroupCoordinator.OFFSETS_TOPIC)) {
                                     // The group coordinator of that partition (this shard's) applies it now.
@@ -785,16 +785,12 @@ final class Handlers {
                                 }
                                 return code;
                             }),
-                        ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, ErrorCodes.NOT_LEADER_OR_FOLLOWER)
-                        .recover(f -> ErrorCodes.REQUEST_TIMED_OUT)
-                        .map(code -> {
-                            pr.errorCode = code;
-                            return null;
-                        }));
+                        ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, ErrorCodes.NOT_LEADER_OR_FOLLOWER,
+                        f -> ErrorCodes.REQUEST_TIMED_OUT, code -> pr.errorCode = code);
                 }
             }
         }
-        return Promise.whenAllSettled(ps).map(x -> r);
+        return fan.gather(r);
     }
 
     // ------------------------------------------------------------------ ListOffsets
@@ -809,7 +805,7 @@ final class Handlers {
 
     private Promise<ProtocolMessage> listOffsets(ShardState st, ListOffsetsRequestData req) {
         ListOffsetsResponseData r = new ListOffsetsResponseData();
-        List<Promise<Object>> ps = new ArrayList<>();
+        PartitionFanOut fan = new PartitionFanOut(this, st);
         for (ListOffsetsRequestData.ListOffsetsTopic t : req.topics) {
             ListOffsetsResponseData.ListOffsetsTopicResponse tr = new ListOffsetsResponseData.ListOffsetsTopicResponse();
             tr.name = t.name;
@@ -822,25 +818,23 @@ final class Handlers {
                 pr.offset = -1;
                 pr.leaderEpoch = 0;
                 tr.partitions.add(pr);
-                if (topic == null || p.partitionIndex < 0 || p.partitionIndex >= topic.partitions()) {
+                if (!PartitionFanOut.exists(topic, p.partitionIndex)) {
                     pr.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
                     continue;
                 }
                 long ts = p.timestamp;
                 boolean committed = req.isolationLevel == PartitionFetch.READ_COMMITTED;
-                ps.add(onPartition(st, topic, p.partitionIndex, part -> lookup(part, ts, committed),
-                        new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1},
-                        new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, -1})
-                    .map(res -> {
+                fan.submit(topic, p.partitionIndex, part -> lookup(part, ts, committed),
+                    new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1},
+                    new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, -1}, res -> {
                         pr.errorCode = (short) res[0];
                         pr.offset = res[1];
                         pr.timestamp = res[2];
                         pr.leaderEpoch = (int) res[3];
-                        return null;
-                    }));
+                    });
             }
         }
-        return Promise.whenAllSettled(ps).map(x -> r);
+        return fan.gather(r);
     }
 
     /**

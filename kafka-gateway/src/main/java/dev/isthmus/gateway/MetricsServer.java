@@ -200,8 +200,9 @@ final class MetricsServer implements AutoCloseable {
     }
 
     private record PartitionSnapshot(String topic, int partition, long logStart, long logEnd, long highWatermark,
-                                     Histogram durableLatency, long heapPayloads, long rejectedBatches,
-                                     long appendFailures, long recompressedBatches) {
+                                     long lastStableOffset, int openTransactions, Histogram durableLatency,
+                                     long heapPayloads, long rejectedBatches, long appendFailures,
+                                     long recompressedBatches) {
     }
 
     /** Broker-wide counters read directly (lock-free): shard loops, arenas, connections. */
@@ -289,6 +290,12 @@ final class MetricsServer implements AutoCloseable {
                 line(sb, "isthmus_partition_log_start_offset", labels, p.logStart);
                 line(sb, "isthmus_partition_log_end_offset", labels, p.logEnd);
                 line(sb, "isthmus_partition_high_watermark", labels, p.highWatermark);
+                // Transactions on the partition: Kafka's LastStableOffsetLag (high watermark - last stable offset,
+                // what read_committed consumers cannot read yet) and the transactions open here.
+                line(sb, "isthmus_partition_last_stable_offset", labels, p.lastStableOffset);
+                line(sb, "isthmus_partition_last_stable_offset_lag", labels,
+                    Math.max(0, p.highWatermark - p.lastStableOffset));
+                line(sb, "isthmus_partition_open_transactions", labels, p.openTransactions);
                 summary(sb, "isthmus_partition_append_to_durable_micros", labels, p.durableLatency);
                 line(sb, "isthmus_partition_produce_heap_copies_total", labels, p.heapPayloads);
                 line(sb, "isthmus_partition_produce_rejected_batches_total", labels, p.rejectedBatches);
@@ -344,8 +351,8 @@ final class MetricsServer implements AutoCloseable {
                 continue; // the leader reports a partition
             }
             parts.add(new PartitionSnapshot(p.topic, p.index, p.logStartOffset(), p.replica.logEndOffset(),
-                p.highWatermark(), p.durableLatencyMicros.copy(), p.heapPayloads, p.rejectedBatches, p.appendFailures,
-                p.recompressedBatches));
+                p.highWatermark(), p.lastStableOffset(), p.producers.openTransactions(), p.durableLatencyMicros.copy(),
+                p.heapPayloads, p.rejectedBatches, p.appendFailures, p.recompressedBatches));
         }
         dev.isthmus.log.ZeroedSegments z = st.zeroedSegments();
         long[] zeroed = z == null ? null : new long[] {z.ready(), z.filesMade(), z.filesTaken()};

@@ -95,6 +95,19 @@ final class PartitionProducers {
         this.shard = shard;
         this.stableAdvanced = stableAdvanced;
         this.txnIndex = new TransactionIndex(replica.dir(), replica.log().fileOps());
+        // Compaction of the partition (cleanup.policy=compact) stays below the last stable offset and removes aborted
+        // records and, once no longer needed, markers, with the index kept in step (Kafka's transactional cleaner).
+        replica.boundCompaction(new ReplicatedLog.CompactionBound() {
+            @Override
+            public long endOffset() {
+                return loaded && !closed ? lastStableOffset() : -1;
+            }
+
+            @Override
+            public TransactionIndex transactions() {
+                return txnIndex;
+            }
+        });
     }
 
     /** Starts loading the snapshot and the index files (in the background). */

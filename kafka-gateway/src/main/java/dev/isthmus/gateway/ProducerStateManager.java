@@ -424,8 +424,10 @@ final class ProducerStateManager {
         maxTimestamp = Math.max(maxTimestamp, ts);
         int first = v.getInt(pos + RecordBatch.BASE_SEQUENCE);
         int delta = (int) (last - base);
-        applyData(pid, epoch, first, first < 0 ? -1 : first + delta, base, last, transactional && pid >= 0,
-            ts < 0 ? nowMs : ts);
+        // A batch without records is what compaction left of one (producers cannot send it): it keeps the producer's
+        // sequence and epoch but opens no transaction, whose marker compaction may have removed with its records.
+        boolean opens = transactional && pid >= 0 && v.getInt(pos + RecordBatch.RECORDS_COUNT) > 0;
+        applyData(pid, epoch, first, first < 0 ? -1 : first + delta, base, last, opens, ts < 0 ? nowMs : ts);
         return null;
     }
 

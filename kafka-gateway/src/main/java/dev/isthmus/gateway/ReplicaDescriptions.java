@@ -181,7 +181,7 @@ final class ReplicaDescriptions {
      */
     Promise<ProtocolMessage> describeProducers(ShardState st, DescribeProducersRequestData req) {
         DescribeProducersResponseData r = new DescribeProducersResponseData();
-        List<Promise<Object>> all = new ArrayList<>();
+        PartitionFanOut fan = new PartitionFanOut(broker.handlers(), st);
         for (DescribeProducersRequestData.TopicRequest tq : req.topics) {
             DescribeProducersResponseData.TopicResponse tr = new DescribeProducersResponseData.TopicResponse();
             tr.name = tq.name;
@@ -191,15 +191,14 @@ final class ReplicaDescriptions {
                 DescribeProducersResponseData.PartitionResponse pr = new DescribeProducersResponseData.PartitionResponse();
                 pr.partitionIndex = index;
                 tr.partitions.add(pr);
-                if (t == null || index < 0 || index >= t.partitions()) {
+                if (!PartitionFanOut.exists(t, index)) {
                     pr.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
                     pr.errorMessage = "no partition " + tq.name + "-" + index;
                     continue;
                 }
                 String name = t.name();
-                all.add(broker.handlers().onPartition(st, t, index, part -> Promise.completed(producersOf(part)),
-                        (Object) unknown(name, index), notLeader(name, index))
-                    .map(res -> {
+                fan.submit(t, index, part -> Promise.completed(producersOf(part)),
+                    (Object) unknown(name, index), notLeader(name, index), res -> {
                         if (res instanceof List<?> states) {
                             for (Object o : states) {
                                 pr.activeProducers.add((DescribeProducersResponseData.ProducerState) o);
@@ -209,11 +208,10 @@ final class ReplicaDescriptions {
                             pr.errorCode = Short.parseShort(err[0]);
                             pr.errorMessage = err[1];
                         }
-                        return null;
-                    }));
+                    });
             }
         }
-        return Promise.whenAllSettled(all).map(x -> r);
+        return fan.gather(r);
     }
 
     private static String[] unknown(String topic, int index) {

@@ -211,4 +211,74 @@ class MetricsServerTest {
             }
         }
     }
+
+    /** The sum of every sample of {@code name} with labels containing {@code labels} in a scrape, or -1 if none. */
+    private static long sample(String body, String name, String labels) {
+        long sum = -1;
+        for (String line : body.split("\n")) {
+            if (line.startsWith(name + "{") && line.contains(labels)) {
+                long v = Long.parseLong(line.substring(line.lastIndexOf(' ') + 1));
+                sum = sum < 0 ? v : sum + v;
+            }
+        }
+        return sum;
+    }
+
+    private static String scrape(Broker broker) throws Exception {
+        HttpResponse<String> m = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:"
+            + broker.metricsPort() + "/metrics")).timeout(Duration.ofSeconds(30)).build(),
+            HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, m.statusCode());
+        return m.body();
+    }
+
+    /**
+     * Transactions on /metrics: the coordinator's open transactions, the age of the oldest and the markers pending
+     * (per shard), and per partition the last stable offset, its lag behind the high watermark (Kafka's
+     * LastStableOffsetLag: what read_committed consumers cannot read yet) and the transactions open there; all of
+     * them back to zero once the transaction commits and its marker is written.
+     */
+    @Test
+    void shouldExposeTransactionMetrics(@TempDir Path dir) throws Exception {
+        BrokerConfig config = TransactionCoordinatorTest.config(dir, 2).toBuilder().metrics("127.0.0.1", 0).build();
+        try (Broker broker = Broker.start(config);
+             org.apache.kafka.clients.admin.Admin a = TransactionCoordinatorTest.admin(broker)) {
+            a.createTopics(List.of(new org.apache.kafka.clients.admin.NewTopic("txn-metered", 1, (short) 1))).all()
+                .get(30, java.util.concurrent.TimeUnit.SECONDS);
+            String partition = "topic=\"txn-metered\",partition=\"0\"";
+            try (KafkaProducer<String, String> p = new KafkaProducer<>(
+                TransactionCoordinatorTest.producerProps(broker, "metered-txn", 600_000))) {
+                p.initTransactions();
+                p.beginTransaction();
+                for (int i = 0; i < 3; i++) {
+                    p.send(new ProducerRecord<>("txn-metered", 0, "k", "v" + i)).get(30, java.util.concurrent.TimeUnit.SECONDS);
+                }
+                String open = scrape(broker);
+                assertEquals(1, sample(open, "isthmus_txn_open_transactions", ""), open);
+                assertTrue(sample(open, "isthmus_txn_oldest_open_transaction_age_ms", "") >= 0, open);
+                assertTrue(sample(open, "isthmus_txn_markers_pending", "") >= 0, open);
+                assertEquals(0, sample(open, "isthmus_partition_last_stable_offset", partition), open);
+                assertEquals(3, sample(open, "isthmus_partition_last_stable_offset_lag", partition), open);
+                assertEquals(1, sample(open, "isthmus_partition_open_transactions", partition), open);
+                p.commitTransaction();
+            }
+            // The marker (offset 3) is written after the commit is answered.
+            String done = TransactionCoordinatorTest.await("the transaction's metrics back to zero", () -> {
+                try {
+                    String body = scrape(broker);
+                    // Open until CompleteCommit is appended, which follows the last marker.
+                    return sample(body, "isthmus_partition_last_stable_offset_lag", partition) == 0
+                        && sample(body, "isthmus_txn_markers_pending", "") == 0
+                        && sample(body, "isthmus_txn_open_transactions", "") == 0 ? body : null;
+                } catch (Exception e) {
+                    return null;
+                }
+            });
+            assertEquals(0, sample(done, "isthmus_txn_oldest_open_transaction_age_ms", ""), done);
+            assertEquals(4, sample(done, "isthmus_partition_last_stable_offset", partition), done);
+            assertEquals(4, sample(done, "isthmus_partition_high_watermark", partition), done);
+            assertEquals(0, sample(done, "isthmus_partition_open_transactions", partition), done);
+            assertTrue(sample(done, "isthmus_txn_markers_written_total", "") >= 1, done);
+        }
+    }
 }

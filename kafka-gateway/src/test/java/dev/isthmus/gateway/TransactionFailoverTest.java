@@ -45,10 +45,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * leader's KIP-890 AddPartitionsToTxn, and a group coordinator adding its offsets partition for a TxnOffsetCommit
  * v5, whose offsets stay pending until the commit's marker lands there).
  */
-// Hung with no output in a clean-clone CI run on 2026-12-07 (after passing in the run before): off by default until
-// the hang is found (issue 19); run with -Disthmus.txnFailover=true.
-@org.junit.jupiter.api.condition.EnabledIfSystemProperty(named = "isthmus.txnFailover", matches = "true")
-@Timeout(300)
+@Timeout(value = 300, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class TransactionFailoverTest {
     private static final int NODES = 3;
     private static final String TOPIC = "txn-replicated";
@@ -101,7 +98,15 @@ class TransactionFailoverTest {
         }
     }
 
+    private static final long STARTED_NS = System.nanoTime();
+
+    /** Says which step the test reached (in the surefire output), so a failure or a timeout names its state. */
+    private static void step(String what) {
+        System.out.printf("TransactionFailoverTest +%d ms: %s%n", (System.nanoTime() - STARTED_NS) / 1_000_000, what);
+    }
+
     private static <T> T await(String what, java.util.function.Supplier<T> probe) throws Exception {
+        step("waiting for " + what);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
         while (true) {
             T v = probe.get();
@@ -148,6 +153,7 @@ class TransactionFailoverTest {
         Broker[] nodes = new Broker[NODES];
         try {
             for (int i = 0; i < NODES; i++) {
+                step("starting node " + i);
                 nodes[i] = Broker.start(config(dir, i, seeds));
             }
             try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap(nodes)))) {
@@ -222,20 +228,13 @@ class TransactionFailoverTest {
             // The producer commits consumer offsets in its transaction at a group coordinator on another node than
             // its transaction coordinator: TxnOffsetCommit v5 adds the group's offsets partition there, broker to
             // broker, and the offsets stay pending.
-            int[] found = {-1, -1};
-            for (int i = 0; found[0] < 0; i++) {
-                String g = "copier-" + i;
-                int n = await("the coordinator of " + g, () -> {
-                    int x = groupCoordinator(nodes[0], g);
-                    return x >= 0 ? x : null;
-                });
-                if (n != coord) {
-                    found[0] = i;
-                    found[1] = n;
-                }
+            String group;
+            Broker groupNode;
+            try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap(nodes)))) {
+                int[] at = groupElsewhere(admin, nodes, coord);
+                group = "copier-" + at[0];
+                groupNode = nodes[at[1]];
             }
-            String group = "copier-" + found[0];
-            Broker groupNode = nodes[found[1]];
             TopicPartition offsetsPartition = new TopicPartition(GroupCoordinator.OFFSETS_TOPIC,
                 GroupCoordinator.partitionFor(group, 2));
             assertEquals(Errors.NONE.code(), TransactionOffsetsTest.txnCommit(groupNode.port(), (short) 5, moving,
@@ -244,7 +243,9 @@ class TransactionFailoverTest {
                 TransactionOffsetsTest.awaitOffset(groupNode.port(), group, TOPIC, 0, true)[0]);
 
             // The coordinator's node stops; Raft elects another leader of the partition, which replays it.
+            step("stopping node " + coord + " (the first coordinator)");
             nodes[coord].close();
+            step("node " + coord + " stopped");
             nodes[coord] = null;
             boolean markers = TransactionCoordinatorTest.markersWritten(nodes[other]);
             int next;
@@ -310,6 +311,7 @@ class TransactionFailoverTest {
 
             // The first node comes back (a follower now, catching up), then the second coordinator stops: the
             // third coordinator replays what the second one wrote.
+            step("restarting node " + coord);
             nodes[coord] = Broker.start(config(dir, coord, seeds));
             int restarted = coord;
             await("node " + coord + " back in the cluster", () -> coordinator(nodes[restarted], moving) >= 0 ? 1 : null);
@@ -326,8 +328,10 @@ class TransactionFailoverTest {
                     }
                 });
             }
+            step("stopping node " + next + " (the second coordinator)");
             nodes[next].close();
             nodes[next] = null;
+            step("node " + next + " stopped");
             try (Admin survivors = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap(nodes)))) {
                 TransactionDescription third = awaitElsewhere(survivors, moving, next, markers
                     ? Set.of(TransactionState.COMPLETE_COMMIT)
@@ -345,20 +349,78 @@ class TransactionFailoverTest {
                     pp.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, moving);
                     pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
                     pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
-                    try (KafkaProducer<String, String> p = new KafkaProducer<>(pp)) {
+                    pp.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 60_000);
+                    step("a Kafka producer at the third coordinator");
+                    KafkaProducer<String, String> p = new KafkaProducer<>(pp);
+                    try {
                         p.initTransactions();
                         p.beginTransaction();
                         p.send(new ProducerRecord<>(TOPIC, 0, "k", "v")).get(30, TimeUnit.SECONDS);
                         p.commitTransaction();
+                    } finally {
+                        // Bounded: close() without a timeout waits for a transaction that cannot end for ever.
+                        p.close(java.time.Duration.ofSeconds(30));
                     }
                 }
             }
         } finally {
+            step("closing the nodes");
             for (Broker n : nodes) {
                 if (n != null) {
                     n.close();
                 }
             }
+            step("closed");
+        }
+    }
+
+    /**
+     * {index, node} of a group {@code copier-<index>} whose coordinator is on another node than {@code coord}. There
+     * are two offsets partitions, led wherever Raft elected their leaders, so both may be led by {@code coord}: then
+     * the preferred leaders are elected (the partitions' replica lists start on different nodes), and the search
+     * waits for one to move. (The search used to try group after group while both were led by {@code coord}: it
+     * never ended, and never slept, so the test's timeout could not stop it: the CI hang of 2026-12-07.)
+     */
+    private static int[] groupElsewhere(Admin admin, Broker[] nodes, int coord) throws Exception {
+        int[] byPartition = new int[2];
+        java.util.Arrays.fill(byPartition, -1);
+        for (int i = 0, found = 0; found < byPartition.length; i++) {
+            int p = GroupCoordinator.partitionFor("copier-" + i, 2);
+            if (byPartition[p] < 0) {
+                byPartition[p] = i;
+                found++;
+            }
+        }
+        boolean elected = false;
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+        while (true) {
+            for (int i : byPartition) {
+                String g = "copier-" + i;
+                int n = await("the coordinator of " + g, () -> {
+                    int x = groupCoordinator(nodes[0], g);
+                    return x >= 0 ? x : null;
+                });
+                if (n != coord) {
+                    step("group " + g + " is coordinated by node " + n + ", the transactions by node " + coord);
+                    return new int[] {i, n};
+                }
+            }
+            if (System.nanoTime() > deadline) {
+                fail("both offsets partitions stay led by node " + coord + ", the transaction coordinator, after"
+                    + " electing their preferred leaders");
+            }
+            if (!elected) {
+                step("both offsets partitions are led by node " + coord + ": electing their preferred leaders");
+                try {
+                    admin.electLeaders(org.apache.kafka.common.ElectionType.PREFERRED, Set.of(
+                        new TopicPartition(GroupCoordinator.OFFSETS_TOPIC, 0),
+                        new TopicPartition(GroupCoordinator.OFFSETS_TOPIC, 1))).all().get(30, TimeUnit.SECONDS);
+                } catch (Exception e) {
+                    step("electLeaders: " + e); // ELECTION_NOT_NEEDED for a partition led by its preferred replica
+                }
+                elected = true;
+            }
+            Thread.sleep(200);
         }
     }
 

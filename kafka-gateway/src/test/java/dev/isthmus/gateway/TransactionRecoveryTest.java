@@ -204,9 +204,9 @@ class TransactionRecoveryTest {
                 assertTrue(Long.parseLong(m.group(3)) > Long.parseLong(m.group(2)), m.group());
             }
             assertEquals(abortedAtStop, indexed, "DumpLogSegments over the .txnindex files:\n" + dump.out());
-            // The segments: DumpLogSegments finds five transactional control batches (it cannot decode every record
-            // with --deep-iteration: the Raft leader's own no-op control record is not a Kafka LeaderChangeMessage),
-            // and Kafka's FileRecords reads their COMMIT/ABORT markers with the coordinator epoch.
+            // The segments: DumpLogSegments finds five transactional control batches (DumpLogSegmentsTest reads
+            // every record with --deep-iteration, the Raft leader's no-op included), and Kafka's FileRecords reads
+            // their COMMIT/ABORT markers with the coordinator epoch.
             ExternalClients.Result log = ExternalClients.exec(120, dir, "", Map.of(),
                 ExternalClients.javaCommand("org.apache.kafka.tools.DumpLogSegments", "--files",
                     String.join(",", segments)));

@@ -32,7 +32,8 @@ import java.util.function.Consumer;
 public final class LogCleaner {
     private static final System.Logger LOG = System.getLogger("dev.isthmus.log");
 
-    private record Request(Log log, long endOffset, boolean replicated, Consumer<RuntimeException> done) {
+    private record Request(Log log, long endOffset, boolean replicated, TransactionIndex txns,
+                           Consumer<RuntimeException> done) {
     }
 
     private final LogManager.CompactionSettings settings;
@@ -69,7 +70,7 @@ public final class LogCleaner {
 
     /** Asks for a compaction of {@code log} as soon as the cleaner is free. */
     void request(Log log, Consumer<RuntimeException> done) {
-        requests.add(new Request(log, Long.MAX_VALUE, false, done));
+        requests.add(new Request(log, Long.MAX_VALUE, false, null, done));
     }
 
     /**
@@ -81,7 +82,16 @@ public final class LogCleaner {
      * thread with null (compacted, or not due) or why it was not compacted.
      */
     public void compactReplicated(Log log, long endOffset, Consumer<RuntimeException> done) {
-        requests.add(new Request(log, endOffset, true, done));
+        requests.add(new Request(log, endOffset, true, null, done));
+    }
+
+    /**
+     * {@link #compactReplicated(Log, long, Consumer)} of a log with transactions (a Kafka partition): {@code txns} is
+     * its aborted-transaction index, which the compaction reads (aborted records go, markers go once no longer
+     * needed) and updates after each swap; {@code endOffset} must be at most the log's last stable offset.
+     */
+    public void compactReplicated(Log log, long endOffset, TransactionIndex txns, Consumer<RuntimeException> done) {
+        requests.add(new Request(log, endOffset, true, txns, done));
     }
 
     /** Whether {@code log} has a compaction requested or running here. */
@@ -145,7 +155,7 @@ public final class LogCleaner {
                     continue;
                 }
             }
-            if (!start(r.log(), nowMs, !r.replicated(), r.endOffset(), r.replicated(), r.done())) {
+            if (!start(r.log(), nowMs, !r.replicated(), r.endOffset(), r.replicated(), r.txns(), r.done())) {
                 r.done().accept(null); // nothing cleanable
             }
             return 1;
@@ -170,7 +180,7 @@ public final class LogCleaner {
                 bestRatio = ratio;
             }
         }
-        if (best != null && start(best, nowMs, false, Long.MAX_VALUE, false, e -> {
+        if (best != null && start(best, nowMs, false, Long.MAX_VALUE, false, null, e -> {
         })) {
             return 1;
         }
@@ -188,7 +198,7 @@ public final class LogCleaner {
     }
 
     private boolean start(Log log, long nowMs, boolean force, long endOffset, boolean keepBatches,
-                          Consumer<RuntimeException> done) {
+                          TransactionIndex txns, Consumer<RuntimeException> done) {
         if (!takeBuffers(log.config().readWindowBytes())) {
             done.accept(new LogException(LogException.Kind.NO_MEMORY, "no memory to compact " + log.dir() + ": "
                 + lastMemoryProblem));
@@ -202,8 +212,8 @@ public final class LogCleaner {
             }
             done.accept(e);
         };
-        LogCompaction c = LogCompaction.plan(log, nowMs, minLagMs(log), force, endOffset, keepBatches, map, window,
-            scratch, counted);
+        LogCompaction c = LogCompaction.plan(log, nowMs, minLagMs(log), force, endOffset, keepBatches, txns, map,
+            window, scratch, counted);
         if (c == null) {
             releaseBuffers();
             return false;

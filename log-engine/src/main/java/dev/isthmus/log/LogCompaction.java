@@ -47,6 +47,15 @@ import java.util.function.Consumer;
  * A suffix truncation, retention or close that touches the segments being compacted abandons the compaction
  * (the cleaned file is deleted; nothing of the log changed).
  *
+ * <h2>Transactions</h2>
+ * Given the log's aborted-transaction index ({@link TransactionIndex}, Kafka's {@code .txnindex}), compaction follows
+ * Kafka's cleaner ({@link CleanedTransactions}): the records of aborted transactions are removed and never enter
+ * the key map (an aborted value must not shadow a committed one); a transaction marker stays while records of its
+ * transaction remain, then gets a delete horizon (now + {@code delete.retention.ms}) and loses its record once the
+ * horizon has passed; each compacted group's {@code .txnindex} entries become those of the ABORT markers that stay.
+ * The owner bounds such a compaction by its last stable offset: nothing is looked at whose transaction is still
+ * open. Other control batches (Raft's) are kept whole.
+ *
  * <h2>Replicated logs</h2>
  * A log replicated by Raft (compacted on each replica independently) is compacted only below an end offset its
  * owner gives (the commit offset: nothing that may still be truncated is looked at), and with
@@ -81,6 +90,12 @@ final class LogCompaction implements SegmentAppender.Listener {
     private final long cleanableEnd;
     private final int truncationsAtStart;
     private final boolean keepBatches;
+    /** The log's aborted-transaction index (consulted, and updated after each swap), or null: no transactions. */
+    private final TransactionIndex txns;
+    private CleanedTransactions mapTxns;
+    private CleanedTransactions cleanTxns;
+    /** Aborted records were removed under a marker that stays: the next pass can drop its index entry. */
+    private boolean passAgain;
     private long mapEnd;
     private Phase phase = Phase.MAP;
     private int segIndex;
@@ -101,9 +116,12 @@ final class LogCompaction implements SegmentAppender.Listener {
     private long bytesIn;
     private long bytesOut;
     private long recordsRemoved;
+    private long abortedRecordsRemoved;
+    private long markersRemoved;
 
     private LogCompaction(Log log, long nowMs, KeyOffsetMap map, MemorySegment window, MemorySegment scratch,
-                          List<Segment> cleanable, long firstDirty, boolean keepBatches, Consumer<RuntimeException> done) {
+                          List<Segment> cleanable, long firstDirty, boolean keepBatches, TransactionIndex txns,
+                          Consumer<RuntimeException> done) {
         this.log = log;
         this.nowMs = nowMs;
         this.map = map;
@@ -115,6 +133,7 @@ final class LogCompaction implements SegmentAppender.Listener {
         this.cleanableEnd = last.lastOffset + 1;
         this.truncationsAtStart = log.truncationCount();
         this.keepBatches = keepBatches;
+        this.txns = txns;
         this.done = done;
     }
 
@@ -154,6 +173,17 @@ final class LogCompaction implements SegmentAppender.Listener {
     static LogCompaction plan(Log log, long nowMs, long minLagMs, boolean force, long endOffset, boolean keepBatches,
                               KeyOffsetMap map, MemorySegment window, MemorySegment scratch,
                               Consumer<RuntimeException> done) {
+        return plan(log, nowMs, minLagMs, force, endOffset, keepBatches, null, map, window, scratch, done);
+    }
+
+    /**
+     * {@link #plan(Log, long, long, boolean, long, boolean, KeyOffsetMap, MemorySegment, MemorySegment, Consumer)}
+     * of a log with transactions: {@code txns} is its aborted-transaction index (see the class comment), and
+     * {@code endOffset} must be at most its last stable offset.
+     */
+    static LogCompaction plan(Log log, long nowMs, long minLagMs, boolean force, long endOffset, boolean keepBatches,
+                              TransactionIndex txns, KeyOffsetMap map, MemorySegment window, MemorySegment scratch,
+                              Consumer<RuntimeException> done) {
         List<Segment> cleanable = cleanableSegments(log, nowMs, minLagMs, endOffset);
         if (cleanable.isEmpty()) {
             return null;
@@ -165,7 +195,7 @@ final class LogCompaction implements SegmentAppender.Listener {
             return null;
         }
         return new LogCompaction(log, nowMs, map, window, scratch, cleanable, Math.min(firstDirty, end), keepBatches,
-            done);
+            txns, done);
     }
 
     /**
@@ -217,6 +247,9 @@ final class LogCompaction implements SegmentAppender.Listener {
             mapEnd = cleanableEnd; // nothing new to map: a pass for tombstones whose horizon passed
             startClean();
             return;
+        }
+        if (txns != null) {
+            mapTxns = new CleanedTransactions(aborted(cleanable.get(segIndex).baseOffset));
         }
         readSegment(cleanable.get(segIndex));
     }
@@ -356,15 +389,49 @@ final class LogCompaction implements SegmentAppender.Listener {
 
     // ------------------------------------------------------------------ map
 
+    /**
+     * The aborted transactions a walk from {@code from} to the cleanable end may meet: marker at or after
+     * {@code from}, first offset below the end.
+     */
+    private List<long[]> aborted(long from) {
+        List<long[]> out = new ArrayList<>();
+        for (long[] e : txns.entries()) {
+            if (e[2] >= from && e[1] < cleanableEnd) {
+                out.add(e);
+            }
+        }
+        return out;
+    }
+
+    /** The control type of the transactional control batch {@code b} ({@link ControlBatch}'s ids), or UNKNOWN. */
+    private int markerType(RecordBatch b) {
+        if (b.recordsCount() == 0 || b.compression() != 0 || !records.wrap(b) || !records.next()
+            || records.keyLength() < 4) {
+            return ControlBatch.UNKNOWN;
+        }
+        return records.memory().get(RecordBatch.SHORT, records.keyPosition() + 2);
+    }
+
     private long mapBatch() {
         RecordBatch b = in.batch();
         int size = b.sizeInBytes();
+        boolean aborted = false;
+        if (mapTxns != null) {
+            if (!b.isControl()) {
+                aborted = mapTxns.onData(b.producerId(), b.isTransactional(), b.lastOffset(), b.recordsCount() > 0);
+            } else if (b.isTransactional() && b.producerId() >= 0) {
+                int type = markerType(b);
+                if (type == ControlBatch.ABORT || type == ControlBatch.COMMIT || b.recordsCount() == 0) {
+                    mapTxns.onMarker(b.producerId(), type, b.lastOffset());
+                }
+            }
+        }
         if (b.lastOffset() >= firstDirty) {
             long pid = b.producerId();
             if (pid >= 0) {
                 producerLast.put(pid, b.baseOffset());
             }
-            if (!b.isControl() && b.compression() == 0) {
+            if (!b.isControl() && b.compression() == 0 && !aborted) { // aborted records never shadow others
                 int n = b.recordsCount();
                 if (!map.hasRoomFor(n)) {
                     mapEnd = b.baseOffset();
@@ -391,6 +458,9 @@ final class LogCompaction implements SegmentAppender.Listener {
     // ------------------------------------------------------------------ clean
 
     private void startClean() {
+        if (txns != null) {
+            cleanTxns = new CleanedTransactions(aborted(cleanable.get(0).baseOffset));
+        }
         int k = 0;
         while (k < cleanable.size() && cleanable.get(k).baseOffset < mapEnd) {
             k++;
@@ -484,6 +554,14 @@ final class LogCompaction implements SegmentAppender.Listener {
      * is the first n bytes of {@link #scratch}.
      */
     private int filter(RecordBatch b, boolean lastOfGroup) {
+        if (cleanTxns != null) {
+            if (b.isControl()) {
+                return b.isTransactional() && b.producerId() >= 0 ? filterMarker(b, lastOfGroup) : -1;
+            }
+            if (cleanTxns.onData(b.producerId(), b.isTransactional(), b.lastOffset(), b.recordsCount() > 0)) {
+                return filterAborted(b, lastOfGroup);
+            }
+        }
         if (b.isControl() || b.compression() != 0 || b.baseOffset() >= mapEnd) {
             return -1;
         }
@@ -532,6 +610,73 @@ final class LogCompaction implements SegmentAppender.Listener {
             }
         }
         return rewrite(b, kept, setHorizon);
+    }
+
+    /** Whether {@code b} is the last batch of its producer in what was mapped (it keeps the producer's state). */
+    private boolean lastOfProducer(RecordBatch b) {
+        long pid = b.producerId();
+        return pid >= 0 && producerLast.getOrDefault(pid, -1L) <= b.baseOffset();
+    }
+
+    /** A data batch of an aborted transaction: every record goes (the batch stays empty where it must stay). */
+    private int filterAborted(RecordBatch b, boolean lastOfGroup) {
+        boolean stays = keepBatches || lastOfGroup || lastOfProducer(b);
+        int count = b.recordsCount();
+        if (count == 0) {
+            return stays ? -1 : 0;
+        }
+        recordsRemoved += count;
+        abortedRecordsRemoved += count;
+        passAgain = true;
+        return stays ? writeEmpty(b) : 0;
+    }
+
+    /**
+     * A transaction marker: kept while its transaction has records; otherwise given a delete horizon, and emptied
+     * once the horizon has passed (see {@link CleanedTransactions}).
+     */
+    private int filterMarker(RecordBatch b, boolean lastOfGroup) {
+        int count = b.recordsCount();
+        int type = markerType(b);
+        if (count > 0 && type != ControlBatch.ABORT && type != ControlBatch.COMMIT) {
+            return -1; // a transactional control batch of another kind: not ours to remove
+        }
+        int fate = cleanTxns.onMarker(b.producerId(), type, b.lastOffset());
+        if (count == 0) {
+            return keepBatches || lastOfGroup || lastOfProducer(b) ? -1 : 0;
+        }
+        if (fate == CleanedTransactions.KEEP) {
+            return -1;
+        }
+        if ((b.attributes() & DELETE_HORIZON_BIT) == 0) {
+            if (keep.length < count) {
+                keep = new boolean[Math.max(count, keep.length * 2)];
+            }
+            java.util.Arrays.fill(keep, 0, count, true);
+            horizonMin = Math.min(horizonMin, nowMs + log.config().deleteRetentionMs());
+            return rewrite(b, count, true);
+        }
+        long horizon = b.baseTimestamp();
+        if (nowMs < horizon) {
+            horizonMin = Math.min(horizonMin, horizon);
+            return -1;
+        }
+        recordsRemoved += count;
+        markersRemoved++;
+        return keepBatches || lastOfGroup || lastOfProducer(b) ? writeEmpty(b) : 0;
+    }
+
+    /**
+     * Writes into {@link #scratch} the batch {@code b} without records (uncompressed, as Kafka writes an empty
+     * batch): its offsets, leader epoch, producer id, epoch and sequence stay.
+     */
+    private int writeEmpty(RecordBatch b) {
+        MemorySegment.copy(b.segment(), b.position(), scratch, 0, RecordBatch.HEADER_BYTES);
+        scratch.set(RecordBatch.INT, RecordBatch.BATCH_LENGTH, RecordBatch.HEADER_BYTES - RecordBatch.LOG_OVERHEAD);
+        scratch.set(RecordBatch.INT, RecordBatch.RECORDS_COUNT, 0);
+        scratch.set(RecordBatch.SHORT, RecordBatch.ATTRIBUTES, (short) (b.attributes() & ~0x07));
+        outBatch.wrap(scratch, 0).updateCrc();
+        return RecordBatch.HEADER_BYTES;
     }
 
     /** Writes into {@link #scratch} the batch {@code b} with only its records marked in {@link #keep}. */
@@ -609,6 +754,9 @@ final class LogCompaction implements SegmentAppender.Listener {
             log.fs().move(cleanedPath, swapPath, false);
             log.fs().syncDirectory(log.dir());
             log.installCompacted(group, swapPath, outIndex, outSize, outMaxTimestamp);
+            if (txns != null) {
+                txns.compacted(first.baseOffset, last.lastOffset + 1, cleanTxns.takeRetained());
+            }
         } catch (IOException e) {
             abort(new UncheckedIOException("compaction of " + log.dir() + " could not swap " + cleanedPath.getFileName()
                 + " in (finished at the next open): " + e.getMessage(), e));
@@ -623,11 +771,14 @@ final class LogCompaction implements SegmentAppender.Listener {
     }
 
     private void finish() {
-        log.compactionFinished(mapEnd, horizonMin);
+        // Aborted records went under markers that stay: the next pass (due at once) finds their transactions empty,
+        // drops their index entries and starts the markers' delete horizons.
+        log.compactionFinished(mapEnd, passAgain ? Math.min(horizonMin, nowMs) : horizonMin);
         phase = Phase.DONE;
         log.compactionEnded(this);
         LOG.log(System.Logger.Level.INFO, "compacted " + log.dir() + " up to offset " + mapEnd + ": " + groups.size()
-            + " segment group(s), " + bytesIn + " -> " + bytesOut + " bytes, " + recordsRemoved + " record(s) removed");
+            + " segment group(s), " + bytesIn + " -> " + bytesOut + " bytes, " + recordsRemoved + " record(s) removed"
+            + (txns == null ? "" : " (" + abortedRecordsRemoved + " aborted, " + markersRemoved + " marker(s))"));
         done.accept(null);
     }
 
@@ -659,6 +810,14 @@ final class LogCompaction implements SegmentAppender.Listener {
 
     long recordsRemoved() {
         return recordsRemoved;
+    }
+
+    long abortedRecordsRemoved() {
+        return abortedRecordsRemoved;
+    }
+
+    long markersRemoved() {
+        return markersRemoved;
     }
 
     // ------------------------------------------------------------------ appender listener

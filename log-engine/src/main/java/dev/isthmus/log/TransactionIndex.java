@@ -176,6 +176,45 @@ public final class TransactionIndex {
     }
 
     /**
+     * Compaction rewrote the segments holding offsets {@code [from, to)} into one segment based at {@code from}: its
+     * entries (markers in that range) become {@code kept} (a subset, in marker order: the ABORT markers compaction kept
+     * with records of their transactions), filed under {@code from}. The files of the old segments went with them;
+     * the new one is written at the next {@link #checkpoint}.
+     */
+    public void compacted(long from, long to, List<long[]> kept) {
+        int lo = 0;
+        while (lo < size && lastOffsets[lo] < from) {
+            lo++;
+        }
+        int hi = lo;
+        while (hi < size && lastOffsets[hi] < to) {
+            hi++;
+        }
+        for (int i = 0; i < kept.size(); i++) {
+            long[] e = kept.get(i);
+            dev.isthmus.uring.Verify.that(e[2] >= from && e[2] < to && (i == 0 || e[2] > kept.get(i - 1)[2]),
+                "a kept aborted transaction lies outside the compacted range or out of order");
+        }
+        int tail = size - hi;
+        long[][] rest = {
+            java.util.Arrays.copyOfRange(producerIds, hi, size), java.util.Arrays.copyOfRange(firstOffsets, hi, size),
+            java.util.Arrays.copyOfRange(lastOffsets, hi, size), java.util.Arrays.copyOfRange(lastStableOffsets, hi, size)};
+        size = lo;
+        for (long[] e : kept) {
+            add(e[0], e[1], e[2], e[3]);
+        }
+        for (int i = 0; i < tail; i++) {
+            add(rest[0][i], rest[1][i], rest[2][i], rest[3][i]);
+        }
+        files.subMap(from, true, to, false).clear();
+        dirty.removeIf(base -> base >= from && base < to);
+        if (!kept.isEmpty()) {
+            files.put(from, new long[] {kept.size(), kept.get(kept.size() - 1)[2]});
+            dirty.add(from);
+        }
+    }
+
+    /**
      * Drops the files whose every marker is below {@code logStart} (their segments went or are going) and their
      * entries from memory. A file that still has a marker at or past the log start keeps all its entries (its next
      * rewrite and the snapshot's count stay whole); reads never look below the log start.

@@ -296,6 +296,127 @@ class LogCompactionTest {
         assertEquals(2, after.get(after.size() - 1).last(), "the log end is kept");
     }
 
+    /** Appends a transactional batch of producer {@code producerId} (sequence from {@code seq}). */
+    long appendTransactional(Log log, long producerId, int seq, List<Rec> recs) {
+        MemorySegment buf = MemorySegment.ofArray(new byte[64 * 1024]);
+        BatchBuilder b = new BatchBuilder(buf, 0, 0).producer(producerId, (short) 0, seq);
+        for (Rec r : recs) {
+            b.add(1_700_000_000_000L + log.logEndOffset(), r.key().getBytes(StandardCharsets.UTF_8),
+                r.value() == null ? null : r.value().getBytes(StandardCharsets.UTF_8));
+        }
+        int size = b.build();
+        buf.set(RecordBatch.SHORT, RecordBatch.ATTRIBUTES,
+            (short) (buf.get(RecordBatch.SHORT, RecordBatch.ATTRIBUTES) | RecordBatch.TRANSACTIONAL_BIT));
+        new RecordBatch().wrap(buf, 0).updateCrc();
+        return appendBytes(log, buf, size);
+    }
+
+    /** Appends the COMMIT or ABORT marker of {@code producerId}. */
+    long appendMarker(Log log, long producerId, boolean commit) {
+        MemorySegment buf = MemorySegment.ofArray(new byte[ControlBatch.MARKER_BYTES]);
+        ControlBatch.writeMarker(buf, 0, producerId, (short) 0, commit, 3, 1_700_000_000_000L + log.logEndOffset());
+        return appendBytes(log, buf, ControlBatch.MARKER_BYTES);
+    }
+
+    long appendBytes(Log log, MemorySegment buf, int size) {
+        long base;
+        while ((base = log.append(buf, 0, size, 5)) == Log.NO_MEMORY) {
+            engine.submitAndWait(1_000_000L);
+        }
+        manager.appended(log);
+        return base;
+    }
+
+    RuntimeException compactReplicatedNow(Log log, TransactionIndex txns) {
+        RuntimeException[] err = new RuntimeException[1];
+        boolean[] done = {false};
+        manager.cleaner().compactReplicated(log, log.logEndOffset(), txns, e -> {
+            err[0] = e;
+            done[0] = true;
+        });
+        drive(() -> done[0] && !manager.compactionRunning(), "compaction");
+        return err[0];
+    }
+
+    @Test
+    void shouldRemoveAbortedRecordsThenTheirMarkerOnceItsDeleteHorizonPassed() {
+        // delete.retention.ms = 0: a discardable marker's horizon is "now", so the pass after it removes it.
+        Log log = open("txn-0", new LogConfig(64 * 1024, 7L * 24 * 3600 * 1000, 16 * 1024, 1024, -1, -1, 64 * 1024,
+            true, 0));
+        TransactionIndex txns = new TransactionIndex(log.dir(), log.fileOps());
+        assertEquals(0, appendTransactional(log, 1, 0, List.of(new Rec("a", "committed"))));
+        assertEquals(1, appendTransactional(log, 2, 0, List.of(new Rec("a", "aborted"), new Rec("b", "aborted"))));
+        assertEquals(3, appendMarker(log, 1, true));
+        assertEquals(4, appendMarker(log, 2, false));
+        txns.append(0, 2, 1, 4, 5); // the owner indexes the ABORT marker that ends producer 2's transaction
+        assertEquals(5, append(log, -1, List.of(new Rec("c", "plain"))));
+        rollAndSeal(log);
+
+        // Pass 1: the aborted records go (their batch stays, empty: a replicated log keeps every batch) and never
+        // entered the key map, so the committed "a" stays. Both markers stay: their transactions had records here.
+        assertNull(compactReplicatedNow(log, txns));
+        List<Batch> once = readAll(log);
+        assertEquals(List.of(0L, 1L, 3L, 4L, 5L), once.stream().map(Batch::base).toList());
+        assertEquals(List.of(new Rec("a", "committed")), once.get(0).records());
+        assertEquals(List.of(), once.get(1).records(), "the aborted records are gone");
+        assertEquals(2, once.get(1).last(), "the emptied batch keeps its offsets");
+        assertEquals(2, once.get(1).producerId());
+        assertEquals(1, once.get(2).records().size(), "the COMMIT marker stays");
+        assertEquals(1, once.get(3).records().size(), "the ABORT marker stays");
+        assertEquals(0, once.get(3).attributes() & LogCompaction.DELETE_HORIZON_BIT);
+        assertEquals(1, txns.size(), "the ABORT marker's index entry stays with it");
+        assertArrayEquals(new long[] {2, 1, 4, 5}, txns.entries().get(0));
+
+        // Pass 2 (due at once: nothing of the aborted transaction is left): its index entry goes and its marker gets a
+        // delete horizon; the COMMIT marker stays while its transaction's record does.
+        assertNull(compactReplicatedNow(log, txns));
+        List<Batch> twice = readAll(log);
+        assertEquals(0, txns.size(), "no record of the aborted transaction is left to hide");
+        assertEquals(1, twice.get(3).records().size(), "the ABORT marker waits for its delete horizon");
+        assertTrue((twice.get(3).attributes() & LogCompaction.DELETE_HORIZON_BIT) != 0, "its delete horizon is set");
+        assertEquals(0, twice.get(2).attributes() & LogCompaction.DELETE_HORIZON_BIT);
+
+        // Pass 3: the horizon has passed; the marker's record goes (its batch stays, empty).
+        assertNull(compactReplicatedNow(log, txns));
+        List<Batch> after = readAll(log);
+        assertEquals(List.of(0L, 1L, 3L, 4L, 5L), after.stream().map(Batch::base).toList());
+        assertEquals(List.of(), after.get(3).records(), "the ABORT marker is removed");
+        assertTrue((after.get(3).attributes() & RecordBatch.CONTROL_BIT) != 0);
+        assertEquals(1, after.get(2).records().size(), "the COMMIT marker stays with its data");
+        assertEquals(List.of(new Rec("a", "committed")), after.get(0).records());
+        assertEquals(List.of(new Rec("c", "plain")), after.get(4).records());
+    }
+
+    @Test
+    void shouldNotLetAnAbortedValueShadowTheCommittedOneWhileItsMarkerIsPending() {
+        // A long delete retention: the marker of the aborted transaction outlives several passes.
+        Log log = open("txn-1", compact);
+        TransactionIndex txns = new TransactionIndex(log.dir(), log.fileOps());
+        append(log, -1, List.of(new Rec("k", "v0")));                    // 0
+        appendTransactional(log, 7, 0, List.of(new Rec("k", "v1")));     // 1 (committed)
+        appendMarker(log, 7, true);                                       // 2
+        appendTransactional(log, 7, 1, List.of(new Rec("k", "bad")));    // 3 (aborted)
+        appendMarker(log, 7, false);                                      // 4
+        txns.append(0, 7, 3, 4, 5);
+        rollAndSeal(log);
+        assertNull(compactReplicatedNow(log, txns));
+        List<Batch> once = readAll(log);
+        assertEquals(List.of(), once.get(0).records(), "v0 is superseded by the committed v1");
+        assertEquals(List.of(new Rec("k", "v1")), once.get(1).records(), "the aborted value does not supersede it");
+        assertEquals(List.of(), once.get(3).records());
+        // More passes (new data each time) keep the committed value; the marker keeps its horizon until it passes.
+        for (int i = 0; i < 2; i++) {
+            append(log, -1, List.of(new Rec("other", "x" + i)));
+            rollAndSeal(log);
+            assertNull(compactReplicatedNow(log, txns));
+        }
+        List<Batch> later = readAll(log);
+        assertEquals(List.of(new Rec("k", "v1")), later.get(1).records());
+        assertEquals(1, later.get(4).records().size(), "the ABORT marker stays until its delete horizon");
+        assertTrue((later.get(4).attributes() & LogCompaction.DELETE_HORIZON_BIT) != 0);
+        assertEquals(0, txns.size());
+    }
+
     @Test
     void shouldKeepAProducersLastBatchEvenWhenAllItsRecordsWereSuperseded() {
         Log log = open("producer-0", compact);

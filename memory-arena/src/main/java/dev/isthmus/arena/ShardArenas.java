@@ -181,6 +181,13 @@ public final class ShardArenas implements AutoCloseable {
                     return null;
                 }).get(10, java.util.concurrent.TimeUnit.SECONDS);
             } catch (Exception e) {
+                if (!group.isTerminated()) {
+                    // The shard did not answer (stuck, or this thread was interrupted) and may still use its arena:
+                    // freeing the memory under it would be a use after free. Leave it; the process ends it.
+                    System.getLogger(ShardArenas.class.getName()).log(System.Logger.Level.WARNING, "the arena of"
+                        + " shard " + i + " is left open: its shard runs and did not close it (" + e + ")");
+                    continue;
+                }
                 if (p != null) {
                     p.closed = true;
                 }

@@ -31,9 +31,46 @@ public final class Entry {
     private final Payload payload;
     private final Configuration configuration;
     private final long newStartOffset;
+    private final LeaderChange leaderChange;
+
+    /**
+     * What a {@link EntryKind#LEADER_CHANGE} entry records, as KRaft's {@code LeaderChangeMessage}: the leader that
+     * took office ({@code -1}: not known where the entry was written), the voters of its configuration and those
+     * that granted it their vote. Informational (a log's readers, Kafka's DumpLogSegments): it takes no part in
+     * Raft's decisions nor in an entry's equality, and it does not travel in AppendEntries (a follower writes what
+     * it knows).
+     */
+    public record LeaderChange(int leaderId, int[] voters, int[] grantingVoters) {
+        public LeaderChange {
+            voters = voters.clone();
+            grantingVoters = grantingVoters.clone();
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof LeaderChange l && l.leaderId == leaderId && java.util.Arrays.equals(l.voters, voters)
+                && java.util.Arrays.equals(l.grantingVoters, grantingVoters);
+        }
+
+        @Override
+        public int hashCode() {
+            return 31 * (31 * leaderId + java.util.Arrays.hashCode(voters)) + java.util.Arrays.hashCode(grantingVoters);
+        }
+
+        @Override
+        public String toString() {
+            return "LeaderChange[leader " + leaderId + ", voters " + java.util.Arrays.toString(voters) + ", granted by "
+                + java.util.Arrays.toString(grantingVoters) + "]";
+        }
+    }
 
     private Entry(EntryKind kind, long baseOffset, long lastOffset, long term, Payload payload,
                   Configuration configuration, long newStartOffset) {
+        this(kind, baseOffset, lastOffset, term, payload, configuration, newStartOffset, null);
+    }
+
+    private Entry(EntryKind kind, long baseOffset, long lastOffset, long term, Payload payload,
+                  Configuration configuration, long newStartOffset, LeaderChange leaderChange) {
         if (baseOffset < 0 || lastOffset < baseOffset) {
             throw new IllegalArgumentException("bad entry offsets [" + baseOffset + ", " + lastOffset + "]");
         }
@@ -47,6 +84,7 @@ public final class Entry {
         this.payload = payload;
         this.configuration = configuration;
         this.newStartOffset = newStartOffset;
+        this.leaderChange = leaderChange;
     }
 
     /** A data entry at {@code baseOffset} covering {@code payload.recordCount()} offsets. */
@@ -61,6 +99,11 @@ public final class Entry {
     /** The no-op a leader appends when it takes office (paper §5.4.2). */
     public static Entry leaderChange(long offset, long term) {
         return new Entry(EntryKind.LEADER_CHANGE, offset, offset, term, null, null, -1);
+    }
+
+    /** The no-op of a leader that took office, recording {@code info} (see {@link LeaderChange}). */
+    public static Entry leaderChange(long offset, long term, LeaderChange info) {
+        return new Entry(EntryKind.LEADER_CHANGE, offset, offset, term, null, null, -1, info);
     }
 
     /** A membership change (thesis §4). */
@@ -111,6 +154,11 @@ public final class Entry {
     /** The configuration of a {@link EntryKind#CONFIGURATION} entry, else null. */
     public Configuration configuration() {
         return configuration;
+    }
+
+    /** What a {@link EntryKind#LEADER_CHANGE} entry records, or null when nothing (see {@link LeaderChange}). */
+    public LeaderChange leaderChange() {
+        return leaderChange;
     }
 
     /** The log start a {@link EntryKind#PREFIX_TRUNCATION} entry moves to, else -1. */

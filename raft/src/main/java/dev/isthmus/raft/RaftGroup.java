@@ -1155,12 +1155,20 @@ public final class RaftGroup implements RaftLog.Callbacks {
         markDirty();
     }
 
+    /** What this leader's no-op records (KRaft's LeaderChangeMessage): itself, the voters, who granted its vote. */
+    private Entry.LeaderChange leaderChange() {
+        int[] voters = configs.latest().allVoters();
+        int[] granting = java.util.Arrays.stream(voters)
+            .filter(v -> v == nodeId || Boolean.TRUE.equals(votes.get(v))).toArray();
+        return new Entry.LeaderChange(nodeId, voters, granting);
+    }
+
     /** Leader: appends the term's LEADER_CHANGE no-op unless an entry of this term is already in the log. */
     private void appendTermEntry() {
         if (role != Role.LEADER || log.lastOffset() >= termStartOffset) {
             return;
         }
-        Entry noop = Entry.leaderChange(log.lastOffset() + 1, term);
+        Entry noop = Entry.leaderChange(log.lastOffset() + 1, term, leaderChange());
         termStartOffset = noop.baseOffset();
         appendLocal(noop);
         markDirty();
@@ -1333,6 +1341,23 @@ public final class RaftGroup implements RaftLog.Callbacks {
     }
 
     private void appendFollower(List<Entry> entries) {
+        for (int i = 0; i < entries.size(); i++) {
+            Entry e = entries.get(i);
+            if (e.kind() == EntryKind.LEADER_CHANGE && e.leaderChange() == null) {
+                // AppendEntries does not carry what a no-op records: write what this follower knows (the leader of
+                // the entry's term when it is the current one, the voters; not who granted the vote).
+                List<Entry> copy = new ArrayList<>(entries);
+                for (int j = i; j < copy.size(); j++) {
+                    Entry x = copy.get(j);
+                    if (x.kind() == EntryKind.LEADER_CHANGE && x.leaderChange() == null) {
+                        copy.set(j, Entry.leaderChange(x.baseOffset(), x.term(), new Entry.LeaderChange(
+                            x.term() == term ? leaderId : -1, configs.latest().allVoters(), new int[0])));
+                    }
+                }
+                entries = copy;
+                break;
+            }
+        }
         log.append(entries);
         for (Entry e : entries) {
             noteAppended(e);

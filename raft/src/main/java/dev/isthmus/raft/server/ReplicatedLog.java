@@ -55,6 +55,21 @@ public final class ReplicatedLog implements GroupListener {
     private final ArrayDeque<Truncation> truncations = new ArrayDeque<>();
     private RaftGroup raft;
     private int preferredLeader = -1;
+    private CompactionBound compactionBound;
+
+    /**
+     * What the owner of a log with transactions (a Kafka partition) tells its compaction: how far it may look (the
+     * last stable offset: a transaction still open may yet be aborted) and the aborted-transaction index it reads and
+     * updates. Called on the group's shard.
+     */
+    public interface CompactionBound {
+        /** The offset compaction stays below (at most the high watermark is used), or -1 while it is not known. */
+        long endOffset();
+
+        /** The log's aborted-transaction index. */
+        dev.isthmus.log.TransactionIndex transactions();
+    }
+
     /** The base offset of the last proposal this leader accepted ({@link #lastProposedOffset()}). */
     private long lastProposed = -1;
 
@@ -314,20 +329,40 @@ public final class ReplicatedLog implements GroupListener {
     /**
      * Hands the log to the shard's cleaner when its cleanup.policy is compact (the cleaner compacts it if its dirty
      * ratio calls for it): only below the commit offset, keeping every batch's offsets, leader epoch and
-     * boundaries, so the replicas' logs still match entry for entry. Every replica compacts its own log.
+     * boundaries, so the replicas' logs still match entry for entry. Every replica compacts its own log. The shard
+     * calls it every compaction check interval; a test may call it (on the group's shard) instead of waiting.
      */
-    void compact(LogCleaner cleaner) {
+    public void compact(LogCleaner cleaner) {
         Log log = storage.log();
         if (log == null || raft.isStopped() || raft.appliesEntries() || !storage.config().compact()
             || cleaner.isCompacting(log)) {
             return;
         }
-        cleaner.compactReplicated(log, highWatermark(), error -> {
+        CompactionBound bound = compactionBound;
+        long end = highWatermark();
+        dev.isthmus.log.TransactionIndex txns = null;
+        if (bound != null) {
+            long stable = bound.endOffset();
+            if (stable < 0) {
+                return; // the owner does not know yet which transactions are open
+            }
+            end = Math.min(end, stable);
+            txns = bound.transactions();
+        }
+        cleaner.compactReplicated(log, end, txns, error -> {
             if (error != null) {
                 LOG.log(System.Logger.Level.DEBUG, "compaction of group " + groupId + " not done now: "
                     + error.getMessage());
             }
         });
+    }
+
+    /**
+     * Bounds this log's compaction by what its owner knows of transactions (see {@link CompactionBound}); null
+     * removes the bound. On the group's shard.
+     */
+    public void boundCompaction(CompactionBound bound) {
+        this.compactionBound = bound;
     }
 
     /** The highest log start a prefix truncation proposed here and not yet done asks for, or -1. */

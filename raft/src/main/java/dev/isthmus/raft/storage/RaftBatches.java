@@ -18,12 +18,20 @@ import java.util.List;
  * holding one record whose key is Kafka's control-record key (version i16 = 0, type i16) and whose value is
  * ours:
  * <pre>
- *   LEADER_CHANGE   type 2 (KRaft's LeaderChange type)   value: version i16 = 0
+ *   LEADER_CHANGE   type 2 (KRaft's LeaderChange type)   value: Kafka's LeaderChangeMessage, version 0 (below)
  *   CONFIGURATION   type 6 (KRaft's voters type)         value: version i16 = 0, {@link ConfigurationFormat}
  *   PREFIX_TRUNCATION type 100 (Isthmus's, outside Kafka's)  value: version i16 = 0, newStartOffset i64
  * </pre>
  * Control batches of other types (transaction markers written through Raft as data) stay DATA entries. The
  * Raft term is the batch's partitionLeaderEpoch, stamped by the log on append.
+ * <p>The no-op's value is what KRaft writes there, {@code LeaderChangeMessage} version 0 (a flexible version), so
+ * Kafka's tools ({@code kafka-dump-log.sh --deep-iteration}) read every record of a partition's segments:
+ * <pre>
+ *   Version i16 = 0 | LeaderId i32 | Voters compact array | GrantingVoters compact array | tagged fields uvarint 0
+ *   Voter: VoterId i32 | tagged fields uvarint 0      compact array: uvarint (count + 1), then the elements
+ * </pre>
+ * What it records is {@link Entry.LeaderChange} (LeaderId -1 and no voters when the entry carries none). Readers
+ * take the value of a no-op as it is: logs written before it was a LeaderChangeMessage hold only the version.
  */
 public final class RaftBatches {
     /** Control type of a leader's no-op. */
@@ -47,8 +55,7 @@ public final class RaftBatches {
                 }
                 yield p.bytes();
             }
-            case LEADER_CHANGE -> control(LEADER_CHANGE_TYPE, ByteBuffer.allocate(2).putShort(VERSION).array(),
-                timestampMs);
+            case LEADER_CHANGE -> control(LEADER_CHANGE_TYPE, leaderChangeMessage(e.leaderChange()), timestampMs);
             case CONFIGURATION -> {
                 Configuration c = e.configuration();
                 ByteBuffer v = ByteBuffer.allocate(2 + ConfigurationFormat.sizeBytes(c)).putShort(VERSION);
@@ -58,6 +65,91 @@ public final class RaftBatches {
             case PREFIX_TRUNCATION -> control(PREFIX_TRUNCATION_TYPE,
                 ByteBuffer.allocate(10).putShort(VERSION).putLong(e.newStartOffset()).array(), timestampMs);
         };
+    }
+
+    /** Kafka's LeaderChangeMessage (version 0) recording {@code info} (null: leader -1, no voters). */
+    static byte[] leaderChangeMessage(Entry.LeaderChange info) {
+        int leader = info == null ? -1 : info.leaderId();
+        int[] voters = info == null ? new int[0] : info.voters();
+        int[] granting = info == null ? new int[0] : info.grantingVoters();
+        ByteBuffer b = ByteBuffer.allocate(2 + 4 + 2 * 5 + 5 * (voters.length + granting.length) + 1);
+        b.putShort(VERSION).putInt(leader);
+        voterArray(b, voters);
+        voterArray(b, granting);
+        putUnsignedVarint(b, 0); // no tagged fields
+        return java.util.Arrays.copyOf(b.array(), b.position());
+    }
+
+    private static void voterArray(ByteBuffer b, int[] ids) {
+        putUnsignedVarint(b, ids.length + 1);
+        for (int id : ids) {
+            b.putInt(id);
+            putUnsignedVarint(b, 0);
+        }
+    }
+
+    private static void putUnsignedVarint(ByteBuffer b, int v) {
+        while ((v & ~0x7F) != 0) {
+            b.put((byte) ((v & 0x7F) | 0x80));
+            v >>>= 7;
+        }
+        b.put((byte) v);
+    }
+
+    private static int unsignedVarint(ByteBuffer b) {
+        int v = 0;
+        for (int shift = 0; shift < 35; shift += 7) {
+            byte x = b.get();
+            v |= (x & 0x7F) << shift;
+            if ((x & 0x80) == 0) {
+                return v;
+            }
+        }
+        throw new IllegalArgumentException("varint longer than 5 bytes");
+    }
+
+    private static int[] voterArray(ByteBuffer b) {
+        int n = unsignedVarint(b) - 1;
+        if (n < 0 || n > b.remaining() / 5) {
+            throw new IllegalArgumentException("voter array of " + n);
+        }
+        int[] ids = new int[n];
+        for (int i = 0; i < n; i++) {
+            ids[i] = b.getInt();
+            skipTaggedFields(b);
+        }
+        return ids;
+    }
+
+    private static void skipTaggedFields(ByteBuffer b) {
+        int n = unsignedVarint(b);
+        for (int i = 0; i < n; i++) {
+            unsignedVarint(b); // tag
+            int size = unsignedVarint(b);
+            b.position(b.position() + size);
+        }
+    }
+
+    /**
+     * What the value of a no-op records, or null: a value written before the no-op was a LeaderChangeMessage (its
+     * version alone), or one that does not read as one (a no-op's value has no part in Raft).
+     */
+    static Entry.LeaderChange readLeaderChange(MemorySegment value) {
+        if (value == null || value.byteSize() < 2 + 4 + 2) {
+            return null;
+        }
+        try {
+            ByteBuffer b = ByteBuffer.wrap(value.toArray(ValueLayout.JAVA_BYTE));
+            if (b.getShort() != VERSION) {
+                return null;
+            }
+            int leader = b.getInt();
+            int[] voters = voterArray(b);
+            int[] granting = voterArray(b);
+            return new Entry.LeaderChange(leader, voters, granting);
+        } catch (RuntimeException e) {
+            return null;
+        }
     }
 
     private static byte[] control(short type, byte[] value, long timestampMs) {
@@ -99,7 +191,9 @@ public final class RaftBatches {
                 MemorySegment key = r.key();
                 short type = key.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.BIG_ENDIAN), 2);
                 if (type == LEADER_CHANGE_TYPE) {
-                    return Entry.leaderChange(b.baseOffset(), term);
+                    Entry.LeaderChange info = readLeaderChange(r.value());
+                    return info == null ? Entry.leaderChange(b.baseOffset(), term)
+                        : Entry.leaderChange(b.baseOffset(), term, info);
                 }
                 if (type == CONFIGURATION_TYPE) {
                     ByteBuffer v = ByteBuffer.wrap(r.value().toArray(ValueLayout.JAVA_BYTE));

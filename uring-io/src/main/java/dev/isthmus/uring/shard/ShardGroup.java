@@ -261,7 +261,8 @@ public final class ShardGroup implements AutoCloseable {
         return stopping;
     }
 
-    boolean isTerminated() {
+    /** Whether the shards stopped (or are stopping their loops): none runs a task of this group again. */
+    public boolean isTerminated() {
         return terminated;
     }
 
@@ -413,24 +414,44 @@ public final class ShardGroup implements AutoCloseable {
         }
     }
 
+    /**
+     * Waits for every shard thread to end, at most {@link #JOIN_WAIT_NS} in all (interrupts do not cut it short; they
+     * are kept). A shard thread still alive then is stuck in a task: its stack is logged and close() returns rather
+     * than wait for ever (the threads are daemons, and a test that stops a broker fails instead of hanging).
+     */
     private void joinAll() {
+        long deadline = System.nanoTime() + JOIN_WAIT_NS;
+        boolean interrupted = false;
         for (ShardThread t : threads) {
             if (t == null) {
                 continue;
             }
-            boolean interrupted = false;
             while (t.isAlive()) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    StringBuilder stack = new StringBuilder();
+                    for (StackTraceElement e : t.getStackTrace()) {
+                        stack.append("\n\tat ").append(e);
+                    }
+                    LOG.log(System.Logger.Level.ERROR, "shard thread " + t.getName() + " did not end within "
+                        + TimeUnit.NANOSECONDS.toSeconds(JOIN_WAIT_NS) + " s of the group's close; it is left"
+                        + " running, stuck in:" + stack);
+                    break;
+                }
                 try {
-                    t.join();
+                    t.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left)));
                 } catch (InterruptedException e) {
                     interrupted = true;
                 }
             }
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
         }
     }
+
+    /** How long {@link #close()} waits for the shard threads to end once they were told to. */
+    static final long JOIN_WAIT_NS = TimeUnit.SECONDS.toNanos(60);
 
     /** The watchdog: samples each shard's running task; never touches shard state beyond opaque reads. */
     private void watch() {
