@@ -31,9 +31,17 @@ public final class IoBuf implements IoBufView, AutoCloseable {
 
     private final MemoryArena arena;
     private final Subsystem subsystem;
-    private Fragment[] frags = new Fragment[4];
-    private long[] starts = new long[4];
-    private long[] lens = new long[4];
+    private static final Fragment[] NO_FRAGMENTS = new Fragment[0];
+    private static final long[] NO_LONGS = new long[0];
+    /**
+     * Fragment i is {@code frags[i]} from {@code starts[i]} for {@code lens[i]} bytes, for i below {@link #count}.
+     * The arrays start empty (shared constants of length 0, never written) and are sized on the first insert to
+     * one slot, then doubled: most chains on the produce path (request slices, a response, one batch) hold one
+     * fragment, and a chain that never gets one allocates no arrays.
+     */
+    private Fragment[] frags = NO_FRAGMENTS;
+    private long[] starts = NO_LONGS;
+    private long[] lens = NO_LONGS;
     private int count;
     private long size;
     /** Bytes copied in since the last shared append (or the start), and in the run of copies before that one. */
@@ -129,7 +137,7 @@ public final class IoBuf implements IoBufView, AutoCloseable {
 
     private void insert(int at, Fragment f, long start, long len) {
         if (count == frags.length) {
-            int n = count * 2;
+            int n = count == 0 ? 1 : count * 2;
             frags = Arrays.copyOf(frags, n);
             starts = Arrays.copyOf(starts, n);
             lens = Arrays.copyOf(lens, n);

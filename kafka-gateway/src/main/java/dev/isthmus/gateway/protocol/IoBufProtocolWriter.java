@@ -47,11 +47,27 @@ public final class IoBufProtocolWriter implements ProtocolWriter {
 
     @Override
     public void writeUtf8(String s, int utf8Length) {
+        if (utf8Length == s.length() && isAscii(s)) {
+            // Topic names, ids and messages are ASCII: one byte per char, no byte[] per string.
+            for (int i = 0; i < utf8Length; i++) {
+                out.appendByte(s.charAt(i));
+            }
+            return;
+        }
         byte[] b = s.getBytes(StandardCharsets.UTF_8);
         if (b.length != utf8Length) {
             throw new IllegalStateException("UTF-8 length mismatch: " + b.length + " != " + utf8Length);
         }
         out.append(b);
+    }
+
+    private static boolean isAscii(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            if (s.charAt(i) >= 0x80) {
+                return false;
+            }
+        }
+        return true;
     }
 
     @Override

@@ -265,21 +265,32 @@ public final class Promise<T> {
 
     /** Completes (with null) when every promise is complete, whatever the outcomes; never fails. */
     public static Promise<Void> whenAllSettled(List<? extends Promise<?>> promises) {
-        Promise<Void> all = new Promise<>();
-        int[] remaining = {promises.size()};
-        if (remaining[0] == 0) {
-            all.complete(null);
-            return all;
+        int n = promises.size();
+        if (n == 0) {
+            return completed(null);
         }
-        BiConsumer<Object, Throwable> done = (v, f) -> {
-            if (--remaining[0] == 0) {
+        Settled settled = new Settled(n);
+        for (int i = 0; i < n; i++) { // by index: no iterator (the produce path calls this per request)
+            promises.get(i).whenComplete(settled);
+        }
+        return settled.all;
+    }
+
+    /** {@link #whenAllSettled}'s one listener for all its promises: a countdown, one object per call. */
+    private static final class Settled implements Listener<Object> {
+        final Promise<Void> all = new Promise<>();
+        int remaining;
+
+        Settled(int remaining) {
+            this.remaining = remaining;
+        }
+
+        @Override
+        public void onComplete(Object value, Throwable failure) {
+            if (--remaining == 0) {
                 all.complete(null);
             }
-        };
-        for (Promise<?> p : promises) {
-            p.whenComplete(done::accept);
         }
-        return all;
     }
 
     private void fire() {

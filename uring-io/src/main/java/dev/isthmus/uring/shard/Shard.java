@@ -104,6 +104,15 @@ public final class Shard {
     private long busyPermille;
     private long longestTaskNs;
     private long lastInboundBatch;
+    /**
+     * Idle {@link FunctionCall}s of {@link #submitTo}/{@link #submitToAsync}, owner thread only. A call is taken
+     * when sent and comes back here in its {@link FunctionCall#onReply} on this (its origin) shard, after its
+     * last use and before the caller's promise completes: from then on neither shard references it (the
+     * target's promise that it listened to has fired, and fires once), so reusing it needs no lock.
+     */
+    private final ArrayDeque<FunctionCall<?>> idleCalls = new ArrayDeque<>();
+    /** At most this many idle calls are kept (the rest are left to the GC). */
+    private static final int IDLE_CALLS_MAX = 1024;
 
     // Shared with other threads.
     @SuppressWarnings("unused")
@@ -368,32 +377,70 @@ public final class Shard {
      * in-flight bound is reached.
      */
     public <T> Promise<T> submitTo(int target, Function<Shard, T> fn) {
-        FunctionCall<T> call = new FunctionCall<>(fn, null);
-        if (!trySend(target, call)) {
-            return Promise.failed(new ShardBusyException(id, target, config.crossShardDepth()));
-        }
-        return call.promise;
+        return send(target, fn, null);
     }
 
     /** Like {@link #submitTo} for work that is itself asynchronous on the target shard. */
     public <T> Promise<T> submitToAsync(int target, Function<Shard, Promise<T>> fn) {
-        FunctionCall<T> call = new FunctionCall<>(null, fn);
-        if (!trySend(target, call)) {
-            return Promise.failed(new ShardBusyException(id, target, config.crossShardDepth()));
-        }
-        return call.promise;
+        return send(target, null, fn);
     }
 
-    private static final class FunctionCall<T> extends ShardCall {
-        final Function<Shard, T> syncFn;
-        final Function<Shard, Promise<T>> asyncFn;
-        final Promise<T> promise = new Promise<>();
+    @SuppressWarnings("unchecked")
+    private <T> Promise<T> send(int target, Function<Shard, T> syncFn, Function<Shard, Promise<T>> asyncFn) {
+        checkOwner();
+        FunctionCall<T> call = (FunctionCall<T>) idleCalls.pollLast();
+        if (call == null) {
+            call = new FunctionCall<>();
+        }
+        Promise<T> promise = new Promise<>();
+        call.arm(syncFn, asyncFn, promise);
+        if (!trySend(target, call)) {
+            call.disarm();
+            recycle(call);
+            return Promise.failed(new ShardBusyException(id, target, config.crossShardDepth()));
+        }
+        return promise;
+    }
+
+    /** Owner (origin) thread: keeps a call whose last use is over for the next {@link #send}. */
+    private void recycle(FunctionCall<?> call) {
+        if (idleCalls.size() < IDLE_CALLS_MAX) {
+            idleCalls.addLast(call);
+        }
+    }
+
+    /**
+     * The call object of {@link #submitTo}/{@link #submitToAsync}, pooled by its origin shard ({@link #idleCalls}).
+     *
+     * <p>Ownership: the origin shard takes it from its pool in {@link #send} and arms it; from {@link #trySend}
+     * until its reply is dispatched the target shard owns it (for asynchronous work it is also the listener of
+     * the target's promise, which fires once and is then done with it); {@link #onReply} runs on the origin,
+     * copies the outcome and the caller's promise to locals, clears every field and returns the call to the
+     * pool before it completes the promise, so a continuation that sends a new call may reuse this very object.
+     * Nothing else keeps a reference to it: the caller only ever sees the promise.
+     */
+    private static final class FunctionCall<T> extends ShardCall implements Promise.Listener<T> {
+        Function<Shard, T> syncFn;
+        Function<Shard, Promise<T>> asyncFn;
+        Promise<T> promise;
+        /** The target shard, while the asynchronous work runs there. */
+        Shard targetShard;
         T value;
         Throwable failure;
 
-        FunctionCall(Function<Shard, T> syncFn, Function<Shard, Promise<T>> asyncFn) {
+        void arm(Function<Shard, T> syncFn, Function<Shard, Promise<T>> asyncFn, Promise<T> promise) {
             this.syncFn = syncFn;
             this.asyncFn = asyncFn;
+            this.promise = promise;
+        }
+
+        void disarm() {
+            syncFn = null;
+            asyncFn = null;
+            promise = null;
+            targetShard = null;
+            value = null;
+            failure = null;
         }
 
         @Override
@@ -409,11 +456,8 @@ public final class Shard {
                     failure = p.failure();
                     return true;
                 }
-                p.whenComplete((v, f) -> {
-                    value = v;
-                    failure = f;
-                    shard.reply(this);
-                });
+                targetShard = shard;
+                p.whenComplete(this);
                 return false;
             } catch (Throwable t) {
                 failure = t;
@@ -421,9 +465,24 @@ public final class Shard {
             }
         }
 
+        /** Target thread: the asynchronous work completed. */
+        @Override
+        public void onComplete(T v, Throwable f) {
+            value = v;
+            failure = f;
+            Shard shard = targetShard;
+            targetShard = null;
+            shard.reply(this);
+        }
+
         @Override
         protected void onReply(Shard shard) {
-            promise.completeWith(value, failure);
+            Promise<T> p = promise;
+            T v = value;
+            Throwable f = failure;
+            disarm();
+            shard.recycle(this);
+            p.completeWith(v, f);
         }
     }
 
