@@ -7,9 +7,9 @@ import dev.isthmus.gateway.protocol.message.DescribeUserScramCredentialsRequestD
 import dev.isthmus.gateway.protocol.message.DescribeUserScramCredentialsResponseData;
 import dev.isthmus.gateway.security.ScramCredential;
 import dev.isthmus.gateway.security.ScramMechanism;
-import dev.isthmus.raft.controller.ControllerCommand;
-import dev.isthmus.raft.controller.ControllerResult;
-import dev.isthmus.raft.controller.UserScramCredential;
+import dev.isthmus.gateway.cluster.ControllerCommand;
+import dev.isthmus.gateway.cluster.ControllerResult;
+import dev.isthmus.gateway.cluster.UserScramCredential;
 import dev.isthmus.uring.shard.Promise;
 
 import java.util.ArrayList;
@@ -21,7 +21,7 @@ import java.util.SortedMap;
 /**
  * DescribeUserScramCredentials (50) and AlterUserScramCredentials (51), with the semantics and error texts of Kafka's
  * KRaft code ({@code ScramImage.describe}, {@code ScramControlManager.alterCredentials}). The credentials live in the
- * controller's replicated state ({@link dev.isthmus.raft.controller.ClusterState#scramCredentials()}); every node
+ * controller's replicated state ({@link dev.isthmus.gateway.cluster.ClusterState#scramCredentials()}); every node
  * installs them on each of its shards as an immutable credential store, which the SASL SCRAM (and PLAIN) server
  * reads without a lock or a cross-shard call.
  *

@@ -3,7 +3,7 @@ package dev.isthmus.gateway;
 import dev.isthmus.arena.test.ArenaLeakCheck;
 import dev.isthmus.gateway.security.SaslSettings;
 import dev.isthmus.gateway.security.SecurityProtocol;
-import dev.isthmus.raft.controller.UserScramCredential;
+import dev.isthmus.gateway.cluster.UserScramCredential;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ScramCredentialInfo;
 import org.apache.kafka.clients.admin.UserScramCredentialsDescription;
