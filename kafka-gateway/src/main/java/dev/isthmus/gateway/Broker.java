@@ -63,6 +63,8 @@ public final class Broker implements AutoCloseable {
     private final TcpListener[][] listeners;
     /** The Kafka listeners with their bound ports (0 replaced by the port chosen). */
     private volatile List<ListenerConfig> boundListeners = List.of();
+    /** OAUTHBEARER's token validator; null when the mechanism is not enabled. */
+    private volatile dev.isthmus.gateway.security.OAuthBearerValidator oauthBearer;
     /** The TLS material of the SSL and SASL_SSL listeners; null when the broker has none. */
     private volatile TlsContexts tls;
     /**
@@ -515,6 +517,9 @@ public final class Broker implements AutoCloseable {
             tls = TlsContexts.load(sec.tls());
         }
         SaslSettings sasl = sec.sasl();
+        if (sasl.enabledMechanisms().contains(dev.isthmus.gateway.security.SaslServerExchange.OAUTHBEARER)) {
+            oauthBearer = dev.isthmus.gateway.security.OAuthBearerValidator.load(sasl.oauthBearer());
+        }
         if (sasl.adminUser() != null) {
             installCredentials(CredentialStore.ofPasswords(Map.of(sasl.adminUser(), sasl.adminPassword()),
                 sasl.adminIterations()));
@@ -564,6 +569,11 @@ public final class Broker implements AutoCloseable {
     /** Owner shard: the credentials SASL exchanges of shard {@code shard} look up. */
     CredentialStore credentials(int shard) {
         return credentials[shard];
+    }
+
+    /** The OAUTHBEARER token validator (null when OAUTHBEARER is not enabled); thread-safe. */
+    dev.isthmus.gateway.security.OAuthBearerValidator oauthBearer() {
+        return oauthBearer;
     }
 
     /** The TLS material (null when no listener speaks TLS). */
