@@ -63,10 +63,23 @@ public final class Broker implements AutoCloseable {
     private final TcpListener[][] listeners;
     /** The Kafka listeners with their bound ports (0 replaced by the port chosen). */
     private volatile List<ListenerConfig> boundListeners = List.of();
+    /** OAUTHBEARER's token validator; null when the mechanism is not enabled. */
+    private volatile dev.isthmus.gateway.security.OAuthBearerValidator oauthBearer;
     /** The TLS material of the SSL and SASL_SSL listeners; null when the broker has none. */
     private volatile TlsContexts tls;
-    /** Per shard, the SCRAM credentials SASL exchanges look up (an immutable snapshot, replaced as a whole). */
+    /**
+     * Per shard, the SCRAM credentials SASL exchanges look up (an immutable snapshot, replaced as a whole): the
+     * controller's, then the bootstrap user's ({@link CredentialStore#layered}). Owned by each shard.
+     */
     private final CredentialStore[] credentials;
+    /** Per shard, the controller's credentials alone (the first layer of {@link #credentials}). Owned by each shard. */
+    private final CredentialStore[] replicatedCredentials;
+    /** The credentials of the configuration (the bootstrap admin user), or those a test installed. */
+    private volatile CredentialStore bootstrapCredentials = CredentialStore.EMPTY;
+    /** Shard 0 only: the controller's credentials handed to the shards last, and the map they were built from. */
+    private CredentialStore replicatedStore = CredentialStore.EMPTY;
+    private java.util.SortedMap<dev.isthmus.gateway.cluster.UserScramCredential.Key,
+        dev.isthmus.gateway.cluster.UserScramCredential> replicatedSource = java.util.Collections.emptySortedMap();
     /** Worker threads for CPU-heavy security work off the shards: TLS handshake tasks, PLAIN key derivation. */
     private final java.util.concurrent.ExecutorService securityWorkers = java.util.concurrent.Executors
         .newFixedThreadPool(2, r -> {
@@ -114,8 +127,9 @@ public final class Broker implements AutoCloseable {
     private dev.isthmus.gateway.auth.Authorizer authorizer = dev.isthmus.gateway.auth.Authorizer.ALLOW_ALL;
 
     /**
-     * Runs an ACL command through the controller from {@code caller}'s shard and completes there, once every shard
-     * of this node installed the change, with the {@link dev.isthmus.gateway.cluster.ControllerResult} or a
+     * Runs a security command (ACLs, SCRAM credentials) through the controller from {@code caller}'s shard and
+     * completes there, once every shard of this node installed the change, with the
+     * {@link dev.isthmus.gateway.cluster.ControllerResult} or a
      * {@link Failure}.
      */
     Promise<Object> aclCommand(Shard caller, ControllerCommand command) {
@@ -140,6 +154,8 @@ public final class Broker implements AutoCloseable {
         this.listeners = new TcpListener[group.size()][];
         this.credentials = new CredentialStore[group.size()];
         java.util.Arrays.fill(credentials, CredentialStore.EMPTY);
+        this.replicatedCredentials = new CredentialStore[group.size()];
+        java.util.Arrays.fill(replicatedCredentials, CredentialStore.EMPTY);
         this.clusterId = clusterId;
         this.topicDefaults = config.topicConfigDefaults();
         this.reassignments = new Reassignments(this, group.size());
@@ -451,6 +467,11 @@ public final class Broker implements AutoCloseable {
         TopicTable previous = published;
         published = next;
         dev.isthmus.gateway.auth.Authorizer az = authorizer = authorizer.refreshed(config.authorizer(), cs.acls());
+        if (cs.scramCredentials() != replicatedSource) { // rebuilt only when a SCRAM command changed them
+            replicatedSource = cs.scramCredentials();
+            replicatedStore = replicatedStore(replicatedSource);
+        }
+        CredentialStore creds = replicatedStore;
         List<Promise<Void>> installs = new ArrayList<>();
         Shard s0 = Shard.current();
         for (int i = 0; i < group.size(); i++) {
@@ -458,6 +479,10 @@ public final class Broker implements AutoCloseable {
             installs.add(s0.submitToAsync(i, x -> {
                 states[id].cluster = cs;
                 states[id].authorizer = az;
+                if (replicatedCredentials[id] != creds) {
+                    replicatedCredentials[id] = creds;
+                    credentials[id] = CredentialStore.layered(creds, bootstrapCredentials);
+                }
                 return states[id].install(previous, next, leadership, background);
             }));
         }
@@ -539,6 +564,9 @@ public final class Broker implements AutoCloseable {
             tls = TlsContexts.load(sec.tls());
         }
         SaslSettings sasl = sec.sasl();
+        if (sasl.enabledMechanisms().contains(dev.isthmus.gateway.security.SaslServerExchange.OAUTHBEARER)) {
+            oauthBearer = dev.isthmus.gateway.security.OAuthBearerValidator.load(sasl.oauthBearer());
+        }
         if (sasl.adminUser() != null) {
             installCredentials(CredentialStore.ofPasswords(Map.of(sasl.adminUser(), sasl.adminPassword()),
                 sasl.adminIterations()));
@@ -546,22 +574,53 @@ public final class Broker implements AutoCloseable {
     }
 
     /**
-     * Any non-shard thread: installs {@code store} on every shard; connections authenticating from then on look
-     * credentials up there. The seam for the controller-replicated SCRAM credentials.
+     * Any non-shard thread: installs {@code store} as the bootstrap credentials (under the controller's) on every
+     * shard; connections authenticating from then on look credentials up there.
      */
     public void installCredentials(CredentialStore store) throws Exception {
+        bootstrapCredentials = store;
         for (int i = 0; i < group.size(); i++) {
             int id = i;
             group.call(i, s -> {
-                credentials[id] = store;
+                credentials[id] = CredentialStore.layered(replicatedCredentials[id], bootstrapCredentials);
                 return null;
             }).get(30, TimeUnit.SECONDS);
         }
     }
 
+    /** An immutable store of the controller's SCRAM credentials, in the form the SASL server reads. */
+    private static CredentialStore replicatedStore(java.util.SortedMap<dev.isthmus.gateway.cluster.UserScramCredential.Key,
+        dev.isthmus.gateway.cluster.UserScramCredential> source) {
+        if (source.isEmpty()) {
+            return CredentialStore.EMPTY;
+        }
+        Map<String, Map<dev.isthmus.gateway.security.ScramMechanism, dev.isthmus.gateway.security.ScramCredential>> users =
+            new java.util.HashMap<>();
+        for (dev.isthmus.gateway.cluster.UserScramCredential c : source.values()) {
+            dev.isthmus.gateway.security.ScramMechanism m = dev.isthmus.gateway.security.ScramMechanism.forId(
+                c.mechanism());
+            if (m != null) { // the controller stores known mechanisms only
+                users.computeIfAbsent(c.name(), u -> new java.util.EnumMap<>(
+                    dev.isthmus.gateway.security.ScramMechanism.class)).put(m, ScramApis.toScram(c));
+            }
+        }
+        return CredentialStore.of(users);
+    }
+
+    /** Any thread: the controller state this node applied last (tests: what is stored). */
+    ClusterState controllerState() {
+        Controller c = controller;
+        return c == null ? ClusterState.EMPTY : c.state();
+    }
+
     /** Owner shard: the credentials SASL exchanges of shard {@code shard} look up. */
     CredentialStore credentials(int shard) {
         return credentials[shard];
+    }
+
+    /** The OAUTHBEARER token validator (null when OAUTHBEARER is not enabled); thread-safe. */
+    dev.isthmus.gateway.security.OAuthBearerValidator oauthBearer() {
+        return oauthBearer;
     }
 
     /** The TLS material (null when no listener speaks TLS). */

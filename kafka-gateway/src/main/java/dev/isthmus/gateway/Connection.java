@@ -1097,7 +1097,7 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 + saslMechanism : "SASL mechanism " + mechanism + " is not enabled " + enabled);
             return r;
         }
-        exchange = new SaslServerExchange(mechanism, broker.credentials(state.shard.id()));
+        exchange = new SaslServerExchange(mechanism, broker.credentials(state.shard.id()), broker.oauthBearer());
         if (reauth) {
             reauthenticating = true;
         } else {
@@ -1192,14 +1192,23 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 saslState = SaslState.AUTHENTICATED;
                 reauthenticating = false;
                 exchange = null;
+                // KIP-368: the session ends at connections.max.reauth.ms or when the credential expires (an
+                // OAUTHBEARER token's exp), whichever comes first (SaslServerAuthenticator's rule).
                 long reauthMs = broker.config().security().sasl().reauthMs();
-                if (reauthMs > 0) {
-                    sessionExpiryNs = System.nanoTime() + reauthMs * 1_000_000L;
+                long lifetimeMs = -1;
+                if (ok.credentialExpiresAtMs() > 0) {
+                    long left = Math.max(0, ok.credentialExpiresAtMs() - System.currentTimeMillis());
+                    lifetimeMs = reauthMs > 0 ? Math.min(left, reauthMs) : left;
+                } else if (reauthMs > 0) {
+                    lifetimeMs = reauthMs;
+                }
+                if (lifetimeMs >= 0) {
+                    sessionExpiryNs = System.nanoTime() + lifetimeMs * 1_000_000L;
                     if (sessionExpiryNs == 0) {
                         sessionExpiryNs = 1;
                     }
                     if (version >= 1) {
-                        r.sessionLifetimeMs = reauthMs;
+                        r.sessionLifetimeMs = lifetimeMs;
                     }
                 }
             }
@@ -1212,8 +1221,9 @@ final class Connection implements TcpConnection.ReceiveHandler {
         r.errorCode = ErrorCodes.SASL_AUTHENTICATION_FAILED;
         r.errorMessage = message;
         r.authBytes = dev.isthmus.gateway.protocol.ByteSlice.EMPTY;
+        String why = exchange == null ? null : exchange.lastInvalidReason(); // OAUTHBEARER: what was wrong
         closeAfterFailure("SASL authentication failed (" + (exchange == null ? "?" : exchange.mechanism()) + "): "
-            + message);
+            + message + (why == null ? "" : " (" + why + ")"));
         return r;
     }
 

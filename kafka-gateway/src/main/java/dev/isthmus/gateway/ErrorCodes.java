@@ -71,6 +71,9 @@ public final class ErrorCodes {
     public static final short SECURITY_DISABLED = 54;
     public static final short UNSUPPORTED_SASL_MECHANISM = 33;
     public static final short ILLEGAL_SASL_STATE = 34;
+    public static final short RESOURCE_NOT_FOUND = 91;
+    public static final short DUPLICATE_RESOURCE = 92;
+    public static final short UNACCEPTABLE_CREDENTIAL = 93;
     public static final short SASL_AUTHENTICATION_FAILED = 58;
     public static final short LISTENER_NOT_FOUND = 72;
     public static final short PREFERRED_LEADER_NOT_AVAILABLE = 80;

@@ -53,6 +53,7 @@ final class Handlers {
     private final AdminHandlers admin;
     private final FetchHandler fetch;
     private final TxnHandlers transactions;
+    private final ScramApis scram;
 
     Handlers(Broker broker) {
         this.broker = broker;
@@ -94,6 +95,8 @@ final class Handlers {
         // Answered by the connection (its SASL state), on every listener: see Connection#saslGate.
         supported.put(ApiKeys.SASL_HANDSHAKE, new Range((short) 0, (short) 1));
         supported.put(ApiKeys.SASL_AUTHENTICATE, new Range((short) 0, (short) 2));
+        supported.put(ApiKeys.DESCRIBE_USER_SCRAM_CREDENTIALS, new Range((short) 0, (short) 0));
+        supported.put(ApiKeys.ALTER_USER_SCRAM_CREDENTIALS, new Range((short) 0, (short) 0));
         // Transactions, coordinator side (TxnHandlers): EndTxn 5 is transaction version 2 (KIP-890), advertised
         // with the transaction.version feature below.
         supported.put(ApiKeys.ADD_PARTITIONS_TO_TXN, new Range((short) 0, (short) 5));
@@ -108,6 +111,7 @@ final class Handlers {
         groups = new GroupHandlers(broker);
         transactions = new TxnHandlers(broker);
         admin = new AdminHandlers(broker);
+        scram = new ScramApis(broker);
         fetch = new FetchHandler(broker, broker.config().shards(), FetchSessions.DEFAULT_SLOTS_PER_BROKER);
     }
 
@@ -170,6 +174,10 @@ final class Handlers {
             case FETCH -> fetch.handle(st, (FetchRequestData) request, version, connection);
             case LIST_OFFSETS -> listOffsets(st, (ListOffsetsRequestData) request);
             case CREATE_TOPICS -> createTopics(st, (CreateTopicsRequestData) request);
+            case DESCRIBE_USER_SCRAM_CREDENTIALS -> Promise.completed(scram.describe(st,
+                (dev.isthmus.gateway.protocol.message.DescribeUserScramCredentialsRequestData) request));
+            case ALTER_USER_SCRAM_CREDENTIALS -> scram.alter(st,
+                (dev.isthmus.gateway.protocol.message.AlterUserScramCredentialsRequestData) request);
             default -> Promise.failed(new IllegalStateException(api + " is not handled"));
         };
         response = gate.apply(response);

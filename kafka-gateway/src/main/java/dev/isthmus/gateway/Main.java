@@ -51,7 +51,15 @@ public final class Main {
             sasl.enabled.mechanisms (PLAIN,SCRAM-SHA-256,SCRAM-SHA-512), connections.max.reauth.ms (0 =
             sessions never end), sasl.server.max.receive.size, connection.failed.authentication.delay.ms;
             sasl.admin.user NAME: a bootstrap user for PLAIN and SCRAM, its password from
-            sasl.admin.password or the environment variable ISTHMUS_SASL_ADMIN_PASSWORD
+            sasl.admin.password or the environment variable ISTHMUS_SASL_ADMIN_PASSWORD (more SCRAM users:
+            kafka-configs --alter --add-config 'SCRAM-SHA-256=[password=...]' --entity-type users; they are
+            kept in the cluster's replicated state, and one of the bootstrap user's name replaces it);
+            OAUTHBEARER (add it to sasl.enabled.mechanisms): sasl.oauthbearer.jwks.endpoint.url file:PATH
+            (the issuer's JSON Web Key Set; RS256/384/512 and ES256/384/512 tokens; re-read when it changes,
+            checked every sasl.oauthbearer.jwks.endpoint.refresh.ms, 3600000, and on an unknown key id),
+            sasl.oauthbearer.expected.audience (a,b), sasl.oauthbearer.expected.issuer,
+            sasl.oauthbearer.sub.claim.name (sub), sasl.oauthbearer.clock.skew.seconds (30);
+            sasl.oauthbearer.allow.unsecured.tokens B: accept unsigned tokens, for tests only (false)
           --data-dir DIR           data directory (default ./data)
           --smp N                  shard threads (default: the CPUs this process may use)
           --memory SIZE            native memory, e.g. 512M, 2G (default 1G): the shards' arenas, faulted in
@@ -237,7 +245,10 @@ public final class Main {
         "ssl.client.auth", "ssl.enabled.protocols", "ssl.cipher.suites", "ssl.principal.mapping.rules",
         "ssl.reload.interval.ms", "ssl.allow.dn.changes", "ssl.allow.san.changes", "sasl.enabled.mechanisms",
         "connections.max.reauth.ms", "sasl.server.max.receive.size", "connection.failed.authentication.delay.ms",
-        "sasl.admin.user", "sasl.admin.password", "sasl.admin.iterations");
+        "sasl.admin.user", "sasl.admin.password", "sasl.admin.iterations", "sasl.oauthbearer.jwks.endpoint.url",
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms", "sasl.oauthbearer.expected.audience",
+        "sasl.oauthbearer.expected.issuer", "sasl.oauthbearer.sub.claim.name", "sasl.oauthbearer.clock.skew.seconds",
+        "sasl.oauthbearer.allow.unsecured.tokens");
 
     /** Builds the security settings from Kafka-named options; {@code envPassword} is the admin password's fallback. */
     static dev.isthmus.gateway.security.SecuritySettings security(Map<String, String> o, String envPassword,
@@ -281,8 +292,27 @@ public final class Main {
                 : a.failedAuthDelayMs(),
             o.get("sasl.admin.user"), o.containsKey("sasl.admin.user") ? password : null,
             o.containsKey("sasl.admin.iterations") ? integer("sasl.admin.iterations", o.get("sasl.admin.iterations"))
-                : a.adminIterations());
+                : a.adminIterations(), oauthBearer(o));
         return new dev.isthmus.gateway.security.SecuritySettings(listeners, tls, sasl);
+    }
+
+    /** OAUTHBEARER's settings from Kafka's {@code sasl.oauthbearer.*} names. */
+    private static dev.isthmus.gateway.security.OAuthBearerSettings oauthBearer(Map<String, String> o) {
+        var d = dev.isthmus.gateway.security.OAuthBearerSettings.DEFAULTS;
+        return new dev.isthmus.gateway.security.OAuthBearerSettings(
+            o.containsKey("sasl.oauthbearer.jwks.endpoint.url") ? dev.isthmus.gateway.security.OAuthBearerSettings
+                .jwksFile(o.get("sasl.oauthbearer.jwks.endpoint.url")) : d.jwksFile(),
+            o.containsKey("sasl.oauthbearer.jwks.endpoint.refresh.ms") ? longValue(
+                "sasl.oauthbearer.jwks.endpoint.refresh.ms", o.get("sasl.oauthbearer.jwks.endpoint.refresh.ms"))
+                : d.jwksRefreshMs(),
+            o.containsKey("sasl.oauthbearer.expected.audience") ? list(o.get("sasl.oauthbearer.expected.audience"))
+                : d.expectedAudience(),
+            o.getOrDefault("sasl.oauthbearer.expected.issuer", d.expectedIssuer()),
+            o.getOrDefault("sasl.oauthbearer.sub.claim.name", d.subClaimName()),
+            o.containsKey("sasl.oauthbearer.clock.skew.seconds") ? integer("sasl.oauthbearer.clock.skew.seconds",
+                o.get("sasl.oauthbearer.clock.skew.seconds")) : d.clockSkewSeconds(),
+            o.containsKey("sasl.oauthbearer.allow.unsecured.tokens") && bool("sasl.oauthbearer.allow.unsecured.tokens",
+                o.get("sasl.oauthbearer.allow.unsecured.tokens")));
     }
 
     private static List<String> list(String v) {

@@ -21,7 +21,8 @@ import java.util.concurrent.TimeUnit;
  * node printed. Not thread-safe except {@link #output()}.
  */
 final class BrokerProcesses implements AutoCloseable {
-    record Node(int id, int kafkaPort, int rpcPort, int metricsPort, Path dir) {
+    /** {@code sparePort}: a free port for a second listener, named {@code {sparePort}} in the extra arguments. */
+    record Node(int id, int kafkaPort, int rpcPort, int metricsPort, Path dir, int sparePort) {
     }
 
     private final List<Node> nodes = new ArrayList<>();
@@ -30,13 +31,16 @@ final class BrokerProcesses implements AutoCloseable {
     private final List<String> extraArgs;
     private final List<String> output = new ArrayList<>();
 
-    /** Starts {@code count} nodes in {@code dir} with {@code extraArgs} added to every command line. */
+    /**
+     * Starts {@code count} nodes in {@code dir} with {@code extraArgs} added to every command line ({@code {kafkaPort}}
+     * and {@code {sparePort}} in them stand for the node's ports).
+     */
     BrokerProcesses(int count, Path dir, List<String> extraArgs) throws Exception {
         this.procs = new Process[count];
         this.extraArgs = List.copyOf(extraArgs);
         StringBuilder s = new StringBuilder();
         for (int i = 0; i < count; i++) {
-            Node n = new Node(i, freePort(), freePort(), freePort(), dir.resolve("node-" + i));
+            Node n = new Node(i, freePort(), freePort(), freePort(), dir.resolve("node-" + i), freePort());
             nodes.add(n);
             s.append(i == 0 ? "" : ",").append(i).append("@127.0.0.1:").append(n.rpcPort);
         }
@@ -80,7 +84,10 @@ final class BrokerProcesses implements AutoCloseable {
             Main.class.getName(), "start", "--node-id", Integer.toString(n.id), "--listen", "127.0.0.1:" + n.kafkaPort,
             "--rpc-listen", "127.0.0.1:" + n.rpcPort, "--seeds", seeds, "--data-dir", n.dir.toString(), "--smp", "1",
             "--memory", "192M", "--metrics-listen", "127.0.0.1:" + n.metricsPort));
-        cmd.addAll(extraArgs);
+        for (String a : extraArgs) {
+            cmd.add(a.replace("{kafkaPort}", Integer.toString(n.kafkaPort)).replace("{sparePort}",
+                Integer.toString(n.sparePort)));
+        }
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         procs[id] = p;
         BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));

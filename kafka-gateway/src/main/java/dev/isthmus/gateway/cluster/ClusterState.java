@@ -13,8 +13,9 @@ import java.util.regex.Pattern;
 
 /**
  * The cluster metadata the controller group replicates: brokers, topics with their ids, configs and
- * partitions (replicas and shards), the next Raft group id to hand out, and the ACLs (Kafka's
- * {@link AclBinding}s, which the gateway's authorizer reads). Immutable: each applied command
+ * partitions (replicas and shards), the next Raft group id to hand out, the ACLs (Kafka's
+ * {@link AclBinding}s, which the gateway's authorizer reads) and the users' SCRAM credentials
+ * ({@link UserScramCredential}s, which the gateway's SASL SCRAM server reads). Immutable: each applied command
  * yields a new state, so any thread may read a published state without locks.
  *
  * <p>{@link #apply} is the state machine's transition: deterministic, validating every command against this
@@ -24,27 +25,32 @@ import java.util.regex.Pattern;
  *   snapshot: version i16 (5), appliedOffset i64, nextGroupId i64, nextProducerId i64 (from version 2),
  *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions)),
  *             reassignments (from version 3: i32 n, n x (topic, partition i32, adding int[], removing int[])),
- *             acls (i32 n, n x binding; from version 4)
+ *             acls (i32 n, n x binding; from version 4),
+ *             SCRAM credentials (from version 6: i32 n, n x {@link UserScramCredential})
  *             (version 5 adds each broker's listeners after its fields: i32 n, n x (name, host, port i32))
  * </pre>
- * Versions 1 to 4 (no reassignments before 3, no ACLs before 4, no broker listeners before 5) are still read.
+ * Versions 1 to 5 (no reassignments before 3, no ACLs before 4, no broker listeners before 5, no SCRAM credentials
+ * before 6) are still read.
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 5;
+    private static final int SNAPSHOT_VERSION = 6;
     /** The oldest snapshot version this node reads. */
     private static final int SNAPSHOT_VERSION_MIN = 1;
     /** The most ACL bindings the cluster holds (a bound on the state's size and every shard's copy). */
     public static final int MAX_ACLS = 100_000;
+    /** The most SCRAM credentials (user and mechanism pairs) the cluster holds. */
+    public static final int MAX_SCRAM_CREDENTIALS = 100_000;
     /** The largest block of producer ids one AllocateProducerIds may take (Kafka hands out 1000 at a time). */
     public static final int MAX_PRODUCER_ID_BLOCK = 1_000_000;
     private static final Pattern TOPIC_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,249}");
     private static final Pattern CONFIG_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,255}");
     private static final int MAX_CONFIG_VALUE_CHARS = 32 * 1024;
 
-    public static final ClusterState EMPTY = new ClusterState(-1, 1, 0, new TreeMap<>(), new TreeMap<>(), new TreeSet<>());
+    public static final ClusterState EMPTY = new ClusterState(-1, 1, 0, new TreeMap<>(), new TreeMap<>(), new TreeSet<>(),
+        new TreeMap<>());
 
     private final long appliedOffset;
     private final long nextGroupId;
@@ -54,15 +60,28 @@ public final class ClusterState {
     private final SortedMap<String, TopicInfo> topics;
     /** Unmodifiable; shared by successive states until an ACL command changes it (readers may compare identity). */
     private final SortedSet<AclBinding> acls;
+    /** Unmodifiable; shared by successive states until a SCRAM command changes it (as {@link #acls}). */
+    private final SortedMap<UserScramCredential.Key, UserScramCredential> scram;
 
     private ClusterState(long appliedOffset, long nextGroupId, long nextProducerId, SortedMap<Integer, BrokerInfo> brokers,
-                         SortedMap<String, TopicInfo> topics, SortedSet<AclBinding> acls) {
+                         SortedMap<String, TopicInfo> topics, SortedSet<AclBinding> acls,
+                         SortedMap<UserScramCredential.Key, UserScramCredential> scram) {
         this.appliedOffset = appliedOffset;
         this.nextGroupId = nextGroupId;
         this.nextProducerId = nextProducerId;
         this.brokers = Collections.unmodifiableSortedMap(brokers);
         this.topics = Collections.unmodifiableSortedMap(topics);
         this.acls = acls instanceof TreeSet<AclBinding> t ? Collections.unmodifiableSortedSet(t) : acls;
+        this.scram = scram instanceof TreeMap<UserScramCredential.Key, UserScramCredential> m
+            ? Collections.unmodifiableSortedMap(m) : scram;
+    }
+
+    /**
+     * Every user's SCRAM credentials by user and mechanism. The same object while no SCRAM command applies, so a
+     * reader may rebuild what it derives from them (every shard's credential store) only when the identity changes.
+     */
+    public SortedMap<UserScramCredential.Key, UserScramCredential> scramCredentials() {
+        return scram;
     }
 
     /**
@@ -141,7 +160,7 @@ public final class ClusterState {
             case ControllerCommand.RegisterBroker r -> {
                 TreeMap<Integer, BrokerInfo> b = new TreeMap<>(brokers);
                 b.put(r.broker().id(), r.broker());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics), acls));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics), acls, scram));
             }
             case ControllerCommand.CreateTopic t -> createTopic(t, offset);
             case ControllerCommand.DeleteTopic d -> {
@@ -151,7 +170,7 @@ public final class ClusterState {
                 }
                 TreeMap<String, TopicInfo> t = new TreeMap<>(topics);
                 t.remove(d.name());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t, acls));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t, acls, scram));
             }
             case ControllerCommand.CreatePartitions p -> createPartitions(p, offset);
             case ControllerCommand.AlterConfigs a -> alterConfigs(a, offset);
@@ -162,6 +181,8 @@ public final class ClusterState {
             case ControllerCommand.AllocateProducerIds a -> allocateProducerIds(a, offset);
             case ControllerCommand.CreateAcls a -> createAcls(a, offset);
             case ControllerCommand.DeleteAcls d -> deleteAcls(d, offset);
+            case ControllerCommand.UpsertUserScramCredential u -> upsertScram(u.credential(), offset);
+            case ControllerCommand.DeleteUserScramCredential d -> deleteScram(d, offset);
         };
     }
 
@@ -182,7 +203,7 @@ public final class ClusterState {
         parts.set(index, o.next());
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(topic, new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram));
     }
 
     private Applied ok(ClusterState next) {
@@ -197,7 +218,7 @@ public final class ClusterState {
     /** This state as of {@code offset} (for entries that change nothing, e.g. Raft's own). */
     public ClusterState withOffset(long offset) {
         return offset == appliedOffset ? this : new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls);
+            new TreeMap<>(topics), acls, scram);
     }
 
     private static String checkConfigs(SortedMap<String, String> configs) {
@@ -263,7 +284,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram));
     }
 
     private Applied createPartitions(ControllerCommand.CreatePartitions c, long offset) {
@@ -307,7 +328,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram));
     }
 
     private Applied alterConfigs(ControllerCommand.AlterConfigs a, long offset) {
@@ -329,7 +350,7 @@ public final class ClusterState {
         a.delete().forEach(configs::remove);
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), configs, t.partitions()));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram));
     }
 
     private Applied allocateProducerIds(ControllerCommand.AllocateProducerIds a, long offset) {
@@ -341,7 +362,7 @@ public final class ClusterState {
             return fail(offset, ControllerErrors.UNKNOWN_SERVER_ERROR, "the producer id space is exhausted");
         }
         ClusterState next = new ClusterState(offset, nextGroupId, nextProducerId + a.count(), new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls);
+            new TreeMap<>(topics), acls, scram);
         return new Applied(next, ControllerResult.ok(offset, nextProducerId));
     }
 
@@ -361,7 +382,7 @@ public final class ClusterState {
         }
         int added = next.size() - acls.size();
         ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), added == 0 ? acls : next);
+            new TreeMap<>(topics), added == 0 ? acls : next, scram);
         return new Applied(s, ControllerResult.ok(offset, added));
     }
 
@@ -371,8 +392,41 @@ public final class ClusterState {
         next.removeAll(d.bindings());
         int removed = acls.size() - next.size();
         ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), removed == 0 ? acls : next);
+            new TreeMap<>(topics), removed == 0 ? acls : next, scram);
         return new Applied(s, ControllerResult.ok(offset, removed));
+    }
+
+    /** Creates or replaces one credential (Kafka's UserScramCredentialRecord). */
+    private Applied upsertScram(UserScramCredential c, long offset) {
+        UserScramCredential.Problem p = c.problem();
+        if (p != null) {
+            return fail(offset, p.errorCode(), p.message());
+        }
+        if (!scram.containsKey(c.key()) && scram.size() >= MAX_SCRAM_CREDENTIALS) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "the cluster holds " + scram.size()
+                + " SCRAM credentials, the limit");
+        }
+        TreeMap<UserScramCredential.Key, UserScramCredential> next = new TreeMap<>(scram);
+        next.put(c.key(), c);
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), new TreeMap<>(topics),
+            acls, next));
+    }
+
+    /** Removes one credential (Kafka's RemoveUserScramCredentialRecord); RESOURCE_NOT_FOUND when absent. */
+    private Applied deleteScram(ControllerCommand.DeleteUserScramCredential d, long offset) {
+        UserScramCredential.Problem p = UserScramCredential.problem(d.name(), d.mechanism());
+        if (p != null) {
+            return fail(offset, p.errorCode(), p.message());
+        }
+        UserScramCredential.Key key = new UserScramCredential.Key(d.name(), d.mechanism());
+        if (!scram.containsKey(key)) {
+            return fail(offset, ControllerErrors.RESOURCE_NOT_FOUND,
+                "Attempt to delete a user credential that does not exist");
+        }
+        TreeMap<UserScramCredential.Key, UserScramCredential> next = new TreeMap<>(scram);
+        next.remove(key);
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), new TreeMap<>(topics),
+            acls, next));
     }
 
     // ================================================================================== snapshots
@@ -403,6 +457,8 @@ public final class ClusterState {
         }
         w.i32(acls.size());
         acls.forEach(a -> a.write(w));
+        w.i32(scram.size());
+        scram.values().forEach(c -> c.write(w));
         return w.bytes();
     }
 
@@ -458,15 +514,25 @@ public final class ClusterState {
                 acls.add(AclBinding.read(r));
             }
         }
+        TreeMap<UserScramCredential.Key, UserScramCredential> scram = new TreeMap<>();
+        if (version >= 6) { // versions 1 to 5 predate SCRAM credentials
+            int nc = r.count(21);
+            for (int i = 0; i < nc; i++) {
+                UserScramCredential c = UserScramCredential.read(r);
+                if (scram.put(c.key(), c) != null) {
+                    throw new ControllerFormatException("controller snapshot lists the " + c + " twice");
+                }
+            }
+        }
         r.end();
-        return new ClusterState(applied, next, nextProducerId, brokers, topics, acls);
+        return new ClusterState(applied, next, nextProducerId, brokers, topics, acls, scram);
     }
 
     @Override
     public boolean equals(Object o) {
         return o instanceof ClusterState s && s.appliedOffset == appliedOffset && s.nextGroupId == nextGroupId
             && s.nextProducerId == nextProducerId && s.brokers.equals(brokers) && s.topics.equals(topics)
-            && s.acls.equals(acls);
+            && s.acls.equals(acls) && s.scram.equals(scram);
     }
 
     @Override

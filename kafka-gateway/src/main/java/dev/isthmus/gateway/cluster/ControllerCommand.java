@@ -30,6 +30,8 @@ import java.util.UUID;
  *  21 CompleteReassignment  topic, partition i32, groupId i64, target int[]
  *   7 CreateAcls        bindings (i32 n, n x AclBinding)
  *   8 DeleteAcls        bindings (i32 n, n x AclBinding)
+ *  30 UpsertUserScramCredential  credential (UserScramCredential)
+ *  31 DeleteUserScramCredential  name, mechanism i8
  * </pre>
  */
 public sealed interface ControllerCommand {
@@ -140,6 +142,21 @@ public sealed interface ControllerCommand {
         }
     }
 
+    /**
+     * Creates or replaces one user's credential for one mechanism (one upsertion of Kafka's
+     * AlterUserScramCredentials, its StoredKey and ServerKey derived by the submitting broker from the salted password
+     * the client sent). Refused with Kafka's code when {@link UserScramCredential#problem()} says so.
+     */
+    record UpsertUserScramCredential(UserScramCredential credential) implements ControllerCommand {
+    }
+
+    /**
+     * Removes one user's credential for one mechanism (one deletion of AlterUserScramCredentials); RESOURCE_NOT_FOUND
+     * when the user has none for it.
+     */
+    record DeleteUserScramCredential(String name, byte mechanism) implements ControllerCommand {
+    }
+
     /** The command's wire form. */
     default byte[] encode() {
         Wire.Writer w = new Wire.Writer();
@@ -185,6 +202,11 @@ public sealed interface ControllerCommand {
                 w.i8(8).i8(VERSION).i32(c.bindings().size());
                 c.bindings().forEach(b -> b.write(w));
             }
+            case UpsertUserScramCredential c -> {
+                w.i8(30).i8(VERSION);
+                c.credential().write(w);
+            }
+            case DeleteUserScramCredential c -> w.i8(31).i8(VERSION).str(c.name()).i8(c.mechanism());
         }
         return w.bytes();
     }
@@ -232,6 +254,8 @@ public sealed interface ControllerCommand {
             case 21 -> new CompleteReassignment(r.str(), r.i32(), r.i64(), r.ints());
             case 7 -> new CreateAcls(readBindings(r));
             case 8 -> new DeleteAcls(readBindings(r));
+            case 30 -> new UpsertUserScramCredential(UserScramCredential.read(r));
+            case 31 -> new DeleteUserScramCredential(r.str(), (byte) r.i8());
             default -> throw new ControllerFormatException("unknown controller command type " + type);
         };
         r.end();

@@ -18,6 +18,9 @@ public final class ControllerErrors {
     public static final int NOT_CONTROLLER = 41;
     public static final int INVALID_REQUEST = 42;
     public static final int NO_REASSIGNMENT_IN_PROGRESS = 85;
+    public static final int UNSUPPORTED_SASL_MECHANISM = 33;
+    public static final int RESOURCE_NOT_FOUND = 91;
+    public static final int UNACCEPTABLE_CREDENTIAL = 93;
 
     /** Retriable: the caller may send the command again (to the new leader). */
     public static boolean retriable(int code) {

@@ -59,6 +59,14 @@ final class Wire {
             return this;
         }
 
+        /** Bytes: i32 length + the bytes. */
+        Writer bin(byte[] a) {
+            i32(a.length);
+            room(a.length);
+            b.put(a);
+            return this;
+        }
+
         Writer ints(int[] a) {
             i32(a.length);
             for (int v : a) {
@@ -125,6 +133,12 @@ final class Wire {
             byte[] u = new byte[n];
             b.get(u);
             return new String(u, StandardCharsets.UTF_8);
+        }
+
+        byte[] bin() {
+            byte[] a = new byte[count(1)];
+            b.get(a);
+            return a;
         }
 
         int[] ints() {

@@ -8,16 +8,31 @@ import java.util.TreeMap;
  * credentials). Implementations are immutable snapshots: each shard holds one and replaces it as a whole when
  * credentials change (no lock, no cross-shard call per authentication), as the ACLs are.
  *
- * <p>The first implementation, {@link #of}, is built from the configuration (the bootstrap admin user). The
- * controller-backed store (AlterUserScramCredentials / DescribeUserScramCredentials, replicated as Kafka's
- * {@code UserScramCredentialRecord}) installs a new snapshot on every shard through
- * {@code Broker.installCredentials}.
+ * <p>Each shard looks up a {@link #layered} store: first the credentials of the controller's replicated state
+ * (AlterUserScramCredentials, replicated as Kafka's {@code UserScramCredentialRecord}; rebuilt on shard 0 when they
+ * change and handed to every shard with the topic table), then the bootstrap user of the configuration
+ * ({@code sasl.admin.user}), which therefore keeps working until a credential of the same user and mechanism is
+ * stored in the cluster.
  */
 public interface CredentialStore {
     CredentialStore EMPTY = of(Map.of());
 
     /** The user's credential for {@code mechanism}, or null when the user has none. */
     ScramCredential lookup(String user, ScramMechanism mechanism);
+
+    /** {@code first}'s credential of a user and mechanism, else {@code then}'s. */
+    static CredentialStore layered(CredentialStore first, CredentialStore then) {
+        if (then == EMPTY) {
+            return first;
+        }
+        if (first == EMPTY) {
+            return then;
+        }
+        return (user, mechanism) -> {
+            ScramCredential c = first.lookup(user, mechanism);
+            return c != null ? c : then.lookup(user, mechanism);
+        };
+    }
 
     /** An immutable store: user -> mechanism -> credential. */
     static CredentialStore of(Map<String, Map<ScramMechanism, ScramCredential>> users) {

@@ -8,10 +8,12 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The server side of one SASL authentication (PLAIN, RFC 4616; SCRAM-SHA-256/512, RFC 5802/7677), token by token.
+ * The server side of one SASL authentication (PLAIN, RFC 4616; SCRAM-SHA-256/512, RFC 5802/7677; OAUTHBEARER,
+ * RFC 7628 with the token checked by an {@link OAuthBearerValidator}), token by token.
  * Owner: the connection it belongs to. {@link #evaluate} may run on a worker thread (PLAIN derives the salted
  * password, thousands of HMACs), one call at a time with a happens-before edge between calls (the connection hands
- * it over through an executor and back through its shard's queue). Not thread-safe otherwise.
+ * it over through an executor and back through its shard's queue); so may OAUTHBEARER's (a signature to verify).
+ * Not thread-safe otherwise.
  *
  * <p>Failures carry Kafka's generic messages, never which of user or password was wrong.
  */
@@ -24,8 +26,15 @@ public final class SaslServerExchange {
     public record Challenge(byte[] response) implements Step {
     }
 
-    /** Authenticated as {@code principal}; {@code response} is the last server message (may be empty). */
-    public record Success(byte[] response, KafkaPrincipal principal) implements Step {
+    /**
+     * Authenticated as {@code principal}; {@code response} is the last server message (may be empty);
+     * {@code credentialExpiresAtMs} is when the credential expires (epoch ms; an OAUTHBEARER token's {@code exp}),
+     * 0 when it does not.
+     */
+    public record Success(byte[] response, KafkaPrincipal principal, long credentialExpiresAtMs) implements Step {
+        public Success(byte[] response, KafkaPrincipal principal) {
+            this(response, principal, 0);
+        }
     }
 
     /** Authentication failed: SASL_AUTHENTICATION_FAILED with {@code message}. */
@@ -40,6 +49,9 @@ public final class SaslServerExchange {
     private final String mechanism;
     private final ScramMechanism scram;
     private final CredentialStore credentials;
+    private final OAuthBearerValidator oauth;
+    /** OAUTHBEARER: the error sent as a challenge, answered by the client with a lone 0x01 (RFC 7628 §3.2.3). */
+    private String oauthError;
     private int stage;
     // SCRAM state between the two client messages.
     private String gs2Header;
@@ -51,19 +63,33 @@ public final class SaslServerExchange {
 
     /** @param mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (validated by the caller) */
     public SaslServerExchange(String mechanism, CredentialStore credentials) {
+        this(mechanism, credentials, null);
+    }
+
+    /**
+     * @param mechanism PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (validated by the caller)
+     * @param oauth     the OAUTHBEARER token validator (null: OAUTHBEARER is not served)
+     */
+    public SaslServerExchange(String mechanism, CredentialStore credentials, OAuthBearerValidator oauth) {
         this.mechanism = mechanism;
         this.scram = ScramMechanism.forName(mechanism);
         this.credentials = credentials;
-        if (scram == null && !mechanism.equals("PLAIN")) {
+        this.oauth = oauth;
+        if (scram == null && !mechanism.equals("PLAIN") && !(mechanism.equals(OAUTHBEARER) && oauth != null)) {
             throw new IllegalArgumentException("unsupported SASL mechanism " + mechanism);
         }
     }
+
+    public static final String OAUTHBEARER = "OAUTHBEARER";
 
     public String mechanism() {
         return mechanism;
     }
 
-    /** Whether the next {@link #evaluate} is CPU-heavy (PLAIN's key derivation) and belongs off the shard thread. */
+    /**
+     * Whether the next {@link #evaluate} is CPU-heavy (PLAIN's key derivation, OAUTHBEARER's signature check) and
+     * belongs off the shard thread.
+     */
     public boolean heavy() {
         return scram == null;
     }
@@ -71,6 +97,9 @@ public final class SaslServerExchange {
     /** Consumes one client token. */
     public Step evaluate(byte[] token) {
         try {
+            if (mechanism.equals(OAUTHBEARER)) {
+                return oauthBearer(token);
+            }
             if (scram == null) {
                 return plain(token);
             }
@@ -117,6 +146,57 @@ public final class SaslServerExchange {
             }
         }
         return new Failure(failed);
+    }
+
+    /** RFC 7628's client first message: {@code gs2-header kvsep *(key=value kvsep) kvsep}, with {@code auth=Bearer <jwt>}. */
+    private static final Pattern OAUTH_FIRST = Pattern.compile(
+        "n,(a=([^,\\x01]*))?,\\x01((?:[A-Za-z]+=[\\x21-\\x7E \\t\\r\\n]*\\x01)*)\\x01");
+
+    private Step oauthBearer(byte[] token) {
+        if (stage++ != 0) {
+            // RFC 7628 §3.2.3: after the error challenge the client answers a lone 0x01; the exchange fails.
+            return new Failure(oauthError != null ? oauthError : "Authentication failed: unexpected OAUTHBEARER"
+                + " message");
+        }
+        String msg = new String(token, StandardCharsets.UTF_8);
+        Matcher m = OAUTH_FIRST.matcher(msg);
+        if (!m.matches()) {
+            return new Failure("Authentication failed: invalid OAUTHBEARER client first message");
+        }
+        String authzid = m.group(2);
+        String bearer = null;
+        for (String kv : m.group(3).split("\u0001")) {
+            int eq = kv.indexOf('=');
+            if (eq > 0 && kv.substring(0, eq).equals("auth")) {
+                String v = kv.substring(eq + 1);
+                if (v.length() > 7 && v.substring(0, 7).equalsIgnoreCase("bearer ")) {
+                    bearer = v.substring(7).trim();
+                }
+            }
+            // Other keys are SASL extensions (KIP-342): none is understood, so they are dropped, as Kafka does.
+        }
+        if (bearer == null) {
+            return new Failure("Authentication failed: the OAUTHBEARER message carries no bearer token");
+        }
+        OAuthBearerValidator.Result r = oauth.validate(bearer, System.currentTimeMillis());
+        if (r instanceof OAuthBearerValidator.Invalid bad) {
+            lastInvalidReason = bad.reason();
+            oauthError = "{\"status\":\"invalid_token\"}";
+            return new Challenge(oauthError.getBytes(StandardCharsets.UTF_8));
+        }
+        OAuthBearerValidator.Valid ok = (OAuthBearerValidator.Valid) r;
+        if (authzid != null && !authzid.isEmpty() && !authzid.equals(ok.principal())) {
+            return new Failure("Authentication failed: Client requested an authorization id that is different from"
+                + " the token's principal name");
+        }
+        return new Success(new byte[0], KafkaPrincipal.user(ok.principal()), ok.expiresAtMs());
+    }
+
+    /** Why the last OAUTHBEARER token was refused (for the broker's log; the client gets a generic status). */
+    private String lastInvalidReason;
+
+    public String lastInvalidReason() {
+        return lastInvalidReason;
     }
 
     private Step scramFirst(byte[] token) {

@@ -16,18 +16,36 @@ import java.util.Locale;
  * @param adminPassword      its password ({@code sasl.admin.password}, or the environment variable
  *                           {@code ISTHMUS_SASL_ADMIN_PASSWORD}); never logged
  * @param adminIterations    SCRAM iterations of the bootstrap user's credentials (4096 to 16384)
+ * @param oauthBearer        how OAUTHBEARER tokens are validated (when OAUTHBEARER is enabled, which needs a key set
+ *                           or unsecured tokens allowed)
  */
 public record SaslSettings(List<String> enabledMechanisms, long reauthMs, int maxReceiveBytes, long failedAuthDelayMs,
-                           String adminUser, String adminPassword, int adminIterations) {
+                           String adminUser, String adminPassword, int adminIterations,
+                           OAuthBearerSettings oauthBearer) {
     public static final SaslSettings DEFAULTS = new SaslSettings(List.of("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
         0, 512 * 1024, 100, null, null, 4096);
 
+    /** Settings without OAUTHBEARER's ({@link OAuthBearerSettings#DEFAULTS}). */
+    public SaslSettings(List<String> enabledMechanisms, long reauthMs, int maxReceiveBytes, long failedAuthDelayMs,
+                        String adminUser, String adminPassword, int adminIterations) {
+        this(enabledMechanisms, reauthMs, maxReceiveBytes, failedAuthDelayMs, adminUser, adminPassword, adminIterations,
+            OAuthBearerSettings.DEFAULTS);
+    }
+
     public SaslSettings {
         enabledMechanisms = enabledMechanisms.stream().map(m -> m.trim().toUpperCase(Locale.ROOT)).toList();
+        if (oauthBearer == null) {
+            oauthBearer = OAuthBearerSettings.DEFAULTS;
+        }
         for (String m : enabledMechanisms) {
-            if (!m.equals("PLAIN") && ScramMechanism.forName(m) == null) {
+            if (!m.equals("PLAIN") && !m.equals(SaslServerExchange.OAUTHBEARER) && ScramMechanism.forName(m) == null) {
                 throw new IllegalArgumentException("sasl.enabled.mechanisms: " + m + " is not served; use PLAIN,"
-                    + " SCRAM-SHA-256 or SCRAM-SHA-512");
+                    + " SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER");
+            }
+            if (m.equals(SaslServerExchange.OAUTHBEARER) && !oauthBearer.usable()) {
+                throw new IllegalArgumentException("sasl.enabled.mechanisms: OAUTHBEARER needs"
+                    + " sasl.oauthbearer.jwks.endpoint.url (a file: URL of the issuer's JSON Web Key Set) or, for"
+                    + " tests only, sasl.oauthbearer.allow.unsecured.tokens=true");
             }
         }
         if (reauthMs < 0) {
@@ -51,7 +69,13 @@ public record SaslSettings(List<String> enabledMechanisms, long reauthMs, int ma
 
     public SaslSettings withAdmin(String user, String password) {
         return new SaslSettings(enabledMechanisms, reauthMs, maxReceiveBytes, failedAuthDelayMs, user, password,
-            adminIterations);
+            adminIterations, oauthBearer);
+    }
+
+    /** These settings with OAUTHBEARER's {@code o} and {@code mechanisms} enabled. */
+    public SaslSettings withOAuthBearer(List<String> mechanisms, OAuthBearerSettings o) {
+        return new SaslSettings(mechanisms, reauthMs, maxReceiveBytes, failedAuthDelayMs, adminUser, adminPassword,
+            adminIterations, o);
     }
 
     @Override

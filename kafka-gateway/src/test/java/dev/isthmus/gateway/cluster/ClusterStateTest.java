@@ -194,17 +194,23 @@ class ClusterStateTest {
     }
 
     @Test
-    void shouldReadVersionTwoToFourSnapshots() {
+    void shouldReadVersionTwoToFiveSnapshots() {
         ClusterState s = brokers(2, 2);
         s = apply(s, ControllerCommand.CreateTopic.of("t", 2, 1, Map.of()), 0);
         s = s.apply(new ControllerCommand.AllocateProducerIds(0, 1000), ++offset).state();
-        // Versions 2 to 4, written field by field: no listeners after each broker (before 5), no ACL count
-        // (before 4), no reassignments count (before 3).
-        for (int version = 2; version <= 4; version++) {
+        // Versions 2 to 5, written field by field: no SCRAM count (before 6), no listeners after each broker
+        // (before 5), no ACL count (before 4), no reassignments count (before 3).
+        for (int version = 2; version <= 5; version++) {
+            int v = version;
             Wire.Writer w = new Wire.Writer().i16(version).i64(s.appliedOffset()).i64(s.nextGroupId())
                 .i64(s.nextProducerId());
             w.i32(s.brokers().size());
-            s.brokers().forEach(b -> b.write(w));
+            s.brokers().forEach(b -> {
+                b.write(w);
+                if (v >= 5) {
+                    b.writeListeners(w);
+                }
+            });
             w.i32(s.topics().size());
             s.topics().forEach(t -> t.write(w));
             if (version >= 3) {
@@ -216,10 +222,70 @@ class ClusterStateTest {
             ClusterState back = ClusterState.decode(w.bytes());
             assertEquals(s, back, "version " + version);
             assertTrue(back.acls().isEmpty());
+            assertTrue(back.scramCredentials().isEmpty());
         }
-        byte[] v6 = s.encode();
-        v6[1] = 6;
-        assertThrows(ControllerFormatException.class, () -> ClusterState.decode(v6), "a newer layout is refused");
+        byte[] future = s.encode();
+        future[1] = 99;
+        assertThrows(ControllerFormatException.class, () -> ClusterState.decode(future), "a newer layout is refused");
+    }
+
+    static UserScramCredential scram(String name, byte mechanism, int iterations, int seed) {
+        int n = UserScramCredential.keyBytes(mechanism) < 0 ? 32 : UserScramCredential.keyBytes(mechanism);
+        byte[] salt = new byte[16];
+        byte[] stored = new byte[n];
+        byte[] server = new byte[n];
+        new SplittableRandom(seed).nextBytes(salt);
+        new SplittableRandom(seed + 1).nextBytes(stored);
+        new SplittableRandom(seed + 2).nextBytes(server);
+        return new UserScramCredential(name, mechanism, salt, stored, server, iterations);
+    }
+
+    @Test
+    void shouldStoreReplaceAndDeleteScramCredentialsWithKafkasErrors() {
+        ClusterState s = brokers(1, 1);
+        UserScramCredential alice256 = scram("alice", UserScramCredential.SCRAM_SHA_256, 8192, 1);
+        UserScramCredential alice512 = scram("alice", UserScramCredential.SCRAM_SHA_512, 4096, 2);
+        s = apply(s, new ControllerCommand.UpsertUserScramCredential(alice256), 0);
+        s = apply(s, new ControllerCommand.UpsertUserScramCredential(alice512), 0);
+        var acls = s.acls();
+        var creds = s.scramCredentials();
+        assertEquals(List.of(alice256, alice512), List.copyOf(creds.values()));
+        // Other commands keep the very same map (the gateway rebuilds its stores only on a change of identity).
+        s = apply(s, ControllerCommand.CreateTopic.of("t", 1, 1, Map.of()), 0);
+        assertTrue(creds == s.scramCredentials());
+        assertTrue(acls == s.acls());
+        // A replacement: the new salt and keys, never two credentials of one user and mechanism.
+        UserScramCredential again = scram("alice", UserScramCredential.SCRAM_SHA_256, 16384, 7);
+        s = apply(s, new ControllerCommand.UpsertUserScramCredential(again), 0);
+        assertEquals(again, s.scramCredentials().get(again.key()));
+        assertEquals(2, s.scramCredentials().size());
+        // The command's wire form and the snapshot keep every byte.
+        ControllerCommand c = new ControllerCommand.UpsertUserScramCredential(again);
+        assertEquals(c, ControllerCommand.decode(c.encode()));
+        assertEquals(s, ClusterState.decode(s.encode()));
+        assertArrayEquals(again.storedKey(), ClusterState.decode(s.encode()).scramCredentials().get(again.key())
+            .storedKey());
+        // Kafka's errors, and a refused command changes nothing.
+        ClusterState before = s;
+        s = apply(s, new ControllerCommand.UpsertUserScramCredential(scram("bob", UserScramCredential.SCRAM_SHA_256,
+            4095, 3)), ControllerErrors.UNACCEPTABLE_CREDENTIAL);
+        s = apply(s, new ControllerCommand.UpsertUserScramCredential(scram("bob", UserScramCredential.SCRAM_SHA_256,
+            16385, 3)), ControllerErrors.UNACCEPTABLE_CREDENTIAL);
+        s = apply(s, new ControllerCommand.UpsertUserScramCredential(scram("", UserScramCredential.SCRAM_SHA_256,
+            4096, 3)), ControllerErrors.UNACCEPTABLE_CREDENTIAL);
+        s = apply(s, new ControllerCommand.UpsertUserScramCredential(scram("bob", (byte) 3, 4096, 3)),
+            ControllerErrors.UNSUPPORTED_SASL_MECHANISM);
+        s = apply(s, new ControllerCommand.DeleteUserScramCredential("bob", UserScramCredential.SCRAM_SHA_256),
+            ControllerErrors.RESOURCE_NOT_FOUND);
+        s = apply(s, new ControllerCommand.DeleteUserScramCredential("alice", (byte) 0),
+            ControllerErrors.UNSUPPORTED_SASL_MECHANISM);
+        assertTrue(before.scramCredentials() == s.scramCredentials());
+        s = apply(s, new ControllerCommand.DeleteUserScramCredential("alice", UserScramCredential.SCRAM_SHA_512), 0);
+        assertEquals(List.of(again), List.copyOf(s.scramCredentials().values()));
+        ControllerCommand d = new ControllerCommand.DeleteUserScramCredential("alice",
+            UserScramCredential.SCRAM_SHA_512);
+        assertEquals(d, ControllerCommand.decode(d.encode()));
+        s = apply(s, d, ControllerErrors.RESOURCE_NOT_FOUND);
     }
 
     @Test
