@@ -13,8 +13,9 @@ import java.util.regex.Pattern;
 
 /**
  * The cluster metadata the controller group replicates: brokers, topics with their ids, configs and
- * partitions (replicas and shards), the next Raft group id to hand out, and the ACLs (Kafka's
- * {@link AclBinding}s, which the gateway's authorizer reads). Immutable: each applied command
+ * partitions (replicas and shards), the next Raft group id to hand out, the ACLs (Kafka's
+ * {@link AclBinding}s, which the gateway's authorizer reads) and the client quotas (per {@link ClientQuotaEntity},
+ * which the gateway's quota enforcement reads). Immutable: each applied command
  * yields a new state, so any thread may read a published state without locks.
  *
  * <p>{@link #apply} is the state machine's transition: deterministic, validating every command against this
@@ -24,27 +25,32 @@ import java.util.regex.Pattern;
  *   snapshot: version i16 (5), appliedOffset i64, nextGroupId i64, nextProducerId i64 (from version 2),
  *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions)),
  *             reassignments (from version 3: i32 n, n x (topic, partition i32, adding int[], removing int[])),
- *             acls (i32 n, n x binding; from version 4)
+ *             acls (i32 n, n x binding; from version 4),
+ *             client quotas (from version 7: i32 n, n x (ClientQuotaEntity, i32 m, m x (key, value f64 as i64 bits)))
  *             (version 5 adds each broker's listeners after its fields: i32 n, n x (name, host, port i32))
  * </pre>
- * Versions 1 to 4 (no reassignments before 3, no ACLs before 4, no broker listeners before 5) are still read.
+ * Versions 1 to 5 (no reassignments before 3, no ACLs before 4, no broker listeners before 5, no client quotas
+ * before 7) are still read. Version 6 belongs to the SCRAM credentials (allocated to another branch).
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 5;
+    private static final int SNAPSHOT_VERSION = 7;
     /** The oldest snapshot version this node reads. */
     private static final int SNAPSHOT_VERSION_MIN = 1;
     /** The most ACL bindings the cluster holds (a bound on the state's size and every shard's copy). */
     public static final int MAX_ACLS = 100_000;
+    /** The most client quota entities the cluster holds (a bound on the state and every shard's resolver). */
+    public static final int MAX_QUOTA_ENTITIES = 100_000;
     /** The largest block of producer ids one AllocateProducerIds may take (Kafka hands out 1000 at a time). */
     public static final int MAX_PRODUCER_ID_BLOCK = 1_000_000;
     private static final Pattern TOPIC_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,249}");
     private static final Pattern CONFIG_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,255}");
     private static final int MAX_CONFIG_VALUE_CHARS = 32 * 1024;
 
-    public static final ClusterState EMPTY = new ClusterState(-1, 1, 0, new TreeMap<>(), new TreeMap<>(), new TreeSet<>());
+    public static final ClusterState EMPTY = new ClusterState(-1, 1, 0, new TreeMap<>(), new TreeMap<>(), new TreeSet<>(),
+        Collections.emptySortedMap());
 
     private final long appliedOffset;
     private final long nextGroupId;
@@ -54,15 +60,29 @@ public final class ClusterState {
     private final SortedMap<String, TopicInfo> topics;
     /** Unmodifiable; shared by successive states until an ACL command changes it (readers may compare identity). */
     private final SortedSet<AclBinding> acls;
+    /** Unmodifiable (values too); shared by successive states until a quota command changes it. */
+    private final SortedMap<ClientQuotaEntity, SortedMap<String, Double>> quotas;
 
     private ClusterState(long appliedOffset, long nextGroupId, long nextProducerId, SortedMap<Integer, BrokerInfo> brokers,
-                         SortedMap<String, TopicInfo> topics, SortedSet<AclBinding> acls) {
+                         SortedMap<String, TopicInfo> topics, SortedSet<AclBinding> acls,
+                         SortedMap<ClientQuotaEntity, SortedMap<String, Double>> quotas) {
         this.appliedOffset = appliedOffset;
         this.nextGroupId = nextGroupId;
         this.nextProducerId = nextProducerId;
         this.brokers = Collections.unmodifiableSortedMap(brokers);
         this.topics = Collections.unmodifiableSortedMap(topics);
         this.acls = acls instanceof TreeSet<AclBinding> t ? Collections.unmodifiableSortedSet(t) : acls;
+        this.quotas = quotas instanceof TreeMap<ClientQuotaEntity, SortedMap<String, Double>> q
+            ? Collections.unmodifiableSortedMap(q) : quotas;
+    }
+
+    /**
+     * Every client quota: entity to its keys and values (at least one each), in {@link ClientQuotaEntity}'s order.
+     * The same object while no quota command applies, so a reader may rebuild what it derives from the quotas only
+     * when the identity changes.
+     */
+    public SortedMap<ClientQuotaEntity, SortedMap<String, Double>> quotas() {
+        return quotas;
     }
 
     /**
@@ -141,7 +161,7 @@ public final class ClusterState {
             case ControllerCommand.RegisterBroker r -> {
                 TreeMap<Integer, BrokerInfo> b = new TreeMap<>(brokers);
                 b.put(r.broker().id(), r.broker());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics), acls));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics), acls, quotas));
             }
             case ControllerCommand.CreateTopic t -> createTopic(t, offset);
             case ControllerCommand.DeleteTopic d -> {
@@ -151,7 +171,7 @@ public final class ClusterState {
                 }
                 TreeMap<String, TopicInfo> t = new TreeMap<>(topics);
                 t.remove(d.name());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t, acls));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t, acls, quotas));
             }
             case ControllerCommand.CreatePartitions p -> createPartitions(p, offset);
             case ControllerCommand.AlterConfigs a -> alterConfigs(a, offset);
@@ -162,6 +182,7 @@ public final class ClusterState {
             case ControllerCommand.AllocateProducerIds a -> allocateProducerIds(a, offset);
             case ControllerCommand.CreateAcls a -> createAcls(a, offset);
             case ControllerCommand.DeleteAcls d -> deleteAcls(d, offset);
+            case ControllerCommand.AlterClientQuotas q -> alterClientQuotas(q, offset);
         };
     }
 
@@ -182,7 +203,7 @@ public final class ClusterState {
         parts.set(index, o.next());
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(topic, new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, quotas));
     }
 
     private Applied ok(ClusterState next) {
@@ -197,7 +218,7 @@ public final class ClusterState {
     /** This state as of {@code offset} (for entries that change nothing, e.g. Raft's own). */
     public ClusterState withOffset(long offset) {
         return offset == appliedOffset ? this : new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls);
+            new TreeMap<>(topics), acls, quotas);
     }
 
     private static String checkConfigs(SortedMap<String, String> configs) {
@@ -263,7 +284,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, quotas));
     }
 
     private Applied createPartitions(ControllerCommand.CreatePartitions c, long offset) {
@@ -307,7 +328,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, quotas));
     }
 
     private Applied alterConfigs(ControllerCommand.AlterConfigs a, long offset) {
@@ -329,7 +350,7 @@ public final class ClusterState {
         a.delete().forEach(configs::remove);
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), configs, t.partitions()));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, quotas));
     }
 
     private Applied allocateProducerIds(ControllerCommand.AllocateProducerIds a, long offset) {
@@ -341,7 +362,7 @@ public final class ClusterState {
             return fail(offset, ControllerErrors.UNKNOWN_SERVER_ERROR, "the producer id space is exhausted");
         }
         ClusterState next = new ClusterState(offset, nextGroupId, nextProducerId + a.count(), new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls);
+            new TreeMap<>(topics), acls, quotas);
         return new Applied(next, ControllerResult.ok(offset, nextProducerId));
     }
 
@@ -361,7 +382,7 @@ public final class ClusterState {
         }
         int added = next.size() - acls.size();
         ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), added == 0 ? acls : next);
+            new TreeMap<>(topics), added == 0 ? acls : next, quotas);
         return new Applied(s, ControllerResult.ok(offset, added));
     }
 
@@ -371,8 +392,48 @@ public final class ClusterState {
         next.removeAll(d.bindings());
         int removed = acls.size() - next.size();
         ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), removed == 0 ? acls : next);
+            new TreeMap<>(topics), removed == 0 ? acls : next, quotas);
         return new Applied(s, ControllerResult.ok(offset, removed));
+    }
+
+    /**
+     * Sets and removes quota keys of each entity listed (Kafka's AlterClientQuotas, its entries validated by the
+     * submitting broker and again here): all of them, or none when one is not valid. An entity left without keys is
+     * removed. The result's value counts the entities whose quotas changed.
+     */
+    private Applied alterClientQuotas(ControllerCommand.AlterClientQuotas c, long offset) {
+        TreeMap<ClientQuotaEntity, SortedMap<String, Double>> next = new TreeMap<>(quotas);
+        java.util.Set<ClientQuotaEntity> seen = new java.util.HashSet<>();
+        int changed = 0;
+        for (ClientQuotaAlteration a : c.alterations()) {
+            String problem = a.problem();
+            if (problem == null && !seen.add(a.entity())) {
+                problem = "Ignoring duplicate entity " + a.entity();
+            }
+            if (problem != null) {
+                return fail(offset, ControllerErrors.INVALID_REQUEST, problem);
+            }
+            SortedMap<String, Double> had = quotas.getOrDefault(a.entity(), Collections.emptySortedMap());
+            TreeMap<String, Double> values = new TreeMap<>(had);
+            values.putAll(a.set());
+            a.remove().forEach(values::remove);
+            if (values.equals(had)) {
+                continue;
+            }
+            changed++;
+            if (values.isEmpty()) {
+                next.remove(a.entity());
+            } else {
+                next.put(a.entity(), Collections.unmodifiableSortedMap(values));
+            }
+        }
+        if (next.size() > MAX_QUOTA_ENTITIES) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "the cluster holds quotas for " + quotas.size()
+                + " entities; " + (next.size() - quotas.size()) + " more would pass the limit of " + MAX_QUOTA_ENTITIES);
+        }
+        ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
+            new TreeMap<>(topics), acls, changed == 0 ? quotas : next);
+        return new Applied(s, ControllerResult.ok(offset, changed));
     }
 
     // ================================================================================== snapshots
@@ -403,6 +464,12 @@ public final class ClusterState {
         }
         w.i32(acls.size());
         acls.forEach(a -> a.write(w));
+        w.i32(quotas.size());
+        quotas.forEach((entity, values) -> {
+            entity.write(w);
+            w.i32(values.size());
+            values.forEach((k, v) -> w.str(k).i64(Double.doubleToLongBits(v)));
+        });
         return w.bytes();
     }
 
@@ -458,15 +525,28 @@ public final class ClusterState {
                 acls.add(AclBinding.read(r));
             }
         }
+        TreeMap<ClientQuotaEntity, SortedMap<String, Double>> quotas = new TreeMap<>();
+        if (version >= 7) { // client quotas (versions 1 to 5 predate them; 6 is the SCRAM credentials' version)
+            int nq = r.count(5);
+            for (int i = 0; i < nq; i++) {
+                ClientQuotaEntity entity = ClientQuotaEntity.read(r);
+                int nv = r.count(12);
+                TreeMap<String, Double> values = new TreeMap<>();
+                for (int j = 0; j < nv; j++) {
+                    values.put(r.str(), Double.longBitsToDouble(r.i64()));
+                }
+                quotas.put(entity, Collections.unmodifiableSortedMap(values));
+            }
+        }
         r.end();
-        return new ClusterState(applied, next, nextProducerId, brokers, topics, acls);
+        return new ClusterState(applied, next, nextProducerId, brokers, topics, acls, quotas);
     }
 
     @Override
     public boolean equals(Object o) {
         return o instanceof ClusterState s && s.appliedOffset == appliedOffset && s.nextGroupId == nextGroupId
             && s.nextProducerId == nextProducerId && s.brokers.equals(brokers) && s.topics.equals(topics)
-            && s.acls.equals(acls);
+            && s.acls.equals(acls) && s.quotas.equals(quotas);
     }
 
     @Override

@@ -30,6 +30,7 @@ import java.util.UUID;
  *  21 CompleteReassignment  topic, partition i32, groupId i64, target int[]
  *   7 CreateAcls        bindings (i32 n, n x AclBinding)
  *   8 DeleteAcls        bindings (i32 n, n x AclBinding)
+ *  32 AlterClientQuotas alterations (i32 n, n x ClientQuotaAlteration)
  * </pre>
  */
 public sealed interface ControllerCommand {
@@ -140,6 +141,17 @@ public sealed interface ControllerCommand {
         }
     }
 
+    /**
+     * Sets and removes client quotas (Kafka's AlterClientQuotas, the entries the submitting broker found valid):
+     * applied all together or, when one is not valid, not at all (INVALID_REQUEST naming it). The result's
+     * {@link ControllerResult#value()} counts the entities whose quotas changed.
+     */
+    record AlterClientQuotas(List<ClientQuotaAlteration> alterations) implements ControllerCommand {
+        public AlterClientQuotas {
+            alterations = List.copyOf(alterations);
+        }
+    }
+
     /** The command's wire form. */
     default byte[] encode() {
         Wire.Writer w = new Wire.Writer();
@@ -184,6 +196,10 @@ public sealed interface ControllerCommand {
             case DeleteAcls c -> {
                 w.i8(8).i8(VERSION).i32(c.bindings().size());
                 c.bindings().forEach(b -> b.write(w));
+            }
+            case AlterClientQuotas c -> {
+                w.i8(32).i8(VERSION).i32(c.alterations().size());
+                c.alterations().forEach(a -> a.write(w));
             }
         }
         return w.bytes();
@@ -232,6 +248,14 @@ public sealed interface ControllerCommand {
             case 21 -> new CompleteReassignment(r.str(), r.i32(), r.i64(), r.ints());
             case 7 -> new CreateAcls(readBindings(r));
             case 8 -> new DeleteAcls(readBindings(r));
+            case 32 -> {
+                int n = r.count(9);
+                List<ClientQuotaAlteration> alterations = new ArrayList<>(n);
+                for (int i = 0; i < n; i++) {
+                    alterations.add(ClientQuotaAlteration.read(r));
+                }
+                yield new AlterClientQuotas(alterations);
+            }
             default -> throw new ControllerFormatException("unknown controller command type " + type);
         };
         r.end();
