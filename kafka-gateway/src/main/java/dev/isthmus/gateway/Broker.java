@@ -104,6 +104,13 @@ public final class Broker implements AutoCloseable {
     private final Partition.Leadership leadership = this::leadershipChanged;
     /** Shard 0 only: the authorizer handed to the shards last (rebuilt only when the ACLs change). */
     private dev.isthmus.gateway.auth.Authorizer authorizer = dev.isthmus.gateway.auth.Authorizer.ALLOW_ALL;
+    /** Client quota enforcement, shared by the shards (lock-free sensors; see its class comment). */
+    private final ClientQuotas quotas = new ClientQuotas();
+
+    /** The broker's client quota enforcement (any thread). */
+    ClientQuotas quotas() {
+        return quotas;
+    }
 
     /**
      * Runs an ACL command through the controller from {@code caller}'s shard and completes there, once every shard
@@ -399,6 +406,7 @@ public final class Broker implements AutoCloseable {
         TopicTable previous = published;
         published = next;
         dev.isthmus.gateway.auth.Authorizer az = authorizer = authorizer.refreshed(config.authorizer(), cs.acls());
+        quotas.install(cs.quotas()); // before the installs: a command's caller answered after them sees it in force
         List<Promise<Void>> installs = new ArrayList<>();
         Shard s0 = Shard.current();
         for (int i = 0; i < group.size(); i++) {

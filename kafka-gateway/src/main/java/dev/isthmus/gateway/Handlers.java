@@ -53,6 +53,7 @@ final class Handlers {
     private final AdminHandlers admin;
     private final FetchHandler fetch;
     private final TxnHandlers transactions;
+    private final ClientQuotaApis quotas;
 
     Handlers(Broker broker) {
         this.broker = broker;
@@ -91,6 +92,9 @@ final class Handlers {
         supported.put(ApiKeys.DESCRIBE_TOPIC_PARTITIONS, new Range((short) 0, (short) 0));
         supported.put(ApiKeys.ALTER_PARTITION_REASSIGNMENTS, new Range((short) 0, (short) 1));
         supported.put(ApiKeys.LIST_PARTITION_REASSIGNMENTS, new Range((short) 0, (short) 0));
+        // Client quotas in the controller's state (ClientQuotaApis), enforced by ClientQuotas.
+        supported.put(ApiKeys.DESCRIBE_CLIENT_QUOTAS, new Range((short) 0, (short) 1));
+        supported.put(ApiKeys.ALTER_CLIENT_QUOTAS, new Range((short) 0, (short) 1));
         // Answered by the connection (its SASL state), on every listener: see Connection#saslGate.
         supported.put(ApiKeys.SASL_HANDSHAKE, new Range((short) 0, (short) 1));
         supported.put(ApiKeys.SASL_AUTHENTICATE, new Range((short) 0, (short) 2));
@@ -108,6 +112,7 @@ final class Handlers {
         groups = new GroupHandlers(broker);
         transactions = new TxnHandlers(broker);
         admin = new AdminHandlers(broker);
+        quotas = new ClientQuotaApis(broker);
         fetch = new FetchHandler(broker, broker.config().shards(), FetchSessions.DEFAULT_SLOTS_PER_BROKER);
     }
 
@@ -162,6 +167,10 @@ final class Handlers {
             case LIST_PARTITION_REASSIGNMENTS -> Promise.completed(broker.reassignments().list(st,
                 (dev.isthmus.gateway.protocol.message.ListPartitionReassignmentsRequestData) request));
             case API_VERSIONS -> Promise.completed(apiVersions(st, ErrorCodes.NONE, version));
+            case DESCRIBE_CLIENT_QUOTAS -> Promise.completed(quotas.describe(st,
+                (dev.isthmus.gateway.protocol.message.DescribeClientQuotasRequestData) request));
+            case ALTER_CLIENT_QUOTAS -> quotas.alter(st,
+                (dev.isthmus.gateway.protocol.message.AlterClientQuotasRequestData) request);
             case INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, ADD_OFFSETS_TO_TXN, END_TXN, DESCRIBE_TRANSACTIONS,
                  LIST_TRANSACTIONS -> transactions.handle(st, api, version, request);
             case METADATA -> metadata(st, (MetadataRequestData) request, version, listener);
