@@ -133,7 +133,7 @@ class ClientQuotaEnforcementTest {
             double throttleMax = 0;
             try (KafkaProducer<byte[], byte[]> p = producer(b, "throttled")) {
                 // As fast as it can, until a response carried a throttle time (bounded by bytes, not by time).
-                while (throttleMax <= 0) {
+                while (!(throttleMax > 0)) { // NaN until the client has a sample
                     if (sent > 200 * MB) {
                         fail("200 MB produced against a 1 MB/s quota without a throttle time");
                     }
@@ -198,7 +198,7 @@ class ClientQuotaEnforcementTest {
                 c.seekToBeginning(List.of(tp));
                 long next = 0;
                 double throttleMax = 0;
-                while (throttleMax <= 0) {
+                while (!(throttleMax > 0)) { // NaN until the client has a sample
                     if (next >= records) {
                         fail("consumed all " + records + " records against a 1 MB/s quota without a throttle time");
                     }
