@@ -5,9 +5,9 @@ import dev.isthmus.gateway.protocol.message.AlterClientQuotasRequestData;
 import dev.isthmus.gateway.protocol.message.AlterClientQuotasResponseData;
 import dev.isthmus.gateway.protocol.message.DescribeClientQuotasRequestData;
 import dev.isthmus.gateway.protocol.message.DescribeClientQuotasResponseData;
-import dev.isthmus.raft.controller.ClientQuotaAlteration;
-import dev.isthmus.raft.controller.ClientQuotaEntity;
-import dev.isthmus.raft.controller.ControllerCommand;
+import dev.isthmus.gateway.cluster.ClientQuotaAlteration;
+import dev.isthmus.gateway.cluster.ClientQuotaEntity;
+import dev.isthmus.gateway.cluster.ControllerCommand;
 import dev.isthmus.uring.shard.Promise;
 
 import java.util.ArrayList;
@@ -22,7 +22,7 @@ import java.util.TreeSet;
 /**
  * DescribeClientQuotas (48) and AlterClientQuotas (49), as a KRaft broker answers them (Kafka's
  * {@code ClientQuotasImage.describe} and {@code ClientQuotaControlManager}). The quotas live in the controller's
- * replicated state ({@link dev.isthmus.raft.controller.ClusterState#quotas()}): alterations are one controller
+ * replicated state ({@link dev.isthmus.gateway.cluster.ClusterState#quotas()}): alterations are one controller
  * command per request, answered once every shard of this node has installed the result (so the next request on any
  * connection of this node is measured against it); describing reads the connection shard's copy. Whether the caller
  * may use these APIs (DESCRIBE_CONFIGS or ALTER_CONFIGS on the cluster) is checked before, by

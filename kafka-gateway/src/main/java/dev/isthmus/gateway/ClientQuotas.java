@@ -3,8 +3,8 @@ package dev.isthmus.gateway;
 import dev.isthmus.gateway.protocol.ProtocolMessage;
 import dev.isthmus.gateway.protocol.message.ApiKeys;
 import dev.isthmus.gateway.protocol.message.FetchResponseData;
-import dev.isthmus.raft.controller.ClientQuotaAlteration;
-import dev.isthmus.raft.controller.ClientQuotaEntity;
+import dev.isthmus.gateway.cluster.ClientQuotaAlteration;
+import dev.isthmus.gateway.cluster.ClientQuotaEntity;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -29,7 +29,7 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * that match: (user, client id) for the user + client-id forms, (user, "") for a user quota, ("", client id) for a
  * client-id quota or none. So a quota on {@code user=alice} is shared by all of alice's clients, a default user
  * quota is one quota per user, and a client-id quota is shared by every user of that client id. The quotas come
- * from the controller's replicated state ({@link dev.isthmus.raft.controller.ClusterState#quotas()}); shard 0
+ * from the controller's replicated state ({@link dev.isthmus.gateway.cluster.ClusterState#quotas()}); shard 0
  * installs a new {@link Resolver} (immutable) whenever they change, and each connection re-resolves its entity
  * when it sees a new resolver or client id.
  *

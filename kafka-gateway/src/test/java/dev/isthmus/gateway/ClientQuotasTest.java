@@ -3,7 +3,7 @@ package dev.isthmus.gateway;
 import dev.isthmus.gateway.protocol.message.ApiKeys;
 import dev.isthmus.gateway.protocol.message.FetchResponseData;
 import dev.isthmus.gateway.protocol.message.ProduceResponseData;
-import dev.isthmus.raft.controller.ClientQuotaEntity;
+import dev.isthmus.gateway.cluster.ClientQuotaEntity;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
