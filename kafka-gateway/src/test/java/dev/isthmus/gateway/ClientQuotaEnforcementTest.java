@@ -320,4 +320,40 @@ class ClientQuotaEnforcementTest {
             }
         }
     }
+
+    /**
+     * request_percentage (KIP-124): a client id allowed 0.01 % of a thread's time sends ApiVersions on one connection,
+     * each answered before the next, until a response carries a throttle time (bounded by a request count); that
+     * throttle is at most one window (Kafka bounds the request quota's), and the broker counts it under the request
+     * type for that client id.
+     */
+    @Test
+    void shouldThrottleAClientOverItsRequestTimeQuota(@TempDir Path dir) throws Exception {
+        try (Broker b = start(dir)) {
+            alter(b, new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, "ignorer")), "request_percentage", 0.01);
+            try (java.net.Socket s = new java.net.Socket("127.0.0.1", b.port())) {
+                s.setSoTimeout(120_000);
+                int throttleMs = 0;
+                int n = 0;
+                while (throttleMs == 0) {
+                    if (++n > 1_000_000) {
+                        fail("a million requests within 0.01 % of a thread's time");
+                    }
+                    var r = (org.apache.kafka.common.requests.ApiVersionsResponse) exchange(s,
+                        org.apache.kafka.common.protocol.ApiKeys.API_VERSIONS, (short) 3, n,
+                        new org.apache.kafka.common.message.ApiVersionsRequestData().setClientSoftwareName("t")
+                            .setClientSoftwareVersion("1"));
+                    assertEquals(0, r.data().errorCode());
+                    throttleMs = r.data().throttleTimeMs();
+                }
+                System.out.println("throttled after " + n + " requests: " + throttleMs + " ms");
+                assertTrue(throttleMs <= 1000, "the request quota's throttle is bounded by one window: " + throttleMs);
+            }
+            String body = scrape(b);
+            String labels = "type=\"request\",user=\"\",client_id=\"ignorer\"";
+            assertTrue(value(body, "isthmus_quota_throttle_time_ms_total", labels) > 0, body);
+            assertTrue(value(body, "isthmus_quota_request_time_ns_total", labels) > 0, body);
+            assertTrue(value(body, "isthmus_quota_throttled_responses_total", "type=\"request\"") > 0, body);
+        }
+    }
 }
