@@ -1358,6 +1358,10 @@ final class Connection implements TcpConnection.ReceiveHandler {
         if (bandwidth == ClientQuotas.Type.FETCH) {
             quotas.unrecord(s, bandwidth, fetched, now);
             body = ClientQuotas.throttledFetch((FetchResponseData) body);
+            int session = ((FetchResponseData) body).sessionId;
+            if (session != 0) {
+                broker.handlers().fetch().sessions(state.shard.id()).unsent(session);
+            }
         }
         quotas.throttled(s, bandwidthMs >= requestMs ? bandwidth : ClientQuotas.Type.REQUEST, ms);
         ClientQuotas.setThrottleTimeMs(body, ms);
