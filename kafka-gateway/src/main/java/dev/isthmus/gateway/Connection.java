@@ -1010,12 +1010,10 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 quotaSession = quotas.session(quotaSession, principal.name(), header.clientId);
                 slot.quota = quotaSession;
                 if (slot.api == ApiKeys.FETCH) {
-                    // Kafka caps a consumer's fetch at what its quota allows over an empty window.
+                    // Kafka caps a consumer's fetch at what its quota allows over an empty window (the smaller of
+                    // the two, so a max_bytes of 0 stays 0).
                     FetchRequestData f = (FetchRequestData) request;
-                    int cap = quotas.fetchCapBytes(quotaSession);
-                    if (f.maxBytes <= 0 || f.maxBytes > cap) {
-                        f.maxBytes = cap;
-                    }
+                    f.maxBytes = Math.min(f.maxBytes, quotas.fetchCapBytes(quotaSession));
                 }
                 long startNs = System.nanoTime();
                 response = broker.handlers().handle(state, slot.api, slot.version, request, header, clientHost(), this);
