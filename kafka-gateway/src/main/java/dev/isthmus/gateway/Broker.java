@@ -125,6 +125,13 @@ public final class Broker implements AutoCloseable {
     private final Partition.Leadership leadership = this::leadershipChanged;
     /** Shard 0 only: the authorizer handed to the shards last (rebuilt only when the ACLs change). */
     private dev.isthmus.gateway.auth.Authorizer authorizer = dev.isthmus.gateway.auth.Authorizer.ALLOW_ALL;
+    /** Client quota enforcement, shared by the shards (lock-free sensors; see its class comment). */
+    private final ClientQuotas quotas = new ClientQuotas();
+
+    /** The broker's client quota enforcement (any thread). */
+    ClientQuotas quotas() {
+        return quotas;
+    }
 
     /**
      * Runs a security command (ACLs, SCRAM credentials) through the controller from {@code caller}'s shard and
@@ -472,6 +479,7 @@ public final class Broker implements AutoCloseable {
             replicatedStore = replicatedStore(replicatedSource);
         }
         CredentialStore creds = replicatedStore;
+        quotas.install(cs.quotas()); // before the installs: a command's caller answered after them sees it in force
         List<Promise<Void>> installs = new ArrayList<>();
         Shard s0 = Shard.current();
         for (int i = 0; i < group.size(); i++) {

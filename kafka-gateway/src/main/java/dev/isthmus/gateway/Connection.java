@@ -12,6 +12,7 @@ import dev.isthmus.gateway.protocol.ProtocolMessage;
 import dev.isthmus.gateway.protocol.ProtocolReader;
 import dev.isthmus.gateway.protocol.message.ApiKeys;
 import dev.isthmus.gateway.protocol.message.FetchRequestData;
+import dev.isthmus.gateway.protocol.message.FetchResponseData;
 import dev.isthmus.gateway.protocol.message.ProduceRequestData;
 import dev.isthmus.gateway.protocol.message.RequestHeaderData;
 import dev.isthmus.gateway.protocol.message.SaslAuthenticateRequestData;
@@ -103,8 +104,10 @@ final class Connection implements TcpConnection.ReceiveHandler {
     private static final int MEMORY = 4;
     /** The connection holds more than its share of the shard's receive memory in requests that still run. */
     private static final int SHARE = 8;
+    /** Muted for a client quota's throttle time (KIP-219): no request is read or taken until it has passed. */
+    private static final int THROTTLE = 16;
     /** Reasons that stop the frame deadline's clock: the wait is the broker's doing. */
-    private static final int PAUSING = BOUND | GRANT | SHARE;
+    private static final int PAUSING = BOUND | GRANT | SHARE | THROTTLE;
 
     /** Per-broker counters shared by the shards: open connections and refusals. */
     private static final class Limits {
@@ -210,6 +213,12 @@ final class Connection implements TcpConnection.ReceiveHandler {
         long reservedBytes;
         IoBuf response;
         boolean done;
+        /** The client quota session the request is measured in; null for requests outside quotas (SASL). */
+        ClientQuotas.Session quota;
+        /** Nanoseconds the request took on this shard (its handler's synchronous part): the request-time quota. */
+        long shardNs;
+        /** An old client's response waits this long before it is sent (KIP-219: it would not throttle itself). */
+        int delayMs;
 
         Slot(int correlationId, ApiKeys api, short version, boolean noResponse, int requestBytes,
              List<IoBufSlice> slices) {
@@ -353,6 +362,12 @@ final class Connection implements TcpConnection.ReceiveHandler {
     private boolean closed;
     /** Hooks of running requests that wait for an event (parked fetches), run once if this connection closes. */
     private ArrayList<Runnable> closeHooks;
+    /** The client quota session of this connection's principal and client id (re-resolved when either changes). */
+    private ClientQuotas.Session quotaSession;
+    /** While muted for a quota (THROTTLE), when the mute ends (System.nanoTime()). */
+    private long throttledUntilNs;
+    /** A timer to end the mute is scheduled. */
+    private boolean throttleTimer;
 
     // ---------------------------------------------------------------- security
     /** The listener this connection came in on (its name picks the addresses Metadata answers with). */
@@ -686,6 +701,9 @@ final class Connection implements TcpConnection.ReceiveHandler {
                 if (deferred != null && !startDeferred()) {
                     break; // taken again from complete() / the send completion as responses leave
                 }
+                if ((suspendReasons & THROTTLE) != 0) {
+                    break; // muted for a quota: taken again when the throttle time has passed
+                }
                 if (inbound.size() < 4) {
                     break;
                 }
@@ -1002,7 +1020,18 @@ final class Connection implements TcpConnection.ReceiveHandler {
                     finished(slot);
                     return true;
                 }
+                ClientQuotas quotas = broker.quotas();
+                quotaSession = quotas.session(quotaSession, principal.name(), header.clientId);
+                slot.quota = quotaSession;
+                if (slot.api == ApiKeys.FETCH) {
+                    // Kafka caps a consumer's fetch at what its quota allows over an empty window (the smaller of
+                    // the two, so a max_bytes of 0 stays 0).
+                    FetchRequestData f = (FetchRequestData) request;
+                    f.maxBytes = Math.min(f.maxBytes, quotas.fetchCapBytes(quotaSession));
+                }
+                long startNs = System.nanoTime();
                 response = broker.handlers().handle(state, slot.api, slot.version, request, header, clientHost(), this);
+                slot.shardNs = System.nanoTime() - startNs;
             }
         } catch (RuntimeException e) {
             response = Promise.failed(e);
@@ -1269,6 +1298,17 @@ final class Connection implements TcpConnection.ReceiveHandler {
     }
 
     private void complete(Slot slot, ProtocolMessage body) {
+        if (slot.quota != null && !closed) {
+            body = applyQuotas(slot, body);
+            slot.quota = null;
+            if (slot.delayMs > 0) { // an old client: the response waits out the throttle time (Kafka's ThrottledChannel)
+                ProtocolMessage delayed = body;
+                state.shard.schedule(java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(slot.delayMs),
+                    () -> complete(slot, delayed));
+                slot.delayMs = 0;
+                return;
+            }
+        }
         release(slot.slices); // the handler is done with the request (idempotent: handlers may have released)
         finished(slot);
         if (closed) {
@@ -1306,6 +1346,77 @@ final class Connection implements TcpConnection.ReceiveHandler {
         }
         slot.done = true;
         flush();
+        parseFrames();
+    }
+
+    /**
+     * Measures a finished request against its client quotas ({@link ClientQuotas}, Kafka's {@code KafkaApis} rules):
+     * a Produce's bytes, a Fetch response's bytes and the request's time on this shard. When a quota asks for a
+     * throttle time, the response carries it ({@code throttle_time_ms}; the larger of the byte-rate and request-time
+     * throttles), a Fetch is answered without records (its bytes un-recorded), and the connection is muted for that
+     * long; a client too old to throttle itself gets its response only after that time. Returns the body to send.
+     */
+    private ProtocolMessage applyQuotas(Slot slot, ProtocolMessage body) {
+        ClientQuotas quotas = broker.quotas();
+        ClientQuotas.Session s = slot.quota;
+        long now = System.nanoTime();
+        int bandwidthMs = 0;
+        ClientQuotas.Type bandwidth = null;
+        long fetched = 0;
+        if (slot.api == ApiKeys.PRODUCE) {
+            bandwidth = ClientQuotas.Type.PRODUCE;
+            bandwidthMs = quotas.record(s, bandwidth, slot.requestBytes - 4L, now);
+        } else if (slot.api == ApiKeys.FETCH && body instanceof FetchResponseData f) {
+            bandwidth = ClientQuotas.Type.FETCH;
+            fetched = f.size(slot.version);
+            bandwidthMs = quotas.record(s, bandwidth, fetched, now);
+        }
+        int requestMs = ClientQuotas.requestQuotaExempt(slot.api) ? 0
+            : quotas.record(s, ClientQuotas.Type.REQUEST, slot.shardNs, now);
+        int ms = Math.max(bandwidthMs, requestMs);
+        if (ms <= 0) {
+            return body;
+        }
+        if (bandwidth == ClientQuotas.Type.FETCH) {
+            quotas.unrecord(s, bandwidth, fetched, now);
+            body = ClientQuotas.throttledFetch((FetchResponseData) body);
+            int session = ((FetchResponseData) body).sessionId;
+            if (session != 0) {
+                broker.handlers().fetch().sessions(state.shard.id()).unsent(session);
+            }
+        }
+        quotas.throttled(s, bandwidthMs >= requestMs ? bandwidth : ClientQuotas.Type.REQUEST, ms);
+        ClientQuotas.setThrottleTimeMs(body, ms);
+        mute(ms);
+        if (!slot.noResponse && !ClientQuotas.clientThrottles(slot.api, slot.version)) {
+            slot.delayMs = ms;
+        }
+        return body;
+    }
+
+    /** Stops reading and taking requests for {@code ms} (or longer, if already muted for longer). */
+    private void mute(int ms) {
+        long now = System.nanoTime();
+        throttledUntilNs = Math.max(throttledUntilNs, now + java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(ms));
+        suspend(THROTTLE);
+        if (!throttleTimer) {
+            throttleTimer = true;
+            state.shard.schedule(Math.max(1, throttledUntilNs - now), this::throttleEnded);
+        }
+    }
+
+    private void throttleEnded() {
+        throttleTimer = false;
+        if (closed) {
+            return;
+        }
+        long left = throttledUntilNs - System.nanoTime();
+        if (left > 0) { // muted again meanwhile, for longer
+            throttleTimer = true;
+            state.shard.schedule(left, this::throttleEnded);
+            return;
+        }
+        resume(THROTTLE);
         parseFrames();
     }
 

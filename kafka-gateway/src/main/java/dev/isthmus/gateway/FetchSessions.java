@@ -152,6 +152,21 @@ final class FetchSessions {
         return sessions.get(id);
     }
 
+    /**
+     * The response that told the client about session {@code id}'s partitions was not sent (a fetch over its client
+     * quota is answered without them): forget what was sent, so the next incremental fetch lists every partition
+     * again with its high watermark and log start offset (as Kafka's session, never updated on that path, does).
+     */
+    void unsent(int id) {
+        Session s = sessions.get(id);
+        if (s != null) {
+            for (Cached c : s.partitions.values()) {
+                c.highWatermark = -1;
+                c.logStartOffset = -1;
+            }
+        }
+    }
+
     /** Removes the session with this id; true when there was one. */
     boolean remove(int id) {
         return sessions.remove(id) != null;

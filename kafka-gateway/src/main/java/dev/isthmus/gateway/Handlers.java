@@ -54,6 +54,7 @@ final class Handlers {
     private final FetchHandler fetch;
     private final TxnHandlers transactions;
     private final ScramApis scram;
+    private final ClientQuotaApis quotas;
 
     Handlers(Broker broker) {
         this.broker = broker;
@@ -92,6 +93,9 @@ final class Handlers {
         supported.put(ApiKeys.DESCRIBE_TOPIC_PARTITIONS, new Range((short) 0, (short) 0));
         supported.put(ApiKeys.ALTER_PARTITION_REASSIGNMENTS, new Range((short) 0, (short) 1));
         supported.put(ApiKeys.LIST_PARTITION_REASSIGNMENTS, new Range((short) 0, (short) 0));
+        // Client quotas in the controller's state (ClientQuotaApis), enforced by ClientQuotas.
+        supported.put(ApiKeys.DESCRIBE_CLIENT_QUOTAS, new Range((short) 0, (short) 1));
+        supported.put(ApiKeys.ALTER_CLIENT_QUOTAS, new Range((short) 0, (short) 1));
         // Answered by the connection (its SASL state), on every listener: see Connection#saslGate.
         supported.put(ApiKeys.SASL_HANDSHAKE, new Range((short) 0, (short) 1));
         supported.put(ApiKeys.SASL_AUTHENTICATE, new Range((short) 0, (short) 2));
@@ -112,6 +116,7 @@ final class Handlers {
         transactions = new TxnHandlers(broker);
         admin = new AdminHandlers(broker);
         scram = new ScramApis(broker);
+        quotas = new ClientQuotaApis(broker);
         fetch = new FetchHandler(broker, broker.config().shards(), FetchSessions.DEFAULT_SLOTS_PER_BROKER);
     }
 
@@ -166,6 +171,10 @@ final class Handlers {
             case LIST_PARTITION_REASSIGNMENTS -> Promise.completed(broker.reassignments().list(st,
                 (dev.isthmus.gateway.protocol.message.ListPartitionReassignmentsRequestData) request));
             case API_VERSIONS -> Promise.completed(apiVersions(st, ErrorCodes.NONE, version));
+            case DESCRIBE_CLIENT_QUOTAS -> Promise.completed(quotas.describe(st,
+                (dev.isthmus.gateway.protocol.message.DescribeClientQuotasRequestData) request));
+            case ALTER_CLIENT_QUOTAS -> quotas.alter(st,
+                (dev.isthmus.gateway.protocol.message.AlterClientQuotasRequestData) request);
             case INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, ADD_OFFSETS_TO_TXN, END_TXN, DESCRIBE_TRANSACTIONS,
                  LIST_TRANSACTIONS -> transactions.handle(st, api, version, request);
             case METADATA -> metadata(st, (MetadataRequestData) request, version, listener);

@@ -247,10 +247,47 @@ final class MetricsServer implements AutoCloseable {
             line(sb, "isthmus_receive_memory_waits_total", labels, rm.waits());
         }
         line(sb, "isthmus_metrics_http_timeouts_total", "", endpoint.timedOutConnections());
+        renderQuotas(sb);
         sb.append("# TYPE isthmus_connection_warnings_total counter\n");
         ConnectionWarnings warnings = Connection.warnings(broker);
         for (ConnectionWarnings.Reason r : ConnectionWarnings.Reason.values()) {
             line(sb, "isthmus_connection_warnings_total", "reason=\"" + r.label() + "\"", warnings.count(r));
+        }
+    }
+
+    /**
+     * Client quotas, per quota type and per entity (Kafka's metric tags: user, client-id; "" where the quota is not
+     * per user or per client id): bytes produced or fetched (request time in ns), throttle time given and responses
+     * throttled; for entities with a quota also the quota and the rate over the window now. Read lock-free from the
+     * broker's shared sensors.
+     */
+    private void renderQuotas(StringBuilder sb) {
+        ClientQuotas q = broker.quotas();
+        long now = System.nanoTime();
+        sb.append("# TYPE isthmus_quota_throttled_responses_total counter\n");
+        for (ClientQuotas.Type t : ClientQuotas.Type.values()) {
+            line(sb, "isthmus_quota_throttled_responses_total", "type=\"" + t.label + "\"", q.throttledResponses(t));
+        }
+        sb.append("# TYPE isthmus_quota_bytes_total counter\n");
+        sb.append("# TYPE isthmus_quota_request_time_ns_total counter\n");
+        sb.append("# TYPE isthmus_quota_throttle_time_ms_total counter\n");
+        sb.append("# TYPE isthmus_quota_entity_throttled_responses_total counter\n");
+        sb.append("# TYPE isthmus_quota_limit gauge\n");
+        sb.append("# TYPE isthmus_quota_rate gauge\n");
+        for (ClientQuotas.Type t : ClientQuotas.Type.values()) {
+            for (ClientQuotas.Sensor s : q.sensors(t)) {
+                String labels = "type=\"" + t.label + "\",user=\"" + escape(s.tags.user()) + "\",client_id=\""
+                    + escape(s.tags.clientId()) + "\"";
+                line(sb, t == ClientQuotas.Type.REQUEST ? "isthmus_quota_request_time_ns_total" : "isthmus_quota_bytes_total",
+                    labels, s.total.get());
+                line(sb, "isthmus_quota_throttle_time_ms_total", labels, s.throttleMs.get());
+                line(sb, "isthmus_quota_entity_throttled_responses_total", labels, s.throttledResponses.get());
+                double limit = q.limit(t, s.tags);
+                if (limit < Double.POSITIVE_INFINITY) {
+                    sb.append("isthmus_quota_limit{").append(labels).append("} ").append(limit).append('\n');
+                    sb.append("isthmus_quota_rate{").append(labels).append("} ").append(s.rate(now)).append('\n');
+                }
+            }
         }
     }
 

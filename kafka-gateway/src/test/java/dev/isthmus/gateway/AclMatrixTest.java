@@ -196,7 +196,16 @@ class AclMatrixTest {
                         () -> admin.describeConfigs(List.of(new ConfigResource(ConfigResource.Type.BROKER, "0"))).all().get()),
                     new Case("DescribeLogDirs", ResourceType.CLUSTER, "kafka-cluster", AclOperation.DESCRIBE,
                         ClusterAuthorizationException.class,
-                        () -> admin.describeLogDirs(List.of(0)).allDescriptions().get()));
+                        () -> admin.describeLogDirs(List.of(0)).allDescriptions().get()),
+                    new Case("DescribeClientQuotas", ResourceType.CLUSTER, "kafka-cluster", AclOperation.DESCRIBE_CONFIGS,
+                        ClusterAuthorizationException.class, () -> admin.describeClientQuotas(
+                            org.apache.kafka.common.quota.ClientQuotaFilter.all()).entities().get()),
+                    new Case("AlterClientQuotas", ResourceType.CLUSTER, "kafka-cluster", AclOperation.ALTER_CONFIGS,
+                        ClusterAuthorizationException.class, () -> admin.alterClientQuotas(List.of(
+                            new org.apache.kafka.common.quota.ClientQuotaAlteration(
+                                new org.apache.kafka.common.quota.ClientQuotaEntity(Map.of("user", "m-user")),
+                                List.of(new org.apache.kafka.common.quota.ClientQuotaAlteration.Op("producer_byte_rate",
+                                    1e6))))).all().get()));
                 List<String> report = new ArrayList<>();
                 for (Case c : cases) {
                     System.out.println(c.api + ": " + c.op + " on " + c.type + " " + c.name);

@@ -107,4 +107,20 @@ class FetchSessionsTest {
         s.moveToEnd(first);
         assertEquals(java.util.List.of(1, 2, 0), s.partitions.values().stream().map(c -> c.partition).toList());
     }
+
+    @Test
+    void shouldSendEveryPartitionAgainAfterAResponseThatWasNotSent() {
+        FetchSessions cache = new FetchSessions(2, 0, 1, 1);
+        FetchSessions.Session s = cache.create(0, false, partitions(3));
+        for (FetchSessions.Cached c : s.partitions.values()) {
+            c.highWatermark = 10;
+            c.logStartOffset = 2;
+        }
+        cache.unsent(s.id);
+        for (FetchSessions.Cached c : s.partitions.values()) {
+            assertEquals(-1, c.highWatermark, "a throttled fetch's partitions are sent again");
+            assertEquals(-1, c.logStartOffset);
+        }
+        cache.unsent(12345); // an unknown session: nothing to do
+    }
 }

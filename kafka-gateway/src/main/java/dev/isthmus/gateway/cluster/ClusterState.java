@@ -14,8 +14,9 @@ import java.util.regex.Pattern;
 /**
  * The cluster metadata the controller group replicates: brokers, topics with their ids, configs and
  * partitions (replicas and shards), the next Raft group id to hand out, the ACLs (Kafka's
- * {@link AclBinding}s, which the gateway's authorizer reads) and the users' SCRAM credentials
- * ({@link UserScramCredential}s, which the gateway's SASL SCRAM server reads). Immutable: each applied command
+ * {@link AclBinding}s, which the gateway's authorizer reads), the users' SCRAM credentials
+ * ({@link UserScramCredential}s, which the gateway's SASL SCRAM server reads) and the client quotas (per
+ * {@link ClientQuotaEntity}, which the gateway's quota enforcement reads). Immutable: each applied command
  * yields a new state, so any thread may read a published state without locks.
  *
  * <p>{@link #apply} is the state machine's transition: deterministic, validating every command against this
@@ -26,23 +27,26 @@ import java.util.regex.Pattern;
  *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions)),
  *             reassignments (from version 3: i32 n, n x (topic, partition i32, adding int[], removing int[])),
  *             acls (i32 n, n x binding; from version 4),
- *             SCRAM credentials (from version 6: i32 n, n x {@link UserScramCredential})
+ *             SCRAM credentials (from version 6: i32 n, n x {@link UserScramCredential}),
+ *             client quotas (from version 7: i32 n, n x (ClientQuotaEntity, i32 m, m x (key, value f64 as i64 bits)))
  *             (version 5 adds each broker's listeners after its fields: i32 n, n x (name, host, port i32))
  * </pre>
- * Versions 1 to 5 (no reassignments before 3, no ACLs before 4, no broker listeners before 5, no SCRAM credentials
- * before 6) are still read.
+ * Versions 1 to 6 (no reassignments before 3, no ACLs before 4, no broker listeners before 5, no SCRAM credentials
+ * before 6, no client quotas before 7) are still read.
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 6;
+    private static final int SNAPSHOT_VERSION = 7;
     /** The oldest snapshot version this node reads. */
     private static final int SNAPSHOT_VERSION_MIN = 1;
     /** The most ACL bindings the cluster holds (a bound on the state's size and every shard's copy). */
     public static final int MAX_ACLS = 100_000;
     /** The most SCRAM credentials (user and mechanism pairs) the cluster holds. */
     public static final int MAX_SCRAM_CREDENTIALS = 100_000;
+    /** The most client quota entities the cluster holds (a bound on the state and every shard's resolver). */
+    public static final int MAX_QUOTA_ENTITIES = 100_000;
     /** The largest block of producer ids one AllocateProducerIds may take (Kafka hands out 1000 at a time). */
     public static final int MAX_PRODUCER_ID_BLOCK = 1_000_000;
     private static final Pattern TOPIC_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,249}");
@@ -50,7 +54,7 @@ public final class ClusterState {
     private static final int MAX_CONFIG_VALUE_CHARS = 32 * 1024;
 
     public static final ClusterState EMPTY = new ClusterState(-1, 1, 0, new TreeMap<>(), new TreeMap<>(), new TreeSet<>(),
-        new TreeMap<>());
+        new TreeMap<>(), Collections.emptySortedMap());
 
     private final long appliedOffset;
     private final long nextGroupId;
@@ -63,9 +67,13 @@ public final class ClusterState {
     /** Unmodifiable; shared by successive states until a SCRAM command changes it (as {@link #acls}). */
     private final SortedMap<UserScramCredential.Key, UserScramCredential> scram;
 
+    /** Unmodifiable (values too); shared by successive states until a quota command changes it. */
+    private final SortedMap<ClientQuotaEntity, SortedMap<String, Double>> quotas;
+
     private ClusterState(long appliedOffset, long nextGroupId, long nextProducerId, SortedMap<Integer, BrokerInfo> brokers,
                          SortedMap<String, TopicInfo> topics, SortedSet<AclBinding> acls,
-                         SortedMap<UserScramCredential.Key, UserScramCredential> scram) {
+                         SortedMap<UserScramCredential.Key, UserScramCredential> scram,
+                         SortedMap<ClientQuotaEntity, SortedMap<String, Double>> quotas) {
         this.appliedOffset = appliedOffset;
         this.nextGroupId = nextGroupId;
         this.nextProducerId = nextProducerId;
@@ -74,6 +82,8 @@ public final class ClusterState {
         this.acls = acls instanceof TreeSet<AclBinding> t ? Collections.unmodifiableSortedSet(t) : acls;
         this.scram = scram instanceof TreeMap<UserScramCredential.Key, UserScramCredential> m
             ? Collections.unmodifiableSortedMap(m) : scram;
+        this.quotas = quotas instanceof TreeMap<ClientQuotaEntity, SortedMap<String, Double>> q
+            ? Collections.unmodifiableSortedMap(q) : quotas;
     }
 
     /**
@@ -82,6 +92,15 @@ public final class ClusterState {
      */
     public SortedMap<UserScramCredential.Key, UserScramCredential> scramCredentials() {
         return scram;
+    }
+
+    /**
+     * Every client quota: entity to its keys and values (at least one each), in {@link ClientQuotaEntity}'s order.
+     * The same object while no quota command applies, so a reader may rebuild what it derives from the quotas only
+     * when the identity changes.
+     */
+    public SortedMap<ClientQuotaEntity, SortedMap<String, Double>> quotas() {
+        return quotas;
     }
 
     /**
@@ -160,7 +179,7 @@ public final class ClusterState {
             case ControllerCommand.RegisterBroker r -> {
                 TreeMap<Integer, BrokerInfo> b = new TreeMap<>(brokers);
                 b.put(r.broker().id(), r.broker());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics), acls, scram));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics), acls, scram, quotas));
             }
             case ControllerCommand.CreateTopic t -> createTopic(t, offset);
             case ControllerCommand.DeleteTopic d -> {
@@ -170,7 +189,7 @@ public final class ClusterState {
                 }
                 TreeMap<String, TopicInfo> t = new TreeMap<>(topics);
                 t.remove(d.name());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t, acls, scram));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t, acls, scram, quotas));
             }
             case ControllerCommand.CreatePartitions p -> createPartitions(p, offset);
             case ControllerCommand.AlterConfigs a -> alterConfigs(a, offset);
@@ -183,6 +202,7 @@ public final class ClusterState {
             case ControllerCommand.DeleteAcls d -> deleteAcls(d, offset);
             case ControllerCommand.UpsertUserScramCredential u -> upsertScram(u.credential(), offset);
             case ControllerCommand.DeleteUserScramCredential d -> deleteScram(d, offset);
+            case ControllerCommand.AlterClientQuotas q -> alterClientQuotas(q, offset);
         };
     }
 
@@ -203,7 +223,7 @@ public final class ClusterState {
         parts.set(index, o.next());
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(topic, new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas));
     }
 
     private Applied ok(ClusterState next) {
@@ -218,7 +238,7 @@ public final class ClusterState {
     /** This state as of {@code offset} (for entries that change nothing, e.g. Raft's own). */
     public ClusterState withOffset(long offset) {
         return offset == appliedOffset ? this : new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls, scram);
+            new TreeMap<>(topics), acls, scram, quotas);
     }
 
     private static String checkConfigs(SortedMap<String, String> configs) {
@@ -284,7 +304,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas));
     }
 
     private Applied createPartitions(ControllerCommand.CreatePartitions c, long offset) {
@@ -328,7 +348,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas));
     }
 
     private Applied alterConfigs(ControllerCommand.AlterConfigs a, long offset) {
@@ -350,7 +370,7 @@ public final class ClusterState {
         a.delete().forEach(configs::remove);
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), configs, t.partitions()));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas));
     }
 
     private Applied allocateProducerIds(ControllerCommand.AllocateProducerIds a, long offset) {
@@ -362,7 +382,7 @@ public final class ClusterState {
             return fail(offset, ControllerErrors.UNKNOWN_SERVER_ERROR, "the producer id space is exhausted");
         }
         ClusterState next = new ClusterState(offset, nextGroupId, nextProducerId + a.count(), new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls, scram);
+            new TreeMap<>(topics), acls, scram, quotas);
         return new Applied(next, ControllerResult.ok(offset, nextProducerId));
     }
 
@@ -382,7 +402,7 @@ public final class ClusterState {
         }
         int added = next.size() - acls.size();
         ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), added == 0 ? acls : next, scram);
+            new TreeMap<>(topics), added == 0 ? acls : next, scram, quotas);
         return new Applied(s, ControllerResult.ok(offset, added));
     }
 
@@ -392,7 +412,7 @@ public final class ClusterState {
         next.removeAll(d.bindings());
         int removed = acls.size() - next.size();
         ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), removed == 0 ? acls : next, scram);
+            new TreeMap<>(topics), removed == 0 ? acls : next, scram, quotas);
         return new Applied(s, ControllerResult.ok(offset, removed));
     }
 
@@ -409,7 +429,7 @@ public final class ClusterState {
         TreeMap<UserScramCredential.Key, UserScramCredential> next = new TreeMap<>(scram);
         next.put(c.key(), c);
         return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), new TreeMap<>(topics),
-            acls, next));
+            acls, next, quotas));
     }
 
     /** Removes one credential (Kafka's RemoveUserScramCredentialRecord); RESOURCE_NOT_FOUND when absent. */
@@ -426,7 +446,47 @@ public final class ClusterState {
         TreeMap<UserScramCredential.Key, UserScramCredential> next = new TreeMap<>(scram);
         next.remove(key);
         return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), new TreeMap<>(topics),
-            acls, next));
+            acls, next, quotas));
+    }
+
+    /**
+     * Sets and removes quota keys of each entity listed (Kafka's AlterClientQuotas, its entries validated by the
+     * submitting broker and again here): all of them, or none when one is not valid. An entity left without keys is
+     * removed. The result's value counts the entities whose quotas changed.
+     */
+    private Applied alterClientQuotas(ControllerCommand.AlterClientQuotas c, long offset) {
+        TreeMap<ClientQuotaEntity, SortedMap<String, Double>> next = new TreeMap<>(quotas);
+        java.util.Set<ClientQuotaEntity> seen = new java.util.HashSet<>();
+        int changed = 0;
+        for (ClientQuotaAlteration a : c.alterations()) {
+            String problem = a.problem();
+            if (problem == null && !seen.add(a.entity())) {
+                problem = "Ignoring duplicate entity " + a.entity();
+            }
+            if (problem != null) {
+                return fail(offset, ControllerErrors.INVALID_REQUEST, problem);
+            }
+            SortedMap<String, Double> had = quotas.getOrDefault(a.entity(), Collections.emptySortedMap());
+            TreeMap<String, Double> values = new TreeMap<>(had);
+            values.putAll(a.set());
+            a.remove().forEach(values::remove);
+            if (values.equals(had)) {
+                continue;
+            }
+            changed++;
+            if (values.isEmpty()) {
+                next.remove(a.entity());
+            } else {
+                next.put(a.entity(), Collections.unmodifiableSortedMap(values));
+            }
+        }
+        if (next.size() > MAX_QUOTA_ENTITIES) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "the cluster holds quotas for " + quotas.size()
+                + " entities; " + (next.size() - quotas.size()) + " more would pass the limit of " + MAX_QUOTA_ENTITIES);
+        }
+        ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
+            new TreeMap<>(topics), acls, scram, changed == 0 ? quotas : next);
+        return new Applied(s, ControllerResult.ok(offset, changed));
     }
 
     // ================================================================================== snapshots
@@ -459,6 +519,12 @@ public final class ClusterState {
         acls.forEach(a -> a.write(w));
         w.i32(scram.size());
         scram.values().forEach(c -> c.write(w));
+        w.i32(quotas.size());
+        quotas.forEach((entity, values) -> {
+            entity.write(w);
+            w.i32(values.size());
+            values.forEach((k, v) -> w.str(k).i64(Double.doubleToLongBits(v)));
+        });
         return w.bytes();
     }
 
@@ -524,8 +590,21 @@ public final class ClusterState {
                 }
             }
         }
+        TreeMap<ClientQuotaEntity, SortedMap<String, Double>> quotas = new TreeMap<>();
+        if (version >= 7) { // client quotas (versions 1 to 5 predate them; 6 is the SCRAM credentials' version)
+            int nq = r.count(5);
+            for (int i = 0; i < nq; i++) {
+                ClientQuotaEntity entity = ClientQuotaEntity.read(r);
+                int nv = r.count(12);
+                TreeMap<String, Double> values = new TreeMap<>();
+                for (int j = 0; j < nv; j++) {
+                    values.put(r.str(), Double.longBitsToDouble(r.i64()));
+                }
+                quotas.put(entity, Collections.unmodifiableSortedMap(values));
+            }
+        }
         r.end();
-        return new ClusterState(applied, next, nextProducerId, brokers, topics, acls, scram);
+        return new ClusterState(applied, next, nextProducerId, brokers, topics, acls, scram, quotas);
     }
 
     @Override

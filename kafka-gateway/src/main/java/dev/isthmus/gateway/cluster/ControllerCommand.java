@@ -32,6 +32,7 @@ import java.util.UUID;
  *   8 DeleteAcls        bindings (i32 n, n x AclBinding)
  *  30 UpsertUserScramCredential  credential (UserScramCredential)
  *  31 DeleteUserScramCredential  name, mechanism i8
+ *  32 AlterClientQuotas alterations (i32 n, n x ClientQuotaAlteration)
  * </pre>
  */
 public sealed interface ControllerCommand {
@@ -157,6 +158,17 @@ public sealed interface ControllerCommand {
     record DeleteUserScramCredential(String name, byte mechanism) implements ControllerCommand {
     }
 
+    /**
+     * Sets and removes client quotas (Kafka's AlterClientQuotas, the entries the submitting broker found valid):
+     * applied all together or, when one is not valid, not at all (INVALID_REQUEST naming it). The result's
+     * {@link ControllerResult#value()} counts the entities whose quotas changed.
+     */
+    record AlterClientQuotas(List<ClientQuotaAlteration> alterations) implements ControllerCommand {
+        public AlterClientQuotas {
+            alterations = List.copyOf(alterations);
+        }
+    }
+
     /** The command's wire form. */
     default byte[] encode() {
         Wire.Writer w = new Wire.Writer();
@@ -207,6 +219,10 @@ public sealed interface ControllerCommand {
                 c.credential().write(w);
             }
             case DeleteUserScramCredential c -> w.i8(31).i8(VERSION).str(c.name()).i8(c.mechanism());
+            case AlterClientQuotas c -> {
+                w.i8(32).i8(VERSION).i32(c.alterations().size());
+                c.alterations().forEach(a -> a.write(w));
+            }
         }
         return w.bytes();
     }
@@ -256,6 +272,14 @@ public sealed interface ControllerCommand {
             case 8 -> new DeleteAcls(readBindings(r));
             case 30 -> new UpsertUserScramCredential(UserScramCredential.read(r));
             case 31 -> new DeleteUserScramCredential(r.str(), (byte) r.i8());
+            case 32 -> {
+                int n = r.count(9);
+                List<ClientQuotaAlteration> alterations = new ArrayList<>(n);
+                for (int i = 0; i < n; i++) {
+                    alterations.add(ClientQuotaAlteration.read(r));
+                }
+                yield new AlterClientQuotas(alterations);
+            }
             default -> throw new ControllerFormatException("unknown controller command type " + type);
         };
         r.end();

@@ -337,4 +337,114 @@ class ClusterStateTest {
         byte[] snap = brokers(2, 2).encode();
         assertThrows(ControllerFormatException.class, () -> ClusterState.decode(java.util.Arrays.copyOf(snap, snap.length - 3)));
     }
+
+    // ------------------------------------------------------------------ client quotas (snapshot version 7)
+
+    static ClientQuotaAlteration set(ClientQuotaEntity e, String key, double value) {
+        return ClientQuotaAlteration.of(e, Map.of(key, value), java.util.Set.of());
+    }
+
+    @Test
+    void shouldStoreClientQuotasPerEntityAndKeepThemInSnapshots() {
+        ClusterState s = brokers(1, 1);
+        ClientQuotaEntity alice = ClientQuotaEntity.user("alice");
+        ClientQuotaEntity defaultClient = ClientQuotaEntity.clientId(null);
+        ClientQuotaEntity aliceC1 = ClientQuotaEntity.userClientId("alice", "c1");
+        ClientQuotaEntity anyUserDefaultClient = ClientQuotaEntity.userClientId(null, null);
+        s = apply(s, new ControllerCommand.AlterClientQuotas(List.of(
+            ClientQuotaAlteration.of(alice, Map.of("producer_byte_rate", 1048576.0, "request_percentage", 12.5),
+                java.util.Set.of()),
+            set(defaultClient, "consumer_byte_rate", 2097152.0),
+            set(aliceC1, "producer_byte_rate", 4096.0),
+            set(anyUserDefaultClient, "consumer_byte_rate", 1000.0))), 0);
+        assertEquals(4, s.quotas().size());
+        assertEquals(Map.of("producer_byte_rate", 1048576.0, "request_percentage", 12.5), s.quotas().get(alice));
+        assertEquals(Map.of("consumer_byte_rate", 2097152.0), s.quotas().get(defaultClient));
+        assertEquals(Map.of("consumer_byte_rate", 1000.0), s.quotas().get(anyUserDefaultClient));
+        assertEquals(s, ClusterState.decode(s.encode()), "the quotas survive a snapshot (version 7)");
+        assertEquals(s.quotas(), ClusterState.decode(s.encode()).quotas());
+
+        // Removing one key keeps the other; removing the last removes the entity; a key absent is no error.
+        ClusterState.Applied a = s.apply(new ControllerCommand.AlterClientQuotas(List.of(
+            ClientQuotaAlteration.of(alice, Map.of(), java.util.Set.of("request_percentage")),
+            ClientQuotaAlteration.of(aliceC1, Map.of(), java.util.Set.of("producer_byte_rate", "consumer_byte_rate")))),
+            ++offset);
+        assertTrue(a.result().isOk(), a.result().toString());
+        assertEquals(2, a.result().value(), "two entities changed");
+        s = a.state();
+        assertEquals(Map.of("producer_byte_rate", 1048576.0), s.quotas().get(alice));
+        assertNull(s.quotas().get(aliceC1));
+        assertEquals(3, s.quotas().size());
+
+        // Setting what is already set changes nothing: the same map, so shards need not rebuild.
+        var before = s.quotas();
+        a = s.apply(new ControllerCommand.AlterClientQuotas(List.of(set(alice, "producer_byte_rate", 1048576.0))),
+            ++offset);
+        assertEquals(0, a.result().value());
+        assertTrue(before == a.state().quotas(), "unchanged quotas keep their identity");
+        // Another command keeps them too.
+        s = apply(a.state(), ControllerCommand.CreateTopic.of("t", 1, 1, Map.of()), 0);
+        assertTrue(before == s.quotas());
+    }
+
+    @Test
+    void shouldRefuseAnInvalidQuotaAlterationWithoutApplyingAnyOfTheCommand() {
+        ClusterState s = brokers(1, 1);
+        ClientQuotaEntity bob = ClientQuotaEntity.user("bob");
+        List<ClientQuotaAlteration> bad = List.of(
+            set(ClientQuotaEntity.user("x"), "producer_byte_rate", 1.5), // not a whole number of bytes
+            set(ClientQuotaEntity.user("x"), "no_such_quota", 1),
+            set(ClientQuotaEntity.user(""), "producer_byte_rate", 10),
+            set(new ClientQuotaEntity(false, null, false, null), "producer_byte_rate", 10),
+            set(ClientQuotaEntity.user("x"), "producer_byte_rate", 0),
+            set(ClientQuotaEntity.user("x"), "request_percentage", Double.NaN),
+            set(ClientQuotaEntity.user("x"), "controller_mutation_rate", 10));
+        for (ClientQuotaAlteration b : bad) {
+            ClusterState.Applied a = s.apply(new ControllerCommand.AlterClientQuotas(List.of(set(bob, "producer_byte_rate",
+                100), b)), ++offset);
+            assertEquals(ControllerErrors.INVALID_REQUEST, a.result().errorCode(), b.toString());
+            assertNotNull(a.result().message());
+            assertTrue(a.state().quotas().isEmpty(), "nothing of a refused command is stored: " + b);
+        }
+        ClusterState.Applied dup = s.apply(new ControllerCommand.AlterClientQuotas(List.of(set(bob, "producer_byte_rate",
+            100), set(bob, "consumer_byte_rate", 100))), ++offset);
+        assertEquals(ControllerErrors.INVALID_REQUEST, dup.result().errorCode());
+        assertTrue(dup.result().message().contains("duplicate entity"), dup.result().message());
+        assertEquals("Invalid configuration key no_such_quota", bad.get(1).problem());
+        assertEquals("Configuration producer_byte_rate must be a Long value", bad.get(0).problem());
+    }
+
+    @Test
+    void shouldEncodeAndDecodeQuotaCommands() {
+        ControllerCommand c = new ControllerCommand.AlterClientQuotas(List.of(
+            ClientQuotaAlteration.of(ClientQuotaEntity.userClientId(null, "c-1"), Map.of("producer_byte_rate", 1e6,
+                "request_percentage", 0.25), java.util.Set.of("consumer_byte_rate")),
+            ClientQuotaAlteration.of(ClientQuotaEntity.clientId(null), Map.of(), java.util.Set.of("producer_byte_rate")),
+            set(ClientQuotaEntity.user("\u00e9l\u00e8ve"), "consumer_byte_rate", 1)));
+        assertEquals(c, ControllerCommand.decode(c.encode()));
+        byte[] damaged = c.encode();
+        damaged[6] = 0x10; // the first entity's flags: no component
+        assertThrows(ControllerFormatException.class, () -> ControllerCommand.decode(damaged));
+    }
+
+    @Test
+    void shouldReadVersionFiveSnapshotsWithoutQuotasAndRefuseQuotasCutShort() {
+        ClusterState s = brokers(2, 1);
+        s = apply(s, new ControllerCommand.AlterClientQuotas(List.of(set(ClientQuotaEntity.user("a"),
+            "producer_byte_rate", 5))), 0);
+        byte[] v7 = s.encode();
+        // Version 5 (the layout before this branch's 7, 6 being the SCRAM credentials'): the same bytes without
+        // the quota count and entries at the end.
+        ClusterState withoutQuotas = brokers(2, 1);
+        byte[] v5 = withoutQuotas.encode();
+        v5 = java.util.Arrays.copyOf(v5, v5.length - 4); // drop the (empty) quota count
+        v5[1] = 5;
+        ClusterState back = ClusterState.decode(v5);
+        assertTrue(back.quotas().isEmpty());
+        assertEquals(withoutQuotas.brokers().size(), back.brokers().size());
+        assertEquals(withoutQuotas, back);
+        assertEquals(s.quotas(), ClusterState.decode(v7).quotas());
+        assertThrows(ControllerFormatException.class, () -> ClusterState.decode(java.util.Arrays.copyOf(v7,
+            v7.length - 3)));
+    }
 }
