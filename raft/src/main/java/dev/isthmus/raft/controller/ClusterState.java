@@ -24,16 +24,18 @@ import java.util.regex.Pattern;
  *   snapshot: version i16 (5), appliedOffset i64, nextGroupId i64, nextProducerId i64 (from version 2),
  *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions)),
  *             reassignments (from version 3: i32 n, n x (topic, partition i32, adding int[], removing int[])),
- *             acls (i32 n, n x binding; from version 4)
+ *             acls (i32 n, n x binding; from version 4),
+ *             node modes (from version 8: maintenance int[], decommissioning int[]; see {@link NodeModes})
  *             (version 5 adds each broker's listeners after its fields: i32 n, n x (name, host, port i32))
  * </pre>
- * Versions 1 to 4 (no reassignments before 3, no ACLs before 4, no broker listeners before 5) are still read.
+ * Versions 1 to 5 (no reassignments before 3, no ACLs before 4, no broker listeners before 5, no node modes before
+ * 8) are still read.
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 5;
+    private static final int SNAPSHOT_VERSION = 8;
     /** The oldest snapshot version this node reads. */
     private static final int SNAPSHOT_VERSION_MIN = 1;
     /** The most ACL bindings the cluster holds (a bound on the state's size and every shard's copy). */
@@ -44,7 +46,8 @@ public final class ClusterState {
     private static final Pattern CONFIG_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,255}");
     private static final int MAX_CONFIG_VALUE_CHARS = 32 * 1024;
 
-    public static final ClusterState EMPTY = new ClusterState(-1, 1, 0, new TreeMap<>(), new TreeMap<>(), new TreeSet<>());
+    public static final ClusterState EMPTY = new ClusterState(-1, 1, 0, new TreeMap<>(), new TreeMap<>(), new TreeSet<>(),
+        NodeModes.NONE);
 
     private final long appliedOffset;
     private final long nextGroupId;
@@ -54,9 +57,12 @@ public final class ClusterState {
     private final SortedMap<String, TopicInfo> topics;
     /** Unmodifiable; shared by successive states until an ACL command changes it (readers may compare identity). */
     private final SortedSet<AclBinding> acls;
+    /** Which nodes are in maintenance or being decommissioned. */
+    private final NodeModes modes;
 
     private ClusterState(long appliedOffset, long nextGroupId, long nextProducerId, SortedMap<Integer, BrokerInfo> brokers,
-                         SortedMap<String, TopicInfo> topics, SortedSet<AclBinding> acls) {
+                         SortedMap<String, TopicInfo> topics, SortedSet<AclBinding> acls, NodeModes modes) {
+        this.modes = modes;
         this.appliedOffset = appliedOffset;
         this.nextGroupId = nextGroupId;
         this.nextProducerId = nextProducerId;
@@ -71,6 +77,11 @@ public final class ClusterState {
      */
     public SortedSet<AclBinding> acls() {
         return acls;
+    }
+
+    /** Which nodes are in maintenance and which are being decommissioned. */
+    public NodeModes modes() {
+        return modes;
     }
 
     /** The controller log offset this state reflects (-1 for none). */
@@ -141,7 +152,7 @@ public final class ClusterState {
             case ControllerCommand.RegisterBroker r -> {
                 TreeMap<Integer, BrokerInfo> b = new TreeMap<>(brokers);
                 b.put(r.broker().id(), r.broker());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics), acls));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics), acls, modes));
             }
             case ControllerCommand.CreateTopic t -> createTopic(t, offset);
             case ControllerCommand.DeleteTopic d -> {
@@ -151,17 +162,23 @@ public final class ClusterState {
                 }
                 TreeMap<String, TopicInfo> t = new TreeMap<>(topics);
                 t.remove(d.name());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t, acls));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t, acls, modes));
             }
             case ControllerCommand.CreatePartitions p -> createPartitions(p, offset);
             case ControllerCommand.AlterConfigs a -> alterConfigs(a, offset);
-            case ControllerCommand.ReassignPartition r -> reassign(r.topic(), r.partition(), offset,
-                (t, p) -> Reassignment.reassign(t, p, r.target(), new Placement(brokers.values(), topics.values())));
+            case ControllerCommand.ReassignPartition r -> reassign(r.topic(), r.partition(), offset, (t, p) -> {
+                String adds = addsDecommissioning(r.target(), p.replicas());
+                return adds != null ? Reassignment.Outcome.fail(ControllerErrors.INVALID_REPLICA_ASSIGNMENT, "cannot reassign "
+                    + t + "-" + p.partition() + ": " + adds)
+                    : Reassignment.reassign(t, p, r.target(), new Placement(brokers.values(), topics.values()));
+            });
             case ControllerCommand.CompleteReassignment r -> reassign(r.topic(), r.partition(), offset,
                 (t, p) -> Reassignment.complete(t, p, r));
             case ControllerCommand.AllocateProducerIds a -> allocateProducerIds(a, offset);
             case ControllerCommand.CreateAcls a -> createAcls(a, offset);
             case ControllerCommand.DeleteAcls d -> deleteAcls(d, offset);
+            case ControllerCommand.SetMaintenance m -> setMaintenance(m, offset);
+            case ControllerCommand.SetDecommission d -> setDecommission(d, offset);
         };
     }
 
@@ -182,7 +199,111 @@ public final class ClusterState {
         parts.set(index, o.next());
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(topic, new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, modes));
+    }
+
+    /** The brokers new replicas may go to: the registered ones not being decommissioned. */
+    private List<BrokerInfo> placeable() {
+        List<BrokerInfo> out = new ArrayList<>();
+        for (BrokerInfo b : brokers.values()) {
+            if (!modes.decommissioning(b.id())) {
+                out.add(b);
+            }
+        }
+        return out;
+    }
+
+    /** The problem when {@code replicas} names a decommissioning node that is not in {@code existing}; else null. */
+    private String addsDecommissioning(int[] replicas, int[] existing) {
+        if (replicas == null) {
+            return null;
+        }
+        for (int b : replicas) {
+            if (modes.decommissioning(b) && !PartitionInfo.contains(existing, b)) {
+                return "node " + b + " is being decommissioned and takes no new replicas (recommission it first)";
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Maintenance on or off for a registered node; at most one node at a time (see {@link NodeModes}). Turning on what
+     * is on, or off what is off, changes nothing and succeeds (the operator's command is a desired state).
+     */
+    private Applied setMaintenance(ControllerCommand.SetMaintenance m, long offset) {
+        if (!brokers.containsKey(m.node())) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "node " + m.node() + " is not a registered broker");
+        }
+        if (m.enabled() == modes.inMaintenance(m.node())) {
+            return ok(withOffset(offset));
+        }
+        if (m.enabled() && modes.maintenance().length > 0) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "node " + modes.maintenance()[0] + " is in maintenance;"
+                + " one node at a time may be (two nodes that may not lead could leave a partition without an eligible"
+                + " leader): disable it first");
+        }
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), new TreeMap<>(topics),
+            acls, modes.withMaintenance(m.node(), m.enabled())));
+    }
+
+    /**
+     * Decommissions (marks; the controller leader then moves the replicas off, {@link Decommission}) or recommissions a
+     * registered node. Decommissioning is refused when the nodes left could not hold some partition of the node with
+     * its replication factor. Recommissioning clears the mark and cancels every running reassignment that removes the
+     * node (each partition goes back to the replicas it had before its move, as a Kafka cancel does); moves that
+     * already completed stay. Repeating either is a success that changes nothing.
+     */
+    private Applied setDecommission(ControllerCommand.SetDecommission d, long offset) {
+        int node = d.node();
+        if (!brokers.containsKey(node)) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "node " + node + " is not a registered broker");
+        }
+        if (d.decommission() == modes.decommissioning(node)) {
+            return ok(withOffset(offset));
+        }
+        if (d.decommission()) {
+            int left = 0;
+            for (BrokerInfo b : brokers.values()) {
+                if (b.id() != node && !modes.decommissioning(b.id())) {
+                    left++;
+                }
+            }
+            for (TopicInfo t : topics.values()) {
+                for (PartitionInfo p : t.partitions()) {
+                    int rf = p.target().length;
+                    if (p.hasReplicaOn(node) && rf > left) {
+                        return fail(offset, ControllerErrors.INVALID_REPLICATION_FACTOR, "cannot decommission node "
+                            + node + ": " + t.name() + "-" + p.partition() + " has " + rf + " replicas and only " + left
+                            + " other node(s) would be left to hold them");
+                    }
+                }
+            }
+            return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
+                new TreeMap<>(topics), acls, modes.withDecommissioning(node, true)));
+        }
+        TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
+        Placement placement = new Placement(brokers.values(), topics.values());
+        for (TopicInfo t : topics.values()) {
+            List<PartitionInfo> parts = null;
+            for (PartitionInfo p : t.partitions()) {
+                if (!PartitionInfo.contains(p.removing(), node)) {
+                    continue;
+                }
+                Reassignment.Outcome o = Reassignment.reassign(t.name(), p, null, placement);
+                if (o.next() == null) {
+                    continue; // cannot happen: the partition is reassigning
+                }
+                if (parts == null) {
+                    parts = new ArrayList<>(t.partitions());
+                }
+                parts.set(p.partition(), o.next());
+            }
+            if (parts != null) {
+                next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
+            }
+        }
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls,
+            modes.withDecommissioning(node, false)));
     }
 
     private Applied ok(ClusterState next) {
@@ -197,7 +318,7 @@ public final class ClusterState {
     /** This state as of {@code offset} (for entries that change nothing, e.g. Raft's own). */
     public ClusterState withOffset(long offset) {
         return offset == appliedOffset ? this : new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls);
+            new TreeMap<>(topics), acls, modes);
     }
 
     private static String checkConfigs(SortedMap<String, String> configs) {
@@ -228,7 +349,13 @@ public final class ClusterState {
         if (bad != null) {
             return fail(offset, ControllerErrors.INVALID_CONFIG, bad);
         }
-        Placement placement = new Placement(brokers.values(), topics.values());
+        for (int[] replicas : t.assignment()) {
+            String adds = addsDecommissioning(replicas, new int[0]);
+            if (adds != null) {
+                return fail(offset, ControllerErrors.INVALID_REPLICA_ASSIGNMENT, adds);
+            }
+        }
+        Placement placement = new Placement(placeable(), topics.values());
         List<PartitionInfo> parts = new ArrayList<>();
         long groupId = nextGroupId;
         if (t.assignment().isEmpty()) {
@@ -242,7 +369,8 @@ public final class ClusterState {
             }
             if (t.replicationFactor() > placement.brokerCount()) {
                 return fail(offset, ControllerErrors.INVALID_REPLICATION_FACTOR, "replication factor "
-                    + t.replicationFactor() + " is larger than the " + placement.brokerCount() + " registered brokers");
+                    + t.replicationFactor() + " is larger than the " + placement.brokerCount() + " registered brokers"
+                    + (modes.decommissioning().length > 0 ? " not being decommissioned" : ""));
             }
             for (int p = 0; p < t.partitions(); p++) {
                 parts.add(placement.place(p, groupId++, placement.chooseReplicas(t.replicationFactor())));
@@ -263,7 +391,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, modes));
     }
 
     private Applied createPartitions(ControllerCommand.CreatePartitions c, long offset) {
@@ -285,7 +413,13 @@ public final class ClusterState {
             return fail(offset, ControllerErrors.INVALID_REPLICA_ASSIGNMENT, "the assignment lists "
                 + c.assignment().size() + " partitions for " + (c.totalCount() - have) + " new ones");
         }
-        Placement placement = new Placement(brokers.values(), topics.values());
+        for (int[] replicas : c.assignment()) {
+            String adds = addsDecommissioning(replicas, new int[0]);
+            if (adds != null) {
+                return fail(offset, ControllerErrors.INVALID_REPLICA_ASSIGNMENT, adds);
+            }
+        }
+        Placement placement = new Placement(placeable(), topics.values());
         if (c.assignment().isEmpty() && rf > placement.brokerCount()) {
             return fail(offset, ControllerErrors.INVALID_REPLICATION_FACTOR, "topic '" + c.name()
                 + "' has replication factor " + rf + " but only " + placement.brokerCount() + " brokers are registered");
@@ -307,7 +441,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, modes));
     }
 
     private Applied alterConfigs(ControllerCommand.AlterConfigs a, long offset) {
@@ -329,7 +463,7 @@ public final class ClusterState {
         a.delete().forEach(configs::remove);
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), configs, t.partitions()));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, modes));
     }
 
     private Applied allocateProducerIds(ControllerCommand.AllocateProducerIds a, long offset) {
@@ -341,7 +475,7 @@ public final class ClusterState {
             return fail(offset, ControllerErrors.UNKNOWN_SERVER_ERROR, "the producer id space is exhausted");
         }
         ClusterState next = new ClusterState(offset, nextGroupId, nextProducerId + a.count(), new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls);
+            new TreeMap<>(topics), acls, modes);
         return new Applied(next, ControllerResult.ok(offset, nextProducerId));
     }
 
@@ -361,7 +495,7 @@ public final class ClusterState {
         }
         int added = next.size() - acls.size();
         ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), added == 0 ? acls : next);
+            new TreeMap<>(topics), added == 0 ? acls : next, modes);
         return new Applied(s, ControllerResult.ok(offset, added));
     }
 
@@ -371,7 +505,7 @@ public final class ClusterState {
         next.removeAll(d.bindings());
         int removed = acls.size() - next.size();
         ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), removed == 0 ? acls : next);
+            new TreeMap<>(topics), removed == 0 ? acls : next, modes);
         return new Applied(s, ControllerResult.ok(offset, removed));
     }
 
@@ -403,6 +537,7 @@ public final class ClusterState {
         }
         w.i32(acls.size());
         acls.forEach(a -> a.write(w));
+        modes.write(w);
         return w.bytes();
     }
 
@@ -458,15 +593,19 @@ public final class ClusterState {
                 acls.add(AclBinding.read(r));
             }
         }
+        NodeModes modes = NodeModes.NONE;
+        if (version >= 8) { // versions before 8 predate maintenance and decommissioning
+            modes = NodeModes.read(r);
+        }
         r.end();
-        return new ClusterState(applied, next, nextProducerId, brokers, topics, acls);
+        return new ClusterState(applied, next, nextProducerId, brokers, topics, acls, modes);
     }
 
     @Override
     public boolean equals(Object o) {
         return o instanceof ClusterState s && s.appliedOffset == appliedOffset && s.nextGroupId == nextGroupId
             && s.nextProducerId == nextProducerId && s.brokers.equals(brokers) && s.topics.equals(topics)
-            && s.acls.equals(acls);
+            && s.acls.equals(acls) && s.modes.equals(modes);
     }
 
     @Override
