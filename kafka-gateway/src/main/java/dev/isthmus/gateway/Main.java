@@ -84,6 +84,7 @@ public final class Main {
                                    leaves the in-sync replicas (default 30000; Kafka's replica.lag.time.max.ms)
           --shutdown-handoff-ms MS on SIGTERM in a cluster, hand the leadership of every partition and of the
                                    controller to in-sync followers first, for at most MS (default 10000; 0 = off)
+          --max-concurrent-moves N  replica moves off decommissioning nodes run at a time (default 8)
           --auto-leader-rebalance B  give leadership back to each partition's preferred replica once it
                                    is caught up (default true; false: leaders stay until kafka-leader-election)
           --authorizer NAME        enforce Kafka ACLs: 'acl' or Kafka's class name
@@ -382,6 +383,7 @@ public final class Main {
             case "max-partitions-per-shard" -> b.maxPartitionsPerShard(integer(name, v));
             case "replica-lag-time-max-ms", "replica.lag.time.max.ms" -> b.replicaLagTimeMaxMs(integer(name, v));
             case "shutdown-handoff-ms" -> b.shutdownHandoffMs(integer(name, v));
+            case "max-concurrent-moves" -> b.maxConcurrentMoves(integer(name, v));
             case "auto-leader-rebalance" -> b.autoLeaderRebalance(bool(name, v));
             case "request-receive-timeout" -> b.requestReceiveTimeoutMs(parseMillis(name, v));
             case "connection-receive-share" -> b.connectionReceiveSharePercent(integer(name, v.endsWith("%")
