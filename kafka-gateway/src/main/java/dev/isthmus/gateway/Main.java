@@ -22,6 +22,8 @@ import java.util.concurrent.CountDownLatch;
 public final class Main {
     static final String USAGE = """
         usage: isthmus start [options]
+               isthmus admin [--bootstrap-server HOST:PORT] COMMAND   (cluster status, partitions moves,
+                             maintenance, decommission, recommission; 'isthmus admin --help')
           --config FILE            read options from FILE (lines "name = value"; '#' comments); FILE may
                                    also set Kafka's broker defaults of topic configs (log.retention.hours,
                                    log.retention.ms, log.segment.bytes, log.cleanup.policy, message.max.bytes,
@@ -109,8 +111,13 @@ public final class Main {
             System.out.print(USAGE);
             System.exit(args.length == 0 ? 2 : 0);
         }
+        if (args[0].equals("admin")) {
+            AdminCommand.main(Arrays.copyOfRange(args, 1, args.length));
+            return;
+        }
         if (!args[0].equals("start")) {
-            System.err.println("isthmus: unknown command '" + args[0] + "'; try 'isthmus start' or 'isthmus --help'");
+            System.err.println("isthmus: unknown command '" + args[0] + "'; try 'isthmus start', 'isthmus admin --help'"
+                + " or 'isthmus --help'");
             System.exit(2);
         }
         BrokerConfig c;
