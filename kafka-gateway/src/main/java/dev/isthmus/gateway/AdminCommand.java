@@ -88,11 +88,26 @@ public final class AdminCommand {
 
     /** {@code isthmus admin ARGS} as a process: exits with {@link #run}'s code. */
     public static void main(String[] args) {
-        if (System.getProperty("slf4j.provider") == null) {
-            // The Kafka client logs through SLF4J; the launcher ships no backend, and without one SLF4J warns on stderr.
-            System.setProperty("slf4j.provider", "org.slf4j.helpers.NOP_SLF4JServiceProvider");
-        }
+        quietLogging();
         System.exit(run(args, System.out, System.err));
+    }
+
+    /**
+     * The Kafka client logs through SLF4J, and the launcher ships no SLF4J backend on purpose (the client's logs are
+     * not for the operator: failures come back as exceptions this command turns into sentences). SLF4J then warns on
+     * stderr at its first use; it is initialised here with stderr muted, so the operator sees only the command's
+     * output.
+     */
+    private static void quietLogging() {
+        PrintStream saved = System.err;
+        try {
+            System.setErr(new PrintStream(java.io.OutputStream.nullOutputStream()));
+            Class.forName("org.slf4j.LoggerFactory").getMethod("getILoggerFactory").invoke(null);
+        } catch (ReflectiveOperationException | LinkageError e) {
+            // no SLF4J: nothing to quieten
+        } finally {
+            System.setErr(saved);
+        }
     }
 
     /** Runs one admin command; returns the exit code. */
@@ -230,7 +245,7 @@ public final class AdminCommand {
             return 1;
         } catch (ExecutionException e) {
             Throwable c = e.getCause() == null ? e : e.getCause();
-            err.println("isthmus admin: " + c.getClass().getSimpleName().replace("Exception", "") + ": " + c.getMessage());
+            err.println("isthmus admin: " + (c.getMessage() != null ? c.getMessage() : c.toString()));
             return 1;
         } catch (TimeoutException e) {
             err.println("isthmus admin: no answer from " + bootstrap + " within " + timeoutMs / 1000 + " s");
