@@ -667,8 +667,8 @@ final class AdminHandlers {
         if (req.includeFencedBrokers && st.cluster != null) {
             // v2 (KIP-1073): registered brokers that are not live (this node holds no Raft connection to them) are
             // Kafka's fenced brokers; `isthmus admin cluster status` shows them as down.
-            for (dev.isthmus.raft.controller.BrokerInfo bi : st.cluster.brokers()) {
-                dev.isthmus.raft.controller.BrokerInfo.Endpoint e = bi.endpoint(listener == null ? "" : listener);
+            for (dev.isthmus.gateway.cluster.BrokerInfo bi : st.cluster.brokers()) {
+                dev.isthmus.gateway.cluster.BrokerInfo.Endpoint e = bi.endpoint(listener == null ? "" : listener);
                 if (listed.contains(bi.id()) || e == null) {
                     continue;
                 }

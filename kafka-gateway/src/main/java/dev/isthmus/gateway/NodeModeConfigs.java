@@ -1,9 +1,9 @@
 package dev.isthmus.gateway;
 
 import dev.isthmus.gateway.protocol.message.IncrementalAlterConfigsRequestData;
-import dev.isthmus.raft.controller.ClusterState;
-import dev.isthmus.raft.controller.ControllerCommand;
-import dev.isthmus.raft.controller.NodeModes;
+import dev.isthmus.gateway.cluster.ClusterState;
+import dev.isthmus.gateway.cluster.ControllerCommand;
+import dev.isthmus.gateway.cluster.NodeModes;
 import dev.isthmus.uring.shard.Promise;
 
 import java.util.ArrayList;

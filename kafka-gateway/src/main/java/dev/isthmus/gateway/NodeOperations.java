@@ -1,9 +1,9 @@
 package dev.isthmus.gateway;
 
-import dev.isthmus.raft.controller.ClusterState;
-import dev.isthmus.raft.controller.Controller;
-import dev.isthmus.raft.controller.ControllerCommand;
-import dev.isthmus.raft.controller.Decommission;
+import dev.isthmus.gateway.cluster.ClusterState;
+import dev.isthmus.gateway.cluster.Controller;
+import dev.isthmus.gateway.cluster.ControllerCommand;
+import dev.isthmus.gateway.cluster.Decommission;
 import dev.isthmus.raft.server.RaftServer;
 import dev.isthmus.raft.server.ReplicatedLog;
 
@@ -12,7 +12,7 @@ import java.util.List;
 
 /**
  * Maintenance mode and decommissioning on this node: follows the operator's per-node modes in the controller state
- * ({@link dev.isthmus.raft.controller.NodeModes}, set through {@link NodeModeConfigs}).
+ * ({@link dev.isthmus.gateway.cluster.NodeModes}, set through {@link NodeModeConfigs}).
  *
  * <h2>Maintenance (Redpanda's maintenance mode; Kafka has only controlled shutdown)</h2>
  * <ul>
@@ -111,7 +111,7 @@ final class NodeOperations {
         }
         stillLeading[id] = maintenance ? handOff(st) : 0;
         if (id == RaftServer.CONTROLLER_SHARD) {
-            Controller c = raft.controller();
+            Controller c = broker.controller();
             decommission(st, c == null ? cs : c.state()); // the controller's latest: this node may lead it
         }
     }
@@ -132,7 +132,7 @@ final class NodeOperations {
 
     /** Controller shard: on the controller leader, submits the next moves off decommissioning nodes. */
     private void decommission(ShardState st, ClusterState cs) {
-        Controller c = broker.raft().controller();
+        Controller c = broker.controller();
         int[] nodes = cs.modes().decommissioning();
         if (c == null || nodes.length == 0) {
             doneReported = new int[0];
