@@ -63,6 +63,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @Timeout(240)
 class NodeOperationsTest {
     private static final int MAX_MOVES = 2;
+    private long startNs = System.nanoTime();
+
+    /** Prints how long the test has run at {@code what} (where a slow run spent its time). */
+    private void phase(String what) {
+        System.out.println(String.format("[%6.1f s] %s", (System.nanoTime() - startNs) / 1e9, what));
+    }
 
     @Test
     void shouldDecommissionANodeUnderLoadOntoANodeThatJoinedWithoutLosingARecord(@TempDir Path dir) throws Exception {
@@ -98,6 +104,7 @@ class NodeOperationsTest {
             await(admin, List.of(d), "leaders", x -> leaders(x) && inSync(x));
 
             // A node joins: its seeds are the three controller nodes, which keep running unchanged.
+            phase("3 nodes up, topic d created");
             int joined = cluster.addNode();
             assertEquals(3, joined);
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
@@ -108,6 +115,7 @@ class NodeOperationsTest {
             create(admin, new NewTopic("n", 2, (short) 3));
             Map<String, TopicDescription> n = await(admin, List.of("n"), "leaders", x -> leaders(x) && inSync(x));
             assertTrue(replicasOn(n.get("n"), 3) > 0, "the joined node takes replicas of a new topic: " + n);
+            phase("node 3 joined and took replicas of topic n");
         }
 
         Load load = new Load(cluster.bootstrap(), d, 4);
@@ -133,7 +141,7 @@ class NodeOperationsTest {
             assertTrue(System.nanoTime() < deadline, "node 0 still holds replicas: " + status.out());
             Thread.sleep(200);
         }
-        System.out.println("decommission done; at most " + maxRunning + " moves seen running");
+        phase("decommission done; at most " + maxRunning + " moves seen running");
         Run moves = admin(cluster.bootstrap(), "partitions", "moves");
         assertEquals(0, moves.code(), moves.err());
         load.awaitAcked(load.acked() + 200);
@@ -164,6 +172,7 @@ class NodeOperationsTest {
 
         Map<String, Integer> read = readAll(cluster.bootstrap(), d, 4);
         assertEveryAckedReadOnce(load, read);
+        phase("every acknowledged record read back");
 
         Run re = admin(cluster.bootstrap(), "recommission", "0");
         assertEquals(0, re.code(), re.err());
@@ -183,6 +192,7 @@ class NodeOperationsTest {
             create(admin, new NewTopic(m, 6, (short) 3));
             await(admin, List.of(m), "preferred leaders", x -> leaders(x) && inSync(x) && preferred(x.get(m)));
         }
+        phase("3 nodes up, preferred leaders of m");
         Load load = new Load(cluster.bootstrap(), m, 6);
         load.start();
         load.awaitAcked(200);
@@ -199,6 +209,7 @@ class NodeOperationsTest {
         Run enable = admin(cluster.bootstrap(), "--timeout", "60", "maintenance", "enable", "1", "--wait");
         assertEquals(0, enable.code(), enable.err());
         assertTrue(enable.out().contains("leads no partition"), enable.out());
+        phase("node 1 drained");
         Map<Integer, int[]> drained = leaderEpochs(cluster, m, e -> e.values().stream().noneMatch(le -> le[0] == node));
         for (var e : drained.entrySet()) {
             int[] was = before.get(e.getKey());
@@ -237,6 +248,7 @@ class NodeOperationsTest {
             }
             return true;
         });
+        phase("preferred leaders back on node 1");
         for (int p : led) {
             assertEquals(before.get(p)[1] + 2, back.get(p)[1], "partition " + p + " came back to node 1 by one more"
                 + " transfer: " + show(back));
