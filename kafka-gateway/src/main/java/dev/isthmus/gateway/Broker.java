@@ -421,6 +421,7 @@ public final class Broker implements AutoCloseable {
             installs.add(s0.submitToAsync(i, x -> {
                 states[id].cluster = cs;
                 states[id].authorizer = az;
+                nodeOperations.follow(states[id], cs); // maintenance first: the groups it opens must not campaign
                 return states[id].install(previous, next, leadership, background);
             }));
         }

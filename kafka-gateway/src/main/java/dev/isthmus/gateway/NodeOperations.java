@@ -93,6 +93,26 @@ final class NodeOperations {
             return;
         }
         int id = st.shard.id();
+        boolean maintenance = follow(st, cs);
+        stillLeading[id] = maintenance ? handOff(st) : 0;
+        if (id == RaftServer.CONTROLLER_SHARD) {
+            Controller c = broker.controller();
+            decommission(st, c == null ? cs : c.state()); // the controller's latest: this node may lead it
+        }
+    }
+
+    /**
+     * On {@code st}'s shard: applies the node modes of {@code cs} to this shard (whether its members may campaign;
+     * on shard 0 which nodes are in maintenance). Called with every controller state the shard installs, before the
+     * install opens any group (so a node restarted in maintenance opens its groups unable to campaign), and every
+     * round. Returns whether this node is in maintenance.
+     */
+    boolean follow(ShardState st, ClusterState cs) {
+        RaftServer raft = broker.raft();
+        if (cs == null || raft == null) {
+            return false;
+        }
+        int id = st.shard.id();
         int self = broker.config().nodeId();
         boolean maintenance = cs.modes().inMaintenance(self);
         if (id == 0) {
@@ -109,11 +129,7 @@ final class NodeOperations {
                     : " left maintenance: it may lead again (preferred leaders return by balancing)"));
             }
         }
-        stillLeading[id] = maintenance ? handOff(st) : 0;
-        if (id == RaftServer.CONTROLLER_SHARD) {
-            Controller c = broker.controller();
-            decommission(st, c == null ? cs : c.state()); // the controller's latest: this node may lead it
-        }
+        return maintenance;
     }
 
     /** Hands off what this shard leads (groups with another voter); returns how many groups it still leads. */

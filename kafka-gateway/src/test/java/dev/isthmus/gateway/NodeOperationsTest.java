@@ -55,8 +55,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *       among others) at most {@code --max-concurrent-moves} at a time, until it holds none; new topics skip it;
  *       recommission clears the mark;</li>
  *   <li>maintenance on node 1 moves each of its leaderships to a follower by one Raft leadership transfer (the
- *       leader epoch grows by exactly one, the other nodes count the transfers) and none comes back while it is set;
- *       disabling it brings the preferred leaderships back.</li>
+ *       leader epoch grows by exactly one, the other nodes count the transfers) and none comes back while it is set,
+ *       also across a restart of the node (no partition changes leader); disabling it brings the preferred leaderships
+ *       back.</li>
  * </ul>
  * In both, every send succeeds and every acknowledged record is read back exactly once.
  */
@@ -234,9 +235,19 @@ class NodeOperationsTest {
             assertTrue(admin.describeCluster().controller().get(30, TimeUnit.SECONDS).id() != node,
                 "the controller's leadership left node 1 too");
         }
-        // Still in maintenance after more load: no leadership came back.
+        // Still in maintenance after more load: no leadership came back. Restarted (what maintenance is for), it
+        // comes back as a follower of everything: no partition changes leader or epoch.
         load.awaitAcked(load.acked() + 300);
+        assertEquals(0, cluster.terminate(node), "node 1 stops cleanly");
+        cluster.start(node);
+        try (Admin admin = admin(cluster.bootstrap())) {
+            await(admin, List.of(m), "node 1 back in sync", x -> leaders(x) && inSync(x));
+        }
+        load.awaitAcked(load.acked() + 300);
+        assertEquals(show(drained), show(leaderEpochs(cluster, m, e -> true)),
+            "restarted in maintenance, node 1 took no leadership and caused no election");
         assertTrue(leaderEpochs(cluster, m, e -> true).values().stream().noneMatch(le -> le[0] == node));
+        phase("node 1 restarted in maintenance");
 
         Run disable = admin(cluster.bootstrap(), "maintenance", "disable", "1");
         assertEquals(0, disable.code(), disable.err());
