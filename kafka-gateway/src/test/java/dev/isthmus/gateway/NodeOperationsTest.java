@@ -228,6 +228,13 @@ class NodeOperationsTest {
         assertEquals(0, status.code(), status.err());
         assertTrue(status.out().contains("{\"id\":1,\"live\":true,\"maintenance\":true,\"leaders\":0,\"drained\":true}"),
             status.out());
+        long metricsBy = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (BrokerProcesses.metric(cluster.metrics(node), "isthmus_node_maintenance_leading_groups") != 0) {
+            assertTrue(System.nanoTime() < metricsBy, "node 1's metrics show it leading groups in maintenance");
+            Thread.sleep(100);
+        }
+        assertEquals(1.0, BrokerProcesses.metric(cluster.metrics(node), "isthmus_node_maintenance"));
+        assertEquals(0.0, BrokerProcesses.metric(cluster.metrics(0), "isthmus_node_maintenance"));
         Run second = admin(cluster.bootstrap(), "maintenance", "enable", "2");
         assertEquals(1, second.code(), second.out());
         assertTrue(second.err().contains("at most one node may be in maintenance"), second.err());
