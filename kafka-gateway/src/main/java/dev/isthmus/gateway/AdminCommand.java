@@ -245,7 +245,9 @@ public final class AdminCommand {
             return 1;
         } catch (ExecutionException e) {
             Throwable c = e.getCause() == null ? e : e.getCause();
-            err.println("isthmus admin: " + (c.getMessage() != null ? c.getMessage() : c.toString()));
+            String why = c.getMessage() != null ? c.getMessage() : c.toString();
+            err.println("isthmus admin: " + (c instanceof org.apache.kafka.common.errors.TimeoutException
+                ? "no answer from " + bootstrap + " (" + why + ")" : why));
             return 1;
         } catch (TimeoutException e) {
             err.println("isthmus admin: no answer from " + bootstrap + " within " + timeoutMs / 1000 + " s");
