@@ -51,6 +51,8 @@ final class AdminHandlers {
     static final byte BROKER = 4;
     /** Kafka's ConfigSource DYNAMIC_BROKER_CONFIG. */
     static final byte SOURCE_DYNAMIC_BROKER = 2;
+    /** Kafka's ConfigSource DYNAMIC_DEFAULT_BROKER_CONFIG: set cluster-wide (the broker resource with the empty name). */
+    static final byte SOURCE_DYNAMIC_DEFAULT_BROKER = 3;
 
     private final Broker broker;
     private final LeaderElections elections;
@@ -338,7 +340,15 @@ final class AdminHandlers {
                         + broker.config().nodeId() + ")";
                     continue;
                 }
-                entries = brokerEntries();
+                entries = new ArrayList<>(brokerEntries());
+                if (st.cluster != null && broker.config().clusterMode()) {
+                    for (String name : new TreeSet<>(NodeModeConfigs.NAMES)) { // cluster-wide: set on the default resource
+                        String v = NodeModeConfigs.value(st.cluster.modes(), name);
+                        entries.add(new ConfigEntry(name, v, SOURCE_DYNAMIC_DEFAULT_BROKER, false, TopicConfigs.Type.LIST,
+                            NodeModeConfigs.documentation(name),
+                            List.of(new TopicConfigs.Synonym(name, v, SOURCE_DYNAMIC_DEFAULT_BROKER))));
+                    }
+                }
             } else {
                 out.errorCode = ErrorCodes.INVALID_REQUEST;
                 out.errorMessage = "resource type " + res.resourceType + " has no configs here (topics: 2, brokers: 4)";
@@ -447,6 +457,16 @@ final class AdminHandlers {
             out.resourceName = res.resourceName;
             out.errorMessage = null;
             r.responses.add(out);
+            if (res.resourceType == BROKER && NodeModeConfigs.names(res)) {
+                all.add(NodeModeConfigs.alter(broker, st, res, req.validateOnly).map(f -> {
+                    if (f != null) {
+                        out.errorCode = f.code();
+                        out.errorMessage = f.message();
+                    }
+                    return null;
+                }));
+                continue;
+            }
             if (res.resourceType == BROKER) {
                 Promise<Broker.Failure> throttles = broker.reassignments().alterThrottles(st, res, req.validateOnly);
                 if (throttles == null) {
@@ -632,12 +652,30 @@ final class AdminHandlers {
         }
         r.clusterId = broker.clusterId();
         r.controllerId = broker.controllerId();
+        java.util.Set<Integer> listed = new java.util.HashSet<>();
         for (var mb : broker.handlers().brokers(st, listener)) {
             DescribeClusterResponseData.DescribeClusterBroker b = new DescribeClusterResponseData.DescribeClusterBroker();
             b.brokerId = mb.nodeId;
             b.host = mb.host;
             b.port = mb.port;
             r.brokers.add(b);
+            listed.add(mb.nodeId);
+        }
+        if (req.includeFencedBrokers && st.cluster != null) {
+            // v2 (KIP-1073): registered brokers that are not live (this node holds no Raft connection to them) are
+            // Kafka's fenced brokers; `isthmus admin cluster status` shows them as down.
+            for (dev.isthmus.gateway.cluster.BrokerInfo bi : st.cluster.brokers()) {
+                dev.isthmus.gateway.cluster.BrokerInfo.Endpoint e = bi.endpoint(listener == null ? "" : listener);
+                if (listed.contains(bi.id()) || e == null) {
+                    continue;
+                }
+                DescribeClusterResponseData.DescribeClusterBroker b = new DescribeClusterResponseData.DescribeClusterBroker();
+                b.brokerId = bi.id();
+                b.host = e.host();
+                b.port = e.port();
+                b.isFenced = true;
+                r.brokers.add(b);
+            }
         }
         return r;
     }

@@ -111,10 +111,13 @@ public final class Broker implements AutoCloseable {
     private volatile long registeredOffset = Long.MAX_VALUE;
     /** Set when the broker starts closing: periodic tasks stop rescheduling. */
     private volatile boolean closing;
+    /** Set once a shutdown started handing the leaderships away (maintenance then leaves campaigning off). */
+    private volatile boolean handingOffForShutdown;
     /** Leaders, epochs and in-sync replicas published by the leaders, between shards and nodes. */
     private final ReplicaStates replicaStates = new ReplicaStates(this);
     /** Partition moves: the reassignment APIs and each shard's loop driving its groups' membership. */
     private final Reassignments reassignments;
+    private final NodeOperations nodeOperations;
     // Shard 0 only: the table handed to the shards last, the version every shard has installed, and waiters.
     private TopicTable published = TopicTable.EMPTY;
     /** Shard 0: the newest controller state published before this start caught up (see {@link #onClusterState}). */
@@ -166,6 +169,7 @@ public final class Broker implements AutoCloseable {
         this.clusterId = clusterId;
         this.topicDefaults = config.topicConfigDefaults();
         this.reassignments = new Reassignments(this, group.size());
+        this.nodeOperations = new NodeOperations(this, group.size());
         this.handlers = new Handlers(this);
         for (int i = 0; i < group.size(); i++) {
             connections.add(new HashSet<>());
@@ -358,6 +362,7 @@ public final class Broker implements AutoCloseable {
                 }
                 replicaStates.startChecks(states[id]);
                 reassignments.start(states[id]);
+                nodeOperations.start(states[id]); // maintenance and decommission
                 return null;
             }).get(30, TimeUnit.SECONDS);
         }
@@ -491,6 +496,7 @@ public final class Broker implements AutoCloseable {
                     replicatedCredentials[id] = creds;
                     credentials[id] = CredentialStore.layered(creds, bootstrapCredentials);
                 }
+                nodeOperations.follow(states[id], cs); // maintenance first: the groups it opens must not campaign
                 return states[id].install(previous, next, leadership, background);
             }));
         }
@@ -748,6 +754,15 @@ public final class Broker implements AutoCloseable {
 
     public ShardGroup group() {
         return group;
+    }
+
+    NodeOperations nodeOperations() {
+        return nodeOperations;
+    }
+
+    /** Whether a shutdown started handing this node's leaderships away. */
+    boolean handingOffForShutdown() {
+        return handingOffForShutdown;
     }
 
     Reassignments reassignments() {
@@ -1071,11 +1086,12 @@ public final class Broker implements AutoCloseable {
      * transfer (thesis §3.10: proposals pause until the target holds the whole log, then it campaigns at once);
      * a transfer that does not finish is retried. Groups whose followers are all down or behind stay led here. The
      * node keeps serving meanwhile (requests for what it no longer leads answer NOT_LEADER_OR_FOLLOWER). Blocks:
-     * any non-shard thread. Maintenance mode will reuse it (without the stop).
+     * any non-shard thread. Maintenance mode does the same per round on each shard ({@link NodeOperations}).
      */
     HandOff handOffLeadership(long timeoutMs) throws Exception {
         long start = System.nanoTime();
         long deadline = start + timeoutMs * 1_000_000L;
+        handingOffForShutdown = true;
         for (int i = 0; i < group.size(); i++) {
             int id = i;
             group.call(i, s -> {

@@ -60,6 +60,10 @@ import java.util.Map;
  *                                   partitions and of the controller to in-sync followers before it closes anyway
  *                                   ({@code --shutdown-handoff-ms}; 0 = close at once, as Kafka's
  *                                   {@code controlled.shutdown.enable=false})
+ * @param maxConcurrentMoves         the most replica moves off decommissioning nodes the controller leader runs at
+ *                                   a time ({@code --max-concurrent-moves}, 8; Redpanda's
+ *                                   {@code partition_autobalancing_concurrent_moves}); each is a learner catching up
+ *                                   from its partition's leader, so this bounds the disk and network a decommission takes
  * @param requestReceiveTimeoutMs    how long a client may take to send the whole of a request once its first byte
  *                                   arrived ({@code --request-receive-timeout}); time the broker kept it from
  *                                   sending (back-pressure) does not count; beyond it the connection is closed
@@ -93,7 +97,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            int groupInitialRebalanceDelayMs, int offsetsTopicPartitions, long offsetsRetentionMs,
                            String metricsHost, int metricsPort, String rpcHost, int rpcPort, List<String> seeds,
                            int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
-                           long replicaLagTimeMaxMs, long shutdownHandoffMs, Map<String, String> topicDefaults,
+                           long replicaLagTimeMaxMs, long shutdownHandoffMs, int maxConcurrentMoves,
+                           Map<String, String> topicDefaults,
                            long requestReceiveTimeoutMs, int connectionReceiveSharePercent, TxnConfig transactions,
                            dev.isthmus.gateway.auth.AuthorizerConfig authorizer, SecuritySettings security) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
@@ -153,6 +158,9 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (shutdownHandoffMs < 0) {
             throw new IllegalArgumentException("--shutdown-handoff-ms must be >= 0, got " + shutdownHandoffMs);
+        }
+        if (maxConcurrentMoves < 1 || maxConcurrentMoves > 10_000) {
+            throw new IllegalArgumentException("--max-concurrent-moves must be 1 to 10000, got " + maxConcurrentMoves);
         }
         if (requestReceiveTimeoutMs < 1) {
             throw new IllegalArgumentException("--request-receive-timeout must be at least 1 ms, got "
@@ -428,6 +436,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         int maxPartitionsPerShard = 1000;
         long replicaLagTimeMaxMs = 30_000;
         long shutdownHandoffMs = 10_000;
+        int maxConcurrentMoves = 8;
         boolean autoLeaderRebalance = true;
         Map<String, String> topicDefaults = new java.util.LinkedHashMap<>();
         long requestReceiveTimeoutMs = 30_000;
@@ -472,6 +481,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             maxPartitionsPerShard = c.maxPartitionsPerShard;
             replicaLagTimeMaxMs = c.replicaLagTimeMaxMs;
             shutdownHandoffMs = c.shutdownHandoffMs;
+            maxConcurrentMoves = c.maxConcurrentMoves;
             autoLeaderRebalance = c.autoLeaderRebalance;
             topicDefaults = new java.util.LinkedHashMap<>(c.topicDefaults);
             requestReceiveTimeoutMs = c.requestReceiveTimeoutMs;
@@ -534,6 +544,11 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
 
         public Builder shutdownHandoffMs(long v) {
             shutdownHandoffMs = v;
+            return this;
+        }
+
+        public Builder maxConcurrentMoves(int v) {
+            maxConcurrentMoves = v;
             return this;
         }
 
@@ -681,7 +696,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 autoCreateTopics, groupMinSessionTimeoutMs, groupMaxSessionTimeoutMs, groupInitialRebalanceDelayMs,
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
-                topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions, authorizer,
+                maxConcurrentMoves, topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions, authorizer,
                 new SecuritySettings(listeners, tls, sasl));
         }
     }

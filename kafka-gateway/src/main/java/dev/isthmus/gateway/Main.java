@@ -22,6 +22,8 @@ import java.util.concurrent.CountDownLatch;
 public final class Main {
     static final String USAGE = """
         usage: isthmus start [options]
+               isthmus admin [--bootstrap-server HOST:PORT] COMMAND   (cluster status, partitions moves,
+                             maintenance, decommission, recommission; 'isthmus admin --help')
           --config FILE            read options from FILE (lines "name = value"; '#' comments); FILE may
                                    also set Kafka's broker defaults of topic configs (log.retention.hours,
                                    log.retention.ms, log.segment.bytes, log.cleanup.policy, message.max.bytes,
@@ -92,6 +94,7 @@ public final class Main {
                                    leaves the in-sync replicas (default 30000; Kafka's replica.lag.time.max.ms)
           --shutdown-handoff-ms MS on SIGTERM in a cluster, hand the leadership of every partition and of the
                                    controller to in-sync followers first, for at most MS (default 10000; 0 = off)
+          --max-concurrent-moves N  replica moves off decommissioning nodes run at a time (default 8)
           --auto-leader-rebalance B  give leadership back to each partition's preferred replica once it
                                    is caught up (default true; false: leaders stay until kafka-leader-election)
           --authorizer NAME        enforce Kafka ACLs: 'acl' or Kafka's class name
@@ -116,8 +119,13 @@ public final class Main {
             System.out.print(USAGE);
             System.exit(args.length == 0 ? 2 : 0);
         }
+        if (args[0].equals("admin")) {
+            AdminCommand.main(Arrays.copyOfRange(args, 1, args.length));
+            return;
+        }
         if (!args[0].equals("start")) {
-            System.err.println("isthmus: unknown command '" + args[0] + "'; try 'isthmus start' or 'isthmus --help'");
+            System.err.println("isthmus: unknown command '" + args[0] + "'; try 'isthmus start', 'isthmus admin --help'"
+                + " or 'isthmus --help'");
             System.exit(2);
         }
         BrokerConfig c;
@@ -412,6 +420,7 @@ public final class Main {
             case "max-partitions-per-shard" -> b.maxPartitionsPerShard(integer(name, v));
             case "replica-lag-time-max-ms", "replica.lag.time.max.ms" -> b.replicaLagTimeMaxMs(integer(name, v));
             case "shutdown-handoff-ms" -> b.shutdownHandoffMs(integer(name, v));
+            case "max-concurrent-moves" -> b.maxConcurrentMoves(integer(name, v));
             case "auto-leader-rebalance" -> b.autoLeaderRebalance(bool(name, v));
             case "request-receive-timeout" -> b.requestReceiveTimeoutMs(parseMillis(name, v));
             case "connection-receive-share" -> b.connectionReceiveSharePercent(integer(name, v.endsWith("%")

@@ -246,6 +246,15 @@ final class MetricsServer implements AutoCloseable {
             line(sb, "isthmus_receive_memory_waiting_connections", labels, rm.waitingGauge());
             line(sb, "isthmus_receive_memory_waits_total", labels, rm.waits());
         }
+        dev.isthmus.gateway.cluster.Controller controller = broker.controller();
+        if (controller != null) { // the operator's modes of this node (NodeOperations), from the controller state
+            dev.isthmus.gateway.cluster.NodeModes modes = controller.state().modes();
+            int self = broker.config().nodeId();
+            sb.append("# TYPE isthmus_node_maintenance gauge\n");
+            line(sb, "isthmus_node_maintenance", "", modes.inMaintenance(self) ? 1 : 0);
+            line(sb, "isthmus_node_maintenance_leading_groups", "", broker.nodeOperations().leadingInMaintenance());
+            line(sb, "isthmus_node_decommissioning", "", modes.decommissioning(self) ? 1 : 0);
+        }
         line(sb, "isthmus_metrics_http_timeouts_total", "", endpoint.timedOutConnections());
         renderQuotas(sb);
         sb.append("# TYPE isthmus_connection_warnings_total counter\n");

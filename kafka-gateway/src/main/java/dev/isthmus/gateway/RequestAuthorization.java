@@ -798,7 +798,16 @@ final class RequestAuthorization {
         List<IncrementalAlterConfigsRequestData.AlterConfigsResource> kept = new ArrayList<>();
         List<IncrementalAlterConfigsResponseData.AlterConfigsResourceResponse> refused = new ArrayList<>();
         for (IncrementalAlterConfigsRequestData.AlterConfigsResource res : req.resources) {
-            short error = configError(c, res.resourceType, res.resourceName, ALTER_CONFIGS);
+            short error;
+            if (res.resourceType == AdminHandlers.BROKER && NodeModeConfigs.names(res)) {
+                // Maintenance and decommission: ALTER on the cluster (as ElectLeaders and AlterPartitionReassignments),
+                // plus ALTER_CONFIGS when the resource also names ordinary broker configs.
+                boolean others = !NodeModeConfigs.only(res);
+                error = c.cluster(ALTER) && (!others || c.cluster(ALTER_CONFIGS)) ? ErrorCodes.NONE
+                    : ErrorCodes.CLUSTER_AUTHORIZATION_FAILED;
+            } else {
+                error = configError(c, res.resourceType, res.resourceName, ALTER_CONFIGS);
+            }
             if (error == ErrorCodes.NONE) {
                 kept.add(res);
                 continue;

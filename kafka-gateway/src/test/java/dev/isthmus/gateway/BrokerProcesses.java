@@ -26,7 +26,8 @@ final class BrokerProcesses implements AutoCloseable {
     }
 
     private final List<Node> nodes = new ArrayList<>();
-    private final Process[] procs;
+    private Process[] procs;
+    private final Path dir;
     private final String seeds;
     private final List<String> extraArgs;
     private final List<String> output = new ArrayList<>();
@@ -37,6 +38,7 @@ final class BrokerProcesses implements AutoCloseable {
      */
     BrokerProcesses(int count, Path dir, List<String> extraArgs) throws Exception {
         this.procs = new Process[count];
+        this.dir = dir;
         this.extraArgs = List.copyOf(extraArgs);
         StringBuilder s = new StringBuilder();
         for (int i = 0; i < count; i++) {
@@ -48,6 +50,18 @@ final class BrokerProcesses implements AutoCloseable {
         for (Node n : nodes) {
             start(n.id);
         }
+    }
+
+    /**
+     * Starts one more node that is not a seed (a node joining the running cluster: its --seeds are the existing
+     * controller nodes, whose command lines do not change); returns its id.
+     */
+    int addNode() throws Exception {
+        int id = nodes.size();
+        nodes.add(new Node(id, freePort(), freePort(), freePort(), dir.resolve("node-" + id), freePort()));
+        procs = java.util.Arrays.copyOf(procs, nodes.size());
+        start(id);
+        return id;
     }
 
     static int freePort() throws Exception {

@@ -558,6 +558,19 @@ public final class RaftGroup implements RaftLog.Callbacks {
     // Node-facing steps
     // =====================================================================================================
 
+    /**
+     * Whether this member may campaign: what its node allows ({@link Host#mayLead}: not while the node hands its
+     * leaderships away for a shutdown or maintenance), except that the only voter of a group always may (no other
+     * member could lead it, so it would stay leaderless).
+     */
+    private boolean mayLead() {
+        if (host.mayLead()) {
+            return true;
+        }
+        int[] all = configs.latest().allVoters();
+        return all.length == 1 && all[0] == nodeId;
+    }
+
     /** Timers: election timeout, check-quorum, retransmits, transfer and snapshot-chunk timeouts. */
     void tick() {
         if (stopped) {
@@ -567,7 +580,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
         if (role == Role.LEADER) {
             tickLeader(now);
         } else if (now >= electionDeadlineMs) {
-            if (promotable() && !installing && host.mayLead()) {
+            if (promotable() && !installing && mayLead()) {
                 nodeMetrics.timeoutCampaigns++;
                 startElection(config.preVote(), false);
             } else {
@@ -1009,7 +1022,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
             id -> id != nodeId && Boolean.FALSE.equals(votes.get(id)));
         switch (result) {
             case WON -> {
-                if (pre && !host.mayLead()) {
+                if (pre && !mayLead()) {
                     becomeFollower(term, NONE);
                 } else if (pre) {
                     startElection(false, campaignTransfer);
@@ -1088,7 +1101,7 @@ public final class RaftGroup implements RaftLog.Callbacks {
         if (m.term() > term) {
             becomeFollower(m.term(), m.from());
         }
-        if (!promotable() || installing || !host.mayLead()) {
+        if (!promotable() || installing || !mayLead()) {
             return; // the transfer is abandoned at the leader's deadline
         }
         metrics.transfersCompleted++;

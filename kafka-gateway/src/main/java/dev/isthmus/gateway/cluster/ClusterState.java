@@ -29,16 +29,18 @@ import java.util.regex.Pattern;
  *             acls (i32 n, n x binding; from version 4),
  *             SCRAM credentials (from version 6: i32 n, n x {@link UserScramCredential}),
  *             client quotas (from version 7: i32 n, n x (ClientQuotaEntity, i32 m, m x (key, value f64 as i64 bits)))
+ *             node modes (from version 8: maintenance int[], decommissioning int[]; see {@link NodeModes})
  *             (version 5 adds each broker's listeners after its fields: i32 n, n x (name, host, port i32))
  * </pre>
- * Versions 1 to 6 (no reassignments before 3, no ACLs before 4, no broker listeners before 5, no SCRAM credentials
- * before 6, no client quotas before 7) are still read.
+ * Versions 1 to 7 (no reassignments before 3, no ACLs before 4, no broker listeners before 5, no SCRAM credentials
+ * before 6, no client quotas before 7,
+ * no node modes before 8) are still read.
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 7;
+    private static final int SNAPSHOT_VERSION = 8;
     /** The oldest snapshot version this node reads. */
     private static final int SNAPSHOT_VERSION_MIN = 1;
     /** The most ACL bindings the cluster holds (a bound on the state's size and every shard's copy). */
@@ -54,7 +56,7 @@ public final class ClusterState {
     private static final int MAX_CONFIG_VALUE_CHARS = 32 * 1024;
 
     public static final ClusterState EMPTY = new ClusterState(-1, 1, 0, new TreeMap<>(), new TreeMap<>(), new TreeSet<>(),
-        new TreeMap<>(), Collections.emptySortedMap());
+        new TreeMap<>(), Collections.emptySortedMap(), NodeModes.NONE);
 
     private final long appliedOffset;
     private final long nextGroupId;
@@ -70,10 +72,14 @@ public final class ClusterState {
     /** Unmodifiable (values too); shared by successive states until a quota command changes it. */
     private final SortedMap<ClientQuotaEntity, SortedMap<String, Double>> quotas;
 
+    /** Which nodes are in maintenance or being decommissioned. */
+    private final NodeModes modes;
+
     private ClusterState(long appliedOffset, long nextGroupId, long nextProducerId, SortedMap<Integer, BrokerInfo> brokers,
                          SortedMap<String, TopicInfo> topics, SortedSet<AclBinding> acls,
                          SortedMap<UserScramCredential.Key, UserScramCredential> scram,
-                         SortedMap<ClientQuotaEntity, SortedMap<String, Double>> quotas) {
+                         SortedMap<ClientQuotaEntity, SortedMap<String, Double>> quotas, NodeModes modes) {
+        this.modes = modes;
         this.appliedOffset = appliedOffset;
         this.nextGroupId = nextGroupId;
         this.nextProducerId = nextProducerId;
@@ -109,6 +115,11 @@ public final class ClusterState {
      */
     public SortedSet<AclBinding> acls() {
         return acls;
+    }
+
+    /** Which nodes are in maintenance and which are being decommissioned. */
+    public NodeModes modes() {
+        return modes;
     }
 
     /** The controller log offset this state reflects (-1 for none). */
@@ -179,7 +190,7 @@ public final class ClusterState {
             case ControllerCommand.RegisterBroker r -> {
                 TreeMap<Integer, BrokerInfo> b = new TreeMap<>(brokers);
                 b.put(r.broker().id(), r.broker());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics), acls, scram, quotas));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics), acls, scram, quotas, modes));
             }
             case ControllerCommand.CreateTopic t -> createTopic(t, offset);
             case ControllerCommand.DeleteTopic d -> {
@@ -189,12 +200,16 @@ public final class ClusterState {
                 }
                 TreeMap<String, TopicInfo> t = new TreeMap<>(topics);
                 t.remove(d.name());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t, acls, scram, quotas));
+                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t, acls, scram, quotas, modes));
             }
             case ControllerCommand.CreatePartitions p -> createPartitions(p, offset);
             case ControllerCommand.AlterConfigs a -> alterConfigs(a, offset);
-            case ControllerCommand.ReassignPartition r -> reassign(r.topic(), r.partition(), offset,
-                (t, p) -> Reassignment.reassign(t, p, r.target(), new Placement(brokers.values(), topics.values())));
+            case ControllerCommand.ReassignPartition r -> reassign(r.topic(), r.partition(), offset, (t, p) -> {
+                String adds = addsDecommissioning(r.target(), p.replicas());
+                return adds != null ? Reassignment.Outcome.fail(ControllerErrors.INVALID_REPLICA_ASSIGNMENT, "cannot reassign "
+                    + t + "-" + p.partition() + ": " + adds)
+                    : Reassignment.reassign(t, p, r.target(), new Placement(brokers.values(), topics.values()));
+            });
             case ControllerCommand.CompleteReassignment r -> reassign(r.topic(), r.partition(), offset,
                 (t, p) -> Reassignment.complete(t, p, r));
             case ControllerCommand.AllocateProducerIds a -> allocateProducerIds(a, offset);
@@ -203,6 +218,8 @@ public final class ClusterState {
             case ControllerCommand.UpsertUserScramCredential u -> upsertScram(u.credential(), offset);
             case ControllerCommand.DeleteUserScramCredential d -> deleteScram(d, offset);
             case ControllerCommand.AlterClientQuotas q -> alterClientQuotas(q, offset);
+            case ControllerCommand.SetMaintenance m -> setMaintenance(m, offset);
+            case ControllerCommand.SetDecommission d -> setDecommission(d, offset);
         };
     }
 
@@ -223,7 +240,111 @@ public final class ClusterState {
         parts.set(index, o.next());
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(topic, new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas, modes));
+    }
+
+    /** The brokers new replicas may go to: the registered ones not being decommissioned. */
+    private List<BrokerInfo> placeable() {
+        List<BrokerInfo> out = new ArrayList<>();
+        for (BrokerInfo b : brokers.values()) {
+            if (!modes.decommissioning(b.id())) {
+                out.add(b);
+            }
+        }
+        return out;
+    }
+
+    /** The problem when {@code replicas} names a decommissioning node that is not in {@code existing}; else null. */
+    private String addsDecommissioning(int[] replicas, int[] existing) {
+        if (replicas == null) {
+            return null;
+        }
+        for (int b : replicas) {
+            if (modes.decommissioning(b) && !PartitionInfo.contains(existing, b)) {
+                return "node " + b + " is being decommissioned and takes no new replicas (recommission it first)";
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Maintenance on or off for a registered node; at most one node at a time (see {@link NodeModes}). Turning on what
+     * is on, or off what is off, changes nothing and succeeds (the operator's command is a desired state).
+     */
+    private Applied setMaintenance(ControllerCommand.SetMaintenance m, long offset) {
+        if (!brokers.containsKey(m.node())) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "node " + m.node() + " is not a registered broker");
+        }
+        if (m.enabled() == modes.inMaintenance(m.node())) {
+            return ok(withOffset(offset));
+        }
+        if (m.enabled() && modes.maintenance().length > 0) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "node " + modes.maintenance()[0] + " is in maintenance;"
+                + " one node at a time may be (two nodes that may not lead could leave a partition without an eligible"
+                + " leader): disable it first");
+        }
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), new TreeMap<>(topics),
+            acls, scram, quotas, modes.withMaintenance(m.node(), m.enabled())));
+    }
+
+    /**
+     * Decommissions (marks; the controller leader then moves the replicas off, {@link Decommission}) or recommissions a
+     * registered node. Decommissioning is refused when the nodes left could not hold some partition of the node with
+     * its replication factor. Recommissioning clears the mark and cancels every running reassignment that removes the
+     * node (each partition goes back to the replicas it had before its move, as a Kafka cancel does); moves that
+     * already completed stay. Repeating either is a success that changes nothing.
+     */
+    private Applied setDecommission(ControllerCommand.SetDecommission d, long offset) {
+        int node = d.node();
+        if (!brokers.containsKey(node)) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "node " + node + " is not a registered broker");
+        }
+        if (d.decommission() == modes.decommissioning(node)) {
+            return ok(withOffset(offset));
+        }
+        if (d.decommission()) {
+            int left = 0;
+            for (BrokerInfo b : brokers.values()) {
+                if (b.id() != node && !modes.decommissioning(b.id())) {
+                    left++;
+                }
+            }
+            for (TopicInfo t : topics.values()) {
+                for (PartitionInfo p : t.partitions()) {
+                    int rf = p.target().length;
+                    if (p.hasReplicaOn(node) && rf > left) {
+                        return fail(offset, ControllerErrors.INVALID_REPLICATION_FACTOR, "cannot decommission node "
+                            + node + ": " + t.name() + "-" + p.partition() + " has " + rf + " replicas and only " + left
+                            + " other node(s) would be left to hold them");
+                    }
+                }
+            }
+            return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
+                new TreeMap<>(topics), acls, scram, quotas, modes.withDecommissioning(node, true)));
+        }
+        TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
+        Placement placement = new Placement(brokers.values(), topics.values());
+        for (TopicInfo t : topics.values()) {
+            List<PartitionInfo> parts = null;
+            for (PartitionInfo p : t.partitions()) {
+                if (!PartitionInfo.contains(p.removing(), node)) {
+                    continue;
+                }
+                Reassignment.Outcome o = Reassignment.reassign(t.name(), p, null, placement);
+                if (o.next() == null) {
+                    continue; // cannot happen: the partition is reassigning
+                }
+                if (parts == null) {
+                    parts = new ArrayList<>(t.partitions());
+                }
+                parts.set(p.partition(), o.next());
+            }
+            if (parts != null) {
+                next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
+            }
+        }
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas,
+            modes.withDecommissioning(node, false)));
     }
 
     private Applied ok(ClusterState next) {
@@ -238,7 +359,7 @@ public final class ClusterState {
     /** This state as of {@code offset} (for entries that change nothing, e.g. Raft's own). */
     public ClusterState withOffset(long offset) {
         return offset == appliedOffset ? this : new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls, scram, quotas);
+            new TreeMap<>(topics), acls, scram, quotas, modes);
     }
 
     private static String checkConfigs(SortedMap<String, String> configs) {
@@ -269,7 +390,13 @@ public final class ClusterState {
         if (bad != null) {
             return fail(offset, ControllerErrors.INVALID_CONFIG, bad);
         }
-        Placement placement = new Placement(brokers.values(), topics.values());
+        for (int[] replicas : t.assignment()) {
+            String adds = addsDecommissioning(replicas, new int[0]);
+            if (adds != null) {
+                return fail(offset, ControllerErrors.INVALID_REPLICA_ASSIGNMENT, adds);
+            }
+        }
+        Placement placement = new Placement(placeable(), topics.values());
         List<PartitionInfo> parts = new ArrayList<>();
         long groupId = nextGroupId;
         if (t.assignment().isEmpty()) {
@@ -283,7 +410,8 @@ public final class ClusterState {
             }
             if (t.replicationFactor() > placement.brokerCount()) {
                 return fail(offset, ControllerErrors.INVALID_REPLICATION_FACTOR, "replication factor "
-                    + t.replicationFactor() + " is larger than the " + placement.brokerCount() + " registered brokers");
+                    + t.replicationFactor() + " is larger than the " + placement.brokerCount() + " registered brokers"
+                    + (modes.decommissioning().length > 0 ? " not being decommissioned" : ""));
             }
             for (int p = 0; p < t.partitions(); p++) {
                 parts.add(placement.place(p, groupId++, placement.chooseReplicas(t.replicationFactor())));
@@ -304,7 +432,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas, modes));
     }
 
     private Applied createPartitions(ControllerCommand.CreatePartitions c, long offset) {
@@ -326,7 +454,13 @@ public final class ClusterState {
             return fail(offset, ControllerErrors.INVALID_REPLICA_ASSIGNMENT, "the assignment lists "
                 + c.assignment().size() + " partitions for " + (c.totalCount() - have) + " new ones");
         }
-        Placement placement = new Placement(brokers.values(), topics.values());
+        for (int[] replicas : c.assignment()) {
+            String adds = addsDecommissioning(replicas, new int[0]);
+            if (adds != null) {
+                return fail(offset, ControllerErrors.INVALID_REPLICA_ASSIGNMENT, adds);
+            }
+        }
+        Placement placement = new Placement(placeable(), topics.values());
         if (c.assignment().isEmpty() && rf > placement.brokerCount()) {
             return fail(offset, ControllerErrors.INVALID_REPLICATION_FACTOR, "topic '" + c.name()
                 + "' has replication factor " + rf + " but only " + placement.brokerCount() + " brokers are registered");
@@ -348,7 +482,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas));
+        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas, modes));
     }
 
     private Applied alterConfigs(ControllerCommand.AlterConfigs a, long offset) {
@@ -370,7 +504,7 @@ public final class ClusterState {
         a.delete().forEach(configs::remove);
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), configs, t.partitions()));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas));
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas, modes));
     }
 
     private Applied allocateProducerIds(ControllerCommand.AllocateProducerIds a, long offset) {
@@ -382,7 +516,7 @@ public final class ClusterState {
             return fail(offset, ControllerErrors.UNKNOWN_SERVER_ERROR, "the producer id space is exhausted");
         }
         ClusterState next = new ClusterState(offset, nextGroupId, nextProducerId + a.count(), new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls, scram, quotas);
+            new TreeMap<>(topics), acls, scram, quotas, modes);
         return new Applied(next, ControllerResult.ok(offset, nextProducerId));
     }
 
@@ -402,7 +536,7 @@ public final class ClusterState {
         }
         int added = next.size() - acls.size();
         ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), added == 0 ? acls : next, scram, quotas);
+            new TreeMap<>(topics), added == 0 ? acls : next, scram, quotas, modes);
         return new Applied(s, ControllerResult.ok(offset, added));
     }
 
@@ -412,7 +546,7 @@ public final class ClusterState {
         next.removeAll(d.bindings());
         int removed = acls.size() - next.size();
         ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), removed == 0 ? acls : next, scram, quotas);
+            new TreeMap<>(topics), removed == 0 ? acls : next, scram, quotas, modes);
         return new Applied(s, ControllerResult.ok(offset, removed));
     }
 
@@ -429,7 +563,7 @@ public final class ClusterState {
         TreeMap<UserScramCredential.Key, UserScramCredential> next = new TreeMap<>(scram);
         next.put(c.key(), c);
         return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), new TreeMap<>(topics),
-            acls, next, quotas));
+            acls, next, quotas, modes));
     }
 
     /** Removes one credential (Kafka's RemoveUserScramCredentialRecord); RESOURCE_NOT_FOUND when absent. */
@@ -446,7 +580,7 @@ public final class ClusterState {
         TreeMap<UserScramCredential.Key, UserScramCredential> next = new TreeMap<>(scram);
         next.remove(key);
         return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), new TreeMap<>(topics),
-            acls, next, quotas));
+            acls, next, quotas, modes));
     }
 
     /**
@@ -485,7 +619,7 @@ public final class ClusterState {
                 + " entities; " + (next.size() - quotas.size()) + " more would pass the limit of " + MAX_QUOTA_ENTITIES);
         }
         ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls, scram, changed == 0 ? quotas : next);
+            new TreeMap<>(topics), acls, scram, changed == 0 ? quotas : next, modes);
         return new Applied(s, ControllerResult.ok(offset, changed));
     }
 
@@ -525,6 +659,7 @@ public final class ClusterState {
             w.i32(values.size());
             values.forEach((k, v) -> w.str(k).i64(Double.doubleToLongBits(v)));
         });
+        modes.write(w);
         return w.bytes();
     }
 
@@ -603,15 +738,19 @@ public final class ClusterState {
                 quotas.put(entity, Collections.unmodifiableSortedMap(values));
             }
         }
+        NodeModes modes = NodeModes.NONE;
+        if (version >= 8) { // versions before 8 predate maintenance and decommissioning
+            modes = NodeModes.read(r);
+        }
         r.end();
-        return new ClusterState(applied, next, nextProducerId, brokers, topics, acls, scram, quotas);
+        return new ClusterState(applied, next, nextProducerId, brokers, topics, acls, scram, quotas, modes);
     }
 
     @Override
     public boolean equals(Object o) {
         return o instanceof ClusterState s && s.appliedOffset == appliedOffset && s.nextGroupId == nextGroupId
             && s.nextProducerId == nextProducerId && s.brokers.equals(brokers) && s.topics.equals(topics)
-            && s.acls.equals(acls) && s.scram.equals(scram);
+            && s.acls.equals(acls) && s.scram.equals(scram) && s.quotas.equals(quotas) && s.modes.equals(modes);
     }
 
     @Override

@@ -33,7 +33,10 @@ import java.util.UUID;
  *  30 UpsertUserScramCredential  credential (UserScramCredential)
  *  31 DeleteUserScramCredential  name, mechanism i8
  *  32 AlterClientQuotas alterations (i32 n, n x ClientQuotaAlteration)
+ *  34 SetMaintenance    node i32, enabled i8 (0/1)
+ *  35 SetDecommission   node i32, decommission i8 (1 = decommission, 0 = recommission)
  * </pre>
+ * Type ids 36 and 37 are reserved for node operations.
  */
 public sealed interface ControllerCommand {
     int VERSION = 1;
@@ -169,6 +172,20 @@ public sealed interface ControllerCommand {
         }
     }
 
+    /**
+     * Puts node {@code node} into maintenance or takes it out (see {@link NodeModes}): its leaderships move to in-sync
+     * followers and it is not chosen as leader while it is set. At most one node at a time.
+     */
+    record SetMaintenance(int node, boolean enabled) implements ControllerCommand {
+    }
+
+    /**
+     * Decommissions node {@code node} (true: it gets no new replica, and the controller leader moves its replicas off,
+     * {@link Decommission}) or recommissions it (false: the mark goes and the running moves off it are cancelled).
+     */
+    record SetDecommission(int node, boolean decommission) implements ControllerCommand {
+    }
+
     /** The command's wire form. */
     default byte[] encode() {
         Wire.Writer w = new Wire.Writer();
@@ -223,6 +240,8 @@ public sealed interface ControllerCommand {
                 w.i8(32).i8(VERSION).i32(c.alterations().size());
                 c.alterations().forEach(a -> a.write(w));
             }
+            case SetMaintenance c -> w.i8(34).i8(VERSION).i32(c.node()).i8(c.enabled() ? 1 : 0);
+            case SetDecommission c -> w.i8(35).i8(VERSION).i32(c.node()).i8(c.decommission() ? 1 : 0);
         }
         return w.bytes();
     }
@@ -280,10 +299,20 @@ public sealed interface ControllerCommand {
                 }
                 yield new AlterClientQuotas(alterations);
             }
+            case 34 -> new SetMaintenance(r.i32(), flag(r, "maintenance"));
+            case 35 -> new SetDecommission(r.i32(), flag(r, "decommission"));
             default -> throw new ControllerFormatException("unknown controller command type " + type);
         };
         r.end();
         return c;
+    }
+
+    private static boolean flag(Wire.Reader r, String what) {
+        int v = r.i8();
+        if (v != 0 && v != 1) {
+            throw new ControllerFormatException(what + " flag is " + v + ", not 0 or 1");
+        }
+        return v == 1;
     }
 
     private static List<AclBinding> readBindings(Wire.Reader r) {

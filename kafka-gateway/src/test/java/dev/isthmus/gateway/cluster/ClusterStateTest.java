@@ -127,7 +127,9 @@ class ClusterStateTest {
         SplittableRandom r = new SplittableRandom(seed);
         ClusterState s = brokers(1 + r.nextInt(5), 1 + r.nextInt(4));
         for (int i = 0; i < 200; i++) {
-            ControllerCommand c = switch (r.nextInt(7)) {
+            ControllerCommand c = switch (r.nextInt(9)) {
+                case 7 -> new ControllerCommand.SetMaintenance(r.nextInt(6), r.nextBoolean());
+                case 8 -> new ControllerCommand.SetDecommission(r.nextInt(6), r.nextInt(4) == 0);
                 case 4 -> new ControllerCommand.AllocateProducerIds(r.nextInt(5), 1 + r.nextInt(2000));
                 case 5 -> new ControllerCommand.CreateAcls(List.of(randomAcl(r), randomAcl(r)));
                 case 6 -> new ControllerCommand.DeleteAcls(List.of(randomAcl(r)));
@@ -446,5 +448,123 @@ class ClusterStateTest {
         assertEquals(s.quotas(), ClusterState.decode(v7).quotas());
         assertThrows(ControllerFormatException.class, () -> ClusterState.decode(java.util.Arrays.copyOf(v7,
             v7.length - 3)));
+    }
+
+    @Test
+    void shouldReadVersionFiveSnapshotsWithoutNodeModesAndKeepThemFromVersionEight() {
+        ClusterState s = brokers(3, 1);
+        s = apply(s, ControllerCommand.CreateTopic.of("t", 2, 2, Map.of()), 0);
+        // Version 5, written field by field: brokers with listeners, topics, reassignments, ACLs; no node modes.
+        Wire.Writer w = new Wire.Writer().i16(5).i64(s.appliedOffset()).i64(s.nextGroupId()).i64(s.nextProducerId());
+        w.i32(s.brokers().size());
+        s.brokers().forEach(b -> {
+            b.write(w);
+            b.writeListeners(w);
+        });
+        w.i32(s.topics().size());
+        s.topics().forEach(t -> t.write(w));
+        w.i32(0);
+        w.i32(0);
+        ClusterState five = ClusterState.decode(w.bytes());
+        assertEquals(s, five);
+        assertEquals(NodeModes.NONE, five.modes());
+
+        s = apply(s, new ControllerCommand.SetMaintenance(1, true), 0);
+        s = apply(s, new ControllerCommand.SetDecommission(2, true), 0);
+        ClusterState eight = ClusterState.decode(s.encode());
+        assertEquals(s, eight);
+        assertTrue(eight.modes().inMaintenance(1));
+        assertTrue(eight.modes().decommissioning(2));
+        assertFalse(eight.modes().inMaintenance(2));
+        assertEquals(8, java.nio.ByteBuffer.wrap(s.encode()).getShort(), "the snapshot is written as version 8");
+    }
+
+    @Test
+    void shouldAllowOneNodeAtATimeInMaintenance() {
+        ClusterState s = brokers(3, 1);
+        s = apply(s, new ControllerCommand.SetMaintenance(7, true), ControllerErrors.INVALID_REQUEST);
+        s = apply(s, new ControllerCommand.SetMaintenance(1, true), 0);
+        s = apply(s, new ControllerCommand.SetMaintenance(1, true), 0); // the desired state: repeating it is fine
+        ClusterState.Applied second = s.apply(new ControllerCommand.SetMaintenance(2, true), ++offset);
+        assertEquals(ControllerErrors.INVALID_REQUEST, second.result().errorCode());
+        assertTrue(second.result().message().contains("node 1 is in maintenance"), second.result().message());
+        s = apply(second.state(), new ControllerCommand.SetMaintenance(1, false), 0);
+        s = apply(s, new ControllerCommand.SetMaintenance(2, true), 0);
+        assertArrayEquals(new int[] {2}, s.modes().maintenance());
+    }
+
+    @Test
+    void shouldGiveADecommissioningNodeNoNewReplicasAndCancelItsMovesOnRecommission() {
+        ClusterState s = brokers(4, 2);
+        s = apply(s, ControllerCommand.CreateTopic.of("t", 4, 3, Map.of()), 0);
+        s = apply(s, new ControllerCommand.SetDecommission(3, true), 0);
+        s = apply(s, ControllerCommand.CreateTopic.of("u", 6, 3, Map.of()), 0);
+        for (PartitionInfo p : s.topic("u").partitions()) {
+            assertFalse(p.hasReplicaOn(3), "automatic placement skips the decommissioning node: " + p);
+        }
+        s = apply(s, ControllerCommand.CreateTopic.of("v", 1, 4, Map.of()), ControllerErrors.INVALID_REPLICATION_FACTOR);
+        s = apply(s, new ControllerCommand.CreateTopic("v", UUID.randomUUID(), 0, 0, new TreeMap<>(),
+            List.of(new int[] {3, 0})), ControllerErrors.INVALID_REPLICA_ASSIGNMENT);
+        s = apply(s, new ControllerCommand.CreatePartitions("u", 7, List.of(new int[] {0, 1, 3})),
+            ControllerErrors.INVALID_REPLICA_ASSIGNMENT);
+        PartitionInfo u0 = s.topic("u").partition(0);
+        s = apply(s, new ControllerCommand.ReassignPartition("u", 0, new int[] {3, u0.replicas()[1], u0.replicas()[2]}),
+            ControllerErrors.INVALID_REPLICA_ASSIGNMENT);
+
+        // Every partition of t with a replica on node 3 moves it to node... the least loaded, at most 2 at a time.
+        List<Decommission.Move> moves = Decommission.nextMoves(s, 2, n -> true);
+        assertEquals(2, moves.size(), moves.toString());
+        for (Decommission.Move m : moves) {
+            int[] before = s.topic(m.topic()).partition(m.partition()).replicas();
+            int at = java.util.Arrays.stream(before).boxed().toList().indexOf(3);
+            assertTrue(at >= 0);
+            assertFalse(java.util.Arrays.stream(m.target()).anyMatch(b -> b == 3), java.util.Arrays.toString(m.target()));
+            for (int i = 0; i < before.length; i++) {
+                if (i != at) {
+                    assertEquals(before[i], m.target()[i], "the other replicas keep their places");
+                }
+            }
+            s = apply(s, new ControllerCommand.ReassignPartition(m.topic(), m.partition(), m.target()), 0);
+        }
+        assertEquals(2, Decommission.running(s));
+        assertEquals(List.of(), Decommission.nextMoves(s, 2, n -> true), "no more than 2 run at a time");
+        Decommission.Progress pr = Decommission.progress(s, 3, n -> true);
+        assertEquals(2, pr.movesRunning());
+        assertTrue(pr.replicasLeft() >= 2);
+        assertFalse(pr.done());
+        assertEquals(List.of(), Decommission.nextMoves(s, 4, n -> n == 3), "no usable node: nothing to move to");
+
+        // Recommission cancels the running moves: both partitions list node 3 again and nothing moves.
+        ClusterState back = apply(s, new ControllerCommand.SetDecommission(3, false), 0);
+        assertEquals(0, Decommission.running(back));
+        for (Decommission.Move m : moves) {
+            PartitionInfo p = back.topic(m.topic()).partition(m.partition());
+            assertTrue(p.reassigning() && PartitionInfo.contains(p.target(), 3), "moving back onto node 3: " + p);
+        }
+        assertEquals(List.of(), Decommission.nextMoves(back, 4, n -> true));
+
+        // Completing every move (as the groups' leaders report it) empties node 3.
+        for (int round = 0; round < 10 && !Decommission.progress(s, 3, n -> true).done(); round++) {
+            for (TopicInfo t : s.topics()) {
+                for (PartitionInfo p : t.partitions()) {
+                    if (p.reassigning()) {
+                        s = apply(s, new ControllerCommand.CompleteReassignment(t.name(), p.partition(), p.groupId(),
+                            p.target()), 0);
+                    }
+                }
+            }
+            for (Decommission.Move m : Decommission.nextMoves(s, 2, n -> true)) {
+                s = apply(s, new ControllerCommand.ReassignPartition(m.topic(), m.partition(), m.target()), 0);
+            }
+        }
+        assertTrue(Decommission.progress(s, 3, n -> true).done());
+        assertEquals(0, s.replicasOn(3).size());
+        for (TopicInfo t : s.topics()) {
+            for (PartitionInfo p : t.partitions()) {
+                assertEquals(3, p.replicas().length, "the replication factor is kept: " + p);
+            }
+        }
+        // Too few nodes left for a 3-replica partition: refused.
+        s = apply(s, new ControllerCommand.SetDecommission(0, true), ControllerErrors.INVALID_REPLICATION_FACTOR);
     }
 }

@@ -60,6 +60,7 @@ public final class RaftServer implements AutoCloseable {
     private volatile boolean closed;
     /** Sorted ids of the nodes handing their leaderships away; replaced whole (copy on write), read anywhere. */
     private volatile int[] leadershipExcluded = new int[0];
+    private volatile int[] inMaintenance = new int[0];
 
     private RaftServer(ShardGroup group, RaftServerConfig config, StoragePools pools) {
         this.group = group;
@@ -173,9 +174,23 @@ public final class RaftServer implements AutoCloseable {
         leadershipExcluded = next;
     }
 
-    /** Whether node {@code nodeId} is handing its leaderships away (see {@link #setLeadershipExcluded}). */
+    /**
+     * The nodes in maintenance (the controller state's {@code NodeModes}, ascending): like the nodes handing their
+     * leaderships away before stopping, the preferred-leader balancing of this node's groups gives them no leadership.
+     * Any thread; the broker sets it from each new controller state.
+     */
+    public void setInMaintenance(int[] nodes) {
+        int[] sorted = nodes.clone();
+        Arrays.sort(sorted);
+        inMaintenance = sorted;
+    }
+
+    /**
+     * Whether node {@code nodeId} is handing its leaderships away ({@link #setLeadershipExcluded}) or is in
+     * maintenance ({@link #setInMaintenance}).
+     */
     public boolean isLeadershipExcluded(int nodeId) {
-        return Arrays.binarySearch(leadershipExcluded, nodeId) >= 0;
+        return Arrays.binarySearch(leadershipExcluded, nodeId) >= 0 || Arrays.binarySearch(inMaintenance, nodeId) >= 0;
     }
 
     /** Any non-shard thread: the transport's counters summed over shards. */
