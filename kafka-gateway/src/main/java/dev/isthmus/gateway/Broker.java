@@ -335,7 +335,7 @@ public final class Broker implements AutoCloseable {
         }
         BrokerInfo.Endpoint first = endpoints.get(0);
         BrokerInfo self = new BrokerInfo(config.nodeId(), first.host(), first.port(), rpcHost,
-            rpc != null ? rpc.getPort() : 0, group.size(), endpoints);
+            rpc != null ? rpc.getPort() : 0, group.size(), endpoints, config.rack());
         java.util.concurrent.CompletableFuture<?> done = controller.register(self).whenComplete((st, f) -> {
             if (f == null) {
                 registered = true;

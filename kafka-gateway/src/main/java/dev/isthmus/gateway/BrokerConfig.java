@@ -85,6 +85,10 @@ import java.util.Map;
  *                                   {@code transactional.id.expiration.ms}, ...; see {@link TxnConfig})
  * @param authorizer                 ACL enforcement ({@code --authorizer}, Kafka's {@code authorizer.class.name},
  *                                   {@code super.users}, {@code allow.everyone.if.no.acl.found}); off by default
+ * @param rack                       this node's rack ({@code --rack}, Kafka's {@code broker.rack}); null = none.
+ *                                   Registered with the controller: replica placement spreads partitions over
+ *                                   racks, Metadata reports it, and consumers with a matching {@code client.rack}
+ *                                   are pointed at this node's in-sync replicas to fetch from (KIP-392)
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -95,7 +99,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            int zeroedSegments, int maxPartitionsPerShard, boolean autoLeaderRebalance,
                            long replicaLagTimeMaxMs, long shutdownHandoffMs, Map<String, String> topicDefaults,
                            long requestReceiveTimeoutMs, int connectionReceiveSharePercent, TxnConfig transactions,
-                           dev.isthmus.gateway.auth.AuthorizerConfig authorizer, SecuritySettings security) {
+                           dev.isthmus.gateway.auth.AuthorizerConfig authorizer, SecuritySettings security,
+                           String rack) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
@@ -167,6 +172,10 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (transactions == null) {
             throw new IllegalArgumentException("the transaction settings are missing");
+        }
+        String badRack = dev.isthmus.raft.controller.BrokerInfo.rackProblem(rack);
+        if (badRack != null) {
+            throw new IllegalArgumentException("--rack: " + badRack);
         }
         seeds = List.copyOf(seeds);
         java.util.Set<Integer> ids = new java.util.HashSet<>();
@@ -438,6 +447,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         SaslSettings sasl = SaslSettings.DEFAULTS;
         TxnConfig transactions = TxnConfig.DEFAULTS;
         dev.isthmus.gateway.auth.AuthorizerConfig authorizer = dev.isthmus.gateway.auth.AuthorizerConfig.OFF;
+        String rack;
 
         Builder() {
         }
@@ -481,6 +491,13 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             listeners = c.security.listeners();
             tls = c.security.tls();
             sasl = c.security.sasl();
+            rack = c.rack;
+        }
+
+        /** This node's rack (null: none). */
+        public Builder rack(String v) {
+            rack = v;
+            return this;
         }
 
         public Builder transactions(TxnConfig v) {
@@ -682,7 +699,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
                 topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions, authorizer,
-                new SecuritySettings(listeners, tls, sasl));
+                new SecuritySettings(listeners, tls, sasl), rack);
         }
     }
 }

@@ -86,6 +86,9 @@ public final class Main {
                                    controller to in-sync followers first, for at most MS (default 10000; 0 = off)
           --auto-leader-rebalance B  give leadership back to each partition's preferred replica once it
                                    is caught up (default true; false: leaders stay until kafka-leader-election)
+          --rack NAME              this node's rack (Kafka's broker.rack; default none): new partitions put
+                                   their replicas on distinct racks where possible, and consumers with a
+                                   matching client.rack fetch from this node's in-sync replicas (KIP-392)
           --authorizer NAME        enforce Kafka ACLs: 'acl' or Kafka's class name
                                    org.apache.kafka.metadata.authorizer.StandardAuthorizer (as
                                    authorizer.class.name in --config); default none: everything is allowed
@@ -383,6 +386,7 @@ public final class Main {
             case "replica-lag-time-max-ms", "replica.lag.time.max.ms" -> b.replicaLagTimeMaxMs(integer(name, v));
             case "shutdown-handoff-ms" -> b.shutdownHandoffMs(integer(name, v));
             case "auto-leader-rebalance" -> b.autoLeaderRebalance(bool(name, v));
+            case "rack", "broker.rack" -> b.rack(v);
             case "request-receive-timeout" -> b.requestReceiveTimeoutMs(parseMillis(name, v));
             case "connection-receive-share" -> b.connectionReceiveSharePercent(integer(name, v.endsWith("%")
                 ? v.substring(0, v.length() - 1) : v));

@@ -25,15 +25,17 @@ import java.util.regex.Pattern;
  *             brokers (i32 n, n x broker), topics (i32 n, n x (name, uuid, configs, partitions)),
  *             reassignments (from version 3: i32 n, n x (topic, partition i32, adding int[], removing int[])),
  *             acls (i32 n, n x binding; from version 4)
- *             (version 5 adds each broker's listeners after its fields: i32 n, n x (name, host, port i32))
+ *             (version 5 adds each broker's listeners after its fields: i32 n, n x (name, host, port i32);
+ *             version 9 adds each broker's rack after its listeners: i8 0 = none, or i8 1 + name)
  * </pre>
- * Versions 1 to 4 (no reassignments before 3, no ACLs before 4, no broker listeners before 5) are still read.
+ * Versions 1 to 5 (no reassignments before 3, no ACLs before 4, no broker listeners before 5, no racks before 9)
+ * are still read. (Versions 6 to 8 belong to other branches' state; this branch never wrote them.)
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 5;
+    private static final int SNAPSHOT_VERSION = 9;
     /** The oldest snapshot version this node reads. */
     private static final int SNAPSHOT_VERSION_MIN = 1;
     /** The most ACL bindings the cluster holds (a bound on the state's size and every shard's copy). */
@@ -383,6 +385,7 @@ public final class ClusterState {
         brokers.values().forEach(b -> {
             b.write(w);
             b.writeListeners(w);
+            b.writeRack(w);
         });
         w.i32(topics.size());
         topics.values().forEach(t -> t.write(w));
@@ -421,6 +424,13 @@ public final class ClusterState {
         TreeMap<Integer, BrokerInfo> brokers = new TreeMap<>();
         for (int i = 0; i < nb; i++) {
             BrokerInfo b = BrokerInfo.read(r, version >= 5);
+            if (version >= 9) {
+                try {
+                    b = b.withRack(BrokerInfo.readRack(r));
+                } catch (IllegalArgumentException e) {
+                    throw new ControllerFormatException(e.getMessage());
+                }
+            }
             brokers.put(b.id(), b);
         }
         int nt = r.count(24);

@@ -156,10 +156,10 @@ class ReassignmentTest {
         // each version field by field. A newer one is refused.
         ClusterState idle = cluster(3, 2, new int[] {1, 2});
         byte[] current = idle.encode();
-        assertEquals(5, current[1]);
+        assertEquals(9, current[1]);
         assertEquals(idle, ClusterState.decode(current));
         byte[] newer = current.clone();
-        newer[1] = 6;
+        newer[1] = 10;
         assertThrows(ControllerFormatException.class, () -> ClusterState.decode(newer));
     }
 
