@@ -28,12 +28,20 @@ final class BrokerProcesses implements AutoCloseable {
     private final Process[] procs;
     private final String seeds;
     private final List<String> extraArgs;
+    private final java.util.function.IntFunction<List<String>> nodeArgs;
     private final List<String> output = new ArrayList<>();
 
     /** Starts {@code count} nodes in {@code dir} with {@code extraArgs} added to every command line. */
     BrokerProcesses(int count, Path dir, List<String> extraArgs) throws Exception {
+        this(count, dir, extraArgs, id -> List.of());
+    }
+
+    /** As above, with {@code nodeArgs.apply(id)} added to node {@code id}'s command line too (e.g. its --rack). */
+    BrokerProcesses(int count, Path dir, List<String> extraArgs, java.util.function.IntFunction<List<String>> nodeArgs)
+            throws Exception {
         this.procs = new Process[count];
         this.extraArgs = List.copyOf(extraArgs);
+        this.nodeArgs = nodeArgs;
         StringBuilder s = new StringBuilder();
         for (int i = 0; i < count; i++) {
             Node n = new Node(i, freePort(), freePort(), freePort(), dir.resolve("node-" + i));
@@ -81,6 +89,7 @@ final class BrokerProcesses implements AutoCloseable {
             "--rpc-listen", "127.0.0.1:" + n.rpcPort, "--seeds", seeds, "--data-dir", n.dir.toString(), "--smp", "1",
             "--memory", "192M", "--metrics-listen", "127.0.0.1:" + n.metricsPort));
         cmd.addAll(extraArgs);
+        cmd.addAll(nodeArgs.apply(id));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         procs[id] = p;
         BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
