@@ -321,6 +321,7 @@ public final class Broker implements AutoCloseable {
             }).get(30, TimeUnit.SECONDS);
         }
         controller = raft.controller();
+        controller.balancer().setEnabled(config.partitionBalancer());
         controller.addListener(this::onClusterState);
     }
 
@@ -639,6 +640,15 @@ public final class Broker implements AutoCloseable {
     }
 
     /** The controller leader as clients should see it: the controller's leader, else this node. */
+    /**
+     * The partition balancer's status (any thread; {@code balancer status} of the admin CLI and the metrics), or null
+     * before the controller started. Only the controller leader's is {@code active}.
+     */
+    dev.isthmus.raft.controller.PartitionBalancer.Status balancerStatus() {
+        Controller c = controller;
+        return c == null ? null : c.balancer().status();
+    }
+
     int controllerId() {
         Controller c = controller;
         int leader = c == null ? -1 : c.leaderId();

@@ -89,6 +89,10 @@ import java.util.Map;
  *                                   Registered with the controller: replica placement spreads partitions over
  *                                   racks, Metadata reports it, and consumers with a matching {@code client.rack}
  *                                   are pointed at this node's in-sync replicas to fetch from (KIP-392)
+ * @param partitionBalancer          once a node joins, the controller leader moves replicas from the fullest nodes
+ *                                   to the emptiest until their counts are within one, a few moves at a time
+ *                                   ({@code --partition-balancer}, default true; see
+ *                                   {@link dev.isthmus.raft.controller.PartitionBalancer})
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -100,7 +104,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            long replicaLagTimeMaxMs, long shutdownHandoffMs, Map<String, String> topicDefaults,
                            long requestReceiveTimeoutMs, int connectionReceiveSharePercent, TxnConfig transactions,
                            dev.isthmus.gateway.auth.AuthorizerConfig authorizer, SecuritySettings security,
-                           String rack) {
+                           String rack, boolean partitionBalancer) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
@@ -448,6 +452,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         TxnConfig transactions = TxnConfig.DEFAULTS;
         dev.isthmus.gateway.auth.AuthorizerConfig authorizer = dev.isthmus.gateway.auth.AuthorizerConfig.OFF;
         String rack;
+        boolean partitionBalancer = true;
 
         Builder() {
         }
@@ -492,6 +497,13 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             tls = c.security.tls();
             sasl = c.security.sasl();
             rack = c.rack;
+            partitionBalancer = c.partitionBalancer;
+        }
+
+        /** Whether the controller leader moves replicas onto nodes that join (default true). */
+        public Builder partitionBalancer(boolean v) {
+            partitionBalancer = v;
+            return this;
         }
 
         /** This node's rack (null: none). */
@@ -699,7 +711,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
                 topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions, authorizer,
-                new SecuritySettings(listeners, tls, sasl), rack);
+                new SecuritySettings(listeners, tls, sasl), rack, partitionBalancer);
         }
     }
 }

@@ -72,6 +72,7 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     private final int nodeId;
     private final int[] voters;
     private final ControllerStateMachine machine = new ControllerStateMachine(this);
+    private final PartitionBalancer balancer = new PartitionBalancer(PartitionBalancer.DEFAULT_MAX_CONCURRENT_MOVES);
     private ReplicatedLog group;
     private final Long2ObjectHashMap<Waiter> proposed = new Long2ObjectHashMap<>();
     private final Long2ObjectHashMap<Attempt> inFlight = new Long2ObjectHashMap<>();
@@ -176,6 +177,15 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     /** Whether this node leads the controller group (any thread; may be stale). */
     public boolean isLeader() {
         return leader;
+    }
+
+    /**
+     * The partition balancer (any thread: {@link PartitionBalancer#status()} for {@code balancer status} and the
+     * metrics, {@link PartitionBalancer#setEnabled} for {@code --partition-balancer}). It runs on the controller
+     * leader only.
+     */
+    public PartitionBalancer balancer() {
+        return balancer;
     }
 
     /** The controller leader this node knows, or -1 (any thread; may be stale). */
@@ -572,6 +582,8 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
         if (machine.appliedSinceSnapshot() >= SNAPSHOT_EVERY_ENTRIES) {
             group.raft().takeSnapshot();
         }
+        balancer.round(s, group.isLeader(), now, id -> id == nodeId || host.transport().isConnected(id),
+            (c, timeoutMs, done) -> submitHere(c, timeoutMs).whenComplete((r, t) -> done.accept(r)));
         if (!group.isLeader()) {
             return;
         }
