@@ -7,9 +7,9 @@ import dev.isthmus.gateway.protocol.message.DeleteAclsRequestData;
 import dev.isthmus.gateway.protocol.message.DeleteAclsResponseData;
 import dev.isthmus.gateway.protocol.message.DescribeAclsRequestData;
 import dev.isthmus.gateway.protocol.message.DescribeAclsResponseData;
-import dev.isthmus.raft.controller.AclBinding;
-import dev.isthmus.raft.controller.AclFilter;
-import dev.isthmus.raft.controller.ControllerCommand;
+import dev.isthmus.gateway.cluster.AclBinding;
+import dev.isthmus.gateway.cluster.AclFilter;
+import dev.isthmus.gateway.cluster.ControllerCommand;
 import dev.isthmus.uring.shard.Promise;
 
 import java.util.ArrayList;
@@ -21,7 +21,7 @@ import java.util.Set;
 
 /**
  * CreateAcls, DescribeAcls and DeleteAcls (Kafka's {@code AclApis} and {@code AclControlManager}). ACLs live in the
- * controller's replicated state ({@link dev.isthmus.raft.controller.ClusterState#acls()}): creations and deletions
+ * controller's replicated state ({@link dev.isthmus.gateway.cluster.ClusterState#acls()}): creations and deletions
  * are controller commands, answered once every shard of this node has installed them, so the next request on any
  * connection of this node sees them. DescribeAcls reads the connection shard's copy. Whether the caller may use
  * these APIs (ALTER or DESCRIBE on the cluster) is checked before, by {@link RequestAuthorization}.

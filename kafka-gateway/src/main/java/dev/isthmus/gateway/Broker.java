@@ -12,11 +12,11 @@ import dev.isthmus.gateway.protocol.ProtocolMessage;
 import dev.isthmus.gateway.protocol.Uuid;
 import dev.isthmus.gateway.protocol.message.FetchResponseData;
 import dev.isthmus.log.ChunkPool;
-import dev.isthmus.raft.controller.BrokerInfo;
-import dev.isthmus.raft.controller.ClusterState;
-import dev.isthmus.raft.controller.Controller;
-import dev.isthmus.raft.controller.ControllerCommand;
-import dev.isthmus.raft.controller.PartitionInfo;
+import dev.isthmus.gateway.cluster.BrokerInfo;
+import dev.isthmus.gateway.cluster.ClusterState;
+import dev.isthmus.gateway.cluster.Controller;
+import dev.isthmus.gateway.cluster.ControllerCommand;
+import dev.isthmus.gateway.cluster.PartitionInfo;
 import dev.isthmus.raft.server.RaftServer;
 import dev.isthmus.raft.server.RaftServerConfig;
 import dev.isthmus.raft.server.StoragePools;
@@ -107,7 +107,7 @@ public final class Broker implements AutoCloseable {
 
     /**
      * Runs an ACL command through the controller from {@code caller}'s shard and completes there, once every shard
-     * of this node installed the change, with the {@link dev.isthmus.raft.controller.ControllerResult} or a
+     * of this node installed the change, with the {@link dev.isthmus.gateway.cluster.ControllerResult} or a
      * {@link Failure}.
      */
     Promise<Object> aclCommand(Shard caller, ControllerCommand command) {
@@ -306,6 +306,16 @@ public final class Broker implements AutoCloseable {
         } catch (IllegalStateException e) {
             throw new IOException(e.getMessage(), e);
         }
+        // The controller (cluster metadata) is this layer's: it opens its group on Raft's controller shard
+        // through the same API as a partition, and is stopped before Raft (see close()).
+        Controller started;
+        try {
+            started = group.callAsync(RaftServer.CONTROLLER_SHARD, s -> Controller.start(raft)).get(60, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IOException("cannot start the controller: " + e.getCause().getMessage(), e.getCause());
+        } catch (java.util.concurrent.TimeoutException e) {
+            throw new IOException("cannot start the controller: no answer in 60 s", e);
+        }
         for (int i = 0; i < group.size(); i++) {
             int id = i;
             group.call(i, s -> {
@@ -320,7 +330,7 @@ public final class Broker implements AutoCloseable {
                 return null;
             }).get(30, TimeUnit.SECONDS);
         }
-        controller = raft.controller();
+        controller = started;
         controller.balancer().setEnabled(config.partitionBalancer());
         controller.addListener(this::onClusterState);
     }
@@ -644,7 +654,7 @@ public final class Broker implements AutoCloseable {
      * The partition balancer's status (any thread; {@code balancer status} of the admin CLI and the metrics), or null
      * before the controller started. Only the controller leader's is {@code active}.
      */
-    dev.isthmus.raft.controller.PartitionBalancer.Status balancerStatus() {
+    dev.isthmus.gateway.cluster.PartitionBalancer.Status balancerStatus() {
         Controller c = controller;
         return c == null ? null : c.balancer().status();
     }
@@ -787,7 +797,7 @@ public final class Broker implements AutoCloseable {
         if (!applied.result().isOk()) {
             return new Failure((short) applied.result().errorCode(), applied.result().message());
         }
-        dev.isthmus.raft.controller.TopicInfo t = applied.state().topic(cmd.name());
+        dev.isthmus.gateway.cluster.TopicInfo t = applied.state().topic(cmd.name());
         return new TopicTable.Topic(t.name(), Uuid.ZERO, t.partitions().size(), t.configs(), t.partitions());
     }
 
@@ -918,6 +928,11 @@ public final class Broker implements AutoCloseable {
     }
 
     /** Any thread: the Raft host (tests, metrics). */
+    /** The controller once Raft started, else null. */
+    Controller controller() {
+        return controller;
+    }
+
     RaftServer raft() {
         return raft;
     }
@@ -1059,6 +1074,17 @@ public final class Broker implements AutoCloseable {
                     }
                     return null;
                 }).get(30, TimeUnit.SECONDS);
+            }
+            Controller c = controller;
+            if (c != null) {
+                try {
+                    group.call(RaftServer.CONTROLLER_SHARD, s -> {
+                        c.close();
+                        return null;
+                    }).get(30, TimeUnit.SECONDS);
+                } catch (Exception e) {
+                    LOG.log(System.Logger.Level.WARNING, "stopping the controller failed: " + e);
+                }
             }
             if (raft != null) {
                 raft.close();

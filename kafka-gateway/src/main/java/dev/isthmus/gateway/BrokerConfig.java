@@ -92,7 +92,7 @@ import java.util.Map;
  * @param partitionBalancer          once a node joins, the controller leader moves replicas from the fullest nodes
  *                                   to the emptiest until their counts are within one, a few moves at a time
  *                                   ({@code --partition-balancer}, default true; see
- *                                   {@link dev.isthmus.raft.controller.PartitionBalancer})
+ *                                   {@link dev.isthmus.gateway.cluster.PartitionBalancer})
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -177,7 +177,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         if (transactions == null) {
             throw new IllegalArgumentException("the transaction settings are missing");
         }
-        String badRack = dev.isthmus.raft.controller.BrokerInfo.rackProblem(rack);
+        String badRack = dev.isthmus.gateway.cluster.BrokerInfo.rackProblem(rack);
         if (badRack != null) {
             throw new IllegalArgumentException("--rack: " + badRack);
         }

@@ -325,7 +325,7 @@ final class Handlers {
             return;
         }
         Set<Integer> without = new java.util.HashSet<>();
-        for (dev.isthmus.raft.controller.BrokerInfo bi : st.cluster.brokers()) {
+        for (dev.isthmus.gateway.cluster.BrokerInfo bi : st.cluster.brokers()) {
             if (bi.endpoint(listener) == null) {
                 without.add(bi.id());
             }
@@ -354,12 +354,12 @@ final class Handlers {
         dev.isthmus.gateway.security.ListenerConfig own = ownListener(listener);
         boolean self = false;
         if (st.cluster != null) {
-            for (dev.isthmus.raft.controller.BrokerInfo bi : st.cluster.brokers()) {
+            for (dev.isthmus.gateway.cluster.BrokerInfo bi : st.cluster.brokers()) {
                 if (!st.alive(bi.id())) {
                     continue;
                 }
                 // The address of the listener the client came in on; a broker without that listener is left out.
-                dev.isthmus.raft.controller.BrokerInfo.Endpoint e = bi.endpoint(own.name());
+                dev.isthmus.gateway.cluster.BrokerInfo.Endpoint e = bi.endpoint(own.name());
                 if (e == null) {
                     continue;
                 }
@@ -420,7 +420,7 @@ final class Handlers {
      * here points at its preferred leader without an epoch when this node holds no replica of it (the client is
      * redirected) and is LEADER_NOT_AVAILABLE otherwise. DescribeTopicPartitions uses the same.
      */
-    ReplicaView replicaView(ShardState st, dev.isthmus.raft.controller.PartitionInfo info) {
+    ReplicaView replicaView(ShardState st, dev.isthmus.gateway.cluster.PartitionInfo info) {
         short error = ErrorCodes.NONE;
         int leaderId;
         int epoch;
@@ -688,7 +688,7 @@ final class Handlers {
      * moves to it at once, without a metadata request and without backing off (after a leadership hand-off, the
      * former leader answers with its successor).
      */
-    private void leaderHint(ShardState st, dev.isthmus.raft.controller.PartitionInfo info,
+    private void leaderHint(ShardState st, dev.isthmus.gateway.cluster.PartitionInfo info,
                             ProduceResponseData.PartitionProduceResponse pr, ProduceResponseData r,
                             String listener) {
         ReplicaView v = replicaView(st, info);

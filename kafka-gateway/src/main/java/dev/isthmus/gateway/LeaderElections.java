@@ -5,7 +5,7 @@ import dev.isthmus.gateway.protocol.message.ElectLeadersRequestData;
 import dev.isthmus.gateway.protocol.message.ElectLeadersResponseData;
 import dev.isthmus.raft.RaftErrors;
 import dev.isthmus.raft.RaftGroup;
-import dev.isthmus.raft.controller.PartitionInfo;
+import dev.isthmus.gateway.cluster.PartitionInfo;
 import dev.isthmus.raft.net.RpcMessage;
 import dev.isthmus.raft.net.ShardTransport;
 import dev.isthmus.raft.server.ReplicatedLog;

@@ -246,7 +246,7 @@ final class MetricsServer implements AutoCloseable {
             line(sb, "isthmus_receive_memory_waits_total", labels, rm.waits());
         }
         line(sb, "isthmus_metrics_http_timeouts_total", "", endpoint.timedOutConnections());
-        dev.isthmus.raft.controller.PartitionBalancer.Status bs = broker.balancerStatus();
+        dev.isthmus.gateway.cluster.PartitionBalancer.Status bs = broker.balancerStatus();
         if (bs != null) {
             // The partition balancer (it runs on the controller leader: active 1 there, 0 elsewhere).
             sb.append("# TYPE isthmus_balancer_active gauge\n");

@@ -1,8 +1,8 @@
 package dev.isthmus.gateway;
 
-import dev.isthmus.raft.controller.Controller;
-import dev.isthmus.raft.controller.ControllerCommand;
-import dev.isthmus.raft.controller.ControllerResult;
+import dev.isthmus.gateway.cluster.Controller;
+import dev.isthmus.gateway.cluster.ControllerCommand;
+import dev.isthmus.gateway.cluster.ControllerResult;
 import dev.isthmus.uring.shard.Promise;
 import dev.isthmus.uring.shard.Shard;
 
@@ -88,7 +88,7 @@ final class ProducerIdBlocks {
         if (fetching) {
             return;
         }
-        Controller c = broker.raft() == null ? null : broker.raft().controller();
+        Controller c = broker.controller();
         if (c == null) {
             failWaiters(new IllegalStateException("the controller is not running"));
             return;

@@ -1,8 +1,8 @@
 package dev.isthmus.gateway;
 
 import dev.isthmus.raft.RaftGroup;
-import dev.isthmus.raft.controller.BrokerInfo;
-import dev.isthmus.raft.controller.ClusterState;
+import dev.isthmus.gateway.cluster.BrokerInfo;
+import dev.isthmus.gateway.cluster.ClusterState;
 
 /**
  * The leader's choice of a consumer's preferred read replica (KIP-392, Kafka's {@code RackAwareReplicaSelector}

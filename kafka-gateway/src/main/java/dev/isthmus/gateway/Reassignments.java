@@ -8,8 +8,8 @@ import dev.isthmus.gateway.protocol.message.ListPartitionReassignmentsResponseDa
 import dev.isthmus.raft.Configuration;
 import dev.isthmus.raft.RaftErrors;
 import dev.isthmus.raft.RaftGroup;
-import dev.isthmus.raft.controller.ControllerCommand;
-import dev.isthmus.raft.controller.PartitionInfo;
+import dev.isthmus.gateway.cluster.ControllerCommand;
+import dev.isthmus.gateway.cluster.PartitionInfo;
 import dev.isthmus.raft.server.ReplicatedLog;
 import dev.isthmus.uring.shard.Promise;
 

@@ -267,7 +267,7 @@ final class ReplicaStates implements ShardTransport.RpcHandler {
         Set<Integer> ids = new HashSet<>(broker.config().seedAddresses().keySet());
         ShardState st = broker.state(0);
         if (st.cluster != null) {
-            for (dev.isthmus.raft.controller.BrokerInfo b : st.cluster.brokers()) {
+            for (dev.isthmus.gateway.cluster.BrokerInfo b : st.cluster.brokers()) {
                 ids.add(b.id());
             }
         }

@@ -13,21 +13,21 @@ import java.util.List;
 import java.util.Set;
 import java.util.function.UnaryOperator;
 
-import static dev.isthmus.raft.controller.AclBinding.ALTER;
-import static dev.isthmus.raft.controller.AclBinding.ALTER_CONFIGS;
-import static dev.isthmus.raft.controller.AclBinding.CLUSTER;
-import static dev.isthmus.raft.controller.AclBinding.CLUSTER_ACTION;
-import static dev.isthmus.raft.controller.AclBinding.CLUSTER_NAME;
-import static dev.isthmus.raft.controller.AclBinding.CREATE;
-import static dev.isthmus.raft.controller.AclBinding.DELETE;
-import static dev.isthmus.raft.controller.AclBinding.DESCRIBE;
-import static dev.isthmus.raft.controller.AclBinding.DESCRIBE_CONFIGS;
-import static dev.isthmus.raft.controller.AclBinding.GROUP;
-import static dev.isthmus.raft.controller.AclBinding.IDEMPOTENT_WRITE;
-import static dev.isthmus.raft.controller.AclBinding.READ;
-import static dev.isthmus.raft.controller.AclBinding.TOPIC;
-import static dev.isthmus.raft.controller.AclBinding.TRANSACTIONAL_ID;
-import static dev.isthmus.raft.controller.AclBinding.WRITE;
+import static dev.isthmus.gateway.cluster.AclBinding.ALTER;
+import static dev.isthmus.gateway.cluster.AclBinding.ALTER_CONFIGS;
+import static dev.isthmus.gateway.cluster.AclBinding.CLUSTER;
+import static dev.isthmus.gateway.cluster.AclBinding.CLUSTER_ACTION;
+import static dev.isthmus.gateway.cluster.AclBinding.CLUSTER_NAME;
+import static dev.isthmus.gateway.cluster.AclBinding.CREATE;
+import static dev.isthmus.gateway.cluster.AclBinding.DELETE;
+import static dev.isthmus.gateway.cluster.AclBinding.DESCRIBE;
+import static dev.isthmus.gateway.cluster.AclBinding.DESCRIBE_CONFIGS;
+import static dev.isthmus.gateway.cluster.AclBinding.GROUP;
+import static dev.isthmus.gateway.cluster.AclBinding.IDEMPOTENT_WRITE;
+import static dev.isthmus.gateway.cluster.AclBinding.READ;
+import static dev.isthmus.gateway.cluster.AclBinding.TOPIC;
+import static dev.isthmus.gateway.cluster.AclBinding.TRANSACTIONAL_ID;
+import static dev.isthmus.gateway.cluster.AclBinding.WRITE;
 
 /**
  * Checks each request against the ACLs before its handler runs, API by API as Kafka's {@code KafkaApis} does (the

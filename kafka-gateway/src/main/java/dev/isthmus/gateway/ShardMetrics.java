@@ -5,7 +5,7 @@ import dev.isthmus.gateway.protocol.message.ApiKeys;
 import dev.isthmus.gateway.protocol.message.FetchResponseData;
 import dev.isthmus.gateway.protocol.message.ProduceRequestData;
 import dev.isthmus.gateway.protocol.message.ProduceResponseData;
-import dev.isthmus.raft.controller.PartitionInfo;
+import dev.isthmus.gateway.cluster.PartitionInfo;
 
 import java.util.HashMap;
 import java.util.List;

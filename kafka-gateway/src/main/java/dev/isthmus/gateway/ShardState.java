@@ -7,7 +7,7 @@ import dev.isthmus.log.DiskStats;
 import dev.isthmus.log.LogConfig;
 import dev.isthmus.raft.Configuration;
 import dev.isthmus.raft.StateMachine;
-import dev.isthmus.raft.controller.PartitionInfo;
+import dev.isthmus.gateway.cluster.PartitionInfo;
 import dev.isthmus.raft.server.RaftShard;
 import dev.isthmus.uring.shard.Promise;
 import dev.isthmus.uring.shard.Shard;
@@ -54,7 +54,7 @@ final class ShardState {
     final dev.isthmus.log.BatchValidator validator = new dev.isthmus.log.BatchValidator();
     TopicTable topics = TopicTable.EMPTY;
     /** The controller state {@link #topics} came from (brokers for Metadata); null until the first arrives. */
-    dev.isthmus.raft.controller.ClusterState cluster;
+    dev.isthmus.gateway.cluster.ClusterState cluster;
     /** The ACLs of {@link #cluster} as an immutable index, installed with it (allows everything when ACLs are off). */
     dev.isthmus.gateway.auth.Authorizer authorizer = dev.isthmus.gateway.auth.Authorizer.ALLOW_ALL;
     /** Leader and epoch of every partition group announced by the shards hosting them: {leaderId, epoch}. */

@@ -2,9 +2,9 @@ package dev.isthmus.gateway;
 
 import dev.isthmus.gateway.protocol.Uuid;
 
-import dev.isthmus.raft.controller.ClusterState;
-import dev.isthmus.raft.controller.PartitionInfo;
-import dev.isthmus.raft.controller.TopicInfo;
+import dev.isthmus.gateway.cluster.ClusterState;
+import dev.isthmus.gateway.cluster.PartitionInfo;
+import dev.isthmus.gateway.cluster.TopicInfo;
 
 import java.util.Collections;
 import java.util.List;

@@ -2,7 +2,7 @@ package dev.isthmus.gateway;
 
 import dev.isthmus.arena.test.ArenaLeakCheck;
 import dev.isthmus.gateway.auth.AuthorizerConfig;
-import dev.isthmus.raft.controller.AclBinding;
+import dev.isthmus.gateway.cluster.AclBinding;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.CreateAclsResult;

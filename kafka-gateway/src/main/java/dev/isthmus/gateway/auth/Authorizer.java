@@ -1,6 +1,6 @@
 package dev.isthmus.gateway.auth;
 
-import dev.isthmus.raft.controller.AclBinding;
+import dev.isthmus.gateway.cluster.AclBinding;
 
 import java.util.ArrayList;
 import java.util.Collection;

@@ -11,7 +11,7 @@
  *       {@code super.users}, {@code allow.everyone.if.no.acl.found}.</li>
  * </ul>
  *
- * The bindings themselves ({@code dev.isthmus.raft.controller.AclBinding}, {@code AclFilter}) are controller state,
+ * The bindings themselves ({@code dev.isthmus.gateway.cluster.AclBinding}, {@code AclFilter}) are controller state,
  * replicated by the controller group. The per-API checks are {@code dev.isthmus.gateway.RequestAuthorization}; the
  * ACL APIs are {@code dev.isthmus.gateway.AclApis}. Tests: {@code AuthorizerTest} (Kafka's cases and a randomized
  * comparison with the rules), {@code AclFilterTest}, {@code ClusterStateTest}, {@code AclEndToEndTest}.

@@ -1,8 +1,9 @@
 package dev.isthmus.raft.net;
 
 /**
- * A request or response between two nodes that is not Raft protocol: how a node that is not the controller
- * leader hands a command to it ({@link dev.isthmus.raft.controller.Controller}). Requests go to the shard
+ * A request or response between two nodes that is not Raft protocol: how a node that does not lead a group
+ * hands a command to its leader (the Kafka layer's controller, {@code dev.isthmus.gateway.cluster.Controller},
+ * uses it so; raft itself knows only service numbers). Requests go to the shard
  * that registered the {@code service} on the destination node ({@link RaftTransport#registerService}), responses
  * back to {@code originShard} of the requesting node, where the caller matches them by {@code requestId}.
  *

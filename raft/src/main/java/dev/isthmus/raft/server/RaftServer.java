@@ -1,6 +1,5 @@
 package dev.isthmus.raft.server;
 
-import dev.isthmus.raft.controller.Controller;
 import dev.isthmus.raft.net.RaftTransport;
 import dev.isthmus.raft.net.TransportMetrics;
 import dev.isthmus.uring.shard.Promise;
@@ -18,8 +17,12 @@ import java.util.function.Function;
 /**
  * An embeddable Raft host: on every shard of a {@link ShardGroup} it runs a {@link RaftShard} (a
  * {@link dev.isthmus.raft.RaftNode} and the logs of the groups placed there) over one {@link RaftTransport}
- * (the node's RPC port), and, when the node has a controller role, the controller group on shard
- * {@link #CONTROLLER_SHARD}.
+ * (the node's RPC port).
+ *
+ * <p>The server knows nothing of what its groups replicate. The embedding application adds its own groups and
+ * RPC services through the same API as any group: the Kafka layer's controller (cluster metadata, in
+ * kafka-gateway) opens its group on {@link #CONTROLLER_SHARD} with {@link RaftShard#addGroup} and registers
+ * its RPC service on that shard's transport, and is stopped by its owner before {@link #close}.
  *
  * <h2>Using it (the gateway)</h2>
  * <pre>
@@ -42,7 +45,10 @@ import java.util.function.Function;
  * object belongs to that shard's thread; {@link #onShard} runs code there from any thread.
  */
 public final class RaftServer implements AutoCloseable {
-    /** The shard that hosts the controller group and serves controller requests. */
+    /**
+     * The shard where the embedding application hosts its metadata (controller) group and serves its requests;
+     * {@link RaftServerConfig#controllerVoters()} are that group's voters. Fixed so every node agrees.
+     */
     public static final int CONTROLLER_SHARD = 0;
     private static final System.Logger LOG = System.getLogger("dev.isthmus.raft");
 
@@ -51,7 +57,6 @@ public final class RaftServer implements AutoCloseable {
     private final StoragePools pools;
     private final RaftShard[] shards;
     private RaftTransport transport;
-    private volatile Controller controller;
     private volatile boolean closed;
     /** Sorted ids of the nodes handing their leaderships away; replaced whole (copy on write), read anywhere. */
     private volatile int[] leadershipExcluded = new int[0];
@@ -90,9 +95,6 @@ public final class RaftServer implements AutoCloseable {
                     s.shards[id].bind(s.transport.onShard(id));
                     return null;
                 }), "bind the transport on shard " + i);
-            }
-            if (!config.controllerVoters().isEmpty()) {
-                s.controller = await(group.callAsync(CONTROLLER_SHARD, sh -> Controller.start(s)), "start the controller");
             }
         } catch (RuntimeException e) {
             s.close();
@@ -150,14 +152,6 @@ public final class RaftServer implements AutoCloseable {
     }
 
     /**
-     * The controller (cluster metadata: brokers, topics, placement) when the node was configured with
-     * controller voters, else null.
-     */
-    public Controller controller() {
-        return controller;
-    }
-
-    /**
      * Marks node {@code nodeId} as handing its leaderships away (it is stopping, or in maintenance) or not: the
      * preferred-leader balancing of this node's groups gives no leadership to an excluded node. Call from one
      * thread at a time (the broker does it on its first shard); any shard may read it.
@@ -199,16 +193,6 @@ public final class RaftServer implements AutoCloseable {
             return;
         }
         closed = true;
-        if (controller != null) {
-            try {
-                group.call(CONTROLLER_SHARD, sh -> {
-                    controller.close();
-                    return null;
-                }).get(30, TimeUnit.SECONDS);
-            } catch (Exception e) {
-                LOG.log(System.Logger.Level.WARNING, "stopping the controller failed: " + e);
-            }
-        }
         for (int i = 0; i < shards.length; i++) {
             if (shards[i] == null) {
                 continue;

@@ -22,8 +22,9 @@ import java.util.TreeSet;
  * @param peers            known peers' RPC addresses (at least the controller seeds); more are learned from
  *                         hellos and broker registrations
  * @param controllerVoters the seed nodes that vote in the controller group (the same set on every node); a
- *                         node outside it joins the controller group as a learner after it registers. Empty =
- *                         no controller (a plain replication host)
+ *                         node outside it joins the controller group as a learner after it registers. The group
+ *                         itself is the embedding application's (kafka-gateway's {@code Controller}); this server
+ *                         only carries the set. Empty = no controller (a plain replication host)
  * @param dataDir          groups live in {@code dataDir/groups/<groupId>} unless given a directory
  * @param raft             protocol timing and flow control (shared by all groups of the node)
  * @param transport        connection settings

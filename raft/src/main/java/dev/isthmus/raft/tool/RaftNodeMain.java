@@ -8,9 +8,6 @@ import dev.isthmus.raft.Configuration;
 import dev.isthmus.raft.GroupListener;
 import dev.isthmus.raft.RaftConfig;
 import dev.isthmus.raft.StateMachine;
-import dev.isthmus.raft.controller.BrokerInfo;
-import dev.isthmus.raft.controller.ControllerResult;
-import dev.isthmus.raft.controller.TopicInfo;
 import dev.isthmus.raft.net.TransportConfig;
 import dev.isthmus.raft.server.RaftException;
 import dev.isthmus.raft.server.RaftServer;
@@ -47,21 +44,19 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * A Raft node as a process, for real-process tests and manual experiments: a {@link RaftServer} on its own
- * shard group hosting {@code --groups} replicated logs (groups 1..G, voters = every node), optionally the
- * controller, and a line protocol on {@code --client} for a test client.
+ * shard group hosting {@code --groups} replicated logs (groups 1..G, voters = every node) and a line protocol on
+ * {@code --client} for a test client. The controller (cluster metadata) is the Kafka layer's and is not hosted
+ * here; kafka-gateway's process tests cover it across processes.
  *
  * <pre>
  *   java --enable-native-access=ALL-UNNAMED -cp ... dev.isthmus.raft.tool.RaftNodeMain \
  *       --id 0 --rpc 127.0.0.1:7000 --client 127.0.0.1:7100 --peers 0=127.0.0.1:7000,1=...,2=... \
- *       --data /tmp/n0 [--shards 2] [--groups 1] [--controller] [--cluster raft-test] \
+ *       --data /tmp/n0 [--shards 2] [--groups 1] [--cluster raft-test] \
  *       [--heartbeat-ms 50] [--election-ms 300,600]
  *
  *   PUT g value         -> OK offset | ERR code leader message     (replicates one record; pipelining allowed)
  *   STATUS g            -> STATUS role term leader highWatermark logEnd
  *   SCAN g from max     -> V offset value ... then END next        (committed entries only)
- *   TOPIC name p rf     -> OK offset | ERR code message            (controller: create a topic)
- *   TOPICS              -> T name partitions ... then END
- *   BROKERS             -> BROKERS count                           (registered with the controller, as seen here)
  *   METRICS             -> METRICS transport counters
  * </pre>
  * Prints {@code READY rpc=<port> client=<port>} once both ports listen. SIGTERM closes everything cleanly;
@@ -95,7 +90,6 @@ public final class RaftNodeMain {
         peers.remove(id);
         int shardCount = Integer.parseInt(a.getOrDefault("shards", "2"));
         int groups = Integer.parseInt(a.getOrDefault("groups", "1"));
-        boolean controller = a.containsKey("controller");
         String cluster = a.getOrDefault("cluster", "raft-test");
         long heartbeat = Long.parseLong(a.getOrDefault("heartbeat-ms", "50"));
         String[] election = a.getOrDefault("election-ms", "300,600").split(",");
@@ -104,7 +98,7 @@ public final class RaftNodeMain {
             .retransmitTimeoutMs(Math.max(4 * heartbeat, 100)).build();
         Set<Integer> all = new TreeSet<>(peers.keySet());
         all.add(id);
-        RaftServerConfig config = RaftServerConfig.of(id, cluster, rpc, peers, controller ? all : Set.of(),
+        RaftServerConfig config = RaftServerConfig.of(id, cluster, rpc, peers, Set.of(),
                 Path.of(required(a, "data")))
             .withRaft(raft)
             .withTransport(TransportConfig.defaults(cluster).withTimeouts(1000, heartbeat,
@@ -120,10 +114,6 @@ public final class RaftNodeMain {
             long gid = g;
             server.onShard(node.shardOf(g), s -> s.addGroup(gid, Configuration.ofVoters(voters), StateMachine.NONE,
                 GroupListener.NONE)).get(60, TimeUnit.SECONDS);
-        }
-        if (controller) {
-            server.controller().register(new BrokerInfo(id, rpc.getHostString(), 0, rpc.getHostString(), rpc.getPort(),
-                shardCount));
         }
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.close();
@@ -152,9 +142,7 @@ public final class RaftNodeMain {
                 throw usage("unexpected argument '" + args[i] + "'");
             }
             String k = args[i].substring(2);
-            if (k.equals("controller")) {
-                m.put(k, "true");
-            } else if (i + 1 < args.length) {
+            if (i + 1 < args.length) {
                 m.put(k, args[++i]);
             } else {
                 throw usage("--" + k + " needs a value");
@@ -185,7 +173,7 @@ public final class RaftNodeMain {
 
     private static IllegalArgumentException usage(String problem) {
         return new IllegalArgumentException(problem + "; usage: RaftNodeMain --id N --rpc host:port --client host:port"
-            + " --peers id=host:port,... --data DIR [--shards N] [--groups N] [--controller] [--cluster NAME]"
+            + " --peers id=host:port,... --data DIR [--shards N] [--groups N] [--cluster NAME]"
             + " [--heartbeat-ms N] [--election-ms MIN,MAX]");
     }
 
@@ -245,13 +233,6 @@ public final class RaftNodeMain {
                     String[] r = line.split(" ");
                     yield scan(Long.parseLong(r[1]), Long.parseLong(r[2]), Integer.parseInt(r[3]));
                 }
-                case "TOPIC" -> {
-                    String[] r = line.split(" ");
-                    yield topic(r[1], Integer.parseInt(r[2]), Integer.parseInt(r[3]));
-                }
-                case "TOPICS" -> topics();
-                case "BROKERS" -> CompletableFuture.completedFuture(server.controller() == null ? "BROKERS 0"
-                    : "BROKERS " + server.controller().state().brokers().size());
                 case "METRICS" -> server.transportMetrics().thenApply(m -> "METRICS " + m);
                 default -> CompletableFuture.completedFuture("ERR -101 -1 unknown command '" + w[0] + "'");
             };
@@ -333,28 +314,5 @@ public final class RaftNodeMain {
             });
             return p;
         });
-    }
-
-    private CompletableFuture<String> topic(String name, int partitions, int rf) {
-        if (server.controller() == null) {
-            return CompletableFuture.completedFuture("ERR -104 -1 started without --controller");
-        }
-        return server.controller().createTopic(name, partitions, rf, Map.of(), 30_000)
-            .thenApply(RaftNodeMain::describe);
-    }
-
-    private static String describe(ControllerResult r) {
-        return r.isOk() ? "OK " + r.appliedOffset() : "ERR " + r.errorCode() + " " + r.message();
-    }
-
-    private CompletableFuture<String> topics() {
-        if (server.controller() == null) {
-            return CompletableFuture.completedFuture("ERR -104 -1 started without --controller");
-        }
-        StringBuilder b = new StringBuilder();
-        for (TopicInfo t : server.controller().state().topics()) {
-            b.append("T ").append(t.name()).append(' ').append(t.partitions().size()).append('\n');
-        }
-        return CompletableFuture.completedFuture(b.append("END").toString());
     }
 }

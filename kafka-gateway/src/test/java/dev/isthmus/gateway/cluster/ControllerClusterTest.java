@@ -1,4 +1,4 @@
-package dev.isthmus.raft.controller;
+package dev.isthmus.gateway.cluster;
 
 import dev.isthmus.log.LogConfig;
 import dev.isthmus.raft.Configuration;
@@ -50,6 +50,7 @@ class ControllerClusterTest {
         final int id;
         ShardGroup shards;
         RaftServer server;
+        Controller controller;
 
         Node(int id) {
             this.id = id;
@@ -70,10 +71,18 @@ class ControllerClusterTest {
                     LogEngineRaftLog.Options.defaults());
             server = RaftServer.start(shards, c, StoragePools.allocate(2, 8, 64 * 1024, 2,
                 c.logConfig().readWindowBytes()));
-            server.controller().register(new BrokerInfo(id, "127.0.0.1", 9000 + id, "127.0.0.1", ports.get(id), 2));
+            controller = get(shards.callAsync(RaftServer.CONTROLLER_SHARD, sh -> Controller.start(server)));
+            controller.register(new BrokerInfo(id, "127.0.0.1", 9000 + id, "127.0.0.1", ports.get(id), 2));
         }
 
         void stop() {
+            if (controller != null) {
+                get(shards.call(RaftServer.CONTROLLER_SHARD, sh -> {
+                    controller.close();
+                    return null;
+                }));
+                controller = null;
+            }
             if (server != null) {
                 server.close();
                 server = null;
@@ -85,7 +94,7 @@ class ControllerClusterTest {
         }
 
         Controller controller() {
-            return server.controller();
+            return controller;
         }
     }
 
@@ -101,6 +110,15 @@ class ControllerClusterTest {
     static int freePort() throws Exception {
         try (ServerSocket s = new ServerSocket(0)) {
             return s.getLocalPort();
+        }
+    }
+
+    /** Waits for a start or stop of the controller on its shard (run from the test thread). */
+    static <T> T get(java.util.concurrent.CompletableFuture<T> f) {
+        try {
+            return f.get(60, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            throw new IllegalStateException("the controller did not start or stop: " + e, e);
         }
     }
 

@@ -1,4 +1,4 @@
-package dev.isthmus.raft.controller;
+package dev.isthmus.gateway.cluster;
 
 /**
  * The outcome of a controller command: a Kafka error code ({@link ControllerErrors}), a sentence for the

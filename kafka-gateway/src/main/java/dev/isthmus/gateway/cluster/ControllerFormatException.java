@@ -1,4 +1,4 @@
-package dev.isthmus.raft.controller;
+package dev.isthmus.gateway.cluster;
 
 /** A controller command, result or snapshot that does not parse; the message names the problem. */
 public final class ControllerFormatException extends RuntimeException {

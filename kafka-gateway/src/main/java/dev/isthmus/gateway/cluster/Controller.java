@@ -1,4 +1,4 @@
-package dev.isthmus.raft.controller;
+package dev.isthmus.gateway.cluster;
 
 import dev.isthmus.raft.Configuration;
 import dev.isthmus.raft.GroupListener;
@@ -57,12 +57,10 @@ import java.util.function.Consumer;
 public final class Controller implements ControllerStateMachine.Sink, GroupListener, ShardTransport.RpcHandler {
     /** The RPC service number of controller requests. */
     public static final int SERVICE = 1;
-    private static final System.Logger LOG = System.getLogger("dev.isthmus.raft.controller");
+    private static final System.Logger LOG = System.getLogger("dev.isthmus.gateway.cluster");
     private static final long MAINTENANCE_INTERVAL_MS = 100;
     private static final long ATTEMPT_TIMEOUT_MS = 2000;
     private static final long RETRY_DELAY_MS = 25;
-    /** Applied entries between snapshots of the metadata ({@code -Disthmus.controller.snapshotEntries}, 1000). */
-    private static final long SNAPSHOT_EVERY_ENTRIES = Long.getLong("isthmus.controller.snapshotEntries", 1000);
     private static final int CODE_RESULT = 0;
     private static final int CODE_NOT_CONTROLLER = ControllerErrors.NOT_CONTROLLER;
 
@@ -73,6 +71,11 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     private final int[] voters;
     private final ControllerStateMachine machine = new ControllerStateMachine(this);
     private final PartitionBalancer balancer = new PartitionBalancer(PartitionBalancer.DEFAULT_MAX_CONCURRENT_MOVES);
+    /**
+     * Applied entries between snapshots of the metadata ({@code -Disthmus.controller.snapshotEntries}, 1000), read
+     * when this controller starts (not when the class loads: a test JVM may start controllers with other values).
+     */
+    private final long snapshotEveryEntries = Long.getLong("isthmus.controller.snapshotEntries", 1000);
     private ReplicatedLog group;
     private final Long2ObjectHashMap<Waiter> proposed = new Long2ObjectHashMap<>();
     private final Long2ObjectHashMap<Attempt> inFlight = new Long2ObjectHashMap<>();
@@ -579,7 +582,7 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
             }
         }
         // Every replica compacts its own log behind a snapshot of its state.
-        if (machine.appliedSinceSnapshot() >= SNAPSHOT_EVERY_ENTRIES) {
+        if (machine.appliedSinceSnapshot() >= snapshotEveryEntries) {
             group.raft().takeSnapshot();
         }
         balancer.round(s, group.isLeader(), now, id -> id == nodeId || host.transport().isConnected(id),

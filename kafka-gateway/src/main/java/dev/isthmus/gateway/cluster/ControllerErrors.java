@@ -1,4 +1,4 @@
-package dev.isthmus.raft.controller;
+package dev.isthmus.gateway.cluster;
 
 /** The controller's result codes: Kafka's error codes, so the gateway passes them to clients unchanged. */
 public final class ControllerErrors {

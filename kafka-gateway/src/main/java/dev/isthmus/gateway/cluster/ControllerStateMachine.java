@@ -1,4 +1,4 @@
-package dev.isthmus.raft.controller;
+package dev.isthmus.gateway.cluster;
 
 import dev.isthmus.log.RecordBatch;
 import dev.isthmus.log.Records;
@@ -21,7 +21,7 @@ import java.lang.foreign.ValueLayout;
  * immutable state).
  */
 final class ControllerStateMachine implements StateMachine {
-    private static final System.Logger LOG = System.getLogger("dev.isthmus.raft.controller");
+    private static final System.Logger LOG = System.getLogger("dev.isthmus.gateway.cluster");
 
     /** Where outcomes go. */
     interface Sink {

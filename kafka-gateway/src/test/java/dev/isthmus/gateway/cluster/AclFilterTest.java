@@ -1,8 +1,8 @@
-package dev.isthmus.raft.controller;
+package dev.isthmus.gateway.cluster;
 
 import org.junit.jupiter.api.Test;
 
-import static dev.isthmus.raft.controller.AclBinding.*;
+import static dev.isthmus.gateway.cluster.AclBinding.*;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;

@@ -1,4 +1,4 @@
-package dev.isthmus.raft.controller;
+package dev.isthmus.gateway.cluster;
 
 /**
  * Selects ACL bindings, as Kafka's {@code AclBindingFilter} (DescribeAcls and DeleteAcls): a null string

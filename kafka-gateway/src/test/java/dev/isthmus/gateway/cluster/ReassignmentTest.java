@@ -1,4 +1,4 @@
-package dev.isthmus.raft.controller;
+package dev.isthmus.gateway.cluster;
 
 import org.junit.jupiter.api.Test;
 

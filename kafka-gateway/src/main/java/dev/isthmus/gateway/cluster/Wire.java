@@ -1,4 +1,4 @@
-package dev.isthmus.raft.controller;
+package dev.isthmus.gateway.cluster;
 
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
