@@ -586,7 +586,7 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
             group.raft().takeSnapshot();
         }
         balancer.round(s, group.isLeader(), now, id -> id == nodeId || host.transport().isConnected(id),
-            (c, timeoutMs, done) -> submitHere(c, timeoutMs).whenComplete((r, t) -> done.accept(r)));
+            id -> Arrays.binarySearch(voters, id) >= 0, (c, timeoutMs, done) -> submitHere(c, timeoutMs).whenComplete((r, t) -> done.accept(r)));
         if (!group.isLeader()) {
             return;
         }

@@ -29,8 +29,8 @@ import java.util.function.IntPredicate;
  *
  * <h2>Pacing and when it runs ({@link #round})</h2>
  * Only the controller leader runs it, on its maintenance timer, at most every {@link #ROUND_INTERVAL_MS}. It starts
- * when a broker id the leader has not seen registers into a cluster that already held topics at the previous round
- * (so not while the nodes of a new cluster register one after the other; a new leader takes the brokers registered
+ * when a broker id the leader has not seen, and that is not a seed (a controller voter: the seeds form the cluster),
+ * registers into a cluster that already held topics at the previous round (a new leader takes the brokers registered
  * then as known; a node that restarts is not new), waits {@link #JOIN_SETTLE_MS} after the last join (nodes of one start-up register
  * together), and stops once a round finds nothing to move and its own moves are done. It keeps at most
  * {@code maxConcurrentMoves} partitions moving (its own and operators' together) and starts nothing while a move
@@ -126,7 +126,7 @@ public final class PartitionBalancer {
      * Controller shard, every maintenance turn: on the leader, notices joins and starts moves when due; elsewhere
      * forgets what it knew (a later leadership starts afresh).
      */
-    void round(ClusterState s, boolean leader, long nowMs, IntPredicate live, Submitter submitter) {
+    void round(ClusterState s, boolean leader, long nowMs, IntPredicate live, IntPredicate seed, Submitter submitter) {
         if (!leader) {
             if (knownBrokers != null) {
                 knownBrokers = null;
@@ -134,8 +134,12 @@ public final class PartitionBalancer {
                 settleUntilMs = -1;
                 ownMoves.clear();
             }
-            status = new Status(enabled, false, enabled ? "idle" : "off", 0, 0, maxConcurrentMoves, movesStarted,
-                new TreeMap<>(), lastProblem);
+            Status cur = status;
+            String state = enabled ? "idle" : "off";
+            if (cur.active() || !cur.state().equals(state)) { // rebuilt only on a change (this runs every turn)
+                status = new Status(enabled, false, state, 0, 0, maxConcurrentMoves, movesStarted, new TreeMap<>(),
+                    lastProblem);
+            }
             return;
         }
         if (nowMs < nextRoundMs) {
@@ -147,8 +151,14 @@ public final class PartitionBalancer {
         if (knownBrokers == null) {
             knownBrokers = ids;
         } else if (!knownBrokers.containsAll(ids)) {
+            // A node joined: a node that is not a seed (controller voter), registering for the first time into a
+            // cluster holding partitions (the seeds registering while the cluster forms are not joins).
+            boolean joined = false;
+            for (int id : ids) {
+                joined |= !knownBrokers.contains(id) && !seed.test(id);
+            }
             knownBrokers = ids;
-            if (hadPartitions) { // a node joined a cluster holding partitions (not the cluster's own start-up)
+            if (joined && hadPartitions) {
                 settleUntilMs = nowMs + JOIN_SETTLE_MS;
                 balancing = true;
             }

@@ -36,6 +36,7 @@ class PartitionBalancerTest {
     }
 
     private static final java.util.function.IntPredicate ALL_LIVE = id -> true;
+    private static final java.util.function.IntPredicate NO_SEED = id -> false;
 
     @Test
     void shouldPlanMovesOntoAJoinedNodeUntilCountsAreWithinOne() {
@@ -95,24 +96,24 @@ class PartitionBalancerTest {
             done.accept(ControllerResult.ok(offset));
         };
         long now = 0;
-        b.round(s[0], true, now, ALL_LIVE, sub);
+        b.round(s[0], true, now, ALL_LIVE, NO_SEED, sub);
         assertEquals("idle", b.status().state());
         s[0] = register(s[0], 3, null);
         now += PartitionBalancer.ROUND_INTERVAL_MS;
-        b.round(s[0], true, now, ALL_LIVE, sub);
+        b.round(s[0], true, now, ALL_LIVE, NO_SEED, sub);
         assertEquals("settling", b.status().state(), "a node joined a cluster holding partitions");
         assertTrue(submitted.isEmpty());
         // An operator's move runs: the balancer waits for it.
         s[0] = apply(s[0], new ControllerCommand.ReassignPartition("t", 0, new int[] {0, 1, 3}));
         now += PartitionBalancer.JOIN_SETTLE_MS + PartitionBalancer.ROUND_INTERVAL_MS;
-        b.round(s[0], true, now, ALL_LIVE, sub);
+        b.round(s[0], true, now, ALL_LIVE, NO_SEED, sub);
         assertEquals("waiting", b.status().state());
         s[0] = complete(s[0], "t", 0);
         int rounds = 0;
         while (true) {
             now += PartitionBalancer.ROUND_INTERVAL_MS;
             int before = submitted.size();
-            b.round(s[0], true, now, ALL_LIVE, sub);
+            b.round(s[0], true, now, ALL_LIVE, NO_SEED, sub);
             int moving = 0;
             for (PartitionInfo p : s[0].topic("t").partitions()) {
                 moving += p.reassigning() ? 1 : 0;
@@ -138,13 +139,13 @@ class PartitionBalancerTest {
         b.setEnabled(false);
         s[0] = register(s[0], 4, null);
         now += PartitionBalancer.JOIN_SETTLE_MS * 2;
-        b.round(s[0], true, now, ALL_LIVE, sub);
+        b.round(s[0], true, now, ALL_LIVE, NO_SEED, sub);
         now += PartitionBalancer.JOIN_SETTLE_MS * 2;
         int before = submitted.size();
-        b.round(s[0], true, now, ALL_LIVE, sub);
+        b.round(s[0], true, now, ALL_LIVE, NO_SEED, sub);
         assertEquals("off", b.status().state());
         assertEquals(before, submitted.size());
-        b.round(s[0], false, now, ALL_LIVE, sub);
+        b.round(s[0], false, now, ALL_LIVE, NO_SEED, sub);
         assertFalse(b.status().active(), "only the controller leader's balancer runs");
     }
 
@@ -154,17 +155,25 @@ class PartitionBalancerTest {
         ClusterState s = register(ClusterState.EMPTY, 0, null);
         List<ControllerCommand> submitted = new ArrayList<>();
         PartitionBalancer.Submitter sub = (c, t, done) -> submitted.add(c);
-        b.round(s, true, 0, ALL_LIVE, sub);
+        b.round(s, true, 0, ALL_LIVE, NO_SEED, sub);
         s = register(s, 1, null);
         s = register(s, 2, null);
-        b.round(s, true, 1_000, ALL_LIVE, sub);
+        b.round(s, true, 1_000, ALL_LIVE, NO_SEED, sub);
         s = apply(s, new ControllerCommand.CreateTopic("t", java.util.UUID.randomUUID(), 3, 2, new TreeMap<>(),
             List.of(new int[] {0, 1}, new int[] {0, 1}, new int[] {0, 1})));
         for (long t = 2_000; t < 30_000; t += 1_000) {
-            b.round(s, true, t, ALL_LIVE, sub);
+            b.round(s, true, t, ALL_LIVE, NO_SEED, sub);
         }
         assertEquals("idle", b.status().state());
         assertEquals(List.of(), submitted, "the nodes of a new cluster registering are not joins");
+        // A seed (controller voter) registering late, after topics exist, is not a join either.
+        s = register(s, 3, null);
+        b.round(s, true, 31_000, ALL_LIVE, id -> id == 3, sub);
+        assertEquals("idle", b.status().state());
+        // A node that is not a seed is.
+        s = register(s, 4, null);
+        b.round(s, true, 32_000, ALL_LIVE, id -> id == 3, sub);
+        assertEquals("settling", b.status().state());
     }
 
     private ClusterState complete(ClusterState s, String topic, int partition) {
