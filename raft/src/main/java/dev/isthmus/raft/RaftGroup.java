@@ -729,6 +729,21 @@ public final class RaftGroup implements RaftLog.Callbacks {
     }
 
     /**
+     * Leader only: whether voter {@code id} caught up with this leader's log within the minimum election timeout
+     * (Kafka's in-sync rule, the one {@link #handOffTarget} uses). Unlike {@link #isCaughtUp}, which asks for the
+     * leader's last offset now, this holds for a follower that keeps up with a steady stream of appends: under load
+     * a follower's match trails the leader's end at every instant, yet it is in sync and can take a transfer (the
+     * transfer itself brings it to the last offset before TimeoutNow).
+     */
+    public boolean isCaughtUpRecently(int id) {
+        if (role != Role.LEADER || id == nodeId) {
+            return false;
+        }
+        Progress pr = progress(id);
+        return pr != null && pr.recentActive && host.nowMs() - pr.caughtUpMs <= config.electionTimeoutMinMs();
+    }
+
+    /**
      * Leader only: the voter to hand leadership to ({@link #transferLeadership}) before this node stops: among
      * the other voters {@code eligible} accepts that caught up with the leader within the minimum election timeout,
      * {@code preferred} when it is one, else the one holding the most of the log. -1 when there is none, or when

@@ -169,7 +169,7 @@ public final class ReplicatedLog implements GroupListener {
     /** Hands leadership to the preferred leader when this node leads and it is ready; true when a transfer started. */
     boolean balanceLeadership() {
         if (preferredLeader < 0 || preferredLeader == raft.nodeId() || !raft.isLeader()
-            || !raft.configuration().isVoter(preferredLeader) || !raft.isCaughtUp(preferredLeader)
+            || !raft.configuration().isVoter(preferredLeader) || !raft.isCaughtUpRecently(preferredLeader)
             || host.server().isLeadershipExcluded(preferredLeader) || !host.node().mayLead()) {
             return false;
         }
