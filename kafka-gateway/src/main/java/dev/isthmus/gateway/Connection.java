@@ -492,6 +492,20 @@ final class Connection implements TcpConnection.ReceiveHandler {
         return principal;
     }
 
+    /** {@link #principal()} as Kafka writes it ({@code User:alice}), made once per principal, not per request. */
+    String principalName() {
+        KafkaPrincipal p = principal;
+        if (principalName == null || p != principalNamed) {
+            principalNamed = p;
+            principalName = String.valueOf(p);
+        }
+        return principalName;
+    }
+
+    /** The principal {@link #principalName} was made for, and the name. Owner shard. */
+    private KafkaPrincipal principalNamed;
+    private String principalName;
+
     /** The name of the listener this connection came in on. */
     String listenerName() {
         return listener.name();

@@ -144,7 +144,7 @@ final class Handlers {
         String listener = connection == null ? null : connection.listenerName();
         int[] produced = request instanceof ProduceRequestData pr ? ShardMetrics.produceLengths(pr) : null;
         RequestAuthorization.Gate gate = RequestAuthorization.check(broker, st, api, version, request,
-            connection == null ? "User:ANONYMOUS" : String.valueOf(connection.principal()), clientHost);
+            connection == null ? "User:ANONYMOUS" : connection.principalName(), clientHost);
         if (gate == null || gate.answer() != null) { // refused before any handler runs (ACLs)
             return metered(st, api, startNs, request, produced, gate == null ? Promise.failed(new SecurityException(api
                 + " has no authorization rule; refused while ACLs are on")) : Promise.completed(gate.answer()));
@@ -600,6 +600,13 @@ final class Handlers {
 
     // ------------------------------------------------------------------ Produce
 
+    /** The owner shard has no such partition (one constant: nothing allocated per batch for the rare answer). */
+    private static final Partition.AppendResult PRODUCE_MISSING =
+        new Partition.AppendResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, null);
+    /** This node holds no open replica of the partition; the message naming it is made only when answered. */
+    private static final Partition.AppendResult PRODUCE_NOT_HERE =
+        new Partition.AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, null);
+
     private Promise<ProtocolMessage> produce(ShardState st, ProduceRequestData req, short version, String listener) {
         ProduceResponseData r = new ProduceResponseData();
         List<Promise<Object>> ps = new ArrayList<>();
@@ -649,17 +656,20 @@ final class Handlers {
                     continue;
                 }
                 Promise<Partition.AppendResult> done = onPartition(st, topic, p.index,
-                    part -> part.append(records, acks, txnId, version),
-                    new Partition.AppendResult(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, null),
-                    new Partition.AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1,
-                        "this broker does not lead " + topic.name() + "-" + p.index));
-                ps.add(done.recover(f -> {
-                    // The owner's append path answers its own failures; this is the cross-shard call failing.
-                    System.getLogger(Handlers.class.getName()).log(System.Logger.Level.ERROR, "produce to "
-                        + topic.name() + "-" + p.index + " failed on an internal error", f);
-                    return new Partition.AppendResult(ErrorCodes.REQUEST_TIMED_OUT, -1, -1, "the broker hit an"
-                        + " internal error producing to " + topic.name() + "-" + p.index + "; the outcome is unknown");
-                }).map(res -> {
+                    part -> part.append(records, acks, txnId, version), PRODUCE_MISSING, PRODUCE_NOT_HERE);
+                // One stage for the outcome (Promise.handle), as Partition's own: one promise and one lambda.
+                ps.add(done.handle((res, f) -> {
+                        if (f != null) {
+                            // The owner's append path answers its own failures; this is the cross-shard call failing.
+                            System.getLogger(Handlers.class.getName()).log(System.Logger.Level.ERROR, "produce to "
+                                + topic.name() + "-" + p.index + " failed on an internal error", f);
+                            res = new Partition.AppendResult(ErrorCodes.REQUEST_TIMED_OUT, -1, -1, "the broker hit an"
+                                + " internal error producing to " + topic.name() + "-" + p.index
+                                + "; the outcome is unknown");
+                        } else if (res == PRODUCE_NOT_HERE) {
+                            res = new Partition.AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1,
+                                "this broker does not lead " + topic.name() + "-" + p.index);
+                        }
                         records.close();
                         pr.errorCode = res.errorCode();
                         pr.baseOffset = res.baseOffset();
@@ -669,7 +679,9 @@ final class Handlers {
                             leaderHint(st, topic.partition(pr.index), pr, r, listener);
                         }
                         pr.logAppendTimeMs = res.logAppendTimeMs();
-                        for (Partition.RecordError e : res.recordErrors()) {
+                        List<Partition.RecordError> errors = res.recordErrors();
+                        for (int k = 0; k < errors.size(); k++) { // indexed: no iterator per batch
+                            Partition.RecordError e = errors.get(k);
                             ProduceResponseData.BatchIndexAndErrorMessage m = new ProduceResponseData.BatchIndexAndErrorMessage();
                             m.batchIndex = e.batchIndex();
                             m.batchIndexErrorMessage = e.message();

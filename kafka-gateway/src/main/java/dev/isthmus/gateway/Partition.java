@@ -590,7 +590,6 @@ final class Partition implements GroupListener {
                 + replica.logEndOffset() + " would pass the largest offset"));
         }
         long startNs = System.nanoTime();
-        long[] proposedAt = {-1};
         KafkaBatchPayload payload;
         try {
             payload = KafkaBatchPayload.copyOf(stored, 0, storedLen, arena);
@@ -598,18 +597,21 @@ final class Partition implements GroupListener {
             heapPayloads++;
             payload = new KafkaBatchPayload(stored.toByteArray());
         }
+        // Validated in full above (the validator's CRC-32C, or an internal batch's check; the CRC redone by
+        // stampTimestamps or the recompression when they changed the bytes): below, headers only.
+        payload.markChecked();
         Promise<Long> committed;
         proposing = true;
         try {
-            committed = replica.replicate(payload, at -> proposedAt[0] = at);
+            committed = replica.replicate(payload);
         } finally {
             payload.release(); // the Raft log and the transport took their own references
         }
         proposing = false;
-        long base = proposedAt[0];
         if (committed.isFailed()) {
             return Promise.completed(commitFailure(committed.failure()));
         }
+        long base = replica.lastProposedOffset();
         ProducerStateManager view = tail != null ? tail : tail();
         if (view != null) {
             view.applyData(producerId, epoch, firstSeq, lastSeq, base, base + span - 1, transactional && !batch.isControl(),
@@ -621,10 +623,14 @@ final class Partition implements GroupListener {
             return Promise.completed(new AppendResult(ErrorCodes.NONE, base, replica.logStartOffset(), null,
                 appendTime, List.of()));
         }
-        return committed.map(b -> {
+        // One stage for the outcome (Promise.handle): one promise and one lambda per batch.
+        return committed.handle((b, f) -> {
+            if (f != null) {
+                return commitFailure(f);
+            }
             durableLatencyMicros.recordValue(Math.min(60_000_000L, Math.max(0, (System.nanoTime() - startNs) / 1000)));
             return new AppendResult(ErrorCodes.NONE, b, replica.logStartOffset(), null, appendTime, List.of());
-        }).recover(this::commitFailure);
+        });
     }
 
     // ------------------------------------------------------------------ KIP-890 verification

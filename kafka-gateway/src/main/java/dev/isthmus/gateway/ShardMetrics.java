@@ -116,14 +116,17 @@ final class ShardMetrics {
 
     /** The record sizes of a produce request's partitions in request order (read before the handler consumes them). */
     static int[] produceLengths(ProduceRequestData req) {
+        // Indexed loops: no iterator per request.
         int n = 0;
-        for (ProduceRequestData.TopicProduceData t : req.topicData) {
-            n += t.partitionData.size();
+        for (int ti = 0; ti < req.topicData.size(); ti++) {
+            n += req.topicData.get(ti).partitionData.size();
         }
         int[] lengths = new int[n];
         int i = 0;
-        for (ProduceRequestData.TopicProduceData t : req.topicData) {
-            for (ProduceRequestData.PartitionProduceData p : t.partitionData) {
+        for (int ti = 0; ti < req.topicData.size(); ti++) {
+            List<ProduceRequestData.PartitionProduceData> ps = req.topicData.get(ti).partitionData;
+            for (int pi = 0; pi < ps.size(); pi++) {
+                ProduceRequestData.PartitionProduceData p = ps.get(pi);
                 lengths[i++] = p.records == null ? 0 : p.records.length();
             }
         }

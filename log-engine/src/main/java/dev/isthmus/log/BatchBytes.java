@@ -43,6 +43,14 @@ abstract sealed class BatchBytes permits BatchBytes.Contiguous, BatchBytes.Chain
      * and CRC-32C, as {@link RecordBatch#check} does for contiguous memory.
      */
     final RecordBatch.Check check(long pos, long available, boolean strictCount) {
+        return check(pos, available, strictCount, true);
+    }
+
+    /**
+     * {@link #check(long, long, boolean)}, with the CRC-32C only when {@code crc}: without it, the header checks
+     * alone (lengths, magic, record count), for a batch whose CRC its caller checked since the bytes arrived.
+     */
+    final RecordBatch.Check check(long pos, long available, boolean strictCount, boolean crc) {
         if (available < RecordBatch.HEADER_BYTES) {
             return RecordBatch.Check.TRUNCATED;
         }
@@ -62,7 +70,7 @@ abstract sealed class BatchBytes permits BatchBytes.Contiguous, BatchBytes.Chain
             return RecordBatch.Check.BAD_COUNT;
         }
         long crcLength = (long) length + RecordBatch.LOG_OVERHEAD - RecordBatch.ATTRIBUTES;
-        if (crc32c(pos + RecordBatch.ATTRIBUTES, crcLength) != getInt(pos + RecordBatch.CRC)) {
+        if (crc && crc32c(pos + RecordBatch.ATTRIBUTES, crcLength) != getInt(pos + RecordBatch.CRC)) {
             return RecordBatch.Check.BAD_CRC;
         }
         return RecordBatch.Check.OK;

@@ -451,13 +451,43 @@ public final class Log {
         return appendChain(batches, offset, length, leaderEpoch, false);
     }
 
+    /**
+     * {@link #appendReplica(IoBuf, long, long, int)} of batches whose CRC-32C the caller checked in full in this
+     * process since their bytes arrived (the produce path validates each batch once, where it enters its partition;
+     * a Raft log checks a follower's input once, as it takes it). The header checks stay (magic, lengths, record
+     * count, size limit); the CRC is not computed again. Bytes read back from disk (recovery) or received from
+     * another node never come through here unchecked.
+     *
+     * <p>The chain's bytes are final once appended (a Raft payload: stamped here, then only read): when the whole
+     * chain is appended and it is of the batch cache's arena, the cache keeps the batches by sharing its fragments
+     * whatever their size, rather than copying them (one copy of a produced batch in memory, held by the Raft log's
+     * tail and the cache alike). The caller must not change the appended bytes afterwards.
+     */
+    public long appendReplicaChecked(IoBuf batches, long offset, long length, int leaderEpoch) {
+        return appendChain(batches, offset, length, leaderEpoch, false, false);
+    }
+
+    /** {@link #appendReplicaChecked(IoBuf, long, long, int)} of batches in contiguous memory. */
+    public long appendReplicaChecked(MemorySegment src, long offset, long length, int leaderEpoch) {
+        try {
+            return append(contiguous.wrap(src), offset, length, leaderEpoch, false, false);
+        } finally {
+            contiguous.clear();
+        }
+    }
+
     private long appendChain(IoBuf batches, long offset, long length, int leaderEpoch, boolean strictCount) {
+        return appendChain(batches, offset, length, leaderEpoch, strictCount, true);
+    }
+
+    private long appendChain(IoBuf batches, long offset, long length, int leaderEpoch, boolean strictCount,
+                             boolean crc) {
         if (offset < 0 || length < 0 || offset + length > batches.size()) {
             throw new IndexOutOfBoundsException("append of [" + offset + ", " + (offset + length) + ") from a chain of "
                 + batches.size() + " bytes");
         }
         try {
-            return append(chained.wrap(batches), offset, length, leaderEpoch, strictCount);
+            return append(chained.wrap(batches), offset, length, leaderEpoch, strictCount, crc);
         } finally {
             chained.clear();
         }
@@ -468,8 +498,12 @@ public final class Log {
     }
 
     private long append(BatchBytes src, long offset, long length, int leaderEpoch, boolean strictCount) {
+        return append(src, offset, length, leaderEpoch, strictCount, true);
+    }
+
+    private long append(BatchBytes src, long offset, long length, int leaderEpoch, boolean strictCount, boolean crc) {
         checkWritable();
-        int batches = validate(src, offset, length, strictCount);
+        int batches = validate(src, offset, length, strictCount, crc);
         // Offset arithmetic is checked before any segment is touched: the batches' offsets must fit the log's
         // range, and all of them one segment's relative (i32) offsets, the active one's or a new one's.
         long span = validatedSpan;
@@ -530,7 +564,8 @@ public final class Log {
         seg.lastOffset = nextOffset - 1;
         pushPending(seg, seg.size, nextOffset);
         if (cache != null) {
-            cache.onAppend(src, offset, length, batches, cacheBatchOffsets, cacheBatchSizes, nextOffset);
+            // A checked append's chain is final (appendReplicaChecked): the cache may share it at any size.
+            cache.onAppend(src, offset, length, batches, cacheBatchOffsets, cacheBatchSizes, nextOffset, !crc);
         }
         return first;
     }
@@ -552,8 +587,11 @@ public final class Log {
     /** The offsets the batches {@link #validate} last checked cover (the sum of their lastOffsetDelta + 1). */
     private long validatedSpan;
 
-    /** Validates every batch; returns how many there are and leaves the offsets they cover in {@link #validatedSpan}. */
-    private int validate(BatchBytes src, long offset, long length, boolean strictCount) {
+    /**
+     * Validates every batch (the CRC-32C only when {@code crc}); returns how many there are and leaves the offsets
+     * they cover in {@link #validatedSpan}.
+     */
+    private int validate(BatchBytes src, long offset, long length, boolean strictCount, boolean crc) {
         long pos = offset;
         long end = offset + length;
         int count = 0;
@@ -570,7 +608,7 @@ public final class Log {
                 throw new LogException(LogException.Kind.MESSAGE_TOO_LARGE, "batch " + count + " is "
                     + size + " bytes, more than max.message.bytes " + config.maxBatchBytes());
             }
-            RecordBatch.Check check = src.check(pos, available, strictCount);
+            RecordBatch.Check check = src.check(pos, available, strictCount, crc);
             switch (check) {
                 case OK -> {
                 }

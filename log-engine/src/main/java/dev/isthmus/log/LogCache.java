@@ -19,6 +19,11 @@ final class LogCache {
     private static final int RECENT_READERS = 4;
     /** Appends of at least this much arriving as a chain of the cache's arena are cached by sharing, not copying. */
     static final long SHARE_BYTES_MIN = 256 * 1024;
+    /**
+     * Fragments a shared write range takes before a new one starts: a read finds its batches' fragments by a walk
+     * of the chain, so a range of thousands of small shared batches would make each read walk thousands.
+     */
+    static final int SHARED_RANGE_FRAGMENTS_MAX = 256;
 
     final BatchCache cache;
     final Log log;
@@ -61,6 +66,17 @@ final class LogCache {
      * Never fails the append: without memory, the batches are just not cached.
      */
     void onAppend(BatchBytes src, long offset, long length, int n, long[] bases, int[] sizes, long next) {
+        onAppend(src, offset, length, n, bases, sizes, next, false);
+    }
+
+    /**
+     * {@link #onAppend(BatchBytes, long, long, int, long[], int[], long)}; {@code finalChain}: the append is a chain
+     * whose bytes never change afterwards (a Raft payload, {@link Log#appendReplicaChecked(IoBuf, long, long, int)}),
+     * so a whole chain of this cache's arena is kept by sharing its fragments at any size: appended to the log's open
+     * <em>shared</em> write range (no copy, no per-append object), which stays charged to the chain's subsystem.
+     */
+    void onAppend(BatchBytes src, long offset, long length, int n, long[] bases, int[] sizes, long next,
+                  boolean finalChain) {
         if (!cache.settings.cacheAppends()) {
             return;
         }
@@ -68,8 +84,13 @@ final class LogCache {
             shareAppend(c.chain(), offset, length, n, bases, sizes, next);
             return;
         }
+        if (finalChain && src instanceof BatchBytes.Chained c && c.chain().arena() == cache.arena && offset == 0
+            && length == c.chain().size()) {
+            shareIntoRange(c.chain(), length, n, bases, sizes, next);
+            return;
+        }
         CachedRange r = open;
-        if (r != null && (r.count == 0 || r.lastOffset() + 1 != bases[0]
+        if (r != null && (r.shared || r.count == 0 || r.lastOffset() + 1 != bases[0]
             || (r.fill > 0 && r.fill + length > cache.settings.writeRangeBytes()))) {
             r.open = false;
             r = null;
@@ -133,6 +154,44 @@ final class LogCache {
         r.fill = pos;
         insertAt(rangeCount, r);
         cache.charge(r.chargeBytes());
+        cache.touch(r);
+    }
+
+    /**
+     * Appends a whole final chain to the open shared write range (a new one when there is none, it does not follow on,
+     * or it reached {@link BatchCache.Settings#writeRangeBytes()}), sharing its fragments: the range's chain takes a
+     * reference to each (the chain's own memory is freed once both let go). Nothing is copied and, past the range's
+     * first append, nothing is allocated but the range's growing arrays.
+     */
+    private void shareIntoRange(IoBuf chain, long length, int n, long[] bases, int[] sizes, long next) {
+        CachedRange r = open;
+        if (r != null && (!r.shared || r.count == 0 || r.lastOffset() + 1 != bases[0]
+            || r.fill + length > cache.settings.writeRangeBytes()
+            || r.chain.fragmentCount() >= SHARED_RANGE_FRAGMENTS_MAX)) {
+            r.open = false;
+            r = null;
+            open = null;
+        }
+        if (r == null) {
+            r = cache.take(this);
+            r.chain = IoBuf.empty(cache.arena, Subsystem.BATCH_CACHE);
+            r.shared = true;
+            r.open = true;
+            r.coverStart = bases[0];
+        }
+        r.chain.append(chain);
+        long pos = r.fill;
+        for (int i = 0; i < n; i++) {
+            r.addBatch(bases[i], i + 1 < n ? bases[i + 1] - 1 : next - 1, pos);
+            pos += sizes[i];
+        }
+        Verify.that(pos == r.fill + length, "shared append of %d bytes holds batches of %d", length, pos - r.fill);
+        r.fill = pos;
+        if (open != r) {
+            open = r;
+            insertAt(rangeCount, r);
+        }
+        cache.charge(length);
         cache.touch(r);
     }
 

@@ -515,6 +515,60 @@ class LogCacheTest {
         close(log);
     }
 
+    /**
+     * A Raft payload's chain (appendReplicaChecked: final bytes) is cached by sharing its fragments at any size: small
+     * batches go back to back into one shared write range, with no cache pages allocated and no byte copied; reads
+     * hit it; the memory stays charged to the chain's subsystem until both the caller and the cache let go, and the
+     * chain's subsystem running short makes the cache give it back. A copying append after it starts a copy range.
+     */
+    @Test
+    void shouldShareSmallFinalChainsIntoOneRangeWithoutCopying() {
+        arena.close();
+        arena = MemoryArena.create(ArenaConfig.of(64L << 20).withBudget(Subsystem.RAFT, 1 << 20));
+        cache = new BatchCache(arena);
+        Log log = open(small, cache);
+        long cacheBefore = arena.used(Subsystem.BATCH_CACHE);
+        List<byte[]> expected = new ArrayList<>();
+        long next = 0;
+        for (int i = 0; i < 20; i++) {
+            byte[] b = batchBytes(1 + i % 3, i, 100 + 37 * i);
+            IoBuf chain = IoBuf.empty(arena, Subsystem.RAFT).append(b, 0, b.length);
+            long r;
+            while ((r = log.appendReplicaChecked(chain, 0, b.length, 3)) == Log.NO_MEMORY) {
+                engine.submitAndWait(1_000_000L);
+            }
+            assertEquals(next, r);
+            expected.add(stamped(b, next, 3));
+            next += 1 + i % 3;
+            chain.release(); // as the Raft log does once the batch is durable: the cache keeps its own references
+        }
+        assertEquals(cacheBefore, arena.used(Subsystem.BATCH_CACHE), "no cache pages: the fragments are shared");
+        assertTrue(arena.used(Subsystem.RAFT) > 0, "the cache keeps the payloads' memory");
+        boolean[] sync = {false};
+        long last = next - 1;
+        Chain c = readChain(log, 0, next, 1 << 20, sync);
+        assertTrue(sync[0], "a hit");
+        java.io.ByteArrayOutputStream all = new java.io.ByteArrayOutputStream();
+        for (byte[] b : expected) {
+            all.writeBytes(b);
+        }
+        assertArrayEquals(all.toByteArray(), c.bytes(), "every batch, back to back, as stored");
+        assertEquals(0, c.first());
+        assertEquals(last, c.last());
+        assertTrue(cache.cachedBytes() > 0);
+        // A copying append after the shared range: a new (copy) range, contiguous with it.
+        byte[] copied = batchBytes(2, 99, 80);
+        assertEquals(next, appendBytes(log, copied));
+        assertEquals(21, batches(readChain(log, 0, next + 2, 1 << 20, null).bytes()).size());
+        assertTrue(arena.used(Subsystem.BATCH_CACHE) > cacheBefore, "the copy went to cache pages");
+        // The RAFT budget running short makes the cache drop its shared ranges.
+        long offset = arena.allocate(arena.limit(Subsystem.RAFT), Subsystem.RAFT); // the whole budget, a power of 2
+        assertTrue(offset != MemoryArena.NO_MEMORY, "the shared range was given back: " + arena.lastFailure());
+        arena.free(offset);
+        assertEquals(0, arena.used(Subsystem.RAFT));
+        close(log);
+    }
+
     @Test
     void shouldRefuseChainReadsWithoutACache() {
         Log log = open(small, null);

@@ -401,6 +401,52 @@ class LogTest {
         close(log);
     }
 
+    /**
+     * The checked form (batches whose CRC-32C the caller checked since they arrived) does not compute the CRC again,
+     * but still checks every header rule: magic, lengths, record count, max.message.bytes. What it appends is read
+     * back byte for byte.
+     */
+    @Test
+    void shouldCheckHeadersButNotTheCrcOfBatchesTheCallerChecked() {
+        Log log = open(small);
+        MemorySegment good = batch(3, 1, 50);
+        byte[] stale = good.toArray(ValueLayout.JAVA_BYTE);
+        stale[RecordBatch.CRC] ^= 1; // a CRC the checked form must not look at
+        long r;
+        while ((r = log.appendReplicaChecked(MemorySegment.ofArray(stale), 0, stale.length, 1)) == Log.NO_MEMORY) {
+            engine.submitAndWait(1_000_000L);
+        }
+        assertEquals(0, r);
+        assertEquals(3, log.logEndOffset());
+        byte[] oldMagic = good.toArray(ValueLayout.JAVA_BYTE);
+        oldMagic[RecordBatch.MAGIC] = 1;
+        LogException e = assertThrows(LogException.class,
+            () -> log.appendReplicaChecked(MemorySegment.ofArray(oldMagic), 0, oldMagic.length, 1));
+        assertEquals(LogException.Kind.INVALID_RECORD, e.kind());
+        byte[] badLength = good.toArray(ValueLayout.JAVA_BYTE);
+        MemorySegment.ofArray(badLength).set(RecordBatch.INT, RecordBatch.BATCH_LENGTH, badLength.length);
+        e = assertThrows(LogException.class,
+            () -> log.appendReplicaChecked(MemorySegment.ofArray(badLength), 0, badLength.length, 1));
+        assertEquals(LogException.Kind.CORRUPT_MESSAGE, e.kind());
+        byte[] badCount = good.toArray(ValueLayout.JAVA_BYTE);
+        MemorySegment.ofArray(badCount).set(RecordBatch.INT, RecordBatch.RECORDS_COUNT, 7);
+        e = assertThrows(LogException.class,
+            () -> log.appendReplicaChecked(MemorySegment.ofArray(badCount), 0, badCount.length, 1));
+        assertEquals(LogException.Kind.INVALID_RECORD, e.kind());
+        MemorySegment big = batch(1, 2, 300 * 1024);
+        e = assertThrows(LogException.class, () -> log.appendReplicaChecked(big, 0, big.byteSize(), 1));
+        assertEquals(LogException.Kind.MESSAGE_TOO_LARGE, e.kind());
+        assertEquals(3, log.logEndOffset(), "nothing of a refused append is stored");
+        log.flush();
+        drive(() -> durable == 3, "durable");
+        byte[] stored = readAll(log, 0, 3);
+        assertEquals(stale.length, stored.length);
+        MemorySegment.ofArray(stale).set(RecordBatch.LONG, RecordBatch.BASE_OFFSET, 0L);
+        MemorySegment.ofArray(stale).set(RecordBatch.INT, RecordBatch.PARTITION_LEADER_EPOCH, 1);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(stale, stored, "stored as given, stamped");
+        close(log);
+    }
+
     /** {@code batch} with its lastOffsetDelta set to {@code delta} (a compacted batch keeps its span), CRC redone. */
     MemorySegment withSpan(MemorySegment batch, int delta) {
         MemorySegment copy = arena.allocate(batch.byteSize());

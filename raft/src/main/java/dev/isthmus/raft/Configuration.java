@@ -178,6 +178,9 @@ public final class Configuration {
 
     private static long quorumOffset(int[] ids, IntToLongFunction match) {
         Verify.that(ids.length > 0, "quorum of an empty voter set");
+        if (ids.length == 1) {
+            return match.applyAsLong(ids[0]); // a one-voter group: its voter is the majority (no array to sort)
+        }
         long[] m = new long[ids.length];
         for (int i = 0; i < ids.length; i++) {
             m[i] = match.applyAsLong(ids[i]);

@@ -1561,18 +1561,25 @@ public final class RaftGroup implements RaftLog.Callbacks {
         markDirty();
     }
 
+    /** The leader's durable offset while {@link #maybeCommit} counts the quorum (read by {@link #matchOf}). */
+    private long commitDurable;
+    /** Each voter's match for the quorum count, made once (no lambda per commit attempt): durable for this node. */
+    private final java.util.function.IntToLongFunction matchOf = this::quorumMatch;
+
+    private long quorumMatch(int id) {
+        if (id == nodeId) {
+            return commitDurable;
+        }
+        Progress pr = progress(id);
+        return pr == null ? -1 : pr.match;
+    }
+
     private void maybeCommit() {
         if (role != Role.LEADER) {
             return;
         }
-        long durable = log.durableOffset();
-        long q = configs.latest().quorumOffset(id -> {
-            if (id == nodeId) {
-                return durable;
-            }
-            Progress pr = progress(id);
-            return pr == null ? -1 : pr.match;
-        });
+        commitDurable = log.durableOffset();
+        long q = configs.latest().quorumOffset(matchOf);
         if (q > commitOffset && q >= termStartOffset && log.termAt(q) == term) {
             advanceCommit(q);
         }

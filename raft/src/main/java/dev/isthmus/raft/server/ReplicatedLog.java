@@ -55,6 +55,8 @@ public final class ReplicatedLog implements GroupListener {
     private final ArrayDeque<Truncation> truncations = new ArrayDeque<>();
     private RaftGroup raft;
     private int preferredLeader = -1;
+    /** The base offset of the last proposal this leader accepted ({@link #lastProposedOffset()}). */
+    private long lastProposed = -1;
 
     private record Waiter(long baseOffset, long lastOffset, long term, Promise<Long> promise) {
     }
@@ -201,6 +203,15 @@ public final class ReplicatedLog implements GroupListener {
     }
 
     /**
+     * The base offset the last accepted {@link #replicate} got, read right after it returned a promise that is not
+     * failed: what {@code onProposed} would have been told, without a lambda per proposal (the produce path's acks=1
+     * answer and the producer state's offsets). Call on the group's shard.
+     */
+    public long lastProposedOffset() {
+        return lastProposed;
+    }
+
+    /**
      * Proposes {@code payload} and returns a promise of its base offset once committed (see the class
      * comment). Call on the group's shard.
      */
@@ -224,6 +235,7 @@ public final class ReplicatedLog implements GroupListener {
         }
         Waiter w = new Waiter(base, base + payload.recordCount() - 1, raft.term(), new Promise<>());
         waiters.add(w);
+        lastProposed = base;
         if (onProposed != null) {
             onProposed.accept(base);
         }

@@ -50,6 +50,12 @@ public final class KafkaBatchPayload implements Payload {
     private final int recordCount;
     @SuppressWarnings("unused")
     private volatile int refs = 1;
+    /**
+     * Whether the batch's CRC-32C was checked in full since its bytes arrived in this process (see
+     * {@link #markChecked()}): the Raft log then checks the header only and the log-engine does not compute it again.
+     * Set and read on the owner shard.
+     */
+    private boolean checked;
 
     /**
      * Wraps one v2 batch held in a heap array.
@@ -133,6 +139,24 @@ public final class KafkaBatchPayload implements Payload {
             b.add(timestampMs, null, v);
         }
         return new KafkaBatchPayload(Arrays.copyOf(buf, b.build()));
+    }
+
+    /**
+     * Records that the caller validated this batch in full (size, CRC-32C, magic, offsets) since its bytes arrived and
+     * changed nothing the CRC covers since (or recomputed it): the produce path validates a batch once, where it
+     * enters its partition, and {@link LogEngineRaftLog} marks a follower's batch once it checked it. Below that only
+     * the header is checked. Owner shard.
+     *
+     * @return this payload
+     */
+    public KafkaBatchPayload markChecked() {
+        checked = true;
+        return this;
+    }
+
+    /** Whether {@link #markChecked()} was called: the CRC-32C need not be computed again. Owner shard. */
+    public boolean isChecked() {
+        return checked;
     }
 
     /** Whether the batch lives in arena memory (reference counted) rather than in a heap array. */

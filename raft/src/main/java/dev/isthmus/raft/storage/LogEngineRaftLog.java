@@ -396,10 +396,12 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         try {
             checkWritable();
             Verify.that(installMeta == null, "append while a snapshot install is pending");
-            for (Entry e : entries) {
-                validate(e);
+            int n = entries.size();
+            for (int i = 0; i < n; i++) {
+                validate(entries.get(i));
             }
-            for (Entry e : entries) {
+            for (int i = 0; i < n; i++) {
+                Entry e = entries.get(i);
                 Verify.that(e.baseOffset() == terms.lastOffset() + 1, "append at %d does not follow %d",
                     e.baseOffset(), terms.lastOffset());
                 int pairs = terms.size();
@@ -441,11 +443,20 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                     + e.payload().getClass().getName());
             }
             // Not strict about the record count: a batch compaction emptied keeps its offsets with fewer records.
+            // A batch validated where it entered the partition (the leader's produce path) has its header checked
+            // only; any other (a follower's input off the network) is checked in full once, here, and marked, so
+            // the log-engine below checks headers only (appendReplicaChecked).
+            // (The payload's own constructor checked magic, size and offset delta; the log-engine checks the
+            // header again as it appends.)
+            if (p.isChecked()) {
+                return;
+            }
             RecordBatch.Check c = p.inArena() ? RecordBatch.check(p.chain(), 0, p.sizeBytes(), false)
                 : new RecordBatch().wrap(MemorySegment.ofArray(p.bytes()), 0).check(p.sizeBytes(), false);
             if (c != RecordBatch.Check.OK) {
                 throw new IllegalArgumentException("entry at " + e.baseOffset() + " holds an invalid batch: " + c);
             }
+            p.markChecked();
         }
     }
 
@@ -661,11 +672,13 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                             // As a replica: a batch the leader's compaction thinned keeps its offsets. An arena
                             // payload is copied from its fragments into the write-behind chunks; a heap one goes
                             // through the scratch segment (the log stamps offsets into what it is given).
+                            // Every entry was checked by append() (validate: a data batch's CRC-32C once, on
+                            // whichever path it came); control entries are encoded here. The log checks headers.
                             if (op.entry.payload() instanceof KafkaBatchPayload p && p.inArena()) {
-                                r = log.appendReplica(p.chain(), 0, p.sizeBytes(), (int) op.entry.term());
+                                r = log.appendReplicaChecked(p.chain(), 0, p.sizeBytes(), (int) op.entry.term());
                             } else {
                                 byte[] bytes = RaftBatches.encode(op.entry, engine.clock().currentTimeMillis());
-                                r = log.appendReplica(scratchFor(bytes), 0, bytes.length, (int) op.entry.term());
+                                r = log.appendReplicaChecked(scratchFor(bytes), 0, bytes.length, (int) op.entry.term());
                             }
                         } catch (RuntimeException e) {
                             // A refused or failed append (LogException), or a bug: the entry stays at the head of

@@ -529,6 +529,48 @@ class LogEngineRaftLogTest {
     }
 
     /** A copy of a heap batch in {@code arena}'s Raft memory, as the produce path makes it. */
+    /**
+     * One CRC-32C per batch: a batch that did not come through the produce path's validation (a follower's, off the
+     * network) is checked in full as it is appended, refused with its problem named when its CRC does not match, and
+     * marked checked once it passed (the log-engine then checks its header only); a batch the produce path marked is
+     * taken on its header.
+     */
+    @Test
+    void shouldCheckAnUncheckedBatchInFullOnceAndTakeACheckedOneOnItsHeader() {
+        MemoryArena arena = MemoryArena.create(ArenaConfig.of(16L << 20).withDebug(true));
+        try {
+            Recorder rec = new Recorder();
+            LogEngineRaftLog log = open(rec);
+            byte[] corrupt = data(0, 1, 2, 1).payload() instanceof KafkaBatchPayload p ? p.bytes().clone() : null;
+            corrupt[corrupt.length - 1] ^= 1;
+            KafkaBatchPayload bad = KafkaBatchPayload.copyOf(IoBuf.wrap(MemorySegment.ofArray(corrupt)), 0,
+                corrupt.length, arena);
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> log.append(List.of(Entry.data(0, 1, bad))));
+            assertTrue(e.getMessage().contains("BAD_CRC"), e.getMessage());
+            assertEquals(-1, log.lastOffset(), "nothing of a refused batch is appended");
+            org.junit.jupiter.api.Assertions.assertFalse(bad.isChecked());
+            bad.release();
+
+            KafkaBatchPayload heard = inArena((KafkaBatchPayload) data(0, 1, 2, 2).payload(), arena);
+            org.junit.jupiter.api.Assertions.assertFalse(heard.isChecked());
+            log.append(List.of(Entry.data(0, 1, heard)));
+            assertTrue(heard.isChecked(), "checked in full once, marked for the log-engine");
+            heard.release();
+            KafkaBatchPayload produced = inArena((KafkaBatchPayload) data(0, 1, 3, 3).payload(), arena).markChecked();
+            log.append(List.of(Entry.data(2, 1, produced)));
+            produced.release();
+            assertEquals(4, log.lastOffset());
+            drive(() -> rec.durable == 4, "durable");
+            assertEquals(List.of(data(0, 1, 2, 2), data(2, 1, 3, 3)), readAll(log, rec, 0), "both stored intact");
+            close(log);
+            assertEquals(0, arena.used(Subsystem.RAFT));
+            arena.checkNoLeaks();
+        } finally {
+            arena.close();
+        }
+    }
+
     static KafkaBatchPayload inArena(KafkaBatchPayload heap, MemoryArena arena) {
         byte[] b = heap.bytes();
         return KafkaBatchPayload.copyOf(IoBuf.wrap(MemorySegment.ofArray(b)), 0, b.length, arena);
