@@ -658,6 +658,7 @@ final class AdminHandlers {
             b.brokerId = mb.nodeId;
             b.host = mb.host;
             b.port = mb.port;
+            b.rack = mb.rack;
             r.brokers.add(b);
             listed.add(mb.nodeId);
         }

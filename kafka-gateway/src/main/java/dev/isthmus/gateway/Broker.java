@@ -367,6 +367,7 @@ public final class Broker implements AutoCloseable {
             }).get(30, TimeUnit.SECONDS);
         }
         controller = started;
+        controller.balancer().setEnabled(config.partitionBalancer());
         controller.addListener(this::onClusterState);
     }
 
@@ -381,7 +382,7 @@ public final class Broker implements AutoCloseable {
         }
         BrokerInfo.Endpoint first = endpoints.get(0);
         BrokerInfo self = new BrokerInfo(config.nodeId(), first.host(), first.port(), rpcHost,
-            rpc != null ? rpc.getPort() : 0, group.size(), endpoints);
+            rpc != null ? rpc.getPort() : 0, group.size(), endpoints, config.rack());
         java.util.concurrent.CompletableFuture<?> done = controller.register(self).whenComplete((st, f) -> {
             if (f == null) {
                 // On the controller's shard, where onClusterState runs: from this offset on states are installed,
@@ -778,6 +779,15 @@ public final class Broker implements AutoCloseable {
     }
 
     /** The controller leader as clients should see it: the controller's leader, else this node. */
+    /**
+     * The partition balancer's status (any thread; {@code balancer status} of the admin CLI and the metrics), or null
+     * before the controller started. Only the controller leader's is {@code active}.
+     */
+    dev.isthmus.gateway.cluster.PartitionBalancer.Status balancerStatus() {
+        Controller c = controller;
+        return c == null ? null : c.balancer().status();
+    }
+
     int controllerId() {
         Controller c = controller;
         int leader = c == null ? -1 : c.leaderId();

@@ -89,6 +89,14 @@ import java.util.Map;
  *                                   {@code transactional.id.expiration.ms}, ...; see {@link TxnConfig})
  * @param authorizer                 ACL enforcement ({@code --authorizer}, Kafka's {@code authorizer.class.name},
  *                                   {@code super.users}, {@code allow.everyone.if.no.acl.found}); off by default
+ * @param rack                       this node's rack ({@code --rack}, Kafka's {@code broker.rack}); null = none.
+ *                                   Registered with the controller: replica placement spreads partitions over
+ *                                   racks, Metadata reports it, and consumers with a matching {@code client.rack}
+ *                                   are pointed at this node's in-sync replicas to fetch from (KIP-392)
+ * @param partitionBalancer          once a node joins, the controller leader moves replicas from the fullest nodes
+ *                                   to the emptiest until their counts are within one, a few moves at a time
+ *                                   ({@code --partition-balancer}, default true; see
+ *                                   {@link dev.isthmus.gateway.cluster.PartitionBalancer})
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -100,7 +108,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            long replicaLagTimeMaxMs, long shutdownHandoffMs, int maxConcurrentMoves,
                            Map<String, String> topicDefaults,
                            long requestReceiveTimeoutMs, int connectionReceiveSharePercent, TxnConfig transactions,
-                           dev.isthmus.gateway.auth.AuthorizerConfig authorizer, SecuritySettings security) {
+                           dev.isthmus.gateway.auth.AuthorizerConfig authorizer, SecuritySettings security,
+                           String rack, boolean partitionBalancer) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
@@ -175,6 +184,10 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (transactions == null) {
             throw new IllegalArgumentException("the transaction settings are missing");
+        }
+        String badRack = dev.isthmus.gateway.cluster.BrokerInfo.rackProblem(rack);
+        if (badRack != null) {
+            throw new IllegalArgumentException("--rack: " + badRack);
         }
         seeds = List.copyOf(seeds);
         java.util.Set<Integer> ids = new java.util.HashSet<>();
@@ -447,6 +460,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         SaslSettings sasl = SaslSettings.DEFAULTS;
         TxnConfig transactions = TxnConfig.DEFAULTS;
         dev.isthmus.gateway.auth.AuthorizerConfig authorizer = dev.isthmus.gateway.auth.AuthorizerConfig.OFF;
+        String rack;
+        boolean partitionBalancer = true;
 
         Builder() {
         }
@@ -491,6 +506,20 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             listeners = c.security.listeners();
             tls = c.security.tls();
             sasl = c.security.sasl();
+            rack = c.rack;
+            partitionBalancer = c.partitionBalancer;
+        }
+
+        /** Whether the controller leader moves replicas onto nodes that join (default true). */
+        public Builder partitionBalancer(boolean v) {
+            partitionBalancer = v;
+            return this;
+        }
+
+        /** This node's rack (null: none). */
+        public Builder rack(String v) {
+            rack = v;
+            return this;
         }
 
         public Builder transactions(TxnConfig v) {
@@ -697,7 +726,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
                 maxConcurrentMoves, topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions, authorizer,
-                new SecuritySettings(listeners, tls, sasl));
+                new SecuritySettings(listeners, tls, sasl), rack, partitionBalancer);
         }
     }
 }

@@ -163,7 +163,7 @@ final class FetchHandler {
                 s.epoch = FetchSessions.nextEpoch(s.epoch);
                 op = new FetchOp(this, st, req, version, connection, s, null);
                 for (FetchSessions.Cached c : s.partitions.values()) {
-                    op.add(st, c.topicId, c.topicName, c.partition, c.fetchOffset, c.maxBytes, c);
+                    op.add(st, c.topicId, c.topicName, c.partition, c.fetchOffset, c.maxBytes, c.currentLeaderEpoch, c);
                 }
             }
         }
@@ -175,7 +175,7 @@ final class FetchHandler {
         for (FetchRequestData.FetchTopic t : req.topics) {
             for (FetchRequestData.FetchPartition p : t.partitions) {
                 op.add(st, usesTopicIds ? t.topicId : null, usesTopicIds ? null : t.topic, p.partition, p.fetchOffset,
-                    p.partitionMaxBytes, null);
+                    p.partitionMaxBytes, p.currentLeaderEpoch, null);
             }
         }
     }
@@ -241,6 +241,8 @@ final class FetchHandler {
         List<FetchResponseData.AbortedTransaction> keptAborted;
         /** Whether the current round reads this partition (PARK rounds: it may take more bytes). */
         boolean inRound;
+        /** Bytes of {@link #kept} a follower replica served (KIP-392; the follower-fetch metrics). */
+        long followerBytes;
 
         // ---- owner shard
         /** The partition object, looked up at most once per fetch on the owner shard (or the session's hint). */
@@ -310,6 +312,10 @@ final class FetchHandler {
         final long deadlineNs;
         final int minBytes;
         final byte isolationLevel;
+        /** A consumer's Fetch v11+: a follower replica may serve it (KIP-392). */
+        final boolean followerMayServe;
+        /** The consumer's client.rack (Fetch v11+), or null when it sent none. */
+        final String clientRack;
 
         private final List<FetchPart> parts = new ArrayList<>();
         /** Per shard, the ShardRead carrying that shard's partitions (null when none). */
@@ -351,11 +357,15 @@ final class FetchHandler {
                 ? PartitionFetch.READ_COMMITTED : PartitionFetch.READ_UNCOMMITTED;
             this.remaining = req.maxBytes <= 0 ? 0 : req.maxBytes;
             this.byShard = new ShardRead[handler.sessions.length];
+            // Kafka's ReplicaManager: only a consumer (no replica id) with client metadata (v11+) reads from followers.
+            boolean consumer = req.replicaId < 0 && (req.replicaState == null || req.replicaState.replicaId < 0);
+            this.followerMayServe = consumer && version >= 11;
+            this.clientRack = followerMayServe && req.rackId != null && !req.rackId.isEmpty() ? req.rackId : null;
         }
 
         /** Adds a partition to read, in response order; one the connection's shard can answer is answered here. */
         void add(ShardState st, Uuid topicId, String topicName, int partition, long fetchOffset, int maxBytes,
-                 FetchSessions.Cached cached) {
+                 int currentLeaderEpoch, FetchSessions.Cached cached) {
             TopicTable.Topic topic = topicId != null ? st.topics.get(topicId) : st.topics.get(topicName);
             short error = ErrorCodes.NONE;
             int shard = -1;
@@ -380,6 +390,9 @@ final class FetchHandler {
             }
             FetchPart p = new FetchPart(sr, parts.size(), topic, topicId, topicName, partition, isolationLevel,
                 fetchOffset, maxBytes, cached);
+            p.followerMayServe = followerMayServe;
+            p.clientRack = clientRack;
+            p.currentLeaderEpoch = currentLeaderEpoch;
             if (cached != null) {
                 p.partitionRef = cached.partitionHint;
             }
@@ -601,7 +614,8 @@ final class FetchHandler {
             boolean any = false;
             for (int i = 0; i < sr.parts.size(); i++) {
                 FetchPart p = sr.parts.get(i);
-                p.inRound = remaining > 0 && p.keptBytes < p.maxBytes && p.errorCode == ErrorCodes.NONE;
+                p.inRound = remaining > 0 && p.keptBytes < p.maxBytes && p.errorCode == ErrorCodes.NONE
+                    && p.preferredReadReplica < 0;
                 any |= p.inRound;
             }
             if (!any) {
@@ -627,6 +641,13 @@ final class FetchHandler {
             p.records = null;
             if (p.errorCode != ErrorCodes.NONE) {
                 anyError = true;
+                if (batches != null) {
+                    batches.release();
+                }
+                return;
+            }
+            if (p.preferredReadReplica >= 0) {
+                anyError = true; // Kafka answers at once when a partition names its preferred read replica
                 if (batches != null) {
                     batches.release();
                 }
@@ -663,6 +684,9 @@ final class FetchHandler {
                 batches.release();
             }
             keepAborted(p, lastOffset);
+            if (p.servedByFollower) {
+                p.followerBytes += keep;
+            }
             p.keptBytes += keep;
             p.fetchOffset = lastOffset + 1;
             keptBytes += keep;
@@ -776,6 +800,12 @@ final class FetchHandler {
                 // An empty record set, never null (librdkafka rejects size -1).
                 pd.records = p.kept != null ? new IoBufSlice(p.kept) : ByteSlice.EMPTY;
                 p.kept = null;
+                if (version >= 11 && ok && p.preferredReadReplica >= 0) {
+                    pd.preferredReadReplica = p.preferredReadReplica;
+                    st.metrics.preferredReadReplicaAnswers++;
+                }
+                st.metrics.followerFetchBytes += p.followerBytes;
+                p.followerBytes = 0;
                 topic.partitions.add(pd);
                 if (session != null && pd.records != ByteSlice.EMPTY) {
                     session.moveToEnd(p.cached);
@@ -801,7 +831,7 @@ final class FetchHandler {
          */
         private static boolean mustRespond(FetchPart p) {
             FetchSessions.Cached c = p.cached;
-            boolean must = p.kept != null;
+            boolean must = p.kept != null || p.preferredReadReplica >= 0;
             if (p.errorCode != ErrorCodes.NONE) {
                 c.highWatermark = -1;
                 return true;
@@ -925,7 +955,7 @@ final class FetchHandler {
                 FetchPart p = parts.get(i);
                 if (p.inRound) {
                     Partition part = partitionOf(p);
-                    if (part == null || part.hasFetchable(p.fetchOffset, p.isolationLevel)) {
+                    if (part == null || part.hasFetchable(p)) {
                         return true;
                     }
                 }
@@ -1039,7 +1069,7 @@ final class FetchHandler {
                     cursor++;
                     continue;
                 }
-                if (onlyFetchable && !part.hasFetchable(p.fetchOffset, p.isolationLevel)) {
+                if (onlyFetchable && !part.hasFetchable(p)) {
                     cursor++;
                     continue;
                 }
@@ -1054,6 +1084,7 @@ final class FetchHandler {
                 p.cut = cap < full;
                 p.readThisRound = true;
                 op.handler.partitionReads[shard.id()]++;
+                p.readerShard = owner;
                 readingSync = true;
                 readCompletedSync = false;
                 part.read(p, (int) Math.max(0, Math.min(Integer.MAX_VALUE, cap)));

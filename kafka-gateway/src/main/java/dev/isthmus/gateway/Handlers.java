@@ -394,6 +394,7 @@ final class Handlers {
                 b.nodeId = bi.id();
                 b.host = e.host();
                 b.port = e.port();
+                b.rack = bi.rack(); // null: none (Metadata v1+ sends it, older versions leave it out)
                 out.add(b);
                 self |= bi.id() == broker.config().nodeId();
             }
@@ -403,6 +404,7 @@ final class Handlers {
             b.nodeId = broker.config().nodeId();
             b.host = own.advertisedHostOrBind();
             b.port = own.advertisedPort() != 0 ? own.advertisedPort() : own.port();
+            b.rack = broker.config().rack();
             out.add(b);
         }
         return out;

@@ -97,6 +97,12 @@ public final class Main {
           --max-concurrent-moves N  replica moves off decommissioning nodes run at a time (default 8)
           --auto-leader-rebalance B  give leadership back to each partition's preferred replica once it
                                    is caught up (default true; false: leaders stay until kafka-leader-election)
+          --rack NAME              this node's rack (Kafka's broker.rack; default none): new partitions put
+                                   their replicas on distinct racks where possible, and consumers with a
+                                   matching client.rack fetch from this node's in-sync replicas (KIP-392)
+          --partition-balancer B   when a node joins, move replicas from the fullest nodes to the emptiest
+                                   until each holds within one of the others, 4 partitions moving at a
+                                   time at most (default true)
           --authorizer NAME        enforce Kafka ACLs: 'acl' or Kafka's class name
                                    org.apache.kafka.metadata.authorizer.StandardAuthorizer (as
                                    authorizer.class.name in --config); default none: everything is allowed
@@ -422,6 +428,8 @@ public final class Main {
             case "shutdown-handoff-ms" -> b.shutdownHandoffMs(integer(name, v));
             case "max-concurrent-moves" -> b.maxConcurrentMoves(integer(name, v));
             case "auto-leader-rebalance" -> b.autoLeaderRebalance(bool(name, v));
+            case "rack", "broker.rack" -> b.rack(v);
+            case "partition-balancer" -> b.partitionBalancer(bool(name, v));
             case "request-receive-timeout" -> b.requestReceiveTimeoutMs(parseMillis(name, v));
             case "connection-receive-share" -> b.connectionReceiveSharePercent(integer(name, v.endsWith("%")
                 ? v.substring(0, v.length() - 1) : v));

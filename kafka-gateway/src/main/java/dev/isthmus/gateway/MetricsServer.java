@@ -257,6 +257,23 @@ final class MetricsServer implements AutoCloseable {
         }
         line(sb, "isthmus_metrics_http_timeouts_total", "", endpoint.timedOutConnections());
         renderQuotas(sb);
+        dev.isthmus.gateway.cluster.PartitionBalancer.Status bs = broker.balancerStatus();
+        if (bs != null) {
+            // The partition balancer (it runs on the controller leader: active 1 there, 0 elsewhere).
+            sb.append("# TYPE isthmus_balancer_active gauge\n");
+            line(sb, "isthmus_balancer_enabled", "", bs.enabled() ? 1 : 0);
+            line(sb, "isthmus_balancer_active", "", bs.active() ? 1 : 0);
+            for (String st : new String[] {"off", "idle", "settling", "balancing", "waiting"}) {
+                line(sb, "isthmus_balancer_state", "state=\"" + st + "\"", st.equals(bs.state()) ? 1 : 0);
+            }
+            line(sb, "isthmus_balancer_moves_in_progress", "", bs.movesInProgress());
+            line(sb, "isthmus_balancer_own_moves_in_progress", "", bs.ownMoves());
+            line(sb, "isthmus_balancer_max_concurrent_moves", "", bs.maxConcurrentMoves());
+            line(sb, "isthmus_balancer_moves_started_total", "", bs.movesStarted());
+            line(sb, "isthmus_balancer_replica_spread", "", bs.spread());
+            bs.replicasPerNode().forEach((node, n) -> line(sb, "isthmus_balancer_node_replicas", "node=\"" + node
+                + "\"", n));
+        }
         sb.append("# TYPE isthmus_connection_warnings_total counter\n");
         ConnectionWarnings warnings = Connection.warnings(broker);
         for (ConnectionWarnings.Reason r : ConnectionWarnings.Reason.values()) {

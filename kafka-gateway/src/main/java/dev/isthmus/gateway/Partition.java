@@ -34,7 +34,8 @@ import java.util.Map;
  * One partition replica on its shard: a Raft group ({@link ReplicatedLog}) whose log is the partition's log.
  * Every produce goes through the group (on a single node a one-member group: one produce path); the high
  * watermark is the group's commit offset + 1; the leader epoch is the Raft term. Only the leader serves
- * Produce, Fetch and ListOffsets; followers answer NOT_LEADER_OR_FOLLOWER. The producer and transaction state
+ * Produce, Fetch and ListOffsets; followers answer NOT_LEADER_OR_FOLLOWER, except to consumers' Fetch v11+ (KIP-392
+ * follower fetching), which they serve up to their own high watermark. The producer and transaction state
  * (idempotence, open transactions, the last stable offset, the aborted-transaction index) is kept by
  * {@link PartitionProducers}: applied from committed entries on every replica, plus the leader's own log tail, which
  * produced batches and transaction markers are checked against. Transactional batches that start a transaction here
@@ -205,8 +206,8 @@ final class Partition implements GroupListener {
         } else {
             producers.follow();
             failVerifications(ErrorCodes.NOT_LEADER_OR_FOLLOWER, "this broker no longer leads " + topic + "-" + index);
-            wakeDataWaiters(); // long polls answer NOT_LEADER_OR_FOLLOWER at once
         }
+        wakeDataWaiters(true); // long polls answer NOT_LEADER_OR_FOLLOWER (or check their epoch again) at once
         leadership.changed(this, role == Role.LEADER, term, leaderId);
     }
 
@@ -225,17 +226,27 @@ final class Partition implements GroupListener {
      * so a woken fetch may unpark or park others (even on this partition) while the list is walked.
      */
     private void wakeDataWaiters() {
+        wakeDataWaiters(false);
+    }
+
+    /**
+     * @param wakeAll wake every parked fetch (a leadership change: a follower-served one checks its leader epoch
+     *                again, a leader-only one answers NOT_LEADER_OR_FOLLOWER)
+     */
+    private void wakeDataWaiters(boolean wakeAll) {
         if (parkedHead == null) {
             return;
         }
-        boolean all = closed || !replica.isLeader();
+        boolean all = closed || wakeAll;
+        boolean leader = replica.isLeader();
         long hw = replica.highWatermark();
         long lso = producers.lastStableOffset();
         PartitionFetch woken = null;
         PartitionFetch last = null;
         for (PartitionFetch f = parkedHead; f != null; ) {
             PartitionFetch next = f.nextParked;
-            if (all || f.fetchOffset < (f.isolationLevel == PartitionFetch.READ_COMMITTED ? lso : hw)) {
+            if (all || !leader && !f.followerMayServe
+                || f.fetchOffset < (f.isolationLevel == PartitionFetch.READ_COMMITTED ? lso : hw)) {
                 unlink(f);
                 if (last == null) {
                     woken = f;
@@ -799,13 +810,18 @@ final class Partition implements GroupListener {
      * stays within {@code maxBytes} (none when {@code maxBytes} is 0: then only the metadata), as zero-copy shares of the batch cache (filled by direct-I/O reads with
      * read-ahead on a miss). Sets the outcome fields of {@code f} (its error, high watermark, last stable offset,
      * log start, and the batches, which {@code f}'s owner then owns) and calls {@link PartitionFetch#readDone()},
-     * before returning on a cache hit or when there is nothing to read, else from the read's completion. Only
-     * the leader serves fetches.
+     * before returning on a cache hit or when there is nothing to read, else from the read's completion. The
+     * leader serves every fetch, below its high watermark; a follower serves consumers' Fetch v11+ (KIP-392) below
+     * its own high watermark, the commit offset its leader last sent it (Raft never lets a follower's commit offset
+     * pass what it holds matching the leader's log, so a follower never serves uncommitted data). A leader asked by a
+     * consumer with a rack may answer with a preferred read replica and no records ({@link ReadReplicaSelector}).
      */
     void read(PartitionFetch f, int maxBytes) {
         f.resetOutcome();
-        if (!isLeader()) {
-            f.errorCode = ErrorCodes.NOT_LEADER_OR_FOLLOWER;
+        boolean leader = isLeader();
+        short refused = leader ? ErrorCodes.NONE : followerRefusal(f);
+        if (refused != ErrorCodes.NONE) {
+            f.errorCode = refused;
             f.highWatermark = -1;
             f.lastStableOffset = -1;
             f.logStartOffset = -1;
@@ -825,12 +841,45 @@ final class Partition implements GroupListener {
             f.readDone();
             return;
         }
+        if (leader && f.clientRack != null && f.readerShard != null) {
+            // KIP-392: a follower in the consumer's rack serves it; this answer carries no records.
+            int preferred = ReadReplicaSelector.choose(f.readerShard, this, offset, f.clientRack);
+            if (preferred >= 0) {
+                f.preferredReadReplica = preferred;
+                f.readDone();
+                return;
+            }
+        }
         if (offset >= bound || maxBytes <= 0) {
             f.readDone();
             return;
         }
+        f.servedByFollower = !leader;
         f.readFrom = this;
         log().read(offset, bound, maxBytes, f);
+    }
+
+    /**
+     * Whether this follower replica refuses {@code f} (Kafka's checks before a follower serves a consumer): NONE when
+     * it may serve it up to its high watermark, else the error. Only consumers' Fetch v11+ are served by followers
+     * (NOT_LEADER_OR_FOLLOWER for the others, and while the replica closes or reopens its log for a snapshot); the
+     * client's leader epoch must be this replica's term: older is FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH
+     * (the client refreshes its metadata and goes back to the leader on either).
+     */
+    private short followerRefusal(PartitionFetch f) {
+        if (closed || !f.followerMayServe || replica.log() == null) {
+            return ErrorCodes.NOT_LEADER_OR_FOLLOWER;
+        }
+        if (f.currentLeaderEpoch >= 0) {
+            long term = replica.term();
+            if (f.currentLeaderEpoch < term) {
+                return ErrorCodes.FENCED_LEADER_EPOCH;
+            }
+            if (f.currentLeaderEpoch > term) {
+                return ErrorCodes.UNKNOWN_LEADER_EPOCH;
+            }
+        }
+        return ErrorCodes.NONE;
     }
 
     /**
@@ -866,6 +915,23 @@ final class Partition implements GroupListener {
     }
 
     /**
+     * {@link #hasFetchable(long, byte)} for {@code f}, which a follower replica may serve (KIP-392): on a follower
+     * that serves it, whether its high watermark (or last stable offset) is past the offset or it would answer an
+     * error.
+     */
+    boolean hasFetchable(PartitionFetch f) {
+        if (isLeader() || !f.followerMayServe) {
+            return hasFetchable(f.fetchOffset, f.isolationLevel);
+        }
+        if (followerRefusal(f) != ErrorCodes.NONE) {
+            return true;
+        }
+        long hw = replica.highWatermark();
+        long bound = f.isolationLevel == PartitionFetch.READ_COMMITTED ? producers.lastStableOffset() : hw;
+        return f.fetchOffset < bound || outOfRange(f.fetchOffset, hw);
+    }
+
+    /**
      * Whether a fetch from {@code offset} is answered OFFSET_OUT_OF_RANGE: below the log start, or past the log
      * end. Between the high watermark and the log end there is nothing committed to read yet and the fetch waits,
      * as Kafka answers: a leader that just took over (or restarted) knows its high watermark only once it commits
@@ -886,7 +952,7 @@ final class Partition implements GroupListener {
         if (f.parkedOn != null) {
             throw new IllegalStateException("a fetch of " + f.topic + "-" + f.partition + " is parked twice");
         }
-        if (hasFetchable(f.fetchOffset, f.isolationLevel)) {
+        if (hasFetchable(f)) {
             return false;
         }
         f.parkedOn = this;

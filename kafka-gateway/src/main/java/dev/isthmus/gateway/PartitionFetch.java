@@ -41,6 +41,17 @@ abstract class PartitionFetch implements Log.ChainReadHandler {
     final byte isolationLevel;
     /** Where the next read starts. */
     long fetchOffset;
+    /**
+     * A consumer's Fetch v11+ (KIP-392): a follower replica may serve it, up to the follower's high watermark. Other
+     * fetches are served by the leader only (followers answer NOT_LEADER_OR_FOLLOWER).
+     */
+    boolean followerMayServe;
+    /** The consumer's {@code client.rack} (Fetch v11+ {@code RackId}), or null: the leader may point it elsewhere. */
+    String clientRack;
+    /** The leader epoch the client knows ({@code CurrentLeaderEpoch}, -1: none); a follower serving it checks it. */
+    int currentLeaderEpoch = -1;
+    /** The shard state of the partition's shard, set there before each read (the leader's replica selection). */
+    ShardState readerShard;
 
     // ---- outcome of the last read: set on the partition's shard
     short errorCode;
@@ -57,6 +68,10 @@ abstract class PartitionFetch implements Log.ChainReadHandler {
     List<FetchResponseData.AbortedTransaction> abortedTransactions;
     /** The partition the read in progress reads (for the aborted transactions of READ_COMMITTED). */
     Partition readFrom;
+    /** The leader's answer: fetch from this node instead (KIP-392 {@code PreferredReadReplica}), or -1. */
+    int preferredReadReplica = -1;
+    /** The last read was served by a follower replica (for the follower-fetch metrics). */
+    boolean servedByFollower;
 
     // ---- parking: the partition's shard only
     Partition parkedOn;
@@ -88,6 +103,8 @@ abstract class PartitionFetch implements Log.ChainReadHandler {
         lastOffset = -1;
         abortedTransactions = null;
         readFrom = null;
+        preferredReadReplica = -1;
+        servedByFollower = false;
     }
 
     @Override

@@ -54,6 +54,10 @@ final class ShardMetrics {
     private final long[][] buckets = new long[APIS.length][];
     /** Topic name -> {bytes in, bytes out}. */
     private final Map<String, long[]> topicBytes = new HashMap<>();
+    /** Record bytes of fetch responses sent from here that follower replicas of this node served (KIP-392). */
+    long followerFetchBytes;
+    /** Fetch partitions answered from here with a preferred read replica (this node led them; KIP-392). */
+    long preferredReadReplicaAnswers;
 
     /** Counts one request of {@code api} that took {@code ns} (failed: its handler threw or failed). */
     void request(ApiKeys api, long ns, boolean failed) {
@@ -159,7 +163,8 @@ final class ShardMetrics {
     record Snapshot(long[] requests, long[] failures, long[] latencySumNs, long[][] buckets, Map<String, long[]> topicBytes,
                     long replicas, long leaders, long underReplicated, long underMinIsr, long atMinIsr,
                     long isrShrinks, long isrExpands, long transferCampaigns, long timeoutCampaigns,
-                    long leaderless, long offlineReplicas, long reassigning, long catchUpBytes, long catchUpDelays) {
+                    long leaderless, long offlineReplicas, long reassigning, long catchUpBytes, long catchUpDelays,
+                    long followerFetchBytes, long preferredReadReplicaAnswers) {
     }
 
     /** On the shard: copies the counters and computes the replica gauges ({@code cluster}: the cluster-wide ones). */
@@ -220,12 +225,12 @@ final class ShardMetrics {
         return new Snapshot(requests.clone(), failures.clone(), latencySumNs.clone(), b, bytes, st.partitions.size(),
             leaders, under, underMin, atMin, st.isrShrinks, st.isrExpands, nm == null ? 0 : nm.transferCampaigns(),
             nm == null ? 0 : nm.timeoutCampaigns(), leaderless, offline, reassigning, nm == null ? 0 : nm.catchUpBytes(),
-            nm == null ? 0 : nm.catchUpDelays());
+            nm == null ? 0 : nm.catchUpDelays(), followerFetchBytes, preferredReadReplicaAnswers);
     }
 
     /** Renders the shards' snapshots (null for a shard that did not answer) as Prometheus text. */
     static void render(StringBuilder sb, List<Snapshot> snaps) {
-        long[] sums = new long[13];
+        long[] sums = new long[16];
         long leaderless = -1;
         long offline = -1;
         long[] requests = new long[APIS.length];
@@ -238,7 +243,8 @@ final class ShardMetrics {
                 continue;
             }
             long[] v = {s.replicas, s.leaders, s.underReplicated, s.underMinIsr, s.atMinIsr, s.isrShrinks,
-                s.isrExpands, s.transferCampaigns, s.timeoutCampaigns, s.reassigning, s.catchUpBytes, s.catchUpDelays};
+                s.isrExpands, s.transferCampaigns, s.timeoutCampaigns, s.reassigning, s.catchUpBytes, s.catchUpDelays,
+                s.followerFetchBytes, s.preferredReadReplicaAnswers};
             for (int i = 0; i < v.length; i++) {
                 sums[i] += v[i];
             }
@@ -286,6 +292,10 @@ final class ShardMetrics {
             + " under leader.replication.throttled.rate", sums[10]);
         counter(sb, "isthmus_catch_up_delays_total", "sends to learners put off because"
             + " leader.replication.throttled.rate was spent", sums[11]);
+        counter(sb, "isthmus_follower_fetch_bytes_total", "record bytes this node returned to consumers from replicas"
+            + " it follows (KIP-392 follower fetching)", sums[12]);
+        counter(sb, "isthmus_preferred_read_replica_answers_total", "fetch partitions this node led and answered with a"
+            + " preferred read replica in the consumer's rack (KIP-392)", sums[13]);
         if (leaderless >= 0) {
             gauge(sb, "isthmus_leaderless_partitions", "partitions of the cluster with no live leader as this node sees"
                 + " them (Kafka's OfflinePartitionsCount)", leaderless);

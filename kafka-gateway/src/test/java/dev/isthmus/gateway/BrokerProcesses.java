@@ -30,6 +30,7 @@ final class BrokerProcesses implements AutoCloseable {
     private final Path dir;
     private final String seeds;
     private final List<String> extraArgs;
+    private final java.util.function.IntFunction<List<String>> nodeArgs;
     private final List<String> output = new ArrayList<>();
 
     /**
@@ -37,18 +38,36 @@ final class BrokerProcesses implements AutoCloseable {
      * and {@code {sparePort}} in them stand for the node's ports).
      */
     BrokerProcesses(int count, Path dir, List<String> extraArgs) throws Exception {
+        this(count, dir, extraArgs, id -> List.of());
+    }
+
+    /** As above, with {@code nodeArgs.apply(id)} added to node {@code id}'s command line too (e.g. its --rack). */
+    BrokerProcesses(int count, Path dir, List<String> extraArgs, java.util.function.IntFunction<List<String>> nodeArgs)
+            throws Exception {
+        this(count, count, dir, extraArgs, nodeArgs);
+    }
+
+    /**
+     * {@code count} nodes of which the first {@code seedCount} are the controller voters (the seed list) and are
+     * started now; the others join later, when {@link #start} starts them (a node added to a running cluster).
+     */
+    BrokerProcesses(int count, int seedCount, Path dir, List<String> extraArgs,
+                    java.util.function.IntFunction<List<String>> nodeArgs) throws Exception {
         this.procs = new Process[count];
         this.dir = dir;
         this.extraArgs = List.copyOf(extraArgs);
+        this.nodeArgs = nodeArgs;
         StringBuilder s = new StringBuilder();
         for (int i = 0; i < count; i++) {
             Node n = new Node(i, freePort(), freePort(), freePort(), dir.resolve("node-" + i), freePort());
             nodes.add(n);
-            s.append(i == 0 ? "" : ",").append(i).append("@127.0.0.1:").append(n.rpcPort);
+            if (i < seedCount) {
+                s.append(i == 0 ? "" : ",").append(i).append("@127.0.0.1:").append(n.rpcPort);
+            }
         }
         this.seeds = s.toString();
-        for (Node n : nodes) {
-            start(n.id);
+        for (int i = 0; i < seedCount; i++) {
+            start(i);
         }
     }
 
@@ -102,6 +121,7 @@ final class BrokerProcesses implements AutoCloseable {
             cmd.add(a.replace("{kafkaPort}", Integer.toString(n.kafkaPort)).replace("{sparePort}",
                 Integer.toString(n.sparePort)));
         }
+        cmd.addAll(nodeArgs.apply(id));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         procs[id] = p;
         BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
@@ -172,6 +192,17 @@ final class BrokerProcesses implements AutoCloseable {
     String tail(int lines) {
         List<String> all = output();
         return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
+    }
+
+    /** The Kafka addresses of the nodes started so far. */
+    String bootstrapStarted() {
+        List<String> out = new ArrayList<>();
+        for (Node n : nodes) {
+            if (procs[n.id] != null) {
+                out.add("127.0.0.1:" + n.kafkaPort);
+            }
+        }
+        return String.join(",", out);
     }
 
     @Override

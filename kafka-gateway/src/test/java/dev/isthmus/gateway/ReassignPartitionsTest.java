@@ -163,9 +163,11 @@ class ReassignPartitionsTest {
             }
             savedOut.println("during the move: " + during);
 
+            // Metadata lists the union during the move, and the adding replicas are in sync before the group commits
+            // its new configuration and completes the move: wait for ListPartitionReassignments to be empty too.
             Map<String, TopicDescription> after = await(admin, List.of(moved, grown), "the moves done", d ->
                 replicas(d.get(moved)).equals(List.of(1, 2)) && replicas(d.get(grown)).equals(List.of(0, 1, 2))
-                    && leaders(d) && inSync(d));
+                    && leaders(d) && inSync(d) && noReassignments(admin));
             assertEquals(Map.of(), admin.listPartitionReassignments().reassignments().get(30, TimeUnit.SECONDS));
             savedOut.println("after the move: " + after);
             long target = load.acked() + 300;
@@ -528,6 +530,14 @@ class ReassignPartitionsTest {
         Properties ap = new Properties();
         ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         return Admin.create(ap);
+    }
+
+    private static boolean noReassignments(Admin admin) {
+        try {
+            return admin.listPartitionReassignments().reassignments().get(20, TimeUnit.SECONDS).isEmpty();
+        } catch (Exception e) {
+            return false;
+        }
     }
 
     private static void create(Admin admin, NewTopic topic) throws Exception {

@@ -649,6 +649,20 @@ public final class RaftGroup implements RaftLog.Callbacks {
     }
 
     /**
+     * Leader only: the last offset member {@code id} is known to hold matching this leader's log (Raft's match
+     * index, thesis §3.5), -1 when nothing is known yet; Long.MIN_VALUE when this node does not lead or {@code id}
+     * is not a member. What a leader checks before pointing a consumer at a follower to fetch from (KIP-392: the
+     * follower's log must reach the fetch offset).
+     */
+    public long matchOffset(int id) {
+        if (role != Role.LEADER || id == nodeId) {
+            return Long.MIN_VALUE;
+        }
+        Progress pr = progress(id);
+        return pr == null ? Long.MIN_VALUE : pr.match;
+    }
+
+    /**
      * Leader only: how many voters of the configuration in force are live, this node included: a follower counts
      * when the leader heard from it (an answer to AppendEntries or to a snapshot chunk) within the window; a follower this leader has not heard from yet counts for one such window from the moment
      * this node became leader (or the follower was added). The window is the minimum election timeout, the span

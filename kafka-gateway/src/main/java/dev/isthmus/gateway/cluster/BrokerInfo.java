@@ -13,9 +13,16 @@ import java.util.List;
  * registration) means {@code host}/{@code kafkaPort} for every listener name.
  *
  * <p>{@code rpcPort} 0 (with any non-empty {@code rpcHost}) is a single node that opens no RPC port.
+ *
+ * <p>{@code rack} is the node's rack ({@code --rack}, Kafka's {@code broker.rack}), or null when it has none:
+ * Metadata and DescribeCluster report it, {@link Placement} spreads a partition's replicas over racks, and the
+ * leader of a partition points a consumer with a {@code client.rack} at an in-sync follower in its rack (KIP-392).
  */
 public record BrokerInfo(int id, String host, int kafkaPort, String rpcHost, int rpcPort, int shards,
-                         List<Endpoint> listeners) {
+                         List<Endpoint> listeners, String rack) {
+    /** The longest rack name accepted (Kafka sets no bound; this keeps the controller state small). */
+    public static final int MAX_RACK_CHARS = 255;
+
     /** A named listener's advertised address. */
     public record Endpoint(String name, String host, int port) {
         public Endpoint {
@@ -42,6 +49,40 @@ public record BrokerInfo(int id, String host, int kafkaPort, String rpcHost, int
         if (listeners.size() > 64) {
             throw new IllegalArgumentException("broker " + id + " registers " + listeners.size() + " listeners");
         }
+        String bad = rackProblem(rack);
+        if (bad != null) {
+            throw new IllegalArgumentException("broker " + id + ": " + bad);
+        }
+    }
+
+    /** A broker with these listeners and no rack. */
+    public BrokerInfo(int id, String host, int kafkaPort, String rpcHost, int rpcPort, int shards,
+                      List<Endpoint> listeners) {
+        this(id, host, kafkaPort, rpcHost, rpcPort, shards, listeners, null);
+    }
+
+    /**
+     * Null when {@code rack} is a valid rack name (or null: no rack), else the problem: a rack is 1 to
+     * {@link #MAX_RACK_CHARS} characters with no control character.
+     */
+    public static String rackProblem(String rack) {
+        if (rack == null) {
+            return null;
+        }
+        if (rack.isEmpty() || rack.length() > MAX_RACK_CHARS) {
+            return "a rack name has 1 to " + MAX_RACK_CHARS + " characters, not " + rack.length();
+        }
+        for (int i = 0; i < rack.length(); i++) {
+            if (Character.isISOControl(rack.charAt(i))) {
+                return "rack name '" + rack.replaceAll("\\p{Cntrl}", "?") + "' holds a control character";
+            }
+        }
+        return null;
+    }
+
+    /** The same broker in {@code rack} (null: none). */
+    public BrokerInfo withRack(String rack) {
+        return new BrokerInfo(id, host, kafkaPort, rpcHost, rpcPort, shards, listeners, rack);
     }
 
     /** A broker with one unnamed listener (tools and tests that do not name listeners). */
@@ -81,9 +122,37 @@ public record BrokerInfo(int id, String host, int kafkaPort, String rpcHost, int
         }
     }
 
-    /** A RegisterBroker command's broker: the listeners follow when present (absent in older records). */
+    /** Rack: i8 0 (none) or i8 1 + the name (snapshot version 9 and RegisterBroker commands since racks). */
+    void writeRack(Wire.Writer w) {
+        if (rack == null) {
+            w.i8(0);
+        } else {
+            w.i8(1).str(rack);
+        }
+    }
+
+    static String readRack(Wire.Reader r) {
+        int has = r.i8();
+        if (has != 0 && has != 1) {
+            throw new ControllerFormatException("broker rack flag is " + has);
+        }
+        return has == 1 ? r.str() : null;
+    }
+
+    /**
+     * A RegisterBroker command's broker: the listeners follow when present (absent in older records), then the rack
+     * when present (absent in records written before racks).
+     */
     static BrokerInfo readCommand(Wire.Reader r) {
-        return read(r, null);
+        BrokerInfo b = read(r, null);
+        if (!r.hasRemaining()) {
+            return b;
+        }
+        try {
+            return b.withRack(readRack(r));
+        } catch (IllegalArgumentException e) {
+            throw new ControllerFormatException(e.getMessage());
+        }
     }
 
     /** @param withListeners whether the listeners follow; null: when bytes remain (the end of a command) */

@@ -30,17 +30,18 @@ import java.util.regex.Pattern;
  *             SCRAM credentials (from version 6: i32 n, n x {@link UserScramCredential}),
  *             client quotas (from version 7: i32 n, n x (ClientQuotaEntity, i32 m, m x (key, value f64 as i64 bits)))
  *             node modes (from version 8: maintenance int[], decommissioning int[]; see {@link NodeModes})
- *             (version 5 adds each broker's listeners after its fields: i32 n, n x (name, host, port i32))
+ *             (version 5 adds each broker's listeners after its fields: i32 n, n x (name, host, port i32);
+ *             version 9 adds each broker's rack after its listeners: i8 0 = none, or i8 1 + name)
  * </pre>
- * Versions 1 to 7 (no reassignments before 3, no ACLs before 4, no broker listeners before 5, no SCRAM credentials
+ * Versions 1 to 8 (no reassignments before 3, no ACLs before 4, no broker listeners before 5, no SCRAM credentials
  * before 6, no client quotas before 7,
- * no node modes before 8) are still read.
+ * no node modes before 8, no racks before 9) are still read.
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 8;
+    private static final int SNAPSHOT_VERSION = 9;
     /** The oldest snapshot version this node reads. */
     private static final int SNAPSHOT_VERSION_MIN = 1;
     /** The most ACL bindings the cluster holds (a bound on the state's size and every shard's copy). */
@@ -631,6 +632,7 @@ public final class ClusterState {
         brokers.values().forEach(b -> {
             b.write(w);
             b.writeListeners(w);
+            b.writeRack(w);
         });
         w.i32(topics.size());
         topics.values().forEach(t -> t.write(w));
@@ -678,6 +680,13 @@ public final class ClusterState {
         TreeMap<Integer, BrokerInfo> brokers = new TreeMap<>();
         for (int i = 0; i < nb; i++) {
             BrokerInfo b = BrokerInfo.read(r, version >= 5);
+            if (version >= 9) {
+                try {
+                    b = b.withRack(BrokerInfo.readRack(r));
+                } catch (IllegalArgumentException e) {
+                    throw new ControllerFormatException(e.getMessage());
+                }
+            }
             brokers.put(b.id(), b);
         }
         int nt = r.count(24);

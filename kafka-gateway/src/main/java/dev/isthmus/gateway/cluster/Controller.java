@@ -70,6 +70,7 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     private final int nodeId;
     private final int[] voters;
     private final ControllerStateMachine machine = new ControllerStateMachine(this);
+    private final PartitionBalancer balancer = new PartitionBalancer(PartitionBalancer.DEFAULT_MAX_CONCURRENT_MOVES);
     /**
      * Applied entries between snapshots of the metadata ({@code -Disthmus.controller.snapshotEntries}, 1000), read
      * when this controller starts (not when the class loads: a test JVM may start controllers with other values).
@@ -188,6 +189,15 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     /** Whether this node leads the controller group (any thread; may be stale). */
     public boolean isLeader() {
         return leader;
+    }
+
+    /**
+     * The partition balancer (any thread: {@link PartitionBalancer#status()} for {@code balancer status} and the
+     * metrics, {@link PartitionBalancer#setEnabled} for {@code --partition-balancer}). It runs on the controller
+     * leader only.
+     */
+    public PartitionBalancer balancer() {
+        return balancer;
     }
 
     /** The controller leader this node knows, or -1 (any thread; may be stale). */
@@ -605,6 +615,8 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
         if (machine.appliedSinceSnapshot() >= snapshotEveryEntries) {
             group.raft().takeSnapshot();
         }
+        balancer.round(s, group.isLeader(), now, id -> id == nodeId || host.transport().isConnected(id),
+            id -> Arrays.binarySearch(voters, id) >= 0, (c, timeoutMs, done) -> submitHere(c, timeoutMs).whenComplete((r, t) -> done.accept(r)));
         if (!group.isLeader()) {
             return;
         }

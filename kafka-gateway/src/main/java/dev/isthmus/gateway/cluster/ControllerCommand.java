@@ -19,7 +19,8 @@ import java.util.UUID;
  * <pre>
  *   wire: type i8, version i8 (1), then the fields below; strings are i32 length + UTF-8
  *   1 RegisterBroker    broker: id i32, host, kafkaPort i32, rpcHost, rpcPort i32, shards i32,
- *                       listeners (i32 n, n x (name, host, port i32); absent in records written before them)
+ *                       listeners (i32 n, n x (name, host, port i32); absent in records written before them),
+ *                       rack (i8 0 = none, or i8 1 + name; absent in records written before racks)
  *   2 CreateTopic       name, uuid (2 x i64), partitions i32, replicationFactor i32, configs (i32 n, n x (k, v)),
  *                       assignment (i32 n, n x int[]: empty = the controller places replicas)
  *   3 DeleteTopic       name
@@ -194,6 +195,7 @@ public sealed interface ControllerCommand {
                 w.i8(1).i8(VERSION);
                 c.broker().write(w);
                 c.broker().writeListeners(w);
+                c.broker().writeRack(w);
             }
             case CreateTopic c -> {
                 w.i8(2).i8(VERSION).str(c.name()).i64(c.id().getMostSignificantBits())

@@ -6,14 +6,18 @@ import java.util.List;
 import java.util.TreeMap;
 
 /**
- * Deterministic replica placement: spreads preferred leaders and replicas evenly over brokers, and each
- * broker's replicas evenly over its shards, counting every partition already placed (of every topic).
+ * Deterministic replica placement: spreads each partition's replicas over racks, preferred leaders and replicas
+ * evenly over brokers, and each broker's replicas evenly over its shards, counting every partition already placed
+ * (of every topic).
  *
  * <ul>
  *   <li>The preferred leader (first replica) of each new partition is the broker with the fewest preferred
  *       leaders, then the fewest replicas, then the lowest id.</li>
- *   <li>The other replicas are the brokers with the fewest replicas (then fewest leaders, lowest id) among
- *       the rest.</li>
+ *   <li>Each further replica is, among the brokers not chosen yet, one whose rack holds the fewest of the
+ *       partition's replicas chosen so far (so replicas land on distinct racks while there are racks left, and
+ *       spread evenly over the racks beyond that), then the one with the fewest replicas, then fewest leaders,
+ *       then the lowest id. A broker without a rack counts as a rack of its own, so a cluster without racks is
+ *       placed by load alone (Kafka's {@code StripedReplicaPlacer} spreads over racks first as well).</li>
  *   <li>On each chosen broker, the replica goes to the shard holding the fewest replicas (lowest index on ties).</li>
  * </ul>
  * Every replica of the controller group applies the same commands to the same state, so they all compute the
@@ -24,6 +28,8 @@ final class Placement {
     private final TreeMap<Integer, int[]> shardLoad = new TreeMap<>();
     private final TreeMap<Integer, Integer> replicaLoad = new TreeMap<>();
     private final TreeMap<Integer, Integer> leaderLoad = new TreeMap<>();
+    /** Per broker, its rack key: the rack, or a key of its own for a broker without one. */
+    private final TreeMap<Integer, String> rackOf = new TreeMap<>();
 
     Placement(Collection<BrokerInfo> brokers, Collection<TopicInfo> topics) {
         this.brokers = new TreeMap<>();
@@ -32,6 +38,7 @@ final class Placement {
             shardLoad.put(b.id(), new int[b.shards()]);
             replicaLoad.put(b.id(), 0);
             leaderLoad.put(b.id(), 0);
+            rackOf.put(b.id(), b.rack() != null ? "r:" + b.rack() : "b:" + b.id());
         }
         for (TopicInfo t : topics) {
             for (PartitionInfo p : t.partitions()) {
@@ -74,15 +81,20 @@ final class Placement {
         }
         replicas[0] = leader;
         candidates.remove(Integer.valueOf(leader));
+        TreeMap<String, Integer> chosenPerRack = new TreeMap<>();
+        chosenPerRack.merge(rackOf.get(leader), 1, Integer::sum);
         for (int i = 1; i < rf; i++) {
             int best = candidates.get(0);
             for (int b : candidates) {
-                if (better(b, best, false)) {
+                int rb = chosenPerRack.getOrDefault(rackOf.get(b), 0);
+                int rbest = chosenPerRack.getOrDefault(rackOf.get(best), 0);
+                if (rb < rbest || rb == rbest && better(b, best, false)) {
                     best = b;
                 }
             }
             replicas[i] = best;
             candidates.remove(Integer.valueOf(best));
+            chosenPerRack.merge(rackOf.get(best), 1, Integer::sum);
         }
         return replicas;
     }

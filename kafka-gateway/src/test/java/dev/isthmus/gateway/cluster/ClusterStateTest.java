@@ -290,6 +290,98 @@ class ClusterStateTest {
         s = apply(s, d, ControllerErrors.RESOURCE_NOT_FOUND);
     }
 
+    ClusterState racked(String... racks) {
+        ClusterState s = ClusterState.EMPTY;
+        for (int i = 0; i < racks.length; i++) {
+            s = apply(s, new ControllerCommand.RegisterBroker(new BrokerInfo(i, "127.0.0.1", 9092 + i, "127.0.0.1",
+                19092 + i, 2, List.of(), racks[i])), 0);
+        }
+        return s;
+    }
+
+    @Test
+    void shouldKeepRacksInVersionNineAndReadVersionFiveWithout() {
+        ClusterState s = racked("a", "b", null);
+        s = apply(s, ControllerCommand.CreateTopic.of("t", 3, 2, Map.of()), 0);
+        ClusterState back = ClusterState.decode(s.encode());
+        assertEquals(s, back);
+        assertEquals("a", back.broker(0).rack());
+        assertEquals("b", back.broker(1).rack());
+        assertNull(back.broker(2).rack());
+        byte[] snap = s.encode();
+        assertEquals(9, (snap[0] << 8) | (snap[1] & 0xff), "this branch writes version 9");
+        // Version 5, field by field: listeners after each broker, no rack; reassignments and ACL counts.
+        Wire.Writer w = new Wire.Writer().i16(5).i64(s.appliedOffset()).i64(s.nextGroupId()).i64(s.nextProducerId());
+        w.i32(s.brokers().size());
+        s.brokers().forEach(b -> {
+            b.write(w);
+            b.writeListeners(w);
+        });
+        w.i32(s.topics().size());
+        s.topics().forEach(t -> t.write(w));
+        w.i32(0).i32(0);
+        ClusterState v5 = ClusterState.decode(w.bytes());
+        assertEquals(s.topics().size(), v5.topics().size());
+        for (BrokerInfo b : v5.brokers()) {
+            assertNull(b.rack(), "version 5 has no racks");
+            assertEquals(s.broker(b.id()).withRack(null), b);
+        }
+        // A RegisterBroker written before racks (listeners, no rack flag) reads as a broker without a rack.
+        BrokerInfo old = new BrokerInfo(7, "h", 9092, "h", 9990, 2);
+        Wire.Writer c = new Wire.Writer().i8(1).i8(ControllerCommand.VERSION);
+        old.write(c);
+        old.writeListeners(c);
+        assertEquals(new ControllerCommand.RegisterBroker(old), ControllerCommand.decode(c.bytes()));
+        ControllerCommand withRack = new ControllerCommand.RegisterBroker(old.withRack("rack-7"));
+        assertEquals(withRack, ControllerCommand.decode(withRack.encode()));
+    }
+
+    @Test
+    void shouldRefuseABadRackName() {
+        assertThrows(IllegalArgumentException.class, () -> new BrokerInfo(0, "h", 1, "h", 2, 1, List.of(), ""));
+        assertThrows(IllegalArgumentException.class, () -> new BrokerInfo(0, "h", 1, "h", 2, 1, List.of(), "a\nb"));
+        assertThrows(IllegalArgumentException.class, () -> new BrokerInfo(0, "h", 1, "h", 2, 1, List.of(),
+            "r".repeat(BrokerInfo.MAX_RACK_CHARS + 1)));
+    }
+
+    @Test
+    void shouldPutEachPartitionsReplicasOnDistinctRacksAndSpreadLoad() {
+        // Six brokers in three racks (two each): every RF-3 partition has one replica per rack.
+        ClusterState s = racked("a", "a", "b", "b", "c", "c");
+        s = apply(s, ControllerCommand.CreateTopic.of("t", 12, 3, Map.of()), 0);
+        int[] replicas = new int[6];
+        int[] leaders = new int[6];
+        for (PartitionInfo p : s.topic("t").partitions()) {
+            TreeSet<String> racks = new TreeSet<>();
+            for (int b : p.replicas()) {
+                racks.add(s.broker(b).rack());
+                replicas[b]++;
+            }
+            leaders[p.preferredLeader()]++;
+            assertEquals(3, racks.size(), "one replica per rack: " + p);
+        }
+        for (int b = 0; b < 6; b++) {
+            assertEquals(6, replicas[b], "replicas " + java.util.Arrays.toString(replicas));
+            assertEquals(2, leaders[b], "leaders " + java.util.Arrays.toString(leaders));
+        }
+        // Two racks for RF 3: no rack holds more than two of a partition's replicas, and each holds at least one.
+        ClusterState two = racked("x", "x", "x", "y", "y", "y");
+        two = apply(two, ControllerCommand.CreateTopic.of("u", 6, 3, Map.of()), 0);
+        for (PartitionInfo p : two.topic("u").partitions()) {
+            int inX = 0;
+            for (int b : p.replicas()) {
+                inX += two.broker(b).rack().equals("x") ? 1 : 0;
+            }
+            assertTrue(inX == 1 || inX == 2, "spread over both racks: " + p);
+        }
+        // More replicas than racks with one broker short of a rack: still distinct brokers, evenly spread.
+        ClusterState few = racked("a", "b", "a", "b");
+        few = apply(few, ControllerCommand.CreateTopic.of("v", 4, 4, Map.of()), 0);
+        for (PartitionInfo p : few.topic("v").partitions()) {
+            assertEquals(4, java.util.Arrays.stream(p.replicas()).distinct().count());
+        }
+    }
+
     @Test
     void shouldHandOutEachProducerIdOnceInBlocks() {
         ClusterState s = brokers(3, 2);
