@@ -79,7 +79,7 @@ class OtherClientsTest {
         isthmus.removeHandler(capture);
     }
 
-    private record Result(int exit, boolean timedOut, String out, String err) {
+    record Result(int exit, boolean timedOut, String out, String err) {
         String both() {
             return "exit " + exit + (timedOut ? " (timed out, killed)" : "") + "\n--- stdout\n" + tail(out)
                 + "\n--- stderr\n" + tail(err);
@@ -90,12 +90,12 @@ class OtherClientsTest {
         }
     }
 
-    private static Result exec(Path work, String stdin, Map<String, String> env, String... command)
+    static Result exec(Path work, String stdin, Map<String, String> env, String... command)
         throws IOException, InterruptedException {
         return exec(PROCESS_TIMEOUT_S, work, stdin, env, command);
     }
 
-    private static Result exec(int timeoutS, Path work, String stdin, Map<String, String> env, String... command)
+    static Result exec(int timeoutS, Path work, String stdin, Map<String, String> env, String... command)
         throws IOException, InterruptedException {
         Path out = Files.createTempFile(work, "out", ".txt");
         Path err = Files.createTempFile(work, "err", ".txt");
@@ -118,7 +118,7 @@ class OtherClientsTest {
     }
 
     /** Skips (locally) or fails (CI) when a client is missing, with the way to install it. */
-    private static void require(boolean present, String what, String install) {
+    static void require(boolean present, String what, String install) {
         if (present) {
             return;
         }
@@ -129,7 +129,7 @@ class OtherClientsTest {
         Assumptions.abort(msg + "; skipped locally, required under CI");
     }
 
-    private static String onPath(String name) {
+    static String onPath(String name) {
         for (String dir : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
             Path p = Path.of(dir, name);
             if (Files.isExecutable(p)) {
@@ -269,7 +269,7 @@ class OtherClientsTest {
 
     // ------------------------------------------------------------------ confluent-kafka-python (librdkafka)
 
-    private static String python() throws Exception {
+    static String python() throws Exception {
         String py = System.getenv().getOrDefault("ISTHMUS_PYTHON", "/usr/bin/python3");
         boolean ok = Files.isExecutable(Path.of(py))
             && new ProcessBuilder(py, "-c", "import confluent_kafka").start().waitFor() == 0;
@@ -309,14 +309,25 @@ class OtherClientsTest {
 
     // ------------------------------------------------------------------ kafkajs 2.2.4 (Node)
 
-    @Test
-    void kafkajsShouldCreateProduceAndConsumeInAGroup(@TempDir Path dir) throws Exception {
+    static String node() {
         String node = onPath("node");
         require(node != null, "node", "apt-get install nodejs");
+        return node;
+    }
+
+    /** The installed kafkajs package ({@code .ci/run} puts it in ~/.cache/isthmus-clients), or $ISTHMUS_KAFKAJS. */
+    static Path kafkajs() {
         Path kafkajs = Path.of(System.getenv().getOrDefault("ISTHMUS_KAFKAJS",
             System.getProperty("user.home") + "/.cache/isthmus-clients/node_modules/kafkajs"));
         require(Files.isRegularFile(kafkajs.resolve("package.json")), "kafkajs at " + kafkajs,
             "npm install --prefix ~/.cache/isthmus-clients kafkajs@2.2.4, or set ISTHMUS_KAFKAJS");
+        return kafkajs;
+    }
+
+    @Test
+    void kafkajsShouldCreateProduceAndConsumeInAGroup(@TempDir Path dir) throws Exception {
+        String node = node();
+        Path kafkajs = kafkajs();
         {
             Broker b = started(dir);
             Result r = exec(dir, "", Map.of("KAFKAJS_PATH", kafkajs.toString()), node,
