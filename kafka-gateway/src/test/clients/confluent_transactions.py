@@ -9,7 +9,8 @@ TOPIC (2 partitions) and INPUT (1 partition) must exist. With transactional id T
   c2  6 records, committed; the group's offset must still be 5;
   z1  6 records, flushed; then a second producer with the same TXN_ID initialises (fencing the first and
       aborting z1), and the first producer's commit must fail, fatally, as fenced;
-  c3  6 records from the second producer, committed.
+  c3  6 records from the second producer, committed;
+then librdkafka's own read_committed consumer must read c1, c2 and c3 once each and nothing of a1 or z1.
 Record values are "<txn>-<i>". What the broker stored is checked by the Java test. Prints one JSON line per step;
 exits 0 on success, 1 with an "error" line otherwise.
 """
@@ -111,6 +112,35 @@ def main():
     p2.flush(10)
     member.close()
     reader.close()
+    read_committed(broker, topic, group)
+
+
+def read_committed(broker, topic, group):
+    """librdkafka's own read_committed consumer (it drops aborted records by the fetch's aborted list)."""
+    expected = {"%s-%d" % (t, i) for t in ("c1", "c2", "c3") for i in range(PER_TXN)}
+    c = Consumer({"bootstrap.servers": broker, "group.id": group + "-reader", "enable.auto.commit": False,
+                  "isolation.level": "read_committed", "enable.partition.eof": True})
+    c.assign([TopicPartition(topic, 0, 0), TopicPartition(topic, 1, 0)])
+    seen = []
+    eof = set()
+    deadline = time.time() + 60
+    # c3 is last on both partitions, so once all of it arrived and both partitions are at their end, anything
+    # aborted (earlier in the log) would have arrived too.
+    while not (expected <= set(seen) and len(eof) == 2) and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                eof.add(m.partition())
+                continue
+            raise RuntimeError("read_committed consumer: %s" % m.error())
+        eof.discard(m.partition())
+        seen.append(m.value().decode())
+    c.close()
+    say("read-committed", values=sorted(seen))
+    if sorted(seen) != sorted(expected):
+        raise RuntimeError("read_committed consumer read %s" % sorted(seen))
 
 
 if __name__ == "__main__":

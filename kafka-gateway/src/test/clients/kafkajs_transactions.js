@@ -8,7 +8,8 @@
 //   c2  6 records, committed; the group's offset must still be 5;
 //   z1  6 records; then a second producer with the same TXN_ID initialises (fencing the first and aborting z1),
 //       and the first producer's commit must fail with the broker's fencing error;
-//   c3  6 records from the second producer, committed.
+//   c3  6 records from the second producer, committed;
+// then kafkajs's own read_committed consumer must read c1, c2 and c3 once each and nothing of a1 or z1.
 // Record values are "<txn>-<i>". What the broker stored is checked by the Java test. Prints one JSON line per
 // step; exits 0 on success, 1 with an "error" line otherwise.
 'use strict';
@@ -115,6 +116,41 @@ async function main() {
   say('c3-committed', {});
   await p2.disconnect();
   await admin.disconnect();
+  await readCommitted();
+}
+
+/** kafkajs's own read_committed consumer (it drops aborted records by the fetch's aborted list). */
+async function readCommitted() {
+  const expected = [];
+  for (const t of ['c1', 'c2', 'c3']) {
+    for (let i = 0; i < PER_TXN; i++) {
+      expected.push(t + '-' + i);
+    }
+  }
+  const consumer = kafka.consumer({ groupId: groupId + '-reader', readUncommitted: false, sessionTimeout: 10000,
+    rebalanceTimeout: 10000, heartbeatInterval: 1000 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const seen = [];
+  // c3 is last on both partitions: once all of it arrived, anything aborted (earlier in the log) would have too.
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('read_committed consumer timed out with ' + JSON.stringify(seen))), 60000);
+    consumer.run({
+      eachMessage: async ({ message }) => {
+        seen.push(message.value.toString());
+        if (expected.every(v => seen.includes(v))) {
+          clearTimeout(timer);
+          resolve();
+        }
+      },
+    }).catch(reject);
+  });
+  await consumer.disconnect();
+  seen.sort();
+  say('read-committed', { values: seen });
+  if (JSON.stringify(seen) !== JSON.stringify(expected.sort())) {
+    throw new Error('read_committed consumer read ' + JSON.stringify(seen));
+  }
 }
 
 main().then(() => process.exit(0), (e) => {

@@ -35,7 +35,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * through five transactions on one transactional id: c1 (records and a consumer offset, committed), a1 (records
  * and an offset, aborted), c2 (committed), z1 (left open, then fenced by a second producer with the same id, whose
  * initialisation aborts it) and c3 (the second producer's, committed). The scripts check what the client sees: the
- * offset invisible until the commit, the aborted offset never, the fenced producer's error. This class then checks
+ * offset invisible until the commit, the aborted offset never, the fenced producer's error, and the client's own
+ * read_committed consumer reading c1, c2 and c3 exactly once (both clients drop aborted records themselves, from
+ * the fetch's aborted-transaction list). This class then checks
  * what the broker stored, with kafka-clients: read_committed returns c1, c2 and c3 exactly once, read_uncommitted
  * also a1 and z1, each partition holds the five markers in order (commit, abort, commit, abort, commit) with the
  * two aborted transactions in the read_committed fetch's list, the second producer's epoch above the first's, and
@@ -115,6 +117,14 @@ class OtherClientsTransactionTest {
         assertTrue(out.contains("{\"step\":\"c1-committed\",\"committed\":5}"), r.both());
         assertTrue(out.contains("{\"step\":\"c2-committed\",\"committed\":5}"), "aborted offset 9 dropped\n" + r.both());
         assertTrue(out.contains("\"step\":\"c3-committed\""), r.both());
+        List<String> committed = new ArrayList<>();
+        for (String txn : List.of("c1", "c2", "c3")) {
+            for (int i = 0; i < PER_TXN; i++) {
+                committed.add("\"" + txn + "-" + i + "\"");
+            }
+        }
+        assertTrue(out.contains("{\"step\":\"read-committed\",\"values\":[" + String.join(",", committed) + "]}"),
+            "the client's own read_committed consumer: c1, c2, c3 once each\n" + r.both());
     }
 
     private static List<String> values(String txn, int partition) {
