@@ -2,7 +2,8 @@
 
     python3 confluent_transactions.py BROKER TOPIC INPUT GROUP TXN_ID
 
-TOPIC (2 partitions) and INPUT (1 partition) must exist. With transactional id TXN_ID, in this order:
+TOPIC (2 partitions) and INPUT (1 partition) must exist. A consumer joins GROUP on INPUT (its group metadata goes
+with the offsets, as in a consume-transform-produce loop). With transactional id TXN_ID, in this order:
   c1  6 records over both partitions of TOPIC, offset 5 of INPUT partition 0 for GROUP sent to the transaction
       (the group's committed offset must still be unset before the commit), committed; the offset must become 5;
   a1  6 records, flushed (delivered to the log), offset 9 sent to the transaction, aborted;
@@ -55,7 +56,18 @@ def committed(reader, tp):
 def main():
     broker, topic, input_topic, group, txn_id = sys.argv[1:6]
     tp_in = TopicPartition(input_topic, 0)
-    member = Consumer({"bootstrap.servers": broker, "group.id": group, "enable.auto.commit": False})
+    # A member of GROUP, as in a consume-transform-produce loop: its group metadata (generation, member id) goes
+    # with the offsets (TxnOffsetCommit v3), and the group coordinator checks them.
+    member = Consumer({"bootstrap.servers": broker, "group.id": group, "enable.auto.commit": False,
+                       "session.timeout.ms": 10000})
+    assigned = []
+    member.subscribe([input_topic], on_assign=lambda c, parts: assigned.extend(parts))
+    deadline = time.time() + 30
+    while not assigned and time.time() < deadline:
+        member.poll(0.2)
+    say("member-joined", assigned=[(tp.topic, tp.partition) for tp in assigned])
+    if not assigned:
+        raise RuntimeError("the consumer never got its assignment in group %s" % group)
     reader = Consumer({"bootstrap.servers": broker, "group.id": group, "enable.auto.commit": False,
                        "isolation.level": "read_uncommitted"})
     metadata = member.consumer_group_metadata()

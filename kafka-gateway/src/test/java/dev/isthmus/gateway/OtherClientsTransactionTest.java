@@ -37,7 +37,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * initialisation aborts it) and c3 (the second producer's, committed). The scripts check what the client sees: the
  * offset invisible until the commit, the aborted offset never, the fenced producer's error, and the client's own
  * read_committed consumer reading c1, c2 and c3 exactly once (both clients drop aborted records themselves, from
- * the fetch's aborted-transaction list). This class then checks
+ * the fetch's aborted-transaction list). librdkafka sends its offsets with the group metadata of a consumer that
+ * joined the group (TxnOffsetCommit v3 with a generation and member id, as in a consume-transform-produce loop);
+ * kafkajs's TxnOffsetCommit (v0 to v1) carries only the group id. This class then checks
  * what the broker stored, with kafka-clients: read_committed returns c1, c2 and c3 exactly once, read_uncommitted
  * also a1 and z1, each partition holds the five markers in order (commit, abort, commit, abort, commit) with the
  * two aborted transactions in the read_committed fetch's list, the second producer's epoch above the first's, and
@@ -86,6 +88,7 @@ class OtherClientsTransactionTest {
             CLIENTS.resolve("confluent_transactions.py").toString(), "127.0.0.1:" + b.port(), TOPIC, INPUT, GROUP,
             "py-txn");
         assertEquals(0, r.exit(), r.both());
+        assertTrue(r.out().contains("{\"step\": \"member-joined\", \"assigned\": [[\"" + INPUT + "\", 0]]}"), r.both());
         assertClientSaw(r);
         // librdkafka turns the broker's PRODUCER_FENCED / INVALID_PRODUCER_EPOCH into its fatal _FENCED error.
         assertTrue(r.out().contains("\"step\": \"z1-fenced\", \"code\": -144, \"name\": \"_FENCED\", \"fatal\": true"),
