@@ -45,7 +45,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * two aborted transactions in the read_committed fetch's list, the second producer's epoch above the first's, and
  * the group's offset is c1's.
  *
- * <p>The clients run on transaction version 1 (neither uses KIP-890's version 2) against a broker that advertises
+ * <p>On the wire (librdkafka's protocol debug log): InitProducerId v4, AddPartitionsToTxn v0, AddOffsetsToTxn v0,
+ * TxnOffsetCommit v3, EndTxn v1, Produce v7; kafkajs uses InitProducerId, EndTxn and TxnOffsetCommit v0 to v1.
+ * The clients run on transaction version 1 (neither uses KIP-890's version 2) against a broker that advertises
  * version 2, as Kafka 4.x brokers do. A missing client skips locally and fails under CI, as in
  * {@link OtherClientsTest}. One broker per test, closed after it once every connection is gone.
  */
@@ -90,7 +92,7 @@ class OtherClientsTransactionTest {
         assertEquals(0, r.exit(), r.both());
         assertTrue(r.out().contains("{\"step\": \"member-joined\", \"assigned\": [[\"" + INPUT + "\", 0]]}"), r.both());
         assertClientSaw(r);
-        // librdkafka turns the broker's PRODUCER_FENCED / INVALID_PRODUCER_EPOCH into its fatal _FENCED error.
+        // librdkafka 2.0.2 sends EndTxn v1, gets INVALID_PRODUCER_EPOCH and raises its fatal _FENCED error.
         assertTrue(r.out().contains("\"step\": \"z1-fenced\", \"code\": -144, \"name\": \"_FENCED\", \"fatal\": true"),
             r.both());
         assertStored(b);
