@@ -300,8 +300,14 @@ class NodeOperationsTest {
                 Map<Integer, int[]> seen = new TreeMap<>();
                 MetadataRequestData req = new MetadataRequestData().setAllowAutoTopicCreation(false)
                     .setTopics(List.of(new MetadataRequestData.MetadataRequestTopic().setName(topic)));
-                MetadataResponse r = (MetadataResponse) KafkaRequests.send(cluster.node(i).kafkaPort(), ApiKeys.METADATA,
-                    (short) 12, req);
+                MetadataResponse r;
+                try {
+                    r = (MetadataResponse) KafkaRequests.send(cluster.node(i).kafkaPort(), ApiKeys.METADATA, (short) 12,
+                        req);
+                } catch (java.io.IOException e) {
+                    same = false; // a node just restarted may not listen yet: ask again until the deadline
+                    break;
+                }
                 for (MetadataResponseData.MetadataResponseTopic t : r.data().topics()) {
                     for (MetadataResponseData.MetadataResponsePartition p : t.partitions()) {
                         seen.put(p.partitionIndex(), new int[] {p.leaderId(), p.leaderEpoch()});
