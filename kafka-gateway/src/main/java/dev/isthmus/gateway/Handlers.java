@@ -855,7 +855,9 @@ final class Handlers {
                 boolean committed = req.isolationLevel == PartitionFetch.READ_COMMITTED;
                 fan.submit(topic, p.partitionIndex, part -> lookup(part, ts, committed),
                     new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1},
-                    new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, -1}, res -> {
+                    new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, -1},
+                    // A failed cross-shard call is a retriable error, never NONE with offset -1 (a wrong answer).
+                    f -> new long[] {ErrorCodes.REQUEST_TIMED_OUT, -1, -1, -1}, res -> {
                         pr.errorCode = (short) res[0];
                         pr.offset = res[1];
                         pr.timestamp = res[2];
