@@ -44,7 +44,8 @@ import java.util.function.Consumer;
  * {@link #submit} proposes locally when this node leads the group; otherwise it sends the command to the
  * known leader (or the next seed) as an RPC ({@link #SERVICE}); a node that does not lead answers
  * NOT_CONTROLLER with its leader hint and the command goes there. A send unanswered within its timeout is sent
- * again, while the earlier sends' answers still count; the whole command has a deadline (REQUEST_TIMED_OUT). An entry's outcome is known when it is applied: if the entry at its
+ * again, while the earlier sends' answers still count; the whole command has a deadline (REQUEST_TIMED_OUT).
+ * An entry's outcome is known when it is applied: if the entry at its
  * offset carries its term it was committed and the result is the state machine's (e.g. TOPIC_ALREADY_EXISTS);
  * otherwise it was lost and is sent again. A lost leadership does not fail a proposal: its entry may still
  * be committed by the next leader, which the apply tells.
@@ -60,7 +61,7 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     private static final System.Logger LOG = System.getLogger("dev.isthmus.gateway.cluster");
     private static final long MAINTENANCE_INTERVAL_MS = 100;
     private static final long RETRY_DELAY_MS = 25;
-    /** Sends of one command whose answer is still awaited (a bound: the oldest is forgotten beyond it). */
+    /** Sends of one command whose answer is still awaited, at most (see {@code Attempt.maySendTo}). */
     private static final int MAX_SENDS_ANSWERABLE = 16;
     private static final int CODE_RESULT = 0;
     private static final int CODE_NOT_CONTROLLER = ControllerErrors.NOT_CONTROLLER;
