@@ -122,6 +122,7 @@ public final class Main {
     }
 
     public static void main(String[] args) throws Exception {
+        StartupPhases.mainEntered();
         if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h") || args[0].equals("help")) {
             System.out.print(USAGE);
             System.exit(args.length == 0 ? 2 : 0);
