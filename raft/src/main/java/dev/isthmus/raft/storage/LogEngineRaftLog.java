@@ -1,5 +1,6 @@
 package dev.isthmus.raft.storage;
 
+import dev.isthmus.arena.IoBuf;
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.Log;
 import dev.isthmus.log.LogConfig;
@@ -48,10 +49,17 @@ import java.util.function.LongConsumer;
  * capped below any truncation not finished yet, is reported through {@link Callbacks#onAppendDurable}. Term, vote and snapshots become durable with a
  * state-file record (direct write + fdatasync, never blocking the shard).
  *
- * <h2>Reads</h2>
- * Entries are served from the tail cache (recent entries stay until durable and within
- * {@link Options#tailCacheBytes()}); older ones are read from the log with direct I/O: {@link #read} then
- * answers {@link RaftLog#READ_PENDING} and {@link Callbacks#onReadable()} follows.
+ * <h2>Reads: one cache per partition</h2>
+ * The tail cache holds the entries the log cannot serve back yet: those not durable (appended, queued for the log,
+ * or being written). Once durable an entry leaves it when the log has the shard's {@link dev.isthmus.log.BatchCache}
+ * (every broker's log does): the batch cache already holds the same bytes (it shares a same-shard payload's
+ * fragments), so Raft's catch-up reads and consumers' fetches are served by that one cache, under one index. A read
+ * of a durable offset is a batch-cache read ({@link Log#read(long, long, int, Log.ChainReadHandler)}): a hit answers
+ * at once with entries whose payloads share the cache's fragments (lent until the next read, see {@link #lent}); a
+ * miss fills the cache from disk and answers {@link RaftLog#READ_PENDING}, then {@link Callbacks#onReadable()}
+ * follows and the fill's entries stay pinned here until the next fill. A log without a batch cache (tools, some
+ * tests) keeps durable entries within {@link Options#tailCacheBytes()} and reads older ones with copying direct
+ * I/O.
  *
  * <h2>Recovery</h2>
  * Opening reads the latest state record (hard state, snapshot, term-index checkpoint and configuration
@@ -93,7 +101,9 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     }
 
     /**
-     * @param tailCacheBytes       recent entries kept in memory for followers and apply (beyond it, reads go to disk)
+     * @param tailCacheBytes       durable entries kept in memory for followers and apply by a log without a batch cache
+     *                             (beyond it, reads go to disk); a log with one keeps no durable entry (the batch
+     *                             cache serves them)
      * @param checkpointEveryBytes appended bytes after which the term-index checkpoint is rewritten (bounds the
      *                             scan at recovery)
      * @param boundaryEveryBytes   spacing of the batch boundaries remembered for prefix truncation
@@ -180,6 +190,14 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private long readGeneration;
     private long pinnedFrom = Long.MAX_VALUE;
     private long pinnedTo = Long.MIN_VALUE;
+    /**
+     * Entries a batch-cache hit handed out ({@link #readShared}): their payloads share the cache's fragments and this
+     * log holds the one reference each, lent to the caller until its next read or this log's next poll (the
+     * transport takes its own references for what it queues).
+     */
+    private final List<Entry> lent = new ArrayList<>();
+    /** The batch-cache read in progress (one at a time: a miss waits for its fill). */
+    private final SharedRead sharedRead = new SharedRead();
 
     // callbacks deferred out of calls
     private int inCall;
@@ -356,8 +374,12 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         if (fromOffset > lastOffset()) {
             return READ_OK;
         }
+        releaseLent();
         Map.Entry<Long, Entry> first = cache.floorEntry(fromOffset);
         if (first == null || first.getValue().lastOffset() < fromOffset) {
+            if (sharesBatchCache() && fromOffset <= reportedDurable) {
+                return readShared(fromOffset, maxBytes, out);
+            }
             startDiskRead(fromOffset);
             return READ_PENDING;
         }
@@ -628,6 +650,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
      */
     public int poll() {
         int work = 0;
+        if (!lent.isEmpty()) {
+            releaseLent();
+            work++;
+        }
         if (waitingSpace && log != null && !failed && !closed) {
             waitingSpace = false;
             opBlocked = false;
@@ -842,6 +868,127 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
 
     // ===================================================================================== reads
 
+    /** Whether durable entries are read from the shard's batch cache rather than kept in the tail cache. */
+    private boolean sharesBatchCache() {
+        return log != null && log.batchCache() != null;
+    }
+
+    /**
+     * A read of durable entries from the shard's batch cache (see the class comment): a hit fills {@code out} before
+     * returning, a miss answers {@link RaftLog#READ_PENDING} and {@link #readable()} follows its fill.
+     */
+    private int readShared(long fromOffset, int maxBytes, List<Entry> out) {
+        if (readInFlight || failed) {
+            return READ_PENDING; // the fill in flight ends with readable()
+        }
+        SharedRead r = sharedRead;
+        r.start(fromOffset, out);
+        // Bound by the reported durable end: what lies past it is in the tail cache (or being cut by a truncation).
+        log.read(Math.max(fromOffset, log.logStartOffset()), reportedDurable + 1, maxBytes, r);
+        if (r.out == null) {
+            return r.rc; // answered before returning: a hit (or a failure handed to the disk path)
+        }
+        r.out = null;
+        readInFlight = true;
+        return READ_PENDING;
+    }
+
+    /** Gives back the references of entries handed out by batch-cache hits. */
+    private void releaseLent() {
+        for (int i = 0, n = lent.size(); i < n; i++) {
+            unhold(lent.get(i));
+        }
+        lent.clear();
+    }
+
+    /**
+     * The handler of {@link #readShared}: one object, reused (a read's fill completes before the next starts). On a hit
+     * the entries go to the caller's list and {@link #lent}; from a fill they are pinned in the tail cache until the
+     * next fill, like a disk read's.
+     */
+    private final class SharedRead implements Log.ChainReadHandler {
+        long from;
+        long generation;
+        /** The caller's list while the read may answer at once; null once it went asynchronous. */
+        List<Entry> out;
+        int rc;
+
+        void start(long fromOffset, List<Entry> into) {
+            from = fromOffset;
+            generation = readGeneration;
+            out = into;
+            rc = READ_PENDING;
+        }
+
+        @Override
+        public void onRead(IoBuf batches, long firstOffset, long lastOffset) {
+            try {
+                if (out != null) {
+                    int before = out.size();
+                    RaftBatches.decodeShared(batches, out);
+                    int n = out.size();
+                    if (n == before) {
+                        out = null;
+                        startDiskRead(from);
+                        rc = READ_PENDING;
+                        return;
+                    }
+                    for (int i = before; i < n; i++) {
+                        lent.add(out.get(i));
+                    }
+                    out = null;
+                    rc = READ_OK;
+                    if (!closed) {
+                        poller.schedule(LogEngineRaftLog.this); // the lent references go back this turn
+                    }
+                    return;
+                }
+                readInFlight = false;
+                if (generation == readGeneration && !closed && !failed && batches.size() > 0) {
+                    List<Entry> got = new ArrayList<>();
+                    RaftBatches.decodeShared(batches, got);
+                    if (!got.isEmpty()) {
+                        pinnedFrom = got.get(0).baseOffset();
+                        pinnedTo = got.get(got.size() - 1).lastOffset();
+                    }
+                    for (Entry e : got) {
+                        if (e.baseOffset() >= startOffset() && e.lastOffset() <= lastOffset()
+                            && terms.termAt(e.baseOffset()) == e.term() && !cache.containsKey(e.baseOffset())) {
+                            cachePut(e);
+                        }
+                        unhold(e); // the tail cache took its own reference, or nobody wants it
+                    }
+                }
+                readable();
+            } catch (IllegalArgumentException e) {
+                out = null;
+                readInFlight = false;
+                fail("batch-cache read of " + dir + " at " + from + ": " + e.getMessage());
+            } finally {
+                batches.release();
+            }
+        }
+
+        @Override
+        public void onError(LogException error) {
+            if (out != null) {
+                // Answered at once (out of range: a prefix truncation the log-engine has not taken yet; no
+                // memory): the copying disk read handles these cases.
+                out = null;
+                startDiskRead(from);
+                rc = READ_PENDING;
+                return;
+            }
+            readInFlight = false;
+            if (log != null && log.isFailed()) {
+                fail("batch-cache read of " + dir + " at " + from + " failed: " + error.getMessage());
+                return;
+            }
+            deferred.add(LogEngineRaftLog.this::readableNow);
+            poller.schedule(LogEngineRaftLog.this);
+        }
+    }
+
     private void startDiskRead(long fromOffset) {
         if (readInFlight || log == null || failed) {
             return;
@@ -904,12 +1051,14 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     }
 
     /**
-     * Drops the oldest cached entries while over budget, except entries not durable yet (the log could not
-     * serve them back) and those of the last disk read (the group is about to use them).
+     * Drops the oldest cached entries, except entries not durable yet (the log could not serve them back) and those
+     * of the last disk read (the group is about to use them): every durable one when the batch cache serves them
+     * ({@link #sharesBatchCache()}), else while over {@link Options#tailCacheBytes()}.
      */
     private void evictCache() {
+        boolean shared = sharesBatchCache();
         var it = cache.values().iterator();
-        while (cacheBytes > options.tailCacheBytes() && it.hasNext()) {
+        while ((shared || cacheBytes > options.tailCacheBytes()) && it.hasNext()) {
             Entry e = it.next();
             if (e.lastOffset() > reportedDurable) {
                 return;
@@ -1205,6 +1354,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         closed = true;
         // Arena payloads go back to their shard now; nothing reads the cache or appends the queue after close.
         dropAll(cache);
+        releaseLent();
         for (Op op : ops) {
             if (op.kind == OpKind.APPEND) {
                 unhold(op.entry);
