@@ -156,11 +156,15 @@ public final class IoBuf implements IoBufView, AutoCloseable {
 
     private Fragment newFragment(int bytes) {
         checkLive();
+        Fragment f;
         if (arena == null) {
-            return new Fragment(null, -1, MemorySegment.ofArray(new byte[bytes]));
+            f = new Fragment(null, -1, MemorySegment.ofArray(new byte[bytes]));
+        } else {
+            long offset = arena.allocateOrThrow(bytes, subsystem);
+            f = new Fragment(arena, offset, arena.segment(offset, MemoryArena.roundedSize(bytes)));
         }
-        long offset = arena.allocateOrThrow(bytes, subsystem);
-        return new Fragment(arena, offset, arena.segment(offset, MemoryArena.roundedSize(bytes)));
+        f.appender = this;
+        return f;
     }
 
     // ------------------------------------------------------------------ append / prepend
@@ -227,7 +231,11 @@ public final class IoBuf implements IoBufView, AutoCloseable {
         return this;
     }
 
-    /** Free bytes after the tail that this chain may write in place (it must be the tail fragment's only user). */
+    /**
+     * Free bytes after the tail that this chain may write in place: the tail fragment must be one this chain allocated
+     * for its appends and end where its written bytes end. Other chains may share its written bytes (slices cut from a
+     * receive chain, held by Raft or the cache): appends write only past them.
+     */
     private long tailRoom() {
         if (count == 0) {
             return 0;
@@ -235,7 +243,7 @@ public final class IoBuf implements IoBufView, AutoCloseable {
         int last = count - 1;
         Fragment f = frags[last];
         long end = starts[last] + lens[last];
-        if (f.arena == null && arena != null || f.written != end || f.refCount() != 1) {
+        if (f.appender != this || f.written != end) {
             return 0;
         }
         return f.memory.byteSize() - end;
