@@ -30,8 +30,6 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
-import java.util.TreeMap;
 import java.util.function.LongConsumer;
 
 /**
@@ -142,7 +140,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private final TermIndex terms = new TermIndex();
     /** The CONFIGURATION and PREFIX_TRUNCATION entries of the visible log, in offset order. */
     private final List<Entry> controlEntries = new ArrayList<>();
-    private final TreeMap<Long, Entry> cache = new TreeMap<>();
+    /** The tail cache: entries not durable yet, and those of the last disk read (see the class comment). */
+    private final EntryWindow cache = new EntryWindow();
     private long cacheBytes;
     private long[] boundaries = new long[16];
     private int boundaryCount;
@@ -375,17 +374,18 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             return READ_OK;
         }
         releaseLent();
-        Map.Entry<Long, Entry> first = cache.floorEntry(fromOffset);
-        if (first == null || first.getValue().lastOffset() < fromOffset) {
+        int first = cache.floorIndex(fromOffset);
+        if (first < 0 || cache.get(first).lastOffset() < fromOffset) {
             if (sharesBatchCache() && fromOffset <= reportedDurable) {
                 return readShared(fromOffset, maxBytes, out);
             }
             startDiskRead(fromOffset);
             return READ_PENDING;
         }
-        long next = first.getKey();
+        long next = cache.get(first).baseOffset();
         long bytes = 0;
-        for (Entry e : cache.tailMap(first.getKey(), true).values()) {
+        for (int i = first, n = cache.size(); i < n; i++) {
+            Entry e = cache.get(i);
             if (e.baseOffset() != next || (bytes > 0 && bytes + e.sizeBytes() > maxBytes)) {
                 break;
             }
@@ -401,8 +401,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
      * checkers and diagnostics: what the log holds in memory (every entry not yet durable is there).
      */
     public Entry cachedEntry(long offset) {
-        Map.Entry<Long, Entry> e = cache.floorEntry(offset);
-        return e != null && e.getValue().lastOffset() >= offset ? e.getValue() : null;
+        return cache.containing(offset);
     }
 
     /** Whether the storage failed (the group stopped; the log takes no more writes). */
@@ -540,10 +539,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             checkWritable();
             Verify.that(offset == terms.startOffset() || (offset > terms.startOffset() && offset <= terms.lastOffset()),
                 "record start %d outside the log [%d, %d]", offset, terms.startOffset(), terms.lastOffset());
-            Map.Entry<Long, Entry> containing = cache.floorEntry(offset);
-            Verify.that(containing == null || containing.getValue().lastOffset() < offset
-                || containing.getKey() <= terms.startOffset(), "record start %d is inside the entry at %d, not the first"
-                + " one (log start %d)", offset, containing == null ? -1 : containing.getKey(), terms.startOffset());
+            Entry containing = cache.containing(offset);
+            Verify.that(containing == null || containing.baseOffset() <= terms.startOffset(), "record start %d is inside"
+                + " the entry at %d, not the first one (log start %d)", offset,
+                containing == null ? -1 : containing.baseOffset(), terms.startOffset());
             if (offset > recordStartRequested) {
                 recordStartRequested = offset;
                 requestRecord();
@@ -562,9 +561,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         if (snapshot.lastOffset() <= target) {
             best = Math.max(best, snapshot.lastOffset());
         }
-        Map.Entry<Long, Entry> c = cache.floorEntry(target + 1);
-        if (c != null && c.getValue().lastOffset() >= target) {
-            long end = c.getValue().lastOffset() == target ? target : c.getValue().baseOffset() - 1;
+        int ci = cache.floorIndex(target + 1);
+        if (ci >= 0 && cache.get(ci).lastOffset() >= target) {
+            Entry c = cache.get(ci);
+            long end = c.lastOffset() == target ? target : c.baseOffset() - 1;
             best = Math.max(best, end);
         }
         for (int i = boundaryCount - 1; i >= 0; i--) {
@@ -579,7 +579,9 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private void compactTo(long floor) {
         terms.truncatePrefix(floor);
         controlEntries.removeIf(e -> e.baseOffset() <= floor);
-        dropAll(cache.headMap(floor, true));
+        while (!cache.isEmpty() && cache.get(0).baseOffset() <= floor) {
+            dropAt(0);
+        }
         int keep = 0;
         for (int i = 0; i < boundaryCount; i++) {
             if (boundaries[i] > floor) {
@@ -953,7 +955,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                     }
                     for (Entry e : got) {
                         if (e.baseOffset() >= startOffset() && e.lastOffset() <= lastOffset()
-                            && terms.termAt(e.baseOffset()) == e.term() && !cache.containsKey(e.baseOffset())) {
+                            && terms.termAt(e.baseOffset()) == e.term() && !cache.containsBase(e.baseOffset())) {
                             cachePut(e);
                         }
                         unhold(e); // the tail cache took its own reference, or nobody wants it
@@ -1015,7 +1017,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                     }
                     for (Entry e : got) {
                         if (e.baseOffset() >= startOffset() && e.lastOffset() <= lastOffset()
-                            && terms.termAt(e.baseOffset()) == e.term() && !cache.containsKey(e.baseOffset())) {
+                            && terms.termAt(e.baseOffset()) == e.term() && !cache.containsBase(e.baseOffset())) {
                             cachePut(e);
                         }
                     }
@@ -1057,18 +1059,17 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
      */
     private void evictCache() {
         boolean shared = sharesBatchCache();
-        var it = cache.values().iterator();
-        while ((shared || cacheBytes > options.tailCacheBytes()) && it.hasNext()) {
-            Entry e = it.next();
+        int i = 0;
+        while ((shared || cacheBytes > options.tailCacheBytes()) && i < cache.size()) {
+            Entry e = cache.get(i);
             if (e.lastOffset() > reportedDurable) {
                 return;
             }
             if (e.baseOffset() >= pinnedFrom && e.lastOffset() <= pinnedTo) {
+                i++;
                 continue;
             }
-            it.remove();
-            cacheBytes -= e.sizeBytes();
-            unhold(e);
+            dropAt(i);
         }
     }
 
@@ -1084,39 +1085,55 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             return 0;
         }
         long dropped = 0;
-        var it = cache.values().iterator();
-        while (dropped < wanted && it.hasNext()) {
-            Entry e = it.next();
+        int i = 0;
+        while (dropped < wanted && i < cache.size()) {
+            Entry e = cache.get(i);
             if (e.lastOffset() > reportedDurable) {
                 break;
             }
             if (e.payload() instanceof KafkaBatchPayload p && p.inArena()) {
-                it.remove();
-                cacheBytes -= e.sizeBytes();
-                unhold(e);
+                dropAt(i);
                 dropped += p.sizeBytes();
+            } else {
+                i++;
             }
         }
         return dropped;
     }
 
     private void dropCacheFrom(long fromOffset) {
-        Map.Entry<Long, Entry> containing = cache.floorEntry(fromOffset);
-        long from = containing != null && containing.getValue().lastOffset() >= fromOffset ? containing.getKey() : fromOffset;
-        dropAll(cache.tailMap(from, true));
-    }
-
-    /** Drops every entry of a view of the tail cache. */
-    private void dropAll(Map<Long, Entry> m) {
-        for (Entry e : m.values()) {
+        // From the entry holding fromOffset (if any) on.
+        int i = cache.floorIndex(fromOffset);
+        if (i < 0 || cache.get(i).lastOffset() < fromOffset) {
+            i++;
+        }
+        for (int k = i, n = cache.size(); k < n; k++) {
+            Entry e = cache.get(k);
             cacheBytes -= e.sizeBytes();
             unhold(e);
         }
-        m.clear();
+        cache.truncate(i);
+    }
+
+    /** Drops every entry of the tail cache. */
+    private void dropAllCached() {
+        for (int k = 0, n = cache.size(); k < n; k++) {
+            Entry e = cache.get(k);
+            cacheBytes -= e.sizeBytes();
+            unhold(e);
+        }
+        cache.truncate(0);
+    }
+
+    private void dropAt(int i) {
+        Entry e = cache.get(i);
+        cache.removeAt(i);
+        cacheBytes -= e.sizeBytes();
+        unhold(e);
     }
 
     private void cachePut(Entry e) {
-        cache.put(e.baseOffset(), hold(e));
+        cache.put(hold(e));
         cacheBytes += e.sizeBytes();
     }
 
@@ -1248,7 +1265,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         Verify.that(ops.stream().noneMatch(op -> op.kind == OpKind.APPEND), "appends queued during a snapshot install");
         terms.reset(last, meta.lastTerm());
         controlEntries.clear();
-        dropAll(cache);
+        dropAllCached();
         boundaryCount = 0;
         readGeneration++;
         reportedDurable = last;
@@ -1353,7 +1370,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         }
         closed = true;
         // Arena payloads go back to their shard now; nothing reads the cache or appends the queue after close.
-        dropAll(cache);
+        dropAllCached();
         releaseLent();
         for (Op op : ops) {
             if (op.kind == OpKind.APPEND) {
