@@ -17,7 +17,10 @@ import java.util.zip.CRC32C;
  * <h2>Threads</h2>
  * An IoBuf object is used by one thread at a time. The fragments it references may be shared with chains on
  * other shards; the last {@link #release()} frees a fragment on its owner shard. Writing ({@code set*}) into
- * bytes that are shared is visible to every sharer: chains write only bytes they appended themselves.
+ * bytes that are shared is visible to every sharer: chains write only bytes they appended themselves. Appends
+ * extend a tail fragment in place only when this chain allocated it, past every byte written so far: a receive
+ * chain keeps filling its fragment while slices cut from it are held elsewhere (Raft, the batch cache), which
+ * never see those new bytes. There is no copy-on-write.
  */
 public final class IoBuf implements IoBufView, AutoCloseable {
     /** The largest fragment a chain allocates for appends. */
