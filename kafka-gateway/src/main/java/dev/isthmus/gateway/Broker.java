@@ -67,6 +67,8 @@ public final class Broker implements AutoCloseable {
     private volatile dev.isthmus.gateway.security.OAuthBearerValidator oauthBearer;
     /** The TLS material of the SSL and SASL_SSL listeners; null when the broker has none. */
     private volatile TlsContexts tls;
+    /** The RPC port's TLS material (null: plaintext RPC); reloaded as the listeners' is. */
+    private volatile TlsContexts rpcTls;
     /**
      * Per shard, the SCRAM credentials SASL exchanges look up (an immutable snapshot, replaced as a whole): the
      * controller's, then the bootstrap user's ({@link CredentialStore#layered}). Owned by each shard.
@@ -337,7 +339,7 @@ public final class Broker implements AutoCloseable {
             }
         };
         try {
-            raft = RaftServer.start(group, rc, pools);
+            raft = RaftServer.start(group, rc, pools, rpcTransportTls());
         } catch (IllegalStateException e) {
             throw new IOException(e.getMessage(), e);
         }
@@ -578,6 +580,9 @@ public final class Broker implements AutoCloseable {
         if (config.listeners().stream().anyMatch(l -> l.protocol().tls())) {
             tls = TlsContexts.load(sec.tls());
         }
+        if (sec.rpcTls() != null) {
+            rpcTls = TlsContexts.load(sec.rpcTls().tls());
+        }
         SaslSettings sasl = sec.sasl();
         if (sasl.enabledMechanisms().contains(dev.isthmus.gateway.security.SaslServerExchange.OAUTHBEARER)) {
             oauthBearer = dev.isthmus.gateway.security.OAuthBearerValidator.load(sasl.oauthBearer());
@@ -636,6 +641,35 @@ public final class Broker implements AutoCloseable {
     /** The OAUTHBEARER token validator (null when OAUTHBEARER is not enabled); thread-safe. */
     dev.isthmus.gateway.security.OAuthBearerValidator oauthBearer() {
         return oauthBearer;
+    }
+
+    /**
+     * The RPC transport's TLS (null: plaintext): engines from {@link #rpcTls} (server side with the configured client
+     * auth, required by default; client side checking the dialed host when endpoint identification is on), handshake
+     * tasks on the security workers.
+     */
+    private dev.isthmus.raft.net.TransportTls rpcTransportTls() {
+        TlsContexts contexts = rpcTls;
+        if (contexts == null) {
+            return null;
+        }
+        boolean verifyHostname = config.security().rpcTls().verifyHostname();
+        return new dev.isthmus.raft.net.TransportTls() {
+            @Override
+            public javax.net.ssl.SSLEngine serverEngine() {
+                return contexts.newServerEngine();
+            }
+
+            @Override
+            public javax.net.ssl.SSLEngine clientEngine(InetSocketAddress peer) {
+                return contexts.newClientEngine(peer, verifyHostname);
+            }
+
+            @Override
+            public java.util.concurrent.Executor tasks() {
+                return securityWorkers;
+            }
+        };
     }
 
     /** The TLS material (null when no listener speaks TLS). */
@@ -1250,6 +1284,9 @@ public final class Broker implements AutoCloseable {
             securityWorkers.shutdownNow();
             if (tls != null) {
                 tls.close();
+            }
+            if (rpcTls != null) {
+                rpcTls.close();
             }
         }
     }

@@ -458,6 +458,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         List<ListenerConfig> listeners = List.of();
         TlsSettings tls = TlsSettings.DEFAULTS;
         SaslSettings sasl = SaslSettings.DEFAULTS;
+        dev.isthmus.gateway.security.RpcTlsSettings rpcTls;
         TxnConfig transactions = TxnConfig.DEFAULTS;
         dev.isthmus.gateway.auth.AuthorizerConfig authorizer = dev.isthmus.gateway.auth.AuthorizerConfig.OFF;
         String rack;
@@ -506,6 +507,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             listeners = c.security.listeners();
             tls = c.security.tls();
             sasl = c.security.sasl();
+            rpcTls = c.security.rpcTls();
             rack = c.rack;
             partitionBalancer = c.partitionBalancer;
         }
@@ -543,6 +545,13 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             listeners = v.listeners();
             tls = v.tls();
             sasl = v.sasl();
+            rpcTls = v.rpcTls();
+            return this;
+        }
+
+        /** TLS of the node-to-node RPC port (null: plaintext). */
+        public Builder rpcTls(dev.isthmus.gateway.security.RpcTlsSettings v) {
+            rpcTls = v;
             return this;
         }
 
@@ -726,7 +735,7 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
                 maxConcurrentMoves, topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions, authorizer,
-                new SecuritySettings(listeners, tls, sasl), rack, partitionBalancer);
+                new SecuritySettings(listeners, tls, sasl, rpcTls), rack, partitionBalancer);
         }
     }
 }

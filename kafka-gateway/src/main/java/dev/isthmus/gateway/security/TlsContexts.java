@@ -116,6 +116,26 @@ public final class TlsContexts implements AutoCloseable {
         return e;
     }
 
+    /**
+     * Any thread: a client-side engine on the current material (it presents this node's certificate when the peer
+     * asks for one) for a connection to {@code peer}; with {@code verifyHostname} the peer's certificate must name
+     * its host (HTTPS endpoint identification, as Kafka's {@code ssl.endpoint.identification.algorithm=https}).
+     */
+    public SSLEngine newClientEngine(java.net.InetSocketAddress peer, boolean verifyHostname) {
+        SSLEngine e = current.context().createSSLEngine(peer.getHostString(), peer.getPort());
+        e.setUseClientMode(true);
+        SSLParameters p = e.getSSLParameters();
+        p.setProtocols(settings.enabledProtocols().toArray(String[]::new));
+        if (!settings.cipherSuites().isEmpty()) {
+            p.setCipherSuites(settings.cipherSuites().toArray(String[]::new));
+        }
+        if (verifyHostname) {
+            p.setEndpointIdentificationAlgorithm("HTTPS");
+        }
+        e.setSSLParameters(p);
+        return e;
+    }
+
     /** Checks the files now and reloads when they changed; returns whether new material is in use. Blocks. */
     public synchronized boolean reloadIfChanged() {
         try {

@@ -34,9 +34,9 @@ import java.util.concurrent.RejectedExecutionException;
  * tickets, KeyUpdate) are wrapped ahead of it.
  *
  * <h2>Rules</h2>
- * TLS 1.2 renegotiation is refused (the connection closes). {@link #close} sends close_notify when no send is in
- * flight and closes the socket after it (or after one second); a failure closes at once and is logged with its
- * cause (rate-limited), never with key material.
+ * TLS 1.2 renegotiation is refused (the connection closes). {@link #close} sends close_notify (or, after a
+ * failure, the engine's alert) when no send is in flight and closes the socket after it, or after one second at the
+ * latest; a failure is logged with its cause (rate-limited), never with key material.
  *
  * <h2>Threads</h2>
  * Owned by the shard of the socket; every method and callback runs there. Delegated tasks run on the executor of
@@ -416,7 +416,7 @@ final class TlsTcpConnection implements TcpConnection {
         long id = socket.send(MemorySegment.ofBuffer(netOut), this::onNetSent, 0);
         if (id < 0) {
             netSendInFlight = false;
-            fail("send failed: " + Errno.describe((int) -id));
+            broken("send failed: " + Errno.describe((int) -id));
         }
     }
 
@@ -432,7 +432,7 @@ final class TlsTcpConnection implements TcpConnection {
             return;
         }
         if (result < 0) {
-            fail(null); // the socket's own end follows with its errno
+            broken(null); // the socket's own end follows with its errno
             return;
         }
         completeAppSend();
@@ -469,6 +469,19 @@ final class TlsTcpConnection implements TcpConnection {
 
     // ================================================================================================ closing
 
+    /** The socket cannot send: close it at once (no alert can go out). */
+    private void broken(String why) {
+        if (closed) {
+            return;
+        }
+        if (why != null) {
+            LOG.log(System.Logger.Level.DEBUG, "RPC connection with " + peerName + ": " + why);
+        }
+        closed = true;
+        closeSocket();
+        abandonAppSend();
+    }
+
     private void fail(String why) {
         if (closed) {
             return;
@@ -480,9 +493,7 @@ final class TlsTcpConnection implements TcpConnection {
                 LOG.log(System.Logger.Level.WARNING, "RPC connection with " + peerName + ": " + why);
             }
         }
-        closed = true;
-        closeSocket(); // no close_notify after a failure
-        abandonAppSend();
+        close(); // the alert the engine has for the peer (a handshake failure's reason) goes out first, if it can
     }
 
     /**
