@@ -131,7 +131,7 @@ public final class Broker implements AutoCloseable {
     /** Shard 0 only: the authorizer handed to the shards last (rebuilt only when the ACLs change). */
     private dev.isthmus.gateway.auth.Authorizer authorizer = dev.isthmus.gateway.auth.Authorizer.ALLOW_ALL;
     /** Client quota enforcement, shared by the shards (lock-free sensors; see its class comment). */
-    private final ClientQuotas quotas = new ClientQuotas();
+    private final ClientQuotas quotas;
 
     /** The broker's client quota enforcement (any thread). */
     ClientQuotas quotas() {
@@ -159,6 +159,7 @@ public final class Broker implements AutoCloseable {
 
     private Broker(BrokerConfig config, ShardGroup group, ShardArenas arenas, String clusterId) {
         this.config = config;
+        this.quotas = new ClientQuotas(config.quotaWindowSamples(), config.quotaWindowSeconds());
         this.group = group;
         this.arenas = arenas;
         this.states = new ShardState[group.size()];

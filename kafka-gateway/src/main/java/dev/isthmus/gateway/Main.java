@@ -25,7 +25,8 @@ public final class Main {
                isthmus admin [--bootstrap-server HOST:PORT] COMMAND   (cluster status, partitions moves,
                              maintenance, decommission, recommission; 'isthmus admin --help')
           --config FILE            read options from FILE (lines "name = value"; '#' comments); FILE may
-                                   also set Kafka's broker defaults of topic configs (log.retention.hours,
+                                   also set Kafka's client quota windows quota.window.num (11) and
+                                   quota.window.size.seconds (1), and broker defaults of topic configs (log.retention.hours,
                                    log.retention.ms, log.segment.bytes, log.cleanup.policy, message.max.bytes,
                                    compression.type, min.insync.replicas, ...) and num.partitions,
                                    auto.create.topics.enable, socket.request.max.bytes, and the transaction
@@ -510,6 +511,8 @@ public final class Main {
             case "host" -> b.host(v);
             // Kafka's names for the same settings, so a server.properties line can be kept as it is.
             case "num.partitions" -> b.defaultPartitions(integer(name, v));
+            case "quota.window.num" -> b.quotaWindowSamples(integer(name, v));
+            case "quota.window.size.seconds" -> b.quotaWindowSeconds(integer(name, v));
             case "auto.create.topics.enable" -> b.autoCreateTopics(bool(name, v));
             case "socket.request.max.bytes" -> b.maxRequestBytes(integer(name, v));
             default -> {
