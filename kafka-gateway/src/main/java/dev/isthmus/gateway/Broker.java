@@ -586,7 +586,9 @@ public final class Broker implements AutoCloseable {
         }
         SaslSettings sasl = sec.sasl();
         if (sasl.enabledMechanisms().contains(dev.isthmus.gateway.security.SaslServerExchange.OAUTHBEARER)) {
-            oauthBearer = dev.isthmus.gateway.security.OAuthBearerValidator.load(sasl.oauthBearer());
+            // An https: key set's certificate is checked against the listeners' trust store when one is set.
+            oauthBearer = dev.isthmus.gateway.security.OAuthBearerValidator.load(sasl.oauthBearer(),
+                sasl.oauthBearer().jwksUrl() != null ? TlsContexts.trustContext(sec.tls()) : null);
         }
         if (sasl.adminUser() != null) {
             installCredentials(CredentialStore.ofPasswords(Map.of(sasl.adminUser(), sasl.adminPassword()),

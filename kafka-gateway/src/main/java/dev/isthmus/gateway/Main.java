@@ -57,9 +57,10 @@ public final class Main {
             sasl.admin.password or the environment variable ISTHMUS_SASL_ADMIN_PASSWORD (more SCRAM users:
             kafka-configs --alter --add-config 'SCRAM-SHA-256=[password=...]' --entity-type users; they are
             kept in the cluster's replicated state, and one of the bootstrap user's name replaces it);
-            OAUTHBEARER (add it to sasl.enabled.mechanisms): sasl.oauthbearer.jwks.endpoint.url file:PATH
-            (the issuer's JSON Web Key Set; RS256/384/512 and ES256/384/512 tokens; re-read when it changes,
-            checked every sasl.oauthbearer.jwks.endpoint.refresh.ms, 3600000, and on an unknown key id),
+            OAUTHBEARER (add it to sasl.enabled.mechanisms): sasl.oauthbearer.jwks.endpoint.url https://...
+            or file:PATH (the issuer's JSON Web Key Set; RS256/384/512 and ES256/384/512 tokens; fetched
+            again every sasl.oauthbearer.jwks.endpoint.refresh.ms, 3600000, and on an unknown key id; an
+            https endpoint's certificate is checked against ssl.truststore.location if set, else the JDK's),
             sasl.oauthbearer.expected.audience (a,b), sasl.oauthbearer.expected.issuer,
             sasl.oauthbearer.sub.claim.name (sub), sasl.oauthbearer.clock.skew.seconds (30);
             sasl.oauthbearer.allow.unsecured.tokens B: accept unsigned tokens, for tests only (false)
@@ -379,9 +380,10 @@ public final class Main {
     /** OAUTHBEARER's settings from Kafka's {@code sasl.oauthbearer.*} names. */
     private static dev.isthmus.gateway.security.OAuthBearerSettings oauthBearer(Map<String, String> o) {
         var d = dev.isthmus.gateway.security.OAuthBearerSettings.DEFAULTS;
+        String url = o.get("sasl.oauthbearer.jwks.endpoint.url");
+        boolean https = url != null && dev.isthmus.gateway.security.OAuthBearerSettings.isHttps(url);
         return new dev.isthmus.gateway.security.OAuthBearerSettings(
-            o.containsKey("sasl.oauthbearer.jwks.endpoint.url") ? dev.isthmus.gateway.security.OAuthBearerSettings
-                .jwksFile(o.get("sasl.oauthbearer.jwks.endpoint.url")) : d.jwksFile(),
+            url != null && !https ? dev.isthmus.gateway.security.OAuthBearerSettings.jwksFile(url) : d.jwksFile(),
             o.containsKey("sasl.oauthbearer.jwks.endpoint.refresh.ms") ? longValue(
                 "sasl.oauthbearer.jwks.endpoint.refresh.ms", o.get("sasl.oauthbearer.jwks.endpoint.refresh.ms"))
                 : d.jwksRefreshMs(),
@@ -392,7 +394,8 @@ public final class Main {
             o.containsKey("sasl.oauthbearer.clock.skew.seconds") ? integer("sasl.oauthbearer.clock.skew.seconds",
                 o.get("sasl.oauthbearer.clock.skew.seconds")) : d.clockSkewSeconds(),
             o.containsKey("sasl.oauthbearer.allow.unsecured.tokens") && bool("sasl.oauthbearer.allow.unsecured.tokens",
-                o.get("sasl.oauthbearer.allow.unsecured.tokens")));
+                o.get("sasl.oauthbearer.allow.unsecured.tokens")),
+            https ? dev.isthmus.gateway.security.OAuthBearerSettings.jwksUrl(url) : null);
     }
 
     private static List<String> list(String v) {

@@ -98,6 +98,20 @@ class MainTest {
     }
 
     @Test
+    void shouldTakeAnHttpsOrFileKeySetForOauthBearer() {
+        var https = Main.parse(new String[] {"--sasl.oauthbearer.jwks.endpoint.url", "https://issuer.example/keys"})
+            .security().sasl().oauthBearer();
+        assertEquals(java.net.URI.create("https://issuer.example/keys"), https.jwksUrl());
+        assertNull(https.jwksFile());
+        var file = Main.parse(new String[] {"--sasl.oauthbearer.jwks.endpoint.url", "file:/etc/jwks.json"})
+            .security().sasl().oauthBearer();
+        assertEquals(Path.of("/etc/jwks.json"), file.jwksFile());
+        assertNull(file.jwksUrl());
+        assertMessage("sasl.oauthbearer.jwks.endpoint.url http://issuer.example/keys: only https: and file: URLs are"
+            + " served", "--sasl.oauthbearer.jwks.endpoint.url", "http://issuer.example/keys");
+    }
+
+    @Test
     void shouldParseTheReceiveLimits() {
         BrokerConfig defaults = Main.parse(new String[0]);
         assertEquals(30_000, defaults.requestReceiveTimeoutMs());

@@ -242,6 +242,26 @@ public final class TlsContexts implements AutoCloseable {
         }
     }
 
+    /**
+     * A client context trusting what {@code s}'s trust store holds ({@code ssl.truststore.*}), or null when none is
+     * set (the JDK's default trust applies). Reads the file: a non-shard thread.
+     */
+    public static SSLContext trustContext(TlsSettings s) {
+        if (s.truststoreLocation() == null) {
+            return null;
+        }
+        try {
+            TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+            tmf.init(keyStore(s.truststoreLocation(), s.truststoreType(), s.truststorePassword(), null, false));
+            SSLContext ctx = SSLContext.getInstance("TLS");
+            ctx.init(null, tmf.getTrustManagers(), null);
+            return ctx;
+        } catch (GeneralSecurityException | IOException e) {
+            throw new IllegalArgumentException("ssl.truststore.location " + s.truststoreLocation() + " cannot be loaded: "
+                + e.getMessage(), e);
+        }
+    }
+
     private static boolean pemType(String type, Path file) {
         return TlsSettings.typeOf(type, file).equals("PEM");
     }
