@@ -29,19 +29,20 @@ import java.util.regex.Pattern;
  *             acls (i32 n, n x binding; from version 4),
  *             SCRAM credentials (from version 6: i32 n, n x {@link UserScramCredential}),
  *             client quotas (from version 7: i32 n, n x (ClientQuotaEntity, i32 m, m x (key, value f64 as i64 bits)))
- *             node modes (from version 8: maintenance int[], decommissioning int[]; see {@link NodeModes})
+ *             node modes (from version 8: maintenance int[], decommissioning int[]; from version 10 controller
+ *             voters int[]; see {@link NodeModes})
  *             (version 5 adds each broker's listeners after its fields: i32 n, n x (name, host, port i32);
  *             version 9 adds each broker's rack after its listeners: i8 0 = none, or i8 1 + name)
  * </pre>
  * Versions 1 to 8 (no reassignments before 3, no ACLs before 4, no broker listeners before 5, no SCRAM credentials
  * before 6, no client quotas before 7,
- * no node modes before 8, no racks before 9) are still read.
+ * no node modes before 8, no racks before 9, no controller voters before 10) are still read.
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 9;
+    private static final int SNAPSHOT_VERSION = 10;
     /** The oldest snapshot version this node reads. */
     private static final int SNAPSHOT_VERSION_MIN = 1;
     /** The most ACL bindings the cluster holds (a bound on the state's size and every shard's copy). */
@@ -221,6 +222,7 @@ public final class ClusterState {
             case ControllerCommand.AlterClientQuotas q -> alterClientQuotas(q, offset);
             case ControllerCommand.SetMaintenance m -> setMaintenance(m, offset);
             case ControllerCommand.SetDecommission d -> setDecommission(d, offset);
+            case ControllerCommand.SetControllerVoters v -> setControllerVoters(v, offset);
         };
     }
 
@@ -346,6 +348,35 @@ public final class ClusterState {
         }
         return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas,
             modes.withDecommissioning(node, false)));
+    }
+
+    /**
+     * Sets the controller voters (see {@link NodeModes#controllerVoters()}): at least one, each a registered broker, and
+     * no node being decommissioned that does not vote already. Whether enough of them are live to change the group's
+     * membership safely is not the state machine's to know (it is deterministic): the controller leader checks that
+     * before each step ({@link Controller}). Setting the voters that are set succeeds and changes nothing.
+     */
+    private Applied setControllerVoters(ControllerCommand.SetControllerVoters v, long offset) {
+        int[] voters = java.util.Arrays.stream(v.voters()).sorted().distinct().toArray();
+        if (voters.length == 0) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "the controller needs at least one voter");
+        }
+        int[] current = modes.controllerVoters();
+        for (int n : voters) {
+            if (!brokers.containsKey(n)) {
+                return fail(offset, ControllerErrors.INVALID_REQUEST, "node " + n + " is not a registered broker: start it"
+                    + " (with --seeds naming the controller nodes) before it votes");
+            }
+            if (modes.decommissioning(n) && java.util.Arrays.binarySearch(current, n) < 0) {
+                return fail(offset, ControllerErrors.INVALID_REQUEST, "node " + n + " is being decommissioned; recommission"
+                    + " it before it votes in the controller");
+            }
+        }
+        if (java.util.Arrays.equals(voters, current)) {
+            return ok(withOffset(offset));
+        }
+        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), new TreeMap<>(topics),
+            acls, scram, quotas, modes.withControllerVoters(voters)));
     }
 
     private Applied ok(ClusterState next) {
@@ -749,7 +780,7 @@ public final class ClusterState {
         }
         NodeModes modes = NodeModes.NONE;
         if (version >= 8) { // versions before 8 predate maintenance and decommissioning
-            modes = NodeModes.read(r);
+            modes = NodeModes.read(r, version);
         }
         r.end();
         return new ClusterState(applied, next, nextProducerId, brokers, topics, acls, scram, quotas, modes);

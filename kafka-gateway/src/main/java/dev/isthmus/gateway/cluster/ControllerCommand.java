@@ -36,8 +36,9 @@ import java.util.UUID;
  *  32 AlterClientQuotas alterations (i32 n, n x ClientQuotaAlteration)
  *  34 SetMaintenance    node i32, enabled i8 (0/1)
  *  35 SetDecommission   node i32, decommission i8 (1 = decommission, 0 = recommission)
+ *  40 SetControllerVoters  voters int[]
  * </pre>
- * Type ids 36 and 37 are reserved for node operations.
+ * Type ids 36 and 37 are reserved for node operations, 41 to 47 for controller membership, balancer and throttles.
  */
 public sealed interface ControllerCommand {
     int VERSION = 1;
@@ -187,6 +188,31 @@ public sealed interface ControllerCommand {
     record SetDecommission(int node, boolean decommission) implements ControllerCommand {
     }
 
+    /**
+     * Sets the nodes that vote in the controller group (see {@link NodeModes#controllerVoters()}); the controller leader
+     * then changes the group's Raft membership to them.
+     */
+    record SetControllerVoters(int[] voters) implements ControllerCommand {
+        public SetControllerVoters {
+            voters = voters.clone();
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof SetControllerVoters c && java.util.Arrays.equals(c.voters, voters);
+        }
+
+        @Override
+        public int hashCode() {
+            return java.util.Arrays.hashCode(voters);
+        }
+
+        @Override
+        public String toString() {
+            return "SetControllerVoters" + java.util.Arrays.toString(voters);
+        }
+    }
+
     /** The command's wire form. */
     default byte[] encode() {
         Wire.Writer w = new Wire.Writer();
@@ -244,6 +270,7 @@ public sealed interface ControllerCommand {
             }
             case SetMaintenance c -> w.i8(34).i8(VERSION).i32(c.node()).i8(c.enabled() ? 1 : 0);
             case SetDecommission c -> w.i8(35).i8(VERSION).i32(c.node()).i8(c.decommission() ? 1 : 0);
+            case SetControllerVoters c -> w.i8(40).i8(VERSION).ints(c.voters);
         }
         return w.bytes();
     }
@@ -303,6 +330,7 @@ public sealed interface ControllerCommand {
             }
             case 34 -> new SetMaintenance(r.i32(), flag(r, "maintenance"));
             case 35 -> new SetDecommission(r.i32(), flag(r, "decommission"));
+            case 40 -> new SetControllerVoters(r.ints());
             default -> throw new ControllerFormatException("unknown controller command type " + type);
         };
         r.end();
