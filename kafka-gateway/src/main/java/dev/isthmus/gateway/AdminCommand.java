@@ -680,6 +680,12 @@ public final class AdminCommand {
 
     private int decommission(Admin admin, int node, boolean decommission) throws Exception {
         alterMode(admin, NodeModeConfigs.DECOMMISSION, node, decommission);
+        if (decommission && !json && ids(nodeModes(admin).get(NodeModeConfigs.CONTROLLER_VOTERS)).contains(node)) {
+            // Its replicas move off; its controller vote does not: that is the operator's call (a voter count to keep).
+            err.println("isthmus admin: note: node " + node + " votes in the controller; before stopping it for good,"
+                + " make another node a voter ('isthmus admin controller add ID') and remove this one ('isthmus admin"
+                + " controller remove " + node + "')");
+        }
         if (!decommission) {
             report(Map.of("node", node, "decommissioning", false), "Node " + node + " is recommissioned: the moves off"
                 + " it still running were cancelled; it may take new replicas again.");

@@ -181,7 +181,7 @@ class SimulationTest {
     @Test
     void shouldKeepSafetyWhileTheControllerMembershipChangesUnderFaults() {
         String one = System.getProperty("isthmus.seed");
-        int seeds = one != null && !one.isBlank() ? 1 : Integer.getInteger("isthmus.sim.membershipSeeds", 30);
+        int seeds = one != null && !one.isBlank() ? 1 : Integer.getInteger("isthmus.sim.membershipSeeds", 20);
         long base = new SplittableRandom().nextLong();
         System.out.println("controller membership simulation: " + seeds + " seeds from base " + base);
         SplittableRandom seedSource = new SplittableRandom(base);
@@ -195,8 +195,7 @@ class SimulationTest {
             try {
                 r = sim.run();
             } catch (Throwable t) {
-                System.out.println("SIMULATION FAILED: seed " + seed + " (" + sim.options + ")
-"
+                System.out.println("SIMULATION FAILED: seed " + seed + " (" + sim.options + ")\n"
                     + "replay: ./mvnw -q -B -ntp -pl raft -am verify"
                     + " -Dtest=SimulationTest#shouldKeepSafetyWhileTheControllerMembershipChangesUnderFaults"
                     + " -Disthmus.seed=" + seed + "\nrecent events:\n" + sim.recentTrace());
