@@ -288,7 +288,7 @@ final class AdminHandlers {
             Long v = broker.reassignments().throttle(name); // set at runtime (IncrementalAlterConfigs): dynamic
             if (v != null) {
                 out.add(new ConfigEntry(name, Long.toString(v), SOURCE_DYNAMIC_BROKER, false, TopicConfigs.Type.LONG,
-                    "Replication throttle in bytes per second (not kept across restarts).",
+                    "Replication throttle in bytes per second (kept by the controller across restarts).",
                     List.of(new TopicConfigs.Synonym(name, Long.toString(v), SOURCE_DYNAMIC_BROKER))));
             }
         }

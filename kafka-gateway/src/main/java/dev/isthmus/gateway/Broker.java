@@ -490,6 +490,7 @@ public final class Broker implements AutoCloseable {
         quotas.install(cs.quotas()); // before the installs: a command's caller answered after them sees it in force
         List<Promise<Void>> installs = new ArrayList<>();
         Shard s0 = Shard.current();
+        reassignments.follow(s0, cs); // this broker's replication throttles, as the controller keeps them
         for (int i = 0; i < group.size(); i++) {
             int id = i;
             installs.add(s0.submitToAsync(i, x -> {

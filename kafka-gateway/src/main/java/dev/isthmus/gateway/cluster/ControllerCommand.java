@@ -37,8 +37,10 @@ import java.util.UUID;
  *  34 SetMaintenance    node i32, enabled i8 (0/1)
  *  35 SetDecommission   node i32, decommission i8 (1 = decommission, 0 = recommission)
  *  40 SetControllerVoters  voters int[]
+ *  41 AlterBrokerConfigs   node i32, set (i32 n, n x (k, v)), delete (i32 n, n x k)
+ *  42 SetBalancing         balancing i8 (0/1)
  * </pre>
- * Type ids 36 and 37 are reserved for node operations, 41 to 47 for controller membership, balancer and throttles.
+ * Type ids 36 and 37 are reserved for node operations, 43 to 47 for controller membership, balancer and throttles.
  */
 public sealed interface ControllerCommand {
     int VERSION = 1;
@@ -213,6 +215,25 @@ public sealed interface ControllerCommand {
         }
     }
 
+    /**
+     * Sets and removes dynamic configs of broker {@code node} that the cluster keeps for it across restarts: its
+     * replication throttles ({@link ClusterState#BROKER_DYNAMIC_CONFIGS}), as Kafka's controller keeps them.
+     */
+    record AlterBrokerConfigs(int node, SortedMap<String, String> set, SortedSet<String> delete)
+            implements ControllerCommand {
+        public AlterBrokerConfigs {
+            set = Collections.unmodifiableSortedMap(new TreeMap<>(set));
+            delete = Collections.unmodifiableSortedSet(new TreeSet<>(delete));
+        }
+    }
+
+    /**
+     * The partition balancer started (true: a node joined) or finished (false) rebalancing replicas; kept in the state
+     * so that the next controller leader's balancer carries on after a failover ({@link PartitionBalancer}).
+     */
+    record SetBalancing(boolean balancing) implements ControllerCommand {
+    }
+
     /** The command's wire form. */
     default byte[] encode() {
         Wire.Writer w = new Wire.Writer();
@@ -271,6 +292,13 @@ public sealed interface ControllerCommand {
             case SetMaintenance c -> w.i8(34).i8(VERSION).i32(c.node()).i8(c.enabled() ? 1 : 0);
             case SetDecommission c -> w.i8(35).i8(VERSION).i32(c.node()).i8(c.decommission() ? 1 : 0);
             case SetControllerVoters c -> w.i8(40).i8(VERSION).ints(c.voters);
+            case AlterBrokerConfigs c -> {
+                w.i8(41).i8(VERSION).i32(c.node());
+                writeMap(w, c.set());
+                w.i32(c.delete().size());
+                c.delete().forEach(w::str);
+            }
+            case SetBalancing c -> w.i8(42).i8(VERSION).i8(c.balancing() ? 1 : 0);
         }
         return w.bytes();
     }
@@ -331,6 +359,17 @@ public sealed interface ControllerCommand {
             case 34 -> new SetMaintenance(r.i32(), flag(r, "maintenance"));
             case 35 -> new SetDecommission(r.i32(), flag(r, "decommission"));
             case 40 -> new SetControllerVoters(r.ints());
+            case 41 -> {
+                int node = r.i32();
+                SortedMap<String, String> set = readMap(r);
+                int n = r.count(4);
+                TreeSet<String> delete = new TreeSet<>();
+                for (int i = 0; i < n; i++) {
+                    delete.add(r.str());
+                }
+                yield new AlterBrokerConfigs(node, set, delete);
+            }
+            case 42 -> new SetBalancing(flag(r, "balancing"));
             default -> throw new ControllerFormatException("unknown controller command type " + type);
         };
         r.end();
