@@ -97,6 +97,28 @@ class ControllerMembershipTest {
             create(admin, "after-remove", 2);
             produce(live, "c", 200, acked);
 
+            // Kafka's own kafka-configs on the isthmus.* names of the cluster-wide default broker resource.
+            KafkaTool.Run described = kafkaConfigs(live, "--describe", "--entity-type", "brokers", "--entity-default");
+            assertEquals(0, described.code(), described.printed());
+            assertTrue(described.out().contains("isthmus.controller.voters=0,1,3"), described.out());
+            KafkaTool.Run set = kafkaConfigs(live, "--alter", "--entity-type", "brokers", "--entity-default",
+                "--add-config", "isthmus.maintenance.nodes=[1]");
+            assertEquals(0, set.code(), set.printed());
+            assertTrue(kafkaConfigs(live, "--describe", "--entity-type", "brokers", "--entity-default").out()
+                .contains("isthmus.maintenance.nodes=1"));
+            KafkaTool.Run cleared = kafkaConfigs(live, "--alter", "--entity-type", "brokers", "--entity-default",
+                "--delete-config", "isthmus.maintenance.nodes");
+            assertEquals(0, cleared.code(), cleared.printed());
+            KafkaTool.Run badVoters = kafkaConfigs(live, "--alter", "--entity-type", "brokers", "--entity-default",
+                "--add-config", "isthmus.controller.voters=[0,2]");
+            assertTrue(badVoters.code() != 0 && badVoters.printed().contains("node 2 is down"), badVoters.printed());
+
+            // A replication throttle on node 0 (kafka-reassign-partitions --throttle sets it so): kept by the controller.
+            ConfigResource node0 = new ConfigResource(ConfigResource.Type.BROKER, "0");
+            admin.incrementalAlterConfigs(java.util.Map.of(node0, List.of(new org.apache.kafka.clients.admin.AlterConfigOp(
+                new org.apache.kafka.clients.admin.ConfigEntry("leader.replication.throttled.rate", "1000000"),
+                org.apache.kafka.clients.admin.AlterConfigOp.OpType.SET)))).all().get(60, TimeUnit.SECONDS);
+
             Result status = admin("--bootstrap-server", live, "--json", "controller", "status");
             assertEquals(0, status.code, status.out);
             assertEquals(0, admin("--bootstrap-server", live, "controller", "status").code);
@@ -113,6 +135,7 @@ class ControllerMembershipTest {
         try (Admin admin = admin(live)) {
             assertEquals(Set.of(0, 1, 3), awaitVoters(admin, Set.of(0, 1, 3)), "the membership survives the restart");
             assertEquals("0,1,3", votersConfig(admin), "the wanted voters are stored in the controller state");
+            assertEquals("1000000", throttle(admin, 0), "node 0's replication throttle survives its restart");
             create(admin, "after-restart", 2);
         }
         String tool = metadataQuorum(live);
@@ -138,19 +161,17 @@ class ControllerMembershipTest {
 
     /** {@code kafka-metadata-quorum.sh --bootstrap-server B describe --status}, as Kafka 4.3 ships it; its output. */
     private static String metadataQuorum(String bootstrap) throws Exception {
-        var execute = MetadataQuorumCommand.class.getDeclaredMethod("execute", String[].class);
-        execute.setAccessible(true);
-        PrintStream saved = System.out;
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
-        try {
-            execute.invoke(null, (Object) new String[] {"--bootstrap-server", bootstrap, "describe", "--status"});
-        } finally {
-            System.setOut(saved);
-        }
-        String out = buf.toString(StandardCharsets.UTF_8);
-        System.out.println("kafka-metadata-quorum describe --status\n" + out);
-        return out;
+        String[] args = KafkaTool.withBootstrap(bootstrap, "describe", "--status");
+        KafkaTool.Run r = KafkaTool.run("kafka-metadata-quorum " + String.join(" ", args),
+            () -> MetadataQuorumCommand.main(args));
+        assertEquals(0, r.code(), r.printed());
+        return r.out();
+    }
+
+    /** {@code kafka-configs.sh --bootstrap-server B ARGS} (Kafka 4.3, in-process). */
+    private static KafkaTool.Run kafkaConfigs(String bootstrap, String... args) throws Exception {
+        String[] all = KafkaTool.withBootstrap(bootstrap, args);
+        return KafkaTool.run("kafka-configs " + String.join(" ", all), () -> kafka.admin.ConfigCommand.main(all));
     }
 
     private static Admin admin(String bootstrap) {
@@ -200,6 +221,20 @@ class ControllerMembershipTest {
             }
             assertTrue(System.nanoTime() < deadline, "no node reports " + NodeModeConfigs.CONTROLLER_VOTERS + ": " + c);
             Thread.sleep(500);
+        }
+    }
+
+    /** Node {@code node}'s {@code leader.replication.throttled.rate} as DescribeConfigs reports it, or null. */
+    private static String throttle(Admin admin, int node) throws Exception {
+        ConfigResource r = new ConfigResource(ConfigResource.Type.BROKER, Integer.toString(node));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (true) {
+            var e = admin.describeConfigs(List.of(r)).all().get(60, TimeUnit.SECONDS).get(r)
+                .get("leader.replication.throttled.rate");
+            if (e != null || System.nanoTime() > deadline) {
+                return e == null ? null : e.value();
+            }
+            Thread.sleep(500); // the node, just restarted, has not installed the controller's state yet
         }
     }
 

@@ -156,6 +156,7 @@ public final class PartitionBalancer {
         s.brokers().forEach(b -> ids.add(b.id()));
         if (knownBrokers == null) {
             knownBrokers = ids;
+            balancing = s.balancing(); // a rebalance an earlier leader started goes on
         } else if (!knownBrokers.containsAll(ids)) {
             // A node joined: a node that is not a seed (controller voter), registering for the first time into a
             // cluster holding partitions (the seeds registering while the cluster forms are not joins).
@@ -169,8 +170,7 @@ public final class PartitionBalancer {
                 balancing = true;
             }
         }
-        // The state's flag: a rebalance an earlier leader started (or this one, once applied) goes on.
-        balancing |= s.balancing();
+        // The state's flag follows this leader's decision, so that the next leader carries on from it.
         if (balancing != s.balancing() && !flagging) {
             flagging = true;
             submitter.submit(new ControllerCommand.SetBalancing(balancing), MOVE_TIMEOUT_MS, r -> flagging = false);

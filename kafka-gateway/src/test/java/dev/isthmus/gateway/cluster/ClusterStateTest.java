@@ -127,8 +127,13 @@ class ClusterStateTest {
         SplittableRandom r = new SplittableRandom(seed);
         ClusterState s = brokers(1 + r.nextInt(5), 1 + r.nextInt(4));
         for (int i = 0; i < 200; i++) {
-            ControllerCommand c = switch (r.nextInt(10)) {
+            ControllerCommand c = switch (r.nextInt(12)) {
                 case 9 -> new ControllerCommand.SetControllerVoters(r.ints(1 + r.nextInt(3), 0, 6).toArray());
+                case 10 -> new ControllerCommand.AlterBrokerConfigs(r.nextInt(6),
+                    new TreeMap<>(Map.of("leader.replication.throttled.rate", Integer.toString(r.nextInt(1000)))),
+                    r.nextBoolean() ? new TreeSet<>(java.util.Set.of("follower.replication.throttled.rate"))
+                        : new TreeSet<>());
+                case 11 -> new ControllerCommand.SetBalancing(r.nextBoolean());
                 case 7 -> new ControllerCommand.SetMaintenance(r.nextInt(6), r.nextBoolean());
                 case 8 -> new ControllerCommand.SetDecommission(r.nextInt(6), r.nextInt(4) == 0);
                 case 4 -> new ControllerCommand.AllocateProducerIds(r.nextInt(5), 1 + r.nextInt(2000));
@@ -607,15 +612,47 @@ class ClusterStateTest {
         ClusterState back = ClusterState.decode(ten);
         assertEquals(s, back);
         assertArrayEquals(new int[] {0, 1, 2, 3}, back.modes().controllerVoters());
-        // Version 9: the same fields up to the node modes, which end with decommissioning (no controller voters).
+        // Version 9: the same fields up to the node modes, which end with decommissioning (no controller voters, and
+        // none of what follows them in version 10: broker configs, here none (i32 0), and the balancing flag (i8)).
         int votersBytes = 4 + 4 * s.modes().controllerVoters().length;
-        byte[] nine = java.util.Arrays.copyOf(ten, ten.length - votersBytes);
+        byte[] nine = java.util.Arrays.copyOf(ten, ten.length - votersBytes - 4 - 1);
         java.nio.ByteBuffer.wrap(nine).putShort((short) 9);
         ClusterState v9 = ClusterState.decode(nine);
         assertArrayEquals(new int[0], v9.modes().controllerVoters(), "version 9 predates controller voters");
         assertArrayEquals(s.modes().decommissioning(), v9.modes().decommissioning());
         assertEquals(s.brokers().size(), v9.brokers().size());
         assertEquals(s.appliedOffset(), v9.appliedOffset());
+    }
+
+    @Test
+    void shouldKeepBrokerThrottlesAndTheBalancingFlagInVersionTen() {
+        ClusterState s = brokers(3, 1);
+        String rate = "leader.replication.throttled.rate";
+        ControllerCommand set = new ControllerCommand.AlterBrokerConfigs(1, new TreeMap<>(Map.of(rate, "100000",
+            "follower.replication.throttled.rate", "5")), new TreeSet<>());
+        assertEquals(set, ControllerCommand.decode(set.encode()));
+        s = apply(s, set, 0);
+        assertEquals(Map.of(rate, "100000", "follower.replication.throttled.rate", "5"), s.brokerConfigs(1));
+        assertEquals(Map.of(), s.brokerConfigs(0));
+        s = apply(s, new ControllerCommand.AlterBrokerConfigs(7, new TreeMap<>(Map.of(rate, "1")), new TreeSet<>()),
+            ControllerErrors.INVALID_REQUEST);
+        s = apply(s, new ControllerCommand.AlterBrokerConfigs(1, new TreeMap<>(Map.of("num.io.threads", "8")),
+            new TreeSet<>()), ControllerErrors.INVALID_CONFIG);
+        s = apply(s, new ControllerCommand.AlterBrokerConfigs(1, new TreeMap<>(Map.of(rate, "-1")), new TreeSet<>()),
+            ControllerErrors.INVALID_CONFIG);
+        s = apply(s, new ControllerCommand.SetBalancing(true), 0);
+        assertTrue(s.balancing());
+        ClusterState back = ClusterState.decode(s.encode());
+        assertEquals(s, back);
+        assertEquals("100000", back.brokerConfigs(1).get(rate), "the throttle survives a snapshot");
+        assertTrue(back.balancing(), "the balancer's flag survives a snapshot");
+        s = apply(s, new ControllerCommand.AlterBrokerConfigs(1, new TreeMap<>(), new TreeSet<>(java.util.Set.of(rate,
+            "follower.replication.throttled.rate"))), 0);
+        assertEquals(Map.of(), s.brokerConfigs(1), "deleted");
+        s = apply(s, new ControllerCommand.SetBalancing(false), 0);
+        assertFalse(ClusterState.decode(s.encode()).balancing());
+        assertEquals(new ControllerCommand.SetBalancing(true), ControllerCommand.decode(
+            new ControllerCommand.SetBalancing(true).encode()));
     }
 
     @Test
