@@ -43,10 +43,11 @@ import java.util.concurrent.TimeoutException;
  * <h2>How it reaches the cluster</h2>
  * Only through the Kafka API, with Kafka's {@link Admin} client (so {@code --command-config} carries the client's
  * TLS and SASL settings): DescribeCluster v2 with fenced brokers (the nodes registered but down), Metadata (replicas,
- * leaders, in-sync replicas), ListPartitionReassignments (moves), DescribeLogDirs (disk use), and DescribeConfigs /
- * IncrementalAlterConfigs of the cluster-wide broker configs {@code isthmus.maintenance.nodes} and
- * {@code isthmus.decommission.nodes} for the Isthmus-specific actions (why configs: {@link NodeModeConfigs}). Those
- * need ALTER on the cluster. Progress (leaders left on a node in maintenance, replicas left on a decommissioning node,
+ * leaders, in-sync replicas), ListPartitionReassignments (moves), DescribeLogDirs (disk use), DescribeQuorum (the
+ * controller group, as {@code kafka-metadata-quorum.sh describe} reads it), and DescribeConfigs /
+ * IncrementalAlterConfigs of the cluster-wide broker configs {@code isthmus.maintenance.nodes},
+ * {@code isthmus.decommission.nodes} and {@code isthmus.controller.voters} for the Isthmus-specific actions (why
+ * configs: {@link NodeModeConfigs}). Those need ALTER on the cluster. Progress (leaders left on a node in maintenance, replicas left on a decommissioning node,
  * moves running) is computed from Metadata and ListPartitionReassignments, the same data Kafka's tools read.
  *
  * <p>One command per process; not thread-safe. {@link #run} is the testable entry (returns the exit code: 0 done,

@@ -775,9 +775,12 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
                         + " for now, not " + Arrays.toString(voters) + ": " + problem);
                 }
                 membershipProblem = problem;
-                // Learner changes (a node registering) still go through, with the voters kept as they are.
-                if (!Arrays.equals(cur.learners(), without(learners, cur.voters()))) {
-                    change(cur.voters(), without(learners, cur.voters()));
+                // Learner changes (a node registering) still go through, with the voters kept as they are: every
+                // registered broker that does not vote now (a wanted voter too) replicates the log as a learner.
+                int[] keep = s.brokers().stream().mapToInt(BrokerInfo::id)
+                    .filter(id -> Arrays.binarySearch(cur.voters(), id) < 0).sorted().toArray();
+                if (!Arrays.equals(cur.learners(), keep)) {
+                    change(cur.voters(), keep);
                 }
                 return;
             }
@@ -809,9 +812,7 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
             + Arrays.toString(voters) + " are live (down: " + down + "); a membership change needs a majority of each";
     }
 
-    private static int[] without(int[] a, int[] remove) {
-        return Arrays.stream(a).filter(x -> Arrays.binarySearch(remove, x) < 0).toArray();
-    }
+
 
     /** Controller shard: stops serving; pending commands fail with NOT_CONTROLLER. The group closes with the server. */
     public void close() {
