@@ -43,10 +43,11 @@ import java.util.concurrent.TimeoutException;
  * <h2>How it reaches the cluster</h2>
  * Only through the Kafka API, with Kafka's {@link Admin} client (so {@code --command-config} carries the client's
  * TLS and SASL settings): DescribeCluster v2 with fenced brokers (the nodes registered but down), Metadata (replicas,
- * leaders, in-sync replicas), ListPartitionReassignments (moves), DescribeLogDirs (disk use), and DescribeConfigs /
- * IncrementalAlterConfigs of the cluster-wide broker configs {@code isthmus.maintenance.nodes} and
- * {@code isthmus.decommission.nodes} for the Isthmus-specific actions (why configs: {@link NodeModeConfigs}). Those
- * need ALTER on the cluster. Progress (leaders left on a node in maintenance, replicas left on a decommissioning node,
+ * leaders, in-sync replicas), ListPartitionReassignments (moves), DescribeLogDirs (disk use), DescribeQuorum (the
+ * controller group, as {@code kafka-metadata-quorum.sh describe} reads it), and DescribeConfigs /
+ * IncrementalAlterConfigs of the cluster-wide broker configs {@code isthmus.maintenance.nodes},
+ * {@code isthmus.decommission.nodes} and {@code isthmus.controller.voters} for the Isthmus-specific actions (why
+ * configs: {@link NodeModeConfigs}). Those need ALTER on the cluster. Progress (leaders left on a node in maintenance, replicas left on a decommissioning node,
  * moves running) is computed from Metadata and ListPartitionReassignments, the same data Kafka's tools read.
  *
  * <p>One command per process; not thread-safe. {@link #run} is the testable entry (returns the exit code: 0 done,
@@ -68,6 +69,11 @@ public final class AdminCommand {
                                       returns once it holds none
           decommission status NODE    replicas NODE still holds, moves off it running
           recommission NODE           stops a decommission: cancels the moves off NODE still running
+          controller status           the controller group (Raft): leader, voters, observers, how far each got
+          controller add NODE         NODE (up, registered) becomes a controller voter: it catches up as a
+                                      learner, then joins by joint consensus; --wait returns once it votes
+          controller remove NODE      NODE stops voting (e.g. a dead controller node once another took its seat);
+                                      a majority of the remaining voters must be up; --wait as above
         --bootstrap-server defaults to $ISTHMUS_BOOTSTRAP, else 127.0.0.1:9092. --command-config FILE: Kafka client
         properties (security.protocol, sasl.*, ssl.*). Exit 0 on success, 1 when the cluster refused or could not be
         reached, 2 on bad usage.
@@ -175,6 +181,11 @@ public final class AdminCommand {
                     yield withAdmin(words, 3, a -> maintenance(a, n, command.endsWith("enable")));
                 }
                 case "maintenance status" -> withAdmin(words, 2, this::maintenanceStatus);
+                case "controller status" -> withAdmin(words, 2, this::controllerStatus);
+                case "controller add", "controller remove" -> {
+                    int n = node(rest);
+                    yield withAdmin(words, 3, a -> controllerVoter(a, n, command.endsWith("add")));
+                }
                 case "decommission status" -> {
                     int n = node(rest);
                     yield withAdmin(words, 3, a -> decommissionStatus(a, n, true));
@@ -564,8 +575,118 @@ public final class AdminCommand {
         return 0;
     }
 
+    private org.apache.kafka.clients.admin.QuorumInfo quorum(Admin admin) throws Exception {
+        return admin.describeMetadataQuorum().quorumInfo().get(timeoutMs, TimeUnit.MILLISECONDS);
+    }
+
+    private static Set<Integer> voterIds(org.apache.kafka.clients.admin.QuorumInfo q) {
+        Set<Integer> s = new TreeSet<>();
+        q.voters().forEach(v -> s.add(v.replicaId()));
+        return s;
+    }
+
+    private int controllerStatus(Admin admin) throws Exception {
+        Snapshot s = look(admin);
+        org.apache.kafka.clients.admin.QuorumInfo q = quorum(admin);
+        Set<Integer> wanted = ids(nodeModes(admin).get(NodeModeConfigs.CONTROLLER_VOTERS));
+        Set<Integer> voters = voterIds(q);
+        boolean settled = voters.equals(wanted);
+        long hw = q.highWatermark();
+        if (json) {
+            Map<String, Object> o = new LinkedHashMap<>();
+            o.put("leader", q.leaderId());
+            o.put("epoch", q.leaderEpoch());
+            o.put("high_watermark", hw);
+            o.put("voters", new ArrayList<>(voters));
+            o.put("wanted_voters", new ArrayList<>(wanted));
+            o.put("settled", settled);
+            List<Object> members = new ArrayList<>();
+            for (var r : q.voters()) {
+                members.add(member(r, "voter", q, s));
+            }
+            for (var r : q.observers()) {
+                members.add(member(r, "observer", q, s));
+            }
+            o.put("members", members);
+            out.println(Json.write(o));
+            return 0;
+        }
+        out.println("CONTROLLER");
+        out.println("  leader node " + q.leaderId() + ", epoch " + q.leaderEpoch() + ", high watermark " + hw);
+        out.println("  voters " + ids(new ArrayList<>(voters)) + (settled ? "" : "; wanted " + ids(new ArrayList<>(wanted))
+            + " (changing: a new voter catches up first; a change needing a down node waits)"));
+        out.println();
+        List<String[]> rows = new ArrayList<>();
+        rows.add(new String[] {"NODE", "ROLE", "STATUS", "LOG-END", "LAG"});
+        List<org.apache.kafka.clients.admin.QuorumInfo.ReplicaState> all = new ArrayList<>(q.voters());
+        all.addAll(q.observers());
+        for (var r : all) {
+            boolean voter = q.voters().contains(r);
+            String role = r.replicaId() == q.leaderId() ? "leader" : voter ? "voter" : "observer";
+            rows.add(new String[] {Integer.toString(r.replicaId()), role, s.down().contains(r.replicaId()) ? "down" : "up",
+                r.logEndOffset() < 0 ? "-" : Long.toString(r.logEndOffset()),
+                r.logEndOffset() < 0 ? "-" : Long.toString(Math.max(0, hw - r.logEndOffset()))});
+        }
+        table(rows);
+        return 0;
+    }
+
+    private static Map<String, Object> member(org.apache.kafka.clients.admin.QuorumInfo.ReplicaState r, String role,
+                                              org.apache.kafka.clients.admin.QuorumInfo q, Snapshot s) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("id", r.replicaId());
+        m.put("role", r.replicaId() == q.leaderId() ? "leader" : role);
+        m.put("live", !s.down().contains(r.replicaId()));
+        m.put("log_end_offset", r.logEndOffset());
+        m.put("last_caught_up_ms", r.lastCaughtUpTimestamp().orElse(-1));
+        return m;
+    }
+
+    private int controllerVoter(Admin admin, int node, boolean add) throws Exception {
+        alterMode(admin, NodeModeConfigs.CONTROLLER_VOTERS, node, add);
+        Set<Integer> wanted = ids(nodeModes(admin).get(NodeModeConfigs.CONTROLLER_VOTERS));
+        String done = add ? "Node " + node + " votes in the controller" : "Node " + node + " no longer votes in the"
+            + " controller";
+        if (!waitDone) {
+            Set<Integer> voters = voterIds(quorum(admin));
+            boolean settled = voters.equals(wanted);
+            report(Map.of("node", node, "voter", add, "voters", new ArrayList<>(voters), "wanted_voters",
+                new ArrayList<>(wanted), "settled", settled), settled ? done + "; voters " + ids(new ArrayList<>(voters))
+                + "." : "Controller voters are changing from " + ids(new ArrayList<>(voters)) + " to "
+                + ids(new ArrayList<>(wanted)) + "; see 'isthmus admin controller status'.");
+            return 0;
+        }
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+        while (true) {
+            Set<Integer> voters;
+            try {
+                voters = voterIds(quorum(admin));
+            } catch (ExecutionException e) {
+                voters = null; // the leader changes hands during the change: ask again
+            }
+            if (wanted.equals(voters)) {
+                report(Map.of("node", node, "voter", add, "voters", new ArrayList<>(voters), "wanted_voters",
+                    new ArrayList<>(wanted), "settled", true), done + "; voters " + ids(new ArrayList<>(voters)) + ".");
+                return 0;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new Refused("the controller voters are " + (voters == null ? "unknown" : ids(new ArrayList<>(voters)))
+                    + ", not yet " + ids(new ArrayList<>(wanted)) + ", after " + timeoutMs / 1000 + " s (a new voter"
+                    + " still catching up, or a change that needs a node that is down; the controller leader's log says"
+                    + " which)");
+            }
+            Thread.sleep(250);
+        }
+    }
+
     private int decommission(Admin admin, int node, boolean decommission) throws Exception {
         alterMode(admin, NodeModeConfigs.DECOMMISSION, node, decommission);
+        if (decommission && !json && ids(nodeModes(admin).get(NodeModeConfigs.CONTROLLER_VOTERS)).contains(node)) {
+            // Its replicas move off; its controller vote does not: that is the operator's call (a voter count to keep).
+            err.println("isthmus admin: note: node " + node + " votes in the controller; before stopping it for good,"
+                + " make another node a voter ('isthmus admin controller add ID') and remove this one ('isthmus admin"
+                + " controller remove " + node + "')");
+        }
         if (!decommission) {
             report(Map.of("node", node, "decommissioning", false), "Node " + node + " is recommissioned: the moves off"
                 + " it still running were cancelled; it may take new replicas again.");

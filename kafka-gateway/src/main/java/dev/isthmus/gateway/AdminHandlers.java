@@ -19,6 +19,9 @@ import dev.isthmus.gateway.protocol.message.DescribeConfigsRequestData;
 import dev.isthmus.gateway.protocol.message.DescribeAclsRequestData;
 import dev.isthmus.gateway.protocol.message.DescribeConfigsResponseData;
 import dev.isthmus.gateway.protocol.message.DescribeLogDirsRequestData;
+import dev.isthmus.gateway.protocol.message.DescribeQuorumRequestData;
+import dev.isthmus.gateway.protocol.message.DescribeQuorumResponseData;
+import dev.isthmus.gateway.cluster.ClusterState;
 import dev.isthmus.gateway.protocol.message.DescribeProducersRequestData;
 import dev.isthmus.gateway.protocol.message.DescribeTopicPartitionsRequestData;
 import dev.isthmus.gateway.protocol.message.ElectLeadersRequestData;
@@ -287,7 +290,7 @@ final class AdminHandlers {
             Long v = broker.reassignments().throttle(name); // set at runtime (IncrementalAlterConfigs): dynamic
             if (v != null) {
                 out.add(new ConfigEntry(name, Long.toString(v), SOURCE_DYNAMIC_BROKER, false, TopicConfigs.Type.LONG,
-                    "Replication throttle in bytes per second (not kept across restarts).",
+                    "Replication throttle in bytes per second (kept by the controller across restarts).",
                     List.of(new TopicConfigs.Synonym(name, Long.toString(v), SOURCE_DYNAMIC_BROKER))));
             }
         }
@@ -345,7 +348,7 @@ final class AdminHandlers {
                 entries = new ArrayList<>(brokerEntries());
                 if (st.cluster != null && broker.config().clusterMode()) {
                     for (String name : new TreeSet<>(NodeModeConfigs.NAMES)) { // cluster-wide: set on the default resource
-                        String v = NodeModeConfigs.value(st.cluster.modes(), name);
+                        String v = NodeModeConfigs.value(broker, st.cluster.modes(), name);
                         entries.add(new ConfigEntry(name, v, SOURCE_DYNAMIC_DEFAULT_BROKER, false, TopicConfigs.Type.LIST,
                             NodeModeConfigs.documentation(name),
                             List.of(new TopicConfigs.Synonym(name, v, SOURCE_DYNAMIC_DEFAULT_BROKER))));
@@ -644,6 +647,102 @@ final class AdminHandlers {
             }
         }
         return fan.gather(r);
+    }
+
+    /** The topic DescribeQuorum names the controller group by (KRaft's metadata log). */
+    static final String METADATA_TOPIC = "__cluster_metadata";
+
+    /**
+     * DescribeQuorum (55, v0-2; {@code kafka-metadata-quorum.sh describe --status | --replication}, Admin
+     * {@code describeMetadataQuorum}): the controller group, answered by its leader, which alone knows how far each
+     * member got. A node that does not lead forwards the request to the leader it knows ({@link BrokerRequests}); a
+     * forwarded request is answered where it lands (NOT_LEADER_OR_FOLLOWER if that node no longer leads). Voters are
+     * both halves of a joint configuration, observers the learners (every other registered broker); the leader epoch is
+     * the Raft term, the high watermark the commit offset + 1. v2's directory ids are zero (a node has one data
+     * directory) and its Nodes list each voter's RPC address as listener {@code RPC}.
+     */
+    Promise<ProtocolMessage> describeQuorum(ShardState st, DescribeQuorumRequestData req, short version,
+                                            boolean forwarded) {
+        DescribeQuorumResponseData r = new DescribeQuorumResponseData();
+        r.errorMessage = null;
+        DescribeQuorumResponseData.TopicData t = new DescribeQuorumResponseData.TopicData();
+        DescribeQuorumResponseData.PartitionData p = new DescribeQuorumResponseData.PartitionData();
+        p.errorMessage = null;
+        p.leaderId = -1;
+        boolean valid = req.topics.size() == 1 && req.topics.get(0).topicName.equals(METADATA_TOPIC)
+            && req.topics.get(0).partitions.size() == 1 && req.topics.get(0).partitions.get(0).partitionIndex == 0;
+        t.topicName = req.topics.isEmpty() ? METADATA_TOPIC : req.topics.get(0).topicName;
+        t.partitions.add(p);
+        r.topics.add(t);
+        if (!valid) {
+            p.partitionIndex = req.topics.isEmpty() || req.topics.get(0).partitions.isEmpty() ? 0
+                : req.topics.get(0).partitions.get(0).partitionIndex;
+            p.errorCode = ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION;
+            p.errorMessage = "DescribeQuorum describes " + METADATA_TOPIC + " partition 0 (the controller group) only";
+            return Promise.completed(r);
+        }
+        dev.isthmus.gateway.cluster.Controller c = broker.controller();
+        if (c == null || !broker.config().clusterMode()) {
+            r.errorCode = ErrorCodes.INVALID_REQUEST;
+            r.errorMessage = "this is a single node (no --seeds): it has no controller quorum";
+            return Promise.completed(r);
+        }
+        if (!c.isLeader() && !forwarded && c.leaderId() >= 0 && c.leaderId() != broker.config().nodeId()) {
+            return broker.handlers().transactions().requests().send(st, c.leaderId(), ApiKeys.DESCRIBE_QUORUM, version,
+                req).recover(e -> {
+                    p.errorCode = ErrorCodes.NOT_LEADER_OR_FOLLOWER;
+                    p.errorMessage = "the controller leader, node " + c.leaderId() + ", did not answer: " + e.getMessage();
+                    return r;
+                });
+        }
+        ClusterState cs = st.cluster;
+        return st.shard.submitToAsync(dev.isthmus.raft.server.RaftServer.CONTROLLER_SHARD,
+            s -> Promise.completed(c.describeQuorumHere())).map(q -> {
+                if (!q.leader()) {
+                    p.errorCode = ErrorCodes.NOT_LEADER_OR_FOLLOWER;
+                    p.errorMessage = "node " + broker.config().nodeId() + " does not lead the controller (leader: "
+                        + q.leaderId() + ")";
+                    p.leaderId = q.leaderId();
+                    return r;
+                }
+                p.leaderId = q.leaderId();
+                p.leaderEpoch = (int) Math.min(Integer.MAX_VALUE, q.term());
+                p.highWatermark = q.highWatermark();
+                for (var m : q.voters()) {
+                    p.currentVoters.add(replicaState(m));
+                    if (version >= 2) {
+                        r.nodes.add(quorumNode(cs, m.id()));
+                    }
+                }
+                for (var m : q.observers()) {
+                    p.observers.add(replicaState(m));
+                }
+                return r;
+            });
+    }
+
+    private static DescribeQuorumResponseData.ReplicaState replicaState(
+            dev.isthmus.gateway.cluster.Controller.QuorumMember m) {
+        DescribeQuorumResponseData.ReplicaState rs = new DescribeQuorumResponseData.ReplicaState();
+        rs.replicaId = m.id();
+        rs.logEndOffset = m.logEndOffset();
+        rs.lastFetchTimestamp = m.lastFetchMs();
+        rs.lastCaughtUpTimestamp = m.lastCaughtUpMs();
+        return rs;
+    }
+
+    private static DescribeQuorumResponseData.Node quorumNode(ClusterState cs, int id) {
+        DescribeQuorumResponseData.Node n = new DescribeQuorumResponseData.Node();
+        n.nodeId = id;
+        dev.isthmus.gateway.cluster.BrokerInfo b = cs == null ? null : cs.broker(id);
+        if (b != null && b.hasRpc()) {
+            DescribeQuorumResponseData.Listener l = new DescribeQuorumResponseData.Listener();
+            l.name = "RPC";
+            l.host = b.rpcHost();
+            l.port = b.rpcPort();
+            n.listeners.add(l);
+        }
+        return n;
     }
 
     private DescribeClusterResponseData describeCluster(ShardState st, DescribeClusterRequestData req,

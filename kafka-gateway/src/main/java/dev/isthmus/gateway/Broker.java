@@ -130,6 +130,8 @@ public final class Broker implements AutoCloseable {
     private ClusterState deferredState;
     private long installedVersion = -1;
     private final List<Map.Entry<Long, Promise<Void>>> installWaiters = new ArrayList<>();
+    /** Shard 0: the replica directories no placement uses were looked for (once per start, see sweepUnusedReplicas). */
+    private boolean sweptUnusedReplicas;
     private final java.util.ArrayDeque<Install> pendingInstalls = new java.util.ArrayDeque<>();
     private final Partition.Leadership leadership = this::leadershipChanged;
     /** Shard 0 only: the authorizer handed to the shards last (rebuilt only when the ACLs change). */
@@ -541,6 +543,7 @@ public final class Broker implements AutoCloseable {
         quotas.install(cs.quotas()); // before the installs: a command's caller answered after them sees it in force
         List<Promise<Void>> installs = new ArrayList<>();
         Shard s0 = Shard.current();
+        reassignments.follow(s0, cs); // this broker's replication throttles, as the controller keeps them
         for (int i = 0; i < group.size(); i++) {
             int id = i;
             installs.add(s0.submitToAsync(i, x -> {
@@ -556,7 +559,12 @@ public final class Broker implements AutoCloseable {
         }
         Install install = new Install(next.version());
         pendingInstalls.add(install);
+        boolean first = !sweptUnusedReplicas;
+        sweptUnusedReplicas = true;
         Promise.whenAllSettled(installs).whenComplete((x, f) -> {
+            if (first) {
+                sweepUnusedReplicas(next);
+            }
             install.settled = true;
             // In version order: a later install can settle first (it skips the partitions an earlier one is still
             // opening), but offset N is installed only once every install up to N has settled.
@@ -571,6 +579,39 @@ public final class Broker implements AutoCloseable {
                 return false;
             });
         });
+    }
+
+    /**
+     * Shard 0, once after the first table of this start is installed (the first state at or after this node's
+     * registration: the cluster's present): removes replica directories no partition placed on this node uses. A
+     * replica moved off a node, or a topic deleted, while the node was down was never dropped here, since the node
+     * never installed the state that removed it; its files would stay for ever. The directory is listed on the
+     * background thread; each unused one is dropped on shard 0 once no shard holds it.
+     */
+    private void sweepUnusedReplicas(TopicTable table) {
+        Path logs = config.dataDir().toAbsolutePath().resolve("logs");
+        int node = config.nodeId();
+        Shard s0 = Shard.current();
+        java.util.concurrent.CompletableFuture.supplyAsync(() -> ShardState.unusedReplicaDirectories(logs, table, node),
+            background).thenAccept(names -> {
+                if (names.isEmpty() || closing) {
+                    return;
+                }
+                group.execute(0, () -> {
+                    for (String name : names) {
+                        List<Promise<Boolean>> held = new ArrayList<>();
+                        for (int i = 0; i < group.size(); i++) {
+                            int id = i;
+                            held.add(s0.submitTo(i, x -> states[id].holdsReplica(name)));
+                        }
+                        Promise.whenAll(held).whenComplete((h, f) -> {
+                            if (f == null && h.stream().noneMatch(Boolean::booleanValue) && !closing) {
+                                states[0].dropUnusedReplica(name, background);
+                            }
+                        });
+                    }
+                });
+            });
     }
 
     /** Shard 0: one topic table handed to the shards, settled once every shard has installed it. */

@@ -20,7 +20,8 @@ import java.util.Set;
 
 /**
  * Kafka requests one broker sends another: the transaction coordinator's WriteTxnMarkers to partition leaders, a
- * partition leader's AddPartitionsToTxn (KIP-890) to a transaction coordinator. The request is Kafka's own body,
+ * partition leader's AddPartitionsToTxn (KIP-890) to a transaction coordinator, a DescribeQuorum to the controller
+ * leader. The request is Kafka's own body,
  * encoded with the generated codecs, and the receiving broker runs it through the same handler as a client's
  * ({@link Handlers#handle}), so both paths have one semantics; only the carrier differs. A request for this node
  * does not leave it: it runs on the caller's shard.
@@ -43,7 +44,8 @@ final class BrokerRequests implements ShardTransport.RpcHandler {
     /** The RPC service number (the controller's is 1, elections' 2, replica states' 3). */
     static final int SERVICE = 4;
     /** The APIs brokers send each other; others are refused (code 1). */
-    static final Set<ApiKeys> ALLOWED = EnumSet.of(ApiKeys.WRITE_TXN_MARKERS, ApiKeys.ADD_PARTITIONS_TO_TXN);
+    static final Set<ApiKeys> ALLOWED = EnumSet.of(ApiKeys.WRITE_TXN_MARKERS, ApiKeys.ADD_PARTITIONS_TO_TXN,
+        ApiKeys.DESCRIBE_QUORUM);
     static final long TIMEOUT_NS = 30_000_000_000L;
     private static final int CODE_OK = 0;
     private static final int CODE_REFUSED = 1;

@@ -83,6 +83,7 @@ final class Handlers {
         supported.put(ApiKeys.INCREMENTAL_ALTER_CONFIGS, new Range((short) 0, (short) 1));
         supported.put(ApiKeys.OFFSET_FOR_LEADER_EPOCH, new Range((short) 2, (short) 4));
         supported.put(ApiKeys.DESCRIBE_CLUSTER, new Range((short) 0, (short) 2));
+        supported.put(ApiKeys.DESCRIBE_QUORUM, new Range((short) 0, (short) 2));
         supported.put(ApiKeys.ALTER_CONFIGS, new Range((short) 0, (short) 2));
         supported.put(ApiKeys.DESCRIBE_LOG_DIRS, new Range((short) 1, (short) 5));
         supported.put(ApiKeys.ELECT_LEADERS, new Range((short) 0, (short) 2));
@@ -166,6 +167,9 @@ final class Handlers {
                  OFFSET_FOR_LEADER_EPOCH, DESCRIBE_CLUSTER, ALTER_CONFIGS, DESCRIBE_LOG_DIRS, ELECT_LEADERS, DESCRIBE_ACLS,
                  CREATE_ACLS, DELETE_ACLS, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS ->
                 admin.handle(st, api, version, request, listener);
+            case DESCRIBE_QUORUM -> admin.describeQuorum(st,
+                (dev.isthmus.gateway.protocol.message.DescribeQuorumRequestData) request, version,
+                "isthmus-broker".equals(header.clientId));
             case ALTER_PARTITION_REASSIGNMENTS -> broker.reassignments().alter(st,
                 (dev.isthmus.gateway.protocol.message.AlterPartitionReassignmentsRequestData) request, version);
             case LIST_PARTITION_REASSIGNMENTS -> Promise.completed(broker.reassignments().list(st,

@@ -124,16 +124,20 @@ final class Reassignments {
     private static final byte OP_SET = 0;
     private static final byte OP_DELETE = 1;
 
-    /** The throttle rates set on this broker (bytes per second; Long.MAX_VALUE = none, Kafka's default). */
-    private final Map<String, Long> rates = new java.util.concurrent.ConcurrentHashMap<>();
+    /**
+     * The throttle rates in force on this broker (bytes per second), as the controller state holds them for it: written
+     * by {@link #follow} on the controller shard, read by DescribeConfigs on any shard.
+     */
+    private volatile Map<String, Long> rates = Map.of();
 
     /**
      * IncrementalAlterConfigs of this broker's replication throttles, or null when the resource names any other
-     * config (the caller answers those). {@code leader.replication.throttled.rate} becomes the catch-up rate of every
-     * shard's Raft node ({@link dev.isthmus.raft.RaftNode#setCatchUpRate}): what this node's leaders send to learners
-     * (the replicas a reassignment adds) is limited to it. In Raft the leader pushes, so the follower rate and the
-     * log-dir rate are accepted and kept but limit nothing. Not persisted: a restarted broker has no throttle (Kafka
-     * keeps them in its metadata). Completes with null or the refusal.
+     * config (the caller answers those). The change goes through the controller
+     * ({@link ControllerCommand.AlterBrokerConfigs}), so it is kept across restarts as Kafka keeps it in its metadata,
+     * and is in force once answered. {@code leader.replication.throttled.rate} becomes the catch-up rate of every
+     * shard's Raft node ({@link dev.isthmus.raft.RaftNode#setCatchUpRate}, see {@link #follow}): what this node's leaders
+     * send to learners (the replicas a reassignment adds) is limited to it. In Raft the leader pushes, so the follower
+     * rate and the log-dir rate are accepted and kept but limit nothing. Completes with null or the refusal.
      */
     Promise<Broker.Failure> alterThrottles(ShardState st,
             dev.isthmus.gateway.protocol.message.IncrementalAlterConfigsRequestData.AlterConfigsResource res,
@@ -149,10 +153,12 @@ final class Reassignments {
                 ? "cluster-wide default replication throttles are not supported; set them per broker"
                 : "the throttles of broker " + res.resourceName + " are set on that broker; this is broker " + self));
         }
-        Map<String, Long> next = new HashMap<>(rates);
+        java.util.TreeMap<String, String> set = new java.util.TreeMap<>();
+        java.util.TreeSet<String> delete = new java.util.TreeSet<>();
         for (var c : res.configs) {
             if (c.configOperation == OP_DELETE) {
-                next.remove(c.name);
+                delete.add(c.name);
+                set.remove(c.name);
             } else if (c.configOperation == OP_SET) {
                 long v;
                 try {
@@ -164,30 +170,59 @@ final class Reassignments {
                     return Promise.completed(new Broker.Failure(ErrorCodes.INVALID_CONFIG, c.name + " must be a"
                         + " non-negative number of bytes per second, not '" + c.value + "'"));
                 }
-                next.put(c.name, v);
+                set.put(c.name, Long.toString(v));
+                delete.remove(c.name);
             } else {
                 return Promise.completed(new Broker.Failure(ErrorCodes.INVALID_CONFIG, c.name + " is a number, not a"
                     + " list: only SET and DELETE apply"));
             }
         }
-        if (validateOnly) {
+        if (validateOnly || (set.isEmpty() && delete.isEmpty())) {
             return Promise.completed(null);
         }
-        rates.clear();
-        rates.putAll(next);
+        return broker.controllerCall(st.shard, new ControllerCommand.AlterBrokerConfigs(broker.config().nodeId(), set,
+            delete), table -> table).map(o -> o instanceof Broker.Failure f ? f : null);
+    }
+
+    /**
+     * Controller shard, with every state this node installs: puts the throttles the state holds for this broker in
+     * force when they changed (also after a restart: the first state installed brings them back).
+     */
+    void follow(dev.isthmus.uring.shard.Shard s0, dev.isthmus.gateway.cluster.ClusterState cs) {
+        Map<String, Long> next = throttles(cs.brokerConfigs(broker.config().nodeId()));
+        if (!next.equals(rates)) {
+            applyRates(s0, next);
+        }
+    }
+
+    private static Map<String, Long> throttles(Map<String, String> configs) {
+        Map<String, Long> out = new HashMap<>();
+        configs.forEach((k, v) -> {
+            if (BROKER_THROTTLES.contains(k)) {
+                try {
+                    out.put(k, Long.parseLong(v));
+                } catch (NumberFormatException e) {
+                    // the controller validated it; an unreadable value limits nothing
+                }
+            }
+        });
+        return Map.copyOf(out);
+    }
+
+    /** Puts {@code next} in force: the catch-up rate of every shard's Raft node. */
+    private void applyRates(dev.isthmus.uring.shard.Shard from, Map<String, Long> next) {
+        rates = next;
         long leader = next.getOrDefault(LEADER_RATE, Long.MAX_VALUE);
         long catchUp = leader == Long.MAX_VALUE ? 0 : Math.max(1, leader); // 0 B/s would never finish a move
-        List<Promise<Object>> all = new ArrayList<>();
         for (int i = 0; i < completing.size(); i++) {
             int id = i;
-            all.add(st.shard.submitTo(i, s -> {
+            from.submitTo(i, s -> {
                 broker.state(id).raft.node().setCatchUpRate(catchUp);
                 return null;
-            }));
+            });
         }
-        LOG.log(System.Logger.Level.INFO, "replication throttles of broker " + self + ": " + next
+        LOG.log(System.Logger.Level.INFO, "replication throttles of broker " + broker.config().nodeId() + ": " + next
             + (catchUp > 0 ? "; learners catch up at " + catchUp + " B/s" : "; catch-up unlimited"));
-        return Promise.whenAllSettled(all).map(x -> null);
     }
 
     /** A throttle rate set on this broker, or null (for tests and DescribeConfigs). */

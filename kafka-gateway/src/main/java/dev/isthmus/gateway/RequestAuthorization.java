@@ -196,6 +196,16 @@ final class RequestAuthorization {
                 r.errorMessage = CLUSTER_DENIED;
                 yield answer(r);
             }
+            case DESCRIBE_QUORUM -> {
+                if (c.cluster(DESCRIBE)) {
+                    yield PASS;
+                }
+                dev.isthmus.gateway.protocol.message.DescribeQuorumResponseData r
+                    = new dev.isthmus.gateway.protocol.message.DescribeQuorumResponseData();
+                r.errorCode = ErrorCodes.CLUSTER_AUTHORIZATION_FAILED;
+                r.errorMessage = CLUSTER_DENIED;
+                yield answer(r);
+            }
             case LIST_PARTITION_REASSIGNMENTS -> {
                 if (c.cluster(DESCRIBE)) {
                     yield PASS;

@@ -471,6 +471,67 @@ final class ShardState {
         return done;
     }
 
+    /**
+     * Replica directories in {@code logsDir} (the logs directory every shard of this node shares) that no partition
+     * placed on this node by the table uses: a replica moved off this node or a topic deleted while the node was down
+     * (the node never installed the state that removed it, so nothing dropped it). Reads the directory: call off the
+     * shards. A directory is a replica's when it holds {@value #METADATA_FILE}.
+     */
+    static List<String> unusedReplicaDirectories(Path logsDir, TopicTable table, int nodeId) {
+        List<String> out = new ArrayList<>();
+        try (var list = Files.list(logsDir)) {
+            for (Path d : (Iterable<Path>) list::iterator) {
+                String name = d.getFileName().toString();
+                int dash = name.lastIndexOf('-');
+                if (name.endsWith(DELETED_SUFFIX) || dash <= 0 || !Files.isRegularFile(d.resolve(METADATA_FILE))) {
+                    continue;
+                }
+                int index;
+                try {
+                    index = Integer.parseInt(name.substring(dash + 1));
+                } catch (NumberFormatException e) {
+                    continue;
+                }
+                if (!placedHere(table, name.substring(0, dash), index, nodeId)) {
+                    out.add(name);
+                }
+            }
+        } catch (IOException e) {
+            System.getLogger(ShardState.class.getName()).log(System.Logger.Level.WARNING,
+                "cannot list " + logsDir + " for replicas this node no longer hosts: " + e.getMessage());
+        }
+        return out;
+    }
+
+    private static boolean placedHere(TopicTable table, String topic, int index, int nodeId) {
+        TopicTable.Topic t = table.get(topic);
+        return t != null && index < t.partitions() && t.partition(index).shardOn(nodeId) >= 0;
+    }
+
+    /** Whether a replica named {@code name} ({@code topic-index}) is open, opening or being dropped on this shard. */
+    boolean holdsReplica(String name) {
+        return partitions.containsKey(name) || opening.containsKey(name) || dropping.containsKey(name);
+    }
+
+    /**
+     * Shard 0 (which installs every table before the other shards get it): removes replica directory {@code name}
+     * found by {@link #unusedReplicaDirectories}, unless the table installed now places it on this node (a state newer
+     * than the listing put it back). The caller checked that no shard holds it. Removal is a drop, as for a deleted
+     * topic: renamed away at once, deleted on {@code background}.
+     */
+    Promise<Void> dropUnusedReplica(String name, java.util.concurrent.Executor background) {
+        int dash = name.lastIndexOf('-');
+        String topic = name.substring(0, dash);
+        int index = Integer.parseInt(name.substring(dash + 1));
+        if (placedHere(topics, topic, index, nodeId) || holdsReplica(name)) {
+            return Promise.completed(null);
+        }
+        System.getLogger(ShardState.class.getName()).log(System.Logger.Level.INFO, "removing the directory of " + name
+            + ": no replica of it is placed on node " + nodeId + " any more (moved away or deleted while this node was"
+            + " down)");
+        return dropPartition(topic, index, background);
+    }
+
     static void deleteTree(Path dir) {
         try (var walk = Files.walk(dir)) {
             walk.sorted(java.util.Comparator.reverseOrder()).forEach(f -> {

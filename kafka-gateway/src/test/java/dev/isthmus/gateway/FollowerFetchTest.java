@@ -39,6 +39,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * preferred read replica and returned no record bytes of the topic). Then the follower is killed: the consumer
  * falls back to the leader (Kafka's client drops its preferred read replica on a failed fetch) and reads the records
  * produced meanwhile, none skipped or repeated, and the leader's byte counter shows it served them.
+ *
+ * <p>Before that, transactions through a follower (KIP-392 with {@code isolation.level=read_committed}): a
+ * transactional producer commits, aborts, commits, then leaves a transaction open on a second topic; a read_committed
+ * consumer in a follower's rack reads the committed records only, in order, stops at the open transaction (the last
+ * stable offset, which the follower must know) and reads its records once it commits; the follower served every byte.
  */
 @Timeout(300)
 class FollowerFetchTest {
@@ -119,6 +124,12 @@ class FollowerFetchTest {
             assertEquals(0, topicBytesOut(om), "the third node returned no record of the topic");
             assertEquals(0, BrokerProcesses.metric(lm, "isthmus_follower_fetch_bytes_total"));
 
+            readCommittedThroughAFollower(cluster);
+            // What the two nodes that stay up served as followers so far (the transactional topic's follower may be
+            // one of them): the consumer of TOPIC must add nothing to it once it falls back to the leader.
+            double followerBytesBefore = BrokerProcesses.metric(cluster.metrics(leader), "isthmus_follower_fetch_bytes_total")
+                + BrokerProcesses.metric(cluster.metrics(3 - leader - follower), "isthmus_follower_fetch_bytes_total");
+
             // The follower stops: the consumer goes back to the leader and misses nothing.
             cluster.kill(follower);
             produce(cluster.bootstrapExcept(follower), FIRST, SECOND);
@@ -128,8 +139,104 @@ class FollowerFetchTest {
             String om2 = cluster.metrics(3 - leader - follower);
             assertTrue(topicBytesOut(lm2) + topicBytesOut(om2) > 0, "the leader served the consumer after the"
                 + " follower stopped");
-            assertEquals(0, BrokerProcesses.metric(lm2, "isthmus_follower_fetch_bytes_total")
+            assertEquals(followerBytesBefore, BrokerProcesses.metric(lm2, "isthmus_follower_fetch_bytes_total")
                 + BrokerProcesses.metric(om2, "isthmus_follower_fetch_bytes_total"), "no follower served it then");
+        }
+    }
+
+    private static final String TXN_TOPIC = "racked-txn";
+
+    /** See the class comment: read_committed from the follower in the consumer's rack. */
+    private void readCommittedThroughAFollower(BrokerProcesses cluster) throws Exception {
+        Properties ap = new Properties();
+        ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, cluster.bootstrap());
+        int leader;
+        try (Admin admin = Admin.create(ap)) {
+            create(admin, new NewTopic(TXN_TOPIC, 1, (short) 3));
+            leader = awaitInSync(admin, TXN_TOPIC).leader().id();
+        }
+        int follower = (leader + 1) % 3;
+        Properties pp = new Properties();
+        pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, cluster.bootstrap());
+        pp.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "follower-txn");
+        pp.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "120000");
+        pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        Properties cp = new Properties();
+        cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, cluster.bootstrap());
+        cp.put(ConsumerConfig.CLIENT_RACK_CONFIG, RACKS[follower]);
+        cp.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        cp.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        cp.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, "200");
+        cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        TopicPartition tp = new TopicPartition(TXN_TOPIC, 0);
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(pp);
+             KafkaConsumer<String, String> consumer = new KafkaConsumer<>(cp)) {
+            producer.initTransactions();
+            transaction(producer, "c1", 50, true);
+            transaction(producer, "a", 50, false);
+            transaction(producer, "c2", 50, true);
+            // Left open: its records are stored (flushed) but above the last stable offset.
+            producer.beginTransaction();
+            for (int i = 0; i < 50; i++) {
+                producer.send(new ProducerRecord<>(TXN_TOPIC, 0, null, "o-" + i));
+            }
+            producer.flush();
+            consumer.assign(List.of(tp));
+            consumer.seekToBeginning(List.of(tp));
+            List<String> expected = new ArrayList<>();
+            for (String prefix : List.of("c1", "c2")) {
+                for (int i = 0; i < 50; i++) {
+                    expected.add(prefix + "-" + i);
+                }
+            }
+            List<String> read = new ArrayList<>();
+            readValues(consumer, read, expected.size());
+            // Nothing past the open transaction: a few more polls return no record.
+            for (int i = 0; i < 4; i++) {
+                consumer.poll(Duration.ofMillis(500)).forEach(r -> read.add(r.value()));
+            }
+            assertEquals(expected, read, "committed records only, in order; none of the aborted or open transaction");
+            producer.commitTransaction();
+            for (int i = 0; i < 50; i++) {
+                expected.add("o-" + i);
+            }
+            readValues(consumer, read, expected.size());
+            assertEquals(expected, read, "the open transaction's records once it committed");
+        }
+        double served = topicBytesOut(cluster.metrics(follower), TXN_TOPIC);
+        System.out.println("read_committed: follower " + follower + " (" + RACKS[follower] + ") of leader " + leader
+            + " served " + (long) served + " record bytes of " + TXN_TOPIC);
+        assertTrue(served > 0, "the follower in the consumer's rack served the transactional topic");
+        assertEquals(0, topicBytesOut(cluster.metrics(leader), TXN_TOPIC), "the leader returned no record of it");
+    }
+
+    private static void transaction(KafkaProducer<String, String> producer, String prefix, int count, boolean commit)
+            throws Exception {
+        producer.beginTransaction();
+        List<java.util.concurrent.Future<?>> sent = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            sent.add(producer.send(new ProducerRecord<>(TXN_TOPIC, 0, null, prefix + "-" + i)));
+        }
+        for (java.util.concurrent.Future<?> f : sent) {
+            f.get(120, TimeUnit.SECONDS);
+        }
+        if (commit) {
+            producer.commitTransaction();
+        } else {
+            producer.abortTransaction();
+        }
+    }
+
+    private static void readValues(KafkaConsumer<String, String> consumer, List<String> values, int count) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (values.size() < count) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("read " + values.size() + " of " + count + " records: " + values);
+            }
+            consumer.poll(Duration.ofMillis(500)).forEach(r -> values.add(r.value()));
         }
     }
 
@@ -169,7 +276,11 @@ class FollowerFetchTest {
 
     /** The record bytes of {@link #TOPIC} a node returned to fetches (0 when it returned none). */
     private static double topicBytesOut(String metrics) {
-        String prefix = "isthmus_topic_bytes_out_total{topic=\"" + TOPIC + "\"} ";
+        return topicBytesOut(metrics, TOPIC);
+    }
+
+    private static double topicBytesOut(String metrics, String topic) {
+        String prefix = "isthmus_topic_bytes_out_total{topic=\"" + topic + "\"} ";
         for (String line : metrics.split("\n")) {
             if (line.startsWith(prefix)) {
                 return Double.parseDouble(line.substring(prefix.length()));
@@ -216,12 +327,16 @@ class FollowerFetchTest {
 
     /** The topic's partition once its preferred replica leads and all three replicas are in sync. */
     private static TopicPartitionInfo awaitInSync(Admin admin) throws Exception {
+        return awaitInSync(admin, TOPIC);
+    }
+
+    private static TopicPartitionInfo awaitInSync(Admin admin, String topic) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
         String last = "";
         while (System.nanoTime() < deadline) {
             try {
-                TopicDescription d = admin.describeTopics(List.of(TOPIC)).allTopicNames().get(20, TimeUnit.SECONDS)
-                    .get(TOPIC);
+                TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames().get(20, TimeUnit.SECONDS)
+                    .get(topic);
                 TopicPartitionInfo p = d.partitions().get(0);
                 last = p.toString();
                 // Led by its preferred replica, where preferred-leader balancing keeps it (the leader stays put).

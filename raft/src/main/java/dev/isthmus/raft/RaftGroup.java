@@ -663,6 +663,25 @@ public final class RaftGroup implements RaftLog.Callbacks {
     }
 
     /**
+     * Leader only: how long ago (ms, by the host clock) the leader last heard from member {@code id}, and how long ago
+     * {@code id} last held the leader's whole log (Kafka's last caught-up time), as {lastHeardAgoMs, caughtUpAgoMs};
+     * -1 for never. Null when this node does not lead or {@code id} is this node or not a member. What DescribeQuorum
+     * reports for the controller group.
+     */
+    public long[] followerTimesAgoMs(int id) {
+        if (role != Role.LEADER || id == nodeId) {
+            return null;
+        }
+        Progress pr = progress(id);
+        if (pr == null) {
+            return null;
+        }
+        long now = host.nowMs();
+        return new long[] {pr.lastHeardMs <= Long.MIN_VALUE / 8 ? -1 : Math.max(0, now - pr.lastHeardMs),
+            pr.caughtUpMs <= Long.MIN_VALUE / 8 ? -1 : Math.max(0, now - pr.caughtUpMs)};
+    }
+
+    /**
      * Leader only: how many voters of the configuration in force are live, this node included: a follower counts
      * when the leader heard from it (an answer to AppendEntries or to a snapshot chunk) within the window; a follower this leader has not heard from yet counts for one such window from the moment
      * this node became leader (or the follower was added). The window is the minimum election timeout, the span

@@ -29,19 +29,22 @@ import java.util.regex.Pattern;
  *             acls (i32 n, n x binding; from version 4),
  *             SCRAM credentials (from version 6: i32 n, n x {@link UserScramCredential}),
  *             client quotas (from version 7: i32 n, n x (ClientQuotaEntity, i32 m, m x (key, value f64 as i64 bits)))
- *             node modes (from version 8: maintenance int[], decommissioning int[]; see {@link NodeModes})
+ *             node modes (from version 8: maintenance int[], decommissioning int[]; from version 10 controller
+ *             voters int[]; see {@link NodeModes})
+ *             broker configs (from version 10: i32 n, n x (node i32, i32 m, m x (k, v))), balancing (version 10: i8)
  *             (version 5 adds each broker's listeners after its fields: i32 n, n x (name, host, port i32);
  *             version 9 adds each broker's rack after its listeners: i8 0 = none, or i8 1 + name)
  * </pre>
  * Versions 1 to 8 (no reassignments before 3, no ACLs before 4, no broker listeners before 5, no SCRAM credentials
  * before 6, no client quotas before 7,
- * no node modes before 8, no racks before 9) are still read.
+ * no node modes before 8, no racks before 9, no controller voters, broker configs or balancing flag before 10) are
+ * still read.
  */
 public final class ClusterState {
     /** Group id of the controller group itself; partition groups are numbered from 1. */
     public static final long CONTROLLER_GROUP_ID = 0;
     public static final int MAX_PARTITIONS_PER_TOPIC = 100_000;
-    private static final int SNAPSHOT_VERSION = 9;
+    private static final int SNAPSHOT_VERSION = 10;
     /** The oldest snapshot version this node reads. */
     private static final int SNAPSHOT_VERSION_MIN = 1;
     /** The most ACL bindings the cluster holds (a bound on the state's size and every shard's copy). */
@@ -76,6 +79,23 @@ public final class ClusterState {
     private final NodeModes modes;
 
     /**
+     * Per broker, the dynamic configs the cluster keeps for it ({@link #BROKER_DYNAMIC_CONFIGS}: its replication
+     * throttles); unmodifiable (values too), a broker without any absent.
+     */
+    private final SortedMap<Integer, SortedMap<String, String>> brokerConfigs;
+
+    /** The partition balancer is rebalancing replicas after a node joined ({@link ControllerCommand.SetBalancing}). */
+    private final boolean balancing;
+
+    /**
+     * The broker configs an operator may set at runtime and the controller keeps ({@link ControllerCommand.AlterBrokerConfigs}):
+     * Kafka's replication throttles, each a non-negative number of bytes per second.
+     */
+    public static final java.util.Set<String> BROKER_DYNAMIC_CONFIGS = java.util.Set.of(
+        "leader.replication.throttled.rate", "follower.replication.throttled.rate",
+        "replica.alter.log.dirs.io.max.bytes.per.second");
+
+    /**
      * A state from {@code b}'s fields. A collection given as a {@link TreeMap} or {@link TreeSet} (a new one the caller
      * built and no longer changes) is wrapped unmodifiable; any other is one an existing state holds (already
      * unmodifiable) and is shared as it is, so successive states share what a command did not change.
@@ -92,6 +112,9 @@ public final class ClusterState {
         this.quotas = b.quotas instanceof TreeMap<ClientQuotaEntity, SortedMap<String, Double>> q
             ? Collections.unmodifiableSortedMap(q) : b.quotas;
         this.modes = b.modes;
+        this.brokerConfigs = b.brokerConfigs instanceof TreeMap<Integer, SortedMap<String, String>> m
+            ? Collections.unmodifiableSortedMap(m) : b.brokerConfigs;
+        this.balancing = b.balancing;
     }
 
     /** A builder holding this state's fields, to change some and {@link Builder#build} the next state. */
@@ -115,6 +138,8 @@ public final class ClusterState {
         private SortedMap<UserScramCredential.Key, UserScramCredential> scram = new TreeMap<>();
         private SortedMap<ClientQuotaEntity, SortedMap<String, Double>> quotas = Collections.emptySortedMap();
         private NodeModes modes = NodeModes.NONE;
+        private SortedMap<Integer, SortedMap<String, String>> brokerConfigs = Collections.emptySortedMap();
+        private boolean balancing;
 
         private Builder() {
         }
@@ -129,6 +154,8 @@ public final class ClusterState {
             scram = s.scram;
             quotas = s.quotas;
             modes = s.modes;
+            brokerConfigs = s.brokerConfigs;
+            balancing = s.balancing;
         }
 
         Builder appliedOffset(long v) {
@@ -181,6 +208,17 @@ public final class ClusterState {
             return this;
         }
 
+        /** A new map (its values unmodifiable) the caller no longer changes, or an existing state's. */
+        Builder brokerConfigs(SortedMap<Integer, SortedMap<String, String>> v) {
+            brokerConfigs = v;
+            return this;
+        }
+
+        Builder balancing(boolean v) {
+            balancing = v;
+            return this;
+        }
+
         ClusterState build() {
             return new ClusterState(this);
         }
@@ -214,6 +252,17 @@ public final class ClusterState {
     /** Which nodes are in maintenance and which are being decommissioned. */
     public NodeModes modes() {
         return modes;
+    }
+
+    /** The dynamic configs the cluster keeps for broker {@code node} (its replication throttles); empty for none. */
+    public SortedMap<String, String> brokerConfigs(int node) {
+        SortedMap<String, String> c = brokerConfigs.get(node);
+        return c == null ? Collections.emptySortedMap() : c;
+    }
+
+    /** Whether the partition balancer is rebalancing replicas after a node joined (kept across controller failovers). */
+    public boolean balancing() {
+        return balancing;
     }
 
     /** The controller log offset this state reflects (-1 for none). */
@@ -314,6 +363,10 @@ public final class ClusterState {
             case ControllerCommand.AlterClientQuotas q -> alterClientQuotas(q, offset);
             case ControllerCommand.SetMaintenance m -> setMaintenance(m, offset);
             case ControllerCommand.SetDecommission d -> setDecommission(d, offset);
+            case ControllerCommand.SetControllerVoters v -> setControllerVoters(v, offset);
+            case ControllerCommand.AlterBrokerConfigs a -> alterBrokerConfigs(a, offset);
+            case ControllerCommand.SetBalancing b -> b.balancing() == balancing ? ok(withOffset(offset))
+                : ok(toBuilder().appliedOffset(offset).balancing(b.balancing()).build());
         };
     }
 
@@ -436,6 +489,78 @@ public final class ClusterState {
             }
         }
         return ok(toBuilder().appliedOffset(offset).topics(next).modes(modes.withDecommissioning(node, false)).build());
+    }
+
+    /**
+     * Sets the controller voters (see {@link NodeModes#controllerVoters()}): at least one, each a registered broker, and
+     * no node being decommissioned that does not vote already. Whether enough of them are live to change the group's
+     * membership safely is not the state machine's to know (it is deterministic): the controller leader checks that
+     * before each step ({@link Controller}). Setting the voters that are set succeeds and changes nothing.
+     */
+    private Applied setControllerVoters(ControllerCommand.SetControllerVoters v, long offset) {
+        int[] voters = java.util.Arrays.stream(v.voters()).sorted().distinct().toArray();
+        if (voters.length == 0) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "the controller needs at least one voter");
+        }
+        int[] current = modes.controllerVoters();
+        for (int n : voters) {
+            if (!brokers.containsKey(n)) {
+                return fail(offset, ControllerErrors.INVALID_REQUEST, "node " + n + " is not a registered broker: start it"
+                    + " (with --seeds naming the controller nodes) before it votes");
+            }
+            if (modes.decommissioning(n) && java.util.Arrays.binarySearch(current, n) < 0) {
+                return fail(offset, ControllerErrors.INVALID_REQUEST, "node " + n + " is being decommissioned; recommission"
+                    + " it before it votes in the controller");
+            }
+        }
+        if (java.util.Arrays.equals(voters, current)) {
+            return ok(withOffset(offset));
+        }
+        return ok(toBuilder().appliedOffset(offset).modes(modes.withControllerVoters(voters)).build());
+    }
+
+    /**
+     * Sets and removes dynamic configs of a registered broker: only {@link #BROKER_DYNAMIC_CONFIGS}, each a
+     * non-negative number (bytes per second). Deleting one that is not set is no error (Kafka's DELETE neither).
+     */
+    private Applied alterBrokerConfigs(ControllerCommand.AlterBrokerConfigs a, long offset) {
+        if (!brokers.containsKey(a.node())) {
+            return fail(offset, ControllerErrors.INVALID_REQUEST, "node " + a.node() + " is not a registered broker");
+        }
+        TreeMap<String, String> configs = new TreeMap<>(brokerConfigs(a.node()));
+        for (var e : a.set().entrySet()) {
+            if (!BROKER_DYNAMIC_CONFIGS.contains(e.getKey())) {
+                return fail(offset, ControllerErrors.INVALID_CONFIG, "broker config " + e.getKey() + " cannot be set at"
+                    + " runtime (only " + new TreeSet<>(BROKER_DYNAMIC_CONFIGS) + ")");
+            }
+            long v;
+            try {
+                v = Long.parseLong(e.getValue());
+            } catch (NumberFormatException x) {
+                v = -1;
+            }
+            if (v < 0) {
+                return fail(offset, ControllerErrors.INVALID_CONFIG, e.getKey() + " must be a non-negative number of"
+                    + " bytes per second, not '" + e.getValue() + "'");
+            }
+            configs.put(e.getKey(), Long.toString(v));
+        }
+        for (String k : a.delete()) {
+            if (!BROKER_DYNAMIC_CONFIGS.contains(k)) {
+                return fail(offset, ControllerErrors.INVALID_CONFIG, "broker config " + k + " cannot be set at runtime");
+            }
+            configs.remove(k);
+        }
+        if (configs.equals(brokerConfigs(a.node()))) {
+            return ok(withOffset(offset));
+        }
+        TreeMap<Integer, SortedMap<String, String>> next = new TreeMap<>(brokerConfigs);
+        if (configs.isEmpty()) {
+            next.remove(a.node());
+        } else {
+            next.put(a.node(), Collections.unmodifiableSortedMap(configs));
+        }
+        return ok(toBuilder().appliedOffset(offset).brokerConfigs(next).build());
     }
 
     private Applied ok(ClusterState next) {
@@ -745,6 +870,12 @@ public final class ClusterState {
             values.forEach((k, v) -> w.str(k).i64(Double.doubleToLongBits(v)));
         });
         modes.write(w);
+        w.i32(brokerConfigs.size());
+        brokerConfigs.forEach((node, configs) -> {
+            w.i32(node).i32(configs.size());
+            configs.forEach((k, v) -> w.str(k).str(v));
+        });
+        w.i8(balancing ? 1 : 0);
         return w.bytes();
     }
 
@@ -832,18 +963,42 @@ public final class ClusterState {
         }
         NodeModes modes = NodeModes.NONE;
         if (version >= 8) { // versions before 8 predate maintenance and decommissioning
-            modes = NodeModes.read(r);
+            modes = NodeModes.read(r, version);
+        }
+        TreeMap<Integer, SortedMap<String, String>> brokerConfigs = new TreeMap<>();
+        boolean balancing = false;
+        if (version >= 10) { // versions before 10 predate kept broker configs and the balancer's flag
+            int nb2 = r.count(8);
+            for (int i = 0; i < nb2; i++) {
+                int node = r.i32();
+                int nc = r.count(8);
+                TreeMap<String, String> configs = new TreeMap<>();
+                for (int j = 0; j < nc; j++) {
+                    configs.put(r.str(), r.str());
+                }
+                if (brokerConfigs.put(node, Collections.unmodifiableSortedMap(configs)) != null) {
+                    throw new ControllerFormatException("controller snapshot lists the configs of broker " + node
+                        + " twice");
+                }
+            }
+            int flag = r.i8();
+            if (flag != 0 && flag != 1) {
+                throw new ControllerFormatException("controller snapshot has balancing flag " + flag);
+            }
+            balancing = flag == 1;
         }
         r.end();
         return new Builder().appliedOffset(applied).nextGroupId(next).nextProducerId(nextProducerId).brokers(brokers)
-            .topics(topics).acls(acls).scram(scram).quotas(quotas).modes(modes).build();
+            .topics(topics).acls(acls).scram(scram).quotas(quotas).modes(modes).brokerConfigs(brokerConfigs)
+            .balancing(balancing).build();
     }
 
     @Override
     public boolean equals(Object o) {
         return o instanceof ClusterState s && s.appliedOffset == appliedOffset && s.nextGroupId == nextGroupId
             && s.nextProducerId == nextProducerId && s.brokers.equals(brokers) && s.topics.equals(topics)
-            && s.acls.equals(acls) && s.scram.equals(scram) && s.quotas.equals(quotas) && s.modes.equals(modes);
+            && s.acls.equals(acls) && s.scram.equals(scram) && s.quotas.equals(quotas) && s.modes.equals(modes)
+            && s.brokerConfigs.equals(brokerConfigs) && s.balancing == balancing;
     }
 
     @Override

@@ -40,6 +40,18 @@ import java.util.function.Consumer;
  * the node as a learner (it then replicates the metadata log, like a KRaft observer) and every node learns its
  * RPC address. Registrations are kept: a node re-registers after a restart or when its addresses change.
  *
+ * <p>The voters can change (a dead controller node replaced, KRaft's add-controller and remove-controller): an
+ * operator sets the wanted voters in the state ({@link ControllerCommand.SetControllerVoters},
+ * {@link NodeModes#controllerVoters()}), and the leader's maintenance turn moves the group's Raft membership
+ * there with {@link dev.isthmus.raft.RaftGroup#changeMembership} (a new voter is a learner already, catches up,
+ * then one joint-consensus change; a removed voter that is still registered stays a learner). The leader starts a
+ * voter change only when a majority of the current voters and of the wanted ones are live (connected to it), so
+ * the joint configuration can commit: a change that would need a dead node waits, and says why
+ * ({@link #membershipProblem()}). The membership itself lives in the group's log and snapshots, so once changed it
+ * no longer depends on any node's {@code --seeds}: the seeds bootstrap an empty group and tell a node where to send
+ * its first requests, and nothing more. Until an operator sets voters the group keeps the voters it has (the seeds
+ * it was bootstrapped with).
+ *
  * <h2>Commands</h2>
  * {@link #submit} proposes locally when this node leads the group; otherwise it sends the command to the
  * known leader (or the next seed) as an RPC ({@link #SERVICE}); a node that does not lead answers
@@ -70,7 +82,8 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     private final RaftShard host;
     private final Shard shard;
     private final int nodeId;
-    private final int[] voters;
+    /** The seeds ({@code --seeds}): the bootstrap voters, and the first nodes asked for the leader. Sorted. */
+    private final int[] bootstrapVoters;
     private final ControllerStateMachine machine = new ControllerStateMachine(this);
     private final PartitionBalancer balancer = new PartitionBalancer(PartitionBalancer.DEFAULT_MAX_CONCURRENT_MOVES);
     /**
@@ -106,6 +119,10 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     private long maintenanceTimer = -1;
     private boolean closed;
     private volatile ClusterState published = ClusterState.EMPTY;
+    /** The controller group's configuration on this replica (latest in its log, maybe not committed yet). */
+    private volatile Configuration membership = Configuration.EMPTY;
+    /** Why the leader does not move the membership to the wanted voters now, or null. */
+    private volatile String membershipProblem;
     private volatile int leaderId = -1;
     private volatile boolean leader;
 
@@ -209,7 +226,7 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
         this.host = server.shard(RaftServer.CONTROLLER_SHARD);
         this.shard = host.shard();
         this.nodeId = server.nodeId();
-        this.voters = server.config().controllerVoters().stream().mapToInt(Integer::intValue).sorted().toArray();
+        this.bootstrapVoters = server.config().controllerVoters().stream().mapToInt(Integer::intValue).sorted().toArray();
     }
 
     /**
@@ -219,20 +236,21 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     public static Promise<Controller> start(RaftServer server) {
         Controller c = new Controller(server);
         c.shard.checkOwner();
-        if (c.voters.length == 0) {
+        if (c.bootstrapVoters.length == 0) {
             return Promise.failed(new IllegalArgumentException("no controller voters configured"));
         }
-        boolean voter = Arrays.binarySearch(c.voters, c.nodeId) >= 0;
+        boolean voter = Arrays.binarySearch(c.bootstrapVoters, c.nodeId) >= 0;
         Path dir = server.config().dataDir().resolve("controller");
         return c.host.addGroup(ClusterState.CONTROLLER_GROUP_ID, dir,
-                voter ? Configuration.ofVoters(c.voters) : Configuration.EMPTY, server.config().logConfig(), c.machine, c)
+                voter ? Configuration.ofVoters(c.bootstrapVoters) : Configuration.EMPTY, server.config().logConfig(), c.machine, c)
             .map(g -> {
                 c.group = g;
                 c.host.transport().registerService(SERVICE, c, true);
                 c.publish(c.machine.state());
                 c.scheduleMaintenance();
-                LOG.log(System.Logger.Level.INFO, "controller on node " + c.nodeId + " started as a "
-                    + (voter ? "voter" : "learner") + " of " + Arrays.toString(c.voters) + ", state " + c.machine.state());
+                LOG.log(System.Logger.Level.INFO, "controller on node " + c.nodeId + " started with membership "
+                    + g.configuration() + " (seeds " + Arrays.toString(c.bootstrapVoters) + "), state "
+                    + c.machine.state());
                 return c;
             });
     }
@@ -256,6 +274,35 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
      */
     public PartitionBalancer balancer() {
         return balancer;
+    }
+
+    /**
+     * The controller group's membership as this node's replica knows it (any thread): the latest configuration in its
+     * log, which may not be committed yet; joint while a voter change is half done.
+     */
+    public Configuration membership() {
+        return membership;
+    }
+
+    /**
+     * The voters the controller group should have (any thread): those an operator set
+     * ({@link NodeModes#controllerVoters()}), else the voters of the group's membership, else the seeds.
+     */
+    public int[] wantedVoters() {
+        int[] set = published.modes().controllerVoters();
+        if (set.length > 0) {
+            return set;
+        }
+        Configuration c = membership;
+        return c.isEmpty() ? bootstrapVoters.clone() : c.voters();
+    }
+
+    /**
+     * Why the controller leader does not change the membership to the wanted voters now (a dead node it would need),
+     * or null (any thread; meaningful on the leader).
+     */
+    public String membershipProblem() {
+        return membershipProblem;
     }
 
     /** The controller leader this node knows, or -1 (any thread; may be stale). */
@@ -368,6 +415,63 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
         return p;
     }
 
+    /**
+     * One member of the controller group as DescribeQuorum reports it.
+     *
+     * @param logEndOffset      the offset after the last entry the leader knows it holds, or -1
+     * @param lastFetchMs       wall clock ms when the leader last heard from it, or -1
+     * @param lastCaughtUpMs    wall clock ms when it last held the leader's whole log, or -1
+     */
+    public record QuorumMember(int id, long logEndOffset, long lastFetchMs, long lastCaughtUpMs) {
+    }
+
+    /**
+     * The controller group as this node sees it: Kafka's DescribeQuorum. Only the leader knows its followers'
+     * progress ({@code leader} true); elsewhere their offsets and times are -1.
+     *
+     * @param voters    the voters (both halves while joint)
+     * @param observers the learners (Kafka's observers)
+     */
+    public record QuorumView(boolean leader, int leaderId, long term, long highWatermark, List<QuorumMember> voters,
+                             List<QuorumMember> observers) {
+    }
+
+    /** Controller shard: the quorum as this node sees it (see {@link QuorumView}). */
+    public QuorumView describeQuorumHere() {
+        shard.checkOwner();
+        if (group == null) {
+            return new QuorumView(false, leaderId, 0, -1, List.of(), List.of());
+        }
+        dev.isthmus.raft.RaftGroup g = group.raft();
+        Configuration c = g.configuration();
+        long now = System.currentTimeMillis();
+        boolean leads = g.isLeader();
+        int[] voterIds = java.util.stream.IntStream.concat(Arrays.stream(c.voters()), Arrays.stream(c.votersOutgoing()))
+            .sorted().distinct().toArray();
+        List<QuorumMember> voters = new ArrayList<>();
+        for (int id : voterIds) {
+            voters.add(member(g, id, leads, now));
+        }
+        List<QuorumMember> observers = new ArrayList<>();
+        for (int id : c.learners()) {
+            observers.add(member(g, id, leads, now));
+        }
+        return new QuorumView(leads, leads ? nodeId : leaderId, g.term(), g.commitOffset() + 1, voters, observers);
+    }
+
+    private QuorumMember member(dev.isthmus.raft.RaftGroup g, int id, boolean leads, long now) {
+        if (!leads) {
+            return new QuorumMember(id, id == nodeId ? g.lastOffset() + 1 : -1, -1, -1);
+        }
+        if (id == nodeId) {
+            return new QuorumMember(id, g.lastOffset() + 1, now, now);
+        }
+        long match = g.matchOffset(id);
+        long[] ago = g.followerTimesAgoMs(id);
+        return new QuorumMember(id, match >= 0 ? match + 1 : -1, ago == null || ago[0] < 0 ? -1 : now - ago[0],
+            ago == null || ago[1] < 0 ? -1 : now - ago[1]);
+    }
+
     // ===================================================================================== driving commands
 
     private long nowMs() {
@@ -405,7 +509,8 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
         if (target >= 0 && !host.transport().isConnected(target)) {
             // The request would be dropped: ask a seed we are connected to, or wait for a connection.
             target = -1;
-            for (int i = 0; i < voters.length && target < 0; i++) {
+            int candidates = seedCandidates().length;
+            for (int i = 0; i < candidates && target < 0; i++) {
                 int v = nextSeed();
                 if (v >= 0 && host.transport().isConnected(v)) {
                     target = v;
@@ -439,13 +544,21 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     }
 
     private int nextSeed() {
-        for (int i = 0; i < voters.length; i++) {
-            int v = voters[nextSeed++ % voters.length];
+        int[] candidates = seedCandidates();
+        for (int i = 0; i < candidates.length; i++) {
+            int v = candidates[Math.floorMod(nextSeed++, candidates.length)];
             if (v != nodeId) {
                 return v;
             }
         }
         return -1;
+    }
+
+    /** The nodes a command may go to when no leader is known: the group's voters (as this replica knows) and the seeds. */
+    private int[] seedCandidates() {
+        Configuration c = membership;
+        return java.util.stream.IntStream.concat(java.util.stream.IntStream.concat(Arrays.stream(c.voters()),
+            Arrays.stream(c.votersOutgoing())), Arrays.stream(bootstrapVoters)).sorted().distinct().toArray();
     }
 
     /** A request from another node (on the controller shard). */
@@ -615,6 +728,15 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     }
 
     @Override
+    public void onConfigurationChange(long groupId, Configuration configuration) {
+        boolean first = membership.isEmpty();
+        membership = configuration;
+        if (!first) {
+            LOG.log(System.Logger.Level.INFO, "controller membership on node " + nodeId + ": " + configuration);
+        }
+    }
+
+    @Override
     public void onRoleChange(long groupId, Role role, long term, int leaderId) {
         boolean was = this.leader;
         this.leaderId = leaderId == dev.isthmus.raft.RaftGroup.NONE ? -1 : leaderId;
@@ -679,29 +801,81 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
             group.raft().takeSnapshot();
         }
         balancer.round(s, group.isLeader(), now, id -> id == nodeId || host.transport().isConnected(id),
-            id -> Arrays.binarySearch(voters, id) >= 0, (c, timeoutMs, done) -> submitHere(c, timeoutMs).whenComplete((r, t) -> done.accept(r)));
+            id -> Arrays.binarySearch(bootstrapVoters, id) >= 0,
+            (c, timeoutMs, done) -> submitHere(c, timeoutMs).whenComplete((r, t) -> done.accept(r)));
         if (!group.isLeader()) {
             return;
         }
-        // Every registered broker that does not vote replicates the metadata as a learner.
+        reconcileMembership(s);
+    }
+
+    /**
+     * Leader: moves the group's membership towards the wanted voters ({@link #wantedVoters()}), every other registered
+     * broker a learner. A change of voters starts only when a majority of the current voters and a majority of the
+     * wanted ones are live (this node or connected to it): the joint configuration needs both to commit anything, so
+     * a change that would need a dead node would stop the controller until that node returned. Raft then waits for
+     * each new voter to catch up before entering the joint configuration, and leaves it once it is committed.
+     */
+    private void reconcileMembership(ClusterState s) {
+        int[] voters = wantedVoters();
         int[] learners = s.brokers().stream().mapToInt(BrokerInfo::id)
             .filter(id -> Arrays.binarySearch(voters, id) < 0).sorted().toArray();
         Configuration cur = group.configuration();
-        if (cur.isJoint() || !Arrays.equals(sorted(cur.voters()), voters)
-            || !Arrays.equals(sorted(cur.learners()), learners) || !group.raft().configurationSettled()) {
-            int r = group.raft().changeMembership(voters, learners);
-            if (r != RaftErrors.OK && r != RaftErrors.CONFIG_CHANGE_IN_PROGRESS) {
-                LOG.log(System.Logger.Level.WARNING, "controller membership change to voters " + Arrays.toString(voters)
-                    + " learners " + Arrays.toString(learners) + " refused: " + RaftErrors.describe(r));
+        boolean votersChange = !cur.isJoint() && !Arrays.equals(cur.voters(), voters);
+        if (!cur.isJoint() && !votersChange && Arrays.equals(cur.learners(), learners)
+            && group.raft().configurationSettled()) {
+            membershipProblem = null;
+            return;
+        }
+        if (votersChange) {
+            String problem = livenessProblem("current", cur.voters());
+            if (problem == null) {
+                problem = livenessProblem("wanted", voters);
             }
+            if (problem != null) {
+                if (!problem.equals(membershipProblem)) {
+                    LOG.log(System.Logger.Level.WARNING, "controller voters stay " + Arrays.toString(cur.voters())
+                        + " for now, not " + Arrays.toString(voters) + ": " + problem);
+                }
+                membershipProblem = problem;
+                // Learner changes (a node registering) still go through, with the voters kept as they are: every
+                // registered broker that does not vote now (a wanted voter too) replicates the log as a learner.
+                int[] keep = s.brokers().stream().mapToInt(BrokerInfo::id)
+                    .filter(id -> Arrays.binarySearch(cur.voters(), id) < 0).sorted().toArray();
+                if (!Arrays.equals(cur.learners(), keep)) {
+                    change(cur.voters(), keep);
+                }
+                return;
+            }
+        }
+        membershipProblem = null;
+        change(voters, learners);
+    }
+
+    private void change(int[] voters, int[] learners) {
+        int r = group.raft().changeMembership(voters, learners);
+        if (r != RaftErrors.OK && r != RaftErrors.CONFIG_CHANGE_IN_PROGRESS) {
+            LOG.log(System.Logger.Level.WARNING, "controller membership change to voters " + Arrays.toString(voters)
+                + " learners " + Arrays.toString(learners) + " refused: " + RaftErrors.describe(r));
         }
     }
 
-    private static int[] sorted(int[] a) {
-        int[] c = a.clone();
-        Arrays.sort(c);
-        return c;
+    /** Why {@code voters} (the {@code which} voters) lack a live majority, or null. */
+    private String livenessProblem(String which, int[] voters) {
+        int live = 0;
+        List<Integer> down = new ArrayList<>();
+        for (int v : voters) {
+            if (v == nodeId || host.transport().isConnected(v)) {
+                live++;
+            } else {
+                down.add(v);
+            }
+        }
+        return live > voters.length / 2 ? null : "only " + live + " of the " + which + " voters "
+            + Arrays.toString(voters) + " are live (down: " + down + "); a membership change needs a majority of each";
     }
+
+
 
     /** Controller shard: stops serving; pending commands fail with NOT_CONTROLLER. The group closes with the server. */
     public void close() {
@@ -738,7 +912,7 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
 
     @Override
     public String toString() {
-        return "Controller[node " + nodeId + ", voters " + Arrays.toString(voters) + ", leader " + leaderId + ", "
+        return "Controller[node " + nodeId + ", membership " + membership + ", leader " + leaderId + ", "
             + published + "]";
     }
 }

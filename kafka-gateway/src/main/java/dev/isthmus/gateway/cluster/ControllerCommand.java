@@ -36,8 +36,11 @@ import java.util.UUID;
  *  32 AlterClientQuotas alterations (i32 n, n x ClientQuotaAlteration)
  *  34 SetMaintenance    node i32, enabled i8 (0/1)
  *  35 SetDecommission   node i32, decommission i8 (1 = decommission, 0 = recommission)
+ *  40 SetControllerVoters  voters int[]
+ *  41 AlterBrokerConfigs   node i32, set (i32 n, n x (k, v)), delete (i32 n, n x k)
+ *  42 SetBalancing         balancing i8 (0/1)
  * </pre>
- * Type ids 36 and 37 are reserved for node operations.
+ * Type ids 36 and 37 are reserved for node operations, 43 to 47 for controller membership, balancer and throttles.
  */
 public sealed interface ControllerCommand {
     int VERSION = 1;
@@ -187,6 +190,50 @@ public sealed interface ControllerCommand {
     record SetDecommission(int node, boolean decommission) implements ControllerCommand {
     }
 
+    /**
+     * Sets the nodes that vote in the controller group (see {@link NodeModes#controllerVoters()}); the controller leader
+     * then changes the group's Raft membership to them.
+     */
+    record SetControllerVoters(int[] voters) implements ControllerCommand {
+        public SetControllerVoters {
+            voters = voters.clone();
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof SetControllerVoters c && java.util.Arrays.equals(c.voters, voters);
+        }
+
+        @Override
+        public int hashCode() {
+            return java.util.Arrays.hashCode(voters);
+        }
+
+        @Override
+        public String toString() {
+            return "SetControllerVoters" + java.util.Arrays.toString(voters);
+        }
+    }
+
+    /**
+     * Sets and removes dynamic configs of broker {@code node} that the cluster keeps for it across restarts: its
+     * replication throttles ({@link ClusterState#BROKER_DYNAMIC_CONFIGS}), as Kafka's controller keeps them.
+     */
+    record AlterBrokerConfigs(int node, SortedMap<String, String> set, SortedSet<String> delete)
+            implements ControllerCommand {
+        public AlterBrokerConfigs {
+            set = Collections.unmodifiableSortedMap(new TreeMap<>(set));
+            delete = Collections.unmodifiableSortedSet(new TreeSet<>(delete));
+        }
+    }
+
+    /**
+     * The partition balancer started (true: a node joined) or finished (false) rebalancing replicas; kept in the state
+     * so that the next controller leader's balancer carries on after a failover ({@link PartitionBalancer}).
+     */
+    record SetBalancing(boolean balancing) implements ControllerCommand {
+    }
+
     /** The command's wire form. */
     default byte[] encode() {
         Wire.Writer w = new Wire.Writer();
@@ -244,6 +291,14 @@ public sealed interface ControllerCommand {
             }
             case SetMaintenance c -> w.i8(34).i8(VERSION).i32(c.node()).i8(c.enabled() ? 1 : 0);
             case SetDecommission c -> w.i8(35).i8(VERSION).i32(c.node()).i8(c.decommission() ? 1 : 0);
+            case SetControllerVoters c -> w.i8(40).i8(VERSION).ints(c.voters);
+            case AlterBrokerConfigs c -> {
+                w.i8(41).i8(VERSION).i32(c.node());
+                writeMap(w, c.set());
+                w.i32(c.delete().size());
+                c.delete().forEach(w::str);
+            }
+            case SetBalancing c -> w.i8(42).i8(VERSION).i8(c.balancing() ? 1 : 0);
         }
         return w.bytes();
     }
@@ -303,6 +358,18 @@ public sealed interface ControllerCommand {
             }
             case 34 -> new SetMaintenance(r.i32(), flag(r, "maintenance"));
             case 35 -> new SetDecommission(r.i32(), flag(r, "decommission"));
+            case 40 -> new SetControllerVoters(r.ints());
+            case 41 -> {
+                int node = r.i32();
+                SortedMap<String, String> set = readMap(r);
+                int n = r.count(4);
+                TreeSet<String> delete = new TreeSet<>();
+                for (int i = 0; i < n; i++) {
+                    delete.add(r.str());
+                }
+                yield new AlterBrokerConfigs(node, set, delete);
+            }
+            case 42 -> new SetBalancing(flag(r, "balancing"));
             default -> throw new ControllerFormatException("unknown controller command type " + type);
         };
         r.end();

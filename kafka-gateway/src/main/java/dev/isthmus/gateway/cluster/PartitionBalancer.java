@@ -32,7 +32,10 @@ import java.util.function.IntPredicate;
  * when a broker id the leader has not seen, and that is not a seed (a controller voter: the seeds form the cluster),
  * registers into a cluster that already held topics at the previous round (a new leader takes the brokers registered
  * then as known; a node that restarts is not new), waits {@link #JOIN_SETTLE_MS} after the last join (nodes of one start-up register
- * together), and stops once a round finds nothing to move and its own moves are done. It keeps at most
+ * together), and stops once a round finds nothing to move and its own moves are done. That it is balancing is kept in
+ * the controller state ({@link ControllerCommand.SetBalancing}, proposed when a join is seen and when it is done), so a
+ * controller failover does not end a rebalance half-way: the next leader's balancer reads the flag and carries on
+ * (first waiting for the moves its predecessor started, which it takes for an operator's). It keeps at most
  * {@code maxConcurrentMoves} partitions moving (its own and operators' together) and starts nothing while a move
  * it did not start (kafka-reassign-partitions) runs. Disabled with {@code --partition-balancer false}.
  *
@@ -99,6 +102,8 @@ public final class PartitionBalancer {
     private Set<Integer> knownBrokers;
     private long settleUntilMs = -1;
     private boolean balancing;
+    /** A {@link ControllerCommand.SetBalancing} is on its way (one at a time). */
+    private boolean flagging;
     /** The state of the previous round held topics. */
     private boolean hadPartitions;
     private final Set<String> ownMoves = new HashSet<>();
@@ -131,6 +136,7 @@ public final class PartitionBalancer {
             if (knownBrokers != null) {
                 knownBrokers = null;
                 balancing = false;
+                flagging = false;
                 settleUntilMs = -1;
                 ownMoves.clear();
             }
@@ -150,6 +156,7 @@ public final class PartitionBalancer {
         s.brokers().forEach(b -> ids.add(b.id()));
         if (knownBrokers == null) {
             knownBrokers = ids;
+            balancing = s.balancing(); // a rebalance an earlier leader started goes on
         } else if (!knownBrokers.containsAll(ids)) {
             // A node joined: a node that is not a seed (controller voter), registering for the first time into a
             // cluster holding partitions (the seeds registering while the cluster forms are not joins).
@@ -162,6 +169,11 @@ public final class PartitionBalancer {
                 settleUntilMs = nowMs + JOIN_SETTLE_MS;
                 balancing = true;
             }
+        }
+        // The state's flag follows this leader's decision, so that the next leader carries on from it.
+        if (balancing != s.balancing() && !flagging) {
+            flagging = true;
+            submitter.submit(new ControllerCommand.SetBalancing(balancing), MOVE_TIMEOUT_MS, r -> flagging = false);
         }
         hadPartitions = !s.topics().isEmpty();
         // Forget own moves that are done (or whose partition went away).

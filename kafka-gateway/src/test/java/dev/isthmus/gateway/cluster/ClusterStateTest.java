@@ -127,7 +127,13 @@ class ClusterStateTest {
         SplittableRandom r = new SplittableRandom(seed);
         ClusterState s = brokers(1 + r.nextInt(5), 1 + r.nextInt(4));
         for (int i = 0; i < 200; i++) {
-            ControllerCommand c = switch (r.nextInt(9)) {
+            ControllerCommand c = switch (r.nextInt(12)) {
+                case 9 -> new ControllerCommand.SetControllerVoters(r.ints(1 + r.nextInt(3), 0, 6).toArray());
+                case 10 -> new ControllerCommand.AlterBrokerConfigs(r.nextInt(6),
+                    new TreeMap<>(Map.of("leader.replication.throttled.rate", Integer.toString(r.nextInt(1000)))),
+                    r.nextBoolean() ? new TreeSet<>(java.util.Set.of("follower.replication.throttled.rate"))
+                        : new TreeSet<>());
+                case 11 -> new ControllerCommand.SetBalancing(r.nextBoolean());
                 case 7 -> new ControllerCommand.SetMaintenance(r.nextInt(6), r.nextBoolean());
                 case 8 -> new ControllerCommand.SetDecommission(r.nextInt(6), r.nextInt(4) == 0);
                 case 4 -> new ControllerCommand.AllocateProducerIds(r.nextInt(5), 1 + r.nextInt(2000));
@@ -309,7 +315,7 @@ class ClusterStateTest {
         assertEquals("b", back.broker(1).rack());
         assertNull(back.broker(2).rack());
         byte[] snap = s.encode();
-        assertEquals(9, (snap[0] << 8) | (snap[1] & 0xff), "this branch writes version 9");
+        assertEquals(10, (snap[0] << 8) | (snap[1] & 0xff), "this branch writes version 10");
         // Version 5, field by field: listeners after each broker, no rack; reassignments and ACL counts.
         Wire.Writer w = new Wire.Writer().i16(5).i64(s.appliedOffset()).i64(s.nextGroupId()).i64(s.nextProducerId());
         w.i32(s.brokers().size());
@@ -575,6 +581,78 @@ class ClusterStateTest {
         assertTrue(eight.modes().decommissioning(2));
         assertFalse(eight.modes().inMaintenance(2));
         assertTrue(java.nio.ByteBuffer.wrap(s.encode()).getShort() >= 8, "the snapshot is written as version 8 or later");
+    }
+
+    @Test
+    void shouldSetControllerVotersAndKeepThemInVersionTenAndReadVersionNineWithout() {
+        ClusterState s = brokers(4, 1);
+        assertArrayEquals(new int[0], s.modes().controllerVoters(), "never set: the bootstrap voters stand");
+        s = apply(s, new ControllerCommand.SetControllerVoters(new int[0]), ControllerErrors.INVALID_REQUEST);
+        ClusterState.Applied unknown = s.apply(new ControllerCommand.SetControllerVoters(new int[] {0, 1, 7}), ++offset);
+        assertEquals(ControllerErrors.INVALID_REQUEST, unknown.result().errorCode());
+        assertTrue(unknown.result().message().contains("node 7 is not a registered broker"), unknown.result().message());
+        s = apply(unknown.state(), new ControllerCommand.SetDecommission(3, true), 0);
+        ClusterState.Applied decommissioning = s.apply(new ControllerCommand.SetControllerVoters(new int[] {0, 1, 3}),
+            ++offset);
+        assertEquals(ControllerErrors.INVALID_REQUEST, decommissioning.result().errorCode());
+        assertTrue(decommissioning.result().message().contains("decommissioned"), decommissioning.result().message());
+        s = apply(decommissioning.state(), new ControllerCommand.SetDecommission(3, false), 0);
+        s = apply(s, new ControllerCommand.SetControllerVoters(new int[] {3, 1, 0, 1}), 0);
+        assertArrayEquals(new int[] {0, 1, 3}, s.modes().controllerVoters(), "ascending, each once");
+        ClusterState same = apply(s, new ControllerCommand.SetControllerVoters(new int[] {0, 1, 3}), 0);
+        assertEquals(s.modes(), same.modes(), "setting what is set changes nothing");
+        // A voter that is decommissioned later may stay a voter (the operator removes it when a node takes its seat).
+        s = apply(same, new ControllerCommand.SetDecommission(3, true), 0);
+        s = apply(s, new ControllerCommand.SetControllerVoters(new int[] {0, 1, 2, 3}), 0);
+        ControllerCommand c = new ControllerCommand.SetControllerVoters(new int[] {2, 0});
+        assertEquals(c, ControllerCommand.decode(c.encode()));
+
+        byte[] ten = s.encode();
+        assertEquals(10, java.nio.ByteBuffer.wrap(ten).getShort());
+        ClusterState back = ClusterState.decode(ten);
+        assertEquals(s, back);
+        assertArrayEquals(new int[] {0, 1, 2, 3}, back.modes().controllerVoters());
+        // Version 9: the same fields up to the node modes, which end with decommissioning (no controller voters, and
+        // none of what follows them in version 10: broker configs, here none (i32 0), and the balancing flag (i8)).
+        int votersBytes = 4 + 4 * s.modes().controllerVoters().length;
+        byte[] nine = java.util.Arrays.copyOf(ten, ten.length - votersBytes - 4 - 1);
+        java.nio.ByteBuffer.wrap(nine).putShort((short) 9);
+        ClusterState v9 = ClusterState.decode(nine);
+        assertArrayEquals(new int[0], v9.modes().controllerVoters(), "version 9 predates controller voters");
+        assertArrayEquals(s.modes().decommissioning(), v9.modes().decommissioning());
+        assertEquals(s.brokers().size(), v9.brokers().size());
+        assertEquals(s.appliedOffset(), v9.appliedOffset());
+    }
+
+    @Test
+    void shouldKeepBrokerThrottlesAndTheBalancingFlagInVersionTen() {
+        ClusterState s = brokers(3, 1);
+        String rate = "leader.replication.throttled.rate";
+        ControllerCommand set = new ControllerCommand.AlterBrokerConfigs(1, new TreeMap<>(Map.of(rate, "100000",
+            "follower.replication.throttled.rate", "5")), new TreeSet<>());
+        assertEquals(set, ControllerCommand.decode(set.encode()));
+        s = apply(s, set, 0);
+        assertEquals(Map.of(rate, "100000", "follower.replication.throttled.rate", "5"), s.brokerConfigs(1));
+        assertEquals(Map.of(), s.brokerConfigs(0));
+        s = apply(s, new ControllerCommand.AlterBrokerConfigs(7, new TreeMap<>(Map.of(rate, "1")), new TreeSet<>()),
+            ControllerErrors.INVALID_REQUEST);
+        s = apply(s, new ControllerCommand.AlterBrokerConfigs(1, new TreeMap<>(Map.of("num.io.threads", "8")),
+            new TreeSet<>()), ControllerErrors.INVALID_CONFIG);
+        s = apply(s, new ControllerCommand.AlterBrokerConfigs(1, new TreeMap<>(Map.of(rate, "-1")), new TreeSet<>()),
+            ControllerErrors.INVALID_CONFIG);
+        s = apply(s, new ControllerCommand.SetBalancing(true), 0);
+        assertTrue(s.balancing());
+        ClusterState back = ClusterState.decode(s.encode());
+        assertEquals(s, back);
+        assertEquals("100000", back.brokerConfigs(1).get(rate), "the throttle survives a snapshot");
+        assertTrue(back.balancing(), "the balancer's flag survives a snapshot");
+        s = apply(s, new ControllerCommand.AlterBrokerConfigs(1, new TreeMap<>(), new TreeSet<>(java.util.Set.of(rate,
+            "follower.replication.throttled.rate"))), 0);
+        assertEquals(Map.of(), s.brokerConfigs(1), "deleted");
+        s = apply(s, new ControllerCommand.SetBalancing(false), 0);
+        assertFalse(ClusterState.decode(s.encode()).balancing());
+        assertEquals(new ControllerCommand.SetBalancing(true), ControllerCommand.decode(
+            new ControllerCommand.SetBalancing(true).encode()));
     }
 
     @Test

@@ -91,7 +91,9 @@ class PartitionBalancerTest {
         PartitionBalancer b = new PartitionBalancer(4);
         List<ControllerCommand> submitted = new ArrayList<>();
         PartitionBalancer.Submitter sub = (c, timeout, done) -> {
-            submitted.add(c);
+            if (c instanceof ControllerCommand.ReassignPartition) {
+                submitted.add(c); // the moves (its SetBalancing flags apply too, uncounted)
+            }
             s[0] = apply(s[0], c);
             done.accept(ControllerResult.ok(offset));
         };
@@ -174,6 +176,51 @@ class PartitionBalancerTest {
         s = register(s, 4, null);
         b.round(s, true, 32_000, ALL_LIVE, id -> id == 3, sub);
         assertEquals("settling", b.status().state());
+    }
+
+    @Test
+    void shouldCarryOnAfterAControllerFailoverFromTheStatesFlag() {
+        ClusterState[] s = {ClusterState.EMPTY};
+        for (int i = 0; i < 3; i++) {
+            s[0] = register(s[0], i, null);
+        }
+        s[0] = apply(s[0], ControllerCommand.CreateTopic.of("t", 12, 3, Map.of()));
+        List<ControllerCommand> moves = new ArrayList<>();
+        PartitionBalancer.Submitter sub = (c, timeout, done) -> {
+            if (c instanceof ControllerCommand.ReassignPartition) {
+                moves.add(c);
+            }
+            s[0] = apply(s[0], c);
+            done.accept(ControllerResult.ok(offset));
+        };
+        PartitionBalancer first = new PartitionBalancer(4);
+        long now = 0;
+        first.round(s[0], true, now, ALL_LIVE, NO_SEED, sub);
+        s[0] = register(s[0], 3, null);
+        now += PartitionBalancer.ROUND_INTERVAL_MS;
+        first.round(s[0], true, now, ALL_LIVE, NO_SEED, sub);
+        assertEquals("settling", first.status().state());
+        assertTrue(s[0].balancing(), "the join is in the controller state at once");
+        // The leader fails over before it moved anything: the next leader's balancer knows node 3 from the start (it is
+        // no join for it), yet carries on from the state's flag.
+        first.round(s[0], false, now, ALL_LIVE, NO_SEED, sub);
+        PartitionBalancer next = new PartitionBalancer(4);
+        int rounds = 0;
+        while (true) {
+            now += PartitionBalancer.ROUND_INTERVAL_MS;
+            next.round(s[0], true, now, ALL_LIVE, NO_SEED, sub);
+            for (PartitionInfo p : s[0].topic("t").partitions()) {
+                if (p.reassigning()) {
+                    s[0] = complete(s[0], "t", p.partition());
+                }
+            }
+            if (next.status().state().equals("idle") && !s[0].balancing()) {
+                break;
+            }
+            assertTrue(++rounds < 60, "the new leader's balancer finishes: " + next.status());
+        }
+        assertTrue(moves.size() >= 9, "36 replicas over 4 nodes: node 3 receives 9: " + moves.size());
+        assertTrue(next.status().spread() <= 1, next.status().toString());
     }
 
     private ClusterState complete(ClusterState s, String topic, int partition) {

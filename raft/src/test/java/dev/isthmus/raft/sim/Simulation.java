@@ -85,6 +85,13 @@ final class Simulation {
         long proposalGapUs;
         boolean snapshots;
         boolean reassignments;
+        /**
+         * Membership changes as the controller group makes them (see {@link #controllerMembershipFromSeed}): every node
+         * that does not vote is a learner, reassignments change the number of voters too (promoting learners, demoting
+         * voters to learners through the joint state), and a change under way is sometimes replaced by another (a
+         * cancel, or an operator's second command).
+         */
+        boolean controllerMembership;
         /** Groups whose log is their state (StateMachine.NONE, like partitions), which get prefix truncations. */
         boolean[] logGroups = new boolean[0];
         long tickUs = 5_000;
@@ -150,7 +157,7 @@ final class Simulation {
             return "nodes=" + nodes + " groups=" + groups + " replicas=" + replicas + " loss=" + String.format("%.3f",
                 lossRate) + " dup=" + String.format("%.3f", duplicateRate) + " maxDelayUs=" + maxDelayUs
                 + " faultGapMs=" + meanFaultGapMs + " proposalGapUs=" + proposalGapUs + " snapshots=" + snapshots
-                + " reassign=" + reassignments + " logGroups=" + Arrays.toString(logGroups)
+                + " reassign=" + reassignments + (controllerMembership ? " controllerMembership" : "") + " logGroups=" + Arrays.toString(logGroups)
                 + (engineStorage ? " engineStorage shards=" + shards + " powerLoss=" + String.format("%.2f", powerLossRate)
                 + " tailCache=" + tailCacheBytes + " diskSpikes=" + String.format("%.3f", diskSpikeRate) + " torn="
                 + String.format("%.2f", tornBlockRate) + " strictDirs=" + strictDirectories
@@ -219,7 +226,7 @@ final class Simulation {
         this.nodes = new SimNode[options.nodes];
         for (int g = 0; g < options.groups; g++) {
             int[] ids = pickNodes(options.replicas);
-            bootstrap.put((long) g, Configuration.ofVoters(ids));
+            bootstrap.put((long) g, options.controllerMembership ? withLearners(ids) : Configuration.ofVoters(ids));
         }
         for (int n = 0; n < options.nodes; n++) {
             nodes[n] = new SimNode(n);
@@ -229,6 +236,29 @@ final class Simulation {
 
     static Simulation fromSeed(long seed) {
         return new Simulation(seed, Options.fromSeed(new SplittableRandom(seed)));
+    }
+
+    /**
+     * A run whose groups change membership as the controller group does ({@link Options#controllerMembership}): every
+     * other option as {@link #fromSeed}, with reassignments on (at least two nodes), the new knob's draws from a
+     * stream of the seed of their own.
+     */
+    static Simulation controllerMembershipFromSeed(long seed) {
+        Options o = Options.fromSeed(new SplittableRandom(seed));
+        SplittableRandom r = new SplittableRandom(seed ^ 0x3C0A_7E11_E7B0_0017L);
+        o.nodes = Math.max(o.nodes, 3);
+        o.replicas = Math.min(o.nodes - 1, Math.max(1, o.replicas));
+        o.reassignments = true;
+        o.controllerMembership = true;
+        o.faultMs = r.nextLong(6_000, 12_000);
+        return new Simulation(seed, o);
+    }
+
+    /** A configuration of {@code voters} with every other node a learner (the controller group's shape). */
+    private Configuration withLearners(int[] voters) {
+        int[] learners = java.util.stream.IntStream.range(0, options.nodes)
+            .filter(i -> Arrays.binarySearch(voters, i) < 0).toArray();
+        return Configuration.of(voters, learners);
     }
 
     /** A run on production storage ({@link Options#engineFromSeed}). */
@@ -859,7 +889,14 @@ final class Simulation {
         } else if (kind < 84) {
             if (options.reassignments) {
                 long group = random.nextInt(options.groups);
-                if (!reassigning.containsKey(group)) {
+                if (options.controllerMembership) {
+                    // Voters grow or shrink by one, or keep their number with other members; a change still under way
+                    // is replaced by this one (the leader's changeMembership takes the newer target once it can).
+                    int count = Math.clamp(options.replicas + random.nextInt(-1, 2), 1, options.nodes);
+                    Configuration target = withLearners(pickNodes(count));
+                    Configuration before = reassigning.put(group, target);
+                    note("g" + group + " membership to " + target + (before != null ? " (replacing " + before + ")" : ""));
+                } else if (!reassigning.containsKey(group)) {
                     Configuration target = Configuration.ofVoters(pickNodes(options.replicas));
                     reassigning.put(group, target);
                     note("g" + group + " reassign to " + target);
@@ -991,7 +1028,7 @@ final class Simulation {
             }
             int[] result = {0};
             nodes[leader.nodeId()].run(e.getKey(), () -> result[0] = leader.changeMembership(e.getValue().voters(),
-                new int[0]));
+                e.getValue().learners()));
             int rc = result[0];
             if (rc == RaftErrors.OK) {
                 reassignmentsDone++;

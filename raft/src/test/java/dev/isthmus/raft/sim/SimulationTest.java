@@ -172,6 +172,46 @@ class SimulationTest {
         }
     }
 
+    /**
+     * Membership changes as the controller group makes them, under the same faults (crashes, partitions, message loss,
+     * clock jumps, transfers, snapshots): every non-voter a learner, voters added from learners and removed to learners
+     * through joint consensus, their number changing, a change replaced by another while under way, a voter removed
+     * while it is down. Safety on every event, and after healing one configuration that every member holds.
+     */
+    @Test
+    void shouldKeepSafetyWhileTheControllerMembershipChangesUnderFaults() {
+        String one = System.getProperty("isthmus.seed");
+        int seeds = one != null && !one.isBlank() ? 1 : Integer.getInteger("isthmus.sim.membershipSeeds", 20);
+        long base = new SplittableRandom().nextLong();
+        System.out.println("controller membership simulation: " + seeds + " seeds from base " + base);
+        SplittableRandom seedSource = new SplittableRandom(base);
+        long changes = 0;
+        long crashes = 0;
+        long partitions = 0;
+        for (int i = 0; i < seeds; i++) {
+            long seed = one != null && !one.isBlank() ? Long.parseLong(one.trim()) : seedSource.nextLong();
+            Simulation sim = Simulation.controllerMembershipFromSeed(seed);
+            Simulation.Result r;
+            try {
+                r = sim.run();
+            } catch (Throwable t) {
+                System.out.println("SIMULATION FAILED: seed " + seed + " (" + sim.options + ")\n"
+                    + "replay: ./mvnw -q -B -ntp -pl raft -am verify"
+                    + " -Dtest=SimulationTest#shouldKeepSafetyWhileTheControllerMembershipChangesUnderFaults"
+                    + " -Disthmus.seed=" + seed + "\nrecent events:\n" + sim.recentTrace());
+                throw new AssertionError("controller membership simulation seed " + seed + " failed: " + t, t);
+            }
+            changes += r.reassignmentsDone();
+            crashes += r.crashes();
+            partitions += r.partitions();
+        }
+        System.out.printf("controller membership simulation: %d seeds, %d membership changes completed, %d crashes,"
+            + " %d partitions%n", seeds, changes, crashes, partitions);
+        if (seeds >= 10) {
+            assertTrue(changes > 0, "no membership change completed in " + seeds + " seeds");
+        }
+    }
+
     @Test
     void shouldReplayASeedExactly() {
         long seed = Long.getLong("isthmus.seed", 42L);
