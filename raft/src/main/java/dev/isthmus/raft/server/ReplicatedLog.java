@@ -273,6 +273,9 @@ public final class ReplicatedLog implements GroupListener {
      */
     public Promise<Long> awaitCommit(long baseOffset, long lastOffset) {
         host.shard().checkOwner();
+        if (lastOffset <= raft.commitOffset()) {
+            return Promise.completed(baseOffset); // committed entries stay (even once compacted or below the log start)
+        }
         long term = raft.termAt(lastOffset);
         if (!raft.isLeader() || term < 0) {
             return Promise.failed(new RaftException(RaftErrors.NOT_LEADER, leaderId(), "group " + groupId + " on node "
@@ -280,11 +283,7 @@ public final class ReplicatedLog implements GroupListener {
                 : RaftErrors.describe(RaftErrors.NOT_LEADER) + " (leader: " + leaderId() + ")")));
         }
         Waiter w = new Waiter(baseOffset, lastOffset, term, new Promise<>());
-        if (lastOffset <= raft.commitOffset()) {
-            settle(w);
-        } else {
-            entryWaiters.add(w);
-        }
+        entryWaiters.add(w);
         return w.promise();
     }
 

@@ -210,4 +210,49 @@ class ReplicatedLogTest extends ServerHarness {
         assertEquals(RaftErrors.NOT_LEADER, ((RaftException) err).code());
         assertTrue(l.read(g, ReplicatedLog::logStartOffset) < 2, "nothing was truncated");
     }
+
+    // ------------------------------------------------------------------------------------------------ awaitCommit
+
+    /**
+     * {@link ReplicatedLog#awaitCommit}, what a Kafka leader answers a batch it already has (a retry, or one sent again
+     * under a new epoch) with: at once for a committed entry, once committed for one that is not, and NOT_LEADER when
+     * the leader steps down first (the entry may still be committed by the next leader; nothing was stored for this
+     * request).
+     */
+    @Test
+    void shouldAnswerAWaitForAnEntryOnceItCommitsAndFailItWhenTheLeaderStepsDownFirst() throws Exception {
+        startCluster(3);
+        long g = 8;
+        addGroup(g);
+        Node l = leader(g);
+        List<Promise<Long>> first = l.on(g, rl -> {
+            Promise<Long> p = rl.replicate(batch("first", 2));
+            long base = rl.lastProposedOffset();
+            return Promise.completed(List.of(p, rl.awaitCommit(base, base + 1)));
+        });
+        await("the entry commits", () -> l.read(g, rl -> first.get(1).isDone()));
+        assertTrue(first.get(1).isSucceeded(), () -> "committed, but: " + first.get(1).failure());
+        assertEquals(first.get(0).value(), first.get(1).value(), "answered with the entry's base offset");
+        long base0 = first.get(1).value();
+        Promise<Long> committed = l.on(g, rl -> Promise.completed(rl.awaitCommit(base0, base0 + 1)));
+        assertTrue(committed.isSucceeded(), "a committed entry: at once");
+
+        Node f1 = nodes[(l.id + 1) % 3];
+        Node f2 = nodes[(l.id + 2) % 3];
+        await("the followers hold what was committed", () -> f1.read(g, ReplicatedLog::logEndOffset)
+            .equals(l.read(g, ReplicatedLog::logEndOffset)) && f2.read(g, ReplicatedLog::logEndOffset)
+            .equals(l.read(g, ReplicatedLog::logEndOffset)));
+        f1.stop();
+        f2.stop();
+        Promise<Long> waiting = l.on(g, rl -> {
+            rl.replicate(batch("alone", 1));
+            long base = rl.lastProposedOffset();
+            return Promise.completed(rl.awaitCommit(base, base));
+        });
+        assertTrue(!l.read(g, rl -> waiting.isDone()), "not committed: no answer yet");
+        await("the leader steps down without a quorum", () -> !l.read(g, ReplicatedLog::isLeader));
+        await("the wait is answered", () -> l.read(g, rl -> waiting.isDone()));
+        assertInstanceOf(RaftException.class, waiting.failure());
+        assertEquals(RaftErrors.NOT_LEADER, ((RaftException) waiting.failure()).code());
+    }
 }
