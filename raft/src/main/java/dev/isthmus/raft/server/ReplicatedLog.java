@@ -138,9 +138,13 @@ public final class ReplicatedLog implements GroupListener {
         return storage.log();
     }
 
-    /** Kafka's high watermark: one past the last committed offset. */
+    /**
+     * Kafka's high watermark: one past the last committed offset whose bytes the log-engine log holds: while a suffix
+     * truncation is still running there (a follower replacing a deposed leader's entries), not past the cut (see
+     * {@link LogEngineRaftLog#readableOffset()}): every reader of {@link #log()} is bounded by it.
+     */
     public long highWatermark() {
-        return raft.commitOffset() + 1;
+        return Math.min(raft.commitOffset(), storage.readableOffset()) + 1;
     }
 
     /** Kafka's log end offset. */
