@@ -596,9 +596,10 @@ final class Partition implements GroupListener {
                     long last = tail.resentLastOffset();
                     tail.applyResent(producerId, epoch, firstSeq, lastSeq, at, System.currentTimeMillis());
                     resentBatches++;
-                    System.getLogger(Partition.class.getName()).log(System.Logger.Level.INFO, () -> "producer " + producerId + " sent the batch stored at "
-                        + at + " of " + topic + "-" + index + " again under epoch " + epoch + " from sequence "
-                        + firstSeq + ": answered with its offset, not stored twice");
+                    System.getLogger(Partition.class.getName()).log(System.Logger.Level.INFO, () -> "producer "
+                        + producerId + " sent the batch stored at " + at + " of " + topic + "-" + index
+                        + " again under epoch " + epoch + " from sequence " + firstSeq
+                        + ": answered with its offset, not stored twice");
                     return stored(at, last, acks);
                 }
             }

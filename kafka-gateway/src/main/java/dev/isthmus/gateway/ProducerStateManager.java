@@ -38,6 +38,12 @@ import java.util.function.Consumer;
  * transaction (an ABORT of a non-empty one yields an {@link AbortedTxn} for the index) or, when none is open, only
  * records its epochs. A producer with an open transaction never expires.
  *
+ * <p>Beyond Kafka's rules (issue 22): the first batches of an idempotent producer's new epoch may be its batches in
+ * flight sent again by kafka-clients after an epoch bump, with only the header's epoch, sequence and CRC rewritten;
+ * an error answered by a leader that stepped down does not mean the first copy was not stored. {@link #matchResent}
+ * recognises such a batch by its stored bytes among the producer's kept batches of earlier epochs, and the leader
+ * answers it with the stored batch's offset instead of storing it twice.
+ *
  * <p>Threads: the partition's shard only. Not thread-safe.
  */
 final class ProducerStateManager {
@@ -396,9 +402,9 @@ final class ProducerStateManager {
 
     /**
      * Whether {@code batch} (the whole batch of {@code size} bytes, as it would be stored, from {@code producerId} at
-     * {@code epoch}, sequences {@code firstSeq..lastSeq}) is one of the producer's kept batches of an earlier epoch sent
-     * again with its epoch and sequence rewritten: what kafka-clients does to the batches in flight when it bumps an
-     * idempotent producer's epoch after a batch failed past its delivery.timeout.ms (Sender.completeBatch ->
+     * {@code epoch}, sequences {@code firstSeq..lastSeq}) is one of the producer's kept batches of an earlier epoch
+     * sent again with its epoch and sequence rewritten: what kafka-clients does to the batches in flight when it bumps
+     * an idempotent producer's epoch after a batch failed past its delivery.timeout.ms (Sender.completeBatch ->
      * TransactionManager.handleFailedBatch -> bumpIdempotentProducerEpoch -> startSequencesAtBeginning: only the
      * header's epoch, base sequence and CRC change). An error answered for an entry of a leader that stepped down does
      * not say it was not stored: the next leader may commit it (bench/chaos seed 2231, issue 22), and the rewritten
@@ -463,8 +469,8 @@ final class ProducerStateManager {
     }
 
     /**
-     * Takes a batch {@link #matchResent} found, not appended: the producer moves to {@code epoch} (when newer) and keeps
-     * {@code firstSeq..lastSeq} at the found batch's offsets, so that a retry of it is a duplicate and its next batch
+     * Takes a batch {@link #matchResent} found, not appended: the producer moves to {@code epoch} (when newer) and
+     * keeps {@code firstSeq..lastSeq} at the found batch's offsets, so that a retry of it is a duplicate and its next batch
      * follows it. The log holds the earlier epoch's batch only: a leader that rebuilds this state from the log sees the
      * earlier epoch, and refuses the producer's next batch with OUT_OF_ORDER_SEQUENCE_NUMBER (a new epoch starts at 0),
      * after which kafka-clients bumps the epoch again and sends from 0: nothing is stored twice.

@@ -136,8 +136,8 @@ class ResentBatchTest {
         Broker[] brokers = new Broker[NODES];
         try {
             for (int i = 0; i < NODES; i++) {
-                configs[i] = BrokerConfig.defaults().toBuilder().nodeId(i).port(TestPorts.free()).rpc("127.0.0.1", rpc[i])
-                    .seeds(seeds).dataDir(dir.resolve("node-" + i)).shards(1).memoryBytes(192L << 20).pin(false)
+                configs[i] = BrokerConfig.defaults().toBuilder().nodeId(i).port(TestPorts.free())
+                    .rpc("127.0.0.1", rpc[i]).seeds(seeds).dataDir(dir.resolve("node-" + i)).shards(1).memoryBytes(192L << 20).pin(false)
                     .autoLeaderRebalance(false).build();
             }
             for (int i = 0; i < NODES; i++) {
@@ -238,7 +238,8 @@ class ResentBatchTest {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
         while (true) {
             try {
-                admin.createTopics(List.of(new NewTopic(TOPIC, Map.of(0, List.of(0, 1))))).all().get(30, TimeUnit.SECONDS);
+                admin.createTopics(List.of(new NewTopic(TOPIC, Map.of(0, List.of(0, 1))))).all()
+                    .get(30, TimeUnit.SECONDS);
                 return;
             } catch (ExecutionException e) {
                 if (e.getCause() instanceof org.apache.kafka.common.errors.TopicExistsException) {
