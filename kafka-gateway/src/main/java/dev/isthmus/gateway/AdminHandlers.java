@@ -183,7 +183,9 @@ final class AdminHandlers {
                 long offset = p.offset;
                 fan.submit(topic, p.partitionIndex, part -> deleteBefore(part, offset),
                     new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1},
-                    new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1}, res -> {
+                    new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1},
+                    // A failed cross-shard call is a retriable error, never NONE with low watermark -1 (a wrong answer).
+                    f -> new long[] {ErrorCodes.REQUEST_TIMED_OUT, -1}, res -> {
                         pr.errorCode = (short) res[0];
                         pr.lowWatermark = res[1];
                     });
@@ -632,7 +634,9 @@ final class AdminHandlers {
                 int wanted = p.leaderEpoch;
                 fan.submit(topic, p.partition, part -> Promise.completed(part.epochEndOffset(current, wanted)),
                     new long[] {ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION, -1, -1},
-                    new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1}, res -> {
+                    new long[] {ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1},
+                    // A failed cross-shard call is a retriable error, never NONE with epoch and offset -1 (a wrong answer).
+                    f -> new long[] {ErrorCodes.REQUEST_TIMED_OUT, -1, -1}, res -> {
                         e.errorCode = (short) res[0];
                         e.leaderEpoch = (int) res[1];
                         e.endOffset = res[2];

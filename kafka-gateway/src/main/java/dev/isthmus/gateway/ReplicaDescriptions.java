@@ -198,7 +198,9 @@ final class ReplicaDescriptions {
                 }
                 String name = t.name();
                 fan.submit(t, index, part -> Promise.completed(producersOf(part)),
-                    (Object) unknown(name, index), notLeader(name, index), res -> {
+                    (Object) unknown(name, index), notLeader(name, index),
+                    // A failed cross-shard call is a retriable error, never NONE with no producers (a wrong answer).
+                    f -> timedOut(name, index), res -> {
                         if (res instanceof List<?> states) {
                             for (Object o : states) {
                                 pr.activeProducers.add((DescribeProducersResponseData.ProducerState) o);
@@ -216,6 +218,11 @@ final class ReplicaDescriptions {
 
     private static String[] unknown(String topic, int index) {
         return new String[] {Short.toString(ErrorCodes.UNKNOWN_TOPIC_OR_PARTITION), "no partition " + topic + "-" + index};
+    }
+
+    private static String[] timedOut(String topic, int index) {
+        return new String[] {Short.toString(ErrorCodes.REQUEST_TIMED_OUT), "the call to the shard owning " + topic
+            + "-" + index + " failed; retry"};
     }
 
     private static String[] notLeader(String topic, int index) {

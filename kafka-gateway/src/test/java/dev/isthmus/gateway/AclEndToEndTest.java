@@ -1,6 +1,7 @@
 package dev.isthmus.gateway;
 
 import dev.isthmus.arena.test.ArenaLeakCheck;
+import dev.isthmus.gateway.KafkaTool.Run;
 import dev.isthmus.gateway.auth.AuthorizerConfig;
 import dev.isthmus.gateway.cluster.AclBinding;
 import org.apache.kafka.clients.admin.Admin;
@@ -42,18 +43,12 @@ import org.apache.kafka.common.resource.ResourcePatternFilter;
 import org.apache.kafka.common.resource.ResourceType;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
-import org.apache.kafka.common.utils.Exit;
 import org.apache.kafka.tools.AclCommand;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -412,66 +407,10 @@ class AclEndToEndTest {
 
     // ------------------------------------------------------------------ kafka-acls.sh
 
-    private static final class ToolExit extends RuntimeException {
-        ToolExit(int code) {
-            super("exit " + code, null, false, false);
-        }
-    }
-
-    private record Run(int code, String out, String err) {
-    }
-
-    private PrintStream savedOut;
-    private PrintStream savedErr;
-    private Integer firstExit;
-
-    @BeforeEach
-    void hookExit() {
-        savedOut = System.out;
-        savedErr = System.err;
-        Exit.setExitProcedure((code, message) -> {
-            if (firstExit == null) {
-                firstExit = code;
-            }
-            throw new ToolExit(code);
-        });
-        Exit.setShutdownHookAdder((name, hook) -> { });
-    }
-
-    @AfterEach
-    void restore() {
-        System.setOut(savedOut);
-        System.setErr(savedErr);
-        Exit.resetExitProcedure();
-        Exit.resetShutdownHookAdder();
-    }
-
     /** kafka-acls.sh --bootstrap-server BROKER ARGS. */
-    private Run acls(Broker b, String... args) {
-        String[] all = new String[args.length + 2];
-        all[0] = "--bootstrap-server";
-        all[1] = "127.0.0.1:" + b.port();
-        System.arraycopy(args, 0, all, 2, args.length);
-        savedOut.println("kafka-acls " + String.join(" ", all));
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-        firstExit = null;
-        try {
-            AclCommand.main(all);
-        } catch (ToolExit e) {
-            // the code is in firstExit
-        } finally {
-            System.out.flush();
-            System.err.flush();
-            System.setOut(savedOut);
-            System.setErr(savedErr);
-        }
-        Run r = new Run(firstExit == null ? 0 : firstExit, out.toString(StandardCharsets.UTF_8),
-            err.toString(StandardCharsets.UTF_8));
-        savedOut.println("---- exit " + r.code + "\n" + r.out + (r.err.isBlank() ? "" : "---- stderr\n" + r.err));
-        return r;
+    private static Run acls(Broker b, String... args) throws Exception {
+        String[] all = KafkaTool.withBootstrap("127.0.0.1:" + b.port(), args);
+        return KafkaTool.run("kafka-acls " + String.join(" ", all), () -> AclCommand.main(all));
     }
 
     @Test
@@ -479,13 +418,13 @@ class AclEndToEndTest {
         try (Broker b = Broker.start(config(dir, Set.of(ANON)))) {
             Run add = acls(b, "--add", "--allow-principal", "User:bob", "--operation", "Read", "--topic", "t",
                 "--group", "g");
-            assertEquals(0, add.code, add.err);
+            assertEquals(0, add.code(), add.err());
             Run producer = acls(b, "--add", "--producer", "--allow-principal", "User:carol", "--topic", "logs-",
                 "--resource-pattern-type", "prefixed");
-            assertEquals(0, producer.code, producer.err);
+            assertEquals(0, producer.code(), producer.err());
             Run deny = acls(b, "--add", "--deny-principal", "User:eve", "--deny-host", "10.1.2.3", "--operation", "All",
                 "--topic", "*");
-            assertEquals(0, deny.code, deny.err);
+            assertEquals(0, deny.code(), deny.err());
             SortedSet<AclBinding> s = stored(b);
             assertTrue(s.contains(stored(AclBinding.TOPIC, "t", AclBinding.LITERAL, "User:bob", AclBinding.READ,
                 AclBinding.ALLOW)), s.toString());
@@ -499,26 +438,27 @@ class AclEndToEndTest {
                 AclBinding.ALL, AclBinding.DENY)), s.toString());
 
             Run list = acls(b, "--list", "--topic", "t");
-            assertEquals(0, list.code, list.err);
-            assertTrue(list.out.contains("(principal=User:bob, host=*, operation=READ, permissionType=ALLOW)"), list.out);
-            assertFalse(list.out.contains("User:carol"), list.out);
+            assertEquals(0, list.code(), list.err());
+            assertTrue(list.out().contains("(principal=User:bob, host=*, operation=READ, permissionType=ALLOW)"),
+                list.out());
+            assertFalse(list.out().contains("User:carol"), list.out());
             Run listPrefixed = acls(b, "--list", "--topic", "logs-", "--resource-pattern-type", "prefixed");
-            assertTrue(listPrefixed.out.contains("User:carol"), listPrefixed.out);
+            assertTrue(listPrefixed.out().contains("User:carol"), listPrefixed.out());
             Run listAll = acls(b, "--list");
             for (String p : List.of("User:bob", "User:carol", "User:eve")) {
-                assertTrue(listAll.out.contains(p), p + " in " + listAll.out);
+                assertTrue(listAll.out().contains(p), p + " in " + listAll.out());
             }
 
             Run remove = acls(b, "--remove", "--force", "--allow-principal", "User:bob", "--operation", "Read",
                 "--topic", "t");
-            assertEquals(0, remove.code, remove.err);
+            assertEquals(0, remove.code(), remove.err());
             s = stored(b);
             assertFalse(s.contains(stored(AclBinding.TOPIC, "t", AclBinding.LITERAL, "User:bob", AclBinding.READ,
                 AclBinding.ALLOW)), s.toString());
             assertTrue(s.contains(stored(AclBinding.GROUP, "g", AclBinding.LITERAL, "User:bob", AclBinding.READ,
                 AclBinding.ALLOW)), "only the topic's ACL went: " + s);
             Run after = acls(b, "--list", "--topic", "t");
-            assertFalse(after.out.contains("User:bob"), after.out);
+            assertFalse(after.out().contains("User:bob"), after.out());
         }
     }
 }

@@ -1,5 +1,6 @@
 package dev.isthmus.gateway;
 
+import dev.isthmus.gateway.KafkaTool.Run;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -10,15 +11,10 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.serialization.StringSerializer;
-import org.apache.kafka.common.utils.Exit;
 import org.apache.kafka.tools.TopicCommand;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -47,37 +43,6 @@ class IsrTest {
     private static final String REPLICATED = "replicated";
     private static final String SINGLE = "single";
     private static final int PARTITIONS = 3;
-
-    private PrintStream savedOut;
-    private PrintStream savedErr;
-    private Integer firstExit;
-
-    private static final class ToolExit extends RuntimeException {
-        ToolExit(int code) {
-            super("exit " + code, null, false, false);
-        }
-    }
-
-    @BeforeEach
-    void hookExit() {
-        savedOut = System.out;
-        savedErr = System.err;
-        Exit.setExitProcedure((code, message) -> {
-            if (firstExit == null) {
-                firstExit = code;
-            }
-            throw new ToolExit(code);
-        });
-        Exit.setShutdownHookAdder((name, hook) -> { });
-    }
-
-    @AfterEach
-    void restore() {
-        System.setOut(savedOut);
-        System.setErr(savedErr);
-        Exit.resetExitProcedure();
-        Exit.resetShutdownHookAdder();
-    }
 
     @Test
     void shouldReportReplicasOfADownNodeOutOfSyncAndItsOnlyReplicaPartitionsUnavailable(@TempDir Path dir)
@@ -279,20 +244,9 @@ class IsrTest {
     private List<String> listed(BrokerProcesses cluster, int node, String filter) throws Exception {
         String[] args = {"--bootstrap-server", "127.0.0.1:" + cluster.node(node).kafkaPort(), "--describe", "--topic",
             REPLICATED + "|" + SINGLE, filter};
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        firstExit = null;
-        try {
-            TopicCommand.main(args);
-        } catch (ToolExit e) {
-            // the code is in firstExit
-        } finally {
-            System.out.flush();
-            System.setOut(savedOut);
-        }
-        String text = out.toString(StandardCharsets.UTF_8);
-        savedOut.println("kafka-topics " + String.join(" ", args) + " (exit " + firstExit + ")\n" + text);
-        assertEquals(0, firstExit == null ? 0 : firstExit, "kafka-topics exit status");
+        Run r = KafkaTool.run("kafka-topics " + String.join(" ", args), () -> TopicCommand.main(args));
+        assertEquals(0, r.code(), "kafka-topics exit status: " + r.err());
+        String text = r.out();
         List<String> parts = new ArrayList<>();
         for (String line : text.split("\n")) {
             String topic = null;

@@ -1,6 +1,7 @@
 package dev.isthmus.gateway;
 
 import dev.isthmus.arena.test.ArenaLeakCheck;
+import dev.isthmus.gateway.KafkaTool.Run;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.AlterClientQuotasOptions;
@@ -9,17 +10,11 @@ import org.apache.kafka.common.quota.ClientQuotaAlteration;
 import org.apache.kafka.common.quota.ClientQuotaEntity;
 import org.apache.kafka.common.quota.ClientQuotaFilter;
 import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
-import org.apache.kafka.common.utils.Exit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Collections;
 import java.util.HashMap;
@@ -43,70 +38,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @ExtendWith(ArenaLeakCheck.class)
 @Timeout(180)
 class KafkaConfigsQuotasTest {
-    private static final class ToolExit extends RuntimeException {
-        ToolExit(int code) {
-            super("exit " + code, null, false, false);
-        }
-    }
-
-    private record Run(int code, String out, String err) {
-    }
-
-    private PrintStream savedOut;
-    private PrintStream savedErr;
-    private Integer firstExit;
-
-    @BeforeEach
-    void hookExit() {
-        savedOut = System.out;
-        savedErr = System.err;
-        Exit.setExitProcedure((code, message) -> {
-            if (firstExit == null) {
-                firstExit = code;
-            }
-            throw new ToolExit(code);
-        });
-        Exit.setShutdownHookAdder((name, hook) -> { });
-    }
-
-    @AfterEach
-    void restore() {
-        System.setOut(savedOut);
-        System.setErr(savedErr);
-        Exit.resetExitProcedure();
-        Exit.resetShutdownHookAdder();
-    }
-
     /** kafka-configs.sh --bootstrap-server BROKER ARGS: what it printed and the status it exited with. */
-    static Run configs(Broker b, KafkaConfigsQuotasTest t, String... args) {
-        String[] all = new String[args.length + 2];
-        all[0] = "--bootstrap-server";
-        all[1] = "127.0.0.1:" + b.port();
-        System.arraycopy(args, 0, all, 2, args.length);
-        t.savedOut.println("kafka-configs " + String.join(" ", all));
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-        t.firstExit = null;
-        try {
-            kafka.admin.ConfigCommand.main(all);
-        } catch (ToolExit e) {
-            // the code is in firstExit
-        } finally {
-            System.out.flush();
-            System.err.flush();
-            System.setOut(t.savedOut);
-            System.setErr(t.savedErr);
-        }
-        Run r = new Run(t.firstExit == null ? 0 : t.firstExit, out.toString(StandardCharsets.UTF_8),
-            err.toString(StandardCharsets.UTF_8));
-        t.savedOut.println("---- exit " + r.code + "\n" + r.out + (r.err.isBlank() ? "" : "---- stderr\n" + r.err));
-        return r;
-    }
-
-    private Run configs(Broker b, String... args) {
-        return configs(b, this, args);
+    private static Run configs(Broker b, String... args) throws Exception {
+        String[] all = KafkaTool.withBootstrap("127.0.0.1:" + b.port(), args);
+        return KafkaTool.run("kafka-configs " + String.join(" ", all), () -> kafka.admin.ConfigCommand.main(all));
     }
 
     private static ClientQuotaEntity entity(String... typeName) {
@@ -129,27 +64,27 @@ class KafkaConfigsQuotasTest {
         try (Broker b = Broker.start(c)) {
             Run r = configs(b, "--alter", "--add-config", "producer_byte_rate=1048576", "--entity-type", "users",
                 "--entity-name", "alice");
-            assertEquals(0, r.code, r.err);
-            assertTrue(r.out.contains("Completed updating config"), r.out);
+            assertEquals(0, r.code(), r.err());
+            assertTrue(r.out().contains("Completed updating config"), r.out());
             assertEquals(0, configs(b, "--alter", "--add-config", "consumer_byte_rate=2097152,request_percentage=50",
-                "--entity-type", "clients", "--entity-name", "c1").code);
+                "--entity-type", "clients", "--entity-name", "c1").code());
             assertEquals(0, configs(b, "--alter", "--add-config", "producer_byte_rate=4096", "--entity-type", "users",
-                "--entity-name", "alice", "--entity-type", "clients", "--entity-name", "c1").code);
+                "--entity-name", "alice", "--entity-type", "clients", "--entity-name", "c1").code());
             assertEquals(0, configs(b, "--alter", "--add-config", "producer_byte_rate=100000", "--entity-type", "users",
-                "--entity-default").code);
+                "--entity-default").code());
             assertEquals(0, configs(b, "--alter", "--add-config", "consumer_byte_rate=500000", "--entity-type",
-                "clients", "--entity-default").code);
+                "clients", "--entity-default").code());
 
             Run d = configs(b, "--describe", "--entity-type", "clients", "--entity-name", "c1");
-            assertEquals(0, d.code, d.err);
-            assertTrue(d.out.contains("consumer_byte_rate=2097152.0"), d.out);
-            assertTrue(d.out.contains("request_percentage=50.0"), d.out);
+            assertEquals(0, d.code(), d.err());
+            assertTrue(d.out().contains("consumer_byte_rate=2097152.0"), d.out());
+            assertTrue(d.out().contains("request_percentage=50.0"), d.out());
             Run both = configs(b, "--describe", "--entity-type", "users", "--entity-name", "alice", "--entity-type",
                 "clients", "--entity-name", "c1");
-            assertEquals(0, both.code, both.err);
-            assertTrue(both.out.contains("producer_byte_rate=4096.0"), both.out);
+            assertEquals(0, both.code(), both.err());
+            assertTrue(both.out().contains("producer_byte_rate=4096.0"), both.out());
             Run defaults = configs(b, "--describe", "--entity-type", "clients", "--entity-default");
-            assertTrue(defaults.out.contains("consumer_byte_rate=500000.0"), defaults.out);
+            assertTrue(defaults.out().contains("consumer_byte_rate=500000.0"), defaults.out());
 
             Properties ap = new Properties();
             ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, "127.0.0.1:" + b.port());
@@ -186,7 +121,7 @@ class KafkaConfigsQuotasTest {
 
                 // Deleting the only key of an entity removes the entity.
                 assertEquals(0, configs(b, "--alter", "--delete-config", "producer_byte_rate", "--entity-type", "users",
-                    "--entity-name", "alice").code);
+                    "--entity-name", "alice").code());
                 assertEquals(Map.of(), describe(admin, ClientQuotaFilter.containsOnly(List.of(
                     ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.USER, "alice")))));
                 assertEquals(4, describe(admin, ClientQuotaFilter.all()).size());
@@ -201,8 +136,8 @@ class KafkaConfigsQuotasTest {
         try (Broker b = Broker.start(c)) {
             Run bad = configs(b, "--alter", "--add-config", "producer_byte_rate=1.5", "--entity-type", "users",
                 "--entity-name", "bob");
-            assertNotEquals(0, bad.code);
-            assertTrue((bad.out + bad.err).contains("producer_byte_rate must be a Long value"), bad.out + bad.err);
+            assertNotEquals(0, bad.code());
+            assertTrue(bad.printed().contains("producer_byte_rate must be a Long value"), bad.printed());
 
             Properties ap = new Properties();
             ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, "127.0.0.1:" + b.port());

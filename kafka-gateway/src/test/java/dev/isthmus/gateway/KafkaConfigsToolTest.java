@@ -1,17 +1,13 @@
 package dev.isthmus.gateway;
 
 import dev.isthmus.arena.test.ArenaLeakCheck;
+import dev.isthmus.gateway.KafkaTool.Run;
 import org.apache.kafka.common.utils.Exit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
 
@@ -28,66 +24,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @ExtendWith(ArenaLeakCheck.class)
 @Timeout(180)
 class KafkaConfigsToolTest {
-    private static final class ToolExit extends RuntimeException {
-        ToolExit(int code) {
-            super("exit " + code, null, false, false);
-        }
-    }
-
-    private record Run(int code, String out, String err) {
-    }
-
-    private PrintStream savedOut;
-    private PrintStream savedErr;
-    private Integer firstExit;
-
-    @BeforeEach
-    void hookExit() {
-        savedOut = System.out;
-        savedErr = System.err;
-        Exit.setExitProcedure((code, message) -> {
-            if (firstExit == null) {
-                firstExit = code;
-            }
-            throw new ToolExit(code);
-        });
-        Exit.setShutdownHookAdder((name, hook) -> { });
-    }
-
-    @AfterEach
-    void restore() {
-        System.setOut(savedOut);
-        System.setErr(savedErr);
-        Exit.resetExitProcedure();
-        Exit.resetShutdownHookAdder();
-    }
-
     /** kafka-configs.sh --bootstrap-server BROKER ARGS: what it printed and the status it exited with. */
-    private Run configs(Broker b, String... args) {
-        String[] all = new String[args.length + 2];
-        all[0] = "--bootstrap-server";
-        all[1] = "127.0.0.1:" + b.port();
-        System.arraycopy(args, 0, all, 2, args.length);
-        savedOut.println("kafka-configs " + String.join(" ", all));
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-        firstExit = null;
-        try {
-            kafka.admin.ConfigCommand.main(all);
-        } catch (ToolExit e) {
-            // the code is in firstExit
-        } finally {
-            System.out.flush();
-            System.err.flush();
-            System.setOut(savedOut);
-            System.setErr(savedErr);
-        }
-        Run r = new Run(firstExit == null ? 0 : firstExit, out.toString(StandardCharsets.UTF_8),
-            err.toString(StandardCharsets.UTF_8));
-        savedOut.println("---- exit " + r.code + "\n" + r.out + (r.err.isBlank() ? "" : "---- stderr\n" + r.err));
-        return r;
+    private static Run configs(Broker b, String... args) throws Exception {
+        String[] all = KafkaTool.withBootstrap("127.0.0.1:" + b.port(), args);
+        return KafkaTool.run("kafka-configs " + String.join(" ", all), () -> kafka.admin.ConfigCommand.main(all));
     }
 
     @Test
@@ -99,50 +39,50 @@ class KafkaConfigsToolTest {
             Run alter = configs(b, "--alter", "--entity-type", "topics", "--entity-name", "orders", "--add-config",
                 "retention.ms=3600000,cleanup.policy=[compact,delete],max.message.bytes=2097152,"
                     + "message.timestamp.type=CreateTime,unclean.leader.election.enable=false");
-            assertEquals(0, alter.code, alter.err);
-            assertTrue(alter.out.contains("Completed updating config for topic orders."), alter.out);
+            assertEquals(0, alter.code(), alter.err());
+            assertTrue(alter.out().contains("Completed updating config for topic orders."), alter.out());
 
             Run dynamic = configs(b, "--describe", "--entity-type", "topics", "--entity-name", "orders");
-            assertEquals(0, dynamic.code, dynamic.err);
-            assertTrue(dynamic.out.contains("retention.ms=3600000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:"
+            assertEquals(0, dynamic.code(), dynamic.err());
+            assertTrue(dynamic.out().contains("retention.ms=3600000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:"
                 + "retention.ms=3600000, STATIC_BROKER_CONFIG:log.retention.hours=48, DEFAULT_CONFIG:"
-                + "log.retention.hours=168}"), dynamic.out);
-            assertTrue(dynamic.out.contains("cleanup.policy=compact,delete"), dynamic.out);
-            assertTrue(dynamic.out.contains("max.message.bytes=2097152"), dynamic.out);
-            assertFalse(dynamic.out.contains("segment.bytes="), "only the topic's own configs: " + dynamic.out);
+                + "log.retention.hours=168}"), dynamic.out());
+            assertTrue(dynamic.out().contains("cleanup.policy=compact,delete"), dynamic.out());
+            assertTrue(dynamic.out().contains("max.message.bytes=2097152"), dynamic.out());
+            assertFalse(dynamic.out().contains("segment.bytes="), "only the topic's own configs: " + dynamic.out());
 
             Run all = configs(b, "--describe", "--all", "--entity-type", "topics", "--entity-name", "orders");
-            assertEquals(0, all.code, all.err);
+            assertEquals(0, all.code(), all.err());
             for (String name : TopicConfigs.DEFINITIONS.keySet()) {
-                assertTrue(all.out.contains("  " + name + "="), name + " in " + all.out);
+                assertTrue(all.out().contains("  " + name + "="), name + " in " + all.out());
             }
-            assertTrue(all.out.contains("segment.bytes=1073741824 sensitive=false synonyms={DEFAULT_CONFIG:"
-                + "log.segment.bytes=1073741824}"), all.out);
+            assertTrue(all.out().contains("segment.bytes=1073741824 sensitive=false synonyms={DEFAULT_CONFIG:"
+                + "log.segment.bytes=1073741824}"), all.out());
 
             Run delete = configs(b, "--alter", "--entity-type", "topics", "--entity-name", "orders", "--delete-config",
                 "retention.ms");
-            assertEquals(0, delete.code, delete.err);
+            assertEquals(0, delete.code(), delete.err());
             Run after = configs(b, "--describe", "--all", "--entity-type", "topics", "--entity-name", "orders");
-            assertTrue(after.out.contains("retention.ms=172800000 sensitive=false synonyms={STATIC_BROKER_CONFIG:"
-                + "log.retention.hours=48, DEFAULT_CONFIG:log.retention.hours=168}"), after.out);
+            assertTrue(after.out().contains("retention.ms=172800000 sensitive=false synonyms={STATIC_BROKER_CONFIG:"
+                + "log.retention.hours=48, DEFAULT_CONFIG:log.retention.hours=168}"), after.out());
 
             Run bad = configs(b, "--alter", "--entity-type", "topics", "--entity-name", "orders", "--add-config",
                 "retention.ms=soon");
-            assertEquals(1, bad.code);
-            assertTrue(bad.err.contains("Invalid value soon for configuration retention.ms: Not a number of type LONG"),
-                bad.err);
+            assertEquals(1, bad.code());
+            assertTrue(bad.err().contains("Invalid value soon for configuration retention.ms: Not a number of type LONG"),
+                bad.err());
             Run unknown = configs(b, "--alter", "--entity-type", "topics", "--entity-name", "orders", "--add-config",
                 "retention.msec=5");
-            assertEquals(1, unknown.code);
-            assertTrue(unknown.err.contains("Unknown topic config name: retention.msec"), unknown.err);
+            assertEquals(1, unknown.code());
+            assertTrue(unknown.err().contains("Unknown topic config name: retention.msec"), unknown.err());
 
             Run broker = configs(b, "--describe", "--all", "--entity-type", "brokers", "--entity-name", "0");
-            assertEquals(0, broker.code, broker.err);
-            assertTrue(broker.out.contains("log.retention.hours=48 sensitive=false synonyms={STATIC_BROKER_CONFIG:"
-                + "log.retention.hours=48}"), broker.out);
-            assertTrue(broker.out.contains("isthmus.max.message.bytes.limit=" + c.maxMessageBytesLimit()), broker.out);
-            assertTrue(Arrays.stream(broker.out.split("\n")).anyMatch(l -> l.strip().startsWith("message.max.bytes=")),
-                broker.out);
+            assertEquals(0, broker.code(), broker.err());
+            assertTrue(broker.out().contains("log.retention.hours=48 sensitive=false synonyms={STATIC_BROKER_CONFIG:"
+                + "log.retention.hours=48}"), broker.out());
+            assertTrue(broker.out().contains("isthmus.max.message.bytes.limit=" + c.maxMessageBytesLimit()), broker.out());
+            assertTrue(Arrays.stream(broker.out().split("\n")).anyMatch(l -> l.strip().startsWith("message.max.bytes=")),
+                broker.out());
         }
     }
 }

@@ -1,5 +1,6 @@
 package dev.isthmus.gateway;
 
+import dev.isthmus.gateway.KafkaTool.Run;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.kafka.clients.admin.Admin;
@@ -19,19 +20,13 @@ import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.Errors;
 import org.apache.kafka.common.requests.ElectLeadersResponse;
 import org.apache.kafka.common.serialization.StringSerializer;
-import org.apache.kafka.common.utils.Exit;
 import org.apache.kafka.tools.LeaderElectionCommand;
 import org.apache.kafka.tools.LogDirsCommand;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.net.ServerSocket;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -61,68 +56,9 @@ class LeaderElectionTest {
     private static final int NODES = 3;
     private static final String TOPIC = "elect";
 
-    /** A tool called Exit.exit(code): carried out of the tool's main as an exception. */
-    private static final class ToolExit extends RuntimeException {
-        ToolExit(int code) {
-            super("exit " + code, null, false, false);
-        }
-    }
-
-    private record Run(int code, String out) {
-    }
-
-    private PrintStream savedOut;
-    private Integer firstExit;
-
-    @BeforeEach
-    void hookExit() {
-        savedOut = System.out;
-        Exit.setExitProcedure((code, message) -> {
-            if (firstExit == null) {
-                firstExit = code;
-            }
-            throw new ToolExit(code);
-        });
-        Exit.setShutdownHookAdder((name, hook) -> { });
-    }
-
-    @AfterEach
-    void restore() {
-        System.setOut(savedOut);
-        Exit.resetExitProcedure();
-        Exit.resetShutdownHookAdder();
-    }
-
-    @FunctionalInterface
-    private interface Tool {
-        void run() throws Exception;
-    }
-
-    /** Runs a tool capturing what it prints (stdout and stderr together); a normal return counts as exit 0. */
-    private Run run(String name, Tool tool) throws Exception {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        PrintStream savedErr = System.err;
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(out, true, StandardCharsets.UTF_8));
-        firstExit = null;
-        try {
-            tool.run();
-        } catch (ToolExit e) {
-            // the code is in firstExit
-        } finally {
-            System.setOut(savedOut);
-            System.setErr(savedErr);
-        }
-        Run r = new Run(firstExit == null ? 0 : firstExit, out.toString(StandardCharsets.UTF_8));
-        savedOut.println(name + " ---- exit " + r.code + "\n" + r.out);
-        return r;
-    }
-
-    private Run electLeaders(String bootstrap, String... args) throws Exception {
-        List<String> all = new ArrayList<>(List.of("--bootstrap-server", bootstrap));
-        all.addAll(List.of(args));
-        return run("kafka-leader-election " + String.join(" ", args),
-            () -> LeaderElectionCommand.main(all.toArray(String[]::new)));
+    private static Run electLeaders(String bootstrap, String... args) throws Exception {
+        String[] all = KafkaTool.withBootstrap(bootstrap, args);
+        return KafkaTool.run("kafka-leader-election " + String.join(" ", all), () -> LeaderElectionCommand.main(all));
     }
 
     private static int freePort() throws Exception {
@@ -241,14 +177,15 @@ class LeaderElectionTest {
                 assertNotEquals(preferred[0], leaderOf(nodes, 0));
 
                 Run elected = electLeaders(bootstrap, "--election-type", "preferred", "--topic", TOPIC, "--partition", "0");
-                assertEquals(0, elected.code, elected.out);
-                assertTrue(elected.out.contains("Successfully completed leader election (PREFERRED) for partitions "
-                    + TOPIC + "-0"), elected.out);
+                assertEquals(0, elected.code(), elected.printed());
+                assertTrue(elected.printed().contains("Successfully completed leader election (PREFERRED) for partitions "
+                    + TOPIC + "-0"), elected.printed());
                 assertEquals(preferred[0], leaderOf(nodes, 0), "the answer comes once the preferred replica leads");
 
                 Run again = electLeaders(bootstrap, "--election-type", "preferred", "--topic", TOPIC, "--partition", "0");
-                assertEquals(0, again.code, again.out);
-                assertTrue(again.out.contains("Valid replica already elected for partitions " + TOPIC + "-0"), again.out);
+                assertEquals(0, again.code(), again.printed());
+                assertTrue(again.printed().contains("Valid replica already elected for partitions " + TOPIC + "-0"),
+                    again.printed());
 
                 // Asked of a node that does not lead: it finds the leader (its own replica's hint) and has the leader
                 // node carry out the transfer over the RPC between nodes.
@@ -270,7 +207,7 @@ class LeaderElectionTest {
 
                 // Every partition of every topic: afterwards each is led by its preferred replica.
                 Run all = electLeaders(bootstrap, "--election-type", "preferred", "--all-topic-partitions");
-                assertEquals(0, all.code, all.out);
+                assertEquals(0, all.code(), all.printed());
                 for (int p = 0; p < 3; p++) {
                     assertEquals(preferred[p], leaderOf(nodes, p), TOPIC + "-" + p);
                 }
@@ -292,10 +229,11 @@ class LeaderElectionTest {
                 }
                 long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
                 while (true) {
-                    Run dirs = run("kafka-log-dirs", () -> LogDirsCommand.main("--bootstrap-server", bootstrap,
-                        "--describe", "--topic-list", TOPIC));
-                    assertEquals(0, dirs.code, dirs.out);
-                    JsonNode json = new ObjectMapper().readTree(dirs.out.lines().filter(l -> l.startsWith("{"))
+                    String[] args = KafkaTool.withBootstrap(bootstrap, "--describe", "--topic-list", TOPIC);
+                    Run dirs = KafkaTool.run("kafka-log-dirs " + String.join(" ", args),
+                        () -> LogDirsCommand.main(args));
+                    assertEquals(0, dirs.code(), dirs.printed());
+                    JsonNode json = new ObjectMapper().readTree(dirs.printed().lines().filter(l -> l.startsWith("{"))
                         .findFirst().orElseThrow());
                     List<String> mismatches = new ArrayList<>();
                     assertEquals(NODES, json.get("brokers").size(), json.toString());
@@ -328,10 +266,10 @@ class LeaderElectionTest {
                 assertNotEquals(down, p2Leader);
                 String live = "127.0.0.1:" + nodes[p2Leader].port();
                 Run refused = electLeaders(live, "--election-type", "preferred", "--topic", TOPIC, "--partition", "2");
-                assertEquals(1, refused.code, refused.out);
-                assertTrue(refused.out.contains("Error completing leader election (PREFERRED) for partition: " + TOPIC
+                assertEquals(1, refused.code(), refused.printed());
+                assertTrue(refused.printed().contains("Error completing leader election (PREFERRED) for partition: " + TOPIC
                     + "-2: org.apache.kafka.common.errors.PreferredLeaderNotAvailableException: the preferred replica "
-                    + down + " of " + TOPIC + "-2 is not in sync with the leader"), refused.out);
+                    + down + " of " + TOPIC + "-2 is not in sync with the leader"), refused.printed());
                 assertEquals(p2Leader, leaderOf(nodes, 2), "leadership stays where it was");
 
                 // A second node goes down: no majority, no leader, and no unclean election; the message says why.

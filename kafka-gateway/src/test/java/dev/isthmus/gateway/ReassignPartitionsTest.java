@@ -1,5 +1,6 @@
 package dev.isthmus.gateway;
 
+import dev.isthmus.gateway.KafkaTool.Run;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewPartitionReassignment;
@@ -21,17 +22,11 @@ import org.apache.kafka.common.errors.NoReassignmentInProgressException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
-import org.apache.kafka.common.utils.Exit;
 import org.apache.kafka.tools.reassign.ReassignPartitionsCommand;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -65,40 +60,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @Timeout(300)
 class ReassignPartitionsTest {
-    private PrintStream savedOut;
-    private PrintStream savedErr;
-    private Integer firstExit;
-
-    private static final class ToolExit extends RuntimeException {
-        ToolExit(int code) {
-            super("exit " + code, null, false, false);
-        }
-    }
-
-    private record Run(int code, String out, String err) {
-    }
-
-    @BeforeEach
-    void hookExit() {
-        savedOut = System.out;
-        savedErr = System.err;
-        Exit.setExitProcedure((code, message) -> {
-            if (firstExit == null) {
-                firstExit = code;
-            }
-            throw new ToolExit(code);
-        });
-        Exit.setShutdownHookAdder((name, hook) -> { });
-    }
-
-    @AfterEach
-    void restore() {
-        System.setOut(savedOut);
-        System.setErr(savedErr);
-        Exit.resetExitProcedure();
-        Exit.resetShutdownHookAdder();
-    }
-
     @Test
     void shouldMoveAndGrowReplicasUnderAcksAllLoadWithoutLosingARecord(@TempDir Path dir) throws Exception {
         try (BrokerProcesses cluster = new BrokerProcesses(3, dir, List.of("--replica-lag-time-max-ms", "2000"))) {
@@ -161,7 +122,7 @@ class ReassignPartitionsTest {
                 assertEquals(List.of(1, 2), g.addingReplicas());
                 assertEquals(List.of(), g.removingReplicas());
             }
-            savedOut.println("during the move: " + during);
+            System.out.println("during the move: " + during);
 
             // Metadata lists the union during the move, and the adding replicas are in sync before the group commits
             // its new configuration and completes the move: wait for ListPartitionReassignments to be empty too.
@@ -169,7 +130,7 @@ class ReassignPartitionsTest {
                 replicas(d.get(moved)).equals(List.of(1, 2)) && replicas(d.get(grown)).equals(List.of(0, 1, 2))
                     && leaders(d) && inSync(d) && noReassignments(admin));
             assertEquals(Map.of(), admin.listPartitionReassignments().reassignments().get(30, TimeUnit.SECONDS));
-            savedOut.println("after the move: " + after);
+            System.out.println("after the move: " + after);
             long target = load.acked() + 300;
             load.awaitAcked(target);
             load.stop();
@@ -222,7 +183,7 @@ class ReassignPartitionsTest {
             assertEquals(1, e.getValue(), "record " + e.getKey() + " stored once");
         }
         assertTrue(acked >= 600, "acked " + acked);
-        savedOut.println("acknowledged " + acked + " records, read " + read.size());
+        System.out.println("acknowledged " + acked + " records, read " + read.size());
         lastLoad = load;
     }
 
@@ -463,22 +424,10 @@ class ReassignPartitionsTest {
     }
 
     /** kafka-topics.sh --describe --topic TOPIC, in-process: what it printed. */
-    private String topicsDescribe(String bootstrap, String topic) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        firstExit = null;
-        try {
-            org.apache.kafka.tools.TopicCommand.main(new String[] {"--bootstrap-server", bootstrap, "--describe",
-                "--topic", topic});
-        } catch (ToolExit e) {
-            // the code is in firstExit
-        } finally {
-            System.out.flush();
-            System.setOut(savedOut);
-        }
-        String text = out.toString(StandardCharsets.UTF_8);
-        savedOut.println("kafka-topics --describe --topic " + topic + " (exit " + firstExit + ")\n" + text);
-        return text;
+    private static String topicsDescribe(String bootstrap, String topic) throws Exception {
+        String[] all = KafkaTool.withBootstrap(bootstrap, "--describe", "--topic", topic);
+        return KafkaTool.run("kafka-topics " + String.join(" ", all),
+            () -> org.apache.kafka.tools.TopicCommand.main(all)).out();
     }
 
     private static Throwable alterError(Admin admin, TopicPartition tp, List<Integer> replicas) throws Exception {
@@ -497,31 +446,10 @@ class ReassignPartitionsTest {
     }
 
     /** kafka-reassign-partitions.sh --bootstrap-server BOOTSTRAP ARGS, in-process. */
-    private Run tool(String bootstrap, String... args) {
-        String[] all = new String[args.length + 2];
-        all[0] = "--bootstrap-server";
-        all[1] = bootstrap;
-        System.arraycopy(args, 0, all, 2, args.length);
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-        firstExit = null;
-        try {
-            ReassignPartitionsCommand.main(all);
-        } catch (ToolExit e) {
-            // the code is in firstExit
-        } finally {
-            System.out.flush();
-            System.err.flush();
-            System.setOut(savedOut);
-            System.setErr(savedErr);
-        }
-        Run r = new Run(firstExit == null ? 0 : firstExit, out.toString(StandardCharsets.UTF_8),
-            err.toString(StandardCharsets.UTF_8));
-        savedOut.println("kafka-reassign-partitions " + String.join(" ", args) + " (exit " + r.code() + ")\n" + r.out()
-            + r.err());
-        return r;
+    private static Run tool(String bootstrap, String... args) throws Exception {
+        String[] all = KafkaTool.withBootstrap(bootstrap, args);
+        return KafkaTool.run("kafka-reassign-partitions " + String.join(" ", all),
+            () -> ReassignPartitionsCommand.main(all));
     }
 
     // ------------------------------------------------------------------ helpers

@@ -1,6 +1,7 @@
 package dev.isthmus.gateway;
 
 import dev.isthmus.arena.test.ArenaLeakCheck;
+import dev.isthmus.gateway.KafkaTool.Run;
 import dev.isthmus.gateway.security.SaslSettings;
 import dev.isthmus.gateway.security.SecurityProtocol;
 import dev.isthmus.gateway.cluster.UserScramCredential;
@@ -20,9 +21,6 @@ import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.requests.AlterUserScramCredentialsResponse;
 import org.apache.kafka.common.requests.DescribeUserScramCredentialsResponse;
 import org.apache.kafka.common.serialization.StringSerializer;
-import org.apache.kafka.common.utils.Exit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -32,8 +30,6 @@ import javax.crypto.Mac;
 import javax.crypto.SecretKeyFactory;
 import javax.crypto.spec.PBEKeySpec;
 import javax.crypto.spec.SecretKeySpec;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -68,40 +64,6 @@ class ScramCredentialsTest {
     static final String ADMIN = "admin";
     static final String ADMIN_PASSWORD = "admin-secret";
 
-    private static final class ToolExit extends RuntimeException {
-        ToolExit(int code) {
-            super("exit " + code, null, false, false);
-        }
-    }
-
-    private record Run(int code, String out, String err) {
-    }
-
-    private PrintStream savedOut;
-    private PrintStream savedErr;
-    private Integer firstExit;
-
-    @BeforeEach
-    void hookExit() {
-        savedOut = System.out;
-        savedErr = System.err;
-        Exit.setExitProcedure((code, message) -> {
-            if (firstExit == null) {
-                firstExit = code;
-            }
-            throw new ToolExit(code);
-        });
-        Exit.setShutdownHookAdder((name, hook) -> { });
-    }
-
-    @AfterEach
-    void restore() {
-        System.setOut(savedOut);
-        System.setErr(savedErr);
-        Exit.resetExitProcedure();
-        Exit.resetShutdownHookAdder();
-    }
-
     static BrokerConfig config(Path dir) {
         SaslSettings sasl = new SaslSettings(List.of("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), 0, 512 * 1024, 100,
             ADMIN, ADMIN_PASSWORD, 4096);
@@ -112,31 +74,10 @@ class ScramCredentialsTest {
     }
 
     /** kafka-configs.sh --bootstrap-server BROKER ARGS: what it printed and the status it exited with. */
-    private Run configs(String bootstrap, String... args) {
-        String[] all = new String[args.length + 2];
-        all[0] = "--bootstrap-server";
-        all[1] = bootstrap;
-        System.arraycopy(args, 0, all, 2, args.length);
-        savedOut.println("kafka-configs " + String.join(" ", all).replaceAll("password=[^\\],]*", "password=***"));
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-        firstExit = null;
-        try {
-            kafka.admin.ConfigCommand.main(all);
-        } catch (ToolExit e) {
-            // the code is in firstExit
-        } finally {
-            System.out.flush();
-            System.err.flush();
-            System.setOut(savedOut);
-            System.setErr(savedErr);
-        }
-        Run r = new Run(firstExit == null ? 0 : firstExit, out.toString(StandardCharsets.UTF_8),
-            err.toString(StandardCharsets.UTF_8));
-        savedOut.println("---- exit " + r.code + "\n" + r.out + (r.err.isBlank() ? "" : "---- stderr\n" + r.err));
-        return r;
+    private static Run configs(String bootstrap, String... args) throws Exception {
+        String[] all = KafkaTool.withBootstrap(bootstrap, args);
+        return KafkaTool.run("kafka-configs " + String.join(" ", all).replaceAll("password=[^\\],]*", "password=***"),
+            () -> kafka.admin.ConfigCommand.main(all));
     }
 
     /** Produces {@code n} records to {@code topic} as the client {@code security} describes (acks=all). */
@@ -189,8 +130,8 @@ class ScramCredentialsTest {
 
             Run add = configs(plaintext, "--alter", "--add-config", "SCRAM-SHA-256=[iterations=8192,password=alice-secret]",
                 "--entity-type", "users", "--entity-name", "alice");
-            assertEquals(0, add.code, add.err);
-            assertTrue(add.out.contains("Completed updating config for user alice."), add.out);
+            assertEquals(0, add.code(), add.err());
+            assertTrue(add.out().contains("Completed updating config for user alice."), add.out());
 
             // What the controller stores: the salt the tool chose, Kafka's StoredKey and ServerKey, 8192 iterations;
             // neither the password nor the salted password.
@@ -227,7 +168,7 @@ class ScramCredentialsTest {
 
             Run delete = configs(plaintext, "--alter", "--delete-config", "SCRAM-SHA-256", "--entity-type", "users",
                 "--entity-name", "alice");
-            assertEquals(0, delete.code, delete.err);
+            assertEquals(0, delete.code(), delete.err());
             assertTrue(b.controllerState().scramCredentials().isEmpty());
             try (Admin admin = Admin.create(plain)) {
                 ExecutionException e = assertThrows(ExecutionException.class, () -> admin.describeUserScramCredentials(
@@ -237,8 +178,8 @@ class ScramCredentialsTest {
             assertRefused(alice);
             Run again = configs(plaintext, "--alter", "--delete-config", "SCRAM-SHA-256", "--entity-type", "users",
                 "--entity-name", "alice");
-            assertEquals(1, again.code);
-            assertTrue(again.err.contains("Attempt to delete a user credential that does not exist"), again.err);
+            assertEquals(1, again.code());
+            assertTrue(again.err().contains("Attempt to delete a user credential that does not exist"), again.err());
             // The bootstrap user of the configuration kept working throughout.
             produce(SecureClients.props(b, "SASL_PLAINTEXT", SecureClients.scram("SCRAM-SHA-512", ADMIN, ADMIN_PASSWORD,
                 "SASL_PLAINTEXT")), "orders", 1);

@@ -1,6 +1,7 @@
 package dev.isthmus.gateway;
 
 import dev.isthmus.arena.test.ArenaLeakCheck;
+import dev.isthmus.gateway.KafkaTool.Run;
 import dev.isthmus.gateway.txn.TxnConfig;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
@@ -32,12 +33,9 @@ import org.apache.kafka.common.requests.EndTxnResponse;
 import org.apache.kafka.common.requests.FindCoordinatorResponse;
 import org.apache.kafka.common.requests.InitProducerIdResponse;
 import org.apache.kafka.common.serialization.StringSerializer;
-import org.apache.kafka.common.utils.Exit;
 import org.apache.kafka.tools.TransactionsCommand;
 import org.apache.kafka.tools.consumer.ConsoleConsumer;
 import org.apache.kafka.tools.consumer.ConsoleConsumerOptions;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -45,9 +43,6 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -444,61 +439,10 @@ class TransactionCoordinatorTest {
 
     // ------------------------------------------------------------------ Kafka's tools
 
-    private static final class ToolExit extends RuntimeException {
-        ToolExit(int code) {
-            super("exit " + code, null, false, false);
-        }
-    }
-
-    private PrintStream savedOut;
-    private PrintStream savedErr;
-    private Integer firstExit;
-
-    @BeforeEach
-    void hookExit() {
-        savedOut = System.out;
-        savedErr = System.err;
-        Exit.setExitProcedure((code, message) -> {
-            if (firstExit == null) {
-                firstExit = code;
-            }
-            throw new ToolExit(code);
-        });
-        Exit.setShutdownHookAdder((name, hook) -> { });
-    }
-
-    @AfterEach
-    void restore() {
-        System.setOut(savedOut);
-        System.setErr(savedErr);
-        Exit.resetExitProcedure();
-        Exit.resetShutdownHookAdder();
-    }
-
-    @FunctionalInterface
-    private interface Tool {
-        void run() throws Exception;
-    }
-
-    /** Runs a tool and returns {exit code, stdout, stderr}. */
-    private Object[] run(Tool tool) throws Exception {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-        firstExit = null;
-        try {
-            tool.run();
-        } catch (ToolExit e) {
-            // the code is in firstExit
-        } finally {
-            System.setOut(savedOut);
-            System.setErr(savedErr);
-        }
-        Object[] r = {firstExit == null ? 0 : firstExit, out.toString(StandardCharsets.UTF_8),
-            err.toString(StandardCharsets.UTF_8)};
-        savedOut.println("tool exit " + r[0] + "\n" + r[1] + r[2]);
-        return r;
+    /** kafka-transactions.sh --bootstrap-server BOOTSTRAP ARGS: what it printed and the status it exited with. */
+    private static Run transactions(String bootstrap, String... args) throws Exception {
+        String[] all = KafkaTool.withBootstrap(bootstrap, args);
+        return KafkaTool.run("kafka-transactions " + String.join(" ", all), () -> TransactionsCommand.main(all));
     }
 
     /**
@@ -523,27 +467,25 @@ class TransactionCoordinatorTest {
                 assertEquals(start, latest(a, tp, org.apache.kafka.common.IsolationLevel.READ_COMMITTED),
                     "the last stable offset is held at the open transaction");
 
-                Object[] producers = run(() -> TransactionsCommand.main(new String[] {"--bootstrap-server", bootstrap,
-                    "describe-producers", "--topic", TOPIC, "--partition", "0"}));
-                assertEquals(0, producers[0], (String) producers[2]);
-                List<String> lines = ((String) producers[1]).lines().filter(l -> !l.isBlank()).toList();
+                Run producers = transactions(bootstrap, "describe-producers", "--topic", TOPIC, "--partition", "0");
+                assertEquals(0, producers.code(), producers.err());
+                List<String> lines = producers.out().lines().filter(l -> !l.isBlank()).toList();
                 List<String> header = cells(lines.get(0));
                 List<String> row = cells(lines.get(1));
                 assertEquals(Long.toString(start), row.get(header.indexOf("CurrentTransactionStartOffset")),
-                    producers[1].toString());
+                    producers.out());
 
-                Object[] abort = run(() -> TransactionsCommand.main(new String[] {"--bootstrap-server", bootstrap,
-                    "abort", "--topic", TOPIC, "--partition", "0", "--start-offset", Long.toString(start)}));
-                assertEquals(0, abort[0], (String) abort[2]);
+                Run abort = transactions(bootstrap, "abort", "--topic", TOPIC, "--partition", "0", "--start-offset",
+                    Long.toString(start));
+                assertEquals(0, abort.code(), abort.err());
                 // The ABORT marker is in: the last stable offset reaches the high watermark.
                 long hw = latest(a, tp, org.apache.kafka.common.IsolationLevel.READ_UNCOMMITTED);
                 assertTrue(hw > start + 1, "data and marker below the high watermark");
                 assertEquals(hw, latest(a, tp, org.apache.kafka.common.IsolationLevel.READ_COMMITTED));
-                Object[] after = run(() -> TransactionsCommand.main(new String[] {"--bootstrap-server", bootstrap,
-                    "describe-producers", "--topic", TOPIC, "--partition", "0"}));
-                List<String> afterLines = ((String) after[1]).lines().filter(l -> !l.isBlank()).toList();
+                Run after = transactions(bootstrap, "describe-producers", "--topic", TOPIC, "--partition", "0");
+                List<String> afterLines = after.out().lines().filter(l -> !l.isBlank()).toList();
                 assertTrue(!cells(afterLines.get(1)).get(header.indexOf("CurrentTransactionStartOffset"))
-                    .equals(Long.toString(start)), after[1].toString());
+                    .equals(Long.toString(start)), after.out());
             } finally {
                 hanging.close(java.time.Duration.ofSeconds(30)); // aborts at the coordinator; the partition has no open
             }
@@ -571,10 +513,9 @@ class TransactionCoordinatorTest {
                 busy.send(new ProducerRecord<>(TOPIC, 1, "k", "v"));
                 awaitState(a, "tool-busy", TransactionState.ONGOING);
                 String bootstrap = "127.0.0.1:" + b.port();
-                Object[] list = run(() -> TransactionsCommand.main(new String[] {"--bootstrap-server", bootstrap,
-                    "list"}));
-                assertEquals(0, list[0], (String) list[2]);
-                List<String> lines = ((String) list[1]).lines().filter(l -> !l.isBlank()).toList();
+                Run list = transactions(bootstrap, "list");
+                assertEquals(0, list.code(), list.err());
+                List<String> lines = list.out().lines().filter(l -> !l.isBlank()).toList();
                 assertEquals(List.of("TransactionalId", "Coordinator", "ProducerId", "TransactionState"),
                     cells(lines.get(0)));
                 Map<String, String> states = new java.util.TreeMap<>();
@@ -584,26 +525,23 @@ class TransactionCoordinatorTest {
                     assertEquals(Integer.toString(b.config().nodeId()), c.get(1));
                 }
                 assertEquals(Map.of("tool-idle", "Empty", "tool-busy", "Ongoing"), states);
-                Object[] filtered = run(() -> TransactionsCommand.main(new String[] {"--bootstrap-server", bootstrap,
-                    "list", "--transactional-id-pattern", "tool-b.*"}));
-                assertEquals(0, filtered[0], (String) filtered[2]);
-                assertTrue(((String) filtered[1]).contains("tool-busy") && !((String) filtered[1]).contains("tool-idle"),
-                    (String) filtered[1]);
-                Object[] describe = run(() -> TransactionsCommand.main(new String[] {"--bootstrap-server", bootstrap,
-                    "describe", "--transactional-id", "tool-busy"}));
-                assertEquals(0, describe[0], (String) describe[2]);
-                List<String> d = ((String) describe[1]).lines().filter(l -> !l.isBlank()).toList();
+                Run filtered = transactions(bootstrap, "list", "--transactional-id-pattern", "tool-b.*");
+                assertEquals(0, filtered.code(), filtered.err());
+                assertTrue(filtered.out().contains("tool-busy") && !filtered.out().contains("tool-idle"),
+                    filtered.out());
+                Run describe = transactions(bootstrap, "describe", "--transactional-id", "tool-busy");
+                assertEquals(0, describe.code(), describe.err());
+                List<String> d = describe.out().lines().filter(l -> !l.isBlank()).toList();
                 List<String> header = cells(d.get(0));
                 List<String> row = cells(d.get(1));
-                assertEquals("tool-busy", row.get(header.indexOf("TransactionalId")), describe[1].toString());
+                assertEquals("tool-busy", row.get(header.indexOf("TransactionalId")), describe.out());
                 assertEquals("Ongoing", row.get(header.indexOf("TransactionState")));
                 assertEquals(TOPIC + "-1", row.get(header.indexOf("TopicPartitions")));
                 assertEquals(Integer.toString(b.config().nodeId()), row.get(header.indexOf("CoordinatorId")));
-                Object[] missing = run(() -> TransactionsCommand.main(new String[] {"--bootstrap-server", bootstrap,
-                    "describe", "--transactional-id", "nobody"}));
-                assertTrue((int) missing[0] != 0, "an unknown id fails");
-                assertTrue(((String) missing[2] + missing[1]).contains("TransactionalIdNotFound")
-                    || ((String) missing[2] + missing[1]).contains("could not be found"), (String) missing[2]);
+                Run missing = transactions(bootstrap, "describe", "--transactional-id", "nobody");
+                assertTrue(missing.code() != 0, "an unknown id fails");
+                assertTrue((missing.err() + missing.out()).contains("TransactionalIdNotFound")
+                    || (missing.err() + missing.out()).contains("could not be found"), missing.err());
             }
         }
     }
@@ -618,11 +556,12 @@ class TransactionCoordinatorTest {
             }
             int partition = TxnConfig.partitionFor("formatted", 4);
             String bootstrap = "127.0.0.1:" + b.port();
-            Object[] r = run(() -> ConsoleConsumer.run(new ConsoleConsumerOptions(new String[] {"--bootstrap-server",
-                bootstrap, "--topic", TxnCoordinator.TOPIC, "--partition", Integer.toString(partition), "--offset",
-                "earliest", "--max-messages", "1", "--timeout-ms", "20000", "--formatter",
-                "org.apache.kafka.tools.consumer.TransactionLogMessageFormatter"})));
-            String out = (String) r[1];
+            String[] args = KafkaTool.withBootstrap(bootstrap, "--topic", TxnCoordinator.TOPIC, "--partition",
+                Integer.toString(partition), "--offset", "earliest", "--max-messages", "1", "--timeout-ms", "20000",
+                "--formatter", "org.apache.kafka.tools.consumer.TransactionLogMessageFormatter");
+            Run r = KafkaTool.run("kafka-console-consumer " + String.join(" ", args),
+                () -> ConsoleConsumer.run(new ConsoleConsumerOptions(args)));
+            String out = r.out();
             assertTrue(out.contains("\"transactionalId\":\"formatted\""), out);
             assertTrue(out.contains("\"producerId\":" + pid), out);
             assertTrue(out.contains("\"transactionTimeoutMs\":45000"), out);

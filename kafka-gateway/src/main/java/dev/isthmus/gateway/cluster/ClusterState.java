@@ -56,8 +56,7 @@ public final class ClusterState {
     private static final Pattern CONFIG_NAME = Pattern.compile("[a-zA-Z0-9._-]{1,255}");
     private static final int MAX_CONFIG_VALUE_CHARS = 32 * 1024;
 
-    public static final ClusterState EMPTY = new ClusterState(-1, 1, 0, new TreeMap<>(), new TreeMap<>(), new TreeSet<>(),
-        new TreeMap<>(), Collections.emptySortedMap(), NodeModes.NONE);
+    public static final ClusterState EMPTY = new Builder().build();
 
     private final long appliedOffset;
     private final long nextGroupId;
@@ -76,21 +75,115 @@ public final class ClusterState {
     /** Which nodes are in maintenance or being decommissioned. */
     private final NodeModes modes;
 
-    private ClusterState(long appliedOffset, long nextGroupId, long nextProducerId, SortedMap<Integer, BrokerInfo> brokers,
-                         SortedMap<String, TopicInfo> topics, SortedSet<AclBinding> acls,
-                         SortedMap<UserScramCredential.Key, UserScramCredential> scram,
-                         SortedMap<ClientQuotaEntity, SortedMap<String, Double>> quotas, NodeModes modes) {
-        this.modes = modes;
-        this.appliedOffset = appliedOffset;
-        this.nextGroupId = nextGroupId;
-        this.nextProducerId = nextProducerId;
-        this.brokers = Collections.unmodifiableSortedMap(brokers);
-        this.topics = Collections.unmodifiableSortedMap(topics);
-        this.acls = acls instanceof TreeSet<AclBinding> t ? Collections.unmodifiableSortedSet(t) : acls;
-        this.scram = scram instanceof TreeMap<UserScramCredential.Key, UserScramCredential> m
-            ? Collections.unmodifiableSortedMap(m) : scram;
-        this.quotas = quotas instanceof TreeMap<ClientQuotaEntity, SortedMap<String, Double>> q
-            ? Collections.unmodifiableSortedMap(q) : quotas;
+    /**
+     * A state from {@code b}'s fields. A collection given as a {@link TreeMap} or {@link TreeSet} (a new one the caller
+     * built and no longer changes) is wrapped unmodifiable; any other is one an existing state holds (already
+     * unmodifiable) and is shared as it is, so successive states share what a command did not change.
+     */
+    private ClusterState(Builder b) {
+        this.appliedOffset = b.appliedOffset;
+        this.nextGroupId = b.nextGroupId;
+        this.nextProducerId = b.nextProducerId;
+        this.brokers = b.brokers instanceof TreeMap<Integer, BrokerInfo> m ? Collections.unmodifiableSortedMap(m) : b.brokers;
+        this.topics = b.topics instanceof TreeMap<String, TopicInfo> m ? Collections.unmodifiableSortedMap(m) : b.topics;
+        this.acls = b.acls instanceof TreeSet<AclBinding> t ? Collections.unmodifiableSortedSet(t) : b.acls;
+        this.scram = b.scram instanceof TreeMap<UserScramCredential.Key, UserScramCredential> m
+            ? Collections.unmodifiableSortedMap(m) : b.scram;
+        this.quotas = b.quotas instanceof TreeMap<ClientQuotaEntity, SortedMap<String, Double>> q
+            ? Collections.unmodifiableSortedMap(q) : b.quotas;
+        this.modes = b.modes;
+    }
+
+    /** A builder holding this state's fields, to change some and {@link Builder#build} the next state. */
+    private Builder toBuilder() {
+        return new Builder(this);
+    }
+
+    /**
+     * The fields of a state to be: {@link #EMPTY}'s to start with, or an existing state's ({@link #toBuilder}), each
+     * settable. Every command builds its next state by copying this one and setting what it changes, so a new field
+     * touches only the field list, this builder, {@link #encode}, {@link #decode} and {@link #equals}. Not thread-safe;
+     * used on the applying thread only and dropped after {@link #build}.
+     */
+    private static final class Builder {
+        private long appliedOffset = -1;
+        private long nextGroupId = 1;
+        private long nextProducerId;
+        private SortedMap<Integer, BrokerInfo> brokers = new TreeMap<>();
+        private SortedMap<String, TopicInfo> topics = new TreeMap<>();
+        private SortedSet<AclBinding> acls = new TreeSet<>();
+        private SortedMap<UserScramCredential.Key, UserScramCredential> scram = new TreeMap<>();
+        private SortedMap<ClientQuotaEntity, SortedMap<String, Double>> quotas = Collections.emptySortedMap();
+        private NodeModes modes = NodeModes.NONE;
+
+        private Builder() {
+        }
+
+        private Builder(ClusterState s) {
+            appliedOffset = s.appliedOffset;
+            nextGroupId = s.nextGroupId;
+            nextProducerId = s.nextProducerId;
+            brokers = s.brokers;
+            topics = s.topics;
+            acls = s.acls;
+            scram = s.scram;
+            quotas = s.quotas;
+            modes = s.modes;
+        }
+
+        Builder appliedOffset(long v) {
+            appliedOffset = v;
+            return this;
+        }
+
+        Builder nextGroupId(long v) {
+            nextGroupId = v;
+            return this;
+        }
+
+        Builder nextProducerId(long v) {
+            nextProducerId = v;
+            return this;
+        }
+
+        /** A new map the caller no longer changes, or an existing state's. */
+        Builder brokers(SortedMap<Integer, BrokerInfo> v) {
+            brokers = v;
+            return this;
+        }
+
+        /** A new map the caller no longer changes, or an existing state's. */
+        Builder topics(SortedMap<String, TopicInfo> v) {
+            topics = v;
+            return this;
+        }
+
+        /** A new set the caller no longer changes, or an existing state's. */
+        Builder acls(SortedSet<AclBinding> v) {
+            acls = v;
+            return this;
+        }
+
+        /** A new map the caller no longer changes, or an existing state's. */
+        Builder scram(SortedMap<UserScramCredential.Key, UserScramCredential> v) {
+            scram = v;
+            return this;
+        }
+
+        /** A new map (its values unmodifiable) the caller no longer changes, or an existing state's. */
+        Builder quotas(SortedMap<ClientQuotaEntity, SortedMap<String, Double>> v) {
+            quotas = v;
+            return this;
+        }
+
+        Builder modes(NodeModes v) {
+            modes = v;
+            return this;
+        }
+
+        ClusterState build() {
+            return new ClusterState(this);
+        }
     }
 
     /**
@@ -191,7 +284,7 @@ public final class ClusterState {
             case ControllerCommand.RegisterBroker r -> {
                 TreeMap<Integer, BrokerInfo> b = new TreeMap<>(brokers);
                 b.put(r.broker().id(), r.broker());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, b, new TreeMap<>(topics), acls, scram, quotas, modes));
+                yield ok(toBuilder().appliedOffset(offset).brokers(b).build());
             }
             case ControllerCommand.CreateTopic t -> createTopic(t, offset);
             case ControllerCommand.DeleteTopic d -> {
@@ -201,7 +294,7 @@ public final class ClusterState {
                 }
                 TreeMap<String, TopicInfo> t = new TreeMap<>(topics);
                 t.remove(d.name());
-                yield ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), t, acls, scram, quotas, modes));
+                yield ok(toBuilder().appliedOffset(offset).topics(t).build());
             }
             case ControllerCommand.CreatePartitions p -> createPartitions(p, offset);
             case ControllerCommand.AlterConfigs a -> alterConfigs(a, offset);
@@ -241,7 +334,7 @@ public final class ClusterState {
         parts.set(index, o.next());
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(topic, new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas, modes));
+        return ok(toBuilder().appliedOffset(offset).topics(next).build());
     }
 
     /** The brokers new replicas may go to: the registered ones not being decommissioned. */
@@ -284,8 +377,7 @@ public final class ClusterState {
                 + " one node at a time may be (two nodes that may not lead could leave a partition without an eligible"
                 + " leader): disable it first");
         }
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), new TreeMap<>(topics),
-            acls, scram, quotas, modes.withMaintenance(m.node(), m.enabled())));
+        return ok(toBuilder().appliedOffset(offset).modes(modes.withMaintenance(m.node(), m.enabled())).build());
     }
 
     /**
@@ -320,8 +412,7 @@ public final class ClusterState {
                     }
                 }
             }
-            return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-                new TreeMap<>(topics), acls, scram, quotas, modes.withDecommissioning(node, true)));
+            return ok(toBuilder().appliedOffset(offset).modes(modes.withDecommissioning(node, true)).build());
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         Placement placement = new Placement(brokers.values(), topics.values());
@@ -344,8 +435,7 @@ public final class ClusterState {
                 next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
             }
         }
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas,
-            modes.withDecommissioning(node, false)));
+        return ok(toBuilder().appliedOffset(offset).topics(next).modes(modes.withDecommissioning(node, false)).build());
     }
 
     private Applied ok(ClusterState next) {
@@ -359,8 +449,7 @@ public final class ClusterState {
 
     /** This state as of {@code offset} (for entries that change nothing, e.g. Raft's own). */
     public ClusterState withOffset(long offset) {
-        return offset == appliedOffset ? this : new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls, scram, quotas, modes);
+        return offset == appliedOffset ? this : toBuilder().appliedOffset(offset).build();
     }
 
     private static String checkConfigs(SortedMap<String, String> configs) {
@@ -433,7 +522,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas, modes));
+        return ok(toBuilder().appliedOffset(offset).nextGroupId(groupId).topics(next).build());
     }
 
     private Applied createPartitions(ControllerCommand.CreatePartitions c, long offset) {
@@ -483,7 +572,7 @@ public final class ClusterState {
         }
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), t.configs(), parts));
-        return ok(new ClusterState(offset, groupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas, modes));
+        return ok(toBuilder().appliedOffset(offset).nextGroupId(groupId).topics(next).build());
     }
 
     private Applied alterConfigs(ControllerCommand.AlterConfigs a, long offset) {
@@ -505,7 +594,7 @@ public final class ClusterState {
         a.delete().forEach(configs::remove);
         TreeMap<String, TopicInfo> next = new TreeMap<>(topics);
         next.put(t.name(), new TopicInfo(t.name(), t.id(), configs, t.partitions()));
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), next, acls, scram, quotas, modes));
+        return ok(toBuilder().appliedOffset(offset).topics(next).build());
     }
 
     private Applied allocateProducerIds(ControllerCommand.AllocateProducerIds a, long offset) {
@@ -516,8 +605,7 @@ public final class ClusterState {
         if (nextProducerId > Long.MAX_VALUE - a.count()) {
             return fail(offset, ControllerErrors.UNKNOWN_SERVER_ERROR, "the producer id space is exhausted");
         }
-        ClusterState next = new ClusterState(offset, nextGroupId, nextProducerId + a.count(), new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls, scram, quotas, modes);
+        ClusterState next = toBuilder().appliedOffset(offset).nextProducerId(nextProducerId + a.count()).build();
         return new Applied(next, ControllerResult.ok(offset, nextProducerId));
     }
 
@@ -536,8 +624,7 @@ public final class ClusterState {
                 + (next.size() - acls.size()) + " more would pass the limit of " + MAX_ACLS);
         }
         int added = next.size() - acls.size();
-        ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), added == 0 ? acls : next, scram, quotas, modes);
+        ClusterState s = toBuilder().appliedOffset(offset).acls(added == 0 ? acls : next).build();
         return new Applied(s, ControllerResult.ok(offset, added));
     }
 
@@ -546,8 +633,7 @@ public final class ClusterState {
         TreeSet<AclBinding> next = new TreeSet<>(acls);
         next.removeAll(d.bindings());
         int removed = acls.size() - next.size();
-        ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), removed == 0 ? acls : next, scram, quotas, modes);
+        ClusterState s = toBuilder().appliedOffset(offset).acls(removed == 0 ? acls : next).build();
         return new Applied(s, ControllerResult.ok(offset, removed));
     }
 
@@ -563,8 +649,7 @@ public final class ClusterState {
         }
         TreeMap<UserScramCredential.Key, UserScramCredential> next = new TreeMap<>(scram);
         next.put(c.key(), c);
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), new TreeMap<>(topics),
-            acls, next, quotas, modes));
+        return ok(toBuilder().appliedOffset(offset).scram(next).build());
     }
 
     /** Removes one credential (Kafka's RemoveUserScramCredentialRecord); RESOURCE_NOT_FOUND when absent. */
@@ -580,8 +665,7 @@ public final class ClusterState {
         }
         TreeMap<UserScramCredential.Key, UserScramCredential> next = new TreeMap<>(scram);
         next.remove(key);
-        return ok(new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers), new TreeMap<>(topics),
-            acls, next, quotas, modes));
+        return ok(toBuilder().appliedOffset(offset).scram(next).build());
     }
 
     /**
@@ -619,8 +703,7 @@ public final class ClusterState {
             return fail(offset, ControllerErrors.INVALID_REQUEST, "the cluster holds quotas for " + quotas.size()
                 + " entities; " + (next.size() - quotas.size()) + " more would pass the limit of " + MAX_QUOTA_ENTITIES);
         }
-        ClusterState s = new ClusterState(offset, nextGroupId, nextProducerId, new TreeMap<>(brokers),
-            new TreeMap<>(topics), acls, scram, changed == 0 ? quotas : next, modes);
+        ClusterState s = toBuilder().appliedOffset(offset).quotas(changed == 0 ? quotas : next).build();
         return new Applied(s, ControllerResult.ok(offset, changed));
     }
 
@@ -752,7 +835,8 @@ public final class ClusterState {
             modes = NodeModes.read(r);
         }
         r.end();
-        return new ClusterState(applied, next, nextProducerId, brokers, topics, acls, scram, quotas, modes);
+        return new Builder().appliedOffset(applied).nextGroupId(next).nextProducerId(nextProducerId).brokers(brokers)
+            .topics(topics).acls(acls).scram(scram).quotas(quotas).modes(modes).build();
     }
 
     @Override
