@@ -359,7 +359,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
 
     /**
      * Each shard's arena: {@code --memory} less the JVM's native reserve, split evenly, in 64 KiB units. The
-     * arenas are faulted in at start-up, so the broker's resident memory is its {@code --memory} (arenas, plus
+     * arenas are mapped at start-up and faulted in by a background thread once the broker serves (see
+     * {@code Broker.populateArenasInBackground}), so the broker's resident memory is its {@code --memory} (arenas, plus
      * the JVM's own native memory: code cache, metaspace, thread stacks, GC structures, within the reserve)
      * and the fixed Java heap of the launcher.
      */

@@ -64,8 +64,9 @@ public final class Main {
             sasl.oauthbearer.allow.unsecured.tokens B: accept unsigned tokens, for tests only (false)
           --data-dir DIR           data directory (default ./data)
           --smp N                  shard threads (default: the CPUs this process may use)
-          --memory SIZE            native memory, e.g. 512M, 2G (default 1G): the shards' arenas, faulted in
-                                   at start, after 1/8 (16-256 MiB) kept for the JVM's own native memory
+          --memory SIZE            native memory, e.g. 512M, 2G (default 1G): the shards' arenas, mapped in
+                                   full at start and faulted in by a background thread once the broker
+                                   serves, after 1/8 (16-256 MiB) kept for the JVM's own native memory
           --node-id N              this node's id (default 0)
           --seeds ID@HOST:PORT,... RPC addresses of the controller nodes, the same list on every node
                                    (cluster mode; a plain HOST:PORT is node ID = its position, from 0)
@@ -121,6 +122,7 @@ public final class Main {
     }
 
     public static void main(String[] args) throws Exception {
+        StartupPhases.mainEntered();
         if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h") || args[0].equals("help")) {
             System.out.print(USAGE);
             System.exit(args.length == 0 ? 2 : 0);

@@ -89,6 +89,7 @@ public final class ShardTransport implements Transport {
     private final int nodeId;
     private final TransportConfig config;
     private RaftCodec codec;
+    private MemoryArena payloadArena;
     private final TransportMetrics metrics = new TransportMetrics();
     private final SplittableRandom random;
     private Inbox inbox;
@@ -154,6 +155,15 @@ public final class ShardTransport implements Transport {
     public void usePayloadArena(MemoryArena arena) {
         shard.checkOwner();
         this.codec = new RaftCodec(config.maxFrameBytes(), arena);
+        this.payloadArena = arena;
+    }
+
+    /**
+     * The arena connections receive into and decoded batches live in ({@link #usePayloadArena}), or null: then frames
+     * are received into a connection's own buffer and batches decoded to the heap.
+     */
+    MemoryArena payloadArena() {
+        return payloadArena;
     }
 
     RaftCodec codec() {
