@@ -237,22 +237,47 @@ class ReplicatedLogTest extends ServerHarness {
         Promise<Long> committed = l.on(g, rl -> Promise.completed(rl.awaitCommit(base0, base0 + 1)));
         assertTrue(committed.isSucceeded(), "a committed entry: at once");
 
-        Node f1 = nodes[(l.id + 1) % 3];
-        Node f2 = nodes[(l.id + 2) % 3];
-        await("the followers hold what was committed", () -> f1.read(g, ReplicatedLog::logEndOffset)
-            .equals(l.read(g, ReplicatedLog::logEndOffset)) && f2.read(g, ReplicatedLog::logEndOffset)
-            .equals(l.read(g, ReplicatedLog::logEndOffset)));
-        f1.stop();
-        f2.stop();
-        Promise<Long> waiting = l.on(g, rl -> {
-            rl.replicate(batch("alone", 1));
-            long base = rl.lastProposedOffset();
-            return Promise.completed(rl.awaitCommit(base, base));
-        });
-        assertTrue(!l.read(g, rl -> waiting.isDone()), "not committed: no answer yet");
-        await("the leader steps down without a quorum", () -> !l.read(g, ReplicatedLog::isLeader));
-        await("the wait is answered", () -> l.read(g, rl -> waiting.isDone()));
-        assertInstanceOf(RaftException.class, waiting.failure());
-        assertEquals(RaftErrors.NOT_LEADER, ((RaftException) waiting.failure()).code());
+        // Both followers stop, then the leader proposes: its entry cannot commit. Under load the leader may already
+        // have stepped down when the proposal arrives (refused): then the followers come back and it is tried again.
+        Promise<Long> waiting = null;
+        Node alone = null;
+        for (int attempt = 0; waiting == null; attempt++) {
+            assertTrue(attempt < 5, "the leader kept stepping down before the proposal");
+            Node leader = leader(g);
+            Node f1 = nodes[(leader.id + 1) % 3];
+            Node f2 = nodes[(leader.id + 2) % 3];
+            await("the followers hold what was committed", () -> f1.read(g, ReplicatedLog::logEndOffset)
+                .equals(leader.read(g, ReplicatedLog::logEndOffset)) && f2.read(g, ReplicatedLog::logEndOffset)
+                .equals(leader.read(g, ReplicatedLog::logEndOffset)));
+            f1.stop();
+            f2.stop();
+            Object[] r = leader.on(g, rl -> {
+                Promise<Long> p = rl.replicate(batch("alone", 1));
+                if (p.isFailed()) {
+                    return Promise.completed(new Object[] {null, false});
+                }
+                long base = rl.lastProposedOffset();
+                Promise<Long> w = rl.awaitCommit(base, base);
+                return Promise.completed(new Object[] {w, w.isDone()});
+            });
+            if (r[0] == null) {
+                f1.start(peersOf(f1));
+                f1.addGroup(g);
+                f2.start(peersOf(f2));
+                f2.addGroup(g);
+                continue;
+            }
+            assertTrue(!(Boolean) r[1], "not committed: no answer at once");
+            @SuppressWarnings("unchecked")
+            Promise<Long> w = (Promise<Long>) r[0];
+            waiting = w;
+            alone = leader;
+        }
+        Node l2 = alone;
+        Promise<Long> answered = waiting;
+        await("the leader steps down without a quorum", () -> !l2.read(g, ReplicatedLog::isLeader));
+        await("the wait is answered", () -> l2.read(g, rl -> answered.isDone()));
+        assertInstanceOf(RaftException.class, answered.failure());
+        assertEquals(RaftErrors.NOT_LEADER, ((RaftException) answered.failure()).code());
     }
 }
