@@ -68,6 +68,8 @@ public final class Broker implements AutoCloseable {
     private volatile dev.isthmus.gateway.security.OAuthBearerValidator oauthBearer;
     /** The TLS material of the SSL and SASL_SSL listeners; null when the broker has none. */
     private volatile TlsContexts tls;
+    /** The RPC port's TLS material (null: plaintext RPC); reloaded as the listeners' is. */
+    private volatile TlsContexts rpcTls;
     /**
      * Per shard, the SCRAM credentials SASL exchanges look up (an immutable snapshot, replaced as a whole): the
      * controller's, then the bootstrap user's ({@link CredentialStore#layered}). Owned by each shard.
@@ -133,7 +135,7 @@ public final class Broker implements AutoCloseable {
     /** Shard 0 only: the authorizer handed to the shards last (rebuilt only when the ACLs change). */
     private dev.isthmus.gateway.auth.Authorizer authorizer = dev.isthmus.gateway.auth.Authorizer.ALLOW_ALL;
     /** Client quota enforcement, shared by the shards (lock-free sensors; see its class comment). */
-    private final ClientQuotas quotas = new ClientQuotas();
+    private final ClientQuotas quotas;
 
     /** The broker's client quota enforcement (any thread). */
     ClientQuotas quotas() {
@@ -161,6 +163,7 @@ public final class Broker implements AutoCloseable {
 
     private Broker(BrokerConfig config, ShardGroup group, ShardArenas arenas, String clusterId) {
         this.config = config;
+        this.quotas = new ClientQuotas(config.quotaWindowSamples(), config.quotaWindowSeconds());
         this.group = group;
         this.arenas = arenas;
         this.states = new ShardState[group.size()];
@@ -387,7 +390,7 @@ public final class Broker implements AutoCloseable {
             }
         };
         try {
-            raft = RaftServer.start(group, rc, pools);
+            raft = RaftServer.start(group, rc, pools, rpcTransportTls());
         } catch (IllegalStateException e) {
             throw new IOException(e.getMessage(), e);
         }
@@ -628,9 +631,14 @@ public final class Broker implements AutoCloseable {
         if (config.listeners().stream().anyMatch(l -> l.protocol().tls())) {
             tls = TlsContexts.load(sec.tls());
         }
+        if (sec.rpcTls() != null) {
+            rpcTls = TlsContexts.load(sec.rpcTls().tls());
+        }
         SaslSettings sasl = sec.sasl();
         if (sasl.enabledMechanisms().contains(dev.isthmus.gateway.security.SaslServerExchange.OAUTHBEARER)) {
-            oauthBearer = dev.isthmus.gateway.security.OAuthBearerValidator.load(sasl.oauthBearer());
+            // An https: key set's certificate is checked against the listeners' trust store when one is set.
+            oauthBearer = dev.isthmus.gateway.security.OAuthBearerValidator.load(sasl.oauthBearer(),
+                sasl.oauthBearer().jwksUrl() != null ? TlsContexts.trustContext(sec.tls()) : null);
         }
         if (sasl.adminUser() != null) {
             installCredentials(CredentialStore.ofPasswords(Map.of(sasl.adminUser(), sasl.adminPassword()),
@@ -686,6 +694,35 @@ public final class Broker implements AutoCloseable {
     /** The OAUTHBEARER token validator (null when OAUTHBEARER is not enabled); thread-safe. */
     dev.isthmus.gateway.security.OAuthBearerValidator oauthBearer() {
         return oauthBearer;
+    }
+
+    /**
+     * The RPC transport's TLS (null: plaintext): engines from {@link #rpcTls} (server side with the configured client
+     * auth, required by default; client side checking the dialed host when endpoint identification is on), handshake
+     * tasks on the security workers.
+     */
+    private dev.isthmus.raft.net.TransportTls rpcTransportTls() {
+        TlsContexts contexts = rpcTls;
+        if (contexts == null) {
+            return null;
+        }
+        boolean verifyHostname = config.security().rpcTls().verifyHostname();
+        return new dev.isthmus.raft.net.TransportTls() {
+            @Override
+            public javax.net.ssl.SSLEngine serverEngine() {
+                return contexts.newServerEngine();
+            }
+
+            @Override
+            public javax.net.ssl.SSLEngine clientEngine(InetSocketAddress peer) {
+                return contexts.newClientEngine(peer, verifyHostname);
+            }
+
+            @Override
+            public java.util.concurrent.Executor tasks() {
+                return securityWorkers;
+            }
+        };
     }
 
     /** The TLS material (null when no listener speaks TLS). */
@@ -1308,6 +1345,9 @@ public final class Broker implements AutoCloseable {
             securityWorkers.shutdownNow();
             if (tls != null) {
                 tls.close();
+            }
+            if (rpcTls != null) {
+                rpcTls.close();
             }
         }
     }

@@ -192,7 +192,8 @@ final class MetricsServer implements AutoCloseable {
     /** What one shard copies for a scrape (built on the shard thread). */
     private record ShardSnapshot(Histogram sync, Histogram write, List<PartitionSnapshot> partitions,
                                  List<GroupCoordinator.LagSnapshot> groups, long[] zeroed, long[] writeBehind,
-                                 ShardMetrics.Snapshot more, TxnCoordinator.Stats txn, List<ReplicaEnd> replicas) {
+                                 ShardMetrics.Snapshot more, TxnCoordinator.Stats txn, List<ReplicaEnd> replicas,
+                                 long[] verify) {
     }
 
     /** Every replica this shard hosts, leader or follower, with its log end (how far it has caught up). */
@@ -377,6 +378,12 @@ final class MetricsServer implements AutoCloseable {
             line(sb, "isthmus_txn_marker_retries_total", shard, t.markerRetries());
             line(sb, "isthmus_txn_markers_abandoned_total", shard, t.markersAbandoned());
             line(sb, "isthmus_producer_id_blocks_total", shard, t.producerIdBlocks());
+            // Partition leaders' KIP-890 requests to coordinators, and the adds asked again after
+            // CONCURRENT_TRANSACTIONS (add.partitions.to.txn.retry.backoff.ms) or answered it after the retry window.
+            line(sb, "isthmus_txn_verify_requests_total", shard, s.verify[0]);
+            line(sb, "isthmus_txn_verifications_total", shard, s.verify[1]);
+            line(sb, "isthmus_txn_add_concurrent_retries_total", shard, s.verify[2]);
+            line(sb, "isthmus_txn_add_concurrent_refused_total", shard, s.verify[3]);
             for (GroupCoordinator.LagSnapshot g : s.groups) {
                 String labels = "group=\"" + escape(g.group()) + "\",topic=\"" + escape(g.topic())
                     + "\",partition=\"" + g.partition() + "\"";
@@ -417,13 +424,16 @@ final class MetricsServer implements AutoCloseable {
                 p.highWatermark(), p.lastStableOffset(), p.producers.openTransactions(), p.durableLatencyMicros.copy(),
                 p.heapPayloads, p.rejectedBatches, p.appendFailures, p.recompressedBatches));
         }
+        TxnVerifier tv = st.txnVerifier;
+        long[] verify = tv == null ? new long[4]
+            : new long[] {tv.requests, tv.verifications, tv.concurrentRetries, tv.concurrentRefused};
         dev.isthmus.log.ZeroedSegments z = st.zeroedSegments();
         long[] zeroed = z == null ? null : new long[] {z.ready(), z.filesMade(), z.filesTaken()};
         dev.isthmus.log.ChunkPool w = st.writePool;
         long[] writeBehind = {w.capacity(), w.free(), w.idle(), w.waiting(), w.waitsTotal(), w.waitNsTotal() / 1000,
             w.waitNsMax() / 1000, w.reclaimsTotal()};
         return new ShardSnapshot(disk[0], disk[1], parts, st.groups.lagSnapshot(), zeroed, writeBehind,
-            st.metrics.snapshot(st, st.shard.id() == 0), st.txn.stats(), replicas);
+            st.metrics.snapshot(st, st.shard.id() == 0), st.txn.stats(), replicas, verify);
     }
 
     private static void line(StringBuilder sb, String name, String labels, long value) {

@@ -724,8 +724,35 @@ final class Partition implements GroupListener {
         Promise<AppendResult> first = new Promise<>();
         // Produce v12 is transaction version 2: the coordinator adds the partition (KIP-890 part 2).
         boolean add = produceVersion >= 12;
-        verifier.verify(transactionalId, producerId, epoch, topic, index, add).whenComplete((code, f) -> {
+        ask(v, first, src, len, acks, transactionalId, produceVersion, add, System.nanoTime());
+        return first;
+    }
+
+    /**
+     * One request to the coordinator for verification {@code v}. An add answered CONCURRENT_TRANSACTIONS (the
+     * producer's last transaction still completing) is asked again after a timer on this shard, within Kafka's
+     * {@code add.partitions.to.txn.retry.backoff.max.ms} from {@code firstAskedNs} ({@link TxnVerifier#retryAdd}); the
+     * batches of the producer that arrive meanwhile keep waiting behind it. Each request is a fresh verification: a
+     * marker that lands during it (e.g. the last transaction's, here) invalidates only that request's answer.
+     */
+    private void ask(Verification v, Promise<AppendResult> first, IoBuf src, int len, short acks,
+                     String transactionalId, short produceVersion, boolean add, long firstAskedNs) {
+        long producerId = v.producerId;
+        v.invalidated = false;
+        verifier.verify(transactionalId, producerId, v.epoch, topic, index, add).whenComplete((code, f) -> {
             short c = f != null ? ErrorCodes.NOT_ENOUGH_REPLICAS : code;
+            if (add && f == null && !closed && verifying.get(producerId) == v && verifier.retryAdd(c, firstAskedNs)) {
+                verifier.retryAfterNs(() -> {
+                    if (closed || verifying.get(producerId) != v) {
+                        // This replica stopped leading meanwhile (failVerifications answered the queued batches).
+                        first.complete(new AppendResult(ErrorCodes.NOT_LEADER_OR_FOLLOWER, -1, -1, topic + "-" + index
+                            + " is no longer led by this broker"));
+                    } else {
+                        ask(v, first, src, len, acks, transactionalId, produceVersion, true, firstAskedNs);
+                    }
+                });
+                return;
+            }
             if (verifying.get(producerId) == v) {
                 verifying.remove(producerId);
             }
@@ -746,7 +773,6 @@ final class Partition implements GroupListener {
                 r.whenComplete((res, g) -> d.promise.complete(g == null ? res : appendFailed(g, true)));
             }
         });
-        return first;
     }
 
     /**

@@ -33,6 +33,12 @@ import java.util.Set;
  * NETWORK_EXCEPTION when the request failed (no route, no answer in time). The partition maps them to its Produce
  * answer ({@link Partition}).
  *
+ * <h2>Retry of an add</h2>
+ * An add (transaction version 2) answered CONCURRENT_TRANSACTIONS (the producer's last transaction is still being
+ * completed: its markers written) is asked again by the partition after {@code add.partitions.to.txn.retry.backoff.ms}
+ * for up to {@code add.partitions.to.txn.retry.backoff.max.ms} ({@link #retryAfterNs}, a timer on this shard), as
+ * Kafka's ReplicaManager does, so the Produce does not come back with a retriable error the client backs off from.
+ *
  * <p>Threads: one per shard, used by that shard's partitions on its thread; the inter-broker request
  * ({@link BrokerRequests}) completes on the same shard.
  */
@@ -47,6 +53,11 @@ final class TxnVerifier {
     /** Requests sent and verifications answered (metrics, tests). */
     long requests;
     long verifications;
+    /** Adds asked again after CONCURRENT_TRANSACTIONS, and adds answered CONCURRENT_TRANSACTIONS after the retry window. */
+    long concurrentRetries;
+    long concurrentRefused;
+    private final long retryBackoffNs;
+    private final long retryMaxNs;
 
     /** One transactional id's verification in a request. */
     private static final class Entry {
@@ -71,6 +82,31 @@ final class TxnVerifier {
     TxnVerifier(Broker broker, ShardState st) {
         this.broker = broker;
         this.st = st;
+        dev.isthmus.gateway.txn.TxnConfig c = broker.config().transactions();
+        this.retryBackoffNs = java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(c.addRetryBackoffMs());
+        this.retryMaxNs = java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(c.addRetryBackoffMaxMs());
+    }
+
+    /**
+     * Whether an add first asked at {@code firstAskedNs} ({@link System#nanoTime}) and answered {@code code} is asked
+     * again ({@code add.partitions.to.txn.retry.backoff.max.ms} not passed yet), counted; else, if the answer was
+     * CONCURRENT_TRANSACTIONS, counted as refused.
+     */
+    boolean retryAdd(short code, long firstAskedNs) {
+        if (code != ErrorCodes.CONCURRENT_TRANSACTIONS) {
+            return false;
+        }
+        if (System.nanoTime() - firstAskedNs < retryMaxNs) {
+            concurrentRetries++;
+            return true;
+        }
+        concurrentRefused++;
+        return false;
+    }
+
+    /** Runs {@code retry} on this shard after {@code add.partitions.to.txn.retry.backoff.ms} (a timer, no wait). */
+    void retryAfterNs(Runnable retry) {
+        st.shard.schedule(retryBackoffNs, retry);
     }
 
     /**

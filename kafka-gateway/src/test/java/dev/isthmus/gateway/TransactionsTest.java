@@ -305,6 +305,58 @@ class TransactionsTest {
         }
     }
 
+    /**
+     * Under transaction version 2 the partition leader adds its partition to the transaction itself (KIP-890 part 2);
+     * when the coordinator answers CONCURRENT_TRANSACTIONS because the producer's last transaction is still being
+     * completed (its markers written after EndTxn was answered), the leader asks again on a timer
+     * ({@code add.partitions.to.txn.retry.backoff.ms}) within {@code add.partitions.to.txn.retry.backoff.max.ms},
+     * as Kafka does, instead of answering the Produce with a retriable error the client backs off from. Here each
+     * next transaction's first batch is sent the moment EndTxn answers: every one is stored (NONE on the wire, at
+     * the offset after the last transaction's marker), and no add was answered CONCURRENT_TRANSACTIONS. The window
+     * is widened from Kafka's 100 ms so the loaded test machine's marker writes fit in it; the retries are printed.
+     */
+    @Test
+    void shouldRetryAnAddRefusedWhileTheLastTransactionCompletesInsteadOfFailingTheProduce(@TempDir Path dir)
+        throws Exception {
+        short v12 = 12;
+        BrokerConfig config = config(dir, 2).toBuilder()
+            .transactionSetting(TxnConfig.ADD_RETRY_BACKOFF_MAX_MS, "60000").build();
+        try (Broker b = Broker.start(config); Admin a = TransactionCoordinatorTest.admin(b)) {
+            a.createTopics(List.of(new NewTopic(TOPIC, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
+            TopicPartition tp = new TopicPartition(TOPIC, 0);
+            long[] pe = TransactionCoordinatorTest.initRaw(b.port(), "quick", 60_000);
+            long expectedOffset = 0;
+            int transactions = 20;
+            for (int t = 0; t < transactions; t++) {
+                var first = produceTxn(b, tp, "quick", pe, 0, 2, v12);
+                assertEquals(org.apache.kafka.common.protocol.Errors.NONE.code(), first.errorCode(),
+                    "transaction " + t + ": " + first.errorMessage());
+                assertEquals(expectedOffset, first.baseOffset(), "transaction " + t);
+                var end = (org.apache.kafka.common.requests.EndTxnResponse) KafkaRequests.send(b.port(),
+                    ApiKeys.END_TXN, (short) 5, new org.apache.kafka.common.message.EndTxnRequestData()
+                        .setTransactionalId("quick").setProducerId(pe[0]).setProducerEpoch((short) pe[1])
+                        .setCommitted(true));
+                assertEquals(org.apache.kafka.common.protocol.Errors.NONE.code(), end.data().errorCode(),
+                    "EndTxn of transaction " + t);
+                pe = new long[] {end.data().producerId(), end.data().producerEpoch()};
+                expectedOffset += 3; // two records and the COMMIT marker
+            }
+            long[] retried = {0};
+            long[] refused = {0};
+            for (int i = 0; i < b.group().size(); i++) {
+                int s = i;
+                retried[0] += b.group().call(s, x -> b.state(s).txnVerifier.concurrentRetries).get(30, TimeUnit.SECONDS);
+                refused[0] += b.group().call(s, x -> b.state(s).txnVerifier.concurrentRefused).get(30, TimeUnit.SECONDS);
+            }
+            System.out.println("adds asked again after CONCURRENT_TRANSACTIONS: " + retried[0] + " in " + transactions
+                + " transactions");
+            assertEquals(0, refused[0], "adds answered CONCURRENT_TRANSACTIONS after the retry window");
+            // What is stored: every transaction's records and marker, all committed.
+            assertEquals(expectedOffset, awaitStable(a, tp));
+            assertEquals(expectedOffset, latest(a, tp, IsolationLevel.READ_UNCOMMITTED));
+        }
+    }
+
     @Test
     void shouldRefuseANonTransactionalBatchFromAProducerWithAnOpenTransaction(@TempDir Path dir) throws Exception {
         try (Broker b = Broker.start(config(dir, 2)); Admin a = TransactionCoordinatorTest.admin(b)) {
