@@ -97,6 +97,11 @@ final class Partition implements GroupListener {
     long appendFailures;
     /** Batches recompressed for the topic's compression.type. */
     long recompressedBatches;
+    /**
+     * Batches recognised as an earlier epoch's batch sent again under a new one, answered with the stored batch's offset
+     * and not appended ({@link ProducerStateManager#matchResent}).
+     */
+    long resentBatches;
     private long lastFailureLogNs;
     private long failuresNotLogged;
     /** The shard's validator (shared by its partitions; used only inside an append on this shard). */
@@ -536,8 +541,7 @@ final class Partition implements GroupListener {
             short code = tail.checkData(producerId, epoch, firstSeq, lastSeq, transactional, replica.logStartOffset() == 0);
             if (code == ProducerStateManager.DUPLICATE) {
                 // A retry of a batch we already have: answer with its offset, append nothing.
-                return Promise.completed(new AppendResult(ErrorCodes.NONE, tail.duplicateOffset(),
-                    replica.logStartOffset(), null));
+                return stored(tail.duplicateOffset(), tail.duplicateLastOffset(), acks);
             }
             if (code != ErrorCodes.NONE) {
                 return Promise.completed(code == ErrorCodes.INVALID_PRODUCER_EPOCH
@@ -596,7 +600,25 @@ final class Partition implements GroupListener {
                 maxTs = validator.maxTimestamp();
             }
             BatchValidator.stampTimestamps(stored, 0, rules.logAppendTime(), maxTs);
+            if (tail != null && !transactional && tail.mayBeResent(producerId, epoch, firstSeq)) {
+                // The first batches of a new epoch: kafka-clients may be sending again, with the epoch and sequence
+                // rewritten, batches an earlier leader answered with an error although they were stored.
+                byte[] bytes = new byte[storedLen];
+                stored.copyTo(0, bytes, 0, storedLen);
+                if (tail.matchResent(producerId, epoch, firstSeq, lastSeq, bytes, storedLen)) {
+                    long at = tail.resentOffset();
+                    long last = tail.resentLastOffset();
+                    tail.applyResent(producerId, epoch, firstSeq, lastSeq, at, System.currentTimeMillis());
+                    resentBatches++;
+                    System.getLogger(Partition.class.getName()).log(System.Logger.Level.INFO, () -> "producer "
+                        + producerId + " sent the batch stored at " + at + " of " + topic + "-" + index
+                        + " again under epoch " + epoch + " from sequence " + firstSeq
+                        + ": answered with its offset, not stored twice");
+                    return stored(at, last, acks);
+                }
+            }
         }
+        int storedCrc = stored.getInt(RecordBatch.CRC); // for ProducerStateManager#matchResent, as apply() reads it
         // Offset arithmetic before anything reaches Raft: the batch's offsets must fit the log's range.
         long span = batch.lastOffsetDelta() + 1L;
         if (replica.logEndOffset() > Long.MAX_VALUE - span) {
@@ -634,7 +656,7 @@ final class Partition implements GroupListener {
         ProducerStateManager view = tail != null ? tail : tail();
         if (view != null) {
             view.applyData(producerId, epoch, firstSeq, lastSeq, base, base + span - 1, transactional && !batch.isControl(),
-                System.currentTimeMillis());
+                System.currentTimeMillis(), storedCrc, storedLen, maxTs);
             if (transactional && !startGuards.isEmpty()) {
                 startGuards.remove(producerId); // its transaction started here
             }
@@ -875,6 +897,20 @@ final class Partition implements GroupListener {
     /** Markers appended here as leader, and refused for a stale epoch (metrics). */
     long markersWritten;
     long markersRefused;
+
+    /**
+     * The answer for a batch already in this leader's log at {@code [base, last]} (a retry, or a batch sent again under
+     * a new epoch): its offset, at once for acks 0 and 1, once it is committed for acks=all (Kafka's DelayedProduce
+     * waits for the high watermark to pass a duplicate's last offset); an error, like a proposal's, when this node stops
+     * leading first.
+     */
+    private Promise<AppendResult> stored(long base, long last, short acks) {
+        if (acks != -1) {
+            return Promise.completed(new AppendResult(ErrorCodes.NONE, base, replica.logStartOffset(), null));
+        }
+        return replica.awaitCommit(base, last).handle((b, f) -> f != null ? commitFailure(f)
+            : new AppendResult(ErrorCodes.NONE, b, replica.logStartOffset(), null));
+    }
 
     /** A proposal Raft refused or lost (its own message names why), or an unexpected failure (logged, counted). */
     private AppendResult commitFailure(Throwable f) {

@@ -38,6 +38,12 @@ import java.util.function.Consumer;
  * transaction (an ABORT of a non-empty one yields an {@link AbortedTxn} for the index) or, when none is open, only
  * records its epochs. A producer with an open transaction never expires.
  *
+ * <p>Beyond Kafka's rules (issue 22): the first batches of an idempotent producer's new epoch may be its batches in
+ * flight sent again by kafka-clients after an epoch bump, with only the header's epoch, sequence and CRC rewritten;
+ * an error answered by a leader that stepped down does not mean the first copy was not stored. {@link #matchResent}
+ * recognises such a batch by its stored bytes among the producer's kept batches of earlier epochs, and the leader
+ * answers it with the stored batch's offset instead of storing it twice.
+ *
  * <p>Threads: the partition's shard only. Not thread-safe.
  */
 final class ProducerStateManager {
@@ -61,12 +67,24 @@ final class ProducerStateManager {
         long txnFirstOffset = -1;
         /** Largest of the batches' max timestamps and the append times (producer.id.expiration.ms). */
         long lastSeenMs;
-        // The last batches, oldest first from head: first and last sequence, base offset.
+        // The last batches, oldest first from head: first and last sequence, base offset; and what identifies the
+        // stored bytes for {@link #matchResent}: the batch's CRC-32C, its size (0: unknown, as after a snapshot) and
+        // max timestamp.
         private final int[] firstSeqs = new int[MAX_BATCHES];
         private final int[] lastSeqs = new int[MAX_BATCHES];
         private final long[] baseOffsets = new long[MAX_BATCHES];
+        private final int[] crcs = new int[MAX_BATCHES];
+        private final int[] sizes = new int[MAX_BATCHES];
+        private final long[] maxTimestamps = new long[MAX_BATCHES];
         private int head;
         private int count;
+        /**
+         * The batches of the epoch before this one (null until a bump): the batches a client may re-send under the new
+         * epoch. Not in snapshots.
+         */
+        Producer previous;
+        /** The batches taken since the bump all are earlier epochs' batches re-sent (see {@link #applyResent}). */
+        boolean resending;
 
         Producer copy() {
             Producer p = new Producer();
@@ -77,8 +95,13 @@ final class ProducerStateManager {
             System.arraycopy(firstSeqs, 0, p.firstSeqs, 0, MAX_BATCHES);
             System.arraycopy(lastSeqs, 0, p.lastSeqs, 0, MAX_BATCHES);
             System.arraycopy(baseOffsets, 0, p.baseOffsets, 0, MAX_BATCHES);
+            System.arraycopy(crcs, 0, p.crcs, 0, MAX_BATCHES);
+            System.arraycopy(sizes, 0, p.sizes, 0, MAX_BATCHES);
+            System.arraycopy(maxTimestamps, 0, p.maxTimestamps, 0, MAX_BATCHES);
             p.head = head;
             p.count = count;
+            p.previous = previous == null ? null : previous.copy();
+            p.resending = resending;
             return p;
         }
 
@@ -104,8 +127,16 @@ final class ProducerStateManager {
             return baseOffsets[slot(i)];
         }
 
-        /** Keeps a batch, dropping the oldest when {@link #MAX_BATCHES} are kept. */
+        /** Keeps a batch whose stored bytes are not known, dropping the oldest when {@link #MAX_BATCHES} are kept. */
         void addBatch(int firstSeq, int lastSeq, long baseOffset) {
+            addBatch(firstSeq, lastSeq, baseOffset, 0, 0, -1);
+        }
+
+        /**
+         * Keeps a batch, dropping the oldest when {@link #MAX_BATCHES} are kept; {@code crc}, {@code sizeBytes} and
+         * {@code maxTimestamp} are the stored batch's (size 0 when unknown).
+         */
+        void addBatch(int firstSeq, int lastSeq, long baseOffset, int crc, int sizeBytes, long maxTimestamp) {
             int at;
             if (count == MAX_BATCHES) {
                 at = head;
@@ -117,6 +148,9 @@ final class ProducerStateManager {
             firstSeqs[at] = firstSeq;
             lastSeqs[at] = lastSeq;
             baseOffsets[at] = baseOffset;
+            crcs[at] = crc;
+            sizes[at] = sizeBytes;
+            maxTimestamps[at] = maxTimestamp;
         }
 
         /** The last sequence number kept, or -1. */
@@ -126,9 +160,23 @@ final class ProducerStateManager {
 
         private void bumpEpoch(short e) {
             if (e != epoch) {
+                if (count > 0 && epoch >= 0) {
+                    Producer before = new Producer();
+                    before.epoch = epoch;
+                    System.arraycopy(firstSeqs, 0, before.firstSeqs, 0, MAX_BATCHES);
+                    System.arraycopy(lastSeqs, 0, before.lastSeqs, 0, MAX_BATCHES);
+                    System.arraycopy(baseOffsets, 0, before.baseOffsets, 0, MAX_BATCHES);
+                    System.arraycopy(crcs, 0, before.crcs, 0, MAX_BATCHES);
+                    System.arraycopy(sizes, 0, before.sizes, 0, MAX_BATCHES);
+                    System.arraycopy(maxTimestamps, 0, before.maxTimestamps, 0, MAX_BATCHES);
+                    before.head = head;
+                    before.count = count;
+                    previous = before;
+                }
                 epoch = e;
                 head = 0;
                 count = 0;
+                resending = false;
             }
         }
     }
@@ -147,8 +195,14 @@ final class ProducerStateManager {
     private long appliedOffset;
     /** Largest record timestamp of the data batches applied (ListOffsets MAX_TIMESTAMP), or -1. */
     private long maxTimestamp = -1;
-    /** Offset of a duplicate found by the last {@link #checkData}. */
+    /** Offset of a duplicate found by the last {@link #checkData}, and of its last record. */
     private long duplicateOffset = -1;
+    private long duplicateLastOffset = -1;
+    /** Where the batch found by the last {@link #matchResent} is: its base and last offsets. */
+    private long resentOffset = -1;
+    private long resentLastOffset = -1;
+    /** Scratch for {@link #matchResent}. */
+    private final java.util.zip.CRC32C crc32c = new java.util.zip.CRC32C();
     private String problem;
 
     ProducerStateManager(long appliedOffset) {
@@ -286,6 +340,7 @@ final class ProducerStateManager {
             for (int i = 0; i < p.batchCount(); i++) {
                 if (p.firstSequence(i) == firstSeq && p.lastSequence(i) == lastSeq) {
                     duplicateOffset = p.baseOffset(i);
+                    duplicateLastOffset = duplicateOffset + (lastSeq - firstSeq);
                     return DUPLICATE;
                 }
             }
@@ -324,6 +379,112 @@ final class ProducerStateManager {
         return duplicateOffset;
     }
 
+    /** The offset of the last record of the duplicate found by the last {@link #checkData}. */
+    long duplicateLastOffset() {
+        return duplicateLastOffset;
+    }
+
+    /**
+     * Whether a non-transactional batch of {@code producerId} at {@code epoch} from {@code firstSeq}, which
+     * {@link #checkData} accepted, may be a batch of an earlier epoch sent again ({@link #matchResent} then decides):
+     * the first batch of a new epoch (sequence 0), or a batch following such re-sent ones.
+     */
+    boolean mayBeResent(long producerId, short epoch, int firstSeq) {
+        Producer p = producer(producerId);
+        if (p == null || firstSeq < 0) {
+            return false;
+        }
+        if (epoch > p.epoch) {
+            return firstSeq == 0 && (p.batchCount() > 0 || p.previous != null);
+        }
+        return epoch == p.epoch && p.resending && p.previous != null;
+    }
+
+    /**
+     * Whether {@code batch} (the whole batch of {@code size} bytes, as it would be stored, from {@code producerId} at
+     * {@code epoch}, sequences {@code firstSeq..lastSeq}) is one of the producer's kept batches of an earlier epoch
+     * sent again with its epoch and sequence rewritten: what kafka-clients does to the batches in flight when it bumps
+     * an idempotent producer's epoch after a batch failed past its delivery.timeout.ms (Sender.completeBatch ->
+     * TransactionManager.handleFailedBatch -> bumpIdempotentProducerEpoch -> startSequencesAtBeginning: only the
+     * header's epoch, base sequence and CRC change). An error answered for an entry of a leader that stepped down does
+     * not say it was not stored: the next leader may commit it (bench/chaos seed 2231, issue 22), and the rewritten
+     * copy is then a duplicate no sequence check can see. The batch matches a kept one of an earlier epoch when their
+     * stored bytes are the same but for the epoch, the base sequence and the max timestamp (a LogAppendTime topic
+     * stamps it at each append): the CRC-32C of this batch with those three fields set to the kept batch's equals the
+     * kept batch's CRC, the sizes and record counts agree. On a match {@link #resentOffset()} and
+     * {@link #resentLastOffset()} say where it is.
+     */
+    boolean matchResent(long producerId, short epoch, int firstSeq, int lastSeq, byte[] batch, int size) {
+        Producer p = producer(producerId);
+        if (p == null || size < RecordBatch.HEADER_BYTES) {
+            return false;
+        }
+        if (epoch > p.epoch && matchIn(p, epoch, lastSeq - firstSeq, batch, size)) {
+            return true;
+        }
+        return p.previous != null && matchIn(p.previous, epoch, lastSeq - firstSeq, batch, size);
+    }
+
+    private boolean matchIn(Producer kept, short epoch, int span, byte[] batch, int size) {
+        if (kept.epoch < 0 || kept.epoch >= epoch) {
+            return false;
+        }
+        ByteBuffer b = ByteBuffer.wrap(batch, 0, size);
+        short sentEpoch = b.getShort(RecordBatch.PRODUCER_EPOCH);
+        int sentSeq = b.getInt(RecordBatch.BASE_SEQUENCE);
+        long sentMaxTs = b.getLong(RecordBatch.MAX_TIMESTAMP);
+        try {
+            for (int i = 0; i < kept.batchCount(); i++) {
+                int at = kept.slot(i);
+                if (kept.sizes[at] != size || kept.lastSeqs[at] - kept.firstSeqs[at] != span) {
+                    continue;
+                }
+                b.putShort(RecordBatch.PRODUCER_EPOCH, kept.epoch);
+                b.putInt(RecordBatch.BASE_SEQUENCE, kept.firstSeqs[at]);
+                b.putLong(RecordBatch.MAX_TIMESTAMP, kept.maxTimestamps[at]);
+                crc32c.reset();
+                crc32c.update(batch, RecordBatch.ATTRIBUTES, size - RecordBatch.ATTRIBUTES);
+                if ((int) crc32c.getValue() == kept.crcs[at]) {
+                    resentOffset = kept.baseOffsets[at];
+                    resentLastOffset = resentOffset + span;
+                    return true;
+                }
+            }
+            return false;
+        } finally {
+            b.putShort(RecordBatch.PRODUCER_EPOCH, sentEpoch);
+            b.putInt(RecordBatch.BASE_SEQUENCE, sentSeq);
+            b.putLong(RecordBatch.MAX_TIMESTAMP, sentMaxTs);
+        }
+    }
+
+    /** The base offset of the batch the last {@link #matchResent} found. */
+    long resentOffset() {
+        return resentOffset;
+    }
+
+    /** The last offset of the batch the last {@link #matchResent} found. */
+    long resentLastOffset() {
+        return resentLastOffset;
+    }
+
+    /**
+     * Takes a batch {@link #matchResent} found, not appended: the producer moves to {@code epoch} (when newer) and
+     * keeps {@code firstSeq..lastSeq} at the found batch's offsets, so that a retry of it is a duplicate and its next batch
+     * follows it. The log holds the earlier epoch's batch only: a leader that rebuilds this state from the log sees the
+     * earlier epoch, and refuses the producer's next batch with OUT_OF_ORDER_SEQUENCE_NUMBER (a new epoch starts at 0),
+     * after which kafka-clients bumps the epoch again and sends from 0: nothing is stored twice.
+     */
+    void applyResent(long producerId, short epoch, int firstSeq, int lastSeq, long baseOffset, long timestampMs) {
+        Producer p = producerOrNew(producerId);
+        if (epoch > p.epoch) {
+            p.bumpEpoch(epoch);
+        }
+        p.addBatch(firstSeq, lastSeq, baseOffset);
+        p.resending = true;
+        p.lastSeenMs = Math.max(p.lastSeenMs, timestampMs);
+    }
+
     /** Why the last check refused. */
     String problem() {
         return problem;
@@ -352,13 +513,23 @@ final class ProducerStateManager {
     /** Applies a data batch at {@code [baseOffset, lastOffset]}. */
     void applyData(long producerId, short epoch, int firstSeq, int lastSeq, long baseOffset, long lastOffset,
                    boolean transactional, long timestampMs) {
+        applyData(producerId, epoch, firstSeq, lastSeq, baseOffset, lastOffset, transactional, timestampMs, 0, 0, -1);
+    }
+
+    /**
+     * {@link #applyData(long, short, int, int, long, long, boolean, long)} for a batch whose stored bytes are known:
+     * their CRC-32C, size and max timestamp (what {@link #matchResent} compares).
+     */
+    void applyData(long producerId, short epoch, int firstSeq, int lastSeq, long baseOffset, long lastOffset,
+                   boolean transactional, long timestampMs, int crc, int sizeBytes, long batchMaxTimestamp) {
         if (producerId >= 0) {
             Producer p = producerOrNew(producerId);
             if (epoch > p.epoch) {
                 p.bumpEpoch(epoch);
             }
+            p.resending = false;
             if (firstSeq >= 0) {
-                p.addBatch(firstSeq, lastSeq, baseOffset);
+                p.addBatch(firstSeq, lastSeq, baseOffset, crc, sizeBytes, batchMaxTimestamp);
             }
             p.lastSeenMs = Math.max(p.lastSeenMs, timestampMs);
             if (transactional && p.txnFirstOffset < 0) {
@@ -427,7 +598,9 @@ final class ProducerStateManager {
         // A batch without records is what compaction left of one (producers cannot send it): it keeps the producer's
         // sequence and epoch but opens no transaction, whose marker compaction may have removed with its records.
         boolean opens = transactional && pid >= 0 && v.getInt(pos + RecordBatch.RECORDS_COUNT) > 0;
-        applyData(pid, epoch, first, first < 0 ? -1 : first + delta, base, last, opens, ts < 0 ? nowMs : ts);
+        int size = (int) (RecordBatch.LOG_OVERHEAD + (v.getInt(pos + RecordBatch.BATCH_LENGTH) & 0xFFFFFFFFL));
+        applyData(pid, epoch, first, first < 0 ? -1 : first + delta, base, last, opens, ts < 0 ? nowMs : ts,
+            v.getInt(pos + RecordBatch.CRC), size, ts);
         return null;
     }
 

@@ -98,4 +98,110 @@ class ProducerStateManagerTest {
         bytes[20] ^= 1;
         assertThrows(IllegalArgumentException.class, () -> new ProducerStateManager(0).load(bytes));
     }
+
+    // ------------------------------------------------------------------ batches sent again under a new epoch
+
+    /** A stored idempotent batch of {@code values} (kafka-clients' own encoding), sequences from {@code seq}. */
+    private static byte[] batch(short epoch, int seq, long timestampMs, String... values) {
+        org.apache.kafka.common.record.internal.SimpleRecord[] records =
+            new org.apache.kafka.common.record.internal.SimpleRecord[values.length];
+        for (int i = 0; i < values.length; i++) {
+            records[i] = new org.apache.kafka.common.record.internal.SimpleRecord(timestampMs + i, null,
+                values[i].getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        }
+        java.nio.ByteBuffer b = org.apache.kafka.common.record.internal.MemoryRecords.withIdempotentRecords(
+            org.apache.kafka.common.compress.Compression.NONE, 7, epoch, seq, records).buffer();
+        byte[] bytes = new byte[b.remaining()];
+        b.get(bytes);
+        return bytes;
+    }
+
+    /**
+     * What kafka-clients sends when it bumps an idempotent producer's epoch with the batch in flight
+     * (ProducerBatch.resetProducerState): the same bytes with the epoch, base sequence and CRC rewritten.
+     */
+    static byte[] rewritten(byte[] stored, short epoch, int seq) {
+        byte[] b = stored.clone();
+        java.nio.ByteBuffer w = java.nio.ByteBuffer.wrap(b);
+        w.putShort(dev.isthmus.log.RecordBatch.PRODUCER_EPOCH, epoch);
+        w.putInt(dev.isthmus.log.RecordBatch.BASE_SEQUENCE, seq);
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        crc.update(b, dev.isthmus.log.RecordBatch.ATTRIBUTES, b.length - dev.isthmus.log.RecordBatch.ATTRIBUTES);
+        w.putInt(dev.isthmus.log.RecordBatch.CRC, (int) crc.getValue());
+        return b;
+    }
+
+    private static void apply(ProducerStateManager m, byte[] b, long offset) {
+        java.nio.ByteBuffer r = java.nio.ByteBuffer.wrap(b);
+        int first = r.getInt(dev.isthmus.log.RecordBatch.BASE_SEQUENCE);
+        int delta = r.getInt(dev.isthmus.log.RecordBatch.LAST_OFFSET_DELTA);
+        long maxTs = r.getLong(dev.isthmus.log.RecordBatch.MAX_TIMESTAMP);
+        m.applyData(7, r.getShort(dev.isthmus.log.RecordBatch.PRODUCER_EPOCH), first, first + delta, offset,
+            offset + delta, false, maxTs, r.getInt(dev.isthmus.log.RecordBatch.CRC), b.length, maxTs);
+    }
+
+    /**
+     * bench/chaos seed 2231: batches a stepped-down leader answered with an error were stored, and kafka-clients, which
+     * took an error past delivery.timeout.ms as "not stored", bumped the epoch and sent its batches in flight again
+     * from sequence 0. Each is recognised as the stored batch (answered with its offset, not stored twice), a retry of
+     * it is a duplicate, and the producer's next new batch follows them.
+     */
+    @Test
+    void shouldRecogniseBatchesSentAgainUnderANewEpochAsTheStoredOnes() {
+        ProducerStateManager m = new ProducerStateManager(0);
+        byte[] a = batch((short) 0, 0, 1_000, "a");
+        byte[] x = batch((short) 0, 1, 1_001, "x1", "x2");
+        byte[] y = batch((short) 0, 3, 1_002, "y");
+        apply(m, a, 0);
+        apply(m, x, 1);
+        apply(m, y, 3);
+        // x and y again under epoch 1, from sequence 0.
+        byte[] x1 = rewritten(x, (short) 1, 0);
+        assertEquals(ErrorCodes.NONE, m.checkData(7, (short) 1, 0, 1, false));
+        assertTrue(m.mayBeResent(7, (short) 1, 0));
+        assertTrue(m.matchResent(7, (short) 1, 0, 1, x1, x1.length));
+        assertEquals(1, m.resentOffset());
+        assertEquals(2, m.resentLastOffset());
+        m.applyResent(7, (short) 1, 0, 1, 1, 10);
+        assertEquals(4, m.appliedOffset(), "nothing appended");
+        assertEquals(ProducerStateManager.DUPLICATE, m.checkData(7, (short) 1, 0, 1, false), "its retry");
+        assertEquals(1, m.duplicateOffset());
+        assertEquals(2, m.duplicateLastOffset());
+        byte[] y1 = rewritten(y, (short) 1, 2);
+        assertEquals(ErrorCodes.NONE, m.checkData(7, (short) 1, 2, 2, false));
+        assertTrue(m.mayBeResent(7, (short) 1, 2), "the batch after a re-sent one may be re-sent too");
+        assertTrue(m.matchResent(7, (short) 1, 2, 2, y1, y1.length));
+        assertEquals(3, m.resentOffset());
+        m.applyResent(7, (short) 1, 2, 2, 3, 10);
+        // A new batch: other bytes (its own timestamp and value), appended; then nothing is taken for a re-send.
+        byte[] z = batch((short) 1, 3, 5_000, "z");
+        assertEquals(ErrorCodes.NONE, m.checkData(7, (short) 1, 3, 3, false));
+        assertTrue(m.mayBeResent(7, (short) 1, 3));
+        assertFalse(m.matchResent(7, (short) 1, 3, 3, z, z.length));
+        apply(m, z, 4);
+        assertFalse(m.mayBeResent(7, (short) 1, 4));
+        assertEquals(3, m.producer(7).lastSequence());
+    }
+
+    /** A new epoch's batch is not taken for a stored one when anything but the epoch and sequence differs. */
+    @Test
+    void shouldNotTakeANewBatchForAStoredOneWhenItsBytesDiffer() {
+        ProducerStateManager m = new ProducerStateManager(0);
+        byte[] x = batch((short) 0, 0, 1_000, "x");
+        apply(m, x, 0);
+        byte[] sameValueLater = batch((short) 1, 0, 1_001, "x");
+        byte[] otherValue = batch((short) 1, 0, 1_000, "w");
+        byte[] sameBytesOldEpoch = rewritten(x, (short) 0, 1);
+        assertFalse(m.matchResent(7, (short) 1, 0, 0, sameValueLater, sameValueLater.length), "another timestamp");
+        assertFalse(m.matchResent(7, (short) 1, 0, 0, otherValue, otherValue.length), "another value");
+        assertFalse(m.mayBeResent(7, (short) 0, 1), "same epoch: not a re-send");
+        assertFalse(m.matchResent(7, (short) 0, 1, 1, sameBytesOldEpoch, sameBytesOldEpoch.length),
+            "only an earlier epoch's batch is matched");
+        // Known only from a snapshot (no stored bytes): never matched.
+        ProducerStateManager fromSnapshot = new ProducerStateManager(0);
+        fromSnapshot.load(m.snapshot(0, new byte[0]));
+        byte[] x1 = rewritten(x, (short) 1, 0);
+        assertFalse(fromSnapshot.matchResent(7, (short) 1, 0, 0, x1, x1.length));
+        assertTrue(m.matchResent(7, (short) 1, 0, 0, x1, x1.length));
+    }
 }

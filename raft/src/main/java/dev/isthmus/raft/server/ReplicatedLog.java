@@ -76,6 +76,12 @@ public final class ReplicatedLog implements GroupListener {
     private record Waiter(long baseOffset, long lastOffset, long term, Promise<Long> promise) {
     }
 
+    /**
+     * {@link #awaitCommit} waiters: entries already in the leader's log, in no particular offset order (few: a
+     * retried or re-sent batch whose first copy is not committed yet), settled like {@link #waiters}.
+     */
+    private final java.util.ArrayList<Waiter> entryWaiters = new java.util.ArrayList<>();
+
     /** A prefix truncation proposed here: its entry's offset and term, the start it asks for, and whether committed. */
     private static final class Truncation {
         final long offset;
@@ -132,9 +138,13 @@ public final class ReplicatedLog implements GroupListener {
         return storage.log();
     }
 
-    /** Kafka's high watermark: one past the last committed offset. */
+    /**
+     * Kafka's high watermark: one past the last committed offset whose bytes the log-engine log holds: while a suffix
+     * truncation is still running there (a follower replacing a deposed leader's entries), not past the cut (see
+     * {@link LogEngineRaftLog#readableOffset()}): every reader of {@link #log()} is bounded by it.
+     */
     public long highWatermark() {
-        return raft.commitOffset() + 1;
+        return Math.min(raft.commitOffset(), storage.readableOffset()) + 1;
     }
 
     /** Kafka's log end offset. */
@@ -255,6 +265,30 @@ public final class ReplicatedLog implements GroupListener {
             onProposed.accept(base);
         }
         return w.promise;
+    }
+
+    /**
+     * Waits for the entry already in this leader's log at {@code [baseOffset, lastOffset]} (proposed in this term or
+     * an earlier one) to commit: the promise completes with {@code baseOffset} once it is committed as it is in the log
+     * now, and fails like a {@link #replicate} promise otherwise (NOT_LEADER when this node stops leading first or
+     * another leader's entry takes the offset; STOPPED). What a Kafka leader answers a retried acks=all batch it already
+     * has: its offset, once the offset is committed (Kafka's DelayedProduce waits for the high watermark to pass the
+     * duplicate's last offset). Call on the group's shard, on the leader.
+     */
+    public Promise<Long> awaitCommit(long baseOffset, long lastOffset) {
+        host.shard().checkOwner();
+        if (lastOffset <= raft.commitOffset()) {
+            return Promise.completed(baseOffset); // committed entries stay (even once compacted or below the log start)
+        }
+        long term = raft.termAt(lastOffset);
+        if (!raft.isLeader() || term < 0) {
+            return Promise.failed(new RaftException(RaftErrors.NOT_LEADER, leaderId(), "group " + groupId + " on node "
+                + raft.nodeId() + ": " + (term < 0 ? "offset " + lastOffset + " is not in the log"
+                : RaftErrors.describe(RaftErrors.NOT_LEADER) + " (leader: " + leaderId() + ")")));
+        }
+        Waiter w = new Waiter(baseOffset, lastOffset, term, new Promise<>());
+        entryWaiters.add(w);
+        return w.promise();
     }
 
     /**
@@ -392,7 +426,7 @@ public final class ReplicatedLog implements GroupListener {
 
     @Override
     public void onRoleChange(long groupId, Role role, long term, int leaderId) {
-        if (role != Role.LEADER && !waiters.isEmpty()) {
+        if (role != Role.LEADER && (!waiters.isEmpty() || !entryWaiters.isEmpty())) {
             failAll(RaftErrors.NOT_LEADER, "node " + raft.nodeId() + " stopped leading group " + groupId
                 + " before the entry committed (it may still be committed by the new leader"
                 + (leaderId == RaftGroup.NONE ? "" : ", node " + leaderId) + ")");
@@ -450,19 +484,32 @@ public final class ReplicatedLog implements GroupListener {
     @Override
     public void onCommit(long groupId, long commitOffset) {
         while (!waiters.isEmpty() && waiters.peek().lastOffset() <= commitOffset) {
-            Waiter w = waiters.poll();
-            switch (raft.proposalOutcome(w.lastOffset(), w.term())) {
-                case COMMITTED -> w.promise().complete(w.baseOffset());
-                case LOST -> w.promise().fail(new RaftException(RaftErrors.NOT_LEADER, leaderId(), "the entry proposed at "
-                    + w.baseOffset() + " in term " + w.term() + " of group " + groupId
-                    + " was replaced by another leader's"));
-                case UNKNOWN, PENDING -> w.promise().fail(new RaftException(RaftErrors.NOT_LEADER, leaderId(),
-                    "the outcome of the entry proposed at " + w.baseOffset() + " in group " + groupId
-                        + " is unknown (its offset was compacted)"));
-            }
+            settle(waiters.poll());
+        }
+        if (!entryWaiters.isEmpty()) {
+            entryWaiters.removeIf(w -> {
+                if (w.lastOffset() > commitOffset) {
+                    return false;
+                }
+                settle(w);
+                return true;
+            });
         }
         settleTruncations();
         listener.onCommit(groupId, commitOffset);
+    }
+
+    /** Completes or fails the promise of a waiter whose last offset is at or below the commit offset. */
+    private void settle(Waiter w) {
+        switch (raft.proposalOutcome(w.lastOffset(), w.term())) {
+            case COMMITTED -> w.promise().complete(w.baseOffset());
+            case LOST -> w.promise().fail(new RaftException(RaftErrors.NOT_LEADER, leaderId(), "the entry proposed at "
+                + w.baseOffset() + " in term " + w.term() + " of group " + groupId
+                + " was replaced by another leader's"));
+            case UNKNOWN, PENDING -> w.promise().fail(new RaftException(RaftErrors.NOT_LEADER, leaderId(),
+                "the outcome of the entry proposed at " + w.baseOffset() + " in group " + groupId
+                    + " is unknown (its offset was compacted)"));
+        }
     }
 
     @Override
@@ -474,6 +521,10 @@ public final class ReplicatedLog implements GroupListener {
         while (!waiters.isEmpty()) {
             waiters.poll().promise().fail(new RaftException(code, leaderId(), message));
         }
+        for (Waiter w : entryWaiters) {
+            w.promise().fail(new RaftException(code, leaderId(), message));
+        }
+        entryWaiters.clear();
         if (code == RaftErrors.STOPPED) {
             while (!truncations.isEmpty()) {
                 truncations.poll().promise.fail(new RaftException(code, leaderId(), message));

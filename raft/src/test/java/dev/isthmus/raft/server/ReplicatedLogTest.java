@@ -210,4 +210,74 @@ class ReplicatedLogTest extends ServerHarness {
         assertEquals(RaftErrors.NOT_LEADER, ((RaftException) err).code());
         assertTrue(l.read(g, ReplicatedLog::logStartOffset) < 2, "nothing was truncated");
     }
+
+    // ------------------------------------------------------------------------------------------------ awaitCommit
+
+    /**
+     * {@link ReplicatedLog#awaitCommit}, what a Kafka leader answers a batch it already has (a retry, or one sent again
+     * under a new epoch) with: at once for a committed entry, once committed for one that is not, and NOT_LEADER when
+     * the leader steps down first (the entry may still be committed by the next leader; nothing was stored for this
+     * request).
+     */
+    @Test
+    void shouldAnswerAWaitForAnEntryOnceItCommitsAndFailItWhenTheLeaderStepsDownFirst() throws Exception {
+        startCluster(3);
+        long g = 8;
+        addGroup(g);
+        Node l = leader(g);
+        List<Promise<Long>> first = l.on(g, rl -> {
+            Promise<Long> p = rl.replicate(batch("first", 2));
+            long base = rl.lastProposedOffset();
+            return Promise.completed(List.of(p, rl.awaitCommit(base, base + 1)));
+        });
+        await("the entry commits", () -> l.read(g, rl -> first.get(1).isDone()));
+        assertTrue(first.get(1).isSucceeded(), () -> "committed, but: " + first.get(1).failure());
+        assertEquals(first.get(0).value(), first.get(1).value(), "answered with the entry's base offset");
+        long base0 = first.get(1).value();
+        Promise<Long> committed = l.on(g, rl -> Promise.completed(rl.awaitCommit(base0, base0 + 1)));
+        assertTrue(committed.isSucceeded(), "a committed entry: at once");
+
+        // Both followers stop, then the leader proposes: its entry cannot commit. Under load the leader may already
+        // have stepped down when the proposal arrives (refused): then the followers come back and it is tried again.
+        Promise<Long> waiting = null;
+        Node alone = null;
+        for (int attempt = 0; waiting == null; attempt++) {
+            assertTrue(attempt < 5, "the leader kept stepping down before the proposal");
+            Node leader = leader(g);
+            Node f1 = nodes[(leader.id + 1) % 3];
+            Node f2 = nodes[(leader.id + 2) % 3];
+            await("the followers hold what was committed", () -> f1.read(g, ReplicatedLog::logEndOffset)
+                .equals(leader.read(g, ReplicatedLog::logEndOffset)) && f2.read(g, ReplicatedLog::logEndOffset)
+                .equals(leader.read(g, ReplicatedLog::logEndOffset)));
+            f1.stop();
+            f2.stop();
+            Object[] r = leader.on(g, rl -> {
+                Promise<Long> p = rl.replicate(batch("alone", 1));
+                if (p.isFailed()) {
+                    return Promise.completed(new Object[] {null, false});
+                }
+                long base = rl.lastProposedOffset();
+                Promise<Long> w = rl.awaitCommit(base, base);
+                return Promise.completed(new Object[] {w, w.isDone()});
+            });
+            if (r[0] == null) {
+                f1.start(peersOf(f1));
+                f1.addGroup(g);
+                f2.start(peersOf(f2));
+                f2.addGroup(g);
+                continue;
+            }
+            assertTrue(!(Boolean) r[1], "not committed: no answer at once");
+            @SuppressWarnings("unchecked")
+            Promise<Long> w = (Promise<Long>) r[0];
+            waiting = w;
+            alone = leader;
+        }
+        Node l2 = alone;
+        Promise<Long> answered = waiting;
+        await("the leader steps down without a quorum", () -> !l2.read(g, ReplicatedLog::isLeader));
+        await("the wait is answered", () -> l2.read(g, rl -> answered.isDone()));
+        assertInstanceOf(RaftException.class, answered.failure());
+        assertEquals(RaftErrors.NOT_LEADER, ((RaftException) answered.failure()).code());
+    }
 }

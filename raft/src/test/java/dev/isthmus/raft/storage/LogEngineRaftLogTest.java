@@ -260,6 +260,31 @@ class LogEngineRaftLogTest {
         close(again);
     }
 
+    /**
+     * {@link LogEngineRaftLog#readableOffset()} (what bounds ReplicatedLog's high watermark): while the log-engine may
+     * still hold a cut suffix's bytes, nothing at or past the cut is readable; once the cut has run, the bound goes.
+     * Without it a follower that took a new leader's entries and their commit in one step let its readers (the producer
+     * state, follower fetches) read the old leader's cut batches below the commit (bench/chaos seed 2231: 9
+     * acknowledged writes lost).
+     */
+    @Test
+    void shouldNotBeReadablePastASuffixCutTheLogEngineHasNotMadeYet() {
+        Recorder rec = new Recorder();
+        LogEngineRaftLog log = open(rec);
+        assertEquals(Long.MAX_VALUE, log.readableOffset());
+        log.append(List.of(Entry.leaderChange(0, 1), data(1, 1, 2, 1), data(3, 1, 2, 2), data(5, 1, 2, 3)));
+        drive(() -> rec.durable == 6, "durable");
+        log.truncateSuffix(3);
+        assertTrue(log.log().logEndOffset() <= 3 || log.readableOffset() <= 2,
+            "the log-engine still holds offsets past the cut (end " + log.log().logEndOffset() + "), yet readable up to "
+                + log.readableOffset());
+        log.append(List.of(Entry.leaderChange(3, 4), data(4, 4, 1, 9)));
+        drive(() -> rec.durable == 4, "new suffix durable");
+        assertEquals(Long.MAX_VALUE, log.readableOffset(), "the cut has run");
+        assertEquals(data(4, 4, 1, 9), readAll(log, rec, 0).get(3), "the new entry is what is read there");
+        close(log);
+    }
+
     @Test
     void shouldRecoverAfterAnUncleanStopWithoutLosingDurableEntries() {
         Recorder rec = new Recorder();
