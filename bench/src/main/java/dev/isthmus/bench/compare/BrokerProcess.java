@@ -246,11 +246,18 @@ public final class BrokerProcess {
         }
     }
 
-    /** The launcher's -Xmx (e.g. 512m), which both brokers get; 512m if it names none. */
+    /**
+     * The broker's -Xmx in the launcher (e.g. 512m), which both brokers get; 512m if it names none. The last one
+     * in the file: the broker's {@code exec} ends the launcher, after the small heap of {@code ./isthmus admin}.
+     */
     static String launcherHeap(Path launcher) {
         try {
             Matcher m = Pattern.compile("-Xmx(\\d+[kKmMgG]?)\\b").matcher(Files.readString(launcher));
-            return m.find() ? m.group(1) : "512m";
+            String last = "512m";
+            while (m.find()) {
+                last = m.group(1);
+            }
+            return last;
         } catch (IOException e) {
             return "512m";
         }
