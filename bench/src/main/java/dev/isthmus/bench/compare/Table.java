@@ -7,6 +7,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.stream.Stream;
 
 /**
  * The side-by-side table (rows grouped by workload: suite, then rate; brokers in run order) and the checks of
@@ -106,7 +107,14 @@ final class Table {
         List<String> out = new ArrayList<>();
         Optional<Row> it = find(rows, BrokerKind.ISTHMUS, Suite.TXN, TARGET_RATE_PER_SEC);
         Optional<Row> kt = find(rows, BrokerKind.KAFKA, Suite.TXN, TARGET_RATE_PER_SEC);
-        if (it.isPresent() && kt.isPresent()) {
+        Optional<Row> noCommit = it.isPresent() && kt.isPresent() ? Stream.of(it.get(), kt.get())
+            .filter(r -> r.result().commit().getTotalCount() == 0 || r.result().e2e().getTotalCount() == 0).findFirst()
+            : Optional.empty();
+        if (noCommit.isPresent()) {
+            out.add("txn 20k/s: commit p99 and read_committed end-to-end p99.9 at or below default Kafka's: not judged ("
+                + noCommit.get().broker().label + " committed or delivered no transaction intended in the window: "
+                + noCommit.get().notes() + ")");
+        } else if (it.isPresent() && kt.isPresent()) {
             long a = it.get().result().commit().getValueAtPercentile(99);
             long b = kt.get().result().commit().getValueAtPercentile(99);
             out.add(verdict(String.format(Locale.ROOT, "txn 20k/s: commit p99 at or below default Kafka's: Isthmus %s "
@@ -133,7 +141,11 @@ final class Table {
             }
             Optional<Row> i20 = find(rows, BrokerKind.ISTHMUS, Suite.SASL_SSL, TARGET_RATE_PER_SEC);
             Optional<Row> k20 = find(rows, BrokerKind.KAFKA, Suite.SASL_SSL, TARGET_RATE_PER_SEC);
-            if (i20.isPresent() && k20.isPresent()) {
+            if (i20.isPresent() && k20.isPresent()
+                    && (i20.get().result().e2e().getTotalCount() == 0 || k20.get().result().e2e().getTotalCount() == 0)) {
+                out.add("sasl-ssl 20k/s: end-to-end p99.9 below default Kafka's: not judged (a broker delivered no record "
+                    + "intended in the window)");
+            } else if (i20.isPresent() && k20.isPresent()) {
                 long a = p999(i20.get(), "e2e");
                 long b = p999(k20.get(), "e2e");
                 out.add(verdict(String.format(Locale.ROOT, "sasl-ssl 20k/s: end-to-end p99.9 below default Kafka's: "
