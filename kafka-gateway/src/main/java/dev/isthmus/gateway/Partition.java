@@ -76,6 +76,16 @@ final class Partition implements GroupListener {
     private TxnVerifier verifier;
     /** Producers whose first transactional batch is being verified, with the batches queued behind it. */
     private final Map<Long, Verification> verifying = new HashMap<>();
+    /**
+     * Kafka's verification guard (VerificationStateEntry's lowest sequence): per producer, the epoch and the lowest
+     * sequence of the batches that asked to start its transaction here and were verified, or are being, without the
+     * transaction starting yet. A later batch of that epoch may not start the transaction ahead of it (see
+     * {@link #outOfOrderStart}). Dropped once the transaction starts here and when this replica stops leading; a guard
+     * of an older epoch is replaced.
+     */
+    private final Map<Long, long[]> startGuards = new HashMap<>();
+    /** A bound on {@link #startGuards} (producers that never came back); past it the guards start over. */
+    static final int MAX_START_GUARDS = 10_000;
     private final RecordBatch batch = new RecordBatch();
     /** The header of the batch being appended, copied out of the request for {@link #batch} to read. */
     private final MemorySegment header = MemorySegment.ofArray(new byte[RecordBatch.HEADER_BYTES]);
@@ -534,6 +544,10 @@ final class Partition implements GroupListener {
                     ? new AppendResult(code, -1, -1, tail.problem()) : refused(code, tail.problem()));
             }
             if (transactional && !tail.hasOngoingTransaction(producerId, epoch)) {
+                AppendResult early = outOfOrderStart(producerId, epoch, firstSeq);
+                if (early != null) {
+                    return Promise.completed(early);
+                }
                 if (verified != null) {
                     if (verified.invalidated) {
                         // A marker for this producer landed while the coordinator was asked: its answer is stale.
@@ -616,6 +630,9 @@ final class Partition implements GroupListener {
         if (view != null) {
             view.applyData(producerId, epoch, firstSeq, lastSeq, base, base + span - 1, transactional && !batch.isControl(),
                 System.currentTimeMillis());
+            if (transactional && !startGuards.isEmpty()) {
+                startGuards.remove(producerId); // its transaction started here
+            }
             view.noteTimestamp(maxTs);
         }
         long appendTime = logAppendTimeMs;
@@ -668,6 +685,15 @@ final class Partition implements GroupListener {
                                          long producerId, short epoch, int sequence) {
         Verification v = new Verification(producerId, epoch, sequence);
         verifying.put(producerId, v);
+        long[] guard = startGuards.get(producerId);
+        if (guard == null || guard[0] != epoch) {
+            if (guard == null && startGuards.size() >= MAX_START_GUARDS) {
+                startGuards.clear();
+            }
+            startGuards.put(producerId, new long[] {epoch, sequence});
+        } else {
+            guard[1] = Math.min(guard[1], sequence);
+        }
         Promise<AppendResult> first = new Promise<>();
         // Produce v12 is transaction version 2: the coordinator adds the partition (KIP-890 part 2).
         boolean add = produceVersion >= 12;
@@ -694,6 +720,26 @@ final class Partition implements GroupListener {
             }
         });
         return first;
+    }
+
+    /**
+     * OUT_OF_ORDER_SEQUENCE_NUMBER for a batch that would start the transaction of {@code producerId} here ahead of a
+     * lower sequence of the same epoch that asked first (its verification failed, e.g. CONCURRENT_TRANSACTIONS while
+     * the coordinator still completes the previous transaction, or is still running); else null. Without it the batch
+     * queued behind a failed verification was verified on its own and stored first: its producer's retry of the
+     * lower sequence was then out of order for good, until the transaction timed out and the producer was fenced
+     * (StreamsExactlyOnceClusterTest, Streams' first transactions after a commit). Kafka refuses the same
+     * (ProducerAppendInfo.checkSequence against VerificationStateEntry.lowestSequence); the client retries the batch
+     * after the lower one, in order.
+     */
+    private AppendResult outOfOrderStart(long producerId, short epoch, int firstSeq) {
+        long[] guard = startGuards.isEmpty() ? null : startGuards.get(producerId);
+        if (guard == null || guard[0] != epoch || firstSeq < 0 || firstSeq <= guard[1]) {
+            return null;
+        }
+        return refused(ErrorCodes.OUT_OF_ORDER_SEQUENCE_NUMBER, "producer " + producerId + " starts its transaction on "
+            + topic + "-" + index + " at sequence " + guard[1] + ", not stored yet; sequence " + firstSeq
+            + " comes after it");
     }
 
     /** Kafka's mapping of a verification answer to the Produce error (ReplicaManager, AddPartitionsToTxnManager). */
@@ -727,6 +773,7 @@ final class Partition implements GroupListener {
 
     /** Answers every batch waiting for a verification (this replica stopped leading or serving). */
     private void failVerifications(short code, String message) {
+        startGuards.clear();
         if (verifying.isEmpty()) {
             return;
         }
@@ -788,6 +835,8 @@ final class Partition implements GroupListener {
         if (v != null) {
             v.invalidated = true; // Kafka clears the verification guard on a marker
         }
+        // The start guard stays: the marker may be the previous transaction's (under transaction version 2 at the
+        // epoch the next one uses), landing between a refused verification of the next one and its retry.
         markersWritten++;
         return committed.map(b -> ErrorCodes.NONE).recover(Partition::kafkaCode);
     }

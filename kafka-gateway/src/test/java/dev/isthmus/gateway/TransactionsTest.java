@@ -235,6 +235,76 @@ class TransactionsTest {
         }
     }
 
+    /** Produce {@code version} of one transactional batch of {@code count} records from sequence {@code seq}. */
+    static org.apache.kafka.common.message.ProduceResponseData.PartitionProduceResponse produceTxn(Broker b,
+        TopicPartition tp, String txnId, long[] pe, int seq, int count, short version) throws Exception {
+        org.apache.kafka.common.record.internal.SimpleRecord[] records =
+            new org.apache.kafka.common.record.internal.SimpleRecord[count];
+        for (int i = 0; i < count; i++) {
+            records[i] = new org.apache.kafka.common.record.internal.SimpleRecord(("k" + (seq + i)).getBytes(),
+                ("v" + (seq + i)).getBytes());
+        }
+        var req = new org.apache.kafka.common.message.ProduceRequestData().setAcks((short) -1).setTimeoutMs(30_000)
+            .setTransactionalId(txnId);
+        var td = new org.apache.kafka.common.message.ProduceRequestData.TopicProduceData().setName(tp.topic());
+        td.partitionData().add(new org.apache.kafka.common.message.ProduceRequestData.PartitionProduceData()
+            .setIndex(tp.partition()).setRecords(MemoryRecords.withTransactionalRecords(
+                org.apache.kafka.common.compress.Compression.NONE, pe[0], (short) pe[1], seq, records)));
+        req.topicData().add(td);
+        var r = (org.apache.kafka.common.requests.ProduceResponse) KafkaRequests.send(b.port(), ApiKeys.PRODUCE,
+            version, req);
+        return r.data().responses().iterator().next().partitionResponses().get(0);
+    }
+
+    /**
+     * KIP-890's verification guard keeps the lowest sequence that asked to start a producer's transaction on a
+     * partition: a later batch of the same epoch whose own verification passes may not start the transaction ahead
+     * of it (OUT_OF_ORDER_SEQUENCE_NUMBER, as Kafka answers; the client retries it after the lower one). Under
+     * transaction version 2 the last transaction's marker leaves the producer at the next epoch with no batch kept,
+     * so nothing else stops it: the batch queued behind a refused verification was verified on its own and stored
+     * first, and the producer's retry of the lower sequence was out of order for good, until its transaction timed
+     * out (found by StreamsExactlyOnceClusterTest: Kafka Streams' next transaction starting while the coordinator
+     * still completed the last one, CONCURRENT_TRANSACTIONS to its first batch's verification; here the first
+     * verification is refused for a transactional id that does not match the producer).
+     */
+    @Test
+    void shouldNotStartATransactionWithALaterBatchAheadOfOneWhoseVerificationFailed(@TempDir Path dir)
+        throws Exception {
+        short v12 = 12;
+        try (Broker b = Broker.start(config(dir, 2)); Admin a = TransactionCoordinatorTest.admin(b)) {
+            a.createTopics(List.of(new NewTopic(TOPIC, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
+            TopicPartition tp = new TopicPartition(TOPIC, 0);
+            long[] pe = TransactionCoordinatorTest.initRaw(b.port(), "guarded", 60_000);
+            // A first transaction on the partition, committed: its marker leaves the producer one epoch up here.
+            var one = produceTxn(b, tp, "guarded", pe, 0, 2, v12);
+            assertEquals(org.apache.kafka.common.protocol.Errors.NONE.code(), one.errorCode(), one.errorMessage());
+            var end = (org.apache.kafka.common.requests.EndTxnResponse) KafkaRequests.send(b.port(), ApiKeys.END_TXN,
+                (short) 5, new org.apache.kafka.common.message.EndTxnRequestData().setTransactionalId("guarded")
+                    .setProducerId(pe[0]).setProducerEpoch((short) pe[1]).setCommitted(true));
+            assertEquals(org.apache.kafka.common.protocol.Errors.NONE.code(), end.data().errorCode());
+            long[] next = {end.data().producerId(), end.data().producerEpoch()};
+            assertEquals(pe[1] + 1, next[1]);
+            assertEquals(3, awaitStable(a, tp), "two records and the COMMIT marker");
+            // The next transaction: sequences 0-4 are refused by the coordinator (the id does not match).
+            var refused = produceTxn(b, tp, "stranger", next, 0, 5, v12);
+            assertTrue(refused.errorCode() != org.apache.kafka.common.protocol.Errors.NONE.code(),
+                "refused: " + refused.errorCode());
+            // Sequences 5-9 pass their verification, but 0-4 come first.
+            var early = produceTxn(b, tp, "guarded", next, 5, 5, v12);
+            assertEquals(org.apache.kafka.common.protocol.Errors.OUT_OF_ORDER_SEQUENCE_NUMBER.code(), early.errorCode(),
+                early.errorMessage());
+            var retried = produceTxn(b, tp, "guarded", next, 0, 5, v12);
+            assertEquals(org.apache.kafka.common.protocol.Errors.NONE.code(), retried.errorCode(), retried.errorMessage());
+            assertEquals(3, retried.baseOffset());
+            var after = produceTxn(b, tp, "guarded", next, 5, 5, v12);
+            assertEquals(org.apache.kafka.common.protocol.Errors.NONE.code(), after.errorCode(), after.errorMessage());
+            assertEquals(8, after.baseOffset());
+            // What is stored: the batches in sequence order, the transaction open from offset 3.
+            assertEquals(3, latest(a, tp, IsolationLevel.READ_COMMITTED));
+            assertEquals(13, latest(a, tp, IsolationLevel.READ_UNCOMMITTED));
+        }
+    }
+
     @Test
     void shouldRefuseANonTransactionalBatchFromAProducerWithAnOpenTransaction(@TempDir Path dir) throws Exception {
         try (Broker b = Broker.start(config(dir, 2)); Admin a = TransactionCoordinatorTest.admin(b)) {

@@ -19,7 +19,7 @@ import java.util.List;
  * ours:
  * <pre>
  *   LEADER_CHANGE   type 2 (KRaft's LeaderChange type)   value: Kafka's LeaderChangeMessage, version 0 (below)
- *   CONFIGURATION   type 6 (KRaft's voters type)         value: version i16 = 0, {@link ConfigurationFormat}
+ *   CONFIGURATION   type 6 (KRaft's KRAFT_VOTERS type)   value: Kafka's VotersRecord, version 0 (below)
  *   PREFIX_TRUNCATION type 100 (Isthmus's, outside Kafka's)  value: version i16 = 0, newStartOffset i64
  * </pre>
  * Control batches of other types (transaction markers written through Raft as data) stay DATA entries. The
@@ -32,6 +32,23 @@ import java.util.List;
  * </pre>
  * What it records is {@link Entry.LeaderChange} (LeaderId -1 and no voters when the entry carries none). Readers
  * take the value of a no-op as it is: logs written before it was a LeaderChangeMessage hold only the version.
+ *
+ * <p>A membership entry's value is what KRaft writes for its voter set, {@code VotersRecord} version 0 (flexible),
+ * so that Kafka's tools read a partition that had a reassignment too. It lists every node that votes in the
+ * configuration (both sets while it is joint), and carries the whole {@link Configuration} (outgoing voters,
+ * learners and next learners, which KRaft's record cannot say) in a tagged field of its own, which Kafka's reader
+ * keeps as an unknown tagged field and skips:
+ * <pre>
+ *   Version i16 = 0 | Voters compact array | tagged fields: uvarint 1, tag {@value #MEMBERSHIP_TAG}, uvarint size,
+ *                                                          {@link ConfigurationFormat} of the whole configuration
+ *   Voter: VoterId i32 | VoterDirectoryId uuid (16 zero bytes) | Endpoints compact array (empty) |
+ *          KRaftVersionFeature { MinSupportedVersion i16 = 0 | MaxSupportedVersion i16 = 0 | tagged fields 0 } |
+ *          tagged fields uvarint 0
+ * </pre>
+ * Entries written before (version i16 = 0, then {@link ConfigurationFormat}) are still read: there the byte after
+ * the version is the high byte of an i32 voter count, always 0, while a VotersRecord's voter array starts with
+ * uvarint (count + 1), never 0. A VotersRecord without the membership field reads as a simple configuration of
+ * its voters.
  */
 public final class RaftBatches {
     /** Control type of a leader's no-op. */
@@ -40,6 +57,11 @@ public final class RaftBatches {
     public static final short CONFIGURATION_TYPE = 6;
     /** Control type of a prefix truncation (not one of Kafka's; consumers skip every control batch). */
     public static final short PREFIX_TRUNCATION_TYPE = 100;
+    /**
+     * Tag of the VotersRecord field holding the whole membership: an Isthmus field, numbered far from the small
+     * tags Kafka gives its own tagged fields (from 0), and read by Kafka as an unknown tagged field.
+     */
+    static final int MEMBERSHIP_TAG = 10_000;
     private static final short VERSION = 0;
 
     private RaftBatches() {
@@ -56,15 +78,106 @@ public final class RaftBatches {
                 yield p.bytes();
             }
             case LEADER_CHANGE -> control(LEADER_CHANGE_TYPE, leaderChangeMessage(e.leaderChange()), timestampMs);
-            case CONFIGURATION -> {
-                Configuration c = e.configuration();
-                ByteBuffer v = ByteBuffer.allocate(2 + ConfigurationFormat.sizeBytes(c)).putShort(VERSION);
-                ConfigurationFormat.write(v, c);
-                yield control(CONFIGURATION_TYPE, v.array(), timestampMs);
-            }
+            case CONFIGURATION -> control(CONFIGURATION_TYPE, votersRecord(e.configuration()), timestampMs);
             case PREFIX_TRUNCATION -> control(PREFIX_TRUNCATION_TYPE,
                 ByteBuffer.allocate(10).putShort(VERSION).putLong(e.newStartOffset()).array(), timestampMs);
         };
+    }
+
+    /** Bytes of one voter in a VotersRecord: id, directory id, no endpoints, KRaft version 0..0, no tagged fields. */
+    private static final int VOTER_BYTES = 4 + 16 + 1 + 2 + 2 + 1 + 1;
+
+    /** Kafka's VotersRecord (version 0) for {@code c}, with the whole configuration in its membership field. */
+    static byte[] votersRecord(Configuration c) {
+        int[] voters = c.allVoters();
+        byte[] membership = ConfigurationFormat.encode(c);
+        ByteBuffer b = ByteBuffer.allocate(2 + 5 + voters.length * VOTER_BYTES + 1 + 5 + 5 + membership.length);
+        b.putShort(VERSION);
+        putUnsignedVarint(b, voters.length + 1);
+        for (int id : voters) {
+            b.putInt(id);
+            b.putLong(0).putLong(0); // VoterDirectoryId: none (Uuid.ZERO_UUID)
+            putUnsignedVarint(b, 1); // Endpoints: empty
+            b.putShort((short) 0).putShort((short) 0); // KRaftVersionFeature 0..0
+            putUnsignedVarint(b, 0); // its tagged fields
+            putUnsignedVarint(b, 0); // the voter's tagged fields
+        }
+        putUnsignedVarint(b, 1);
+        putUnsignedVarint(b, MEMBERSHIP_TAG);
+        putUnsignedVarint(b, membership.length);
+        b.put(membership);
+        return java.util.Arrays.copyOf(b.array(), b.position());
+    }
+
+    /**
+     * The configuration a membership entry's value records, in either layout (see the class comment).
+     *
+     * @throws IllegalArgumentException when the value is neither
+     */
+    static Configuration readConfiguration(ByteBuffer v) {
+        short version = v.getShort();
+        if (version != VERSION) {
+            throw new IllegalArgumentException("unknown version " + version);
+        }
+        if (v.remaining() > 0 && v.get(v.position()) == 0) {
+            return ConfigurationFormat.read(v); // the layout before the VotersRecord: an i32 voter count first
+        }
+        int n = unsignedVarint(v) - 1;
+        if (n < 0 || n > v.remaining() / VOTER_BYTES) {
+            throw new IllegalArgumentException("VotersRecord lists " + n + " voters in " + v.remaining() + " bytes");
+        }
+        int[] voters = new int[n];
+        for (int i = 0; i < n; i++) {
+            voters[i] = v.getInt();
+            v.position(v.position() + 16); // VoterDirectoryId
+            int endpoints = unsignedVarint(v) - 1;
+            if (endpoints < 0) {
+                throw new IllegalArgumentException("voter " + voters[i] + " has a null endpoint array");
+            }
+            for (int j = 0; j < endpoints; j++) {
+                skipCompactString(v); // Name
+                skipCompactString(v); // Host
+                v.getShort(); // Port
+                skipTaggedFields(v);
+            }
+            v.getShort(); // KRaftVersionFeature.MinSupportedVersion
+            v.getShort(); // KRaftVersionFeature.MaxSupportedVersion
+            skipTaggedFields(v);
+            skipTaggedFields(v);
+        }
+        Configuration membership = null;
+        int tagged = unsignedVarint(v);
+        for (int i = 0; i < tagged; i++) {
+            int tag = unsignedVarint(v);
+            int size = unsignedVarint(v);
+            if (size < 0 || size > v.remaining()) {
+                throw new IllegalArgumentException("tagged field " + tag + " of " + size + " bytes in " + v.remaining());
+            }
+            if (tag == MEMBERSHIP_TAG) {
+                ByteBuffer field = v.slice(v.position(), size);
+                membership = ConfigurationFormat.read(field);
+                if (field.hasRemaining()) {
+                    throw new IllegalArgumentException("membership field has " + field.remaining() + " bytes left over");
+                }
+            }
+            v.position(v.position() + size);
+        }
+        if (membership == null) {
+            return voters.length == 0 ? Configuration.EMPTY : Configuration.ofVoters(voters);
+        }
+        if (!java.util.Arrays.equals(membership.allVoters(), java.util.Arrays.stream(voters).sorted().toArray())) {
+            throw new IllegalArgumentException("VotersRecord lists voters " + java.util.Arrays.toString(voters)
+                + " but its membership field " + membership);
+        }
+        return membership;
+    }
+
+    private static void skipCompactString(ByteBuffer b) {
+        int length = unsignedVarint(b) - 1;
+        if (length < 0 || length > b.remaining()) {
+            throw new IllegalArgumentException("string of " + length + " bytes in " + b.remaining());
+        }
+        b.position(b.position() + length);
     }
 
     /** Kafka's LeaderChangeMessage (version 0) recording {@code info} (null: leader -1, no voters). */
@@ -197,12 +310,14 @@ public final class RaftBatches {
                 }
                 if (type == CONFIGURATION_TYPE) {
                     ByteBuffer v = ByteBuffer.wrap(r.value().toArray(ValueLayout.JAVA_BYTE));
-                    short version = v.getShort();
-                    if (version != VERSION) {
+                    Configuration c;
+                    try {
+                        c = readConfiguration(v);
+                    } catch (RuntimeException e) { // IllegalArgumentException, BufferUnderflowException
                         throw new IllegalArgumentException("configuration entry at " + b.baseOffset()
-                            + " has unknown version " + version);
+                            + " does not read: " + e.getMessage(), e);
                     }
-                    return Entry.configuration(b.baseOffset(), term, ConfigurationFormat.read(v));
+                    return Entry.configuration(b.baseOffset(), term, c);
                 }
                 if (type == PREFIX_TRUNCATION_TYPE) {
                     ByteBuffer v = ByteBuffer.wrap(r.value().toArray(ValueLayout.JAVA_BYTE));
