@@ -1,6 +1,8 @@
 // kafkajs against an Isthmus broker, run by OtherClientsTest:
 //   node kafkajs_roundtrip.js BROKER TOPIC GROUP COUNT [SECONDS]
-// with KAFKAJS_PATH pointing at an installed kafkajs package. Creates TOPIC (2 partitions) with the admin
+// with KAFKAJS_PATH pointing at an installed kafkajs package. Over TLS and SASL when KAFKAJS_SSL_CA (a PEM file of
+// the CAs to trust; the broker's host name is checked) and KAFKAJS_SASL_MECHANISM (plain, scram-sha-256 or
+// scram-sha-512, with KAFKAJS_SASL_USERNAME and KAFKAJS_SASL_PASSWORD) are set. Creates TOPIC (2 partitions) with the admin
 // client, produces COUNT messages (acks=all, idempotent, keys spread over both partitions), then consumes them
 // in consumer group GROUP (for at most SECONDS, default 60) and commits. Prints one JSON line per step and exits 0 when every message came back
 // exactly once, 1 otherwise (with the error).
@@ -12,9 +14,22 @@ const seconds = parseInt(secondsArg || '60', 10);
 const count = parseInt(countArg, 10);
 const say = (step, fields) => console.log(JSON.stringify({ step, ...fields }));
 
+const security = {};
+if (process.env.KAFKAJS_SSL_CA) {
+  security.ssl = { ca: [require('fs').readFileSync(process.env.KAFKAJS_SSL_CA, 'utf8')], rejectUnauthorized: true };
+}
+if (process.env.KAFKAJS_SASL_MECHANISM) {
+  security.sasl = {
+    mechanism: process.env.KAFKAJS_SASL_MECHANISM,
+    username: process.env.KAFKAJS_SASL_USERNAME,
+    password: process.env.KAFKAJS_SASL_PASSWORD,
+  };
+}
+
 const kafka = new Kafka({
   clientId: 'isthmus-kafkajs-test',
   brokers: [broker],
+  ...security,
   logLevel: logLevel.ERROR,
   retry: { retries: 5, initialRetryTime: 100 },
 });

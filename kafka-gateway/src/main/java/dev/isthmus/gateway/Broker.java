@@ -1,6 +1,7 @@
 package dev.isthmus.gateway;
 
 import dev.isthmus.arena.ArenaConfig;
+import dev.isthmus.arena.MemoryArena;
 import dev.isthmus.arena.ShardArenas;
 import dev.isthmus.gateway.protocol.IoBufSlice;
 import dev.isthmus.gateway.security.CredentialStore;
@@ -67,6 +68,8 @@ public final class Broker implements AutoCloseable {
     private volatile dev.isthmus.gateway.security.OAuthBearerValidator oauthBearer;
     /** The TLS material of the SSL and SASL_SSL listeners; null when the broker has none. */
     private volatile TlsContexts tls;
+    /** The RPC port's TLS material (null: plaintext RPC); reloaded as the listeners' is. */
+    private volatile TlsContexts rpcTls;
     /**
      * Per shard, the SCRAM credentials SASL exchanges look up (an immutable snapshot, replaced as a whole): the
      * controller's, then the bootstrap user's ({@link CredentialStore#layered}). Owned by each shard.
@@ -111,6 +114,9 @@ public final class Broker implements AutoCloseable {
     private volatile long registeredOffset = Long.MAX_VALUE;
     /** Set when the broker starts closing: periodic tasks stop rescheduling. */
     private volatile boolean closing;
+    /** The background thread faulting the arenas in after start ({@link #populateArenasInBackground}), or null. */
+    private volatile Thread populating;
+    private static final long POPULATE_STEP_BYTES = 64L << 20;
     /** Set once a shutdown started handing the leaderships away (maintenance then leaves campaigning off). */
     private volatile boolean handingOffForShutdown;
     /** Leaders, epochs and in-sync replicas published by the leaders, between shards and nodes. */
@@ -129,7 +135,7 @@ public final class Broker implements AutoCloseable {
     /** Shard 0 only: the authorizer handed to the shards last (rebuilt only when the ACLs change). */
     private dev.isthmus.gateway.auth.Authorizer authorizer = dev.isthmus.gateway.auth.Authorizer.ALLOW_ALL;
     /** Client quota enforcement, shared by the shards (lock-free sensors; see its class comment). */
-    private final ClientQuotas quotas = new ClientQuotas();
+    private final ClientQuotas quotas;
 
     /** The broker's client quota enforcement (any thread). */
     ClientQuotas quotas() {
@@ -157,6 +163,7 @@ public final class Broker implements AutoCloseable {
 
     private Broker(BrokerConfig config, ShardGroup group, ShardArenas arenas, String clusterId) {
         this.config = config;
+        this.quotas = new ClientQuotas(config.quotaWindowSamples(), config.quotaWindowSeconds());
         this.group = group;
         this.arenas = arenas;
         this.states = new ShardState[group.size()];
@@ -182,6 +189,7 @@ public final class Broker implements AutoCloseable {
      * seeds up).
      */
     public static Broker start(BrokerConfig config) throws IOException {
+        StartupPhases phases = new StartupPhases();
         Path data = config.dataDir().toAbsolutePath();
         Path logs = data.resolve("logs");
         Files.createDirectories(logs);
@@ -190,12 +198,18 @@ public final class Broker implements AutoCloseable {
         String clusterId = clusterId(config, data);
         ShardGroup group = ShardGroup.start(ShardGroupConfig.of(config.shards()).withPin(config.pin())
             .withBackend(config.backend()), null);
+        phases.end("shard threads");
         Broker b = null;
         try {
-            // Each shard's memory is faulted in now, on transparent huge pages where the kernel gives them: no
-            // first-touch page fault on the data path (they cost 10-15 us per 4 KiB page on a VM).
+            // Each shard's memory is mapped in full now (the kernel's commit charge is taken for all of it), on
+            // transparent huge pages where the kernel gives them. Its pages are faulted in right after the listeners
+            // open, by a background thread (populateArenasInBackground), so no first-touch page fault lands on the
+            // data path (they cost 10-15 us per 4 KiB page on a VM) and start-up does not wait for it. A kernel
+            // without MADV_POPULATE_WRITE faults them in here, before serving, as only a write can do it there.
+            boolean populateNow = !MemoryArena.canPopulateConcurrently();
             ShardArenas arenas = ShardArenas.install(group,
-                id -> ArenaConfig.of(config.memoryPerShard()).withPopulate(true, true));
+                id -> ArenaConfig.of(config.memoryPerShard()).withPopulate(populateNow, true));
+            phases.end(populateNow ? "arenas (faulted in)" : "arenas");
             b = new Broker(config, group, arenas, clusterId);
             Broker broker = b;
             for (int i = 0; i < group.size(); i++) {
@@ -227,12 +241,21 @@ public final class Broker implements AutoCloseable {
                     + "-byte arena, less room kept for small requests) can take, below --max-request-bytes "
                     + config.maxRequestBytes() + "; raise --memory or lower --max-request-bytes");
             }
+            phases.end("shard state");
             b.startSecurity();
+            phases.end("security");
             b.startRaft(data);
+            phases.end("raft and controller log");
             b.listenAll();
+            phases.end("listeners");
             b.register();
+            phases.end(config.clusterMode() ? "registration started" : "registration and partitions led");
             if (config.metricsHost() != null) {
                 b.metrics = MetricsServer.start(b, config.metricsHost(), config.metricsPort());
+                phases.end("metrics");
+            }
+            if (!populateNow) {
+                b.populateArenasInBackground();
             }
         } catch (Exception e) {
             if (b != null) {
@@ -245,7 +268,37 @@ public final class Broker implements AutoCloseable {
         LOG.log(System.Logger.Level.INFO, "Isthmus node " + config.nodeId() + " listening on " + config.host() + ":"
             + b.port + " with " + group.size() + " shard(s), " + (config.memoryBytes() >> 20) + " MiB, data in " + data
             + (config.clusterMode() ? ", RPC on " + b.raft.rpcAddress() + ", seeds " + config.seeds() : ""));
+        LOG.log(System.Logger.Level.INFO, "node " + config.nodeId() + " start-up: " + phases);
         return b;
+    }
+
+    /**
+     * Faults in every shard's arena on one background platform thread, 64 MiB at a time, shard after shard (see
+     * {@link MemoryArena#populate}: it leaves the contents alone, so the shards serve meanwhile). Runs once, after
+     * the listeners opened; {@link #close()} stops it and waits for it before the arenas are unmapped.
+     */
+    private void populateArenasInBackground() {
+        populating = Thread.ofPlatform().daemon().name("isthmus-arena-populate").start(() -> {
+            long startNs = System.nanoTime();
+            long bytes = 0;
+            for (int i = 0; i < group.size(); i++) {
+                MemoryArena a = arenas.arena(i);
+                long size = a.config().bytes();
+                for (long at = 0; at < size && !closing; at += POPULATE_STEP_BYTES) {
+                    int rc = a.populate(at, Math.min(POPULATE_STEP_BYTES, size - at));
+                    if (rc != 0) {
+                        LOG.log(System.Logger.Level.WARNING, "faulting in shard " + i + "'s memory stopped at "
+                            + (at >> 20) + " MiB of " + (size >> 20) + " (errno " + -rc + "): the rest is faulted in"
+                            + " by its first use");
+                        break;
+                    }
+                    bytes += Math.min(POPULATE_STEP_BYTES, size - at);
+                }
+            }
+            LOG.log(System.Logger.Level.INFO, "node " + config.nodeId() + ": " + (bytes >> 20) + " MiB of shard memory"
+                + " faulted in, in the background, in " + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - startNs)
+                + " ms");
+        });
     }
 
     /**
@@ -337,7 +390,7 @@ public final class Broker implements AutoCloseable {
             }
         };
         try {
-            raft = RaftServer.start(group, rc, pools);
+            raft = RaftServer.start(group, rc, pools, rpcTransportTls());
         } catch (IllegalStateException e) {
             throw new IOException(e.getMessage(), e);
         }
@@ -578,9 +631,14 @@ public final class Broker implements AutoCloseable {
         if (config.listeners().stream().anyMatch(l -> l.protocol().tls())) {
             tls = TlsContexts.load(sec.tls());
         }
+        if (sec.rpcTls() != null) {
+            rpcTls = TlsContexts.load(sec.rpcTls().tls());
+        }
         SaslSettings sasl = sec.sasl();
         if (sasl.enabledMechanisms().contains(dev.isthmus.gateway.security.SaslServerExchange.OAUTHBEARER)) {
-            oauthBearer = dev.isthmus.gateway.security.OAuthBearerValidator.load(sasl.oauthBearer());
+            // An https: key set's certificate is checked against the listeners' trust store when one is set.
+            oauthBearer = dev.isthmus.gateway.security.OAuthBearerValidator.load(sasl.oauthBearer(),
+                sasl.oauthBearer().jwksUrl() != null ? TlsContexts.trustContext(sec.tls()) : null);
         }
         if (sasl.adminUser() != null) {
             installCredentials(CredentialStore.ofPasswords(Map.of(sasl.adminUser(), sasl.adminPassword()),
@@ -636,6 +694,35 @@ public final class Broker implements AutoCloseable {
     /** The OAUTHBEARER token validator (null when OAUTHBEARER is not enabled); thread-safe. */
     dev.isthmus.gateway.security.OAuthBearerValidator oauthBearer() {
         return oauthBearer;
+    }
+
+    /**
+     * The RPC transport's TLS (null: plaintext): engines from {@link #rpcTls} (server side with the configured client
+     * auth, required by default; client side checking the dialed host when endpoint identification is on), handshake
+     * tasks on the security workers.
+     */
+    private dev.isthmus.raft.net.TransportTls rpcTransportTls() {
+        TlsContexts contexts = rpcTls;
+        if (contexts == null) {
+            return null;
+        }
+        boolean verifyHostname = config.security().rpcTls().verifyHostname();
+        return new dev.isthmus.raft.net.TransportTls() {
+            @Override
+            public javax.net.ssl.SSLEngine serverEngine() {
+                return contexts.newServerEngine();
+            }
+
+            @Override
+            public javax.net.ssl.SSLEngine clientEngine(InetSocketAddress peer) {
+                return contexts.newClientEngine(peer, verifyHostname);
+            }
+
+            @Override
+            public java.util.concurrent.Executor tasks() {
+                return securityWorkers;
+            }
+        };
     }
 
     /** The TLS material (null when no listener speaks TLS). */
@@ -1244,12 +1331,23 @@ public final class Broker implements AutoCloseable {
         } catch (Exception e) {
             LOG.log(System.Logger.Level.WARNING, "broker shutdown: " + e.getMessage());
         } finally {
+            Thread p = populating;
+            if (p != null) {
+                try {
+                    p.join(10_000); // `closing` is set: it stops after its current 64 MiB step
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
             arenas.close();
             group.close();
             background.shutdown();
             securityWorkers.shutdownNow();
             if (tls != null) {
                 tls.close();
+            }
+            if (rpcTls != null) {
+                rpcTls.close();
             }
         }
     }

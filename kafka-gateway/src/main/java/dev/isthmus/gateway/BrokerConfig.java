@@ -97,6 +97,9 @@ import java.util.Map;
  *                                   to the emptiest until their counts are within one, a few moves at a time
  *                                   ({@code --partition-balancer}, default true; see
  *                                   {@link dev.isthmus.gateway.cluster.PartitionBalancer})
+ * @param quotaWindowSamples         client quotas measure rates over this many samples (Kafka's
+ *                                   {@code quota.window.num}, 11; at least 2)
+ * @param quotaWindowSeconds         of this many seconds each (Kafka's {@code quota.window.size.seconds}, 1)
  */
 public record BrokerConfig(String host, int port, String advertisedHost, int advertisedPort, int nodeId, int shards,
                            long memoryBytes, Path dataDir, boolean pin, IoBackend backend, int maxRequestBytes,
@@ -109,7 +112,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                            Map<String, String> topicDefaults,
                            long requestReceiveTimeoutMs, int connectionReceiveSharePercent, TxnConfig transactions,
                            dev.isthmus.gateway.auth.AuthorizerConfig authorizer, SecuritySettings security,
-                           String rack, boolean partitionBalancer) {
+                           String rack, boolean partitionBalancer, int quotaWindowSamples,
+                           long quotaWindowSeconds) {
     /** Room a produce request needs around its one batch: header, client id, topic name, partition fields. */
     static final int PRODUCE_REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
@@ -181,6 +185,12 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         }
         if (offsetsTopicPartitions < 1) {
             throw new IllegalArgumentException("offsets topic partitions must be >= 1, got " + offsetsTopicPartitions);
+        }
+        if (quotaWindowSamples < 2 || quotaWindowSamples > 1000) {
+            throw new IllegalArgumentException("quota.window.num must be 2 to 1000, got " + quotaWindowSamples);
+        }
+        if (quotaWindowSeconds < 1 || quotaWindowSeconds > 3600) {
+            throw new IllegalArgumentException("quota.window.size.seconds must be 1 to 3600, got " + quotaWindowSeconds);
         }
         if (transactions == null) {
             throw new IllegalArgumentException("the transaction settings are missing");
@@ -359,7 +369,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
 
     /**
      * Each shard's arena: {@code --memory} less the JVM's native reserve, split evenly, in 64 KiB units. The
-     * arenas are faulted in at start-up, so the broker's resident memory is its {@code --memory} (arenas, plus
+     * arenas are mapped at start-up and faulted in by a background thread once the broker serves (see
+     * {@code Broker.populateArenasInBackground}), so the broker's resident memory is its {@code --memory} (arenas, plus
      * the JVM's own native memory: code cache, metaspace, thread stacks, GC structures, within the reserve)
      * and the fixed Java heap of the launcher.
      */
@@ -458,10 +469,13 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
         List<ListenerConfig> listeners = List.of();
         TlsSettings tls = TlsSettings.DEFAULTS;
         SaslSettings sasl = SaslSettings.DEFAULTS;
+        dev.isthmus.gateway.security.RpcTlsSettings rpcTls;
         TxnConfig transactions = TxnConfig.DEFAULTS;
         dev.isthmus.gateway.auth.AuthorizerConfig authorizer = dev.isthmus.gateway.auth.AuthorizerConfig.OFF;
         String rack;
         boolean partitionBalancer = true;
+        int quotaWindowSamples = 11;
+        long quotaWindowSeconds = 1;
 
         Builder() {
         }
@@ -506,8 +520,30 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             listeners = c.security.listeners();
             tls = c.security.tls();
             sasl = c.security.sasl();
+            rpcTls = c.security.rpcTls();
             rack = c.rack;
             partitionBalancer = c.partitionBalancer;
+            quotaWindowSamples = c.quotaWindowSamples;
+            quotaWindowSeconds = c.quotaWindowSeconds;
+        }
+
+        /** Client quota measurement: {@code samples} samples of {@code seconds} each (Kafka's quota.window.*). */
+        public Builder quotaWindows(int samples, long seconds) {
+            quotaWindowSamples = samples;
+            quotaWindowSeconds = seconds;
+            return this;
+        }
+
+        /** {@code quota.window.num}. */
+        public Builder quotaWindowSamples(int v) {
+            quotaWindowSamples = v;
+            return this;
+        }
+
+        /** {@code quota.window.size.seconds}. */
+        public Builder quotaWindowSeconds(long v) {
+            quotaWindowSeconds = v;
+            return this;
         }
 
         /** Whether the controller leader moves replicas onto nodes that join (default true). */
@@ -543,6 +579,13 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
             listeners = v.listeners();
             tls = v.tls();
             sasl = v.sasl();
+            rpcTls = v.rpcTls();
+            return this;
+        }
+
+        /** TLS of the node-to-node RPC port (null: plaintext). */
+        public Builder rpcTls(dev.isthmus.gateway.security.RpcTlsSettings v) {
+            rpcTls = v;
             return this;
         }
 
@@ -726,7 +769,8 @@ public record BrokerConfig(String host, int port, String advertisedHost, int adv
                 offsetsTopicPartitions, offsetsRetentionMs, metricsHost, metricsPort, rpcHost, rpcPort, seeds,
                 zeroedSegments, maxPartitionsPerShard, autoLeaderRebalance, replicaLagTimeMaxMs, shutdownHandoffMs,
                 maxConcurrentMoves, topicDefaults, requestReceiveTimeoutMs, connectionReceiveSharePercent, transactions, authorizer,
-                new SecuritySettings(listeners, tls, sasl), rack, partitionBalancer);
+                new SecuritySettings(listeners, tls, sasl, rpcTls), rack, partitionBalancer, quotaWindowSamples,
+                quotaWindowSeconds);
         }
     }
 }

@@ -37,16 +37,16 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * Kafka's quotas are per broker. A client's connections land on any shard (the kernel spreads them), and one
  * connection lives on one shard, so splitting a quota into quota / shards per shard would cap a single-connection
  * producer at a fraction of its quota. Instead every sensor is shared by the shards of the broker: its window is an
- * array of {@link #WINDOW_SAMPLES} slots, each one {@code long} packing the window number it belongs to (low
+ * array of one slot per sample, each one {@code long} packing the window number it belongs to (low
  * {@value #TAG_BITS} bits) and the amount recorded in it, updated with compare-and-set and read with plain
  * volatile reads: no lock, no cross-shard call, on any shard. A slot that holds an older window is reset by the
  * first record of the new window (one CAS). Concurrent records on different shards may interleave; each CAS applies
  * whole, so nothing recorded is lost and the rate any shard reads is at most one in-flight record stale.
  *
  * <h2>Measurement (Kafka's {@code Rate} over {@code SampledStat})</h2>
- * Kafka's defaults: {@code quota.window.num} 11 samples of {@code quota.window.size.seconds} 1 s. Windows are
- * aligned to the monotonic clock. The rate is the sum of the live samples divided by the time since the oldest
- * live sample began, counted as at least 10 windows (samples - 1), as Kafka's {@code Rate.windowSize} does so a
+ * {@code quota.window.num} samples of {@code quota.window.size.seconds} each (the broker's settings; Kafka's
+ * defaults 11 and 1 s). Windows are aligned to the monotonic clock. The rate is the sum of the live samples divided by the time since the oldest
+ * live sample began, counted as at least samples - 1 windows, as Kafka's {@code Rate.windowSize} does so a
  * new client is not throttled by its first burst. Throttle time when the rate passes the quota:
  * {@code (rate - quota) / quota * window}, Kafka's {@code QuotaUtils.throttleTime}; for request time it is
  * bounded by one window, as Kafka bounds it. Produce counts the request's bytes when answered, Fetch the
@@ -99,7 +99,28 @@ final class ClientQuotas {
     /** Responses that carried a throttle time, per type (metrics). */
     private final AtomicLong[] throttled = new AtomicLong[TYPES.length];
 
+    /** Samples per window ({@code quota.window.num}) and each sample's length. */
+    final int samples;
+    final long windowNs;
+
+    /** Kafka's defaults: 11 samples of 1 s. */
     ClientQuotas() {
+        this(WINDOW_SAMPLES, 1);
+    }
+
+    /**
+     * {@code samples} samples ({@code quota.window.num}, at least 2: one is always being filled) of
+     * {@code windowSeconds} each ({@code quota.window.size.seconds}, at least 1).
+     */
+    ClientQuotas(int samples, long windowSeconds) {
+        if (samples < 2 || samples > 1000) {
+            throw new IllegalArgumentException("quota.window.num must be 2 to 1000, got " + samples);
+        }
+        if (windowSeconds < 1 || windowSeconds > 3600) {
+            throw new IllegalArgumentException("quota.window.size.seconds must be 1 to 3600, got " + windowSeconds);
+        }
+        this.samples = samples;
+        this.windowNs = TimeUnit.SECONDS.toNanos(windowSeconds);
         for (int i = 0; i < TYPES.length; i++) {
             sensors[i] = new ConcurrentHashMap<>();
             throttled[i] = new AtomicLong();
@@ -227,7 +248,7 @@ final class ClientQuotas {
                 return null; // not itemised; nothing to enforce
             }
         }
-        Sensor fresh = new Sensor(t, m.tags());
+        Sensor fresh = new Sensor(t, m.tags(), samples, windowNs);
         Sensor had = map.putIfAbsent(m.tags(), fresh);
         return had != null ? had : fresh;
     }
@@ -250,7 +271,7 @@ final class ClientQuotas {
         sensor.add(amount, nowNs);
         long ms = sensor.throttleMs(limit, nowNs);
         if (t == Type.REQUEST) {
-            ms = Math.min(ms, TimeUnit.NANOSECONDS.toMillis(WINDOW_NS)); // Kafka bounds this one to a window
+            ms = Math.min(ms, TimeUnit.NANOSECONDS.toMillis(windowNs)); // Kafka bounds this one to a window
         }
         return (int) Math.min(Integer.MAX_VALUE, ms);
     }
@@ -285,7 +306,7 @@ final class ClientQuotas {
         if (limit == Double.POSITIVE_INFINITY) {
             return Integer.MAX_VALUE;
         }
-        double cap = limit * (WINDOW_SAMPLES - 1) * WINDOW_NS / 1e9;
+        double cap = limit * (samples - 1) * windowNs / 1e9;
         return (int) Math.max(1, Math.min(Integer.MAX_VALUE, cap));
     }
 
@@ -367,25 +388,35 @@ final class ClientQuotas {
         final Type type;
         final Tags tags;
         /** Per slot: window number (low TAG_BITS bits) | amount << TAG_BITS. */
-        private final AtomicLongArray slots = new AtomicLongArray(WINDOW_SAMPLES);
+        private final AtomicLongArray slots;
+        private final int samples;
+        private final long windowNs;
         /** Everything recorded (bytes, or nanoseconds of request time), also while unlimited. */
         final AtomicLong total = new AtomicLong();
         final AtomicLong throttleMs = new AtomicLong();
         final AtomicLong throttledResponses = new AtomicLong();
         volatile long lastUsedNs = System.nanoTime();
 
+        /** With Kafka's default windows (tests). */
         Sensor(Type type, Tags tags) {
+            this(type, tags, WINDOW_SAMPLES, WINDOW_NS);
+        }
+
+        Sensor(Type type, Tags tags, int samples, long windowNs) {
             this.type = type;
             this.tags = tags;
-            long expired = (Math.floorDiv(System.nanoTime(), WINDOW_NS) - WINDOW_SAMPLES) & TAG_MASK;
-            for (int i = 0; i < WINDOW_SAMPLES; i++) {
+            this.samples = samples;
+            this.windowNs = windowNs;
+            this.slots = new AtomicLongArray(samples);
+            long expired = (Math.floorDiv(System.nanoTime(), windowNs) - samples) & TAG_MASK;
+            for (int i = 0; i < samples; i++) {
                 slots.set(i, expired); // empty, in a window that has passed
             }
         }
 
         void add(long amount, long nowNs) {
-            long window = Math.floorDiv(nowNs, WINDOW_NS);
-            int slot = (int) Math.floorMod(window, (long) WINDOW_SAMPLES);
+            long window = Math.floorDiv(nowNs, windowNs);
+            int slot = (int) Math.floorMod(window, (long) samples);
             long tag = window & TAG_MASK;
             while (true) {
                 long cur = slots.get(slot);
@@ -402,21 +433,21 @@ final class ClientQuotas {
 
         /** The amount in the live samples and the time they span, as Kafka's {@code Rate.windowSize} counts it. */
         private long[] window(long nowNs) {
-            long window = Math.floorDiv(nowNs, WINDOW_NS);
+            long window = Math.floorDiv(nowNs, windowNs);
             long total = 0;
             long oldest = window;
-            for (int i = 0; i < WINDOW_SAMPLES; i++) {
+            for (int i = 0; i < samples; i++) {
                 long cur = slots.get(i);
                 long age = (window - (cur & TAG_MASK)) & TAG_MASK;
-                if (age < WINDOW_SAMPLES) {
+                if (age < samples) {
                     total += cur >>> TAG_BITS;
                     oldest = Math.min(oldest, window - age);
                 }
             }
-            long elapsedNs = nowNs - oldest * WINDOW_NS;
-            long full = elapsedNs / WINDOW_NS;
-            if (full < WINDOW_SAMPLES - 1) {
-                elapsedNs += (WINDOW_SAMPLES - 1 - full) * WINDOW_NS;
+            long elapsedNs = nowNs - oldest * windowNs;
+            long full = elapsedNs / windowNs;
+            if (full < samples - 1) {
+                elapsedNs += (samples - 1 - full) * windowNs;
             }
             return new long[] {total, Math.max(elapsedNs, 1)};
         }

@@ -25,7 +25,8 @@ public final class Main {
                isthmus admin [--bootstrap-server HOST:PORT] COMMAND   (cluster status, partitions moves,
                              maintenance, decommission, recommission; 'isthmus admin --help')
           --config FILE            read options from FILE (lines "name = value"; '#' comments); FILE may
-                                   also set Kafka's broker defaults of topic configs (log.retention.hours,
+                                   also set Kafka's client quota windows quota.window.num (11) and
+                                   quota.window.size.seconds (1), and broker defaults of topic configs (log.retention.hours,
                                    log.retention.ms, log.segment.bytes, log.cleanup.policy, message.max.bytes,
                                    compression.type, min.insync.replicas, ...) and num.partitions,
                                    auto.create.topics.enable, socket.request.max.bytes, and the transaction
@@ -56,16 +57,25 @@ public final class Main {
             sasl.admin.password or the environment variable ISTHMUS_SASL_ADMIN_PASSWORD (more SCRAM users:
             kafka-configs --alter --add-config 'SCRAM-SHA-256=[password=...]' --entity-type users; they are
             kept in the cluster's replicated state, and one of the bootstrap user's name replaces it);
-            OAUTHBEARER (add it to sasl.enabled.mechanisms): sasl.oauthbearer.jwks.endpoint.url file:PATH
-            (the issuer's JSON Web Key Set; RS256/384/512 and ES256/384/512 tokens; re-read when it changes,
-            checked every sasl.oauthbearer.jwks.endpoint.refresh.ms, 3600000, and on an unknown key id),
+            OAUTHBEARER (add it to sasl.enabled.mechanisms): sasl.oauthbearer.jwks.endpoint.url https://...
+            or file:PATH (the issuer's JSON Web Key Set; RS256/384/512 and ES256/384/512 tokens; fetched
+            again every sasl.oauthbearer.jwks.endpoint.refresh.ms, 3600000, and on an unknown key id; an
+            https endpoint's certificate is checked against ssl.truststore.location if set, else the JDK's),
             sasl.oauthbearer.expected.audience (a,b), sasl.oauthbearer.expected.issuer,
             sasl.oauthbearer.sub.claim.name (sub), sasl.oauthbearer.clock.skew.seconds (30);
             sasl.oauthbearer.allow.unsecured.tokens B: accept unsigned tokens, for tests only (false)
+          TLS between nodes (the --rpc-listen port: replication, controller, markers):
+            rpc.security.protocol PLAINTEXT (default) or SSL; rpc.ssl.keystore.location/type/password,
+            rpc.ssl.key.password, rpc.ssl.truststore.location/type/password, rpc.ssl.enabled.protocols,
+            rpc.ssl.cipher.suites, rpc.ssl.reload.interval.ms, rpc.ssl.allow.dn.changes/san.changes each
+            default to the ssl.* setting of the same name; rpc.ssl.client.auth (required: every node
+            presents a certificate its peer trusts), rpc.ssl.endpoint.identification.algorithm (https:
+            a node's certificate must name the host of its RPC address; empty = no check)
           --data-dir DIR           data directory (default ./data)
           --smp N                  shard threads (default: the CPUs this process may use)
-          --memory SIZE            native memory, e.g. 512M, 2G (default 1G): the shards' arenas, faulted in
-                                   at start, after 1/8 (16-256 MiB) kept for the JVM's own native memory
+          --memory SIZE            native memory, e.g. 512M, 2G (default 1G): the shards' arenas, mapped in
+                                   full at start and faulted in by a background thread once the broker
+                                   serves, after 1/8 (16-256 MiB) kept for the JVM's own native memory
           --node-id N              this node's id (default 0)
           --seeds ID@HOST:PORT,... RPC addresses of the controller nodes, the same list on every node
                                    (cluster mode; a plain HOST:PORT is node ID = its position, from 0)
@@ -121,6 +131,7 @@ public final class Main {
     }
 
     public static void main(String[] args) throws Exception {
+        StartupPhases.mainEntered();
         if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h") || args[0].equals("help")) {
             System.out.print(USAGE);
             System.exit(args.length == 0 ? 2 : 0);
@@ -262,7 +273,11 @@ public final class Main {
         "sasl.admin.user", "sasl.admin.password", "sasl.admin.iterations", "sasl.oauthbearer.jwks.endpoint.url",
         "sasl.oauthbearer.jwks.endpoint.refresh.ms", "sasl.oauthbearer.expected.audience",
         "sasl.oauthbearer.expected.issuer", "sasl.oauthbearer.sub.claim.name", "sasl.oauthbearer.clock.skew.seconds",
-        "sasl.oauthbearer.allow.unsecured.tokens");
+        "sasl.oauthbearer.allow.unsecured.tokens", "rpc.security.protocol", "rpc.ssl.keystore.location",
+        "rpc.ssl.keystore.type", "rpc.ssl.keystore.password", "rpc.ssl.key.password", "rpc.ssl.truststore.location",
+        "rpc.ssl.truststore.type", "rpc.ssl.truststore.password", "rpc.ssl.client.auth", "rpc.ssl.enabled.protocols",
+        "rpc.ssl.cipher.suites", "rpc.ssl.reload.interval.ms", "rpc.ssl.allow.dn.changes", "rpc.ssl.allow.san.changes",
+        "rpc.ssl.endpoint.identification.algorithm");
 
     /** Builds the security settings from Kafka-named options; {@code envPassword} is the admin password's fallback. */
     static dev.isthmus.gateway.security.SecuritySettings security(Map<String, String> o, String envPassword,
@@ -278,21 +293,7 @@ public final class Main {
             listeners = List.of(dev.isthmus.gateway.security.ListenerConfig.parse("PLAINTEXT://" + hostForUrl(listen)
                 + ":" + listen.port(), o.get("advertised.listeners"), o.get("listener.security.protocol.map")).get(0));
         }
-        var t = d.tls();
-        var tls = new dev.isthmus.gateway.security.TlsSettings(
-            o.containsKey("ssl.keystore.location") ? Path.of(o.get("ssl.keystore.location")) : null,
-            o.get("ssl.keystore.type"), o.get("ssl.keystore.password"), o.get("ssl.key.password"),
-            o.containsKey("ssl.truststore.location") ? Path.of(o.get("ssl.truststore.location")) : null,
-            o.get("ssl.truststore.type"), o.get("ssl.truststore.password"),
-            o.containsKey("ssl.client.auth") ? dev.isthmus.gateway.security.TlsSettings.ClientAuth.parse(
-                o.get("ssl.client.auth")) : t.clientAuth(),
-            o.containsKey("ssl.enabled.protocols") ? list(o.get("ssl.enabled.protocols")) : t.enabledProtocols(),
-            o.containsKey("ssl.cipher.suites") ? list(o.get("ssl.cipher.suites")) : t.cipherSuites(),
-            o.getOrDefault("ssl.principal.mapping.rules", t.principalMappingRules()),
-            o.containsKey("ssl.reload.interval.ms") ? integer("ssl.reload.interval.ms", o.get("ssl.reload.interval.ms"))
-                : t.reloadIntervalMs(),
-            o.containsKey("ssl.allow.dn.changes") && bool("ssl.allow.dn.changes", o.get("ssl.allow.dn.changes")),
-            o.containsKey("ssl.allow.san.changes") && bool("ssl.allow.san.changes", o.get("ssl.allow.san.changes")));
+        var tls = tls(o::get, "", d.tls().clientAuth());
         var a = d.sasl();
         String password = o.containsKey("sasl.admin.password") ? o.get("sasl.admin.password") : envPassword;
         var sasl = new dev.isthmus.gateway.security.SaslSettings(
@@ -307,15 +308,84 @@ public final class Main {
             o.get("sasl.admin.user"), o.containsKey("sasl.admin.user") ? password : null,
             o.containsKey("sasl.admin.iterations") ? integer("sasl.admin.iterations", o.get("sasl.admin.iterations"))
                 : a.adminIterations(), oauthBearer(o));
-        return new dev.isthmus.gateway.security.SecuritySettings(listeners, tls, sasl);
+        return new dev.isthmus.gateway.security.SecuritySettings(listeners, tls, sasl, rpcTls(o));
+    }
+
+    /**
+     * TLS settings by Kafka's names: {@code get} looks a name up (null = unset), {@code prefix} is put before each
+     * name in error messages, {@code clientAuth} is the default of {@code ssl.client.auth}.
+     */
+    private static dev.isthmus.gateway.security.TlsSettings tls(java.util.function.Function<String, String> get,
+                                                                String prefix,
+                                                                dev.isthmus.gateway.security.TlsSettings.ClientAuth
+                                                                    clientAuth) {
+        var t = dev.isthmus.gateway.security.TlsSettings.DEFAULTS;
+        String keystore = get.apply("ssl.keystore.location");
+        String truststore = get.apply("ssl.truststore.location");
+        String auth = get.apply("ssl.client.auth");
+        String protocols = get.apply("ssl.enabled.protocols");
+        String ciphers = get.apply("ssl.cipher.suites");
+        String reload = get.apply("ssl.reload.interval.ms");
+        String dn = get.apply("ssl.allow.dn.changes");
+        String san = get.apply("ssl.allow.san.changes");
+        String rules = get.apply("ssl.principal.mapping.rules");
+        return new dev.isthmus.gateway.security.TlsSettings(
+            keystore != null ? Path.of(keystore) : null,
+            get.apply("ssl.keystore.type"), get.apply("ssl.keystore.password"), get.apply("ssl.key.password"),
+            truststore != null ? Path.of(truststore) : null,
+            get.apply("ssl.truststore.type"), get.apply("ssl.truststore.password"),
+            auth != null ? dev.isthmus.gateway.security.TlsSettings.ClientAuth.parse(auth) : clientAuth,
+            protocols != null ? list(protocols) : t.enabledProtocols(),
+            ciphers != null ? list(ciphers) : t.cipherSuites(),
+            rules != null ? rules : t.principalMappingRules(),
+            reload != null ? integer(prefix + "ssl.reload.interval.ms", reload) : t.reloadIntervalMs(),
+            dn != null && bool(prefix + "ssl.allow.dn.changes", dn),
+            san != null && bool(prefix + "ssl.allow.san.changes", san));
+    }
+
+    /**
+     * The RPC port's TLS ({@code rpc.security.protocol=SSL}): each {@code rpc.ssl.X} setting, else the listeners'
+     * {@code ssl.X}; client auth defaults to required (mutual TLS between nodes). Null for PLAINTEXT (the default).
+     */
+    private static dev.isthmus.gateway.security.RpcTlsSettings rpcTls(Map<String, String> o) {
+        String protocol = o.getOrDefault("rpc.security.protocol", "PLAINTEXT").trim().toUpperCase(Locale.ROOT);
+        switch (protocol) {
+            case "PLAINTEXT" -> {
+                for (String k : o.keySet()) {
+                    if (k.startsWith("rpc.ssl.")) {
+                        throw new IllegalArgumentException(k + " is set but rpc.security.protocol is PLAINTEXT (set"
+                            + " rpc.security.protocol=SSL for TLS between nodes)");
+                    }
+                }
+                return null;
+            }
+            case "SSL" -> {
+                java.util.function.Function<String, String> get = k -> {
+                    if (k.equals("ssl.principal.mapping.rules")) {
+                        return null; // a peer node's certificate maps to no principal
+                    }
+                    String v = o.get("rpc." + k);
+                    if (v != null || k.equals("ssl.client.auth")) {
+                        return v;
+                    }
+                    return o.get(k);
+                };
+                return new dev.isthmus.gateway.security.RpcTlsSettings(tls(get, "rpc.",
+                    dev.isthmus.gateway.security.TlsSettings.ClientAuth.REQUIRED),
+                    o.getOrDefault("rpc.ssl.endpoint.identification.algorithm", "https"));
+            }
+            default -> throw new IllegalArgumentException("rpc.security.protocol must be PLAINTEXT or SSL, got '"
+                + o.get("rpc.security.protocol") + "'");
+        }
     }
 
     /** OAUTHBEARER's settings from Kafka's {@code sasl.oauthbearer.*} names. */
     private static dev.isthmus.gateway.security.OAuthBearerSettings oauthBearer(Map<String, String> o) {
         var d = dev.isthmus.gateway.security.OAuthBearerSettings.DEFAULTS;
+        String url = o.get("sasl.oauthbearer.jwks.endpoint.url");
+        boolean https = url != null && dev.isthmus.gateway.security.OAuthBearerSettings.isHttps(url);
         return new dev.isthmus.gateway.security.OAuthBearerSettings(
-            o.containsKey("sasl.oauthbearer.jwks.endpoint.url") ? dev.isthmus.gateway.security.OAuthBearerSettings
-                .jwksFile(o.get("sasl.oauthbearer.jwks.endpoint.url")) : d.jwksFile(),
+            url != null && !https ? dev.isthmus.gateway.security.OAuthBearerSettings.jwksFile(url) : d.jwksFile(),
             o.containsKey("sasl.oauthbearer.jwks.endpoint.refresh.ms") ? longValue(
                 "sasl.oauthbearer.jwks.endpoint.refresh.ms", o.get("sasl.oauthbearer.jwks.endpoint.refresh.ms"))
                 : d.jwksRefreshMs(),
@@ -326,7 +396,8 @@ public final class Main {
             o.containsKey("sasl.oauthbearer.clock.skew.seconds") ? integer("sasl.oauthbearer.clock.skew.seconds",
                 o.get("sasl.oauthbearer.clock.skew.seconds")) : d.clockSkewSeconds(),
             o.containsKey("sasl.oauthbearer.allow.unsecured.tokens") && bool("sasl.oauthbearer.allow.unsecured.tokens",
-                o.get("sasl.oauthbearer.allow.unsecured.tokens")));
+                o.get("sasl.oauthbearer.allow.unsecured.tokens")),
+            https ? dev.isthmus.gateway.security.OAuthBearerSettings.jwksUrl(url) : null);
     }
 
     private static List<String> list(String v) {
@@ -445,6 +516,8 @@ public final class Main {
             case "host" -> b.host(v);
             // Kafka's names for the same settings, so a server.properties line can be kept as it is.
             case "num.partitions" -> b.defaultPartitions(integer(name, v));
+            case "quota.window.num" -> b.quotaWindowSamples(integer(name, v));
+            case "quota.window.size.seconds" -> b.quotaWindowSeconds(integer(name, v));
             case "auto.create.topics.enable" -> b.autoCreateTopics(bool(name, v));
             case "socket.request.max.bytes" -> b.maxRequestBytes(integer(name, v));
             default -> {

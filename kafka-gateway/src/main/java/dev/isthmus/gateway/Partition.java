@@ -606,7 +606,12 @@ final class Partition implements GroupListener {
         long startNs = System.nanoTime();
         KafkaBatchPayload payload;
         try {
-            payload = KafkaBatchPayload.copyOf(stored, 0, storedLen, arena);
+            // The chain the request was received into is what Raft replicates and the log writes (no copy): its
+            // fragments are the connection shard's receive memory, freed on that shard when the last holder (Raft
+            // until durable and sent, the batch cache when it is the same shard's) lets go. A batch rebuilt on the
+            // heap (recompression) or an internal writer's is copied into this shard's arena once.
+            payload = stored.arena() != null ? KafkaBatchPayload.shareOf(stored, 0, storedLen)
+                : KafkaBatchPayload.copyOf(stored, 0, storedLen, arena);
         } catch (ArenaExhaustedException e) {
             heapPayloads++;
             payload = new KafkaBatchPayload(stored.toByteArray());

@@ -119,6 +119,63 @@ class BrokerProcessTest {
         }
     }
 
+    /**
+     * A single node started with the defaults (only its Kafka port chosen, so that tests do not collide on 9092) holds
+     * exactly one listening socket, on that port, and no UDP socket: no RPC port, no metrics port, nothing its
+     * configuration does not name. The sockets are the process's own: the inodes of its {@code /proc/PID/fd} links,
+     * looked up in {@code /proc/PID/net/{tcp,tcp6,udp,udp6}}.
+     */
+    @Test
+    void shouldListenOnlyOnTheConfiguredPortAsASingleNodeWithDefaults(@TempDir Path dir) throws Exception {
+        int kafkaPort = TestPorts.free();
+        Process p = broker("--listen", "127.0.0.1:" + kafkaPort, "--data-dir", dir.toString(), "--smp", "2",
+            "--memory", "256M").start();
+        try {
+            assertEquals(kafkaPort, awaitReady(p, new ArrayList<>()));
+            java.util.Set<String> inodes = new java.util.HashSet<>();
+            try (var fds = java.nio.file.Files.list(Path.of("/proc", Long.toString(p.pid()), "fd"))) {
+                for (Path fd : fds.toList()) {
+                    try {
+                        String target = java.nio.file.Files.readSymbolicLink(fd).toString();
+                        if (target.startsWith("socket:[")) {
+                            inodes.add(target.substring(8, target.length() - 1));
+                        }
+                    } catch (java.io.IOException gone) {
+                        // closed while listed
+                    }
+                }
+            }
+            List<Integer> listening = new ArrayList<>();
+            List<String> udp = new ArrayList<>();
+            for (String table : new String[] {"tcp", "tcp6", "udp", "udp6"}) {
+                List<String> rows = java.nio.file.Files.readAllLines(Path.of("/proc", Long.toString(p.pid()), "net",
+                    table));
+                for (String row : rows.subList(1, rows.size())) {
+                    String[] f = row.trim().split("\\s+");
+                    // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                    if (!inodes.contains(f[9])) {
+                        continue;
+                    }
+                    int port = Integer.parseInt(f[1].substring(f[1].indexOf(':') + 1), 16);
+                    if (table.startsWith("udp")) {
+                        udp.add(table + " port " + port);
+                    } else if (f[3].equals("0A")) { // LISTEN
+                        listening.add(port);
+                    }
+                }
+            }
+            // The Kafka port (one listening socket per shard with SO_REUSEPORT), nothing else.
+            assertTrue(!listening.isEmpty(), "no listening socket found for the process");
+            assertEquals(java.util.Set.of(kafkaPort), new java.util.HashSet<>(listening),
+                "the process's listening TCP ports: " + listening);
+            assertEquals(List.of(), udp, "the process's UDP sockets");
+        } finally {
+            p.destroy();
+            p.waitFor(60, TimeUnit.SECONDS);
+            p.destroyForcibly();
+        }
+    }
+
     @Test
     void shouldRefuseBadConfigurationWithOneSentence(@TempDir Path dir) throws Exception {
         Process p = broker("--smp", "zero", "--data-dir", dir.toString()).start();

@@ -15,6 +15,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Kafka's quota resolution order, metric tags and throttle-time arithmetic, with explicit clocks. */
@@ -93,6 +94,34 @@ class ClientQuotasTest {
         assertTrue(f.throttleMs(1_000_000, t0) > 0);
         f.add(-20_000_000, t0);
         assertEquals(0, f.throttleMs(1_000_000, t0));
+    }
+
+    @Test
+    void shouldMeasureOverTheConfiguredWindows() {
+        // quota.window.num = 4 samples of quota.window.size.seconds = 2: a new sensor counts as 3 x 2 s = 6 s.
+        ClientQuotas q = new ClientQuotas(4, 2);
+        ClientQuotas.Sensor s = new ClientQuotas.Sensor(ClientQuotas.Type.PRODUCE, new ClientQuotas.Tags("", "c"),
+            q.samples, q.windowNs);
+        long t0 = 1_000 * SECOND; // a window boundary (of 2 s too)
+        s.add(6_000_000, t0);
+        assertEquals(1_000_000, s.rate(t0), 1e-6, "6 MB over the 6 s a new sensor counts");
+        assertEquals(0, s.throttleMs(1_000_000, t0));
+        s.add(1_500_000, t0 + SECOND);
+        // 7.5 MB over the 1 s since the oldest sample began plus the 3 windows a new sensor lacks: (7.5 / 7 - 1) x 7 s.
+        assertEquals(500, s.throttleMs(1_000_000, t0 + SECOND));
+        assertEquals(0, s.rate(t0 + 8 * SECOND + 1), 1e-9, "4 samples of 2 s later, both have expired");
+        TreeMap<ClientQuotaEntity, SortedMap<String, Double>> fetch = new TreeMap<>();
+        fetch.put(ClientQuotaEntity.clientId(null), new TreeMap<>(Map.of("consumer_byte_rate", 1000.0)));
+        q.install(fetch);
+        assertEquals(6_000, q.fetchCapBytes(q.session(null, "u", "c")), "quota x (samples - 1) x window");
+        assertThrows(IllegalArgumentException.class, () -> new ClientQuotas(1, 1));
+        assertThrows(IllegalArgumentException.class, () -> new ClientQuotas(11, 0));
+        BrokerConfig c = Main.parse(new String[] {"--quota.window.num", "5", "--quota.window.size.seconds", "3"});
+        assertEquals(5, c.quotaWindowSamples());
+        assertEquals(3, c.quotaWindowSeconds());
+        assertEquals(11, Main.parse(new String[0]).quotaWindowSamples(), "Kafka's default");
+        assertEquals("quota.window.num must be 2 to 1000, got 1", assertThrows(IllegalArgumentException.class,
+            () -> Main.parse(new String[] {"--quota.window.num", "1"})).getMessage());
     }
 
     @Test

@@ -72,6 +72,46 @@ class MainTest {
     }
 
     @Test
+    void shouldTakeRpcTlsSettingsFromRpcSslNamesElseTheListenersSslNames() {
+        assertNull(Main.parse(new String[0]).security().rpcTls(), "plaintext RPC by default");
+        BrokerConfig c = Main.parse(new String[] {"--rpc.security.protocol", "ssl", "--ssl.keystore.location",
+            "/k/broker.p12", "--ssl.keystore.password", "kp", "--ssl.truststore.location", "/k/trust.p12",
+            "--rpc.ssl.truststore.location", "/k/nodes-ca.pem", "--ssl.client.auth", "none",
+            "--ssl.enabled.protocols", "TLSv1.3"});
+        var rpc = c.security().rpcTls();
+        assertEquals(Path.of("/k/broker.p12"), rpc.tls().keystoreLocation(), "ssl.keystore.location by default");
+        assertEquals("kp", rpc.tls().keystorePassword());
+        assertEquals(Path.of("/k/nodes-ca.pem"), rpc.tls().truststoreLocation(), "rpc.ssl.* wins");
+        assertEquals(dev.isthmus.gateway.security.TlsSettings.ClientAuth.REQUIRED, rpc.tls().clientAuth(),
+            "mutual TLS between nodes unless rpc.ssl.client.auth says otherwise");
+        assertEquals(List.of("TLSv1.3"), rpc.tls().enabledProtocols());
+        assertTrue(rpc.verifyHostname(), "https endpoint identification by default");
+        assertEquals(false, Main.parse(new String[] {"--rpc.security.protocol", "SSL", "--rpc.ssl.keystore.location",
+            "/k/n.pem", "--rpc.ssl.endpoint.identification.algorithm", "", "--rpc.ssl.client.auth", "requested"})
+            .security().rpcTls().verifyHostname());
+        assertMessage("rpc.security.protocol must be PLAINTEXT or SSL, got 'SASL_SSL'", "--rpc.security.protocol",
+            "SASL_SSL");
+        assertMessage("rpc.security.protocol=SSL needs rpc.ssl.keystore.location or ssl.keystore.location (the node's"
+            + " key and certificate)", "--rpc.security.protocol", "SSL");
+        assertMessage("rpc.ssl.keystore.location is set but rpc.security.protocol is PLAINTEXT (set"
+            + " rpc.security.protocol=SSL for TLS between nodes)", "--rpc.ssl.keystore.location", "/k/n.pem");
+    }
+
+    @Test
+    void shouldTakeAnHttpsOrFileKeySetForOauthBearer() {
+        var https = Main.parse(new String[] {"--sasl.oauthbearer.jwks.endpoint.url", "https://issuer.example/keys"})
+            .security().sasl().oauthBearer();
+        assertEquals(java.net.URI.create("https://issuer.example/keys"), https.jwksUrl());
+        assertNull(https.jwksFile());
+        var file = Main.parse(new String[] {"--sasl.oauthbearer.jwks.endpoint.url", "file:/etc/jwks.json"})
+            .security().sasl().oauthBearer();
+        assertEquals(Path.of("/etc/jwks.json"), file.jwksFile());
+        assertNull(file.jwksUrl());
+        assertMessage("sasl.oauthbearer.jwks.endpoint.url http://issuer.example/keys: only https: and file: URLs are"
+            + " served", "--sasl.oauthbearer.jwks.endpoint.url", "http://issuer.example/keys");
+    }
+
+    @Test
     void shouldParseTheReceiveLimits() {
         BrokerConfig defaults = Main.parse(new String[0]);
         assertEquals(30_000, defaults.requestReceiveTimeoutMs());

@@ -31,12 +31,22 @@ final class WireClient implements AutoCloseable {
     private final DataInputStream in;
 
     WireClient(int port, int readTimeoutMs) throws IOException {
-        socket = new Socket();
-        socket.connect(new InetSocketAddress("127.0.0.1", port), 10_000);
+        this(connect(port), readTimeoutMs);
+    }
+
+    /** Over an already connected socket (a TLS socket: its handshake runs on the first write or read). */
+    WireClient(Socket connected, int readTimeoutMs) throws IOException {
+        socket = connected;
         socket.setSoTimeout(readTimeoutMs);
         socket.setTcpNoDelay(true);
         out = socket.getOutputStream();
         in = new DataInputStream(socket.getInputStream());
+    }
+
+    private static Socket connect(int port) throws IOException {
+        Socket s = new Socket();
+        s.connect(new InetSocketAddress("127.0.0.1", port), 10_000);
+        return s;
     }
 
     /** A whole request frame: the size prefix, the header for {@code version}, the body. */

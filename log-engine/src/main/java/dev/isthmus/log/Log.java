@@ -46,6 +46,12 @@ public final class Log {
     static final String CLEAN_SHUTDOWN = "clean-shutdown";
     static final String LOG_START = "log-start-offset";
     static final String CLEANER_CHECKPOINT = "cleaner-offset-checkpoint";
+    /**
+     * A {@link RecoveryPoint} is recorded each time the active segment made this many more bytes durable: what
+     * recovery validates after a crash is bounded by it (plus what was not durable yet), whatever the segment size.
+     * Package access: tests lower it.
+     */
+    static long recoveryPointEveryBytes = 32L << 20;
 
     /** What the log tells its owner. */
     public interface Listener {
@@ -127,6 +133,9 @@ public final class Log {
     private long logStartOffset;
     private long nextOffset;
     private long durableNext;
+    /** The segment and position of the last recovery point recorded (null: none yet in this life of the log). */
+    private Segment recoveryPointSegment;
+    private long recoveryPointPosition;
     private boolean failed;
     private boolean closed;
     private Runnable idleWaiter;
@@ -774,6 +783,41 @@ public final class Log {
             listener.onDurable(durableNext);
         }
         maybeFinishSeal();
+        if (durableNext > before) {
+            maybeRecordRecoveryPoint(); // after the seal it may have finished: the previous segment must be sealed
+        }
+    }
+
+    /**
+     * Records a {@link RecoveryPoint} in the background once the active segment made
+     * {@link #recoveryPointEveryBytes} more bytes durable, when every earlier segment is sealed (so durable in full):
+     * the index entries are copied here, on the log's thread; the file is written by the file-task thread.
+     */
+    private void maybeRecordRecoveryPoint() {
+        if (cutUnsynced || failed || closed || segments.isEmpty()) {
+            return;
+        }
+        Segment s = active();
+        if (s.appender == null) {
+            return;
+        }
+        long durable = s.appender.durable();
+        long from = s == recoveryPointSegment ? recoveryPointPosition : 0;
+        if (durable - from < recoveryPointEveryBytes) {
+            return;
+        }
+        if (segments.size() > 1 && segments.get(segments.size() - 2).appender != null) {
+            return; // the previous segment is still sealing: not all of it is durable yet
+        }
+        byte[] bytes = RecoveryPoint.encode(s.index, durable);
+        if (bytes == null) {
+            return;
+        }
+        recoveryPointSegment = s;
+        recoveryPointPosition = durable;
+        Path target = dir.resolve(RecoveryPoint.FILE);
+        fs.submitBackground(dir, "record the recovery point of " + s.path.getFileName(),
+            () -> fs.writeAtomically(target, bytes));
     }
 
     void onStorageFailure(Segment seg, String what, int errno) {
@@ -1261,6 +1305,18 @@ public final class Log {
             fs.deleteIfExists(seg.timeIndexPath());
         } catch (IOException e) {
             LOG.log(System.Logger.Level.WARNING, "could not delete stale indexes of " + seg.path);
+        }
+        // The recovery point may lie past the cut, or name a dropped segment: it goes, and the cut's directory sync
+        // makes that durable before anything appended after the cut is reported durable. (Queued writes of it were
+        // awaited above; the next one is recorded from the cut log.)
+        recoveryPointSegment = null;
+        try {
+            if (fs.deleteIfExists(dir.resolve(RecoveryPoint.FILE))) {
+                deletedLater = true;
+            }
+        } catch (IOException e) {
+            onStorageFailure(seg, "delete of " + dir.resolve(RecoveryPoint.FILE) + " before a suffix truncation: "
+                + e.getMessage(), 5);
         }
         truncations++;
         cleanerCheckpoint = Math.min(cleanerCheckpoint, newNext);

@@ -14,8 +14,9 @@ import java.util.ArrayDeque;
 
 /**
  * Opens a {@link Log}: lists its segments, loads their indexes, and after an unclean shutdown validates the
- * last two segments batch by batch (a roll may have been under way), cutting at the first invalid byte and
- * dropping anything after a cut. Segments whose index files are missing or damaged are rescanned to rebuild
+ * log's tail batch by batch, cutting at the first invalid byte and dropping anything after a cut. The tail is what
+ * follows the log's {@link RecoveryPoint} when it lies in the last segment (the segment before is then durable and
+ * only loaded), else the last two segments in full (a roll may have been under way). Segments whose index files are missing or damaged are rescanned to rebuild
  * them. Progress is logged every 256 MiB scanned.
  *
  * <p>Reads go through one of the shard's read windows, held from the first scan to the read of the tail's last
@@ -49,6 +50,10 @@ final class LogRecovery implements CompletionHandler {
     private long totalBytes;
     private long startNs;
     private long cleanEnd = -1;
+    /** The log's recovery point when it lies in the last segment (the scan of that segment starts there), else null. */
+    private RecoveryPoint recoveryPoint;
+    /** While the scan resumes at the recovery point: the last offset its first batch must have (else -1). */
+    private long resumeExpect = -1;
     private long logStart;
     private long tailStart;
     /** This recovery's place in the read pool's line, and what to do once it has a window. */
@@ -73,6 +78,7 @@ final class LogRecovery implements CompletionHandler {
         }
         readCleanerCheckpoint(dir);
         finishCompactionSwaps(dir);
+        RecoveryPoint point = cleanEnd < 0 ? RecoveryPoint.read(fs, dir) : null;
         long[] bases = Log.listSegments(fs, dir);
         for (int i = 0; i < bases.length; i++) {
             Path p = dir.resolve(Segment.fileName(bases[i], Log.LOG_SUFFIX));
@@ -82,10 +88,17 @@ final class LogRecovery implements CompletionHandler {
             s.createdMs = fs.lastModifiedMillis(p);
             segments.add(s);
         }
+        // A recovery point in the last segment says the log is durable up to it: the segment before is then loaded
+        // like any sealed one (scanned only when its index files are missing or damaged), and the last is scanned from
+        // the point on.
+        if (point != null && !segments.isEmpty() && point.baseOffset() == segments.get(segments.size() - 1).baseOffset
+            && point.position() < segments.get(segments.size() - 1).size) {
+            recoveryPoint = point;
+        }
         for (int i = 0; i < segments.size(); i++) {
             Segment s = segments.get(i);
             boolean last = i == segments.size() - 1;
-            boolean recoverTail = cleanEnd < 0 && i >= segments.size() - 2;
+            boolean recoverTail = cleanEnd < 0 && (last || (i == segments.size() - 2 && recoveryPoint == null));
             if (i + 1 < segments.size()) {
                 s.lastOffset = segments.get(i + 1).baseOffset - 1;
             } else if (cleanEnd >= 0) {
@@ -105,10 +118,15 @@ final class LogRecovery implements CompletionHandler {
             for (Segment s : toScan) {
                 totalBytes += s.size;
             }
+            if (recoveryPoint != null) {
+                totalBytes -= recoveryPoint.position();
+            }
             nextProgress = progressBytes;
             startNs = log.clock().nanoTime();
             LOG.log(System.Logger.Level.INFO, "log " + dir + ": " + (cleanEnd < 0 ? "unclean shutdown, validating "
-                : "rebuilding indexes of ") + toScan.size() + " segment(s), " + (totalBytes >> 20) + " MiB");
+                : "rebuilding indexes of ") + toScan.size() + " segment(s), " + (totalBytes >> 20) + " MiB"
+                + (recoveryPoint != null ? " (from the recovery point at position " + recoveryPoint.position() + " of "
+                + Segment.fileName(recoveryPoint.baseOffset(), Log.LOG_SUFFIX) + ")" : ""));
             withWindow(this::scanNext);
             return;
         }
@@ -254,8 +272,30 @@ final class LogRecovery implements CompletionHandler {
             reader = SegmentReader.windowed(window, true, bytes -> LargeBuffer.allocate(log, bytes),
                 SegmentReader.Hold.NONE, this::scan);
         }
-        reader.start(log, scanning, 0, -1, scanning.size);
+        long from = 0;
+        if (recoveryPoint != null && scanning.baseOffset == recoveryPoint.baseOffset()
+            && recoveryPoint.loadInto(scanning.index, scanning.size)) {
+            from = recoveryPoint.position();
+            resumeExpect = recoveryPoint.batchLastOffset();
+            scanning.maxTimestamp = scanning.index.maxTimestamp();
+        }
+        reader.start(log, scanning, from, -1, scanning.size);
         scan();
+    }
+
+    /**
+     * The batch at the recovery point is not the one it names (or not a batch): the point is not trusted, and the
+     * segment is scanned from its start.
+     */
+    private void resumeFromZero(String why) {
+        LOG.log(System.Logger.Level.WARNING, "log " + log.dir() + ": " + why + " at the recovery point, position "
+            + recoveryPoint.position() + " of " + scanning.path.getFileName() + "; validating the whole segment");
+        resumeExpect = -1;
+        totalBytes += recoveryPoint.position();
+        scanning.index.truncateTo(0, scanning.baseOffset - 1);
+        scanning.maxTimestamp = -1;
+        scanning.lastOffset = scanning.baseOffset - 1;
+        reader.start(log, scanning, 0, -1, scanning.size);
     }
 
     /** Walks the segment being scanned to where its valid data ends (on from each read's completion). */
@@ -264,6 +304,16 @@ final class LogRecovery implements CompletionHandler {
             int r = reader.nextOrRead();
             if (r == SegmentReader.WAIT) {
                 return;
+            }
+            if (resumeExpect >= 0) {
+                if (r == SegmentReader.BATCH && reader.batch().lastOffset() == resumeExpect) {
+                    resumeExpect = -1;
+                } else if (r == SegmentReader.BATCH || r == SegmentReader.INVALID || r == SegmentReader.ZEROS
+                    || r == SegmentReader.END || r == SegmentReader.ENDS_EARLY) {
+                    resumeFromZero(r == SegmentReader.BATCH ? "the batch there ends at offset "
+                        + reader.batch().lastOffset() + ", not " + resumeExpect : "no valid batch");
+                    continue;
+                }
             }
             if (r != SegmentReader.BATCH) {
                 long validEnd = reader.position();

@@ -158,6 +158,40 @@ public final class SegmentIndex {
         bytesSinceEntry = intervalBytes;
     }
 
+    /** How many offset entries point below file {@code position} (entries are in position order). */
+    public int offsetEntriesBelow(long position) {
+        int lo = 0;
+        int hi = offsetEntries;
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            if (positions.get(mid) < position) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        return lo;
+    }
+
+    /** The file position of offset entry {@code i}: the start of the batch it was made for. */
+    public long entryPosition(int i) {
+        return positions.get(i);
+    }
+
+    /** The last offset (absolute) of the batch offset entry {@code i} was made for. */
+    public long entryLastOffset(int i) {
+        return baseOffset + relOffsets.get(i);
+    }
+
+    /** How many time entries point at offsets up to {@code offset} (entries are in offset order). */
+    public int timeEntriesUpTo(long offset) {
+        int n = 0;
+        while (n < timeEntries && baseOffset + timeRelOffsets.get(n) <= offset) {
+            n++;
+        }
+        return n;
+    }
+
     /** Bytes of the Kafka-format offset index. */
     public int offsetIndexBytes() {
         return offsetEntries * OFFSET_ENTRY_BYTES;

@@ -307,4 +307,196 @@ class LogRecoveryTest {
         assertTrue(progress.get(0).contains("%"), progress.get(0));
         assertTrue(progress.get(progress.size() - 1).contains("(100%)"), progress.toString());
     }
+
+    /** Runs {@code body} with recovery points every {@code bytes} and the log's INFO/WARNING lines captured. */
+    List<String> withRecoveryPoints(long bytes, Runnable body) {
+        List<String> lines = new ArrayList<>();
+        Handler h = new Handler() {
+            @Override
+            public void publish(LogRecord r) {
+                lines.add(r.getMessage());
+            }
+
+            @Override
+            public void flush() {
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        Logger jul = Logger.getLogger("dev.isthmus.log");
+        long saved = Log.recoveryPointEveryBytes;
+        Log.recoveryPointEveryBytes = bytes;
+        jul.addHandler(h);
+        try {
+            body.run();
+        } finally {
+            jul.removeHandler(h);
+            Log.recoveryPointEveryBytes = saved;
+        }
+        return lines;
+    }
+
+    /**
+     * Appends batches until the log has a recovery point in its last segment, at least 32 KiB in (bounded: fails
+     * after 400 batches). Returns every batch's base offset.
+     */
+    List<Long> fillPastARecoveryPoint(Log log) throws IOException {
+        List<Long> bases = new ArrayList<>(fill(log, 100));
+        for (int i = 0; i < 30; i++) {
+            dev.isthmus.uring.FileOps.JDK.awaitBackground(logDir());
+            Path file = logDir().resolve(RecoveryPoint.FILE);
+            RecoveryPoint p = Files.exists(file) ? RecoveryPoint.decode(Files.readAllBytes(file)) : null;
+            long[] segments = Log.listSegments(logDir());
+            if (p != null && p.baseOffset() == segments[segments.length - 1] && p.position() >= 32 * 1024) {
+                bases.addAll(fill(log, 5)); // a tail after the point
+                return bases;
+            }
+            bases.addAll(fill(log, 10));
+        }
+        throw new AssertionError("no recovery point in the last segment after " + bases.size() + " batches");
+    }
+
+    /** As after a kill: no clean-shutdown marker (the close before it only made the test's files settle). */
+    void crash(Log log) throws IOException {
+        close(log);
+        Files.delete(logDir().resolve(Log.CLEAN_SHUTDOWN));
+    }
+
+    @Test
+    void shouldValidateOnlyTheTailAfterTheRecoveryPoint() {
+        List<String> lines = withRecoveryPoints(16 * 1024, () -> {
+            try {
+                Log log = open();
+                List<Long> bases = fillPastARecoveryPoint(log);
+                byte[] before = readAll(log);
+                long tsOffset = offsetForTimestamp(log, 1_700_000_000_000L + 150);
+                crash(log);
+                long[] segments = Log.listSegments(logDir());
+                assertTrue(segments.length >= 2, "segments: " + segments.length);
+                RecoveryPoint point = RecoveryPoint.decode(Files.readAllBytes(logDir().resolve(RecoveryPoint.FILE)));
+                assertTrue(point != null && point.baseOffset() == segments[segments.length - 1] && point.position() > 0,
+                    "a recovery point in the last segment: " + point);
+                assertTrue(bases.contains(point.batchLastOffset() + 1) || point.batchLastOffset() + 1 == log.logEndOffset(),
+                    "it names a batch's last offset");
+
+                Log again = open();
+                assertEquals(log.logEndOffset(), again.logEndOffset());
+                assertArrayEquals(before, readAll(again));
+                checkEveryBatchReadable(again, bases);
+                assertEquals(tsOffset, offsetForTimestamp(again, 1_700_000_000_000L + 150));
+                long end = again.logEndOffset();
+                fill(again, 3); // appends go on at the recovered end
+                assertEquals(end, LogTestSupport.firstBatchAt(engine, again, end));
+                close(again);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+        assertTrue(lines.stream().anyMatch(l -> l.contains("validating 1 segment(s)") && l.contains("from the recovery point")),
+            "only the last segment is validated, from the point: " + lines);
+    }
+
+    @Test
+    void shouldCutAtACorruptBatchAfterTheRecoveryPoint() {
+        withRecoveryPoints(16 * 1024, () -> {
+            try {
+                Log log = open();
+                List<Long> bases = fillPastARecoveryPoint(log);
+                byte[] before = readAll(log);
+                crash(log);
+                long[] segments = Log.listSegments(logDir());
+                RecoveryPoint point = RecoveryPoint.decode(Files.readAllBytes(logDir().resolve(RecoveryPoint.FILE)));
+                Path last = logDir().resolve(Segment.fileName(segments[segments.length - 1], ".log"));
+                long size = Files.size(last);
+                long at = point.position() + (size - point.position()) / 2;
+                assertTrue(at > point.position() && at < size, "room after the point");
+                try (RandomAccessFile f = new RandomAccessFile(last.toFile(), "rw")) {
+                    f.seek(at);
+                    int b = f.read();
+                    f.seek(at);
+                    f.write(b ^ 0x55);
+                }
+                Log again = open();
+                long end = again.logEndOffset();
+                assertTrue(end > point.batchLastOffset() && end <= bases.get(bases.size() - 1),
+                    "cut after the point, inside the last segment: " + end);
+                byte[] kept = readAll(again);
+                assertArrayEquals(Arrays.copyOf(before, kept.length), kept, "everything before the corrupt batch is intact");
+                close(again);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+    }
+
+    @Test
+    void shouldValidateTheWholeSegmentWhenTheRecoveryPointDoesNotMatchIt() {
+        List<String> lines = withRecoveryPoints(16 * 1024, () -> {
+            try {
+                Log log = open();
+                List<Long> bases = fillPastARecoveryPoint(log);
+                byte[] before = readAll(log);
+                crash(log);
+                Path file = logDir().resolve(RecoveryPoint.FILE);
+                RecoveryPoint point = RecoveryPoint.decode(Files.readAllBytes(file));
+                // A point whose position is 100 bytes off the batch it names (a damaged point whose checksum still
+                // matches: made by hand).
+                SegmentIndex idx = new SegmentIndex(point.baseOffset(), 4096);
+                assertTrue(point.loadInto(idx, Long.MAX_VALUE));
+                byte[] wrong = RecoveryPoint.encode(shifted(idx, point, 100), Long.MAX_VALUE);
+                Files.write(file, wrong);
+                Log again = open();
+                assertArrayEquals(before, readAll(again));
+                checkEveryBatchReadable(again, bases);
+                close(again);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+        assertTrue(lines.stream().anyMatch(l -> l.contains("validating the whole segment")), lines.toString());
+    }
+
+    /** {@code idx}'s entries plus one for the point's batch, moved {@code by} bytes forward. */
+    private static SegmentIndex shifted(SegmentIndex idx, RecoveryPoint point, int by) {
+        SegmentIndex out = new SegmentIndex(point.baseOffset(), 1);
+        for (int i = 0; i < idx.offsetEntries(); i++) {
+            out.onBatch(idx.entryLastOffset(i), idx.entryPosition(i), 1, -1);
+        }
+        out.onBatch(point.batchLastOffset(), point.position() + by, 1, -1);
+        out.onBatch(point.batchLastOffset() + 1, point.position() + by + 1, 1, -1);
+        return out;
+    }
+
+    @Test
+    void shouldDeleteTheRecoveryPointOnASuffixTruncation() {
+        withRecoveryPoints(16 * 1024, () -> {
+            try {
+                Log log = open();
+                List<Long> bases = fillPastARecoveryPoint(log);
+                dev.isthmus.uring.FileOps.JDK.awaitBackground(logDir());
+                Path file = logDir().resolve(RecoveryPoint.FILE);
+                assertTrue(Files.exists(file));
+                long cut = bases.get(bases.size() / 2);
+                RuntimeException[] err = {new IllegalStateException("not called")};
+                log.truncateSuffix(cut, e -> err[0] = e);
+                LogTestSupport.drive(engine, () -> err[0] == null || !"not called".equals(err[0].getMessage()),
+                    "truncation");
+                assertNull(err[0]);
+                assertFalse(Files.exists(file), "the point may lie past the cut: deleted with it");
+                List<Long> more = fill(log, 60); // new batches at the cut, perhaps at other positions
+                byte[] before = readAll(log);
+                crash(log);
+                Log again = open();
+                assertArrayEquals(before, readAll(again));
+                List<Long> all = new ArrayList<>(bases.subList(0, bases.size() / 2));
+                all.addAll(more);
+                checkEveryBatchReadable(again, all);
+                close(again);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+    }
 }

@@ -25,8 +25,15 @@ public final class Fragment {
     final MemoryArena arena;
     final long offset;
     final MemorySegment memory;
-    /** Bytes written from the start: a chain may extend its tail in place only up to here when it is the sole owner. */
+    /** Bytes written from the start: the {@link #appender} extends the fragment in place from here, never below. */
     long written;
+    /**
+     * The chain that allocated this fragment for its appends, the only one that may write past {@link #written} (null
+     * for wrapped memory). Other chains sharing the fragment hold bytes below {@code written}, which appends never
+     * touch: a receive chain keeps filling its tail while requests it cut from it are still held (by Raft, by the
+     * batch cache) instead of starting a new fragment each time. Owner thread of that chain only.
+     */
+    IoBuf appender;
     @SuppressWarnings("unused")
     private volatile int refs = 1;
 

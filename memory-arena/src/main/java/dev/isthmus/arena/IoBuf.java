@@ -17,7 +17,10 @@ import java.util.zip.CRC32C;
  * <h2>Threads</h2>
  * An IoBuf object is used by one thread at a time. The fragments it references may be shared with chains on
  * other shards; the last {@link #release()} frees a fragment on its owner shard. Writing ({@code set*}) into
- * bytes that are shared is visible to every sharer: chains write only bytes they appended themselves.
+ * bytes that are shared is visible to every sharer: chains write only bytes they appended themselves. Appends
+ * extend a tail fragment in place only when this chain allocated it, past every byte written so far: a receive
+ * chain keeps filling its fragment while slices cut from it are held elsewhere (Raft, the batch cache), which
+ * never see those new bytes. There is no copy-on-write.
  */
 public final class IoBuf implements IoBufView, AutoCloseable {
     /** The largest fragment a chain allocates for appends. */
@@ -156,11 +159,15 @@ public final class IoBuf implements IoBufView, AutoCloseable {
 
     private Fragment newFragment(int bytes) {
         checkLive();
+        Fragment f;
         if (arena == null) {
-            return new Fragment(null, -1, MemorySegment.ofArray(new byte[bytes]));
+            f = new Fragment(null, -1, MemorySegment.ofArray(new byte[bytes]));
+        } else {
+            long offset = arena.allocateOrThrow(bytes, subsystem);
+            f = new Fragment(arena, offset, arena.segment(offset, MemoryArena.roundedSize(bytes)));
         }
-        long offset = arena.allocateOrThrow(bytes, subsystem);
-        return new Fragment(arena, offset, arena.segment(offset, MemoryArena.roundedSize(bytes)));
+        f.appender = this;
+        return f;
     }
 
     // ------------------------------------------------------------------ append / prepend
@@ -227,7 +234,11 @@ public final class IoBuf implements IoBufView, AutoCloseable {
         return this;
     }
 
-    /** Free bytes after the tail that this chain may write in place (it must be the tail fragment's only user). */
+    /**
+     * Free bytes after the tail that this chain may write in place: the tail fragment must be one this chain allocated
+     * for its appends and end where its written bytes end. Other chains may share its written bytes (slices cut from a
+     * receive chain, held by Raft or the cache): appends write only past them.
+     */
     private long tailRoom() {
         if (count == 0) {
             return 0;
@@ -235,7 +246,7 @@ public final class IoBuf implements IoBufView, AutoCloseable {
         int last = count - 1;
         Fragment f = frags[last];
         long end = starts[last] + lens[last];
-        if (f.arena == null && arena != null || f.written != end || f.refCount() != 1) {
+        if (f.appender != this || f.written != end) {
             return 0;
         }
         return f.memory.byteSize() - end;

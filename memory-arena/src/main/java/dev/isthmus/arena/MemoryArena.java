@@ -113,6 +113,48 @@ public final class MemoryArena implements AutoCloseable {
         }
     }
 
+    /**
+     * Whether this kernel populates writable pages without writing them (MADV_POPULATE_WRITE, Linux 5.14), probed once
+     * on a page of its own: only then can {@link #populate(long, long)} run beside the owner's use of the arena.
+     */
+    public static boolean canPopulateConcurrently() {
+        return PopulateProbe.SUPPORTED;
+    }
+
+    private static final class PopulateProbe {
+        static final boolean SUPPORTED = probe();
+
+        private static boolean probe() {
+            MemorySegment page = Libc.mmapAnonymous(4096, false);
+            try {
+                return Libc.madvise(page, Libc.MADV_POPULATE_WRITE) == 0;
+            } finally {
+                Libc.munmap(page);
+            }
+        }
+    }
+
+    /**
+     * Faults in {@code bytes} of the region from {@code offset}, writable, with MADV_POPULATE_WRITE: the kernel
+     * allocates the pages as a write would but leaves their contents alone, so this may run on any thread while the
+     * owner allocates from and writes into the same pages (a page the owner touched first is simply already there).
+     * The broker calls it from a background thread after it starts serving, so start-up does not wait for the
+     * arena's whole memory to be faulted in (see {@code Broker}); the mapping itself, and with it the kernel's commit
+     * charge, was taken in full when the arena was made. Must not run concurrently with {@link #close()} (the
+     * caller stops it first). Returns 0 or -errno ({@code -EINVAL} where the kernel lacks the advice,
+     * {@code -ENOMEM} when memory ran out: the pages left are then faulted in by their first use).
+     */
+    public int populate(long offset, long bytes) {
+        if (offset < 0 || bytes < 0 || offset + bytes > region.byteSize()) {
+            throw new IndexOutOfBoundsException("populate [" + offset + ", " + (offset + bytes) + ") outside the "
+                + region.byteSize() + "-byte arena");
+        }
+        if (bytes == 0) {
+            return 0;
+        }
+        return Libc.madvise(region.asSlice(offset, bytes), Libc.MADV_POPULATE_WRITE);
+    }
+
     @SuppressWarnings("unchecked")
     private MemoryArena(ArenaConfig config) {
         this.config = config;

@@ -98,6 +98,39 @@ class MemoryArenaTest {
         }
     }
 
+    @Test
+    void shouldPopulateFromAnotherThreadWhileTheOwnerWritesAndKeepEveryByte() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(MemoryArena.canPopulateConcurrently(),
+            "this kernel has no MADV_POPULATE_WRITE (Linux 5.14)");
+        // Not in debug mode: that poisons (writes) the whole region at creation.
+        try (MemoryArena arena = MemoryArena.create(ArenaConfig.of(64 * MiB).withUnlimitedBudgets().withDebug(false))) {
+            long before = residentKb();
+            long off = arena.allocate(8 * MiB, Subsystem.OTHER);
+            assertTrue(off != MemoryArena.NO_MEMORY);
+            java.lang.foreign.MemorySegment m = arena.segment(off, 8 * MiB);
+            int[] rc = {Integer.MIN_VALUE};
+            Thread t = Thread.ofPlatform().start(() -> {
+                int r = 0;
+                for (long at = 0; at < 64 * MiB && r == 0; at += 4 * MiB) {
+                    r = arena.populate(at, 4 * MiB);
+                }
+                rc[0] = r;
+            });
+            for (long i = 0; i < 8 * MiB; i += 4096) { // the owner writes meanwhile
+                m.set(ValueLayout.JAVA_LONG, i, i * 31 + 7);
+            }
+            t.join();
+            assertEquals(0, rc[0], "populate's result");
+            for (long i = 0; i < 8 * MiB; i += 4096) {
+                assertEquals(i * 31 + 7, m.get(ValueLayout.JAVA_LONG, i), "byte " + i + " as the owner wrote it");
+            }
+            long grew = residentKb() - before;
+            assertTrue(grew >= 60 * 1024, "the whole 64 MiB arena is resident after populate, RSS grew " + grew + " KiB");
+            assertThrows(IndexOutOfBoundsException.class, () -> arena.populate(60 * MiB, 8 * MiB));
+            arena.free(off);
+        }
+    }
+
     private static long residentKb() throws java.io.IOException {
         for (String l : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
             if (l.startsWith("VmRSS:")) {

@@ -43,8 +43,9 @@ import java.util.function.Consumer;
  * <h2>Commands</h2>
  * {@link #submit} proposes locally when this node leads the group; otherwise it sends the command to the
  * known leader (or the next seed) as an RPC ({@link #SERVICE}); a node that does not lead answers
- * NOT_CONTROLLER with its leader hint and the command goes there. Each attempt has a timeout, the whole
- * command a deadline (REQUEST_TIMED_OUT). An entry's outcome is known when it is applied: if the entry at its
+ * NOT_CONTROLLER with its leader hint and the command goes there. A send unanswered within its timeout is sent
+ * again, while the earlier sends' answers still count; the whole command has a deadline (REQUEST_TIMED_OUT).
+ * An entry's outcome is known when it is applied: if the entry at its
  * offset carries its term it was committed and the result is the state machine's (e.g. TOPIC_ALREADY_EXISTS);
  * otherwise it was lost and is sent again. A lost leadership does not fail a proposal: its entry may still
  * be committed by the next leader, which the apply tells.
@@ -59,8 +60,9 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     public static final int SERVICE = 1;
     private static final System.Logger LOG = System.getLogger("dev.isthmus.gateway.cluster");
     private static final long MAINTENANCE_INTERVAL_MS = 100;
-    private static final long ATTEMPT_TIMEOUT_MS = 2000;
     private static final long RETRY_DELAY_MS = 25;
+    /** Sends of one command whose answer is still awaited, at most (see {@code Attempt.maySendTo}). */
+    private static final int MAX_SENDS_ANSWERABLE = 16;
     private static final int CODE_RESULT = 0;
     private static final int CODE_NOT_CONTROLLER = ControllerErrors.NOT_CONTROLLER;
 
@@ -76,6 +78,12 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
      * when this controller starts (not when the class loads: a test JVM may start controllers with other values).
      */
     private final long snapshotEveryEntries = Long.getLong("isthmus.controller.snapshotEntries", 1000);
+    /**
+     * How long a command sent to the leader waits for an answer before it is sent again ({@code
+     * -Disthmus.controller.attemptTimeoutMs}, 2000; read when this controller starts). It only bounds how soon a
+     * silent target is given up on: an answer that comes later still completes the command.
+     */
+    private final long attemptTimeoutMs = Math.max(1, Long.getLong("isthmus.controller.attemptTimeoutMs", 2000));
     private ReplicatedLog group;
     private final Long2ObjectHashMap<Waiter> proposed = new Long2ObjectHashMap<>();
     private final Long2ObjectHashMap<Attempt> inFlight = new Long2ObjectHashMap<>();
@@ -105,14 +113,27 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     private record Waiter(long term, Attempt attempt, RpcMessage remote) {
     }
 
-    /** One command being driven to the leader until it has an outcome or its deadline passes. */
+    /**
+     * One command being driven to the leader until it has an outcome or its deadline passes. A request sent to
+     * another node stays answerable after its attempt timeout: it is sent again (the target may be gone), but the
+     * leader may only be slow, and the first result to come back, from any of the sends, is the outcome. Forgetting
+     * the earlier sends made a leader slower than the timeout unable to complete any forwarded command (every answer
+     * came for a forgotten request), and turned a created topic into TOPIC_ALREADY_EXISTS (the resend's answer).
+     */
     private final class Attempt {
         final ControllerCommand command;
         final byte[] bytes;
         final long deadlineMs;
         final Promise<ControllerResult> promise = new Promise<>();
+        /** Request ids of the sends still answerable, oldest first; at most {@link #MAX_SENDS_ANSWERABLE}. */
+        final org.agrona.collections.LongArrayList sent = new org.agrona.collections.LongArrayList();
+        /** The node each of {@link #sent} went to. */
+        final org.agrona.collections.IntArrayList sentTo = new org.agrona.collections.IntArrayList();
         int hint = -1;
+        /** The latest send's request id (0: none); only its NOT_CONTROLLER answer redirects the command. */
         long requestId;
+        /** Sends in a row that got no answer within their timeout: each waits twice as long, up to 4 times. */
+        int unanswered;
         long timer = -1;
         boolean done;
 
@@ -122,15 +143,52 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
             this.deadlineMs = deadlineMs;
         }
 
+        /**
+         * Whether another send to {@code target} may be made: at most {@link #MAX_SENDS_ANSWERABLE} are awaited, and
+         * to make room the oldest send to another node is forgotten. Sends to the same node are all kept: the first
+         * of them it applies gives the outcome (a later one may answer, e.g., TOPIC_ALREADY_EXISTS), so beyond the
+         * bound the command waits for their answers instead of sending again.
+         */
+        boolean maySendTo(int target) {
+            if (sent.size() < MAX_SENDS_ANSWERABLE) {
+                return true;
+            }
+            for (int i = 0; i < sent.size(); i++) {
+                if (sentTo.getInt(i) != target) {
+                    forget(sent.getLong(i));
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        void send(long id, int target) {
+            sent.addLong(id);
+            sentTo.addInt(target);
+            inFlight.put(id, this);
+            requestId = id;
+        }
+
+        void forget(long id) {
+            inFlight.remove(id);
+            int i = sent.indexOf(id);
+            if (i >= 0) {
+                sent.removeAt(i);
+                sentTo.removeAt(i);
+            }
+        }
+
         void finish(ControllerResult r) {
             if (done) {
                 return;
             }
             done = true;
             cancelTimer();
-            if (requestId != 0) {
-                inFlight.remove(requestId);
+            for (int i = 0; i < sent.size(); i++) {
+                inFlight.remove(sent.getLong(i));
             }
+            sent.clear();
+            sentTo.clear();
             attempts.remove(this);
             promise.complete(r);
         }
@@ -358,17 +416,17 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
             retryLater(a, RETRY_DELAY_MS * 2);
             return;
         }
-        if (a.requestId != 0) {
-            inFlight.remove(a.requestId);
+        if (a.maySendTo(target)) {
+            long id = nextRequestId++;
+            a.send(id, target);
+            host.transport().sendRpc(new RpcMessage(nodeId, target, false, SERVICE, RaftServer.CONTROLLER_SHARD, id, 0,
+                a.bytes));
         }
-        a.requestId = nextRequestId++;
-        inFlight.put(a.requestId, a);
-        host.transport().sendRpc(new RpcMessage(nodeId, target, false, SERVICE, RaftServer.CONTROLLER_SHARD,
-            a.requestId, 0, a.bytes));
-        a.timer = shard.schedule(ATTEMPT_TIMEOUT_MS * 1_000_000L, () -> {
+        long waitMs = Math.max(1, Math.min(attemptTimeoutMs << Math.min(a.unanswered, 2), a.deadlineMs + 1 - nowMs()));
+        a.timer = shard.schedule(waitMs * 1_000_000L, () -> {
             a.timer = -1;
-            inFlight.remove(a.requestId);
-            drive(a); // no answer: the next seed
+            a.unanswered++;
+            drive(a); // no answer yet: send again (the next seed if the leader is unknown); this send stays answerable
         });
     }
 
@@ -418,11 +476,16 @@ public final class Controller implements ControllerStateMachine.Sink, GroupListe
     /** A response to one of our requests (on the controller shard). */
     @Override
     public void onResponse(RpcMessage response) {
-        Attempt a = inFlight.remove(response.requestId());
+        Attempt a = inFlight.get(response.requestId());
         if (a == null || a.done) {
-            return; // late: the attempt moved on
+            return; // the command has its outcome, or this send was one too many ago
+        }
+        a.forget(response.requestId());
+        if (response.code() != CODE_RESULT && response.requestId() != a.requestId) {
+            return; // NOT_CONTROLLER to an earlier send: the latest one went elsewhere and is still awaited
         }
         a.cancelTimer();
+        a.unanswered = 0;
         if (response.code() == CODE_RESULT) {
             try {
                 a.finish(ControllerResult.decode(response.body()));

@@ -33,11 +33,16 @@ import java.util.Map;
  * <p>Threads: {@link #validate} runs on the broker's security workers (signature verification is CPU work, kept off
  * the shards) and is thread-safe; the key set is an immutable list behind a volatile reference, re-read from its file
  * when the file changed, checked every refresh interval and, at most once a second, when a token names an unknown key
- * id (key rotation). Loading happens on those workers or at start, never on a shard.
+ * id (key rotation). Loading happens on those workers or at start, never on a shard. An {@code https:} key set is
+ * fetched the same way (Kafka's {@code RefreshingHttpsJwks}): once at start (an unreachable issuer is logged and
+ * tried again at the first token), then when a refresh is due or a token names an unknown key id, by one worker at
+ * a time with a {@value #FETCH_TIMEOUT_S} s timeout, the keys fetched before staying in use when a fetch fails.
  */
 public final class OAuthBearerValidator {
     private static final System.Logger LOG = System.getLogger(OAuthBearerValidator.class.getName());
     private static final long UNKNOWN_KID_RECHECK_MS = 1000;
+    static final int FETCH_TIMEOUT_S = 10;
+    private static final int MAX_JWKS_BYTES = 1 << 20;
 
     /** The outcome of one token. */
     public sealed interface Result {
@@ -60,16 +65,41 @@ public final class OAuthBearerValidator {
 
     private final OAuthBearerSettings settings;
     private volatile Keys keys;
+    /** The HTTPS key set's client (null for a file); fetches are serialised by {@link #fetchLock}. */
+    private final java.net.http.HttpClient http;
+    private final Object fetchLock = new Object();
 
-    private OAuthBearerValidator(OAuthBearerSettings settings, Keys keys) {
+    private OAuthBearerValidator(OAuthBearerSettings settings, Keys keys, java.net.http.HttpClient http) {
         this.settings = settings;
         this.keys = keys;
+        this.http = http;
     }
 
     /** Loads the key set (file I/O: call off the shards). Null when OAUTHBEARER has nothing to validate with. */
     public static OAuthBearerValidator load(OAuthBearerSettings settings) throws IOException {
+        return load(settings, null);
+    }
+
+    /**
+     * As {@link #load(OAuthBearerSettings)}; an {@code https:} key set's server certificate is checked with
+     * {@code trust} (null: the JDK's default trust). Fetches it once (blocking, off the shards).
+     */
+    public static OAuthBearerValidator load(OAuthBearerSettings settings, javax.net.ssl.SSLContext trust)
+        throws IOException {
         if (!settings.usable()) {
             return null;
+        }
+        if (settings.jwksUrl() != null) {
+            java.net.http.HttpClient.Builder b = java.net.http.HttpClient.newBuilder()
+                .connectTimeout(java.time.Duration.ofSeconds(FETCH_TIMEOUT_S))
+                .followRedirects(java.net.http.HttpClient.Redirect.NEVER);
+            if (trust != null) {
+                b.sslContext(trust);
+            }
+            OAuthBearerValidator v = new OAuthBearerValidator(settings, new Keys(List.of(), 0, Long.MIN_VALUE / 2),
+                b.build());
+            v.fetch(System.currentTimeMillis());
+            return v;
         }
         Keys k = new Keys(List.of(), 0, System.currentTimeMillis());
         if (settings.jwksFile() != null) {
@@ -80,7 +110,48 @@ public final class OAuthBearerValidator {
                 throw new IOException("sasl.oauthbearer.jwks.endpoint.url " + f + " holds no RSA or EC signing key");
             }
         }
-        return new OAuthBearerValidator(settings, k);
+        return new OAuthBearerValidator(settings, k, null);
+    }
+
+    /**
+     * Fetches the HTTPS key set now (one caller at a time; a caller that waited finds it fresh and returns). Keeps the
+     * keys it had when the fetch fails, and logs why.
+     */
+    private List<Jwk> fetch(long nowMs) {
+        synchronized (fetchLock) {
+            Keys k = keys;
+            if (nowMs - k.checkedMs < UNKNOWN_KID_RECHECK_MS) {
+                return k.keys; // fetched meanwhile by another worker
+            }
+            java.net.URI url = settings.jwksUrl();
+            try {
+                java.net.http.HttpResponse<byte[]> r = http.send(java.net.http.HttpRequest.newBuilder(url)
+                    .timeout(java.time.Duration.ofSeconds(FETCH_TIMEOUT_S)).header("Accept", "application/json").GET()
+                    .build(), java.net.http.HttpResponse.BodyHandlers.ofByteArray());
+                if (r.statusCode() != 200) {
+                    throw new IOException("HTTP status " + r.statusCode());
+                }
+                if (r.body().length > MAX_JWKS_BYTES) {
+                    throw new IOException("a key set of " + r.body().length + " bytes (at most " + MAX_JWKS_BYTES + ")");
+                }
+                List<Jwk> loaded = parseJwks(new String(r.body(), StandardCharsets.UTF_8));
+                if (loaded.isEmpty()) {
+                    throw new IOException("it holds no RSA or EC signing key");
+                }
+                keys = new Keys(loaded, 0, nowMs);
+                LOG.log(System.Logger.Level.INFO, "fetched the OAUTHBEARER key set " + url + ": " + loaded.size()
+                    + " key(s)");
+                return loaded;
+            } catch (IOException | RuntimeException e) {
+                keys = new Keys(k.keys, 0, nowMs);
+                LOG.log(System.Logger.Level.WARNING, "could not fetch the OAUTHBEARER key set " + url + " (the "
+                    + k.keys.size() + " key(s) fetched before stay in use): " + e.getMessage());
+                return k.keys;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return k.keys;
+            }
+        }
     }
 
     public OAuthBearerSettings settings() {
@@ -220,6 +291,9 @@ public final class OAuthBearerValidator {
         Keys k = keys;
         Path f = settings.jwksFile();
         long due = unknownKid ? UNKNOWN_KID_RECHECK_MS : settings.jwksRefreshMs();
+        if (http != null && nowMs - k.checkedMs >= due) {
+            return fetch(nowMs);
+        }
         if (f == null || nowMs - k.checkedMs < due) {
             return k.keys;
         }

@@ -58,6 +58,7 @@ public final class SaslServerExchange {
     private String clientFirstBare;
     private String serverFirst;
     private String nonce;
+    private String clientNonce;
     private String user;
     private ScramCredential credential;
 
@@ -229,9 +230,22 @@ public final class SaslServerExchange {
         clientFirstBare = m.group(3);
         user = name;
         credential = c;
+        this.clientNonce = clientNonce;
         nonce = clientNonce + new java.math.BigInteger(130, RANDOM).toString(Character.MAX_RADIX);
         serverFirst = "r=" + nonce + ",s=" + Base64.getEncoder().encodeToString(c.salt()) + ",i=" + c.iterations();
         return new Challenge(serverFirst.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /**
+     * The client-final nonce must be the one of the server-first message (RFC 5802 §5.1, CVE-2024-56128). librdkafka
+     * before 2.6.1 (Debian's kcat and confluent-kafka 2.0.2 among them) sends its own nonce once more in front of it
+     * (confluentinc/librdkafka#4895); that form is accepted too, as Kafka 3.8.1 to 3.9 accept it (their check is
+     * endsWith), and nothing else: the server's fresh part must be there, and the proof covers what was sent. Kafka 4
+     * compares for equality and so refuses those clients.
+     */
+    private boolean nonceAccepted(String sent) {
+        return sent.equals(nonce) || sent.length() == clientNonce.length() + nonce.length()
+            && sent.startsWith(clientNonce) && sent.endsWith(nonce);
     }
 
     private Step scramFinal(byte[] token) {
@@ -241,7 +255,7 @@ public final class SaslServerExchange {
             return new Failure(invalid());
         }
         byte[] channel = Base64.getDecoder().decode(m.group(1));
-        if (!new String(channel, StandardCharsets.UTF_8).equals(gs2Header) || !m.group(2).equals(nonce)) {
+        if (!new String(channel, StandardCharsets.UTF_8).equals(gs2Header) || !nonceAccepted(m.group(2))) {
             return new Failure(invalid());
         }
         byte[] proof = Base64.getDecoder().decode(m.group(5));

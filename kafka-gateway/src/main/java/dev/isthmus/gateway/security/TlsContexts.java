@@ -116,6 +116,26 @@ public final class TlsContexts implements AutoCloseable {
         return e;
     }
 
+    /**
+     * Any thread: a client-side engine on the current material (it presents this node's certificate when the peer
+     * asks for one) for a connection to {@code peer}; with {@code verifyHostname} the peer's certificate must name
+     * its host (HTTPS endpoint identification, as Kafka's {@code ssl.endpoint.identification.algorithm=https}).
+     */
+    public SSLEngine newClientEngine(java.net.InetSocketAddress peer, boolean verifyHostname) {
+        SSLEngine e = current.context().createSSLEngine(peer.getHostString(), peer.getPort());
+        e.setUseClientMode(true);
+        SSLParameters p = e.getSSLParameters();
+        p.setProtocols(settings.enabledProtocols().toArray(String[]::new));
+        if (!settings.cipherSuites().isEmpty()) {
+            p.setCipherSuites(settings.cipherSuites().toArray(String[]::new));
+        }
+        if (verifyHostname) {
+            p.setEndpointIdentificationAlgorithm("HTTPS");
+        }
+        e.setSSLParameters(p);
+        return e;
+    }
+
     /** Checks the files now and reloads when they changed; returns whether new material is in use. Blocks. */
     public synchronized boolean reloadIfChanged() {
         try {
@@ -219,6 +239,26 @@ public final class TlsContexts implements AutoCloseable {
             return new Material(ctx, cert, stamps);
         } catch (GeneralSecurityException | IOException e) {
             throw new IllegalArgumentException("TLS material cannot be loaded: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * A client context trusting what {@code s}'s trust store holds ({@code ssl.truststore.*}), or null when none is
+     * set (the JDK's default trust applies). Reads the file: a non-shard thread.
+     */
+    public static SSLContext trustContext(TlsSettings s) {
+        if (s.truststoreLocation() == null) {
+            return null;
+        }
+        try {
+            TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+            tmf.init(keyStore(s.truststoreLocation(), s.truststoreType(), s.truststorePassword(), null, false));
+            SSLContext ctx = SSLContext.getInstance("TLS");
+            ctx.init(null, tmf.getTrustManagers(), null);
+            return ctx;
+        } catch (GeneralSecurityException | IOException e) {
+            throw new IllegalArgumentException("ssl.truststore.location " + s.truststoreLocation() + " cannot be loaded: "
+                + e.getMessage(), e);
         }
     }
 

@@ -51,6 +51,7 @@ class ControllerClusterTest {
         ShardGroup shards;
         RaftServer server;
         Controller controller;
+        java.util.concurrent.CompletableFuture<ClusterState> registered;
 
         Node(int id) {
             this.id = id;
@@ -72,7 +73,7 @@ class ControllerClusterTest {
             server = RaftServer.start(shards, c, StoragePools.allocate(2, 8, 64 * 1024, 2,
                 c.logConfig().readWindowBytes()));
             controller = get(shards.callAsync(RaftServer.CONTROLLER_SHARD, sh -> Controller.start(server)));
-            controller.register(new BrokerInfo(id, "127.0.0.1", 9000 + id, "127.0.0.1", ports.get(id), 2));
+            registered = controller.register(new BrokerInfo(id, "127.0.0.1", 9000 + id, "127.0.0.1", ports.get(id), 2));
         }
 
         void stop() {
@@ -261,5 +262,40 @@ class ControllerClusterTest {
         await("restarted voter catches up", () -> nodes[1].controller().state().topic("while-down") != null
             && nodes[1].controller().state().topic("orders") != null);
         assertNull(nodes[1].controller().state().topic("dup"));
+    }
+
+    /**
+     * Soak seed 2231 (bench/chaos, 3 nodes): a restarted node's registration failed for 76 s while the controller
+     * leader, on a loaded machine, took longer than the 2 s attempt timeout to apply each forwarded command. The
+     * answer to every attempt arrived after the node had sent the command again and forgotten the first request, so
+     * no attempt could ever complete; the node installs no metadata before its registration, so it hosted none of
+     * its replicas (stuck-replica). The same loss of a late answer turned a CreateTopics that succeeded into
+     * TOPIC_ALREADY_EXISTS (its resend). Here every attempt times out after 1 ms, before any answer can arrive.
+     */
+    @Test
+    void shouldCompleteForwardedCommandsWhoseAnswerComesAfterTheAttemptTimeout() throws Exception {
+        System.setProperty("isthmus.controller.attemptTimeoutMs", "1");
+        try {
+            for (int i = 0; i < 3; i++) {
+                ports.put(i, freePort());
+            }
+            for (int i = 0; i < 3; i++) {
+                nodes[i] = new Node(i);
+                nodes[i].start();
+            }
+            for (int i = 0; i < 3; i++) {
+                ClusterState s = nodes[i].registered.get(60, TimeUnit.SECONDS);
+                assertNotNull(s.broker(i), "node " + i + " completed its registration with itself in the state");
+            }
+            await("a controller leader", () -> Arrays.stream(nodes, 0, 3).anyMatch(n -> n.controller().isLeader()));
+            Node follower = Arrays.stream(nodes, 0, 3).filter(n -> !n.controller().isLeader()).findFirst().orElseThrow();
+            for (int t = 0; t < 5; t++) {
+                // Sent again after 1 ms, and more: the answer of the first send is the outcome, not TOPIC_ALREADY_EXISTS.
+                ControllerResult r = ok(follower.controller().createTopic("late-" + t, 2, 3, Map.of(), TIMEOUT_MS));
+                assertEquals(2, follower.controller().state().topic("late-" + t).partitions().size(), String.valueOf(r));
+            }
+        } finally {
+            System.clearProperty("isthmus.controller.attemptTimeoutMs");
+        }
     }
 }

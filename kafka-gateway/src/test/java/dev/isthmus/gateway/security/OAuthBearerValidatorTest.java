@@ -142,6 +142,84 @@ class OAuthBearerValidatorTest {
         assertInstanceOf(OAuthBearerValidator.Valid.class, v.validate(rotated, NOW_S * 1000 + 60_000));
     }
 
+    /**
+     * An issuer's key set over HTTPS (a local HTTPS server with a self-signed certificate the validator is told to
+     * trust): fetched at load, fetched again for an unknown key id (rotation), kept when the endpoint fails; not
+     * fetched at all from a server the trust does not cover.
+     */
+    @Test
+    void shouldFetchTheKeySetOverHttpsAndAgainForAnUnknownKeyId(@TempDir Path dir) throws Exception {
+        Path ks = dir.resolve("jwks-server.p12");
+        Process kt = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "keytool").toString(),
+            "-genkeypair", "-alias", "jwks", "-keyalg", "EC", "-groupname", "secp256r1", "-dname", "CN=issuer",
+            "-ext", "SAN=ip:127.0.0.1", "-validity", "2", "-keystore", ks.toString(), "-storetype", "PKCS12",
+            "-storepass", "test-only").redirectErrorStream(true).start();
+        String out = new String(kt.getInputStream().readAllBytes());
+        assertTrue(kt.waitFor(60, java.util.concurrent.TimeUnit.SECONDS) && kt.exitValue() == 0, out);
+        java.security.KeyStore store = java.security.KeyStore.getInstance("PKCS12");
+        try (var in = Files.newInputStream(ks)) {
+            store.load(in, "test-only".toCharArray());
+        }
+        javax.net.ssl.KeyManagerFactory kmf = javax.net.ssl.KeyManagerFactory.getInstance(
+            javax.net.ssl.KeyManagerFactory.getDefaultAlgorithm());
+        kmf.init(store, "test-only".toCharArray());
+        javax.net.ssl.SSLContext serverCtx = javax.net.ssl.SSLContext.getInstance("TLS");
+        serverCtx.init(kmf.getKeyManagers(), null, null);
+        javax.net.ssl.TrustManagerFactory tmf = javax.net.ssl.TrustManagerFactory.getInstance(
+            javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(store);
+        javax.net.ssl.SSLContext trust = javax.net.ssl.SSLContext.getInstance("TLS");
+        trust.init(null, tmf.getTrustManagers(), null);
+
+        java.util.concurrent.atomic.AtomicReference<String> body = new java.util.concurrent.atomic.AtomicReference<>(
+            "{\"keys\":[" + rsaJwk("r1", rsa) + "]}");
+        java.util.concurrent.atomic.AtomicInteger status = new java.util.concurrent.atomic.AtomicInteger(200);
+        java.util.concurrent.atomic.AtomicInteger fetches = new java.util.concurrent.atomic.AtomicInteger();
+        com.sun.net.httpserver.HttpsServer server = com.sun.net.httpserver.HttpsServer.create(
+            new java.net.InetSocketAddress("127.0.0.1", 0), 0);
+        server.setHttpsConfigurator(new com.sun.net.httpserver.HttpsConfigurator(serverCtx));
+        server.createContext("/jwks", ex -> {
+            fetches.incrementAndGet();
+            byte[] b = body.get().getBytes(StandardCharsets.UTF_8);
+            ex.getResponseHeaders().add("Content-Type", "application/json");
+            ex.sendResponseHeaders(status.get(), b.length);
+            ex.getResponseBody().write(b);
+            ex.close();
+        });
+        server.start();
+        try {
+            java.net.URI url = OAuthBearerSettings.jwksUrl("https://127.0.0.1:" + server.getAddress().getPort() + "/jwks");
+            OAuthBearerSettings settings = new OAuthBearerSettings(null, 3_600_000, List.of("isthmus"),
+                "https://issuer.test", "sub", 30, false, url);
+            OAuthBearerValidator v = OAuthBearerValidator.load(settings, trust);
+            assertEquals(1, fetches.get(), "fetched once at load");
+            long now = System.currentTimeMillis();
+            String good = GOOD.replace(Long.toString(NOW_S + 600), Long.toString(now / 1000 + 7200)) // past a refresh
+                .replace("\"iat\":" + NOW_S, "\"iat\":" + now / 1000);
+            assertInstanceOf(OAuthBearerValidator.Valid.class, v.validate(jwt("RS256", "r1", rsa.getPrivate(), good),
+                now));
+            assertEquals(1, fetches.get(), "no fetch while the key set is fresh and the key known");
+            String rotated = jwt("RS256", "r2", rsa2.getPrivate(), good);
+            body.set("{\"keys\":[" + rsaJwk("r1", rsa) + "," + rsaJwk("r2", rsa2) + "]}");
+            assertInstanceOf(OAuthBearerValidator.Valid.class, v.validate(rotated, now + 2_000),
+                "an unknown key id fetches the key set again");
+            assertEquals(2, fetches.get());
+            status.set(500);
+            assertInstanceOf(OAuthBearerValidator.Valid.class, v.validate(rotated, now + 3_600_000 + 5_000),
+                "a failed refresh keeps the keys fetched before");
+            assertEquals(3, fetches.get(), "the refresh was due");
+            status.set(200);
+            // Without the trust the server's certificate is refused: no keys, every token invalid.
+            OAuthBearerValidator untrusting = OAuthBearerValidator.load(settings, null);
+            assertTrue(assertInstanceOf(OAuthBearerValidator.Invalid.class, untrusting.validate(jwt("RS256", "r1",
+                rsa.getPrivate(), good), now)).reason().contains("no key with kid r1"));
+        } finally {
+            server.stop(0);
+        }
+        assertThrows(IllegalArgumentException.class, () -> new OAuthBearerSettings(null, 3_600_000, List.of(), null,
+            "sub", 30, false, java.net.URI.create("http://issuer.test/jwks")), "plain http is refused");
+    }
+
     @Test
     void shouldTakeUnsecuredTokensOnlyWhenAllowed() throws Exception {
         OAuthBearerValidator v = OAuthBearerValidator.load(new OAuthBearerSettings(null, 3_600_000, List.of(), null,

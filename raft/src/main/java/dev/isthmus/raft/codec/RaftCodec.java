@@ -2,6 +2,7 @@ package dev.isthmus.raft.codec;
 
 import dev.isthmus.arena.ArenaExhaustedException;
 import dev.isthmus.arena.IoBuf;
+import dev.isthmus.arena.IoBufReader;
 import dev.isthmus.arena.MemoryArena;
 import dev.isthmus.raft.AppendRequest;
 import dev.isthmus.raft.AppendResponse;
@@ -413,6 +414,171 @@ public final class RaftCodec {
             case TIMEOUT_NOW -> new TimeoutNow(groupId, from, to, term);
             default -> throw new RaftCodecException("frame has unknown message type " + type);
         };
+    }
+
+    /** Whether {@code type} (a frame's byte 7) is an AppendRequest, the frame {@link #decodeAppend} takes. */
+    public static boolean isAppendRequest(byte type) {
+        return type == APPEND_REQUEST;
+    }
+
+    /**
+     * Decodes one whole AppendRequest frame held in {@code f} (exactly the frame, from its length field; a share of a
+     * connection's receive chain) with no copy of its record batches: each Kafka-batch payload shares {@code f}'s
+     * fragments ({@link KafkaBatchPayload#shareOf}), so a follower's batch is copied once, from the socket into the
+     * receive chain, and that chain is what its log writes and its batch cache keeps. A chain not of arena memory
+     * (the receive side fell back to the heap) has its batches copied into the payload arena as {@link #decode} does.
+     * The message owns one reference per payload ({@link AppendRequest#releasePayloads()}); {@code f} may be
+     * released at once.
+     *
+     * @throws RaftCodecException for a corrupt, foreign or inconsistent frame (nothing stays referenced)
+     */
+    public AppendRequest decodeAppend(IoBuf f) {
+        long frame = f.size();
+        if (frame < HEADER_BYTES + 8 || f.getInt(0) != frame - 4) {
+            throw new RaftCodecException("frame of " + frame + " bytes announces " + (frame >= 4 ? f.getInt(0) : -1));
+        }
+        short magic = f.getShort(4);
+        if (magic != MAGIC) {
+            throw new RaftCodecException("frame has magic 0x" + Integer.toHexString(magic & 0xFFFF) + ", not a Raft frame");
+        }
+        byte version = f.getByte(6);
+        if (version != VERSION) {
+            throw new RaftCodecException("frame has version " + version + "; this node speaks version " + VERSION);
+        }
+        byte type = f.getByte(7);
+        if (type != APPEND_REQUEST) {
+            throw new RaftCodecException("frame of type " + type + " is not an AppendRequest");
+        }
+        if (f.crc32c(HEADER_BYTES, frame - HEADER_BYTES) != f.getInt(8)) {
+            throw new RaftCodecException("frame of type " + type + " (" + frame + " bytes) fails its CRC32C");
+        }
+        IoBufReader b = f.reader().position(HEADER_BYTES);
+        List<Entry> entries = null;
+        try {
+            int from = b.readInt();
+            int to = b.readInt();
+            long groupId = b.readLong();
+            long term = b.readLong();
+            long prev = b.readLong();
+            long prevTerm = b.readLong();
+            long commit = b.readLong();
+            int n = b.readInt();
+            if (n < 0 || (long) n * 25 > b.remaining()) {
+                throw new RaftCodecException("count " + n + " does not fit the " + b.remaining() + " bytes left");
+            }
+            entries = new ArrayList<>(n);
+            for (int i = 0; i < n; i++) {
+                entries.add(entry(f, b));
+            }
+            if (b.hasRemaining()) {
+                throw new RaftCodecException("frame of type " + type + " has " + b.remaining() + " bytes after its fields");
+            }
+            return new AppendRequest(groupId, from, to, term, prev, prevTerm, commit, entries);
+        } catch (RuntimeException e) {
+            if (entries != null) {
+                for (Entry done : entries) {
+                    if (done.payload() != null) {
+                        done.payload().release();
+                    }
+                }
+            }
+            if (e instanceof RaftCodecException) {
+                throw e;
+            }
+            if (e instanceof IndexOutOfBoundsException) {
+                throw new RaftCodecException("frame of type " + type + " ends inside its fields (" + frame + " bytes)");
+            }
+            if (e instanceof IllegalArgumentException || e instanceof BufferUnderflowException) {
+                throw new RaftCodecException("frame of type " + type + " holds an invalid field: " + e.getMessage());
+            }
+            throw e;
+        }
+    }
+
+    /** {@link #entry(ByteBuffer)} read from a receive chain: a Kafka batch's payload shares the chain. */
+    private Entry entry(IoBuf f, IoBufReader b) {
+        int code = b.readByte();
+        EntryKind kind = EntryKind.fromCode(code);
+        if (kind == null) {
+            throw new RaftCodecException("entry has unknown kind " + code);
+        }
+        long base = b.readLong();
+        long last = b.readLong();
+        long term = b.readLong();
+        Entry e = switch (kind) {
+            case DATA -> {
+                byte type = b.readByte();
+                int records = b.readInt();
+                int size = b.readInt();
+                if (size < 0 || size > b.remaining()) {
+                    throw new RaftCodecException("count " + size + " does not fit the " + b.remaining() + " bytes left");
+                }
+                Payload p;
+                if (type == PAYLOAD_KAFKA_BATCH && f.arena() != null) {
+                    p = KafkaBatchPayload.shareOf(f, b.position(), size);
+                    b.skip(size);
+                } else if (type == PAYLOAD_KAFKA_BATCH && payloadArena != null) {
+                    p = chainBatch(f, b.position(), size);
+                    b.skip(size);
+                } else {
+                    byte[] bytes = new byte[size];
+                    b.readBytes(bytes, 0, size);
+                    p = switch (type) {
+                        case PAYLOAD_BYTES -> new BytesPayload(bytes, records);
+                        case PAYLOAD_KAFKA_BATCH -> new KafkaBatchPayload(bytes);
+                        default -> throw new RaftCodecException("entry at " + base + " has unknown payload type " + type);
+                    };
+                }
+                try {
+                    yield Entry.data(base, term, p);
+                } catch (RuntimeException bad) {
+                    p.release();
+                    throw bad;
+                }
+            }
+            case LEADER_CHANGE -> Entry.leaderChange(base, term);
+            case CONFIGURATION -> {
+                // Four id lists (count i32, then the ids): copied out to the heap, as small as they are rare.
+                long start = b.position();
+                for (int list = 0; list < 4; list++) {
+                    int ids = b.readInt();
+                    if (ids < 0 || (long) ids * 4 > b.remaining()) {
+                        throw new RaftCodecException("configuration lists " + ids + " ids in " + b.remaining() + " bytes");
+                    }
+                    b.skip(4L * ids);
+                }
+                byte[] bytes = new byte[(int) (b.position() - start)];
+                f.copyTo(start, bytes, 0, bytes.length);
+                yield Entry.configuration(base, term, ConfigurationFormat.read(ByteBuffer.wrap(bytes)));
+            }
+            case PREFIX_TRUNCATION -> {
+                long start = b.readLong();
+                if (start < 0 || start > base) {
+                    throw new RaftCodecException("prefix truncation entry at " + base + " moves the log start to " + start);
+                }
+                yield Entry.prefixTruncation(base, term, start);
+            }
+        };
+        if (e.lastOffset() != last) {
+            if (e.payload() != null) {
+                e.payload().release();
+            }
+            throw new RaftCodecException("entry at " + base + " claims last offset " + last + " but covers "
+                + e.recordCount() + " records");
+        }
+        return e;
+    }
+
+    /** One record batch of a heap chain copied into the payload arena (to the heap when its budget is short). */
+    private Payload chainBatch(IoBuf f, long at, int size) {
+        try {
+            return KafkaBatchPayload.copyOf(f, at, size, payloadArena);
+        } catch (ArenaExhaustedException e) {
+            heapPayloads++;
+            byte[] bytes = new byte[size];
+            f.copyTo(at, bytes, 0, size);
+            return new KafkaBatchPayload(bytes);
+        }
     }
 
     /** The next {@code size} bytes of {@code b} (one record batch) copied into the payload arena. */

@@ -1,5 +1,9 @@
 package dev.isthmus.raft.net;
 
+import dev.isthmus.arena.ArenaExhaustedException;
+import dev.isthmus.arena.IoBuf;
+import dev.isthmus.arena.MemoryArena;
+import dev.isthmus.arena.Subsystem;
 import dev.isthmus.ffi.Errno;
 import dev.isthmus.raft.Heartbeat;
 import dev.isthmus.raft.HeartbeatResponse;
@@ -62,6 +66,15 @@ final class PeerConnection implements TcpConnection.ReceiveHandler, CompletionHa
     private ByteBuffer receive;
     private final MemorySegment sendSegment;
     private final ByteBuffer sendBuffer;
+    /**
+     * The receive chain when the transport has a payload arena (the shard's, RAFT budget): received bytes are copied
+     * once, from the socket's buffer into it, and an AppendRequest's batches share it
+     * ({@link RaftCodec#decodeAppend}): a follower's batch is never copied again in memory (the log-engine's
+     * write-behind chunk is the next copy). Other frames, small, are copied out into {@link #receive} and decoded
+     * there. When the arena is short the chain continues on the heap (batches then go to the payload arena or the
+     * heap, as {@link RaftCodec#decode} does) and returns to the arena once emptied. Null without a payload arena.
+     */
+    private IoBuf inbound;
     private Arena bigArena;
     private boolean sending;
     private boolean freed;
@@ -229,6 +242,11 @@ final class PeerConnection implements TcpConnection.ReceiveHandler, CompletionHa
             }
             owner.metrics().bytesReceived += length;
             lastReceiveMs = owner.nowMs();
+            MemoryArena payloads = owner.payloadArena();
+            if (payloads != null) {
+                receiveIntoChain(payloads, memory, offset, length);
+                return;
+            }
             int copied = 0;
             while (copied < length && state != State.CLOSED) {
                 ensureRoom(1);
@@ -243,6 +261,77 @@ final class PeerConnection implements TcpConnection.ReceiveHandler, CompletionHa
         } finally {
             connection.releaseBuffer(bufferId);
         }
+    }
+
+    /** Appends received bytes to {@link #inbound} (the heap when the arena is short) and takes its whole frames. */
+    private void receiveIntoChain(MemoryArena payloads, MemorySegment memory, long offset, int length) {
+        if (inbound == null) {
+            inbound = IoBuf.empty(payloads, Subsystem.RAFT);
+        }
+        long before = inbound.size();
+        try {
+            inbound.append(memory, offset, length);
+        } catch (ArenaExhaustedException e) {
+            long took = inbound.size() - before;
+            IoBuf heap = IoBuf.empty(null, Subsystem.RAFT);
+            heap.append(inbound);
+            inbound.release();
+            inbound = heap;
+            inbound.append(memory, offset + took, length - took);
+        }
+        cutChainFrames();
+    }
+
+    private void cutChainFrames() {
+        RaftCodec codec = owner.codec();
+        while (state != State.CLOSED && inbound.size() >= 8) {
+            int announced = inbound.getInt(0);
+            if (announced < RaftCodec.HEADER_BYTES - 4 + 8 || announced > codec.maxFrameBytes() - 4) {
+                corrupt(new RaftCodecException("frame announces " + announced + " bytes (limit "
+                    + codec.maxFrameBytes() + ")"));
+                return;
+            }
+            int frame = announced + 4;
+            if (inbound.size() < frame) {
+                return;
+            }
+            byte type = inbound.getByte(7);
+            Object decoded;
+            try {
+                if (RaftCodec.isAppendRequest(type)) {
+                    IoBuf f = inbound.share(0, frame);
+                    try {
+                        decoded = codec.decodeAppend(f);
+                    } finally {
+                        f.release();
+                    }
+                } else {
+                    ByteBuffer b = contiguous(frame);
+                    decoded = TransportFrames.isTransportType(type) ? TransportFrames.decode(b, frame) : codec.decode(b);
+                }
+            } catch (RaftCodecException e) {
+                corrupt(e);
+                return;
+            }
+            inbound.trimFront(frame);
+            owner.metrics().framesReceived++;
+            onFrame(decoded);
+        }
+        if (state != State.CLOSED && inbound.size() == 0 && inbound.arena() == null) {
+            inbound.release(); // back to the arena for the next bytes
+            inbound = null;
+        }
+    }
+
+    /** The first {@code frame} bytes of {@link #inbound} copied into {@link #receive} (grown as needed). */
+    private ByteBuffer contiguous(int frame) {
+        receive.position(0).limit(0);
+        if (receive.capacity() < frame) {
+            grow(frame);
+        }
+        inbound.copyTo(0, receiveSegment, 0, frame);
+        receive.position(0).limit(frame);
+        return receive;
     }
 
     /** Makes room for at least {@code n} more bytes after the limit: compacts, then grows. */
@@ -384,6 +473,10 @@ final class PeerConnection implements TcpConnection.ReceiveHandler, CompletionHa
             releaseBig();
             arena.close();
             receiveArena.close();
+            if (inbound != null) {
+                inbound.release(); // batches decoded from it keep their own references
+                inbound = null;
+            }
         }
     }
 

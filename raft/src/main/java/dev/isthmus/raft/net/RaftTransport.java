@@ -29,10 +29,12 @@ public final class RaftTransport {
     private final TransportConfig config;
     private final ShardTransport[] shards;
     private final AtomicLong connectionIds;
+    private final TransportTls tls;
     private volatile InetSocketAddress advertised;
     private volatile InetSocketAddress bound;
 
-    private RaftTransport(ShardGroup group, int nodeId, TransportConfig config) {
+    private RaftTransport(ShardGroup group, int nodeId, TransportConfig config, TransportTls tls) {
+        this.tls = tls;
         this.group = group;
         this.nodeId = nodeId;
         this.config = config;
@@ -54,13 +56,25 @@ public final class RaftTransport {
     public static RaftTransport start(ShardGroup group, int nodeId, TransportConfig config, InetSocketAddress listen,
                                       InetSocketAddress advertised, Map<Integer, InetSocketAddress> peers,
                                       java.util.function.IntFunction<ShardTransport.Inbox> inboxes) {
+        return start(group, nodeId, config, listen, advertised, peers, inboxes, null);
+    }
+
+    /**
+     * As {@link #start(ShardGroup, int, TransportConfig, InetSocketAddress, InetSocketAddress, Map,
+     * java.util.function.IntFunction)}, with every connection (accepted and dialed) inside TLS when {@code tls} is
+     * not null (see {@link TransportTls}).
+     */
+    public static RaftTransport start(ShardGroup group, int nodeId, TransportConfig config, InetSocketAddress listen,
+                                      InetSocketAddress advertised, Map<Integer, InetSocketAddress> peers,
+                                      java.util.function.IntFunction<ShardTransport.Inbox> inboxes,
+                                      TransportTls tls) {
         if (nodeId < 0) {
             throw new IllegalArgumentException("node id must be >= 0, not " + nodeId);
         }
         if (Shard.currentOrNull() != null) {
             throw new IllegalStateException("RaftTransport.start blocks; call it from a non-shard thread");
         }
-        RaftTransport t = new RaftTransport(group, nodeId, config);
+        RaftTransport t = new RaftTransport(group, nodeId, config, tls);
         try {
             for (int i = 0; i < group.size(); i++) {
                 int id = i;
@@ -118,6 +132,11 @@ public final class RaftTransport {
 
     public TransportConfig config() {
         return config;
+    }
+
+    /** The TLS of every connection, or null (plaintext). */
+    public TransportTls tls() {
+        return tls;
     }
 
     /** The bound RPC address (the real port when 0 was asked for). */

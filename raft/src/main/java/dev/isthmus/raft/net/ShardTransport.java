@@ -38,6 +38,12 @@ import java.util.SplittableRandom;
  * addresses, and they learn its address from its hello); if both dial at once, the connection dialed by the
  * lower node id wins (its rank is higher) and the other is closed on both sides, so one connection remains.
  *
+ * <h2>TLS</h2>
+ * With a {@link TransportTls} every connection runs a TLS handshake first (server mode when accepted, client mode
+ * when dialed, checking the peer address against its certificate as the engine is configured), then the hello
+ * exchange and all frames inside TLS ({@link TlsTcpConnection}); a peer speaking plaintext fails the handshake and
+ * is closed. The hello deadline grows by {@link TransportTls#handshakeAllowanceMs()}.
+ *
  * <h2>Routing</h2>
  * <pre>
  *   shard s (RaftNode) --send--> route[peer] == s ? connection queue : batch to owner shard --ShardCall-->
@@ -89,6 +95,7 @@ public final class ShardTransport implements Transport {
     private final int nodeId;
     private final TransportConfig config;
     private RaftCodec codec;
+    private MemoryArena payloadArena;
     private final TransportMetrics metrics = new TransportMetrics();
     private final SplittableRandom random;
     private Inbox inbox;
@@ -154,6 +161,15 @@ public final class ShardTransport implements Transport {
     public void usePayloadArena(MemoryArena arena) {
         shard.checkOwner();
         this.codec = new RaftCodec(config.maxFrameBytes(), arena);
+        this.payloadArena = arena;
+    }
+
+    /**
+     * The arena connections receive into and decoded batches live in ({@link #usePayloadArena}), or null: then frames
+     * are received into a connection's own buffer and batches decoded to the heap.
+     */
+    MemoryArena payloadArena() {
+        return payloadArena;
     }
 
     RaftCodec codec() {
@@ -664,7 +680,10 @@ public final class ShardTransport implements Transport {
             tcp.close();
             return;
         }
-        PeerConnection c = new PeerConnection(this, tcp, false, -1, 0, nowMs());
+        TransportTls tls = node.tls();
+        TcpConnection socket = tls == null ? tcp : new TlsTcpConnection(tcp, tls.serverEngine(), shard, tls.tasks(),
+            String.valueOf(tcp.remoteAddress()));
+        PeerConnection c = new PeerConnection(this, socket, false, -1, 0, nowMs());
         connections.add(c);
         c.start();
     }
@@ -874,7 +893,20 @@ public final class ShardTransport implements Transport {
                 return;
             }
             long id = node.nextConnectionId();
-            PeerConnection c = new PeerConnection(ShardTransport.this, tcp, true, peer, id, nowMs());
+            TransportTls tls = node.tls();
+            TcpConnection socket = tcp;
+            if (tls != null) {
+                javax.net.ssl.SSLEngine engine;
+                try {
+                    engine = tls.clientEngine(address);
+                } catch (RuntimeException e) {
+                    tcp.close();
+                    onFailure("cannot make a TLS engine for node " + peer + " at " + address + ": " + e.getMessage());
+                    return;
+                }
+                socket = new TlsTcpConnection(tcp, engine, shard, tls.tasks(), "node " + peer + " at " + address);
+            }
+            PeerConnection c = new PeerConnection(ShardTransport.this, socket, true, peer, id, nowMs());
             current = c;
             connections.add(c);
             c.start();
@@ -935,14 +967,16 @@ public final class ShardTransport implements Transport {
 
     private void maintain() {
         long now = nowMs();
+        long helloTimeoutMs = config.connectTimeoutMs() + (node.tls() != null ? node.tls().handshakeAllowanceMs() : 0);
         for (int i = connections.size() - 1; i >= 0; i--) {
             if (i >= connections.size()) {
                 continue;
             }
             PeerConnection c = connections.get(i);
             if (c.state == PeerConnection.State.HANDSHAKE) {
-                if (now - c.createdMs > config.connectTimeoutMs()) {
-                    c.close("no hello from " + c.describePeer() + " within " + config.connectTimeoutMs() + " ms");
+                if (now - c.createdMs > helloTimeoutMs) {
+                    c.close("no hello from " + c.describePeer() + " within " + helloTimeoutMs + " ms"
+                        + (node.tls() != null ? " (TLS handshake included)" : ""));
                 }
             } else if (c.state == PeerConnection.State.ESTABLISHED) {
                 if (now - c.lastReceiveMs > config.idleTimeoutMs()) {

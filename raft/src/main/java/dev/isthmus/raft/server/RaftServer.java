@@ -76,6 +76,15 @@ public final class RaftServer implements AutoCloseable {
      * @throws IllegalStateException naming the problem (port in use, a shard not answering, ...)
      */
     public static RaftServer start(ShardGroup group, RaftServerConfig config, StoragePools pools) {
+        return start(group, config, pools, null);
+    }
+
+    /**
+     * As {@link #start(ShardGroup, RaftServerConfig, StoragePools)}, with the RPC connections inside TLS when
+     * {@code tls} is not null (see {@link dev.isthmus.raft.net.TransportTls}).
+     */
+    public static RaftServer start(ShardGroup group, RaftServerConfig config, StoragePools pools,
+                                   dev.isthmus.raft.net.TransportTls tls) {
         if (Shard.currentOrNull() != null) {
             throw new IllegalStateException("RaftServer.start blocks; call it from a non-shard thread");
         }
@@ -89,7 +98,7 @@ public final class RaftServer implements AutoCloseable {
                 }), "start Raft on shard " + i);
             }
             s.transport = RaftTransport.start(group, config.nodeId(), config.transport(), config.rpcListen(),
-                config.rpcAdvertised(), config.peers(), id -> s.shards[id]);
+                config.rpcAdvertised(), config.peers(), id -> s.shards[id], tls);
             for (int i = 0; i < group.size(); i++) {
                 int id = i;
                 await(group.call(i, sh -> {
@@ -102,7 +111,8 @@ public final class RaftServer implements AutoCloseable {
             throw e;
         }
         LOG.log(System.Logger.Level.INFO, "Raft node " + config.nodeId() + (s.transport.boundAddress() == null
-            ? " with no RPC port (no peers)" : " listening for RPC on " + s.transport.boundAddress()) + " with "
+            ? " with no RPC port (no peers)" : " listening for RPC" + (tls != null ? " over TLS" : "") + " on "
+            + s.transport.boundAddress()) + " with "
             + group.size() + " shard(s), data in " + config.dataDir());
         return s;
     }

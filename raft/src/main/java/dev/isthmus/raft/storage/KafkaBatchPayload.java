@@ -22,9 +22,11 @@ import java.util.Arrays;
  *   <li><b>Heap</b> ({@link #KafkaBatchPayload(byte[])}): controller commands, batches decoded from a leader's
  *       message or read back from disk, tests. Immutable: the log stamps baseOffset and partitionLeaderEpoch
  *       into its own copy.</li>
- *   <li><b>Arena</b> ({@link #copyOf}): the produce path. The batch is copied once from the request into a
- *       fragment chain of the partition shard's arena ({@link Subsystem#RAFT} budget), never into a Java array,
- *       so a broker's steady-state produce path allocates no heap for record data. Reference counted (see
+ *   <li><b>Arena</b>: the produce path. On the leader ({@link #shareOf}) the payload shares the fragments the
+ *       request was received into: no copy. A follower's batch ({@link #copyOf}) and a batch the leader rebuilt on
+ *       the heap (recompression, internal writers) are copied once into a fragment chain of the partition shard's
+ *       arena ({@link Subsystem#RAFT} budget). Never a Java array, so a broker's steady-state produce path
+ *       allocates no heap for record data. Reference counted (see
  *       {@link Payload}): the Raft log keeps it until the batch is in the log-engine and durable, a follower's
  *       connection until it is encoded. The log-engine stamps baseOffset and partitionLeaderEpoch (outside the
  *       CRC) into the chain in place, with the values the entry already has.</li>
@@ -91,13 +93,7 @@ public final class KafkaBatchPayload implements Payload {
      * @throws dev.isthmus.arena.ArenaExhaustedException when the shard's Raft memory budget cannot hold it
      */
     public static KafkaBatchPayload copyOf(IoBuf src, long offset, int length, MemoryArena arena) {
-        if (length < RecordBatch.HEADER_BYTES) {
-            throw new IllegalArgumentException("a record batch needs at least " + RecordBatch.HEADER_BYTES
-                + " bytes, not " + length);
-        }
-        int records = checkHeader(src.getByte(offset + RecordBatch.MAGIC),
-            src.getInt(offset + RecordBatch.BATCH_LENGTH) + RecordBatch.LOG_OVERHEAD,
-            src.getInt(offset + RecordBatch.LAST_OFFSET_DELTA), length);
+        int records = checkHeader(src, offset, length);
         IoBuf copy = IoBuf.allocate(arena, Subsystem.RAFT, length);
         long at = offset;
         for (int i = 0; i < copy.fragmentCount(); i++) {
@@ -106,6 +102,37 @@ public final class KafkaBatchPayload implements Payload {
             at += f.byteSize();
         }
         return new KafkaBatchPayload(copy, length, records);
+    }
+
+    /**
+     * The one batch at {@code src[offset, offset + length)} as a share of {@code src}'s fragments: nothing is copied
+     * and nothing allocated but the chain's view. This is the leader's produce path: the arena chain a Produce
+     * request was received into (a connection's {@link Subsystem#NETWORK_RECEIVE} memory, on the connection's shard,
+     * which may not be the partition's) is what Raft replicates, the log-engine writes and the batch cache keeps
+     * (when it is the cache's own shard). The caller owns the first reference; the fragments go back to their arena,
+     * on its owner shard, when the last chain sharing them lets go (remote frees travel through the owner's free
+     * list). The bytes must not change afterwards except for the fields the log-engine stamps (baseOffset,
+     * partitionLeaderEpoch, outside the CRC): no other chain writes into bytes it did not append itself.
+     *
+     * @throws IllegalArgumentException when the bytes are not exactly one v2 batch, or {@code src} is not a chain of
+     *                                  arena memory (a wrapped chain's memory may be reused by its owner: copy it)
+     */
+    public static KafkaBatchPayload shareOf(IoBuf src, long offset, int length) {
+        if (src.arena() == null) {
+            throw new IllegalArgumentException("only a chain of arena memory can be shared into a payload");
+        }
+        int records = checkHeader(src, offset, length);
+        return new KafkaBatchPayload(src.share(offset, length), length, records);
+    }
+
+    private static int checkHeader(IoBuf src, long offset, int length) {
+        if (length < RecordBatch.HEADER_BYTES) {
+            throw new IllegalArgumentException("a record batch needs at least " + RecordBatch.HEADER_BYTES
+                + " bytes, not " + length);
+        }
+        return checkHeader(src.getByte(offset + RecordBatch.MAGIC),
+            src.getInt(offset + RecordBatch.BATCH_LENGTH) + RecordBatch.LOG_OVERHEAD,
+            src.getInt(offset + RecordBatch.LAST_OFFSET_DELTA), length);
     }
 
     private static int checkHeader(byte magic, int sizeInBytes, int lastOffsetDelta, int length) {

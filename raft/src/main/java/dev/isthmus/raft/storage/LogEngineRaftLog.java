@@ -1,5 +1,6 @@
 package dev.isthmus.raft.storage;
 
+import dev.isthmus.arena.IoBuf;
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.Log;
 import dev.isthmus.log.LogConfig;
@@ -29,8 +30,6 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
-import java.util.TreeMap;
 import java.util.function.LongConsumer;
 
 /**
@@ -48,10 +47,17 @@ import java.util.function.LongConsumer;
  * capped below any truncation not finished yet, is reported through {@link Callbacks#onAppendDurable}. Term, vote and snapshots become durable with a
  * state-file record (direct write + fdatasync, never blocking the shard).
  *
- * <h2>Reads</h2>
- * Entries are served from the tail cache (recent entries stay until durable and within
- * {@link Options#tailCacheBytes()}); older ones are read from the log with direct I/O: {@link #read} then
- * answers {@link RaftLog#READ_PENDING} and {@link Callbacks#onReadable()} follows.
+ * <h2>Reads: one cache per partition</h2>
+ * The tail cache holds the entries the log cannot serve back yet: those not durable (appended, queued for the log,
+ * or being written). Once durable an entry leaves it when the log has the shard's {@link dev.isthmus.log.BatchCache}
+ * (every broker's log does): the batch cache already holds the same bytes (it shares a same-shard payload's
+ * fragments), so Raft's catch-up reads and consumers' fetches are served by that one cache, under one index. A read
+ * of a durable offset is a batch-cache read ({@link Log#read(long, long, int, Log.ChainReadHandler)}): a hit answers
+ * at once with entries whose payloads share the cache's fragments (lent until the next read, see {@link #lent}); a
+ * miss fills the cache from disk and answers {@link RaftLog#READ_PENDING}, then {@link Callbacks#onReadable()}
+ * follows and the fill's entries stay pinned here until the next fill. A log without a batch cache (tools, some
+ * tests) keeps durable entries within {@link Options#tailCacheBytes()} and reads older ones with copying direct
+ * I/O.
  *
  * <h2>Recovery</h2>
  * Opening reads the latest state record (hard state, snapshot, term-index checkpoint and configuration
@@ -93,7 +99,9 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     }
 
     /**
-     * @param tailCacheBytes       recent entries kept in memory for followers and apply (beyond it, reads go to disk)
+     * @param tailCacheBytes       durable entries kept in memory for followers and apply by a log without a batch cache
+     *                             (beyond it, reads go to disk); a log with one keeps no durable entry (the batch
+     *                             cache serves them)
      * @param checkpointEveryBytes appended bytes after which the term-index checkpoint is rewritten (bounds the
      *                             scan at recovery)
      * @param boundaryEveryBytes   spacing of the batch boundaries remembered for prefix truncation
@@ -132,7 +140,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private final TermIndex terms = new TermIndex();
     /** The CONFIGURATION and PREFIX_TRUNCATION entries of the visible log, in offset order. */
     private final List<Entry> controlEntries = new ArrayList<>();
-    private final TreeMap<Long, Entry> cache = new TreeMap<>();
+    /** The tail cache: entries not durable yet, and those of the last disk read (see the class comment). */
+    private final EntryWindow cache = new EntryWindow();
     private long cacheBytes;
     private long[] boundaries = new long[16];
     private int boundaryCount;
@@ -180,6 +189,14 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private long readGeneration;
     private long pinnedFrom = Long.MAX_VALUE;
     private long pinnedTo = Long.MIN_VALUE;
+    /**
+     * Entries a batch-cache hit handed out ({@link #readShared}): their payloads share the cache's fragments and this
+     * log holds the one reference each, lent to the caller until its next read or this log's next poll (the
+     * transport takes its own references for what it queues).
+     */
+    private final List<Entry> lent = new ArrayList<>();
+    /** The batch-cache read in progress (one at a time: a miss waits for its fill). */
+    private final SharedRead sharedRead = new SharedRead();
 
     // callbacks deferred out of calls
     private int inCall;
@@ -356,14 +373,19 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         if (fromOffset > lastOffset()) {
             return READ_OK;
         }
-        Map.Entry<Long, Entry> first = cache.floorEntry(fromOffset);
-        if (first == null || first.getValue().lastOffset() < fromOffset) {
+        releaseLent();
+        int first = cache.floorIndex(fromOffset);
+        if (first < 0 || cache.get(first).lastOffset() < fromOffset) {
+            if (sharesBatchCache() && fromOffset <= reportedDurable) {
+                return readShared(fromOffset, maxBytes, out);
+            }
             startDiskRead(fromOffset);
             return READ_PENDING;
         }
-        long next = first.getKey();
+        long next = cache.get(first).baseOffset();
         long bytes = 0;
-        for (Entry e : cache.tailMap(first.getKey(), true).values()) {
+        for (int i = first, n = cache.size(); i < n; i++) {
+            Entry e = cache.get(i);
             if (e.baseOffset() != next || (bytes > 0 && bytes + e.sizeBytes() > maxBytes)) {
                 break;
             }
@@ -379,8 +401,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
      * checkers and diagnostics: what the log holds in memory (every entry not yet durable is there).
      */
     public Entry cachedEntry(long offset) {
-        Map.Entry<Long, Entry> e = cache.floorEntry(offset);
-        return e != null && e.getValue().lastOffset() >= offset ? e.getValue() : null;
+        return cache.containing(offset);
     }
 
     /** Whether the storage failed (the group stopped; the log takes no more writes). */
@@ -518,10 +539,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             checkWritable();
             Verify.that(offset == terms.startOffset() || (offset > terms.startOffset() && offset <= terms.lastOffset()),
                 "record start %d outside the log [%d, %d]", offset, terms.startOffset(), terms.lastOffset());
-            Map.Entry<Long, Entry> containing = cache.floorEntry(offset);
-            Verify.that(containing == null || containing.getValue().lastOffset() < offset
-                || containing.getKey() <= terms.startOffset(), "record start %d is inside the entry at %d, not the first"
-                + " one (log start %d)", offset, containing == null ? -1 : containing.getKey(), terms.startOffset());
+            Entry containing = cache.containing(offset);
+            Verify.that(containing == null || containing.baseOffset() <= terms.startOffset(), "record start %d is inside"
+                + " the entry at %d, not the first one (log start %d)", offset,
+                containing == null ? -1 : containing.baseOffset(), terms.startOffset());
             if (offset > recordStartRequested) {
                 recordStartRequested = offset;
                 requestRecord();
@@ -540,9 +561,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         if (snapshot.lastOffset() <= target) {
             best = Math.max(best, snapshot.lastOffset());
         }
-        Map.Entry<Long, Entry> c = cache.floorEntry(target + 1);
-        if (c != null && c.getValue().lastOffset() >= target) {
-            long end = c.getValue().lastOffset() == target ? target : c.getValue().baseOffset() - 1;
+        int ci = cache.floorIndex(target + 1);
+        if (ci >= 0 && cache.get(ci).lastOffset() >= target) {
+            Entry c = cache.get(ci);
+            long end = c.lastOffset() == target ? target : c.baseOffset() - 1;
             best = Math.max(best, end);
         }
         for (int i = boundaryCount - 1; i >= 0; i--) {
@@ -557,7 +579,9 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     private void compactTo(long floor) {
         terms.truncatePrefix(floor);
         controlEntries.removeIf(e -> e.baseOffset() <= floor);
-        dropAll(cache.headMap(floor, true));
+        while (!cache.isEmpty() && cache.get(0).baseOffset() <= floor) {
+            dropAt(0);
+        }
         int keep = 0;
         for (int i = 0; i < boundaryCount; i++) {
             if (boundaries[i] > floor) {
@@ -628,6 +652,10 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
      */
     public int poll() {
         int work = 0;
+        if (!lent.isEmpty()) {
+            releaseLent();
+            work++;
+        }
         if (waitingSpace && log != null && !failed && !closed) {
             waitingSpace = false;
             opBlocked = false;
@@ -842,6 +870,127 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
 
     // ===================================================================================== reads
 
+    /** Whether durable entries are read from the shard's batch cache rather than kept in the tail cache. */
+    private boolean sharesBatchCache() {
+        return log != null && log.batchCache() != null;
+    }
+
+    /**
+     * A read of durable entries from the shard's batch cache (see the class comment): a hit fills {@code out} before
+     * returning, a miss answers {@link RaftLog#READ_PENDING} and {@link #readable()} follows its fill.
+     */
+    private int readShared(long fromOffset, int maxBytes, List<Entry> out) {
+        if (readInFlight || failed) {
+            return READ_PENDING; // the fill in flight ends with readable()
+        }
+        SharedRead r = sharedRead;
+        r.start(fromOffset, out);
+        // Bound by the reported durable end: what lies past it is in the tail cache (or being cut by a truncation).
+        log.read(Math.max(fromOffset, log.logStartOffset()), reportedDurable + 1, maxBytes, r);
+        if (r.out == null) {
+            return r.rc; // answered before returning: a hit (or a failure handed to the disk path)
+        }
+        r.out = null;
+        readInFlight = true;
+        return READ_PENDING;
+    }
+
+    /** Gives back the references of entries handed out by batch-cache hits. */
+    private void releaseLent() {
+        for (int i = 0, n = lent.size(); i < n; i++) {
+            unhold(lent.get(i));
+        }
+        lent.clear();
+    }
+
+    /**
+     * The handler of {@link #readShared}: one object, reused (a read's fill completes before the next starts). On a hit
+     * the entries go to the caller's list and {@link #lent}; from a fill they are pinned in the tail cache until the
+     * next fill, like a disk read's.
+     */
+    private final class SharedRead implements Log.ChainReadHandler {
+        long from;
+        long generation;
+        /** The caller's list while the read may answer at once; null once it went asynchronous. */
+        List<Entry> out;
+        int rc;
+
+        void start(long fromOffset, List<Entry> into) {
+            from = fromOffset;
+            generation = readGeneration;
+            out = into;
+            rc = READ_PENDING;
+        }
+
+        @Override
+        public void onRead(IoBuf batches, long firstOffset, long lastOffset) {
+            try {
+                if (out != null) {
+                    int before = out.size();
+                    RaftBatches.decodeShared(batches, out);
+                    int n = out.size();
+                    if (n == before) {
+                        out = null;
+                        startDiskRead(from);
+                        rc = READ_PENDING;
+                        return;
+                    }
+                    for (int i = before; i < n; i++) {
+                        lent.add(out.get(i));
+                    }
+                    out = null;
+                    rc = READ_OK;
+                    if (!closed) {
+                        poller.schedule(LogEngineRaftLog.this); // the lent references go back this turn
+                    }
+                    return;
+                }
+                readInFlight = false;
+                if (generation == readGeneration && !closed && !failed && batches.size() > 0) {
+                    List<Entry> got = new ArrayList<>();
+                    RaftBatches.decodeShared(batches, got);
+                    if (!got.isEmpty()) {
+                        pinnedFrom = got.get(0).baseOffset();
+                        pinnedTo = got.get(got.size() - 1).lastOffset();
+                    }
+                    for (Entry e : got) {
+                        if (e.baseOffset() >= startOffset() && e.lastOffset() <= lastOffset()
+                            && terms.termAt(e.baseOffset()) == e.term() && !cache.containsBase(e.baseOffset())) {
+                            cachePut(e);
+                        }
+                        unhold(e); // the tail cache took its own reference, or nobody wants it
+                    }
+                }
+                readable();
+            } catch (IllegalArgumentException e) {
+                out = null;
+                readInFlight = false;
+                fail("batch-cache read of " + dir + " at " + from + ": " + e.getMessage());
+            } finally {
+                batches.release();
+            }
+        }
+
+        @Override
+        public void onError(LogException error) {
+            if (out != null) {
+                // Answered at once (out of range: a prefix truncation the log-engine has not taken yet; no
+                // memory): the copying disk read handles these cases.
+                out = null;
+                startDiskRead(from);
+                rc = READ_PENDING;
+                return;
+            }
+            readInFlight = false;
+            if (log != null && log.isFailed()) {
+                fail("batch-cache read of " + dir + " at " + from + " failed: " + error.getMessage());
+                return;
+            }
+            deferred.add(LogEngineRaftLog.this::readableNow);
+            poller.schedule(LogEngineRaftLog.this);
+        }
+    }
+
     private void startDiskRead(long fromOffset) {
         if (readInFlight || log == null || failed) {
             return;
@@ -868,7 +1017,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
                     }
                     for (Entry e : got) {
                         if (e.baseOffset() >= startOffset() && e.lastOffset() <= lastOffset()
-                            && terms.termAt(e.baseOffset()) == e.term() && !cache.containsKey(e.baseOffset())) {
+                            && terms.termAt(e.baseOffset()) == e.term() && !cache.containsBase(e.baseOffset())) {
                             cachePut(e);
                         }
                     }
@@ -904,22 +1053,23 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
     }
 
     /**
-     * Drops the oldest cached entries while over budget, except entries not durable yet (the log could not
-     * serve them back) and those of the last disk read (the group is about to use them).
+     * Drops the oldest cached entries, except entries not durable yet (the log could not serve them back) and those
+     * of the last disk read (the group is about to use them): every durable one when the batch cache serves them
+     * ({@link #sharesBatchCache()}), else while over {@link Options#tailCacheBytes()}.
      */
     private void evictCache() {
-        var it = cache.values().iterator();
-        while (cacheBytes > options.tailCacheBytes() && it.hasNext()) {
-            Entry e = it.next();
+        boolean shared = sharesBatchCache();
+        int i = 0;
+        while ((shared || cacheBytes > options.tailCacheBytes()) && i < cache.size()) {
+            Entry e = cache.get(i);
             if (e.lastOffset() > reportedDurable) {
                 return;
             }
             if (e.baseOffset() >= pinnedFrom && e.lastOffset() <= pinnedTo) {
+                i++;
                 continue;
             }
-            it.remove();
-            cacheBytes -= e.sizeBytes();
-            unhold(e);
+            dropAt(i);
         }
     }
 
@@ -935,39 +1085,55 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
             return 0;
         }
         long dropped = 0;
-        var it = cache.values().iterator();
-        while (dropped < wanted && it.hasNext()) {
-            Entry e = it.next();
+        int i = 0;
+        while (dropped < wanted && i < cache.size()) {
+            Entry e = cache.get(i);
             if (e.lastOffset() > reportedDurable) {
                 break;
             }
             if (e.payload() instanceof KafkaBatchPayload p && p.inArena()) {
-                it.remove();
-                cacheBytes -= e.sizeBytes();
-                unhold(e);
+                dropAt(i);
                 dropped += p.sizeBytes();
+            } else {
+                i++;
             }
         }
         return dropped;
     }
 
     private void dropCacheFrom(long fromOffset) {
-        Map.Entry<Long, Entry> containing = cache.floorEntry(fromOffset);
-        long from = containing != null && containing.getValue().lastOffset() >= fromOffset ? containing.getKey() : fromOffset;
-        dropAll(cache.tailMap(from, true));
-    }
-
-    /** Drops every entry of a view of the tail cache. */
-    private void dropAll(Map<Long, Entry> m) {
-        for (Entry e : m.values()) {
+        // From the entry holding fromOffset (if any) on.
+        int i = cache.floorIndex(fromOffset);
+        if (i < 0 || cache.get(i).lastOffset() < fromOffset) {
+            i++;
+        }
+        for (int k = i, n = cache.size(); k < n; k++) {
+            Entry e = cache.get(k);
             cacheBytes -= e.sizeBytes();
             unhold(e);
         }
-        m.clear();
+        cache.truncate(i);
+    }
+
+    /** Drops every entry of the tail cache. */
+    private void dropAllCached() {
+        for (int k = 0, n = cache.size(); k < n; k++) {
+            Entry e = cache.get(k);
+            cacheBytes -= e.sizeBytes();
+            unhold(e);
+        }
+        cache.truncate(0);
+    }
+
+    private void dropAt(int i) {
+        Entry e = cache.get(i);
+        cache.removeAt(i);
+        cacheBytes -= e.sizeBytes();
+        unhold(e);
     }
 
     private void cachePut(Entry e) {
-        cache.put(e.baseOffset(), hold(e));
+        cache.put(hold(e));
         cacheBytes += e.sizeBytes();
     }
 
@@ -1099,7 +1265,7 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         Verify.that(ops.stream().noneMatch(op -> op.kind == OpKind.APPEND), "appends queued during a snapshot install");
         terms.reset(last, meta.lastTerm());
         controlEntries.clear();
-        dropAll(cache);
+        dropAllCached();
         boundaryCount = 0;
         readGeneration++;
         reportedDurable = last;
@@ -1204,7 +1370,8 @@ public final class LogEngineRaftLog implements RaftLog, Log.Listener {
         }
         closed = true;
         // Arena payloads go back to their shard now; nothing reads the cache or appends the queue after close.
-        dropAll(cache);
+        dropAllCached();
+        releaseLent();
         for (Op op : ops) {
             if (op.kind == OpKind.APPEND) {
                 unhold(op.entry);

@@ -291,6 +291,52 @@ public final class RaftBatches {
         }
     }
 
+    /**
+     * Decodes the whole batches of {@code chain} (a batch-cache read) into entries appended to {@code out}. A data
+     * entry's payload shares the chain's fragments (no copy; {@code out} holds one reference each, and the chain may be
+     * released at once); a Raft control entry (leader change, configuration, prefix truncation) is decoded from a heap
+     * copy of its small batch.
+     *
+     * @throws IllegalArgumentException for a batch that is not a Raft entry (epoch below 1, malformed control); the
+     *                                  entries this call added are released and removed
+     */
+    public static void decodeShared(dev.isthmus.arena.IoBuf chain, List<Entry> out) {
+        long length = chain.size();
+        long pos = 0;
+        int start = out.size();
+        try {
+            while (pos + RecordBatch.LOG_OVERHEAD <= length) {
+                int size = chain.getInt(pos + RecordBatch.BATCH_LENGTH) + RecordBatch.LOG_OVERHEAD;
+                if (size < RecordBatch.HEADER_BYTES || pos + size > length) {
+                    break;
+                }
+                short attributes = chain.getShort(pos + RecordBatch.ATTRIBUTES);
+                if ((attributes & RecordBatch.CONTROL_BIT) != 0 && (attributes & RecordBatch.TRANSACTIONAL_BIT) == 0) {
+                    byte[] copy = new byte[size];
+                    chain.copyTo(pos, copy, 0, size);
+                    out.add(decodeOne(new RecordBatch().wrap(MemorySegment.ofArray(copy), 0)));
+                } else {
+                    long term = chain.getInt(pos + RecordBatch.PARTITION_LEADER_EPOCH);
+                    long base = chain.getLong(pos + RecordBatch.BASE_OFFSET);
+                    if (term < 1) {
+                        throw new IllegalArgumentException("batch at offset " + base + " has leader epoch " + term
+                            + "; a Raft log's batches carry their term (>= 1)");
+                    }
+                    out.add(Entry.data(base, term, KafkaBatchPayload.shareOf(chain, pos, size)));
+                }
+                pos += size;
+            }
+        } catch (RuntimeException e) {
+            for (int i = out.size() - 1; i >= start; i--) {
+                Entry done = out.remove(i);
+                if (done.payload() != null) {
+                    done.payload().release();
+                }
+            }
+            throw e;
+        }
+    }
+
     /** The entry held in the batch {@code b} points at. */
     public static Entry decodeOne(RecordBatch b) {
         long term = b.partitionLeaderEpoch();

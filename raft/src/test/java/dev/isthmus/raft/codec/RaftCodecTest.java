@@ -274,6 +274,50 @@ class RaftCodecTest {
         }
     }
 
+    /**
+     * A follower's one copy: an AppendRequest received into an arena chain (here in pieces, so batches straddle
+     * fragments) is decoded with its batches sharing the chain, not copied; a configuration entry between them
+     * decodes too. A bad frame leaves nothing referenced.
+     */
+    @Test
+    void shouldDecodeAnAppendFromAReceiveChainSharingItsBatches() {
+        MemoryArena arena = MemoryArena.create(ArenaConfig.of(4L << 20).withDebug(true));
+        try {
+            RaftCodec plain = new RaftCodec(1 << 20);
+            RaftCodec codec = new RaftCodec(1 << 20, arena);
+            KafkaBatchPayload one = KafkaBatchPayload.ofValues(1_700_000_000_000L, "a".getBytes(), "b".getBytes());
+            KafkaBatchPayload two = KafkaBatchPayload.ofValues(1_700_000_000_001L, new byte[200_000]);
+            AppendRequest m = new AppendRequest(1, 1, 2, 3, 9, 2, 9, List.of(Entry.data(10, 3, one),
+                Entry.configuration(12, 3, Configuration.ofVoters(1, 2, 3)), Entry.data(13, 3, two)));
+            byte[] frame = plain.encode(m);
+            IoBuf received = IoBuf.empty(arena, Subsystem.RAFT);
+            for (int at = 0; at < frame.length; at += 7_000) {
+                received.append(frame, at, Math.min(7_000, frame.length - at));
+            }
+            long chainBytes = arena.used(Subsystem.RAFT);
+            AppendRequest back = codec.decodeAppend(received);
+            assertEquals(m, back);
+            assertTrue(((KafkaBatchPayload) back.entries().get(0).payload()).inArena());
+            assertTrue(((KafkaBatchPayload) back.entries().get(2).payload()).inArena());
+            assertEquals(chainBytes, arena.used(Subsystem.RAFT), "the batches share the chain: nothing was copied");
+            received.release();
+            assertTrue(arena.used(Subsystem.RAFT) > 200_000, "the message keeps the fragments its batches lie in");
+            back.releasePayloads();
+            assertEquals(0, arena.used(Subsystem.RAFT), "the message's references were the last ones");
+
+            byte[] bad = frame.clone();
+            bad[bad.length - 3] ^= 1;
+            IoBuf corrupt = IoBuf.empty(arena, Subsystem.RAFT).append(bad);
+            RaftCodecException e = assertThrows(RaftCodecException.class, () -> codec.decodeAppend(corrupt));
+            assertTrue(e.getMessage().contains("CRC32C"), e.getMessage());
+            corrupt.release();
+            assertEquals(0, arena.used(Subsystem.RAFT), "nothing of a refused frame stays in the arena");
+            arena.checkNoLeaks();
+        } finally {
+            arena.close();
+        }
+    }
+
     /** Position in {@code frame} of the DATA entry header with this base offset and term. */
     private static int indexOfEntry(byte[] frame, long base, long term) {
         ByteBuffer b = ByteBuffer.wrap(frame);

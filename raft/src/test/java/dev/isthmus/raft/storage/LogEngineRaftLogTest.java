@@ -5,6 +5,7 @@ import dev.isthmus.arena.IoBuf;
 import dev.isthmus.arena.MemoryArena;
 import dev.isthmus.arena.Subsystem;
 
+import dev.isthmus.log.BatchCache;
 import dev.isthmus.log.ChunkPool;
 import dev.isthmus.log.LogConfig;
 import dev.isthmus.log.LogManager;
@@ -632,6 +633,67 @@ class LogEngineRaftLogTest {
             close(again);
             arena.checkNoLeaks();
         } finally {
+            arena.close();
+        }
+    }
+
+    /**
+     * The leader's produce path replicates the chain a request was received into (no copy into Raft memory), and one
+     * cache serves a partition: with the shard's batch cache, the tail cache keeps only entries not durable yet, and
+     * durable ones are read back from the batch cache, a hit answering at once with payloads sharing its fragments.
+     * Every byte goes back to the arena at close.
+     */
+    @Test
+    void shouldReplicateReceivedChainsAndServeDurableEntriesFromTheBatchCache() {
+        MemoryArena arena = MemoryArena.create(ArenaConfig.of(64L << 20).withDebug(true));
+        try {
+            BatchCache batchCache = new BatchCache(arena);
+            logs = new LogManager(engine, dir, writes, reads, batchCache);
+            Recorder rec = new Recorder();
+            LogEngineRaftLog log = open(rec);
+            List<Entry> expected = new ArrayList<>();
+            List<KafkaBatchPayload> made = new ArrayList<>();
+            long next = 0;
+            for (int i = 0; i < 30; i++) {
+                KafkaBatchPayload heap = (KafkaBatchPayload) data(0, 1, 1 + i % 4, i).payload();
+                byte[] b = heap.bytes();
+                // A request as a connection receives it: a frame header, then the batch, in receive memory.
+                IoBuf received = IoBuf.empty(arena, Subsystem.NETWORK_RECEIVE);
+                received.append(new byte[17]);
+                received.append(b);
+                KafkaBatchPayload p = KafkaBatchPayload.shareOf(received, 17, b.length).markChecked();
+                received.release(); // the request is done with it; the payload keeps the fragment
+                made.add(p);
+                Entry e = Entry.data(next, 1, p);
+                expected.add(Entry.data(next, 1, heap));
+                log.append(List.of(e));
+                p.release(); // as Partition does: the log holds its own references
+                next = e.lastOffset() + 1;
+            }
+            assertEquals(0, arena.used(Subsystem.RAFT), "nothing was copied into Raft memory");
+            long last = log.lastOffset();
+            drive(() -> rec.durable == last, "durable");
+            for (Entry e : expected) {
+                org.junit.jupiter.api.Assertions.assertNull(log.cachedEntry(e.baseOffset()),
+                    "a durable entry stays in the batch cache only, not in Raft's tail cache: " + e);
+            }
+            long hits = batchCache.hits();
+            List<Entry> got = new ArrayList<>();
+            assertEquals(RaftLog.READ_OK, log.read(0, 1 << 20, got), "a batch-cache hit answers at once");
+            assertTrue(batchCache.hits() > hits, "served by the batch cache");
+            assertEquals(expected.subList(0, got.size()), got);
+            for (Entry e : got) {
+                assertTrue(((KafkaBatchPayload) e.payload()).inArena(), "shared, not copied to the heap: " + e);
+            }
+            assertEquals(expected, readAll(log, rec, 0), "every entry reads back intact");
+            close(log);
+            for (KafkaBatchPayload p : made) {
+                assertEquals(0, p.refCount(), p + " still referenced after close");
+            }
+            assertEquals(0, arena.used(Subsystem.NETWORK_RECEIVE), "the received chains went back to the arena");
+            arena.checkNoLeaks();
+        } finally {
+            logs = null;
             arena.close();
         }
     }

@@ -287,6 +287,27 @@ class ShardGroupTest {
         }
     }
 
+    @Test
+    void shouldReportALongStallAgainWithItsFullDurationWhenItEnds() throws Exception {
+        List<ShardGroup.StallReport> reports = new java.util.concurrent.CopyOnWriteArrayList<>();
+        long stallNs = 5_000_000L;
+        long spinNs = (Shard.LONG_STALL_FACTOR + 20) * stallNs; // 350 ms
+        try (ShardGroup g = ShardGroup.start(config(1).withQuota(500_000L, stallNs), null)) {
+            g.onStall(reports::add);
+            g.call(0, s -> {
+                spinInAStalledTask(spinNs);
+                return null;
+            }).get(10, TimeUnit.SECONDS);
+            g.call(0, s -> null).get(10, TimeUnit.SECONDS); // the stalled task's accounting is done by now
+            ShardGroup.StallReport last = reports.get(reports.size() - 1);
+            assertEquals(ShardGroup.StallKind.STALL, last.kind());
+            // Unless the watchdog itself was starved until the stall was nearly over (then its one report is close).
+            assertTrue(last.durationNs() >= spinNs
+                || reports.get(0).durationNs() > spinNs - Shard.LONG_STALL_FACTOR * stallNs,
+                "the last report has the whole stall: " + reports);
+        }
+    }
+
     private static void spinInAStalledTask(long ns) {
         long end = System.nanoTime() + ns;
         while (System.nanoTime() < end) {
