@@ -61,10 +61,12 @@ public final class BrokerProcess {
     long startupNs;
     /** The broker's directory (data, and Kafka's configuration); removed by {@link #stop}. */
     final Path dataDir;
+    /** What a client adds to its configuration to talk to this broker: empty for PLAINTEXT ({@link Security}). */
+    final Map<String, Object> clientConfig;
     private final Cleanup cleanup;
 
     private BrokerProcess(BrokerKind kind, Process process, String bootstrap, Path logFile, Path gcLog, String heap,
-                          long launchedNs, Path dataDir, Cleanup cleanup) {
+                          long launchedNs, Path dataDir, Map<String, Object> clientConfig, Cleanup cleanup) {
         this.kind = kind;
         this.process = process;
         this.bootstrap = bootstrap;
@@ -73,6 +75,7 @@ public final class BrokerProcess {
         this.heap = heap;
         this.launchedNs = launchedNs;
         this.dataDir = dataDir;
+        this.clientConfig = clientConfig;
         this.cleanup = cleanup;
     }
 
@@ -80,13 +83,16 @@ public final class BrokerProcess {
         return process.pid();
     }
 
-    /** Starts {@code kind} in a new directory under {@code workDir} and waits until it serves requests. */
-    static BrokerProcess start(BrokerKind kind, CompareOptions o, Path workDir, Cleanup cleanup) {
+    /**
+     * Starts {@code kind} in a new directory under {@code workDir} and waits until it serves requests: with its
+     * one PLAINTEXT listener, or with {@code security} (not null) its one SASL_SSL listener.
+     */
+    static BrokerProcess start(BrokerKind kind, CompareOptions o, Path workDir, Cleanup cleanup, Security security) {
         requirePortFree(o.port(), "the Kafka listener of " + kind.label);
         if (kind.isKafka()) {
             requirePortFree(o.port() + 1, "Apache Kafka's controller listener");
         }
-        BrokerProcess b = launch(kind, o, workDir, cleanup, 0, 1, null);
+        BrokerProcess b = launch(kind, o, workDir, cleanup, 0, 1, null, security);
         try {
             b.awaitUp(System.nanoTime() + o.startupTimeoutNs(), o.startupTimeoutNs());
         } catch (RuntimeException e) {
@@ -106,11 +112,15 @@ public final class BrokerProcess {
      * P + nodes + i.
      *
      * @param clusterId Kafka's cluster id, the same for every node of a cluster (null for a single broker)
+     * @param security  a single broker's SASL_SSL set-up, or null for PLAINTEXT (a cluster is always PLAINTEXT)
      */
     static BrokerProcess launch(BrokerKind kind, CompareOptions o, Path workDir, Cleanup cleanup, int node, int nodes,
-                                String clusterId) {
+                                String clusterId, Security security) {
+        if (security != null && nodes != 1) {
+            throw new IllegalArgumentException("SASL_SSL is set up for a single broker only");
+        }
         String heap = launcherHeap(o.isthmusLauncher());
-        String name = nodes == 1 ? kind.id : kind.id + "-node" + node;
+        String name = (nodes == 1 ? kind.id : kind.id + "-node" + node) + (security == null ? "" : "-sasl-ssl");
         Path dataDir = workDir.resolve(name);
         Path logFile = o.outDir().resolve("broker-" + name + ".log");
         Path gcLog = o.outDir().resolve("gc-" + name + ".log");
@@ -134,8 +144,19 @@ public final class BrokerProcess {
             if (!Files.isExecutable(o.isthmusLauncher())) {
                 throw new CompareException("the Isthmus launcher " + o.isthmusLauncher() + " is missing or not executable");
             }
-            List<String> cmd = new ArrayList<>(List.of(o.isthmusLauncher().toString(), "start", "--listen", bootstrap,
-                "--data-dir", dataDir.resolve("data").toString()));
+            List<String> cmd = new ArrayList<>(List.of(o.isthmusLauncher().toString(), "start"));
+            if (security == null) {
+                cmd.addAll(List.of("--listen", bootstrap));
+            } else {
+                Path config = dataDir.resolve("secure.properties");
+                try {
+                    Files.writeString(config, security.isthmusConfig(bootstrap));
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+                cmd.addAll(List.of("--config", config.toString()));
+            }
+            cmd.addAll(List.of("--data-dir", dataDir.resolve("data").toString()));
             if (nodes == 1) {
                 cmd.addAll(List.of("--smp", Integer.toString(o.isthmusSmp()), "--memory", o.isthmusMemory()));
             } else {
@@ -153,7 +174,7 @@ public final class BrokerProcess {
             Path props = dataDir.resolve("server.properties");
             Path log4j = dataDir.resolve("log4j2.properties");
             try {
-                Files.writeString(props, nodes == 1 ? serverProperties(kind, o.port(), dataDir.resolve("data"))
+                Files.writeString(props, nodes == 1 ? serverProperties(kind, o.port(), dataDir.resolve("data"), security)
                     : clusterServerProperties(kind, o.port(), dataDir.resolve("data"), node, nodes));
                 Files.writeString(log4j, LOG4J2);
             } catch (IOException e) {
@@ -164,7 +185,7 @@ public final class BrokerProcess {
             java.add("-Dlog4j2.configurationFile=" + log4j);
             java.add("-cp");
             java.add(o.kafkaLib() + "/*");
-            format(java, props, logFile, cleanup, kind, clusterId);
+            format(java, props, logFile, cleanup, kind, clusterId, security);
             List<String> cmd = new ArrayList<>(java.subList(0, 1));
             cmd.add("-Xms" + heap);
             cmd.add("-Xmx" + heap);
@@ -186,7 +207,8 @@ public final class BrokerProcess {
         }
         cleanup.add(p);
         recordPid(o.pidFile(), p.pid());
-        return new BrokerProcess(kind, p, bootstrap, logFile, gcLog, heap, t0, dataDir, cleanup);
+        return new BrokerProcess(kind, p, bootstrap, logFile, gcLog, heap, t0, dataDir,
+            security == null ? Map.of() : security.clientConfig(), cleanup);
     }
 
     /**
@@ -194,7 +216,7 @@ public final class BrokerProcess {
      * when it exits first or {@code deadlineNs} passes).
      */
     void awaitUp(long deadlineNs, long timeoutNs) {
-        waitUntilUp(kind, process, bootstrap, logFile, deadlineNs, timeoutNs);
+        waitUntilUp(kind, process, bootstrap, clientConfig, logFile, deadlineNs, timeoutNs);
     }
 
     /** Isthmus's {@code --seeds} for a cluster of {@code nodes} on this machine: ID@HOST:RPC_PORT, ... */
@@ -224,11 +246,18 @@ public final class BrokerProcess {
         }
     }
 
-    /** The launcher's -Xmx (e.g. 512m), which both brokers get; 512m if it names none. */
+    /**
+     * The broker's -Xmx in the launcher (e.g. 512m), which both brokers get; 512m if it names none. The last one
+     * in the file: the broker's {@code exec} ends the launcher, after the small heap of {@code ./isthmus admin}.
+     */
     static String launcherHeap(Path launcher) {
         try {
             Matcher m = Pattern.compile("-Xmx(\\d+[kKmMgG]?)\\b").matcher(Files.readString(launcher));
-            return m.find() ? m.group(1) : "512m";
+            String last = "512m";
+            while (m.find()) {
+                last = m.group(1);
+            }
+            return last;
         } catch (IOException e) {
             return "512m";
         }
@@ -236,17 +265,27 @@ public final class BrokerProcess {
 
     /** Apache Kafka's configuration: its defaults, a single KRaft node, plus fsync per batch for KAFKA_FSYNC. */
     static String serverProperties(BrokerKind kind, int port, Path logDir) {
+        return serverProperties(kind, port, logDir, null);
+    }
+
+    /** The same, with {@code security} (not null) its client listener SASL_SSL instead of PLAINTEXT. */
+    static String serverProperties(BrokerKind kind, int port, Path logDir, Security security) {
         StringBuilder sb = new StringBuilder();
         sb.append("# Written by bench/compare: a single-node KRaft broker+controller with Kafka's defaults.\n");
         sb.append("process.roles=broker,controller\n");
         sb.append("node.id=1\n");
         sb.append("controller.quorum.bootstrap.servers=").append(HOST).append(':').append(port + 1).append('\n');
-        sb.append("listeners=PLAINTEXT://").append(HOST).append(':').append(port)
-            .append(",CONTROLLER://").append(HOST).append(':').append(port + 1).append('\n');
-        sb.append("advertised.listeners=PLAINTEXT://").append(HOST).append(':').append(port).append('\n');
-        sb.append("controller.listener.names=CONTROLLER\n");
-        sb.append("inter.broker.listener.name=PLAINTEXT\n");
-        sb.append("listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n");
+        if (security == null) {
+            sb.append("listeners=PLAINTEXT://").append(HOST).append(':').append(port)
+                .append(",CONTROLLER://").append(HOST).append(':').append(port + 1).append('\n');
+            sb.append("advertised.listeners=PLAINTEXT://").append(HOST).append(':').append(port).append('\n');
+            sb.append("controller.listener.names=CONTROLLER\n");
+            sb.append("inter.broker.listener.name=PLAINTEXT\n");
+            sb.append("listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n");
+        } else {
+            sb.append("# SASL_SSL, as the Isthmus broker it is compared with\n");
+            sb.append(security.kafkaServerProperties(port));
+        }
         sb.append("log.dirs=").append(logDir).append('\n');
         sb.append("num.partitions=1\n");
         sb.append("offsets.topic.replication.factor=1\n");
@@ -319,13 +358,16 @@ public final class BrokerProcess {
      * id for a single node, or with the cluster's id for a node of a cluster (whose voters are static).
      */
     private static void format(List<String> java, Path props, Path logFile, Cleanup cleanup, BrokerKind kind,
-                               String clusterId) {
+                               String clusterId, Security security) {
         List<String> cmd = new ArrayList<>(java);
         cmd.addAll(List.of("kafka.tools.StorageTool", "format"));
         if (clusterId == null) {
             cmd.add("--standalone");
         }
         cmd.addAll(List.of("-t", clusterId == null ? Uuid.randomUuid().toString() : clusterId, "-c", props.toString()));
+        if (security != null) {
+            cmd.addAll(security.kafkaAddScram());
+        }
         Process p;
         try {
             p = new ProcessBuilder(cmd).redirectErrorStream(true)
@@ -357,8 +399,8 @@ public final class BrokerProcess {
      * Polls until the broker accepts a connection and answers DescribeCluster; fails when it exits first or
      * the timeout passes.
      */
-    private static void waitUntilUp(BrokerKind kind, Process p, String bootstrap, Path logFile, long deadline,
-                                    long timeoutNs) {
+    private static void waitUntilUp(BrokerKind kind, Process p, String bootstrap, Map<String, Object> clientConfig,
+                                    Path logFile, long deadline, long timeoutNs) {
         while (true) {
             if (!p.isAlive()) {
                 throw new CompareException(kind.label + " exited with code " + p.exitValue() + " before it came up: "
@@ -369,7 +411,8 @@ public final class BrokerProcess {
                 throw new CompareException(kind.label + " did not come up on " + bootstrap + " within "
                     + TimeUnit.NANOSECONDS.toSeconds(timeoutNs) + " s (see " + logFile + ")");
             }
-            if (accepts(bootstrap) && answersDescribeCluster(bootstrap, Math.min(remainingNs, TimeUnit.SECONDS.toNanos(5)))) {
+            if (accepts(bootstrap)
+                    && describedNodes(bootstrap, clientConfig, Math.min(remainingNs, TimeUnit.SECONDS.toNanos(5))) > 0) {
                 return;
             }
             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
@@ -386,17 +429,17 @@ public final class BrokerProcess {
         }
     }
 
-    private static boolean answersDescribeCluster(String bootstrap, long timeoutNs) {
-        return describedNodes(bootstrap, timeoutNs) > 0;
-    }
-
-    /** How many brokers a DescribeCluster request to {@code bootstrap} lists; 0 when it is not answered in time. */
-    static int describedNodes(String bootstrap, long timeoutNs) {
+    /**
+     * How many brokers a DescribeCluster request to {@code bootstrap} lists; 0 when it is not answered in time.
+     * {@code clientConfig}: the security settings, empty for PLAINTEXT.
+     */
+    static int describedNodes(String bootstrap, Map<String, Object> clientConfig, long timeoutNs) {
         int timeoutMs = (int) Math.max(1, TimeUnit.NANOSECONDS.toMillis(timeoutNs));
-        try (Admin admin = Admin.create(Map.of(
-                AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
-                AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, timeoutMs,
-                AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, timeoutMs))) {
+        Map<String, Object> config = new java.util.HashMap<>(clientConfig);
+        config.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        config.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, timeoutMs);
+        config.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, timeoutMs);
+        try (Admin admin = Admin.create(config)) {
             return admin.describeCluster().nodes().get(timeoutMs, TimeUnit.MILLISECONDS).size();
         } catch (ExecutionException | TimeoutException e) {
             return 0;

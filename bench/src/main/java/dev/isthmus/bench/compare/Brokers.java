@@ -5,6 +5,7 @@ import org.apache.kafka.common.Uuid;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Collectors;
@@ -30,16 +31,20 @@ final class Brokers {
     /** Every node's listener, comma-separated: the clients' bootstrap.servers. */
     final String bootstrap;
     final long startupNs;
+    /** What a client adds to its configuration to talk to these brokers (empty for PLAINTEXT). */
+    final Map<String, Object> clientConfig;
 
     private Brokers(BrokerKind kind, List<BrokerProcess> nodes, long startupNs) {
         this.kind = kind;
         this.nodes = List.copyOf(nodes);
         this.bootstrap = nodes.stream().map(n -> n.bootstrap).collect(Collectors.joining(","));
         this.startupNs = startupNs;
+        this.clientConfig = nodes.getFirst().clientConfig;
     }
 
-    static Brokers single(BrokerKind kind, CompareOptions o, Path workDir, Cleanup cleanup) {
-        BrokerProcess b = BrokerProcess.start(kind, o, workDir, cleanup);
+    /** One broker: PLAINTEXT, or SASL_SSL with {@code security} (not null). */
+    static Brokers single(BrokerKind kind, CompareOptions o, Path workDir, Cleanup cleanup, Security security) {
+        BrokerProcess b = BrokerProcess.start(kind, o, workDir, cleanup, security);
         return new Brokers(kind, List.of(b), b.startupNs);
     }
 
@@ -56,7 +61,7 @@ final class Brokers {
         List<BrokerProcess> started = new ArrayList<>();
         try {
             for (int i = 0; i < n; i++) {
-                started.add(BrokerProcess.launch(kind, o, workDir, cleanup, i, n, clusterId));
+                started.add(BrokerProcess.launch(kind, o, workDir, cleanup, i, n, clusterId, null));
             }
             for (BrokerProcess b : started) {
                 b.awaitUp(deadline, o.startupTimeoutNs());
@@ -85,7 +90,7 @@ final class Brokers {
                 throw new CompareException("the " + nodes.size() + "-node " + kind.label + " cluster did not list all "
                     + "its nodes within " + TimeUnit.NANOSECONDS.toSeconds(timeoutNs) + " s (see " + logs() + ")");
             }
-            if (BrokerProcess.describedNodes(bootstrap, Math.min(remaining, TimeUnit.SECONDS.toNanos(5))) >= nodes.size()) {
+            if (BrokerProcess.describedNodes(bootstrap, clientConfig, Math.min(remaining, TimeUnit.SECONDS.toNanos(5))) >= nodes.size()) {
                 return;
             }
             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(200));

@@ -56,9 +56,10 @@ public final class Compare {
      * @param targets        issue 8's targets, one line each
      * @param issue18Targets issue 18's targets, one line each
      * @param fsync          the device's fdatasync latency measured before the brokers, or null
+     * @param issue19And20Targets issue 19's (transactions) and issue 20's (SASL_SSL) targets, one line each
      */
     public record Outcome(int exitCode, Path outDir, List<Row> rows, List<String> targets, List<String> issue18Targets,
-                          FsyncProbe.Result fsync) {
+                          FsyncProbe.Result fsync, List<String> issue19And20Targets) {
     }
 
     private Compare() {
@@ -75,11 +76,11 @@ public final class Compare {
             o = CompareOptions.parse(args);
         } catch (IllegalArgumentException e) {
             out.println("compare: " + e.getMessage());
-            return new Outcome(2, null, List.of(), List.of(), List.of(), null);
+            return new Outcome(2, null, List.of(), List.of(), List.of(), null, List.of());
         }
         if (o == null) {
             out.print(CompareOptions.USAGE);
-            return new Outcome(0, null, List.of(), List.of(), List.of(), null);
+            return new Outcome(0, null, List.of(), List.of(), List.of(), null, List.of());
         }
         silenceClientLogging();
         List<Row> rows = new ArrayList<>();
@@ -96,12 +97,13 @@ public final class Compare {
         if (rows.isEmpty()) {
             out.println();
             failures.forEach(f -> out.println("compare: " + f));
-            return new Outcome(1, o.outDir(), rows, List.of(), List.of(), fsync[0]);
+            return new Outcome(1, o.outDir(), rows, List.of(), List.of(), fsync[0], List.of());
         }
         long memoryBytes = Table.parseSizeBytes(o.isthmusMemory());
         long heapBytes = Table.parseSizeBytes(BrokerProcess.launcherHeap(o.isthmusLauncher()));
         List<String> targets = Table.targets(rows, memoryBytes, heapBytes);
         List<String> targets18 = Table.issue18Targets(rows, fsync[0]);
+        List<String> targets1920 = Table.issue19And20Targets(rows);
         String table = Table.render(rows);
         out.println();
         out.print(table);
@@ -110,6 +112,10 @@ public final class Compare {
         targets.forEach(t -> out.println("  " + t));
         out.println("Issue 18 targets:");
         targets18.forEach(t -> out.println("  " + t));
+        if (!targets1920.isEmpty()) {
+            out.println("Issue 19 and 20 targets:");
+            targets1920.forEach(t -> out.println("  " + t));
+        }
         if (!failures.isEmpty()) {
             out.println();
             failures.forEach(f -> out.println("compare: " + f));
@@ -121,17 +127,21 @@ public final class Compare {
         targets.forEach(t -> txt.append("  ").append(t).append('\n'));
         txt.append("Issue 18 targets:\n");
         targets18.forEach(t -> txt.append("  ").append(t).append('\n'));
+        if (!targets1920.isEmpty()) {
+            txt.append("Issue 19 and 20 targets:\n");
+            targets1920.forEach(t -> txt.append("  ").append(t).append('\n'));
+        }
         try {
             Files.writeString(o.outDir().resolve("table.txt"), txt);
             Files.writeString(o.outDir().resolve("report.html"),
-                HtmlReport.render("Isthmus vs Apache Kafka 4.3", meta, table, targets, targets18, rows));
+                HtmlReport.render("Isthmus vs Apache Kafka 4.3", meta, table, targets, targets18, targets1920, rows));
         } catch (IOException e) {
             out.println("compare: cannot write the results into " + o.outDir() + ": " + e.getMessage());
-            return new Outcome(1, o.outDir(), rows, targets, targets18, fsync[0]);
+            return new Outcome(1, o.outDir(), rows, targets, targets18, fsync[0], targets1920);
         }
         out.println();
         out.println("Results: " + o.outDir() + " (report.html, table.txt, *.hlog, broker logs)");
-        return new Outcome(failures.isEmpty() ? 0 : 1, o.outDir(), rows, targets, targets18, fsync[0]);
+        return new Outcome(failures.isEmpty() ? 0 : 1, o.outDir(), rows, targets, targets18, fsync[0], targets1920);
     }
 
     /**
@@ -170,6 +180,10 @@ public final class Compare {
             }
             meta.add("  " + s.id + ": " + specs.getFirst().shape().describe()
                 + (s == Suite.MANY_PARTITIONS ? " (each producer's records round-robin over the partitions)" : "")
+                + (s == Suite.TXN ? " (each transactional producer on its own partition, transactions of "
+                    + o.txnRecords() + " records, commitTransaction on the sender thread; the consumer read_committed)"
+                    : "")
+                + (s == Suite.SASL_SSL ? " over SASL_SSL" : "")
                 + (s.onCluster() ? ", on a " + Suite.CLUSTER_NODES + "-node cluster" : ", on one broker") + "; "
                 + String.join(", ", specs.stream().map(sp -> CompareOptions.workloadName(sp.ratePerSec())).toList()));
         }
@@ -184,6 +198,9 @@ public final class Compare {
                 + "replica has the batch, in its page cache), every JVM -Xms" + heap + " -Xmx" + heap + ", all "
                 + "sharing this machine's " + Runtime.getRuntime().availableProcessors() + " CPUs with the client; "
                 + "a cluster row's CPU, RSS, heap and pauses are the three brokers'");
+        }
+        if (o.suites().contains(Suite.SASL_SSL)) {
+            meta.add(Security.describe());
         }
         meta.add("Broker CPU per record: the broker's utime + stime over the window / records acknowledged in it "
             + "(s/Mrec: CPU-seconds per million records); heap per record: bytes allocated by every thread of the "
@@ -208,37 +225,51 @@ public final class Compare {
                 out.println("compare: the device's fdatasync latency was not measured: " + e.getMessage());
             }
         }
-        List<Spec> onOne = new ArrayList<>(o.suites().contains(Suite.SINGLE) ? o.specs(Suite.SINGLE) : List.of());
-        if (o.suites().contains(Suite.MANY_PARTITIONS)) {
-            onOne.addAll(o.specs(Suite.MANY_PARTITIONS));
+        List<Spec> onOne = new ArrayList<>();
+        for (Suite s : List.of(Suite.SINGLE, Suite.MANY_PARTITIONS, Suite.TXN)) {
+            if (o.suites().contains(s)) {
+                onOne.addAll(o.specs(s));
+            }
         }
+        List<Spec> secured = o.suites().contains(Suite.SASL_SSL) ? o.specs(Suite.SASL_SSL) : List.of();
         List<Spec> onCluster = o.suites().contains(Suite.CLUSTER) ? o.specs(Suite.CLUSTER) : List.of();
-        int phases = o.brokers().size() * ((onOne.isEmpty() ? 0 : 1) + (onCluster.isEmpty() ? 0 : 1));
+        int phases = o.brokers().size() * ((onOne.isEmpty() ? 0 : 1) + (secured.isEmpty() ? 0 : 1)
+            + (onCluster.isEmpty() ? 0 : 1));
+        Security security = secured.isEmpty() ? null : Security.create(workDir.resolve("tls"), o.javaHome());
         int n = 0;
         for (BrokerKind kind : o.brokers()) {
             if (!onOne.isEmpty()) {
                 n++;
-                runPhase(o, out, cleanup, gaps, rows, failures, workDir, kind, false, onOne,
+                runPhase(o, out, cleanup, gaps, rows, failures, workDir, kind, false, null, onOne,
                     "[" + n + "/" + phases + " " + kind.label + "]");
+            }
+            if (!secured.isEmpty()) {
+                n++;
+                runPhase(o, out, cleanup, gaps, rows, failures, workDir, kind, false, security, secured,
+                    "[" + n + "/" + phases + " " + kind.label + " SASL_SSL]");
             }
             if (!onCluster.isEmpty()) {
                 n++;
-                runPhase(o, out, cleanup, gaps, rows, failures, workDir, kind, true, onCluster,
+                runPhase(o, out, cleanup, gaps, rows, failures, workDir, kind, true, null, onCluster,
                     "[" + n + "/" + phases + " " + kind.label + " x" + Suite.CLUSTER_NODES + "]");
             }
         }
     }
 
-    /** Starts one broker or cluster of {@code kind}, runs {@code specs} against it, stops it. */
+    /**
+     * Starts one broker or cluster of {@code kind} (a single broker with SASL_SSL when {@code security} is not
+     * null), runs {@code specs} against it, stops it.
+     */
     private static void runPhase(CompareOptions o, PrintStream out, Cleanup cleanup, CpuGaps gaps, List<Row> rows,
-                                 List<String> failures, Path workDir, BrokerKind kind, boolean cluster, List<Spec> specs,
-                                 String prefix) {
+                                 List<String> failures, Path workDir, BrokerKind kind, boolean cluster,
+                                 Security security, List<Spec> specs, String prefix) {
         out.println(prefix + " starting " + (cluster ? "a " + Suite.CLUSTER_NODES + "-node cluster on "
             + BrokerProcess.HOST + ":" + o.port() + "-" + (o.port() + 2 * Suite.CLUSTER_NODES - 1)
             : "on " + BrokerProcess.HOST + ":" + o.port()) + " (" + ProcStats.loadAverages() + ")");
         Brokers brokers;
         try {
-            brokers = cluster ? Brokers.cluster(kind, o, workDir, cleanup) : Brokers.single(kind, o, workDir, cleanup);
+            brokers = cluster ? Brokers.cluster(kind, o, workDir, cleanup)
+                : Brokers.single(kind, o, workDir, cleanup, security);
         } catch (CompareException e) {
             if (e.isFatal()) {
                 throw e;
@@ -261,7 +292,9 @@ public final class Compare {
             }
         }
         List<Row> phaseRows = new ArrayList<>();
-        try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, brokers.bootstrap))) {
+        Map<String, Object> adminConfig = new java.util.HashMap<>(brokers.clientConfig);
+        adminConfig.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, brokers.bootstrap);
+        try (Admin admin = Admin.create(adminConfig)) {
             if (o.primeNs() > 0) {
                 prime(o, out, prefix, brokers, admin, cluster ? o.clusterShape() : Workload.Shape.SINGLE);
             }
@@ -296,13 +329,14 @@ public final class Compare {
     private static void prime(CompareOptions o, PrintStream out, String prefix, Brokers brokers, Admin admin,
                               Workload.Shape shape) {
         String topic = brokers.isCluster() ? "compare-" + Suite.CLUSTER_NODES + "node-prime" : "compare-prime";
+        String secured = brokers.clientConfig.isEmpty() ? "" : "-sasl-ssl";
         createTopic(admin, topic, shape, brokers);
         String label = prefix + " priming (unmeasured): ";
         Progress progress = new Progress(out, label);
         Workload w = new Workload(brokers.bootstrap, topic, shape, 0, o.recordBytes(), o.primeNs(),
             TimeUnit.MILLISECONDS.toNanos(1), o.drainTimeoutNs(), o.startupTimeoutNs(),
             o.outDir().resolve(brokers.kind.id + (brokers.isCluster() ? "-" + Suite.CLUSTER_NODES + "node" : "")
-                + "-prime.hlog"), progress);
+                + secured + "-prime.hlog"), progress, brokers.clientConfig, 0);
         Workload.Result result;
         try {
             result = w.run(new Workload.Window() {
@@ -353,7 +387,8 @@ public final class Compare {
         long[] heapBytes = {meters.isEmpty() ? -1 : 0};
         int[] cpuStalls = {0, 0}; // [0]: inside the window (0/1), [1]: stalled seconds counted there
         Workload w = new Workload(brokers.bootstrap, topic, spec.shape(), spec.ratePerSec(), o.recordBytes(),
-            o.warmupNs(), o.durationNs(), o.drainTimeoutNs(), o.startupTimeoutNs(), o.outDir().resolve(hlogName), progress);
+            o.warmupNs(), o.durationNs(), o.drainTimeoutNs(), o.startupTimeoutNs(), o.outDir().resolve(hlogName), progress,
+            brokers.clientConfig, spec.suite() == Suite.TXN ? o.txnRecords() : 0);
         Workload.Result result;
         try {
             result = w.run(new Workload.Window() {
@@ -441,6 +476,12 @@ public final class Compare {
         String base = brokers.kind.id + "-" + spec.fileId();
         writePercentiles(o.outDir().resolve(base + "-ack.hgrm"), result.ack());
         writePercentiles(o.outDir().resolve(base + "-e2e.hgrm"), result.e2e());
+        if (spec.suite() == Suite.TXN) {
+            writePercentiles(o.outDir().resolve(base + "-commit.hgrm"), result.commit());
+            out.printf(Locale.ROOT, "%s%,.0f transactions/s, commit p50 %s p99 %s p99.9 %s max %s ms%n", label,
+                result.commitsPerSec(), pct(result.commit(), 50), pct(result.commit(), 99), pct(result.commit(), 99.9),
+                Table.ms(result.commit().getMaxValue()));
+        }
         Row row = new Row(brokers.kind, spec, result, cpu, other, peakRss, GcLog.Pauses.NONE, hlogName, cpuStalls[1],
             brokerCpuNs, heapBytes[0]);
         out.printf(Locale.ROOT, "%s%,.0f rec/s, e2e p50 %s p99 %s p99.9 %s max %s ms, broker CPU %.0f%% (%s s/Mrec), "

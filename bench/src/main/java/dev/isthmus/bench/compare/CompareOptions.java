@@ -17,11 +17,15 @@ import java.util.concurrent.TimeUnit;
  * @param ratesPerSec        the fixed-rate workloads of the single-partition suite, records per second
  * @param manyRatesPerSec    the fixed-rate workloads of the many-partitions suite
  * @param clusterRatesPerSec the fixed-rate workloads of the cluster suite
+ * @param txnRatesPerSec     the fixed-rate workloads of the transactions suite
+ * @param saslSslRatesPerSec the fixed-rate workloads of the SASL_SSL suite
  * @param saturation         whether to run each suite's saturation workload after its fixed rates
  * @param partitions         partitions of the many-partitions suite's topic
  * @param producers          producers of the many-partitions suite
  * @param consumers          members of the many-partitions suite's consumer group
  * @param clusterPartitions  partitions of the cluster suite's topic (replication factor 3)
+ * @param txnProducers       transactional producers of the transactions suite, each with its own partition
+ * @param txnRecords         records per transaction in the transactions suite
  * @param brokers            the brokers to run, one after the other
  * @param warmupNs           warm-up of each workload (not measured)
  * @param primeNs            an unmeasured saturation run on each broker (and cluster) before its workloads (0: none)
@@ -51,11 +55,15 @@ public record CompareOptions(
     List<Long> ratesPerSec,
     List<Long> manyRatesPerSec,
     List<Long> clusterRatesPerSec,
+    List<Long> txnRatesPerSec,
+    List<Long> saslSslRatesPerSec,
     boolean saturation,
     int partitions,
     int producers,
     int consumers,
     int clusterPartitions,
+    int txnProducers,
+    int txnRecords,
     List<BrokerKind> brokers,
     long warmupNs,
     long primeNs,
@@ -83,19 +91,28 @@ public record CompareOptions(
           Runs Isthmus and Apache Kafka 4.3 (defaults, then fsync per batch) one after the other on loopback
           with the same kafka-clients producers and consumers, and prints one side-by-side table.
           --quick                  smoke run: 1 s warm-up and 2 s measurement per workload, 2 s fsync probe
-          --workloads W1,W2,...    single, many-partitions, cluster (default all three, in that order):
+          --workloads W1,W2,...    single, many-partitions, txn, sasl-ssl, cluster (default all five, in that
+                                   order):
                                    single: 1 partition, 1 producer, 1 consumer on one broker;
                                    many-partitions: --partitions partitions, --producers producers and a
                                    consumer group of --consumers on one broker;
+                                   txn: --txn-producers transactional producers, each on its own partition,
+                                   committing every --txn-records records, one read_committed consumer;
+                                   sasl-ssl: as single, over SASL_SSL (TLS 1.3, SCRAM-SHA-512) on a broker
+                                   started with that listener only;
                                    cluster: 3 brokers on this machine, replication factor 3, acks=all
           --rates R1,R2,...        fixed rates of 'single' in records/s (default 5000,20000,50000; 'none' for none)
           --many-partitions-rates R1,...  fixed rates of 'many-partitions' (default 20000,50000; 'none' for none)
           --cluster-rates R1,...   fixed rates of 'cluster' (default 20000; 'none' for none)
+          --txn-rates R1,...       fixed rates of 'txn' (default 20000; 'none' for none)
+          --sasl-ssl-rates R1,...  fixed rates of 'sasl-ssl' (default 20000; 'none' for none)
           --no-saturation          skip the saturation workloads
           --partitions N           partitions of 'many-partitions' (default 64)
           --producers N            producers of 'many-partitions' (default 4)
           --consumers N            consumer group members of 'many-partitions' (default 4)
           --cluster-partitions N   partitions of 'cluster' (default 3, replication factor 3)
+          --txn-producers N        transactional producers of 'txn', one partition each (default 4)
+          --txn-records N          records per transaction of 'txn' (default 100)
           --brokers B1,B2,...      isthmus, kafka, kafka-fsync (default all three, in that order)
           --warmup DURATION        warm-up per workload, e.g. 10s (default 10s)
           --prime DURATION         unmeasured saturation run on each broker (and cluster) before its workloads,
@@ -128,6 +145,8 @@ public record CompareOptions(
     static final List<Long> DEFAULT_RATES = List.of(5_000L, 20_000L, 50_000L);
     static final List<Long> DEFAULT_MANY_RATES = List.of(20_000L, 50_000L);
     static final List<Long> DEFAULT_CLUSTER_RATES = List.of(20_000L);
+    static final List<Long> DEFAULT_TXN_RATES = List.of(20_000L);
+    static final List<Long> DEFAULT_SASL_SSL_RATES = List.of(20_000L);
 
     /** Parses {@code args}; throws IllegalArgumentException with one sentence for bad input, returns null for --help. */
     static CompareOptions parse(String[] args) {
@@ -136,6 +155,10 @@ public record CompareOptions(
         List<Long> rates = DEFAULT_RATES;
         List<Long> manyRates = DEFAULT_MANY_RATES;
         List<Long> clusterRates = DEFAULT_CLUSTER_RATES;
+        List<Long> txnRates = DEFAULT_TXN_RATES;
+        List<Long> saslSslRates = DEFAULT_SASL_SSL_RATES;
+        int txnProducers = 4;
+        int txnRecords = 100;
         List<Suite> suites = List.of(Suite.values());
         int partitions = 64;
         int producers = 4;
@@ -174,6 +197,10 @@ public record CompareOptions(
                 case "--rates" -> rates = parseRates(value(args, ++i, a), a);
                 case "--many-partitions-rates" -> manyRates = parseRates(value(args, ++i, a), a);
                 case "--cluster-rates" -> clusterRates = parseRates(value(args, ++i, a), a);
+                case "--txn-rates" -> txnRates = parseRates(value(args, ++i, a), a);
+                case "--sasl-ssl-rates" -> saslSslRates = parseRates(value(args, ++i, a), a);
+                case "--txn-producers" -> txnProducers = parseInt(value(args, ++i, a), a, 1, 64);
+                case "--txn-records" -> txnRecords = parseInt(value(args, ++i, a), a, 1, 100_000);
                 case "--workloads" -> suites = parseSuites(value(args, ++i, a));
                 case "--partitions" -> partitions = parseInt(value(args, ++i, a), a, 1, 10_000);
                 case "--producers" -> producers = parseInt(value(args, ++i, a), a, 1, 64);
@@ -224,6 +251,8 @@ public record CompareOptions(
                 List<Long> r = switch (s) {
                     case SINGLE -> rates;
                     case MANY_PARTITIONS -> manyRates;
+                    case TXN -> txnRates;
+                    case SASL_SSL -> saslSslRates;
                     case CLUSTER -> clusterRates;
                 };
                 if (r.isEmpty()) {
@@ -253,8 +282,8 @@ public record CompareOptions(
             throw new IllegalArgumentException("--tmp-dir " + tmp + " is not a directory");
         }
         return new CompareOptions(quick, List.copyOf(suites), List.copyOf(rates), List.copyOf(manyRates),
-            List.copyOf(clusterRates), saturation, partitions, producers, consumers, clusterPartitions,
-            List.copyOf(brokers), warmupNs, primeNs, durationNs, drainNs, startupNs, fsyncProbeNs, fsyncTool,
+            List.copyOf(clusterRates), List.copyOf(txnRates), List.copyOf(saslSslRates), saturation, partitions,
+            producers, consumers, clusterPartitions, txnProducers, txnRecords, List.copyOf(brokers), warmupNs, primeNs, durationNs, drainNs, startupNs, fsyncProbeNs, fsyncTool,
             recordBytes, port, out.toAbsolutePath(), tmp.toAbsolutePath(),
             pidFile == null ? null : pidFile.toAbsolutePath(), root, launcher.toAbsolutePath(), smp, memory,
             clusterSmp, clusterMemory, kafkaLib.toAbsolutePath(), javaHome.toAbsolutePath());
@@ -270,6 +299,8 @@ public record CompareOptions(
         return switch (suite) {
             case SINGLE -> ordered(ratesPerSec).stream().map(r -> new Spec(suite, Workload.Shape.SINGLE, r)).toList();
             case MANY_PARTITIONS -> ordered(manyRatesPerSec).stream().map(r -> new Spec(suite, manyShape(), r)).toList();
+            case TXN -> ordered(txnRatesPerSec).stream().map(r -> new Spec(suite, txnShape(), r)).toList();
+            case SASL_SSL -> ordered(saslSslRatesPerSec).stream().map(r -> new Spec(suite, Workload.Shape.SINGLE, r)).toList();
             case CLUSTER -> ordered(clusterRatesPerSec).stream().map(r -> new Spec(suite, clusterShape(), r)).toList();
         };
     }
@@ -283,6 +314,11 @@ public record CompareOptions(
 
     Workload.Shape manyShape() {
         return new Workload.Shape(partitions, (short) 1, producers, consumers, true);
+    }
+
+    /** The transactions suite: one partition per transactional producer, one consumer assigned them all. */
+    Workload.Shape txnShape() {
+        return new Workload.Shape(txnProducers, (short) 1, txnProducers, 1, false);
     }
 
     Workload.Shape clusterShape() {
@@ -317,7 +353,7 @@ public record CompareOptions(
                 picked.add(w);
             }
         }
-        picked.sort(null); // always single, many-partitions, cluster
+        picked.sort(null); // always single, many-partitions, txn, sasl-ssl, cluster
         return picked;
     }
 

@@ -27,7 +27,7 @@ public final class HtmlReport {
     }
 
     static String render(String title, List<String> meta, String table, List<String> targets, List<String> targets18,
-                         List<Row> rows) {
+                         List<String> targets1920, List<Row> rows) {
         StringBuilder sb = new StringBuilder();
         sb.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>").append(esc(title))
             .append("</title>\n<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1500px}"
@@ -61,6 +61,14 @@ public final class HtmlReport {
             }
             sb.append("</ul>\n");
         }
+        if (!targets1920.isEmpty()) {
+            sb.append("<h2>Issue 19 and 20 targets</h2>\n<ul>\n");
+            for (String t : targets1920) {
+                String cls = t.endsWith("MET") ? "met" : t.endsWith("MISSED") ? "missed" : "";
+                sb.append("<li class=\"").append(cls).append("\">").append(esc(t)).append("</li>\n");
+            }
+            sb.append("</ul>\n");
+        }
         List<Spec> specs = new ArrayList<>();
         for (Row r : Table.sorted(rows)) {
             if (!specs.contains(r.spec())) {
@@ -71,9 +79,15 @@ public final class HtmlReport {
             List<Row> group = Table.sorted(rows).stream().filter(r -> r.spec().equals(spec)).toList();
             sb.append("<h2>").append(esc(spec.name())).append("</h2>\n<p>").append(esc(spec.shape().describe()))
                 .append(spec.suite().onCluster() ? ", on a " + Suite.CLUSTER_NODES + "-node cluster" : "")
+                .append(spec.suite() == Suite.TXN ? ", transactional producers, a read_committed consumer" : "")
+                .append(spec.suite() == Suite.SASL_SSL ? ", over SASL_SSL (TLS 1.3, SCRAM-SHA-512)" : "")
                 .append("</p>\n<div class=\"charts\">\n");
-            sb.append(chart("produce -> ack, " + spec.name(), group, true));
-            sb.append(chart("produce -> consume (end to end), " + spec.name(), group, false));
+            sb.append(chart("produce -> ack, " + spec.name(), group, Kind.ACK));
+            sb.append(chart("produce -> consume (end to end" + (spec.suite() == Suite.TXN ? ", read_committed" : "")
+                + "), " + spec.name(), group, Kind.E2E));
+            if (spec.suite() == Suite.TXN) {
+                sb.append(chart("commitTransaction call -> return, " + spec.name(), group, Kind.COMMIT));
+            }
             sb.append("</div>\n<p>Histogram logs: ");
             for (Row r : group) {
                 sb.append("<a href=\"").append(esc(r.hlogName())).append("\">").append(esc(r.hlogName())).append("</a> ");
@@ -84,13 +98,26 @@ public final class HtmlReport {
         return sb.toString();
     }
 
+    /** Which latency a chart shows. */
+    enum Kind {
+        ACK, E2E, COMMIT;
+
+        Histogram of(Row r) {
+            return switch (this) {
+                case ACK -> r.result().ack();
+                case E2E -> r.result().e2e();
+                case COMMIT -> r.result().commit();
+            };
+        }
+    }
+
     /** One SVG chart: latency by percentile, one polyline per broker. */
-    static String chart(String title, List<Row> rows, boolean ack) {
+    static String chart(String title, List<Row> rows, Kind kind) {
         double xMax = 1;
         double minMs = Double.MAX_VALUE;
         double maxMs = 0;
         for (Row r : rows) {
-            Histogram h = ack ? r.result().ack() : r.result().e2e();
+            Histogram h = kind.of(r);
             if (h.getTotalCount() == 0) {
                 continue;
             }
@@ -133,7 +160,7 @@ public final class HtmlReport {
             LEFT, TOP, pw, ph));
         int legendY = TOP + 10;
         for (Row r : rows) {
-            Histogram h = ack ? r.result().ack() : r.result().e2e();
+            Histogram h = kind.of(r);
             String color = COLORS[r.broker().ordinal() % COLORS.length];
             if (h.getTotalCount() > 0) {
                 StringBuilder pts = new StringBuilder();

@@ -75,6 +75,10 @@ record Row(BrokerKind broker, Spec spec, Workload.Result result, double cpuPerce
         if (r.reordered() > 0) {
             sb.append(r.reordered()).append(" delivered out of order or again ");
         }
+        if (r.aborted() > 0) {
+            sb.append(r.aborted()).append(" transactions aborted after a failed commit (first error: ")
+                .append(r.firstError()).append(") ");
+        }
         if (r.rebalances() > 0) {
             sb.append(r.rebalances()).append(" group rebalances ");
         }

@@ -7,6 +7,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.stream.Stream;
 
 /**
  * The side-by-side table (rows grouped by workload: suite, then rate; brokers in run order) and the checks of
@@ -21,6 +22,8 @@ final class Table {
 
     /** Issue 18: heap allocated per record at most 0.05 KB. */
     static final double HEAP_TARGET_BYTES_PER_RECORD = 0.05 * 1024;
+
+    private static final String TXN_ROW = "%-17s %-11s %8s %7s |%7s%7s%7s%8s |%7s%7s%8s%n";
 
     private static final String ROW =
         "%-17s %-11s %8s |%7s%7s%7s%7s%8s |%7s%7s%7s%7s%8s |%6s%8s%9s%8s%13s |%6s  %s%n";
@@ -74,7 +77,85 @@ final class Table {
                 r.pauses().count() == 0 ? "none" : ms(r.pauses().maxNs()) + " " + r.pauses().over1msCount(),
                 String.format(Locale.ROOT, "%.0f%%", r.otherCpuPercent()), r.notes()));
         }
+        List<Row> txn = sorted(rows).stream().filter(r -> r.suite() == Suite.TXN).toList();
+        if (!txn.isEmpty()) {
+            sb.append('\n').append("Transactions: commit = commitTransaction's call to its return (ms), of the commits "
+                + "started in the window; end to end = send to a read_committed consumer's poll (ms)\n");
+            sb.append(String.format(Locale.ROOT, "%-38s %7s |%-29s |%-22s%n", "", "", " commit (ms)",
+                " end to end (ms)"));
+            sb.append(String.format(Locale.ROOT, TXN_ROW, "workload", "broker", "rec/s", "txn/s", "p50", "p99",
+                "p99.9", "max", "p50", "p99", "p99.9"));
+            for (Row r : txn) {
+                Histogram c = r.result().commit();
+                Histogram e = r.result().e2e();
+                sb.append(String.format(Locale.ROOT, TXN_ROW, r.workload(), r.broker().label,
+                    String.format(Locale.ROOT, "%,.0f", r.result().throughputPerSec()),
+                    String.format(Locale.ROOT, "%,.0f", r.result().commitsPerSec()),
+                    pct(c, 50), pct(c, 99), pct(c, 99.9), c.getTotalCount() == 0 ? "-" : ms(c.getMaxValue()),
+                    pct(e, 50), pct(e, 99), pct(e, 99.9)));
+            }
+        }
         return sb.toString();
+    }
+
+    /**
+     * Issue 19's targets (transactions at 20k/s: commit p99 and read_committed end-to-end p99.9 at or below default
+     * Kafka's) and issue 20's (SASL_SSL: saturation at least default Kafka's, 20k/s end-to-end p99.9 below it), each
+     * on one line ending in MET or MISSED; only those whose workloads ran (an empty list when none did).
+     */
+    static List<String> issue19And20Targets(List<Row> rows) {
+        List<String> out = new ArrayList<>();
+        Optional<Row> it = find(rows, BrokerKind.ISTHMUS, Suite.TXN, TARGET_RATE_PER_SEC);
+        Optional<Row> kt = find(rows, BrokerKind.KAFKA, Suite.TXN, TARGET_RATE_PER_SEC);
+        Optional<Row> noCommit = it.isPresent() && kt.isPresent() ? Stream.of(it.get(), kt.get())
+            .filter(r -> r.result().commit().getTotalCount() == 0 || r.result().e2e().getTotalCount() == 0).findFirst()
+            : Optional.empty();
+        if (noCommit.isPresent()) {
+            out.add("txn 20k/s: commit p99 and read_committed end-to-end p99.9 at or below default Kafka's: not judged ("
+                + noCommit.get().broker().label + " committed or delivered no transaction intended in the window: "
+                + noCommit.get().notes() + ")");
+        } else if (it.isPresent() && kt.isPresent()) {
+            long a = it.get().result().commit().getValueAtPercentile(99);
+            long b = kt.get().result().commit().getValueAtPercentile(99);
+            out.add(verdict(String.format(Locale.ROOT, "txn 20k/s: commit p99 at or below default Kafka's: Isthmus %s "
+                + "ms vs %s ms", ms(a), ms(b)), a <= b));
+            a = p999(it.get(), "e2e");
+            b = p999(kt.get(), "e2e");
+            out.add(verdict(String.format(Locale.ROOT, "txn 20k/s: read_committed end-to-end p99.9 at or below default "
+                + "Kafka's: Isthmus %s ms vs %s ms", ms(a), ms(b)), a <= b));
+        } else if (rows.stream().anyMatch(r -> r.suite() == Suite.TXN)) {
+            out.add("txn 20k/s: commit p99 and read_committed end-to-end p99.9 at or below default Kafka's: not "
+                + "measured (needs isthmus and kafka on txn at 20000/s)");
+        }
+        if (rows.stream().anyMatch(r -> r.suite() == Suite.SASL_SSL)) {
+            Optional<Row> is = find(rows, BrokerKind.ISTHMUS, Suite.SASL_SSL, 0);
+            Optional<Row> ks = find(rows, BrokerKind.KAFKA, Suite.SASL_SSL, 0);
+            if (is.isPresent() && ks.isPresent()) {
+                double a = is.get().result().throughputPerSec();
+                double b = ks.get().result().throughputPerSec();
+                out.add(verdict(String.format(Locale.ROOT, "sasl-ssl: saturation at least default Kafka's: Isthmus "
+                    + "%,.0f vs %,.0f records/s", a, b), a >= b));
+            } else {
+                out.add("sasl-ssl: saturation at least default Kafka's: not measured (needs isthmus and kafka on "
+                    + "sasl-ssl at saturation)");
+            }
+            Optional<Row> i20 = find(rows, BrokerKind.ISTHMUS, Suite.SASL_SSL, TARGET_RATE_PER_SEC);
+            Optional<Row> k20 = find(rows, BrokerKind.KAFKA, Suite.SASL_SSL, TARGET_RATE_PER_SEC);
+            if (i20.isPresent() && k20.isPresent()
+                    && (i20.get().result().e2e().getTotalCount() == 0 || k20.get().result().e2e().getTotalCount() == 0)) {
+                out.add("sasl-ssl 20k/s: end-to-end p99.9 below default Kafka's: not judged (a broker delivered no record "
+                    + "intended in the window)");
+            } else if (i20.isPresent() && k20.isPresent()) {
+                long a = p999(i20.get(), "e2e");
+                long b = p999(k20.get(), "e2e");
+                out.add(verdict(String.format(Locale.ROOT, "sasl-ssl 20k/s: end-to-end p99.9 below default Kafka's: "
+                    + "Isthmus %s ms vs %s ms", ms(a), ms(b)), a < b));
+            } else {
+                out.add("sasl-ssl 20k/s: end-to-end p99.9 below default Kafka's: not measured (needs isthmus and kafka "
+                    + "on sasl-ssl at 20000/s)");
+            }
+        }
+        return out;
     }
 
     /** CPU-seconds per million records with about three significant digits, "-" when unknown. */

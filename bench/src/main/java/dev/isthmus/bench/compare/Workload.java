@@ -64,6 +64,18 @@ import java.util.function.Consumer;
  * counts as out of order and not as consumed. A consumer group must have every partition assigned, to all its
  * members, before the clock starts; rebalances after that are counted.
  *
+ * <p>Transactions ({@code txnRecords} > 0, the {@link Suite#TXN} workloads): every producer is transactional (its
+ * own {@code transactional.id}, idempotent, acks=all) and wraps each run of {@code txnRecords} of its records in
+ * a transaction: beginTransaction before the first, commitTransaction after the last, on the sender thread, so
+ * a slow commit delays the producer's next records and that delay is charged to them as any stall is. The
+ * commit latency (commitTransaction's call to its return) of every commit that starts in the window goes into a
+ * third histogram (tag "commit" in the .hlog). The consumers read with {@code isolation.level=read_committed}, so
+ * end to end is send to delivery after the commit. A commit that fails is counted and its transaction aborted;
+ * its records, acknowledged but never delivered, show in the notes.
+ *
+ * <p>Security: {@code clientConfig} (empty for PLAINTEXT; SASL_SSL settings from {@link Security}) goes into every
+ * producer's and consumer's configuration.
+ *
  * <p>Threads: the caller's thread runs {@link #run} (progress, interval logging, /proc samples at the window's
  * edges); one sender thread per producer; each producer's I/O thread runs its callbacks; one thread per
  * consumer. The producer and consumer settings are the same for every broker ({@link #producerConfig},
@@ -128,10 +140,30 @@ final class Workload {
      * @param firstError      the first failure, or null
      * @param measureStartNs  System.nanoTime() at the start of the window
      * @param measureEndNs    System.nanoTime() at its end
+     * @param commit          commitTransaction latency of the commits started in the window, ns (empty without
+     *                        transactions)
+     * @param commitsInWindow commits that returned during the window (transactions per second numerator)
+     * @param aborted         transactions aborted after a failed commit
      */
     record Result(Histogram ack, Histogram e2e, long windowNs, long ackedInWindow, long sent, long acked,
                   long consumed, long errors, long reordered, long rebalances, String firstError, long measureStartNs,
-                  long measureEndNs) {
+                  long measureEndNs, Histogram commit, long commitsInWindow, long aborted) {
+
+        /** A result without transactions. */
+        Result(Histogram ack, Histogram e2e, long windowNs, long ackedInWindow, long sent, long acked, long consumed,
+               long errors, long reordered, long rebalances, String firstError, long measureStartNs, long measureEndNs) {
+            this(ack, e2e, windowNs, ackedInWindow, sent, acked, consumed, errors, reordered, rebalances, firstError,
+                measureStartNs, measureEndNs, new Histogram(SIGNIFICANT_DIGITS), 0, 0);
+        }
+
+        /** Whether the workload ran transactions (a commit was measured). */
+        boolean transactional() {
+            return commit.getTotalCount() > 0 || commitsInWindow > 0 || aborted > 0;
+        }
+
+        double commitsPerSec() {
+            return commitsInWindow * 1e9 / windowNs;
+        }
 
         double throughputPerSec() {
             return ackedInWindow * 1e9 / windowNs;
@@ -148,7 +180,7 @@ final class Workload {
         }
 
         boolean clean() {
-            return errors == 0 && reordered == 0 && undelivered() == 0 && unacked() == 0;
+            return errors == 0 && reordered == 0 && undelivered() == 0 && unacked() == 0 && aborted == 0;
         }
     }
 
@@ -170,11 +202,17 @@ final class Workload {
     private final long groupTimeoutNs;
     private final Path hlog;
     private final Consumer<String> progress;
+    private final Map<String, Object> clientConfig;
+    private final int txnRecords;
 
     private final Recorder ackInterval = new Recorder(SIGNIFICANT_DIGITS);
     private final Recorder e2eInterval = new Recorder(SIGNIFICANT_DIGITS);
     private final Recorder ackMeasured = new Recorder(SIGNIFICANT_DIGITS);
     private final Recorder e2eMeasured = new Recorder(SIGNIFICANT_DIGITS);
+    private final Recorder commitInterval = new Recorder(SIGNIFICANT_DIGITS);
+    private final Recorder commitMeasured = new Recorder(SIGNIFICANT_DIGITS);
+    private final AtomicLong commitsInWindow = new AtomicLong();
+    private final AtomicLong aborted = new AtomicLong();
     private final AtomicLong sent = new AtomicLong();
     private final AtomicLong acked = new AtomicLong();
     private final AtomicLong ackedInWindow = new AtomicLong();
@@ -199,9 +237,12 @@ final class Workload {
      * @param ratePerSec      records per second across all producers, or 0 for saturation
      * @param groupTimeoutNs  how long a consumer group may take to have every partition assigned
      * @param progress        receives one status line about once a second
+     * @param clientConfig    security settings every client adds (empty for PLAINTEXT)
+     * @param txnRecords      records per transaction, 0 for no transactions
      */
     Workload(String bootstrap, String topic, Shape shape, long ratePerSec, int recordBytes, long warmupNs,
-             long durationNs, long drainTimeoutNs, long groupTimeoutNs, Path hlog, Consumer<String> progress) {
+             long durationNs, long drainTimeoutNs, long groupTimeoutNs, Path hlog, Consumer<String> progress,
+             Map<String, Object> clientConfig, int txnRecords) {
         if (recordBytes < HEADER_BYTES) {
             throw new IllegalArgumentException("records of " + recordBytes + " B cannot hold the workload's "
                 + HEADER_BYTES + " B header");
@@ -217,6 +258,8 @@ final class Workload {
         this.groupTimeoutNs = groupTimeoutNs;
         this.hlog = hlog;
         this.progress = progress;
+        this.clientConfig = Map.copyOf(clientConfig);
+        this.txnRecords = txnRecords;
         this.lastSeq = new AtomicLongArray(shape.partitions() * shape.producers());
         for (int i = 0; i < lastSeq.length(); i++) {
             lastSeq.set(i, -1);
@@ -236,6 +279,16 @@ final class Workload {
             ProducerConfig.CLIENT_ID_CONFIG, clientId,
             ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName(),
             ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+    }
+
+    /** {@code config} with this workload's security settings, and read_committed when it runs transactions. */
+    private Map<String, Object> withClient(Map<String, Object> config) {
+        Map<String, Object> c = new java.util.HashMap<>(config);
+        c.putAll(clientConfig);
+        if (txnRecords > 0) {
+            c.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        }
+        return c;
     }
 
     /** The consumer every broker gets: kafka-clients' defaults, assigned the partitions (no group). */
@@ -269,8 +322,13 @@ final class Workload {
         List<Thread> consumerThreads = new ArrayList<>();
         try (PrintStream hlogOut = new PrintStream(hlog.toFile())) {
             for (int j = 0; j < shape.producers(); j++) {
-                producers.add(new KafkaProducer<>(producerConfig(bootstrap,
-                    shape.producers() == 1 ? "compare-producer" : "compare-producer-" + j)));
+                Map<String, Object> config = new java.util.HashMap<>(producerConfig(bootstrap,
+                    shape.producers() == 1 ? "compare-producer" : "compare-producer-" + j));
+                config.putAll(clientConfig);
+                if (txnRecords > 0) {
+                    config.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, topic + "-txn-" + j);
+                }
+                producers.add(new KafkaProducer<>(config));
             }
             List<TopicPartition> tps = new ArrayList<>();
             for (int p = 0; p < shape.partitions(); p++) {
@@ -279,16 +337,19 @@ final class Workload {
             // Metadata and connections before the clock starts; consumers read from the first offset.
             for (KafkaProducer<byte[], byte[]> producer : producers) {
                 producer.partitionsFor(topic);
+                if (txnRecords > 0) {
+                    producer.initTransactions(); // FindCoordinator and InitProducerId, before the clock
+                }
             }
             if (shape.group()) {
                 String groupId = topic + "-group";
                 for (int k = 0; k < shape.consumers(); k++) {
-                    KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(groupConsumerConfig(bootstrap, groupId, k));
+                    KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(withClient(groupConsumerConfig(bootstrap, groupId, k)));
                     consumers.add(c);
                     c.subscribe(List.of(topic), new Rebalances(k));
                 }
             } else {
-                KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(consumerConfig(bootstrap));
+                KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(withClient(consumerConfig(bootstrap)));
                 consumers.add(c);
                 c.assign(tps);
                 for (TopicPartition tp : tps) {
@@ -307,8 +368,10 @@ final class Workload {
             HistogramLogWriter log = new HistogramLogWriter(hlogOut);
             long startEpochMs = System.currentTimeMillis() + TimeUnit.NANOSECONDS.toMillis(LEAD_NS);
             log.outputComment("bench/compare " + topic + ": " + CompareOptions.workloadName(ratePerSec) + ", "
-                + shape.describe() + ", " + recordBytes + " B records, acks=all; values in ns from the intended send "
-                + "time; tags ack (produce->ack), e2e (produce->consume)");
+                + shape.describe() + ", " + recordBytes + " B records, acks=all"
+                + (txnRecords > 0 ? ", transactions of " + txnRecords + " records, read_committed" : "")
+                + "; values in ns from the intended send time; tags ack (produce->ack), e2e (produce->consume)"
+                + (txnRecords > 0 ? ", commit (commitTransaction call to return)" : ""));
             log.outputComment("warm-up " + TimeUnit.NANOSECONDS.toMillis(warmupNs) + " ms, then measurement "
                 + TimeUnit.NANOSECONDS.toMillis(durationNs) + " ms");
             log.outputLogFormatVersion();
@@ -331,6 +394,7 @@ final class Workload {
             long intervalStartMs = startEpochMs;
             Histogram ackReuse = null;
             Histogram e2eReuse = null;
+            Histogram commitReuse = null;
             boolean measuring = false;
             boolean ended = false;
             long drainDeadline = Long.MAX_VALUE;
@@ -370,6 +434,10 @@ final class Workload {
                     log.outputComment(String.format(Locale.ROOT, "%.3f: %s", (nowMs - startEpochMs) / 1e3, note));
                     writeInterval(log, ackReuse, "ack", intervalStartMs, nowMs);
                     writeInterval(log, e2eReuse, "e2e", intervalStartMs, nowMs);
+                    if (txnRecords > 0) {
+                        commitReuse = commitInterval.getIntervalHistogram(commitReuse);
+                        writeInterval(log, commitReuse, "commit", intervalStartMs, nowMs);
+                    }
                     intervalStartMs = nowMs;
                     progress.accept(status(now, ackReuse, e2eReuse) + ", " + note);
                 }
@@ -394,11 +462,14 @@ final class Workload {
             long nowMs = System.currentTimeMillis();
             writeInterval(log, ackInterval.getIntervalHistogram(), "ack", intervalStartMs, nowMs);
             writeInterval(log, e2eInterval.getIntervalHistogram(), "e2e", intervalStartMs, nowMs);
+            if (txnRecords > 0) {
+                writeInterval(log, commitInterval.getIntervalHistogram(), "commit", intervalStartMs, nowMs);
+            }
             Throwable err = firstError.get();
             return new Result(ackMeasured.getIntervalHistogram(), e2eMeasured.getIntervalHistogram(), durationNs,
                 ackedInWindow.get(), sent.get(), acked.get(), consumed.get(), errors.get(), reordered.get(),
                 rebalances.get(), err == null ? null : err.getClass().getSimpleName() + ": " + err.getMessage(),
-                measureStartNs, endNs);
+                measureStartNs, endNs, commitMeasured.getIntervalHistogram(), commitsInWindow.get(), aborted.get());
         } catch (FileNotFoundException e) {
             throw new CompareException("cannot write " + hlog + ": " + e.getMessage(), e);
         } finally {
@@ -510,6 +581,7 @@ final class Workload {
      * partitions.
      */
     private void send(KafkaProducer<byte[], byte[]> producer, int index) {
+        boolean inTxn = false;
         try {
             int producers = shape.producers();
             double periodNs = ratePerSec == 0 ? 0 : 1e9 / ratePerSec;
@@ -533,17 +605,54 @@ final class Workload {
                 if (intended >= endNs) {
                     break;
                 }
+                if (txnRecords > 0 && !inTxn) {
+                    producer.beginTransaction();
+                    inTxn = true;
+                }
                 byte[] value = new byte[recordBytes];
                 ByteBuffer.wrap(value).putLong(0, intended).putLong(8, i).putInt(16, index);
                 sent.incrementAndGet();
                 int partition = (int) (g % shape.partitions());
                 producer.send(new ProducerRecord<>(topic, partition, null, value), new AckCallback(intended));
+                if (txnRecords > 0 && (i + 1) % txnRecords == 0) {
+                    inTxn = false;
+                    commit(producer);
+                }
+            }
+            if (inTxn) {
+                inTxn = false;
+                commit(producer); // the last, shorter transaction
             }
         } catch (RuntimeException e) {
             errors.incrementAndGet();
             firstError.compareAndSet(null, e);
         } finally {
             sendersDone.incrementAndGet();
+        }
+    }
+
+    /**
+     * Commits the sender's open transaction and records how long commitTransaction took (it flushes the
+     * transaction's records, then waits for EndTxn). A failed commit is counted and its transaction aborted; a
+     * producer that cannot abort (fenced, or in a fatal state) ends its sender with the exception.
+     */
+    private void commit(KafkaProducer<byte[], byte[]> producer) {
+        long t0 = System.nanoTime();
+        try {
+            producer.commitTransaction();
+        } catch (org.apache.kafka.common.KafkaException e) {
+            firstError.compareAndSet(null, e);
+            aborted.incrementAndGet();
+            producer.abortTransaction();
+            return;
+        }
+        long t1 = System.nanoTime();
+        commitInterval.recordValue(t1 - t0);
+        if (t0 >= measureStartNs && t0 < endNs) {
+            commitMeasured.recordValue(t1 - t0);
+        }
+        if (t1 >= measureStartNs && t1 < endNs) {
+            commitsInWindow.incrementAndGet();
         }
     }
 
