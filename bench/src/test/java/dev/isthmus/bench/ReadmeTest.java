@@ -78,6 +78,12 @@ import static org.junit.jupiter.api.Assertions.fail;
  *     means the same as the command line, which wins); bad configuration exits 2 with one sentence; options
  *     documented as not available are refused with a message naming them.</li>
  * <li>{@code modules}: the picture and the module table name the root pom's modules.</li>
+ * <li>{@code secure-setup}, {@code secure-properties}, {@code client-properties}: the secured start. In a scratch
+ *     directory the two properties blocks become secure.properties and client.properties ({@value
+ *     #README_SECURE_ADDRESS} replaced by a free port), the keytool lines run with this JDK's bin on the PATH, and
+ *     the {@code ./isthmus} line starts a second broker (its leading {@code NAME=value} words are its environment).
+ *     kafka-clients loaded with client.properties produce and consume over SASL_SSL; a wrong password must fail
+ *     authentication and a PLAINTEXT client must get no answer; SIGTERM must stop the broker with status 0.</li>
  * <li>{@code bench}: each script exists and is executable, the JMH suites and {@code -p} parameters named
  *     exist, bench/compare's and bench/chaos's options are in their usage. Lines starting {@code bench/} in bench/README.md's
  *     blocks are checked the same way, and the suites it names in backticks must exist.</li>
@@ -95,7 +101,10 @@ class ReadmeTest {
     private static final Path ROOT = Path.of("").toAbsolutePath().getParent();
     private static final String README_ADDRESS = "127.0.0.1:9092";
     private static final String START_SUFFIX = "--listen 127.0.0.1:0 --data-dir TMP --metrics-listen 127.0.0.1:0";
-    private static final Set<String> KINDS = Set.of("setup", "kcat", "java", "options", "modules", "bench");
+    private static final Set<String> KINDS = Set.of("setup", "kcat", "java", "options", "modules", "bench",
+        "secure-setup", "secure-properties", "client-properties");
+    /** The secured broker's address in the README's secure.properties and client.properties. */
+    private static final String README_SECURE_ADDRESS = "127.0.0.1:9093";
     private static final String JAVA_CLASS = "ReadmeJavaExample";
     private static final String JAVA_PROLOGUE = """
         import java.time.*;
@@ -460,6 +469,130 @@ class ReadmeTest {
     }
 
     @Test
+    @Order(9)
+    void shouldStartSecuredAndServeOnlyAuthenticatedTlsClients() throws Exception {
+        Section setup = section("secure-setup");
+        Path dir = Files.createDirectories(work.resolve("secure"));
+        String address;
+        try (java.net.ServerSocket free = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            address = "127.0.0.1:" + free.getLocalPort();
+        }
+        for (String kind : List.of("secure-properties", "client-properties")) {
+            Section s = section(kind);
+            String text = String.join("\n", s.body()) + "\n";
+            assertTrue(text.contains(README_SECURE_ADDRESS), s.where() + " does not name " + README_SECURE_ADDRESS);
+            Files.writeString(dir.resolve(kind.replace('-', '.')), text.replace(README_SECURE_ADDRESS, address));
+        }
+        String path = Path.of(System.getProperty("java.home"), "bin") + File.pathSeparator + System.getenv("PATH");
+        String start = null;
+        for (String command : setup.commands()) {
+            if (command.contains("./isthmus start")) {
+                start = command;
+                continue;
+            }
+            assertTrue(command.startsWith("keytool "), setup.where() + ": a line that is neither keytool nor "
+                + "./isthmus start: " + command);
+            Result r = run(List.of("bash", "-o", "pipefail", "-c", command), dir, Map.of("PATH", path));
+            assertEquals(0, r.exitCode(), command + "\n" + r.both());
+        }
+        assertNotNull(start, setup.where() + " has no './isthmus start' line");
+        assertTrue(Files.size(dir.resolve("broker.p12")) > 0 && Files.readString(dir.resolve("broker.pem"))
+            .contains("BEGIN CERTIFICATE"), "keytool made broker.p12 and broker.pem");
+
+        Map<String, String> env = new LinkedHashMap<>();
+        List<String> command = new ArrayList<>();
+        for (String word : start.split("\\s+")) {
+            if (command.isEmpty() && word.matches("[A-Z_][A-Z0-9_]*=.*")) {
+                env.put(word.substring(0, word.indexOf('=')), word.substring(word.indexOf('=') + 1));
+            } else {
+                command.add(word.equals("./isthmus") ? ROOT.resolve("isthmus").toString() : word);
+            }
+        }
+        assertTrue(env.containsKey("ISTHMUS_SASL_ADMIN_PASSWORD"), start + ": the password comes from the environment");
+        System.out.println("$ (in " + dir + ") " + env + " " + String.join(" ", command));
+        ProcessBuilder pb = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true);
+        pb.environment().putAll(env);
+        Process secured = pb.start();
+        Output out = new Output(secured.getInputStream(), "secured");
+        try {
+            out.await(l -> l.contains(" ready on "), "the secured broker's ready line", GUARD_S);
+            java.util.Properties client = new java.util.Properties();
+            try (var in = Files.newBufferedReader(dir.resolve("client.properties"))) {
+                client.load(in);
+            }
+            assertEquals(address, client.getProperty("bootstrap.servers"));
+            // Relative file names in client.properties are relative to where the client runs, as for Kafka's tools.
+            client.put("ssl.truststore.location", dir.resolve(client.getProperty("ssl.truststore.location")).toString());
+
+            java.util.Properties p = copy(client);
+            p.put("key.serializer", org.apache.kafka.common.serialization.StringSerializer.class.getName());
+            p.put("value.serializer", org.apache.kafka.common.serialization.StringSerializer.class.getName());
+            List<String> sent = List.of("secured 0", "secured 1", "secured 2");
+            try (var producer = new org.apache.kafka.clients.producer.KafkaProducer<String, String>(p)) {
+                for (String v : sent) {
+                    producer.send(new org.apache.kafka.clients.producer.ProducerRecord<>("secured", v))
+                        .get(GUARD_S, TimeUnit.SECONDS);
+                }
+            }
+            java.util.Properties c = copy(client);
+            c.put("group.id", "secured-readers");
+            c.put("auto.offset.reset", "earliest");
+            c.put("key.deserializer", org.apache.kafka.common.serialization.StringDeserializer.class.getName());
+            c.put("value.deserializer", org.apache.kafka.common.serialization.StringDeserializer.class.getName());
+            List<String> got = new ArrayList<>();
+            try (var consumer = new org.apache.kafka.clients.consumer.KafkaConsumer<String, String>(c)) {
+                consumer.subscribe(List.of("secured"));
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(GUARD_S);
+                while (got.size() < sent.size() && System.nanoTime() < deadline) {
+                    consumer.poll(java.time.Duration.ofSeconds(1)).forEach(r -> got.add(r.value()));
+                }
+            }
+            assertEquals(sent, got, "the records come back over SASL_SSL, in order, once");
+
+            java.util.Properties wrong = copy(client);
+            wrong.put("sasl.jaas.config", client.getProperty("sasl.jaas.config").replace("admin-secret", "wrong"));
+            assertNotEquals(client.getProperty("sasl.jaas.config"), wrong.getProperty("sasl.jaas.config"));
+            var e = org.junit.jupiter.api.Assertions.assertThrows(java.util.concurrent.ExecutionException.class,
+                () -> listTopics(wrong));
+            assertTrue(e.getCause() instanceof org.apache.kafka.common.errors.SaslAuthenticationException,
+                "a wrong password fails authentication: " + e.getCause());
+
+            java.util.Properties plain = new java.util.Properties();
+            plain.put("bootstrap.servers", address);
+            var p2 = org.junit.jupiter.api.Assertions.assertThrows(java.util.concurrent.ExecutionException.class,
+                () -> listTopics(plain), "a PLAINTEXT client gets no answer from the SASL_SSL listener");
+            assertTrue(p2.getCause() instanceof org.apache.kafka.common.errors.TimeoutException,
+                "a PLAINTEXT client is never answered: " + p2.getCause());
+            assertTrue(secured.isAlive(), "the secured broker still runs:\n" + out.text());
+        } finally {
+            secured.toHandle().destroy(); // SIGTERM
+            if (!secured.waitFor(GUARD_S, TimeUnit.SECONDS)) {
+                secured.destroyForcibly();
+                secured.waitFor();
+            }
+        }
+        assertEquals(0, secured.exitValue(), "SIGTERM stops the secured broker with exit status 0:\n" + out.text());
+        out.await(l -> l.contains("stopped cleanly"), "'stopped cleanly'", GUARD_S);
+        assertTrue(!out.text().contains("admin-secret"), "the broker never prints the password:\n" + out.text());
+    }
+
+    private static java.util.Properties copy(java.util.Properties from) {
+        java.util.Properties to = new java.util.Properties();
+        to.putAll(from);
+        return to;
+    }
+
+    /** Lists the topics with an admin client of {@code config}, giving up after 10 s (a guard, not a timing check). */
+    private static void listTopics(java.util.Properties config) throws Exception {
+        java.util.Properties a = copy(config);
+        a.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "10000");
+        a.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "5000");
+        try (Admin admin = Admin.create(a)) {
+            admin.listTopics().names().get();
+        }
+    }
+
+    @Test
     @Order(Integer.MAX_VALUE)
     void shouldStopCleanlyOnSigterm() throws Exception {
         assertTrue(broker.isAlive(), "the broker is still running:\n" + brokerOut.text());
@@ -662,11 +795,18 @@ class ReadmeTest {
     }
 
     private static Result run(List<String> command) throws IOException, InterruptedException {
+        return run(command, ROOT, Map.of());
+    }
+
+    private static Result run(List<String> command, Path dir, Map<String, String> env)
+            throws IOException, InterruptedException {
         Path out = Files.createTempFile(work, "out", ".txt");
         Path err = Files.createTempFile(work, "err", ".txt");
         System.out.println("$ " + String.join(" ", command));
-        Process p = new ProcessBuilder(command).directory(ROOT.toFile()).redirectOutput(out.toFile())
-            .redirectError(err.toFile()).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))).start();
+        ProcessBuilder pb = new ProcessBuilder(command).directory(dir.toFile()).redirectOutput(out.toFile())
+            .redirectError(err.toFile()).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+        pb.environment().putAll(env);
+        Process p = pb.start();
         if (!p.waitFor(GUARD_S, TimeUnit.SECONDS)) {
             p.destroyForcibly();
             p.waitFor();

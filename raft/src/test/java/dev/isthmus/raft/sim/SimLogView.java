@@ -146,13 +146,20 @@ interface SimLogView {
                 byte[] bytes = disk.contents(p);
                 MemorySegment seg = MemorySegment.ofArray(bytes);
                 long pos = 0;
+                // As the log-engine's own reader (SegmentReader): a batch must follow the one before it, offsets
+                // never go back. The CRC-32C does not cover baseOffset: where chunk writes complete out of order,
+                // the zero padding of an earlier tail write can still head a batch whose rest is already written
+                // (not yet durable, and still in the tail cache), and would read as a valid batch at offset 0.
+                long prevLast = Long.parseLong(name.substring(0, 20)) - 1;
                 while (pos + RecordBatch.HEADER_BYTES <= bytes.length) {
                     b.wrap(seg, pos);
                     int size = b.sizeInBytes();
                     if (size < RecordBatch.HEADER_BYTES || pos + size > bytes.length
-                        || b.check(bytes.length - pos, false) != RecordBatch.Check.OK || b.partitionLeaderEpoch() < 1) {
+                        || b.check(bytes.length - pos, false) != RecordBatch.Check.OK || b.partitionLeaderEpoch() < 1
+                        || b.baseOffset() <= prevLast) {
                         break;
                     }
+                    prevLast = b.lastOffset();
                     out.put(b.baseOffset(), RaftBatches.decodeOne(b));
                     pos += size;
                 }
