@@ -714,8 +714,13 @@ class ConnectionLimitsTest {
             b.createTopicBlocking("held", 1);
             produce(b, "held", 300);
             long[] otherBefore = new long[b.shardCount()];
+            // The produced batches' receive fragments may stay shared by the partition's batch cache (the payload
+            // shares the received bytes; the cache shares them when it is on the same shard), so receive memory
+            // returns to what it was before this connection, not to zero; the cache may drop them meanwhile.
+            long[] receiveBefore = new long[b.shardCount()];
             for (int i = 0; i < otherBefore.length; i++) {
                 otherBefore[i] = b.arenaStats(i).used(dev.isthmus.arena.Subsystem.OTHER);
+                receiveBefore[i] = b.arenaStats(i).used(dev.isthmus.arena.Subsystem.NETWORK_RECEIVE);
             }
             long suspensions = Connection.receiveSuspensions(b);
             try (Socket s = new Socket()) {
@@ -736,7 +741,7 @@ class ConnectionLimitsTest {
             for (int i = 0; i < b.shardCount(); i++) {
                 int shard = i;
                 await("shard " + i + " receive memory freed",
-                    () -> b.arenaStats(shard).used(dev.isthmus.arena.Subsystem.NETWORK_RECEIVE) == 0);
+                    () -> b.arenaStats(shard).used(dev.isthmus.arena.Subsystem.NETWORK_RECEIVE) <= receiveBefore[shard]);
                 await("shard " + i + " response memory freed",
                     () -> b.arenaStats(shard).used(dev.isthmus.arena.Subsystem.OTHER) == otherBefore[shard]);
             }
