@@ -523,18 +523,9 @@ public final class RaftCodec {
                 } else {
                     byte[] bytes = new byte[size];
                     b.readBytes(bytes, 0, size);
-                    p = switch (type) {
-                        case PAYLOAD_BYTES -> new BytesPayload(bytes, records);
-                        case PAYLOAD_KAFKA_BATCH -> new KafkaBatchPayload(bytes);
-                        default -> throw new RaftCodecException("entry at " + base + " has unknown payload type " + type);
-                    };
+                    p = heapPayload(type, bytes, records, base);
                 }
-                try {
-                    yield Entry.data(base, term, p);
-                } catch (RuntimeException bad) {
-                    p.release();
-                    throw bad;
-                }
+                yield dataEntry(base, term, p);
             }
             case LEADER_CHANGE -> Entry.leaderChange(base, term);
             case CONFIGURATION -> {
@@ -620,18 +611,9 @@ public final class RaftCodec {
                 } else {
                     byte[] bytes = new byte[size];
                     b.get(bytes);
-                    p = switch (type) {
-                        case PAYLOAD_BYTES -> new BytesPayload(bytes, records);
-                        case PAYLOAD_KAFKA_BATCH -> new KafkaBatchPayload(bytes);
-                        default -> throw new RaftCodecException("entry at " + base + " has unknown payload type " + type);
-                    };
+                    p = heapPayload(type, bytes, records, base);
                 }
-                try {
-                    yield Entry.data(base, term, p);
-                } catch (RuntimeException bad) {
-                    p.release();
-                    throw bad;
-                }
+                yield dataEntry(base, term, p);
             }
             case LEADER_CHANGE -> Entry.leaderChange(base, term);
             case CONFIGURATION -> Entry.configuration(base, term, ConfigurationFormat.read(b));
@@ -667,5 +649,24 @@ public final class RaftCodec {
             throw new RaftCodecException("boolean field holds " + v);
         }
         return v == 1;
+    }
+
+    /** A decoded entry's payload copied to the heap (the arena-sharing paths are the callers' own). */
+    private static Payload heapPayload(int type, byte[] bytes, int records, long base) {
+        return switch (type) {
+            case PAYLOAD_BYTES -> new BytesPayload(bytes, records);
+            case PAYLOAD_KAFKA_BATCH -> new KafkaBatchPayload(bytes);
+            default -> throw new RaftCodecException("entry at " + base + " has unknown payload type " + type);
+        };
+    }
+
+    /** A data entry over {@code p}, releasing {@code p} if the entry refuses it. */
+    private static Entry dataEntry(long base, long term, Payload p) {
+        try {
+            return Entry.data(base, term, p);
+        } catch (RuntimeException bad) {
+            p.release();
+            throw bad;
+        }
     }
 }
